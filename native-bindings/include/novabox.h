@@ -1,0 +1,135 @@
+/*
+ * novabox native ABI: the whole contract between TypeScript (src/sys/native.ts)
+ * and C. Nothing else crosses the boundary.
+ *
+ * A launch plan is ONE flat, position-independent block of memory:
+ *
+ *   struct nb_plan_header
+ *   struct nb_op ops[n_ops]
+ *   bytes: NUL-terminated strings and string lists, addressed by offsets
+ *
+ * Every "offset" below is a byte offset from the start of the plan; 0 means
+ * "none". A string list is a uint32 count followed by count uint32 string
+ * offsets. The plan carries no pointers, so the same bytes are valid in the
+ * CLI, in the memfd handed to the monitor, and in the monitor's mapping of it.
+ * Both sides validate it (nb_plan_validate) before use.
+ */
+#ifndef NOVABOX_H
+#define NOVABOX_H
+
+#include <stdint.h>
+
+#define NB_API __attribute__((visibility("default")))
+
+#define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
+#define NB_ABI_VERSION 1u
+#define NB_PLAN_MAX_BYTES (4u << 20)
+#define NB_PLAN_MAX_OPS 4096u
+
+/* nb_plan_header.flags */
+#define NB_PLAN_TTY        0x1u /* stdin is a pty slave: setsid + TIOCSCTTY in init */
+#define NB_PLAN_LOG        0x2u /* monitor captures init stdout/stderr into log_path */
+
+enum nb_op_kind {
+	NB_OP_MOUNT = 1,      /* s[0] source, s[1] target, s[2] fstype, s[3] data; flags = mount flags */
+	NB_OP_MKDIR = 2,      /* s[1] path, n[0] mode; EEXIST is fine */
+	NB_OP_MKNOD = 3,      /* s[1] path, n[0] mode (S_IFCHR|perm), n[1] major, n[2] minor */
+	NB_OP_SYMLINK = 4,    /* s[0] link contents, s[1] path */
+	NB_OP_MASK = 5,       /* s[1] path: /dev/null over a file, read-only empty tmpfs over a dir; ENOENT skipped */
+	NB_OP_READONLY = 6,   /* s[1] path: bind onto itself, remount read-only; ENOENT skipped */
+	NB_OP_SET_ROOT = 7,   /* s[1] path: later ops flagged NB_OPF_IN_ROOT resolve inside it */
+	NB_OP_PIVOT_ROOT = 8, /* pivot_root into the current root dir, detach the old root */
+	NB_OP_SETHOSTNAME = 9,/* s[0] hostname */
+	NB_OP_SETRLIMIT = 10, /* n[0] resource, n[1] soft, n[2] hard */
+	NB_OP_UNSHARE = 11,   /* flags = CLONE_NEW* */
+	NB_OP_CAP_BOUND = 12, /* n[0] mask of capabilities to KEEP in the bounding set */
+	NB_OP_SETGROUPS = 13, /* list = decimal gid strings */
+	NB_OP_SETGID = 14,    /* n[0] gid */
+	NB_OP_SETUID = 15,    /* n[0] uid */
+	NB_OP_CAPSET = 16,    /* n[0] effective=permitted mask; inheritable and ambient cleared */
+	NB_OP_NO_NEW_PRIVS = 17,
+	NB_OP_CHDIR = 18,     /* s[1] path; re-checked with getcwd (CVE-2024-21626) */
+	NB_OP_EXEC = 19,      /* s[0] file (searched in s[1] = PATH if it has no '/'), list argv, list2 envp */
+	NB_OP_REMOUNT_RO = 20,/* s[1] path: remount an existing mount read-only, keeping its flags */
+	NB_OP_KIND_MAX = 20
+};
+
+/* nb_op.op_flags */
+#define NB_OPF_IN_ROOT 0x1u /* s[1] is relative to the NB_OP_SET_ROOT dir, resolved with RESOLVE_IN_ROOT */
+
+struct nb_op {
+	uint32_t kind;
+	uint32_t op_flags;
+	uint64_t flags;
+	uint64_t n[3];
+	uint32_t s[4];
+	uint32_t list;
+	uint32_t list2;
+};
+
+struct nb_plan_header {
+	uint32_t magic;
+	uint32_t abi;
+	uint32_t size;        /* total bytes of the plan */
+	uint32_t n_ops;       /* ops follow the header */
+	uint64_t clone_flags; /* CLONE_NEW* for the init */
+	uint32_t flags;       /* NB_PLAN_* */
+	uint32_t log_path;    /* string offset: console log (NB_PLAN_LOG) */
+	uint32_t status_path; /* string offset: file the monitor writes the exit status to */
+	uint32_t log_max_bytes;
+	uint32_t reserved[6];   /* header is 64 bytes */
+};
+
+_Static_assert(sizeof(struct nb_plan_header) == 64, "plan header ABI");
+_Static_assert(sizeof(struct nb_op) == 64, "op ABI");
+
+/* What the monitor tells the CLI, in order, on the events pipe (16-byte records). */
+enum nb_event_type {
+	NB_EV_PID = 1,     /* a = init pid (in the caller's pid namespace) */
+	NB_EV_EXEC = 2,    /* execve succeeded (the error pipe reached EOF) */
+	NB_EV_OPFAIL = 3,  /* a = op index, b = errno */
+	NB_EV_EXIT = 4,    /* a = wait status of the init */
+	NB_EV_ERROR = 5    /* the monitor failed: a = stage (NB_STAGE_*), b = errno */
+};
+
+enum nb_stage {
+	NB_STAGE_PLAN = 1, NB_STAGE_CLONE = 2, NB_STAGE_SYNC = 3, NB_STAGE_LOG = 4
+};
+
+struct nb_event {
+	int32_t type;
+	int32_t a;
+	int32_t b;
+	int32_t c;
+};
+
+struct nb_spawn_args {
+	const char *monitor_path; /* the novabox-monitor executable */
+	int32_t stdio[3];         /* fds the init gets as 0, 1, 2 (ignored with tty) */
+	int32_t tty;              /* 1: allocate a pty; the slave becomes the init's stdio */
+	uint16_t rows, cols;      /* initial window size with tty */
+};
+
+struct nb_spawn_result {
+	int32_t monitor_pid;
+	int32_t init_pid;
+	int32_t events_fd;   /* read end: nb_event records from the monitor */
+	int32_t go_fd;       /* write end: one byte 'G' lets the init run its ops; close = abort */
+	int32_t pty_master;  /* -1 without tty */
+	int32_t stage;       /* on failure: NB_STAGE_* or 0 */
+};
+
+/* Returns 0 or -errno. Validates the plan, starts the monitor, waits for the init pid. */
+NB_API int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *args,
+	     struct nb_spawn_result *out);
+
+/* 0 if the plan is well formed, else -EINVAL; *bad_op = index of the first bad op or -1. */
+NB_API int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op);
+
+/* Window size of a pty master. 0 or -errno. */
+NB_API int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols);
+
+/* ABI version of the loaded library. */
+NB_API uint32_t nb_abi_version(void);
+
+#endif

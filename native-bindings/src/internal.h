@@ -1,0 +1,25 @@
+/* Declarations shared by the C files; not part of the ABI. */
+#ifndef NOVABOX_INTERNAL_H
+#define NOVABOX_INTERNAL_H
+
+#include <stdint.h>
+#include "novabox.h"
+
+const struct nb_op *nb_plan_ops(const void *plan);
+const char *nb_plan_str(const void *plan, uint32_t off);
+uint32_t nb_plan_list_len(const void *plan, uint32_t off);
+const char *nb_plan_list_item(const void *plan, uint32_t off, uint32_t i);
+
+/*
+ * Runs ops[0..n-1] of the plan in the container init. Returns only on failure:
+ * *failed_op = index, return value = errno. A successful NB_OP_EXEC never returns.
+ * err_fd is kept open (close-on-exec) through the fd sweep before execve.
+ */
+int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op);
+
+/* fds the monitor receives from nb_spawn */
+#define NB_FD_PLAN 3
+#define NB_FD_EVENTS 4
+#define NB_FD_GO 5
+
+#endif

@@ -1,0 +1,266 @@
+/*
+ * novabox-monitor: one per container, started by nb_spawn (see spawn.c for the
+ * whole handshake). It is the init's parent for the container's whole life:
+ *
+ *   fd 0..2  the init's stdio (with NB_PLAN_LOG: replaced by a pipe we drain)
+ *   fd 3     memfd holding the plan          fd 4  events pipe to the CLI
+ *   fd 5     GO pipe, read end (handed to the init)
+ *
+ * It clones the init, reports its pid, relays "exec ok" or {op, errno} from
+ * the init's error pipe, reaps it, writes the exit status file, and appends
+ * the console output to a size-bounded log (log -> log.1 rotation). The CLI
+ * may be gone at any point: writes to the events pipe then fail with EPIPE,
+ * which is ignored.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "novabox.h"
+#include "internal.h"
+
+static int events_fd = NB_FD_EVENTS;
+
+static void send_event(int type, int a, int b)
+{
+	struct nb_event e = { .type = type, .a = a, .b = b, .c = 0 };
+
+	if (events_fd < 0)
+		return;
+	if (write(events_fd, &e, sizeof(e)) != (ssize_t)sizeof(e)) {
+		/* The CLI went away; keep supervising without it. */
+		close(events_fd);
+		events_fd = -1;
+	}
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (int)got;
+		got += (size_t)n;
+	}
+	return (int)got;
+}
+
+struct init_args {
+	const void *plan;
+	int err_w;
+	int go_r;
+	int tty;
+};
+
+/* The container's pid 1, before execve. */
+static int init_main(void *p)
+{
+	struct init_args *a = p;
+	int32_t failed_op = -1;
+	int32_t msg[2];
+	char go = 0;
+	int err;
+
+	/* The CLI finishes cgroup placement (and more) first. EOF = abort. */
+	if (read_full(a->go_r, &go, 1) != 1 || go != 'G')
+		_exit(125);
+	close(a->go_r);
+	if (a->tty) {
+		/* setsid(2): new session so the pty can become our controlling terminal */
+		if (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0) {
+			msg[0] = -1;
+			msg[1] = errno;
+			if (write(a->err_w, msg, sizeof(msg)) < 0)
+				_exit(125);
+			_exit(125);
+		}
+	}
+	err = nb_run_ops(a->plan, a->err_w, &failed_op);
+	msg[0] = failed_op;
+	msg[1] = err;
+	if (write(a->err_w, msg, sizeof(msg)) < 0)
+		_exit(125);
+	_exit(err == ENOENT ? 127 : (err == EACCES || err == ENOEXEC) ? 126 : 125);
+}
+
+static void write_status(const char *path, int status)
+{
+	char tmp[4096], buf[64];
+	int fd, n;
+
+	if (!path)
+		return;
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "%d %lld\n", status, (long long)time(NULL));
+	if (write(fd, buf, (size_t)n) == n && fsync(fd) == 0)
+		rename(tmp, path);
+	close(fd);
+}
+
+struct log {
+	const char *path;
+	int fd;
+	uint64_t size;
+	uint64_t max;
+};
+
+static void log_open(struct log *l)
+{
+	struct stat st;
+
+	l->fd = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	l->size = (l->fd >= 0 && fstat(l->fd, &st) == 0) ? (uint64_t)st.st_size : 0;
+}
+
+/* Keep at most about 2 * max bytes on disk: the live log and one rotated file. */
+static void log_write(struct log *l, const char *buf, size_t len)
+{
+	char old[4096];
+
+	if (l->fd < 0)
+		return;
+	if (l->size + len > l->max && l->size > 0 &&
+	    snprintf(old, sizeof(old), "%s.1", l->path) < (int)sizeof(old)) {
+		close(l->fd);
+		rename(l->path, old);
+		log_open(l);
+		if (l->fd < 0)
+			return;
+	}
+	if (write(l->fd, buf, len) == (ssize_t)len)
+		l->size += len;
+}
+
+int main(void)
+{
+	struct nb_plan_header *h;
+	struct init_args ia;
+	struct log log = { .fd = -1 };
+	struct stat st;
+	int err_pipe[2], out_pipe[2] = { -1, -1 }, status = 0, null_fd;
+	int32_t bad_op, msg[2];
+	void *plan;
+	char *stack;
+	size_t stack_size = 256 * 1024;
+	pid_t init;
+
+	signal(SIGPIPE, SIG_IGN);
+	/* Processes that enter the container later (exec) are reparented to us. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	prctl(PR_SET_NAME, "novabox-monitor", 0, 0, 0);
+
+	if (fstat(NB_FD_PLAN, &st) < 0 || st.st_size <= 0 || st.st_size > NB_PLAN_MAX_BYTES) {
+		send_event(NB_EV_ERROR, NB_STAGE_PLAN, EINVAL);
+		return 1;
+	}
+	plan = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, NB_FD_PLAN, 0);
+	if (plan == MAP_FAILED || nb_plan_validate(plan, (uint32_t)st.st_size, &bad_op) < 0) {
+		send_event(NB_EV_ERROR, NB_STAGE_PLAN, EINVAL);
+		return 1;
+	}
+	close(NB_FD_PLAN);
+	h = plan;
+
+	if (h->flags & NB_PLAN_LOG) {
+		log.path = nb_plan_str(plan, h->log_path);
+		log.max = h->log_max_bytes ? h->log_max_bytes : (1u << 20);
+		log_open(&log);
+		if (log.fd < 0 || pipe2(out_pipe, O_CLOEXEC) < 0) {
+			send_event(NB_EV_ERROR, NB_STAGE_LOG, errno);
+			return 1;
+		}
+		/* The init writes into the pipe; we copy it into the log. */
+		dup2(out_pipe[1], 1);
+		dup2(out_pipe[1], 2);
+		close(out_pipe[1]);
+	}
+
+	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
+		send_event(NB_EV_ERROR, NB_STAGE_CLONE, errno);
+		return 1;
+	}
+	stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+		     -1, 0);
+	if (stack == MAP_FAILED) {
+		send_event(NB_EV_ERROR, NB_STAGE_CLONE, errno);
+		return 1;
+	}
+	ia.plan = plan;
+	ia.err_w = err_pipe[1];
+	ia.go_r = NB_FD_GO;
+	ia.tty = (h->flags & NB_PLAN_TTY) != 0;
+	/* clone(2) without CLONE_VM behaves like fork: the init gets its own copy. */
+	init = clone(init_main, stack + stack_size, (int)h->clone_flags | SIGCHLD, &ia);
+	if (init < 0) {
+		send_event(NB_EV_ERROR, NB_STAGE_CLONE, errno);
+		return 1;
+	}
+	munmap(stack, stack_size);
+	close(err_pipe[1]);
+	close(NB_FD_GO);
+	/* The container owns its stdio now; we must not hold a terminal or pipe open. */
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd >= 0) {
+		dup2(null_fd, 0);
+		dup2(null_fd, 1);
+		dup2(null_fd, 2);
+		close(null_fd);
+	}
+	send_event(NB_EV_PID, init, 0);
+
+	if (read_full(err_pipe[0], msg, sizeof(msg)) == sizeof(msg))
+		send_event(NB_EV_OPFAIL, msg[0], msg[1]);
+	else
+		send_event(NB_EV_EXEC, 0, 0);
+	close(err_pipe[0]);
+
+	if (out_pipe[0] >= 0) {
+		char buf[16384];
+		ssize_t n;
+
+		while ((n = read(out_pipe[0], buf, sizeof(buf))) != 0) {
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+			log_write(&log, buf, (size_t)n);
+		}
+		close(out_pipe[0]);
+	}
+
+	while (waitpid(init, &status, 0) < 0) {
+		if (errno != EINTR) {
+			status = 255 << 8;
+			break;
+		}
+	}
+	write_status(nb_plan_str(plan, h->status_path), status);
+	send_event(NB_EV_EXIT, status, 0);
+	/* Reap whatever was reparented to us (exec'd processes), without blocking. */
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	return 0;
+}

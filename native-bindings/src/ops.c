@@ -1,0 +1,451 @@
+/*
+ * The container init's op interpreter. Runs in the init (pid 1 of the new pid
+ * namespace) after GO and before execve. TypeScript decided every op and its
+ * order (src/runtime/plan/); this file only carries them out and reports the
+ * first failure as (op index, errno).
+ *
+ * Paths of ops flagged NB_OPF_IN_ROOT are resolved with openat2(RESOLVE_IN_ROOT)
+ * against the container root, so a symlink planted in an image (say /proc ->
+ * /etc) can never redirect a mount or a mknod to the host (CVE-2021-30465 class).
+ * Mounts then target the resolved O_PATH fd through /proc/self/fd/N.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "novabox.h"
+#include "internal.h"
+
+#ifndef SYS_pivot_root
+#define SYS_pivot_root __NR_pivot_root
+#endif
+
+struct ctx {
+	const void *plan;
+	int root_fd; /* NB_OP_SET_ROOT dir, O_PATH */
+	int err_fd;
+};
+
+static int resolve(struct ctx *c, const struct nb_op *op, const char *path, int oflags)
+{
+	struct open_how how = { .flags = (uint64_t)(oflags | O_CLOEXEC) };
+	int fd;
+
+	if (!(op->op_flags & NB_OPF_IN_ROOT))
+		return open(path, oflags | O_CLOEXEC);
+	if (c->root_fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+	fd = (int)syscall(SYS_openat2, c->root_fd, path, &how, sizeof(how));
+	return fd;
+}
+
+/* Split "a/b/c" into an fd of "a/b" (resolved in root) and the name "c". */
+static int resolve_parent(struct ctx *c, const struct nb_op *op, const char *path, char *name,
+			  size_t name_len)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (!slash) {
+		if (snprintf(name, name_len, "%s", path) >= (int)name_len) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		return resolve(c, op, ".", O_PATH | O_DIRECTORY);
+	}
+	n = (size_t)(slash - path);
+	if (n >= sizeof(dir) || snprintf(name, name_len, "%s", slash + 1) >= (int)name_len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return resolve(c, op, n ? dir : "/", O_PATH | O_DIRECTORY);
+}
+
+static void fd_path(char *buf, size_t len, int fd)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* Mount flags of an existing mount that a remount must repeat (mount(2): locked flags). */
+static unsigned long kept_flags(const char *path)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+
+	if (statvfs(path, &sv) < 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+static int op_mount(struct ctx *c, const struct nb_op *op)
+{
+	const char *src = nb_plan_str(c->plan, op->s[0]);
+	const char *target = nb_plan_str(c->plan, op->s[1]);
+	const char *type = nb_plan_str(c->plan, op->s[2]);
+	const char *data = nb_plan_str(c->plan, op->s[3]);
+	char p[64];
+	int fd, rc;
+
+	fd = resolve(c, op, target, O_PATH);
+	if (fd < 0)
+		return -1;
+	fd_path(p, sizeof(p), fd);
+	rc = mount(src, p, type, (unsigned long)op->flags, data);
+	close(fd);
+	return rc;
+}
+
+static int op_mkdir(struct ctx *c, const struct nb_op *op)
+{
+	char name[NAME_MAX + 1];
+	int dfd = resolve_parent(c, op, nb_plan_str(c->plan, op->s[1]), name, sizeof(name));
+	int rc;
+
+	if (dfd < 0)
+		return -1;
+	rc = mkdirat(dfd, name, (mode_t)op->n[0]);
+	if (rc < 0 && errno == EEXIST) {
+		struct stat st;
+		rc = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW);
+		if (rc == 0 && !S_ISDIR(st.st_mode)) {
+			errno = ENOTDIR;
+			rc = -1;
+		}
+	}
+	close(dfd);
+	return rc;
+}
+
+static int op_mknod(struct ctx *c, const struct nb_op *op)
+{
+	char name[NAME_MAX + 1];
+	int dfd = resolve_parent(c, op, nb_plan_str(c->plan, op->s[1]), name, sizeof(name));
+	int rc;
+
+	if (dfd < 0)
+		return -1;
+	/* mknodat(2) cannot take an O_PATH dir fd for every fs; reopen it as a real dir. */
+	{
+		char p[64];
+		int real;
+		fd_path(p, sizeof(p), dfd);
+		real = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		close(dfd);
+		if (real < 0)
+			return -1;
+		dfd = real;
+	}
+	rc = mknodat(dfd, name, (mode_t)op->n[0], makedev(op->n[1], op->n[2]));
+	if (rc == 0)
+		rc = fchmodat(dfd, name, (mode_t)op->n[0] & 07777, 0);
+	close(dfd);
+	return rc;
+}
+
+static int op_symlink(struct ctx *c, const struct nb_op *op)
+{
+	char name[NAME_MAX + 1], p[64];
+	int dfd = resolve_parent(c, op, nb_plan_str(c->plan, op->s[1]), name, sizeof(name));
+	int real, rc;
+
+	if (dfd < 0)
+		return -1;
+	fd_path(p, sizeof(p), dfd);
+	real = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	close(dfd);
+	if (real < 0)
+		return -1;
+	rc = symlinkat(nb_plan_str(c->plan, op->s[0]), real, name);
+	if (rc < 0 && errno == EEXIST)
+		rc = 0;
+	close(real);
+	return rc;
+}
+
+static int op_mask(struct ctx *c, const struct nb_op *op)
+{
+	struct stat st;
+	char p[64];
+	int fd, rc;
+
+	fd = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	fd_path(p, sizeof(p), fd);
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	if (S_ISDIR(st.st_mode))
+		rc = mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+			   "size=0,mode=0555");
+	else
+		rc = mount("/dev/null", p, NULL, MS_BIND, NULL);
+	close(fd);
+	return rc;
+}
+
+static int op_readonly(struct ctx *c, const struct nb_op *op, int must_exist_mount)
+{
+	char p[64];
+	int fd, rc;
+
+	fd = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
+	if (fd < 0)
+		return (errno == ENOENT && !must_exist_mount) ? 0 : -1;
+	fd_path(p, sizeof(p), fd);
+	rc = 0;
+	if (!must_exist_mount)
+		rc = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
+	if (rc == 0) {
+		/* The bind created a new mount on top: reopen so the remount hits it. */
+		int fd2 = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
+		if (fd2 < 0) {
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		fd = fd2;
+		fd_path(p, sizeof(p), fd);
+		rc = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(p), NULL);
+	}
+	close(fd);
+	return rc;
+}
+
+static int op_set_root(struct ctx *c, const struct nb_op *op)
+{
+	int fd = open(nb_plan_str(c->plan, op->s[1]), O_PATH | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -1;
+	if (c->root_fd >= 0)
+		close(c->root_fd);
+	c->root_fd = fd;
+	return 0;
+}
+
+/* pivot_root(".", ".") then detach the old root: needs no put_old directory (pivot_root(2)). */
+static int op_pivot_root(struct ctx *c)
+{
+	char p[64];
+
+	if (c->root_fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	fd_path(p, sizeof(p), c->root_fd);
+	if (chdir(p) < 0)
+		return -1;
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return -1;
+	/* Keep the old root's unmount from propagating to the host. */
+	if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0)
+		return -1;
+	if (umount2(".", MNT_DETACH) < 0)
+		return -1;
+	if (chdir("/") < 0)
+		return -1;
+	close(c->root_fd);
+	c->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return c->root_fd < 0 ? -1 : 0;
+}
+
+static int op_cap_bound(const struct nb_op *op)
+{
+	int cap;
+
+	for (cap = 0; cap < 64; cap++) {
+		if (op->n[0] & (1ull << cap))
+			continue;
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+			if (errno == EINVAL) /* past cap_last_cap */
+				break;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int op_capset(const struct nb_op *op)
+{
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+
+	memset(data, 0, sizeof(data));
+	data[0].effective = data[0].permitted = (uint32_t)op->n[0];
+	data[1].effective = data[1].permitted = (uint32_t)(op->n[0] >> 32);
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		return -1;
+	return (int)syscall(SYS_capset, &hdr, data);
+}
+
+static int op_setgroups(struct ctx *c, const struct nb_op *op)
+{
+	gid_t gids[256];
+	uint32_t n = nb_plan_list_len(c->plan, op->list), i;
+
+	if (n > 256) {
+		errno = E2BIG;
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		gids[i] = (gid_t)strtoul(nb_plan_list_item(c->plan, op->list, i), NULL, 10);
+	return setgroups(n, gids);
+}
+
+/* CVE-2024-21626: a cwd reached through a leaked host fd is not "inside" anything. */
+static int op_chdir(struct ctx *c, const struct nb_op *op)
+{
+	char cwd[PATH_MAX];
+
+	(void)c;
+	if (chdir(nb_plan_str(c->plan, op->s[1])) < 0)
+		return -1;
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	if (cwd[0] != '/') {
+		errno = ENOENT;
+		return -1;
+	}
+	return 0;
+}
+
+static int op_exec(struct ctx *c, const struct nb_op *op)
+{
+	const char *file = nb_plan_str(c->plan, op->s[0]);
+	const char *path = nb_plan_str(c->plan, op->s[1]);
+	uint32_t argc = nb_plan_list_len(c->plan, op->list);
+	uint32_t envc = op->list2 ? nb_plan_list_len(c->plan, op->list2) : 0;
+	char **argv, **envp, buf[PATH_MAX];
+	int saved = ENOENT;
+	uint32_t i;
+
+	argv = calloc(argc + 1, sizeof(char *));
+	envp = calloc(envc + 1, sizeof(char *));
+	if (!argv || !envp)
+		return -1;
+	for (i = 0; i < argc; i++)
+		argv[i] = (char *)nb_plan_list_item(c->plan, op->list, i);
+	for (i = 0; i < envc; i++)
+		envp[i] = (char *)nb_plan_list_item(c->plan, op->list2, i);
+
+	/* Nothing of ours may reach the container: every fd but stdio and the
+	 * close-on-exec error pipe goes now (close_range(2)). */
+	if (c->root_fd >= 0) {
+		close(c->root_fd);
+		c->root_fd = -1;
+	}
+	if (c->err_fd > 3)
+		syscall(SYS_close_range, 3, c->err_fd - 1, 0);
+	syscall(SYS_close_range, c->err_fd + 1, ~0U, 0);
+
+	if (strchr(file, '/')) {
+		execve(file, argv, envp);
+		return -1;
+	}
+	/* execvpe(3) semantics with the container's PATH, not ours. */
+	while (path) {
+		const char *end = strchrnul(path, ':');
+		int n = (int)(end - path);
+		const char *dir = n ? path : "."; /* an empty PATH element means "." */
+
+		if (snprintf(buf, sizeof(buf), "%.*s/%s", n ? n : 1, dir, file) < (int)sizeof(buf)) {
+			execve(buf, argv, envp);
+			if (errno == EACCES || errno == ENOEXEC)
+				saved = errno;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				return -1;
+		}
+		path = *end ? end + 1 : NULL;
+	}
+	errno = saved;
+	return -1;
+}
+
+int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
+{
+	const struct nb_plan_header *h = plan;
+	const struct nb_op *ops = nb_plan_ops(plan);
+	struct ctx c = { .plan = plan, .root_fd = -1, .err_fd = err_fd };
+	uint32_t i;
+	int rc = 0;
+
+	for (i = 0; i < h->n_ops; i++) {
+		const struct nb_op *op = &ops[i];
+		struct rlimit rl;
+
+		errno = 0;
+		switch (op->kind) {
+		case NB_OP_MOUNT: rc = op_mount(&c, op); break;
+		case NB_OP_MKDIR: rc = op_mkdir(&c, op); break;
+		case NB_OP_MKNOD: rc = op_mknod(&c, op); break;
+		case NB_OP_SYMLINK: rc = op_symlink(&c, op); break;
+		case NB_OP_MASK: rc = op_mask(&c, op); break;
+		case NB_OP_READONLY: rc = op_readonly(&c, op, 0); break;
+		case NB_OP_REMOUNT_RO: rc = op_readonly(&c, op, 1); break;
+		case NB_OP_SET_ROOT: rc = op_set_root(&c, op); break;
+		case NB_OP_PIVOT_ROOT: rc = op_pivot_root(&c); break;
+		case NB_OP_SETHOSTNAME: {
+			const char *name = nb_plan_str(plan, op->s[0]);
+			rc = sethostname(name, strlen(name));
+			break;
+		}
+		case NB_OP_SETRLIMIT:
+			rl.rlim_cur = (rlim_t)op->n[1];
+			rl.rlim_max = (rlim_t)op->n[2];
+			rc = setrlimit((int)op->n[0], &rl);
+			break;
+		case NB_OP_UNSHARE: rc = unshare((int)op->flags); break;
+		case NB_OP_CAP_BOUND: rc = op_cap_bound(op); break;
+		case NB_OP_SETGROUPS: rc = op_setgroups(&c, op); break;
+		case NB_OP_SETGID: rc = setresgid((gid_t)op->n[0], (gid_t)op->n[0], (gid_t)op->n[0]); break;
+		case NB_OP_SETUID: rc = setresuid((uid_t)op->n[0], (uid_t)op->n[0], (uid_t)op->n[0]); break;
+		case NB_OP_CAPSET: rc = op_capset(op); break;
+		case NB_OP_NO_NEW_PRIVS: rc = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); break;
+		case NB_OP_CHDIR: rc = op_chdir(&c, op); break;
+		case NB_OP_EXEC: rc = op_exec(&c, op); break;
+		default: errno = EINVAL; rc = -1; break;
+		}
+		if (rc < 0) {
+			*failed_op = (int32_t)i;
+			return errno ? errno : EIO;
+		}
+	}
+	*failed_op = (int32_t)(h->n_ops - 1);
+	return EIO;
+}

@@ -1,0 +1,110 @@
+/* Plan validation and accessors shared by libnovabox.so and novabox-monitor. */
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "novabox.h"
+#include "internal.h"
+
+static int str_ok(const char *base, uint32_t size, uint32_t off)
+{
+	if (off == 0)
+		return 1;
+	if (off < sizeof(struct nb_plan_header) || off >= size)
+		return 0;
+	return memchr(base + off, '\0', size - off) != NULL;
+}
+
+static int list_ok(const char *base, uint32_t size, uint32_t off)
+{
+	uint32_t count, i, s;
+
+	if (off == 0)
+		return 1;
+	if (off % 4 || off < sizeof(struct nb_plan_header) || (uint64_t)off + 4 > size)
+		return 0;
+	memcpy(&count, base + off, 4);
+	if ((uint64_t)off + 4 + (uint64_t)count * 4 > size)
+		return 0;
+	for (i = 0; i < count; i++) {
+		memcpy(&s, base + off + 4 + 4 * i, 4);
+		if (s == 0 || !str_ok(base, size, s))
+			return 0;
+	}
+	return 1;
+}
+
+int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
+{
+	const char *base = plan;
+	const struct nb_plan_header *h = plan;
+	const struct nb_op *ops;
+	uint32_t i, j;
+
+	*bad_op = -1;
+	if (plan == NULL || plan_len < sizeof(*h) || plan_len > NB_PLAN_MAX_BYTES)
+		return -EINVAL;
+	if (((uintptr_t)plan) % 8)
+		return -EINVAL;
+	if (h->magic != NB_PLAN_MAGIC || h->abi != NB_ABI_VERSION || h->size != plan_len)
+		return -EINVAL;
+	if (h->n_ops == 0 || h->n_ops > NB_PLAN_MAX_OPS ||
+	    sizeof(*h) + (uint64_t)h->n_ops * sizeof(struct nb_op) > plan_len)
+		return -EINVAL;
+	if (!str_ok(base, plan_len, h->log_path) || !str_ok(base, plan_len, h->status_path))
+		return -EINVAL;
+	if ((h->flags & NB_PLAN_LOG) && h->log_path == 0)
+		return -EINVAL;
+	ops = nb_plan_ops(plan);
+	for (i = 0; i < h->n_ops; i++) {
+		const struct nb_op *op = &ops[i];
+		int ok = op->kind >= 1 && op->kind <= NB_OP_KIND_MAX;
+		for (j = 0; ok && j < 4; j++)
+			ok = str_ok(base, plan_len, op->s[j]);
+		ok = ok && list_ok(base, plan_len, op->list) && list_ok(base, plan_len, op->list2);
+		/* The exec must be last: nothing runs after a successful execve. */
+		if (ok && op->kind == NB_OP_EXEC)
+			ok = i == h->n_ops - 1 && op->s[0] != 0 && op->list != 0;
+		if (!ok) {
+			*bad_op = (int32_t)i;
+			return -EINVAL;
+		}
+	}
+	if (ops[h->n_ops - 1].kind != NB_OP_EXEC) {
+		*bad_op = (int32_t)(h->n_ops - 1);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+const struct nb_op *nb_plan_ops(const void *plan)
+{
+	return (const struct nb_op *)((const char *)plan + sizeof(struct nb_plan_header));
+}
+
+const char *nb_plan_str(const void *plan, uint32_t off)
+{
+	return off ? (const char *)plan + off : NULL;
+}
+
+uint32_t nb_plan_list_len(const void *plan, uint32_t off)
+{
+	uint32_t n = 0;
+
+	if (off)
+		memcpy(&n, (const char *)plan + off, 4);
+	return n;
+}
+
+const char *nb_plan_list_item(const void *plan, uint32_t off, uint32_t i)
+{
+	uint32_t s;
+
+	memcpy(&s, (const char *)plan + off + 4 + 4 * i, 4);
+	return (const char *)plan + s;
+}
+
+uint32_t nb_abi_version(void)
+{
+	return NB_ABI_VERSION;
+}

@@ -1,0 +1,247 @@
+/*
+ * nb_spawn: called from Node through koffi. Starts a per-container monitor and
+ * returns once the container init exists (but has not run a single op yet).
+ *
+ *  novabox (TypeScript, Node)        monitor (C, novabox-monitor)      init (C, new namespaces)
+ *  nb_spawn(plan)
+ *    memfd <- plan bytes
+ *    posix_spawn(setsid) ──────────▶ validate plan
+ *                                     clone(CLONE_NEW*) ─────────────▶ blocks reading the GO pipe
+ *    ◀── NB_EV_PID {init pid} ──────
+ *  (returns: init pid, events fd, go fd)
+ *  cgroup.procs <- init pid, (later: uid/gid maps, veth into the netns)
+ *  write 'G' on the GO pipe ─────────────────────────────────────────▶ ops[0..n-1], then execve
+ *                                     error pipe: EOF on execve,  ◀─── {op index, errno} on failure
+ *    ◀── NB_EV_EXEC or NB_EV_OPFAIL ─
+ *                                     waitpid(init); status file; console log
+ *    ◀── NB_EV_EXIT {wait status} ───
+ *
+ * Closing the GO pipe without writing aborts the init before its first op, so a
+ * CLI that dies mid-setup never leaves a half-configured container running.
+ *
+ * Why a separate executable instead of fork(): Node is multi-threaded, and a
+ * forked copy of it may only make async-signal-safe calls until execve
+ * (fork(2), signal-safety(7)); it would also keep Node's ~40 MB resident. The
+ * monitor is a small static binary started with posix_spawn (vfork semantics,
+ * safe from a threaded process), so it is single-threaded and costs well under
+ * a megabyte per container.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "novabox.h"
+#include "internal.h"
+
+extern char **environ;
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int read_event(int fd, struct nb_event *ev)
+{
+	size_t got = 0;
+
+	while (got < sizeof(*ev)) {
+		ssize_t n = read(fd, (char *)ev + got, sizeof(*ev) - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EPIPE;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* A copy of fd at >= 64, close-on-exec, so dup2 into 0..5 can never clobber a source. */
+static int high_dup(int fd)
+{
+	return fcntl(fd, F_DUPFD_CLOEXEC, 64);
+}
+
+static void close_if(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+static int open_pty(int *master, int *slave, uint16_t rows, uint16_t cols)
+{
+	char name[128];
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+
+	*master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*master < 0)
+		return -errno;
+	if (unlockpt(*master) < 0 || ptsname_r(*master, name, sizeof(name)) != 0)
+		return -errno;
+	*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (*slave < 0)
+		return -errno;
+	if (rows && cols)
+		ioctl(*master, TIOCSWINSZ, &ws);
+	return 0;
+}
+
+int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols)
+{
+	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+
+	return ioctl(master_fd, TIOCSWINSZ, &ws) < 0 ? -errno : 0;
+}
+
+int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *args,
+	     struct nb_spawn_result *out)
+{
+	int memfd = -1, ev[2] = { -1, -1 }, go[2] = { -1, -1 };
+	int master = -1, slave = -1, src[6] = { -1, -1, -1, -1, -1, -1 };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	char *argv[] = { "novabox-monitor", NULL };
+	char *envp[] = { NULL };
+	struct nb_event e;
+	pid_t pid;
+	int32_t bad_op;
+	int rc, i, fa_ok = 0, attr_ok = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->monitor_pid = out->init_pid = -1;
+	out->events_fd = out->go_fd = out->pty_master = -1;
+
+	out->stage = NB_STAGE_PLAN;
+	rc = nb_plan_validate(plan, plan_len, &bad_op);
+	if (rc < 0)
+		return rc;
+
+	out->stage = NB_STAGE_CLONE;
+	memfd = memfd_create("novabox-plan", MFD_CLOEXEC);
+	if (memfd < 0 || (rc = write_all(memfd, plan, plan_len)) < 0) {
+		rc = memfd < 0 ? -errno : rc;
+		goto fail;
+	}
+	if (pipe2(ev, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (args->tty) {
+		rc = open_pty(&master, &slave, args->rows, args->cols);
+		if (rc < 0)
+			goto fail;
+		for (i = 0; i < 3; i++)
+			src[i] = high_dup(slave);
+	} else {
+		for (i = 0; i < 3; i++)
+			src[i] = high_dup(args->stdio[i]);
+	}
+	src[NB_FD_PLAN] = high_dup(memfd);
+	src[NB_FD_EVENTS] = high_dup(ev[1]);
+	src[NB_FD_GO] = high_dup(go[0]);
+	for (i = 0; i < 6; i++) {
+		if (src[i] < 0) {
+			rc = -errno;
+			goto fail;
+		}
+	}
+
+	if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	fa_ok = 1;
+	for (i = 0; i < 6; i++) {
+		if ((rc = posix_spawn_file_actions_adddup2(&fa, src[i], i)) != 0) {
+			rc = -rc;
+			goto fail;
+		}
+	}
+	if ((rc = posix_spawnattr_init(&attr)) != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	attr_ok = 1;
+	/* Node blocks some signals and ignores SIGPIPE; the monitor starts clean. */
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+					       POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&pid, args->monitor_path, &fa, &attr, argv, envp);
+	if (rc != 0) {
+		rc = -rc;
+		goto fail;
+	}
+	out->monitor_pid = pid;
+
+	/* Our copies of the child's ends must go, or EOF never arrives. */
+	close_if(&ev[1]);
+	close_if(&go[0]);
+	close_if(&memfd);
+	close_if(&slave);
+	for (i = 0; i < 6; i++)
+		close_if(&src[i]);
+
+	rc = read_event(ev[0], &e);
+	if (rc < 0)
+		goto fail;
+	if (e.type == NB_EV_ERROR) {
+		out->stage = e.a;
+		rc = -e.b;
+		goto fail;
+	}
+	if (e.type != NB_EV_PID) {
+		rc = -EPROTO;
+		goto fail;
+	}
+	out->stage = 0;
+	out->init_pid = e.a;
+	out->events_fd = ev[0];
+	out->go_fd = go[1];
+	out->pty_master = master;
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return 0;
+
+fail:
+	if (fa_ok)
+		posix_spawn_file_actions_destroy(&fa);
+	if (attr_ok)
+		posix_spawnattr_destroy(&attr);
+	close_if(&memfd);
+	close_if(&ev[0]);
+	close_if(&ev[1]);
+	close_if(&go[0]);
+	close_if(&go[1]);
+	close_if(&master);
+	close_if(&slave);
+	for (i = 0; i < 6; i++)
+		close_if(&src[i]);
+	return rc;
+}

@@ -1,0 +1,65 @@
+/**
+ * The image store as the container core needs it: named images made of read-only
+ * layer directories keyed by their diff id. The images issue generalises this
+ * (import, export, reference counts, Glance metadata).
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BadRequest, NotFound } from '../errors.js';
+import { paths } from '../util/paths.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+export interface ImageConfig {
+  cmd: string[];
+  env: string[];
+  workingDir: string;
+  user: string;
+  stopSignal?: string;
+}
+
+export interface Image {
+  name: string;
+  /** sha256:<hex>, bottom layer first (OCI order) */
+  layers: string[];
+  config: ImageConfig;
+  created: string;
+}
+
+const NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
+
+export function checkImageName(name: string): void {
+  if (!NAME.test(name)) {
+    throw new BadRequest(`invalid image name ${JSON.stringify(name)}: use lower-case letters, digits, '.', '_' and '-'`);
+  }
+}
+
+function imageFile(name: string): string {
+  return join(paths.images(), `${name}.json`);
+}
+
+export function readImage(name: string): Image | undefined {
+  checkImageName(name);
+  try {
+    return JSON.parse(readFileSync(imageFile(name), 'utf8')) as Image;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export function writeImage(image: Image): void {
+  checkImageName(image.name);
+  mkdirSync(paths.images(), { recursive: true });
+  writeFileAtomic(imageFile(image.name), JSON.stringify(image, null, 2) + '\n');
+}
+
+/** Layer directories for overlayfs lowerdir: topmost first. */
+export function layerDirs(image: Image): string[] {
+  return image.layers
+    .map((digest) => {
+      const dir = paths.layer(digest.replace(/^sha256:/, ''));
+      if (!existsSync(dir)) throw new NotFound(`image "${image.name}": layer ${digest} is missing from ${paths.layers()}`);
+      return dir;
+    })
+    .reverse();
+}

@@ -1,0 +1,48 @@
+import type { Op } from '../../sys/ops.js';
+
+/** The device nodes every container gets, made by us on a fresh tmpfs: never the image's /dev. */
+export const DEVICES = [
+  { name: 'null', major: 1, minor: 3 },
+  { name: 'zero', major: 1, minor: 5 },
+  { name: 'full', major: 1, minor: 7 },
+  { name: 'random', major: 1, minor: 8 },
+  { name: 'urandom', major: 1, minor: 9 },
+  { name: 'tty', major: 5, minor: 0 },
+] as const;
+
+const LINKS: [string, string][] = [
+  ['dev/fd', '/proc/self/fd'],
+  ['dev/stdin', '/proc/self/fd/0'],
+  ['dev/stdout', '/proc/self/fd/1'],
+  ['dev/stderr', '/proc/self/fd/2'],
+  ['dev/core', '/proc/kcore'],
+  ['dev/ptmx', 'pts/ptmx'],
+];
+
+/** /dev as a tmpfs with our own nodes, devpts (its own instance), shm, mqueue; console = the pty. */
+export function planDev(tty: boolean): Op[] {
+  const ops: Op[] = [
+    { op: 'mkdir', path: 'dev', mode: 0o755, inRoot: true },
+    { op: 'mount', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', flags: ['nosuid', 'strictatime'], data: 'mode=755,size=65536k', inRoot: true },
+  ];
+  for (const d of DEVICES) {
+    ops.push({ op: 'mknod', path: `dev/${d.name}`, mode: 0o666, type: 'c', major: d.major, minor: d.minor, inRoot: true });
+  }
+  ops.push(
+    { op: 'mkdir', path: 'dev/pts', mode: 0o755, inRoot: true },
+    { op: 'mount', source: 'devpts', target: 'dev/pts', fstype: 'devpts', flags: ['nosuid', 'noexec'], data: 'newinstance,ptmxmode=0666,mode=0620,gid=5', inRoot: true },
+    { op: 'mkdir', path: 'dev/shm', mode: 0o1777, inRoot: true },
+    { op: 'mount', source: 'shm', target: 'dev/shm', fstype: 'tmpfs', flags: ['nosuid', 'nodev', 'noexec'], data: 'mode=1777,size=65536k', inRoot: true },
+    { op: 'mkdir', path: 'dev/mqueue', mode: 0o755, inRoot: true },
+    { op: 'mount', source: 'mqueue', target: 'dev/mqueue', fstype: 'mqueue', flags: ['nosuid', 'nodev', 'noexec'], inRoot: true },
+  );
+  for (const [path, target] of LINKS) ops.push({ op: 'symlink', target, path, inRoot: true });
+  if (tty) {
+    // The init's stdin is the pty slave; /proc/self/fd/0 still names it (host /proc, before pivot).
+    ops.push(
+      { op: 'mknod', path: 'dev/console', mode: 0o620, type: 'file', major: 0, minor: 0, inRoot: true },
+      { op: 'mount', source: '/proc/self/fd/0', target: 'dev/console', flags: ['bind'], inRoot: true },
+    );
+  }
+  return ops;
+}

@@ -1,0 +1,59 @@
+import type { LaunchPlan, Op } from '../../sys/ops.js';
+import { RLIM_INFINITY } from '../../sys/ops.js';
+import { planMounts } from './mounts.js';
+import { DEFAULT_PATH, namespacesFor, type ContainerSpec } from './spec.js';
+
+export * from './spec.js';
+export { planMounts, planCgroupMounts, overlayOptions } from './mounts.js';
+export { planDev, DEVICES } from './devices.js';
+export { MASKED_PATHS, READONLY_PATHS } from './security.js';
+
+function envValue(env: string[], name: string): string | undefined {
+  const hit = env.findLast((e) => e.startsWith(name + '='));
+  return hit?.slice(name.length + 1);
+}
+
+/**
+ * spec -> the ordered ops the init runs between GO and execve. Pure.
+ *
+ * Order matters and follows the kernel's rules:
+ * - cgroup namespace first: the CLI placed us in our cgroup before GO, and unshare(2)
+ *   roots the new namespace at the current cgroup, so /sys/fs/cgroup shows only ours;
+ * - all mounts before pivot_root, while the host's /proc still resolves /proc/self/fd;
+ * - bounding set before setuid (PR_CAPBSET_DROP needs CAP_SETPCAP), capset after it;
+ * - no_new_privs last before chdir + execve.
+ */
+export function planLaunch(spec: ContainerSpec): LaunchPlan {
+  const p = spec.process;
+  const ops: Op[] = [
+    { op: 'unshare', namespaces: ['cgroup'] },
+    ...planMounts(spec),
+    { op: 'pivot-root' },
+  ];
+  if (spec.rootfs.readOnly) ops.push({ op: 'remount-ro', path: '/' });
+  ops.push({ op: 'sethostname', hostname: spec.hostname });
+  for (const r of spec.rlimits) ops.push({ op: 'setrlimit', resource: r.resource, soft: r.soft, hard: r.hard });
+  ops.push(
+    { op: 'cap-bound', keep: spec.capabilities },
+    { op: 'setgroups', gids: [...new Set([p.gid, ...p.additionalGids])] },
+    { op: 'setgid', gid: p.gid },
+    { op: 'setuid', uid: p.uid },
+    // Root keeps the allow-list; anyone else ends with nothing effective, as with runc.
+    { op: 'capset', caps: p.uid === 0 ? spec.capabilities : [] },
+    { op: 'no-new-privs' },
+    { op: 'chdir', path: p.cwd },
+    { op: 'exec', file: p.args[0], searchPath: envValue(p.env, 'PATH') ?? DEFAULT_PATH, argv: p.args, env: p.env },
+  );
+  return {
+    namespaces: namespacesFor(spec),
+    ops,
+    tty: p.tty,
+    logPath: spec.logPath,
+    statusPath: spec.statusPath,
+  };
+}
+
+export const DEFAULT_RLIMITS: ContainerSpec['rlimits'] = [
+  { resource: 'nofile', soft: 1024n, hard: 524288n },
+  { resource: 'core', soft: 0n, hard: RLIM_INFINITY },
+];

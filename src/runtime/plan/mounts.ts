@@ -1,0 +1,79 @@
+import { basename } from 'node:path';
+import type { Op } from '../../sys/ops.js';
+import type { CgroupLayout } from '../cgroups/types.js';
+import type { ContainerSpec } from './spec.js';
+import { planDev } from './devices.js';
+import { MASKED_PATHS, READONLY_PATHS } from './security.js';
+
+/** Escape a path for overlayfs options, where ',' and ':' separate values (overlayfs docs). */
+export function overlayPathEscape(p: string): string {
+  return p.replace(/\\/g, '\\\\').replace(/,/g, '\\,').replace(/:/g, '\\:');
+}
+
+export function overlayOptions(rootfs: ContainerSpec['rootfs']): string {
+  const lower = rootfs.lowerDirs.map(overlayPathEscape).join(':');
+  return `lowerdir=${lower},upperdir=${overlayPathEscape(rootfs.upperDir)},workdir=${overlayPathEscape(rootfs.workDir)}`;
+}
+
+/** /sys/fs/cgroup inside: the container's own subtree (cgroup namespace), read-only. */
+export function planCgroupMounts(layout: CgroupLayout): Op[] {
+  const ro = ['rdonly', 'nosuid', 'nodev', 'noexec', 'relatime'] as const;
+  if (layout.kind === 'v2') {
+    return [{ op: 'mount', source: 'cgroup2', target: 'sys/fs/cgroup', fstype: 'cgroup2', flags: [...ro], inRoot: true }];
+  }
+  const ops: Op[] = [
+    { op: 'mount', source: 'tmpfs', target: 'sys/fs/cgroup', fstype: 'tmpfs', flags: ['nosuid', 'nodev', 'noexec'], data: 'mode=755,size=64k', inRoot: true },
+  ];
+  // Co-mounted controllers (cpu,cpuacct) share one hierarchy: group them by mount point.
+  const byMount = new Map<string, string[]>();
+  for (const [controller, mountpoint] of Object.entries(layout.mounts)) {
+    byMount.set(mountpoint, [...(byMount.get(mountpoint) ?? []), controller]);
+  }
+  for (const [mountpoint, controllers] of [...byMount].sort(([a], [b]) => a.localeCompare(b))) {
+    const dir = `sys/fs/cgroup/${basename(mountpoint)}`;
+    ops.push(
+      { op: 'mkdir', path: dir, mode: 0o755, inRoot: true },
+      { op: 'mount', source: 'cgroup', target: dir, fstype: 'cgroup', flags: [...ro], data: controllers.sort().join(','), inRoot: true },
+    );
+  }
+  if (layout.unified) {
+    ops.push(
+      { op: 'mkdir', path: 'sys/fs/cgroup/unified', mode: 0o755, inRoot: true },
+      { op: 'mount', source: 'cgroup2', target: 'sys/fs/cgroup/unified', fstype: 'cgroup2', flags: [...ro], inRoot: true },
+    );
+  }
+  ops.push({ op: 'remount-ro', path: 'sys/fs/cgroup' });
+  return ops;
+}
+
+/**
+ * Mounts, in order: keep our mounts from propagating to the host, the overlay root,
+ * /proc, /sys, /sys/fs/cgroup, /dev, masked and read-only paths. Targets are relative
+ * to the new root and resolved inside it by the C side (RESOLVE_IN_ROOT).
+ */
+export function planMounts(spec: ContainerSpec): Op[] {
+  const { rootfs } = spec;
+  const ops: Op[] = [
+    { op: 'mount', target: '/', flags: ['rec', 'private'] },
+    { op: 'mount', source: 'overlay', target: rootfs.mergedDir, fstype: 'overlay', flags: [], data: overlayOptions(rootfs) },
+    { op: 'set-root', path: rootfs.mergedDir },
+    { op: 'mkdir', path: 'proc', mode: 0o555, inRoot: true },
+    { op: 'mount', source: 'proc', target: 'proc', fstype: 'proc', flags: ['nosuid', 'nodev', 'noexec', 'relatime'], inRoot: true },
+    { op: 'mkdir', path: 'sys', mode: 0o555, inRoot: true },
+    { op: 'mount', source: 'sysfs', target: 'sys', fstype: 'sysfs', flags: ['rdonly', 'nosuid', 'nodev', 'noexec', 'relatime'], inRoot: true },
+    ...planCgroupMounts(spec.cgroups),
+    ...planDev(spec.process.tty),
+  ];
+  if (rootfs.readOnly) {
+    // As podman --read-only: the root is read-only, the usual scratch dirs are tmpfs.
+    for (const dir of ['tmp', 'var/tmp', 'run']) {
+      ops.push(
+        { op: 'mkdir', path: dir, mode: 0o1777, inRoot: true },
+        { op: 'mount', source: 'tmpfs', target: dir, fstype: 'tmpfs', flags: ['nosuid', 'nodev'], data: 'mode=1777', inRoot: true },
+      );
+    }
+  }
+  for (const path of MASKED_PATHS) ops.push({ op: 'mask', path });
+  for (const path of READONLY_PATHS) ops.push({ op: 'readonly', path });
+  return ops;
+}

@@ -1,0 +1,52 @@
+import type { Capability, Namespace } from '../../sys/ops.js';
+import type { CgroupLayout } from '../cgroups/types.js';
+
+/** Everything the planner needs to know about one container; no defaults left to fill. */
+export interface ContainerSpec {
+  id: string;
+  hostname: string;
+  rootfs: {
+    /** overlay mount point, becomes the container's / */
+    mergedDir: string;
+    /** read-only image layers, topmost first */
+    lowerDirs: string[];
+    upperDir: string;
+    workDir: string;
+    readOnly: boolean;
+  };
+  process: {
+    args: string[];
+    env: string[];
+    cwd: string;
+    uid: number;
+    gid: number;
+    additionalGids: number[];
+    tty: boolean;
+  };
+  network: 'none' | 'host';
+  /** the host's cgroup layout decides what /sys/fs/cgroup looks like inside */
+  cgroups: CgroupLayout;
+  capabilities: Capability[];
+  rlimits: { resource: 'nofile' | 'nproc' | 'core'; soft: bigint; hard: bigint }[];
+  logPath?: string;
+  statusPath?: string;
+}
+
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/**
+ * Podman's default capability set (containers.conf): runc's old default minus
+ * AUDIT_WRITE, MKNOD, NET_RAW. Without MKNOD no device node can be made inside, which
+ * matters on cgroup v2 where device access is not filtered by a controller file.
+ */
+export const DEFAULT_CAPABILITIES: Capability[] = [
+  'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'NET_BIND_SERVICE', 'SETFCAP',
+  'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT',
+];
+
+/** Namespaces in clone order; cgroup is unshared by the init itself once placed (see planLaunch). */
+export function namespacesFor(spec: ContainerSpec): Namespace[] {
+  const ns: Namespace[] = ['mount', 'uts', 'ipc', 'pid'];
+  if (spec.network !== 'host') ns.push('net');
+  return ns;
+}

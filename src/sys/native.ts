@@ -1,0 +1,184 @@
+/**
+ * The only door to the kernel: koffi bindings to native-bindings/build/libnovabox.so
+ * and to a few libc calls. Everything here is synchronous; errors become SysError
+ * (syscall, path, errno name).
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SysError } from '../errors.js';
+import { errnoName, errnoText } from './errno.js';
+import { encodePlan, type LaunchPlan } from './ops.js';
+
+const require = createRequire(import.meta.url);
+type Koffi = typeof import('koffi');
+
+/** The project root: two levels up from src/sys (sources) or one from dist/ (the bundle). */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    if (existsSync(join(dir, 'native-bindings'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new Error('cannot find native-bindings/ above ' + fileURLToPath(import.meta.url));
+}
+
+export function nativeBuildDir(): string {
+  return process.env.NOVABOX_NATIVE_DIR ?? join(projectRoot(), 'native-bindings', 'build');
+}
+
+export function monitorPath(): string {
+  return join(nativeBuildDir(), 'novabox-monitor');
+}
+
+export interface SpawnResult {
+  monitorPid: number;
+  initPid: number;
+  eventsFd: number;
+  goFd: number;
+  ptyMaster: number;
+}
+
+export interface SpawnOptions {
+  stdio: [number, number, number];
+  tty?: { rows: number; cols: number };
+}
+
+interface Bindings {
+  nb_spawn: (plan: Buffer, len: number, args: object, out: Record<string, number>) => number;
+  nb_pty_resize: (fd: number, rows: number, cols: number) => number;
+  nb_abi_version: () => number;
+  waitpid: (pid: number, status: Int32Array, options: number) => number;
+  syscall2: (nr: number, a: number, b: number) => number;
+  syscall4: (nr: number, a: number, b: number, c: number, d: number) => number;
+  errno: () => number;
+}
+
+let bound: Bindings | undefined;
+
+function bind(): Bindings {
+  if (bound) return bound;
+  const koffi: Koffi = require('koffi');
+  const path = join(nativeBuildDir(), 'libnovabox.so');
+  if (!existsSync(path)) {
+    throw new Error(`native library missing: ${path} (run "npm install" or "make -C native-bindings")`);
+  }
+  const lib = koffi.load(path);
+  koffi.struct('nb_spawn_args', {
+    monitor_path: 'const char *',
+    stdio: koffi.array('int32_t', 3),
+    tty: 'int32_t',
+    rows: 'uint16_t',
+    cols: 'uint16_t',
+  });
+  koffi.struct('nb_spawn_result', {
+    monitor_pid: 'int32_t',
+    init_pid: 'int32_t',
+    events_fd: 'int32_t',
+    go_fd: 'int32_t',
+    pty_master: 'int32_t',
+    stage: 'int32_t',
+  });
+  const libc = koffi.load('libc.so.6');
+  const abi = lib.func('uint32_t nb_abi_version(void)') as () => number;
+  if (abi() !== 1) throw new Error(`native library ABI ${abi()} does not match this build (1)`);
+  bound = {
+    nb_spawn: lib.func(
+      'int nb_spawn(const void *plan, uint32_t len, const nb_spawn_args *args, _Out_ nb_spawn_result *out)',
+    ),
+    nb_pty_resize: lib.func('int nb_pty_resize(int fd, uint16_t rows, uint16_t cols)'),
+    nb_abi_version: abi,
+    waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
+    syscall2: libc.func('long syscall(long nr, long a, long b)'),
+    syscall4: libc.func('long syscall(long nr, long a, long b, long c, long d)'),
+    errno: () => koffi.errno(),
+  };
+  return bound;
+}
+
+const STAGES: Record<number, string> = {
+  1: 'check the launch plan',
+  2: 'start the container init',
+  3: 'synchronise with the container init',
+  4: 'open the console log',
+};
+
+/** Start a monitor + container init for `plan`. Returns once the init exists, before its ops run. */
+export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
+  const b = bind();
+  const bytes = encodePlan(plan);
+  const out: Record<string, number> = {};
+  const rc = b.nb_spawn(
+    bytes,
+    bytes.length,
+    {
+      monitor_path: monitorPath(),
+      stdio: opts.stdio,
+      tty: opts.tty ? 1 : 0,
+      rows: opts.tty?.rows ?? 0,
+      cols: opts.tty?.cols ?? 0,
+    },
+    out,
+  );
+  if (rc < 0) {
+    const what = STAGES[out.stage] ?? 'spawn the container';
+    throw new SysError('nb_spawn', errnoName(rc), undefined, `cannot ${what}: ${errnoText(rc)}`);
+  }
+  return {
+    monitorPid: out.monitor_pid,
+    initPid: out.init_pid,
+    eventsFd: out.events_fd,
+    goFd: out.go_fd,
+    ptyMaster: out.pty_master,
+  };
+}
+
+export function ptyResize(fd: number, rows: number, cols: number): void {
+  const rc = bind().nb_pty_resize(fd, rows, cols);
+  if (rc < 0) throw new SysError('ioctl TIOCSWINSZ', errnoName(rc));
+}
+
+const WNOHANG = 1;
+
+/** Reap a child of this process (the monitor nb_spawn started). Returns its wait status or null. */
+export function reap(pid: number, block = true): number | null {
+  const b = bind();
+  const status = new Int32Array(1);
+  for (;;) {
+    const r = b.waitpid(pid, status, block ? 0 : WNOHANG);
+    if (r === pid) return status[0];
+    if (r === 0) return null;
+    const e = b.errno();
+    if (errnoName(e) === 'EINTR') continue;
+    if (errnoName(e) === 'ECHILD') return null;
+    throw new SysError('waitpid', errnoName(e), String(pid));
+  }
+}
+
+const SYS_PIDFD_OPEN = 434;
+const SYS_PIDFD_SEND_SIGNAL = 424;
+
+/** pidfd_open(2): a handle that keeps naming this process even after its pid is reused. */
+export function pidfdOpen(pid: number): number {
+  const b = bind();
+  const fd = b.syscall2(SYS_PIDFD_OPEN, pid, 0);
+  if (fd < 0) throw new SysError('pidfd_open', errnoName(b.errno()), String(pid));
+  return fd;
+}
+
+/** pidfd_send_signal(2). Returns false if the process is gone. */
+export function pidfdSignal(pidfd: number, signal: number): boolean {
+  const b = bind();
+  if (b.syscall4(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0) === 0) return true;
+  const e = errnoName(b.errno());
+  if (e === 'ESRCH') return false;
+  throw new SysError('pidfd_send_signal', e);
+}
+
+/** Decode a wait(2) status into an exit code the shell would show: code, or 128 + signal. */
+export function waitStatusToExitCode(status: number): { code: number; signal?: number } {
+  const sig = status & 0x7f;
+  if (sig === 0) return { code: (status >> 8) & 0xff };
+  return { code: 128 + sig, signal: sig };
+}

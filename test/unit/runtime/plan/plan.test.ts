@@ -1,0 +1,177 @@
+import { describe, expect, it } from 'vitest';
+import type { Op } from '../../../../src/sys/ops.js';
+import {
+  DEFAULT_CAPABILITIES, DEFAULT_RLIMITS, MASKED_PATHS, READONLY_PATHS, overlayOptions, planCgroupMounts, planLaunch,
+  type ContainerSpec,
+} from '../../../../src/runtime/plan/index.js';
+
+function spec(over: Partial<ContainerSpec> = {}, proc: Partial<ContainerSpec['process']> = {}): ContainerSpec {
+  return {
+    id: 'c0ffee',
+    hostname: 'web',
+    rootfs: { mergedDir: '/s/c/rootfs', lowerDirs: ['/s/l/b', '/s/l/a'], upperDir: '/s/c/upper', workDir: '/s/c/work', readOnly: false },
+    process: { args: ['sh', '-c', 'true'], env: ['PATH=/bin:/usr/bin'], cwd: '/tmp', uid: 0, gid: 0, additionalGids: [10], tty: false, ...proc },
+    network: 'none',
+    cgroups: { kind: 'v2', root: '/sys/fs/cgroup', controllers: ['cpu', 'memory', 'pids'] },
+    capabilities: DEFAULT_CAPABILITIES,
+    rlimits: DEFAULT_RLIMITS,
+    ...over,
+  };
+}
+
+const kinds = (ops: Op[]) => ops.map((o) => o.op);
+const index = (ops: Op[], pred: (o: Op) => boolean) => ops.findIndex(pred);
+
+describe('planLaunch', () => {
+  const plan = planLaunch(spec());
+  const ops = plan.ops;
+
+  it('clones every namespace but cgroup, which the init unshares first', () => {
+    expect(plan.namespaces).toEqual(['mount', 'uts', 'ipc', 'pid', 'net']);
+    expect(ops[0]).toEqual({ op: 'unshare', namespaces: ['cgroup'] });
+  });
+
+  it('keeps the network namespace of the host with --network host', () => {
+    expect(planLaunch(spec({ network: 'host' })).namespaces).not.toContain('net');
+  });
+
+  it('makes mounts private before mounting the overlay root', () => {
+    expect(ops[1]).toEqual({ op: 'mount', target: '/', flags: ['rec', 'private'] });
+    expect(ops[2]).toMatchObject({ op: 'mount', fstype: 'overlay', target: '/s/c/rootfs' });
+    expect(ops[3]).toEqual({ op: 'set-root', path: '/s/c/rootfs' });
+  });
+
+  it('orders the steps as the kernel requires', () => {
+    const order = [
+      'unshare', 'set-root', 'pivot-root', 'sethostname', 'cap-bound', 'setgroups', 'setgid', 'setuid',
+      'capset', 'no-new-privs', 'chdir', 'exec',
+    ];
+    const at = order.map((k) => kinds(ops).indexOf(k as Op['op']));
+    expect(at.every((v) => v >= 0)).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+    expect(ops.at(-1)?.op).toBe('exec');
+  });
+
+  it('mounts every filesystem before pivot_root, and every mount target inside the root', () => {
+    const pivot = kinds(ops).indexOf('pivot-root');
+    ops.forEach((o, i) => {
+      if (['mount', 'mkdir', 'mknod', 'symlink', 'mask', 'readonly'].includes(o.op)) expect(i).toBeLessThan(pivot);
+      if ((o.op === 'mount' || o.op === 'mkdir' || o.op === 'mknod' || o.op === 'symlink') && i > 3) {
+        expect(o.inRoot).toBe(true);
+      }
+    });
+  });
+
+  it.each([
+    ['proc', 'proc', ['nosuid', 'nodev', 'noexec', 'relatime']],
+    ['sys', 'sysfs', ['rdonly', 'nosuid', 'nodev', 'noexec', 'relatime']],
+    ['dev', 'tmpfs', ['nosuid', 'strictatime']],
+    ['dev/pts', 'devpts', ['nosuid', 'noexec']],
+    ['dev/shm', 'tmpfs', ['nosuid', 'nodev', 'noexec']],
+    ['dev/mqueue', 'mqueue', ['nosuid', 'nodev', 'noexec']],
+    ['sys/fs/cgroup', 'cgroup2', ['rdonly', 'nosuid', 'nodev', 'noexec', 'relatime']],
+  ])('mounts %s as %s with %j', (target, fstype, flags) => {
+    const m = ops.find((o) => o.op === 'mount' && o.target === target);
+    expect(m).toMatchObject({ fstype, flags });
+  });
+
+  it('mounts /proc before /sys and /dev before the device nodes', () => {
+    const proc = index(ops, (o) => o.op === 'mount' && o.target === 'proc');
+    const dev = index(ops, (o) => o.op === 'mount' && o.target === 'dev');
+    const nul = index(ops, (o) => o.op === 'mknod' && o.path === 'dev/null');
+    const mask = index(ops, (o) => o.op === 'mask');
+    expect(proc).toBeLessThan(dev);
+    expect(dev).toBeLessThan(nul);
+    expect(proc).toBeLessThan(mask);
+  });
+
+  it.each(['null', 'zero', 'full', 'random', 'urandom', 'tty'])('makes /dev/%s itself', (name) => {
+    expect(ops.some((o) => o.op === 'mknod' && o.path === `dev/${name}` && o.type === 'c')).toBe(true);
+  });
+
+  it('links /dev/ptmx to the private devpts instance', () => {
+    expect(ops).toContainEqual({ op: 'symlink', target: 'pts/ptmx', path: 'dev/ptmx', inRoot: true });
+    const pts = ops.find((o) => o.op === 'mount' && o.target === 'dev/pts');
+    expect(pts).toMatchObject({ data: expect.stringContaining('newinstance') });
+  });
+
+  it('binds the pty over /dev/console only with a terminal', () => {
+    expect(ops.some((o) => o.op === 'mount' && o.target === 'dev/console')).toBe(false);
+    const tty = planLaunch(spec({}, { tty: true }));
+    expect(tty.tty).toBe(true);
+    expect(tty.ops).toContainEqual({ op: 'mount', source: '/proc/self/fd/0', target: 'dev/console', flags: ['bind'], inRoot: true });
+  });
+
+  it.each(MASKED_PATHS)('masks %s', (path) => {
+    expect(ops).toContainEqual({ op: 'mask', path });
+  });
+
+  it.each(READONLY_PATHS)('makes %s read-only', (path) => {
+    expect(ops).toContainEqual({ op: 'readonly', path });
+  });
+
+  it('keeps only the allow-list of capabilities, and none for a non-root user', () => {
+    expect(ops).toContainEqual({ op: 'cap-bound', keep: DEFAULT_CAPABILITIES });
+    expect(ops).toContainEqual({ op: 'capset', caps: DEFAULT_CAPABILITIES });
+    const user = planLaunch(spec({}, { uid: 1000, gid: 1000, additionalGids: [] }));
+    expect(user.ops).toContainEqual({ op: 'capset', caps: [] });
+    expect(user.ops).toContainEqual({ op: 'setuid', uid: 1000 });
+    expect(user.ops).toContainEqual({ op: 'setgroups', gids: [1000] });
+  });
+
+  it('never grants SYS_ADMIN, NET_RAW or MKNOD by default', () => {
+    for (const c of ['SYS_ADMIN', 'NET_RAW', 'MKNOD', 'SYS_MODULE', 'SYS_PTRACE'] as const) {
+      expect(DEFAULT_CAPABILITIES).not.toContain(c);
+    }
+  });
+
+  it('searches the command in the container PATH and passes env and argv', () => {
+    expect(ops.at(-1)).toEqual({ op: 'exec', file: 'sh', searchPath: '/bin:/usr/bin', argv: ['sh', '-c', 'true'], env: ['PATH=/bin:/usr/bin'] });
+  });
+
+  it('with --read-only remounts / read-only after pivot_root and gives tmpfs scratch dirs', () => {
+    const ro = planLaunch(spec({ rootfs: { ...spec().rootfs, readOnly: true } })).ops;
+    const pivot = kinds(ro).indexOf('pivot-root');
+    expect(ro[pivot + 1]).toEqual({ op: 'remount-ro', path: '/' });
+    for (const d of ['tmp', 'var/tmp', 'run']) {
+      expect(ro.some((o) => o.op === 'mount' && o.target === d && o.fstype === 'tmpfs')).toBe(true);
+    }
+  });
+
+  it('sets the hostname and the rlimits', () => {
+    expect(ops).toContainEqual({ op: 'sethostname', hostname: 'web' });
+    expect(ops).toContainEqual({ op: 'setrlimit', resource: 'nofile', soft: 1024n, hard: 524288n });
+  });
+});
+
+describe('overlayOptions', () => {
+  it.each([
+    [['/a'], '/u', '/w', 'lowerdir=/a,upperdir=/u,workdir=/w'],
+    [['/b', '/a'], '/u', '/w', 'lowerdir=/b:/a,upperdir=/u,workdir=/w'],
+    [['/x,y', '/p:q'], '/u', '/w', 'lowerdir=/x\\,y:/p\\:q,upperdir=/u,workdir=/w'],
+  ])('%j', (lowerDirs, upperDir, workDir, expected) => {
+    expect(overlayOptions({ lowerDirs, upperDir, workDir, mergedDir: '/m', readOnly: false })).toBe(expected);
+  });
+});
+
+describe('planCgroupMounts', () => {
+  it('v2: one read-only cgroup2 mount', () => {
+    expect(planCgroupMounts({ kind: 'v2', root: '/sys/fs/cgroup', controllers: [] })).toHaveLength(1);
+  });
+
+  it('v1/hybrid: a tmpfs, one read-only mount per hierarchy, the unified mount, then the tmpfs read-only', () => {
+    const ops = planCgroupMounts({
+      kind: 'hybrid',
+      mounts: { cpu: '/sys/fs/cgroup/cpu,cpuacct', cpuacct: '/sys/fs/cgroup/cpu,cpuacct', memory: '/sys/fs/cgroup/memory' },
+      unified: '/sys/fs/cgroup/unified',
+    });
+    expect(ops[0]).toMatchObject({ op: 'mount', fstype: 'tmpfs', target: 'sys/fs/cgroup' });
+    const cg = ops.filter((o) => o.op === 'mount' && o.fstype === 'cgroup');
+    expect(cg).toEqual([
+      expect.objectContaining({ target: 'sys/fs/cgroup/cpu,cpuacct', data: 'cpu,cpuacct', flags: expect.arrayContaining(['rdonly']) }),
+      expect.objectContaining({ target: 'sys/fs/cgroup/memory', data: 'memory' }),
+    ]);
+    expect(ops).toContainEqual(expect.objectContaining({ fstype: 'cgroup2', target: 'sys/fs/cgroup/unified' }));
+    expect(ops.at(-1)).toEqual({ op: 'remount-ro', path: 'sys/fs/cgroup' });
+  });
+});

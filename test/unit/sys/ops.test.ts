@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { capMask, describeOp, encodePlan, type LaunchPlan, type Op } from '../../../src/sys/ops.js';
+
+const exec: Op = { op: 'exec', file: 'sh', searchPath: '/bin', argv: ['sh', '-c', 'true'], env: ['A=1'] };
+
+function header(b: Buffer) {
+  return {
+    magic: b.readUInt32LE(0),
+    abi: b.readUInt32LE(4),
+    size: b.readUInt32LE(8),
+    nOps: b.readUInt32LE(12),
+    clone: b.readBigUInt64LE(16),
+    flags: b.readUInt32LE(24),
+  };
+}
+
+function cstr(b: Buffer, off: number): string {
+  return b.toString('utf8', off, b.indexOf(0, off));
+}
+
+describe('encodePlan', () => {
+  it('writes the header novabox.h expects', () => {
+    const plan: LaunchPlan = { namespaces: ['mount', 'pid', 'net'], ops: [exec], tty: true };
+    const b = encodePlan(plan);
+    expect(header(b)).toEqual({
+      magic: 0x3150424e,
+      abi: 1,
+      size: b.length,
+      nOps: 1,
+      clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
+      flags: 1,
+    });
+    expect(b.byteOffset % 8).toBe(0);
+  });
+
+  it('encodes strings and string lists by offset', () => {
+    const b = encodePlan({ namespaces: [], ops: [exec], tty: false });
+    const op = 64;
+    expect(b.readUInt32LE(op)).toBe(19);
+    expect(cstr(b, b.readUInt32LE(op + 40))).toBe('sh');
+    expect(cstr(b, b.readUInt32LE(op + 44))).toBe('/bin');
+    const list = b.readUInt32LE(op + 56);
+    expect(list % 4).toBe(0);
+    const n = b.readUInt32LE(list);
+    const argv = Array.from({ length: n }, (_, i) => cstr(b, b.readUInt32LE(list + 4 + 4 * i)));
+    expect(argv).toEqual(['sh', '-c', 'true']);
+  });
+
+  it('shares one copy of a repeated string', () => {
+    const ops: Op[] = [
+      { op: 'mkdir', path: 'dev', mode: 0o755, inRoot: true },
+      { op: 'mkdir', path: 'dev', mode: 0o755, inRoot: true },
+      exec,
+    ];
+    const b = encodePlan({ namespaces: [], ops, tty: false });
+    expect(b.readUInt32LE(64 + 44)).toBe(b.readUInt32LE(128 + 44));
+    expect(b.readUInt32LE(64 + 4)).toBe(1); // NB_OPF_IN_ROOT
+  });
+
+  it('encodes mount flags and rlimits as numbers', () => {
+    const ops: Op[] = [
+      { op: 'mount', source: 'proc', target: 'proc', fstype: 'proc', flags: ['nosuid', 'nodev', 'noexec'], inRoot: true },
+      { op: 'setrlimit', resource: 'nofile', soft: 1024n, hard: 0xffffffffffffffffn },
+      exec,
+    ];
+    const b = encodePlan({ namespaces: [], ops, tty: false });
+    expect(b.readBigUInt64LE(64 + 8)).toBe(0xen);
+    expect(b.readBigUInt64LE(128 + 16)).toBe(7n);
+    expect(b.readBigUInt64LE(128 + 24)).toBe(1024n);
+    expect(b.readBigUInt64LE(128 + 32)).toBe(0xffffffffffffffffn);
+  });
+
+  it('refuses a NUL byte inside a string', () => {
+    expect(() => encodePlan({ namespaces: [], ops: [{ ...exec, argv: ['a\0b'] } as Op], tty: false })).toThrow(/NUL/);
+  });
+});
+
+describe('capMask', () => {
+  it.each([
+    [['CHOWN'], 1n],
+    [['CHOWN', 'KILL'], 1n | (1n << 5n)],
+    [['SYS_ADMIN'], 1n << 21n],
+    [['CHECKPOINT_RESTORE'], 1n << 40n],
+  ] as const)('%j -> %s', (caps, mask) => {
+    expect(capMask(caps)).toBe(mask);
+  });
+});
+
+describe('describeOp', () => {
+  it.each([
+    [{ op: 'mount', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', flags: [], inRoot: true }, 'mount tmpfs on /dev'],
+    [{ op: 'mount', target: '/', flags: ['rec', 'private'] }, 'set propagation of /'],
+    [{ op: 'mount', source: '/x', target: 'a', flags: ['bind'], inRoot: true }, 'bind /x on /a'],
+    [{ op: 'exec', file: '/nope', searchPath: '', argv: ['/nope'], env: [] }, 'exec "/nope"'],
+    [{ op: 'chdir', path: '/tmp' }, 'chdir /tmp'],
+  ] as [Op, string][])('%j', (op, text) => {
+    expect(describeOp(op)).toBe(text);
+  });
+});
