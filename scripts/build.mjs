@@ -18,5 +18,7 @@ await build({
   external: ['koffi', 'better-sqlite3', 'tar'],
   define: { NOVABOX_VERSION: JSON.stringify(pkg.version) },
   chunkNames: 'chunks/[name]-[hash]',
+  // CommonJS dependencies (commander) call require() for node builtins
+  banner: { js: "import { createRequire as __nbCreateRequire } from 'node:module'; const require = __nbCreateRequire(import.meta.url);" },
   logLevel: 'warning',
 });

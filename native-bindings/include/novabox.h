@@ -27,7 +27,7 @@
 #define NB_PLAN_MAX_OPS 4096u
 
 /* nb_plan_header.flags */
-#define NB_PLAN_TTY        0x1u /* stdin is a pty slave: setsid + TIOCSCTTY in init */
+#define NB_PLAN_TTY        0x1u /* a console socket is passed: NB_OP_CONSOLE sends the pty master on it */
 #define NB_PLAN_LOG        0x2u /* monitor captures init stdout/stderr into log_path */
 
 enum nb_op_kind {
@@ -51,7 +51,10 @@ enum nb_op_kind {
 	NB_OP_CHDIR = 18,     /* s[1] path; re-checked with getcwd (CVE-2024-21626) */
 	NB_OP_EXEC = 19,      /* s[0] file (searched in s[1] = PATH if it has no '/'), list argv, list2 envp */
 	NB_OP_REMOUNT_RO = 20,/* s[1] path: remount an existing mount read-only, keeping its flags */
-	NB_OP_KIND_MAX = 20
+	NB_OP_CONSOLE = 21,   /* s[0] ptmx, s[1] console file: new pty from the container's devpts,
+	                         slave bound on s[1] and made stdio + controlling tty, master sent
+	                         to the CLI on the console socket */
+	NB_OP_KIND_MAX = 21
 };
 
 /* nb_op.op_flags */
@@ -105,9 +108,8 @@ struct nb_event {
 
 struct nb_spawn_args {
 	const char *monitor_path; /* the novabox-monitor executable */
-	int32_t stdio[3];         /* fds the init gets as 0, 1, 2 (ignored with tty) */
-	int32_t tty;              /* 1: allocate a pty; the slave becomes the init's stdio */
-	uint16_t rows, cols;      /* initial window size with tty */
+	int32_t stdio[3];         /* fds the init gets as 0, 1, 2 (NB_OP_CONSOLE replaces them) */
+	int32_t tty;              /* 1: pass a console socket (NB_PLAN_TTY) */
 };
 
 struct nb_spawn_result {
@@ -115,7 +117,7 @@ struct nb_spawn_result {
 	int32_t init_pid;
 	int32_t events_fd;   /* read end: nb_event records from the monitor */
 	int32_t go_fd;       /* write end: one byte 'G' lets the init run its ops; close = abort */
-	int32_t pty_master;  /* -1 without tty */
+	int32_t console_fd;  /* with tty: receive the pty master here (nb_recv_fd); else -1 */
 	int32_t stage;       /* on failure: NB_STAGE_* or 0 */
 };
 
@@ -125,6 +127,9 @@ NB_API int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_a
 
 /* 0 if the plan is well formed, else -EINVAL; *bad_op = index of the first bad op or -1. */
 NB_API int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op);
+
+/* Receive one fd sent with SCM_RIGHTS (the pty master). fd, or -errno (-EPIPE at EOF). */
+NB_API int nb_recv_fd(int32_t sock);
 
 /* Window size of a pty master. 0 or -errno. */
 NB_API int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols);

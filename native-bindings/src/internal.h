@@ -21,5 +21,6 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op);
 #define NB_FD_PLAN 3
 #define NB_FD_EVENTS 4
 #define NB_FD_GO 5
+#define NB_FD_CONSOLE 6 /* only with NB_PLAN_TTY */
 
 #endif

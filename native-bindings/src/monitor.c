@@ -5,6 +5,7 @@
  *   fd 0..2  the init's stdio (with NB_PLAN_LOG: replaced by a pipe we drain)
  *   fd 3     memfd holding the plan          fd 4  events pipe to the CLI
  *   fd 5     GO pipe, read end (handed to the init)
+ *   fd 6     console socket, with NB_PLAN_TTY (handed to the init)
  *
  * It clones the init, reports its pid, relays "exec ok" or {op, errno} from
  * the init's error pipe, reaps it, writes the exit status file, and appends
@@ -83,16 +84,6 @@ static int init_main(void *p)
 	if (read_full(a->go_r, &go, 1) != 1 || go != 'G')
 		_exit(125);
 	close(a->go_r);
-	if (a->tty) {
-		/* setsid(2): new session so the pty can become our controlling terminal */
-		if (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0) {
-			msg[0] = -1;
-			msg[1] = errno;
-			if (write(a->err_w, msg, sizeof(msg)) < 0)
-				_exit(125);
-			_exit(125);
-		}
-	}
 	err = nb_run_ops(a->plan, a->err_w, &failed_op);
 	msg[0] = failed_op;
 	msg[1] = err;
@@ -220,6 +211,8 @@ int main(void)
 	munmap(stack, stack_size);
 	close(err_pipe[1]);
 	close(NB_FD_GO);
+	if (ia.tty)
+		close(NB_FD_CONSOLE); /* the init holds it; EOF tells the CLI it failed */
 	/* The container owns its stdio now; we must not hold a terminal or pipe open. */
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null_fd >= 0) {

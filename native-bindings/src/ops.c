@@ -25,6 +25,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/socket.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -247,6 +250,79 @@ static int op_readonly(struct ctx *c, const struct nb_op *op, int must_exist_mou
 	return rc;
 }
 
+static int send_fd(int sock, int fd)
+{
+	char data[1] = { 'M' };
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = data, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			      .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+
+	memset(ctl, 0, sizeof(ctl));
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	return sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -1;
+}
+
+/*
+ * The pty comes from the container's own devpts instance, as runc does: a slave
+ * opened in the host's mount namespace could not be bound into ours (mount(2)
+ * refuses a source mount of another namespace), and ttyname(3) inside would not
+ * find it. TIOCGPTPEER opens the slave without a path lookup (ioctl_tty(2)).
+ */
+static int op_console(struct ctx *c, const struct nb_op *op)
+{
+	char p[64];
+	int unlock = 0, master, slave, target, rc;
+
+	master = resolve(c, op, nb_plan_str(c->plan, op->s[0]), O_RDWR | O_NOCTTY);
+	if (master < 0)
+		return -1;
+	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
+		goto fail_master;
+	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (slave < 0)
+		goto fail_master;
+	target = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
+	if (target < 0)
+		goto fail_slave;
+	fd_path(p, sizeof(p), target);
+	{
+		char src[64];
+		fd_path(src, sizeof(src), slave);
+		rc = mount(src, p, NULL, MS_BIND, NULL);
+	}
+	close(target);
+	if (rc < 0)
+		goto fail_slave;
+	if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
+		goto fail_slave;
+	close(slave);
+	/* setsid(2) then TIOCSCTTY: the pty becomes the init's controlling terminal. */
+	if (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) < 0)
+		goto fail_master;
+	if (send_fd(NB_FD_CONSOLE, master) < 0)
+		goto fail_master;
+	close(master);
+	close(NB_FD_CONSOLE);
+	return 0;
+
+fail_slave:
+	rc = errno;
+	close(slave);
+	close(master);
+	errno = rc;
+	return -1;
+fail_master:
+	rc = errno;
+	close(master);
+	errno = rc;
+	return -1;
+}
+
 static int op_set_root(struct ctx *c, const struct nb_op *op)
 {
 	int fd = open(nb_plan_str(c->plan, op->s[1]), O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -439,6 +515,7 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 		case NB_OP_NO_NEW_PRIVS: rc = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); break;
 		case NB_OP_CHDIR: rc = op_chdir(&c, op); break;
 		case NB_OP_EXEC: rc = op_exec(&c, op); break;
+		case NB_OP_CONSOLE: rc = op_console(&c, op); break;
 		default: errno = EINVAL; rc = -1; break;
 		}
 		if (rc < 0) {

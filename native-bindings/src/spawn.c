@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -91,22 +92,29 @@ static void close_if(int *fd)
 	*fd = -1;
 }
 
-static int open_pty(int *master, int *slave, uint16_t rows, uint16_t cols)
+int nb_recv_fd(int32_t sock)
 {
-	char name[128];
-	struct winsize ws = { .ws_row = rows, .ws_col = cols };
+	char data[1];
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			      .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int fd;
 
-	*master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (*master < 0)
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
 		return -errno;
-	if (unlockpt(*master) < 0 || ptsname_r(*master, name, sizeof(name)) != 0)
-		return -errno;
-	*slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (*slave < 0)
-		return -errno;
-	if (rows && cols)
-		ioctl(*master, TIOCSWINSZ, &ws);
-	return 0;
+	if (n == 0)
+		return -EPIPE;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+		return -EPROTO;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return fd;
 }
 
 int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols)
@@ -119,8 +127,8 @@ int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols)
 int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *args,
 	     struct nb_spawn_result *out)
 {
-	int memfd = -1, ev[2] = { -1, -1 }, go[2] = { -1, -1 };
-	int master = -1, slave = -1, src[6] = { -1, -1, -1, -1, -1, -1 };
+	int memfd = -1, ev[2] = { -1, -1 }, go[2] = { -1, -1 }, con[2] = { -1, -1 };
+	int src[7] = { -1, -1, -1, -1, -1, -1, -1 }, nfds = 6;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -133,7 +141,7 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 
 	memset(out, 0, sizeof(*out));
 	out->monitor_pid = out->init_pid = -1;
-	out->events_fd = out->go_fd = out->pty_master = -1;
+	out->events_fd = out->go_fd = out->console_fd = -1;
 
 	out->stage = NB_STAGE_PLAN;
 	rc = nb_plan_validate(plan, plan_len, &bad_op);
@@ -150,20 +158,20 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 		rc = -errno;
 		goto fail;
 	}
-	if (args->tty) {
-		rc = open_pty(&master, &slave, args->rows, args->cols);
-		if (rc < 0)
-			goto fail;
-		for (i = 0; i < 3; i++)
-			src[i] = high_dup(slave);
-	} else {
-		for (i = 0; i < 3; i++)
-			src[i] = high_dup(args->stdio[i]);
-	}
+	for (i = 0; i < 3; i++)
+		src[i] = high_dup(args->stdio[i]);
 	src[NB_FD_PLAN] = high_dup(memfd);
 	src[NB_FD_EVENTS] = high_dup(ev[1]);
 	src[NB_FD_GO] = high_dup(go[0]);
-	for (i = 0; i < 6; i++) {
+	if (args->tty) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0) {
+			rc = -errno;
+			goto fail;
+		}
+		src[NB_FD_CONSOLE] = high_dup(con[1]);
+		nfds = 7;
+	}
+	for (i = 0; i < nfds; i++) {
 		if (src[i] < 0) {
 			rc = -errno;
 			goto fail;
@@ -175,7 +183,7 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 		goto fail;
 	}
 	fa_ok = 1;
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < nfds; i++) {
 		if ((rc = posix_spawn_file_actions_adddup2(&fa, src[i], i)) != 0) {
 			rc = -rc;
 			goto fail;
@@ -204,8 +212,8 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	close_if(&ev[1]);
 	close_if(&go[0]);
 	close_if(&memfd);
-	close_if(&slave);
-	for (i = 0; i < 6; i++)
+	close_if(&con[1]);
+	for (i = 0; i < 7; i++)
 		close_if(&src[i]);
 
 	rc = read_event(ev[0], &e);
@@ -224,7 +232,7 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	out->init_pid = e.a;
 	out->events_fd = ev[0];
 	out->go_fd = go[1];
-	out->pty_master = master;
+	out->console_fd = con[0];
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
 	return 0;
@@ -239,9 +247,9 @@ fail:
 	close_if(&ev[1]);
 	close_if(&go[0]);
 	close_if(&go[1]);
-	close_if(&master);
-	close_if(&slave);
-	for (i = 0; i < 6; i++)
+	close_if(&con[0]);
+	close_if(&con[1]);
+	for (i = 0; i < 7; i++)
 		close_if(&src[i]);
 	return rc;
 }

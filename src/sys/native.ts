@@ -37,17 +37,19 @@ export interface SpawnResult {
   initPid: number;
   eventsFd: number;
   goFd: number;
-  ptyMaster: number;
+  /** with tty: the socket the init sends the pty master on (recvFd); else -1 */
+  consoleFd: number;
 }
 
 export interface SpawnOptions {
   stdio: [number, number, number];
-  tty?: { rows: number; cols: number };
+  tty?: boolean;
 }
 
 interface Bindings {
   nb_spawn: (plan: Buffer, len: number, args: object, out: Record<string, number>) => number;
   nb_pty_resize: (fd: number, rows: number, cols: number) => number;
+  nb_recv_fd: (sock: number) => number;
   nb_abi_version: () => number;
   waitpid: (pid: number, status: Int32Array, options: number) => number;
   syscall2: (nr: number, a: number, b: number) => number;
@@ -69,15 +71,13 @@ function bind(): Bindings {
     monitor_path: 'const char *',
     stdio: koffi.array('int32_t', 3),
     tty: 'int32_t',
-    rows: 'uint16_t',
-    cols: 'uint16_t',
   });
   koffi.struct('nb_spawn_result', {
     monitor_pid: 'int32_t',
     init_pid: 'int32_t',
     events_fd: 'int32_t',
     go_fd: 'int32_t',
-    pty_master: 'int32_t',
+    console_fd: 'int32_t',
     stage: 'int32_t',
   });
   const libc = koffi.load('libc.so.6');
@@ -88,6 +88,7 @@ function bind(): Bindings {
       'int nb_spawn(const void *plan, uint32_t len, const nb_spawn_args *args, _Out_ nb_spawn_result *out)',
     ),
     nb_pty_resize: lib.func('int nb_pty_resize(int fd, uint16_t rows, uint16_t cols)'),
+    nb_recv_fd: lib.func('int nb_recv_fd(int sock)'),
     nb_abi_version: abi,
     waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
     syscall2: libc.func('long syscall(long nr, long a, long b)'),
@@ -116,8 +117,6 @@ export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
       monitor_path: monitorPath(),
       stdio: opts.stdio,
       tty: opts.tty ? 1 : 0,
-      rows: opts.tty?.rows ?? 0,
-      cols: opts.tty?.cols ?? 0,
     },
     out,
   );
@@ -130,8 +129,15 @@ export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
     initPid: out.init_pid,
     eventsFd: out.events_fd,
     goFd: out.go_fd,
-    ptyMaster: out.pty_master,
+    consoleFd: out.console_fd,
   };
+}
+
+/** Receive the pty master the init sends after GO (blocks briefly). */
+export function recvFd(sock: number): number {
+  const fd = bind().nb_recv_fd(sock);
+  if (fd < 0) throw new SysError('recvmsg', errnoName(fd), undefined, 'the container closed its console socket');
+  return fd;
 }
 
 export function ptyResize(fd: number, rows: number, cols: number): void {

@@ -77,12 +77,13 @@ export type Op =
   | { op: 'capset'; caps: Capability[] }
   | { op: 'no-new-privs' }
   | { op: 'chdir'; path: string }
+  | { op: 'console'; ptmx: string; path: string }
   | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[] };
 
 export interface LaunchPlan {
   namespaces: Namespace[];
   ops: Op[];
-  /** pty as the init's stdio */
+  /** a console socket: the 'console' op sends the pty master back on it */
   tty: boolean;
   /** the monitor copies the init's stdout/stderr into this file (size-bounded) */
   logPath?: string;
@@ -117,6 +118,7 @@ export function describeOp(op: Op): string {
     case 'capset': return 'capset';
     case 'no-new-privs': return 'set no_new_privs';
     case 'chdir': return `chdir ${op.path}`;
+    case 'console': return `attach a terminal on /${op.path}`;
     case 'exec': return `exec ${JSON.stringify(op.file)}`;
   }
 }
@@ -137,7 +139,7 @@ const KIND: Record<Op['op'], number> = {
   mount: 1, mkdir: 2, mknod: 3, symlink: 4, mask: 5, readonly: 6, 'set-root': 7,
   'pivot-root': 8, sethostname: 9, setrlimit: 10, unshare: 11, 'cap-bound': 12,
   setgroups: 13, setgid: 14, setuid: 15, capset: 16, 'no-new-privs': 17, chdir: 18,
-  exec: 19, 'remount-ro': 20,
+  exec: 19, 'remount-ro': 20, console: 21,
 };
 
 const PLAN_TTY = 0x1;
@@ -225,6 +227,10 @@ function raw(op: Op): RawOp {
       break;
     case 'setuid':
       r.n[0] = BigInt(op.uid);
+      break;
+    case 'console':
+      r.s = [op.ptmx, op.path];
+      r.opFlags |= OPF_IN_ROOT;
       break;
     case 'exec':
       r.s = [op.file, op.searchPath];

@@ -38,10 +38,10 @@ export function planDev(tty: boolean): Op[] {
   );
   for (const [path, target] of LINKS) ops.push({ op: 'symlink', target, path, inRoot: true });
   if (tty) {
-    // The init's stdin is the pty slave; /proc/self/fd/0 still names it (host /proc, before pivot).
+    // A pty of the container's own devpts becomes stdio and /dev/console (see ops.c op_console).
     ops.push(
       { op: 'mknod', path: 'dev/console', mode: 0o620, type: 'file', major: 0, minor: 0, inRoot: true },
-      { op: 'mount', source: '/proc/self/fd/0', target: 'dev/console', flags: ['bind'], inRoot: true },
+      { op: 'console', ptmx: 'dev/pts/ptmx', path: 'dev/console' },
     );
   }
   return ops;

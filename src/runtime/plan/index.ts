@@ -57,3 +57,32 @@ export const DEFAULT_RLIMITS: ContainerSpec['rlimits'] = [
   { resource: 'nofile', soft: 1024n, hard: 524288n },
   { resource: 'core', soft: 0n, hard: RLIM_INFINITY },
 ];
+
+/**
+ * Raising a hard limit needs CAP_SYS_RESOURCE, which a sandboxed or nested host may
+ * not grant even to root; lowering is always allowed. So never ask for more than the
+ * caller's own hard limit (podman clamps the same way).
+ */
+export function clampRlimits(
+  wanted: ContainerSpec['rlimits'],
+  current: Partial<Record<string, bigint>>,
+): ContainerSpec['rlimits'] {
+  return wanted.map((r) => {
+    const cur = current[r.resource];
+    if (cur === undefined || r.hard <= cur) return r;
+    return { ...r, hard: cur, soft: r.soft < cur ? r.soft : cur };
+  });
+}
+
+const LIMIT_NAMES: Record<string, string> = { 'Max open files': 'nofile', 'Max processes': 'nproc', 'Max core file size': 'core' };
+
+/** Hard limits from /proc/self/limits text. */
+export function parseHardLimits(text: string): Partial<Record<string, bigint>> {
+  const out: Partial<Record<string, bigint>> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
+    const name = m && LIMIT_NAMES[m[1]];
+    if (name) out[name] = m[3] === 'unlimited' ? RLIM_INFINITY : BigInt(m[3]);
+  }
+  return out;
+}

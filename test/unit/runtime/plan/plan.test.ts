@@ -175,3 +175,24 @@ describe('planCgroupMounts', () => {
     expect(ops.at(-1)).toEqual({ op: 'remount-ro', path: 'sys/fs/cgroup' });
   });
 });
+
+import { clampRlimits, parseHardLimits } from '../../../../src/runtime/plan/index.js';
+
+describe('rlimits', () => {
+  const limits = `Limit                     Soft Limit           Hard Limit           Units
+Max core file size        0                    unlimited            bytes
+Max processes             95000                95000                processes
+Max open files            20000                20000                files
+`;
+  it('reads hard limits from /proc/self/limits', () => {
+    expect(parseHardLimits(limits)).toEqual({ core: 0xffffffffffffffffn, nproc: 95000n, nofile: 20000n });
+  });
+
+  it.each([
+    [524288n, 1024n, 20000n, { soft: 1024n, hard: 20000n }],
+    [524288n, 1024n, 600000n, { soft: 1024n, hard: 524288n }],
+    [524288n, 1024n, 512n, { soft: 512n, hard: 512n }],
+  ])('hard %s soft %s with host hard %s', (hard, soft, host, expected) => {
+    expect(clampRlimits([{ resource: 'nofile', soft, hard }], { nofile: host })[0]).toMatchObject(expected);
+  });
+});

@@ -1,0 +1,97 @@
+/* Unprivileged tests of nb_plan_validate: a malformed plan never reaches the monitor. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "novabox.h"
+
+static int passed, failed;
+
+#define CHECK(name, cond) do { \
+	if (cond) { passed++; } else { failed++; fprintf(stderr, "FAIL %s (%s:%d)\n", name, __FILE__, __LINE__); } \
+} while (0)
+
+/* header + 1 exec op + strings: "true\0" at 128, list at 136 {1, 128} */
+static _Alignas(8) unsigned char buf[256];
+
+static void good_plan(void)
+{
+	struct nb_plan_header *h = (void *)buf;
+	struct nb_op *op = (void *)(buf + sizeof(*h));
+	uint32_t list[2] = { 1, 128 };
+
+	memset(buf, 0, sizeof(buf));
+	h->magic = NB_PLAN_MAGIC;
+	h->abi = NB_ABI_VERSION;
+	h->size = 144;
+	h->n_ops = 1;
+	op->kind = NB_OP_EXEC;
+	op->s[0] = 128;
+	op->list = 136;
+	memcpy(buf + 128, "true", 5);
+	memcpy(buf + 136, list, sizeof(list));
+}
+
+int main(void)
+{
+	struct nb_plan_header *h = (void *)buf;
+	struct nb_op *op = (void *)(buf + sizeof(*h));
+	int32_t bad;
+
+	good_plan();
+	CHECK("valid plan", nb_plan_validate(buf, 144, &bad) == 0 && bad == -1);
+
+	good_plan();
+	h->magic = 0;
+	CHECK("bad magic", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	h->abi = 99;
+	CHECK("bad abi", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	CHECK("size mismatch", nb_plan_validate(buf, 140, &bad) == -EINVAL);
+
+	good_plan();
+	h->n_ops = 3;
+	CHECK("ops beyond the end", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	op->s[0] = 4000;
+	CHECK("string offset out of range", nb_plan_validate(buf, 144, &bad) == -EINVAL && bad == 0);
+
+	good_plan();
+	op->s[1] = 8; /* inside the header */
+	CHECK("string offset inside the header", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	memset(buf + 128, 'x', 16); /* no NUL before the end */
+	op->list = 0;
+	op->s[0] = 128;
+	CHECK("unterminated string", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	((uint32_t *)(buf + 136))[0] = 1000; /* list count runs past the end */
+	CHECK("list past the end", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	op->kind = NB_OP_NO_NEW_PRIVS;
+	CHECK("last op must be exec", nb_plan_validate(buf, 144, &bad) == -EINVAL && bad == 0);
+
+	good_plan();
+	op->kind = 77;
+	CHECK("unknown op kind", nb_plan_validate(buf, 144, &bad) == -EINVAL && bad == 0);
+
+	good_plan();
+	h->flags = NB_PLAN_LOG;
+	CHECK("log flag without a path", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	CHECK("misaligned plan", nb_plan_validate(buf + 1, 144, &bad) == -EINVAL);
+
+	CHECK("abi version", nb_abi_version() == NB_ABI_VERSION);
+
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,75 @@
+import { Command, Option } from 'commander';
+import { BadRequest } from '../../errors.js';
+import { requireRoot, type CliContext } from '../main.js';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function int(name: string, min: number) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) < min) throw new BadRequest(`invalid ${name} ${JSON.stringify(v)}: expected a whole number >= ${min}`);
+    return Number(v);
+  };
+}
+
+export function register(program: Command, ctx: CliContext): void {
+  program
+    .command('run')
+    .description('run a command in a new container in the foreground, like podman run / lxc-execute')
+    .argument('[image]', 'image name (default image: busybox); omit with --rootfs')
+    .argument('[command...]', 'command and arguments (default: the image\'s)')
+    .option('--rm', 'remove the container when it exits')
+    .option('--name <name>', 'container name (default nb-<id>)')
+    .option('--hostname <name>', 'hostname inside (default: the first 12 hex digits of the id)')
+    .option('-m, --memory <bytes>', 'memory limit, with k/m/g suffix; swap is off')
+    .option('--cpus <n>', 'CPU limit as a fraction of CPUs, e.g. 0.5')
+    .option('--pids-limit <n>', 'maximum number of processes', int('--pids-limit', 1))
+    .option('-e, --env <NAME=value>', 'set an environment variable (repeatable)', collect, [])
+    .option('-w, --workdir <dir>', 'working directory inside the container')
+    .option('-u, --user <uid[:gid]>', 'user (uid or name) and group to run as')
+    .option('-i, --interactive', 'keep stdin attached')
+    .option('-t, --tty', 'allocate a pseudo-terminal')
+    .addOption(new Option('--network <mode>', 'network mode').choices(['none', 'host']).default('none'))
+    .option('--read-only', 'mount the root filesystem read-only (/tmp, /var/tmp and /run get a tmpfs)')
+    .option('--rootfs <dir>', 'use this directory as the root filesystem (read-only lower layer) instead of an image')
+    .option('--dry-run', 'print the launch plan as JSON and do nothing')
+    .passThroughOptions()
+    .addHelpText('after', `
+Exit status: the command's own; 128+N when it was killed by signal N (137: SIGKILL,
+e.g. out of memory); 125 when the container could not be set up; 126 when the command
+cannot be executed; 127 when it is not found; 1 for novabox's own errors.
+
+Examples:
+  novabox run --rm busybox sh -c 'echo $$; hostname'
+  novabox run --rm --memory 64m --cpus 0.5 --pids-limit 64 -e FOO=bar -w /tmp busybox env
+  novabox run --rm -it busybox sh`)
+    .action(async (image: string | undefined, command: string[], o) => {
+      const { runCommand } = await import('../../runtime/run-command.js');
+      if (!o.dryRun) requireRoot();
+      if (o.rootfs && image !== undefined) command = [image, ...command];
+      else if (!o.rootfs && image === undefined) throw new BadRequest('no image given: try "novabox run --rm busybox echo hello"');
+      ctx.exitCode = await runCommand(
+        {
+          image: o.rootfs ? undefined : image,
+          rootfsDir: o.rootfs,
+          command,
+          name: o.name,
+          hostname: o.hostname,
+          memory: o.memory,
+          cpus: o.cpus,
+          pidsLimit: o.pidsLimit,
+          env: o.env,
+          workdir: o.workdir,
+          user: o.user,
+          interactive: Boolean(o.interactive),
+          tty: Boolean(o.tty),
+          network: o.network,
+          readOnly: Boolean(o.readOnly),
+          remove: Boolean(o.rm),
+          dryRun: Boolean(o.dryRun),
+        },
+        ctx,
+      );
+    });
+}

@@ -1,0 +1,88 @@
+/**
+ * The novabox command line. Commands register themselves on one commander program;
+ * errors map to exit codes in one table. Heavy modules are imported by the command
+ * that needs them, so `novabox run` loads neither a database nor an HTTP server.
+ */
+import { Command, CommanderError } from 'commander';
+import { NovaboxError, type ErrorCode } from '../errors.js';
+import { register as registerRun } from './commands/run.js';
+import { register as registerPs } from './commands/ps.js';
+import { register as registerRm } from './commands/rm.js';
+
+declare const NOVABOX_VERSION: string;
+export const VERSION = typeof NOVABOX_VERSION === 'string' ? NOVABOX_VERSION : '0.0.0-dev';
+
+/** One table: error code -> exit status. */
+const EXIT_CODES: Record<ErrorCode, number> = {
+  'not-found': 1,
+  conflict: 1,
+  'bad-request': 1,
+  permission: 1,
+  sys: 1,
+  'op-failed': 125,
+  internal: 1,
+};
+
+export interface CliContext {
+  /** set by a command that wants a specific exit status */
+  exitCode: number;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  debug: boolean;
+}
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new NovaboxError('permission', 'novabox needs root: run it with sudo (rootless mode is not supported yet)');
+  }
+}
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('novabox')
+    .description('Linux containers as OpenStack-Nova-style servers')
+    .version(VERSION, '-V, --version')
+    .option('--debug', 'show stack traces and extra detail on errors')
+    .enablePositionalOptions()
+    .showSuggestionAfterError()
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout(s),
+      writeErr: (s) => ctx.stderr(s),
+    });
+  program.hook('preAction', (cmd) => {
+    ctx.debug = Boolean(cmd.opts().debug);
+  });
+  registerRun(program, ctx);
+  registerPs(program, ctx);
+  registerRm(program, ctx);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const ctx: CliContext = {
+    exitCode: 0,
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    debug: argv.includes('--debug'),
+  };
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return ctx.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // help and version end here with exit code 0; usage errors were already printed
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof NovaboxError) {
+      ctx.stderr(`novabox: ${err.message}\n`);
+      if (err.hint) ctx.stderr(`hint: ${err.hint}\n`);
+      if (ctx.debug && err.stack) ctx.stderr(err.stack + '\n');
+      return EXIT_CODES[err.code];
+    }
+    const e = err as Error;
+    ctx.stderr(`novabox: ${e?.message ?? String(err)}\n`);
+    if (ctx.debug && e?.stack) ctx.stderr(e.stack + '\n');
+    return 1;
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * Synchronous cgroupfs access shared by the v1 and v2 drivers. Cgroup creation sits on the
+ * container start path, so each read or write is open + read/write + close and nothing more.
+ */
+import { closeSync, constants, mkdirSync, openSync, readSync, readdirSync, rmdirSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { BadRequest, Conflict, SysError, fromNodeError } from '../../errors.js';
+import type { CgroupWrite } from './types.js';
+
+/** The effects a driver has outside cgroup files; tests replace them to imitate the kernel. */
+export interface CgroupIo {
+  /** one directory level; throws EEXIST when it exists */
+  mkdir(path: string): void;
+  rmdir(path: string): void;
+  kill(pid: number, signal: NodeJS.Signals | number): void;
+}
+
+export interface DriverOptions {
+  io?: Partial<CgroupIo>;
+  /** how long freeze() waits for the kernel to report frozen (default 2000) */
+  freezeTimeoutMs?: number;
+  /** how long remove() waits for processes to exit and rmdir to stop failing with EBUSY (default 2000) */
+  removeTimeoutMs?: number;
+}
+
+export interface ResolvedOptions {
+  io: CgroupIo;
+  freezeTimeoutMs: number;
+  removeTimeoutMs: number;
+}
+
+export const realIo: CgroupIo = {
+  mkdir: (path) => mkdirSync(path),
+  rmdir: (path) => rmdirSync(path),
+  kill: (pid, signal) => process.kill(pid, signal),
+};
+
+export function resolveOptions(opts: DriverOptions = {}): ResolvedOptions {
+  return {
+    io: { ...realIo, ...opts.io },
+    freezeTimeoutMs: opts.freezeTimeoutMs ?? 2000,
+    removeTimeoutMs: opts.removeTimeoutMs ?? 2000,
+  };
+}
+
+function errnoOf(err: unknown): string | undefined {
+  return err instanceof SysError ? err.errno : (err as NodeJS.ErrnoException | undefined)?.code;
+}
+
+export function isErrno(err: unknown, code: string): boolean {
+  return errnoOf(err) === code;
+}
+
+/**
+ * One write(2) of the whole value, as cgroup files require. O_TRUNC without O_CREAT (runc's
+ * WriteFile): a missing file is ENOENT, never a new regular file.
+ */
+export function writeCgroupFile(path: string, value: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC);
+  } catch (err) {
+    throw fromNodeError(err, path);
+  }
+  try {
+    writeSync(fd, value);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    throw e.code ? new SysError('write', e.code, path, `writing "${value}"`) : err;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const readBuffer = Buffer.alloc(64 * 1024);
+
+/** Read a whole cgroup file without the fstat readFileSync does (cgroup files report size 0). */
+export function readCgroupFile(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY);
+  } catch (err) {
+    throw fromNodeError(err, path);
+  }
+  try {
+    let text = '';
+    for (;;) {
+      const n = readSync(fd, readBuffer, 0, readBuffer.length, null);
+      if (n === 0) return text;
+      text += readBuffer.toString('utf8', 0, n);
+    }
+  } catch (err) {
+    throw fromNodeError(err, path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** undefined when the file (or its cgroup) does not exist */
+export function readOptional(path: string): string | undefined {
+  try {
+    return readCgroupFile(path);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+}
+
+/** "usage_usec 123\nuser_usec 100" -> 123 for key usage_usec */
+export function readKeyed(text: string | undefined, key: string): number | undefined {
+  const match = text && new RegExp(`^${key} (\\d+)$`, 'm').exec(text);
+  return match ? Number(match[1]) : undefined;
+}
+
+export function toNumber(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text.trim());
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export function readPids(dir: string): number[] {
+  const text = readOptional(join(dir, 'cgroup.procs'));
+  return text ? text.split('\n').filter(Boolean).map(Number) : [];
+}
+
+/** Apply writes; a missing optional file is skipped. */
+export function applyWrites(writes: CgroupWrite[], dirOf: (controller: string) => string): void {
+  for (const w of writes) {
+    try {
+      writeCgroupFile(join(dirOf(w.controller), w.file), w.value);
+    } catch (err) {
+      if (!(w.optional && isErrno(err, 'ENOENT'))) throw err;
+    }
+  }
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** A synchronous sleep: these drivers are synchronous by design. */
+export function sleepMs(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+/** Poll `done` with a growing pause (1 ms up to 20 ms) until it holds or `timeoutMs` passes. */
+export function waitFor(done: () => boolean, timeoutMs: number): boolean {
+  const deadline = Date.now() + timeoutMs;
+  for (let pauseMs = 1; ; pauseMs = Math.min(pauseMs * 2, 20)) {
+    if (done()) return true;
+    if (Date.now() >= deadline) return false;
+    sleepMs(pauseMs);
+  }
+}
+
+export function isSigkill(signal: NodeJS.Signals | number): boolean {
+  return signal === 'SIGKILL' || signal === 9;
+}
+
+/**
+ * Signal every pid `list()` returns, re-reading until no new pid shows up: a process can
+ * fork between the read and the kill.
+ */
+export function signalAll(list: () => number[], signal: NodeJS.Signals | number, io: CgroupIo): void {
+  const signalled = new Set<number>();
+  for (let pass = 0; pass < 100; pass++) {
+    const fresh = list().filter((pid) => !signalled.has(pid));
+    if (fresh.length === 0) return;
+    for (const pid of fresh) {
+      signalled.add(pid);
+      killPid(pid, signal, io);
+    }
+  }
+}
+
+function killPid(pid: number, signal: NodeJS.Signals | number, io: CgroupIo): void {
+  try {
+    io.kill(pid, signal);
+  } catch (err) {
+    if (!isErrno(err, 'ESRCH')) throw fromNodeError(err, `pid ${pid}`);
+  }
+}
+
+/**
+ * Remove cgroup directories, children first. The kernel refuses rmdir while a process is
+ * inside (EBUSY), so SIGKILL stragglers and wait for cgroup.procs to empty, then rmdir,
+ * retrying EBUSY (a dying task can hold the cgroup a moment longer). ENOENT: already gone.
+ */
+export function removeTrees(dirs: string[], opts: ResolvedOptions): void {
+  const deadline = Date.now() + opts.removeTimeoutMs;
+  for (const dir of dirs) removeTree(dir, deadline, opts.io);
+}
+
+function removeTree(dir: string, deadline: number, io: CgroupIo): void {
+  let children: string[];
+  try {
+    children = readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => join(dir, entry.name));
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return;
+    throw fromNodeError(err, dir);
+  }
+  for (const child of children) removeTree(child, deadline, io);
+
+  const emptied = waitFor(() => {
+    const pids = readPids(dir);
+    for (const pid of pids) killPid(pid, 'SIGKILL', io);
+    return pids.length === 0;
+  }, Math.max(0, deadline - Date.now()));
+  if (!emptied) {
+    throw new SysError('rmdir', 'EBUSY', dir, `processes ${readPids(dir).join(' ')} still inside after SIGKILL`);
+  }
+  for (;;) {
+    try {
+      io.rmdir(dir);
+      return;
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return;
+      if (!isErrno(err, 'EBUSY') || Date.now() >= deadline) throw fromNodeError(err, dir);
+      sleepMs(5);
+    }
+  }
+}
+
+/** "novabox/0f3c": relative, no empty, "." or ".." segments. */
+export function checkCgroupPath(path: string): string[] {
+  const segments = path.split('/');
+  const bad = path.startsWith('/') || segments.some((s) => s === '' || s === '.' || s === '..' || /[\0\n]/.test(s));
+  if (bad) {
+    throw new BadRequest(`invalid cgroup path "${path}": expected a relative path such as novabox/web`);
+  }
+  return segments;
+}
+
+/**
+ * mkdir `segments` below `root` one level at a time, calling `atLevel(parent, fresh)` before
+ * each mkdir (v2 enables controllers there). Directories made are pushed on `created`; an
+ * existing leaf is a Conflict.
+ */
+export function makeLevels(
+  root: string,
+  segments: string[],
+  io: CgroupIo,
+  created: string[],
+  atLevel?: (parent: string, fresh: boolean) => void,
+): string {
+  let dir = root;
+  let fresh = false;
+  segments.forEach((segment, i) => {
+    atLevel?.(dir, fresh);
+    const child = join(dir, segment);
+    try {
+      io.mkdir(child);
+      created.push(child);
+      fresh = true;
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw fromNodeError(err, child);
+      if (i === segments.length - 1) {
+        throw new Conflict(`cgroup ${child} already exists`, {
+          hint: 'another container uses it, or a crash left it behind: remove it or pick another name',
+        });
+      }
+      fresh = false;
+    }
+    dir = child;
+  });
+  return dir;
+}
+
+/** Best-effort rmdir of what create() made, newest first, when create() fails. */
+export function undoCreated(created: string[], io: CgroupIo): void {
+  for (const dir of [...created].reverse()) {
+    try {
+      io.rmdir(dir);
+    } catch {
+      // the original error matters more; a leftover empty cgroup is harmless
+    }
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * Pure: limits in, cgroup file writes out. Whether an optional file exists is decided by
+ * the driver at apply time; nothing here touches the file system.
+ */
+import { BadRequest } from '../../errors.js';
+import type { CgroupLimits, CgroupWrite } from './types.js';
+
+export const DEFAULT_CPU_PERIOD_US = 100_000;
+/** sched/core.c: the CFS bandwidth quota and period must each be at least 1 ms */
+const MIN_CPU_QUOTA_US = 1_000;
+const CPU_PERIOD_RANGE_US = [1_000, 1_000_000] as const;
+const CPU_SHARES_RANGE = [2, 262_144] as const;
+
+const MEMORY_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1024,
+  m: 1024 ** 2,
+  g: 1024 ** 3,
+  t: 1024 ** 4,
+};
+
+/** "64m" -> 67108864. Suffixes k/m/g/t (powers of 1024), any case, optional trailing b. */
+export function parseMemory(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$/i.exec(text);
+  if (!match) {
+    throw new BadRequest(
+      `invalid memory size "${text}": expected bytes or a number with a k, m, g or t suffix (e.g. 512m, 2g)`,
+    );
+  }
+  const bytes = Math.floor(Number(match[1]) * MEMORY_UNITS[match[2].toLowerCase()]);
+  if (!Number.isSafeInteger(bytes)) throw new BadRequest(`memory size "${text}" is too large`);
+  return bytes;
+}
+
+/**
+ * 0.5 CPUs -> 50 ms of CPU time every 100 ms. More CPUs than the host has is allowed: the
+ * kernel accepts it (the quota then never binds), and flavors may overcommit, as Nova's do.
+ */
+export function cpusToQuota(
+  cpus: number,
+  periodUs: number = DEFAULT_CPU_PERIOD_US,
+): { quotaUs: number; periodUs: number } {
+  if (!Number.isFinite(cpus) || cpus <= 0) {
+    throw new BadRequest(`invalid CPU count ${cpus}: must be a number greater than 0`);
+  }
+  const quotaUs = Math.round(cpus * periodUs);
+  if (quotaUs < MIN_CPU_QUOTA_US) {
+    throw new BadRequest(
+      `CPU count ${cpus} is too small: the minimum is ${MIN_CPU_QUOTA_US / periodUs} (1 ms per ${periodUs / 1000} ms period)`,
+    );
+  }
+  return { quotaUs, periodUs };
+}
+
+/** runc/crun: cpu.shares [2, 262144] onto cpu.weight [1, 10000], linearly. */
+export function sharesToWeight(shares: number): number {
+  return 1 + Math.floor(((shares - 2) * 9999) / 262_142);
+}
+
+function inRange(value: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER): boolean {
+  return value === undefined || (Number.isSafeInteger(value) && value >= min && value <= max);
+}
+
+type Check = (limits: CgroupLimits) => string | undefined;
+
+const CHECKS: Check[] = [
+  (l) => (inRange(l.memoryBytes, 1) ? undefined : `memory limit ${l.memoryBytes} must be a positive whole number of bytes`),
+  (l) =>
+    inRange(l.cpuQuotaUs, MIN_CPU_QUOTA_US)
+      ? undefined
+      : `CPU quota ${l.cpuQuotaUs} us must be a whole number of at least ${MIN_CPU_QUOTA_US} us`,
+  (l) =>
+    inRange(l.cpuPeriodUs, ...CPU_PERIOD_RANGE_US)
+      ? undefined
+      : `CPU period ${l.cpuPeriodUs} us must be between ${CPU_PERIOD_RANGE_US[0]} and ${CPU_PERIOD_RANGE_US[1]} us`,
+  (l) =>
+    inRange(l.cpuShares, ...CPU_SHARES_RANGE)
+      ? undefined
+      : `CPU shares ${l.cpuShares} must be between ${CPU_SHARES_RANGE[0]} and ${CPU_SHARES_RANGE[1]}`,
+  (l) => (inRange(l.pidsMax, 1) ? undefined : `pids limit ${l.pidsMax} must be a positive whole number`),
+];
+
+export function validateLimits(limits: CgroupLimits): void {
+  for (const check of CHECKS) {
+    const problem = check(limits);
+    if (problem) throw new BadRequest(`invalid cgroup limits: ${problem}`);
+  }
+}
+
+/** The writes that apply `limits`, in the order they must happen. */
+export function toCgroupWrites(kind: 'v1' | 'v2', limits: CgroupLimits): CgroupWrite[] {
+  validateLimits(limits);
+  return kind === 'v2' ? v2Writes(limits) : v1Writes(limits);
+}
+
+function v2Writes(l: CgroupLimits): CgroupWrite[] {
+  const writes: CgroupWrite[] = [];
+  const add = (file: string, value: string | number, optional?: boolean) =>
+    writes.push({ controller: '', file, value: String(value), ...(optional ? { optional } : {}) });
+
+  if (l.memoryBytes !== undefined) add('memory.max', l.memoryBytes);
+  // memory.swap.max is missing when the kernel does no swap accounting; then there is nothing to stop.
+  if (l.swapOff) add('memory.swap.max', 0, true);
+  if (l.cpuQuotaUs !== undefined || l.cpuPeriodUs !== undefined) {
+    add('cpu.max', `${l.cpuQuotaUs ?? 'max'} ${l.cpuPeriodUs ?? DEFAULT_CPU_PERIOD_US}`);
+  }
+  if (l.cpuShares !== undefined) add('cpu.weight', sharesToWeight(l.cpuShares));
+  if (l.pidsMax !== undefined) add('pids.max', l.pidsMax);
+  return writes;
+}
+
+function v1Writes(l: CgroupLimits): CgroupWrite[] {
+  const writes: CgroupWrite[] = [];
+  const add = (controller: string, file: string, value: string | number, optional?: boolean) =>
+    writes.push({ controller, file, value: String(value), ...(optional ? { optional } : {}) });
+
+  if (l.memoryBytes !== undefined) {
+    add('memory', 'memory.limit_in_bytes', l.memoryBytes);
+    // memory+swap = memory: no swap. Without a memory limit there is no number to give memsw.
+    if (l.swapOff) add('memory', 'memory.memsw.limit_in_bytes', l.memoryBytes, true);
+  }
+  // Period first: the kernel checks quota against the period in force when the quota is written.
+  if (l.cpuQuotaUs !== undefined || l.cpuPeriodUs !== undefined) {
+    add('cpu', 'cpu.cfs_period_us', l.cpuPeriodUs ?? DEFAULT_CPU_PERIOD_US);
+  }
+  if (l.cpuQuotaUs !== undefined) add('cpu', 'cpu.cfs_quota_us', l.cpuQuotaUs);
+  if (l.cpuShares !== undefined) add('cpu', 'cpu.shares', l.cpuShares);
+  if (l.pidsMax !== undefined) add('pids', 'pids.max', l.pidsMax);
+  return writes;
+}

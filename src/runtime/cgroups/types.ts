@@ -1,0 +1,70 @@
+/**
+ * One interface over cgroup v1, hybrid (v1 controllers + a cgroup2 mount beside them)
+ * and pure v2. Detection picks the driver; the rest of the runtime never asks which.
+ */
+
+export type CgroupLayout =
+  | { kind: 'v2'; root: string; controllers: string[] }
+  | {
+      kind: 'v1' | 'hybrid';
+      /** controller name -> mount point, e.g. memory -> /sys/fs/cgroup/memory */
+      mounts: Record<string, string>;
+      /** the cgroup2 mount of a hybrid host (/sys/fs/cgroup/unified), used for tracking only */
+      unified?: string;
+      /** named hierarchies without controllers, e.g. systemd -> /sys/fs/cgroup/systemd (not used) */
+      named?: Record<string, string>;
+    };
+
+/** Limits as numbers with units in their names; undefined = leave the kernel default. */
+export interface CgroupLimits {
+  memoryBytes?: number;
+  /** true: no swap beyond memoryBytes (memory.swap.max=0 / memsw = memory) */
+  swapOff?: boolean;
+  cpuQuotaUs?: number;
+  cpuPeriodUs?: number;
+  /** relative weight, v1 cpu.shares scale (2..262144, default 1024); v2 converts to cpu.weight */
+  cpuShares?: number;
+  pidsMax?: number;
+}
+
+export interface CgroupWrite {
+  /** v1: controller name ('memory', 'cpu', 'pids', ...); v2: '' (one tree) */
+  controller: string;
+  file: string;
+  value: string;
+  /** skip silently when the file does not exist (a kernel without swap accounting) */
+  optional?: boolean;
+}
+
+export interface CgroupStats {
+  memoryCurrentBytes: number;
+  memoryPeakBytes: number | null;
+  cpuUsageUs: number;
+  pidsCurrent: number;
+  oomKills: number;
+}
+
+export interface CgroupHandle {
+  /** relative path inside every hierarchy, e.g. novabox/0f3c... */
+  readonly path: string;
+  /** absolute directories this cgroup occupies (one on v2, one per hierarchy on v1) */
+  dirs(): string[];
+  place(pid: number): void;
+  setLimits(limits: CgroupLimits): void;
+  freeze(): void;
+  thaw(): void;
+  stats(): CgroupStats;
+  /** pids currently in the cgroup (all hierarchies, deduplicated) */
+  pids(): number[];
+  killAll(signal?: NodeJS.Signals | number): void;
+  /** kill stragglers, rmdir (retrying EBUSY) every directory; idempotent */
+  remove(): void;
+}
+
+export interface CgroupDriver {
+  readonly layout: CgroupLayout;
+  /** mkdir the cgroup in every hierarchy it needs and apply the limits */
+  create(path: string, limits: CgroupLimits): CgroupHandle;
+  /** a handle on an existing cgroup (it may already be gone) */
+  open(path: string): CgroupHandle;
+}

@@ -1,0 +1,215 @@
+/**
+ * cgroup v1 (Documentation/admin-guide/cgroup-v1/): one hierarchy per mount, each with one
+ * or more controllers (cpu,cpuacct may share a mount). A container gets the same relative
+ * directory in every hierarchy it uses and its processes are placed in each. On a hybrid
+ * host the directory is also made in the cgroup2 mount, to track the processes there.
+ */
+import { join } from 'node:path';
+import { SysError } from '../../errors.js';
+import {
+  type DriverOptions,
+  type ResolvedOptions,
+  applyWrites,
+  checkCgroupPath,
+  isSigkill,
+  makeLevels,
+  readCgroupFile,
+  readKeyed,
+  readOptional,
+  readPids,
+  removeTrees,
+  resolveOptions,
+  signalAll,
+  toNumber,
+  undoCreated,
+  waitFor,
+  writeCgroupFile,
+} from './cgroupfs.js';
+import { toCgroupWrites } from './limits.js';
+import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats, CgroupWrite } from './types.js';
+
+/** The hierarchies a container joins, when the host mounts them. */
+export const V1_CONTROLLERS = ['cpuset', 'cpu', 'cpuacct', 'memory', 'devices', 'freezer', 'blkio', 'pids'];
+
+/**
+ * The devices cgroup allow-list: deny all, then the character devices every container
+ * gets (the OCI runtime-spec default devices plus the pty multiplexer and its slaves).
+ */
+export const V1_DEVICE_RULES: CgroupWrite[] = [
+  { controller: 'devices', file: 'devices.deny', value: 'a' },
+  ...[
+    '1:3', // null
+    '1:5', // zero
+    '1:7', // full
+    '1:8', // random
+    '1:9', // urandom
+    '5:0', // tty
+    '5:1', // console
+    '5:2', // ptmx
+    '136:*', // pts/*
+  ].map((dev) => ({ controller: 'devices', file: 'devices.allow', value: `c ${dev} rwm` })),
+];
+
+type V1Layout = Exclude<CgroupLayout, { kind: 'v2' }>;
+
+export class CgroupV1Driver implements CgroupDriver {
+  readonly layout: V1Layout;
+  private readonly opts: ResolvedOptions;
+  /** controller -> mount, for the controllers novabox uses */
+  private readonly used: Record<string, string>;
+  /** each mount once (co-mounted controllers share one), then the cgroup2 mount if hybrid */
+  private readonly roots: string[];
+
+  /** `mounts`: controller -> mount point; `unified`: the cgroup2 mount of a hybrid host. */
+  constructor(mounts: Record<string, string>, opts: DriverOptions & { unified?: string } = {}) {
+    this.layout = opts.unified ? { kind: 'hybrid', mounts, unified: opts.unified } : { kind: 'v1', mounts };
+    this.opts = resolveOptions(opts);
+    this.used = Object.fromEntries(V1_CONTROLLERS.filter((c) => mounts[c]).map((c) => [c, mounts[c]]));
+    this.roots = [...new Set(Object.values(this.used)), ...(opts.unified ? [opts.unified] : [])];
+  }
+
+  create(path: string, limits: CgroupLimits): CgroupHandle {
+    const segments = checkCgroupPath(path);
+    const writes = toCgroupWrites('v1', limits);
+    const handle = this.open(path);
+    const created: string[] = [];
+    try {
+      for (const root of this.roots) makeLevels(root, segments, this.opts.io, created);
+      if (this.used.cpuset) inheritCpuset(this.used.cpuset, segments);
+      if (this.used.devices) applyWrites(V1_DEVICE_RULES, (c) => handle.dirOf(c));
+      handle.applyLimitWrites(writes);
+    } catch (err) {
+      undoCreated(created, this.opts.io);
+      throw err;
+    }
+    return handle;
+  }
+
+  open(path: string): CgroupV1 {
+    checkCgroupPath(path);
+    return new CgroupV1(path, this.used, this.roots, this.opts);
+  }
+}
+
+/**
+ * A new cpuset has empty cpuset.cpus and cpuset.mems, and the kernel refuses tasks until
+ * both are set (cgroup-v1/cpusets.rst), unless the parent has cgroup.clone_children. Copy
+ * the nearest ancestor's values into each empty level, top down.
+ */
+function inheritCpuset(mount: string, segments: string[]): void {
+  let dir = mount;
+  const inherited = { 'cpuset.cpus': '', 'cpuset.mems': '' };
+  for (const file of Object.keys(inherited) as (keyof typeof inherited)[]) {
+    inherited[file] = readCgroupFile(join(dir, file)).trim();
+  }
+  for (const segment of segments) {
+    dir = join(dir, segment);
+    for (const file of Object.keys(inherited) as (keyof typeof inherited)[]) {
+      const own = readCgroupFile(join(dir, file)).trim();
+      if (own) inherited[file] = own;
+      else writeCgroupFile(join(dir, file), inherited[file]);
+    }
+  }
+}
+
+export class CgroupV1 implements CgroupHandle {
+  private readonly allDirs: string[];
+
+  constructor(
+    readonly path: string,
+    private readonly used: Record<string, string>,
+    roots: string[],
+    private readonly opts: ResolvedOptions,
+  ) {
+    this.allDirs = roots.map((root) => join(root, path));
+  }
+
+  dirs(): string[] {
+    return [...this.allDirs];
+  }
+
+  /** The cgroup's directory in the hierarchy carrying `controller`. */
+  dirOf(controller: string): string {
+    const mount = this.used[controller];
+    if (!mount) throw new SysError('open', 'ENOENT', `${controller}:/${this.path}`, `the ${controller} controller is not mounted`);
+    return join(mount, this.path);
+  }
+
+  place(pid: number): void {
+    for (const dir of this.allDirs) writeCgroupFile(join(dir, 'cgroup.procs'), String(pid));
+  }
+
+  setLimits(limits: CgroupLimits): void {
+    this.applyLimitWrites(toCgroupWrites('v1', limits));
+  }
+
+  /**
+   * memory.memsw.limit_in_bytes must stay >= memory.limit_in_bytes (EINVAL otherwise): when
+   * raising both, the memsw write has to go first.
+   */
+  applyLimitWrites(writes: CgroupWrite[]): void {
+    const dirOf = (c: string) => this.dirOf(c);
+    for (let i = 0; i < writes.length; i++) {
+      const [w, next] = [writes[i], writes[i + 1]];
+      const pair = w.file === 'memory.limit_in_bytes' && next?.file === 'memory.memsw.limit_in_bytes';
+      try {
+        applyWrites(pair ? [w, next] : [w], dirOf);
+      } catch (err) {
+        const limitRefused = err instanceof SysError && err.errno === 'EINVAL' && err.path?.endsWith(w.file);
+        if (!pair || !limitRefused) throw err;
+        applyWrites([next, w], dirOf);
+      }
+      if (pair) i++;
+    }
+  }
+
+  freeze(): void {
+    const state = join(this.dirOf('freezer'), 'freezer.state');
+    writeCgroupFile(state, 'FROZEN');
+    // reads FREEZING until every task is in the refrigerator
+    if (!waitFor(() => readCgroupFile(state).trim() === 'FROZEN', this.opts.freezeTimeoutMs)) {
+      this.thaw();
+      throw new SysError('freeze', 'ETIMEDOUT', state, `not FROZEN after ${this.opts.freezeTimeoutMs} ms`);
+    }
+  }
+
+  thaw(): void {
+    writeCgroupFile(join(this.dirOf('freezer'), 'freezer.state'), 'THAWED');
+  }
+
+  stats(): CgroupStats {
+    const read = (controller: string, file: string) =>
+      this.used[controller] ? readCgroupFile(join(this.dirOf(controller), file)) : undefined;
+    const usageNs = read('cpuacct', 'cpuacct.usage');
+    return {
+      memoryCurrentBytes: toNumber(read('memory', 'memory.usage_in_bytes')) ?? 0,
+      memoryPeakBytes: toNumber(read('memory', 'memory.max_usage_in_bytes')) ?? null,
+      // nanoseconds overflow a double's integers after 104 days of CPU time
+      cpuUsageUs: usageNs ? Number(BigInt(usageNs.trim()) / 1000n) : 0,
+      pidsCurrent: toNumber(read('pids', 'pids.current')) ?? 0,
+      // the oom_kill line exists since Linux 4.13
+      oomKills: readKeyed(read('memory', 'memory.oom_control'), 'oom_kill') ?? 0,
+    };
+  }
+
+  pids(): number[] {
+    return [...new Set(this.allDirs.flatMap(readPids))];
+  }
+
+  /**
+   * A task frozen by the v1 freezer does not act on SIGKILL until thawed, so thaw after
+   * signalling (the frozen tasks could not fork while being signalled).
+   */
+  killAll(signal: NodeJS.Signals | number = 'SIGKILL'): void {
+    signalAll(() => this.pids(), signal, this.opts.io);
+    if (!isSigkill(signal) || !this.used.freezer) return;
+    const state = join(this.dirOf('freezer'), 'freezer.state');
+    const current = readOptional(state)?.trim();
+    if (current && current !== 'THAWED') writeCgroupFile(state, 'THAWED');
+  }
+
+  remove(): void {
+    this.killAll('SIGKILL');
+    removeTrees(this.allDirs, this.opts);
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * One container on this host: spec -> plan -> spawn -> supervise -> clean up.
+ * `novabox run` drives it in the foreground; the server layer (compute) will reuse
+ * createContainer/startContainer pieces for long-lived servers.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { BadRequest, Conflict, OpFailed } from '../errors.js';
+import { errnoName, errnoText } from '../sys/errno.js';
+import { describeOp, type LaunchPlan } from '../sys/ops.js';
+import type { CgroupHandle, CgroupLayout, CgroupLimits } from './cgroups/types.js';
+import {
+  DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, clampRlimits, parseHardLimits, planLaunch, type ContainerSpec,
+} from './plan/index.js';
+import { paths } from '../util/paths.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { Reverter } from '../util/revert.js';
+import type { ImageConfig } from '../images/store.js';
+import { readProcStart, bootId } from './proc.js';
+import { resolveUser } from './user.js';
+
+export interface RunRequest {
+  /** image name, or undefined with rootfsDir */
+  image?: string;
+  /** use this directory as the only (read-only) layer, like podman --rootfs */
+  rootfsDir?: string;
+  command: string[];
+  name?: string;
+  hostname?: string;
+  memoryBytes?: number;
+  cpuQuota?: { quotaUs: number; periodUs: number };
+  pidsLimit?: number;
+  env: string[];
+  workdir?: string;
+  user?: string;
+  interactive: boolean;
+  tty: boolean;
+  network: 'none' | 'host';
+  readOnly: boolean;
+  remove: boolean;
+}
+
+export interface ContainerState {
+  id: string;
+  name: string;
+  image: string;
+  command: string[];
+  created: string;
+  remove: boolean;
+  cgroupPath: string;
+  status: 'created' | 'running' | 'exited';
+  monitorPid?: number;
+  monitorStart?: number;
+  initPid?: number;
+  initStart?: number;
+  bootId?: string;
+  exitCode?: number;
+  finished?: string;
+}
+
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+const HOSTNAME = /^(?=.{1,64}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
+
+export function containerDirs(id: string) {
+  const dir = paths.container(id);
+  return {
+    dir,
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    merged: join(dir, 'rootfs'),
+    state: join(dir, 'state.json'),
+    status: join(dir, 'exit-status'),
+  };
+}
+
+export interface Prepared {
+  state: ContainerState;
+  spec: ContainerSpec;
+  plan: LaunchPlan;
+  limits: CgroupLimits;
+}
+
+/** Validate a request and plan it. Pure but for reading the image's /etc/passwd. */
+export function prepare(
+  req: RunRequest,
+  image: { name: string; layerDirs: string[]; config: ImageConfig },
+  layout: CgroupLayout,
+): Prepared {
+  if (req.name !== undefined && !NAME.test(req.name)) {
+    throw new BadRequest(`invalid container name ${JSON.stringify(req.name)}: use letters, digits, '_', '.' and '-' (at most 63)`);
+  }
+  if (req.hostname !== undefined && !HOSTNAME.test(req.hostname)) {
+    throw new BadRequest(`invalid hostname ${JSON.stringify(req.hostname)}`);
+  }
+  for (const e of req.env) {
+    if (!/^[^=\0]+=/.test(e)) throw new BadRequest(`invalid environment entry ${JSON.stringify(e)}: expected NAME=value`);
+  }
+  const id = randomBytes(32).toString('hex');
+  const name = req.name ?? `nb-${id.slice(0, 12)}`;
+  const hostname = req.hostname ?? id.slice(0, 12);
+  const command = req.command.length ? req.command : image.config.cmd;
+  if (!command.length) throw new BadRequest(`image "${image.name}" has no default command: give one`);
+
+  const user = resolveUser(req.user ?? image.config.user ?? '', image.layerDirs);
+  const env = mergeEnv([
+    `PATH=${DEFAULT_PATH}`,
+    ...image.config.env,
+    `HOSTNAME=${hostname}`,
+    `HOME=${user.home}`,
+    ...(req.tty ? ['TERM=xterm'] : []),
+    ...req.env,
+  ]);
+  const cwd = req.workdir ?? (image.config.workingDir || '/');
+  if (!cwd.startsWith('/')) throw new BadRequest(`invalid working directory ${JSON.stringify(cwd)}: it must be absolute`);
+
+  const d = containerDirs(id);
+  const spec: ContainerSpec = {
+    id,
+    hostname,
+    rootfs: { mergedDir: d.merged, lowerDirs: image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: req.readOnly },
+    process: { args: command, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, tty: req.tty },
+    network: req.network,
+    cgroups: layout,
+    capabilities: DEFAULT_CAPABILITIES,
+    rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
+  };
+  const limits: CgroupLimits = {
+    memoryBytes: req.memoryBytes,
+    swapOff: req.memoryBytes !== undefined,
+    cpuQuotaUs: req.cpuQuota?.quotaUs,
+    cpuPeriodUs: req.cpuQuota?.periodUs,
+    pidsMax: req.pidsLimit,
+  };
+  const state: ContainerState = {
+    id,
+    name,
+    image: image.name,
+    command,
+    created: new Date().toISOString(),
+    remove: req.remove,
+    cgroupPath: `novabox/${id}`,
+    status: 'created',
+  };
+  return { state, spec, plan: planLaunch(spec), limits };
+}
+
+/** Later entries win, as with `docker run -e`. */
+function mergeEnv(entries: string[]): string[] {
+  const m = new Map<string, string>();
+  for (const e of entries) {
+    const i = e.indexOf('=');
+    m.set(e.slice(0, i), e);
+  }
+  return [...m.values()];
+}
+
+export function writeState(s: ContainerState): void {
+  writeFileAtomic(containerDirs(s.id).state, JSON.stringify(s) + '\n');
+}
+
+export function readState(id: string): ContainerState | undefined {
+  try {
+    return JSON.parse(readFileSync(containerDirs(id).state, 'utf8')) as ContainerState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reserve a name atomically: symlink(2) fails with EEXIST if another container has it. */
+export function reserveName(name: string, id: string): void {
+  mkdirSync(paths.names(), { recursive: true });
+  try {
+    symlinkSync(id, join(paths.names(), name));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new Conflict(`container name "${name}" is already in use`, { hint: 'remove it with "novabox rm" or pick another --name' });
+    }
+    throw err;
+  }
+}
+
+export function releaseName(name: string, id: string): void {
+  const link = join(paths.names(), name);
+  try {
+    if (readlinkSafe(link) === id) unlinkSync(link);
+  } catch {
+    /* already gone */
+  }
+}
+
+function readlinkSafe(p: string): string | undefined {
+  try {
+    return readlinkSync(p);
+  } catch {
+    return undefined;
+  }
+}
+
+export function lookupName(nameOrId: string): string | undefined {
+  const link = readlinkSafe(join(paths.names(), nameOrId));
+  if (link) return link;
+  if (/^[0-9a-f]{6,64}$/.test(nameOrId)) {
+    const hits = listContainerIds().filter((id) => id.startsWith(nameOrId));
+    if (hits.length > 1) throw new Conflict(`"${nameOrId}" matches ${hits.length} containers: give more of the id`);
+    return hits[0];
+  }
+  return undefined;
+}
+
+export function listContainerIds(): string[] {
+  try {
+    return readdirSync(paths.containers()).filter((n) => /^[0-9a-f]{64}$/.test(n));
+  } catch {
+    return [];
+  }
+}
+
+/** Is the process recorded in the state still the same process? (never trust a stored pid) */
+export function isAlive(pid: number | undefined, start: number | undefined, boot: string | undefined): boolean {
+  if (!pid || start === undefined) return false;
+  if (boot && boot !== bootId()) return false;
+  return readProcStart(pid) === start;
+}
+
+/**
+ * Remove what a container made: its cgroup, its directory, its name. Idempotent.
+ * Mounts need no undo: the overlay and everything else were mounted inside the
+ * container's own mount namespace, which the kernel drops with its last process.
+ */
+export function destroyContainer(s: ContainerState, cgroup: CgroupHandle | undefined): Error[] {
+  const errors: Error[] = [];
+  try {
+    cgroup?.remove();
+  } catch (err) {
+    errors.push(err as Error);
+  }
+  try {
+    rmSync(containerDirs(s.id).dir, { recursive: true, force: true, maxRetries: 3 });
+  } catch (err) {
+    errors.push(err as Error);
+  }
+  releaseName(s.name, s.id);
+  return errors;
+}
+
+/** An op failure from the init, explained with the plan that TypeScript made. */
+export function opFailure(plan: LaunchPlan, opIndex: number, errno: number): OpFailed {
+  const name = errnoName(errno);
+  if (opIndex < 0) {
+    return new OpFailed(`cannot attach the terminal: ${errnoText(errno)}`, opIndex, name);
+  }
+  const op = plan.ops[opIndex];
+  const what = op ? describeOp(op) : `op ${opIndex}`;
+  return new OpFailed(`${what}: ${errnoText(errno)} (op ${opIndex + 1} of ${plan.ops.length})`, opIndex, name);
+}
+
+/** Exit status for a failed op: 127 command not found, 126 not executable, 125 anything else (as podman). */
+export function opFailureExitCode(plan: LaunchPlan, opIndex: number, errno: number): number {
+  const op = plan.ops[opIndex];
+  if (op?.op === 'exec') {
+    const n = errnoName(errno);
+    if (n === 'ENOENT' || n === 'ENOTDIR') return 127;
+    if (n === 'EACCES' || n === 'ENOEXEC' || n === 'EISDIR') return 126;
+  }
+  return 125;
+}

@@ -1,0 +1,31 @@
+import { constants } from 'node:os';
+import { Conflict, NotFound } from '../errors.js';
+import { cgroupDriver } from './cgroups/index.js';
+import { destroyContainer, isAlive, listContainerIds, lookupName, readState, type ContainerState } from './container.js';
+import { gcStale } from './gc.js';
+import { sleepSync } from '../util/fs.js';
+
+export function listContainers(all: boolean): ContainerState[] {
+  gcStale(cgroupDriver());
+  return listContainerIds()
+    .map(readState)
+    .filter((s): s is ContainerState => s !== undefined && (all || s.status !== 'exited'))
+    .sort((a, b) => a.created.localeCompare(b.created));
+}
+
+export function removeContainer(nameOrId: string, force: boolean): void {
+  const driver = cgroupDriver();
+  gcStale(driver);
+  const id = lookupName(nameOrId);
+  const s = id ? readState(id) : undefined;
+  if (!s) throw new NotFound(`no container named "${nameOrId}"`);
+  const running = s.status !== 'exited' && isAlive(s.monitorPid, s.monitorStart, s.bootId);
+  if (running && !force) throw new Conflict(`container "${s.name}" is running`, { hint: 'stop it first, or pass --force' });
+  const cg = driver.open(s.cgroupPath);
+  if (running) {
+    cg.killAll(constants.signals.SIGKILL);
+    for (let i = 0; i < 200 && isAlive(s.monitorPid, s.monitorStart, s.bootId); i++) sleepSync(10);
+  }
+  const errors = destroyContainer(s, cg);
+  if (errors.length) throw errors[0];
+}

@@ -1,0 +1,60 @@
+/**
+ * What novabox can leave behind on a host: mounts, cgroup directories, monitor
+ * processes, files in the state root. Take one before and one after; they must match.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface Census {
+  mounts: string[];
+  cgroups: string[];
+  monitors: number[];
+  stateFiles: string[];
+}
+
+function cgroupDirs(): string[] {
+  const out: string[] = [];
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => {
+      const fstype = f[f.indexOf('-') + 1];
+      return fstype === 'cgroup' || fstype === 'cgroup2';
+    })
+    .map((f) => f[4]);
+  for (const m of mounts) {
+    const dir = join(m, 'novabox');
+    if (!existsSync(dir)) continue;
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.push(join(dir, e.name));
+  }
+  return out.sort();
+}
+
+function monitors(): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'novabox-monitor') out.push(Number(p));
+    } catch {
+      /* gone */
+    }
+  }
+  return out.sort();
+}
+
+function stateFiles(root: string): string[] {
+  const out: string[] = [];
+  for (const sub of ['containers', 'names', 'tmp']) {
+    const d = join(root, sub);
+    if (existsSync(d)) for (const e of readdirSync(d)) out.push(`${sub}/${e}`);
+  }
+  return out.sort();
+}
+
+export function census(stateRoot: string): Census {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(stateRoot) || l.includes('novabox'));
+  return { mounts, cgroups: cgroupDirs(), monitors: monitors(), stateFiles: stateFiles(stateRoot) };
+}

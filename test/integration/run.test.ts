@@ -1,0 +1,305 @@
+/**
+ * `novabox run` for real: namespaces, cgroups, overlay, devices, capabilities, exit
+ * codes and signals, as root on this machine. After every test the leak census must
+ * match the one taken before it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { hostname as hostHostname } from 'node:os';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { census, type Census } from '../helpers/census.js';
+import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+
+const isRoot = process.getuid?.() === 0;
+
+describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
+  let root: string;
+  let removeRoot: () => void;
+  let before: Census;
+  const run = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>
+    runCli(['run', ...args], { root, ...opts });
+
+  beforeAll(async () => {
+    ({ root, remove: removeRoot } = tempRoot());
+    // First use builds the busybox image; later runs reuse it.
+    const r = await run(['--rm', 'busybox', 'true']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+  });
+  afterAll(() => removeRoot?.());
+  beforeEach(() => {
+    before = census(root);
+  });
+  afterEach(() => {
+    expect(census(root)).toEqual(before);
+  });
+
+  it('runs the command as pid 1 with its own hostname', async () => {
+    const r = await run(['--rm', 'busybox', 'sh', '-c', 'echo $$; hostname']);
+    expect(r.exitCode).toBe(0);
+    const [pid, name] = r.stdout.trim().split('\n');
+    expect(pid).toBe('1');
+    expect(name).toMatch(/^[0-9a-f]{12}$/);
+    expect(name).not.toBe(hostHostname());
+  });
+
+  it('hides host processes and the host mount table', async () => {
+    const r = await run(['--rm', 'busybox', 'sh', '-c', 'ls /proc | grep -E "^[0-9]+$"; echo ---; cat /proc/self/mountinfo']);
+    const [pids, mounts] = r.stdout.split('---\n');
+    // only the shell (1) and ls (a child) exist
+    expect(pids.trim().split('\n').length).toBeLessThanOrEqual(3);
+    expect(pids.trim().split('\n')).toContain('1');
+    // No host mount point shows up inside; the container's own are all there is.
+    const points = (text: string) => text.trim().split('\n').map((l) => l.split(' ')[4]);
+    const inside = new Set(points(mounts));
+    const hostOnly = points(readFileSync('/proc/self/mountinfo', 'utf8'))
+      .filter((p) => !/^\/(proc|sys|dev)(\/|$)/.test(p) && p !== '/');
+    expect(hostOnly.length).toBeGreaterThan(0);
+    for (const p of hostOnly) expect(inside.has(p)).toBe(false);
+    expect(mounts.split('\n')[0]).toMatch(/ \/ \/ rw,.* - overlay overlay /);
+  });
+
+  it('applies hostname, env, workdir and limits together', async () => {
+    const r = await run([
+      '--rm', '--hostname', 'web', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '64',
+      '-e', 'FOO=bar', '-w', '/tmp', 'busybox', 'sh', '-c', 'env; pwd; hostname',
+    ]);
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toContain('FOO=bar');
+    expect(lines).toContain('HOSTNAME=web');
+    expect(lines).toContain('HOME=/root');
+    expect(lines.at(-2)).toBe('/tmp');
+    expect(lines.at(-1)).toBe('web');
+  });
+
+  it('masks /proc paths and keeps /sys and /proc/sys read-only', async () => {
+    const r = await run(['--rm', 'busybox', 'sh', '-c', [
+      'for f in /proc/keys /proc/timer_list /proc/kcore /proc/sched_debug; do [ -e $f ] && echo "$f:$(head -c 64 $f | wc -c)"; done',
+      'echo acpi:$(ls -A /proc/acpi 2>/dev/null | wc -l)',
+      'touch /sys/x 2>&1 || true',
+      'echo 1 > /proc/sys/kernel/domainname 2>&1 || true',
+      'grep " /sys/fs/cgroup" /proc/self/mountinfo | grep -c " ro,"',
+    ].join('; ')]);
+    expect(r.exitCode).toBe(0);
+    for (const line of r.stdout.split('\n').filter((l) => l.startsWith('/proc/'))) {
+      expect(line).toMatch(/:0$/); // masked: reads as empty
+    }
+    expect(r.stdout).toContain('acpi:0');
+    expect(r.stdout).toMatch(/touch: \/sys\/x: Read-only file system/);
+    expect(r.stdout).toMatch(/Read-only file system/);
+    expect(Number(r.stdout.trim().split('\n').at(-1))).toBeGreaterThan(0);
+  });
+
+  it('drops capabilities to the allow-list and sets no_new_privs', async () => {
+    const s = await run(['--rm', 'busybox', 'cat', '/proc/self/status']);
+    const field = (n: string) => new RegExp(`^${n}:\\s+(\\S+)`, 'm').exec(s.stdout)?.[1];
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE SYS_CHROOT SETFCAP
+    expect(field('CapEff')).toBe('00000000800405fb');
+    expect(field('CapPrm')).toBe('00000000800405fb');
+    expect(field('CapBnd')).toBe('00000000800405fb');
+    expect(field('CapInh')).toBe('0000000000000000');
+    expect(field('CapAmb')).toBe('0000000000000000');
+    expect(field('NoNewPrivs')).toBe('1');
+  });
+
+  it('closes every fd beyond stdio before execve', async () => {
+    // Give the CLI extra fds (3, 4); the container must not see them.
+    const child = spawn(process.execPath, [BIN, 'run', '--rm', 'busybox', 'ls', '-l', '/proc/self/fd'], {
+      env: cliEnv(root),
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    const code = await new Promise((r) => child.on('close', r));
+    expect(code).toBe(0);
+    const fds = out.split('\n').map((l) => /\s(\d+) -> (.*)$/.exec(l)).filter(Boolean) as RegExpExecArray[];
+    expect(fds.map((m) => m[1])).toEqual(['0', '1', '2']);
+  });
+
+  it('propagates the exit status', async () => {
+    expect((await run(['--rm', 'busybox', 'sh', '-c', 'exit 42'])).exitCode).toBe(42);
+    expect((await run(['--rm', 'busybox', 'false'])).exitCode).toBe(1);
+  });
+
+  it('reports 128+signal when the container init is killed from the host', async () => {
+    // pid 1 of a pid namespace cannot be killed from inside, so kill it from here.
+    const pending = run(['--name', 'victim', '--rm', 'busybox', 'sleep', '30']);
+    let initPid: number | undefined;
+    for (let i = 0; i < 100 && !initPid; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      for (const id of existsSync(`${root}/containers`) ? readdirSync(`${root}/containers`) : []) {
+        try {
+          initPid = JSON.parse(readFileSync(`${root}/containers/${id}/state.json`, 'utf8')).initPid;
+        } catch {
+          /* not written yet */
+        }
+      }
+    }
+    expect(initPid).toBeGreaterThan(1);
+    process.kill(initPid!, 'SIGKILL');
+    expect((await pending).exitCode).toBe(137);
+  });
+
+  it('says which op failed when the executable is missing, exit 127', async () => {
+    const r = await run(['--rm', 'busybox', '/nope']);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toMatch(/^novabox: exec "\/nope": no such file or directory \(op (\d+) of \1\)\n$/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('exit 126 when the file is not executable', async () => {
+    const r = await run(['--rm', 'busybox', '/etc/passwd']);
+    expect(r.exitCode).toBe(126);
+    expect(r.stderr).toMatch(/exec "\/etc\/passwd": permission denied/);
+  });
+
+  it('finds commands in the container PATH, not the host one', async () => {
+    const r = await run(['--rm', '-e', 'PATH=/nowhere', 'busybox', 'ls']);
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toContain('exec "ls": no such file or directory');
+  });
+
+  it('reports a failing chdir with its op and errno', async () => {
+    const r = await run(['--rm', '-w', '/does/not/exist', 'busybox', 'true']);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toMatch(/^novabox: chdir \/does\/not\/exist: no such file or directory \(op \d+ of \d+\)\n$/);
+  });
+
+  it('refuses an unknown image with one line and creates nothing', async () => {
+    const r = await run(['--rm', 'no-such-image', 'true']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.split('\n')[0]).toBe('novabox: image "no-such-image" not found');
+    expect(existsSync(`${root}/containers`) ? readdirSync(`${root}/containers`) : []).toEqual([]);
+  });
+
+  it.each([
+    [['--memory', 'lots'], /invalid memory/i],
+    [['--cpus', '0'], /invalid CPU count 0/],
+    [['--pids-limit', 'x'], /--pids-limit/],
+    [['--name', 'bad name'], /invalid container name/],
+    [['-e', 'NOEQUALS'], /invalid environment entry/],
+    [['-u', 'nobody-here'], /unknown user/],
+    [['--network', 'bridge'], /network/],
+  ])('rejects bad input %j with one line', async (args, msg) => {
+    const r = await run(['--rm', ...args, 'busybox', 'true']);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(msg);
+    expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('hint:')).length).toBe(1);
+  });
+
+  it('kills the container when it exceeds --memory: exit 137 and a clear message', async () => {
+    const r = await run(['--rm', '--memory', '32m', 'busybox', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=200M', 'count=1']);
+    expect(r.exitCode).toBe(137);
+    expect(r.stderr).toContain('out of memory (limit 32 MiB)');
+  });
+
+  it('makes fork fail beyond --pids-limit', async () => {
+    const r = await run(['--rm', '--pids-limit', '16', 'busybox', 'sh', '-c',
+      'i=0; while [ $i -lt 30 ]; do sleep 3 & i=$((i+1)); done 2>&1; echo started; kill $(jobs -p) 2>/dev/null; true']);
+    expect(r.stdout + r.stderr).toMatch(/can't fork|Resource temporarily unavailable/);
+  });
+
+  it('writes the CPU quota from --cpus', async () => {
+    const r = await run(['--rm', '--cpus', '0.5', 'busybox', 'sh', '-c',
+      'cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.trim().split(/\s+/)).toEqual(['50000', '100000']);
+  });
+
+  it('shows the container its own cgroup only (cgroup namespace)', async () => {
+    const r = await run(['--rm', 'busybox', 'cat', '/proc/self/cgroup']);
+    for (const line of r.stdout.trim().split('\n')) expect(line).toMatch(/:\/$/);
+  });
+
+  it('runs as another user with no capabilities', async () => {
+    const r = await run(['--rm', '-u', '1000:1000', 'busybox', 'sh', '-c', 'id; grep CapEff /proc/self/status']);
+    expect(r.stdout).toContain('uid=1000 gid=1000');
+    expect(r.stdout).toMatch(/CapEff:\s+0000000000000000/);
+    const named = await run(['--rm', '-u', 'nobody', 'busybox', 'id', '-u']);
+    expect(named.stdout.trim()).toBe('65534');
+  });
+
+  it('with --read-only the root cannot be written but /tmp can', async () => {
+    const r = await run(['--rm', '--read-only', 'busybox', 'sh', '-c', 'touch /x 2>&1; touch /tmp/x && echo tmp-ok']);
+    expect(r.stdout).toContain('Read-only file system');
+    expect(r.stdout).toContain('tmp-ok');
+  });
+
+  it('writes go to the container layer, never to the image', async () => {
+    await run(['--rm', 'busybox', 'sh', '-c', 'echo changed > /etc/hosts; rm /bin/ls']);
+    const r = await run(['--rm', 'busybox', 'sh', '-c', 'cat /etc/hosts; ls / >/dev/null && echo ls-ok']);
+    expect(r.stdout).toContain('localhost');
+    expect(r.stdout).toContain('ls-ok');
+  });
+
+  it('--network none has only lo; --network host sees the host interfaces', async () => {
+    const none = await run(['--rm', 'busybox', 'ls', '/sys/class/net']);
+    expect(none.stdout.trim().split(/\s+/)).toEqual(['lo']);
+    const host = await run(['--rm', '--network', 'host', 'busybox', 'ls', '/sys/class/net']);
+    expect(host.stdout.trim().split(/\s+/).sort()).toEqual(readdirSync('/sys/class/net').sort());
+  });
+
+  it('--dry-run prints the plan and creates nothing', async () => {
+    const r = await run(['--rm', '--dry-run', '--memory', '64m', 'busybox', 'echo', 'hi']);
+    expect(r.exitCode).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.plan.ops.at(-1)).toMatchObject({ op: 'exec', file: 'echo', argv: ['echo', 'hi'] });
+    expect(out.cgroup.writes.length).toBeGreaterThan(0);
+  });
+
+  it('forwards Ctrl-C (SIGINT) to the container and exits with its status', async () => {
+    const child = spawn(process.execPath, [BIN, 'run', '--rm', 'busybox', 'sh', '-c',
+      'trap "echo got-int; exit 130" INT; echo ready; while :; do sleep 0.1; done'], { env: cliEnv(root) });
+    let out = '';
+    await new Promise<void>((ready) => child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('ready')) ready();
+    }));
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.on('close', r));
+    expect(out).toContain('got-int');
+    expect(code).toBe(130);
+  });
+
+  it('passes stdin through with -i', async () => {
+    const r = await run(['--rm', '-i', 'busybox', 'sh', '-c', 'read x; echo "got $x"'], { input: 'hello\n' });
+    expect(r.stdout).toBe('got hello\n');
+  });
+
+  it('gives a pseudo-terminal with -t', async () => {
+    const r = await run(['--rm', '-t', 'busybox', 'sh', '-c', 'tty; [ -t 0 ] && echo is-tty; ls -l /dev/console; stty size; exit 4']);
+    expect(r.exitCode).toBe(4);
+    const lines = r.stdout.split(/\r?\n/);
+    expect(lines[0]).toBe('/dev/pts/0'); // from the container's own devpts instance
+    expect(lines[1]).toBe('is-tty');
+    expect(lines[2]).toMatch(/^crw--w---- .* 136,\s+0 .* \/dev\/console$/);
+    expect(lines[3]).toBe('24 80');
+  });
+
+  it('keeps a container without --rm until novabox rm', async () => {
+    const r = await run(['--name', 'kept', 'busybox', 'sh', '-c', 'echo data > /root/f; exit 3']);
+    expect(r.exitCode).toBe(3);
+    const ps = await runCli(['ps', '-a', '-f', 'json'], { root });
+    const rows = JSON.parse(ps.stdout);
+    expect(rows).toEqual([expect.objectContaining({ name: 'kept', status: 'exited', exitCode: 3 })]);
+    const dup = await run(['--name', 'kept', 'busybox', 'true']);
+    expect(dup.exitCode).toBe(1);
+    expect(dup.stderr).toContain('container name "kept" is already in use');
+    const rm = await runCli(['rm', 'kept'], { root });
+    expect(rm.exitCode).toBe(0);
+    expect(JSON.parse((await runCli(['ps', '-a', '-f', 'json'], { root })).stdout)).toEqual([]);
+  });
+
+  it('refuses to run without root, in one line', async () => {
+    const r = await runCli(['run', '--rm', 'busybox', 'true'], { root, spawn: { uid: 65534, gid: 65534 } });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe('novabox: novabox needs root: run it with sudo (rootless mode is not supported yet)\n');
+  });
+
+  it('records nothing of a --rm container once it has exited', () => {
+    const dir = `${root}/containers`;
+    expect(existsSync(dir) ? readdirSync(dir) : []).toEqual([]);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(root);
+  });
+});
