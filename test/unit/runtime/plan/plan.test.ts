@@ -95,11 +95,17 @@ describe('planLaunch', () => {
     expect(pts).toMatchObject({ data: expect.stringContaining('newinstance') });
   });
 
-  it('binds the pty over /dev/console only with a terminal', () => {
-    expect(ops.some((o) => o.op === 'mount' && o.target === 'dev/console')).toBe(false);
+  it('attaches a console from the private devpts only with a terminal, after devpts is mounted', () => {
+    expect(ops.some((o) => o.op === 'console')).toBe(false);
     const tty = planLaunch(spec({}, { tty: true }));
     expect(tty.tty).toBe(true);
-    expect(tty.ops).toContainEqual({ op: 'mount', source: '/proc/self/fd/0', target: 'dev/console', flags: ['bind'], inRoot: true });
+    const consoleAt = tty.ops.findIndex((o) => o.op === 'console');
+    const devptsAt = tty.ops.findIndex((o) => o.op === 'mount' && o.target === 'dev/pts');
+    const fileAt = tty.ops.findIndex((o) => o.op === 'mknod' && o.path === 'dev/console');
+    expect(tty.ops[consoleAt]).toEqual({ op: 'console', ptmx: 'dev/pts/ptmx', path: 'dev/console' });
+    expect(devptsAt).toBeLessThan(consoleAt);
+    expect(fileAt).toBeLessThan(consoleAt);
+    expect(consoleAt).toBeLessThan(tty.ops.findIndex((o) => o.op === 'pivot-root'));
   });
 
   it.each(MASKED_PATHS)('masks %s', (path) => {
