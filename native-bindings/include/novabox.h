@@ -114,14 +114,14 @@ struct nb_spawn_args {
 
 struct nb_spawn_result {
 	int32_t monitor_pid;
-	int32_t init_pid;
-	int32_t events_fd;   /* read end: nb_event records from the monitor */
+	int32_t init_pid;    /* -1: read NB_EV_PID from events_fd */
+	int32_t events_fd;   /* read end: nb_event records from the monitor, NB_EV_PID first */
 	int32_t go_fd;       /* write end: one byte 'G' lets the init run its ops; close = abort */
 	int32_t console_fd;  /* with tty: receive the pty master here (nb_recv_fd); else -1 */
 	int32_t stage;       /* on failure: NB_STAGE_* or 0 */
 };
 
-/* Returns 0 or -errno. Validates the plan, starts the monitor, waits for the init pid. */
+/* Returns 0 or -errno. Validates the plan and starts the monitor; does not wait for it. */
 NB_API int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *args,
 	     struct nb_spawn_result *out);
 

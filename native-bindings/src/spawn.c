@@ -1,14 +1,15 @@
 /*
  * nb_spawn: called from Node through koffi. Starts a per-container monitor and
- * returns once the container init exists (but has not run a single op yet).
+ * returns at once; the caller reads NB_EV_PID from the events fd once it has done
+ * the work that does not need the pid, so that work overlaps the monitor's start.
  *
  *  novabox (TypeScript, Node)        monitor (C, novabox-monitor)      init (C, new namespaces)
  *  nb_spawn(plan)
  *    memfd <- plan bytes
  *    posix_spawn(setsid) ──────────▶ validate plan
- *                                     clone(CLONE_NEW*) ─────────────▶ blocks reading the GO pipe
- *    ◀── NB_EV_PID {init pid} ──────
- *  (returns: init pid, events fd, go fd)
+ *  (returns: events fd, go fd)        clone(CLONE_NEW*) ─────────────▶ blocks reading the GO pipe
+ *  mkdir cgroup, write limits         (meanwhile)
+ *    ◀── NB_EV_PID {init pid} ──────   (or NB_EV_ERROR {stage, errno})
  *  cgroup.procs <- init pid, (later: uid/gid maps, veth into the netns)
  *  write 'G' on the GO pipe ─────────────────────────────────────────▶ ops[0..n-1], then execve
  *                                     error pipe: EOF on execve,  ◀─── {op index, errno} on failure
@@ -57,24 +58,6 @@ static int write_all(int fd, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int read_event(int fd, struct nb_event *ev)
-{
-	size_t got = 0;
-
-	while (got < sizeof(*ev)) {
-		ssize_t n = read(fd, (char *)ev + got, sizeof(*ev) - got);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EPIPE;
-		got += (size_t)n;
 	}
 	return 0;
 }
@@ -134,7 +117,6 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	sigset_t none, all;
 	char *argv[] = { "novabox-monitor", NULL };
 	char *envp[] = { NULL };
-	struct nb_event e;
 	pid_t pid;
 	int32_t bad_op;
 	int rc, i, fa_ok = 0, attr_ok = 0;
@@ -216,20 +198,7 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	for (i = 0; i < 7; i++)
 		close_if(&src[i]);
 
-	rc = read_event(ev[0], &e);
-	if (rc < 0)
-		goto fail;
-	if (e.type == NB_EV_ERROR) {
-		out->stage = e.a;
-		rc = -e.b;
-		goto fail;
-	}
-	if (e.type != NB_EV_PID) {
-		rc = -EPROTO;
-		goto fail;
-	}
 	out->stage = 0;
-	out->init_pid = e.a;
 	out->events_fd = ev[0];
 	out->go_fd = go[1];
 	out->console_fd = con[0];

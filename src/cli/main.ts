@@ -8,6 +8,9 @@ import { NovaboxError, type ErrorCode } from '../errors.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerPs } from './commands/ps.js';
 import { register as registerRm } from './commands/rm.js';
+import { trace } from '../util/trace.js';
+
+trace('main loaded');
 
 declare const NOVABOX_VERSION: string;
 export const VERSION = typeof NOVABOX_VERSION === 'string' ? NOVABOX_VERSION : '0.0.0-dev';

@@ -3,8 +3,9 @@
  * `novabox run` drives it in the foreground; the server layer (compute) will reuse
  * createContainer/startContainer pieces for long-lived servers.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import {
+  closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, Conflict, OpFailed } from '../errors.js';
 import { errnoName, errnoText } from '../sys/errno.js';
@@ -60,6 +61,18 @@ export interface ContainerState {
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+/** 64 hex digits from the kernel's CSPRNG (node:crypto costs milliseconds to load on the start path). */
+export function newId(): string {
+  const b = Buffer.alloc(32);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, b, 0, 32, null);
+  } finally {
+    closeSync(fd);
+  }
+  return b.toString('hex');
+}
 const HOSTNAME = /^(?=.{1,64}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 
 export function containerDirs(id: string) {
@@ -96,7 +109,7 @@ export function prepare(
   for (const e of req.env) {
     if (!/^[^=\0]+=/.test(e)) throw new BadRequest(`invalid environment entry ${JSON.stringify(e)}: expected NAME=value`);
   }
-  const id = randomBytes(32).toString('hex');
+  const id = newId();
   const name = req.name ?? `nb-${id.slice(0, 12)}`;
   const hostname = req.hostname ?? id.slice(0, 12);
   const command = req.command.length ? req.command : image.config.cmd;
@@ -155,8 +168,9 @@ function mergeEnv(entries: string[]): string[] {
   return [...m.values()];
 }
 
+/** The record of a container. Not fsynced: after a host crash its processes are gone too. */
 export function writeState(s: ContainerState): void {
-  writeFileAtomic(containerDirs(s.id).state, JSON.stringify(s) + '\n');
+  writeFileAtomic(containerDirs(s.id).state, JSON.stringify(s) + '\n', 0o644, false);
 }
 
 export function readState(id: string): ContainerState | undefined {

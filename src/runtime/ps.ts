@@ -10,7 +10,7 @@ export function listContainers(all: boolean): ContainerState[] {
   return listContainerIds()
     .map(readState)
     .filter((s): s is ContainerState => s !== undefined && (all || s.status !== 'exited'))
-    .sort((a, b) => a.created.localeCompare(b.created));
+    .sort((a, b) => (a.created < b.created ? -1 : a.created > b.created ? 1 : 0));
 }
 
 export function removeContainer(nameOrId: string, force: boolean): void {

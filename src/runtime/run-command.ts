@@ -4,13 +4,13 @@ import { resolve } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import type { CliContext } from '../cli/main.js';
 import { readImage, layerDirs, checkImageName, type ImageConfig } from '../images/store.js';
-import { ensureBusybox, BUSYBOX_ENV } from '../images/busybox.js';
 import { cgroupDriver } from './cgroups/index.js';
 import { detectCgroups } from './cgroups/detect.js';
 import { parseMemory, cpusToQuota } from './cgroups/limits.js';
 import { prepare, type RunRequest } from './container.js';
 import { gcStale } from './gc.js';
 import { runForeground } from './run.js';
+import { trace } from '../util/trace.js';
 
 export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota'> {
   memory?: string;
@@ -18,16 +18,16 @@ export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota'>
   dryRun: boolean;
 }
 
-function resolveImage(o: RunOptions): { name: string; layerDirs: string[]; config: ImageConfig } {
+async function resolveImage(o: RunOptions): Promise<{ name: string; layerDirs: string[]; config: ImageConfig }> {
   if (o.rootfsDir !== undefined) {
     const dir = resolve(o.rootfsDir);
     if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new NotFound(`rootfs ${dir} is not a directory`);
-    return { name: `rootfs:${dir}`, layerDirs: [dir], config: { cmd: ['sh'], env: BUSYBOX_ENV, workingDir: '/', user: '' } };
+    return { name: `rootfs:${dir}`, layerDirs: [dir], config: { cmd: ['sh'], env: [], workingDir: '/', user: '' } };
   }
   const name = o.image!;
   checkImageName(name);
   let image = readImage(name);
-  if (!image && name === 'busybox' && !o.dryRun) image = ensureBusybox();
+  if (!image && name === 'busybox' && !o.dryRun) image = (await import('../images/busybox.js')).ensureBusybox();
   if (!image) throw new NotFound(`image "${name}" not found`, { hint: 'the built-in image is "busybox"' });
   return { name: image.name, layerDirs: layerDirs(image), config: image.config };
 }
@@ -37,14 +37,18 @@ function jsonSafe(_key: string, v: unknown): unknown {
 }
 
 export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number> {
+  trace('run-command loaded');
   const memoryBytes = o.memory === undefined ? undefined : parseMemory(o.memory);
   if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) {
     throw new BadRequest(`memory limit ${o.memory} is too small: a container needs at least 6 MiB`);
   }
   const cpuQuota = o.cpus === undefined ? undefined : cpusToQuota(Number.isFinite(Number(o.cpus)) ? Number(o.cpus) : NaN);
-  const image = resolveImage(o);
+  const image = await resolveImage(o);
+  trace('image resolved');
   const layout = detectCgroups();
+  trace('cgroups detected');
   const prepared = prepare({ ...o, memoryBytes, cpuQuota }, image, layout);
+  trace('planned');
   if (o.dryRun) {
     const { toCgroupWrites } = await import('./cgroups/limits.js');
     ctx.stdout(
@@ -65,6 +69,7 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
     return 0;
   }
   gcStale(cgroupDriver(layout));
+  trace('gc done');
   return runForeground(prepared, cgroupDriver(layout), {
     interactive: o.interactive,
     stderr: (line) => ctx.stderr(line + '\n'),

@@ -4,9 +4,8 @@
  * forwarded to the init, the exit status comes back, and everything the container
  * made is removed when it ends (on every path, errors included).
  */
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
-import net from 'node:net';
-import tty from 'node:tty';
+import { closeSync, mkdirSync, openSync, read, writeSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
@@ -16,6 +15,7 @@ import {
 } from './container.js';
 import { bootId, readProcStart } from './proc.js';
 import { Reverter } from '../util/revert.js';
+import { trace } from '../util/trace.js';
 
 const EV_EXEC = 2;
 const EV_OPFAIL = 3;
@@ -27,48 +27,35 @@ export interface Event {
   b: number;
 }
 
-/** Reads the monitor's 16-byte event records from a pipe without blocking the event loop. */
+/**
+ * Reads the monitor's 16-byte event records. fs.read runs in libuv's thread pool, so
+ * a blocking pipe read does not block the event loop (signals are still forwarded),
+ * and the start path needs neither node:net nor node:stream.
+ */
 export class EventReader {
-  private buf = Buffer.alloc(0);
-  private queue: Event[] = [];
-  private waiters: ((e: Event | null) => void)[] = [];
-  private ended = false;
-  private sock: net.Socket;
+  private closed = false;
 
-  constructor(fd: number) {
-    this.sock = new net.Socket({ fd, readable: true, writable: false });
-    this.sock.on('data', (chunk: Buffer) => {
-      this.buf = Buffer.concat([this.buf, chunk]);
-      while (this.buf.length >= 16) {
-        this.push({ type: this.buf.readInt32LE(0), a: this.buf.readInt32LE(4), b: this.buf.readInt32LE(8) });
-        this.buf = this.buf.subarray(16);
-      }
-    });
-    const end = () => {
-      this.ended = true;
-      for (const w of this.waiters.splice(0)) w(null);
-    };
-    this.sock.on('end', end);
-    this.sock.on('error', end);
-    this.sock.on('close', end);
-  }
-
-  private push(e: Event): void {
-    const w = this.waiters.shift();
-    if (w) w(e);
-    else this.queue.push(e);
-  }
+  constructor(private readonly fd: number) {}
 
   /** The next event, or null once the monitor has closed the pipe. */
-  next(): Promise<Event | null> {
-    const e = this.queue.shift();
-    if (e) return Promise.resolve(e);
-    if (this.ended) return Promise.resolve(null);
-    return new Promise((resolve) => this.waiters.push(resolve));
+  async next(): Promise<Event | null> {
+    const b = Buffer.alloc(16);
+    let got = 0;
+    while (got < 16 && !this.closed) {
+      const n = await new Promise<number>((resolve) =>
+        read(this.fd, b, got, 16 - got, null, (err, bytes) => resolve(err ? 0 : bytes)),
+      );
+      if (n === 0) return null;
+      got += n;
+    }
+    if (got < 16) return null;
+    return { type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8) };
   }
 
   close(): void {
-    this.sock.destroy();
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
   }
 }
 
@@ -110,11 +97,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     });
     mkdirSync(dirs.work, { mode: 0o700 });
     mkdirSync(dirs.merged, { mode: 0o755 });
-    writeState(state);
-
-    cgroup = driver.create(state.cgroupPath, p.limits);
-    const cg = cgroup;
-    undo.add('cgroup', () => cg.remove());
+    trace('container dirs made');
 
     const devNull = io.interactive ? -1 : openSync('/dev/null', 'r');
     const useTty = plan.tty;
@@ -124,16 +107,27 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       if (devNull >= 0) closeSync(devNull);
     }
     const sp = spawned;
-    events = new EventReader(sp.eventsFd);
+    trace('monitor spawned');
     undo.add('monitor', () => {
       // Closing GO without 'G' makes the init exit before its first op.
       try { closeSync(sp.goFd); } catch { /* already closed */ }
       if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
+      if (!events) closeSync(sp.eventsFd);
       native.reap(sp.monitorPid);
     });
 
+    // While the monitor execs and clones the init, make its cgroup.
+    cgroup = driver.create(state.cgroupPath, p.limits);
+    trace('cgroup created');
+    const cg = cgroup;
+    undo.add('cgroup', () => cg.remove());
+
+    native.awaitInit(sp);
+    trace('init cloned');
+    events = new EventReader(sp.eventsFd);
     pidfd = native.pidfdOpen(sp.initPid);
     cgroup.place(sp.initPid);
+    trace('placed in cgroup');
     Object.assign(state, {
       status: 'running',
       monitorPid: sp.monitorPid,
@@ -143,6 +137,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       bootId: bootId(),
     });
     writeState(state);
+    trace('state written');
 
     // Forward signals to the init from now on. (A pid 1 ignores signals it has no handler for.)
     for (const sig of FORWARDED) {
@@ -172,7 +167,9 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       }
     }
 
+    trace('GO sent');
     const first = await events.next();
+    trace('exec event');
     let failure: NovaboxError | undefined;
     let failureCode = 0;
     if (first?.type === EV_OPFAIL) {
@@ -184,6 +181,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     let exit = await events.next();
     while (exit && exit.type !== EV_EXIT) exit = await events.next();
     if (!exit) throw new NovaboxError('internal', 'the container monitor stopped without reporting an exit status');
+    trace('exit event');
 
     const { code, signal } = native.waitStatusToExitCode(exit.a);
     // The last output may still sit in the pty: read it before detaching.
@@ -210,6 +208,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     if (pidfd >= 0) closeSync(pidfd);
     // The monitor exits right after the EXIT event; reap it before removing anything.
     const errors = await undo.run();
+    trace('cleaned up');
     for (const e of errors) io.stderr(`novabox: cleanup: ${e.message}`);
   }
 }
@@ -224,6 +223,7 @@ function safeStats(cg: CgroupHandle) {
 
 /** Proxy the local terminal to the pty master. `drained` resolves when the pty has no writer left. */
 function attachTty(master: number, interactive: boolean): { detach: () => void; drained: Promise<void> } {
+  const tty = createRequire(import.meta.url)('node:tty') as typeof import('node:tty');
   const stream = new tty.ReadStream(master);
   const out = (chunk: Buffer) => process.stdout.write(chunk);
   stream.on('data', out);

@@ -1,13 +1,16 @@
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
 
-/** Write a file so readers see the old or the new content, never half of it. */
-export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): void {
+/**
+ * Write a file so readers see the old or the new content, never half of it. `durable`
+ * adds an fsync (survives a power cut); records of ephemeral containers skip it.
+ */
+export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644, durable = true): void {
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w', mode);
   try {
     if (typeof data === 'string') writeSync(fd, data);
     else writeSync(fd, data);
-    fsyncSync(fd);
+    if (durable) fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

@@ -153,8 +153,29 @@ describe.skipIf(process.getuid?.() !== 0)('cgroups on this host (root)', () => {
 
   it('the v2 driver on a cgroup2 mount with memory, cpu and pids', async (ctx) => {
     const root = cgroup2WithControllers();
-    if (!root) ctx.skip('no cgroup2 mount offers memory, cpu and pids (they are bound to v1 hierarchies)');
+    if (!root) return ctx.skip('no cgroup2 mount offers memory, cpu and pids (they are bound to v1 hierarchies)');
     await exercise(new CgroupV2Driver(root));
+  });
+
+  it('the v2 driver core (place, freeze, cgroup.kill, remove) on any cgroup2 mount', async (ctx) => {
+    const root = mountinfo().find((m) => m.fsType === 'cgroup2')?.mountPoint;
+    if (!root) return ctx.skip('no cgroup2 mount');
+    const driver = new CgroupV2Driver(root);
+    const top = `${PREFIX}${randomBytes(4).toString('hex')}`;
+    cleanups.push(() => driver.open(top).remove());
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    cleanups.push(() => child.kill('SIGKILL'));
+    const exited = new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
+
+    const cg = driver.create(`${top}/x`, {});
+    cg.place(child.pid!);
+    expect(cg.pids()).toEqual([child.pid]);
+    cg.freeze();
+    expect(read(join(root, top, 'x', 'cgroup.events'))).toMatch(/^frozen 1$/m);
+    cg.killAll(); // frozen or not, SIGKILL ends it
+    expect(await exited).toBe('SIGKILL');
+    driver.open(top).remove();
+    expect(leftovers()).toEqual([]);
   });
 
   it('remove of a cgroup that never existed is a no-op', () => {

@@ -26,6 +26,7 @@ function monitors(): number[] {
 
 async function launch(plan: LaunchPlan, go = true) {
   const sp = native.spawn(plan, { stdio: [0, 1, 2] });
+  native.awaitInit(sp);
   const events = new EventReader(sp.eventsFd);
   if (go) writeSync(sp.goFd, 'G');
   closeSync(sp.goFd);

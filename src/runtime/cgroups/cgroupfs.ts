@@ -221,6 +221,20 @@ function removeTree(dir: string, deadline: number, io: CgroupIo): void {
   }
 }
 
+/**
+ * v1 freezer: a frozen task acts on SIGKILL only once thawed, and a frozen ancestor keeps
+ * its descendants frozen, so thaw top-down. ENOENT: nothing to thaw.
+ */
+export function thawTree(dir: string): void {
+  const state = join(dir, 'freezer.state');
+  const current = readOptional(state)?.trim();
+  if (current === undefined) return;
+  if (current !== 'THAWED') writeCgroupFile(state, 'THAWED');
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) thawTree(join(dir, entry.name));
+  }
+}
+
 /** "novabox/0f3c": relative, no empty, "." or ".." segments. */
 export function checkCgroupPath(path: string): string[] {
   const segments = path.split('/');

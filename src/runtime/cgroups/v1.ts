@@ -20,6 +20,7 @@ import {
   removeTrees,
   resolveOptions,
   signalAll,
+  thawTree,
   toNumber,
   undoCreated,
   waitFor,
@@ -208,8 +209,10 @@ export class CgroupV1 implements CgroupHandle {
     if (current && current !== 'THAWED') writeCgroupFile(state, 'THAWED');
   }
 
+  /** Signal first, then thaw: the kill is pending before anything frozen can run or fork. */
   remove(): void {
     this.killAll('SIGKILL');
+    if (this.used.freezer) thawTree(this.dirOf('freezer'));
     removeTrees(this.allDirs, this.opts);
   }
 }
