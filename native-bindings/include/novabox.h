@@ -80,7 +80,9 @@ struct nb_plan_header {
 	uint32_t log_path;    /* string offset: console log (NB_PLAN_LOG) */
 	uint32_t status_path; /* string offset: file the monitor writes the exit status to */
 	uint32_t log_max_bytes;
-	uint32_t reserved[6];   /* header is 64 bytes */
+	uint32_t cgroup_dir;  /* string offset: cgroup v2 dir to clone the init into
+	                         (CLONE_INTO_CGROUP); 0 = the CLI places the init */
+	uint32_t reserved[5];   /* header is 64 bytes */
 };
 
 _Static_assert(sizeof(struct nb_plan_header) == 64, "plan header ABI");
@@ -88,7 +90,8 @@ _Static_assert(sizeof(struct nb_op) == 64, "op ABI");
 
 /* What the monitor tells the CLI, in order, on the events pipe (16-byte records). */
 enum nb_event_type {
-	NB_EV_PID = 1,     /* a = init pid (in the caller's pid namespace) */
+	NB_EV_PID = 1,     /* a = init pid (in the caller's pid namespace), b = 1 if it was
+	                      cloned into cgroup_dir, 0 if the CLI must place it */
 	NB_EV_EXEC = 2,    /* execve succeeded (the error pipe reached EOF) */
 	NB_EV_OPFAIL = 3,  /* a = op index, b = errno */
 	NB_EV_EXIT = 4,    /* a = wait status of the init */

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <linux/sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,6 +93,23 @@ static int init_main(void *p)
 	_exit(err == ENOENT ? 127 : (err == EACCES || err == ENOEXEC) ? 126 : 125);
 }
 
+/*
+ * clone3(2) with CLONE_INTO_CGROUP starts the init inside its cgroup v2 directory: no
+ * later write to cgroup.procs, which would take the cgroup threadgroup rwsem for
+ * writing and wait out an RCU grace period (milliseconds, on the start path).
+ * Returns the pid, 0 in the child, or -1 with errno (ENOSYS/E2BIG/EINVAL: use clone).
+ */
+static pid_t clone_into(uint64_t flags, int cgroup_fd)
+{
+	struct clone_args args;
+
+	memset(&args, 0, sizeof(args));
+	args.flags = flags | CLONE_INTO_CGROUP;
+	args.exit_signal = SIGCHLD;
+	args.cgroup = (uint64_t)cgroup_fd;
+	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
+}
+
 static void write_status(const char *path, int status)
 {
 	char tmp[4096], buf[64];
@@ -150,7 +168,7 @@ int main(void)
 	struct init_args ia;
 	struct log log = { .fd = -1 };
 	struct stat st;
-	int err_pipe[2], out_pipe[2] = { -1, -1 }, status = 0, null_fd;
+	int err_pipe[2], out_pipe[2] = { -1, -1 }, status = 0, null_fd, placed = 0;
 	int32_t bad_op, msg[2];
 	void *plan;
 	char *stack;
@@ -202,8 +220,21 @@ int main(void)
 	ia.err_w = err_pipe[1];
 	ia.go_r = NB_FD_GO;
 	ia.tty = (h->flags & NB_PLAN_TTY) != 0;
+	init = -1;
+	if (h->cgroup_dir) {
+		int cg = open(nb_plan_str(plan, h->cgroup_dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (cg >= 0) {
+			init = clone_into(h->clone_flags, cg);
+			if (init == 0)
+				init_main(&ia); /* never returns */
+			close(cg);
+			if (init > 0)
+				placed = 1;
+		}
+	}
 	/* clone(2) without CLONE_VM behaves like fork: the init gets its own copy. */
-	init = clone(init_main, stack + stack_size, (int)h->clone_flags | SIGCHLD, &ia);
+	if (init < 0)
+		init = clone(init_main, stack + stack_size, (int)h->clone_flags | SIGCHLD, &ia);
 	if (init < 0) {
 		send_event(NB_EV_ERROR, NB_STAGE_CLONE, errno);
 		return 1;
@@ -221,7 +252,7 @@ int main(void)
 		dup2(null_fd, 2);
 		close(null_fd);
 	}
-	send_event(NB_EV_PID, init, 0);
+	send_event(NB_EV_PID, init, placed);
 
 	if (read_full(err_pipe[0], msg, sizeof(msg)) == sizeof(msg))
 		send_event(NB_EV_OPFAIL, msg[0], msg[1]);

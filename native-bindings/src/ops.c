@@ -283,6 +283,12 @@ static int op_console(struct ctx *c, const struct nb_op *op)
 		return -1;
 	if (ioctl(master, TIOCSPTLCK, &unlock) < 0)
 		goto fail_master;
+	if (op->n[0] && op->n[1]) {
+		/* Before the command runs, so it never sees a 0x0 terminal. */
+		struct winsize ws = { .ws_row = (unsigned short)op->n[0], .ws_col = (unsigned short)op->n[1] };
+		if (ioctl(master, TIOCSWINSZ, &ws) < 0)
+			goto fail_master;
+	}
 	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
 		goto fail_master;

@@ -51,7 +51,8 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 	if (h->n_ops == 0 || h->n_ops > NB_PLAN_MAX_OPS ||
 	    sizeof(*h) + (uint64_t)h->n_ops * sizeof(struct nb_op) > plan_len)
 		return -EINVAL;
-	if (!str_ok(base, plan_len, h->log_path) || !str_ok(base, plan_len, h->status_path))
+	if (!str_ok(base, plan_len, h->log_path) || !str_ok(base, plan_len, h->status_path) ||
+	    !str_ok(base, plan_len, h->cgroup_dir))
 		return -EINVAL;
 	if ((h->flags & NB_PLAN_LOG) && h->log_path == 0)
 		return -EINVAL;

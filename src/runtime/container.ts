@@ -132,7 +132,10 @@ export function prepare(
     id,
     hostname,
     rootfs: { mergedDir: d.merged, lowerDirs: image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: req.readOnly },
-    process: { args: command, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids, tty: req.tty },
+    process: {
+      args: command, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
+      tty: req.tty ? terminalSize() : false,
+    },
     network: req.network,
     cgroups: layout,
     capabilities: DEFAULT_CAPABILITIES,
@@ -155,7 +158,15 @@ export function prepare(
     cgroupPath: `novabox/${id}`,
     status: 'created',
   };
-  return { state, spec, plan: planLaunch(spec), limits };
+  const plan = planLaunch(spec);
+  if (layout.kind === 'v2') plan.cgroupDir = join(layout.root, state.cgroupPath);
+  return { state, spec, plan, limits };
+}
+
+/** The size of our terminal, or the classic 24x80 when we have none (or it says 0x0). */
+function terminalSize(): { rows: number; cols: number } {
+  const out = process.stdout;
+  return { rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 };
 }
 
 /** Later entries win, as with `docker run -e`. */

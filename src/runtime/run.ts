@@ -99,6 +99,16 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     mkdirSync(dirs.merged, { mode: 0o755 });
     trace('container dirs made');
 
+    // On cgroup v2 the monitor clones the init straight into its cgroup, which must exist
+    // first; elsewhere the cgroup is made while the monitor starts, and joined after.
+    const makeCgroup = () => {
+      cgroup = driver.create(state.cgroupPath, p.limits);
+      const cg = cgroup;
+      undo.add('cgroup', () => cg.remove());
+      trace('cgroup created');
+    };
+    if (plan.cgroupDir) makeCgroup();
+
     const devNull = io.interactive ? -1 : openSync('/dev/null', 'r');
     const useTty = plan.tty;
     try {
@@ -115,18 +125,13 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       if (!events) closeSync(sp.eventsFd);
       native.reap(sp.monitorPid);
     });
+    if (!cgroup) makeCgroup();
 
-    // While the monitor execs and clones the init, make its cgroup.
-    cgroup = driver.create(state.cgroupPath, p.limits);
-    trace('cgroup created');
-    const cg = cgroup;
-    undo.add('cgroup', () => cg.remove());
-
-    native.awaitInit(sp);
+    const { placed } = native.awaitInit(sp);
     trace('init cloned');
     events = new EventReader(sp.eventsFd);
     pidfd = native.pidfdOpen(sp.initPid);
-    cgroup.place(sp.initPid);
+    if (!placed) cgroup!.place(sp.initPid);
     trace('placed in cgroup');
     Object.assign(state, {
       status: 'running',
@@ -159,8 +164,6 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       closeSync(sp.consoleFd);
       sp.consoleFd = -1;
       if (master >= 0) {
-        const out = process.stdout;
-        native.ptyResize(master, (out.isTTY && out.rows) || 24, (out.isTTY && out.columns) || 80);
         const t = attachTty(master, io.interactive);
         cleanups.push(t.detach);
         ttyDrained = t.drained;
@@ -196,7 +199,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       return failureCode;
     }
     if (signal === constants.signals.SIGKILL && p.limits.memoryBytes !== undefined) {
-      const oom = safeStats(cgroup)?.oomKills ?? 0;
+      const oom = safeStats(cgroup!)?.oomKills ?? 0;
       if (oom > 0) {
         io.stderr(`novabox: container ${state.name} was killed: out of memory (limit ${formatBytes(p.limits.memoryBytes)})`);
       }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
 import { encodePlan, type LaunchPlan } from './ops.js';
+import { trace } from '../util/trace.js';
 
 const require = createRequire(import.meta.url);
 type Koffi = typeof import('koffi');
@@ -68,15 +69,14 @@ let bound: Bindings | undefined;
  */
 function loadKoffi(): Koffi {
   try {
-    const pkg = `@koromix/koffi-${process.platform}-${process.arch}`;
-    const dir = dirname(require.resolve(`${pkg}/package.json`));
     if (isMusl()) throw new Error('musl');
-    const native = require(join(dir, `${process.platform}_${process.arch}`, 'koffi.node')) as Koffi & { version: string };
-    const koffiDir = dirname(require.resolve('koffi'));
-    const wanted = (JSON.parse(readFileSync(join(koffiDir, 'package.json'), 'utf8')) as { version: string }).version;
+    const modules = join(projectRoot(), 'node_modules');
+    const file = join(modules, `@koromix/koffi-${process.platform}-${process.arch}`, `${process.platform}_${process.arch}`, 'koffi.node');
+    const wanted = (JSON.parse(readFileSync(join(modules, 'koffi', 'package.json'), 'utf8')) as { version: string }).version;
+    const native = require(file) as Koffi & { version: string };
     if (native.version === wanted) return native;
   } catch {
-    /* fall back */
+    /* not laid out as expected: use koffi's own loader */
   }
   return require('koffi') as Koffi;
 }
@@ -88,6 +88,7 @@ function isMusl(): boolean {
 function bind(): Bindings {
   if (bound) return bound;
   const koffi = loadKoffi();
+  trace('koffi loaded');
   const path = join(nativeBuildDir(), 'libnovabox.so');
   if (!existsSync(path)) {
     throw new Error(`native library missing: ${path} (run "npm install" or "make -C native-bindings")`);
@@ -137,7 +138,9 @@ const STAGES: Record<number, string> = {
  */
 export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
   const b = bind();
+  trace('bound');
   const bytes = encodePlan(plan);
+  trace('plan encoded');
   const out: Record<string, number> = {};
   const rc = b.nb_spawn(
     bytes,
@@ -165,8 +168,11 @@ export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
 const EV_PID = 1;
 const EV_ERROR = 5;
 
-/** Block until the monitor reports the init's pid (NB_EV_PID); sets and returns sp.initPid. */
-export function awaitInit(sp: SpawnResult): number {
+/**
+ * Block until the monitor reports the init's pid (NB_EV_PID); sets sp.initPid. `placed`:
+ * the init was cloned into plan.cgroupDir, so the caller must not write cgroup.procs.
+ */
+export function awaitInit(sp: SpawnResult): { pid: number; placed: boolean } {
   const b = Buffer.alloc(16);
   let got = 0;
   while (got < 16) {
@@ -188,7 +194,7 @@ export function awaitInit(sp: SpawnResult): number {
   }
   if (type !== EV_PID) throw new SysError('nb_spawn', 'EPROTO', undefined, `unexpected event ${type} from the monitor`);
   sp.initPid = b.readInt32LE(4);
-  return sp.initPid;
+  return { pid: sp.initPid, placed: b.readInt32LE(8) === 1 };
 }
 
 /** Receive the pty master the init sends after GO (blocks briefly). */

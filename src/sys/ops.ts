@@ -77,7 +77,7 @@ export type Op =
   | { op: 'capset'; caps: Capability[] }
   | { op: 'no-new-privs' }
   | { op: 'chdir'; path: string }
-  | { op: 'console'; ptmx: string; path: string }
+  | { op: 'console'; ptmx: string; path: string; rows: number; cols: number }
   | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[] };
 
 export interface LaunchPlan {
@@ -90,6 +90,8 @@ export interface LaunchPlan {
   logMaxBytes?: number;
   /** the monitor writes "<wait status> <unix time>" here when the init exits */
   statusPath?: string;
+  /** cgroup v2 only: clone the init straight into this directory (CLONE_INTO_CGROUP) */
+  cgroupDir?: string;
 }
 
 /** One line per op for error messages: `mount tmpfs on /dev`, `exec "/nope"`. */
@@ -147,12 +149,6 @@ const PLAN_LOG = 0x2;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
-function mask<T extends string>(names: readonly T[], table: Record<T, number>): bigint {
-  let m = 0n;
-  for (const n of names) m |= BigInt(table[n]);
-  return m;
-}
-
 export function capMask(caps: readonly Capability[]): bigint {
   let m = 0n;
   for (const c of caps) m |= 1n << BigInt(CAPABILITIES.indexOf(c));
@@ -162,29 +158,36 @@ export function capMask(caps: readonly Capability[]): bigint {
 interface RawOp {
   kind: number;
   opFlags: number;
-  flags: bigint;
-  n: [bigint, bigint, bigint];
+  flags: number;
+  /** n[] as numbers, or bigints where they may exceed 2^53 (rlimits, capability masks) */
+  n: [number | bigint, number | bigint, number | bigint];
   s: [string?, string?, string?, string?];
   list?: string[];
   list2?: string[];
 }
 
+function flagBits<T extends string>(names: readonly T[], table: Record<T, number>): number {
+  let m = 0;
+  for (const n of names) m += table[n]; // distinct bits below 2^31: addition is OR
+  return m;
+}
+
 function raw(op: Op): RawOp {
-  const r: RawOp = { kind: KIND[op.op], opFlags: 0, flags: 0n, n: [0n, 0n, 0n], s: [] };
+  const r: RawOp = { kind: KIND[op.op], opFlags: 0, flags: 0, n: [0, 0, 0], s: [] };
   switch (op.op) {
     case 'mount':
       r.s = [op.source, op.target, op.fstype, op.data];
-      r.flags = mask(op.flags, MOUNT_FLAGS);
+      r.flags = flagBits(op.flags, MOUNT_FLAGS);
       if (op.inRoot) r.opFlags |= OPF_IN_ROOT;
       break;
     case 'mkdir':
       r.s = [undefined, op.path];
-      r.n[0] = BigInt(op.mode);
+      r.n[0] = op.mode;
       if (op.inRoot) r.opFlags |= OPF_IN_ROOT;
       break;
     case 'mknod':
       r.s = [undefined, op.path];
-      r.n = [BigInt((op.type === 'c' ? S_IFCHR : S_IFREG) | op.mode), BigInt(op.major), BigInt(op.minor)];
+      r.n = [(op.type === 'c' ? S_IFCHR : S_IFREG) | op.mode, op.major, op.minor];
       if (op.inRoot) r.opFlags |= OPF_IN_ROOT;
       break;
     case 'symlink':
@@ -208,10 +211,10 @@ function raw(op: Op): RawOp {
       r.s = [op.hostname];
       break;
     case 'setrlimit':
-      r.n = [BigInt(RLIMITS[op.resource]), op.soft, op.hard];
+      r.n = [RLIMITS[op.resource], op.soft, op.hard];
       break;
     case 'unshare':
-      r.flags = mask(op.namespaces, CLONE_FLAGS);
+      r.flags = flagBits(op.namespaces, CLONE_FLAGS);
       break;
     case 'cap-bound':
       r.n[0] = capMask(op.keep);
@@ -223,13 +226,14 @@ function raw(op: Op): RawOp {
       r.list = op.gids.map(String);
       break;
     case 'setgid':
-      r.n[0] = BigInt(op.gid);
+      r.n[0] = op.gid;
       break;
     case 'setuid':
-      r.n[0] = BigInt(op.uid);
+      r.n[0] = op.uid;
       break;
     case 'console':
       r.s = [op.ptmx, op.path];
+      r.n = [op.rows, op.cols, 0];
       r.opFlags |= OPF_IN_ROOT;
       break;
     case 'exec':
@@ -241,76 +245,80 @@ function raw(op: Op): RawOp {
   return r;
 }
 
-/** Encode a plan into the bytes nb_spawn takes. Throws on strings with NUL bytes. */
+function writeU64(b: Buffer, v: number | bigint, at: number): void {
+  if (typeof v === 'bigint') b.writeBigUInt64LE(BigInt.asUintN(64, v), at);
+  else {
+    b.writeUInt32LE(v % 0x100000000, at);
+    b.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
+  }
+}
+
+/**
+ * Encode a plan into the bytes nb_spawn takes: one buffer, sized first, filled once
+ * (this runs on every container start). Throws on strings with NUL bytes.
+ */
 export function encodePlan(plan: LaunchPlan): Buffer {
   const ops = plan.ops.map(raw);
   const fixed = HEADER_BYTES + OP_BYTES * ops.length;
-  const chunks: Buffer[] = [];
-  let size = fixed;
+
+  // Pass 1: lay out every distinct string, then every list (4-byte aligned).
   const strings = new Map<string, number>();
-
-  const str = (s: string | undefined): number => {
-    if (s === undefined) return 0;
+  let size = fixed;
+  const place = (s: string | undefined) => {
+    if (s === undefined || strings.has(s)) return;
     if (s.includes('\0')) throw new Error(`string contains a NUL byte: ${JSON.stringify(s)}`);
-    const known = strings.get(s);
-    if (known !== undefined) return known;
-    const b = Buffer.from(s + '\0', 'utf8');
-    const off = size;
-    chunks.push(b);
-    size += b.length;
-    strings.set(s, off);
-    return off;
+    strings.set(s, size);
+    size += Buffer.byteLength(s) + 1;
   };
-  const list = (items: string[] | undefined): number => {
-    if (items === undefined) return 0;
-    const offs = items.map(str);
-    const pad = (4 - (size % 4)) % 4;
-    if (pad) {
-      chunks.push(Buffer.alloc(pad));
-      size += pad;
-    }
-    const b = Buffer.alloc(4 + 4 * offs.length);
-    b.writeUInt32LE(offs.length, 0);
-    offs.forEach((o, i) => b.writeUInt32LE(o, 4 + 4 * i));
-    const off = size;
-    chunks.push(b);
-    size += b.length;
-    return off;
-  };
-
-  const opBytes = Buffer.alloc(OP_BYTES * ops.length);
-  ops.forEach((r, i) => {
-    const o = i * OP_BYTES;
-    opBytes.writeUInt32LE(r.kind, o);
-    opBytes.writeUInt32LE(r.opFlags, o + 4);
-    opBytes.writeBigUInt64LE(r.flags, o + 8);
-    r.n.forEach((v, j) => opBytes.writeBigUInt64LE(BigInt.asUintN(64, v), o + 16 + 8 * j));
-    for (let j = 0; j < 4; j++) opBytes.writeUInt32LE(str(r.s[j]), o + 40 + 4 * j);
-    opBytes.writeUInt32LE(list(r.list), o + 56);
-    opBytes.writeUInt32LE(list(r.list2), o + 60);
-  });
-
-  const header = Buffer.alloc(HEADER_BYTES);
-  const logOff = str(plan.logPath);
-  const statusOff = str(plan.statusPath);
-  header.writeUInt32LE(MAGIC, 0);
-  header.writeUInt32LE(ABI, 4);
-  header.writeUInt32LE(size, 8);
-  header.writeUInt32LE(ops.length, 12);
-  header.writeBigUInt64LE(mask(plan.namespaces, CLONE_FLAGS), 16);
-  header.writeUInt32LE((plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0), 24);
-  header.writeUInt32LE(logOff, 28);
-  header.writeUInt32LE(statusOff, 32);
-  header.writeUInt32LE(plan.logMaxBytes ?? 0, 36);
-
-  // Buffer.alloc (not the shared pool) gives the 8-byte alignment nb_plan_validate checks.
-  const out = Buffer.alloc(size);
-  header.copy(out, 0);
-  opBytes.copy(out, HEADER_BYTES);
-  let at = fixed;
-  for (const c of chunks) {
-    c.copy(out, at);
-    at += c.length;
+  for (const r of ops) {
+    for (const x of r.s) place(x);
+    r.list?.forEach(place);
+    r.list2?.forEach(place);
   }
+  place(plan.logPath);
+  place(plan.statusPath);
+  place(plan.cgroupDir);
+  const lists: number[] = [];
+  for (const r of ops) {
+    for (const l of [r.list, r.list2]) {
+      if (!l) continue;
+      size = (size + 3) & ~3;
+      lists.push(size);
+      size += 4 + 4 * l.length;
+    }
+  }
+
+  // Pass 2: fill. Buffer.alloc (not the shared pool) gives the alignment nb_plan_validate checks.
+  const out = Buffer.alloc(size);
+  for (const [s, off] of strings) out.write(s, off, 'utf8');
+  const off = (s: string | undefined) => (s === undefined ? 0 : strings.get(s)!);
+  let li = 0;
+  const writeList = (l: string[] | undefined): number => {
+    if (!l) return 0;
+    const at = lists[li++];
+    out.writeUInt32LE(l.length, at);
+    l.forEach((s, i) => out.writeUInt32LE(off(s), at + 4 + 4 * i));
+    return at;
+  };
+  ops.forEach((r, i) => {
+    const o = HEADER_BYTES + i * OP_BYTES;
+    out.writeUInt32LE(r.kind, o);
+    out.writeUInt32LE(r.opFlags, o + 4);
+    writeU64(out, r.flags, o + 8);
+    for (let j = 0; j < 3; j++) writeU64(out, r.n[j], o + 16 + 8 * j);
+    for (let j = 0; j < 4; j++) out.writeUInt32LE(off(r.s[j]), o + 40 + 4 * j);
+    out.writeUInt32LE(writeList(r.list), o + 56);
+    out.writeUInt32LE(writeList(r.list2), o + 60);
+  });
+  out.writeUInt32LE(MAGIC, 0);
+  out.writeUInt32LE(ABI, 4);
+  out.writeUInt32LE(size, 8);
+  out.writeUInt32LE(ops.length, 12);
+  writeU64(out, flagBits(plan.namespaces, CLONE_FLAGS), 16);
+  out.writeUInt32LE((plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0), 24);
+  out.writeUInt32LE(off(plan.logPath), 28);
+  out.writeUInt32LE(off(plan.statusPath), 32);
+  out.writeUInt32LE(plan.logMaxBytes ?? 0, 36);
+  out.writeUInt32LE(off(plan.cgroupDir), 40);
   return out;
 }

@@ -1,3 +1,5 @@
+import { trace } from './trace.js';
+
 /** Undo as you go (incus `revert`): steps run in reverse order; every error is collected. */
 export class Reverter {
   private steps: { what: string; fn: () => void | Promise<void> }[] = [];
@@ -17,6 +19,7 @@ export class Reverter {
       const s = this.steps.pop()!;
       try {
         await s.fn();
+        trace(`undone: ${s.what}`);
       } catch (err) {
         errors.push(new Error(`undo ${s.what}: ${(err as Error).message}`, { cause: err }));
       }

@@ -20,7 +20,7 @@ const LINKS: [string, string][] = [
 ];
 
 /** /dev as a tmpfs with our own nodes, devpts (its own instance), shm, mqueue; console = the pty. */
-export function planDev(tty: boolean): Op[] {
+export function planDev(tty: false | { rows: number; cols: number }): Op[] {
   const ops: Op[] = [
     { op: 'mkdir', path: 'dev', mode: 0o755, inRoot: true },
     { op: 'mount', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', flags: ['nosuid', 'strictatime'], data: 'mode=755,size=65536k', inRoot: true },
@@ -41,7 +41,7 @@ export function planDev(tty: boolean): Op[] {
     // A pty of the container's own devpts becomes stdio and /dev/console (see ops.c op_console).
     ops.push(
       { op: 'mknod', path: 'dev/console', mode: 0o620, type: 'file', major: 0, minor: 0, inRoot: true },
-      { op: 'console', ptmx: 'dev/pts/ptmx', path: 'dev/console' },
+      { op: 'console', ptmx: 'dev/pts/ptmx', path: 'dev/console', rows: tty.rows, cols: tty.cols },
     );
   }
   return ops;

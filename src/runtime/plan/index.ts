@@ -47,7 +47,7 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
   return {
     namespaces: namespacesFor(spec),
     ops,
-    tty: p.tty,
+    tty: p.tty !== false,
     logPath: spec.logPath,
     statusPath: spec.statusPath,
   };

@@ -21,7 +21,8 @@ export interface ContainerSpec {
     uid: number;
     gid: number;
     additionalGids: number[];
-    tty: boolean;
+    /** a terminal of this size, or none */
+    tty: false | { rows: number; cols: number };
   };
   network: 'none' | 'host';
   /** the host's cgroup layout decides what /sys/fs/cgroup looks like inside */

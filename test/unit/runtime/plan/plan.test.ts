@@ -97,12 +97,12 @@ describe('planLaunch', () => {
 
   it('attaches a console from the private devpts only with a terminal, after devpts is mounted', () => {
     expect(ops.some((o) => o.op === 'console')).toBe(false);
-    const tty = planLaunch(spec({}, { tty: true }));
+    const tty = planLaunch(spec({}, { tty: { rows: 30, cols: 100 } }));
     expect(tty.tty).toBe(true);
     const consoleAt = tty.ops.findIndex((o) => o.op === 'console');
     const devptsAt = tty.ops.findIndex((o) => o.op === 'mount' && o.target === 'dev/pts');
     const fileAt = tty.ops.findIndex((o) => o.op === 'mknod' && o.path === 'dev/console');
-    expect(tty.ops[consoleAt]).toEqual({ op: 'console', ptmx: 'dev/pts/ptmx', path: 'dev/console' });
+    expect(tty.ops[consoleAt]).toEqual({ op: 'console', ptmx: 'dev/pts/ptmx', path: 'dev/console', rows: 30, cols: 100 });
     expect(devptsAt).toBeLessThan(consoleAt);
     expect(fileAt).toBeLessThan(consoleAt);
     expect(consoleAt).toBeLessThan(tty.ops.findIndex((o) => o.op === 'pivot-root'));
