@@ -94,12 +94,8 @@ export interface Prepared {
   limits: CgroupLimits;
 }
 
-/** Validate a request and plan it. Pure but for reading the image's /etc/passwd. */
-export function prepare(
-  req: RunRequest,
-  image: { name: string; layerDirs: string[]; config: ImageConfig },
-  layout: CgroupLayout,
-): Prepared {
+/** Checks that need no image: run before anything is resolved, built or created. */
+export function validateRequest(req: Pick<RunRequest, 'name' | 'hostname' | 'env' | 'workdir'>): void {
   if (req.name !== undefined && !NAME.test(req.name)) {
     throw new BadRequest(`invalid container name ${JSON.stringify(req.name)}: use letters, digits, '_', '.' and '-' (at most 63)`);
   }
@@ -109,6 +105,18 @@ export function prepare(
   for (const e of req.env) {
     if (!/^[^=\0]+=/.test(e)) throw new BadRequest(`invalid environment entry ${JSON.stringify(e)}: expected NAME=value`);
   }
+  if (req.workdir !== undefined && !req.workdir.startsWith('/')) {
+    throw new BadRequest(`invalid working directory ${JSON.stringify(req.workdir)}: it must be absolute`);
+  }
+}
+
+/** Validate a request and plan it. Pure but for reading the image's /etc/passwd and our limits. */
+export function prepare(
+  req: RunRequest,
+  image: { name: string; layerDirs: string[]; config: ImageConfig },
+  layout: CgroupLayout,
+): Prepared {
+  validateRequest(req);
   const id = newId();
   const name = req.name ?? `nb-${id.slice(0, 12)}`;
   const hostname = req.hostname ?? id.slice(0, 12);

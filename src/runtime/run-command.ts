@@ -7,7 +7,7 @@ import { readImage, layerDirs, checkImageName, type ImageConfig } from '../image
 import { cgroupDriver } from './cgroups/index.js';
 import { detectCgroups } from './cgroups/detect.js';
 import { parseMemory, cpusToQuota } from './cgroups/limits.js';
-import { prepare, type RunRequest } from './container.js';
+import { prepare, validateRequest, type RunRequest } from './container.js';
 import { gcStale } from './gc.js';
 import { runForeground } from './run.js';
 import { trace } from '../util/trace.js';
@@ -38,6 +38,7 @@ function jsonSafe(_key: string, v: unknown): unknown {
 
 export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number> {
   trace('run-command loaded');
+  validateRequest(o);
   const memoryBytes = o.memory === undefined ? undefined : parseMemory(o.memory);
   if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) {
     throw new BadRequest(`memory limit ${o.memory} is too small: a container needs at least 6 MiB`);

@@ -101,3 +101,39 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
     ).toThrow(/nb_spawn: EINVAL \(cannot check the launch plan/);
   });
 });
+
+describe.skipIf(!isRoot)('monitor: console log and exit status (root)', () => {
+  let dir: string;
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('copies the init output into the log, rotates it at the bound, and writes the status file', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-log-'));
+    const log = join(dir, 'console.log');
+    const status = join(dir, 'exit-status');
+    // 3000 lines of 100 bytes = 300 kB through a 64 kB bound: log + log.1 stay under 2 x 64 kB.
+    const script = 'i=0; while [ $i -lt 3000 ]; do printf "%099d\\n" $i; i=$((i+1)); done; echo last-line >&2; exit 3';
+    const plan: LaunchPlan = {
+      namespaces: ['pid'],
+      tty: false,
+      logPath: log,
+      logMaxBytes: 64 * 1024,
+      statusPath: status,
+      ops: [{ op: 'exec', file: 'sh', searchPath: '/usr/bin:/bin', argv: ['sh', '-c', script], env: [] }],
+    };
+    const { seen } = await launch(plan);
+    expect(seen.map((e) => e.type)).toEqual([2, 4]);
+    const text = readFileSync(log, 'utf8');
+    const older = readFileSync(`${log}.1`, 'utf8');
+    expect(text.length + older.length).toBeLessThanOrEqual(2 * 64 * 1024);
+    expect(text.trimEnd().split('\n').at(-1)).toBe('last-line');
+    expect(text.trimEnd().split('\n').at(-2)).toBe('0'.repeat(95) + '2999');
+    // Rotation cuts at a write, not a line: log.1 + log read together lose nothing.
+    // (the first line of log.1 may itself be the tail of a line rotated away earlier)
+    const lines = (older + text).trimEnd().split('\n').slice(1, -1).map(Number);
+    lines.forEach((n, i) => i > 0 && expect(n).toBe(lines[i - 1] + 1));
+    expect(lines.at(-1)).toBe(2999);
+    const [wait, when] = readFileSync(status, 'utf8').trim().split(' ').map(Number);
+    expect(native.waitStatusToExitCode(wait)).toEqual({ code: 3 });
+    expect(Math.abs(when - Date.now() / 1000)).toBeLessThan(60);
+  });
+});

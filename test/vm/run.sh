@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Run a command inside a throwaway QEMU VM with a pure cgroup v2 kernel.
+#
+#   test/vm/run.sh [--timeout SECONDS] [--mem MiB] [--smp N] -- COMMAND [ARGS...]
+#   test/vm/run.sh --check        # boot self-test (cgroup2, node, overlay, namespaces, pivot_root, veth)
+#
+# The command runs as root in /novabox (a fresh copy of the project tree, .git
+# excluded) inside the guest, with stdout+stderr streamed here. Exit status is
+# the command's, 99 when the guest never reported one (crash, timeout).
+# See test/vm/README.md.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TIMEOUT=${NOVABOX_VM_TIMEOUT:-900}
+MEM=${MEM:-${NOVABOX_VM_MEM:-2048}}
+SMP=${NOVABOX_VM_SMP:-2}
+WORK=${NOVABOX_VM_DIR:-/var/tmp/novabox-vm}
+CHECK=0
+BASE_VERSION=3   # bump when the layout of the base archive changes
+
+die() { echo "vm: $*" >&2; exit 99; }
+usage() { sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2; }
+
+while (($#)); do
+  case "$1" in
+    --timeout) TIMEOUT=${2:?}; shift 2 ;;
+    --timeout=*) TIMEOUT=${1#*=}; shift ;;
+    --mem) MEM=${2:?}; shift 2 ;;
+    --mem=*) MEM=${1#*=}; shift ;;
+    --smp) SMP=${2:?}; shift 2 ;;
+    --smp=*) SMP=${1#*=}; shift ;;
+    --check) CHECK=1; shift ;;
+    -h|--help) usage ;;
+    --) shift; break ;;
+    *) break ;;
+  esac
+done
+if ((CHECK)); then
+  (($# == 0)) || die "--check takes no command"
+  set -- sh test/vm/selftest.sh
+fi
+(($#)) || usage
+[[ $TIMEOUT =~ ^[0-9]+$ && $MEM =~ ^[0-9]+$ && $SMP =~ ^[0-9]+$ ]] || die "--timeout, --mem and --smp take whole numbers"
+
+PROJECT_DIR=${PROJECT_DIR:-$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/../.." && pwd))}
+PROJECT_DIR=$(cd "$PROJECT_DIR" && pwd -P)
+
+# ---- host tools -------------------------------------------------------------
+QEMU=${QEMU:-qemu-system-x86_64}
+command -v "$QEMU" >/dev/null || die "$QEMU not found (apt-get install qemu-system-x86)"
+command -v cpio >/dev/null || die "cpio not found (apt-get install cpio)"
+BUSYBOX=${NOVABOX_VM_BUSYBOX:-/bin/busybox}
+file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || die "$BUSYBOX is not a static busybox (apt-get install busybox-static)"
+NODE=$(readlink -f "${NOVABOX_VM_NODE:-$(command -v node)}") || die "node not found"
+# newest installed cloud kernel (pure cgroup v2 has nothing to do with the flavour,
+# but -cloud boots fastest: few drivers)
+KERNEL=${NOVABOX_VM_KERNEL:-$(ls /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -n1)}
+[[ -n $KERNEL && -r $KERNEL ]] || die "no /boot/vmlinuz-*-cloud-amd64 (apt-get install linux-image-cloud-amd64)"
+KVER=${KERNEL##*/vmlinuz-}
+MODDIR=/lib/modules/$KVER
+[[ -r $MODDIR/modules.dep ]] || die "$MODDIR/modules.dep missing"
+
+# Modules loaded at boot, and further ones only shipped (modprobe-able in the guest).
+LOAD_MODULES=${NOVABOX_VM_MODULES:-overlay veth bridge}
+SHIP_MODULES="tun loop nf_tables nft_chain_nat nft_masq nft_ct nft_compat nft_fib_inet nf_nat nf_conntrack
+  xt_MASQUERADE xt_conntrack xt_addrtype iptable_nat iptable_filter ip6table_nat ip6table_filter"
+
+mkdir -p "$WORK"
+
+# module name -> paths (the module and its dependencies) from modules.dep
+module_closure() {
+  awk -v want="$*" '
+    BEGIN { n = split(want, w, /[ \n\t]+/); for (i = 1; i <= n; i++) if (w[i] != "") need[w[i]] = 1 }
+    {
+      key = $1; sub(/:$/, "", key); name = key; sub(/.*\//, "", name); sub(/\.ko(\.[a-z]+)?$/, "", name)
+      gsub(/-/, "_", name)
+      if (name in need) { found[name] = 1; print key; for (i = 2; i <= NF; i++) print $i }
+    }
+    END { for (m in need) if (!(m in found)) print "missing:" m > "/dev/stderr" }
+  ' "$MODDIR/modules.dep" | sort -u
+}
+
+# libraries the dynamic executables we ship need: node, and the ELF files in the tree
+elf_deps() {
+  local f
+  for f in "$@"; do
+    ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
+  done | sort -u
+}
+mapfile -t PROJECT_ELFS < <(find "$PROJECT_DIR" -path "$PROJECT_DIR/.git" -prune -o -type f \
+  \( -name '*.node' -o -name '*.so' -o -name '*.so.*' -o -path '*/native-bindings/build/*' \) -print 2>/dev/null |
+  grep -v '/musl[_-]' || true)
+mapfile -t LIBS < <(elf_deps "$NODE" "${PROJECT_ELFS[@]}")
+mapfile -t KOS < <(module_closure $LOAD_MODULES $SHIP_MODULES 2>/dev/null)
+
+# ---- base archive (cached): busybox, node + libs, modules, /etc, init ----------
+manifest() {
+  echo "v$BASE_VERSION $KVER"
+  stat -L -c '%n %s %Y' "$NODE" "$BUSYBOX" "${LIBS[@]}"
+  printf '%s\n' "${KOS[@]}"
+  echo "load: $LOAD_MODULES"
+  sha256sum "$HERE/init.sh" "${BASH_SOURCE[0]}"
+}
+KEY=$(manifest | sha256sum | cut -c1-16)
+BASE=$WORK/base-$KEY.cpio
+
+build_base() {
+  local st=$WORK/stage-$KEY.$$ a l
+  rm -rf "$st"; mkdir -p "$st"
+  (
+    cd "$st"
+    mkdir -p bin sbin usr/bin usr/sbin usr/local/bin lib/x86_64-linux-gnu lib64 etc root tmp proc sys dev run \
+      var/tmp var/lib/novabox novabox-vm "lib/modules/$KVER"
+    chmod 700 root; chmod 1777 tmp var/tmp
+    cp "$BUSYBOX" bin/busybox
+    # applet links, relative so stage 1 can run them from the new root while moving
+    while read -r a; do
+      [[ $a == bin/busybox || -e $a || -L $a ]] && continue
+      case "$a" in
+        bin/*) ln -s busybox "$a" ;;
+        sbin/*) ln -s ../bin/busybox "$a" ;;
+        usr/*/*) ln -s ../../bin/busybox "$a" ;;
+      esac
+    done < <("$BUSYBOX" --list-full)
+    cp "$NODE" usr/bin/node; ln -sf ../usr/bin/node bin/node
+    for l in "${LIBS[@]}"; do
+      case "$l" in
+        */ld-linux-x86-64.so.2) cp -L "$l" lib64/ld-linux-x86-64.so.2; ln -sf ../../lib64/ld-linux-x86-64.so.2 lib/x86_64-linux-gnu/ ;;
+        *) cp -L "$l" "lib/x86_64-linux-gnu/${l##*/}" ;;
+      esac
+    done
+    for a in "${KOS[@]}"; do mkdir -p "lib/modules/$KVER/${a%/*}"; cp "$MODDIR/$a" "lib/modules/$KVER/$a"; done
+    # the subset of modules.dep for what we ship, so busybox modprobe resolves dependencies
+    awk -v list="${KOS[*]}" 'BEGIN { n = split(list, k, " "); for (i = 1; i <= n; i++) have[k[i]] = 1 }
+      { key = $1; sub(/:$/, "", key); if (key in have) print }' "$MODDIR/modules.dep" > "lib/modules/$KVER/modules.dep"
+    echo "$LOAD_MODULES" > "lib/modules/$KVER/novabox-vm.load"
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > etc/passwd
+    printf 'root:x:0:\ntty:x:5:\nnogroup:x:65534:\n' > etc/group
+    printf '127.0.0.1 localhost novabox-vm\n::1 localhost ip6-localhost\n' > etc/hosts
+    printf 'passwd: files\ngroup: files\nhosts: files\n' > etc/nsswitch.conf
+    : > etc/fstab
+    ln -s /proc/self/mounts etc/mtab
+    cp "$HERE/init.sh" init; chmod 755 init
+    mknod -m 600 dev/console c 5 1 2>/dev/null || true   # init copes without it
+    find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet > "$WORK/.base-$KEY.$$"
+  )
+  mv -f "$WORK/.base-$KEY.$$" "$BASE"
+  rm -rf "$st"
+  # drop stale cached archives
+  find "$WORK" -maxdepth 1 -name 'base-*.cpio' ! -name "base-$KEY.cpio" -mmin +60 -delete 2>/dev/null || true
+}
+
+T0=$(date +%s.%N)
+if [[ ! -s $BASE ]]; then
+  exec 9>"$WORK/.lock"
+  flock 9
+  [[ -s $BASE ]] || { echo "vm: building base initramfs $BASE" >&2; build_base; }
+  flock -u 9
+fi
+
+# ---- per-run archive: the project tree + the command ---------------------------
+RUN=$(mktemp -d "$WORK/run.XXXXXX")
+cleanup() { rm -rf "$RUN"; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+NONCE=$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')
+SRC=${PROJECT_DIR##*/}
+# the archive stores the tree as <basename>/...; stage 1 renames it to /novabox
+case "$SRC" in
+  bin|sbin|usr|lib|lib64|etc|root|tmp|proc|sys|dev|run|var|init|newroot|novabox-vm|"")
+    die "project dir basename '$SRC' collides with the guest's own dirs: set PROJECT_DIR to a differently named path" ;;
+esac
+squote() { local s=$1; printf "'%s'" "${s//\'/\'\\\'\'}"; }
+mkdir -p "$RUN/cmd/novabox-vm"
+{
+  echo "NOVABOX_VM_SRC=$(squote "$SRC")"
+  echo "NOVABOX_VM_RUN=$NONCE"
+  for v in NOVABOX_VM_TTY NOVABOX_VM_CG_ENABLE; do
+    [[ -n ${!v:-} ]] && echo "$v=$(squote "${!v}")"
+  done
+  # forward NOVABOX_* / VITEST_* / CI / DEBUG settings into the command's environment
+  while IFS='=' read -r k _; do
+    case "$k" in NOVABOX_*|VITEST*|CI|DEBUG|NODE_OPTIONS) echo "export $k=$(squote "${!k}")" ;; esac
+  done < <(env)
+} > "$RUN/cmd/novabox-vm/env"
+{
+  printf 'exec'
+  for a in "$@"; do printf ' %s' "$(squote "$a")"; done
+  printf '\n'
+} > "$RUN/cmd/novabox-vm/cmd.sh"
+(cd "$RUN/cmd" && find novabox-vm | cpio -o -H newc -R 0:0 --quiet) > "$RUN/cmd.cpio"
+(
+  cd "$PROJECT_DIR/.."
+  find "$SRC" -path "$SRC/.git" -prune -o -print0 | cpio -o -0 -H newc -R 0:0 --quiet
+) > "$RUN/project.cpio"
+cat "$BASE" "$RUN/project.cpio" "$RUN/cmd.cpio" > "$RUN/initrd.cpio"
+rm -f "$RUN/project.cpio"
+SIZE_MB=$(($(stat -c %s "$RUN/initrd.cpio") / 1048576))
+
+# ---- boot --------------------------------------------------------------------
+# No usable KVM here: pure TCG. Multi-threaded TCG gives each vCPU a host thread.
+# microvm: no PCI, no option ROMs, boots ~0.5 s faster than pc/q35 under TCG.
+ACCEL=${NOVABOX_VM_ACCEL:-tcg,thread=multi}
+MACHINE=${NOVABOX_VM_MACHINE:-microvm}
+T1=$(date +%s.%N)
+BOOTED= STATUS= BOOT_UPTIME= DONE_UPTIME=
+shopt -s lastpipe   # the reading loop runs in this shell, so its variables survive
+set +e
+timeout --foreground -k 10 "$TIMEOUT" "$QEMU" \
+  -M "$MACHINE" -accel "$ACCEL" -cpu max -smp "$SMP" -m "$MEM" \
+  -nodefaults -no-user-config -nographic -no-reboot -serial stdio -monitor none \
+  -kernel "$KERNEL" -initrd "$RUN/initrd.cpio" \
+  -append "console=ttyS0 quiet loglevel=3 panic=-1 oops=panic mitigations=off random.trust_cpu=on ${NOVABOX_VM_APPEND:-}" \
+  </dev/null 2>&1 |
+  while IFS= read -r line || [[ -n $line ]]; do
+    line=${line%$'\r'}
+    case "$line" in
+      "NOVABOX_VM_BOOTED uptime="*) BOOTED=$(date +%s.%N); BOOT_UPTIME=${line#*uptime=}; continue ;;
+      "NOVABOX_VM_DONE uptime="*) DONE_UPTIME=${line#*uptime=}; continue ;;
+      "NOVABOX_VM_EXIT="*" run=$NONCE") STATUS=${line#NOVABOX_VM_EXIT=}; STATUS=${STATUS%% *}; continue ;;
+    esac
+    printf '%s\n' "$line"
+  done
+QRC=${PIPESTATUS[0]}
+set -e
+T2=$(date +%s.%N)
+
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+prep=$(secs "$T0" "$T1")
+if [[ -n $BOOTED ]]; then
+  run=$( [[ -n $DONE_UPTIME ]] && secs "$BOOT_UPTIME" "$DONE_UPTIME" || echo '?')
+  echo "vm: initramfs ${SIZE_MB} MiB, prepare ${prep}s, boot $(secs "$T1" "$BOOTED")s (guest uptime ${BOOT_UPTIME}s), command ${run}s, total $(secs "$T0" "$T2")s" >&2
+else
+  echo "vm: initramfs ${SIZE_MB} MiB, prepare ${prep}s, never booted to the command, total $(secs "$T0" "$T2")s" >&2
+fi
+if [[ -z $STATUS ]]; then
+  if ((QRC == 124 || QRC == 137)); then
+    echo "vm: timed out after ${TIMEOUT}s, qemu killed (no NOVABOX_VM_EXIT marker)" >&2
+  else
+    echo "vm: no NOVABOX_VM_EXIT marker from the guest (qemu exit status $QRC)" >&2
+  fi
+  exit 99
+fi
+exit "$STATUS"
