@@ -82,7 +82,10 @@ struct nb_plan_header {
 	uint32_t log_max_bytes;
 	uint32_t cgroup_dir;  /* string offset: cgroup v2 dir to clone the init into
 	                         (CLONE_INTO_CGROUP); 0 = the CLI places the init */
-	uint32_t reserved[5];   /* header is 64 bytes */
+	uint32_t join_pid;    /* exec: enter this process's namespaces (setns through a pidfd)
+	                         before cloning; 0 = new namespaces from clone_flags */
+	uint32_t join_flags;  /* CLONE_NEW* to enter with join_pid */
+	uint32_t reserved[3];   /* header is 64 bytes */
 };
 
 _Static_assert(sizeof(struct nb_plan_header) == 64, "plan header ABI");
@@ -99,7 +102,7 @@ enum nb_event_type {
 };
 
 enum nb_stage {
-	NB_STAGE_PLAN = 1, NB_STAGE_CLONE = 2, NB_STAGE_SYNC = 3, NB_STAGE_LOG = 4
+	NB_STAGE_PLAN = 1, NB_STAGE_CLONE = 2, NB_STAGE_SYNC = 3, NB_STAGE_LOG = 4, NB_STAGE_JOIN = 5
 };
 
 struct nb_event {

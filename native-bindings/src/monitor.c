@@ -206,6 +206,17 @@ int main(void)
 		close(out_pipe[1]);
 	}
 
+	if (h->join_pid) {
+		/* setns(2) with a pidfd enters all the namespaces at once (Linux 5.8), and the
+		 * pidfd cannot name a recycled pid. Joining a mount namespace needs a
+		 * single-threaded caller, which this process is. */
+		int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)h->join_pid, 0);
+		if (pidfd < 0 || setns(pidfd, (int)h->join_flags) < 0) {
+			send_event(NB_EV_ERROR, NB_STAGE_JOIN, errno);
+			return 1;
+		}
+		close(pidfd);
+	}
 	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
 		send_event(NB_EV_ERROR, NB_STAGE_CLONE, errno);
 		return 1;

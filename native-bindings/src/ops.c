@@ -292,18 +292,21 @@ static int op_console(struct ctx *c, const struct nb_op *op)
 	slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (slave < 0)
 		goto fail_master;
-	target = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
-	if (target < 0)
-		goto fail_slave;
-	fd_path(p, sizeof(p), target);
-	{
-		char src[64];
-		fd_path(src, sizeof(src), slave);
-		rc = mount(src, p, NULL, MS_BIND, NULL);
+	/* No console file (exec into a running server): the pty is only our stdio. */
+	if (op->s[1]) {
+		target = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
+		if (target < 0)
+			goto fail_slave;
+		fd_path(p, sizeof(p), target);
+		{
+			char src[64];
+			fd_path(src, sizeof(src), slave);
+			rc = mount(src, p, NULL, MS_BIND, NULL);
+		}
+		close(target);
+		if (rc < 0)
+			goto fail_slave;
 	}
-	close(target);
-	if (rc < 0)
-		goto fail_slave;
 	if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0)
 		goto fail_slave;
 	close(slave);

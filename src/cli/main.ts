@@ -8,6 +8,9 @@ import { NovaboxError, type ErrorCode } from '../errors.js';
 import { register as registerRun } from './commands/run.js';
 import { register as registerPs } from './commands/ps.js';
 import { register as registerRm } from './commands/rm.js';
+import { register as registerServer } from './commands/server/index.js';
+import { register as registerFlavor } from './commands/flavor.js';
+import { register as registerConsole } from './commands/console.js';
 import { trace } from '../util/trace.js';
 
 trace('main loaded');
@@ -15,15 +18,22 @@ trace('main loaded');
 declare const NOVABOX_VERSION: string;
 export const VERSION = typeof NOVABOX_VERSION === 'string' ? NOVABOX_VERSION : '0.0.0-dev';
 
-/** One table: error code -> exit status. */
-const EXIT_CODES: Record<ErrorCode, number> = {
-  'not-found': 1,
-  conflict: 1,
-  'bad-request': 1,
-  permission: 1,
+/**
+ * One table: error code -> exit status. Documented in `novabox --help`. `run` keeps
+ * podman's convention instead (1 for novabox's own errors, 125 for setup failures).
+ */
+export const EXIT_CODES: Record<ErrorCode, number> = {
+  'bad-request': 2,
+  'not-found': 3,
+  conflict: 4,
+  permission: 5,
   sys: 1,
   'op-failed': 125,
   internal: 1,
+};
+
+const RUN_EXIT_CODES: Record<ErrorCode, number> = {
+  'bad-request': 1, 'not-found': 1, conflict: 1, permission: 1, sys: 1, 'op-failed': 125, internal: 1,
 };
 
 export interface CliContext {
@@ -32,6 +42,10 @@ export interface CliContext {
   stdout: (s: string) => void;
   stderr: (s: string) => void;
   debug: boolean;
+  /** `run` maps errors as podman does */
+  runStyleExit?: boolean;
+  /** the compute service on the state database, opened on first use */
+  compute: () => Promise<import('../compute/servers.js').ComputeService>;
 }
 
 export function requireRoot(): void {
@@ -58,7 +72,27 @@ export function buildProgram(ctx: CliContext): Command {
   registerRun(program, ctx);
   registerPs(program, ctx);
   registerRm(program, ctx);
+  registerServer(program, ctx);
+  registerFlavor(program, ctx);
+  registerConsole(program, ctx);
+  program.addHelpText('after', `
+Exit status: 0 success; 2 bad input; 3 not found; 4 conflict (wrong state, locked,
+name in use); 5 not root; 1 anything else. \`run\` returns the container's own status
+(see \`novabox run --help\`).`);
   return program;
+}
+
+function lazyCompute(): CliContext['compute'] {
+  let svc: Promise<import('../compute/servers.js').ComputeService> | undefined;
+  return () => {
+    svc ??= (async () => {
+      requireRoot();
+      const { openStore } = await import('../store/db.js');
+      const { ComputeService } = await import('../compute/servers.js');
+      return new ComputeService(openStore());
+    })();
+    return svc;
+  };
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -67,6 +101,7 @@ export async function main(argv: string[]): Promise<number> {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
     debug: argv.includes('--debug'),
+    compute: lazyCompute(),
   };
   const program = buildProgram(ctx);
   try {
@@ -81,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
       ctx.stderr(`novabox: ${err.message}\n`);
       if (err.hint) ctx.stderr(`hint: ${err.hint}\n`);
       if (ctx.debug && err.stack) ctx.stderr(err.stack + '\n');
-      return EXIT_CODES[err.code];
+      return (ctx.runStyleExit ? RUN_EXIT_CODES : EXIT_CODES)[err.code];
     }
     const e = err as Error;
     ctx.stderr(`novabox: ${e?.message ?? String(err)}\n`);

@@ -105,7 +105,8 @@ export function ensureBusybox(): Image {
     const image: Image = {
       name: 'busybox',
       layers: [`sha256:${hex}`],
-      config: { cmd: ['sh'], env: BUSYBOX_ENV, workingDir: '/', user: '' },
+      // `run` gets a shell; a server is a system container: an idle init that exec'd commands join
+      config: { cmd: ['sh'], env: BUSYBOX_ENV, workingDir: '/', user: '', serverCmd: [] },
       created: new Date().toISOString(),
     };
     writeImage(image);

@@ -15,6 +15,8 @@ export interface ImageConfig {
   workingDir: string;
   user: string;
   stopSignal?: string;
+  /** what a server of this image runs under novabox-init; [] = idle init (system image) */
+  serverCmd?: string[];
 }
 
 export interface Image {

@@ -59,7 +59,7 @@ export class EventReader {
   }
 }
 
-const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+export const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 function formatBytes(n: number): string {
   if (n % (1 << 30) === 0) return `${n / (1 << 30)} GiB`;
@@ -216,7 +216,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   }
 }
 
-function safeStats(cg: CgroupHandle) {
+export function safeStats(cg: CgroupHandle) {
   try {
     return cg.stats();
   } catch {
@@ -225,7 +225,7 @@ function safeStats(cg: CgroupHandle) {
 }
 
 /** Proxy the local terminal to the pty master. `drained` resolves when the pty has no writer left. */
-function attachTty(master: number, interactive: boolean): { detach: () => void; drained: Promise<void> } {
+export function attachTty(master: number, interactive: boolean): { detach: () => void; drained: Promise<void> } {
   const tty = createRequire(import.meta.url)('node:tty') as typeof import('node:tty');
   const stream = new tty.ReadStream(master);
   const out = (chunk: Buffer) => process.stdout.write(chunk);

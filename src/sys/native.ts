@@ -130,6 +130,7 @@ const STAGES: Record<number, string> = {
   2: 'start the container init',
   3: 'synchronise with the container init',
   4: 'open the console log',
+  5: 'enter the namespaces of the running container',
 };
 
 /**

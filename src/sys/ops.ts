@@ -77,7 +77,7 @@ export type Op =
   | { op: 'capset'; caps: Capability[] }
   | { op: 'no-new-privs' }
   | { op: 'chdir'; path: string }
-  | { op: 'console'; ptmx: string; path: string; rows: number; cols: number }
+  | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[] };
 
 export interface LaunchPlan {
@@ -92,6 +92,8 @@ export interface LaunchPlan {
   statusPath?: string;
   /** cgroup v2 only: clone the init straight into this directory (CLONE_INTO_CGROUP) */
   cgroupDir?: string;
+  /** exec into a running container: enter these namespaces of this process first */
+  join?: { pid: number; namespaces: Namespace[] };
 }
 
 /** One line per op for error messages: `mount tmpfs on /dev`, `exec "/nope"`. */
@@ -120,7 +122,7 @@ export function describeOp(op: Op): string {
     case 'capset': return 'capset';
     case 'no-new-privs': return 'set no_new_privs';
     case 'chdir': return `chdir ${op.path}`;
-    case 'console': return `attach a terminal on /${op.path}`;
+    case 'console': return op.path ? `attach a terminal on /${op.path}` : 'open a terminal';
     case 'exec': return `exec ${JSON.stringify(op.file)}`;
   }
 }
@@ -320,5 +322,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   out.writeUInt32LE(off(plan.statusPath), 32);
   out.writeUInt32LE(plan.logMaxBytes ?? 0, 36);
   out.writeUInt32LE(off(plan.cgroupDir), 40);
+  out.writeUInt32LE(plan.join?.pid ?? 0, 44);
+  out.writeUInt32LE(plan.join ? flagBits(plan.join.namespaces, CLONE_FLAGS) : 0, 48);
   return out;
 }

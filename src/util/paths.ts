@@ -12,5 +12,6 @@ export const paths = {
   containers: () => join(stateRoot(), 'containers'),
   container: (id: string) => join(stateRoot(), 'containers', id),
   names: () => join(stateRoot(), 'names'),
+  servers: () => join(stateRoot(), 'servers'),
   tmp: () => join(stateRoot(), 'tmp'),
 };

@@ -35,7 +35,10 @@ function monitors(): number[] {
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
     try {
-      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'novabox-monitor') out.push(Number(p));
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      // A zombie holds nothing but its pid until whoever adopted it reaps it.
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'novabox-monitor' && state !== 'Z') out.push(Number(p));
     } catch {
       /* gone */
     }

@@ -12,16 +12,17 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 t() { [ -n "$novabox_debug" ] && { read -r up _ </proc/uptime; echo "init: $up $*"; }; return 0; }
 
 if [ "$NOVABOX_STAGE" != 2 ]; then
+  die1() { echo "init: $*"; busybox poweroff -f; }
   mount -t devtmpfs devtmpfs /dev 2>/dev/null
   # if the kernel found no /dev/console before starting us, fds 0-2 are closed
   exec </dev/console >/dev/console 2>&1
   mount -t proc proc /proc
   t stage1
   mkdir -p /newroot
-  # size: the tree is ~250 MB; leave room for images, layers and containers
-  mount -t tmpfs -o mode=0755,size=90% tmpfs /newroot || { echo "init: cannot mount tmpfs"; poweroff -f; }
+  # size: the tree is ~170 MB; leave room for images, layers and containers
+  mount -t tmpfs -o mode=0755,size=90% tmpfs /newroot || die1 "cannot mount tmpfs"
   # bin first, by copy: mv of /bin would delete the applets we run with
-  cp -a /bin /newroot/ || { echo "init: copy failed"; poweroff -f; }
+  cp -a /bin /newroot/ || die1 "cannot copy /bin"
   export PATH=/newroot/bin
   . /novabox-vm/env   # NOVABOX_VM_SRC: name of the project dir in the archive
   for e in /* /.[!.]*; do
@@ -29,7 +30,7 @@ if [ "$NOVABOX_STAGE" != 2 ]; then
       /newroot|/dev|/proc|/sys|/init|/bin|'/.[!.]*') continue ;;
       "/$NOVABOX_VM_SRC") mv "$e" /newroot/novabox ;;
       *) mv "$e" /newroot/ ;;
-    esac || { echo "init: cannot move $e"; poweroff -f; }
+    esac || die1 "cannot move $e"
   done
   cp /init /newroot/init
   t moved
@@ -58,7 +59,7 @@ mount --make-rshared /
 t mounted
 
 # pure cgroup v2, as on a systemd host with the unified hierarchy
-mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup
+mount -t cgroup2 -o nosuid,nodev,noexec,nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup
 if [ "${NOVABOX_VM_CG_ENABLE:-1}" = 1 ]; then
   # systemd enables the controllers in the root's subtree_control; do the same
   for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
@@ -79,9 +80,10 @@ for m in $(cat /lib/modules/"$(uname -r)"/novabox-vm.load 2>/dev/null); do
 done
 
 t modules
+unset NOVABOX_STAGE
 export HOME=/root TERM=dumb LANG=C.UTF-8 USER=root LOGNAME=root
 . /novabox-vm/env
-cd /novabox || poweroff -f
+cd /novabox || { echo "init: no /novabox"; poweroff -f; }
 read -r up _ < /proc/uptime
 echo "NOVABOX_VM_BOOTED uptime=$up"
 if [ "${NOVABOX_VM_TTY:-0}" = 1 ]; then

@@ -52,12 +52,12 @@ out=$(unshare -m -p -f -u -i -n sh -c "
     /bin/busybox umount -l /old
     /bin/busybox hostname inner
     echo written > /from-container
-    echo pid=\$\$ host=\$(/bin/busybox hostname) lower=\$(/bin/busybox cat /from-lower) mounts=\$(/bin/busybox wc -l < /proc/self/mountinfo) links=\$(/bin/busybox ls /sys/class/net 2>/dev/null | /bin/busybox wc -w)
+    echo pid=\$\$ host=\$(/bin/busybox hostname) lower=\$(/bin/busybox cat /from-lower) mounts=\$(/bin/busybox wc -l < /proc/self/mountinfo) net=\$(/bin/busybox cat /proc/net/dev | /bin/busybox wc -l)
   '
 " 2>&1)
 echo "container: $out"
 case "$out" in
-  "pid=1 host=inner lower=lower mounts=2"*) ok "unshare -m -p -f -u -i -n + pivot_root into the overlay" ;;
+  "pid=1 host=inner lower=lower mounts=2 net=3") ok "unshare -m -p -f -u -i -n + pivot_root into the overlay" ;;
   *) bad "namespaces + pivot_root" ;;
 esac
 [ "$(cat $d/upper/from-container 2>/dev/null)" = written ] && ok "container write landed in the overlay upper dir" || bad "overlay upper dir"
@@ -65,7 +65,10 @@ esac
 umount $d/merged 2>/dev/null; rm -rf $d
 
 # ---- veth + bridge + a network namespace
-if ip link add nbx-selftest0 type bridge 2>/dev/null && ip link add nbx-st0 type veth peer name nbx-st1 2>/dev/null; then
+# busybox ip has no "peer name": the kernel names the peer veth<N>; rename it
+if ip link add nbx-selftest0 type bridge && ip link add nbx-st0 type veth &&
+   peer=$(ip -o link | sed -n 's/^[0-9]*: \([^@]*\)@nbx-st0:.*/\1/p') && [ -n "$peer" ] &&
+   ip link set "$peer" name nbx-st1; then
   ip link set nbx-st0 master nbx-selftest0 && ip addr add 10.213.0.1/24 dev nbx-selftest0 &&
     ip link set nbx-selftest0 up && ip link set nbx-st0 up
   unshare -n sh -c 'sleep 20' & pid=$!

@@ -45,9 +45,11 @@ Examples:
   novabox run --rm --memory 64m --cpus 0.5 --pids-limit 64 -e FOO=bar -w /tmp busybox env
   novabox run --rm -it busybox sh`)
     .action(async (image: string | undefined, command: string[], o) => {
+      ctx.runStyleExit = true;
       const { runCommand } = await import('../../runtime/run-command.js');
       if (!o.dryRun) requireRoot();
-      if (o.rootfs && image !== undefined) command = [image, ...command];
+      if (command[0] === '--') command = command.slice(1);
+      if (o.rootfs && image !== undefined) command = image === '--' ? command : [image, ...command];
       else if (!o.rootfs && image === undefined) throw new BadRequest('no image given: try "novabox run --rm busybox echo hello"');
       ctx.exitCode = await runCommand(
         {

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { Op } from '../../sys/ops.js';
 import type { CgroupLayout } from '../cgroups/types.js';
-import type { ContainerSpec } from './spec.js';
+import { INIT_PATH, type ContainerSpec } from './spec.js';
 import { planDev } from './devices.js';
 import { MASKED_PATHS, READONLY_PATHS } from './security.js';
 
@@ -65,6 +65,14 @@ export function planMounts(spec: ContainerSpec): Op[] {
     ...planCgroupMounts(spec.cgroups),
     ...planDev(spec.process.tty),
   ];
+  if (spec.initBinary) {
+    // On our /dev tmpfs: never written to the server's upper layer, so never in a snapshot.
+    ops.push(
+      { op: 'mknod', path: INIT_PATH.slice(1), mode: 0o755, type: 'file', major: 0, minor: 0, inRoot: true },
+      { op: 'mount', source: spec.initBinary, target: INIT_PATH.slice(1), flags: ['bind'], inRoot: true },
+      { op: 'remount-ro', path: INIT_PATH.slice(1) },
+    );
+  }
   if (rootfs.readOnly) {
     // As podman --read-only: the root is read-only, the usual scratch dirs are tmpfs.
     for (const dir of ['tmp', 'var/tmp', 'run']) {

@@ -31,7 +31,11 @@ export interface ContainerSpec {
   rlimits: { resource: 'nofile' | 'nproc' | 'core'; soft: bigint; hard: bigint }[];
   logPath?: string;
   statusPath?: string;
+  /** bind this host file read-only at /dev/.novabox-init (servers run under it as pid 1) */
+  initBinary?: string;
 }
+
+export const INIT_PATH = '/dev/.novabox-init';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

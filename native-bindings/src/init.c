@@ -1,0 +1,93 @@
+/*
+ * novabox-init: pid 1 of a server (a long-lived container), bind-mounted read-only at
+ * /dev/.novabox-init, in the spirit of tini and catatonit.
+ *
+ *   novabox-init                 idle: keep the server up, reap orphans
+ *   novabox-init -- CMD ARGS...  run CMD as a child; the server lives as long as it does
+ *
+ * A pid 1 ignores every signal it has no handler for (pid_namespaces(7)), so a plain
+ * `sleep` as init could never be stopped gracefully. Here every signal is taken with
+ * sigwaitinfo: SIGTERM (and INT, HUP, QUIT, USR1, USR2, WINCH) is forwarded to CMD; when
+ * idle, SIGTERM/SIGINT/SIGPWR ask every process of the namespace to stop (kill(-1)) and
+ * init exits once its children are gone. Orphans reparented to pid 1 are reaped, so
+ * processes started by `server exec` never pile up as zombies.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int exit_code_of(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 255;
+}
+
+int main(int argc, char **argv)
+{
+	sigset_t all;
+	pid_t child = 0;
+	int stopping = 0;
+
+	prctl(PR_SET_NAME, "novabox-init", 0, 0, 0);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+
+	if (argc > 2 && strcmp(argv[1], "--") == 0) {
+		child = fork();
+		if (child < 0) {
+			perror("novabox-init: fork");
+			return 125;
+		}
+		if (child == 0) {
+			sigprocmask(SIG_UNBLOCK, &all, NULL);
+			execvp(argv[2], argv + 2);
+			fprintf(stderr, "novabox-init: exec %s: %s\n", argv[2], strerror(errno));
+			_exit(errno == ENOENT ? 127 : 126);
+		}
+	} else if (argc > 1) {
+		fprintf(stderr, "usage: novabox-init [-- command [args...]]\n");
+		return 125;
+	}
+
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			return 125;
+		}
+		if (sig == SIGCHLD) {
+			int status;
+			pid_t p;
+
+			while ((p = waitpid(-1, &status, WNOHANG)) > 0) {
+				if (child && p == child)
+					return exit_code_of(status);
+			}
+			/* Idle and asked to stop: done once nothing is left. */
+			if (stopping && p < 0 && errno == ECHILD)
+				return 0;
+			continue;
+		}
+		if (child) {
+			kill(child, sig);
+			continue;
+		}
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGPWR) {
+			stopping = 1;
+			kill(-1, SIGTERM);
+			if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD)
+				return 0;
+		}
+	}
+}

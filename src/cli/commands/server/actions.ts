@@ -1,0 +1,88 @@
+import { Command } from 'commander';
+import type { CliContext } from '../../main.js';
+import { collect, keyValues, seconds, waitOption } from './common.js';
+
+/** Verbs that change a server's state; each takes one or more servers, like `openstack server stop`. */
+export function registerActions(server: Command, ctx: CliContext): void {
+  const each = async (names: string[], fn: (name: string) => Promise<unknown> | unknown) => {
+    for (const n of names) await fn(n);
+  };
+
+  waitOption(
+    server.command('start').description('start stopped servers').argument('<server...>', 'names or ids'),
+  ).action(async (names: string[]) => {
+    const c = await ctx.compute();
+    await each(names, (n) => c.start(n, c.localCaller()));
+  });
+
+  waitOption(
+    server
+      .command('stop')
+      .description('stop servers: the stop signal, then SIGKILL after --timeout seconds')
+      .argument('<server...>', 'names or ids')
+      .option('--timeout <seconds>', 'grace period before everything is killed', seconds('--timeout'), 10),
+  ).action(async (names: string[], o) => {
+    const c = await ctx.compute();
+    await each(names, async (n) => {
+      const { step } = await c.stop(n, c.localCaller(), { timeoutMs: o.timeout * 1000 });
+      if (ctx.debug) ctx.stderr(`novabox: ${n}: stopped by ${step === 'kill' ? 'SIGKILL after the timeout' : step === 'signal' ? 'the stop signal' : 'nothing (it was not running)'}\n`);
+    });
+  });
+
+  waitOption(
+    server
+      .command('reboot')
+      .description('reboot servers (soft: stop + start keeping the writable layer; --hard: kill + start)')
+      .argument('<server...>', 'names or ids')
+      .option('--hard', 'kill instead of a graceful stop')
+      .option('--soft', 'graceful stop (default)')
+      .option('--timeout <seconds>', 'grace period of a soft reboot', seconds('--timeout'), 10),
+  ).action(async (names: string[], o) => {
+    const c = await ctx.compute();
+    await each(names, (n) => c.reboot(n, c.localCaller(), { hard: Boolean(o.hard), timeoutMs: o.timeout * 1000 }));
+  });
+
+  for (const [verb, desc] of [
+    ['pause', 'freeze every process of servers (cgroup freezer)'],
+    ['unpause', 'thaw paused servers'],
+    ['lock', 'lock servers: state changes are refused until unlock'],
+    ['unlock', 'unlock servers'],
+  ] as const) {
+    waitOption(server.command(verb).description(desc).argument('<server...>', 'names or ids')).action(async (names: string[]) => {
+      const c = await ctx.compute();
+      await each(names, (n) => c[verb](n, c.localCaller()));
+    });
+  }
+
+  server
+    .command('set')
+    .description('set properties (metadata) of a server')
+    .argument('<server>', 'name or id')
+    .option('--property <key=value>', 'property to set (repeatable)', collect, [])
+    .action(async (name: string, o) => {
+      const c = await ctx.compute();
+      c.setProperties(name, keyValues(o.property), c.localCaller());
+    });
+
+  server
+    .command('unset')
+    .description('remove properties of a server')
+    .argument('<server>', 'name or id')
+    .option('--property <key>', 'property to remove (repeatable)', collect, [])
+    .action(async (name: string, o) => {
+      const c = await ctx.compute();
+      c.unsetProperties(name, o.property, c.localCaller());
+    });
+
+  waitOption(
+    server
+      .command('delete')
+      .description('delete servers, stopping them first (Nova deletes running servers)')
+      .argument('<server...>', 'names or ids')
+      .option('--force', 'kill at once instead of a graceful stop')
+      .option('--timeout <seconds>', 'grace period of the stop', seconds('--timeout'), 10),
+  ).action(async (names: string[], o) => {
+    const c = await ctx.compute();
+    await each(names, (n) => c.delete(n, c.localCaller(), { force: Boolean(o.force), timeoutMs: o.timeout * 1000 }));
+  });
+}

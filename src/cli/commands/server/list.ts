@@ -1,0 +1,46 @@
+import { Command } from 'commander';
+import type { CliContext } from '../../main.js';
+import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
+import { SERVER_LIST_COLUMNS, SERVER_LIST_LONG_COLUMNS, serverRow, serverShow } from '../../views.js';
+import { positiveInt } from './common.js';
+
+export function registerList(server: Command, ctx: CliContext): void {
+  const list = server
+    .command('list')
+    .description('list servers')
+    .option('--long', 'more columns')
+    .option('--quiet', 'ids only')
+    .option('--status <status>', 'only servers in this status (ACTIVE, SHUTOFF, PAUSED, ERROR, ...)')
+    .option('--name <regex>', 'only servers whose name matches this regular expression')
+    .option('--limit <n>', 'at most this many', positiveInt('--limit'))
+    .option('--marker <id>', 'start after the server with this id')
+    .option('--changes-since <time>', 'only servers changed since this ISO time');
+  addOutputOptions(list, 'list');
+  list.action(async (o) => {
+    const compute = await ctx.compute();
+    const rows = compute.list(
+      { status: o.status?.toUpperCase(), name: o.name, limit: o.limit, marker: o.marker, changesSince: o.changesSince },
+      compute.localCaller(),
+    );
+    if (o.quiet) {
+      ctx.stdout(rows.map((s) => s.id + '\n').join(''));
+      return;
+    }
+    const flavors = new Map(compute.store.flavors.list({ includePrivate: true }).map((f) => [f.id, f]));
+    ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors)), outputOptionsFrom(o)));
+  });
+
+  const show = server.command('show').description('show one server').argument('<server>', 'name or id');
+  addOutputOptions(show, 'show');
+  show.action(async (name: string, o) => {
+    const compute = await ctx.compute();
+    const s = compute.find(name, compute.localCaller());
+    let flavor;
+    try {
+      flavor = compute.store.flavors.get(s.flavorId);
+    } catch {
+      flavor = undefined;
+    }
+    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null), outputOptionsFrom(o)));
+  });
+}

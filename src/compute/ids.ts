@@ -1,0 +1,16 @@
+import { closeSync, openSync, readSync } from 'node:fs';
+
+/** A random (version 4) UUID from the kernel's CSPRNG. */
+export function newUuid(): string {
+  const b = Buffer.alloc(16);
+  const fd = openSync('/dev/urandom', 'r');
+  try {
+    readSync(fd, b, 0, 16, null);
+  } finally {
+    closeSync(fd);
+  }
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const h = b.toString('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}

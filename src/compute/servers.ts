@@ -1,0 +1,498 @@
+/**
+ * The Nova model of servers: what may happen to a server, in which state, recorded
+ * how. The CLI and the API call this; the runtime does the work; the store keeps the
+ * record. Daemonless: every action runs to completion in the calling process, and
+ * reconcile() repairs what a killed process left behind.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { constants, hostname as osHostname } from 'node:os';
+import { BadRequest, Conflict, NovaboxError, NotFound } from '../errors.js';
+import { cgroupDriver } from '../runtime/cgroups/index.js';
+import type { CgroupDriver, CgroupLimits } from '../runtime/cgroups/types.js';
+import type { ImageConfig } from '../images/store.js';
+import { readImage, layerDirs } from '../images/store.js';
+import { ensureBusybox } from '../images/busybox.js';
+import {
+  execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
+  thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
+} from '../runtime/server.js';
+import { readProcStart } from '../runtime/proc.js';
+import type { Store } from '../store/db.js';
+import type { NewServer, Server } from '../store/servers.js';
+import type { Flavor } from '../store/flavors.js';
+import { nowIso } from '../store/time.js';
+import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
+import { newUuid } from './ids.js';
+
+export interface CreateServerRequest {
+  name: string;
+  image: string;
+  flavor: string;
+  properties?: Record<string, string>;
+  keyName?: string;
+  network?: 'none' | 'host';
+  /** Nova's min_count/max_count: NAME-1 … NAME-N */
+  count?: number;
+}
+
+export interface Caller {
+  projectId: string;
+  userId: string;
+  isAdmin: boolean;
+  requestId?: string;
+}
+
+const NAME_MAX = 255;
+
+export function checkServerName(name: string): void {
+  if (name.length === 0 || name.length > NAME_MAX) {
+    throw new BadRequest(`invalid server name: it must be 1 to ${NAME_MAX} characters long`);
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\x00-\x1f\x7f]/.test(name)) throw new BadRequest('invalid server name: it contains control characters');
+  if (name.trim() !== name) throw new BadRequest('invalid server name: it starts or ends with white space');
+}
+
+/** vcpus -> CPU quota, ram -> memory (swap off), extra specs quota:cpu_shares and pids limit. */
+export function flavorLimits(f: Flavor): CgroupLimits {
+  const limits: CgroupLimits = {
+    memoryBytes: f.ramMiB * 1024 * 1024,
+    swapOff: true,
+    cpuQuotaUs: f.vcpus * 100_000,
+    cpuPeriodUs: 100_000,
+  };
+  const shares = f.extraSpecs['quota:cpu_shares'];
+  if (shares !== undefined) limits.cpuShares = Number(shares);
+  const pids = f.extraSpecs['quota:pids_limit'] ?? f.extraSpecs['novabox:pids_limit'];
+  limits.pidsMax = pids !== undefined ? Number(pids) : 4096;
+  return limits;
+}
+
+function stopSignalOf(config: ImageConfig): number {
+  const name = config.stopSignal;
+  if (!name) return constants.signals.SIGTERM;
+  if (/^\d+$/.test(name)) return Number(name);
+  if (name === 'SIGRTMIN+3') return 37;
+  const sig = constants.signals[(name.startsWith('SIG') ? name : `SIG${name}`) as NodeJS.Signals];
+  return sig ?? constants.signals.SIGTERM;
+}
+
+export class ComputeService {
+  private driverCache: CgroupDriver | undefined;
+
+  constructor(readonly store: Store) {}
+
+  private get driver(): CgroupDriver {
+    this.driverCache ??= cgroupDriver();
+    return this.driverCache;
+  }
+
+  localCaller(): Caller {
+    return {
+      projectId: this.store.getSetting('local_project_id')!,
+      userId: this.store.getSetting('local_user_id')!,
+      isAdmin: true,
+    };
+  }
+
+  // ---- lookups ---------------------------------------------------------------------
+
+  private imageFor(s: Pick<Server, 'imageName'>): { name: string; layerDirs: string[]; config: ImageConfig } {
+    const image = readImage(s.imageName);
+    if (!image) throw new NotFound(`image "${s.imageName}" of the server is gone`);
+    return { name: image.name, layerDirs: layerDirs(image), config: image.config };
+  }
+
+  /** A server by name or id, reconciled with what is really running. */
+  find(nameOrId: string, caller: Caller): Server {
+    const s = this.store.servers.find(nameOrId, caller.isAdmin ? undefined : caller.projectId);
+    return this.reconcile(s);
+  }
+
+  list(filters: Parameters<Store['servers']['list']>[0], caller: Caller): Server[] {
+    const rows = this.store.servers.list({ ...filters, projectId: caller.isAdmin ? filters?.projectId : caller.projectId });
+    return rows.map((s) => this.reconcile(s));
+  }
+
+  facts(id: string): ServerFacts | undefined {
+    const r = this.store.servers.getRuntime(id);
+    if (!r) return undefined;
+    return {
+      monitorPid: r.monitorPid, monitorStart: r.monitorStart, initPid: r.initPid, initStart: r.initStart,
+      bootId: r.bootId, cgroupPath: r.cgroupPath, startedAt: r.startedAt,
+    };
+  }
+
+  /**
+   * Never trust a stored pid: a server recorded as running whose init is gone (kill -9,
+   * OOM, host reboot) becomes SHUTOFF, CRASHED when it did not exit cleanly, with an
+   * action that says so. A task left half done by a killed CLI is finished or failed.
+   */
+  reconcile(s: Server): Server {
+    const facts = this.facts(s.id);
+    const running = isRunning(facts);
+    const taskStale = s.taskState !== null && s.taskOwnerPid !== null && readProcStart(s.taskOwnerPid) !== s.taskOwnerStart;
+    if (taskStale) {
+      return this.store.tx(() => {
+        const cur = this.store.servers.get(s.id);
+        if (!cur || cur.taskState === null) return cur ?? s;
+        if (s.vmState === 'building') {
+          return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
+        }
+        const vm: VmState = running ? (cur.vmState === 'paused' ? 'paused' : 'active') : 'stopped';
+        return this.store.servers.update(cur.id, {
+          vmState: vm,
+          taskState: null,
+          powerState: running ? (vm === 'paused' ? POWER_STATE.PAUSED : POWER_STATE.RUNNING) : POWER_STATE.SHUTDOWN,
+          taskOwnerPid: null,
+          taskOwnerStart: null,
+        });
+      });
+    }
+    if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused') && !running) {
+      const exit = recordedExit(s.id);
+      const crashed = !exit || exit.signal !== undefined || exit.code !== 0;
+      const how = !exit ? 'its processes are gone (host reboot?)' : exit.signal ? `killed by signal ${exit.signal}` : `exited with status ${exit.code}`;
+      return this.store.tx(() => {
+        const cur = this.store.servers.get(s.id);
+        if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused')) return cur ?? s;
+        const a = this.store.actions.start(cur.id, 'stop', { userId: cur.userId, projectId: cur.projectId, message: `server stopped by itself: ${how}` });
+        this.store.actions.event(a.id, 'compute_power_state_sync')(crashed ? 'Error' : 'Success', crashed ? how : undefined);
+        if (crashed) this.store.actions.setMessage(a.id, `server stopped by itself: ${how}`);
+        this.store.servers.clearRuntime(cur.id);
+        logLine(cur.id, `server stopped by itself: ${how}`);
+        try {
+          this.driver.open(`novabox/${cur.id}`).remove();
+        } catch {
+          /* retried next time */
+        }
+        return this.store.servers.update(cur.id, {
+          vmState: 'stopped',
+          powerState: crashed ? POWER_STATE.CRASHED : POWER_STATE.SHUTDOWN,
+        });
+      });
+    }
+    return s;
+  }
+
+  private fail(s: Server, message: string): Server {
+    return this.store.servers.update(s.id, {
+      vmState: 'error',
+      taskState: null,
+      powerState: isRunning(this.facts(s.id)) ? POWER_STATE.RUNNING : POWER_STATE.NOSTATE,
+      fault: { code: 500, message, created: nowIso() },
+      taskOwnerPid: null,
+      taskOwnerStart: null,
+    });
+  }
+
+  private owner() {
+    return { taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 };
+  }
+
+  /** Nova: a locked server refuses state changes, except from an admin. */
+  private checkLock(s: Server, caller: Caller): void {
+    if (s.locked && !caller.isAdmin) {
+      throw new Conflict(`Instance ${s.id} is locked`, { hint: `unlock it first ("novabox server unlock ${s.name}")` });
+    }
+  }
+
+  // ---- create ----------------------------------------------------------------------
+
+  async create(req: CreateServerRequest, caller: Caller): Promise<Server[]> {
+    checkServerName(req.name);
+    const count = req.count ?? 1;
+    if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
+    let image = readImage(req.image);
+    if (!image && req.image === 'busybox') image = ensureBusybox(); // the built-in image, built on first use
+    if (!image) throw new NotFound(`image "${req.image}" not found`);
+    const flavor = this.store.flavors.get(req.flavor);
+    if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
+    for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
+    const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
+    const now = nowIso();
+    const rows: Server[] = this.store.tx(() =>
+      names.map((name) => {
+        const s: NewServer = {
+          id: newUuid(), name, projectId: caller.projectId, userId: caller.userId,
+          imageRef: image.name, imageName: image.name, flavorId: flavor.id,
+          vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
+          metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: '', accessIpv6: '',
+          locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: false,
+          network: req.network ?? 'none',
+          createdAt: now, updatedAt: now, launchedAt: null, terminatedAt: null,
+          ...this.owner(),
+        };
+        const row = this.store.servers.insert(s);
+        this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+        return row;
+      }),
+    );
+    const limits = flavorLimits(flavor);
+    const config = { name: image.name, layerDirs: layerDirs(image), config: image.config };
+    // Containers are independent: start them concurrently (the kernel work overlaps).
+    return Promise.all(rows.map((s) => this.spawn(s, config, limits)));
+  }
+
+  private async spawn(s: Server, image: { name: string; layerDirs: string[]; config: ImageConfig }, limits: CgroupLimits): Promise<Server> {
+    const action = this.store.actions.latest(s.id, 'create');
+    const ev = action ? this.store.actions.event(action.id, 'compute__do_build_and_run_instance') : undefined;
+    try {
+      mkdirSync(serverDirs(s.id).dir, { recursive: true, mode: 0o700 });
+      logLine(s.id, 'server created');
+      const facts = await startServer({ id: s.id, hostname: hostnameOf(s.name), image, limits, network: s.network }, this.driver);
+      ev?.('Success');
+      logLine(s.id, 'server started');
+      return this.store.tx(() => {
+        this.store.servers.setRuntime(s.id, facts);
+        return this.store.servers.update(s.id, {
+          vmState: 'active', taskState: null, powerState: POWER_STATE.RUNNING, launchedAt: nowIso(),
+          taskOwnerPid: null, taskOwnerStart: null,
+        });
+      });
+    } catch (err) {
+      ev?.('Error', (err as Error).message);
+      logLine(s.id, `server failed to start: ${(err as Error).message}`);
+      return this.fail(s, (err as Error).message);
+    }
+  }
+
+  // ---- power ---------------------------------------------------------------------
+
+  private begin(s: Server, caller: Caller, action: string, from: VmState[], task: TaskState, opts: { force?: boolean } = {}) {
+    this.checkLock(s, caller);
+    const cur = this.store.servers.transition(s.id, {
+      from, action,
+      to: { taskState: task, ...this.owner() },
+      allowTask: opts.force,
+    });
+    const a = this.store.actions.start(s.id, action, { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    return { cur, a };
+  }
+
+  private finish(id: string, patch: Partial<Server>): Server {
+    return this.store.servers.update(id, { ...patch, taskState: null, taskOwnerPid: null, taskOwnerStart: null });
+  }
+
+  async start(nameOrId: string, caller: Caller): Promise<Server> {
+    const s = this.find(nameOrId, caller);
+    const { a } = this.begin(s, caller, 'start', ['stopped'], 'powering-on');
+    const ev = this.store.actions.event(a.id, 'compute_start_instance');
+    try {
+      const flavor = this.store.flavors.get(s.flavorId);
+      const facts = await startServer(
+        { id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network },
+        this.driver,
+      );
+      this.store.servers.setRuntime(s.id, facts);
+      logLine(s.id, 'server started');
+      ev('Success');
+      return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
+      throw err;
+    }
+  }
+
+  async stop(nameOrId: string, caller: Caller, opts: { timeoutMs?: number } = {}): Promise<{ server: Server; step: StopStep }> {
+    const s = this.find(nameOrId, caller);
+    const { a } = this.begin(s, caller, 'stop', ['active', 'error'], 'powering-off');
+    const ev = this.store.actions.event(a.id, 'compute_stop_instance');
+    const step = this.halt(s, opts.timeoutMs ?? 10_000, false);
+    ev('Success');
+    return { server: this.finish(s.id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN }), step };
+  }
+
+  /** Stop the container if it runs; returns how it ended. */
+  private halt(s: Server, timeoutMs: number, force: boolean): StopStep {
+    const facts = this.facts(s.id);
+    if (!facts) return 'not running';
+    const step = stopServer(facts, this.driver, {
+      timeoutMs,
+      force,
+      signal: stopSignalOf(this.imageForSafe(s)?.config ?? ({} as ImageConfig)),
+    });
+    this.store.servers.clearRuntime(s.id);
+    const exit = recordedExit(s.id);
+    logLine(s.id, `server stopped (${step === 'kill' ? 'killed after the timeout' : step === 'signal' ? 'stop signal' : 'was not running'}${exit ? `, exit status ${exit.code}` : ''})`);
+    return step;
+  }
+
+  private imageForSafe(s: Server) {
+    try {
+      return this.imageFor(s);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async reboot(nameOrId: string, caller: Caller, opts: { hard?: boolean; timeoutMs?: number } = {}): Promise<Server> {
+    const s = this.find(nameOrId, caller);
+    const hard = Boolean(opts.hard);
+    const from: VmState[] = hard ? ['active', 'stopped', 'paused', 'suspended', 'error'] : ['active'];
+    const { a } = this.begin(s, caller, 'reboot', from, hard ? 'rebooting_hard' : 'rebooting');
+    const ev = this.store.actions.event(a.id, 'compute_reboot_instance');
+    try {
+      this.store.servers.update(s.id, { taskState: hard ? 'reboot_started_hard' : 'reboot_started' });
+      this.halt(s, opts.timeoutMs ?? 10_000, hard);
+      const flavor = this.store.flavors.get(s.flavorId);
+      const facts = await startServer(
+        { id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network },
+        this.driver,
+      );
+      this.store.servers.setRuntime(s.id, facts);
+      logLine(s.id, 'server started');
+      ev('Success');
+      return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.fail(s, `reboot failed: ${(err as Error).message}`);
+      throw err;
+    }
+  }
+
+  pause(nameOrId: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    const { a } = this.begin(s, caller, 'pause', ['active'], 'pausing');
+    const ev = this.store.actions.event(a.id, 'compute_pause_instance');
+    try {
+      freezeServer(this.facts(s.id)!, this.driver);
+      ev('Success');
+      return this.finish(s.id, { vmState: 'paused', powerState: POWER_STATE.PAUSED });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, {});
+      throw err;
+    }
+  }
+
+  unpause(nameOrId: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    const { a } = this.begin(s, caller, 'unpause', ['paused'], 'unpausing');
+    const ev = this.store.actions.event(a.id, 'compute_unpause_instance');
+    try {
+      thawServer(this.facts(s.id)!, this.driver);
+      ev('Success');
+      return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, {});
+      throw err;
+    }
+  }
+
+  lock(nameOrId: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.store.actions.start(s.id, 'lock', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    return this.store.servers.update(s.id, { locked: true, lockedBy: caller.isAdmin && caller.userId !== s.userId ? 'admin' : 'owner' });
+  }
+
+  unlock(nameOrId: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    if (s.locked && s.lockedBy === 'admin' && !caller.isAdmin) {
+      throw new Conflict(`Instance ${s.id} is locked by an administrator`);
+    }
+    this.store.actions.start(s.id, 'unlock', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    return this.store.servers.update(s.id, { locked: false, lockedBy: null });
+  }
+
+  setProperties(nameOrId: string, props: Record<string, string>, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    for (const [k, v] of Object.entries(props)) checkProperty(k, v);
+    return this.store.tx(() => {
+      const cur = this.store.servers.get(s.id)!;
+      return this.store.servers.update(s.id, { metadata: { ...cur.metadata, ...props } });
+    });
+  }
+
+  unsetProperties(nameOrId: string, keys: string[], caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    return this.store.tx(() => {
+      const cur = this.store.servers.get(s.id)!;
+      const metadata = { ...cur.metadata };
+      for (const k of keys) {
+        if (!(k in metadata)) throw new NotFound(`server "${s.name}" has no property "${k}"`);
+        delete metadata[k];
+      }
+      return this.store.servers.update(s.id, { metadata });
+    });
+  }
+
+  /** Nova deletes a running server (stopping it); --force skips the graceful stop. */
+  delete(nameOrId: string, caller: Caller, opts: { force?: boolean; timeoutMs?: number } = {}): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    const cur = this.store.servers.transition(s.id, {
+      from: ['building', 'active', 'stopped', 'paused', 'suspended', 'error', 'resized'],
+      action: 'delete',
+      to: { taskState: 'deleting', ...this.owner() },
+      allowTask: true,
+    });
+    this.store.actions.start(s.id, 'delete', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    this.halt(cur, opts.timeoutMs ?? 10_000, Boolean(opts.force));
+    try {
+      this.driver.open(`novabox/${s.id}`).remove();
+    } catch {
+      /* not there */
+    }
+    removeServerFiles(s.id);
+    this.store.servers.remove(s.id);
+    return { ...cur, vmState: 'deleted', taskState: null, terminatedAt: nowIso() };
+  }
+
+  async exec(nameOrId: string, req: ExecRequest, caller: Caller, io: { stderr: (l: string) => void }): Promise<number> {
+    const s = this.find(nameOrId, caller);
+    if (s.vmState !== 'active' || s.taskState !== null) {
+      throw new Conflict(`cannot exec in server "${s.name}": it is ${statusOf(s.vmState, s.taskState)}`, {
+        hint: s.vmState === 'stopped' ? `start it first ("novabox server start ${s.name}")` : undefined,
+      });
+    }
+    const facts = this.facts(s.id);
+    if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
+    return execInServer(facts, { hostname: hostnameOf(s.name), image: this.imageFor(s), network: s.network }, req, this.driver, io);
+  }
+
+  consoleLog(nameOrId: string, caller: Caller, lines?: number): string {
+    const s = this.find(nameOrId, caller);
+    return readConsole(s.id, lines);
+  }
+}
+
+/** The last `lines` lines of a server's console (the rotated file and the live one). */
+export function readConsole(id: string, lines?: number): string {
+  const d = serverDirs(id);
+  let text = '';
+  for (const f of [`${d.log}.1`, d.log]) {
+    try {
+      text += readFileSync(f, 'utf8');
+    } catch {
+      /* not there */
+    }
+  }
+  if (lines === undefined) return text;
+  if (!Number.isInteger(lines) || lines < 0) throw new BadRequest(`invalid --lines ${lines}: expected a whole number >= 0`);
+  if (lines === 0) return '';
+  const all = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+  return all.slice(-lines).join('\n') + '\n';
+}
+
+function checkProperty(k: string, v: string): void {
+  if (!k || k.length > 255 || v.length > 255) throw new BadRequest(`invalid property "${k}": keys and values are 1 to 255 characters`);
+}
+
+/** A valid hostname from a server name (Nova sanitises the same way). */
+export function hostnameOf(name: string): string {
+  const h = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  return h || 'server';
+}
+
+let cachedHost: string | undefined;
+function hostName(): string {
+  cachedHost ??= osHostname();
+  return cachedHost;
+}
+
+export { statusOf };

@@ -1,0 +1,388 @@
+/**
+ * Servers as the runtime sees them: long-lived containers started detached under
+ * novabox-init, with a console log and an exit-status file kept by their monitor, a
+ * writable layer that survives stop/start, and exec through the monitor's join mode.
+ * The compute layer decides when; this module knows how.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, appendFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { NovaboxError } from '../errors.js';
+import * as native from '../sys/native.js';
+import type { LaunchPlan, Namespace } from '../sys/ops.js';
+import { paths } from '../util/paths.js';
+import { sleepSync } from '../util/fs.js';
+import type { ImageConfig } from '../images/store.js';
+import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
+import { opFailure } from './container.js';
+import {
+  DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, INIT_PATH, clampRlimits, parseHardLimits, planLaunch,
+  type ContainerSpec,
+} from './plan/index.js';
+import { bootId, readProcStart } from './proc.js';
+import { resolveUser } from './user.js';
+import { EventReader, FORWARDED, attachTty } from './run.js';
+
+export interface ServerFacts {
+  monitorPid: number;
+  monitorStart: number;
+  initPid: number;
+  initStart: number;
+  bootId: string;
+  cgroupPath: string;
+  startedAt: string;
+}
+
+export interface ServerLaunch {
+  id: string;
+  hostname: string;
+  image: { name: string; layerDirs: string[]; config: ImageConfig };
+  limits: CgroupLimits;
+  network: 'none' | 'host';
+  logMaxBytes?: number;
+}
+
+export function serverDirs(id: string) {
+  const dir = join(paths.servers(), id);
+  return {
+    dir,
+    upper: join(dir, 'upper'),
+    work: join(dir, 'work'),
+    merged: join(dir, 'rootfs'),
+    log: join(dir, 'console.log'),
+    status: join(dir, 'exit-status'),
+  };
+}
+
+export function initBinary(): string {
+  return join(native.nativeBuildDir(), 'novabox-init');
+}
+
+/** The server's pid 1: novabox-init, running the image's server command or idling. */
+export function serverCommand(config: ImageConfig): string[] {
+  const cmd = config.serverCmd ?? config.cmd;
+  return cmd.length ? [INIT_PATH, '--', ...cmd] : [INIT_PATH];
+}
+
+export function cgroupPathOf(id: string): string {
+  return `novabox/${id}`;
+}
+
+/** A line of novabox's own in the console log, so it is never empty and shows each start/stop. */
+export function logLine(id: string, text: string): void {
+  try {
+    appendFileSync(serverDirs(id).log, `[novabox ${new Date().toISOString()}] ${text}\n`);
+  } catch {
+    /* the log is best effort */
+  }
+}
+
+function planServer(l: ServerLaunch, driverKind: 'v1' | 'hybrid' | 'v2', cgroupRoot: string | undefined, layout: CgroupDriver['layout']): LaunchPlan {
+  const d = serverDirs(l.id);
+  const user = resolveUser(l.image.config.user ?? '', l.image.layerDirs);
+  const env = [`PATH=${DEFAULT_PATH}`, ...l.image.config.env, `HOSTNAME=${l.hostname}`, `HOME=${user.home}`];
+  const spec: ContainerSpec = {
+    id: l.id,
+    hostname: l.hostname,
+    rootfs: { mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false },
+    process: {
+      args: serverCommand(l.image.config),
+      env: dedupeEnv(env),
+      cwd: l.image.config.workingDir || '/',
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
+      tty: false,
+    },
+    network: l.network,
+    cgroups: layout,
+    capabilities: DEFAULT_CAPABILITIES,
+    rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
+    logPath: d.log,
+    statusPath: d.status,
+    initBinary: initBinary(),
+  };
+  const plan = planLaunch(spec);
+  plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;
+  if (driverKind === 'v2' && cgroupRoot) plan.cgroupDir = join(cgroupRoot, cgroupPathOf(l.id));
+  return plan;
+}
+
+function dedupeEnv(entries: string[]): string[] {
+  const m = new Map<string, string>();
+  for (const e of entries) m.set(e.slice(0, e.indexOf('=')), e);
+  return [...m.values()];
+}
+
+/**
+ * Start a server's container detached. Returns once its command has been exec'd
+ * (or throws with the failing op); the monitor stays behind with the console log.
+ */
+export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promise<ServerFacts> {
+  const d = serverDirs(l.id);
+  mkdirSync(d.upper, { recursive: true, mode: 0o755 });
+  mkdirSync(d.work, { recursive: true, mode: 0o700 });
+  mkdirSync(d.merged, { recursive: true, mode: 0o755 });
+  rmSync(d.status, { force: true });
+  const layout = driver.layout;
+  const plan = planServer(l, layout.kind, layout.kind === 'v2' ? layout.root : undefined, layout);
+  const cgroupPath = cgroupPathOf(l.id);
+  // A cgroup left by a crash of an earlier start would make create() fail: clear it.
+  try {
+    driver.open(cgroupPath).remove();
+  } catch {
+    /* nothing there */
+  }
+  const cgroup = driver.create(cgroupPath, l.limits);
+  let sp: native.SpawnResult | undefined;
+  let events: EventReader | undefined;
+  try {
+    const devNull = openSync('/dev/null', 'r+');
+    try {
+      sp = native.spawn(plan, { stdio: [devNull, devNull, devNull] });
+    } finally {
+      closeSync(devNull);
+    }
+    const { placed } = native.awaitInit(sp);
+    if (!placed) cgroup.place(sp.initPid);
+    const facts: ServerFacts = {
+      monitorPid: sp.monitorPid,
+      monitorStart: readProcStart(sp.monitorPid) ?? 0,
+      initPid: sp.initPid,
+      initStart: readProcStart(sp.initPid) ?? 0,
+      bootId: bootId(),
+      cgroupPath,
+      startedAt: new Date().toISOString(),
+    };
+    events = new EventReader(sp.eventsFd);
+    writeSync(sp.goFd, 'G');
+    closeSync(sp.goFd);
+    const first = await events.next();
+    if (first?.type === 3) throw opFailure(plan, first.a, first.b);
+    if (first?.type !== 2) throw new NovaboxError('internal', 'the server monitor stopped before the server started');
+    return facts;
+  } catch (err) {
+    try {
+      if (sp) closeSync(sp.goFd);
+    } catch {
+      /* already closed */
+    }
+    try {
+      cgroup.remove();
+    } catch {
+      /* reported by the next reconcile */
+    }
+    throw err;
+  } finally {
+    // The monitor keeps running without us: stop listening and let init (pid 1) adopt it.
+    events?.close();
+    if (sp && !events) closeSync(sp.eventsFd);
+  }
+}
+
+export function isRunning(f: Pick<ServerFacts, 'initPid' | 'initStart' | 'bootId'> | undefined): boolean {
+  if (!f || !f.initPid) return false;
+  if (f.bootId !== bootId()) return false;
+  return readProcStart(f.initPid) === f.initStart;
+}
+
+function monitorAlive(f: ServerFacts): boolean {
+  return f.bootId === bootId() && readProcStart(f.monitorPid) === f.monitorStart;
+}
+
+/** The init's wait status as the monitor recorded it, or undefined. */
+export function recordedExit(id: string): { status: number; code: number; signal?: number } | undefined {
+  try {
+    const [status] = readFileSync(serverDirs(id).status, 'utf8').trim().split(' ').map(Number);
+    return { status, ...native.waitStatusToExitCode(status) };
+  } catch {
+    return undefined;
+  }
+}
+
+function signalInit(f: ServerFacts, signal: number): boolean {
+  if (!isRunning(f)) return false;
+  let fd = -1;
+  try {
+    fd = native.pidfdOpen(f.initPid);
+    // The pidfd names the process we checked unless it died in between: check again.
+    if (readProcStart(f.initPid) !== f.initStart) return false;
+    return native.pidfdSignal(fd, signal);
+  } catch {
+    return false;
+  } finally {
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+function waitUntil(cond: () => boolean, timeoutMs: number, stepMs = 10): boolean {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (cond()) return true;
+    if (Date.now() >= end) return false;
+    sleepSync(stepMs);
+  }
+}
+
+export type StopStep = 'not running' | 'signal' | 'kill';
+
+/**
+ * Stop: the stop signal to the init, wait up to timeoutMs, then SIGKILL everything in
+ * the cgroup. Waits for the monitor to record the exit, then removes the cgroup.
+ */
+export function stopServer(f: ServerFacts, driver: CgroupDriver, opts: { timeoutMs: number; signal?: number; force?: boolean }): StopStep {
+  const cgroup = driver.open(f.cgroupPath);
+  let step: StopStep = 'not running';
+  if (isRunning(f)) {
+    step = 'signal';
+    if (opts.force || !signalInit(f, opts.signal ?? constants.signals.SIGTERM) || !waitUntil(() => !isRunning(f), opts.timeoutMs)) {
+      step = 'kill';
+      killCgroup(cgroup);
+      if (!waitUntil(() => !isRunning(f), 5000)) {
+        throw new NovaboxError('internal', `server process ${f.initPid} did not die after SIGKILL`);
+      }
+    }
+  }
+  waitUntil(() => !monitorAlive(f), 2000);
+  cgroup.remove();
+  return step;
+}
+
+function killCgroup(cg: CgroupHandle): void {
+  try {
+    cg.thaw(); // a frozen task ignores SIGKILL until thawed
+  } catch {
+    /* not frozen, or gone */
+  }
+  try {
+    cg.killAll(constants.signals.SIGKILL);
+  } catch {
+    /* gone */
+  }
+}
+
+export function freezeServer(f: ServerFacts, driver: CgroupDriver): void {
+  driver.open(f.cgroupPath).freeze();
+}
+
+export function thawServer(f: ServerFacts, driver: CgroupDriver): void {
+  driver.open(f.cgroupPath).thaw();
+}
+
+export function removeServerFiles(id: string): void {
+  rmSync(serverDirs(id).dir, { recursive: true, force: true, maxRetries: 3 });
+}
+
+export function serverFilesExist(id: string): boolean {
+  return existsSync(serverDirs(id).dir);
+}
+
+// ---- exec -----------------------------------------------------------------------
+
+export interface ExecRequest {
+  command: string[];
+  env: string[];
+  workdir?: string;
+  user?: string;
+  interactive: boolean;
+  tty: boolean;
+}
+
+/** Run a command inside a running server, in the foreground; resolves to its exit code. */
+export async function execInServer(
+  f: ServerFacts,
+  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network'>,
+  req: ExecRequest,
+  driver: CgroupDriver,
+  io: { stderr: (line: string) => void },
+): Promise<number> {
+  if (!isRunning(f)) throw new NovaboxError('conflict', 'the server is not running');
+  const user = resolveUser(req.user ?? l.image.config.user ?? '', l.image.layerDirs);
+  const env = dedupeEnv([
+    `PATH=${DEFAULT_PATH}`, ...l.image.config.env, `HOSTNAME=${l.hostname}`, `HOME=${user.home}`,
+    ...(req.tty ? ['TERM=xterm'] : []), ...req.env,
+  ]);
+  const namespaces: Namespace[] = ['mount', 'uts', 'ipc', 'pid', 'cgroup'];
+  if (l.network !== 'host') namespaces.push('net');
+  const out = process.stdout;
+  const caps = user.uid === 0 ? DEFAULT_CAPABILITIES : [];
+  const plan: LaunchPlan = {
+    namespaces: [],
+    tty: req.tty,
+    join: { pid: f.initPid, namespaces },
+    ops: [
+      // After setns the monitor's / is the server's root: resolve paths inside it.
+      { op: 'set-root', path: '/' },
+      ...(req.tty
+        ? [{ op: 'console' as const, ptmx: 'dev/pts/ptmx', rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 }]
+        : []),
+      { op: 'cap-bound', keep: DEFAULT_CAPABILITIES },
+      { op: 'setgroups', gids: [...new Set([user.gid, ...user.additionalGids])] },
+      { op: 'setgid', gid: user.gid },
+      { op: 'setuid', uid: user.uid },
+      { op: 'capset', caps },
+      { op: 'no-new-privs' },
+      { op: 'chdir', path: req.workdir ?? (l.image.config.workingDir || '/') },
+      { op: 'exec', file: req.command[0], searchPath: env.find((e) => e.startsWith('PATH='))!.slice(5), argv: req.command, env },
+    ],
+  };
+  const layout = driver.layout;
+  if (layout.kind === 'v2') plan.cgroupDir = join(layout.root, f.cgroupPath);
+  const devNull = req.interactive ? -1 : openSync('/dev/null', 'r');
+  let sp: native.SpawnResult;
+  try {
+    sp = native.spawn(plan, { stdio: [req.interactive ? 0 : devNull, 1, 2], tty: req.tty });
+  } finally {
+    if (devNull >= 0) closeSync(devNull);
+  }
+  const events = new EventReader(sp.eventsFd);
+  const cleanups: (() => void)[] = [];
+  let pidfd = -1;
+  try {
+    const { placed } = native.awaitInit(sp);
+    if (!placed) driver.open(f.cgroupPath).place(sp.initPid);
+    pidfd = native.pidfdOpen(sp.initPid);
+    for (const sig of FORWARDED) {
+      const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
+      process.on(sig, h);
+      cleanups.push(() => process.off(sig, h));
+    }
+    writeSync(sp.goFd, 'G');
+    closeSync(sp.goFd);
+    let drained: Promise<void> | undefined;
+    if (req.tty) {
+      let master = -1;
+      try {
+        master = native.recvFd(sp.consoleFd);
+      } catch {
+        /* the event explains */
+      }
+      closeSync(sp.consoleFd);
+      sp.consoleFd = -1;
+      if (master >= 0) {
+        const t = attachTty(master, req.interactive);
+        cleanups.push(t.detach);
+        drained = t.drained;
+      }
+    }
+    const first = await events.next();
+    let exit = await events.next();
+    while (exit && exit.type !== 4) exit = await events.next();
+    if (drained) await Promise.race([drained, new Promise((r) => setTimeout(r, 1000))]);
+    if (first?.type === 3) {
+      const failure = opFailure(plan, first.a, first.b);
+      io.stderr(`novabox: ${failure.message}`);
+      const op = plan.ops[first.a];
+      const name = failure.errno;
+      return op?.op === 'exec' ? (name === 'ENOENT' ? 127 : 126) : 125;
+    }
+    if (!exit) throw new NovaboxError('internal', 'the exec monitor stopped without reporting an exit status');
+    return native.waitStatusToExitCode(exit.a).code;
+  } finally {
+    for (const c of cleanups.reverse()) c();
+    events.close();
+    if (pidfd >= 0) closeSync(pidfd);
+    if (sp.consoleFd >= 0) closeSync(sp.consoleFd);
+    native.reap(sp.monitorPid);
+  }
+}

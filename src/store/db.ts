@@ -1,0 +1,101 @@
+/**
+ * The state database. Many CLI processes use it at once (there is no daemon), so:
+ * WAL lets readers run beside the one writer; busy_timeout makes a writer wait for the
+ * lock instead of failing; and every read-modify-write runs in BEGIN IMMEDIATE, which
+ * takes the write lock before the read, so no two processes act on the same stale row.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { NovaboxError } from '../errors.js';
+import { stateRoot } from '../util/paths.js';
+import { ActionRepo } from './actions.js';
+import { FlavorRepo } from './flavors.js';
+import { MIGRATIONS } from './migrations.js';
+import { ServerRepo } from './servers.js';
+import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
+
+export interface Store {
+  readonly path: string;
+  readonly db: Database;
+  readonly flavors: FlavorRepo;
+  readonly servers: ServerRepo;
+  readonly actions: ActionRepo;
+  /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
+  tx<T>(fn: () => T): T;
+  getSetting(key: string): string | undefined;
+  setSetting(key: string, value: string): void;
+  close(): void;
+}
+
+const BUSY_TIMEOUT_MS = 10_000;
+
+export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store {
+  // Loaded here, not at the top: `novabox run` never opens the database.
+  const Sqlite = createRequire(import.meta.url)('better-sqlite3') as DatabaseConstructor;
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const db = new Sqlite(path, { timeout: BUSY_TIMEOUT_MS });
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    const tx: Tx = (fn) => db.transaction(fn).immediate();
+    migrate(db, tx);
+    const setting = db.prepare<{ value: string }>('SELECT value FROM settings WHERE key = ?');
+    const put = db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+    const store: Store = {
+      path,
+      db,
+      flavors: new FlavorRepo(db, tx),
+      servers: new ServerRepo(db, tx),
+      actions: new ActionRepo(db, tx),
+      tx,
+      getSetting: (key) => setting.get(key)?.value,
+      setSetting: (key, value) => void put.run(key, value),
+      close: () => void db.close(),
+    };
+    seedIdentity(db, tx);
+    return store;
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+}
+
+/**
+ * One transaction per migration. The version is read again inside the transaction:
+ * a second process that opened the database at the same time waits for the first and
+ * then finds nothing left to do.
+ */
+function migrate(db: Database, tx: Tx): void {
+  const version = () => db.pragma('user_version', { simple: true }) as number;
+  const v = version();
+  if (v === MIGRATIONS.length) return;
+  if (v > MIGRATIONS.length) {
+    throw new NovaboxError(
+      'internal',
+      `database schema version ${v} is newer than this novabox knows (${MIGRATIONS.length})`,
+      { hint: 'upgrade novabox' },
+    );
+  }
+  for (let i = 0; i < MIGRATIONS.length; i++) {
+    tx(() => {
+      if (version() !== i) return;
+      db.exec(MIGRATIONS[i]!.sql);
+      db.pragma(`user_version = ${i + 1}`);
+    });
+  }
+}
+
+/** The CLI acts as one local user in one local project; ids in Keystone's form (32 hex). */
+function seedIdentity(db: Database, tx: Tx): void {
+  const add = db.prepare('INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)');
+  const has = db.prepare('SELECT 1 FROM settings WHERE key = ?');
+  if (has.get('local_project_id') && has.get('local_user_id')) return;
+  tx(() => {
+    add.run('local_project_id', randomUUID().replaceAll('-', ''));
+    add.run('local_user_id', randomUUID().replaceAll('-', ''));
+  });
+}

@@ -1,0 +1,120 @@
+/**
+ * Schema migrations, in order. Migration i takes the database from user_version i to
+ * i + 1 inside one transaction. Append only: never edit one that has shipped.
+ */
+export interface Migration {
+  name: string;
+  sql: string;
+}
+
+// SQLite's %f is SS.SSS: three more digits make Nova's microsecond form.
+const NOW = "strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000'";
+
+export const MIGRATIONS: Migration[] = [
+  {
+    name: '001 initial schema',
+    sql: `
+CREATE TABLE settings (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE flavors (
+  id            TEXT PRIMARY KEY,
+  name          TEXT NOT NULL UNIQUE,
+  vcpus         INTEGER NOT NULL,
+  ram_mib       INTEGER NOT NULL,
+  disk_gib      INTEGER NOT NULL,
+  swap_mib      INTEGER NOT NULL DEFAULT 0,
+  ephemeral_gib INTEGER NOT NULL DEFAULT 0,
+  rxtx_factor   REAL NOT NULL DEFAULT 1.0,
+  is_public     INTEGER NOT NULL DEFAULT 1,
+  disabled      INTEGER NOT NULL DEFAULT 0,
+  extra_specs   TEXT NOT NULL DEFAULT '{}',
+  created_at    TEXT NOT NULL
+);
+
+CREATE TABLE flavor_access (
+  flavor_id  TEXT NOT NULL REFERENCES flavors(id) ON DELETE CASCADE,
+  project_id TEXT NOT NULL,
+  PRIMARY KEY (flavor_id, project_id)
+);
+
+CREATE TABLE servers (
+  id               TEXT PRIMARY KEY,
+  name             TEXT NOT NULL,
+  project_id       TEXT NOT NULL,
+  user_id          TEXT NOT NULL,
+  image_ref        TEXT NOT NULL DEFAULT '',
+  image_name       TEXT NOT NULL DEFAULT '',
+  flavor_id        TEXT NOT NULL DEFAULT '',
+  vm_state         TEXT NOT NULL,
+  task_state       TEXT,
+  power_state      INTEGER NOT NULL DEFAULT 0,
+  metadata         TEXT NOT NULL DEFAULT '{}',
+  key_name         TEXT,
+  access_ipv4      TEXT NOT NULL DEFAULT '',
+  access_ipv6      TEXT NOT NULL DEFAULT '',
+  locked           INTEGER NOT NULL DEFAULT 0,
+  locked_by        TEXT CHECK (locked_by IN ('owner', 'admin')),
+  host             TEXT NOT NULL DEFAULT '',
+  fault            TEXT,
+  ephemeral        INTEGER NOT NULL DEFAULT 0,
+  network          TEXT NOT NULL DEFAULT 'none',
+  task_owner_pid   INTEGER,
+  task_owner_start INTEGER,
+  created_at       TEXT NOT NULL,
+  updated_at       TEXT NOT NULL,
+  launched_at      TEXT,
+  terminated_at    TEXT,
+  deleted          INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX servers_project ON servers(project_id);
+CREATE INDEX servers_name ON servers(name);
+CREATE INDEX servers_updated ON servers(updated_at);
+
+CREATE TABLE server_runtime (
+  server_id     TEXT PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
+  monitor_pid   INTEGER NOT NULL,
+  monitor_start INTEGER NOT NULL,
+  init_pid      INTEGER NOT NULL,
+  init_start    INTEGER NOT NULL,
+  boot_id       TEXT NOT NULL,
+  cgroup_path   TEXT NOT NULL,
+  started_at    TEXT NOT NULL
+);
+
+CREATE TABLE instance_actions (
+  id         INTEGER PRIMARY KEY AUTOINCREMENT,
+  server_id  TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+  request_id TEXT NOT NULL,
+  action     TEXT NOT NULL,
+  user_id    TEXT NOT NULL,
+  project_id TEXT NOT NULL,
+  start_time TEXT NOT NULL,
+  message    TEXT
+);
+CREATE INDEX instance_actions_server ON instance_actions(server_id, id);
+
+CREATE TABLE instance_action_events (
+  id          INTEGER PRIMARY KEY,
+  action_id   INTEGER NOT NULL REFERENCES instance_actions(id) ON DELETE CASCADE,
+  event       TEXT NOT NULL,
+  start_time  TEXT NOT NULL,
+  finish_time TEXT,
+  result      TEXT CHECK (result IN ('Success', 'Error')),
+  traceback   TEXT
+);
+CREATE INDEX instance_action_events_action ON instance_action_events(action_id);
+
+-- Nova's default flavors, scaled for containers, plus a small one for density.
+INSERT INTO flavors (id, name, vcpus, ram_mib, disk_gib, created_at) VALUES
+  ('1', 'm1.tiny',   1,   512,   1, ${NOW}),
+  ('2', 'm1.small',  1,  2048,  20, ${NOW}),
+  ('3', 'm1.medium', 2,  4096,  40, ${NOW}),
+  ('4', 'm1.large',  4,  8192,  80, ${NOW}),
+  ('5', 'm1.xlarge', 8, 16384, 160, ${NOW}),
+  ('6', 'c1.nano',   1,    64,   1, ${NOW});
+`,
+  },
+];

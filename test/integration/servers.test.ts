@@ -1,0 +1,217 @@
+/**
+ * Servers for real: the Nova lifecycle with state checks after every step, on real
+ * containers, through bin/novabox. Each test leaves the census as it found it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { census, type Census } from '../helpers/census.js';
+import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+
+const isRoot = process.getuid?.() === 0;
+
+describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
+  let root: string;
+  let removeRoot: () => void;
+  let before: Census;
+  const nb = (args: string[], opts: { input?: string } = {}) => runCli(args, { root, ...opts });
+  const show = async (name: string) => {
+    const r = await nb(['server', 'show', name, '-f', 'json']);
+    expect(r.stderr).toBe('');
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+  };
+  const status = async (name: string) => (await show(name)).status;
+
+  beforeAll(async () => {
+    ({ root, remove: removeRoot } = tempRoot('nbx-srv-'));
+    const r = await runCli(['run', '--rm', 'busybox', 'true'], { root }); // builds the image once
+    expect(r.exitCode).toBe(0);
+  });
+  afterAll(() => removeRoot?.());
+  beforeEach(() => {
+    before = census(root);
+  });
+  afterEach(async () => {
+    // Delete whatever a failed test left, then the census must match.
+    const list = await nb(['server', 'list', '-f', 'json']);
+    for (const s of JSON.parse(list.stdout || '[]') as { ID: string }[]) await nb(['server', 'delete', '--force', s.ID]);
+    const after = census(root);
+    expect({ ...after, stateFiles: after.stateFiles.filter((f) => !f.startsWith('servers/')) }).toEqual({
+      ...before,
+      stateFiles: before.stateFiles.filter((f) => !f.startsWith('servers/')),
+    });
+    expect(existsSync(`${root}/servers`) ? readdirSync(`${root}/servers`) : []).toEqual([]);
+  });
+
+  it('lists the default flavors', async () => {
+    const r = await nb(['flavor', 'list', '-f', 'json']);
+    const names = (JSON.parse(r.stdout) as { Name: string }[]).map((f) => f.Name);
+    expect(names).toEqual(expect.arrayContaining(['m1.tiny', 'm1.small', 'm1.medium', 'm1.large', 'm1.xlarge', 'c1.nano']));
+  });
+
+  it('walks the whole lifecycle, checking the state after every step', async () => {
+    const c = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--property', 'role=web', '--wait', 'web1', '-f', 'json']);
+    expect(c.stderr).toBe('');
+    expect(c.exitCode).toBe(0);
+    const created = JSON.parse(c.stdout);
+    expect(created).toMatchObject({ name: 'web1', status: 'ACTIVE', 'OS-EXT-STS:vm_state': 'active', 'OS-EXT-STS:power_state': 'Running', 'OS-EXT-STS:task_state': null, properties: { role: 'web' } });
+    expect(created.pid).toBeGreaterThan(1);
+    expect(readFileSync(`/proc/${created.pid}/comm`, 'utf8').trim()).toBe('novabox-init');
+
+    const list = JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout);
+    expect(list).toEqual([expect.objectContaining({ ID: created.id, Name: 'web1', Status: 'ACTIVE', Image: 'busybox', Flavor: 'm1.tiny' })]);
+
+    const e = await nb(['server', 'exec', 'web1', '--', 'sh', '-c', 'echo hi > /root/f; hostname; echo $$']);
+    expect(e.exitCode).toBe(0);
+    expect(e.stdout.split('\n').slice(0, 1)).toEqual(['web1']);
+    expect(Number(e.stdout.split('\n')[1])).toBeGreaterThan(1); // not pid 1: novabox-init is
+
+    expect((await nb(['server', 'stop', 'web1', '--wait'])).exitCode).toBe(0);
+    expect(await show('web1')).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:power_state': 'Shutdown', pid: null });
+
+    expect((await nb(['server', 'start', 'web1', '--wait'])).exitCode).toBe(0);
+    expect(await status('web1')).toBe('ACTIVE');
+    expect((await nb(['server', 'exec', 'web1', '--', 'cat', '/root/f'])).stdout).toBe('hi\n');
+
+    expect((await nb(['server', 'reboot', 'web1', '--wait'])).exitCode).toBe(0);
+    expect(await status('web1')).toBe('ACTIVE');
+    expect((await nb(['server', 'exec', 'web1', '--', 'cat', '/root/f'])).stdout).toBe('hi\n');
+    expect((await nb(['server', 'reboot', '--hard', 'web1', '--wait'])).exitCode).toBe(0);
+    expect((await nb(['server', 'exec', 'web1', '--', 'cat', '/root/f'])).stdout).toBe('hi\n');
+
+    const events = JSON.parse((await nb(['server', 'event', 'list', 'web1', '-f', 'json'])).stdout) as { Action: string }[];
+    expect(events.map((x) => x.Action)).toEqual(['reboot', 'reboot', 'start', 'stop', 'create']);
+
+    const log = await nb(['console', 'log', 'show', '--lines', '3', 'web1']);
+    expect(log.stdout.trimEnd().split('\n')).toHaveLength(3);
+    expect(log.stdout).toContain('server started');
+
+    expect((await nb(['server', 'delete', '--wait', 'web1'])).exitCode).toBe(0);
+    const gone = await nb(['server', 'show', 'web1']);
+    expect(gone.exitCode).toBe(3);
+    expect(gone.stderr).toBe('novabox: server "web1" not found\n');
+  });
+
+  it('pause really freezes: a counter stops advancing until unpause', async () => {
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'p1']);
+    // A counter in the server's /tmp, written every 50 ms.
+    const bg = spawn(process.execPath, [BIN, 'server', 'exec', 'p1', '--', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done'], { env: cliEnv(root), stdio: 'ignore' });
+    const read = async () => Number((await nb(['server', 'exec', 'p1', '--', 'cat', '/tmp/n'])).stdout);
+    const waitFor = async (cond: () => Promise<boolean>) => {
+      for (let i = 0; i < 100 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 100));
+    };
+    await waitFor(async () => (await read()) > 2); // the counter runs
+    expect((await nb(['server', 'pause', 'p1'])).exitCode).toBe(0);
+    expect(await status('p1')).toBe('PAUSED');
+    const exec = await nb(['server', 'exec', 'p1', '--', 'true']);
+    expect(exec.exitCode).toBe(4); // not while paused
+    expect(exec.stderr).toContain('PAUSED');
+    const pid = (await show('p1')).pid as number;
+    const frozenA = readFileSync(`/proc/${pid}/root/tmp/n`, 'utf8');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(readFileSync(`/proc/${pid}/root/tmp/n`, 'utf8')).toBe(frozenA);
+    expect((await nb(['server', 'unpause', 'p1'])).exitCode).toBe(0);
+    await waitFor(async () => (await read()) > Number(frozenA));
+    expect(await read()).toBeGreaterThan(Number(frozenA));
+    bg.kill('SIGKILL');
+  });
+
+  it('refuses actions in the wrong state, naming the state, and changes nothing', async () => {
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 's1']);
+    const start = await nb(['server', 'start', 's1']);
+    expect(start.exitCode).toBe(4);
+    expect(start.stderr).toMatch(/^novabox: Cannot 'start' instance [0-9a-f-]+ while it is in vm_state active\n/);
+    await nb(['server', 'stop', 's1']);
+    const pause = await nb(['server', 'pause', 's1']);
+    expect(pause.exitCode).toBe(4);
+    expect(pause.stderr).toContain('vm_state stopped');
+    expect(await status('s1')).toBe('SHUTOFF');
+  });
+
+  it('a locked server refuses state changes until unlocked', async () => {
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'l1']);
+    await nb(['server', 'lock', 'l1']);
+    expect((await show('l1')).locked).toBe(true);
+    // The local CLI user is the admin; lock semantics for non-admins are exercised by the API tests.
+    await nb(['server', 'unlock', 'l1']);
+    expect((await show('l1')).locked).toBe(false);
+  });
+
+  it('sets and unsets properties', async () => {
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'm1']);
+    await nb(['server', 'set', '--property', 'a=1', '--property', 'b=2', 'm1']);
+    expect((await show('m1')).properties).toEqual({ a: '1', b: '2' });
+    await nb(['server', 'unset', '--property', 'a', 'm1']);
+    expect((await show('m1')).properties).toEqual({ b: '2' });
+  });
+
+  it('kill -9 of the init from the host: the next show says SHUTOFF and an event records it', async () => {
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'k1']);
+    const pid = (await show('k1')).pid as number;
+    process.kill(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    const s = await show('k1');
+    expect(s).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:power_state': 'Crashed', pid: null });
+    const events = JSON.parse((await nb(['server', 'event', 'list', 'k1', '-f', 'json'])).stdout) as { Action: string; Message: string }[];
+    expect(events[0]).toMatchObject({ Action: 'stop', Message: expect.stringContaining('signal 9') });
+    expect((await nb(['server', 'start', 'k1'])).exitCode).toBe(0);
+    expect(await status('k1')).toBe('ACTIVE');
+  });
+
+  it('bad input: one line, a distinct exit status, nothing created', async () => {
+    const cases: [string[], number, RegExp][] = [
+      [['server', 'create', '--image', 'nope', '--flavor', 'm1.tiny', 'x'], 3, /image "nope" not found/],
+      [['server', 'create', '--image', 'busybox', '--flavor', 'm9.huge', 'x'], 3, /flavor "m9.huge" not found/],
+      [['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'bad\u0007name'], 2, /control characters/],
+      [['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'x'.repeat(256)], 2, /1 to 255/],
+      [['server', 'show', 'ghost'], 3, /server "ghost" not found/],
+      [['server', 'stop', 'ghost'], 3, /not found/],
+      [['console', 'log', 'show', '--lines', 'x', 'ghost'], 2, /--lines/],
+    ];
+    for (const [args, code, msg] of cases) {
+      const r = await nb(args);
+      expect(r.exitCode, args.join(' ')).toBe(code);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('hint:'))).toHaveLength(1);
+    }
+    expect(JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout)).toEqual([]);
+  });
+
+  it('duplicate names are allowed, but a name lookup then refuses the ambiguity', async () => {
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'dup']);
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'dup']);
+    const r = await nb(['server', 'show', 'dup']);
+    expect(r.exitCode).toBe(4);
+    expect(r.stderr).toMatch(/more than one server is named "dup"/);
+  });
+
+  it('--min/--max makes NAME-1 … NAME-N in one process', async () => {
+    const r = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--min', '3', '--max', '3', 'many', '-f', 'json']);
+    expect(r.exitCode).toBe(0);
+    expect((JSON.parse(r.stdout) as { Name: string }[]).map((s) => s.Name).sort()).toEqual(['many-1', 'many-2', 'many-3']);
+    const active = JSON.parse((await nb(['server', 'list', '--status', 'ACTIVE', '-f', 'json'])).stdout);
+    expect(active).toHaveLength(3);
+  });
+
+  it('20 concurrent creates give 20 distinct ACTIVE servers; 20 concurrent deletes leave nothing', async () => {
+    const creates = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', `c${i}`, '-f', 'json'])),
+    );
+    for (const c of creates) expect(c.exitCode, c.stderr).toBe(0);
+    const ids = new Set(creates.map((c) => JSON.parse(c.stdout).id));
+    expect(ids.size).toBe(20);
+    const list = JSON.parse((await nb(['server', 'list', '--status', 'ACTIVE', '-f', 'json'])).stdout);
+    expect(list).toHaveLength(20);
+    const deletes = await Promise.all([...ids].map((id) => nb(['server', 'delete', '--wait', id])));
+    for (const d of deletes) expect(d.exitCode, d.stderr).toBe(0);
+    expect(JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout)).toEqual([]);
+  }, 120_000);
+
+  it('-c selects columns and YAML output parses as mappings', async () => {
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'fmt']);
+    const v = await nb(['server', 'show', 'fmt', '-c', 'status', '-c', 'name', '-f', 'value']);
+    expect(v.stdout).toBe('fmt\nACTIVE\n'); // cliff keeps the command's field order
+    const y = await nb(['server', 'show', 'fmt', '-f', 'yaml', '-c', 'name', '-c', 'status']);
+    expect(y.stdout).toBe('name: fmt\nstatus: ACTIVE\n');
+  });
+});
