@@ -137,6 +137,9 @@ export class ComputeService {
         const cur = this.store.servers.get(s.id);
         if (!cur || cur.taskState === null) return cur ?? s;
         if (s.vmState === 'building') {
+          // The creating CLI died: its container may run without a record. The cgroup path
+          // is derived from the id, so whatever it started can be found and stopped.
+          this.killUnrecorded(cur.id);
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
         }
         const vm: VmState = running ? (cur.vmState === 'paused' ? 'paused' : 'active') : 'stopped';
@@ -173,6 +176,15 @@ export class ComputeService {
       });
     }
     return s;
+  }
+
+  private killUnrecorded(id: string): void {
+    if (this.store.servers.getRuntime(id)) return;
+    try {
+      this.driver.open(`novabox/${id}`).remove(); // kills what is inside, then removes it
+    } catch {
+      /* nothing there */
+    }
   }
 
   private fail(s: Server, message: string): Server {
@@ -431,14 +443,18 @@ export class ComputeService {
       to: { taskState: 'deleting', ...this.owner() },
       allowTask: true,
     });
-    this.store.actions.start(s.id, 'delete', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
-    this.halt(cur, opts.timeoutMs ?? 10_000, Boolean(opts.force));
+    const a = this.store.actions.start(s.id, 'delete', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
     try {
+      this.halt(cur, opts.timeoutMs ?? 10_000, Boolean(opts.force));
+      // Also what a killed CLI may have left without a record; an error here is not swallowed:
+      // the server stays (ERROR, with the reason) rather than leaking a cgroup silently.
       this.driver.open(`novabox/${s.id}`).remove();
-    } catch {
-      /* not there */
+      removeServerFiles(s.id);
+    } catch (err) {
+      this.store.actions.event(a.id, 'compute_terminate_instance')('Error', (err as Error).message);
+      this.fail(cur, `delete failed: ${(err as Error).message}`);
+      throw err;
     }
-    removeServerFiles(s.id);
     this.store.servers.remove(s.id);
     return { ...cur, vmState: 'deleted', taskState: null, terminatedAt: nowIso() };
   }

@@ -215,3 +215,33 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(y.stdout).toBe('name: fmt\nstatus: ACTIVE\n');
   });
 });
+
+describe.skipIf(!isRoot)('novabox server: a CLI killed mid-create (root)', () => {
+  it('the next command marks the server ERROR and delete leaves nothing behind', async () => {
+    const { root, remove } = tempRoot('nbx-kill-');
+    try {
+      expect((await runCli(['run', '--rm', 'busybox', 'true'], { root })).exitCode).toBe(0);
+      const before = census(root);
+      // Kill the CLI as soon as the server's directory appears: the middle of its start.
+      const child = spawn(process.execPath, [BIN, 'server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'victim'], {
+        env: cliEnv(root), stdio: 'ignore',
+      });
+      for (let i = 0; i < 500; i++) {
+        if (existsSync(`${root}/servers`) && readdirSync(`${root}/servers`).length) break;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+      const s = JSON.parse((await runCli(['server', 'show', 'victim', '-f', 'json'], { root })).stdout);
+      // Either it finished before the kill landed, or the next command repaired it.
+      expect(['ACTIVE', 'ERROR']).toContain(s.status);
+      if (s.status === 'ERROR') expect(s.fault.message).toContain('stopped during');
+      expect((await runCli(['server', 'delete', 'victim'], { root })).exitCode).toBe(0);
+      const after = census(root);
+      expect({ ...after, stateFiles: [] }).toEqual({ ...before, stateFiles: [] });
+      expect(existsSync(`${root}/servers`) ? readdirSync(`${root}/servers`) : []).toEqual([]);
+    } finally {
+      remove();
+    }
+  });
+});

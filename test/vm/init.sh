@@ -18,13 +18,26 @@ if [ "$NOVABOX_STAGE" != 2 ]; then
   exec </dev/console >/dev/console 2>&1
   mount -t proc proc /proc
   t stage1
+  . /novabox-vm/env   # NOVABOX_VM_SRC: name of the project dir in the archive
   mkdir -p /newroot
+  if [ "${NOVABOX_VM_ROOT:-bind}" = bind ]; then
+    # Fast path: no copy. A bind mount of the rootfs, moved over / and chrooted
+    # into, is a mount with a parent, which is all pivot_root(2) asks for.
+    mv "/$NOVABOX_VM_SRC" /novabox || die1 "cannot rename /$NOVABOX_VM_SRC"
+    mount --bind / /newroot || die1 "cannot bind-mount /"
+    t bound
+    umount /proc
+    mount --move /dev /newroot/dev
+    cd /newroot && mount --move . / || die1 "cannot move the root"
+    export NOVABOX_STAGE=2
+    exec chroot . /init
+  fi
+  # tmpfs: a real tmpfs root, reached by switch_root after moving everything there
   # size: the tree is ~170 MB; leave room for images, layers and containers
   mount -t tmpfs -o mode=0755,size=90% tmpfs /newroot || die1 "cannot mount tmpfs"
   # bin first, by copy: mv of /bin would delete the applets we run with
   cp -a /bin /newroot/ || die1 "cannot copy /bin"
   export PATH=/newroot/bin
-  . /novabox-vm/env   # NOVABOX_VM_SRC: name of the project dir in the archive
   for e in /* /.[!.]*; do
     case "$e" in
       /newroot|/dev|/proc|/sys|/init|/bin|'/.[!.]*') continue ;;
@@ -42,6 +55,7 @@ if [ "$NOVABOX_STAGE" != 2 ]; then
 fi
 
 # ---- stage 2 ----
+rmdir /newroot 2>/dev/null
 mkdir -p /proc /sys /dev /run /tmp /var/lib/novabox /var/tmp /root
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys

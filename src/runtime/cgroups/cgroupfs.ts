@@ -39,7 +39,7 @@ export function resolveOptions(opts: DriverOptions = {}): ResolvedOptions {
   return {
     io: { ...realIo, ...opts.io },
     freezeTimeoutMs: opts.freezeTimeoutMs ?? 2000,
-    removeTimeoutMs: opts.removeTimeoutMs ?? 2000,
+    removeTimeoutMs: opts.removeTimeoutMs ?? 5000,
   };
 }
 
