@@ -92,6 +92,22 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(gone.stderr).toBe('novabox: server "web1" not found\n');
   });
 
+  it('exec with -t gets a pty of the server\'s own devpts, -i passes stdin, and the exit status comes back', async () => {
+    await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'tty1']);
+    const t = await nb(['server', 'exec', '-t', 'tty1', '--', 'sh', '-c', 'tty; stty size; exit 5']);
+    expect(t.exitCode).toBe(5);
+    const lines = t.stdout.split(/\r?\n/);
+    expect(lines[0]).toMatch(/^\/dev\/pts\/\d+$/);
+    expect(lines[1]).toBe('24 80');
+    const i = await nb(['server', 'exec', '-i', 'tty1', '--', 'sh', '-c', 'read x; echo "got $x"'], { input: 'hello\n' });
+    expect(i.stdout).toBe('got hello\n');
+    const u = await nb(['server', 'exec', '-u', '1000:1000', '-w', '/tmp', '-e', 'A=b', 'tty1', '--', 'sh', '-c', 'id -u; pwd; echo $A; grep CapEff /proc/self/status']);
+    expect(u.stdout).toMatch(/^1000\n\/tmp\nb\nCapEff:\s+0000000000000000\n$/);
+    const missing = await nb(['server', 'exec', 'tty1', '--', '/nope']);
+    expect(missing.exitCode).toBe(127);
+    expect(missing.stderr).toMatch(/exec "\/nope": no such file or directory/);
+  });
+
   it('pause really freezes: a counter stops advancing until unpause', async () => {
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'p1']);
     // A counter in the server's /tmp, written every 50 ms.
