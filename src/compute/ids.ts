@@ -1,14 +1,8 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { randomBytesSync } from '../util/random.js';
 
-/** A random (version 4) UUID from the kernel's CSPRNG. */
+/** A random (version 4) UUID. */
 export function newUuid(): string {
-  const b = Buffer.alloc(16);
-  const fd = openSync('/dev/urandom', 'r');
-  try {
-    readSync(fd, b, 0, 16, null);
-  } finally {
-    closeSync(fd);
-  }
+  const b = randomBytesSync(16);
   b[6] = (b[6] & 0x0f) | 0x40;
   b[8] = (b[8] & 0x3f) | 0x80;
   const h = b.toString('hex');

@@ -365,28 +365,25 @@ export class ComputeService {
   }
 
   pause(nameOrId: string, caller: Caller): Server {
-    const s = this.find(nameOrId, caller);
-    const { a } = this.begin(s, caller, 'pause', ['active'], 'pausing');
-    const ev = this.store.actions.event(a.id, 'compute_pause_instance');
-    try {
-      freezeServer(this.facts(s.id)!, this.driver);
-      ev('Success');
-      return this.finish(s.id, { vmState: 'paused', powerState: POWER_STATE.PAUSED });
-    } catch (err) {
-      ev('Error', (err as Error).message);
-      this.finish(s.id, {});
-      throw err;
-    }
+    return this.freezer(nameOrId, caller, true);
   }
 
   unpause(nameOrId: string, caller: Caller): Server {
+    return this.freezer(nameOrId, caller, false);
+  }
+
+  /** pause/unpause: the cgroup freezer stops every process of the server where it stands. */
+  private freezer(nameOrId: string, caller: Caller, freeze: boolean): Server {
     const s = this.find(nameOrId, caller);
-    const { a } = this.begin(s, caller, 'unpause', ['paused'], 'unpausing');
-    const ev = this.store.actions.event(a.id, 'compute_unpause_instance');
+    const action = freeze ? 'pause' : 'unpause';
+    const { a } = this.begin(s, caller, action, [freeze ? 'active' : 'paused'], freeze ? 'pausing' : 'unpausing');
+    const ev = this.store.actions.event(a.id, `compute_${action}_instance`);
     try {
-      thawServer(this.facts(s.id)!, this.driver);
+      (freeze ? freezeServer : thawServer)(this.facts(s.id)!, this.driver);
       ev('Success');
-      return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING });
+      return freeze
+        ? this.finish(s.id, { vmState: 'paused', powerState: POWER_STATE.PAUSED })
+        : this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING });
     } catch (err) {
       ev('Error', (err as Error).message);
       this.finish(s.id, {});

@@ -3,9 +3,7 @@
  * `novabox run` drives it in the foreground; the server layer (compute) will reuse
  * createContainer/startContainer pieces for long-lived servers.
  */
-import {
-  closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, rmSync, symlinkSync, unlinkSync,
-} from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, Conflict, OpFailed } from '../errors.js';
 import { errnoName, errnoText } from '../sys/errno.js';
@@ -16,7 +14,7 @@ import {
 } from './plan/index.js';
 import { paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { Reverter } from '../util/revert.js';
+import { randomBytesSync } from '../util/random.js';
 import type { ImageConfig } from '../images/store.js';
 import { readProcStart, bootId } from './proc.js';
 import { resolveUser } from './user.js';
@@ -62,16 +60,9 @@ export interface ContainerState {
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
-/** 64 hex digits from the kernel's CSPRNG (node:crypto costs milliseconds to load on the start path). */
+/** A container id: 64 hex digits. */
 export function newId(): string {
-  const b = Buffer.alloc(32);
-  const fd = openSync('/dev/urandom', 'r');
-  try {
-    readSync(fd, b, 0, 32, null);
-  } finally {
-    closeSync(fd);
-  }
-  return b.toString('hex');
+  return randomBytesSync(32).toString('hex');
 }
 const HOSTNAME = /^(?=.{1,64}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 

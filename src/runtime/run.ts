@@ -7,7 +7,8 @@
 import { closeSync, mkdirSync, openSync, read, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import { NovaboxError } from '../errors.js';
+import { NovaboxError, type OpFailed } from '../errors.js';
+import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
 import {
@@ -84,7 +85,6 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   let spawned: native.SpawnResult | undefined;
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
-  let ttyDrained: Promise<void> | undefined;
 
   try {
     reserveName(state.name, state.id);
@@ -144,51 +144,10 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     writeState(state);
     trace('state written');
 
-    // Forward signals to the init from now on. (A pid 1 ignores signals it has no handler for.)
-    for (const sig of FORWARDED) {
-      const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
-      process.on(sig, h);
-      cleanups.push(() => process.off(sig, h));
-    }
-    writeSync(sp.goFd, 'G');
-    closeSync(sp.goFd);
-
-    if (useTty) {
-      // EOF instead of a master: the init failed before its console op; the event says why.
-      let master = -1;
-      try {
-        master = native.recvFd(sp.consoleFd);
-      } catch {
-        /* reported below */
-      }
-      closeSync(sp.consoleFd);
-      sp.consoleFd = -1;
-      if (master >= 0) {
-        const t = attachTty(master, io.interactive);
-        cleanups.push(t.detach);
-        ttyDrained = t.drained;
-      }
-    }
-
-    trace('GO sent');
-    const first = await events.next();
-    trace('exec event');
-    let failure: NovaboxError | undefined;
-    let failureCode = 0;
-    if (first?.type === EV_OPFAIL) {
-      failure = opFailure(plan, first.a, first.b);
-      failureCode = opFailureExitCode(plan, first.a, first.b);
-    } else if (first?.type !== EV_EXEC) {
-      throw new NovaboxError('internal', 'the container monitor stopped before the container started');
-    }
-    let exit = await events.next();
-    while (exit && exit.type !== EV_EXIT) exit = await events.next();
-    if (!exit) throw new NovaboxError('internal', 'the container monitor stopped without reporting an exit status');
+    const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups);
     trace('exit event');
-
-    const { code, signal } = native.waitStatusToExitCode(exit.a);
-    // The last output may still sit in the pty: read it before detaching.
-    if (ttyDrained) await Promise.race([ttyDrained, new Promise((r) => setTimeout(r, 1000))]);
+    const { failure, failureCode } = outcome;
+    const { code, signal } = native.waitStatusToExitCode(outcome.waitStatus);
     if (!state.remove && !failure) {
       keep = true;
       Object.assign(state, { status: 'exited', exitCode: code, finished: new Date().toISOString() });
@@ -214,6 +173,69 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('cleaned up');
     for (const e of errors) io.stderr(`novabox: cleanup: ${e.message}`);
   }
+}
+
+export interface Outcome {
+  /** the init failed before execve: which op, and the exit status to report */
+  failure?: OpFailed;
+  failureCode: number;
+  waitStatus: number;
+}
+
+/**
+ * The foreground part shared by `run` and `server exec`, once the new process is placed:
+ * forward our signals to it, send GO, attach the terminal (the init sends the pty master
+ * after GO), then wait for exec and exit, draining the pty before returning.
+ */
+export async function superviseForeground(
+  plan: LaunchPlan,
+  sp: native.SpawnResult,
+  events: EventReader,
+  pidfd: number,
+  interactive: boolean,
+  cleanups: (() => void)[],
+): Promise<Outcome> {
+  for (const sig of FORWARDED) {
+    const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
+    process.on(sig, h);
+    cleanups.push(() => process.off(sig, h));
+  }
+  writeSync(sp.goFd, 'G');
+  closeSync(sp.goFd);
+  let drained: Promise<void> | undefined;
+  if (plan.tty) {
+    // EOF instead of a master: the init failed before its console op; the event says why.
+    let master = -1;
+    try {
+      master = native.recvFd(sp.consoleFd);
+    } catch {
+      /* reported below */
+    }
+    closeSync(sp.consoleFd);
+    sp.consoleFd = -1;
+    if (master >= 0) {
+      const t = attachTty(master, interactive);
+      cleanups.push(t.detach);
+      drained = t.drained;
+    }
+  }
+  trace('GO sent');
+  const first = await events.next();
+  trace('exec event');
+  let failure: OpFailed | undefined;
+  let failureCode = 0;
+  if (first?.type === EV_OPFAIL) {
+    failure = opFailure(plan, first.a, first.b);
+    failureCode = opFailureExitCode(plan, first.a, first.b);
+  } else if (first?.type !== EV_EXEC) {
+    throw new NovaboxError('internal', 'the container monitor stopped before the container started');
+  }
+  let exit = await events.next();
+  while (exit && exit.type !== EV_EXIT) exit = await events.next();
+  if (!exit) throw new NovaboxError('internal', 'the container monitor stopped without reporting an exit status');
+  // The last output may still sit in the pty: read it before detaching.
+  if (drained) await Promise.race([drained, new Promise((r) => setTimeout(r, 1000))]);
+  return { failure, failureCode, waitStatus: exit.a };
 }
 
 export function safeStats(cg: CgroupHandle) {

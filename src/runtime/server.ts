@@ -21,7 +21,7 @@ import {
 } from './plan/index.js';
 import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
-import { EventReader, FORWARDED, attachTty } from './run.js';
+import { EventReader, superviseForeground } from './run.js';
 
 export interface ServerFacts {
   monitorPid: number;
@@ -342,42 +342,12 @@ export async function execInServer(
     const { placed } = native.awaitInit(sp);
     if (!placed) driver.open(f.cgroupPath).place(sp.initPid);
     pidfd = native.pidfdOpen(sp.initPid);
-    for (const sig of FORWARDED) {
-      const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
-      process.on(sig, h);
-      cleanups.push(() => process.off(sig, h));
+    const outcome = await superviseForeground(plan, sp, events, pidfd, req.interactive, cleanups);
+    if (outcome.failure) {
+      io.stderr(`novabox: ${outcome.failure.message}`);
+      return outcome.failureCode;
     }
-    writeSync(sp.goFd, 'G');
-    closeSync(sp.goFd);
-    let drained: Promise<void> | undefined;
-    if (req.tty) {
-      let master = -1;
-      try {
-        master = native.recvFd(sp.consoleFd);
-      } catch {
-        /* the event explains */
-      }
-      closeSync(sp.consoleFd);
-      sp.consoleFd = -1;
-      if (master >= 0) {
-        const t = attachTty(master, req.interactive);
-        cleanups.push(t.detach);
-        drained = t.drained;
-      }
-    }
-    const first = await events.next();
-    let exit = await events.next();
-    while (exit && exit.type !== 4) exit = await events.next();
-    if (drained) await Promise.race([drained, new Promise((r) => setTimeout(r, 1000))]);
-    if (first?.type === 3) {
-      const failure = opFailure(plan, first.a, first.b);
-      io.stderr(`novabox: ${failure.message}`);
-      const op = plan.ops[first.a];
-      const name = failure.errno;
-      return op?.op === 'exec' ? (name === 'ENOENT' ? 127 : 126) : 125;
-    }
-    if (!exit) throw new NovaboxError('internal', 'the exec monitor stopped without reporting an exit status');
-    return native.waitStatusToExitCode(exit.a).code;
+    return native.waitStatusToExitCode(outcome.waitStatus).code;
   } finally {
     for (const c of cleanups.reverse()) c();
     events.close();
