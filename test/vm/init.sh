@@ -23,7 +23,7 @@ if [ "$NOVABOX_STAGE" != 2 ]; then
   if [ "${NOVABOX_VM_ROOT:-bind}" = bind ]; then
     # Fast path: no copy. A bind mount of the rootfs, moved over / and chrooted
     # into, is a mount with a parent, which is all pivot_root(2) asks for.
-    mv "/$NOVABOX_VM_SRC" /novabox || die1 "cannot rename /$NOVABOX_VM_SRC"
+    [ "$NOVABOX_VM_SRC" = novabox ] || mv "/$NOVABOX_VM_SRC" /novabox || die1 "cannot rename /$NOVABOX_VM_SRC"
     mount --bind / /newroot || die1 "cannot bind-mount /"
     t bound
     umount /proc

@@ -164,8 +164,8 @@ build_base() {
   )
   mv -f "$WORK/.base-$KEY.$$" "$BASE"
   rm -rf "$st"
-  # drop stale cached archives
-  find "$WORK" -maxdepth 1 -name 'base-*.cpio' ! -name "base-$KEY.cpio" -mmin +60 -delete 2>/dev/null || true
+  # keep the two newest cached archives (a run still reading an older one has it open)
+  ls -t "$WORK"/base-*.cpio 2>/dev/null | tail -n +3 | xargs -r rm -f
 }
 
 T0=$(date +%s.%N)
