@@ -114,6 +114,7 @@ struct nb_event {
 
 struct nb_spawn_args {
 	const char *monitor_path; /* the novabox-monitor executable */
+	const char *monitor_tag;  /* its argv[1], for ps and leak checks: the cgroup path */
 	int32_t stdio[3];         /* fds the init gets as 0, 1, 2 (NB_OP_CONSOLE replaces them) */
 	int32_t tty;              /* 1: pass a console socket (NB_PLAN_TTY) */
 };

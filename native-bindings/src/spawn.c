@@ -115,7 +115,7 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
-	char *argv[] = { "novabox-monitor", NULL };
+	char *argv[] = { "novabox-monitor", (char *)args->monitor_tag, NULL };
 	char *envp[] = { NULL };
 	pid_t pid;
 	int32_t bad_op;

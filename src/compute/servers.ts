@@ -21,6 +21,7 @@ import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
 import { nowIso } from '../store/time.js';
+import { cgroupPathOf } from '../util/paths.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
 import { newUuid } from './ids.js';
 
@@ -165,7 +166,7 @@ export class ComputeService {
         this.store.servers.clearRuntime(cur.id);
         logLine(cur.id, `server stopped by itself: ${how}`);
         try {
-          this.driver.open(`novabox/${cur.id}`).remove();
+          this.driver.open(cgroupPathOf(cur.id)).remove();
         } catch {
           /* retried next time */
         }
@@ -181,7 +182,7 @@ export class ComputeService {
   private killUnrecorded(id: string): void {
     if (this.store.servers.getRuntime(id)) return;
     try {
-      this.driver.open(`novabox/${id}`).remove(); // kills what is inside, then removes it
+      this.driver.open(cgroupPathOf(id)).remove(); // kills what is inside, then removes it
     } catch {
       /* nothing there */
     }
@@ -445,7 +446,7 @@ export class ComputeService {
       this.halt(cur, opts.timeoutMs ?? 10_000, Boolean(opts.force));
       // Also what a killed CLI may have left without a record; an error here is not swallowed:
       // the server stays (ERROR, with the reason) rather than leaking a cgroup silently.
-      this.driver.open(`novabox/${s.id}`).remove();
+      this.driver.open(cgroupPathOf(s.id)).remove();
       removeServerFiles(s.id);
     } catch (err) {
       this.store.actions.event(a.id, 'compute_terminate_instance')('Error', (err as Error).message);

@@ -12,7 +12,7 @@ import type { CgroupHandle, CgroupLayout, CgroupLimits } from './cgroups/types.j
 import {
   DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, clampRlimits, parseHardLimits, planLaunch, type ContainerSpec,
 } from './plan/index.js';
-import { paths } from '../util/paths.js';
+import { cgroupPathOf, paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { randomBytesSync } from '../util/random.js';
 import type { ImageConfig } from '../images/store.js';
@@ -154,7 +154,7 @@ export function prepare(
     command,
     created: new Date().toISOString(),
     remove: req.remove,
-    cgroupPath: `novabox/${id}`,
+    cgroupPath: cgroupPathOf(id),
     status: 'created',
   };
   const plan = planLaunch(spec);

@@ -6,7 +6,7 @@
 import type { CgroupDriver } from './cgroups/types.js';
 import { existsSync, lstatSync, readdirSync, readlinkSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { paths } from '../util/paths.js';
+import { cgroupPathOf, paths } from '../util/paths.js';
 import {
   containerDirs, destroyContainer, isAlive, listContainerIds, readState, writeState, type ContainerState,
 } from './container.js';
@@ -28,7 +28,7 @@ export function gcStale(driver: CgroupDriver): ContainerState[] {
       const dir = containerDirs(id).dir;
       if (Date.now() - ageOf(dir) > 60_000) {
         try {
-          driver.open(`novabox/${id}`).remove();
+          driver.open(cgroupPathOf(id)).remove();
         } catch {
           /* retried next time */
         }

@@ -112,7 +112,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const devNull = io.interactive ? -1 : openSync('/dev/null', 'r');
     const useTty = plan.tty;
     try {
-      spawned = native.spawn(plan, { stdio: [io.interactive ? 0 : devNull, 1, 2], tty: useTty });
+      spawned = native.spawn(plan, { stdio: [io.interactive ? 0 : devNull, 1, 2], tty: useTty, tag: state.cgroupPath });
     } finally {
       if (devNull >= 0) closeSync(devNull);
     }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
 import type { LaunchPlan, Namespace } from '../sys/ops.js';
-import { paths } from '../util/paths.js';
+import { cgroupPathOf, paths } from '../util/paths.js';
 import { sleepSync } from '../util/fs.js';
 import type { ImageConfig } from '../images/store.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
@@ -64,9 +64,6 @@ export function serverCommand(config: ImageConfig): string[] {
   return cmd.length ? [INIT_PATH, '--', ...cmd] : [INIT_PATH];
 }
 
-export function cgroupPathOf(id: string): string {
-  return `novabox/${id}`;
-}
 
 /** A line of novabox's own in the console log, so it is never empty and shows each start/stop. */
 export function logLine(id: string, text: string): void {
@@ -139,7 +136,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   try {
     const devNull = openSync('/dev/null', 'r+');
     try {
-      sp = native.spawn(plan, { stdio: [devNull, devNull, devNull] });
+      sp = native.spawn(plan, { stdio: [devNull, devNull, devNull], tag: cgroupPath });
     } finally {
       closeSync(devNull);
     }
@@ -331,7 +328,7 @@ export async function execInServer(
   const devNull = req.interactive ? -1 : openSync('/dev/null', 'r');
   let sp: native.SpawnResult;
   try {
-    sp = native.spawn(plan, { stdio: [req.interactive ? 0 : devNull, 1, 2], tty: req.tty });
+    sp = native.spawn(plan, { stdio: [req.interactive ? 0 : devNull, 1, 2], tty: req.tty, tag: `${f.cgroupPath}/exec` });
   } finally {
     if (devNull >= 0) closeSync(devNull);
   }

@@ -44,6 +44,8 @@ export interface SpawnResult {
 
 export interface SpawnOptions {
   stdio: [number, number, number];
+  /** shown as the monitor's argv[1] (ps): the container's cgroup path */
+  tag: string;
   tty?: boolean;
 }
 
@@ -96,6 +98,7 @@ function bind(): Bindings {
   const lib = koffi.load(path);
   koffi.struct('nb_spawn_args', {
     monitor_path: 'const char *',
+    monitor_tag: 'const char *',
     stdio: koffi.array('int32_t', 3),
     tty: 'int32_t',
   });
@@ -148,6 +151,7 @@ export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
     bytes.length,
     {
       monitor_path: monitorPath(),
+      monitor_tag: opts.tag,
       stdio: opts.stdio,
       tty: opts.tty ? 1 : 0,
     },

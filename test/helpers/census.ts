@@ -3,7 +3,12 @@
  * processes, files in the state root. Take one before and one after; they must match.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+
+/** Each test state root gets its own cgroup parent, so tests never count other novabox users. */
+export function cgroupParentFor(stateRoot: string): string {
+  return `novabox-test-${basename(stateRoot)}`;
+}
 
 export interface Census {
   mounts: string[];
@@ -12,7 +17,7 @@ export interface Census {
   stateFiles: string[];
 }
 
-function cgroupDirs(): string[] {
+function cgroupDirs(parent: string): string[] {
   const out: string[] = [];
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
@@ -23,14 +28,14 @@ function cgroupDirs(): string[] {
     })
     .map((f) => f[4]);
   for (const m of mounts) {
-    const dir = join(m, 'novabox');
+    const dir = join(m, parent);
     if (!existsSync(dir)) continue;
     for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) out.push(join(dir, e.name));
   }
   return out.sort();
 }
 
-function monitors(): number[] {
+function monitors(parent: string): number[] {
   const out: number[] = [];
   for (const p of readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -38,7 +43,10 @@ function monitors(): number[] {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
       const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
       // A zombie holds nothing but its pid until whoever adopted it reaps it.
-      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'novabox-monitor' && state !== 'Z') out.push(Number(p));
+      const tag = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[1] ?? '';
+      if (readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'novabox-monitor' && state !== 'Z' && tag.startsWith(`${parent}/`)) {
+        out.push(Number(p));
+      }
     } catch {
       /* gone */
     }
@@ -55,9 +63,10 @@ function stateFiles(root: string): string[] {
   return out.sort();
 }
 
-export function census(stateRoot: string): Census {
+/** Everything of one state root; its cgroups live under the parent cliEnv() gives it. */
+export function census(stateRoot: string, parent = cgroupParentFor(stateRoot)): Census {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter((l) => l.includes(stateRoot) || l.includes('novabox'));
-  return { mounts, cgroups: cgroupDirs(), monitors: monitors(), stateFiles: stateFiles(stateRoot) };
+  return { mounts, cgroups: cgroupDirs(parent), monitors: monitors(parent), stateFiles: stateFiles(stateRoot) };
 }

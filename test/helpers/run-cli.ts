@@ -1,7 +1,8 @@
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { cgroupParentFor } from './census.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin/novabox');
@@ -14,7 +15,12 @@ export interface CliResult {
 }
 
 export function cliEnv(stateRoot: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NOVABOX_ROOT: stateRoot, ...extra };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NOVABOX_ROOT: stateRoot,
+    NOVABOX_CGROUP_PARENT: cgroupParentFor(stateRoot),
+    ...extra,
+  };
   delete env.NODE_EXTRA_CA_CERTS;
   delete env.NODE_OPTIONS;
   return env;
@@ -49,5 +55,24 @@ export function runCli(
 /** A fresh NOVABOX_ROOT for one test file; the busybox layer is shared through a seeded copy. */
 export function tempRoot(prefix = 'nbx-test-'): { root: string; remove: () => void } {
   const root = mkdtempSync(join(process.env.NOVABOX_TEST_TMP ?? tmpdir(), prefix));
-  return { root, remove: () => rmSync(root, { recursive: true, force: true }) };
+  const remove = () => {
+    rmSync(root, { recursive: true, force: true });
+    // The per-root cgroup parent, in every hierarchy (only if empty: a leak stays visible).
+    for (const m of cgroupMounts()) {
+      try {
+        rmdirSync(join(m, cgroupParentFor(root)));
+      } catch {
+        /* absent, or not empty */
+      }
+    }
+  };
+  return { root, remove };
+}
+
+function cgroupMounts(): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => ['cgroup', 'cgroup2'].includes(f[f.indexOf('-') + 1]))
+    .map((f) => f[4]);
 }

@@ -25,7 +25,7 @@ function monitors(): number[] {
 }
 
 async function launch(plan: LaunchPlan, go = true) {
-  const sp = native.spawn(plan, { stdio: [0, 1, 2] });
+  const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
   native.awaitInit(sp);
   const events = new EventReader(sp.eventsFd);
   if (go) writeSync(sp.goFd, 'G');
@@ -97,7 +97,7 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
 
   it('refuses a malformed plan before starting anything', () => {
     expect(() =>
-      native.spawn({ namespaces: [], tty: false, ops: [{ op: 'no-new-privs' }] }, { stdio: [0, 1, 2] }),
+      native.spawn({ namespaces: [], tty: false, ops: [{ op: 'no-new-privs' }] }, { stdio: [0, 1, 2], tag: 'novabox-test/executor' }),
     ).toThrow(/nb_spawn: EINVAL \(cannot check the launch plan/);
   });
 });
