@@ -227,6 +227,8 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'fmt']);
     const v = await nb(['server', 'show', 'fmt', '-c', 'status', '-c', 'name', '-f', 'value']);
     expect(v.stdout).toBe('fmt\nACTIVE\n'); // cliff keeps the command's field order
+    const q = await nb(['server', 'show', 'fmt', '--quiet']);
+    expect(q.stdout).toMatch(/^[0-9a-f-]{36}\n$/);
     const y = await nb(['server', 'show', 'fmt', '-f', 'yaml', '-c', 'name', '-c', 'status']);
     expect(y.stdout).toBe('name: fmt\nstatus: ACTIVE\n');
   });

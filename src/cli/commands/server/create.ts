@@ -16,7 +16,8 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     .option('--key-name <name>', 'keypair to record with the server')
     .addOption(new Option('--network <mode>', 'network mode').choices(['none', 'host']).default('none'))
     .option('--min <count>', 'create at least this many servers', positiveInt('--min'))
-    .option('--max <count>', 'create at most this many servers', positiveInt('--max'));
+    .option('--max <count>', 'create at most this many servers', positiveInt('--max'))
+    .option('--quiet', 'print only the ids of the new servers');
   waitOption(cmd);
   addOutputOptions(cmd, 'show');
   cmd.action(async (name: string, o) => {
@@ -30,7 +31,9 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     );
     const failed = servers.filter((s) => s.vmState === 'error');
     const out = outputOptionsFrom(o);
-    if (servers.length === 1) {
+    if (o.quiet) {
+      ctx.stdout(servers.map((s) => s.id + '\n').join(''));
+    } else if (servers.length === 1) {
       const s = servers[0];
       ctx.stdout(formatShow(serverShow(s, compute.store.flavors.get(s.flavorId), compute.facts(s.id)?.initPid ?? null), out));
     } else {

@@ -30,11 +30,15 @@ export function registerList(server: Command, ctx: CliContext): void {
     ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors)), outputOptionsFrom(o)));
   });
 
-  const show = server.command('show').description('show one server').argument('<server>', 'name or id');
+  const show = server.command('show').description('show one server').argument('<server>', 'name or id').option('--quiet', 'print only its id');
   addOutputOptions(show, 'show');
   show.action(async (name: string, o) => {
     const compute = await ctx.compute();
     const s = compute.find(name, compute.localCaller());
+    if (o.quiet) {
+      ctx.stdout(s.id + '\n');
+      return;
+    }
     let flavor;
     try {
       flavor = compute.store.flavors.get(s.flavorId);
