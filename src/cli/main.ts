@@ -54,7 +54,20 @@ export function requireRoot(): void {
   }
 }
 
-export function buildProgram(ctx: CliContext): Command {
+const GROUPS: Record<string, (program: Command, ctx: CliContext) => void> = {
+  run: registerRun,
+  ps: registerPs,
+  rm: registerRm,
+  server: registerServer,
+  flavor: registerFlavor,
+  console: registerConsole,
+};
+
+/**
+ * The program with the command groups `argv` needs: only the one it names (each group
+ * costs start-up time to build), every group for help, version or an unknown word.
+ */
+export function buildProgram(ctx: CliContext, argv: string[] = []): Command {
   const program = new Command('novabox')
     .description('Linux containers as OpenStack-Nova-style servers')
     .version(VERSION, '-V, --version')
@@ -69,12 +82,9 @@ export function buildProgram(ctx: CliContext): Command {
   program.hook('preAction', (cmd) => {
     ctx.debug = Boolean(cmd.opts().debug);
   });
-  registerRun(program, ctx);
-  registerPs(program, ctx);
-  registerRm(program, ctx);
-  registerServer(program, ctx);
-  registerFlavor(program, ctx);
-  registerConsole(program, ctx);
+  const word = argv.find((a) => !a.startsWith('-'));
+  const only = word !== undefined && GROUPS[word] && !argv.includes('--help') && !argv.includes('-h') ? word : undefined;
+  for (const [name, register] of Object.entries(GROUPS)) if (!only || name === only) register(program, ctx);
   program.addHelpText('after', `
 Exit status: 0 success; 2 bad input; 3 not found; 4 conflict (wrong state, locked,
 name in use); 5 not root; 1 anything else. \`run\` returns the container's own status
@@ -95,7 +105,20 @@ function lazyCompute(): CliContext['compute'] {
   };
 }
 
+/**
+ * A reader that went away (`novabox server list | head -1`) must not kill us half way:
+ * a `run` still has a container to clean up. Further output is dropped; the command ends
+ * normally.
+ */
+function toleratePipeClose(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  toleratePipeClose(process.stdout);
+  toleratePipeClose(process.stderr);
   const ctx: CliContext = {
     exitCode: 0,
     stdout: (s) => process.stdout.write(s),
@@ -103,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
     debug: argv.includes('--debug'),
     compute: lazyCompute(),
   };
-  const program = buildProgram(ctx);
+  const program = buildProgram(ctx, argv);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
