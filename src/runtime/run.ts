@@ -11,6 +11,7 @@ import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
+import { primeCgroupAttach } from './cgroups/prime.js';
 import {
   containerDirs, destroyContainer, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
 } from './container.js';
@@ -86,6 +87,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
 
+  primeCgroupAttach(driver.layout);
   try {
     reserveName(state.name, state.id);
     undo.add('name', () => {

@@ -22,6 +22,7 @@ import {
 import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, superviseForeground } from './run.js';
+import { primeCgroupAttach } from './cgroups/prime.js';
 
 export interface ServerFacts {
   monitorPid: number;
@@ -122,6 +123,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   mkdirSync(d.merged, { recursive: true, mode: 0o755 });
   rmSync(d.status, { force: true });
   const layout = driver.layout;
+  primeCgroupAttach(layout);
   const plan = planServer(l, layout.kind, layout.kind === 'v2' ? layout.root : undefined, layout);
   const cgroupPath = cgroupPathOf(l.id);
   // A cgroup left by a crash of an earlier start would make create() fail: clear it.
