@@ -7,7 +7,27 @@ import { readFileSync, rmSync } from 'node:fs';
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
+/**
+ * commander requires node:child_process at load time (for executable subcommands, which
+ * novabox does not use); that pulls in net and stream: ~5 ms on every start. Give it a
+ * stand-in that loads the real module only if one of its functions is ever called.
+ */
+const lazyChildProcessForCommander = {
+  name: 'lazy-child-process-for-commander',
+  setup(b) {
+    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
+      /commander/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'novabox-lazy' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'novabox-lazy' }, () => ({
+      contents:
+        "module.exports = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });",
+      loader: 'js',
+    }));
+  },
+};
+
 await build({
+  plugins: [lazyChildProcessForCommander],
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/novabox.cjs',
   bundle: true,

@@ -116,13 +116,23 @@ function toleratePipeClose(stream: NodeJS.WriteStream): void {
   });
 }
 
+/** process.stdout is built (loading node:stream) on first touch: only when we print. */
+function writer(get: () => NodeJS.WriteStream): (s: string) => void {
+  let stream: NodeJS.WriteStream | undefined;
+  return (s) => {
+    if (!stream) {
+      stream = get();
+      toleratePipeClose(stream);
+    }
+    stream.write(s);
+  };
+}
+
 export async function main(argv: string[]): Promise<number> {
-  toleratePipeClose(process.stdout);
-  toleratePipeClose(process.stderr);
   const ctx: CliContext = {
     exitCode: 0,
-    stdout: (s) => process.stdout.write(s),
-    stderr: (s) => process.stderr.write(s),
+    stdout: writer(() => process.stdout),
+    stderr: writer(() => process.stderr),
     debug: argv.includes('--debug'),
     compute: lazyCompute(),
   };

@@ -3,7 +3,7 @@
  * `novabox run` drives it in the foreground; the server layer (compute) will reuse
  * createContainer/startContainer pieces for long-lived servers.
  */
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, unlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, Conflict, OpFailed } from '../errors.js';
 import { errnoName, errnoText } from '../sys/errno.js';
@@ -15,6 +15,7 @@ import {
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { randomBytesSync } from '../util/random.js';
+import { rmTree } from '../util/rmtree.js';
 import type { ImageConfig } from '../images/store.js';
 import { readProcStart, bootId } from './proc.js';
 import { resolveUser } from './user.js';
@@ -260,7 +261,7 @@ export function destroyContainer(s: ContainerState, cgroup: CgroupHandle | undef
     errors.push(err as Error);
   }
   try {
-    rmSync(containerDirs(s.id).dir, { recursive: true, force: true, maxRetries: 3 });
+    rmTree(containerDirs(s.id).dir);
   } catch (err) {
     errors.push(err as Error);
   }

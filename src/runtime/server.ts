@@ -12,6 +12,7 @@ import * as native from '../sys/native.js';
 import type { LaunchPlan, Namespace } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { sleepSync } from '../util/fs.js';
+import { rmTree } from '../util/rmtree.js';
 import type { ImageConfig } from '../images/store.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
 import { opFailure } from './container.js';
@@ -269,7 +270,7 @@ export function thawServer(f: ServerFacts, driver: CgroupDriver): void {
 }
 
 export function removeServerFiles(id: string): void {
-  rmSync(serverDirs(id).dir, { recursive: true, force: true, maxRetries: 3 });
+  rmTree(serverDirs(id).dir);
 }
 
 export function serverFilesExist(id: string): boolean {
