@@ -3,8 +3,8 @@
  * `novabox run` drives it in the foreground; the server layer (compute) will reuse
  * createContainer/startContainer pieces for long-lived servers.
  */
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
 import { BadRequest, Conflict, OpFailed } from '../errors.js';
 import { errnoName, errnoText } from '../sys/errno.js';
 import { describeOp, type LaunchPlan } from '../sys/ops.js';
@@ -39,6 +39,8 @@ export interface RunRequest {
   network: 'none' | 'host';
   readOnly: boolean;
   remove: boolean;
+  /** -v SRC:DST[:ro|:rw] */
+  volumes?: string[];
 }
 
 export interface ContainerState {
@@ -86,8 +88,25 @@ export interface Prepared {
   limits: CgroupLimits;
 }
 
+/** `-v SRC:DST[:ro|:rw]`: an existing absolute host path onto an absolute container path. */
+export function parseVolume(spec: string): { source: string; target: string; readOnly: boolean } {
+  const parts = spec.split(':');
+  const mode = parts.length === 3 ? parts[2] : parts.length === 2 ? 'rw' : undefined;
+  if (mode === undefined || (mode !== 'ro' && mode !== 'rw')) {
+    throw new BadRequest(`invalid volume ${JSON.stringify(spec)}: expected /host/path:/container/path[:ro]`);
+  }
+  const [source, target] = parts;
+  if (!source.startsWith('/') || !target.startsWith('/')) {
+    throw new BadRequest(`invalid volume ${JSON.stringify(spec)}: both paths must be absolute`);
+  }
+  if (target.split('/').includes('..')) throw new BadRequest(`invalid volume ${JSON.stringify(spec)}: ".." in the container path`);
+  if (!existsSync(source)) throw new BadRequest(`invalid volume ${JSON.stringify(spec)}: ${source} does not exist`);
+  return { source: resolvePath(source), target, readOnly: mode === 'ro' };
+}
+
 /** Checks that need no image: run before anything is resolved, built or created. */
-export function validateRequest(req: Pick<RunRequest, 'name' | 'hostname' | 'env' | 'workdir'>): void {
+export function validateRequest(req: Pick<RunRequest, 'name' | 'hostname' | 'env' | 'workdir' | 'volumes'>): void {
+  for (const v of req.volumes ?? []) parseVolume(v);
   if (req.name !== undefined && !NAME.test(req.name)) {
     throw new BadRequest(`invalid container name ${JSON.stringify(req.name)}: use letters, digits, '_', '.' and '-' (at most 63)`);
   }
@@ -140,6 +159,7 @@ export function prepare(
     cgroups: layout,
     capabilities: DEFAULT_CAPABILITIES,
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
+    volumes: (req.volumes ?? []).map(parseVolume),
   };
   const limits: CgroupLimits = {
     memoryBytes: req.memoryBytes,

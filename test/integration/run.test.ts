@@ -4,7 +4,9 @@
  * match the one taken before it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { census, type Census } from '../helpers/census.js';
@@ -231,6 +233,26 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const r = await run(['--rm', 'busybox', 'sh', '-c', 'cat /etc/hosts; ls / >/dev/null && echo ls-ok']);
     expect(r.stdout).toContain('localhost');
     expect(r.stdout).toContain('ls-ok');
+  });
+
+  it('binds host paths with -v, read-only with :ro, and refuses bad specs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    try {
+      writeFileSync(join(dir, 'in'), 'from-host\n');
+      const r = await run(['--rm', '-v', `${dir}:/data`, '-v', `${dir}:/ro:ro`, 'busybox', 'sh', '-c',
+        'cat /data/in; echo out > /data/out; echo x > /ro/x 2>&1 || echo ro-refused']);
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toContain('from-host');
+      expect(r.stdout).toContain('ro-refused');
+      expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('out\n');
+      for (const bad of ['relative:/x', `${dir}:rel`, `${dir}:/x:rx`, '/no/such/dir:/x', `${dir}:/a/../b`]) {
+        const b = await run(['--rm', '-v', bad, 'busybox', 'true']);
+        expect(b.exitCode, bad).toBe(1);
+        expect(b.stderr).toMatch(/^novabox: invalid volume/);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('--network none has only lo; --network host sees the host interfaces', async () => {

@@ -32,6 +32,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-t, --tty', 'allocate a pseudo-terminal')
     .addOption(new Option('--network <mode>', 'network mode').choices(['none', 'host']).default('none'))
     .option('--read-only', 'mount the root filesystem read-only (/tmp, /var/tmp and /run get a tmpfs)')
+    .option('-v, --volume <src:dst[:ro]>', 'bind a host path into the container (repeatable)', collect, [])
     .option('--rootfs <dir>', 'use this directory as the root filesystem (read-only lower layer) instead of an image')
     .option('--dry-run', 'print the launch plan as JSON and do nothing')
     .passThroughOptions()
@@ -69,6 +70,7 @@ Examples:
           network: o.network,
           readOnly: Boolean(o.readOnly),
           remove: Boolean(o.rm),
+          volumes: o.volume,
           dryRun: Boolean(o.dryRun),
         },
         ctx,

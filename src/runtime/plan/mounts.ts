@@ -73,6 +73,15 @@ export function planMounts(spec: ContainerSpec): Op[] {
       { op: 'remount-ro', path: INIT_PATH.slice(1) },
     );
   }
+  for (const v of spec.volumes ?? []) {
+    // Recursive bind: what is mounted below the source shows too (docker -v semantics).
+    const target = v.target.replace(/^\/+/, '');
+    ops.push(
+      { op: 'mkdir', path: target, mode: 0o755, inRoot: true },
+      { op: 'mount', source: v.source, target, flags: ['bind', 'rec'], inRoot: true },
+    );
+    if (v.readOnly) ops.push({ op: 'remount-ro', path: target });
+  }
   if (rootfs.readOnly) {
     // As podman --read-only: the root is read-only, the usual scratch dirs are tmpfs.
     for (const dir of ['tmp', 'var/tmp', 'run']) {

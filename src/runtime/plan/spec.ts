@@ -33,6 +33,8 @@ export interface ContainerSpec {
   statusPath?: string;
   /** bind this host file read-only at /dev/.novabox-init (servers run under it as pid 1) */
   initBinary?: string;
+  /** host directories or files bound into the container (-v SRC:DST[:ro]) */
+  volumes?: { source: string; target: string; readOnly: boolean }[];
 }
 
 export const INIT_PATH = '/dev/.novabox-init';

@@ -202,3 +202,15 @@ Max open files            20000                20000                files
     expect(clampRlimits([{ resource: 'nofile', soft, hard }], { nofile: host })[0]).toMatchObject(expected);
   });
 });
+
+describe('volumes', () => {
+  it('binds recursively inside the root, read-only when asked, before the masks', () => {
+    const ops = planLaunch(spec({ volumes: [{ source: '/h/a', target: '/data', readOnly: false }, { source: '/h/b', target: '/ro', readOnly: true }] })).ops;
+    const at = (pred: (o: Op) => boolean) => ops.findIndex(pred);
+    expect(ops).toContainEqual({ op: 'mount', source: '/h/a', target: 'data', flags: ['bind', 'rec'], inRoot: true });
+    expect(ops).toContainEqual({ op: 'remount-ro', path: 'ro' });
+    expect(ops).not.toContainEqual({ op: 'remount-ro', path: 'data' });
+    expect(at((o) => o.op === 'mkdir' && o.path === 'data')).toBeLessThan(at((o) => o.op === 'mount' && o.target === 'data'));
+    expect(at((o) => o.op === 'mount' && o.target === 'ro')).toBeLessThan(at((o) => o.op === 'mask'));
+  });
+});
