@@ -36,7 +36,7 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   // native addons and what is loaded only on rare paths stay ordinary dependencies
-  external: ['koffi', 'better-sqlite3', 'tar'],
+  external: ['koffi', 'tar', '*.node'],
   define: { NOVABOX_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__nb_import_meta_url' },
   banner: { js: "var __nb_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',

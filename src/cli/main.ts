@@ -99,7 +99,10 @@ function lazyCompute(): CliContext['compute'] {
       requireRoot();
       const { openStore } = await import('../store/db.js');
       const { ComputeService } = await import('../compute/servers.js');
-      return new ComputeService(openStore());
+      trace('compute loaded');
+      const svc = new ComputeService(openStore());
+      trace('store open');
+      return svc;
     })();
     return svc;
   };

@@ -11,7 +11,6 @@ import { cgroupDriver } from '../runtime/cgroups/index.js';
 import type { CgroupDriver, CgroupLimits } from '../runtime/cgroups/types.js';
 import type { ImageConfig } from '../images/store.js';
 import { readImage, layerDirs } from '../images/store.js';
-import { ensureBusybox } from '../images/busybox.js';
 import {
   execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
   thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
@@ -22,6 +21,7 @@ import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
 import { nowIso } from '../store/time.js';
 import { cgroupPathOf } from '../util/paths.js';
+import { trace } from '../util/trace.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
 import { newUuid } from './ids.js';
 
@@ -217,7 +217,8 @@ export class ComputeService {
     const count = req.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
     let image = readImage(req.image);
-    if (!image && req.image === 'busybox') image = ensureBusybox(); // the built-in image, built on first use
+    // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
+    if (!image && req.image === 'busybox') image = (await import('../images/busybox.js')).ensureBusybox();
     if (!image) throw new NotFound(`image "${req.image}" not found`);
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
@@ -253,7 +254,9 @@ export class ComputeService {
     try {
       mkdirSync(serverDirs(s.id).dir, { recursive: true, mode: 0o700 });
       logLine(s.id, 'server created');
+      trace('create recorded');
       const facts = await startServer({ id: s.id, hostname: hostnameOf(s.name), image, limits, network: s.network }, this.driver);
+      trace('server started');
       ev?.('Success');
       logLine(s.id, 'server started');
       return this.store.tx(() => {
@@ -442,12 +445,15 @@ export class ComputeService {
       allowTask: true,
     });
     const a = this.store.actions.start(s.id, 'delete', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    trace('delete claimed');
     try {
       this.halt(cur, opts.timeoutMs ?? 10_000, Boolean(opts.force));
+      trace('halted');
       // Also what a killed CLI may have left without a record; an error here is not swallowed:
       // the server stays (ERROR, with the reason) rather than leaking a cgroup silently.
       this.driver.open(cgroupPathOf(s.id)).remove();
       removeServerFiles(s.id);
+      trace('files removed');
     } catch (err) {
       this.store.actions.event(a.id, 'compute_terminate_instance')('Error', (err as Error).message);
       this.fail(cur, `delete failed: ${(err as Error).message}`);

@@ -11,7 +11,7 @@ import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
 import type { LaunchPlan, Namespace } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
-import { sleepSync } from '../util/fs.js';
+import { waitFor } from '../util/fs.js';
 import { rmTree } from '../util/rmtree.js';
 import type { ImageConfig } from '../images/store.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
@@ -215,14 +215,6 @@ function signalInit(f: ServerFacts, signal: number): boolean {
   }
 }
 
-function waitUntil(cond: () => boolean, timeoutMs: number, stepMs = 10): boolean {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (cond()) return true;
-    if (Date.now() >= end) return false;
-    sleepSync(stepMs);
-  }
-}
 
 export type StopStep = 'not running' | 'signal' | 'kill';
 
@@ -235,15 +227,15 @@ export function stopServer(f: ServerFacts, driver: CgroupDriver, opts: { timeout
   let step: StopStep = 'not running';
   if (isRunning(f)) {
     step = 'signal';
-    if (opts.force || !signalInit(f, opts.signal ?? constants.signals.SIGTERM) || !waitUntil(() => !isRunning(f), opts.timeoutMs)) {
+    if (opts.force || !signalInit(f, opts.signal ?? constants.signals.SIGTERM) || !waitFor(() => !isRunning(f), opts.timeoutMs)) {
       step = 'kill';
       killCgroup(cgroup);
-      if (!waitUntil(() => !isRunning(f), 5000)) {
+      if (!waitFor(() => !isRunning(f), 5000)) {
         throw new NovaboxError('internal', `server process ${f.initPid} did not die after SIGKILL`);
       }
     }
   }
-  waitUntil(() => !monitorAlive(f), 2000);
+  waitFor(() => !monitorAlive(f), 2000);
   cgroup.remove();
   return step;
 }

@@ -5,8 +5,10 @@
  * takes the write lock before the read, so no two processes act on the same stale row.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import Sqlite from 'better-sqlite3';
+import { projectRoot } from '../sys/native.js';
 import { dirname, join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import { stateRoot } from '../util/paths.js';
@@ -31,11 +33,28 @@ export interface Store {
 
 const BUSY_TIMEOUT_MS = 10_000;
 
+/**
+ * better-sqlite3's JavaScript is bundled (and code-cached) with ours; this module itself
+ * is only loaded by commands that use the database, never by `novabox run`. Its native
+ * addon is handed over by path, which skips the `bindings` package's search of a dozen
+ * directories on every open.
+ */
+function nativeBinding(): string | undefined {
+  try {
+    const file = join(projectRoot(), 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
+    return existsSync(file) ? file : undefined;
+  } catch {
+    return undefined; // laid out differently (another bundler): better-sqlite3 finds it itself
+  }
+}
+
 export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store {
-  // Loaded here, not at the top: `novabox run` never opens the database.
-  const Sqlite = createRequire(import.meta.url)('better-sqlite3') as DatabaseConstructor;
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const db = new Sqlite(path, { timeout: BUSY_TIMEOUT_MS });
+  const binding = nativeBinding();
+  const db = new (Sqlite as unknown as DatabaseConstructor)(path, {
+    timeout: BUSY_TIMEOUT_MS,
+    ...(binding ? { nativeBinding: createRequire(binding)(binding) } : {}),
+  });
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     db.pragma('journal_mode = WAL');

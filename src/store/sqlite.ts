@@ -30,7 +30,7 @@ export interface Database {
   close(): this;
 }
 
-export type DatabaseConstructor = new (path: string, options?: { timeout?: number }) => Database;
+export type DatabaseConstructor = new (path: string, options?: { timeout?: number; nativeBinding?: unknown }) => Database;
 
 /** Runs fn in one BEGIN IMMEDIATE transaction (a savepoint when already inside one). */
 export type Tx = <T>(fn: () => T) => T;

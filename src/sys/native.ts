@@ -16,7 +16,7 @@ const require = createRequire(import.meta.url);
 type Koffi = typeof import('koffi');
 
 /** The project root: two levels up from src/sys (sources) or one from dist/ (the bundle). */
-function projectRoot(): string {
+export function projectRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
     if (existsSync(join(dir, 'native-bindings'))) return dir;

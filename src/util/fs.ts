@@ -22,3 +22,13 @@ const sleeper = new Int32Array(new SharedArrayBuffer(4));
 export function sleepSync(ms: number): void {
   Atomics.wait(sleeper, 0, 0, ms);
 }
+
+/** Poll `done` with a backoff (1, 2, 4 … 20 ms) until it holds or timeoutMs passes. */
+export function waitFor(done: () => boolean, timeoutMs: number): boolean {
+  const deadline = Date.now() + timeoutMs;
+  for (let pauseMs = 1; ; pauseMs = Math.min(pauseMs * 2, 20)) {
+    if (done()) return true;
+    if (Date.now() >= deadline) return false;
+    sleepSync(pauseMs);
+  }
+}

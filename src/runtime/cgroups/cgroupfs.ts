@@ -2,6 +2,7 @@
  * Synchronous cgroupfs access shared by the v1 and v2 drivers. Cgroup creation sits on the
  * container start path, so each read or write is open + read/write + close and nothing more.
  */
+import { waitFor } from '../../util/fs.js';
 import { closeSync, constants, mkdirSync, openSync, readSync, readdirSync, rmdirSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, Conflict, SysError, fromNodeError } from '../../errors.js';
@@ -142,14 +143,7 @@ export function sleepMs(ms: number): void {
 }
 
 /** Poll `done` with a growing pause (1 ms up to 20 ms) until it holds or `timeoutMs` passes. */
-export function waitFor(done: () => boolean, timeoutMs: number): boolean {
-  const deadline = Date.now() + timeoutMs;
-  for (let pauseMs = 1; ; pauseMs = Math.min(pauseMs * 2, 20)) {
-    if (done()) return true;
-    if (Date.now() >= deadline) return false;
-    sleepMs(pauseMs);
-  }
-}
+export { waitFor };
 
 export function isSigkill(signal: NodeJS.Signals | number): boolean {
   return signal === 'SIGKILL' || signal === 9;

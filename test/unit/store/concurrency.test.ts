@@ -23,8 +23,8 @@ beforeAll(async () => {
     format: 'cjs',
     platform: 'node',
     target: 'node20',
-    external: ['better-sqlite3'],
-    // Resolve better-sqlite3 from the source tree, as the real bundle does from dist/.
+    // better-sqlite3's JS is bundled, as in dist/; its addon is found from the source tree.
+    external: ['*.node'],
     define: { 'import.meta.url': JSON.stringify(pathToFileURL(resolve(__dirname, '../../../src/store/db.ts')).href) },
     logLevel: 'error',
   });
