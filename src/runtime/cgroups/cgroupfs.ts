@@ -4,7 +4,7 @@
  */
 import { waitFor } from '../../util/fs.js';
 import { closeSync, constants, mkdirSync, openSync, readSync, readdirSync, rmdirSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BadRequest, Conflict, SysError, fromNodeError } from '../../errors.js';
 import type { CgroupWrite } from './types.js';
 
@@ -181,6 +181,31 @@ function killPid(pid: number, signal: NodeJS.Signals | number, io: CgroupIo): vo
 export function removeTrees(dirs: string[], opts: ResolvedOptions): void {
   const deadline = Date.now() + opts.removeTimeoutMs;
   for (const dir of dirs) removeTree(dir, deadline, opts.io);
+  for (const dir of dirs) pruneParent(dir, opts.io);
+}
+
+/**
+ * The last container out takes the (empty) parent cgroup with it, so an idle host keeps
+ * no novabox directories. Best effort: a parent with other children stays (ENOTEMPTY,
+ * EBUSY). A concurrent create that loses its parent in between retries (retryVanished).
+ */
+function pruneParent(dir: string, io: CgroupIo): void {
+  try {
+    io.rmdir(dirname(dir));
+  } catch {
+    /* still in use, already gone, or a hierarchy root */
+  }
+}
+
+/** Run fn again when a level it needs vanished under it (a parent pruned concurrently). */
+export function retryVanished<T>(fn: () => T, attempts = 5): T {
+  for (let i = 1; ; i++) {
+    try {
+      return fn();
+    } catch (err) {
+      if (i >= attempts || !isErrno(err, 'ENOENT')) throw err;
+    }
+  }
 }
 
 function removeTree(dir: string, deadline: number, io: CgroupIo): void {

@@ -10,6 +10,7 @@ import {
   type DriverOptions,
   type ResolvedOptions,
   applyWrites,
+  retryVanished,
   checkCgroupPath,
   isSigkill,
   makeLevels,
@@ -70,6 +71,10 @@ export class CgroupV1Driver implements CgroupDriver {
   }
 
   create(path: string, limits: CgroupLimits): CgroupHandle {
+    return retryVanished(() => this.createOnce(path, limits));
+  }
+
+  private createOnce(path: string, limits: CgroupLimits): CgroupHandle {
     const segments = checkCgroupPath(path);
     const writes = toCgroupWrites('v1', limits);
     const handle = this.open(path);

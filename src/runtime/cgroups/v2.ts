@@ -10,6 +10,7 @@ import {
   type DriverOptions,
   type ResolvedOptions,
   applyWrites,
+  retryVanished,
   checkCgroupPath,
   isErrno,
   isSigkill,
@@ -46,6 +47,10 @@ export class CgroupV2Driver implements CgroupDriver {
   }
 
   create(path: string, limits: CgroupLimits): CgroupHandle {
+    return retryVanished(() => this.createOnce(path, limits));
+  }
+
+  private createOnce(path: string, limits: CgroupLimits): CgroupHandle {
     const segments = checkCgroupPath(path);
     const writes = toCgroupWrites('v2', limits);
     const created: string[] = [];

@@ -162,7 +162,7 @@ describe('CgroupV1Driver', () => {
     const thawed: string[] = [];
     const rmdir = fs.io.rmdir;
     fs.io.rmdir = (path) => {
-      if (path.includes('/freezer/')) thawed.push(fs.read(`${path.slice(fs.root.length + 1)}/freezer.state`));
+      if (path.includes('/freezer/novabox/')) thawed.push(fs.read(`${path.slice(fs.root.length + 1)}/freezer.state`));
       rmdir(path);
     };
     new CgroupV1Driver(fs.mounts, { unified: fs.unified, io: fs.io }).open('novabox/web').remove();
@@ -177,11 +177,24 @@ describe('CgroupV1Driver', () => {
     cg.remove();
     for (const h of [...HIERARCHY_DIRS, 'unified']) {
       expect(fs.exists(`${h}/novabox/web`)).toBe(false);
-      expect(fs.exists(`${h}/novabox`)).toBe(true);
+      // the last child out takes the empty parent with it
+      expect(fs.exists(`${h}/novabox`)).toBe(false);
     }
     expect(fs.kills).toEqual([[50, 'SIGKILL']]);
     cg.remove();
     d.open('novabox').remove();
     expect(fs.exists('memory/novabox')).toBe(false);
+  });
+
+  it('remove keeps a parent that other cgroups still use; create remakes a pruned one', () => {
+    const d = driver();
+    const a = d.create('novabox/a', {});
+    d.create('novabox/b', {});
+    a.remove();
+    expect(fs.exists('memory/novabox/b')).toBe(true);
+    d.open('novabox/b').remove();
+    expect(fs.exists('memory/novabox')).toBe(false);
+    d.create('novabox/c', {});
+    expect(fs.exists('memory/novabox/c')).toBe(true);
   });
 });
