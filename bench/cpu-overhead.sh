@@ -66,6 +66,7 @@ case $MODE in
   volume)
     # The blob's tmpfs is mounted below the rootfs, which overlayfs (the container's root)
     # does not show: bind it in with -v, as a user would.
+    export PROJECT_LABEL=novabox
     export PROJECT_RUN="$NBQ run --rm --name {name} $NB_OPTS --rootfs {rootfs} -v {rootfs}/data:/data {cmd}" ;;
   plain)
     export PROJECT_LABEL=novabox
