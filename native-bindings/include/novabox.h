@@ -54,7 +54,8 @@ enum nb_op_kind {
 	NB_OP_CONSOLE = 21,   /* s[0] ptmx, s[1] console file: new pty from the container's devpts,
 	                         slave bound on s[1] and made stdio + controlling tty, master sent
 	                         to the CLI on the console socket */
-	NB_OP_KIND_MAX = 21
+	NB_OP_SECCOMP = 22,   /* load novabox's default seccomp filter (seccomp.c) */
+	NB_OP_KIND_MAX = 22
 };
 
 /* nb_op.op_flags */

@@ -17,6 +17,9 @@ const char *nb_plan_list_item(const void *plan, uint32_t off, uint32_t i);
  */
 int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op);
 
+/* The default seccomp filter; 0 or -1 with errno. */
+int nb_load_seccomp(void);
+
 /* fds the monitor receives from nb_spawn */
 #define NB_FD_PLAN 3
 #define NB_FD_EVENTS 4

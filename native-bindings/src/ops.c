@@ -525,6 +525,7 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 		case NB_OP_CHDIR: rc = op_chdir(&c, op); break;
 		case NB_OP_EXEC: rc = op_exec(&c, op); break;
 		case NB_OP_CONSOLE: rc = op_console(&c, op); break;
+		case NB_OP_SECCOMP: rc = nb_load_seccomp(); break;
 		default: errno = EINVAL; rc = -1; break;
 		}
 		if (rc < 0) {

@@ -41,6 +41,8 @@ export interface RunRequest {
   remove: boolean;
   /** -v SRC:DST[:ro|:rw] */
   volumes?: string[];
+  /** --security-opt seccomp=unconfined */
+  seccomp?: boolean;
 }
 
 export interface ContainerState {
@@ -160,6 +162,7 @@ export function prepare(
     capabilities: DEFAULT_CAPABILITIES,
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     volumes: (req.volumes ?? []).map(parseVolume),
+    seccomp: req.seccomp !== false,
   };
   const limits: CgroupLimits = {
     memoryBytes: req.memoryBytes,

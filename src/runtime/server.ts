@@ -314,6 +314,7 @@ export async function execInServer(
       { op: 'setuid', uid: user.uid },
       { op: 'capset', caps },
       { op: 'no-new-privs' },
+      { op: 'seccomp' },
       { op: 'chdir', path: req.workdir ?? (l.image.config.workingDir || '/') },
       { op: 'exec', file: req.command[0], searchPath: env.find((e) => e.startsWith('PATH='))!.slice(5), argv: req.command, env },
     ],

@@ -76,6 +76,7 @@ export type Op =
   | { op: 'setuid'; uid: number }
   | { op: 'capset'; caps: Capability[] }
   | { op: 'no-new-privs' }
+  | { op: 'seccomp' }
   | { op: 'chdir'; path: string }
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[] };
@@ -121,6 +122,7 @@ export function describeOp(op: Op): string {
     case 'setuid': return `setuid ${op.uid}`;
     case 'capset': return 'capset';
     case 'no-new-privs': return 'set no_new_privs';
+    case 'seccomp': return 'load the seccomp filter';
     case 'chdir': return `chdir ${op.path}`;
     case 'console': return op.path ? `attach a terminal on /${op.path}` : 'open a terminal';
     case 'exec': return `exec ${JSON.stringify(op.file)}`;
@@ -143,7 +145,7 @@ const KIND: Record<Op['op'], number> = {
   mount: 1, mkdir: 2, mknod: 3, symlink: 4, mask: 5, readonly: 6, 'set-root': 7,
   'pivot-root': 8, sethostname: 9, setrlimit: 10, unshare: 11, 'cap-bound': 12,
   setgroups: 13, setgid: 14, setuid: 15, capset: 16, 'no-new-privs': 17, chdir: 18,
-  exec: 19, 'remount-ro': 20, console: 21,
+  exec: 19, 'remount-ro': 20, console: 21, seccomp: 22,
 };
 
 const PLAN_TTY = 0x1;
@@ -208,6 +210,7 @@ function raw(op: Op): RawOp {
       break;
     case 'pivot-root':
     case 'no-new-privs':
+    case 'seccomp':
       break;
     case 'sethostname':
       r.s = [op.hostname];

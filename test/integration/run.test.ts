@@ -105,6 +105,20 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(field('NoNewPrivs')).toBe('1');
   });
 
+  it('loads the default seccomp filter: no user namespaces; ordinary forks still work', async () => {
+    const r = await run(['--rm', 'busybox', 'sh', '-c',
+      'grep -E "^Seccomp:" /proc/self/status; unshare -U true 2>&1; echo "rc=$?"; (sleep 0.01 & wait) && echo fork-ok']);
+    expect(r.stdout).toMatch(/^Seccomp:\s+2$/m);
+    expect(r.stdout).toMatch(/Operation not permitted/);
+    expect(r.stdout).toMatch(/^rc=[1-9]/m);
+    expect(r.stdout).toContain('fork-ok');
+    const off = await run(['--rm', '--security-opt', 'seccomp=unconfined', 'busybox', 'grep', '-E', '^Seccomp:', '/proc/self/status']);
+    expect(off.stdout).toMatch(/^Seccomp:\s+0$/m);
+    const bad = await run(['--rm', '--security-opt', 'apparmor=x', 'busybox', 'true']);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain('unsupported --security-opt');
+  });
+
   it('closes every fd beyond stdio before execve', async () => {
     // Give the CLI extra fds (3, 4); the container must not see them.
     const child = spawn(process.execPath, [BIN, 'run', '--rm', 'busybox', 'ls', '-l', '/proc/self/fd'], {

@@ -101,8 +101,8 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(lines[1]).toBe('24 80');
     const i = await nb(['server', 'exec', '-i', 'tty1', '--', 'sh', '-c', 'read x; echo "got $x"'], { input: 'hello\n' });
     expect(i.stdout).toBe('got hello\n');
-    const u = await nb(['server', 'exec', '-u', '1000:1000', '-w', '/tmp', '-e', 'A=b', 'tty1', '--', 'sh', '-c', 'id -u; pwd; echo $A; grep CapEff /proc/self/status']);
-    expect(u.stdout).toMatch(/^1000\n\/tmp\nb\nCapEff:\s+0000000000000000\n$/);
+    const u = await nb(['server', 'exec', '-u', '1000:1000', '-w', '/tmp', '-e', 'A=b', 'tty1', '--', 'sh', '-c', 'id -u; pwd; echo $A; grep -E "^(CapEff|Seccomp):" /proc/self/status']);
+    expect(u.stdout).toMatch(/^1000\n\/tmp\nb\nCapEff:\s+0000000000000000\nSeccomp:\s+2\n$/);
     const missing = await nb(['server', 'exec', 'tty1', '--', '/nope']);
     expect(missing.exitCode).toBe(127);
     expect(missing.stderr).toMatch(/exec "\/nope": no such file or directory/);

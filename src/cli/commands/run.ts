@@ -13,6 +13,17 @@ function int(name: string, min: number) {
   };
 }
 
+function securityOpts(opts: string[]): boolean {
+  let seccomp = true;
+  for (const o of opts) {
+    if (o === 'seccomp=unconfined') seccomp = false;
+    else if (o !== 'no-new-privileges' && o !== 'no-new-privileges:true') {
+      throw new BadRequest(`unsupported --security-opt ${JSON.stringify(o)}: only seccomp=unconfined and no-new-privileges`);
+    }
+  }
+  return seccomp;
+}
+
 export function register(program: Command, ctx: CliContext): void {
   program
     .command('run')
@@ -33,6 +44,7 @@ export function register(program: Command, ctx: CliContext): void {
     .addOption(new Option('--network <mode>', 'network mode').choices(['none', 'host']).default('none'))
     .option('--read-only', 'mount the root filesystem read-only (/tmp, /var/tmp and /run get a tmpfs)')
     .option('-v, --volume <src:dst[:ro]>', 'bind a host path into the container (repeatable)', collect, [])
+    .option('--security-opt <option>', 'seccomp=unconfined: no seccomp filter (the default filter denies user namespaces, the keyring, kexec, modules, bpf, mount ...)', collect, [])
     .option('--rootfs <dir>', 'use this directory as the root filesystem (read-only lower layer) instead of an image')
     .option('--dry-run', 'print the launch plan as JSON and do nothing')
     .passThroughOptions()
@@ -71,6 +83,7 @@ Examples:
           readOnly: Boolean(o.readOnly),
           remove: Boolean(o.rm),
           volumes: o.volume,
+          seccomp: securityOpts(o.securityOpt),
           dryRun: Boolean(o.dryRun),
         },
         ctx,

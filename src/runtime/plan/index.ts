@@ -41,6 +41,8 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
     // Root keeps the allow-list; anyone else ends with nothing effective, as with runc.
     { op: 'capset', caps: p.uid === 0 ? spec.capabilities : [] },
     { op: 'no-new-privs' },
+    // Last before chdir + execve: our own mounts and pivot_root are behind us.
+    ...(spec.seccomp === false ? [] : [{ op: 'seccomp' as const }]),
     { op: 'chdir', path: p.cwd },
     { op: 'exec', file: p.args[0], searchPath: envValue(p.env, 'PATH') ?? DEFAULT_PATH, argv: p.args, env: p.env },
   );

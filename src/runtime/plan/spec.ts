@@ -33,6 +33,8 @@ export interface ContainerSpec {
   statusPath?: string;
   /** bind this host file read-only at /dev/.novabox-init (servers run under it as pid 1) */
   initBinary?: string;
+  /** novabox's default seccomp filter (false: --security-opt seccomp=unconfined) */
+  seccomp?: boolean;
   /** host directories or files bound into the container (-v SRC:DST[:ro]) */
   volumes?: { source: string; target: string; readOnly: boolean }[];
 }

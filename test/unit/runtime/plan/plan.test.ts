@@ -44,7 +44,7 @@ describe('planLaunch', () => {
   it('orders the steps as the kernel requires', () => {
     const order = [
       'unshare', 'set-root', 'pivot-root', 'sethostname', 'cap-bound', 'setgroups', 'setgid', 'setuid',
-      'capset', 'no-new-privs', 'chdir', 'exec',
+      'capset', 'no-new-privs', 'seccomp', 'chdir', 'exec',
     ];
     const at = order.map((k) => kinds(ops).indexOf(k as Op['op']));
     expect(at.every((v) => v >= 0)).toBe(true);
@@ -212,5 +212,13 @@ describe('volumes', () => {
     expect(ops).not.toContainEqual({ op: 'remount-ro', path: 'data' });
     expect(at((o) => o.op === 'mkdir' && o.path === 'data')).toBeLessThan(at((o) => o.op === 'mount' && o.target === 'data'));
     expect(at((o) => o.op === 'mount' && o.target === 'ro')).toBeLessThan(at((o) => o.op === 'mask'));
+  });
+});
+
+describe('seccomp', () => {
+  it('is on by default, after no_new_privs; off with seccomp: false', () => {
+    const ops = planLaunch(spec()).ops.map((o) => o.op);
+    expect(ops.indexOf('seccomp')).toBe(ops.indexOf('no-new-privs') + 1);
+    expect(planLaunch(spec({ seccomp: false })).ops.some((o) => o.op === 'seccomp')).toBe(false);
   });
 });
