@@ -3,8 +3,8 @@
  * codes and signals, as root on this machine. After every test the leak census must
  * match the one taken before it.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
@@ -266,6 +266,36 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a hostile image cannot redirect mounts onto the host through symlinks', async () => {
+    const host = mkdtempSync(join(tmpdir(), 'nbx-victim-'));
+    const vol = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    const img = mkdtempSync(join(tmpdir(), 'nbx-evil-'));
+    try {
+      writeFileSync(join(vol, 'marker'), 'vol\n');
+      const layer = readdirSync(`${root}/layers/sha256`)[0];
+      execFileSync('cp', ['-a', `${root}/layers/sha256/${layer}/.`, img]);
+      // 1. /proc is a symlink to a host path: refused in one line, nothing happens on the host.
+      rmSync(join(img, 'proc'), { recursive: true, force: true });
+      symlinkSync(`../../../../../../../..${host}`, join(img, 'proc'));
+      const r = await run(['--rm', '--rootfs', img, 'true']);
+      expect(r.exitCode).toBe(125);
+      expect(r.stderr).toMatch(/^novabox: mkdir \/proc: not a directory \(op \d+ of \d+\)\n$/);
+      expect(readdirSync(host)).toEqual([]);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(host);
+      // 2. A symlink is resolved inside the root (RESOLVE_IN_ROOT), never on the host:
+      //    /data -> /srv (absolute), and a volume on /data/x lands in the container's /srv/x.
+      rmSync(join(img, 'proc'));
+      execFileSync('mkdir', ['-p', join(img, 'proc'), join(img, 'srv')]);
+      symlinkSync('/srv', join(img, 'data'));
+      const v = await run(['--rm', '--rootfs', img, '-v', `${vol}:/data/x`, 'cat', '/srv/x/marker']);
+      expect(v.stderr).toBe('');
+      expect(v.stdout).toBe('vol\n');
+      expect(existsSync('/srv/x')).toBe(false);
+    } finally {
+      for (const d of [host, vol, img]) rmSync(d, { recursive: true, force: true });
     }
   });
 
