@@ -178,6 +178,24 @@ function killPid(pid: number, signal: NodeJS.Signals | number, io: CgroupIo): vo
  * inside (EBUSY), so SIGKILL stragglers and wait for cgroup.procs to empty, then rmdir,
  * retrying EBUSY (a dying task can hold the cgroup a moment longer). ENOENT: already gone.
  */
+/**
+ * The common case costs one rmdir per directory: a container that has exited left its
+ * cgroups empty (its pid namespace died with its init). True when every directory is
+ * gone; false at the first one the kernel refuses (processes or children left), and the
+ * caller takes the slow path (kill, thaw, retry), which finishes what this started.
+ */
+export function removeIfEmpty(dirs: string[], opts: ResolvedOptions): boolean {
+  for (const dir of dirs) {
+    try {
+      opts.io.rmdir(dir);
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) return false;
+    }
+  }
+  for (const dir of dirs) pruneParent(dir, opts.io);
+  return true;
+}
+
 export function removeTrees(dirs: string[], opts: ResolvedOptions): void {
   const deadline = Date.now() + opts.removeTimeoutMs;
   for (const dir of dirs) removeTree(dir, deadline, opts.io);

@@ -11,6 +11,7 @@ import {
   type ResolvedOptions,
   applyWrites,
   retryVanished,
+  removeIfEmpty,
   checkCgroupPath,
   isSigkill,
   makeLevels,
@@ -216,6 +217,7 @@ export class CgroupV1 implements CgroupHandle {
 
   /** Signal first, then thaw: the kill is pending before anything frozen can run or fork. */
   remove(): void {
+    if (removeIfEmpty(this.allDirs, this.opts)) return;
     this.killAll('SIGKILL');
     if (this.used.freezer) thawTree(this.dirOf('freezer'));
     removeTrees(this.allDirs, this.opts);

@@ -11,6 +11,7 @@ import {
   type ResolvedOptions,
   applyWrites,
   retryVanished,
+  removeIfEmpty,
   checkCgroupPath,
   isErrno,
   isSigkill,
@@ -144,6 +145,7 @@ class CgroupV2 implements CgroupHandle {
   }
 
   remove(): void {
+    if (removeIfEmpty([this.dir], this.opts)) return;
     this.killAll('SIGKILL');
     removeTrees([this.dir], this.opts);
   }
