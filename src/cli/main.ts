@@ -140,6 +140,7 @@ export async function main(argv: string[]): Promise<number> {
     compute: lazyCompute(),
   };
   const program = buildProgram(ctx, argv);
+  trace('program built');
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;

@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { BadRequest } from '../../errors.js';
 import { requireRoot, type CliContext } from '../main.js';
+import { trace } from '../../util/trace.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -59,6 +60,7 @@ Examples:
   novabox run --rm -it busybox sh`)
     .action(async (image: string | undefined, command: string[], o) => {
       ctx.runStyleExit = true;
+      trace('run action');
       const { runCommand } = await import('../../runtime/run-command.js');
       if (!o.dryRun) requireRoot();
       if (command[0] === '--') command = command.slice(1);
