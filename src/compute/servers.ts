@@ -290,18 +290,23 @@ export class ComputeService {
     return this.store.servers.update(id, { ...patch, taskState: null, taskOwnerPid: null, taskOwnerStart: null });
   }
 
+  /** Start an existing server's container (its upper layer kept) and record the facts. */
+  private async boot(s: Server): Promise<void> {
+    const flavor = this.store.flavors.get(s.flavorId);
+    const facts = await startServer(
+      { id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network },
+      this.driver,
+    );
+    this.store.servers.setRuntime(s.id, facts);
+    logLine(s.id, 'server started');
+  }
+
   async start(nameOrId: string, caller: Caller): Promise<Server> {
     const s = this.find(nameOrId, caller);
     const { a } = this.begin(s, caller, 'start', ['stopped'], 'powering-on');
     const ev = this.store.actions.event(a.id, 'compute_start_instance');
     try {
-      const flavor = this.store.flavors.get(s.flavorId);
-      const facts = await startServer(
-        { id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network },
-        this.driver,
-      );
-      this.store.servers.setRuntime(s.id, facts);
-      logLine(s.id, 'server started');
+      await this.boot(s);
       ev('Success');
       return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
     } catch (err) {
@@ -352,13 +357,7 @@ export class ComputeService {
     try {
       this.store.servers.update(s.id, { taskState: hard ? 'reboot_started_hard' : 'reboot_started' });
       this.halt(s, opts.timeoutMs ?? 10_000, hard);
-      const flavor = this.store.flavors.get(s.flavorId);
-      const facts = await startServer(
-        { id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network },
-        this.driver,
-      );
-      this.store.servers.setRuntime(s.id, facts);
-      logLine(s.id, 'server started');
+      await this.boot(s);
       ev('Success');
       return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
     } catch (err) {
