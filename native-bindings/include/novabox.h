@@ -139,6 +139,9 @@ NB_API int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op
 /* Receive one fd sent with SCM_RIGHTS (the pty master). fd, or -errno (-EPIPE at EOF). */
 NB_API int nb_recv_fd(int32_t sock);
 
+/* cgroup v2: attach the device allow-list (an eBPF program) to this cgroup dir. 0 or -errno. */
+NB_API int nb_cgroup_devices(const char *cgroup_dir);
+
 /* Window size of a pty master. 0 or -errno. */
 NB_API int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols);
 

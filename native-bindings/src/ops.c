@@ -141,15 +141,18 @@ static int op_mkdir(struct ctx *c, const struct nb_op *op)
 	if (dfd < 0)
 		return -1;
 	rc = mkdirat(dfd, name, (mode_t)op->n[0]);
-	if (rc < 0 && errno == EEXIST) {
-		struct stat st;
-		rc = fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW);
-		if (rc == 0 && !S_ISDIR(st.st_mode)) {
-			errno = ENOTDIR;
-			rc = -1;
-		}
-	}
 	close(dfd);
+	if (rc < 0 && errno == EEXIST) {
+		/* Fine if it is, or leads inside the root to, a directory (/var/run -> /run);
+		 * a symlink that would leave the root resolves to nothing there: refused. */
+		int d = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_DIRECTORY);
+		if (d < 0) {
+			errno = ENOTDIR;
+			return -1;
+		}
+		close(d);
+		rc = 0;
+	}
 	return rc;
 }
 
@@ -173,6 +176,15 @@ static int op_mknod(struct ctx *c, const struct nb_op *op)
 		dfd = real;
 	}
 	rc = mknodat(dfd, name, (mode_t)op->n[0], makedev(op->n[1], op->n[2]));
+	if (rc < 0 && errno == EEXIST && S_ISREG((mode_t)op->n[0])) {
+		/* A mount point file that is already there (a volume onto an image's file). */
+		struct stat st;
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+			close(dfd);
+			return 0;
+		}
+		errno = EEXIST;
+	}
 	if (rc == 0)
 		rc = fchmodat(dfd, name, (mode_t)op->n[0] & 07777, 0);
 	close(dfd);

@@ -3,7 +3,7 @@
  * `novabox run` drives it in the foreground; the server layer (compute) will reuse
  * createContainer/startContainer pieces for long-lived servers.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
 import { BadRequest, Conflict, OpFailed } from '../errors.js';
 import { errnoName, errnoText } from '../sys/errno.js';
@@ -91,7 +91,7 @@ export interface Prepared {
 }
 
 /** `-v SRC:DST[:ro|:rw]`: an existing absolute host path onto an absolute container path. */
-export function parseVolume(spec: string): { source: string; target: string; readOnly: boolean } {
+export function parseVolume(spec: string): { source: string; target: string; readOnly: boolean; isDir: boolean } {
   const parts = spec.split(':');
   const mode = parts.length === 3 ? parts[2] : parts.length === 2 ? 'rw' : undefined;
   if (mode === undefined || (mode !== 'ro' && mode !== 'rw')) {
@@ -103,7 +103,7 @@ export function parseVolume(spec: string): { source: string; target: string; rea
   }
   if (target.split('/').includes('..')) throw new BadRequest(`invalid volume ${JSON.stringify(spec)}: ".." in the container path`);
   if (!existsSync(source)) throw new BadRequest(`invalid volume ${JSON.stringify(spec)}: ${source} does not exist`);
-  return { source: resolvePath(source), target, readOnly: mode === 'ro' };
+  return { source: resolvePath(source), target, readOnly: mode === 'ro', isDir: statSync(source).isDirectory() };
 }
 
 /** Checks that need no image: run before anything is resolved, built or created. */

@@ -12,6 +12,7 @@ import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
 import { primeCgroupAttach } from './cgroups/prime.js';
+import { applyDeviceFilter } from './cgroups/devices.js';
 import {
   containerDirs, destroyContainer, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
 } from './container.js';
@@ -107,6 +108,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       cgroup = driver.create(state.cgroupPath, p.limits);
       const cg = cgroup;
       undo.add('cgroup', () => cg.remove());
+      applyDeviceFilter(driver.layout, state.cgroupPath);
       trace('cgroup created');
     };
     if (plan.cgroupDir) makeCgroup();

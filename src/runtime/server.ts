@@ -24,6 +24,7 @@ import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, superviseForeground } from './run.js';
 import { primeCgroupAttach } from './cgroups/prime.js';
+import { applyDeviceFilter } from './cgroups/devices.js';
 
 export interface ServerFacts {
   monitorPid: number;
@@ -137,6 +138,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   let sp: native.SpawnResult | undefined;
   let events: EventReader | undefined;
   try {
+    applyDeviceFilter(layout, cgroupPath);
     const devNull = openSync('/dev/null', 'r+');
     try {
       sp = native.spawn(plan, { stdio: [devNull, devNull, devNull], tag: cgroupPath });

@@ -12,6 +12,7 @@ import { projectRoot } from '../sys/native.js';
 import { dirname, join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import { stateRoot } from '../util/paths.js';
+import { sleepSync } from '../util/fs.js';
 import { ActionRepo } from './actions.js';
 import { FlavorRepo } from './flavors.js';
 import { MIGRATIONS } from './migrations.js';
@@ -48,6 +49,24 @@ function nativeBinding(): string | undefined {
   }
 }
 
+/**
+ * Switching a fresh database to WAL needs it alone for a moment, and SQLite answers
+ * SQLITE_BUSY at once, without the busy handler, when other processes have it open: as
+ * when many CLIs start on a new state root together. Once in WAL the mode sticks.
+ */
+function enableWal(db: Database): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal') return;
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || attempt >= 200) throw err;
+      sleepSync(5 + Math.floor(Math.random() * 10));
+    }
+  }
+}
+
 export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const binding = nativeBinding();
@@ -57,7 +76,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
   });
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    db.pragma('journal_mode = WAL');
+    enableWal(db);
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
     const tx: Tx = (fn) => db.transaction(fn).immediate();

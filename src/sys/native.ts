@@ -53,6 +53,7 @@ interface Bindings {
   nb_spawn: (plan: Buffer, len: number, args: object, out: Record<string, number>) => number;
   nb_pty_resize: (fd: number, rows: number, cols: number) => number;
   nb_recv_fd: (sock: number) => number;
+  nb_cgroup_devices: (dir: string) => number;
   nb_abi_version: () => number;
   waitpid: (pid: number, status: Int32Array, options: number) => number;
   syscall2: (nr: number, a: number, b: number) => number;
@@ -119,6 +120,7 @@ function bind(): Bindings {
     ),
     nb_pty_resize: lib.func('int nb_pty_resize(int fd, uint16_t rows, uint16_t cols)'),
     nb_recv_fd: lib.func('int nb_recv_fd(int sock)'),
+    nb_cgroup_devices: lib.func('int nb_cgroup_devices(const char *dir)'),
     nb_abi_version: abi,
     waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
     syscall2: libc.func('long syscall(long nr, long a, long b)'),
@@ -200,6 +202,12 @@ export function awaitInit(sp: SpawnResult): { pid: number; placed: boolean } {
   if (type !== EV_PID) throw new SysError('nb_spawn', 'EPROTO', undefined, `unexpected event ${type} from the monitor`);
   sp.initPid = b.readInt32LE(4);
   return { pid: sp.initPid, placed: b.readInt32LE(8) === 1 };
+}
+
+/** cgroup v2: attach the device allow-list (eBPF) to a cgroup directory. */
+export function cgroupDevices(dir: string): void {
+  const rc = bind().nb_cgroup_devices(dir);
+  if (rc < 0) throw new SysError('bpf (device filter)', errnoName(rc), dir, errnoText(rc));
 }
 
 /** Receive the pty master the init sends after GO (blocks briefly). */

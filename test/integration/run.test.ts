@@ -119,6 +119,17 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(bad.stderr).toContain('unsupported --security-opt');
   });
 
+  it('denies device nodes outside the allow-list (v1 devices.allow, v2 eBPF), even when bound in', async () => {
+    // A device root opens on the host without any capability, and that is not on the list
+    // (loop-control 10:237, else the first VT 4:1); /dev/null is on it.
+    const dev = ['/dev/loop-control', '/dev/tty1'].find((d) => existsSync(d))!;
+    execFileSync('sh', ['-c', `: < ${dev}`]); // the host can open it
+    const r = await run(['--rm', '-v', `${dev}:/mnt/dev`, '-v', '/dev/null:/mnt/null', 'busybox', 'sh', '-c',
+      'true < /mnt/dev && echo dev-open || echo dev-denied; echo x > /mnt/null && echo null-ok']);
+    expect(r.stdout).toBe('dev-denied\nnull-ok\n');
+    expect(r.stderr).toMatch(/can't open \/mnt\/dev: Operation not permitted/);
+  });
+
   it('closes every fd beyond stdio before execve', async () => {
     // Give the CLI extra fds (3, 4); the container must not see them.
     const child = spawn(process.execPath, [BIN, 'run', '--rm', 'busybox', 'ls', '-l', '/proc/self/fd'], {

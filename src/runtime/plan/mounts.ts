@@ -75,9 +75,14 @@ export function planMounts(spec: ContainerSpec): Op[] {
   }
   for (const v of spec.volumes ?? []) {
     // Recursive bind: what is mounted below the source shows too (docker -v semantics).
-    const target = v.target.replace(/^\/+/, '');
+    // Missing parents are made; the mount point is a directory or an empty file like its source.
+    const parts = v.target.split('/').filter(Boolean);
+    const target = parts.join('/');
+    for (let i = 1; i < parts.length; i++) ops.push({ op: 'mkdir', path: parts.slice(0, i).join('/'), mode: 0o755, inRoot: true });
     ops.push(
-      { op: 'mkdir', path: target, mode: 0o755, inRoot: true },
+      v.isDir
+        ? { op: 'mkdir', path: target, mode: 0o755, inRoot: true }
+        : { op: 'mknod', path: target, mode: 0o644, type: 'file', major: 0, minor: 0, inRoot: true },
       { op: 'mount', source: v.source, target, flags: ['bind', 'rec'], inRoot: true },
     );
     if (v.readOnly) ops.push({ op: 'remount-ro', path: target });

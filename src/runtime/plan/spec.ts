@@ -36,7 +36,7 @@ export interface ContainerSpec {
   /** novabox's default seccomp filter (false: --security-opt seccomp=unconfined) */
   seccomp?: boolean;
   /** host directories or files bound into the container (-v SRC:DST[:ro]) */
-  volumes?: { source: string; target: string; readOnly: boolean }[];
+  volumes?: { source: string; target: string; readOnly: boolean; isDir: boolean }[];
 }
 
 export const INIT_PATH = '/dev/.novabox-init';

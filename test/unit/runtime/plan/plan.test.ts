@@ -205,7 +205,7 @@ Max open files            20000                20000                files
 
 describe('volumes', () => {
   it('binds recursively inside the root, read-only when asked, before the masks', () => {
-    const ops = planLaunch(spec({ volumes: [{ source: '/h/a', target: '/data', readOnly: false }, { source: '/h/b', target: '/ro', readOnly: true }] })).ops;
+    const ops = planLaunch(spec({ volumes: [{ source: '/h/a', target: '/data', readOnly: false, isDir: true }, { source: '/h/b', target: '/ro', readOnly: true, isDir: true }] })).ops;
     const at = (pred: (o: Op) => boolean) => ops.findIndex(pred);
     expect(ops).toContainEqual({ op: 'mount', source: '/h/a', target: 'data', flags: ['bind', 'rec'], inRoot: true });
     expect(ops).toContainEqual({ op: 'remount-ro', path: 'ro' });
@@ -220,5 +220,17 @@ describe('seccomp', () => {
     const ops = planLaunch(spec()).ops.map((o) => o.op);
     expect(ops.indexOf('seccomp')).toBe(ops.indexOf('no-new-privs') + 1);
     expect(planLaunch(spec({ seccomp: false })).ops.some((o) => o.op === 'seccomp')).toBe(false);
+  });
+});
+
+describe('volume mount points', () => {
+  it('makes missing parents, and an empty file for a file source', () => {
+    const ops = planLaunch(spec({ volumes: [{ source: '/dev/kmsg', target: '/mnt/dev/kmsg', readOnly: false, isDir: false }] })).ops;
+    const made = ops.filter((o) => (o.op === 'mkdir' || o.op === 'mknod') && /^mnt/.test(o.path));
+    expect(made).toEqual([
+      { op: 'mkdir', path: 'mnt', mode: 0o755, inRoot: true },
+      { op: 'mkdir', path: 'mnt/dev', mode: 0o755, inRoot: true },
+      { op: 'mknod', path: 'mnt/dev/kmsg', mode: 0o644, type: 'file', major: 0, minor: 0, inRoot: true },
+    ]);
   });
 });
