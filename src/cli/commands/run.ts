@@ -29,7 +29,7 @@ export function register(program: Command, ctx: CliContext): void {
   program
     .command('run')
     .description('run a command in a new container in the foreground, like podman run / lxc-execute')
-    .argument('[image]', 'image name (default image: busybox); omit with --rootfs')
+    .argument('[image]', 'image name (the built-in one is busybox); omitted with --rootfs')
     .argument('[command...]', 'command and arguments (default: the image\'s)')
     .option('--rm', 'remove the container when it exits')
     .option('--name <name>', 'container name (default nb-<id>)')
