@@ -116,12 +116,7 @@ export class ComputeService {
   }
 
   facts(id: string): ServerFacts | undefined {
-    const r = this.store.servers.getRuntime(id);
-    if (!r) return undefined;
-    return {
-      monitorPid: r.monitorPid, monitorStart: r.monitorStart, initPid: r.initPid, initStart: r.initStart,
-      bootId: r.bootId, cgroupPath: r.cgroupPath, startedAt: r.startedAt,
-    };
+    return this.store.servers.getRuntime(id);
   }
 
   /**

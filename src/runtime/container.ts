@@ -123,13 +123,15 @@ export function validateRequest(req: Pick<RunRequest, 'name' | 'hostname' | 'env
   }
 }
 
-/** Validate a request and plan it. Pure but for reading the image's /etc/passwd and our limits. */
+/**
+ * Plan a request that validateRequest() already accepted (before anything was resolved
+ * or built). Pure but for reading the image's /etc/passwd and our limits.
+ */
 export function prepare(
   req: RunRequest,
   image: { name: string; layerDirs: string[]; config: ImageConfig },
   layout: CgroupLayout,
 ): Prepared {
-  validateRequest(req);
   const id = newId();
   const name = req.name ?? `nb-${id.slice(0, 12)}`;
   const hostname = req.hostname ?? id.slice(0, 12);

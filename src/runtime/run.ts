@@ -11,7 +11,6 @@ import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
-import { primeCgroupAttach } from './cgroups/prime.js';
 import { applyDeviceFilter } from './cgroups/devices.js';
 import {
   containerDirs, destroyContainer, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
@@ -88,7 +87,6 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
 
-  primeCgroupAttach(driver.layout);
   try {
     reserveName(state.name, state.id);
     undo.add('name', () => {

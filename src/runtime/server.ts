@@ -23,7 +23,6 @@ import {
 import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, superviseForeground } from './run.js';
-import { primeCgroupAttach } from './cgroups/prime.js';
 import { applyDeviceFilter } from './cgroups/devices.js';
 
 export interface ServerFacts {
@@ -125,7 +124,6 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   mkdirSync(d.merged, { recursive: true, mode: 0o755 });
   rmSync(d.status, { force: true });
   const layout = driver.layout;
-  primeCgroupAttach(layout);
   const plan = planServer(l, layout.kind, layout.kind === 'v2' ? layout.root : undefined, layout);
   const cgroupPath = cgroupPathOf(l.id);
   // A cgroup left by a crash of an earlier start would make create() fail: clear it.

@@ -2,6 +2,7 @@ import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { statusOf, type PowerState, type TaskState, type VmState } from '../compute/states.js';
 import { isConstraint, statementCache, type Database, type Tx } from './sqlite.js';
 import { nowIso, toStoredTime } from './time.js';
+import type { ServerFacts as RuntimeFacts } from '../runtime/server.js';
 
 export type NetworkMode = 'none' | 'host';
 
@@ -46,16 +47,8 @@ export interface Server {
 /** What `insert` needs; the rest defaults (times to now). */
 export type NewServer = Pick<Server, 'id' | 'name' | 'projectId' | 'userId' | 'vmState'> & Partial<Server>;
 
-/** Facts about the live container, checked against /proc before they are believed. */
-export interface RuntimeFacts {
-  monitorPid: number;
-  monitorStart: number;
-  initPid: number;
-  initStart: number;
-  bootId: string;
-  cgroupPath: string;
-  startedAt: string;
-}
+/** Facts about the live container (the runtime's own type), checked against /proc before they are believed. */
+export type { RuntimeFacts };
 
 export interface ServerListFilters {
   projectId?: string;

@@ -2,7 +2,7 @@
  * Synchronous cgroupfs access shared by the v1 and v2 drivers. Cgroup creation sits on the
  * container start path, so each read or write is open + read/write + close and nothing more.
  */
-import { waitFor } from '../../util/fs.js';
+import { sleepSync, waitFor } from '../../util/fs.js';
 import { closeSync, constants, mkdirSync, openSync, readSync, readdirSync, rmdirSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BadRequest, Conflict, SysError, fromNodeError } from '../../errors.js';
@@ -135,12 +135,7 @@ export function applyWrites(writes: CgroupWrite[], dirOf: (controller: string) =
   }
 }
 
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
-/** A synchronous sleep: these drivers are synchronous by design. */
-export function sleepMs(ms: number): void {
-  Atomics.wait(sleepCell, 0, 0, ms);
-}
 
 /** Poll `done` with a growing pause (1 ms up to 20 ms) until it holds or `timeoutMs` passes. */
 export { waitFor };
@@ -253,7 +248,7 @@ function removeTree(dir: string, deadline: number, io: CgroupIo): void {
     } catch (err) {
       if (isErrno(err, 'ENOENT')) return;
       if (!isErrno(err, 'EBUSY') || Date.now() >= deadline) throw fromNodeError(err, dir);
-      sleepMs(5);
+      sleepSync(5);
     }
   }
 }
