@@ -40,26 +40,7 @@ command -v jq >/dev/null || bdie "missing jq"
 
 MODE=${NOVABOX_CPU_MODE:-volume}
 NB_OPTS=${NOVABOX_BENCH_OPTS---memory 512m --pids-limit 1024}
-TMP=$(mktemp -d /run/novabox-bench-cpu-out.XXXXXX)
-NB_ROOT=""
-ASTATE=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  busy_watch_stop
-  [ -n "$NB_ROOT" ] && cleanup_root "$NB_ROOT"
-  [ -z "$ASTATE" ] && [ -s "$TMP/apid" ] && ASTATE=/run/anchors/anc-cpu-$(cat "$TMP/apid")
-  case $ASTATE in /run/anchors/anc-cpu-[0-9]*) rm -rf "$ASTATE"; rmdir /run/anchors 2>/dev/null ;; esac
-  remove_built_rootfs
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'blog interrupted; exit 130' INT TERM HUP
-
-wait_quiet
-ensure_rootfs
-new_root cpu
+anchor_run_setup cpu
 
 NBQ=$(printf %q "$NOVABOX")
 case $MODE in

@@ -109,6 +109,34 @@ new_root() {
 }
 
 # proc_start PID -> field 22 of /proc/PID/stat (start time), empty if gone
+# anchor_run_setup TAG: what start-latency.sh and cpu-overhead.sh both need around one
+# anchor script: $TMP, an EXIT/INT/TERM/HUP trap that removes the private novabox root
+# ($NB_ROOT), the anchor's state dir (/run/anchors/anc-TAG-<pid>, pid in $TMP/apid, or
+# $ASTATE) and a rootfs this run built; then waits for a quiet host, ensures the rootfs,
+# and makes the private root.
+anchor_run_setup() {
+  BENCH_TAG=$1
+  TMP=$(mktemp -d "/run/novabox-bench-$BENCH_TAG-out.XXXXXX")
+  NB_ROOT=""
+  ASTATE=""
+  trap anchor_run_cleanup EXIT
+  trap 'blog interrupted; exit 130' INT TERM HUP
+  wait_quiet
+  ensure_rootfs
+  new_root "$BENCH_TAG"
+}
+anchor_run_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  busy_watch_stop
+  [ -n "$NB_ROOT" ] && cleanup_root "$NB_ROOT"
+  [ -z "$ASTATE" ] && [ -s "$TMP/apid" ] && ASTATE=/run/anchors/anc-$BENCH_TAG-$(cat "$TMP/apid")
+  case $ASTATE in /run/anchors/anc-"$BENCH_TAG"-[0-9]*) rm -rf "$ASTATE"; rmdir /run/anchors 2>/dev/null ;; esac
+  remove_built_rootfs
+  rm -rf "$TMP"
+  exit $rc
+}
+
 proc_start() { local s; s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0; s=${s##*) }; set -- $s; echo "${20}"; }
 
 # cleanup_root DIR: everything novabox left under a private root, then the root itself.

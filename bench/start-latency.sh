@@ -31,27 +31,7 @@ command -v jq >/dev/null || bdie "missing jq"
 
 ROUNDS=${ROUNDS:-40}
 NB_OPTS=${NOVABOX_BENCH_OPTS---memory 512m --pids-limit 1024}
-TMP=$(mktemp -d /run/novabox-bench-sl-out.XXXXXX)
-NB_ROOT=""
-ASTATE=""
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM HUP
-  busy_watch_stop
-  [ -n "$NB_ROOT" ] && cleanup_root "$NB_ROOT"
-  # the anchor's state dir /run/anchors/anc-sl-<its pid> (kept with KEEP_STATE=1 for the samples)
-  [ -z "$ASTATE" ] && [ -s "$TMP/apid" ] && ASTATE=/run/anchors/anc-sl-$(cat "$TMP/apid")
-  case $ASTATE in /run/anchors/anc-sl-[0-9]*) rm -rf "$ASTATE"; rmdir /run/anchors 2>/dev/null ;; esac
-  remove_built_rootfs
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'blog interrupted; exit 130' INT TERM HUP
-
-wait_quiet
-ensure_rootfs
-new_root sl
+anchor_run_setup sl
 
 export PROJECT_LABEL=novabox
 export PROJECT_RUN="$(printf %q "$NOVABOX") run --rm --name {name} $NB_OPTS --rootfs {rootfs} {cmd}"
