@@ -213,7 +213,7 @@ export class ComputeService {
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
     let image = readImage(req.image);
     // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
-    if (!image && req.image === 'busybox') image = (await import('../images/busybox.js')).ensureBusybox();
+    if (!image && req.image === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
     if (!image) throw new NotFound(`image "${req.image}" not found`);
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
@@ -224,7 +224,7 @@ export class ComputeService {
       names.map((name) => {
         const s: NewServer = {
           id: newUuid(), name, projectId: caller.projectId, userId: caller.userId,
-          imageRef: image.name, imageName: image.name, flavorId: flavor.id,
+          imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id,
           vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
           metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: '', accessIpv6: '',
           locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: false,
