@@ -36,6 +36,9 @@ export interface Descriptor {
   platform?: { architecture?: string; os?: string };
 }
 
+/** What a server of the image runs under novabox-init (JSON argv; [] = idle), kept across save/import. */
+export const SERVER_CMD_LABEL = 'io.novabox.server-cmd';
+
 export const MEDIA_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const MEDIA_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const MEDIA_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -88,7 +91,10 @@ export function parseManifest(m: unknown): ManifestPlan {
 export function parseImageConfig(c: unknown): { config: ImageConfig; diffIds: string[]; architecture?: string; os?: string } {
   const x = c as {
     architecture?: string; os?: string;
-    config?: { Cmd?: string[] | null; Entrypoint?: string[] | null; Env?: string[] | null; WorkingDir?: string; User?: string; StopSignal?: string };
+    config?: {
+      Cmd?: string[] | null; Entrypoint?: string[] | null; Env?: string[] | null; WorkingDir?: string; User?: string; StopSignal?: string;
+      Labels?: Record<string, string> | null;
+    };
     rootfs?: { type?: string; diff_ids?: string[] };
   };
   const diffIds = x?.rootfs?.diff_ids;
@@ -96,6 +102,16 @@ export function parseImageConfig(c: unknown): { config: ImageConfig; diffIds: st
     throw new BadRequest('invalid image config: rootfs.diff_ids must list sha256 digests');
   }
   const cfg = x.config ?? {};
+  let serverCmd: string[] | undefined;
+  const label = cfg.Labels?.[SERVER_CMD_LABEL];
+  if (label !== undefined) {
+    try {
+      const v = JSON.parse(label) as unknown;
+      if (Array.isArray(v) && v.every((a) => typeof a === 'string')) serverCmd = v;
+    } catch {
+      /* not ours: ignored */
+    }
+  }
   return {
     config: {
       cmd: [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])],
@@ -103,6 +119,7 @@ export function parseImageConfig(c: unknown): { config: ImageConfig; diffIds: st
       workingDir: cfg.WorkingDir || '/',
       user: cfg.User ?? '',
       ...(cfg.StopSignal ? { stopSignal: cfg.StopSignal } : {}),
+      ...(serverCmd ? { serverCmd } : {}),
     },
     diffIds,
     architecture: x.architecture,

@@ -20,7 +20,7 @@ import { readProcStart } from '../runtime/proc.js';
 import { trace } from '../util/trace.js';
 import { DirSource, TarSource, tarStream, type ArchiveMember, type ArchiveSource } from './archive.js';
 import {
-  MEDIA_CONFIG, MEDIA_INDEX, MEDIA_MANIFEST, formatFromDir, formatFromEntries, hostArch, parseDockerManifest, parseImageConfig,
+  MEDIA_CONFIG, MEDIA_INDEX, SERVER_CMD_LABEL, MEDIA_MANIFEST, formatFromDir, formatFromEntries, hostArch, parseDockerManifest, parseImageConfig,
   parseLxcMetadata, parseManifest, pickManifest, type ImportFormat,
 } from './formats.js';
 import {
@@ -594,6 +594,7 @@ export function ociDocuments(
       WorkingDir: c.workingDir || '/',
       ...(c.user ? { User: c.user } : {}),
       ...(c.stopSignal ? { StopSignal: c.stopSignal } : {}),
+      ...(c.serverCmd ? { Labels: { [SERVER_CMD_LABEL]: JSON.stringify(c.serverCmd) } } : {}),
     },
     rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
   }));

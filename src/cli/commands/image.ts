@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { BadRequest } from '../../errors.js';
 import type { CliContext } from '../main.js';
@@ -176,9 +176,9 @@ Examples:
         const tmp = `${o.file}.tmp-${process.pid}`;
         try {
           await pipeline(d.stream, createWriteStream(tmp, { mode: 0o644 }));
-          (await import('node:fs')).renameSync(tmp, o.file);
+          renameSync(tmp, o.file);
         } catch (err) {
-          (await import('node:fs')).rmSync(tmp, { force: true });
+          rmSync(tmp, { force: true });
           throw err;
         }
       }

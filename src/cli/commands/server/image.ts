@@ -1,0 +1,35 @@
+import { Command } from 'commander';
+import type { CliContext } from '../../main.js';
+import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js';
+import { imageShow } from '../image.js';
+import { collect, keyValues, waitOption } from './common.js';
+
+/** `server image create` (Nova createImage): snapshot a server's writable layer into a new image. */
+export function registerImage(server: Command, ctx: CliContext): void {
+  const image = server.command('image').description('images made from servers');
+  const create = image
+    .command('create')
+    .description("snapshot a server, running or not: its image's layers plus its writable layer become a new image")
+    .argument('<server>', 'name or id')
+    .option('--name <name>', 'name of the new image (default: the server name)')
+    .option('--property <key=value>', 'image property (repeatable)', collect, [])
+    .addHelpText('after', `
+A running server is frozen (cgroup freezer) only while its writable layer is synced and
+packed, then thawed; a paused server stays paused. The cost grows with what the server
+changed, not with the image size. Ephemeral servers cannot be snapshotted.
+
+Example:
+  novabox server image create --name web1-snap --wait web1`);
+  waitOption(create);
+  addOutputOptions(create, 'show');
+  create.action(async (ref: string, o) => {
+    const compute = await ctx.compute();
+    const { ImageService } = await import('../../../images/service.js');
+    const { snapshotServer } = await import('../../../images/snapshot.js');
+    const images = new ImageService(compute.store);
+    const caller = compute.localCaller();
+    const name = o.name ?? compute.find(ref, caller).name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
+    const img = snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property) }, caller);
+    ctx.stdout(formatShow(imageShow(img), outputOptionsFrom(o)));
+  });
+}
