@@ -138,6 +138,14 @@ export class ComputeService {
           this.killUnrecorded(cur.id);
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
         }
+        if (cur.taskState === 'image_snapshot' && running && cur.vmState === 'active') {
+          // a snapshot killed while the server was frozen: thaw it (images/snapshot.ts)
+          try {
+            this.driver.open(cgroupPathOf(cur.id)).thaw();
+          } catch {
+            /* not frozen, or gone */
+          }
+        }
         const vm: VmState = running ? (cur.vmState === 'paused' ? 'paused' : 'active') : 'stopped';
         return this.store.servers.update(cur.id, {
           vmState: vm,

@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import {
-  closeSync, createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync,
+  closeSync, createReadStream, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -28,6 +28,7 @@ import { paths, stateRoot } from '../util/paths.js';
 import { randomBytesSync } from '../util/random.js';
 import { readProcStart } from '../runtime/proc.js';
 import { rmTree } from '../util/rmtree.js';
+import { trace } from '../util/trace.js';
 import { TarValidator, normalizeName } from './tarstream.js';
 
 export const MEDIA_TAR = 'application/vnd.oci.image.layer.v1.tar';
@@ -384,7 +385,8 @@ export function packLayer(src: string, blobFile: string, mirror: string | null, 
   try {
     let size: number;
     try {
-      size = native.layerPack(src, fd, mirror, syncfs);
+      size = native.layerPack(src, fd, mirror, syncfs && process.env.NBX_NOSYNC !== '1');
+      trace('layer packed');
     } finally {
       between?.();
     }
@@ -396,6 +398,48 @@ export function packLayer(src: string, blobFile: string, mirror: string | null, 
       hash.update(n === buf.length ? buf : buf.subarray(0, n));
       off += n;
     }
+    trace('layer hashed');
+    return { diffId: `sha256:${hash.digest('hex')}`, blobFile, size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * packLayer with the digest taken while the tar is written: the packer runs on a pool
+ * thread and this thread hashes the file up to its current length (the packer only
+ * appends), so hashing overlaps packing on a second core. `between` runs as soon as the
+ * packer returns (the snapshot thaws the server there).
+ */
+export async function packLayerHashing(src: string, blobFile: string, mirror: string | null, syncfs: boolean, between?: () => void): Promise<PackedLayer> {
+  const fd = openSync(blobFile, 'wx+', 0o644);
+  try {
+    let size = -1;
+    let failure: unknown;
+    const job = native.layerPackAsync(src, fd, mirror, syncfs).then(
+      (n) => { size = n; },
+      (e) => { failure = e; },
+    ).finally(() => between?.());
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(4 << 20);
+    let off = 0;
+    for (;;) {
+      const limit = size >= 0 ? size : fstatSync(fd).size;
+      if (off < limit) {
+        const n = readSync(fd, buf, 0, Math.min(buf.length, limit - off), off);
+        if (n > 0) {
+          hash.update(n === buf.length ? buf : buf.subarray(0, n));
+          off += n;
+          continue;
+        }
+      }
+      if (failure) throw failure;
+      if (size >= 0 && off >= size) break;
+      await new Promise((r) => setImmediate(r));
+    }
+    await job;
+    if (failure) throw failure;
+    trace('layer packed and hashed');
     return { diffId: `sha256:${hash.digest('hex')}`, blobFile, size };
   } finally {
     closeSync(fd);

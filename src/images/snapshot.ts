@@ -16,7 +16,7 @@ import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../runtime/server.js';
 import { readProcStart } from '../runtime/proc.js';
 import { trace } from '../util/trace.js';
-import { Staging, packLayer } from './layers.js';
+import { Staging, packLayerHashing } from './layers.js';
 import type { ImageRecord } from './records.js';
 import type { ImageCaller, ImageService } from './service.js';
 
@@ -26,7 +26,7 @@ export interface SnapshotRequest {
   properties?: Record<string, string>;
 }
 
-export function snapshotServer(compute: ComputeService, images: ImageService, req: SnapshotRequest, caller: ImageCaller): ImageRecord {
+export async function snapshotServer(compute: ComputeService, images: ImageService, req: SnapshotRequest, caller: ImageCaller): Promise<ImageRecord> {
   const s = compute.find(req.server, caller);
   if (s.ephemeral) {
     throw new Conflict(`server "${s.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be snapshotted`);
@@ -62,7 +62,7 @@ export function snapshotServer(compute: ComputeService, images: ImageService, re
     cg?.freeze();
     trace('frozen');
     try {
-      packed = packLayer(serverDirs(s.id).upper, staging.path('blob'), mirror, true, thaw);
+      packed = await packLayerHashing(serverDirs(s.id).upper, staging.path('blob'), mirror, true, thaw);
     } finally {
       thaw();
     }

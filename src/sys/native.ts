@@ -55,7 +55,9 @@ interface Bindings {
   nb_recv_fd: (sock: number) => number;
   nb_cgroup_devices: (dir: string) => number;
   nb_abi_version: () => number;
-  nb_layer_pack: (src: string, tarFd: number, mirror: string | null, syncfs: number, err: Buffer, errLen: number) => number | bigint;
+  nb_layer_pack: ((src: string, tarFd: number, mirror: string | null, syncfs: number, err: Buffer, errLen: number) => number | bigint) & {
+    async: (src: string, tarFd: number, mirror: string | null, syncfs: number, err: Buffer, errLen: number, cb: (e: unknown, n: number | bigint) => void) => void;
+  };
   nb_layer_whiteout: (path: string) => number;
   nb_layer_set_opaque: (dir: string) => number;
   waitpid: (pid: number, status: Int32Array, options: number) => number;
@@ -226,6 +228,19 @@ export function layerPack(src: string, tarFd: number, mirror: string | null, syn
   const n = Number(bind().nb_layer_pack(src, tarFd, mirror, syncfs ? 1 : 0, err, err.length));
   if (n < 0) throw new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`);
   return n;
+}
+
+/** layerPack on a thread of the libuv pool: the caller's thread stays free (to hash the tar as it grows). */
+export function layerPackAsync(src: string, tarFd: number, mirror: string | null, syncfs: boolean): Promise<number> {
+  const err = Buffer.alloc(1024);
+  return new Promise((resolve, reject) => {
+    bind().nb_layer_pack.async(src, tarFd, mirror, syncfs ? 1 : 0, err, err.length, (e, r) => {
+      if (e) return reject(e);
+      const n = Number(r);
+      if (n < 0) reject(new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`));
+      else resolve(n);
+    });
+  });
 }
 
 /** An OCI whiteout turned back into overlay form: a 0/0 character device at path. */

@@ -29,7 +29,7 @@ Example:
     const images = new ImageService(compute.store);
     const caller = compute.localCaller();
     const name = o.name ?? compute.find(ref, caller).name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
-    const img = snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property) }, caller);
+    const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property) }, caller);
     ctx.stdout(formatShow(imageShow(img), outputOptionsFrom(o)));
   });
 }
