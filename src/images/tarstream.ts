@@ -128,7 +128,9 @@ export class EntryChecker {
       throw new BadRequest(`refusing the archive: entry ${JSON.stringify(raw)}: ${why}`);
     };
     this.entries++;
-    const pathWhy = unsafePath(raw) ?? unsafePath(name);
+    // "/" (as umoci writes the root) is the layer's root itself, not an absolute path
+    const isRoot = /^[./]*$/.test(raw) && !raw.includes('..');
+    const pathWhy = isRoot ? undefined : unsafePath(raw) ?? unsafePath(name);
     if (pathWhy) bad(pathWhy);
     if (!KNOWN.has(e.type)) bad(`unsupported entry type '${e.type}'`);
     const parts = name ? name.split('/') : [];
@@ -171,6 +173,8 @@ export class TarValidator extends Transform {
   private buf: Buffer = Buffer.alloc(0);
   /** bytes of entry data (with padding) still to forward */
   private dataLeft = 0;
+  /** the padding part of dataLeft's entry */
+  private padding = 0;
   private held: Buffer[] = [];
   private extLeft = 0;
   private extType = '';
@@ -198,6 +202,12 @@ export class TarValidator extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
+    // some writers (umoci's whiteout-only layers) stop after the last entry's data, without
+    // its padding or the end blocks: complete the archive
+    if (!this.ended && this.dataLeft && this.dataLeft <= this.padding && !this.buf.length) {
+      this.push(Buffer.alloc(this.dataLeft));
+      this.dataLeft = 0;
+    }
     if (!this.ended && (this.buf.length || this.dataLeft || this.extLeft || this.held.length)) {
       done(new BadRequest('the archive ends in the middle of an entry (truncated?)'));
       return;
@@ -206,6 +216,7 @@ export class TarValidator extends Transform {
       done(new BadRequest('not a tar archive: it is empty'));
       return;
     }
+    if (!this.ended) this.push(Buffer.alloc(1024));
     done();
   }
 
@@ -278,6 +289,7 @@ export class TarValidator extends Transform {
     this.push(block);
     const hasData = h.type === '0' || h.type === '\0' || h.type === '7';
     this.dataLeft = hasData ? Math.ceil(h.size / 512) * 512 : 0;
+    this.padding = hasData ? this.dataLeft - h.size : 0;
   }
 
   private endExtension(): void {

@@ -155,3 +155,13 @@ describe('TarValidator', () => {
     expect(parsePax(Buffer.from('11 path=ab\n20 SCHILY.xattr.u=v\n'))).toEqual({ path: 'ab', 'SCHILY.xattr.u': 'v' });
   });
 });
+
+describe('TarValidator edge cases', () => {
+  it('accepts "/" as the root entry and completes an archive without end blocks', async () => {
+    const tar = Buffer.concat([header('/', '5'), header('srv/.wh.f', '0')]);
+    const r = await run([tar]);
+    expect(r.err).toBeUndefined();
+    expect(r.out.length).toBe(tar.length + 1024);
+    expect(r.v.checker.whiteouts).toEqual(['srv/.wh.f']);
+  });
+});
