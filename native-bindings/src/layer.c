@@ -171,7 +171,7 @@ static int read_xattrs(struct packer *p, const char *proc, const char *rel, char
 	char list[8192];
 	*count = 0;
 	if (opaque) *opaque = 0;
-	ssize_t n = llistxattr(proc, list, sizeof list);
+	ssize_t n = listxattr(proc, list, sizeof list);
 	if (n < 0) {
 		if (errno == ENOTSUP || errno == ENODATA) return 0;
 		return fail(p, rel, "list xattrs of", errno);
@@ -192,11 +192,11 @@ static int read_xattrs(struct packer *p, const char *proc, const char *rel, char
 		if (is_overlay_xattr(name)) {
 			if (opaque && (!strcmp(name, "trusted.overlay.opaque") || !strcmp(name, "user.overlay.opaque"))) {
 				char v[4] = {0};
-				if (lgetxattr(proc, name, v, sizeof v) > 0 && v[0] == 'y') *opaque = 1;
+				if (getxattr(proc, name, v, sizeof v) > 0 && v[0] == 'y') *opaque = 1;
 			}
 			continue;
 		}
-		ssize_t vl = lgetxattr(proc, name, vals + vo, vcap - vo);
+		ssize_t vl = getxattr(proc, name, vals + vo, vcap - vo);
 		if (vl < 0) return fail(p, rel, "read xattr of", errno);
 		size_t nl = strlen(name) + 1;
 		if (no + nl > ncap) return fail(p, rel, "xattrs of", E2BIG);
