@@ -43,6 +43,13 @@ struct packer {
 	size_t nlinks, caplinks;
 	char *buf;
 	uint64_t files, bytes;
+	/* scratch space, used before any recursion: koffi runs async calls on a small stack */
+	char pax[65536];
+	char tname[PATH_MAX + 32];
+	char proc[PATH_MAX + 64];
+	char target[PATH_MAX];
+	char xnames[16384];
+	char xvals[65536];
 };
 
 static int fail(struct packer *p, const char *path, const char *what, int e) {
@@ -99,21 +106,22 @@ static size_t pax_record(char *dst, size_t cap, const char *key, const char *val
 
 static int header(struct packer *p, const char *name, char type, const struct stat *st, uint64_t size,
                   const char *linkname, const char *xnames, const char *xvals, const size_t *xlens, int nx) {
-	char pax[65536];
+	char *pax = p->pax;
+	const size_t paxcap = sizeof p->pax;
 	size_t plen = 0;
 	size_t nlen = strlen(name), llen = linkname ? strlen(linkname) : 0;
-	if (nlen > 99) plen += pax_record(pax + plen, sizeof pax - plen, "path", name, nlen);
-	if (llen > 99) plen += pax_record(pax + plen, sizeof pax - plen, "linkpath", linkname, llen);
+	if (nlen > 99) plen += pax_record(pax + plen, paxcap - plen, "path", name, nlen);
+	if (llen > 99) plen += pax_record(pax + plen, paxcap - plen, "linkpath", linkname, llen);
 	if (size > 077777777777ULL) {
 		char s[24];
 		int n = snprintf(s, sizeof s, "%llu", (unsigned long long)size);
-		plen += pax_record(pax + plen, sizeof pax - plen, "size", s, (size_t)n);
+		plen += pax_record(pax + plen, paxcap - plen, "size", s, (size_t)n);
 	}
 	const char *xn = xnames, *xv = xvals;
 	for (int i = 0; i < nx; i++) {
 		char key[300];
 		snprintf(key, sizeof key, "SCHILY.xattr.%s", xn);
-		size_t r = pax_record(pax + plen, sizeof pax - plen, key, xv, xlens[i]);
+		size_t r = pax_record(pax + plen, paxcap - plen, key, xv, xlens[i]);
 		if (!r) return fail(p, name, "xattrs too large on", E2BIG);
 		plen += r;
 		xn += strlen(xn) + 1;
@@ -279,24 +287,25 @@ static int pack_dir(struct packer *p, int dirfd, const char *rel);
 static int pack_entry(struct packer *p, int parent, const char *name, const char *rel) {
 	struct stat st;
 	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW)) return fail(p, rel, "stat", errno);
-	char proc[PATH_MAX + 64];
+	char *proc = p->proc;
 	int pfd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (pfd < 0) return fail(p, rel, "open", errno);
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
-	static char xnames[16384], xvals[65536];
+	snprintf(proc, sizeof p->proc, "/proc/self/fd/%d", pfd);
+	char *xnames = p->xnames, *xvals = p->xvals;
 	size_t xlens[128];
 	int nx = 0, opaque = 0, rc = 0;
-	if (!S_ISLNK(st.st_mode) && read_xattrs(p, proc, rel, xnames, sizeof xnames, xvals, sizeof xvals, xlens, &nx, S_ISDIR(st.st_mode) ? &opaque : NULL)) {
+	if (!S_ISLNK(st.st_mode) && read_xattrs(p, proc, rel, xnames, sizeof p->xnames, xvals, sizeof p->xvals, xlens, &nx, S_ISDIR(st.st_mode) ? &opaque : NULL)) {
 		close(pfd);
 		return -1;
 	}
 	close(pfd);
-	char tname[PATH_MAX + 32];
+	char *tname = p->tname;
+	const size_t tcap = sizeof p->tname;
 	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
 		/* overlay whiteout -> OCI whiteout */
 		const char *slash = strrchr(rel, '/');
 		size_t dl = slash ? (size_t)(slash - rel + 1) : 0;
-		snprintf(tname, sizeof tname, "%.*s.wh.%s", (int)dl, rel, slash ? slash + 1 : rel);
+		snprintf(tname, tcap, "%.*s.wh.%s", (int)dl, rel, slash ? slash + 1 : rel);
 		struct stat w = {0};
 		w.st_mode = S_IFREG;
 		w.st_mtim = st.st_mtim;
@@ -306,10 +315,10 @@ static int pack_entry(struct packer *p, int parent, const char *name, const char
 		return 0;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		snprintf(tname, sizeof tname, "%s/", rel);
+		snprintf(tname, tcap, "%s/", rel);
 		if (header(p, tname, '5', &st, 0, NULL, xnames, xvals, xlens, nx)) return -1;
 		if (opaque) {
-			snprintf(tname, sizeof tname, "%s/.wh..wh..opq", rel);
+			snprintf(tname, tcap, "%s/.wh..wh..opq", rel);
 			struct stat w = {0};
 			w.st_mode = S_IFREG;
 			w.st_mtim = st.st_mtim;
@@ -363,8 +372,8 @@ static int pack_entry(struct packer *p, int parent, const char *name, const char
 		p->bytes += (uint64_t)st.st_size;
 		if (rc) return rc;
 	} else if (S_ISLNK(st.st_mode)) {
-		char target[PATH_MAX];
-		ssize_t n = readlinkat(parent, name, target, sizeof target - 1);
+		char *target = p->target;
+		ssize_t n = readlinkat(parent, name, target, sizeof p->target - 1);
 		if (n < 0) return fail(p, rel, "readlink", errno);
 		target[n] = 0;
 		if (header(p, rel, '2', &st, 0, target, NULL, NULL, NULL, 0)) return -1;
@@ -406,9 +415,11 @@ static int pack_dir(struct packer *p, int dirfd, const char *rel) {
 	int rc = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (!rc) {
-			char child[PATH_MAX];
-			if (snprintf(child, sizeof child, "%s%s%s", rel, rel[0] ? "/" : "", names[i]) >= (int)sizeof child) rc = fail(p, rel, "path too long under", ENAMETOOLONG);
+			char *child = NULL;
+			if (asprintf(&child, "%s%s%s", rel, rel[0] ? "/" : "", names[i]) < 0) rc = fail(p, rel, "path under", ENOMEM);
+			else if (strlen(child) >= PATH_MAX) rc = fail(p, rel, "path too long under", ENAMETOOLONG);
 			else rc = pack_entry(p, dirfd, names[i], child);
+			free(child);
 		}
 		free(names[i]);
 	}
@@ -417,13 +428,27 @@ static int pack_dir(struct packer *p, int dirfd, const char *rel) {
 }
 
 NB_API int64_t nb_layer_pack(const char *src, int tarfd, const char *mirror, int do_syncfs, char *err, uint32_t errlen) {
-	struct packer p = {.tarfd = tarfd, .mirror = -1, .err = err, .errlen = errlen};
+	struct packer *pp = calloc(1, sizeof *pp);
+	if (!pp) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	pp->tarfd = tarfd;
+	pp->mirror = -1;
+	pp->err = err;
+	pp->errlen = errlen;
+#define p (*pp)
 	err[0] = 0;
 	int root = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root < 0) return fail(&p, src, "open", errno);
+	if (root < 0) {
+		fail(&p, src, "open", errno);
+		free(pp);
+		return -1;
+	}
 	if (do_syncfs && syncfs(root)) {
 		fail(&p, src, "syncfs", errno);
 		close(root);
+		free(pp);
 		return -1;
 	}
 	p.buf = malloc(1u << 20);
@@ -450,7 +475,10 @@ NB_API int64_t nb_layer_pack(const char *src, int tarfd, const char *mirror, int
 	free(p.buf);
 	if (p.mirror >= 0) close(p.mirror);
 	close(root);
-	return rc ? -1 : (int64_t)p.off;
+	int64_t result = rc ? -1 : (int64_t)p.off;
+	free(pp);
+	return result;
+#undef p
 }
 
 /* OCI whiteouts back into overlay form, after extraction: dir/.wh.NAME -> 0/0 char device dir/NAME. */

@@ -43,7 +43,13 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
   let rec: ImageRecord | undefined;
   const staging = new Staging('snap');
   try {
-    const base = images.repo.get(cur.imageRef) ?? images.repo.byName(cur.imageName);
+    // a server of the built-in image made before the image store existed: record busybox now
+    const base = images.repo.get(cur.imageRef) ?? images.repo.byName(cur.imageName) ?? (cur.imageName === 'busybox' ? images.ensureBuiltin() : undefined);
+    if (!base || base.status !== 'active') {
+      throw new Conflict(`the image of server "${cur.name}" (${cur.imageName}) is not in the image store: it cannot be snapshotted`, {
+        hint: `rebuild the server on an image of the store first ("novabox server rebuild --image IMAGE ${cur.name}")`,
+      });
+    }
     rec = images.snapshotRecord(req.name, base, cur, caller, req.properties ?? {});
     images.markSaving(rec.id);
     trace('snapshot claimed');
@@ -71,6 +77,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     trace('committed');
     event('Success');
     finish();
+    trace('server task finished');
     return img;
   } catch (err) {
     event('Error', (err as Error).message);

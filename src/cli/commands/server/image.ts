@@ -3,6 +3,7 @@ import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js';
 import { imageShow } from '../image.js';
 import { serverShow } from '../../views.js';
+import { trace } from '../../../util/trace.js';
 import { collect, keyValues, seconds, waitOption } from './common.js';
 
 /** `server image create` (Nova createImage): snapshot a server's writable layer into a new image. */
@@ -32,6 +33,7 @@ Example:
     const name = o.name ?? compute.find(ref, caller).name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
     const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property) }, caller);
     ctx.stdout(formatShow(imageShow(img), outputOptionsFrom(o)));
+    trace('printed');
   });
 
   const rebuild = server
