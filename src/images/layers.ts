@@ -435,7 +435,8 @@ export async function packLayerHashing(src: string, blobFile: string, mirror: st
       }
       if (failure) throw failure;
       if (size >= 0 && off >= size) break;
-      await new Promise((r) => setImmediate(r));
+      // nothing new yet: sleep rather than spin (a spinning loop starves the packer on a busy host)
+      await new Promise((r) => setTimeout(r, 1));
     }
     await job;
     if (failure) throw failure;
