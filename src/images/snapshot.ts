@@ -28,6 +28,7 @@ export interface SnapshotRequest {
 
 export async function snapshotServer(compute: ComputeService, images: ImageService, req: SnapshotRequest, caller: ImageCaller): Promise<ImageRecord> {
   const s = compute.find(req.server, caller);
+  trace('server found');
   if (s.ephemeral) {
     throw new Conflict(`server "${s.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be snapshotted`);
   }

@@ -60,7 +60,9 @@ export function readImage(name: string): Image | undefined {
 export function writeImage(image: Image): void {
   checkImageName(image.name);
   mkdirSync(paths.images(), { recursive: true });
-  writeFileAtomic(imageFile(image.name), JSON.stringify(image, null, 2) + '\n');
+  // atomic, not fsynced: the database row it mirrors is not fsynced at commit either (WAL,
+  // synchronous=NORMAL); a power cut may lose both, never leave half a file
+  writeFileAtomic(imageFile(image.name), JSON.stringify(image, null, 2) + '\n', 0o644, false);
 }
 
 /** Layer directories for overlayfs lowerdir: topmost first. */

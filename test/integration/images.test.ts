@@ -202,6 +202,58 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     expect(existsSync(layerDir(la))).toBe(false);
   });
 
+  it('serves the Glance flow through the image service: queued, upload from a stream, active, download', async () => {
+    const saved = process.env.NOVABOX_ROOT;
+    process.env.NOVABOX_ROOT = root;
+    const { openStore } = await import('../../src/store/db.js');
+    const { ImageService } = await import('../../src/images/service.js');
+    const store = openStore(join(root, 'novabox.db'));
+    try {
+      const svc = new ImageService(store);
+      const admin = svc.localCaller();
+      const other = { projectId: 'p-other', userId: 'u-other', isAdmin: false };
+      const file = join(work, 'upload.tar.gz');
+      tarball(rootfs, file, 'gzip');
+      const rec = svc.createRecord({ name: 'glance1', diskFormat: 'raw', containerFormat: 'bare', properties: { os_distro: 'busybox' } }, admin);
+      expect(rec.status).toBe('queued');
+      expect(svc.list({ status: 'queued' }, admin).map((i) => i.id)).toContain(rec.id);
+      // another project neither sees a shared image of ours nor may upload to it
+      expect(() => svc.show(rec.id, other)).toThrow(/not found/);
+      expect(svc.list({}, other).map((i) => i.name)).toEqual(['busybox']); // public
+      const { createReadStream, readFileSync } = await import('node:fs');
+      const img = await svc.upload(rec.id, createReadStream(file), admin);
+      expect(img).toMatchObject({ status: 'active', name: 'glance1', osHashAlgo: 'sha256' });
+      expect(img.checksum).toBe(sh('md5sum', [file]).split(' ')[0]);
+      await expect(svc.upload(rec.id, createReadStream(file), admin)).rejects.toThrow(/only be uploaded once/);
+      // a failed upload kills the record, as Glance does
+      const bad = svc.createRecord({ name: 'glance-bad' }, admin);
+      const hdir = mkdtempSync(join(work, 'hostile-up-'));
+      const dotdot = hostileArchives(hdir, join(hdir, 'canary')).find((h) => h.file.endsWith('dotdot.tar'))!;
+      await expect(svc.upload(bad.id, createReadStream(dotdot.file), admin)).rejects.toThrow(/refusing the archive/);
+      expect(svc.show(bad.id, admin).status).toBe('killed');
+      svc.delete(bad.id, admin);
+      // download = the OCI archive image save writes
+      const d = svc.download('glance1', admin);
+      const chunks: Buffer[] = [];
+      for await (const c of d.stream) chunks.push(c as Buffer);
+      const out = join(work, 'glance1.tar');
+      writeFileSync(out, Buffer.concat(chunks));
+      expect(Buffer.concat(chunks).length).toBe(d.size);
+      expect(JSON.parse(sh('skopeo', ['inspect', `oci-archive:${out}`])).Layers).toHaveLength(1);
+      expect(readFileSync(out).length).toBeGreaterThan(0);
+      const upd = svc.update('glance1', { properties: { a: '1' }, removeProperties: ['os_distro'], visibility: 'private' }, admin);
+      expect(upd.properties).toMatchObject({ a: '1' });
+      expect(upd.properties.os_distro).toBeUndefined();
+      expect(() => svc.delete('glance1', other)).toThrow(/not found/);
+      svc.delete('glance1', admin);
+      expect(() => svc.show('glance1', admin)).toThrow(/not found/);
+    } finally {
+      store.close();
+      process.env.NOVABOX_ROOT = saved;
+      if (saved === undefined) delete process.env.NOVABOX_ROOT;
+    }
+  });
+
   it('kill -9 during an import leaves no active image and no temp dirs after the next command', async () => {
     const big = join(work, 'big');
     mkdirSync(join(big, 'data'), { recursive: true });

@@ -28,7 +28,9 @@ Example:
     const compute = await ctx.compute();
     const { ImageService } = await import('../../../images/service.js');
     const { snapshotServer } = await import('../../../images/snapshot.js');
+    trace('image modules loaded');
     const images = new ImageService(compute.store);
+    trace('image service');
     const caller = compute.localCaller();
     const name = o.name ?? compute.find(ref, caller).name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
     const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property) }, caller);
