@@ -7,22 +7,55 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 export function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 }
 
+// xattrs through libc (koffi, a dependency anyway): no attr or python3 needed, so the
+// snapshot tests also run in the QEMU guest, which has busybox and node only
+let xattrCalls: { set: (p: string, n: string, v: Buffer, l: number, f: number) => number; get: (p: string, n: string, v: Buffer, l: number) => number } | undefined;
+function xattrLib() {
+  if (!xattrCalls) {
+    const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
+    const libc = koffi.load('libc.so.6');
+    xattrCalls = {
+      set: libc.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as never,
+      get: libc.func('long lgetxattr(const char *path, const char *name, _Out_ void *value, size_t size)') as never,
+    };
+  }
+  return xattrCalls;
+}
+
 export function setXattr(path: string, name: string, value: string): void {
-  sh('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode(), follow_symlinks=False)', path, name, value]);
+  const v = Buffer.from(value);
+  if (xattrLib().set(path, name, v, v.length, 0) !== 0) throw new Error(`lsetxattr ${path} ${name} failed`);
 }
 
 export function getXattr(path: string, name: string): string | undefined {
+  const buf = Buffer.alloc(4096);
+  const n = Number(xattrLib().get(path, name, buf, buf.length));
+  return n < 0 ? undefined : buf.toString('utf8', 0, n);
+}
+
+/** Whether the tools the import tests build fixtures with are here (not in the QEMU guest). */
+export function fixtureToolsMissing(): string[] {
+  const missing = ['umoci', 'skopeo', 'python3', 'zstd', 'xz'].filter((t) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
   try {
-    return sh('python3', ['-c', 'import os,sys; sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).decode())', path, name]);
+    if (!execFileSync('tar', ['--version'], { encoding: 'utf8' }).includes('GNU tar')) missing.push('GNU tar');
   } catch {
-    return undefined;
+    missing.push('GNU tar');
   }
+  return missing;
 }
 
 /** A small rootfs: static busybox, its shell link, and files with every kind of metadata. */
