@@ -100,21 +100,22 @@ export class ImageService {
   }
 
   /**
-   * Repair what a killed command left: an image still `saving` whose process is gone
-   * becomes `killed` (never active), and staging dirs of dead processes are removed.
+   * Repair what a killed command left: an image still `queued` or `saving` by a process
+   * that is gone becomes `killed` (never active), and staging dirs of dead processes are
+   * removed. Queued records nobody owns (Glance's, waiting for an upload) stay.
    */
   reconcile(): void {
     sweepTmp();
     const stale = this.store.db
       .prepare<{ id: string; task_owner_pid: number | null; task_owner_start: number | null }>(
-        "SELECT id, task_owner_pid, task_owner_start FROM images WHERE status = 'saving'",
+        "SELECT id, task_owner_pid, task_owner_start FROM images WHERE status IN ('queued', 'saving') AND task_owner_pid IS NOT NULL",
       )
       .all()
       .filter((r) => r.task_owner_pid !== null && readProcStart(r.task_owner_pid) !== r.task_owner_start);
     for (const r of stale) {
       this.store.tx(() => {
         const cur = this.repo.get(r.id);
-        if (cur?.status !== 'saving' || cur.taskOwnerPid !== r.task_owner_pid) return;
+        if ((cur?.status !== 'saving' && cur?.status !== 'queued') || cur.taskOwnerPid !== r.task_owner_pid) return;
         this.repo.setLayers(r.id, []);
         this.repo.update(r.id, { status: 'killed', taskOwnerPid: null, taskOwnerStart: null });
       });
@@ -183,7 +184,8 @@ export class ImageService {
   async importFile(file: string, req: CreateImageRequest, caller: ImageCaller, opts: ImportOptions = {}): Promise<ImageRecord> {
     if (!existsSync(file)) throw new NotFound(`no such file or directory: ${file}`);
     const img = this.createRecord(req, caller);
-    return this.importInto(img, file, opts, 'remove');
+    this.repo.update(img.id, { taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 });
+    return this.importInto(this.repo.get(img.id)!, file, opts, 'remove');
   }
 
   /**
@@ -220,6 +222,7 @@ export class ImageService {
     this.store.tx(() => {
       const cur = this.repo.get(id);
       if (cur?.status !== from) throw new Conflict(`image ${id} is ${cur?.status ?? 'gone'}`);
+      if (cur.taskOwnerPid !== null && cur.taskOwnerPid !== process.pid) throw new Conflict(`image ${id} is being saved by another command`);
       this.repo.update(id, { status: 'saving', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 });
     });
   }
@@ -506,6 +509,7 @@ export class ImageService {
     checkImageName(name);
     return this.repo.insert({
       id: randomUUID(), name, owner: caller.projectId, status: 'queued', visibility: 'private', diskFormat: 'raw', containerFormat: 'bare',
+      taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0,
       properties: {
         image_type: 'snapshot', instance_uuid: server.id, ...(base ? { base_image_ref: base.id, base_image_name: base.name } : {}),
         ...properties,

@@ -62,7 +62,7 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
       'echo base > /srv/opq/keep',
       'ln -s /srv/app/a /srv/app/sym && mkfifo /srv/app/fifo',
     ].join(' && '));
-    setXattr(join(await upper('src1'), 'srv/app/a'), 'user.novabox.snap', 'yes');
+    setXattr(join(await upper('src1'), 'srv/app/a'), 'trusted.novabox.snap', 'yes');
     const want = await exec('src1', STATE);
     expect(want).toContain('/srv/app/a-link');
     const r = await nb(['server', 'image', 'create', '--name', 'snap1', '--wait', 'src1', '-f', 'json']);
@@ -82,7 +82,7 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     // the layer dir is in overlay form: whiteouts are 0/0 devices, the xattr is there
     const layerDir = join(root, 'layers/sha256', layers[1].slice(7));
     expect(sh('stat', ['-c', '%F %t:%T', join(layerDir, 'etc/hosts')]).trim()).toBe('character special file 0:0');
-    expect(getXattr(join(layerDir, 'srv/app/a'), 'user.novabox.snap')).toBe('yes');
+    expect(getXattr(join(layerDir, 'srv/app/a'), 'trusted.novabox.snap')).toBe('yes');
     // the blob is an OCI layer: OCI whiteouts
     const blob = join(root, 'blobs/sha256', layers[1].slice(7));
     const names = sh('tar', ['-tf', blob]).split('\n');
