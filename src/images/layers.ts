@@ -29,7 +29,7 @@ import { randomBytesSync } from '../util/random.js';
 import { readProcStart } from '../runtime/proc.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
-import { TarValidator, normalizeName } from './tarstream.js';
+import { TarValidator, normalizeName, whiteoutTarget } from './tarstream.js';
 
 export const MEDIA_TAR = 'application/vnd.oci.image.layer.v1.tar';
 export const MEDIA_TAR_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
@@ -230,10 +230,6 @@ export interface ExtractOptions {
   /** expected digests (OCI manifests, docker archives): refused when they differ */
   expectDiffId?: string;
   expectBlobDigest?: string;
-  /** skip these top-level entries (LXC: metadata.yaml, templates/) — tar --exclude patterns */
-  exclude?: string[];
-  /** the archive's members live under this dir (LXC: rootfs) */
-  stripPrefix?: string;
   onBytes?: (n: number) => void;
 }
 
@@ -255,11 +251,6 @@ export async function extractLayer(input: Readable, compression: Compression, de
     const validator = new TarValidator({ trusted: opts.trusted });
     const args = ['-x', '-f', '-', '-C', dest, '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*',
       '--no-overwrite-dir', '--warning=no-timestamp', '--warning=no-unknown-keyword'];
-    if (opts.stripPrefix) {
-      args.push(`--strip-components=1`, '--wildcards', '--no-wildcards-match-slash', '--anchored');
-    }
-    for (const e of opts.exclude ?? []) args.push(`--exclude=${e}`);
-    if (opts.stripPrefix) args.push(`${opts.stripPrefix}/*`, `./${opts.stripPrefix}/*`);
     tar = spawn('tar', args, { stdio: ['pipe', 'ignore', 'pipe'] });
     let tarErr = '';
     tar.stderr!.on('data', (d) => (tarErr += d));
@@ -307,7 +298,7 @@ export async function extractLayer(input: Readable, compression: Compression, de
     if (opts.expectBlobDigest && keepRaw && opts.expectBlobDigest !== blobDigest) {
       throw new BadRequest(`blob digest mismatch: the manifest says ${opts.expectBlobDigest}, the data is ${blobDigest}`);
     }
-    applyWhiteouts(dest, validator.checker.whiteouts, validator.checker.opaques, opts.stripPrefix);
+    applyWhiteouts(dest, validator.checker.whiteouts, validator.checker.opaques);
     return {
       diffId,
       blob: {
@@ -336,27 +327,17 @@ function checkedPath(root: string, rel: string): string {
   return join(p, parts[parts.length - 1] ?? '');
 }
 
-function strip(name: string, prefix?: string): string | undefined {
-  const n = normalizeName(name);
-  if (!prefix) return n;
-  if (n === prefix) return '';
-  return n.startsWith(`${prefix}/`) ? n.slice(prefix.length + 1) : undefined;
-}
-
-export function applyWhiteouts(root: string, whiteouts: string[], opaques: string[], prefix?: string): void {
+export function applyWhiteouts(root: string, whiteouts: string[], opaques: string[]): void {
   for (const o of opaques) {
-    const rel = strip(o, prefix);
-    if (rel === undefined) continue;
+    const rel = normalizeName(o);
     const dir = rel ? checkedPath(root, `${rel}/x`).slice(0, -2) : root;
     unlinkSync(join(dir, '.wh..wh..opq'));
     native.layerSetOpaque(dir);
   }
   for (const w of whiteouts) {
-    const rel = strip(w, prefix);
-    if (rel === undefined) continue;
+    const rel = normalizeName(w);
     const marker = checkedPath(root, rel);
-    const slash = marker.lastIndexOf('/');
-    const target = join(marker.slice(0, slash), marker.slice(slash + 1 + 4));
+    const target = join(root, (whiteoutTarget(rel) as { hides: string }).hides);
     try {
       unlinkSync(marker);
     } catch {

@@ -101,6 +101,21 @@ export function unsafePath(name: string): string | undefined {
   return undefined;
 }
 
+/**
+ * What an OCI whiteout entry means for the overlay form of a layer: `.wh..wh..opq` marks
+ * its directory opaque; `.wh.NAME` hides NAME of the layers below (a 0/0 char device
+ * NAME in overlayfs). The reverse of what native-bindings/src/layer.c writes.
+ */
+export function whiteoutTarget(name: string): { opaqueDir: string } | { hides: string } | undefined {
+  const n = normalizeName(name);
+  const slash = n.lastIndexOf('/');
+  const dir = slash < 0 ? '' : n.slice(0, slash);
+  const base = n.slice(slash + 1);
+  if (base === '.wh..wh..opq') return { opaqueDir: dir };
+  if (base.startsWith('.wh.') && base.length > 4) return { hides: dir ? `${dir}/${base.slice(4)}` : base.slice(4) };
+  return undefined;
+}
+
 export interface CheckOptions {
   /** device nodes allowed (other than the 0/0 whiteout) */
   trusted: boolean;
@@ -154,11 +169,11 @@ export class EntryChecker {
     if (e.type === '2') this.symlinks.add(name);
     else this.symlinks.delete(name);
     this.seen.add(name);
-    const base = parts[parts.length - 1] ?? '';
-    if (base.startsWith('.wh.')) {
+    const wh = whiteoutTarget(name);
+    if (wh || (parts[parts.length - 1] ?? '').startsWith('.wh.')) {
       if (e.type !== '0' && e.type !== '\0' && e.type !== '7') bad('whiteout that is not a regular file');
-      if (base === '.wh..wh..opq') this.opaques.push(parts.slice(0, -1).join('/'));
-      else if (base.length > 4) this.whiteouts.push(name);
+      if (wh && 'opaqueDir' in wh) this.opaques.push(wh.opaqueDir);
+      else if (wh) this.whiteouts.push(name);
     }
   }
 }

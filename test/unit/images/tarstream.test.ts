@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { EntryChecker, TarValidator, normalizeName, parseHeader, parsePax, unsafePath, type TarEntry } from '../../../src/images/tarstream.js';
+import { EntryChecker, TarValidator, normalizeName, parseHeader, parsePax, unsafePath, whiteoutTarget, type TarEntry } from '../../../src/images/tarstream.js';
 import { fileHeader } from '../../../src/images/archive.js';
 
 function header(name: string, type: string, opts: { linkname?: string; size?: number; major?: number; minor?: number } = {}): Buffer {
@@ -163,5 +163,17 @@ describe('TarValidator edge cases', () => {
     expect(r.err).toBeUndefined();
     expect(r.out.length).toBe(tar.length + 1024);
     expect(r.v.checker.whiteouts).toEqual(['srv/.wh.f']);
+  });
+});
+
+describe('whiteout conversion (OCI -> overlay)', () => {
+  it('maps .wh.NAME to the hidden path and .wh..wh..opq to an opaque dir', () => {
+    expect(whiteoutTarget('./etc/.wh.hosts')).toEqual({ hides: 'etc/hosts' });
+    expect(whiteoutTarget('.wh.var')).toEqual({ hides: 'var' });
+    expect(whiteoutTarget('usr/lib/.wh..wh..opq')).toEqual({ opaqueDir: 'usr/lib' });
+    expect(whiteoutTarget('.wh..wh..opq')).toEqual({ opaqueDir: '' });
+    expect(whiteoutTarget('etc/hosts')).toBeUndefined();
+    expect(whiteoutTarget('etc/.wh.')).toBeUndefined();
+    expect(whiteoutTarget('etc/x.wh.y')).toBeUndefined();
   });
 });
