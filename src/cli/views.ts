@@ -2,6 +2,7 @@
 import type { Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
 import { statusOf } from '../compute/states.js';
+import { networksColumn, type NovaAddress } from '../compute/addresses.js';
 
 /** As the openstack client prints OS-EXT-STS:power_state. */
 const POWER_STATE_NAMES: Record<number, string> = {
@@ -12,7 +13,7 @@ function props(m: Record<string, string>): string {
   return Object.entries(m).map(([k, v]) => `${k}='${v}'`).join(', ');
 }
 
-export function serverRow(s: Server, flavors: Map<string, Flavor>): Record<string, unknown> {
+export function serverRow(s: Server, flavors: Map<string, Flavor>, addresses: Record<string, NovaAddress[]> = {}): Record<string, unknown> {
   const f = flavors.get(s.flavorId);
   return {
     ID: s.id,
@@ -20,7 +21,7 @@ export function serverRow(s: Server, flavors: Map<string, Flavor>): Record<strin
     Status: statusOf(s.vmState, s.taskState),
     'Task State': s.taskState,
     'Power State': POWER_STATE_NAMES[s.powerState] ?? String(s.powerState),
-    Networks: '',
+    Networks: networksColumn(addresses),
     Image: s.imageName,
     'Image Name': s.imageName,
     'Image ID': s.imageRef,
@@ -39,7 +40,9 @@ export const SERVER_LIST_LONG_COLUMNS = [
   'Flavor ID', 'Availability Zone', 'Host', 'Properties',
 ];
 
-export function serverShow(s: Server, f: Flavor | undefined, pid: number | null): Record<string, unknown> {
+export function serverShow(
+  s: Server, f: Flavor | undefined, pid: number | null, addresses: Record<string, NovaAddress[]> = {},
+): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',
     'OS-EXT-AZ:availability_zone': 'nova',
@@ -52,7 +55,7 @@ export function serverShow(s: Server, f: Flavor | undefined, pid: number | null)
     'OS-SRV-USG:terminated_at': s.terminatedAt,
     accessIPv4: s.accessIpv4,
     accessIPv6: s.accessIpv6,
-    addresses: {},
+    addresses,
     config_drive: '',
     created: s.createdAt,
     flavor: f ? `${f.name} (${f.id})` : s.flavorId,

@@ -15,6 +15,7 @@ import { stateRoot } from '../util/paths.js';
 import { sleepSync } from '../util/fs.js';
 import { ActionRepo } from './actions.js';
 import { FlavorRepo } from './flavors.js';
+import { LeaseRepo } from './leases.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -25,6 +26,7 @@ export interface Store {
   readonly flavors: FlavorRepo;
   readonly servers: ServerRepo;
   readonly actions: ActionRepo;
+  readonly leases: LeaseRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -89,6 +91,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
       flavors: new FlavorRepo(db, tx),
       servers: new ServerRepo(db, tx),
       actions: new ActionRepo(db, tx),
+      leases: new LeaseRepo(db, tx),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),

@@ -4,7 +4,8 @@ import { isConstraint, statementCache, type Database, type Tx } from './sqlite.j
 import { nowIso, toStoredTime } from './time.js';
 import type { ServerFacts as RuntimeFacts } from '../runtime/server.js';
 
-export type NetworkMode = 'none' | 'host';
+import type { NetworkMode } from '../runtime/network/config.js';
+export type { NetworkMode };
 
 export interface Fault {
   code: number;

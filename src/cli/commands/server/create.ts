@@ -14,7 +14,11 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     .requiredOption('--flavor <flavor>', 'flavor name or id (novabox flavor list)')
     .option('--property <key=value>', 'metadata property (repeatable)', collect, [])
     .option('--key-name <name>', 'keypair to record with the server')
-    .addOption(new Option('--network <mode>', 'network mode').choices(['none', 'host']).default('none'))
+    .addOption(
+      new Option('--network <network>', 'novabox: the bridge network, a fixed address (novabox network show); none: only lo; host: the host\'s')
+        .choices(['novabox', 'none', 'host'])
+        .default('novabox'),
+    )
     .option('--min <count>', 'create at least this many servers', positiveInt('--min'))
     .option('--max <count>', 'create at most this many servers', positiveInt('--max'))
     .option('--quiet', 'print only the ids of the new servers');
@@ -35,7 +39,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       ctx.stdout(servers.map((s) => s.id + '\n').join(''));
     } else if (servers.length === 1) {
       const s = servers[0];
-      ctx.stdout(formatShow(serverShow(s, compute.store.flavors.get(s.flavorId), compute.facts(s.id)?.initPid ?? null), out));
+      ctx.stdout(formatShow(serverShow(s, compute.store.flavors.get(s.flavorId), compute.facts(s.id)?.initPid ?? null, compute.addresses(s)), out));
     } else {
       ctx.stdout(formatList(['ID', 'Name', 'Status'], servers.map((s) => ({ ID: s.id, Name: s.name, Status: s.vmState === 'error' ? 'ERROR' : 'ACTIVE' })), out));
     }

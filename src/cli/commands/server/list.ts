@@ -27,7 +27,8 @@ export function registerList(server: Command, ctx: CliContext): void {
       return;
     }
     const flavors = new Map(compute.store.flavors.list({ includePrivate: true }).map((f) => [f.id, f]));
-    ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors)), outputOptionsFrom(o)));
+    const addresses = compute.addressesOfMany(rows);
+    ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors, addresses.get(s.id))), outputOptionsFrom(o)));
   });
 
   const show = server.command('show').description('show one server').argument('<server>', 'name or id').option('--quiet', 'print only its id');
@@ -45,6 +46,6 @@ export function registerList(server: Command, ctx: CliContext): void {
     } catch {
       flavor = undefined;
     }
-    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null), outputOptionsFrom(o)));
+    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null, compute.addresses(s)), outputOptionsFrom(o)));
   });
 }
