@@ -19,6 +19,9 @@ import { rmTree } from '../util/rmtree.js';
 import type { ImageConfig } from '../images/store.js';
 import { readProcStart, bootId } from './proc.js';
 import { resolveUser } from './user.js';
+import type { NetworkMode } from './network/config.js';
+import type { Attachment } from './network/bridge.js';
+import { etcPaths } from './network/etc-files.js';
 
 export interface RunRequest {
   /** image name, or undefined with rootfsDir */
@@ -36,7 +39,7 @@ export interface RunRequest {
   user?: string;
   interactive: boolean;
   tty: boolean;
-  network: 'none' | 'host';
+  network: NetworkMode;
   readOnly: boolean;
   remove: boolean;
   /** -v SRC:DST[:ro|:rw] */
@@ -88,6 +91,8 @@ export interface Prepared {
   spec: ContainerSpec;
   plan: LaunchPlan;
   limits: CgroupLimits;
+  /** bridge network: the lease as a veth to make before GO, and how to give it back */
+  network?: { attachment: Attachment; release: () => void };
 }
 
 /** `-v SRC:DST[:ro|:rw]`: an existing absolute host path onto an absolute container path. */
@@ -159,7 +164,8 @@ export function prepare(
       args: command, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
       tty: req.tty ? terminalSize() : false,
     },
-    network: req.network,
+    network: req.network === 'novabox' ? 'bridge' : req.network,
+    etcFiles: req.network === 'novabox' ? etcPaths(d.dir) : undefined,
     cgroups: layout,
     capabilities: DEFAULT_CAPABILITIES,
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),

@@ -48,6 +48,9 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
   trace('image resolved');
   const layout = detectCgroups();
   trace('cgroups detected');
+  // The bridge network needs the state database (leases); `--network none|host` never opens it.
+  const network = o.network === 'novabox' && !o.dryRun ? (await ctx.compute()).network : undefined;
+  network?.check();
   const prepared = prepare({ ...o, memoryBytes, cpuQuota }, image, layout);
   trace('planned');
   if (o.dryRun) {
@@ -69,8 +72,13 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
     );
     return 0;
   }
-  gcStale(cgroupDriver(layout));
+  for (const stale of gcStale(cgroupDriver(layout))) network?.release(stale.id);
   trace('gc done');
+  if (network) {
+    const id = prepared.state.id;
+    prepared.network = { attachment: network.attachmentFor('container', id), release: () => network.release(id) };
+    trace('address leased');
+  }
   return runForeground(prepared, cgroupDriver(layout), {
     interactive: o.interactive,
     stderr: (line) => ctx.stderr(line + '\n'),

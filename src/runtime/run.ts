@@ -17,6 +17,9 @@ import {
 } from './container.js';
 import { bootId, readProcStart } from './proc.js';
 import { Reverter } from '../util/revert.js';
+import { attach, detach } from './network/bridge.js';
+import { writeEtcFiles } from './network/etc-files.js';
+import { formatIp } from './network/ipam.js';
 import { trace } from '../util/trace.js';
 
 const EV_EXEC = 2;
@@ -98,6 +101,11 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     });
     mkdirSync(dirs.work, { mode: 0o700 });
     mkdirSync(dirs.merged, { mode: 0o755 });
+    const net = p.network;
+    if (net) {
+      undo.add('address lease', net.release);
+      writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(net.attachment.address));
+    }
     trace('container dirs made');
 
     // On cgroup v2 the monitor clones the init straight into its cgroup, which must exist
@@ -135,6 +143,10 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     pidfd = native.pidfdOpen(sp.initPid);
     if (!placed) cgroup!.place(sp.initPid);
     trace('placed in cgroup');
+    if (net) {
+      attach(net.attachment, sp.initPid);
+      undo.add('veth', () => void detach(net.attachment.hostIf));
+    }
     Object.assign(state, {
       status: 'running',
       monitorPid: sp.monitorPid,

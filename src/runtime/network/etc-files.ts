@@ -47,11 +47,16 @@ function readOr(path: string): string {
   }
 }
 
+/** Where a container's files live: `dir/etc/...` (pure). */
+export function etcPaths(dir: string): EtcFiles {
+  const etc = join(dir, 'etc');
+  return { hosts: join(etc, 'hosts'), hostname: join(etc, 'hostname'), resolv: join(etc, 'resolv.conf') };
+}
+
 /** Write the three files under `dir/etc`; returns their host paths for the plan. */
 export function writeEtcFiles(dir: string, hostname: string, address: string): EtcFiles {
-  const etc = join(dir, 'etc');
-  mkdirSync(etc, { recursive: true, mode: 0o755 });
-  const files: EtcFiles = { hosts: join(etc, 'hosts'), hostname: join(etc, 'hostname'), resolv: join(etc, 'resolv.conf') };
+  const files = etcPaths(dir);
+  mkdirSync(join(dir, 'etc'), { recursive: true, mode: 0o755 });
   writeFileAtomic(files.hosts, hostsText(hostname, address), 0o644, false);
   writeFileAtomic(files.hostname, hostname + '\n', 0o644, false);
   writeFileAtomic(files.resolv, resolvText(readOr('/etc/resolv.conf'), readOr('/run/systemd/resolve/resolv.conf')), 0o644, false);
