@@ -90,7 +90,10 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
 
+  const net = p.network;
   try {
+    // The lease was taken before we were called: give it back on every path.
+    if (net) undo.add('address lease', net.release);
     reserveName(state.name, state.id);
     undo.add('name', () => {
       if (!keep) releaseName(state.name, state.id);
@@ -101,11 +104,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     });
     mkdirSync(dirs.work, { mode: 0o700 });
     mkdirSync(dirs.merged, { mode: 0o755 });
-    const net = p.network;
-    if (net) {
-      undo.add('address lease', net.release);
-      writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(net.attachment.address));
-    }
+    if (net) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(net.attachment.address));
     trace('container dirs made');
 
     // On cgroup v2 the monitor clones the init straight into its cgroup, which must exist
