@@ -40,8 +40,16 @@ export const SERVER_LIST_LONG_COLUMNS = [
   'Flavor ID', 'Availability Zone', 'Host', 'Properties',
 ];
 
+/**
+ * `addresses` as the openstack client prints it: Nova's structure for json and yaml
+ * (machine readable), `novabox=10.89.0.2` in a table, value or shell output.
+ */
+export function addressesField(addresses: Record<string, NovaAddress[]>, format: string): Record<string, NovaAddress[]> | string {
+  return format === 'json' || format === 'yaml' ? addresses : networksColumn(addresses);
+}
+
 export function serverShow(
-  s: Server, f: Flavor | undefined, pid: number | null, addresses: Record<string, NovaAddress[]> = {},
+  s: Server, f: Flavor | undefined, pid: number | null, addresses: Record<string, NovaAddress[]> | string = {},
 ): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',

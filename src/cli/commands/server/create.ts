@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { BadRequest } from '../../../errors.js';
 import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
-import { serverShow } from '../../views.js';
+import { serverShow, addressesField } from '../../views.js';
 import { collect, keyValues, positiveInt, waitOption } from './common.js';
 
 export function registerCreate(server: Command, ctx: CliContext): void {
@@ -39,7 +39,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       ctx.stdout(servers.map((s) => s.id + '\n').join(''));
     } else if (servers.length === 1) {
       const s = servers[0];
-      ctx.stdout(formatShow(serverShow(s, compute.store.flavors.get(s.flavorId), compute.facts(s.id)?.initPid ?? null, compute.addresses(s)), out));
+      ctx.stdout(formatShow(serverShow(s, compute.store.flavors.get(s.flavorId), compute.facts(s.id)?.initPid ?? null, addressesField(compute.addresses(s), out.format)), out));
     } else {
       ctx.stdout(formatList(['ID', 'Name', 'Status'], servers.map((s) => ({ ID: s.id, Name: s.name, Status: s.vmState === 'error' ? 'ERROR' : 'ACTIVE' })), out));
     }

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
-import { SERVER_LIST_COLUMNS, SERVER_LIST_LONG_COLUMNS, serverRow, serverShow } from '../../views.js';
+import { SERVER_LIST_COLUMNS, SERVER_LIST_LONG_COLUMNS, serverRow, serverShow, addressesField } from '../../views.js';
 import { positiveInt } from './common.js';
 
 export function registerList(server: Command, ctx: CliContext): void {
@@ -46,6 +46,7 @@ export function registerList(server: Command, ctx: CliContext): void {
     } catch {
       flavor = undefined;
     }
-    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null, compute.addresses(s)), outputOptionsFrom(o)));
+    const out = outputOptionsFrom(o);
+    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null, addressesField(compute.addresses(s), out.format)), out));
   });
 }
