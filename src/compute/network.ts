@@ -67,6 +67,9 @@ export class NetworkService {
   /** The owner's lease (kept across stop/start), allocated on first use; inside a caller's transaction or its own. */
   allocate(kind: Lease['ownerKind'], ownerId: string): Lease {
     const subnet = this.subnet();
+    // The usual case (a start): the lease exists; a plain read takes no write lock.
+    const kept = this.store.leases.get(this.name, ownerId);
+    if (kept && contains(subnet, parseIp(kept.address) ?? 0)) return kept;
     return this.store.tx(() => {
       const have = this.store.leases.get(this.name, ownerId);
       // A lease from before the subnet was reconfigured cannot be used any more.

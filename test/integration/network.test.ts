@@ -60,13 +60,13 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
   });
   afterEach(async () => {
     const list = await nb(['server', 'list', '-f', 'json']);
-    for (const s of JSON.parse(list.stdout || '[]') as { ID: string }[]) await nb(['server', 'delete', '--force', s.ID]);
+    await Promise.all((JSON.parse(list.stdout || '[]') as { ID: string }[]).map((s) => nb(['server', 'delete', '--force', s.ID], { timeoutMs: 60_000 })));
     const after = census(root);
     const noServerFiles = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(noServerFiles(after)).toEqual(noServerFiles(before));
     expect(after.veths).toEqual([]);
     expect(after.leases).toEqual([]);
-  });
+  }, 120_000);
 
   it('servers get addresses in Nova\'s format, reach each other and the host reaches them', async () => {
     const a = await create('web1');
@@ -171,7 +171,7 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     const live = vethsOf(bridge);
     expect(live).toHaveLength(1);
     expect(spawnSync('ip', ['link', 'add', 'nbv0000deadbeef', 'type', 'veth', 'peer', 'name', 'nbx0000deadbeef']).status).toBe(0);
-    spawnSync('ip', ['link', 'set', 'nbv0000deadbeef', 'alias', `novabox ${bridge} 0000dead-beef-0000-0000-000000000000`]);
+    writeFileSync('/sys/class/net/nbv0000deadbeef/ifalias', `novabox ${bridge} 0000dead-beef-0000-0000-000000000000\n`);
     const dry = await nb(['doctor', '--dry-run', '-f', 'json']);
     expect(JSON.parse(dry.stdout)).toEqual([expect.objectContaining({ Kind: 'veth', Name: 'nbv0000deadbeef', Fixed: false })]);
     const fix = await nb(['doctor', '-f', 'json']);
