@@ -231,6 +231,12 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
       expect(r.stderr).toContain('hint: set another "network.subnet"');
       expect(JSON.parse((await runCli(['server', 'list', '-f', 'json'], { root })).stdout)).toEqual([]);
       expect(existsSync(`/sys/class/net/${bridge}`)).toBe(false);
+      // A config that does not parse: one line naming the file and the key, exit 2, nothing made.
+      writeFileSync(`${root}/config.json`, JSON.stringify({ network: { bridge, subnet: '10.1.2.3/24' } }));
+      const bad = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'x'], { root });
+      expect(bad.exitCode).toBe(2);
+      expect(bad.stderr).toBe(`novabox: invalid ${root}/config.json: "network.subnet": invalid subnet "10.1.2.3/24": host bits are set (did you mean 10.1.2.0/24?)\n`);
+      expect(JSON.parse((await runCli(['server', 'list', '-f', 'json'], { root })).stdout)).toEqual([]);
     } finally {
       remove();
     }
