@@ -244,12 +244,15 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
 
   it.skipIf(!hasNft)('NAT: novabox\'s own nftables table while configured, removed with the network; nothing sent out', async () => {
     const { root, remove, bridge } = tempRoot('nbx-netnat-', { nat: true });
+    // NAT turns on net.ipv4.ip_forward, as it must; the test puts the host back as it was.
+    const forward = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
     try {
       const c = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'natted', '-f', 'json'], { root });
       expect(c.exitCode, c.stderr).toBe(0);
       const tables = nftTablesOf(bridge);
       expect(tables).toHaveLength(1);
       const ruleset = spawnSync('nft', ['list', 'table', 'ip', tables[0].split(' ').at(-1)!], { encoding: 'utf8' }).stdout;
+      expect(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe('1');
       expect(ruleset).toMatch(/type nat hook postrouting priority srcnat/);
       expect(ruleset).toMatch(/masquerade/);
       const busy = await runCli(['network', 'delete'], { root });
@@ -267,6 +270,7 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
       expect(nftTablesOf(bridge)).toEqual([]);
     } finally {
       remove();
+      writeFileSync('/proc/sys/net/ipv4/ip_forward', forward);
     }
   });
 });
