@@ -2,7 +2,7 @@
  * The bridge network as compute sees it: its settings (config file + the subnet chosen
  * on first use), leases in the store, and the attachment the runtime turns into a veth.
  */
-import { Conflict } from '../errors.js';
+import { BadRequest, Conflict } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { Lease } from '../store/leases.js';
 import {
@@ -10,7 +10,7 @@ import {
 } from '../runtime/network/bridge.js';
 import { readNetworkConfig, type NetworkConfig } from '../runtime/network/config.js';
 import {
-  chooseDefaultSubnet, contains, formatIp, parseIp, formatSubnet, gatewayOf, capacity, parseProcRoutes, parseSubnet, type Subnet,
+  broadcastOf, chooseDefaultSubnet, contains, formatIp, parseIp, formatSubnet, gatewayOf, capacity, parseProcRoutes, parseSubnet, type Subnet,
 } from '../runtime/network/ipam.js';
 import { hostIfName, vethAlias } from '../runtime/network/names.js';
 import { readFileSync } from 'node:fs';
@@ -65,8 +65,9 @@ export class NetworkService {
   }
 
   /** The owner's lease (kept across stop/start), allocated on first use; inside a caller's transaction or its own. */
-  allocate(kind: Lease['ownerKind'], ownerId: string): Lease {
+  allocate(kind: Lease['ownerKind'], ownerId: string, fixedIp?: string): Lease {
     const subnet = this.subnet();
+    const wanted = fixedIp === undefined ? undefined : this.checkFixedIp(fixedIp);
     // The usual case (a start): the lease exists; a plain read takes no write lock.
     const kept = this.store.leases.get(this.name, ownerId);
     if (kept && contains(subnet, parseIp(kept.address) ?? 0)) return kept;
@@ -74,8 +75,20 @@ export class NetworkService {
       const have = this.store.leases.get(this.name, ownerId);
       // A lease from before the subnet was reconfigured cannot be used any more.
       if (have && !contains(subnet, parseIp(have.address) ?? 0)) this.store.leases.release(ownerId);
-      return this.store.leases.allocate(this.name, subnet, kind, ownerId);
+      return this.store.leases.allocate(this.name, subnet, kind, ownerId, wanted);
     });
+  }
+
+  /** A fixed IP the user asked for: an address of the subnet that is not the network, gateway or broadcast. */
+  checkFixedIp(addr: string): number {
+    const subnet = this.subnet();
+    const n = parseIp(addr);
+    if (n === undefined) throw new BadRequest(`invalid fixed IP ${JSON.stringify(addr)}: expected an IPv4 address`);
+    if (!contains(subnet, n)) throw new BadRequest(`fixed IP ${addr} is not in the subnet ${formatSubnet(subnet)} of network ${this.name}`);
+    if (n === subnet.base || n === gatewayOf(subnet) || n === broadcastOf(subnet)) {
+      throw new BadRequest(`fixed IP ${addr} is the network, gateway or broadcast address of ${formatSubnet(subnet)}`);
+    }
+    return n;
   }
 
   attachment(lease: Lease): Attachment {

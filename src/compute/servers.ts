@@ -36,6 +36,8 @@ export interface CreateServerRequest {
   keyName?: string;
   /** default: the bridge network ('novabox') */
   network?: NetworkMode;
+  /** Nova's v4-fixed-ip: this address on the bridge network (one server only) */
+  fixedIp?: string;
   /** Nova's min_count/max_count: NAME-1 … NAME-N */
   count?: number;
 }
@@ -251,6 +253,11 @@ export class ComputeService {
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
     const network = req.network ?? 'novabox';
     if (network === 'novabox') this.network.check();
+    if (req.fixedIp !== undefined) {
+      if (network !== 'novabox') throw new BadRequest(`a fixed IP needs the bridge network "${this.network.name}", not --network ${network}`);
+      if (count !== 1) throw new BadRequest('a fixed IP can be given to one server only, not with --min/--max');
+      this.network.checkFixedIp(req.fixedIp);
+    }
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
     const now = nowIso();
     const rows: Server[] = this.store.tx(() =>
@@ -266,7 +273,7 @@ export class ComputeService {
           ...this.owner(),
         };
         const row = this.store.servers.insert(s);
-        if (network === 'novabox') this.network.allocate('server', s.id);
+        if (network === 'novabox') this.network.allocate('server', s.id, req.fixedIp);
         this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
         return row;
       }),

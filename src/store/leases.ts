@@ -27,8 +27,11 @@ export class LeaseRepo {
     this.sql = statementCache(db);
   }
 
-  /** The owner's lease on the network, allocating the lowest free address if it has none. */
-  allocate(network: string, subnet: Subnet, ownerKind: Lease['ownerKind'], ownerId: string): Lease {
+  /**
+   * The owner's lease on the network, allocating if it has none: `wanted` (a fixed IP the
+   * user asked for, already checked to be a host address of the subnet) or the lowest free.
+   */
+  allocate(network: string, subnet: Subnet, ownerKind: Lease['ownerKind'], ownerId: string, wanted?: number): Lease {
     return this.tx(() => {
       const have = this.get(network, ownerId);
       if (have) return have;
@@ -36,7 +39,10 @@ export class LeaseRepo {
         .all(network)
         .map((r) => parseIp(r.address))
         .filter((a): a is number => a !== undefined);
-      const addr = pickAddress(subnet, used);
+      if (wanted !== undefined && used.includes(wanted)) {
+        throw new Conflict(`Fixed IP address ${formatIp(wanted)} is already in use on network ${network}`);
+      }
+      const addr = wanted ?? pickAddress(subnet, used);
       if (addr === undefined) {
         throw new Conflict(`no free address left in ${formatSubnet(subnet)} of network ${network}`, {
           hint: 'delete servers, or configure a larger "network.subnet"',

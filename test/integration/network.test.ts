@@ -140,6 +140,25 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect(hostPing(addr)).toBe(true);
   });
 
+  it('a fixed IP on request (--nic v4-fixed-ip), refused when taken or outside the subnet; --ip filters the list', async () => {
+    const fixed = subnet.replace(/0\/24$/, '77');
+    const a = await create('fixed', ['--nic', `net-id=novabox,v4-fixed-ip=${fixed}`]);
+    expect(a.addresses.novabox[0].addr).toBe(fixed);
+    expect(hostPing(fixed)).toBe(true);
+    const taken = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--nic', `net-id=novabox,v4-fixed-ip=${fixed}`, 'again']);
+    expect(taken.exitCode).toBe(4);
+    expect(taken.stderr).toBe(`novabox: Fixed IP address ${fixed} is already in use on network novabox\n`);
+    const outside = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--nic', 'net-id=novabox,v4-fixed-ip=192.0.2.200', 'out']);
+    expect(outside.exitCode).toBe(2);
+    expect(outside.stderr).toMatch(/is not in the subnet/);
+    const gw = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--nic', `net-id=novabox,v4-fixed-ip=${subnet.replace(/0\/24$/, '1')}`, 'gw']);
+    expect(gw.exitCode).toBe(2);
+    await create('other');
+    const byIp = JSON.parse((await nb(['server', 'list', '--ip', `\\.77$`, '-f', 'json'])).stdout) as { Name: string }[];
+    expect(byIp.map((s) => s.Name)).toEqual(['fixed']);
+    expect(JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout)).toHaveLength(2); // nothing made by the refusals
+  });
+
   it('30 concurrent creates (30 CLI processes) get 30 distinct addresses; 30 deletes release them all', async () => {
     const creates = await Promise.all(
       Array.from({ length: 30 }, (_, i) => nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', `c${i}`, '-f', 'json'], { timeoutMs: 60_000 })),

@@ -12,6 +12,7 @@ export function registerList(server: Command, ctx: CliContext): void {
     .option('--quiet', 'ids only')
     .option('--status <status>', 'only servers in this status (ACTIVE, SHUTOFF, PAUSED, ERROR, ...)')
     .option('--name <regex>', 'only servers whose name matches this regular expression')
+    .option('--ip <regex>', 'only servers with a fixed address matching this regular expression')
     .option('--limit <n>', 'at most this many', positiveInt('--limit'))
     .option('--marker <id>', 'start after the server with this id')
     .option('--changes-since <time>', 'only servers changed since this ISO time');
@@ -19,7 +20,7 @@ export function registerList(server: Command, ctx: CliContext): void {
   list.action(async (o) => {
     const compute = await ctx.compute();
     const rows = compute.list(
-      { status: o.status?.toUpperCase(), name: o.name, limit: o.limit, marker: o.marker, changesSince: o.changesSince },
+      { status: o.status?.toUpperCase(), name: o.name, ip: o.ip, limit: o.limit, marker: o.marker, changesSince: o.changesSince },
       compute.localCaller(),
     );
     if (o.quiet) {
