@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseSubnet } from '../../../src/runtime/network/ipam.js';
 import { novaAddresses, networksColumn } from '../../../src/compute/addresses.js';
-import { useTempDirs } from './temp-store.js';
+import { newServer, useTempDirs } from './temp-store.js';
 
 const t = useTempDirs();
 
@@ -41,5 +41,18 @@ describe('address leases', () => {
     expect(Object.keys(view.novabox[0])).toEqual(['addr', 'version', 'OS-EXT-IPS:type', 'OS-EXT-IPS-MAC:mac_addr']);
     expect(networksColumn(view)).toBe('novabox=10.9.9.2');
     expect(networksColumn({})).toBe('');
+  });
+
+  it('a wanted address is taken if free, refused if leased; the ip filter of server list follows leases', () => {
+    const s = t.open();
+    expect(s.leases.allocate('novabox', net, 'server', 'a', (10 << 24 | 9 << 16 | 9 << 8 | 5) >>> 0).address).toBe('10.9.9.5');
+    expect(() => s.leases.allocate('novabox', net, 'server', 'b', (10 << 24 | 9 << 16 | 9 << 8 | 5) >>> 0)).toThrow(/10\.9\.9\.5 is already in use/);
+    const x = s.servers.insert(newServer());
+    const y = s.servers.insert(newServer());
+    s.leases.allocate('novabox', net, 'server', x.id);
+    expect(s.servers.list({ ip: '^10\\.9\\.9\\.2$' }).map((r) => r.id)).toEqual([x.id]);
+    expect(s.servers.list({ ip: '10\\.9' }).map((r) => r.id)).toEqual([x.id]);
+    expect(s.servers.list({}).map((r) => r.id).sort()).toEqual([x.id, y.id].sort());
+    expect(() => s.servers.list({ ip: '(' })).toThrow(/invalid ip filter/);
   });
 });
