@@ -2,18 +2,18 @@
  * The bridge network as compute sees it: its settings (config file + the subnet chosen
  * on first use), leases in the store, and the attachment the runtime turns into a veth.
  */
+import { readFileSync } from 'node:fs';
 import { BadRequest, Conflict } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { Lease } from '../store/leases.js';
 import {
-  checkClash, detach, linkExists, listHostVeths, natPresent, removeBridge, syncNat, type Attachment, type BridgeSpec,
+  checkClash, detach, linkExists, listHostVeths, natPresent, removeBridge, type Attachment, type BridgeSpec,
 } from '../runtime/network/bridge.js';
 import { readNetworkConfig, type NetworkConfig } from '../runtime/network/config.js';
 import {
   broadcastOf, chooseDefaultSubnet, contains, formatIp, parseIp, formatSubnet, gatewayOf, capacity, parseProcRoutes, parseSubnet, type Subnet,
 } from '../runtime/network/ipam.js';
 import { hostIfName, vethAlias } from '../runtime/network/names.js';
-import { readFileSync } from 'node:fs';
 
 const SUBNET_SETTING = 'network.subnet';
 
@@ -147,12 +147,6 @@ export class NetworkService {
     };
   }
 
-  /** Make the bridge and NAT match the config now. */
-  sync(): void {
-    const spec = this.spec();
-    syncNat(spec);
-  }
-
   /** `network delete`: the bridge and its NAT table; refused while leases are in use. */
   deleteBridge(): boolean {
     const leases = this.store.leases.list(this.name);
@@ -165,5 +159,4 @@ export class NetworkService {
   hostVeths() {
     return listHostVeths().filter((v) => v.bridge === this.config.bridge || v.master === this.config.bridge);
   }
-
 }
