@@ -4,8 +4,7 @@
  * hide: host veths `nbv…` whose ifalias names this state root's bridge, leases whose
  * owner is gone, and an nftables table that disagrees with the config.
  */
-import { existsSync } from 'node:fs';
-import { containerDirs, isAlive, readState } from '../runtime/container.js';
+import { isContainerLive } from '../runtime/container.js';
 import { isRunning } from '../runtime/server.js';
 import { detach, natPresent, syncNat } from '../runtime/network/bridge.js';
 import type { ComputeService } from './servers.js';
@@ -39,12 +38,7 @@ export function doctor(compute: ComputeService, opts: { dryRun?: boolean } = {})
     const s = store.servers.get(id);
     return Boolean(s && (s.taskState !== null || isRunning(store.servers.getRuntime(id))));
   };
-  const containerRunning = (id: string) => {
-    const s = readState(id);
-    if (s?.status === 'created' && Date.now() - Date.parse(s.created) < 60_000) return true; // being set up
-    if (!s && existsSync(containerDirs(id).dir)) return true; // its CLI has not written the record yet
-    return Boolean(s && s.status === 'running' && isAlive(s.monitorPid, s.monitorStart, s.bootId));
-  };
+  const containerRunning = isContainerLive;
   const serverExists = (id: string) => store.servers.get(id) !== undefined;
 
   for (const v of net.hostVeths()) {

@@ -119,6 +119,19 @@ export class NetworkService {
     this.store.leases.release(ownerId);
   }
 
+  /**
+   * Give back the leases of owners of one kind that are gone (a `run` whose CLI was
+   * killed). A `run` takes its lease only once its directory exists, which isLive
+   * counts as alive while it is being set up.
+   */
+  releaseGone(kind: Lease['ownerKind'], isLive: (ownerId: string) => boolean): number {
+    let n = 0;
+    for (const l of this.store.leases.list(this.name)) {
+      if (l.ownerKind === kind && !isLive(l.ownerId)) n += this.store.leases.release(l.ownerId);
+    }
+    return n;
+  }
+
   leasesOf(ownerId: string): Lease[] {
     return this.store.leases.ofOwner(ownerId);
   }

@@ -91,8 +91,11 @@ export interface Prepared {
   spec: ContainerSpec;
   plan: LaunchPlan;
   limits: CgroupLimits;
-  /** bridge network: the lease as a veth to make before GO, and how to give it back */
-  network?: { attachment: Attachment; release: () => void };
+  /**
+   * bridge network: take the lease (called once the container's directory exists, so
+   * that a concurrent cleanup counts the owner as alive), and give it back
+   */
+  network?: { allocate: () => Attachment; release: () => void };
 }
 
 /** `-v SRC:DST[:ro|:rw]`: an existing absolute host path onto an absolute container path. */
@@ -277,6 +280,25 @@ export function isAlive(pid: number | undefined, start: number | undefined, boot
   if (!pid || start === undefined) return false;
   if (boot && boot !== bootId()) return false;
   return readProcStart(pid) === start;
+}
+
+/**
+ * Does a container still own what it holds (its veth, its address lease)? Yes while its
+ * monitor lives, and while it is being set up (no record yet, or "created" for < 60 s).
+ */
+export function isContainerLive(id: string): boolean {
+  const s = readState(id);
+  if (!s) return existsSync(containerDirs(id).dir) && Date.now() - dirAge(containerDirs(id).dir) < 60_000;
+  if (s.status === 'created') return Date.now() - Date.parse(s.created) < 60_000;
+  return s.status === 'running' && isAlive(s.monitorPid, s.monitorStart, s.bootId);
+}
+
+function dirAge(dir: string): number {
+  try {
+    return statSync(dir).mtimeMs;
+  } catch {
+    return 0;
+  }
 }
 
 /**

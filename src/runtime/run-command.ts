@@ -7,7 +7,7 @@ import { readImage, layerDirs, checkImageName, type ImageConfig } from '../image
 import { cgroupDriver } from './cgroups/index.js';
 import { detectCgroups } from './cgroups/detect.js';
 import { parseMemory, cpusToQuota } from './cgroups/limits.js';
-import { prepare, validateRequest, type RunRequest } from './container.js';
+import { isContainerLive, prepare, validateRequest, type RunRequest } from './container.js';
 import { gcStale } from './gc.js';
 import { runForeground } from './run.js';
 import { trace } from '../util/trace.js';
@@ -72,12 +72,13 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
     );
     return 0;
   }
-  for (const stale of gcStale(cgroupDriver(layout))) network?.release(stale.id);
+  gcStale(cgroupDriver(layout));
+  // Leases of containers whose CLI died (gc above, or `ps`/`rm` before, cleaned the rest).
+  network?.releaseGone('container', isContainerLive);
   trace('gc done');
   if (network) {
     const id = prepared.state.id;
-    prepared.network = { attachment: network.attachmentFor('container', id), release: () => network.release(id) };
-    trace('address leased');
+    prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.release(id) };
   }
   return runForeground(prepared, cgroupDriver(layout), {
     interactive: o.interactive,

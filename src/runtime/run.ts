@@ -92,8 +92,6 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
 
   const net = p.network;
   try {
-    // The lease was taken before we were called: give it back on every path.
-    if (net) undo.add('address lease', net.release);
     reserveName(state.name, state.id);
     undo.add('name', () => {
       if (!keep) releaseName(state.name, state.id);
@@ -104,8 +102,12 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     });
     mkdirSync(dirs.work, { mode: 0o700 });
     mkdirSync(dirs.merged, { mode: 0o755 });
-    if (net) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(net.attachment.address));
     trace('container dirs made');
+    // The lease once the directory exists (a concurrent cleanup then counts us as alive).
+    const attachment = net?.allocate();
+    if (net) undo.add('address lease', net.release);
+    if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
+    if (net) trace('address leased');
 
     // On cgroup v2 the monitor clones the init straight into its cgroup, which must exist
     // first; elsewhere the cgroup is made while the monitor starts, and joined after.
@@ -142,9 +144,9 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     pidfd = native.pidfdOpen(sp.initPid);
     if (!placed) cgroup!.place(sp.initPid);
     trace('placed in cgroup');
-    if (net) {
-      attach(net.attachment, sp.initPid);
-      undo.add('veth', () => void detach(net.attachment.hostIf));
+    if (attachment) {
+      attach(attachment, sp.initPid);
+      undo.add('veth', () => void detach(attachment.hostIf));
     }
     Object.assign(state, {
       status: 'running',

@@ -185,6 +185,29 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect(failed.exitCode).toBe(127);
   });
 
+  it('a run whose CLI and container were killed: the next run gives its lease back', async () => {
+    const child = spawn(process.execPath, [BIN, 'run', '--rm', 'busybox', 'sleep', '30'], { env: cliEnv(root), stdio: 'ignore' });
+    let state: { initPid?: number } | undefined;
+    for (let i = 0; i < 500 && !state?.initPid; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      for (const id of existsSync(`${root}/containers`) ? readdirSync(`${root}/containers`) : []) {
+        try {
+          state = JSON.parse(readFileSync(`${root}/containers/${id}/state.json`, 'utf8'));
+        } catch {
+          /* not written yet */
+        }
+      }
+    }
+    expect(leasesOf(root)).toHaveLength(1);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    process.kill(state!.initPid!, 'SIGKILL');
+    for (let i = 0; i < 200 && existsSync(`/proc/${state!.initPid}`); i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await nb(['run', '--rm', 'busybox', 'true'])).exitCode).toBe(0);
+    expect(leasesOf(root)).toEqual([]);
+    expect(vethsOf(bridge)).toEqual([]);
+  });
+
   it('doctor removes a veth left on this root\'s bridge and changes nothing else', async () => {
     await create('alive');
     const live = vethsOf(bridge);
