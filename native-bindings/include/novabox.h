@@ -151,6 +151,7 @@ struct nb_net_bridge_args {
 	const char *name;     /* bridge name (< IFNAMSIZ) */
 	uint32_t addr;        /* gateway address on the bridge, network byte order */
 	uint32_t prefix_len;  /* 1..30 */
+	uint32_t mtu;         /* 0 = the kernel's default */
 	uint8_t mac[6];       /* fixed bridge MAC */
 	uint8_t pad[2];
 };
@@ -167,6 +168,7 @@ struct nb_net_args {
 	uint32_t addr;        /* eth0's address, network byte order */
 	uint32_t gateway;     /* default route via this address; 0 = none */
 	uint32_t prefix_len;  /* 1..30 */
+	uint32_t mtu;         /* both ends; 0 = the kernel's default */
 	uint8_t mac[6];       /* eth0's MAC */
 	uint8_t pad[2];
 };

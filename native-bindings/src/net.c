@@ -226,6 +226,8 @@ int nb_net_bridge(const struct nb_net_bridge_args *a)
 	attr_str(&r, IFLA_IFNAME, a->name);
 	/* A fixed MAC: a bridge otherwise takes the lowest of its ports' and changes as they come and go. */
 	attr(&r, IFLA_ADDRESS, a->mac, 6);
+	if (a->mtu)
+		attr(&r, IFLA_MTU, &a->mtu, 4);
 	info = nest(&r, IFLA_LINKINFO);
 	attr_str(&r, IFLA_INFO_KIND, "bridge");
 	nest_end(&r, info);
@@ -327,6 +329,8 @@ int nb_net_attach(const struct nb_net_args *a, int32_t *stage)
 	req_init(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof(ifi));
 	attr_str(&r, IFLA_IFNAME, a->host_if);
 	attr(&r, IFLA_MASTER, &master, 4);
+	if (a->mtu)
+		attr(&r, IFLA_MTU, &a->mtu, 4);
 	info = nest(&r, IFLA_LINKINFO);
 	attr_str(&r, IFLA_INFO_KIND, "veth");
 	data = nest(&r, IFLA_INFO_DATA);
@@ -339,6 +343,8 @@ int nb_net_attach(const struct nb_net_args *a, int32_t *stage)
 	}
 	attr_str(&r, IFLA_IFNAME, "eth0");
 	attr(&r, IFLA_NET_NS_FD, &nsfd, 4);
+	if (a->mtu)
+		attr(&r, IFLA_MTU, &a->mtu, 4);
 	if (!attr(&r, IFLA_ADDRESS, a->mac, 6)) {
 		rc = -ENOBUFS;
 		goto out;

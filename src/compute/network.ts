@@ -55,7 +55,7 @@ export class NetworkService {
   }
 
   spec(): BridgeSpec {
-    return { bridge: this.config.bridge, subnet: this.subnet(), nat: this.config.nat, file: this.config.file };
+    return { bridge: this.config.bridge, subnet: this.subnet(), nat: this.config.nat, mtu: this.config.mtu, file: this.config.file };
   }
 
   /** Before anything is recorded: the config parses and, if the bridge is still to be made, its subnet is free. */
@@ -148,6 +148,7 @@ export class NetworkService {
       subnet: formatSubnet(spec.subnet),
       gateway: formatIp(gatewayOf(spec.subnet)),
       nat: spec.nat,
+      mtu: spec.mtu ?? 1500,
       'nat table': natPresent(spec.bridge),
       'bridge present': linkExists(spec.bridge),
       capacity: capacity(spec.subnet),

@@ -287,6 +287,7 @@ function bindNet(): NetBindings {
     name: 'const char *',
     addr: 'uint32_t',
     prefix_len: 'uint32_t',
+    mtu: 'uint32_t',
     mac: koffi.array('uint8_t', 6),
     pad: koffi.array('uint8_t', 2),
   });
@@ -298,6 +299,7 @@ function bindNet(): NetBindings {
     addr: 'uint32_t',
     gateway: 'uint32_t',
     prefix_len: 'uint32_t',
+    mtu: 'uint32_t',
     mac: koffi.array('uint8_t', 6),
     pad: koffi.array('uint8_t', 2),
   });
@@ -319,8 +321,10 @@ function macBytes(mac: string): number[] {
 }
 
 /** Create the bridge if missing (with its gateway address), bring it up. true: created now. */
-export function netBridge(a: { name: string; gateway: number; prefixLen: number; mac: string }): boolean {
-  const rc = bindNet().nb_net_bridge({ name: a.name, addr: beU32(a.gateway), prefix_len: a.prefixLen, mac: macBytes(a.mac), pad: [0, 0] });
+export function netBridge(a: { name: string; gateway: number; prefixLen: number; mac: string; mtu?: number }): boolean {
+  const rc = bindNet().nb_net_bridge({
+    name: a.name, addr: beU32(a.gateway), prefix_len: a.prefixLen, mtu: a.mtu ?? 0, mac: macBytes(a.mac), pad: [0, 0],
+  });
   if (rc < 0) throw new SysError('rtnetlink (bridge)', errnoName(rc), a.name, `cannot set up bridge ${a.name}: ${errnoText(rc)}`);
   return rc === 1;
 }
@@ -344,6 +348,8 @@ export interface NetAttach {
   gateway: number;
   prefixLen: number;
   mac: string;
+  /** both ends; undefined: the kernel's default (1500) */
+  mtu?: number;
 }
 
 /** The veth pair into the init's namespace, configured (see net.c). Leaves nothing on failure. */
@@ -352,7 +358,7 @@ export function netAttach(a: NetAttach): void {
   const rc = bindNet().nb_net_attach(
     {
       bridge: a.bridge, host_if: a.hostIf, alias: a.alias ?? null, pid: a.pid, addr: beU32(a.address),
-      gateway: beU32(a.gateway), prefix_len: a.prefixLen, mac: macBytes(a.mac), pad: [0, 0],
+      gateway: beU32(a.gateway), prefix_len: a.prefixLen, mtu: a.mtu ?? 0, mac: macBytes(a.mac), pad: [0, 0],
     },
     stage,
   );

@@ -83,10 +83,10 @@ export function removeNetwork(bridge: string | undefined): void {
 }
 
 /** A fresh NOVABOX_ROOT for one test file, with a bridge network of its own (testNetwork). */
-export function tempRoot(prefix = 'nbx-test-', network: { nat?: boolean } = {}): { root: string; remove: () => void; bridge: string; subnet: string } {
+export function tempRoot(prefix = 'nbx-test-', network: { nat?: boolean; mtu?: number } = {}): { root: string; remove: () => void; bridge: string; subnet: string } {
   const root = mkdtempSync(join(process.env.NOVABOX_TEST_TMP ?? tmpdir(), prefix));
   const net = testNetwork();
-  writeFileSync(join(root, 'config.json'), JSON.stringify({ network: { ...net, nat: network.nat ?? false } }, null, 2) + '\n');
+  writeFileSync(join(root, 'config.json'), JSON.stringify({ network: { ...net, nat: network.nat ?? false, ...(network.mtu ? { mtu: network.mtu } : {}) } }, null, 2) + '\n');
   const remove = () => {
     removeNetwork(net.bridge);
     rmSync(root, { recursive: true, force: true });

@@ -284,13 +284,17 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
     }
   });
 
-  it.skipIf(!hasNft)('NAT: novabox\'s own nftables table while configured, removed with the network; nothing sent out', async () => {
-    const { root, remove, bridge } = tempRoot('nbx-netnat-', { nat: true });
+  it.skipIf(!hasNft)('NAT (and MTU): novabox\'s own nftables table while configured, removed with the network; nothing sent out', async () => {
+    const { root, remove, bridge } = tempRoot('nbx-netnat-', { nat: true, mtu: 1400 });
     // NAT turns on net.ipv4.ip_forward, as it must; the test puts the host back as it was.
     const forward = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
     try {
       const c = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'natted', '-f', 'json'], { root });
       expect(c.exitCode, c.stderr).toBe(0);
+      // This root also sets "mtu": bridge, host end and eth0 all have it.
+      expect((await runCli(['server', 'exec', 'natted', '--', 'cat', '/sys/class/net/eth0/mtu'], { root })).stdout).toBe('1400\n');
+      expect(readFileSync(`/sys/class/net/${bridge}/mtu`, 'utf8')).toBe('1400\n');
+      expect(vethsOf(bridge).map((v) => readFileSync(`/sys/class/net/${v}/mtu`, 'utf8'))).toEqual(['1400\n']);
       const tables = nftTablesOf(bridge);
       expect(tables).toHaveLength(1);
       const ruleset = spawnSync('nft', ['list', 'table', 'ip', tables[0].split(' ').at(-1)!], { encoding: 'utf8' }).stdout;

@@ -16,6 +16,8 @@ export interface BridgeSpec {
   bridge: string;
   subnet: Subnet;
   nat: boolean;
+  /** MTU of the bridge and every veth; undefined: 1500 */
+  mtu?: number;
   /** the config file, named in messages */
   file: string;
 }
@@ -57,7 +59,9 @@ export function ensureBridge(spec: BridgeSpec): void {
     });
   }
   if (!present) checkClash(spec);
-  const created = native.netBridge({ name: spec.bridge, gateway: gatewayOf(spec.subnet), prefixLen: spec.subnet.prefixLen, mac: bridgeMac(spec.bridge) });
+  const created = native.netBridge({
+    name: spec.bridge, gateway: gatewayOf(spec.subnet), prefixLen: spec.subnet.prefixLen, mac: bridgeMac(spec.bridge), mtu: spec.mtu,
+  });
   // NAT follows the config when the bridge is made (and on `novabox doctor`), never per start.
   if (created) syncNat(spec);
   trace('bridge ready');
@@ -68,7 +72,7 @@ export function attach(a: Attachment, pid: number): void {
   ensureBridge(a);
   native.netAttach({
     bridge: a.bridge, hostIf: a.hostIf, alias: a.alias, pid, address: a.address,
-    gateway: gatewayOf(a.subnet), prefixLen: a.subnet.prefixLen, mac: a.mac,
+    gateway: gatewayOf(a.subnet), prefixLen: a.subnet.prefixLen, mac: a.mac, mtu: a.mtu,
   });
   trace('veth attached');
 }

@@ -1,7 +1,7 @@
 /**
  * The bridge network's settings: `network` in $NOVABOX_ROOT/config.json, all optional:
  *
- *   { "network": { "bridge": "novabox0", "subnet": "10.89.0.0/16", "nat": false } }
+ *   { "network": { "bridge": "novabox0", "subnet": "10.89.0.0/16", "nat": false, "mtu": 1500 } }
  *
  * Without a subnet, the first of DEFAULT_SUBNETS that no host route overlaps is chosen
  * on first use and kept in the state database (leases depend on it).
@@ -26,11 +26,13 @@ export interface NetworkConfig {
   subnet?: Subnet;
   /** masquerade traffic from the subnet to the outside (nftables) */
   nat: boolean;
+  /** MTU of the bridge and the veths (an uplink with a smaller one, e.g. a VPN or VXLAN) */
+  mtu?: number;
   /** where it was read from, for messages */
   file: string;
 }
 
-const KEYS = new Set(['bridge', 'subnet', 'nat']);
+const KEYS = new Set(['bridge', 'subnet', 'nat', 'mtu']);
 /** IFNAMSIZ is 16 with the NUL; no '/' or spaces (dev_valid_name). */
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 
@@ -54,7 +56,7 @@ export function parseNetworkConfig(text: string | undefined, file: string): Netw
   for (const k of Object.keys(net)) {
     if (!KEYS.has(k)) throw new BadRequest(`invalid ${file}: unknown key "network.${k}" (known: ${[...KEYS].join(', ')})`);
   }
-  const n = net as { bridge?: unknown; subnet?: unknown; nat?: unknown };
+  const n = net as { bridge?: unknown; subnet?: unknown; nat?: unknown; mtu?: unknown };
   if (n.bridge !== undefined) {
     if (typeof n.bridge !== 'string' || !IFNAME.test(n.bridge) || n.bridge === '.' || n.bridge === '..') {
       throw new BadRequest(`invalid ${file}: "network.bridge" must be an interface name of 1 to 15 letters, digits, '_', '.' or '-'`);
@@ -72,6 +74,12 @@ export function parseNetworkConfig(text: string | undefined, file: string): Netw
   if (n.nat !== undefined) {
     if (typeof n.nat !== 'boolean') throw new BadRequest(`invalid ${file}: "network.nat" must be true or false`);
     cfg.nat = n.nat;
+  }
+  if (n.mtu !== undefined) {
+    if (typeof n.mtu !== 'number' || !Number.isInteger(n.mtu) || n.mtu < 576 || n.mtu > 9000) {
+      throw new BadRequest(`invalid ${file}: "network.mtu" must be a whole number from 576 to 9000`);
+    }
+    cfg.mtu = n.mtu;
   }
   return cfg;
 }

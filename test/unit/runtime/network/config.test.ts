@@ -15,7 +15,8 @@ describe('network config', () => {
   });
 
   it('reads bridge, subnet and nat', () => {
-    const c = parseNetworkConfig('{"network": {"bridge": "br-lab", "subnet": "10.7.0.0/24", "nat": true}}', F);
+    const c = parseNetworkConfig('{"network": {"bridge": "br-lab", "subnet": "10.7.0.0/24", "nat": true, "mtu": 1400}}', F);
+    expect(c.mtu).toBe(1400);
     expect(c.bridge).toBe('br-lab');
     expect(formatSubnet(c.subnet!)).toBe('10.7.0.0/24');
     expect(c.nat).toBe(true);
@@ -29,6 +30,7 @@ describe('network config', () => {
     ['{"network": {"bridge": "a/b"}}', /1 to 15/],
     ['{"network": {"subnet": "10.7.0.1/24"}}', /"network\.subnet": invalid subnet "10\.7\.0\.1\/24": host bits/],
     ['{"network": {"nat": "yes"}}', /"network\.nat" must be true or false/],
+    ['{"network": {"mtu": 100}}', /"network\.mtu" must be a whole number from 576 to 9000/],
   ])('refuses %s with one clear message', (text, msg) => {
     expect(() => parseNetworkConfig(text, F)).toThrow(msg);
   });
