@@ -191,6 +191,10 @@ cleanup() {
     done
   fi
   rmdir /run/anchors 2>/dev/null
+  if [ -n "$NB_ROOT" ] && [ -f "$NB_ROOT/config.json" ]; then   # the private bridge (see setup)
+    nft delete table ip "novabox_nbs$$" 2>/dev/null
+    ip link del "nbs$$" 2>/dev/null
+  fi
   case $NB_ROOT in /run/novabox-bench-servers.*) rm -rf "$NB_ROOT" ;; esac
   if [ -n "$ROOTFS_BUILT" ] && [ -z "${KEEP_ROOTFS:-}" ]; then
     # not while an anchor run of someone else uses it, nor with anything mounted below it
@@ -285,6 +289,13 @@ if ! { [ -x "$ROOTFS/bin/busybox" ] && [ -f "$BUNDLE/config.json" ] && [ -f "$LX
 fi
 NB_ROOT=$(mktemp -d /run/novabox-bench-servers.XXXXXX) || die "cannot make a state root"
 export NOVABOX_ROOT=$NB_ROOT NOVABOX_CGROUP_PARENT=$PARENT ANCHOR_DIR
+# A bridge and /16 of this run's own (NETWORK=novabox), never the host's novabox0: the
+# first 10.x.0.0/16 (x = 150..249) that no route of the host is inside of.
+for x in $(seq 150 249); do
+  awk 'NR > 1 { print $2 }' /proc/net/route | grep -qi "$(printf '%02X0A$' "$x")" && continue
+  printf '{"network": {"bridge": "nbs%s", "subnet": "10.%s.0.0/16"}}\n' "$$" "$x" >"$NB_ROOT/config.json"
+  break
+done
 
 log "uptime:$(uptime)"
 log "repo=$REPO anchors=$ANCHORS NOVABOX_ROOT=$NB_ROOT NOVABOX_CGROUP_PARENT=$PARENT"
