@@ -2,7 +2,7 @@
 import type { Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
 import { statusOf } from '../compute/states.js';
-import { networksColumn, type NovaAddress } from '../compute/addresses.js';
+import { networksColumn, networksOf, type NovaAddress } from '../compute/addresses.js';
 
 /** As the openstack client prints OS-EXT-STS:power_state. */
 const POWER_STATE_NAMES: Record<number, string> = {
@@ -13,7 +13,13 @@ function props(m: Record<string, string>): string {
   return Object.entries(m).map(([k, v]) => `${k}='${v}'`).join(', ');
 }
 
-export function serverRow(s: Server, flavors: Map<string, Flavor>, addresses: Record<string, NovaAddress[]> = {}): Record<string, unknown> {
+/**
+ * `server list`: the openstack client's columns. Networks is a DictListColumn there:
+ * `{"novabox": ["10.89.0.2"]}` in json and yaml, `novabox=10.89.0.2` otherwise.
+ */
+export function serverRow(
+  s: Server, flavors: Map<string, Flavor>, addresses: Record<string, NovaAddress[]> = {}, format = 'table',
+): Record<string, unknown> {
   const f = flavors.get(s.flavorId);
   return {
     ID: s.id,
@@ -21,7 +27,7 @@ export function serverRow(s: Server, flavors: Map<string, Flavor>, addresses: Re
     Status: statusOf(s.vmState, s.taskState),
     'Task State': s.taskState,
     'Power State': POWER_STATE_NAMES[s.powerState] ?? String(s.powerState),
-    Networks: networksColumn(addresses),
+    Networks: format === 'json' || format === 'yaml' ? networksOf(addresses) : networksColumn(addresses),
     Image: s.imageName,
     'Image Name': s.imageName,
     'Image ID': s.imageRef,

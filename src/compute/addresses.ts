@@ -27,9 +27,20 @@ export function novaAddresses(leases: Lease[]): Record<string, NovaAddress[]> {
   return out;
 }
 
-/** The openstack client's `Networks` column: `novabox=10.89.0.2` (networks joined by "; "). */
+/** novaclient's `server.networks`: network name -> its addresses. */
+export function networksOf(addresses: Record<string, NovaAddress[]>): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(addresses).map(([net, list]) => [net, list.map((a) => a.addr)]));
+}
+
+/**
+ * The openstack client's `Networks` column as a table shows it (osc-lib
+ * format_dict_of_list): `novabox=10.89.0.2`, networks sorted and joined by "; ",
+ * addresses sorted and joined by ", ".
+ */
 export function networksColumn(addresses: Record<string, NovaAddress[]>): string {
-  return Object.entries(addresses)
-    .map(([net, list]) => `${net}=${list.map((a) => a.addr).join(', ')}`)
+  const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  return Object.entries(networksOf(addresses))
+    .sort(([a], [b]) => cmp(a, b))
+    .map(([net, list]) => `${net}=${[...list].sort(cmp).join(', ')}`)
     .join('; ');
 }

@@ -101,8 +101,11 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect(etc.stdout).toBe(`web1\n${a1}\tweb1\n# written by novabox\n1\n`);
 
     // The Networks column, and the network's own view.
-    const list = JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout) as { Name: string; Networks: string }[];
-    expect(list.find((s) => s.Name === 'web1')?.Networks).toBe(`novabox=${a1}`);
+    // The openstack client's Networks column: a dict of lists in json, network=addr in a table.
+    const list = JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout) as { Name: string; Networks: unknown }[];
+    expect(list.find((s) => s.Name === 'web1')?.Networks).toEqual({ novabox: [a1] });
+    const table = (await nb(['server', 'list', '--name', '^web1$', '-f', 'value', '-c', 'Networks'])).stdout;
+    expect(table).toBe(`novabox=${a1}\n`);
     const net = JSON.parse((await nb(['network', 'show', '-f', 'json'])).stdout);
     expect(net).toMatchObject({ name: 'novabox', bridge, subnet, gateway: gw, nat: false, 'leases in use': 2 });
     expect(net.leases.map((l: { address: string; name: string }) => `${l.name} ${l.address}`).sort()).toEqual([`web1 ${a1}`, `web2 ${a2}`]);

@@ -40,6 +40,7 @@ describe('address leases', () => {
     });
     expect(Object.keys(view.novabox[0])).toEqual(['addr', 'version', 'OS-EXT-IPS:type', 'OS-EXT-IPS-MAC:mac_addr']);
     expect(networksColumn(view)).toBe('novabox=10.9.9.2');
+    expect(networksColumn({ b: [view.novabox[0]], a: [{ ...view.novabox[0], addr: '10.9.9.9' }, view.novabox[0]] })).toBe('a=10.9.9.2, 10.9.9.9; b=10.9.9.2');
     expect(networksColumn({})).toBe('');
   });
 

@@ -29,7 +29,8 @@ export function registerList(server: Command, ctx: CliContext): void {
     }
     const flavors = new Map(compute.store.flavors.list({ includePrivate: true }).map((f) => [f.id, f]));
     const addresses = compute.addressesOfMany(rows);
-    ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors, addresses.get(s.id))), outputOptionsFrom(o)));
+    const out = outputOptionsFrom(o);
+    ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors, addresses.get(s.id), out.format)), out));
   });
 
   const show = server.command('show').description('show one server').argument('<server>', 'name or id').option('--quiet', 'print only its id');
