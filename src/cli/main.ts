@@ -13,6 +13,7 @@ import { register as registerFlavor } from './commands/flavor.js';
 import { register as registerConsole } from './commands/console.js';
 import { register as registerNetwork } from './commands/network.js';
 import { register as registerDoctor } from './commands/doctor.js';
+import { register as registerImage } from './commands/image.js';
 import { trace } from '../util/trace.js';
 
 trace('main loaded');
@@ -65,6 +66,7 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext) => void> = {
   console: registerConsole,
   network: registerNetwork,
   doctor: registerDoctor,
+  image: registerImage,
 };
 
 /**

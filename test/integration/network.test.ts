@@ -123,7 +123,7 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect(leasesOf(root)).toEqual([]);
   });
 
-  it('addresses survive stop/start and reboot; a stale veth of the same name does not stop a start', async () => {
+  it('addresses survive stop/start, reboot and rebuild; a stale veth of the same name does not stop a start', async () => {
     await create('keep');
     const addr = await addrOf('keep');
     const mac = (await show('keep')).addresses.novabox[0]['OS-EXT-IPS-MAC:mac_addr'];
@@ -140,6 +140,8 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect((await show('keep')).addresses.novabox[0]).toMatchObject({ addr, 'OS-EXT-IPS-MAC:mac_addr': mac });
     expect((await nb(['server', 'reboot', '--hard', 'keep'])).exitCode).toBe(0);
     expect(await addrOf('keep')).toBe(addr);
+    expect((await nb(['server', 'rebuild', '--image', 'busybox', 'keep'])).exitCode).toBe(0);
+    expect(await addrOf('keep')).toBe(addr); // Nova keeps fixed IPs across rebuild
     expect(hostPing(addr)).toBe(true);
   });
 

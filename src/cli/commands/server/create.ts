@@ -22,6 +22,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     .option('--nic <spec>', 'net-id=novabox[,v4-fixed-ip=ADDR], none or auto (openstack client form of --network)')
     .option('--min <count>', 'create at least this many servers', positiveInt('--min'))
     .option('--max <count>', 'create at most this many servers', positiveInt('--max'))
+    .option('--ephemeral', 'writable layer on a tmpfs inside the server (at most the flavor disk), lost when it stops; cannot be snapshotted')
     .option('--quiet', 'print only the ids of the new servers');
   waitOption(cmd);
   addOutputOptions(cmd, 'show');
@@ -37,7 +38,10 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     const compute = await ctx.compute();
     const caller = compute.localCaller();
     const servers = await compute.create(
-      { name, image: o.image, flavor: o.flavor, properties: keyValues(o.property), keyName: o.keyName, network: network as 'novabox', fixedIp, count },
+      {
+        name, image: o.image, flavor: o.flavor, properties: keyValues(o.property), keyName: o.keyName,
+        network: network as 'novabox', fixedIp, count, ephemeral: Boolean(o.ephemeral),
+      },
       caller,
     );
     const failed = servers.filter((s) => s.vmState === 'error');
