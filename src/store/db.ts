@@ -15,6 +15,7 @@ import { stateRoot } from '../util/paths.js';
 import { sleepSync } from '../util/fs.js';
 import { ActionRepo } from './actions.js';
 import { FlavorRepo } from './flavors.js';
+import { LeaseRepo } from './leases.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -25,6 +26,7 @@ export interface Store {
   readonly flavors: FlavorRepo;
   readonly servers: ServerRepo;
   readonly actions: ActionRepo;
+  readonly leases: LeaseRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -32,7 +34,9 @@ export interface Store {
   close(): void;
 }
 
-const BUSY_TIMEOUT_MS = 10_000;
+// 30 s: under heavy overload (30 CLIs on 2 vCPUs in the TCG guest) lock holders are
+// descheduled long enough that a queue of writers exceeded 10 s.
+const BUSY_TIMEOUT_MS = 30_000;
 
 /**
  * better-sqlite3's JavaScript is bundled (and code-cached) with ours; this module itself
@@ -89,6 +93,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
       flavors: new FlavorRepo(db, tx),
       servers: new ServerRepo(db, tx),
       actions: new ActionRepo(db, tx),
+      leases: new LeaseRepo(db, tx),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),
