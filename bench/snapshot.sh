@@ -44,7 +44,7 @@ hook-setup)
   fi
   nb image create --file "$src" snapbase -f value -c id
   [ "$src" = "$lower" ] || rm -rf "$src"
-  nb server create --image snapbase --flavor m1.small --wait snapsrv -f value -c id
+  nb server create --network none --image snapbase --flavor m1.small --wait snapsrv -f value -c id
   nb server stop --wait snapsrv
   id=$(nb server show snapsrv -f value -c id)
   cp -a "$upper/." "$NOVABOX_ROOT/servers/$id/upper/"
