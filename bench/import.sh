@@ -8,7 +8,8 @@
 #               GNU tar + whiteouts + record; a fresh image each round)
 #
 # for the uncompressed tar and (COMP=zstd, default also run) a zstd-compressed copy.
-# Each round's output is removed (untimed) and `sync` runs before each timed command.
+# Each round's output is removed (untimed), `sync` runs before each timed command, and the
+# order rotates from round to round.
 # Reports median ms and MiB/s (of the uncompressed tar) per candidate, and ratios.
 #
 # Run as root:  bench/import.sh      Knobs: ROUNDS (5), ANCHOR_DIR (/var/tmp/anchors)
@@ -52,7 +53,11 @@ for f in rootfs.tar rootfs.tar.zst; do
   for c in gnu_tar npm_tar novabox; do : >"$W/$c.$f.ms"; done
   "$NOVABOX" image list >/dev/null   # database and busybox made once, untimed
   for r in $(seq 1 "$ROUNDS"); do
-    for c in gnu_tar npm_tar novabox; do
+    # rotate the order each round: a candidate right after novabox's clean-up (600 MiB of
+    # layer + blob deleted) pays for ext4 freeing them; rotating spreads that over all
+    order=(gnu_tar npm_tar novabox)
+    k=$((r % 3))
+    for c in "${order[@]:$k}" "${order[@]:0:$k}"; do
       sync
       t0=$EPOCHREALTIME
       "run_$c" "$W/$f" || { echo "# $c failed" >&2; }
