@@ -10,7 +10,7 @@ import { BadRequest, Conflict, NovaboxError, NotFound } from '../errors.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
 import type { CgroupDriver, CgroupLimits } from '../runtime/cgroups/types.js';
 import type { ImageConfig } from '../images/store.js';
-import { readImage, layerDirs } from '../images/store.js';
+import { readImage, layerDirs, ensureLayers } from '../images/store.js';
 import {
   execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
   thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
@@ -290,6 +290,7 @@ export class ComputeService {
       }),
     );
     const limits = flavorLimits(flavor);
+    await ensureLayers(image);
     const config = { name: image.name, layerDirs: layerDirs(image), config: image.config };
     // Containers are independent: start them concurrently (the kernel work overlaps).
     return Promise.all(rows.map((s) => this.spawn(s, config, limits)));
@@ -351,6 +352,8 @@ export class ComputeService {
   /** Start an existing server's container (its upper layer kept) and record the facts. */
   private async boot(s: Server): Promise<void> {
     const flavor = this.store.flavors.get(s.flavorId);
+    const image = readImage(s.imageName);
+    if (image) await ensureLayers(image);
     const facts = await startServer(
       {
         id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network,

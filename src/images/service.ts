@@ -28,7 +28,7 @@ import {
   layerPath, packLayer, readHead, retireLayer, sweepTmp, type Compression,
 } from './layers.js';
 import { ImageRepo, type ImageRecord, type NewImage, type Visibility } from './records.js';
-import { checkImageName, removeImageRef, writeImage, type ImageConfig } from './store.js';
+import { checkImageName, ensureLayers, removeImageRef, writeImage, type ImageConfig } from './store.js';
 import { firstEntries } from './tarstream.js';
 import { BUSYBOX_CONFIG, buildBusyboxLayer } from './busybox.js';
 
@@ -158,9 +158,10 @@ export class ImageService {
   }
 
   /** What the runtime needs to boot an active image. */
-  bootable(ref: string, caller: ImageCaller): { record: ImageRecord; layerDirs: string[]; config: ImageConfig } {
+  async bootable(ref: string, caller: ImageCaller): Promise<{ record: ImageRecord; layerDirs: string[]; config: ImageConfig }> {
     const img = this.show(ref, caller);
     if (img.status !== 'active') throw new Conflict(`image "${img.name}" is ${img.status}, not active`);
+    await ensureLayers({ name: img.name, layers: img.layers, config: img.config, created: img.createdAt });
     return { record: img, layerDirs: img.layers.map(layerPath).reverse(), config: img.config };
   }
 
@@ -265,7 +266,7 @@ export class ImageService {
       if (cur?.status !== 'saving' || cur.taskOwnerPid !== process.pid) throw new Conflict(`image ${id} is no longer being saved by this command`);
       for (const l of layers) {
         installLayer(l.diffId, l.dir, l.blob.file ? { digest: l.blob.digest, file: l.blob.file } : undefined);
-        if (!existsSync(layerPath(l.diffId))) throw new NovaboxError('internal', `layer ${l.diffId} is missing after install`);
+        if (!existsSync(layerPath(l.diffId)) && !existsSync(blobPath(l.blob.digest))) throw new NovaboxError('internal', `layer ${l.diffId} is missing after install`);
         this.repo.addLayer({ diffId: l.diffId, blobDigest: l.blob.digest, mediaType: l.blob.mediaType, blobSize: l.blob.size, size: l.size });
       }
       const diffIds = layers.map((l) => l.diffId);
@@ -286,7 +287,8 @@ export class ImageService {
   private known(diffId: string | undefined): Layered | undefined {
     if (!diffId) return undefined;
     const l = this.repo.layer(diffId);
-    if (!l || !existsSync(layerPath(diffId)) || !existsSync(blobPath(l.blobDigest))) return undefined;
+    // a snapshot's layer may exist as its blob only until its first boot (materialize.ts)
+    if (!l || !existsSync(blobPath(l.blobDigest))) return undefined;
     return { diffId, blob: { digest: l.blobDigest, file: '', mediaType: l.mediaType, size: l.blobSize }, size: l.size };
   }
 
@@ -523,7 +525,7 @@ export class ImageService {
     this.claim(id, 'queued');
   }
 
-  commitSnapshot(id: string, base: ImageRecord | undefined, layer: { diffId: string; blobFile: string; size: number; dir: string }): ImageRecord {
+  commitSnapshot(id: string, base: ImageRecord | undefined, layer: { diffId: string; blobFile: string; size: number; dir?: string }): ImageRecord {
     const inherited = (base?.layers ?? []).map((d) => this.known(d) ?? missingLayer(d));
     const top: Layered = { diffId: layer.diffId, blob: { digest: layer.diffId, file: layer.blobFile, mediaType: MEDIA_TAR, size: layer.size }, size: layer.size, dir: layer.dir };
     const cur = this.repo.get(id)!;

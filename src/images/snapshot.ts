@@ -56,7 +56,6 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     trace('snapshot claimed');
     const facts = compute.facts(s.id);
     const frozenByUs = cur.vmState === 'active' && cur.powerState === POWER_STATE.RUNNING && isRunning(facts);
-    const mirror = staging.newDir();
     const cg = frozenByUs ? cgroupDriver().open(facts!.cgroupPath) : undefined;
     let thawed = false;
     const thaw = () => {
@@ -69,12 +68,13 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     cg?.freeze();
     trace('frozen');
     try {
-      packed = await packLayerHashing(serverDirs(s.id).upper, staging.path('blob'), mirror, true, thaw);
+      // the tar only: the layer's directory is made from it on first boot (materialize.ts)
+      packed = await packLayerHashing(serverDirs(s.id).upper, staging.path('blob'), null, true, thaw);
     } finally {
       thaw();
     }
     trace('packed');
-    const img = images.commitSnapshot(rec.id, base, { ...packed, dir: mirror });
+    const img = images.commitSnapshot(rec.id, base, packed);
     trace('committed');
     event('Success');
     finish();

@@ -76,6 +76,17 @@ export function layerDirs(image: Image): string[] {
     .reverse();
 }
 
+/** Whether every layer directory of the image exists (a snapshot's top layer is made on first boot). */
+export function layersReady(image: Image): boolean {
+  return image.layers.every((digest) => existsSync(paths.layer(digest.replace(/^sha256:/, ''))));
+}
+
+/** Make the missing layer directories of an image from their blobs (images/materialize.ts). */
+export async function ensureLayers(image: Image): Promise<void> {
+  if (layersReady(image)) return;
+  await (await import('./materialize.js')).materializeLayers(image);
+}
+
 export function removeImageRef(name: string): void {
   checkImageName(name);
   rmSync(imageFile(name), { force: true });
