@@ -9,6 +9,8 @@
  * paused. The image passes queued -> saving -> active; the server's task_state is
  * image_snapshot meanwhile, and an instance action `createImage` records the outcome.
  */
+import { existsSync, realpathSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { ComputeService } from '../compute/servers.js';
 import { POWER_STATE } from '../compute/states.js';
 import { Conflict } from '../errors.js';
@@ -19,6 +21,20 @@ import { trace } from '../util/trace.js';
 import { Staging, packLayerHashing } from './layers.js';
 import type { ImageRecord } from './records.js';
 import type { ImageCaller, ImageService } from './service.js';
+
+/** GNU tar on PATH (not busybox's applet, which keeps no xattrs). */
+export function hasGnuTar(): boolean {
+  for (const dir of (process.env.PATH || '/usr/bin:/bin').split(':')) {
+    const p = join(dir || '.', 'tar');
+    if (!existsSync(p)) continue;
+    try {
+      return basename(realpathSync(p)) !== 'busybox';
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
 
 export interface SnapshotRequest {
   server: string;
@@ -55,6 +71,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     images.markSaving(rec.id);
     trace('snapshot claimed');
     const facts = compute.facts(s.id);
+    const mirror = hasGnuTar() ? null : staging.newDir();
     const frozenByUs = cur.vmState === 'active' && cur.powerState === POWER_STATE.RUNNING && isRunning(facts);
     const cg = frozenByUs ? cgroupDriver().open(facts!.cgroupPath) : undefined;
     let thawed = false;
@@ -68,13 +85,14 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     cg?.freeze();
     trace('frozen');
     try {
-      // the tar only: the layer's directory is made from it on first boot (materialize.ts)
-      packed = await packLayerHashing(serverDirs(s.id).upper, staging.path('blob'), null, true, thaw);
+      // the tar only: the layer's directory is made from it on first boot (materialize.ts),
+      // which extracts with GNU tar; without it (busybox-only systems) the copy is made now
+      packed = await packLayerHashing(serverDirs(s.id).upper, staging.path('blob'), mirror, true, thaw);
     } finally {
       thaw();
     }
     trace('packed');
-    const img = images.commitSnapshot(rec.id, base, packed);
+    const img = images.commitSnapshot(rec.id, base, { ...packed, dir: mirror ?? undefined });
     trace('committed');
     event('Success');
     finish();

@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { census, type Census } from '../helpers/census.js';
 import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import { getXattr, setXattr, sh } from '../helpers/image-fixtures.js';
+import { hasGnuTar } from '../../src/images/snapshot.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -82,9 +83,10 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     expect(freezerState(src.id)).toMatch(/^(THAWED|0)$/);
     const events = JSON.parse((await nb(['server', 'event', 'list', 'src1', '-f', 'json'])).stdout) as { Action: string }[];
     expect(events.map((e) => e.Action)).toContain('createImage');
-    // the new layer is its blob until the first boot makes its directory
+    // the new layer is its blob until the first boot makes its directory (with GNU tar;
+    // without it, as in the QEMU guest, the snapshot writes the directory at once)
     const layerDir = join(root, 'layers/sha256', layers[1].slice(7));
-    expect(existsSync(layerDir)).toBe(false);
+    expect(existsSync(layerDir)).toBe(!hasGnuTar());
     // the blob is an OCI layer: OCI whiteouts
     const blob = join(root, 'blobs/sha256', layers[1].slice(7));
     const names = sh('tar', ['-tf', blob]).split('\n');
