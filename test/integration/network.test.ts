@@ -260,7 +260,7 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
 
   it('refuses a subnet that overlaps a host route, in one line, and creates nothing', async () => {
     const route = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/))
-      .find((f) => f.length >= 8 && f[7] !== '00000000');
+      .find((f) => f.length >= 8 && f[7] !== '00000000' && !/^(nbt|novabox)/.test(f[0])); // not another test root's bridge: it may go away
     if (!route) return; // a host with only a default route has nothing to clash with
     const le = (hex: string) => Buffer.from(hex, 'hex').reverse();
     const dest = [...le(route[1])].join('.');
@@ -285,6 +285,8 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
       expect(bad.stderr).toBe(`novabox: invalid ${root}/config.json: "network.subnet": invalid subnet "10.1.2.3/24": host bits are set (did you mean 10.1.2.0/24?)\n`);
       expect(JSON.parse((await runCli(['server', 'list', '-f', 'json'], { root })).stdout)).toEqual([]);
     } finally {
+      // should the refusal ever fail, take the server it made down with the root
+      await runCli(['server', 'delete', '--force', 'x'], { root });
       remove();
     }
   });
