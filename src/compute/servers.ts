@@ -34,6 +34,8 @@ export interface CreateServerRequest {
   network?: 'none' | 'host';
   /** Nova's min_count/max_count: NAME-1 … NAME-N */
   count?: number;
+  accessIpv4?: string;
+  accessIpv6?: string;
 }
 
 export interface Caller {
@@ -208,6 +210,15 @@ export class ComputeService {
   // ---- create ----------------------------------------------------------------------
 
   async create(req: CreateServerRequest, caller: Caller): Promise<Server[]> {
+    return (await this.createRecorded(req, caller)).started;
+  }
+
+  /**
+   * Nova's asynchronous create: the records exist (BUILD) when this returns; `started`
+   * settles when every container runs or failed (ERROR with a fault). The API answers
+   * 202 on the records and lets `started` finish in the background.
+   */
+  async createRecorded(req: CreateServerRequest, caller: Caller): Promise<{ servers: Server[]; started: Promise<Server[]> }> {
     checkServerName(req.name);
     const count = req.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
@@ -226,7 +237,7 @@ export class ComputeService {
           id: newUuid(), name, projectId: caller.projectId, userId: caller.userId,
           imageRef: image.name, imageName: image.name, flavorId: flavor.id,
           vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
-          metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: '', accessIpv6: '',
+          metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: req.accessIpv4 ?? '', accessIpv6: req.accessIpv6 ?? '',
           locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: false,
           network: req.network ?? 'none',
           createdAt: now, updatedAt: now, launchedAt: null, terminatedAt: null,
@@ -240,7 +251,7 @@ export class ComputeService {
     const limits = flavorLimits(flavor);
     const config = { name: image.name, layerDirs: layerDirs(image), config: image.config };
     // Containers are independent: start them concurrently (the kernel work overlaps).
-    return Promise.all(rows.map((s) => this.spawn(s, config, limits)));
+    return { servers: rows, started: Promise.all(rows.map((s) => this.spawn(s, config, limits))) };
   }
 
   private async spawn(s: Server, image: { name: string; layerDirs: string[]; config: ImageConfig }, limits: CgroupLimits): Promise<Server> {
@@ -412,6 +423,22 @@ export class ComputeService {
       const cur = this.store.servers.get(s.id)!;
       return this.store.servers.update(s.id, { metadata: { ...cur.metadata, ...props } });
     });
+  }
+
+  /** All properties at once (Nova's PUT metadata): `{}` clears them. */
+  replaceProperties(nameOrId: string, props: Record<string, string>, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    for (const [k, v] of Object.entries(props)) checkProperty(k, v);
+    return this.store.servers.update(s.id, { metadata: { ...props } });
+  }
+
+  /** Nova's PUT /servers/{id}: name and access addresses. */
+  rename(nameOrId: string, patch: { name?: string; accessIpv4?: string; accessIpv6?: string }, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    if (patch.name !== undefined) checkServerName(patch.name);
+    return this.store.servers.update(s.id, patch);
   }
 
   unsetProperties(nameOrId: string, keys: string[], caller: Caller): Server {

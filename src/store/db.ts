@@ -15,6 +15,8 @@ import { stateRoot } from '../util/paths.js';
 import { sleepSync } from '../util/fs.js';
 import { ActionRepo } from './actions.js';
 import { FlavorRepo } from './flavors.js';
+import { IdentityRepo } from './identity.js';
+import { KeypairRepo } from './keypairs.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -25,6 +27,8 @@ export interface Store {
   readonly flavors: FlavorRepo;
   readonly servers: ServerRepo;
   readonly actions: ActionRepo;
+  readonly identity: IdentityRepo;
+  readonly keypairs: KeypairRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -89,6 +93,8 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
       flavors: new FlavorRepo(db, tx),
       servers: new ServerRepo(db, tx),
       actions: new ActionRepo(db, tx),
+      identity: new IdentityRepo(db, tx),
+      keypairs: new KeypairRepo(db),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),
