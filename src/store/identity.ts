@@ -80,8 +80,8 @@ export class IdentityRepo {
 
   listProjects(filter: { name?: string; domainId?: string } = {}): Project[] {
     return this.sql<ProjectRow>(
-      `SELECT * FROM projects WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR domain_id = ?2) ORDER BY name`,
-    ).all(filter.name ?? null, filter.domainId ?? null).map(project);
+      `SELECT * FROM projects WHERE (@a IS NULL OR name = @a) AND (@b IS NULL OR domain_id = @b) ORDER BY name`,
+    ).all({ a: filter.name ?? null, b: filter.domainId ?? null }).map(project);
   }
 
   getProject(id: string): Project | undefined {
@@ -132,8 +132,8 @@ export class IdentityRepo {
 
   listUsers(filter: { name?: string; domainId?: string } = {}): User[] {
     return this.sql<UserRow>(
-      `SELECT * FROM users WHERE (?1 IS NULL OR name = ?1) AND (?2 IS NULL OR domain_id = ?2) ORDER BY name`,
-    ).all(filter.name ?? null, filter.domainId ?? null).map(user);
+      `SELECT * FROM users WHERE (@a IS NULL OR name = @a) AND (@b IS NULL OR domain_id = @b) ORDER BY name`,
+    ).all({ a: filter.name ?? null, b: filter.domainId ?? null }).map(user);
   }
 
   getUser(id: string): User | undefined {
@@ -196,7 +196,7 @@ export class IdentityRepo {
   // ---- roles -----------------------------------------------------------------------
 
   listRoles(filter: { name?: string } = {}): Role[] {
-    return this.sql<Role>('SELECT id, name FROM roles WHERE (?1 IS NULL OR name = ?1) ORDER BY name').all(filter.name ?? null);
+    return this.sql<Role>('SELECT id, name FROM roles WHERE (@a IS NULL OR name = @a) ORDER BY name').all({ a: filter.name ?? null });
   }
 
   getRole(id: string): Role | undefined {
@@ -254,9 +254,9 @@ export class IdentityRepo {
   assignments(filter: { projectId?: string; userId?: string; roleId?: string } = {}): Assignment[] {
     return this.sql<Assignment>(
       `SELECT project_id AS projectId, user_id AS userId, role_id AS roleId FROM role_assignments
-       WHERE (?1 IS NULL OR project_id = ?1) AND (?2 IS NULL OR user_id = ?2) AND (?3 IS NULL OR role_id = ?3)
+       WHERE (@a IS NULL OR project_id = @a) AND (@b IS NULL OR user_id = @b) AND (@c IS NULL OR role_id = @c)
        ORDER BY project_id, user_id, role_id`,
-    ).all(filter.projectId ?? null, filter.userId ?? null, filter.roleId ?? null);
+    ).all({ a: filter.projectId ?? null, b: filter.userId ?? null, c: filter.roleId ?? null });
   }
 
   // ---- tokens ----------------------------------------------------------------------
