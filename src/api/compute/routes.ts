@@ -203,7 +203,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
     checkNetworks(b.networks);
     const az = str(b, 'availability_zone', { nullable: true });
     if (az !== undefined && az !== 'nova') throw new BadRequest(`Invalid input for field/attribute availability_zone: "${az}" does not exist (only "nova")`);
-    const used = compute.list({ projectId: c.projectId }, { ...c, isAdmin: true }).length;
+    const used = store.servers.count(c.projectId);
     if (QUOTAS.instances >= 0 && used + maxCount > QUOTAS.instances) {
       throw new ApiError(403, `Quota exceeded for instances: Requested ${maxCount}, but already used ${used} of ${QUOTAS.instances} instances`);
     }

@@ -50,27 +50,23 @@ function storedTime(iso: string | undefined): string {
 export class LocalImageCatalog implements ImageCatalog {
   constructor(private readonly ownerProjectId: string) {}
 
-  private all(): GlanceImage[] {
-    let files: string[];
+  private names(): string[] {
     try {
-      files = readdirSync(paths.images()).filter((f) => f.endsWith('.json'));
+      return readdirSync(paths.images()).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
     } catch {
       return [];
     }
-    const out: GlanceImage[] = [];
-    for (const f of files) {
-      const img = this.ofServer(f.slice(0, -5));
-      if (img) out.push(img);
-    }
-    return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id.localeCompare(b.id)));
   }
 
   list(): GlanceImage[] {
-    return this.all();
+    const out = this.names().map((n) => this.ofServer(n)).filter((i): i is GlanceImage => i !== undefined);
+    return out.sort((a, b) => (a.createdAt < b.createdAt ? 1 : a.createdAt > b.createdAt ? -1 : a.id.localeCompare(b.id)));
   }
 
+  /** Only the image whose derived id matches is read. */
   get(id: string): GlanceImage | undefined {
-    return this.all().find((i) => i.id === id);
+    const name = this.names().find((n) => imageIdOf(n) === id);
+    return name === undefined ? undefined : this.ofServer(name);
   }
 
   ofServer(name: string): GlanceImage | undefined {
