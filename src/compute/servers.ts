@@ -415,6 +415,69 @@ export class ComputeService {
     return this.store.servers.update(s.id, { locked: false, lockedBy: null });
   }
 
+  // ---- resize: one host, so a resize is new cgroup limits ------------------------------
+
+  /**
+   * Nova's resize on a single host: the new flavor's limits are written to the running
+   * server's cgroup at once (a stopped one gets them at its next start); the server waits
+   * in VERIFY_RESIZE until confirmResize keeps them or revertResize restores the old ones.
+   */
+  resize(nameOrId: string, flavorRef: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    const flavor = this.store.flavors.get(flavorRef, caller.isAdmin ? {} : { projectId: caller.projectId });
+    if (flavor.id === s.flavorId) throw new BadRequest('When resizing, instances must change flavor!');
+    if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
+    const { a } = this.begin(s, caller, 'resize', ['active', 'stopped'], 'resize_prep');
+    const ev = this.store.actions.event(a.id, 'compute_resize_instance');
+    try {
+      this.applyFlavor(s.id, flavor);
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, {});
+      throw err;
+    }
+    this.store.resizes.insert({
+      serverId: s.id, projectId: s.projectId, status: 'finished', oldFlavorId: s.flavorId, newFlavorId: flavor.id,
+      preVmState: s.vmState, host: s.host,
+    });
+    ev('Success');
+    logLine(s.id, `server resized to flavor ${flavor.name} (${flavor.vcpus} vcpus, ${flavor.ramMiB} MiB)`);
+    return this.finish(s.id, { vmState: 'resized', flavorId: flavor.id });
+  }
+
+  confirmResize(nameOrId: string, caller: Caller): Server {
+    return this.endResize(nameOrId, caller, true);
+  }
+
+  revertResize(nameOrId: string, caller: Caller): Server {
+    return this.endResize(nameOrId, caller, false);
+  }
+
+  private endResize(nameOrId: string, caller: Caller, confirm: boolean): Server {
+    const s = this.find(nameOrId, caller);
+    const action = confirm ? 'confirmResize' : 'revertResize';
+    const { a } = this.begin(s, caller, action, ['resized'], confirm ? 'resize_confirming' : 'resize_reverting');
+    const ev = this.store.actions.event(a.id, confirm ? 'compute_confirm_resize' : 'compute_revert_resize');
+    const r = this.store.resizes.pending(s.id);
+    try {
+      if (!confirm) this.applyFlavor(s.id, this.store.flavors.get(r.oldFlavorId));
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, {});
+      throw err;
+    }
+    this.store.resizes.setStatus(r.id, confirm ? 'confirmed' : 'reverted');
+    ev('Success');
+    const vmState = (r.preVmState === 'stopped' ? 'stopped' : 'active') as VmState;
+    return this.finish(s.id, confirm ? { vmState } : { vmState, flavorId: r.oldFlavorId });
+  }
+
+  /** The flavor's limits on the live cgroup, when the server runs. */
+  private applyFlavor(id: string, flavor: Flavor): void {
+    if (!isRunning(this.facts(id))) return;
+    this.driver.open(cgroupPathOf(id)).setLimits(flavorLimits(flavor));
+  }
+
   setProperties(nameOrId: string, props: Record<string, string>, caller: Caller): Server {
     const s = this.find(nameOrId, caller);
     this.checkLock(s, caller);

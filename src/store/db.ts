@@ -17,6 +17,7 @@ import { ActionRepo } from './actions.js';
 import { FlavorRepo } from './flavors.js';
 import { IdentityRepo } from './identity.js';
 import { KeypairRepo } from './keypairs.js';
+import { ResizeRepo } from './resizes.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -29,6 +30,7 @@ export interface Store {
   readonly actions: ActionRepo;
   readonly identity: IdentityRepo;
   readonly keypairs: KeypairRepo;
+  readonly resizes: ResizeRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -95,6 +97,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
       actions: new ActionRepo(db, tx),
       identity: new IdentityRepo(db, tx),
       keypairs: new KeypairRepo(db),
+      resizes: new ResizeRepo(db),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),

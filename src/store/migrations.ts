@@ -181,6 +181,25 @@ CREATE TABLE keypairs (
   UNIQUE (user_id, name)
 );
 
+-- One row per resize (Nova's migrations on one host): what confirm and revert need, and
+-- os-migrations. Flavor ids are also kept as the flavors' integer rowids, as Nova shows them.
+CREATE TABLE server_migrations (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  server_id      TEXT NOT NULL,
+  project_id     TEXT NOT NULL,
+  kind           TEXT NOT NULL DEFAULT 'resize',
+  status         TEXT NOT NULL,
+  old_flavor_id  TEXT NOT NULL,
+  new_flavor_id  TEXT NOT NULL,
+  old_flavor_int INTEGER NOT NULL,
+  new_flavor_int INTEGER NOT NULL,
+  pre_vm_state   TEXT NOT NULL,
+  host           TEXT NOT NULL,
+  created_at     TEXT NOT NULL,
+  updated_at     TEXT NOT NULL
+);
+CREATE INDEX server_migrations_server ON server_migrations(server_id, id);
+
 INSERT INTO roles (id, name, created_at) VALUES
   (lower(hex(randomblob(16))), 'admin',  ${NOW}),
   (lower(hex(randomblob(16))), 'member', ${NOW}),

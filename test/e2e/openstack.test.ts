@@ -5,11 +5,11 @@
  * bad-input checks use fetch. Ends with the leak census.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { census, type Census } from '../helpers/census.js';
+import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { runCli, tempRoot } from '../helpers/run-cli.js';
 import { cloudsFor, run, startServe, tokenFor, type Serve } from './serve.js';
 
@@ -25,6 +25,15 @@ const DETAIL_KEYS = [
   'os-extended-volumes:volumes_attached', 'config_drive', 'OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
   'OS-EXT-SRV-ATTR:instance_name', 'progress',
 ].sort();
+
+/** The memory limit of a server's cgroup, v1 or v2. */
+function memoryLimit(root: string, id: string): number {
+  const parent = cgroupParentFor(root);
+  for (const f of [`/sys/fs/cgroup/memory/${parent}/${id}/memory.limit_in_bytes`, `/sys/fs/cgroup/${parent}/${id}/memory.max`]) {
+    if (existsSync(f)) return Number(readFileSync(f, 'utf8').trim());
+  }
+  throw new Error(`no memory cgroup for ${id}`);
+}
 
 describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (root, real containers)', () => {
   let root: string;
@@ -123,6 +132,11 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     const suspend = await osc(['server', 'suspend', 'web1']);
     expect(suspend.code).toBe(1);
     expect(suspend.stderr).toMatch(/501/);
+    await ok(['server', 'resize', '--flavor', 'c1.nano', '--wait', 'web1']);
+    expect(await statusOf(webId)).toBe('VERIFY_RESIZE');
+    expect(memoryLimit(root, webId)).toBe(64 * 2 ** 20); // the live cgroup took c1.nano's RAM
+    await ok(['server', 'resize', 'confirm', 'web1']);
+    expect(await statusOf(webId)).toBe('ACTIVE');
     await ok(['server', 'set', '--property', 'tier=gold', 'web1']);
     const [shown, consoleOut, events] = await Promise.all([
       json(['server', 'show', 'web1']),
@@ -133,7 +147,8 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     const lines = consoleOut.replace(/\n$/, '').split('\n');
     expect(lines.length).toBeLessThanOrEqual(3);
     expect(consoleOut).toMatch(/server started/);
-    expect(events.map((e: { Action: string }) => e.Action)).toEqual(['unlock', 'lock', 'unpause', 'pause', 'reboot', 'start', 'stop', 'create']);
+    expect(events.map((e: { Action: string }) => e.Action)).toEqual(['confirmResize', 'resize', 'unlock', 'lock', 'unpause', 'pause', 'reboot', 'start', 'stop', 'create']);
+    expect(shown.flavor).toBe('c1.nano (6)');
     // tempest: the create action's request id is the X-Compute-Request-Id of the POST
     const create = events.find((e: { Action: string }) => e.Action === 'create');
     const detail = await json(['server', 'event', 'show', 'web1', create['Request ID']]);
@@ -157,7 +172,7 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     expect(pub.code).toBe(0); // ssh-keygen reads the private key and derives the same public key
     expect(shownKey).toContain(pub.stdout.trim().split(' ')[1]!);
     const byName = Object.fromEntries(limits.map((l: { Name: string; Value: number }) => [l.Name, l.Value]));
-    expect(byName).toMatchObject({ totalInstancesUsed: 2, maxTotalInstances: 1000, totalRAMUsed: 512 + 64 });
+    expect(byName).toMatchObject({ totalInstancesUsed: 2, maxTotalInstances: 1000, totalRAMUsed: 64 + 64 });
     expect((await json(['flavor', 'list'])).map((f: { Name: string }) => f.Name)).toContain('small');
   }, 60_000);
 

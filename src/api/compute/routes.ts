@@ -19,7 +19,7 @@ import {
   bool, compactIPv6, int, ipAddress, isObject, isUuid, metadata, num, onlyKeys, refId, str, wrapped, type Json,
 } from '../validate.js';
 import {
-  MICROVERSION, actionView, computeImage, eventView, flavorBrief, flavorDetail, keypairBrief, keypairShow, serverBasic,
+  MICROVERSION, novaTime, actionView, computeImage, eventView, flavorBrief, flavorDetail, keypairBrief, keypairShow, serverBasic,
   serverBrief, serverDetail, versionDoc, versionSingle, type ServerViewContext,
 } from './views.js';
 import { QUOTAS, absoluteLimits, quotaSet } from './limits.js';
@@ -292,11 +292,20 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
       case 'rebuild':
         lockCheck(s, c);
         throw new ApiError(501, `${action} is not available yet: it needs the Glance image service of novabox (issue 4)`);
-      case 'resize':
+      case 'resize': {
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute resize. Expected {"flavorRef": "<flavor id>"}');
+        const ref = arg.flavorRef;
+        if (typeof ref !== 'string' && typeof ref !== 'number') throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
+        const flavor = flavorFor(String(ref), c, true);
+        compute.resize(s.id, flavor.id, c);
+        return done();
+      }
       case 'confirmResize':
+        compute.confirmResize(s.id, c);
+        return reply.code(204).send();
       case 'revertResize':
-        lockCheck(s, c);
-        throw new ApiError(501, `${action} is not implemented by novabox yet`);
+        compute.revertResize(s.id, c);
+        return done();
       case 'migrate':
       case 'os-migrateLive':
         requireAdmin(c, `os_compute_api:os-migrate-server:${action}`);
@@ -577,7 +586,19 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
     return { hypervisor: { ...hypervisor(false), uptime: ` up ${Math.floor(uptime() / 60)} min` } };
   });
   app.get('/v2.1/os-aggregates', async (req: Req) => (caller(req), { aggregates: [] }));
-  app.get('/v2.1/os-migrations', async (req: Req) => (requireAdmin(caller(req), 'os_compute_api:os-migrations:index'), { migrations: [] }));
+  app.get('/v2.1/os-migrations', async (req: Req) => {
+    requireAdmin(caller(req), 'os_compute_api:os-migrations:index');
+    const q = req.query;
+    let list = store.resizes.list({ serverId: q.instance_uuid });
+    if (q.status !== undefined) list = list.filter((m) => m.status === q.status);
+    return {
+      migrations: list.map((m) => ({
+        id: m.id, status: m.status, instance_uuid: m.serverId, source_node: m.host, source_compute: m.host, dest_node: m.host,
+        dest_compute: m.host, dest_host: '127.0.0.1', old_instance_type_id: m.oldFlavorInt, new_instance_type_id: m.newFlavorInt,
+        created_at: novaTime(m.createdAt), updated_at: novaTime(m.updatedAt),
+      })),
+    };
+  });
   app.get('/v2.1/os-availability-zone', async (req: Req) => (caller(req), { availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: null }] }));
 }
 

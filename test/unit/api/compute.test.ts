@@ -169,6 +169,32 @@ describe('Nova 2.1 (in process)', () => {
     expect((await req('DELETE', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata/a', { token: admin })).status).toBe(404);
   });
 
+  it('resizes a stopped server: VERIFY_RESIZE, then revert or confirm; os-migrations records it', async () => {
+    const { req, token, store } = api();
+    const t = await token();
+    const id = '55555555-5555-4555-8555-555555555555';
+    store.servers.insert({ id, name: 'rs', projectId: store.getSetting('local_project_id')!, userId: 'u', vmState: 'stopped', powerState: 4, imageName: 'busybox', flavorId: '1' });
+    const act = (body: unknown) => req('POST', `/compute/v2.1/servers/${id}/action`, { token: t, body });
+    const show = async () => (await req('GET', `/compute/v2.1/servers/${id}`, { token: t })).json.server;
+    expect((await act({ resize: { flavorRef: '1' } })).status).toBe(400); // same flavor
+    expect((await act({ resize: { flavorRef: '404' } })).status).toBe(400);
+    expect((await act({ confirmResize: null })).status).toBe(409);
+    expect((await act({ resize: { flavorRef: '6' } })).status).toBe(202);
+    expect(await show()).toMatchObject({ status: 'VERIFY_RESIZE', flavor: { id: '6' }, 'OS-EXT-STS:task_state': null });
+    expect((await act({ revertResize: null })).status).toBe(202);
+    expect(await show()).toMatchObject({ status: 'SHUTOFF', flavor: { id: '1' } });
+    expect((await act({ resize: { flavorRef: 'http://x/compute/flavors/6' } })).status).toBe(202);
+    const confirm = await act({ confirmResize: null });
+    expect(confirm.status).toBe(204);
+    expect(confirm.text).toBe('');
+    expect(await show()).toMatchObject({ status: 'SHUTOFF', flavor: { id: '6' } });
+    const m = (await req('GET', '/compute/v2.1/os-migrations', { token: t })).json.migrations;
+    expect(m.map((x: { status: string }) => x.status)).toEqual(['confirmed', 'reverted']);
+    expect(m[0]).toMatchObject({ instance_uuid: id, old_instance_type_id: 1, new_instance_type_id: 6 });
+    const ev = (await req('GET', `/compute/v2.1/servers/${id}/os-instance-actions`, { token: t })).json.instanceActions.map((a: { action: string }) => a.action);
+    expect(ev).toEqual(['confirmResize', 'resize', 'revertResize', 'resize']);
+  });
+
   it('manages flavors (numbers from strings; admin only), extra specs and access', async () => {
     const { req, token } = api();
     const admin = await token();
