@@ -13,6 +13,7 @@ import { statusOf as serverStatus } from '../../compute/states.js';
 import type { Server } from '../../store/servers.js';
 import type { Flavor } from '../../store/flavors.js';
 import { stateRoot } from '../../util/paths.js';
+import { trace } from '../../util/trace.js';
 import { ApiError } from '../faults.js';
 import { baseUrl, callerOf, requireAdmin, type ApiDeps } from '../server.js';
 import {
@@ -162,6 +163,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.post('/v2.1/servers', async (req: Req, reply) => {
+    trace('POST /servers');
     const c = caller(req);
     const b = wrapped(req.body, 'server');
     const name = str(b, 'name', { required: true, min: 1, max: 255 })!;
@@ -207,6 +209,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
     if (QUOTAS.instances >= 0 && used + maxCount > QUOTAS.instances) {
       throw new ApiError(403, `Quota exceeded for instances: Requested ${maxCount}, but already used ${used} of ${QUOTAS.instances} instances`);
     }
+    trace('create request checked');
     const { servers, started } = await compute.createRecorded(
       { name, image: image.localName, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6 },
       c,
