@@ -4,7 +4,7 @@
  * clouds.yaml; every start reconciles what a previous serve left half done.
  */
 import { existsSync, readFileSync, writeFileSync, chmodSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { BadRequest, NovaboxError } from '../errors.js';
 import { ComputeService } from '../compute/servers.js';
 import { IdentityService } from '../identity/service.js';
@@ -77,7 +77,14 @@ function writePrivate(file: string, text: string): void {
 export async function serve(o: ServeOptions): Promise<number> {
   const listen = parseListen(o.listen);
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw new BadRequest('--tls-cert and --tls-key go together');
-  const https = o.tlsCert && o.tlsKey ? { cert: readFileSync(o.tlsCert), key: readFileSync(o.tlsKey) } : undefined;
+  const readPem = (file: string, flag: string) => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new BadRequest(`cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  };
+  const https = o.tlsCert && o.tlsKey ? { cert: readPem(o.tlsCert, '--tls-cert'), key: readPem(o.tlsKey, '--tls-key') } : undefined;
   if (!isLoopback(listen.host) && !https) {
     o.err(`novabox: warning: listening on ${listen.host} without TLS: passwords and tokens cross the network in clear text (use --tls-cert/--tls-key)\n`);
   }
@@ -90,7 +97,7 @@ export async function serve(o: ServeOptions): Promise<number> {
   const scheme = https ? 'https' : 'http';
   // Written at once: a new password exists nowhere else. The port is fixed up after listen.
   if (boot.password !== undefined) {
-    writePrivate(clouds, cloudsYaml(`${scheme}://${urlHost(listen.host)}:${listen.port}/identity/v3`, boot.password, https ? o.tlsCert : undefined));
+    writePrivate(clouds, cloudsYaml(`${scheme}://${urlHost(listen.host)}:${listen.port}/identity/v3`, boot.password, https && o.tlsCert ? resolve(o.tlsCert) : undefined));
   }
   // The built-in image, so that `openstack image list` and `server create --image busybox` find it.
   try {

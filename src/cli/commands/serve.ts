@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
-import { requireRoot, type CliContext } from '../main.js';
+import { NovaboxError, type ErrorCode } from '../../errors.js';
+import { EXIT_CODES, requireRoot, type CliContext } from '../main.js';
 
 /**
  * `novabox serve`. The API (fastify and all of src/api) is its own bundle, loaded only
@@ -27,7 +28,16 @@ serve is reconciled on the next start.`)
     .action(async (o: { listen: string; tlsCert?: string; tlsKey?: string; accessLog: boolean }) => {
       requireRoot();
       const { serve } = await loadApi();
-      ctx.exitCode = await serve({ ...o, out: ctx.stdout, err: ctx.stderr });
+      try {
+        ctx.exitCode = await serve({ ...o, out: ctx.stdout, err: ctx.stderr });
+      } catch (err) {
+        // The API bundle has its own copy of the error classes: same code, same message.
+        const e = err as { code?: unknown; message?: string; hint?: string };
+        if (err instanceof Error && !(err instanceof NovaboxError) && typeof e.code === 'string' && Object.hasOwn(EXIT_CODES, e.code)) {
+          throw new NovaboxError(e.code as ErrorCode, err.message, { hint: e.hint, cause: err });
+        }
+        throw err;
+      }
     });
 }
 
