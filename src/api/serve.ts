@@ -13,6 +13,12 @@ import { stateRoot } from '../util/paths.js';
 import { background } from './compute/routes.js';
 import { LocalImageCatalog } from './image/catalog.js';
 import { buildApp, type ApiDeps } from './server.js';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import { inlineRunner, WORKER_TAG, workerMain, workerRunner, type BlockingRunner } from './compute/blocking.js';
+
+// This bundle is also the stop/delete worker's code (compute/blocking.ts).
+if (!isMainThread && (workerData as { tag?: string } | null)?.tag === WORKER_TAG && parentPort) void workerMain(parentPort);
 
 export interface ServeOptions {
   listen: string;
@@ -101,7 +107,7 @@ export async function serve(o: ServeOptions): Promise<number> {
   }
   // The built-in image, so that `openstack image list` and `server create --image busybox` find it.
   try {
-    (await import('../images/busybox.js')).ensureBusybox();
+    await (await import('../images/busybox.js')).ensureBusybox();
   } catch (err) {
     o.err(`novabox: warning: the built-in busybox image is not available: ${(err as Error).message}\n`);
   }
@@ -109,10 +115,21 @@ export async function serve(o: ServeOptions): Promise<number> {
   const local = compute.localCaller();
   const reconciled = compute.list({}, local);
 
+  // Bundled: stop/delete on a worker thread; from sources (tests): inline.
+  const self = fileURLToPath(import.meta.url);
+  let blocking: BlockingRunner = inlineRunner(compute);
+  if (self.endsWith('.cjs')) {
+    try {
+      blocking = workerRunner(self);
+    } catch (err) {
+      o.err(`novabox: warning: no worker thread for stop/delete (${(err as Error).message}): they will block the server while they run\n`);
+    }
+  }
   const deps: ApiDeps = {
     store,
     compute,
     identity,
+    blocking,
     images: new LocalImageCatalog(local.projectId),
     log: o.accessLog ? (line) => o.out(`${line}\n`) : undefined,
   };
@@ -150,6 +167,7 @@ export async function serve(o: ServeOptions): Promise<number> {
       void app
         .close()
         .then(() => Promise.allSettled([...background]))
+        .then(() => blocking.close())
         .finally(done);
     };
     const onInt = () => stop('SIGINT');

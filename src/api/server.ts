@@ -12,6 +12,7 @@ import { Forbidden } from '../identity/service.js';
 import type { Store } from '../store/db.js';
 import { faultBody, serviceOf, statusOf } from './faults.js';
 import type { ImageCatalog } from './image/catalog.js';
+import type { BlockingRunner } from './compute/blocking.js';
 import { registerIdentity } from './identity/routes.js';
 import { registerCompute } from './compute/routes.js';
 import { registerImage } from './image/routes.js';
@@ -21,6 +22,8 @@ export interface ApiDeps {
   compute: ComputeService;
   identity: IdentityService;
   images: ImageCatalog;
+  /** where stop and delete run (default: inline, in the calling thread) */
+  blocking?: BlockingRunner;
   /** one access-log line per request; never given a token or a password */
   log?: (line: string) => void;
 }

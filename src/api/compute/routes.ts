@@ -24,6 +24,7 @@ import {
   serverBrief, serverDetail, versionDoc, versionSingle, type ServerViewContext,
 } from './views.js';
 import { QUOTAS, absoluteLimits, quotaSet } from './limits.js';
+import { inlineRunner } from './blocking.js';
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | undefined> }>;
 
@@ -81,6 +82,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   const store = deps.store;
   const keypairs = new KeypairService(store);
   const log = deps.log;
+  const blocking = deps.blocking ?? inlineRunner(compute);
 
   // ---- version documents (no token)
   app.get('/', async (req) => ({ versions: [versionDoc(baseUrl(req), 'v2.0'), versionDoc(baseUrl(req), 'v2.1')] }));
@@ -242,7 +244,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
 
   app.delete('/v2.1/servers/:id', async (req: Req, reply) => {
     const s = server(req);
-    compute.delete(s.id, caller(req));
+    await blocking.run({ op: 'delete', id: s.id, caller: caller(req) });
     return reply.code(204).send();
   });
 
@@ -260,7 +262,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
         await claimed(compute.start(s.id, c), log, `start ${s.id}`);
         return done();
       case 'os-stop':
-        await compute.stop(s.id, c);
+        await blocking.run({ op: 'stop', id: s.id, caller: c });
         return done();
       case 'reboot': {
         if (!isObject(arg)) throw new BadRequest("Invalid input for field/attribute reboot. Expected {\"type\": \"SOFT\"|\"HARD\"}");
