@@ -605,6 +605,11 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
     };
   });
   app.get('/v2.1/os-availability-zone', async (req: Req) => (caller(req), { availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: null }] }));
+  app.get('/v2.1/os-availability-zone/detail', async (req: Req) => {
+    requireAdmin(caller(req), 'os_compute_api:os-availability-zone:detail');
+    const up = { available: true, active: true, updated_at: novaTime(new Date().toISOString().slice(0, 23) + '000') };
+    return { availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: { [hostname()]: { 'nova-compute': up } } }] };
+  });
 }
 
 function wrappedAny(body: unknown): Json {

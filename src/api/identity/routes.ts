@@ -203,6 +203,16 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
     repo.deleteUser(req.params.id!);
     return reply.code(204).send();
   });
+  app.post('/v3/users/:id/password', async (req: Req, reply) => {
+    const t = auth(req);
+    if (t.user.id !== req.params.id) throw new Forbidden('You can only change your own password.');
+    const u = wrapped(req.body, 'user');
+    const original = str(u, 'original_password', { required: true })!;
+    const hash = await ids.passwordHashFor(u.password);
+    await ids.checkPassword({ user: { id: t.user.id, password: original } });
+    repo.updateUser(t.user.id, { passwordHash: hash });
+    return reply.code(204).send();
+  });
   app.get('/v3/users/:id/projects', async (req: Req) => {
     selfOrAdmin(req, req.params.id!, 'identity:list_user_projects');
     return projectList(repo.projectsOf(user(req.params.id!).id), baseUrl(req), `/v3/users/${req.params.id}/projects`);

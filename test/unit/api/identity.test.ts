@@ -147,9 +147,17 @@ describe('Keystone v3 (in process)', () => {
     const t2 = await token('u2', 'pw2', 'p2');
     const v = await req('GET', '/identity/v3/auth/tokens', { token: t2, headers: { 'x-subject-token': t2 } });
     expect(v.json.token.roles.map((r: { name: string }) => r.name)).toEqual(['member']);
+    // a user changes its own password: old tokens end, the new password works
+    const changed = await req('POST', `/identity/v3/users/${u.json.user.id}/password`, { token: t2, body: { user: { password: 'pw3', original_password: 'pw2' } } });
+    expect(changed.status).toBe(204);
+    expect((await req('GET', '/compute/v2.1/servers', { token: t2 })).status).toBe(401);
+    await expect(token('u2', 'pw2', 'p2')).rejects.toThrow(/401/);
+    const t3 = await token('u2', 'pw3', 'p2');
+    expect((await req('POST', `/identity/v3/users/${u.json.user.id}/password`, { token: t3, body: { user: { password: 'x', original_password: 'wrong' } } })).status).toBe(401);
     // non-admin: no identity administration
-    expect((await req('POST', '/identity/v3/projects', { token: t2, body: { project: { name: 'p3' } } })).status).toBe(403);
-    expect((await req('GET', '/identity/v3/users', { token: t2 })).status).toBe(403);
+    const t2b = t3;
+    expect((await req('POST', '/identity/v3/projects', { token: t2b, body: { project: { name: 'p3' } } })).status).toBe(403);
+    expect((await req('GET', '/identity/v3/users', { token: t2b })).status).toBe(403);
     // duplicates
     expect((await req('POST', '/identity/v3/projects', { token: admin, body: { project: { name: 'p2' } } })).status).toBe(409);
     expect((await req('POST', '/identity/v3/users', { token: admin, body: { user: { name: 'u2' } } })).status).toBe(409);
