@@ -2,6 +2,8 @@
 // bench/api-client.mjs - plain HTTP clients against a warm `novabox serve` (run by bench/api.sh).
 //
 //   node bench/api-client.mjs latency    URL USER PASSWORD N          create -> ACTIVE, one at a time
+//                                        (as seen by the poller, and as recorded by the server:
+//                                        OS-SRV-USG:launched_at minus the time the POST was sent)
 //   node bench/api-client.mjs throughput URL USER PASSWORD N CLIENTS  N creates by CLIENTS workers
 //
 // URL is the serve base (http://127.0.0.1:PORT). One token per run (scoped to project
@@ -55,6 +57,7 @@ const flavorRef = '6'; // c1.nano
 /** ms from sending POST /servers to the first GET that shows ACTIVE */
 async function createActive(name) {
   const t0 = performance.now();
+  const wall0 = performance.timeOrigin + t0;
   const c = await api('POST', '/servers', { server: { name, imageRef, flavorRef } });
   if (c.status !== 202) throw new Error(`create: HTTP ${c.status} ${JSON.stringify(c.json)}`);
   const id = c.json.server.id;
@@ -63,7 +66,12 @@ async function createActive(name) {
   for (;;) {
     const s = await api('GET', `/servers/${id}`);
     const st = s.json?.server?.status;
-    if (st === 'ACTIVE') return { ms: performance.now() - t0, postMs: tPost, id };
+    if (st === 'ACTIVE') {
+      // when the server recorded it ACTIVE (µs, same host clock): free of the polling interval
+      const launched = s.json.server['OS-SRV-USG:launched_at'];
+      const recordedMs = Date.parse(`${launched.slice(0, 23)}Z`) + Number(launched.slice(23, 26) || 0) / 1000 - wall0;
+      return { ms: performance.now() - t0, postMs: tPost, recordedMs, id };
+    }
     if (st === 'ERROR') throw new Error(`server ${id} went to ERROR: ${JSON.stringify(s.json.server.fault)}`);
     if (performance.now() - t0 > TIMEOUT_MS) throw new Error(`server ${id} not ACTIVE after ${TIMEOUT_MS} ms`);
     if (POLL_MS > 0) await sleep(POLL_MS);
@@ -90,14 +98,17 @@ try {
   if (mode === 'latency') {
     const lat = [];
     const post = [];
+    const rec = [];
     for (let i = 0; i < N; i++) {
       const r = await createActive(`lat-${i}`);
       lat.push(r.ms);
       post.push(r.postMs);
+      rec.push(r.recordedMs);
       await api('DELETE', `/servers/${r.id}`);
       made.delete(r.id);
     }
-    console.log(`api_create_active_ms novabox-serve ${stats(lat)}`);
+    console.log(`api_create_active_ms novabox-serve ${stats(lat)} poll_ms=${POLL_MS}`);
+    console.log(`api_create_recorded_active_ms novabox-serve ${stats(rec)}`);
     console.log(`api_create_post_ms novabox-serve ${stats(post)}`);
   } else {
     let next = 0;

@@ -251,7 +251,9 @@ export class ComputeService {
     const limits = flavorLimits(flavor);
     const config = { name: image.name, layerDirs: layerDirs(image), config: image.config };
     // Containers are independent: start them concurrently (the kernel work overlaps).
-    return { servers: rows, started: Promise.all(rows.map((s) => this.spawn(s, config, limits))) };
+    // Started on the next turn of the event loop: an API caller answers 202 first.
+    const started = new Promise<void>((r) => setImmediate(r)).then(() => Promise.all(rows.map((s) => this.spawn(s, config, limits))));
+    return { servers: rows, started };
   }
 
   private async spawn(s: Server, image: { name: string; layerDirs: string[]; config: ImageConfig }, limits: CgroupLimits): Promise<Server> {
