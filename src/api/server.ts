@@ -11,7 +11,7 @@ import type { IdentityService, Token } from '../identity/service.js';
 import { Forbidden } from '../identity/service.js';
 import type { Store } from '../store/db.js';
 import { faultBody, serviceOf, statusOf } from './faults.js';
-import type { ImageCatalog } from './image/catalog.js';
+import type { ImageBackend } from './image/catalog.js';
 import type { BlockingRunner } from './compute/blocking.js';
 import { registerIdentity } from './identity/routes.js';
 import { registerCompute } from './compute/routes.js';
@@ -21,7 +21,7 @@ export interface ApiDeps {
   store: Store;
   compute: ComputeService;
   identity: IdentityService;
-  images: ImageCatalog;
+  images: ImageBackend;
   /** where stop and delete run (default: inline, in the calling thread) */
   blocking?: BlockingRunner;
   /** one access-log line per request; never given a token or a password */

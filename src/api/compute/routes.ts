@@ -24,6 +24,7 @@ import {
   serverBrief, serverDetail, versionDoc, versionSingle, type ServerViewContext,
 } from './views.js';
 import { QUOTAS, absoluteLimits, quotaSet } from './limits.js';
+import { imageIdOfServer, type GlanceImage } from '../image/catalog.js';
 import { inlineRunner } from './blocking.js';
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | undefined> }>;
@@ -114,7 +115,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   const viewCtx = (req: FastifyRequest, s: Server): ServerViewContext => ({
     base: baseUrl(req),
     isAdmin: caller(req).isAdmin,
-    imageId: deps.images.ofServer(s.imageName)?.id ?? '',
+    imageId: imageIdOfServer(deps.images, s, caller(req)),
     addresses: {},
   });
 
@@ -136,7 +137,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
       { projectId, name: q.name, status: q.status, changesSince: q['changes-since'] },
       allTenants ? { ...c, isAdmin: true } : { ...c, isAdmin: true },
     );
-    if (q.image !== undefined) list = list.filter((s) => deps.images.ofServer(s.imageName)?.id === refId(q.image!));
+    if (q.image !== undefined) list = list.filter((s) => imageIdOfServer(deps.images, s, c) === refId(q.image!));
     if (q.flavor !== undefined) list = list.filter((s) => s.flavorId === refId(q.flavor!));
     if (q.host !== undefined) {
       requireAdmin(c, 'os_compute_api:servers:index:get_all_tenants');
@@ -173,8 +174,13 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
     const imageRef = str(b, 'imageRef', { required: true, min: 1 })!;
     const imageId = refId(imageRef);
     if (!isUuid(imageId)) throw new BadRequest(`Invalid input for field/attribute imageRef. Value: ${imageRef}. '${imageRef}' is not a 'uuid'`);
-    const image = deps.images.get(imageId, c.projectId, c.isAdmin);
-    if (!image) throw new BadRequest(`Image ${imageId} could not be found.`);
+    let image: GlanceImage;
+    try {
+      image = deps.images.show(imageId, c);
+    } catch (err) {
+      if (err instanceof NotFound) throw new BadRequest(`Image ${imageId} could not be found.`);
+      throw err;
+    }
     if (image.status !== 'active') throw new BadRequest(`Image ${imageId} is not active.`);
     const flavorRef = b.flavorRef;
     if (typeof flavorRef !== 'string' && typeof flavorRef !== 'number') throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
@@ -213,7 +219,8 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
     }
     trace('create request checked');
     const { servers, started } = await compute.createRecorded(
-      { name, image: image.localName, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6 },
+      // the core's store knows images by name (the images issue makes ids resolvable too)
+      { name, image: image.name, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6 },
       c,
     );
     inBackground(started, log, `create ${servers.map((s) => s.id).join(', ')}`);
@@ -526,24 +533,25 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/v2.1/os-quota-sets/:project/defaults', async (req: Req) => ({ quota_set: (caller(req), quotaSet(req.params.project!)) }));
 
   // ---- images (compute's proxy onto Glance)
-  const visibleImages = (req: Req) => {
+  const visibleImages = (req: Req) => deps.images.list({}, caller(req));
+  const oneImage = (req: Req): GlanceImage => {
     const c = caller(req);
-    return deps.images.list(c.projectId, c.isAdmin);
+    if (!isUuid(req.params.id!)) throw new NotFound('Image not found.');
+    try {
+      return deps.images.show(req.params.id!, c);
+    } catch (err) {
+      if (err instanceof NotFound) throw new NotFound('Image not found.');
+      throw err;
+    }
   };
   app.get('/v2.1/images', async (req: Req) => ({ images: visibleImages(req).map((i) => computeImage(i, baseUrl(req), false)) }));
   app.get('/v2.1/images/detail', async (req: Req) => ({ images: visibleImages(req).map((i) => computeImage(i, baseUrl(req), true)) }));
-  app.get('/v2.1/images/:id', async (req: Req) => {
-    const c = caller(req);
-    const i = deps.images.get(req.params.id!, c.projectId, c.isAdmin);
-    if (!i) throw new NotFound('Image not found.');
-    return { image: computeImage(i, baseUrl(req), true) };
+  app.get('/v2.1/images/:id', async (req: Req) => ({ image: computeImage(oneImage(req), baseUrl(req), true) }));
+  app.delete('/v2.1/images/:id', async (req: Req, reply) => {
+    deps.images.delete(oneImage(req).id, caller(req));
+    return reply.code(204).send();
   });
-  app.get('/v2.1/images/:id/metadata', async (req: Req) => {
-    const c = caller(req);
-    const i = deps.images.get(req.params.id!, c.projectId, c.isAdmin);
-    if (!i) throw new NotFound('Image not found.');
-    return { metadata: { ...i.properties } };
-  });
+  app.get('/v2.1/images/:id/metadata', async (req: Req) => ({ metadata: { ...oneImage(req).properties } }));
 
   // ---- hypervisors, aggregates, migrations (admin)
   const hypervisor = (detail: boolean) => {

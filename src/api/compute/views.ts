@@ -153,7 +153,7 @@ export function eventView(e: ActionEvent) {
 }
 
 /** Glance status → the compute image API's. */
-export function computeImageStatus(status: GlanceImage['status']): string {
+export function computeImageStatus(status: string): string {
   switch (status) {
     case 'queued':
     case 'saving':
