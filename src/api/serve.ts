@@ -11,7 +11,8 @@ import { IdentityService } from '../identity/service.js';
 import { openStore } from '../store/db.js';
 import { stateRoot } from '../util/paths.js';
 import { background } from './compute/routes.js';
-import { LocalImageCatalog } from './image/catalog.js';
+import { ImageService } from '../images/service.js';
+import { snapshotServer } from '../images/snapshot.js';
 import { buildApp, type ApiDeps } from './server.js';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
@@ -106,8 +107,9 @@ export async function serve(o: ServeOptions): Promise<number> {
     writePrivate(clouds, cloudsYaml(`${scheme}://${urlHost(listen.host)}:${listen.port}/identity/v3`, boot.password, https && o.tlsCert ? resolve(o.tlsCert) : undefined));
   }
   // The built-in image, so that `openstack image list` and `server create --image busybox` find it.
+  const images = new ImageService(store);
   try {
-    await (await import('../images/busybox.js')).ensureBusybox();
+    images.ensureBuiltin();
   } catch (err) {
     o.err(`novabox: warning: the built-in busybox image is not available: ${(err as Error).message}\n`);
   }
@@ -130,7 +132,8 @@ export async function serve(o: ServeOptions): Promise<number> {
     compute,
     identity,
     blocking,
-    images: new LocalImageCatalog(local.projectId),
+    images,
+    snapshot: (req, caller) => snapshotServer(compute, images, req, caller),
     log: o.accessLog ? (line) => o.out(`${line}\n`) : undefined,
   };
   const app = await buildApp(deps, { https });

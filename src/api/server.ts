@@ -11,7 +11,7 @@ import type { IdentityService, Token } from '../identity/service.js';
 import { Forbidden } from '../identity/service.js';
 import type { Store } from '../store/db.js';
 import { faultBody, serviceOf, statusOf } from './faults.js';
-import type { ImageBackend } from './image/catalog.js';
+import type { GlanceImage, ImageBackend } from './image/catalog.js';
 import type { BlockingRunner } from './compute/blocking.js';
 import { registerIdentity } from './identity/routes.js';
 import { registerCompute } from './compute/routes.js';
@@ -22,6 +22,11 @@ export interface ApiDeps {
   compute: ComputeService;
   identity: IdentityService;
   images: ImageBackend;
+  /** Nova's createImage: a snapshot of a server into a new image (images/snapshot.ts) */
+  snapshot?: (
+    req: { server: string; name: string; properties?: Record<string, string>; onRecord?: (rec: GlanceImage) => void },
+    caller: Caller,
+  ) => Promise<unknown>;
   /** where stop and delete run (default: inline, in the calling thread) */
   blocking?: BlockingRunner;
   /** one access-log line per request; never given a token or a password */

@@ -21,6 +21,7 @@ import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
 import { nowIso } from '../store/time.js';
 import { cgroupPathOf } from '../util/paths.js';
+import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
 import { newUuid } from './ids.js';
@@ -36,6 +37,8 @@ export interface CreateServerRequest {
   count?: number;
   accessIpv4?: string;
   accessIpv6?: string;
+  /** writable layer on a tmpfs inside the server, lost when it stops */
+  ephemeral?: boolean;
 }
 
 export interface Caller {
@@ -140,6 +143,14 @@ export class ComputeService {
           this.killUnrecorded(cur.id);
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
         }
+        if (cur.taskState === 'image_snapshot' && running && cur.vmState === 'active') {
+          // a snapshot killed while the server was frozen: thaw it (images/snapshot.ts)
+          try {
+            this.driver.open(cgroupPathOf(cur.id)).thaw();
+          } catch {
+            /* not frozen, or gone */
+          }
+        }
         const vm: VmState = running ? (cur.vmState === 'paused' ? 'paused' : 'active') : 'stopped';
         return this.store.servers.update(cur.id, {
           vmState: vm,
@@ -222,9 +233,9 @@ export class ComputeService {
     checkServerName(req.name);
     const count = req.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
-    let image = readImage(req.image);
+    let image = readImage(imageRefName(this.store, req.image));
     // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
-    if (!image && req.image === 'busybox') image = (await import('../images/busybox.js')).ensureBusybox();
+    if (!image && req.image === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
     if (!image) throw new NotFound(`image "${req.image}" not found`);
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
@@ -235,10 +246,10 @@ export class ComputeService {
       names.map((name) => {
         const s: NewServer = {
           id: newUuid(), name, projectId: caller.projectId, userId: caller.userId,
-          imageRef: image.name, imageName: image.name, flavorId: flavor.id,
+          imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id,
           vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
           metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: req.accessIpv4 ?? '', accessIpv6: req.accessIpv6 ?? '',
-          locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: false,
+          locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: Boolean(req.ephemeral),
           network: req.network ?? 'none',
           createdAt: now, updatedAt: now, launchedAt: null, terminatedAt: null,
           ...this.owner(),
@@ -263,7 +274,7 @@ export class ComputeService {
       mkdirSync(serverDirs(s.id).dir, { recursive: true, mode: 0o700 });
       logLine(s.id, 'server created');
       trace('create recorded');
-      const facts = await startServer({ id: s.id, hostname: hostnameOf(s.name), image, limits, network: s.network }, this.driver);
+      const facts = await startServer({ id: s.id, hostname: hostnameOf(s.name), image, limits, network: s.network, ephemeral: this.ephemeralOf(s) }, this.driver);
       trace('server started');
       ev?.('Success');
       logLine(s.id, 'server started');
@@ -302,11 +313,50 @@ export class ComputeService {
   private async boot(s: Server): Promise<void> {
     const flavor = this.store.flavors.get(s.flavorId);
     const facts = await startServer(
-      { id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network },
+      { id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network, ephemeral: this.ephemeralOf(s) },
       this.driver,
     );
     this.store.servers.setRuntime(s.id, facts);
     logLine(s.id, 'server started');
+  }
+
+  /** An ephemeral server's tmpfs holds at most the flavor's disk. */
+  private ephemeralOf(s: Server): { sizeBytes: number } | undefined {
+    if (!s.ephemeral) return undefined;
+    const disk = this.store.flavors.get(s.flavorId).diskGiB;
+    return { sizeBytes: Math.max(1, disk) * 1024 ** 3 };
+  }
+
+  /**
+   * Nova rebuild: the same server (id, name, metadata, key, addresses) on a fresh
+   * writable layer over another (or the same) image. From ACTIVE it ends ACTIVE, from
+   * SHUTOFF it ends SHUTOFF; an instance action `rebuild` records it.
+   */
+  async rebuild(nameOrId: string, imageRef: string, caller: Caller, opts: { timeoutMs?: number } = {}): Promise<Server> {
+    const s = this.find(nameOrId, caller);
+    let image = readImage(imageRefName(this.store, imageRef));
+    if (!image && imageRef === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
+    if (!image) throw new NotFound(`image "${imageRef}" not found`);
+    const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
+    const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');
+    const wasRunning = s.vmState === 'active';
+    try {
+      this.halt(s, opts.timeoutMs ?? 10_000, false);
+      const d = serverDirs(s.id);
+      rmTree(d.upper);
+      rmTree(d.work);
+      const cur = this.store.servers.update(s.id, { imageRef: image.id ?? image.name, imageName: image.name, taskState: 'rebuild_spawning' });
+      logLine(s.id, `server rebuilt from image ${image.name}`);
+      if (wasRunning) await this.boot(cur);
+      ev('Success');
+      return this.finish(s.id, wasRunning
+        ? { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null }
+        : { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN, fault: null });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.fail(s, `rebuild failed: ${(err as Error).message}`);
+      throw err;
+    }
   }
 
   async start(nameOrId: string, caller: Caller): Promise<Server> {
@@ -565,6 +615,14 @@ export class ComputeService {
     const s = this.find(nameOrId, caller);
     return readConsole(s.id, lines);
   }
+}
+
+/** An image reference (name or id) as the name its runtime file is published under. */
+function imageRefName(store: Store, ref: string): string {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(ref)) return ref;
+  const row = store.db.prepare<{ name: string }>("SELECT name FROM images WHERE id = ? AND status = 'active'").get(ref);
+  if (!row) throw new NotFound(`image "${ref}" not found`);
+  return row.name;
 }
 
 /** The last `lines` lines of a server's console (the rotated file and the live one). */

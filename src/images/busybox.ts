@@ -2,19 +2,12 @@
  * The default image, built from the host's static busybox (Debian busybox-static),
  * never downloaded. See images/busybox/README.md.
  */
-import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import {
-  chmodSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, lstatSync,
-} from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join, relative } from 'node:path';
+import { chmodSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NovaboxError } from '../errors.js';
-import { paths } from '../util/paths.js';
-import { readImage, writeImage, type Image } from './store.js';
-
-const require = createRequire(import.meta.url);
+import { readImage, type Image, type ImageConfig } from './store.js';
 
 export const BUSYBOX_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 
@@ -32,30 +25,6 @@ export function hostBusybox(): string {
   const candidates = [process.env.NOVABOX_BUSYBOX, '/bin/busybox', '/usr/bin/busybox'].filter(Boolean) as string[];
   for (const c of candidates) if (existsSync(c)) return c;
   throw new NovaboxError('not-found', 'no busybox binary on this host: install the busybox-static package (apt-get install busybox-static)');
-}
-
-/** Every path below dir, sorted, as tar wants them: relative, directories before their contents. */
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  const visit = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const full = join(d, name);
-      out.push(relative(dir, full));
-      if (lstatSync(full).isDirectory()) visit(full);
-    }
-  };
-  visit(dir);
-  return out;
-}
-
-/** sha256 of the layer's deterministic tar: the OCI diff id. */
-export function diffId(dir: string): string {
-  const tar = require('tar') as typeof import('tar');
-  const hash = createHash('sha256');
-  const pack = tar.c({ sync: true, cwd: dir, portable: true, mtime: new Date(0), noDirRecurse: true }, walk(dir));
-  pack.on('data', (chunk: Buffer) => hash.update(chunk));
-  pack.resume();
-  return hash.digest('hex');
 }
 
 export function buildBusyboxLayer(tmpRoot: string): string {
@@ -84,34 +53,25 @@ export function buildBusyboxLayer(tmpRoot: string): string {
   return dir;
 }
 
-/** The busybox image, built on first use. Concurrent first uses are safe (rename is atomic). */
-export function ensureBusybox(): Image {
+/**
+ * The busybox image, built on first use into the image store (one database record, one
+ * layer). Concurrent first uses are safe: the name is unique, the loser reuses the winner's.
+ */
+export async function ensureBusybox(): Promise<Image> {
   const have = readImage('busybox');
   if (have) return have;
-  mkdirSync(paths.tmp(), { recursive: true });
-  const tmp = join(paths.tmp(), `busybox-${process.pid}-${Date.now()}`);
+  const { openStore } = await import('../store/db.js');
+  const { ImageService } = await import('./service.js');
+  const store = openStore();
   try {
-    const dir = buildBusyboxLayer(tmp);
-    const hex = diffId(dir);
-    mkdirSync(paths.layers(), { recursive: true });
-    if (!existsSync(paths.layer(hex))) {
-      try {
-        renameSync(dir, paths.layer(hex));
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw err;
-      }
-    }
-    const image: Image = {
-      name: 'busybox',
-      layers: [`sha256:${hex}`],
-      // `run` gets a shell; a server is a system container: an idle init that exec'd commands join
-      config: { cmd: ['sh'], env: BUSYBOX_ENV, workingDir: '/', user: '', serverCmd: [] },
-      created: new Date().toISOString(),
-    };
-    writeImage(image);
-    return image;
+    new ImageService(store).ensureBuiltin();
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    store.close();
   }
+  const img = readImage('busybox');
+  if (!img) throw new NovaboxError('internal', 'the busybox image was built but is not published');
+  return img;
 }
+
+/** `run` gets a shell; a server is a system container: an idle init that exec'd commands join. */
+export const BUSYBOX_CONFIG: ImageConfig = { cmd: ['sh'], env: BUSYBOX_ENV, workingDir: '/', user: '', serverCmd: [] };

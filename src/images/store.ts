@@ -3,7 +3,7 @@
  * layer directories keyed by their diff id. The images issue generalises this
  * (import, export, reference counts, Glance metadata).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import { paths } from '../util/paths.js';
@@ -19,7 +19,15 @@ export interface ImageConfig {
   serverCmd?: string[];
 }
 
+/**
+ * An active image as published for the runtime: images/<name>.json, written by the image
+ * service (service.ts) in the transaction that makes the image active, removed when it
+ * is deleted. The database is the record; this file lets `novabox run` boot an image
+ * without opening it.
+ */
 export interface Image {
+  /** the image's id in the database (absent in files of novabox before the image store) */
+  id?: string;
   name: string;
   /** sha256:<hex>, bottom layer first (OCI order) */
   layers: string[];
@@ -64,4 +72,9 @@ export function layerDirs(image: Image): string[] {
       return dir;
     })
     .reverse();
+}
+
+export function removeImageRef(name: string): void {
+  checkImageName(name);
+  rmSync(imageFile(name), { force: true });
 }

@@ -27,7 +27,7 @@ async function resolveImage(o: RunOptions): Promise<{ name: string; layerDirs: s
   const name = o.image!;
   checkImageName(name);
   let image = readImage(name);
-  if (!image && name === 'busybox' && !o.dryRun) image = (await import('../images/busybox.js')).ensureBusybox();
+  if (!image && name === 'busybox' && !o.dryRun) image = await (await import('../images/busybox.js')).ensureBusybox();
   if (!image) throw new NotFound(`image "${name}" not found`, { hint: 'the built-in image is "busybox"' });
   return { name: image.name, layerDirs: layerDirs(image), config: image.config };
 }

@@ -44,6 +44,8 @@ export interface ServerLaunch {
   limits: CgroupLimits;
   network: 'none' | 'host';
   logMaxBytes?: number;
+  /** writable layer on a tmpfs inside the server (gone when it stops), at most this many bytes */
+  ephemeral?: { sizeBytes: number };
 }
 
 export function serverDirs(id: string) {
@@ -53,6 +55,8 @@ export function serverDirs(id: string) {
     upper: join(dir, 'upper'),
     work: join(dir, 'work'),
     merged: join(dir, 'rootfs'),
+    /** ephemeral servers: mount point of their tmpfs (inside the server's mount namespace only) */
+    eph: join(dir, 'eph'),
     log: join(dir, 'console.log'),
     status: join(dir, 'exit-status'),
   };
@@ -85,7 +89,12 @@ function planServer(l: ServerLaunch, driverKind: 'v1' | 'hybrid' | 'v2', cgroupR
   const spec: ContainerSpec = {
     id: l.id,
     hostname: l.hostname,
-    rootfs: { mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false },
+    rootfs: l.ephemeral
+      ? {
+          mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: join(d.eph, 'upper'), workDir: join(d.eph, 'work'), readOnly: false,
+          tmpfs: { dir: d.eph, sizeBytes: l.ephemeral.sizeBytes },
+        }
+      : { mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false },
     process: {
       args: serverCommand(l.image.config),
       env: dedupeEnv(env),
@@ -145,6 +154,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   mkdirSync(d.upper, { recursive: true, mode: 0o755 });
   mkdirSync(d.work, { recursive: true, mode: 0o700 });
   mkdirSync(d.merged, { recursive: true, mode: 0o755 });
+  if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
   rmSync(d.status, { force: true });
   const layout = driver.layout;
   const plan = planServer(l, layout.kind, layout.kind === 'v2' ? layout.root : undefined, layout);

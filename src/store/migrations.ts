@@ -118,6 +118,57 @@ INSERT INTO flavors (id, name, vcpus, ram_mib, disk_gib, created_at) VALUES
 `,
   },
   {
+    // Glance-like image records over content-addressed layers (src/images/). A layer's
+    // reference count is the number of image_layers rows naming it: derived, never stored.
+    name: '002 images',
+    sql: `
+CREATE TABLE images (
+  id               TEXT PRIMARY KEY,
+  name             TEXT NOT NULL,
+  status           TEXT NOT NULL CHECK (status IN ('queued', 'saving', 'active', 'killed', 'deleted', 'pending_delete', 'deactivated')),
+  size             INTEGER,
+  virtual_size     INTEGER,
+  checksum         TEXT,
+  os_hash_algo     TEXT,
+  os_hash_value    TEXT,
+  disk_format      TEXT,
+  container_format TEXT,
+  visibility       TEXT NOT NULL DEFAULT 'shared' CHECK (visibility IN ('public', 'private', 'shared', 'community')),
+  owner            TEXT NOT NULL,
+  protected        INTEGER NOT NULL DEFAULT 0,
+  min_disk         INTEGER NOT NULL DEFAULT 0,
+  min_ram          INTEGER NOT NULL DEFAULT 0,
+  tags             TEXT NOT NULL DEFAULT '[]',
+  properties       TEXT NOT NULL DEFAULT '{}',
+  config           TEXT NOT NULL DEFAULT '{}',
+  task_owner_pid   INTEGER,
+  task_owner_start INTEGER,
+  created_at       TEXT NOT NULL,
+  updated_at       TEXT NOT NULL
+);
+-- one live image per name (novabox resolves names like podman tags); killed ones may repeat
+CREATE UNIQUE INDEX images_live_name ON images(name) WHERE status IN ('queued', 'saving', 'active', 'deactivated');
+CREATE INDEX images_owner ON images(owner);
+
+CREATE TABLE layers (
+  diff_id     TEXT PRIMARY KEY,
+  blob_digest TEXT NOT NULL,
+  media_type  TEXT NOT NULL,
+  blob_size   INTEGER NOT NULL,
+  size        INTEGER NOT NULL,
+  created_at  TEXT NOT NULL
+);
+
+CREATE TABLE image_layers (
+  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+  position INTEGER NOT NULL,
+  diff_id  TEXT NOT NULL REFERENCES layers(diff_id),
+  PRIMARY KEY (image_id, position)
+);
+CREATE INDEX image_layers_diff ON image_layers(diff_id);
+`,
+  },
+  {
     name: '004 identity',
     sql: `
 CREATE TABLE projects (

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SysError } from '../errors.js';
+import { NovaboxError, SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
 import { encodePlan, type LaunchPlan } from './ops.js';
 import { trace } from '../util/trace.js';
@@ -55,6 +55,11 @@ interface Bindings {
   nb_recv_fd: (sock: number) => number;
   nb_cgroup_devices: (dir: string) => number;
   nb_abi_version: () => number;
+  nb_layer_pack: ((src: string, tarFd: number, mirror: string | null, syncfs: number, err: Buffer, errLen: number) => number | bigint) & {
+    async: (src: string, tarFd: number, mirror: string | null, syncfs: number, err: Buffer, errLen: number, cb: (e: unknown, n: number | bigint) => void) => void;
+  };
+  nb_layer_whiteout: (path: string) => number;
+  nb_layer_set_opaque: (dir: string) => number;
   waitpid: (pid: number, status: Int32Array, options: number) => number;
   syscall2: (nr: number, a: number, b: number) => number;
   syscall4: (nr: number, a: number, b: number, c: number, d: number) => number;
@@ -122,6 +127,9 @@ function bind(): Bindings {
     nb_recv_fd: lib.func('int nb_recv_fd(int sock)'),
     nb_cgroup_devices: lib.func('int nb_cgroup_devices(const char *dir)'),
     nb_abi_version: abi,
+    nb_layer_pack: lib.func('int64_t nb_layer_pack(const char *src, int tarfd, const char *mirror, int do_syncfs, char *err, uint32_t errlen)'),
+    nb_layer_whiteout: lib.func('int nb_layer_whiteout(const char *path)'),
+    nb_layer_set_opaque: lib.func('int nb_layer_set_opaque(const char *dir)'),
     waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
     syscall2: libc.func('long syscall(long nr, long a, long b)'),
     syscall4: libc.func('long syscall(long nr, long a, long b, long c, long d)'),
@@ -208,6 +216,43 @@ export function awaitInit(sp: SpawnResult): { pid: number; placed: boolean } {
 export function cgroupDevices(dir: string): void {
   const rc = bind().nb_cgroup_devices(dir);
   if (rc < 0) throw new SysError('bpf (device filter)', errnoName(rc), dir, errnoText(rc));
+}
+
+/**
+ * Pack a directory in overlay form into an OCI layer tar written at the start of tarFd
+ * (whiteouts converted), optionally mirroring it into `mirror` (an empty directory).
+ * syncfs first when asked. Returns the tar's length.
+ */
+export function layerPack(src: string, tarFd: number, mirror: string | null, syncfs: boolean): number {
+  const err = Buffer.alloc(1024);
+  const n = Number(bind().nb_layer_pack(src, tarFd, mirror, syncfs ? 1 : 0, err, err.length));
+  if (n < 0) throw new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`);
+  return n;
+}
+
+/** layerPack on a thread of the libuv pool: the caller's thread stays free (to hash the tar as it grows). */
+export function layerPackAsync(src: string, tarFd: number, mirror: string | null, syncfs: boolean): Promise<number> {
+  const err = Buffer.alloc(1024);
+  return new Promise((resolve, reject) => {
+    bind().nb_layer_pack.async(src, tarFd, mirror, syncfs ? 1 : 0, err, err.length, (e, r) => {
+      if (e) return reject(e);
+      const n = Number(r);
+      if (n < 0) reject(new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`));
+      else resolve(n);
+    });
+  });
+}
+
+/** An OCI whiteout turned back into overlay form: a 0/0 character device at path. */
+export function layerWhiteout(path: string): void {
+  const rc = bind().nb_layer_whiteout(path);
+  if (rc < 0) throw new SysError('mknod (whiteout)', errnoName(rc), path, errnoText(rc));
+}
+
+/** Mark a layer directory opaque for overlayfs. */
+export function layerSetOpaque(dir: string): void {
+  const rc = bind().nb_layer_set_opaque(dir);
+  if (rc < 0) throw new SysError('setxattr trusted.overlay.opaque', errnoName(rc), dir, errnoText(rc));
 }
 
 /** Receive the pty master the init sends after GO (blocks briefly). */

@@ -176,6 +176,40 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     expect((await json(['flavor', 'list'])).map((f: { Name: string }) => f.Name)).toContain('small');
   }, 60_000);
 
+  it('snapshots a server, lists, shows, saves, uploads, rebuilds from and deletes images', async () => {
+    await nb(['server', 'exec', 'web1', '--', 'sh', '-c', 'echo hello > /root/marker']);
+    const snap = await json(['server', 'image', 'create', '--name', 'snap', '--wait', 'web1']);
+    expect(snap).toMatchObject({ name: 'snap', status: 'active', visibility: 'private' });
+    const [list, shown] = await Promise.all([json(['image', 'list']), json(['image', 'show', 'snap'])]);
+    expect(list.map((i: { Name: string; Status: string }) => `${i.Name}:${i.Status}`).sort()).toEqual(['busybox:active', 'snap:active']);
+    expect(shown.properties).toMatchObject({ image_type: 'snapshot', instance_uuid: webId });
+    const saved = join(root, 'snap.tar');
+    await ok(['image', 'save', '--file', saved, 'snap']);
+    const tarList = await run('tar', ['tf', saved], baseEnv());
+    expect(tarList.stdout).toContain('index.json');
+    // upload: the saved archive becomes a new image (queued -> active), then a rebuild from it
+    const up = await json(['image', 'create', '--file', saved, '--disk-format', 'raw', '--container-format', 'bare', 'up1']);
+    expect(up.name).toBe('up1');
+    expect((await json(['image', 'show', 'up1'])).status).toBe('active');
+    await nb(['server', 'exec', 'web1', '--', 'rm', '/root/marker']);
+    await ok(['server', 'rebuild', '--image', 'up1', '--wait', 'web1']);
+    expect(await statusOf(webId)).toBe('ACTIVE');
+    expect((await nb(['server', 'exec', 'web1', '--', 'cat', '/root/marker'])).stdout).toBe('hello\n');
+    const inUse = await osc(['image', 'delete', 'up1']);
+    expect(inUse.code).toBe(1);
+    expect(inUse.stderr).toMatch(/in use by 1 server/);
+    await ok(['image', 'delete', 'snap']);
+    // the compute proxy sees Glance's images
+    const t = await adminToken();
+    const proxy = await api('GET', '/compute/v2.1/images/detail', t);
+    expect(proxy.json.images.map((i: { name: string }) => i.name).sort()).toEqual(['busybox', 'up1']);
+    // back on busybox, so that up1 can go
+    const busybox = list.find((i: { Name: string }) => i.Name === 'busybox').ID;
+    await ok(['server', 'rebuild', '--image', busybox, '--wait', 'web1']);
+    await ok(['image', 'delete', 'up1']);
+    expect((await json(['image', 'list'])).map((i: { Name: string }) => i.Name)).toEqual(['busybox']);
+  }, 120_000);
+
   it('keeps projects apart: project B sees none of A, gets 404 on A\'s server, 403 for --all-projects', async () => {
     await ok(['project', 'create', 'p2']);
     await ok(['user', 'create', '--project', 'p2', '--password', 'pw2', 'u2']);
@@ -244,7 +278,7 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     expect(await count()).toBe(n);
   });
 
-  it('drives create, list, stop and delete through openstacksdk', async () => {
+  it('drives create, list, stop, snapshot and delete through openstacksdk', async () => {
     const script = `
 import json, openstack
 c = openstack.connect(cloud='novabox')
@@ -256,14 +290,18 @@ names = sorted(x.name for x in c.compute.servers())
 c.compute.stop_server(s)
 s = c.compute.wait_for_server(s, status='SHUTOFF', wait=60, interval=0.2)
 stopped = s.status
+snap = c.compute.create_server_image(s, name='sdksnap', wait=True, timeout=120)
+snap_status = c.image.get_image(snap.id).status
+c.image.delete_image(snap.id)
 c.compute.delete_server(s)
 c.compute.wait_for_delete(s, wait=60, interval=0.2)
-print(json.dumps({'names': names, 'stopped': stopped, 'left': sorted(x.name for x in c.compute.servers())}))
+print(json.dumps({'names': names, 'stopped': stopped, 'snapshot': snap_status, 'left': sorted(x.name for x in c.compute.servers()),
+                  'images': sorted(i.name for i in c.image.images())}))
 `;
     const r = await run(PY, ['-c', script], adminEnv);
     expect(r.stderr.split('\n').filter((l) => /Error|Traceback/.test(l))).toEqual([]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ names: ['cli1', 'sdk1', 'web1'], stopped: 'SHUTOFF', left: ['cli1', 'web1'] });
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ names: ['cli1', 'sdk1', 'web1'], stopped: 'SHUTOFF', snapshot: 'active', left: ['cli1', 'web1'], images: ['busybox'] });
   }, 120_000);
 
   it('deletes with --wait; the CLI deletes its own', async () => {

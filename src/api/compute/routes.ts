@@ -219,8 +219,7 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
     }
     trace('create request checked');
     const { servers, started } = await compute.createRecorded(
-      // the core's store knows images by name (the images issue makes ids resolvable too)
-      { name, image: image.name, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6 },
+      { name, image: image.id, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6 },
       c,
     );
     inBackground(started, log, `create ${servers.map((s) => s.id).join(', ')}`);
@@ -299,11 +298,43 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
       case 'resume':
         lockCheck(s, c);
         throw new ApiError(501, `novabox cannot ${action} a server: containers have no suspend-to-disk here (use pause/unpause, which freezes it in memory)`);
-      case 'createImage':
-      case 'createBackup':
-      case 'rebuild':
+      case 'createImage': {
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute createImage. Expected {"name": "..."}');
+        const name = str(arg, 'name', { required: true, min: 1, max: 255 })!;
+        const meta = metadata(arg, 'metadata') ?? {};
+        if (!deps.snapshot) throw new ApiError(501, 'createImage needs the image store');
+        let imageId: string | undefined;
+        await claimed(deps.snapshot({ server: s.id, name, properties: meta, onRecord: (r) => (imageId = r.id) }, c), log, `createImage of ${s.id}`);
+        return reply.code(202).header('Location', `${baseUrl(req)}/image/v2/images/${imageId}`).send();
+      }
+      case 'rebuild': {
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute rebuild. Expected {"imageRef": "<image id>"}');
+        onlyKeys(arg, 'rebuild', ['imageRef', 'name', 'metadata', 'adminPass', 'accessIPv4', 'accessIPv6', 'OS-DCF:diskConfig', 'preserve_ephemeral']);
+        const ref = str(arg, 'imageRef', { required: true, min: 1 })!;
+        const imageId = refId(ref);
+        if (!isUuid(imageId)) throw new BadRequest(`Invalid input for field/attribute imageRef. Value: ${ref}. '${ref}' is not a 'uuid'`);
+        let image: GlanceImage;
+        try {
+          image = deps.images.show(imageId, c);
+        } catch (err) {
+          if (err instanceof NotFound) throw new BadRequest(`Image ${imageId} could not be found.`);
+          throw err;
+        }
+        const name = str(arg, 'name', { min: 1, max: 255 });
+        const meta = metadata(arg, 'metadata');
+        const v4 = ipAddress(arg, 'accessIPv4', 4);
+        const v6 = ipAddress(arg, 'accessIPv6', 6);
+        const adminPass = str(arg, 'adminPass') ?? newAdminPass();
         lockCheck(s, c);
-        throw new ApiError(501, `${action} is not available yet: it needs the Glance image service of novabox (issue 4)`);
+        await claimed(compute.rebuild(s.id, image.id, c), log, `rebuild ${s.id}`);
+        if (name !== undefined || v4 !== undefined || v6 !== undefined) compute.rename(s.id, { name, accessIpv4: v4, accessIpv6: v6 }, c);
+        if (meta !== undefined) compute.replaceProperties(s.id, meta, c);
+        const now = store.servers.get(s.id)!;
+        return reply.code(202).send({ server: { ...serverBasic(now, viewCtx(req, now)), adminPass } });
+      }
+      case 'createBackup':
+        lockCheck(s, c);
+        throw new ApiError(501, 'createBackup (rotated backups) is not implemented by novabox: use createImage');
       case 'resize': {
         if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute resize. Expected {"flavorRef": "<flavor id>"}');
         const ref = arg.flavorRef;

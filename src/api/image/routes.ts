@@ -4,7 +4,11 @@
  * download streamed from it) and the schemas glanceclient reads.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Staging } from '../../images/layers.js';
 import { BadRequest, NotFound } from '../../errors.js';
 import { ApiError } from '../faults.js';
 import { baseUrl, callerOf, type ApiDeps } from '../server.js';
@@ -124,10 +128,28 @@ export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
     const c = callerOf(req, deps);
     const img = image(req);
     if (img.status === 'queued') return reply.code(204).send();
-    const { stream, size, record } = images.download(img.id, c);
-    reply.header('Content-Type', 'application/octet-stream').header('Content-Length', String(size));
-    if (record.checksum) reply.header('Content-MD5', record.checksum);
-    return reply.send(stream);
+    // The data is an OCI archive made on the fly; clients check it against Content-MD5
+    // (else against the image's checksum, the md5 of what was uploaded): spool it once to
+    // a staging file while hashing, then stream that file.
+    const { stream } = images.download(img.id, c);
+    const staging = new Staging('download');
+    try {
+      const file = staging.path('data');
+      const md5 = createHash('md5');
+      await pipeline(stream, async function* (src: AsyncIterable<Buffer>) {
+        for await (const chunk of src) {
+          md5.update(chunk);
+          yield chunk;
+        }
+      }, createWriteStream(file, { mode: 0o600 }));
+      const out = createReadStream(file);
+      reply.raw.on('close', () => staging.remove());
+      reply.header('Content-Type', 'application/octet-stream').header('Content-Length', String(statSync(file).size)).header('Content-MD5', md5.digest('hex'));
+      return reply.send(out);
+    } catch (err) {
+      staging.remove();
+      throw err;
+    }
   });
 
   app.get('/v2/schemas/image', async () => imageSchema());

@@ -56,6 +56,16 @@ export function planMounts(spec: ContainerSpec): Op[] {
   const { rootfs } = spec;
   const ops: Op[] = [
     { op: 'mount', target: '/', flags: ['rec', 'private'] },
+    ...(rootfs.tmpfs
+      ? [
+          {
+            op: 'mount' as const, source: 'tmpfs', target: rootfs.tmpfs.dir, fstype: 'tmpfs', flags: [],
+            data: `mode=0755${rootfs.tmpfs.sizeBytes ? `,size=${rootfs.tmpfs.sizeBytes}` : ''}`,
+          },
+          { op: 'mkdir' as const, path: rootfs.upperDir, mode: 0o755 },
+          { op: 'mkdir' as const, path: rootfs.workDir, mode: 0o700 },
+        ]
+      : []),
     { op: 'mount', source: 'overlay', target: rootfs.mergedDir, fstype: 'overlay', flags: [], data: overlayOptions(rootfs) },
     { op: 'set-root', path: rootfs.mergedDir },
     { op: 'mkdir', path: 'proc', mode: 0o555, inRoot: true },

@@ -13,6 +13,12 @@ export interface ContainerSpec {
     upperDir: string;
     workDir: string;
     readOnly: boolean;
+    /**
+     * Ephemeral writable layer: a tmpfs mounted on this host path inside the container's
+     * own mount namespace (invisible on the host, gone with the namespace); upperDir and
+     * workDir are made inside it.
+     */
+    tmpfs?: { dir: string; sizeBytes?: number };
   };
   process: {
     args: string[];

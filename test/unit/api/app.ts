@@ -1,5 +1,5 @@
 /** An in-process API on a temp state root (no root needed: nothing here starts a container). */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach } from 'vitest';
@@ -8,7 +8,8 @@ import { ComputeService } from '../../../src/compute/servers.js';
 import { IdentityService } from '../../../src/identity/service.js';
 import { openStore, type Store } from '../../../src/store/db.js';
 import { buildApp } from '../../../src/api/server.js';
-import { LocalImageCatalog } from '../../../src/api/image/catalog.js';
+import { ImageService } from '../../../src/images/service.js';
+import { randomUUID } from 'node:crypto';
 
 export const ADMIN_PASSWORD = 'admin-secret';
 
@@ -17,6 +18,8 @@ export interface TestApi {
   store: Store;
   identity: IdentityService;
   logLines: string[];
+  /** the id of the active image "busybox" */
+  imageId: string;
   /** a project-scoped token of user/password on project */
   token(user?: string, password?: string, project?: string | null): Promise<string>;
   req(method: string, url: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; json: any; headers: Record<string, unknown>; text: string }>;
@@ -29,15 +32,18 @@ export function useApi(): () => TestApi {
   beforeEach(async () => {
     root = mkdtempSync(join(tmpdir(), 'nbx-api-unit-'));
     process.env.NOVABOX_ROOT = root;
-    // an image record as the core's store writes it (layers are not needed to validate requests)
-    mkdirSync(join(root, 'images'), { recursive: true });
-    writeFileSync(join(root, 'images', 'busybox.json'), JSON.stringify({ name: 'busybox', layers: [], config: { cmd: [], env: [], workingDir: '/', user: '' }, created: '2024-01-01T00:00:00Z' }));
     const store = openStore(join(root, 'novabox.db'));
     const identity = new IdentityService(store);
     await identity.bootstrap(ADMIN_PASSWORD);
     const logLines: string[] = [];
     const compute = new ComputeService(store);
-    const app = await buildApp({ store, compute, identity, images: new LocalImageCatalog(compute.localCaller().projectId), log: (l) => logLines.push(l) });
+    const images = new ImageService(store);
+    // an active image record (no layers: nothing here boots it; requests are only validated)
+    const imageId = images.repo.insert({
+      id: randomUUID(), name: 'busybox', owner: compute.localCaller().projectId, status: 'active', visibility: 'public',
+      diskFormat: 'raw', containerFormat: 'bare', createdAt: '2024-01-01T00:00:00.000000',
+    }).id;
+    const app = await buildApp({ store, compute, identity, images, log: (l) => logLines.push(l) });
     const req: TestApi['req'] = async (method, url, opts = {}) => {
       const headers: Record<string, string> = { ...(opts.headers ?? {}) };
       if (opts.token) headers['x-auth-token'] = opts.token;
@@ -66,7 +72,7 @@ export function useApi(): () => TestApi {
       if (r.status !== 201) throw new Error(`token for ${user}: ${r.status} ${r.text}`);
       return r.headers['x-subject-token'] as string;
     };
-    api = { app, store, identity, logLines, token, req };
+    api = { app, store, identity, logLines, token, req, imageId };
   });
   afterEach(async () => {
     await api?.app.close();

@@ -17,6 +17,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     .addOption(new Option('--network <mode>', 'network mode').choices(['none', 'host']).default('none'))
     .option('--min <count>', 'create at least this many servers', positiveInt('--min'))
     .option('--max <count>', 'create at most this many servers', positiveInt('--max'))
+    .option('--ephemeral', 'writable layer on a tmpfs inside the server (at most the flavor disk), lost when it stops; cannot be snapshotted')
     .option('--quiet', 'print only the ids of the new servers');
   waitOption(cmd);
   addOutputOptions(cmd, 'show');
@@ -26,7 +27,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     const compute = await ctx.compute();
     const caller = compute.localCaller();
     const servers = await compute.create(
-      { name, image: o.image, flavor: o.flavor, properties: keyValues(o.property), keyName: o.keyName, network: o.network, count },
+      { name, image: o.image, flavor: o.flavor, properties: keyValues(o.property), keyName: o.keyName, network: o.network, count, ephemeral: Boolean(o.ephemeral) },
       caller,
     );
     const failed = servers.filter((s) => s.vmState === 'error');

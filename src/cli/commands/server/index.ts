@@ -5,6 +5,7 @@ import { registerList } from './list.js';
 import { registerActions } from './actions.js';
 import { registerExec } from './exec.js';
 import { registerEvents } from './event.js';
+import { registerImage } from './image.js';
 
 export function register(program: Command, ctx: CliContext): void {
   const server = program
@@ -15,4 +16,5 @@ export function register(program: Command, ctx: CliContext): void {
   registerActions(server, ctx);
   registerExec(server, ctx);
   registerEvents(server, ctx);
+  registerImage(server, ctx);
 }

@@ -1,0 +1,494 @@
+/*
+ * Layer packing: one pass over a directory tree in overlayfs form (a server's upper
+ * dir, or an extracted rootfs) that writes
+ *   - an OCI layer tar (PAX, deterministic: entries sorted by name, numeric ids,
+ *     whole-second mtimes, no user/group names, xattrs as SCHILY.xattr records),
+ *     with overlay whiteouts turned into OCI whiteouts (0/0 char device NAME ->
+ *     empty file .wh.NAME; opaque dir -> .wh..wh..opq inside it), and optionally
+ *   - a mirror copy of the tree in overlay form, usable as an overlayfs lowerdir.
+ * File data moves with copy_file_range (in the kernel, no user-space copy). The
+ * caller (src/images/pack.ts) plans: which dir, which files, where; this executes.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+#include "novabox.h"
+
+struct link_ent {
+	dev_t dev;
+	ino_t ino;
+	char *path;
+};
+
+struct packer {
+	int tarfd;
+	off_t off;
+	int mirror; /* dirfd of the mirror root, or -1 */
+	char *err;
+	size_t errlen;
+	struct link_ent *links;
+	size_t nlinks, caplinks;
+	char *buf;
+	uint64_t files, bytes;
+	/* scratch space, used before any recursion: koffi runs async calls on a small stack */
+	char pax[65536];
+	char tname[PATH_MAX + 32];
+	char proc[PATH_MAX + 64];
+	char target[PATH_MAX];
+	char xnames[16384];
+	char xvals[65536];
+};
+
+static int fail(struct packer *p, const char *path, const char *what, int e) {
+	snprintf(p->err, p->errlen, "%s %s: %s", what, path[0] ? path : ".", strerror(e));
+	errno = e;
+	return -1;
+}
+
+static int out(struct packer *p, const void *data, size_t len) {
+	const char *c = data;
+	while (len) {
+		ssize_t n = pwrite(p->tarfd, c, len, p->off);
+		if (n < 0) {
+			if (errno == EINTR) continue;
+			return fail(p, "", "write layer tar", errno);
+		}
+		c += n;
+		len -= (size_t)n;
+		p->off += n;
+	}
+	return 0;
+}
+
+static int pad(struct packer *p, uint64_t size) {
+	static const char zero[512];
+	size_t r = (size_t)(size % 512);
+	return r ? out(p, zero, 512 - r) : 0;
+}
+
+static void octal(char *dst, size_t width, uint64_t v) {
+	/* width includes the terminating NUL */
+	char tmp[32];
+	snprintf(tmp, sizeof tmp, "%0*llo", (int)(width - 1), (unsigned long long)v);
+	memcpy(dst, tmp, width - 1);
+	dst[width - 1] = 0;
+}
+
+/* One PAX record "LEN key=value\n", LEN counting itself. */
+static size_t pax_record(char *dst, size_t cap, const char *key, const char *val, size_t vlen) {
+	size_t body = 1 + strlen(key) + 1 + vlen + 1;
+	size_t len = body + 1, digits;
+	for (;;) {
+		char t[24];
+		digits = (size_t)snprintf(t, sizeof t, "%zu", len);
+		if (digits + body == len) break;
+		len = digits + body;
+	}
+	if (len > cap) return 0;
+	int n = snprintf(dst, cap, "%zu %s=", len, key);
+	memcpy(dst + n, val, vlen);
+	dst[len - 1] = '\n';
+	return len;
+}
+
+static int header(struct packer *p, const char *name, char type, const struct stat *st, uint64_t size,
+                  const char *linkname, const char *xnames, const char *xvals, const size_t *xlens, int nx) {
+	char *pax = p->pax;
+	const size_t paxcap = sizeof p->pax;
+	size_t plen = 0;
+	size_t nlen = strlen(name), llen = linkname ? strlen(linkname) : 0;
+	if (nlen > 99) plen += pax_record(pax + plen, paxcap - plen, "path", name, nlen);
+	if (llen > 99) plen += pax_record(pax + plen, paxcap - plen, "linkpath", linkname, llen);
+	if (size > 077777777777ULL) {
+		char s[24];
+		int n = snprintf(s, sizeof s, "%llu", (unsigned long long)size);
+		plen += pax_record(pax + plen, paxcap - plen, "size", s, (size_t)n);
+	}
+	const char *xn = xnames, *xv = xvals;
+	for (int i = 0; i < nx; i++) {
+		char key[300];
+		snprintf(key, sizeof key, "SCHILY.xattr.%s", xn);
+		size_t r = pax_record(pax + plen, paxcap - plen, key, xv, xlens[i]);
+		if (!r) return fail(p, name, "xattrs too large on", E2BIG);
+		plen += r;
+		xn += strlen(xn) + 1;
+		xv += xlens[i];
+	}
+	char h[512];
+	struct stat zero = {0};
+	if (plen) {
+		memset(h, 0, sizeof h);
+		snprintf(h, 100, "PaxHeaders/%.80s", name);
+		octal(h + 100, 8, 0644);
+		octal(h + 108, 8, 0);
+		octal(h + 116, 8, 0);
+		octal(h + 124, 12, plen);
+		octal(h + 136, 12, 0);
+		h[156] = 'x';
+		memcpy(h + 257, "ustar", 6);
+		memcpy(h + 263, "00", 2);
+		memset(h + 148, ' ', 8);
+		unsigned sum = 0;
+		for (int i = 0; i < 512; i++) sum += (unsigned char)h[i];
+		snprintf(h + 148, 8, "%06o", sum);
+		if (out(p, h, 512) || out(p, pax, plen) || pad(p, plen)) return -1;
+	}
+	if (!st) st = &zero;
+	memset(h, 0, sizeof h);
+	memcpy(h, name, nlen > 100 ? 100 : nlen);
+	octal(h + 100, 8, st->st_mode & 07777);
+	octal(h + 108, 8, st->st_uid > 07777777 ? 0 : st->st_uid);
+	octal(h + 116, 8, st->st_gid > 07777777 ? 0 : st->st_gid);
+	octal(h + 124, 12, size > 077777777777ULL ? 0 : size);
+	octal(h + 136, 12, st->st_mtim.tv_sec < 0 ? 0 : (uint64_t)st->st_mtim.tv_sec);
+	h[156] = type;
+	if (linkname) memcpy(h + 157, linkname, llen > 100 ? 100 : llen);
+	memcpy(h + 257, "ustar", 6);
+	memcpy(h + 263, "00", 2);
+	if (type == '3' || type == '4') {
+		octal(h + 329, 8, major(st->st_rdev));
+		octal(h + 337, 8, minor(st->st_rdev));
+	}
+	memset(h + 148, ' ', 8);
+	unsigned sum = 0;
+	for (int i = 0; i < 512; i++) sum += (unsigned char)h[i];
+	snprintf(h + 148, 8, "%06o", sum);
+	return out(p, h, 512);
+}
+
+static int is_overlay_xattr(const char *n) {
+	return !strncmp(n, "trusted.overlay.", 16) || !strncmp(n, "user.overlay.", 13);
+}
+
+/* xattrs of fd/path worth keeping (not overlayfs' own), sorted; *opaque set if the dir is opaque. */
+static int read_xattrs(struct packer *p, const char *proc, const char *rel, char *names, size_t ncap, char *vals, size_t vcap,
+                       size_t *lens, int *count, int *opaque) {
+	char list[8192];
+	*count = 0;
+	if (opaque) *opaque = 0;
+	ssize_t n = listxattr(proc, list, sizeof list);
+	if (n < 0) {
+		if (errno == ENOTSUP || errno == ENODATA) return 0;
+		return fail(p, rel, "list xattrs of", errno);
+	}
+	/* sort the names: a simple insertion sort over at most a few dozen */
+	const char *ptrs[128];
+	int k = 0;
+	for (ssize_t i = 0; i < n && k < 128; i += (ssize_t)strlen(list + i) + 1) ptrs[k++] = list + i;
+	for (int i = 1; i < k; i++)
+		for (int j = i; j > 0 && strcmp(ptrs[j - 1], ptrs[j]) > 0; j--) {
+			const char *t = ptrs[j];
+			ptrs[j] = ptrs[j - 1];
+			ptrs[j - 1] = t;
+		}
+	size_t no = 0, vo = 0;
+	for (int i = 0; i < k; i++) {
+		const char *name = ptrs[i];
+		if (is_overlay_xattr(name)) {
+			if (opaque && (!strcmp(name, "trusted.overlay.opaque") || !strcmp(name, "user.overlay.opaque"))) {
+				char v[4] = {0};
+				if (getxattr(proc, name, v, sizeof v) > 0 && v[0] == 'y') *opaque = 1;
+			}
+			continue;
+		}
+		ssize_t vl = getxattr(proc, name, vals + vo, vcap - vo);
+		if (vl < 0) return fail(p, rel, "read xattr of", errno);
+		size_t nl = strlen(name) + 1;
+		if (no + nl > ncap) return fail(p, rel, "xattrs of", E2BIG);
+		memcpy(names + no, name, nl);
+		no += nl;
+		lens[*count] = (size_t)vl;
+		vo += (size_t)vl;
+		(*count)++;
+	}
+	return 0;
+}
+
+static int copy_data(struct packer *p, int src, int dst, off_t *dst_off, uint64_t size, const char *rel) {
+	off_t so = 0;
+	uint64_t left = size;
+	int use_cfr = 1;
+	while (left) {
+		ssize_t n = -1;
+		if (use_cfr) {
+			n = copy_file_range(src, &so, dst, dst_off, left > (1u << 30) ? (1u << 30) : left, 0);
+			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+				use_cfr = 0;
+				continue;
+			}
+		} else {
+			n = pread(src, p->buf, left > (1u << 20) ? (1u << 20) : left, so);
+			if (n > 0) {
+				ssize_t w = 0;
+				while (w < n) {
+					ssize_t m = dst_off ? pwrite(dst, p->buf + w, (size_t)(n - w), *dst_off + w) : write(dst, p->buf + w, (size_t)(n - w));
+					if (m < 0) {
+						if (errno == EINTR) continue;
+						return fail(p, rel, "copy", errno);
+					}
+					w += m;
+				}
+				so += n;
+				if (dst_off) *dst_off += n;
+			}
+		}
+		if (n < 0) {
+			if (errno == EINTR) continue;
+			return fail(p, rel, "copy", errno);
+		}
+		if (n == 0) return fail(p, rel, "file shrank while packing", EIO);
+		left -= (uint64_t)n;
+	}
+	return 0;
+}
+
+static int mirror_meta(struct packer *p, const char *rel, const struct stat *st, const char *xnames, const char *xvals,
+                       const size_t *xlens, int nx, int opaque, int times) {
+	if (p->mirror < 0) return 0;
+	char proc[64];
+	int fd = openat(p->mirror, rel, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) return fail(p, rel, "open mirror", errno);
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	const char *xn = xnames, *xv = xvals;
+	int rc = 0;
+	if (fchownat(fd, "", st->st_uid, st->st_gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) rc = fail(p, rel, "chown mirror", errno);
+	if (!rc && !S_ISLNK(st->st_mode) && chmod(proc, st->st_mode & 07777)) rc = fail(p, rel, "chmod mirror", errno);
+	for (int i = 0; !rc && i < nx; i++) {
+		if (!S_ISLNK(st->st_mode) && setxattr(proc, xn, xv, xlens[i], 0)) rc = fail(p, rel, "set xattr on mirror", errno);
+		xn += strlen(xn) + 1;
+		xv += xlens[i];
+	}
+	if (!rc && opaque && setxattr(proc, "trusted.overlay.opaque", "y", 1, 0)) rc = fail(p, rel, "mark mirror opaque", errno);
+	struct timespec ts[2] = {st->st_atim, st->st_mtim};
+	if (!rc && times && utimensat(p->mirror, rel, ts, AT_SYMLINK_NOFOLLOW)) rc = fail(p, rel, "set times on mirror", errno);
+	close(fd);
+	return rc;
+}
+
+static int cmpstr(const void *a, const void *b) {
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int pack_dir(struct packer *p, int dirfd, const char *rel);
+
+static int pack_entry(struct packer *p, int parent, const char *name, const char *rel) {
+	struct stat st;
+	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW)) return fail(p, rel, "stat", errno);
+	char *proc = p->proc;
+	int pfd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pfd < 0) return fail(p, rel, "open", errno);
+	snprintf(proc, sizeof p->proc, "/proc/self/fd/%d", pfd);
+	char *xnames = p->xnames, *xvals = p->xvals;
+	size_t xlens[128];
+	int nx = 0, opaque = 0, rc = 0;
+	if (!S_ISLNK(st.st_mode) && read_xattrs(p, proc, rel, xnames, sizeof p->xnames, xvals, sizeof p->xvals, xlens, &nx, S_ISDIR(st.st_mode) ? &opaque : NULL)) {
+		close(pfd);
+		return -1;
+	}
+	close(pfd);
+	char *tname = p->tname;
+	const size_t tcap = sizeof p->tname;
+	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
+		/* overlay whiteout -> OCI whiteout */
+		const char *slash = strrchr(rel, '/');
+		size_t dl = slash ? (size_t)(slash - rel + 1) : 0;
+		snprintf(tname, tcap, "%.*s.wh.%s", (int)dl, rel, slash ? slash + 1 : rel);
+		struct stat w = {0};
+		w.st_mode = S_IFREG;
+		w.st_mtim = st.st_mtim;
+		if (header(p, tname, '0', &w, 0, NULL, NULL, NULL, NULL, 0)) return -1;
+		if (p->mirror >= 0 && mknodat(p->mirror, rel, S_IFCHR, makedev(0, 0))) return fail(p, rel, "mknod whiteout in mirror", errno);
+		p->files++;
+		return 0;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(tname, tcap, "%s/", rel);
+		if (header(p, tname, '5', &st, 0, NULL, xnames, xvals, xlens, nx)) return -1;
+		if (opaque) {
+			snprintf(tname, tcap, "%s/.wh..wh..opq", rel);
+			struct stat w = {0};
+			w.st_mode = S_IFREG;
+			w.st_mtim = st.st_mtim;
+			if (header(p, tname, '0', &w, 0, NULL, NULL, NULL, NULL, 0)) return -1;
+		}
+		if (p->mirror >= 0 && mkdirat(p->mirror, rel, 0700)) return fail(p, rel, "mkdir in mirror", errno);
+		/* owner, mode and xattrs now (the buffers are reused below), times after the children */
+		if (mirror_meta(p, rel, &st, xnames, xvals, xlens, nx, opaque, 0)) return -1;
+		int d = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (d < 0) return fail(p, rel, "open directory", errno);
+		rc = pack_dir(p, d, rel);
+		close(d);
+		if (rc) return rc;
+		struct timespec ts[2] = {st.st_atim, st.st_mtim};
+		if (p->mirror >= 0 && utimensat(p->mirror, rel, ts, AT_SYMLINK_NOFOLLOW)) return fail(p, rel, "set times on mirror", errno);
+		return 0;
+	}
+	if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
+		for (size_t i = 0; i < p->nlinks; i++) {
+			if (p->links[i].dev == st.st_dev && p->links[i].ino == st.st_ino) {
+				struct stat h = st;
+				if (header(p, rel, '1', &h, 0, p->links[i].path, NULL, NULL, NULL, 0)) return -1;
+				if (p->mirror >= 0 && linkat(p->mirror, p->links[i].path, p->mirror, rel, 0)) return fail(p, rel, "link in mirror", errno);
+				return 0;
+			}
+		}
+		if (p->nlinks == p->caplinks) {
+			p->caplinks = p->caplinks ? p->caplinks * 2 : 64;
+			p->links = realloc(p->links, p->caplinks * sizeof *p->links);
+			if (!p->links) return fail(p, rel, "remember hard link", ENOMEM);
+		}
+		p->links[p->nlinks++] = (struct link_ent){st.st_dev, st.st_ino, strdup(rel)};
+	}
+	p->files++;
+	if (S_ISREG(st.st_mode)) {
+		if (header(p, rel, '0', &st, (uint64_t)st.st_size, NULL, xnames, xvals, xlens, nx)) return -1;
+		int src = openat(parent, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (src < 0) return fail(p, rel, "open", errno);
+		rc = copy_data(p, src, p->tarfd, &p->off, (uint64_t)st.st_size, rel);
+		if (!rc) rc = pad(p, (uint64_t)st.st_size);
+		if (!rc && p->mirror >= 0) {
+			int dst = openat(p->mirror, rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (dst < 0) rc = fail(p, rel, "create in mirror", errno);
+			else {
+				off_t doff = 0;
+				rc = copy_data(p, src, dst, &doff, (uint64_t)st.st_size, rel);
+				close(dst);
+			}
+		}
+		close(src);
+		p->bytes += (uint64_t)st.st_size;
+		if (rc) return rc;
+	} else if (S_ISLNK(st.st_mode)) {
+		char *target = p->target;
+		ssize_t n = readlinkat(parent, name, target, sizeof p->target - 1);
+		if (n < 0) return fail(p, rel, "readlink", errno);
+		target[n] = 0;
+		if (header(p, rel, '2', &st, 0, target, NULL, NULL, NULL, 0)) return -1;
+		if (p->mirror >= 0 && symlinkat(target, p->mirror, rel)) return fail(p, rel, "symlink in mirror", errno);
+	} else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISFIFO(st.st_mode)) {
+		char t = S_ISCHR(st.st_mode) ? '3' : S_ISBLK(st.st_mode) ? '4' : '6';
+		if (header(p, rel, t, &st, 0, NULL, xnames, xvals, xlens, nx)) return -1;
+		if (p->mirror >= 0 && mknodat(p->mirror, rel, st.st_mode & S_IFMT, st.st_rdev)) return fail(p, rel, "mknod in mirror", errno);
+	} else {
+		return 0; /* sockets are not packed (as tar does) */
+	}
+	return mirror_meta(p, rel, &st, xnames, xvals, xlens, nx, 0, 1);
+}
+
+static int pack_dir(struct packer *p, int dirfd, const char *rel) {
+	int d = dup(dirfd);
+	if (d < 0) return fail(p, rel, "dup", errno);
+	DIR *dir = fdopendir(d);
+	if (!dir) {
+		close(d);
+		return fail(p, rel, "read directory", errno);
+	}
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	errno = 0;
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			char **nn = realloc(names, cap * sizeof *names);
+			if (!nn) break;
+			names = nn;
+		}
+		names[n++] = strdup(de->d_name);
+	}
+	closedir(dir);
+	qsort(names, n, sizeof *names, cmpstr);
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!rc) {
+			char *child = NULL;
+			if (asprintf(&child, "%s%s%s", rel, rel[0] ? "/" : "", names[i]) < 0) rc = fail(p, rel, "path under", ENOMEM);
+			else if (strlen(child) >= PATH_MAX) rc = fail(p, rel, "path too long under", ENAMETOOLONG);
+			else rc = pack_entry(p, dirfd, names[i], child);
+			free(child);
+		}
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
+NB_API int64_t nb_layer_pack(const char *src, int tarfd, const char *mirror, int do_syncfs, char *err, uint32_t errlen) {
+	struct packer *pp = calloc(1, sizeof *pp);
+	if (!pp) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	pp->tarfd = tarfd;
+	pp->mirror = -1;
+	pp->err = err;
+	pp->errlen = errlen;
+#define p (*pp)
+	err[0] = 0;
+	int root = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0) {
+		fail(&p, src, "open", errno);
+		free(pp);
+		return -1;
+	}
+	if (do_syncfs && syncfs(root)) {
+		fail(&p, src, "syncfs", errno);
+		close(root);
+		free(pp);
+		return -1;
+	}
+	p.buf = malloc(1u << 20);
+	int rc = 0;
+	if (mirror) {
+		p.mirror = open(mirror, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (p.mirror < 0) rc = fail(&p, mirror, "open mirror", errno);
+	}
+	if (!rc) rc = pack_dir(&p, root, "");
+	if (!rc) {
+		/* the root's own metadata goes to the mirror; the tar has no "./" entry */
+		struct stat st;
+		if (fstat(root, &st)) rc = fail(&p, src, "stat", errno);
+		else if (p.mirror >= 0) {
+			if (fchown(p.mirror, st.st_uid, st.st_gid) || fchmod(p.mirror, st.st_mode & 07777)) rc = fail(&p, mirror, "set owner/mode of", errno);
+		}
+	}
+	if (!rc) {
+		static const char end[1024];
+		rc = out(&p, end, sizeof end);
+	}
+	for (size_t i = 0; i < p.nlinks; i++) free(p.links[i].path);
+	free(p.links);
+	free(p.buf);
+	if (p.mirror >= 0) close(p.mirror);
+	close(root);
+	int64_t result = rc ? -1 : (int64_t)p.off;
+	free(pp);
+	return result;
+#undef p
+}
+
+/* OCI whiteouts back into overlay form, after extraction: dir/.wh.NAME -> 0/0 char device dir/NAME. */
+NB_API int nb_layer_whiteout(const char *path) {
+	unlink(path);
+	if (mknod(path, S_IFCHR, makedev(0, 0))) return -errno;
+	return 0;
+}
+
+NB_API int nb_layer_set_opaque(const char *dir) {
+	if (lsetxattr(dir, "trusted.overlay.opaque", "y", 1, 0)) return -errno;
+	return 0;
+}

@@ -1,0 +1,94 @@
+/**
+ * `server image create` (Nova createImage): a new image = the server's image layers +
+ * one new layer packed from the server's writable (upper) directory. Only the upper dir
+ * is read, so the cost grows with what changed, never with the image size.
+ *
+ * A running server is frozen (cgroup freezer) only while its upper dir is synced
+ * (syncfs) and packed, then thawed in a finally, even when packing fails; the freeze
+ * itself gives up after the driver's timeout (2 s) and thaws. A paused server stays
+ * paused. The image passes queued -> saving -> active; the server's task_state is
+ * image_snapshot meanwhile, and an instance action `createImage` records the outcome.
+ */
+import { ComputeService } from '../compute/servers.js';
+import { POWER_STATE } from '../compute/states.js';
+import { Conflict } from '../errors.js';
+import { cgroupDriver } from '../runtime/cgroups/index.js';
+import { isRunning, serverDirs } from '../runtime/server.js';
+import { readProcStart } from '../runtime/proc.js';
+import { trace } from '../util/trace.js';
+import { Staging, packLayerHashing } from './layers.js';
+import type { ImageRecord } from './records.js';
+import type { ImageCaller, ImageService } from './service.js';
+
+export interface SnapshotRequest {
+  server: string;
+  name: string;
+  properties?: Record<string, string>;
+  /** called with the new image's record as soon as it exists (the API answers 202 with its id) */
+  onRecord?: (rec: ImageRecord) => void;
+}
+
+export async function snapshotServer(compute: ComputeService, images: ImageService, req: SnapshotRequest, caller: ImageCaller): Promise<ImageRecord> {
+  const s = compute.find(req.server, caller);
+  if (s.ephemeral) {
+    throw new Conflict(`server "${s.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be snapshotted`);
+  }
+  const store = compute.store;
+  const cur = store.servers.transition(s.id, {
+    from: ['active', 'stopped', 'paused', 'suspended'],
+    action: 'createImage',
+    to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 },
+  });
+  const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId });
+  const event = store.actions.event(action.id, 'compute_snapshot_instance');
+  const finish = () => store.servers.update(s.id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
+  let rec: ImageRecord | undefined;
+  const staging = new Staging('snap');
+  try {
+    // a server of the built-in image made before the image store existed: record busybox now
+    const base = images.repo.get(cur.imageRef) ?? images.repo.byName(cur.imageName) ?? (cur.imageName === 'busybox' ? images.ensureBuiltin() : undefined);
+    if (!base || base.status !== 'active') {
+      throw new Conflict(`the image of server "${cur.name}" (${cur.imageName}) is not in the image store: it cannot be snapshotted`, {
+        hint: `rebuild the server on an image of the store first ("novabox server rebuild --image IMAGE ${cur.name}")`,
+      });
+    }
+    rec = images.snapshotRecord(req.name, base, cur, caller, req.properties ?? {});
+    req.onRecord?.(rec);
+    images.markSaving(rec.id);
+    trace('snapshot claimed');
+    const facts = compute.facts(s.id);
+    const frozenByUs = cur.vmState === 'active' && cur.powerState === POWER_STATE.RUNNING && isRunning(facts);
+    const mirror = staging.newDir();
+    const cg = frozenByUs ? cgroupDriver().open(facts!.cgroupPath) : undefined;
+    let thawed = false;
+    const thaw = () => {
+      if (cg && !thawed) {
+        thawed = true;
+        cg.thaw();
+      }
+    };
+    let packed;
+    cg?.freeze();
+    trace('frozen');
+    try {
+      packed = await packLayerHashing(serverDirs(s.id).upper, staging.path('blob'), mirror, true, thaw);
+    } finally {
+      thaw();
+    }
+    trace('packed');
+    const img = images.commitSnapshot(rec.id, base, { ...packed, dir: mirror });
+    trace('committed');
+    event('Success');
+    finish();
+    trace('server task finished');
+    return img;
+  } catch (err) {
+    event('Error', (err as Error).message);
+    finish();
+    // bad input (a taken name) leaves nothing; a failure while saving leaves a killed image, as Glance does
+    if (rec) images.failSnapshot(rec.id);
+    throw err;
+  } finally {
+    staging.remove();
+  }
+}

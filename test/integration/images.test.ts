@@ -1,0 +1,228 @@
+/**
+ * Image import and export for real: fixtures built locally with GNU tar, umoci, skopeo
+ * and python3's tarfile; layers extracted into the store; servers booted from them.
+ * Each test leaves the census (mounts, cgroups, monitors, state files) as it found it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { census, type Census } from '../helpers/census.js';
+import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { getXattr, hostileArchives, lxcTarball, makeRootfs, ociLayout, sh, tarball, treeDigest } from '../helpers/image-fixtures.js';
+
+const isRoot = process.getuid?.() === 0;
+
+describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
+  let root: string;
+  let removeRoot: () => void;
+  let work: string;
+  let rootfs: string;
+  let before: Census;
+  const nb = (args: string[], r = root) => runCli(args, { root: r, timeoutMs: 60_000 });
+  const show = async (name: string, r = root) => {
+    const res = await nb(['image', 'show', name, '-f', 'json'], r);
+    expect(res.stderr).toBe('');
+    return JSON.parse(res.stdout) as { id: string; status: string; properties: Record<string, string>; size: number };
+  };
+  const layersOf = async (name: string, r = root) => (await show(name, r)).properties.layers.split(',');
+  const layerDir = (diffId: string, r = root) => join(r, 'layers/sha256', diffId.slice(7));
+  const images = async (r = root) => (JSON.parse((await nb(['image', 'list', '-f', 'json'], r)).stdout) as { Name: string; Status: string }[]);
+
+  beforeAll(async () => {
+    ({ root, remove: removeRoot } = tempRoot('nbx-img-'));
+    work = mkdtempSync(join(process.env.NOVABOX_TEST_TMP ?? tmpdir(), 'nbx-imgwork-'));
+    rootfs = join(work, 'rootfs');
+    makeRootfs(rootfs);
+    expect((await nb(['image', 'show', 'busybox', '-f', 'value', '-c', 'status'])).stdout).toBe('active\n');
+  });
+  afterAll(() => {
+    removeRoot?.();
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    before = census(root);
+  });
+  afterEach(async () => {
+    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[]) await nb(['server', 'delete', '--force', s.ID]);
+    const after = census(root);
+    const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
+    expect(strip(after)).toEqual(strip(before));
+    expect(existsSync(join(root, 'tmp')) ? readdirSync(join(root, 'tmp')) : []).toEqual([]);
+  });
+
+  it('imports rootfs tarballs (tar, gzip, zstd, xz) keeping modes, owners, xattrs, setuid and hard links', async () => {
+    const want = treeDigest(rootfs);
+    let first: string | undefined;
+    for (const c of ['none', 'gzip', 'zstd', 'xz'] as const) {
+      const file = join(work, `rootfs-${c}.tar`);
+      tarball(rootfs, file, c);
+      const r = await nb(['image', 'create', '--file', file, '--property', `comp=${c}`, `tb-${c}`, '-f', 'json']);
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      const img = JSON.parse(r.stdout);
+      expect(img).toMatchObject({ name: `tb-${c}`, status: 'active', visibility: 'shared', properties: { comp: c, novabox_source: 'tar' } });
+      const [diff] = img.properties.layers.split(',');
+      first ??= diff;
+      expect(diff).toBe(first); // same tar inside: same diff id, one layer stored
+      const dir = layerDir(diff);
+      expect(treeDigest(dir)).toEqual(want);
+      expect(getXattr(join(dir, 'srv/data/hello'), 'user.novabox.test')).toBe('kept');
+    }
+    expect(readdirSync(join(root, 'layers/sha256')).filter((d) => d === first!.slice(7))).toHaveLength(1);
+    // a server boots from it and sees the files
+    expect((await nb(['server', 'create', '--image', 'tb-zstd', '--flavor', 'm1.tiny', 'tb1'])).exitCode).toBe(0);
+    const e = await nb(['server', 'exec', 'tb1', '--', 'sh', '-c', 'cat /srv/data/hello; stat -c "%a %u:%g" /srv/data/suid /srv/data/owned']);
+    expect(e.stdout).toBe('hello world\n4755 0:0\n640 1000:1000\n');
+    for (const c of ['none', 'gzip', 'xz']) expect((await nb(['image', 'delete', `tb-${c}`])).exitCode).toBe(0);
+    const inUse = await nb(['image', 'delete', 'tb-zstd']);
+    expect(inUse.exitCode).toBe(4);
+    expect(inUse.stderr).toMatch(/^novabox: image "tb-zstd" is in use by 1 server \(tb1\)\n/);
+    expect(existsSync(layerDir(first!))).toBe(true);
+    expect((await nb(['server', 'delete', 'tb1'])).exitCode).toBe(0);
+    expect((await nb(['image', 'delete', 'tb-zstd'])).exitCode).toBe(0);
+    expect(existsSync(layerDir(first!))).toBe(false);
+    expect(existsSync(join(root, 'images/tb-zstd.json'))).toBe(false);
+  });
+
+  it('imports an OCI layout made by umoci (dir and oci-archive) and a docker-archive made by skopeo, whiteouts applied', async () => {
+    const layout = join(work, 'oci');
+    ociLayout(rootfs, layout, work);
+    sh('skopeo', ['copy', '-q', `oci:${layout}:v1`, `oci-archive:${join(work, 'oci.tar')}:v1`]);
+    sh('skopeo', ['copy', '-q', `oci:${layout}:v1`, `docker-archive:${join(work, 'docker.tar')}:test/app:v1`]);
+    const d = await nb(['image', 'create', '--file', layout, 'ocidir', '-f', 'json']);
+    expect(d.stderr).toBe('');
+    expect(JSON.parse(d.stdout).properties.novabox_source).toBe('oci');
+    const a = await nb(['image', 'create', '--file', join(work, 'oci.tar'), '--format', 'oci', 'ociarc']);
+    expect(a.exitCode).toBe(0);
+    const k = await nb(['image', 'create', '--file', join(work, 'docker.tar'), 'dockarc', '-f', 'value', '-c', 'properties']);
+    expect(k.stderr).toBe('');
+    expect(k.stdout).toMatch(/'novabox_source': 'docker-archive'/);
+    const layers = await layersOf('ocidir');
+    expect(layers).toHaveLength(3);
+    expect(await layersOf('ociarc')).toEqual(layers);
+    expect(await layersOf('dockarc')).toEqual(layers); // docker-archive: same uncompressed tars
+    // layer 3 holds the whiteout of srv/remove-me as an overlay whiteout (0/0 char device)
+    const wh = sh('stat', ['-c', '%F %t:%T', join(layerDir(layers[2]), 'srv/remove-me')]).trim();
+    expect(wh).toBe('character special file 0:0');
+    // the config (cmd, env, workdir) comes along; the server runs the image command
+    expect((await nb(['server', 'create', '--image', 'ociarc', '--flavor', 'm1.tiny', 'oc1'])).exitCode).toBe(0);
+    const e = await nb(['server', 'exec', 'oc1', '--', 'sh', '-c', 'pwd; echo $GREETING; cat /srv/added; test -e /srv/remove-me || echo gone; cat /srv/data/hello']);
+    expect(e.stdout).toBe('/srv\nhi\nfrom layer two\ngone\nhello world\n');
+    expect((await nb(['server', 'delete', '--force', 'oc1'])).exitCode).toBe(0);
+    for (const n of ['ocidir', 'ociarc', 'dockarc']) expect((await nb(['image', 'delete', n])).exitCode).toBe(0);
+    expect(layers.some((l) => existsSync(layerDir(l)))).toBe(false);
+  });
+
+  it('imports an LXC/Incus unified tarball', async () => {
+    const file = join(work, 'lxc.tar.xz');
+    lxcTarball(rootfs, work, file);
+    const r = await nb(['image', 'create', '--file', file, 'lxcimg', '-f', 'json']);
+    expect(r.stderr).toBe('');
+    const img = JSON.parse(r.stdout);
+    expect(img.properties).toMatchObject({ novabox_source: 'lxc', architecture: 'x86_64', description: 'test image', os_distro: 'busybox', os_version: '1' });
+    expect(treeDigest(layerDir(img.properties.layers))).toEqual(treeDigest(rootfs));
+    expect((await nb(['image', 'delete', 'lxcimg'])).exitCode).toBe(0);
+  });
+
+  it('exports an OCI archive that skopeo reads and that round-trips to the same layer digests', async () => {
+    const layout = join(work, 'oci-rt');
+    mkdirSync(join(work, 'rt'), { recursive: true });
+    ociLayout(rootfs, layout, join(work, 'rt'));
+    expect((await nb(['image', 'create', '--file', layout, 'rtsrc'])).exitCode).toBe(0);
+    const out = join(work, 'saved.tar');
+    const s = await nb(['image', 'save', '--file', out, 'rtsrc']);
+    expect(s.stderr).toBe('');
+    expect(s.stdout).toBe('');
+    const inspect = JSON.parse(sh('skopeo', ['inspect', `oci-archive:${out}`]));
+    const layers = await layersOf('rtsrc');
+    expect(inspect.Layers).toHaveLength(3);
+    expect(inspect.Env).toContain('GREETING=hi');
+    // into a fresh state root: everything is extracted again from the archive
+    const other = tempRoot('nbx-img2-');
+    try {
+      const r = await nb(['image', 'create', '--file', out, '--format', 'oci', 'rtdst'], other.root);
+      expect(r.stderr).toBe('');
+      expect(await layersOf('rtdst', other.root)).toEqual(layers);
+      expect(treeDigest(layerDir(layers[0], other.root))).toEqual(treeDigest(layerDir(layers[0])));
+      // --file - streams the same bytes to stdout
+      const child = spawn(process.execPath, [BIN, 'image', 'save', '--file', '-', 'rtsrc'], { env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'] });
+      let bytes = 0;
+      child.stdout.on('data', (b: Buffer) => (bytes += b.length));
+      await new Promise((r2) => child.on('close', r2));
+      expect(bytes).toBe(Number(sh('stat', ['-c', '%s', out]).trim()));
+    } finally {
+      other.remove();
+    }
+    expect((await nb(['image', 'delete', 'rtsrc'])).exitCode).toBe(0);
+  });
+
+  it('refuses hostile archives with one line naming the entry, writing nothing outside', async () => {
+    const canaryDir = mkdtempSync(join(work, 'canary-'));
+    const canary = join(canaryDir, 'pwned');
+    const hdir = join(work, 'hostile');
+    mkdirSync(hdir, { recursive: true });
+    for (const h of hostileArchives(hdir, canary)) {
+      const r = await nb(['image', 'create', '--file', h.file, 'hostile']);
+      expect(r.exitCode, h.file).toBe(2);
+      expect(r.stderr.split('\n').filter(Boolean), h.file).toHaveLength(1);
+      expect(r.stderr).toContain(h.entry);
+      expect(r.stderr).toMatch(h.why);
+      expect(readdirSync(canaryDir)).toEqual([]);
+      expect(existsSync('/etc/shadow-x')).toBe(false);
+    }
+    expect((await images()).map((i) => i.Name)).toEqual(['busybox']);
+    // with --trusted, the device node is accepted
+    const dev = await nb(['image', 'create', '--trusted', '--file', join(hdir, 'device.tar'), 'withdev']);
+    expect(dev.exitCode).toBe(0);
+    expect((await nb(['image', 'delete', 'withdev'])).exitCode).toBe(0);
+    // bad input in general: one sentence, exit 2 or 3
+    expect((await nb(['image', 'create', '--file', join(work, 'nope.tar'), 'x'])).exitCode).toBe(3);
+    writeFileSync(join(work, 'junk'), 'not an archive at all');
+    const junk = await nb(['image', 'create', '--file', join(work, 'junk'), 'x']);
+    expect(junk.exitCode).toBe(2);
+    expect((await nb(['image', 'create', '--file', join(work, 'junk'), 'Bad Name'])).exitCode).toBe(2);
+  });
+
+  it('shares layers between images and removes one only with its last image', async () => {
+    const file = join(work, 'share.tar.gz');
+    tarball(rootfs, file, 'gzip');
+    expect((await nb(['image', 'create', '--file', file, 'sh-a'])).exitCode).toBe(0);
+    expect((await nb(['image', 'create', '--file', file, 'sh-b'])).exitCode).toBe(0);
+    const [la] = await layersOf('sh-a');
+    expect(await layersOf('sh-b')).toEqual([la]);
+    expect((await nb(['image', 'create', '--file', file, 'sh-a'])).exitCode).toBe(4); // name taken
+    expect((await nb(['image', 'delete', 'sh-a'])).exitCode).toBe(0);
+    expect(existsSync(layerDir(la))).toBe(true);
+    expect((await nb(['server', 'create', '--image', 'sh-b', '--flavor', 'm1.tiny', 'shb1'])).exitCode).toBe(0);
+    expect((await nb(['server', 'exec', 'shb1', '--', 'cat', '/srv/data/hello'])).stdout).toBe('hello world\n');
+    expect((await nb(['server', 'delete', 'shb1'])).exitCode).toBe(0);
+    expect((await nb(['image', 'delete', 'sh-b'])).exitCode).toBe(0);
+    expect(existsSync(layerDir(la))).toBe(false);
+  });
+
+  it('kill -9 during an import leaves no active image and no temp dirs after the next command', async () => {
+    const big = join(work, 'big');
+    mkdirSync(join(big, 'data'), { recursive: true });
+    for (let i = 0; i < 8; i++) sh('dd', ['if=/dev/urandom', `of=${join(big, `data/f${i}`)}`, 'bs=1M', 'count=16', 'status=none']);
+    const file = join(work, 'big.tar.zst');
+    tarball(big, file, 'zstd');
+    const child = spawn(process.execPath, [BIN, 'image', 'create', '--file', file, 'killed'], { env: cliEnv(root), stdio: 'ignore' });
+    // wait until it is saving, then kill it
+    for (let i = 0; i < 200; i++) {
+      const l = await images();
+      if (l.some((x) => x.Name === 'killed' && x.Status === 'saving')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    const l = await images();
+    expect(l.find((x) => x.Name === 'killed')?.Status).toBe('killed');
+    expect(readdirSync(join(root, 'tmp'))).toEqual([]);
+    expect(existsSync(join(root, 'images/killed.json'))).toBe(false);
+    const boot = await nb(['server', 'create', '--image', 'killed', '--flavor', 'm1.tiny', 'k1']);
+    expect(boot.exitCode).not.toBe(0);
+    expect((await nb(['image', 'delete', 'killed'])).exitCode).toBe(0);
+  });
+});

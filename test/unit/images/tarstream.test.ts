@@ -1,0 +1,167 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { EntryChecker, TarValidator, normalizeName, parseHeader, parsePax, unsafePath, type TarEntry } from '../../../src/images/tarstream.js';
+import { fileHeader } from '../../../src/images/archive.js';
+
+function header(name: string, type: string, opts: { linkname?: string; size?: number; major?: number; minor?: number } = {}): Buffer {
+  const h = fileHeader(name.length > 100 ? name.slice(0, 100) : name, opts.size ?? 0);
+  h[156] = type.charCodeAt(0);
+  if (opts.linkname) h.write(opts.linkname, 157, 100, 'utf8');
+  h.write((opts.major ?? 0).toString(8).padStart(7, '0') + '\0', 329, 'latin1');
+  h.write((opts.minor ?? 0).toString(8).padStart(7, '0') + '\0', 337, 'latin1');
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += h[i];
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+  return h;
+}
+
+function entry(name: string, type = '0', extra: Partial<TarEntry> = {}): TarEntry {
+  return { name, type, linkname: '', size: 0, mode: 0o644, uid: 0, gid: 0, devMajor: 0, devMinor: 0, ...extra };
+}
+
+function pad(b: Buffer): Buffer {
+  return b.length % 512 ? Buffer.concat([b, Buffer.alloc(512 - (b.length % 512))]) : b;
+}
+
+async function run(chunks: Buffer[], trusted = false): Promise<{ out: Buffer; err?: Error; v: TarValidator }> {
+  const v = new TarValidator({ trusted });
+  const parts: Buffer[] = [];
+  v.on('data', (d: Buffer) => parts.push(d));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      v.on('error', reject);
+      v.on('end', resolve);
+      Readable.from(chunks).pipe(v);
+    });
+    return { out: Buffer.concat(parts), v };
+  } catch (err) {
+    return { out: Buffer.concat(parts), err: err as Error, v };
+  }
+}
+
+describe('path rules', () => {
+  it('normalises names as tar writes them', () => {
+    expect(normalizeName('./a/b/')).toBe('a/b');
+    expect(normalizeName('.')).toBe('');
+    expect(normalizeName('./')).toBe('');
+    expect(normalizeName('a//b/./c')).toBe('a/b/c');
+  });
+  it('refuses absolute paths and ..', () => {
+    expect(unsafePath('/etc/passwd')).toBe('absolute path');
+    expect(unsafePath('a/../../etc')).toBe("'..' in the path");
+    expect(unsafePath('..')).toBe("'..' in the path");
+    expect(unsafePath('a/..b/c')).toBeUndefined();
+    expect(unsafePath('usr/bin')).toBeUndefined();
+  });
+});
+
+describe('EntryChecker', () => {
+  const c = () => new EntryChecker({ trusted: false });
+  it('accepts an ordinary rootfs', () => {
+    const k = c();
+    for (const e of [entry('./', '5'), entry('./bin/', '5'), entry('./bin/busybox'), entry('./bin/sh', '1', { linkname: './bin/busybox' }), entry('./lib', '2', { linkname: '/usr/lib' })]) k.check(e);
+    expect(k.entries).toBe(5);
+  });
+  it('refuses an entry written through a symlink of the archive', () => {
+    const k = c();
+    k.check(entry('etc', '2', { linkname: '/etc' }));
+    expect(() => k.check(entry('etc/passwd'))).toThrow(/entry "etc\/passwd": it would be written through the symlink "etc"/);
+  });
+  it('forgets a symlink replaced by a directory', () => {
+    const k = c();
+    k.check(entry('d', '2', { linkname: '/tmp' }));
+    k.check(entry('d', '5'));
+    expect(() => k.check(entry('d/f'))).not.toThrow();
+  });
+  it('refuses hard links out of the layer, through symlinks, or to nothing', () => {
+    expect(() => c().check(entry('x', '1', { linkname: '/etc/shadow' }))).toThrow(/hard link to "\/etc\/shadow", outside the layer/);
+    expect(() => c().check(entry('x', '1', { linkname: '../../etc/shadow' }))).toThrow(/outside the layer/);
+    expect(() => c().check(entry('x', '1', { linkname: 'missing' }))).toThrow(/not earlier in the archive/);
+    const k = c();
+    k.check(entry('l', '2', { linkname: '/etc' }));
+    expect(() => k.check(entry('x', '1', { linkname: 'l/shadow' }))).toThrow(/through the symlink "l"/);
+  });
+  it('refuses device nodes unless trusted, but allows whiteout devices', () => {
+    expect(() => c().check(entry('dev/sda', '4', { devMajor: 8, devMinor: 0 }))).toThrow(/device node \(block 8:0\).*--trusted/);
+    expect(() => c().check(entry('dev/mem', '3', { devMajor: 1, devMinor: 1 }))).toThrow(/device node/);
+    expect(() => c().check(entry('gone', '3'))).not.toThrow();
+    expect(() => new EntryChecker({ trusted: true }).check(entry('dev/null', '3', { devMajor: 1, devMinor: 3 }))).not.toThrow();
+  });
+  it('records OCI whiteouts and opaque markers', () => {
+    const k = c();
+    k.check(entry('a/.wh.b'));
+    k.check(entry('./d/.wh..wh..opq'));
+    expect(k.whiteouts).toEqual(['a/.wh.b']);
+    expect(k.opaques).toEqual(['d']);
+    expect(() => c().check(entry('a/.wh.b', '5'))).toThrow(/whiteout that is not a regular file/);
+  });
+  it('refuses unknown entry types', () => {
+    expect(() => c().check(entry('x', 'V'))).toThrow(/unsupported entry type 'V'/);
+  });
+});
+
+describe('TarValidator', () => {
+  it('passes a valid archive through byte for byte, in any chunking', async () => {
+    const data = Buffer.from('hello\n');
+    const tar = Buffer.concat([header('dir/', '5'), header('dir/f', '0', { size: data.length }), pad(data), Buffer.alloc(1024)]);
+    for (const size of [1, 7, 512, 513, tar.length]) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < tar.length; i += size) chunks.push(tar.subarray(i, i + size));
+      const r = await run(chunks);
+      expect(r.err).toBeUndefined();
+      expect(r.out.equals(tar)).toBe(true);
+    }
+  });
+  it('stops before the hostile entry reaches the extractor', async () => {
+    const ok = header('fine', '0');
+    const tar = Buffer.concat([ok, header('../evil', '0'), Buffer.alloc(1024)]);
+    const r = await run([tar]);
+    expect(r.err?.message).toBe('refusing the archive: entry "../evil": \'..\' in the path');
+    expect(r.out.equals(ok)).toBe(true);
+  });
+  it('uses PAX paths: a long hostile name is caught', async () => {
+    const rec = (k: string, v: string) => {
+      const body = ` ${k}=${v}\n`;
+      let len = body.length + 2;
+      while (String(len).length + body.length !== len) len = String(len).length + body.length;
+      return `${len}${body}`;
+    };
+    const pax = Buffer.from(rec('path', `/${'a'.repeat(150)}/x`));
+    const tar = Buffer.concat([header('PaxHeaders/x', 'x', { size: pax.length }), pad(pax), header('x', '0'), Buffer.alloc(1024)]);
+    const r = await run([tar]);
+    expect(r.err?.message).toMatch(/absolute path/);
+    expect(r.out.length).toBe(0);
+  });
+  it('uses GNU long names', async () => {
+    const long = Buffer.from(`a/${'b'.repeat(200)}\0`);
+    const tar = Buffer.concat([header('././@LongLink', 'L', { size: long.length }), pad(long), header('short', '0'), Buffer.alloc(1024)]);
+    const names: string[] = [];
+    const v = new TarValidator({ trusted: false });
+    v.onEntry = (e) => names.push(e.name);
+    v.resume();
+    await new Promise<void>((resolve, reject) => { v.on('finish', resolve); v.on('error', reject); v.end(tar); });
+    expect(names).toEqual([`a/${'b'.repeat(200)}`]);
+  });
+  it('refuses truncated and non-tar input', async () => {
+    const tar = Buffer.concat([header('f', '0', { size: 2000 }), Buffer.alloc(600)]);
+    expect((await run([tar])).err?.message).toMatch(/ends in the middle of an entry/);
+    expect((await run([Buffer.alloc(512, 65)])).err?.message).toMatch(/not a tar archive/);
+  });
+  it('parses headers and PAX records', () => {
+    const h = parseHeader(header('x/y', '3', { major: 1, minor: 3 }))!;
+    expect(h).toMatchObject({ name: 'x/y', type: '3', devMajor: 1, devMinor: 3 });
+    expect(parseHeader(Buffer.alloc(512))).toBeUndefined();
+    expect(parsePax(Buffer.from('11 path=ab\n20 SCHILY.xattr.u=v\n'))).toEqual({ path: 'ab', 'SCHILY.xattr.u': 'v' });
+  });
+});
+
+describe('TarValidator edge cases', () => {
+  it('accepts "/" as the root entry and completes an archive without end blocks', async () => {
+    const tar = Buffer.concat([header('/', '5'), header('srv/.wh.f', '0')]);
+    const r = await run([tar]);
+    expect(r.err).toBeUndefined();
+    expect(r.out.length).toBe(tar.length + 1024);
+    expect(r.v.checker.whiteouts).toEqual(['srv/.wh.f']);
+  });
+});
