@@ -79,4 +79,36 @@ describe('Glance v2 (in process)', () => {
     expect(r.status).toBe(status);
     expect(r.json.message).toMatch(why);
   });
+
+  it('creates a queued record (201 + Location), patches it, serves no data yet, deletes it; private to its project', async () => {
+    const { req, token } = api();
+    const admin = await token();
+    const c = await req('POST', '/image/v2/images', { token: admin, body: { name: 'img1', disk_format: 'raw', container_format: 'bare', color: 'blue', min_ram: 64 } });
+    expect(c.status).toBe(201);
+    expect(c.json).toMatchObject({ name: 'img1', status: 'queued', color: 'blue', min_ram: 64, size: null, checksum: null });
+    expect(c.headers.location).toBe(`http://localhost:80/image/v2/images/${c.json.id}`);
+    const id = c.json.id;
+    const patch = await req('PATCH', `/image/v2/images/${id}`, {
+      token: admin,
+      raw: JSON.stringify([{ op: 'replace', path: '/name', value: 'img2' }, { op: 'add', path: '/shape', value: 'round' }, { op: 'remove', path: '/color' }]),
+      headers: { 'content-type': 'application/openstack-images-v2.1-json-patch' },
+    });
+    expect(patch.status).toBe(200);
+    expect(patch.json).toMatchObject({ name: 'img2', shape: 'round' });
+    expect(patch.json.color).toBeUndefined();
+    expect((await req('PATCH', `/image/v2/images/${id}`, { token: admin, body: [] })).status).toBe(415);
+    expect((await req('GET', `/image/v2/images/${id}/file`, { token: admin })).status).toBe(204);
+    expect((await req('PUT', `/image/v2/images/${id}/file`, { token: admin, raw: '{}' })).status).toBe(415);
+    // another project sees nothing of it
+    const p2 = (await req('POST', '/identity/v3/projects', { token: admin, body: { project: { name: 'p2' } } })).json.project;
+    const u2 = (await req('POST', '/identity/v3/users', { token: admin, body: { user: { name: 'u2', password: 'pw' } } })).json.user;
+    const member = (await req('GET', '/identity/v3/roles?name=member', { token: admin })).json.roles[0];
+    await req('PUT', `/identity/v3/projects/${p2.id}/users/${u2.id}/roles/${member.id}`, { token: admin });
+    const t2 = await token('u2', 'pw', 'p2');
+    expect((await req('GET', `/image/v2/images/${id}`, { token: t2 })).status).toBe(404);
+    expect((await req('GET', '/image/v2/images', { token: t2 })).json.images.map((i: { name: string }) => i.name)).toEqual(['busybox']);
+    expect((await req('DELETE', `/image/v2/images/${id}`, { token: t2 })).status).toBe(404);
+    expect((await req('DELETE', `/image/v2/images/${id}`, { token: admin })).status).toBe(204);
+    expect((await req('GET', `/image/v2/images/${id}`, { token: admin })).status).toBe(404);
+  });
 });
