@@ -320,6 +320,7 @@ print(json.dumps({'names': names, 'stopped': stopped, 'snapshot': snap_status, '
     expect(c.headers.get('location')).toMatch(new RegExp(`/compute/v2.1/servers/${c.json.server.id}$`));
     await serve.stop('SIGKILL');
     serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password });
+    expect(readFileSync(join(root, 'clouds.yaml'), 'utf8')).toContain(`auth_url: "${serve.url}/identity/v3"`); // the new port
     const t2 = await adminToken();
     const s = (await api('GET', `/compute/v2.1/servers/${c.json.server.id}`, t2)).json.server;
     expect(['ACTIVE', 'ERROR']).toContain(s.status);
@@ -329,7 +330,9 @@ print(json.dumps({'names': names, 'stopped': stopped, 'snapshot': snap_status, '
     expect((await api('DELETE', `/compute/v2.1/servers/${c.json.server.id}`, t2)).status).toBe(404);
   }, 60_000);
 
-  it('leaves nothing behind', async () => {
+  it('stops cleanly on SIGTERM and leaves nothing behind', async () => {
+    expect(await serve.stop('SIGTERM')).toBe(0);
+    expect(serve.output()).toMatch(/SIGTERM: stopping/);
     const after = census(root);
     const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(strip(after)).toEqual(strip(before));
