@@ -56,6 +56,10 @@ export function baseUrl(req: FastifyRequest): string {
 export function callerOf(req: FastifyRequest, deps: ApiDeps): Caller {
   const t = (req.token ??= deps.identity.authenticate(tokenHeader(req)));
   if (!t.project) throw new Forbidden('The token is not scoped to a project: ask for a project-scoped token.');
+  // Nova's and Glance's default policies: the reader role reads, it never changes anything
+  if (req.method !== 'GET' && req.method !== 'HEAD' && t.roles.every((r) => r.name === 'reader')) {
+    throw new Forbidden(`Policy doesn't allow ${req.method} ${req.url.split('?')[0]} to be performed: the role "reader" is read-only.`);
+  }
   return { projectId: t.project.id, userId: t.user.id, isAdmin: t.isAdmin, requestId: req.id };
 }
 

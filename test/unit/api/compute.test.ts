@@ -301,7 +301,7 @@ describe('Nova 2.1 (in process)', () => {
     expect(xml.status).toBe(415);
   });
 
-  it('non-admins cannot manage flavors or read hypervisors', async () => {
+  it('readers change nothing; non-admins cannot manage flavors or read hypervisors', async () => {
     const { req, token } = api();
     const admin = await token();
     const p2 = (await req('POST', '/identity/v3/projects', { token: admin, body: { project: { name: 'p2' } } })).json.project;
@@ -309,6 +309,12 @@ describe('Nova 2.1 (in process)', () => {
     const reader = (await req('GET', '/identity/v3/roles?name=reader', { token: admin })).json.roles[0];
     await req('PUT', `/identity/v3/projects/${p2.id}/users/${u2.id}/roles/${reader.id}`, { token: admin });
     const t2 = await token('u2', 'pw', 'p2');
+    // a reader reads, and changes nothing
+    expect((await req('GET', '/compute/v2.1/servers/detail', { token: t2 })).status).toBe(200);
+    const kp = await req('POST', '/compute/v2.1/os-keypairs', { token: t2, body: { keypair: { name: 'k' } } });
+    expect(kp.status).toBe(403);
+    expect(kp.json.forbidden.message).toMatch(/reader/);
+    expect((await req('POST', '/image/v2/images', { token: t2, body: { name: 'x' } })).status).toBe(403);
     const f = await req('POST', '/compute/v2.1/flavors', { token: t2, body: { flavor: { name: 'f', ram: 1, vcpus: 1, disk: 1 } } });
     expect(f.status).toBe(403);
     expect(f.json.forbidden.message).toMatch(/Policy/);
