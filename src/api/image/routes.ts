@@ -12,7 +12,7 @@ import { Staging } from '../../images/layers.js';
 import { BadRequest, NotFound } from '../../errors.js';
 import { ApiError } from '../faults.js';
 import { baseUrl, callerOf, type ApiDeps } from '../server.js';
-import { bool, int, isObject, isUuid, str, wrapped, type Json } from '../validate.js';
+import { bool, int, isObject, isUuid, str, type Json } from '../validate.js';
 import type { CreateImageRequest, GlanceImage, ImagePatch } from './catalog.js';
 import { glanceImage, imageSchema, imageVersions, CORE_KEYS } from './views.js';
 
