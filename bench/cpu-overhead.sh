@@ -28,7 +28,7 @@
 # anchor's crun one: (novabox median - novabox-true median) / host median.
 #
 # Env: ANCHOR_ROUNDS (7), ANCHOR_BLOB_MB (512), ANCHOR_DIR, SHARED_DIR, KEEP_ROOTFS,
-#      NOVABOX_CPU_MODE (volume|plain|samefs), NOVABOX_BENCH_OPTS ("--memory 512m --pids-limit 1024"),
+#      NOVABOX_CPU_MODE (volume|plain|samefs), NOVABOX_BENCH_OPTS ("--memory 512m --pids-limit 1024 --network none"),
 #      WAIT_QUIET (0). sysbench (optional) is run by the anchor for host vs crun only.
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
@@ -39,7 +39,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 command -v jq >/dev/null || bdie "missing jq"
 
 MODE=${NOVABOX_CPU_MODE:-volume}
-NB_OPTS=${NOVABOX_BENCH_OPTS---memory 512m --pids-limit 1024}
+NB_OPTS=${NOVABOX_BENCH_OPTS---memory 512m --pids-limit 1024 --network none}
 anchor_run_setup cpu
 
 NBQ=$(printf %q "$NOVABOX")

@@ -106,6 +106,21 @@ new_root() {
   mkdir -p /run
   NB_ROOT=$(mktemp -d "/run/novabox-bench-$1.XXXXXX") || bdie "cannot create a state dir under /run"
   export NOVABOX_ROOT=$NB_ROOT NB_ROOT
+  private_network "$NB_ROOT"
+}
+
+# private_network ROOT: a bridge and /16 of the root's own (config.json), so a benchmark
+# never shares novabox0 with a real state root; cleanup_root removes both.
+private_network() {
+  local x used
+  used=$(awk 'NR > 1 { print $2 }' /proc/net/route)
+  for x in $(shuf -i 150-249); do
+    # /proc/net/route is little-endian hex: 10.x.0.0 reads 0000XX0A; any route inside 10.x/16 ends in XX0A
+    printf '%s\n' "$used" | grep -qi "$(printf '%02X0A$' "$x")" && continue
+    printf '{"network": {"bridge": "nbb%s", "subnet": "10.%s.0.0/16"}}\n' "$(basename "$1" | tr -dc 'A-Za-z0-9' | tail -c 8)" "$x" >"$1/config.json"
+    return 0
+  done
+  bdie "no free 10.x.0.0/16 for a private bridge"
 }
 
 # proc_start PID -> field 22 of /proc/PID/stat (start time), empty if gone
@@ -182,6 +197,11 @@ cleanup_root() {
     done
   done
   for d in "$root"/containers/*/rootfs; do mountpoint -q "$d" 2>/dev/null && umount -l "$d"; done
+  if [ -f "$root/config.json" ]; then
+    local br
+    br=$(jq -r '.network.bridge // empty' "$root/config.json" 2>/dev/null)
+    case $br in nbb*) nft delete table ip "novabox_$br" 2>/dev/null; ip link del "$br" 2>/dev/null ;; esac
+  fi
   rm -rf "$root"
   if [ -n "${CG_PARENTS_BEFORE:-}" ]; then
     for d in /sys/fs/cgroup/*/novabox /sys/fs/cgroup/novabox; do

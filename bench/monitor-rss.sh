@@ -96,11 +96,11 @@ new_root rss
 blog "NOVABOX_ROOT=$NB_ROOT N=$N; novabox-monitor processes on the host before: $(pgrep -xc novabox-monitor)"
 
 # one untimed container first, so the busybox image is unpacked once, not N times at once
-timeout "$WAIT_TIMEOUT" "$NOVABOX" run --rm --name rss-warm busybox true </dev/null >"$OUT" 2>&1 ||
+timeout "$WAIT_TIMEOUT" "$NOVABOX" run --rm --network none --name rss-warm busybox true </dev/null >"$OUT" 2>&1 ||
   { sed 's/^/#   /' "$OUT" >&2; bdie "novabox run --rm busybox true failed"; }
 
 for ((i = 1; i <= N; i++)); do
-  "$NOVABOX" run --rm --name "rss-$i" busybox sleep "$SLEEP_SECS" </dev/null >>"$OUT" 2>&1 &
+  "$NOVABOX" run --rm --network none --name "rss-$i" busybox sleep "$SLEEP_SECS" </dev/null >>"$OUT" 2>&1 &
   CLI_PIDS+=($!)
 done
 

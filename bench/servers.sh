@@ -20,6 +20,8 @@
 #   BATCH_N (100)            servers in the --min/--max batch (novabox allows up to 1000)
 #   PHASES ("cycle density batch")  which parts to run
 #   IMAGE (busybox), FLAVOR (c1.nano)
+#   NETWORK (none)           like the anchors (no network); "novabox" adds the bridge + veth
+#                            per server (bench/network.sh measures that part alone)
 #   WAIT_QUIET (600)         seconds to wait for a qemu-system or another bench/*.sh to end
 #   SHARED_DIR               default: <repo>/../shared;  ANCHOR_DIR (/var/tmp/anchors)
 #   ANCHOR_ROUNDS, ANCHOR_WARMUP, ANCHOR_SETTLE_S, ANCHOR_DROP_CACHES: passed to the anchors
@@ -56,6 +58,7 @@ DENSITY_N=${DENSITY_N:-100}
 BATCH_N=${BATCH_N:-100}
 PHASES=${PHASES:-cycle density batch}
 IMAGE=${IMAGE:-busybox}
+NETWORK=${NETWORK:-none}
 FLAVOR=${FLAVOR:-c1.nano}
 WAIT_QUIET=${WAIT_QUIET:-600}
 CYCLE_TIMEOUT=${CYCLE_TIMEOUT:-1200}
@@ -188,6 +191,10 @@ cleanup() {
     done
   fi
   rmdir /run/anchors 2>/dev/null
+  if [ -n "$NB_ROOT" ] && [ -f "$NB_ROOT/config.json" ]; then   # the private bridge (see setup)
+    nft delete table ip "novabox_nbs$$" 2>/dev/null
+    ip link del "nbs$$" 2>/dev/null
+  fi
   case $NB_ROOT in /run/novabox-bench-servers.*) rm -rf "$NB_ROOT" ;; esac
   if [ -n "$ROOTFS_BUILT" ] && [ -z "${KEEP_ROOTFS:-}" ]; then
     # not while an anchor run of someone else uses it, nor with anything mounted below it
@@ -282,6 +289,13 @@ if ! { [ -x "$ROOTFS/bin/busybox" ] && [ -f "$BUNDLE/config.json" ] && [ -f "$LX
 fi
 NB_ROOT=$(mktemp -d /run/novabox-bench-servers.XXXXXX) || die "cannot make a state root"
 export NOVABOX_ROOT=$NB_ROOT NOVABOX_CGROUP_PARENT=$PARENT ANCHOR_DIR
+# A bridge and /16 of this run's own (NETWORK=novabox), never the host's novabox0: the
+# first 10.x.0.0/16 (x = 150..249) that no route of the host is inside of.
+for x in $(seq 150 249); do
+  awk 'NR > 1 { print $2 }' /proc/net/route | grep -qi "$(printf '%02X0A$' "$x")" && continue
+  printf '{"network": {"bridge": "nbs%s", "subnet": "10.%s.0.0/16"}}\n' "$$" "$x" >"$NB_ROOT/config.json"
+  break
+done
 
 log "uptime:$(uptime)"
 log "repo=$REPO anchors=$ANCHORS NOVABOX_ROOT=$NB_ROOT NOVABOX_CGROUP_PARENT=$PARENT"
@@ -294,7 +308,7 @@ watch_start
 
 q() { printf '%q' "$1"; }
 export PROJECT_LABEL=$LABEL
-export PROJECT_UP="$(q "$NOVABOX") server create --image $(q "$IMAGE") --flavor $(q "$FLAVOR") --wait {name}"
+export PROJECT_UP="$(q "$NOVABOX") server create --image $(q "$IMAGE") --flavor $(q "$FLAVOR") --network $(q "$NETWORK") --wait {name}"
 export PROJECT_DOWN="$(q "$NOVABOX") server delete --force {name}"
 unset PROJECT_RUN PROJECT_CLI PROJECT_SNAPSHOT PROJECT_CLEANUP
 
@@ -348,11 +362,11 @@ phase_batch() {
   pid_list >"$W/b.pids.before"
   u0=$(used_kb); k0=$(kernel_kb)
   # one untimed create+delete to bring the binaries back into the page cache after the drop
-  { NB_TIMEOUT=120 nb server create --image "$IMAGE" --flavor "$FLAVOR" --wait "$pre-warm" &&
+  { NB_TIMEOUT=120 nb server create --image "$IMAGE" --flavor "$FLAVOR" --network "$NETWORK" --wait "$pre-warm" &&
     NB_TIMEOUT=120 nb server delete --force "$pre-warm"; } >>"$W/batch.log" 2>&1
 
   t0=$EPOCHREALTIME
-  bg_run "$CLI_TIMEOUT" "$NOVABOX" server create --image "$IMAGE" --flavor "$FLAVOR" --min "$n" --max "$n" --quiet "$pre" \
+  bg_run "$CLI_TIMEOUT" "$NOVABOX" server create --image "$IMAGE" --flavor "$FLAVOR" --network "$NETWORK" --min "$n" --max "$n" --quiet "$pre" \
     </dev/null >"$W/b.create.out" 2>"$W/b.create.err"
   t1=$EPOCHREALTIME
   elapsed_ms "$t0" "$t1"; local create_ms=$ELAPSED_MS create_rc=$RC

@@ -17,7 +17,8 @@
 # Env: ROUNDS (40, passed as ANCHOR_ROUNDS), ANCHOR_WARMUP (3), ANCHOR_DIR
 #      (/var/tmp/anchors; built with build-rootfs.sh if missing, and then removed at
 #      exit unless KEEP_ROOTFS=1), SHARED_DIR (<repo>/../shared),
-#      NOVABOX_BENCH_OPTS ("--memory 512m --pids-limit 1024": the anchors' limits),
+#      NOVABOX_BENCH_OPTS ("--memory 512m --pids-limit 1024 --network none": the anchors' limits,
+#      and no network like theirs; bench/network.sh measures the bridge network),
 #      WAIT_QUIET (0: seconds to wait for a running qemu-system to finish first).
 # Output (stdout): the anchor's result lines, then a table and the line
 #   "novabox above node -e 0: N ms (median of paired differences)".
@@ -30,7 +31,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 command -v jq >/dev/null || bdie "missing jq"
 
 ROUNDS=${ROUNDS:-40}
-NB_OPTS=${NOVABOX_BENCH_OPTS---memory 512m --pids-limit 1024}
+NB_OPTS=${NOVABOX_BENCH_OPTS---memory 512m --pids-limit 1024 --network none}
 anchor_run_setup sl
 
 export PROJECT_LABEL=novabox

@@ -145,6 +145,46 @@ NB_API int nb_cgroup_devices(const char *cgroup_dir);
 /* Window size of a pty master. 0 or -errno. */
 NB_API int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols);
 
+/* ---- networking (net.c): rtnetlink, called while the init waits for GO ---- */
+
+struct nb_net_bridge_args {
+	const char *name;     /* bridge name (< IFNAMSIZ) */
+	uint32_t addr;        /* gateway address on the bridge, network byte order */
+	uint32_t prefix_len;  /* 1..30 */
+	uint32_t mtu;         /* 0 = the kernel's default */
+	uint8_t mac[6];       /* fixed bridge MAC */
+	uint8_t pad[2];
+};
+
+/* Create the bridge if missing, add its address if missing, bring it up.
+ * 1 = created now, 0 = it existed, -errno. */
+NB_API int nb_net_bridge(const struct nb_net_bridge_args *a);
+
+struct nb_net_args {
+	const char *bridge;   /* the host bridge the host end joins */
+	const char *host_if;  /* host end of the veth pair (< IFNAMSIZ); removed first if present */
+	const char *alias;    /* ifalias of the host end (owner, for leftover checks), or NULL */
+	int32_t pid;          /* a process in the target network namespace (the init) */
+	uint32_t addr;        /* eth0's address, network byte order */
+	uint32_t gateway;     /* default route via this address; 0 = none */
+	uint32_t prefix_len;  /* 1..30 */
+	uint32_t mtu;         /* both ends; 0 = the kernel's default */
+	uint8_t mac[6];       /* eth0's MAC */
+	uint8_t pad[2];
+};
+
+enum nb_net_stage {
+	NB_NET_STAGE_ARGS = 1, NB_NET_STAGE_BRIDGE = 2, NB_NET_STAGE_NETNS = 3, NB_NET_STAGE_VETH = 4,
+	NB_NET_STAGE_SETNS = 5, NB_NET_STAGE_CONFIG = 6
+};
+
+/* veth pair with the peer made inside the pid's netns as eth0, up, addressed, default
+ * route, lo up. 0 or -errno; *stage = NB_NET_STAGE_* that failed. Nothing is left on failure. */
+NB_API int nb_net_attach(const struct nb_net_args *a, int32_t *stage);
+
+/* Remove a network link by name: 0, -ENODEV if there is none, or -errno. */
+NB_API int nb_net_link_del(const char *name);
+
 /* ABI version of the loaded library. */
 NB_API uint32_t nb_abi_version(void);
 

@@ -177,12 +177,18 @@ static int op_mknod(struct ctx *c, const struct nb_op *op)
 	}
 	rc = mknodat(dfd, name, (mode_t)op->n[0], makedev(op->n[1], op->n[2]));
 	if (rc < 0 && errno == EEXIST && S_ISREG((mode_t)op->n[0])) {
-		/* A mount point file that is already there (a volume onto an image's file). */
+		/* A mount point file that is already there (a volume onto an image's file), or a
+		 * symlink to one that resolves inside the root (/etc/resolv.conf -> ../run/...):
+		 * the mount op resolves the same way. */
 		struct stat st;
-		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+		int fd = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH);
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+			close(fd);
 			close(dfd);
 			return 0;
 		}
+		if (fd >= 0)
+			close(fd);
 		errno = EEXIST;
 	}
 	if (rc == 0)

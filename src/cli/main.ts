@@ -11,6 +11,8 @@ import { register as registerRm } from './commands/rm.js';
 import { register as registerServer } from './commands/server/index.js';
 import { register as registerFlavor } from './commands/flavor.js';
 import { register as registerConsole } from './commands/console.js';
+import { register as registerNetwork } from './commands/network.js';
+import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerImage } from './commands/image.js';
 import { register as registerServe } from './commands/serve.js';
 import { trace } from '../util/trace.js';
@@ -63,6 +65,8 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext) => void> = {
   server: registerServer,
   flavor: registerFlavor,
   console: registerConsole,
+  network: registerNetwork,
+  doctor: registerDoctor,
   image: registerImage,
   serve: registerServe,
 };

@@ -2,6 +2,7 @@
 import type { Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
 import { statusOf } from '../compute/states.js';
+import { networksColumn, networksOf, type NovaAddress } from '../compute/addresses.js';
 
 /** As the openstack client prints OS-EXT-STS:power_state. */
 const POWER_STATE_NAMES: Record<number, string> = {
@@ -12,7 +13,13 @@ function props(m: Record<string, string>): string {
   return Object.entries(m).map(([k, v]) => `${k}='${v}'`).join(', ');
 }
 
-export function serverRow(s: Server, flavors: Map<string, Flavor>): Record<string, unknown> {
+/**
+ * `server list`: the openstack client's columns. Networks is a DictListColumn there:
+ * `{"novabox": ["10.89.0.2"]}` in json and yaml, `novabox=10.89.0.2` otherwise.
+ */
+export function serverRow(
+  s: Server, flavors: Map<string, Flavor>, addresses: Record<string, NovaAddress[]> = {}, format = 'table',
+): Record<string, unknown> {
   const f = flavors.get(s.flavorId);
   return {
     ID: s.id,
@@ -20,7 +27,7 @@ export function serverRow(s: Server, flavors: Map<string, Flavor>): Record<strin
     Status: statusOf(s.vmState, s.taskState),
     'Task State': s.taskState,
     'Power State': POWER_STATE_NAMES[s.powerState] ?? String(s.powerState),
-    Networks: '',
+    Networks: format === 'json' || format === 'yaml' ? networksOf(addresses) : networksColumn(addresses),
     Image: s.imageName,
     'Image Name': s.imageName,
     'Image ID': s.imageRef,
@@ -39,7 +46,17 @@ export const SERVER_LIST_LONG_COLUMNS = [
   'Flavor ID', 'Availability Zone', 'Host', 'Properties',
 ];
 
-export function serverShow(s: Server, f: Flavor | undefined, pid: number | null): Record<string, unknown> {
+/**
+ * `addresses` as the openstack client prints it: Nova's structure for json and yaml
+ * (machine readable), `novabox=10.89.0.2` in a table, value or shell output.
+ */
+export function addressesField(addresses: Record<string, NovaAddress[]>, format: string): Record<string, NovaAddress[]> | string {
+  return format === 'json' || format === 'yaml' ? addresses : networksColumn(addresses);
+}
+
+export function serverShow(
+  s: Server, f: Flavor | undefined, pid: number | null, addresses: Record<string, NovaAddress[]> | string = {},
+): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',
     'OS-EXT-AZ:availability_zone': 'nova',
@@ -52,7 +69,7 @@ export function serverShow(s: Server, f: Flavor | undefined, pid: number | null)
     'OS-SRV-USG:terminated_at': s.terminatedAt,
     accessIPv4: s.accessIpv4,
     accessIPv6: s.accessIpv6,
-    addresses: {},
+    addresses,
     config_drive: '',
     created: s.createdAt,
     flavor: f ? `${f.name} (${f.id})` : s.flavorId,

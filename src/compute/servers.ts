@@ -25,6 +25,9 @@ import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
 import { newUuid } from './ids.js';
+import { NetworkService } from './network.js';
+import { novaAddresses, type NovaAddress } from './addresses.js';
+import type { NetworkMode } from '../runtime/network/config.js';
 
 export interface CreateServerRequest {
   name: string;
@@ -32,7 +35,10 @@ export interface CreateServerRequest {
   flavor: string;
   properties?: Record<string, string>;
   keyName?: string;
-  network?: 'none' | 'host';
+  /** default: the bridge network ('novabox') */
+  network?: NetworkMode;
+  /** Nova's v4-fixed-ip: this address on the bridge network (one server only) */
+  fixedIp?: string;
   /** Nova's min_count/max_count: NAME-1 … NAME-N */
   count?: number;
   accessIpv4?: string;
@@ -85,8 +91,24 @@ function stopSignalOf(config: ImageConfig): number {
 
 export class ComputeService {
   private driverCache: CgroupDriver | undefined;
+  private networkCache: NetworkService | undefined;
 
   constructor(readonly store: Store) {}
+
+  get network(): NetworkService {
+    this.networkCache ??= new NetworkService(this.store);
+    return this.networkCache;
+  }
+
+  /** The attachment of a server on the bridge network (its lease allocated if it has none). */
+  private attachmentOf(s: Server) {
+    return s.network === 'novabox' ? this.network.attachmentFor('server', s.id) : undefined;
+  }
+
+  /** Give back a server's address and veth (delete; a failed build, as Nova deallocates). */
+  private releaseNetwork(id: string): void {
+    this.network.release(id);
+  }
 
   private get driver(): CgroupDriver {
     this.driverCache ??= cgroupDriver();
@@ -141,6 +163,7 @@ export class ComputeService {
           // The creating CLI died: its container may run without a record. The cgroup path
           // is derived from the id, so whatever it started can be found and stopped.
           this.killUnrecorded(cur.id);
+          this.releaseNetwork(cur.id);
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
         }
         if (cur.taskState === 'image_snapshot' && running && cur.vmState === 'active') {
@@ -178,6 +201,7 @@ export class ComputeService {
         } catch {
           /* retried next time */
         }
+        if (cur.network === 'novabox') this.detachQuietly(cur.id);
         return this.store.servers.update(cur.id, {
           vmState: 'stopped',
           powerState: crashed ? POWER_STATE.CRASHED : POWER_STATE.SHUTDOWN,
@@ -185,6 +209,15 @@ export class ComputeService {
       });
     }
     return s;
+  }
+
+  /** The host end of a stopped server's veth: the kernel removes it with the namespace, but asynchronously. */
+  private detachQuietly(id: string): void {
+    try {
+      this.network.detach(id);
+    } catch {
+      /* gone already, or retried by doctor */
+    }
   }
 
   private killUnrecorded(id: string): void {
@@ -240,6 +273,13 @@ export class ComputeService {
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
+    const network = req.network ?? 'novabox';
+    if (network === 'novabox') this.network.check();
+    if (req.fixedIp !== undefined) {
+      if (network !== 'novabox') throw new BadRequest(`a fixed IP needs the bridge network "${this.network.name}", not --network ${network}`);
+      if (count !== 1) throw new BadRequest('a fixed IP can be given to one server only, not with --min/--max');
+      this.network.checkFixedIp(req.fixedIp);
+    }
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
     const now = nowIso();
     const rows: Server[] = this.store.tx(() =>
@@ -250,11 +290,12 @@ export class ComputeService {
           vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
           metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: req.accessIpv4 ?? '', accessIpv6: req.accessIpv6 ?? '',
           locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: Boolean(req.ephemeral),
-          network: req.network ?? 'none',
+          network,
           createdAt: now, updatedAt: now, launchedAt: null, terminatedAt: null,
           ...this.owner(),
         };
         const row = this.store.servers.insert(s);
+        if (network === 'novabox') this.network.allocate('server', s.id, req.fixedIp);
         this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
         return row;
       }),
@@ -274,7 +315,13 @@ export class ComputeService {
       mkdirSync(serverDirs(s.id).dir, { recursive: true, mode: 0o700 });
       logLine(s.id, 'server created');
       trace('create recorded');
-      const facts = await startServer({ id: s.id, hostname: hostnameOf(s.name), image, limits, network: s.network, ephemeral: this.ephemeralOf(s) }, this.driver);
+      const facts = await startServer(
+        {
+          id: s.id, hostname: hostnameOf(s.name), image, limits, network: s.network, ephemeral: this.ephemeralOf(s),
+          attachment: this.attachmentOf(s),
+        },
+        this.driver,
+      );
       trace('server started');
       ev?.('Success');
       logLine(s.id, 'server started');
@@ -288,6 +335,11 @@ export class ComputeService {
     } catch (err) {
       ev?.('Error', (err as Error).message);
       logLine(s.id, `server failed to start: ${(err as Error).message}`);
+      try {
+        this.releaseNetwork(s.id);
+      } catch {
+        /* doctor finds it */
+      }
       return this.fail(s, (err as Error).message);
     }
   }
@@ -313,7 +365,10 @@ export class ComputeService {
   private async boot(s: Server): Promise<void> {
     const flavor = this.store.flavors.get(s.flavorId);
     const facts = await startServer(
-      { id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network, ephemeral: this.ephemeralOf(s) },
+      {
+        id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network,
+        ephemeral: this.ephemeralOf(s), attachment: this.attachmentOf(s),
+      },
       this.driver,
     );
     this.store.servers.setRuntime(s.id, facts);
@@ -393,6 +448,7 @@ export class ComputeService {
       signal: stopSignalOf(this.imageForSafe(s)?.config ?? ({} as ImageConfig)),
     });
     this.store.servers.clearRuntime(s.id);
+    if (s.network === 'novabox') this.detachQuietly(s.id);
     const exit = recordedExit(s.id);
     logLine(s.id, `server stopped (${step === 'kill' ? 'killed after the timeout' : step === 'signal' ? 'stop signal' : 'was not running'}${exit ? `, exit status ${exit.code}` : ''})`);
     return step;
@@ -588,6 +644,7 @@ export class ComputeService {
       // Also what a killed CLI may have left without a record; an error here is not swallowed:
       // the server stays (ERROR, with the reason) rather than leaking a cgroup silently.
       this.driver.open(cgroupPathOf(s.id)).remove();
+      this.releaseNetwork(s.id);
       removeServerFiles(s.id);
       trace('files removed');
     } catch (err) {
@@ -609,6 +666,17 @@ export class ComputeService {
     const facts = this.facts(s.id);
     if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
     return execInServer(facts, { hostname: hostnameOf(s.name), image: this.imageFor(s), network: s.network }, req, this.driver, io);
+  }
+
+  /** Nova's `addresses` of a server (compute/addresses.ts), for the CLI and the API. */
+  addresses(s: Pick<Server, 'id'>): Record<string, NovaAddress[]> {
+    return novaAddresses(this.store.leases.ofOwner(s.id));
+  }
+
+  /** addresses() of many servers with one query (server list). */
+  addressesOfMany(servers: Pick<Server, 'id'>[]): Map<string, Record<string, NovaAddress[]>> {
+    const byOwner = this.store.leases.ofOwners(servers.map((s) => s.id));
+    return new Map(servers.map((s) => [s.id, novaAddresses(byOwner.get(s.id) ?? [])]));
   }
 
   consoleLog(nameOrId: string, caller: Caller, lines?: number): string {

@@ -19,6 +19,9 @@ import { rmTree } from '../util/rmtree.js';
 import type { ImageConfig } from '../images/store.js';
 import { readProcStart, bootId } from './proc.js';
 import { resolveUser } from './user.js';
+import type { NetworkMode } from './network/config.js';
+import type { Attachment } from './network/bridge.js';
+import { etcPaths } from './network/etc-files.js';
 
 export interface RunRequest {
   /** image name, or undefined with rootfsDir */
@@ -36,7 +39,7 @@ export interface RunRequest {
   user?: string;
   interactive: boolean;
   tty: boolean;
-  network: 'none' | 'host';
+  network: NetworkMode;
   readOnly: boolean;
   remove: boolean;
   /** -v SRC:DST[:ro|:rw] */
@@ -88,6 +91,11 @@ export interface Prepared {
   spec: ContainerSpec;
   plan: LaunchPlan;
   limits: CgroupLimits;
+  /**
+   * bridge network: take the lease (called once the container's directory exists, so
+   * that a concurrent cleanup counts the owner as alive), and give it back
+   */
+  network?: { allocate: () => Attachment; release: () => void };
 }
 
 /** `-v SRC:DST[:ro|:rw]`: an existing absolute host path onto an absolute container path. */
@@ -159,7 +167,8 @@ export function prepare(
       args: command, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
       tty: req.tty ? terminalSize() : false,
     },
-    network: req.network,
+    network: req.network === 'novabox' ? 'bridge' : req.network,
+    etcFiles: req.network === 'novabox' ? etcPaths(d.dir) : undefined,
     cgroups: layout,
     capabilities: DEFAULT_CAPABILITIES,
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
@@ -271,6 +280,25 @@ export function isAlive(pid: number | undefined, start: number | undefined, boot
   if (!pid || start === undefined) return false;
   if (boot && boot !== bootId()) return false;
   return readProcStart(pid) === start;
+}
+
+/**
+ * Does a container still own what it holds (its veth, its address lease)? Yes while its
+ * monitor lives, and while it is being set up (no record yet, or "created" for < 60 s).
+ */
+export function isContainerLive(id: string): boolean {
+  const s = readState(id);
+  if (!s) return existsSync(containerDirs(id).dir) && Date.now() - dirAge(containerDirs(id).dir) < 60_000;
+  if (s.status === 'created') return Date.now() - Date.parse(s.created) < 60_000;
+  return s.status === 'running' && isAlive(s.monitorPid, s.monitorStart, s.bootId);
+}
+
+function dirAge(dir: string): number {
+  try {
+    return statSync(dir).mtimeMs;
+  } catch {
+    return 0;
+  }
 }
 
 /**

@@ -7,7 +7,7 @@ import { readImage, layerDirs, checkImageName, type ImageConfig } from '../image
 import { cgroupDriver } from './cgroups/index.js';
 import { detectCgroups } from './cgroups/detect.js';
 import { parseMemory, cpusToQuota } from './cgroups/limits.js';
-import { prepare, validateRequest, type RunRequest } from './container.js';
+import { isContainerLive, prepare, validateRequest, type RunRequest } from './container.js';
 import { gcStale } from './gc.js';
 import { runForeground } from './run.js';
 import { trace } from '../util/trace.js';
@@ -48,6 +48,9 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
   trace('image resolved');
   const layout = detectCgroups();
   trace('cgroups detected');
+  // The bridge network needs the state database (leases); `--network none|host` never opens it.
+  const network = o.network === 'novabox' && !o.dryRun ? (await ctx.compute()).network : undefined;
+  network?.check();
   const prepared = prepare({ ...o, memoryBytes, cpuQuota }, image, layout);
   trace('planned');
   if (o.dryRun) {
@@ -70,7 +73,13 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
     return 0;
   }
   gcStale(cgroupDriver(layout));
+  // Leases of containers whose CLI died (gc above, or `ps`/`rm` before, cleaned the rest).
+  network?.releaseGone('container', isContainerLive);
   trace('gc done');
+  if (network) {
+    const id = prepared.state.id;
+    prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.release(id) };
+  }
   return runForeground(prepared, cgroupDriver(layout), {
     interactive: o.interactive,
     stderr: (line) => ctx.stderr(line + '\n'),

@@ -17,6 +17,9 @@ import {
 } from './container.js';
 import { bootId, readProcStart } from './proc.js';
 import { Reverter } from '../util/revert.js';
+import { attach, detach } from './network/bridge.js';
+import { writeEtcFiles } from './network/etc-files.js';
+import { formatIp } from './network/ipam.js';
 import { trace } from '../util/trace.js';
 
 const EV_EXEC = 2;
@@ -87,6 +90,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
 
+  const net = p.network;
   try {
     reserveName(state.name, state.id);
     undo.add('name', () => {
@@ -99,6 +103,11 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     mkdirSync(dirs.work, { mode: 0o700 });
     mkdirSync(dirs.merged, { mode: 0o755 });
     trace('container dirs made');
+    // The lease once the directory exists (a concurrent cleanup then counts us as alive).
+    const attachment = net?.allocate();
+    if (net) undo.add('address lease', net.release);
+    if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
+    if (net) trace('address leased');
 
     // On cgroup v2 the monitor clones the init straight into its cgroup, which must exist
     // first; elsewhere the cgroup is made while the monitor starts, and joined after.
@@ -135,6 +144,10 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     pidfd = native.pidfdOpen(sp.initPid);
     if (!placed) cgroup!.place(sp.initPid);
     trace('placed in cgroup');
+    if (attachment) {
+      attach(attachment, sp.initPid);
+      undo.add('veth', () => void detach(attachment.hostIf));
+    }
     Object.assign(state, {
       status: 'running',
       monitorPid: sp.monitorPid,

@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NovaboxError, fromNodeError } from '../errors.js';
 import * as native from '../sys/native.js';
-import type { LaunchPlan, Namespace } from '../sys/ops.js';
+import type { Capability, LaunchPlan, Namespace } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
 import { rmTree } from '../util/rmtree.js';
@@ -26,6 +26,10 @@ import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, superviseForeground } from './run.js';
 import { applyDeviceFilter } from './cgroups/devices.js';
+import type { NetworkMode } from './network/config.js';
+import { attach, detach, type Attachment } from './network/bridge.js';
+import { writeEtcFiles } from './network/etc-files.js';
+import { formatIp } from './network/ipam.js';
 
 export interface ServerFacts {
   monitorPid: number;
@@ -42,11 +46,20 @@ export interface ServerLaunch {
   hostname: string;
   image: { name: string; layerDirs: string[]; config: ImageConfig };
   limits: CgroupLimits;
-  network: 'none' | 'host';
+  network: NetworkMode;
+  /** with the bridge network: the lease made into a veth before GO */
+  attachment?: Attachment;
   logMaxBytes?: number;
   /** writable layer on a tmpfs inside the server (gone when it stops), at most this many bytes */
   ephemeral?: { sizeBytes: number };
 }
+
+/**
+ * Servers are system containers: besides podman's set they keep NET_RAW, as LXC, Incus
+ * and Docker do, so that ping and other raw-socket tools work (busybox ping has no
+ * ICMP datagram-socket fallback). `run` keeps podman's set.
+ */
+export const SERVER_CAPABILITIES: Capability[] = [...DEFAULT_CAPABILITIES, 'NET_RAW'];
 
 export function serverDirs(id: string) {
   const dir = join(paths.servers(), id);
@@ -104,9 +117,10 @@ function planServer(l: ServerLaunch, driverKind: 'v1' | 'hybrid' | 'v2', cgroupR
       additionalGids: user.additionalGids,
       tty: false,
     },
-    network: l.network,
+    network: l.network === 'novabox' ? 'bridge' : l.network,
+    etcFiles: l.attachment ? writeEtcFiles(d.dir, l.hostname, formatIp(l.attachment.address)) : undefined,
     cgroups: layout,
-    capabilities: DEFAULT_CAPABILITIES,
+    capabilities: SERVER_CAPABILITIES,
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     logPath: d.log,
     statusPath: d.status,
@@ -178,6 +192,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     }
     const { placed } = native.awaitInit(sp);
     if (!placed) await placeInit(cgroup, sp.initPid);
+    if (l.attachment) attach(l.attachment, sp.initPid);
     const facts: ServerFacts = {
       monitorPid: sp.monitorPid,
       monitorStart: readProcStart(sp.monitorPid) ?? 0,
@@ -204,6 +219,13 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       cgroup.remove();
     } catch {
       /* reported by the next reconcile */
+    }
+    if (l.attachment) {
+      try {
+        detach(l.attachment.hostIf);
+      } catch {
+        /* the kernel removes it with the namespace */
+      }
     }
     throw err;
   } finally {
@@ -330,7 +352,7 @@ export async function execInServer(
   const namespaces: Namespace[] = ['mount', 'uts', 'ipc', 'pid', 'cgroup'];
   if (l.network !== 'host') namespaces.push('net');
   const out = process.stdout;
-  const caps = user.uid === 0 ? DEFAULT_CAPABILITIES : [];
+  const caps = user.uid === 0 ? SERVER_CAPABILITIES : [];
   const plan: LaunchPlan = {
     namespaces: [],
     tty: req.tty,
@@ -341,7 +363,7 @@ export async function execInServer(
       ...(req.tty
         ? [{ op: 'console' as const, ptmx: 'dev/pts/ptmx', rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 }]
         : []),
-      { op: 'cap-bound', keep: DEFAULT_CAPABILITIES },
+      { op: 'cap-bound', keep: SERVER_CAPABILITIES },
       { op: 'setgroups', gids: [...new Set([user.gid, ...user.additionalGids])] },
       { op: 'setgid', gid: user.gid },
       { op: 'setuid', uid: user.uid },

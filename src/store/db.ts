@@ -18,6 +18,7 @@ import { FlavorRepo } from './flavors.js';
 import { IdentityRepo } from './identity.js';
 import { KeypairRepo } from './keypairs.js';
 import { ResizeRepo } from './resizes.js';
+import { LeaseRepo } from './leases.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -31,6 +32,7 @@ export interface Store {
   readonly identity: IdentityRepo;
   readonly keypairs: KeypairRepo;
   readonly resizes: ResizeRepo;
+  readonly leases: LeaseRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -38,7 +40,9 @@ export interface Store {
   close(): void;
 }
 
-const BUSY_TIMEOUT_MS = 10_000;
+// 30 s: under heavy overload (30 CLIs on 2 vCPUs in the TCG guest) lock holders are
+// descheduled long enough that a queue of writers exceeded 10 s.
+const BUSY_TIMEOUT_MS = 30_000;
 
 /**
  * better-sqlite3's JavaScript is bundled (and code-cached) with ours; this module itself
@@ -98,6 +102,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
       identity: new IdentityRepo(db, tx),
       keypairs: new KeypairRepo(db),
       resizes: new ResizeRepo(db),
+      leases: new LeaseRepo(db, tx),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),

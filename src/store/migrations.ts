@@ -169,6 +169,25 @@ CREATE INDEX image_layers_diff ON image_layers(diff_id);
 `,
   },
   {
+    name: '003 network',
+    sql: `
+-- IPAM of the bridge network: one fixed address per server (or run container), kept
+-- across stop/start and rebuild, released on delete. The primary key makes an address
+-- unique; allocation runs in BEGIN IMMEDIATE (store/leases.ts).
+CREATE TABLE network_leases (
+  network    TEXT NOT NULL,
+  address    TEXT NOT NULL,
+  mac        TEXT NOT NULL,
+  owner_kind TEXT NOT NULL CHECK (owner_kind IN ('server', 'container')),
+  owner_id   TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (network, address),
+  UNIQUE (network, owner_id)
+);
+CREATE INDEX network_leases_owner ON network_leases(owner_id);
+`,
+  },
+  {
     name: '004 identity',
     sql: `
 CREATE TABLE projects (

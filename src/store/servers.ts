@@ -4,7 +4,8 @@ import { isConstraint, statementCache, type Database, type Tx } from './sqlite.j
 import { nowIso, toStoredTime } from './time.js';
 import type { ServerFacts as RuntimeFacts } from '../runtime/server.js';
 
-export type NetworkMode = 'none' | 'host';
+import type { NetworkMode } from '../runtime/network/config.js';
+export type { NetworkMode };
 
 export interface Fault {
   code: number;
@@ -56,6 +57,8 @@ export interface ServerListFilters {
   status?: string;
   /** a regular expression searched in the name (Nova: re.search) */
   name?: string;
+  /** a regular expression searched in the fixed addresses (Nova's `ip` filter) */
+  ip?: string;
   limit?: number;
   /** a server id: only servers after it */
   marker?: string;
@@ -219,6 +222,19 @@ export class ServerRepo {
         throw new BadRequest(`invalid name filter "${filters.name}": not a regular expression`, { cause: err });
       }
     }
+    let ipRe: RegExp | undefined;
+    let addrs: Map<string, string[]> | undefined;
+    if (filters.ip !== undefined) {
+      try {
+        ipRe = new RegExp(filters.ip);
+      } catch (err) {
+        throw new BadRequest(`invalid ip filter "${filters.ip}": not a regular expression`, { cause: err });
+      }
+      addrs = new Map();
+      for (const l of this.sql<{ owner_id: string; address: string }>('SELECT owner_id, address FROM network_leases').all()) {
+        addrs.set(l.owner_id, [...(addrs.get(l.owner_id) ?? []), l.address]);
+      }
+    }
     if (filters.projectId !== undefined) {
       where.push('project_id = ?');
       params.push(filters.projectId);
@@ -247,6 +263,7 @@ export class ServerRepo {
       const s = fromRow(row);
       if (status !== undefined && statusOf(s.vmState, s.taskState) !== status) continue;
       if (nameRe && !nameRe.test(s.name)) continue;
+      if (ipRe && !(addrs!.get(s.id) ?? []).some((a) => ipRe.test(a))) continue;
       out.push(s);
     }
     return out;

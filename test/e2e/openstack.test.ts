@@ -109,6 +109,13 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     const t = await adminToken();
     const show = await api('GET', `/compute/v2.1/servers/${webId}`, t);
     expect(Object.keys(show.json.server).sort()).toEqual(DETAIL_KEYS);
+    // the bridge network's fixed address, as Nova shows it, and the same through /ips and the client
+    const [addr] = show.json.server.addresses.novabox;
+    expect(addr).toEqual({ version: 4, addr: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/), 'OS-EXT-IPS:type': 'fixed', 'OS-EXT-IPS-MAC:mac_addr': expect.stringMatching(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) });
+    expect((await api('GET', `/compute/v2.1/servers/${webId}/ips`, t)).json).toEqual({ addresses: { novabox: [{ version: 4, addr: addr.addr }] } });
+    expect((await api('GET', `/compute/v2.1/servers/${webId}/ips/other`, t)).status).toBe(404);
+    expect(oscList.find((x: { Name: string }) => x.Name === 'web1').Networks).toEqual({ novabox: [addr.addr] });
+    expect((await api('GET', `/compute/v2.1/servers?ip=${addr.addr.replaceAll('.', '\\.')}$`, t)).json.servers.map((x: { id: string }) => x.id)).toEqual([webId]);
     expect(show.headers.get('x-compute-request-id')).toBe(show.headers.get('x-openstack-request-id'));
     expect(show.headers.get('content-type')).toBe('application/json; charset=utf-8');
   });

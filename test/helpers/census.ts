@@ -2,7 +2,12 @@
  * What novabox can leave behind on a host: mounts, cgroup directories, monitor
  * processes, files in the state root. Take one before and one after; they must match.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import Sqlite from 'better-sqlite3';
+import type { DatabaseConstructor } from '../../src/store/sqlite.js';
+
+const Database = Sqlite as unknown as DatabaseConstructor;
 import { basename, join } from 'node:path';
 
 /** Each test state root gets its own cgroup parent, so tests never count other novabox users. */
@@ -15,6 +20,68 @@ export interface Census {
   cgroups: string[];
   monitors: number[];
   stateFiles: string[];
+  /** host veths of this root's bridge (by ifalias or master) */
+  veths: string[];
+  /** nftables tables of this root's bridge */
+  nftTables: string[];
+  /** address leases in this root's database */
+  leases: string[];
+}
+
+/** The bridge a test root's config names (tempRoot writes one per root). */
+export function bridgeOf(stateRoot: string): string | undefined {
+  try {
+    return (JSON.parse(readFileSync(join(stateRoot, 'config.json'), 'utf8')) as { network?: { bridge?: string } }).network?.bridge;
+  } catch {
+    return undefined;
+  }
+}
+
+export function vethsOf(bridge: string | undefined): string[] {
+  if (!bridge) return [];
+  const out: string[] = [];
+  for (const name of readdirSync('/sys/class/net')) {
+    if (!name.startsWith('nbv')) continue;
+    let alias = '';
+    let master = '';
+    try {
+      alias = readFileSync(`/sys/class/net/${name}/ifalias`, 'utf8').trim();
+    } catch {
+      /* gone */
+    }
+    try {
+      master = basename(readlinkSync(`/sys/class/net/${name}/master`));
+    } catch {
+      /* none */
+    }
+    if (alias.split(' ')[1] === bridge || master === bridge) out.push(name);
+  }
+  return out.sort();
+}
+
+export function nftTablesOf(bridge: string | undefined): string[] {
+  if (!bridge) return [];
+  try {
+    const text = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const mine = `novabox_${bridge.replace(/[^A-Za-z0-9_]/g, '_')}`;
+    return text.split('\n').filter((l) => l.trim().endsWith(` ${mine}`)).map((l) => l.trim());
+  } catch {
+    return [];
+  }
+}
+
+export function leasesOf(stateRoot: string): string[] {
+  const file = join(stateRoot, 'novabox.db');
+  if (!existsSync(file)) return [];
+  const db = new Database(file, { timeout: 10_000 });
+  try {
+    const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'network_leases'").get();
+    if (!has) return [];
+    return (db.prepare('SELECT address, owner_id FROM network_leases ORDER BY address').all() as { address: string; owner_id: string }[])
+      .map((r) => `${r.address} ${r.owner_id}`);
+  } finally {
+    db.close();
+  }
 }
 
 function cgroupDirs(parent: string): string[] {
@@ -68,5 +135,9 @@ export function census(stateRoot: string, parent = cgroupParentFor(stateRoot)): 
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter((l) => l.includes(stateRoot) || l.includes('novabox'));
-  return { mounts, cgroups: cgroupDirs(parent), monitors: monitors(parent), stateFiles: stateFiles(stateRoot) };
+  const bridge = bridgeOf(stateRoot);
+  return {
+    mounts, cgroups: cgroupDirs(parent), monitors: monitors(parent), stateFiles: stateFiles(stateRoot),
+    veths: vethsOf(bridge), nftTables: nftTablesOf(bridge), leases: leasesOf(stateRoot),
+  };
 }

@@ -1,5 +1,6 @@
-import { spawn, type SpawnOptions } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type SpawnOptions } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cgroupParentFor } from './census.js';
@@ -52,10 +53,42 @@ export function runCli(
   });
 }
 
-/** A fresh NOVABOX_ROOT for one test file; the busybox layer is shared through a seeded copy. */
-export function tempRoot(prefix = 'nbx-test-'): { root: string; remove: () => void } {
+/**
+ * A bridge network of the test root's own: test files run in parallel, and other
+ * worktrees' tests on the same host too, so each root gets a bridge `nbt<hex>` and a
+ * random 10.x.y.0/24 that no host route (hence no other root's bridge) overlaps.
+ */
+export function testNetwork(): { bridge: string; subnet: string } {
+  const routes = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 8);
+  const le = (hex: string) => Buffer.from(hex, 'hex').reverse().readUInt32BE(0);
+  for (;;) {
+    const x = 100 + Math.floor(Math.random() * 150);
+    const y = Math.floor(Math.random() * 256);
+    const base = ((10 << 24) | (x << 16) | (y << 8)) >>> 0;
+    const clash = routes.some((f) => {
+      const mask = le(f[7]);
+      if (mask === 0) return false;
+      const m = (mask & 0xffffff00) >>> 0; // the shorter of the two prefixes
+      return ((le(f[1]) & m) >>> 0) === ((base & m) >>> 0);
+    });
+    if (!clash) return { bridge: `nbt${randomBytes(4).toString('hex')}`, subnet: `10.${x}.${y}.0/24` };
+  }
+}
+
+/** Remove a test root's bridge and NAT table (the kernel objects outlive the directory). */
+export function removeNetwork(bridge: string | undefined): void {
+  if (!bridge) return;
+  spawnSync('nft', ['delete', 'table', 'ip', `novabox_${bridge.replace(/[^A-Za-z0-9_]/g, '_')}`], { stdio: 'ignore' });
+  spawnSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
+}
+
+/** A fresh NOVABOX_ROOT for one test file, with a bridge network of its own (testNetwork). */
+export function tempRoot(prefix = 'nbx-test-', network: { nat?: boolean; mtu?: number } = {}): { root: string; remove: () => void; bridge: string; subnet: string } {
   const root = mkdtempSync(join(process.env.NOVABOX_TEST_TMP ?? tmpdir(), prefix));
+  const net = testNetwork();
+  writeFileSync(join(root, 'config.json'), JSON.stringify({ network: { ...net, nat: network.nat ?? false, ...(network.mtu ? { mtu: network.mtu } : {}) } }, null, 2) + '\n');
   const remove = () => {
+    removeNetwork(net.bridge);
     rmSync(root, { recursive: true, force: true });
     // The per-root cgroup parent, in every hierarchy (only if empty: a leak stays visible).
     for (const m of cgroupMounts()) {
@@ -66,7 +99,7 @@ export function tempRoot(prefix = 'nbx-test-'): { root: string; remove: () => vo
       }
     }
   };
-  return { root, remove };
+  return { root, remove, ...net };
 }
 
 function cgroupMounts(): string[] {

@@ -311,7 +311,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   });
 
   it('--network none has only lo; --network host sees the host interfaces', async () => {
-    const none = await run(['--rm', 'busybox', 'ls', '/sys/class/net']);
+    const none = await run(['--rm', '--network', 'none', 'busybox', 'ls', '/sys/class/net']);
     expect(none.stdout.trim().split(/\s+/)).toEqual(['lo']);
     const host = await run(['--rm', '--network', 'host', 'busybox', 'ls', '/sys/class/net']);
     expect(host.stdout.trim().split(/\s+/).sort()).toEqual(readdirSync('/sys/class/net').sort());

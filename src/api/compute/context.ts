@@ -4,6 +4,7 @@ import { BadRequest, NotFound } from '../../errors.js';
 import type { Caller } from '../../compute/servers.js';
 import type { Server } from '../../store/servers.js';
 import type { Flavor } from '../../store/flavors.js';
+import { novaAddresses } from '../../compute/addresses.js';
 import { ApiError } from '../faults.js';
 import { baseUrl, callerOf, type ApiDeps } from '../server.js';
 import { isObject, refId, type Json } from '../validate.js';
@@ -74,7 +75,12 @@ export function computeCtx(deps: ApiDeps): ComputeCtx {
       if (!s || (!c.isAdmin && s.projectId !== c.projectId)) throw new NotFound(`Instance ${id} could not be found.`);
       return deps.compute.reconcile(s);
     },
-    viewCtx: (req, s) => ({ base: baseUrl(req), isAdmin: caller(req).isAdmin, imageId: imageIdOfServer(deps.images, s, caller(req)), addresses: {} }),
+    viewCtx: (req, s) => ({
+      base: baseUrl(req),
+      isAdmin: caller(req).isAdmin,
+      imageId: imageIdOfServer(deps.images, s, caller(req)),
+      addresses: novaAddresses(deps.store.leases.ofOwner(s.id)),
+    }),
     flavorFor: (ref, c, forBoot = false) => {
       try {
         return deps.store.flavors.get(refId(ref), c.isAdmin ? {} : { projectId: c.projectId });

@@ -33,6 +33,15 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     );
     if (q.image !== undefined) list = list.filter((s) => imageIdOfServer(deps.images, s, c) === refId(q.image!));
     if (q.flavor !== undefined) list = list.filter((s) => s.flavorId === refId(q.flavor!));
+    if (q.ip !== undefined) {
+      let re: RegExp;
+      try {
+        re = new RegExp(q.ip);
+      } catch {
+        throw new BadRequest(`Invalid input for query parameter ip: "${q.ip}" is not a regular expression`);
+      }
+      list = list.filter((s) => store.leases.ofOwner(s.id).some((l) => !l.address.includes(':') && re.test(l.address)));
+    }
     if (q.host !== undefined) {
       requireAdmin(c, 'os_compute_api:servers:index:get_all_tenants');
       list = list.filter((s) => s.host === q.host);
@@ -104,7 +113,7 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const v6 = ipAddress(b, 'accessIPv6', 6);
     const adminPass = str(b, 'adminPass') ?? newAdminPass();
     checkSecurityGroups(b.security_groups);
-    checkNetworks(b.networks);
+    const nets = networksOf(b.networks, maxCount);
     const az = str(b, 'availability_zone', { nullable: true });
     if (az !== undefined && az !== 'nova') throw new BadRequest(`Invalid input for field/attribute availability_zone: "${az}" does not exist (only "nova")`);
     const used = store.servers.count(c.projectId);
@@ -113,7 +122,7 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     }
     trace('create request checked');
     const { servers, started } = await compute.createRecorded(
-      { name, image: image.id, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6 },
+      { name, image: image.id, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6, ...nets },
       c,
     );
     inBackground(started, log, `create ${servers.map((s) => s.id).join(', ')}`);
@@ -185,14 +194,17 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     return reply.code(204).send();
   });
 
-  // ---- addresses (the networking issue fills them)
-  app.get('/v2.1/servers/:id/ips', async (req: Req) => {
-    server(req);
-    return { addresses: {} };
-  });
+  // ---- addresses: the basic form, {version, addr}
+  const ips = (req: Req) => {
+    const s = server(req);
+    return Object.fromEntries(Object.entries(viewCtx(req, s).addresses).map(([net, l]) => [net, l.map((a) => ({ version: a.version, addr: a.addr }))]));
+  };
+  app.get('/v2.1/servers/:id/ips', async (req: Req) => ({ addresses: ips(req) }));
   app.get('/v2.1/servers/:id/ips/:network', async (req: Req) => {
-    server(req);
-    throw new NotFound(`There is no such network: ${req.params.network}`);
+    const all = ips(req);
+    const net = req.params.network!;
+    if (!Object.hasOwn(all, net)) throw new NotFound(`There is no such network: ${net}`);
+    return { [net]: all[net] };
   });
 
   // ---- instance actions
@@ -218,13 +230,26 @@ function checkSecurityGroups(v: unknown): void {
   }
 }
 
-function checkNetworks(v: unknown): void {
-  if (v === undefined || v === 'none' || v === 'auto') return;
+/**
+ * Nova's `networks` at 2.1: absent or "auto" = the bridge network, "none" = no network,
+ * or a list of one entry with a `fixed_ip` on it (`--nic v4-fixed-ip=`). There is no
+ * Neutron: a network uuid names nothing.
+ */
+function networksOf(v: unknown, count: number): { network: 'none' | 'novabox'; fixedIp?: string } {
+  if (v === undefined || v === 'auto') return { network: 'novabox' };
+  if (v === 'none') return { network: 'none' };
   if (!Array.isArray(v)) throw new BadRequest('Invalid input for field/attribute networks: expected a list, "auto" or "none"');
-  for (const n of v) {
-    if (!isObject(n)) throw new BadRequest('Invalid input for field/attribute networks: each entry must be an object');
-    const uuid = n.uuid;
-    if (typeof uuid !== 'string' || !isUuid(uuid)) throw new BadRequest(`Bad networks format: network uuid ${JSON.stringify(uuid)} is not in proper format`);
-    throw new BadRequest(`Network ${uuid} could not be found.`);
+  if (v.length === 0) return { network: 'novabox' };
+  if (v.length > 1) throw new BadRequest('Invalid input for field/attribute networks: novabox has one network ("novabox"): give at most one entry');
+  const n = v[0];
+  if (!isObject(n)) throw new BadRequest('Invalid input for field/attribute networks: each entry must be an object');
+  if (n.uuid !== undefined || n.port !== undefined) {
+    const id = n.uuid ?? n.port;
+    if (typeof id !== 'string' || !isUuid(id)) throw new BadRequest(`Bad networks format: network uuid ${JSON.stringify(id)} is not in proper format`);
+    throw new BadRequest(`Network ${id} could not be found.`);
   }
+  const ip = ipAddress(n, 'fixed_ip', 4);
+  if (ip === undefined || ip === '') return { network: 'novabox' };
+  if (count > 1) throw new BadRequest('Invalid input for field/attribute networks: a fixed_ip is for one server, not min_count/max_count > 1');
+  return { network: 'novabox', fixedIp: ip };
 }

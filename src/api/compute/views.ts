@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { statusOf } from '../../compute/states.js';
 import type { Server } from '../../store/servers.js';
+import type { NovaAddress } from '../../compute/addresses.js';
 import type { Flavor } from '../../store/flavors.js';
 import type { Keypair } from '../../store/keypairs.js';
 import type { ActionEvent, InstanceAction } from '../../store/actions.js';
@@ -41,7 +42,7 @@ export interface ServerViewContext {
   base: string;
   isAdmin: boolean;
   imageId: string;
-  addresses: Record<string, { version: number; addr: string; mac?: string }[]>;
+  addresses: Record<string, NovaAddress[]>;
 }
 
 function hostId(s: Server): string {
@@ -79,12 +80,7 @@ export function serverBasic(s: Server, c: ServerViewContext): Record<string, unk
 /** GET /servers/{id} and /servers/detail items. */
 export function serverDetail(s: Server, c: ServerViewContext): Record<string, unknown> {
   const v = serverBasic(s, c);
-  v.addresses = Object.fromEntries(
-    Object.entries(c.addresses).map(([net, list]) => [
-      net,
-      list.map((a) => ({ version: a.version, addr: a.addr, 'OS-EXT-IPS:type': 'fixed', 'OS-EXT-IPS-MAC:mac_addr': a.mac ?? '' })),
-    ]),
-  );
+  v.addresses = c.addresses;
   Object.assign(v, {
     key_name: s.keyName,
     security_groups: [{ name: 'default' }],

@@ -42,7 +42,11 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-u, --user <uid[:gid]>', 'user (uid or name) and group to run as')
     .option('-i, --interactive', 'keep stdin attached')
     .option('-t, --tty', 'allocate a pseudo-terminal')
-    .addOption(new Option('--network <mode>', 'network mode').choices(['none', 'host']).default('none'))
+    .addOption(
+      new Option('--network <network>', 'novabox: the bridge network with an address of its own; none: only lo (fastest start); host: the host\'s')
+        .choices(['novabox', 'none', 'host'])
+        .default('novabox'),
+    )
     .option('--read-only', 'mount the root filesystem read-only (/tmp, /var/tmp and /run get a tmpfs)')
     .option('-v, --volume <src:dst[:ro]>', 'bind a host path into the container (repeatable)', collect, [])
     .option('--security-opt <option>', 'seccomp=unconfined: no seccomp filter (the default filter denies user namespaces, the keyring, kexec, modules, bpf, mount ...)', collect, [])

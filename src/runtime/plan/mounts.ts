@@ -83,6 +83,16 @@ export function planMounts(spec: ContainerSpec): Op[] {
       { op: 'remount-ro', path: INIT_PATH.slice(1) },
     );
   }
+  if (spec.etcFiles) {
+    // Before the volumes: a user's -v onto /etc/hosts wins, as with podman.
+    ops.push({ op: 'mkdir', path: 'etc', mode: 0o755, inRoot: true });
+    for (const [target, source] of [['etc/hosts', spec.etcFiles.hosts], ['etc/hostname', spec.etcFiles.hostname], ['etc/resolv.conf', spec.etcFiles.resolv]]) {
+      ops.push(
+        { op: 'mknod', path: target, mode: 0o644, type: 'file', major: 0, minor: 0, inRoot: true },
+        { op: 'mount', source, target, flags: ['bind'], inRoot: true },
+      );
+    }
+  }
   for (const v of spec.volumes ?? []) {
     // Recursive bind: what is mounted below the source shows too (docker -v semantics).
     // Missing parents are made; the mount point is a directory or an empty file like its source.

@@ -30,7 +30,10 @@ export interface ContainerSpec {
     /** a terminal of this size, or none */
     tty: false | { rows: number; cols: number };
   };
-  network: 'none' | 'host';
+  /** bridge: a new network namespace that the CLI gives a veth before GO (runtime/network) */
+  network: 'none' | 'host' | 'bridge';
+  /** host files bound over /etc/hosts, /etc/hostname and /etc/resolv.conf (bridge network) */
+  etcFiles?: { hosts: string; hostname: string; resolv: string };
   /** the host's cgroup layout decides what /sys/fs/cgroup looks like inside */
   cgroups: CgroupLayout;
   capabilities: Capability[];

@@ -15,7 +15,7 @@ describe('openStore', () => {
     expect(statSync(join(dir, 'a', 'b')).mode & 0o777).toBe(0o700);
     expect(s.db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(s.db.pragma('foreign_keys', { simple: true })).toBe(1);
-    expect(s.db.pragma('busy_timeout', { simple: true })).toBe(10000);
+    expect(s.db.pragma('busy_timeout', { simple: true })).toBe(30000);
     expect(s.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
     expect(s.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
   });

@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
-import { BadRequest } from '../../../errors.js';
+import { BadRequest, NotFound } from '../../../errors.js';
 import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
-import { serverShow } from '../../views.js';
+import { serverShow, addressesField } from '../../views.js';
 import { collect, keyValues, positiveInt, waitOption } from './common.js';
 
 export function registerCreate(server: Command, ctx: CliContext): void {
@@ -14,7 +14,12 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     .requiredOption('--flavor <flavor>', 'flavor name or id (novabox flavor list)')
     .option('--property <key=value>', 'metadata property (repeatable)', collect, [])
     .option('--key-name <name>', 'keypair to record with the server')
-    .addOption(new Option('--network <mode>', 'network mode').choices(['none', 'host']).default('none'))
+    .addOption(
+      new Option('--network <network>', 'novabox: the bridge network, a fixed address (novabox network show); none: only lo; host: the host\'s')
+        .choices(['novabox', 'none', 'host'])
+        .default('novabox'),
+    )
+    .option('--nic <spec>', 'net-id=novabox[,v4-fixed-ip=ADDR], none or auto (openstack client form of --network)')
     .option('--min <count>', 'create at least this many servers', positiveInt('--min'))
     .option('--max <count>', 'create at most this many servers', positiveInt('--max'))
     .option('--ephemeral', 'writable layer on a tmpfs inside the server (at most the flavor disk), lost when it stops; cannot be snapshotted')
@@ -24,10 +29,19 @@ export function registerCreate(server: Command, ctx: CliContext): void {
   cmd.action(async (name: string, o) => {
     const count = o.max ?? o.min ?? 1;
     if (o.min && o.max && o.min > o.max) throw new BadRequest('--min is larger than --max');
+    let network: string = o.network;
+    let fixedIp: string | undefined;
+    if (o.nic !== undefined) {
+      if (cmd.getOptionValueSource('network') !== 'default') throw new BadRequest('give --nic or --network, not both');
+      ({ network, fixedIp } = parseNic(o.nic));
+    }
     const compute = await ctx.compute();
     const caller = compute.localCaller();
     const servers = await compute.create(
-      { name, image: o.image, flavor: o.flavor, properties: keyValues(o.property), keyName: o.keyName, network: o.network, count, ephemeral: Boolean(o.ephemeral) },
+      {
+        name, image: o.image, flavor: o.flavor, properties: keyValues(o.property), keyName: o.keyName,
+        network: network as 'novabox', fixedIp, count, ephemeral: Boolean(o.ephemeral),
+      },
       caller,
     );
     const failed = servers.filter((s) => s.vmState === 'error');
@@ -36,7 +50,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       ctx.stdout(servers.map((s) => s.id + '\n').join(''));
     } else if (servers.length === 1) {
       const s = servers[0];
-      ctx.stdout(formatShow(serverShow(s, compute.store.flavors.get(s.flavorId), compute.facts(s.id)?.initPid ?? null), out));
+      ctx.stdout(formatShow(serverShow(s, compute.store.flavors.get(s.flavorId), compute.facts(s.id)?.initPid ?? null, addressesField(compute.addresses(s), out.format)), out));
     } else {
       ctx.stdout(formatList(['ID', 'Name', 'Status'], servers.map((s) => ({ ID: s.id, Name: s.name, Status: s.vmState === 'error' ? 'ERROR' : 'ACTIVE' })), out));
     }
@@ -45,4 +59,21 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       ctx.exitCode = 1;
     }
   });
+}
+
+/** `--nic none|auto|net-id=NAME[,v4-fixed-ip=ADDR]`, as the openstack client takes it. */
+export function parseNic(spec: string): { network: string; fixedIp?: string } {
+  if (spec === 'none') return { network: 'none' };
+  if (spec === 'auto') return { network: 'novabox' };
+  const out: { network?: string; fixedIp?: string } = {};
+  for (const part of spec.split(',')) {
+    const [k, v] = [part.slice(0, part.indexOf('=')), part.slice(part.indexOf('=') + 1)];
+    if (k === 'net-id' || k === 'net-name') out.network = v;
+    else if (k === 'v4-fixed-ip') out.fixedIp = v;
+    else throw new BadRequest(`invalid --nic ${JSON.stringify(spec)}: expected net-id=novabox[,v4-fixed-ip=ADDR], none or auto`);
+  }
+  if (out.network !== 'novabox') {
+    throw new NotFound(`invalid --nic ${JSON.stringify(spec)}: network "${out.network ?? ''}" not found (novabox has one network: "novabox")`);
+  }
+  return { network: out.network, fixedIp: out.fixedIp };
 }

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
-import { SERVER_LIST_COLUMNS, SERVER_LIST_LONG_COLUMNS, serverRow, serverShow } from '../../views.js';
+import { SERVER_LIST_COLUMNS, SERVER_LIST_LONG_COLUMNS, serverRow, serverShow, addressesField } from '../../views.js';
 import { positiveInt } from './common.js';
 
 export function registerList(server: Command, ctx: CliContext): void {
@@ -12,6 +12,7 @@ export function registerList(server: Command, ctx: CliContext): void {
     .option('--quiet', 'ids only')
     .option('--status <status>', 'only servers in this status (ACTIVE, SHUTOFF, PAUSED, ERROR, ...)')
     .option('--name <regex>', 'only servers whose name matches this regular expression')
+    .option('--ip <regex>', 'only servers with a fixed address matching this regular expression')
     .option('--limit <n>', 'at most this many', positiveInt('--limit'))
     .option('--marker <id>', 'start after the server with this id')
     .option('--changes-since <time>', 'only servers changed since this ISO time');
@@ -19,7 +20,7 @@ export function registerList(server: Command, ctx: CliContext): void {
   list.action(async (o) => {
     const compute = await ctx.compute();
     const rows = compute.list(
-      { status: o.status?.toUpperCase(), name: o.name, limit: o.limit, marker: o.marker, changesSince: o.changesSince },
+      { status: o.status?.toUpperCase(), name: o.name, ip: o.ip, limit: o.limit, marker: o.marker, changesSince: o.changesSince },
       compute.localCaller(),
     );
     if (o.quiet) {
@@ -27,7 +28,9 @@ export function registerList(server: Command, ctx: CliContext): void {
       return;
     }
     const flavors = new Map(compute.store.flavors.list({ includePrivate: true }).map((f) => [f.id, f]));
-    ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors)), outputOptionsFrom(o)));
+    const addresses = compute.addressesOfMany(rows);
+    const out = outputOptionsFrom(o);
+    ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors, addresses.get(s.id), out.format)), out));
   });
 
   const show = server.command('show').description('show one server').argument('<server>', 'name or id').option('--quiet', 'print only its id');
@@ -45,6 +48,7 @@ export function registerList(server: Command, ctx: CliContext): void {
     } catch {
       flavor = undefined;
     }
-    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null), outputOptionsFrom(o)));
+    const out = outputOptionsFrom(o);
+    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null, addressesField(compute.addresses(s), out.format)), out));
   });
 }

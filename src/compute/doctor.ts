@@ -1,0 +1,66 @@
+/**
+ * `novabox doctor`: find what crashes left of the bridge network and remove it. Every
+ * kernel object carries a deterministic name (runtime/network/names.ts), so nothing can
+ * hide: host veths `nbv…` whose ifalias names this state root's bridge, leases whose
+ * owner is gone, and an nftables table that disagrees with the config.
+ */
+import { isContainerLive } from '../runtime/container.js';
+import { isRunning } from '../runtime/server.js';
+import { detach, natPresent, syncNat } from '../runtime/network/bridge.js';
+import type { ComputeService } from './servers.js';
+
+export interface Finding {
+  kind: 'veth' | 'lease' | 'nat';
+  name: string;
+  problem: string;
+  fixed: boolean;
+}
+
+export function doctor(compute: ComputeService, opts: { dryRun?: boolean } = {}): Finding[] {
+  const net = compute.network;
+  const store = compute.store;
+  const out: Finding[] = [];
+  const fix = (f: Omit<Finding, 'fixed'>, act: () => void) => {
+    let fixed = false;
+    if (!opts.dryRun) {
+      try {
+        act();
+        fixed = true;
+      } catch (err) {
+        f = { ...f, problem: `${f.problem}; not removed: ${(err as Error).message}` };
+      }
+    }
+    out.push({ ...f, fixed });
+  };
+  // A server or `run` container owns its veth and lease only while it runs (a veth) or exists (a lease).
+  // A task in progress (after the caller's reconcile, only live ones are left) may be making its veth right now.
+  const serverRunning = (id: string) => {
+    const s = store.servers.get(id);
+    return Boolean(s && (s.taskState !== null || isRunning(store.servers.getRuntime(id))));
+  };
+  const containerRunning = isContainerLive;
+  const serverExists = (id: string) => store.servers.get(id) !== undefined;
+
+  for (const v of net.hostVeths()) {
+    const owner = v.ownerId;
+    if (owner && (serverRunning(owner) || containerRunning(owner))) continue;
+    fix({ kind: 'veth', name: v.name, problem: owner ? `veth of ${owner}, which is not running` : 'veth with no owner recorded' }, () => {
+      detach(v.name);
+    });
+  }
+  for (const l of store.leases.list()) {
+    const alive = l.ownerKind === 'server' ? serverExists(l.ownerId) : containerRunning(l.ownerId);
+    if (alive) continue;
+    fix({ kind: 'lease', name: l.address, problem: `lease of ${l.ownerKind} ${l.ownerId}, which is gone` }, () => {
+      store.leases.release(l.ownerId);
+    });
+  }
+  const spec = net.spec();
+  const present = natPresent(spec.bridge);
+  if (present !== spec.nat) {
+    fix({ kind: 'nat', name: spec.bridge, problem: spec.nat ? 'NAT is configured but its nftables table is missing' : 'an nftables table of novabox remains while NAT is off' }, () => {
+      syncNat(spec);
+    });
+  }
+  return out;
+}

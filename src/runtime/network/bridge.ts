@@ -1,0 +1,190 @@
+/**
+ * The host side of the bridge network: the bridge itself (created on first use with the
+ * gateway address), optional masquerade in an nftables table of novabox's own, and the
+ * per-container veth pair (net.c does the kernel work over rtnetlink).
+ */
+import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename } from 'node:path';
+import { Conflict } from '../../errors.js';
+import * as native from '../../sys/native.js';
+import { trace } from '../../util/trace.js';
+import { bridgeMac, findClash, formatSubnet, gatewayOf, parseProcRoutes, type Subnet } from './ipam.js';
+import { VETH_PREFIX, natTable, parseVethAlias } from './names.js';
+
+export interface BridgeSpec {
+  bridge: string;
+  subnet: Subnet;
+  nat: boolean;
+  /** MTU of the bridge and every veth; undefined: 1500 */
+  mtu?: number;
+  /** the config file, named in messages */
+  file: string;
+}
+
+/** Everything one container's network needs; made by compute from its lease. */
+export interface Attachment extends BridgeSpec {
+  /** the Nova network name */
+  network: string;
+  address: number;
+  mac: string;
+  hostIf: string;
+  alias: string;
+}
+
+export function linkExists(name: string): boolean {
+  return existsSync(`/sys/class/net/${name}`);
+}
+
+/** Refuse a subnet that a host route (not our bridge's own) overlaps. */
+export function checkClash(spec: BridgeSpec): void {
+  const clash = findClash(spec.subnet, parseProcRoutes(readFileSync('/proc/net/route', 'utf8')), spec.bridge);
+  if (clash) {
+    throw new Conflict(
+      `subnet ${formatSubnet(spec.subnet)} of bridge ${spec.bridge} overlaps the host's route ${formatSubnet(clash.subnet)} on ${clash.iface}`,
+      { hint: `set another "network.subnet" in ${spec.file}` },
+    );
+  }
+}
+
+/**
+ * The bridge, its gateway address, up: idempotent and cheap (a few netlink messages).
+ * The route check runs only when the bridge is missing, i.e. on first use.
+ */
+export function ensureBridge(spec: BridgeSpec): void {
+  const present = linkExists(spec.bridge);
+  if (present && !existsSync(`/sys/class/net/${spec.bridge}/bridge`)) {
+    throw new Conflict(`cannot use ${spec.bridge} as novabox's bridge: a network device of another kind has that name`, {
+      hint: `set another "network.bridge" in ${spec.file}`,
+    });
+  }
+  if (!present) checkClash(spec);
+  const created = native.netBridge({
+    name: spec.bridge, gateway: gatewayOf(spec.subnet), prefixLen: spec.subnet.prefixLen, mac: bridgeMac(spec.bridge), mtu: spec.mtu,
+  });
+  // NAT follows the config when the bridge is made (and on `novabox doctor`), never per start.
+  if (created) syncNat(spec);
+  trace('bridge ready');
+}
+
+/** Host end into the bridge, peer into the init's netns as eth0, configured. */
+export function attach(a: Attachment, pid: number): void {
+  ensureBridge(a);
+  native.netAttach({
+    bridge: a.bridge, hostIf: a.hostIf, alias: a.alias, pid, address: a.address,
+    gateway: gatewayOf(a.subnet), prefixLen: a.subnet.prefixLen, mac: a.mac, mtu: a.mtu,
+  });
+  trace('veth attached');
+}
+
+/** Remove a container's host end (and with it the peer). false: it was already gone. */
+export function detach(hostIf: string): boolean {
+  return native.linkDel(hostIf);
+}
+
+/** Remove the bridge and its NAT table (nothing may be attached any more). */
+export function removeBridge(spec: Pick<BridgeSpec, 'bridge'>): boolean {
+  removeNat(spec.bridge);
+  return native.linkDel(spec.bridge);
+}
+
+export interface HostVeth {
+  name: string;
+  bridge?: string;
+  ownerId?: string;
+  master?: string;
+}
+
+/** Host ends novabox made (by name prefix), with the owner their ifalias names. */
+export function listHostVeths(): HostVeth[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync('/sys/class/net').filter((n) => n.startsWith(VETH_PREFIX));
+  } catch {
+    return [];
+  }
+  return names.map((name) => {
+    let alias = '';
+    let master: string | undefined;
+    try {
+      alias = readFileSync(`/sys/class/net/${name}/ifalias`, 'utf8');
+    } catch {
+      /* gone meanwhile */
+    }
+    try {
+      master = basename(readlinkSync(`/sys/class/net/${name}/master`));
+    } catch {
+      /* not on a bridge */
+    }
+    return { name, master, ...parseVethAlias(alias) };
+  });
+}
+
+// ---- NAT -------------------------------------------------------------------------
+
+/** node:child_process only when NAT is in use (nothing else on the start path needs it). */
+function execFile(): typeof import('node:child_process').execFileSync {
+  return (createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')).execFileSync;
+}
+
+function nft(script: string, check = true): boolean {
+  try {
+    execFile()('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
+    return true;
+  } catch (err) {
+    if (!check) return false;
+    const e = err as { code?: string; stderr?: Buffer };
+    if (e.code === 'ENOENT') throw new Conflict('NAT needs the nft command (Debian package nftables)', { hint: 'install nftables, or set "network.nat": false' });
+    throw new Conflict(`nft failed: ${e.stderr?.toString().trim() || (err as Error).message}`);
+  }
+}
+
+/** The masquerade rule of a bridge's subnet, as one atomic nft transaction. Pure. */
+export function natScript(spec: Pick<BridgeSpec, 'bridge' | 'subnet'>): string {
+  const t = natTable(spec.bridge);
+  const net = formatSubnet(spec.subnet);
+  return [
+    `table ip ${t} {}`,
+    `delete table ip ${t}`,
+    `table ip ${t} {`,
+    '  chain postrouting {',
+    '    type nat hook postrouting priority srcnat; policy accept;',
+    `    ip saddr ${net} ip daddr != ${net} oifname != "${spec.bridge}" masquerade`,
+    '  }',
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy accept;',
+    `    iifname "${spec.bridge}" accept`,
+    `    oifname "${spec.bridge}" ct state established,related accept`,
+    '  }',
+    '}',
+  ].join('\n') + '\n';
+}
+
+/** Make the kernel match the config: the table and ip_forward with NAT, no table without. */
+export function syncNat(spec: BridgeSpec): void {
+  if (!spec.nat) {
+    removeNat(spec.bridge);
+    return;
+  }
+  if (natPresent(spec.bridge)) return;
+  nft(natScript(spec));
+  // Routing between the bridge and the uplink; the kernel default is off.
+  try {
+    if (readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim() !== '1') writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
+  } catch {
+    /* reported by network show */
+  }
+}
+
+export function natPresent(bridge: string): boolean {
+  try {
+    execFile()('nft', ['list', 'table', 'ip', natTable(bridge)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function removeNat(bridge: string): boolean {
+  return nft(`table ip ${natTable(bridge)} {}\ndelete table ip ${natTable(bridge)}\n`, false);
+}

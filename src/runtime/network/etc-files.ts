@@ -1,0 +1,64 @@
+/**
+ * /etc/hosts, /etc/hostname and /etc/resolv.conf of a container on the bridge network.
+ * novabox writes them under the container's state directory and the init bind-mounts
+ * them over the image's files, with paths resolved inside the container's root
+ * (RESOLVE_IN_ROOT), so an image's symlink can never send the mount to the host. They
+ * never land in the writable layer (nor in a snapshot), as with podman.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../util/fs.js';
+
+export interface EtcFiles {
+  hosts: string;
+  hostname: string;
+  resolv: string;
+}
+
+export function hostsText(hostname: string, address: string): string {
+  return [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    `${address}\t${hostname}`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * The host's resolver settings without loopback name servers (127.0.0.53 of
+ * systemd-resolved means nothing inside another network namespace); `fallback` is
+ * systemd-resolved's list of real upstream servers, used when nothing else is left.
+ */
+export function resolvText(host: string, fallback = ''): string {
+  const keep = (text: string) =>
+    text.split('\n').filter((l) => /^(nameserver|search|domain|options)\s/.test(l) && !/^nameserver\s+(127\.|::1\b)/.test(l));
+  let lines = keep(host);
+  if (!lines.some((l) => l.startsWith('nameserver'))) {
+    lines = [...lines.filter((l) => !l.startsWith('nameserver')), ...keep(fallback).filter((l) => l.startsWith('nameserver'))];
+  }
+  return ['# written by novabox', ...lines, ''].join('\n');
+}
+
+function readOr(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** Where a container's files live: `dir/etc/...` (pure). */
+export function etcPaths(dir: string): EtcFiles {
+  const etc = join(dir, 'etc');
+  return { hosts: join(etc, 'hosts'), hostname: join(etc, 'hostname'), resolv: join(etc, 'resolv.conf') };
+}
+
+/** Write the three files under `dir/etc`; returns their host paths for the plan. */
+export function writeEtcFiles(dir: string, hostname: string, address: string): EtcFiles {
+  const files = etcPaths(dir);
+  mkdirSync(join(dir, 'etc'), { recursive: true, mode: 0o755 });
+  writeFileAtomic(files.hosts, hostsText(hostname, address), 0o644, false);
+  writeFileAtomic(files.hostname, hostname + '\n', 0o644, false);
+  writeFileAtomic(files.resolv, resolvText(readOr('/etc/resolv.conf'), readOr('/run/systemd/resolve/resolv.conf')), 0o644, false);
+  return files;
+}
