@@ -9,11 +9,15 @@
 // URL is the serve base (http://127.0.0.1:PORT). One token per run (scoped to project
 // "admin"); each create is POST /servers followed by GET /servers/{id} every POLL_MS (1)
 // until ACTIVE; every server made is deleted before exit (also on error), then the list
-// must be empty. Output: one line "<metric> key=value ...".
+// must be empty. NETWORKS=none (default, as the anchors) or auto (the bridge network).
+// Output: one line "<metric> <label> key=value ...".
 const [mode, base, user, password, nArg, clientsArg] = process.argv.slice(2);
 const N = Math.min(Number(nArg ?? 20), 1000);
 const CLIENTS = Math.min(Number(clientsArg ?? 8), 64);
 const POLL_MS = Number(process.env.POLL_MS ?? 1);
+/** Nova's `networks`: "none" (default: like the anchors' containers) or "auto" (the bridge) */
+const NETWORKS = process.env.NETWORKS ?? 'none';
+const LABEL = `novabox-serve/${NETWORKS === 'none' ? 'no-network' : 'bridge'}`;
 const TIMEOUT_MS = 30_000;
 if (!['latency', 'throughput'].includes(mode) || !base || !user || !password) {
   console.error('usage: api-client.mjs latency|throughput URL USER PASSWORD N [CLIENTS]');
@@ -58,7 +62,7 @@ const flavorRef = '6'; // c1.nano
 async function createActive(name) {
   const t0 = performance.now();
   const wall0 = performance.timeOrigin + t0;
-  const c = await api('POST', '/servers', { server: { name, imageRef, flavorRef } });
+  const c = await api('POST', '/servers', { server: { name, imageRef, flavorRef, networks: NETWORKS } });
   if (c.status !== 202) throw new Error(`create: HTTP ${c.status} ${JSON.stringify(c.json)}`);
   const id = c.json.server.id;
   made.add(id);
@@ -107,9 +111,9 @@ try {
       await api('DELETE', `/servers/${r.id}`);
       made.delete(r.id);
     }
-    console.log(`api_create_active_ms novabox-serve ${stats(lat)} poll_ms=${POLL_MS}`);
-    console.log(`api_create_recorded_active_ms novabox-serve ${stats(rec)}`);
-    console.log(`api_create_post_ms novabox-serve ${stats(post)}`);
+    console.log(`api_create_active_ms ${LABEL} ${stats(lat)} poll_ms=${POLL_MS}`);
+    console.log(`api_create_recorded_active_ms ${LABEL} ${stats(rec)}`);
+    console.log(`api_create_post_ms ${LABEL} ${stats(post)}`);
   } else {
     let next = 0;
     const lat = [];
@@ -123,8 +127,8 @@ try {
       }),
     );
     const secs = (performance.now() - t0) / 1000;
-    console.log(`api_throughput novabox-serve servers=${N} clients=${CLIENTS} seconds=${secs.toFixed(2)} servers_per_s=${(N / secs).toFixed(1)}`);
-    console.log(`api_create_active_ms_loaded novabox-serve ${stats(lat)}`);
+    console.log(`api_throughput ${LABEL} servers=${N} clients=${CLIENTS} seconds=${secs.toFixed(2)} servers_per_s=${(N / secs).toFixed(1)} poll_ms=${POLL_MS}`);
+    console.log(`api_create_active_ms_loaded ${LABEL} ${stats(lat)}`);
   }
 } catch (err) {
   console.error(`# FAILED: ${err.message}`);
@@ -132,7 +136,7 @@ try {
 } finally {
   const t = performance.now();
   const left = await cleanup();
-  console.log(`api_cleanup novabox-serve deleted_in_s=${((performance.now() - t) / 1000).toFixed(2)} left=${left}`);
+  console.log(`api_cleanup ${LABEL} deleted_in_s=${((performance.now() - t) / 1000).toFixed(2)} left=${left}`);
   if (left) code = 1;
 }
 process.exit(code);

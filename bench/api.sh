@@ -4,9 +4,12 @@
 #   1. anchor  ../shared/bench/anchors/full-cycle.sh with ANCHOR_CANDIDATES=crun: the cold
 #              `crun run -d` (sleep 100000) up time, then kill + delete, one at a time
 #   2. latency a warm serve; one client: POST /servers (busybox, c1.nano), then
-#              GET /servers/{id} every POLL_MS (1) until ACTIVE, then DELETE: LAT_N rounds
+#              GET /servers/{id} every POLL_MS (1) until ACTIVE, then DELETE: LAT_N rounds,
+#              without a network (as the anchors' containers) and on the bridge network;
+#              also the server-recorded time (launched_at - POST sent), free of polling
 #   3. load    N (200) creates by CLIENTS (8) concurrent clients, each create followed by
 #              polling until ACTIVE; servers/second over the whole batch; then all deleted
+#              (both network modes)
 #   Targets (issue 6): create -> ACTIVE <= 15 ms median, >= 60 servers/s.
 #
 # Run as root:  bench/api.sh            N=200 CLIENTS=8 LAT_N=40 ANCHOR_ROUNDS=30
@@ -74,15 +77,26 @@ blog "serve at $URL (pid $SERVE_PID)"
 cl() { local mode=$1; shift; timeout -k 10 600 node "$HERE/api-client.mjs" "$mode" "$URL" admin "$PASSWORD" "$@"; }
 cl latency 5 >/dev/null || bdie "warm-up failed"                  # warm: code paths, image, caches
 cl latency "$LAT_N" | tee "$TMP/lat.out" || bdie "latency run failed"
+NETWORKS=auto cl latency 5 >/dev/null || bdie "warm-up (bridge) failed"
+NETWORKS=auto cl latency "$LAT_N" | tee "$TMP/lat-br.out" || bdie "latency run (bridge) failed"
 cl throughput "$N" "$CLIENTS" | tee "$TMP/tp.out" || bdie "throughput run failed"
+NETWORKS=auto cl throughput "$N" "$CLIENTS" | tee "$TMP/tp-br.out" || bdie "throughput run (bridge) failed"
 busy_watch_stop
 
-LAT=$(sed -n 's/^api_create_active_ms .*median=\([^ ]*\).*/\1/p' "$TMP/lat.out")
+med() { sed -n "s/^$1 .*median=\([^ ]*\).*/\1/p" "$2"; }
+LAT=$(med api_create_active_ms "$TMP/lat.out")
+REC=$(med api_create_recorded_active_ms "$TMP/lat.out")
+LAT_BR=$(med api_create_active_ms "$TMP/lat-br.out")
+REC_BR=$(med api_create_recorded_active_ms "$TMP/lat-br.out")
 RATE=$(sed -n 's/^api_throughput .*servers_per_s=\([^ ]*\).*/\1/p' "$TMP/tp.out")
+RATE_BR=$(sed -n 's/^api_throughput .*servers_per_s=\([^ ]*\).*/\1/p' "$TMP/tp-br.out")
 echo
 echo "# novabox serve vs cold crun ($(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(busy_note), during the run $(busy_watch_report))"
-printf '%-44s %10s\n' "crun run -d (cold CLI, up), median ms" "$CRUN_UP"
-printf '%-44s %10s\n' "serve create -> ACTIVE (warm), median ms" "$LAT"
-printf '%-44s %10s\n' "serve create -> ACTIVE / crun up" "$(awk -v a="$LAT" -v b="$CRUN_UP" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "?" }')"
-printf '%-44s %10s\n' "serve servers/s ($N creates, $CLIENTS clients)" "$RATE"
-printf '%-44s %10s\n' "targets" "<=15 ms, >=60/s"
+printf '%-56s %10s\n' "crun run -d (cold CLI, up), median ms" "$CRUN_UP"
+printf '%-56s %10s\n' "serve create -> ACTIVE, no network: polled (1 ms), median ms" "$LAT"
+printf '%-56s %10s\n' "serve create -> ACTIVE, no network: recorded, median ms" "$REC"
+printf '%-56s %10s\n' "serve create -> ACTIVE polled / crun up" "$(awk -v a="$LAT" -v b="$CRUN_UP" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "?" }')"
+printf '%-56s %10s\n' "serve create -> ACTIVE, bridge: polled / recorded, ms" "$LAT_BR / $REC_BR"
+printf '%-56s %10s\n' "serve servers/s ($N creates, $CLIENTS clients), no network" "$RATE"
+printf '%-56s %10s\n' "serve servers/s ($N creates, $CLIENTS clients), bridge" "$RATE_BR"
+printf '%-56s %10s\n' "targets" "<=15 ms, >=60/s"

@@ -6,10 +6,8 @@
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, appendFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { constants as constants_fs } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NovaboxError, fromNodeError } from '../errors.js';
+import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
 import type { Capability, LaunchPlan, Namespace } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
@@ -142,27 +140,6 @@ function dedupeEnv(entries: string[]): string[] {
  * Start a server's container detached. Returns once its command has been exec'd
  * (or throws with the failing op); the monitor stays behind with the console log.
  */
-/**
- * cgroup v1: a cgroup.procs write after a quiet spell waits out an RCU grace period (see
- * docs/design-notes.md). The writes go to the thread pool, all hierarchies at once, so a
- * long-lived process (`novabox serve`) keeps serving meanwhile and concurrent starts
- * share the waits.
- */
-async function placeInit(cgroup: CgroupHandle, pid: number): Promise<void> {
-  const dirs = cgroup.dirs();
-  if (dirs.length <= 1) return cgroup.place(pid);
-  await Promise.all(
-    dirs.map(async (dir) => {
-      const file = join(dir, 'cgroup.procs');
-      try {
-        await writeFile(file, String(pid), { flag: constants_fs.O_WRONLY | constants_fs.O_TRUNC });
-      } catch (err) {
-        throw fromNodeError(err, file);
-      }
-    }),
-  );
-}
-
 export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promise<ServerFacts> {
   const d = serverDirs(l.id);
   mkdirSync(d.upper, { recursive: true, mode: 0o755 });
@@ -191,7 +168,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       closeSync(devNull);
     }
     const { placed } = native.awaitInit(sp);
-    if (!placed) await placeInit(cgroup, sp.initPid);
+    if (!placed) cgroup.place(sp.initPid);
     if (l.attachment) attach(l.attachment, sp.initPid);
     const facts: ServerFacts = {
       monitorPid: sp.monitorPid,

@@ -36,7 +36,9 @@ export const WORKER_TAG = 'novabox-blocking-ops';
 
 /** A worker running `file` (the API bundle), which answers through workerMain(). */
 export function workerRunner(file: string): BlockingRunner {
-  const worker = new Worker(file, { workerData: { tag: WORKER_TAG } });
+  // trackUnmanagedFds off: the runtime closes fds it opened through the FFI (pidfds), which
+  // Node would otherwise warn about as "closed but not opened" on every stop
+  const worker = new Worker(file, { workerData: { tag: WORKER_TAG }, trackUnmanagedFds: false });
   const pending = new Map<number, { done: () => void; fail: (e: Error) => void }>();
   let seq = 0;
   let dead: Error | undefined;
