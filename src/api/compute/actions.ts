@@ -8,6 +8,7 @@ import { baseUrl, requireAdmin } from '../server.js';
 import { int, ipAddress, isObject, isUuid, metadata, onlyKeys, refId, str } from '../validate.js';
 import type { GlanceImage } from '../image/catalog.js';
 import { serverBasic } from './views.js';
+import { primeCgroupAttach } from './prime.js';
 import { type ComputeCtx, type Req, claimed, newAdminPass } from './context.js';
 
 export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
@@ -22,6 +23,7 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
     const done = () => reply.code(202).send();
     switch (action) {
       case 'os-start':
+        primeCgroupAttach();
         await claimed(compute.start(s.id, c), log, `start ${s.id}`);
         return done();
       case 'os-stop':
@@ -31,6 +33,7 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         if (!isObject(arg)) throw new BadRequest("Invalid input for field/attribute reboot. Expected {\"type\": \"SOFT\"|\"HARD\"}");
         const type = str(arg, 'type', { required: true });
         if (type !== 'SOFT' && type !== 'HARD') throw new BadRequest(`Invalid input for field/attribute type. Value: ${type}. It must be SOFT or HARD`);
+        primeCgroupAttach();
         await claimed(compute.reboot(s.id, c, { hard: type === 'HARD' }), log, `reboot ${s.id}`);
         return done();
       }
@@ -83,6 +86,7 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         const v6 = ipAddress(arg, 'accessIPv6', 6);
         const adminPass = str(arg, 'adminPass') ?? newAdminPass();
         lockCheck(s, c);
+        primeCgroupAttach();
         await claimed(compute.rebuild(s.id, image.id, c), log, `rebuild ${s.id}`);
         if (name !== undefined || v4 !== undefined || v6 !== undefined) compute.rename(s.id, { name, accessIpv4: v4, accessIpv6: v6 }, c);
         if (meta !== undefined) compute.replaceProperties(s.id, meta, c);
