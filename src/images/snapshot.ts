@@ -39,7 +39,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     action: 'createImage',
     to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 },
   });
-  const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId });
+  const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
   const event = store.actions.event(action.id, 'compute_snapshot_instance');
   const finish = () => store.servers.update(s.id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
   let rec: ImageRecord | undefined;

@@ -206,6 +206,16 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     expect(inUse.code).toBe(1);
     expect(inUse.stderr).toMatch(/in use by 1 server/);
     await ok(['image', 'delete', 'snap']);
+    // createImage through the API: 202, Location, and an instance action under the request's id
+    const t0 = await adminToken();
+    const ci = await api('POST', `/compute/v2.1/servers/${webId}/action`, t0, { createImage: { name: 'snap2', metadata: { image_type: 'test' } } });
+    expect(ci.status).toBe(202);
+    const snap2 = ci.headers.get('location')!.split('/').pop()!;
+    for (let i = 0; i < 200 && (await api('GET', `/image/v2/images/${snap2}`, t0)).json.status !== 'active'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await api('GET', `/image/v2/images/${snap2}`, t0)).json).toMatchObject({ status: 'active', image_type: 'test', instance_uuid: webId });
+    const acts = (await api('GET', `/compute/v2.1/servers/${webId}/os-instance-actions`, t0)).json.instanceActions;
+    expect(acts[0]).toMatchObject({ action: 'createImage', request_id: ci.headers.get('x-compute-request-id') });
+    expect((await api('DELETE', `/image/v2/images/${snap2}`, t0)).status).toBe(204);
     // the compute proxy sees Glance's images
     const t = await adminToken();
     const proxy = await api('GET', '/compute/v2.1/images/detail', t);
