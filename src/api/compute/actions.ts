@@ -34,7 +34,7 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         const type = str(arg, 'type', { required: true });
         if (type !== 'SOFT' && type !== 'HARD') throw new BadRequest(`Invalid input for field/attribute type. Value: ${type}. It must be SOFT or HARD`);
         primeCgroupAttach();
-        await claimed(compute.reboot(s.id, c, { hard: type === 'HARD' }), log, `reboot ${s.id}`);
+        await blocking.run({ op: 'reboot', id: s.id, caller: c, hard: type === 'HARD' });
         return done();
       }
       case 'pause':

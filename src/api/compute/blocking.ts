@@ -9,7 +9,10 @@ import { Worker } from 'node:worker_threads';
 import { NovaboxError, type ErrorCode } from '../../errors.js';
 import type { Caller, ComputeService } from '../../compute/servers.js';
 
-export type BlockingOp = { op: 'stop'; id: string; caller: Caller } | { op: 'delete'; id: string; caller: Caller };
+export type BlockingOp =
+  | { op: 'stop'; id: string; caller: Caller }
+  | { op: 'delete'; id: string; caller: Caller }
+  | { op: 'reboot'; id: string; caller: Caller; hard: boolean };
 
 export interface BlockingRunner {
   run(op: BlockingOp): Promise<void>;
@@ -26,6 +29,7 @@ export function inlineRunner(compute: ComputeService): BlockingRunner {
   return {
     run: async (o) => {
       if (o.op === 'stop') await compute.stop(o.id, o.caller);
+      else if (o.op === 'reboot') await compute.reboot(o.id, o.caller, { hard: o.hard });
       else compute.delete(o.id, o.caller);
     },
     close: async () => {},
