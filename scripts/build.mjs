@@ -26,8 +26,37 @@ const lazyChildProcessForCommander = {
   },
 };
 
+/** `novabox serve` loads the API (fastify included) from its own bundle, only when it runs. */
+const apiBundleApart = {
+  name: 'api-bundle-apart',
+  setup(b) {
+    b.onResolve({ filter: /api\/serve\.js$/ }, (args) =>
+      /cli\/commands\/serve\.ts$/.test(args.importer) ? { path: './novabox-api.cjs', external: true } : undefined,
+    );
+  },
+};
+
+const common = {
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  define: { NOVABOX_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__nb_import_meta_url' },
+  banner: { js: "var __nb_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
+  logLevel: 'warning',
+};
+
 await build({
+  ...common,
   plugins: [lazyChildProcessForCommander],
+  entryPoints: ['src/api/serve.ts'],
+  outfile: 'dist/novabox-api.cjs',
+  external: ['koffi', 'tar', '*.node'],
+});
+
+await build({
+  plugins: [lazyChildProcessForCommander, apiBundleApart],
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/novabox.cjs',
   bundle: true,

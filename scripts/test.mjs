@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // npm test: the native C tests, the unit tests (no root), and as root the integration
-// tests on this host; then, where QEMU and Debian's cloud kernel are installed, the
+// tests on this host and the end-to-end tests (the real openstack client against
+// `novabox serve`); then, where QEMU and Debian's cloud kernel are installed, the
 // integration tests again inside a pure cgroup-v2 guest (test/vm/run.sh).
 // Ends with one line: "N passed, N failed, N skipped".
 //
@@ -84,6 +85,18 @@ function vmTests() {
   if (!last || (r.status !== 0 && Number(last[2]) === 0)) totals.failed += 1;
 }
 
+/** The real `openstack` client and openstacksdk against `novabox serve` (host only). */
+function e2eTests() {
+  const client = spawnSync('sh', ['-c', 'command -v openstack'], { env }).status === 0;
+  if (!isRoot || !client) {
+    section('end-to-end tests (openstack client)');
+    process.stdout.write('skipped: needs root and python3-openstackclient, python3-openstacksdk\n');
+    totals.skipped += 1;
+    return;
+  }
+  vitest('end-to-end tests (openstack client against novabox serve)', ['test/e2e']);
+}
+
 if (inVm) {
   vitest('integration tests (guest)', ['test/integration']);
 } else {
@@ -94,6 +107,7 @@ if (inVm) {
     section('integration tests');
     process.stdout.write('skipped: not root\n');
   }
+  e2eTests();
   if (!args.has('--no-vm')) vmTests();
 }
 process.stdout.write(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);

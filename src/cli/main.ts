@@ -14,6 +14,7 @@ import { register as registerConsole } from './commands/console.js';
 import { register as registerNetwork } from './commands/network.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerImage } from './commands/image.js';
+import { register as registerServe } from './commands/serve.js';
 import { trace } from '../util/trace.js';
 
 trace('main loaded');
@@ -67,6 +68,7 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext) => void> = {
   network: registerNetwork,
   doctor: registerDoctor,
   image: registerImage,
+  serve: registerServe,
 };
 
 /**

@@ -41,6 +41,8 @@ export interface CreateServerRequest {
   fixedIp?: string;
   /** Nova's min_count/max_count: NAME-1 … NAME-N */
   count?: number;
+  accessIpv4?: string;
+  accessIpv6?: string;
   /** writable layer on a tmpfs inside the server, lost when it stops */
   ephemeral?: boolean;
 }
@@ -252,6 +254,15 @@ export class ComputeService {
   // ---- create ----------------------------------------------------------------------
 
   async create(req: CreateServerRequest, caller: Caller): Promise<Server[]> {
+    return (await this.createRecorded(req, caller)).started;
+  }
+
+  /**
+   * Nova's asynchronous create: the records exist (BUILD) when this returns; `started`
+   * settles when every container runs or failed (ERROR with a fault). The API answers
+   * 202 on the records and lets `started` finish in the background.
+   */
+  async createRecorded(req: CreateServerRequest, caller: Caller): Promise<{ servers: Server[]; started: Promise<Server[]> }> {
     checkServerName(req.name);
     const count = req.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
@@ -277,7 +288,7 @@ export class ComputeService {
           id: newUuid(), name, projectId: caller.projectId, userId: caller.userId,
           imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id,
           vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
-          metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: '', accessIpv6: '',
+          metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: req.accessIpv4 ?? '', accessIpv6: req.accessIpv6 ?? '',
           locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: Boolean(req.ephemeral),
           network,
           createdAt: now, updatedAt: now, launchedAt: null, terminatedAt: null,
@@ -293,7 +304,9 @@ export class ComputeService {
     await ensureLayers(image);
     const config = { name: image.name, layerDirs: layerDirs(image), config: image.config };
     // Containers are independent: start them concurrently (the kernel work overlaps).
-    return Promise.all(rows.map((s) => this.spawn(s, config, limits)));
+    // Started on the next turn of the event loop: an API caller answers 202 first.
+    const started = new Promise<void>((r) => setImmediate(r)).then(() => Promise.all(rows.map((s) => this.spawn(s, config, limits))));
+    return { servers: rows, started };
   }
 
   private async spawn(s: Server, image: { name: string; layerDirs: string[]; config: ImageConfig }, limits: CgroupLimits): Promise<Server> {
@@ -513,6 +526,69 @@ export class ComputeService {
     return this.store.servers.update(s.id, { locked: false, lockedBy: null });
   }
 
+  // ---- resize: one host, so a resize is new cgroup limits ------------------------------
+
+  /**
+   * Nova's resize on a single host: the new flavor's limits are written to the running
+   * server's cgroup at once (a stopped one gets them at its next start); the server waits
+   * in VERIFY_RESIZE until confirmResize keeps them or revertResize restores the old ones.
+   */
+  resize(nameOrId: string, flavorRef: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    const flavor = this.store.flavors.get(flavorRef, caller.isAdmin ? {} : { projectId: caller.projectId });
+    if (flavor.id === s.flavorId) throw new BadRequest('When resizing, instances must change flavor!');
+    if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
+    const { a } = this.begin(s, caller, 'resize', ['active', 'stopped'], 'resize_prep');
+    const ev = this.store.actions.event(a.id, 'compute_resize_instance');
+    try {
+      this.applyFlavor(s.id, flavor);
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, {});
+      throw err;
+    }
+    this.store.resizes.insert({
+      serverId: s.id, projectId: s.projectId, status: 'finished', oldFlavorId: s.flavorId, newFlavorId: flavor.id,
+      preVmState: s.vmState, host: s.host,
+    });
+    ev('Success');
+    logLine(s.id, `server resized to flavor ${flavor.name} (${flavor.vcpus} vcpus, ${flavor.ramMiB} MiB)`);
+    return this.finish(s.id, { vmState: 'resized', flavorId: flavor.id });
+  }
+
+  confirmResize(nameOrId: string, caller: Caller): Server {
+    return this.endResize(nameOrId, caller, true);
+  }
+
+  revertResize(nameOrId: string, caller: Caller): Server {
+    return this.endResize(nameOrId, caller, false);
+  }
+
+  private endResize(nameOrId: string, caller: Caller, confirm: boolean): Server {
+    const s = this.find(nameOrId, caller);
+    const action = confirm ? 'confirmResize' : 'revertResize';
+    const { a } = this.begin(s, caller, action, ['resized'], confirm ? 'resize_confirming' : 'resize_reverting');
+    const ev = this.store.actions.event(a.id, confirm ? 'compute_confirm_resize' : 'compute_revert_resize');
+    const r = this.store.resizes.pending(s.id);
+    try {
+      if (!confirm) this.applyFlavor(s.id, this.store.flavors.get(r.oldFlavorId));
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, {});
+      throw err;
+    }
+    this.store.resizes.setStatus(r.id, confirm ? 'confirmed' : 'reverted');
+    ev('Success');
+    const vmState = (r.preVmState === 'stopped' ? 'stopped' : 'active') as VmState;
+    return this.finish(s.id, confirm ? { vmState } : { vmState, flavorId: r.oldFlavorId });
+  }
+
+  /** The flavor's limits on the live cgroup, when the server runs. */
+  private applyFlavor(id: string, flavor: Flavor): void {
+    if (!isRunning(this.facts(id))) return;
+    this.driver.open(cgroupPathOf(id)).setLimits(flavorLimits(flavor));
+  }
+
   setProperties(nameOrId: string, props: Record<string, string>, caller: Caller): Server {
     const s = this.find(nameOrId, caller);
     this.checkLock(s, caller);
@@ -521,6 +597,22 @@ export class ComputeService {
       const cur = this.store.servers.get(s.id)!;
       return this.store.servers.update(s.id, { metadata: { ...cur.metadata, ...props } });
     });
+  }
+
+  /** All properties at once (Nova's PUT metadata): `{}` clears them. */
+  replaceProperties(nameOrId: string, props: Record<string, string>, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    for (const [k, v] of Object.entries(props)) checkProperty(k, v);
+    return this.store.servers.update(s.id, { metadata: { ...props } });
+  }
+
+  /** Nova's PUT /servers/{id}: name and access addresses. */
+  rename(nameOrId: string, patch: { name?: string; accessIpv4?: string; accessIpv6?: string }, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    if (patch.name !== undefined) checkServerName(patch.name);
+    return this.store.servers.update(s.id, patch);
   }
 
   unsetProperties(nameOrId: string, keys: string[], caller: Caller): Server {

@@ -40,6 +40,8 @@ export interface SnapshotRequest {
   server: string;
   name: string;
   properties?: Record<string, string>;
+  /** called with the new image's record as soon as it exists (the API answers 202 with its id) */
+  onRecord?: (rec: ImageRecord) => void;
 }
 
 export async function snapshotServer(compute: ComputeService, images: ImageService, req: SnapshotRequest, caller: ImageCaller): Promise<ImageRecord> {
@@ -54,7 +56,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     action: 'createImage',
     to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 },
   });
-  const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId });
+  const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
   const event = store.actions.event(action.id, 'compute_snapshot_instance');
   const finish = () => store.servers.update(s.id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
   let rec: ImageRecord | undefined;
@@ -68,6 +70,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
       });
     }
     rec = images.snapshotRecord(req.name, base, cur, caller, req.properties ?? {});
+    req.onRecord?.(rec);
     images.markSaving(rec.id);
     trace('snapshot claimed');
     const facts = compute.facts(s.id);

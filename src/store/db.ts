@@ -15,6 +15,9 @@ import { stateRoot } from '../util/paths.js';
 import { sleepSync } from '../util/fs.js';
 import { ActionRepo } from './actions.js';
 import { FlavorRepo } from './flavors.js';
+import { IdentityRepo } from './identity.js';
+import { KeypairRepo } from './keypairs.js';
+import { ResizeRepo } from './resizes.js';
 import { LeaseRepo } from './leases.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
@@ -26,6 +29,9 @@ export interface Store {
   readonly flavors: FlavorRepo;
   readonly servers: ServerRepo;
   readonly actions: ActionRepo;
+  readonly identity: IdentityRepo;
+  readonly keypairs: KeypairRepo;
+  readonly resizes: ResizeRepo;
   readonly leases: LeaseRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
@@ -93,6 +99,9 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
       flavors: new FlavorRepo(db, tx),
       servers: new ServerRepo(db, tx),
       actions: new ActionRepo(db, tx),
+      identity: new IdentityRepo(db, tx),
+      keypairs: new KeypairRepo(db),
+      resizes: new ResizeRepo(db),
       leases: new LeaseRepo(db, tx),
       tx,
       getSetting: (key) => setting.get(key)?.value,

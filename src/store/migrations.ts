@@ -187,4 +187,93 @@ CREATE TABLE network_leases (
 CREATE INDEX network_leases_owner ON network_leases(owner_id);
 `,
   },
+  {
+    name: '004 identity',
+    sql: `
+CREATE TABLE projects (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL,
+  domain_id   TEXT NOT NULL DEFAULT 'default',
+  description TEXT NOT NULL DEFAULT '',
+  enabled     INTEGER NOT NULL DEFAULT 1,
+  created_at  TEXT NOT NULL,
+  UNIQUE (domain_id, name)
+);
+
+CREATE TABLE users (
+  id                 TEXT PRIMARY KEY,
+  name               TEXT NOT NULL,
+  domain_id          TEXT NOT NULL DEFAULT 'default',
+  default_project_id TEXT,
+  email              TEXT,
+  description        TEXT NOT NULL DEFAULT '',
+  enabled            INTEGER NOT NULL DEFAULT 1,
+  password_hash      TEXT,
+  created_at         TEXT NOT NULL,
+  UNIQUE (domain_id, name)
+);
+
+CREATE TABLE roles (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  created_at TEXT NOT NULL
+);
+
+CREATE TABLE role_assignments (
+  project_id TEXT NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+  user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  role_id    TEXT NOT NULL REFERENCES roles(id) ON DELETE CASCADE,
+  PRIMARY KEY (project_id, user_id, role_id)
+);
+CREATE INDEX role_assignments_user ON role_assignments(user_id);
+
+-- Tokens are random; only their SHA-256 is stored, so the database never holds one.
+CREATE TABLE tokens (
+  hash       TEXT PRIMARY KEY,
+  user_id    TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  project_id TEXT REFERENCES projects(id) ON DELETE CASCADE,
+  methods    TEXT NOT NULL,
+  audit_id   TEXT NOT NULL,
+  issued_at  TEXT NOT NULL,
+  expires_at TEXT NOT NULL,
+  revoked    INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tokens_expires ON tokens(expires_at);
+
+CREATE TABLE keypairs (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id     TEXT NOT NULL,
+  name        TEXT NOT NULL,
+  type        TEXT NOT NULL DEFAULT 'ssh',
+  public_key  TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  created_at  TEXT NOT NULL,
+  UNIQUE (user_id, name)
+);
+
+-- One row per resize (Nova's migrations on one host): what confirm and revert need, and
+-- os-migrations. Flavor ids are also kept as the flavors' integer rowids, as Nova shows them.
+CREATE TABLE server_migrations (
+  id             INTEGER PRIMARY KEY AUTOINCREMENT,
+  server_id      TEXT NOT NULL,
+  project_id     TEXT NOT NULL,
+  kind           TEXT NOT NULL DEFAULT 'resize',
+  status         TEXT NOT NULL,
+  old_flavor_id  TEXT NOT NULL,
+  new_flavor_id  TEXT NOT NULL,
+  old_flavor_int INTEGER NOT NULL,
+  new_flavor_int INTEGER NOT NULL,
+  pre_vm_state   TEXT NOT NULL,
+  host           TEXT NOT NULL,
+  created_at     TEXT NOT NULL,
+  updated_at     TEXT NOT NULL
+);
+CREATE INDEX server_migrations_server ON server_migrations(server_id, id);
+
+INSERT INTO roles (id, name, created_at) VALUES
+  (lower(hex(randomblob(16))), 'admin',  ${NOW}),
+  (lower(hex(randomblob(16))), 'member', ${NOW}),
+  (lower(hex(randomblob(16))), 'reader', ${NOW});
+`,
+  },
 ];

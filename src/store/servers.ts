@@ -269,6 +269,11 @@ export class ServerRepo {
     return out;
   }
 
+  /** How many (not deleted) servers a project has: Nova's instance quota usage. */
+  count(projectId: string): number {
+    return this.sql<{ n: number }>('SELECT count(*) AS n FROM servers WHERE project_id = ? AND deleted = 0').get(projectId)!.n;
+  }
+
   /** Applies patch and bumps updated_at (unless the patch sets it); returns the new row. */
   update(id: string, patch: Partial<Server>): Server {
     const fields = (Object.keys(patch) as (keyof Server)[]).filter(

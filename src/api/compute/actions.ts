@@ -1,0 +1,144 @@
+/** POST /servers/{id}/action: one compute call per Nova action; long ones finish in the background. */
+import type { FastifyInstance } from 'fastify';
+import { BadRequest, Conflict, NotFound } from '../../errors.js';
+import type { Caller } from '../../compute/servers.js';
+import type { Server } from '../../store/servers.js';
+import { ApiError } from '../faults.js';
+import { baseUrl, requireAdmin } from '../server.js';
+import { int, ipAddress, isObject, isUuid, metadata, onlyKeys, refId, str } from '../validate.js';
+import type { GlanceImage } from '../image/catalog.js';
+import { serverBasic } from './views.js';
+import { primeCgroupAttach } from './prime.js';
+import { type ComputeCtx, type Req, claimed, newAdminPass } from './context.js';
+
+export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
+  const { deps, compute, store, log, blocking, caller, server, viewCtx, flavorFor } = ctx;
+  app.post('/v2.1/servers/:id/action', async (req: Req, reply) => {
+    const s = server(req);
+    const c = caller(req);
+    if (!isObject(req.body) || Object.keys(req.body).length !== 1) {
+      throw new BadRequest('The action body must be a JSON object with exactly one action, e.g. {"os-stop": null}');
+    }
+    const [action, arg] = Object.entries(req.body)[0]!;
+    const done = () => reply.code(202).send();
+    switch (action) {
+      case 'os-start':
+        primeCgroupAttach();
+        await claimed(compute.start(s.id, c), log, `start ${s.id}`);
+        return done();
+      case 'os-stop':
+        await blocking.run({ op: 'stop', id: s.id, caller: c });
+        return done();
+      case 'reboot': {
+        if (!isObject(arg)) throw new BadRequest("Invalid input for field/attribute reboot. Expected {\"type\": \"SOFT\"|\"HARD\"}");
+        const type = str(arg, 'type', { required: true });
+        if (type !== 'SOFT' && type !== 'HARD') throw new BadRequest(`Invalid input for field/attribute type. Value: ${type}. It must be SOFT or HARD`);
+        primeCgroupAttach();
+        await blocking.run({ op: 'reboot', id: s.id, caller: c, hard: type === 'HARD' });
+        return done();
+      }
+      case 'pause':
+        compute.pause(s.id, c);
+        return done();
+      case 'unpause':
+        compute.unpause(s.id, c);
+        return done();
+      case 'lock':
+        compute.lock(s.id, c);
+        return done();
+      case 'unlock':
+        compute.unlock(s.id, c);
+        return done();
+      case 'os-getConsoleOutput': {
+        const o = isObject(arg) ? arg : {};
+        const length = o.length === undefined || o.length === null ? -1 : int(o, 'length', { min: -1 })!;
+        return { output: consoleTail(compute.consoleLog(s.id, c), length) };
+      }
+      case 'suspend':
+      case 'resume':
+        lockCheck(s, c);
+        throw new ApiError(501, `novabox cannot ${action} a server: containers have no suspend-to-disk here (use pause/unpause, which freezes it in memory)`);
+      case 'createImage': {
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute createImage. Expected {"name": "..."}');
+        const name = str(arg, 'name', { required: true, min: 1, max: 255 })!;
+        const meta = metadata(arg, 'metadata') ?? {};
+        if (!deps.snapshot) throw new ApiError(501, 'createImage needs the image store');
+        let imageId: string | undefined;
+        await claimed(deps.snapshot({ server: s.id, name, properties: meta, onRecord: (r) => (imageId = r.id) }, c), log, `createImage of ${s.id}`);
+        return reply.code(202).header('Location', `${baseUrl(req)}/image/v2/images/${imageId}`).send();
+      }
+      case 'rebuild': {
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute rebuild. Expected {"imageRef": "<image id>"}');
+        onlyKeys(arg, 'rebuild', ['imageRef', 'name', 'metadata', 'adminPass', 'accessIPv4', 'accessIPv6', 'OS-DCF:diskConfig', 'preserve_ephemeral']);
+        const ref = str(arg, 'imageRef', { required: true, min: 1 })!;
+        const imageId = refId(ref);
+        if (!isUuid(imageId)) throw new BadRequest(`Invalid input for field/attribute imageRef. Value: ${ref}. '${ref}' is not a 'uuid'`);
+        let image: GlanceImage;
+        try {
+          image = deps.images.show(imageId, c);
+        } catch (err) {
+          if (err instanceof NotFound) throw new BadRequest(`Image ${imageId} could not be found.`);
+          throw err;
+        }
+        const name = str(arg, 'name', { min: 1, max: 255 });
+        const meta = metadata(arg, 'metadata');
+        const v4 = ipAddress(arg, 'accessIPv4', 4);
+        const v6 = ipAddress(arg, 'accessIPv6', 6);
+        const adminPass = str(arg, 'adminPass') ?? newAdminPass();
+        lockCheck(s, c);
+        primeCgroupAttach();
+        await claimed(compute.rebuild(s.id, image.id, c), log, `rebuild ${s.id}`);
+        if (name !== undefined || v4 !== undefined || v6 !== undefined) compute.rename(s.id, { name, accessIpv4: v4, accessIpv6: v6 }, c);
+        if (meta !== undefined) compute.replaceProperties(s.id, meta, c);
+        const now = store.servers.get(s.id)!;
+        return reply.code(202).send({ server: { ...serverBasic(now, viewCtx(req, now)), adminPass } });
+      }
+      case 'createBackup':
+        lockCheck(s, c);
+        throw new ApiError(501, 'createBackup (rotated backups) is not implemented by novabox: use createImage');
+      case 'resize': {
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute resize. Expected {"flavorRef": "<flavor id>"}');
+        const ref = arg.flavorRef;
+        if (typeof ref !== 'string' && typeof ref !== 'number') throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
+        const flavor = flavorFor(String(ref), c, true);
+        compute.resize(s.id, flavor.id, c);
+        return done();
+      }
+      case 'confirmResize':
+        compute.confirmResize(s.id, c);
+        return reply.code(204).send();
+      case 'revertResize':
+        compute.revertResize(s.id, c);
+        return done();
+      case 'migrate':
+      case 'os-migrateLive':
+        requireAdmin(c, `os_compute_api:os-migrate-server:${action}`);
+        throw new BadRequest('No valid host was found. novabox is a single host: there is nowhere to migrate to.');
+      case 'forceDelete':
+      case 'restore':
+        throw new Conflict(`Cannot '${action}' instance ${s.id} while it is in vm_state ${s.vmState}`);
+      case 'os-resetState': {
+        requireAdmin(c, 'os_compute_api:os-admin-actions:reset_state');
+        const state = isObject(arg) ? str(arg, 'state', { required: true }) : undefined;
+        if (state !== 'active' && state !== 'error') throw new BadRequest('Invalid input for field/attribute state: it must be "active" or "error"');
+        store.actions.start(s.id, 'resetState', { requestId: c.requestId, userId: c.userId, projectId: c.projectId });
+        store.servers.update(s.id, { vmState: state, taskState: null, taskOwnerPid: null, taskOwnerStart: null });
+        return done();
+      }
+      default:
+        throw new BadRequest(`There is no such action: ${action}`);
+    }
+  });
+
+  function lockCheck(s: Server, c: Caller): void {
+    if (s.locked && !c.isAdmin) throw new Conflict(`Instance ${s.id} is locked`);
+  }
+
+}
+
+/** Nova: length -1/absent = all; else '\\n'.join(log.split('\\n')[-N:]). */
+export function consoleTail(log: string, length: number): string {
+  if (length < 0) return log;
+  if (length === 0) return '';
+  return log.split('\n').slice(-length).join('\n');
+}

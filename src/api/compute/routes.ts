@@ -1,0 +1,65 @@
+/**
+ * Nova v2.1 at /compute: decode the request, call the compute service, encode the 2.1
+ * view. Long work (create, start, reboot) runs in the background after the state is
+ * claimed, as in Nova: the answer is 202 and clients poll. One file per resource group.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { BadRequest } from '../../errors.js';
+import { ApiError } from '../faults.js';
+import { baseUrl, callerOf, type ApiDeps } from '../server.js';
+import { MICROVERSION, versionDoc, versionSingle } from './views.js';
+import { computeCtx } from './context.js';
+import { registerServers } from './servers.js';
+import { registerActions, consoleTail } from './actions.js';
+import { registerFlavors } from './flavors.js';
+import { registerKeypairs } from './keypairs.js';
+import { registerImageProxy } from './images.js';
+import { registerAdmin } from './admin.js';
+
+export { consoleTail };
+export { background } from './context.js';
+
+export function parseMicroversion(headers: FastifyRequest['headers']): string {
+  const h = (name: string) => {
+    const v = headers[name];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  let v = h('openstack-api-version');
+  if (v !== undefined) {
+    const m = /^\s*compute\s+(\S+)\s*$/i.exec(v.split(',').find((x) => /^\s*compute\s/i.test(x)) ?? '');
+    v = m?.[1];
+  }
+  v ??= h('x-openstack-nova-api-version');
+  if (v === undefined) return MICROVERSION;
+  if (v.toLowerCase() === 'latest') return MICROVERSION;
+  if (!/^\d+\.\d+$/.test(v)) throw new BadRequest(`Invalid microversion "${v}": expected e.g. ${MICROVERSION}`);
+  if (v !== MICROVERSION && v !== '2.0') {
+    throw new ApiError(406, `Version ${v} is not supported by the API. Minimum is ${MICROVERSION} and maximum is ${MICROVERSION}.`);
+  }
+  return MICROVERSION;
+}
+
+export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
+  // ---- version documents (no token)
+  app.get('/', async (req) => ({ versions: [versionDoc(baseUrl(req), 'v2.0'), versionDoc(baseUrl(req), 'v2.1')] }));
+  app.get('/v2', async (req) => ({ version: versionSingle(baseUrl(req), 'v2.0') }));
+  app.get('/v2.1', async (req) => ({ version: versionSingle(baseUrl(req), 'v2.1') }));
+
+  // ---- every /v2.1/... call: microversion, then a project-scoped token
+  app.addHook('preHandler', async (req, reply) => {
+    const path = req.url.split('?')[0]!.replace(/\/+$/, '');
+    if (!path.startsWith('/compute/v2.1/') && !path.startsWith('/compute/v2/')) return;
+    const v = parseMicroversion(req.headers);
+    reply.header('OpenStack-API-Version', `compute ${v}`);
+    reply.header('X-OpenStack-Nova-API-Version', v);
+    reply.header('Vary', 'OpenStack-API-Version, X-OpenStack-Nova-API-Version');
+    callerOf(req, deps);
+  });
+  const ctx = computeCtx(deps);
+  registerServers(app, ctx);
+  registerActions(app, ctx);
+  registerFlavors(app, ctx);
+  registerKeypairs(app, ctx);
+  registerImageProxy(app, ctx);
+  registerAdmin(app, ctx);
+}

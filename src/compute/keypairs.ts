@@ -1,0 +1,133 @@
+/**
+ * Nova's keypairs: per user; imported (an OpenSSH public key, checked by decoding it) or
+ * generated (RSA 2048 as Nova at 2.1: the private half is returned once, never stored).
+ */
+import { createHash, createPublicKey, generateKeyPair } from 'node:crypto';
+import { BadRequest } from '../errors.js';
+import type { Store } from '../store/db.js';
+import type { Keypair } from '../store/keypairs.js';
+import type { Caller } from './servers.js';
+
+const NAME = /^[A-Za-z0-9 ._-]+$/;
+
+export function checkKeypairName(name: unknown): string {
+  if (typeof name !== 'string' || name.length < 1 || name.length > 255) {
+    throw new BadRequest('Keypair data is invalid: the name must be a string of 1 to 255 characters');
+  }
+  if (!NAME.test(name) || name.trim() !== name) {
+    throw new BadRequest(`Keypair data is invalid: the name "${name}" may only hold letters, digits, spaces, '.', '_' and '-', and not start or end with a space`);
+  }
+  return name;
+}
+
+function sshString(b: Buffer): Buffer {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(b.length);
+  return Buffer.concat([len, b]);
+}
+
+/** SSH mpint: big-endian, a leading zero byte when the top bit is set. */
+function mpint(b: Buffer): Buffer {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  const trimmed = b.subarray(i);
+  return sshString(trimmed[0]! & 0x80 ? Buffer.concat([Buffer.alloc(1), trimmed]) : trimmed);
+}
+
+function readStrings(blob: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let off = 0;
+  while (off < blob.length) {
+    if (off + 4 > blob.length) throw new Error('truncated');
+    const len = blob.readUInt32BE(off);
+    if (off + 4 + len > blob.length) throw new Error('truncated');
+    out.push(blob.subarray(off + 4, off + 4 + len));
+    off += 4 + len;
+  }
+  return out;
+}
+
+export function fingerprintOf(blob: Buffer): string {
+  return createHash('md5').update(blob).digest('hex').replace(/(..)(?!$)/g, '$1:');
+}
+
+const KEY_PARTS: Record<string, (parts: Buffer[]) => boolean> = {
+  'ssh-rsa': (p) => p.length === 3 && p[2]!.length >= 128,
+  'ssh-ed25519': (p) => p.length === 2 && p[1]!.length === 32,
+  'ecdsa-sha2-nistp256': (p) => p.length === 3 && p[1]!.toString() === 'nistp256',
+  'ecdsa-sha2-nistp384': (p) => p.length === 3 && p[1]!.toString() === 'nistp384',
+  'ecdsa-sha2-nistp521': (p) => p.length === 3 && p[1]!.toString() === 'nistp521',
+};
+
+/** An OpenSSH public key line, decoded and checked; its MD5 fingerprint. */
+export function parsePublicKey(text: unknown): { publicKey: string; fingerprint: string } {
+  if (typeof text !== 'string' || text.trim() === '') throw new BadRequest('Keypair data is invalid: the public key is empty');
+  const [type, b64] = text.trim().split(/\s+/);
+  const bad = () => new BadRequest(`Keypair data is invalid: failed to generate fingerprint (not an OpenSSH public key of a known type)`);
+  if (!type || !b64 || !KEY_PARTS[type] || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw bad();
+  const blob = Buffer.from(b64, 'base64');
+  let parts: Buffer[];
+  try {
+    parts = readStrings(blob);
+  } catch {
+    throw bad();
+  }
+  if (parts[0]?.toString() !== type || !KEY_PARTS[type](parts)) throw bad();
+  return { publicKey: text.trim(), fingerprint: fingerprintOf(blob) };
+}
+
+/** A new RSA pair: OpenSSH public key, PKCS#1 PEM private key (what Nova returns at 2.1). */
+export async function generateRsa(comment: string): Promise<{ publicKey: string; privateKey: string; fingerprint: string }> {
+  const { publicKey, privateKey } = await new Promise<{ publicKey: string; privateKey: string }>((done, fail) =>
+    generateKeyPair(
+      'rsa',
+      {
+        modulusLength: 2048,
+        publicExponent: 0x10001,
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+      },
+      (err: Error | null, pub: string, priv: string) => (err ? fail(err) : done({ publicKey: pub, privateKey: priv })),
+    ),
+  );
+  const jwk = createPublicKey(publicKey).export({ format: 'jwk' });
+  const blob = Buffer.concat([
+    sshString(Buffer.from('ssh-rsa')),
+    mpint(Buffer.from(jwk.e!, 'base64url')),
+    mpint(Buffer.from(jwk.n!, 'base64url')),
+  ]);
+  return { publicKey: `ssh-rsa ${blob.toString('base64')} ${comment}`, privateKey, fingerprint: fingerprintOf(blob) };
+}
+
+export const MAX_KEYPAIRS = 100;
+
+export class KeypairService {
+  constructor(private readonly store: Store) {}
+
+  list(caller: Caller): Keypair[] {
+    return this.store.keypairs.list(caller.userId);
+  }
+
+  get(name: string, caller: Caller): Keypair {
+    return this.store.keypairs.get(caller.userId, name);
+  }
+
+  /** Imports `publicKey`, or generates a pair and returns its private half once. */
+  async create(name: unknown, publicKey: unknown, caller: Caller): Promise<Keypair & { privateKey?: string }> {
+    const n = checkKeypairName(name);
+    if (this.store.keypairs.count(caller.userId) >= MAX_KEYPAIRS) {
+      throw new BadRequest(`Quota exceeded, too many key pairs (at most ${MAX_KEYPAIRS})`);
+    }
+    if (publicKey !== undefined && publicKey !== null) {
+      const k = parsePublicKey(publicKey);
+      return this.store.keypairs.insert({ userId: caller.userId, name: n, type: 'ssh', ...k });
+    }
+    const g = await generateRsa(`Generated-by-novabox`);
+    const k = this.store.keypairs.insert({ userId: caller.userId, name: n, type: 'ssh', publicKey: g.publicKey, fingerprint: g.fingerprint });
+    return { ...k, privateKey: g.privateKey };
+  }
+
+  delete(name: string, caller: Caller): void {
+    this.store.keypairs.delete(caller.userId, name);
+  }
+}

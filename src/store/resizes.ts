@@ -1,0 +1,63 @@
+/** Resizes of servers (Nova's migration records, one host): what confirm/revert need, and os-migrations. */
+import { NotFound } from '../errors.js';
+import { statementCache, type Database } from './sqlite.js';
+import { nowIso } from './time.js';
+
+export type ResizeStatus = 'finished' | 'confirmed' | 'reverted' | 'error';
+
+export interface Resize {
+  id: number;
+  serverId: string;
+  projectId: string;
+  status: ResizeStatus;
+  oldFlavorId: string;
+  newFlavorId: string;
+  oldFlavorInt: number;
+  newFlavorInt: number;
+  preVmState: string;
+  host: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const COLS = `id, server_id AS serverId, project_id AS projectId, status, old_flavor_id AS oldFlavorId,
+  new_flavor_id AS newFlavorId, old_flavor_int AS oldFlavorInt, new_flavor_int AS newFlavorInt,
+  pre_vm_state AS preVmState, host, created_at AS createdAt, updated_at AS updatedAt`;
+
+export class ResizeRepo {
+  private readonly sql: ReturnType<typeof statementCache>;
+
+  constructor(db: Database) {
+    this.sql = statementCache(db);
+  }
+
+  insert(r: Pick<Resize, 'serverId' | 'projectId' | 'status' | 'oldFlavorId' | 'newFlavorId' | 'preVmState' | 'host'>): Resize {
+    const now = nowIso();
+    const rowid = (id: string) => this.sql<{ r: number }>('SELECT rowid AS r FROM flavors WHERE id = ?').get(id)?.r ?? 0;
+    const id = Number(
+      this.sql(
+        `INSERT INTO server_migrations (server_id, project_id, status, old_flavor_id, new_flavor_id, old_flavor_int, new_flavor_int,
+           pre_vm_state, host, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(r.serverId, r.projectId, r.status, r.oldFlavorId, r.newFlavorId, rowid(r.oldFlavorId), rowid(r.newFlavorId), r.preVmState, r.host, now, now)
+        .lastInsertRowid,
+    );
+    return this.sql<Resize>(`SELECT ${COLS} FROM server_migrations WHERE id = ?`).get(id)!;
+  }
+
+  /** The resize a VERIFY_RESIZE server waits on. */
+  pending(serverId: string): Resize {
+    const r = this.sql<Resize>(`SELECT ${COLS} FROM server_migrations WHERE server_id = ? AND status = 'finished' ORDER BY id DESC LIMIT 1`).get(serverId);
+    if (!r) throw new NotFound(`Migration for instance ${serverId} could not be found`);
+    return r;
+  }
+
+  setStatus(id: number, status: ResizeStatus): void {
+    this.sql('UPDATE server_migrations SET status = ?, updated_at = ? WHERE id = ?').run(status, nowIso(), id);
+  }
+
+  list(filter: { projectId?: string; serverId?: string } = {}): Resize[] {
+    return this.sql<Resize>(
+      `SELECT ${COLS} FROM server_migrations WHERE (@p IS NULL OR project_id = @p) AND (@s IS NULL OR server_id = @s) ORDER BY id DESC`,
+    ).all({ p: filter.projectId ?? null, s: filter.serverId ?? null });
+  }
+}
