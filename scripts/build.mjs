@@ -3,26 +3,39 @@
 // (no ESM loader, no resolution per chunk), and bin/novabox adds a V8 code cache.
 import { build } from 'esbuild';
 import { readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 /**
- * commander requires node:child_process at load time (for executable subcommands, which
- * novabox does not use); that pulls in net and stream: ~5 ms on every start. Give it a
- * stand-in that loads the real module only if one of its functions is ever called.
+ * node:child_process (with net and dgram behind it) and node:zlib load in ~2-4 ms per
+ * start, yet most commands never call them: commander requires child_process at load
+ * time (for executable subcommands, which novabox does not use), the image modules for
+ * GNU tar and gunzip on import paths only. Every importer gets a stand-in that loads the
+ * real module when one of its functions is first used. Named imports only (esbuild reads
+ * `mod.fn` at the call), which is how src/ imports them.
  */
-const lazyChildProcessForCommander = {
-  name: 'lazy-child-process-for-commander',
+const LAZY_BUILTINS = /^(node:)?(child_process|zlib)$/;
+const lazyBuiltins = {
+  name: 'lazy-builtins',
   setup(b) {
-    b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
-      /commander/.test(args.importer) ? { path: 'lazy-child-process', namespace: 'novabox-lazy' } : undefined,
+    b.onResolve({ filter: LAZY_BUILTINS }, (args) =>
+      // the stand-in's own require is the real module
+      args.namespace === 'novabox-lazy' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'novabox-lazy' },
     );
-    b.onLoad({ filter: /.*/, namespace: 'novabox-lazy' }, () => ({
-      contents:
-        "module.exports = new Proxy({}, { get: (_, key) => require('node:child_process')[key] });",
-      loader: 'js',
-    }));
+    // an ES module of one forwarding function per function the real module exports (its
+    // other exports are left out: importing one fails the build, it does not go wrong later)
+    b.onLoad({ filter: /.*/, namespace: 'novabox-lazy' }, (args) => {
+      const real = createRequire(import.meta.url)(`node:${args.path}`);
+      const names = Object.keys(real).filter((k) => typeof real[k] === 'function' && /^[A-Za-z_$][\w$]*$/.test(k));
+      return {
+        contents:
+          `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
+          names.map((k) => `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target) : load().${k}.apply(this, a); }`).join('\n'),
+        loader: 'js',
+      };
+    });
   },
 };
 
@@ -49,14 +62,14 @@ const common = {
 
 await build({
   ...common,
-  plugins: [lazyChildProcessForCommander],
+  plugins: [lazyBuiltins],
   entryPoints: ['src/api/serve.ts'],
   outfile: 'dist/novabox-api.cjs',
   external: ['koffi', 'tar', '*.node'],
 });
 
 await build({
-  plugins: [lazyChildProcessForCommander, apiBundleApart],
+  plugins: [lazyBuiltins, apiBundleApart],
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/novabox.cjs',
   bundle: true,
