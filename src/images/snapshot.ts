@@ -51,13 +51,16 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     throw new Conflict(`server "${s.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be snapshotted`);
   }
   const store = compute.store;
-  const cur = store.servers.transition(s.id, {
-    from: ['active', 'stopped', 'paused', 'suspended'],
-    action: 'createImage',
-    to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 },
+  // one commit for the claim on the server and its instance action (a cold CLI pays per commit)
+  const { cur, event } = store.tx(() => {
+    const cur = store.servers.transition(s.id, {
+      from: ['active', 'stopped', 'paused', 'suspended'],
+      action: 'createImage',
+      to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 },
+    });
+    const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
+    return { cur, event: store.actions.event(action.id, 'compute_snapshot_instance') };
   });
-  const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
-  const event = store.actions.event(action.id, 'compute_snapshot_instance');
   const finish = () => store.servers.update(s.id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
   let rec: ImageRecord | undefined;
   const staging = new Staging('snap');
@@ -69,9 +72,13 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
         hint: `rebuild the server on an image of the store first ("novabox server rebuild --image IMAGE ${cur.name}")`,
       });
     }
-    rec = images.snapshotRecord(req.name, base, cur, caller, req.properties ?? {});
+    // the record and its claim (saving, owned by this process) in one commit
+    rec = store.tx(() => {
+      const r = images.snapshotRecord(req.name, base, cur, caller, req.properties ?? {});
+      images.markSaving(r.id);
+      return r;
+    });
     req.onRecord?.(rec);
-    images.markSaving(rec.id);
     trace('snapshot claimed');
     const facts = compute.facts(s.id);
     const mirror = hasGnuTar() ? null : staging.newDir();
@@ -95,11 +102,14 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
       thaw();
     }
     trace('packed');
-    const img = images.commitSnapshot(rec.id, base, { ...packed, dir: mirror ?? undefined });
+    // the image active, the action's outcome and the server's task cleared: one commit
+    const img = store.tx(() => {
+      const img = images.commitSnapshot(rec!.id, base, { ...packed, dir: mirror ?? undefined });
+      event('Success');
+      finish();
+      return img;
+    });
     trace('committed');
-    event('Success');
-    finish();
-    trace('server task finished');
     return img;
   } catch (err) {
     event('Error', (err as Error).message);
