@@ -14,7 +14,7 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
   let root: string;
   let removeRoot: () => void;
   let before: Census;
-  const nb = (args: string[], opts: { input?: string } = {}) => runCli(args, { root, ...opts });
+  const nb = (args: string[], opts: { input?: string; timeoutMs?: number } = {}) => runCli(args, { root, ...opts });
   const show = async (name: string) => {
     const r = await nb(['server', 'show', name, '-f', 'json']);
     expect(r.stderr).toBe('');
@@ -41,7 +41,7 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
       stateFiles: before.stateFiles.filter((f) => !f.startsWith('servers/')),
     });
     expect(existsSync(`${root}/servers`) ? readdirSync(`${root}/servers`) : []).toEqual([]);
-  });
+  }, 180_000); // a failed test may leave many servers; the TCG guest deletes them slowly
 
   it('lists the default flavors', async () => {
     const r = await nb(['flavor', 'list', '-f', 'json']);
@@ -211,17 +211,17 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
 
   it('20 concurrent creates give 20 distinct ACTIVE servers; 20 concurrent deletes leave nothing', async () => {
     const creates = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', `c${i}`, '-f', 'json'])),
+      Array.from({ length: 20 }, (_, i) => nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', `c${i}`, '-f', 'json'], { timeoutMs: 150_000 })),
     );
     for (const c of creates) expect(c.exitCode, c.stderr).toBe(0);
     const ids = new Set(creates.map((c) => JSON.parse(c.stdout).id));
     expect(ids.size).toBe(20);
     const list = JSON.parse((await nb(['server', 'list', '--status', 'ACTIVE', '-f', 'json'])).stdout);
     expect(list).toHaveLength(20);
-    const deletes = await Promise.all([...ids].map((id) => nb(['server', 'delete', '--wait', id])));
+    const deletes = await Promise.all([...ids].map((id) => nb(['server', 'delete', '--wait', id], { timeoutMs: 150_000 })));
     for (const d of deletes) expect(d.exitCode, d.stderr).toBe(0);
     expect(JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout)).toEqual([]);
-  }, 120_000);
+  }, 360_000); // 20 at once on 2 CPUs: seconds here, minutes in the TCG guest
 
   it('-c selects columns and YAML output parses as mappings', async () => {
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'fmt']);

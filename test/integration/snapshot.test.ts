@@ -176,8 +176,10 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     for (let i = 0; i < 6; i++) sh('dd', ['if=/dev/urandom', `of=${join(up, `root/big${i}`)}`, 'bs=1M', 'count=40', 'status=none']);
     writeFileSync(join(up, 'root/marker'), 'm\n');
     const child = spawn(process.execPath, [BIN, 'server', 'image', 'create', '--name', 'ksnap', 'k1'], { env: cliEnv(root), stdio: 'ignore' });
-    for (let i = 0; i < 400; i++) {
-      if (existsSync(join(root, 'tmp')) && readdirSync(join(root, 'tmp')).some((d) => d.startsWith('snap-'))) break;
+    // until the snapshot is under way: by the clock, since a cold CLI takes ~50 ms here and seconds in the TCG guest
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(join(root, 'tmp')) && readdirSync(join(root, 'tmp')).some((d) => d.startsWith('snap-')))) {
+      if (Date.now() > deadline) throw new Error('the snapshot never started packing');
       await new Promise((r) => setTimeout(r, 2));
     }
     await new Promise((r) => setTimeout(r, 15));
