@@ -11,16 +11,16 @@ export interface Serve {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-export function startServe(root: string, env: NodeJS.ProcessEnv = {}): Promise<Serve> {
+export function startServe(root: string, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<Serve> {
   return new Promise((done, fail) => {
-    const proc = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0'], { env: cliEnv(root, env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', ...extraArgs], { env: cliEnv(root, env), stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let url: string | undefined;
     const timer = setTimeout(() => fail(new Error(`serve did not start in 20 s:\n${out}`)), 20_000);
     const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
     const onData = (d: Buffer) => {
       out += d;
-      const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      const m = /listening on (https?:\/\/127\.0\.0\.1:\d+)/.exec(out);
       if (m && !url) {
         url = m[1]!;
         clearTimeout(timer);
