@@ -1,15 +1,14 @@
 /** POST /servers/{id}/action: one compute call per Nova action; long ones finish in the background. */
 import type { FastifyInstance } from 'fastify';
-import { BadRequest, Conflict, NotFound } from '../../errors.js';
+import { BadRequest, Conflict } from '../../errors.js';
 import type { Caller } from '../../compute/servers.js';
 import type { Server } from '../../store/servers.js';
 import { ApiError } from '../faults.js';
 import { baseUrl, requireAdmin } from '../server.js';
-import { int, ipAddress, isObject, isUuid, metadata, onlyKeys, refId, str } from '../validate.js';
-import type { GlanceImage } from '../image/catalog.js';
+import { int, ipAddress, isObject, metadata, onlyKeys, str } from '../validate.js';
 import { serverBasic } from './views.js';
 import { primeCgroupAttach } from './prime.js';
-import { type ComputeCtx, type Req, claimed, newAdminPass } from './context.js';
+import { type ComputeCtx, type Req, claimed, imageOfRef, newAdminPass } from './context.js';
 
 export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
   const { deps, compute, store, log, blocking, caller, server, viewCtx, flavorFor } = ctx;
@@ -71,15 +70,7 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute rebuild. Expected {"imageRef": "<image id>"}');
         onlyKeys(arg, 'rebuild', ['imageRef', 'name', 'metadata', 'adminPass', 'accessIPv4', 'accessIPv6', 'OS-DCF:diskConfig', 'preserve_ephemeral']);
         const ref = str(arg, 'imageRef', { required: true, min: 1 })!;
-        const imageId = refId(ref);
-        if (!isUuid(imageId)) throw new BadRequest(`Invalid input for field/attribute imageRef. Value: ${ref}. '${ref}' is not a 'uuid'`);
-        let image: GlanceImage;
-        try {
-          image = deps.images.show(imageId, c);
-        } catch (err) {
-          if (err instanceof NotFound) throw new BadRequest(`Image ${imageId} could not be found.`);
-          throw err;
-        }
+        const image = imageOfRef(deps, ref, c);
         const name = str(arg, 'name', { min: 1, max: 255 });
         const meta = metadata(arg, 'metadata');
         const v4 = ipAddress(arg, 'accessIPv4', 4);

@@ -7,8 +7,8 @@ import type { Flavor } from '../../store/flavors.js';
 import { novaAddresses } from '../../compute/addresses.js';
 import { ApiError } from '../faults.js';
 import { baseUrl, callerOf, type ApiDeps } from '../server.js';
-import { isObject, refId, type Json } from '../validate.js';
-import { imageIdOfServer } from '../image/catalog.js';
+import { isObject, isUuid, refId, type Json } from '../validate.js';
+import { imageIdOfServer, type GlanceImage } from '../image/catalog.js';
 import type { ServerViewContext } from './views.js';
 import { QUOTAS } from './limits.js';
 import { inlineRunner } from './blocking.js';
@@ -108,4 +108,19 @@ export function newAdminPass(): string {
   const bytes = new Uint8Array(12);
   crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => abc[b % abc.length]).join('');
+}
+
+/**
+ * The image an `imageRef` names (create, rebuild): a uuid or an image URL ending in one,
+ * visible to the caller; Nova answers 400, not 404, for a missing image.
+ */
+export function imageOfRef(deps: ApiDeps, ref: string, caller: Caller): GlanceImage {
+  const imageId = refId(ref);
+  if (!isUuid(imageId)) throw new BadRequest(`Invalid input for field/attribute imageRef. Value: ${ref}. '${ref}' is not a 'uuid'`);
+  try {
+    return deps.images.show(imageId, caller);
+  } catch (err) {
+    if (err instanceof NotFound) throw new BadRequest(`Image ${imageId} could not be found.`);
+    throw err;
+  }
 }

@@ -6,11 +6,11 @@ import { trace } from '../../util/trace.js';
 import { ApiError } from '../faults.js';
 import { baseUrl, requireAdmin } from '../server.js';
 import { bool, int, ipAddress, isObject, isUuid, metadata, onlyKeys, refId, str, wrapped, type Json } from '../validate.js';
-import { imageIdOfServer, type GlanceImage } from '../image/catalog.js';
+import { imageIdOfServer } from '../image/catalog.js';
 import { actionView, eventView, serverBasic, serverBrief, serverDetail } from './views.js';
 import { QUOTAS } from './limits.js';
 import { primeCgroupAttach } from './prime.js';
-import { type ComputeCtx, type Req, inBackground, wrappedAny, newAdminPass, checkMetaCount } from './context.js';
+import { type ComputeCtx, type Req, imageOfRef, inBackground, wrappedAny, newAdminPass, checkMetaCount } from './context.js';
 
 export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
   const { deps, compute, store, log, blocking, caller, server, viewCtx, flavorFor } = ctx;
@@ -77,16 +77,8 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const name = str(b, 'name', { required: true, min: 1, max: 255 })!;
     if (name.trim() === '') throw new BadRequest("Invalid input for field/attribute name. An empty name or one of only white space is not allowed");
     const imageRef = str(b, 'imageRef', { required: true, min: 1 })!;
-    const imageId = refId(imageRef);
-    if (!isUuid(imageId)) throw new BadRequest(`Invalid input for field/attribute imageRef. Value: ${imageRef}. '${imageRef}' is not a 'uuid'`);
-    let image: GlanceImage;
-    try {
-      image = deps.images.show(imageId, c);
-    } catch (err) {
-      if (err instanceof NotFound) throw new BadRequest(`Image ${imageId} could not be found.`);
-      throw err;
-    }
-    if (image.status !== 'active') throw new BadRequest(`Image ${imageId} is not active.`);
+    const image = imageOfRef(deps, imageRef, c);
+    if (image.status !== 'active') throw new BadRequest(`Image ${image.id} is not active.`);
     const flavorRef = b.flavorRef;
     if (typeof flavorRef !== 'string' && typeof flavorRef !== 'number') throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
     const flavor = flavorFor(String(flavorRef), c, true);

@@ -27,19 +27,8 @@ export interface GlanceImage {
   properties: Record<string, string>;
 }
 
-export interface ImageCaller {
-  projectId: string;
-  userId: string;
-  isAdmin: boolean;
-}
-
-export interface ImageFilters {
-  name?: string;
-  status?: string;
-  visibility?: GlanceImage['visibility'] | 'all';
-  owner?: string;
-  properties?: Record<string, string>;
-}
+import type { ImageCaller, ImageFilters } from '../../images/service.js';
+export type { ImageCaller, ImageFilters };
 
 export interface CreateImageRequest {
   name: string;
