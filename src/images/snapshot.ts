@@ -63,7 +63,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
   });
   const finish = () => store.servers.update(s.id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
   let rec: ImageRecord | undefined;
-  const staging = new Staging('snap');
+  let staging: Staging | undefined;
   try {
     // a server of the built-in image made before the image store existed: record busybox now
     const base = images.repo.get(cur.imageRef) ?? images.repo.byName(cur.imageName) ?? (cur.imageName === 'busybox' ? images.ensureBuiltin() : undefined);
@@ -79,6 +79,8 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
       return r;
     });
     req.onRecord?.(rec);
+    // made after the claim: a staging dir of a snapshot always has its (saving) record
+    staging = new Staging('snap');
     trace('snapshot claimed');
     const facts = compute.facts(s.id);
     const mirror = hasGnuTar() ? null : staging.newDir();
@@ -118,6 +120,6 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     if (rec) images.failSnapshot(rec.id);
     throw err;
   } finally {
-    staging.remove();
+    staging?.remove();
   }
 }
