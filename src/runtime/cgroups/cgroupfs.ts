@@ -210,13 +210,17 @@ function pruneParent(dir: string, io: CgroupIo): void {
   }
 }
 
-/** Run fn again when a level it needs vanished under it (a parent pruned concurrently). */
+/**
+ * Run fn again when a level it needs vanished under it (a parent pruned concurrently):
+ * ENOENT once it is gone, ENODEV while the kernel is still removing it (a write to the
+ * cgroup.subtree_control of a dying cgroup; seen with 30 concurrent creates on v2).
+ */
 export function retryVanished<T>(fn: () => T, attempts = 5): T {
   for (let i = 1; ; i++) {
     try {
       return fn();
     } catch (err) {
-      if (i >= attempts || !isErrno(err, 'ENOENT')) throw err;
+      if (i >= attempts || !(isErrno(err, 'ENOENT') || isErrno(err, 'ENODEV'))) throw err;
     }
   }
 }
