@@ -11,6 +11,7 @@
 // until ACTIVE; every server made is deleted before exit (also on error), then the list
 // must be empty. NETWORKS=none (default, as the anchors) or auto (the bridge network).
 // Output: one line "<metric> <label> key=value ...".
+import { scopedToken } from './api-token.mjs';
 const [mode, base, user, password, nArg, clientsArg] = process.argv.slice(2);
 const N = Math.min(Number(nArg ?? 20), 1000);
 const CLIENTS = Math.min(Number(clientsArg ?? 8), 64);
@@ -24,22 +25,7 @@ if (!['latency', 'throughput'].includes(mode) || !base || !user || !password) {
   process.exit(2);
 }
 
-async function token() {
-  const r = await fetch(`${base}/identity/v3/auth/tokens`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      auth: {
-        identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } },
-        scope: { project: { name: 'admin', domain: { name: 'Default' } } },
-      },
-    }),
-  });
-  if (r.status !== 201) throw new Error(`token: HTTP ${r.status}`);
-  return r.headers.get('x-subject-token');
-}
-
-const tok = await token();
+const tok = await scopedToken(base, user, password);
 const H = { 'x-auth-token': tok, 'content-type': 'application/json' };
 const made = new Set();
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -11,6 +11,7 @@
 //              "active": the time from sending the POST to seeing it active
 // then (untimed) the image is deleted (DELETE /image/v2/images/{id}) and the tar removed.
 // Output: "snapshot_ms <label> n= median= min= max=" for both, and the paired ratio.
+import { scopedToken } from './api-token.mjs';
 import { spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 
@@ -23,22 +24,7 @@ if (!base || !user || !password || !serverId || !upper || !out) {
   process.exit(2);
 }
 
-async function token() {
-  const r = await fetch(`${base}/identity/v3/auth/tokens`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      auth: {
-        identity: { methods: ['password'], password: { user: { name: user, domain: { name: 'Default' }, password } } },
-        scope: { project: { name: 'admin', domain: { name: 'Default' } } },
-      },
-    }),
-  });
-  if (r.status !== 201) throw new Error(`token: HTTP ${r.status}`);
-  return r.headers.get('x-subject-token');
-}
-
-const H = { 'x-auth-token': await token(), 'content-type': 'application/json' };
+const H = { 'x-auth-token': await scopedToken(base, user, password), 'content-type': 'application/json' };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const made = new Set();
 

@@ -27,28 +27,8 @@ export interface GlanceImage {
   properties: Record<string, string>;
 }
 
-import type { ImageCaller, ImageFilters } from '../../images/service.js';
-export type { ImageCaller, ImageFilters };
-
-export interface CreateImageRequest {
-  name: string;
-  id?: string;
-  visibility?: GlanceImage['visibility'];
-  diskFormat?: string;
-  containerFormat?: string;
-  properties?: Record<string, string>;
-  tags?: string[];
-  minDisk?: number;
-  minRam?: number;
-  protected?: boolean;
-}
-
-export type ImagePatch = Partial<Pick<GlanceImage, 'name' | 'visibility' | 'protected' | 'minDisk' | 'minRam' | 'tags'>> & {
-  diskFormat?: string;
-  containerFormat?: string;
-  properties?: Record<string, string>;
-  removeProperties?: string[];
-};
+import type { CreateImageRequest, ImageCaller, ImageFilters, ImagePatch } from '../../images/service.js';
+export type { CreateImageRequest, ImageCaller, ImageFilters, ImagePatch };
 
 export interface ImageBackend {
   /** the images a caller may see (Glance's visibility rules) */
