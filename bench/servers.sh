@@ -39,10 +39,9 @@
 set -o pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/.." && pwd))
-SHARED_DIR=${SHARED_DIR:-$REPO/../shared}
-ANCHORS=$SHARED_DIR/bench/anchors
-NOVABOX=$REPO/bin/novabox
+# REPO, SHARED_DIR, ANCHORS, NOVABOX, cpu_stat and the other helpers of this folder
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 [ -f "$ANCHORS/lib.sh" ] || { echo "# FATAL: no $ANCHORS/lib.sh (set SHARED_DIR)" >&2; exit 1; }
 # The anchors' helpers: log/die, stats, paired_ratio, elapsed_ms, settle_mem, used_kb,
 # kernel_kb, pid_list, rss_pss_kb (the memory method of density.sh). It also unsets
@@ -262,7 +261,6 @@ wait_for_quiet() {
   done
   QUIET_NOTE="quiet after waiting ${i}s"
 }
-cpu_stat() { awk '/^cpu /{ print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6 }' /proc/stat; }
 # watcher: every 5 s, the 1-min load and whether a qemu-system / other benchmark runs
 watch_start() {
   cpu_stat >"$W/cpu0"

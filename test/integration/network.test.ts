@@ -258,10 +258,10 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
     }
   });
 
-  it('refuses a subnet that overlaps a host route, in one line, and creates nothing', async () => {
+  it('refuses a subnet that overlaps a host route, in one line, and creates nothing', async ({ skip }) => {
     const route = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/))
       .find((f) => f.length >= 8 && f[7] !== '00000000' && !/^(nbt|novabox)/.test(f[0])); // not another test root's bridge: it may go away
-    if (!route) return; // a host with only a default route has nothing to clash with
+    if (!route) return skip('this host has only a default route: nothing to clash with'); // reported as skipped, not passed
     const le = (hex: string) => Buffer.from(hex, 'hex').reverse();
     const dest = [...le(route[1])].join('.');
     const bits = le(route[7]).readUInt32BE(0).toString(2).replace(/0+$/, '').length;
