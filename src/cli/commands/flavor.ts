@@ -15,7 +15,7 @@ function nonNegative(name: string) {
 export function register(program: Command, ctx: CliContext): void {
   const flavor = program
     .command('flavor')
-    .description('flavors: vcpus -> CPU quota, ram -> memory limit (swap off); disk is recorded, not enforced yet');
+    .description('flavors: vcpus -> CPU quota, ram -> memory limit (swap off); disk sizes the tmpfs of --ephemeral servers, not yet a disk-backed writable layer');
 
   const list = flavor.command('list').description('list flavors').option('--long', 'more columns').option('--all', 'include private flavors');
   addOutputOptions(list, 'list');
