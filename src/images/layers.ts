@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import {
-  closeSync, createReadStream, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync,
+  closeSync, createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -359,70 +359,36 @@ export interface PackedLayer {
 /**
  * Pack a directory in overlay form (a server's upper dir, an extracted rootfs) into an
  * uncompressed OCI layer tar (native-bindings/src/layer.c), optionally mirroring it into
- * `mirror` as a lowerdir-ready copy. The digest is taken from the written file.
+ * `mirror` as a lowerdir-ready copy. The diff id is the sha256 the packer computes over
+ * every byte it writes, in the same pass (the tar is never read back).
  */
-export function packLayer(src: string, blobFile: string, mirror: string | null, syncfs: boolean, between?: () => void): PackedLayer {
-  const fd = openSync(blobFile, 'wx+', 0o644);
+export function packLayer(src: string, blobFile: string, mirror: string | null, syncfs: boolean): PackedLayer {
+  const fd = openSync(blobFile, 'wx', 0o644);
   try {
-    let size: number;
-    try {
-      size = native.layerPack(src, fd, mirror, syncfs && process.env.NBX_NOSYNC !== '1');
-      trace('layer packed');
-    } finally {
-      between?.();
-    }
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(4 << 20);
-    for (let off = 0; off < size; ) {
-      const n = readSync(fd, buf, 0, Math.min(buf.length, size - off), off);
-      if (n <= 0) break;
-      hash.update(n === buf.length ? buf : buf.subarray(0, n));
-      off += n;
-    }
-    trace('layer hashed');
-    return { diffId: `sha256:${hash.digest('hex')}`, blobFile, size };
+    const r = native.layerPack(src, fd, mirror, syncfs);
+    trace('layer packed and hashed');
+    return { diffId: `sha256:${r.sha256}`, blobFile, size: r.size };
   } finally {
     closeSync(fd);
   }
 }
 
 /**
- * packLayer with the digest taken while the tar is written: the packer runs on a pool
- * thread and this thread hashes the file up to its current length (the packer only
- * appends), so hashing overlaps packing on a second core. `between` runs as soon as the
- * packer returns (the snapshot thaws the server there).
+ * packLayer on a thread of the libuv pool, so the event loop stays free (a snapshot
+ * through `novabox serve` answers other requests meanwhile). `between` runs as soon as
+ * the packer returns, success or not (the snapshot thaws the server there).
  */
-export async function packLayerHashing(src: string, blobFile: string, mirror: string | null, syncfs: boolean, between?: () => void): Promise<PackedLayer> {
-  const fd = openSync(blobFile, 'wx+', 0o644);
+export async function packLayerAsync(src: string, blobFile: string, mirror: string | null, syncfs: boolean, between?: () => void): Promise<PackedLayer> {
+  const fd = openSync(blobFile, 'wx', 0o644);
   try {
-    let size = -1;
-    let failure: unknown;
-    const job = native.layerPackAsync(src, fd, mirror, syncfs).then(
-      (n) => { size = n; },
-      (e) => { failure = e; },
-    ).finally(() => between?.());
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(4 << 20);
-    let off = 0;
-    for (;;) {
-      const limit = size >= 0 ? size : fstatSync(fd).size;
-      if (off < limit) {
-        const n = readSync(fd, buf, 0, Math.min(buf.length, limit - off), off);
-        if (n > 0) {
-          hash.update(n === buf.length ? buf : buf.subarray(0, n));
-          off += n;
-          continue;
-        }
-      }
-      if (failure) throw failure;
-      if (size >= 0 && off >= size) break;
-      // nothing new yet: sleep rather than spin (a spinning loop starves the packer on a busy host)
-      await new Promise((r) => setTimeout(r, 1));
+    let r: native.PackResult;
+    try {
+      r = await native.layerPackAsync(src, fd, mirror, syncfs);
+    } finally {
+      between?.();
     }
-    await job;
-    if (failure) throw failure;
     trace('layer packed and hashed');
-    return { diffId: `sha256:${hash.digest('hex')}`, blobFile, size };
+    return { diffId: `sha256:${r.sha256}`, blobFile, size: r.size };
   } finally {
     closeSync(fd);
   }

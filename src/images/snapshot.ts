@@ -18,7 +18,7 @@ import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../runtime/server.js';
 import { readProcStart } from '../runtime/proc.js';
 import { trace } from '../util/trace.js';
-import { Staging, packLayerHashing } from './layers.js';
+import { Staging, packLayerAsync } from './layers.js';
 import type { ImageRecord } from './records.js';
 import type { ImageCaller, ImageService } from './service.js';
 
@@ -99,7 +99,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     try {
       // the tar only: the layer's directory is made from it on first boot (materialize.ts),
       // which extracts with GNU tar; without it (busybox-only systems) the copy is made now
-      packed = await packLayerHashing(serverDirs(s.id).upper, staging.path('blob'), mirror, true, thaw);
+      packed = await packLayerAsync(serverDirs(s.id).upper, staging.path('blob'), mirror, true, thaw);
     } finally {
       thaw();
     }

@@ -55,8 +55,8 @@ interface Bindings {
   nb_recv_fd: (sock: number) => number;
   nb_cgroup_devices: (dir: string) => number;
   nb_abi_version: () => number;
-  nb_layer_pack: ((src: string, tarFd: number, mirror: string | null, syncfs: number, err: Buffer, errLen: number) => number | bigint) & {
-    async: (src: string, tarFd: number, mirror: string | null, syncfs: number, err: Buffer, errLen: number, cb: (e: unknown, n: number | bigint) => void) => void;
+  nb_layer_pack_hashed: ((src: string, tarFd: number, mirror: string | null, syncfs: number, digest: Buffer, err: Buffer, errLen: number) => number | bigint) & {
+    async: (src: string, tarFd: number, mirror: string | null, syncfs: number, digest: Buffer, err: Buffer, errLen: number, cb: (e: unknown, n: number | bigint) => void) => void;
   };
   nb_layer_whiteout: (path: string) => number;
   nb_layer_set_opaque: (dir: string) => number;
@@ -129,7 +129,7 @@ function bind(): Bindings {
     nb_recv_fd: lib.func('int nb_recv_fd(int sock)'),
     nb_cgroup_devices: lib.func('int nb_cgroup_devices(const char *dir)'),
     nb_abi_version: abi,
-    nb_layer_pack: lib.func('int64_t nb_layer_pack(const char *src, int tarfd, const char *mirror, int do_syncfs, char *err, uint32_t errlen)'),
+    nb_layer_pack_hashed: lib.func('int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen)'),
     nb_layer_whiteout: lib.func('int nb_layer_whiteout(const char *path)'),
     nb_layer_set_opaque: lib.func('int nb_layer_set_opaque(const char *dir)'),
     waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
@@ -225,22 +225,34 @@ export function cgroupDevices(dir: string): void {
  * (whiteouts converted), optionally mirroring it into `mirror` (an empty directory).
  * syncfs first when asked. Returns the tar's length.
  */
-export function layerPack(src: string, tarFd: number, mirror: string | null, syncfs: boolean): number {
-  const err = Buffer.alloc(1024);
-  const n = Number(bind().nb_layer_pack(src, tarFd, mirror, syncfs ? 1 : 0, err, err.length));
-  if (n < 0) throw new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`);
-  return n;
+/** A packed layer tar: its size and the sha256 of its bytes (hex), computed while writing. */
+export interface PackResult {
+  size: number;
+  sha256: string;
 }
 
-/** layerPack on a thread of the libuv pool: the caller's thread stays free (to hash the tar as it grows). */
-export function layerPackAsync(src: string, tarFd: number, mirror: string | null, syncfs: boolean): Promise<number> {
+/**
+ * Pack a directory in overlay form into an OCI layer tar on tarFd (from offset 0),
+ * hashing it in the same pass (native-bindings/src/layer.c); optionally mirror it.
+ */
+export function layerPack(src: string, tarFd: number, mirror: string | null, syncfs: boolean): PackResult {
   const err = Buffer.alloc(1024);
+  const digest = Buffer.alloc(32);
+  const n = Number(bind().nb_layer_pack_hashed(src, tarFd, mirror, syncfs ? 1 : 0, digest, err, err.length));
+  if (n < 0) throw new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`);
+  return { size: n, sha256: digest.toString('hex') };
+}
+
+/** layerPack on a thread of the libuv pool: the event loop stays free (serve answers meanwhile). */
+export function layerPackAsync(src: string, tarFd: number, mirror: string | null, syncfs: boolean): Promise<PackResult> {
+  const err = Buffer.alloc(1024);
+  const digest = Buffer.alloc(32);
   return new Promise((resolve, reject) => {
-    bind().nb_layer_pack.async(src, tarFd, mirror, syncfs ? 1 : 0, err, err.length, (e, r) => {
+    bind().nb_layer_pack_hashed.async(src, tarFd, mirror, syncfs ? 1 : 0, digest, err, err.length, (e, r) => {
       if (e) return reject(e);
       const n = Number(r);
       if (n < 0) reject(new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`));
-      else resolve(n);
+      else resolve({ size: n, sha256: digest.toString('hex') });
     });
   });
 }

@@ -4,6 +4,7 @@
  * snapshot command killed with SIGKILL. Census checked after every test.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -89,6 +90,8 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     expect(existsSync(layerDir)).toBe(!hasGnuTar());
     // the blob is an OCI layer: OCI whiteouts
     const blob = join(root, 'blobs/sha256', layers[1].slice(7));
+    // keyed by its diff id: the sha256 the packer computed while writing is the file's
+    expect(`sha256:${createHash('sha256').update(readFileSync(blob)).digest('hex')}`).toBe(layers[1]);
     const names = sh('tar', ['-tf', blob]).split('\n');
     expect(names).toEqual(expect.arrayContaining(['etc/.wh.hosts', '.wh.var', 'srv/app/a-link']));
     // a server from the snapshot: the same tree
