@@ -51,33 +51,34 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     throw new Conflict(`server "${s.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be snapshotted`);
   }
   const store = compute.store;
-  // one commit for the claim on the server and its instance action (a cold CLI pays per commit)
-  const { cur, event } = store.tx(() => {
+  const baseOf = (srv: { imageRef: string; imageName: string }) => images.repo.get(srv.imageRef) ?? images.repo.byName(srv.imageName);
+  // a server of the built-in image made before the image store existed: record busybox
+  // now, outside the claim's transaction (it packs a layer)
+  if (!baseOf(s) && s.imageName === 'busybox') images.ensureBuiltin();
+  // ONE commit for the claim on the server, its instance action and the new image's
+  // record, saving and owned by this process (a cold CLI pays per commit). Anything
+  // refused here (busy server, taken or bad name, base not in the store) changes nothing.
+  const { cur, base, event, rec } = store.tx(() => {
     const cur = store.servers.transition(s.id, {
       from: ['active', 'stopped', 'paused', 'suspended'],
       action: 'createImage',
       to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 },
     });
-    const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
-    return { cur, event: store.actions.event(action.id, 'compute_snapshot_instance') };
-  });
-  const finish = () => store.servers.update(s.id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
-  let rec: ImageRecord | undefined;
-  let staging: Staging | undefined;
-  try {
-    // a server of the built-in image made before the image store existed: record busybox now
-    const base = images.repo.get(cur.imageRef) ?? images.repo.byName(cur.imageName) ?? (cur.imageName === 'busybox' ? images.ensureBuiltin() : undefined);
+    const base = baseOf(cur);
     if (!base || base.status !== 'active') {
       throw new Conflict(`the image of server "${cur.name}" (${cur.imageName}) is not in the image store: it cannot be snapshotted`, {
         hint: `rebuild the server on an image of the store first ("novabox server rebuild --image IMAGE ${cur.name}")`,
       });
     }
-    // the record and its claim (saving, owned by this process) in one commit
-    rec = store.tx(() => {
-      const r = images.snapshotRecord(req.name, base, cur, caller, req.properties ?? {});
-      images.markSaving(r.id);
-      return r;
-    });
+    const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
+    const event = store.actions.event(action.id, 'compute_snapshot_instance');
+    const rec = images.snapshotRecord(req.name, base, cur, caller, req.properties ?? {});
+    images.markSaving(rec.id);
+    return { cur, base, event, rec };
+  });
+  const finish = () => store.servers.update(s.id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
+  let staging: Staging | undefined;
+  try {
     req.onRecord?.(rec);
     // made after the claim: a staging dir of a snapshot always has its (saving) record
     staging = new Staging('snap');
@@ -106,7 +107,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     trace('packed');
     // the image active, the action's outcome and the server's task cleared: one commit
     const img = store.tx(() => {
-      const img = images.commitSnapshot(rec!.id, base, { ...packed, dir: mirror ?? undefined });
+      const img = images.commitSnapshot(rec.id, base, { ...packed, dir: mirror ?? undefined });
       event('Success');
       finish();
       return img;
@@ -114,10 +115,12 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     trace('committed');
     return img;
   } catch (err) {
-    event('Error', (err as Error).message);
-    finish();
-    // bad input (a taken name) leaves nothing; a failure while saving leaves a killed image, as Glance does
-    if (rec) images.failSnapshot(rec.id);
+    // a failure while saving leaves a killed image, as Glance does
+    store.tx(() => {
+      event('Error', (err as Error).message);
+      finish();
+      images.failSnapshot(rec.id);
+    });
     throw err;
   } finally {
     staging?.remove();

@@ -107,7 +107,13 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     expect(s2.stdout).toBe('active\n');
     expect(await exec('dst1', 'echo ok')).toBe('ok\n');
     expect((await nb(['image', 'delete', 'snap1'])).exitCode).toBe(4);
+    // refused input changes nothing: no new instance action, no task left on the server
+    const eventCount = async () => (JSON.parse((await nb(['server', 'event', 'list', 'src1', '-f', 'json'])).stdout) as unknown[]).length;
+    const actionsBefore = await eventCount();
     expect((await nb(['server', 'image', 'create', '--name', 'snap2', 'src1'])).exitCode).toBe(4); // name taken
+    expect((await nb(['server', 'image', 'create', '--name', 'Bad/Name', 'src1'])).exitCode).toBe(2);
+    expect(await eventCount()).toBe(actionsBefore);
+    expect(JSON.parse((await nb(['server', 'show', 'src1', '-f', 'json'])).stdout)).toMatchObject({ 'OS-EXT-STS:task_state': null });
     expect((await nb(['server', 'image', 'create', '--name', 'x', 'nosuch'])).exitCode).toBe(3);
   }, 120_000);
 
