@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "novabox.h"
 #include "sha256.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -162,4 +163,12 @@ void nb_sha256_final(struct nb_sha256 *h, uint8_t out[32]) {
 		out[4 * i + 2] = (uint8_t)(h->s[i] >> 8);
 		out[4 * i + 3] = (uint8_t)h->s[i];
 	}
+}
+
+/* The whole-buffer form, for the TypeScript side (src/sys/native.ts sha256Hex). */
+NB_API void nb_sha256(const uint8_t *data, size_t len, uint8_t *out) {
+	struct nb_sha256 h;
+	nb_sha256_init(&h);
+	nb_sha256_update(&h, data, len);
+	nb_sha256_final(&h, out);
 }

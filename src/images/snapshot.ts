@@ -16,7 +16,7 @@ import { POWER_STATE } from '../compute/states.js';
 import { Conflict } from '../errors.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../runtime/server.js';
-import { readProcStart } from '../runtime/proc.js';
+import { selfStart } from '../runtime/proc.js';
 import { trace } from '../util/trace.js';
 import { Staging, packLayerAsync } from './layers.js';
 import type { ImageRecord } from './records.js';
@@ -62,7 +62,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     const cur = store.servers.transition(s.id, {
       from: ['active', 'stopped', 'paused', 'suspended'],
       action: 'createImage',
-      to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 },
+      to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: selfStart() },
     });
     const base = baseOf(cur);
     if (!base || base.status !== 'active') {

@@ -14,6 +14,13 @@ export function readProcStart(pid: number): number | undefined {
   return Number(rest[19]);
 }
 
+let selfStartTime: number | undefined;
+/** This process's start time (readProcStart of our own pid, read once). */
+export function selfStart(): number {
+  selfStartTime ??= readProcStart(process.pid) ?? 0;
+  return selfStartTime;
+}
+
 let cachedBootId: string | undefined;
 export function bootId(): string {
   cachedBootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();

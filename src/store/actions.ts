@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomUuid } from '../util/random.js';
 import { NotFound } from '../errors.js';
 import { statementCache, type Database, type Tx } from './sqlite.js';
 import { nowIso } from './time.js';
@@ -47,7 +47,7 @@ export class ActionRepo {
 
   /** Records an action; the request id defaults to a new `req-<uuid>`, as Nova's. */
   start(serverId: string, action: string, opts: ActionStart): { id: number; requestId: string } {
-    const requestId = opts.requestId ?? `req-${randomUUID()}`;
+    const requestId = opts.requestId ?? `req-${randomUuid()}`;
     const r = this.sql(
       `INSERT INTO instance_actions (server_id, request_id, action, user_id, project_id, start_time, message)
        VALUES (?, ?, ?, ?, ?, ?, ?)`,

@@ -58,6 +58,7 @@ interface Bindings {
   nb_layer_pack_hashed: ((src: string, tarFd: number, mirror: string | null, syncfs: number, digest: Buffer, err: Buffer, errLen: number) => number | bigint) & {
     async: (src: string, tarFd: number, mirror: string | null, syncfs: number, digest: Buffer, err: Buffer, errLen: number, cb: (e: unknown, n: number | bigint) => void) => void;
   };
+  nb_sha256: (data: Buffer, len: number, out: Buffer) => void;
   nb_layer_whiteout: (path: string) => number;
   nb_layer_set_opaque: (dir: string) => number;
   waitpid: (pid: number, status: Int32Array, options: number) => number;
@@ -130,6 +131,7 @@ function bind(): Bindings {
     nb_cgroup_devices: lib.func('int nb_cgroup_devices(const char *dir)'),
     nb_abi_version: abi,
     nb_layer_pack_hashed: lib.func('int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen)'),
+    nb_sha256: lib.func('void nb_sha256(const uint8_t *data, size_t len, uint8_t *out)'),
     nb_layer_whiteout: lib.func('int nb_layer_whiteout(const char *path)'),
     nb_layer_set_opaque: lib.func('int nb_layer_set_opaque(const char *dir)'),
     waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
@@ -255,6 +257,18 @@ export function layerPackAsync(src: string, tarFd: number, mirror: string | null
       else resolve({ size: n, sha256: digest.toString('hex') });
     });
   });
+}
+
+/** Whether the native library is loaded already (loading it costs ~2 ms). */
+export function isLoaded(): boolean {
+  return bound !== undefined;
+}
+
+/** The sha256 of a buffer (hex), with the packer's SHA-256 (SHA-NI where the CPU has it). */
+export function sha256Hex(data: Buffer): string {
+  const out = Buffer.alloc(32);
+  bind().nb_sha256(data, data.length, out);
+  return out.toString('hex');
 }
 
 /** An OCI whiteout turned back into overlay form: a 0/0 character device at path. */

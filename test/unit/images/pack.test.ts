@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packLayer, packLayerAsync } from '../../../src/images/layers.js';
+import * as native from '../../../src/sys/native.js';
 
 describe('native layer packer digest', () => {
   let dir: string;
@@ -41,6 +42,18 @@ describe('native layer packer digest', () => {
       const b = await packLayerAsync(src, join(dir, `b${portable}.tar`), null, false);
       expect(b).toEqual({ ...a, blobFile: b.blobFile });
       expect(readFileSync(b.blobFile).equals(readFileSync(a.blobFile))).toBe(true);
+    } finally {
+      delete process.env.NOVABOX_SHA256_PORTABLE;
+    }
+  });
+
+  it.each([['SHA-NI where the CPU has it', '0'], ['portable C', '1']])('hashes buffers as node:crypto does (%s)', (_label, portable) => {
+    process.env.NOVABOX_SHA256_PORTABLE = portable;
+    try {
+      for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 262145]) {
+        const b = Buffer.alloc(n, n % 251);
+        expect(native.sha256Hex(b)).toBe(createHash('sha256').update(b).digest('hex'));
+      }
     } finally {
       delete process.env.NOVABOX_SHA256_PORTABLE;
     }
