@@ -18,7 +18,7 @@ import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../runtime/server.js';
 import { selfStart } from '../runtime/proc.js';
 import { trace } from '../util/trace.js';
-import { Staging, packLayerAsync } from './layers.js';
+import { Staging, packLayer, packLayerAsync } from './layers.js';
 import type { ImageRecord } from './records.js';
 import type { ImageCaller, ImageService } from './service.js';
 
@@ -42,6 +42,11 @@ export interface SnapshotRequest {
   properties?: Record<string, string>;
   /** called with the new image's record as soon as it exists (the API answers 202 with its id) */
   onRecord?: (rec: ImageRecord) => void;
+  /**
+   * pack on this thread (the CLI: nothing else to do meanwhile, and no libuv thread pool
+   * to start, ~0.5 ms); else on the pool, so that `novabox serve` keeps answering
+   */
+  inline?: boolean;
 }
 
 export async function snapshotServer(compute: ComputeService, images: ImageService, req: SnapshotRequest, caller: ImageCaller): Promise<ImageRecord> {
@@ -100,7 +105,8 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     try {
       // the tar only: the layer's directory is made from it on first boot (materialize.ts),
       // which extracts with GNU tar; without it (busybox-only systems) the copy is made now
-      packed = await packLayerAsync(serverDirs(s.id).upper, staging.path('blob'), mirror, true, thaw);
+      const upper = serverDirs(s.id).upper;
+      packed = req.inline ? packLayer(upper, staging.path('blob'), mirror, true) : await packLayerAsync(upper, staging.path('blob'), mirror, true, thaw);
     } finally {
       thaw();
     }

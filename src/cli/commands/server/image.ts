@@ -33,7 +33,7 @@ Example:
     trace('image service');
     const caller = compute.localCaller();
     const name = o.name ?? compute.find(ref, caller).name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
-    const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property) }, caller);
+    const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property), inline: true }, caller);
     ctx.stdout(formatShow(imageShow(img), outputOptionsFrom(o)));
     trace('printed');
   });
