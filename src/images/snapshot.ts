@@ -17,6 +17,7 @@ import { Conflict } from '../errors.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../runtime/server.js';
 import { selfStart } from '../runtime/proc.js';
+import * as native from '../sys/native.js';
 import { trace } from '../util/trace.js';
 import { Staging, packLayer, packLayerAsync } from './layers.js';
 import type { ImageRecord } from './records.js';
@@ -100,6 +101,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
       }
     };
     let packed;
+    native.preload(); // koffi and the library load (~2 ms) before the freeze, not inside it
     cg?.freeze();
     trace('frozen');
     try {

@@ -264,6 +264,11 @@ export function isLoaded(): boolean {
   return bound !== undefined;
 }
 
+/** Load the library now (a snapshot does, before it freezes the server: not inside the freeze). */
+export function preload(): void {
+  bind();
+}
+
 /** The sha256 of a buffer (hex), with the packer's SHA-256 (SHA-NI where the CPU has it). */
 export function sha256Hex(data: Buffer): string {
   const out = Buffer.alloc(32);
