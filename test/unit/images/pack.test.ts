@@ -39,7 +39,7 @@ describe('native layer packer digest', () => {
       expect(a.diffId).toBe(sha(a.blobFile));
       expect(a.size).toBe(readFileSync(a.blobFile).length);
       expect(a.size % 512).toBe(0);
-      const b = await packLayerAsync(src, join(dir, `b${portable}.tar`), null, false);
+      const b = await packLayerAsync(src, join(dir, `b${portable}.tar`), null, true); // with the syncfs beside it
       expect(b).toEqual({ ...a, blobFile: b.blobFile });
       expect(readFileSync(b.blobFile).equals(readFileSync(a.blobFile))).toBe(true);
     } finally {
