@@ -16,13 +16,22 @@ rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
  * real module when one of its functions is first used. Named imports only (esbuild reads
  * `mod.fn` at the call), which is how src/ imports them.
  */
-const LAZY_BUILTINS = /^(node:)?(child_process|zlib)$/;
+const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream\/promises)$/;
+/**
+ * node:crypto (~1.5-2.5 ms: the store's modules import it for ids and password hashes) and
+ * node:stream/promises (~1.5 ms, with the stream classes: cli/commands/image.ts is loaded
+ * by every command) are stand-ins for novabox's own sources only: a dependency may use an
+ * export that is not a function (crypto.webcrypto, crypto.constants).
+ */
+const SRC_ONLY = /^(node:)?(crypto|stream\/promises)$/;
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
     b.onResolve({ filter: LAZY_BUILTINS }, (args) =>
       // the stand-in's own require is the real module
-      args.namespace === 'novabox-lazy' ? { path: args.path, external: true } : { path: args.path.replace(/^node:/, ''), namespace: 'novabox-lazy' },
+      args.namespace === 'novabox-lazy' || (SRC_ONLY.test(args.path) && !/[\\/]src[\\/]/.test(args.importer))
+        ? { path: args.path, external: true }
+        : { path: args.path.replace(/^node:/, ''), namespace: 'novabox-lazy' },
     );
     // an ES module of one forwarding function per function the real module exports (its
     // other exports are left out: importing one fails the build, it does not go wrong later)
