@@ -23,9 +23,17 @@ import { Staging, packLayer, packLayerAsync } from './layers.js';
 import type { ImageRecord } from './records.js';
 import type { ImageCaller, ImageService } from './service.js';
 
-/** GNU tar on PATH (not busybox's applet, which keeps no xattrs). */
+let gnuTar: { path: string; found: boolean } | undefined;
+
+/** GNU tar on PATH (not busybox's applet, which keeps no xattrs); looked up once per PATH (serve snapshots many times). */
 export function hasGnuTar(): boolean {
-  for (const dir of (process.env.PATH || '/usr/bin:/bin').split(':')) {
+  const path = process.env.PATH || '/usr/bin:/bin';
+  if (gnuTar?.path !== path) gnuTar = { path, found: findGnuTar(path) };
+  return gnuTar.found;
+}
+
+function findGnuTar(path: string): boolean {
+  for (const dir of path.split(':')) {
     const p = join(dir || '.', 'tar');
     if (!existsSync(p)) continue;
     try {
