@@ -19,7 +19,7 @@ import { isRunning, serverDirs } from '../runtime/server.js';
 import { selfStart } from '../runtime/proc.js';
 import * as native from '../sys/native.js';
 import { trace } from '../util/trace.js';
-import { Staging, packLayer, packLayerAsync } from './layers.js';
+import { Staging, packLayer, packLayerAsync, removeStagingFile, stagingFile } from './layers.js';
 import type { ImageRecord } from './records.js';
 import type { ImageCaller, ImageService } from './service.js';
 
@@ -92,13 +92,16 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
   });
   const finish = () => store.servers.update(s.id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
   let staging: Staging | undefined;
+  let blob: string | undefined;
   try {
     req.onRecord?.(rec);
-    // made after the claim: a staging dir of a snapshot always has its (saving) record
-    staging = new Staging('snap');
+    // made after the claim: a staging file or dir of a snapshot always has its (saving)
+    // record. The tar alone is a file under tmp/; a dir only for the mirror copy (below).
+    if (!hasGnuTar()) staging = new Staging('snap');
+    blob = staging ? staging.path('blob') : stagingFile('snap');
     trace('snapshot claimed');
     const facts = compute.facts(s.id);
-    const mirror = hasGnuTar() ? null : staging.newDir();
+    const mirror = staging ? staging.newDir() : null;
     const frozenByUs = cur.vmState === 'active' && cur.powerState === POWER_STATE.RUNNING && isRunning(facts);
     const cg = frozenByUs ? cgroupDriver().open(facts!.cgroupPath) : undefined;
     let thawed = false;
@@ -116,7 +119,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
       // the tar only: the layer's directory is made from it on first boot (materialize.ts),
       // which extracts with GNU tar; without it (busybox-only systems) the copy is made now
       const upper = serverDirs(s.id).upper;
-      packed = req.inline ? packLayer(upper, staging.path('blob'), mirror, true) : await packLayerAsync(upper, staging.path('blob'), mirror, true, thaw);
+      packed = req.inline ? packLayer(upper, blob, mirror, true) : await packLayerAsync(upper, blob, mirror, true, thaw);
     } finally {
       thaw();
     }
@@ -139,6 +142,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
     });
     throw err;
   } finally {
-    staging?.remove();
+    if (staging) staging.remove();
+    else if (blob) removeStagingFile(blob);
   }
 }
