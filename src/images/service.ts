@@ -267,9 +267,11 @@ export class ImageService {
       const cur = this.repo.get(id);
       if (cur?.status !== 'saving' || cur.taskOwnerPid !== process.pid) throw new Conflict(`image ${id} is no longer being saved by this command`);
       for (const l of layers) {
-        installLayer(l.diffId, l.dir, l.blob.file ? { digest: l.blob.digest, file: l.blob.file } : undefined);
+        // a layer already in the store (a snapshot's inherited layers, known()): nothing to move or record
+        const fresh = l.dir !== undefined || l.blob.file !== '';
+        if (fresh) installLayer(l.diffId, l.dir, l.blob.file ? { digest: l.blob.digest, file: l.blob.file } : undefined);
         if (!existsSync(layerPath(l.diffId)) && !existsSync(blobPath(l.blob.digest))) throw new NovaboxError('internal', `layer ${l.diffId} is missing after install`);
-        this.repo.addLayer({ diffId: l.diffId, blobDigest: l.blob.digest, mediaType: l.blob.mediaType, blobSize: l.blob.size, size: l.size });
+        if (fresh) this.repo.addLayer({ diffId: l.diffId, blobDigest: l.blob.digest, mediaType: l.blob.mediaType, blobSize: l.blob.size, size: l.size });
       }
       const diffIds = layers.map((l) => l.diffId);
       this.repo.setLayers(id, diffIds);
