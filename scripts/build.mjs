@@ -9,14 +9,16 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 /**
- * node:child_process (with net and dgram behind it) and node:zlib load in ~2-4 ms per
- * start, yet most commands never call them: commander requires child_process at load
- * time (for executable subcommands, which novabox does not use), the image modules for
- * GNU tar and gunzip on import paths only. Every importer gets a stand-in that loads the
+ * node:child_process (with net and dgram behind it), node:zlib and node:stream/promises
+ * (all of node:stream behind it) load in ~1.5-4 ms each per start, yet most commands
+ * never call them: commander requires child_process at load time (for executable
+ * subcommands, which novabox does not use), the image modules use GNU tar, gunzip and
+ * pipeline() on import paths only, and src/cli/commands/image.ts (part of the bundle's
+ * top level) imports pipeline for `image save`. Every importer gets a stand-in that loads the
  * real module when one of its functions is first used. Named imports only (esbuild reads
  * `mod.fn` at the call), which is how src/ imports them.
  */
-const LAZY_BUILTINS = /^(node:)?(child_process|zlib)$/;
+const LAZY_BUILTINS = /^(node:)?(child_process|zlib|stream\/promises)$/;
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
