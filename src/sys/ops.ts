@@ -275,23 +275,33 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   const ops = plan.ops.map(raw);
   const fixed = HEADER_BYTES + OP_BYTES * ops.length;
 
-  // Pass 1: lay out every distinct string, then every list (4-byte aligned).
+  // Pass 1: lay out every distinct string, then every list (4-byte aligned). The strings
+  // are one NUL-separated block, written by one call; offsets count UTF-16 units when the
+  // block is ASCII (the usual case), else bytes, string by string.
   const strings = new Map<string, number>();
-  let size = fixed;
-  const place = (s: string | undefined) => {
+  const order: string[] = [];
+  const note = (s: string | undefined) => {
     if (s === undefined || strings.has(s)) return;
     if (s.includes('\0')) throw new Error(`string contains a NUL byte: ${JSON.stringify(s)}`);
-    strings.set(s, size);
-    size += Buffer.byteLength(s) + 1;
+    strings.set(s, 0);
+    order.push(s);
   };
   for (const r of ops) {
-    for (const x of r.s) place(x);
-    if (r.list) for (const x of r.list) place(x);
-    if (r.list2) for (const x of r.list2) place(x);
+    for (const x of r.s) note(x);
+    if (r.list) for (const x of r.list) note(x);
+    if (r.list2) for (const x of r.list2) note(x);
   }
-  place(plan.logPath);
-  place(plan.statusPath);
-  place(plan.cgroupDir);
+  note(plan.logPath);
+  note(plan.statusPath);
+  note(plan.cgroupDir);
+  const block = order.length ? order.join('\0') + '\0' : '';
+  const blockBytes = Buffer.byteLength(block);
+  const ascii = blockBytes === block.length;
+  let size = fixed;
+  for (const s of order) {
+    strings.set(s, size);
+    size += (ascii ? s.length : Buffer.byteLength(s)) + 1;
+  }
   const lists: number[] = [];
   for (const r of ops) {
     for (const l of [r.list, r.list2]) {
@@ -306,7 +316,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   const out = Buffer.alloc(size);
   // every u32 stored lies in the op table or a list: 4-aligned, below the last whole word
   const u32 = new Uint32Array(out.buffer, out.byteOffset, size >>> 2);
-  for (const [s, off] of strings) out.write(s, off, 'utf8');
+  out.write(block, fixed, 'utf8');
   const off = (s: string | undefined) => (s === undefined ? 0 : strings.get(s)!);
   let li = 0;
   const writeList = (l: string[] | undefined): number => {
