@@ -4,7 +4,7 @@
  * forwarded to the init, the exit status comes back, and everything the container
  * made is removed when it ends (on every path, errors included).
  */
-import { closeSync, mkdirSync, openSync, read, writeSync } from 'node:fs';
+import { closeSync, openSync, read, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { NovaboxError, type OpFailed } from '../errors.js';
@@ -13,8 +13,9 @@ import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
 import { applyDeviceFilter } from './cgroups/devices.js';
 import {
-  containerDirs, destroyContainer, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
+  containerDirs, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
 } from './container.js';
+import { finishContainerDir, makeContainerDir, startRemovingContainerDir } from './container-dir.js';
 import { bootId, readProcStart } from './proc.js';
 import { Reverter } from '../util/revert.js';
 import { attach, detach } from './network/bridge.js';
@@ -89,6 +90,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   let spawned: native.SpawnResult | undefined;
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
+  let removing: Promise<NodeJS.ErrnoException | null> | undefined;
 
   const net = p.network;
   try {
@@ -96,17 +98,22 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     undo.add('name', () => {
       if (!keep) releaseName(state.name, state.id);
     });
-    mkdirSync(dirs.upper, { recursive: true, mode: 0o755 });
-    undo.add('container directory', () => {
-      if (!keep) destroyContainer(state, undefined);
+    // upper, work and rootfs are made in the thread pool meanwhile: awaited before GO
+    const made = makeContainerDir(dirs);
+    undo.add('container directory', async () => {
+      await made.catch(() => {});
+      if (keep) return;
+      await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs));
+      releaseName(state.name, state.id);
     });
-    mkdirSync(dirs.work, { mode: 0o700 });
-    mkdirSync(dirs.merged, { mode: 0o755 });
     trace('container dirs made');
     // The lease once the directory exists (a concurrent cleanup then counts us as alive).
     const attachment = net?.allocate();
     if (net) undo.add('address lease', net.release);
-    if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
+    if (attachment) {
+      await made;
+      writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
+    }
     if (net) trace('address leased');
 
     // On cgroup v2 the monitor clones the init straight into its cgroup, which must exist
@@ -156,12 +163,15 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       initStart: readProcStart(sp.initPid),
       bootId: bootId(),
     });
+    await made;
     writeState(state);
     trace('state written');
 
     const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups);
     trace('exit event');
     const { failure, failureCode } = outcome;
+    // The init is gone: its directory goes in the thread pool while the cgroup is removed.
+    if (state.remove || failure) removing = startRemovingContainerDir(dirs);
     const { code, signal } = native.waitStatusToExitCode(outcome.waitStatus);
     if (!state.remove && !failure) {
       keep = true;
