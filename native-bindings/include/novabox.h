@@ -55,7 +55,8 @@ enum nb_op_kind {
 	                         slave bound on s[1] and made stdio + controlling tty, master sent
 	                         to the CLI on the console socket */
 	NB_OP_SECCOMP = 22,   /* load novabox's default seccomp filter (seccomp.c) */
-	NB_OP_KIND_MAX = 22
+	NB_OP_CGROUP_JOIN = 23, /* s[1] a cgroup v1 `tasks` file: write "0" (this thread joins it) */
+	NB_OP_KIND_MAX = 23
 };
 
 /* nb_op.op_flags */

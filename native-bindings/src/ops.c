@@ -432,6 +432,29 @@ static int op_setgroups(struct ctx *c, const struct nb_op *op)
 }
 
 /* CVE-2024-21626: a cwd reached through a leaked host fd is not "inside" anything. */
+/*
+ * Join a cgroup v1 hierarchy: "0" written to its `tasks` file moves the calling thread,
+ * and a thread moving itself skips the cgroup threadgroup rwsem that a pid written to
+ * cgroup.procs takes for writing, after an RCU grace period (runtime/cgroups/placement.ts).
+ * The init is a single thread here, so this moves the whole process.
+ */
+static int op_cgroup_join(struct ctx *c, const struct nb_op *op)
+{
+	int fd = open(nb_plan_str(c->plan, op->s[1]), O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write(fd, "0", 1);
+	if (n != 1) {
+		int e = n < 0 ? errno : EIO;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return close(fd);
+}
+
 static int op_chdir(struct ctx *c, const struct nb_op *op)
 {
 	char cwd[PATH_MAX];
@@ -544,6 +567,7 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 		case NB_OP_EXEC: rc = op_exec(&c, op); break;
 		case NB_OP_CONSOLE: rc = op_console(&c, op); break;
 		case NB_OP_SECCOMP: rc = nb_load_seccomp(); break;
+		case NB_OP_CGROUP_JOIN: rc = op_cgroup_join(&c, op); break;
 		default: errno = EINVAL; rc = -1; break;
 		}
 		if (rc < 0) {

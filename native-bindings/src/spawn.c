@@ -8,9 +8,11 @@
  *    memfd <- plan bytes
  *    posix_spawn(setsid) ──────────▶ validate plan
  *  (returns: events fd, go fd)        clone(CLONE_NEW*) ─────────────▶ blocks reading the GO pipe
- *  mkdir cgroup, write limits         (meanwhile)
+ *  mkdir cgroup, write limits         (meanwhile, on pure cgroup v1; before nb_spawn when
+ *                                      the monitor clones into a cgroup2 directory)
  *    ◀── NB_EV_PID {init pid} ──────   (or NB_EV_ERROR {stage, errno})
- *  cgroup.procs <- init pid, (later: uid/gid maps, veth into the netns)
+ *  veth into the netns; cgroup.procs <- init pid only if clone3 could not place it
+ *  (the init joins cgroup v1 hierarchies itself: its first ops write "0" to `tasks`)
  *  write 'G' on the GO pipe ─────────────────────────────────────────▶ ops[0..n-1], then execve
  *                                     error pipe: EOF on execve,  ◀─── {op index, errno} on failure
  *    ◀── NB_EV_EXEC or NB_EV_OPFAIL ─

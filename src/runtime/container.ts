@@ -9,6 +9,7 @@ import { BadRequest, Conflict, OpFailed } from '../errors.js';
 import { errnoName, errnoText } from '../sys/errno.js';
 import { describeOp, type LaunchPlan } from '../sys/ops.js';
 import type { CgroupHandle, CgroupLayout, CgroupLimits } from './cgroups/types.js';
+import { placeLaunch } from './cgroups/placement.js';
 import {
   DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, clampRlimits, parseHardLimits, planLaunch, type ContainerSpec,
 } from './plan/index.js';
@@ -192,8 +193,7 @@ export function prepare(
     cgroupPath: cgroupPathOf(id),
     status: 'created',
   };
-  const plan = planLaunch(spec);
-  if (layout.kind === 'v2') plan.cgroupDir = join(layout.root, state.cgroupPath);
+  const plan = placeLaunch(planLaunch(spec), layout, state.cgroupPath);
   return { state, spec, plan, limits };
 }
 

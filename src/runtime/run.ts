@@ -12,6 +12,7 @@ import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
 import { applyDeviceFilter } from './cgroups/devices.js';
+import { mustPlaceAfterClone } from './cgroups/placement.js';
 import {
   containerDirs, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
 } from './container.js';
@@ -116,8 +117,9 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     }
     if (net) trace('address leased');
 
-    // On cgroup v2 the monitor clones the init straight into its cgroup, which must exist
-    // first; elsewhere the cgroup is made while the monitor starts, and joined after.
+    // With a cgroup2 directory (pure v2 or hybrid) the monitor clones the init straight
+    // into it, so it must exist first; on pure v1 the cgroup is made while the monitor
+    // starts, and the init joins it itself after GO (cgroups/placement.ts).
     const makeCgroup = () => {
       cgroup = driver.create(state.cgroupPath, p.limits);
       const cg = cgroup;
@@ -149,7 +151,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('init cloned');
     events = new EventReader(sp.eventsFd);
     pidfd = native.pidfdOpen(sp.initPid);
-    if (!placed) cgroup!.place(sp.initPid);
+    if (mustPlaceAfterClone(plan, placed)) cgroup!.place(sp.initPid);
     trace('placed in cgroup');
     if (attachment) {
       attach(attachment, sp.initPid);

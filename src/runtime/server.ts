@@ -24,6 +24,7 @@ import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, superviseForeground } from './run.js';
 import { applyDeviceFilter } from './cgroups/devices.js';
+import { mustPlaceAfterClone, placeLaunch } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
@@ -93,7 +94,7 @@ export function logLine(id: string, text: string): void {
   }
 }
 
-function planServer(l: ServerLaunch, driverKind: 'v1' | 'hybrid' | 'v2', cgroupRoot: string | undefined, layout: CgroupDriver['layout']): LaunchPlan {
+function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan {
   const d = serverDirs(l.id);
   const user = resolveUser(l.image.config.user ?? '', l.image.layerDirs);
   const env = [`PATH=${DEFAULT_PATH}`, ...l.image.config.env, `HOSTNAME=${l.hostname}`, `HOME=${user.home}`];
@@ -126,8 +127,7 @@ function planServer(l: ServerLaunch, driverKind: 'v1' | 'hybrid' | 'v2', cgroupR
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;
-  if (driverKind === 'v2' && cgroupRoot) plan.cgroupDir = join(cgroupRoot, cgroupPathOf(l.id));
-  return plan;
+  return placeLaunch(plan, layout, cgroupPathOf(l.id));
 }
 
 function dedupeEnv(entries: string[]): string[] {
@@ -148,7 +148,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
   rmSync(d.status, { force: true });
   const layout = driver.layout;
-  const plan = planServer(l, layout.kind, layout.kind === 'v2' ? layout.root : undefined, layout);
+  const plan = planServer(l, layout);
   const cgroupPath = cgroupPathOf(l.id);
   // A cgroup left by a crash of an earlier start would make create() fail: clear it.
   try {
@@ -168,7 +168,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       closeSync(devNull);
     }
     const { placed } = native.awaitInit(sp);
-    if (!placed) cgroup.place(sp.initPid);
+    if (mustPlaceAfterClone(plan, placed)) cgroup.place(sp.initPid);
     if (l.attachment) attach(l.attachment, sp.initPid);
     const facts: ServerFacts = {
       monitorPid: sp.monitorPid,

@@ -77,6 +77,8 @@ export type Op =
   | { op: 'capset'; caps: Capability[] }
   | { op: 'no-new-privs' }
   | { op: 'seccomp' }
+  /** cgroup v1: write "0" to this `tasks` file, moving the init (one thread) into that cgroup */
+  | { op: 'cgroup-join'; path: string }
   | { op: 'chdir'; path: string }
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[] };
@@ -91,7 +93,8 @@ export interface LaunchPlan {
   logMaxBytes?: number;
   /** the monitor writes "<wait status> <unix time>" here when the init exits */
   statusPath?: string;
-  /** cgroup v2 only: clone the init straight into this directory (CLONE_INTO_CGROUP) */
+  /** a cgroup2 directory (pure v2, or a hybrid host's cgroup2 mount): clone the init
+   *  straight into it (CLONE_INTO_CGROUP); see runtime/cgroups/placement.ts */
   cgroupDir?: string;
   /** exec into a running container: enter these namespaces of this process first */
   join?: { pid: number; namespaces: Namespace[] };
@@ -123,6 +126,7 @@ export function describeOp(op: Op): string {
     case 'capset': return 'capset';
     case 'no-new-privs': return 'set no_new_privs';
     case 'seccomp': return 'load the seccomp filter';
+    case 'cgroup-join': return `join cgroup ${op.path.replace(/\/tasks$/, '')}`;
     case 'chdir': return `chdir ${op.path}`;
     case 'console': return op.path ? `attach a terminal on /${op.path}` : 'open a terminal';
     case 'exec': return `exec ${JSON.stringify(op.file)}`;
@@ -145,7 +149,7 @@ const KIND: Record<Op['op'], number> = {
   mount: 1, mkdir: 2, mknod: 3, symlink: 4, mask: 5, readonly: 6, 'set-root': 7,
   'pivot-root': 8, sethostname: 9, setrlimit: 10, unshare: 11, 'cap-bound': 12,
   setgroups: 13, setgid: 14, setuid: 15, capset: 16, 'no-new-privs': 17, chdir: 18,
-  exec: 19, 'remount-ro': 20, console: 21, seccomp: 22,
+  exec: 19, 'remount-ro': 20, console: 21, seccomp: 22, 'cgroup-join': 23,
 };
 
 const PLAN_TTY = 0x1;
@@ -206,6 +210,7 @@ function raw(op: Op): RawOp {
       break;
     case 'set-root':
     case 'chdir':
+    case 'cgroup-join':
       r.s = [undefined, op.path];
       break;
     case 'pivot-root':

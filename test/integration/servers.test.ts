@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { census, type Census } from '../helpers/census.js';
 import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { V1_CONTROLLERS } from '../../src/runtime/cgroups/v1.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -57,6 +58,13 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(created).toMatchObject({ name: 'web1', status: 'ACTIVE', 'OS-EXT-STS:vm_state': 'active', 'OS-EXT-STS:power_state': 'Running', 'OS-EXT-STS:task_state': null, properties: { role: 'web' } });
     expect(created.pid).toBeGreaterThan(1);
     expect(readFileSync(`/proc/${created.pid}/comm`, 'utf8').trim()).toBe('novabox-init');
+    // Placed in its cgroup in every hierarchy novabox uses (v1: by the init itself, "0" to
+    // tasks; cgroup2: cloned into it), seen from the host.
+    const placedIn = readFileSync(`/proc/${created.pid}/cgroup`, 'utf8').trim().split('\n')
+      .map((l) => l.split(':'))
+      .filter(([, ctl]) => ctl === '' || ctl.split(',').some((c) => V1_CONTROLLERS.includes(c)));
+    expect(placedIn.length).toBeGreaterThan(0);
+    for (const [, ctl, path] of placedIn) expect(`${ctl}:${path}`).toMatch(new RegExp(`^${ctl}:/novabox[^/]*/${created.id}$`));
 
     const list = JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout);
     expect(list).toEqual([expect.objectContaining({ ID: created.id, Name: 'web1', Status: 'ACTIVE', Image: 'busybox', Flavor: 'm1.tiny' })]);

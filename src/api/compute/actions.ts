@@ -7,7 +7,6 @@ import { ApiError } from '../faults.js';
 import { baseUrl, requireAdmin } from '../server.js';
 import { int, ipAddress, isObject, metadata, onlyKeys, str } from '../validate.js';
 import { serverBasic } from './views.js';
-import { primeCgroupAttach } from './prime.js';
 import { type ComputeCtx, type Req, claimed, imageOfRef, newAdminPass } from './context.js';
 
 export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
@@ -22,7 +21,6 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
     const done = () => reply.code(202).send();
     switch (action) {
       case 'os-start':
-        primeCgroupAttach();
         await claimed(compute.start(s.id, c), log, `start ${s.id}`);
         return done();
       case 'os-stop':
@@ -32,7 +30,6 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         if (!isObject(arg)) throw new BadRequest("Invalid input for field/attribute reboot. Expected {\"type\": \"SOFT\"|\"HARD\"}");
         const type = str(arg, 'type', { required: true });
         if (type !== 'SOFT' && type !== 'HARD') throw new BadRequest(`Invalid input for field/attribute type. Value: ${type}. It must be SOFT or HARD`);
-        primeCgroupAttach();
         await blocking.run({ op: 'reboot', id: s.id, caller: c, hard: type === 'HARD' });
         return done();
       }
@@ -77,7 +74,6 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         const v6 = ipAddress(arg, 'accessIPv6', 6);
         const adminPass = str(arg, 'adminPass') ?? newAdminPass();
         lockCheck(s, c);
-        primeCgroupAttach();
         await claimed(compute.rebuild(s.id, image.id, c), log, `rebuild ${s.id}`);
         if (name !== undefined || v4 !== undefined || v6 !== undefined) compute.rename(s.id, { name, accessIpv4: v4, accessIpv6: v6 }, c);
         if (meta !== undefined) compute.replaceProperties(s.id, meta, c);

@@ -9,7 +9,6 @@ import { bool, int, ipAddress, isObject, isUuid, metadata, onlyKeys, refId, str,
 import { imageIdOfServer } from '../image/catalog.js';
 import { actionView, eventView, serverBasic, serverBrief, serverDetail } from './views.js';
 import { QUOTAS } from './limits.js';
-import { primeCgroupAttach } from './prime.js';
 import { type ComputeCtx, type Req, imageOfRef, inBackground, wrappedAny, newAdminPass, checkMetaCount } from './context.js';
 
 export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
@@ -71,7 +70,6 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
 
   app.post('/v2.1/servers', async (req: Req, reply) => {
     trace('POST /servers');
-    primeCgroupAttach();
     const c = caller(req);
     const b = wrapped(req.body, 'server');
     const name = str(b, 'name', { required: true, min: 1, max: 255 })!;

@@ -103,6 +103,7 @@ describe('describeOp', () => {
     [{ op: 'mount', source: '/x', target: 'a', flags: ['bind'], inRoot: true }, 'bind /x on /a'],
     [{ op: 'exec', file: '/nope', searchPath: '', argv: ['/nope'], env: [] }, 'exec "/nope"'],
     [{ op: 'chdir', path: '/tmp' }, 'chdir /tmp'],
+    [{ op: 'cgroup-join', path: '/sys/fs/cgroup/memory/novabox/x/tasks' }, 'join cgroup /sys/fs/cgroup/memory/novabox/x'],
   ] as [Op, string][])('%j', (op, text) => {
     expect(describeOp(op)).toBe(text);
   });

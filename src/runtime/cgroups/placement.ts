@@ -1,0 +1,58 @@
+/**
+ * How a new container init gets into its cgroup without waiting on the kernel.
+ *
+ * Moving a whole process (a pid written to cgroup.procs, v1 or v2) takes the kernel's
+ * global cgroup threadgroup rwsem for writing, and that write lock first waits out an RCU
+ * grace period: 5-28 ms per start on this 2-CPU host, the largest single cost of a start.
+ * Two ways around it, both taken here:
+ *
+ * - cgroup v2 (pure, or the cgroup2 mount of a hybrid host): clone3(2) with
+ *   CLONE_INTO_CGROUP creates the init inside its directory (LaunchPlan.cgroupDir);
+ * - cgroup v1 hierarchies: the init joins them itself, writing "0" to each `tasks` file
+ *   as its first ops ('cgroup-join'). A thread moving only itself needs no threadgroup
+ *   lock (kernel/cgroup/cgroup.c, cgroup_procs_write_start), and the init is one thread.
+ *
+ * The CLI writes cgroup.procs only when the monitor could not clone into the directory
+ * (a kernel without clone3: NB_EV_PID reports it) - see mustPlaceAfterClone.
+ */
+import { join } from 'node:path';
+import type { LaunchPlan, Op } from '../../sys/ops.js';
+import type { CgroupLayout } from './types.js';
+import { V1_CONTROLLERS } from './v1.js';
+
+export interface Placement {
+  /** cgroup2 directory to clone the init into */
+  cloneInto?: string;
+  /** v1 `tasks` files the init writes "0" to before anything else */
+  selfJoin: string[];
+}
+
+export function placementFor(layout: CgroupLayout, path: string): Placement {
+  if (layout.kind === 'v2') return { cloneInto: join(layout.root, path), selfJoin: [] };
+  const mounts = [...new Set(V1_CONTROLLERS.filter((c) => layout.mounts[c]).map((c) => layout.mounts[c]))];
+  return {
+    cloneInto: layout.kind === 'hybrid' && layout.unified ? join(layout.unified, path) : undefined,
+    selfJoin: mounts.map((m) => join(m, path, 'tasks')),
+  };
+}
+
+/**
+ * The plan with its placement: the clone target, and the joins first of all ops (before
+ * the init unshares its cgroup namespace, which is rooted where the init then is).
+ */
+export function placeLaunch(plan: LaunchPlan, layout: CgroupLayout, path: string): LaunchPlan {
+  const p = placementFor(layout, path);
+  const joins: Op[] = p.selfJoin.map((file) => ({ op: 'cgroup-join', path: file }));
+  return { ...plan, cgroupDir: p.cloneInto, ops: [...joins, ...plan.ops] };
+}
+
+/**
+ * After NB_EV_PID: must the CLI write the init's pid to cgroup.procs? Only when a clone
+ * into the cgroup2 directory was asked for and did not happen, or when the plan places
+ * nothing itself (an exec into a running container, which joins its namespaces first).
+ * Writing every hierarchy then is harmless for the v1 ones the init also joins.
+ */
+export function mustPlaceAfterClone(plan: LaunchPlan, clonedInto: boolean): boolean {
+  if (clonedInto) return false;
+  return plan.cgroupDir !== undefined || !plan.ops.some((op) => op.op === 'cgroup-join');
+}
