@@ -81,6 +81,10 @@ await build({
   sourcemap: 'linked',
   // native addons and what is loaded only on rare paths stay ordinary dependencies
   external: ['koffi', 'tar', '*.node'],
+  // Whitespace and comments only (names and syntax stay; the source map maps back): every
+  // start reads this file and V8 takes it whole even with a code cache, ~1 ms less for
+  // 531 -> 368 KB here. --minify-syntax would save little more; --keep-names costs 0.6 ms.
+  minifyWhitespace: true,
   define: { NOVABOX_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__nb_import_meta_url' },
   banner: { js: "var __nb_import_meta_url = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
