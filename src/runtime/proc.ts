@@ -4,7 +4,9 @@ import { readFileSync } from 'node:fs';
 export function readProcStart(pid: number): number | undefined {
   let text: string;
   try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // utf8: Node reads it in one native call (other encodings loop in JS); a comm with
+    // invalid UTF-8 only gets replacement characters, before the last ')' we split at
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return undefined;
   }
