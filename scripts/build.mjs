@@ -9,16 +9,18 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
 /**
- * node:child_process (with net and dgram behind it), node:zlib and node:stream/promises
- * (all of node:stream behind it) load in ~1.5-4 ms each per start, yet most commands
- * never call them: commander requires child_process at load time (for executable
- * subcommands, which novabox does not use), the image modules use GNU tar, gunzip and
- * pipeline() on import paths only, and src/cli/commands/image.ts (part of the bundle's
- * top level) imports pipeline for `image save`. Every importer gets a stand-in that loads the
+ * node:child_process (with net and dgram behind it), node:zlib, node:stream/promises
+ * (all of node:stream behind it) and node:tty load in ~1.5-4 ms each per start, yet most
+ * commands never call them: commander requires child_process at load time (for
+ * executable subcommands, which novabox does not use), the image modules use GNU tar,
+ * gunzip and pipeline() on import paths only, src/cli/commands/image.ts (part of the
+ * bundle's top level) imports pipeline for `image save`, and `run` wants a tty only with -t.
+ * node:module (~0.4 ms: it loads the ES module loader) only serves createRequire on rare
+ * paths; bin/novabox takes the loader's Module class from `module.constructor`. Every importer gets a stand-in that loads the
  * real module when one of its functions is first used. Named imports only (esbuild reads
  * `mod.fn` at the call), which is how src/ imports them.
  */
-const LAZY_BUILTINS = /^(node:)?(child_process|zlib|stream\/promises)$/;
+const LAZY_BUILTINS = /^(node:)?(child_process|zlib|stream\/promises|tty|module)$/;
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
@@ -34,7 +36,8 @@ const lazyBuiltins = {
       return {
         contents:
           `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
-          names.map((k) => `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target) : load().${k}.apply(this, a); }`).join('\n'),
+          // `new X()` constructs the real class (new.target is the stand-in itself then)
+          names.map((k) => `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target === ${k} ? load().${k} : new.target) : load().${k}.apply(this, a); }`).join('\n'),
         loader: 'js',
       };
     });

@@ -5,8 +5,8 @@
  * made is removed when it ends (on every path, errors included).
  */
 import { closeSync, openSync, read, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
+import { ReadStream as TtyReadStream } from 'node:tty';
 import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
@@ -275,8 +275,7 @@ export function safeStats(cg: CgroupHandle) {
 
 /** Proxy the local terminal to the pty master. `drained` resolves when the pty has no writer left. */
 export function attachTty(master: number, interactive: boolean): { detach: () => void; drained: Promise<void> } {
-  const tty = createRequire(import.meta.url)('node:tty') as typeof import('node:tty');
-  const stream = new tty.ReadStream(master);
+  const stream = new TtyReadStream(master);
   const out = (chunk: Buffer) => process.stdout.write(chunk);
   stream.on('data', out);
   // EIO on read when the last slave closes: the container is gone and all output was read.
