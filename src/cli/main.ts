@@ -17,6 +17,7 @@ import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerImage } from './commands/image.js';
 import { register as registerServe } from './commands/serve.js';
 import { trace } from '../util/trace.js';
+export { exitNow } from '../util/exit.js';
 
 trace('main loaded');
 

@@ -11,6 +11,7 @@ import { NovaboxError, SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
 import { encodePlan, type LaunchPlan } from './ops.js';
 import { trace } from '../util/trace.js';
+import { setExitHook } from '../util/exit.js';
 
 type Koffi = typeof import('koffi');
 
@@ -150,6 +151,8 @@ function bind(): Bindings {
     syscall4: libc.func('long syscall(long nr, long a, long b, long c, long d)'),
     errno: () => koffi.errno(),
   };
+  const exit = libc.func('void _exit(int status)') as (code: number) => void;
+  setExitHook((code) => exit(code));
   return bound;
 }
 
