@@ -92,6 +92,8 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
   let removing: Promise<NodeJS.ErrnoException | null> | undefined;
+  let initExited = false; // the monitor reported the init's exit
+  let reapLast = -1;
 
   const net = p.network;
   try {
@@ -140,10 +142,14 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('monitor spawned');
     undo.add('monitor', () => {
       // Closing GO without 'G' makes the init exit before its first op.
-      try { closeSync(sp.goFd); } catch { /* already closed */ }
+      if (sp.goFd >= 0) try { closeSync(sp.goFd); } catch { /* already closed */ }
       if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
       if (!events) closeSync(sp.eventsFd);
-      native.reap(sp.monitorPid);
+      // After the exit event the monitor holds nothing the next steps remove (it is in
+      // neither the container's cgroup nor its directory): its own exit overlaps them,
+      // and it is reaped last. Before it, its exit is what ends the init: wait for it.
+      if (!initExited) native.reap(sp.monitorPid);
+      else if (native.reap(sp.monitorPid, false) === null) reapLast = sp.monitorPid;
     });
     if (!cgroup) makeCgroup();
 
@@ -170,6 +176,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('state written');
 
     const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups);
+    initExited = true;
     trace('exit event');
     const { failure, failureCode } = outcome;
     // The init is gone: its directory goes in the thread pool while the cgroup is removed.
@@ -195,8 +202,15 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     for (const c of cleanups.reverse()) c();
     events?.close();
     if (pidfd >= 0) closeSync(pidfd);
-    // The monitor exits right after the EXIT event; reap it before removing anything.
     const errors = await undo.run();
+    if (reapLast > 0) {
+      try {
+        native.reap(reapLast);
+      } catch (err) {
+        errors.push(new Error(`undo monitor: ${(err as Error).message}`, { cause: err }));
+      }
+      trace('monitor reaped');
+    }
     trace('cleaned up');
     for (const e of errors) io.stderr(`novabox: cleanup: ${e.message}`);
   }
@@ -229,6 +243,7 @@ export async function superviseForeground(
   }
   writeSync(sp.goFd, 'G');
   closeSync(sp.goFd);
+  sp.goFd = -1; // closed: an undo must not close the number again (EBADF, or a reused fd)
   let drained: Promise<void> | undefined;
   if (plan.tty) {
     // EOF instead of a master: the init failed before its console op; the event says why.
