@@ -52,6 +52,17 @@ describe('the container directory of `run`', () => {
     expect(readdirSync(join(root, 'containers'))).toEqual([]);
   });
 
+  it("removes what a volatile overlay mount adds: work/work/incompat/volatile/dirty", async () => {
+    const d = containerDirs(id);
+    await makeContainerDir(d);
+    used(d);
+    mkdirSync(join(d.work, 'work/incompat/volatile'), { recursive: true });
+    writeFileSync(join(d.work, 'work/incompat/volatile/dirty'), '');
+    expect(await startRemovingContainerDir(d)).toBeNull(); // no fallback needed
+    await finishContainerDir(d, Promise.resolve(null));
+    expect(existsSync(d.dir)).toBe(false);
+  });
+
   it('falls back to the whole walk for a non-empty upper layer and extra files', async () => {
     const d = containerDirs(id);
     await makeContainerDir(d);
