@@ -101,22 +101,18 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     undo.add('name', () => {
       if (!keep) releaseName(state.name, state.id);
     });
-    // upper, work and rootfs are made in the thread pool meanwhile: awaited before GO
-    const made = makeContainerDir(dirs);
+    // registered first: the removal takes a directory made only in part, or not at all
     undo.add('container directory', async () => {
-      await made.catch(() => {});
       if (keep) return;
       await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs));
       releaseName(state.name, state.id);
     });
+    makeContainerDir(dirs);
     trace('container dirs made');
     // The lease once the directory exists (a concurrent cleanup then counts us as alive).
     const attachment = net?.allocate();
     if (net) undo.add('address lease', net.release);
-    if (attachment) {
-      await made;
-      writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
-    }
+    if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
     if (net) trace('address leased');
 
     // With a cgroup2 directory (pure v2 or hybrid) the monitor clones the init straight
@@ -171,7 +167,6 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       initStart: readProcStart(sp.initPid),
       bootId: bootId(),
     });
-    await made;
     writeState(state);
     trace('state written');
 
