@@ -5,7 +5,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { NovaboxError, type ErrorCode } from '../errors.js';
-import { register as registerRun } from './commands/run.js';
+import { register as registerRun, runAction } from './commands/run.js';
+import { parseRunArgs } from './run-args.js';
 import { register as registerPs } from './commands/ps.js';
 import { register as registerRm } from './commands/rm.js';
 import { register as registerServer } from './commands/server/index.js';
@@ -16,6 +17,7 @@ import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerImage } from './commands/image.js';
 import { register as registerServe } from './commands/serve.js';
 import { trace } from '../util/trace.js';
+export { exitNow } from '../util/exit.js';
 
 trace('main loaded');
 
@@ -147,9 +149,17 @@ export async function main(argv: string[]): Promise<number> {
     debug: argv.includes('--debug'),
     compute: lazyCompute(),
   };
-  const program = buildProgram(ctx, argv);
-  trace('program built');
+  // `run` with an ordinary command line skips building commander's program (run-args.ts)
+  const fast = argv[0] === 'run' ? parseRunArgs(argv.slice(1)) : undefined;
   try {
+    if (fast) {
+      trace('run arguments parsed');
+      ctx.debug = false; // as commander's preAction hook: --debug is an option of the program, before `run`
+      await runAction(fast.image, fast.command, fast.opts, ctx);
+      return ctx.exitCode;
+    }
+    const program = buildProgram(ctx, argv);
+    trace('program built');
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
   } catch (err) {

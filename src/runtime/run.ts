@@ -4,9 +4,9 @@
  * forwarded to the init, the exit status comes back, and everything the container
  * made is removed when it ends (on every path, errors included).
  */
-import { closeSync, mkdirSync, openSync, read, writeSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync, openSync, read, writeSync } from 'node:fs';
 import { constants } from 'node:os';
+import { ReadStream as TtyReadStream } from 'node:tty';
 import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
@@ -14,8 +14,9 @@ import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
 import { applyDeviceFilter } from './cgroups/devices.js';
 import { mustPlaceAfterClone } from './cgroups/placement.js';
 import {
-  containerDirs, destroyContainer, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
+  containerDirs, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
 } from './container.js';
+import { finishContainerDir, makeContainerDir, startRemovingContainerDir } from './container-dir.js';
 import { bootId, readProcStart } from './proc.js';
 import { Reverter } from '../util/revert.js';
 import { attach, detach } from './network/bridge.js';
@@ -90,6 +91,9 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   let spawned: native.SpawnResult | undefined;
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
+  let removing: Promise<NodeJS.ErrnoException | null> | undefined;
+  let initExited = false; // the monitor reported the init's exit
+  let reapLast = -1;
 
   const net = p.network;
   try {
@@ -97,12 +101,13 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     undo.add('name', () => {
       if (!keep) releaseName(state.name, state.id);
     });
-    mkdirSync(dirs.upper, { recursive: true, mode: 0o755 });
-    undo.add('container directory', () => {
-      if (!keep) destroyContainer(state, undefined);
+    // registered first: the removal takes a directory made only in part, or not at all
+    undo.add('container directory', async () => {
+      if (keep) return;
+      await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs));
+      releaseName(state.name, state.id);
     });
-    mkdirSync(dirs.work, { mode: 0o700 });
-    mkdirSync(dirs.merged, { mode: 0o755 });
+    makeContainerDir(dirs);
     trace('container dirs made');
     // The lease once the directory exists (a concurrent cleanup then counts us as alive).
     const attachment = net?.allocate();
@@ -133,10 +138,14 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('monitor spawned');
     undo.add('monitor', () => {
       // Closing GO without 'G' makes the init exit before its first op.
-      try { closeSync(sp.goFd); } catch { /* already closed */ }
+      if (sp.goFd >= 0) try { closeSync(sp.goFd); } catch { /* already closed */ }
       if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
       if (!events) closeSync(sp.eventsFd);
-      native.reap(sp.monitorPid);
+      // After the exit event the monitor holds nothing the next steps remove (it is in
+      // neither the container's cgroup nor its directory): its own exit overlaps them,
+      // and it is reaped last. Before it, its exit is what ends the init: wait for it.
+      if (!initExited) native.reap(sp.monitorPid);
+      else if (native.reap(sp.monitorPid, false) === null) reapLast = sp.monitorPid;
     });
     if (!cgroup) makeCgroup();
 
@@ -162,8 +171,11 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('state written');
 
     const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups);
+    initExited = true;
     trace('exit event');
     const { failure, failureCode } = outcome;
+    // The init is gone: its directory goes in the thread pool while the cgroup is removed.
+    if (state.remove || failure) removing = startRemovingContainerDir(dirs);
     const { code, signal } = native.waitStatusToExitCode(outcome.waitStatus);
     if (!state.remove && !failure) {
       keep = true;
@@ -185,8 +197,15 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     for (const c of cleanups.reverse()) c();
     events?.close();
     if (pidfd >= 0) closeSync(pidfd);
-    // The monitor exits right after the EXIT event; reap it before removing anything.
     const errors = await undo.run();
+    if (reapLast > 0) {
+      try {
+        native.reap(reapLast);
+      } catch (err) {
+        errors.push(new Error(`undo monitor: ${(err as Error).message}`, { cause: err }));
+      }
+      trace('monitor reaped');
+    }
     trace('cleaned up');
     for (const e of errors) io.stderr(`novabox: cleanup: ${e.message}`);
   }
@@ -219,6 +238,7 @@ export async function superviseForeground(
   }
   writeSync(sp.goFd, 'G');
   closeSync(sp.goFd);
+  sp.goFd = -1; // closed: an undo must not close the number again (EBADF, or a reused fd)
   let drained: Promise<void> | undefined;
   if (plan.tty) {
     // EOF instead of a master: the init failed before its console op; the event says why.
@@ -265,8 +285,7 @@ export function safeStats(cg: CgroupHandle) {
 
 /** Proxy the local terminal to the pty master. `drained` resolves when the pty has no writer left. */
 export function attachTty(master: number, interactive: boolean): { detach: () => void; drained: Promise<void> } {
-  const tty = createRequire(import.meta.url)('node:tty') as typeof import('node:tty');
-  const stream = new tty.ReadStream(master);
+  const stream = new TtyReadStream(master);
   const out = (chunk: Buffer) => process.stdout.write(chunk);
   stream.on('data', out);
   // EIO on read when the last slave closes: the container is gone and all output was read.

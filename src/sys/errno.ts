@@ -1,12 +1,14 @@
 import { constants } from 'node:os';
 
-const names = new Map<number, string>();
-for (const [name, num] of Object.entries(constants.errno)) {
-  if (!names.has(num)) names.set(num, name);
-}
+/** number -> first name; built on first use (an error), not on every start */
+let names: Map<number, string> | undefined;
 
 /** 2 -> 'ENOENT' */
 export function errnoName(errno: number): string {
+  if (!names) {
+    names = new Map();
+    for (const [name, num] of Object.entries(constants.errno)) if (!names.has(num)) names.set(num, name);
+  }
   return names.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
 }
 

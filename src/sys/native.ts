@@ -11,18 +11,26 @@ import { NovaboxError, SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
 import { encodePlan, type LaunchPlan } from './ops.js';
 import { trace } from '../util/trace.js';
+import { setExitHook } from '../util/exit.js';
 
-const require = createRequire(import.meta.url);
 type Koffi = typeof import('koffi');
 
-/** The project root: two levels up from src/sys (sources) or one from dist/ (the bundle). */
+let root: string | undefined;
+
+/**
+ * The project root: two levels up from src/sys (sources) or one from dist/ (the bundle).
+ * The bundle defines import.meta.dirname as its __dirname: no URL is made on a start
+ * (the first pathToFileURL/fileURLToPath of a process cost ~0.6 ms together).
+ */
 export function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
+  if (root) return root;
+  const here = import.meta.dirname ?? dirname(fileURLToPath(import.meta.url));
+  let dir = here;
   for (let i = 0; i < 4; i++) {
-    if (existsSync(join(dir, 'native-bindings'))) return dir;
+    if (existsSync(join(dir, 'native-bindings'))) return (root = dir);
     dir = dirname(dir);
   }
-  throw new Error('cannot find native-bindings/ above ' + fileURLToPath(import.meta.url));
+  throw new Error('cannot find native-bindings/ above ' + here);
 }
 
 export function nativeBuildDir(): string {
@@ -75,20 +83,26 @@ let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;
  * wraps deprecated helpers: ~8 ms on every start, against ~2.4 ms for the native module
  * itself. Load the prebuilt module of this platform directly when it is where koffi's
  * own loader looks first (the @koromix/koffi-<platform>-<arch> package); otherwise, and
- * on musl, go through koffi's entry.
+ * on musl, go through koffi's entry. The known file is opened with process.dlopen, as
+ * require() would after resolving it (~0.4 ms of resolution and createRequire saved);
+ * only this function loads koffi, once per process (bind() keeps it).
  */
 function loadKoffi(): Koffi {
   try {
     if (isMusl()) throw new Error('musl');
     const modules = join(projectRoot(), 'node_modules');
-    const file = join(modules, `@koromix/koffi-${process.platform}-${process.arch}`, `${process.platform}_${process.arch}`, 'koffi.node');
-    const wanted = (JSON.parse(readFileSync(join(modules, 'koffi', 'package.json'), 'utf8')) as { version: string }).version;
-    const native = require(file) as Koffi & { version: string };
-    if (native.version === wanted) return native;
+    const pkg = join(modules, `@koromix/koffi-${process.platform}-${process.arch}`);
+    const version = (dir: string) => (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+    // checked before loading: a mismatch goes to koffi's loader without this copy loaded too
+    if (version(pkg) === version(join(modules, 'koffi'))) {
+      const addon = { exports: {} as Koffi };
+      process.dlopen(addon, join(pkg, `${process.platform}_${process.arch}`, 'koffi.node'));
+      return addon.exports;
+    }
   } catch {
     /* not laid out as expected: use koffi's own loader */
   }
-  return require('koffi') as Koffi;
+  return createRequire(import.meta.url)('koffi') as Koffi;
 }
 
 function isMusl(): boolean {
@@ -139,6 +153,8 @@ function bind(): Bindings {
     syscall4: libc.func('long syscall(long nr, long a, long b, long c, long d)'),
     errno: () => koffi.errno(),
   };
+  const exit = libc.func('void _exit(int status)') as (code: number) => void;
+  setExitHook((code) => exit(code));
   return bound;
 }
 

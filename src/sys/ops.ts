@@ -255,39 +255,58 @@ function raw(op: Op): RawOp {
   return r;
 }
 
-function writeU64(b: Buffer, v: number | bigint, at: number): void {
-  if (typeof v === 'bigint') b.writeBigUInt64LE(BigInt.asUintN(64, v), at);
-  else {
-    b.writeUInt32LE(v % 0x100000000, at);
-    b.writeUInt32LE(Math.floor(v / 0x100000000), at + 4);
+/** Store a u64 as two u32 words (little-endian) at word index `w` of `u32`. */
+function putU64(u32: Uint32Array, w: number, v: number | bigint): void {
+  if (typeof v === 'bigint') {
+    const x = BigInt.asUintN(64, v);
+    u32[w] = Number(x & 0xffffffffn);
+    u32[w + 1] = Number(x >> 32n);
+  } else {
+    u32[w] = v % 0x100000000;
+    u32[w + 1] = Math.floor(v / 0x100000000);
   }
 }
 
 /**
  * Encode a plan into the bytes nb_spawn takes: one buffer, sized first, filled once
  * (this runs on every container start). Throws on strings with NUL bytes.
+ *
+ * The fixed part is stored through a Uint32Array view, not Buffer#writeUInt32LE: a start
+ * runs this once, in the interpreter, and ~1,200 checked method calls (a ~70-op plan)
+ * cost ~1 ms there, against ~0.1 ms for plain element stores. Offsets are 4-aligned
+ * and the host little-endian (x86-64, arm64), which the typed array relies on.
  */
 export function encodePlan(plan: LaunchPlan): Buffer {
   const ops = plan.ops.map(raw);
   const fixed = HEADER_BYTES + OP_BYTES * ops.length;
 
-  // Pass 1: lay out every distinct string, then every list (4-byte aligned).
+  // Pass 1: lay out every distinct string, then every list (4-byte aligned). The strings
+  // are one NUL-separated block, written by one call; offsets count UTF-16 units when the
+  // block is ASCII (the usual case), else bytes, string by string.
   const strings = new Map<string, number>();
-  let size = fixed;
-  const place = (s: string | undefined) => {
+  const order: string[] = [];
+  const note = (s: string | undefined) => {
     if (s === undefined || strings.has(s)) return;
     if (s.includes('\0')) throw new Error(`string contains a NUL byte: ${JSON.stringify(s)}`);
-    strings.set(s, size);
-    size += Buffer.byteLength(s) + 1;
+    strings.set(s, 0);
+    order.push(s);
   };
   for (const r of ops) {
-    for (const x of r.s) place(x);
-    r.list?.forEach(place);
-    r.list2?.forEach(place);
+    for (const x of r.s) note(x);
+    if (r.list) for (const x of r.list) note(x);
+    if (r.list2) for (const x of r.list2) note(x);
   }
-  place(plan.logPath);
-  place(plan.statusPath);
-  place(plan.cgroupDir);
+  note(plan.logPath);
+  note(plan.statusPath);
+  note(plan.cgroupDir);
+  const block = order.length ? order.join('\0') + '\0' : '';
+  const blockBytes = Buffer.byteLength(block);
+  const ascii = blockBytes === block.length;
+  let size = fixed;
+  for (const s of order) {
+    strings.set(s, size);
+    size += (ascii ? s.length : Buffer.byteLength(s)) + 1;
+  }
   const lists: number[] = [];
   for (const r of ops) {
     for (const l of [r.list, r.list2]) {
@@ -300,37 +319,43 @@ export function encodePlan(plan: LaunchPlan): Buffer {
 
   // Pass 2: fill. Buffer.alloc (not the shared pool) gives the alignment nb_plan_validate checks.
   const out = Buffer.alloc(size);
-  for (const [s, off] of strings) out.write(s, off, 'utf8');
+  // every u32 stored lies in the op table or a list: 4-aligned, below the last whole word
+  const u32 = new Uint32Array(out.buffer, out.byteOffset, size >>> 2);
+  out.write(block, fixed, 'utf8');
   const off = (s: string | undefined) => (s === undefined ? 0 : strings.get(s)!);
   let li = 0;
   const writeList = (l: string[] | undefined): number => {
     if (!l) return 0;
     const at = lists[li++];
-    out.writeUInt32LE(l.length, at);
-    l.forEach((s, i) => out.writeUInt32LE(off(s), at + 4 + 4 * i));
+    const w = at >>> 2;
+    u32[w] = l.length;
+    for (let i = 0; i < l.length; i++) u32[w + 1 + i] = off(l[i]);
     return at;
   };
-  ops.forEach((r, i) => {
-    const o = HEADER_BYTES + i * OP_BYTES;
-    out.writeUInt32LE(r.kind, o);
-    out.writeUInt32LE(r.opFlags, o + 4);
-    writeU64(out, r.flags, o + 8);
-    for (let j = 0; j < 3; j++) writeU64(out, r.n[j], o + 16 + 8 * j);
-    for (let j = 0; j < 4; j++) out.writeUInt32LE(off(r.s[j]), o + 40 + 4 * j);
-    out.writeUInt32LE(writeList(r.list), o + 56);
-    out.writeUInt32LE(writeList(r.list2), o + 60);
-  });
-  out.writeUInt32LE(MAGIC, 0);
-  out.writeUInt32LE(ABI, 4);
-  out.writeUInt32LE(size, 8);
-  out.writeUInt32LE(ops.length, 12);
-  writeU64(out, flagBits(plan.namespaces, CLONE_FLAGS), 16);
-  out.writeUInt32LE((plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0), 24);
-  out.writeUInt32LE(off(plan.logPath), 28);
-  out.writeUInt32LE(off(plan.statusPath), 32);
-  out.writeUInt32LE(plan.logMaxBytes ?? 0, 36);
-  out.writeUInt32LE(off(plan.cgroupDir), 40);
-  out.writeUInt32LE(plan.join?.pid ?? 0, 44);
-  out.writeUInt32LE(plan.join ? flagBits(plan.join.namespaces, CLONE_FLAGS) : 0, 48);
+  for (let i = 0; i < ops.length; i++) {
+    const r = ops[i];
+    const w = (HEADER_BYTES + i * OP_BYTES) >>> 2;
+    u32[w] = r.kind;
+    u32[w + 1] = r.opFlags;
+    putU64(u32, w + 2, r.flags);
+    putU64(u32, w + 4, r.n[0]);
+    putU64(u32, w + 6, r.n[1]);
+    putU64(u32, w + 8, r.n[2]);
+    for (let j = 0; j < 4; j++) u32[w + 10 + j] = off(r.s[j]);
+    u32[w + 14] = writeList(r.list);
+    u32[w + 15] = writeList(r.list2);
+  }
+  u32[0] = MAGIC;
+  u32[1] = ABI;
+  u32[2] = size;
+  u32[3] = ops.length;
+  putU64(u32, 4, flagBits(plan.namespaces, CLONE_FLAGS));
+  u32[6] = (plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0);
+  u32[7] = off(plan.logPath);
+  u32[8] = off(plan.statusPath);
+  u32[9] = plan.logMaxBytes ?? 0;
+  u32[10] = off(plan.cgroupDir);
+  u32[11] = plan.join?.pid ?? 0;
+  u32[12] = plan.join ? flagBits(plan.join.namespaces, CLONE_FLAGS) : 0;
   return out;
 }

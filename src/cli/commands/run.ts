@@ -2,6 +2,8 @@ import { Command, Option } from 'commander';
 import { BadRequest } from '../../errors.js';
 import { requireRoot, type CliContext } from '../main.js';
 import { trace } from '../../util/trace.js';
+import type { RunCliOptions } from '../run-args.js';
+import type { RunOptions } from '../../runtime/run-command.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -62,37 +64,41 @@ Examples:
   novabox run --rm busybox sh -c 'echo $$; hostname'
   novabox run --rm --memory 64m --cpus 0.5 --pids-limit 64 -e FOO=bar -w /tmp busybox env
   novabox run --rm -it busybox sh`)
-    .action(async (image: string | undefined, command: string[], o) => {
-      ctx.runStyleExit = true;
-      trace('run action');
-      const { runCommand } = await import('../../runtime/run-command.js');
-      if (!o.dryRun) requireRoot();
-      if (command[0] === '--') command = command.slice(1);
-      if (o.rootfs && image !== undefined) command = image === '--' ? command : [image, ...command];
-      else if (!o.rootfs && image === undefined) throw new BadRequest('no image given: try "novabox run --rm busybox echo hello"');
-      ctx.exitCode = await runCommand(
-        {
-          image: o.rootfs ? undefined : image,
-          rootfsDir: o.rootfs,
-          command,
-          name: o.name,
-          hostname: o.hostname,
-          memory: o.memory,
-          cpus: o.cpus,
-          pidsLimit: o.pidsLimit,
-          env: o.env,
-          workdir: o.workdir,
-          user: o.user,
-          interactive: Boolean(o.interactive),
-          tty: Boolean(o.tty),
-          network: o.network,
-          readOnly: Boolean(o.readOnly),
-          remove: Boolean(o.rm),
-          volumes: o.volume,
-          seccomp: securityOpts(o.securityOpt),
-          dryRun: Boolean(o.dryRun),
-        },
-        ctx,
-      );
-    });
+    .action((image: string | undefined, command: string[], o: RunCliOptions) => runAction(image, command, o, ctx));
 }
+
+/** The run command's action, also called by main() with argv parsed by run-args.ts. */
+export async function runAction(image: string | undefined, command: string[], o: RunCliOptions, ctx: CliContext): Promise<void> {
+  ctx.runStyleExit = true;
+  trace('run action');
+  const { runCommand } = await import('../../runtime/run-command.js');
+  if (!o.dryRun) requireRoot();
+  if (command[0] === '--') command = command.slice(1);
+  if (o.rootfs && image !== undefined) command = image === '--' ? command : [image, ...command];
+  else if (!o.rootfs && image === undefined) throw new BadRequest('no image given: try "novabox run --rm busybox echo hello"');
+  ctx.exitCode = await runCommand(
+    {
+      image: o.rootfs ? undefined : image,
+      rootfsDir: o.rootfs,
+      command,
+      name: o.name,
+      hostname: o.hostname,
+      memory: o.memory,
+      cpus: o.cpus,
+      pidsLimit: o.pidsLimit,
+      env: o.env,
+      workdir: o.workdir,
+      user: o.user,
+      interactive: Boolean(o.interactive),
+      tty: Boolean(o.tty),
+      network: o.network as RunOptions['network'],
+      readOnly: Boolean(o.readOnly),
+      remove: Boolean(o.rm),
+      volumes: o.volume,
+      seccomp: securityOpts(o.securityOpt),
+      dryRun: Boolean(o.dryRun),
+    },
+    ctx,
+  );
+}
+

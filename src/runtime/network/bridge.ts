@@ -3,8 +3,9 @@
  * gateway address), optional masquerade in an nftables table of novabox's own, and the
  * per-container veth pair (net.c does the kernel work over rtnetlink).
  */
+// node:child_process is loaded on first call (NAT only) by the bundle's stand-in (scripts/build.mjs)
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { basename } from 'node:path';
 import { Conflict } from '../../errors.js';
 import * as native from '../../sys/native.js';
@@ -122,14 +123,10 @@ export function listHostVeths(): HostVeth[] {
 
 // ---- NAT -------------------------------------------------------------------------
 
-/** node:child_process only when NAT is in use (nothing else on the start path needs it). */
-function execFile(): typeof import('node:child_process').execFileSync {
-  return (createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process')).execFileSync;
-}
 
 function nft(script: string, check = true): boolean {
   try {
-    execFile()('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
+    execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
     return true;
   } catch (err) {
     if (!check) return false;
@@ -178,7 +175,7 @@ export function syncNat(spec: BridgeSpec): void {
 
 export function natPresent(bridge: string): boolean {
   try {
-    execFile()('nft', ['list', 'table', 'ip', natTable(bridge)], { stdio: 'ignore' });
+    execFileSync('nft', ['list', 'table', 'ip', natTable(bridge)], { stdio: 'ignore' });
     return true;
   } catch {
     return false;

@@ -70,6 +70,16 @@ describe('encodePlan', () => {
     expect(b.readBigUInt64LE(128 + 32)).toBe(0xffffffffffffffffn);
   });
 
+  it('lays out non-ASCII strings by their UTF-8 length', () => {
+    const argv = ['echo', 'grüße €', '𝄞', 'plain'];
+    const b = encodePlan({ namespaces: [], ops: [{ ...exec, argv, env: ['Z=ü'] }], tty: false, logPath: '/var/log/ß' });
+    const list = b.readUInt32LE(64 + 56);
+    expect(Array.from({ length: 4 }, (_, i) => cstr(b, b.readUInt32LE(list + 4 + 4 * i)))).toEqual(argv);
+    expect(cstr(b, b.readUInt32LE(b.readUInt32LE(64 + 60) + 4))).toBe('Z=ü');
+    expect(cstr(b, b.readUInt32LE(28))).toBe('/var/log/ß');
+    expect(b.readUInt32LE(24)).toBe(2); // NB_PLAN_LOG
+  });
+
   it('refuses a NUL byte inside a string', () => {
     expect(() => encodePlan({ namespaces: [], ops: [{ ...exec, argv: ['a\0b'] } as Op], tty: false })).toThrow(/NUL/);
   });

@@ -1,0 +1,75 @@
+/**
+ * A `run` container's directory. Removing it is partly done in libuv's thread pool, so
+ * that it overlaps the main thread's work: on ext4 each rmdir of the container's scratch
+ * directories costs 0.15-0.4 ms (journal), 1.2-2.5 ms in all on the critical path of
+ * every `run --rm`; once the init's exit event came, they go while the main thread
+ * reaps the monitor and removes the cgroup. Nothing uses them after that event (the
+ * last process of the container's mount namespace is gone: the kernel unmounted the
+ * overlay before the exit was reported).
+ *
+ * Making them the same way did not pay (measured: 60 interleaved rounds): the pool's
+ * threads are started on first use, and that start then lands on the critical path
+ * instead of in the idle wait for the exec event, for as much as the mkdirs saved.
+ */
+import { mkdirSync, rmdir, rmdirSync, unlink } from 'node:fs';
+import { join } from 'node:path';
+import { rmTree } from '../util/rmtree.js';
+import type { containerDirs } from './container.js';
+
+type Dirs = ReturnType<typeof containerDirs>;
+
+function settle(start: (cb: (err: NodeJS.ErrnoException | null) => void) => void): Promise<NodeJS.ErrnoException | null> {
+  return new Promise((resolve) => start((err) => resolve(err)));
+}
+
+/** Make the container's directory with upper, work and rootfs (the overlay's). */
+export function makeContainerDir(d: Dirs): void {
+  mkdirSync(d.upper, { recursive: true, mode: 0o755 });
+  mkdirSync(d.work, { mode: 0o700 });
+  mkdirSync(d.merged, { mode: 0o755 });
+}
+
+/**
+ * Start removing what a `run` container leaves in its directory once its init exited:
+ * rootfs, upper, the overlay's work/work (and what a `volatile` mount adds in it) and
+ * state.json, in parallel in the thread pool.
+ * finishContainerDir() completes the removal.
+ */
+export function startRemovingContainerDir(d: Dirs): Promise<NodeJS.ErrnoException | null> {
+  const gone = (e: NodeJS.ErrnoException | null) => (e?.code === 'ENOENT' ? null : e);
+  const work = join(d.work, 'work');
+  return Promise.all([
+    settle((cb) => rmdir(d.merged, cb)).then(gone),
+    settle((cb) => rmdir(d.upper, cb)).then(gone),
+    settle((cb) => rmdir(work, cb)).then(async (e) => {
+      if (e?.code !== 'ENOTEMPTY') return gone(e);
+      // a `volatile` overlay mount leaves work/incompat/volatile/dirty behind
+      const volatile = join(work, 'incompat', 'volatile');
+      for (const [rm, path] of [[unlink, join(volatile, 'dirty')], [rmdir, volatile], [rmdir, join(work, 'incompat')], [rmdir, work]] as const) {
+        const err = gone(await settle((cb) => rm(path, cb)));
+        if (err) return err;
+      }
+      return null;
+    }),
+    settle((cb) => unlink(d.state, cb)).then(gone),
+  ]).then((errs) => errs.find((e) => e !== null) ?? null);
+}
+
+/**
+ * Remove the rest once every started removal has settled: work and the directory itself;
+ * anything unexpected (a non-empty upper layer, the network's /etc files, ENOTEMPTY or
+ * any other error) falls back to the general walk of the whole tree.
+ */
+export async function finishContainerDir(d: Dirs, started: Promise<NodeJS.ErrnoException | null>): Promise<void> {
+  const err = await started;
+  if (!err) {
+    try {
+      rmdirSync(d.work);
+      rmdirSync(d.dir);
+      return;
+    } catch {
+      /* not the usual layout: walk it */
+    }
+  }
+  rmTree(d.dir);
+}
