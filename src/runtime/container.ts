@@ -23,6 +23,7 @@ import { resolveUser } from './user.js';
 import type { NetworkMode } from './network/config.js';
 import type { Attachment } from './network/bridge.js';
 import { etcPaths } from './network/etc-files.js';
+import { kernelAtLeast } from './kernel.js';
 
 export interface RunRequest {
   /** image name, or undefined with rootfsDir */
@@ -163,7 +164,10 @@ export function prepare(
   const spec: ContainerSpec = {
     id,
     hostname,
-    rootfs: { mergedDir: d.merged, lowerDirs: image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: req.readOnly },
+    rootfs: {
+      mergedDir: d.merged, lowerDirs: image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: req.readOnly,
+      volatile: req.remove && overlayHasVolatile(),
+    },
     process: {
       args: command, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
       tty: req.tty ? terminalSize() : false,
@@ -195,6 +199,11 @@ export function prepare(
   };
   const plan = placeLaunch(planLaunch(spec), layout, state.cgroupPath);
   return { state, spec, plan, limits };
+}
+
+/** overlayfs takes `volatile` since Linux 5.10 (older kernels refuse the mount: EINVAL). */
+function overlayHasVolatile(): boolean {
+  return kernelAtLeast(5, 10);
 }
 
 /** The size of our terminal, or the classic 24x80 when we have none (or it says 0x0). */

@@ -323,6 +323,12 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const out = JSON.parse(r.stdout);
     expect(out.plan.ops.at(-1)).toMatchObject({ op: 'exec', file: 'echo', argv: ['echo', 'hi'] });
     expect(out.cgroup.writes.length).toBeGreaterThan(0);
+    // --rm throws the writable layer away: overlay need not sync it at exit (Linux 5.10+)
+    const overlay = (plan: { ops: { op: string; fstype?: string; data?: string }[] }) =>
+      plan.ops.find((o) => o.op === 'mount' && o.fstype === 'overlay')?.data ?? '';
+    expect(overlay(out.plan)).toMatch(/,volatile$/);
+    const kept = await run(['--dry-run', 'busybox', 'true']);
+    expect(overlay(JSON.parse(kept.stdout).plan)).not.toContain('volatile');
   });
 
   it('forwards Ctrl-C (SIGINT) to the container and exits with its status', async () => {

@@ -12,7 +12,8 @@ export function overlayPathEscape(p: string): string {
 
 export function overlayOptions(rootfs: ContainerSpec['rootfs']): string {
   const lower = rootfs.lowerDirs.map(overlayPathEscape).join(':');
-  return `lowerdir=${lower},upperdir=${overlayPathEscape(rootfs.upperDir)},workdir=${overlayPathEscape(rootfs.workDir)}`;
+  const base = `lowerdir=${lower},upperdir=${overlayPathEscape(rootfs.upperDir)},workdir=${overlayPathEscape(rootfs.workDir)}`;
+  return rootfs.volatile ? `${base},volatile` : base;
 }
 
 /** /sys/fs/cgroup inside: the container's own subtree (cgroup namespace), read-only. */

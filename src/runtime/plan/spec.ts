@@ -19,6 +19,12 @@ export interface ContainerSpec {
      * workDir are made inside it.
      */
     tmpfs?: { dir: string; sizeBytes?: number };
+    /**
+     * The writable layer dies with the container (`run --rm`): overlay's `volatile` (Linux
+     * 5.10) skips syncing the upper layer's filesystem when the overlay goes away, which
+     * otherwise makes every exit wait for the host disk.
+     */
+    volatile?: boolean;
   };
   process: {
     args: string[];

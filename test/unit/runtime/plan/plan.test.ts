@@ -158,6 +158,11 @@ describe('overlayOptions', () => {
   ])('%j', (lowerDirs, upperDir, workDir, expected) => {
     expect(overlayOptions({ lowerDirs, upperDir, workDir, mergedDir: '/m', readOnly: false })).toBe(expected);
   });
+
+  it('adds volatile for a layer thrown away with the container', () => {
+    expect(overlayOptions({ lowerDirs: ['/a'], upperDir: '/u', workDir: '/w', mergedDir: '/m', readOnly: false, volatile: true }))
+      .toBe('lowerdir=/a,upperdir=/u,workdir=/w,volatile');
+  });
 });
 
 describe('planCgroupMounts', () => {
