@@ -16,6 +16,9 @@ const char *nb_plan_list_item(const void *plan, uint32_t off, uint32_t i);
  * err_fd is kept open (close-on-exec) through the fd sweep before execve.
  */
 int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op);
+/* Open the files of the plan's NB_OP_CGROUP_JOIN ops now, for a clone made after setns(2)
+ * into a running container's mount namespace, where those host paths do not resolve. */
+void nb_preopen_cgroup_joins(const void *plan);
 
 /* The default seccomp filter; 0 or -1 with errno. */
 int nb_load_seccomp(void);

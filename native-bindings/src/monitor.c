@@ -168,7 +168,7 @@ int main(void)
 	struct init_args ia;
 	struct log log = { .fd = -1 };
 	struct stat st;
-	int err_pipe[2], out_pipe[2] = { -1, -1 }, status = 0, null_fd, placed = 0;
+	int err_pipe[2], out_pipe[2] = { -1, -1 }, status = 0, null_fd, placed = 0, cg_fd = -1;
 	int32_t bad_op, msg[2];
 	void *plan;
 	char *stack;
@@ -206,6 +206,12 @@ int main(void)
 		close(out_pipe[1]);
 	}
 
+	/* Host paths first: after a setns into a container's mount namespace they would not
+	 * resolve (server exec). */
+	if (h->cgroup_dir)
+		cg_fd = open(nb_plan_str(plan, h->cgroup_dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (h->join_pid)
+		nb_preopen_cgroup_joins(plan);
 	if (h->join_pid) {
 		/* setns(2) with a pidfd enters all the namespaces at once (Linux 5.8), and the
 		 * pidfd cannot name a recycled pid. Joining a mount namespace needs a
@@ -232,16 +238,13 @@ int main(void)
 	ia.go_r = NB_FD_GO;
 	ia.tty = (h->flags & NB_PLAN_TTY) != 0;
 	init = -1;
-	if (h->cgroup_dir) {
-		int cg = open(nb_plan_str(plan, h->cgroup_dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
-		if (cg >= 0) {
-			init = clone_into(h->clone_flags, cg);
-			if (init == 0)
-				init_main(&ia); /* never returns */
-			close(cg);
-			if (init > 0)
-				placed = 1;
-		}
+	if (cg_fd >= 0) {
+		init = clone_into(h->clone_flags, cg_fd);
+		if (init == 0)
+			init_main(&ia); /* never returns */
+		close(cg_fd);
+		if (init > 0)
+			placed = 1;
 	}
 	/* clone(2) without CLONE_VM behaves like fork: the init gets its own copy. */
 	if (init < 0)

@@ -438,10 +438,46 @@ static int op_setgroups(struct ctx *c, const struct nb_op *op)
  * cgroup.procs takes for writing, after an RCU grace period (runtime/cgroups/placement.ts).
  * The init is a single thread here, so this moves the whole process.
  */
-static int op_cgroup_join(struct ctx *c, const struct nb_op *op)
+#define NB_MAX_PREOPEN 16
+static struct {
+	uint32_t op;
+	int fd;
+} preopened[NB_MAX_PREOPEN];
+static int n_preopened;
+
+void nb_preopen_cgroup_joins(const void *plan)
 {
-	int fd = open(nb_plan_str(c->plan, op->s[1]), O_WRONLY | O_CLOEXEC);
+	const struct nb_plan_header *h = plan;
+	const struct nb_op *ops = nb_plan_ops(plan);
+	uint32_t i;
+
+	for (i = 0; i < h->n_ops && n_preopened < NB_MAX_PREOPEN; i++) {
+		int fd;
+
+		if (ops[i].kind != NB_OP_CGROUP_JOIN)
+			continue;
+		fd = open(nb_plan_str(plan, ops[i].s[1]), O_WRONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* the op opens it again and reports the error */
+		preopened[n_preopened].op = i;
+		preopened[n_preopened].fd = fd;
+		n_preopened++;
+	}
+}
+
+static int op_cgroup_join(struct ctx *c, const struct nb_op *op, uint32_t index)
+{
+	int fd = -1, k;
 	ssize_t n;
+
+	for (k = 0; k < n_preopened; k++) {
+		if (preopened[k].op == index) {
+			fd = preopened[k].fd;
+			preopened[k].fd = -1;
+		}
+	}
+	if (fd < 0)
+		fd = open(nb_plan_str(c->plan, op->s[1]), O_WRONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return -1;
@@ -567,7 +603,7 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 		case NB_OP_EXEC: rc = op_exec(&c, op); break;
 		case NB_OP_CONSOLE: rc = op_console(&c, op); break;
 		case NB_OP_SECCOMP: rc = nb_load_seccomp(); break;
-		case NB_OP_CGROUP_JOIN: rc = op_cgroup_join(&c, op); break;
+		case NB_OP_CGROUP_JOIN: rc = op_cgroup_join(&c, op, i); break;
 		default: errno = EINVAL; rc = -1; break;
 		}
 		if (rc < 0) {

@@ -330,7 +330,7 @@ export async function execInServer(
   if (l.network !== 'host') namespaces.push('net');
   const out = process.stdout;
   const caps = user.uid === 0 ? SERVER_CAPABILITIES : [];
-  const plan: LaunchPlan = {
+  const bare: LaunchPlan = {
     namespaces: [],
     tty: req.tty,
     join: { pid: f.initPid, namespaces },
@@ -351,8 +351,10 @@ export async function execInServer(
       { op: 'exec', file: req.command[0], searchPath: env.find((e) => e.startsWith('PATH='))!.slice(5), argv: req.command, env },
     ],
   };
-  const layout = driver.layout;
-  if (layout.kind === 'v2') plan.cgroupDir = join(layout.root, f.cgroupPath);
+  // The new process joins the server's cgroups as its init did (runtime/cgroups/placement.ts):
+  // the monitor opens the cgroup2 directory and the v1 tasks files before it enters the
+  // server's namespaces, where those host paths do not resolve.
+  const plan = placeLaunch(bare, driver.layout, f.cgroupPath);
   const devNull = req.interactive ? -1 : openSync('/dev/null', 'r');
   let sp: native.SpawnResult;
   try {
@@ -365,7 +367,7 @@ export async function execInServer(
   let pidfd = -1;
   try {
     const { placed } = native.awaitInit(sp);
-    if (!placed) driver.open(f.cgroupPath).place(sp.initPid);
+    if (mustPlaceAfterClone(plan, placed)) driver.open(f.cgroupPath).place(sp.initPid);
     pidfd = native.pidfdOpen(sp.initPid);
     const outcome = await superviseForeground(plan, sp, events, pidfd, req.interactive, cleanups);
     if (outcome.failure) {

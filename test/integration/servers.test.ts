@@ -73,6 +73,10 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(e.exitCode).toBe(0);
     expect(e.stdout.split('\n').slice(0, 1)).toEqual(['web1']);
     expect(Number(e.stdout.split('\n')[1])).toBeGreaterThan(1); // not pid 1: novabox-init is
+    // the exec'd process joined the server's cgroups (its view of them is their root)
+    const cg = await nb(['server', 'exec', 'web1', '--', 'cat', '/proc/self/cgroup']);
+    expect(cg.exitCode).toBe(0);
+    for (const line of cg.stdout.trim().split('\n').filter((l) => !l.includes('name=systemd'))) expect(line).toMatch(/:\/$/);
 
     expect((await nb(['server', 'stop', 'web1', '--wait'])).exitCode).toBe(0);
     expect(await show('web1')).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:power_state': 'Shutdown', pid: null });
