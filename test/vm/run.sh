@@ -51,7 +51,8 @@ QEMU=${QEMU:-qemu-system-x86_64}
 command -v "$QEMU" >/dev/null || die "$QEMU not found (apt-get install qemu-system-x86)"
 command -v cpio >/dev/null || die "cpio not found (apt-get install cpio)"
 BUSYBOX=${NOVABOX_VM_BUSYBOX:-/bin/busybox}
-file -L "$BUSYBOX" 2>/dev/null | grep -q 'statically linked' || die "$BUSYBOX is not a static busybox (apt-get install busybox-static)"
+# ldd (libc-bin, always there; `file` is not on a minimal Debian) fails on a static executable
+[[ -x $BUSYBOX ]] && ! ldd "$BUSYBOX" >/dev/null 2>&1 || die "$BUSYBOX is not a static busybox (apt-get install busybox-static)"
 NODE=$(readlink -f "${NOVABOX_VM_NODE:-$(command -v node)}") || die "node not found"
 # newest installed cloud kernel (pure cgroup v2 has nothing to do with the flavour,
 # but -cloud boots fastest: few drivers)
