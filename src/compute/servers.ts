@@ -24,7 +24,7 @@ import { cgroupPathOf } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
-import { newUuid } from './ids.js';
+import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
 import { novaAddresses, type NovaAddress } from './addresses.js';
 import type { NetworkMode } from '../runtime/network/config.js';
@@ -285,7 +285,7 @@ export class ComputeService {
     const rows: Server[] = this.store.tx(() =>
       names.map((name) => {
         const s: NewServer = {
-          id: newUuid(), name, projectId: caller.projectId, userId: caller.userId,
+          id: randomUuid(), name, projectId: caller.projectId, userId: caller.userId,
           imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id,
           vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
           metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: req.accessIpv4 ?? '', accessIpv6: req.accessIpv6 ?? '',

@@ -9,7 +9,7 @@
  * the last image using them goes. An active image is also published as a small JSON
  * ref under images/ (store.ts) so that `novabox run` needs no database.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -176,7 +176,7 @@ export class ImageService {
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
     if (req.visibility === 'public' && !caller.isAdmin) throw new NovaboxError('permission', 'only an administrator may publish public images');
     return this.repo.insert({
-      id: req.id ?? randomUUID(), name: req.name, owner: caller.projectId, status: 'queued', visibility: req.visibility ?? 'shared',
+      id: req.id ?? randomUuid(), name: req.name, owner: caller.projectId, status: 'queued', visibility: req.visibility ?? 'shared',
       diskFormat: req.diskFormat ?? 'raw', containerFormat: req.containerFormat ?? 'bare', properties: req.properties ?? {},
       tags: req.tags ?? [], minDisk: req.minDisk ?? 0, minRam: req.minRam ?? 0, protected: req.protected ?? false,
       config: { cmd: [], env: [], workingDir: '/', user: '' },
@@ -484,7 +484,7 @@ export class ImageService {
     try {
       const rootfs = buildBusyboxLayer(staging.dir);
       const packed = packLayer(rootfs, staging.path('blob'), null, false);
-      id = randomUUID();
+      id = randomUuid();
       try {
         this.repo.insert({
           id, name: 'busybox', owner: this.localCaller().projectId, status: 'saving', visibility: 'public', diskFormat: 'raw',
