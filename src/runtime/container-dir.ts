@@ -31,28 +31,21 @@ export function makeContainerDir(d: Dirs): void {
 
 /**
  * Start removing what a `run` container leaves in its directory once its init exited:
- * rootfs, upper, the overlay's work/work (and what a `volatile` mount adds in it) and
- * state.json, in parallel in the thread pool.
- * finishContainerDir() completes the removal.
+ * rootfs, upper, the overlay's work/work (and, after a `volatile` mount, the
+ * incompat/volatile/dirty marker overlay made in it) and state.json, in parallel in the
+ * thread pool. finishContainerDir() completes the removal.
  */
-export function startRemovingContainerDir(d: Dirs): Promise<NodeJS.ErrnoException | null> {
+export function startRemovingContainerDir(d: Dirs, volatile: boolean): Promise<NodeJS.ErrnoException | null> {
   const gone = (e: NodeJS.ErrnoException | null) => (e?.code === 'ENOENT' ? null : e);
+  const rm = (f: typeof rmdir | typeof unlink, path: string) => settle((cb) => f(path, cb)).then(gone);
   const work = join(d.work, 'work');
-  return Promise.all([
-    settle((cb) => rmdir(d.merged, cb)).then(gone),
-    settle((cb) => rmdir(d.upper, cb)).then(gone),
-    settle((cb) => rmdir(work, cb)).then(async (e) => {
-      if (e?.code !== 'ENOTEMPTY') return gone(e);
-      // a `volatile` overlay mount leaves work/incompat/volatile/dirty behind
-      const volatile = join(work, 'incompat', 'volatile');
-      for (const [rm, path] of [[unlink, join(volatile, 'dirty')], [rmdir, volatile], [rmdir, join(work, 'incompat')], [rmdir, work]] as const) {
-        const err = gone(await settle((cb) => rm(path, cb)));
-        if (err) return err;
-      }
-      return null;
-    }),
-    settle((cb) => unlink(d.state, cb)).then(gone),
-  ]).then((errs) => errs.find((e) => e !== null) ?? null);
+  const marker = join(work, 'incompat', 'volatile');
+  const steps: [typeof rmdir | typeof unlink, string][] = volatile
+    ? [[unlink, join(marker, 'dirty')], [rmdir, marker], [rmdir, join(work, 'incompat')], [rmdir, work]]
+    : [[rmdir, work]];
+  const workGone = steps.reduce<Promise<NodeJS.ErrnoException | null>>((prev, [f, path]) => prev.then((e) => e ?? rm(f, path)), Promise.resolve(null));
+  return Promise.all([rm(rmdir, d.merged), rm(rmdir, d.upper), workGone, rm(unlink, d.state)])
+    .then((errs) => errs.find((e) => e !== null) ?? null);
 }
 
 /**

@@ -166,7 +166,8 @@ export function prepare(
     hostname,
     rootfs: {
       mergedDir: d.merged, lowerDirs: image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: req.readOnly,
-      volatile: req.remove && overlayHasVolatile(),
+      // overlayfs takes `volatile` since Linux 5.10 (older kernels refuse the mount)
+      volatile: req.remove && kernelAtLeast(5, 10),
     },
     process: {
       args: command, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
@@ -199,11 +200,6 @@ export function prepare(
   };
   const plan = placeLaunch(planLaunch(spec), layout, state.cgroupPath);
   return { state, spec, plan, limits };
-}
-
-/** overlayfs takes `volatile` since Linux 5.10 (older kernels refuse the mount: EINVAL). */
-function overlayHasVolatile(): boolean {
-  return kernelAtLeast(5, 10);
 }
 
 /** The size of our terminal, or the classic 24x80 when we have none (or it says 0x0). */

@@ -104,7 +104,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     // registered first: the removal takes a directory made only in part, or not at all
     undo.add('container directory', async () => {
       if (keep) return;
-      await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs));
+      await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true));
       releaseName(state.name, state.id);
     });
     makeContainerDir(dirs);
@@ -175,7 +175,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('exit event');
     const { failure, failureCode } = outcome;
     // The init is gone: its directory goes in the thread pool while the cgroup is removed.
-    if (state.remove || failure) removing = startRemovingContainerDir(dirs);
+    if (state.remove || failure) removing = startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true);
     const { code, signal } = native.waitStatusToExitCode(outcome.waitStatus);
     if (!state.remove && !failure) {
       keep = true;

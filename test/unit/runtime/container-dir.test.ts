@@ -37,7 +37,7 @@ describe('the container directory of `run`', () => {
     const d = containerDirs(id);
     makeContainerDir(d);
     used(d);
-    await finishContainerDir(d, startRemovingContainerDir(d));
+    await finishContainerDir(d, startRemovingContainerDir(d, false));
     expect(existsSync(d.dir)).toBe(false);
     expect(readdirSync(join(root, 'containers'))).toEqual([]);
   });
@@ -48,7 +48,7 @@ describe('the container directory of `run`', () => {
     used(d);
     mkdirSync(join(d.work, 'work/incompat/volatile'), { recursive: true });
     writeFileSync(join(d.work, 'work/incompat/volatile/dirty'), '');
-    expect(await startRemovingContainerDir(d)).toBeNull(); // no fallback needed
+    expect(await startRemovingContainerDir(d, true)).toBeNull(); // no fallback needed
     await finishContainerDir(d, Promise.resolve(null));
     expect(existsSync(d.dir)).toBe(false);
   });
@@ -60,16 +60,16 @@ describe('the container directory of `run`', () => {
     mkdirSync(join(d.upper, 'tmp/deep'), { recursive: true });
     writeFileSync(join(d.upper, 'tmp/deep/f'), 'x');
     writeFileSync(join(d.dir, 'hosts'), '127.0.0.1 localhost\n');
-    await finishContainerDir(d, startRemovingContainerDir(d));
+    await finishContainerDir(d, startRemovingContainerDir(d, false));
     expect(existsSync(d.dir)).toBe(false);
   });
 
   it('is fine with a directory half made or already gone', async () => {
     const d = containerDirs(id);
     mkdirSync(d.dir, { recursive: true });
-    await finishContainerDir(d, startRemovingContainerDir(d));
+    await finishContainerDir(d, startRemovingContainerDir(d, true));
     expect(existsSync(d.dir)).toBe(false);
-    await finishContainerDir(d, startRemovingContainerDir(d));
+    await finishContainerDir(d, startRemovingContainerDir(d, false));
     expect(existsSync(d.dir)).toBe(false);
   });
 });
