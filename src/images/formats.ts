@@ -43,7 +43,6 @@ export const MEDIA_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const MEDIA_INDEX = 'application/vnd.oci.image.index.v1+json';
 export const MEDIA_CONFIG = 'application/vnd.oci.image.config.v1+json';
 export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-export const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 

@@ -4,7 +4,7 @@
  * writable layer that survives stop/start, and exec through the monitor's join mode.
  * The compute layer decides when; this module knows how.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, appendFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, appendFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
@@ -295,10 +295,6 @@ export function thawServer(f: ServerFacts, driver: CgroupDriver): void {
 
 export function removeServerFiles(id: string): void {
   rmTree(serverDirs(id).dir);
-}
-
-export function serverFilesExist(id: string): boolean {
-  return existsSync(serverDirs(id).dir);
 }
 
 // ---- exec -----------------------------------------------------------------------

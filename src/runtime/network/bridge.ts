@@ -123,7 +123,6 @@ export function listHostVeths(): HostVeth[] {
 
 // ---- NAT -------------------------------------------------------------------------
 
-
 function nft(script: string, check = true): boolean {
   try {
     execFileSync('nft', ['-f', '-'], { input: script, stdio: ['pipe', 'ignore', 'pipe'] });
