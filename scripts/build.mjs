@@ -2,7 +2,7 @@
 // compiles TypeScript at run time. One CommonJS file starts faster than ESM chunks
 // (no ESM loader, no resolution per chunk), and bin/novabox adds a V8 code cache.
 import { build } from 'esbuild';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -104,3 +104,32 @@ await build({
   banner: { js: "var __nb_meta = { get url() { return (this.u ??= require('node:url').pathToFileURL(__filename).href); } };" },
   logLevel: 'warning',
 });
+
+/**
+ * `novabox run`'s own bundle (src/cli/run-main.ts): bin/novabox loads it for a `run` line
+ * that run-args.ts accepts, so a start reads, deserialises and initialises only the run
+ * path: no commander, no other command. The state database and the compute service
+ * (`--network novabox` only) are in it behind dynamic imports: esbuild wraps them in
+ * functions that run on first import, so `--network none` never initialises them.
+ * Modules that must not be in it at all fail the build (checked on esbuild's metafile).
+ */
+const RUN_FORBIDDEN = /node_modules\/(commander|fastify|@fastify)\/|src\/cli\/commands\/|src\/api\//;
+const run = await build({
+  plugins: [lazyBuiltins],
+  entryPoints: ['src/cli/run-main.ts'],
+  outfile: 'dist/novabox-run.cjs',
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  sourcemap: 'linked',
+  external: ['koffi', 'tar', '*.node'],
+  minifyWhitespace: true,
+  metafile: true,
+  define: { NOVABOX_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__nb_meta.url', 'import.meta.dirname': '__dirname' },
+  banner: { js: "var __nb_meta = { get url() { return (this.u ??= require('node:url').pathToFileURL(__filename).href); } };" },
+  logLevel: 'warning',
+});
+const strays = Object.keys(run.metafile.inputs).filter((f) => RUN_FORBIDDEN.test(f));
+if (strays.length) throw new Error(`dist/novabox-run.cjs must not contain: ${strays.join(', ')}`);
+if (process.env.NOVABOX_METAFILE) writeFileSync(process.env.NOVABOX_METAFILE, JSON.stringify(run.metafile));

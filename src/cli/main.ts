@@ -4,8 +4,9 @@
  * that needs them, so `novabox run` loads neither a database nor an HTTP server.
  */
 import { Command, CommanderError } from 'commander';
-import { NovaboxError, type ErrorCode } from '../errors.js';
-import { register as registerRun, runAction } from './commands/run.js';
+import { newContext, reportError, type CliContext } from './context.js';
+import { register as registerRun } from './commands/run.js';
+import { runAction } from './run-action.js';
 import { parseRunArgs } from './run-args.js';
 import { register as registerPs } from './commands/ps.js';
 import { register as registerRm } from './commands/rm.js';
@@ -24,41 +25,7 @@ trace('main loaded');
 declare const NOVABOX_VERSION: string;
 export const VERSION = typeof NOVABOX_VERSION === 'string' ? NOVABOX_VERSION : '0.0.0-dev';
 
-/**
- * One table: error code -> exit status. Documented in `novabox --help`. `run` keeps
- * podman's convention instead (1 for novabox's own errors, 125 for setup failures).
- */
-export const EXIT_CODES: Record<ErrorCode, number> = {
-  'bad-request': 2,
-  'not-found': 3,
-  conflict: 4,
-  permission: 5,
-  sys: 1,
-  'op-failed': 125,
-  internal: 1,
-};
-
-const RUN_EXIT_CODES: Record<ErrorCode, number> = {
-  'bad-request': 1, 'not-found': 1, conflict: 1, permission: 1, sys: 1, 'op-failed': 125, internal: 1,
-};
-
-export interface CliContext {
-  /** set by a command that wants a specific exit status */
-  exitCode: number;
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  debug: boolean;
-  /** `run` maps errors as podman does */
-  runStyleExit?: boolean;
-  /** the compute service on the state database, opened on first use */
-  compute: () => Promise<import('../compute/servers.js').ComputeService>;
-}
-
-export function requireRoot(): void {
-  if (process.getuid?.() !== 0) {
-    throw new NovaboxError('permission', 'novabox needs root: run it with sudo (rootless mode is not supported yet)');
-  }
-}
+export { EXIT_CODES, requireRoot, type CliContext } from './context.js';
 
 const GROUPS: Record<string, (program: Command, ctx: CliContext, argv: string[]) => void> = {
   run: registerRun,
@@ -102,53 +69,8 @@ name in use); 5 not root; 1 anything else. \`run\` returns the container's own s
   return program;
 }
 
-function lazyCompute(): CliContext['compute'] {
-  let svc: Promise<import('../compute/servers.js').ComputeService> | undefined;
-  return () => {
-    svc ??= (async () => {
-      requireRoot();
-      const { openStore } = await import('../store/db.js');
-      const { ComputeService } = await import('../compute/servers.js');
-      trace('compute loaded');
-      const svc = new ComputeService(openStore());
-      trace('store open');
-      return svc;
-    })();
-    return svc;
-  };
-}
-
-/**
- * A reader that went away (`novabox server list | head -1`) must not kill us half way:
- * a `run` still has a container to clean up. Further output is dropped; the command ends
- * normally.
- */
-function toleratePipeClose(stream: NodeJS.WriteStream): void {
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EPIPE') throw err;
-  });
-}
-
-/** process.stdout is built (loading node:stream) on first touch: only when we print. */
-function writer(get: () => NodeJS.WriteStream): (s: string) => void {
-  let stream: NodeJS.WriteStream | undefined;
-  return (s) => {
-    if (!stream) {
-      stream = get();
-      toleratePipeClose(stream);
-    }
-    stream.write(s);
-  };
-}
-
 export async function main(argv: string[]): Promise<number> {
-  const ctx: CliContext = {
-    exitCode: 0,
-    stdout: writer(() => process.stdout),
-    stderr: writer(() => process.stderr),
-    debug: argv.includes('--debug'),
-    compute: lazyCompute(),
-  };
+  const ctx = newContext(argv);
   // `run` with an ordinary command line skips building commander's program (run-args.ts)
   const fast = argv[0] === 'run' ? parseRunArgs(argv.slice(1)) : undefined;
   try {
@@ -167,15 +89,6 @@ export async function main(argv: string[]): Promise<number> {
       // help and version end here with exit code 0; usage errors were already printed
       return err.exitCode === 0 ? 0 : 2;
     }
-    if (err instanceof NovaboxError) {
-      ctx.stderr(`novabox: ${err.message}\n`);
-      if (err.hint) ctx.stderr(`hint: ${err.hint}\n`);
-      if (ctx.debug && err.stack) ctx.stderr(err.stack + '\n');
-      return (ctx.runStyleExit ? RUN_EXIT_CODES : EXIT_CODES)[err.code];
-    }
-    const e = err as Error;
-    ctx.stderr(`novabox: ${e?.message ?? String(err)}\n`);
-    if (ctx.debug && e?.stack) ctx.stderr(e.stack + '\n');
-    return 1;
+    return reportError(err, ctx);
   }
 }

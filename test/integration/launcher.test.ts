@@ -1,14 +1,17 @@
 /**
- * bin/novabox's code cache: one per command word, written only by a run that did the
- * command's whole work. Runs a copy of the launcher and the bundle in a temp dir (the
- * checkout's dist/ caches are shared with everything else running the CLI).
+ * bin/novabox: which bundle a command line runs in (`run` in its own bundle when
+ * run-args.ts takes the line, else the full CLI), and the code cache of each: one per
+ * bundle and command word, written only by a run that did the command's whole work.
+ * Runs a copy of the launcher and the bundles in a temp dir (the checkout's dist/ caches
+ * are shared with everything else running the CLI).
  */
 import { spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliEnv, ROOT } from '../helpers/run-cli.js';
+import { census } from '../helpers/census.js';
+import { cliEnv, ROOT, tempRoot } from '../helpers/run-cli.js';
 
 describe('the launcher code cache', () => {
   let tree: string;
@@ -19,6 +22,7 @@ describe('the launcher code cache', () => {
     mkdirSync(join(tree, 'dist'));
     cpSync(join(ROOT, 'bin'), join(tree, 'bin'), { recursive: true });
     cpSync(join(ROOT, 'dist/novabox.cjs'), join(tree, 'dist/novabox.cjs'));
+    cpSync(join(ROOT, 'dist/novabox-run.cjs'), join(tree, 'dist/novabox-run.cjs'));
     symlinkSync(join(ROOT, 'native-bindings'), join(tree, 'native-bindings'));
     symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
   });
@@ -47,5 +51,69 @@ describe('the launcher code cache', () => {
     expect(again.stdout).toBe(first.stdout);
     // accepted, so not written again (a rejected cache is replaced)
     expect(statSync(join(tree, 'dist/novabox.cjs.ps.cache')).mtimeMs).toBe(written);
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the full CLI', () => {
+  let tree: string;
+  let root: string;
+  let removeRoot: () => void;
+  beforeAll(() => {
+    tree = mkdtempSync(join(tmpdir(), 'nbx-launcher-run-'));
+    ({ root, remove: removeRoot } = tempRoot('nbx-launcher-run-root-'));
+    mkdirSync(join(tree, 'dist'));
+    cpSync(join(ROOT, 'bin'), join(tree, 'bin'), { recursive: true });
+    for (const f of ['novabox.cjs', 'novabox-run.cjs']) cpSync(join(ROOT, 'dist', f), join(tree, 'dist', f));
+    symlinkSync(join(ROOT, 'native-bindings'), join(tree, 'native-bindings'));
+    symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
+    symlinkSync(join(ROOT, 'images'), join(tree, 'images'));
+  });
+  afterAll(() => {
+    rmSync(tree, { recursive: true, force: true });
+    removeRoot?.();
+  });
+
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [join(tree, 'bin/novabox'), ...args], { env: cliEnv(root), encoding: 'utf8', input: '' });
+  const caches = () => readdirSync(join(tree, 'dist')).filter((f) => f.endsWith('.cache')).sort();
+
+  it('help, a bad option and a dry run write no cache; help and errors read as before', () => {
+    const help = cli('run', '--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: novabox run \[options\] \[image\] \[command\.\.\.\]\n/);
+    const bogus = cli('run', '--bogus', 'busybox', 'true');
+    expect(bogus.status).toBe(2);
+    expect(bogus.stderr).toBe("error: unknown option '--bogus'\n");
+    const pids = cli('run', '--pids-limit', '0', 'busybox', 'true');
+    expect(pids.status).toBe(2);
+    expect(pids.stderr).toBe('novabox: invalid --pids-limit "0": expected a whole number >= 1\n');
+    const noImage = cli('run', '--rm');
+    expect(noImage.status).toBe(1);
+    expect(noImage.stderr).toBe('novabox: no image given: try "novabox run --rm busybox echo hello"\n');
+    expect(cli('run', '--dry-run', '--network', 'none', '--rootfs', tree, 'true').status).toBe(0);
+    expect(caches()).toEqual([]);
+  });
+
+  it('runs an ordinary `run` line in the run bundle, which writes its own cache', () => {
+    // the first run builds the busybox image into this root
+    expect(cli('run', '--rm', '--network', 'none', 'busybox', 'true').status).toBe(0);
+    const before = census(root);
+    const r = cli('run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo hi; exit 3');
+    expect(r.status).toBe(3);
+    expect(r.stdout).toBe('hi\n');
+    expect(caches()).toEqual(['novabox-run.cjs.cache']);
+    const written = statSync(join(tree, 'dist/novabox-run.cjs.cache')).mtimeMs;
+    expect(cli('run', '--rm', '--network', 'none', 'busybox', 'true').status).toBe(0);
+    expect(statSync(join(tree, 'dist/novabox-run.cjs.cache')).mtimeMs).toBe(written);
+    expect(census(root)).toEqual(before);
+  });
+
+  it('hands a line the fast parser leaves (-ie VALUE) to the full CLI, whose cache is the `run` word\'s', () => {
+    const before = census(root);
+    const r = cli('run', '--rm', '--network', 'none', '-ie', 'FOO=bar', 'busybox', 'sh', '-c', 'echo $FOO');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('bar\n');
+    expect(caches()).toEqual(['novabox-run.cjs.cache', 'novabox.cjs.run.cache']);
+    expect(census(root)).toEqual(before);
   });
 });

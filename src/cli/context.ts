@@ -1,0 +1,106 @@
+/**
+ * What every command gets, shared by the full CLI (main.ts) and the `run`-only entry
+ * (run-main.ts): the context, the root check, and errors turned into exit statuses.
+ * Nothing here imports commander or a command module: the `run` bundle includes it.
+ */
+import { NovaboxError, type ErrorCode } from '../errors.js';
+import { trace } from '../util/trace.js';
+
+/**
+ * One table: error code -> exit status. Documented in `novabox --help`. `run` keeps
+ * podman's convention instead (1 for novabox's own errors, 125 for setup failures).
+ */
+export const EXIT_CODES: Record<ErrorCode, number> = {
+  'bad-request': 2,
+  'not-found': 3,
+  conflict: 4,
+  permission: 5,
+  sys: 1,
+  'op-failed': 125,
+  internal: 1,
+};
+
+const RUN_EXIT_CODES: Record<ErrorCode, number> = {
+  'bad-request': 1, 'not-found': 1, conflict: 1, permission: 1, sys: 1, 'op-failed': 125, internal: 1,
+};
+
+export interface CliContext {
+  /** set by a command that wants a specific exit status */
+  exitCode: number;
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  debug: boolean;
+  /** `run` maps errors as podman does */
+  runStyleExit?: boolean;
+  /** the compute service on the state database, opened on first use */
+  compute: () => Promise<import('../compute/servers.js').ComputeService>;
+}
+
+export function requireRoot(): void {
+  if (process.getuid?.() !== 0) {
+    throw new NovaboxError('permission', 'novabox needs root: run it with sudo (rootless mode is not supported yet)');
+  }
+}
+
+function lazyCompute(): CliContext['compute'] {
+  let svc: Promise<import('../compute/servers.js').ComputeService> | undefined;
+  return () => {
+    svc ??= (async () => {
+      requireRoot();
+      const { openStore } = await import('../store/db.js');
+      const { ComputeService } = await import('../compute/servers.js');
+      trace('compute loaded');
+      const svc = new ComputeService(openStore());
+      trace('store open');
+      return svc;
+    })();
+    return svc;
+  };
+}
+
+/**
+ * A reader that went away (`novabox server list | head -1`) must not kill us half way:
+ * a `run` still has a container to clean up. Further output is dropped; the command ends
+ * normally.
+ */
+function toleratePipeClose(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}
+
+/** process.stdout is built (loading node:stream) on first touch: only when we print. */
+function writer(get: () => NodeJS.WriteStream): (s: string) => void {
+  let stream: NodeJS.WriteStream | undefined;
+  return (s) => {
+    if (!stream) {
+      stream = get();
+      toleratePipeClose(stream);
+    }
+    stream.write(s);
+  };
+}
+
+export function newContext(argv: readonly string[]): CliContext {
+  return {
+    exitCode: 0,
+    stdout: writer(() => process.stdout),
+    stderr: writer(() => process.stderr),
+    debug: argv.includes('--debug'),
+    compute: lazyCompute(),
+  };
+}
+
+/** A command's error on stderr (one line, a hint, the stack with --debug); returns the exit status. */
+export function reportError(err: unknown, ctx: CliContext): number {
+  if (err instanceof NovaboxError) {
+    ctx.stderr(`novabox: ${err.message}\n`);
+    if (err.hint) ctx.stderr(`hint: ${err.hint}\n`);
+    if (ctx.debug && err.stack) ctx.stderr(err.stack + '\n');
+    return (ctx.runStyleExit ? RUN_EXIT_CODES : EXIT_CODES)[err.code];
+  }
+  const e = err as Error;
+  ctx.stderr(`novabox: ${e?.message ?? String(err)}\n`);
+  if (ctx.debug && e?.stack) ctx.stderr(e.stack + '\n');
+  return 1;
+}

@@ -1,0 +1,28 @@
+/**
+ * The `run`-only entry (dist/novabox-run.cjs): what `novabox run` needs and nothing else,
+ * no commander, no other command, no database until `--network novabox` asks for it
+ * (ctx.compute(), loaded lazily inside this bundle). bin/novabox loads it for a command
+ * line starting with `run`; main() returns undefined when run-args.ts does not accept the
+ * line (help, an unusual or bad option), and the launcher hands the line to the full CLI
+ * (dist/novabox.cjs), which parses it with commander as before.
+ */
+import { newContext, reportError } from './context.js';
+import { runAction } from './run-action.js';
+import { parseRunArgs } from './run-args.js';
+import { trace } from '../util/trace.js';
+export { exitNow } from '../util/exit.js';
+
+trace('main loaded');
+
+/** argv without node and the script; undefined: not a line for this bundle. */
+export function main(argv: string[]): Promise<number> | undefined {
+  const fast = argv[0] === 'run' ? parseRunArgs(argv.slice(1)) : undefined;
+  if (!fast) return undefined;
+  trace('run arguments parsed');
+  const ctx = newContext(argv);
+  ctx.debug = false; // as commander's preAction hook: --debug is an option of the program, before `run`
+  return runAction(fast.image, fast.command, fast.opts, ctx).then(
+    () => ctx.exitCode,
+    (err: unknown) => reportError(err, ctx),
+  );
+}

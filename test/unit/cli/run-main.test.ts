@@ -1,0 +1,49 @@
+/**
+ * src/cli/run-main.ts, the entry of the `run`-only bundle: it takes the lines run-args.ts
+ * accepts and gives every other line back (undefined) for bin/novabox to hand to the
+ * full CLI. A dry run goes the whole way here without root or a native library.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../../src/cli/run-main.js';
+
+describe('the run-only entry', () => {
+  const rootfs = mkdtempSync(join(tmpdir(), 'nbx-run-main-'));
+  afterAll(() => rmSync(rootfs, { recursive: true, force: true }));
+  afterEach(() => vi.restoreAllMocks());
+
+  it.each([
+    [['run', '--help']],
+    [['run', '-h']],
+    [['run', '--bogus', 'busybox']],
+    [['run', '--pids-limit', '0', 'busybox']],
+    [['run', '--network', 'bridge', 'busybox']],
+    [['run', '-ie', 'A=1', 'busybox']],
+    [['run', '--memory']],
+    [['ps']],
+    [['--debug', 'run', 'busybox']],
+    [[]],
+  ])('gives %j back to the full CLI', (argv) => {
+    expect(main(argv)).toBeUndefined();
+  });
+
+  it('runs a line it accepts: a dry run prints the plan and returns 0', async () => {
+    let out = '';
+    vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+    const code = await main(['run', '--dry-run', '--network', 'none', '--hostname', 'h1', '-e', 'A=1', '--rootfs', rootfs, 'echo', 'hi']);
+    expect(code).toBe(0);
+    const plan = JSON.parse(out) as { container: { command: string[] }; plan: { ops: { op: string }[] } };
+    expect(plan.container.command).toEqual(['echo', 'hi']);
+    expect(plan.plan.ops.at(-1)?.op).toBe('exec');
+  });
+
+  it("maps a bad request to run's exit status 1 with one line on stderr", async () => {
+    let err = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+    const code = await main(['run', '--dry-run', '--hostname', 'bad_host!', '--rootfs', rootfs, 'true']);
+    expect(code).toBe(1);
+    expect(err).toBe('novabox: invalid hostname "bad_host!"\n');
+  });
+});
