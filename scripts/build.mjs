@@ -4,10 +4,20 @@
 import { build } from 'esbuild';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { koffiNativePath } from './koffi-path.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
 rmSync(new URL('../dist', import.meta.url), { recursive: true, force: true });
+
+const DEFINE = {
+  NOVABOX_VERSION: JSON.stringify(pkg.version),
+  // koffi.node relative to the project, or null: koffi's own loader (src/sys/native.ts)
+  NOVABOX_KOFFI_NODE: JSON.stringify(koffiNativePath(fileURLToPath(new URL('..', import.meta.url)))),
+  'import.meta.url': '__nb_meta.url',
+  'import.meta.dirname': '__dirname',
+};
 /**
  * node:child_process (with net and dgram behind it), node:zlib, node:stream/promises
  * (all of node:stream behind it) and node:tty load in ~1.5-4 ms each per start, yet most
@@ -70,7 +80,7 @@ const common = {
   platform: 'node',
   target: 'node20',
   sourcemap: 'linked',
-  define: { NOVABOX_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__nb_meta.url', 'import.meta.dirname': '__dirname' },
+  define: DEFINE,
   // import.meta.url made on first use: a process's first pathToFileURL costs ~0.5 ms
   banner: { js: "var __nb_meta = { get url() { return (this.u ??= require('node:url').pathToFileURL(__filename).href); } };" },
   logLevel: 'warning',
@@ -99,7 +109,7 @@ await build({
   // start reads this file and V8 takes it whole even with a code cache, ~1 ms less for
   // 531 -> 368 KB here. --minify-syntax would save little more; --keep-names costs 0.6 ms.
   minifyWhitespace: true,
-  define: { NOVABOX_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__nb_meta.url', 'import.meta.dirname': '__dirname' },
+  define: DEFINE,
   // import.meta.url made on first use: a process's first pathToFileURL costs ~0.5 ms
   banner: { js: "var __nb_meta = { get url() { return (this.u ??= require('node:url').pathToFileURL(__filename).href); } };" },
   logLevel: 'warning',
@@ -126,7 +136,7 @@ const run = await build({
   external: ['koffi', 'tar', '*.node'],
   minifyWhitespace: true,
   metafile: true,
-  define: { NOVABOX_VERSION: JSON.stringify(pkg.version), 'import.meta.url': '__nb_meta.url', 'import.meta.dirname': '__dirname' },
+  define: DEFINE,
   banner: { js: "var __nb_meta = { get url() { return (this.u ??= require('node:url').pathToFileURL(__filename).href); } };" },
   logLevel: 'warning',
 });

@@ -4,7 +4,7 @@
  * (syscall, path, errno name).
  */
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync, readSync } from 'node:fs';
+import { existsSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NovaboxError, SysError } from '../errors.js';
@@ -78,35 +78,50 @@ interface Bindings {
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;
 
+declare const NOVABOX_KOFFI_NODE: string | null | undefined;
+
 /**
  * koffi's JS entry detects the platform by parsing the node binary's ELF headers and
  * wraps deprecated helpers: ~8 ms on every start, against ~2.4 ms for the native module
- * itself. Load the prebuilt module of this platform directly when it is where koffi's
- * own loader looks first (the @koromix/koffi-<platform>-<arch> package); otherwise, and
- * on musl, go through koffi's entry. The known file is opened with process.dlopen, as
- * require() would after resolving it (~0.4 ms of resolution and createRequire saved);
- * only this function loads koffi, once per process (bind() keeps it).
+ * itself. scripts/build.mjs finds the prebuilt module koffi's own loader would take first
+ * (the @koromix/koffi-<platform>-<arch> package, of koffi's version; the musl build on
+ * musl) and bakes its path, relative to the project, into the bundle: here it is only
+ * opened with process.dlopen, as require() would after resolving it. Without a baked path
+ * (sources run by vitest, a mismatch or musl at build time) or when the file is gone,
+ * koffi's entry loads it. Only this function loads koffi, once per process (bind() keeps it).
  */
 function loadKoffi(): Koffi {
-  try {
-    if (isMusl()) throw new Error('musl');
-    const modules = join(projectRoot(), 'node_modules');
-    const pkg = join(modules, `@koromix/koffi-${process.platform}-${process.arch}`);
-    const version = (dir: string) => (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
-    // checked before loading: a mismatch goes to koffi's loader without this copy loaded too
-    if (version(pkg) === version(join(modules, 'koffi'))) {
-      const addon = { exports: {} as Koffi };
-      process.dlopen(addon, join(pkg, `${process.platform}_${process.arch}`, 'koffi.node'));
+  const rel = typeof NOVABOX_KOFFI_NODE === 'string' ? NOVABOX_KOFFI_NODE : null;
+  if (rel) {
+    const addon = { exports: {} as Koffi };
+    try {
+      process.dlopen(addon, join(projectRoot(), rel));
       return addon.exports;
+    } catch {
+      /* moved or removed since the build: koffi's own loader */
     }
-  } catch {
-    /* not laid out as expected: use koffi's own loader */
   }
   return createRequire(import.meta.url)('koffi') as Koffi;
 }
 
-function isMusl(): boolean {
-  return existsSync('/lib/ld-musl-x86_64.so.1') || existsSync('/lib/ld-musl-aarch64.so.1');
+/**
+ * An object whose properties are made on first read: each koffi prototype is parsed
+ * only when a call needs it (`run` on the koffi path binds 3 of the ~14, ~0.07 ms each).
+ */
+function lazily<T extends object>(makers: { [K in keyof T]: () => T[K] }): T {
+  const o = {} as T;
+  for (const k of Object.keys(makers) as (keyof T)[]) {
+    Object.defineProperty(o, k, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const v = makers[k]();
+        Object.defineProperty(o, k, { value: v, enumerable: true });
+        return v;
+      },
+    });
+  }
+  return o;
 }
 
 function bind(): Bindings {
@@ -119,42 +134,44 @@ function bind(): Bindings {
   }
   const lib = koffi.load(path);
   koffiLib = { koffi, lib };
-  koffi.struct('nb_spawn_args', {
-    monitor_path: 'const char *',
-    monitor_tag: 'const char *',
-    stdio: koffi.array('int32_t', 3),
-    tty: 'int32_t',
-  });
-  koffi.struct('nb_spawn_result', {
-    monitor_pid: 'int32_t',
-    init_pid: 'int32_t',
-    events_fd: 'int32_t',
-    go_fd: 'int32_t',
-    console_fd: 'int32_t',
-    stage: 'int32_t',
-  });
-  const libc = koffi.load('libc.so.6');
   const abi = lib.func('uint32_t nb_abi_version(void)') as () => number;
   if (abi() !== 1) throw new Error(`native library ABI ${abi()} does not match this build (1)`);
-  bound = {
-    nb_spawn: lib.func(
-      'int nb_spawn(const void *plan, uint32_t len, const nb_spawn_args *args, _Out_ nb_spawn_result *out)',
-    ),
-    nb_pty_resize: lib.func('int nb_pty_resize(int fd, uint16_t rows, uint16_t cols)'),
-    nb_recv_fd: lib.func('int nb_recv_fd(int sock)'),
-    nb_cgroup_devices: lib.func('int nb_cgroup_devices(const char *dir)'),
-    nb_abi_version: abi,
-    nb_layer_pack_hashed: lib.func('int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen)'),
-    nb_sha256: lib.func('void nb_sha256(const uint8_t *data, size_t len, uint8_t *out)'),
-    nb_layer_whiteout: lib.func('int nb_layer_whiteout(const char *path)'),
-    nb_layer_set_opaque: lib.func('int nb_layer_set_opaque(const char *dir)'),
-    waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
-    syscall2: libc.func('long syscall(long nr, long a, long b)'),
-    syscall4: libc.func('long syscall(long nr, long a, long b, long c, long d)'),
-    errno: () => koffi.errno(),
-  };
-  const exit = libc.func('void _exit(int status)') as (code: number) => void;
-  setExitHook((code) => exit(code));
+  let libc: ReturnType<Koffi['load']> | undefined;
+  const c = () => (libc ??= koffi.load('libc.so.6'));
+  bound = lazily<Bindings>({
+    nb_spawn: () => {
+      koffi.struct('nb_spawn_args', {
+        monitor_path: 'const char *',
+        monitor_tag: 'const char *',
+        stdio: koffi.array('int32_t', 3),
+        tty: 'int32_t',
+      });
+      koffi.struct('nb_spawn_result', {
+        monitor_pid: 'int32_t',
+        init_pid: 'int32_t',
+        events_fd: 'int32_t',
+        go_fd: 'int32_t',
+        console_fd: 'int32_t',
+        stage: 'int32_t',
+      });
+      return lib.func('int nb_spawn(const void *plan, uint32_t len, const nb_spawn_args *args, _Out_ nb_spawn_result *out)');
+    },
+    nb_pty_resize: () => lib.func('int nb_pty_resize(int fd, uint16_t rows, uint16_t cols)'),
+    nb_recv_fd: () => lib.func('int nb_recv_fd(int sock)'),
+    nb_cgroup_devices: () => lib.func('int nb_cgroup_devices(const char *dir)'),
+    nb_abi_version: () => abi,
+    nb_layer_pack_hashed: () => lib.func('int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen)'),
+    nb_sha256: () => lib.func('void nb_sha256(const uint8_t *data, size_t len, uint8_t *out)'),
+    nb_layer_whiteout: () => lib.func('int nb_layer_whiteout(const char *path)'),
+    nb_layer_set_opaque: () => lib.func('int nb_layer_set_opaque(const char *dir)'),
+    waitpid: () => c().func('int waitpid(int pid, _Out_ int *status, int options)'),
+    syscall2: () => c().func('long syscall(long nr, long a, long b)'),
+    syscall4: () => c().func('long syscall(long nr, long a, long b, long c, long d)'),
+    errno: () => () => koffi.errno(),
+  });
+  // bound when the quick exit is taken (unless the Node-API module's is installed already)
+  let exit: ((code: number) => void) | undefined;
+  if (!fastBound) setExitHook((code) => (exit ??= c().func('void _exit(int status)') as (code: number) => void)(code));
   return bound;
 }
 
