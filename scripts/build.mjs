@@ -6,6 +6,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { koffiNativePath } from './koffi-path.mjs';
+import { shebangFor, writeLauncher } from './launcher.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 
@@ -143,3 +144,7 @@ const run = await build({
 const strays = Object.keys(run.metafile.inputs).filter((f) => RUN_FORBIDDEN.test(f));
 if (strays.length) throw new Error(`dist/novabox-run.cjs must not contain: ${strays.join(', ')}`);
 if (process.env.NOVABOX_METAFILE) writeFileSync(process.env.NOVABOX_METAFILE, JSON.stringify(run.metafile));
+
+// bin/novabox: bin/launcher.cjs with this node's absolute path as its #! line (scripts/launcher.mjs)
+const here = (p) => fileURLToPath(new URL(p, import.meta.url));
+writeLauncher(here('../bin/launcher.cjs'), here('../bin/novabox'), shebangFor(process.execPath));

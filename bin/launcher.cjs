@@ -2,6 +2,8 @@
 'use strict';
 // Launcher only: runs a bundle `npm install` built through a V8 code cache (Node 20 has
 // no module.enableCompileCache), written after the first whole run of each command.
+// bin/novabox is this file with the absolute path of the node that ran the build as its
+// #! line (scripts/build.mjs, scripts/launcher.mjs); `node bin/launcher.cjs` runs too.
 // CommonJS on purpose: an ES module entry costs ~10 ms more to start.
 // `run` first tries its own bundle (dist/novabox-run.cjs: no commander, no other command);
 // when that bundle's parser does not take the line (help, an unusual or bad option) the
