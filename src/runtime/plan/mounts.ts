@@ -7,6 +7,8 @@ import { MASKED_PATHS, READONLY_PATHS } from './security.js';
 
 /** Escape a path for overlayfs options, where ',' and ':' separate values (overlayfs docs). */
 export function overlayPathEscape(p: string): string {
+  // the usual path has none of them: no regular expression compiled on the start path
+  if (!p.includes('\\') && !p.includes(',') && !p.includes(':')) return p;
   return p.replace(/\\/g, '\\\\').replace(/,/g, '\\,').replace(/:/g, '\\:');
 }
 

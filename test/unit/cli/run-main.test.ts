@@ -46,4 +46,11 @@ describe('the run-only entry', () => {
     expect(code).toBe(1);
     expect(err).toBe('novabox: invalid hostname "bad_host!"\n');
   });
+
+  it.each([['a file', '/etc/hostname'], ['a missing path', '/nonexistent/nbx-rootfs']])('refuses --rootfs on %s in one line', async (_what, path) => {
+    let err = '';
+    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+    expect(await main(['run', '--dry-run', '--rootfs', path, 'true'])).toBe(1);
+    expect(err).toBe(`novabox: rootfs ${path} is not a directory\n`);
+  });
 });
