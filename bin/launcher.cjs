@@ -37,8 +37,13 @@ function readWhole(path) {
   }
 }
 
-/** Load a bundle through its code cache; returns its exports and a function that writes the cache. */
-function load(file, cacheFile) {
+/**
+ * Load a bundle through its code cache; returns its exports and a function that writes the
+ * cache. `req`: the bundle's require; the run bundle takes this file's own (it resolves
+ * node: builtins and packages from bin/ as from dist/, and scripts/build.mjs checks that it
+ * has no relative require), saving a createRequire per start.
+ */
+function load(file, cacheFile, req = Module.createRequire(file)) {
   let cachedData;
   try {
     cachedData = readWhole(cacheFile);
@@ -47,12 +52,13 @@ function load(file, cacheFile) {
   }
   const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
   const mod = { exports: {} };
-  script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, dist);
+  script.runInThisContext()(mod.exports, req, mod, file, dist);
   // V8 caches what this run compiled: only a run that did its command's whole work (exit 0,
   // not help, version or a dry run) writes it. A first `run --help` wrote a cache without
   // the container path, and every later run compiled that lazily (~5 ms CPU each).
   const saveCache = (code) => {
-    const whole = code === 0 && !args.some((a) => /^(-h|--help|-V|--version|--dry-run)$/.test(a));
+    // Nor a run that did one-time work (src/util/cache-hint.ts: `run` building busybox).
+    const whole = code === 0 && !args.some((a) => /^(-h|--help|-V|--version|--dry-run)$/.test(a)) && mod.exports.cacheable?.() !== false;
     if ((!cachedData || script.cachedDataRejected) && whole) {
       try {
         const tmp = `${cacheFile}.${process.pid}`;
@@ -79,7 +85,7 @@ function finish(bundle, done) {
 let done;
 if (args[0] === 'run') {
   const file = join(dist, 'novabox-run.cjs');
-  const run = load(file, `${file}.cache`);
+  const run = load(file, `${file}.cache`, require);
   done = run.exports.main(args);
   if (done) finish(run, done);
 }

@@ -143,6 +143,8 @@ const run = await build({
 });
 const strays = Object.keys(run.metafile.inputs).filter((f) => RUN_FORBIDDEN.test(f));
 if (strays.length) throw new Error(`dist/novabox-run.cjs must not contain: ${strays.join(', ')}`);
+// bin/novabox hands this bundle its own require (bin/, not dist/): no relative require in it
+if (/\brequire\(["']\.\.?\//.test(readFileSync('dist/novabox-run.cjs', 'utf8'))) throw new Error('dist/novabox-run.cjs must not require a relative path');
 if (process.env.NOVABOX_METAFILE) writeFileSync(process.env.NOVABOX_METAFILE, JSON.stringify(run.metafile));
 
 // bin/novabox: bin/launcher.cjs with this node's absolute path as its #! line (scripts/launcher.mjs)

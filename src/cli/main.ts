@@ -19,6 +19,7 @@ import { register as registerImage } from './commands/image.js';
 import { register as registerServe } from './commands/serve.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
+export { cacheable } from '../util/cache-hint.js';
 
 trace('main loaded');
 

@@ -11,6 +11,7 @@ import { runAction } from './run-action.js';
 import { parseRunArgs } from './run-args.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
+export { cacheable } from '../util/cache-hint.js';
 
 trace('main loaded');
 

@@ -11,6 +11,7 @@ import { isContainerLive, prepare, validateRequest, type RunRequest } from './co
 import { gcStale } from './gc.js';
 import { runForeground } from './run.js';
 import { trace } from '../util/trace.js';
+import { atypicalRun } from '../util/cache-hint.js';
 
 export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota'> {
   memory?: string;
@@ -29,7 +30,10 @@ async function resolveImage(o: RunOptions): Promise<{ name: string; layerDirs: s
   const name = o.image!;
   checkImageName(name);
   let image = readImage(name);
-  if (!image && name === 'busybox' && !o.dryRun) image = await (await import('../images/busybox.js')).ensureBusybox();
+  if (!image && name === 'busybox' && !o.dryRun) {
+    atypicalRun(); // the image is built once: no code cache from this run
+    image = await (await import('../images/busybox.js')).ensureBusybox();
+  }
   if (!image) throw new NotFound(`image "${name}" not found`, { hint: 'the built-in image is "busybox"' });
   if (!o.dryRun) await ensureLayers(image);
   return { name: image.name, layerDirs: layerDirs(image), config: image.config };

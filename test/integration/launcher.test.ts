@@ -95,11 +95,16 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
   });
 
   it('runs an ordinary `run` line in the run bundle, which writes its own cache', () => {
-    // the first run builds the busybox image into this root
+    // the first run builds the busybox image into this root: one-time work, no cache from it
     expect(cli('run', '--rm', '--network', 'none', 'busybox', 'true').status).toBe(0);
+    expect(caches()).toEqual([]);
     const before = census(root);
-    const r = cli('run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo hi; exit 3');
-    expect(r.status).toBe(3);
+    const failed = cli('run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo hi; exit 3');
+    expect(failed.status).toBe(3);
+    expect(failed.stdout).toBe('hi\n');
+    expect(caches()).toEqual([]);
+    const r = cli('run', '--rm', '--network', 'none', 'busybox', 'echo', 'hi');
+    expect(r.status).toBe(0);
     expect(r.stdout).toBe('hi\n');
     expect(caches()).toEqual(['novabox-run.cjs.cache']);
     const written = statSync(join(tree, 'dist/novabox-run.cjs.cache')).mtimeMs;
