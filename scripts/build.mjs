@@ -4,6 +4,7 @@
 import { build } from 'esbuild';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { koffiNativePath } from './koffi-path.mjs';
 import { shebangFor, writeLauncher } from './launcher.mjs';
@@ -32,14 +33,20 @@ const DEFINE = {
  * used (but see SRC_ONLY). Named imports only (esbuild reads
  * `mod.fn` at the call), which is how src/ imports them.
  */
-const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream\/promises|tty|module)$/;
+const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream\/promises|tty|module|os)$/;
 /**
  * node:crypto (~1.5-2.5 ms: the store's modules import it for ids and password hashes) and
  * node:stream/promises (~1.5 ms, with the stream classes: cli/commands/image.ts is loaded
  * by every command) are stand-ins for novabox's own sources only: a dependency may use an
  * export that is not a function (crypto.webcrypto, crypto.constants).
  */
-const SRC_ONLY = /^(node:)?(crypto|stream\/promises)$/;
+const SRC_ONLY = /^(node:)?(crypto|stream\/promises|os)$/;
+/**
+ * node:os (~0.2 ms to load) only gives `run` its `constants` (signal and errno numbers):
+ * they are the kernel's ABI, the same for every run of this build on this machine, so the
+ * stand-in carries them as data, taken at build time; its functions load node:os on first call.
+ */
+const BAKED = { os: { constants: os.constants } };
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
@@ -57,6 +64,7 @@ const lazyBuiltins = {
       return {
         contents:
           `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
+          Object.entries(BAKED[args.path] ?? {}).map(([k, v]) => `export const ${k} = ${JSON.stringify(v)};\n`).join('') +
           // `new X()` constructs the real class (new.target is the stand-in itself then)
           names.map((k) => `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target === ${k} ? load().${k} : new.target) : load().${k}.apply(this, a); }`).join('\n'),
         loader: 'js',
