@@ -42,11 +42,17 @@ const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream\/promises|tty|
  */
 const SRC_ONLY = /^(node:)?(crypto|stream\/promises|os)$/;
 /**
- * node:os (~0.2 ms to load) only gives `run` its `constants` (signal and errno numbers):
- * they are the kernel's ABI, the same for every run of this build on this machine, so the
- * stand-in carries them as data, taken at build time; its functions load node:os on first call.
+ * node:os (~0.2 ms to load) only gives `run` its `constants`: the signal numbers on every
+ * run (the kernel's ABI, the same for every run of this build on this machine), so the
+ * stand-in carries them as data taken at build time; the rest of `constants` (errno names,
+ * wanted on errors only) and every function load node:os on first use.
  */
-const BAKED = { os: { constants: os.constants } };
+const BAKED = {
+  os: `export const constants = Object.freeze({ signals: Object.freeze(${JSON.stringify(os.constants.signals)}), ${Object.keys(os.constants)
+    .filter((k) => k !== 'signals')
+    .map((k) => `get ${k}() { return load().constants.${k}; }`)
+    .join(', ')} });\n`,
+};
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(b) {
@@ -64,7 +70,7 @@ const lazyBuiltins = {
       return {
         contents:
           `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
-          Object.entries(BAKED[args.path] ?? {}).map(([k, v]) => `export const ${k} = ${JSON.stringify(v)};\n`).join('') +
+          (BAKED[args.path] ?? '') +
           // `new X()` constructs the real class (new.target is the stand-in itself then)
           names.map((k) => `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target === ${k} ? load().${k} : new.target) : load().${k}.apply(this, a); }`).join('\n'),
         loader: 'js',
