@@ -78,14 +78,14 @@ export function newId(): string {
 const HOSTNAME = /^(?=.{1,64}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/;
 
 export function containerDirs(id: string) {
-  const dir = paths.container(id);
+  const dir = paths.container(id); // normalised by join: the rest are plain suffixes
   return {
     dir,
-    upper: join(dir, 'upper'),
-    work: join(dir, 'work'),
-    merged: join(dir, 'rootfs'),
-    state: join(dir, 'state.json'),
-    status: join(dir, 'exit-status'),
+    upper: `${dir}/upper`,
+    work: `${dir}/work`,
+    merged: `${dir}/rootfs`,
+    state: `${dir}/state.json`,
+    status: `${dir}/exit-status`,
   };
 }
 

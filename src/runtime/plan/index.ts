@@ -81,10 +81,14 @@ const LIMIT_NAMES: Record<string, string> = { 'Max open files': 'nofile', 'Max p
 /** Hard limits from /proc/self/limits text. */
 export function parseHardLimits(text: string): Partial<Record<string, bigint>> {
   const out: Partial<Record<string, bigint>> = {};
-  for (const line of text.split('\n')) {
-    const m = /^(Max [a-z ]+?)\s{2,}(\S+)\s+(\S+)/.exec(line);
-    const name = m && LIMIT_NAMES[m[1]];
-    if (name) out[name] = m[3] === 'unlimited' ? RLIM_INFINITY : BigInt(m[3]);
+  // only the lines we want, by their label (no regular expression per line on the start path)
+  const all = '\n' + text;
+  for (const [label, name] of Object.entries(LIMIT_NAMES)) {
+    const at = all.indexOf(`\n${label} `);
+    if (at < 0) continue;
+    const end = all.indexOf('\n', at + 1);
+    const [, hard] = all.slice(at + 1 + label.length, end < 0 ? undefined : end).split(' ').filter(Boolean);
+    if (hard !== undefined) out[name] = hard === 'unlimited' ? RLIM_INFINITY : BigInt(hard);
   }
   return out;
 }

@@ -1,4 +1,3 @@
-import { basename } from 'node:path';
 import type { Op } from '../../sys/ops.js';
 import type { CgroupLayout } from '../cgroups/types.js';
 import { INIT_PATH, type ContainerSpec } from './spec.js';
@@ -34,7 +33,8 @@ export function planCgroupMounts(layout: CgroupLayout): Op[] {
   }
   // plain comparison: localeCompare would load ICU collation (~10 ms) on the start path
   for (const [mountpoint, controllers] of [...byMount].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const dir = `sys/fs/cgroup/${basename(mountpoint)}`;
+    // the last segment of a mountinfo path (no trailing '/'); path.basename's first call costs ~0.2 ms
+    const dir = `sys/fs/cgroup/${mountpoint.slice(mountpoint.lastIndexOf('/') + 1)}`;
     ops.push(
       { op: 'mkdir', path: dir, mode: 0o755, inRoot: true },
       { op: 'mount', source: 'cgroup', target: dir, fstype: 'cgroup', flags: [...ro], data: controllers.sort().join(','), inRoot: true },

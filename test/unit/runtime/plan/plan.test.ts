@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Op } from '../../../../src/sys/ops.js';
 import {
@@ -197,6 +198,14 @@ Max open files            20000                20000                files
 `;
   it('reads hard limits from /proc/self/limits', () => {
     expect(parseHardLimits(limits)).toEqual({ core: 0xffffffffffffffffn, nproc: 95000n, nofile: 20000n });
+  });
+
+  it("reads this process's own /proc/self/limits whole, and a file without a header", () => {
+    const own = parseHardLimits(readFileSync('/proc/self/limits', 'utf8'));
+    expect(Object.keys(own).sort()).toEqual(['core', 'nofile', 'nproc']);
+    for (const v of Object.values(own)) expect(typeof v).toBe('bigint');
+    expect(parseHardLimits('Max open files            1024                 4096                 files     ')).toEqual({ nofile: 4096n });
+    expect(parseHardLimits('Max open filesystems      1                    2                    x\n')).toEqual({});
   });
 
   it.each([
