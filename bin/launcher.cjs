@@ -41,9 +41,10 @@ function readWhole(path) {
  * Load a bundle through its code cache; returns its exports and a function that writes the
  * cache. `req`: the bundle's require; the run bundle takes this file's own (it resolves
  * node: builtins and packages from bin/ as from dist/, and scripts/build.mjs checks that it
- * has no relative require), saving a createRequire per start.
+ * has no relative require), saving a createRequire per start. `kind`: the kind of run the
+ * cache file is for, checked by the bundle before the cache is written.
  */
-function load(file, cacheFile, req = Module.createRequire(file)) {
+function load(file, cacheFile, req = Module.createRequire(file), kind) {
   let cachedData;
   try {
     cachedData = readWhole(cacheFile);
@@ -57,8 +58,9 @@ function load(file, cacheFile, req = Module.createRequire(file)) {
   // not help, version or a dry run) writes it. A first `run --help` wrote a cache without
   // the container path, and every later run compiled that lazily (~5 ms CPU each).
   const saveCache = (code) => {
-    // Nor a run that did one-time work (src/util/cache-hint.ts: `run` building busybox).
-    const whole = code === 0 && !args.some((a) => /^(-h|--help|-V|--version|--dry-run)$/.test(a)) && mod.exports.cacheable?.() !== false;
+    // Nor a run that did one-time work (src/util/cache-hint.ts: `run` building busybox), nor
+    // a run of another kind than the cache file's (`run` on the bridge network or not).
+    const whole = code === 0 && !args.some((a) => /^(-h|--help|-V|--version|--dry-run)$/.test(a)) && mod.exports.cacheable?.(kind) !== false;
     if ((!cachedData || script.cachedDataRejected) && whole) {
       try {
         const tmp = `${cacheFile}.${process.pid}`;
@@ -85,7 +87,11 @@ function finish(bundle, done) {
 let done;
 if (args[0] === 'run') {
   const file = join(dist, 'novabox-run.cjs');
-  const run = load(file, `${file}.cache`, require);
+  // The bridge network (the default) loads the store and the compute service, `--network
+  // none|host` does not: one cache each. A guess from argv; the bundle confirms it before
+  // the cache is written (src/util/cache-hint.ts).
+  const local = args.some((a, i) => /^--network=(none|host)$/.test(a) || (a === '--network' && /^(none|host)$/.test(args[i + 1])));
+  const run = load(file, `${file}${local ? '' : '.net'}.cache`, require, local ? 'local' : 'net');
   done = run.exports.main(args);
   if (done) finish(run, done);
 }

@@ -11,7 +11,7 @@ import { isContainerLive, prepare, validateRequest, type RunRequest } from './co
 import { gcStale } from './gc.js';
 import { runForeground } from './run.js';
 import { trace } from '../util/trace.js';
-import { atypicalRun } from '../util/cache-hint.js';
+import { atypicalRun, runKind } from '../util/cache-hint.js';
 
 export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota'> {
   memory?: string;
@@ -56,6 +56,7 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
   const layout = detectCgroups();
   trace('cgroups detected');
   // The bridge network needs the state database (leases); `--network none|host` never opens it.
+  if (o.network === 'novabox' && !o.dryRun) runKind('net');
   const network = o.network === 'novabox' && !o.dryRun ? (await ctx.compute()).network : undefined;
   network?.check();
   const prepared = prepare({ ...o, memoryBytes, cpuQuota }, image, layout);

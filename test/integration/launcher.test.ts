@@ -113,12 +113,28 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
     expect(census(root)).toEqual(before);
   });
 
+  it('keeps the bridge network\'s runs in a cache of their own', () => {
+    // the first bridge run of this root makes its bridge: the census is taken after it
+    const first = cli('run', '--rm', 'busybox', 'true');
+    expect(first.status).toBe(0);
+    expect(caches()).toEqual(['novabox-run.cjs.cache', 'novabox-run.cjs.net.cache']);
+    const before = census(root);
+    const r = cli('run', '--rm', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0 | wc -l');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('1\n');
+    // a bridge run despite the words in its command: it writes no cache of the other kind
+    rmSync(join(tree, 'dist/novabox-run.cjs.cache'));
+    expect(cli('run', '--rm', 'busybox', 'echo', '--network', 'none').stdout).toBe('--network none\n');
+    expect(caches()).toEqual(['novabox-run.cjs.net.cache']);
+    expect(census(root)).toEqual(before);
+  });
+
   it('hands a line the fast parser leaves (-ie VALUE) to the full CLI, whose cache is the `run` word\'s', () => {
     const before = census(root);
     const r = cli('run', '--rm', '--network', 'none', '-ie', 'FOO=bar', 'busybox', 'sh', '-c', 'echo $FOO');
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('bar\n');
-    expect(caches()).toEqual(['novabox-run.cjs.cache', 'novabox.cjs.run.cache']);
+    expect(caches()).toEqual(['novabox-run.cjs.net.cache', 'novabox.cjs.run.cache']);
     expect(census(root)).toEqual(before);
   });
 });
