@@ -1,0 +1,144 @@
+/**
+ * A cgroup's creation and removal as data: the drivers (v1.ts, v2.ts) plan them, purely,
+ * as an ordered list of steps; two executors run the same list. `novabox run` hands it to
+ * the container monitor inside the launch plan (native-bindings/src/cgroup.c): the
+ * monitor makes the cgroup before it clones the init and removes it once the init was
+ * reaped, off the CLI's critical path. Everything else (servers, compute) runs it here,
+ * in create(), through the driver's CgroupIo.
+ */
+import { dirname, join } from 'node:path';
+import { Conflict, fromNodeError } from '../../errors.js';
+import { type CgroupIo, isErrno, readCgroupFile, writeCgroupFile } from './cgroupfs.js';
+
+export type CgroupStep =
+  /** one directory level; `exclusive`: it must not exist yet (the cgroup's own level) */
+  | { step: 'mkdir'; path: string; exclusive?: boolean }
+  /** cgroup v2: `+c` into this cgroup.subtree_control for each controller not listed yet */
+  | { step: 'enable'; path: string; controllers: string[] }
+  /** cgroup v1 cpuset: copy `from` (the parent's file) into an empty `path` */
+  | { step: 'inherit'; path: string; from: string }
+  /** one write(2) of `value`; `optional`: skip when the file does not exist */
+  | { step: 'write'; path: string; value: string; optional?: boolean }
+  /** cgroup v2: attach the device allow-list (eBPF, native-bindings/src/devices.c) */
+  | { step: 'devices'; path: string }
+  /** after the container: rmdir (kill what is left inside first); `prune`: a parent, best effort */
+  | { step: 'rmdir'; path: string; prune?: boolean }
+  /** after the container, before its removal: read `key N` from this file (oom_kill) */
+  | { step: 'oom-count'; path: string; key: string };
+
+export interface CgroupBatch {
+  /** relative cgroup path, for messages */
+  cgroup: string;
+  /** mkdir levels, limits, device rules; in order. On failure, the levels made are removed. */
+  create: CgroupStep[];
+  /** oom-count, then rmdir of each directory of the cgroup, then of its parents (prune) */
+  remove: CgroupStep[];
+}
+
+/** One line for error messages: `write "0" to /sys/fs/cgroup/x/memory.max`. */
+export function describeCgroupStep(s: CgroupStep): string {
+  switch (s.step) {
+    case 'mkdir': return `create cgroup ${s.path}`;
+    case 'enable': return `enable ${s.controllers.join(', ')} in ${s.path}`;
+    case 'inherit': return `copy ${s.from} to ${s.path}`;
+    case 'write': return `write "${s.value}" to ${s.path}`;
+    case 'devices': return `attach the device filter to ${s.path}`;
+    case 'rmdir': return `remove cgroup ${s.path}`;
+    case 'oom-count': return `read ${s.key} from ${s.path}`;
+  }
+}
+
+export interface ExecuteOptions {
+  io: CgroupIo;
+  /** how a 'devices' step is run; undefined: skipped (the caller attaches the filter itself) */
+  devices?: (dir: string) => void;
+}
+
+/**
+ * Run the creation steps in this process; what mkdir made is removed again when a step
+ * fails. The errors are the drivers' usual ones: an existing cgroup is a Conflict, a
+ * refused write a SysError naming the file.
+ */
+export function executeCreate(batch: CgroupBatch, opts: ExecuteOptions): void {
+  const created: string[] = [];
+  try {
+    for (const s of batch.create) runStep(s, opts, created);
+  } catch (err) {
+    for (const dir of created.reverse()) {
+      try {
+        opts.io.rmdir(dir);
+      } catch {
+        // the original error matters more; a leftover empty cgroup is harmless
+      }
+    }
+    throw err;
+  }
+}
+
+function runStep(s: CgroupStep, opts: ExecuteOptions, created: string[]): void {
+  switch (s.step) {
+    case 'mkdir':
+      try {
+        opts.io.mkdir(s.path);
+        created.push(s.path);
+      } catch (err) {
+        if (!isErrno(err, 'EEXIST')) throw fromNodeError(err, s.path);
+        if (s.exclusive) throw existing(s.path);
+      }
+      return;
+    case 'enable': {
+      const enabled = readCgroupFile(s.path).split(/\s+/);
+      const missing = s.controllers.filter((c) => !enabled.includes(c));
+      if (missing.length > 0) writeCgroupFile(s.path, missing.map((c) => `+${c}`).join(' '));
+      return;
+    }
+    case 'inherit':
+      if (!readCgroupFile(s.path).trim()) writeCgroupFile(s.path, readCgroupFile(s.from).trim());
+      return;
+    case 'write':
+      try {
+        writeCgroupFile(s.path, s.value);
+      } catch (err) {
+        if (!(s.optional && isErrno(err, 'ENOENT'))) throw err;
+      }
+      return;
+    case 'devices':
+      opts.devices?.(s.path);
+      return;
+    case 'rmdir':
+    case 'oom-count':
+      return; // removal steps: the drivers' remove() does the thorough version
+  }
+}
+
+export function existing(path: string): Conflict {
+  return new Conflict(`cgroup ${path} already exists`, {
+    hint: 'another container uses it, or a crash left it behind: remove it or pick another name',
+  });
+}
+
+/**
+ * The mkdir steps of `segments` below `root` (parents may exist, the last level must
+ * not), with `beforeLevel(parent)` steps ahead of each mkdir (v2 enables controllers).
+ */
+export function levelSteps(root: string, segments: string[], beforeLevel?: (parent: string) => CgroupStep[]): CgroupStep[] {
+  const steps: CgroupStep[] = [];
+  let dir = root;
+  segments.forEach((segment, i) => {
+    if (beforeLevel) steps.push(...beforeLevel(dir));
+    dir = join(dir, segment);
+    steps.push(i === segments.length - 1 ? { step: 'mkdir', path: dir, exclusive: true } : { step: 'mkdir', path: dir });
+  });
+  return steps;
+}
+
+/**
+ * rmdir of the cgroup's directories, then of each one's parent, best effort: the last
+ * container out takes it (cgroupfs.ts removeIfEmpty does the same).
+ */
+export function removalSteps(dirs: string[]): CgroupStep[] {
+  return [
+    ...dirs.map((d): CgroupStep => ({ step: 'rmdir', path: d })),
+    ...dirs.map((d): CgroupStep => ({ step: 'rmdir', path: dirname(d), prune: true })),
+  ];
+}
