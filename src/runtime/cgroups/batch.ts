@@ -8,23 +8,11 @@
  */
 import { dirname, join } from 'node:path';
 import { Conflict, fromNodeError } from '../../errors.js';
+import type { CgroupStep } from '../../sys/ops.js';
 import { type CgroupIo, isErrno, readCgroupFile, writeCgroupFile } from './cgroupfs.js';
 
-export type CgroupStep =
-  /** one directory level; `exclusive`: it must not exist yet (the cgroup's own level) */
-  | { step: 'mkdir'; path: string; exclusive?: boolean }
-  /** cgroup v2: `+c` into this cgroup.subtree_control for each controller not listed yet */
-  | { step: 'enable'; path: string; controllers: string[] }
-  /** cgroup v1 cpuset: copy `from` (the parent's file) into an empty `path` */
-  | { step: 'inherit'; path: string; from: string }
-  /** one write(2) of `value`; `optional`: skip when the file does not exist */
-  | { step: 'write'; path: string; value: string; optional?: boolean }
-  /** cgroup v2: attach the device allow-list (eBPF, native-bindings/src/devices.c) */
-  | { step: 'devices'; path: string }
-  /** after the container: rmdir (kill what is left inside first); `prune`: a parent, best effort */
-  | { step: 'rmdir'; path: string; prune?: boolean }
-  /** after the container, before its removal: read `key N` from this file (oom_kill) */
-  | { step: 'oom-count'; path: string; key: string };
+export type { CgroupStep };
+export { describeCgroupStep } from '../../sys/ops.js';
 
 export interface CgroupBatch {
   /** relative cgroup path, for messages */
@@ -33,19 +21,6 @@ export interface CgroupBatch {
   create: CgroupStep[];
   /** oom-count, then rmdir of each directory of the cgroup, then of its parents (prune) */
   remove: CgroupStep[];
-}
-
-/** One line for error messages: `write "0" to /sys/fs/cgroup/x/memory.max`. */
-export function describeCgroupStep(s: CgroupStep): string {
-  switch (s.step) {
-    case 'mkdir': return `create cgroup ${s.path}`;
-    case 'enable': return `enable ${s.controllers.join(', ')} in ${s.path}`;
-    case 'inherit': return `copy ${s.from} to ${s.path}`;
-    case 'write': return `write "${s.value}" to ${s.path}`;
-    case 'devices': return `attach the device filter to ${s.path}`;
-    case 'rmdir': return `remove cgroup ${s.path}`;
-    case 'oom-count': return `read ${s.key} from ${s.path}`;
-  }
 }
 
 export interface ExecuteOptions {
