@@ -186,7 +186,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const errors: Error[] = [];
     if (spawned) {
       try {
-        stopMonitor(spawned, events, driver.open(state.cgroupPath));
+        await stopMonitor(spawned, events, driver.open(state.cgroupPath));
       } catch (err) {
         errors.push(new Error(`undo monitor: ${(err as Error).message}`, { cause: err }));
       }
@@ -206,14 +206,21 @@ const EV_CGROUP = 6;
  * unless the monitor failed to make it (NB_STAGE_CGROUP: it removed what it made, and
  * an existing cgroup of that path is someone else's).
  */
-function stopMonitor(sp: native.SpawnResult, events: EventReader | undefined, cgroup: CgroupHandle): void {
+async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefined, cgroup: CgroupHandle): Promise<void> {
   if (sp.goFd >= 0) try { closeSync(sp.goFd); } catch { /* already closed */ }
   sp.goFd = -1;
   if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
   sp.consoleFd = -1;
-  const last = readRemainingEvents(sp.eventsFd);
-  if (events) events.close();
-  else closeSync(sp.eventsFd);
+  let last: Event[];
+  if (events) {
+    // In the thread pool: the main thread meanwhile drives the directory's removal.
+    last = [];
+    for (let e = await events.next(); e; e = await events.next()) last.push(e);
+    events.close();
+  } else {
+    last = readRemainingEvents(sp.eventsFd);
+    closeSync(sp.eventsFd);
+  }
   native.reap(sp.monitorPid);
   trace('monitor exited');
   if (sp.cgroupRefused || last.find((e) => e.type === EV_CGROUP)?.a === 0) return;

@@ -6,7 +6,6 @@
  * reaped, off the CLI's critical path. Everything else (servers, compute) runs it here,
  * in create(), through the driver's CgroupIo.
  */
-import { dirname, join } from 'node:path';
 import { Conflict, fromNodeError } from '../../errors.js';
 import type { CgroupStep } from '../../sys/ops.js';
 import { type CgroupIo, isErrno, readCgroupFile, writeCgroupFile } from './cgroupfs.js';
@@ -21,6 +20,15 @@ export interface CgroupBatch {
   create: CgroupStep[];
   /** oom-count, then rmdir of each directory of the cgroup, then of its parents (prune) */
   remove: CgroupStep[];
+}
+
+/**
+ * `dir/name`, for paths already normal (mount points, checked cgroup paths, file names).
+ * node:path's join normalises character by character: ~15-20 us a call in the cold code
+ * of a container start, and a v1 cgroup's plan makes ~100 paths (measured 1.6-2.6 ms).
+ */
+export function sub(dir: string, name: string): string {
+  return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
 export interface ExecuteOptions {
@@ -101,7 +109,7 @@ export function levelSteps(root: string, segments: string[], beforeLevel?: (pare
   let dir = root;
   segments.forEach((segment, i) => {
     if (beforeLevel) steps.push(...beforeLevel(dir));
-    dir = join(dir, segment);
+    dir = sub(dir, segment);
     steps.push(i === segments.length - 1 ? { step: 'mkdir', path: dir, exclusive: true } : { step: 'mkdir', path: dir });
   });
   return steps;
@@ -114,6 +122,6 @@ export function levelSteps(root: string, segments: string[], beforeLevel?: (pare
 export function removalSteps(dirs: string[]): CgroupStep[] {
   return [
     ...dirs.map((d): CgroupStep => ({ step: 'rmdir', path: d })),
-    ...dirs.map((d): CgroupStep => ({ step: 'rmdir', path: dirname(d), prune: true })),
+    ...dirs.map((d): CgroupStep => ({ step: 'rmdir', path: d.slice(0, d.lastIndexOf('/')) || '/', prune: true })),
   ];
 }

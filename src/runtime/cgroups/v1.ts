@@ -27,7 +27,7 @@ import {
   writeCgroupFile,
 } from './cgroupfs.js';
 import { toCgroupWrites } from './limits.js';
-import { type CgroupBatch, type CgroupStep, executeCreate, levelSteps, removalSteps } from './batch.js';
+import { type CgroupBatch, type CgroupStep, executeCreate, levelSteps, removalSteps, sub } from './batch.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats, CgroupWrite } from './types.js';
 
 /** The hierarchies a container joins, when the host mounts them. */
@@ -91,12 +91,12 @@ export class CgroupV1Driver implements CgroupDriver {
     const create: CgroupStep[] = this.roots.flatMap((root) => levelSteps(root, segments));
     if (this.used.cpuset) create.push(...inheritCpuset(this.used.cpuset, segments));
     const write = (w: CgroupWrite): CgroupStep => ({
-      step: 'write', path: join(handle.dirOf(w.controller), w.file), value: w.value, ...(w.optional ? { optional: true } : {}),
+      step: 'write', path: sub(handle.dirOf(w.controller), w.file), value: w.value, ...(w.optional ? { optional: true } : {}),
     });
     if (this.used.devices) create.push(...V1_DEVICE_RULES.map(write));
     create.push(...writes.map(write));
     const oom: CgroupStep[] = this.used.memory
-      ? [{ step: 'oom-count', path: join(handle.dirOf('memory'), 'memory.oom_control'), key: 'oom_kill' }]
+      ? [{ step: 'oom-count', path: sub(handle.dirOf('memory'), 'memory.oom_control'), key: 'oom_kill' }]
       : [];
     return { cgroup: path, create, remove: [...oom, ...removalSteps(handle.dirs())] };
   }
@@ -116,8 +116,8 @@ function inheritCpuset(mount: string, segments: string[]): CgroupStep[] {
   const steps: CgroupStep[] = [];
   let dir = mount;
   for (const segment of segments) {
-    const child = join(dir, segment);
-    for (const file of ['cpuset.cpus', 'cpuset.mems']) steps.push({ step: 'inherit', path: join(child, file), from: join(dir, file) });
+    const child = sub(dir, segment);
+    for (const file of ['cpuset.cpus', 'cpuset.mems']) steps.push({ step: 'inherit', path: sub(child, file), from: sub(dir, file) });
     dir = child;
   }
   return steps;
@@ -132,7 +132,7 @@ export class CgroupV1 implements CgroupHandle {
     roots: string[],
     private readonly opts: ResolvedOptions,
   ) {
-    this.allDirs = roots.map((root) => join(root, path));
+    this.allDirs = roots.map((root) => sub(root, path));
   }
 
   dirs(): string[] {
@@ -143,7 +143,7 @@ export class CgroupV1 implements CgroupHandle {
   dirOf(controller: string): string {
     const mount = this.used[controller];
     if (!mount) throw new SysError('open', 'ENOENT', `${controller}:/${this.path}`, `the ${controller} controller is not mounted`);
-    return join(mount, this.path);
+    return sub(mount, this.path);
   }
 
   place(pid: number): void {

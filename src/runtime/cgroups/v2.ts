@@ -27,7 +27,7 @@ import {
   writeCgroupFile,
 } from './cgroupfs.js';
 import { toCgroupWrites } from './limits.js';
-import { type CgroupBatch, type CgroupStep, executeCreate, levelSteps, removalSteps } from './batch.js';
+import { type CgroupBatch, type CgroupStep, executeCreate, levelSteps, removalSteps, sub } from './batch.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats } from './types.js';
 
 /** The controllers novabox limits, in the order they are enabled. */
@@ -59,17 +59,17 @@ export class CgroupV2Driver implements CgroupDriver {
    */
   planCreate(path: string, limits: CgroupLimits): CgroupBatch {
     const segments = checkCgroupPath(path);
-    const dir = join(this.layout.root, path);
+    const dir = sub(this.layout.root, path);
     const enable = (parent: string): CgroupStep[] =>
-      this.enable.length ? [{ step: 'enable', path: join(parent, 'cgroup.subtree_control'), controllers: this.enable }] : [];
+      this.enable.length ? [{ step: 'enable', path: sub(parent, 'cgroup.subtree_control'), controllers: this.enable }] : [];
     const create: CgroupStep[] = [
       ...levelSteps(this.layout.root, segments, enable),
       ...toCgroupWrites('v2', limits).map((w): CgroupStep => ({
-        step: 'write', path: join(dir, w.file), value: w.value, ...(w.optional ? { optional: true } : {}),
+        step: 'write', path: sub(dir, w.file), value: w.value, ...(w.optional ? { optional: true } : {}),
       })),
       { step: 'devices', path: dir },
     ];
-    const oom: CgroupStep[] = this.enable.includes('memory') ? [{ step: 'oom-count', path: join(dir, 'memory.events'), key: 'oom_kill' }] : [];
+    const oom: CgroupStep[] = this.enable.includes('memory') ? [{ step: 'oom-count', path: sub(dir, 'memory.events'), key: 'oom_kill' }] : [];
     return { cgroup: path, create, remove: [...oom, ...removalSteps([dir])] };
   }
 
