@@ -132,6 +132,10 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
     if (net) trace('address leased');
 
+    // what the record needs that does not need the init, while the monitor still works
+    const monitorStart = readProcStart(sp.monitorPid);
+    const boot = bootId();
+
     const { placed } = native.awaitInit(sp, plan);
     trace('cgroup made, init cloned');
     events = new EventReader(sp.eventsFd);
@@ -147,10 +151,10 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     Object.assign(state, {
       status: 'running',
       monitorPid: sp.monitorPid,
-      monitorStart: readProcStart(sp.monitorPid),
+      monitorStart,
       initPid: sp.initPid,
       initStart: readProcStart(sp.initPid),
-      bootId: bootId(),
+      bootId: boot,
     });
     writeState(state);
     trace('state written');
