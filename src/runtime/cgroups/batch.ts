@@ -3,8 +3,8 @@
  * as an ordered list of steps; two executors run the same list. `novabox run` hands it to
  * the container monitor inside the launch plan (native-bindings/src/cgroup.c): the
  * monitor makes the cgroup before it clones the init and removes it once the init was
- * reaped, off the CLI's critical path. Everything else (servers, compute) runs it here,
- * in create(), through the driver's CgroupIo.
+ * reaped, off the CLI's critical path (servers too, without the removal: their cgroup
+ * outlives the start). create() runs the same steps here, through the driver's CgroupIo.
  */
 import { Conflict, fromNodeError } from '../../errors.js';
 import type { CgroupStep } from '../../sys/ops.js';
@@ -33,8 +33,6 @@ export function sub(dir: string, name: string): string {
 
 export interface ExecuteOptions {
   io: CgroupIo;
-  /** how a 'devices' step is run; undefined: skipped (the caller attaches the filter itself) */
-  devices?: (dir: string) => void;
 }
 
 /**
@@ -86,7 +84,7 @@ function runStep(s: CgroupStep, opts: ExecuteOptions, created: string[]): void {
       }
       return;
     case 'devices':
-      opts.devices?.(s.path);
+      opts.io.devices(s.path);
       return;
     case 'rmdir':
     case 'oom-count':

@@ -7,6 +7,7 @@ import { closeSync, constants, mkdirSync, openSync, readSync, readdirSync, rmdir
 import { dirname, join } from 'node:path';
 import { BadRequest, SysError, fromNodeError } from '../../errors.js';
 import type { CgroupWrite } from './types.js';
+import { cgroupDevices } from '../../sys/native.js';
 
 /** The effects a driver has outside cgroup files; tests replace them to imitate the kernel. */
 export interface CgroupIo {
@@ -14,6 +15,8 @@ export interface CgroupIo {
   mkdir(path: string): void;
   rmdir(path: string): void;
   kill(pid: number, signal: NodeJS.Signals | number): void;
+  /** cgroup v2: attach the device allow-list (eBPF) to this directory */
+  devices(dir: string): void;
 }
 
 export interface DriverOptions {
@@ -34,6 +37,7 @@ export const realIo: CgroupIo = {
   mkdir: (path) => mkdirSync(path),
   rmdir: (path) => rmdirSync(path),
   kill: (pid, signal) => process.kill(pid, signal),
+  devices: (dir) => cgroupDevices(dir),
 };
 
 export function resolveOptions(opts: DriverOptions = {}): ResolvedOptions {

@@ -121,6 +121,7 @@ describe('create() executes the planned steps', () => {
       d.create('n/c', { pidsMax: 9 });
       for (const s of b.create) if (s.step === 'mkdir') expect(fs.exists(s.path.slice(fs.root.length + 1))).toBe(true);
       expect(fs.read('n/c/pids.max')).toBe('9');
+      expect(fs.devices).toEqual([`${fs.root}/n/c`]);
     } finally {
       fs.cleanup();
     }
