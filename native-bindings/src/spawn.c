@@ -9,8 +9,8 @@
  *    memfd <- plan bytes
  *    posix_spawn(setsid) ──────────▶ validate plan
  *  (returns: events fd, go fd)        cgroup steps: mkdir, limits,
- *  reserve the name, make the          device filter (cgroup.c; `run`:
- *  container directory (meanwhile)     servers make theirs in the CLI)
+ *  reserve the name, make the          device filter (cgroup.c)
+ *  container directory (meanwhile)
  *                                     clone3(CLONE_NEW* | CLONE_INTO_CGROUP) ─▶ blocks reading the GO pipe
  *    ◀── NB_EV_PID {init pid} ──────   (or NB_EV_ERROR {stage, errno, cgroup step}:
  *                                      what it made is removed first)
@@ -26,6 +26,7 @@
  *  (thread pool)                       retried for 2 s), prune its parent
  *    ◀── NB_EV_CGROUP {errno, step} ─  exit
  *  reap; no NB_EV_CGROUP {0}: the driver's remove() instead
+ *  (a server's monitor gets no removal steps: stopping the server removes its cgroup)
  *
  * Closing the GO pipe without writing aborts the init before its first op, so a
  * CLI that dies mid-setup never leaves a half-configured container running; the
