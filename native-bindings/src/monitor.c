@@ -7,9 +7,11 @@
  *   fd 5     GO pipe, read end (handed to the init)
  *   fd 6     console socket, with NB_PLAN_TTY (handed to the init)
  *
- * It clones the init, reports its pid, relays "exec ok" or {op, errno} from
- * the init's error pipe, reaps it, writes the exit status file, and appends
- * the console output to a size-bounded log (log -> log.1 rotation). The CLI
+ * It makes the container's cgroup from the plan's steps (cgroup.c), clones the init
+ * into it, reports its pid, relays "exec ok" or {op, errno} from the init's error
+ * pipe, reaps it, writes the exit status file, appends the console output to a
+ * size-bounded log (log -> log.1 rotation), and removes the cgroup when the plan has
+ * removal steps (`run`; NB_EV_CGROUP says how it went). The CLI
  * may be gone at any point: writes to the events pipe then fail with EPIPE,
  * which is ignored.
  */
