@@ -22,6 +22,7 @@ import { attach, detach } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
 import { formatIp } from './network/ipam.js';
 import { trace } from '../util/trace.js';
+import { isoTime } from '../util/time.js';
 
 const EV_EXEC = 2;
 const EV_OPFAIL = 3;
@@ -167,7 +168,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const { code, signal } = native.waitStatusToExitCode(outcome.waitStatus);
     if (!state.remove && !failure) {
       keep = true;
-      Object.assign(state, { status: 'exited', exitCode: code, finished: new Date().toISOString() });
+      Object.assign(state, { status: 'exited', exitCode: code, finished: isoTime() });
       writeState(state);
     }
     if (failure) {
