@@ -1,7 +1,8 @@
 /*
- * nb_spawn: called from Node through koffi. Starts a per-container monitor and
- * returns at once; the caller reads NB_EV_PID from the events fd once it has done
- * the work that does not need the pid, so that work overlaps the monitor's start.
+ * nb_spawn: called from Node through build/novabox.node (napi.c), or through koffi.
+ * Starts a per-container monitor and returns at once; the caller reads NB_EV_PID from
+ * the events fd once it has done the work that does not need the pid, so that work
+ * overlaps the monitor's start.
  *
  *  novabox (TypeScript, Node)        monitor (C, novabox-monitor)      init (C, new namespaces)
  *  nb_spawn(plan)

@@ -149,6 +149,17 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect((await run(['--rm', 'busybox', 'false'])).exitCode).toBe(1);
   });
 
+  it('starts containers through koffi too (NOVABOX_FFI=koffi: no Node-API module), with the same results', async () => {
+    const env = { NOVABOX_FFI: 'koffi' };
+    expect((await run(['--rm', 'busybox', 'sh', '-c', 'exit 42'], { env })).exitCode).toBe(42);
+    const tty = await run(['--rm', '-t', 'busybox', 'sh', '-c', 'stty size; exit 4'], { env });
+    expect(tty.exitCode).toBe(4);
+    expect(tty.stdout.trim()).toBe('24 80');
+    const missing = await run(['--rm', 'busybox', '/nope'], { env });
+    expect(missing.exitCode).toBe(127);
+    expect(missing.stderr).toMatch(/^novabox: exec "\/nope": no such file or directory \(op \d+ of \d+\)\n$/);
+  });
+
   it('reports 128+signal when the container init is killed from the host', async () => {
     // pid 1 of a pid namespace cannot be killed from inside, so kill it from here.
     const pending = run(['--name', 'victim', '--rm', 'busybox', 'sleep', '30']);

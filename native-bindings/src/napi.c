@@ -1,0 +1,287 @@
+/*
+ * build/novabox.node: the start path's few calls into libnovabox, as a Node-API module.
+ *
+ * koffi stays the FFI for the library as a whole (src/sys/native.ts). But koffi's own
+ * initialisation costs about 1.5 ms of CPU in every process that loads it, and binding
+ * each prototype a little more: a fifth of what `novabox run` spends above Node's own
+ * start. The calls every container start makes (spawn the monitor, wait, pidfd, the
+ * console, exit) are therefore also exported here, wrapping the same C functions
+ * (spawn.c, devices.c) compiled into this module; loading it costs ~0.2 ms. Every
+ * function returns what its C counterpart returns (a value, or -errno): no errno state.
+ *
+ * Node-API is a stable C ABI: the few declarations below are the ones from Node's
+ * js_native_api.h that this file uses (types are opaque pointers, napi_status an int),
+ * so the module builds with the system C compiler and no Node headers (nothing is
+ * downloaded). The napi_* symbols resolve against the node executable at dlopen.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "novabox.h"
+
+typedef struct napi_env__ *napi_env;
+typedef struct napi_value__ *napi_value;
+typedef struct napi_callback_info__ *napi_callback_info;
+typedef int napi_status; /* napi_ok = 0 */
+typedef napi_value (*napi_callback)(napi_env env, napi_callback_info info);
+enum { napi_int32_array = 5 }; /* napi_typedarray_type */
+
+napi_status napi_create_function(napi_env, const char *, size_t, napi_callback, void *, napi_value *);
+napi_status napi_set_named_property(napi_env, napi_value, const char *, napi_value);
+napi_status napi_get_cb_info(napi_env, napi_callback_info, size_t *, napi_value *, napi_value *, void **);
+napi_status napi_get_value_int32(napi_env, napi_value, int32_t *);
+napi_status napi_get_value_string_utf8(napi_env, napi_value, char *, size_t, size_t *);
+napi_status napi_get_typedarray_info(napi_env, napi_value, int *, size_t *, void **, napi_value *, size_t *);
+napi_status napi_create_int32(napi_env, int32_t, napi_value *);
+napi_status napi_throw_type_error(napi_env, const char *, const char *);
+
+#define MAX_ARGS 8
+
+struct call {
+	napi_env env;
+	size_t argc;
+	napi_value argv[MAX_ARGS];
+	int bad; /* an argument had the wrong type: a TypeError is pending */
+};
+
+static void call_init(struct call *c, napi_env env, napi_callback_info info, size_t want)
+{
+	c->env = env;
+	c->argc = MAX_ARGS;
+	c->bad = napi_get_cb_info(env, info, &c->argc, c->argv, NULL, NULL) != 0 || c->argc < want;
+	if (c->bad)
+		napi_throw_type_error(env, NULL, "novabox.node: wrong number of arguments");
+}
+
+static int32_t arg_int(struct call *c, size_t i)
+{
+	int32_t v = 0;
+
+	if (!c->bad && napi_get_value_int32(c->env, c->argv[i], &v) != 0) {
+		c->bad = 1;
+		napi_throw_type_error(c->env, NULL, "novabox.node: expected a number");
+	}
+	return v;
+}
+
+/* A string argument copied into buf (PATH_MAX bytes). */
+static const char *arg_str(struct call *c, size_t i, char *buf)
+{
+	size_t len = 0;
+
+	if (c->bad)
+		return "";
+	if (napi_get_value_string_utf8(c->env, c->argv[i], buf, PATH_MAX, &len) != 0 || len >= PATH_MAX - 1) {
+		c->bad = 1;
+		napi_throw_type_error(c->env, NULL, "novabox.node: expected a string shorter than PATH_MAX");
+		return "";
+	}
+	return buf;
+}
+
+/* The bytes of a typed array or Buffer argument; *len in bytes. */
+static void *arg_bytes(struct call *c, size_t i, size_t *len)
+{
+	int type = 0;
+	size_t n = 0, off = 0;
+	void *data = NULL;
+	napi_value ab;
+
+	if (!c->bad && napi_get_typedarray_info(c->env, c->argv[i], &type, &n, &data, &ab, &off) != 0) {
+		c->bad = 1;
+		napi_throw_type_error(c->env, NULL, "novabox.node: expected a typed array");
+		return NULL;
+	}
+	/* element size: Uint8Array/Buffer 1, Int32Array 4 (the only two used) */
+	*len = n * (type == napi_int32_array ? 4 : 1);
+	return data;
+}
+
+static napi_value ret(struct call *c, int32_t v)
+{
+	napi_value r = NULL;
+
+	if (!c->bad)
+		napi_create_int32(c->env, v, &r);
+	return r;
+}
+
+/* abi() -> NB_ABI_VERSION */
+static napi_value js_abi(napi_env env, napi_callback_info info)
+{
+	struct call c;
+
+	call_init(&c, env, info, 0);
+	return ret(&c, (int32_t)NB_ABI_VERSION);
+}
+
+/* spawn(plan, monitorPath, tag, stdin, stdout, stderr, tty, out Int32Array(6)) -> 0 | -errno;
+ * out = monitor_pid, init_pid, events_fd, go_fd, console_fd, stage (struct nb_spawn_result) */
+static napi_value js_spawn(napi_env env, napi_callback_info info)
+{
+	char path[PATH_MAX], tag[PATH_MAX];
+	struct nb_spawn_args a;
+	struct nb_spawn_result r;
+	size_t plan_len = 0, out_len = 0;
+	const void *plan;
+	int32_t *out;
+	struct call c;
+	int rc, i;
+
+	call_init(&c, env, info, 8);
+	plan = arg_bytes(&c, 0, &plan_len);
+	a.monitor_path = arg_str(&c, 1, path);
+	a.monitor_tag = arg_str(&c, 2, tag);
+	for (i = 0; i < 3; i++)
+		a.stdio[i] = arg_int(&c, 3 + (size_t)i);
+	a.tty = arg_int(&c, 6);
+	out = arg_bytes(&c, 7, &out_len);
+	if (c.bad)
+		return NULL;
+	if (out_len < sizeof(r) || plan_len > UINT32_MAX) {
+		napi_throw_type_error(env, NULL, "novabox.node: spawn needs an Int32Array(6) for its result");
+		return NULL;
+	}
+	rc = nb_spawn(plan, (uint32_t)plan_len, &a, &r);
+	memcpy(out, &r, sizeof(r));
+	return ret(&c, rc);
+}
+
+/* waitpid(pid, options, status Int32Array(1)) -> pid | 0 | -errno */
+static napi_value js_waitpid(napi_env env, napi_callback_info info)
+{
+	size_t len = 0;
+	int32_t *status;
+	int st = 0;
+	pid_t r;
+	struct call c;
+
+	call_init(&c, env, info, 3);
+	pid_t pid = arg_int(&c, 0);
+	int options = arg_int(&c, 1);
+	status = arg_bytes(&c, 2, &len);
+	if (c.bad)
+		return NULL;
+	if (len < 4) {
+		napi_throw_type_error(env, NULL, "novabox.node: waitpid needs an Int32Array(1)");
+		return NULL;
+	}
+	r = waitpid(pid, &st, options);
+	if (r < 0)
+		return ret(&c, -errno);
+	status[0] = st;
+	return ret(&c, r);
+}
+
+/* pidfdOpen(pid) -> fd | -errno (close-on-exec, as every pidfd) */
+static napi_value js_pidfd_open(napi_env env, napi_callback_info info)
+{
+	struct call c;
+	long fd;
+
+	call_init(&c, env, info, 1);
+	pid_t pid = arg_int(&c, 0);
+	if (c.bad)
+		return NULL;
+	fd = syscall(SYS_pidfd_open, pid, 0);
+	return ret(&c, fd < 0 ? -errno : (int32_t)fd);
+}
+
+/* pidfdSignal(pidfd, signal) -> 0 | -errno */
+static napi_value js_pidfd_signal(napi_env env, napi_callback_info info)
+{
+	struct call c;
+
+	call_init(&c, env, info, 2);
+	int fd = arg_int(&c, 0), sig = arg_int(&c, 1);
+	if (c.bad)
+		return NULL;
+	return ret(&c, syscall(SYS_pidfd_send_signal, fd, sig, NULL, 0) < 0 ? -errno : 0);
+}
+
+/* recvFd(sock) -> fd | -errno */
+static napi_value js_recv_fd(napi_env env, napi_callback_info info)
+{
+	struct call c;
+
+	call_init(&c, env, info, 1);
+	int sock = arg_int(&c, 0);
+	return c.bad ? NULL : ret(&c, nb_recv_fd(sock));
+}
+
+/* ptyResize(fd, rows, cols) -> 0 | -errno */
+static napi_value js_pty_resize(napi_env env, napi_callback_info info)
+{
+	struct call c;
+
+	call_init(&c, env, info, 3);
+	int fd = arg_int(&c, 0), rows = arg_int(&c, 1), cols = arg_int(&c, 2);
+	if (c.bad)
+		return NULL;
+	if (rows < 0 || rows > UINT16_MAX || cols < 0 || cols > UINT16_MAX)
+		return ret(&c, -EINVAL);
+	return ret(&c, nb_pty_resize(fd, (uint16_t)rows, (uint16_t)cols));
+}
+
+/* cgroupDevices(dir) -> 0 | -errno */
+static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
+{
+	char dir[PATH_MAX];
+	struct call c;
+
+	call_init(&c, env, info, 1);
+	const char *d = arg_str(&c, 0, dir);
+	return c.bad ? NULL : ret(&c, nb_cgroup_devices(d));
+}
+
+/* exit(code): _exit(2), no atexit handlers (src/util/exit.ts says when that is right) */
+static napi_value js_exit(napi_env env, napi_callback_info info)
+{
+	struct call c;
+
+	call_init(&c, env, info, 1);
+	int code = arg_int(&c, 0);
+	if (c.bad)
+		return NULL;
+	_exit(code & 0xff);
+}
+
+NB_API int32_t node_api_module_get_api_version_v1(void)
+{
+	return 8;
+}
+
+NB_API napi_value napi_register_module_v1(napi_env env, napi_value exports)
+{
+	static const struct {
+		const char *name;
+		napi_callback fn;
+	} fns[] = {
+		{ "abi", js_abi },
+		{ "spawn", js_spawn },
+		{ "waitpid", js_waitpid },
+		{ "pidfdOpen", js_pidfd_open },
+		{ "pidfdSignal", js_pidfd_signal },
+		{ "recvFd", js_recv_fd },
+		{ "ptyResize", js_pty_resize },
+		{ "cgroupDevices", js_cgroup_devices },
+		{ "exit", js_exit },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++) {
+		napi_value f;
+
+		if (napi_create_function(env, fns[i].name, (size_t)-1, fns[i].fn, NULL, &f) != 0 ||
+		    napi_set_named_property(env, exports, fns[i].name, f) != 0)
+			return NULL;
+	}
+	return exports;
+}

@@ -1,0 +1,70 @@
+/**
+ * build/novabox.node (native-bindings/src/napi.c): the start path's calls as a Node-API
+ * module. Checked here without root: what each call returns (a value or -errno), that
+ * wrong arguments throw instead of reaching C, and that src/sys uses it.
+ */
+import { closeSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { nativeBuildDir, startPathFfi } from '../../../src/sys/native.js';
+
+interface NovaboxNode {
+  abi: () => number;
+  spawn: (...a: unknown[]) => number;
+  waitpid: (pid: number, options: number, status: Int32Array) => number;
+  pidfdOpen: (pid: number) => number;
+  pidfdSignal: (fd: number, sig: number) => number;
+  ptyResize: (fd: number, rows: number, cols: number) => number;
+  cgroupDevices: (dir: string) => number;
+}
+
+function load(): NovaboxNode {
+  const mod = { exports: {} as NovaboxNode };
+  process.dlopen(mod, join(nativeBuildDir(), 'novabox.node'));
+  return mod.exports;
+}
+
+const E = constants.errno;
+
+describe('novabox.node', () => {
+  const n = load();
+
+  it('speaks the ABI of the header, and src/sys takes it for the start path', () => {
+    expect(n.abi()).toBe(1);
+    expect(startPathFfi()).toBe(process.env.NOVABOX_FFI === 'koffi' ? 'koffi' : 'node-api');
+  });
+
+  it('returns -errno from failed calls', () => {
+    expect(n.waitpid(process.pid, 1, new Int32Array(1))).toBe(-E.ECHILD);
+    expect(n.pidfdOpen(0x3fffffff)).toBe(-E.ESRCH);
+    expect(n.ptyResize(0x7fff, 24, 80)).toBe(-E.EBADF);
+    expect(n.ptyResize(0, 70000, 80)).toBe(-E.EINVAL);
+  });
+
+  it('opens and signals a pidfd', () => {
+    const fd = n.pidfdOpen(process.pid);
+    expect(fd).toBeGreaterThan(2);
+    try {
+      expect(n.pidfdSignal(fd, 0)).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  it('refuses a malformed plan before starting anything (stage 1: check the plan)', () => {
+    const out = new Int32Array(6);
+    const rc = n.spawn(new Uint8Array(64), '/nonexistent/novabox-monitor', 'test', 0, 1, 2, 0, out);
+    expect(rc).toBe(-E.EINVAL);
+    expect(out[0]).toBe(-1); // no monitor pid
+    expect(out[5]).toBe(1); // NB_STAGE_PLAN
+  });
+
+  it('throws a TypeError on wrong arguments instead of calling C', () => {
+    expect(() => n.waitpid('1' as unknown as number, 0, new Int32Array(1))).toThrow(/expected a number/);
+    expect(() => n.waitpid(1, 0, [] as unknown as Int32Array)).toThrow(/expected a typed array/);
+    expect(() => n.spawn()).toThrow(/wrong number of arguments/);
+    expect(() => n.spawn(new Uint8Array(64), 'm', 't', 0, 1, 2, 0, new Int32Array(2))).toThrow(/Int32Array\(6\)/);
+    expect(() => n.cgroupDevices('x'.repeat(5000))).toThrow(/PATH_MAX/);
+  });
+});
