@@ -321,6 +321,41 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     }
   });
 
+  it('resolves nested and symlinked volume targets inside the root, whichever way the executor reuses a directory', async () => {
+    // The executor keeps the directory it resolved last and opens siblings from it
+    // (native-bindings/src/ops.c): a symlink at any depth must still resolve inside the root.
+    const host = mkdtempSync(join(tmpdir(), 'nbx-victim-'));
+    const vol = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    const img = mkdtempSync(join(tmpdir(), 'nbx-links-'));
+    try {
+      writeFileSync(join(vol, 'marker'), 'vol\n');
+      const layer = readdirSync(`${root}/layers/sha256`)[0];
+      execFileSync('cp', ['-a', `${root}/layers/sha256/${layer}/.`, img]);
+      execFileSync('mkdir', ['-p', join(img, 'srv/real'), join(img, 'run')]);
+      symlinkSync('/srv/real', join(img, 'srv/lnk')); // absolute, one level down
+      // tries to leave the root; inside it, the same path exists: the volume goes there
+      symlinkSync(`../../../../../../../..${host}`, join(img, 'srv/esc'));
+      execFileSync('mkdir', ['-p', join(img, host)]);
+      writeFileSync(join(img, 'run/hosts-real'), 'image\n');
+      rmSync(join(img, 'etc/hosts'), { force: true });
+      symlinkSync('../run/hosts-real', join(img, 'etc/hosts')); // a file mount point behind a symlink
+      const r = await run([
+        '--rm', '--rootfs', img,
+        '-v', `${vol}:/a/b/c`, '-v', `${vol}:/a/b/d:ro`, '-v', `${vol}:/srv/lnk/x`, '-v', `${vol}:/srv/esc/y`,
+        '-v', `${join(vol, 'marker')}:/etc/hosts`,
+        'sh', '-c', 'cat /a/b/c/marker /a/b/d/marker /srv/real/x/marker /srv/esc/y/marker /run/hosts-real; touch /a/b/d/w 2>/dev/null || echo ro',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('vol\nvol\nvol\nvol\nvol\nro\n');
+      // Nothing was made or mounted on the host side of any link.
+      expect(readdirSync(host)).toEqual([]);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(host);
+      expect(readFileSync(join(img, 'run/hosts-real'), 'utf8')).toBe('image\n');
+    } finally {
+      for (const d of [host, vol, img]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('--network none has only lo; --network host sees the host interfaces', async () => {
     const none = await run(['--rm', '--network', 'none', 'busybox', 'ls', '/sys/class/net']);
     expect(none.stdout.trim().split(/\s+/)).toEqual(['lo']);
