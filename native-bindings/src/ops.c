@@ -63,6 +63,7 @@ struct ctx {
 	const char *tgt_path;
 	int tgt_child; /* it was opened as a plain child of the dir cache */
 	mode_t umask;  /* the caller's, given back to the command before execve */
+	int mask_fd;   /* the first masked directory's empty tmpfs, bound onto the others */
 };
 
 static void drop_fd(int *fd)
@@ -379,22 +380,40 @@ static int op_symlink(struct ctx *c, const struct nb_op *op)
 	return rc;
 }
 
+/*
+ * A masked directory gets an empty read-only tmpfs; the first one's mount is kept (mask_fd)
+ * and later ones are binds of it: a bind copies the mount's flags (ro, nosuid, nodev,
+ * noexec) and the superblock is read-only, so each looks the same as a tmpfs of its own,
+ * but the kernel makes and tears down one superblock instead of one per directory.
+ */
 static int op_mask(struct ctx *c, const struct nb_op *op)
 {
+	const char *path = nb_plan_str(c->plan, op->s[1]);
 	struct stat st;
 	int fd, rc, e;
 
 	drop_caches(c);
-	fd = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
+	fd = resolve(c, op, path, O_PATH | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &st) < 0)
+	if (fstat(fd, &st) < 0) {
 		rc = -1;
-	else if (S_ISDIR(st.st_mode))
-		rc = mount_on("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			      "size=0,mode=0555");
-	else
+	} else if (!S_ISDIR(st.st_mode)) {
 		rc = mount_on("/dev/null", fd, NULL, MS_BIND, NULL);
+	} else {
+		rc = -1;
+		if (c->mask_fd >= 0) {
+			char src[64];
+			fd_path(src, sizeof(src), c->mask_fd);
+			rc = mount_on(src, fd, NULL, MS_BIND, NULL);
+		}
+		if (rc < 0) {
+			rc = mount_on("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				      "size=0,mode=0555");
+			if (rc == 0 && c->mask_fd < 0) /* the new mount on top: reopen */
+				c->mask_fd = resolve(c, op, path, O_PATH | O_NOFOLLOW | O_DIRECTORY);
+		}
+	}
 	e = errno;
 	close(fd);
 	errno = e;
@@ -722,7 +741,7 @@ static int op_exec(struct ctx *c, const struct nb_op *op)
 
 	/* Nothing of ours may reach the container: every fd but stdio and the
 	 * close-on-exec error pipe goes now (close_range(2)). */
-	c->root_fd = c->dir_fd = c->tgt_fd = -1; /* all swept below */
+	c->root_fd = c->dir_fd = c->tgt_fd = c->mask_fd = -1; /* all swept below */
 	umask(c->umask);
 	if (c->err_fd > 3)
 		syscall(SYS_close_range, 3, c->err_fd - 1, 0);
@@ -782,7 +801,8 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 {
 	const struct nb_plan_header *h = plan;
 	const struct nb_op *ops = nb_plan_ops(plan);
-	struct ctx c = { .plan = plan, .root_fd = -1, .err_fd = err_fd, .dir_fd = -1, .tgt_fd = -1 };
+	struct ctx c = { .plan = plan, .root_fd = -1, .err_fd = err_fd, .dir_fd = -1, .tgt_fd = -1,
+			 .mask_fd = -1 };
 	uint32_t i;
 	int rc = 0;
 
