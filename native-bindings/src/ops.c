@@ -66,10 +66,22 @@ struct ctx {
 	int mask_fd;   /* the first masked directory's empty tmpfs, bound onto the others */
 };
 
+/*
+ * Done with an fd of ours. op_exec's close_range(2) closes every fd left before execve,
+ * so a close(2) here would only add a syscall to the start path (~30 of them per start);
+ * past a bound they are closed now, so that a plan with many ops cannot run out of fds.
+ */
+#define NB_KEEP_FDS_BELOW 256
+static void put_fd(int fd)
+{
+	if (fd >= NB_KEEP_FDS_BELOW)
+		close(fd);
+}
+
 static void drop_fd(int *fd)
 {
 	if (*fd >= 0)
-		close(*fd);
+		put_fd(*fd);
 	*fd = -1;
 }
 
@@ -268,9 +280,7 @@ static int op_mount(struct ctx *c, const struct nb_op *op)
 		return -1;
 	}
 	rc = mount_on(src, fd, type, (unsigned long)op->flags, data);
-	e = errno;
-	close(fd);
-	errno = e;
+	put_fd(fd);
 	return rc;
 }
 
@@ -415,7 +425,7 @@ static int op_mask(struct ctx *c, const struct nb_op *op)
 		}
 	}
 	e = errno;
-	close(fd);
+	put_fd(fd);
 	errno = e;
 	return rc;
 }
@@ -454,7 +464,7 @@ static int set_readonly(int fd)
 static int op_readonly(struct ctx *c, const struct nb_op *op, int must_exist_mount)
 {
 	const char *path = nb_plan_str(c->plan, op->s[1]);
-	int fd, rc, e;
+	int fd, rc;
 
 	drop_caches(c);
 	fd = resolve(c, op, path, O_PATH | O_NOFOLLOW);
@@ -465,20 +475,15 @@ static int op_readonly(struct ctx *c, const struct nb_op *op, int must_exist_mou
 		char p[64];
 		fd_path(p, sizeof(p), fd);
 		rc = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
-		e = errno;
-		close(fd);
-		if (rc < 0) {
-			errno = e;
+		put_fd(fd);
+		if (rc < 0)
 			return -1;
-		}
 		fd = resolve(c, op, path, O_PATH | O_NOFOLLOW);
 		if (fd < 0)
 			return -1;
 	}
 	rc = set_readonly(fd);
-	e = errno;
-	close(fd);
-	errno = e;
+	put_fd(fd);
 	return rc;
 }
 

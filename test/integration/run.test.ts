@@ -144,6 +144,19 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(fds.map((m) => m[1])).toEqual(['0', '1', '2']);
   });
 
+  it('runs a plan with hundreds of mounts (the executor keeps its fds for one close_range, up to a bound)', async () => {
+    const vol = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    try {
+      writeFileSync(join(vol, 'marker'), 'vol\n');
+      const vs = Array.from({ length: 300 }, (_, i) => ['-v', `${vol}:/v/d${i}/m:ro`]).flat();
+      const r = await run(['--rm', ...vs, 'busybox', 'sh', '-c', 'cat /v/d0/m/marker /v/d299/m/marker; ls /proc/self/fd']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('vol\nvol\n0\n1\n2\n3\n'); // 3: ls's own directory
+    } finally {
+      rmSync(vol, { recursive: true, force: true });
+    }
+  });
+
   it('propagates the exit status', async () => {
     expect((await run(['--rm', 'busybox', 'sh', '-c', 'exit 42'])).exitCode).toBe(42);
     expect((await run(['--rm', 'busybox', 'false'])).exitCode).toBe(1);
