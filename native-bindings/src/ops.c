@@ -794,6 +794,9 @@ static void nb_dump_times(const void *plan, uint32_t upto)
 		dprintf(2, "optime %3u kind %2u %8.1f us %s\n", i, ops[i].kind, (nb_t[i + 1] - nb_t[i]) / 1000.0,
 			ops[i].s[1] ? nb_plan_str(plan, ops[i].s[1]) : "");
 	dprintf(2, "optime total %8.1f us\n", (nb_t[upto] - nb_t[0]) / 1000.0);
+	for (i = 0; i < upto && ops[i].kind == NB_OP_CGROUP_JOIN; i++)
+		;
+	dprintf(2, "optime nojoin %8.1f us\n", (nb_t[upto] - nb_t[i]) / 1000.0);
 }
 #define NB_STAMP(i) (nb_t[(i)] = nb_now())
 #define NB_DUMP(plan, i) nb_dump_times((plan), (i))
