@@ -51,12 +51,13 @@ function nativeTests() {
   const r = spawnSync('make', ['-s', '-C', 'native-bindings', 'test'], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const out = r.stdout.toString();
   process.stdout.write(out);
-  const m = /(\d+) passed, (\d+) failed/.exec(out);
-  if (m) {
+  let failedCount = 0;
+  for (const m of out.matchAll(/(\d+) passed, (\d+) failed/g)) {
     totals.passed += Number(m[1]);
-    totals.failed += Number(m[2]);
+    failedCount += Number(m[2]);
   }
-  if (r.status !== 0 && !(m && Number(m[2]) > 0)) totals.failed += 1;
+  totals.failed += failedCount;
+  if (r.status !== 0 && failedCount === 0) totals.failed += 1;
 }
 
 function vmTests() {

@@ -6,6 +6,7 @@
  *
  *   struct nb_plan_header
  *   struct nb_op ops[n_ops]
+ *   struct nb_cg_step cg_steps[n_cg_steps]   (the container's cgroup, made by the monitor)
  *   bytes: NUL-terminated strings and string lists, addressed by offsets
  *
  * Every "offset" below is a byte offset from the start of the plan; 0 means
@@ -22,9 +23,10 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 1u
+#define NB_ABI_VERSION 2u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
+#define NB_PLAN_MAX_CG_STEPS 256u
 
 /* nb_plan_header.flags */
 #define NB_PLAN_TTY        0x1u /* a console socket is passed: NB_OP_CONSOLE sends the pty master on it */
@@ -87,11 +89,43 @@ struct nb_plan_header {
 	uint32_t join_pid;    /* exec: enter this process's namespaces (setns through a pidfd)
 	                         before cloning; 0 = new namespaces from clone_flags */
 	uint32_t join_flags;  /* CLONE_NEW* to enter with join_pid */
-	uint32_t reserved[3];   /* header is 64 bytes */
+	uint32_t n_cg_steps;  /* cgroup steps after the ops; 0 = the CLI makes the cgroup */
+	uint32_t reserved[2];   /* header is 64 bytes */
+};
+
+/*
+ * The container's cgroup as steps the monitor runs on the host (cgroup.c), planned by
+ * src/runtime/cgroups (batch.ts). Kinds NB_CG_MKDIR..NB_CG_DEVICES run in order before
+ * the clone (the init is born in the cgroup2 directory); on failure the directories
+ * made are removed and NB_EV_ERROR {NB_STAGE_CGROUP, errno, step index} is sent.
+ * NB_CG_OOM_COUNT and NB_CG_RMDIR run after the init was reaped.
+ */
+enum nb_cg_kind {
+	NB_CG_MKDIR = 1,     /* s0 one directory level; EEXIST is fine unless NB_CGF_EXCL */
+	NB_CG_ENABLE = 2,    /* s0 cgroup.subtree_control, s1 "memory cpu pids": "+c" for those not listed */
+	NB_CG_INHERIT = 3,   /* s0 a file, s1 the parent's: copied when s0 is empty (v1 cpuset) */
+	NB_CG_WRITE = 4,     /* s0 file, s1 value, one write(2); NB_CGF_OPTIONAL: ENOENT skipped */
+	NB_CG_DEVICES = 5,   /* s0 cgroup v2 dir: attach the device allow-list (nb_cgroup_devices) */
+	NB_CG_OOM_COUNT = 6, /* s0 file, s1 key: "key N" -> N, sent as NB_EV_EXIT's c */
+	NB_CG_RMDIR = 7,     /* s0 dir: kill what is inside, rmdir (EBUSY retried, bounded);
+	                        NB_CGF_PRUNE: a parent, one rmdir, errors ignored */
+	NB_CG_KIND_MAX = 7
+};
+
+#define NB_CGF_EXCL     0x1u
+#define NB_CGF_OPTIONAL 0x2u
+#define NB_CGF_PRUNE    0x4u
+
+struct nb_cg_step {
+	uint32_t kind;
+	uint32_t flags;  /* NB_CGF_* */
+	uint32_t s0;     /* string offsets */
+	uint32_t s1;
 };
 
 _Static_assert(sizeof(struct nb_plan_header) == 64, "plan header ABI");
 _Static_assert(sizeof(struct nb_op) == 64, "op ABI");
+_Static_assert(sizeof(struct nb_cg_step) == 16, "cgroup step ABI");
 
 /* What the monitor tells the CLI, in order, on the events pipe (16-byte records). */
 enum nb_event_type {
@@ -99,12 +133,17 @@ enum nb_event_type {
 	                      cloned into cgroup_dir, 0 if the CLI must place it */
 	NB_EV_EXEC = 2,    /* execve succeeded (the error pipe reached EOF) */
 	NB_EV_OPFAIL = 3,  /* a = op index, b = errno */
-	NB_EV_EXIT = 4,    /* a = wait status of the init */
-	NB_EV_ERROR = 5    /* the monitor failed: a = stage (NB_STAGE_*), b = errno */
+	NB_EV_EXIT = 4,    /* a = wait status of the init; c = OOM kills read by
+	                      NB_CG_OOM_COUNT, or -1 */
+	NB_EV_ERROR = 5,   /* the monitor failed: a = stage (NB_STAGE_*), b = errno,
+	                      c = the failing cgroup step with NB_STAGE_CGROUP */
+	NB_EV_CGROUP = 6   /* after NB_EV_EXIT (or NB_EV_ERROR), when the monitor made the
+	                      cgroup: its removal ended; a = 0 or errno, b = failing step or -1 */
 };
 
 enum nb_stage {
-	NB_STAGE_PLAN = 1, NB_STAGE_CLONE = 2, NB_STAGE_SYNC = 3, NB_STAGE_LOG = 4, NB_STAGE_JOIN = 5
+	NB_STAGE_PLAN = 1, NB_STAGE_CLONE = 2, NB_STAGE_SYNC = 3, NB_STAGE_LOG = 4, NB_STAGE_JOIN = 5,
+	NB_STAGE_CGROUP = 6
 };
 
 struct nb_event {

@@ -5,7 +5,8 @@
  * crun attach one. The list is the one v1 gets (src/runtime/cgroups/v1.ts):
  * c 1:3 null, 1:5 zero, 1:7 full, 1:8 random, 1:9 urandom, 5:0 tty, 5:1 console,
  * 5:2 ptmx, 136:* pts; all with read, write and mknod. Anything else: denied.
- * Called by the CLI right after it creates the cgroup, before the init runs.
+ * Run before the init runs: by the monitor as a cgroup step (cgroup.c), or by the
+ * drivers' create() in the CLI.
  */
 #define _GNU_SOURCE
 #include <errno.h>

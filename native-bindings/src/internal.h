@@ -21,6 +21,15 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op);
  * into a running container's mount namespace, where those host paths do not resolve. */
 void nb_preopen_cgroup_joins(const void *plan);
 
+const struct nb_cg_step *nb_plan_cg_steps(const void *plan);
+
+/* cgroup.c, in the monitor: run the creation steps (0, or errno with *failed = step
+ * index; what was made is removed again), read the OOM kills (-1: unknown), run the
+ * removal steps (0, or the first errno with *failed = step index). */
+int nb_cg_create(const void *plan, int32_t *failed);
+int nb_cg_oom_count(const void *plan);
+int nb_cg_remove(const void *plan, int32_t *failed);
+
 /* The default seccomp filter; 0 or -1 with errno. */
 int nb_load_seccomp(void);
 /* Its instructions (struct sock_filter) into out: the count, or -1 if max is too small. */

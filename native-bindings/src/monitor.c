@@ -7,9 +7,11 @@
  *   fd 5     GO pipe, read end (handed to the init)
  *   fd 6     console socket, with NB_PLAN_TTY (handed to the init)
  *
- * It clones the init, reports its pid, relays "exec ok" or {op, errno} from
- * the init's error pipe, reaps it, writes the exit status file, and appends
- * the console output to a size-bounded log (log -> log.1 rotation). The CLI
+ * It makes the container's cgroup from the plan's steps (cgroup.c), clones the init
+ * into it, reports its pid, relays "exec ok" or {op, errno} from the init's error
+ * pipe, reaps it, writes the exit status file, appends the console output to a
+ * size-bounded log (log -> log.1 rotation), and removes the cgroup when the plan has
+ * removal steps (`run`; NB_EV_CGROUP says how it went). The CLI
  * may be gone at any point: writes to the events pipe then fail with EPIPE,
  * which is ignored.
  */
@@ -37,9 +39,9 @@
 
 static int events_fd = NB_FD_EVENTS;
 
-static void send_event(int type, int a, int b)
+static void send_event3(int type, int a, int b, int c)
 {
-	struct nb_event e = { .type = type, .a = a, .b = b, .c = 0 };
+	struct nb_event e = { .type = type, .a = a, .b = b, .c = c };
 
 	if (events_fd < 0)
 		return;
@@ -48,6 +50,34 @@ static void send_event(int type, int a, int b)
 		close(events_fd);
 		events_fd = -1;
 	}
+}
+
+static void send_event(int type, int a, int b)
+{
+	send_event3(type, a, b, 0);
+}
+
+static const void *cg_plan; /* set once the monitor made the container's cgroup */
+
+/* Remove the cgroup the monitor made (if it did) and say how that went. */
+static void remove_cgroup(void)
+{
+	int32_t failed;
+	int err;
+
+	if (!cg_plan)
+		return;
+	err = nb_cg_remove(cg_plan, &failed);
+	send_event(NB_EV_CGROUP, err, failed);
+	cg_plan = NULL;
+}
+
+/* A failure of the monitor itself: report it, then undo the cgroup. Exit status 1. */
+static int fail(int stage, int err)
+{
+	send_event(NB_EV_ERROR, stage, err);
+	remove_cgroup();
+	return 1;
 }
 
 static int read_full(int fd, void *buf, size_t len)
@@ -206,6 +236,18 @@ int main(void)
 		close(out_pipe[1]);
 	}
 
+	/* The container's cgroup before the clone: the init is born in its cgroup2
+	 * directory (CLONE_INTO_CGROUP), and joins the v1 ones as its first ops. */
+	if (h->n_cg_steps) {
+		int32_t failed = -1;
+		int err = nb_cg_create(plan, &failed);
+		if (err) {
+			send_event3(NB_EV_ERROR, NB_STAGE_CGROUP, err, failed);
+			return 1;
+		}
+		cg_plan = plan;
+	}
+
 	/* Host paths first: after a setns into a container's mount namespace they would not
 	 * resolve (server exec). */
 	if (h->cgroup_dir)
@@ -218,20 +260,17 @@ int main(void)
 		 * single-threaded caller, which this process is. */
 		int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)h->join_pid, 0);
 		if (pidfd < 0 || setns(pidfd, (int)h->join_flags) < 0) {
-			send_event(NB_EV_ERROR, NB_STAGE_JOIN, errno);
-			return 1;
+			return fail(NB_STAGE_JOIN, errno);
 		}
 		close(pidfd);
 	}
 	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
-		send_event(NB_EV_ERROR, NB_STAGE_CLONE, errno);
-		return 1;
+		return fail(NB_STAGE_CLONE, errno);
 	}
 	stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
 		     -1, 0);
 	if (stack == MAP_FAILED) {
-		send_event(NB_EV_ERROR, NB_STAGE_CLONE, errno);
-		return 1;
+		return fail(NB_STAGE_CLONE, errno);
 	}
 	ia.plan = plan;
 	ia.err_w = err_pipe[1];
@@ -250,8 +289,7 @@ int main(void)
 	if (init < 0)
 		init = clone(init_main, stack + stack_size, (int)h->clone_flags | SIGCHLD, &ia);
 	if (init < 0) {
-		send_event(NB_EV_ERROR, NB_STAGE_CLONE, errno);
-		return 1;
+		return fail(NB_STAGE_CLONE, errno);
 	}
 	munmap(stack, stack_size);
 	close(err_pipe[1]);
@@ -296,9 +334,11 @@ int main(void)
 		}
 	}
 	write_status(nb_plan_str(plan, h->status_path), status);
-	send_event(NB_EV_EXIT, status, 0);
+	/* the OOM kills are read before the cgroup goes: the CLI explains a SIGKILL with them */
+	send_event3(NB_EV_EXIT, status, 0, cg_plan ? nb_cg_oom_count(cg_plan) : -1);
 	/* Reap whatever was reparented to us (exec'd processes), without blocking. */
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
+	remove_cgroup();
 	return 0;
 }

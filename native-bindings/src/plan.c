@@ -56,6 +56,12 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		return -EINVAL;
 	if ((h->flags & NB_PLAN_LOG) && h->log_path == 0)
 		return -EINVAL;
+	if (h->n_cg_steps > NB_PLAN_MAX_CG_STEPS ||
+	    sizeof(*h) + (uint64_t)h->n_ops * sizeof(struct nb_op) +
+			    (uint64_t)h->n_cg_steps * sizeof(struct nb_cg_step) > plan_len)
+		return -EINVAL;
+	if (h->reserved[0] || h->reserved[1])
+		return -EINVAL;
 	ops = nb_plan_ops(plan);
 	for (i = 0; i < h->n_ops; i++) {
 		const struct nb_op *op = &ops[i];
@@ -75,7 +81,27 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		*bad_op = (int32_t)(h->n_ops - 1);
 		return -EINVAL;
 	}
+	for (i = 0; i < h->n_cg_steps; i++) {
+		const struct nb_cg_step *st = &nb_plan_cg_steps(plan)[i];
+		int needs_s1 = st->kind == NB_CG_ENABLE || st->kind == NB_CG_INHERIT ||
+			       st->kind == NB_CG_WRITE || st->kind == NB_CG_OOM_COUNT;
+		/* cgroup files and directories are absolute host paths */
+		if (st->kind < 1 || st->kind > NB_CG_KIND_MAX || st->s0 == 0 ||
+		    !str_ok(base, plan_len, st->s0) || base[st->s0] != '/' ||
+		    !str_ok(base, plan_len, st->s1) || (needs_s1 && st->s1 == 0) ||
+		    (st->flags & ~(NB_CGF_EXCL | NB_CGF_OPTIONAL | NB_CGF_PRUNE))) {
+			*bad_op = (int32_t)(h->n_ops + i);
+			return -EINVAL;
+		}
+	}
 	return 0;
+}
+
+const struct nb_cg_step *nb_plan_cg_steps(const void *plan)
+{
+	const struct nb_plan_header *h = plan;
+
+	return (const struct nb_cg_step *)((const char *)nb_plan_ops(plan) + h->n_ops * sizeof(struct nb_op));
 }
 
 const struct nb_op *nb_plan_ops(const void *plan)

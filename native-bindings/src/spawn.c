@@ -8,20 +8,29 @@
  *  nb_spawn(plan)
  *    memfd <- plan bytes
  *    posix_spawn(setsid) ──────────▶ validate plan
- *  (returns: events fd, go fd)        clone(CLONE_NEW*) ─────────────▶ blocks reading the GO pipe
- *  mkdir cgroup, write limits         (meanwhile, on pure cgroup v1; before nb_spawn when
- *                                      the monitor clones into a cgroup2 directory)
- *    ◀── NB_EV_PID {init pid} ──────   (or NB_EV_ERROR {stage, errno})
+ *  (returns: events fd, go fd)        cgroup steps: mkdir, limits,
+ *  reserve the name, make the          device filter (cgroup.c)
+ *  container directory (meanwhile)
+ *                                     clone3(CLONE_NEW* | CLONE_INTO_CGROUP) ─▶ blocks reading the GO pipe
+ *    ◀── NB_EV_PID {init pid} ──────   (or NB_EV_ERROR {stage, errno, cgroup step}:
+ *                                      what it made is removed first)
  *  veth into the netns; cgroup.procs <- init pid only if clone3 could not place it
  *  (the init joins cgroup v1 hierarchies itself: its first ops write "0" to `tasks`)
  *  write 'G' on the GO pipe ─────────────────────────────────────────▶ ops[0..n-1], then execve
  *                                     error pipe: EOF on execve,  ◀─── {op index, errno} on failure
  *    ◀── NB_EV_EXEC or NB_EV_OPFAIL ─
- *                                     waitpid(init); status file; console log
- *    ◀── NB_EV_EXIT {wait status} ───
+ *                                     waitpid(init); status file; console log;
+ *                                     OOM kills read from the cgroup
+ *    ◀── NB_EV_EXIT {status, oom} ───
+ *  remove the container directory     rmdir the cgroup (kill leftovers, EBUSY
+ *  (thread pool)                       retried for 2 s), prune its parent
+ *    ◀── NB_EV_CGROUP {errno, step} ─  exit
+ *  reap; no NB_EV_CGROUP {0}: the driver's remove() instead
+ *  (a server's monitor gets no removal steps: stopping the server removes its cgroup)
  *
  * Closing the GO pipe without writing aborts the init before its first op, so a
- * CLI that dies mid-setup never leaves a half-configured container running.
+ * CLI that dies mid-setup never leaves a half-configured container running; the
+ * monitor then still removes the cgroup it made.
  *
  * Why a separate executable instead of fork(): Node is multi-threaded, and a
  * forked copy of it may only make async-signal-safe calls until execve

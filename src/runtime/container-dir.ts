@@ -11,7 +11,7 @@
  * threads are started on first use, and that start then lands on the critical path
  * instead of in the idle wait for the exec event, for as much as the mkdirs saved.
  */
-import { mkdirSync, rmdir, rmdirSync, unlink } from 'node:fs';
+import { mkdirSync, rmdir, unlink } from 'node:fs';
 import { join } from 'node:path';
 import { rmTree } from '../util/rmtree.js';
 import type { containerDirs } from './container.js';
@@ -44,8 +44,13 @@ export function startRemovingContainerDir(d: Dirs, volatile: boolean): Promise<N
     ? [[unlink, join(marker, 'dirty')], [rmdir, marker], [rmdir, join(work, 'incompat')], [rmdir, work]]
     : [[rmdir, work]];
   const workGone = steps.reduce<Promise<NodeJS.ErrnoException | null>>((prev, [f, path]) => prev.then((e) => e ?? rm(f, path)), Promise.resolve(null));
-  return Promise.all([rm(rmdir, d.merged), rm(rmdir, d.upper), workGone, rm(unlink, d.state)])
+  // then work and the directory itself, still in the pool (the main thread meanwhile
+  // waits for the monitor's end); an error stops the chain and finishContainerDir walks
+  const all = Promise.all([rm(rmdir, d.merged), rm(rmdir, d.upper), workGone, rm(unlink, d.state)])
     .then((errs) => errs.find((e) => e !== null) ?? null);
+  return all
+    .then((e) => e ?? rm(rmdir, d.work))
+    .then((e) => e ?? rm(rmdir, d.dir));
 }
 
 /**
@@ -54,15 +59,6 @@ export function startRemovingContainerDir(d: Dirs, volatile: boolean): Promise<N
  * any other error) falls back to the general walk of the whole tree.
  */
 export async function finishContainerDir(d: Dirs, started: Promise<NodeJS.ErrnoException | null>): Promise<void> {
-  const err = await started;
-  if (!err) {
-    try {
-      rmdirSync(d.work);
-      rmdirSync(d.dir);
-      return;
-    } catch {
-      /* not the usual layout: walk it */
-    }
-  }
-  rmTree(d.dir);
+  if ((await started) === null) return;
+  rmTree(d.dir); // not the usual layout (or gone in part already): walk what is left
 }

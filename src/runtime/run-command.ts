@@ -64,6 +64,8 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
             layout: layout.kind,
             path: prepared.state.cgroupPath,
             writes: toCgroupWrites(layout.kind === 'v2' ? 'v2' : 'v1', prepared.limits),
+            // what the monitor runs before the clone and after the reap
+            steps: cgroupDriver(layout).planCreate(prepared.state.cgroupPath, prepared.limits),
           },
           plan: prepared.plan,
         },

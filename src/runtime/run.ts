@@ -4,14 +4,13 @@
  * forwarded to the init, the exit status comes back, and everything the container
  * made is removed when it ends (on every path, errors included).
  */
-import { closeSync, openSync, read, writeSync } from 'node:fs';
+import { closeSync, openSync, read, readSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { ReadStream as TtyReadStream } from 'node:tty';
 import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
-import { applyDeviceFilter } from './cgroups/devices.js';
 import { mustPlaceAfterClone } from './cgroups/placement.js';
 import {
   containerDirs, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
@@ -32,6 +31,7 @@ export interface Event {
   type: number;
   a: number;
   b: number;
+  c: number;
 }
 
 /**
@@ -56,7 +56,7 @@ export class EventReader {
       got += n;
     }
     if (got < 16) return null;
-    return { type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8) };
+    return { type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8), c: b.readInt32LE(12) };
   }
 
   close(): void {
@@ -80,28 +80,45 @@ export interface RunIO {
   stderr: (line: string) => void;
 }
 
-/** Create, start and supervise one container; resolves to the exit code for the CLI. */
+/**
+ * Create, start and supervise one container; resolves to the exit code for the CLI.
+ *
+ * The monitor is started first: it makes the container's cgroup (the driver's planned
+ * steps, in the launch plan) and clones the init into it while this thread reserves the
+ * name and makes the container's directory, on a second CPU. After the init was reaped
+ * it removes the cgroup while this thread removes the directory, and says whether it
+ * succeeded (NB_EV_CGROUP); if it could not (killed, EBUSY past its bound), the
+ * driver's remove() does it here.
+ */
 export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO): Promise<number> {
-  const { state, plan } = p;
+  const { state } = p;
   const dirs = containerDirs(state.id);
   const undo = new Reverter();
-  let cgroup: CgroupHandle | undefined;
   let events: EventReader | undefined;
   let pidfd = -1;
   let spawned: native.SpawnResult | undefined;
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
   let removing: Promise<NodeJS.ErrnoException | null> | undefined;
-  let initExited = false; // the monitor reported the init's exit
-  let reapLast = -1;
 
   const net = p.network;
   try {
+    const batch = driver.planCreate(state.cgroupPath, p.limits);
+    const plan: LaunchPlan = { ...p.plan, cgroupSteps: [...batch.create, ...batch.remove] };
+    const devNull = io.interactive ? -1 : openSync('/dev/null', 'r');
+    try {
+      spawned = native.spawn(plan, { stdio: [io.interactive ? 0 : devNull, 1, 2], tty: plan.tty, tag: state.cgroupPath });
+    } finally {
+      if (devNull >= 0) closeSync(devNull);
+    }
+    const sp = spawned;
+    trace('monitor spawned');
+
     reserveName(state.name, state.id);
     undo.add('name', () => {
       if (!keep) releaseName(state.name, state.id);
     });
-    // registered first: the removal takes a directory made only in part, or not at all
+    // registered before the directory is made: the removal takes a directory made only in part
     undo.add('container directory', async () => {
       if (keep) return;
       await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true));
@@ -115,46 +132,18 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
     if (net) trace('address leased');
 
-    // With a cgroup2 directory (pure v2 or hybrid) the monitor clones the init straight
-    // into it, so it must exist first; on pure v1 the cgroup is made while the monitor
-    // starts, and the init joins it itself after GO (cgroups/placement.ts).
-    const makeCgroup = () => {
-      cgroup = driver.create(state.cgroupPath, p.limits);
-      const cg = cgroup;
-      undo.add('cgroup', () => cg.remove());
-      applyDeviceFilter(driver.layout, state.cgroupPath);
-      trace('cgroup created');
-    };
-    if (plan.cgroupDir) makeCgroup();
+    // what the record needs that does not need the init, while the monitor still works
+    const monitorStart = readProcStart(sp.monitorPid);
+    const boot = bootId();
 
-    const devNull = io.interactive ? -1 : openSync('/dev/null', 'r');
-    const useTty = plan.tty;
-    try {
-      spawned = native.spawn(plan, { stdio: [io.interactive ? 0 : devNull, 1, 2], tty: useTty, tag: state.cgroupPath });
-    } finally {
-      if (devNull >= 0) closeSync(devNull);
-    }
-    const sp = spawned;
-    trace('monitor spawned');
-    undo.add('monitor', () => {
-      // Closing GO without 'G' makes the init exit before its first op.
-      if (sp.goFd >= 0) try { closeSync(sp.goFd); } catch { /* already closed */ }
-      if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
-      if (!events) closeSync(sp.eventsFd);
-      // After the exit event the monitor holds nothing the next steps remove (it is in
-      // neither the container's cgroup nor its directory): its own exit overlaps them,
-      // and it is reaped last. Before it, its exit is what ends the init: wait for it.
-      if (!initExited) native.reap(sp.monitorPid);
-      else if (native.reap(sp.monitorPid, false) === null) reapLast = sp.monitorPid;
-    });
-    if (!cgroup) makeCgroup();
-
-    const { placed } = native.awaitInit(sp);
-    trace('init cloned');
+    const { placed } = native.awaitInit(sp, plan);
+    trace('cgroup made, init cloned');
     events = new EventReader(sp.eventsFd);
     pidfd = native.pidfdOpen(sp.initPid);
-    if (mustPlaceAfterClone(plan, placed)) cgroup!.place(sp.initPid);
-    trace('placed in cgroup');
+    if (mustPlaceAfterClone(plan, placed)) {
+      driver.open(state.cgroupPath).place(sp.initPid);
+      trace('placed in cgroup');
+    }
     if (attachment) {
       attach(attachment, sp.initPid);
       undo.add('veth', () => void detach(attachment.hostIf));
@@ -162,19 +151,18 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     Object.assign(state, {
       status: 'running',
       monitorPid: sp.monitorPid,
-      monitorStart: readProcStart(sp.monitorPid),
+      monitorStart,
       initPid: sp.initPid,
       initStart: readProcStart(sp.initPid),
-      bootId: bootId(),
+      bootId: boot,
     });
     writeState(state);
     trace('state written');
 
     const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups);
-    initExited = true;
     trace('exit event');
     const { failure, failureCode } = outcome;
-    // The init is gone: its directory goes in the thread pool while the cgroup is removed.
+    // The init is gone: its directory goes in the thread pool while the monitor removes the cgroup.
     if (state.remove || failure) removing = startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true);
     const { code, signal } = native.waitStatusToExitCode(outcome.waitStatus);
     if (!state.remove && !failure) {
@@ -187,7 +175,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       return failureCode;
     }
     if (signal === constants.signals.SIGKILL && p.limits.memoryBytes !== undefined) {
-      const oom = safeStats(cgroup!)?.oomKills ?? 0;
+      const oom = outcome.oomKills >= 0 ? outcome.oomKills : (safeStats(driver.open(state.cgroupPath))?.oomKills ?? 0);
       if (oom > 0) {
         io.stderr(`novabox: container ${state.name} was killed: out of memory (limit ${formatBytes(p.limits.memoryBytes)})`);
       }
@@ -195,19 +183,75 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     return code;
   } finally {
     for (const c of cleanups.reverse()) c();
-    events?.close();
     if (pidfd >= 0) closeSync(pidfd);
-    const errors = await undo.run();
-    if (reapLast > 0) {
+    // The monitor first: its end is the init's (GO closed unsent, if it still waits), and
+    // it removes the cgroup meanwhile; the directory's removal, started at the exit
+    // event, runs on in the thread pool.
+    const errors: Error[] = [];
+    if (spawned) {
       try {
-        native.reap(reapLast);
+        await stopMonitor(spawned, events, driver.open(state.cgroupPath));
       } catch (err) {
         errors.push(new Error(`undo monitor: ${(err as Error).message}`, { cause: err }));
       }
-      trace('monitor reaped');
     }
+    errors.push(...(await undo.run()));
     trace('cleaned up');
     for (const e of errors) io.stderr(`novabox: cleanup: ${e.message}`);
+  }
+}
+
+const EV_CGROUP = 6;
+
+/**
+ * Ending a `run` monitor: close GO unsent (an init still waiting exits before its first
+ * op), read the monitor's last events until it exits (NB_EV_CGROUP: it removed the
+ * cgroup), reap it. Without that confirmation the cgroup is removed here (idempotent),
+ * unless the monitor failed to make it (NB_STAGE_CGROUP: it removed what it made, and
+ * an existing cgroup of that path is someone else's).
+ */
+async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefined, cgroup: CgroupHandle): Promise<void> {
+  if (sp.goFd >= 0) try { closeSync(sp.goFd); } catch { /* already closed */ }
+  sp.goFd = -1;
+  if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
+  sp.consoleFd = -1;
+  let last: Event[];
+  if (events) {
+    // In the thread pool: the main thread meanwhile drives the directory's removal.
+    last = [];
+    for (let e = await events.next(); e; e = await events.next()) last.push(e);
+    events.close();
+  } else {
+    last = readRemainingEvents(sp.eventsFd);
+    closeSync(sp.eventsFd);
+  }
+  native.reap(sp.monitorPid);
+  trace('monitor exited');
+  if (sp.cgroupRefused || last.find((e) => e.type === EV_CGROUP)?.a === 0) return;
+  cgroup.remove();
+  trace('cgroup removed by the CLI');
+}
+
+/** Blocking reads of the events pipe until the monitor closes it (its exit). */
+function readRemainingEvents(fd: number): Event[] {
+  const out: Event[] = [];
+  const b = Buffer.alloc(16);
+  let got = 0;
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, b, got, 16 - got, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EINTR') continue;
+      return out; // closed already (EBADF): nothing more to learn
+    }
+    if (n === 0) return out;
+    got += n;
+    if (got === 16) {
+      out.push({ type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8), c: b.readInt32LE(12) });
+      got = 0;
+    }
   }
 }
 
@@ -216,6 +260,8 @@ export interface Outcome {
   failure?: OpFailed;
   failureCode: number;
   waitStatus: number;
+  /** OOM kills the monitor read before removing the cgroup (NB_EV_EXIT's c), or -1 */
+  oomKills: number;
 }
 
 /**
@@ -272,7 +318,7 @@ export async function superviseForeground(
   if (!exit) throw new NovaboxError('internal', 'the container monitor stopped without reporting an exit status');
   // The last output may still sit in the pty: read it before detaching.
   if (drained) await Promise.race([drained, new Promise((r) => setTimeout(r, 1000))]);
-  return { failure, failureCode, waitStatus: exit.a };
+  return { failure, failureCode, waitStatus: exit.a, oomKills: exit.c };
 }
 
 export function safeStats(cg: CgroupHandle) {

@@ -23,7 +23,6 @@ import {
 import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, superviseForeground } from './run.js';
-import { applyDeviceFilter } from './cgroups/devices.js';
 import { mustPlaceAfterClone, placeLaunch } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
@@ -142,33 +141,35 @@ function dedupeEnv(entries: string[]): string[] {
  */
 export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promise<ServerFacts> {
   const d = serverDirs(l.id);
-  mkdirSync(d.upper, { recursive: true, mode: 0o755 });
-  mkdirSync(d.work, { recursive: true, mode: 0o700 });
-  mkdirSync(d.merged, { recursive: true, mode: 0o755 });
-  if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
-  rmSync(d.status, { force: true });
   const layout = driver.layout;
-  const plan = planServer(l, layout);
   const cgroupPath = cgroupPathOf(l.id);
-  // A cgroup left by a crash of an earlier start would make create() fail: clear it.
+  // The monitor makes the cgroup before it clones (as for `run`, docs/design-notes.md);
+  // unlike run's, it outlives the start: no removal steps, stopServer removes it.
+  const plan: LaunchPlan = { ...planServer(l, layout), cgroupSteps: driver.planCreate(cgroupPath, l.limits).create };
+  // A cgroup left by a crash of an earlier start would make the creation fail: clear it.
   try {
     driver.open(cgroupPath).remove();
   } catch {
     /* nothing there */
   }
-  const cgroup = driver.create(cgroupPath, l.limits);
   let sp: native.SpawnResult | undefined;
   let events: EventReader | undefined;
   try {
-    applyDeviceFilter(layout, cgroupPath);
     const devNull = openSync('/dev/null', 'r+');
     try {
       sp = native.spawn(plan, { stdio: [devNull, devNull, devNull], tag: cgroupPath });
     } finally {
       closeSync(devNull);
     }
-    const { placed } = native.awaitInit(sp);
-    if (mustPlaceAfterClone(plan, placed)) cgroup.place(sp.initPid);
+    // the server's directories while the monitor makes the cgroup and clones (the init
+    // needs them after GO only)
+    mkdirSync(d.upper, { recursive: true, mode: 0o755 });
+    mkdirSync(d.work, { recursive: true, mode: 0o700 });
+    mkdirSync(d.merged, { recursive: true, mode: 0o755 });
+    if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
+    rmSync(d.status, { force: true });
+    const { placed } = native.awaitInit(sp, plan);
+    if (mustPlaceAfterClone(plan, placed)) driver.open(cgroupPath).place(sp.initPid);
     if (l.attachment) attach(l.attachment, sp.initPid);
     const facts: ServerFacts = {
       monitorPid: sp.monitorPid,
@@ -192,10 +193,15 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     } catch {
       /* already closed */
     }
-    try {
-      cgroup.remove();
-    } catch {
-      /* reported by the next reconcile */
+    // Not when the monitor could not make it: it removed what it made, and an existing
+    // cgroup of that path is not ours.
+    if (!sp?.cgroupRefused) {
+      try {
+        // the init, if any, exits at the closed GO; remove() kills it otherwise
+        driver.open(cgroupPath).remove();
+      } catch {
+        /* reported by the next reconcile */
+      }
     }
     if (l.attachment) {
       try {

@@ -7,9 +7,9 @@ import { createRequire } from 'node:module';
 import { existsSync, readFileSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NovaboxError, SysError } from '../errors.js';
+import { Conflict, NovaboxError, SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
-import { encodePlan, type LaunchPlan } from './ops.js';
+import { describeCgroupStep, encodePlan, type LaunchPlan } from './ops.js';
 import { trace } from '../util/trace.js';
 import { setExitHook } from '../util/exit.js';
 
@@ -48,6 +48,8 @@ export interface SpawnResult {
   goFd: number;
   /** with tty: the socket the init sends the pty master on (recvFd); else -1 */
   consoleFd: number;
+  /** awaitInit: the monitor could not make the plan's cgroup (it removed what it made) */
+  cgroupRefused?: boolean;
 }
 
 export interface SpawnOptions {
@@ -74,6 +76,9 @@ interface Bindings {
   syscall4: (nr: number, a: number, b: number, c: number, d: number) => number;
   errno: () => number;
 }
+
+/** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks */
+const NB_ABI = 2;
 
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;
@@ -135,7 +140,7 @@ function bind(): Bindings {
   });
   const libc = koffi.load('libc.so.6');
   const abi = lib.func('uint32_t nb_abi_version(void)') as () => number;
-  if (abi() !== 1) throw new Error(`native library ABI ${abi()} does not match this build (1)`);
+  if (abi() !== NB_ABI) throw new Error(`native library ABI ${abi()} does not match this build (${NB_ABI})`);
   bound = {
     nb_spawn: lib.func(
       'int nb_spawn(const void *plan, uint32_t len, const nb_spawn_args *args, _Out_ nb_spawn_result *out)',
@@ -193,7 +198,7 @@ function fast(): FastBindings | null {
   } catch {
     return null; // not built (an install that predates it): koffi
   }
-  if (mod.exports.abi() !== 1) return null;
+  if (mod.exports.abi() !== NB_ABI) return null;
   fastBound = mod.exports;
   setExitHook((code) => mod.exports.exit(code));
   trace('native module loaded');
@@ -211,7 +216,9 @@ const STAGES: Record<number, string> = {
   3: 'synchronise with the container init',
   4: 'open the console log',
   5: 'enter the namespaces of the running container',
+  6: "set up the container's cgroup",
 };
+const STAGE_CGROUP = 6;
 
 /**
  * Start a monitor for `plan`. Returns at once; the init pid comes with awaitInit(),
@@ -261,8 +268,10 @@ const EV_ERROR = 5;
 /**
  * Block until the monitor reports the init's pid (NB_EV_PID); sets sp.initPid. `placed`:
  * the init was cloned into plan.cgroupDir, so the caller must not write cgroup.procs.
+ * A failed cgroup step of `plan` is named with its file and errno (the monitor removed
+ * what it made): a Conflict when the cgroup itself existed.
  */
-export function awaitInit(sp: SpawnResult): { pid: number; placed: boolean } {
+export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; placed: boolean } {
   const b = Buffer.alloc(16);
   let got = 0;
   while (got < 16) {
@@ -279,6 +288,16 @@ export function awaitInit(sp: SpawnResult): { pid: number; placed: boolean } {
   const type = b.readInt32LE(0);
   if (type === EV_ERROR) {
     const errno = b.readInt32LE(8);
+    const step = plan?.cgroupSteps?.[b.readInt32LE(12)];
+    if (b.readInt32LE(4) === STAGE_CGROUP) sp.cgroupRefused = true;
+    if (b.readInt32LE(4) === STAGE_CGROUP && step) {
+      if (step.step === 'mkdir' && step.exclusive && errnoName(errno) === 'EEXIST') {
+        throw new Conflict(`cgroup ${step.path} already exists`, {
+          hint: 'another container uses it, or a crash left it behind: remove it or pick another name',
+        });
+      }
+      throw new NovaboxError('sys', `cannot set up the container's cgroup: ${describeCgroupStep(step)}: ${errnoText(errno)} (${errnoName(errno)})`);
+    }
     const what = STAGES[b.readInt32LE(4)] ?? 'spawn the container';
     throw new SysError('nb_spawn', errnoName(errno), undefined, `cannot ${what}: ${errnoText(errno)}`);
   }

@@ -83,6 +83,26 @@ export type Op =
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[] };
 
+/**
+ * The container's cgroup as steps the monitor runs on the host (native-bindings/src/cgroup.c),
+ * planned by the cgroup drivers (runtime/cgroups/batch.ts): paths are absolute.
+ */
+export type CgroupStep =
+  /** one directory level; `exclusive`: it must not exist yet (the cgroup's own level) */
+  | { step: 'mkdir'; path: string; exclusive?: boolean }
+  /** cgroup v2: `+c` into this cgroup.subtree_control for each controller not listed yet */
+  | { step: 'enable'; path: string; controllers: string[] }
+  /** cgroup v1 cpuset: copy `from` (the parent's file) into an empty `path` */
+  | { step: 'inherit'; path: string; from: string }
+  /** one write(2) of `value`; `optional`: skip when the file does not exist */
+  | { step: 'write'; path: string; value: string; optional?: boolean }
+  /** cgroup v2: attach the device allow-list (eBPF, native-bindings/src/devices.c) */
+  | { step: 'devices'; path: string }
+  /** after the container, before its removal: read `key N` from this file (oom_kill) */
+  | { step: 'oom-count'; path: string; key: string }
+  /** after the container: rmdir (kill what is left inside first); `prune`: a parent, best effort */
+  | { step: 'rmdir'; path: string; prune?: boolean };
+
 export interface LaunchPlan {
   namespaces: Namespace[];
   ops: Op[];
@@ -96,6 +116,10 @@ export interface LaunchPlan {
   /** a cgroup2 directory (pure v2, or a hybrid host's cgroup2 mount): clone the init
    *  straight into it (CLONE_INTO_CGROUP); see runtime/cgroups/placement.ts */
   cgroupDir?: string;
+  /** the monitor makes the container's cgroup before the clone and removes it after the
+   *  init was reaped (creation steps first, then removal steps; NB_EV_ERROR and
+   *  NB_EV_CGROUP name a step by its index here) */
+  cgroupSteps?: CgroupStep[];
   /** exec into a running container: enter these namespaces of this process first */
   join?: { pid: number; namespaces: Namespace[] };
 }
@@ -133,6 +157,19 @@ export function describeOp(op: Op): string {
   }
 }
 
+/** One line for error messages: `write "0" to /sys/fs/cgroup/x/memory.max`. */
+export function describeCgroupStep(s: CgroupStep): string {
+  switch (s.step) {
+    case 'mkdir': return `mkdir ${s.path}`;
+    case 'enable': return `enable ${s.controllers.join(', ')} in ${s.path}`;
+    case 'inherit': return `copy ${s.from} to ${s.path}`;
+    case 'write': return `write "${s.value}" to ${s.path}`;
+    case 'devices': return `attach the device filter to ${s.path}`;
+    case 'oom-count': return `read ${s.key} from ${s.path}`;
+    case 'rmdir': return `rmdir ${s.path}`;
+  }
+}
+
 function shown(path: string, inRoot?: boolean): string {
   return inRoot && !path.startsWith('/') ? `/${path}` : path;
 }
@@ -140,9 +177,10 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 1;
+const ABI = 2;
 const HEADER_BYTES = 64;
 const OP_BYTES = 64;
+const CG_STEP_BYTES = 16;
 const OPF_IN_ROOT = 0x1;
 
 const KIND: Record<Op['op'], number> = {
@@ -151,6 +189,26 @@ const KIND: Record<Op['op'], number> = {
   setgroups: 13, setgid: 14, setuid: 15, capset: 16, 'no-new-privs': 17, chdir: 18,
   exec: 19, 'remount-ro': 20, console: 21, seccomp: 22, 'cgroup-join': 23,
 };
+
+const CG_KIND: Record<CgroupStep['step'], number> = {
+  mkdir: 1, enable: 2, inherit: 3, write: 4, devices: 5, 'oom-count': 6, rmdir: 7,
+};
+const CGF_EXCL = 0x1;
+const CGF_OPTIONAL = 0x2;
+const CGF_PRUNE = 0x4;
+
+/** kind, flags, s0, s1 of a cgroup step */
+function rawStep(s: CgroupStep): [number, number, string, string | undefined] {
+  switch (s.step) {
+    case 'mkdir': return [CG_KIND.mkdir, s.exclusive ? CGF_EXCL : 0, s.path, undefined];
+    case 'enable': return [CG_KIND.enable, 0, s.path, s.controllers.join(' ')];
+    case 'inherit': return [CG_KIND.inherit, 0, s.path, s.from];
+    case 'write': return [CG_KIND.write, s.optional ? CGF_OPTIONAL : 0, s.path, s.value];
+    case 'devices': return [CG_KIND.devices, 0, s.path, undefined];
+    case 'oom-count': return [CG_KIND['oom-count'], 0, s.path, s.key];
+    case 'rmdir': return [CG_KIND.rmdir, s.prune ? CGF_PRUNE : 0, s.path, undefined];
+  }
+}
 
 const PLAN_TTY = 0x1;
 const PLAN_LOG = 0x2;
@@ -278,7 +336,8 @@ function putU64(u32: Uint32Array, w: number, v: number | bigint): void {
  */
 export function encodePlan(plan: LaunchPlan): Buffer {
   const ops = plan.ops.map(raw);
-  const fixed = HEADER_BYTES + OP_BYTES * ops.length;
+  const steps = (plan.cgroupSteps ?? []).map(rawStep);
+  const fixed = HEADER_BYTES + OP_BYTES * ops.length + CG_STEP_BYTES * steps.length;
 
   // Pass 1: lay out every distinct string, then every list (4-byte aligned). The strings
   // are one NUL-separated block, written by one call; offsets count UTF-16 units when the
@@ -295,6 +354,10 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     for (const x of r.s) note(x);
     if (r.list) for (const x of r.list) note(x);
     if (r.list2) for (const x of r.list2) note(x);
+  }
+  for (const st of steps) {
+    note(st[2]);
+    note(st[3]);
   }
   note(plan.logPath);
   note(plan.statusPath);
@@ -345,6 +408,14 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     u32[w + 14] = writeList(r.list);
     u32[w + 15] = writeList(r.list2);
   }
+  for (let i = 0; i < steps.length; i++) {
+    const w = (HEADER_BYTES + ops.length * OP_BYTES + i * CG_STEP_BYTES) >>> 2;
+    const [kind, flags, s0, s1] = steps[i];
+    u32[w] = kind;
+    u32[w + 1] = flags;
+    u32[w + 2] = off(s0);
+    u32[w + 3] = off(s1);
+  }
   u32[0] = MAGIC;
   u32[1] = ABI;
   u32[2] = size;
@@ -357,5 +428,6 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   u32[10] = off(plan.cgroupDir);
   u32[11] = plan.join?.pid ?? 0;
   u32[12] = plan.join ? flagBits(plan.join.namespaces, CLONE_FLAGS) : 0;
+  u32[13] = steps.length;
   return out;
 }

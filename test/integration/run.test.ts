@@ -391,6 +391,8 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const out = JSON.parse(r.stdout);
     expect(out.plan.ops.at(-1)).toMatchObject({ op: 'exec', file: 'echo', argv: ['echo', 'hi'] });
     expect(out.cgroup.writes.length).toBeGreaterThan(0);
+    expect(out.cgroup.steps.create).toContainEqual(expect.objectContaining({ step: 'mkdir', exclusive: true }));
+    expect(out.cgroup.steps.remove.at(-1)).toMatchObject({ step: 'rmdir', prune: true });
     // --rm throws the writable layer away: overlay need not sync it at exit (Linux 5.10+)
     const overlay = (plan: { ops: { op: string; fstype?: string; data?: string }[] }) =>
       plan.ops.find((o) => o.op === 'mount' && o.fstype === 'overlay')?.data ?? '';

@@ -5,8 +5,9 @@
 import { sleepSync, waitFor } from '../../util/fs.js';
 import { closeSync, constants, mkdirSync, openSync, readSync, readdirSync, rmdirSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { BadRequest, Conflict, SysError, fromNodeError } from '../../errors.js';
+import { BadRequest, SysError, fromNodeError } from '../../errors.js';
 import type { CgroupWrite } from './types.js';
+import { cgroupDevices } from '../../sys/native.js';
 
 /** The effects a driver has outside cgroup files; tests replace them to imitate the kernel. */
 export interface CgroupIo {
@@ -14,6 +15,8 @@ export interface CgroupIo {
   mkdir(path: string): void;
   rmdir(path: string): void;
   kill(pid: number, signal: NodeJS.Signals | number): void;
+  /** cgroup v2: attach the device allow-list (eBPF) to this directory */
+  devices(dir: string): void;
 }
 
 export interface DriverOptions {
@@ -34,6 +37,7 @@ export const realIo: CgroupIo = {
   mkdir: (path) => mkdirSync(path),
   rmdir: (path) => rmdirSync(path),
   kill: (pid, signal) => process.kill(pid, signal),
+  devices: (dir) => cgroupDevices(dir),
 };
 
 export function resolveOptions(opts: DriverOptions = {}): ResolvedOptions {
@@ -279,50 +283,4 @@ export function checkCgroupPath(path: string): string[] {
     throw new BadRequest(`invalid cgroup path "${path}": expected a relative path such as novabox/web`);
   }
   return segments;
-}
-
-/**
- * mkdir `segments` below `root` one level at a time, calling `atLevel(parent, fresh)` before
- * each mkdir (v2 enables controllers there). Directories made are pushed on `created`; an
- * existing leaf is a Conflict.
- */
-export function makeLevels(
-  root: string,
-  segments: string[],
-  io: CgroupIo,
-  created: string[],
-  atLevel?: (parent: string, fresh: boolean) => void,
-): string {
-  let dir = root;
-  let fresh = false;
-  segments.forEach((segment, i) => {
-    atLevel?.(dir, fresh);
-    const child = join(dir, segment);
-    try {
-      io.mkdir(child);
-      created.push(child);
-      fresh = true;
-    } catch (err) {
-      if (!isErrno(err, 'EEXIST')) throw fromNodeError(err, child);
-      if (i === segments.length - 1) {
-        throw new Conflict(`cgroup ${child} already exists`, {
-          hint: 'another container uses it, or a crash left it behind: remove it or pick another name',
-        });
-      }
-      fresh = false;
-    }
-    dir = child;
-  });
-  return dir;
-}
-
-/** Best-effort rmdir of what create() made, newest first, when create() fails. */
-export function undoCreated(created: string[], io: CgroupIo): void {
-  for (const dir of [...created].reverse()) {
-    try {
-      io.rmdir(dir);
-    } catch {
-      // the original error matters more; a leftover empty cgroup is harmless
-    }
-  }
 }

@@ -2,6 +2,7 @@
  * One interface over cgroup v1, hybrid (v1 controllers + a cgroup2 mount beside them)
  * and pure v2. Detection picks the driver; the rest of the runtime never asks which.
  */
+import type { CgroupBatch } from './batch.js';
 
 export type CgroupLayout =
   | { kind: 'v2'; root: string; controllers: string[] }
@@ -65,6 +66,11 @@ export interface CgroupDriver {
   readonly layout: CgroupLayout;
   /** mkdir the cgroup in every hierarchy it needs and apply the limits */
   create(path: string, limits: CgroupLimits): CgroupHandle;
+  /**
+   * The same creation as data, and the removal after the container (pure; batch.ts).
+   * create() executes it; `novabox run` gives it to the container monitor.
+   */
+  planCreate(path: string, limits: CgroupLimits): CgroupBatch;
   /** a handle on an existing cgroup (it may already be gone) */
   open(path: string): CgroupHandle;
 }

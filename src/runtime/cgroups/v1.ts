@@ -14,7 +14,6 @@ import {
   removeIfEmpty,
   checkCgroupPath,
   isSigkill,
-  makeLevels,
   readCgroupFile,
   readKeyed,
   readOptional,
@@ -24,11 +23,11 @@ import {
   signalAll,
   thawTree,
   toNumber,
-  undoCreated,
   waitFor,
   writeCgroupFile,
 } from './cgroupfs.js';
 import { toCgroupWrites } from './limits.js';
+import { type CgroupBatch, type CgroupStep, executeCreate, levelSteps, removalSteps, sub } from './batch.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats, CgroupWrite } from './types.js';
 
 /** The hierarchies a container joins, when the host mounts them. */
@@ -72,24 +71,34 @@ export class CgroupV1Driver implements CgroupDriver {
   }
 
   create(path: string, limits: CgroupLimits): CgroupHandle {
-    return retryVanished(() => this.createOnce(path, limits));
+    const batch = this.planCreate(path, limits);
+    retryVanished(() => executeCreate(batch, { io: this.opts.io }));
+    return this.open(path);
   }
 
-  private createOnce(path: string, limits: CgroupLimits): CgroupHandle {
+  /**
+   * The directory in every hierarchy (and the cgroup2 mount of a hybrid host), the
+   * cpuset inheritance, the device allow-list, then the limits; removal: the directories
+   * and their parents, after reading the OOM kills from memory.oom_control.
+   *
+   * The limits of a new cgroup are unlimited, so memory.limit_in_bytes can go before
+   * memory.memsw.limit_in_bytes (setLimits on a live cgroup orders them as needed).
+   */
+  planCreate(path: string, limits: CgroupLimits): CgroupBatch {
     const segments = checkCgroupPath(path);
     const writes = toCgroupWrites('v1', limits);
     const handle = this.open(path);
-    const created: string[] = [];
-    try {
-      for (const root of this.roots) makeLevels(root, segments, this.opts.io, created);
-      if (this.used.cpuset) inheritCpuset(this.used.cpuset, segments);
-      if (this.used.devices) applyWrites(V1_DEVICE_RULES, (c) => handle.dirOf(c));
-      handle.applyLimitWrites(writes);
-    } catch (err) {
-      undoCreated(created, this.opts.io);
-      throw err;
-    }
-    return handle;
+    const create: CgroupStep[] = this.roots.flatMap((root) => levelSteps(root, segments));
+    if (this.used.cpuset) create.push(...inheritCpuset(this.used.cpuset, segments));
+    const write = (w: CgroupWrite): CgroupStep => ({
+      step: 'write', path: sub(handle.dirOf(w.controller), w.file), value: w.value, ...(w.optional ? { optional: true } : {}),
+    });
+    if (this.used.devices) create.push(...V1_DEVICE_RULES.map(write));
+    create.push(...writes.map(write));
+    const oom: CgroupStep[] = this.used.memory
+      ? [{ step: 'oom-count', path: sub(handle.dirOf('memory'), 'memory.oom_control'), key: 'oom_kill' }]
+      : [];
+    return { cgroup: path, create, remove: [...oom, ...removalSteps(handle.dirs())] };
   }
 
   open(path: string): CgroupV1 {
@@ -100,23 +109,18 @@ export class CgroupV1Driver implements CgroupDriver {
 
 /**
  * A new cpuset has empty cpuset.cpus and cpuset.mems, and the kernel refuses tasks until
- * both are set (cgroup-v1/cpusets.rst), unless the parent has cgroup.clone_children. Copy
- * the nearest ancestor's values into each empty level, top down.
+ * both are set (cgroup-v1/cpusets.rst), unless the parent has cgroup.clone_children.
+ * Copy each level's parent values into it when empty, top down.
  */
-function inheritCpuset(mount: string, segments: string[]): void {
+function inheritCpuset(mount: string, segments: string[]): CgroupStep[] {
+  const steps: CgroupStep[] = [];
   let dir = mount;
-  const inherited = { 'cpuset.cpus': '', 'cpuset.mems': '' };
-  for (const file of Object.keys(inherited) as (keyof typeof inherited)[]) {
-    inherited[file] = readCgroupFile(join(dir, file)).trim();
-  }
   for (const segment of segments) {
-    dir = join(dir, segment);
-    for (const file of Object.keys(inherited) as (keyof typeof inherited)[]) {
-      const own = readCgroupFile(join(dir, file)).trim();
-      if (own) inherited[file] = own;
-      else writeCgroupFile(join(dir, file), inherited[file]);
-    }
+    const child = sub(dir, segment);
+    for (const file of ['cpuset.cpus', 'cpuset.mems']) steps.push({ step: 'inherit', path: sub(child, file), from: sub(dir, file) });
+    dir = child;
   }
+  return steps;
 }
 
 export class CgroupV1 implements CgroupHandle {
@@ -128,7 +132,7 @@ export class CgroupV1 implements CgroupHandle {
     roots: string[],
     private readonly opts: ResolvedOptions,
   ) {
-    this.allDirs = roots.map((root) => join(root, path));
+    this.allDirs = roots.map((root) => sub(root, path));
   }
 
   dirs(): string[] {
@@ -139,7 +143,7 @@ export class CgroupV1 implements CgroupHandle {
   dirOf(controller: string): string {
     const mount = this.used[controller];
     if (!mount) throw new SysError('open', 'ENOENT', `${controller}:/${this.path}`, `the ${controller} controller is not mounted`);
-    return join(mount, this.path);
+    return sub(mount, this.path);
   }
 
   place(pid: number): void {

@@ -15,7 +15,6 @@ import {
   checkCgroupPath,
   isErrno,
   isSigkill,
-  makeLevels,
   readCgroupFile,
   readKeyed,
   readOptional,
@@ -24,11 +23,11 @@ import {
   resolveOptions,
   signalAll,
   toNumber,
-  undoCreated,
   waitFor,
   writeCgroupFile,
 } from './cgroupfs.js';
 import { toCgroupWrites } from './limits.js';
+import { type CgroupBatch, type CgroupStep, executeCreate, levelSteps, removalSteps, sub } from './batch.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats } from './types.js';
 
 /** The controllers novabox limits, in the order they are enabled. */
@@ -48,37 +47,35 @@ export class CgroupV2Driver implements CgroupDriver {
   }
 
   create(path: string, limits: CgroupLimits): CgroupHandle {
-    return retryVanished(() => this.createOnce(path, limits));
+    const batch = this.planCreate(path, limits);
+    retryVanished(() => executeCreate(batch, { io: this.opts.io }));
+    return this.open(path);
   }
 
-  private createOnce(path: string, limits: CgroupLimits): CgroupHandle {
+  /**
+   * Controllers enabled from the root down to the parent (only those not listed yet),
+   * each level made, then the limits and the device filter; removal: the directory and
+   * its parent, after reading the OOM kills from memory.events.
+   */
+  planCreate(path: string, limits: CgroupLimits): CgroupBatch {
     const segments = checkCgroupPath(path);
-    const writes = toCgroupWrites('v2', limits);
-    const created: string[] = [];
-    try {
-      const dir = makeLevels(this.layout.root, segments, this.opts.io, created, (parent, fresh) =>
-        this.enableControllers(parent, fresh),
-      );
-      applyWrites(writes, () => dir);
-    } catch (err) {
-      undoCreated(created, this.opts.io);
-      throw err;
-    }
-    return this.open(path);
+    const dir = sub(this.layout.root, path);
+    const enable = (parent: string): CgroupStep[] =>
+      this.enable.length ? [{ step: 'enable', path: sub(parent, 'cgroup.subtree_control'), controllers: this.enable }] : [];
+    const create: CgroupStep[] = [
+      ...levelSteps(this.layout.root, segments, enable),
+      ...toCgroupWrites('v2', limits).map((w): CgroupStep => ({
+        step: 'write', path: sub(dir, w.file), value: w.value, ...(w.optional ? { optional: true } : {}),
+      })),
+      { step: 'devices', path: dir },
+    ];
+    const oom: CgroupStep[] = this.enable.includes('memory') ? [{ step: 'oom-count', path: sub(dir, 'memory.events'), key: 'oom_kill' }] : [];
+    return { cgroup: path, create, remove: [...oom, ...removalSteps([dir])] };
   }
 
   open(path: string): CgroupHandle {
     checkCgroupPath(path);
     return new CgroupV2(path, join(this.layout.root, path), this.opts);
-  }
-
-  /** Write only the controllers not yet enabled; a directory we just made has none. */
-  private enableControllers(dir: string, fresh: boolean): void {
-    if (this.enable.length === 0) return;
-    const file = join(dir, 'cgroup.subtree_control');
-    const enabled = fresh ? [] : readCgroupFile(file).split(/\s+/);
-    const missing = this.enable.filter((c) => !enabled.includes(c));
-    if (missing.length > 0) writeCgroupFile(file, missing.map((c) => `+${c}`).join(' '));
   }
 }
 

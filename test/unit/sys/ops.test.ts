@@ -24,13 +24,50 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 1,
+      abi: 2,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
       flags: 1,
     });
     expect(b.byteOffset % 8).toBe(0);
+  });
+
+  it('encodes the cgroup steps after the ops (NB_CG_*, NB_CGF_*), counted in the header', () => {
+    const plan: LaunchPlan = {
+      namespaces: [],
+      ops: [exec],
+      tty: false,
+      cgroupSteps: [
+        { step: 'enable', path: '/cg/cgroup.subtree_control', controllers: ['memory', 'pids'] },
+        { step: 'mkdir', path: '/cg/n/c', exclusive: true },
+        { step: 'inherit', path: '/cg/n/c/cpuset.cpus', from: '/cg/n/cpuset.cpus' },
+        { step: 'write', path: '/cg/n/c/memory.swap.max', value: '0', optional: true },
+        { step: 'devices', path: '/cg/n/c' },
+        { step: 'oom-count', path: '/cg/n/c/memory.events', key: 'oom_kill' },
+        { step: 'rmdir', path: '/cg/n/c' },
+        { step: 'rmdir', path: '/cg/n', prune: true },
+      ],
+    };
+    const b = encodePlan(plan);
+    expect(b.readUInt32LE(52)).toBe(8);
+    const step = (i: number) => {
+      const at = 64 + 64 + 16 * i;
+      const s1 = b.readUInt32LE(at + 12);
+      return [b.readUInt32LE(at), b.readUInt32LE(at + 4), cstr(b, b.readUInt32LE(at + 8)), s1 ? cstr(b, s1) : null];
+    };
+    expect(Array.from({ length: 8 }, (_, i) => step(i))).toEqual([
+      [2, 0, '/cg/cgroup.subtree_control', 'memory pids'],
+      [1, 1, '/cg/n/c', null],
+      [3, 0, '/cg/n/c/cpuset.cpus', '/cg/n/cpuset.cpus'],
+      [4, 2, '/cg/n/c/memory.swap.max', '0'],
+      [5, 0, '/cg/n/c', null],
+      [6, 0, '/cg/n/c/memory.events', 'oom_kill'],
+      [7, 0, '/cg/n/c', null],
+      [7, 4, '/cg/n', null],
+    ]);
+    // the strings start after the steps
+    expect(cstr(b, 64 + 64 + 16 * 8)).not.toBe('');
   });
 
   it('encodes strings and string lists by offset', () => {

@@ -15,6 +15,8 @@ export interface FakeCgroupfs {
   io: CgroupIo;
   /** every io.kill call */
   kills: Array<[number, NodeJS.Signals | number]>;
+  /** every io.devices call (the v2 device filter) */
+  devices: string[];
   read(rel: string): string;
   write(rel: string, text: string): void;
   exists(rel: string): boolean;
@@ -29,6 +31,7 @@ function fake(filesFor: (dir: string) => Files, prepare: (root: string) => void)
   const root = mkdtempSync(join(tmpdir(), 'novabox-fake-cgroupfs-'));
   prepare(root);
   const kills: FakeCgroupfs['kills'] = [];
+  const devices: string[] = [];
 
   const walk = (dir: string, visit: (dir: string) => void) => {
     visit(dir);
@@ -47,6 +50,9 @@ function fake(filesFor: (dir: string) => Files, prepare: (root: string) => void)
       if (hasChild || procs.trim()) throw errnoError('EBUSY', 'rmdir', path);
       rmSync(path, { recursive: true });
     },
+    devices(dir) {
+      devices.push(dir);
+    },
     kill(pid, signal) {
       kills.push([pid, signal]);
       if (signal !== 'SIGKILL' && signal !== 9) return;
@@ -63,6 +69,7 @@ function fake(filesFor: (dir: string) => Files, prepare: (root: string) => void)
     root,
     io,
     kills,
+    devices,
     read: (rel) => readFileSync(join(root, rel), 'utf8'),
     write: (rel, text) => writeFileSync(join(root, rel), text),
     exists: (rel) => existsSync(join(root, rel)),

@@ -1,0 +1,108 @@
+/**
+ * `novabox run`'s cgroup is made and removed by the container monitor (the plan's cgroup
+ * steps, native-bindings/src/cgroup.c), for real, as root: the limits are in place while
+ * the container runs, its failure is one sentence with nothing left behind, and when
+ * the monitor cannot confirm the removal the CLI does it. The census after every test
+ * must match the one before it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { census, cgroupParentFor, type Census } from '../helpers/census.js';
+import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+
+const isRoot = process.getuid?.() === 0;
+
+/** The cgroup2 mount (pure v2: /sys/fs/cgroup; hybrid: /sys/fs/cgroup/unified), if any. */
+function cgroup2Mount(): string | undefined {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[f.indexOf('-') + 1] === 'cgroup2') return f[4];
+  }
+  return undefined;
+}
+
+async function waitFor<T>(get: () => T | undefined, ms = 5000): Promise<T> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 25))) {
+    const v = get();
+    if (v !== undefined) return v;
+  }
+  throw new Error('timed out');
+}
+
+describe.skipIf(!isRoot)('run: the monitor makes and removes the cgroup (root)', () => {
+  let root: string;
+  let removeRoot: () => void;
+  let before: Census;
+  const run = (args: string[]) => runCli(['run', ...args], { root });
+
+  beforeAll(async () => {
+    ({ root, remove: removeRoot } = tempRoot());
+    const r = await run(['--rm', 'busybox', 'true']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+  });
+  afterAll(() => removeRoot?.());
+  beforeEach(() => {
+    before = census(root);
+  });
+  afterEach(() => {
+    expect(census(root)).toEqual(before);
+  });
+
+  it('the limits are in place while the container runs; the cgroup goes with it, --rm or not', async () => {
+    const child = spawn(BIN, ['run', '--name', 'kept', '--pids-limit', '7', 'busybox', 'sleep', '30'], {
+      env: cliEnv(root),
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const dirs = await waitFor(() => {
+      const c = census(root).cgroups;
+      return c.some((d) => existsSync(join(d, 'pids.max'))) ? c : undefined;
+    });
+    const pidsMax = dirs.map((d) => join(d, 'pids.max')).find(existsSync)!;
+    expect(readFileSync(pidsMax, 'utf8').trim()).toBe('7');
+    // every hierarchy holds the init (v1: it joined them itself; cgroup2: born there)
+    const procs = dirs.map((d) => readFileSync(join(d, 'cgroup.procs'), 'utf8').trim());
+    expect(new Set(procs).size).toBe(1);
+    expect(Number(procs[0])).toBeGreaterThan(1);
+    process.kill(Number(procs[0]), 'SIGKILL');
+    expect(await exited).toBe(137);
+    expect(census(root).cgroups).toEqual([]);
+    const r = await runCli(['rm', 'kept'], { root });
+    expect(r.exitCode).toBe(0);
+  });
+
+  it.skipIf(!cgroup2Mount())('a cgroup the kernel refuses: one sentence, exit 1, nothing left', async () => {
+    // cgroup.max.descendants = 0 on the parent: the container's mkdir fails with EAGAIN,
+    // after the monitor made the levels of the hierarchies before it (v1), if any.
+    const parent = join(cgroup2Mount()!, cgroupParentFor(root));
+    mkdirSync(parent, { recursive: true });
+    try {
+      writeFileSync(join(parent, 'cgroup.max.descendants'), '0');
+      const r = await run(['--rm', '--memory', '64m', 'busybox', 'true']);
+      expect(r.exitCode).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(
+        new RegExp(`^novabox: cannot set up the container's cgroup: mkdir ${parent}/[0-9a-f]+: resource temporarily unavailable \\(EAGAIN\\)\\n$`),
+      );
+      expect(readdirSync(join(root, 'containers'))).toEqual([]);
+    } finally {
+      rmdirSync(parent);
+    }
+  });
+
+  it('a monitor killed mid-run: the CLI removes the cgroup itself', async () => {
+    const child = spawn(BIN, ['run', '--rm', 'busybox', 'sleep', '30'], { env: cliEnv(root), stdio: 'ignore' });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const monitor = await waitFor(() => {
+      const c = census(root);
+      return c.monitors.length === 1 && c.cgroups.length > 0 ? c.monitors[0] : undefined;
+    });
+    process.kill(monitor, 'SIGKILL');
+    // the container's init survives its monitor: the CLI's remove() kills it with the cgroup
+    expect(await exited).not.toBe(0);
+    expect(census(root).cgroups).toEqual([]);
+  });
+});
