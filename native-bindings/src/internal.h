@@ -2,6 +2,7 @@
 #ifndef NOVABOX_INTERNAL_H
 #define NOVABOX_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "novabox.h"
 
@@ -31,6 +32,9 @@ int nb_cg_remove(const void *plan, int32_t *failed);
 
 /* The default seccomp filter; 0 or -1 with errno. */
 int nb_load_seccomp(void);
+/* Its instructions (struct sock_filter) into out: the count, or -1 if max is too small. */
+struct sock_filter;
+int nb_seccomp_program(struct sock_filter *out, size_t max);
 
 /* fds the monitor receives from nb_spawn */
 #define NB_FD_PLAN 3

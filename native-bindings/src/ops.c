@@ -8,6 +8,18 @@
  * against the container root, so a symlink planted in an image (say /proc ->
  * /etc) can never redirect a mount or a mknod to the host (CVE-2021-30465 class).
  * Mounts then target the resolved O_PATH fd through /proc/self/fd/N.
+ *
+ * Every syscall here is on the start path (~3 us each on a VM), so the executor keeps
+ * what it resolved for the next op instead of walking the same path again:
+ * - the last parent directory it resolved (dir cache): "dev/null", "dev/zero", ... are
+ *   each one mknodat(2) on the "dev" fd. A child is opened from it with
+ *   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS and one plain component, so it is the same
+ *   object a full RESOLVE_IN_ROOT walk would reach (anything else: the full walk);
+ * - the directory a mkdir op opened, for the mount op right after it (target cache).
+ * A mount hides what was below it, so a mount drops the caches, except the dir cache
+ * when the mount went on a plain child of it (the child cannot be on the dir's path).
+ * Paths outside the root (NB_OPF_IN_ROOT unset) come from the CLI, not the image, and
+ * are used as they are.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -41,9 +53,59 @@
 
 struct ctx {
 	const void *plan;
-	int root_fd; /* NB_OP_SET_ROOT dir, O_PATH */
+	int root_fd;   /* NB_OP_SET_ROOT dir, O_PATH; -1 after pivot_root until an op needs "/" */
+	int pivoted;   /* root_fd < 0 then means: open "/" on demand */
 	int err_fd;
+	int dir_fd;    /* dir cache: a directory resolved in the root, O_PATH */
+	const char *dir_path;
+	size_t dir_len;
+	int tgt_fd;    /* target cache: what the last mkdir op opened (O_PATH | O_DIRECTORY) */
+	const char *tgt_path;
+	int tgt_child; /* it was opened as a plain child of the dir cache */
+	mode_t umask;  /* the caller's, given back to the command before execve */
+	int mask_fd;   /* the first masked directory's empty tmpfs, bound onto the others */
 };
+
+/*
+ * Done with an fd of ours. op_exec's close_range(2) closes every fd left before execve,
+ * so a close(2) here would only add a syscall to the start path (~30 of them per start);
+ * past a bound they are closed now, so that a plan with many ops cannot run out of fds.
+ */
+#define NB_KEEP_FDS_BELOW 256
+static void put_fd(int fd)
+{
+	if (fd >= NB_KEEP_FDS_BELOW)
+		close(fd);
+}
+
+static void drop_fd(int *fd)
+{
+	if (*fd >= 0)
+		put_fd(*fd);
+	*fd = -1;
+}
+
+static void drop_target(struct ctx *c)
+{
+	drop_fd(&c->tgt_fd);
+	c->tgt_path = NULL;
+}
+
+static void drop_caches(struct ctx *c)
+{
+	drop_target(c);
+	drop_fd(&c->dir_fd);
+	c->dir_path = NULL;
+}
+
+static int root_fd(struct ctx *c)
+{
+	if (c->root_fd < 0 && c->pivoted)
+		c->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (c->root_fd < 0 && !c->pivoted)
+		errno = EBADF;
+	return c->root_fd;
+}
 
 static int resolve(struct ctx *c, const struct nb_op *op, const char *path, int oflags)
 {
@@ -52,38 +114,104 @@ static int resolve(struct ctx *c, const struct nb_op *op, const char *path, int 
 
 	if (!(op->op_flags & NB_OPF_IN_ROOT))
 		return open(path, oflags | O_CLOEXEC);
-	if (c->root_fd < 0) {
-		errno = EBADF;
+	if (root_fd(c) < 0)
 		return -1;
-	}
 	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
 	fd = (int)syscall(SYS_openat2, c->root_fd, path, &how, sizeof(how));
 	return fd;
 }
 
-/* Split "a/b/c" into an fd of "a/b" (resolved in root) and the name "c". */
+/* name, if it is one plain component ("a", not "", ".", ".." or "a/b"). */
+static int plain_name(const char *name)
+{
+	return name[0] && strcmp(name, ".") && strcmp(name, "..") && !strchr(name, '/');
+}
+
+/*
+ * The name of path below the cached dir ("dev/null" with "dev" cached: "null"), or NULL.
+ * Only for in-root paths: the cache holds in-root directories only.
+ */
+static const char *cached_child(struct ctx *c, const struct nb_op *op, const char *path)
+{
+	const char *name;
+
+	if (!(op->op_flags & NB_OPF_IN_ROOT) || c->dir_fd < 0)
+		return NULL;
+	if (strncmp(path, c->dir_path, c->dir_len) || path[c->dir_len] != '/')
+		return NULL;
+	name = path + c->dir_len + 1;
+	return plain_name(name) ? name : NULL;
+}
+
+/* A plain child of dir_fd: no symlink, no "..", never above dir_fd (openat2(2)). */
+static int open_child(int dir_fd, const char *name, int oflags)
+{
+	struct open_how how = { .flags = (uint64_t)(oflags | O_CLOEXEC),
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
+
+	return (int)syscall(SYS_openat2, dir_fd, name, &how, sizeof(how));
+}
+
+/*
+ * resolve(), through the dir cache when path is a plain child of it; *child says so.
+ * A symlink or a mount trap there (ELOOP, EXDEV) falls back to the full in-root walk.
+ */
+static int resolve_cached(struct ctx *c, const struct nb_op *op, const char *path, int oflags,
+			  int *child)
+{
+	const char *name = cached_child(c, op, path);
+	int fd;
+
+	*child = 0;
+	if (name) {
+		fd = open_child(c->dir_fd, name, oflags);
+		if (fd >= 0) {
+			*child = 1;
+			return fd;
+		}
+		if (errno != ELOOP && errno != EXDEV)
+			return -1;
+	}
+	return resolve(c, op, path, oflags);
+}
+
+/*
+ * Split "a/b/c" into a borrowed fd of the directory "a/b" (resolved in the root) and the
+ * name "c". The fd is the dir cache (or the root fd for a top-level name): never close it.
+ * Out of the root (NB_OPF_IN_ROOT unset) the fd is a new one the caller closes: *owned.
+ */
 static int resolve_parent(struct ctx *c, const struct nb_op *op, const char *path, char *name,
-			  size_t name_len)
+			  size_t name_len, int *owned)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
-	size_t n;
+	size_t n = slash ? (size_t)(slash - path) : 0;
+	int fd;
 
-	if (!slash) {
-		if (snprintf(name, name_len, "%s", path) >= (int)name_len) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		return resolve(c, op, ".", O_PATH | O_DIRECTORY);
-	}
-	n = (size_t)(slash - path);
-	if (n >= sizeof(dir) || snprintf(name, name_len, "%s", slash + 1) >= (int)name_len) {
+	*owned = 0;
+	if (n >= sizeof(dir) || snprintf(name, name_len, "%s", slash ? slash + 1 : path) >= (int)name_len) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	memcpy(dir, path, n);
 	dir[n] = '\0';
-	return resolve(c, op, n ? dir : "/", O_PATH | O_DIRECTORY);
+	if (!(op->op_flags & NB_OPF_IN_ROOT)) {
+		*owned = 1;
+		return open(n ? dir : (slash ? "/" : "."), O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
+	/* "proc", "/proc": the root itself is the parent (openat2 of "." in it is the root). */
+	if (n == 0 || strspn(dir, "/") == n)
+		return root_fd(c);
+	if (c->dir_fd >= 0 && c->dir_len == n && strncmp(c->dir_path, path, n) == 0)
+		return c->dir_fd;
+	fd = resolve(c, op, dir, O_PATH | O_DIRECTORY);
+	if (fd < 0)
+		return -1;
+	drop_fd(&c->dir_fd);
+	c->dir_fd = fd;
+	c->dir_path = path; /* the plan outlives the ops: its first n bytes name the dir */
+	c->dir_len = n;
+	return fd;
 }
 
 static void fd_path(char *buf, size_t len, int fd)
@@ -92,12 +220,12 @@ static void fd_path(char *buf, size_t len, int fd)
 }
 
 /* Mount flags of an existing mount that a remount must repeat (mount(2): locked flags). */
-static unsigned long kept_flags(const char *path)
+static unsigned long kept_flags(int fd)
 {
 	struct statvfs sv;
 	unsigned long f = 0;
 
-	if (statvfs(path, &sv) < 0)
+	if (fstatvfs(fd, &sv) < 0)
 		return 0;
 	if (sv.f_flag & ST_NOSUID)
 		f |= MS_NOSUID;
@@ -114,157 +242,248 @@ static unsigned long kept_flags(const char *path)
 	return f;
 }
 
+/* mount(2) on an O_PATH fd: through /proc/self/fd/N, the mount goes where the fd is. */
+static int mount_on(const char *src, int fd, const char *type, unsigned long flags, const void *data)
+{
+	char p[64];
+
+	fd_path(p, sizeof(p), fd);
+	return mount(src, p, type, flags, data);
+}
+
 static int op_mount(struct ctx *c, const struct nb_op *op)
 {
 	const char *src = nb_plan_str(c->plan, op->s[0]);
 	const char *target = nb_plan_str(c->plan, op->s[1]);
 	const char *type = nb_plan_str(c->plan, op->s[2]);
 	const char *data = nb_plan_str(c->plan, op->s[3]);
-	char p[64];
-	int fd, rc;
+	int fd, rc, child = 0, e;
 
-	fd = resolve(c, op, target, O_PATH);
-	if (fd < 0)
+	/* A host path the CLI chose (/, the overlay's merged dir): nothing to resolve. */
+	if (!(op->op_flags & NB_OPF_IN_ROOT)) {
+		drop_caches(c);
+		return mount(src, target, type, (unsigned long)op->flags, data);
+	}
+	if (c->tgt_fd >= 0 && strcmp(c->tgt_path, target) == 0) {
+		fd = c->tgt_fd; /* the mkdir op right before opened it */
+		child = c->tgt_child;
+		c->tgt_fd = -1;
+	} else {
+		fd = resolve_cached(c, op, target, O_PATH, &child);
+	}
+	e = errno;
+	drop_target(c);
+	if (!child)
+		drop_fd(&c->dir_fd);
+	if (fd < 0) {
+		errno = e;
 		return -1;
-	fd_path(p, sizeof(p), fd);
-	rc = mount(src, p, type, (unsigned long)op->flags, data);
-	close(fd);
+	}
+	rc = mount_on(src, fd, type, (unsigned long)op->flags, data);
+	put_fd(fd);
 	return rc;
 }
 
+/*
+ * The directory is usually there (proc, sys, dev in an image) or the parent is a fresh
+ * tmpfs where it never is: open first in the first case, mkdir first in the second.
+ */
 static int op_mkdir(struct ctx *c, const struct nb_op *op)
 {
+	const char *path = nb_plan_str(c->plan, op->s[1]);
 	char name[NAME_MAX + 1];
-	int dfd = resolve_parent(c, op, nb_plan_str(c->plan, op->s[1]), name, sizeof(name));
-	int rc;
+	int dfd, fd, rc, owned, child = 0;
 
+	drop_target(c);
+	if (!cached_child(c, op, path)) {
+		fd = resolve(c, op, path, O_PATH | O_DIRECTORY);
+		if (fd >= 0)
+			goto opened;
+		/* Missing, or not a directory: the mkdir below decides, with the errno it always had. */
+	}
+	dfd = resolve_parent(c, op, path, name, sizeof(name), &owned);
 	if (dfd < 0)
 		return -1;
 	rc = mkdirat(dfd, name, (mode_t)op->n[0]);
-	close(dfd);
-	if (rc < 0 && errno == EEXIST) {
-		/* Fine if it is, or leads inside the root to, a directory (/var/run -> /run);
-		 * a symlink that would leave the root resolves to nothing there: refused. */
-		int d = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_DIRECTORY);
-		if (d < 0) {
-			errno = ENOTDIR;
-			return -1;
-		}
-		close(d);
-		rc = 0;
+	if (rc < 0 && errno != EEXIST) {
+		int e = errno;
+		if (owned)
+			close(dfd);
+		errno = e;
+		return -1;
 	}
-	return rc;
+	/* There now, or it was: a directory, or a symlink that leads inside the root to one
+	 * (/var/run -> /run). One that would leave the root resolves to nothing there. */
+	fd = -1;
+	if (!owned && dfd == c->dir_fd && plain_name(name)) {
+		fd = open_child(dfd, name, O_PATH | O_DIRECTORY);
+		child = fd >= 0;
+	}
+	if (owned)
+		close(dfd);
+	if (fd < 0)
+		fd = resolve(c, op, path, O_PATH | O_DIRECTORY);
+	if (fd < 0) {
+		errno = ENOTDIR;
+		return -1;
+	}
+opened:
+	if (!(op->op_flags & NB_OPF_IN_ROOT)) {
+		close(fd);
+		return 0;
+	}
+	c->tgt_fd = fd;
+	c->tgt_path = path;
+	c->tgt_child = child;
+	return 0;
 }
 
+/* The init runs with umask 0 (nb_run_ops), so the node gets op->n[0] as it is. */
 static int op_mknod(struct ctx *c, const struct nb_op *op)
 {
+	const char *path = nb_plan_str(c->plan, op->s[1]);
 	char name[NAME_MAX + 1];
-	int dfd = resolve_parent(c, op, nb_plan_str(c->plan, op->s[1]), name, sizeof(name));
-	int rc;
+	int dfd, rc, owned, e;
 
+	drop_target(c);
+	dfd = resolve_parent(c, op, path, name, sizeof(name), &owned);
 	if (dfd < 0)
 		return -1;
-	/* mknodat(2) cannot take an O_PATH dir fd for every fs; reopen it as a real dir. */
-	{
-		char p[64];
-		int real;
-		fd_path(p, sizeof(p), dfd);
-		real = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		close(dfd);
-		if (real < 0)
-			return -1;
-		dfd = real;
-	}
 	rc = mknodat(dfd, name, (mode_t)op->n[0], makedev(op->n[1], op->n[2]));
+	e = errno;
+	if (owned)
+		close(dfd);
+	errno = e;
 	if (rc < 0 && errno == EEXIST && S_ISREG((mode_t)op->n[0])) {
 		/* A mount point file that is already there (a volume onto an image's file), or a
 		 * symlink to one that resolves inside the root (/etc/resolv.conf -> ../run/...):
 		 * the mount op resolves the same way. */
 		struct stat st;
-		int fd = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH);
+		int fd = resolve(c, op, path, O_PATH);
 		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
 			close(fd);
-			close(dfd);
 			return 0;
 		}
 		if (fd >= 0)
 			close(fd);
 		errno = EEXIST;
 	}
-	if (rc == 0)
-		rc = fchmodat(dfd, name, (mode_t)op->n[0] & 07777, 0);
-	close(dfd);
 	return rc;
 }
 
 static int op_symlink(struct ctx *c, const struct nb_op *op)
 {
-	char name[NAME_MAX + 1], p[64];
-	int dfd = resolve_parent(c, op, nb_plan_str(c->plan, op->s[1]), name, sizeof(name));
-	int real, rc;
+	char name[NAME_MAX + 1];
+	int dfd, rc, owned, e;
 
+	drop_target(c);
+	dfd = resolve_parent(c, op, nb_plan_str(c->plan, op->s[1]), name, sizeof(name), &owned);
 	if (dfd < 0)
 		return -1;
-	fd_path(p, sizeof(p), dfd);
-	real = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	close(dfd);
-	if (real < 0)
-		return -1;
-	rc = symlinkat(nb_plan_str(c->plan, op->s[0]), real, name);
+	rc = symlinkat(nb_plan_str(c->plan, op->s[0]), dfd, name);
 	if (rc < 0 && errno == EEXIST)
 		rc = 0;
-	close(real);
+	e = errno;
+	if (owned)
+		close(dfd);
+	errno = e;
 	return rc;
 }
 
+/*
+ * A masked directory gets an empty read-only tmpfs; the first one's mount is kept (mask_fd)
+ * and later ones are binds of it: a bind copies the mount's flags (ro, nosuid, nodev,
+ * noexec) and the superblock is read-only, so each looks the same as a tmpfs of its own,
+ * but the kernel makes and tears down one superblock instead of one per directory.
+ */
 static int op_mask(struct ctx *c, const struct nb_op *op)
 {
+	const char *path = nb_plan_str(c->plan, op->s[1]);
 	struct stat st;
-	char p[64];
-	int fd, rc;
+	int fd, rc, e;
 
-	fd = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
+	drop_caches(c);
+	fd = resolve(c, op, path, O_PATH | O_NOFOLLOW);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -1;
-	fd_path(p, sizeof(p), fd);
 	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return -1;
+		rc = -1;
+	} else if (!S_ISDIR(st.st_mode)) {
+		rc = mount_on("/dev/null", fd, NULL, MS_BIND, NULL);
+	} else {
+		rc = -1;
+		if (c->mask_fd >= 0) {
+			char src[64];
+			fd_path(src, sizeof(src), c->mask_fd);
+			rc = mount_on(src, fd, NULL, MS_BIND, NULL);
+		}
+		if (rc < 0) {
+			rc = mount_on("tmpfs", fd, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				      "size=0,mode=0555");
+			if (rc == 0 && c->mask_fd < 0) /* the new mount on top: reopen */
+				c->mask_fd = resolve(c, op, path, O_PATH | O_NOFOLLOW | O_DIRECTORY);
+		}
 	}
-	if (S_ISDIR(st.st_mode))
-		rc = mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-			   "size=0,mode=0555");
-	else
-		rc = mount("/dev/null", p, NULL, MS_BIND, NULL);
-	close(fd);
+	e = errno;
+	put_fd(fd);
+	errno = e;
 	return rc;
+}
+
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+struct mount_attr {
+	uint64_t attr_set;
+	uint64_t attr_clr;
+	uint64_t propagation;
+	uint64_t userns_fd;
+};
+#endif
+
+/*
+ * Make the mount at fd read-only and change nothing else: mount_setattr(2) (Linux 5.12)
+ * touches only the read-only bit; before it, a remount must repeat the flags the kernel
+ * locked (mount(2)), read with fstatvfs.
+ */
+static int set_readonly(int fd)
+{
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_RDONLY };
+	char p[64];
+
+	if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -1;
+	fd_path(p, sizeof(p), fd);
+	return mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(fd), NULL);
 }
 
 static int op_readonly(struct ctx *c, const struct nb_op *op, int must_exist_mount)
 {
-	char p[64];
+	const char *path = nb_plan_str(c->plan, op->s[1]);
 	int fd, rc;
 
-	fd = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
+	drop_caches(c);
+	fd = resolve(c, op, path, O_PATH | O_NOFOLLOW);
 	if (fd < 0)
 		return (errno == ENOENT && !must_exist_mount) ? 0 : -1;
-	fd_path(p, sizeof(p), fd);
-	rc = 0;
-	if (!must_exist_mount)
-		rc = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
-	if (rc == 0) {
-		/* The bind created a new mount on top: reopen so the remount hits it. */
-		int fd2 = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_PATH | O_NOFOLLOW);
-		if (fd2 < 0) {
-			close(fd);
-			return -1;
-		}
-		close(fd);
-		fd = fd2;
+	if (!must_exist_mount) {
+		/* Bind onto itself, then reopen: the new mount on top is the one to change. */
+		char p[64];
 		fd_path(p, sizeof(p), fd);
-		rc = mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(p), NULL);
+		rc = mount(p, p, NULL, MS_BIND | MS_REC, NULL);
+		put_fd(fd);
+		if (rc < 0)
+			return -1;
+		fd = resolve(c, op, path, O_PATH | O_NOFOLLOW);
+		if (fd < 0)
+			return -1;
 	}
-	close(fd);
+	rc = set_readonly(fd);
+	put_fd(fd);
 	return rc;
 }
 
@@ -356,23 +575,20 @@ static int op_set_root(struct ctx *c, const struct nb_op *op)
 
 	if (fd < 0)
 		return -1;
-	if (c->root_fd >= 0)
-		close(c->root_fd);
+	drop_fd(&c->root_fd);
 	c->root_fd = fd;
+	c->pivoted = 0;
 	return 0;
 }
 
 /* pivot_root(".", ".") then detach the old root: needs no put_old directory (pivot_root(2)). */
 static int op_pivot_root(struct ctx *c)
 {
-	char p[64];
-
 	if (c->root_fd < 0) {
 		errno = EBADF;
 		return -1;
 	}
-	fd_path(p, sizeof(p), c->root_fd);
-	if (chdir(p) < 0)
+	if (fchdir(c->root_fd) < 0) /* an O_PATH fd will do (open(2)) */
 		return -1;
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return -1;
@@ -383,9 +599,10 @@ static int op_pivot_root(struct ctx *c)
 		return -1;
 	if (chdir("/") < 0)
 		return -1;
-	close(c->root_fd);
-	c->root_fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	return c->root_fd < 0 ? -1 : 0;
+	/* Most plans resolve nothing in the root after this: "/" is opened when one does. */
+	drop_fd(&c->root_fd);
+	c->pivoted = 1;
+	return 0;
 }
 
 static int op_cap_bound(const struct nb_op *op)
@@ -488,7 +705,8 @@ static int op_cgroup_join(struct ctx *c, const struct nb_op *op, uint32_t index)
 		errno = e;
 		return -1;
 	}
-	return close(fd);
+	/* Left open (close-on-exec): op_exec's close_range sweeps it, one syscall for all. */
+	return 0;
 }
 
 static int op_chdir(struct ctx *c, const struct nb_op *op)
@@ -528,10 +746,8 @@ static int op_exec(struct ctx *c, const struct nb_op *op)
 
 	/* Nothing of ours may reach the container: every fd but stdio and the
 	 * close-on-exec error pipe goes now (close_range(2)). */
-	if (c->root_fd >= 0) {
-		close(c->root_fd);
-		c->root_fd = -1;
-	}
+	c->root_fd = c->dir_fd = c->tgt_fd = c->mask_fd = -1; /* all swept below */
+	umask(c->umask);
 	if (c->err_fd > 3)
 		syscall(SYS_close_range, 3, c->err_fd - 1, 0);
 	syscall(SYS_close_range, c->err_fd + 1, ~0U, 0);
@@ -559,18 +775,56 @@ static int op_exec(struct ctx *c, const struct nb_op *op)
 	return -1;
 }
 
+#ifdef NB_OP_TIMING
+/* Debug builds only (make -C native-bindings -B CFLAGS="-O2 -DNB_OP_TIMING"): per-op
+ * wall time on stderr just before execve, to see where the init spends its time. */
+#include <time.h>
+static uint64_t nb_t[NB_PLAN_MAX_OPS + 1];
+static uint64_t nb_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+static void nb_dump_times(const void *plan, uint32_t upto)
+{
+	const struct nb_op *ops = nb_plan_ops(plan);
+	uint32_t i;
+	for (i = 0; i < upto; i++)
+		dprintf(2, "optime %3u kind %2u %8.1f us %s\n", i, ops[i].kind, (nb_t[i + 1] - nb_t[i]) / 1000.0,
+			ops[i].s[1] ? nb_plan_str(plan, ops[i].s[1]) : "");
+	dprintf(2, "optime total %8.1f us\n", (nb_t[upto] - nb_t[0]) / 1000.0);
+	for (i = 0; i < upto && ops[i].kind == NB_OP_CGROUP_JOIN; i++)
+		;
+	dprintf(2, "optime nojoin %8.1f us\n", (nb_t[upto] - nb_t[i]) / 1000.0);
+}
+#define NB_STAMP(i) (nb_t[(i)] = nb_now())
+#define NB_DUMP(plan, i) nb_dump_times((plan), (i))
+#else
+#define NB_STAMP(i) ((void)0)
+#define NB_DUMP(plan, i) ((void)0)
+#endif
+
 int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 {
 	const struct nb_plan_header *h = plan;
 	const struct nb_op *ops = nb_plan_ops(plan);
-	struct ctx c = { .plan = plan, .root_fd = -1, .err_fd = err_fd };
+	struct ctx c = { .plan = plan, .root_fd = -1, .err_fd = err_fd, .dir_fd = -1, .tgt_fd = -1,
+			 .mask_fd = -1 };
 	uint32_t i;
 	int rc = 0;
+
+	/* Modes in the plan are the modes made (no fchmodat after each mknod); the command
+	 * gets the caller's umask back in op_exec. */
+	c.umask = umask(0);
 
 	for (i = 0; i < h->n_ops; i++) {
 		const struct nb_op *op = &ops[i];
 		struct rlimit rl;
 
+		NB_STAMP(i);
+		if (op->kind == NB_OP_EXEC)
+			NB_DUMP(plan, i);
 		errno = 0;
 		switch (op->kind) {
 		case NB_OP_MOUNT: rc = op_mount(&c, op); break;
@@ -580,8 +834,8 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 		case NB_OP_MASK: rc = op_mask(&c, op); break;
 		case NB_OP_READONLY: rc = op_readonly(&c, op, 0); break;
 		case NB_OP_REMOUNT_RO: rc = op_readonly(&c, op, 1); break;
-		case NB_OP_SET_ROOT: rc = op_set_root(&c, op); break;
-		case NB_OP_PIVOT_ROOT: rc = op_pivot_root(&c); break;
+		case NB_OP_SET_ROOT: drop_caches(&c); rc = op_set_root(&c, op); break;
+		case NB_OP_PIVOT_ROOT: drop_caches(&c); rc = op_pivot_root(&c); break;
 		case NB_OP_SETHOSTNAME: {
 			const char *name = nb_plan_str(plan, op->s[0]);
 			rc = sethostname(name, strlen(name));
@@ -592,7 +846,7 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 			rl.rlim_max = (rlim_t)op->n[2];
 			rc = setrlimit((int)op->n[0], &rl);
 			break;
-		case NB_OP_UNSHARE: rc = unshare((int)op->flags); break;
+		case NB_OP_UNSHARE: drop_caches(&c); rc = unshare((int)op->flags); break;
 		case NB_OP_CAP_BOUND: rc = op_cap_bound(op); break;
 		case NB_OP_SETGROUPS: rc = op_setgroups(&c, op); break;
 		case NB_OP_SETGID: rc = setresgid((gid_t)op->n[0], (gid_t)op->n[0], (gid_t)op->n[0]); break;
@@ -601,7 +855,7 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 		case NB_OP_NO_NEW_PRIVS: rc = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); break;
 		case NB_OP_CHDIR: rc = op_chdir(&c, op); break;
 		case NB_OP_EXEC: rc = op_exec(&c, op); break;
-		case NB_OP_CONSOLE: rc = op_console(&c, op); break;
+		case NB_OP_CONSOLE: drop_caches(&c); rc = op_console(&c, op); break;
 		case NB_OP_SECCOMP: rc = nb_load_seccomp(); break;
 		case NB_OP_CGROUP_JOIN: rc = op_cgroup_join(&c, op, i); break;
 		default: errno = EINVAL; rc = -1; break;

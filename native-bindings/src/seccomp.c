@@ -25,6 +25,7 @@
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -39,72 +40,146 @@
 #error "novabox's seccomp filter knows x86_64 and aarch64"
 #endif
 
-#define LOAD_NR BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
-#define LOAD_ARG_LO(n) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[n]))
-#define DENY_NR(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM)
-#define ALLOW BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+/* What the filter does with one system call number. */
+enum { ACT_EPERM, ACT_ENOSYS, ACT_NO_USERNS };
+
+static const struct {
+	uint32_t nr;
+	int act;
+} deny[] = {
+	/* unshare(flags) and clone(flags, ...): the low word of arg 0 holds the flags. */
+	{ __NR_unshare, ACT_NO_USERNS }, { __NR_clone, ACT_NO_USERNS },
+	{ __NR_clone3, ACT_ENOSYS },
+	{ __NR_keyctl, ACT_EPERM }, { __NR_add_key, ACT_EPERM }, { __NR_request_key, ACT_EPERM },
+	{ __NR_kexec_load, ACT_EPERM }, { __NR_kexec_file_load, ACT_EPERM }, { __NR_reboot, ACT_EPERM },
+	{ __NR_swapon, ACT_EPERM }, { __NR_swapoff, ACT_EPERM },
+	{ __NR_init_module, ACT_EPERM }, { __NR_finit_module, ACT_EPERM }, { __NR_delete_module, ACT_EPERM },
+	{ __NR_acct, ACT_EPERM }, { __NR_settimeofday, ACT_EPERM }, { __NR_clock_settime, ACT_EPERM },
+	{ __NR_adjtimex, ACT_EPERM }, { __NR_clock_adjtime, ACT_EPERM }, { __NR_syslog, ACT_EPERM },
+	{ __NR_quotactl, ACT_EPERM },
+#ifdef __NR_lookup_dcookie
+	{ __NR_lookup_dcookie, ACT_EPERM },
+#endif
+	{ __NR_perf_event_open, ACT_EPERM }, { __NR_bpf, ACT_EPERM }, { __NR_userfaultfd, ACT_EPERM },
+	{ __NR_open_by_handle_at, ACT_EPERM }, { __NR_name_to_handle_at, ACT_EPERM },
+	{ __NR_mount, ACT_EPERM }, { __NR_umount2, ACT_EPERM }, { __NR_pivot_root, ACT_EPERM },
+	{ __NR_move_mount, ACT_EPERM }, { __NR_open_tree, ACT_EPERM }, { __NR_fsopen, ACT_EPERM },
+	{ __NR_fsconfig, ACT_EPERM }, { __NR_fsmount, ACT_EPERM }, { __NR_fspick, ACT_EPERM },
+};
+#define N_DENY (sizeof(deny) / sizeof(deny[0]))
+
+struct prog {
+	struct sock_filter *f;
+	size_t n, max;
+};
+
+static int put(struct prog *p, struct sock_filter insn)
+{
+	if (p->n >= p->max)
+		return -1;
+	p->f[p->n++] = insn;
+	return 0;
+}
+
+/* BPF_STMT and BPF_JUMP are initializers: as values, compound literals. */
+#define STMT(code, k) ((struct sock_filter)BPF_STMT(code, k))
+#define JUMP(code, k, jt, jf) ((struct sock_filter)BPF_JUMP(code, k, jt, jf))
+#define RET_ERRNO(e) STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (e))
+#define ALLOW STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+
+/* The instructions of one entry's action, entered with the syscall number loaded. */
+static int action(struct prog *p, int act)
+{
+	if (act == ACT_EPERM)
+		return put(p, RET_ERRNO(EPERM));
+	if (act == ACT_ENOSYS)
+		return put(p, RET_ERRNO(ENOSYS));
+	return put(p, STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]))) |
+	       put(p, JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1)) |
+	       put(p, RET_ERRNO(EPERM)) | put(p, ALLOW);
+}
+
+static size_t action_len(int act)
+{
+	return act == ACT_NO_USERNS ? 4 : 1;
+}
+
+/*
+ * A binary search over sorted[lo, hi): "nr >= pivot" splits the range until a few entries
+ * are left, which are compared one by one; no match: allow. So a call is decided in about
+ * log2(N) + 3 comparisons instead of up to N. That matters at load time too: the kernel
+ * runs the filter once per system call number to find those it can allow without running
+ * it at all (seccomp's action cache, Linux 5.11), ~900 runs per load.
+ * Returns the length emitted (count only when p->f is NULL).
+ */
+static int tree(struct prog *p, const size_t *sorted, size_t lo, size_t hi)
+{
+	size_t i;
+
+	if (hi - lo <= 3) {
+		for (i = lo; i < hi; i++) {
+			int act = deny[sorted[i]].act;
+			if (put(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, deny[sorted[i]].nr, 0,
+					    (unsigned char)action_len(act))) || action(p, act))
+				return -1;
+		}
+		return put(p, ALLOW);
+	} else {
+		size_t mid = lo + (hi - lo) / 2, jge = p->n, left;
+
+		if (put(p, JUMP(BPF_JMP | BPF_JGE | BPF_K, deny[sorted[mid]].nr, 0, 0)) ||
+		    tree(p, sorted, lo, mid))
+			return -1;
+		left = p->n - jge - 1;
+		if (left > 255)
+			return -1;
+		p->f[jge].jt = (unsigned char)left; /* nr >= pivot: skip the left half */
+		if (tree(p, sorted, mid, hi))
+			return -1;
+	}
+	return 0;
+}
+
+int nb_seccomp_program(struct sock_filter *out, size_t max)
+{
+	struct prog p = { .f = out, .n = 0, .max = max };
+	size_t sorted[N_DENY], i, j;
+
+	for (i = 0; i < N_DENY; i++)
+		sorted[i] = i;
+	for (i = 1; i < N_DENY; i++) /* insertion sort by number: 36 entries */
+		for (j = i; j > 0 && deny[sorted[j - 1]].nr > deny[sorted[j]].nr; j--) {
+			size_t t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	if (/* Another architecture's system call numbers mean something else: kill. */
+	    put(&p, STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch))) ||
+	    put(&p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, NB_AUDIT_ARCH, 1, 0)) ||
+	    put(&p, STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)) ||
+	    put(&p, STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))))
+		return -1;
+#if defined(__x86_64__)
+	/* x32 ABI numbers carry this bit: refuse them rather than reason about them. */
+	if (put(&p, JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1)) || put(&p, RET_ERRNO(EPERM)))
+		return -1;
+#endif
+	if (tree(&p, sorted, 0, N_DENY))
+		return -1;
+	return (int)p.n;
+}
 
 int nb_load_seccomp(void)
 {
-	struct sock_filter filter[] = {
-		/* Another architecture's system call numbers mean something else: kill. */
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, NB_AUDIT_ARCH, 1, 0),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-		LOAD_NR,
-#if defined(__x86_64__)
-		/* x32 ABI numbers carry this bit: refuse them rather than reason about them. */
-		BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-#endif
-		/* unshare(flags) and clone(flags, ...): the low word of arg 0 holds the flags. */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 1, 0),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 4),
-		LOAD_ARG_LO(0),
-		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, CLONE_NEWUSER, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-		ALLOW,
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
-		DENY_NR(__NR_keyctl),
-		DENY_NR(__NR_add_key),
-		DENY_NR(__NR_request_key),
-		DENY_NR(__NR_kexec_load),
-		DENY_NR(__NR_kexec_file_load),
-		DENY_NR(__NR_reboot),
-		DENY_NR(__NR_swapon),
-		DENY_NR(__NR_swapoff),
-		DENY_NR(__NR_init_module),
-		DENY_NR(__NR_finit_module),
-		DENY_NR(__NR_delete_module),
-		DENY_NR(__NR_acct),
-		DENY_NR(__NR_settimeofday),
-		DENY_NR(__NR_clock_settime),
-		DENY_NR(__NR_adjtimex),
-		DENY_NR(__NR_clock_adjtime),
-		DENY_NR(__NR_syslog),
-		DENY_NR(__NR_quotactl),
-		DENY_NR(__NR_lookup_dcookie),
-		DENY_NR(__NR_perf_event_open),
-		DENY_NR(__NR_bpf),
-		DENY_NR(__NR_userfaultfd),
-		DENY_NR(__NR_open_by_handle_at),
-		DENY_NR(__NR_name_to_handle_at),
-		DENY_NR(__NR_mount),
-		DENY_NR(__NR_umount2),
-		DENY_NR(__NR_pivot_root),
-		DENY_NR(__NR_move_mount),
-		DENY_NR(__NR_open_tree),
-		DENY_NR(__NR_fsopen),
-		DENY_NR(__NR_fsconfig),
-		DENY_NR(__NR_fsmount),
-		DENY_NR(__NR_fspick),
-		ALLOW,
-	};
-	struct sock_fprog prog = {
-		.len = (unsigned short)(sizeof(filter) / sizeof(filter[0])),
-		.filter = filter,
-	};
+	struct sock_filter filter[256];
+	struct sock_fprog prog;
+	int n = nb_seccomp_program(filter, sizeof(filter) / sizeof(filter[0]));
 
+	if (n < 0) {
+		errno = E2BIG;
+		return -1;
+	}
+	prog.len = (unsigned short)n;
+	prog.filter = filter;
 	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
 }

@@ -144,6 +144,28 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(fds.map((m) => m[1])).toEqual(['0', '1', '2']);
   });
 
+  it('runs a plan with hundreds of mounts under a low fd limit (the executor closes its fds past a bound)', async () => {
+    // The executor leaves the fds it is done with to one close_range before execve, but
+    // only below fd 256: 300 volumes hold ~1200 fds' worth of ops, the limit here is 400.
+    const vol = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    try {
+      writeFileSync(join(vol, 'marker'), 'vol\n');
+      const vs = Array.from({ length: 300 }, (_, i) => `-v ${vol}:/v/d${i}/m:ro`).join(' ');
+      const child = spawn('sh', ['-c', `ulimit -n 400 && exec "$0" "$1" run --rm ${vs} busybox sh -c 'cat /v/d0/m/marker /v/d299/m/marker; ls /proc/self/fd'`,
+        process.execPath, BIN], { env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise((r) => child.on('close', r));
+      expect(err).toBe('');
+      expect(code).toBe(0);
+      expect(out).toBe('vol\nvol\n0\n1\n2\n3\n'); // 3: ls's own directory
+    } finally {
+      rmSync(vol, { recursive: true, force: true });
+    }
+  });
+
   it('propagates the exit status', async () => {
     expect((await run(['--rm', 'busybox', 'sh', '-c', 'exit 42'])).exitCode).toBe(42);
     expect((await run(['--rm', 'busybox', 'false'])).exitCode).toBe(1);
@@ -316,6 +338,41 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
       expect(v.stderr).toBe('');
       expect(v.stdout).toBe('vol\n');
       expect(existsSync('/srv/x')).toBe(false);
+    } finally {
+      for (const d of [host, vol, img]) rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('resolves nested and symlinked volume targets inside the root, whichever way the executor reuses a directory', async () => {
+    // The executor keeps the directory it resolved last and opens siblings from it
+    // (native-bindings/src/ops.c): a symlink at any depth must still resolve inside the root.
+    const host = mkdtempSync(join(tmpdir(), 'nbx-victim-'));
+    const vol = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    const img = mkdtempSync(join(tmpdir(), 'nbx-links-'));
+    try {
+      writeFileSync(join(vol, 'marker'), 'vol\n');
+      const layer = readdirSync(`${root}/layers/sha256`)[0];
+      execFileSync('cp', ['-a', `${root}/layers/sha256/${layer}/.`, img]);
+      execFileSync('mkdir', ['-p', join(img, 'srv/real'), join(img, 'run')]);
+      symlinkSync('/srv/real', join(img, 'srv/lnk')); // absolute, one level down
+      // tries to leave the root; inside it, the same path exists: the volume goes there
+      symlinkSync(`../../../../../../../..${host}`, join(img, 'srv/esc'));
+      execFileSync('mkdir', ['-p', join(img, host)]);
+      writeFileSync(join(img, 'run/hosts-real'), 'image\n');
+      rmSync(join(img, 'etc/hosts'), { force: true });
+      symlinkSync('../run/hosts-real', join(img, 'etc/hosts')); // a file mount point behind a symlink
+      const r = await run([
+        '--rm', '--rootfs', img,
+        '-v', `${vol}:/a/b/c`, '-v', `${vol}:/a/b/d:ro`, '-v', `${vol}:/srv/lnk/x`, '-v', `${vol}:/srv/esc/y`,
+        '-v', `${join(vol, 'marker')}:/etc/hosts`,
+        'sh', '-c', 'cat /a/b/c/marker /a/b/d/marker /srv/real/x/marker /srv/esc/y/marker /run/hosts-real; touch /a/b/d/w 2>/dev/null || echo ro',
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('vol\nvol\nvol\nvol\nvol\nro\n');
+      // Nothing was made or mounted on the host side of any link.
+      expect(readdirSync(host)).toEqual([]);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(host);
+      expect(readFileSync(join(img, 'run/hosts-real'), 'utf8')).toBe('image\n');
     } finally {
       for (const d of [host, vol, img]) rmSync(d, { recursive: true, force: true });
     }
