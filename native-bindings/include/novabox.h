@@ -185,6 +185,10 @@ NB_API int nb_cgroup_devices(const char *cgroup_dir);
 /* Window size of a pty master. 0 or -errno. */
 NB_API int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols);
 
+/* Remove a `run` container's directory of the usual layout (rundir.c): 0, or -errno when
+ * something else is in it (the caller then walks the tree). A missing directory is 0. */
+NB_API int nb_rm_run_dir(const char *dir);
+
 /* ---- networking (net.c): rtnetlink, called while the init waits for GO ---- */
 
 struct nb_net_bridge_args {

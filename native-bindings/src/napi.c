@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -41,6 +42,18 @@ napi_status napi_get_value_string_utf8(napi_env, napi_value, char *, size_t, siz
 napi_status napi_get_typedarray_info(napi_env, napi_value, int *, size_t *, void **, napi_value *, size_t *);
 napi_status napi_create_int32(napi_env, int32_t, napi_value *);
 napi_status napi_throw_type_error(napi_env, const char *, const char *);
+/* async work (rmRunDir): run in libuv's thread pool, settle a promise on the main thread */
+typedef struct napi_async_work__ *napi_async_work;
+typedef struct napi_deferred__ *napi_deferred;
+typedef void (*napi_async_execute_callback)(napi_env env, void *data);
+typedef void (*napi_async_complete_callback)(napi_env env, napi_status status, void *data);
+napi_status napi_create_async_work(napi_env, napi_value, napi_value, napi_async_execute_callback,
+				   napi_async_complete_callback, void *, napi_async_work *);
+napi_status napi_queue_async_work(napi_env, napi_async_work);
+napi_status napi_delete_async_work(napi_env, napi_async_work);
+napi_status napi_create_promise(napi_env, napi_deferred *, napi_value *);
+napi_status napi_resolve_deferred(napi_env, napi_deferred, napi_value);
+napi_status napi_create_string_latin1(napi_env, const char *, size_t, napi_value *);
 
 #define MAX_ARGS 8
 
@@ -241,6 +254,60 @@ static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
 	return c.bad ? NULL : ret(&c, nb_cgroup_devices(d));
 }
 
+/* rmRunDir(dir) -> Promise<0 | -errno>: nb_rm_run_dir in the thread pool, one job and
+ * one return to the event loop for the whole layout (fs.rmdir/unlink cost one each) */
+struct rm_job {
+	napi_async_work work;
+	napi_deferred deferred;
+	int result;
+	char dir[PATH_MAX];
+};
+
+static void rm_execute(napi_env env, void *data)
+{
+	struct rm_job *j = data;
+
+	j->result = nb_rm_run_dir(j->dir);
+}
+
+static void rm_complete(napi_env env, napi_status status, void *data)
+{
+	struct rm_job *j = data;
+	napi_value v;
+
+	if (napi_create_int32(env, status == 0 ? j->result : -ECANCELED, &v) == 0)
+		napi_resolve_deferred(env, j->deferred, v);
+	napi_delete_async_work(env, j->work);
+	free(j);
+}
+
+static napi_value js_rm_run_dir(napi_env env, napi_callback_info info)
+{
+	struct rm_job *j = malloc(sizeof(*j));
+	napi_value promise = NULL, name;
+	struct call c;
+
+	call_init(&c, env, info, 1);
+	if (!j) {
+		if (!c.bad)
+			napi_throw_type_error(env, NULL, "novabox.node: out of memory");
+		return NULL;
+	}
+	arg_str(&c, 0, j->dir);
+	if (c.bad || napi_create_promise(env, &j->deferred, &promise) != 0 ||
+	    napi_create_string_latin1(env, "novabox.rmRunDir", (size_t)-1, &name) != 0 ||
+	    napi_create_async_work(env, NULL, name, rm_execute, rm_complete, j, &j->work) != 0) {
+		free(j); /* a pending promise stays pending: only when Node-API itself fails */
+		return NULL;
+	}
+	if (napi_queue_async_work(env, j->work) != 0) {
+		napi_delete_async_work(env, j->work);
+		free(j);
+		return NULL;
+	}
+	return promise;
+}
+
 /* exit(code): _exit(2), no atexit handlers (src/util/exit.ts says when that is right) */
 static napi_value js_exit(napi_env env, napi_callback_info info)
 {
@@ -272,6 +339,7 @@ NB_API napi_value napi_register_module_v1(napi_env env, napi_value exports)
 		{ "recvFd", js_recv_fd },
 		{ "ptyResize", js_pty_resize },
 		{ "cgroupDevices", js_cgroup_devices },
+		{ "rmRunDir", js_rm_run_dir },
 		{ "exit", js_exit },
 	};
 	size_t i;

@@ -3,9 +3,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { containerDirs } from '../../../src/runtime/container.js';
-import { finishContainerDir, makeContainerDir, startRemovingContainerDir } from '../../../src/runtime/container-dir.js';
+import {
+  finishContainerDir, makeContainerDir, startRemovingContainerDir as startNative, startRemovingContainerDirJs,
+} from '../../../src/runtime/container-dir.js';
+import { rmRunDir } from '../../../src/sys/native.js';
 
-describe('the container directory of `run`', () => {
+it('removes through build/novabox.node (one job in the thread pool) when it is built', async () => {
+  const p = rmRunDir('/nonexistent/novabox-test-dir');
+  expect(p).toBeInstanceOf(Promise);
+  expect(await p).toBe(0); // a missing directory is no error
+  const dir = mkdtempSync(join(tmpdir(), 'nbx-cdir-'));
+  writeFileSync(join(dir, 'other'), '');
+  expect(await rmRunDir(dir)).toBe(-39); // ENOTEMPTY: the caller walks
+  rmSync(dir, { recursive: true });
+});
+
+describe.each([
+  ['native', startNative],
+  ['fs chain', startRemovingContainerDirJs],
+])('the container directory of `run` (%s removal)', (_name, startRemovingContainerDir) => {
   let root: string;
   const saved = process.env.NOVABOX_ROOT;
   beforeEach(() => {
