@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -254,58 +255,90 @@ static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
 	return c.bad ? NULL : ret(&c, nb_cgroup_devices(d));
 }
 
-/* rmRunDir(dir) -> Promise<0 | -errno>: nb_rm_run_dir in the thread pool, one job and
- * one return to the event loop for the whole layout (fs.rmdir/unlink cost one each) */
+/* rmRunDir(dir) -> Promise<0 | -errno>: nb_rm_run_dir's two parts as two jobs in the
+ * thread pool side by side, the directory removed by the one that ends last; one return
+ * to the event loop per part (the fs.rmdir/unlink chain costs one per step) */
 struct rm_job {
-	napi_async_work work;
+	napi_async_work work[2];
 	napi_deferred deferred;
-	int result;
+	atomic_int running; /* parts still in the pool */
+	int completed;      /* parts completed on the main thread */
+	int result[2];
 	char dir[PATH_MAX];
+};
+
+struct rm_part {
+	struct rm_job *job;
+	int part;
 };
 
 static void rm_execute(napi_env env, void *data)
 {
-	struct rm_job *j = data;
+	struct rm_job *j = ((struct rm_part *)data)->job;
+	int part = ((struct rm_part *)data)->part;
 
-	j->result = nb_rm_run_dir(j->dir);
+	j->result[part] = nb_rm_run_dir_part(j->dir, part);
+	/* the last part out removes the directory: the other's result is visible here (seq_cst) */
+	if (atomic_fetch_sub(&j->running, 1) == 1 && j->result[0] == 0 && j->result[1] == 0 &&
+	    rmdir(j->dir) < 0 && errno != ENOENT)
+		j->result[part] = -errno;
 }
 
 static void rm_complete(napi_env env, napi_status status, void *data)
 {
-	struct rm_job *j = data;
+	struct rm_job *j = ((struct rm_part *)data)->job;
+	int part = ((struct rm_part *)data)->part;
 	napi_value v;
 
-	if (napi_create_int32(env, status == 0 ? j->result : -ECANCELED, &v) == 0)
+	if (status != 0)
+		j->result[part] = -ECANCELED;
+	free(data);
+	if (++j->completed < 2)
+		return;
+	if (napi_create_int32(env, j->result[0] ? j->result[0] : j->result[1], &v) == 0)
 		napi_resolve_deferred(env, j->deferred, v);
-	napi_delete_async_work(env, j->work);
+	napi_delete_async_work(env, j->work[0]);
+	napi_delete_async_work(env, j->work[1]);
 	free(j);
 }
 
 static napi_value js_rm_run_dir(napi_env env, napi_callback_info info)
 {
-	struct rm_job *j = malloc(sizeof(*j));
+	struct rm_job *j = calloc(1, sizeof(*j));
+	struct rm_part *p[2] = { malloc(sizeof(struct rm_part)), malloc(sizeof(struct rm_part)) };
 	napi_value promise = NULL, name;
 	struct call c;
+	int i;
 
 	call_init(&c, env, info, 1);
-	if (!j) {
+	if (!j || !p[0] || !p[1]) {
 		if (!c.bad)
 			napi_throw_type_error(env, NULL, "novabox.node: out of memory");
-		return NULL;
+		goto fail;
 	}
 	arg_str(&c, 0, j->dir);
+	atomic_init(&j->running, 2);
 	if (c.bad || napi_create_promise(env, &j->deferred, &promise) != 0 ||
-	    napi_create_string_latin1(env, "novabox.rmRunDir", (size_t)-1, &name) != 0 ||
-	    napi_create_async_work(env, NULL, name, rm_execute, rm_complete, j, &j->work) != 0) {
-		free(j); /* a pending promise stays pending: only when Node-API itself fails */
-		return NULL;
+	    napi_create_string_latin1(env, "novabox.rmRunDir", (size_t)-1, &name) != 0)
+		goto fail; /* a pending promise stays pending: only when Node-API itself fails */
+	for (i = 0; i < 2; i++) {
+		p[i]->job = j;
+		p[i]->part = i;
+		if (napi_create_async_work(env, NULL, name, rm_execute, rm_complete, p[i], &j->work[i]) != 0) {
+			if (i == 1)
+				napi_delete_async_work(env, j->work[0]);
+			goto fail;
+		}
 	}
-	if (napi_queue_async_work(env, j->work) != 0) {
-		napi_delete_async_work(env, j->work);
-		free(j);
-		return NULL;
-	}
+	/* both created: queueing is all that is left (it fails only on a bad env) */
+	napi_queue_async_work(env, j->work[0]);
+	napi_queue_async_work(env, j->work[1]);
 	return promise;
+fail:
+	free(p[0]);
+	free(p[1]);
+	free(j);
+	return NULL;
 }
 
 /* exit(code): _exit(2), no atexit handlers (src/util/exit.ts says when that is right) */

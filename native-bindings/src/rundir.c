@@ -13,37 +13,54 @@
 #include "novabox.h"
 
 /* What makeContainerDir, overlayfs (work/work; a volatile mount's incompat/volatile/dirty)
- * and writeState leave: files first, then directories, deepest first. */
+ * and writeState leave: files first, then directories, deepest first. Two parts that
+ * touch different directories (the journal's work on ext4 is per directory: the work
+ * chain runs beside the top level's entries); the directory itself goes after both. */
 static const struct {
 	const char *path;
 	int flags;
-} layout[] = {
-	{ "rootfs", AT_REMOVEDIR },
-	{ "upper", AT_REMOVEDIR },
-	{ "work/work/incompat/volatile/dirty", 0 },
-	{ "work/work/incompat/volatile", AT_REMOVEDIR },
-	{ "work/work/incompat", AT_REMOVEDIR },
-	{ "work/work", AT_REMOVEDIR },
-	{ "work", AT_REMOVEDIR },
-	{ "state.json", 0 },
-	{ "exit-status", 0 },
+} layout[2][6] = {
+	{
+		{ "rootfs", AT_REMOVEDIR },
+		{ "upper", AT_REMOVEDIR },
+		{ "state.json", 0 },
+		{ "exit-status", 0 },
+	},
+	{
+		{ "work/work/incompat/volatile/dirty", 0 },
+		{ "work/work/incompat/volatile", AT_REMOVEDIR },
+		{ "work/work/incompat", AT_REMOVEDIR },
+		{ "work/work", AT_REMOVEDIR },
+		{ "work", AT_REMOVEDIR },
+	},
 };
 
-NB_API int nb_rm_run_dir(const char *dir)
+NB_API int nb_rm_run_dir_part(const char *dir, int part)
 {
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	int err = 0;
 	size_t i;
 
+	if (part < 0 || part > 1)
+		return -EINVAL;
 	if (dfd < 0)
 		return errno == ENOENT ? 0 : -errno;
-	for (i = 0; i < sizeof(layout) / sizeof(layout[0]); i++) {
-		if (unlinkat(dfd, layout[i].path, layout[i].flags) < 0 && errno != ENOENT) {
+	for (i = 0; i < sizeof(layout[0]) / sizeof(layout[0][0]) && layout[part][i].path; i++) {
+		if (unlinkat(dfd, layout[part][i].path, layout[part][i].flags) < 0 && errno != ENOENT) {
 			err = -errno;
 			break;
 		}
 	}
 	close(dfd);
+	return err;
+}
+
+NB_API int nb_rm_run_dir(const char *dir)
+{
+	int err = nb_rm_run_dir_part(dir, 0);
+
+	if (err == 0)
+		err = nb_rm_run_dir_part(dir, 1);
 	if (err == 0 && rmdir(dir) < 0 && errno != ENOENT)
 		err = -errno;
 	return err;
