@@ -208,10 +208,6 @@ export function capMask(caps: readonly Capability[]): bigint {
   return m;
 }
 
-/** a capability's bit: index into the low or high 32 bits of the mask */
-const CAP_INDEX = {} as Record<Capability, number>;
-for (let i = 0; i < CAPABILITIES.length; i++) CAP_INDEX[CAPABILITIES[i]] = i;
-
 function flagBits<T extends string>(names: readonly T[], table: Record<T, number>): number {
   let m = 0;
   for (let i = 0; i < names.length; i++) m += table[names[i]]; // distinct bits below 2^31: addition is OR
@@ -223,7 +219,8 @@ function putCaps(w: Uint32Array, at: number, caps: readonly Capability[]): void 
   let lo = 0;
   let hi = 0;
   for (let i = 0; i < caps.length; i++) {
-    const b = CAP_INDEX[caps[i]];
+    // indexOf: a table built at load would cost every start more (41 property additions)
+    const b = CAPABILITIES.indexOf(caps[i]);
     if (b < 32) lo |= 1 << b;
     else hi |= 1 << (b - 32);
   }
