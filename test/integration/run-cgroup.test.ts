@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 
@@ -29,6 +29,27 @@ async function waitFor<T>(get: () => T | undefined, ms = 5000): Promise<T> {
     if (v !== undefined) return v;
   }
   throw new Error('timed out');
+}
+
+function readOptional(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The init pid of the one container under root once the CLI recorded it running. */
+function runningInit(root: string): number | undefined {
+  for (const id of existsSync(join(root, 'containers')) ? readdirSync(join(root, 'containers')) : []) {
+    try {
+      const s = JSON.parse(readFileSync(join(root, 'containers', id, 'state.json'), 'utf8')) as { status: string; initPid?: number };
+      if (s.status === 'running' && s.initPid) return s.initPid;
+    } catch {
+      /* not written yet */
+    }
+  }
+  return undefined;
 }
 
 describe.skipIf(!isRoot)('run: the monitor makes and removes the cgroup (root)', () => {
@@ -57,16 +78,28 @@ describe.skipIf(!isRoot)('run: the monitor makes and removes the cgroup (root)',
       stdio: 'ignore',
     });
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    // a failed expectation must not leave the container running into the next tests:
+    // SIGTERM to the CLI reaches the container, and the CLI then removes everything
+    onTestFinished(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    });
+    // the monitor makes the cgroup before the clone; the init joins the v1 hierarchies as
+    // its first ops once the CLI lets it go (cgroup2: born there): wait for all of them
+    const procsOf = (dirs: string[]) => dirs.map((d) => readOptional(join(d, 'cgroup.procs'))?.trim());
     const dirs = await waitFor(() => {
       const c = census(root).cgroups;
-      return c.some((d) => existsSync(join(d, 'pids.max'))) ? c : undefined;
+      const init = runningInit(root);
+      return c.some((d) => existsSync(join(d, 'pids.max'))) && init && procsOf(c).every((p) => p === String(init)) ? c : undefined;
     });
     const pidsMax = dirs.map((d) => join(d, 'pids.max')).find(existsSync)!;
     expect(readFileSync(pidsMax, 'utf8').trim()).toBe('7');
-    // every hierarchy holds the init (v1: it joined them itself; cgroup2: born there)
-    const procs = dirs.map((d) => readFileSync(join(d, 'cgroup.procs'), 'utf8').trim());
+    // every hierarchy holds the init, and only it
+    const procs = procsOf(dirs);
     expect(new Set(procs).size).toBe(1);
-    expect(Number(procs[0])).toBeGreaterThan(1);
+    expect(Number(procs[0])).toBe(runningInit(root));
     process.kill(Number(procs[0]), 'SIGKILL');
     expect(await exited).toBe(137);
     expect(census(root).cgroups).toEqual([]);
