@@ -11,7 +11,7 @@ import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
-import { mustPlaceAfterClone } from './cgroups/placement.js';
+import { mustPlaceAfterClone, placesItself } from './cgroups/placement.js';
 import {
   containerDirs, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
 } from './container.js';
@@ -132,6 +132,13 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     if (net) undo.add('address lease', net.release);
     if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
     if (net) trace('address leased');
+    // The init may run its ops now (they need the directory and the /etc files only): they
+    // overlap the rest of this side; its execve waits for GO (superviseForeground).
+    const early = placesItself(plan);
+    if (early) {
+      native.release(sp, 'R');
+      trace('ready sent');
+    }
 
     // what the record needs that does not need the init, while the monitor still works
     const monitorStart = readProcStart(sp.monitorPid);
@@ -140,25 +147,35 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const { placed } = native.awaitInit(sp, plan);
     trace('cgroup made, init cloned');
     events = new EventReader(sp.eventsFd);
-    pidfd = native.pidfdOpen(sp.initPid);
-    if (mustPlaceAfterClone(plan, placed)) {
-      driver.open(state.cgroupPath).place(sp.initPid);
-      trace('placed in cgroup');
+    try {
+      pidfd = native.pidfdOpen(sp.initPid);
+      if (mustPlaceAfterClone(plan, placed)) {
+        driver.open(state.cgroupPath).place(sp.initPid);
+        trace('placed in cgroup');
+      }
+      if (!early) native.release(sp, 'R');
+      if (attachment) {
+        attach(attachment, sp.initPid);
+        undo.add('veth', () => void detach(attachment.hostIf));
+      }
+      Object.assign(state, {
+        status: 'running',
+        monitorPid: sp.monitorPid,
+        monitorStart,
+        initPid: sp.initPid,
+        initStart: readProcStart(sp.initPid),
+        bootId: boot,
+      });
+      writeState(state);
+      trace('state written');
+    } catch (err) {
+      // The init ran its ops meanwhile: if one failed, that is what went wrong first
+      // (an init gone before its pidfd, a namespace gone before the veth).
+      const failed = await opFailedFirst(plan, sp, events);
+      if (!failed) throw err;
+      io.stderr(`novabox: ${failed.failure.message}`);
+      return failed.code;
     }
-    if (attachment) {
-      attach(attachment, sp.initPid);
-      undo.add('veth', () => void detach(attachment.hostIf));
-    }
-    Object.assign(state, {
-      status: 'running',
-      monitorPid: sp.monitorPid,
-      monitorStart,
-      initPid: sp.initPid,
-      initStart: readProcStart(sp.initPid),
-      bootId: boot,
-    });
-    writeState(state);
-    trace('state written');
 
     const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups);
     trace('exit event');
@@ -203,6 +220,19 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
 }
 
 const EV_CGROUP = 6;
+
+/**
+ * The CLI failed between 'R' and GO: did the init fail an op before that? GO is closed
+ * unsent (an init still in its ops stops at its execve gate, status 125, and the monitor
+ * then reports EV_EXEC), and the next event says.
+ */
+async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, events: EventReader): Promise<{ failure: OpFailed; code: number } | undefined> {
+  if (sp.goFd >= 0) closeSync(sp.goFd);
+  sp.goFd = -1;
+  const e = await events.next();
+  if (e?.type !== EV_OPFAIL) return undefined;
+  return { failure: opFailure(plan, e.a, e.b), code: opFailureExitCode(plan, e.a, e.b) };
+}
 
 /**
  * Ending a `run` monitor: close GO unsent (an init still waiting exits before its first
@@ -283,9 +313,8 @@ export async function superviseForeground(
     process.on(sig, h);
     cleanups.push(() => process.off(sig, h));
   }
-  writeSync(sp.goFd, 'G');
-  closeSync(sp.goFd);
-  sp.goFd = -1; // closed: an undo must not close the number again (EBADF, or a reused fd)
+  // EPIPE (false): the init is gone already, an op failed; the events say which
+  native.release(sp, 'G');
   let drained: Promise<void> | undefined;
   if (plan.tty) {
     // EOF instead of a master: the init failed before its console op; the event says why.

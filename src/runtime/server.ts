@@ -181,15 +181,15 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       startedAt: new Date().toISOString(),
     };
     events = new EventReader(sp.eventsFd);
-    writeSync(sp.goFd, 'G');
-    closeSync(sp.goFd);
+    // 'R' and 'G' at once; EPIPE (false): the init is gone before its first op
+    if (!native.release(sp, 'G')) throw new NovaboxError('internal', 'the server init exited before it started');
     const first = await events.next();
     if (first?.type === 3) throw opFailure(plan, first.a, first.b);
     if (first?.type !== 2) throw new NovaboxError('internal', 'the server monitor stopped before the server started');
     return facts;
   } catch (err) {
     try {
-      if (sp) closeSync(sp.goFd);
+      if (sp && sp.goFd >= 0) closeSync(sp.goFd);
     } catch {
       /* already closed */
     }

@@ -116,6 +116,9 @@ export interface LaunchPlan {
   /** a cgroup2 directory (pure v2, or a hybrid host's cgroup2 mount): clone the init
    *  straight into it (CLONE_INTO_CGROUP); see runtime/cgroups/placement.ts */
   cgroupDir?: string;
+  /** tests only: clone(2) even where clone3 could place the init, so the monitor's own
+   *  placement (a kernel without clone3) is exercised (NOVABOX_TEST_PLAIN_CLONE=1) */
+  plainClone?: boolean;
   /** the monitor makes the container's cgroup before the clone and removes it after the
    *  init was reaped (creation steps first, then removal steps; NB_EV_ERROR and
    *  NB_EV_CGROUP name a step by its index here) */
@@ -212,6 +215,7 @@ function rawStep(s: CgroupStep): [number, number, string, string | undefined] {
 
 const PLAN_TTY = 0x1;
 const PLAN_LOG = 0x2;
+const PLAN_PLAIN_CLONE = 0x4;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
@@ -421,7 +425,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   u32[2] = size;
   u32[3] = ops.length;
   putU64(u32, 4, flagBits(plan.namespaces, CLONE_FLAGS));
-  u32[6] = (plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0);
+  u32[6] = (plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0) | (plan.plainClone ? PLAN_PLAIN_CLONE : 0);
   u32[7] = off(plan.logPath);
   u32[8] = off(plan.statusPath);
   u32[9] = plan.logMaxBytes ?? 0;
