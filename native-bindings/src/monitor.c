@@ -4,11 +4,11 @@
  *
  *   fd 0..2  the init's stdio (with NB_PLAN_LOG: replaced by a pipe we drain)
  *   fd 3     memfd holding the plan          fd 4  events pipe to the CLI
- *   fd 5     GO pipe, read end (handed to the init)
+ *   fd 5     GO pipe, read end (handed to the init: 'R' before its ops, 'G' before execve)
  *   fd 6     console socket, with NB_PLAN_TTY (handed to the init)
  *
  * It makes the container's cgroup from the plan's steps (cgroup.c), clones the init
- * into it, reports its pid, relays "exec ok" or {op, errno} from the init's error
+ * into it (or clones and places it, without clone3), reports its pid, relays "exec ok" or {op, errno} from the init's error
  * pipe, reaps it, writes the exit status file, appends the console output to a
  * size-bounded log (log -> log.1 rotation), and removes the cgroup when the plan has
  * removal steps (`run`; NB_EV_CGROUP says how it went). The CLI

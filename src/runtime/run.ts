@@ -86,9 +86,10 @@ export interface RunIO {
  *
  * The monitor is started first: it makes the container's cgroup (the driver's planned
  * steps, in the launch plan) and clones the init into it while this thread reserves the
- * name and makes the container's directory, on a second CPU. After the init was reaped
- * it removes the cgroup while this thread removes the directory, and says whether it
- * succeeded (NB_EV_CGROUP); if it could not (killed, EBUSY past its bound), the
+ * name and makes the container's directory, on a second CPU; then 'R' lets the init run
+ * its ops while this thread writes the record, and 'G' lets it execve. After the init
+ * was reaped the monitor removes the cgroup while this thread removes the directory, and
+ * says whether it succeeded (NB_EV_CGROUP); if it could not (killed, EBUSY past its bound), the
  * driver's remove() does it here.
  */
 export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO): Promise<number> {
@@ -236,7 +237,7 @@ async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, events: E
 
 /**
  * Ending a `run` monitor: close GO unsent (an init still waiting exits before its first
- * op), read the monitor's last events until it exits (NB_EV_CGROUP: it removed the
+ * op, or at its execve), read the monitor's last events until it exits (NB_EV_CGROUP: it removed the
  * cgroup), reap it. Without that confirmation the cgroup is removed here (idempotent),
  * unless the monitor failed to make it (NB_STAGE_CGROUP: it removed what it made, and
  * an existing cgroup of that path is someone else's).
@@ -297,7 +298,8 @@ export interface Outcome {
 
 /**
  * The foreground part shared by `run` and `server exec`, once the new process is placed:
- * forward our signals to it, send GO, attach the terminal (the init sends the pty master
+ * forward our signals to it, send 'G' (its execve; 'R' too unless sent: `run` sent it
+ * early, so the ops ran meanwhile), attach the terminal (the init sends the pty master
  * after GO), then wait for exec and exit, draining the pty before returning.
  */
 export async function superviseForeground(
