@@ -77,7 +77,7 @@ function load(file, cacheFile, req = Module.createRequire(file), kind) {
 function finish(bundle, done) {
   done.then((code) => {
     bundle.saveCache(code);
-    // libc _exit when the command loaded koffi (src/util/exit.ts), unless Node has output
+    // libc _exit when the command loaded the native code (src/util/exit.ts), unless Node has output
     // of its own to write at teardown (profiles, coverage, reports)
     if (!process.execArgv.length && !process.env.NODE_V8_COVERAGE && !process.env.NODE_OPTIONS) bundle.exports.exitNow?.(code);
     process.exit(code);
