@@ -102,6 +102,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
   let removing: Promise<NodeJS.ErrnoException | null> | undefined;
+  let firstRead: Promise<Event | null> | undefined;
 
   const net = p.network;
   try {
@@ -148,6 +149,9 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const { placed } = native.awaitInit(sp, plan);
     trace('cgroup made, init cloned');
     events = new EventReader(sp.eventsFd);
+    // The first read now: libuv's thread pool starts (4 threads) while the init runs its
+    // ops, not after GO, when it would stand between the init's execve and our exec event.
+    const first = (firstRead = events.next());
     try {
       pidfd = native.pidfdOpen(sp.initPid);
       if (mustPlaceAfterClone(plan, placed)) {
@@ -172,13 +176,13 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     } catch (err) {
       // The init ran its ops meanwhile: if one failed, that is what went wrong first
       // (an init gone before its pidfd, a namespace gone before the veth).
-      const failed = await opFailedFirst(plan, sp, events);
+      const failed = await opFailedFirst(plan, sp, first);
       if (!failed) throw err;
       io.stderr(`novabox: ${failed.failure.message}`);
       return failed.code;
     }
 
-    const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups);
+    const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups, first);
     trace('exit event');
     const { failure, failureCode } = outcome;
     // The init is gone: its directory goes in the thread pool while the monitor removes the cgroup.
@@ -209,7 +213,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const errors: Error[] = [];
     if (spawned) {
       try {
-        await stopMonitor(spawned, events, driver.open(state.cgroupPath));
+        await stopMonitor(spawned, events, driver.open(state.cgroupPath), firstRead);
       } catch (err) {
         errors.push(new Error(`undo monitor: ${(err as Error).message}`, { cause: err }));
       }
@@ -227,10 +231,10 @@ const EV_CGROUP = 6;
  * unsent (an init still in its ops stops at its execve gate, status 125, and the monitor
  * then reports EV_EXEC), and the next event says.
  */
-async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, events: EventReader): Promise<{ failure: OpFailed; code: number } | undefined> {
+async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
   if (sp.goFd >= 0) closeSync(sp.goFd);
   sp.goFd = -1;
-  const e = await events.next();
+  const e = await next;
   if (e?.type !== EV_OPFAIL) return undefined;
   return { failure: opFailure(plan, e.a, e.b), code: opFailureExitCode(plan, e.a, e.b) };
 }
@@ -242,7 +246,7 @@ async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, events: E
  * unless the monitor failed to make it (NB_STAGE_CGROUP: it removed what it made, and
  * an existing cgroup of that path is someone else's).
  */
-async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefined, cgroup: CgroupHandle): Promise<void> {
+async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefined, cgroup: CgroupHandle, firstRead?: Promise<Event | null>): Promise<void> {
   if (sp.goFd >= 0) try { closeSync(sp.goFd); } catch { /* already closed */ }
   sp.goFd = -1;
   if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
@@ -251,6 +255,9 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
   if (events) {
     // In the thread pool: the main thread meanwhile drives the directory's removal.
     last = [];
+    // a first read still pending (an error before it was awaited) ends first: one reader at a time
+    const e0 = firstRead && (await firstRead);
+    if (e0) last.push(e0);
     for (let e = await events.next(); e; e = await events.next()) last.push(e);
     events.close();
   } else {
@@ -309,6 +316,8 @@ export async function superviseForeground(
   pidfd: number,
   interactive: boolean,
   cleanups: (() => void)[],
+  /** the first event's read, when the caller started it already */
+  firstEvent?: Promise<Event | null>,
 ): Promise<Outcome> {
   for (const sig of FORWARDED) {
     const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
@@ -335,7 +344,7 @@ export async function superviseForeground(
     }
   }
   trace('GO sent');
-  const first = await events.next();
+  const first = await (firstEvent ?? events.next());
   trace('exec event');
   let failure: OpFailed | undefined;
   let failureCode = 0;
