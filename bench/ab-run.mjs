@@ -22,7 +22,8 @@ if (!a || !b) {
 }
 const rootfs = `${process.env.ANCHOR_DIR ?? '/var/tmp/anchors'}/bundle/rootfs`;
 const runArgs = dd < 0 ? ['--network', 'none', '--memory', '512m', '--pids-limit', '1024', '--rootfs', rootfs, 'true'] : argv.slice(dd + 1);
-const root = mkdtempSync('/run/novabox-bench-ab-');
+// AB_DIR: where the private NOVABOX_ROOT goes (/run is tmpfs; /var/tmp is the disk, as /var/lib/novabox)
+const root = mkdtempSync(`${process.env.AB_DIR ?? '/run'}/novabox-bench-ab-`);
 const env = { ...process.env, NOVABOX_ROOT: root };
 delete env.NODE_EXTRA_CA_CERTS;
 delete env.NODE_OPTIONS;

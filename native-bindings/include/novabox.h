@@ -189,6 +189,13 @@ NB_API int nb_cgroup_devices(const char *cgroup_dir);
 /* Window size of a pty master. 0 or -errno. */
 NB_API int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols);
 
+/* Remove a `run` container's directory of the usual layout (rundir.c): 0, or -errno when
+ * something else is in it (the caller then walks the tree). A missing directory is 0. */
+NB_API int nb_rm_run_dir(const char *dir);
+/* One of its two independent parts (0: the top level's entries, 1: the work tree); the
+ * directory itself is left. nb_rm_run_dir = part 0, part 1, rmdir. */
+NB_API int nb_rm_run_dir_part(const char *dir, int part);
+
 /* ---- networking (net.c): rtnetlink, called while the init waits for GO ---- */
 
 struct nb_net_bridge_args {

@@ -17,8 +17,10 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -41,6 +43,18 @@ napi_status napi_get_value_string_utf8(napi_env, napi_value, char *, size_t, siz
 napi_status napi_get_typedarray_info(napi_env, napi_value, int *, size_t *, void **, napi_value *, size_t *);
 napi_status napi_create_int32(napi_env, int32_t, napi_value *);
 napi_status napi_throw_type_error(napi_env, const char *, const char *);
+/* async work (rmRunDir): run in libuv's thread pool, settle a promise on the main thread */
+typedef struct napi_async_work__ *napi_async_work;
+typedef struct napi_deferred__ *napi_deferred;
+typedef void (*napi_async_execute_callback)(napi_env env, void *data);
+typedef void (*napi_async_complete_callback)(napi_env env, napi_status status, void *data);
+napi_status napi_create_async_work(napi_env, napi_value, napi_value, napi_async_execute_callback,
+				   napi_async_complete_callback, void *, napi_async_work *);
+napi_status napi_queue_async_work(napi_env, napi_async_work);
+napi_status napi_delete_async_work(napi_env, napi_async_work);
+napi_status napi_create_promise(napi_env, napi_deferred *, napi_value *);
+napi_status napi_resolve_deferred(napi_env, napi_deferred, napi_value);
+napi_status napi_create_string_latin1(napi_env, const char *, size_t, napi_value *);
 
 #define MAX_ARGS 8
 
@@ -241,6 +255,92 @@ static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
 	return c.bad ? NULL : ret(&c, nb_cgroup_devices(d));
 }
 
+/* rmRunDir(dir) -> Promise<0 | -errno>: nb_rm_run_dir's two parts as two jobs in the
+ * thread pool side by side, the directory removed by the one that ends last; one return
+ * to the event loop per part (the fs.rmdir/unlink chain costs one per step) */
+struct rm_job {
+	napi_async_work work[2];
+	napi_deferred deferred;
+	atomic_int running; /* parts still in the pool */
+	int completed;      /* parts completed on the main thread */
+	int result[2];
+	char dir[PATH_MAX];
+};
+
+struct rm_part {
+	struct rm_job *job;
+	int part;
+};
+
+static void rm_execute(napi_env env, void *data)
+{
+	struct rm_job *j = ((struct rm_part *)data)->job;
+	int part = ((struct rm_part *)data)->part;
+
+	j->result[part] = nb_rm_run_dir_part(j->dir, part);
+	/* the last part out removes the directory: the other's result is visible here (seq_cst) */
+	if (atomic_fetch_sub(&j->running, 1) == 1 && j->result[0] == 0 && j->result[1] == 0 &&
+	    rmdir(j->dir) < 0 && errno != ENOENT)
+		j->result[part] = -errno;
+}
+
+static void rm_complete(napi_env env, napi_status status, void *data)
+{
+	struct rm_job *j = ((struct rm_part *)data)->job;
+	int part = ((struct rm_part *)data)->part;
+	napi_value v;
+
+	if (status != 0)
+		j->result[part] = -ECANCELED;
+	free(data);
+	if (++j->completed < 2)
+		return;
+	if (napi_create_int32(env, j->result[0] ? j->result[0] : j->result[1], &v) == 0)
+		napi_resolve_deferred(env, j->deferred, v);
+	napi_delete_async_work(env, j->work[0]);
+	napi_delete_async_work(env, j->work[1]);
+	free(j);
+}
+
+static napi_value js_rm_run_dir(napi_env env, napi_callback_info info)
+{
+	struct rm_job *j = calloc(1, sizeof(*j));
+	struct rm_part *p[2] = { malloc(sizeof(struct rm_part)), malloc(sizeof(struct rm_part)) };
+	napi_value promise = NULL, name;
+	struct call c;
+	int i;
+
+	call_init(&c, env, info, 1);
+	if (!j || !p[0] || !p[1]) {
+		if (!c.bad)
+			napi_throw_type_error(env, NULL, "novabox.node: out of memory");
+		goto fail;
+	}
+	arg_str(&c, 0, j->dir);
+	atomic_init(&j->running, 2);
+	if (c.bad || napi_create_promise(env, &j->deferred, &promise) != 0 ||
+	    napi_create_string_latin1(env, "novabox.rmRunDir", (size_t)-1, &name) != 0)
+		goto fail; /* a pending promise stays pending: only when Node-API itself fails */
+	for (i = 0; i < 2; i++) {
+		p[i]->job = j;
+		p[i]->part = i;
+		if (napi_create_async_work(env, NULL, name, rm_execute, rm_complete, p[i], &j->work[i]) != 0) {
+			if (i == 1)
+				napi_delete_async_work(env, j->work[0]);
+			goto fail;
+		}
+	}
+	/* both created: queueing is all that is left (it fails only on a bad env) */
+	napi_queue_async_work(env, j->work[0]);
+	napi_queue_async_work(env, j->work[1]);
+	return promise;
+fail:
+	free(p[0]);
+	free(p[1]);
+	free(j);
+	return NULL;
+}
+
 /* exit(code): _exit(2), no atexit handlers (src/util/exit.ts says when that is right) */
 static napi_value js_exit(napi_env env, napi_callback_info info)
 {
@@ -272,6 +372,7 @@ NB_API napi_value napi_register_module_v1(napi_env env, napi_value exports)
 		{ "recvFd", js_recv_fd },
 		{ "ptyResize", js_pty_resize },
 		{ "cgroupDevices", js_cgroup_devices },
+		{ "rmRunDir", js_rm_run_dir },
 		{ "exit", js_exit },
 	};
 	size_t i;

@@ -7,8 +7,8 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { constants, hostname as osHostname } from 'node:os';
 import { BadRequest, Conflict, NovaboxError, NotFound } from '../errors.js';
-import { cgroupDriver } from '../runtime/cgroups/index.js';
-import type { CgroupDriver, CgroupLimits } from '../runtime/cgroups/types.js';
+import { cgroupDriver, detectCgroups } from '../runtime/cgroups/index.js';
+import type { CgroupDriver, CgroupLayout, CgroupLimits } from '../runtime/cgroups/types.js';
 import type { ImageConfig } from '../images/store.js';
 import { readImage, layerDirs, ensureLayers } from '../images/store.js';
 import {
@@ -91,7 +91,7 @@ function stopSignalOf(config: ImageConfig): number {
 }
 
 export class ComputeService {
-  private driverCache: CgroupDriver | undefined;
+  private driverCache: { layout: CgroupLayout; driver: CgroupDriver } | undefined;
   private networkCache: NetworkService | undefined;
 
   constructor(readonly store: Store) {}
@@ -111,9 +111,11 @@ export class ComputeService {
     this.network.release(id);
   }
 
+  /** A new driver when the host's cgroup layout changed (a v1 hierarchy mounted or gone while `serve` runs). */
   private get driver(): CgroupDriver {
-    this.driverCache ??= cgroupDriver();
-    return this.driverCache;
+    const layout = detectCgroups(); // the same object while the layout is unchanged
+    if (this.driverCache?.layout !== layout) this.driverCache = { layout, driver: cgroupDriver(layout) };
+    return this.driverCache.driver;
   }
 
   localCaller(): Caller {

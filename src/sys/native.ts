@@ -198,6 +198,8 @@ interface FastBindings {
   recvFd: (sock: number) => number;
   ptyResize: (fd: number, rows: number, cols: number) => number;
   cgroupDevices: (dir: string) => number;
+  /** a build older than rundir.c has none */
+  rmRunDir?: (dir: string) => Promise<number>;
   exit: (code: number) => void;
 }
 
@@ -222,6 +224,15 @@ function fast(): FastBindings | null {
   setExitHook((code) => mod.exports.exit(code));
   trace('native module loaded');
   return fastBound;
+}
+
+/**
+ * Remove a `run` container's directory of the usual layout in the thread pool
+ * (native-bindings/src/rundir.c): resolves to 0, or -errno when something else is in it.
+ * undefined without build/novabox.node: the caller removes it itself.
+ */
+export function rmRunDir(dir: string): Promise<number> | undefined {
+  return fast()?.rmRunDir?.(dir);
 }
 
 /** Which door the start path uses: 'node-api' (build/novabox.node) or 'koffi'. */

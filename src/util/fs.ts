@@ -17,10 +17,11 @@ export function writeFileAtomic(path: string, data: string | Buffer, mode = 0o64
   renameSync(tmp, path);
 }
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** made on first use: a SharedArrayBuffer at load costs every start, and most never sleep */
+let sleeper: Int32Array | undefined;
 /** Block the thread for ms milliseconds (cleanup loops that must stay synchronous). */
 export function sleepSync(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
+  Atomics.wait((sleeper ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, ms);
 }
 
 /** Poll `done` with a backoff (1, 2, 4 … 20 ms) until it holds or timeoutMs passes. */

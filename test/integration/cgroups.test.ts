@@ -3,9 +3,9 @@
  * runs (v1/hybrid or v2); the v2 driver also runs wherever a cgroup2 mount offers memory,
  * cpu and pids, e.g. a pure-v2 guest.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { detectCgroups, parseMountinfo } from '../../src/runtime/cgroups/detect.js';
@@ -181,5 +181,31 @@ describe.skipIf(process.getuid?.() !== 0)('cgroups on this host (root)', () => {
   it('remove of a cgroup that never existed is a no-op', () => {
     cgroupDriver().open(`${PREFIX}${randomBytes(4).toString('hex')}/none`).remove();
     expect(leftovers()).toEqual([]);
+  });
+
+  it('a long-running process sees a v1 hierarchy mounted, then unmounted, at its next detection', (ctx) => {
+    // what the anchors' kit does on a hybrid host while `novabox serve` runs
+    const before = detectCgroups();
+    if (before.kind === 'v2' || before.mounts.hugetlb || !existsSync('/proc/sys/vm/nr_hugepages')) return ctx.skip();
+    const dir = mkdtempSync('/run/novabox-test-hugetlb-');
+    try {
+      try {
+        execFileSync('mount', ['-t', 'cgroup', '-o', 'hugetlb', 'cgroup', dir], { stdio: 'ignore' });
+      } catch {
+        return ctx.skip(); // the controller is busy in the v2 tree
+      }
+      try {
+        const mounted = detectCgroups();
+        expect(mounted).not.toBe(before);
+        expect(mounted.kind !== 'v2' && mounted.mounts.hugetlb).toBe(dir);
+      } finally {
+        execFileSync('umount', [dir]);
+      }
+      const after = detectCgroups();
+      expect(after.kind !== 'v2' && after.mounts.hugetlb).toBeUndefined();
+      expect(after).toEqual(before);
+    } finally {
+      rmdirSync(dir);
+    }
   });
 });

@@ -182,6 +182,20 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(missing.stderr).toMatch(/^novabox: exec "\/nope": no such file or directory \(op \d+ of \d+\)\n$/);
   });
 
+  it('removes a container that wrote into its layer entirely: the usual layout in one native job, the rest by the walk', async () => {
+    // files, a deep tree, a symlink and a whiteout (an image file deleted) in the upper layer:
+    // the native removal stops at the non-empty upper dir and the general walk does the rest
+    const script = 'mkdir -p /tmp/a/b/c && echo x > /tmp/a/b/c/f && ln -s /etc/passwd /tmp/a/l && rm /etc/group && echo done';
+    for (const env of [{}, { NOVABOX_FFI: 'koffi' }]) {
+      const r = await run(['--rm', 'busybox', 'sh', '-c', script], { env });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('done\n');
+      expect(readdirSync(join(root, 'containers'))).toEqual([]);
+    }
+    // the busybox image still has its /etc/group: the whiteout stayed in the removed layer
+    expect((await run(['--rm', 'busybox', 'sh', '-c', 'test -f /etc/group && echo kept'])).stdout).toBe('kept\n');
+  });
+
   it('reports 128+signal when the container init is killed from the host', async () => {
     // pid 1 of a pid namespace cannot be killed from inside, so kill it from here.
     const pending = run(['--name', 'victim', '--rm', 'busybox', 'sleep', '30']);

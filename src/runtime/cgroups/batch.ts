@@ -104,13 +104,24 @@ export function existing(path: string): Conflict {
  */
 export function levelSteps(root: string, segments: string[], beforeLevel?: (parent: string) => CgroupStep[]): CgroupStep[] {
   const steps: CgroupStep[] = [];
-  let dir = root;
-  segments.forEach((segment, i) => {
-    if (beforeLevel) steps.push(...beforeLevel(dir));
-    dir = sub(dir, segment);
-    steps.push(i === segments.length - 1 ? { step: 'mkdir', path: dir, exclusive: true } : { step: 'mkdir', path: dir });
-  });
+  pushLevelSteps(steps, root, segments, beforeLevel);
   return steps;
+}
+
+/** levelSteps into `steps` (the drivers' planCreate: no array per hierarchy, no closure per level). */
+export function pushLevelSteps(steps: CgroupStep[], root: string, segments: string[], beforeLevel?: (parent: string) => CgroupStep[]): void {
+  let dir = root;
+  const last = segments.length - 1;
+  for (let i = 0; i <= last; i++) {
+    if (beforeLevel) for (const s of beforeLevel(dir)) steps.push(s);
+    dir = sub(dir, segments[i]);
+    steps.push(i === last ? { step: 'mkdir', path: dir, exclusive: true } : { step: 'mkdir', path: dir });
+  }
+}
+
+/** A limit write as a step: `optional` only when set (the dry-run JSON shows no `false`). */
+export function writeStep(path: string, value: string, optional: boolean | undefined): CgroupStep {
+  return optional ? { step: 'write', path, value, optional: true } : { step: 'write', path, value };
 }
 
 /**
@@ -118,8 +129,12 @@ export function levelSteps(root: string, segments: string[], beforeLevel?: (pare
  * container out takes it (cgroupfs.ts removeIfEmpty does the same).
  */
 export function removalSteps(dirs: string[]): CgroupStep[] {
-  return [
-    ...dirs.map((d): CgroupStep => ({ step: 'rmdir', path: d })),
-    ...dirs.map((d): CgroupStep => ({ step: 'rmdir', path: d.slice(0, d.lastIndexOf('/')) || '/', prune: true })),
-  ];
+  const steps: CgroupStep[] = [];
+  pushRemovalSteps(steps, dirs);
+  return steps;
+}
+
+export function pushRemovalSteps(steps: CgroupStep[], dirs: string[]): void {
+  for (const d of dirs) steps.push({ step: 'rmdir', path: d });
+  for (const d of dirs) steps.push({ step: 'rmdir', path: d.slice(0, d.lastIndexOf('/')) || '/', prune: true });
 }

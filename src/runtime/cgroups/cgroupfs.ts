@@ -77,7 +77,8 @@ export function writeCgroupFile(path: string, value: string): void {
   }
 }
 
-const readBuffer = Buffer.alloc(64 * 1024);
+/** made on first use: `run` reads no cgroup file (the monitor makes and removes its cgroup) */
+let readBuffer: Buffer | undefined;
 
 /** Read a whole cgroup file without the fstat readFileSync does (cgroup files report size 0). */
 export function readCgroupFile(path: string): string {
@@ -89,6 +90,7 @@ export function readCgroupFile(path: string): string {
   }
   try {
     let text = '';
+    readBuffer ??= Buffer.alloc(64 * 1024);
     for (;;) {
       const n = readSync(fd, readBuffer, 0, readBuffer.length, null);
       if (n === 0) return text;

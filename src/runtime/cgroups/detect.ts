@@ -6,7 +6,6 @@
  *   hybrid  v1 controller mounts plus a cgroup2 mount beside them (/sys/fs/cgroup/unified)
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { NovaboxError } from '../../errors.js';
 import type { CgroupLayout } from './types.js';
 
@@ -43,47 +42,92 @@ export interface MountEntry {
 export function parseMountinfo(text: string): MountEntry[] {
   const entries: MountEntry[] = [];
   for (const line of text.split('\n')) {
-    const fields = line.trim().split(' ');
-    const dash = fields.indexOf('-', 6);
-    if (dash < 0 || fields.length < dash + 4) continue;
-    entries.push({
-      root: unescapeOctal(fields[3]),
-      mountPoint: unescapeOctal(fields[4]),
-      fsType: fields[dash + 1],
-      superOptions: fields[dash + 3].split(','),
-    });
+    const e = parseLine(line);
+    if (e) entries.push(e);
   }
   return entries;
 }
 
+function parseLine(line: string): MountEntry | undefined {
+  const fields = line.trim().split(' ');
+  const dash = fields.indexOf('-', 6);
+  if (dash < 0 || fields.length < dash + 4) return undefined;
+  return {
+    root: unescapeOctal(fields[3]),
+    mountPoint: unescapeOctal(fields[4]),
+    fsType: fields[dash + 1],
+    superOptions: fields[dash + 3].split(','),
+  };
+}
+
+/**
+ * Only the lines of cgroup and cgroup2 mounts, found by their " - cgroup" separator (paths
+ * cannot hold it: the kernel escapes their spaces), without splitting the whole table:
+ * a start parses a handful of lines, not every mount of the host.
+ */
+export function cgroupLines(text: string): string[] {
+  const lines: string[] = [];
+  for (let at = text.indexOf(' - cgroup'); at >= 0; at = text.indexOf(' - cgroup', at + 9)) {
+    const c = text.charCodeAt(at + 9); // ' ' (cgroup) or '2' (cgroup2), not e.g. a "cgroupfs" type
+    if (c !== 32 && !(c === 50 && text.charCodeAt(at + 10) === 32)) continue;
+    const start = text.lastIndexOf('\n', at) + 1;
+    const end = text.indexOf('\n', at);
+    lines.push(text.slice(start, end < 0 ? undefined : end));
+  }
+  return lines;
+}
+
 /** The kernel writes space, tab, newline and backslash in paths as \040 \011 \012 \134. */
 function unescapeOctal(s: string): string {
+  if (!s.includes('\\')) return s; // the usual path: no regular expression on the start path
   return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
 const readText = (path: string): string => readFileSync(path, 'utf8');
 
-let cached: CgroupLayout | undefined;
+/**
+ * A detector that keeps its result and reuses it while the mount table's cgroup lines
+ * are the same: a long-running process (`novabox serve`) sees a v1 hierarchy mounted or
+ * unmounted later (a hybrid host's hugetlb, by systemd or a benchmark kit) at its next
+ * call, where a layout kept forever made every start fail until a restart. Checking
+ * costs one read of mountinfo and a scan of it for " - cgroup", a few microseconds.
+ */
+export function cachingDetector(
+  readMountinfo: () => string,
+  readFile: (path: string) => string = readText,
+): () => CgroupLayout {
+  let cached: { key: string; layout: CgroupLayout } | undefined;
+  return () => {
+    const lines = cgroupLines(readMountinfo());
+    const key = lines.join('\n');
+    if (cached?.key !== key) cached = { key, layout: layoutFrom(lines, readFile) };
+    return cached.layout;
+  };
+}
+
+const hostLayout = cachingDetector(() => readText('/proc/self/mountinfo'));
 
 /**
- * The host's layout; the result for the real /proc/self/mountinfo is cached per process.
- * `readFile` reads `<v2 root>/cgroup.controllers` (a fixture in unit tests).
+ * The host's layout (the same object while it is unchanged: see cachingDetector), or the
+ * layout of a given mountinfo text. `readFile` reads `<v2 root>/cgroup.controllers` (a
+ * fixture in unit tests).
  */
 export function detectCgroups(
   mountinfo?: string,
   readFile: (path: string) => string = readText,
 ): CgroupLayout {
-  if (mountinfo !== undefined) return layoutFrom(parseMountinfo(mountinfo), readFile);
-  cached ??= layoutFrom(parseMountinfo(readText('/proc/self/mountinfo')), readFile);
-  return cached;
+  if (mountinfo !== undefined) return layoutFrom(cgroupLines(mountinfo), readFile);
+  return hostLayout();
 }
 
-function layoutFrom(entries: MountEntry[], readFile: (path: string) => string): CgroupLayout {
+function layoutFrom(lines: string[], readFile: (path: string) => string): CgroupLayout {
   const mounts: Record<string, string> = {};
   const named: Record<string, string> = {};
   const cgroup2: string[] = [];
 
-  for (const entry of entries) {
+  for (const line of lines) {
+    const entry = parseLine(line);
+    if (!entry) continue;
     if (entry.fsType === 'cgroup2') cgroup2.push(entry.mountPoint);
     if (entry.fsType !== 'cgroup') continue;
     for (const option of entry.superOptions) {
@@ -131,5 +175,6 @@ function isUnderRoot(path: string): boolean {
 }
 
 function readControllers(root: string, readFile: (path: string) => string): string[] {
-  return readFile(join(root, 'cgroup.controllers')).split(/\s+/).filter(Boolean);
+  // one line of names separated by spaces
+  return readFile(`${root}/cgroup.controllers`).trim().split(' ').filter(Boolean);
 }

@@ -27,7 +27,7 @@ import {
   writeCgroupFile,
 } from './cgroupfs.js';
 import { toCgroupWrites } from './limits.js';
-import { type CgroupBatch, type CgroupStep, executeCreate, levelSteps, removalSteps, sub } from './batch.js';
+import { type CgroupBatch, type CgroupStep, executeCreate, pushLevelSteps, pushRemovalSteps, sub, writeStep } from './batch.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats, CgroupWrite } from './types.js';
 
 /** The hierarchies a container joins, when the host mounts them. */
@@ -88,17 +88,18 @@ export class CgroupV1Driver implements CgroupDriver {
     const segments = checkCgroupPath(path);
     const writes = toCgroupWrites('v1', limits);
     const handle = this.open(path);
-    const create: CgroupStep[] = this.roots.flatMap((root) => levelSteps(root, segments));
-    if (this.used.cpuset) create.push(...inheritCpuset(this.used.cpuset, segments));
-    const write = (w: CgroupWrite): CgroupStep => ({
-      step: 'write', path: sub(handle.dirOf(w.controller), w.file), value: w.value, ...(w.optional ? { optional: true } : {}),
-    });
-    if (this.used.devices) create.push(...V1_DEVICE_RULES.map(write));
-    create.push(...writes.map(write));
-    const oom: CgroupStep[] = this.used.memory
-      ? [{ step: 'oom-count', path: sub(handle.dirOf('memory'), 'memory.oom_control'), key: 'oom_kill' }]
-      : [];
-    return { cgroup: path, create, remove: [...oom, ...removalSteps(handle.dirs())] };
+    const create: CgroupStep[] = [];
+    for (const root of this.roots) pushLevelSteps(create, root, segments);
+    if (this.used.cpuset) for (const s of inheritCpuset(this.used.cpuset, segments)) create.push(s);
+    if (this.used.devices) {
+      const dir = handle.dirOf('devices');
+      for (const w of V1_DEVICE_RULES) create.push(writeStep(sub(dir, w.file), w.value, w.optional));
+    }
+    for (const w of writes) create.push(writeStep(sub(handle.dirOf(w.controller), w.file), w.value, w.optional));
+    const remove: CgroupStep[] = [];
+    if (this.used.memory) remove.push({ step: 'oom-count', path: sub(handle.dirOf('memory'), 'memory.oom_control'), key: 'oom_kill' });
+    pushRemovalSteps(remove, handle.dirs());
+    return { cgroup: path, create, remove };
   }
 
   open(path: string): CgroupV1 {

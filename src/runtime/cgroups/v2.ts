@@ -27,7 +27,7 @@ import {
   writeCgroupFile,
 } from './cgroupfs.js';
 import { toCgroupWrites } from './limits.js';
-import { type CgroupBatch, type CgroupStep, executeCreate, levelSteps, removalSteps, sub } from './batch.js';
+import { type CgroupBatch, type CgroupStep, executeCreate, pushLevelSteps, pushRemovalSteps, sub, writeStep } from './batch.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats } from './types.js';
 
 /** The controllers novabox limits, in the order they are enabled. */
@@ -62,15 +62,14 @@ export class CgroupV2Driver implements CgroupDriver {
     const dir = sub(this.layout.root, path);
     const enable = (parent: string): CgroupStep[] =>
       this.enable.length ? [{ step: 'enable', path: sub(parent, 'cgroup.subtree_control'), controllers: this.enable }] : [];
-    const create: CgroupStep[] = [
-      ...levelSteps(this.layout.root, segments, enable),
-      ...toCgroupWrites('v2', limits).map((w): CgroupStep => ({
-        step: 'write', path: sub(dir, w.file), value: w.value, ...(w.optional ? { optional: true } : {}),
-      })),
-      { step: 'devices', path: dir },
-    ];
-    const oom: CgroupStep[] = this.enable.includes('memory') ? [{ step: 'oom-count', path: sub(dir, 'memory.events'), key: 'oom_kill' }] : [];
-    return { cgroup: path, create, remove: [...oom, ...removalSteps([dir])] };
+    const create: CgroupStep[] = [];
+    pushLevelSteps(create, this.layout.root, segments, enable);
+    for (const w of toCgroupWrites('v2', limits)) create.push(writeStep(sub(dir, w.file), w.value, w.optional));
+    create.push({ step: 'devices', path: dir });
+    const remove: CgroupStep[] = [];
+    if (this.enable.includes('memory')) remove.push({ step: 'oom-count', path: sub(dir, 'memory.events'), key: 'oom_kill' });
+    pushRemovalSteps(remove, [dir]);
+    return { cgroup: path, create, remove };
   }
 
   open(path: string): CgroupHandle {

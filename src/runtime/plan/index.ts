@@ -8,6 +8,13 @@ export { planMounts, planCgroupMounts, overlayOptions } from './mounts.js';
 export { planDev, DEVICES } from './devices.js';
 export { MASKED_PATHS, READONLY_PATHS } from './security.js';
 
+/** The primary group first, then the others, each once. */
+function groupsOf(gid: number, more: number[]): number[] {
+  const gids = [gid];
+  for (const g of more) if (!gids.includes(g)) gids.push(g);
+  return gids;
+}
+
 function envValue(env: string[], name: string): string | undefined {
   const hit = env.findLast((e) => e.startsWith(name + '='));
   return hit?.slice(name.length + 1);
@@ -26,24 +33,24 @@ function envValue(env: string[], name: string): string | undefined {
  */
 export function planLaunch(spec: ContainerSpec): LaunchPlan {
   const p = spec.process;
-  const ops: Op[] = [
-    { op: 'unshare', namespaces: ['cgroup'] },
-    ...planMounts(spec),
-    { op: 'pivot-root' },
-  ];
+  const ops: Op[] = [{ op: 'unshare', namespaces: ['cgroup'] }];
+  for (const op of planMounts(spec)) ops.push(op);
+  ops.push({ op: 'pivot-root' });
   if (spec.rootfs.readOnly) ops.push({ op: 'remount-ro', path: '/' });
   ops.push({ op: 'sethostname', hostname: spec.hostname });
   for (const r of spec.rlimits) ops.push({ op: 'setrlimit', resource: r.resource, soft: r.soft, hard: r.hard });
   ops.push(
     { op: 'cap-bound', keep: spec.capabilities },
-    { op: 'setgroups', gids: [...new Set([p.gid, ...p.additionalGids])] },
+    { op: 'setgroups', gids: groupsOf(p.gid, p.additionalGids) },
     { op: 'setgid', gid: p.gid },
     { op: 'setuid', uid: p.uid },
     // Root keeps the allow-list; anyone else ends with nothing effective, as with runc.
     { op: 'capset', caps: p.uid === 0 ? spec.capabilities : [] },
     { op: 'no-new-privs' },
-    // Last before chdir + execve: our own mounts and pivot_root are behind us.
-    ...(spec.seccomp === false ? [] : [{ op: 'seccomp' as const }]),
+  );
+  // Last before chdir + execve: our own mounts and pivot_root are behind us.
+  if (spec.seccomp !== false) ops.push({ op: 'seccomp' });
+  ops.push(
     { op: 'chdir', path: p.cwd },
     { op: 'exec', file: p.args[0], searchPath: envValue(p.env, 'PATH') ?? DEFAULT_PATH, argv: p.args, env: p.env },
   );

@@ -2,10 +2,26 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { containerDirs } from '../../../src/runtime/container.js';
-import { finishContainerDir, makeContainerDir, startRemovingContainerDir } from '../../../src/runtime/container-dir.js';
+import { containerDirs, releaseName, reserveName } from '../../../src/runtime/container.js';
+import {
+  finishContainerDir, makeContainerDir, startRemovingContainerDir as startNative, startRemovingContainerDirJs,
+} from '../../../src/runtime/container-dir.js';
+import { rmRunDir } from '../../../src/sys/native.js';
 
-describe('the container directory of `run`', () => {
+it('removes through build/novabox.node (one job in the thread pool) when it is built', async () => {
+  const p = rmRunDir('/nonexistent/novabox-test-dir');
+  expect(p).toBeInstanceOf(Promise);
+  expect(await p).toBe(0); // a missing directory is no error
+  const dir = mkdtempSync(join(tmpdir(), 'nbx-cdir-'));
+  writeFileSync(join(dir, 'other'), '');
+  expect(await rmRunDir(dir)).toBe(-39); // ENOTEMPTY: the caller walks
+  rmSync(dir, { recursive: true });
+});
+
+describe.each([
+  ['native', startNative],
+  ['fs chain', startRemovingContainerDirJs],
+])('the container directory of `run` (%s removal)', (_name, startRemovingContainerDir) => {
   let root: string;
   const saved = process.env.NOVABOX_ROOT;
   beforeEach(() => {
@@ -71,5 +87,34 @@ describe('the container directory of `run`', () => {
     expect(existsSync(d.dir)).toBe(false);
     await finishContainerDir(d, startRemovingContainerDir(d, false));
     expect(existsSync(d.dir)).toBe(false);
+  });
+});
+
+describe('the name of a `run` container', () => {
+  const saved = process.env.NOVABOX_ROOT;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.NOVABOX_ROOT;
+    else process.env.NOVABOX_ROOT = saved;
+  });
+
+  it('is released once per reservation, also when the same name and id are reserved again', () => {
+    const root = mkdtempSync(join(tmpdir(), 'nbx-name-'));
+    process.env.NOVABOX_ROOT = root;
+    try {
+      const id = 'b'.repeat(64);
+      reserveName('web', id);
+      expect(readdirSync(join(root, 'names'))).toEqual(['web']);
+      releaseName('web', id);
+      releaseName('web', id); // the second undo path: nothing left to do
+      expect(readdirSync(join(root, 'names'))).toEqual([]);
+      reserveName('web', id);
+      releaseName('web', id);
+      expect(readdirSync(join(root, 'names'))).toEqual([]);
+      reserveName('web', 'c'.repeat(64)); // another container's: never released by this id
+      releaseName('web', id);
+      expect(readdirSync(join(root, 'names'))).toEqual(['web']);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { NovaboxError } from '../../../../src/errors.js';
-import { detectCgroups, parseMountinfo } from '../../../../src/runtime/cgroups/detect.js';
+import { cachingDetector, cgroupLines, detectCgroups, parseMountinfo } from '../../../../src/runtime/cgroups/detect.js';
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
 const noRead = (path: string): string => {
@@ -109,5 +109,62 @@ describe('detectCgroups', () => {
   it('reads the real mountinfo once per process', () => {
     const first = detectCgroups();
     expect(detectCgroups()).toBe(first);
+  });
+});
+
+describe('cgroupLines', () => {
+  it('keeps the cgroup and cgroup2 mounts of a table and nothing else', () => {
+    const text = fixture('hybrid-this-host.mountinfo');
+    const lines = cgroupLines(text);
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.map(parseMountinfo).flat()).toEqual(parseMountinfo(text).filter((e) => e.fsType === 'cgroup' || e.fsType === 'cgroup2'));
+  });
+
+  it('does not take a type that only starts with "cgroup", and reads a last line without a newline', () => {
+    const t = '30 1 0:1 / /a rw - cgroupfs x rw\n31 1 0:2 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids';
+    expect(cgroupLines(t)).toEqual(['31 1 0:2 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids']);
+  });
+});
+
+describe('the cached layout of a long-running process', () => {
+  // a hybrid host, then the same with a hugetlb v1 hierarchy mounted (what the anchors'
+  // kit and a systemd hybrid boot do) and unmounted again
+  const base = [
+    '20 1 0:18 / /sys rw - sysfs sysfs rw',
+    '25 20 0:22 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755',
+    '26 25 0:23 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw',
+    '28 25 0:25 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory',
+    '29 25 0:26 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids',
+  ].join('\n');
+  const withHugetlb = `${base}\n90 25 0:60 / /sys/fs/cgroup/hugetlb rw - cgroup cgroup rw,hugetlb\n`;
+
+  it('is reused while the cgroup mounts are the same, and detected again when they change', () => {
+    let table = base;
+    const reads = vi.fn(() => table);
+    const detect = cachingDetector(reads, noRead);
+    const first = detect();
+    expect(first.kind).toBe('hybrid');
+    expect(first.kind !== 'v2' && first.mounts.hugetlb).toBeUndefined();
+    table = `${base}\n40 1 0:70 / /mnt rw - ext4 /dev/sdb rw\n`; // not a cgroup mount: same layout
+    expect(detect()).toBe(first);
+    table = withHugetlb;
+    const mounted = detect();
+    expect(mounted).not.toBe(first);
+    expect(mounted.kind !== 'v2' && mounted.mounts.hugetlb).toBe('/sys/fs/cgroup/hugetlb');
+    table = base; // unmounted again: starts must not use the gone hierarchy
+    const unmounted = detect();
+    expect(unmounted.kind !== 'v2' && unmounted.mounts.hugetlb).toBeUndefined();
+    expect(reads).toHaveBeenCalledTimes(4);
+  });
+
+  it("reads a pure v2 host's controllers again when they change with the table", () => {
+    let controllers = 'cpu memory pids hugetlb\n';
+    let table = '25 20 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw';
+    const detect = cachingDetector(() => table, () => controllers);
+    expect(detect()).toEqual({ kind: 'v2', root: '/sys/fs/cgroup', controllers: ['cpu', 'memory', 'pids', 'hugetlb'] });
+    controllers = 'cpu memory pids\n';
+    table = `${table}\n90 25 0:60 / /mnt/hugetlb rw - cgroup cgroup rw,hugetlb`;
+    // cgroup2 on /sys/fs/cgroup stays the layout; hugetlb left it for the v1 hierarchy
+    expect(detect()).toEqual({ kind: 'v2', root: '/sys/fs/cgroup', controllers: ['cpu', 'memory', 'pids'] });
   });
 });
