@@ -231,7 +231,7 @@ const EV_CGROUP = 6;
  * unsent (an init still in its ops stops at its execve gate, status 125, and the monitor
  * then reports EV_EXEC), and the next event says.
  */
-async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
+export async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
   if (sp.goFd >= 0) closeSync(sp.goFd);
   sp.goFd = -1;
   const e = await next;

@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as native from '../../src/sys/native.js';
 import type { LaunchPlan } from '../../src/sys/ops.js';
 import { errnoName } from '../../src/sys/errno.js';
-import { EventReader } from '../../src/runtime/run.js';
+import { EventReader, opFailedFirst } from '../../src/runtime/run.js';
 import { readProcStart } from '../../src/runtime/proc.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -155,6 +155,40 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
     expect(native.waitStatusToExitCode(seen[1].a).code).toBe(125);
     expect(native.reap(sp.monitorPid)).toBe(0);
     expect(readdirSync(dir)).toEqual(['made']);
+  });
+
+  it("after a CLI error between 'R' and 'G', names the op that failed first, else leaves the CLI's error", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-exec-'));
+    const failing: LaunchPlan = {
+      namespaces: ['mount', 'pid'],
+      tty: false,
+      ops: [
+        { op: 'mount', target: '/', flags: ['rec', 'private'] },
+        { op: 'mount', source: 'tmpfs', target: join(dir, 'missing/target'), fstype: 'tmpfs', flags: [] },
+        { op: 'exec', file: '/bin/true', searchPath: '', argv: ['true'], env: [] },
+      ],
+    };
+    const fine: LaunchPlan = { namespaces: ['pid'], tty: false, ops: [failing.ops[2]] };
+    for (const [plan, expected] of [[failing, /^mount tmpfs on .*missing\/target: no such file or directory \(op 2 of 3\)$/], [fine, undefined]] as const) {
+      const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
+      native.release(sp, 'R');
+      native.awaitInit(sp);
+      const events = new EventReader(sp.eventsFd);
+      const got = await opFailedFirst(plan, sp, events.next());
+      if (expected) {
+        expect(got?.failure.message).toMatch(expected);
+        expect(got?.code).toBe(125);
+      } else {
+        expect(got).toBeUndefined(); // stopped at its execve gate: the CLI's own error stands
+      }
+      expect(sp.goFd).toBe(-1);
+      const rest = [];
+      for (let e = await events.next(); e; e = await events.next()) rest.push(e);
+      events.close();
+      expect(rest.map((e) => e.type)).toEqual([4]);
+      expect(native.waitStatusToExitCode(rest[0].a).code).toBe(expected ? 127 : 125);
+      expect(native.reap(sp.monitorPid)).toBe(0);
+    }
   });
 
   it('refuses a malformed plan before starting anything', () => {
