@@ -35,8 +35,8 @@
  *
  * Closing the GO pipe without writing aborts the init before its first op ('R' unsent)
  * or at its execve ('G' unsent), so a CLI that dies mid-setup never leaves a command
- * running; the monitor then still removes the cgroup it made. `server start` and
- * `server exec` write "RG" at once (exec is placed by the CLI before it).
+ * running; the monitor then still removes the cgroup it made. `server start` writes 'R'
+ * and 'G' as `run` does; `server exec` writes "RG" at once (the CLI places it first).
  *
  * Why a separate executable instead of fork(): Node is multi-threaded, and a
  * forked copy of it may only make async-signal-safe calls until execve
