@@ -36,7 +36,7 @@
  * Closing the GO pipe without writing aborts the init before its first op ('R' unsent)
  * or at its execve ('G' unsent), so a CLI that dies mid-setup never leaves a command
  * running; the monitor then still removes the cgroup it made. `server start` writes 'R'
- * and 'G' as `run` does; `server exec` writes "RG" at once (the CLI places it first).
+ * and 'G' as `run` does; `server exec` writes "RG" at once.
  *
  * Why a separate executable instead of fork(): Node is multi-threaded, and a
  * forked copy of it may only make async-signal-safe calls until execve

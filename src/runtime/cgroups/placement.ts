@@ -67,8 +67,7 @@ export function placesItself(plan: LaunchPlan): boolean {
 
 /**
  * After NB_EV_PID: must the CLI write the init's pid to cgroup.procs? Only when the plan
- * places nothing itself (an exec into a running container, which joins its namespaces
- * first), or - not with this monitor, which places the init itself or fails with
+ * places nothing itself (a plan without placeLaunch), or - not with this monitor, which places the init itself or fails with
  * NB_STAGE_PLACE - a cgroup2 directory was asked for and the init is not in it.
  * Writing every hierarchy then is harmless for the v1 ones the init also joins.
  */

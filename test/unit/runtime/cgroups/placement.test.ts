@@ -55,7 +55,7 @@ describe('mustPlaceAfterClone', () => {
     expect(mustPlaceAfterClone(placeLaunch(plan(), LAYOUTS[kind], 'novabox/abc'), cloned)).toBe(expected);
   });
 
-  it('a plan that places nothing itself (server exec) needs the CLI', () => {
+  it('a plan that places nothing itself (no placeLaunch) needs the CLI', () => {
     expect(mustPlaceAfterClone(plan(), false)).toBe(true);
   });
 });
@@ -65,7 +65,7 @@ describe('placesItself', () => {
     expect(placesItself(placeLaunch(plan(), LAYOUTS[kind], 'novabox/abc'))).toBe(true);
   });
 
-  it('a plan that places nothing itself (server exec) waits for the CLI', () => {
+  it('a plan that places nothing itself (no placeLaunch) waits for the CLI', () => {
     expect(placesItself(plan())).toBe(false);
   });
 });
