@@ -7,6 +7,12 @@ import { cgroupParentFor } from './census.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const BIN = join(ROOT, 'bin/novabox');
+/**
+ * Inside the QEMU guest of test/vm (set by its init): the CPUs are emulated, so the
+ * concurrency tests use fewer processes there. They test SQLite, leases and veths, which
+ * the host runs at full size; the guest is there for the cgroup v2 paths.
+ */
+export const IN_GUEST = process.env.NOVABOX_IN_GUEST === '1';
 
 export interface CliResult {
   exitCode: number | null;
@@ -42,7 +48,7 @@ export function runCli(
     let stderr = '';
     child.stdout?.on('data', (d) => (stdout += d));
     child.stderr?.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 20_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? (IN_GUEST ? 60_000 : 20_000));
     child.on('error', fail);
     child.on('close', (exitCode, signal) => {
       clearTimeout(timer);

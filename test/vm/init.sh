@@ -97,6 +97,8 @@ t modules
 unset NOVABOX_STAGE
 export HOME=/root TERM=dumb LANG=C.UTF-8 USER=root LOGNAME=root
 . /novabox-vm/env
+# tests scale their heaviest loops and timeouts to the emulated CPU (test/helpers/run-cli.ts)
+export NOVABOX_IN_GUEST=1
 cd /novabox || { echo "init: no /novabox"; poweroff -f; }
 read -r up _ < /proc/uptime
 echo "NOVABOX_VM_BOOTED uptime=$up"
