@@ -40,11 +40,13 @@ function once(cmd, args, trace) {
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
   const marks = new Map();
+  const at = new Map();
   for (const line of r.stderr.split('\n')) {
-    const m = /^trace\s+\S+ ms\s+\+\s*([\d.]+)\s+(.*)$/.exec(line);
-    if (m) marks.set(m[2], Number(m[1]));
+    const m = /^trace\s+(\S+) ms\s+\+\s*([\d.]+)\s+(.*)$/.exec(line);
+    if (m) marks.set(m[3], Number(m[2]));
+    if (m) at.set(m[3], Number(m[1]));
   }
-  return { wall, marks };
+  return { wall, marks, at };
 }
 
 const res = { A: [], B: [], node: [], tA: [], tB: [] };
@@ -58,7 +60,7 @@ try {
       res[side].push(once(side === 'A' ? a : b, ['run', '--rm', ...runArgs], false).wall);
     }
     res.node.push(once(process.execPath, ['-e', '0'], false).wall);
-    for (const side of order) res[`t${side}`].push(once(side === 'A' ? a : b, ['run', '--rm', ...runArgs], true).marks);
+    for (const side of order) res[`t${side}`].push(once(side === 'A' ? a : b, ['run', '--rm', ...runArgs], true));
   }
 } finally {
   rmSync(root, { recursive: true, force: true });
@@ -70,6 +72,15 @@ console.log(`${'A'.padStart(8)}${'B'.padStart(8)}  (wall ms, medians)`);
 console.log(`${f(median(res.A))}${f(median(res.B))}  wall`);
 console.log(`${f(median(res.A) - median(res.node))}${f(median(res.B) - median(res.node))}  above node -e 0 (${median(res.node).toFixed(2)})`);
 console.log(`median of paired B-A: ${median(diffs).toFixed(2)} ms`);
+// AB_SPAN="from..to": a stretch between two milestones, paired per round (much less noisy
+// than the wall time on a loaded host when a change moves only that stretch)
+const [from, to] = (process.env.AB_SPAN ?? 'monitor spawned..exec event').split('..');
+const span = (t) => (t.at.has(from) && t.at.has(to) ? t.at.get(to) - t.at.get(from) : undefined);
+const spans = res.tA.map((t, i) => [span(t), span(res.tB[i])]).filter(([x, y]) => x !== undefined && y !== undefined);
+if (spans.length) {
+  console.log(`"${from}" -> "${to}": ${f(median(spans.map(([x]) => x)))}${f(median(spans.map(([, y]) => y)))}  medians; paired B-A: ${median(spans.map(([x, y]) => y - x)).toFixed(2)} ms (${spans.length} rounds)`);
+}
+for (const k of ['tA', 'tB']) res[k] = res[k].map((t) => t.marks);
 const labels = [];
 for (const m of [...res.tA, ...res.tB]) for (const k of m.keys()) if (!labels.includes(k)) labels.push(k);
 console.log('milestone deltas (medians of traced runs; a label missing on one side shows -):');

@@ -31,6 +31,8 @@
 /* nb_plan_header.flags */
 #define NB_PLAN_TTY        0x1u /* a console socket is passed: NB_OP_CONSOLE sends the pty master on it */
 #define NB_PLAN_LOG        0x2u /* monitor captures init stdout/stderr into log_path */
+#define NB_PLAN_PLAIN_CLONE 0x4u /* tests only: clone(2) even where clone3 could place the init
+                                   (the monitor then writes cgroup.procs itself) */
 
 enum nb_op_kind {
 	NB_OP_MOUNT = 1,      /* s[0] source, s[1] target, s[2] fstype, s[3] data; flags = mount flags */
@@ -129,8 +131,9 @@ _Static_assert(sizeof(struct nb_cg_step) == 16, "cgroup step ABI");
 
 /* What the monitor tells the CLI, in order, on the events pipe (16-byte records). */
 enum nb_event_type {
-	NB_EV_PID = 1,     /* a = init pid (in the caller's pid namespace), b = 1 if it was
-	                      cloned into cgroup_dir, 0 if the CLI must place it */
+	NB_EV_PID = 1,     /* a = init pid (in the caller's pid namespace), b = 1 if it is
+	                      in cgroup_dir (cloned there, or placed by the monitor), 0 if
+	                      the plan has no cgroup_dir */
 	NB_EV_EXEC = 2,    /* execve succeeded (the error pipe reached EOF) */
 	NB_EV_OPFAIL = 3,  /* a = op index, b = errno */
 	NB_EV_EXIT = 4,    /* a = wait status of the init; c = OOM kills read by
@@ -143,7 +146,7 @@ enum nb_event_type {
 
 enum nb_stage {
 	NB_STAGE_PLAN = 1, NB_STAGE_CLONE = 2, NB_STAGE_SYNC = 3, NB_STAGE_LOG = 4, NB_STAGE_JOIN = 5,
-	NB_STAGE_CGROUP = 6
+	NB_STAGE_CGROUP = 6, NB_STAGE_PLACE = 7
 };
 
 struct nb_event {
@@ -164,7 +167,8 @@ struct nb_spawn_result {
 	int32_t monitor_pid;
 	int32_t init_pid;    /* -1: read NB_EV_PID from events_fd */
 	int32_t events_fd;   /* read end: nb_event records from the monitor, NB_EV_PID first */
-	int32_t go_fd;       /* write end: one byte 'G' lets the init run its ops; close = abort */
+	int32_t go_fd;       /* write end: 'R' lets the init run its ops (the container
+	                        directory exists), then 'G' lets it execve; close = abort */
 	int32_t console_fd;  /* with tty: receive the pty master here (nb_recv_fd); else -1 */
 	int32_t stage;       /* on failure: NB_STAGE_* or 0 */
 };

@@ -15,8 +15,10 @@ const char *nb_plan_list_item(const void *plan, uint32_t off, uint32_t i);
  * Runs ops[0..n-1] of the plan in the container init. Returns only on failure:
  * *failed_op = index, return value = errno. A successful NB_OP_EXEC never returns.
  * err_fd is kept open (close-on-exec) through the fd sweep before execve.
+ * gate_fd >= 0: read one byte 'G' from it before NB_OP_EXEC; anything else (EOF: the CLI
+ * gave up) ends the process with status 125 before the command runs.
  */
-int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op);
+int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op);
 /* Open the files of the plan's NB_OP_CGROUP_JOIN ops now, for a clone made after setns(2)
  * into a running container's mount namespace, where those host paths do not resolve. */
 void nb_preopen_cgroup_joins(const void *plan);

@@ -4,11 +4,11 @@
  *
  *   fd 0..2  the init's stdio (with NB_PLAN_LOG: replaced by a pipe we drain)
  *   fd 3     memfd holding the plan          fd 4  events pipe to the CLI
- *   fd 5     GO pipe, read end (handed to the init)
+ *   fd 5     GO pipe, read end (handed to the init: 'R' before its ops, 'G' before execve)
  *   fd 6     console socket, with NB_PLAN_TTY (handed to the init)
  *
  * It makes the container's cgroup from the plan's steps (cgroup.c), clones the init
- * into it, reports its pid, relays "exec ok" or {op, errno} from the init's error
+ * into it (or clones and places it, without clone3), reports its pid, relays "exec ok" or {op, errno} from the init's error
  * pipe, reaps it, writes the exit status file, appends the console output to a
  * size-bounded log (log -> log.1 rotation), and removes the cgroup when the plan has
  * removal steps (`run`; NB_EV_CGROUP says how it went). The CLI
@@ -99,8 +99,19 @@ struct init_args {
 	const void *plan;
 	int err_w;
 	int go_r;
+	int hold_r; /* plain clone into a cgroup2 plan: the monitor's byte once it placed us */
+	int hold_w; /* its write end, which the init closes (or EOF would never come) */
 	int tty;
 };
+
+/* One byte from fd, which must be `want`; else (EOF: the sender gave up) exit 125. */
+static void await_byte(int fd, char want)
+{
+	char c = 0;
+
+	if (read_full(fd, &c, 1) != 1 || c != want)
+		_exit(125);
+}
 
 /* The container's pid 1, before execve. */
 static int init_main(void *p)
@@ -108,19 +119,43 @@ static int init_main(void *p)
 	struct init_args *a = p;
 	int32_t failed_op = -1;
 	int32_t msg[2];
-	char go = 0;
 	int err;
 
-	/* The CLI finishes cgroup placement (and more) first. EOF = abort. */
-	if (read_full(a->go_r, &go, 1) != 1 || go != 'G')
-		_exit(125);
-	close(a->go_r);
-	err = nb_run_ops(a->plan, a->err_w, &failed_op);
+	if (a->hold_r >= 0) {
+		close(a->hold_w);
+		await_byte(a->hold_r, 'P');
+		close(a->hold_r);
+	}
+	/* 'R': the container directory exists (the CLI makes it while the monitor makes the
+	 * cgroup), so the ops run while the CLI finishes its side; 'G', read by nb_run_ops
+	 * just before execve, says the CLI is done. EOF at either gate = abort. */
+	await_byte(a->go_r, 'R');
+	err = nb_run_ops(a->plan, a->err_w, a->go_r, &failed_op);
 	msg[0] = failed_op;
 	msg[1] = err;
 	if (write(a->err_w, msg, sizeof(msg)) < 0)
 		_exit(125);
 	_exit(err == ENOENT ? 127 : (err == EACCES || err == ENOEXEC) ? 126 : 125);
+}
+
+/*
+ * Without clone3 (Linux < 5.7, or NB_PLAN_PLAIN_CLONE): write the init's pid to the
+ * cgroup2 directory's cgroup.procs ourselves, before the init may run any op (it waits
+ * for our byte on the hold pipe), so the CLI never has to and may release it early.
+ */
+static int place_init(int cg_fd, pid_t init)
+{
+	char buf[16];
+	int fd, n, err = 0;
+
+	fd = openat(cg_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	n = snprintf(buf, sizeof(buf), "%d", (int)init);
+	if (write(fd, buf, (size_t)n) != n)
+		err = errno ? errno : EIO;
+	close(fd);
+	return err;
 }
 
 /*
@@ -275,22 +310,44 @@ int main(void)
 	ia.plan = plan;
 	ia.err_w = err_pipe[1];
 	ia.go_r = NB_FD_GO;
+	ia.hold_r = ia.hold_w = -1;
 	ia.tty = (h->flags & NB_PLAN_TTY) != 0;
 	init = -1;
-	if (cg_fd >= 0) {
+	if (cg_fd >= 0 && !(h->flags & NB_PLAN_PLAIN_CLONE)) {
 		init = clone_into(h->clone_flags, cg_fd);
 		if (init == 0)
 			init_main(&ia); /* never returns */
-		close(cg_fd);
 		if (init > 0)
 			placed = 1;
 	}
 	/* clone(2) without CLONE_VM behaves like fork: the init gets its own copy. */
-	if (init < 0)
-		init = clone(init_main, stack + stack_size, (int)h->clone_flags | SIGCHLD, &ia);
 	if (init < 0) {
-		return fail(NB_STAGE_CLONE, errno);
+		int hold[2] = { -1, -1 };
+
+		if (cg_fd >= 0 && pipe2(hold, O_CLOEXEC) < 0)
+			return fail(NB_STAGE_CLONE, errno);
+		ia.hold_r = hold[0];
+		ia.hold_w = hold[1];
+		init = clone(init_main, stack + stack_size, (int)h->clone_flags | SIGCHLD, &ia);
+		if (init < 0)
+			return fail(NB_STAGE_CLONE, errno);
+		if (cg_fd >= 0) {
+			int err = place_init(cg_fd, init);
+
+			close(hold[0]);
+			if (!err && write(hold[1], "P", 1) != 1)
+				err = errno;
+			close(hold[1]); /* unsent: the init exits before its first op */
+			if (err) {
+				while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+					;
+				return fail(NB_STAGE_PLACE, err);
+			}
+			placed = 1;
+		}
 	}
+	if (cg_fd >= 0)
+		close(cg_fd);
 	munmap(stack, stack_size);
 	close(err_pipe[1]);
 	close(NB_FD_GO);

@@ -805,7 +805,21 @@ static void nb_dump_times(const void *plan, uint32_t upto)
 #define NB_DUMP(plan, i) ((void)0)
 #endif
 
-int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
+/* The second gate: the CLI's 'G' once it has done what the command needs (its record,
+ * the veth, signal forwarding). Anything else (EOF) means the CLI gave up. */
+static void await_go(int fd)
+{
+	char go = 0;
+	ssize_t n;
+
+	do
+		n = read(fd, &go, 1);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || go != 'G')
+		_exit(125);
+}
+
+int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 {
 	const struct nb_plan_header *h = plan;
 	const struct nb_op *ops = nb_plan_ops(plan);
@@ -823,8 +837,11 @@ int nb_run_ops(const void *plan, int err_fd, int32_t *failed_op)
 		struct rlimit rl;
 
 		NB_STAMP(i);
-		if (op->kind == NB_OP_EXEC)
+		if (op->kind == NB_OP_EXEC) {
 			NB_DUMP(plan, i);
+			if (gate_fd >= 0)
+				await_go(gate_fd);
+		}
 		errno = 0;
 		switch (op->kind) {
 		case NB_OP_MOUNT: rc = op_mount(&c, op); break;

@@ -11,12 +11,17 @@
  *  (returns: events fd, go fd)        cgroup steps: mkdir, limits,
  *  reserve the name, make the          device filter (cgroup.c)
  *  container directory (meanwhile)
- *                                     clone3(CLONE_NEW* | CLONE_INTO_CGROUP) ─▶ blocks reading the GO pipe
+ *  write 'R' on the GO pipe (it waits there until the init reads it)
+ *                                     clone3(CLONE_NEW* | CLONE_INTO_CGROUP) ─▶ reads 'R' from the GO pipe
+ *                                      (no clone3: clone, then cgroup.procs <-    (EOF: exit 125)
+ *                                       init pid, then a byte on a hold pipe
+ *                                       the init reads before 'R')
  *    ◀── NB_EV_PID {init pid} ──────   (or NB_EV_ERROR {stage, errno, cgroup step}:
  *                                      what it made is removed first)
- *  veth into the netns; cgroup.procs <- init pid only if clone3 could not place it
- *  (the init joins cgroup v1 hierarchies itself: its first ops write "0" to `tasks`)
- *  write 'G' on the GO pipe ─────────────────────────────────────────▶ ops[0..n-1], then execve
+ *  pidfd, veth into the netns,                                      ops[0..n-2] meanwhile: joins of
+ *  state.json, signal forwarding                                    the v1 cgroups ("0" > tasks),
+ *                                                                   mounts, pivot_root, caps ...
+ *  write 'G' on the GO pipe ─────────────────────────────────────────▶ reads 'G' (EOF: exit 125), execve
  *                                     error pipe: EOF on execve,  ◀─── {op index, errno} on failure
  *    ◀── NB_EV_EXEC or NB_EV_OPFAIL ─
  *                                     waitpid(init); status file; console log;
@@ -28,9 +33,10 @@
  *  reap; no NB_EV_CGROUP {0}: the driver's remove() instead
  *  (a server's monitor gets no removal steps: stopping the server removes its cgroup)
  *
- * Closing the GO pipe without writing aborts the init before its first op, so a
- * CLI that dies mid-setup never leaves a half-configured container running; the
- * monitor then still removes the cgroup it made.
+ * Closing the GO pipe without writing aborts the init before its first op ('R' unsent)
+ * or at its execve ('G' unsent), so a CLI that dies mid-setup never leaves a command
+ * running; the monitor then still removes the cgroup it made. `server start` writes 'R'
+ * and 'G' as `run` does; `server exec` writes "RG" at once.
  *
  * Why a separate executable instead of fork(): Node is multi-threaded, and a
  * forked copy of it may only make async-signal-safe calls until execve

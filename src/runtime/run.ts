@@ -11,7 +11,7 @@ import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
-import { mustPlaceAfterClone } from './cgroups/placement.js';
+import { mustPlaceAfterClone, placesItself } from './cgroups/placement.js';
 import {
   containerDirs, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
 } from './container.js';
@@ -86,9 +86,10 @@ export interface RunIO {
  *
  * The monitor is started first: it makes the container's cgroup (the driver's planned
  * steps, in the launch plan) and clones the init into it while this thread reserves the
- * name and makes the container's directory, on a second CPU. After the init was reaped
- * it removes the cgroup while this thread removes the directory, and says whether it
- * succeeded (NB_EV_CGROUP); if it could not (killed, EBUSY past its bound), the
+ * name and makes the container's directory, on a second CPU; then 'R' lets the init run
+ * its ops while this thread writes the record, and 'G' lets it execve. After the init
+ * was reaped the monitor removes the cgroup while this thread removes the directory, and
+ * says whether it succeeded (NB_EV_CGROUP); if it could not (killed, EBUSY past its bound), the
  * driver's remove() does it here.
  */
 export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO): Promise<number> {
@@ -101,6 +102,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   const cleanups: (() => void)[] = [];
   let keep = false; // no --rm and the container ran: keep its writable layer and record
   let removing: Promise<NodeJS.ErrnoException | null> | undefined;
+  let firstRead: Promise<Event | null> | undefined;
 
   const net = p.network;
   try {
@@ -132,6 +134,13 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     if (net) undo.add('address lease', net.release);
     if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
     if (net) trace('address leased');
+    // The init may run its ops now (they need the directory and the /etc files only): they
+    // overlap the rest of this side; its execve waits for GO (superviseForeground).
+    const early = placesItself(plan);
+    if (early) {
+      native.release(sp, 'R');
+      trace('ready sent');
+    }
 
     // what the record needs that does not need the init, while the monitor still works
     const monitorStart = readProcStart(sp.monitorPid);
@@ -140,27 +149,40 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const { placed } = native.awaitInit(sp, plan);
     trace('cgroup made, init cloned');
     events = new EventReader(sp.eventsFd);
-    pidfd = native.pidfdOpen(sp.initPid);
-    if (mustPlaceAfterClone(plan, placed)) {
-      driver.open(state.cgroupPath).place(sp.initPid);
-      trace('placed in cgroup');
+    // The first read now: libuv's thread pool starts (4 threads) while the init runs its
+    // ops, not after GO, when it would stand between the init's execve and our exec event.
+    const first = (firstRead = events.next());
+    try {
+      pidfd = native.pidfdOpen(sp.initPid);
+      if (mustPlaceAfterClone(plan, placed)) {
+        driver.open(state.cgroupPath).place(sp.initPid);
+        trace('placed in cgroup');
+      }
+      if (!early) native.release(sp, 'R');
+      if (attachment) {
+        attach(attachment, sp.initPid);
+        undo.add('veth', () => void detach(attachment.hostIf));
+      }
+      Object.assign(state, {
+        status: 'running',
+        monitorPid: sp.monitorPid,
+        monitorStart,
+        initPid: sp.initPid,
+        initStart: readProcStart(sp.initPid),
+        bootId: boot,
+      });
+      writeState(state);
+      trace('state written');
+    } catch (err) {
+      // The init ran its ops meanwhile: if one failed, that is what went wrong first
+      // (an init gone before its pidfd, a namespace gone before the veth).
+      const failed = await opFailedFirst(plan, sp, first);
+      if (!failed) throw err;
+      io.stderr(`novabox: ${failed.failure.message}`);
+      return failed.code;
     }
-    if (attachment) {
-      attach(attachment, sp.initPid);
-      undo.add('veth', () => void detach(attachment.hostIf));
-    }
-    Object.assign(state, {
-      status: 'running',
-      monitorPid: sp.monitorPid,
-      monitorStart,
-      initPid: sp.initPid,
-      initStart: readProcStart(sp.initPid),
-      bootId: boot,
-    });
-    writeState(state);
-    trace('state written');
 
-    const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups);
+    const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups, first);
     trace('exit event');
     const { failure, failureCode } = outcome;
     // The init is gone: its directory goes in the thread pool while the monitor removes the cgroup.
@@ -191,7 +213,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const errors: Error[] = [];
     if (spawned) {
       try {
-        await stopMonitor(spawned, events, driver.open(state.cgroupPath));
+        await stopMonitor(spawned, events, driver.open(state.cgroupPath), firstRead);
       } catch (err) {
         errors.push(new Error(`undo monitor: ${(err as Error).message}`, { cause: err }));
       }
@@ -205,13 +227,26 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
 const EV_CGROUP = 6;
 
 /**
+ * The CLI failed between 'R' and GO: did the init fail an op before that? GO is closed
+ * unsent (an init still in its ops stops at its execve gate, status 125, and the monitor
+ * then reports EV_EXEC), and the next event says.
+ */
+export async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
+  if (sp.goFd >= 0) closeSync(sp.goFd);
+  sp.goFd = -1;
+  const e = await next;
+  if (e?.type !== EV_OPFAIL) return undefined;
+  return { failure: opFailure(plan, e.a, e.b), code: opFailureExitCode(plan, e.a, e.b) };
+}
+
+/**
  * Ending a `run` monitor: close GO unsent (an init still waiting exits before its first
- * op), read the monitor's last events until it exits (NB_EV_CGROUP: it removed the
+ * op, or at its execve), read the monitor's last events until it exits (NB_EV_CGROUP: it removed the
  * cgroup), reap it. Without that confirmation the cgroup is removed here (idempotent),
  * unless the monitor failed to make it (NB_STAGE_CGROUP: it removed what it made, and
  * an existing cgroup of that path is someone else's).
  */
-async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefined, cgroup: CgroupHandle): Promise<void> {
+async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefined, cgroup: CgroupHandle, firstRead?: Promise<Event | null>): Promise<void> {
   if (sp.goFd >= 0) try { closeSync(sp.goFd); } catch { /* already closed */ }
   sp.goFd = -1;
   if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
@@ -220,6 +255,9 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
   if (events) {
     // In the thread pool: the main thread meanwhile drives the directory's removal.
     last = [];
+    // a first read still pending (an error before it was awaited) ends first: one reader at a time
+    const e0 = firstRead && (await firstRead);
+    if (e0) last.push(e0);
     for (let e = await events.next(); e; e = await events.next()) last.push(e);
     events.close();
   } else {
@@ -267,7 +305,8 @@ export interface Outcome {
 
 /**
  * The foreground part shared by `run` and `server exec`, once the new process is placed:
- * forward our signals to it, send GO, attach the terminal (the init sends the pty master
+ * forward our signals to it, send 'G' (its execve; 'R' too unless sent: `run` sent it
+ * early, so the ops ran meanwhile), attach the terminal (the init sends the pty master
  * after GO), then wait for exec and exit, draining the pty before returning.
  */
 export async function superviseForeground(
@@ -277,15 +316,16 @@ export async function superviseForeground(
   pidfd: number,
   interactive: boolean,
   cleanups: (() => void)[],
+  /** the first event's read, when the caller started it already */
+  firstEvent?: Promise<Event | null>,
 ): Promise<Outcome> {
   for (const sig of FORWARDED) {
     const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
     process.on(sig, h);
     cleanups.push(() => process.off(sig, h));
   }
-  writeSync(sp.goFd, 'G');
-  closeSync(sp.goFd);
-  sp.goFd = -1; // closed: an undo must not close the number again (EBADF, or a reused fd)
+  // EPIPE (false): the init is gone already, an op failed; the events say which
+  native.release(sp, 'G');
   let drained: Promise<void> | undefined;
   if (plan.tty) {
     // EOF instead of a master: the init failed before its console op; the event says why.
@@ -304,7 +344,7 @@ export async function superviseForeground(
     }
   }
   trace('GO sent');
-  const first = await events.next();
+  const first = await (firstEvent ?? events.next());
   trace('exec event');
   let failure: OpFailed | undefined;
   let failureCode = 0;

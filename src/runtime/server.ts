@@ -23,7 +23,7 @@ import {
 import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, superviseForeground } from './run.js';
-import { mustPlaceAfterClone, placeLaunch } from './cgroups/placement.js';
+import { mustPlaceAfterClone, placeLaunch, placesItself } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
@@ -162,12 +162,14 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       closeSync(devNull);
     }
     // the server's directories while the monitor makes the cgroup and clones (the init
-    // needs them after GO only)
+    // needs them from 'R' on)
     mkdirSync(d.upper, { recursive: true, mode: 0o755 });
     mkdirSync(d.work, { recursive: true, mode: 0o700 });
     mkdirSync(d.merged, { recursive: true, mode: 0o755 });
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
     rmSync(d.status, { force: true });
+    // its ops may run now, while we attach the veth; its command waits for 'G'
+    if (placesItself(plan)) native.release(sp, 'R');
     const { placed } = native.awaitInit(sp, plan);
     if (mustPlaceAfterClone(plan, placed)) driver.open(cgroupPath).place(sp.initPid);
     if (l.attachment) attach(l.attachment, sp.initPid);
@@ -181,15 +183,19 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       startedAt: new Date().toISOString(),
     };
     events = new EventReader(sp.eventsFd);
-    writeSync(sp.goFd, 'G');
-    closeSync(sp.goFd);
+    // EPIPE (false): the init is gone (an op failed: the event says which; else it was killed)
+    if (!native.release(sp, 'G')) {
+      const e = await events.next();
+      if (e?.type === 3) throw opFailure(plan, e.a, e.b);
+      throw new NovaboxError('internal', 'the server init exited before it started');
+    }
     const first = await events.next();
     if (first?.type === 3) throw opFailure(plan, first.a, first.b);
     if (first?.type !== 2) throw new NovaboxError('internal', 'the server monitor stopped before the server started');
     return facts;
   } catch (err) {
     try {
-      if (sp) closeSync(sp.goFd);
+      if (sp && sp.goFd >= 0) closeSync(sp.goFd);
     } catch {
       /* already closed */
     }

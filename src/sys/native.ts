@@ -4,7 +4,7 @@
  * (syscall, path, errno name).
  */
 import { createRequire } from 'node:module';
-import { existsSync, readSync } from 'node:fs';
+import { closeSync, existsSync, readSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Conflict, NovaboxError, SysError } from '../errors.js';
@@ -50,6 +50,8 @@ export interface SpawnResult {
   consoleFd: number;
   /** awaitInit: the monitor could not make the plan's cgroup (it removed what it made) */
   cgroupRefused?: boolean;
+  /** release(sp, 'R') was called: the init may run its ops */
+  ready?: boolean;
 }
 
 export interface SpawnOptions {
@@ -245,6 +247,7 @@ const STAGES: Record<number, string> = {
   4: 'open the console log',
   5: 'enter the namespaces of the running container',
   6: "set up the container's cgroup",
+  7: 'place the container init in its cgroup',
 };
 const STAGE_CGROUP = 6;
 
@@ -256,7 +259,7 @@ export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
   const f = fast();
   const b = f ? undefined : bind();
   if (b) trace('bound');
-  const bytes = encodePlan(plan);
+  const bytes = encodePlan(process.env.NOVABOX_TEST_PLAIN_CLONE === '1' ? { ...plan, plainClone: true } : plan);
   trace('plan encoded');
   const out: Record<string, number> = {};
   let rc: number;
@@ -294,8 +297,33 @@ const EV_PID = 1;
 const EV_ERROR = 5;
 
 /**
+ * Open one of the init's two gates on the GO pipe: 'R' before its first op (what the ops
+ * use exists: the container directory, /etc files; it is in its cgroup, which the monitor
+ * sees to), 'G' before its execve (the CLI is done: record, veth, signal forwarding; the
+ * pipe is closed then). 'G' sends 'R' too if it was not sent. Returns false when the init
+ * is gone (EPIPE: an op failed, or the monitor did; its events say which).
+ */
+export function release(sp: SpawnResult, gate: 'R' | 'G'): boolean {
+  const bytes = gate === 'G' && !sp.ready ? 'RG' : gate;
+  sp.ready = true;
+  let sent = true;
+  try {
+    writeSync(sp.goFd, bytes);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPIPE') throw err;
+    sent = false;
+  }
+  if (gate === 'G') {
+    closeSync(sp.goFd);
+    sp.goFd = -1; // closed: an undo must not close the number again (EBADF, or a reused fd)
+  }
+  return sent;
+}
+
+/**
  * Block until the monitor reports the init's pid (NB_EV_PID); sets sp.initPid. `placed`:
- * the init was cloned into plan.cgroupDir, so the caller must not write cgroup.procs.
+ * the init is in plan.cgroupDir (cloned there, or placed by the monitor before its first
+ * op), so the caller must not write cgroup.procs.
  * A failed cgroup step of `plan` is named with its file and errno (the monitor removed
  * what it made): a Conflict when the cgroup itself existed.
  */

@@ -116,6 +116,9 @@ export interface LaunchPlan {
   /** a cgroup2 directory (pure v2, or a hybrid host's cgroup2 mount): clone the init
    *  straight into it (CLONE_INTO_CGROUP); see runtime/cgroups/placement.ts */
   cgroupDir?: string;
+  /** tests only: clone(2) even where clone3 could place the init, so the monitor's own
+   *  placement (a kernel without clone3) is exercised (NOVABOX_TEST_PLAIN_CLONE=1) */
+  plainClone?: boolean;
   /** the monitor makes the container's cgroup before the clone and removes it after the
    *  init was reaped (creation steps first, then removal steps; NB_EV_ERROR and
    *  NB_EV_CGROUP name a step by its index here) */
@@ -199,6 +202,7 @@ const CGF_PRUNE = 0x4;
 
 const PLAN_TTY = 0x1;
 const PLAN_LOG = 0x2;
+const PLAN_PLAIN_CLONE = 0x4;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
@@ -394,7 +398,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   w[1] = ABI;
   w[3] = nOps;
   w[4] = flagBits(plan.namespaces, CLONE_FLAGS);
-  w[6] = (plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0);
+  w[6] = (plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0) | (plan.plainClone ? PLAN_PLAIN_CLONE : 0);
   str(plan.logPath, 7);
   str(plan.statusPath, 8);
   w[9] = plan.logMaxBytes ?? 0;

@@ -1,15 +1,17 @@
 /**
  * The native executor's handshake and error path, driven directly through src/sys:
- * GO, {op index, errno} on failure, EOF on execve, abort when GO is closed unsent.
+ * 'R' (run the ops) and 'G' (execve) on the GO pipe, {op index, errno} on failure, EOF on
+ * execve, abort when GO is closed unsent at either gate; the monitor's own placement of a
+ * plain-cloned init in its cgroup2 directory.
  */
-import { closeSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as native from '../../src/sys/native.js';
 import type { LaunchPlan } from '../../src/sys/ops.js';
 import { errnoName } from '../../src/sys/errno.js';
-import { EventReader } from '../../src/runtime/run.js';
+import { EventReader, opFailedFirst } from '../../src/runtime/run.js';
 import { readProcStart } from '../../src/runtime/proc.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -28,8 +30,8 @@ async function launch(plan: LaunchPlan, go = true) {
   const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
   native.awaitInit(sp);
   const events = new EventReader(sp.eventsFd);
-  if (go) writeSync(sp.goFd, 'G');
-  closeSync(sp.goFd);
+  if (go) native.release(sp, 'G');
+  else closeSync(sp.goFd);
   const seen = [];
   for (let e = await events.next(); e; e = await events.next()) seen.push(e);
   events.close();
@@ -95,6 +97,100 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it("runs the ops on 'R' alone: a failing op is reported before any 'G', and nothing runs or stays", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-exec-'));
+    const plan: LaunchPlan = {
+      namespaces: ['mount', 'pid'],
+      tty: false,
+      ops: [
+        { op: 'mount', target: '/', flags: ['rec', 'private'] },
+        { op: 'mkdir', path: join(dir, 'made'), mode: 0o755 },
+        { op: 'mount', source: 'tmpfs', target: join(dir, 'missing/target'), fstype: 'tmpfs', flags: [] },
+        { op: 'exec', file: '/bin/sh', searchPath: '', argv: ['sh', '-c', `touch ${dir}/ran`], env: [] },
+      ],
+    };
+    const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
+    native.release(sp, 'R');
+    native.awaitInit(sp);
+    const events = new EventReader(sp.eventsFd);
+    const first = await events.next();
+    expect(first?.type).toBe(3);
+    expect(first?.a).toBe(2);
+    expect(errnoName(first!.b)).toBe('ENOENT');
+    // GO after the init is gone: EPIPE is not an error (false), or it is still exiting (true)
+    expect(typeof native.release(sp, 'G')).toBe('boolean');
+    const rest = [];
+    for (let e = await events.next(); e; e = await events.next()) rest.push(e);
+    events.close();
+    expect(rest.map((e) => e.type)).toEqual([4]);
+    expect(native.waitStatusToExitCode(rest[0].a).code).toBe(127); // ENOENT, as any failed op's
+    expect(native.reap(sp.monitorPid)).toBe(0);
+    expect(readdirSync(dir)).toEqual(['made']); // the ops before the failure ran, the command never
+    expect(monitors()).not.toContain(sp.monitorPid);
+  });
+
+  it("stops at its execve gate when GO is closed after 'R': the ops ran, the command never does", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-exec-'));
+    const plan: LaunchPlan = {
+      namespaces: ['pid'],
+      tty: false,
+      ops: [
+        { op: 'mkdir', path: join(dir, 'made'), mode: 0o755 },
+        { op: 'exec', file: '/bin/sh', searchPath: '', argv: ['sh', '-c', `touch ${dir}/ran`], env: [] },
+      ],
+    };
+    const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
+    native.release(sp, 'R');
+    native.awaitInit(sp);
+    for (let i = 0; i < 200 && !existsSync(join(dir, 'made')); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(existsSync(join(dir, 'made'))).toBe(true);
+    await new Promise((r) => setTimeout(r, 50)); // at the gate by now (the command would have run)
+    expect(existsSync(join(dir, 'ran'))).toBe(false);
+    closeSync(sp.goFd);
+    const events = new EventReader(sp.eventsFd);
+    const seen = [];
+    for (let e = await events.next(); e; e = await events.next()) seen.push(e);
+    events.close();
+    expect(seen.map((e) => e.type)).toEqual([2, 4]); // error pipe closed without a message
+    expect(native.waitStatusToExitCode(seen[1].a).code).toBe(125);
+    expect(native.reap(sp.monitorPid)).toBe(0);
+    expect(readdirSync(dir)).toEqual(['made']);
+  });
+
+  it("after a CLI error between 'R' and 'G', names the op that failed first, else leaves the CLI's error", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-exec-'));
+    const failing: LaunchPlan = {
+      namespaces: ['mount', 'pid'],
+      tty: false,
+      ops: [
+        { op: 'mount', target: '/', flags: ['rec', 'private'] },
+        { op: 'mount', source: 'tmpfs', target: join(dir, 'missing/target'), fstype: 'tmpfs', flags: [] },
+        { op: 'exec', file: '/bin/true', searchPath: '', argv: ['true'], env: [] },
+      ],
+    };
+    const fine: LaunchPlan = { namespaces: ['pid'], tty: false, ops: [failing.ops[2]] };
+    for (const [plan, expected] of [[failing, /^mount tmpfs on .*missing\/target: no such file or directory \(op 2 of 3\)$/], [fine, undefined]] as const) {
+      const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
+      native.release(sp, 'R');
+      native.awaitInit(sp);
+      const events = new EventReader(sp.eventsFd);
+      const got = await opFailedFirst(plan, sp, events.next());
+      if (expected) {
+        expect(got?.failure.message).toMatch(expected);
+        expect(got?.code).toBe(125);
+      } else {
+        expect(got).toBeUndefined(); // stopped at its execve gate: the CLI's own error stands
+      }
+      expect(sp.goFd).toBe(-1);
+      const rest = [];
+      for (let e = await events.next(); e; e = await events.next()) rest.push(e);
+      events.close();
+      expect(rest.map((e) => e.type)).toEqual([4]);
+      expect(native.waitStatusToExitCode(rest[0].a).code).toBe(expected ? 127 : 125);
+      expect(native.reap(sp.monitorPid)).toBe(0);
+    }
+  });
+
   it('refuses a malformed plan before starting anything', () => {
     expect(() =>
       native.spawn({ namespaces: [], tty: false, ops: [{ op: 'no-new-privs' }] }, { stdio: [0, 1, 2], tag: 'novabox-test/executor' }),
@@ -135,5 +231,77 @@ describe.skipIf(!isRoot)('monitor: console log and exit status (root)', () => {
     const [wait, when] = readFileSync(status, 'utf8').trim().split(' ').map(Number);
     expect(native.waitStatusToExitCode(wait)).toEqual({ code: 3 });
     expect(Math.abs(when - Date.now() / 1000)).toBeLessThan(60);
+  });
+});
+
+/** The cgroup2 mount: /sys/fs/cgroup (pure v2) or a hybrid host's unified mount; undefined on pure v1. */
+function cgroup2Root(): string | undefined {
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    const dash = f.indexOf('-');
+    if (dash > 0 && f[dash + 1] === 'cgroup2') return f[4];
+  }
+  return undefined;
+}
+
+describe.skipIf(!isRoot || !cgroup2Root())('monitor: placement without clone3 (NB_PLAN_PLAIN_CLONE, root)', () => {
+  let dir: string;
+  let cg: string;
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+    if (existsSync(cg)) rmdirSync(cg);
+  });
+
+  it('writes the init to cgroup.procs itself before its first op, and says it is placed', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-place-'));
+    cg = join(cgroup2Root()!, `novabox-test-place-${process.pid}`);
+    mkdirSync(cg);
+    const out = join(dir, 'out');
+    const fd = openSync(out, 'w');
+    const plan: LaunchPlan = {
+      namespaces: ['pid'],
+      tty: false,
+      cgroupDir: cg,
+      plainClone: true,
+      ops: [{ op: 'exec', file: '/bin/cat', searchPath: '', argv: ['cat', '/proc/self/cgroup'], env: [] }],
+    };
+    const sp = native.spawn(plan, { stdio: [0, fd, 2], tag: 'novabox-test/executor' });
+    closeSync(fd);
+    native.release(sp, 'R');
+    expect(native.awaitInit(sp).placed).toBe(true);
+    native.release(sp, 'G');
+    const events = new EventReader(sp.eventsFd);
+    const seen = [];
+    for (let e = await events.next(); e; e = await events.next()) seen.push(e);
+    events.close();
+    expect(native.reap(sp.monitorPid)).toBe(0);
+    expect(seen.map((e) => e.type)).toEqual([2, 4]);
+    expect(native.waitStatusToExitCode(seen[1].a).code).toBe(0);
+    const cg2 = readFileSync(out, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    expect(cg2).toBe(`0::/novabox-test-place-${process.pid}`);
+  });
+
+  it('fails with NB_STAGE_PLACE when it cannot place the init, and the init never runs an op', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-place-'));
+    cg = join(dir, 'not-a-cgroup'); // a plain directory: no cgroup.procs
+    mkdirSync(cg);
+    const plan: LaunchPlan = {
+      namespaces: ['pid'],
+      tty: false,
+      cgroupDir: cg,
+      plainClone: true,
+      ops: [
+        { op: 'mkdir', path: join(dir, 'made'), mode: 0o755 },
+        { op: 'exec', file: '/bin/true', searchPath: '', argv: ['true'], env: [] },
+      ],
+    };
+    const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
+    native.release(sp, 'R');
+    expect(() => native.awaitInit(sp)).toThrow(/cannot place the container init in its cgroup: no such file or directory/i);
+    closeSync(sp.goFd);
+    closeSync(sp.eventsFd);
+    expect(native.waitStatusToExitCode(native.reap(sp.monitorPid)!).code).toBe(1);
+    expect(monitors()).not.toContain(sp.monitorPid);
+    expect(readdirSync(dir)).toEqual(['not-a-cgroup']);
   });
 });

@@ -215,6 +215,28 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect((await pending).exitCode).toBe(137);
   });
 
+  it('is placed in its cgroup2 directory by the monitor when it cannot be cloned into it (no clone3)', async () => {
+    const cg2 = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => / - cgroup2 /.test(l));
+    const pending = run(['--name', 'plain', '--rm', 'busybox', 'sleep', '30'], { env: { NOVABOX_TEST_PLAIN_CLONE: '1' } });
+    let state: { initPid?: number; cgroupPath?: string } = {};
+    for (let i = 0; i < 100 && !state.initPid; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      for (const id of existsSync(`${root}/containers`) ? readdirSync(`${root}/containers`) : []) {
+        try {
+          state = JSON.parse(readFileSync(`${root}/containers/${id}/state.json`, 'utf8'));
+        } catch {
+          /* not written yet */
+        }
+      }
+    }
+    expect(state.initPid).toBeGreaterThan(1);
+    const lines = readFileSync(`/proc/${state.initPid}/cgroup`, 'utf8').trim().split('\n');
+    process.kill(state.initPid!, 'SIGKILL');
+    expect((await pending).exitCode).toBe(137);
+    // without clone3 the monitor writes cgroup.procs itself, before the init's first op
+    if (cg2) expect(lines.find((l) => l.startsWith('0::'))).toBe(`0::/${state.cgroupPath}`);
+  });
+
   it('says which op failed when the executable is missing, exit 127', async () => {
     const r = await run(['--rm', 'busybox', '/nope']);
     expect(r.exitCode).toBe(127);
@@ -450,9 +472,13 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const ps = await runCli(['ps', '-a', '-f', 'json'], { root });
     const rows = JSON.parse(ps.stdout);
     expect(rows).toEqual([expect.objectContaining({ name: 'kept', status: 'exited', exitCode: 3 })]);
-    const dup = await run(['--name', 'kept', 'busybox', 'true']);
+    // the init of a refused run never runs its command (nor any op: it is released once its name is reserved)
+    const host = mkdtempSync(join(tmpdir(), 'nbx-dup-'));
+    const dup = await run(['--name', 'kept', '-v', `${host}:/mnt`, 'busybox', 'touch', '/mnt/ran']);
     expect(dup.exitCode).toBe(1);
     expect(dup.stderr).toContain('container name "kept" is already in use');
+    expect(readdirSync(host)).toEqual([]);
+    rmSync(host, { recursive: true });
     const rm = await runCli(['rm', 'kept'], { root });
     expect(rm.exitCode).toBe(0);
     expect(JSON.parse((await runCli(['ps', '-a', '-f', 'json'], { root })).stdout)).toEqual([]);

@@ -12,8 +12,10 @@
  *   as its first ops ('cgroup-join'). A thread moving only itself needs no threadgroup
  *   lock (kernel/cgroup/cgroup.c, cgroup_procs_write_start), and the init is one thread.
  *
- * The CLI writes cgroup.procs only when the monitor could not clone into the directory
- * (a kernel without clone3: NB_EV_PID reports it) - see mustPlaceAfterClone.
+ * Without clone3 (Linux < 5.7) the monitor writes the init's pid to the directory's
+ * cgroup.procs itself, before the init may run its first op; so the CLI writes
+ * cgroup.procs only for a plan that places nothing itself (see mustPlaceAfterClone), and
+ * otherwise may let the init run its ops before NB_EV_PID (placesItself).
  */
 import type { LaunchPlan, Op } from '../../sys/ops.js';
 import type { CgroupLayout } from './types.js';
@@ -55,9 +57,18 @@ export function placeLaunch(plan: LaunchPlan, layout: CgroupLayout, path: string
 }
 
 /**
- * After NB_EV_PID: must the CLI write the init's pid to cgroup.procs? Only when a clone
- * into the cgroup2 directory was asked for and did not happen, or when the plan places
- * nothing itself (an exec into a running container, which joins its namespaces first).
+ * Does the init get into its cgroups with no help from the CLI: a cgroup2 directory the
+ * monitor clones it into (or places it in, before its first op), and/or v1 `tasks` files it
+ * joins as its first ops? Then `run` releases it ('R') as soon as its directory exists.
+ */
+export function placesItself(plan: LaunchPlan): boolean {
+  return plan.cgroupDir !== undefined || plan.ops.some((op) => op.op === 'cgroup-join');
+}
+
+/**
+ * After NB_EV_PID: must the CLI write the init's pid to cgroup.procs? Only when the plan
+ * places nothing itself (a plan without placeLaunch), or - not with this monitor, which places the init itself or fails with
+ * NB_STAGE_PLACE - a cgroup2 directory was asked for and the init is not in it.
  * Writing every hierarchy then is harmless for the v1 ones the init also joins.
  */
 export function mustPlaceAfterClone(plan: LaunchPlan, clonedInto: boolean): boolean {

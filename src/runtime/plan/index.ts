@@ -21,10 +21,11 @@ function envValue(env: string[], name: string): string | undefined {
 }
 
 /**
- * spec -> the ordered ops the init runs between GO and execve. Pure.
+ * spec -> the ordered ops the init runs between 'R' and execve (which waits for 'G'). Pure.
  *
  * Order matters and follows the kernel's rules:
- * - cgroup namespace first: the CLI placed us in our cgroup before GO, and unshare(2)
+ * - cgroup namespace first: we are in our cgroup before 'R' (the monitor saw to it; v1
+ *   joins are the ops before this one), and unshare(2)
  *   roots the new namespace at the current cgroup, so /sys/fs/cgroup shows only ours;
  * - all mounts before pivot_root, while the host's /proc still resolves /proc/self/fd;
  * - bounding set before setuid (PR_CAPBSET_DROP needs CAP_SETPCAP), capset after it;

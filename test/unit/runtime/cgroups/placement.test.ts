@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mustPlaceAfterClone, placeLaunch, placementFor } from '../../../../src/runtime/cgroups/placement.js';
+import { mustPlaceAfterClone, placesItself, placeLaunch, placementFor } from '../../../../src/runtime/cgroups/placement.js';
 import type { CgroupLayout } from '../../../../src/runtime/cgroups/types.js';
 import type { LaunchPlan } from '../../../../src/sys/ops.js';
 
@@ -47,7 +47,7 @@ describe('placeLaunch', () => {
 describe('mustPlaceAfterClone', () => {
   it.each([
     ['v2', true, false],
-    ['v2', false, true], // clone3 missing: the CLI writes cgroup.procs
+    ['v2', false, true], // not placed (the monitor places or fails): the CLI would write cgroup.procs
     ['hybrid', true, false],
     ['hybrid', false, true],
     ['v1', false, false], // the init joins every hierarchy itself
@@ -55,7 +55,17 @@ describe('mustPlaceAfterClone', () => {
     expect(mustPlaceAfterClone(placeLaunch(plan(), LAYOUTS[kind], 'novabox/abc'), cloned)).toBe(expected);
   });
 
-  it('a plan that places nothing itself (server exec) needs the CLI', () => {
+  it('a plan that places nothing itself (no placeLaunch) needs the CLI', () => {
     expect(mustPlaceAfterClone(plan(), false)).toBe(true);
+  });
+});
+
+describe('placesItself', () => {
+  it.each(['v2', 'hybrid', 'v1'] as const)('%s: the init is placed without the CLI, so it may start its ops early', (kind) => {
+    expect(placesItself(placeLaunch(plan(), LAYOUTS[kind], 'novabox/abc'))).toBe(true);
+  });
+
+  it('a plan that places nothing itself (no placeLaunch) waits for the CLI', () => {
+    expect(placesItself(plan())).toBe(false);
   });
 });
