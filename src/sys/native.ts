@@ -80,7 +80,7 @@ interface Bindings {
 }
 
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks */
-const NB_ABI = 2;
+const NB_ABI = 3;
 
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;

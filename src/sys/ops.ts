@@ -180,7 +180,7 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 2;
+const ABI = 3;
 const HEADER_BYTES = 64;
 const OP_BYTES = 64;
 const CG_STEP_BYTES = 16;
