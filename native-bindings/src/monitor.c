@@ -391,8 +391,10 @@ int main(void)
 		}
 	}
 	write_status(nb_plan_str(plan, h->status_path), status);
-	/* the OOM kills are read before the cgroup goes: the CLI explains a SIGKILL with them */
-	send_event3(NB_EV_EXIT, status, 0, cg_plan ? nb_cg_oom_count(cg_plan) : -1);
+	/* the OOM kills are read before the cgroup goes: the CLI explains a SIGKILL with them
+	 * (only a SIGKILL needs explaining: other exits skip the read) */
+	send_event3(NB_EV_EXIT, status, 0,
+		    cg_plan && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? nb_cg_oom_count(cg_plan) : -1);
 	/* Reap whatever was reparented to us (exec'd processes), without blocking. */
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;

@@ -299,7 +299,7 @@ export interface Outcome {
   failure?: OpFailed;
   failureCode: number;
   waitStatus: number;
-  /** OOM kills the monitor read before removing the cgroup (NB_EV_EXIT's c), or -1 */
+  /** OOM kills the monitor read before removing the cgroup (NB_EV_EXIT's c) after a SIGKILL, or -1 */
   oomKills: number;
 }
 
