@@ -320,6 +320,17 @@ int main(void)
 		if (init > 0)
 			placed = 1;
 	}
+	/*
+	 * An exec (join_pid) has entered the server's cgroup namespace by now: where cgroup2
+	 * is mounted with nsdelegate (systemd's default on pure v2), neither clone3 into the
+	 * server's cgroup nor a cgroup.procs write from here may move a task from outside
+	 * that namespace (ENOENT). The exec'd process waits for the CLI's 'R', and the CLI,
+	 * still in the host's cgroup namespace, places it (NB_EV_PID b=0) before sending it.
+	 */
+	if (init < 0 && h->join_pid && cg_fd >= 0) {
+		close(cg_fd);
+		cg_fd = -1;
+	}
 	/* clone(2) without CLONE_VM behaves like fork: the init gets its own copy. */
 	if (init < 0) {
 		int hold[2] = { -1, -1 };

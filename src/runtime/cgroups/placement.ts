@@ -66,10 +66,13 @@ export function placesItself(plan: LaunchPlan): boolean {
 }
 
 /**
- * After NB_EV_PID: must the CLI write the init's pid to cgroup.procs? Only when the plan
- * places nothing itself (a plan without placeLaunch), or - not with this monitor, which places the init itself or fails with
- * NB_STAGE_PLACE - a cgroup2 directory was asked for and the init is not in it.
- * Writing every hierarchy then is harmless for the v1 ones the init also joins.
+ * After NB_EV_PID: must the CLI write the init's pid to cgroup.procs? When the plan places
+ * nothing itself (a plan without placeLaunch), or when a cgroup2 directory was asked for
+ * and the init is not in it: a `server exec` whose clone3 into the server's cgroup was
+ * refused (cgroup2 mounted with nsdelegate refuses it from inside the server's cgroup
+ * namespace, where the monitor is by then). A new container's monitor places a plain-cloned
+ * init itself, or fails with NB_STAGE_PLACE. Writing every hierarchy is harmless for the
+ * v1 ones the init also joins.
  */
 export function mustPlaceAfterClone(plan: LaunchPlan, clonedInto: boolean): boolean {
   if (clonedInto) return false;
