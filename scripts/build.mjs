@@ -109,25 +109,20 @@ await build({
   external: ['koffi', 'tar', '*.node'],
 });
 
+/**
+ * What the command-line bundles share. Native addons and what is loaded only on rare paths
+ * stay ordinary dependencies. Whitespace and comments are minified only (names and syntax
+ * stay; the source map maps back): every start reads the file and V8 takes it whole even
+ * with a code cache, ~1 ms less for 531 -> 368 KB here. --minify-syntax would save little
+ * more; --keep-names costs 0.6 ms.
+ */
+const cli = { ...common, external: ['koffi', 'tar', '*.node'], minifyWhitespace: true };
+
 await build({
+  ...cli,
   plugins: [lazyBuiltins, apiBundleApart],
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/novabox.cjs',
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  // native addons and what is loaded only on rare paths stay ordinary dependencies
-  external: ['koffi', 'tar', '*.node'],
-  // Whitespace and comments only (names and syntax stay; the source map maps back): every
-  // start reads this file and V8 takes it whole even with a code cache, ~1 ms less for
-  // 531 -> 368 KB here. --minify-syntax would save little more; --keep-names costs 0.6 ms.
-  minifyWhitespace: true,
-  define: DEFINE,
-  // import.meta.url made on first use: a process's first pathToFileURL costs ~0.5 ms
-  banner: { js: "var __nb_meta = { get url() { return (this.u ??= require('node:url').pathToFileURL(__filename).href); } };" },
-  logLevel: 'warning',
 });
 
 /**
@@ -140,20 +135,11 @@ await build({
  */
 const RUN_FORBIDDEN = /node_modules\/(commander|fastify|@fastify)\/|src\/cli\/commands\/|src\/api\//;
 const run = await build({
+  ...cli,
   plugins: [lazyBuiltins],
   entryPoints: ['src/cli/run-main.ts'],
   outfile: 'dist/novabox-run.cjs',
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  sourcemap: 'linked',
-  external: ['koffi', 'tar', '*.node'],
-  minifyWhitespace: true,
   metafile: true,
-  define: DEFINE,
-  banner: { js: "var __nb_meta = { get url() { return (this.u ??= require('node:url').pathToFileURL(__filename).href); } };" },
-  logLevel: 'warning',
 });
 const strays = Object.keys(run.metafile.inputs).filter((f) => RUN_FORBIDDEN.test(f));
 if (strays.length) throw new Error(`dist/novabox-run.cjs must not contain: ${strays.join(', ')}`);
