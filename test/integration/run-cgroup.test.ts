@@ -8,9 +8,10 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { census, cgroupParentFor, type Census } from '../helpers/census.js';
-import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { census, cgroupParentFor } from '../helpers/census.js';
+import { BIN, cliEnv, runCli } from '../helpers/run-cli.js';
+import { useRunRoot } from '../helpers/run-root.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -54,23 +55,8 @@ function runningInit(root: string): number | undefined {
 
 describe.skipIf(!isRoot)('run: the monitor makes and removes the cgroup (root)', () => {
   let root: string;
-  let removeRoot: () => void;
-  let before: Census;
+  useRunRoot((r) => (root = r));
   const run = (args: string[]) => runCli(['run', ...args], { root });
-
-  beforeAll(async () => {
-    ({ root, remove: removeRoot } = tempRoot());
-    const r = await run(['--rm', 'busybox', 'true']);
-    expect(r.stderr).toBe('');
-    expect(r.exitCode).toBe(0);
-  });
-  afterAll(() => removeRoot?.());
-  beforeEach(() => {
-    before = census(root);
-  });
-  afterEach(() => {
-    expect(census(root)).toEqual(before);
-  });
 
   it('the limits are in place while the container runs; the cgroup goes with it, --rm or not', async () => {
     const child = spawn(BIN, ['run', '--name', 'kept', '--pids-limit', '7', 'busybox', 'sleep', '30'], {

@@ -8,33 +8,17 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { census, type Census } from '../helpers/census.js';
-import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { describe, expect, it } from 'vitest';
+import { BIN, cliEnv, runCli } from '../helpers/run-cli.js';
+import { useRunRoot } from '../helpers/run-root.js';
 
 const isRoot = process.getuid?.() === 0;
 
 describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   let root: string;
-  let removeRoot: () => void;
-  let before: Census;
+  useRunRoot((r) => (root = r));
   const run = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>
     runCli(['run', ...args], { root, ...opts });
-
-  beforeAll(async () => {
-    ({ root, remove: removeRoot } = tempRoot());
-    // First use builds the busybox image; later runs reuse it.
-    const r = await run(['--rm', 'busybox', 'true']);
-    expect(r.stderr).toBe('');
-    expect(r.exitCode).toBe(0);
-  });
-  afterAll(() => removeRoot?.());
-  beforeEach(() => {
-    before = census(root);
-  });
-  afterEach(() => {
-    expect(census(root)).toEqual(before);
-  });
 
   it('runs the command as pid 1 with its own hostname', async () => {
     const r = await run(['--rm', 'busybox', 'sh', '-c', 'echo $$; hostname']);
