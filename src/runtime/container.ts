@@ -237,7 +237,6 @@ export function reserveName(name: string, id: string): void {
   mkdirSync(paths.names(), { recursive: true });
   try {
     symlinkSync(id, join(paths.names(), name));
-    if (released === `${name}/${id}`) released = undefined; // held again: the next release is real
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
       throw new Conflict(`container name "${name}" is already in use`, { hint: 'remove it with "novabox rm" or pick another --name' });
@@ -247,20 +246,13 @@ export function reserveName(name: string, id: string): void {
 }
 
 export function releaseName(name: string, id: string): void {
-  // `run` releases on two undo paths: the second call costs no failing readlink (an
-  // exception built by Node, ~0.1 ms cold at the end of every `run --rm`)
-  if (released === `${name}/${id}`) return;
   const link = join(paths.names(), name);
   try {
     if (readlinkSafe(link) === id) unlinkSync(link);
   } catch {
     /* already gone */
   }
-  released = `${name}/${id}`;
 }
-
-/** the last name this process released (name/id), see releaseName */
-let released: string | undefined;
 
 function readlinkSafe(p: string): string | undefined {
   try {

@@ -118,14 +118,14 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('monitor spawned');
 
     reserveName(state.name, state.id);
+    // undone last (after the directory's removal, which may fail): the name is free only
+    // once nothing of the container is left
     undo.add('name', () => {
       if (!keep) releaseName(state.name, state.id);
     });
     // registered before the directory is made: the removal takes a directory made only in part
     undo.add('container directory', async () => {
-      if (keep) return;
-      await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true));
-      releaseName(state.name, state.id);
+      if (!keep) await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true));
     });
     makeContainerDir(dirs);
     trace('container dirs made');
