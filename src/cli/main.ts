@@ -6,8 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { newContext, reportError, type CliContext } from './context.js';
 import { register as registerRun } from './commands/run.js';
-import { runAction } from './run-action.js';
-import { parseRunArgs } from './run-args.js';
+import { runParsedLine } from './run-action.js';
 import { register as registerPs } from './commands/ps.js';
 import { register as registerRm } from './commands/rm.js';
 import { register as registerServer } from './commands/server/index.js';
@@ -71,16 +70,11 @@ name in use); 5 not root; 1 anything else. \`run\` returns the container's own s
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const ctx = newContext(argv);
   // `run` with an ordinary command line skips building commander's program (run-args.ts)
-  const fast = argv[0] === 'run' ? parseRunArgs(argv.slice(1)) : undefined;
+  const fast = runParsedLine(argv);
+  if (fast) return fast;
+  const ctx = newContext(argv);
   try {
-    if (fast) {
-      trace('run arguments parsed');
-      ctx.debug = false; // as commander's preAction hook: --debug is an option of the program, before `run`
-      await runAction(fast.image, fast.command, fast.opts, ctx);
-      return ctx.exitCode;
-    }
     const program = buildProgram(ctx, argv);
     trace('program built');
     await program.parseAsync(argv, { from: 'user' });

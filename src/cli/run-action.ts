@@ -4,9 +4,9 @@
  * commander.
  */
 import { BadRequest } from '../errors.js';
-import { requireRoot, type CliContext } from './context.js';
+import { newContext, reportError, requireRoot, type CliContext } from './context.js';
 import { trace } from '../util/trace.js';
-import type { RunCliOptions } from './run-args.js';
+import { parseRunArgs, type RunCliOptions } from './run-args.js';
 import type { RunOptions } from '../runtime/run-command.js';
 
 function securityOpts(opts: string[]): boolean {
@@ -55,3 +55,21 @@ export async function runAction(image: string | undefined, command: string[], o:
   );
 }
 
+
+/**
+ * An ordinary `run` line, run without building commander's program: argv (without node
+ * and the script) as run-args.ts reads it. undefined: not such a line (another command,
+ * help, an unusual or bad option): commander's CLI takes it. Both entries call this:
+ * main.ts and the `run`-only bundle (run-main.ts).
+ */
+export function runParsedLine(argv: string[]): Promise<number> | undefined {
+  const fast = argv[0] === 'run' ? parseRunArgs(argv.slice(1)) : undefined;
+  if (!fast) return undefined;
+  trace('run arguments parsed');
+  const ctx = newContext(argv);
+  ctx.debug = false; // as commander's preAction hook: --debug is an option of the program, before `run`
+  return runAction(fast.image, fast.command, fast.opts, ctx).then(
+    () => ctx.exitCode,
+    (err: unknown) => reportError(err, ctx),
+  );
+}

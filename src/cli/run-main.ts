@@ -6,9 +6,7 @@
  * line (help, an unusual or bad option), and the launcher hands the line to the full CLI
  * (dist/novabox.cjs), which parses it with commander as before.
  */
-import { newContext, reportError } from './context.js';
-import { runAction } from './run-action.js';
-import { parseRunArgs } from './run-args.js';
+import { runParsedLine } from './run-action.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
 export { cacheable } from '../util/cache-hint.js';
@@ -17,13 +15,5 @@ trace('main loaded');
 
 /** argv without node and the script; undefined: not a line for this bundle. */
 export function main(argv: string[]): Promise<number> | undefined {
-  const fast = argv[0] === 'run' ? parseRunArgs(argv.slice(1)) : undefined;
-  if (!fast) return undefined;
-  trace('run arguments parsed');
-  const ctx = newContext(argv);
-  ctx.debug = false; // as commander's preAction hook: --debug is an option of the program, before `run`
-  return runAction(fast.image, fast.command, fast.opts, ctx).then(
-    () => ctx.exitCode,
-    (err: unknown) => reportError(err, ctx),
-  );
+  return runParsedLine(argv);
 }
