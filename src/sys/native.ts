@@ -189,7 +189,7 @@ function bind(): Bindings {
  * start (spawn, wait, pidfd, console, exit) never loads koffi; everything else still goes
  * through koffi (bind()). Every function returns a value or -errno.
  */
-interface FastBindings {
+interface StartCalls {
   abi: () => number;
   spawn: (plan: Uint8Array, monitorPath: string, tag: string, in0: number, out1: number, err2: number, tty: number, result: Int32Array) => number;
   waitpid: (pid: number, options: number, status: Int32Array) => number;
@@ -198,6 +198,9 @@ interface FastBindings {
   recvFd: (sock: number) => number;
   ptyResize: (fd: number, rows: number, cols: number) => number;
   cgroupDevices: (dir: string) => number;
+}
+
+interface FastBindings extends StartCalls {
   /** a build older than rundir.c has none */
   rmRunDir?: (dir: string) => Promise<number>;
   exit: (code: number) => void;
@@ -235,6 +238,38 @@ export function rmRunDir(dir: string): Promise<number> | undefined {
   return fast()?.rmRunDir?.(dir);
 }
 
+const SYS_PIDFD_OPEN = 434;
+const SYS_PIDFD_SEND_SIGNAL = 424;
+let koffiCalls: StartCalls | undefined;
+
+/**
+ * The start path's calls: the Node-API module's, or the same through koffi (no module, or
+ * NOVABOX_FFI=koffi) with errno folded into the return value as the module does.
+ */
+function startCalls(): StartCalls {
+  const f = fast();
+  if (f) return f;
+  if (koffiCalls) return koffiCalls;
+  const b = bind();
+  trace('bound');
+  const orErrno = (r: number) => (r < 0 ? -b.errno() : r);
+  return (koffiCalls = {
+    abi: () => b.nb_abi_version(),
+    spawn: (plan, monitorPath, tag, in0, out1, err2, tty, result) => {
+      const out: Record<string, number> = {};
+      const rc = b.nb_spawn(plan as Buffer, plan.length, { monitor_path: monitorPath, monitor_tag: tag, stdio: [in0, out1, err2], tty }, out);
+      result.set([out.monitor_pid, out.init_pid, out.events_fd, out.go_fd, out.console_fd, out.stage]);
+      return rc;
+    },
+    waitpid: (pid, options, status) => orErrno(b.waitpid(pid, status, options)),
+    pidfdOpen: (pid) => orErrno(b.syscall2(SYS_PIDFD_OPEN, pid, 0)),
+    pidfdSignal: (pidfd, signal) => orErrno(b.syscall4(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0)),
+    recvFd: (sock) => b.nb_recv_fd(sock),
+    ptyResize: (fd, rows, cols) => b.nb_pty_resize(fd, rows, cols),
+    cgroupDevices: (dir) => b.nb_cgroup_devices(dir),
+  });
+}
+
 /** Which door the start path uses: 'node-api' (build/novabox.node) or 'koffi'. */
 export function startPathFfi(): 'node-api' | 'koffi' {
   return fast() ? 'node-api' : 'koffi';
@@ -256,41 +291,17 @@ const STAGE_CGROUP = 6;
  * so the caller can make the cgroup while the monitor starts and clones.
  */
 export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
-  const f = fast();
-  const b = f ? undefined : bind();
-  if (b) trace('bound');
+  const calls = startCalls();
   const bytes = encodePlan(process.env.NOVABOX_TEST_PLAIN_CLONE === '1' ? { ...plan, plainClone: true } : plan);
   trace('plan encoded');
-  const out: Record<string, number> = {};
-  let rc: number;
-  if (f) {
-    const r = new Int32Array(6); // struct nb_spawn_result
-    rc = f.spawn(bytes, monitorPath(), opts.tag, opts.stdio[0], opts.stdio[1], opts.stdio[2], opts.tty ? 1 : 0, r);
-    Object.assign(out, { monitor_pid: r[0], init_pid: r[1], events_fd: r[2], go_fd: r[3], console_fd: r[4], stage: r[5] });
-  } else {
-    rc = b!.nb_spawn(
-      bytes,
-      bytes.length,
-      {
-        monitor_path: monitorPath(),
-        monitor_tag: opts.tag,
-        stdio: opts.stdio,
-        tty: opts.tty ? 1 : 0,
-      },
-      out,
-    );
-  }
+  const out = new Int32Array(6); // struct nb_spawn_result
+  const rc = calls.spawn(bytes, monitorPath(), opts.tag, opts.stdio[0], opts.stdio[1], opts.stdio[2], opts.tty ? 1 : 0, out);
+  const [monitorPid, , eventsFd, goFd, consoleFd, stage] = out;
   if (rc < 0) {
-    const what = STAGES[out.stage] ?? 'spawn the container';
+    const what = STAGES[stage] ?? 'spawn the container';
     throw new SysError('nb_spawn', errnoName(rc), undefined, `cannot ${what}: ${errnoText(rc)}`);
   }
-  return {
-    monitorPid: out.monitor_pid,
-    initPid: -1,
-    eventsFd: out.events_fd,
-    goFd: out.go_fd,
-    consoleFd: out.console_fd,
-  };
+  return { monitorPid, initPid: -1, eventsFd, goFd, consoleFd };
 }
 
 const EV_PID = 1;
@@ -364,8 +375,7 @@ export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; pl
 
 /** cgroup v2: attach the device allow-list (eBPF) to a cgroup directory. */
 export function cgroupDevices(dir: string): void {
-  const f = fast();
-  const rc = f ? f.cgroupDevices(dir) : bind().nb_cgroup_devices(dir);
+  const rc = startCalls().cgroupDevices(dir);
   if (rc < 0) throw new SysError('bpf (device filter)', errnoName(rc), dir, errnoText(rc));
 }
 
@@ -437,15 +447,13 @@ export function layerSetOpaque(dir: string): void {
 
 /** Receive the pty master the init sends after GO (blocks briefly). */
 export function recvFd(sock: number): number {
-  const f = fast();
-  const fd = f ? f.recvFd(sock) : bind().nb_recv_fd(sock);
+  const fd = startCalls().recvFd(sock);
   if (fd < 0) throw new SysError('recvmsg', errnoName(fd), undefined, 'the container closed its console socket');
   return fd;
 }
 
 export function ptyResize(fd: number, rows: number, cols: number): void {
-  const f = fast();
-  const rc = f ? f.ptyResize(fd, rows, cols) : bind().nb_pty_resize(fd, rows, cols);
+  const rc = startCalls().ptyResize(fd, rows, cols);
   if (rc < 0) throw new SysError('ioctl TIOCSWINSZ', errnoName(rc));
 }
 
@@ -453,57 +461,31 @@ const WNOHANG = 1;
 
 /** Reap a child of this process (the monitor nb_spawn started). Returns its wait status or null. */
 export function reap(pid: number, block = true): number | null {
-  const f = fast();
-  const b = f ? undefined : bind();
+  const calls = startCalls();
   const status = new Int32Array(1);
   for (;;) {
-    let r: number;
-    let e = 0;
-    if (f) {
-      r = f.waitpid(pid, block ? 0 : WNOHANG, status);
-      if (r < 0) e = -r;
-    } else {
-      r = b!.waitpid(pid, status, block ? 0 : WNOHANG);
-      if (r < 0) e = b!.errno();
-    }
+    const r = calls.waitpid(pid, block ? 0 : WNOHANG, status);
     if (r === pid) return status[0];
     if (r === 0) return null;
-    if (errnoName(e) === 'EINTR') continue;
-    if (errnoName(e) === 'ECHILD') return null;
-    throw new SysError('waitpid', errnoName(e), String(pid));
+    const e = errnoName(r); // -errno
+    if (e === 'EINTR') continue;
+    if (e === 'ECHILD') return null;
+    throw new SysError('waitpid', e, String(pid));
   }
 }
 
-const SYS_PIDFD_OPEN = 434;
-const SYS_PIDFD_SEND_SIGNAL = 424;
-
 /** pidfd_open(2): a handle that keeps naming this process even after its pid is reused. */
 export function pidfdOpen(pid: number): number {
-  const f = fast();
-  if (f) {
-    const fd = f.pidfdOpen(pid);
-    if (fd < 0) throw new SysError('pidfd_open', errnoName(-fd), String(pid));
-    return fd;
-  }
-  const b = bind();
-  const fd = b.syscall2(SYS_PIDFD_OPEN, pid, 0);
-  if (fd < 0) throw new SysError('pidfd_open', errnoName(b.errno()), String(pid));
+  const fd = startCalls().pidfdOpen(pid);
+  if (fd < 0) throw new SysError('pidfd_open', errnoName(fd), String(pid));
   return fd;
 }
 
 /** pidfd_send_signal(2). Returns false if the process is gone. */
 export function pidfdSignal(pidfd: number, signal: number): boolean {
-  const f = fast();
-  let e: string;
-  if (f) {
-    const rc = f.pidfdSignal(pidfd, signal);
-    if (rc === 0) return true;
-    e = errnoName(-rc);
-  } else {
-    const b = bind();
-    if (b.syscall4(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0) === 0) return true;
-    e = errnoName(b.errno());
-  }
+  const rc = startCalls().pidfdSignal(pidfd, signal);
+  if (rc === 0) return true;
+  const e = errnoName(rc);
   if (e === 'ESRCH') return false;
   throw new SysError('pidfd_send_signal', e);
 }
