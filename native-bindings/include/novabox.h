@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 3u
+#define NB_ABI_VERSION 4u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -33,6 +33,10 @@
 #define NB_PLAN_LOG        0x2u /* monitor captures init stdout/stderr into log_path */
 #define NB_PLAN_PLAIN_CLONE 0x4u /* tests only: clone(2) even where clone3 could place the init
                                    (the monitor then writes cgroup.procs itself) */
+#define NB_PLAN_LATE_OPS   0x8u /* this plan (n_ops = 0) is the monitor's: the ops come later in
+                                   a second, whole plan that the caller writes into the memfd
+                                   of nb_spawn_result.ops_fd before 'R'; the init maps and
+                                   validates it after 'R' (a refused one: NB_EV_OPFAIL a = -2) */
 
 enum nb_op_kind {
 	NB_OP_MOUNT = 1,      /* s[0] source, s[1] target, s[2] fstype, s[3] data; flags = mount flags */
@@ -109,14 +113,12 @@ enum nb_cg_kind {
 	NB_CG_WRITE = 4,     /* s0 file, s1 value, one write(2); NB_CGF_OPTIONAL: ENOENT skipped */
 	NB_CG_DEVICES = 5,   /* s0 cgroup v2 dir: attach the device allow-list (nb_cgroup_devices) */
 	NB_CG_OOM_COUNT = 6, /* s0 file, s1 key: "key N" -> N, sent as NB_EV_EXIT's c */
-	NB_CG_RMDIR = 7,     /* s0 dir: kill what is inside, rmdir (EBUSY retried, bounded);
-	                        NB_CGF_PRUNE: a parent, one rmdir, errors ignored */
+	NB_CG_RMDIR = 7,     /* s0 dir: kill what is inside, rmdir (EBUSY retried, bounded) */
 	NB_CG_KIND_MAX = 7
 };
 
 #define NB_CGF_EXCL     0x1u
 #define NB_CGF_OPTIONAL 0x2u
-#define NB_CGF_PRUNE    0x4u
 
 struct nb_cg_step {
 	uint32_t kind;
@@ -135,7 +137,7 @@ enum nb_event_type {
 	                      in cgroup_dir (cloned there, or placed by the monitor), 0 if
 	                      the plan has no cgroup_dir */
 	NB_EV_EXEC = 2,    /* execve succeeded (the error pipe reached EOF) */
-	NB_EV_OPFAIL = 3,  /* a = op index, b = errno */
+	NB_EV_OPFAIL = 3,  /* a = op index, b = errno; a = -2: the late ops plan was refused */
 	NB_EV_EXIT = 4,    /* a = wait status of the init; c = OOM kills read by
 	                      NB_CG_OOM_COUNT, or -1 */
 	NB_EV_ERROR = 5,   /* the monitor failed: a = stage (NB_STAGE_*), b = errno,
@@ -171,6 +173,8 @@ struct nb_spawn_result {
 	                        directory exists), then 'G' lets it execve; close = abort */
 	int32_t console_fd;  /* with tty: receive the pty master here (nb_recv_fd); else -1 */
 	int32_t stage;       /* on failure: NB_STAGE_* or 0 */
+	int32_t ops_fd;      /* NB_PLAN_LATE_OPS: write end of the ops plan's memfd (write the
+	                        whole plan, then close it, then 'R'); else -1 */
 };
 
 /* Returns 0 or -errno. Validates the plan and starts the monitor; does not wait for it. */

@@ -207,8 +207,9 @@ int nb_cg_create(const void *plan, int32_t *failed)
 {
 	int attempt, err = 0;
 
-	/* A level that vanished under us (a concurrent removal pruned the parent between our
-	 * mkdirs): ENOENT once gone, ENODEV while the kernel still removes it. Start over. */
+	/* A level that vanished under us (the parent removed between our mkdirs, by an
+	 * administrator or an older novabox that pruned it): ENOENT once gone, ENODEV while
+	 * the kernel still removes it. Start over. */
 	for (attempt = 1; attempt <= CREATE_ATTEMPTS; attempt++) {
 		*failed = -1;
 		err = create_once(plan, failed);
@@ -306,12 +307,6 @@ int nb_cg_remove(const void *plan, int32_t *failed)
 
 		if (steps[i].kind != NB_CG_RMDIR)
 			continue;
-		if (steps[i].flags & NB_CGF_PRUNE) {
-			/* the last container out takes the parent; in use, or a root: stays */
-			if (!first)
-				rmdir(dir);
-			continue;
-		}
 		err = remove_dir(dir, deadline);
 		if (err && !first) {
 			first = err;

@@ -6,6 +6,7 @@
  *   fd 3     memfd holding the plan          fd 4  events pipe to the CLI
  *   fd 5     GO pipe, read end (handed to the init: 'R' before its ops, 'G' before execve)
  *   fd 6     console socket, with NB_PLAN_TTY (handed to the init)
+ *   fd 7     memfd of the ops plan, with NB_PLAN_LATE_OPS (handed to the init)
  *
  * It makes the container's cgroup from the plan's steps (cgroup.c), clones the init
  * into it (or clones and places it, without clone3), reports its pid, relays "exec ok" or {op, errno} from the init's error
@@ -102,6 +103,7 @@ struct init_args {
 	int hold_r; /* plain clone into a cgroup2 plan: the monitor's byte once it placed us */
 	int hold_w; /* its write end, which the init closes (or EOF would never come) */
 	int tty;
+	int late_ops; /* NB_PLAN_LATE_OPS: the ops are in the plan on NB_FD_OPS, written by 'R' */
 };
 
 /* One byte from fd, which must be `want`; else (EOF: the sender gave up) exit 125. */
@@ -111,6 +113,28 @@ static void await_byte(int fd, char want)
 
 	if (read_full(fd, &c, 1) != 1 || c != want)
 		_exit(125);
+}
+
+/*
+ * NB_PLAN_LATE_OPS: the whole plan the CLI wrote into NB_FD_OPS while we made the cgroup
+ * and cloned (it is complete once 'R' arrives), mapped and validated; NULL if refused.
+ */
+static const void *map_ops_plan(void)
+{
+	struct stat st;
+	int32_t bad_op;
+	void *p;
+
+	if (fstat(NB_FD_OPS, &st) < 0 || st.st_size <= 0 || st.st_size > NB_PLAN_MAX_BYTES)
+		return NULL;
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, NB_FD_OPS, 0);
+	close(NB_FD_OPS);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (nb_plan_validate(p, (uint32_t)st.st_size, &bad_op) < 0 ||
+	    (((const struct nb_plan_header *)p)->flags & NB_PLAN_LATE_OPS))
+		return NULL;
+	return p;
 }
 
 /* The container's pid 1, before execve. */
@@ -130,6 +154,18 @@ static int init_main(void *p)
 	 * cgroup), so the ops run while the CLI finishes its side; 'G', read by nb_run_ops
 	 * just before execve, says the CLI is done. EOF at either gate = abort. */
 	await_byte(a->go_r, 'R');
+	if (a->late_ops) {
+		a->plan = map_ops_plan();
+		if (!a->plan) {
+			ssize_t w;
+
+			msg[0] = NB_OPFAIL_PLAN;
+			msg[1] = EINVAL;
+			w = write(a->err_w, msg, sizeof(msg));
+			(void)w;
+			_exit(125);
+		}
+	}
 	err = nb_run_ops(a->plan, a->err_w, a->go_r, &failed_op);
 	msg[0] = failed_op;
 	msg[1] = err;
@@ -312,6 +348,7 @@ int main(void)
 	ia.go_r = NB_FD_GO;
 	ia.hold_r = ia.hold_w = -1;
 	ia.tty = (h->flags & NB_PLAN_TTY) != 0;
+	ia.late_ops = (h->flags & NB_PLAN_LATE_OPS) != 0;
 	init = -1;
 	if (cg_fd >= 0 && !(h->flags & NB_PLAN_PLAIN_CLONE)) {
 		init = clone_into(h->clone_flags, cg_fd);
@@ -364,6 +401,8 @@ int main(void)
 	close(NB_FD_GO);
 	if (ia.tty)
 		close(NB_FD_CONSOLE); /* the init holds it; EOF tells the CLI it failed */
+	if (ia.late_ops)
+		close(NB_FD_OPS);
 	/* The container owns its stdio now; we must not hold a terminal or pipe open. */
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null_fd >= 0) {

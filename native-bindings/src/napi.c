@@ -17,6 +17,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -136,8 +137,8 @@ static napi_value js_abi(napi_env env, napi_callback_info info)
 	return ret(&c, (int32_t)NB_ABI_VERSION);
 }
 
-/* spawn(plan, monitorPath, tag, stdin, stdout, stderr, tty, out Int32Array(6)) -> 0 | -errno;
- * out = monitor_pid, init_pid, events_fd, go_fd, console_fd, stage (struct nb_spawn_result) */
+/* spawn(plan, monitorPath, tag, stdin, stdout, stderr, tty, out Int32Array(7)) -> 0 | -errno;
+ * out = monitor_pid, init_pid, events_fd, go_fd, console_fd, stage, ops_fd (struct nb_spawn_result) */
 static napi_value js_spawn(napi_env env, napi_callback_info info)
 {
 	char path[PATH_MAX], tag[PATH_MAX];
@@ -160,7 +161,7 @@ static napi_value js_spawn(napi_env env, napi_callback_info info)
 	if (c.bad)
 		return NULL;
 	if (out_len < sizeof(r) || plan_len > UINT32_MAX) {
-		napi_throw_type_error(env, NULL, "novabox.node: spawn needs an Int32Array(6) for its result");
+		napi_throw_type_error(env, NULL, "novabox.node: spawn needs an Int32Array(7) for its result");
 		return NULL;
 	}
 	rc = nb_spawn(plan, (uint32_t)plan_len, &a, &r);
@@ -341,6 +342,80 @@ fail:
 	return NULL;
 }
 
+/*
+ * forwardSignals(pidfd, signals Int32Array) -> 0 | -errno: until forwardSignals(-1, same
+ * signals), each of these signals is sent on to the pidfd's process by a C handler
+ * (pidfd_send_signal is async-signal-safe), so the main thread may block in a read of
+ * the monitor's events without the event loop: no thread pool on the start path of a
+ * `run` without a terminal. SA_RESTART: the blocked read resumes after the handler.
+ * pidfd -1 puts back the dispositions saved at the install.
+ */
+static volatile sig_atomic_t fwd_pidfd = -1;
+static struct sigaction fwd_saved[NSIG];
+
+static void fwd_handler(int sig)
+{
+	int saved = errno;
+
+	if (fwd_pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, (int)fwd_pidfd, sig, NULL, 0);
+	errno = saved;
+}
+
+static napi_value js_forward_signals(napi_env env, napi_callback_info info)
+{
+	struct sigaction sa;
+	size_t len = 0, i;
+	int32_t *sigs;
+	struct call c;
+	int err = 0;
+
+	call_init(&c, env, info, 2);
+	int pidfd = arg_int(&c, 0);
+	sigs = arg_bytes(&c, 1, &len);
+	if (c.bad)
+		return NULL;
+	len /= sizeof(int32_t);
+	for (i = 0; i < len; i++) {
+		if (sigs[i] <= 0 || sigs[i] >= NSIG || sigs[i] == SIGKILL || sigs[i] == SIGSTOP)
+			return ret(&c, -EINVAL);
+	}
+	if (pidfd < 0) {
+		for (i = 0; i < len; i++)
+			sigaction(sigs[i], &fwd_saved[sigs[i]], NULL);
+		fwd_pidfd = -1;
+		return ret(&c, 0);
+	}
+	fwd_pidfd = pidfd;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fwd_handler;
+	sa.sa_flags = SA_RESTART;
+	sigfillset(&sa.sa_mask);
+	for (i = 0; i < len; i++) {
+		if (sigaction(sigs[i], &sa, &fwd_saved[sigs[i]]) < 0) {
+			err = -errno;
+			break;
+		}
+	}
+	if (err) { /* put back what was installed before the one refused */
+		while (i-- > 0)
+			sigaction(sigs[i], &fwd_saved[sigs[i]], NULL);
+		fwd_pidfd = -1;
+	}
+	return ret(&c, err);
+}
+
+/* rmRunDirSync(dir) -> 0 | -errno: rmRunDir's work on this thread (nb_rm_run_dir) */
+static napi_value js_rm_run_dir_sync(napi_env env, napi_callback_info info)
+{
+	char dir[PATH_MAX];
+	struct call c;
+
+	call_init(&c, env, info, 1);
+	const char *d = arg_str(&c, 0, dir);
+	return c.bad ? NULL : ret(&c, nb_rm_run_dir(d));
+}
+
 /* exit(code): _exit(2), no atexit handlers (src/util/exit.ts says when that is right) */
 static napi_value js_exit(napi_env env, napi_callback_info info)
 {
@@ -373,6 +448,8 @@ NB_API napi_value napi_register_module_v1(napi_env env, napi_value exports)
 		{ "ptyResize", js_pty_resize },
 		{ "cgroupDevices", js_cgroup_devices },
 		{ "rmRunDir", js_rm_run_dir },
+		{ "rmRunDirSync", js_rm_run_dir_sync },
+		{ "forwardSignals", js_forward_signals },
 		{ "exit", js_exit },
 	};
 	size_t i;

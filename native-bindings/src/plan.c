@@ -48,7 +48,8 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		return -EINVAL;
 	if (h->magic != NB_PLAN_MAGIC || h->abi != NB_ABI_VERSION || h->size != plan_len)
 		return -EINVAL;
-	if (h->n_ops == 0 || h->n_ops > NB_PLAN_MAX_OPS ||
+	/* a monitor's plan with late ops has none; every other plan ends with its exec */
+	if ((h->n_ops == 0) != ((h->flags & NB_PLAN_LATE_OPS) != 0) || h->n_ops > NB_PLAN_MAX_OPS ||
 	    sizeof(*h) + (uint64_t)h->n_ops * sizeof(struct nb_op) > plan_len)
 		return -EINVAL;
 	if (!str_ok(base, plan_len, h->log_path) || !str_ok(base, plan_len, h->status_path) ||
@@ -77,7 +78,7 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 			return -EINVAL;
 		}
 	}
-	if (ops[h->n_ops - 1].kind != NB_OP_EXEC) {
+	if (h->n_ops && ops[h->n_ops - 1].kind != NB_OP_EXEC) {
 		*bad_op = (int32_t)(h->n_ops - 1);
 		return -EINVAL;
 	}
@@ -89,7 +90,7 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		if (st->kind < 1 || st->kind > NB_CG_KIND_MAX || st->s0 == 0 ||
 		    !str_ok(base, plan_len, st->s0) || base[st->s0] != '/' ||
 		    !str_ok(base, plan_len, st->s1) || (needs_s1 && st->s1 == 0) ||
-		    (st->flags & ~(NB_CGF_EXCL | NB_CGF_OPTIONAL | NB_CGF_PRUNE))) {
+		    (st->flags & ~(NB_CGF_EXCL | NB_CGF_OPTIONAL))) {
 			*bad_op = (int32_t)(h->n_ops + i);
 			return -EINVAL;
 		}

@@ -6,16 +6,18 @@
  *
  *  novabox (TypeScript, Node)        monitor (C, novabox-monitor)      init (C, new namespaces)
  *  nb_spawn(plan)
- *    memfd <- plan bytes
+ *    memfd <- plan bytes (with NB_PLAN_LATE_OPS: no ops; an empty second memfd, fd 7)
  *    posix_spawn(setsid) ──────────▶ validate plan
- *  (returns: events fd, go fd)        cgroup steps: mkdir, limits,
- *  reserve the name, make the          device filter (cgroup.c)
- *  container directory (meanwhile)
- *  write 'R' on the GO pipe (it waits there until the init reads it)
- *                                     clone3(CLONE_NEW* | CLONE_INTO_CGROUP) ─▶ reads 'R' from the GO pipe
- *                                      (no clone3: clone, then cgroup.procs <-    (EOF: exit 125)
- *                                       init pid, then a byte on a hold pipe
+ *  (returns: events fd, go fd,        cgroup steps: mkdir, limits,
+ *   ops fd)                            device filter (cgroup.c)
+ *  late ops: the whole plan into the
+ *  ops memfd; reserve the name, make  clone3(CLONE_NEW* | CLONE_INTO_CGROUP) ─▶ waits for 'R' on the GO pipe
+ *  the container directory             (no clone3: clone, then cgroup.procs <-    (EOF: exit 125)
+ *  (meanwhile)                          init pid, then a byte on a hold pipe
  *                                       the init reads before 'R')
+ *  write 'R' on the GO pipe ────────────────────────────────────────────▶ late ops: map + validate the
+ *                                                                       whole plan from fd 7 (refused:
+ *                                                                       {-2, EINVAL} on the error pipe)
  *    ◀── NB_EV_PID {init pid} ──────   (or NB_EV_ERROR {stage, errno, cgroup step}:
  *                                      what it made is removed first)
  *  pidfd, veth into the netns,                                      ops[0..n-2] meanwhile: joins of
@@ -28,7 +30,7 @@
  *                                     OOM kills read from the cgroup
  *    ◀── NB_EV_EXIT {status, oom} ───
  *  remove the container directory     rmdir the cgroup (kill leftovers, EBUSY
- *  (thread pool)                       retried for 2 s), prune its parent
+ *                                      retried for 2 s; the parent stays)
  *    ◀── NB_EV_CGROUP {errno, step} ─  exit
  *  reap; no NB_EV_CGROUP {0}: the driver's remove() instead
  *  (a server's monitor gets no removal steps: stopping the server removes its cgroup)
@@ -128,8 +130,8 @@ int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols)
 int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *args,
 	     struct nb_spawn_result *out)
 {
-	int memfd = -1, ev[2] = { -1, -1 }, go[2] = { -1, -1 }, con[2] = { -1, -1 };
-	int src[7] = { -1, -1, -1, -1, -1, -1, -1 }, nfds = 6;
+	int memfd = -1, opsfd = -1, ev[2] = { -1, -1 }, go[2] = { -1, -1 }, con[2] = { -1, -1 };
+	int src[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -141,7 +143,7 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 
 	memset(out, 0, sizeof(*out));
 	out->monitor_pid = out->init_pid = -1;
-	out->events_fd = out->go_fd = out->console_fd = -1;
+	out->events_fd = out->go_fd = out->console_fd = out->ops_fd = -1;
 
 	out->stage = NB_STAGE_PLAN;
 	rc = nb_plan_validate(plan, plan_len, &bad_op);
@@ -163,16 +165,24 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	src[NB_FD_PLAN] = high_dup(memfd);
 	src[NB_FD_EVENTS] = high_dup(ev[1]);
 	src[NB_FD_GO] = high_dup(go[0]);
-	if (args->tty) {
-		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0) {
+	for (i = 0; i <= NB_FD_GO; i++) {
+		if (src[i] < 0) {
 			rc = -errno;
 			goto fail;
 		}
-		src[NB_FD_CONSOLE] = high_dup(con[1]);
-		nfds = 7;
 	}
-	for (i = 0; i < nfds; i++) {
-		if (src[i] < 0) {
+	if (args->tty) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
+		    (src[NB_FD_CONSOLE] = high_dup(con[1])) < 0) {
+			rc = -errno;
+			goto fail;
+		}
+	}
+	/* late ops: an empty memfd the caller fills with the whole plan while the monitor
+	 * makes the cgroup and clones; the init reads it after 'R' */
+	if (((const struct nb_plan_header *)plan)->flags & NB_PLAN_LATE_OPS) {
+		opsfd = memfd_create("novabox-ops", MFD_CLOEXEC);
+		if (opsfd < 0 || (src[NB_FD_OPS] = high_dup(opsfd)) < 0) {
 			rc = -errno;
 			goto fail;
 		}
@@ -183,8 +193,8 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 		goto fail;
 	}
 	fa_ok = 1;
-	for (i = 0; i < nfds; i++) {
-		if ((rc = posix_spawn_file_actions_adddup2(&fa, src[i], i)) != 0) {
+	for (i = 0; i < 8; i++) {
+		if (src[i] >= 0 && (rc = posix_spawn_file_actions_adddup2(&fa, src[i], i)) != 0) {
 			rc = -rc;
 			goto fail;
 		}
@@ -213,10 +223,11 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	close_if(&go[0]);
 	close_if(&memfd);
 	close_if(&con[1]);
-	for (i = 0; i < 7; i++)
+	for (i = 0; i < 8; i++)
 		close_if(&src[i]);
 
 	out->stage = 0;
+	out->ops_fd = opsfd;
 	out->events_fd = ev[0];
 	out->go_fd = go[1];
 	out->console_fd = con[0];
@@ -236,7 +247,8 @@ fail:
 	close_if(&go[1]);
 	close_if(&con[0]);
 	close_if(&con[1]);
-	for (i = 0; i < 7; i++)
+	close_if(&opsfd);
+	for (i = 0; i < 8; i++)
 		close_if(&src[i]);
 	return rc;
 }

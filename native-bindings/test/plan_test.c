@@ -88,6 +88,19 @@ int main(void)
 	CHECK("log flag without a path", nb_plan_validate(buf, 144, &bad) == -EINVAL);
 
 	good_plan();
+	h->n_ops = 0;
+	CHECK("no ops", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	h->n_ops = 0;
+	h->flags = NB_PLAN_LATE_OPS;
+	CHECK("a monitor's plan without ops (late ops)", nb_plan_validate(buf, 144, &bad) == 0);
+
+	good_plan();
+	h->flags = NB_PLAN_LATE_OPS;
+	CHECK("late ops with ops", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
 	CHECK("misaligned plan", nb_plan_validate(buf + 1, 144, &bad) == -EINVAL);
 
 	CHECK("abi version", nb_abi_version() == NB_ABI_VERSION);

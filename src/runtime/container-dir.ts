@@ -14,7 +14,7 @@
 import { mkdirSync, rmdir, unlink } from 'node:fs';
 import { join } from 'node:path';
 import { rmTree } from '../util/rmtree.js';
-import { rmRunDir } from '../sys/native.js';
+import { rmRunDir, rmRunDirSync } from '../sys/native.js';
 import type { containerDirs } from './container.js';
 
 type Dirs = ReturnType<typeof containerDirs>;
@@ -36,7 +36,11 @@ export function makeContainerDir(d: Dirs): void {
  * incompat/volatile/dirty marker overlay made in it), state.json, work and the directory,
  * in the thread pool. finishContainerDir() walks what is left if that did not do it all.
  */
-export function startRemovingContainerDir(d: Dirs, volatile: boolean): Promise<NodeJS.ErrnoException | null> {
+export function startRemovingContainerDir(d: Dirs, volatile: boolean, onThisThread = false): Promise<NodeJS.ErrnoException | null> {
+  // `onThisThread`: a caller that never started the pool (the run's events were read on
+  // the main thread) removes it here, meanwhile the monitor removes the cgroup
+  const sync = onThisThread ? rmRunDirSync(d.dir) : undefined;
+  if (sync !== undefined) return Promise.resolve(errnoError(sync));
   // One job in the pool for the whole layout (build/novabox.node): the chain below costs
   // a return to the event loop per rmdir/unlink, 5-7 of them one after the other.
   const native = rmRunDir(d.dir);

@@ -329,8 +329,14 @@ export function destroyContainer(s: ContainerState, cgroup: CgroupHandle | undef
 }
 
 /** An op failure from the init, explained with the plan that TypeScript made. */
+/** NB_EV_OPFAIL's op index when the init refused the plan sent after the spawn (lateOps) */
+const OPFAIL_PLAN = -2;
+
 export function opFailure(plan: LaunchPlan, opIndex: number, errno: number): OpFailed {
   const name = errnoName(errno);
+  if (opIndex === OPFAIL_PLAN) {
+    return new OpFailed(`the container init refused its launch plan: ${errnoText(errno)}`, opIndex, name);
+  }
   if (opIndex < 0) {
     return new OpFailed(`cannot attach the terminal: ${errnoText(errno)}`, opIndex, name);
   }

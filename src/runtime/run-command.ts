@@ -82,16 +82,20 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
     );
     return 0;
   }
-  gcStale(cgroupDriver(layout));
-  // Leases of containers whose CLI died (gc above, or `ps`/`rm` before, cleaned the rest).
-  network?.releaseGone('container', isContainerLive);
-  trace('gc done');
+  const driver = cgroupDriver(layout);
+  const meanwhile = (): void => {
+    gcStale(driver);
+    // Leases of containers whose CLI died (gc above, or `ps`/`rm` before, cleaned the rest).
+    network?.releaseGone('container', isContainerLive);
+    trace('gc done');
+  };
   if (network) {
     const id = prepared.state.id;
     prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.release(id) };
   }
-  return runForeground(prepared, cgroupDriver(layout), {
+  return runForeground(prepared, driver, {
     interactive: o.interactive,
     stderr: (line) => ctx.stderr(line + '\n'),
+    meanwhile,
   });
 }

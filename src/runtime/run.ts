@@ -28,25 +28,29 @@ const EV_EXEC = 2;
 const EV_OPFAIL = 3;
 const EV_EXIT = 4;
 
-export interface Event {
-  type: number;
-  a: number;
-  b: number;
-  c: number;
-}
+export type Event = native.MonitorEvent;
 
 /**
  * Reads the monitor's 16-byte event records. fs.read runs in libuv's thread pool, so
  * a blocking pipe read does not block the event loop (signals are still forwarded),
  * and the start path needs neither node:net nor node:stream.
+ *
+ * `blocking`: next() reads on the main thread instead (readSync), for a caller that
+ * needs no event loop meanwhile: superviseForeground then forwards signals from C
+ * (native.forwardSignals). The thread pool's start costs the main thread 0.7-1.9 ms
+ * (its threads, fs.read's first use), all of it on a `run`'s critical path.
  */
 export class EventReader {
   private closed = false;
 
-  constructor(private readonly fd: number) {}
+  constructor(
+    private readonly fd: number,
+    readonly blocking = false,
+  ) {}
 
   /** The next event, or null once the monitor has closed the pipe. */
   async next(): Promise<Event | null> {
+    if (this.blocking) return this.nextSync();
     const b = Buffer.alloc(16);
     let got = 0;
     while (got < 16 && !this.closed) {
@@ -58,6 +62,12 @@ export class EventReader {
     }
     if (got < 16) return null;
     return { type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8), c: b.readInt32LE(12) };
+  }
+
+  private nextSync(): Event | null {
+    if (this.closed) return null;
+    const e = native.readEvent(this.fd);
+    return e === 'eof' ? null : e;
   }
 
   close(): void {
@@ -79,15 +89,19 @@ function formatBytes(n: number): string {
 export interface RunIO {
   interactive: boolean;
   stderr: (line: string) => void;
+  /** work that needs nothing of this container (the gc of stale ones): done while the
+   *  monitor makes the cgroup and clones */
+  meanwhile?: () => void;
 }
 
 /**
  * Create, start and supervise one container; resolves to the exit code for the CLI.
  *
- * The monitor is started first: it makes the container's cgroup (the driver's planned
- * steps, in the launch plan) and clones the init into it while this thread reserves the
- * name and makes the container's directory, on a second CPU; then 'R' lets the init run
- * its ops while this thread writes the record, and 'G' lets it execve. After the init
+ * The monitor is started first, with the plan but its ops: it makes the container's
+ * cgroup (the driver's planned steps) and clones the init into it while this thread, on
+ * a second CPU, does io.meanwhile, encodes the whole plan into the init's ops memfd,
+ * reserves the name and makes the container's directory; then 'R' lets the init run its
+ * ops while this thread writes the record, and 'G' lets it execve. After the init
  * was reaped the monitor removes the cgroup while this thread removes the directory, and
  * says whether it succeeded (NB_EV_CGROUP); if it could not (killed, EBUSY past its bound), the
  * driver's remove() does it here.
@@ -110,12 +124,14 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const plan: LaunchPlan = { ...p.plan, cgroupSteps: [...batch.create, ...batch.remove] };
     const devNull = io.interactive ? -1 : openSync('/dev/null', 'r');
     try {
-      spawned = native.spawn(plan, { stdio: [io.interactive ? 0 : devNull, 1, 2], tty: plan.tty, tag: state.cgroupPath });
+      spawned = native.spawn(plan, { stdio: [io.interactive ? 0 : devNull, 1, 2], tty: plan.tty, tag: state.cgroupPath, lateOps: true });
     } finally {
       if (devNull >= 0) closeSync(devNull);
     }
     const sp = spawned;
     trace('monitor spawned');
+    io.meanwhile?.();
+    native.sendOps(sp, plan);
 
     reserveName(state.name, state.id);
     // undone last (after the directory's removal, which may fail): the name is free only
@@ -148,10 +164,13 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
 
     const { placed } = native.awaitInit(sp, plan);
     trace('cgroup made, init cloned');
-    events = new EventReader(sp.eventsFd);
-    // The first read now: libuv's thread pool starts (4 threads) while the init runs its
-    // ops, not after GO, when it would stand between the init's execve and our exec event.
-    const first = (firstRead = events.next());
+    // Without a terminal nothing needs the event loop until the container ends: the
+    // events are read on this thread, and signals forwarded from C. With one, the first
+    // read now: libuv's thread pool starts (4 threads) while the init runs its ops, not
+    // after GO, when it would stand between the init's execve and our exec event.
+    events = new EventReader(sp.eventsFd, !plan.tty && native.canForwardSignals());
+    const ev = events;
+    const first = ev.blocking ? undefined : (firstRead = ev.next());
     try {
       pidfd = native.pidfdOpen(sp.initPid);
       if (mustPlaceAfterClone(plan, placed)) {
@@ -176,7 +195,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     } catch (err) {
       // The init ran its ops meanwhile: if one failed, that is what went wrong first
       // (an init gone before its pidfd, a namespace gone before the veth).
-      const failed = await opFailedFirst(plan, sp, first);
+      const failed = await opFailedFirst(plan, sp, () => first ?? ev.next());
       if (!failed) throw err;
       io.stderr(`novabox: ${failed.failure.message}`);
       return failed.code;
@@ -186,7 +205,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     trace('exit event');
     const { failure, failureCode } = outcome;
     // The init is gone: its directory goes in the thread pool while the monitor removes the cgroup.
-    if (state.remove || failure) removing = startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true);
+    if (state.remove || failure) removing = startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true, events.blocking);
     const { code, signal } = native.waitStatusToExitCode(outcome.waitStatus);
     if (!state.remove && !failure) {
       keep = true;
@@ -231,10 +250,10 @@ const EV_CGROUP = 6;
  * unsent (an init still in its ops stops at its execve gate, status 125, and the monitor
  * then reports EV_EXEC), and the next event says.
  */
-export async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
+export async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: () => Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
   if (sp.goFd >= 0) closeSync(sp.goFd);
   sp.goFd = -1;
-  const e = await next;
+  const e = await next();
   if (e?.type !== EV_OPFAIL) return undefined;
   return { failure: opFailure(plan, e.a, e.b), code: opFailureExitCode(plan, e.a, e.b) };
 }
@@ -251,6 +270,8 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
   sp.goFd = -1;
   if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
   sp.consoleFd = -1;
+  if (sp.opsFd >= 0) try { closeSync(sp.opsFd); } catch { /* already closed */ }
+  sp.opsFd = -1;
   let last: Event[];
   if (events) {
     // In the thread pool: the main thread meanwhile drives the directory's removal.
@@ -274,24 +295,8 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
 /** Blocking reads of the events pipe until the monitor closes it (its exit). */
 function readRemainingEvents(fd: number): Event[] {
   const out: Event[] = [];
-  const b = Buffer.alloc(16);
-  let got = 0;
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(fd, b, got, 16 - got, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EINTR') continue;
-      return out; // closed already (EBADF): nothing more to learn
-    }
-    if (n === 0) return out;
-    got += n;
-    if (got === 16) {
-      out.push({ type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8), c: b.readInt32LE(12) });
-      got = 0;
-    }
-  }
+  for (let e = native.readEvent(fd); e !== 'eof'; e = native.readEvent(fd)) out.push(e);
+  return out;
 }
 
 export interface Outcome {
@@ -319,10 +324,15 @@ export async function superviseForeground(
   /** the first event's read, when the caller started it already */
   firstEvent?: Promise<Event | null>,
 ): Promise<Outcome> {
-  for (const sig of FORWARDED) {
-    const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
-    process.on(sig, h);
-    cleanups.push(() => process.off(sig, h));
+  if (events.blocking) {
+    // the event loop does not run while the events are read: a C handler forwards
+    cleanups.push(native.forwardSignals(pidfd, FORWARDED.map((sig) => constants.signals[sig])));
+  } else {
+    for (const sig of FORWARDED) {
+      const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
+      process.on(sig, h);
+      cleanups.push(() => process.off(sig, h));
+    }
   }
   // EPIPE (false): the init is gone already, an op failed; the events say which
   native.release(sp, 'G');

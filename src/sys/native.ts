@@ -52,6 +52,8 @@ export interface SpawnResult {
   cgroupRefused?: boolean;
   /** release(sp, 'R') was called: the init may run its ops */
   ready?: boolean;
+  /** spawned with lateOps: the ops plan's memfd until sendOps() wrote and closed it; else -1 */
+  opsFd: number;
 }
 
 export interface SpawnOptions {
@@ -59,6 +61,11 @@ export interface SpawnOptions {
   /** shown as the monitor's argv[1] (ps): the container's cgroup path */
   tag: string;
   tty?: boolean;
+  /**
+   * The monitor gets the plan without its ops (it makes the cgroup and clones the init
+   * meanwhile); sendOps() gives the init the whole plan, before release(sp, 'R').
+   */
+  lateOps?: boolean;
 }
 
 interface Bindings {
@@ -80,7 +87,7 @@ interface Bindings {
 }
 
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks */
-const NB_ABI = 3;
+const NB_ABI = 4;
 
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;
@@ -160,6 +167,7 @@ function bind(): Bindings {
         go_fd: 'int32_t',
         console_fd: 'int32_t',
         stage: 'int32_t',
+        ops_fd: 'int32_t',
       });
       return lib.func('int nb_spawn(const void *plan, uint32_t len, const nb_spawn_args *args, _Out_ nb_spawn_result *out)');
     },
@@ -203,6 +211,8 @@ interface StartCalls {
 interface FastBindings extends StartCalls {
   /** a build older than rundir.c has none */
   rmRunDir?: (dir: string) => Promise<number>;
+  rmRunDirSync?: (dir: string) => number;
+  forwardSignals?: (pidfd: number, signals: Int32Array) => number;
   exit: (code: number) => void;
 }
 
@@ -238,6 +248,33 @@ export function rmRunDir(dir: string): Promise<number> | undefined {
   return fast()?.rmRunDir?.(dir);
 }
 
+/** rmRunDir's work on this thread: 0 or -errno; undefined without build/novabox.node. */
+export function rmRunDirSync(dir: string): number | undefined {
+  return fast()?.rmRunDirSync?.(dir);
+}
+
+/**
+ * Can forwardSignals() work here: build/novabox.node, whose C handler forwards a signal
+ * while the main thread blocks in a read (koffi cannot: its callbacks run JavaScript).
+ */
+export function canForwardSignals(): boolean {
+  return fast()?.forwardSignals !== undefined;
+}
+
+/**
+ * Until the returned function is called, each of `signals` that reaches this process is
+ * sent to the pidfd's process by a C signal handler (build/novabox.node), not by the
+ * event loop: the caller may then block in readSync for the monitor's events.
+ */
+export function forwardSignals(pidfd: number, signals: number[]): () => void {
+  const f = fast();
+  if (!f?.forwardSignals) throw new Error('signal forwarding needs build/novabox.node');
+  const sigs = Int32Array.from(signals);
+  const rc = f.forwardSignals(pidfd, sigs);
+  if (rc < 0) throw new SysError('sigaction', errnoName(rc), undefined, `cannot forward signals: ${errnoText(rc)}`);
+  return () => void f.forwardSignals!(-1, sigs);
+}
+
 const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_SEND_SIGNAL = 424;
 let koffiCalls: StartCalls | undefined;
@@ -258,7 +295,7 @@ function startCalls(): StartCalls {
     spawn: (plan, monitorPath, tag, in0, out1, err2, tty, result) => {
       const out: Record<string, number> = {};
       const rc = b.nb_spawn(plan as Buffer, plan.length, { monitor_path: monitorPath, monitor_tag: tag, stdio: [in0, out1, err2], tty }, out);
-      result.set([out.monitor_pid, out.init_pid, out.events_fd, out.go_fd, out.console_fd, out.stage]);
+      result.set([out.monitor_pid, out.init_pid, out.events_fd, out.go_fd, out.console_fd, out.stage, out.ops_fd]);
       return rc;
     },
     waitpid: (pid, options, status) => orErrno(b.waitpid(pid, status, options)),
@@ -288,20 +325,39 @@ const STAGE_CGROUP = 6;
 
 /**
  * Start a monitor for `plan`. Returns at once; the init pid comes with awaitInit(),
- * so the caller can make the cgroup while the monitor starts and clones.
+ * so the caller can do its own work while the monitor makes the cgroup and clones (with
+ * opts.lateOps, the encoding of the ops too: sendOps()).
  */
 export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
   const calls = startCalls();
-  const bytes = encodePlan(process.env.NOVABOX_TEST_PLAIN_CLONE === '1' ? { ...plan, plainClone: true } : plan);
-  trace('plan encoded');
-  const out = new Int32Array(6); // struct nb_spawn_result
+  const test = process.env.NOVABOX_TEST_PLAIN_CLONE === '1';
+  const bytes = encodePlan(test || opts.lateOps ? { ...plan, plainClone: test || plan.plainClone, lateOps: opts.lateOps } : plan);
+  trace(opts.lateOps ? 'monitor plan encoded' : 'plan encoded');
+  const out = new Int32Array(7); // struct nb_spawn_result
   const rc = calls.spawn(bytes, monitorPath(), opts.tag, opts.stdio[0], opts.stdio[1], opts.stdio[2], opts.tty ? 1 : 0, out);
-  const [monitorPid, , eventsFd, goFd, consoleFd, stage] = out;
+  const [monitorPid, , eventsFd, goFd, consoleFd, stage, opsFd] = out;
   if (rc < 0) {
     const what = STAGES[stage] ?? 'spawn the container';
     throw new SysError('nb_spawn', errnoName(rc), undefined, `cannot ${what}: ${errnoText(rc)}`);
   }
-  return { monitorPid, initPid: -1, eventsFd, goFd, consoleFd };
+  return { monitorPid, initPid: -1, eventsFd, goFd, consoleFd, opsFd };
+}
+
+/**
+ * The whole plan for an init spawned with lateOps, written into its memfd and closed: it
+ * must come before release(sp, 'R'), after which the init maps it (a plan it refuses is
+ * NB_EV_OPFAIL with op -2).
+ */
+export function sendOps(sp: SpawnResult, plan: LaunchPlan): void {
+  const bytes = encodePlan(plan.lateOps ? { ...plan, lateOps: false } : plan);
+  const fd = sp.opsFd;
+  sp.opsFd = -1;
+  try {
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at, at);
+  } finally {
+    closeSync(fd);
+  }
+  trace('plan encoded');
 }
 
 const EV_PID = 1;
@@ -339,25 +395,14 @@ export function release(sp: SpawnResult, gate: 'R' | 'G'): boolean {
  * what it made): a Conflict when the cgroup itself existed.
  */
 export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; placed: boolean } {
-  const b = Buffer.alloc(16);
-  let got = 0;
-  while (got < 16) {
-    let n: number;
-    try {
-      n = readSync(sp.eventsFd, b, got, 16 - got, null);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EINTR') continue;
-      throw err;
-    }
-    if (n === 0) throw new SysError('nb_spawn', 'EPIPE', undefined, 'the container monitor exited before starting the container');
-    got += n;
-  }
-  const type = b.readInt32LE(0);
+  const e = readEvent(sp.eventsFd, true);
+  if (e === 'eof') throw new SysError('nb_spawn', 'EPIPE', undefined, 'the container monitor exited before starting the container');
+  const { type } = e;
   if (type === EV_ERROR) {
-    const errno = b.readInt32LE(8);
-    const step = plan?.cgroupSteps?.[b.readInt32LE(12)];
-    if (b.readInt32LE(4) === STAGE_CGROUP) sp.cgroupRefused = true;
-    if (b.readInt32LE(4) === STAGE_CGROUP && step) {
+    const errno = e.b;
+    const step = plan?.cgroupSteps?.[e.c];
+    if (e.a === STAGE_CGROUP) sp.cgroupRefused = true;
+    if (e.a === STAGE_CGROUP && step) {
       if (step.step === 'mkdir' && step.exclusive && errnoName(errno) === 'EEXIST') {
         throw new Conflict(`cgroup ${step.path} already exists`, {
           hint: 'another container uses it, or a crash left it behind: remove it or pick another name',
@@ -365,12 +410,44 @@ export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; pl
       }
       throw new NovaboxError('sys', `cannot set up the container's cgroup: ${describeCgroupStep(step)}: ${errnoText(errno)} (${errnoName(errno)})`);
     }
-    const what = STAGES[b.readInt32LE(4)] ?? 'spawn the container';
+    const what = STAGES[e.a] ?? 'spawn the container';
     throw new SysError('nb_spawn', errnoName(errno), undefined, `cannot ${what}: ${errnoText(errno)}`);
   }
   if (type !== EV_PID) throw new SysError('nb_spawn', 'EPROTO', undefined, `unexpected event ${type} from the monitor`);
-  sp.initPid = b.readInt32LE(4);
-  return { pid: sp.initPid, placed: b.readInt32LE(8) === 1 };
+  sp.initPid = e.a;
+  return { pid: sp.initPid, placed: e.b === 1 };
+}
+
+/** One of the monitor's 16-byte records (struct nb_event). */
+export interface MonitorEvent {
+  type: number;
+  a: number;
+  b: number;
+  c: number;
+}
+
+/**
+ * The next record on the monitor's events pipe, read on this thread (blocking), or 'eof'
+ * once the monitor closed it. An error other than EINTR/EAGAIN is thrown when `strict`,
+ * else it ends the stream too (a descriptor closed already: nothing more to learn).
+ */
+export function readEvent(fd: number, strict = false): MonitorEvent | 'eof' {
+  const b = Buffer.alloc(16);
+  let got = 0;
+  while (got < 16) {
+    let n: number;
+    try {
+      n = readSync(fd, b, got, 16 - got, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EINTR') continue;
+      if (strict) throw err;
+      return 'eof';
+    }
+    if (n === 0) return 'eof';
+    got += n;
+  }
+  return { type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8), c: b.readInt32LE(12) };
 }
 
 /** cgroup v2: attach the device allow-list (eBPF) to a cgroup directory. */

@@ -100,8 +100,8 @@ export type CgroupStep =
   | { step: 'devices'; path: string }
   /** after the container, before its removal: read `key N` from this file (oom_kill) */
   | { step: 'oom-count'; path: string; key: string }
-  /** after the container: rmdir (kill what is left inside first); `prune`: a parent, best effort */
-  | { step: 'rmdir'; path: string; prune?: boolean };
+  /** after the container: rmdir (kill what is left inside first) */
+  | { step: 'rmdir'; path: string };
 
 export interface LaunchPlan {
   namespaces: Namespace[];
@@ -119,6 +119,9 @@ export interface LaunchPlan {
   /** tests only: clone(2) even where clone3 could place the init, so the monitor's own
    *  placement (a kernel without clone3) is exercised (NOVABOX_TEST_PLAIN_CLONE=1) */
   plainClone?: boolean;
+  /** the monitor's plan without the ops (NB_PLAN_LATE_OPS): the whole plan follows on the
+   *  ops memfd before 'R' (native.spawn with lateOps, then native.sendOps) */
+  lateOps?: boolean;
   /** the monitor makes the container's cgroup before the clone and removes it after the
    *  init was reaped (creation steps first, then removal steps; NB_EV_ERROR and
    *  NB_EV_CGROUP name a step by its index here) */
@@ -180,7 +183,7 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 3;
+const ABI = 4;
 const HEADER_BYTES = 64;
 const OP_BYTES = 64;
 const CG_STEP_BYTES = 16;
@@ -198,11 +201,11 @@ const CG_KIND: Record<CgroupStep['step'], number> = {
 };
 const CGF_EXCL = 0x1;
 const CGF_OPTIONAL = 0x2;
-const CGF_PRUNE = 0x4;
 
 const PLAN_TTY = 0x1;
 const PLAN_LOG = 0x2;
 const PLAN_PLAIN_CLONE = 0x4;
+const PLAN_LATE_OPS = 0x8;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
@@ -257,7 +260,7 @@ function putU64(w: Uint32Array, at: number, v: bigint): void {
  * (x86-64, arm64), which the typed array relies on.
  */
 export function encodePlan(plan: LaunchPlan): Buffer {
-  const ops = plan.ops;
+  const ops = plan.lateOps ? [] : plan.ops;
   const steps = plan.cgroupSteps ?? [];
   const nOps = ops.length;
   const stepsAt = (HEADER_BYTES + OP_BYTES * nOps) >>> 2;
@@ -390,15 +393,16 @@ export function encodePlan(plan: LaunchPlan): Buffer {
       case 'inherit': str(s.from, at + 3); break;
       case 'write': if (s.optional) w[at + 1] = CGF_OPTIONAL; str(s.value, at + 3); break;
       case 'oom-count': str(s.key, at + 3); break;
-      case 'rmdir': if (s.prune) w[at + 1] = CGF_PRUNE; break;
-      case 'devices': break;
+      case 'rmdir':
+      case 'devices':
+        break;
     }
   }
   w[0] = MAGIC;
   w[1] = ABI;
   w[3] = nOps;
   w[4] = flagBits(plan.namespaces, CLONE_FLAGS);
-  w[6] = (plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0) | (plan.plainClone ? PLAN_PLAIN_CLONE : 0);
+  w[6] = (plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0) | (plan.plainClone ? PLAN_PLAIN_CLONE : 0) | (plan.lateOps ? PLAN_LATE_OPS : 0);
   str(plan.logPath, 7);
   str(plan.statusPath, 8);
   w[9] = plan.logMaxBytes ?? 0;

@@ -4,14 +4,16 @@
  * execve, abort when GO is closed unsent at either gate; the monitor's own placement of a
  * plain-cloned init in its cgroup2 directory.
  */
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as native from '../../src/sys/native.js';
 import type { LaunchPlan } from '../../src/sys/ops.js';
 import { errnoName } from '../../src/sys/errno.js';
 import { EventReader, opFailedFirst } from '../../src/runtime/run.js';
+import { opFailure } from '../../src/runtime/container.js';
 import { readProcStart } from '../../src/runtime/proc.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -174,7 +176,7 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
       native.release(sp, 'R');
       native.awaitInit(sp);
       const events = new EventReader(sp.eventsFd);
-      const got = await opFailedFirst(plan, sp, events.next());
+      const got = await opFailedFirst(plan, sp, () => events.next());
       if (expected) {
         expect(got?.failure.message).toMatch(expected);
         expect(got?.code).toBe(125);
@@ -195,6 +197,108 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
     expect(() =>
       native.spawn({ namespaces: [], tty: false, ops: [{ op: 'no-new-privs' }] }, { stdio: [0, 1, 2], tag: 'novabox-test/executor' }),
     ).toThrow(/nb_spawn: EINVAL \(cannot check the launch plan/);
+  });
+
+  it("late ops: the monitor clones with the plan but its ops; the init runs the whole plan written before 'R'", async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-exec-'));
+    const plan: LaunchPlan = {
+      namespaces: ['mount', 'pid'],
+      tty: false,
+      ops: [
+        { op: 'mount', target: '/', flags: ['rec', 'private'] },
+        { op: 'mkdir', path: join(dir, 'made-by-the-init'), mode: 0o700 },
+        { op: 'exec', file: 'sh', searchPath: '/usr/bin:/bin', argv: ['sh', '-c', 'exit 9'], env: [] },
+      ],
+    };
+    const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor', lateOps: true });
+    expect(sp.opsFd).toBeGreaterThan(2);
+    // the monitor's part ran meanwhile: it cloned the init, which waits for 'R'
+    const { pid } = native.awaitInit(sp);
+    expect(readProcStart(pid)).toBeDefined();
+    expect(existsSync(join(dir, 'made-by-the-init'))).toBe(false);
+    native.sendOps(sp, plan);
+    expect(sp.opsFd).toBe(-1);
+    native.release(sp, 'R');
+    native.release(sp, 'G');
+    const events = new EventReader(sp.eventsFd, true); // read on this thread
+    const seen = [];
+    for (let e = await events.next(); e; e = await events.next()) seen.push(e);
+    events.close();
+    expect(seen.map((e) => e.type)).toEqual([2, 4]);
+    expect(native.waitStatusToExitCode(seen[1].a).code).toBe(9);
+    expect(existsSync(join(dir, 'made-by-the-init'))).toBe(true);
+    expect(native.reap(sp.monitorPid)).toBe(0);
+    expect(monitors()).not.toContain(sp.monitorPid);
+  });
+
+  it('late ops: a plan the init refuses is op -2, named as such, and the init never runs an op', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-exec-'));
+    const plan: LaunchPlan = {
+      namespaces: ['pid'],
+      tty: false,
+      ops: [
+        { op: 'mkdir', path: join(dir, 'never'), mode: 0o700 },
+        { op: 'exec', file: 'true', searchPath: '/usr/bin:/bin', argv: ['true'], env: [] },
+      ],
+    };
+    for (const garbage of [Buffer.alloc(0), Buffer.alloc(128, 7)]) {
+      const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor', lateOps: true });
+      native.awaitInit(sp);
+      writeSync(sp.opsFd, garbage);
+      closeSync(sp.opsFd);
+      sp.opsFd = -1;
+      native.release(sp, 'G');
+      const events = new EventReader(sp.eventsFd, true);
+      const seen = [];
+      for (let e = await events.next(); e; e = await events.next()) seen.push(e);
+      events.close();
+      expect(seen.map((e) => e.type)).toEqual([3, 4]);
+      expect(seen[0].a).toBe(-2);
+      expect(errnoName(seen[0].b)).toBe('EINVAL');
+      expect(opFailure(plan, seen[0].a, seen[0].b).message).toBe('the container init refused its launch plan: invalid argument');
+      expect(native.waitStatusToExitCode(seen[1].a).code).toBe(125);
+      expect(native.reap(sp.monitorPid)).toBe(0);
+    }
+    expect(existsSync(join(dir, 'never'))).toBe(false);
+  });
+
+  it('forwards signals from C while the main thread blocks in a read of the events', async () => {
+    const plan: LaunchPlan = {
+      namespaces: ['pid'],
+      tty: false,
+      ops: [{ op: 'exec', file: 'sh', searchPath: '/usr/bin:/bin', argv: ['sh', '-c', 'trap "exit 7" USR2; while :; do sleep 0.05; done'], env: [] }],
+    };
+    const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
+    const { pid } = native.awaitInit(sp);
+    const pidfd = native.pidfdOpen(pid);
+    const events = new EventReader(sp.eventsFd, true);
+    // the process's own handling first (libuv's handler), which the C one replaces and restores
+    let onLoop = 0;
+    const h = () => onLoop++;
+    process.on('SIGUSR2', h);
+    const stopOnLoop = () => process.off('SIGUSR2', h);
+    const stop = native.forwardSignals(pidfd, [constants.signals.SIGUSR2]);
+    try {
+      native.release(sp, 'G');
+      expect((await events.next())?.type).toBe(2);
+      // signals this process while this thread is blocked below, from another process
+      const killer = spawn('sh', ['-c', `sleep 0.3; kill -USR2 ${process.pid}`], { stdio: 'ignore' });
+      const exit = await events.next(); // readSync: the event loop does not run meanwhile
+      expect(exit?.type).toBe(4);
+      expect(native.waitStatusToExitCode(exit!.a).code).toBe(7);
+      await new Promise((r) => killer.once('exit', r));
+    } finally {
+      stop();
+    }
+    // after stop() the process's own handling is back: the loop's listener gets the next one
+    process.kill(process.pid, 'SIGUSR2');
+    await new Promise((r) => setTimeout(r, 50));
+    stopOnLoop();
+    expect(onLoop).toBe(1);
+    closeSync(pidfd);
+    expect(await events.next()).toBeNull();
+    events.close();
+    expect(native.reap(sp.monitorPid)).toBe(0);
   });
 });
 

@@ -412,7 +412,8 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(out.plan.ops.at(-1)).toMatchObject({ op: 'exec', file: 'echo', argv: ['echo', 'hi'] });
     expect(out.cgroup.writes.length).toBeGreaterThan(0);
     expect(out.cgroup.steps.create).toContainEqual(expect.objectContaining({ step: 'mkdir', exclusive: true }));
-    expect(out.cgroup.steps.remove.at(-1)).toMatchObject({ step: 'rmdir', prune: true });
+    // the container's cgroup goes; the parent every container shares stays
+    expect(out.cgroup.steps.remove.at(-1)).toEqual({ step: 'rmdir', path: expect.stringMatching(new RegExp(`/${out.container.id}$`)) });
     // --rm throws the writable layer away: overlay need not sync it at exit (Linux 5.10+)
     const overlay = (plan: { ops: { op: string; fstype?: string; data?: string }[] }) =>
       plan.ops.find((o) => o.op === 'mount' && o.fstype === 'overlay')?.data ?? '';

@@ -18,7 +18,8 @@ export interface CgroupBatch {
   cgroup: string;
   /** mkdir levels, limits, device rules; in order. On failure, the levels made are removed. */
   create: CgroupStep[];
-  /** oom-count, then rmdir of each directory of the cgroup, then of its parents (prune) */
+  /** oom-count, then rmdir of each directory of the cgroup (its parent, the cgroup
+   *  parent of every container, stays: see pushRemovalSteps) */
   remove: CgroupStep[];
 }
 
@@ -125,8 +126,11 @@ export function writeStep(path: string, value: string, optional: boolean | undef
 }
 
 /**
- * rmdir of the cgroup's directories, then of each one's parent, best effort: the last
- * container out takes it (cgroupfs.ts removeIfEmpty does the same).
+ * rmdir of the cgroup's directories. Their parent (NOVABOX_CGROUP_PARENT, "novabox") is
+ * made by the first container and kept, as Docker keeps "docker": making it again costs
+ * every start a memory cgroup's creation per hierarchy (~1 ms on a v1 host), and a
+ * parent pruned by one container's exit while another makes its cgroup under it fails
+ * that creation (retried, cgroupfs.ts retryVanished, cgroup.c nb_cg_create).
  */
 export function removalSteps(dirs: string[]): CgroupStep[] {
   const steps: CgroupStep[] = [];
@@ -136,5 +140,4 @@ export function removalSteps(dirs: string[]): CgroupStep[] {
 
 export function pushRemovalSteps(steps: CgroupStep[], dirs: string[]): void {
   for (const d of dirs) steps.push({ step: 'rmdir', path: d });
-  for (const d of dirs) steps.push({ step: 'rmdir', path: d.slice(0, d.lastIndexOf('/')) || '/', prune: true });
 }

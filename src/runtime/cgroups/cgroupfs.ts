@@ -4,7 +4,7 @@
  */
 import { sleepSync, waitFor } from '../../util/fs.js';
 import { closeSync, constants, mkdirSync, openSync, readSync, readdirSync, rmdirSync, writeSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { BadRequest, SysError, fromNodeError } from '../../errors.js';
 import type { CgroupWrite } from './types.js';
 import { cgroupDevices } from '../../sys/native.js';
@@ -193,31 +193,18 @@ export function removeIfEmpty(dirs: string[], opts: ResolvedOptions): boolean {
       if (!isErrno(err, 'ENOENT')) return false;
     }
   }
-  for (const dir of dirs) pruneParent(dir, opts.io);
   return true;
 }
 
 export function removeTrees(dirs: string[], opts: ResolvedOptions): void {
   const deadline = Date.now() + opts.removeTimeoutMs;
   for (const dir of dirs) removeTree(dir, deadline, opts.io);
-  for (const dir of dirs) pruneParent(dir, opts.io);
 }
 
 /**
- * The last container out takes the (empty) parent cgroup with it, so an idle host keeps
- * no novabox directories. Best effort: a parent with other children stays (ENOTEMPTY,
- * EBUSY). A concurrent create that loses its parent in between retries (retryVanished).
- */
-function pruneParent(dir: string, io: CgroupIo): void {
-  try {
-    io.rmdir(dirname(dir));
-  } catch {
-    /* still in use, already gone, or a hierarchy root */
-  }
-}
-
-/**
- * Run fn again when a level it needs vanished under it (a parent pruned concurrently):
+ * Run fn again when a level it needs vanished under it (a parent removed concurrently:
+ * novabox keeps its parent cgroup, but an administrator, or a novabox older than that,
+ * may remove it):
  * ENOENT once it is gone, ENODEV while the kernel is still removing it (a write to the
  * cgroup.subtree_control of a dying cgroup; seen with 30 concurrent creates on v2).
  */

@@ -24,7 +24,7 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 3,
+      abi: 4,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
@@ -46,7 +46,7 @@ describe('encodePlan', () => {
         { step: 'devices', path: '/cg/n/c' },
         { step: 'oom-count', path: '/cg/n/c/memory.events', key: 'oom_kill' },
         { step: 'rmdir', path: '/cg/n/c' },
-        { step: 'rmdir', path: '/cg/n', prune: true },
+        { step: 'rmdir', path: '/cg/n' },
       ],
     };
     const b = encodePlan(plan);
@@ -64,10 +64,20 @@ describe('encodePlan', () => {
       [5, 0, '/cg/n/c', null],
       [6, 0, '/cg/n/c/memory.events', 'oom_kill'],
       [7, 0, '/cg/n/c', null],
-      [7, 4, '/cg/n', null],
+      [7, 0, '/cg/n', null],
     ]);
     // the strings start after the steps
     expect(cstr(b, 64 + 64 + 16 * 8)).not.toBe('');
+  });
+
+  it("lateOps: the monitor's plan has no ops and says so (NB_PLAN_LATE_OPS); the cgroup steps stay", () => {
+    const plan: LaunchPlan = { namespaces: ['pid'], ops: [exec], tty: true, cgroupSteps: [{ step: 'rmdir', path: '/cg/n/c' }] };
+    const frame = encodePlan({ ...plan, lateOps: true });
+    expect(header(frame)).toMatchObject({ nOps: 0, flags: 0x1 | 0x8, size: frame.length });
+    expect(frame.readUInt32LE(52)).toBe(1);
+    expect(cstr(frame, frame.readUInt32LE(64 + 8))).toBe('/cg/n/c');
+    // the whole plan, as sendOps writes it
+    expect(header(encodePlan(plan))).toMatchObject({ nOps: 1, flags: 0x1 });
   });
 
   it('encodes strings and string lists by offset', () => {

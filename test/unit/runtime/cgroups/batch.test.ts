@@ -45,7 +45,6 @@ describe('planCreate, pure cgroup v2', () => {
     expect(b.remove).toEqual([
       { step: 'oom-count', path: '/sys/fs/cgroup/novabox/abc/memory.events', key: 'oom_kill' },
       { step: 'rmdir', path: '/sys/fs/cgroup/novabox/abc' },
-      { step: 'rmdir', path: '/sys/fs/cgroup/novabox', prune: true },
     ]);
   });
 
@@ -89,7 +88,6 @@ describe('planCreate, cgroup v1 and hybrid', () => {
     expect(b.remove).toEqual([
       { step: 'oom-count', path: '/sys/fs/cgroup/memory/novabox/abc/memory.oom_control', key: 'oom_kill' },
       ...roots.map((r): CgroupStep => ({ step: 'rmdir', path: `${r}/novabox/abc` })),
-      ...roots.map((r): CgroupStep => ({ step: 'rmdir', path: `${r}/novabox`, prune: true })),
     ]);
   });
 
@@ -103,7 +101,6 @@ describe('planCreate, cgroup v1 and hybrid', () => {
     expect(b.create.some((s) => s.step === 'devices' || s.step === 'enable')).toBe(false);
     expect(b.remove.filter((s) => s.path.startsWith('/sys/fs/cgroup/unified'))).toEqual([
       { step: 'rmdir', path: '/sys/fs/cgroup/unified/p/q' },
-      { step: 'rmdir', path: '/sys/fs/cgroup/unified/p', prune: true },
     ]);
   });
 

@@ -180,8 +180,8 @@ describe('CgroupV1Driver', () => {
     cg.remove();
     for (const h of [...HIERARCHY_DIRS, 'unified']) {
       expect(fs.exists(`${h}/novabox/web`)).toBe(false);
-      // the last child out takes the empty parent with it
-      expect(fs.exists(`${h}/novabox`)).toBe(false);
+      // the parent every container shares stays
+      expect(fs.exists(`${h}/novabox`)).toBe(true);
     }
     expect(fs.kills).toEqual([[50, 'SIGKILL']]);
     cg.remove();
@@ -189,14 +189,17 @@ describe('CgroupV1Driver', () => {
     expect(fs.exists('memory/novabox')).toBe(false);
   });
 
-  it('remove keeps a parent that other cgroups still use; create remakes a pruned one', () => {
+  it('remove keeps the parent, also after the last cgroup under it; create remakes a removed one', () => {
     const d = driver();
     const a = d.create('novabox/a', {});
     d.create('novabox/b', {});
     a.remove();
+    expect(fs.exists('memory/novabox/a')).toBe(false);
     expect(fs.exists('memory/novabox/b')).toBe(true);
     d.open('novabox/b').remove();
-    expect(fs.exists('memory/novabox')).toBe(false);
+    expect(fs.exists('memory/novabox/b')).toBe(false);
+    expect(fs.exists('memory/novabox')).toBe(true);
+    d.open('novabox').remove(); // an administrator's removal
     d.create('novabox/c', {});
     expect(fs.exists('memory/novabox/c')).toBe(true);
   });
