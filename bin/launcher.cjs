@@ -5,7 +5,8 @@
 // bin/novabox is this file with the absolute path of the node that ran the build as its
 // #! line (scripts/build.mjs, scripts/launcher.mjs); `node bin/launcher.cjs` runs too.
 // CommonJS on purpose: an ES module entry costs ~10 ms more to start.
-// `run` first tries its own bundle (dist/novabox-run.cjs: no commander, no other command);
+// `run` first tries its own bundle (dist/novabox-run.cjs: no commander, no other command;
+// dist/novabox-run-local.cjs for `--network none|host`: no store, no compute service);
 // when that bundle's parser does not take the line (help, an unusual or bad option) the
 // full CLI (dist/novabox.cjs) gets it, as every other command does.
 const { closeSync, openSync, readFileSync, readSync, renameSync, writeFileSync } = require('node:fs');
@@ -76,6 +77,9 @@ function load(file, cacheFile, req = Module.createRequire(file), kind) {
 
 function finish(bundle, done) {
   done.then((code) => {
+    // the local run bundle left out a module this line needs (the image's first use, a
+    // bridge network): nothing was done yet; the whole run bundle runs the line again
+    if (code === 'full') return void (runWith(runBundle, 'net') || process.exit(1)); // same parser: it takes the line
     bundle.saveCache(code);
     // libc _exit when the command loaded the native code (src/util/exit.ts), unless Node has output
     // of its own to write at teardown (profiles, coverage, reports)
@@ -84,16 +88,23 @@ function finish(bundle, done) {
   });
 }
 
-let done;
-if (args[0] === 'run') {
-  const file = join(dist, 'novabox-run.cjs');
-  // The bridge network (the default) loads the store and the compute service, `--network
-  // none|host` does not: one cache each. A guess from argv; the bundle confirms it before
-  // the cache is written (src/util/cache-hint.ts).
-  const local = args.some((a, i) => /^--network=(none|host)$/.test(a) || (a === '--network' && /^(none|host)$/.test(args[i + 1])));
-  const run = load(file, `${file}${local ? '' : '.net'}.cache`, require, local ? 'local' : 'net');
-  done = run.exports.main(args);
+const runBundle = join(dist, 'novabox-run.cjs');
+
+/** Run the line with a `run` bundle; false when its parser does not take it. */
+function runWith(file, kind) {
+  const run = load(file, `${file}${kind === 'net' ? '.net' : ''}.cache`, require, kind);
+  const done = run.exports.main(args);
   if (done) finish(run, done);
+  return done !== undefined;
+}
+
+let done = false;
+if (args[0] === 'run') {
+  // The bridge network (the default) loads the store and the compute service, `--network
+  // none|host` does not: a bundle without them, and one cache each. A guess from argv;
+  // the bundle confirms it before the cache is written (src/util/cache-hint.ts).
+  const local = args.some((a, i) => /^--network=(none|host)$/.test(a) || (a === '--network' && /^(none|host)$/.test(args[i + 1])));
+  done = local ? runWith(join(dist, 'novabox-run-local.cjs'), 'local') : runWith(runBundle, 'net');
 }
 if (!done) {
   const file = join(dist, 'novabox.cjs');

@@ -6,7 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { newContext, reportError, type CliContext } from './context.js';
 import { register as registerRun } from './commands/run.js';
-import { runParsedLine } from './run-action.js';
+import { FULL_BUNDLE, runParsedLine } from './run-action.js';
 import { register as registerPs } from './commands/ps.js';
 import { register as registerRm } from './commands/rm.js';
 import { register as registerServer } from './commands/server/index.js';
@@ -72,7 +72,8 @@ name in use); 5 not root; 1 anything else. \`run\` returns the container's own s
 export async function main(argv: string[]): Promise<number> {
   // `run` with an ordinary command line skips building commander's program (run-args.ts)
   const fast = runParsedLine(argv);
-  if (fast) return fast;
+  // this bundle has every module: a stand-in's FULL_BUNDLE cannot come from it
+  if (fast) return fast.then((code) => (code === FULL_BUNDLE ? 1 : code));
   const ctx = newContext(argv);
   try {
     const program = buildProgram(ctx, argv);

@@ -57,12 +57,20 @@ export async function runAction(image: string | undefined, command: string[], o:
 
 
 /**
+ * The answer of a bundle built without a module the line needs (dist/novabox-run-local.cjs
+ * leaves out the store, the compute service and the first-use image paths; see
+ * scripts/build.mjs): its stand-in threw NOVABOX_FULL_BUNDLE before `run` changed
+ * anything, and bin/novabox runs the line again with dist/novabox-run.cjs.
+ */
+export const FULL_BUNDLE = 'full';
+
+/**
  * An ordinary `run` line, run without building commander's program: argv (without node
  * and the script) as run-args.ts reads it. undefined: not such a line (another command,
  * help, an unusual or bad option): commander's CLI takes it. Both entries call this:
- * main.ts and the `run`-only bundle (run-main.ts).
+ * main.ts and the `run`-only bundles (run-main.ts).
  */
-export function runParsedLine(argv: string[]): Promise<number> | undefined {
+export function runParsedLine(argv: string[]): Promise<number | typeof FULL_BUNDLE> | undefined {
   const fast = argv[0] === 'run' ? parseRunArgs(argv.slice(1)) : undefined;
   if (!fast) return undefined;
   trace('run arguments parsed');
@@ -70,6 +78,6 @@ export function runParsedLine(argv: string[]): Promise<number> | undefined {
   ctx.debug = false; // as commander's preAction hook: --debug is an option of the program, before `run`
   return runAction(fast.image, fast.command, fast.opts, ctx).then(
     () => ctx.exitCode,
-    (err: unknown) => reportError(err, ctx),
+    (err: unknown) => ((err as { code?: unknown } | null)?.code === 'NOVABOX_FULL_BUNDLE' ? FULL_BUNDLE : reportError(err, ctx)),
   );
 }

@@ -1,7 +1,8 @@
 /**
  * bin/novabox: which bundle a command line runs in (`run` in its own bundle when
- * run-args.ts takes the line, else the full CLI), and the code cache of each: one per
- * bundle and command word, written only by a run that did the command's whole work.
+ * run-args.ts takes the line, the local one without the store for `--network none|host`,
+ * else the full CLI), and the code cache of each: one per bundle and command word,
+ * written only by a run that did the command's whole work.
  * Runs a copy of the launcher and the bundles in a temp dir (the checkout's dist/ caches
  * are shared with everything else running the CLI).
  */
@@ -63,7 +64,7 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
     ({ root, remove: removeRoot } = tempRoot('nbx-launcher-run-root-'));
     mkdirSync(join(tree, 'dist'));
     cpSync(join(ROOT, 'bin'), join(tree, 'bin'), { recursive: true });
-    for (const f of ['novabox.cjs', 'novabox-run.cjs']) cpSync(join(ROOT, 'dist', f), join(tree, 'dist', f));
+    for (const f of ['novabox.cjs', 'novabox-run.cjs', 'novabox-run-local.cjs']) cpSync(join(ROOT, 'dist', f), join(tree, 'dist', f));
     symlinkSync(join(ROOT, 'native-bindings'), join(tree, 'native-bindings'));
     symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
     symlinkSync(join(ROOT, 'images'), join(tree, 'images'));
@@ -95,8 +96,12 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
   });
 
   it('runs an ordinary `run` line in the run bundle, which writes its own cache', () => {
-    // the first run builds the busybox image into this root: one-time work, no cache from it
-    expect(cli('run', '--rm', '--network', 'none', 'busybox', 'true').status).toBe(0);
+    // The first run builds the busybox image into this root: the local run bundle has no
+    // image builder, so the whole run bundle runs the line again; one-time work, no cache.
+    const first = cli('run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo once');
+    expect(first.status).toBe(0);
+    expect(first.stdout).toBe('once\n');
+    expect(first.stderr).toBe('');
     expect(caches()).toEqual([]);
     const before = census(root);
     const failed = cli('run', '--rm', '--network', 'none', 'busybox', 'sh', '-c', 'echo hi; exit 3');
@@ -106,10 +111,10 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
     const r = cli('run', '--rm', '--network', 'none', 'busybox', 'echo', 'hi');
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('hi\n');
-    expect(caches()).toEqual(['novabox-run.cjs.cache']);
-    const written = statSync(join(tree, 'dist/novabox-run.cjs.cache')).mtimeMs;
+    expect(caches()).toEqual(['novabox-run-local.cjs.cache']);
+    const written = statSync(join(tree, 'dist/novabox-run-local.cjs.cache')).mtimeMs;
     expect(cli('run', '--rm', '--network', 'none', 'busybox', 'true').status).toBe(0);
-    expect(statSync(join(tree, 'dist/novabox-run.cjs.cache')).mtimeMs).toBe(written);
+    expect(statSync(join(tree, 'dist/novabox-run-local.cjs.cache')).mtimeMs).toBe(written);
     expect(census(root)).toEqual(before);
   });
 
@@ -117,13 +122,13 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
     // the first bridge run of this root makes its bridge: the census is taken after it
     const first = cli('run', '--rm', 'busybox', 'true');
     expect(first.status).toBe(0);
-    expect(caches()).toEqual(['novabox-run.cjs.cache', 'novabox-run.cjs.net.cache']);
+    expect(caches()).toEqual(['novabox-run-local.cjs.cache', 'novabox-run.cjs.net.cache']);
     const before = census(root);
     const r = cli('run', '--rm', 'busybox', 'sh', '-c', 'ip -4 -o addr show eth0 | wc -l');
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('1\n');
     // a bridge run despite the words in its command: it writes no cache of the other kind
-    rmSync(join(tree, 'dist/novabox-run.cjs.cache'));
+    rmSync(join(tree, 'dist/novabox-run-local.cjs.cache'));
     expect(cli('run', '--rm', 'busybox', 'echo', '--network', 'none').stdout).toBe('--network none\n');
     expect(caches()).toEqual(['novabox-run.cjs.net.cache']);
     expect(census(root)).toEqual(before);
