@@ -245,15 +245,21 @@ static napi_value js_pty_resize(napi_env env, napi_callback_info info)
 	return ret(&c, nb_pty_resize(fd, (uint16_t)rows, (uint16_t)cols));
 }
 
-/* cgroupDevices(dir) -> 0 | -errno */
-static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
+/* f(path) -> 0 | -errno, for the calls that take one path */
+static napi_value path_call(napi_env env, napi_callback_info info, int (*fn)(const char *))
 {
-	char dir[PATH_MAX];
+	char path[PATH_MAX];
 	struct call c;
 
 	call_init(&c, env, info, 1);
-	const char *d = arg_str(&c, 0, dir);
-	return c.bad ? NULL : ret(&c, nb_cgroup_devices(d));
+	const char *p = arg_str(&c, 0, path);
+	return c.bad ? NULL : ret(&c, fn(p));
+}
+
+/* cgroupDevices(dir) -> 0 | -errno */
+static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
+{
+	return path_call(env, info, nb_cgroup_devices);
 }
 
 /* rmRunDir(dir) -> Promise<0 | -errno>: nb_rm_run_dir's two parts as two jobs in the
@@ -408,12 +414,7 @@ static napi_value js_forward_signals(napi_env env, napi_callback_info info)
 /* rmRunDirSync(dir) -> 0 | -errno: rmRunDir's work on this thread (nb_rm_run_dir) */
 static napi_value js_rm_run_dir_sync(napi_env env, napi_callback_info info)
 {
-	char dir[PATH_MAX];
-	struct call c;
-
-	call_init(&c, env, info, 1);
-	const char *d = arg_str(&c, 0, dir);
-	return c.bad ? NULL : ret(&c, nb_rm_run_dir(d));
+	return path_call(env, info, nb_rm_run_dir);
 }
 
 /* exit(code): _exit(2), no atexit handlers (src/util/exit.ts says when that is right) */

@@ -131,7 +131,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const sp = spawned;
     trace('monitor spawned');
     io.meanwhile?.();
-    native.sendOps(sp, plan);
+    native.sendOps(sp, p.plan); // the init's: the cgroup steps are the monitor's
 
     reserveName(state.name, state.id);
     // undone last (after the directory's removal, which may fail): the name is free only
@@ -204,7 +204,8 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const outcome = await superviseForeground(plan, sp, events, pidfd, io.interactive, cleanups, first);
     trace('exit event');
     const { failure, failureCode } = outcome;
-    // The init is gone: its directory goes in the thread pool while the monitor removes the cgroup.
+    // The init is gone: its directory goes (on this thread when the events are read here,
+    // else in the thread pool) while the monitor removes the cgroup.
     if (state.remove || failure) removing = startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true, events.blocking);
     const { code, signal } = native.waitStatusToExitCode(outcome.waitStatus);
     if (!state.remove && !failure) {
@@ -227,8 +228,8 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     for (const c of cleanups.reverse()) c();
     if (pidfd >= 0) closeSync(pidfd);
     // The monitor first: its end is the init's (GO closed unsent, if it still waits), and
-    // it removes the cgroup meanwhile; the directory's removal, started at the exit
-    // event, runs on in the thread pool.
+    // it removes the cgroup meanwhile; the directory's removal started at the exit event
+    // (done already on this thread, or running on in the thread pool).
     const errors: Error[] = [];
     if (spawned) {
       try {
@@ -274,7 +275,7 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
   sp.opsFd = -1;
   let last: Event[];
   if (events) {
-    // In the thread pool: the main thread meanwhile drives the directory's removal.
+    // In the thread pool (or on this thread, blocking: the directory is gone already).
     last = [];
     // a first read still pending (an error before it was awaited) ends first: one reader at a time
     const e0 = firstRead && (await firstRead);

@@ -28,15 +28,21 @@ function monitors(): number[] {
   }).map(Number);
 }
 
+/** Every event left, up to the monitor's end; then the reader is closed. */
+async function drain(events: EventReader) {
+  const out = [];
+  for (let e = await events.next(); e; e = await events.next()) out.push(e);
+  events.close();
+  return out;
+}
+
 async function launch(plan: LaunchPlan, go = true) {
   const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
   native.awaitInit(sp);
   const events = new EventReader(sp.eventsFd);
   if (go) native.release(sp, 'G');
   else closeSync(sp.goFd);
-  const seen = [];
-  for (let e = await events.next(); e; e = await events.next()) seen.push(e);
-  events.close();
+  const seen = await drain(events);
   const monitorStatus = native.reap(sp.monitorPid);
   return { sp, seen, monitorStatus };
 }
@@ -121,9 +127,7 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
     expect(errnoName(first!.b)).toBe('ENOENT');
     // GO after the init is gone: EPIPE is not an error (false), or it is still exiting (true)
     expect(typeof native.release(sp, 'G')).toBe('boolean');
-    const rest = [];
-    for (let e = await events.next(); e; e = await events.next()) rest.push(e);
-    events.close();
+    const rest = await drain(events);
     expect(rest.map((e) => e.type)).toEqual([4]);
     expect(native.waitStatusToExitCode(rest[0].a).code).toBe(127); // ENOENT, as any failed op's
     expect(native.reap(sp.monitorPid)).toBe(0);
@@ -150,9 +154,7 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
     expect(existsSync(join(dir, 'ran'))).toBe(false);
     closeSync(sp.goFd);
     const events = new EventReader(sp.eventsFd);
-    const seen = [];
-    for (let e = await events.next(); e; e = await events.next()) seen.push(e);
-    events.close();
+    const seen = await drain(events);
     expect(seen.map((e) => e.type)).toEqual([2, 4]); // error pipe closed without a message
     expect(native.waitStatusToExitCode(seen[1].a).code).toBe(125);
     expect(native.reap(sp.monitorPid)).toBe(0);
@@ -184,9 +186,7 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
         expect(got).toBeUndefined(); // stopped at its execve gate: the CLI's own error stands
       }
       expect(sp.goFd).toBe(-1);
-      const rest = [];
-      for (let e = await events.next(); e; e = await events.next()) rest.push(e);
-      events.close();
+      const rest = await drain(events);
       expect(rest.map((e) => e.type)).toEqual([4]);
       expect(native.waitStatusToExitCode(rest[0].a).code).toBe(expected ? 127 : 125);
       expect(native.reap(sp.monitorPid)).toBe(0);
@@ -221,9 +221,7 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
     native.release(sp, 'R');
     native.release(sp, 'G');
     const events = new EventReader(sp.eventsFd, true); // read on this thread
-    const seen = [];
-    for (let e = await events.next(); e; e = await events.next()) seen.push(e);
-    events.close();
+    const seen = await drain(events);
     expect(seen.map((e) => e.type)).toEqual([2, 4]);
     expect(native.waitStatusToExitCode(seen[1].a).code).toBe(9);
     expect(existsSync(join(dir, 'made-by-the-init'))).toBe(true);
@@ -249,9 +247,7 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
       sp.opsFd = -1;
       native.release(sp, 'G');
       const events = new EventReader(sp.eventsFd, true);
-      const seen = [];
-      for (let e = await events.next(); e; e = await events.next()) seen.push(e);
-      events.close();
+      const seen = await drain(events);
       expect(seen.map((e) => e.type)).toEqual([3, 4]);
       expect(seen[0].a).toBe(-2);
       expect(errnoName(seen[0].b)).toBe('EINVAL');
@@ -375,9 +371,7 @@ describe.skipIf(!isRoot || !cgroup2Root())('monitor: placement without clone3 (N
     expect(native.awaitInit(sp).placed).toBe(true);
     native.release(sp, 'G');
     const events = new EventReader(sp.eventsFd);
-    const seen = [];
-    for (let e = await events.next(); e; e = await events.next()) seen.push(e);
-    events.close();
+    const seen = await drain(events);
     expect(native.reap(sp.monitorPid)).toBe(0);
     expect(seen.map((e) => e.type)).toEqual([2, 4]);
     expect(native.waitStatusToExitCode(seen[1].a).code).toBe(0);
