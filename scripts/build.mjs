@@ -142,29 +142,33 @@ const RUN_FORBIDDEN = /node_modules\/(commander|fastify|@fastify)\/|src\/cli\/co
  * function's or class's name (error names are string literals).
  */
 const runCli = { ...cli, minify: true };
-const run = await build({
-  ...runCli,
-  plugins: [lazyBuiltins],
-  entryPoints: ['src/cli/run-main.ts'],
-  outfile: 'dist/novabox-run.cjs',
-  metafile: true,
-});
-const strays = Object.keys(run.metafile.inputs).filter((f) => RUN_FORBIDDEN.test(f));
-if (strays.length) throw new Error(`dist/novabox-run.cjs must not contain: ${strays.join(', ')}`);
-// bin/novabox hands this bundle its own require (bin/, not dist/): no relative require in it
-if (/\brequire\(["']\.\.?\//.test(readFileSync('dist/novabox-run.cjs', 'utf8'))) throw new Error('dist/novabox-run.cjs must not require a relative path');
-if (process.env.NOVABOX_METAFILE) writeFileSync(process.env.NOVABOX_METAFILE, JSON.stringify(run.metafile));
+
+/**
+ * Build src/cli/run-main.ts into `outfile` and check it: no module matching `forbidden`
+ * (esbuild's metafile), and no relative require (bin/novabox hands the bundle its own
+ * require, which resolves from bin/, not dist/). Returns the metafile.
+ */
+async function buildRunBundle(outfile, plugins, forbidden) {
+  const r = await build({ ...runCli, plugins, entryPoints: ['src/cli/run-main.ts'], outfile, metafile: true });
+  const strays = Object.keys(r.metafile.inputs).filter((f) => forbidden.test(f));
+  if (strays.length) throw new Error(`${outfile} must not contain: ${strays.join(', ')}`);
+  if (/\brequire\(["']\.\.?\//.test(readFileSync(outfile, 'utf8'))) throw new Error(`${outfile} must not require a relative path`);
+  return r.metafile;
+}
+
+const runMeta = await buildRunBundle('dist/novabox-run.cjs', [lazyBuiltins], RUN_FORBIDDEN);
+if (process.env.NOVABOX_METAFILE) writeFileSync(process.env.NOVABOX_METAFILE, JSON.stringify(runMeta));
 
 /**
  * The same entry once more, for a `run` on `--network none|host` with its image in place
  * (dist/novabox-run-local.cjs, what bin/novabox loads for such a line): the modules `run`
  * reaches only by dynamic import on the bridge network (the store, the compute service)
- * or on first use of an image (building busybox, materialising layers) are left out, 100
- * of 250 KB kept. A start reads it and deserialises its code cache in ~2 ms less: V8's
- * cache holds every function of the script, run or not. Importing one of the modules left
- * out gets a stand-in that throws NOVABOX_FULL_BUNDLE before `run` changed anything; the
- * entry then returns 'full' (run-action.ts), and bin/novabox runs the line again with
- * dist/novabox-run.cjs.
+ * or on first use of an image (building busybox, materialising layers) are left out (70
+ * KB against 193, both minified). A start reads it and deserialises its code cache in
+ * ~2 ms less: V8's cache holds every function of the script, run or not. Importing one of
+ * the modules left out gets a stand-in that throws NOVABOX_FULL_BUNDLE before `run`
+ * changed anything; the entry then returns 'full' (run-action.ts), and bin/novabox runs
+ * the line again with dist/novabox-run.cjs.
  */
 const FULL_ONLY = /[\\/]src[\\/](compute[\\/]servers|store[\\/]db|images[\\/]busybox|images[\\/]materialize)\.js$/;
 const leaveOut = {
@@ -181,17 +185,10 @@ const leaveOut = {
     }));
   },
 };
-const LOCAL_FORBIDDEN = /src\/(compute|store)\/|src\/images\/(busybox|materialize|service|layers)\.ts|node_modules\/better-sqlite3\//;
-const local = await build({
-  ...runCli,
-  plugins: [lazyBuiltins, leaveOut],
-  entryPoints: ['src/cli/run-main.ts'],
-  outfile: 'dist/novabox-run-local.cjs',
-  metafile: true,
-});
-const localStrays = Object.keys(local.metafile.inputs).filter((f) => RUN_FORBIDDEN.test(f) || LOCAL_FORBIDDEN.test(f));
-if (localStrays.length) throw new Error(`dist/novabox-run-local.cjs must not contain: ${localStrays.join(', ')}`);
-if (/\brequire\(["']\.\.?\//.test(readFileSync('dist/novabox-run-local.cjs', 'utf8'))) throw new Error('dist/novabox-run-local.cjs must not require a relative path');
+const LOCAL_FORBIDDEN = new RegExp(
+  `${RUN_FORBIDDEN.source}|src\\/(compute|store)\\/|src\\/images\\/(busybox|materialize|service|layers)\\.ts|node_modules\\/better-sqlite3\\/`,
+);
+await buildRunBundle('dist/novabox-run-local.cjs', [lazyBuiltins, leaveOut], LOCAL_FORBIDDEN);
 
 // bin/novabox: bin/launcher.cjs with this node's absolute path as its #! line (scripts/launcher.mjs)
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));

@@ -6,7 +6,9 @@
  * each prototype a little more: a fifth of what `novabox run` spends above Node's own
  * start. The calls every container start makes (spawn the monitor, wait, pidfd, the
  * console, exit) are therefore also exported here, wrapping the same C functions
- * (spawn.c, devices.c) compiled into this module; loading it costs ~0.2 ms. Every
+ * (spawn.c, devices.c, rundir.c) compiled into this module; loading it costs ~0.2 ms.
+ * Two exist only here: the container directory's removal as async work, and signal
+ * forwarding from a C handler (forwardSignals), which koffi cannot offer. Every
  * function returns what its C counterpart returns (a value, or -errno): no errno state.
  *
  * Node-API is a stable C ABI: the few declarations below are the ones from Node's

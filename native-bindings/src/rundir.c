@@ -1,6 +1,7 @@
 /*
  * The removal of a `run` container's directory once its init exited, as one call that
- * the CLI runs in libuv's thread pool (napi.c rmRunDir): the known layout only, in
+ * the CLI runs on its main thread or in libuv's thread pool (napi.c rmRunDirSync,
+ * rmRunDir): the known layout only, in
  * order, each entry by name below the directory's fd, never following a symlink.
  * Anything else (a non-empty upper layer, the network's /etc files) stops it with
  * -errno and the caller walks the whole tree (src/util/rmtree.ts).

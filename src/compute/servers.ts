@@ -23,7 +23,6 @@ import { nowIso } from '../store/time.js';
 import { cgroupPathOf } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
-import { atypicalRun } from '../util/cache-hint.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
 import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
@@ -271,10 +270,7 @@ export class ComputeService {
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
     let image = readImage(imageRefName(this.store, req.image));
     // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
-    if (!image && req.image === 'busybox') {
-      atypicalRun(); // built once: a CLI's code cache must not come from this run
-      image = await (await import('../images/busybox.js')).ensureBusybox();
-    }
+    if (!image && req.image === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
     if (!image) throw new NotFound(`image "${req.image}" not found`);
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
@@ -399,10 +395,7 @@ export class ComputeService {
   async rebuild(nameOrId: string, imageRef: string, caller: Caller, opts: { timeoutMs?: number } = {}): Promise<Server> {
     const s = this.find(nameOrId, caller);
     let image = readImage(imageRefName(this.store, imageRef));
-    if (!image && imageRef === 'busybox') {
-      atypicalRun(); // built once: a CLI's code cache must not come from this run
-      image = await (await import('../images/busybox.js')).ensureBusybox();
-    }
+    if (!image && imageRef === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
     if (!image) throw new NotFound(`image "${imageRef}" not found`);
     const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
     const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');

@@ -7,6 +7,7 @@ import { chmodSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, rmSyn
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NovaboxError } from '../errors.js';
+import { atypicalRun } from '../util/cache-hint.js';
 import { readImage, type Image, type ImageConfig } from './store.js';
 
 export const BUSYBOX_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
@@ -60,6 +61,7 @@ export function buildBusyboxLayer(tmpRoot: string): string {
 export async function ensureBusybox(): Promise<Image> {
   const have = readImage('busybox');
   if (have) return have;
+  atypicalRun(); // built once: the CLI's code cache must not come from this run
   const { openStore } = await import('../store/db.js');
   const { ImageService } = await import('./service.js');
   const store = openStore();

@@ -1,9 +1,9 @@
 /**
- * A `run` container's directory. Removing it is partly done in libuv's thread pool, so
- * that it overlaps the main thread's work: on ext4 each rmdir of the container's scratch
- * directories costs 0.15-0.4 ms (journal), 1.2-2.5 ms in all on the critical path of
- * every `run --rm`; once the init's exit event came, they go while the main thread
- * reaps the monitor and removes the cgroup. Nothing uses them after that event (the
+ * A `run` container's directory. Its removal overlaps the monitor's removal of the cgroup:
+ * on ext4 each rmdir of the container's scratch directories costs 0.15-0.4 ms (journal),
+ * 1.2-2.5 ms in all on the critical path of every `run --rm`; once the init's exit event
+ * came, they go (on the main thread when `run` read its events there, else in libuv's
+ * thread pool) while the monitor removes the cgroup. Nothing uses them after that event (the
  * last process of the container's mount namespace is gone: the kernel unmounted the
  * overlay before the exit was reported).
  *

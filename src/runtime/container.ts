@@ -328,10 +328,10 @@ export function destroyContainer(s: ContainerState, cgroup: CgroupHandle | undef
   return errors;
 }
 
-/** An op failure from the init, explained with the plan that TypeScript made. */
 /** NB_EV_OPFAIL's op index when the init refused the plan sent after the spawn (lateOps) */
 const OPFAIL_PLAN = -2;
 
+/** An op failure from the init, explained with the plan that TypeScript made. */
 export function opFailure(plan: LaunchPlan, opIndex: number, errno: number): OpFailed {
   const name = errnoName(errno);
   if (opIndex === OPFAIL_PLAN) {

@@ -11,7 +11,7 @@ import { isContainerLive, prepare, validateRequest, type RunRequest } from './co
 import { gcStale } from './gc.js';
 import { runForeground } from './run.js';
 import { trace } from '../util/trace.js';
-import { atypicalRun, runKind } from '../util/cache-hint.js';
+import { runKind } from '../util/cache-hint.js';
 
 export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota'> {
   memory?: string;
@@ -30,10 +30,7 @@ async function resolveImage(o: RunOptions): Promise<{ name: string; layerDirs: s
   const name = o.image!;
   checkImageName(name);
   let image = readImage(name);
-  if (!image && name === 'busybox' && !o.dryRun) {
-    atypicalRun(); // the image is built once: no code cache from this run
-    image = await (await import('../images/busybox.js')).ensureBusybox();
-  }
+  if (!image && name === 'busybox' && !o.dryRun) image = await (await import('../images/busybox.js')).ensureBusybox();
   if (!image) throw new NotFound(`image "${name}" not found`, { hint: 'the built-in image is "busybox"' });
   if (!o.dryRun) await ensureLayers(image);
   return { name: image.name, layerDirs: layerDirs(image), config: image.config };
@@ -56,8 +53,9 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
   const layout = detectCgroups();
   trace('cgroups detected');
   // The bridge network needs the state database (leases); `--network none|host` never opens it.
-  if (o.network === 'novabox' && !o.dryRun) runKind('net');
-  const network = o.network === 'novabox' && !o.dryRun ? (await ctx.compute()).network : undefined;
+  const bridged = o.network === 'novabox' && !o.dryRun;
+  if (bridged) runKind('net');
+  const network = bridged ? (await ctx.compute()).network : undefined;
   network?.check();
   const prepared = prepare({ ...o, memoryBytes, cpuQuota }, image, layout);
   trace('planned');

@@ -61,7 +61,7 @@ export class EventReader {
       got += n;
     }
     if (got < 16) return null;
-    return { type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8), c: b.readInt32LE(12) };
+    return native.eventOf(b);
   }
 
   private nextSync(): Event | null {

@@ -349,7 +349,7 @@ export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
  * NB_EV_OPFAIL with op -2).
  */
 export function sendOps(sp: SpawnResult, plan: LaunchPlan): void {
-  const bytes = encodePlan(plan.lateOps ? { ...plan, lateOps: false } : plan);
+  const bytes = encodePlan(plan);
   const fd = sp.opsFd;
   sp.opsFd = -1;
   try {
@@ -447,6 +447,11 @@ export function readEvent(fd: number, strict = false): MonitorEvent | 'eof' {
     if (n === 0) return 'eof';
     got += n;
   }
+  return eventOf(b);
+}
+
+/** A record's fields, from its 16 bytes. */
+export function eventOf(b: Buffer): MonitorEvent {
   return { type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8), c: b.readInt32LE(12) };
 }
 

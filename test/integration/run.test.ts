@@ -17,6 +17,11 @@ const isRoot = process.getuid?.() === 0;
 describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   let root: string;
   useRunRoot((r) => (root = r));
+  /** A copy of the busybox image's layer (the root's only one) in `dir`, to alter. */
+  const copyBusybox = (dir: string) => {
+    const layer = readdirSync(`${root}/layers/sha256`)[0];
+    execFileSync('cp', ['-a', `${root}/layers/sha256/${layer}/.`, dir]);
+  };
   const run = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>
     runCli(['run', ...args], { root, ...opts });
 
@@ -339,8 +344,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const img = mkdtempSync(join(tmpdir(), 'nbx-evil-'));
     try {
       writeFileSync(join(vol, 'marker'), 'vol\n');
-      const layer = readdirSync(`${root}/layers/sha256`)[0];
-      execFileSync('cp', ['-a', `${root}/layers/sha256/${layer}/.`, img]);
+      copyBusybox(img);
       // 1. /proc is a symlink to a host path: refused in one line, nothing happens on the host.
       rmSync(join(img, 'proc'), { recursive: true, force: true });
       symlinkSync(`../../../../../../../..${host}`, join(img, 'proc'));
@@ -371,8 +375,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const img = mkdtempSync(join(tmpdir(), 'nbx-links-'));
     try {
       writeFileSync(join(vol, 'marker'), 'vol\n');
-      const layer = readdirSync(`${root}/layers/sha256`)[0];
-      execFileSync('cp', ['-a', `${root}/layers/sha256/${layer}/.`, img]);
+      copyBusybox(img);
       execFileSync('mkdir', ['-p', join(img, 'srv/real'), join(img, 'run')]);
       symlinkSync('/srv/real', join(img, 'srv/lnk')); // absolute, one level down
       // tries to leave the root; inside it, the same path exists: the volume goes there
