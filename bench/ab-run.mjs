@@ -11,7 +11,7 @@
 // <anchor rootfs> true). The order within a round alternates. A private NOVABOX_ROOT
 // under /run is made and removed; a run that fails stops the benchmark.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmdirSync, rmSync } from 'node:fs';
 
 const argv = process.argv.slice(2);
 const dd = argv.indexOf('--');
@@ -24,6 +24,11 @@ const rootfs = `${process.env.ANCHOR_DIR ?? '/var/tmp/anchors'}/bundle/rootfs`;
 const runArgs = dd < 0 ? ['--network', 'none', '--memory', '512m', '--pids-limit', '1024', '--rootfs', rootfs, 'true'] : argv.slice(dd + 1);
 // AB_DIR: where the private NOVABOX_ROOT goes (/run is tmpfs; /var/tmp is the disk, as /var/lib/novabox)
 const root = mkdtempSync(`${process.env.AB_DIR ?? '/run'}/novabox-bench-ab-`);
+// novabox keeps its cgroup parent (NOVABOX_CGROUP_PARENT, "novabox"): the ones this run
+// makes go again at the end, so the host's cgroups are left as they were found
+const parentName = process.env.NOVABOX_CGROUP_PARENT || 'novabox';
+const cgParents = () => readdirSync('/sys/fs/cgroup').map((h) => `/sys/fs/cgroup/${h}/${parentName}`).concat(`/sys/fs/cgroup/${parentName}`).filter((d) => existsSync(d));
+const parentsBefore = new Set(cgParents());
 const env = { ...process.env, NOVABOX_ROOT: root };
 delete env.NODE_EXTRA_CA_CERTS;
 delete env.NODE_OPTIONS;
@@ -64,6 +69,13 @@ try {
   }
 } finally {
   rmSync(root, { recursive: true, force: true });
+  for (const d of cgParents()) {
+    try {
+      if (!parentsBefore.has(d)) rmdirSync(d);
+    } catch {
+      /* in use by a container of another root: it stays */
+    }
+  }
 }
 const diffs = res.A.map((x, i) => res.B[i] - x);
 const f = (x) => x.toFixed(2).padStart(8);

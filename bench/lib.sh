@@ -145,6 +145,8 @@ anchor_run_cleanup() {
   trap - EXIT INT TERM HUP
   busy_watch_stop
   [ -n "$NB_ROOT" ] && cleanup_root "$NB_ROOT"
+  # also when the anchor's PROJECT_CLEANUP (another process) removed the root first
+  remove_new_cg_parents
   [ -z "$ASTATE" ] && [ -s "$TMP/apid" ] && ASTATE=/run/anchors/anc-$BENCH_TAG-$(cat "$TMP/apid")
   case $ASTATE in /run/anchors/anc-"$BENCH_TAG"-[0-9]*) rm -rf "$ASTATE"; rmdir /run/anchors 2>/dev/null ;; esac
   remove_built_rootfs
@@ -203,13 +205,20 @@ cleanup_root() {
     case $br in nbb*) nft delete table ip "novabox_$br" 2>/dev/null; ip link del "$br" 2>/dev/null ;; esac
   fi
   rm -rf "$root"
-  if [ -n "${CG_PARENTS_BEFORE:-}" ]; then
-    for d in /sys/fs/cgroup/*/novabox /sys/fs/cgroup/novabox; do
-      [ -d "$d" ] || continue
-      case $CG_PARENTS_BEFORE in *" $d "*) continue ;; esac
-      rmdir "$d" 2>/dev/null
-    done
-  fi
+  remove_new_cg_parents
+  return 0
+}
+
+# The cgroup parents (novabox keeps them, as Docker keeps its own) that were not there
+# when new_root recorded them: a benchmark leaves the host's cgroups as it found them.
+remove_new_cg_parents() {
+  local d
+  [ -n "${CG_PARENTS_BEFORE:-}" ] || return 0
+  for d in /sys/fs/cgroup/*/novabox /sys/fs/cgroup/novabox; do
+    [ -d "$d" ] || continue
+    case $CG_PARENTS_BEFORE in *" $d "*) continue ;; esac
+    rmdir "$d" 2>/dev/null
+  done
   return 0
 }
 
