@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 4u
+#define NB_ABI_VERSION 5u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -57,7 +57,8 @@ enum nb_op_kind {
 	NB_OP_CAPSET = 16,    /* n[0] effective=permitted mask; inheritable and ambient cleared */
 	NB_OP_NO_NEW_PRIVS = 17,
 	NB_OP_CHDIR = 18,     /* s[1] path; re-checked with getcwd (CVE-2024-21626) */
-	NB_OP_EXEC = 19,      /* s[0] file (searched in s[1] = PATH if it has no '/'), list argv, list2 envp */
+	NB_OP_EXEC = 19,      /* s[0] file (searched in s[1] = PATH if it has no '/'), list argv, list2 envp;
+	                         NB_OPF_SEALED: execute the header's exec_copy (a sealed memfd) instead */
 	NB_OP_REMOUNT_RO = 20,/* s[1] path: remount an existing mount read-only, keeping its flags */
 	NB_OP_CONSOLE = 21,   /* s[0] ptmx, s[1] console file: new pty from the container's devpts,
 	                         slave bound on s[1] and made stdio + controlling tty, master sent
@@ -69,6 +70,8 @@ enum nb_op_kind {
 
 /* nb_op.op_flags */
 #define NB_OPF_IN_ROOT 0x1u /* s[1] is relative to the NB_OP_SET_ROOT dir, resolved with RESOLVE_IN_ROOT */
+#define NB_OPF_SEALED  0x2u /* NB_OP_EXEC: execveat the monitor's sealed copy of exec_copy; no host
+                               file of that binary is ever reachable from inside */
 
 struct nb_op {
 	uint32_t kind;
@@ -96,7 +99,10 @@ struct nb_plan_header {
 	                         before cloning; 0 = new namespaces from clone_flags */
 	uint32_t join_flags;  /* CLONE_NEW* to enter with join_pid */
 	uint32_t n_cg_steps;  /* cgroup steps after the ops; 0 = the CLI makes the cgroup */
-	uint32_t reserved[2];   /* header is 64 bytes */
+	uint32_t exec_copy;   /* string offset: a host binary the monitor copies into a sealed memfd
+	                         before the clone (servers' novabox-init); NB_OP_EXEC with
+	                         NB_OPF_SEALED executes that copy. 0 = none */
+	uint32_t reserved;    /* header is 64 bytes */
 };
 
 /*
@@ -148,7 +154,7 @@ enum nb_event_type {
 
 enum nb_stage {
 	NB_STAGE_PLAN = 1, NB_STAGE_CLONE = 2, NB_STAGE_SYNC = 3, NB_STAGE_LOG = 4, NB_STAGE_JOIN = 5,
-	NB_STAGE_CGROUP = 6, NB_STAGE_PLACE = 7
+	NB_STAGE_CGROUP = 6, NB_STAGE_PLACE = 7, NB_STAGE_EXEC_COPY = 8
 };
 
 struct nb_event {

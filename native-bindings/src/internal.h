@@ -22,6 +22,10 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op);
 /* Open the files of the plan's NB_OP_CGROUP_JOIN ops now, for a clone made after setns(2)
  * into a running container's mount namespace, where those host paths do not resolve. */
 void nb_preopen_cgroup_joins(const void *plan);
+void nb_close_preopened(void);
+/* The monitor's sealed memfd copy of the plan's exec_copy binary (-1: none); NB_OP_EXEC
+ * with NB_OPF_SEALED executes it with execveat(2), and the fd sweep before execve keeps it. */
+extern int nb_exec_copy_fd;
 
 const struct nb_cg_step *nb_plan_cg_steps(const void *plan);
 

@@ -28,6 +28,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -104,6 +105,8 @@ struct init_args {
 	int hold_w; /* its write end, which the init closes (or EOF would never come) */
 	int tty;
 	int late_ops; /* NB_PLAN_LATE_OPS: the ops are in the plan on NB_FD_OPS, written by 'R' */
+	int drop[16]; /* the monitor's own fds the init must not hold: closed first thing */
+	int n_drop;
 };
 
 /* One byte from fd, which must be `want`; else (EOF: the sender gave up) exit 125. */
@@ -145,6 +148,12 @@ static int init_main(void *p)
 	int32_t msg[2];
 	int err;
 
+	/* First of all: the monitor's fds of the host that the init has no use for (the events
+	 * pipe, the cgroup2 directory it was cloned into, the console log, the relays' other
+	 * ends). A server exec's child is in the server's pid namespace from its birth, so
+	 * until these are closed only its non-dumpable state keeps /proc/<pid>/fd shut. */
+	for (int i = 0; i < a->n_drop; i++)
+		close(a->drop[i]);
 	if (a->hold_r >= 0) {
 		close(a->hold_w);
 		await_byte(a->hold_r, 'P');
@@ -263,6 +272,213 @@ static void log_write(struct log *l, const char *buf, size_t len)
 		l->size += len;
 }
 
+
+/*
+ * The sealed copy of the plan's exec_copy binary (servers' novabox-init): read from the
+ * host path here, in the host's mount namespace, into a memfd sealed against any change,
+ * which the init executes with execveat(2). Inside the server /proc/1/exe is then that
+ * memfd: nothing a process there opens through it reaches a file of the host (the class
+ * of CVE-2019-5736), and the server's /dev needs no bind mount of a host binary.
+ */
+static int make_exec_copy(const char *path)
+{
+	struct stat st;
+	off_t off = 0;
+	int src, fd, err = 0;
+
+	src = open(path, O_RDONLY | O_CLOEXEC);
+	if (src < 0)
+		return errno;
+	fd = memfd_create("novabox-init", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || fstat(src, &st) < 0) {
+		err = errno;
+		goto out;
+	}
+	while (off < st.st_size) {
+		ssize_t n = sendfile(fd, src, &off, (size_t)(st.st_size - off));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			err = n < 0 ? errno : EIO;
+			goto out;
+		}
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0) {
+		err = errno;
+		goto out;
+	}
+	nb_exec_copy_fd = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	close(src);
+	return err;
+}
+
+/*
+ * Stdio relays. The caller's stdio is handed to the init as it is, except a regular file
+ * (or a directory or block device): a process inside could reopen that through
+ * /proc/self/fd/N and reach the host's file with its own access mode (as conmon, we pass
+ * a pipe instead). The monitor keeps the file and copies between it and the pipe until
+ * the init exits; then what is already in the pipes is copied and the relay ends, so a
+ * command that leaves a background process behind still returns when it exits.
+ */
+struct relay {
+	int from, to; /* -1 when done */
+	int in;       /* the init's stdin: file -> pipe (non-blocking write end) */
+	size_t len, off;
+	char buf[16384];
+};
+
+static struct relay relays[3];
+static int n_relays;
+
+static int needs_relay(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return 0;
+	return S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) || S_ISBLK(st.st_mode);
+}
+
+/* Put a pipe in place of stdio fd `fd` for the init; the monitor keeps the original. */
+static int relay_setup(int fd)
+{
+	struct relay *r = &relays[n_relays];
+	int p[2], orig;
+
+	orig = fcntl(fd, F_DUPFD_CLOEXEC, 64);
+	if (orig < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return errno;
+	r->in = fd == 0;
+	if (r->in) {
+		dup2(p[0], 0);
+		close(p[0]);
+		r->from = orig;
+		r->to = p[1];
+		fcntl(p[1], F_SETFL, O_NONBLOCK);
+	} else {
+		dup2(p[1], fd);
+		close(p[1]);
+		r->from = p[0];
+		r->to = orig;
+	}
+	r->len = r->off = 0;
+	n_relays++;
+	return 0;
+}
+
+static void relay_close(struct relay *r)
+{
+	if (r->from >= 0)
+		close(r->from);
+	if (r->to >= 0)
+		close(r->to);
+	r->from = r->to = -1;
+}
+
+/* One step of a relay; returns 0 while it goes on, 1 once it is done. */
+static int relay_step(struct relay *r)
+{
+	ssize_t n;
+
+	if (r->len == r->off) {
+		r->len = r->off = 0;
+		do
+			n = read(r->from, r->buf, sizeof(r->buf));
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return 1;
+		r->len = (size_t)n;
+	}
+	do
+		n = write(r->to, r->buf + r->off, r->len - r->off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n < 0)
+		return 1; /* EPIPE: the reader is gone */
+	r->off += (size_t)n;
+	return 0;
+}
+
+static void relay_until_exit(pid_t init)
+{
+	struct pollfd pf[4];
+	int at[3], pidfd = (int)syscall(SYS_pidfd_open, init, 0), exited = 0, i, k, live;
+
+	for (;;) {
+		live = 0;
+		k = 0;
+		for (i = 0; i < n_relays; i++) {
+			struct relay *r = &relays[i];
+
+			at[i] = -1;
+			if (r->from < 0)
+				continue;
+			live++;
+			/* a file is always ready: poll the pipe's side only */
+			at[i] = k;
+			pf[k].fd = r->in ? r->to : r->from;
+			pf[k].events = r->in ? POLLOUT : POLLIN;
+			pf[k].revents = 0;
+			k++;
+		}
+		if (!live)
+			break;
+		if (exited) {
+			/* the init is gone: copy what the pipes already hold (non-blocking now),
+			 * then stop; a background process it left may not keep us */
+			for (i = 0; i < n_relays; i++) {
+				struct relay *r = &relays[i];
+				int guard = 0;
+
+				if (r->from < 0)
+					continue;
+				while (!r->in && guard++ < 4096) {
+					size_t off = r->off, len = r->len;
+
+					if (relay_step(r) || (r->off == off && r->len == len))
+						break;
+				}
+				relay_close(r);
+			}
+			break;
+		}
+		if (pidfd >= 0) {
+			pf[k].fd = pidfd;
+			pf[k].events = POLLIN;
+			pf[k].revents = 0;
+		}
+		if (poll(pf, (nfds_t)(k + (pidfd >= 0)), -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (i = 0; i < n_relays; i++) {
+			struct relay *r = &relays[i];
+
+			if (at[i] < 0 || !pf[at[i]].revents)
+				continue;
+			if (relay_step(r))
+				relay_close(r);
+		}
+		if (pidfd >= 0 && (pf[k].revents & POLLIN)) {
+			exited = 1;
+			for (i = 0; i < n_relays; i++) {
+				if (relays[i].from >= 0 && !relays[i].in)
+					fcntl(relays[i].from, F_SETFL, O_NONBLOCK);
+			}
+		}
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+}
+
 int main(void)
 {
 	struct nb_plan_header *h;
@@ -277,6 +493,11 @@ int main(void)
 	pid_t init;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Non-dumpable from the start, and so is the init, a copy of us, until its execve:
+	 * a server exec's child is visible in the server's pid namespace from its birth, and
+	 * without CAP_SYS_PTRACE nothing there may then open its /proc/<pid>/fd, cwd, root,
+	 * exe or mem, or ptrace it (ptrace_may_access; CVE-2016-9962, CVE-2019-5736). */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* Processes that enter the container later (exec) are reparented to us. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 	prctl(PR_SET_NAME, "novabox-monitor", 0, 0, 0);
@@ -305,6 +526,30 @@ int main(void)
 		dup2(out_pipe[1], 1);
 		dup2(out_pipe[1], 2);
 		close(out_pipe[1]);
+	}
+
+	if (h->exec_copy) {
+		int err = make_exec_copy(nb_plan_str(plan, h->exec_copy));
+		if (err) {
+			send_event(NB_EV_ERROR, NB_STAGE_EXEC_COPY, err);
+			return 1;
+		}
+	}
+	/* A regular file as stdio becomes a pipe the monitor relays (not with a console:
+	 * the init's stdio is then the pty's slave). */
+	if (!(h->flags & NB_PLAN_TTY)) {
+		for (int fd = 0; fd < 3; fd++) {
+			int err;
+
+			if (fd > 0 && (h->flags & NB_PLAN_LOG))
+				break;
+			if (!needs_relay(fd))
+				continue;
+			if ((err = relay_setup(fd))) {
+				send_event(NB_EV_ERROR, NB_STAGE_CLONE, err);
+				return 1;
+			}
+		}
 	}
 
 	/* The container's cgroup before the clone: the init is born in its cgroup2
@@ -349,6 +594,19 @@ int main(void)
 	ia.hold_r = ia.hold_w = -1;
 	ia.tty = (h->flags & NB_PLAN_TTY) != 0;
 	ia.late_ops = (h->flags & NB_PLAN_LATE_OPS) != 0;
+	ia.n_drop = 0;
+	ia.drop[ia.n_drop++] = NB_FD_EVENTS;
+	ia.drop[ia.n_drop++] = err_pipe[0];
+	if (cg_fd >= 0)
+		ia.drop[ia.n_drop++] = cg_fd;
+	if (log.fd >= 0)
+		ia.drop[ia.n_drop++] = log.fd;
+	if (out_pipe[0] >= 0)
+		ia.drop[ia.n_drop++] = out_pipe[0];
+	for (int i = 0; i < n_relays; i++) {
+		ia.drop[ia.n_drop++] = relays[i].from;
+		ia.drop[ia.n_drop++] = relays[i].to;
+	}
 	init = -1;
 	if (cg_fd >= 0 && !(h->flags & NB_PLAN_PLAIN_CLONE)) {
 		init = clone_into(h->clone_flags, cg_fd);
@@ -396,6 +654,9 @@ int main(void)
 	}
 	if (cg_fd >= 0)
 		close(cg_fd);
+	nb_close_preopened();
+	if (nb_exec_copy_fd >= 0)
+		close(nb_exec_copy_fd);
 	munmap(stack, stack_size);
 	close(err_pipe[1]);
 	close(NB_FD_GO);
@@ -419,6 +680,8 @@ int main(void)
 		send_event(NB_EV_EXEC, 0, 0);
 	close(err_pipe[0]);
 
+	if (n_relays)
+		relay_until_exit(init);
 	if (out_pipe[0] >= 0) {
 		char buf[16384];
 		ssize_t n;

@@ -682,6 +682,16 @@ void nb_preopen_cgroup_joins(const void *plan)
 	}
 }
 
+/* The monitor's copies, once the init (which has its own) is cloned. */
+void nb_close_preopened(void)
+{
+	for (int k = 0; k < n_preopened; k++) {
+		if (preopened[k].fd >= 0)
+			close(preopened[k].fd);
+		preopened[k].fd = -1;
+	}
+}
+
 static int op_cgroup_join(struct ctx *c, const struct nb_op *op, uint32_t index)
 {
 	int fd = -1, k;
@@ -705,7 +715,10 @@ static int op_cgroup_join(struct ctx *c, const struct nb_op *op, uint32_t index)
 		errno = e;
 		return -1;
 	}
-	/* Left open (close-on-exec): op_exec's close_range sweeps it, one syscall for all. */
+	/* A host fd: closed at once, not left for op_exec's sweep, so that nothing of the
+	 * host is held a moment longer than needed by a process the container can see
+	 * (a server exec's child is in the server's pid namespace from its birth). */
+	close(fd);
 	return 0;
 }
 
@@ -723,6 +736,31 @@ static int op_chdir(struct ctx *c, const struct nb_op *op)
 		return -1;
 	}
 	return 0;
+}
+
+int nb_exec_copy_fd = -1;
+
+/* close_range(2) of every fd from 3 up except keep1 and keep2 (each -1 or >= 3). */
+static void sweep_fds(int keep1, int keep2)
+{
+	unsigned int from = 3;
+	int keep[2], i;
+
+	if (keep2 >= 0 && (keep1 < 0 || keep2 < keep1)) {
+		keep[0] = keep2;
+		keep[1] = keep1;
+	} else {
+		keep[0] = keep1;
+		keep[1] = keep2;
+	}
+	for (i = 0; i < 2; i++) {
+		if (keep[i] < 3 || (unsigned int)keep[i] < from)
+			continue;
+		if ((unsigned int)keep[i] > from)
+			syscall(SYS_close_range, from, (unsigned int)keep[i] - 1, 0);
+		from = (unsigned int)keep[i] + 1;
+	}
+	syscall(SYS_close_range, from, ~0U, 0);
 }
 
 static int op_exec(struct ctx *c, const struct nb_op *op)
@@ -744,14 +782,22 @@ static int op_exec(struct ctx *c, const struct nb_op *op)
 	for (i = 0; i < envc; i++)
 		envp[i] = (char *)nb_plan_list_item(c->plan, op->list2, i);
 
-	/* Nothing of ours may reach the container: every fd but stdio and the
-	 * close-on-exec error pipe goes now (close_range(2)). */
+	/* Nothing of ours may reach the container: every fd but stdio, the close-on-exec
+	 * error pipe and the sealed binary (close-on-exec too) goes now (close_range(2)). */
 	c->root_fd = c->dir_fd = c->tgt_fd = c->mask_fd = -1; /* all swept below */
 	umask(c->umask);
-	if (c->err_fd > 3)
-		syscall(SYS_close_range, 3, c->err_fd - 1, 0);
-	syscall(SYS_close_range, c->err_fd + 1, ~0U, 0);
+	sweep_fds(c->err_fd, (op->op_flags & NB_OPF_SEALED) ? nb_exec_copy_fd : -1);
 
+	if (op->op_flags & NB_OPF_SEALED) {
+		/* the sealed copy (monitor.c): /proc/1/exe inside is a memfd that cannot be
+		 * written, never a file of the host (CVE-2019-5736) */
+		if (nb_exec_copy_fd < 0) {
+			errno = EBADF;
+			return -1;
+		}
+		syscall(SYS_execveat, nb_exec_copy_fd, "", argv, envp, AT_EMPTY_PATH);
+		return -1;
+	}
 	if (strchr(file, '/')) {
 		execve(file, argv, envp);
 		return -1;

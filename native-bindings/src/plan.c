@@ -53,7 +53,9 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 	    sizeof(*h) + (uint64_t)h->n_ops * sizeof(struct nb_op) > plan_len)
 		return -EINVAL;
 	if (!str_ok(base, plan_len, h->log_path) || !str_ok(base, plan_len, h->status_path) ||
-	    !str_ok(base, plan_len, h->cgroup_dir))
+	    !str_ok(base, plan_len, h->cgroup_dir) || !str_ok(base, plan_len, h->exec_copy))
+		return -EINVAL;
+	if (h->exec_copy && base[h->exec_copy] != '/')
 		return -EINVAL;
 	if ((h->flags & NB_PLAN_LOG) && h->log_path == 0)
 		return -EINVAL;
@@ -61,7 +63,7 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 	    sizeof(*h) + (uint64_t)h->n_ops * sizeof(struct nb_op) +
 			    (uint64_t)h->n_cg_steps * sizeof(struct nb_cg_step) > plan_len)
 		return -EINVAL;
-	if (h->reserved[0] || h->reserved[1])
+	if (h->reserved)
 		return -EINVAL;
 	ops = nb_plan_ops(plan);
 	for (i = 0; i < h->n_ops; i++) {
@@ -72,7 +74,8 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		ok = ok && list_ok(base, plan_len, op->list) && list_ok(base, plan_len, op->list2);
 		/* The exec must be last: nothing runs after a successful execve. */
 		if (ok && op->kind == NB_OP_EXEC)
-			ok = i == h->n_ops - 1 && op->s[0] != 0 && op->list != 0;
+			ok = i == h->n_ops - 1 && op->s[0] != 0 && op->list != 0 &&
+			     (!(op->op_flags & NB_OPF_SEALED) || h->exec_copy != 0);
 		if (!ok) {
 			*bad_op = (int32_t)i;
 			return -EINVAL;

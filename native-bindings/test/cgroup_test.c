@@ -157,8 +157,8 @@ int main(void)
 	len = build();
 	CHECK("relative cgroup path", nb_plan_validate(buf, len, &bad) == -EINVAL && bad == 1);
 	len = build();
-	h->reserved[0] = 1;
-	CHECK("reserved words must be 0", nb_plan_validate(buf, len, &bad) == -EINVAL);
+	h->reserved = 1;
+	CHECK("the reserved word must be 0", nb_plan_validate(buf, len, &bad) == -EINVAL);
 
 	/* ---- execution on a directory that imitates cgroupfs ---- */
 	put("cgroup.subtree_control", "cpu memory\n");

@@ -103,6 +103,20 @@ int main(void)
 	good_plan();
 	CHECK("misaligned plan", nb_plan_validate(buf + 1, 144, &bad) == -EINVAL);
 
+	good_plan();
+	h->exec_copy = 128; /* "true": relative */
+	CHECK("a relative exec_copy path", nb_plan_validate(buf, 144, &bad) == -EINVAL);
+
+	good_plan();
+	((struct nb_op *)(buf + sizeof(*h)))->op_flags = NB_OPF_SEALED;
+	CHECK("a sealed exec without exec_copy", nb_plan_validate(buf, 144, &bad) == -EINVAL && bad == 0);
+
+	good_plan();
+	memcpy(buf + 128, "/tru", 5);
+	h->exec_copy = 128;
+	((struct nb_op *)(buf + sizeof(*h)))->op_flags = NB_OPF_SEALED;
+	CHECK("a sealed exec of exec_copy", nb_plan_validate(buf, 144, &bad) == 0);
+
 	CHECK("abi version", nb_abi_version() == NB_ABI_VERSION);
 
 	printf("%d passed, %d failed\n", passed, failed);

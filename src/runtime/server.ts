@@ -17,7 +17,7 @@ import type { ImageConfig } from '../images/store.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
 import { opFailure } from './container.js';
 import {
-  DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, INIT_PATH, clampRlimits, parseHardLimits, planLaunch,
+  DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, INIT_NAME, clampRlimits, parseHardLimits, planLaunch,
   type ContainerSpec,
 } from './plan/index.js';
 import { bootId, readProcStart } from './proc.js';
@@ -80,7 +80,7 @@ export function initBinary(): string {
 /** The server's pid 1: novabox-init, running the image's server command or idling. */
 export function serverCommand(config: ImageConfig): string[] {
   const cmd = config.serverCmd ?? config.cmd;
-  return cmd.length ? [INIT_PATH, '--', ...cmd] : [INIT_PATH];
+  return cmd.length ? [INIT_NAME, '--', ...cmd] : [INIT_NAME];
 }
 
 

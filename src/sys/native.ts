@@ -87,7 +87,7 @@ interface Bindings {
 }
 
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks */
-const NB_ABI = 4;
+const NB_ABI = 5;
 
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;
@@ -320,6 +320,7 @@ const STAGES: Record<number, string> = {
   5: 'enter the namespaces of the running container',
   6: "set up the container's cgroup",
   7: 'place the container init in its cgroup',
+  8: 'copy novabox-init into a sealed memfd',
 };
 const STAGE_CGROUP = 6;
 

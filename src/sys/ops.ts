@@ -81,7 +81,8 @@ export type Op =
   | { op: 'cgroup-join'; path: string }
   | { op: 'chdir'; path: string }
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
-  | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[] };
+  /** sealed: execute the plan's execCopy (the monitor's sealed memfd copy of it), not `file` */
+  | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[]; sealed?: boolean };
 
 /**
  * The container's cgroup as steps the monitor runs on the host (native-bindings/src/cgroup.c),
@@ -126,6 +127,9 @@ export interface LaunchPlan {
    *  init was reaped (creation steps first, then removal steps; NB_EV_ERROR and
    *  NB_EV_CGROUP name a step by its index here) */
   cgroupSteps?: CgroupStep[];
+  /** a host binary the monitor copies into a sealed memfd before the clone; an 'exec' op
+   *  with `sealed` executes that copy (servers' novabox-init: no host file of it inside) */
+  execCopy?: string;
   /** exec into a running container: enter these namespaces of this process first */
   join?: { pid: number; namespaces: Namespace[] };
 }
@@ -159,7 +163,7 @@ export function describeOp(op: Op): string {
     case 'cgroup-join': return `join cgroup ${op.path.replace(/\/tasks$/, '')}`;
     case 'chdir': return `chdir ${op.path}`;
     case 'console': return op.path ? `attach a terminal on /${op.path}` : 'open a terminal';
-    case 'exec': return `exec ${JSON.stringify(op.file)}`;
+    case 'exec': return op.sealed ? `exec ${op.file} (sealed copy)` : `exec ${JSON.stringify(op.file)}`;
   }
 }
 
@@ -183,11 +187,12 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 4;
+const ABI = 5;
 const HEADER_BYTES = 64;
 const OP_BYTES = 64;
 const CG_STEP_BYTES = 16;
 const OPF_IN_ROOT = 0x1;
+const OPF_SEALED = 0x2;
 
 const KIND: Record<Op['op'], number> = {
   mount: 1, mkdir: 2, mknod: 3, symlink: 4, mask: 5, readonly: 6, 'set-root': 7,
@@ -375,6 +380,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         str(op.path, at + 11);
         break;
       case 'exec':
+        if (op.sealed) w[at + 1] = OPF_SEALED;
         str(op.file, at + 10);
         str(op.searchPath, at + 11);
         putList(op.argv, at + 14);
@@ -410,6 +416,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   w[11] = plan.join?.pid ?? 0;
   w[12] = plan.join ? flagBits(plan.join.namespaces, CLONE_FLAGS) : 0;
   w[13] = steps.length;
+  str(plan.execCopy, 14);
 
   // The strings: one NUL-separated block, written by one call. Offsets count UTF-16 units
   // when the block is ASCII (the usual case), else bytes, string by string.

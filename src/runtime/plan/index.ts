@@ -52,9 +52,13 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
   if (spec.seccomp !== false) ops.push({ op: 'seccomp' });
   ops.push(
     { op: 'chdir', path: p.cwd },
-    { op: 'exec', file: p.args[0], searchPath: envValue(p.env, 'PATH') ?? DEFAULT_PATH, argv: p.args, env: p.env },
+    {
+      op: 'exec', file: p.args[0], searchPath: envValue(p.env, 'PATH') ?? DEFAULT_PATH, argv: p.args, env: p.env,
+      ...(spec.initBinary ? { sealed: true } : {}),
+    },
   );
   return {
+    ...(spec.initBinary ? { execCopy: spec.initBinary } : {}),
     namespaces: namespacesFor(spec),
     ops,
     tty: p.tty !== false,

@@ -1,6 +1,6 @@
 import type { MountFlag, Op } from '../../sys/ops.js';
 import type { CgroupLayout } from '../cgroups/types.js';
-import { INIT_PATH, type ContainerSpec } from './spec.js';
+import type { ContainerSpec } from './spec.js';
 import { planDev } from './devices.js';
 import { MASKED_PATHS, READONLY_PATHS } from './security.js';
 
@@ -91,14 +91,6 @@ export function planMounts(spec: ContainerSpec): Op[] {
   );
   for (const op of planCgroupMounts(spec.cgroups)) ops.push(op);
   for (const op of planDev(spec.process.tty)) ops.push(op);
-  if (spec.initBinary) {
-    // On our /dev tmpfs: never written to the server's upper layer, so never in a snapshot.
-    ops.push(
-      { op: 'mknod', path: INIT_PATH.slice(1), mode: 0o755, type: 'file', major: 0, minor: 0, inRoot: true },
-      { op: 'mount', source: spec.initBinary, target: INIT_PATH.slice(1), flags: ['bind'], inRoot: true },
-      { op: 'remount-ro', path: INIT_PATH.slice(1) },
-    );
-  }
   if (spec.etcFiles) {
     // Before the volumes: a user's -v onto /etc/hosts wins, as with podman.
     ops.push({ op: 'mkdir', path: 'etc', mode: 0o755, inRoot: true });

@@ -46,7 +46,8 @@ export interface ContainerSpec {
   rlimits: { resource: 'nofile' | 'nproc' | 'core'; soft: bigint; hard: bigint }[];
   logPath?: string;
   statusPath?: string;
-  /** bind this host file read-only at /dev/.novabox-init (servers run under it as pid 1) */
+  /** the host's novabox-init: pid 1 of a server, executed from the monitor's sealed memfd
+   *  copy of this file (nothing of it is mounted inside) */
   initBinary?: string;
   /** novabox's default seccomp filter (false: --security-opt seccomp=unconfined) */
   seccomp?: boolean;
@@ -54,7 +55,8 @@ export interface ContainerSpec {
   volumes?: { source: string; target: string; readOnly: boolean; isDir: boolean }[];
 }
 
-export const INIT_PATH = '/dev/.novabox-init';
+/** argv[0] of a server's pid 1 (it runs from a sealed memfd: there is no path to it) */
+export const INIT_NAME = 'novabox-init';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

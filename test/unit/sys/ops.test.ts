@@ -24,13 +24,24 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 4,
+      abi: 5,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
       flags: 1,
     });
     expect(b.byteOffset % 8).toBe(0);
+  });
+
+  it('encodes a sealed exec (NB_OPF_SEALED) and the exec_copy path in the header', () => {
+    const plan: LaunchPlan = { namespaces: [], ops: [{ ...exec, sealed: true }], tty: false, execCopy: '/opt/novabox-init' };
+    const b = encodePlan(plan);
+    expect(b.readUInt32LE(64 + 4)).toBe(0x2); // op_flags of ops[0]
+    expect(cstr(b, b.readUInt32LE(56))).toBe('/opt/novabox-init'); // header.exec_copy
+    expect(b.readUInt32LE(60)).toBe(0); // header.reserved
+    const plain = encodePlan({ namespaces: [], ops: [exec], tty: false });
+    expect(plain.readUInt32LE(64 + 4)).toBe(0);
+    expect(plain.readUInt32LE(56)).toBe(0);
   });
 
   it('encodes the cgroup steps after the ops (NB_CG_*, NB_CGF_*), counted in the header', () => {

@@ -145,6 +145,15 @@ describe('planLaunch', () => {
     }
   });
 
+  it("runs a server's novabox-init from the monitor's sealed copy, with nothing of the host mounted for it", () => {
+    const p = planLaunch(spec({ initBinary: '/opt/nb/novabox-init' }, { args: ['novabox-init', '--', 'httpd'] }));
+    expect(p.execCopy).toBe('/opt/nb/novabox-init');
+    expect(p.ops.at(-1)).toMatchObject({ op: 'exec', file: 'novabox-init', argv: ['novabox-init', '--', 'httpd'], sealed: true });
+    expect(p.ops.some((o) => o.op === 'mount' && o.source === '/opt/nb/novabox-init')).toBe(false);
+    expect(plan.execCopy).toBeUndefined();
+    expect(ops.at(-1)).not.toHaveProperty('sealed');
+  });
+
   it('sets the hostname and the rlimits', () => {
     expect(ops).toContainEqual({ op: 'sethostname', hostname: 'web' });
     expect(ops).toContainEqual({ op: 'setrlimit', resource: 'nofile', soft: 1024n, hard: 524288n });
