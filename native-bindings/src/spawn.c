@@ -7,23 +7,32 @@
  *  novabox (TypeScript, Node)        monitor (C, novabox-monitor)      init (C, new namespaces)
  *  nb_spawn(plan)
  *    memfd <- plan bytes (with NB_PLAN_LATE_OPS: no ops; an empty second memfd, fd 7)
- *    posix_spawn(setsid) ──────────▶ validate plan
- *  (returns: events fd, go fd,        cgroup steps: mkdir, limits,
- *   ops fd)                            device filter (cgroup.c)
- *  late ops: the whole plan into the
- *  ops memfd; reserve the name, make  clone3(CLONE_NEW* | CLONE_INTO_CGROUP) ─▶ waits for 'R' on the GO pipe
- *  the container directory             (no clone3: clone, then cgroup.procs <-    (EOF: exit 125)
- *  (meanwhile)                          init pid, then a byte on a hold pipe
- *                                       the init reads before 'R')
+ *    posix_spawn(setsid) ──────────▶ PR_SET_DUMPABLE 0 (the init, a copy,
+ *  (returns: events fd, go fd,        stays so until its execve); validate plan
+ *   ops fd)                           exec_copy: novabox-init -> sealed memfd
+ *                                     stdio that is a regular file -> a pipe
+ *                                      (the monitor relays it to the file)
+ *  late ops: the whole plan into the  cgroup steps: mkdir, limits,
+ *  ops memfd; reserve the name, make   device filter (cgroup.c)
+ *  the container directory            exec: open the cgroup dirs, then setns
+ *  (meanwhile)                         into the server (pidfd)
+ *                                     clone3(CLONE_NEW* | CLONE_INTO_CGROUP) ─▶ closes the monitor's host fds
+ *                                      (no clone3: clone, then cgroup.procs <-   (events, cgroup dir, log, relay
+ *                                       init pid, then a byte on a hold pipe      ends) before anything else;
+ *                                       the init reads before 'R')               waits for 'R' on the GO pipe
+ *                                                                                (EOF: exit 125)
  *  write 'R' on the GO pipe ────────────────────────────────────────────▶ late ops: map + validate the
  *                                                                       whole plan from fd 7 (refused:
  *                                                                       {-2, EINVAL} on the error pipe)
  *    ◀── NB_EV_PID {init pid} ──────   (or NB_EV_ERROR {stage, errno, cgroup step}:
  *                                      what it made is removed first)
  *  pidfd, veth into the netns,                                      ops[0..n-2] meanwhile: joins of
- *  state.json, signal forwarding                                    the v1 cgroups ("0" > tasks),
- *                                                                   mounts, pivot_root, caps ...
- *  write 'G' on the GO pipe ─────────────────────────────────────────▶ reads 'G' (EOF: exit 125), execve
+ *  state.json, signal forwarding                                    the v1 cgroups ("0" > tasks, each
+ *                                                                   fd closed at once), mounts,
+ *                                                                   pivot_root, caps ...
+ *  write 'G' on the GO pipe ─────────────────────────────────────────▶ reads 'G' (EOF: exit 125), closes
+ *                                                                   every fd but stdio (close_range),
+ *                                                                   execve (sealed: execveat of the memfd)
  *                                     error pipe: EOF on execve,  ◀─── {op index, errno} on failure
  *    ◀── NB_EV_EXEC or NB_EV_OPFAIL ─
  *                                     waitpid(init); status file; console log;
@@ -34,6 +43,16 @@
  *    ◀── NB_EV_CGROUP {errno, step} ─  exit
  *  reap; no NB_EV_CGROUP {0}: the driver's remove() instead
  *  (a server's monitor gets no removal steps: stopping the server removes its cgroup)
+ *
+ * What a process inside can reach of all this (the escape class of CVE-2016-9962,
+ * CVE-2019-5736, CVE-2024-21626): a server exec's child is in the server's pid namespace
+ * from its birth, so (1) it is non-dumpable until execve, and nothing without
+ * CAP_SYS_PTRACE may open its /proc/<pid>/fd, cwd, root, exe or ptrace it; (2) its first
+ * act closes every host fd of the monitor it has no use for, the v1 cgroup fds go as
+ * each is joined, and close_range takes the rest before execve; (3) a server's pid 1 is
+ * a sealed memfd copy of novabox-init, so /proc/1/exe is never a host file; (4) a regular
+ * file as stdio is relayed through a pipe, never handed in (/proc/self/fd/N would reopen
+ * it). test/integration/security-*.test.ts attacks each of these from inside.
  *
  * Closing the GO pipe without writing aborts the init before its first op ('R' unsent)
  * or at its execve ('G' unsent), so a CLI that dies mid-setup never leaves a command
