@@ -17,7 +17,9 @@ import { attackRootfs, importImage, scratch, tarOf } from '../helpers/escape.js'
 import { IN_GUEST, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const isRoot = process.getuid?.() === 0;
-const PATHS = ['proc', 'dev', 'sys', 'etc', 'dev/null'] as const;
+// directories link to the host directory, files (where novabox binds or writes one) to its canary file
+const PATHS = ['proc', 'dev', 'sys', 'etc', 'dev/null', 'etc/hosts', 'etc/hostname', 'etc/resolv.conf'] as const;
+const isFile = (p: string) => p.includes('/');
 
 /** A host directory with one file; what it must still be after every attempt. */
 function hostDir(): { dir: string; file: string; check: () => void; remove: () => void } {
@@ -63,7 +65,7 @@ describe.skipIf(!isRoot)('escape corpus: images with /proc, /dev, /sys, /etc or 
   }, 120_000);
 
   for (const path of PATHS) {
-    it(`/${path} -> the host's /tmp dir, absolute and relative: run and a bridged server refuse or stay inside`, async () => {
+    it(`/${path} -> a host path, absolute and relative: run and a bridged server refuse or stay inside`, async () => {
       const outcomes: string[] = [];
       for (const form of ['absolute', 'relative'] as const) {
         const work = scratch('nbx-seclink-img-');
@@ -73,8 +75,7 @@ describe.skipIf(!isRoot)('escape corpus: images with /proc, /dev, /sys, /etc or 
           attackRootfs(rootfs);
           const at = join(rootfs, path);
           rmSync(at, { recursive: true, force: true });
-          // /dev/null points at the canary file, the directories at the directory
-          const target = path === 'dev/null' ? host.file : host.dir;
+          const target = isFile(path) ? host.file : host.dir;
           symlinkSync(form === 'absolute' ? target : `${'../'.repeat(24)}${target.slice(1)}`, at);
           tarOf(rootfs, join(work, 'image.tar'));
           await importImage(root, image, join(work, 'image.tar'));
@@ -111,4 +112,24 @@ describe.skipIf(!isRoot)('escape corpus: images with /proc, /dev, /sys, /etc or 
       console.log(`/${path}:\n  ${outcomes.join('\n  ')}`);
     }, IN_GUEST ? 600_000 : 90_000);
   }
+
+  it('a server that replaces its own /etc with a link to a host directory, then restarts: the host directory is untouched', async () => {
+    const c = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'self', '-f', 'value', '-c', 'status']);
+    expect(c.stdout).toBe('ACTIVE\n');
+    // /proc, /sys and /dev are mount points (EBUSY); /etc is the writable layer's to replace
+    const r = await nb(['server', 'exec', 'self', '--', 'sh', '-c', `cp -a /etc /etc.old && rm -rf /etc && ln -s ${host.dir} /etc && ls -ld /etc`]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain(`/etc -> ${host.dir}`);
+    expect((await nb(['server', 'stop', '--wait', 'self'])).exitCode).toBe(0);
+    const s = await nb(['server', 'start', '--wait', 'self']);
+    host.check();
+    if (s.exitCode === 0) {
+      const e = await nb(['server', 'exec', 'self', '--', 'sh', '-c', 'echo pwned > /etc/pwned; echo pwned > /etc/canary; true']);
+      expect(e.exitCode).toBe(0);
+      host.check();
+    } else {
+      expect(s.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    console.log(`a server's own /etc -> ${host.dir}: start ${s.exitCode} ${s.stderr.trim()}`);
+  }, IN_GUEST ? 300_000 : 60_000);
 });

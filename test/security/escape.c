@@ -120,6 +120,8 @@ static const char *ename(int e)
 static char *seen[MAX_SEEN];
 static int nseen;
 
+static double now(void);
+
 static int first_time(const char *key)
 {
 	for (int i = 0; i < nseen; i++)
@@ -231,6 +233,25 @@ static int try_exe(const char *path, int pid, const char *when)
 static int kept_exe[MAX_KEPT];
 static int kept_pid[MAX_KEPT];
 static int nkept;
+
+/*
+ * A process that just appeared: the window between its join and its execve is short, so
+ * first climb from its low fds in a tight loop for a few milliseconds.
+ */
+static void hammer_pid(int pid)
+{
+	char path[1024], how[32];
+	double until = now() + 0.004;
+
+	do {
+		for (int n = 3; n <= 6; n++) {
+			snprintf(path, sizeof(path), "/proc/%d/fd/%d/" CLIMB, pid, n);
+			snprintf(how, sizeof(how), "fd/%d", n);
+			if (try_marker(AT_FDCWD, path, pid, how))
+				return;
+		}
+	} while (now() < until);
+}
 
 static void probe_pid(int pid)
 {
@@ -352,7 +373,25 @@ static int cmd_probe(int argc, char **argv)
 		own_mntns = st.st_ino;
 	if (stat("/", &st) == 0)
 		root_dev = st.st_dev;
+	int maxpid = 0;
 	for (;;) {
+		/*
+		 * Pids in a pid namespace are handed out in order: climb from the low fds of the
+		 * next few before they even show in a listing of /proc.
+		 */
+		for (int k = 0; k < 8 && maxpid > 0; k++) {
+			for (int next = maxpid + 1; next <= maxpid + 2; next++) {
+				char path[1024], how[32];
+				for (int n = 3; n <= 4; n++) {
+					snprintf(path, sizeof(path), "/proc/%d/fd/%d", next, n);
+					if (access(path, F_OK) != 0)
+						break; /* no such process (yet), or no such fd */
+					snprintf(path, sizeof(path), "/proc/%d/fd/%d/" CLIMB, next, n);
+					snprintf(how, sizeof(how), "fd/%d", n);
+					try_marker(AT_FDCWD, path, next, how);
+				}
+			}
+		}
 		DIR *d = opendir("/proc");
 		struct dirent *e;
 
@@ -362,12 +401,16 @@ static int cmd_probe(int argc, char **argv)
 			int pid = atoi(e->d_name);
 			if (pid <= 0 || pid == self)
 				continue;
+			if (pid > maxpid)
+				maxpid = pid;
 			if (pid < MAX_PIDS && !(pid_seen[pid / 8] & (1 << (pid % 8)))) {
 				pid_seen[pid / 8] |= (unsigned char)(1 << (pid % 8));
 				if (loops == 0)
 					pid_static[pid / 8] |= (unsigned char)(1 << (pid % 8));
-				else
+				else {
 					pids++;
+					hammer_pid(pid);
+				}
 			}
 			if (pid < MAX_PIDS && (pid_static[pid / 8] & (1 << (pid % 8))) && loops % 50 != 0)
 				continue;
