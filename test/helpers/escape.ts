@@ -7,7 +7,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,6 +56,36 @@ export function attackRootfs(dir: string, extra: Record<string, string> = {}): v
     writeFileSync(join(dir, p), content);
     if (content.startsWith('#!')) chmodSync(join(dir, p), 0o755);
   }
+}
+
+/**
+ * Put the attacker (and `extra` files) into a running server's writable layer through
+ * `server exec -i` (stdin from the file): no image import needed, which the QEMU guest
+ * cannot do (its tar is busybox's; importing extracts with GNU tar).
+ */
+export async function installAttacker(root: string, server: string, extra: Record<string, string> = {}): Promise<void> {
+  const fd = openSync(attackerBinary(), 'r');
+  try {
+    const r = await runCli(['server', 'exec', '-i', server, '--', 'sh', '-c', 'cat > /bin/nbx-escape && chmod 755 /bin/nbx-escape'], {
+      root, spawn: { stdio: [fd, 'pipe', 'pipe'] },
+    });
+    if (r.exitCode !== 0) throw new Error(`installing the attacker into ${server}: ${r.exitCode} ${r.stderr}`);
+  } finally {
+    closeSync(fd);
+  }
+  for (const [p, content] of Object.entries(extra)) {
+    const r = await runCli(['server', 'exec', '-i', server, '--', 'sh', '-c', `cat > ${p} && chmod 755 ${p}`], { root, input: content });
+    if (r.exitCode !== 0) throw new Error(`writing ${p} into ${server}: ${r.exitCode} ${r.stderr}`);
+  }
+}
+
+/** A host directory holding only the attacker, to bind into `run` containers read-only (`-v DIR:/x:ro`). */
+export function attackerDir(): string {
+  const dir = scratch('nbx-sec-bin-');
+  copyFileSync(attackerBinary(), join(dir, 'nbx-escape'));
+  chmodSync(join(dir, 'nbx-escape'), 0o755);
+  chmodSync(dir, 0o755);
+  return dir;
 }
 
 /** A plain tar of dir (symlinks kept as symlinks, absolute targets included). */

@@ -15,6 +15,10 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { census, type Census } from '../helpers/census.js';
 import { attackRootfs, importImage, scratch, tarOf } from '../helpers/escape.js';
 import { IN_GUEST, runCli, tempRoot } from '../helpers/run-cli.js';
+import { hasGnuTar } from '../../src/images/snapshot.js';
+
+// Importing an image extracts its layer with GNU tar; the QEMU guest has only busybox's.
+const canImport = hasGnuTar();
 
 const isRoot = process.getuid?.() === 0;
 // directories link to the host directory, files (where novabox binds or writes one) to its canary file
@@ -47,9 +51,10 @@ describe.skipIf(!isRoot)('escape corpus: images with /proc, /dev, /sys, /etc or 
   let host: ReturnType<typeof hostDir>;
   const nb = (args: string[]) => runCli(args, { root, timeoutMs: IN_GUEST ? 120_000 : 60_000 });
 
-  beforeAll(() => {
+  beforeAll(async () => {
     ({ root, remove: removeRoot } = tempRoot('nbx-seclink-'));
-  });
+    expect((await runCli(['run', '--rm', '--network', 'none', 'busybox', 'true'], { root })).exitCode).toBe(0); // builds busybox
+  }, 120_000);
   afterAll(() => removeRoot?.());
   beforeEach(() => {
     host = hostDir();
@@ -65,7 +70,7 @@ describe.skipIf(!isRoot)('escape corpus: images with /proc, /dev, /sys, /etc or 
   }, 120_000);
 
   for (const path of PATHS) {
-    it(`/${path} -> a host path, absolute and relative: run and a bridged server refuse or stay inside`, async () => {
+    it.skipIf(!canImport)(`/${path} -> a host path, absolute and relative: run and a bridged server refuse or stay inside`, async () => {
       const outcomes: string[] = [];
       for (const form of ['absolute', 'relative'] as const) {
         const work = scratch('nbx-seclink-img-');

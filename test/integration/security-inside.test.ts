@@ -9,8 +9,8 @@
  */
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { attackRootfs, breaches, hostMarker, importImage, parseProbe, scratch, tarOf } from '../helpers/escape.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { attackerDir, breaches, hostMarker, installAttacker, parseProbe } from '../helpers/escape.js';
 import { runCli } from '../helpers/run-cli.js';
 import { useRunRoot } from '../helpers/run-root.js';
 
@@ -61,33 +61,36 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
   let root: string;
   useRunRoot((r) => (root = r));
   const nb = (args: string[]) => runCli(args, { root, timeoutMs: 60_000 });
-  let imported = false;
-  const attackImage = async () => {
-    if (imported) return;
-    const work = scratch('nbx-sec-img-');
-    try {
-      attackRootfs(join(work, 'rootfs'));
-      tarOf(join(work, 'rootfs'), join(work, 'attack.tar'));
-      await importImage(root, 'attack', join(work, 'attack.tar'));
-      imported = true;
-    } finally {
-      rmSync(work, { recursive: true, force: true });
-    }
+  // the attacker: bound read-only into `run` containers, copied into servers' writable layers
+  let dir = '';
+  const bin = (how: 'server' | 'run') => (how === 'server' ? '/bin/nbx-escape' : '/x/nbx-escape');
+  const attackerForRun = () => {
+    if (!dir) dir = attackerDir();
   };
-  /** A server of the attack image for the test, deleted after it (the census checks). */
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  /** A busybox server with the attacker for the test, deleted after it (the census checks). */
   const withServer = async (fn: (name: string) => Promise<void>) => {
-    await attackImage();
-    const c = await nb(['server', 'create', '--image', 'attack', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'in', '-f', 'value', '-c', 'status']);
+    const c = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'in', '-f', 'value', '-c', 'status']);
     expect(c.stderr).toBe('');
     expect(c.stdout).toBe('ACTIVE\n');
     try {
+      await installAttacker(root, 'in');
       await fn('in');
     } finally {
       expect((await nb(['server', 'delete', '--wait', 'in'])).exitCode).toBe(0);
     }
   };
   const inside = (how: 'server' | 'run', cmd: string[]) =>
-    how === 'server' ? nb(['server', 'exec', 'in', '--', ...cmd]) : nb(['run', '--rm', '--network', 'none', 'attack', ...cmd]);
+    how === 'server' ? nb(['server', 'exec', 'in', '--', ...cmd]) : nb(['run', '--rm', '--network', 'none', '-v', `${dir}:/x:ro`, 'busybox', ...cmd]);
+  const within = async (how: 'server' | 'run', go: () => Promise<void>) => {
+    if (how === 'server') await withServer(go);
+    else {
+      attackerForRun();
+      await go();
+    }
+  };
 
   for (const how of ['server', 'run'] as const) {
     it(`${how}: release_agent, core_pattern, sysrq, mknod, mount, user namespaces, keyctl, bpf, open_by_handle_at and a chroot climb all fail with the expected errno`, async () => {
@@ -96,7 +99,7 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
         const corePattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8');
         try {
           const [maj, min] = hostDisk();
-          const r = await inside(how, ['/bin/nbx-escape', 'syscalls', marker.name, String(maj), String(min)]);
+          const r = await inside(how, [bin(how), 'syscalls', marker.name, String(maj), String(min)]);
           expect(r.stderr).toBe('');
           expect(r.exitCode).toBe(0);
           const got = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));
@@ -110,11 +113,7 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
           marker.remove();
         }
       };
-      if (how === 'server') await withServer(go);
-      else {
-        await attackImage();
-        await go();
-      }
+      await within(how, go);
     });
 
     it(`${how}: unshare -U and unshare -Ur (busybox) are refused`, async () => {
@@ -125,24 +124,16 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
           expect(r.stderr).toBe(`unshare: unshare(${flags === '-Urm' ? '0x10020000' : '0x10000000'}): Operation not permitted\n`);
         }
       };
-      if (how === 'server') await withServer(go);
-      else {
-        await attackImage();
-        await go();
-      }
+      await within(how, go);
     });
 
     it(`${how}: the container's program inherits no fd beyond stdio`, async () => {
       const go = async () => {
-        const r = await inside(how, ['/bin/nbx-escape', 'fds']);
+        const r = await inside(how, [bin(how), 'fds']);
         expect(r.stderr).toBe('');
         expect(r.stdout).toBe('FDS 0\n');
       };
-      if (how === 'server') await withServer(go);
-      else {
-        await attackImage();
-        await go();
-      }
+      await within(how, go);
     });
   }
 
@@ -167,10 +158,10 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
   });
 
   it('run: pid 1 and the processes of the container expose no host fd, cwd, root or binary', async () => {
-    await attackImage();
+    attackerForRun();
     const marker = hostMarker();
     try {
-      const r = await nb(['run', '--rm', '--network', 'none', 'attack', '/bin/sh', '-c', `/bin/nbx-escape probe ${marker.name} 0`]);
+      const r = await nb(['run', '--rm', '--network', 'none', '-v', `${dir}:/x:ro`, 'busybox', '/bin/sh', '-c', `/x/nbx-escape probe ${marker.name} 0`]);
       expect(r.exitCode, r.stderr).toBe(0);
       const probe = parseProbe(r.stdout);
       expect(probe.loops).toBe(1);

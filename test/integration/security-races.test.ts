@@ -16,15 +16,20 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { census, type Census } from '../helpers/census.js';
 import {
-  attackRootfs, breachedPids, breaches, hostMarker, importImage, ociOf, parseProbe, scratch, tarOf, type HostMarker,
+  attackRootfs, breachedPids, breaches, hostMarker, importImage, installAttacker, ociOf, parseProbe, scratch, type HostMarker,
 } from '../helpers/escape.js';
 import { BIN, IN_GUEST, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { hasGnuTar } from '../../src/images/snapshot.js';
 
 const isRoot = process.getuid?.() === 0;
 const EXECS = IN_GUEST ? 10 : 30;
 const CYCLES = IN_GUEST ? 1 : 3;
 
-/** The server command of the `attack-cmd` image: probe from its first moment until stopped. */
+/**
+ * The prober of the start/snapshot/stop race: the server command of the `attack-cmd`
+ * image (it probes from the server's first moment), or, where images cannot be imported
+ * (the QEMU guest has no GNU tar), started by an exec right after each start.
+ */
 const START_SH = `#!/bin/sh
 while [ ! -s /root/marker ]; do sleep 0.1; done
 /bin/nbx-escape fds >> /root/fds.out
@@ -44,15 +49,17 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
     expect(r.stdout).toBe('ACTIVE\n');
   };
 
+  let cmdImage = false;
   beforeAll(async () => {
     ({ root, remove: removeRoot } = tempRoot('nbx-sec-'));
+    expect((await runCli(['run', '--rm', '--network', 'none', 'busybox', 'true'], { root })).exitCode).toBe(0); // builds busybox
+    if (!hasGnuTar()) return;
     const work = scratch('nbx-sec-img-');
     try {
       attackRootfs(join(work, 'rootfs'), { 'bin/start-probe': START_SH });
-      tarOf(join(work, 'rootfs'), join(work, 'attack.tar'));
-      await importImage(root, 'attack', join(work, 'attack.tar'));
       ociOf(join(work, 'rootfs'), join(work, 'oci'), ['/bin/start-probe']);
       await importImage(root, 'attack-cmd', join(work, 'oci'));
+      cmdImage = true;
     } finally {
       rmSync(work, { recursive: true, force: true });
     }
@@ -66,7 +73,7 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
     marker.remove();
     for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[]) await nb(['server', 'delete', '--force', s.ID]);
     for (const i of JSON.parse((await nb(['image', 'list', '-f', 'json'])).stdout || '[]') as { Name: string }[]) {
-      if (!['busybox', 'attack', 'attack-cmd'].includes(i.Name)) await nb(['image', 'delete', i.Name]);
+      if (!['busybox', 'attack-cmd'].includes(i.Name)) await nb(['image', 'delete', i.Name]);
     }
     const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(strip(census(root))).toEqual(strip(before));
@@ -74,7 +81,8 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
   }, 180_000);
 
   it(`server exec: ${EXECS} execs while two attackers inside loop over every process's fds, cwd, root, exe and mount namespace`, async () => {
-    await create('x', 'attack');
+    await create('x', 'busybox');
+    await installAttacker(root, 'x');
     // The attacker: two processes (one per CPU of the host), until /tmp/stop or 120 s.
     const attacker = spawn(process.execPath, [BIN, 'server', 'exec', '-e', 'NBX_WORKERS=2', 'x', '--', '/bin/nbx-escape', 'probe', marker.name, '120', '/tmp/stop'], {
       env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'],
@@ -112,9 +120,16 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
     }
   }, IN_GUEST ? 600_000 : 150_000);
 
-  it(`server start, snapshot and stop: ${CYCLES} cycles with the server's own command probing from its first moment; symlinks to the host's /tmp are packed as symlinks`, async () => {
-    await create('t', 'attack-cmd');
+  it(`server start, snapshot and stop: ${CYCLES} cycles with a prober inside throughout (the server's command, or an exec after each start); symlinks to the host's /tmp are packed as symlinks`, async () => {
+    await create('t', cmdImage ? 'attack-cmd' : 'busybox');
     const id = await idOf('t');
+    const started = async () => {
+      if (cmdImage) return; // the server's command is the prober
+      const r = await nb(['server', 'exec', 't', '--', 'sh', '-c', '/bin/start-probe </dev/null >/dev/null 2>&1 &']);
+      expect(r.exitCode, r.stderr).toBe(0);
+    };
+    if (!cmdImage) await installAttacker(root, 't', { '/bin/start-probe': START_SH });
+    await started();
     expect((await nb(['server', 'exec', 't', '--', 'sh', '-c', `echo ${marker.name} > /root/marker; ln -s ${marker.path} /root/abs-link; ln -s ../../../../../../../../tmp /root/rel-link`])).exitCode).toBe(0);
     const snapshots: string[] = [];
     for (let c = 0; c < CYCLES; c++) {
@@ -123,6 +138,7 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
       snapshots.push(JSON.parse(s.stdout).properties.layers.split(',').at(-1));
       expect((await nb(['server', 'stop', '--wait', 't'])).exitCode).toBe(0);
       expect((await nb(['server', 'start', '--wait', 't'])).exitCode).toBe(0);
+      await started();
     }
     expect((await nb(['server', 'stop', '--wait', 't'])).exitCode).toBe(0);
 
@@ -132,7 +148,7 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
     const probe = parseProbe(readFileSync(join(upper, 'race.out'), 'utf8'));
     // one probe per start (create + CYCLES starts), each ended by a stop
     expect(readFileSync(join(upper, 'race.out'), 'utf8').match(/^SUMMARY /gm)).toHaveLength(CYCLES + 1);
-    console.log(`start/snapshot/stop race: ${CYCLES + 1} starts, ${CYCLES} snapshots, ${CYCLES + 1} stops; ${probe.loops} probe loops, ${probe.pids} new processes seen`);
+    console.log(`start/snapshot/stop race (prober: ${cmdImage ? "the server's command" : 'an exec after each start'}): ${CYCLES + 1} starts, ${CYCLES} snapshots, ${CYCLES + 1} stops; ${probe.loops} probe loops, ${probe.pids} new processes seen`);
     expect(breaches(probe.findings, marker)).toEqual([]);
     // the server's command inherited nothing but stdio
     expect(readFileSync(join(upper, 'fds.out'), 'utf8')).toBe('FDS 0\n'.repeat(CYCLES + 1));
@@ -146,12 +162,12 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
 
   for (const how of ['server exec', 'run'] as const) {
     it(`CVE-2024-21626: ${how} -w /proc/self/fd/N (N = 3..10) gives no cwd on the host`, async () => {
-      if (how === 'server exec') await create('w', 'attack');
+      if (how === 'server exec') await create('w', 'busybox');
       const climb = '../'.repeat(24);
       const script = `pwd; cat ${climb}tmp/${marker.name}; echo w > ${climb}tmp/${marker.name}.w.cwd`;
       for (let n = 3; n <= 10; n++) {
         const args = how === 'run'
-          ? ['run', '--rm', '--network', 'none', '-w', `/proc/self/fd/${n}`, 'attack', '/bin/sh', '-c', script]
+          ? ['run', '--rm', '--network', 'none', '-w', `/proc/self/fd/${n}`, 'busybox', '/bin/sh', '-c', script]
           : ['server', 'exec', '-w', `/proc/self/fd/${n}`, 'w', '--', '/bin/sh', '-c', script];
         const r = await nb(args);
         expect(r.stdout, `fd ${n}`).not.toContain(marker.content.trim());
