@@ -1,7 +1,7 @@
 /**
  * The escape corpus's tools (test/integration/security-*.test.ts): the attacker program
  * (test/security/escape.c, built statically here: busybox has no compiler), images that
- * carry it, a marker file in the host's /tmp that no attack may read or write beside,
+ * carry it, a marker file on the host that no attack may read or write beside,
  * and the parser of the attacker's findings.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,7 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
-import { ROOT, runCli } from './run-cli.js';
+import { IN_GUEST, ROOT, runCli } from './run-cli.js';
 
 const SOURCE = join(ROOT, 'test/security/escape.c');
 const BUILT = join(ROOT, 'test/security/build/nbx-escape');
@@ -137,11 +137,15 @@ export function scratch(prefix: string): string {
 }
 
 /**
- * A file in the host's /tmp (literally: the attacks climb to the host's / and open
- * tmp/NAME) with unique content. An attack that reaches it reads that content or creates
- * NAME.w.* beside it.
+ * A file on the host with unique content that the attacks try to reach: they climb to
+ * the host's / and open NAME, a path relative to it (so the marker must sit where a
+ * climb to the file system's root finds it: the host's /tmp here; in the QEMU guest,
+ * whose processes run chrooted in a bind mount of the initramfs with a tmpfs on /tmp, its
+ * root directory). An attack that reaches it reads that content or creates NAME.w.*
+ * beside it.
  */
 export interface HostMarker {
+  /** the path relative to the host's root the attacker is given */
   name: string;
   path: string;
   content: string;
@@ -153,17 +157,18 @@ export interface HostMarker {
 }
 
 export function hostMarker(): HostMarker {
-  const name = `nbx-escape-marker-${randomBytes(8).toString('hex')}`;
-  const path = `/tmp/${name}`;
+  const dir = IN_GUEST ? '/' : '/tmp';
+  const base = `nbx-escape-marker-${randomBytes(8).toString('hex')}`;
+  const path = join(dir, base);
   const content = `host-secret-${randomBytes(8).toString('hex')}\n`;
   writeFileSync(path, content, { mode: 0o600 });
-  const written = () => readdirSync('/tmp').filter((f) => f.startsWith(`${name}.`));
+  const written = () => readdirSync(dir).filter((f) => f.startsWith(`${base}.`)).map((f) => join(dir, f));
   return {
-    name, path, content, written,
+    name: path.slice(1), path, content, written,
     intact: () => existsSync(path) && readFileSync(path, 'utf8') === content,
     remove: () => {
       rmSync(path, { force: true });
-      for (const f of written()) rmSync(join('/tmp', f), { force: true });
+      for (const f of written()) rmSync(f, { force: true });
     },
   };
 }
@@ -218,7 +223,7 @@ export function breaches(findings: Finding[], marker: HostMarker, opts: { pid1?:
     if (f.kind === 'READ' || f.kind === 'WROTE' || f.kind === 'SETNS' || f.kind === 'EXEWRITE') out.push(`${f.kind} pid ${f.pid} via ${f.how} ${f.detail}`);
     if (f.kind === 'EXE' && host.has(f.how) && (f.pid !== 1 || opts.pid1)) out.push(`EXE pid ${f.pid}: opened the host's ${host.get(f.how)} through /proc/${f.pid}/exe`);
   }
-  for (const w of marker.written()) out.push(`created /tmp/${w} on the host`);
+  for (const w of marker.written()) out.push(`created ${w} on the host`);
   if (!marker.intact()) out.push(`the host's ${marker.path} changed`);
   return out;
 }

@@ -2,19 +2,26 @@
  * nbx-escape: the attacker of the escape corpus (test/integration/security-*.test.ts).
  * It runs INSIDE a novabox server or `run` container, as the container's root, and tries
  * to reach the host. Built statically on the host at test time (cc -static; busybox has
- * no compiler) and shipped in the image the tests import.
+ * no compiler) and put into the container by the tests: bound read-only into `run`
+ * containers, copied into a server through `server exec -i`, or in an imported image.
  *
  *   nbx-escape probe MARKER SECONDS [STOPFILE]
  *       Loop until SECONDS pass (0: one pass) or STOPFILE exists: for every process in
- *       /proc but ourselves, try to reach the host's /tmp/MARKER through
- *         its fds:  open("/proc/P/fd/N/../../(x24)tmp/MARKER"), and chdir into
+ *       /proc but ourselves, try to reach the host's file /MARKER (MARKER is a path
+ *       relative to the host's root, e.g. tmp/nbx-escape-marker-...) through
+ *         its fds:  open("/proc/P/fd/N/../../(x24)MARKER"), and chdir into
  *                   /proc/P/fd/N then open the same climb relative to that cwd;
- *         its cwd:  /proc/P/cwd/../(x24)tmp/MARKER;   its root: /proc/P/root/tmp/MARKER;
+ *         its cwd:  /proc/P/cwd/../(x24)MARKER;   its root: /proc/P/root/MARKER;
  *       reading it and creating MARKER.w.<P>.<how> next to it; open /proc/P/exe for
  *       writing (CVE-2019-5736) now and, through a kept O_PATH fd, again after the
  *       process is gone; setns into /proc/P/ns/mnt when it is not our own mount namespace.
+ *       A process that appears after the first pass is hammered for 4 ms (its low fds),
+ *       and the next two pids are tried before they show in /proc: the window between
+ *       a join and its execve is short. NBX_WORKERS=n probes with n processes. SIGTERM
+ *       (a stop) ends the loop 300 ms later.
  *       Prints one line per success (READ, WROTE, EXEWRITE, SETNS) and per foreign
- *       binary or namespace seen (EXE, NSMNT), then "SUMMARY loops=N pids=M".
+ *       binary or namespace seen (EXE, NSMNT), then "SUMMARY loops=N pids=M" (M: the
+ *       processes that appeared after the first pass).
  *
  *   nbx-escape fds
  *       Our own open fds above 2: "FD n -> target", then "FDS n".
@@ -142,7 +149,7 @@ static void report(const char *kind, int pid, const char *how, const char *detai
 }
 
 /*
- * Try to read the marker at prefix + "tmp/MARKER" (relative to dirfd) and to create a
+ * Try to read the marker at prefix + MARKER (relative to dirfd) and to create a
  * file beside it. Returns 1 when the marker was read (prefix reached the host's /). A
  * create where the marker is not (the container's own /tmp) is undone and not reported.
  */
@@ -151,7 +158,7 @@ static int try_marker(int dirfd, const char *prefix, int pid, const char *how)
 	char path[1024], buf[256], clean[256];
 	int fd, found = 0;
 
-	snprintf(path, sizeof(path), "%stmp/%s", prefix, marker);
+	snprintf(path, sizeof(path), "%s%s", prefix, marker);
 	fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd >= 0) {
 		ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -164,8 +171,8 @@ static int try_marker(int dirfd, const char *prefix, int pid, const char *how)
 		report("READ", pid, how, clean);
 		found = 1;
 	}
-	snprintf(path, sizeof(path), "%stmp/%s.w.%d.%s", prefix, marker, pid, how);
-	for (char *p = path + strlen(prefix) + 4; *p; p++)
+	snprintf(path, sizeof(path), "%s%s.w.%d.%s", prefix, marker, pid, how);
+	for (char *p = path + strlen(prefix) + strlen(marker); *p; p++)
 		if (*p == '/')
 			*p = '_';
 	fd = openat(dirfd, path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
@@ -501,7 +508,7 @@ static int cmd_syscalls(int argc, char **argv)
 	if (d) {
 		struct dirent *e;
 		while ((e = readdir(d)) != NULL) {
-			if (e->d_name[0] == '.')
+			if (e->d_name[0] == '.' || e->d_type != DT_DIR) /* v1 hierarchies (pure v2: files) */
 				continue;
 			snprintf(path, sizeof(path), "/sys/fs/cgroup/%s/release_agent", e->d_name);
 			int fd = open(path, O_WRONLY | O_CLOEXEC);
@@ -652,7 +659,7 @@ static int cmd_syscalls(int argc, char **argv)
 				_exit(10);
 			if (chdir(CLIMB) != 0 || chroot(".") != 0)
 				_exit(11);
-			snprintf(path, sizeof(path), "/tmp/%s", marker);
+			snprintf(path, sizeof(path), "/%s", marker);
 			int fd = open(path, O_RDONLY | O_CLOEXEC);
 			_exit(fd >= 0 ? 0 : errno == ENOENT ? 12 : 13);
 		}
