@@ -390,7 +390,7 @@ function sortRows(columns: string[], data: PyValue[][], sortColumns: string[], r
 
 type Align = 'l' | 'r' | 'c';
 
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
 const ANSI = /\x1b\[[0-9;]*m|\x1b\(B/g;
 
 function isWide(c: number): boolean {

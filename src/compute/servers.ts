@@ -60,7 +60,7 @@ export function checkServerName(name: string): void {
   if (name.length === 0 || name.length > NAME_MAX) {
     throw new BadRequest(`invalid server name: it must be 1 to ${NAME_MAX} characters long`);
   }
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (/[\x00-\x1f\x7f]/.test(name)) throw new BadRequest('invalid server name: it contains control characters');
   if (name.trim() !== name) throw new BadRequest('invalid server name: it starts or ends with white space');
 }

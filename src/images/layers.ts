@@ -19,7 +19,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { Duplex, PassThrough, Readable, Transform, Writable } from 'node:stream';
+import { Duplex, PassThrough, type Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { BadRequest, NovaboxError } from '../errors.js';

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BadRequest, Conflict, NotFound, NovaboxError } from '../errors.js';
 import type { Store } from '../store/db.js';

@@ -4,7 +4,7 @@
  * forwarded to the init, the exit status comes back, and everything the container
  * made is removed when it ends (on every path, errors included).
  */
-import { closeSync, openSync, read, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, read, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { ReadStream as TtyReadStream } from 'node:tty';
 import { NovaboxError, type OpFailed } from '../errors.js';

@@ -69,7 +69,7 @@ function fromRow(r: FlavorRow): Flavor {
 }
 
 // Nova: printable characters, no white space at either end, at most 255.
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
 const UNPRINTABLE = /[\x00-\x1f\x7f-\x9f]/;
 const SPEC_KEY = /^[a-zA-Z0-9-_:. ]{1,255}$/;
 

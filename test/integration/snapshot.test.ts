@@ -134,6 +134,7 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     const files = (await exec('w2', 'ls /w')).split('\n').filter((f) => /^\d+$/.test(f)).map(Number).sort((a, b) => a - b);
     expect(files.length).toBeGreaterThan(10);
     expect(files).toEqual(files.map((_, i) => i)); // 0..N-1, no holes
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
     const bad = await exec('w2', 'for f in /w/[0-9]*; do n=${f#/w/}; [ "$(cat $f)" = "$n $n $n $n" ] || echo "$f"; done');
     expect(bad).toBe('');
   }, 120_000);

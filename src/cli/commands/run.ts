@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { BadRequest } from '../../errors.js';
 import type { CliContext } from '../main.js';
 import type { RunCliOptions } from '../run-args.js';

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import type { CliContext } from '../../main.js';
 import { collect, keyValues, seconds, waitOption } from './common.js';
 

@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { BadRequest, NotFound } from '../../../errors.js';
 import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
 

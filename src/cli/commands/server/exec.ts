@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import type { CliContext } from '../../main.js';
 import { collect } from './common.js';
 import { BadRequest } from '../../../errors.js';

@@ -1,4 +1,5 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
+import type { Flavor } from '../../../store/flavors.js';
 import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js';
 import { imageShow } from '../image.js';
@@ -51,7 +52,7 @@ Example:
     const caller = compute.localCaller();
     const image = o.image ?? compute.find(ref, caller).imageName;
     const s = await compute.rebuild(ref, image, caller, { timeoutMs: o.timeout * 1000 });
-    let flavor;
+    let flavor: Flavor | undefined;
     try {
       flavor = compute.store.flavors.get(s.flavorId);
     } catch {
