@@ -4,7 +4,7 @@ import { BadRequest, Conflict } from '../../errors.js';
 import type { Caller } from '../../compute/servers.js';
 import type { Server } from '../../store/servers.js';
 import { ApiError } from '../faults.js';
-import { baseUrl, requireAdmin } from '../server.js';
+import { baseUrl, requireAdmin } from '../request.js';
 import { int, ipAddress, isObject, metadata, onlyKeys, str } from '../validate.js';
 import { serverBasic } from './views.js';
 import { type ComputeCtx, type Req, claimed, imageOfRef, newAdminPass } from './context.js';

@@ -5,7 +5,7 @@ import { cpus, freemem, hostname, totalmem, uptime } from 'node:os';
 import { NotFound } from '../../errors.js';
 import { statusOf as serverStatus } from '../../compute/states.js';
 import { stateRoot } from '../../util/paths.js';
-import { requireAdmin } from '../server.js';
+import { requireAdmin } from '../request.js';
 import type { Json } from '../validate.js';
 import { novaTime } from './views.js';
 import type { ComputeCtx, Req } from './context.js';

@@ -6,7 +6,7 @@ import type { Server } from '../../store/servers.js';
 import type { Flavor } from '../../store/flavors.js';
 import { novaAddresses } from '../../compute/addresses.js';
 import { ApiError } from '../faults.js';
-import { baseUrl, callerOf, type ApiDeps } from '../server.js';
+import { baseUrl, callerOf, type ApiDeps } from '../request.js';
 import { isObject, isUuid, refId, type Json } from '../validate.js';
 import { imageIdOfServer, type GlanceImage } from '../image/catalog.js';
 import type { ServerViewContext } from './views.js';

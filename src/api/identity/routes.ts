@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequest, NotFound } from '../../errors.js';
 import { Forbidden, Unauthorized, type PasswordAuth, type Scope, type Token } from '../../identity/service.js';
 import { DEFAULT_DOMAIN } from '../../store/identity.js';
-import { baseUrl, tokenHeader, type ApiDeps } from '../server.js';
+import { baseUrl, tokenHeader, type ApiDeps } from '../request.js';
 import { bool, isObject, str, wrapped, type Json } from '../validate.js';
 import { domainView, projectView, roleView, tokenBody, userView, versionV3 } from './views.js';
 

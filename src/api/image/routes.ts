@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Staging } from '../../images/layers.js';
 import { BadRequest, NotFound } from '../../errors.js';
 import { ApiError } from '../faults.js';
-import { baseUrl, callerOf, type ApiDeps } from '../server.js';
+import { baseUrl, callerOf, type ApiDeps } from '../request.js';
 import { bool, int, isObject, isUuid, str, type Json } from '../validate.js';
 import type { CreateImageRequest, GlanceImage, ImagePatch } from './catalog.js';
 import { glanceImage, imageSchema, imageVersions, CORE_KEYS } from './views.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { requireRoot, type CliContext } from '../main.js';
+import { requireRoot, type CliContext } from '../context.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program

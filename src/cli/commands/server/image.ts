@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Flavor } from '../../../store/flavors.js';
-import type { CliContext } from '../../main.js';
+import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js';
 import { imageShow } from '../image.js';
 import { serverShow } from '../../views.js';
