@@ -4,10 +4,12 @@
  *   cli, api                      front ends (cli may start the API: cli/commands/serve.ts)
  *     -> compute, identity        use cases: the Nova model, Keystone
  *       -> images, runtime, store the image store, one container on one host, the database
- *         -> sys, util, errors.ts the kernel's door (the only FFI user), helpers, error types
+ *         -> sys, util, model,    the kernel's door (the only FFI user), helpers, the records
+ *            errors.ts            and state vocabulary (model/), error types
  *
  * A module may import its own tier and the tiers below it, never above; cli and api reach
- * images, runtime, store and sys only through compute; no circles (type-only imports
+ * runtime, store and sys only through compute, and images only through images/service.ts
+ * (the Glance use cases: `image` commands and the image API); no circles (type-only imports
  * count); only src/sys loads koffi or the Node-API module (native-bindings/build/novabox.node):
  * the static imports are checked here, the dynamic loads (createRequire, process.dlopen)
  * by the linter (scripts/lint/ffi-only-in-sys.grit).
@@ -19,7 +21,7 @@ const tiers = [
   { name: 'front', path: '^src/(cli|api)/' },
   { name: 'usecase', path: '^src/(compute|identity)/' },
   { name: 'service', path: '^src/(images|runtime|store)/' },
-  { name: 'base', path: '^src/(sys|util)/|^src/errors\\.ts$' },
+  { name: 'base', path: '^src/(sys|util|model)/|^src/errors\\.ts$' },
 ];
 
 const upward = tiers.slice(1).map((t, i) => ({
@@ -35,10 +37,10 @@ module.exports = {
     ...upward,
     {
       name: 'front-ends-through-use-cases',
-      comment: 'cli and api reach images, runtime, store and sys only through compute (or identity)',
+      comment: 'cli and api reach runtime, store and sys only through compute (or identity), and images only through its service (Glance)',
       severity: 'error',
       from: { path: tiers[0].path },
-      to: { path: '^src/(images|runtime|store|sys)/' },
+      to: { path: '^src/(images|runtime|store|sys)/', pathNot: '^src/images/service\\.ts$' },
     },
     {
       name: 'no-api-to-cli',

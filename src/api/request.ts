@@ -7,7 +7,7 @@ import type { FastifyRequest } from 'fastify';
 import type { Caller, ComputeService } from '../compute/servers.js';
 import type { IdentityService, Token } from '../identity/service.js';
 import { Forbidden } from '../identity/service.js';
-import type { Store } from '../store/db.js';
+import type { Store } from '../compute/open.js';
 import type { GlanceImage, ImageBackend } from './image/catalog.js';
 import type { BlockingRunner } from './compute/blocking.js';
 
@@ -16,7 +16,7 @@ export interface ApiDeps {
   compute: ComputeService;
   identity: IdentityService;
   images: ImageBackend;
-  /** Nova's createImage: a snapshot of a server into a new image (images/snapshot.ts) */
+  /** Nova's createImage: a snapshot of a server into a new image (compute/snapshot.ts) */
   snapshot?: (
     req: { server: string; name: string; properties?: Record<string, string>; onRecord?: (rec: GlanceImage) => void },
     caller: Caller,

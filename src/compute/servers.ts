@@ -23,7 +23,7 @@ import { nowIso } from '../store/time.js';
 import { cgroupPathOf } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
-import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
+import { POWER_STATE, statusOf, type TaskState, type VmState } from '../model/states.js';
 import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
 import { novaAddresses, type NovaAddress } from './addresses.js';
@@ -169,7 +169,7 @@ export class ComputeService {
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
         }
         if (cur.taskState === 'image_snapshot' && running && cur.vmState === 'active') {
-          // a snapshot killed while the server was frozen: thaw it (images/snapshot.ts)
+          // a snapshot killed while the server was frozen: thaw it (compute/snapshot.ts)
           try {
             this.driver.open(cgroupPathOf(cur.id)).thaw();
           } catch {
@@ -526,6 +526,16 @@ export class ComputeService {
     }
     this.store.actions.start(s.id, 'unlock', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
     return this.store.servers.update(s.id, { locked: false, lockedBy: null });
+  }
+
+  /**
+   * Nova's os-resetState (an admin's override, the caller's policy checked by the front
+   * end): vm_state set to active or error from any state, the task and its owner cleared.
+   */
+  resetState(nameOrId: string, state: 'active' | 'error', caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.store.actions.start(s.id, 'resetState', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    return this.store.servers.update(s.id, { vmState: state, taskState: null, taskOwnerPid: null, taskOwnerStart: null });
   }
 
   // ---- resize: one host, so a resize is new cgroup limits ------------------------------

@@ -34,6 +34,10 @@ import { checkImageName, ensureLayers, removeImageRef, writeImage, type ImageCon
 import { firstEntries } from './tarstream.js';
 import { BUSYBOX_CONFIG, buildBusyboxLayer } from './busybox.js';
 
+/** The image tier's inner pieces a front end uses: this module is the tier's one door for them. */
+export { Staging } from './layers.js';
+export type { ImageRecord } from './records.js';
+
 export interface ImageCaller {
   projectId: string;
   userId: string;

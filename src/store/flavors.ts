@@ -2,21 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { isConstraint, statementCache, type Database, type Tx } from './sqlite.js';
 import { nowIso } from './time.js';
-
-export interface Flavor {
-  id: string;
-  name: string;
-  vcpus: number;
-  ramMiB: number;
-  diskGiB: number;
-  swapMiB: number;
-  ephemeralGiB: number;
-  rxtxFactor: number;
-  isPublic: boolean;
-  disabled: boolean;
-  extraSpecs: Record<string, string>;
-  createdAt: string;
-}
+import type { Flavor } from '../model/records.js';
+export type { Flavor } from '../model/records.js';
 
 /** What `create` needs; the rest has Nova's defaults (and a new UUID for the id). */
 export type NewFlavor = Pick<Flavor, 'name' | 'vcpus' | 'ramMiB' | 'diskGiB'> &

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { census, type Census } from '../helpers/census.js';
 import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import { getXattr, setXattr, sh } from '../helpers/image-fixtures.js';
-import { hasGnuTar } from '../../src/images/snapshot.js';
+import { hasGnuTar } from '../../src/compute/snapshot.js';
 
 const isRoot = process.getuid?.() === 0;
 

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { statfsSync } from 'node:fs';
 import { cpus, freemem, hostname, totalmem, uptime } from 'node:os';
 import { NotFound } from '../../errors.js';
-import { statusOf as serverStatus } from '../../compute/states.js';
+import { statusOf as serverStatus } from '../../model/states.js';
 import { stateRoot } from '../../util/paths.js';
 import { requireAdmin } from '../request.js';
 import type { Json } from '../validate.js';

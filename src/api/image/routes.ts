@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Staging } from '../../images/layers.js';
+import { Staging } from '../../images/service.js';
 import { BadRequest, NotFound } from '../../errors.js';
 import { ApiError } from '../faults.js';
 import { baseUrl, callerOf, type ApiDeps } from '../request.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Flavor } from '../../../store/flavors.js';
+import type { Flavor } from '../../../model/records.js';
 import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js';
 import { imageShow } from '../image.js';
@@ -28,7 +28,7 @@ Example:
   create.action(async (ref: string, o) => {
     const compute = await ctx.compute();
     const { ImageService } = await import('../../../images/service.js');
-    const { snapshotServer } = await import('../../../images/snapshot.js');
+    const { snapshotServer } = await import('../../../compute/snapshot.js');
     trace('image modules loaded');
     const images = new ImageService(compute.store);
     trace('image service');

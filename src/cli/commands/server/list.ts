@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Flavor } from '../../../store/flavors.js';
+import type { Flavor } from '../../../model/records.js';
 import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
 import { SERVER_LIST_COLUMNS, SERVER_LIST_LONG_COLUMNS, serverRow, serverShow, addressesField } from '../../views.js';

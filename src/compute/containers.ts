@@ -1,8 +1,9 @@
+/** `novabox ps` and `novabox rm`: the use cases on the containers of `run` (not servers). */
 import { constants } from 'node:os';
 import { Conflict, NotFound } from '../errors.js';
-import { cgroupDriver } from './cgroups/index.js';
-import { destroyContainer, isAlive, listContainerIds, lookupName, readState, type ContainerState } from './container.js';
-import { gcStale } from './gc.js';
+import { cgroupDriver } from '../runtime/cgroups/index.js';
+import { destroyContainer, isAlive, listContainerIds, lookupName, readState, type ContainerState } from '../runtime/container.js';
+import { gcStale } from '../runtime/gc.js';
 import { sleepSync } from '../util/fs.js';
 
 export function listContainers(all: boolean): ContainerState[] {
