@@ -13,9 +13,6 @@
  * count); only src/sys loads koffi or the Node-API module (native-bindings/build/novabox.node):
  * the static imports are checked here, the dynamic loads (createRequire, process.dlopen)
  * by the linter (scripts/lint/ffi-only-in-sys.grit).
- *
- * Edges not yet moved are listed in .dependency-cruiser-known-violations.json (made with
- * `npx depcruise-baseline`): each one is a move still to make, none may be added.
  */
 const tiers = [
   { name: 'front', path: '^src/(cli|api)/' },

@@ -170,7 +170,7 @@ if (process.env.NOVABOX_METAFILE) writeFileSync(process.env.NOVABOX_METAFILE, JS
  * changed anything; the entry then returns 'full' (run-action.ts), and bin/novabox runs
  * the line again with dist/novabox-run.cjs.
  */
-const FULL_ONLY = /[\\/]src[\\/](compute[\\/](open|servers)|store[\\/]db|images[\\/]busybox|images[\\/]materialize)\.js$/;
+const FULL_ONLY = /[\\/]src[\\/](compute[\\/](open|servers)|store[\\/]db|images[\\/]service|images[\\/]materialize)\.js$/;
 const leaveOut = {
   name: 'leave-out',
   setup(b) {

@@ -11,6 +11,7 @@ import { cgroupDriver, detectCgroups } from '../runtime/cgroups/index.js';
 import type { CgroupDriver, CgroupLayout, CgroupLimits } from '../runtime/cgroups/types.js';
 import type { ImageConfig } from '../images/store.js';
 import { readImage, layerDirs, ensureLayers } from '../images/store.js';
+import { imageOrBuiltin } from '../images/builtin.js';
 import {
   execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
   thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
@@ -268,9 +269,7 @@ export class ComputeService {
     checkServerName(req.name);
     const count = req.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
-    let image = readImage(imageRefName(this.store, req.image));
-    // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
-    if (!image && req.image === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
+    const image = await imageOrBuiltin(imageRefName(this.store, req.image), req.image);
     if (!image) throw new NotFound(`image "${req.image}" not found`);
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
@@ -394,8 +393,7 @@ export class ComputeService {
    */
   async rebuild(nameOrId: string, imageRef: string, caller: Caller, opts: { timeoutMs?: number } = {}): Promise<Server> {
     const s = this.find(nameOrId, caller);
-    let image = readImage(imageRefName(this.store, imageRef));
-    if (!image && imageRef === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
+    const image = await imageOrBuiltin(imageRefName(this.store, imageRef), imageRef);
     if (!image) throw new NotFound(`image "${imageRef}" not found`);
     const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
     const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');

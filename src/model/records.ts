@@ -1,6 +1,6 @@
 /**
  * The records every tier passes around (servers, flavors, keypairs, instance actions,
- * Keystone's projects, users and roles) and the network modes: types and constants only,
+ * Keystone's projects, users and roles, the published images) and the network modes: types and constants only,
  * no code. The store's repositories read and write them; compute, images, runtime and
  * the front ends all use them without importing the store.
  */
@@ -117,4 +117,30 @@ export interface User {
 export interface Role {
   id: string;
   name: string;
+}
+
+export interface ImageConfig {
+  cmd: string[];
+  env: string[];
+  workingDir: string;
+  user: string;
+  stopSignal?: string;
+  /** what a server of this image runs under novabox-init; [] = idle init (system image) */
+  serverCmd?: string[];
+}
+
+/**
+ * An active image as published for the runtime: images/<name>.json, written by the image
+ * service (service.ts) in the transaction that makes the image active, removed when it
+ * is deleted. The database is the record; this file lets `novabox run` boot an image
+ * without opening it.
+ */
+export interface Image {
+  /** the image's id in the database (absent in files of novabox before the image store) */
+  id?: string;
+  name: string;
+  /** sha256:<hex>, bottom layer first (OCI order) */
+  layers: string[];
+  config: ImageConfig;
+  created: string;
 }
