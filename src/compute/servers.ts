@@ -16,7 +16,7 @@ import {
   execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
   thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
 } from '../runtime/server.js';
-import { readProcStart } from '../runtime/proc.js';
+import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
@@ -157,7 +157,7 @@ export class ComputeService {
   reconcile(s: Server): Server {
     const facts = this.facts(s.id);
     const running = isRunning(facts);
-    const taskStale = s.taskState !== null && s.taskOwnerPid !== null && readProcStart(s.taskOwnerPid) !== s.taskOwnerStart;
+    const taskStale = s.taskState !== null && s.taskOwnerPid !== null && !isSameProcess(s.taskOwnerPid, s.taskOwnerStart);
     if (taskStale) {
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);

@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BadRequest, Conflict, NotFound, NovaboxError } from '../errors.js';
 import type { Store } from '../store/db.js';
-import { readProcStart, selfStart } from '../runtime/proc.js';
+import { isSameProcess, readProcStart, selfStart } from '../runtime/proc.js';
 import * as native from '../sys/native.js';
 import { randomUuid } from '../util/random.js';
 import { trace } from '../util/trace.js';
@@ -117,7 +117,7 @@ export class ImageService {
         "SELECT id, task_owner_pid, task_owner_start FROM images WHERE status IN ('queued', 'saving') AND task_owner_pid IS NOT NULL",
       )
       .all()
-      .filter((r) => r.task_owner_pid !== null && readProcStart(r.task_owner_pid) !== r.task_owner_start);
+      .filter((r) => r.task_owner_pid !== null && !isSameProcess(r.task_owner_pid, r.task_owner_start));
     for (const r of stale) {
       this.store.tx(() => {
         const cur = this.repo.get(r.id);

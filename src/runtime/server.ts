@@ -20,7 +20,7 @@ import {
   DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, INIT_PATH, clampRlimits, parseHardLimits, planLaunch,
   type ContainerSpec,
 } from './plan/index.js';
-import { bootId, readProcStart } from './proc.js';
+import { bootId, isSameProcess, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, superviseForeground } from './run.js';
 import { mustPlaceAfterClone, placeLaunch, placesItself } from './cgroups/placement.js';
@@ -225,13 +225,11 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
 }
 
 export function isRunning(f: Pick<ServerFacts, 'initPid' | 'initStart' | 'bootId'> | undefined): boolean {
-  if (!f || !f.initPid) return false;
-  if (f.bootId !== bootId()) return false;
-  return readProcStart(f.initPid) === f.initStart;
+  return f !== undefined && isSameProcess(f.initPid, f.initStart, f.bootId);
 }
 
 function monitorAlive(f: ServerFacts): boolean {
-  return f.bootId === bootId() && readProcStart(f.monitorPid) === f.monitorStart;
+  return isSameProcess(f.monitorPid, f.monitorStart, f.bootId);
 }
 
 /** The init's wait status as the monitor recorded it, or undefined. */
@@ -250,7 +248,7 @@ function signalInit(f: ServerFacts, signal: number): boolean {
   try {
     fd = native.pidfdOpen(f.initPid);
     // The pidfd names the process we checked unless it died in between: check again.
-    if (readProcStart(f.initPid) !== f.initStart) return false;
+    if (!isSameProcess(f.initPid, f.initStart)) return false;
     return native.pidfdSignal(fd, signal);
   } catch {
     return false;
