@@ -18,6 +18,7 @@ import { BadRequest, Conflict, NotFound, NovaboxError } from '../errors.js';
 import type { Store } from '../store/db.js';
 import { isSameProcess, readProcStart, selfStart } from '../runtime/proc.js';
 import * as native from '../sys/native.js';
+import { sha256Hex } from '../sys/layer.js';
 import { randomUuid } from '../util/random.js';
 import { trace } from '../util/trace.js';
 import { DirSource, TarSource, tarStream, type ArchiveMember, type ArchiveSource } from './archive.js';
@@ -614,7 +615,7 @@ export function ociDocuments(
   }));
   // the native SHA-256 when the library is loaded already (a snapshot has just packed with
   // it): node:crypto's first hash pays ~0.8 ms of OpenSSL start-up; the digests are the same
-  const sha = (b: Buffer) => `sha256:${native.isLoaded() ? native.sha256Hex(b) : createHash('sha256').update(b).digest('hex')}`;
+  const sha = (b: Buffer) => `sha256:${native.isLoaded() ? sha256Hex(b) : createHash('sha256').update(b).digest('hex')}`;
   const configDigest = sha(config);
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,

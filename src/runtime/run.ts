@@ -10,6 +10,7 @@ import { ReadStream as TtyReadStream } from 'node:tty';
 import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
+import { MONITOR_EVENT, eventOf, readEvent, type MonitorEvent } from '../sys/events.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
 import { mustPlaceAfterClone, placesItself } from './cgroups/placement.js';
 import {
@@ -24,11 +25,8 @@ import { formatIp } from './network/ipam.js';
 import { trace } from '../util/trace.js';
 import { isoTime } from '../util/time.js';
 
-const EV_EXEC = 2;
-const EV_OPFAIL = 3;
-const EV_EXIT = 4;
 
-export type Event = native.MonitorEvent;
+export type Event = MonitorEvent;
 
 /**
  * Reads the monitor's 16-byte event records. fs.read runs in libuv's thread pool, so
@@ -61,12 +59,12 @@ export class EventReader {
       got += n;
     }
     if (got < 16) return null;
-    return native.eventOf(b);
+    return eventOf(b);
   }
 
   private nextSync(): Event | null {
     if (this.closed) return null;
-    const e = native.readEvent(this.fd);
+    const e = readEvent(this.fd);
     return e === 'eof' ? null : e;
   }
 
@@ -244,18 +242,16 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   }
 }
 
-const EV_CGROUP = 6;
-
 /**
  * The CLI failed between 'R' and GO: did the init fail an op before that? GO is closed
  * unsent (an init still in its ops stops at its execve gate, status 125, and the monitor
- * then reports EV_EXEC), and the next event says.
+ * then reports NB_EV_EXEC), and the next event says.
  */
 export async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: () => Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
   if (sp.goFd >= 0) closeSync(sp.goFd);
   sp.goFd = -1;
   const e = await next();
-  if (e?.type !== EV_OPFAIL) return undefined;
+  if (e?.type !== MONITOR_EVENT.OPFAIL) return undefined;
   return { failure: opFailure(plan, e.a, e.b), code: opFailureExitCode(plan, e.a, e.b) };
 }
 
@@ -288,7 +284,7 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
   }
   native.reap(sp.monitorPid);
   trace('monitor exited');
-  if (sp.cgroupRefused || last.find((e) => e.type === EV_CGROUP)?.a === 0) return;
+  if (sp.cgroupRefused || last.find((e) => e.type === MONITOR_EVENT.CGROUP)?.a === 0) return;
   cgroup.remove();
   trace('cgroup removed by the CLI');
 }
@@ -296,7 +292,7 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
 /** Blocking reads of the events pipe until the monitor closes it (its exit). */
 function readRemainingEvents(fd: number): Event[] {
   const out: Event[] = [];
-  for (let e = native.readEvent(fd); e !== 'eof'; e = native.readEvent(fd)) out.push(e);
+  for (let e = readEvent(fd); e !== 'eof'; e = readEvent(fd)) out.push(e);
   return out;
 }
 
@@ -359,14 +355,14 @@ export async function superviseForeground(
   trace('exec event');
   let failure: OpFailed | undefined;
   let failureCode = 0;
-  if (first?.type === EV_OPFAIL) {
+  if (first?.type === MONITOR_EVENT.OPFAIL) {
     failure = opFailure(plan, first.a, first.b);
     failureCode = opFailureExitCode(plan, first.a, first.b);
-  } else if (first?.type !== EV_EXEC) {
+  } else if (first?.type !== MONITOR_EVENT.EXEC) {
     throw new NovaboxError('internal', 'the container monitor stopped before the container started');
   }
   let exit = await events.next();
-  while (exit && exit.type !== EV_EXIT) exit = await events.next();
+  while (exit && exit.type !== MONITOR_EVENT.EXIT) exit = await events.next();
   if (!exit) throw new NovaboxError('internal', 'the container monitor stopped without reporting an exit status');
   // The last output may still sit in the pty: read it before detaching.
   if (drained) await Promise.race([drained, new Promise((r) => setTimeout(r, 1000))]);

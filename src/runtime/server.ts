@@ -9,6 +9,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
+import { MONITOR_EVENT } from '../sys/events.js';
 import type { Capability, LaunchPlan, Namespace } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
@@ -186,12 +187,12 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     // EPIPE (false): the init is gone (an op failed: the event says which; else it was killed)
     if (!native.release(sp, 'G')) {
       const e = await events.next();
-      if (e?.type === 3) throw opFailure(plan, e.a, e.b);
+      if (e?.type === MONITOR_EVENT.OPFAIL) throw opFailure(plan, e.a, e.b);
       throw new NovaboxError('internal', 'the server init exited before it started');
     }
     const first = await events.next();
-    if (first?.type === 3) throw opFailure(plan, first.a, first.b);
-    if (first?.type !== 2) throw new NovaboxError('internal', 'the server monitor stopped before the server started');
+    if (first?.type === MONITOR_EVENT.OPFAIL) throw opFailure(plan, first.a, first.b);
+    if (first?.type !== MONITOR_EVENT.EXEC) throw new NovaboxError('internal', 'the server monitor stopped before the server started');
     return facts;
   } catch (err) {
     try {
