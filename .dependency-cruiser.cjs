@@ -9,7 +9,8 @@
  *
  * A module may import its own tier and the tiers below it, never above; cli and api reach
  * runtime, store and sys only through compute, and images only through images/service.ts
- * (the Glance use cases: `image` commands and the image API); no circles (type-only imports
+ * (the Glance use cases: `image` commands and the image API); runtime imports neither
+ * images nor store (in its tier, it is the one below them); no circles (type-only imports
  * count); only src/sys loads koffi or the Node-API module (native-bindings/build/novabox.node):
  * the static imports are checked here, the dynamic loads (createRequire, process.dlopen)
  * by the linter (scripts/lint/ffi-only-in-sys.grit).
@@ -38,6 +39,13 @@ module.exports = {
       severity: 'error',
       from: { path: tiers[0].path },
       to: { path: '^src/(images|runtime|store|sys)/', pathNot: '^src/images/service\\.ts$' },
+    },
+    {
+      name: 'runtime-knows-no-database',
+      comment: 'runtime (one container on one host) imports neither the store nor the image store: what it needs comes as parameters',
+      severity: 'error',
+      from: { path: '^src/runtime/' },
+      to: { path: '^src/(images|store)/' },
     },
     {
       name: 'no-api-to-cli',

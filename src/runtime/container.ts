@@ -18,7 +18,7 @@ import { writeFileAtomic } from '../util/fs.js';
 import { randomHex64 } from '../util/random.js';
 import { isoTime } from '../util/time.js';
 import { rmTree } from '../util/rmtree.js';
-import type { ImageConfig } from '../images/store.js';
+import type { ImageConfig } from '../model/records.js';
 import { isSameProcess } from './proc.js';
 import { resolveUser } from './user.js';
 import type { NetworkMode } from './network/config.js';

@@ -13,7 +13,7 @@ import type { Capability, LaunchPlan, Namespace } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
 import { rmTree } from '../util/rmtree.js';
-import type { ImageConfig } from '../images/store.js';
+import type { ImageConfig } from '../model/records.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
 import {
   DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, INIT_PATH, clampRlimits, parseHardLimits, planLaunch,
