@@ -170,7 +170,7 @@ if (process.env.NOVABOX_METAFILE) writeFileSync(process.env.NOVABOX_METAFILE, JS
  * changed anything; the entry then returns 'full' (run-action.ts), and bin/novabox runs
  * the line again with dist/novabox-run.cjs.
  */
-const FULL_ONLY = /[\\/]src[\\/](compute[\\/]servers|store[\\/]db|images[\\/]busybox|images[\\/]materialize)\.js$/;
+const FULL_ONLY = /[\\/]src[\\/](compute[\\/](open|servers)|store[\\/]db|images[\\/]service|images[\\/]materialize)\.js$/;
 const leaveOut = {
   name: 'leave-out',
   setup(b) {
@@ -186,7 +186,7 @@ const leaveOut = {
   },
 };
 const LOCAL_FORBIDDEN = new RegExp(
-  `${RUN_FORBIDDEN.source}|src\\/(compute|store)\\/|src\\/images\\/(busybox|materialize|service|layers)\\.ts|node_modules\\/better-sqlite3\\/`,
+  `${RUN_FORBIDDEN.source}|src\\/compute\\/(?!run\\.ts)|src\\/store\\/|src\\/images\\/(busybox|materialize|service|layers)\\.ts|node_modules\\/better-sqlite3\\/`,
 );
 await buildRunBundle('dist/novabox-run-local.cjs', [lazyBuiltins, leaveOut], LOCAL_FORBIDDEN);
 

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runGuards } from './guards.mjs';
 
 const args = new Set(process.argv.slice(2));
 const inVm = args.has('--in-vm');
@@ -44,6 +45,12 @@ function vitest(label, paths) {
   }
   rmSync(dir, { recursive: true, force: true });
   if (!counted || (r.status !== 0 && totals.failed === 0)) totals.failed += 1;
+}
+
+/** Type check, lint, layer check (scripts/guards.mjs): each one that fails fails the run. */
+function guards() {
+  section('guards: type check, lint, layers');
+  totals.failed += runGuards(env).length;
 }
 
 function nativeTests() {
@@ -101,6 +108,7 @@ function e2eTests() {
 if (inVm) {
   vitest('integration tests (guest)', ['test/integration']);
 } else {
+  guards();
   nativeTests();
   vitest('unit tests', ['test/unit']);
   if (isRoot) vitest('integration tests (this host)', ['test/integration']);

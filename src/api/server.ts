@@ -1,37 +1,19 @@
 /**
  * The HTTP façade: one fastify app serving Keystone at /identity, Nova at /compute and
  * Glance at /image over the same compute service as the CLI. This file holds what every
- * route shares: JSON parsing, request ids, the token check, errors and the access log.
+ * route shares: JSON parsing, request ids, errors and the access log (the token check and
+ * the services a route reaches: request.ts).
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { BadRequest } from '../errors.js';
-import type { Caller, ComputeService } from '../compute/servers.js';
-import type { IdentityService, Token } from '../identity/service.js';
-import { Forbidden } from '../identity/service.js';
-import type { Store } from '../store/db.js';
 import { faultBody, serviceOf, statusOf } from './faults.js';
-import type { GlanceImage, ImageBackend } from './image/catalog.js';
-import type { BlockingRunner } from './compute/blocking.js';
+import { baseUrl, type ApiDeps } from './request.js';
 import { registerIdentity } from './identity/routes.js';
 import { registerCompute } from './compute/routes.js';
 import { registerImage } from './image/routes.js';
 
-export interface ApiDeps {
-  store: Store;
-  compute: ComputeService;
-  identity: IdentityService;
-  images: ImageBackend;
-  /** Nova's createImage: a snapshot of a server into a new image (images/snapshot.ts) */
-  snapshot?: (
-    req: { server: string; name: string; properties?: Record<string, string>; onRecord?: (rec: GlanceImage) => void },
-    caller: Caller,
-  ) => Promise<unknown>;
-  /** where stop and delete run (default: inline, in the calling thread) */
-  blocking?: BlockingRunner;
-  /** one access-log line per request; never given a token or a password */
-  log?: (line: string) => void;
-}
+export { baseUrl, callerOf, requireAdmin, tokenHeader, type ApiDeps } from './request.js';
 
 export interface AppOptions {
   /** largest JSON body accepted (image uploads stream and are not limited by this) */
@@ -39,38 +21,7 @@ export interface AppOptions {
   https?: { cert: Buffer; key: Buffer };
 }
 
-declare module 'fastify' {
-  interface FastifyRequest {
-    token?: Token;
-  }
-}
-
 export const DEFAULT_BODY_LIMIT = 1 << 20;
-
-/** `http://host:port` as the client reached us: every link and catalog URL starts with it. */
-export function baseUrl(req: FastifyRequest): string {
-  return `${req.protocol}://${req.host}`;
-}
-
-/** The caller of a compute/image request: a valid project-scoped token, or 401/403. */
-export function callerOf(req: FastifyRequest, deps: ApiDeps): Caller {
-  const t = (req.token ??= deps.identity.authenticate(tokenHeader(req)));
-  if (!t.project) throw new Forbidden('The token is not scoped to a project: ask for a project-scoped token.');
-  // Nova's and Glance's default policies: the reader role reads, it never changes anything
-  if (req.method !== 'GET' && req.method !== 'HEAD' && t.roles.every((r) => r.name === 'reader')) {
-    throw new Forbidden(`Policy doesn't allow ${req.method} ${req.url.split('?')[0]} to be performed: the role "reader" is read-only.`);
-  }
-  return { projectId: t.project.id, userId: t.user.id, isAdmin: t.isAdmin, requestId: req.id };
-}
-
-export function tokenHeader(req: FastifyRequest): string | undefined {
-  const v = req.headers['x-auth-token'];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-export function requireAdmin(caller: Caller, what: string): void {
-  if (!caller.isAdmin) throw new Forbidden(`Policy doesn't allow ${what} to be performed.`);
-}
 
 function parseJson(_req: FastifyRequest, body: string, done: (err: Error | null, value?: unknown) => void): void {
   if (body.trim() === '') return done(null, undefined);

@@ -44,7 +44,7 @@ export function str(o: Json, field: string, opts: StrOpts = {}): string | undefi
   if (v.length < min) throw invalid(field, min === 1 ? `'${v}' is too short (it must not be empty)` : `'${v}' is shorter than ${min} characters`);
   if (opts.max !== undefined && v.length > opts.max) throw invalid(field, `the value is longer than ${opts.max} characters`);
   if (opts.trimmed && v.trim() !== v) throw invalid(field, `'${v}' has leading or trailing white space`);
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (opts.trimmed && /[\x00-\x1f\x7f]/.test(v)) throw invalid(field, 'it contains control characters');
   if (opts.pattern && !opts.pattern.test(v)) throw invalid(field, `'${v}' ${opts.patternText ?? 'is not valid'}`);
   return v;

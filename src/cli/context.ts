@@ -47,10 +47,9 @@ function lazyCompute(): CliContext['compute'] {
   return () => {
     svc ??= (async () => {
       requireRoot();
-      const { openStore } = await import('../store/db.js');
-      const { ComputeService } = await import('../compute/servers.js');
+      const { openCompute } = await import('../compute/open.js');
       trace('compute loaded');
-      const svc = new ComputeService(openStore());
+      const svc = openCompute();
       trace('store open');
       return svc;
     })();

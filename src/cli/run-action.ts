@@ -7,7 +7,7 @@ import { BadRequest } from '../errors.js';
 import { newContext, reportError, requireRoot, type CliContext } from './context.js';
 import { trace } from '../util/trace.js';
 import { parseRunArgs, type RunCliOptions } from './run-args.js';
-import type { RunOptions } from '../runtime/run-command.js';
+import type { RunOptions } from '../compute/run.js';
 
 function securityOpts(opts: string[]): boolean {
   let seccomp = true;
@@ -24,7 +24,7 @@ function securityOpts(opts: string[]): boolean {
 export async function runAction(image: string | undefined, command: string[], o: RunCliOptions, ctx: CliContext): Promise<void> {
   ctx.runStyleExit = true;
   trace('run action');
-  const { runCommand } = await import('../runtime/run-command.js');
+  const { runCommand } = await import('../compute/run.js');
   if (!o.dryRun) requireRoot();
   if (command[0] === '--') command = command.slice(1);
   if (o.rootfs && image !== undefined) command = image === '--' ? command : [image, ...command];
@@ -51,7 +51,7 @@ export async function runAction(image: string | undefined, command: string[], o:
       seccomp: securityOpts(o.securityOpt),
       dryRun: Boolean(o.dryRun),
     },
-    ctx,
+    { stdout: ctx.stdout, stderr: ctx.stderr, network: async () => (await ctx.compute()).network },
   );
 }
 

@@ -10,7 +10,7 @@
  * bridge network's and the first-use image paths' modules left out; main() resolves to
  * FULL_BUNDLE when the line needs one of them (scripts/build.mjs).
  */
-import { FULL_BUNDLE, runParsedLine } from './run-action.js';
+import { type FULL_BUNDLE, runParsedLine } from './run-action.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
 export { cacheable } from '../util/cache-hint.js';

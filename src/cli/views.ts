@@ -1,7 +1,6 @@
 /** How servers and flavors read on the command line (the openstack client's field names). */
-import type { Server } from '../store/servers.js';
-import type { Flavor } from '../store/flavors.js';
-import { statusOf } from '../compute/states.js';
+import type { Server, Flavor } from '../model/records.js';
+import { statusOf } from '../model/states.js';
 import { networksColumn, networksOf, type NovaAddress } from '../compute/addresses.js';
 
 /** As the openstack client prints OS-EXT-STS:power_state. */

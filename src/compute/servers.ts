@@ -11,11 +11,12 @@ import { cgroupDriver, detectCgroups } from '../runtime/cgroups/index.js';
 import type { CgroupDriver, CgroupLayout, CgroupLimits } from '../runtime/cgroups/types.js';
 import type { ImageConfig } from '../images/store.js';
 import { readImage, layerDirs, ensureLayers } from '../images/store.js';
+import { imageOrBuiltin } from '../images/builtin.js';
 import {
   execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
   thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
 } from '../runtime/server.js';
-import { readProcStart } from '../runtime/proc.js';
+import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
@@ -23,7 +24,7 @@ import { nowIso } from '../store/time.js';
 import { cgroupPathOf } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
-import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
+import { POWER_STATE, statusOf, type TaskState, type VmState } from '../model/states.js';
 import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
 import { novaAddresses, type NovaAddress } from './addresses.js';
@@ -60,7 +61,7 @@ export function checkServerName(name: string): void {
   if (name.length === 0 || name.length > NAME_MAX) {
     throw new BadRequest(`invalid server name: it must be 1 to ${NAME_MAX} characters long`);
   }
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (/[\x00-\x1f\x7f]/.test(name)) throw new BadRequest('invalid server name: it contains control characters');
   if (name.trim() !== name) throw new BadRequest('invalid server name: it starts or ends with white space');
 }
@@ -156,7 +157,7 @@ export class ComputeService {
   reconcile(s: Server): Server {
     const facts = this.facts(s.id);
     const running = isRunning(facts);
-    const taskStale = s.taskState !== null && s.taskOwnerPid !== null && readProcStart(s.taskOwnerPid) !== s.taskOwnerStart;
+    const taskStale = s.taskState !== null && s.taskOwnerPid !== null && !isSameProcess(s.taskOwnerPid, s.taskOwnerStart);
     if (taskStale) {
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);
@@ -169,7 +170,7 @@ export class ComputeService {
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
         }
         if (cur.taskState === 'image_snapshot' && running && cur.vmState === 'active') {
-          // a snapshot killed while the server was frozen: thaw it (images/snapshot.ts)
+          // a snapshot killed while the server was frozen: thaw it (compute/snapshot.ts)
           try {
             this.driver.open(cgroupPathOf(cur.id)).thaw();
           } catch {
@@ -268,9 +269,7 @@ export class ComputeService {
     checkServerName(req.name);
     const count = req.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
-    let image = readImage(imageRefName(this.store, req.image));
-    // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
-    if (!image && req.image === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
+    const image = await imageOrBuiltin(imageRefName(this.store, req.image), req.image);
     if (!image) throw new NotFound(`image "${req.image}" not found`);
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
@@ -394,8 +393,7 @@ export class ComputeService {
    */
   async rebuild(nameOrId: string, imageRef: string, caller: Caller, opts: { timeoutMs?: number } = {}): Promise<Server> {
     const s = this.find(nameOrId, caller);
-    let image = readImage(imageRefName(this.store, imageRef));
-    if (!image && imageRef === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
+    const image = await imageOrBuiltin(imageRefName(this.store, imageRef), imageRef);
     if (!image) throw new NotFound(`image "${imageRef}" not found`);
     const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
     const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');
@@ -526,6 +524,16 @@ export class ComputeService {
     }
     this.store.actions.start(s.id, 'unlock', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
     return this.store.servers.update(s.id, { locked: false, lockedBy: null });
+  }
+
+  /**
+   * Nova's os-resetState (an admin's override, the caller's policy checked by the front
+   * end): vm_state set to active or error from any state, the task and its owner cleared.
+   */
+  resetState(nameOrId: string, state: 'active' | 'error', caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    this.store.actions.start(s.id, 'resetState', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    return this.store.servers.update(s.id, { vmState: state, taskState: null, taskOwnerPid: null, taskOwnerStart: null });
   }
 
   // ---- resize: one host, so a resize is new cgroup limits ------------------------------

@@ -7,8 +7,7 @@ import { chmodSync, copyFileSync, cpSync, existsSync, linkSync, mkdirSync, rmSyn
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NovaboxError } from '../errors.js';
-import { atypicalRun } from '../util/cache-hint.js';
-import { readImage, type Image, type ImageConfig } from './store.js';
+import type { ImageConfig } from './store.js';
 
 export const BUSYBOX_ENV = ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'];
 
@@ -52,27 +51,6 @@ export function buildBusyboxLayer(tmpRoot: string): string {
     linkSync(join(dir, 'bin/busybox'), target);
   }
   return dir;
-}
-
-/**
- * The busybox image, built on first use into the image store (one database record, one
- * layer). Concurrent first uses are safe: the name is unique, the loser reuses the winner's.
- */
-export async function ensureBusybox(): Promise<Image> {
-  const have = readImage('busybox');
-  if (have) return have;
-  atypicalRun(); // built once: the CLI's code cache must not come from this run
-  const { openStore } = await import('../store/db.js');
-  const { ImageService } = await import('./service.js');
-  const store = openStore();
-  try {
-    new ImageService(store).ensureBuiltin();
-  } finally {
-    store.close();
-  }
-  const img = readImage('busybox');
-  if (!img) throw new NovaboxError('internal', 'the busybox image was built but is not published');
-  return img;
 }
 
 /** `run` gets a shell; a server is a system container: an idle init that exec'd commands join. */

@@ -19,11 +19,11 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { Duplex, PassThrough, Readable, Transform, Writable } from 'node:stream';
+import { Duplex, PassThrough, type Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { BadRequest, NovaboxError } from '../errors.js';
-import * as native from '../sys/native.js';
+import * as nativeLayer from '../sys/layer.js';
 import { paths, stateRoot } from '../util/paths.js';
 import { randomBytesSync } from '../util/random.js';
 import { readProcStart } from '../runtime/proc.js';
@@ -351,7 +351,7 @@ export function applyWhiteouts(root: string, whiteouts: string[], opaques: strin
     const rel = normalizeName(o);
     const dir = rel ? checkedPath(root, `${rel}/x`).slice(0, -2) : root;
     unlinkSync(join(dir, '.wh..wh..opq'));
-    native.layerSetOpaque(dir);
+    nativeLayer.layerSetOpaque(dir);
   }
   for (const w of whiteouts) {
     const rel = normalizeName(w);
@@ -363,7 +363,7 @@ export function applyWhiteouts(root: string, whiteouts: string[], opaques: strin
       /* a later entry removed it */
     }
     rmSync(target, { recursive: true, force: true });
-    native.layerWhiteout(target);
+    nativeLayer.layerWhiteout(target);
   }
 }
 
@@ -384,7 +384,7 @@ export interface PackedLayer {
 export function packLayer(src: string, blobFile: string, mirror: string | null, syncfs: boolean): PackedLayer {
   const fd = openSync(blobFile, 'wx', 0o644);
   try {
-    const r = native.layerPack(src, fd, mirror, syncfs);
+    const r = nativeLayer.layerPack(src, fd, mirror, syncfs);
     trace('layer packed and hashed');
     return { diffId: `sha256:${r.sha256}`, blobFile, size: r.size };
   } finally {
@@ -400,9 +400,9 @@ export function packLayer(src: string, blobFile: string, mirror: string | null, 
 export async function packLayerAsync(src: string, blobFile: string, mirror: string | null, syncfs: boolean, between?: () => void): Promise<PackedLayer> {
   const fd = openSync(blobFile, 'wx', 0o644);
   try {
-    let r: native.PackResult;
+    let r: nativeLayer.PackResult;
     try {
-      r = await native.layerPackAsync(src, fd, mirror, syncfs);
+      r = await nativeLayer.layerPackAsync(src, fd, mirror, syncfs);
     } finally {
       between?.();
     }

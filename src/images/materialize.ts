@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { NotFound } from '../errors.js';
 import { Staging, blobPath, extractLayer, fileStream, installLayer, layerPath } from './layers.js';
-import type { Image } from './store.js';
+import type { Image } from '../model/records.js';
 
 export async function materializeLayers(image: Image): Promise<void> {
   for (const diffId of image.layers) {

@@ -12,12 +12,13 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BadRequest, Conflict, NotFound, NovaboxError } from '../errors.js';
 import type { Store } from '../store/db.js';
-import { readProcStart, selfStart } from '../runtime/proc.js';
+import { isSameProcess, readProcStart, selfStart } from '../runtime/proc.js';
 import * as native from '../sys/native.js';
+import { sha256Hex } from '../sys/layer.js';
 import { randomUuid } from '../util/random.js';
 import { trace } from '../util/trace.js';
 import { DirSource, TarSource, tarStream, type ArchiveMember, type ArchiveSource } from './archive.js';
@@ -33,6 +34,10 @@ import { ImageRepo, type ImageRecord, type NewImage, type Visibility } from './r
 import { checkImageName, ensureLayers, removeImageRef, writeImage, type ImageConfig } from './store.js';
 import { firstEntries } from './tarstream.js';
 import { BUSYBOX_CONFIG, buildBusyboxLayer } from './busybox.js';
+
+/** The image tier's inner pieces a front end uses: this module is the tier's one door for them. */
+export { Staging } from './layers.js';
+export type { ImageRecord } from './records.js';
 
 export interface ImageCaller {
   projectId: string;
@@ -113,7 +118,7 @@ export class ImageService {
         "SELECT id, task_owner_pid, task_owner_start FROM images WHERE status IN ('queued', 'saving') AND task_owner_pid IS NOT NULL",
       )
       .all()
-      .filter((r) => r.task_owner_pid !== null && readProcStart(r.task_owner_pid) !== r.task_owner_start);
+      .filter((r) => r.task_owner_pid !== null && !isSameProcess(r.task_owner_pid, r.task_owner_start));
     for (const r of stale) {
       this.store.tx(() => {
         const cur = this.repo.get(r.id);
@@ -610,7 +615,7 @@ export function ociDocuments(
   }));
   // the native SHA-256 when the library is loaded already (a snapshot has just packed with
   // it): node:crypto's first hash pays ~0.8 ms of OpenSSL start-up; the digests are the same
-  const sha = (b: Buffer) => `sha256:${native.isLoaded() ? native.sha256Hex(b) : createHash('sha256').update(b).digest('hex')}`;
+  const sha = (b: Buffer) => `sha256:${native.isLoaded() ? sha256Hex(b) : createHash('sha256').update(b).digest('hex')}`;
   const configDigest = sha(config);
   const manifest = Buffer.from(JSON.stringify({
     schemaVersion: 2,

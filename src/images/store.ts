@@ -9,31 +9,8 @@ import { BadRequest, NotFound } from '../errors.js';
 import { paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
 
-export interface ImageConfig {
-  cmd: string[];
-  env: string[];
-  workingDir: string;
-  user: string;
-  stopSignal?: string;
-  /** what a server of this image runs under novabox-init; [] = idle init (system image) */
-  serverCmd?: string[];
-}
-
-/**
- * An active image as published for the runtime: images/<name>.json, written by the image
- * service (service.ts) in the transaction that makes the image active, removed when it
- * is deleted. The database is the record; this file lets `novabox run` boot an image
- * without opening it.
- */
-export interface Image {
-  /** the image's id in the database (absent in files of novabox before the image store) */
-  id?: string;
-  name: string;
-  /** sha256:<hex>, bottom layer first (OCI order) */
-  layers: string[];
-  config: ImageConfig;
-  created: string;
-}
+import type { Image } from '../model/records.js';
+export type { Image, ImageConfig } from '../model/records.js';
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 

@@ -18,8 +18,8 @@ import { writeFileAtomic } from '../util/fs.js';
 import { randomHex64 } from '../util/random.js';
 import { isoTime } from '../util/time.js';
 import { rmTree } from '../util/rmtree.js';
-import type { ImageConfig } from '../images/store.js';
-import { readProcStart, bootId } from './proc.js';
+import type { ImageConfig } from '../model/records.js';
+import { isSameProcess } from './proc.js';
 import { resolveUser } from './user.js';
 import type { NetworkMode } from './network/config.js';
 import type { Attachment } from './network/bridge.js';
@@ -281,13 +281,6 @@ export function listContainerIds(): string[] {
   }
 }
 
-/** Is the process recorded in the state still the same process? (never trust a stored pid) */
-export function isAlive(pid: number | undefined, start: number | undefined, boot: string | undefined): boolean {
-  if (!pid || start === undefined) return false;
-  if (boot && boot !== bootId()) return false;
-  return readProcStart(pid) === start;
-}
-
 /**
  * Does a container still own what it holds (its veth, its address lease)? Yes while its
  * monitor lives, and while it is being set up (no record yet, or "created" for < 60 s).
@@ -296,7 +289,7 @@ export function isContainerLive(id: string): boolean {
   const s = readState(id);
   if (!s) return existsSync(containerDirs(id).dir) && Date.now() - dirAge(containerDirs(id).dir) < 60_000;
   if (s.status === 'created') return Date.now() - Date.parse(s.created) < 60_000;
-  return s.status === 'running' && isAlive(s.monitorPid, s.monitorStart, s.bootId);
+  return s.status === 'running' && isSameProcess(s.monitorPid, s.monitorStart, s.bootId);
 }
 
 function dirAge(dir: string): number {

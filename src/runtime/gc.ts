@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { isoTime } from '../util/time.js';
 import {
-  containerDirs, destroyContainer, isAlive, listContainerIds, readState, writeState, type ContainerState,
+  containerDirs, destroyContainer, listContainerIds, readState, writeState, type ContainerState,
 } from './container.js';
+import { isSameProcess } from './proc.js';
 
 function ageOf(path: string): number {
   try {
@@ -38,7 +39,7 @@ export function gcStale(driver: CgroupDriver): ContainerState[] {
       continue;
     }
     if (s.status === 'exited') continue;
-    if (s.status === 'running' && isAlive(s.monitorPid, s.monitorStart, s.bootId)) continue;
+    if (s.status === 'running' && isSameProcess(s.monitorPid, s.monitorStart, s.bootId)) continue;
     if (s.status === 'created' && Date.now() - Date.parse(s.created) < 60_000) continue; // being set up right now
     const cg = driver.open(s.cgroupPath);
     if (s.remove) {

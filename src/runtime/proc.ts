@@ -32,6 +32,18 @@ export function readProcStart(pid: number): number | undefined {
   return Number(rest[19]);
 }
 
+/**
+ * The one answer to "is this stored pid still that process?" (never trust a stored pid):
+ * the process exists, is not a zombie, and started at `start` (field 22 of its stat);
+ * when the record names the boot it was made in (`boot`), that boot is this one. A pid
+ * reused after the process died, or a record of an earlier boot, is not that process.
+ */
+export function isSameProcess(pid: number | null | undefined, start: number | null | undefined, boot?: string): boolean {
+  if (!pid || start === undefined || start === null) return false;
+  if (boot !== undefined && boot !== bootId()) return false;
+  return readProcStart(pid) === start;
+}
+
 let selfStartTime: number | undefined;
 /** This process's start time (readProcStart of our own pid, read once). */
 export function selfStart(): number {

@@ -4,16 +4,17 @@
  * forwarded to the init, the exit status comes back, and everything the container
  * made is removed when it ends (on every path, errors included).
  */
-import { closeSync, openSync, read, readSync, writeSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { constants } from 'node:os';
-import { ReadStream as TtyReadStream } from 'node:tty';
-import { NovaboxError, type OpFailed } from '../errors.js';
 import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
+import { MONITOR_EVENT, readEvent } from '../sys/events.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
-import { mustPlaceAfterClone, placesItself } from './cgroups/placement.js';
 import {
-  containerDirs, opFailure, opFailureExitCode, releaseName, reserveName, writeState, type Prepared,
+  EventReader, opFailedFirst, placeInit, readyEarly, spawnMonitor, superviseForeground, type Event,
+} from './launch.js';
+import {
+  containerDirs, releaseName, reserveName, writeState, type Prepared,
 } from './container.js';
 import { finishContainerDir, makeContainerDir, startRemovingContainerDir } from './container-dir.js';
 import { bootId, readProcStart } from './proc.js';
@@ -24,60 +25,6 @@ import { formatIp } from './network/ipam.js';
 import { trace } from '../util/trace.js';
 import { isoTime } from '../util/time.js';
 
-const EV_EXEC = 2;
-const EV_OPFAIL = 3;
-const EV_EXIT = 4;
-
-export type Event = native.MonitorEvent;
-
-/**
- * Reads the monitor's 16-byte event records. fs.read runs in libuv's thread pool, so
- * a blocking pipe read does not block the event loop (signals are still forwarded),
- * and the start path needs neither node:net nor node:stream.
- *
- * `blocking`: next() reads on the main thread instead (readSync), for a caller that
- * needs no event loop meanwhile: superviseForeground then forwards signals from C
- * (native.forwardSignals). The thread pool's start costs the main thread 0.7-1.9 ms
- * (its threads, fs.read's first use), all of it on a `run`'s critical path.
- */
-export class EventReader {
-  private closed = false;
-
-  constructor(
-    private readonly fd: number,
-    readonly blocking = false,
-  ) {}
-
-  /** The next event, or null once the monitor has closed the pipe. */
-  async next(): Promise<Event | null> {
-    if (this.blocking) return this.nextSync();
-    const b = Buffer.alloc(16);
-    let got = 0;
-    while (got < 16 && !this.closed) {
-      const n = await new Promise<number>((resolve) =>
-        read(this.fd, b, got, 16 - got, null, (err, bytes) => resolve(err ? 0 : bytes)),
-      );
-      if (n === 0) return null;
-      got += n;
-    }
-    if (got < 16) return null;
-    return native.eventOf(b);
-  }
-
-  private nextSync(): Event | null {
-    if (this.closed) return null;
-    const e = native.readEvent(this.fd);
-    return e === 'eof' ? null : e;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    closeSync(this.fd);
-  }
-}
-
-export const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 
 function formatBytes(n: number): string {
   if (n % (1 << 30) === 0) return `${n / (1 << 30)} GiB`;
@@ -122,12 +69,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   try {
     const batch = driver.planCreate(state.cgroupPath, p.limits);
     const plan: LaunchPlan = { ...p.plan, cgroupSteps: [...batch.create, ...batch.remove] };
-    const devNull = io.interactive ? -1 : openSync('/dev/null', 'r');
-    try {
-      spawned = native.spawn(plan, { stdio: [io.interactive ? 0 : devNull, 1, 2], tty: plan.tty, tag: state.cgroupPath, lateOps: true });
-    } finally {
-      if (devNull >= 0) closeSync(devNull);
-    }
+    spawned = spawnMonitor(plan, [io.interactive ? 0 : 'null', 1, 2], { tty: plan.tty, tag: state.cgroupPath, lateOps: true });
     const sp = spawned;
     trace('monitor spawned');
     io.meanwhile?.();
@@ -152,11 +94,8 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     if (net) trace('address leased');
     // The init may run its ops now (they need the directory and the /etc files only): they
     // overlap the rest of this side; its execve waits for GO (superviseForeground).
-    const early = placesItself(plan);
-    if (early) {
-      native.release(sp, 'R');
-      trace('ready sent');
-    }
+    const early = readyEarly(sp, plan);
+    if (early) trace('ready sent');
 
     // what the record needs that does not need the init, while the monitor still works
     const monitorStart = readProcStart(sp.monitorPid);
@@ -173,10 +112,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     const first = ev.blocking ? undefined : (firstRead = ev.next());
     try {
       pidfd = native.pidfdOpen(sp.initPid);
-      if (mustPlaceAfterClone(plan, placed)) {
-        driver.open(state.cgroupPath).place(sp.initPid);
-        trace('placed in cgroup');
-      }
+      if (placeInit(sp, plan, placed, driver, state.cgroupPath)) trace('placed in cgroup');
       if (!early) native.release(sp, 'R');
       if (attachment) {
         attach(attachment, sp.initPid);
@@ -244,21 +180,6 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   }
 }
 
-const EV_CGROUP = 6;
-
-/**
- * The CLI failed between 'R' and GO: did the init fail an op before that? GO is closed
- * unsent (an init still in its ops stops at its execve gate, status 125, and the monitor
- * then reports EV_EXEC), and the next event says.
- */
-export async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: () => Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
-  if (sp.goFd >= 0) closeSync(sp.goFd);
-  sp.goFd = -1;
-  const e = await next();
-  if (e?.type !== EV_OPFAIL) return undefined;
-  return { failure: opFailure(plan, e.a, e.b), code: opFailureExitCode(plan, e.a, e.b) };
-}
-
 /**
  * Ending a `run` monitor: close GO unsent (an init still waiting exits before its first
  * op, or at its execve), read the monitor's last events until it exits (NB_EV_CGROUP: it removed the
@@ -288,7 +209,7 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
   }
   native.reap(sp.monitorPid);
   trace('monitor exited');
-  if (sp.cgroupRefused || last.find((e) => e.type === EV_CGROUP)?.a === 0) return;
+  if (sp.cgroupRefused || last.find((e) => e.type === MONITOR_EVENT.CGROUP)?.a === 0) return;
   cgroup.remove();
   trace('cgroup removed by the CLI');
 }
@@ -296,81 +217,8 @@ async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefin
 /** Blocking reads of the events pipe until the monitor closes it (its exit). */
 function readRemainingEvents(fd: number): Event[] {
   const out: Event[] = [];
-  for (let e = native.readEvent(fd); e !== 'eof'; e = native.readEvent(fd)) out.push(e);
+  for (let e = readEvent(fd); e !== 'eof'; e = readEvent(fd)) out.push(e);
   return out;
-}
-
-export interface Outcome {
-  /** the init failed before execve: which op, and the exit status to report */
-  failure?: OpFailed;
-  failureCode: number;
-  waitStatus: number;
-  /** OOM kills the monitor read before removing the cgroup (NB_EV_EXIT's c) after a SIGKILL, or -1 */
-  oomKills: number;
-}
-
-/**
- * The foreground part shared by `run` and `server exec`, once the new process is placed:
- * forward our signals to it, send 'G' (its execve; 'R' too unless sent: `run` sent it
- * early, so the ops ran meanwhile), attach the terminal (the init sends the pty master
- * after GO), then wait for exec and exit, draining the pty before returning.
- */
-export async function superviseForeground(
-  plan: LaunchPlan,
-  sp: native.SpawnResult,
-  events: EventReader,
-  pidfd: number,
-  interactive: boolean,
-  cleanups: (() => void)[],
-  /** the first event's read, when the caller started it already */
-  firstEvent?: Promise<Event | null>,
-): Promise<Outcome> {
-  if (events.blocking) {
-    // the event loop does not run while the events are read: a C handler forwards
-    cleanups.push(native.forwardSignals(pidfd, FORWARDED.map((sig) => constants.signals[sig])));
-  } else {
-    for (const sig of FORWARDED) {
-      const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);
-      process.on(sig, h);
-      cleanups.push(() => process.off(sig, h));
-    }
-  }
-  // EPIPE (false): the init is gone already, an op failed; the events say which
-  native.release(sp, 'G');
-  let drained: Promise<void> | undefined;
-  if (plan.tty) {
-    // EOF instead of a master: the init failed before its console op; the event says why.
-    let master = -1;
-    try {
-      master = native.recvFd(sp.consoleFd);
-    } catch {
-      /* reported below */
-    }
-    closeSync(sp.consoleFd);
-    sp.consoleFd = -1;
-    if (master >= 0) {
-      const t = attachTty(master, interactive);
-      cleanups.push(t.detach);
-      drained = t.drained;
-    }
-  }
-  trace('GO sent');
-  const first = await (firstEvent ?? events.next());
-  trace('exec event');
-  let failure: OpFailed | undefined;
-  let failureCode = 0;
-  if (first?.type === EV_OPFAIL) {
-    failure = opFailure(plan, first.a, first.b);
-    failureCode = opFailureExitCode(plan, first.a, first.b);
-  } else if (first?.type !== EV_EXEC) {
-    throw new NovaboxError('internal', 'the container monitor stopped before the container started');
-  }
-  let exit = await events.next();
-  while (exit && exit.type !== EV_EXIT) exit = await events.next();
-  if (!exit) throw new NovaboxError('internal', 'the container monitor stopped without reporting an exit status');
-  // The last output may still sit in the pty: read it before detaching.
-  if (drained) await Promise.race([drained, new Promise((r) => setTimeout(r, 1000))]);
-  return { failure, failureCode, waitStatus: exit.a, oomKills: exit.c };
 }
 
 export function safeStats(cg: CgroupHandle) {
@@ -379,50 +227,4 @@ export function safeStats(cg: CgroupHandle) {
   } catch {
     return undefined;
   }
-}
-
-/** Proxy the local terminal to the pty master. `drained` resolves when the pty has no writer left. */
-export function attachTty(master: number, interactive: boolean): { detach: () => void; drained: Promise<void> } {
-  const stream = new TtyReadStream(master);
-  const out = (chunk: Buffer) => process.stdout.write(chunk);
-  stream.on('data', out);
-  // EIO on read when the last slave closes: the container is gone and all output was read.
-  const drained = new Promise<void>((resolve) => {
-    stream.on('error', () => resolve());
-    stream.on('end', () => resolve());
-    stream.on('close', () => resolve());
-  });
-  const stdin = process.stdin;
-  const wasRaw = stdin.isTTY ? stdin.isRaw : false;
-  let onInput: ((b: Buffer) => void) | undefined;
-  if (interactive) {
-    if (stdin.isTTY) stdin.setRawMode(true);
-    onInput = (b: Buffer) => {
-      try {
-        writeSync(master, b);
-      } catch {
-        /* container gone */
-      }
-    };
-    stdin.on('data', onInput);
-    stdin.resume();
-  }
-  const onResize = () => {
-    try {
-      native.ptyResize(master, process.stdout.rows || 24, process.stdout.columns || 80);
-    } catch {
-      /* gone */
-    }
-  };
-  if (process.stdout.isTTY) process.stdout.on('resize', onResize);
-  const detach = () => {
-    if (onInput) {
-      stdin.off('data', onInput);
-      stdin.pause();
-      if (stdin.isTTY) stdin.setRawMode(wasRaw);
-    }
-    process.stdout.off('resize', onResize);
-    stream.destroy();
-  };
-  return { detach, drained };
 }

@@ -4,7 +4,7 @@
  * writable layer that survives stop/start, and exec through the monitor's join mode.
  * The compute layer decides when; this module knows how.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync, appendFileSync } from 'node:fs';
+import { closeSync, mkdirSync, readFileSync, rmSync, appendFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
@@ -13,17 +13,16 @@ import type { Capability, LaunchPlan, Namespace } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
 import { rmTree } from '../util/rmtree.js';
-import type { ImageConfig } from '../images/store.js';
+import type { ImageConfig } from '../model/records.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
-import { opFailure } from './container.js';
 import {
   DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, INIT_NAME, clampRlimits, parseHardLimits, planLaunch,
   type ContainerSpec,
 } from './plan/index.js';
-import { bootId, readProcStart } from './proc.js';
+import { bootId, isSameProcess, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
-import { EventReader, superviseForeground } from './run.js';
-import { mustPlaceAfterClone, placeLaunch, placesItself } from './cgroups/placement.js';
+import { EventReader, awaitPlacedInit, goDetached, readyEarly, spawnMonitor, superviseForeground } from './launch.js';
+import { placeLaunch } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
@@ -155,12 +154,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   let sp: native.SpawnResult | undefined;
   let events: EventReader | undefined;
   try {
-    const devNull = openSync('/dev/null', 'r+');
-    try {
-      sp = native.spawn(plan, { stdio: [devNull, devNull, devNull], tag: cgroupPath });
-    } finally {
-      closeSync(devNull);
-    }
+    sp = spawnMonitor(plan, ['null', 'null', 'null'], { tag: cgroupPath });
     // the server's directories while the monitor makes the cgroup and clones (the init
     // needs them from 'R' on)
     mkdirSync(d.upper, { recursive: true, mode: 0o755 });
@@ -169,9 +163,8 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
     rmSync(d.status, { force: true });
     // its ops may run now, while we attach the veth; its command waits for 'G'
-    if (placesItself(plan)) native.release(sp, 'R');
-    const { placed } = native.awaitInit(sp, plan);
-    if (mustPlaceAfterClone(plan, placed)) driver.open(cgroupPath).place(sp.initPid);
+    readyEarly(sp, plan);
+    awaitPlacedInit(sp, plan, driver, cgroupPath);
     if (l.attachment) attach(l.attachment, sp.initPid);
     const facts: ServerFacts = {
       monitorPid: sp.monitorPid,
@@ -183,15 +176,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       startedAt: new Date().toISOString(),
     };
     events = new EventReader(sp.eventsFd);
-    // EPIPE (false): the init is gone (an op failed: the event says which; else it was killed)
-    if (!native.release(sp, 'G')) {
-      const e = await events.next();
-      if (e?.type === 3) throw opFailure(plan, e.a, e.b);
-      throw new NovaboxError('internal', 'the server init exited before it started');
-    }
-    const first = await events.next();
-    if (first?.type === 3) throw opFailure(plan, first.a, first.b);
-    if (first?.type !== 2) throw new NovaboxError('internal', 'the server monitor stopped before the server started');
+    await goDetached(sp, plan, events);
     return facts;
   } catch (err) {
     try {
@@ -225,13 +210,11 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
 }
 
 export function isRunning(f: Pick<ServerFacts, 'initPid' | 'initStart' | 'bootId'> | undefined): boolean {
-  if (!f || !f.initPid) return false;
-  if (f.bootId !== bootId()) return false;
-  return readProcStart(f.initPid) === f.initStart;
+  return f !== undefined && isSameProcess(f.initPid, f.initStart, f.bootId);
 }
 
 function monitorAlive(f: ServerFacts): boolean {
-  return f.bootId === bootId() && readProcStart(f.monitorPid) === f.monitorStart;
+  return isSameProcess(f.monitorPid, f.monitorStart, f.bootId);
 }
 
 /** The init's wait status as the monitor recorded it, or undefined. */
@@ -250,7 +233,7 @@ function signalInit(f: ServerFacts, signal: number): boolean {
   try {
     fd = native.pidfdOpen(f.initPid);
     // The pidfd names the process we checked unless it died in between: check again.
-    if (readProcStart(f.initPid) !== f.initStart) return false;
+    if (!isSameProcess(f.initPid, f.initStart)) return false;
     return native.pidfdSignal(fd, signal);
   } catch {
     return false;
@@ -363,19 +346,12 @@ export async function execInServer(
   // the monitor opens the cgroup2 directory and the v1 tasks files before it enters the
   // server's namespaces, where those host paths do not resolve.
   const plan = placeLaunch(bare, driver.layout, f.cgroupPath);
-  const devNull = req.interactive ? -1 : openSync('/dev/null', 'r');
-  let sp: native.SpawnResult;
-  try {
-    sp = native.spawn(plan, { stdio: [req.interactive ? 0 : devNull, 1, 2], tty: req.tty, tag: `${f.cgroupPath}/exec` });
-  } finally {
-    if (devNull >= 0) closeSync(devNull);
-  }
+  const sp = spawnMonitor(plan, [req.interactive ? 0 : 'null', 1, 2], { tty: req.tty, tag: `${f.cgroupPath}/exec` });
   const events = new EventReader(sp.eventsFd);
   const cleanups: (() => void)[] = [];
   let pidfd = -1;
   try {
-    const { placed } = native.awaitInit(sp);
-    if (mustPlaceAfterClone(plan, placed)) driver.open(f.cgroupPath).place(sp.initPid);
+    awaitPlacedInit(sp, plan, driver, f.cgroupPath);
     pidfd = native.pidfdOpen(sp.initPid);
     const outcome = await superviseForeground(plan, sp, events, pidfd, req.interactive, cleanups);
     if (outcome.failure) {

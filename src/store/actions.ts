@@ -2,28 +2,8 @@ import { randomUuid } from '../util/random.js';
 import { NotFound } from '../errors.js';
 import { statementCache, type Database, type Tx } from './sqlite.js';
 import { nowIso } from './time.js';
-
-/** One user request against a server (`server event list`). */
-export interface InstanceAction {
-  id: number;
-  serverId: string;
-  requestId: string;
-  action: string;
-  userId: string;
-  projectId: string;
-  startTime: string;
-  message: string | null;
-}
-
-export interface ActionEvent {
-  event: string;
-  startTime: string;
-  finishTime: string | null;
-  result: EventResult | null;
-  traceback: string | null;
-}
-
-export type EventResult = 'Success' | 'Error';
+import type { InstanceAction, ActionEvent, EventResult } from '../model/records.js';
+export type { InstanceAction, ActionEvent, EventResult } from '../model/records.js';
 
 export interface ActionStart {
   requestId?: string;

@@ -2,21 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { isConstraint, statementCache, type Database, type Tx } from './sqlite.js';
 import { nowIso } from './time.js';
-
-export interface Flavor {
-  id: string;
-  name: string;
-  vcpus: number;
-  ramMiB: number;
-  diskGiB: number;
-  swapMiB: number;
-  ephemeralGiB: number;
-  rxtxFactor: number;
-  isPublic: boolean;
-  disabled: boolean;
-  extraSpecs: Record<string, string>;
-  createdAt: string;
-}
+import type { Flavor } from '../model/records.js';
+export type { Flavor } from '../model/records.js';
 
 /** What `create` needs; the rest has Nova's defaults (and a new UUID for the id). */
 export type NewFlavor = Pick<Flavor, 'name' | 'vcpus' | 'ramMiB' | 'diskGiB'> &
@@ -69,7 +56,7 @@ function fromRow(r: FlavorRow): Flavor {
 }
 
 // Nova: printable characters, no white space at either end, at most 255.
-// eslint-disable-next-line no-control-regex
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
 const UNPRINTABLE = /[\x00-\x1f\x7f-\x9f]/;
 const SPEC_KEY = /^[a-zA-Z0-9-_:. ]{1,255}$/;
 

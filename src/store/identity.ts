@@ -6,31 +6,9 @@ import { randomUUID } from 'node:crypto';
 import { Conflict, NotFound } from '../errors.js';
 import { isConstraint, statementCache, type Database, type Tx } from './sqlite.js';
 import { nowIso } from './time.js';
-
-export const DEFAULT_DOMAIN = { id: 'default', name: 'Default' } as const;
-
-export interface Project {
-  id: string;
-  name: string;
-  domainId: string;
-  description: string;
-  enabled: boolean;
-}
-
-export interface User {
-  id: string;
-  name: string;
-  domainId: string;
-  defaultProjectId: string | null;
-  email: string | null;
-  description: string;
-  enabled: boolean;
-}
-
-export interface Role {
-  id: string;
-  name: string;
-}
+import { DEFAULT_DOMAIN, type Project, type User, type Role } from '../model/records.js';
+export { DEFAULT_DOMAIN } from '../model/records.js';
+export type { Project, User, Role } from '../model/records.js';
 
 export interface Assignment {
   projectId: string;

@@ -2,16 +2,8 @@
 import { Conflict, NotFound } from '../errors.js';
 import { isConstraint, statementCache, type Database } from './sqlite.js';
 import { nowIso } from './time.js';
-
-export interface Keypair {
-  id: number;
-  userId: string;
-  name: string;
-  type: string;
-  publicKey: string;
-  fingerprint: string;
-  createdAt: string;
-}
+import type { Keypair } from '../model/records.js';
+export type { Keypair } from '../model/records.js';
 
 const COLS = 'id, user_id AS userId, name, type, public_key AS publicKey, fingerprint, created_at AS createdAt';
 

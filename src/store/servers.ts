@@ -1,49 +1,11 @@
 import { BadRequest, Conflict, NotFound } from '../errors.js';
-import { statusOf, type PowerState, type TaskState, type VmState } from '../compute/states.js';
+import { statusOf, type TaskState, type VmState } from '../model/states.js';
 import { isConstraint, statementCache, type Database, type Tx } from './sqlite.js';
 import { nowIso, toStoredTime } from './time.js';
 import type { ServerFacts as RuntimeFacts } from '../runtime/server.js';
 
-import type { NetworkMode } from '../runtime/network/config.js';
-export type { NetworkMode };
-
-export interface Fault {
-  code: number;
-  message: string;
-  details?: string;
-  created: string;
-}
-
-export interface Server {
-  id: string;
-  name: string;
-  projectId: string;
-  userId: string;
-  imageRef: string;
-  imageName: string;
-  flavorId: string;
-  vmState: VmState;
-  taskState: TaskState | null;
-  powerState: PowerState;
-  metadata: Record<string, string>;
-  keyName: string | null;
-  accessIpv4: string;
-  accessIpv6: string;
-  locked: boolean;
-  lockedBy: 'owner' | 'admin' | null;
-  host: string;
-  fault: Fault | null;
-  ephemeral: boolean;
-  network: NetworkMode;
-  /** the process running the current task (pid + /proc start time), to spot a killed CLI */
-  taskOwnerPid: number | null;
-  taskOwnerStart: number | null;
-  createdAt: string;
-  updatedAt: string;
-  launchedAt: string | null;
-  terminatedAt: string | null;
-  deleted: boolean;
-}
+import type { Server } from '../model/records.js';
+export type { Fault, NetworkMode, Server } from '../model/records.js';
 
 /** What `insert` needs; the rest defaults (times to now). */
 export type NewServer = Pick<Server, 'id' | 'name' | 'projectId' | 'userId' | 'vmState'> & Partial<Server>;

@@ -1,16 +1,20 @@
 /**
  * The only door to the kernel: koffi bindings to native-bindings/build/libnovabox.so
- * and to a few libc calls. Everything here is synchronous; errors become SysError
- * (syscall, path, errno name).
+ * and to a few libc calls, and build/novabox.node where it is built. This file loads them
+ * and holds the start path's calls (spawn, the R/G gates, reap, pidfds, signals); its
+ * siblings hold the rest by concern: events.ts (the monitor's events), layer.ts (packing
+ * layers), net.ts (bridge and veth). Everything is synchronous unless it says otherwise;
+ * errors become SysError (syscall, path, errno name).
  */
 import { createRequire } from 'node:module';
-import { closeSync, existsSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Conflict, NovaboxError, SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
 import { describeCgroupStep, encodePlan, type LaunchPlan } from './ops.js';
 import { trace } from '../util/trace.js';
+import { MONITOR_EVENT, readEvent } from './events.js';
 import { setExitHook } from '../util/exit.js';
 
 type Koffi = typeof import('koffi');
@@ -68,7 +72,7 @@ export interface SpawnOptions {
   lateOps?: boolean;
 }
 
-interface Bindings {
+export interface Bindings {
   nb_spawn: (plan: Buffer, len: number, args: object, out: Record<string, number>) => number;
   nb_pty_resize: (fd: number, rows: number, cols: number) => number;
   nb_recv_fd: (sock: number) => number;
@@ -361,9 +365,6 @@ export function sendOps(sp: SpawnResult, plan: LaunchPlan): void {
   trace('plan encoded');
 }
 
-const EV_PID = 1;
-const EV_ERROR = 5;
-
 /**
  * Open one of the init's two gates on the GO pipe: 'R' before its first op (what the ops
  * use exists: the container directory, /etc files; it is in its cgroup, which the monitor
@@ -399,7 +400,7 @@ export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; pl
   const e = readEvent(sp.eventsFd, true);
   if (e === 'eof') throw new SysError('nb_spawn', 'EPIPE', undefined, 'the container monitor exited before starting the container');
   const { type } = e;
-  if (type === EV_ERROR) {
+  if (type === MONITOR_EVENT.ERROR) {
     const errno = e.b;
     const step = plan?.cgroupSteps?.[e.c];
     if (e.a === STAGE_CGROUP) sp.cgroupRefused = true;
@@ -414,46 +415,9 @@ export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; pl
     const what = STAGES[e.a] ?? 'spawn the container';
     throw new SysError('nb_spawn', errnoName(errno), undefined, `cannot ${what}: ${errnoText(errno)}`);
   }
-  if (type !== EV_PID) throw new SysError('nb_spawn', 'EPROTO', undefined, `unexpected event ${type} from the monitor`);
+  if (type !== MONITOR_EVENT.PID) throw new SysError('nb_spawn', 'EPROTO', undefined, `unexpected event ${type} from the monitor`);
   sp.initPid = e.a;
   return { pid: sp.initPid, placed: e.b === 1 };
-}
-
-/** One of the monitor's 16-byte records (struct nb_event). */
-export interface MonitorEvent {
-  type: number;
-  a: number;
-  b: number;
-  c: number;
-}
-
-/**
- * The next record on the monitor's events pipe, read on this thread (blocking), or 'eof'
- * once the monitor closed it. An error other than EINTR/EAGAIN is thrown when `strict`,
- * else it ends the stream too (a descriptor closed already: nothing more to learn).
- */
-export function readEvent(fd: number, strict = false): MonitorEvent | 'eof' {
-  const b = Buffer.alloc(16);
-  let got = 0;
-  while (got < 16) {
-    let n: number;
-    try {
-      n = readSync(fd, b, got, 16 - got, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN' || code === 'EINTR') continue;
-      if (strict) throw err;
-      return 'eof';
-    }
-    if (n === 0) return 'eof';
-    got += n;
-  }
-  return eventOf(b);
-}
-
-/** A record's fields, from its 16 bytes. */
-export function eventOf(b: Buffer): MonitorEvent {
-  return { type: b.readInt32LE(0), a: b.readInt32LE(4), b: b.readInt32LE(8), c: b.readInt32LE(12) };
 }
 
 /** cgroup v2: attach the device allow-list (eBPF) to a cgroup directory. */
@@ -463,40 +427,12 @@ export function cgroupDevices(dir: string): void {
 }
 
 /**
- * Pack a directory in overlay form into an OCI layer tar written at the start of tarFd
- * (whiteouts converted), optionally mirroring it into `mirror` (an empty directory).
- * syncfs first when asked. Returns the tar's length.
+ * The library's bindings, loaded on first use: for the other modules of src/sys (layer.ts,
+ * net.ts), which declare their own calls on it.
  */
-/** A packed layer tar: its size and the sha256 of its bytes (hex), computed while writing. */
-export interface PackResult {
-  size: number;
-  sha256: string;
-}
-
-/**
- * Pack a directory in overlay form into an OCI layer tar on tarFd (from offset 0),
- * hashing it in the same pass (native-bindings/src/layer.c); optionally mirror it.
- */
-export function layerPack(src: string, tarFd: number, mirror: string | null, syncfs: boolean): PackResult {
-  const err = Buffer.alloc(1024);
-  const digest = Buffer.alloc(32);
-  const n = Number(bind().nb_layer_pack_hashed(src, tarFd, mirror, syncfs ? 1 : 0, digest, err, err.length));
-  if (n < 0) throw new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`);
-  return { size: n, sha256: digest.toString('hex') };
-}
-
-/** layerPack on a thread of the libuv pool: the event loop stays free (serve answers meanwhile). */
-export function layerPackAsync(src: string, tarFd: number, mirror: string | null, syncfs: boolean): Promise<PackResult> {
-  const err = Buffer.alloc(1024);
-  const digest = Buffer.alloc(32);
-  return new Promise((resolve, reject) => {
-    bind().nb_layer_pack_hashed.async(src, tarFd, mirror, syncfs ? 1 : 0, digest, err, err.length, (e, r) => {
-      if (e) return reject(e);
-      const n = Number(r);
-      if (n < 0) reject(new NovaboxError('sys', `cannot pack the layer: ${err.toString('utf8', 0, err.indexOf(0))}`));
-      else resolve({ size: n, sha256: digest.toString('hex') });
-    });
-  });
+export function library(): { bindings: Bindings; koffi: Koffi; lib: ReturnType<Koffi['load']> } {
+  const bindings = bind();
+  return { bindings, ...koffiLib! };
 }
 
 /** Whether the native library is loaded already (loading it costs ~2 ms). */
@@ -507,25 +443,6 @@ export function isLoaded(): boolean {
 /** Load the library now (a snapshot does, before it freezes the server: not inside the freeze). */
 export function preload(): void {
   bind();
-}
-
-/** The sha256 of a buffer (hex), with the packer's SHA-256 (SHA-NI where the CPU has it). */
-export function sha256Hex(data: Buffer): string {
-  const out = Buffer.alloc(32);
-  bind().nb_sha256(data, data.length, out);
-  return out.toString('hex');
-}
-
-/** An OCI whiteout turned back into overlay form: a 0/0 character device at path. */
-export function layerWhiteout(path: string): void {
-  const rc = bind().nb_layer_whiteout(path);
-  if (rc < 0) throw new SysError('mknod (whiteout)', errnoName(rc), path, errnoText(rc));
-}
-
-/** Mark a layer directory opaque for overlayfs. */
-export function layerSetOpaque(dir: string): void {
-  const rc = bind().nb_layer_set_opaque(dir);
-  if (rc < 0) throw new SysError('setxattr trusted.overlay.opaque', errnoName(rc), dir, errnoText(rc));
 }
 
 /** Receive the pty master the init sends after GO (blocks briefly). */
@@ -578,112 +495,4 @@ export function waitStatusToExitCode(status: number): { code: number; signal?: n
   const sig = status & 0x7f;
   if (sig === 0) return { code: (status >> 8) & 0xff };
   return { code: 128 + sig, signal: sig };
-}
-
-// ---- networking (native-bindings/src/net.c) --------------------------------------
-
-interface NetBindings {
-  nb_net_bridge: (args: object) => number;
-  nb_net_attach: (args: object, stage: number[]) => number;
-  nb_net_link_del: (name: string) => number;
-}
-
-let netBound: NetBindings | undefined;
-
-/** Declared on first use only: `run --network none` never pays for them. */
-function bindNet(): NetBindings {
-  if (netBound) return netBound;
-  bind();
-  const { koffi, lib } = koffiLib!;
-  koffi.struct('nb_net_bridge_args', {
-    name: 'const char *',
-    addr: 'uint32_t',
-    prefix_len: 'uint32_t',
-    mtu: 'uint32_t',
-    mac: koffi.array('uint8_t', 6),
-    pad: koffi.array('uint8_t', 2),
-  });
-  koffi.struct('nb_net_args', {
-    bridge: 'const char *',
-    host_if: 'const char *',
-    alias: 'const char *',
-    pid: 'int32_t',
-    addr: 'uint32_t',
-    gateway: 'uint32_t',
-    prefix_len: 'uint32_t',
-    mtu: 'uint32_t',
-    mac: koffi.array('uint8_t', 6),
-    pad: koffi.array('uint8_t', 2),
-  });
-  netBound = {
-    nb_net_bridge: lib.func('int nb_net_bridge(const nb_net_bridge_args *a)'),
-    nb_net_attach: lib.func('int nb_net_attach(const nb_net_args *a, _Out_ int32_t *stage)'),
-    nb_net_link_del: lib.func('int nb_net_link_del(const char *name)'),
-  };
-  return netBound;
-}
-
-/** An IPv4 address as the kernel wants it in a uint32 field: network byte order in memory. */
-function beU32(addr: number): number {
-  return (((addr & 0xff) << 24) | ((addr & 0xff00) << 8) | ((addr >>> 8) & 0xff00) | (addr >>> 24)) >>> 0;
-}
-
-function macBytes(mac: string): number[] {
-  return mac.split(':').map((h) => parseInt(h, 16));
-}
-
-/** Create the bridge if missing (with its gateway address), bring it up. true: created now. */
-export function netBridge(a: { name: string; gateway: number; prefixLen: number; mac: string; mtu?: number }): boolean {
-  const rc = bindNet().nb_net_bridge({
-    name: a.name, addr: beU32(a.gateway), prefix_len: a.prefixLen, mtu: a.mtu ?? 0, mac: macBytes(a.mac), pad: [0, 0],
-  });
-  if (rc < 0) throw new SysError('rtnetlink (bridge)', errnoName(rc), a.name, `cannot set up bridge ${a.name}: ${errnoText(rc)}`);
-  return rc === 1;
-}
-
-const NET_STAGES: Record<number, string> = {
-  1: 'check the network request',
-  2: 'find the bridge',
-  3: "open the container's network namespace",
-  4: 'create the veth pair',
-  5: "enter the container's network namespace",
-  6: 'configure eth0 inside the container',
-};
-
-export interface NetAttach {
-  bridge: string;
-  hostIf: string;
-  alias?: string;
-  pid: number;
-  /** host-order IPv4 numbers */
-  address: number;
-  gateway: number;
-  prefixLen: number;
-  mac: string;
-  /** both ends; undefined: the kernel's default (1500) */
-  mtu?: number;
-}
-
-/** The veth pair into the init's namespace, configured (see net.c). Leaves nothing on failure. */
-export function netAttach(a: NetAttach): void {
-  const stage = [0];
-  const rc = bindNet().nb_net_attach(
-    {
-      bridge: a.bridge, host_if: a.hostIf, alias: a.alias ?? null, pid: a.pid, addr: beU32(a.address),
-      gateway: beU32(a.gateway), prefix_len: a.prefixLen, mtu: a.mtu ?? 0, mac: macBytes(a.mac), pad: [0, 0],
-    },
-    stage,
-  );
-  if (rc < 0) {
-    const what = NET_STAGES[stage[0]] ?? 'set up the network';
-    throw new SysError('rtnetlink', errnoName(rc), a.hostIf, `cannot ${what} (${a.hostIf} on ${a.bridge}): ${errnoText(rc)}`);
-  }
-}
-
-/** Remove a network link by name. false: there was none. */
-export function linkDel(name: string): boolean {
-  const rc = bindNet().nb_net_link_del(name);
-  if (rc === 0) return true;
-  if (errnoName(rc) === 'ENODEV') return false;
-  throw new SysError('rtnetlink (delete link)', errnoName(rc), name, `cannot remove ${name}: ${errnoText(rc)}`);
 }

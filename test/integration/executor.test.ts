@@ -12,7 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as native from '../../src/sys/native.js';
 import type { LaunchPlan } from '../../src/sys/ops.js';
 import { errnoName } from '../../src/sys/errno.js';
-import { EventReader, opFailedFirst } from '../../src/runtime/run.js';
+import { EventReader, opFailedFirst } from '../../src/runtime/launch.js';
 import { opFailure } from '../../src/runtime/container.js';
 import { readProcStart } from '../../src/runtime/proc.js';
 

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { census, type Census } from '../helpers/census.js';
 import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import { getXattr, setXattr, sh } from '../helpers/image-fixtures.js';
-import { hasGnuTar } from '../../src/images/snapshot.js';
+import { hasGnuTar } from '../../src/compute/snapshot.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -134,6 +134,7 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     const files = (await exec('w2', 'ls /w')).split('\n').filter((f) => /^\d+$/.test(f)).map(Number).sort((a, b) => a - b);
     expect(files.length).toBeGreaterThan(10);
     expect(files).toEqual(files.map((_, i) => i)); // 0..N-1, no holes
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
     const bad = await exec('w2', 'for f in /w/[0-9]*; do n=${f#/w/}; [ "$(cat $f)" = "$n $n $n $n" ] || echo "$f"; done');
     expect(bad).toBe('');
   }, 120_000);

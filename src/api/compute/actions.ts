@@ -2,9 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import { BadRequest, Conflict } from '../../errors.js';
 import type { Caller } from '../../compute/servers.js';
-import type { Server } from '../../store/servers.js';
+import type { Server } from '../../model/records.js';
 import { ApiError } from '../faults.js';
-import { baseUrl, requireAdmin } from '../server.js';
+import { baseUrl, requireAdmin } from '../request.js';
 import { int, ipAddress, isObject, metadata, onlyKeys, str } from '../validate.js';
 import { serverBasic } from './views.js';
 import { type ComputeCtx, type Req, claimed, imageOfRef, newAdminPass } from './context.js';
@@ -108,8 +108,7 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         requireAdmin(c, 'os_compute_api:os-admin-actions:reset_state');
         const state = isObject(arg) ? str(arg, 'state', { required: true }) : undefined;
         if (state !== 'active' && state !== 'error') throw new BadRequest('Invalid input for field/attribute state: it must be "active" or "error"');
-        store.actions.start(s.id, 'resetState', { requestId: c.requestId, userId: c.userId, projectId: c.projectId });
-        store.servers.update(s.id, { vmState: state, taskState: null, taskOwnerPid: null, taskOwnerStart: null });
+        compute.resetState(s.id, state, c);
         return done();
       }
       default:

@@ -78,9 +78,8 @@ export function workerRunner(file: string): BlockingRunner {
 
 /** The worker's side: one compute service on its own store connection, one op at a time. */
 export async function workerMain(port: import('node:worker_threads').MessagePort): Promise<void> {
-  const { openStore } = await import('../../store/db.js');
-  const { ComputeService } = await import('../../compute/servers.js');
-  const compute = new ComputeService(openStore());
+  const { openCompute } = await import('../../compute/open.js');
+  const compute = openCompute();
   const run = inlineRunner(compute);
   port.on('message', (m: BlockingOp & { seq: number }) => {
     run.run(m).then(

@@ -2,11 +2,10 @@
 import type { FastifyRequest } from 'fastify';
 import { BadRequest, NotFound } from '../../errors.js';
 import type { Caller } from '../../compute/servers.js';
-import type { Server } from '../../store/servers.js';
-import type { Flavor } from '../../store/flavors.js';
+import type { Server, Flavor } from '../../model/records.js';
 import { novaAddresses } from '../../compute/addresses.js';
 import { ApiError } from '../faults.js';
-import { baseUrl, callerOf, type ApiDeps } from '../server.js';
+import { baseUrl, callerOf, type ApiDeps } from '../request.js';
 import { isObject, isUuid, refId, type Json } from '../validate.js';
 import { imageIdOfServer, type GlanceImage } from '../image/catalog.js';
 import type { ServerViewContext } from './views.js';

@@ -1,7 +1,7 @@
 /** Nova flavors: list, show, create and delete (admin), extra specs, access. */
 import type { FastifyInstance } from 'fastify';
 import { BadRequest, NotFound } from '../../errors.js';
-import { baseUrl, requireAdmin } from '../server.js';
+import { baseUrl, requireAdmin } from '../request.js';
 import { bool, int, isObject, metadata, num, str, wrapped } from '../validate.js';
 import { flavorBrief, flavorDetail } from './views.js';
 import { type ComputeCtx, type Req, wrappedAny } from './context.js';

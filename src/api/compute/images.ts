@@ -1,7 +1,7 @@
 /** Compute's deprecated image proxy onto Glance (tempest still uses it at 2.1). */
 import type { FastifyInstance } from 'fastify';
 import { NotFound } from '../../errors.js';
-import { baseUrl } from '../server.js';
+import { baseUrl } from '../request.js';
 import { isUuid } from '../validate.js';
 import type { GlanceImage } from '../image/catalog.js';
 import { computeImage } from './views.js';

@@ -1,7 +1,7 @@
 /** Nova keypairs (per user), limits and quota sets. */
 import type { FastifyInstance } from 'fastify';
 import { KeypairService } from '../../compute/keypairs.js';
-import { requireAdmin } from '../server.js';
+import { requireAdmin } from '../request.js';
 import { onlyKeys, wrapped, type Json } from '../validate.js';
 import { keypairBrief, keypairShow } from './views.js';
 import { absoluteLimits, quotaSet } from './limits.js';

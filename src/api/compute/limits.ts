@@ -1,6 +1,6 @@
 /** Quotas (fixed defaults for now) and the project's usage, in Nova's limit names. */
 import type { Caller, ComputeService } from '../../compute/servers.js';
-import type { Store } from '../../store/db.js';
+import type { Store } from '../../compute/open.js';
 import { MAX_KEYPAIRS } from '../../compute/keypairs.js';
 
 /** -1 means unlimited, as Nova. */

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { BadRequest } from '../../errors.js';
 import { ApiError } from '../faults.js';
-import { baseUrl, callerOf, type ApiDeps } from '../server.js';
+import { baseUrl, callerOf, type ApiDeps } from '../request.js';
 import { MICROVERSION, versionDoc, versionSingle } from './views.js';
 import { computeCtx } from './context.js';
 import { registerServers } from './servers.js';

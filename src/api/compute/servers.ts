@@ -4,7 +4,7 @@ import { KeypairService } from '../../compute/keypairs.js';
 import { BadRequest, NotFound } from '../../errors.js';
 import { trace } from '../../util/trace.js';
 import { ApiError } from '../faults.js';
-import { baseUrl, requireAdmin } from '../server.js';
+import { baseUrl, requireAdmin } from '../request.js';
 import { bool, int, ipAddress, isObject, isUuid, metadata, onlyKeys, refId, str, wrapped, type Json } from '../validate.js';
 import { imageIdOfServer } from '../image/catalog.js';
 import { actionView, eventView, serverBasic, serverBrief, serverDetail } from './views.js';

@@ -3,12 +3,9 @@
  * exactly the fields the 2.1 schemas allow (tempest rejects any other). Pure.
  */
 import { createHash } from 'node:crypto';
-import { statusOf } from '../../compute/states.js';
-import type { Server } from '../../store/servers.js';
+import { statusOf } from '../../model/states.js';
+import type { Server, Flavor, Keypair, ActionEvent, InstanceAction } from '../../model/records.js';
 import type { NovaAddress } from '../../compute/addresses.js';
-import type { Flavor } from '../../store/flavors.js';
-import type { Keypair } from '../../store/keypairs.js';
-import type { ActionEvent, InstanceAction } from '../../store/actions.js';
 import type { GlanceImage } from '../image/catalog.js';
 
 export const MICROVERSION = '2.1';

@@ -5,8 +5,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequest, NotFound } from '../../errors.js';
 import { Forbidden, Unauthorized, type PasswordAuth, type Scope, type Token } from '../../identity/service.js';
-import { DEFAULT_DOMAIN } from '../../store/identity.js';
-import { baseUrl, tokenHeader, type ApiDeps } from '../server.js';
+import { DEFAULT_DOMAIN } from '../../model/records.js';
+import { baseUrl, tokenHeader, type ApiDeps } from '../request.js';
 import { bool, isObject, str, wrapped, type Json } from '../validate.js';
 import { domainView, projectView, roleView, tokenBody, userView, versionV3 } from './views.js';
 
@@ -319,7 +319,7 @@ function listLinks(base: string, path: string) {
   return { self: `${base}/identity${path.startsWith('/identity') ? path.slice('/identity'.length) : path}`, next: null, previous: null };
 }
 
-function projectList(list: import('../../store/identity.js').Project[], base: string, path: string) {
+function projectList(list: import('../../model/records.js').Project[], base: string, path: string) {
   return { projects: list.map((p) => projectView(p, base)), links: listLinks(base, path) };
 }
 

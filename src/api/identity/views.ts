@@ -1,7 +1,7 @@
 /** Keystone's JSON: version document, token body with its catalog, resources. Pure. */
 import type { Token } from '../../identity/service.js';
 import { keystoneTime } from '../../identity/service.js';
-import { DEFAULT_DOMAIN, type Project, type Role, type User } from '../../store/identity.js';
+import { DEFAULT_DOMAIN, type Project, type Role, type User } from '../../model/records.js';
 
 export const REGION = 'RegionOne';
 

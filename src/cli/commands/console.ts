@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CliContext } from '../main.js';
+import type { CliContext } from '../context.js';
 import { BadRequest } from '../../errors.js';
 
 export function register(program: Command, ctx: CliContext): void {

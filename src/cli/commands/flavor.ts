@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CliContext } from '../main.js';
+import type { CliContext } from '../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../output.js';
 import { flavorRow, flavorView } from '../views.js';
 import { collect, keyValues, positiveInt } from './server/common.js';

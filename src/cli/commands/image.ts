@@ -1,10 +1,10 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { BadRequest } from '../../errors.js';
-import type { CliContext } from '../main.js';
+import type { CliContext } from '../context.js';
 import { OUTPUT_FORMATS, addOutputOptions, formatList, formatShow, outputOptionsFrom, type OutputFormat } from '../output.js';
-import type { ImageRecord } from '../../images/records.js';
+import type { ImageRecord } from '../../images/service.js';
 import { collect, keyValues, positiveInt } from './server/common.js';
 
 /** Glance's field names, as `openstack image show` prints them. */

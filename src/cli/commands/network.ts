@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { NotFound } from '../../errors.js';
-import type { CliContext } from '../main.js';
+import type { CliContext } from '../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../output.js';
 
 export function register(program: Command, ctx: CliContext): void {

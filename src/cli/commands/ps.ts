@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { requireRoot, type CliContext } from '../main.js';
+import { requireRoot, type CliContext } from '../context.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -9,7 +9,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-f, --format <fmt>', 'table or json', 'table')
     .action(async (o) => {
       requireRoot();
-      const { listContainers } = await import('../../runtime/ps.js');
+      const { listContainers } = await import('../../compute/containers.js');
       const rows = listContainers(Boolean(o.all));
       if (o.format === 'json') {
         ctx.stdout(JSON.stringify(rows, null, 2) + '\n');

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { requireRoot, type CliContext } from '../main.js';
+import { requireRoot, type CliContext } from '../context.js';
 
 export function register(program: Command, ctx: CliContext): void {
   program
@@ -9,7 +9,7 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-f, --force', 'also kill and remove running containers')
     .action(async (names: string[], o) => {
       requireRoot();
-      const { removeContainer } = await import('../../runtime/ps.js');
+      const { removeContainer } = await import('../../compute/containers.js');
       for (const n of names) {
         removeContainer(n, Boolean(o.force));
         ctx.stdout(n + '\n');

@@ -1,6 +1,6 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { BadRequest } from '../../errors.js';
-import type { CliContext } from '../main.js';
+import type { CliContext } from '../context.js';
 import type { RunCliOptions } from '../run-args.js';
 import { runAction } from '../run-action.js';
 

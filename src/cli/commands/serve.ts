@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import { NovaboxError, type ErrorCode } from '../../errors.js';
-import { EXIT_CODES, requireRoot, type CliContext } from '../main.js';
+import { EXIT_CODES, requireRoot, type CliContext } from '../context.js';
 
 /**
  * `novabox serve`. The API (fastify and all of src/api) is its own bundle, loaded only

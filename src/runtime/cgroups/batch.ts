@@ -13,15 +13,8 @@ import { type CgroupIo, isErrno, readCgroupFile, writeCgroupFile } from './cgrou
 export type { CgroupStep };
 export { describeCgroupStep } from '../../sys/ops.js';
 
-export interface CgroupBatch {
-  /** relative cgroup path, for messages */
-  cgroup: string;
-  /** mkdir levels, limits, device rules; in order. On failure, the levels made are removed. */
-  create: CgroupStep[];
-  /** oom-count, then rmdir of each directory of the cgroup (its parent, the cgroup
-   *  parent of every container, stays: see pushRemovalSteps) */
-  remove: CgroupStep[];
-}
+import type { CgroupBatch } from './types.js';
+export type { CgroupBatch };
 
 /**
  * `dir/name`, for paths already normal (mount points, checked cgroup paths, file names).

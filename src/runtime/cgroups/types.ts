@@ -2,7 +2,7 @@
  * One interface over cgroup v1, hybrid (v1 controllers + a cgroup2 mount beside them)
  * and pure v2. Detection picks the driver; the rest of the runtime never asks which.
  */
-import type { CgroupBatch } from './batch.js';
+import type { CgroupStep } from '../../sys/ops.js';
 
 export type CgroupLayout =
   | { kind: 'v2'; root: string; controllers: string[] }
@@ -73,4 +73,14 @@ export interface CgroupDriver {
   planCreate(path: string, limits: CgroupLimits): CgroupBatch;
   /** a handle on an existing cgroup (it may already be gone) */
   open(path: string): CgroupHandle;
+}
+
+export interface CgroupBatch {
+  /** relative cgroup path, for messages */
+  cgroup: string;
+  /** mkdir levels, limits, device rules; in order. On failure, the levels made are removed. */
+  create: CgroupStep[];
+  /** oom-count, then rmdir of each directory of the cgroup (its parent, the cgroup
+   *  parent of every container, stays: see pushRemovalSteps) */
+  remove: CgroupStep[];
 }

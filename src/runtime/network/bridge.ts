@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Conflict } from '../../errors.js';
-import * as native from '../../sys/native.js';
+import * as nativeNet from '../../sys/net.js';
 import { trace } from '../../util/trace.js';
 import { bridgeMac, findClash, formatSubnet, gatewayOf, parseProcRoutes, type Subnet } from './ipam.js';
 import { VETH_PREFIX, natTable, parseVethAlias } from './names.js';
@@ -60,7 +60,7 @@ export function ensureBridge(spec: BridgeSpec): void {
     });
   }
   if (!present) checkClash(spec);
-  const created = native.netBridge({
+  const created = nativeNet.netBridge({
     name: spec.bridge, gateway: gatewayOf(spec.subnet), prefixLen: spec.subnet.prefixLen, mac: bridgeMac(spec.bridge), mtu: spec.mtu,
   });
   // NAT follows the config when the bridge is made (and on `novabox doctor`), never per start.
@@ -71,7 +71,7 @@ export function ensureBridge(spec: BridgeSpec): void {
 /** Host end into the bridge, peer into the init's netns as eth0, configured. */
 export function attach(a: Attachment, pid: number): void {
   ensureBridge(a);
-  native.netAttach({
+  nativeNet.netAttach({
     bridge: a.bridge, hostIf: a.hostIf, alias: a.alias, pid, address: a.address,
     gateway: gatewayOf(a.subnet), prefixLen: a.subnet.prefixLen, mac: a.mac, mtu: a.mtu,
   });
@@ -80,13 +80,13 @@ export function attach(a: Attachment, pid: number): void {
 
 /** Remove a container's host end (and with it the peer). false: it was already gone. */
 export function detach(hostIf: string): boolean {
-  return native.linkDel(hostIf);
+  return nativeNet.linkDel(hostIf);
 }
 
 /** Remove the bridge and its NAT table (nothing may be attached any more). */
 export function removeBridge(spec: Pick<BridgeSpec, 'bridge'>): boolean {
   removeNat(spec.bridge);
-  return native.linkDel(spec.bridge);
+  return nativeNet.linkDel(spec.bridge);
 }
 
 export interface HostVeth {

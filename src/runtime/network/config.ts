@@ -12,8 +12,8 @@ import { BadRequest } from '../../errors.js';
 import { stateRoot } from '../../util/paths.js';
 import { parseSubnet, type Subnet } from './ipam.js';
 
-/** none, host, or the bridge network, named as Nova shows it (addresses are listed under it) */
-export type NetworkMode = 'none' | 'host' | 'novabox';
+import type { NetworkMode } from '../../model/records.js';
+export type { NetworkMode };
 
 /** The name servers show their addresses under (Nova's network name). */
 export const NETWORK_NAME = 'novabox';

@@ -22,6 +22,7 @@ export interface TestApi {
   imageId: string;
   /** a project-scoped token of user/password on project */
   token(user?: string, password?: string, project?: string | null): Promise<string>;
+  // biome-ignore lint/suspicious/noExplicitAny: the tests read any JSON body
   req(method: string, url: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; json: any; headers: Record<string, unknown>; text: string }>;
 }
 

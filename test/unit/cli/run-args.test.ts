@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram, type CliContext } from '../../../src/cli/main.js';
 import { parseRunArgs, RUN_BOOLEAN_FLAGS, RUN_COLLECTED, RUN_NETWORKS, RUN_VALUE_FLAGS } from '../../../src/cli/run-args.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packLayer, packLayerAsync } from '../../../src/images/layers.js';
-import * as native from '../../../src/sys/native.js';
+import { sha256Hex } from '../../../src/sys/layer.js';
 
 describe('native layer packer digest', () => {
   let dir: string;
@@ -52,7 +52,7 @@ describe('native layer packer digest', () => {
     try {
       for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 262145]) {
         const b = Buffer.alloc(n, n % 251);
-        expect(native.sha256Hex(b)).toBe(createHash('sha256').update(b).digest('hex'));
+        expect(sha256Hex(b)).toBe(createHash('sha256').update(b).digest('hex'));
       }
     } finally {
       delete process.env.NOVABOX_SHA256_PORTABLE;

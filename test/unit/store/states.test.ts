@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   ALLOWED_FROM, POWER_STATE, POWER_STATE_NAMES, VM_STATES, statusOf, type TaskState, type VmState,
-} from '../../../src/compute/states.js';
+} from '../../../src/model/states.js';
 
 // Every row of the contract's §3.2 mapping table, each task state it names spelled out.
 const ROWS: [VmState, TaskState | null, string][] = [

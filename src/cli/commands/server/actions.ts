@@ -1,5 +1,5 @@
-import { Command } from 'commander';
-import type { CliContext } from '../../main.js';
+import type { Command } from 'commander';
+import type { CliContext } from '../../context.js';
 import { collect, keyValues, seconds, waitOption } from './common.js';
 
 /** Verbs that change a server's state; each takes one or more servers, like `openstack server stop`. */

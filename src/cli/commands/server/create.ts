@@ -1,6 +1,6 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { BadRequest, NotFound } from '../../../errors.js';
-import type { CliContext } from '../../main.js';
+import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
 import { serverShow, addressesField } from '../../views.js';
 import { collect, keyValues, positiveInt, waitOption } from './common.js';

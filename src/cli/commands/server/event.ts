@@ -1,5 +1,5 @@
-import { Command } from 'commander';
-import type { CliContext } from '../../main.js';
+import type { Command } from 'commander';
+import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
 
 export function registerEvents(server: Command, ctx: CliContext): void {

@@ -1,5 +1,5 @@
-import { Command } from 'commander';
-import type { CliContext } from '../../main.js';
+import type { Command } from 'commander';
+import type { CliContext } from '../../context.js';
 import { collect } from './common.js';
 import { BadRequest } from '../../../errors.js';
 

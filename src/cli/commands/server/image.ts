@@ -1,5 +1,6 @@
-import { Command } from 'commander';
-import type { CliContext } from '../../main.js';
+import type { Command } from 'commander';
+import type { Flavor } from '../../../model/records.js';
+import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js';
 import { imageShow } from '../image.js';
 import { serverShow } from '../../views.js';
@@ -27,7 +28,7 @@ Example:
   create.action(async (ref: string, o) => {
     const compute = await ctx.compute();
     const { ImageService } = await import('../../../images/service.js');
-    const { snapshotServer } = await import('../../../images/snapshot.js');
+    const { snapshotServer } = await import('../../../compute/snapshot.js');
     trace('image modules loaded');
     const images = new ImageService(compute.store);
     trace('image service');
@@ -51,7 +52,7 @@ Example:
     const caller = compute.localCaller();
     const image = o.image ?? compute.find(ref, caller).imageName;
     const s = await compute.rebuild(ref, image, caller, { timeoutMs: o.timeout * 1000 });
-    let flavor;
+    let flavor: Flavor | undefined;
     try {
       flavor = compute.store.flavors.get(s.flavorId);
     } catch {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { CliContext } from '../../main.js';
+import type { CliContext } from '../../context.js';
 import { registerCreate } from './create.js';
 import { registerList } from './list.js';
 import { registerActions } from './actions.js';

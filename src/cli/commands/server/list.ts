@@ -1,5 +1,6 @@
-import { Command } from 'commander';
-import type { CliContext } from '../../main.js';
+import type { Command } from 'commander';
+import type { Flavor } from '../../../model/records.js';
+import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
 import { SERVER_LIST_COLUMNS, SERVER_LIST_LONG_COLUMNS, serverRow, serverShow, addressesField } from '../../views.js';
 import { positiveInt } from './common.js';
@@ -42,7 +43,7 @@ export function registerList(server: Command, ctx: CliContext): void {
       ctx.stdout(s.id + '\n');
       return;
     }
-    let flavor;
+    let flavor: Flavor | undefined;
     try {
       flavor = compute.store.flavors.get(s.flavorId);
     } catch {

@@ -117,7 +117,7 @@ describe('cgroupLines', () => {
     const text = fixture('hybrid-this-host.mountinfo');
     const lines = cgroupLines(text);
     expect(lines.length).toBeGreaterThan(0);
-    expect(lines.map(parseMountinfo).flat()).toEqual(parseMountinfo(text).filter((e) => e.fsType === 'cgroup' || e.fsType === 'cgroup2'));
+    expect(lines.flatMap(parseMountinfo)).toEqual(parseMountinfo(text).filter((e) => e.fsType === 'cgroup' || e.fsType === 'cgroup2'));
   });
 
   it('does not take a type that only starts with "cgroup", and reads a last line without a newline', () => {

@@ -5,7 +5,7 @@ import { CgroupV1Driver } from '../../../../src/runtime/cgroups/v1.js';
 import { CgroupV2Driver } from '../../../../src/runtime/cgroups/v2.js';
 
 describe('cgroupDriver', () => {
-  it.each<[CgroupLayout, Function]>([
+  it.each<[CgroupLayout, abstract new (...args: never[]) => unknown]>([
     [{ kind: 'v1', mounts: { memory: '/m' } }, CgroupV1Driver],
     [{ kind: 'hybrid', mounts: { memory: '/m' }, unified: '/u' }, CgroupV1Driver],
     [{ kind: 'v2', root: '/r', controllers: ['memory'] }, CgroupV2Driver],

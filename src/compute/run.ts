@@ -1,15 +1,21 @@
-/** Glue for `novabox run`: options -> request -> image -> prepared plan -> foreground run. */
+/**
+ * The `novabox run` use case: options -> request -> image -> prepared plan -> foreground
+ * run. It takes what it needs as parameters (RunIo: the output streams and the bridge
+ * network, whose store is opened only when `--network novabox` asks for it), never a
+ * front end's context.
+ */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
-import type { CliContext } from '../cli/main.js';
+import type { NetworkService } from './network.js';
 import { readImage, layerDirs, checkImageName, ensureLayers, type ImageConfig } from '../images/store.js';
-import { cgroupDriver } from './cgroups/index.js';
-import { detectCgroups } from './cgroups/detect.js';
-import { parseMemory, cpusToQuota } from './cgroups/limits.js';
-import { isContainerLive, prepare, validateRequest, type RunRequest } from './container.js';
-import { gcStale } from './gc.js';
-import { runForeground } from './run.js';
+import { imageOrBuiltin } from '../images/builtin.js';
+import { cgroupDriver } from '../runtime/cgroups/index.js';
+import { detectCgroups } from '../runtime/cgroups/detect.js';
+import { parseMemory, cpusToQuota } from '../runtime/cgroups/limits.js';
+import { isContainerLive, prepare, validateRequest, type RunRequest } from '../runtime/container.js';
+import { gcStale } from '../runtime/gc.js';
+import { runForeground } from '../runtime/run.js';
 import { trace } from '../util/trace.js';
 import { runKind } from '../util/cache-hint.js';
 
@@ -29,8 +35,7 @@ async function resolveImage(o: RunOptions): Promise<{ name: string; layerDirs: s
   }
   const name = o.image!;
   checkImageName(name);
-  let image = readImage(name);
-  if (!image && name === 'busybox' && !o.dryRun) image = await (await import('../images/busybox.js')).ensureBusybox();
+  const image = o.dryRun ? readImage(name) : await imageOrBuiltin(name);
   if (!image) throw new NotFound(`image "${name}" not found`, { hint: 'the built-in image is "busybox"' });
   if (!o.dryRun) await ensureLayers(image);
   return { name: image.name, layerDirs: layerDirs(image), config: image.config };
@@ -40,7 +45,15 @@ function jsonSafe(_key: string, v: unknown): unknown {
   return typeof v === 'bigint' ? v.toString() : v;
 }
 
-export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number> {
+/** What a run writes to and reaches, given by the front end. */
+export interface RunIo {
+  stdout: (s: string) => void;
+  stderr: (s: string) => void;
+  /** the bridge network (leases in the state database), asked for only on `--network novabox` */
+  network: () => Promise<NetworkService>;
+}
+
+export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   trace('run-command loaded');
   validateRequest(o);
   const memoryBytes = o.memory === undefined ? undefined : parseMemory(o.memory);
@@ -55,12 +68,12 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
   // The bridge network needs the state database (leases); `--network none|host` never opens it.
   const bridged = o.network === 'novabox' && !o.dryRun;
   if (bridged) runKind('net');
-  const network = bridged ? (await ctx.compute()).network : undefined;
+  const network = bridged ? await ctx.network() : undefined;
   network?.check();
   const prepared = prepare({ ...o, memoryBytes, cpuQuota }, image, layout);
   trace('planned');
   if (o.dryRun) {
-    const { toCgroupWrites } = await import('./cgroups/limits.js');
+    const { toCgroupWrites } = await import('../runtime/cgroups/limits.js');
     ctx.stdout(
       JSON.stringify(
         {

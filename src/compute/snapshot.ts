@@ -11,17 +11,17 @@
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { ComputeService } from '../compute/servers.js';
-import { POWER_STATE } from '../compute/states.js';
+import type { ComputeService } from './servers.js';
+import { POWER_STATE } from '../model/states.js';
 import { Conflict } from '../errors.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../runtime/server.js';
 import { selfStart } from '../runtime/proc.js';
 import * as native from '../sys/native.js';
 import { trace } from '../util/trace.js';
-import { Staging, packLayer, packLayerAsync, removeStagingFile, stagingFile } from './layers.js';
-import type { ImageRecord } from './records.js';
-import type { ImageCaller, ImageService } from './service.js';
+import { Staging, packLayer, packLayerAsync, removeStagingFile, stagingFile, type PackedLayer } from '../images/layers.js';
+import type { ImageRecord } from '../images/records.js';
+import type { ImageCaller, ImageService } from '../images/service.js';
 
 let gnuTar: { path: string; found: boolean } | undefined;
 
@@ -111,7 +111,7 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
         cg.thaw();
       }
     };
-    let packed;
+    let packed: PackedLayer;
     native.preload(); // koffi and the library load (~2 ms) before the freeze, not inside it
     cg?.freeze();
     trace('frozen');

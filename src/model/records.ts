@@ -1,0 +1,146 @@
+/**
+ * The records every tier passes around (servers, flavors, keypairs, instance actions,
+ * Keystone's projects, users and roles, the published images) and the network modes: types and constants only,
+ * no code. The store's repositories read and write them; compute, images, runtime and
+ * the front ends all use them without importing the store.
+ */
+import type { PowerState, TaskState, VmState } from './states.js';
+
+/** none, host, or the bridge network, named as Nova shows it (addresses are listed under it) */
+export type NetworkMode = 'none' | 'host' | 'novabox';
+
+export interface Fault {
+  code: number;
+  message: string;
+  details?: string;
+  created: string;
+}
+
+export interface Server {
+  id: string;
+  name: string;
+  projectId: string;
+  userId: string;
+  imageRef: string;
+  imageName: string;
+  flavorId: string;
+  vmState: VmState;
+  taskState: TaskState | null;
+  powerState: PowerState;
+  metadata: Record<string, string>;
+  keyName: string | null;
+  accessIpv4: string;
+  accessIpv6: string;
+  locked: boolean;
+  lockedBy: 'owner' | 'admin' | null;
+  host: string;
+  fault: Fault | null;
+  ephemeral: boolean;
+  network: NetworkMode;
+  /** the process running the current task (pid + /proc start time), to spot a killed CLI */
+  taskOwnerPid: number | null;
+  taskOwnerStart: number | null;
+  createdAt: string;
+  updatedAt: string;
+  launchedAt: string | null;
+  terminatedAt: string | null;
+  deleted: boolean;
+}
+
+export interface Flavor {
+  id: string;
+  name: string;
+  vcpus: number;
+  ramMiB: number;
+  diskGiB: number;
+  swapMiB: number;
+  ephemeralGiB: number;
+  rxtxFactor: number;
+  isPublic: boolean;
+  disabled: boolean;
+  extraSpecs: Record<string, string>;
+  createdAt: string;
+}
+
+export interface Keypair {
+  id: number;
+  userId: string;
+  name: string;
+  type: string;
+  publicKey: string;
+  fingerprint: string;
+  createdAt: string;
+}
+
+/** One user request against a server (`server event list`). */
+export interface InstanceAction {
+  id: number;
+  serverId: string;
+  requestId: string;
+  action: string;
+  userId: string;
+  projectId: string;
+  startTime: string;
+  message: string | null;
+}
+
+export interface ActionEvent {
+  event: string;
+  startTime: string;
+  finishTime: string | null;
+  result: EventResult | null;
+  traceback: string | null;
+}
+
+export type EventResult = 'Success' | 'Error';
+
+export const DEFAULT_DOMAIN = { id: 'default', name: 'Default' } as const;
+
+export interface Project {
+  id: string;
+  name: string;
+  domainId: string;
+  description: string;
+  enabled: boolean;
+}
+
+export interface User {
+  id: string;
+  name: string;
+  domainId: string;
+  defaultProjectId: string | null;
+  email: string | null;
+  description: string;
+  enabled: boolean;
+}
+
+export interface Role {
+  id: string;
+  name: string;
+}
+
+export interface ImageConfig {
+  cmd: string[];
+  env: string[];
+  workingDir: string;
+  user: string;
+  stopSignal?: string;
+  /** what a server of this image runs under novabox-init; [] = idle init (system image) */
+  serverCmd?: string[];
+}
+
+/**
+ * An active image as published for the runtime: images/<name>.json, written by the image
+ * service (service.ts) in the transaction that makes the image active, removed when it
+ * is deleted. The database is the record; this file lets `novabox run` boot an image
+ * without opening it.
+ */
+export interface Image {
+  /** the image's id in the database (absent in files of novabox before the image store) */
+  id?: string;
+  name: string;
+  /** sha256:<hex>, bottom layer first (OCI order) */
+  layers: string[];
+  config: ImageConfig;
+  created: string;
+}
