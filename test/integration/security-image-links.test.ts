@@ -15,7 +15,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { census, type Census } from '../helpers/census.js';
 import { attackRootfs, importImage, scratch, tarOf } from '../helpers/escape.js';
 import { IN_GUEST, runCli, tempRoot } from '../helpers/run-cli.js';
-import { hasGnuTar } from '../../src/images/snapshot.js';
+import { hasGnuTar } from '../../src/compute/snapshot.js';
 
 // Importing an image extracts its layer with GNU tar; the QEMU guest has only busybox's.
 const canImport = hasGnuTar();

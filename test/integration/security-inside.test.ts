@@ -8,7 +8,6 @@
  * could reopen, none it can write). The attacker is test/security/escape.c.
  */
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attackerDir, breaches, hostMarker, installAttacker, parseProbe } from '../helpers/escape.js';
 import { runCli } from '../helpers/run-cli.js';

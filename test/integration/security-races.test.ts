@@ -19,7 +19,7 @@ import {
   attackRootfs, breachedPids, breaches, hostMarker, importImage, installAttacker, ociOf, parseProbe, scratch, type HostMarker,
 } from '../helpers/escape.js';
 import { BIN, IN_GUEST, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
-import { hasGnuTar } from '../../src/images/snapshot.js';
+import { hasGnuTar } from '../../src/compute/snapshot.js';
 
 const isRoot = process.getuid?.() === 0;
 const EXECS = IN_GUEST ? 10 : 30;
