@@ -8,7 +8,8 @@
  * could reopen, none it can write). The attacker is test/security/escape.c.
  */
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { census, type Census } from '../helpers/census.js';
 import { attackerDir, breaches, hostMarker, installAttacker, parseProbe } from '../helpers/escape.js';
 import { runCli } from '../helpers/run-cli.js';
 import { useRunRoot } from '../helpers/run-root.js';
@@ -69,18 +70,22 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
   afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
-  /** A busybox server with the attacker for the test, deleted after it (the census checks). */
-  const withServer = async (fn: (name: string) => Promise<void>) => {
+  // One busybox server with the attacker for the file's server tests, made before them
+  // (in the QEMU guest a create costs seconds): the census around each test includes
+  // it, and its delete after the last must leave what was there before it.
+  let beforeServer: Census;
+  beforeAll(async () => {
+    beforeServer = census(root);
     const c = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'in', '-f', 'value', '-c', 'status']);
     expect(c.stderr).toBe('');
     expect(c.stdout).toBe('ACTIVE\n');
-    try {
-      await installAttacker(root, 'in');
-      await fn('in');
-    } finally {
-      expect((await nb(['server', 'delete', '--wait', 'in'])).exitCode).toBe(0);
-    }
-  };
+    await installAttacker(root, 'in');
+  }, 120_000);
+  afterAll(async () => {
+    expect((await nb(['server', 'delete', '--wait', 'in'])).exitCode).toBe(0);
+    expect(census(root)).toEqual(beforeServer);
+  }, 120_000);
+  const withServer = (fn: (name: string) => Promise<void>) => fn('in');
   const inside = (how: 'server' | 'run', cmd: string[]) =>
     how === 'server' ? nb(['server', 'exec', 'in', '--', ...cmd]) : nb(['run', '--rm', '--network', 'none', '-v', `${dir}:/x:ro`, 'busybox', ...cmd]);
   const within = async (how: 'server' | 'run', go: () => Promise<void>) => {

@@ -17,7 +17,8 @@
  *       process is gone; setns into /proc/P/ns/mnt when it is not our own mount namespace.
  *       A process that appears after the first pass is hammered for 4 ms (its low fds),
  *       and the next two pids are tried before they show in /proc: the window between
- *       a join and its execve is short. NBX_WORKERS=n probes with n processes. SIGTERM
+ *       a join and its execve is short. NBX_WORKERS=n probes with n processes;
+ *       NBX_PAUSE_US=n sleeps n microseconds between loops. SIGTERM
  *       (a stop) ends the loop 300 ms later.
  *       Prints one line per success (READ, WROTE, EXEWRITE, SETNS) and per foreign
  *       binary or namespace seen (EXE, NSMNT), then "SUMMARY loops=N pids=M" (M: the
@@ -363,6 +364,8 @@ static int cmd_probe(int argc, char **argv)
 	end = now() + atof(argv[3]);
 	/* NBX_WORKERS=n: n processes probe at once (one per CPU races best); the first waits for the rest */
 	int workers = getenv("NBX_WORKERS") ? atoi(getenv("NBX_WORKERS")) : 1;
+	/* NBX_PAUSE_US=n: sleep n microseconds between loops (a prober that must not starve an emulated CPU) */
+	long pause_us = getenv("NBX_PAUSE_US") ? atol(getenv("NBX_PAUSE_US")) : 0;
 	pid_t kids[16];
 	int nkids = 0;
 	for (int w = 1; w < workers && w < 16; w++) {
@@ -431,6 +434,8 @@ static int cmd_probe(int argc, char **argv)
 		}
 		if (now() >= end || (stopfile && access(stopfile, F_OK) == 0))
 			break;
+		if (pause_us > 0)
+			usleep((useconds_t)pause_us);
 	}
 	/* CVE-2019-5736's second step: the process is gone or exec'd; reopen its old binary */
 	for (int i = 0; i < nkept; i++) {
