@@ -379,7 +379,10 @@ static void relay_close(struct relay *r)
 	r->from = r->to = -1;
 }
 
-/* One step of a relay; returns 0 while it goes on, 1 once it is done. */
+/* One step of a relay: RELAY_MOVED (bytes moved), RELAY_WAIT (EAGAIN: nothing to do
+ * now) or RELAY_DONE (end of input, or the reader is gone). */
+enum { RELAY_MOVED, RELAY_WAIT, RELAY_DONE };
+
 static int relay_step(struct relay *r)
 {
 	ssize_t n;
@@ -390,20 +393,20 @@ static int relay_step(struct relay *r)
 			n = read(r->from, r->buf, sizeof(r->buf));
 		while (n < 0 && errno == EINTR);
 		if (n < 0 && errno == EAGAIN)
-			return 0;
+			return RELAY_WAIT;
 		if (n <= 0)
-			return 1;
+			return RELAY_DONE;
 		r->len = (size_t)n;
 	}
 	do
 		n = write(r->to, r->buf + r->off, r->len - r->off);
 	while (n < 0 && errno == EINTR);
 	if (n < 0 && errno == EAGAIN)
-		return 0;
+		return RELAY_WAIT;
 	if (n < 0)
-		return 1; /* EPIPE: the reader is gone */
+		return RELAY_DONE; /* EPIPE: the reader is gone */
 	r->off += (size_t)n;
-	return 0;
+	return RELAY_MOVED;
 }
 
 static void relay_until_exit(pid_t init)
@@ -439,12 +442,9 @@ static void relay_until_exit(pid_t init)
 
 				if (r->from < 0)
 					continue;
-				while (!r->in && guard++ < 4096) {
-					size_t off = r->off, len = r->len;
-
-					if (relay_step(r) || (r->off == off && r->len == len))
-						break;
-				}
+				/* bounded: 64 MiB at most once the init is gone */
+				while (!r->in && guard++ < 4096 && relay_step(r) == RELAY_MOVED)
+					;
 				relay_close(r);
 			}
 			break;
@@ -464,7 +464,7 @@ static void relay_until_exit(pid_t init)
 
 			if (at[i] < 0 || !pf[at[i]].revents)
 				continue;
-			if (relay_step(r))
+			if (relay_step(r) == RELAY_DONE)
 				relay_close(r);
 		}
 		if (pidfd >= 0 && (pf[k].revents & POLLIN)) {
