@@ -11,6 +11,7 @@ import type { IdentityService, Token } from '../identity/service.js';
 import { Forbidden } from '../identity/service.js';
 import type { Store } from '../store/db.js';
 import { faultBody, serviceOf, statusOf } from './faults.js';
+import { bodyUnread, lingerOnClose } from './linger.js';
 import type { GlanceImage, ImageBackend } from './image/catalog.js';
 import type { BlockingRunner } from './compute/blocking.js';
 import { registerIdentity } from './identity/routes.js';
@@ -103,6 +104,16 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-OpenStack-Request-Id', req.id);
     if (req.url.startsWith('/compute')) reply.header('X-Compute-Request-Id', req.id);
+  });
+
+  // An answer before the end of the body (413, 401 before an upload): close, but read the
+  // rest first (linger.ts), so that every client reads the answer, not a reset.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (bodyUnread(req.raw)) {
+      reply.header('connection', 'close');
+      lingerOnClose(req.raw);
+    }
+    return payload;
   });
 
   const log = deps.log;
