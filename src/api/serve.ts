@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, writeFileSync, chmodSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BadRequest, NovaboxError } from '../errors.js';
-import { ComputeService } from '../compute/servers.js';
+import { ComputeService, reapMonitorsOnExit } from '../compute/servers.js';
 import { IdentityService } from '../identity/service.js';
 import { openStore } from '../store/db.js';
 import { stateRoot } from '../util/paths.js';
@@ -97,6 +97,8 @@ export async function serve(o: ServeOptions): Promise<number> {
   }
 
   const store = openStore();
+  // the monitors of the servers this process starts are its children: wait for them
+  const stopReaping = reapMonitorsOnExit();
   const compute = new ComputeService(store);
   const identity = new IdentityService(store);
   const boot = await identity.bootstrap(process.env.NOVABOX_ADMIN_PASSWORD);
@@ -140,6 +142,7 @@ export async function serve(o: ServeOptions): Promise<number> {
   try {
     await app.listen({ host: listen.host, port: listen.port });
   } catch (err) {
+    stopReaping();
     store.close();
     throw new NovaboxError('sys', `cannot listen on ${o.listen}: ${(err as Error).message}`);
   }
@@ -178,6 +181,7 @@ export async function serve(o: ServeOptions): Promise<number> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+  stopReaping();
   store.close();
   return 0;
 }

@@ -733,3 +733,5 @@ function hostName(): string {
 }
 
 export { statusOf };
+/** For a process that lives on after starting servers (serve): reap their monitors as they exit. */
+export { reapMonitorsOnExit } from '../runtime/reaper.js';

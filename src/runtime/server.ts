@@ -218,7 +218,8 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     }
     throw err;
   } finally {
-    // The monitor keeps running without us: stop listening and let init (pid 1) adopt it.
+    // The monitor keeps running without us: stop listening. A CLI exits and init adopts it;
+    // a process that lives on (serve) reaps it when it exits (reaper.ts).
     events?.close();
     if (sp && !events) closeSync(sp.eventsFd);
   }
