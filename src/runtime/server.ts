@@ -22,7 +22,7 @@ import {
 } from './plan/index.js';
 import { bootId, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
-import { EventReader, superviseForeground } from './run.js';
+import { EventReader, opFailedFirst, superviseForeground } from './run.js';
 import { mustPlaceAfterClone, placeLaunch, placesItself } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
@@ -170,9 +170,17 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     rmSync(d.status, { force: true });
     // its ops may run now, while we attach the veth; its command waits for 'G'
     if (placesItself(plan)) native.release(sp, 'R');
-    const { placed } = native.awaitInit(sp, plan);
-    if (mustPlaceAfterClone(plan, placed)) driver.open(cgroupPath).place(sp.initPid);
-    if (l.attachment) attach(l.attachment, sp.initPid);
+    try {
+      const { placed } = native.awaitInit(sp, plan);
+      if (mustPlaceAfterClone(plan, placed)) driver.open(cgroupPath).place(sp.initPid);
+      if (l.attachment) attach(l.attachment, sp.initPid);
+    } catch (err) {
+      // The init ran its ops meanwhile: if one failed, that is what went wrong first (its
+      // network namespace was gone before the veth could move into it).
+      events = new EventReader(sp.eventsFd);
+      const failed = await opFailedFirst(plan, sp, () => events!.next());
+      throw failed ? failed.failure : err;
+    }
     const facts: ServerFacts = {
       monitorPid: sp.monitorPid,
       monitorStart: readProcStart(sp.monitorPid) ?? 0,
