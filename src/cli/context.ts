@@ -5,6 +5,7 @@
  */
 import { NovaboxError, type ErrorCode } from '../errors.js';
 import { trace } from '../util/trace.js';
+import { boundMessage } from '../util/text.js';
 
 /**
  * One table: error code -> exit status. Documented in `novabox --help`. `run` keeps
@@ -100,7 +101,7 @@ export function reportError(err: unknown, ctx: CliContext): number {
     return (ctx.runStyleExit ? RUN_EXIT_CODES : EXIT_CODES)[err.code];
   }
   const e = err as Error;
-  ctx.stderr(`novabox: ${e?.message ?? String(err)}\n`);
+  ctx.stderr(`novabox: ${boundMessage(e?.message ?? String(err))}\n`);
   if (ctx.debug && e?.stack) ctx.stderr(e.stack + '\n');
   return 1;
 }

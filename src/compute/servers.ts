@@ -28,6 +28,7 @@ import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
 import { novaAddresses, type NovaAddress } from './addresses.js';
 import type { NetworkMode } from '../runtime/network/config.js';
+import { boundMessage } from '../util/text.js';
 
 export interface CreateServerRequest {
   name: string;
@@ -236,7 +237,7 @@ export class ComputeService {
       vmState: 'error',
       taskState: null,
       powerState: isRunning(this.facts(s.id)) ? POWER_STATE.RUNNING : POWER_STATE.NOSTATE,
-      fault: { code: 500, message, created: nowIso() },
+      fault: { code: 500, message: boundMessage(message), created: nowIso() },
       taskOwnerPid: null,
       taskOwnerStart: null,
     });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BadRequest } from '../errors.js';
 import { normalizeName, parseHeader, parsePax, unsafePath } from './tarstream.js';
+import { quote } from '../util/text.js';
 
 export interface ArchiveSource {
   has(path: string): boolean;
@@ -24,11 +25,11 @@ export class DirSource implements ArchiveSource {
   }
   private resolve(path: string): string {
     const n = normalizeName(path);
-    if (unsafePath(n)) throw new BadRequest(`refusing the path ${JSON.stringify(path)} in the image layout`);
+    if (unsafePath(n)) throw new BadRequest(`refusing the path ${quote(path)} in the image layout`);
     const full = join(this.root, n);
     // a symlink inside the layout must not lead outside it
     const real = existsSync(full) ? realpathSync(full) : full;
-    if (real !== this.root && !real.startsWith(`${this.root}/`)) throw new BadRequest(`refusing ${JSON.stringify(path)}: it leads outside the image layout`);
+    if (real !== this.root && !real.startsWith(`${this.root}/`)) throw new BadRequest(`refusing ${quote(path)}: it leads outside the image layout`);
     return real;
   }
   has(path: string): boolean {

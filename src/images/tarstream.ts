@@ -6,6 +6,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { BadRequest } from '../errors.js';
+import { quote } from '../util/text.js';
 
 export interface TarEntry {
   name: string;
@@ -140,7 +141,7 @@ export class EntryChecker {
     const raw = e.name;
     const name = normalizeName(raw);
     const bad = (why: string): never => {
-      throw new BadRequest(`refusing the archive: entry ${JSON.stringify(raw)}: ${why}`);
+      throw new BadRequest(`refusing the archive: entry ${quote(raw)}: ${why}`);
     };
     this.entries++;
     // "/" (as umoci writes the root) is the layer's root itself, not an absolute path
@@ -155,13 +156,13 @@ export class EntryChecker {
     }
     if (e.type === '1') {
       const target = normalizeName(e.linkname);
-      if (!e.linkname || unsafePath(e.linkname) || unsafePath(target) || target === '') bad(`hard link to ${JSON.stringify(e.linkname)}, outside the layer`);
+      if (!e.linkname || unsafePath(e.linkname) || unsafePath(target) || target === '') bad(`hard link to ${quote(e.linkname)}, outside the layer`);
       const tparts = target.split('/');
       for (let i = 1; i <= tparts.length; i++) {
         const prefix = tparts.slice(0, i).join('/');
         if (this.symlinks.has(prefix) && i < tparts.length) bad(`hard link through the symlink "${prefix}"`);
       }
-      if (!this.seen.has(target)) bad(`hard link to ${JSON.stringify(e.linkname)}, which is not earlier in the archive`);
+      if (!this.seen.has(target)) bad(`hard link to ${quote(e.linkname)}, which is not earlier in the archive`);
     }
     if ((e.type === '3' || e.type === '4') && !(e.type === '3' && e.devMajor === 0 && e.devMinor === 0) && !this.opts.trusted) {
       bad(`device node (${e.type === '3' ? 'character' : 'block'} ${e.devMajor}:${e.devMinor}); import with --trusted to allow devices`);

@@ -191,6 +191,33 @@ describe.skipIf(!isRoot || missing.length > 0)('novabox image (root, real layers
     expect((await nb(['image', 'create', '--file', join(work, 'junk'), 'Bad Name'])).exitCode).toBe(2);
   });
 
+  it('an OCI index of 10,000 images, a 100 KB ref and a 100 KB name: one short line each', async () => {
+    const layout = join(work, 'many');
+    mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });
+    writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    const manifests = Array.from({ length: 10_000 }, (_, i) => ({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, digest: `sha256:${i.toString(16).padStart(64, '0')}`,
+      annotations: { 'org.opencontainers.image.ref.name': `some/long/reference/name-${i}` },
+      platform: { os: 'plan9', architecture: 'mips' },
+    }));
+    writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests }));
+    for (const args of [
+      ['image', 'create', '--file', layout, 'many'],
+      ['image', 'create', '--file', layout, '--ref', 'r'.repeat(100_000), 'many'],
+      ['image', 'create', '--file', layout, 'n'.repeat(100_000)],
+    ]) {
+      const r = await nb(args);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(r.stderr.length).toBeLessThan(1100);
+    }
+    expect((await nb(['image', 'create', '--file', layout, 'many'])).stderr).toBe(
+      'novabox: the OCI layout holds 10000 images: name one (some/long/reference/name-0, some/long/reference/name-1, ' +
+        'some/long/reference/name-2, some/long/reference/name-3, some/long/reference/name-4 and 9995 more)\n',
+    );
+    expect((await images()).map((i) => i.Name)).toEqual(['busybox']);
+  });
+
   it('shares layers between images and removes one only with its last image', async () => {
     const file = join(work, 'share.tar.gz');
     tarball(rootfs, file, 'gzip');
