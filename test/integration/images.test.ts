@@ -4,7 +4,7 @@
  * Each test leaves the census (mounts, cgroups, monitors, state files) as it found it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -189,6 +189,29 @@ describe.skipIf(!isRoot || missing.length > 0)('novabox image (root, real layers
     const junk = await nb(['image', 'create', '--file', join(work, 'junk'), 'x']);
     expect(junk.exitCode).toBe(2);
     expect((await nb(['image', 'create', '--file', join(work, 'junk'), 'Bad Name'])).exitCode).toBe(2);
+  });
+
+  it('imports sparse files from GNU tar in its default old format (--format=gnu) as in PAX, holes kept', async () => {
+    const src = join(work, 'sparse-root');
+    mkdirSync(src, { recursive: true });
+    const fd = openSync(join(src, 'disk.img'), 'w');
+    for (let i = 0; i < 41; i++) writeSync(fd, Buffer.alloc(4096, `stretch ${i} `), 0, 4096, i * (256 << 10));
+    ftruncateSync(fd, 16 << 20);
+    closeSync(fd);
+    const want = sh('sha256sum', [join(src, 'disk.img')]).split(' ')[0];
+    for (const format of ['gnu', 'posix']) {
+      const file = join(work, `sparse-${format}.tar`);
+      sh('tar', ['--sparse', `--format=${format}`, '-C', src, '-cf', file, '.']);
+      const r = await nb(['image', 'create', '--file', file, `sparse-${format}`, '-f', 'value', '-c', 'status']);
+      expect(r.stderr, format).toBe('');
+      expect(r.stdout).toBe('active\n');
+      const [layer] = await layersOf(`sparse-${format}`);
+      const got = join(layerDir(layer!), 'disk.img');
+      expect(sh('sha256sum', [got]).split(' ')[0], format).toBe(want);
+      expect(statSync(got).size).toBe(16 << 20);
+      expect(statSync(got).blocks * 512).toBeLessThan(2 << 20); // the holes stayed holes
+    }
+    for (const format of ['gnu', 'posix']) expect((await nb(['image', 'delete', `sparse-${format}`])).exitCode).toBe(0);
   });
 
   it('an OCI index of 10,000 images, a 100 KB ref and a 100 KB name: one short line each', async () => {
