@@ -9,7 +9,8 @@ import { boundMessage } from '../util/text.js';
 
 /**
  * One table: error code -> exit status. Documented in `novabox --help`. `run` keeps
- * podman's convention instead (1 for novabox's own errors, 125 for setup failures).
+ * podman's convention instead (125 for setup failures, 1 for novabox's own errors), but
+ * bad input is 2 there too.
  */
 export const EXIT_CODES: Record<ErrorCode, number> = {
   'bad-request': 2,
@@ -21,8 +22,9 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   internal: 1,
 };
 
+/** `run`'s own errors: 125 when the container could not be set up, 2 for bad input, else 1 (the command's codes are its own). */
 const RUN_EXIT_CODES: Record<ErrorCode, number> = {
-  'bad-request': 1, 'not-found': 1, conflict: 1, permission: 1, sys: 1, 'op-failed': 125, internal: 1,
+  'bad-request': 2, 'not-found': 1, conflict: 1, permission: 1, sys: 1, 'op-failed': 125, internal: 1,
 };
 
 export interface CliContext {

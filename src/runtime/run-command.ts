@@ -6,7 +6,7 @@ import type { CliContext } from '../cli/main.js';
 import { readImage, layerDirs, checkImageName, ensureLayers, type ImageConfig } from '../images/store.js';
 import { cgroupDriver } from './cgroups/index.js';
 import { detectCgroups } from './cgroups/detect.js';
-import { parseMemory, cpusToQuota } from './cgroups/limits.js';
+import { parseCpus, parseMemory, cpusToQuota } from './cgroups/limits.js';
 import { isContainerLive, prepare, validateRequest, type RunRequest } from './container.js';
 import { gcStale } from './gc.js';
 import { runForeground } from './run.js';
@@ -47,7 +47,7 @@ export async function runCommand(o: RunOptions, ctx: CliContext): Promise<number
   if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) {
     throw new BadRequest(`memory limit ${o.memory} is too small: a container needs at least 6 MiB`);
   }
-  const cpuQuota = o.cpus === undefined ? undefined : cpusToQuota(Number.isFinite(Number(o.cpus)) ? Number(o.cpus) : NaN);
+  const cpuQuota = o.cpus === undefined ? undefined : cpusToQuota(parseCpus(o.cpus));
   const image = await resolveImage(o);
   trace('image resolved');
   const layout = detectCgroups();
