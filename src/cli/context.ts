@@ -94,11 +94,15 @@ export function newContext(argv: readonly string[]): CliContext {
   };
 }
 
-/** A command's error on stderr (one line, a hint, the stack with --debug); returns the exit status. */
+/** An error as one sentence: `image "x" already exists (pick another name, or delete that image first)`. */
+export function errorLine(err: NovaboxError): string {
+  return err.hint ? `${err.message} (${err.hint})` : err.message;
+}
+
+/** A command's error on stderr: one line, what to do in parentheses (the stack with --debug); returns the exit status. */
 export function reportError(err: unknown, ctx: CliContext): number {
   if (err instanceof NovaboxError) {
-    ctx.stderr(`novabox: ${err.message}\n`);
-    if (err.hint) ctx.stderr(`hint: ${err.hint}\n`);
+    ctx.stderr(`novabox: ${errorLine(err)}\n`);
     if (ctx.debug && err.stack) ctx.stderr(err.stack + '\n');
     return (ctx.runStyleExit ? RUN_EXIT_CODES : EXIT_CODES)[err.code];
   }

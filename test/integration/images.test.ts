@@ -189,6 +189,12 @@ describe.skipIf(!isRoot || missing.length > 0)('novabox image (root, real layers
     const junk = await nb(['image', 'create', '--file', join(work, 'junk'), 'x']);
     expect(junk.exitCode).toBe(2);
     expect((await nb(['image', 'create', '--file', join(work, 'junk'), 'Bad Name'])).exitCode).toBe(2);
+    // a name taken: one sentence, what to do in parentheses
+    const file = join(work, 'taken.tar');
+    tarball(rootfs, file, 'none');
+    const taken = await nb(['image', 'create', '--file', file, 'busybox']);
+    expect(taken.exitCode).toBe(4);
+    expect(taken.stderr).toBe('novabox: an image named "busybox" already exists (pick another name, or delete that image first)\n');
   });
 
   it('imports sparse files from GNU tar in its default old format (--format=gnu) as in PAX, holes kept', async () => {

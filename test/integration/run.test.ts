@@ -467,7 +467,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const host = mkdtempSync(join(tmpdir(), 'nbx-dup-'));
     const dup = await run(['--name', 'kept', '-v', `${host}:/mnt`, 'busybox', 'touch', '/mnt/ran']);
     expect(dup.exitCode).toBe(1);
-    expect(dup.stderr).toContain('container name "kept" is already in use');
+    expect(dup.stderr).toBe('novabox: container name "kept" is already in use (remove it with "novabox rm" or pick another --name)\n');
     expect(readdirSync(host)).toEqual([]);
     rmSync(host, { recursive: true });
     const rm = await runCli(['rm', 'kept'], { root });
