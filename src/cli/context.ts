@@ -94,9 +94,14 @@ export function newContext(argv: readonly string[]): CliContext {
   };
 }
 
-/** An error as one sentence: `image "x" already exists (pick another name, or delete that image first)`. */
+/**
+ * An error as one sentence, what to do in parentheses: `an image named "x" already exists
+ * (pick another name, or delete that image first)`; after a `;` when the message ends in
+ * parentheses itself.
+ */
 export function errorLine(err: NovaboxError): string {
-  return err.hint ? `${err.message} (${err.hint})` : err.message;
+  if (!err.hint) return err.message;
+  return err.message.endsWith(')') ? `${err.message}; ${err.hint}` : `${err.message} (${err.hint})`;
 }
 
 /** A command's error on stderr: one line, what to do in parentheses (the stack with --debug); returns the exit status. */
