@@ -1,3 +1,5 @@
+import { boundMessage } from './util/text.js';
+
 /** Stable error codes: cli/main.ts maps them to exit codes, api/faults.ts to HTTP statuses. */
 export type ErrorCode =
   | 'not-found'
@@ -15,9 +17,10 @@ export class NovaboxError extends Error {
     message: string,
     opts: { cause?: unknown; hint?: string } = {},
   ) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    // bounded here, once: messages quote input of any size (util/text.ts)
+    super(boundMessage(message), opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'NovaboxError';
-    this.hint = opts.hint;
+    this.hint = opts.hint === undefined ? undefined : boundMessage(opts.hint);
   }
 }
 

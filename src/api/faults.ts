@@ -5,6 +5,7 @@
  * keystonemiddleware writes it in a real cloud.
  */
 import { NovaboxError, type ErrorCode } from '../errors.js';
+import { boundMessage } from '../util/text.js';
 
 /** An HTTP-only condition (405, 406, 413, 501 ...) with its own status. */
 export class ApiError extends Error {
@@ -65,7 +66,7 @@ export function serviceOf(url: string): Service {
 
 /** Status and message of anything thrown by a handler. */
 export function statusOf(err: unknown): { status: number; message: string; internal: boolean } {
-  if (err instanceof ApiError) return { status: err.status, message: err.message, internal: false };
+  if (err instanceof ApiError) return { status: err.status, message: boundMessage(err.message), internal: false };
   if (err instanceof NovaboxError) {
     const explicit = (err as { status?: number }).status;
     const status = explicit ?? STATUS_OF[err.code];
@@ -74,7 +75,7 @@ export function statusOf(err: unknown): { status: number; message: string; inter
   const e = err as { statusCode?: number; message?: string; code?: string };
   // fastify's own (body too large, bad media type, ...) carry a statusCode
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return { status: e.statusCode, message: plainFastifyMessage(e), internal: false };
+    return { status: e.statusCode, message: boundMessage(plainFastifyMessage(e)), internal: false };
   }
   return { status: 500, message: 'Unexpected API Error. Please report this at the novabox issue tracker.', internal: true };
 }

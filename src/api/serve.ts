@@ -3,10 +3,10 @@
  * same compute service as the CLI. First start bootstraps identity and writes
  * clouds.yaml; every start reconciles what a previous serve left half done.
  */
-import { existsSync, readFileSync, writeFileSync, chmodSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, chmodSync, renameSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BadRequest, NovaboxError } from '../errors.js';
-import { ComputeService } from '../compute/servers.js';
+import { ComputeService, reapMonitorsOnExit } from '../compute/servers.js';
 import { IdentityService } from '../identity/service.js';
 import { openStore } from '../compute/open.js';
 import { stateRoot } from '../util/paths.js';
@@ -74,6 +74,24 @@ export function cloudsYaml(authUrl: string, password: string, cacert?: string): 
   ].join('\n');
 }
 
+/**
+ * clouds.yaml brought to how this serve listens: its auth_url, and its cacert with TLS (none
+ * without). The rest (the password, lines a user added) stays: the password is nowhere else.
+ */
+export function updateCloudsYaml(text: string, authUrl: string, cacert?: string): string {
+  let out = text.replace(/^(\s*auth_url:\s*).*$/m, `$1${JSON.stringify(authUrl)}`);
+  const line = /^(\s*)cacert:.*$/m;
+  if (!cacert) return out.replace(/^\s*cacert:.*\n?/m, '');
+  if (line.test(out)) return out.replace(line, `$1cacert: ${JSON.stringify(cacert)}`);
+  // after the cloud's last key (its keys are indented 4 spaces, as cloudsYaml writes them)
+  const keys = [...out.matchAll(/^ {4}\S.*$/gm)];
+  const last = keys.at(-1);
+  if (!last) return out;
+  const at = last.index! + last[0].length;
+  out = `${out.slice(0, at)}\n    cacert: ${JSON.stringify(cacert)}${out.slice(at)}`;
+  return out;
+}
+
 function writePrivate(file: string, text: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, text, { mode: 0o600 });
@@ -97,6 +115,8 @@ export async function serve(o: ServeOptions): Promise<number> {
   }
 
   const store = openStore();
+  // the monitors of the servers this process starts are its children: wait for them
+  const stopReaping = reapMonitorsOnExit();
   const compute = new ComputeService(store);
   const identity = new IdentityService(store);
   const boot = await identity.bootstrap(process.env.NOVABOX_ADMIN_PASSWORD);
@@ -140,6 +160,7 @@ export async function serve(o: ServeOptions): Promise<number> {
   try {
     await app.listen({ host: listen.host, port: listen.port });
   } catch (err) {
+    stopReaping();
     store.close();
     throw new NovaboxError('sys', `cannot listen on ${o.listen}: ${(err as Error).message}`);
   }
@@ -148,9 +169,10 @@ export async function serve(o: ServeOptions): Promise<number> {
   const base = `${scheme}://${urlHost(listen.host)}:${port}`;
   const authUrl = `${base}/identity/v3`;
   if (existsSync(clouds)) {
+    // a restart may change the port, or add or drop TLS: the client must follow
     const text = readFileSync(clouds, 'utf8');
-    const updated = text.replace(/^(\s*auth_url:\s*).*$/m, `$1${JSON.stringify(authUrl)}`);
-    if (updated !== text) writePrivate(clouds, updated);
+    const updated = updateCloudsYaml(text, authUrl, https && o.tlsCert ? resolve(o.tlsCert) : undefined);
+    if (updated !== text || (statSync(clouds).mode & 0o077) !== 0) writePrivate(clouds, updated);
   } else {
     o.err(`novabox: ${clouds} is missing and the admin password is not stored in clear: start once with NOVABOX_ADMIN_PASSWORD=... to set a new one and rewrite it\n`);
   }
@@ -178,6 +200,7 @@ export async function serve(o: ServeOptions): Promise<number> {
     process.on('SIGINT', onInt);
     process.on('SIGTERM', onTerm);
   });
+  stopReaping();
   store.close();
   return 0;
 }

@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { BadRequest } from '../errors.js';
 import { faultBody, serviceOf, statusOf } from './faults.js';
 import { baseUrl, type ApiDeps } from './request.js';
+import { bodyUnread, lingerOnClose } from './linger.js';
 import { registerIdentity } from './identity/routes.js';
 import { registerCompute } from './compute/routes.js';
 import { registerImage } from './image/routes.js';
@@ -54,6 +55,16 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
   app.addHook('onRequest', async (req, reply) => {
     reply.header('X-OpenStack-Request-Id', req.id);
     if (req.url.startsWith('/compute')) reply.header('X-Compute-Request-Id', req.id);
+  });
+
+  // An answer before the end of the body (413, 401 before an upload): close, but read the
+  // rest first (linger.ts), so that every client reads the answer, not a reset.
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (bodyUnread(req.raw)) {
+      reply.header('connection', 'close');
+      lingerOnClose(req.raw);
+    }
+    return payload;
   });
 
   const log = deps.log;

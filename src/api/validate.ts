@@ -3,6 +3,7 @@
  * Nova's words ("Invalid input for field/attribute name. ..."). Pure.
  */
 import { BadRequest } from '../errors.js';
+import { clip, quote } from '../util/text.js';
 
 export type Json = Record<string, unknown>;
 
@@ -39,14 +40,14 @@ export function str(o: Json, field: string, opts: StrOpts = {}): string | undefi
     if (opts.required) throw invalid(field, `'${field}' is a required property`);
     return undefined;
   }
-  if (typeof v !== 'string') throw invalid(field, `${JSON.stringify(v)} is not of type 'string'`);
+  if (typeof v !== 'string') throw invalid(field, `${quote(v)} is not of type 'string'`);
   const min = opts.min ?? 0;
-  if (v.length < min) throw invalid(field, min === 1 ? `'${v}' is too short (it must not be empty)` : `'${v}' is shorter than ${min} characters`);
+  if (v.length < min) throw invalid(field, min === 1 ? `'${clip(v)}' is too short (it must not be empty)` : `'${clip(v)}' is shorter than ${min} characters`);
   if (opts.max !== undefined && v.length > opts.max) throw invalid(field, `the value is longer than ${opts.max} characters`);
-  if (opts.trimmed && v.trim() !== v) throw invalid(field, `'${v}' has leading or trailing white space`);
+  if (opts.trimmed && v.trim() !== v) throw invalid(field, `'${clip(v)}' has leading or trailing white space`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
   if (opts.trimmed && /[\x00-\x1f\x7f]/.test(v)) throw invalid(field, 'it contains control characters');
-  if (opts.pattern && !opts.pattern.test(v)) throw invalid(field, `'${v}' ${opts.patternText ?? 'is not valid'}`);
+  if (opts.pattern && !opts.pattern.test(v)) throw invalid(field, `'${clip(v)}' ${opts.patternText ?? 'is not valid'}`);
   return v;
 }
 
@@ -58,7 +59,7 @@ export function int(o: Json, field: string, opts: { required?: boolean; min?: nu
     return undefined;
   }
   if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) v = Number(v);
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw invalid(field, `${JSON.stringify(o[field])} is not an integer`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw invalid(field, `${quote(o[field])} is not an integer`);
   if (opts.min !== undefined && v < opts.min) throw invalid(field, `${v} is less than the minimum of ${opts.min}`);
   if (opts.max !== undefined && v > opts.max) throw invalid(field, `${v} is greater than the maximum of ${opts.max}`);
   return v;
@@ -68,7 +69,7 @@ export function num(o: Json, field: string, opts: { min?: number; exclusiveMin?:
   let v = o[field];
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) v = Number(v);
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(field, `${JSON.stringify(o[field])} is not a number`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw invalid(field, `${quote(o[field])} is not a number`);
   if (opts.min !== undefined && (opts.exclusiveMin ? v <= opts.min : v < opts.min)) {
     throw invalid(field, `${v} must be ${opts.exclusiveMin ? 'greater than' : 'at least'} ${opts.min}`);
   }
@@ -85,7 +86,7 @@ export function bool(o: Json, field: string): boolean | undefined {
     if (['true', '1', 'yes', 'on', 't', 'y'].includes(l)) return true;
     if (['false', '0', 'no', 'off', 'f', 'n'].includes(l)) return false;
   }
-  throw invalid(field, `${JSON.stringify(v)} is not a boolean`);
+  throw invalid(field, `${quote(v)} is not a boolean`);
 }
 
 /** {string: string} with Nova's key/value rules (1–255 / 0–255 characters). */
@@ -95,12 +96,12 @@ export function metadata(o: Json, field: string, opts: { required?: boolean; max
     if (opts.required) throw invalid(field, `'${field}' is a required property`);
     return undefined;
   }
-  if (!isObject(v)) throw invalid(field, `${JSON.stringify(v)} is not of type 'object'`);
+  if (!isObject(v)) throw invalid(field, `${quote(v)} is not of type 'object'`);
   const out: Record<string, string> = {};
   for (const [k, val] of Object.entries(v)) {
-    if (k.length < 1 || k.length > 255) throw invalid(field, `the key '${k}' must be 1 to 255 characters`);
-    if (typeof val !== 'string') throw invalid(field, `the value of '${k}' is not a string`);
-    if (val.length > 255) throw invalid(field, `the value of '${k}' is longer than 255 characters`);
+    if (k.length < 1 || k.length > 255) throw invalid(field, `the key '${clip(k)}' must be 1 to 255 characters`);
+    if (typeof val !== 'string') throw invalid(field, `the value of '${clip(k)}' is not a string`);
+    if (val.length > 255) throw invalid(field, `the value of '${clip(k)}' is longer than 255 characters`);
     out[k] = val;
   }
   return out;
@@ -160,17 +161,17 @@ export function ipAddress(o: Json, field: string, version: 4 | 6): string | unde
   const v = str(o, field);
   if (v === undefined || v === '') return v;
   if (version === 4) {
-    if (!isIPv4(v)) throw invalid(field, `'${v}' is not a 'ipv4'`);
+    if (!isIPv4(v)) throw invalid(field, `'${clip(v)}' is not a 'ipv4'`);
     return v;
   }
   const c = compactIPv6(v);
-  if (c === undefined) throw invalid(field, `'${v}' is not a 'ipv6'`);
+  if (c === undefined) throw invalid(field, `'${clip(v)}' is not a 'ipv6'`);
   return c;
 }
 
 /** Only these keys, or 400 naming the first stranger (Nova: additionalProperties false). */
 export function onlyKeys(o: Json, where: string, allowed: string[]): void {
   for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) throw new BadRequest(`Additional properties are not allowed ('${k}' was unexpected) in ${where}`);
+    if (!allowed.includes(k)) throw new BadRequest(`Additional properties are not allowed ('${clip(k)}' was unexpected) in ${where}`);
   }
 }

@@ -5,10 +5,12 @@
  */
 import { NovaboxError, type ErrorCode } from '../errors.js';
 import { trace } from '../util/trace.js';
+import { boundMessage } from '../util/text.js';
 
 /**
  * One table: error code -> exit status. Documented in `novabox --help`. `run` keeps
- * podman's convention instead (1 for novabox's own errors, 125 for setup failures).
+ * podman's convention instead (125 for setup failures, 1 for novabox's own errors), but
+ * bad input is 2 there too.
  */
 export const EXIT_CODES: Record<ErrorCode, number> = {
   'bad-request': 2,
@@ -20,8 +22,9 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   internal: 1,
 };
 
+/** `run`'s own errors: 125 when the container could not be set up, 2 for bad input, else 1 (the command's codes are its own). */
 const RUN_EXIT_CODES: Record<ErrorCode, number> = {
-  'bad-request': 1, 'not-found': 1, conflict: 1, permission: 1, sys: 1, 'op-failed': 125, internal: 1,
+  'bad-request': 2, 'not-found': 1, conflict: 1, permission: 1, sys: 1, 'op-failed': 125, internal: 1,
 };
 
 export interface CliContext {
@@ -90,16 +93,25 @@ export function newContext(argv: readonly string[]): CliContext {
   };
 }
 
-/** A command's error on stderr (one line, a hint, the stack with --debug); returns the exit status. */
+/**
+ * An error as one sentence, what to do in parentheses: `an image named "x" already exists
+ * (pick another name, or delete that image first)`; after a `;` when the message ends in
+ * parentheses itself.
+ */
+export function errorLine(err: NovaboxError): string {
+  if (!err.hint) return err.message;
+  return err.message.endsWith(')') ? `${err.message}; ${err.hint}` : `${err.message} (${err.hint})`;
+}
+
+/** A command's error on stderr: one line, what to do in parentheses (the stack with --debug); returns the exit status. */
 export function reportError(err: unknown, ctx: CliContext): number {
   if (err instanceof NovaboxError) {
-    ctx.stderr(`novabox: ${err.message}\n`);
-    if (err.hint) ctx.stderr(`hint: ${err.hint}\n`);
+    ctx.stderr(`novabox: ${errorLine(err)}\n`);
     if (ctx.debug && err.stack) ctx.stderr(err.stack + '\n');
     return (ctx.runStyleExit ? RUN_EXIT_CODES : EXIT_CODES)[err.code];
   }
   const e = err as Error;
-  ctx.stderr(`novabox: ${e?.message ?? String(err)}\n`);
+  ctx.stderr(`novabox: ${boundMessage(e?.message ?? String(err))}\n`);
   if (ctx.debug && e?.stack) ctx.stderr(e.stack + '\n');
   return 1;
 }

@@ -12,7 +12,7 @@ import { readImage, layerDirs, checkImageName, ensureLayers, type ImageConfig } 
 import { imageOrBuiltin } from '../images/builtin.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { detectCgroups } from '../runtime/cgroups/detect.js';
-import { parseMemory, cpusToQuota } from '../runtime/cgroups/limits.js';
+import { parseCpus, parseMemory, cpusToQuota } from '../runtime/cgroups/limits.js';
 import { isContainerLive, prepare, validateRequest, type RunRequest } from '../runtime/container.js';
 import { gcStale } from '../runtime/gc.js';
 import { runForeground } from '../runtime/run.js';
@@ -60,7 +60,7 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) {
     throw new BadRequest(`memory limit ${o.memory} is too small: a container needs at least 6 MiB`);
   }
-  const cpuQuota = o.cpus === undefined ? undefined : cpusToQuota(Number.isFinite(Number(o.cpus)) ? Number(o.cpus) : NaN);
+  const cpuQuota = o.cpus === undefined ? undefined : cpusToQuota(parseCpus(o.cpus));
   const image = await resolveImage(o);
   trace('image resolved');
   const layout = detectCgroups();

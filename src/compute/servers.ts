@@ -29,6 +29,7 @@ import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
 import { novaAddresses, type NovaAddress } from './addresses.js';
 import type { NetworkMode } from '../runtime/network/config.js';
+import { boundMessage } from '../util/text.js';
 
 export interface CreateServerRequest {
   name: string;
@@ -237,7 +238,7 @@ export class ComputeService {
       vmState: 'error',
       taskState: null,
       powerState: isRunning(this.facts(s.id)) ? POWER_STATE.RUNNING : POWER_STATE.NOSTATE,
-      fault: { code: 500, message, created: nowIso() },
+      fault: { code: 500, message: boundMessage(message), created: nowIso() },
       taskOwnerPid: null,
       taskOwnerStart: null,
     });
@@ -741,3 +742,5 @@ function hostName(): string {
 }
 
 export { statusOf };
+/** For a process that lives on after starting servers (serve): reap their monitors as they exit. */
+export { reapMonitorsOnExit } from '../runtime/reaper.js';

@@ -7,7 +7,8 @@ import { closeSync, createReadStream, existsSync, lstatSync, openSync, readFileS
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BadRequest } from '../errors.js';
-import { normalizeName, parseHeader, parsePax, unsafePath } from './tarstream.js';
+import { FILE_TYPES, badSparseMap, normalizeName, parseHeader, parsePax, parseSparseExtension, unsafePath, type SparseChunk } from './tarstream.js';
+import { quote } from '../util/text.js';
 
 export interface ArchiveSource {
   has(path: string): boolean;
@@ -24,11 +25,11 @@ export class DirSource implements ArchiveSource {
   }
   private resolve(path: string): string {
     const n = normalizeName(path);
-    if (unsafePath(n)) throw new BadRequest(`refusing the path ${JSON.stringify(path)} in the image layout`);
+    if (unsafePath(n)) throw new BadRequest(`refusing the path ${quote(path)} in the image layout`);
     const full = join(this.root, n);
     // a symlink inside the layout must not lead outside it
     const real = existsSync(full) ? realpathSync(full) : full;
-    if (real !== this.root && !real.startsWith(`${this.root}/`)) throw new BadRequest(`refusing ${JSON.stringify(path)}: it leads outside the image layout`);
+    if (real !== this.root && !real.startsWith(`${this.root}/`)) throw new BadRequest(`refusing ${quote(path)}: it leads outside the image layout`);
     return real;
   }
   has(path: string): boolean {
@@ -58,7 +59,8 @@ export class DirSource implements ArchiveSource {
 
 /** An uncompressed tar, indexed: member name -> data offset and size. */
 export class TarSource implements ArchiveSource {
-  private readonly index = new Map<string, { offset: number; size: number }>();
+  /** size: the member's; a sparse member's stretches are stored one after the other from offset */
+  private readonly index = new Map<string, { offset: number; size: number; sparse?: SparseChunk[] }>();
   private readonly links = new Map<string, string>();
 
   constructor(private readonly file: string) {
@@ -73,7 +75,7 @@ export class TarSource implements ArchiveSource {
         if (readSync(fd, block, 0, 512, off) !== 512) break;
         const h = parseHeader(block);
         if (!h) break;
-        const dataOff = off + 512;
+        let dataOff = off + 512;
         const padded = Math.ceil(h.size / 512) * 512;
         if (h.type === 'x' || h.type === 'L') {
           if (h.size > 1 << 20) throw new BadRequest('refusing the archive: an extension header over 1 MiB');
@@ -88,9 +90,20 @@ export class TarSource implements ArchiveSource {
         const size = pax.size !== undefined ? Number(pax.size) : h.size;
         pax = {};
         longName = undefined;
-        if (h.type === '0' || h.type === '\0' || h.type === '7') this.index.set(name, { offset: dataOff, size });
+        if (h.sparse) {
+          // GNU old-format sparse member: the map goes on in extension blocks before the data
+          for (let more = h.sparse.extended; more; dataOff += 512) {
+            if (h.sparse.map.length > 1 << 16 || readSync(fd, block, 0, 512, dataOff) !== 512) throw new BadRequest('refusing the archive: a corrupt sparse map');
+            const ext = parseSparseExtension(block);
+            h.sparse.map.push(...ext.map);
+            more = ext.extended;
+          }
+          const why = badSparseMap(h);
+          if (why) throw new BadRequest(`refusing the archive: member ${quote(name)}: ${why}`);
+          this.index.set(name, { offset: dataOff, size: h.sparse.realSize, sparse: h.sparse.map });
+        } else if (FILE_TYPES.has(h.type)) this.index.set(name, { offset: dataOff, size });
         else if (h.type === '1') this.links.set(name, normalizeName(h.linkname));
-        off = dataOff + (h.type === '0' || h.type === '\0' || h.type === '7' ? Math.ceil(size / 512) * 512 : padded);
+        off = dataOff + (FILE_TYPES.has(h.type) ? Math.ceil(size / 512) * 512 : padded);
       }
       if (this.index.size === 0) throw new BadRequest('not a tar archive, or an empty one');
     } finally {
@@ -112,7 +125,11 @@ export class TarSource implements ArchiveSource {
     const fd = openSync(this.file, 'r');
     try {
       const b = Buffer.alloc(e.size);
-      readSync(fd, b, 0, e.size, e.offset);
+      let at = e.offset;
+      for (const c of e.sparse ?? [{ offset: 0, size: e.size }]) {
+        readSync(fd, b, c.offset, c.size, at);
+        at += c.size;
+      }
       return b;
     } finally {
       closeSync(fd);
@@ -122,6 +139,7 @@ export class TarSource implements ArchiveSource {
     const e = this.entry(path);
     if (!e) throw new BadRequest(`the archive has no ${path}`);
     if (e.size === 0) return Readable.from([]);
+    if (e.sparse) return Readable.from(sparseChunks(this.file, e.offset, e.size, e.sparse));
     return createReadStream(this.file, { start: e.offset, end: e.offset + e.size - 1, highWaterMark: 1 << 20 });
   }
   size(path: string): number {
@@ -131,6 +149,29 @@ export class TarSource implements ArchiveSource {
   }
   names(): string[] {
     return [...this.index.keys()];
+  }
+}
+
+/** A sparse member's bytes: its stored stretches from `offset` on, zeros in the holes. */
+async function* sparseChunks(file: string, offset: number, size: number, map: SparseChunk[]): AsyncGenerator<Buffer> {
+  const STEP = 1 << 20;
+  const fd = openSync(file, 'r');
+  try {
+    let pos = 0;
+    let at = offset;
+    for (const c of [...map, { offset: size, size: 0 }]) {
+      for (; pos < c.offset; pos += Math.min(STEP, c.offset - pos)) yield Buffer.alloc(Math.min(STEP, c.offset - pos));
+      for (let left = c.size; left > 0; ) {
+        const b = Buffer.alloc(Math.min(STEP, left));
+        readSync(fd, b, 0, b.length, at);
+        at += b.length;
+        pos += b.length;
+        left -= b.length;
+        yield b;
+      }
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 

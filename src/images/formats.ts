@@ -3,6 +3,7 @@
  */
 import { BadRequest } from '../errors.js';
 import type { ImageConfig } from './store.js';
+import { listSome, quote } from '../util/text.js';
 
 export const IMPORT_FORMATS = ['auto', 'tar', 'oci', 'docker-archive', 'lxc'] as const;
 export type ImportFormat = (typeof IMPORT_FORMATS)[number];
@@ -61,13 +62,14 @@ export function pickManifest(index: unknown, ref?: string, arch = hostArch()): D
   const all = ms.map((m) => checkDescriptor(m, 'index'));
   if (ref) {
     const hit = all.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === ref);
-    if (!hit) throw new BadRequest(`the OCI layout has no image named ${JSON.stringify(ref)}`);
+    if (!hit) throw new BadRequest(`the OCI layout has no image named ${quote(ref)}`);
     return hit;
   }
   if (all.length === 1) return all[0];
   const plat = all.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === arch);
   if (plat) return plat;
-  throw new BadRequest(`the OCI layout holds ${all.length} images: name one (${all.map((m) => m.annotations?.['org.opencontainers.image.ref.name'] ?? m.digest).join(', ')})`);
+  const names = all.map((m) => m.annotations?.['org.opencontainers.image.ref.name'] ?? m.digest);
+  throw new BadRequest(`the OCI layout holds ${all.length} images: name one (${listSome(names.map(String))})`);
 }
 
 export function hostArch(): string {
@@ -133,14 +135,14 @@ export function parseDockerManifest(m: unknown, ref?: string): { config: string;
   let item = items[0];
   if (ref) {
     const hit = items.find((i) => (i.RepoTags ?? []).includes(ref));
-    if (!hit) throw new BadRequest(`the docker archive has no image tagged ${JSON.stringify(ref)}`);
+    if (!hit) throw new BadRequest(`the docker archive has no image tagged ${quote(ref)}`);
     item = hit;
   } else if (items.length > 1) {
     throw new BadRequest('the docker archive holds several images: name one');
   }
   if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) throw new BadRequest('invalid docker archive: an entry without Config or Layers');
   for (const p of [item.Config, ...item.Layers]) {
-    if (p.startsWith('/') || p.split('/').includes('..')) throw new BadRequest(`invalid docker archive: path ${JSON.stringify(p)} escapes the archive`);
+    if (p.startsWith('/') || p.split('/').includes('..')) throw new BadRequest(`invalid docker archive: path ${quote(p)} escapes the archive`);
   }
   return { config: item.Config, layers: item.Layers, tags: item.RepoTags ?? [] };
 }

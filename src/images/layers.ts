@@ -30,6 +30,7 @@ import { readProcStart } from '../runtime/proc.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
 import { TarValidator, normalizeName, whiteoutTarget } from './tarstream.js';
+import { quote } from '../util/text.js';
 
 export const MEDIA_TAR = 'application/vnd.oci.image.layer.v1.tar';
 export const MEDIA_TAR_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
@@ -37,7 +38,7 @@ export const MEDIA_TAR_ZSTD = 'application/vnd.oci.image.layer.v1.tar+zstd';
 
 export function hexOf(digest: string): string {
   const m = /^sha256:([0-9a-f]{64})$/.exec(digest);
-  if (!m) throw new BadRequest(`invalid digest ${JSON.stringify(digest)}: expected sha256:<64 hex digits>`);
+  if (!m) throw new BadRequest(`invalid digest ${quote(digest)}: expected sha256:<64 hex digits>`);
   return m[1];
 }
 
@@ -341,7 +342,7 @@ function checkedPath(root: string, rel: string): string {
   for (let i = 0; i < parts.length - 1; i++) {
     p = join(p, parts[i]);
     const st = lstatSync(p, { throwIfNoEntry: false });
-    if (!st || !st.isDirectory()) throw new BadRequest(`refusing the archive: whiteout ${JSON.stringify(rel)} is not under a directory`);
+    if (!st || !st.isDirectory()) throw new BadRequest(`refusing the archive: whiteout ${quote(rel)} is not under a directory`);
   }
   return join(p, parts[parts.length - 1] ?? '');
 }

@@ -34,6 +34,7 @@ import { ImageRepo, type ImageRecord, type NewImage, type Visibility } from './r
 import { checkImageName, ensureLayers, removeImageRef, writeImage, type ImageConfig } from './store.js';
 import { firstEntries } from './tarstream.js';
 import { BUSYBOX_CONFIG, buildBusyboxLayer } from './busybox.js';
+import { quote } from '../util/text.js';
 
 /** The image tier's inner pieces a front end uses: this module is the tier's one door for them. */
 export { Staging } from './layers.js';
@@ -176,7 +177,7 @@ export class ImageService {
 
   createRecord(req: CreateImageRequest, caller: ImageCaller): ImageRecord {
     checkImageName(req.name);
-    if (req.id !== undefined && !UUID.test(req.id)) throw new BadRequest(`invalid image id ${JSON.stringify(req.id)}: expected a UUID`);
+    if (req.id !== undefined && !UUID.test(req.id)) throw new BadRequest(`invalid image id ${quote(req.id)}: expected a UUID`);
     if (req.id && this.repo.get(req.id)) throw new Conflict(`an image with id ${req.id} already exists`);
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
     if (req.visibility === 'public' && !caller.isAdmin) throw new NovaboxError('permission', 'only an administrator may publish public images');

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import { paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { quote } from '../util/text.js';
 
 import type { Image } from '../model/records.js';
 export type { Image, ImageConfig } from '../model/records.js';
@@ -16,7 +17,7 @@ const NAME = /^[a-z0-9][a-z0-9._-]{0,127}$/;
 
 export function checkImageName(name: string): void {
   if (!NAME.test(name)) {
-    throw new BadRequest(`invalid image name ${JSON.stringify(name)}: use lower-case letters, digits, '.', '_' and '-'`);
+    throw new BadRequest(`invalid image name ${quote(name)}: use lower-case letters, digits, '.', '_' and '-'`);
   }
 }
 

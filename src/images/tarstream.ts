@@ -6,6 +6,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { BadRequest } from '../errors.js';
+import { quote } from '../util/text.js';
 
 export interface TarEntry {
   name: string;
@@ -18,10 +19,58 @@ export interface TarEntry {
   gid: number;
   devMajor: number;
   devMinor: number;
+  /** a GNU old-format sparse file (type 'S'): the file's size, and whether extension blocks of its map follow */
+  sparse?: { realSize: number; extended: boolean; map: SparseChunk[] };
+}
+
+/** One stretch of data of a sparse file: its bytes are stored in the archive, the rest is holes. */
+export interface SparseChunk {
+  offset: number;
+  size: number;
 }
 
 const EXTENSIONS = new Set(['x', 'g', 'L', 'K']);
-const KNOWN = new Set(['0', '\0', '1', '2', '3', '4', '5', '6', '7']);
+/** The longest sparse map accepted (GNU tar writes one stretch per run of data). */
+const MAX_SPARSE_CHUNKS = 1 << 16;
+const KNOWN = new Set(['0', '\0', '1', '2', '3', '4', '5', '6', '7', 'S']);
+/** Types whose entry is a regular file with data blocks ('S': GNU sparse, its stored stretches). */
+export const FILE_TYPES = new Set(['0', '\0', '7', 'S']);
+
+/** The sparse map entries of a GNU header or extension block: `count` of (offset, size), 12 octal bytes each. */
+function sparseEntries(b: Buffer, start: number, count: number): SparseChunk[] {
+  const out: SparseChunk[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = start + i * 24;
+    if (b[at] === 0) break;
+    out.push({ offset: num(b, at, 12), size: num(b, at + 12, 12) });
+  }
+  return out;
+}
+
+/**
+ * A GNU sparse extension block (GNU tar's `struct sparse_header`): 21 more map entries and,
+ * at byte 504, whether another block follows.
+ */
+export function parseSparseExtension(b: Buffer): { map: SparseChunk[]; extended: boolean } {
+  return { map: sparseEntries(b, 0, 21), extended: b[504] !== 0 };
+}
+
+/** Why a sparse map cannot describe its entry (GNU tar would refuse it too), or undefined. */
+export function badSparseMap(e: TarEntry): string | undefined {
+  const s = e.sparse!;
+  let stored = 0;
+  let end = 0;
+  for (const c of s.map) {
+    if (!Number.isSafeInteger(c.offset) || !Number.isSafeInteger(c.size) || c.offset < end || c.offset + c.size > s.realSize) {
+      return 'a sparse map with overlapping stretches or stretches past the end of the file';
+    }
+    end = c.offset + c.size;
+    stored += c.size;
+  }
+  if (stored !== e.size) return `a sparse map of ${stored} bytes for ${e.size} bytes of data`;
+  return undefined;
+}
+
 
 function cstr(b: Buffer, start: number, len: number): string {
   const end = b.indexOf(0, start);
@@ -49,14 +98,19 @@ export function parseHeader(b: Buffer): TarEntry | undefined {
   const stored = num(b, 148, 8);
   if (stored !== sum) throw new BadRequest('not a tar archive (or a corrupt one): a header checksum does not match');
   let name = cstr(b, 0, 100);
-  const magic = b.toString('latin1', 257, 262);
-  if (magic === 'ustar') {
+  // POSIX ustar ("ustar\0") has a name prefix at 345; GNU's "ustar  \0" keeps times and the
+  // sparse map there instead
+  if (b.toString('latin1', 257, 263) === 'ustar\0') {
     const prefix = cstr(b, 345, 155);
     if (prefix && b[156] !== 'L'.charCodeAt(0)) name = `${prefix}/${name}`;
   }
+  const type = String.fromCharCode(b[156] || 48);
+  // GNU tar's old sparse format (`struct oldgnu_header`): 4 map entries at 386, isextended
+  // at 482, the file's real size at 483; the data blocks hold only the stretches of the map
+  const sparse = type === 'S' ? { realSize: num(b, 483, 12), extended: b[482] !== 0, map: sparseEntries(b, 386, 4) } : undefined;
   return {
     name,
-    type: String.fromCharCode(b[156] || 48),
+    type,
     linkname: cstr(b, 157, 100),
     size: num(b, 124, 12),
     mode: num(b, 100, 8),
@@ -64,6 +118,7 @@ export function parseHeader(b: Buffer): TarEntry | undefined {
     gid: num(b, 116, 8),
     devMajor: num(b, 329, 8),
     devMinor: num(b, 337, 8),
+    ...(sparse ? { sparse } : {}),
   };
 }
 
@@ -140,7 +195,7 @@ export class EntryChecker {
     const raw = e.name;
     const name = normalizeName(raw);
     const bad = (why: string): never => {
-      throw new BadRequest(`refusing the archive: entry ${JSON.stringify(raw)}: ${why}`);
+      throw new BadRequest(`refusing the archive: entry ${quote(raw)}: ${why}`);
     };
     this.entries++;
     // "/" (as umoci writes the root) is the layer's root itself, not an absolute path
@@ -155,13 +210,13 @@ export class EntryChecker {
     }
     if (e.type === '1') {
       const target = normalizeName(e.linkname);
-      if (!e.linkname || unsafePath(e.linkname) || unsafePath(target) || target === '') bad(`hard link to ${JSON.stringify(e.linkname)}, outside the layer`);
+      if (!e.linkname || unsafePath(e.linkname) || unsafePath(target) || target === '') bad(`hard link to ${quote(e.linkname)}, outside the layer`);
       const tparts = target.split('/');
       for (let i = 1; i <= tparts.length; i++) {
         const prefix = tparts.slice(0, i).join('/');
         if (this.symlinks.has(prefix) && i < tparts.length) bad(`hard link through the symlink "${prefix}"`);
       }
-      if (!this.seen.has(target)) bad(`hard link to ${JSON.stringify(e.linkname)}, which is not earlier in the archive`);
+      if (!this.seen.has(target)) bad(`hard link to ${quote(e.linkname)}, which is not earlier in the archive`);
     }
     if ((e.type === '3' || e.type === '4') && !(e.type === '3' && e.devMajor === 0 && e.devMinor === 0) && !this.opts.trusted) {
       bad(`device node (${e.type === '3' ? 'character' : 'block'} ${e.devMajor}:${e.devMinor}); import with --trusted to allow devices`);
@@ -171,7 +226,7 @@ export class EntryChecker {
     this.seen.add(name);
     const wh = whiteoutTarget(name);
     if (wh || (parts[parts.length - 1] ?? '').startsWith('.wh.')) {
-      if (e.type !== '0' && e.type !== '\0' && e.type !== '7') bad('whiteout that is not a regular file');
+      if (!FILE_TYPES.has(e.type)) bad('whiteout that is not a regular file');
       if (wh && 'opaqueDir' in wh) this.opaques.push(wh.opaqueDir);
       else if (wh) this.whiteouts.push(name);
     }
@@ -198,6 +253,8 @@ export class TarValidator extends Transform {
   private pax: Record<string, string> = {};
   private longName?: string;
   private longLink?: string;
+  /** a sparse entry whose map continues in extension blocks: held until its map is whole */
+  private sparseEntry?: TarEntry;
   private ended = false;
   /** called for each accepted entry (after the checks) */
   onEntry?: (e: TarEntry) => void;
@@ -223,7 +280,7 @@ export class TarValidator extends Transform {
       this.push(Buffer.alloc(this.dataLeft));
       this.dataLeft = 0;
     }
-    if (!this.ended && (this.buf.length || this.dataLeft || this.extLeft || this.held.length)) {
+    if (!this.ended && (this.buf.length || this.dataLeft || this.extLeft || this.held.length || this.sparseEntry)) {
       done(new BadRequest('the archive ends in the middle of an entry (truncated?)'));
       return;
     }
@@ -258,7 +315,7 @@ export class TarValidator extends Transform {
         if (!this.extLeft) this.endExtension();
         continue;
       }
-      // a header: gather 512 bytes
+      // a header (or a sparse map's extension block): gather 512 bytes
       const need = 512 - this.buf.length;
       if (c.length < need) {
         this.buf = Buffer.concat([this.buf, c]);
@@ -267,7 +324,8 @@ export class TarValidator extends Transform {
       const block = this.buf.length ? Buffer.concat([this.buf, c.subarray(0, need)]) : c.subarray(0, need);
       this.buf = Buffer.alloc(0);
       c = c.subarray(need);
-      this.header(block);
+      if (this.sparseEntry) this.sparseExtension(block);
+      else this.header(block);
     }
   }
 
@@ -298,11 +356,39 @@ export class TarValidator extends Transform {
     this.pax = {};
     this.longName = this.longLink = undefined;
     this.checker.check(h);
+    if (h.sparse?.extended) {
+      // its map goes on in the next blocks: hold the header until the map is whole
+      this.held.push(Buffer.from(block));
+      this.sparseEntry = h;
+      if (h.sparse.map.length > MAX_SPARSE_CHUNKS) throw new BadRequest(`refusing the archive: entry ${quote(h.name)}: a sparse map over ${MAX_SPARSE_CHUNKS} stretches`);
+      return;
+    }
+    this.acceptEntry(h, block);
+  }
+
+  private sparseExtension(block: Buffer): void {
+    const h = this.sparseEntry!;
+    const ext = parseSparseExtension(block);
+    h.sparse!.map.push(...ext.map);
+    h.sparse!.extended = ext.extended;
+    this.held.push(Buffer.from(block));
+    if (h.sparse!.map.length > MAX_SPARSE_CHUNKS) throw new BadRequest(`refusing the archive: entry ${quote(h.name)}: a sparse map over ${MAX_SPARSE_CHUNKS} stretches`);
+    if (ext.extended) return;
+    this.sparseEntry = undefined;
+    this.acceptEntry(h);
+  }
+
+  /** Forward what was held for the entry and its header block, then its data. */
+  private acceptEntry(h: TarEntry, block?: Buffer): void {
+    if (h.sparse) {
+      const why = badSparseMap(h);
+      if (why) throw new BadRequest(`refusing the archive: entry ${quote(h.name)}: ${why}`);
+    }
     this.onEntry?.(h);
     for (const b of this.held) this.push(b);
     this.held = [];
-    this.push(block);
-    const hasData = h.type === '0' || h.type === '\0' || h.type === '7';
+    if (block) this.push(block);
+    const hasData = FILE_TYPES.has(h.type);
     this.dataLeft = hasData ? Math.ceil(h.size / 512) * 512 : 0;
     this.padding = hasData ? this.dataLeft - h.size : 0;
   }

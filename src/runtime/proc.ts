@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync } from 'node:fs';
 
 const statBuf = Buffer.allocUnsafe(2048);
 
@@ -42,6 +42,42 @@ export function isSameProcess(pid: number | null | undefined, start: number | nu
   if (!pid || start === undefined || start === null) return false;
   if (boot !== undefined && boot !== bootId()) return false;
   return readProcStart(pid) === start;
+}
+
+/** The name (comm, at most 15 bytes) and state letter of a process, or undefined if gone. */
+export function readProcState(pid: number): { comm: string; state: string } | undefined {
+  let text: string;
+  try {
+    text = readStat(pid);
+  } catch {
+    return undefined;
+  }
+  const close = text.lastIndexOf(')');
+  return { comm: text.slice(text.indexOf('(') + 1, close), state: text[close + 2]! };
+}
+
+/**
+ * The children of this process: of every thread, as a child started by a worker thread is
+ * that thread's (proc(5), /proc/pid/task/tid/children).
+ */
+export function childPids(): number[] {
+  const out: number[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/self/task/${tid}/children`, 'latin1');
+    } catch {
+      continue; // the thread ended
+    }
+    for (const p of text.split(' ')) if (p.trim()) out.push(Number(p));
+  }
+  return out;
 }
 
 let selfStartTime: number | undefined;

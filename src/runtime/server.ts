@@ -21,7 +21,7 @@ import {
 } from './plan/index.js';
 import { bootId, isSameProcess, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
-import { EventReader, awaitPlacedInit, goDetached, readyEarly, spawnMonitor, superviseForeground } from './launch.js';
+import { EventReader, awaitPlacedInit, goDetached, opFailedFirst, readyEarly, spawnMonitor, superviseForeground } from './launch.js';
 import { placeLaunch } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
@@ -164,8 +164,16 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     rmSync(d.status, { force: true });
     // its ops may run now, while we attach the veth; its command waits for 'G'
     readyEarly(sp, plan);
-    awaitPlacedInit(sp, plan, driver, cgroupPath);
-    if (l.attachment) attach(l.attachment, sp.initPid);
+    try {
+      awaitPlacedInit(sp, plan, driver, cgroupPath);
+      if (l.attachment) attach(l.attachment, sp.initPid);
+    } catch (err) {
+      // The init ran its ops meanwhile: if one failed, that is what went wrong first (its
+      // network namespace was gone before the veth could move into it).
+      events = new EventReader(sp.eventsFd);
+      const failed = await opFailedFirst(plan, sp, () => events!.next());
+      throw failed ? failed.failure : err;
+    }
     const facts: ServerFacts = {
       monitorPid: sp.monitorPid,
       monitorStart: readProcStart(sp.monitorPid) ?? 0,
@@ -203,7 +211,8 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     }
     throw err;
   } finally {
-    // The monitor keeps running without us: stop listening and let init (pid 1) adopt it.
+    // The monitor keeps running without us: stop listening. A CLI exits and init adopts it;
+    // a process that lives on (serve) reaps it when it exits (reaper.ts).
     events?.close();
     if (sp && !events) closeSync(sp.eventsFd);
   }

@@ -5,7 +5,7 @@
  * takes the write lock before the read, so no two processes act on the same stale row.
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import Sqlite from 'better-sqlite3';
 import { projectRoot } from '../sys/native.js';
@@ -77,8 +77,30 @@ function enableWal(db: Database): void {
   }
 }
 
+/**
+ * The database and its -wal and -shm files hold password hashes and tokens: 0600, not
+ * only behind the 0700 state directory. A new database is made 0600 before SQLite opens
+ * it (SQLite gives the -wal and -shm files the database's mode); files an older novabox
+ * made 0644 are fixed.
+ */
+function makePrivate(path: string): void {
+  try {
+    closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
+    return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
+    const st = statSync(f, { throwIfNoEntry: false });
+    if (st && (st.mode & 0o077) !== 0) chmodSync(f, st.mode & 0o7700);
+  }
+}
+
 export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  if (path !== ':memory:') {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    makePrivate(path);
+  }
   const binding = nativeBinding();
   const db = new (Sqlite as unknown as DatabaseConstructor)(path, {
     timeout: BUSY_TIMEOUT_MS,

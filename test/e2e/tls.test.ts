@@ -4,7 +4,7 @@
  * serve writes into clouds.yaml. Plain HTTP to the same port gets no API answer.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'node:https';
 import { spawnSync } from 'node:child_process';
@@ -65,6 +65,40 @@ describe.skipIf(!isRoot || !hasClient)('novabox serve over TLS (root, real clien
     });
     expect(untrusted).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
   });
+
+  it('a restart with TLS rewrites an older clouds.yaml (https, cacert), and one without drops the cacert; all 0600', async () => {
+    const { root: r2, remove } = tempRoot('nbx-tls2-');
+    try {
+      const clouds = join(r2, 'clouds.yaml');
+      const env = { PATH: process.env.PATH, HOME: r2, LANG: 'C.UTF-8', PYTHONWARNINGS: 'ignore', OS_CLIENT_CONFIG_FILE: clouds, OS_CLOUD: 'novabox' };
+      const plain = await startServe(r2, { NOVABOX_ADMIN_PASSWORD: password });
+      await plain.stop();
+      expect(readFileSync(clouds, 'utf8')).not.toContain('cacert');
+      chmodSync(clouds, 0o644); // as an older novabox, or a user, may have left it
+      const cert = join(root, 'tls.crt');
+      const secure = await startServe(r2, {}, ['--tls-cert', cert, '--tls-key', join(root, 'tls.key')]);
+      try {
+        const text = readFileSync(clouds, 'utf8');
+        expect(text).toContain(`auth_url: "${secure.url}/identity/v3"`);
+        expect(text).toContain(`cacert: "${cert}"`);
+        expect(text).toContain(`password: "${password}"`);
+        const tok = await run('openstack', ['token', 'issue', '-f', 'value', '-c', 'id'], env);
+        expect(tok.code, tok.stderr).toBe(0);
+      } finally {
+        await secure.stop();
+      }
+      const again = await startServe(r2);
+      await again.stop();
+      expect(readFileSync(clouds, 'utf8')).toContain(`auth_url: "${again.url}/identity/v3"`);
+      expect(readFileSync(clouds, 'utf8')).not.toContain('cacert');
+      // the state database holds password hashes and tokens: 0600 as clouds.yaml
+      for (const f of ['clouds.yaml', 'novabox.db', 'novabox.db-wal', 'novabox.db-shm'].filter((f) => existsSync(join(r2, f)))) {
+        expect((statSync(join(r2, f)).mode & 0o777).toString(8), f).toBe('600');
+      }
+    } finally {
+      remove();
+    }
+  }, 120_000);
 
   it('the CLI still sees the same store', async () => {
     const r = await runCli(['flavor', 'list', '-f', 'value', '-c', 'Name'], { root });

@@ -4,7 +4,7 @@
  * Each test leaves the census (mounts, cgroups, monitors, state files) as it found it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -84,7 +84,7 @@ describe.skipIf(!isRoot || missing.length > 0)('novabox image (root, real layers
     for (const c of ['none', 'gzip', 'xz']) expect((await nb(['image', 'delete', `tb-${c}`])).exitCode).toBe(0);
     const inUse = await nb(['image', 'delete', 'tb-zstd']);
     expect(inUse.exitCode).toBe(4);
-    expect(inUse.stderr).toMatch(/^novabox: image "tb-zstd" is in use by 1 server \(tb1\)\n/);
+    expect(inUse.stderr).toBe('novabox: image "tb-zstd" is in use by 1 server (tb1); delete or rebuild those servers first\n');
     expect(existsSync(layerDir(first!))).toBe(true);
     expect((await nb(['server', 'delete', 'tb1'])).exitCode).toBe(0);
     expect((await nb(['image', 'delete', 'tb-zstd'])).exitCode).toBe(0);
@@ -189,6 +189,62 @@ describe.skipIf(!isRoot || missing.length > 0)('novabox image (root, real layers
     const junk = await nb(['image', 'create', '--file', join(work, 'junk'), 'x']);
     expect(junk.exitCode).toBe(2);
     expect((await nb(['image', 'create', '--file', join(work, 'junk'), 'Bad Name'])).exitCode).toBe(2);
+    // a name taken: one sentence, what to do in parentheses
+    const file = join(work, 'taken.tar');
+    tarball(rootfs, file, 'none');
+    const taken = await nb(['image', 'create', '--file', file, 'busybox']);
+    expect(taken.exitCode).toBe(4);
+    expect(taken.stderr).toBe('novabox: an image named "busybox" already exists (pick another name, or delete that image first)\n');
+  });
+
+  it('imports sparse files from GNU tar in its default old format (--format=gnu) as in PAX, holes kept', async () => {
+    const src = join(work, 'sparse-root');
+    mkdirSync(src, { recursive: true });
+    const fd = openSync(join(src, 'disk.img'), 'w');
+    for (let i = 0; i < 41; i++) writeSync(fd, Buffer.alloc(4096, `stretch ${i} `), 0, 4096, i * (256 << 10));
+    ftruncateSync(fd, 16 << 20);
+    closeSync(fd);
+    const want = sh('sha256sum', [join(src, 'disk.img')]).split(' ')[0];
+    for (const format of ['gnu', 'posix']) {
+      const file = join(work, `sparse-${format}.tar`);
+      sh('tar', ['--sparse', `--format=${format}`, '-C', src, '-cf', file, '.']);
+      const r = await nb(['image', 'create', '--file', file, `sparse-${format}`, '-f', 'value', '-c', 'status']);
+      expect(r.stderr, format).toBe('');
+      expect(r.stdout).toBe('active\n');
+      const [layer] = await layersOf(`sparse-${format}`);
+      const got = join(layerDir(layer!), 'disk.img');
+      expect(sh('sha256sum', [got]).split(' ')[0], format).toBe(want);
+      expect(statSync(got).size).toBe(16 << 20);
+      expect(statSync(got).blocks * 512).toBeLessThan(2 << 20); // the holes stayed holes
+    }
+    for (const format of ['gnu', 'posix']) expect((await nb(['image', 'delete', `sparse-${format}`])).exitCode).toBe(0);
+  });
+
+  it('an OCI index of 10,000 images, a 100 KB ref and a 100 KB name: one short line each', async () => {
+    const layout = join(work, 'many');
+    mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });
+    writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    const manifests = Array.from({ length: 10_000 }, (_, i) => ({
+      mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, digest: `sha256:${i.toString(16).padStart(64, '0')}`,
+      annotations: { 'org.opencontainers.image.ref.name': `some/long/reference/name-${i}` },
+      platform: { os: 'plan9', architecture: 'mips' },
+    }));
+    writeFileSync(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests }));
+    for (const args of [
+      ['image', 'create', '--file', layout, 'many'],
+      ['image', 'create', '--file', layout, '--ref', 'r'.repeat(100_000), 'many'],
+      ['image', 'create', '--file', layout, 'n'.repeat(100_000)],
+    ]) {
+      const r = await nb(args);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(r.stderr.length).toBeLessThan(1100);
+    }
+    expect((await nb(['image', 'create', '--file', layout, 'many'])).stderr).toBe(
+      'novabox: the OCI layout holds 10000 images: name one (some/long/reference/name-0, some/long/reference/name-1, ' +
+        'some/long/reference/name-2, some/long/reference/name-3, some/long/reference/name-4 and 9995 more)\n',
+    );
+    expect((await images()).map((i) => i.Name)).toEqual(['busybox']);
   });
 
   it('shares layers between images and removes one only with its last image', async () => {

@@ -2,8 +2,10 @@
  * Servers for real: the Nova lifecycle with state checks after every step, on real
  * containers, through bin/novabox. Each test leaves the census as it found it.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { census, type Census } from '../helpers/census.js';
 import { BIN, IN_GUEST, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
@@ -200,10 +202,41 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
       const r = await nb(args);
       expect(r.exitCode, args.join(' ')).toBe(code);
       expect(r.stderr).toMatch(msg);
-      expect(r.stderr.trim().split('\n').filter((l) => !l.startsWith('hint:'))).toHaveLength(1);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1); // one sentence, a hint in parentheses
     }
     expect(JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout)).toEqual([]);
   });
+
+  it('an image whose /proc, /dev, /sys or /etc is a symlink fails to start naming the op, on the bridge network too', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'nbx-symdirs-'));
+    try {
+      const layer = readdirSync(`${root}/layers/sha256`)[0];
+      for (const dir of ['proc', 'dev', 'sys', 'etc']) {
+        const img = join(work, dir);
+        execFileSync('cp', ['-a', `${root}/layers/sha256/${layer}/.`, img]);
+        rmSync(join(img, dir), { recursive: true, force: true });
+        symlinkSync(`../../../../../../nbx-nowhere-${dir}`, join(img, dir)); // inside the root: a dangling link
+        execFileSync('tar', ['-C', img, '-cf', `${img}.tar`, '.']);
+        expect((await nb(['image', 'create', '--file', `${img}.tar`, `sym${dir}`])).exitCode).toBe(0);
+        const why = new RegExp(`^novabox: 1 of 1 servers failed: mkdir /${dir}: not a directory \\(op \\d+ of \\d+\\)\n$`);
+        // the init fails its op while the veth moves into its network namespace: the op is the cause
+        for (const [i, network] of ['novabox', 'novabox', 'novabox', 'none'].entries()) {
+          const r = await nb(['server', 'create', '--image', `sym${dir}`, '--flavor', 'c1.nano', '--network', network, `s${dir}${i}`]);
+          if (dir === 'etc' && network === 'none') {
+            expect(r.exitCode).toBe(0); // no /etc files to mount without a network
+          } else {
+            expect(r.exitCode, `${dir} ${network}`).toBe(1);
+            expect(r.stderr, `${dir} ${network}`).toMatch(why);
+            expect((await show(`s${dir}${i}`)).fault).toMatchObject({ message: expect.stringMatching(new RegExp(`^mkdir /${dir}: not a directory`)) });
+          }
+          expect((await nb(['server', 'delete', `s${dir}${i}`])).exitCode).toBe(0);
+        }
+        expect((await nb(['image', 'delete', `sym${dir}`])).exitCode).toBe(0);
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('duplicate names are allowed, but a name lookup then refuses the ambiguity', async () => {
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'dup']);

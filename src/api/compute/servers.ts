@@ -10,6 +10,7 @@ import { imageIdOfServer } from '../image/catalog.js';
 import { actionView, eventView, serverBasic, serverBrief, serverDetail } from './views.js';
 import { QUOTAS } from './limits.js';
 import { type ComputeCtx, type Req, imageOfRef, inBackground, wrappedAny, newAdminPass, checkMetaCount } from './context.js';
+import { quote } from '../../util/text.js';
 
 export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
   const { deps, compute, store, log, blocking, caller, server, viewCtx, flavorFor } = ctx;
@@ -217,7 +218,7 @@ function checkSecurityGroups(v: unknown): void {
   if (!Array.isArray(v)) throw new BadRequest("Invalid input for field/attribute security_groups: expected a list");
   for (const g of v) {
     if (!isObject(g) || g.name !== 'default') {
-      throw new BadRequest(`Security group ${JSON.stringify(isObject(g) ? g.name : g)} not found: novabox has only "default"`);
+      throw new BadRequest(`Security group ${quote(isObject(g) ? g.name : g)} not found: novabox has only "default"`);
     }
   }
 }
@@ -237,7 +238,7 @@ function networksOf(v: unknown, count: number): { network: 'none' | 'novabox'; f
   if (!isObject(n)) throw new BadRequest('Invalid input for field/attribute networks: each entry must be an object');
   if (n.uuid !== undefined || n.port !== undefined) {
     const id = n.uuid ?? n.port;
-    if (typeof id !== 'string' || !isUuid(id)) throw new BadRequest(`Bad networks format: network uuid ${JSON.stringify(id)} is not in proper format`);
+    if (typeof id !== 'string' || !isUuid(id)) throw new BadRequest(`Bad networks format: network uuid ${quote(id)} is not in proper format`);
     throw new BadRequest(`Network ${id} could not be found.`);
   }
   const ip = ipAddress(n, 'fixed_ip', 4);

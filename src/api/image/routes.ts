@@ -15,6 +15,7 @@ import { baseUrl, callerOf, type ApiDeps } from '../request.js';
 import { bool, int, isObject, isUuid, str, type Json } from '../validate.js';
 import type { CreateImageRequest, GlanceImage, ImagePatch } from './catalog.js';
 import { glanceImage, imageSchema, imageVersions, CORE_KEYS } from './views.js';
+import { quote } from '../../util/text.js';
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | undefined> }>;
 
@@ -159,14 +160,14 @@ export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
 function enumField<T extends string>(b: Json, field: string, allowed: readonly T[]): T | undefined {
   const v = str(b, field, { nullable: true });
   if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) throw new BadRequest(`Invalid input for field '${field}': "${v}" is not one of ${allowed.join(', ')}`);
+  if (!allowed.includes(v as T)) throw new BadRequest(`Invalid input for field '${field}': ${quote(v)} is not one of ${allowed.join(', ')}`);
   return v as T;
 }
 
 function strictBool(b: Json, field: string): boolean | undefined {
   const v = b[field];
   if (v === undefined) return undefined;
-  if (typeof v !== 'boolean') throw new BadRequest(`Invalid input for field '${field}': ${JSON.stringify(v)} is not of type 'boolean'`);
+  if (typeof v !== 'boolean') throw new BadRequest(`Invalid input for field '${field}': ${quote(v)} is not of type 'boolean'`);
   return bool(b, field);
 }
 

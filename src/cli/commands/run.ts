@@ -46,7 +46,8 @@ export function register(program: Command, ctx: CliContext): void {
     .addHelpText('after', `
 Exit status: the command's own; 128+N when it was killed by signal N (137: SIGKILL,
 e.g. out of memory); 125 when the container could not be set up; 126 when the command
-cannot be executed; 127 when it is not found; 1 for novabox's own errors.
+cannot be executed; 127 when it is not found; 2 for bad input (an option, a volume);
+1 for novabox's other errors.
 
 Examples:
   novabox run --rm busybox sh -c 'echo $$; hostname'

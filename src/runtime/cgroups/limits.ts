@@ -4,6 +4,7 @@
  */
 import { BadRequest } from '../../errors.js';
 import type { CgroupLimits, CgroupWrite } from './types.js';
+import { quote } from '../../util/text.js';
 
 export const DEFAULT_CPU_PERIOD_US = 100_000;
 /** sched/core.c: the CFS bandwidth quota and period must each be at least 1 ms */
@@ -36,6 +37,13 @@ export function parseMemory(text: string): number {
  * 0.5 CPUs -> 50 ms of CPU time every 100 ms. More CPUs than the host has is allowed: the
  * kernel accepts it (the quota then never binds), and flavors may overcommit, as Nova's do.
  */
+/** A CPU count as given (`--cpus 0.5`): a number greater than 0. */
+export function parseCpus(text: string): number {
+  const cpus = /^\s*[0-9.eE+]+\s*$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(cpus) || cpus <= 0) throw new BadRequest(`invalid CPU count ${quote(text)}: expected a number greater than 0, e.g. 0.5`);
+  return cpus;
+}
+
 export function cpusToQuota(
   cpus: number,
   periodUs: number = DEFAULT_CPU_PERIOD_US,

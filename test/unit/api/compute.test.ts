@@ -301,6 +301,23 @@ describe('Nova 2.1 (in process)', () => {
     expect(xml.status).toBe(415);
   });
 
+  it('quotes at most a bounded part of a bad value in its fault', async () => {
+    const { req, token } = api();
+    const t = await token();
+    const big = 'z'.repeat(500_000);
+    for (const body of [
+      { server: { name: 'x', imageRef: big, flavorRef: '1' } },
+      { server: { name: 'x', imageRef: api().imageId, flavorRef: '1', metadata: { [big]: 'v' } } },
+      { server: { name: 'x', imageRef: api().imageId, flavorRef: '1', [big]: 1 } },
+      { server: { name: ` ${big}`, imageRef: api().imageId, flavorRef: '1' } },
+    ]) {
+      const r = await req('POST', '/compute/v2.1/servers', { token: t, body });
+      expect([400, 404]).toContain(r.status);
+      const fault = Object.values(r.json as Record<string, { message: string }>)[0]!;
+      expect(fault.message.length).toBeLessThan(1100);
+    }
+  });
+
   it('readers change nothing; non-admins cannot manage flavors or read hypervisors', async () => {
     const { req, token } = api();
     const admin = await token();

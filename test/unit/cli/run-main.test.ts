@@ -39,11 +39,11 @@ describe('the run-only entry', () => {
     expect(plan.plan.ops.at(-1)?.op).toBe('exec');
   });
 
-  it("maps a bad request to run's exit status 1 with one line on stderr", async () => {
+  it("maps a bad request to run's exit status 2 with one line on stderr", async () => {
     let err = '';
     vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
     const code = await main(['run', '--dry-run', '--hostname', 'bad_host!', '--rootfs', rootfs, 'true']);
-    expect(code).toBe(1);
+    expect(code).toBe(2);
     expect(err).toBe('novabox: invalid hostname "bad_host!"\n');
   });
 

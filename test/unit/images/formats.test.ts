@@ -42,6 +42,16 @@ describe('OCI manifests', () => {
     expect(() => pickManifest(two, 'nope')).toThrow(/no image named "nope"/);
     expect(() => pickManifest({ manifests: [] })).toThrow(/lists no manifests/);
     expect(() => pickManifest({ manifests: [{ digest: 'md5:x' }] })).toThrow(/without a sha256 digest/);
+    // an index of 10,000 entries: one short line naming five of them
+    const many = { manifests: Array.from({ length: 10_000 }, (_, i) => ({ ...m(`sha256:${i.toString(16).padStart(64, '0')}`), annotations: { 'org.opencontainers.image.ref.name': `ref-${i}` } })) };
+    let msg = '';
+    try {
+      pickManifest(many, undefined, 'none');
+    } catch (err) {
+      msg = (err as Error).message;
+    }
+    expect(msg).toBe('the OCI layout holds 10000 images: name one (ref-0, ref-1, ref-2, ref-3, ref-4 and 9995 more)');
+    expect(() => pickManifest(many, 'r'.repeat(100_000))).toThrow(/^the OCI layout has no image named "r{200}"…$/);
   });
   it('parses a manifest and its config', () => {
     const plan = parseManifest({ schemaVersion: 2, config: m(D('c')), layers: [m(D('1')), m(D('2'))] });

@@ -1,7 +1,13 @@
+import { execFileSync } from 'node:child_process';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { EntryChecker, TarValidator, normalizeName, parseHeader, parsePax, unsafePath, whiteoutTarget, type TarEntry } from '../../../src/images/tarstream.js';
-import { fileHeader } from '../../../src/images/archive.js';
+import {
+  EntryChecker, TarValidator, normalizeName, parseHeader, parsePax, parseSparseExtension, unsafePath, whiteoutTarget, type TarEntry,
+} from '../../../src/images/tarstream.js';
+import { TarSource, fileHeader } from '../../../src/images/archive.js';
 
 function header(name: string, type: string, opts: { linkname?: string; size?: number; major?: number; minor?: number } = {}): Buffer {
   const h = fileHeader(name.length > 100 ? name.slice(0, 100) : name, opts.size ?? 0);
@@ -177,3 +183,101 @@ describe('whiteout conversion (OCI -> overlay)', () => {
     expect(whiteoutTarget('etc/x.wh.y')).toBeUndefined();
   });
 });
+
+describe('GNU sparse files (tar --sparse --format=gnu, the old format)', () => {
+  // GNU tar itself makes the archives: a file with 41 stretches of data needs the 4 map
+  // entries of the header and two extension blocks of 21
+  const made = (() => {
+    const dir = mkdtempSync(join(tmpdir(), 'nbx-sparse-'));
+    try {
+      const make = (name: string, stretches: number) => {
+        const fd = openSync(join(dir, 'root', name), 'w');
+        for (let i = 0; i < stretches; i++) writeSync(fd, Buffer.alloc(4096, `${name}${i}|`), 0, 4096, i * 65536 + 1000);
+        ftruncateSync(fd, stretches * 65536 + 12345);
+        closeSync(fd);
+        return readFileSync(join(dir, 'root', name));
+      };
+      mkdirSync(join(dir, 'root'));
+      const files = { 'few.img': make('few.img', 2), 'many.img': make('many.img', 41) };
+      execFileSync('tar', ['--sparse', '--format=gnu', '-C', join(dir, 'root'), '-cf', join(dir, 'gnu.tar'), '.']);
+      return { files, tar: readFileSync(join(dir, 'gnu.tar')) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  })();
+
+  it('GNU tar wrote S entries, one with extension blocks', () => {
+    const types: string[] = [];
+    for (let off = 0; off + 512 <= made.tar.length; ) {
+      const h = parseHeader(made.tar.subarray(off, off + 512));
+      if (!h) break;
+      types.push(`${normalizeName(h.name)}:${h.type}:${h.sparse?.extended ?? '-'}`);
+      off += 512;
+      for (let more = h.sparse?.extended; more; off += 512) more = parseSparseExtension(made.tar.subarray(off, off + 512)).extended;
+      off += Math.ceil(h.size / 512) * 512;
+    }
+    expect(types.sort()).toEqual([':5:-', 'few.img:S:false', 'many.img:S:true']);
+  });
+
+  it('passes the archive through unchanged, in any chunking, and sees each file with its real size', async () => {
+    for (const step of [made.tar.length, 512, 100, 7]) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < made.tar.length; i += step) chunks.push(made.tar.subarray(i, i + step));
+      const seen: TarEntry[] = [];
+      const v = new TarValidator({ trusted: false });
+      v.onEntry = (e) => seen.push(e);
+      const parts: Buffer[] = [];
+      v.on('data', (d: Buffer) => parts.push(d));
+      await new Promise<void>((resolve, reject) => {
+        v.on('error', reject);
+        v.on('end', resolve);
+        Readable.from(chunks).pipe(v);
+      });
+      expect(Buffer.concat(parts).subarray(0, made.tar.length).equals(made.tar)).toBe(true);
+      const sparse = seen.filter((e) => e.sparse).map((e) => [normalizeName(e.name), e.sparse!.realSize, e.sparse!.map.length]);
+      expect(sparse.sort()).toEqual([['few.img', made.files['few.img'].length, 3], ['many.img', made.files['many.img'].length, 42]]);
+    }
+  });
+
+  it('reads a sparse member of an archive (TarSource) as the file it was', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nbx-sparse-src-'));
+    try {
+      writeFileSync(join(dir, 'a.tar'), made.tar);
+      const src = new TarSource(join(dir, 'a.tar'));
+      for (const [name, want] of Object.entries(made.files)) {
+        expect(src.size(name)).toBe(want.length);
+        expect(src.read(name).equals(want)).toBe(true);
+        const streamed: Buffer[] = [];
+        for await (const c of src.open(name)) streamed.push(c as Buffer);
+        expect(Buffer.concat(streamed).equals(want)).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a sparse map that does not add up, or runs past the file', async () => {
+    const at = made.tar.indexOf(Buffer.from('few.img'));
+    const start = at - (at % 512);
+    const broken = (patch: (h: Buffer) => void) => {
+      const t = Buffer.from(made.tar);
+      const h = t.subarray(start, start + 512);
+      patch(h);
+      h.fill(0x20, 148, 156);
+      let sum = 0;
+      for (let i = 0; i < 512; i++) sum += h[i]!;
+      h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1');
+      return [t];
+    };
+    // the first stretch made 1 byte longer: the map no longer matches the stored data
+    const longer = await run(broken((h) => h.write((num(h, 398) + 1).toString(8).padStart(11, '0') + '\0', 398, 'latin1')));
+    expect(longer.err?.message).toMatch(/entry "\.\/few\.img": a sparse map of \d+ bytes for \d+ bytes of data/);
+    // a real size smaller than the stretches
+    const short = await run(broken((h) => h.write('00000000001\0', 483, 'latin1')));
+    expect(short.err?.message).toMatch(/stretches past the end of the file/);
+  });
+});
+
+function num(h: Buffer, at: number): number {
+  return parseInt(h.toString('latin1', at, at + 12).replace(/\0.*$/s, '').trim(), 8);
+}

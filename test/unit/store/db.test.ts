@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openStore } from '../../../src/store/db.js';
@@ -18,6 +18,18 @@ describe('openStore', () => {
     expect(s.db.pragma('busy_timeout', { simple: true })).toBe(30000);
     expect(s.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
     expect(s.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+  });
+
+  it('makes the database, its -wal and -shm 0600, and fixes files an older novabox made 0644', () => {
+    const path = join(t.dir(), 'novabox.db');
+    const modes = () => [path, `${path}-wal`, `${path}-shm`].map((f) => statSync(f).mode & 0o777);
+    const a = t.open(path);
+    a.flavors.create({ name: 'w', vcpus: 1, ramMiB: 1, diskGiB: 0 }); // the -wal and -shm exist while it is open
+    expect(modes()).toEqual([0o600, 0o600, 0o600]);
+    for (const f of [path, `${path}-wal`, `${path}-shm`]) chmodSync(f, 0o644);
+    const b = t.open(path); // a second connection while the first keeps the -wal and -shm
+    expect(modes()).toEqual([0o600, 0o600, 0o600]);
+    expect(b.flavors.list().map((f) => f.name)).toContain('w');
   });
 
   it('defaults to novabox.db under NOVABOX_ROOT', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BadRequest } from '../../../../src/errors.js';
-import { cpusToQuota, parseMemory, sharesToWeight, toCgroupWrites } from '../../../../src/runtime/cgroups/limits.js';
+import { cpusToQuota, parseCpus, parseMemory, sharesToWeight, toCgroupWrites } from '../../../../src/runtime/cgroups/limits.js';
 import type { CgroupLimits, CgroupWrite } from '../../../../src/runtime/cgroups/types.js';
 
 const v2 = (file: string, value: string, optional?: boolean): CgroupWrite => ({
@@ -151,5 +151,16 @@ describe('cpusToQuota', () => {
   ])('rejects %d', (cpus, message) => {
     expect(() => cpusToQuota(cpus)).toThrow(BadRequest);
     expect(() => cpusToQuota(cpus)).toThrow(message);
+  });
+});
+
+describe('parseCpus', () => {
+  it.each([['0.5', 0.5], ['2', 2], [' 1.5 ', 1.5], ['.25', 0.25], ['1e1', 10]])('reads %j', (text, want) => {
+    expect(parseCpus(text)).toBe(want);
+  });
+
+  it.each(['abc', '', '-1', '0', 'NaN', 'Infinity', '0x10', '1,5'])('refuses %j naming what was given', (text) => {
+    expect(() => parseCpus(text)).toThrow(BadRequest);
+    expect(() => parseCpus(text)).toThrow(`invalid CPU count ${JSON.stringify(text)}: expected a number greater than 0, e.g. 0.5`);
   });
 });
