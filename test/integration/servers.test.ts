@@ -5,8 +5,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { census, type Census } from '../helpers/census.js';
-import { BIN, IN_GUEST, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { census, leasesOf, vethsOf, type Census } from '../helpers/census.js';
+import { BIN, IN_GUEST, cliEnv, killCliAt, runCli, tempRoot } from '../helpers/run-cli.js';
 import { V1_CONTROLLERS } from '../../src/runtime/cgroups/v1.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -248,25 +248,26 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
 });
 
 describe.skipIf(!isRoot)('novabox server: a CLI killed mid-create (root)', () => {
-  it('the next command marks the server ERROR and delete leaves nothing behind', async () => {
-    const { root, remove } = tempRoot('nbx-kill-');
+  it('killed with its container running but not recorded: the next command marks it ERROR with a fault, stops the container, releases the lease; delete leaves nothing', async () => {
+    const { root, remove, bridge } = tempRoot('nbx-kill-');
     try {
       expect((await runCli(['run', '--rm', 'busybox', 'true'], { root })).exitCode).toBe(0);
       const before = census(root);
-      // Kill the CLI as soon as the server's directory appears: the middle of its start.
-      const child = spawn(process.execPath, [BIN, 'server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'victim'], {
-        env: cliEnv(root), stdio: 'ignore',
-      });
-      for (let i = 0; i < 500; i++) {
-        if (existsSync(`${root}/servers`) && readdirSync(`${root}/servers`).length) break;
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      child.kill('SIGKILL');
-      await new Promise((r) => child.on('close', r));
+      // the same code path as every create, stopped (SIGSTOP) after startServer() returned
+      // and before the record says ACTIVE, then killed there (src/util/test-pause.ts)
+      await killCliAt('server-started', ['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'victim'], root);
+      const running = census(root);
+      expect(running.cgroups.length, 'the container runs when the CLI dies').toBeGreaterThan(before.cgroups.length);
+      expect(leasesOf(root)).toHaveLength(1);
+      expect(vethsOf(bridge)).toHaveLength(1);
       const s = JSON.parse((await runCli(['server', 'show', 'victim', '-f', 'json'], { root })).stdout);
-      // Either it finished before the kill landed, or the next command repaired it.
-      expect(['ACTIVE', 'ERROR']).toContain(s.status);
-      if (s.status === 'ERROR') expect(s.fault.message).toContain('stopped during');
+      expect(s).toMatchObject({ status: 'ERROR', 'OS-EXT-STS:task_state': null, addresses: {} });
+      expect(s.fault).toMatchObject({ code: 500, message: 'the command creating the server stopped during spawning' });
+      // repaired by that show: the container stopped, its cgroup, veth and lease gone
+      const repaired = census(root);
+      expect({ ...repaired, stateFiles: [] }).toEqual({ ...before, stateFiles: [] });
+      expect(leasesOf(root)).toEqual([]);
+      expect(vethsOf(bridge)).toEqual([]);
       expect((await runCli(['server', 'delete', 'victim'], { root })).exitCode).toBe(0);
       const after = census(root);
       expect({ ...after, stateFiles: [] }).toEqual({ ...before, stateFiles: [] });
