@@ -164,7 +164,10 @@ function vmTests() {
 function e2eTests() {
   const label = 'end-to-end tests (openstack client against novabox serve)';
   const client = spawnSync('sh', ['-c', 'command -v openstack'], { env }).status === 0;
-  const sdk = spawnSync('python3', ['-c', 'import openstack'], { env, stdio: 'ignore' }).status === 0;
+  // openstacksdk on the python the client runs on (its #! line; the e2e test uses the same)
+  const bin = client ? spawnSync('sh', ['-c', 'command -v openstack'], { env, encoding: 'utf8' }).stdout.trim() : '';
+  const py = (bin && /^#!\s*(\S*python\S*)/.exec(readFileSync(bin, 'utf8').split('\n')[0])?.[1]) || 'python3';
+  const sdk = spawnSync(py, ['-c', 'import openstack'], { env, stdio: 'ignore' }).status === 0;
   const missing = [!isRoot && 'not root', !client && 'no openstack client (python3-openstackclient)', !sdk && 'no openstacksdk (python3-openstacksdk)'].filter(Boolean);
   if (missing.length) return cannotRun(label, vitestRun(['test/e2e'], true).total, missing.join(', '));
   vitest(label, ['test/e2e']);
