@@ -382,7 +382,7 @@ c.compute.wait_for_delete(s, wait=60, interval=0.2)
 print(json.dumps({'names': names, 'stopped': stopped, 'snapshot': snap_status, 'left': sorted(x.name for x in c.compute.servers()),
                   'images': sorted(i.name for i in c.image.images())}))
 `;
-    const r = await run(PY, ['-c', script], adminEnv);
+    const r = await run(PY, ['-c', script], adminEnv, 100_000); // one process for the whole walk: 10-30 s
     expect(r.stderr.split('\n').filter((l) => /Error|Traceback/.test(l))).toEqual([]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ names: ['cli1', 'sdk1', 'web1'], stopped: 'SHUTOFF', snapshot: 'active', left: ['cli1', 'web1'], images: ['busybox'] });

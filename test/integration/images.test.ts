@@ -62,10 +62,10 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     expect(existsSync(join(root, 'tmp')) ? readdirSync(join(root, 'tmp')) : []).toEqual([]);
   });
 
-  it('imports rootfs tarballs (tar, gzip, zstd, xz) keeping modes, owners, xattrs, setuid and hard links', async () => {
+  it('imports rootfs tarballs (tar, gzip, zstd, xz, bzip2) keeping modes, owners, xattrs, setuid and hard links', async () => {
     const want = treeDigest(rootfs);
     let first: string | undefined;
-    for (const c of ['none', 'gzip', 'zstd', 'xz'] as const) {
+    for (const c of ['none', 'gzip', 'zstd', 'xz', 'bzip2'] as const) {
       const file = join(work, `rootfs-${c}.tar`);
       tarball(rootfs, file, c);
       const r = await nb(['image', 'create', '--file', file, '--property', `comp=${c}`, `tb-${c}`, '-f', 'json']);
@@ -85,7 +85,7 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     expect((await nb(['server', 'create', '--image', 'tb-zstd', '--flavor', 'm1.tiny', 'tb1'])).exitCode).toBe(0);
     const e = await nb(['server', 'exec', 'tb1', '--', 'sh', '-c', 'cat /srv/data/hello; stat -c "%a %u:%g" /srv/data/suid /srv/data/owned']);
     expect(e.stdout).toBe('hello world\n4755 0:0\n640 1000:1000\n');
-    for (const c of ['none', 'gzip', 'xz']) expect((await nb(['image', 'delete', `tb-${c}`])).exitCode).toBe(0);
+    for (const c of ['none', 'gzip', 'xz', 'bzip2']) expect((await nb(['image', 'delete', `tb-${c}`])).exitCode).toBe(0);
     const inUse = await nb(['image', 'delete', 'tb-zstd']);
     expect(inUse.exitCode).toBe(4);
     expect(inUse.stderr).toMatch(/^novabox: image "tb-zstd" is in use by 1 server \(tb1\)\n/);
@@ -94,6 +94,27 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     expect((await nb(['image', 'delete', 'tb-zstd'])).exitCode).toBe(0);
     expect(existsSync(layerDir(first!))).toBe(false);
     expect(existsSync(join(root, 'images/tb-zstd.json'))).toBe(false);
+  });
+
+  it('imports a plain rootfs directory: the same tree as its tarball, and a server boots from it', async () => {
+    const want = treeDigest(rootfs);
+    const r = await nb(['image', 'create', '--file', rootfs, 'plaindir', '-f', 'json']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const img = JSON.parse(r.stdout);
+    expect(img).toMatchObject({ name: 'plaindir', status: 'active' });
+    const layers = img.properties.layers.split(',');
+    expect(layers).toHaveLength(1);
+    const dir = layerDir(layers[0]);
+    expect(treeDigest(dir)).toEqual(want);
+    expect(getXattr(join(dir, 'srv/data/hello'), 'user.novabox.test')).toBe('kept');
+    expect(treeDigest(rootfs)).toEqual(want); // the source directory is left as it was
+    expect((await nb(['server', 'create', '--image', 'plaindir', '--flavor', 'c1.nano', 'pd1'])).exitCode).toBe(0);
+    const e = await nb(['server', 'exec', 'pd1', '--', 'sh', '-c', 'cat /srv/data/hello; stat -c "%a %u:%g" /srv/data/suid /srv/data/owned']);
+    expect(e.stdout).toBe('hello world\n4755 0:0\n640 1000:1000\n');
+    expect((await nb(['server', 'delete', 'pd1'])).exitCode).toBe(0);
+    expect((await nb(['image', 'delete', 'plaindir'])).exitCode).toBe(0);
+    expect(existsSync(dir)).toBe(false);
   });
 
   it('imports an OCI layout made by umoci (dir and oci-archive) and a docker-archive made by skopeo, whiteouts applied', async () => {

@@ -88,6 +88,52 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(Number(lines.at(-1))).toBeGreaterThan(0);
   });
 
+  it('gets an ipc namespace of its own: another one than the host\'s and than another container\'s', async () => {
+    const hostIpc = execFileSync('readlink', ['/proc/self/ns/ipc'], { encoding: 'utf8' }).trim();
+    // A lives until B has read its own (a freed namespace's number can be reused): it waits
+    // for a file the test makes in a bound host directory
+    const dir = mkdtempSync(join(tmpdir(), 'nbx-ipc-'));
+    try {
+      const pending = run(['--rm', '--network', 'none', '-v', `${dir}:/x`, 'busybox', 'sh', '-c', 'readlink /proc/self/ns/ipc > /x/a; while [ ! -e /x/go ]; do sleep 0.05; done; cat /x/a']);
+      for (let i = 0; i < 400 && !existsSync(join(dir, 'a')); i++) await new Promise((r) => setTimeout(r, 25));
+      const b = await run(['--rm', '--network', 'none', 'busybox', 'readlink', '/proc/self/ns/ipc']);
+      writeFileSync(join(dir, 'go'), '');
+      const a = await pending;
+      expect(a.exitCode, a.stderr).toBe(0);
+      const [ipcA, ipcB] = [a.stdout.trim(), b.stdout.trim()];
+      expect(ipcA).toMatch(/^ipc:\[\d+\]$/);
+      expect(ipcB).toMatch(/^ipc:\[\d+\]$/);
+      expect(ipcA).not.toBe(hostIpc);
+      expect(ipcB).not.toBe(ipcA); // both alive at once: two namespaces
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('makes /dev with exactly its own nodes and links', async () => {
+    const r = await run(['--rm', '--network', 'none', 'busybox', 'sh', '-c',
+      'cd /dev; for f in $(ls -A); do if [ -L $f ]; then echo "$f -> $(readlink $f)"; elif [ -c $f ]; then echo "$f c $(stat -c "%t:%T %a" $f)"; elif [ -d $f ]; then echo "$f/ $(stat -c %a $f)"; else echo "$f ?"; fi; done; ls -A /dev/pts; ls -A /dev/shm; ls -A /dev/mqueue']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      'core -> /proc/kcore',
+      'fd -> /proc/self/fd',
+      'full c 1:7 666',
+      'mqueue/ 1777',
+      'null c 1:3 666',
+      'ptmx -> pts/ptmx',
+      'pts/ 755',
+      'random c 1:8 666',
+      'shm/ 1777',
+      'stderr -> /proc/self/fd/2',
+      'stdin -> /proc/self/fd/0',
+      'stdout -> /proc/self/fd/1',
+      'tty c 5:0 666',
+      'urandom c 1:9 666',
+      'zero c 1:5 666',
+      'ptmx', // /dev/pts: its own devpts (no pty open), /dev/shm and /dev/mqueue empty
+    ]);
+  });
+
   it('drops capabilities to the allow-list and sets no_new_privs', async () => {
     const s = await run(['--rm', 'busybox', 'cat', '/proc/self/status']);
     const field = (n: string) => new RegExp(`^${n}:\\s+(\\S+)`, 'm').exec(s.stdout)?.[1];
