@@ -1,18 +1,27 @@
 #!/bin/bash
 # bench/api.sh - `novabox serve` under plain HTTP clients, beside the cold-CLI crun cycle.
 #
-#   1. anchor  ../shared/bench/anchors/full-cycle.sh with ANCHOR_CANDIDATES=crun: the cold
-#              `crun run -d` (sleep 100000) up time, then kill + delete, one at a time
-#   2. latency a warm serve; one client: POST /servers (busybox, c1.nano), then
-#              GET /servers/{id} every POLL_MS (1) until ACTIVE, then DELETE: LAT_N rounds,
-#              without a network (as the anchors' containers) and on the bridge network;
-#              also the server-recorded time (launched_at - POST sent), free of polling
+#   1. paired  BLOCKS (5) blocks, each: the anchor ../shared/bench/anchors/full-cycle.sh
+#              with ANCHOR_CANDIDATES=crun (the cold `crun run -d` (sleep 100000) up time,
+#              then kill + delete, one at a time; ANCHOR_ROUNDS/BLOCKS rounds), then a warm
+#              serve's latency (LAT_N/BLOCKS rounds, no network): both sides in the same
+#              time window, block by block; the ratio is the median of the blocks' ratios.
+#              What each side pays: crun a cold CLI (process start, its own state, the OCI
+#              bundle made beforehand by the anchor, no network, no image); serve a warm
+#              process: HTTP, the token check, the database record, the container start
+#              (image layers mounted, no network), and the client's 1 ms polling.
+#   2. latency the same serve, one client: POST /servers (busybox, c1.nano), then
+#              GET /servers/{id} every POLL_MS (1) until ACTIVE, then DELETE: LAT_N rounds
+#              on the bridge network; also the server-recorded time (launched_at - POST
+#              sent), free of polling
 #   3. load    N (200) creates by CLIENTS (8) concurrent clients, each create followed by
 #              polling until ACTIVE; servers/second over the whole batch; then all deleted
 #              (both network modes)
 #   Targets (issue 6): create -> ACTIVE <= 15 ms median, >= 60 servers/s.
 #
-# Run as root:  bench/api.sh            N=200 CLIENTS=8 LAT_N=40 ANCHOR_ROUNDS=30
+# serve runs with its defaults (an access-log line per request, to its log file);
+# SERVE_ARGS=--no-access-log measures without it (the table says which).
+# Run as root:  bench/api.sh            N=200 CLIENTS=8 LAT_N=40 ANCHOR_ROUNDS=30 BLOCKS=5
 # Everything runs under a private state root (/run/novabox-bench-api.XXXXXX) and cgroup
 # parent (novabox-bench-api-<pid>); serve listens on 127.0.0.1 on a free port. Every server
 # made is deleted by the client; the exit trap stops serve, force-deletes anything left,
@@ -32,7 +41,10 @@ N=${N:-200}
 CLIENTS=${CLIENTS:-8}
 LAT_N=${LAT_N:-40}
 ROUNDS=${ANCHOR_ROUNDS:-30}
+BLOCKS=${BLOCKS:-5}
+SERVE_ARGS=${SERVE_ARGS:-}
 [ "$N" -le 1000 ] || bdie "N is at most 1000"
+[ "$BLOCKS" -ge 1 ] && [ "$ROUNDS" -ge "$BLOCKS" ] && [ "$LAT_N" -ge "$BLOCKS" ] || bdie "BLOCKS must be at most ANCHOR_ROUNDS and LAT_N"
 
 PARENT=novabox-bench-api-$$
 SERVE_PID=""
@@ -59,43 +71,59 @@ api_cleanup() {
 }
 trap api_cleanup EXIT
 
-# ---- 1. the crun anchor ----------------------------------------------------------
-blog "anchor: full-cycle.sh, crun only, rounds=$ROUNDS"
+# ---- serve, warm --------------------------------------------------------------------
 busy_watch_start "$TMP/busy"
-ANCHOR_CANDIDATES=crun ANCHOR_ROUNDS=$ROUNDS timeout -k 30 900 "$ANCHORS/full-cycle.sh" >"$TMP/anchor.out" || bdie "full-cycle.sh failed"
-grep -E '^cycle_(up|total)_ms crun' "$TMP/anchor.out"
-CRUN_UP=$(sed -n 's/^cycle_up_ms crun .*median=\([^ ]*\).*/\1/p' "$TMP/anchor.out")
-
-# ---- 2./3. serve -------------------------------------------------------------------
-NOVABOX_ADMIN_PASSWORD=$PASSWORD "$NOVABOX" serve --listen 127.0.0.1:0 --no-access-log >"$TMP/serve.log" 2>&1 </dev/null &
+# shellcheck disable=SC2086  # SERVE_ARGS: words
+NOVABOX_ADMIN_PASSWORD=$PASSWORD "$NOVABOX" serve --listen 127.0.0.1:0 $SERVE_ARGS >"$TMP/serve.log" 2>&1 </dev/null &
 SERVE_PID=$!
 for _ in $(seq 100); do grep -q 'listening on' "$TMP/serve.log" && break; sleep 0.1; done
 URL=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$TMP/serve.log" | head -1)
 [ -n "$URL" ] || { cat "$TMP/serve.log" >&2; bdie "serve did not start"; }
-blog "serve at $URL (pid $SERVE_PID)"
+blog "serve at $URL (pid $SERVE_PID) ${SERVE_ARGS:-with its defaults}"
 
 cl() { local mode=$1; shift; timeout -k 10 600 node "$HERE/api-client.mjs" "$mode" "$URL" admin "$PASSWORD" "$@"; }
 cl latency 5 >/dev/null || bdie "warm-up failed"                  # warm: code paths, image, caches
-cl latency "$LAT_N" | tee "$TMP/lat.out" || bdie "latency run failed"
+
+# ---- 1. crun and serve in the same blocks ---------------------------------------------
+med() { sed -n "s/^$1 .*median=\([^ ]*\).*/\1/p" "$2"; }
+: >"$TMP/blocks"
+for b in $(seq "$BLOCKS"); do
+  blog "block $b/$BLOCKS: crun anchor ($((ROUNDS / BLOCKS)) rounds), serve ($((LAT_N / BLOCKS)) rounds)"
+  ANCHOR_CANDIDATES=crun ANCHOR_ROUNDS=$((ROUNDS / BLOCKS)) timeout -k 30 900 "$ANCHORS/full-cycle.sh" >"$TMP/anchor.$b.out" || bdie "full-cycle.sh failed"
+  cl latency $((LAT_N / BLOCKS)) >"$TMP/lat.$b.out" || bdie "latency run failed"
+  c=$(sed -n 's/^cycle_up_ms crun .*median=\([^ ]*\).*/\1/p' "$TMP/anchor.$b.out")
+  s=$(med api_create_active_ms "$TMP/lat.$b.out")
+  r=$(med api_create_recorded_active_ms "$TMP/lat.$b.out")
+  echo "$c $s $r" >>"$TMP/blocks"
+  echo "api_block $b crun_up_median=$c serve_polled_median=$s serve_recorded_median=$r ratio=$(awk -v a="$s" -v b="$c" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "?" }')"
+done
+# medians over the blocks (of the blocks' medians), and of the blocks' paired ratios
+colmed() { awk -v k="$1" '{ print $k }' "$TMP/blocks" | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+CRUN_UP=$(colmed 1)
+LAT=$(colmed 2)
+REC=$(colmed 3)
+awk '{ if ($1 > 0) printf "%.3f\n", $2 / $1 }' "$TMP/blocks" | sort -g >"$TMP/ratios"
+RATIO=$(awk '{ v[NR] = $1 } END { if (NR % 2) printf "%.2f", v[(NR + 1) / 2]; else printf "%.2f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }' "$TMP/ratios")
+RATIO_RANGE="$(head -1 "$TMP/ratios")-$(tail -1 "$TMP/ratios")"
+
+# ---- 2./3. serve: bridge latency, throughput --------------------------------------------
 NETWORKS=auto cl latency 5 >/dev/null || bdie "warm-up (bridge) failed"
 NETWORKS=auto cl latency "$LAT_N" | tee "$TMP/lat-br.out" || bdie "latency run (bridge) failed"
 cl throughput "$N" "$CLIENTS" | tee "$TMP/tp.out" || bdie "throughput run failed"
 NETWORKS=auto cl throughput "$N" "$CLIENTS" | tee "$TMP/tp-br.out" || bdie "throughput run (bridge) failed"
 busy_watch_stop
 
-med() { sed -n "s/^$1 .*median=\([^ ]*\).*/\1/p" "$2"; }
-LAT=$(med api_create_active_ms "$TMP/lat.out")
-REC=$(med api_create_recorded_active_ms "$TMP/lat.out")
 LAT_BR=$(med api_create_active_ms "$TMP/lat-br.out")
 REC_BR=$(med api_create_recorded_active_ms "$TMP/lat-br.out")
 RATE=$(sed -n 's/^api_throughput .*servers_per_s=\([^ ]*\).*/\1/p' "$TMP/tp.out")
 RATE_BR=$(sed -n 's/^api_throughput .*servers_per_s=\([^ ]*\).*/\1/p' "$TMP/tp-br.out")
 echo
 echo "# novabox serve vs cold crun ($(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(busy_note), during the run $(busy_watch_report))"
+echo "# serve: ${SERVE_ARGS:-its defaults (access log on)}; crun and serve measured in the same $BLOCKS blocks"
 printf '%-56s %10s\n' "crun run -d (cold CLI, up), median ms" "$CRUN_UP"
 printf '%-56s %10s\n' "serve create -> ACTIVE, no network: polled (1 ms), median ms" "$LAT"
 printf '%-56s %10s\n' "serve create -> ACTIVE, no network: recorded, median ms" "$REC"
-printf '%-56s %10s\n' "serve create -> ACTIVE polled / crun up" "$(awk -v a="$LAT" -v b="$CRUN_UP" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "?" }')"
+printf '%-56s %10s\n' "serve polled / crun up, median of $BLOCKS blocks (range)" "$RATIO ($RATIO_RANGE)"
 printf '%-56s %10s\n' "serve create -> ACTIVE, bridge: polled / recorded, ms" "$LAT_BR / $REC_BR"
 printf '%-56s %10s\n' "serve servers/s ($N creates, $CLIENTS clients), no network" "$RATE"
 printf '%-56s %10s\n' "serve servers/s ($N creates, $CLIENTS clients), bridge" "$RATE_BR"

@@ -100,14 +100,24 @@ record_cg_parents() {
   for d in /sys/fs/cgroup/*/novabox /sys/fs/cgroup/novabox; do [ -d "$d" ] && CG_PARENTS_BEFORE+="$d "; done
   export CG_PARENTS_BEFORE
 }
-# new_root TAG -> sets and exports NOVABOX_ROOT to a fresh private dir
+# new_root TAG -> sets and exports NOVABOX_ROOT to a fresh private dir: under /run
+# (BENCH_STATE=tmpfs, the default: a tmpfs on most hosts) or under /var/tmp
+# (BENCH_STATE=disk: the disk filesystem, where users' /var/lib/novabox is as a rule).
+# The tables print which filesystem it was (root_fs).
 new_root() {
   record_cg_parents
-  mkdir -p /run
-  NB_ROOT=$(mktemp -d "/run/novabox-bench-$1.XXXXXX") || bdie "cannot create a state dir under /run"
+  local parent
+  case ${BENCH_STATE:-tmpfs} in tmpfs) parent=/run ;; disk) parent=/var/tmp ;; *) bdie "BENCH_STATE is tmpfs or disk" ;; esac
+  mkdir -p "$parent"
+  NB_ROOT=$(mktemp -d "$parent/novabox-bench-$1.XXXXXX") || bdie "cannot create a state dir under $parent"
+  NB_ROOT_FS=$(root_fs "$NB_ROOT")
+  export NB_ROOT_FS
   export NOVABOX_ROOT=$NB_ROOT NB_ROOT
   private_network "$NB_ROOT"
 }
+
+# root_fs DIR -> "tmpfs on /run", "ext4 on /" ...: the filesystem DIR is on
+root_fs() { df --output=fstype,target "$1" 2>/dev/null | awk 'NR == 2 { print $1 " on " $2 }'; }
 
 # private_network ROOT: a bridge and /16 of the root's own (config.json), so a benchmark
 # never shares novabox0 with a real state root; cleanup_root removes both.

@@ -19,7 +19,9 @@
 #      exit unless KEEP_ROOTFS=1), SHARED_DIR (<repo>/../shared),
 #      NOVABOX_BENCH_OPTS ("--memory 512m --pids-limit 1024 --network none": the anchors' limits,
 #      and no network like theirs; bench/network.sh measures the bridge network),
-#      WAIT_QUIET (0: seconds to wait for a running qemu-system to finish first).
+#      WAIT_QUIET (0: seconds to wait for a running qemu-system to finish first),
+#      BENCH_STATE (tmpfs: the private state root under /run; disk: under /var/tmp, on
+#      the filesystem of /var/lib/novabox; the table's header says which it was).
 # Output (stdout): the anchor's result lines, then a table and the line
 #   "novabox above node -e 0: N ms (median of paired differences)".
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -57,16 +59,17 @@ S=$ASTATE/sl
 P=$S.project.run.ms
 echo
 echo "# start latency, ms (rounds=$ROUNDS, $(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(busy_note), during the run $(busy_watch_report))"
-printf '%-14s %9s %9s %16s\n' candidate median p90 novabox/X
+echo "# novabox state root: ${NB_ROOT_FS:-?} (BENCH_STATE=${BENCH_STATE:-tmpfs}); counted: the rounds that succeeded (a failed round drops out of the medians)"
+printf '%-14s %9s %9s %16s %9s\n' candidate median p90 novabox/X counted
 for c in project $ANCHOR_CANDIDATES; do
   lbl=$c; [ "$c" = project ] && lbl=novabox
   f=$S.$c.run.ms
   if [ ! -f "$f" ] || grep -q "^$c " "$S.failed" 2>/dev/null; then
-    printf '%-14s %9s\n' "$lbl" failed; continue
+    printf '%-14s %9s %9s %16s %9s\n' "$lbl" failed - - "$( [ -f "$f" ] && grep -cE "^[0-9]+(\.[0-9]+)?$" "$f" || echo 0)/$ROUNDS"; continue
   fi
   read -r med p90 < <(sample_stats "$f")
   r=-; [ "$c" != project ] && r=$(paired "$P" "$f" ratio)
-  printf '%-14s %9s %9s %16s\n' "$lbl" "$med" "$p90" "$r"
+  printf '%-14s %9s %9s %16s %9s\n' "$lbl" "$med" "$p90" "$r" "$(grep -cE "^[0-9]+(\.[0-9]+)?$" "$f")/$ROUNDS"
 done
 if [ -f "$S.node-e0.run.ms" ] && ! grep -q '^project \|^node-e0 ' "$S.failed"; then
   echo "novabox above node -e 0: $(paired "$P" "$S.node-e0.run.ms" diff) ms (median of paired differences)"

@@ -1,12 +1,18 @@
 #!/usr/bin/env node
-// npm test: the native C tests, the unit tests (no root), and as root the integration
+// npm test: the native C checks, the unit tests (no root), and as root the integration
 // tests on this host and the end-to-end tests (the real openstack client against
 // `novabox serve`); then, where QEMU and Debian's cloud kernel are installed, the
 // integration tests again inside a pure cgroup-v2 guest (test/vm/run.sh).
-// Ends with one line: "N passed, N failed, N skipped".
+//
+// Counts tests, not files: every test that did not run is counted as skipped, with its
+// reason (a test's `ctx.skip(cond, reason)`, or the whole section's: not root, no
+// openstack client, no qemu or kernel image). The C checks are counted on their own line
+// ("C checks: N passed, N failed"); a failed C check is also a failure on the last line.
+// With CI=true a section that could not run is a failure: its tests count as failed.
+// The last line is always "N passed, N failed, N skipped" (CI reads it).
 //
 //   node scripts/test.mjs            everything that can run here
-//   node scripts/test.mjs --no-vm    skip the guest
+//   node scripts/test.mjs --no-vm    skip the guest (counted as skipped, by choice)
 //   node scripts/test.mjs --in-vm    what the guest runs: integration tests only
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -17,7 +23,13 @@ import { runGuards } from './guards.mjs';
 const args = new Set(process.argv.slice(2));
 const inVm = args.has('--in-vm');
 const isRoot = process.getuid?.() === 0;
+const ci = /^(1|true|yes)$/i.test(process.env.CI ?? '');
 const totals = { passed: 0, failed: 0, skipped: 0 };
+const cChecks = { passed: 0, failed: 0 };
+/** skip reason -> tests skipped for it */
+const skipReasons = new Map();
+/** sections that could not run at all: { label, tests, reason } */
+const notRun = [];
 const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS;
 delete env.NODE_OPTIONS;
@@ -26,25 +38,75 @@ function section(title) {
   process.stdout.write(`\n== ${title}\n`);
 }
 
-function vitest(label, paths) {
-  section(label);
+function addSkips(reason, n) {
+  if (n > 0) skipReasons.set(reason, (skipReasons.get(reason) ?? 0) + n);
+}
+
+/**
+ * Run vitest on `paths`; with `countOnly` run none of the tests (a name pattern nothing
+ * matches) and only count them. Returns the section's counts.
+ */
+function vitestRun(paths, countOnly) {
   const dir = mkdtempSync(join(tmpdir(), 'nbx-report-'));
   const report = join(dir, 'report.json');
+  const skipsFile = join(dir, 'skips.json');
+  const reporters = countOnly ? ['--reporter=json'] : ['--reporter=default', '--reporter=json', '--reporter=./scripts/vitest-skips.mjs'];
   const r = spawnSync(
     process.execPath,
-    ['node_modules/vitest/vitest.mjs', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...paths],
-    { stdio: 'inherit', env },
+    ['node_modules/vitest/vitest.mjs', 'run', ...reporters, `--outputFile.json=${report}`, ...(countOnly ? ['-t', 'a^'] : []), ...paths],
+    { stdio: countOnly ? ['ignore', 'ignore', 'inherit'] : 'inherit', env: { ...env, NBX_SKIPS_FILE: skipsFile } },
   );
-  let counted = false;
+  let counts;
   if (existsSync(report)) {
     const j = JSON.parse(readFileSync(report, 'utf8'));
-    totals.passed += j.numPassedTests;
-    totals.failed += j.numFailedTests + (j.numFailedTestSuites && !j.numFailedTests ? j.numFailedTestSuites : 0);
-    totals.skipped += j.numPendingTests + j.numTodoTests;
-    counted = true;
+    counts = {
+      total: j.numTotalTests,
+      passed: j.numPassedTests,
+      // a file that failed to load has no failed test: count it as one
+      failed: j.numFailedTests + (j.numFailedTestSuites && !j.numFailedTests ? j.numFailedTestSuites : 0),
+      skipped: j.numPendingTests + j.numTodoTests,
+      skips: existsSync(skipsFile) ? JSON.parse(readFileSync(skipsFile, 'utf8')) : [],
+    };
   }
   rmSync(dir, { recursive: true, force: true });
-  if (!counted || (r.status !== 0 && totals.failed === 0)) totals.failed += 1;
+  if (!counts) return { total: 0, passed: 0, failed: 1, skipped: 0, skips: [] }; // vitest itself failed
+  if (r.status !== 0 && counts.failed === 0 && !countOnly) counts.failed = 1; // this section's, not the running total
+  return counts;
+}
+
+function vitest(label, paths) {
+  section(label);
+  const c = vitestRun(paths, false);
+  totals.passed += c.passed;
+  totals.failed += c.failed;
+  totals.skipped += c.skipped;
+  const noted = c.skips.filter((s) => s.note);
+  for (const s of noted) addSkips(s.note, 1);
+  const unnoted = c.skipped - noted.length;
+  if (unnoted > 0) {
+    addSkips('no reason given (a test skipped without one: a defect)', unnoted);
+    for (const s of c.skips.filter((x) => !x.note)) process.stdout.write(`skipped without a reason: ${s.file} > ${s.name}\n`);
+  }
+  process.stdout.write(`${label}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped\n`);
+  return c;
+}
+
+/** A section that cannot run here: count its tests, and say why. */
+function cannotRun(label, tests, reason) {
+  section(label);
+  process.stdout.write(`not run (${tests} tests): ${reason}\n`);
+  notRun.push({ label, tests, reason });
+  if (ci) totals.failed += tests;
+  else {
+    totals.skipped += tests;
+    addSkips(`${label}: ${reason}`, tests);
+  }
+}
+
+let integrationCount;
+function countIntegration() {
+  integrationCount ??= vitestRun(['test/integration'], true).total;
+  return integrationCount;
 }
 
 /** Type check, lint, layer check (scripts/guards.mjs): each one that fails fails the run. */
@@ -54,28 +116,37 @@ function guards() {
 }
 
 function nativeTests() {
-  section('native-bindings (C)');
+  section('native-bindings (C checks)');
   const r = spawnSync('make', ['-s', '-C', 'native-bindings', 'test'], { stdio: ['ignore', 'pipe', 'inherit'], env });
   const out = r.stdout.toString();
   process.stdout.write(out);
-  let failedCount = 0;
+  let failed = 0;
   for (const m of out.matchAll(/(\d+) passed, (\d+) failed/g)) {
-    totals.passed += Number(m[1]);
-    failedCount += Number(m[2]);
+    cChecks.passed += Number(m[1]);
+    failed += Number(m[2]);
   }
-  totals.failed += failedCount;
-  if (r.status !== 0 && failedCount === 0) totals.failed += 1;
+  if (r.status !== 0 && failed === 0) failed = 1; // the build or a check program failed
+  cChecks.failed += failed;
+  totals.failed += failed;
+  process.stdout.write(`C checks: ${cChecks.passed} passed, ${cChecks.failed} failed\n`);
 }
 
 function vmTests() {
-  const kernels = existsSync('/boot') ? readdirSync('/boot').filter((f) => /^vmlinuz-.*-cloud-amd64$/.test(f)) : [];
-  const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { env }).status === 0;
-  section('integration tests in a pure cgroup v2 guest (test/vm)');
-  if (!isRoot || !kernels.length || !qemu) {
-    process.stdout.write('skipped: needs root, qemu-system-x86_64 and linux-image-cloud-amd64\n');
-    totals.skipped += 1;
+  const label = 'integration tests in a pure cgroup v2 guest (test/vm)';
+  if (args.has('--no-vm')) {
+    // asked for: counted as skipped, not a failure even in CI
+    section(label);
+    const n = countIntegration();
+    process.stdout.write(`not run (${n} tests): --no-vm\n`);
+    totals.skipped += n;
+    addSkips(`${label}: --no-vm`, n);
     return;
   }
+  const kernels = existsSync('/boot') ? readdirSync('/boot').filter((f) => /^vmlinuz-.*-cloud-amd64$/.test(f)) : [];
+  const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { env }).status === 0;
+  const missing = [!isRoot && 'not root', !qemu && 'no qemu-system-x86_64 (qemu-system-x86)', !kernels.length && 'no /boot/vmlinuz-*-cloud-amd64 (linux-image-cloud-amd64)'].filter(Boolean);
+  if (missing.length) return cannotRun(label, countIntegration(), missing.join(', '));
+  section(label);
   const r = spawnSync('bash', ['test/vm/run.sh', '--', 'node', 'scripts/test.mjs', '--in-vm'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env,
@@ -83,26 +154,30 @@ function vmTests() {
   });
   const out = r.stdout.toString();
   process.stdout.write(out);
-  const lines = [...out.matchAll(/^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*$/gm)];
-  const last = lines.at(-1);
+  const last = [...out.matchAll(/^(\d+) passed, (\d+) failed, (\d+) skipped\s*$/gm)].at(-1);
+  let failed = 0;
   if (last) {
     totals.passed += Number(last[1]);
-    totals.failed += Number(last[2]);
-    totals.skipped += Number(last[3] ?? 0);
+    failed = Number(last[2]);
+    totals.skipped += Number(last[3]);
+    // the guest printed its reasons; carry them into this summary
+    for (const m of out.slice(0, last.index).matchAll(/^ {2}(\d+) skipped: (.*)$/gm)) addSkips(`guest: ${m[2]}`, Number(m[1]));
   }
-  if (!last || (r.status !== 0 && Number(last[2]) === 0)) totals.failed += 1;
+  if (!last || (r.status !== 0 && failed === 0)) failed += 1;
+  totals.failed += failed;
 }
 
 /** The real `openstack` client and openstacksdk against `novabox serve` (host only). */
 function e2eTests() {
+  const label = 'end-to-end tests (openstack client against novabox serve)';
   const client = spawnSync('sh', ['-c', 'command -v openstack'], { env }).status === 0;
-  if (!isRoot || !client) {
-    section('end-to-end tests (openstack client)');
-    process.stdout.write('skipped: needs root and python3-openstackclient, python3-openstacksdk\n');
-    totals.skipped += 1;
-    return;
-  }
-  vitest('end-to-end tests (openstack client against novabox serve)', ['test/e2e']);
+  // openstacksdk on the python the client runs on (its #! line; the e2e test uses the same)
+  const bin = client ? spawnSync('sh', ['-c', 'command -v openstack'], { env, encoding: 'utf8' }).stdout.trim() : '';
+  const py = (bin && /^#!\s*(\S*python\S*)/.exec(readFileSync(bin, 'utf8').split('\n')[0])?.[1]) || 'python3';
+  const sdk = spawnSync(py, ['-c', 'import openstack'], { env, stdio: 'ignore' }).status === 0;
+  const missing = [!isRoot && 'not root', !client && 'no openstack client (python3-openstackclient)', !sdk && 'no openstacksdk (python3-openstacksdk)'].filter(Boolean);
+  if (missing.length) return cannotRun(label, vitestRun(['test/e2e'], true).total, missing.join(', '));
+  vitest(label, ['test/e2e']);
 }
 
 if (inVm) {
@@ -111,13 +186,17 @@ if (inVm) {
   guards();
   nativeTests();
   vitest('unit tests', ['test/unit']);
-  if (isRoot) vitest('integration tests (this host)', ['test/integration']);
-  else {
-    section('integration tests');
-    process.stdout.write('skipped: not root\n');
-  }
+  if (isRoot) integrationCount = vitest('integration tests (this host)', ['test/integration']).total;
+  else cannotRun('integration tests (this host)', countIntegration(), 'not root');
   e2eTests();
-  if (!args.has('--no-vm')) vmTests();
+  vmTests();
 }
-process.stdout.write(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
+
+section('summary');
+if (!inVm) process.stdout.write(`C checks: ${cChecks.passed} passed, ${cChecks.failed} failed (not in the counts below, but for failures)\n`);
+for (const [reason, n] of skipReasons) process.stdout.write(`  ${n} skipped: ${reason}\n`);
+for (const s of notRun) {
+  process.stdout.write(`NOT RUN: ${s.label}, ${s.tests} tests: ${s.reason}${ci ? ' (CI=true: counted as failed)' : ' (counted as skipped)'}\n`);
+}
+process.stdout.write(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
 process.exit(totals.failed ? 1 : 0);

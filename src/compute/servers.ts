@@ -24,6 +24,7 @@ import { nowIso } from '../store/time.js';
 import { cgroupPathOf } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
+import { testPause } from '../util/test-pause.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from '../model/states.js';
 import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
@@ -318,6 +319,7 @@ export class ComputeService {
       mkdirSync(serverDirs(s.id).dir, { recursive: true, mode: 0o700 });
       logLine(s.id, 'server created');
       trace('create recorded');
+      testPause('create-recorded'); // its lease recorded, no veth, no container yet
       const facts = await startServer(
         {
           id: s.id, hostname: hostnameOf(s.name), image, limits, network: s.network, ephemeral: this.ephemeralOf(s),
@@ -326,6 +328,7 @@ export class ComputeService {
         this.driver,
       );
       trace('server started');
+      testPause('server-started'); // the container runs, its record still says BUILD
       ev?.('Success');
       logLine(s.id, 'server started');
       return this.store.tx(() => {

@@ -4,18 +4,29 @@
  * client runs go in parallel (each costs 1-2 s of Python start-up); the many field and
  * bad-input checks use fetch. Ends with the leak census.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { runCli, tempRoot } from '../helpers/run-cli.js';
+import { missingCommands, skipEachIf } from '../helpers/skip.js';
 import { cloudsFor, run, startServe, tokenFor, type Serve } from './serve.js';
 
 const isRoot = process.getuid?.() === 0;
-const hasClient = ['/usr/bin/openstack', '/usr/local/bin/openstack'].some((f) => existsSync(f));
-const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+// found as scripts/test.mjs finds them: on PATH
+const missing = missingCommands(['openstack', 'python3']);
+/** openstacksdk's python: the one the client runs on (its #! line), not whichever python3 is first on PATH */
+const PY = (() => {
+  try {
+    const bin = execFileSync('sh', ['-c', 'command -v openstack'], { encoding: 'utf8' }).trim();
+    return /^#!\s*(\S*python\S*)/.exec(readFileSync(bin, 'utf8').split('\n')[0])?.[1] ?? 'python3';
+  } catch {
+    return 'python3';
+  }
+})();
 
 /** Nova 2.1 server detail keys, admin view (tempest's schema, additionalProperties false). */
 const DETAIL_KEYS = [
@@ -35,7 +46,9 @@ function memoryLimit(root: string, id: string): number {
   throw new Error(`no memory cgroup for ${id}`);
 }
 
-describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (root, real containers)', () => {
+describe.skipIf(!isRoot)('openstack client against novabox serve (root, real containers)', () => {
+  const why = missing.length ? `missing ${missing.join(', ')} (python3-openstackclient)` : undefined;
+  skipEachIf(why);
   let root: string;
   let removeRoot: () => void;
   let serve: Serve;
@@ -72,6 +85,7 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
   const statusOf = async (id: string) => (await api('GET', `/compute/v2.1/servers/${id}`, await adminToken())).json.server.status;
 
   beforeAll(async () => {
+    if (why) return;
     ({ root, remove: removeRoot } = tempRoot('nbx-e2e-'));
     serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password });
     adminEnv = { ...baseEnv(), OS_CLIENT_CONFIG_FILE: join(root, 'clouds.yaml'), OS_CLOUD: 'novabox' };
@@ -85,6 +99,7 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
 
   it('writes clouds.yaml (0600) and issues tokens to the real client', async () => {
     expect(serve.output()).toContain(`export OS_CLIENT_CONFIG_FILE=${join(root, 'clouds.yaml')} OS_CLOUD=novabox`);
+    expect((statSync(join(root, 'clouds.yaml')).mode & 0o777).toString(8)).toBe('600'); // it holds the admin password
     const [tok, flavors, images] = await Promise.all([json(['token', 'issue']), json(['flavor', 'list']), json(['image', 'list'])]);
     expect(tok).toMatchObject({ id: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), project_id: expect.stringMatching(/^[0-9a-f]{32}$/) });
     expect(flavors.map((f: { Name: string }) => f.Name)).toEqual(expect.arrayContaining(['m1.tiny', 'c1.nano']));
@@ -192,6 +207,12 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     expect(shown.properties).toMatchObject({ image_type: 'snapshot', instance_uuid: webId });
     const saved = join(root, 'snap.tar');
     await ok(['image', 'save', '--file', saved, 'snap']);
+    // the download's Content-MD5 is the md5 of the bytes sent (the client checks the file against it)
+    const dl = await fetch(`${serve.url}/image/v2/images/${shown.id}/file`, { headers: { 'x-auth-token': await adminToken() } });
+    expect(dl.status).toBe(200);
+    const bytes = Buffer.from(await dl.arrayBuffer());
+    expect(dl.headers.get('content-md5')).toBe(createHash('md5').update(bytes).digest('hex'));
+    expect(Number(dl.headers.get('content-length'))).toBe(bytes.length);
     const tarList = await run('tar', ['tf', saved], baseEnv());
     expect(tarList.stdout).toContain('index.json');
     // upload: the saved archive becomes a new image (queued -> active), then a rebuild from it
@@ -255,6 +276,52 @@ describe.skipIf(!isRoot || !hasClient)('openstack client against novabox serve (
     expect(await statusOf(webId)).toBe('ACTIVE');
   }, 60_000);
 
+  it('a server the admin locked refuses its owner\'s state changes (409) until unlocked', async () => {
+    expect(extraClouds).not.toBe(''); // u2 of project p2, made by the test before
+    const mine = await json(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', 'u2box'], 'u2');
+    expect(mine.status).toBe('ACTIVE');
+    await ok(['server', 'lock', mine.id]);
+    const [stop, del] = await Promise.all([osc(['server', 'stop', mine.id], 'u2'), osc(['server', 'delete', mine.id], 'u2')]);
+    expect(stop.code).toBe(1);
+    expect(stop.stderr).toMatch(/Instance [0-9a-f-]+ is locked \(HTTP 409\)/);
+    expect(del.code).toBe(1);
+    expect(await statusOf(mine.id)).toBe('ACTIVE');
+    await ok(['server', 'unlock', mine.id]);
+    await ok(['server', 'stop', mine.id], 'u2');
+    for (let i = 0; i < 100 && (await statusOf(mine.id)) !== 'SHUTOFF'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await statusOf(mine.id)).toBe('SHUTOFF');
+    await ok(['server', 'delete', '--wait', mine.id], 'u2');
+  }, 60_000);
+
+  it('networks "none" gives a server no address and only lo; a fixed IP is the address it gets', async () => {
+    const t = await adminToken();
+    const flavor = '1'; // m1.tiny
+    const img = (await api('GET', '/image/v2/images?name=busybox', t)).json.images[0].id;
+    const none = await api('POST', '/compute/v2.1/servers', t, { server: { name: 'nonet', imageRef: img, flavorRef: flavor, networks: 'none' } });
+    expect(none.status, JSON.stringify(none.json)).toBe(202);
+    // a free address of the bridge's subnet, past the ones in use
+    const used = (await api('GET', '/compute/v2.1/servers/detail', t)).json.servers.flatMap((x: { addresses: Record<string, { addr: string }[]> }) => Object.values(x.addresses).flat().map((a) => a.addr));
+    const [a, b, c] = used[0].split('.');
+    const fixed = `${a}.${b}.${c}.${200 + Math.floor(Math.random() * 50)}`;
+    expect(used).not.toContain(fixed);
+    const withIp = await api('POST', '/compute/v2.1/servers', t, { server: { name: 'fixed', imageRef: img, flavorRef: flavor, networks: [{ fixed_ip: fixed }] } });
+    expect(withIp.status, JSON.stringify(withIp.json)).toBe(202);
+    const ids = [none.json.server.id, withIp.json.server.id];
+    for (let i = 0; i < 200 && (await Promise.all(ids.map(statusOf))).some((st) => st !== 'ACTIVE'); i++) await new Promise((r) => setTimeout(r, 50));
+    const [n, f] = await Promise.all(ids.map(async (id) => (await api('GET', `/compute/v2.1/servers/${id}`, t)).json.server));
+    expect(n).toMatchObject({ status: 'ACTIVE', addresses: {} });
+    expect(f.status).toBe('ACTIVE');
+    expect(f.addresses.novabox.map((x: { addr: string }) => x.addr)).toEqual([fixed]);
+    expect((await nb(['server', 'exec', 'nonet', '--', 'ls', '/sys/class/net'])).stdout).toBe('lo\n');
+    expect((await nb(['server', 'exec', 'fixed', '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0'])).stdout).toContain(` ${fixed}/`);
+    // the same address again: refused, nothing made
+    const clash = await api('POST', '/compute/v2.1/servers', t, { server: { name: 'clash', imageRef: img, flavorRef: flavor, networks: [{ fixed_ip: fixed }] } });
+    expect(clash.status).toBe(409);
+    for (const id of ids) expect((await api('DELETE', `/compute/v2.1/servers/${id}`, t)).status).toBe(204);
+    for (let i = 0; i < 200 && (await api('GET', '/compute/v2.1/servers', t)).json.servers.some((x: { id: string }) => ids.includes(x.id)); i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await api('GET', '/compute/v2.1/servers', t)).json.servers.map((x: { name: string }) => x.name)).not.toContain('fixed');
+  }, 60_000);
+
   it('revoked and expired tokens are 401', async () => {
     const tok = await json(['token', 'issue']);
     expect((await api('GET', '/compute/v2.1/servers', tok.id)).status).toBe(200);
@@ -315,7 +382,7 @@ c.compute.wait_for_delete(s, wait=60, interval=0.2)
 print(json.dumps({'names': names, 'stopped': stopped, 'snapshot': snap_status, 'left': sorted(x.name for x in c.compute.servers()),
                   'images': sorted(i.name for i in c.image.images())}))
 `;
-    const r = await run(PY, ['-c', script], adminEnv);
+    const r = await run(PY, ['-c', script], adminEnv, 100_000); // one process for the whole walk: 10-30 s
     expect(r.stderr.split('\n').filter((l) => /Error|Traceback/.test(l))).toEqual([]);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ names: ['cli1', 'sdk1', 'web1'], stopped: 'SHUTOFF', snapshot: 'active', left: ['cli1', 'web1'], images: ['busybox'] });

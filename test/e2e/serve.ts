@@ -52,7 +52,8 @@ export interface Run {
   stderr: string;
 }
 
-export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<Run> {
+/** One client command: 1-3 s of Python start-up and the call, up to ~10 s on a busy host; a hang is killed. */
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 45_000): Promise<Run> {
   return new Promise((done, fail) => {
     const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -42,7 +42,7 @@ export function getXattr(path: string, name: string): string | undefined {
 
 /** Whether the tools the import tests build fixtures with are here (not in the QEMU guest). */
 export function fixtureToolsMissing(): string[] {
-  const missing = ['umoci', 'skopeo', 'python3', 'zstd', 'xz'].filter((t) => {
+  const missing = ['umoci', 'skopeo', 'python3', 'zstd', 'xz', 'bzip2'].filter((t) => {
     try {
       execFileSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' });
       return false;
@@ -101,8 +101,8 @@ export function treeDigest(dir: string, skip: (rel: string) => boolean = () => f
   return out;
 }
 
-export function tarball(dir: string, out: string, compression: 'none' | 'gzip' | 'zstd' | 'xz'): void {
-  const flag = { none: [], gzip: ['-z'], zstd: ['--zstd'], xz: ['-J'] }[compression];
+export function tarball(dir: string, out: string, compression: 'none' | 'gzip' | 'zstd' | 'xz' | 'bzip2'): void {
+  const flag = { none: [], gzip: ['-z'], zstd: ['--zstd'], xz: ['-J'], bzip2: ['-j'] }[compression];
   sh('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', ...flag, '-cf', out, '-C', dir, '.']);
 }
 

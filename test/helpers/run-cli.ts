@@ -115,3 +115,32 @@ function cgroupMounts(): string[] {
     .filter((f) => ['cgroup', 'cgroup2'].includes(f[f.indexOf('-') + 1]))
     .map((f) => f[4]);
 }
+
+/**
+ * Start bin/novabox with NOVABOX_TEST_PAUSE=`point` (src/util/test-pause.ts), wait until
+ * it stopped itself there, and kill -9 it: a CLI killed at a known point of the real code
+ * path. Fails if it exits or does not reach the point within `withinMs`.
+ */
+export async function killCliAt(point: string, args: string[], root: string, withinMs = IN_GUEST ? 60_000 : 15_000): Promise<void> {
+  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(root, { NOVABOX_TEST_PAUSE: point }), stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d) => (stderr += d));
+  const closed = new Promise<void>((r) => child.on('close', () => r()));
+  const state = () => {
+    try {
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    } catch {
+      return 'gone';
+    }
+  };
+  const until = Date.now() + withinMs;
+  let s = state();
+  while (s !== 'T' && s !== 'gone' && s !== 'Z' && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 5));
+    s = state();
+  }
+  child.kill('SIGKILL');
+  await closed;
+  if (s !== 'T') throw new Error(`the CLI did not stop at "${point}" (state ${s}): ${stderr}`);
+}

@@ -9,7 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { census, leasesOf, nftTablesOf, vethsOf, type Census } from '../helpers/census.js';
-import { BIN, IN_GUEST, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, IN_GUEST, cliEnv, killCliAt, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const isRoot = process.getuid?.() === 0;
 const has = (cmd: string) => spawnSync(cmd, ['--version'], { stdio: 'ignore' }).error === undefined;
@@ -231,26 +231,21 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
 });
 
 describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () => {
-  it('kill -9 of the CLI mid-create: the next command leaves no veth and no lease; delete leaves nothing', async () => {
+  it('kill -9 of the CLI mid-create, its lease recorded and no veth yet: the next command marks it ERROR and releases the lease; delete leaves nothing', async () => {
     const { root, remove, bridge } = tempRoot('nbx-netkill-');
     try {
       expect((await runCli(['run', '--rm', 'busybox', 'true'], { root })).exitCode).toBe(0);
       const before = census(root);
-      const child = spawn(process.execPath, [BIN, 'server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'victim'], {
-        env: cliEnv(root), stdio: 'ignore',
-      });
-      // Kill it once its lease is recorded: between the allocation and the veth.
-      for (let i = 0; i < 1000 && leasesOf(root).length === 0; i++) await new Promise((r) => setTimeout(r, 1));
-      child.kill('SIGKILL');
-      await new Promise((r) => child.on('close', r));
+      // stopped (SIGSTOP) between the allocation and the veth, then killed (src/util/test-pause.ts)
+      await killCliAt('create-recorded', ['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'victim'], root);
+      expect(leasesOf(root)).toHaveLength(1);
+      expect(vethsOf(bridge)).toEqual([]);
       const s = JSON.parse((await runCli(['server', 'show', 'victim', '-f', 'json'], { root })).stdout);
-      expect(['ACTIVE', 'ERROR']).toContain(s.status);
-      if (s.status === 'ERROR') {
-        // Nova deallocates the network of a build that failed.
-        expect(s.addresses).toEqual({});
-        expect(leasesOf(root)).toEqual([]);
-        expect(vethsOf(bridge)).toEqual([]);
-      }
+      expect(s).toMatchObject({ status: 'ERROR', fault: { message: 'the command creating the server stopped during spawning' } });
+      // Nova deallocates the network of a build that failed.
+      expect(s.addresses).toEqual({});
+      expect(leasesOf(root)).toEqual([]);
+      expect(vethsOf(bridge)).toEqual([]);
       expect((await runCli(['server', 'delete', 'victim'], { root })).exitCode).toBe(0);
       const after = census(root);
       expect({ ...after, stateFiles: [] }).toEqual({ ...before, stateFiles: [] });
@@ -292,26 +287,40 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
     }
   });
 
-  it.skipIf(!hasNft)('NAT (and MTU): novabox\'s own nftables table while configured, removed with the network; nothing sent out', async () => {
-    const { root, remove, bridge } = tempRoot('nbx-netnat-', { nat: true, mtu: 1400 });
+  it('MTU: the bridge, the host end and eth0 get the configured "mtu"; network delete refuses while an address is in use, then removes the bridge', async () => {
+    const { root, remove, bridge } = tempRoot('nbx-netmtu-', { mtu: 1400 });
+    try {
+      const c = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'small', '-f', 'json'], { root });
+      expect(c.exitCode, c.stderr).toBe(0);
+      expect((await runCli(['server', 'exec', 'small', '--', 'cat', '/sys/class/net/eth0/mtu'], { root })).stdout).toBe('1400\n');
+      expect(readFileSync(`/sys/class/net/${bridge}/mtu`, 'utf8')).toBe('1400\n');
+      expect(vethsOf(bridge).map((v) => readFileSync(`/sys/class/net/${v}/mtu`, 'utf8'))).toEqual(['1400\n']);
+      const busy = await runCli(['network', 'delete'], { root });
+      expect(busy.exitCode).toBe(4);
+      expect(busy.stderr).toMatch(/1 address\(es\) in use/);
+      expect(existsSync(`/sys/class/net/${bridge}`)).toBe(true);
+      expect((await runCli(['server', 'delete', 'small'], { root })).exitCode).toBe(0);
+      expect((await runCli(['network', 'delete'], { root })).exitCode).toBe(0);
+      expect(existsSync(`/sys/class/net/${bridge}`)).toBe(false);
+    } finally {
+      remove();
+    }
+  });
+
+  it('NAT: novabox\'s own nftables table while configured, removed with the network; nothing sent out', async (ctx) => {
+    ctx.skip(!hasNft, 'no nft (nftables): novabox configures NAT with it');
+    const { root, remove, bridge } = tempRoot('nbx-netnat-', { nat: true });
     // NAT turns on net.ipv4.ip_forward, as it must; the test puts the host back as it was.
     const forward = readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
     try {
       const c = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'natted', '-f', 'json'], { root });
       expect(c.exitCode, c.stderr).toBe(0);
-      // This root also sets "mtu": bridge, host end and eth0 all have it.
-      expect((await runCli(['server', 'exec', 'natted', '--', 'cat', '/sys/class/net/eth0/mtu'], { root })).stdout).toBe('1400\n');
-      expect(readFileSync(`/sys/class/net/${bridge}/mtu`, 'utf8')).toBe('1400\n');
-      expect(vethsOf(bridge).map((v) => readFileSync(`/sys/class/net/${v}/mtu`, 'utf8'))).toEqual(['1400\n']);
       const tables = nftTablesOf(bridge);
       expect(tables).toHaveLength(1);
       const ruleset = spawnSync('nft', ['list', 'table', 'ip', tables[0].split(' ').at(-1)!], { encoding: 'utf8' }).stdout;
       expect(readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8').trim()).toBe('1');
       expect(ruleset).toMatch(/type nat hook postrouting priority srcnat/);
       expect(ruleset).toMatch(/masquerade/);
-      const busy = await runCli(['network', 'delete'], { root });
-      expect(busy.exitCode).toBe(4);
-      expect(busy.stderr).toMatch(/1 address\(es\) in use/);
       expect((await runCli(['server', 'delete', 'natted'], { root })).exitCode).toBe(0);
       expect((await runCli(['network', 'delete'], { root })).exitCode).toBe(0);
       expect(nftTablesOf(bridge)).toEqual([]);

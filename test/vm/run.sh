@@ -16,7 +16,7 @@ MEM=${MEM:-${NOVABOX_VM_MEM:-2048}}
 SMP=${NOVABOX_VM_SMP:-2}
 WORK=${NOVABOX_VM_DIR:-/var/tmp/novabox-vm}
 CHECK=0
-BASE_VERSION=3   # bump when the layout of the base archive changes
+BASE_VERSION=4   # bump when the layout of the base archive changes
 
 die() { echo "vm: $*" >&2; exit 99; }
 usage() { sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2; }
@@ -98,11 +98,29 @@ fi
 mapfile -t PROJECT_ELFS < <(find "$PROJECT_DIR" -path "$PROJECT_DIR/.git" -prune -o -type f \
   \( -name '*.node' -o -name '*.so' -o -name '*.so.*' -o -path '*/native-bindings/build/*' \) -print 2>/dev/null |
   grep -v '/musl[_-]' || true)
-mapfile -t LIBS < <(elf_deps "$NODE" "${PROJECT_ELFS[@]}")
+# The host tools the integration tests use, shipped when the host has them (a test that
+# needs a missing one skips and names it): nft (NAT), umoci and skopeo (OCI fixtures),
+# GNU tar (novabox extracts layers with it), zstd, xz, bzip2, and Debian's python3 with
+# its standard library (hostile tar fixtures). They go to /usr/local/bin, before
+# busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none.
+is_elf() { [[ $(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
+TOOLS=()
+for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2}; do
+  p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
+done
+# nft needs nf_tables at hand: the guest has no modules.alias for the kernel to load it on demand
+if [[ " ${TOOLS[*]%%=*} " == *' nft '* ]]; then LOAD_MODULES+=" nf_tables nft_chain_nat nft_masq"; fi
+PYTHON= PYLIB=
+if [[ ${NOVABOX_VM_TOOLS-python3} == *python3* ]] && p=$(readlink -f /usr/bin/python3 2>/dev/null) && is_elf "$p" && [[ -d /usr/lib/${p##*/} ]]; then
+  PYTHON=$p PYLIB=/usr/lib/${p##*/}
+fi
+mapfile -t PYLIB_ELFS < <([[ -n $PYLIB ]] && find "$PYLIB/lib-dynload" -name '*.so' 2>/dev/null)
+mapfile -t LIBS < <(elf_deps "$NODE" "${PROJECT_ELFS[@]}" "${TOOLS[@]#*=}" ${PYTHON:+"$PYTHON"} "${PYLIB_ELFS[@]}")
 mapfile -t KOS < <(module_closure $LOAD_MODULES $SHIP_MODULES 2>/dev/null)
-printf '%s\n' "${LIBS[@]}" | grep -q '/libc\.so\.6$' || die "could not list the libraries of $NODE"
+# (no `printf | grep -q`: grep's early exit makes printf's SIGPIPE fail the pipeline)
+[[ " ${LIBS[*]} " == *'/libc.so.6 '* ]] || die "could not list the libraries of $NODE"
 for m in $LOAD_MODULES; do
-  printf '%s\n' "${KOS[@]}" | grep -q "/${m//_/[-_]}\.ko" || die "module $m not found in $MODDIR/modules.dep"
+  printf '%s\n' "${KOS[@]}" | grep "/${m//_/[-_]}\.ko" >/dev/null || die "module $m not found in $MODDIR/modules.dep"
 done
 
 # ---- base archive (cached): busybox, node + libs, modules, /etc, init ----------
@@ -111,6 +129,9 @@ manifest() {
   stat -L -c '%n %s %Y' "$NODE" "$BUSYBOX" "${LIBS[@]}" ${NPM_DIR:+"$NPM_DIR/package.json"}
   printf '%s\n' "${KOS[@]}"
   echo "load: $LOAD_MODULES"
+  echo "tools: ${TOOLS[*]} python: $PYTHON"
+  [[ ${#TOOLS[@]} -eq 0 ]] || stat -L -c '%n %s %Y' "${TOOLS[@]#*=}"
+  [[ -z $PYTHON ]] || stat -L -c '%n %s %Y' "$PYTHON"
   sha256sum "$HERE/init.sh" "${BASH_SOURCE[0]}"
 }
 KEY=$(manifest | sha256sum | cut -c1-16)
@@ -141,6 +162,15 @@ build_base() {
       cp -a "$NPM_DIR" usr/lib/node_modules/npm
       ln -s ../lib/node_modules/npm/bin/npm-cli.js usr/bin/npm
       ln -s ../lib/node_modules/npm/bin/npx-cli.js usr/bin/npx
+    fi
+    for t in "${TOOLS[@]}"; do cp -L "${t#*=}" "usr/local/bin/${t%%=*}"; done
+    if [[ -d /etc/containers ]]; then cp -a /etc/containers etc/containers; fi   # skopeo's policy.json
+    if [[ -n $PYTHON ]]; then
+      cp -L "$PYTHON" "usr/bin/${PYTHON##*/}"; ln -s "${PYTHON##*/}" usr/bin/python3
+      mkdir -p usr/lib
+      # the standard library without its tests, IDLE, tkinter and the bundled wheels
+      (cd /usr/lib && tar -cf - --exclude="${PYLIB##*/}/test" --exclude="${PYLIB##*/}/idlelib" --exclude="${PYLIB##*/}/tkinter" \
+        --exclude="${PYLIB##*/}/ensurepip" --exclude="${PYLIB##*/}/lib2to3" "${PYLIB##*/}") | tar -xf - -C usr/lib
     fi
     for l in "${LIBS[@]}"; do
       case "$l" in
