@@ -10,7 +10,8 @@ import { BadRequest, Conflict, NovaboxError, NotFound } from '../errors.js';
 import { cgroupDriver, detectCgroups } from '../runtime/cgroups/index.js';
 import type { CgroupDriver, CgroupLayout, CgroupLimits } from '../runtime/cgroups/types.js';
 import type { ImageConfig } from '../images/store.js';
-import { readImage, layerDirs, ensureLayers } from '../images/store.js';
+import { readImageById, readImageRef, layerDirs, ensureLayers, type Image } from '../images/store.js';
+import { ImageRepo, type ImageRecord } from '../images/records.js';
 import {
   execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
   thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
@@ -127,8 +128,8 @@ export class ComputeService {
 
   // ---- lookups ---------------------------------------------------------------------
 
-  private imageFor(s: Pick<Server, 'imageName'>): { name: string; layerDirs: string[]; config: ImageConfig } {
-    const image = readImage(s.imageName);
+  private imageFor(s: Pick<Server, 'imageName' | 'imageRef'>): { name: string; layerDirs: string[]; config: ImageConfig } {
+    const image = readImageById(s.imageRef, s.imageName);
     if (!image) throw new NotFound(`image "${s.imageName}" of the server is gone`);
     return { name: image.name, layerDirs: layerDirs(image), config: image.config };
   }
@@ -268,12 +269,11 @@ export class ComputeService {
     checkServerName(req.name);
     const count = req.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
-    let image = readImage(imageRefName(this.store, req.image));
-    // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
-    if (!image && req.image === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
-    if (!image) throw new NotFound(`image "${req.image}" not found`);
+    const found = await this.imageToBoot(req.image);
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
+    checkImageFits(found.row, flavor);
+    const image = found.image ?? { id: found.row!.id, name: found.row!.name, layers: [], config: found.row!.config, created: found.row!.createdAt };
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
     const network = req.network ?? 'novabox';
     if (network === 'novabox') this.network.check();
@@ -303,12 +303,57 @@ export class ComputeService {
       }),
     );
     const limits = flavorLimits(flavor);
+    if (found.unbootable !== undefined) {
+      // Nova accepts the request; the build fails: every server ERROR with the reason as its fault
+      const why = found.unbootable;
+      const started = new Promise<void>((r) => setImmediate(r)).then(() => rows.map((s) => this.failBuild(s, why)));
+      return { servers: rows, started };
+    }
     await ensureLayers(image);
     const config = { name: image.name, layerDirs: layerDirs(image), config: image.config };
     // Containers are independent: start them concurrently (the kernel work overlaps).
     // Started on the next turn of the event loop: an API caller answers 202 first.
     const started = new Promise<void>((r) => setImmediate(r)).then(() => Promise.all(rows.map((s) => this.spawn(s, config, limits))));
     return { servers: rows, started };
+  }
+
+  /**
+   * The image a create or rebuild names (an id, else an unambiguous name), published for the
+   * runtime; or, for an image Glance holds but novabox cannot boot (uploaded data that is no
+   * root filesystem), its record and why.
+   */
+  private async imageToBoot(ref: string): Promise<{ image?: Image; row?: ImageRecord; unbootable?: string }> {
+    const repo = new ImageRepo(this.store.db, this.store.tx);
+    let row = UUID_RE.test(ref) ? repo.get(ref) : undefined;
+    if (row && row.status !== 'active') throw new NotFound(`image "${ref}" not found`);
+    if (!row) {
+      const live = repo.allByName(ref).filter((i) => i.status === 'active');
+      if (live.length > 1) throw new Conflict(`more than one image is named ${JSON.stringify(ref)}: ${live.map((i) => i.id).join(', ')}; use the id`);
+      row = live[0];
+    }
+    if (row?.properties.novabox_source === 'data') {
+      const why = row.properties.novabox_unbootable || 'it is not a root filesystem';
+      return { row, unbootable: `novabox cannot boot this image: its data (disk_format ${row.diskFormat ?? 'raw'}) is not a root filesystem: ${why}` };
+    }
+    let image = row ? readImageById(row.id, row.name) : readImageRef(ref);
+    // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
+    if (!image && ref === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
+    if (!image) throw new NotFound(`image ${JSON.stringify(ref)} not found`);
+    row ??= image.id ? repo.get(image.id) : undefined;
+    return { image, row };
+  }
+
+  /** A build that cannot start (the image does not boot): ERROR with Nova's fault, network given back. */
+  private failBuild(s: Server, why: string): Server {
+    const action = this.store.actions.latest(s.id, 'create');
+    if (action) this.store.actions.event(action.id, 'compute__do_build_and_run_instance')('Error', why);
+    logLine(s.id, `server failed to build: ${why}`);
+    try {
+      this.releaseNetwork(s.id);
+    } catch {
+      /* doctor finds it */
+    }
+    return this.fail(s, why);
   }
 
   private async spawn(s: Server, image: { name: string; layerDirs: string[]; config: ImageConfig }, limits: CgroupLimits): Promise<Server> {
@@ -367,7 +412,7 @@ export class ComputeService {
   /** Start an existing server's container (its upper layer kept) and record the facts. */
   private async boot(s: Server): Promise<void> {
     const flavor = this.store.flavors.get(s.flavorId);
-    const image = readImage(s.imageName);
+    const image = readImageById(s.imageRef, s.imageName);
     if (image) await ensureLayers(image);
     const facts = await startServer(
       {
@@ -394,9 +439,10 @@ export class ComputeService {
    */
   async rebuild(nameOrId: string, imageRef: string, caller: Caller, opts: { timeoutMs?: number } = {}): Promise<Server> {
     const s = this.find(nameOrId, caller);
-    let image = readImage(imageRefName(this.store, imageRef));
-    if (!image && imageRef === 'busybox') image = await (await import('../images/busybox.js')).ensureBusybox();
-    if (!image) throw new NotFound(`image "${imageRef}" not found`);
+    const found = await this.imageToBoot(imageRef);
+    if (found.unbootable !== undefined) throw new BadRequest(found.unbootable);
+    checkImageFits(found.row, this.store.flavors.get(s.flavorId));
+    const image = found.image!;
     const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
     const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');
     const wasRunning = s.vmState === 'active';
@@ -690,12 +736,14 @@ export class ComputeService {
   }
 }
 
-/** An image reference (name or id) as the name its runtime file is published under. */
-function imageRefName(store: Store, ref: string): string {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(ref)) return ref;
-  const row = store.db.prepare<{ name: string }>("SELECT name FROM images WHERE id = ? AND status = 'active'").get(ref);
-  if (!row) throw new NotFound(`image "${ref}" not found`);
-  return row.name;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Nova: an image's min_ram / min_disk above the flavor's memory / disk is a 400. */
+export function checkImageFits(image: Pick<ImageRecord, 'minRam' | 'minDisk'> | undefined, flavor: Flavor): void {
+  if (!image) return;
+  if (image.minRam > 0 && flavor.ramMiB < image.minRam) throw new BadRequest("Flavor's memory is too small for requested image.");
+  // a flavor of disk 0 has no root disk size to check (Nova checks the image size then; a container has none)
+  if (image.minDisk > 0 && flavor.diskGiB > 0 && flavor.diskGiB < image.minDisk) throw new BadRequest("Flavor's disk is too small for requested image.");
 }
 
 /** The last `lines` lines of a server's console (the rotated file and the live one). */

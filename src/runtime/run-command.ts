@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import type { CliContext } from '../cli/main.js';
-import { readImage, layerDirs, checkImageName, ensureLayers, type ImageConfig } from '../images/store.js';
+import { readImageRef, layerDirs, checkImageName, ensureLayers, type ImageConfig } from '../images/store.js';
 import { cgroupDriver } from './cgroups/index.js';
 import { detectCgroups } from './cgroups/detect.js';
 import { parseMemory, cpusToQuota } from './cgroups/limits.js';
@@ -29,7 +29,7 @@ async function resolveImage(o: RunOptions): Promise<{ name: string; layerDirs: s
   }
   const name = o.image!;
   checkImageName(name);
-  let image = readImage(name);
+  let image = readImageRef(name);
   if (!image && name === 'busybox' && !o.dryRun) image = await (await import('../images/busybox.js')).ensureBusybox();
   if (!image) throw new NotFound(`image "${name}" not found`, { hint: 'the built-in image is "busybox"' });
   if (!o.dryRun) await ensureLayers(image);

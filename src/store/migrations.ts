@@ -276,4 +276,14 @@ INSERT INTO roles (id, name, created_at) VALUES
   (lower(hex(randomblob(16))), 'reader', ${NOW});
 `,
   },
+  {
+    // Issue 16 (the OpenStack contract): image names are free text and may repeat, as in
+    // Glance; the built-in "busybox" stays unique (concurrent first uses build it once).
+    name: '005 nova contract',
+    sql: `
+DROP INDEX images_live_name;
+CREATE UNIQUE INDEX images_builtin_name ON images(name) WHERE name = 'busybox' AND status IN ('queued', 'saving', 'active', 'deactivated');
+CREATE INDEX images_name ON images(name);
+`,
+  },
 ];

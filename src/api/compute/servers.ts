@@ -80,8 +80,6 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const flavorRef = b.flavorRef;
     if (typeof flavorRef !== 'string' && typeof flavorRef !== 'number') throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
     const flavor = flavorFor(String(flavorRef), c, true);
-    if (flavor.ramMiB < image.minRam) throw new BadRequest(`Flavor's memory is too small for requested image.`);
-    if (flavor.diskGiB < image.minDisk && flavor.diskGiB !== 0) throw new BadRequest(`Flavor's disk is too small for requested image.`);
     const keyName = str(b, 'key_name', { nullable: true });
     if (keyName !== undefined) {
       try {

@@ -10,6 +10,7 @@ import type { Flavor } from '../../store/flavors.js';
 import type { Keypair } from '../../store/keypairs.js';
 import type { ActionEvent, InstanceAction } from '../../store/actions.js';
 import type { GlanceImage } from '../image/catalog.js';
+import { withoutHostPaths } from '../faults.js';
 
 export const MICROVERSION = '2.1';
 
@@ -73,7 +74,7 @@ export function serverBasic(s: Server, c: ServerViewContext): Record<string, unk
     'OS-DCF:diskConfig': 'MANUAL',
   };
   if (PROGRESS_STATES.has(status)) v.progress = status === 'ACTIVE' ? 100 : 0;
-  if (s.fault && (status === 'ERROR' || status === 'DELETED')) v.fault = { ...s.fault, created: novaTime(s.fault.created) };
+  if (s.fault && (status === 'ERROR' || status === 'DELETED')) v.fault = { ...s.fault, message: withoutHostPaths(s.fault.message), created: novaTime(s.fault.created) };
   return v;
 }
 

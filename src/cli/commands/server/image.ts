@@ -13,7 +13,7 @@ export function registerImage(server: Command, ctx: CliContext): void {
     .command('create')
     .description("snapshot a server, running or not: its image's layers plus its writable layer become a new image")
     .argument('<server>', 'name or id')
-    .option('--name <name>', 'name of the new image (default: the server name)')
+    .option('--name <name>', 'name of the new image, any text of 1 to 255 characters (default: the server name)')
     .option('--property <key=value>', 'image property (repeatable)', collect, [])
     .addHelpText('after', `
 A running server is frozen (cgroup freezer) only while its writable layer is synced and
@@ -32,7 +32,7 @@ Example:
     const images = new ImageService(compute.store);
     trace('image service');
     const caller = compute.localCaller();
-    const name = o.name ?? compute.find(ref, caller).name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
+    const name = o.name ?? compute.find(ref, caller).name;
     const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property), inline: true }, caller);
     ctx.stdout(formatShow(imageShow(img), outputOptionsFrom(o)));
     trace('printed');

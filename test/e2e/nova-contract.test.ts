@@ -1,0 +1,207 @@
+/**
+ * Issue 16: the Nova/Glance behaviours a real cloud has, one `it` per item, through the real
+ * `openstack` client and openstacksdk (raw HTTP where no client command exists) against
+ * `novabox serve` on 127.0.0.1, on a temp state root, with real containers. Ends with the
+ * leak census.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { census, type Census } from '../helpers/census.js';
+import { runCli, tempRoot } from '../helpers/run-cli.js';
+import { run, startServe, tokenFor, type Serve } from './serve.js';
+
+const isRoot = process.getuid?.() === 0;
+const hasClient = ['/usr/bin/openstack', '/usr/local/bin/openstack'].some((f) => existsSync(f));
+const PY = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+
+describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behaviour by behaviour (root, real containers)', () => {
+  let root: string;
+  let removeRoot: () => void;
+  let serve: Serve;
+  let before: Census;
+  let adminEnv: NodeJS.ProcessEnv;
+  const password = randomBytes(12).toString('hex');
+
+  const osc = (args: string[], extra: NodeJS.ProcessEnv = {}) => run('openstack', args, { ...adminEnv, ...extra });
+  const ok = async (args: string[], extra: NodeJS.ProcessEnv = {}) => {
+    const r = await osc(args, extra);
+    if (r.code !== 0) throw new Error(`openstack ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const json = async (args: string[], extra: NodeJS.ProcessEnv = {}) => JSON.parse(await ok([...args, '-f', 'json'], extra));
+  const nb = (args: string[]) => runCli(args, { root });
+  const api = async (method: string, path: string, token: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const r = await fetch(`${serve.url}${path}`, {
+      method,
+      headers: { 'x-auth-token': token, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+    });
+    const text = await r.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    return { status: r.status, headers: r.headers, json: parsed as any, text };
+  };
+  const adminToken = () => tokenFor(serve.url, 'admin', password, 'admin');
+  const server = async (id: string) => (await api('GET', `/compute/v2.1/servers/${id}`, await adminToken())).json.server;
+  const waitFor = async (id: string, want: (s: { status: string; 'OS-EXT-STS:task_state': string | null }) => boolean, ms = 60_000) => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const s = await server(id);
+      if (want(s)) return s;
+      if (Date.now() > end) throw new Error(`server ${id} stayed ${s.status}/${s['OS-EXT-STS:task_state']}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const sdk = async (script: string) => {
+    const r = await run(PY, ['-c', `import openstack, json\nc = openstack.connect(cloud='novabox')\n${script}`], adminEnv);
+    if (r.code !== 0) throw new Error(`python exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  };
+
+  beforeAll(async () => {
+    ({ root, remove: removeRoot } = tempRoot('nbx-e2e16-'));
+    serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password });
+    adminEnv = { PATH: process.env.PATH, HOME: root, LANG: 'C.UTF-8', PYTHONWARNINGS: 'ignore', OS_CLIENT_CONFIG_FILE: join(root, 'clouds.yaml'), OS_CLOUD: 'novabox' };
+    before = census(root);
+  }, 60_000);
+
+  afterAll(async () => {
+    await serve?.stop();
+    removeRoot?.();
+  });
+
+  let webId = '';
+  let rootfsArchive = '';
+
+  it('1: image names are free text (Glance upload, createImage, the CLI), an ambiguous name is refused', async () => {
+    const web = await json(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--wait', 'web16']);
+    webId = web.id;
+    rootfsArchive = join(root, 'busybox-oci.tar');
+    expect((await nb(['image', 'save', 'busybox', '--file', rootfsArchive])).exitCode).toBe(0);
+    // Glance: POST + PUT file, with a name of capitals, spaces, punctuation and non-ASCII
+    const up = await json(['image', 'create', '--disk-format', 'raw', '--container-format', 'bare', '--file', rootfsArchive, 'Up / load: ₡ "1"']);
+    // (the client prints the record as created, before its upload)
+    expect(await json(['image', 'show', up.id])).toMatchObject({ name: 'Up / load: ₡ "1"', status: 'active' });
+    // createImage through the client (openstacksdk), and boot a server from it by that name
+    const snap = await json(['server', 'image', 'create', '--name', 'Snap ₡ 1', '--wait', 'web16']);
+    expect(snap).toMatchObject({ name: 'Snap ₡ 1', status: 'active' });
+    const fromSnap = await json(['server', 'create', '--image', 'Snap ₡ 1', '--flavor', 'm1.tiny', '--wait', 'from-snap']);
+    expect(fromSnap.status).toBe('ACTIVE');
+    // the novabox CLI takes the same names, and refuses a name two images share
+    expect(JSON.parse((await nb(['image', 'show', 'Snap ₡ 1', '-f', 'json'])).stdout).id).toBe(snap.id);
+    const second = await nb(['image', 'create', '--file', rootfsArchive, 'Snap ₡ 1', '-f', 'json']);
+    expect(second.exitCode).toBe(0);
+    const secondId = JSON.parse(second.stdout).id;
+    const amb = await nb(['image', 'show', 'Snap ₡ 1']);
+    expect(amb.exitCode).toBe(4);
+    expect(amb.stderr).toMatch(/more than one image is named "Snap ₡ 1"/);
+    expect((await nb(['server', 'create', '--image', 'Snap ₡ 1', '--flavor', 'm1.tiny', 'amb1'])).exitCode).toBe(4);
+    // by id, each of the two boots and deletes
+    expect((await nb(['image', 'delete', secondId])).exitCode).toBe(0);
+    expect(JSON.parse((await nb(['image', 'show', 'Snap ₡ 1', '-f', 'json'])).stdout).id).toBe(snap.id);
+    // bad names: too long, empty
+    const t = await adminToken();
+    const long = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, { createImage: { name: 'x'.repeat(256) } });
+    expect(long.status).toBe(400);
+    expect((await nb(['image', 'create', '--file', rootfsArchive, ''])).exitCode).toBe(2);
+    await ok(['server', 'delete', '--wait', 'from-snap']);
+    await ok(['image', 'delete', snap.id, up.id]);
+  }, 240_000);
+
+  it('2 and 13: Glance keeps any bytes (active, downloadable); booting them is a Nova fault; no host path in any fault', async () => {
+    const blob = join(root, 'disk.qcow2');
+    const bytes = randomBytes(200_000);
+    writeFileSync(blob, bytes);
+    await ok(['image', 'create', '--disk-format', 'qcow2', '--container-format', 'bare', '--file', blob, 'raw-disk']);
+    const img = await json(['image', 'show', 'raw-disk']);
+    expect(img).toMatchObject({ status: 'active', disk_format: 'qcow2', size: bytes.length });
+    expect(img.checksum).toBe(createHash('md5').update(bytes).digest('hex'));
+    const back = join(root, 'back.bin');
+    await ok(['image', 'save', '--file', back, 'raw-disk']);
+    expect(readFileSync(back).equals(bytes)).toBe(true);
+    // boot: accepted (202), then ERROR with Nova's fault, naming the image and no file of the host
+    const t = await adminToken();
+    const c = await api('POST', '/compute/v2.1/servers', t, { server: { name: 'rawboot', imageRef: img.id, flavorRef: '1' } });
+    expect(c.status).toBe(202);
+    const s = await waitFor(c.json.server.id, (x) => x.status !== 'BUILD');
+    expect(s.status).toBe('ERROR');
+    expect(s.fault.message).toMatch(/^novabox cannot boot this image: /);
+    expect(s.fault.message).not.toContain(root);
+    expect((await json(['server', 'show', 'rawboot'])).fault?.message ?? '').toMatch(/novabox cannot boot this image/);
+    await ok(['server', 'delete', '--wait', 'rawboot']);
+    // the compute API's image metadata and list filters on such an image
+    const meta = await api('POST', `/compute/v2.1/images/${img.id}/metadata`, t, { metadata: { purpose: 'disk' } });
+    expect(meta.status).toBe(200);
+    expect(meta.json.metadata).toMatchObject({ purpose: 'disk' });
+    expect((await api('GET', `/compute/v2.1/images/${img.id}/metadata/purpose`, t)).json).toEqual({ meta: { purpose: 'disk' } });
+    expect((await api('PUT', `/compute/v2.1/images/${img.id}/metadata/purpose`, t, { meta: { purpose: 'other' } })).json).toEqual({ meta: { purpose: 'other' } });
+    expect((await api('DELETE', `/compute/v2.1/images/${img.id}/metadata/purpose`, t)).status).toBe(204);
+    expect((await api('GET', `/compute/v2.1/images/${img.id}/metadata/purpose`, t)).status).toBe(404);
+    const names = async (q: string) => (await api('GET', `/compute/v2.1/images/detail?${q}`, t)).json.images.map((i: { name: string }) => i.name).sort();
+    expect(await names('status=ACTIVE')).toEqual(['busybox', 'raw-disk']);
+    expect(await names('name=raw-disk')).toEqual(['raw-disk']);
+    expect(await names('status=SAVING')).toEqual([]);
+    expect(await names(`changes-since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`)).toEqual([]);
+    expect(await names('changes-since=2000-01-01T00:00:00Z')).toEqual(['busybox', 'raw-disk']);
+    expect((await api('GET', '/compute/v2.1/images/detail?changes-since=yesterday', t)).status).toBe(400);
+    const page1 = (await api('GET', '/compute/v2.1/images?limit=1', t)).json;
+    expect(page1.images).toHaveLength(1);
+    expect(page1.images_links[0].href).toContain(`marker=${page1.images[0].id}`);
+    const page2 = (await api('GET', `/compute/v2.1/images?limit=1&marker=${page1.images[0].id}`, t)).json;
+    expect(page2.images).toHaveLength(1);
+    expect(page2.images[0].id).not.toBe(page1.images[0].id);
+    // server and type: a snapshot of web16
+    const snap = await json(['server', 'image', 'create', '--name', 'typed', '--wait', 'web16']);
+    expect(await names(`server=${webId}`)).toEqual(['typed']);
+    expect(await names('type=snapshot')).toEqual(['typed']);
+    await ok(['image', 'delete', snap.id]);
+    // 13: a bad upload's fault names the image, not a file of the host
+    const q = await api('POST', '/image/v2/images', t, { name: 'again', disk_format: 'raw', container_format: 'bare' });
+    const put = await api('PUT', `/image/v2/images/${q.json.id}/file`, t, new Uint8Array([1, 2, 3]), { 'content-type': 'application/octet-stream' });
+    expect(put.status).toBe(204);
+    const twice = await api('PUT', `/image/v2/images/${q.json.id}/file`, t, new Uint8Array([1]), { 'content-type': 'application/octet-stream' });
+    expect(twice.status).toBe(409);
+    expect(twice.text).not.toContain(root);
+    expect(twice.text).toContain(q.json.id);
+    const bad = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, { rebuild: { imageRef: q.json.id } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.badRequest.message).toMatch(/^novabox cannot boot this image/);
+    expect(bad.text).not.toContain(root);
+    await ok(['image', 'delete', 'raw-disk', 'again']);
+  }, 240_000);
+
+  it('3: booting on a flavor below the image\'s min_ram / min_disk is Nova\'s 400', async () => {
+    const img = await json(['image', 'create', '--disk-format', 'raw', '--container-format', 'bare', '--min-ram', '100000', '--file', rootfsArchive, 'big-ram']);
+    const r = await osc(['server', 'create', '--image', 'big-ram', '--flavor', 'm1.tiny', 'small']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Flavor's memory is too small for requested image\. \(HTTP 400\)/);
+    await ok(['image', 'set', '--min-ram', '0', '--min-disk', '1000', 'big-ram']);
+    const d = await osc(['server', 'create', '--image', 'big-ram', '--flavor', 'm1.tiny', 'small']);
+    expect(d.stderr).toMatch(/Flavor's disk is too small for requested image\. \(HTTP 400\)/);
+    // rebuild and resize check it too
+    const t = await adminToken();
+    const rb = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, { rebuild: { imageRef: img.id } });
+    expect(rb.status).toBe(400);
+    await ok(['image', 'set', '--min-disk', '0', 'big-ram']);
+    const fine = await json(['server', 'create', '--image', 'big-ram', '--flavor', 'm1.tiny', '--wait', 'fits']);
+    expect(fine.status).toBe('ACTIVE');
+    await ok(['server', 'delete', '--wait', 'fits']);
+    await ok(['image', 'delete', 'big-ram']);
+    expect((await json(['server', 'list'])).map((s: { Name: string }) => s.Name)).toEqual(['web16']);
+  }, 240_000);
+
+  it('stops cleanly and leaves nothing behind', async () => {
+    await ok(['server', 'delete', '--wait', 'web16']);
+    expect(await serve.stop('SIGTERM')).toBe(0);
+    const after = census(root);
+    const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
+    expect(strip(after)).toEqual(strip(before));
+  }, 60_000);
+});
