@@ -48,6 +48,15 @@ export interface CreateServerRequest {
   ephemeral?: boolean;
 }
 
+export interface ServerUsage {
+  server: Server;
+  /** undefined: the flavor is deleted and the server keeps no copy (older than the copy) */
+  flavor: Flavor | undefined;
+  hours: number;
+  uptimeSeconds: number;
+  endedAt: string | null;
+}
+
 export interface Caller {
   projectId: string;
   userId: string;
@@ -187,6 +196,26 @@ export class ComputeService {
         });
       });
     }
+    if (s.taskState === null && s.vmState === 'error') {
+      // ERROR sticks (os-resetState, a failed action) until an action moves the server; only
+      // its power state follows reality, as Nova's power-state sync does
+      const power = running ? POWER_STATE.RUNNING : s.powerState === POWER_STATE.RUNNING ? POWER_STATE.SHUTDOWN : s.powerState;
+      if (power === s.powerState) return s;
+      return this.store.tx(() => {
+        const cur = this.store.servers.get(s.id);
+        if (!cur || cur.taskState !== null || cur.vmState !== 'error') return cur ?? s;
+        if (!running && this.store.servers.getRuntime(cur.id)) {
+          this.store.servers.clearRuntime(cur.id);
+          try {
+            this.driver.open(cgroupPathOf(cur.id)).remove();
+          } catch {
+            /* retried next time */
+          }
+          if (cur.network === 'novabox') this.detachQuietly(cur.id);
+        }
+        return this.store.servers.update(cur.id, { powerState: power });
+      });
+    }
     if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused') && !running) {
       const exit = recordedExit(s.id);
       const crashed = !exit || exit.signal !== undefined || exit.code !== 0;
@@ -288,7 +317,7 @@ export class ComputeService {
       names.map((name) => {
         const s: NewServer = {
           id: randomUuid(), name, projectId: caller.projectId, userId: caller.userId,
-          imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id,
+          imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id, flavor,
           vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
           metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: req.accessIpv4 ?? '', accessIpv6: req.accessIpv6 ?? '',
           locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: Boolean(req.ephemeral),
@@ -411,7 +440,7 @@ export class ComputeService {
 
   /** Start an existing server's container (its upper layer kept) and record the facts. */
   private async boot(s: Server): Promise<void> {
-    const flavor = this.store.flavors.get(s.flavorId);
+    const flavor = this.flavorOf(s);
     const image = readImageById(s.imageRef, s.imageName);
     if (image) await ensureLayers(image);
     const facts = await startServer(
@@ -428,7 +457,7 @@ export class ComputeService {
   /** An ephemeral server's tmpfs holds at most the flavor's disk. */
   private ephemeralOf(s: Server): { sizeBytes: number } | undefined {
     if (!s.ephemeral) return undefined;
-    const disk = this.store.flavors.get(s.flavorId).diskGiB;
+    const disk = this.flavorOf(s).diskGiB;
     return { sizeBytes: Math.max(1, disk) * 1024 ** 3 };
   }
 
@@ -441,11 +470,12 @@ export class ComputeService {
     const s = this.find(nameOrId, caller);
     const found = await this.imageToBoot(imageRef);
     if (found.unbootable !== undefined) throw new BadRequest(found.unbootable);
-    checkImageFits(found.row, this.store.flavors.get(s.flavorId));
+    checkImageFits(found.row, this.flavorOf(s));
     const image = found.image!;
     const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
     const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');
-    const wasRunning = s.vmState === 'active';
+    // Nova: a rebuild ends ACTIVE, except from SHUTOFF (from ERROR too: the server is booted)
+    const wasRunning = s.vmState !== 'stopped';
     try {
       this.halt(s, opts.timeoutMs ?? 10_000, false);
       const d = serverDirs(s.id);
@@ -586,6 +616,7 @@ export class ComputeService {
     const flavor = this.store.flavors.get(flavorRef, caller.isAdmin ? {} : { projectId: caller.projectId });
     if (flavor.id === s.flavorId) throw new BadRequest('When resizing, instances must change flavor!');
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
+    checkImageFits(new ImageRepo(this.store.db, this.store.tx).get(s.imageRef), flavor);
     const { a } = this.begin(s, caller, 'resize', ['active', 'stopped'], 'resize_prep');
     const ev = this.store.actions.event(a.id, 'compute_resize_instance');
     try {
@@ -597,11 +628,11 @@ export class ComputeService {
     }
     this.store.resizes.insert({
       serverId: s.id, projectId: s.projectId, status: 'finished', oldFlavorId: s.flavorId, newFlavorId: flavor.id,
-      preVmState: s.vmState, host: s.host,
+      preVmState: s.vmState, host: s.host, oldFlavor: this.flavorOfSafe(s) ?? null, newFlavor: flavor,
     });
     ev('Success');
     logLine(s.id, `server resized to flavor ${flavor.name} (${flavor.vcpus} vcpus, ${flavor.ramMiB} MiB)`);
-    return this.finish(s.id, { vmState: 'resized', flavorId: flavor.id });
+    return this.finish(s.id, { vmState: 'resized', flavorId: flavor.id, flavor });
   }
 
   confirmResize(nameOrId: string, caller: Caller): Server {
@@ -618,8 +649,10 @@ export class ComputeService {
     const { a } = this.begin(s, caller, action, ['resized'], confirm ? 'resize_confirming' : 'resize_reverting');
     const ev = this.store.actions.event(a.id, confirm ? 'compute_confirm_resize' : 'compute_revert_resize');
     const r = this.store.resizes.pending(s.id);
+    // the copy kept with the resize: the old flavor may have been deleted since (Nova)
+    const old = confirm ? undefined : r.oldFlavor ?? this.store.flavors.get(r.oldFlavorId);
     try {
-      if (!confirm) this.applyFlavor(s.id, this.store.flavors.get(r.oldFlavorId));
+      if (old) this.applyFlavor(s.id, old);
     } catch (err) {
       ev('Error', (err as Error).message);
       this.finish(s.id, {});
@@ -628,13 +661,84 @@ export class ComputeService {
     this.store.resizes.setStatus(r.id, confirm ? 'confirmed' : 'reverted');
     ev('Success');
     const vmState = (r.preVmState === 'stopped' ? 'stopped' : 'active') as VmState;
-    return this.finish(s.id, confirm ? { vmState } : { vmState, flavorId: r.oldFlavorId });
+    return this.finish(s.id, confirm ? { vmState } : { vmState, flavorId: r.oldFlavorId, flavor: old });
+  }
+
+  /** The server's flavor: the copy kept with it (Nova's instance.flavor), else the flavor record. */
+  flavorOf(s: Pick<Server, 'flavor' | 'flavorId'>): Flavor {
+    return s.flavor ?? this.store.flavors.get(s.flavorId);
+  }
+
+  flavorOfSafe(s: Pick<Server, 'flavor' | 'flavorId'>): Flavor | undefined {
+    try {
+      return this.flavorOf(s);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Nova's flavor show reads deleted flavors too: a flavor gone from the table is shown from a server's copy. */
+  showFlavor(id: string, caller: Caller): Flavor {
+    try {
+      return this.store.flavors.get(id, caller.isAdmin ? {} : { projectId: caller.projectId });
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+      let exists = true;
+      try {
+        this.store.flavors.get(id); // a private flavor not shared with the caller stays hidden
+      } catch {
+        exists = false;
+      }
+      const copy = exists ? undefined : this.store.servers.flavorCopy(id);
+      if (copy) return copy;
+      throw err;
+    }
+  }
+
+  /**
+   * Nova's simple tenant usage: per server that existed in [start, end), the hours it
+   * existed in it (from launch, else creation, to deletion or `end`) times its flavor's
+   * vcpus, memory and disk. `projectId` undefined: every project.
+   */
+  usage(start: Date, end: Date, projectId?: string): ServerUsage[] {
+    const iso = (d: Date) => d.toISOString().replace('Z', '').padEnd(26, '0');
+    const now = Date.now();
+    const t = (stored: string) => Date.parse(`${stored.slice(0, 23)}Z`);
+    const out: ServerUsage[] = [];
+    for (const s of this.store.servers.existedBetween(iso(start), iso(end), projectId)) {
+      const from = Math.max(start.getTime(), t(s.launchedAt ?? s.createdAt));
+      const to = Math.min(end.getTime(), s.terminatedAt ? t(s.terminatedAt) : now);
+      const f = this.flavorOfSafe(s);
+      const hours = Math.max(0, to - from) / 3_600_000;
+      const endedAt = s.deleted ? s.terminatedAt : null;
+      out.push({
+        server: s, flavor: f, hours,
+        uptimeSeconds: Math.max(0, Math.floor(((endedAt ? t(endedAt) : now) - t(s.launchedAt ?? s.createdAt)) / 1000)),
+        endedAt,
+      });
+    }
+    return out;
   }
 
   /** The flavor's limits on the live cgroup, when the server runs. */
   private applyFlavor(id: string, flavor: Flavor): void {
     if (!isRunning(this.facts(id))) return;
     this.driver.open(cgroupPathOf(id)).setLimits(flavorLimits(flavor));
+  }
+
+  /**
+   * Nova's flavor list: a non-admin sees the public flavors and the private ones shared
+   * with the project (never disabled ones); an admin chooses with is_public: true (public
+   * and those shared with the admin's project), false (only private ones), null (all).
+   */
+  flavorsFor(caller: Caller, isPublic: boolean | null, opts: { minRamMiB?: number; minDiskGiB?: number } = {}): Flavor[] {
+    const all = this.store.flavors.list({ includePrivate: true, ...opts });
+    if (!caller.isAdmin) {
+      return all.filter((f) => !f.disabled && (f.isPublic || this.store.flavors.hasAccess(f.id, caller.projectId)));
+    }
+    if (isPublic === null) return all;
+    if (isPublic === false) return all.filter((f) => !f.isPublic);
+    return all.filter((f) => f.isPublic || this.store.flavors.hasAccess(f.id, caller.projectId));
   }
 
   setProperties(nameOrId: string, props: Record<string, string>, caller: Caller): Server {
@@ -703,8 +807,10 @@ export class ComputeService {
       this.fail(cur, `delete failed: ${(err as Error).message}`);
       throw err;
     }
-    this.store.servers.remove(s.id);
-    return { ...cur, vmState: 'deleted', taskState: null, terminatedAt: nowIso() };
+    // kept as a deleted row, as Nova keeps it: changes-since, list markers and usage see it
+    return this.store.servers.update(s.id, {
+      deleted: true, vmState: 'deleted', taskState: null, powerState: POWER_STATE.NOSTATE, terminatedAt: nowIso(), taskOwnerPid: null, taskOwnerStart: null,
+    });
   }
 
   async exec(nameOrId: string, req: ExecRequest, caller: Caller, io: { stderr: (l: string) => void }): Promise<number> {

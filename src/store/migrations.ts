@@ -284,6 +284,13 @@ INSERT INTO roles (id, name, created_at) VALUES
 DROP INDEX images_live_name;
 CREATE UNIQUE INDEX images_builtin_name ON images(name) WHERE name = 'busybox' AND status IN ('queued', 'saving', 'active', 'deactivated');
 CREATE INDEX images_name ON images(name);
+
+-- Nova keeps a copy of the flavor with the server, and both flavors with a resize: the
+-- server shows, reverts and accounts its flavor after the flavor itself was deleted.
+ALTER TABLE servers ADD COLUMN flavor TEXT;
+ALTER TABLE server_migrations ADD COLUMN old_flavor TEXT;
+ALTER TABLE server_migrations ADD COLUMN new_flavor TEXT;
+CREATE INDEX servers_terminated ON servers(terminated_at);
 `,
   },
 ];

@@ -36,7 +36,7 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     const r = await fetch(`${serve.url}${path}`, {
       method,
       headers: { 'x-auth-token': token, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      body: body === undefined ? undefined : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body),
+      body: (body === undefined ? undefined : typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body)) as RequestInit["body"],
     });
     const text = await r.text();
     let parsed: unknown;
@@ -196,6 +196,128 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     await ok(['image', 'delete', 'big-ram']);
     expect((await json(['server', 'list'])).map((s: { Name: string }) => s.Name)).toEqual(['web16']);
   }, 240_000);
+
+  let userToken = '';
+  it('7: flavor lists parse is_public as Nova does (true/false/none and their spellings; admin only)', async () => {
+    await ok(['project', 'create', 'p16']);
+    await ok(['user', 'create', '--project', 'p16', '--password', 'pw16', 'u16']);
+    await ok(['role', 'add', '--project', 'p16', '--user', 'u16', 'member']);
+    userToken = await tokenFor(serve.url, 'u16', 'pw16', 'p16');
+    await ok(['flavor', 'create', '--private', '--ram', '64', '--vcpus', '1', '--disk', '1', '--id', 'priv16', 'priv16']);
+    const names = (list: { Name: string }[]) => list.map((f) => f.Name);
+    const [pub, priv, all] = await Promise.all([json(['flavor', 'list', '--public']), json(['flavor', 'list', '--private']), json(['flavor', 'list', '--all'])]);
+    expect(names(pub)).not.toContain('priv16');
+    expect(names(priv)).toEqual(['priv16']);
+    expect(names(all)).toEqual(expect.arrayContaining(['priv16', 'm1.tiny']));
+    const t = await adminToken();
+    const q = async (v: string, tok = t) => {
+      const r = await api('GET', `/compute/v2.1/flavors/detail?is_public=${v}`, tok);
+      return r.status === 200 ? r.json.flavors.map((f: { id: string }) => f.id) : r.status;
+    };
+    for (const v of ['none', 'None', 'NONE']) expect(await q(v)).toContain('priv16');
+    for (const v of ['false', 'False', '0', 'f', 'no', 'off', 'N']) expect(await q(v)).toEqual(['priv16']);
+    for (const v of ['true', 'TRUE', '1', 't', 'yes', 'on', 'Y']) {
+      expect(await q(v)).toContain('1');
+      expect(await q(v)).not.toContain('priv16');
+    }
+    expect(await q('maybe')).toBe(400);
+    // a non-admin's is_public is not read: public ones (and private ones shared with the project)
+    expect(await q('none', userToken)).not.toContain('priv16');
+    expect(await q('maybe', userToken)).toContain('1');
+    await ok(['flavor', 'set', '--project', 'p16', 'priv16']);
+    expect(await q('false', userToken)).toContain('priv16');
+    await ok(['flavor', 'delete', 'priv16']);
+  }, 120_000);
+
+  it('6: hypervisor servers and search (2.1 forms, admin only)', async () => {
+    const host = (await json(['hypervisor', 'list']))[0]['Hypervisor Hostname'];
+    const t = await adminToken();
+    const servers = await api('GET', `/compute/v2.1/os-hypervisors/${encodeURIComponent(host)}/servers`, t);
+    expect(servers.status).toBe(200);
+    expect(servers.json.hypervisors).toEqual([{ id: 1, hypervisor_hostname: host, state: 'up', status: 'enabled', servers: [{ uuid: webId, name: 'web16' }] }]);
+    const search = await api('GET', `/compute/v2.1/os-hypervisors/${encodeURIComponent(host.slice(1, 4))}/search`, t);
+    expect(search.json.hypervisors).toEqual([{ id: 1, hypervisor_hostname: host, state: 'up', status: 'enabled' }]);
+    expect((await api('GET', '/compute/v2.1/os-hypervisors/no-such-host-16/search', t)).status).toBe(404);
+    expect((await api('GET', '/compute/v2.1/os-hypervisors/no-such-host-16/servers', t)).status).toBe(404);
+    expect((await api('GET', `/compute/v2.1/os-hypervisors/${encodeURIComponent(host)}/servers`, userToken)).status).toBe(403);
+    expect((await api('GET', `/compute/v2.1/os-hypervisors/${encodeURIComponent(host)}/search`, userToken)).status).toBe(403);
+    // novaclient's own calls for them (hypervisor list --matching)
+    const matching = await json(['hypervisor', 'list', '--matching', host.slice(0, 3)]);
+    expect(matching.map((h: { 'Hypervisor Hostname': string }) => h['Hypervisor Hostname'])).toEqual([host]);
+  }, 120_000);
+
+  it('12: usage list/show (os-simple-tenant-usage) and availability zones without a network endpoint', async () => {
+    const gone = await json(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', 'short-lived']);
+    await ok(['server', 'delete', '--wait', gone.id]);
+    const list = await json(['usage', 'list']);
+    const admin = list.find((u: { Servers: number }) => u.Servers >= 2);
+    expect(admin).toBeDefined();
+    expect(admin['RAM MB-Hours']).toBeGreaterThan(0);
+    const show = await json(['usage', 'show', '--project', 'admin']);
+    expect(show.Servers).toBeGreaterThanOrEqual(2);
+    const t = await adminToken();
+    const raw = await api('GET', `/compute/v2.1/os-simple-tenant-usage?detailed=1&start=2000-01-01T00:00:00&end=${new Date(Date.now() + 60_000).toISOString().slice(0, 19)}`, t);
+    const usages = raw.json.tenant_usages[0].server_usages;
+    expect(usages.find((u: { instance_id: string }) => u.instance_id === gone.id)).toMatchObject({ state: 'terminated', flavor: 'c1.nano', ended_at: expect.any(String) });
+    expect(usages.find((u: { instance_id: string }) => u.instance_id === webId)).toMatchObject({ state: 'active', ended_at: null, flavor: 'm1.tiny' });
+    expect((await api('GET', '/compute/v2.1/os-simple-tenant-usage?start=yesterday', t)).status).toBe(400);
+    expect((await api('GET', '/compute/v2.1/os-simple-tenant-usage?start=2030-01-01T00:00:00&end=2020-01-01T00:00:00', t)).status).toBe(400);
+    expect((await api('GET', '/compute/v2.1/os-simple-tenant-usage', userToken)).status).toBe(403);
+    const own = await api('GET', `/compute/v2.1/os-simple-tenant-usage/${(await json(['project', 'show', 'p16'])).id}`, userToken);
+    expect(own).toMatchObject({ status: 200, json: { tenant_usage: {} } });
+    const zones = await json(['availability', 'zone', 'list', '--compute']);
+    expect(zones).toEqual(expect.arrayContaining([expect.objectContaining({ 'Zone Name': 'nova', 'Zone Status': 'available' })]));
+    const long = await json(['availability', 'zone', 'list', '--compute', '--long']);
+    expect(long.some((z: { 'Service Name': string }) => z['Service Name'] === 'nova-compute')).toBe(true);
+  }, 120_000);
+
+  it('9: os-resetState sticks: ERROR until an action moves it, power state reconciled; rebuild from ERROR', async () => {
+    const srv = await json(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', 'reset16']);
+    await ok(['server', 'set', '--state', 'error', srv.id]);
+    let s = await server(srv.id);
+    expect(s).toMatchObject({ status: 'ERROR', 'OS-EXT-STS:vm_state': 'error', 'OS-EXT-STS:power_state': 1 });
+    // the container dies: the power state follows, the vm_state stays
+    const pid = JSON.parse((await nb(['server', 'show', srv.id, '-f', 'json'])).stdout);
+    const initPid = pid.pid;
+    expect(typeof initPid).toBe('number');
+    process.kill(initPid, 'SIGKILL');
+    s = await waitFor(srv.id, (x) => (x as unknown as Record<string, number>)['OS-EXT-STS:power_state'] !== 1, 20_000);
+    expect(s).toMatchObject({ status: 'ERROR', 'OS-EXT-STS:vm_state': 'error', 'OS-EXT-STS:power_state': 4 });
+    expect((await json(['server', 'list'])).find((x: { ID: string }) => x.ID === srv.id).Status).toBe('ERROR');
+    // actions that Nova refuses in ERROR still refuse; rebuild works and ends ACTIVE
+    expect((await osc(['server', 'start', srv.id])).stderr).toMatch(/HTTP 409/);
+    await ok(['server', 'rebuild', '--image', 'busybox', '--wait', srv.id]);
+    expect((await server(srv.id))).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:power_state': 1 });
+    await ok(['server', 'delete', '--wait', srv.id]);
+  }, 120_000);
+
+  it('8: resize revert after the old flavor was deleted; show keeps the flavor', async () => {
+    await ok(['flavor', 'create', '--ram', '96', '--vcpus', '1', '--disk', '1', '--id', 'old16', 'old16']);
+    const srv = await json(['server', 'create', '--image', 'busybox', '--flavor', 'old16', '--wait', 'resize16']);
+    await ok(['server', 'resize', '--flavor', 'c1.nano', '--wait', srv.id]);
+    expect((await server(srv.id)).status).toBe('VERIFY_RESIZE');
+    await ok(['flavor', 'delete', 'old16']);
+    await ok(['server', 'resize', 'revert', srv.id]);
+    const s = await waitFor(srv.id, (x) => x.status === 'ACTIVE');
+    expect(s.flavor.id).toBe('old16');
+    expect((await json(['server', 'show', srv.id])).flavor).toBe('old16 (old16)');
+    const t = await adminToken();
+    expect((await api('GET', '/compute/v2.1/flavors/old16', t)).json.flavor).toMatchObject({ id: 'old16', name: 'old16', ram: 96 });
+    expect((await api('GET', '/compute/v2.1/flavors/detail', t)).json.flavors.map((f: { id: string }) => f.id)).not.toContain('old16');
+    await ok(['server', 'delete', '--wait', srv.id]);
+  }, 180_000);
+
+  it('14: a just-deleted server is still a list marker', async () => {
+    const t = await adminToken();
+    const a = await json(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', 'mark-a']);
+    const b = await json(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', 'mark-b']);
+    await ok(['server', 'delete', '--wait', b.id]);
+    const after = await api('GET', `/compute/v2.1/servers/detail?marker=${b.id}`, t);
+    expect(after.status).toBe(200);
+    expect(after.json.servers.map((x: { id: string }) => x.id)).toEqual([a.id, webId]);
+    expect((await api('GET', '/compute/v2.1/servers/detail?marker=00000000-0000-4000-8000-000000000000', t)).status).toBe(400);
+    await ok(['server', 'delete', '--wait', a.id]);
+  }, 120_000);
 
   it('stops cleanly and leaves nothing behind', async () => {
     await ok(['server', 'delete', '--wait', 'web16']);

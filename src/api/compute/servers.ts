@@ -49,8 +49,14 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     list.reverse(); // newest first, as Nova
     if (q.marker !== undefined) {
       const i = list.findIndex((s) => s.id === q.marker);
-      if (i < 0) throw new BadRequest(`marker [${q.marker}] not found`);
-      list = list.slice(i + 1);
+      if (i >= 0) list = list.slice(i + 1);
+      else {
+        // Nova still resolves a deleted (or filtered-out) server as a marker: what comes after its place
+        const m = store.servers.getAny(q.marker, c.isAdmin ? undefined : c.projectId);
+        if (!m) throw new BadRequest(`marker [${q.marker}] not found`);
+        const before = (s: { createdAt: string; id: string }) => s.createdAt < m.createdAt || (s.createdAt === m.createdAt && s.id < m.id);
+        list = list.filter(before);
+      }
     }
     const base = baseUrl(req);
     const body: Json = {};
