@@ -85,7 +85,7 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
   const period = (req: Req): [Date, Date] => {
     const start = usageDate(req.query.start, 'start');
     const end = usageDate(req.query.end, 'end');
-    if (!(start < end)) throw new BadRequest('Invalid start time. The start time cannot occur after the end time.');
+    if (start > end) throw new BadRequest('Invalid start time. The start time cannot occur after the end time.');
     return [start, end];
   };
   app.get('/v2.1/os-simple-tenant-usage', async (req: Req) => {
