@@ -27,6 +27,7 @@ import { trace } from '../util/trace.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from './states.js';
 import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
+import { ServerGroupService } from './server-groups.js';
 import { novaAddresses, type NovaAddress } from './addresses.js';
 import type { NetworkMode } from '../runtime/network/config.js';
 
@@ -46,6 +47,8 @@ export interface CreateServerRequest {
   accessIpv6?: string;
   /** writable layer on a tmpfs inside the server, lost when it stops */
   ephemeral?: boolean;
+  /** a server group to join (Nova's scheduler hint `group`) */
+  group?: string;
 }
 
 export interface ServerUsage {
@@ -311,6 +314,8 @@ export class ComputeService {
       if (count !== 1) throw new BadRequest('a fixed IP can be given to one server only, not with --min/--max');
       this.network.checkFixedIp(req.fixedIp);
     }
+    const groups = req.group !== undefined ? new ServerGroupService(this.store) : undefined;
+    const noHost = groups?.placement(req.group!, count, caller);
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
     const now = nowIso();
     const rows: Server[] = this.store.tx(() =>
@@ -326,15 +331,16 @@ export class ComputeService {
           ...this.owner(),
         };
         const row = this.store.servers.insert(s);
-        if (network === 'novabox') this.network.allocate('server', s.id, req.fixedIp);
+        if (network === 'novabox' && noHost === undefined) this.network.allocate('server', s.id, req.fixedIp);
+        if (groups && noHost === undefined) groups.join(req.group!, s.id);
         this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
         return row;
       }),
     );
     const limits = flavorLimits(flavor);
-    if (found.unbootable !== undefined) {
+    if (found.unbootable !== undefined || noHost !== undefined) {
       // Nova accepts the request; the build fails: every server ERROR with the reason as its fault
-      const why = found.unbootable;
+      const why = (noHost ?? found.unbootable)!;
       const started = new Promise<void>((r) => setImmediate(r)).then(() => rows.map((s) => this.failBuild(s, why)));
       return { servers: rows, started };
     }

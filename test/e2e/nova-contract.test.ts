@@ -321,6 +321,65 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     await ok(['server', 'delete', '--wait', a.id]);
   }, 120_000);
 
+  it('14: os-services, server groups (anti-affinity: No valid host), microversions to 2.2 (406 above), volume attachments, domain-scoped tokens', async () => {
+    const services = await json(['compute', 'service', 'list']);
+    expect(services).toEqual([expect.objectContaining({ Binary: 'nova-compute', Zone: 'nova', Status: 'enabled', State: 'up' })]);
+    // server groups through the client
+    const g = await json(['server', 'group', 'create', '--policy', 'anti-affinity', 'spread16']);
+    expect(g).toMatchObject({ name: 'spread16', policies: ['anti-affinity'] });
+    const one = await json(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--hint', `group=${g.id}`, '--wait', 'g16-a']);
+    expect(one.status).toBe('ACTIVE');
+    await ok(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--hint', `group=${g.id}`, 'g16-b']);
+    const two = await waitFor((await json(['server', 'show', 'g16-b'])).id, (x) => x.status !== 'BUILD');
+    expect(two.status).toBe('ERROR');
+    expect((two as unknown as { fault: { message: string } }).fault.message).toMatch(/No valid host was found/);
+    expect((await json(['server', 'group', 'show', 'spread16'])).members).toContain(one.id);
+    expect((await json(['server', 'group', 'list'])).map((x: { Name: string }) => x.Name)).toEqual(['spread16']);
+    const aff = await json(['server', 'group', 'create', '--policy', 'affinity', 'together16']);
+    const t = await adminToken();
+    const bad = await api('POST', '/compute/v2.1/os-server-groups', t, { server_group: { name: 'x', policies: ['nearby'] } });
+    expect(bad.status).toBe(400);
+    await ok(['server', 'delete', '--wait', 'g16-a', 'g16-b']);
+    await ok(['server', 'group', 'delete', 'spread16', aff.id]);
+    expect((await api('GET', `/compute/v2.1/os-server-groups/${g.id}`, t)).status).toBe(404);
+    // microversions: the version document says 2.2, 2.2 has key pair types, above is 406
+    const doc = await (await fetch(`${serve.url}/compute/v2.1`)).json();
+    expect(doc.version).toMatchObject({ version: '2.2', min_version: '2.1' });
+    const k = await api('POST', '/compute/v2.1/os-keypairs', t, { keypair: { name: 'k22', type: 'ssh' } }, { 'OpenStack-API-Version': 'compute 2.2' });
+    expect(k.status).toBe(200);
+    expect(k.headers.get('openstack-api-version')).toBe('compute 2.2');
+    expect(k.json.keypair).toMatchObject({ name: 'k22', type: 'ssh' });
+    expect((await api('GET', '/compute/v2.1/os-keypairs/k22', t, undefined, { 'X-OpenStack-Nova-API-Version': '2.2' })).json.keypair.type).toBe('ssh');
+    expect((await api('GET', '/compute/v2.1/os-keypairs/k22', t)).json.keypair.type).toBeUndefined(); // 2.1
+    expect((await api('GET', '/compute/v2.1/servers', t, undefined, { 'OpenStack-API-Version': 'compute 2.3' })).status).toBe(406);
+    expect((await api('GET', '/compute/v2.1/servers', t, undefined, { 'OpenStack-API-Version': 'compute latest' })).headers.get('x-openstack-nova-api-version')).toBe('2.2');
+    // openstacksdk negotiates 2.2 from the version document: --type needs it
+    await ok(['keypair', 'create', '--type', 'ssh', 'k22b']);
+    expect((await json(['keypair', 'show', 'k22b'])).type).toBe('ssh');
+    await ok(['keypair', 'delete', 'k22b']);
+    await ok(['keypair', 'delete', 'k22']);
+    // volumes: none, as Nova answers for a server without any
+    expect((await api('GET', `/compute/v2.1/servers/${webId}/os-volume_attachments`, t)).json).toEqual({ volumeAttachments: [] });
+    // Keystone: a domain-scoped token, for an admin; used on the identity API
+    const dom = await fetch(`${serve.url}/identity/v3/auth/tokens`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password } } }, scope: { domain: { name: 'Default' } } } }),
+    });
+    expect(dom.status).toBe(201);
+    const body = await dom.json();
+    expect(body.token.domain).toMatchObject({ id: 'default', name: 'Default' });
+    expect(body.token.project).toBeUndefined();
+    expect(body.token.roles.map((r: { name: string }) => r.name)).toContain('admin');
+    const domTok = dom.headers.get('x-subject-token')!;
+    expect((await api('GET', '/identity/v3/projects', domTok)).status).toBe(200);
+    expect((await api('GET', '/compute/v2.1/servers', domTok)).status).toBe(403);
+    const member = await fetch(`${serve.url}/identity/v3/auth/tokens`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'u16', domain: { name: 'Default' }, password: 'pw16' } } }, scope: { domain: { id: 'default' } } } }),
+    });
+    expect(member.status).toBe(401);
+  }, 180_000);
+
   it('stops cleanly and leaves nothing behind', async () => {
     await ok(['server', 'delete', '--wait', 'web16']);
     expect(await serve.stop('SIGTERM')).toBe(0);

@@ -116,9 +116,10 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     if (QUOTAS.instances >= 0 && used + maxCount > QUOTAS.instances) {
       throw new ApiError(403, `Quota exceeded for instances: Requested ${maxCount}, but already used ${used} of ${QUOTAS.instances} instances`);
     }
+    const group = schedulerGroup(req.body);
     trace('create request checked');
     const { servers, started } = await compute.createRecorded(
-      { name, image: image.id, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6, ...nets },
+      { name, image: image.id, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6, ...nets, group },
       c,
     );
     inBackground(started, log, `create ${servers.map((s) => s.id).join(', ')}`);
@@ -204,6 +205,13 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
   });
 
   // ---- instance actions
+  // no volumes here: Nova's answer for a server without any
+  app.get('/v2.1/servers/:id/os-volume_attachments', async (req: Req) => (server(req), { volumeAttachments: [] }));
+  app.get('/v2.1/servers/:id/os-volume_attachments/:vid', async (req: Req) => {
+    server(req);
+    throw new NotFound(`Volume attachment ${req.params.vid} could not be found.`);
+  });
+
   app.get('/v2.1/servers/:id/os-instance-actions', async (req: Req) => {
     const s = server(req);
     return { instanceActions: store.actions.list(s.id).map((a) => actionView(a, s.id)) };
@@ -214,6 +222,18 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     return { instanceAction: { ...actionView(a, s.id), events: a.events.map(eventView) } };
   });
 
+}
+
+/** The `group` scheduler hint (os:scheduler_hints, beside "server"): a server group's id. */
+function schedulerGroup(body: unknown): string | undefined {
+  if (!isObject(body)) return undefined;
+  const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
+  if (hints === undefined || hints === null) return undefined;
+  if (!isObject(hints)) throw new BadRequest("Invalid input for field/attribute os:scheduler_hints: it must be an object");
+  const g = hints.group;
+  if (g === undefined) return undefined;
+  if (typeof g !== 'string' || !isUuid(g)) throw new BadRequest(`Invalid input for field/attribute group. Value: ${JSON.stringify(g)}. It is not a 'uuid'`);
+  return g;
 }
 
 function checkSecurityGroups(v: unknown): void {
