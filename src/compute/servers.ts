@@ -189,11 +189,11 @@ export class ComputeService {
             /* not frozen, or gone */
           }
         }
-        const vm: VmState = running ? (cur.vmState === 'paused' ? 'paused' : 'active') : 'stopped';
+        const vm: VmState = running ? (cur.vmState === 'paused' || cur.vmState === 'suspended' ? cur.vmState : 'active') : 'stopped';
         return this.store.servers.update(cur.id, {
           vmState: vm,
           taskState: null,
-          powerState: running ? (vm === 'paused' ? POWER_STATE.PAUSED : POWER_STATE.RUNNING) : POWER_STATE.SHUTDOWN,
+          powerState: running ? (vm === 'paused' ? POWER_STATE.PAUSED : vm === 'suspended' ? POWER_STATE.SUSPENDED : POWER_STATE.RUNNING) : POWER_STATE.SHUTDOWN,
           taskOwnerPid: null,
           taskOwnerStart: null,
         });
@@ -219,13 +219,13 @@ export class ComputeService {
         return this.store.servers.update(cur.id, { powerState: power });
       });
     }
-    if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused') && !running) {
+    if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused' || s.vmState === 'suspended') && !running) {
       const exit = recordedExit(s.id);
       const crashed = !exit || exit.signal !== undefined || exit.code !== 0;
       const how = !exit ? 'its processes are gone (host reboot?)' : exit.signal ? `killed by signal ${exit.signal}` : `exited with status ${exit.code}`;
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);
-        if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused')) return cur ?? s;
+        if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused' || cur.vmState === 'suspended')) return cur ?? s;
         const a = this.store.actions.start(cur.id, 'stop', { userId: cur.userId, projectId: cur.projectId, message: `server stopped by itself: ${how}` });
         this.store.actions.event(a.id, 'compute_power_state_sync')(crashed ? 'Error' : 'Success', crashed ? how : undefined);
         if (crashed) this.store.actions.setMessage(a.id, `server stopped by itself: ${how}`);
@@ -592,6 +592,77 @@ export class ComputeService {
       ev('Error', (err as Error).message);
       this.finish(s.id, {});
       throw err;
+    }
+  }
+
+  /**
+   * Nova's suspend for a container: freeze every process (the cgroup freezer), then give
+   * its memory back to the host: on cgroup v2, memory.reclaim drops its page cache and,
+   * where the host has swap, pushes its anonymous memory there (the flavor's swap-off is
+   * lifted while suspended). On cgroup v1, or v2 without swap, the anonymous memory stays
+   * resident: suspend is then a freeze. resume thaws it; its pages come back as touched.
+   */
+  suspend(nameOrId: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    const { a } = this.begin(s, caller, 'suspend', ['active'], 'suspending');
+    const ev = this.store.actions.event(a.id, 'compute_suspend_instance');
+    try {
+      const facts = this.facts(s.id);
+      if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
+      freezeServer(facts, this.driver);
+      const cg = this.driver.open(facts.cgroupPath);
+      let how = 'frozen; cgroup v1 has no memory.reclaim: its memory stays resident';
+      if (cg.reclaim) {
+        try {
+          const r = cg.reclaim();
+          const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+          how = r.supported ? `frozen; memory ${mib(r.beforeBytes)} MiB -> ${mib(r.afterBytes)} MiB (memory.reclaim)` : 'frozen; this kernel has no memory.reclaim';
+        } catch (err) {
+          how = `frozen; memory.reclaim failed: ${(err as Error).message}`;
+        }
+      }
+      logLine(s.id, `server suspended (${how})`);
+      ev('Success');
+      return this.finish(s.id, { vmState: 'suspended', powerState: POWER_STATE.SUSPENDED });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      try {
+        const f = this.facts(s.id);
+        if (f) thawServer(f, this.driver);
+      } catch {
+        /* not frozen */
+      }
+      this.finish(s.id, {});
+      throw err;
+    }
+  }
+
+  resume(nameOrId: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    const { a } = this.begin(s, caller, 'resume', ['suspended'], 'resuming');
+    const ev = this.store.actions.event(a.id, 'compute_resume_instance');
+    try {
+      const facts = this.facts(s.id);
+      if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
+      this.applyFlavor(s.id, this.flavorOf(s)); // swap off again, as the flavor says
+      thawServer(facts, this.driver);
+      logLine(s.id, 'server resumed');
+      ev('Success');
+      return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, {});
+      throw err;
+    }
+  }
+
+  /** Nova's migrate (ACTIVE, SHUTOFF) and live-migrate (ACTIVE, PAUSED) state check: the 409 before any "no host". */
+  checkMigratable(nameOrId: string, caller: Caller, action: 'migrate' | 'os-migrateLive'): void {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    const from: VmState[] = action === 'migrate' ? ['active', 'stopped'] : ['active', 'paused'];
+    if (!from.includes(s.vmState) || s.taskState !== null) {
+      throw new Conflict(`Cannot '${action}' instance ${s.id} while it is in vm_state ${s.vmState}${s.taskState ? ` (task_state ${s.taskState})` : ''}`);
     }
   }
 

@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { census, type Census } from '../helpers/census.js';
+import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { runCli, tempRoot } from '../helpers/run-cli.js';
 import { run, startServe, tokenFor, type Serve } from './serve.js';
 
@@ -378,6 +378,48 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
       body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'u16', domain: { name: 'Default' }, password: 'pw16' } } }, scope: { domain: { id: 'default' } } } }),
     });
     expect(member.status).toBe(401);
+  }, 180_000);
+
+  it('4: suspend / resume: frozen (memory given back on cgroup v2), every other action 409, snapshot and delete work; the CLI too', async () => {
+    const frozen = (id: string) => {
+      const parent = cgroupParentFor(root);
+      const v1 = `/sys/fs/cgroup/freezer/${parent}/${id}/freezer.state`;
+      if (existsSync(v1)) return readFileSync(v1, 'utf8').trim() === 'FROZEN';
+      return readFileSync(`/sys/fs/cgroup/${parent}/${id}/cgroup.freeze`, 'utf8').trim() === '1';
+    };
+    await ok(['server', 'suspend', webId]);
+    let s = await waitFor(webId, (x) => x.status === 'SUSPENDED');
+    expect(s).toMatchObject({ 'OS-EXT-STS:vm_state': 'suspended', 'OS-EXT-STS:power_state': 7, 'OS-EXT-STS:task_state': null });
+    expect(frozen(webId)).toBe(true);
+    const t = await adminToken();
+    for (const body of [{ 'os-stop': null }, { pause: null }, { reboot: { type: 'SOFT' } }, { resize: { flavorRef: '6' } }, { suspend: null }, { migrate: null }, { 'os-migrateLive': { host: null, block_migration: 'auto' } }]) {
+      const r = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, body);
+      expect([Object.keys(body)[0], r.status]).toEqual([Object.keys(body)[0], 409]);
+    }
+    // a snapshot of the suspended server; it stays suspended and frozen
+    const snap = await json(['server', 'image', 'create', '--name', 'of-suspended', '--wait', webId]);
+    expect((await json(['image', 'show', snap.id])).status).toBe('active');
+    expect((await server(webId)).status).toBe('SUSPENDED');
+    expect(frozen(webId)).toBe(true);
+    await ok(['image', 'delete', snap.id]);
+    await ok(['server', 'resume', webId]);
+    s = await waitFor(webId, (x) => x.status === 'ACTIVE');
+    expect(frozen(webId)).toBe(false);
+    expect((await nb(['server', 'exec', webId, '--', 'true'])).exitCode).toBe(0);
+    const events = (await api('GET', `/compute/v2.1/servers/${webId}/os-instance-actions`, t)).json.instanceActions.map((a: { action: string }) => a.action);
+    expect(events.slice(0, 3)).toEqual(['resume', 'createImage', 'suspend']);
+    expect((await api('GET', `/compute/v2.1/servers/${webId}/action`, t)).status).not.toBe(501);
+    // the novabox CLI, and delete of a suspended server
+    expect((await nb(['server', 'suspend', 'web16'])).exitCode).toBe(0);
+    expect((await server(webId)).status).toBe('SUSPENDED');
+    expect((await nb(['server', 'resume', 'web16'])).exitCode).toBe(0);
+    expect((await nb(['server', 'resume', 'web16'])).exitCode).toBe(4);
+    expect((await nb(['server', 'suspend', '--help'])).stdout).toMatch(/without swap, or on cgroup v1/i);
+    const other = await json(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', 'susp16']);
+    await ok(['server', 'suspend', other.id]);
+    await waitFor(other.id, (x) => x.status === 'SUSPENDED');
+    await ok(['server', 'delete', '--wait', other.id]);
+    expect((await api('GET', `/compute/v2.1/servers/${other.id}`, t)).status).toBe(404);
   }, 180_000);
 
   it('stops cleanly and leaves nothing behind', async () => {

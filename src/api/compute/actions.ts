@@ -51,9 +51,11 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         return { output: consoleTail(compute.consoleLog(s.id, c), length) };
       }
       case 'suspend':
+        compute.suspend(s.id, c);
+        return done();
       case 'resume':
-        lockCheck(s, c);
-        throw new ApiError(501, `novabox cannot ${action} a server: containers have no suspend-to-disk here (use pause/unpause, which freezes it in memory)`);
+        compute.resume(s.id, c);
+        return done();
       case 'createImage': {
         if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute createImage. Expected {"name": "..."}');
         const name = str(arg, 'name', { required: true, min: 1, max: 255 })!;
@@ -100,6 +102,8 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
       case 'migrate':
       case 'os-migrateLive':
         requireAdmin(c, `os_compute_api:os-migrate-server:${action}`);
+        // Nova checks the server's state before scheduling: its own conflict comes first
+        compute.checkMigratable(s.id, c, action);
         throw new BadRequest('No valid host was found. novabox is a single host: there is nowhere to migrate to.');
       case 'forceDelete':
       case 'restore':
