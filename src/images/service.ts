@@ -474,7 +474,8 @@ export class ImageService {
       this.store.tx(() => {
         const cur = this.repo.get(img.id);
         if (!cur) throw new NotFound(`image "${ref}" not found`);
-        if (cur.status === 'saving') throw new Conflict(`image "${cur.name}" is being saved; try again when it is active`);
+        // a saving image may go (Glance): its record now; the snapshot or upload saving it
+        // finds it gone when it commits and removes what it staged
         const users = this.repo.serversUsing(cur);
         if (users.length) {
           throw new Conflict(`image "${cur.name}" is in use by ${users.length} server${users.length > 1 ? 's' : ''} (${users.slice(0, 3).map((s) => s.name).join(', ')})`, {
@@ -595,6 +596,28 @@ export class ImageService {
     const top: Layered = { diffId: layer.diffId, blob: { digest: layer.diffId, file: layer.blobFile, mediaType: MEDIA_TAR, size: layer.size }, size: layer.size, dir: layer.dir };
     const cur = this.repo.get(id)!;
     return this.activate(id, [...inherited, top], cur.config, {}, 'snapshot');
+  }
+
+  /**
+   * Nova's backup rotation: of a server's active backups of one type, keep the `rotation`
+   * newest and delete the rest (rotation 0 deletes them all). A backup a server still
+   * boots from stays (it cannot be deleted) and is skipped; the names of the deleted ones
+   * are returned.
+   */
+  rotateBackups(serverId: string, backupType: string, rotation: number, caller: ImageCaller): string[] {
+    const backups = this.repo
+      .list()
+      .filter((i) => i.status === 'active' && i.properties.image_type === 'backup' && i.properties.instance_uuid === serverId && i.properties.backup_type === backupType);
+    const deleted: string[] = [];
+    for (const old of backups.slice(Math.max(0, rotation))) {
+      try {
+        this.delete(old.id, { ...caller, isAdmin: true });
+        deleted.push(old.id);
+      } catch (err) {
+        if (!(err instanceof Conflict)) throw err;
+      }
+    }
+    return deleted;
   }
 
   failSnapshot(id: string): void {

@@ -422,6 +422,75 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     expect((await api('GET', `/compute/v2.1/servers/${other.id}`, t)).status).toBe(404);
   }, 180_000);
 
+  it('5: createBackup keeps `rotation` backups per backup_type; rotation 0 deletes all; server backup create in both CLIs', async () => {
+    const t = await adminToken();
+    const backups = async (type?: string) =>
+      (await api('GET', `/image/v2/images?instance_uuid=${webId}&image_type=backup${type ? `&backup_type=${type}` : ''}`, t)).json.images
+        .filter((i: { status: string }) => i.status === 'active');
+    const backup = async (name: string, type: string, rotation: number) => {
+      const r = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, { createBackup: { name, backup_type: type, rotation } });
+      expect(r.status).toBe(202);
+      expect(Boolean(r.headers.get('location'))).toBe(rotation > 0);
+      await waitFor(webId, (x) => x['OS-EXT-STS:task_state'] === null);
+      return r.headers.get('location')?.split('/').pop();
+    };
+    const b1 = await backup('bk1', 'daily', 2);
+    const img = (await api('GET', `/image/v2/images/${b1}`, t)).json;
+    expect(img).toMatchObject({ status: 'active', image_type: 'backup', backup_type: 'daily', instance_uuid: webId });
+    await backup('bk2', 'daily', 2);
+    await backup('wk1', 'weekly', 2);
+    await backup('bk3', 'daily', 2);
+    expect((await backups('daily')).map((i: { name: string }) => i.name).sort()).toEqual(['bk2', 'bk3']);
+    expect((await backups('weekly')).map((i: { name: string }) => i.name)).toEqual(['wk1']);
+    const actions = (await api('GET', `/compute/v2.1/servers/${webId}/os-instance-actions`, t)).json.instanceActions;
+    expect(actions[0].action).toBe('createBackup');
+    // the openstack client and the novabox CLI; the same name may repeat
+    await ok(['server', 'backup', 'create', '--name', 'bk-osc', '--type', 'weekly', '--rotate', '2', '--wait', webId]);
+    expect((await backups('weekly')).map((i: { name: string }) => i.name).sort()).toEqual(['bk-osc', 'wk1']);
+    const cli = await nb(['server', 'backup', 'create', '--name', 'bk-osc', '--type', 'weekly', '--rotate', '2', 'web16', '-f', 'json']);
+    expect(cli.exitCode).toBe(0);
+    expect(JSON.parse(cli.stdout).properties).toMatchObject({ image_type: 'backup', backup_type: 'weekly' });
+    expect((await backups('weekly')).map((i: { name: string }) => i.name)).toEqual(['bk-osc', 'bk-osc']);
+    expect((await nb(['server', 'backup', 'create', '--rotate', '-1', 'web16'])).exitCode).toBe(2);
+    const bad = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, { createBackup: { name: 'x', backup_type: 'daily', rotation: -1 } });
+    expect(bad.status).toBe(400);
+    // rotation 0: every backup of that type goes, the new one too
+    await backup('gone', 'daily', 0);
+    expect(await backups('daily')).toEqual([]);
+    await backup('gone', 'weekly', 0);
+    expect(await backups()).toEqual([]);
+  }, 240_000);
+
+  it('10: createImage is asynchronous: 202 at once, 409 for a second one or an action meanwhile, deleting the saving image leaves nothing', async () => {
+    const t = await adminToken();
+    // enough written data that packing takes a while
+    expect((await nb(['server', 'exec', webId, '--', 'dd', 'if=/dev/urandom', 'of=/big', 'bs=1M', 'count=300'])).exitCode).toBe(0);
+    const started = Date.now();
+    const r = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, { createImage: { name: 'async16' } });
+    expect(r.status).toBe(202);
+    const imageId = r.headers.get('location')!.split('/').pop()!;
+    const [second, stop, shown, img] = await Promise.all([
+      api('POST', `/compute/v2.1/servers/${webId}/action`, t, { createImage: { name: 'async16b' } }),
+      api('POST', `/compute/v2.1/servers/${webId}/action`, t, { 'os-stop': null }),
+      server(webId),
+      api('GET', `/image/v2/images/${imageId}`, t),
+    ]);
+    expect(second.status).toBe(409);
+    expect(stop.status).toBe(409);
+    expect(shown['OS-EXT-STS:task_state']).toBe('image_snapshot');
+    expect(['queued', 'saving']).toContain(img.json.status);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    // delete it while it is saving: 204, and nothing of it stays
+    expect((await api('DELETE', `/image/v2/images/${imageId}`, t)).status).toBe(204);
+    await waitFor(webId, (x) => x['OS-EXT-STS:task_state'] === null);
+    expect((await api('GET', `/image/v2/images/${imageId}`, t)).status).toBe(404);
+    expect((await server(webId)).status).toBe('ACTIVE');
+    const last = (await api('GET', `/compute/v2.1/servers/${webId}/os-instance-actions`, t)).json.instanceActions[0];
+    expect(last.action).toBe('createImage');
+    expect((await api('GET', '/image/v2/images', t)).json.images.map((i: { name: string }) => i.name)).toEqual(['busybox']);
+    expect((await nb(['server', 'exec', webId, '--', 'rm', '/big'])).exitCode).toBe(0);
+  }, 240_000);
+
   it('stops cleanly and leaves nothing behind', async () => {
     await ok(['server', 'delete', '--wait', 'web16']);
     expect(await serve.stop('SIGTERM')).toBe(0);

@@ -82,9 +82,20 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         const now = store.servers.get(s.id)!;
         return reply.code(202).send({ server: { ...serverBasic(now, viewCtx(req, now)), adminPass } });
       }
-      case 'createBackup':
-        lockCheck(s, c);
-        throw new ApiError(501, 'createBackup (rotated backups) is not implemented by novabox: use createImage');
+      case 'createBackup': {
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute createBackup. Expected {"name", "backup_type", "rotation"}');
+        onlyKeys(arg, 'createBackup', ['name', 'backup_type', 'rotation', 'metadata']);
+        const name = str(arg, 'name', { required: true, min: 1, max: 255 })!;
+        const type = str(arg, 'backup_type', { required: true })!;
+        const rotation = int(arg, 'rotation', { required: true, min: 0 })!;
+        const meta = metadata(arg, 'metadata') ?? {};
+        if (!deps.snapshot) throw new ApiError(501, 'createBackup needs the image store');
+        let imageId: string | undefined;
+        await claimed(deps.snapshot({ server: s.id, name, properties: meta, backup: { type, rotation }, onRecord: (r) => (imageId = r.id) }, c), log, `createBackup of ${s.id}`);
+        // Nova: the new image's Location, unless rotation 0 deletes it at once
+        if (rotation > 0) reply.header('Location', `${baseUrl(req)}/image/v2/images/${imageId}`);
+        return reply.code(202).send();
+      }
       case 'resize': {
         if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute resize. Expected {"flavorRef": "<flavor id>"}');
         const ref = arg.flavorRef;

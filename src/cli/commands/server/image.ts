@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { BadRequest } from '../../../errors.js';
 import type { CliContext } from '../../main.js';
 import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js';
 import { imageShow } from '../image.js';
@@ -36,6 +37,40 @@ Example:
     const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property), inline: true }, caller);
     ctx.stdout(formatShow(imageShow(img), outputOptionsFrom(o)));
     trace('printed');
+  });
+
+  const backup = server
+    .command('backup')
+    .description('rotated backups of servers (Nova createBackup)')
+    .command('create')
+    .description('back a server up into an image (image_type=backup), keeping only the --rotate newest backups of its --type')
+    .argument('<server>', 'name or id')
+    .option('--name <name>', 'name of the backup image (default: the server name)')
+    .option('--type <type>', 'backup type, e.g. daily or weekly (default: empty)', '')
+    .option('--rotate <count>', 'how many backups of this type to keep, the new one included (0 keeps none)', (v: string) => {
+      if (!/^\d+$/.test(v)) throw new BadRequest(`invalid --rotate ${JSON.stringify(v)}: expected a whole number >= 0`);
+      return Number(v);
+    }, 1)
+    .option('--property <key=value>', 'image property (repeatable)', collect, [])
+    .addHelpText('after', `
+The backup is a snapshot (see "server image create") with the properties image_type=backup,
+backup_type and instance_uuid; after it is active, older backups of the same server and
+type beyond --rotate are deleted, oldest first (a backup a server boots from is kept).
+
+Example:
+  novabox server backup create --type daily --rotate 7 web1`);
+  waitOption(backup);
+  addOutputOptions(backup, 'show');
+  backup.action(async (ref: string, o) => {
+    const compute = await ctx.compute();
+    const { ImageService } = await import('../../../images/service.js');
+    const { snapshotServer } = await import('../../../images/snapshot.js');
+    const images = new ImageService(compute.store);
+    const caller = compute.localCaller();
+    const name = o.name ?? compute.find(ref, caller).name;
+    const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property), inline: true, backup: { type: o.type, rotation: o.rotate } }, caller);
+    const kept = images.repo.get(img.id);
+    if (kept) ctx.stdout(formatShow(imageShow(kept), outputOptionsFrom(o)));
   });
 
   const rebuild = server
