@@ -491,6 +491,31 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     expect((await nb(['server', 'exec', webId, '--', 'rm', '/big'])).exitCode).toBe(0);
   }, 240_000);
 
+  it('11: the advertised security group exists: one read-only "default" per project, as the bridge network behaves', async () => {
+    const list = await json(['security', 'group', 'list']);
+    expect(list).toEqual([expect.objectContaining({ Name: 'default' })]);
+    const shown = await json(['security', 'group', 'show', 'default']);
+    expect(shown).toMatchObject({ name: 'default', id: list[0].ID });
+    const rules = await json(['security', 'group', 'rule', 'list', 'default']);
+    expect(rules).toEqual([expect.objectContaining({ 'IP Range': '0.0.0.0/0' })]);
+    await ok(['server', 'add', 'security', 'group', 'web16', 'default']);
+    const other = await osc(['server', 'add', 'security', 'group', 'web16', 'web-only']);
+    expect(other.code).not.toBe(0);
+    expect(other.stderr).toMatch(/not found|none found/); // the client's own lookup (GET /os-security-groups/web-only: 404)
+    const rm = await osc(['server', 'remove', 'security', 'group', 'web16', 'default']);
+    expect(rm.code).not.toBe(0);
+    expect(rm.stderr).toMatch(/stays in its project's "default" group \(HTTP 400\)/);
+    const create = await osc(['security', 'group', 'create', 'web-only']);
+    expect(create.code).not.toBe(0);
+    expect(create.stderr).toMatch(/HTTP 403/);
+    const t = await adminToken();
+    expect((await api('GET', `/compute/v2.1/servers/${webId}/os-security-groups`, t)).json.security_groups.map((g: { name: string }) => g.name)).toEqual(['default']);
+    expect((await api('POST', '/compute/v2.1/os-security-group-rules', t, { security_group_rule: { parent_group_id: list[0].ID, ip_protocol: 'tcp', from_port: 22, to_port: 22, cidr: '0.0.0.0/0' } })).status).toBe(403);
+    // another project's default is its own
+    expect((await api('GET', '/compute/v2.1/os-security-groups', userToken)).json.security_groups[0].id).not.toBe(list[0].ID);
+    expect((await api('GET', `/compute/v2.1/os-security-groups/${list[0].ID}`, userToken)).status).toBe(404);
+  }, 120_000);
+
   it('stops cleanly and leaves nothing behind', async () => {
     await ok(['server', 'delete', '--wait', 'web16']);
     expect(await serve.stop('SIGTERM')).toBe(0);

@@ -7,6 +7,7 @@ import { ApiError } from '../faults.js';
 import { baseUrl, requireAdmin } from '../server.js';
 import { int, ipAddress, isObject, metadata, onlyKeys, str } from '../validate.js';
 import { serverBasic } from './views.js';
+import { checkAddGroup, checkRemoveGroup } from '../../compute/security-groups.js';
 import { type ComputeCtx, type Req, claimed, imageOfRef, newAdminPass } from './context.js';
 
 export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
@@ -110,6 +111,14 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
       case 'revertResize':
         compute.revertResize(s.id, c);
         return done();
+      case 'addSecurityGroup':
+      case 'removeSecurityGroup': {
+        const name = isObject(arg) ? str(arg, 'name', { required: true, min: 1 })! : undefined;
+        if (name === undefined) throw new BadRequest(`Invalid input for field/attribute ${action}. Expected {"name": "<group>"}`);
+        if (action === 'addSecurityGroup') checkAddGroup(name, c);
+        else checkRemoveGroup(name, c);
+        return done();
+      }
       case 'migrate':
       case 'os-migrateLive':
         requireAdmin(c, `os_compute_api:os-migrate-server:${action}`);

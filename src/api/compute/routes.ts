@@ -15,6 +15,7 @@ import { registerKeypairs } from './keypairs.js';
 import { registerImageProxy } from './images.js';
 import { registerAdmin } from './admin.js';
 import { registerGroups } from './groups.js';
+import { registerSecurityGroups } from './security-groups.js';
 
 export { consoleTail };
 export { background } from './context.js';
@@ -45,4 +46,5 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   registerImageProxy(app, ctx);
   registerAdmin(app, ctx);
   registerGroups(app, ctx);
+  registerSecurityGroups(app, ctx);
 }
