@@ -656,6 +656,20 @@ export class ComputeService {
     }
   }
 
+  /**
+   * Nova's nova-compute service state, from reality: up while this host can run servers
+   * (its cgroup hierarchy is found and the state root is there), down otherwise.
+   */
+  serviceState(): { state: 'up' | 'down'; reason: string | null } {
+    try {
+      detectCgroups();
+      this.store.getSetting('local_project_id');
+      return { state: 'up', reason: null };
+    } catch (err) {
+      return { state: 'down', reason: (err as Error).message };
+    }
+  }
+
   /** Nova's migrate (ACTIVE, SHUTOFF) and live-migrate (ACTIVE, PAUSED) state check: the 409 before any "no host". */
   checkMigratable(nameOrId: string, caller: Caller, action: 'migrate' | 'os-migrateLive'): void {
     const s = this.find(nameOrId, caller);

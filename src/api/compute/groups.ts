@@ -48,7 +48,8 @@ export function registerGroups(app: FastifyInstance, ctx: ComputeCtx): void {
     const q = req.query;
     const host = hostname();
     const now = new Date().toISOString().slice(0, 19);
-    const svc = { id: 1, binary: 'nova-compute', host, zone: 'nova', status: 'enabled', state: 'up', updated_at: `${now}.000000`, disabled_reason: null };
+    const { state } = ctx.compute.serviceState();
+    const svc = { id: 1, binary: 'nova-compute', host, zone: 'nova', status: 'enabled', state, updated_at: `${now}.000000`, disabled_reason: null };
     const keep = (q.host === undefined || q.host === host) && (q.binary === undefined || q.binary === 'nova-compute');
     return { services: keep ? [svc] : [] };
   });
