@@ -6,6 +6,7 @@
  */
 import { NovaboxError, type ErrorCode } from '../errors.js';
 import { boundMessage } from '../util/text.js';
+import { stateRoot } from '../util/paths.js';
 
 /** An HTTP-only condition (405, 406, 413, 501 ...) with its own status. */
 export class ApiError extends Error {
@@ -64,13 +65,23 @@ export function serviceOf(url: string): Service {
   return 'other';
 }
 
+/**
+ * A fault names the image, server or field, never a file of the host: any path under the
+ * state root (a staging file, a layer, a server's directory) becomes "a file of novabox".
+ */
+export function withoutHostPaths(message: string): string {
+  const root = stateRoot().replace(/\/+$/, '');
+  if (!root || !message.includes(root)) return message;
+  return message.split(root).map((part, i) => (i === 0 ? part : `(a file of novabox)${part.replace(/^\/[^\s'":,]*/, '')}`)).join('');
+}
+
 /** Status and message of anything thrown by a handler. */
 export function statusOf(err: unknown): { status: number; message: string; internal: boolean } {
-  if (err instanceof ApiError) return { status: err.status, message: boundMessage(err.message), internal: false };
+  if (err instanceof ApiError) return { status: err.status, message: boundMessage(withoutHostPaths(err.message)), internal: false };
   if (err instanceof NovaboxError) {
     const explicit = (err as { status?: number }).status;
     const status = explicit ?? STATUS_OF[err.code];
-    return { status, message: err.message, internal: status >= 500 };
+    return { status, message: withoutHostPaths(err.message), internal: status >= 500 };
   }
   const e = err as { statusCode?: number; message?: string; code?: string };
   // fastify's own (body too large, bad media type, ...) carry a statusCode

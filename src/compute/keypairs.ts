@@ -2,7 +2,7 @@
  * Nova's keypairs: per user; imported (an OpenSSH public key, checked by decoding it) or
  * generated (RSA 2048 as Nova at 2.1: the private half is returned once, never stored).
  */
-import { createHash, createPublicKey, generateKeyPair } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, generateKeyPair } from 'node:crypto';
 import { BadRequest } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { Keypair } from '../store/keypairs.js';
@@ -60,6 +60,17 @@ const KEY_PARTS: Record<string, (parts: Buffer[]) => boolean> = {
 };
 
 /** An OpenSSH public key line, decoded and checked; its MD5 fingerprint. */
+/** An x509 certificate (PEM) as Nova takes it for a 2.2 key pair: fingerprint = SHA-1 of the DER, colon-separated. */
+export function parseCertificate(text: unknown): { publicKey: string; fingerprint: string } {
+  if (typeof text !== 'string' || text.trim() === '') throw new BadRequest('Keypair data is invalid: the certificate is empty');
+  try {
+    const cert = new X509Certificate(text);
+    return { publicKey: text, fingerprint: cert.fingerprint.toLowerCase() };
+  } catch {
+    throw new BadRequest('Keypair data is invalid: failed to generate fingerprint (not a PEM x509 certificate)');
+  }
+}
+
 export function parsePublicKey(text: unknown): { publicKey: string; fingerprint: string } {
   if (typeof text !== 'string' || text.trim() === '') throw new BadRequest('Keypair data is invalid: the public key is empty');
   const [type, b64] = text.trim().split(/\s+/);
@@ -113,10 +124,16 @@ export class KeypairService {
   }
 
   /** Imports `publicKey`, or generates a pair and returns its private half once. */
-  async create(name: unknown, publicKey: unknown, caller: Caller): Promise<Keypair & { privateKey?: string }> {
+  /** `type` (microversion 2.2): ssh, or x509 (a PEM certificate to import; novabox generates ssh keys only). */
+  async create(name: unknown, publicKey: unknown, caller: Caller, type: unknown = 'ssh'): Promise<Keypair & { privateKey?: string }> {
     const n = checkKeypairName(name);
+    if (type !== 'ssh' && type !== 'x509') throw new BadRequest(`Invalid input for field/attribute type. Value: ${JSON.stringify(type)}. It must be 'ssh' or 'x509'`);
     if (this.store.keypairs.count(caller.userId) >= MAX_KEYPAIRS) {
       throw new BadRequest(`Quota exceeded, too many key pairs (at most ${MAX_KEYPAIRS})`);
+    }
+    if (type === 'x509') {
+      if (publicKey === undefined || publicKey === null) throw new BadRequest('Keypair data is invalid: novabox generates ssh key pairs only; import an x509 certificate as public_key');
+      return this.store.keypairs.insert({ userId: caller.userId, name: n, type: 'x509', ...parseCertificate(publicKey) });
     }
     if (publicKey !== undefined && publicKey !== null) {
       const k = parsePublicKey(publicKey);

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import type { NetworkService } from './network.js';
-import { readImage, layerDirs, checkImageName, ensureLayers, type ImageConfig } from '../images/store.js';
+import { readImageRef, layerDirs, checkImageName, ensureLayers, type ImageConfig } from '../images/store.js';
 import { imageOrBuiltin } from '../images/builtin.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { detectCgroups } from '../runtime/cgroups/detect.js';
@@ -35,7 +35,7 @@ async function resolveImage(o: RunOptions): Promise<{ name: string; layerDirs: s
   }
   const name = o.image!;
   checkImageName(name);
-  const image = o.dryRun ? readImage(name) : await imageOrBuiltin(name);
+  const image = o.dryRun ? readImageRef(name) : await imageOrBuiltin(name);
   if (!image) throw new NotFound(`image "${name}" not found`, { hint: 'the built-in image is "busybox"' });
   if (!o.dryRun) await ensureLayers(image);
   return { name: image.name, layerDirs: layerDirs(image), config: image.config };

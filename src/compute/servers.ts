@@ -10,8 +10,9 @@ import { BadRequest, Conflict, NovaboxError, NotFound } from '../errors.js';
 import { cgroupDriver, detectCgroups } from '../runtime/cgroups/index.js';
 import type { CgroupDriver, CgroupLayout, CgroupLimits } from '../runtime/cgroups/types.js';
 import type { ImageConfig } from '../images/store.js';
-import { readImage, layerDirs, ensureLayers } from '../images/store.js';
-import { imageOrBuiltin } from '../images/builtin.js';
+import { readImageById, readImageRef, layerDirs, ensureLayers, type Image } from '../images/store.js';
+import { ensureBusybox } from '../images/builtin.js';
+import { ImageRepo, type ImageRecord } from '../images/records.js';
 import {
   execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
   thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
@@ -28,6 +29,7 @@ import { testPause } from '../util/test-pause.js';
 import { POWER_STATE, statusOf, type TaskState, type VmState } from '../model/states.js';
 import { randomUuid } from '../util/random.js';
 import { NetworkService } from './network.js';
+import { ServerGroupService } from './server-groups.js';
 import { novaAddresses, type NovaAddress } from './addresses.js';
 import type { NetworkMode } from '../runtime/network/config.js';
 import { boundMessage } from '../util/text.js';
@@ -48,14 +50,21 @@ export interface CreateServerRequest {
   accessIpv6?: string;
   /** writable layer on a tmpfs inside the server, lost when it stops */
   ephemeral?: boolean;
+  /** a server group to join (Nova's scheduler hint `group`) */
+  group?: string;
 }
 
-export interface Caller {
-  projectId: string;
-  userId: string;
-  isAdmin: boolean;
-  requestId?: string;
+export interface ServerUsage {
+  server: Server;
+  /** undefined: the flavor is deleted and the server keeps no copy (older than the copy) */
+  flavor: Flavor | undefined;
+  hours: number;
+  uptimeSeconds: number;
+  endedAt: string | null;
 }
+
+import type { Caller } from '../model/records.js';
+export type { Caller } from '../model/records.js';
 
 const NAME_MAX = 255;
 
@@ -130,8 +139,8 @@ export class ComputeService {
 
   // ---- lookups ---------------------------------------------------------------------
 
-  private imageFor(s: Pick<Server, 'imageName'>): { name: string; layerDirs: string[]; config: ImageConfig } {
-    const image = readImage(s.imageName);
+  private imageFor(s: Pick<Server, 'imageName' | 'imageRef'>): { name: string; layerDirs: string[]; config: ImageConfig } {
+    const image = readImageById(s.imageRef, s.imageName);
     if (!image) throw new NotFound(`image "${s.imageName}" of the server is gone`);
     return { name: image.name, layerDirs: layerDirs(image), config: image.config };
   }
@@ -179,23 +188,43 @@ export class ComputeService {
             /* not frozen, or gone */
           }
         }
-        const vm: VmState = running ? (cur.vmState === 'paused' ? 'paused' : 'active') : 'stopped';
+        const vm: VmState = running ? (cur.vmState === 'paused' || cur.vmState === 'suspended' ? cur.vmState : 'active') : 'stopped';
         return this.store.servers.update(cur.id, {
           vmState: vm,
           taskState: null,
-          powerState: running ? (vm === 'paused' ? POWER_STATE.PAUSED : POWER_STATE.RUNNING) : POWER_STATE.SHUTDOWN,
+          powerState: running ? (vm === 'paused' ? POWER_STATE.PAUSED : vm === 'suspended' ? POWER_STATE.SUSPENDED : POWER_STATE.RUNNING) : POWER_STATE.SHUTDOWN,
           taskOwnerPid: null,
           taskOwnerStart: null,
         });
       });
     }
-    if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused') && !running) {
+    if (s.taskState === null && s.vmState === 'error') {
+      // ERROR sticks (os-resetState, a failed action) until an action moves the server; only
+      // its power state follows reality, as Nova's power-state sync does
+      const power = running ? POWER_STATE.RUNNING : s.powerState === POWER_STATE.RUNNING ? POWER_STATE.SHUTDOWN : s.powerState;
+      if (power === s.powerState) return s;
+      return this.store.tx(() => {
+        const cur = this.store.servers.get(s.id);
+        if (!cur || cur.taskState !== null || cur.vmState !== 'error') return cur ?? s;
+        if (!running && this.store.servers.getRuntime(cur.id)) {
+          this.store.servers.clearRuntime(cur.id);
+          try {
+            this.driver.open(cgroupPathOf(cur.id)).remove();
+          } catch {
+            /* retried next time */
+          }
+          if (cur.network === 'novabox') this.detachQuietly(cur.id);
+        }
+        return this.store.servers.update(cur.id, { powerState: power });
+      });
+    }
+    if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused' || s.vmState === 'suspended') && !running) {
       const exit = recordedExit(s.id);
       const crashed = !exit || exit.signal !== undefined || exit.code !== 0;
       const how = !exit ? 'its processes are gone (host reboot?)' : exit.signal ? `killed by signal ${exit.signal}` : `exited with status ${exit.code}`;
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);
-        if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused')) return cur ?? s;
+        if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused' || cur.vmState === 'suspended')) return cur ?? s;
         const a = this.store.actions.start(cur.id, 'stop', { userId: cur.userId, projectId: cur.projectId, message: `server stopped by itself: ${how}` });
         this.store.actions.event(a.id, 'compute_power_state_sync')(crashed ? 'Error' : 'Success', crashed ? how : undefined);
         if (crashed) this.store.actions.setMessage(a.id, `server stopped by itself: ${how}`);
@@ -271,10 +300,11 @@ export class ComputeService {
     checkServerName(req.name);
     const count = req.count ?? 1;
     if (!Number.isInteger(count) || count < 1 || count > 1000) throw new BadRequest('invalid count: expected 1 to 1000 servers');
-    const image = await imageOrBuiltin(imageRefName(this.store, req.image), req.image);
-    if (!image) throw new NotFound(`image "${req.image}" not found`);
+    const found = await this.imageToBoot(req.image);
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
+    checkImageFits(found.row, flavor);
+    const image = found.image ?? { id: found.row!.id, name: found.row!.name, layers: [], config: found.row!.config, created: found.row!.createdAt };
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
     const network = req.network ?? 'novabox';
     if (network === 'novabox') this.network.check();
@@ -283,13 +313,15 @@ export class ComputeService {
       if (count !== 1) throw new BadRequest('a fixed IP can be given to one server only, not with --min/--max');
       this.network.checkFixedIp(req.fixedIp);
     }
+    const groups = req.group !== undefined ? new ServerGroupService(this.store) : undefined;
+    const noHost = groups?.placement(req.group!, count, caller);
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
     const now = nowIso();
     const rows: Server[] = this.store.tx(() =>
       names.map((name) => {
         const s: NewServer = {
           id: randomUuid(), name, projectId: caller.projectId, userId: caller.userId,
-          imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id,
+          imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id, flavor,
           vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
           metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: req.accessIpv4 ?? '', accessIpv6: req.accessIpv6 ?? '',
           locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: Boolean(req.ephemeral),
@@ -298,18 +330,64 @@ export class ComputeService {
           ...this.owner(),
         };
         const row = this.store.servers.insert(s);
-        if (network === 'novabox') this.network.allocate('server', s.id, req.fixedIp);
+        if (network === 'novabox' && noHost === undefined) this.network.allocate('server', s.id, req.fixedIp);
+        if (groups && noHost === undefined) groups.join(req.group!, s.id);
         this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
         return row;
       }),
     );
     const limits = flavorLimits(flavor);
+    if (found.unbootable !== undefined || noHost !== undefined) {
+      // Nova accepts the request; the build fails: every server ERROR with the reason as its fault
+      const why = (noHost ?? found.unbootable)!;
+      const started = new Promise<void>((r) => setImmediate(r)).then(() => rows.map((s) => this.failBuild(s, why)));
+      return { servers: rows, started };
+    }
     await ensureLayers(image);
     const config = { name: image.name, layerDirs: layerDirs(image), config: image.config };
     // Containers are independent: start them concurrently (the kernel work overlaps).
     // Started on the next turn of the event loop: an API caller answers 202 first.
     const started = new Promise<void>((r) => setImmediate(r)).then(() => Promise.all(rows.map((s) => this.spawn(s, config, limits))));
     return { servers: rows, started };
+  }
+
+  /**
+   * The image a create or rebuild names (an id, else an unambiguous name), published for the
+   * runtime; or, for an image Glance holds but novabox cannot boot (uploaded data that is no
+   * root filesystem), its record and why.
+   */
+  private async imageToBoot(ref: string): Promise<{ image?: Image; row?: ImageRecord; unbootable?: string }> {
+    const repo = new ImageRepo(this.store.db, this.store.tx);
+    let row = UUID_RE.test(ref) ? repo.get(ref) : undefined;
+    if (row && row.status !== 'active') throw new NotFound(`image "${ref}" not found`);
+    if (!row) {
+      const live = repo.allByName(ref).filter((i) => i.status === 'active');
+      if (live.length > 1) throw new Conflict(`more than one image is named ${JSON.stringify(ref)}: ${live.map((i) => i.id).join(', ')}; use the id`);
+      row = live[0];
+    }
+    if (row?.properties.novabox_source === 'data') {
+      const why = row.properties.novabox_unbootable || 'it is not a root filesystem';
+      return { row, unbootable: `novabox cannot boot this image: its data (disk_format ${row.diskFormat ?? 'raw'}) is not a root filesystem: ${why}` };
+    }
+    let image = row ? readImageById(row.id, row.name) : readImageRef(ref);
+    // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
+    if (!image && ref === 'busybox') image = await ensureBusybox();
+    if (!image) throw new NotFound(`image ${JSON.stringify(ref)} not found`);
+    row ??= image.id ? repo.get(image.id) : undefined;
+    return { image, row };
+  }
+
+  /** A build that cannot start (the image does not boot): ERROR with Nova's fault, network given back. */
+  private failBuild(s: Server, why: string): Server {
+    const action = this.store.actions.latest(s.id, 'create');
+    if (action) this.store.actions.event(action.id, 'compute__do_build_and_run_instance')('Error', why);
+    logLine(s.id, `server failed to build: ${why}`);
+    try {
+      this.releaseNetwork(s.id);
+    } catch {
+      /* doctor finds it */
+    }
+    return this.fail(s, why);
   }
 
   private async spawn(s: Server, image: { name: string; layerDirs: string[]; config: ImageConfig }, limits: CgroupLimits): Promise<Server> {
@@ -369,8 +447,8 @@ export class ComputeService {
 
   /** Start an existing server's container (its upper layer kept) and record the facts. */
   private async boot(s: Server): Promise<void> {
-    const flavor = this.store.flavors.get(s.flavorId);
-    const image = readImage(s.imageName);
+    const flavor = this.flavorOf(s);
+    const image = readImageById(s.imageRef, s.imageName);
     if (image) await ensureLayers(image);
     const facts = await startServer(
       {
@@ -386,7 +464,7 @@ export class ComputeService {
   /** An ephemeral server's tmpfs holds at most the flavor's disk. */
   private ephemeralOf(s: Server): { sizeBytes: number } | undefined {
     if (!s.ephemeral) return undefined;
-    const disk = this.store.flavors.get(s.flavorId).diskGiB;
+    const disk = this.flavorOf(s).diskGiB;
     return { sizeBytes: Math.max(1, disk) * 1024 ** 3 };
   }
 
@@ -397,11 +475,14 @@ export class ComputeService {
    */
   async rebuild(nameOrId: string, imageRef: string, caller: Caller, opts: { timeoutMs?: number } = {}): Promise<Server> {
     const s = this.find(nameOrId, caller);
-    const image = await imageOrBuiltin(imageRefName(this.store, imageRef), imageRef);
-    if (!image) throw new NotFound(`image "${imageRef}" not found`);
+    const found = await this.imageToBoot(imageRef);
+    if (found.unbootable !== undefined) throw new BadRequest(found.unbootable);
+    checkImageFits(found.row, this.flavorOf(s));
+    const image = found.image!;
     const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
     const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');
-    const wasRunning = s.vmState === 'active';
+    // Nova: a rebuild ends ACTIVE, except from SHUTOFF (from ERROR too: the server is booted)
+    const wasRunning = s.vmState !== 'stopped';
     try {
       this.halt(s, opts.timeoutMs ?? 10_000, false);
       const d = serverDirs(s.id);
@@ -515,6 +596,91 @@ export class ComputeService {
     }
   }
 
+  /**
+   * Nova's suspend for a container: freeze every process (the cgroup freezer), then give
+   * its memory back to the host: on cgroup v2, memory.reclaim drops its page cache and,
+   * where the host has swap, pushes its anonymous memory there (the flavor's swap-off is
+   * lifted while suspended). On cgroup v1, or v2 without swap, the anonymous memory stays
+   * resident: suspend is then a freeze. resume thaws it; its pages come back as touched.
+   */
+  suspend(nameOrId: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    const { a } = this.begin(s, caller, 'suspend', ['active'], 'suspending');
+    const ev = this.store.actions.event(a.id, 'compute_suspend_instance');
+    try {
+      const facts = this.facts(s.id);
+      if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
+      freezeServer(facts, this.driver);
+      const cg = this.driver.open(facts.cgroupPath);
+      let how = 'frozen; cgroup v1 has no memory.reclaim: its memory stays resident';
+      if (cg.reclaim) {
+        try {
+          const r = cg.reclaim();
+          const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+          how = r.supported ? `frozen; memory ${mib(r.beforeBytes)} MiB -> ${mib(r.afterBytes)} MiB (memory.reclaim)` : 'frozen; this kernel has no memory.reclaim';
+        } catch (err) {
+          how = `frozen; memory.reclaim failed: ${(err as Error).message}`;
+        }
+      }
+      logLine(s.id, `server suspended (${how})`);
+      ev('Success');
+      return this.finish(s.id, { vmState: 'suspended', powerState: POWER_STATE.SUSPENDED });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      try {
+        const f = this.facts(s.id);
+        if (f) thawServer(f, this.driver);
+      } catch {
+        /* not frozen */
+      }
+      this.finish(s.id, {});
+      throw err;
+    }
+  }
+
+  resume(nameOrId: string, caller: Caller): Server {
+    const s = this.find(nameOrId, caller);
+    const { a } = this.begin(s, caller, 'resume', ['suspended'], 'resuming');
+    const ev = this.store.actions.event(a.id, 'compute_resume_instance');
+    try {
+      const facts = this.facts(s.id);
+      if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
+      this.applyFlavor(s.id, this.flavorOf(s)); // swap off again, as the flavor says
+      thawServer(facts, this.driver);
+      logLine(s.id, 'server resumed');
+      ev('Success');
+      return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.finish(s.id, {});
+      throw err;
+    }
+  }
+
+  /**
+   * Nova's nova-compute service state, from reality: up while this host can run servers
+   * (its cgroup hierarchy is found and the state root is there), down otherwise.
+   */
+  serviceState(): { state: 'up' | 'down'; reason: string | null } {
+    try {
+      detectCgroups();
+      this.store.getSetting('local_project_id');
+      return { state: 'up', reason: null };
+    } catch (err) {
+      return { state: 'down', reason: (err as Error).message };
+    }
+  }
+
+  /** Nova's migrate (ACTIVE, SHUTOFF) and live-migrate (ACTIVE, PAUSED) state check: the 409 before any "no host". */
+  checkMigratable(nameOrId: string, caller: Caller, action: 'migrate' | 'os-migrateLive'): void {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    const from: VmState[] = action === 'migrate' ? ['active', 'stopped'] : ['active', 'paused'];
+    if (!from.includes(s.vmState) || s.taskState !== null) {
+      throw new Conflict(`Cannot '${action}' instance ${s.id} while it is in vm_state ${s.vmState}${s.taskState ? ` (task_state ${s.taskState})` : ''}`);
+    }
+  }
+
   lock(nameOrId: string, caller: Caller): Server {
     const s = this.find(nameOrId, caller);
     this.store.actions.start(s.id, 'lock', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
@@ -552,6 +718,7 @@ export class ComputeService {
     const flavor = this.store.flavors.get(flavorRef, caller.isAdmin ? {} : { projectId: caller.projectId });
     if (flavor.id === s.flavorId) throw new BadRequest('When resizing, instances must change flavor!');
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
+    checkImageFits(new ImageRepo(this.store.db, this.store.tx).get(s.imageRef), flavor);
     const { a } = this.begin(s, caller, 'resize', ['active', 'stopped'], 'resize_prep');
     const ev = this.store.actions.event(a.id, 'compute_resize_instance');
     try {
@@ -563,11 +730,11 @@ export class ComputeService {
     }
     this.store.resizes.insert({
       serverId: s.id, projectId: s.projectId, status: 'finished', oldFlavorId: s.flavorId, newFlavorId: flavor.id,
-      preVmState: s.vmState, host: s.host,
+      preVmState: s.vmState, host: s.host, oldFlavor: this.flavorOfSafe(s) ?? null, newFlavor: flavor,
     });
     ev('Success');
     logLine(s.id, `server resized to flavor ${flavor.name} (${flavor.vcpus} vcpus, ${flavor.ramMiB} MiB)`);
-    return this.finish(s.id, { vmState: 'resized', flavorId: flavor.id });
+    return this.finish(s.id, { vmState: 'resized', flavorId: flavor.id, flavor });
   }
 
   confirmResize(nameOrId: string, caller: Caller): Server {
@@ -584,8 +751,10 @@ export class ComputeService {
     const { a } = this.begin(s, caller, action, ['resized'], confirm ? 'resize_confirming' : 'resize_reverting');
     const ev = this.store.actions.event(a.id, confirm ? 'compute_confirm_resize' : 'compute_revert_resize');
     const r = this.store.resizes.pending(s.id);
+    // the copy kept with the resize: the old flavor may have been deleted since (Nova)
+    const old = confirm ? undefined : r.oldFlavor ?? this.store.flavors.get(r.oldFlavorId);
     try {
-      if (!confirm) this.applyFlavor(s.id, this.store.flavors.get(r.oldFlavorId));
+      if (old) this.applyFlavor(s.id, old);
     } catch (err) {
       ev('Error', (err as Error).message);
       this.finish(s.id, {});
@@ -594,13 +763,84 @@ export class ComputeService {
     this.store.resizes.setStatus(r.id, confirm ? 'confirmed' : 'reverted');
     ev('Success');
     const vmState = (r.preVmState === 'stopped' ? 'stopped' : 'active') as VmState;
-    return this.finish(s.id, confirm ? { vmState } : { vmState, flavorId: r.oldFlavorId });
+    return this.finish(s.id, confirm ? { vmState } : { vmState, flavorId: r.oldFlavorId, flavor: old });
+  }
+
+  /** The server's flavor: the copy kept with it (Nova's instance.flavor), else the flavor record. */
+  flavorOf(s: Pick<Server, 'flavor' | 'flavorId'>): Flavor {
+    return s.flavor ?? this.store.flavors.get(s.flavorId);
+  }
+
+  flavorOfSafe(s: Pick<Server, 'flavor' | 'flavorId'>): Flavor | undefined {
+    try {
+      return this.flavorOf(s);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Nova's flavor show reads deleted flavors too: a flavor gone from the table is shown from a server's copy. */
+  showFlavor(id: string, caller: Caller): Flavor {
+    try {
+      return this.store.flavors.get(id, caller.isAdmin ? {} : { projectId: caller.projectId });
+    } catch (err) {
+      if (!(err instanceof NotFound)) throw err;
+      let exists = true;
+      try {
+        this.store.flavors.get(id); // a private flavor not shared with the caller stays hidden
+      } catch {
+        exists = false;
+      }
+      const copy = exists ? undefined : this.store.servers.flavorCopy(id);
+      if (copy) return copy;
+      throw err;
+    }
+  }
+
+  /**
+   * Nova's simple tenant usage: per server that existed in [start, end), the hours it
+   * existed in it (from launch, else creation, to deletion or `end`) times its flavor's
+   * vcpus, memory and disk. `projectId` undefined: every project.
+   */
+  usage(start: Date, end: Date, projectId?: string): ServerUsage[] {
+    const iso = (d: Date) => d.toISOString().replace('Z', '').padEnd(26, '0');
+    const now = Date.now();
+    const t = (stored: string) => Date.parse(`${stored.slice(0, 23)}Z`);
+    const out: ServerUsage[] = [];
+    for (const s of this.store.servers.existedBetween(iso(start), iso(end), projectId)) {
+      const from = Math.max(start.getTime(), t(s.launchedAt ?? s.createdAt));
+      const to = Math.min(end.getTime(), s.terminatedAt ? t(s.terminatedAt) : now);
+      const f = this.flavorOfSafe(s);
+      const hours = Math.max(0, to - from) / 3_600_000;
+      const endedAt = s.deleted ? s.terminatedAt : null;
+      out.push({
+        server: s, flavor: f, hours,
+        uptimeSeconds: Math.max(0, Math.floor(((endedAt ? t(endedAt) : now) - t(s.launchedAt ?? s.createdAt)) / 1000)),
+        endedAt,
+      });
+    }
+    return out;
   }
 
   /** The flavor's limits on the live cgroup, when the server runs. */
   private applyFlavor(id: string, flavor: Flavor): void {
     if (!isRunning(this.facts(id))) return;
     this.driver.open(cgroupPathOf(id)).setLimits(flavorLimits(flavor));
+  }
+
+  /**
+   * Nova's flavor list: a non-admin sees the public flavors and the private ones shared
+   * with the project (never disabled ones); an admin chooses with is_public: true (public
+   * and those shared with the admin's project), false (only private ones), null (all).
+   */
+  flavorsFor(caller: Caller, isPublic: boolean | null, opts: { minRamMiB?: number; minDiskGiB?: number } = {}): Flavor[] {
+    const all = this.store.flavors.list({ includePrivate: true, ...opts });
+    if (!caller.isAdmin) {
+      return all.filter((f) => !f.disabled && (f.isPublic || this.store.flavors.hasAccess(f.id, caller.projectId)));
+    }
+    if (isPublic === null) return all;
+    if (isPublic === false) return all.filter((f) => !f.isPublic);
+    return all.filter((f) => f.isPublic || this.store.flavors.hasAccess(f.id, caller.projectId));
   }
 
   setProperties(nameOrId: string, props: Record<string, string>, caller: Caller): Server {
@@ -669,8 +909,10 @@ export class ComputeService {
       this.fail(cur, `delete failed: ${(err as Error).message}`);
       throw err;
     }
-    this.store.servers.remove(s.id);
-    return { ...cur, vmState: 'deleted', taskState: null, terminatedAt: nowIso() };
+    // kept as a deleted row, as Nova keeps it: changes-since, list markers and usage see it
+    return this.store.servers.update(s.id, {
+      deleted: true, vmState: 'deleted', taskState: null, powerState: POWER_STATE.NOSTATE, terminatedAt: nowIso(), taskOwnerPid: null, taskOwnerStart: null,
+    });
   }
 
   async exec(nameOrId: string, req: ExecRequest, caller: Caller, io: { stderr: (l: string) => void }): Promise<number> {
@@ -702,12 +944,14 @@ export class ComputeService {
   }
 }
 
-/** An image reference (name or id) as the name its runtime file is published under. */
-function imageRefName(store: Store, ref: string): string {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(ref)) return ref;
-  const row = store.db.prepare<{ name: string }>("SELECT name FROM images WHERE id = ? AND status = 'active'").get(ref);
-  if (!row) throw new NotFound(`image "${ref}" not found`);
-  return row.name;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Nova: an image's min_ram / min_disk above the flavor's memory / disk is a 400. */
+export function checkImageFits(image: Pick<ImageRecord, 'minRam' | 'minDisk'> | undefined, flavor: Flavor): void {
+  if (!image) return;
+  if (image.minRam > 0 && flavor.ramMiB < image.minRam) throw new BadRequest("Flavor's memory is too small for requested image.");
+  // a flavor of disk 0 has no root disk size to check (Nova checks the image size then; a container has none)
+  if (image.minDisk > 0 && flavor.diskGiB > 0 && flavor.diskGiB < image.minDisk) throw new BadRequest("Flavor's disk is too small for requested image.");
 }
 
 /** The last `lines` lines of a server's console (the rotated file and the live one). */

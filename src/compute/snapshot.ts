@@ -56,6 +56,12 @@ export interface SnapshotRequest {
    * to start, ~0.5 ms); else on the pool, so that `novabox serve` keeps answering
    */
   inline?: boolean;
+  /**
+   * Nova's createBackup: the image is a backup (image_type=backup, backup_type), the
+   * server's task is image_backup, and once it is active only the `rotation` newest
+   * backups of the server of that type are kept (0: none).
+   */
+  backup?: { type: string; rotation: number };
 }
 
 export async function snapshotServer(compute: ComputeService, images: ImageService, req: SnapshotRequest, caller: ImageCaller): Promise<ImageRecord> {
@@ -75,8 +81,8 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
   const { cur, base, event, rec } = store.tx(() => {
     const cur = store.servers.transition(s.id, {
       from: ['active', 'stopped', 'paused', 'suspended'],
-      action: 'createImage',
-      to: { taskState: 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: selfStart() },
+      action: req.backup ? 'createBackup' : 'createImage',
+      to: { taskState: req.backup ? 'image_backup' : 'image_snapshot', taskOwnerPid: process.pid, taskOwnerStart: selfStart() },
     });
     const base = baseOf(cur);
     if (!base || base.status !== 'active') {
@@ -84,9 +90,10 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
         hint: `rebuild the server on an image of the store first ("novabox server rebuild --image IMAGE ${cur.name}")`,
       });
     }
-    const action = store.actions.start(s.id, 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
+    const action = store.actions.start(s.id, req.backup ? 'createBackup' : 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
     const event = store.actions.event(action.id, 'compute_snapshot_instance');
-    const rec = images.snapshotRecord(req.name, base, cur, caller, req.properties ?? {});
+    const props = req.backup ? { ...(req.properties ?? {}), image_type: 'backup', backup_type: req.backup.type } : req.properties ?? {};
+    const rec = images.snapshotRecord(req.name, base, cur, caller, props);
     images.markSaving(rec.id);
     return { cur, base, event, rec };
   });
@@ -132,11 +139,14 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
       return img;
     });
     trace('committed');
+    if (req.backup) images.rotateBackups(s.id, req.backup.type, req.backup.rotation, caller);
     return img;
   } catch (err) {
-    // a failure while saving leaves a killed image, as Glance does
+    // a failure while saving leaves a killed image, as Glance does; an image deleted
+    // while it was being saved is simply gone (nothing was installed)
+    const gone = !images.repo.get(rec.id);
     store.tx(() => {
-      event('Error', (err as Error).message);
+      event('Error', gone ? 'the image was deleted while it was being saved' : (err as Error).message);
       finish();
       images.failSnapshot(rec.id);
     });

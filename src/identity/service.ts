@@ -39,7 +39,10 @@ export interface PasswordAuth {
   user: { id?: string; name?: string; domain?: { id?: string; name?: string }; password: string };
 }
 
-export type Scope = { project: { id?: string; name?: string; domain?: { id?: string; name?: string } } } | undefined;
+export type Scope =
+  | { project: { id?: string; name?: string; domain?: { id?: string; name?: string } } }
+  | { domain: { id?: string; name?: string } }
+  | undefined;
 
 function domainIdOf(d: { id?: string; name?: string } | undefined): string {
   if (!d) return DEFAULT_DOMAIN.id;
@@ -82,8 +85,14 @@ export class IdentityService {
   }
 
   /** The project a scope names, and the user's roles on it (none: 401, as Keystone). */
-  private scopeTo(user: User, scope: Scope): { project: Project | null; roles: Role[] } {
+  private scopeTo(user: User, scope: Scope): { project: Project | null; domainId?: string; roles: Role[] } {
     if (!scope) return { project: null, roles: [] };
+    if ('domain' in scope) {
+      const domainId = domainIdOf(scope.domain);
+      const roles = this.domainRoles(user.id);
+      if (roles.length === 0) throw new Unauthorized(`User ${user.id} has no access to domain ${domainId}.`);
+      return { project: null, domainId, roles };
+    }
     const p = scope.project;
     const project = p.id !== undefined ? this.repo.getProject(p.id) : p.name !== undefined ? this.repo.projectByName(p.name, domainIdOf(p.domain)) : undefined;
     if (!project) throw new Unauthorized(`Could not find project: ${p.id ?? p.name}.`);
@@ -95,13 +104,24 @@ export class IdentityService {
     return { project, roles };
   }
 
+  /**
+   * A user's roles on the one domain: novabox assigns roles on projects only; as the
+   * contract makes admin on any project admin everywhere, such a user is admin on the
+   * domain (what Horizon asks a domain-scoped token for). Others have no domain role.
+   */
+  private domainRoles(userId: string): Role[] {
+    const admin = this.repo.assignments({ userId }).map((a) => this.repo.getRole(a.roleId)).find((r) => r?.name === 'admin');
+    return admin ? [admin] : [];
+  }
+
   /** A new token for the user, scoped as asked; re-scoping keeps the original expiry. */
   issue(user: User, scope: Scope, methods: string[], opts: { expiresAt?: string; auditId?: string } = {}): Token {
-    const { project, roles } = this.scopeTo(user, scope);
+    const { project, domainId, roles } = this.scopeTo(user, scope);
     const id = newToken();
     const rec: TokenRecord = {
       userId: user.id,
       projectId: project?.id ?? null,
+      domainId: domainId ?? null,
       methods,
       auditId: opts.auditId ?? newToken().slice(0, 22),
       issuedAt: nowIso(),
@@ -125,6 +145,9 @@ export class IdentityService {
       if (!project || !project.enabled) return undefined;
       roles = this.repo.rolesOn(project.id, user.id);
       if (roles.length === 0) return undefined; // access taken away since
+    } else if (rec.domainId) {
+      roles = this.domainRoles(user.id);
+      if (roles.length === 0) return undefined;
     }
     return { ...rec, id, user, project, roles, isAdmin: roles.some((r) => r.name === 'admin') };
   }

@@ -6,11 +6,11 @@
  */
 import { NovaboxError } from '../errors.js';
 import { atypicalRun } from '../util/cache-hint.js';
-import { readImage, type Image } from './store.js';
+import { readImage, readImageRef, type Image } from './store.js';
 
 /** The image named `name` (the resolved form of the `ref` the user gave); for a missing "busybox", built now. */
 export async function imageOrBuiltin(name: string, ref: string = name): Promise<Image | undefined> {
-  const image = readImage(name);
+  const image = readImageRef(name);
   if (image || ref !== 'busybox') return image;
   return ensureBusybox();
 }

@@ -100,6 +100,13 @@ export class ImageRepo {
     return r ? this.toRecord(r) : undefined;
   }
 
+  /** Every image of that name, live ones first, newest first (names may repeat, as in Glance). */
+  allByName(name: string): ImageRecord[] {
+    return this.sql<Row>(
+      "SELECT * FROM images WHERE name = ? ORDER BY status IN ('queued', 'saving', 'active', 'deactivated') DESC, created_at DESC, id",
+    ).all(name).map((r) => this.toRecord(r));
+  }
+
   list(): ImageRecord[] {
     return this.sql<Row>('SELECT * FROM images ORDER BY created_at DESC, id').all().map((r) => this.toRecord(r));
   }

@@ -10,7 +10,7 @@
  * ref under images/ (store.ts) so that `novabox run` needs no database.
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, openSync, readFileSync, readSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -31,7 +31,7 @@ import {
   layerPath, packLayer, readHead, retireLayer, sweepTmp, type Compression,
 } from './layers.js';
 import { ImageRepo, type ImageRecord, type NewImage, type Visibility } from './records.js';
-import { checkImageName, ensureLayers, removeImageRef, writeImage, type ImageConfig } from './store.js';
+import { checkImageName, ensureLayers, removeImageRef, republishName, writeImage, type ImageConfig } from './store.js';
 import { firstEntries } from './tarstream.js';
 import { BUSYBOX_CONFIG, buildBusyboxLayer } from './busybox.js';
 import { quote } from '../util/text.js';
@@ -86,6 +86,9 @@ export type ImagePatch = Partial<Pick<ImageRecord, 'name' | 'visibility' | 'prot
 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const LIVE: string[] = ['queued', 'saving', 'active', 'deactivated'];
+/** novabox_source of an image whose data is stored as given (not a root filesystem): it never boots */
+export const DATA_SOURCE = 'data';
 
 interface Layered {
   diffId: string;
@@ -143,9 +146,19 @@ export class ImageService {
   /** By id, then by name (the live image of that name). */
   show(ref: string, caller: ImageCaller): ImageRecord {
     let img = UUID.test(ref) ? this.repo.get(ref) : undefined;
-    img ??= this.repo.byName(ref);
+    if (img && !this.visible(img, caller)) img = undefined;
+    if (!img) {
+      // names are free text and may repeat (Glance): a name must be unambiguous
+      const named = this.repo.allByName(ref).filter((i) => this.visible(i, caller));
+      const live = named.filter((i) => LIVE.includes(i.status));
+      const pick = live.length ? live : named.slice(0, 1);
+      if (pick.length > 1) {
+        throw new Conflict(`more than one image is named ${JSON.stringify(ref)}: ${pick.map((i) => i.id).join(', ')}; use the id`);
+      }
+      img = pick[0];
+    }
     if (!img && ref === 'busybox') img = this.ensureBuiltin();
-    if (!img || !this.visible(img, caller)) throw new NotFound(`image "${ref}" not found`);
+    if (!img || !this.visible(img, caller)) throw new NotFound(`image ${JSON.stringify(ref)} not found`);
     return img;
   }
 
@@ -217,8 +230,17 @@ export class ImageService {
           yield chunk;
         }
       }, createWriteStream(file));
-      const done = await this.importInto(this.repo.get(img.id)!, file, opts, 'kill');
-      return this.repo.update(done.id, { checksum: md5.digest('hex') });
+      const checksum = md5.digest('hex');
+      let done: ImageRecord;
+      try {
+        done = await this.importInto(this.repo.get(img.id)!, file, { ...opts, label: `the data of image ${img.id}` }, 'keep');
+      } catch (err) {
+        if (!(err instanceof BadRequest)) throw err;
+        // Glance stores whatever it is given: data that is no root filesystem novabox can
+        // read is kept as is (downloads return it); only booting it fails (compute).
+        done = this.activateData(img.id, file, err.message);
+      }
+      return this.repo.update(done.id, { checksum });
     } catch (err) {
       this.killIfSaving(img.id);
       throw err;
@@ -243,11 +265,11 @@ export class ImageService {
     });
   }
 
-  private async importInto(img: ImageRecord, file: string, opts: ImportOptions, onFail: 'remove' | 'kill'): Promise<ImageRecord> {
+  private async importInto(img: ImageRecord, file: string, opts: ImportOptions & { label?: string }, onFail: 'remove' | 'kill' | 'keep'): Promise<ImageRecord> {
     const staging = new Staging('import');
     try {
       if (img.status === 'queued') this.claim(img.id, 'queued');
-      const format = opts.format && opts.format !== 'auto' ? opts.format : await detectFormat(file);
+      const format = opts.format && opts.format !== 'auto' ? opts.format : await detectFormat(file, opts.label);
       trace(`import format ${format}`);
       const total = statSync(file).isDirectory() ? 0 : statSync(file).size;
       let done = 0;
@@ -260,7 +282,7 @@ export class ImageService {
       return this.activate(img.id, result.layers, result.config, result.properties, format);
     } catch (err) {
       if (onFail === 'remove') this.store.tx(() => this.repo.remove(img.id));
-      else this.killIfSaving(img.id);
+      else if (onFail === 'kill') this.killIfSaving(img.id);
       throw err;
     } finally {
       staging.remove();
@@ -292,6 +314,28 @@ export class ImageService {
       return updated;
     });
     return img;
+  }
+
+  /**
+   * Uploaded data that is no root filesystem: one blob (content-addressed like a layer, so
+   * delete removes it as it removes layers), no layer directory, no runtime file. Glance's
+   * `active`; compute refuses to boot it with `why` (the reason names no host file).
+   */
+  private activateData(id: string, file: string, why: string): ImageRecord {
+    const digest = `sha256:${hashFile(file, 'sha256')}`;
+    const size = statSync(file).size;
+    return this.store.tx(() => {
+      const cur = this.repo.get(id);
+      if (cur?.status !== 'saving' || cur.taskOwnerPid !== process.pid) throw new Conflict(`image ${id} is no longer being saved by this command`);
+      installLayer(digest, undefined, { digest, file });
+      this.repo.addLayer({ diffId: digest, blobDigest: digest, mediaType: MEDIA_DATA, blobSize: size, size });
+      this.repo.setLayers(id, [digest]);
+      return this.repo.update(id, {
+        status: 'active', size, virtualSize: null, osHashAlgo: 'sha256', osHashValue: digest.slice(7),
+        properties: { ...cur.properties, novabox_source: DATA_SOURCE, novabox_unbootable: why },
+        taskOwnerPid: null, taskOwnerStart: null,
+      });
+    });
   }
 
   private known(diffId: string | undefined): Layered | undefined {
@@ -417,8 +461,9 @@ export class ImageService {
       }
       const { removeProperties: _r, ...rest } = patch;
       const updated = this.repo.update(img.id, { ...rest, properties: props });
-      if (patch.name !== undefined && patch.name !== cur.name && cur.status === 'active') {
-        removeImageRef(cur.name);
+      if (patch.name !== undefined && patch.name !== cur.name && cur.status === 'active' && !isDataImage(cur)) {
+        removeImageRef(cur.name, cur.id);
+        this.republish(cur.name);
         writeImage({ id: cur.id, name: updated.name, layers: updated.layers, config: updated.config, created: updated.createdAt });
       }
       return updated;
@@ -435,7 +480,8 @@ export class ImageService {
       this.store.tx(() => {
         const cur = this.repo.get(img.id);
         if (!cur) throw new NotFound(`image "${ref}" not found`);
-        if (cur.status === 'saving') throw new Conflict(`image "${cur.name}" is being saved; try again when it is active`);
+        // a saving image may go (Glance): its record now; the snapshot or upload saving it
+        // finds it gone when it commits and removes what it staged
         const users = this.repo.serversUsing(cur);
         if (users.length) {
           throw new Conflict(`image "${cur.name}" is in use by ${users.length} server${users.length > 1 ? 's' : ''} (${users.slice(0, 3).map((s) => s.name).join(', ')})`, {
@@ -443,7 +489,10 @@ export class ImageService {
           });
         }
         this.repo.remove(cur.id);
-        if (cur.status === 'active' || cur.status === 'deactivated') removeImageRef(cur.name);
+        if (cur.status === 'active' || cur.status === 'deactivated') {
+          removeImageRef(cur.name, cur.id);
+          this.republish(cur.name);
+        }
         for (const l of this.repo.unreferencedLayers()) {
           this.repo.removeLayer(l.diffId);
           retireLayer(l.diffId, l.blobDigest, trash);
@@ -454,12 +503,25 @@ export class ImageService {
     }
   }
 
+  /** After an image of this name went: the name's runtime file points at the newest other active one. */
+  private republish(name: string): void {
+    const next = this.repo.allByName(name).find((i) => i.status === 'active' && !isDataImage(i));
+    republishName(name, next && { id: next.id, name: next.name, layers: next.layers, config: next.config, created: next.createdAt });
+  }
+
   // ---- download ------------------------------------------------------------------------
 
   /** The image as an OCI image layout archive (what `image save` writes and Glance download returns). */
   download(ref: string, caller: ImageCaller, onBytes?: (n: number) => void): { stream: Readable; size: number; record: ImageRecord } {
     const img = this.show(ref, caller);
     if (img.status !== 'active') throw new Conflict(`image "${img.name}" is ${img.status}: it has no data to download`);
+    if (isDataImage(img)) {
+      const l = this.repo.layer(img.layers[0]!);
+      if (!l || !existsSync(blobPath(l.blobDigest))) throw new NovaboxError('internal', `image ${img.id}: its data is missing from the store`);
+      const stream = fileStream(blobPath(l.blobDigest));
+      if (onBytes) stream.on('data', (c: Buffer) => onBytes(c.length));
+      return { stream, size: l.blobSize, record: img };
+    }
     const layers = img.layers.map((d) => {
       const l = this.repo.layer(d);
       if (!l || !existsSync(blobPath(l.blobDigest))) throw new NovaboxError('internal', `image "${img.name}": the blob of layer ${d} is missing`);
@@ -542,6 +604,28 @@ export class ImageService {
     return this.activate(id, [...inherited, top], cur.config, {}, 'snapshot');
   }
 
+  /**
+   * Nova's backup rotation: of a server's active backups of one type, keep the `rotation`
+   * newest and delete the rest (rotation 0 deletes them all). A backup a server still
+   * boots from stays (it cannot be deleted) and is skipped; the names of the deleted ones
+   * are returned.
+   */
+  rotateBackups(serverId: string, backupType: string, rotation: number, caller: ImageCaller): string[] {
+    const backups = this.repo
+      .list()
+      .filter((i) => i.status === 'active' && i.properties.image_type === 'backup' && i.properties.instance_uuid === serverId && i.properties.backup_type === backupType);
+    const deleted: string[] = [];
+    for (const old of backups.slice(Math.max(0, rotation))) {
+      try {
+        this.delete(old.id, { ...caller, isAdmin: true });
+        deleted.push(old.id);
+      } catch (err) {
+        if (!(err instanceof Conflict)) throw err;
+      }
+    }
+    return deleted;
+  }
+
   failSnapshot(id: string): void {
     this.killIfSaving(id);
   }
@@ -549,6 +633,26 @@ export class ImageService {
   removeRecord(id: string): void {
     this.store.tx(() => this.repo.remove(id));
   }
+}
+
+/** The media type of an image's data kept as given (activateData). */
+export const MEDIA_DATA = 'application/octet-stream';
+
+/** An image whose data is no root filesystem (uploaded as is): active in Glance, never booted. */
+export function isDataImage(img: Pick<ImageRecord, 'properties'>): boolean {
+  return img.properties.novabox_source === DATA_SOURCE;
+}
+
+function hashFile(file: string, algo: 'sha256'): string {
+  const h = createHash(algo);
+  const fd = openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
 }
 
 function missingLayer(d: string): never {
@@ -580,7 +684,7 @@ async function headOf(s: Readable): Promise<Buffer> {
 }
 
 /** What an import file is: a directory's layout, or a tar's first entries (decompressed). */
-export async function detectFormat(file: string): Promise<Exclude<ImportFormat, 'auto'> | 'rootfs-dir'> {
+export async function detectFormat(file: string, label = file): Promise<Exclude<ImportFormat, 'auto'> | 'rootfs-dir'> {
   if (statSync(file).isDirectory()) return formatFromDir(readdirSync(file));
   const c = compressionOf(readHead(file));
   const raw = fileStream(file);
@@ -590,7 +694,7 @@ export async function detectFormat(file: string): Promise<Exclude<ImportFormat, 
   const names = await firstEntries(stream, 64);
   raw.destroy();
   dec?.destroy();
-  if (names.length === 0) throw new BadRequest(`${file} is not a tar archive, an OCI layout or a directory`);
+  if (names.length === 0) throw new BadRequest(`${label} is not a tar archive, an OCI layout or a directory`);
   return formatFromEntries(names);
 }
 

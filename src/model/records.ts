@@ -45,6 +45,8 @@ export interface Server {
   launchedAt: string | null;
   terminatedAt: string | null;
   deleted: boolean;
+  /** the flavor as it was when the server got it (Nova's instance.flavor); null for servers older than the copy */
+  flavor: Flavor | null;
 }
 
 export interface Flavor {
@@ -143,4 +145,12 @@ export interface Image {
   layers: string[];
   config: ImageConfig;
   created: string;
+}
+
+/** Who asks (a token's project, user and admin role; the CLI is admin of its own root). */
+export interface Caller {
+  projectId: string;
+  userId: string;
+  isAdmin: boolean;
+  requestId?: string;
 }

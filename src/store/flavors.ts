@@ -241,7 +241,7 @@ export class FlavorRepo {
       .map((r) => ({ flavorId: r.flavor_id, projectId: r.project_id }));
   }
 
-  private hasAccess(flavorId: string, projectId: string): boolean {
+  hasAccess(flavorId: string, projectId: string): boolean {
     return !!this.sql('SELECT 1 FROM flavor_access WHERE flavor_id = ? AND project_id = ?').get(flavorId, projectId);
   }
 

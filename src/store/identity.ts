@@ -19,6 +19,8 @@ export interface Assignment {
 export interface TokenRecord {
   userId: string;
   projectId: string | null;
+  /** a domain-scoped token's domain (then projectId is null) */
+  domainId?: string | null;
   methods: string[];
   auditId: string;
   issuedAt: string;
@@ -244,18 +246,18 @@ export class IdentityRepo {
       // expired tokens are of no use to anyone: drop them as new ones arrive
       this.sql('DELETE FROM tokens WHERE expires_at < ?').run(nowIso());
       this.sql(
-        'INSERT INTO tokens (hash, user_id, project_id, methods, audit_id, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      ).run(hash, t.userId, t.projectId, JSON.stringify(t.methods), t.auditId, t.issuedAt, t.expiresAt);
+        'INSERT INTO tokens (hash, user_id, project_id, methods, audit_id, issued_at, expires_at, domain_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(hash, t.userId, t.projectId, JSON.stringify(t.methods), t.auditId, t.issuedAt, t.expiresAt, t.domainId ?? null);
     });
   }
 
   /** A token that exists and is not revoked (expiry is the caller's check). */
   token(hash: string): TokenRecord | undefined {
-    const r = this.sql<{ user_id: string; project_id: string | null; methods: string; audit_id: string; issued_at: string; expires_at: string }>(
+    const r = this.sql<{ user_id: string; project_id: string | null; domain_id: string | null; methods: string; audit_id: string; issued_at: string; expires_at: string }>(
       'SELECT * FROM tokens WHERE hash = ? AND revoked = 0',
     ).get(hash);
     return r && {
-      userId: r.user_id, projectId: r.project_id, methods: JSON.parse(r.methods) as string[], auditId: r.audit_id,
+      userId: r.user_id, projectId: r.project_id, domainId: r.domain_id, methods: JSON.parse(r.methods) as string[], auditId: r.audit_id,
       issuedAt: r.issued_at, expiresAt: r.expires_at,
     };
   }

@@ -276,4 +276,41 @@ INSERT INTO roles (id, name, created_at) VALUES
   (lower(hex(randomblob(16))), 'reader', ${NOW});
 `,
   },
+  {
+    // Issue 16 (the OpenStack contract): image names are free text and may repeat, as in
+    // Glance; the built-in "busybox" stays unique (concurrent first uses build it once).
+    name: '005 nova contract',
+    sql: `
+DROP INDEX images_live_name;
+CREATE UNIQUE INDEX images_builtin_name ON images(name) WHERE name = 'busybox' AND status IN ('queued', 'saving', 'active', 'deactivated');
+CREATE INDEX images_name ON images(name);
+
+-- Nova keeps a copy of the flavor with the server, and both flavors with a resize: the
+-- server shows, reverts and accounts its flavor after the flavor itself was deleted.
+ALTER TABLE servers ADD COLUMN flavor TEXT;
+ALTER TABLE server_migrations ADD COLUMN old_flavor TEXT;
+ALTER TABLE server_migrations ADD COLUMN new_flavor TEXT;
+CREATE INDEX servers_terminated ON servers(terminated_at);
+
+-- Nova's server groups: a policy over the servers that join one at create
+CREATE TABLE server_groups (
+  id         TEXT PRIMARY KEY,
+  name       TEXT NOT NULL,
+  project_id TEXT NOT NULL,
+  user_id    TEXT NOT NULL,
+  policy     TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX server_groups_project ON server_groups(project_id);
+CREATE TABLE server_group_members (
+  group_id  TEXT NOT NULL REFERENCES server_groups(id) ON DELETE CASCADE,
+  server_id TEXT NOT NULL,
+  PRIMARY KEY (group_id, server_id)
+);
+CREATE INDEX server_group_members_server ON server_group_members(server_id);
+
+-- domain-scoped tokens (Keystone): the domain a token is scoped to, when not a project
+ALTER TABLE tokens ADD COLUMN domain_id TEXT;
+`,
+  },
 ];

@@ -2,6 +2,7 @@
 import { NotFound } from '../errors.js';
 import { statementCache, type Database } from './sqlite.js';
 import { nowIso } from './time.js';
+import type { Flavor } from './flavors.js';
 
 export type ResizeStatus = 'finished' | 'confirmed' | 'reverted' | 'error';
 
@@ -18,11 +19,20 @@ export interface Resize {
   host: string;
   createdAt: string;
   updatedAt: string;
+  /** copies of both flavors (Nova keeps them with the migration): revert works after a flavor is deleted */
+  oldFlavor: Flavor | null;
+  newFlavor: Flavor | null;
 }
 
 const COLS = `id, server_id AS serverId, project_id AS projectId, status, old_flavor_id AS oldFlavorId,
   new_flavor_id AS newFlavorId, old_flavor_int AS oldFlavorInt, new_flavor_int AS newFlavorInt,
-  pre_vm_state AS preVmState, host, created_at AS createdAt, updated_at AS updatedAt`;
+  pre_vm_state AS preVmState, host, created_at AS createdAt, updated_at AS updatedAt, old_flavor AS oldFlavor, new_flavor AS newFlavor`;
+
+function parsed(r: Resize | undefined): Resize | undefined {
+  if (!r) return r;
+  const j = (v: unknown) => (typeof v === 'string' ? (JSON.parse(v) as Flavor) : null);
+  return { ...r, oldFlavor: j(r.oldFlavor), newFlavor: j(r.newFlavor) };
+}
 
 export class ResizeRepo {
   private readonly sql: ReturnType<typeof statementCache>;
@@ -31,24 +41,25 @@ export class ResizeRepo {
     this.sql = statementCache(db);
   }
 
-  insert(r: Pick<Resize, 'serverId' | 'projectId' | 'status' | 'oldFlavorId' | 'newFlavorId' | 'preVmState' | 'host'>): Resize {
+  insert(r: Pick<Resize, 'serverId' | 'projectId' | 'status' | 'oldFlavorId' | 'newFlavorId' | 'preVmState' | 'host'> & Partial<Pick<Resize, 'oldFlavor' | 'newFlavor'>>): Resize {
     const now = nowIso();
     const rowid = (id: string) => this.sql<{ r: number }>('SELECT rowid AS r FROM flavors WHERE id = ?').get(id)?.r ?? 0;
     const id = Number(
       this.sql(
         `INSERT INTO server_migrations (server_id, project_id, status, old_flavor_id, new_flavor_id, old_flavor_int, new_flavor_int,
-           pre_vm_state, host, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(r.serverId, r.projectId, r.status, r.oldFlavorId, r.newFlavorId, rowid(r.oldFlavorId), rowid(r.newFlavorId), r.preVmState, r.host, now, now)
+           pre_vm_state, host, created_at, updated_at, old_flavor, new_flavor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(r.serverId, r.projectId, r.status, r.oldFlavorId, r.newFlavorId, rowid(r.oldFlavorId), rowid(r.newFlavorId), r.preVmState, r.host, now, now,
+        r.oldFlavor ? JSON.stringify(r.oldFlavor) : null, r.newFlavor ? JSON.stringify(r.newFlavor) : null)
         .lastInsertRowid,
     );
-    return this.sql<Resize>(`SELECT ${COLS} FROM server_migrations WHERE id = ?`).get(id)!;
+    return parsed(this.sql<Resize>(`SELECT ${COLS} FROM server_migrations WHERE id = ?`).get(id))!;
   }
 
   /** The resize a VERIFY_RESIZE server waits on. */
   pending(serverId: string): Resize {
     const r = this.sql<Resize>(`SELECT ${COLS} FROM server_migrations WHERE server_id = ? AND status = 'finished' ORDER BY id DESC LIMIT 1`).get(serverId);
     if (!r) throw new NotFound(`Migration for instance ${serverId} could not be found`);
-    return r;
+    return parsed(r)!;
   }
 
   setStatus(id: number, status: ResizeStatus): void {
@@ -58,6 +69,6 @@ export class ResizeRepo {
   list(filter: { projectId?: string; serverId?: string } = {}): Resize[] {
     return this.sql<Resize>(
       `SELECT ${COLS} FROM server_migrations WHERE (@p IS NULL OR project_id = @p) AND (@s IS NULL OR server_id = @s) ORDER BY id DESC`,
-    ).all({ p: filter.projectId ?? null, s: filter.serverId ?? null });
+    ).all({ p: filter.projectId ?? null, s: filter.serverId ?? null }).map((r) => parsed(r)!);
   }
 }

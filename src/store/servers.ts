@@ -1,3 +1,4 @@
+import type { Flavor } from './flavors.js';
 import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { statusOf, type TaskState, type VmState } from '../model/states.js';
 import { isConstraint, statementCache, type Database, type Tx } from './sqlite.js';
@@ -71,6 +72,7 @@ const COLUMNS: Record<keyof Server, [string, Kind]> = {
   launchedAt: ['launched_at', 'text'],
   terminatedAt: ['terminated_at', 'text'],
   deleted: ['deleted', 'bool'],
+  flavor: ['flavor', 'json'],
 };
 const FIELDS = Object.keys(COLUMNS) as (keyof Server)[];
 
@@ -112,6 +114,7 @@ const DEFAULTS: Omit<Server, 'id' | 'name' | 'projectId' | 'userId' | 'vmState' 
   launchedAt: null,
   terminatedAt: null,
   deleted: false,
+  flavor: null,
 };
 
 export class ServerRepo {
@@ -229,6 +232,26 @@ export class ServerRepo {
       out.push(s);
     }
     return out;
+  }
+
+  /** A server by id, deleted ones too (Nova resolves a deleted server as a list marker). */
+  getAny(id: string, projectId?: string): Server | undefined {
+    const row = this.sql<Record<string, unknown>>(`SELECT * FROM servers WHERE id = ?${projectId === undefined ? '' : ' AND project_id = ?'}`)
+      .get(id, ...(projectId === undefined ? [] : [projectId]));
+    return row ? fromRow(row) : undefined;
+  }
+
+  /** Servers that existed at some time in [start, end): live ones and those deleted after start (usage). */
+  existedBetween(start: string, end: string, projectId?: string): Server[] {
+    return this.sql<Record<string, unknown>>(
+      `SELECT * FROM servers WHERE created_at < ? AND (deleted = 0 OR terminated_at IS NULL OR terminated_at >= ?)${projectId === undefined ? '' : ' AND project_id = ?'} ORDER BY created_at, id`,
+    ).all(end, start, ...(projectId === undefined ? [] : [projectId])).map(fromRow);
+  }
+
+  /** The copy of a flavor some server keeps (the flavor itself may be deleted). */
+  flavorCopy(flavorId: string): Flavor | undefined {
+    const r = this.sql<{ flavor: string }>('SELECT flavor FROM servers WHERE flavor_id = ? AND flavor IS NOT NULL ORDER BY updated_at DESC LIMIT 1').get(flavorId);
+    return r ? (JSON.parse(r.flavor) as Flavor) : undefined;
   }
 
   /** How many (not deleted) servers a project has: Nova's instance quota usage. */

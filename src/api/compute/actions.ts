@@ -7,6 +7,7 @@ import { ApiError } from '../faults.js';
 import { baseUrl, requireAdmin } from '../request.js';
 import { int, ipAddress, isObject, metadata, onlyKeys, str } from '../validate.js';
 import { serverBasic } from './views.js';
+import { checkAddGroup, checkRemoveGroup } from '../../compute/security-groups.js';
 import { type ComputeCtx, type Req, claimed, imageOfRef, newAdminPass } from './context.js';
 
 export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
@@ -51,9 +52,11 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         return { output: consoleTail(compute.consoleLog(s.id, c), length) };
       }
       case 'suspend':
+        compute.suspend(s.id, c);
+        return done();
       case 'resume':
-        lockCheck(s, c);
-        throw new ApiError(501, `novabox cannot ${action} a server: containers have no suspend-to-disk here (use pause/unpause, which freezes it in memory)`);
+        compute.resume(s.id, c);
+        return done();
       case 'createImage': {
         if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute createImage. Expected {"name": "..."}');
         const name = str(arg, 'name', { required: true, min: 1, max: 255 })!;
@@ -80,9 +83,20 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         const now = store.servers.get(s.id)!;
         return reply.code(202).send({ server: { ...serverBasic(now, viewCtx(req, now)), adminPass } });
       }
-      case 'createBackup':
-        lockCheck(s, c);
-        throw new ApiError(501, 'createBackup (rotated backups) is not implemented by novabox: use createImage');
+      case 'createBackup': {
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute createBackup. Expected {"name", "backup_type", "rotation"}');
+        onlyKeys(arg, 'createBackup', ['name', 'backup_type', 'rotation', 'metadata']);
+        const name = str(arg, 'name', { required: true, min: 1, max: 255 })!;
+        const type = str(arg, 'backup_type', { required: true })!;
+        const rotation = int(arg, 'rotation', { required: true, min: 0 })!;
+        const meta = metadata(arg, 'metadata') ?? {};
+        if (!deps.snapshot) throw new ApiError(501, 'createBackup needs the image store');
+        let imageId: string | undefined;
+        await claimed(deps.snapshot({ server: s.id, name, properties: meta, backup: { type, rotation }, onRecord: (r) => (imageId = r.id) }, c), log, `createBackup of ${s.id}`);
+        // Nova: the new image's Location, unless rotation 0 deletes it at once
+        if (rotation > 0) reply.header('Location', `${baseUrl(req)}/image/v2/images/${imageId}`);
+        return reply.code(202).send();
+      }
       case 'resize': {
         if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute resize. Expected {"flavorRef": "<flavor id>"}');
         const ref = arg.flavorRef;
@@ -97,9 +111,19 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
       case 'revertResize':
         compute.revertResize(s.id, c);
         return done();
+      case 'addSecurityGroup':
+      case 'removeSecurityGroup': {
+        const name = isObject(arg) ? str(arg, 'name', { required: true, min: 1 })! : undefined;
+        if (name === undefined) throw new BadRequest(`Invalid input for field/attribute ${action}. Expected {"name": "<group>"}`);
+        if (action === 'addSecurityGroup') checkAddGroup(name, c);
+        else checkRemoveGroup(name, c);
+        return done();
+      }
       case 'migrate':
       case 'os-migrateLive':
         requireAdmin(c, `os_compute_api:os-migrate-server:${action}`);
+        // Nova checks the server's state before scheduling: its own conflict comes first
+        compute.checkMigratable(s.id, c, action);
         throw new BadRequest('No valid host was found. novabox is a single host: there is nowhere to migrate to.');
       case 'forceDelete':
       case 'restore':

@@ -2,7 +2,9 @@
 import type { FastifyInstance } from 'fastify';
 import { statfsSync } from 'node:fs';
 import { cpus, freemem, hostname, totalmem, uptime } from 'node:os';
-import { NotFound } from '../../errors.js';
+import { BadRequest, NotFound } from '../../errors.js';
+import type { ServerUsage } from '../../compute/servers.js';
+import { ApiError } from '../faults.js';
 import { statusOf as serverStatus } from '../../model/states.js';
 import { stateRoot } from '../../util/paths.js';
 import { requireAdmin } from '../request.js';
@@ -17,8 +19,8 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
     const host = hostname();
     const all = compute.list({}, { ...compute.localCaller() });
     const running = all.filter((s) => serverStatus(s.vmState, s.taskState) !== 'SHUTOFF');
-    const ramUsed = running.reduce((n, s) => n + (safeFlavor(s.flavorId)?.ramMiB ?? 0), 0);
-    const vcpusUsed = running.reduce((n, s) => n + (safeFlavor(s.flavorId)?.vcpus ?? 0), 0);
+    const ramUsed = running.reduce((n, s) => n + (compute.flavorOfSafe(s)?.ramMiB ?? 0), 0);
+    const vcpusUsed = running.reduce((n, s) => n + (compute.flavorOfSafe(s)?.vcpus ?? 0), 0);
     const base = { id: 1, hypervisor_hostname: host, state: 'up', status: 'enabled' };
     if (!detail) return base;
     const fs = diskStats();
@@ -31,13 +33,6 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
       disk_available_least: fs.free, current_workload: 0, running_vms: running.length,
       service: { host, id: 1, disabled_reason: null },
     };
-  };
-  const safeFlavor = (id: string) => {
-    try {
-      return store.flavors.get(id);
-    } catch {
-      return undefined;
-    }
   };
   app.get('/v2.1/os-hypervisors', async (req: Req) => (requireAdmin(caller(req), 'os_compute_api:os-hypervisors:list'), { hypervisors: [hypervisor(false)] }));
   app.get('/v2.1/os-hypervisors/detail', async (req: Req) => (requireAdmin(caller(req), 'os_compute_api:os-hypervisors:list-detail'), { hypervisors: [hypervisor(true)] }));
@@ -57,6 +52,59 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
     if (req.params.id !== '1') throw new NotFound(`Hypervisor with ID ${req.params.id} could not be found.`);
     return { hypervisor: { ...hypervisor(false), uptime: ` up ${Math.floor(uptime() / 60)} min` } };
   });
+  // 2.1's forms: hypervisors whose hostname contains the pattern; with their servers
+  const matching = (req: Req, policy: string) => {
+    requireAdmin(caller(req), policy);
+    const pattern = decodeURIComponent(req.params.id!);
+    if (!hostname().includes(pattern)) throw new NotFound(`No hypervisor matching '${pattern}' could be found.`);
+    return hypervisor(false);
+  };
+  app.get('/v2.1/os-hypervisors/:id/search', async (req: Req) => ({ hypervisors: [matching(req, 'os_compute_api:os-hypervisors:search')] }));
+  app.get('/v2.1/os-hypervisors/:id/servers', async (req: Req) => {
+    const h = matching(req, 'os_compute_api:os-hypervisors:servers');
+    const servers = compute.list({}, compute.localCaller()).filter((s) => s.host === hostname() || s.host === '');
+    // Nova leaves "servers" out when the host has none
+    return { hypervisors: [{ ...h, ...(servers.length ? { servers: servers.map((s) => ({ uuid: s.id, name: s.name })) } : {}) }] };
+  });
+
+  // ---- os-simple-tenant-usage: what each project's servers used in [start, end)
+  const usageOf = (projectId: string, start: Date, end: Date, list: ServerUsage[], detailed: boolean) => {
+    const r2 = (n: number) => n;
+    const rows = list.map((u) => ({
+      instance_id: u.server.id, name: u.server.name, hours: r2(u.hours), memory_mb: u.flavor?.ramMiB ?? 0, local_gb: u.flavor?.diskGiB ?? 0,
+      vcpus: u.flavor?.vcpus ?? 0, tenant_id: projectId, flavor: u.flavor?.name ?? '', started_at: usageTime(u.server.launchedAt ?? u.server.createdAt),
+      ended_at: u.endedAt === null ? null : usageTime(u.endedAt), state: u.server.deleted ? 'terminated' : u.server.vmState, uptime: u.uptimeSeconds,
+    }));
+    const sum = (f: (r: (typeof rows)[number]) => number) => rows.reduce((n, r) => n + f(r), 0);
+    return {
+      tenant_id: projectId, start: usageTime(start.toISOString()), stop: usageTime(end.toISOString()),
+      total_hours: sum((r) => r.hours), total_vcpus_usage: sum((r) => r.vcpus * r.hours), total_memory_mb_usage: sum((r) => r.memory_mb * r.hours),
+      total_local_gb_usage: sum((r) => r.local_gb * r.hours), ...(detailed ? { server_usages: rows } : {}),
+    };
+  };
+  const period = (req: Req): [Date, Date] => {
+    const start = usageDate(req.query.start, 'start');
+    const end = usageDate(req.query.end, 'end');
+    if (start > end) throw new BadRequest('Invalid start time. The start time cannot occur after the end time.');
+    return [start, end];
+  };
+  app.get('/v2.1/os-simple-tenant-usage', async (req: Req) => {
+    requireAdmin(caller(req), 'os_compute_api:os-simple-tenant-usage:list');
+    const [start, end] = period(req);
+    const detailed = ['1', 'true', 'True'].includes(req.query.detailed ?? '');
+    const byProject = new Map<string, ServerUsage[]>();
+    for (const u of compute.usage(start, end)) byProject.set(u.server.projectId, [...(byProject.get(u.server.projectId) ?? []), u]);
+    return { tenant_usages: [...byProject].map(([p, list]) => usageOf(p, start, end, list, detailed)) };
+  });
+  app.get('/v2.1/os-simple-tenant-usage/:id', async (req: Req) => {
+    const c = caller(req);
+    const projectId = req.params.id!;
+    if (!c.isAdmin && projectId !== c.projectId) throw new ApiError(403, "Policy doesn't allow os_compute_api:os-simple-tenant-usage:show to be performed.");
+    const [start, end] = period(req);
+    const list = compute.usage(start, end, projectId);
+    return { tenant_usage: list.length ? usageOf(projectId, start, end, list, true) : {} };
+  });
+
   app.get('/v2.1/os-aggregates', async (req: Req) => (caller(req), { aggregates: [] }));
   app.get('/v2.1/os-migrations', async (req: Req) => {
     requireAdmin(caller(req), 'os_compute_api:os-migrations:index');
@@ -77,6 +125,20 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
     const up = { available: true, active: true, updated_at: novaTime(new Date().toISOString().slice(0, 23) + '000') };
     return { availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: { [hostname()]: { 'nova-compute': up } } }] };
   });
+}
+
+/** Nova's usage times: ISO 8601 with microseconds and no zone. */
+function usageTime(iso: string): string {
+  return iso.replace(/Z$/, '').padEnd(26, '0').slice(0, 26).replace(/^(.{19})0{7}$/, '$1.000000');
+}
+
+/** Nova's _parse_datetime: absent = now; %Y-%m-%dT%H:%M:%S[.%f] or with a space (UTC). */
+function usageDate(v: string | undefined, field: string): Date {
+  if (v === undefined) return new Date();
+  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})(\.\d{1,6})?Z?$/.exec(v.trim());
+  const d = m ? new Date(`${m[1]}T${m[2]}${(m[3] ?? '').slice(0, 4)}Z`) : undefined;
+  if (!d || Number.isNaN(d.getTime())) throw new BadRequest(`Invalid ${field} time.`);
+  return d;
 }
 
 function diskStats(): { total: number; free: number } {

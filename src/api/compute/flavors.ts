@@ -12,15 +12,11 @@ export function registerFlavors(app: FastifyInstance, ctx: ComputeCtx): void {
   const listFlavors = (req: Req, detail: boolean) => {
     const c = caller(req);
     const q = req.query;
-    const isPublic = q.is_public;
-    const all = c.isAdmin && (isPublic === undefined ? false : ['none', 'None'].includes(isPublic));
-    let list = store.flavors.list({
-      includePrivate: c.isAdmin && (all || isPublic === 'false' || isPublic === 'False'),
-      projectId: c.isAdmin ? undefined : c.projectId,
+    // only an admin's is_public is read (Nova ignores it for others)
+    let list = ctx.compute.flavorsFor(c, c.isAdmin ? parseIsPublic(q.is_public) : true, {
       minRamMiB: q.minRam === undefined ? undefined : int({ minRam: q.minRam }, 'minRam', { min: 0 }),
       minDiskGiB: q.minDisk === undefined ? undefined : int({ minDisk: q.minDisk }, 'minDisk', { min: 0 }),
     });
-    if (c.isAdmin && (isPublic === 'false' || isPublic === 'False')) list = list.filter((f) => !f.isPublic);
     if (q.marker !== undefined) {
       const i = list.findIndex((f) => f.id === q.marker);
       if (i < 0) throw new BadRequest(`marker [${q.marker}] not found`);
@@ -32,7 +28,7 @@ export function registerFlavors(app: FastifyInstance, ctx: ComputeCtx): void {
   };
   app.get('/v2.1/flavors', async (req: Req) => listFlavors(req, false));
   app.get('/v2.1/flavors/detail', async (req: Req) => listFlavors(req, true));
-  app.get('/v2.1/flavors/:id', async (req: Req) => ({ flavor: flavorDetail(flavorFor(req.params.id!, caller(req)), baseUrl(req)) }));
+  app.get('/v2.1/flavors/:id', async (req: Req) => ({ flavor: flavorDetail(ctx.compute.showFlavor(req.params.id!, caller(req)), baseUrl(req)) }));
   app.post('/v2.1/flavors', async (req: Req) => {
     requireAdmin(caller(req), 'os_compute_api:os-flavor-manage:create');
     const f = wrapped(req.body, 'flavor');
@@ -99,4 +95,17 @@ export function registerFlavors(app: FastifyInstance, ctx: ComputeCtx): void {
     return { flavor_access: list.map((a) => ({ flavor_id: a.flavorId, tenant_id: a.projectId })) };
   });
 
+}
+
+const TRUE_STRINGS = ['1', 't', 'true', 'on', 'y', 'yes'];
+const FALSE_STRINGS = ['0', 'f', 'false', 'off', 'n', 'no'];
+
+/** Nova's _parse_is_public: absent = true, "none" (any case) = both, else oslo's strict bool_from_string. */
+export function parseIsPublic(v: string | undefined): boolean | null {
+  if (v === undefined) return true;
+  const s = v.trim().toLowerCase();
+  if (s === 'none') return null;
+  if (TRUE_STRINGS.includes(s)) return true;
+  if (FALSE_STRINGS.includes(s)) return false;
+  throw new BadRequest(`Invalid is_public filter [${v}]`);
 }

@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { KeypairService } from '../../compute/keypairs.js';
 import { requireAdmin } from '../request.js';
 import { onlyKeys, wrapped, type Json } from '../validate.js';
-import { keypairBrief, keypairShow } from './views.js';
+import { keypairBrief, keypairShow, versionAtLeast } from './views.js';
+import { microversionOf } from './microversion.js';
 import { absoluteLimits, quotaSet } from './limits.js';
 import type { ComputeCtx, Req } from './context.js';
 
@@ -11,13 +12,15 @@ export function registerKeypairs(app: FastifyInstance, ctx: ComputeCtx): void {
   const { compute, store, caller } = ctx;
   const keypairs = new KeypairService(store);
   // ---- keypairs
-  app.get('/v2.1/os-keypairs', async (req: Req) => ({ keypairs: keypairs.list(caller(req)).map((k) => ({ keypair: keypairBrief(k) })) }));
-  app.get('/v2.1/os-keypairs/:name', async (req: Req) => ({ keypair: keypairShow(keypairs.get(req.params.name!, caller(req))) }));
+  app.get('/v2.1/os-keypairs', async (req: Req) => ({ keypairs: keypairs.list(caller(req)).map((k) => ({ keypair: keypairBrief(k, microversionOf(req)) })) }));
+  app.get('/v2.1/os-keypairs/:name', async (req: Req) => ({ keypair: keypairShow(keypairs.get(req.params.name!, caller(req)), microversionOf(req)) }));
   app.post('/v2.1/os-keypairs', async (req: Req) => {
     const k = wrapped(req.body, 'keypair');
-    onlyKeys(k, 'keypair', ['name', 'public_key']);
-    const made = await keypairs.create(k.name, k.public_key, caller(req));
-    const body: Json = { ...keypairBrief(made), user_id: made.userId };
+    const v = microversionOf(req);
+    const withType = versionAtLeast(v, '2.2');
+    onlyKeys(k, 'keypair', withType ? ['name', 'public_key', 'type'] : ['name', 'public_key']);
+    const made = await keypairs.create(k.name, k.public_key, caller(req), withType ? k.type ?? 'ssh' : 'ssh');
+    const body: Json = { ...keypairBrief(made, v), user_id: made.userId };
     if (made.privateKey !== undefined) body.private_key = made.privateKey;
     return { keypair: body };
   });

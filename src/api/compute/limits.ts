@@ -17,18 +17,15 @@ export const QUOTAS = {
   server_group_members: 10,
 };
 
-export function absoluteLimits(store: Store, compute: ComputeService, projectId: string, c: Caller) {
+export function absoluteLimits(_store: Store, compute: ComputeService, projectId: string, c: Caller) {
   const servers = compute.list({ projectId }, { ...c, isAdmin: true });
   let cores = 0;
   let ram = 0;
   for (const s of servers) {
-    try {
-      const f = store.flavors.get(s.flavorId);
-      cores += f.vcpus;
-      ram += f.ramMiB;
-    } catch {
-      /* a deleted flavor counts nothing */
-    }
+    // the flavor's copy kept with the server: a deleted flavor still counts
+    const f = compute.flavorOfSafe(s);
+    cores += f?.vcpus ?? 0;
+    ram += f?.ramMiB ?? 0;
   }
   return {
     maxImageMeta: 128,

@@ -3,11 +3,10 @@
  * view. Long work (create, start, reboot) runs in the background after the state is
  * claimed, as in Nova: the answer is 202 and clients poll. One file per resource group.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { BadRequest } from '../../errors.js';
-import { ApiError } from '../faults.js';
+import type { FastifyInstance } from 'fastify';
 import { baseUrl, callerOf, type ApiDeps } from '../request.js';
-import { MICROVERSION, versionDoc, versionSingle } from './views.js';
+import { versionDoc, versionSingle } from './views.js';
+import { microversionOf, parseMicroversion } from './microversion.js';
 import { computeCtx } from './context.js';
 import { registerServers } from './servers.js';
 import { registerActions, consoleTail } from './actions.js';
@@ -15,29 +14,13 @@ import { registerFlavors } from './flavors.js';
 import { registerKeypairs } from './keypairs.js';
 import { registerImageProxy } from './images.js';
 import { registerAdmin } from './admin.js';
+import { registerGroups } from './groups.js';
+import { registerSecurityGroups } from './security-groups.js';
 
 export { consoleTail };
 export { background } from './context.js';
 
-export function parseMicroversion(headers: FastifyRequest['headers']): string {
-  const h = (name: string) => {
-    const v = headers[name];
-    return Array.isArray(v) ? v[0] : v;
-  };
-  let v = h('openstack-api-version');
-  if (v !== undefined) {
-    const m = /^\s*compute\s+(\S+)\s*$/i.exec(v.split(',').find((x) => /^\s*compute\s/i.test(x)) ?? '');
-    v = m?.[1];
-  }
-  v ??= h('x-openstack-nova-api-version');
-  if (v === undefined) return MICROVERSION;
-  if (v.toLowerCase() === 'latest') return MICROVERSION;
-  if (!/^\d+\.\d+$/.test(v)) throw new BadRequest(`Invalid microversion "${v}": expected e.g. ${MICROVERSION}`);
-  if (v !== MICROVERSION && v !== '2.0') {
-    throw new ApiError(406, `Version ${v} is not supported by the API. Minimum is ${MICROVERSION} and maximum is ${MICROVERSION}.`);
-  }
-  return MICROVERSION;
-}
+export { parseMicroversion, microversionOf };
 
 export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   // ---- version documents (no token)
@@ -62,4 +45,6 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   registerKeypairs(app, ctx);
   registerImageProxy(app, ctx);
   registerAdmin(app, ctx);
+  registerGroups(app, ctx);
+  registerSecurityGroups(app, ctx);
 }

@@ -50,8 +50,14 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     list.reverse(); // newest first, as Nova
     if (q.marker !== undefined) {
       const i = list.findIndex((s) => s.id === q.marker);
-      if (i < 0) throw new BadRequest(`marker [${q.marker}] not found`);
-      list = list.slice(i + 1);
+      if (i >= 0) list = list.slice(i + 1);
+      else {
+        // Nova still resolves a deleted (or filtered-out) server as a marker: what comes after its place
+        const m = store.servers.getAny(q.marker, c.isAdmin ? undefined : c.projectId);
+        if (!m) throw new BadRequest(`marker [${q.marker}] not found`);
+        const before = (s: { createdAt: string; id: string }) => s.createdAt < m.createdAt || (s.createdAt === m.createdAt && s.id < m.id);
+        list = list.filter(before);
+      }
     }
     const base = baseUrl(req);
     const body: Json = {};
@@ -81,8 +87,6 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const flavorRef = b.flavorRef;
     if (typeof flavorRef !== 'string' && typeof flavorRef !== 'number') throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
     const flavor = flavorFor(String(flavorRef), c, true);
-    if (flavor.ramMiB < image.minRam) throw new BadRequest(`Flavor's memory is too small for requested image.`);
-    if (flavor.diskGiB < image.minDisk && flavor.diskGiB !== 0) throw new BadRequest(`Flavor's disk is too small for requested image.`);
     const keyName = str(b, 'key_name', { nullable: true });
     if (keyName !== undefined) {
       try {
@@ -113,9 +117,10 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     if (QUOTAS.instances >= 0 && used + maxCount > QUOTAS.instances) {
       throw new ApiError(403, `Quota exceeded for instances: Requested ${maxCount}, but already used ${used} of ${QUOTAS.instances} instances`);
     }
+    const group = schedulerGroup(req.body);
     trace('create request checked');
     const { servers, started } = await compute.createRecorded(
-      { name, image: image.id, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6, ...nets },
+      { name, image: image.id, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6, ...nets, group },
       c,
     );
     inBackground(started, log, `create ${servers.map((s) => s.id).join(', ')}`);
@@ -201,6 +206,13 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
   });
 
   // ---- instance actions
+  // no volumes here: Nova's answer for a server without any
+  app.get('/v2.1/servers/:id/os-volume_attachments', async (req: Req) => (server(req), { volumeAttachments: [] }));
+  app.get('/v2.1/servers/:id/os-volume_attachments/:vid', async (req: Req) => {
+    server(req);
+    throw new NotFound(`Volume attachment ${req.params.vid} could not be found.`);
+  });
+
   app.get('/v2.1/servers/:id/os-instance-actions', async (req: Req) => {
     const s = server(req);
     return { instanceActions: store.actions.list(s.id).map((a) => actionView(a, s.id)) };
@@ -211,6 +223,18 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     return { instanceAction: { ...actionView(a, s.id), events: a.events.map(eventView) } };
   });
 
+}
+
+/** The `group` scheduler hint (os:scheduler_hints, beside "server"): a server group's id. */
+function schedulerGroup(body: unknown): string | undefined {
+  if (!isObject(body)) return undefined;
+  const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
+  if (hints === undefined || hints === null) return undefined;
+  if (!isObject(hints)) throw new BadRequest("Invalid input for field/attribute os:scheduler_hints: it must be an object");
+  const g = hints.group;
+  if (g === undefined) return undefined;
+  if (typeof g !== 'string' || !isUuid(g)) throw new BadRequest(`Invalid input for field/attribute group. Value: ${JSON.stringify(g)}. It is not a 'uuid'`);
+  return g;
 }
 
 function checkSecurityGroups(v: unknown): void {

@@ -7,8 +7,22 @@ import { statusOf } from '../../model/states.js';
 import type { Server, Flavor, Keypair, ActionEvent, InstanceAction } from '../../model/records.js';
 import type { NovaAddress } from '../../compute/addresses.js';
 import type { GlanceImage } from '../image/catalog.js';
+import { withoutHostPaths } from '../faults.js';
 
+/** The oldest microversion: what a request without a version header gets. */
 export const MICROVERSION = '2.1';
+/**
+ * The newest microversion whose changes novabox implements: 2.2 (key pairs have a `type`,
+ * ssh or x509). Above it is Nova's 406.
+ */
+export const MAX_MICROVERSION = '2.2';
+
+/** a >= b for microversions "2.N" */
+export function versionAtLeast(a: string, b: string): boolean {
+  const [am, an] = a.split('.').map(Number) as [number, number];
+  const [bm, bn] = b.split('.').map(Number) as [number, number];
+  return am > bm || (am === bm && an >= bn);
+}
 
 /** Nova writes `YYYY-MM-DDTHH:MM:SSZ`; the store keeps microseconds without a zone. */
 export function novaTime(stored: string): string;
@@ -20,7 +34,7 @@ export function novaTime(stored: string | null): string | null {
 export function versionDoc(base: string, id: 'v2.0' | 'v2.1') {
   return id === 'v2.0'
     ? { id, status: 'SUPPORTED', version: '', min_version: '', updated: '2011-01-21T11:33:21Z', links: [{ rel: 'self', href: `${base}/compute/v2/` }] }
-    : { id, status: 'CURRENT', version: MICROVERSION, min_version: MICROVERSION, updated: '2013-07-23T11:33:21Z', links: [{ rel: 'self', href: `${base}/compute/v2.1/` }] };
+    : { id, status: 'CURRENT', version: MAX_MICROVERSION, min_version: MICROVERSION, updated: '2013-07-23T11:33:21Z', links: [{ rel: 'self', href: `${base}/compute/v2.1/` }] };
 }
 
 export function versionSingle(base: string, id: 'v2.0' | 'v2.1') {
@@ -70,7 +84,7 @@ export function serverBasic(s: Server, c: ServerViewContext): Record<string, unk
     'OS-DCF:diskConfig': 'MANUAL',
   };
   if (PROGRESS_STATES.has(status)) v.progress = status === 'ACTIVE' ? 100 : 0;
-  if (s.fault && (status === 'ERROR' || status === 'DELETED')) v.fault = { ...s.fault, created: novaTime(s.fault.created) };
+  if (s.fault && (status === 'ERROR' || status === 'DELETED')) v.fault = { ...s.fault, message: withoutHostPaths(s.fault.message), created: novaTime(s.fault.created) };
   return v;
 }
 
@@ -122,13 +136,14 @@ export function flavorDetail(f: Flavor, base: string) {
   };
 }
 
-export function keypairBrief(k: Keypair) {
-  return { name: k.name, public_key: k.publicKey, fingerprint: k.fingerprint };
+/** From 2.2 a key pair has its `type`. */
+export function keypairBrief(k: Keypair, version = MICROVERSION) {
+  return { name: k.name, public_key: k.publicKey, fingerprint: k.fingerprint, ...(versionAtLeast(version, '2.2') ? { type: k.type } : {}) };
 }
 
-export function keypairShow(k: Keypair) {
+export function keypairShow(k: Keypair, version = MICROVERSION) {
   return {
-    ...keypairBrief(k), user_id: k.userId, deleted: false, created_at: novaTime(k.createdAt), updated_at: null, deleted_at: null, id: k.id,
+    ...keypairBrief(k, version), user_id: k.userId, deleted: false, created_at: novaTime(k.createdAt), updated_at: null, deleted_at: null, id: k.id,
   };
 }
 

@@ -105,7 +105,7 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
   });
   app.get('/v3/auth/catalog', async (req) => {
     const t = auth(req);
-    if (!t.project) throw new Forbidden('The token is not scoped: it has no catalog.');
+    if (!t.project && !t.domainId) throw new Forbidden('The token is not scoped: it has no catalog.');
     return { catalog: (tokenBody(t, baseUrl(req), true).token as Json).catalog, links: { self: `${baseUrl(req)}/identity/v3/auth/catalog` } };
   });
 
@@ -299,10 +299,17 @@ function parseScope(scope: unknown, _nocatalog: unknown): Scope {
     str(p, 'id');
     str(p, 'name');
     if (p.id === undefined && p.name === undefined) throw new BadRequest("Invalid input for field 'scope/project': expected 'id' or 'name'");
-    return { project: p as Scope extends undefined ? never : NonNullable<Scope>['project'] };
+    return { project: p as { id?: string; name?: string; domain?: { id?: string; name?: string } } };
+  }
+  if (isObject(scope.domain)) {
+    const d = scope.domain;
+    str(d, 'id');
+    str(d, 'name');
+    if (d.id === undefined && d.name === undefined) throw new BadRequest("Invalid input for field 'scope/domain': expected 'id' or 'name'");
+    return { domain: d as { id?: string; name?: string } };
   }
   if (scope.domain !== undefined || scope.system !== undefined) {
-    throw new Unauthorized('Only project scope is supported by novabox: scope to a project.');
+    throw new Unauthorized('System scope is not supported by novabox: scope to a project or the domain.');
   }
   throw new BadRequest("Invalid input for field 'scope': expected 'project'");
 }

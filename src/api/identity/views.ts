@@ -51,6 +51,10 @@ export function tokenBody(t: Token, base: string, withCatalog: boolean): Record<
     token.is_domain = false;
     token.roles = t.roles.map((r) => ({ id: r.id, name: r.name }));
     if (withCatalog) token.catalog = catalog(base);
+  } else if (t.domainId) {
+    token.domain = domainRef;
+    token.roles = t.roles.map((r) => ({ id: r.id, name: r.name }));
+    if (withCatalog) token.catalog = catalog(base);
   }
   return { token };
 }

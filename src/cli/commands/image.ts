@@ -105,7 +105,7 @@ export function register(program: Command, ctx: CliContext): void {
   const create = image
     .command('create')
     .description('import an image from a rootfs tarball (tar, gz, zstd, xz), an OCI image layout (dir or tar), a `docker save` archive or an LXC/Incus unified tarball')
-    .argument('<name>', 'image name (lower-case letters, digits, ".", "_", "-")')
+    .argument('<name>', 'image name: any text of 1 to 255 characters, as in Glance (names may repeat; a repeated name must then be given as the id)')
     .requiredOption('--file <path>', 'the file or directory to import')
     .option('-f, --format <format>', 'what the file is: auto (default), tar, oci, docker-archive, lxc; or the output format: table, json, yaml, value, shell (repeat to give both)', collect, [])
     .option('-c, --column <name>', 'output column(s) to include (repeatable)', collect, [])

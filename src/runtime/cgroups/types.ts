@@ -45,6 +45,13 @@ export interface CgroupStats {
   oomKills: number;
 }
 
+export interface ReclaimResult {
+  beforeBytes: number;
+  afterBytes: number;
+  /** whether the kernel has memory.reclaim (Linux 5.19) */
+  supported: boolean;
+}
+
 export interface CgroupHandle {
   /** relative path inside every hierarchy, e.g. novabox/0f3c... */
   readonly path: string;
@@ -54,6 +61,12 @@ export interface CgroupHandle {
   setLimits(limits: CgroupLimits): void;
   freeze(): void;
   thaw(): void;
+  /**
+   * Give the cgroup's memory back to the host (a suspended server): cgroup v2 only, where
+   * memory.reclaim drops its page cache and, with swap allowed (memory.swap.max=max),
+   * pushes its anonymous memory to the host's swap. Absent on v1 (there is no such file).
+   */
+  reclaim?(): ReclaimResult;
   stats(): CgroupStats;
   /** pids currently in the cgroup (all hierarchies, deduplicated) */
   pids(): number[];

@@ -28,7 +28,7 @@ import {
 } from './cgroupfs.js';
 import { toCgroupWrites } from './limits.js';
 import { type CgroupBatch, type CgroupStep, executeCreate, pushLevelSteps, pushRemovalSteps, sub, writeStep } from './batch.js';
-import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats } from './types.js';
+import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats, ReclaimResult } from './types.js';
 
 /** The controllers novabox limits, in the order they are enabled. */
 const WANTED_CONTROLLERS = ['memory', 'cpu', 'pids'];
@@ -108,6 +108,22 @@ class CgroupV2 implements CgroupHandle {
 
   thaw(): void {
     writeCgroupFile(join(this.dir, 'cgroup.freeze'), '0');
+  }
+
+  reclaim(): ReclaimResult {
+    const current = () => toNumber(readOptional(join(this.dir, 'memory.current'))) ?? 0;
+    const before = current();
+    // swap is off for a server (its flavor); while it is suspended its memory may go there
+    if (readOptional(join(this.dir, 'memory.swap.max')) !== undefined) writeCgroupFile(join(this.dir, 'memory.swap.max'), 'max');
+    let supported = true;
+    try {
+      writeCgroupFile(join(this.dir, 'memory.reclaim'), String(before));
+    } catch (err) {
+      // EAGAIN: less than asked could be reclaimed (no swap: anonymous memory stays)
+      if (isErrno(err, 'ENOENT')) supported = false;
+      else if (!isErrno(err, 'EAGAIN')) throw err;
+    }
+    return { beforeBytes: before, afterBytes: current(), supported };
   }
 
   stats(): CgroupStats {

@@ -15,10 +15,13 @@ const DETAIL_KEYS = [
 ].sort();
 
 describe('pure parts', () => {
-  it('parses microversion headers as Nova (2.1 only)', () => {
+  it('parses microversion headers as Nova (2.1 to 2.2)', () => {
     expect(parseMicroversion({})).toBe('2.1');
     expect(parseMicroversion({ 'x-openstack-nova-api-version': '2.1' })).toBe('2.1');
-    expect(parseMicroversion({ 'openstack-api-version': 'compute latest' })).toBe('2.1');
+    expect(parseMicroversion({ 'x-openstack-nova-api-version': '2.2' })).toBe('2.2');
+    expect(parseMicroversion({ 'openstack-api-version': 'compute 2.2', 'x-openstack-nova-api-version': '2.1' })).toBe('2.2');
+    expect(parseMicroversion({ 'openstack-api-version': 'compute latest' })).toBe('2.2');
+    expect(() => parseMicroversion({ 'openstack-api-version': 'compute 2.3' })).toThrow(/not supported.*maximum is 2\.2/);
     expect(() => parseMicroversion({ 'openstack-api-version': 'compute 2.79' })).toThrow(/not supported/);
     expect(() => parseMicroversion({ 'x-openstack-nova-api-version': 'abc' })).toThrow(/Invalid microversion/);
   });
@@ -72,7 +75,7 @@ describe('Nova 2.1 (in process)', () => {
     const root = await req('GET', '/compute/');
     expect(root.status).toBe(200);
     expect(root.json.versions.map((v: { id: string }) => v.id)).toEqual(['v2.0', 'v2.1']);
-    expect(root.json.versions[1]).toMatchObject({ status: 'CURRENT', version: '2.1', min_version: '2.1' });
+    expect(root.json.versions[1]).toMatchObject({ status: 'CURRENT', version: '2.2', min_version: '2.1' });
     for (const path of ['/compute/v2.1', '/compute/v2.1/', '/compute/v2/']) {
       const r = await req('GET', path);
       expect(r.status).toBe(200);
@@ -150,7 +153,7 @@ describe('Nova 2.1 (in process)', () => {
     const r = await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { 'os-stop': null } });
     expect(r.status).toBe(409);
     expect(r.json.conflictingRequest.message).toMatch(/Cannot 'stop' instance .* while it is in vm_state stopped/);
-    expect((await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { suspend: null } })).status).toBe(501);
+    expect((await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { suspend: null } })).status).toBe(409); // suspend needs ACTIVE
     expect((await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { lock: null } })).status).toBe(202);
     const console = await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { 'os-getConsoleOutput': { length: 2 } } });
     expect(console.status).toBe(200);

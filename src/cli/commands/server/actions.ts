@@ -54,6 +54,30 @@ export function registerActions(server: Command, ctx: CliContext): void {
     });
   }
 
+  const suspendHelp = `
+suspend freezes every process of the server (the cgroup freezer), then gives its memory
+back to the host: on cgroup v2, memory.reclaim drops its page cache and, when the host has
+swap, pushes its anonymous memory to swap (the flavor's "no swap" is lifted while it is
+suspended). Without swap, or on cgroup v1 (no memory.reclaim), the anonymous memory stays
+in RAM: suspend is then a freeze, like pause. While suspended every other action but
+resume, delete, snapshot and a hard reboot is refused (409). resume thaws it; swapped
+pages come back as the processes touch them.
+
+Example:
+  novabox server suspend web1 && novabox server resume web1`;
+  waitOption(
+    server.command('suspend').description('suspend servers: freeze them and give their memory back to the host (see below)').argument('<server...>', 'names or ids').addHelpText('after', suspendHelp),
+  ).action(async (names: string[]) => {
+    const c = await ctx.compute();
+    await each(names, (n) => c.suspend(n, c.localCaller()));
+  });
+  waitOption(
+    server.command('resume').description('resume suspended servers (thaw them)').argument('<server...>', 'names or ids').addHelpText('after', suspendHelp),
+  ).action(async (names: string[]) => {
+    const c = await ctx.compute();
+    await each(names, (n) => c.resume(n, c.localCaller()));
+  });
+
   server
     .command('set')
     .description('set properties (metadata) of a server')

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { BadRequest } from '../../../errors.js';
 import type { Flavor } from '../../../model/records.js';
 import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js';
@@ -14,7 +15,7 @@ export function registerImage(server: Command, ctx: CliContext): void {
     .command('create')
     .description("snapshot a server, running or not: its image's layers plus its writable layer become a new image")
     .argument('<server>', 'name or id')
-    .option('--name <name>', 'name of the new image (default: the server name)')
+    .option('--name <name>', 'name of the new image, any text of 1 to 255 characters (default: the server name)')
     .option('--property <key=value>', 'image property (repeatable)', collect, [])
     .addHelpText('after', `
 A running server is frozen (cgroup freezer) only while its writable layer is synced and
@@ -33,10 +34,44 @@ Example:
     const images = new ImageService(compute.store);
     trace('image service');
     const caller = compute.localCaller();
-    const name = o.name ?? compute.find(ref, caller).name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '');
+    const name = o.name ?? compute.find(ref, caller).name;
     const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property), inline: true }, caller);
     ctx.stdout(formatShow(imageShow(img), outputOptionsFrom(o)));
     trace('printed');
+  });
+
+  const backup = server
+    .command('backup')
+    .description('rotated backups of servers (Nova createBackup)')
+    .command('create')
+    .description('back a server up into an image (image_type=backup), keeping only the --rotate newest backups of its --type')
+    .argument('<server>', 'name or id')
+    .option('--name <name>', 'name of the backup image (default: the server name)')
+    .option('--type <type>', 'backup type, e.g. daily or weekly (default: empty)', '')
+    .option('--rotate <count>', 'how many backups of this type to keep, the new one included (0 keeps none)', (v: string) => {
+      if (!/^\d+$/.test(v)) throw new BadRequest(`invalid --rotate ${JSON.stringify(v)}: expected a whole number >= 0`);
+      return Number(v);
+    }, 1)
+    .option('--property <key=value>', 'image property (repeatable)', collect, [])
+    .addHelpText('after', `
+The backup is a snapshot (see "server image create") with the properties image_type=backup,
+backup_type and instance_uuid; after it is active, older backups of the same server and
+type beyond --rotate are deleted, oldest first (a backup a server boots from is kept).
+
+Example:
+  novabox server backup create --type daily --rotate 7 web1`);
+  waitOption(backup);
+  addOutputOptions(backup, 'show');
+  backup.action(async (ref: string, o) => {
+    const compute = await ctx.compute();
+    const { ImageService } = await import('../../../images/service.js');
+    const { snapshotServer } = await import('../../../compute/snapshot.js');
+    const images = new ImageService(compute.store);
+    const caller = compute.localCaller();
+    const name = o.name ?? compute.find(ref, caller).name;
+    const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property), inline: true, backup: { type: o.type, rotation: o.rotate } }, caller);
+    const kept = images.repo.get(img.id);
+    if (kept) ctx.stdout(formatShow(imageShow(kept), outputOptionsFrom(o)));
   });
 
   const rebuild = server
