@@ -90,7 +90,7 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
     expect(pids.status).toBe(2);
     expect(pids.stderr).toBe('novabox: invalid --pids-limit "0": expected a whole number >= 1\n');
     const noImage = cli('run', '--rm');
-    expect(noImage.status).toBe(1);
+    expect(noImage.status).toBe(2); // bad input
     expect(noImage.stderr).toBe('novabox: no image given: try "novabox run --rm busybox echo hello"\n');
     expect(cli('run', '--dry-run', '--network', 'none', '--rootfs', tree, 'true').status).toBe(0);
     expect(caches()).toEqual([]);
