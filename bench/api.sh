@@ -119,7 +119,7 @@ RATE=$(sed -n 's/^api_throughput .*servers_per_s=\([^ ]*\).*/\1/p' "$TMP/tp.out"
 RATE_BR=$(sed -n 's/^api_throughput .*servers_per_s=\([^ ]*\).*/\1/p' "$TMP/tp-br.out")
 echo
 echo "# novabox serve vs cold crun ($(date -u +%Y-%m-%dT%H:%MZ), kernel $(uname -r), $(busy_note), during the run $(busy_watch_report))"
-echo "# serve: ${SERVE_ARGS:-its defaults (access log on)}; crun and serve measured in the same $BLOCKS blocks"
+echo "# serve: ${SERVE_ARGS:-its defaults (access log on)}; crun and serve measured in the same $BLOCKS blocks; state root: ${NB_ROOT_FS:-?} (BENCH_STATE=${BENCH_STATE:-tmpfs})"
 printf '%-56s %10s\n' "crun run -d (cold CLI, up), median ms" "$CRUN_UP"
 printf '%-56s %10s\n' "serve create -> ACTIVE, no network: polled (1 ms), median ms" "$LAT"
 printf '%-56s %10s\n' "serve create -> ACTIVE, no network: recorded, median ms" "$REC"

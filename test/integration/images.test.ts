@@ -12,16 +12,31 @@ import { census, type Census } from '../helpers/census.js';
 import { skipEachIf } from '../helpers/skip.js';
 import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import {
-  fixtureToolsMissing, getXattr, hostileArchives, lxcTarball, makeRootfs, ociLayout, sh, tarball, treeDigest,
+  fixtureToolsMissing, getXattr, hostileArchives, setXattr, lxcTarball, makeRootfs, ociLayout, sh, tarball, treeDigest,
 } from '../helpers/image-fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
 // GNU tar (novabox extracts with it), umoci, skopeo, zstd, xz and python3 build the
 // fixtures: on the host and in CI (.ci/run installs them), not in the busybox-only QEMU guest
 const missing = isRoot ? fixtureToolsMissing() : [];
+/** The fixtures carry a user.* xattr: tmpfs has none before Linux 6.6 (the QEMU guest's /tmp). */
+function userXattrs(): boolean {
+  const dir = mkdtempSync(join(process.env.NOVABOX_TEST_TMP ?? tmpdir(), 'nbx-xattr-'));
+  try {
+    writeFileSync(join(dir, 'f'), '');
+    setXattr(join(dir, 'f'), 'user.novabox.probe', '1');
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+const noXattrs = isRoot && !missing.length && !userXattrs();
 
 describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
-  const why = missing.length ? `missing ${missing.join(', ')} to build the fixtures` : undefined;
+  const why = missing.length ? `missing ${missing.join(', ')} to build the fixtures`
+    : noXattrs ? `no user.* xattrs on ${process.env.NOVABOX_TEST_TMP ?? tmpdir()} (tmpfs before Linux 6.6; set NOVABOX_TEST_TMP): the fixtures carry one` : undefined;
   skipEachIf(why);
   let root: string;
   let removeRoot: () => void;

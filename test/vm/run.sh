@@ -109,7 +109,7 @@ for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2}; do
   p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
 done
 # nft needs nf_tables at hand: the guest has no modules.alias for the kernel to load it on demand
-if [[ " ${TOOLS[*]%%=*} " == *' nft '* ]]; then LOAD_MODULES+=" nf_tables nft_chain_nat nft_masq"; fi
+if [[ " ${TOOLS[*]%%=*} " == *' nft '* ]]; then LOAD_MODULES+=" nf_tables nft_chain_nat nft_masq nft_ct"; fi
 PYTHON= PYLIB=
 if [[ ${NOVABOX_VM_TOOLS-python3} == *python3* ]] && p=$(readlink -f /usr/bin/python3 2>/dev/null) && is_elf "$p" && [[ -d /usr/lib/${p##*/} ]]; then
   PYTHON=$p PYLIB=/usr/lib/${p##*/}
