@@ -66,9 +66,19 @@ try {
     rmSync(s.root, { recursive: true, force: true });
     for (const h of readdirSync('/sys/fs/cgroup')) {
       const d = `/sys/fs/cgroup/${h}/${s.parent}`;
-      if (existsSync(d)) try { rmdirSync(d); } catch { /* still busy: left for doctor */ }
+      if (existsSync(d))
+        try {
+          rmdirSync(d);
+        } catch {
+          /* still busy: left for doctor */
+        }
     }
     const d2 = `/sys/fs/cgroup/${s.parent}`;
-    if (existsSync(d2)) try { rmdirSync(d2); } catch { /* busy */ }
+    if (existsSync(d2))
+      try {
+        rmdirSync(d2);
+      } catch {
+        /* busy */
+      }
   }
 }

@@ -27,7 +27,11 @@ const root = mkdtempSync(`${process.env.AB_DIR ?? '/run'}/novabox-bench-ab-`);
 // novabox keeps its cgroup parent (NOVABOX_CGROUP_PARENT, "novabox"): the ones this run
 // makes go again at the end, so the host's cgroups are left as they were found
 const parentName = process.env.NOVABOX_CGROUP_PARENT || 'novabox';
-const cgParents = () => readdirSync('/sys/fs/cgroup').map((h) => `/sys/fs/cgroup/${h}/${parentName}`).concat(`/sys/fs/cgroup/${parentName}`).filter((d) => existsSync(d));
+const cgParents = () =>
+  readdirSync('/sys/fs/cgroup')
+    .map((h) => `/sys/fs/cgroup/${h}/${parentName}`)
+    .concat(`/sys/fs/cgroup/${parentName}`)
+    .filter((d) => existsSync(d));
 const parentsBefore = new Set(cgParents());
 const env = { ...process.env, NOVABOX_ROOT: root };
 delete env.NODE_EXTRA_CA_CERTS;
@@ -41,7 +45,11 @@ const median = (v) => {
 
 function once(cmd, args, trace) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { env: trace ? { ...env, NOVABOX_TRACE: '1' } : env, encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  const r = spawnSync(cmd, args, {
+    env: trace ? { ...env, NOVABOX_TRACE: '1' } : env,
+    encoding: 'utf8',
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}\n${r.stderr}`);
   const marks = new Map();
@@ -79,10 +87,17 @@ try {
 }
 const diffs = res.A.map((x, i) => res.B[i] - x);
 const f = (x) => x.toFixed(2).padStart(8);
-console.log(`rounds=${rounds} load=${(await import('node:os')).loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log(
+  `rounds=${rounds} load=${(await import('node:os'))
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`,
+);
 console.log(`${'A'.padStart(8)}${'B'.padStart(8)}  (wall ms, medians)`);
 console.log(`${f(median(res.A))}${f(median(res.B))}  wall`);
-console.log(`${f(median(res.A) - median(res.node))}${f(median(res.B) - median(res.node))}  above node -e 0 (${median(res.node).toFixed(2)})`);
+console.log(
+  `${f(median(res.A) - median(res.node))}${f(median(res.B) - median(res.node))}  above node -e 0 (${median(res.node).toFixed(2)})`,
+);
 console.log(`median of paired B-A: ${median(diffs).toFixed(2)} ms`);
 // AB_SPAN="from..to": a stretch between two milestones, paired per round (much less noisy
 // than the wall time on a loaded host when a change moves only that stretch)
@@ -90,7 +105,9 @@ const [from, to] = (process.env.AB_SPAN ?? 'monitor spawned..exec event').split(
 const span = (t) => (t.at.has(from) && t.at.has(to) ? t.at.get(to) - t.at.get(from) : undefined);
 const spans = res.tA.map((t, i) => [span(t), span(res.tB[i])]).filter(([x, y]) => x !== undefined && y !== undefined);
 if (spans.length) {
-  console.log(`"${from}" -> "${to}": ${f(median(spans.map(([x]) => x)))}${f(median(spans.map(([, y]) => y)))}  medians; paired B-A: ${median(spans.map(([x, y]) => y - x)).toFixed(2)} ms (${spans.length} rounds)`);
+  console.log(
+    `"${from}" -> "${to}": ${f(median(spans.map(([x]) => x)))}${f(median(spans.map(([, y]) => y)))}  medians; paired B-A: ${median(spans.map(([x, y]) => y - x)).toFixed(2)} ms (${spans.length} rounds)`,
+  );
 }
 for (const k of ['tA', 'tB']) res[k] = res[k].map((t) => t.marks);
 const labels = [];

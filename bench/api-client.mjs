@@ -113,7 +113,9 @@ try {
       }),
     );
     const secs = (performance.now() - t0) / 1000;
-    console.log(`api_throughput ${LABEL} servers=${N} clients=${CLIENTS} seconds=${secs.toFixed(2)} servers_per_s=${(N / secs).toFixed(1)} poll_ms=${POLL_MS}`);
+    console.log(
+      `api_throughput ${LABEL} servers=${N} clients=${CLIENTS} seconds=${secs.toFixed(2)} servers_per_s=${(N / secs).toFixed(1)} poll_ms=${POLL_MS}`,
+    );
     console.log(`api_create_active_ms_loaded ${LABEL} ${stats(lat)}`);
   }
 } catch (err) {

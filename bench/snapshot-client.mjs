@@ -38,7 +38,9 @@ async function deleteImage(id) {
 async function snapshot(name) {
   const t0 = performance.now();
   const r = await fetch(`${base}/compute/v2.1/servers/${serverId}/action`, {
-    method: 'POST', headers: H, body: JSON.stringify({ createImage: { name } }),
+    method: 'POST',
+    headers: H,
+    body: JSON.stringify({ createImage: { name } }),
   });
   const text = await r.text();
   if (r.status !== 202) throw new Error(`createImage: HTTP ${r.status} ${text}`);
@@ -81,9 +83,22 @@ try {
   for (let i = 0; i < ROUNDS; i++) {
     let tar;
     let snap;
-    const doTar = () => { sync(); tar = deltaTar(); };
-    const doSnap = async () => { sync(); snap = await snapshot(`warm-snap-${i}`); await deleteImage(snap.id); };
-    if (i % 2) { await doSnap(); doTar(); } else { doTar(); await doSnap(); }
+    const doTar = () => {
+      sync();
+      tar = deltaTar();
+    };
+    const doSnap = async () => {
+      sync();
+      snap = await snapshot(`warm-snap-${i}`);
+      await deleteImage(snap.id);
+    };
+    if (i % 2) {
+      await doSnap();
+      doTar();
+    } else {
+      doTar();
+      await doSnap();
+    }
     tars.push(tar);
     serves.push(snap.ms);
     ratios.push(snap.ms / tar);

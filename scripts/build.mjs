@@ -73,7 +73,12 @@ const lazyBuiltins = {
           `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
           (BAKED[args.path] ?? '') +
           // `new X()` constructs the real class (new.target is the stand-in itself then)
-          names.map((k) => `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target === ${k} ? load().${k} : new.target) : load().${k}.apply(this, a); }`).join('\n'),
+          names
+            .map(
+              (k) =>
+                `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target === ${k} ? load().${k} : new.target) : load().${k}.apply(this, a); }`,
+            )
+            .join('\n'),
         loader: 'js',
       };
     });

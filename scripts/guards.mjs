@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // The guards that run before the unit tests (`npm test`, or alone: `npm run guards`):
-// the type check (tsc --noEmit), the linter (Biome), the layer check (dependency-cruiser,
-// rules in .dependency-cruiser.cjs) and, when the tree is formatted, the format check.
+// the type check (tsc --noEmit), the linter (Biome), the format check (Biome; `npm run
+// format` applies it; code only, Markdown is left as written) and the layer check
+// (dependency-cruiser, .dependency-cruiser.cjs).
 // Each prints its own diagnostics; the result is the list of the guards that failed.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,18 @@ import { fileURLToPath } from 'node:url';
 export const GUARDS = [
   { name: 'type check (tsc --noEmit)', cmd: ['node_modules/typescript/bin/tsc', '--noEmit', '-p', '.'] },
   { name: 'lint (biome lint)', cmd: ['node_modules/@biomejs/biome/bin/biome', 'lint', '--error-on-warnings', '.'] },
-  { name: 'layers (depcruise)', cmd: ['node_modules/dependency-cruiser/bin/dependency-cruise.mjs', '--config', '.dependency-cruiser.cjs', '--output-type', 'err', 'src'] },
+  { name: 'format (biome format)', cmd: ['node_modules/@biomejs/biome/bin/biome', 'format', '.'] },
+  {
+    name: 'layers (depcruise)',
+    cmd: [
+      'node_modules/dependency-cruiser/bin/dependency-cruise.mjs',
+      '--config',
+      '.dependency-cruiser.cjs',
+      '--output-type',
+      'err',
+      'src',
+    ],
+  },
 ];
 
 /** Runs every guard (stdio inherited); returns the names of those that failed. */

@@ -144,7 +144,11 @@ function vmTests() {
   }
   const kernels = existsSync('/boot') ? readdirSync('/boot').filter((f) => /^vmlinuz-.*-cloud-amd64$/.test(f)) : [];
   const qemu = spawnSync('sh', ['-c', 'command -v qemu-system-x86_64'], { env }).status === 0;
-  const missing = [!isRoot && 'not root', !qemu && 'no qemu-system-x86_64 (qemu-system-x86)', !kernels.length && 'no /boot/vmlinuz-*-cloud-amd64 (linux-image-cloud-amd64)'].filter(Boolean);
+  const missing = [
+    !isRoot && 'not root',
+    !qemu && 'no qemu-system-x86_64 (qemu-system-x86)',
+    !kernels.length && 'no /boot/vmlinuz-*-cloud-amd64 (linux-image-cloud-amd64)',
+  ].filter(Boolean);
   if (missing.length) return cannotRun(label, countIntegration(), missing.join(', '));
   section(label);
   const r = spawnSync('bash', ['test/vm/run.sh', '--', 'node', 'scripts/test.mjs', '--in-vm'], {
@@ -175,7 +179,11 @@ function e2eTests() {
   const bin = client ? spawnSync('sh', ['-c', 'command -v openstack'], { env, encoding: 'utf8' }).stdout.trim() : '';
   const py = (bin && /^#!\s*(\S*python\S*)/.exec(readFileSync(bin, 'utf8').split('\n')[0])?.[1]) || 'python3';
   const sdk = spawnSync(py, ['-c', 'import openstack'], { env, stdio: 'ignore' }).status === 0;
-  const missing = [!isRoot && 'not root', !client && 'no openstack client (python3-openstackclient)', !sdk && 'no openstacksdk (python3-openstacksdk)'].filter(Boolean);
+  const missing = [
+    !isRoot && 'not root',
+    !client && 'no openstack client (python3-openstackclient)',
+    !sdk && 'no openstacksdk (python3-openstacksdk)',
+  ].filter(Boolean);
   if (missing.length) return cannotRun(label, vitestRun(['test/e2e'], true).total, missing.join(', '));
   vitest(label, ['test/e2e']);
 }
@@ -193,10 +201,13 @@ if (inVm) {
 }
 
 section('summary');
-if (!inVm) process.stdout.write(`C checks: ${cChecks.passed} passed, ${cChecks.failed} failed (not in the counts below, but for failures)\n`);
+if (!inVm)
+  process.stdout.write(`C checks: ${cChecks.passed} passed, ${cChecks.failed} failed (not in the counts below, but for failures)\n`);
 for (const [reason, n] of skipReasons) process.stdout.write(`  ${n} skipped: ${reason}\n`);
 for (const s of notRun) {
-  process.stdout.write(`NOT RUN: ${s.label}, ${s.tests} tests: ${s.reason}${ci ? ' (CI=true: counted as failed)' : ' (counted as skipped)'}\n`);
+  process.stdout.write(
+    `NOT RUN: ${s.label}, ${s.tests} tests: ${s.reason}${ci ? ' (CI=true: counted as failed)' : ' (counted as skipped)'}\n`,
+  );
 }
 process.stdout.write(`${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped\n`);
 process.exit(totals.failed ? 1 : 0);

@@ -1,14 +1,7 @@
 import { boundMessage } from './util/text.js';
 
 /** Stable error codes: cli/main.ts maps them to exit codes, api/faults.ts to HTTP statuses. */
-export type ErrorCode =
-  | 'not-found'
-  | 'conflict'
-  | 'bad-request'
-  | 'permission'
-  | 'sys'
-  | 'op-failed'
-  | 'internal';
+export type ErrorCode = 'not-found' | 'conflict' | 'bad-request' | 'permission' | 'sys' | 'op-failed' | 'internal';
 
 export class NovaboxError extends Error {
   readonly hint?: string;

@@ -72,7 +72,10 @@ export function serviceOf(url: string): Service {
 export function withoutHostPaths(message: string): string {
   const root = stateRoot().replace(/\/+$/, '');
   if (!root || !message.includes(root)) return message;
-  return message.split(root).map((part, i) => (i === 0 ? part : `(a file of novabox)${part.replace(/^\/[^\s'":,]*/, '')}`)).join('');
+  return message
+    .split(root)
+    .map((part, i) => (i === 0 ? part : `(a file of novabox)${part.replace(/^\/[^\s'":,]*/, '')}`))
+    .join('');
 }
 
 /** Status and message of anything thrown by a handler. */

@@ -18,7 +18,13 @@ export interface ApiDeps {
   images: ImageBackend;
   /** Nova's createImage: a snapshot of a server into a new image (compute/snapshot.ts) */
   snapshot?: (
-    req: { server: string; name: string; properties?: Record<string, string>; onRecord?: (rec: GlanceImage) => void; backup?: { type: string; rotation: number } },
+    req: {
+      server: string;
+      name: string;
+      properties?: Record<string, string>;
+      onRecord?: (rec: GlanceImage) => void;
+      backup?: { type: string; rotation: number };
+    },
     caller: Caller,
   ) => Promise<unknown>;
   /** where stop and delete run (default: inline, in the calling thread) */

@@ -111,7 +111,9 @@ export async function serve(o: ServeOptions): Promise<number> {
   };
   const https = o.tlsCert && o.tlsKey ? { cert: readPem(o.tlsCert, '--tls-cert'), key: readPem(o.tlsKey, '--tls-key') } : undefined;
   if (!isLoopback(listen.host) && !https) {
-    o.err(`novabox: warning: listening on ${listen.host} without TLS: passwords and tokens cross the network in clear text (use --tls-cert/--tls-key)\n`);
+    o.err(
+      `novabox: warning: listening on ${listen.host} without TLS: passwords and tokens cross the network in clear text (use --tls-cert/--tls-key)\n`,
+    );
   }
 
   const store = openStore();
@@ -124,7 +126,14 @@ export async function serve(o: ServeOptions): Promise<number> {
   const scheme = https ? 'https' : 'http';
   // Written at once: a new password exists nowhere else. The port is fixed up after listen.
   if (boot.password !== undefined) {
-    writePrivate(clouds, cloudsYaml(`${scheme}://${urlHost(listen.host)}:${listen.port}/identity/v3`, boot.password, https && o.tlsCert ? resolve(o.tlsCert) : undefined));
+    writePrivate(
+      clouds,
+      cloudsYaml(
+        `${scheme}://${urlHost(listen.host)}:${listen.port}/identity/v3`,
+        boot.password,
+        https && o.tlsCert ? resolve(o.tlsCert) : undefined,
+      ),
+    );
   }
   // The built-in image, so that `openstack image list` and `server create --image busybox` find it.
   const images = new ImageService(store);
@@ -174,7 +183,9 @@ export async function serve(o: ServeOptions): Promise<number> {
     const updated = updateCloudsYaml(text, authUrl, https && o.tlsCert ? resolve(o.tlsCert) : undefined);
     if (updated !== text || (statSync(clouds).mode & 0o077) !== 0) writePrivate(clouds, updated);
   } else {
-    o.err(`novabox: ${clouds} is missing and the admin password is not stored in clear: start once with NOVABOX_ADMIN_PASSWORD=... to set a new one and rewrite it\n`);
+    o.err(
+      `novabox: ${clouds} is missing and the admin password is not stored in clear: start once with NOVABOX_ADMIN_PASSWORD=... to set a new one and rewrite it\n`,
+    );
   }
 
   o.out(

@@ -42,7 +42,8 @@ export function str(o: Json, field: string, opts: StrOpts = {}): string | undefi
   }
   if (typeof v !== 'string') throw invalid(field, `${quote(v)} is not of type 'string'`);
   const min = opts.min ?? 0;
-  if (v.length < min) throw invalid(field, min === 1 ? `'${clip(v)}' is too short (it must not be empty)` : `'${clip(v)}' is shorter than ${min} characters`);
+  if (v.length < min)
+    throw invalid(field, min === 1 ? `'${clip(v)}' is too short (it must not be empty)` : `'${clip(v)}' is shorter than ${min} characters`);
   if (opts.max !== undefined && v.length > opts.max) throw invalid(field, `the value is longer than ${opts.max} characters`);
   if (opts.trimmed && v.trim() !== v) throw invalid(field, `'${clip(v)}' has leading or trailing white space`);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
@@ -146,10 +147,16 @@ export function compactIPv6(v: string): string | undefined {
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (nums[i] !== 0) { i++; continue; }
+    if (nums[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && nums[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = nums.map((n) => n.toString(16));

@@ -24,7 +24,13 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
 
 /** `run`'s own errors: 125 when the container could not be set up, 2 for bad input, else 1 (the command's codes are its own). */
 const RUN_EXIT_CODES: Record<ErrorCode, number> = {
-  'bad-request': 2, 'not-found': 1, conflict: 1, permission: 1, sys: 1, 'op-failed': 125, internal: 1,
+  'bad-request': 2,
+  'not-found': 1,
+  conflict: 1,
+  permission: 1,
+  sys: 1,
+  'op-failed': 125,
+  internal: 1,
 };
 
 export interface CliContext {

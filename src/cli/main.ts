@@ -62,10 +62,13 @@ export function buildProgram(ctx: CliContext, argv: string[] = []): Command {
   const word = argv.find((a) => !a.startsWith('-'));
   const only = word !== undefined && GROUPS[word] && !argv.includes('--help') && !argv.includes('-h') ? word : undefined;
   for (const [name, register] of Object.entries(GROUPS)) if (!only || name === only) register(program, ctx, argv);
-  program.addHelpText('after', `
+  program.addHelpText(
+    'after',
+    `
 Exit status: 0 success; 2 bad input; 3 not found; 4 conflict (wrong state, locked,
 name in use); 5 not root; 1 anything else. \`run\` returns the container's own status
-(see \`novabox run --help\`).`);
+(see \`novabox run --help\`).`,
+  );
   return program;
 }
 

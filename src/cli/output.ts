@@ -26,7 +26,18 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BadRequest } from '../errors.js';
 import {
-  QUOTE_MODES, csvWrite, dictOf, isNumber, normalize, pyJson, pyRepr, pyStr, shellEscape, sortRows, type PyValue, type QuoteMode,
+  QUOTE_MODES,
+  csvWrite,
+  dictOf,
+  isNumber,
+  normalize,
+  pyJson,
+  pyRepr,
+  pyStr,
+  shellEscape,
+  sortRows,
+  type PyValue,
+  type QuoteMode,
 } from './output/python.js';
 import { prettyTable, type Align } from './output/table.js';
 import { yamlDump } from './output/yaml.js';
@@ -34,7 +45,11 @@ import { yamlDump } from './output/yaml.js';
 /** Plain text table, as the openstack client prints with -f table (but without borders). */
 export function formatTable(headers: string[], rows: string[][]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -141,7 +156,13 @@ export function formatShow(record: Record<string, unknown>, opts: OutputOptions)
   const values = names.map((n) => normalize(record[n]));
   switch (opts.format) {
     case 'table':
-      return prettyTable(['Field', 'Value'], names.map((n, i) => [n, values[i]]), { align: ['l', 'l'], printEmpty: false }) + '\n';
+      return (
+        prettyTable(
+          ['Field', 'Value'],
+          names.map((n, i) => [n, values[i]]),
+          { align: ['l', 'l'], printEmpty: false },
+        ) + '\n'
+      );
     case 'json':
       return pyJson(dictOf(names, values), opts.noIndent ? null : 2) + '\n';
     case 'yaml':
@@ -175,7 +196,12 @@ export function formatList(columns: string[], rows: Record<string, unknown>[], o
       return prettyTable(names, data, { align, printEmpty: Boolean(opts.printEmpty) }) + '\n';
     }
     case 'json':
-      return pyJson(data.map((r) => dictOf(names, r)), opts.noIndent ? null : 2) + '\n';
+      return (
+        pyJson(
+          data.map((r) => dictOf(names, r)),
+          opts.noIndent ? null : 2,
+        ) + '\n'
+      );
     case 'yaml':
       return yamlDump(data.map((r) => dictOf(names, r)));
     case 'value':

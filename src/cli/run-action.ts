@@ -55,7 +55,6 @@ export async function runAction(image: string | undefined, command: string[], o:
   );
 }
 
-
 /**
  * The answer of a bundle built without a module the line needs (dist/novabox-run-local.cjs
  * leaves out the store, the compute service and the first-use image paths; see

@@ -5,11 +5,18 @@ import { networksColumn, networksOf, type NovaAddress } from '../compute/address
 
 /** As the openstack client prints OS-EXT-STS:power_state. */
 const POWER_STATE_NAMES: Record<number, string> = {
-  0: 'NOSTATE', 1: 'Running', 3: 'Paused', 4: 'Shutdown', 6: 'Crashed', 7: 'Suspended',
+  0: 'NOSTATE',
+  1: 'Running',
+  3: 'Paused',
+  4: 'Shutdown',
+  6: 'Crashed',
+  7: 'Suspended',
 };
 
 function props(m: Record<string, string>): string {
-  return Object.entries(m).map(([k, v]) => `${k}='${v}'`).join(', ');
+  return Object.entries(m)
+    .map(([k, v]) => `${k}='${v}'`)
+    .join(', ');
 }
 
 /**
@@ -17,7 +24,10 @@ function props(m: Record<string, string>): string {
  * `{"novabox": ["10.89.0.2"]}` in json and yaml, `novabox=10.89.0.2` otherwise.
  */
 export function serverRow(
-  s: Server, flavors: Map<string, Flavor>, addresses: Record<string, NovaAddress[]> = {}, format = 'table',
+  s: Server,
+  flavors: Map<string, Flavor>,
+  addresses: Record<string, NovaAddress[]> = {},
+  format = 'table',
 ): Record<string, unknown> {
   const f = flavors.get(s.flavorId);
   return {
@@ -41,8 +51,19 @@ export function serverRow(
 
 export const SERVER_LIST_COLUMNS = ['ID', 'Name', 'Status', 'Networks', 'Image', 'Flavor'];
 export const SERVER_LIST_LONG_COLUMNS = [
-  'ID', 'Name', 'Status', 'Task State', 'Power State', 'Networks', 'Image Name', 'Image ID', 'Flavor Name',
-  'Flavor ID', 'Availability Zone', 'Host', 'Properties',
+  'ID',
+  'Name',
+  'Status',
+  'Task State',
+  'Power State',
+  'Networks',
+  'Image Name',
+  'Image ID',
+  'Flavor Name',
+  'Flavor ID',
+  'Availability Zone',
+  'Host',
+  'Properties',
 ];
 
 /**
@@ -54,7 +75,10 @@ export function addressesField(addresses: Record<string, NovaAddress[]>, format:
 }
 
 export function serverShow(
-  s: Server, f: Flavor | undefined, pid: number | null, addresses: Record<string, NovaAddress[]> | string = {},
+  s: Server,
+  f: Flavor | undefined,
+  pid: number | null,
+  addresses: Record<string, NovaAddress[]> | string = {},
 ): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',
@@ -108,7 +132,15 @@ export function flavorView(f: Flavor): Record<string, unknown> {
 
 export function flavorRow(f: Flavor): Record<string, unknown> {
   return {
-    ID: f.id, Name: f.name, RAM: f.ramMiB, Disk: f.diskGiB, Ephemeral: f.ephemeralGiB, VCPUs: f.vcpus,
-    'Is Public': f.isPublic, Swap: f.swapMiB || '', 'RXTX Factor': f.rxtxFactor, Properties: props(f.extraSpecs),
+    ID: f.id,
+    Name: f.name,
+    RAM: f.ramMiB,
+    Disk: f.diskGiB,
+    Ephemeral: f.ephemeralGiB,
+    VCPUs: f.vcpus,
+    'Is Public': f.isPublic,
+    Swap: f.swapMiB || '',
+    'RXTX Factor': f.rxtxFactor,
+    Properties: props(f.extraSpecs),
   };
 }

@@ -58,9 +58,16 @@ export function doctor(compute: ComputeService, opts: { dryRun?: boolean } = {})
   const spec = net.spec();
   const present = natPresent(spec.bridge);
   if (present !== spec.nat) {
-    fix({ kind: 'nat', name: spec.bridge, problem: spec.nat ? 'NAT is configured but its nftables table is missing' : 'an nftables table of novabox remains while NAT is off' }, () => {
-      syncNat(spec);
-    });
+    fix(
+      {
+        kind: 'nat',
+        name: spec.bridge,
+        problem: spec.nat ? 'NAT is configured but its nftables table is missing' : 'an nftables table of novabox remains while NAT is off',
+      },
+      () => {
+        syncNat(spec);
+      },
+    );
   }
   return out;
 }

@@ -15,7 +15,9 @@ export function checkKeypairName(name: unknown): string {
     throw new BadRequest('Keypair data is invalid: the name must be a string of 1 to 255 characters');
   }
   if (!NAME.test(name) || name.trim() !== name) {
-    throw new BadRequest(`Keypair data is invalid: the name "${name}" may only hold letters, digits, spaces, '.', '_' and '-', and not start or end with a space`);
+    throw new BadRequest(
+      `Keypair data is invalid: the name "${name}" may only hold letters, digits, spaces, '.', '_' and '-', and not start or end with a space`,
+    );
   }
   return name;
 }
@@ -48,7 +50,10 @@ function readStrings(blob: Buffer): Buffer[] {
 }
 
 export function fingerprintOf(blob: Buffer): string {
-  return createHash('md5').update(blob).digest('hex').replace(/(..)(?!$)/g, '$1:');
+  return createHash('md5')
+    .update(blob)
+    .digest('hex')
+    .replace(/(..)(?!$)/g, '$1:');
 }
 
 const KEY_PARTS: Record<string, (parts: Buffer[]) => boolean> = {
@@ -127,12 +132,14 @@ export class KeypairService {
   /** `type` (microversion 2.2): ssh, or x509 (a PEM certificate to import; novabox generates ssh keys only). */
   async create(name: unknown, publicKey: unknown, caller: Caller, type: unknown = 'ssh'): Promise<Keypair & { privateKey?: string }> {
     const n = checkKeypairName(name);
-    if (type !== 'ssh' && type !== 'x509') throw new BadRequest(`Invalid input for field/attribute type. Value: ${JSON.stringify(type)}. It must be 'ssh' or 'x509'`);
+    if (type !== 'ssh' && type !== 'x509')
+      throw new BadRequest(`Invalid input for field/attribute type. Value: ${JSON.stringify(type)}. It must be 'ssh' or 'x509'`);
     if (this.store.keypairs.count(caller.userId) >= MAX_KEYPAIRS) {
       throw new BadRequest(`Quota exceeded, too many key pairs (at most ${MAX_KEYPAIRS})`);
     }
     if (type === 'x509') {
-      if (publicKey === undefined || publicKey === null) throw new BadRequest('Keypair data is invalid: novabox generates ssh key pairs only; import an x509 certificate as public_key');
+      if (publicKey === undefined || publicKey === null)
+        throw new BadRequest('Keypair data is invalid: novabox generates ssh key pairs only; import an x509 certificate as public_key');
       return this.store.keypairs.insert({ userId: caller.userId, name: n, type: 'x509', ...parseCertificate(publicKey) });
     }
     if (publicKey !== undefined && publicKey !== null) {
@@ -140,7 +147,13 @@ export class KeypairService {
       return this.store.keypairs.insert({ userId: caller.userId, name: n, type: 'ssh', ...k });
     }
     const g = await generateRsa(`Generated-by-novabox`);
-    const k = this.store.keypairs.insert({ userId: caller.userId, name: n, type: 'ssh', publicKey: g.publicKey, fingerprint: g.fingerprint });
+    const k = this.store.keypairs.insert({
+      userId: caller.userId,
+      name: n,
+      type: 'ssh',
+      publicKey: g.publicKey,
+      fingerprint: g.fingerprint,
+    });
     return { ...k, privateKey: g.privateKey };
   }
 

@@ -7,11 +7,28 @@ import { BadRequest, Conflict } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { Lease } from '../store/leases.js';
 import {
-  checkClash, detach, linkExists, listHostVeths, natPresent, removeBridge, type Attachment, type BridgeSpec,
+  checkClash,
+  detach,
+  linkExists,
+  listHostVeths,
+  natPresent,
+  removeBridge,
+  type Attachment,
+  type BridgeSpec,
 } from '../runtime/network/bridge.js';
 import { readNetworkConfig, type NetworkConfig } from '../runtime/network/config.js';
 import {
-  broadcastOf, chooseDefaultSubnet, contains, formatIp, parseIp, formatSubnet, gatewayOf, capacity, parseProcRoutes, parseSubnet, type Subnet,
+  broadcastOf,
+  chooseDefaultSubnet,
+  contains,
+  formatIp,
+  parseIp,
+  formatSubnet,
+  gatewayOf,
+  capacity,
+  parseProcRoutes,
+  parseSubnet,
+  type Subnet,
 } from '../runtime/network/ipam.js';
 import { hostIfName, vethAlias } from '../runtime/network/names.js';
 
@@ -154,7 +171,11 @@ export class NetworkService {
       capacity: capacity(spec.subnet),
       'leases in use': leases.length,
       leases: leases.map((l) => ({
-        address: l.address, mac: l.mac, owner: l.ownerKind, id: l.ownerId, name: names.get(l.ownerId) ?? null,
+        address: l.address,
+        mac: l.mac,
+        owner: l.ownerKind,
+        id: l.ownerId,
+        name: names.get(l.ownerId) ?? null,
         device: hostIfName(l.ownerId),
       })),
       config: spec.file,

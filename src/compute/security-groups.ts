@@ -26,8 +26,11 @@ function uuidOf(hex32: string, salt: string): string {
 export function defaultGroup(projectId: string): SecurityGroup {
   const id = uuidOf(projectId, '');
   return {
-    id, name: 'default', projectId,
-    description: 'Default security group: novabox\'s bridge network lets every server talk to and from anywhere; it has no other groups or rules',
+    id,
+    name: 'default',
+    projectId,
+    description:
+      "Default security group: novabox's bridge network lets every server talk to and from anywhere; it has no other groups or rules",
     rules: [{ id: uuidOf(projectId.split('').reverse().join(''), ''), protocol: null, fromPort: null, toPort: null, cidr: '0.0.0.0/0' }],
   };
 }
@@ -44,7 +47,10 @@ export function findGroup(ref: string, caller: Caller, projectOf?: (groupId: str
 export class FixedSecurityGroups extends NovaboxError {
   readonly status = 403;
   constructor(what: string) {
-    super('permission', `novabox cannot ${what}: every server is in its project's "default" group, which is what its bridge network does (traffic to and from anywhere); it enforces no other groups or rules`);
+    super(
+      'permission',
+      `novabox cannot ${what}: every server is in its project's "default" group, which is what its bridge network does (traffic to and from anywhere); it enforces no other groups or rules`,
+    );
   }
 }
 
@@ -56,5 +62,7 @@ export function checkAddGroup(name: string, caller: Caller): void {
 /** removeSecurityGroup: the server cannot leave `default` (its network has no other policy). */
 export function checkRemoveGroup(name: string, caller: Caller): never {
   findGroup(name, caller);
-  throw new BadRequest(`novabox cannot remove server from security group ${name}: every server stays in its project's "default" group (the bridge network has no other policy)`);
+  throw new BadRequest(
+    `novabox cannot remove server from security group ${name}: every server stays in its project's "default" group (the bridge network has no other policy)`,
+  );
 }

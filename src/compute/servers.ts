@@ -14,8 +14,19 @@ import { readImageById, readImageRef, layerDirs, ensureLayers, type Image } from
 import { ensureBusybox } from '../images/builtin.js';
 import { ImageRepo, type ImageRecord } from '../images/records.js';
 import {
-  execInServer, freezeServer, isRunning, logLine, recordedExit, removeServerFiles, startServer, stopServer,
-  thawServer, serverDirs, type ExecRequest, type ServerFacts, type StopStep,
+  execInServer,
+  freezeServer,
+  isRunning,
+  logLine,
+  recordedExit,
+  removeServerFiles,
+  startServer,
+  stopServer,
+  thawServer,
+  serverDirs,
+  type ExecRequest,
+  type ServerFacts,
+  type StopStep,
 } from '../runtime/server.js';
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import type { Store } from '../store/db.js';
@@ -192,7 +203,13 @@ export class ComputeService {
         return this.store.servers.update(cur.id, {
           vmState: vm,
           taskState: null,
-          powerState: running ? (vm === 'paused' ? POWER_STATE.PAUSED : vm === 'suspended' ? POWER_STATE.SUSPENDED : POWER_STATE.RUNNING) : POWER_STATE.SHUTDOWN,
+          powerState: running
+            ? vm === 'paused'
+              ? POWER_STATE.PAUSED
+              : vm === 'suspended'
+                ? POWER_STATE.SUSPENDED
+                : POWER_STATE.RUNNING
+            : POWER_STATE.SHUTDOWN,
           taskOwnerPid: null,
           taskOwnerStart: null,
         });
@@ -221,11 +238,20 @@ export class ComputeService {
     if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused' || s.vmState === 'suspended') && !running) {
       const exit = recordedExit(s.id);
       const crashed = !exit || exit.signal !== undefined || exit.code !== 0;
-      const how = !exit ? 'its processes are gone (host reboot?)' : exit.signal ? `killed by signal ${exit.signal}` : `exited with status ${exit.code}`;
+      const how = !exit
+        ? 'its processes are gone (host reboot?)'
+        : exit.signal
+          ? `killed by signal ${exit.signal}`
+          : `exited with status ${exit.code}`;
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);
-        if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused' || cur.vmState === 'suspended')) return cur ?? s;
-        const a = this.store.actions.start(cur.id, 'stop', { userId: cur.userId, projectId: cur.projectId, message: `server stopped by itself: ${how}` });
+        if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused' || cur.vmState === 'suspended'))
+          return cur ?? s;
+        const a = this.store.actions.start(cur.id, 'stop', {
+          userId: cur.userId,
+          projectId: cur.projectId,
+          message: `server stopped by itself: ${how}`,
+        });
         this.store.actions.event(a.id, 'compute_power_state_sync')(crashed ? 'Error' : 'Success', crashed ? how : undefined);
         if (crashed) this.store.actions.setMessage(a.id, `server stopped by itself: ${how}`);
         this.store.servers.clearRuntime(cur.id);
@@ -304,12 +330,19 @@ export class ComputeService {
     const flavor = this.store.flavors.get(req.flavor);
     if (flavor.disabled) throw new BadRequest(`flavor "${flavor.name}" is disabled`);
     checkImageFits(found.row, flavor);
-    const image = found.image ?? { id: found.row!.id, name: found.row!.name, layers: [], config: found.row!.config, created: found.row!.createdAt };
+    const image = found.image ?? {
+      id: found.row!.id,
+      name: found.row!.name,
+      layers: [],
+      config: found.row!.config,
+      created: found.row!.createdAt,
+    };
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
     const network = req.network ?? 'novabox';
     if (network === 'novabox') this.network.check();
     if (req.fixedIp !== undefined) {
-      if (network !== 'novabox') throw new BadRequest(`a fixed IP needs the bridge network "${this.network.name}", not --network ${network}`);
+      if (network !== 'novabox')
+        throw new BadRequest(`a fixed IP needs the bridge network "${this.network.name}", not --network ${network}`);
       if (count !== 1) throw new BadRequest('a fixed IP can be given to one server only, not with --min/--max');
       this.network.checkFixedIp(req.fixedIp);
     }
@@ -320,13 +353,31 @@ export class ComputeService {
     const rows: Server[] = this.store.tx(() =>
       names.map((name) => {
         const s: NewServer = {
-          id: randomUuid(), name, projectId: caller.projectId, userId: caller.userId,
-          imageRef: image.id ?? image.name, imageName: image.name, flavorId: flavor.id, flavor,
-          vmState: 'building', taskState: 'spawning', powerState: POWER_STATE.NOSTATE,
-          metadata: { ...(req.properties ?? {}) }, keyName: req.keyName ?? null, accessIpv4: req.accessIpv4 ?? '', accessIpv6: req.accessIpv6 ?? '',
-          locked: false, lockedBy: null, host: hostName(), fault: null, ephemeral: Boolean(req.ephemeral),
+          id: randomUuid(),
+          name,
+          projectId: caller.projectId,
+          userId: caller.userId,
+          imageRef: image.id ?? image.name,
+          imageName: image.name,
+          flavorId: flavor.id,
+          flavor,
+          vmState: 'building',
+          taskState: 'spawning',
+          powerState: POWER_STATE.NOSTATE,
+          metadata: { ...(req.properties ?? {}) },
+          keyName: req.keyName ?? null,
+          accessIpv4: req.accessIpv4 ?? '',
+          accessIpv6: req.accessIpv6 ?? '',
+          locked: false,
+          lockedBy: null,
+          host: hostName(),
+          fault: null,
+          ephemeral: Boolean(req.ephemeral),
           network,
-          createdAt: now, updatedAt: now, launchedAt: null, terminatedAt: null,
+          createdAt: now,
+          updatedAt: now,
+          launchedAt: null,
+          terminatedAt: null,
           ...this.owner(),
         };
         const row = this.store.servers.insert(s);
@@ -362,12 +413,16 @@ export class ComputeService {
     if (row && row.status !== 'active') throw new NotFound(`image "${ref}" not found`);
     if (!row) {
       const live = repo.allByName(ref).filter((i) => i.status === 'active');
-      if (live.length > 1) throw new Conflict(`more than one image is named ${JSON.stringify(ref)}: ${live.map((i) => i.id).join(', ')}; use the id`);
+      if (live.length > 1)
+        throw new Conflict(`more than one image is named ${JSON.stringify(ref)}: ${live.map((i) => i.id).join(', ')}; use the id`);
       row = live[0];
     }
     if (row?.properties.novabox_source === 'data') {
       const why = row.properties.novabox_unbootable || 'it is not a root filesystem';
-      return { row, unbootable: `novabox cannot boot this image: its data (disk_format ${row.diskFormat ?? 'raw'}) is not a root filesystem: ${why}` };
+      return {
+        row,
+        unbootable: `novabox cannot boot this image: its data (disk_format ${row.diskFormat ?? 'raw'}) is not a root filesystem: ${why}`,
+      };
     }
     let image = row ? readImageById(row.id, row.name) : readImageRef(ref);
     // the built-in image, built on first use (its builder loads tar, crypto and child_process: only then)
@@ -400,7 +455,12 @@ export class ComputeService {
       testPause('create-recorded'); // its lease recorded, no veth, no container yet
       const facts = await startServer(
         {
-          id: s.id, hostname: hostnameOf(s.name), image, limits, network: s.network, ephemeral: this.ephemeralOf(s),
+          id: s.id,
+          hostname: hostnameOf(s.name),
+          image,
+          limits,
+          network: s.network,
+          ephemeral: this.ephemeralOf(s),
           attachment: this.attachmentOf(s),
         },
         this.driver,
@@ -412,8 +472,12 @@ export class ComputeService {
       return this.store.tx(() => {
         this.store.servers.setRuntime(s.id, facts);
         return this.store.servers.update(s.id, {
-          vmState: 'active', taskState: null, powerState: POWER_STATE.RUNNING, launchedAt: nowIso(),
-          taskOwnerPid: null, taskOwnerStart: null,
+          vmState: 'active',
+          taskState: null,
+          powerState: POWER_STATE.RUNNING,
+          launchedAt: nowIso(),
+          taskOwnerPid: null,
+          taskOwnerStart: null,
         });
       });
     } catch (err) {
@@ -433,7 +497,8 @@ export class ComputeService {
   private begin(s: Server, caller: Caller, action: string, from: VmState[], task: TaskState, opts: { force?: boolean } = {}) {
     this.checkLock(s, caller);
     const cur = this.store.servers.transition(s.id, {
-      from, action,
+      from,
+      action,
       to: { taskState: task, ...this.owner() },
       allowTask: opts.force,
     });
@@ -452,8 +517,13 @@ export class ComputeService {
     if (image) await ensureLayers(image);
     const facts = await startServer(
       {
-        id: s.id, hostname: hostnameOf(s.name), image: this.imageFor(s), limits: flavorLimits(flavor), network: s.network,
-        ephemeral: this.ephemeralOf(s), attachment: this.attachmentOf(s),
+        id: s.id,
+        hostname: hostnameOf(s.name),
+        image: this.imageFor(s),
+        limits: flavorLimits(flavor),
+        network: s.network,
+        ephemeral: this.ephemeralOf(s),
+        attachment: this.attachmentOf(s),
       },
       this.driver,
     );
@@ -488,13 +558,20 @@ export class ComputeService {
       const d = serverDirs(s.id);
       rmTree(d.upper);
       rmTree(d.work);
-      const cur = this.store.servers.update(s.id, { imageRef: image.id ?? image.name, imageName: image.name, taskState: 'rebuild_spawning' });
+      const cur = this.store.servers.update(s.id, {
+        imageRef: image.id ?? image.name,
+        imageName: image.name,
+        taskState: 'rebuild_spawning',
+      });
       logLine(s.id, `server rebuilt from image ${image.name}`);
       if (wasRunning) await this.boot(cur);
       ev('Success');
-      return this.finish(s.id, wasRunning
-        ? { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null }
-        : { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN, fault: null });
+      return this.finish(
+        s.id,
+        wasRunning
+          ? { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null }
+          : { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN, fault: null },
+      );
     } catch (err) {
       ev('Error', (err as Error).message);
       this.fail(s, `rebuild failed: ${(err as Error).message}`);
@@ -538,7 +615,10 @@ export class ComputeService {
     this.store.servers.clearRuntime(s.id);
     if (s.network === 'novabox') this.detachQuietly(s.id);
     const exit = recordedExit(s.id);
-    logLine(s.id, `server stopped (${step === 'kill' ? 'killed after the timeout' : step === 'signal' ? 'stop signal' : 'was not running'}${exit ? `, exit status ${exit.code}` : ''})`);
+    logLine(
+      s.id,
+      `server stopped (${step === 'kill' ? 'killed after the timeout' : step === 'signal' ? 'stop signal' : 'was not running'}${exit ? `, exit status ${exit.code}` : ''})`,
+    );
     return step;
   }
 
@@ -617,7 +697,9 @@ export class ComputeService {
         try {
           const r = cg.reclaim();
           const mib = (n: number) => (n / 2 ** 20).toFixed(1);
-          how = r.supported ? `frozen; memory ${mib(r.beforeBytes)} MiB -> ${mib(r.afterBytes)} MiB (memory.reclaim)` : 'frozen; this kernel has no memory.reclaim';
+          how = r.supported
+            ? `frozen; memory ${mib(r.beforeBytes)} MiB -> ${mib(r.afterBytes)} MiB (memory.reclaim)`
+            : 'frozen; this kernel has no memory.reclaim';
         } catch (err) {
           how = `frozen; memory.reclaim failed: ${(err as Error).message}`;
         }
@@ -677,7 +759,9 @@ export class ComputeService {
     this.checkLock(s, caller);
     const from: VmState[] = action === 'migrate' ? ['active', 'stopped'] : ['active', 'paused'];
     if (!from.includes(s.vmState) || s.taskState !== null) {
-      throw new Conflict(`Cannot '${action}' instance ${s.id} while it is in vm_state ${s.vmState}${s.taskState ? ` (task_state ${s.taskState})` : ''}`);
+      throw new Conflict(
+        `Cannot '${action}' instance ${s.id} while it is in vm_state ${s.vmState}${s.taskState ? ` (task_state ${s.taskState})` : ''}`,
+      );
     }
   }
 
@@ -729,8 +813,15 @@ export class ComputeService {
       throw err;
     }
     this.store.resizes.insert({
-      serverId: s.id, projectId: s.projectId, status: 'finished', oldFlavorId: s.flavorId, newFlavorId: flavor.id,
-      preVmState: s.vmState, host: s.host, oldFlavor: this.flavorOfSafe(s) ?? null, newFlavor: flavor,
+      serverId: s.id,
+      projectId: s.projectId,
+      status: 'finished',
+      oldFlavorId: s.flavorId,
+      newFlavorId: flavor.id,
+      preVmState: s.vmState,
+      host: s.host,
+      oldFlavor: this.flavorOfSafe(s) ?? null,
+      newFlavor: flavor,
     });
     ev('Success');
     logLine(s.id, `server resized to flavor ${flavor.name} (${flavor.vcpus} vcpus, ${flavor.ramMiB} MiB)`);
@@ -752,7 +843,7 @@ export class ComputeService {
     const ev = this.store.actions.event(a.id, confirm ? 'compute_confirm_resize' : 'compute_revert_resize');
     const r = this.store.resizes.pending(s.id);
     // the copy kept with the resize: the old flavor may have been deleted since (Nova)
-    const old = confirm ? undefined : r.oldFlavor ?? this.store.flavors.get(r.oldFlavorId);
+    const old = confirm ? undefined : (r.oldFlavor ?? this.store.flavors.get(r.oldFlavorId));
     try {
       if (old) this.applyFlavor(s.id, old);
     } catch (err) {
@@ -814,7 +905,9 @@ export class ComputeService {
       const hours = Math.max(0, to - from) / 3_600_000;
       const endedAt = s.deleted ? s.terminatedAt : null;
       out.push({
-        server: s, flavor: f, hours,
+        server: s,
+        flavor: f,
+        hours,
         uptimeSeconds: Math.max(0, Math.floor(((endedAt ? t(endedAt) : now) - t(s.launchedAt ?? s.createdAt)) / 1000)),
         endedAt,
       });
@@ -911,7 +1004,13 @@ export class ComputeService {
     }
     // kept as a deleted row, as Nova keeps it: changes-since, list markers and usage see it
     return this.store.servers.update(s.id, {
-      deleted: true, vmState: 'deleted', taskState: null, powerState: POWER_STATE.NOSTATE, terminatedAt: nowIso(), taskOwnerPid: null, taskOwnerStart: null,
+      deleted: true,
+      vmState: 'deleted',
+      taskState: null,
+      powerState: POWER_STATE.NOSTATE,
+      terminatedAt: nowIso(),
+      taskOwnerPid: null,
+      taskOwnerStart: null,
     });
   }
 
@@ -951,7 +1050,8 @@ export function checkImageFits(image: Pick<ImageRecord, 'minRam' | 'minDisk'> | 
   if (!image) return;
   if (image.minRam > 0 && flavor.ramMiB < image.minRam) throw new BadRequest("Flavor's memory is too small for requested image.");
   // a flavor of disk 0 has no root disk size to check (Nova checks the image size then; a container has none)
-  if (image.minDisk > 0 && flavor.diskGiB > 0 && flavor.diskGiB < image.minDisk) throw new BadRequest("Flavor's disk is too small for requested image.");
+  if (image.minDisk > 0 && flavor.diskGiB > 0 && flavor.diskGiB < image.minDisk)
+    throw new BadRequest("Flavor's disk is too small for requested image.");
 }
 
 /** The last `lines` lines of a server's console (the rotated file and the live one). */
@@ -978,7 +1078,12 @@ function checkProperty(k: string, v: string): void {
 
 /** A valid hostname from a server name (Nova sanitises the same way). */
 export function hostnameOf(name: string): string {
-  const h = name.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63).replace(/-+$/, '');
+  const h = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 63)
+    .replace(/-+$/, '');
   return h || 'server';
 }
 

@@ -64,7 +64,12 @@ export interface SnapshotRequest {
   backup?: { type: string; rotation: number };
 }
 
-export async function snapshotServer(compute: ComputeService, images: ImageService, req: SnapshotRequest, caller: ImageCaller): Promise<ImageRecord> {
+export async function snapshotServer(
+  compute: ComputeService,
+  images: ImageService,
+  req: SnapshotRequest,
+  caller: ImageCaller,
+): Promise<ImageRecord> {
   const s = compute.find(req.server, caller);
   trace('server found');
   if (s.ephemeral) {
@@ -90,9 +95,13 @@ export async function snapshotServer(compute: ComputeService, images: ImageServi
         hint: `rebuild the server on an image of the store first ("novabox server rebuild --image IMAGE ${cur.name}")`,
       });
     }
-    const action = store.actions.start(s.id, req.backup ? 'createBackup' : 'createImage', { userId: caller.userId, projectId: caller.projectId, requestId: (caller as { requestId?: string }).requestId });
+    const action = store.actions.start(s.id, req.backup ? 'createBackup' : 'createImage', {
+      userId: caller.userId,
+      projectId: caller.projectId,
+      requestId: (caller as { requestId?: string }).requestId,
+    });
     const event = store.actions.event(action.id, 'compute_snapshot_instance');
-    const props = req.backup ? { ...(req.properties ?? {}), image_type: 'backup', backup_type: req.backup.type } : req.properties ?? {};
+    const props = req.backup ? { ...(req.properties ?? {}), image_type: 'backup', backup_type: req.backup.type } : (req.properties ?? {});
     const rec = images.snapshotRecord(req.name, base, cur, caller, props);
     images.markSaving(rec.id);
     return { cur, base, event, rec };

@@ -78,7 +78,8 @@ export class IdentityService {
   /** Password method: the user by id, or by name in a domain. Any failure is the same 401. */
   async checkPassword(p: PasswordAuth): Promise<User> {
     const u = p.user;
-    const user = u.id !== undefined ? this.repo.getUser(u.id) : u.name !== undefined ? this.repo.userByName(u.name, domainIdOf(u.domain)) : undefined;
+    const user =
+      u.id !== undefined ? this.repo.getUser(u.id) : u.name !== undefined ? this.repo.userByName(u.name, domainIdOf(u.domain)) : undefined;
     const ok = await verifyPassword(u.password, user ? this.repo.passwordHash(user.id) : null);
     if (!user || !ok || !user.enabled) throw new Unauthorized('The request you have made requires authentication.');
     return user;
@@ -94,7 +95,12 @@ export class IdentityService {
       return { project: null, domainId, roles };
     }
     const p = scope.project;
-    const project = p.id !== undefined ? this.repo.getProject(p.id) : p.name !== undefined ? this.repo.projectByName(p.name, domainIdOf(p.domain)) : undefined;
+    const project =
+      p.id !== undefined
+        ? this.repo.getProject(p.id)
+        : p.name !== undefined
+          ? this.repo.projectByName(p.name, domainIdOf(p.domain))
+          : undefined;
     if (!project) throw new Unauthorized(`Could not find project: ${p.id ?? p.name}.`);
     if (!project.enabled) throw new Unauthorized(`Project ${project.id} is disabled.`);
     const roles = this.repo.rolesOn(project.id, user.id);
@@ -110,7 +116,10 @@ export class IdentityService {
    * domain (what Horizon asks a domain-scoped token for). Others have no domain role.
    */
   private domainRoles(userId: string): Role[] {
-    const admin = this.repo.assignments({ userId }).map((a) => this.repo.getRole(a.roleId)).find((r) => r?.name === 'admin');
+    const admin = this.repo
+      .assignments({ userId })
+      .map((a) => this.repo.getRole(a.roleId))
+      .find((r) => r?.name === 'admin');
     return admin ? [admin] : [];
   }
 

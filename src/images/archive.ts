@@ -7,7 +7,16 @@ import { closeSync, createReadStream, existsSync, lstatSync, openSync, readFileS
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { BadRequest } from '../errors.js';
-import { FILE_TYPES, badSparseMap, normalizeName, parseHeader, parsePax, parseSparseExtension, unsafePath, type SparseChunk } from './tarstream.js';
+import {
+  FILE_TYPES,
+  badSparseMap,
+  normalizeName,
+  parseHeader,
+  parsePax,
+  parseSparseExtension,
+  unsafePath,
+  type SparseChunk,
+} from './tarstream.js';
 import { quote } from '../util/text.js';
 
 export interface ArchiveSource {
@@ -29,7 +38,8 @@ export class DirSource implements ArchiveSource {
     const full = join(this.root, n);
     // a symlink inside the layout must not lead outside it
     const real = existsSync(full) ? realpathSync(full) : full;
-    if (real !== this.root && !real.startsWith(`${this.root}/`)) throw new BadRequest(`refusing ${quote(path)}: it leads outside the image layout`);
+    if (real !== this.root && !real.startsWith(`${this.root}/`))
+      throw new BadRequest(`refusing ${quote(path)}: it leads outside the image layout`);
     return real;
   }
   has(path: string): boolean {
@@ -93,7 +103,8 @@ export class TarSource implements ArchiveSource {
         if (h.sparse) {
           // GNU old-format sparse member: the map goes on in extension blocks before the data
           for (let more = h.sparse.extended; more; dataOff += 512) {
-            if (h.sparse.map.length > 1 << 16 || readSync(fd, block, 0, 512, dataOff) !== 512) throw new BadRequest('refusing the archive: a corrupt sparse map');
+            if (h.sparse.map.length > 1 << 16 || readSync(fd, block, 0, 512, dataOff) !== 512)
+              throw new BadRequest('refusing the archive: a corrupt sparse map');
             const ext = parseSparseExtension(block);
             h.sparse.map.push(...ext.map);
             more = ext.extended;

@@ -24,7 +24,10 @@ function recipeDir(): string {
 export function hostBusybox(): string {
   const candidates = [process.env.NOVABOX_BUSYBOX, '/bin/busybox', '/usr/bin/busybox'].filter(Boolean) as string[];
   for (const c of candidates) if (existsSync(c)) return c;
-  throw new NovaboxError('not-found', 'no busybox binary on this host: install the busybox-static package (apt-get install busybox-static)');
+  throw new NovaboxError(
+    'not-found',
+    'no busybox binary on this host: install the busybox-static package (apt-get install busybox-static)',
+  );
 }
 
 export function buildBusyboxLayer(tmpRoot: string): string {

@@ -12,7 +12,13 @@ export type ImportFormat = (typeof IMPORT_FORMATS)[number];
 export function formatFromEntries(names: string[]): Exclude<ImportFormat, 'auto'> {
   const set = new Set(names.map((n) => n.replace(/^\.\//, '').replace(/\/$/, '')));
   if (set.has('oci-layout')) return 'oci';
-  if (set.has('manifest.json') && (set.has('repositories') || names.some((n) => /\.json$/.test(n) && n !== 'manifest.json') || names.some((n) => /(^|\/)layer\.tar$/.test(n)) || names.some((n) => n.startsWith('blobs/')))) {
+  if (
+    set.has('manifest.json') &&
+    (set.has('repositories') ||
+      names.some((n) => /\.json$/.test(n) && n !== 'manifest.json') ||
+      names.some((n) => /(^|\/)layer\.tar$/.test(n)) ||
+      names.some((n) => n.startsWith('blobs/')))
+  ) {
     return 'docker-archive';
   }
   if (set.has('metadata.yaml') && names.some((n) => n === 'rootfs' || n.startsWith('rootfs/') || n.startsWith('./rootfs'))) return 'lxc';
@@ -73,7 +79,14 @@ export function pickManifest(index: unknown, ref?: string, arch = hostArch()): D
 }
 
 export function hostArch(): string {
-  return ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
+  return (
+    (
+      { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<
+        string,
+        string
+      >
+    )[process.arch] ?? process.arch
+  );
 }
 
 export interface ManifestPlan {
@@ -91,9 +104,15 @@ export function parseManifest(m: unknown): ManifestPlan {
 /** OCI/Docker image config -> what novabox runs, and the layer diff ids. */
 export function parseImageConfig(c: unknown): { config: ImageConfig; diffIds: string[]; architecture?: string; os?: string } {
   const x = c as {
-    architecture?: string; os?: string;
+    architecture?: string;
+    os?: string;
     config?: {
-      Cmd?: string[] | null; Entrypoint?: string[] | null; Env?: string[] | null; WorkingDir?: string; User?: string; StopSignal?: string;
+      Cmd?: string[] | null;
+      Entrypoint?: string[] | null;
+      Env?: string[] | null;
+      WorkingDir?: string;
+      User?: string;
+      StopSignal?: string;
       Labels?: Record<string, string> | null;
     };
     rootfs?: { type?: string; diff_ids?: string[] };
@@ -140,9 +159,11 @@ export function parseDockerManifest(m: unknown, ref?: string): { config: string;
   } else if (items.length > 1) {
     throw new BadRequest('the docker archive holds several images: name one');
   }
-  if (typeof item.Config !== 'string' || !Array.isArray(item.Layers)) throw new BadRequest('invalid docker archive: an entry without Config or Layers');
+  if (typeof item.Config !== 'string' || !Array.isArray(item.Layers))
+    throw new BadRequest('invalid docker archive: an entry without Config or Layers');
   for (const p of [item.Config, ...item.Layers]) {
-    if (p.startsWith('/') || p.split('/').includes('..')) throw new BadRequest(`invalid docker archive: path ${quote(p)} escapes the archive`);
+    if (p.startsWith('/') || p.split('/').includes('..'))
+      throw new BadRequest(`invalid docker archive: path ${quote(p)} escapes the archive`);
   }
   return { config: item.Config, layers: item.Layers, tags: item.RepoTags ?? [] };
 }
@@ -162,7 +183,14 @@ export function parseLxcMetadata(text: string): Record<string, string> {
     if (sub && section === 'properties') props[sub[1]] = sub[2].replace(/^["']|["']$/g, '');
   }
   const out: Record<string, string> = {};
-  const map: Record<string, string> = { architecture: 'architecture', os: 'os_distro', release: 'os_version', description: 'description', variant: 'variant', creation_date: 'lxc_creation_date' };
+  const map: Record<string, string> = {
+    architecture: 'architecture',
+    os: 'os_distro',
+    release: 'os_version',
+    description: 'description',
+    variant: 'variant',
+    creation_date: 'lxc_creation_date',
+  };
   for (const [k, v] of Object.entries(props)) if (map[k]) out[map[k]] = v;
   return out;
 }

@@ -15,7 +15,17 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import {
-  closeSync, createReadStream, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync,
+  closeSync,
+  createReadStream,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -152,7 +162,10 @@ function renameNoClobber(from: string, to: string): void {
 
 /** Move a layer's files out of the store (inside the deleting transaction); remove them after. */
 export function retireLayer(diffId: string, blobDigest: string, trash: Staging): void {
-  for (const [p, name] of [[layerPath(diffId), `l-${hexOf(diffId)}`], [blobPath(blobDigest), `b-${hexOf(blobDigest)}`]] as const) {
+  for (const [p, name] of [
+    [layerPath(diffId), `l-${hexOf(diffId)}`],
+    [blobPath(blobDigest), `b-${hexOf(blobDigest)}`],
+  ] as const) {
     try {
       renameSync(p, trash.path(name));
     } catch (err) {
@@ -260,7 +273,13 @@ export interface ExtractOptions {
  * setuid bits (see bench/README.md for why GNU tar and not the tar package). OCI
  * whiteouts are then turned into overlay whiteouts.
  */
-export async function extractLayer(input: Readable, compression: Compression, dest: string, blobFile: string, opts: ExtractOptions): Promise<ExtractedLayer> {
+export async function extractLayer(
+  input: Readable,
+  compression: Compression,
+  dest: string,
+  blobFile: string,
+  opts: ExtractOptions,
+): Promise<ExtractedLayer> {
   const keepRaw = compression === 'none' || compression === 'gzip' || compression === 'zstd';
   const blobFd = openSync(blobFile, 'wx', 0o644);
   let tar: ReturnType<typeof spawn> | undefined;
@@ -269,8 +288,21 @@ export async function extractLayer(input: Readable, compression: Compression, de
     if (opts.onBytes) raw.on('data', (c: Buffer) => opts.onBytes!(c.length));
     const plain = new Tap(keepRaw ? undefined : blobFd);
     const validator = new TarValidator({ trusted: opts.trusted });
-    const args = ['-x', '-f', '-', '-C', dest, '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*',
-      '--no-overwrite-dir', '--warning=no-timestamp', '--warning=no-unknown-keyword'];
+    const args = [
+      '-x',
+      '-f',
+      '-',
+      '-C',
+      dest,
+      '--numeric-owner',
+      '--same-owner',
+      '--same-permissions',
+      '--xattrs',
+      '--xattrs-include=*',
+      '--no-overwrite-dir',
+      '--warning=no-timestamp',
+      '--warning=no-unknown-keyword',
+    ];
     tar = spawn('tar', args, { stdio: ['pipe', 'ignore', 'pipe'] });
     let tarErr = '';
     tar.stderr!.on('data', (d) => (tarErr += d));
@@ -287,7 +319,11 @@ export async function extractLayer(input: Readable, compression: Compression, de
         if (tarGone || !tar!.stdin!.writable) return done();
         if (tar!.stdin!.write(chunk)) done();
         else {
-          const go = () => { tar!.stdin!.off('close', go); tar!.stdin!.off('drain', go); done(); };
+          const go = () => {
+            tar!.stdin!.off('close', go);
+            tar!.stdin!.off('drain', go);
+            done();
+          };
           tar!.stdin!.once('drain', go);
           tar!.stdin!.once('close', go);
         }
@@ -398,7 +434,13 @@ export function packLayer(src: string, blobFile: string, mirror: string | null, 
  * through `novabox serve` answers other requests meanwhile). `between` runs as soon as
  * the packer returns, success or not (the snapshot thaws the server there).
  */
-export async function packLayerAsync(src: string, blobFile: string, mirror: string | null, syncfs: boolean, between?: () => void): Promise<PackedLayer> {
+export async function packLayerAsync(
+  src: string,
+  blobFile: string,
+  mirror: string | null,
+  syncfs: boolean,
+  between?: () => void,
+): Promise<PackedLayer> {
   const fd = openSync(blobFile, 'wx', 0o644);
   try {
     let r: nativeLayer.PackResult;

@@ -49,19 +49,50 @@ export interface LayerRecord {
 }
 
 interface Row {
-  id: string; name: string; status: ImageStatus; size: number | null; virtual_size: number | null; checksum: string | null;
-  os_hash_algo: string | null; os_hash_value: string | null; disk_format: string | null; container_format: string | null;
-  visibility: Visibility; owner: string; protected: number; min_disk: number; min_ram: number; tags: string; properties: string;
-  config: string; task_owner_pid: number | null; task_owner_start: number | null; created_at: string; updated_at: string;
+  id: string;
+  name: string;
+  status: ImageStatus;
+  size: number | null;
+  virtual_size: number | null;
+  checksum: string | null;
+  os_hash_algo: string | null;
+  os_hash_value: string | null;
+  disk_format: string | null;
+  container_format: string | null;
+  visibility: Visibility;
+  owner: string;
+  protected: number;
+  min_disk: number;
+  min_ram: number;
+  tags: string;
+  properties: string;
+  config: string;
+  task_owner_pid: number | null;
+  task_owner_start: number | null;
+  created_at: string;
+  updated_at: string;
 }
 
 const COLUMNS: Record<string, [string, 'text' | 'int' | 'bool' | 'json']> = {
-  name: ['name', 'text'], status: ['status', 'text'], size: ['size', 'int'], virtualSize: ['virtual_size', 'int'],
-  checksum: ['checksum', 'text'], osHashAlgo: ['os_hash_algo', 'text'], osHashValue: ['os_hash_value', 'text'],
-  diskFormat: ['disk_format', 'text'], containerFormat: ['container_format', 'text'], visibility: ['visibility', 'text'],
-  owner: ['owner', 'text'], protected: ['protected', 'bool'], minDisk: ['min_disk', 'int'], minRam: ['min_ram', 'int'],
-  tags: ['tags', 'json'], properties: ['properties', 'json'], config: ['config', 'json'],
-  taskOwnerPid: ['task_owner_pid', 'int'], taskOwnerStart: ['task_owner_start', 'int'],
+  name: ['name', 'text'],
+  status: ['status', 'text'],
+  size: ['size', 'int'],
+  virtualSize: ['virtual_size', 'int'],
+  checksum: ['checksum', 'text'],
+  osHashAlgo: ['os_hash_algo', 'text'],
+  osHashValue: ['os_hash_value', 'text'],
+  diskFormat: ['disk_format', 'text'],
+  containerFormat: ['container_format', 'text'],
+  visibility: ['visibility', 'text'],
+  owner: ['owner', 'text'],
+  protected: ['protected', 'bool'],
+  minDisk: ['min_disk', 'int'],
+  minRam: ['min_ram', 'int'],
+  tags: ['tags', 'json'],
+  properties: ['properties', 'json'],
+  config: ['config', 'json'],
+  taskOwnerPid: ['task_owner_pid', 'int'],
+  taskOwnerStart: ['task_owner_start', 'int'],
 };
 
 export type NewImage = Pick<ImageRecord, 'id' | 'name' | 'owner'> & Partial<ImageRecord>;
@@ -69,21 +100,44 @@ export type NewImage = Pick<ImageRecord, 'id' | 'name' | 'owner'> & Partial<Imag
 export class ImageRepo {
   private readonly sql: ReturnType<typeof statementCache>;
 
-  constructor(readonly db: Database, readonly tx: Tx) {
+  constructor(
+    readonly db: Database,
+    readonly tx: Tx,
+  ) {
     this.sql = statementCache(db);
   }
 
   private layersOf(id: string): string[] {
-    return this.sql<{ diff_id: string }>('SELECT diff_id FROM image_layers WHERE image_id = ? ORDER BY position').all(id).map((r) => r.diff_id);
+    return this.sql<{ diff_id: string }>('SELECT diff_id FROM image_layers WHERE image_id = ? ORDER BY position')
+      .all(id)
+      .map((r) => r.diff_id);
   }
 
   private toRecord(r: Row): ImageRecord {
     return {
-      id: r.id, name: r.name, status: r.status, size: r.size, virtualSize: r.virtual_size, checksum: r.checksum,
-      osHashAlgo: r.os_hash_algo, osHashValue: r.os_hash_value, diskFormat: r.disk_format, containerFormat: r.container_format,
-      visibility: r.visibility, owner: r.owner, protected: Boolean(r.protected), minDisk: r.min_disk, minRam: r.min_ram,
-      tags: JSON.parse(r.tags), properties: JSON.parse(r.properties), config: JSON.parse(r.config), layers: this.layersOf(r.id),
-      taskOwnerPid: r.task_owner_pid, taskOwnerStart: r.task_owner_start, createdAt: r.created_at, updatedAt: r.updated_at,
+      id: r.id,
+      name: r.name,
+      status: r.status,
+      size: r.size,
+      virtualSize: r.virtual_size,
+      checksum: r.checksum,
+      osHashAlgo: r.os_hash_algo,
+      osHashValue: r.os_hash_value,
+      diskFormat: r.disk_format,
+      containerFormat: r.container_format,
+      visibility: r.visibility,
+      owner: r.owner,
+      protected: Boolean(r.protected),
+      minDisk: r.min_disk,
+      minRam: r.min_ram,
+      tags: JSON.parse(r.tags),
+      properties: JSON.parse(r.properties),
+      config: JSON.parse(r.config),
+      layers: this.layersOf(r.id),
+      taskOwnerPid: r.task_owner_pid,
+      taskOwnerStart: r.task_owner_start,
+      createdAt: r.created_at,
+      updatedAt: r.updated_at,
     };
   }
 
@@ -104,11 +158,15 @@ export class ImageRepo {
   allByName(name: string): ImageRecord[] {
     return this.sql<Row>(
       "SELECT * FROM images WHERE name = ? ORDER BY status IN ('queued', 'saving', 'active', 'deactivated') DESC, created_at DESC, id",
-    ).all(name).map((r) => this.toRecord(r));
+    )
+      .all(name)
+      .map((r) => this.toRecord(r));
   }
 
   list(): ImageRecord[] {
-    return this.sql<Row>('SELECT * FROM images ORDER BY created_at DESC, id').all().map((r) => this.toRecord(r));
+    return this.sql<Row>('SELECT * FROM images ORDER BY created_at DESC, id')
+      .all()
+      .map((r) => this.toRecord(r));
   }
 
   insert(img: NewImage): ImageRecord {
@@ -119,14 +177,32 @@ export class ImageRepo {
            visibility, owner, protected, min_disk, min_ram, tags, properties, config, task_owner_pid, task_owner_start, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
-        img.id, img.name, img.status ?? 'queued', img.size ?? null, img.virtualSize ?? null, img.checksum ?? null,
-        img.osHashAlgo ?? null, img.osHashValue ?? null, img.diskFormat ?? null, img.containerFormat ?? null,
-        img.visibility ?? 'shared', img.owner, img.protected ? 1 : 0, img.minDisk ?? 0, img.minRam ?? 0,
-        JSON.stringify(img.tags ?? []), JSON.stringify(img.properties ?? {}), JSON.stringify(img.config ?? {}),
-        img.taskOwnerPid ?? null, img.taskOwnerStart ?? null, img.createdAt ?? now, img.updatedAt ?? now,
+        img.id,
+        img.name,
+        img.status ?? 'queued',
+        img.size ?? null,
+        img.virtualSize ?? null,
+        img.checksum ?? null,
+        img.osHashAlgo ?? null,
+        img.osHashValue ?? null,
+        img.diskFormat ?? null,
+        img.containerFormat ?? null,
+        img.visibility ?? 'shared',
+        img.owner,
+        img.protected ? 1 : 0,
+        img.minDisk ?? 0,
+        img.minRam ?? 0,
+        JSON.stringify(img.tags ?? []),
+        JSON.stringify(img.properties ?? {}),
+        JSON.stringify(img.config ?? {}),
+        img.taskOwnerPid ?? null,
+        img.taskOwnerStart ?? null,
+        img.createdAt ?? now,
+        img.updatedAt ?? now,
       );
     } catch (err) {
-      if (isConstraint(err, 'UNIQUE')) throw new Conflict(`an image named "${img.name}" already exists`, { hint: 'pick another name, or delete that image first' });
+      if (isConstraint(err, 'UNIQUE'))
+        throw new Conflict(`an image named "${img.name}" already exists`, { hint: 'pick another name, or delete that image first' });
       throw err;
     }
     return this.get(img.id)!;
@@ -173,7 +249,12 @@ export class ImageRepo {
 
   addLayer(l: LayerRecord): void {
     this.sql('INSERT OR IGNORE INTO layers (diff_id, blob_digest, media_type, blob_size, size, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-      l.diffId, l.blobDigest, l.mediaType, l.blobSize, l.size, nowIso(),
+      l.diffId,
+      l.blobDigest,
+      l.mediaType,
+      l.blobSize,
+      l.size,
+      nowIso(),
     );
   }
 

@@ -23,12 +23,37 @@ import { randomUuid } from '../util/random.js';
 import { trace } from '../util/trace.js';
 import { DirSource, TarSource, tarStream, type ArchiveMember, type ArchiveSource } from './archive.js';
 import {
-  MEDIA_CONFIG, MEDIA_INDEX, SERVER_CMD_LABEL, MEDIA_MANIFEST, formatFromDir, formatFromEntries, hostArch, parseDockerManifest, parseImageConfig,
-  parseLxcMetadata, parseManifest, pickManifest, type ImportFormat,
+  MEDIA_CONFIG,
+  MEDIA_INDEX,
+  SERVER_CMD_LABEL,
+  MEDIA_MANIFEST,
+  formatFromDir,
+  formatFromEntries,
+  hostArch,
+  parseDockerManifest,
+  parseImageConfig,
+  parseLxcMetadata,
+  parseManifest,
+  pickManifest,
+  type ImportFormat,
 } from './formats.js';
 import {
-  MEDIA_TAR, MEDIA_TAR_GZIP, MEDIA_TAR_ZSTD, Staging, blobPath, compressionOf, decompressor, extractLayer, fileStream, installLayer,
-  layerPath, packLayer, readHead, retireLayer, sweepTmp, type Compression,
+  MEDIA_TAR,
+  MEDIA_TAR_GZIP,
+  MEDIA_TAR_ZSTD,
+  Staging,
+  blobPath,
+  compressionOf,
+  decompressor,
+  extractLayer,
+  fileStream,
+  installLayer,
+  layerPath,
+  packLayer,
+  readHead,
+  retireLayer,
+  sweepTmp,
+  type Compression,
 } from './layers.js';
 import { ImageRepo, type ImageRecord, type NewImage, type Visibility } from './records.js';
 import { checkImageName, ensureLayers, removeImageRef, republishName, writeImage, type ImageConfig } from './store.js';
@@ -80,7 +105,9 @@ export interface ImportOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-export type ImagePatch = Partial<Pick<ImageRecord, 'name' | 'visibility' | 'protected' | 'minDisk' | 'minRam' | 'tags' | 'diskFormat' | 'containerFormat'>> & {
+export type ImagePatch = Partial<
+  Pick<ImageRecord, 'name' | 'visibility' | 'protected' | 'minDisk' | 'minRam' | 'tags' | 'diskFormat' | 'containerFormat'>
+> & {
   properties?: Record<string, string>;
   removeProperties?: string[];
 };
@@ -193,11 +220,21 @@ export class ImageService {
     if (req.id !== undefined && !UUID.test(req.id)) throw new BadRequest(`invalid image id ${quote(req.id)}: expected a UUID`);
     if (req.id && this.repo.get(req.id)) throw new Conflict(`an image with id ${req.id} already exists`);
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
-    if (req.visibility === 'public' && !caller.isAdmin) throw new NovaboxError('permission', 'only an administrator may publish public images');
+    if (req.visibility === 'public' && !caller.isAdmin)
+      throw new NovaboxError('permission', 'only an administrator may publish public images');
     return this.repo.insert({
-      id: req.id ?? randomUuid(), name: req.name, owner: caller.projectId, status: 'queued', visibility: req.visibility ?? 'shared',
-      diskFormat: req.diskFormat ?? 'raw', containerFormat: req.containerFormat ?? 'bare', properties: req.properties ?? {},
-      tags: req.tags ?? [], minDisk: req.minDisk ?? 0, minRam: req.minRam ?? 0, protected: req.protected ?? false,
+      id: req.id ?? randomUuid(),
+      name: req.name,
+      owner: caller.projectId,
+      status: 'queued',
+      visibility: req.visibility ?? 'shared',
+      diskFormat: req.diskFormat ?? 'raw',
+      containerFormat: req.containerFormat ?? 'bare',
+      properties: req.properties ?? {},
+      tags: req.tags ?? [],
+      minDisk: req.minDisk ?? 0,
+      minRam: req.minRam ?? 0,
+      protected: req.protected ?? false,
       config: { cmd: [], env: [], workingDir: '/', user: '' },
     });
   }
@@ -224,12 +261,16 @@ export class ImageService {
       const file = staging.path('data');
       const md5 = createHash('md5');
       this.claim(img.id, 'queued');
-      await pipeline(data, async function* (src: AsyncIterable<Buffer>) {
-        for await (const chunk of src) {
-          md5.update(chunk);
-          yield chunk;
-        }
-      }, createWriteStream(file));
+      await pipeline(
+        data,
+        async function* (src: AsyncIterable<Buffer>) {
+          for await (const chunk of src) {
+            md5.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(file),
+      );
       const checksum = md5.digest('hex');
       let done: ImageRecord;
       try {
@@ -253,7 +294,8 @@ export class ImageService {
     this.store.tx(() => {
       const cur = this.repo.get(id);
       if (cur?.status !== from) throw new Conflict(`image ${id} is ${cur?.status ?? 'gone'}`);
-      if (cur.taskOwnerPid !== null && cur.taskOwnerPid !== process.pid) throw new Conflict(`image ${id} is being saved by another command`);
+      if (cur.taskOwnerPid !== null && cur.taskOwnerPid !== process.pid)
+        throw new Conflict(`image ${id} is being saved by another command`);
       this.repo.update(id, { status: 'saving', taskOwnerPid: process.pid, taskOwnerStart: selfStart() });
     });
   }
@@ -261,11 +303,17 @@ export class ImageService {
   private killIfSaving(id: string): void {
     this.store.tx(() => {
       const cur = this.repo.get(id);
-      if (cur && (cur.status === 'saving' || cur.status === 'queued')) this.repo.update(id, { status: 'killed', taskOwnerPid: null, taskOwnerStart: null });
+      if (cur && (cur.status === 'saving' || cur.status === 'queued'))
+        this.repo.update(id, { status: 'killed', taskOwnerPid: null, taskOwnerStart: null });
     });
   }
 
-  private async importInto(img: ImageRecord, file: string, opts: ImportOptions & { label?: string }, onFail: 'remove' | 'kill' | 'keep'): Promise<ImageRecord> {
+  private async importInto(
+    img: ImageRecord,
+    file: string,
+    opts: ImportOptions & { label?: string },
+    onFail: 'remove' | 'kill' | 'keep',
+  ): Promise<ImageRecord> {
     const staging = new Staging('import');
     try {
       if (img.status === 'queued') this.claim(img.id, 'queued');
@@ -293,22 +341,40 @@ export class ImageService {
   private activate(id: string, layers: Layered[], config: ImageConfig, properties: Record<string, string>, source: string): ImageRecord {
     const img = this.store.tx(() => {
       const cur = this.repo.get(id);
-      if (cur?.status !== 'saving' || cur.taskOwnerPid !== process.pid) throw new Conflict(`image ${id} is no longer being saved by this command`);
+      if (cur?.status !== 'saving' || cur.taskOwnerPid !== process.pid)
+        throw new Conflict(`image ${id} is no longer being saved by this command`);
       for (const l of layers) {
         // a layer already in the store (a snapshot's inherited layers, known()): nothing to move or record
         const fresh = l.dir !== undefined || l.blob.file !== '';
         if (fresh) installLayer(l.diffId, l.dir, l.blob.file ? { digest: l.blob.digest, file: l.blob.file } : undefined);
-        if (!existsSync(layerPath(l.diffId)) && !existsSync(blobPath(l.blob.digest))) throw new NovaboxError('internal', `layer ${l.diffId} is missing after install`);
-        if (fresh) this.repo.addLayer({ diffId: l.diffId, blobDigest: l.blob.digest, mediaType: l.blob.mediaType, blobSize: l.blob.size, size: l.size });
+        if (!existsSync(layerPath(l.diffId)) && !existsSync(blobPath(l.blob.digest)))
+          throw new NovaboxError('internal', `layer ${l.diffId} is missing after install`);
+        if (fresh)
+          this.repo.addLayer({
+            diffId: l.diffId,
+            blobDigest: l.blob.digest,
+            mediaType: l.blob.mediaType,
+            blobSize: l.blob.size,
+            size: l.size,
+          });
       }
       const diffIds = layers.map((l) => l.diffId);
       this.repo.setLayers(id, diffIds);
       const withLayers = { ...cur, layers: diffIds, config };
-      const manifest = ociDocuments(withLayers, layers.map((l) => this.repo.layer(l.diffId)!));
+      const manifest = ociDocuments(
+        withLayers,
+        layers.map((l) => this.repo.layer(l.diffId)!),
+      );
       const updated = this.repo.update(id, {
-        status: 'active', config, size: layers.reduce((a, l) => a + l.blob.size, 0), virtualSize: layers.reduce((a, l) => a + l.size, 0),
-        osHashAlgo: 'sha256', osHashValue: manifest.manifestDigest.slice(7), properties: { ...properties, ...cur.properties, novabox_source: source },
-        taskOwnerPid: null, taskOwnerStart: null,
+        status: 'active',
+        config,
+        size: layers.reduce((a, l) => a + l.blob.size, 0),
+        virtualSize: layers.reduce((a, l) => a + l.size, 0),
+        osHashAlgo: 'sha256',
+        osHashValue: manifest.manifestDigest.slice(7),
+        properties: { ...properties, ...cur.properties, novabox_source: source },
+        taskOwnerPid: null,
+        taskOwnerStart: null,
       });
       writeImage({ id, name: updated.name, layers: diffIds, config, created: updated.createdAt });
       return updated;
@@ -326,14 +392,20 @@ export class ImageService {
     const size = statSync(file).size;
     return this.store.tx(() => {
       const cur = this.repo.get(id);
-      if (cur?.status !== 'saving' || cur.taskOwnerPid !== process.pid) throw new Conflict(`image ${id} is no longer being saved by this command`);
+      if (cur?.status !== 'saving' || cur.taskOwnerPid !== process.pid)
+        throw new Conflict(`image ${id} is no longer being saved by this command`);
       installLayer(digest, undefined, { digest, file });
       this.repo.addLayer({ diffId: digest, blobDigest: digest, mediaType: MEDIA_DATA, blobSize: size, size });
       this.repo.setLayers(id, [digest]);
       return this.repo.update(id, {
-        status: 'active', size, virtualSize: null, osHashAlgo: 'sha256', osHashValue: digest.slice(7),
+        status: 'active',
+        size,
+        virtualSize: null,
+        osHashAlgo: 'sha256',
+        osHashValue: digest.slice(7),
         properties: { ...cur.properties, novabox_source: DATA_SOURCE, novabox_unbootable: why },
-        taskOwnerPid: null, taskOwnerStart: null,
+        taskOwnerPid: null,
+        taskOwnerStart: null,
       });
     });
   }
@@ -357,7 +429,14 @@ export class ImageService {
     const dir = staging.newDir();
     const packed = packLayer(src, staging.path('blob'), dir, false);
     return {
-      layers: [{ diffId: packed.diffId, blob: { digest: packed.diffId, file: packed.blobFile, mediaType: MEDIA_TAR, size: packed.size }, size: packed.size, dir }],
+      layers: [
+        {
+          diffId: packed.diffId,
+          blob: { digest: packed.diffId, file: packed.blobFile, mediaType: MEDIA_TAR, size: packed.size },
+          size: packed.size,
+          dir,
+        },
+      ],
       config: defaultConfig(),
       properties: {},
     };
@@ -379,13 +458,26 @@ export class ImageService {
     metadata = readText(join(whole, 'metadata.yaml'));
     const packed = packLayer(root, staging.path('blob'), null, false);
     return {
-      layers: [{ diffId: packed.diffId, blob: { digest: packed.diffId, file: packed.blobFile, mediaType: MEDIA_TAR, size: packed.size }, size: packed.size, dir: root }],
+      layers: [
+        {
+          diffId: packed.diffId,
+          blob: { digest: packed.diffId, file: packed.blobFile, mediaType: MEDIA_TAR, size: packed.size },
+          size: packed.size,
+          dir: root,
+        },
+      ],
       config: defaultConfig(),
       properties: parseLxcMetadata(metadata),
     };
   }
 
-  private async importLayout(file: string, format: 'oci' | 'docker-archive', staging: Staging, opts: ImportOptions, onBytes?: (n: number) => void) {
+  private async importLayout(
+    file: string,
+    format: 'oci' | 'docker-archive',
+    staging: Staging,
+    opts: ImportOptions,
+    onBytes?: (n: number) => void,
+  ) {
     let src: ArchiveSource;
     if (statSync(file).isDirectory()) src = new DirSource(file);
     else {
@@ -421,7 +513,8 @@ export class ImageService {
       layerFiles = m.layers.map((p) => ({ path: p }));
     }
     const parsed = parseImageConfig(configDoc);
-    if (parsed.diffIds.length !== layerFiles.length) throw new BadRequest(`the image config lists ${parsed.diffIds.length} layers, the manifest ${layerFiles.length}`);
+    if (parsed.diffIds.length !== layerFiles.length)
+      throw new BadRequest(`the image config lists ${parsed.diffIds.length} layers, the manifest ${layerFiles.length}`);
     if (parsed.architecture && parsed.architecture !== hostArch()) {
       throw new BadRequest(`the image is for ${parsed.architecture}, this host is ${hostArch()}`);
     }
@@ -437,11 +530,18 @@ export class ImageService {
       const c: Compression = lf.mediaType?.endsWith('+gzip') ? 'gzip' : lf.mediaType?.endsWith('+zstd') ? 'zstd' : compressionOf(head);
       const dir = staging.newDir();
       const x = await extractLayer(src.open(lf.path), c, dir, staging.path(`blob${i}`), {
-        trusted: Boolean(opts.trusted), expectDiffId: parsed.diffIds[i], expectBlobDigest: lf.digest, onBytes,
+        trusted: Boolean(opts.trusted),
+        expectDiffId: parsed.diffIds[i],
+        expectBlobDigest: lf.digest,
+        onBytes,
       });
       layers.push({ ...x, dir });
     }
-    return { layers, config: parsed.config, properties: { architecture: parsed.architecture ?? hostArch(), os_type: parsed.os ?? 'linux' } };
+    return {
+      layers,
+      config: parsed.config,
+      properties: { architecture: parsed.architecture ?? hostArch(), os_type: parsed.os ?? 'linux' },
+    };
   }
 
   // ---- update / delete -----------------------------------------------------------------
@@ -451,7 +551,8 @@ export class ImageService {
     this.mayChange(img, caller);
     if (patch.name !== undefined) checkImageName(patch.name);
     for (const [k, v] of Object.entries(patch.properties ?? {})) checkProperty(k, v);
-    if (patch.visibility === 'public' && !caller.isAdmin) throw new NovaboxError('permission', 'only an administrator may publish public images');
+    if (patch.visibility === 'public' && !caller.isAdmin)
+      throw new NovaboxError('permission', 'only an administrator may publish public images');
     return this.store.tx(() => {
       const cur = this.repo.get(img.id)!;
       const props = { ...cur.properties, ...(patch.properties ?? {}) };
@@ -484,9 +585,15 @@ export class ImageService {
         // finds it gone when it commits and removes what it staged
         const users = this.repo.serversUsing(cur);
         if (users.length) {
-          throw new Conflict(`image "${cur.name}" is in use by ${users.length} server${users.length > 1 ? 's' : ''} (${users.slice(0, 3).map((s) => s.name).join(', ')})`, {
-            hint: 'delete or rebuild those servers first',
-          });
+          throw new Conflict(
+            `image "${cur.name}" is in use by ${users.length} server${users.length > 1 ? 's' : ''} (${users
+              .slice(0, 3)
+              .map((s) => s.name)
+              .join(', ')})`,
+            {
+              hint: 'delete or rebuild those servers first',
+            },
+          );
         }
         this.repo.remove(cur.id);
         if (cur.status === 'active' || cur.status === 'deactivated') {
@@ -517,14 +624,16 @@ export class ImageService {
     if (img.status !== 'active') throw new Conflict(`image "${img.name}" is ${img.status}: it has no data to download`);
     if (isDataImage(img)) {
       const l = this.repo.layer(img.layers[0]!);
-      if (!l || !existsSync(blobPath(l.blobDigest))) throw new NovaboxError('internal', `image ${img.id}: its data is missing from the store`);
+      if (!l || !existsSync(blobPath(l.blobDigest)))
+        throw new NovaboxError('internal', `image ${img.id}: its data is missing from the store`);
       const stream = fileStream(blobPath(l.blobDigest));
       if (onBytes) stream.on('data', (c: Buffer) => onBytes(c.length));
       return { stream, size: l.blobSize, record: img };
     }
     const layers = img.layers.map((d) => {
       const l = this.repo.layer(d);
-      if (!l || !existsSync(blobPath(l.blobDigest))) throw new NovaboxError('internal', `image "${img.name}": the blob of layer ${d} is missing`);
+      if (!l || !existsSync(blobPath(l.blobDigest)))
+        throw new NovaboxError('internal', `image "${img.name}": the blob of layer ${d} is missing`);
       return l;
     });
     const docs = ociDocuments(img, layers);
@@ -537,7 +646,10 @@ export class ImageService {
       { name: 'oci-layout', data: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
       { name: 'index.json', data: docs.index },
     ];
-    const size = members.reduce((a, m) => a + 512 + ('data' in m ? Math.ceil(m.data.length / 512) * 512 : 'size' in m ? Math.ceil(m.size / 512) * 512 : 0), 1024);
+    const size = members.reduce(
+      (a, m) => a + 512 + ('data' in m ? Math.ceil(m.data.length / 512) * 512 : 'size' in m ? Math.ceil(m.size / 512) * 512 : 0),
+      1024,
+    );
     return { stream: tarStream(members, onBytes), size, record: img };
   }
 
@@ -555,8 +667,15 @@ export class ImageService {
       id = randomUuid();
       try {
         this.repo.insert({
-          id, name: 'busybox', owner: this.localCaller().projectId, status: 'saving', visibility: 'public', diskFormat: 'raw',
-          containerFormat: 'bare', taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0,
+          id,
+          name: 'busybox',
+          owner: this.localCaller().projectId,
+          status: 'saving',
+          visibility: 'public',
+          diskFormat: 'raw',
+          containerFormat: 'bare',
+          taskOwnerPid: process.pid,
+          taskOwnerStart: readProcStart(process.pid) ?? 0,
           properties: { description: 'static busybox from the host (built in)' },
         } satisfies NewImage);
       } catch (err) {
@@ -567,7 +686,20 @@ export class ImageService {
         }
         throw err;
       }
-      return this.activate(id, [{ diffId: packed.diffId, blob: { digest: packed.diffId, file: packed.blobFile, mediaType: MEDIA_TAR, size: packed.size }, size: packed.size, dir: rootfs }], BUSYBOX_CONFIG, {}, 'builtin');
+      return this.activate(
+        id,
+        [
+          {
+            diffId: packed.diffId,
+            blob: { digest: packed.diffId, file: packed.blobFile, mediaType: MEDIA_TAR, size: packed.size },
+            size: packed.size,
+            dir: rootfs,
+          },
+        ],
+        BUSYBOX_CONFIG,
+        {},
+        'builtin',
+      );
     } catch (err) {
       if (id) this.store.tx(() => this.repo.remove(id!));
       throw err;
@@ -579,13 +711,28 @@ export class ImageService {
   // ---- snapshots (server image create) ---------------------------------------------------
 
   /** The new image's record, queued; snapshot.ts fills it. */
-  snapshotRecord(name: string, base: ImageRecord | undefined, server: { id: string; name: string }, caller: ImageCaller, properties: Record<string, string>): ImageRecord {
+  snapshotRecord(
+    name: string,
+    base: ImageRecord | undefined,
+    server: { id: string; name: string },
+    caller: ImageCaller,
+    properties: Record<string, string>,
+  ): ImageRecord {
     checkImageName(name);
     return this.repo.insert({
-      id: randomUuid(), name, owner: caller.projectId, status: 'queued', visibility: 'private', diskFormat: 'raw', containerFormat: 'bare',
-      taskOwnerPid: process.pid, taskOwnerStart: selfStart(),
+      id: randomUuid(),
+      name,
+      owner: caller.projectId,
+      status: 'queued',
+      visibility: 'private',
+      diskFormat: 'raw',
+      containerFormat: 'bare',
+      taskOwnerPid: process.pid,
+      taskOwnerStart: selfStart(),
       properties: {
-        image_type: 'snapshot', instance_uuid: server.id, ...(base ? { base_image_ref: base.id, base_image_name: base.name } : {}),
+        image_type: 'snapshot',
+        instance_uuid: server.id,
+        ...(base ? { base_image_ref: base.id, base_image_name: base.name } : {}),
         ...properties,
       },
       config: base?.config ?? defaultConfig(),
@@ -597,9 +744,18 @@ export class ImageService {
     this.claim(id, 'queued');
   }
 
-  commitSnapshot(id: string, base: ImageRecord | undefined, layer: { diffId: string; blobFile: string; size: number; dir?: string }): ImageRecord {
+  commitSnapshot(
+    id: string,
+    base: ImageRecord | undefined,
+    layer: { diffId: string; blobFile: string; size: number; dir?: string },
+  ): ImageRecord {
     const inherited = (base?.layers ?? []).map((d) => this.known(d) ?? missingLayer(d));
-    const top: Layered = { diffId: layer.diffId, blob: { digest: layer.diffId, file: layer.blobFile, mediaType: MEDIA_TAR, size: layer.size }, size: layer.size, dir: layer.dir };
+    const top: Layered = {
+      diffId: layer.diffId,
+      blob: { digest: layer.diffId, file: layer.blobFile, mediaType: MEDIA_TAR, size: layer.size },
+      size: layer.size,
+      dir: layer.dir,
+    };
     const cur = this.repo.get(id)!;
     return this.activate(id, [...inherited, top], cur.config, {}, 'snapshot');
   }
@@ -613,7 +769,13 @@ export class ImageService {
   rotateBackups(serverId: string, backupType: string, rotation: number, caller: ImageCaller): string[] {
     const backups = this.repo
       .list()
-      .filter((i) => i.status === 'active' && i.properties.image_type === 'backup' && i.properties.instance_uuid === serverId && i.properties.backup_type === backupType);
+      .filter(
+        (i) =>
+          i.status === 'active' &&
+          i.properties.image_type === 'backup' &&
+          i.properties.instance_uuid === serverId &&
+          i.properties.backup_type === backupType,
+      );
     const deleted: string[] = [];
     for (const old of backups.slice(Math.max(0, rotation))) {
       try {
@@ -704,36 +866,49 @@ export function ociDocuments(
   layers: { diffId: string; blobDigest: string; mediaType: string; blobSize: number }[],
 ) {
   const c = img.config;
-  const config = Buffer.from(JSON.stringify({
-    created: `${img.createdAt.slice(0, 19)}Z`,
-    architecture: hostArch(),
-    os: 'linux',
-    config: {
-      ...(c.env.length ? { Env: c.env } : {}),
-      ...(c.cmd.length ? { Cmd: c.cmd } : {}),
-      WorkingDir: c.workingDir || '/',
-      ...(c.user ? { User: c.user } : {}),
-      ...(c.stopSignal ? { StopSignal: c.stopSignal } : {}),
-      ...(c.serverCmd ? { Labels: { [SERVER_CMD_LABEL]: JSON.stringify(c.serverCmd) } } : {}),
-    },
-    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
-  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      created: `${img.createdAt.slice(0, 19)}Z`,
+      architecture: hostArch(),
+      os: 'linux',
+      config: {
+        ...(c.env.length ? { Env: c.env } : {}),
+        ...(c.cmd.length ? { Cmd: c.cmd } : {}),
+        WorkingDir: c.workingDir || '/',
+        ...(c.user ? { User: c.user } : {}),
+        ...(c.stopSignal ? { StopSignal: c.stopSignal } : {}),
+        ...(c.serverCmd ? { Labels: { [SERVER_CMD_LABEL]: JSON.stringify(c.serverCmd) } } : {}),
+      },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+    }),
+  );
   // the native SHA-256 when the library is loaded already (a snapshot has just packed with
   // it): node:crypto's first hash pays ~0.8 ms of OpenSSL start-up; the digests are the same
   const sha = (b: Buffer) => `sha256:${native.isLoaded() ? sha256Hex(b) : createHash('sha256').update(b).digest('hex')}`;
   const configDigest = sha(config);
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_MANIFEST,
-    config: { mediaType: MEDIA_CONFIG, digest: configDigest, size: config.length },
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.blobDigest, size: l.blobSize })),
-  }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_MANIFEST,
+      config: { mediaType: MEDIA_CONFIG, digest: configDigest, size: config.length },
+      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.blobDigest, size: l.blobSize })),
+    }),
+  );
   const manifestDigest = sha(manifest);
-  const index = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MEDIA_INDEX,
-    manifests: [{ mediaType: MEDIA_MANIFEST, digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': img.name } }],
-  }));
+  const index = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MEDIA_INDEX,
+      manifests: [
+        {
+          mediaType: MEDIA_MANIFEST,
+          digest: manifestDigest,
+          size: manifest.length,
+          annotations: { 'org.opencontainers.image.ref.name': img.name },
+        },
+      ],
+    }),
+  );
   return { config, configDigest, manifest, manifestDigest, index };
 }
 

@@ -71,7 +71,6 @@ export function badSparseMap(e: TarEntry): string | undefined {
   return undefined;
 }
 
-
 function cstr(b: Buffer, start: number, len: number): string {
   const end = b.indexOf(0, start);
   return b.toString('utf8', start, end < 0 || end > start + len ? start + len : end);
@@ -91,7 +90,11 @@ function num(b: Buffer, start: number, len: number): number {
 /** undefined for an all-zero block (end of archive). Throws on a bad checksum. */
 export function parseHeader(b: Buffer): TarEntry | undefined {
   let zero = true;
-  for (let i = 0; i < 512; i++) if (b[i] !== 0) { zero = false; break; }
+  for (let i = 0; i < 512; i++)
+    if (b[i] !== 0) {
+      zero = false;
+      break;
+    }
   if (zero) return undefined;
   let sum = 0;
   for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : b[i];
@@ -144,7 +147,10 @@ export function normalizeName(name: string): string {
   let n = name;
   while (n.startsWith('./')) n = n.slice(2);
   if (n === '.') n = '';
-  n = n.replace(/\/+$/, '').replace(/\/\.(?=\/|$)/g, '').replace(/\/{2,}/g, '/');
+  n = n
+    .replace(/\/+$/, '')
+    .replace(/\/\.(?=\/|$)/g, '')
+    .replace(/\/{2,}/g, '/');
   return n;
 }
 
@@ -200,7 +206,7 @@ export class EntryChecker {
     this.entries++;
     // "/" (as umoci writes the root) is the layer's root itself, not an absolute path
     const isRoot = /^[./]*$/.test(raw) && !raw.includes('..');
-    const pathWhy = isRoot ? undefined : unsafePath(raw) ?? unsafePath(name);
+    const pathWhy = isRoot ? undefined : (unsafePath(raw) ?? unsafePath(name));
     if (pathWhy) bad(pathWhy);
     if (!KNOWN.has(e.type)) bad(`unsupported entry type '${e.type}'`);
     const parts = name ? name.split('/') : [];
@@ -210,7 +216,8 @@ export class EntryChecker {
     }
     if (e.type === '1') {
       const target = normalizeName(e.linkname);
-      if (!e.linkname || unsafePath(e.linkname) || unsafePath(target) || target === '') bad(`hard link to ${quote(e.linkname)}, outside the layer`);
+      if (!e.linkname || unsafePath(e.linkname) || unsafePath(target) || target === '')
+        bad(`hard link to ${quote(e.linkname)}, outside the layer`);
       const tparts = target.split('/');
       for (let i = 1; i <= tparts.length; i++) {
         const prefix = tparts.slice(0, i).join('/');
@@ -259,7 +266,10 @@ export class TarValidator extends Transform {
   /** called for each accepted entry (after the checks) */
   onEntry?: (e: TarEntry) => void;
 
-  constructor(opts: CheckOptions, private readonly maxExtension = 1 << 20) {
+  constructor(
+    opts: CheckOptions,
+    private readonly maxExtension = 1 << 20,
+  ) {
     super();
     this.checker = new EntryChecker(opts);
   }
@@ -360,7 +370,8 @@ export class TarValidator extends Transform {
       // its map goes on in the next blocks: hold the header until the map is whole
       this.held.push(Buffer.from(block));
       this.sparseEntry = h;
-      if (h.sparse.map.length > MAX_SPARSE_CHUNKS) throw new BadRequest(`refusing the archive: entry ${quote(h.name)}: a sparse map over ${MAX_SPARSE_CHUNKS} stretches`);
+      if (h.sparse.map.length > MAX_SPARSE_CHUNKS)
+        throw new BadRequest(`refusing the archive: entry ${quote(h.name)}: a sparse map over ${MAX_SPARSE_CHUNKS} stretches`);
       return;
     }
     this.acceptEntry(h, block);
@@ -372,7 +383,8 @@ export class TarValidator extends Transform {
     h.sparse!.map.push(...ext.map);
     h.sparse!.extended = ext.extended;
     this.held.push(Buffer.from(block));
-    if (h.sparse!.map.length > MAX_SPARSE_CHUNKS) throw new BadRequest(`refusing the archive: entry ${quote(h.name)}: a sparse map over ${MAX_SPARSE_CHUNKS} stretches`);
+    if (h.sparse!.map.length > MAX_SPARSE_CHUNKS)
+      throw new BadRequest(`refusing the archive: entry ${quote(h.name)}: a sparse map over ${MAX_SPARSE_CHUNKS} stretches`);
     if (ext.extended) return;
     this.sparseEntry = undefined;
     this.acceptEntry(h);

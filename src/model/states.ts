@@ -4,27 +4,65 @@
  */
 
 export const VM_STATES = [
-  'building', 'active', 'stopped', 'paused', 'suspended', 'resized', 'error',
-  'deleted', 'soft-deleted', 'rescued', 'shelved', 'shelved_offloaded',
+  'building',
+  'active',
+  'stopped',
+  'paused',
+  'suspended',
+  'resized',
+  'error',
+  'deleted',
+  'soft-deleted',
+  'rescued',
+  'shelved',
+  'shelved_offloaded',
 ] as const;
 export type VmState = (typeof VM_STATES)[number];
 
 export const TASK_STATES = [
   // create
-  'scheduling', 'block_device_mapping', 'networking', 'spawning',
+  'scheduling',
+  'block_device_mapping',
+  'networking',
+  'spawning',
   // power
-  'powering-off', 'powering-on',
-  'rebooting', 'reboot_pending', 'reboot_started',
-  'rebooting_hard', 'reboot_pending_hard', 'reboot_started_hard',
-  'pausing', 'unpausing', 'suspending', 'resuming',
+  'powering-off',
+  'powering-on',
+  'rebooting',
+  'reboot_pending',
+  'reboot_started',
+  'rebooting_hard',
+  'reboot_pending_hard',
+  'reboot_started_hard',
+  'pausing',
+  'unpausing',
+  'suspending',
+  'resuming',
   // rebuild, resize, migrate
-  'rebuilding', 'rebuild_block_device_mapping', 'rebuild_spawning',
-  'resize_prep', 'resize_migrating', 'resize_migrated', 'resize_finish',
-  'resize_reverting', 'resize_confirming', 'migrating',
+  'rebuilding',
+  'rebuild_block_device_mapping',
+  'rebuild_spawning',
+  'resize_prep',
+  'resize_migrating',
+  'resize_migrated',
+  'resize_finish',
+  'resize_reverting',
+  'resize_confirming',
+  'migrating',
   // images
-  'image_snapshot', 'image_snapshot_pending', 'image_backup', 'image_pending_upload', 'image_uploading',
+  'image_snapshot',
+  'image_snapshot_pending',
+  'image_backup',
+  'image_pending_upload',
+  'image_uploading',
   // the rest
-  'deleting', 'soft-deleting', 'restoring', 'rescuing', 'unrescuing', 'shelving', 'shelving_offloading',
+  'deleting',
+  'soft-deleting',
+  'restoring',
+  'rescuing',
+  'unrescuing',
+  'shelving',
+  'shelving_offloading',
   'unshelving',
 ] as const;
 export type TaskState = (typeof TASK_STATES)[number];
@@ -49,19 +87,44 @@ export const POWER_STATE_NAMES: Record<PowerState, string> = {
 };
 
 export type Status =
-  | 'BUILD' | 'ACTIVE' | 'SHUTOFF' | 'PAUSED' | 'SUSPENDED' | 'REBOOT' | 'HARD_REBOOT' | 'REBUILD'
-  | 'MIGRATING' | 'RESIZE' | 'VERIFY_RESIZE' | 'REVERT_RESIZE' | 'ERROR' | 'DELETED' | 'SOFT_DELETED'
-  | 'RESCUE' | 'SHELVED' | 'SHELVED_OFFLOADED' | 'UNKNOWN';
+  | 'BUILD'
+  | 'ACTIVE'
+  | 'SHUTOFF'
+  | 'PAUSED'
+  | 'SUSPENDED'
+  | 'REBOOT'
+  | 'HARD_REBOOT'
+  | 'REBUILD'
+  | 'MIGRATING'
+  | 'RESIZE'
+  | 'VERIFY_RESIZE'
+  | 'REVERT_RESIZE'
+  | 'ERROR'
+  | 'DELETED'
+  | 'SOFT_DELETED'
+  | 'RESCUE'
+  | 'SHELVED'
+  | 'SHELVED_OFFLOADED'
+  | 'UNKNOWN';
 
 const REBOOT: Partial<Record<TaskState, Status>> = {
-  rebooting: 'REBOOT', reboot_pending: 'REBOOT', reboot_started: 'REBOOT',
-  rebooting_hard: 'HARD_REBOOT', reboot_pending_hard: 'HARD_REBOOT', reboot_started_hard: 'HARD_REBOOT',
+  rebooting: 'REBOOT',
+  reboot_pending: 'REBOOT',
+  reboot_started: 'REBOOT',
+  rebooting_hard: 'HARD_REBOOT',
+  reboot_pending_hard: 'HARD_REBOOT',
+  reboot_started_hard: 'HARD_REBOOT',
 };
 const REBUILD: Partial<Record<TaskState, Status>> = {
-  rebuilding: 'REBUILD', rebuild_block_device_mapping: 'REBUILD', rebuild_spawning: 'REBUILD',
+  rebuilding: 'REBUILD',
+  rebuild_block_device_mapping: 'REBUILD',
+  rebuild_spawning: 'REBUILD',
 };
 const RESIZE: Partial<Record<TaskState, Status>> = {
-  resize_prep: 'RESIZE', resize_migrating: 'RESIZE', resize_migrated: 'RESIZE', resize_finish: 'RESIZE',
+  resize_prep: 'RESIZE',
+  resize_migrating: 'RESIZE',
+  resize_migrated: 'RESIZE',
+  resize_finish: 'RESIZE',
 };
 
 /** Nova's _STATE_MAP: per vm_state, the task states that change the status, then the default. */
@@ -88,8 +151,20 @@ export function statusOf(vm: VmState, task: TaskState | null): Status {
 }
 
 export type ServerAction =
-  | 'create' | 'stop' | 'start' | 'reboot-soft' | 'reboot-hard' | 'pause' | 'unpause' | 'suspend'
-  | 'resume' | 'rebuild' | 'createImage' | 'delete' | 'lock' | 'unlock';
+  | 'create'
+  | 'stop'
+  | 'start'
+  | 'reboot-soft'
+  | 'reboot-hard'
+  | 'pause'
+  | 'unpause'
+  | 'suspend'
+  | 'resume'
+  | 'rebuild'
+  | 'createImage'
+  | 'delete'
+  | 'lock'
+  | 'unlock';
 
 const ANY: VmState[] = [...VM_STATES];
 

@@ -59,16 +59,23 @@ export function startRemovingContainerDirJs(d: Dirs, volatile: boolean): Promise
   const work = join(d.work, 'work');
   const marker = join(work, 'incompat', 'volatile');
   const steps: [typeof rmdir | typeof unlink, string][] = volatile
-    ? [[unlink, join(marker, 'dirty')], [rmdir, marker], [rmdir, join(work, 'incompat')], [rmdir, work]]
+    ? [
+        [unlink, join(marker, 'dirty')],
+        [rmdir, marker],
+        [rmdir, join(work, 'incompat')],
+        [rmdir, work],
+      ]
     : [[rmdir, work]];
-  const workGone = steps.reduce<Promise<NodeJS.ErrnoException | null>>((prev, [f, path]) => prev.then((e) => e ?? rm(f, path)), Promise.resolve(null));
+  const workGone = steps.reduce<Promise<NodeJS.ErrnoException | null>>(
+    (prev, [f, path]) => prev.then((e) => e ?? rm(f, path)),
+    Promise.resolve(null),
+  );
   // then work and the directory itself, still in the pool (the main thread meanwhile
   // waits for the monitor's end); an error stops the chain and finishContainerDir walks
-  const all = Promise.all([rm(rmdir, d.merged), rm(rmdir, d.upper), workGone, rm(unlink, d.state)])
-    .then((errs) => errs.find((e) => e !== null) ?? null);
-  return all
-    .then((e) => e ?? rm(rmdir, d.work))
-    .then((e) => e ?? rm(rmdir, d.dir));
+  const all = Promise.all([rm(rmdir, d.merged), rm(rmdir, d.upper), workGone, rm(unlink, d.state)]).then(
+    (errs) => errs.find((e) => e !== null) ?? null,
+  );
+  return all.then((e) => e ?? rm(rmdir, d.work)).then((e) => e ?? rm(rmdir, d.dir));
 }
 
 /**

@@ -11,7 +11,13 @@ import { describeOp, type LaunchPlan } from '../sys/ops.js';
 import type { CgroupHandle, CgroupLayout, CgroupLimits } from './cgroups/types.js';
 import { placeLaunch } from './cgroups/placement.js';
 import {
-  DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, clampRlimits, parseHardLimits, planLaunch, type ContainerSpec,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_PATH,
+  DEFAULT_RLIMITS,
+  clampRlimits,
+  parseHardLimits,
+  planLaunch,
+  type ContainerSpec,
 } from './plan/index.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -166,12 +172,21 @@ export function prepare(
     id,
     hostname,
     rootfs: {
-      mergedDir: d.merged, lowerDirs: image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: req.readOnly,
+      mergedDir: d.merged,
+      lowerDirs: image.layerDirs,
+      upperDir: d.upper,
+      workDir: d.work,
+      readOnly: req.readOnly,
       // overlayfs takes `volatile` since Linux 5.10 (older kernels refuse the mount)
       volatile: req.remove && kernelAtLeast(5, 10),
     },
     process: {
-      args: command, env, cwd, uid: user.uid, gid: user.gid, additionalGids: user.additionalGids,
+      args: command,
+      env,
+      cwd,
+      uid: user.uid,
+      gid: user.gid,
+      additionalGids: user.additionalGids,
       tty: req.tty ? terminalSize() : false,
     },
     network: req.network === 'novabox' ? 'bridge' : req.network,

@@ -8,9 +8,7 @@ import { existsSync, lstatSync, readdirSync, readlinkSync, rmSync, statSync, unl
 import { join } from 'node:path';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { isoTime } from '../util/time.js';
-import {
-  containerDirs, destroyContainer, listContainerIds, readState, writeState, type ContainerState,
-} from './container.js';
+import { containerDirs, destroyContainer, listContainerIds, readState, writeState, type ContainerState } from './container.js';
 import { isSameProcess } from './proc.js';
 
 function ageOf(path: string): number {

@@ -106,9 +106,7 @@ export class EventReader {
     const b = Buffer.alloc(16);
     let got = 0;
     while (got < 16 && !this.closed) {
-      const n = await new Promise<number>((resolve) =>
-        read(this.fd, b, got, 16 - got, null, (err, bytes) => resolve(err ? 0 : bytes)),
-      );
+      const n = await new Promise<number>((resolve) => read(this.fd, b, got, 16 - got, null, (err, bytes) => resolve(err ? 0 : bytes)));
       if (n === 0) return null;
       got += n;
     }
@@ -136,7 +134,11 @@ export const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQ
  * unsent (an init still in its ops stops at its execve gate, status 125, and the monitor
  * then reports NB_EV_EXEC), and the next event says.
  */
-export async function opFailedFirst(plan: LaunchPlan, sp: native.SpawnResult, next: () => Promise<Event | null>): Promise<{ failure: OpFailed; code: number } | undefined> {
+export async function opFailedFirst(
+  plan: LaunchPlan,
+  sp: native.SpawnResult,
+  next: () => Promise<Event | null>,
+): Promise<{ failure: OpFailed; code: number } | undefined> {
   if (sp.goFd >= 0) closeSync(sp.goFd);
   sp.goFd = -1;
   const e = await next();
@@ -171,7 +173,12 @@ export async function superviseForeground(
 ): Promise<Outcome> {
   if (events.blocking) {
     // the event loop does not run while the events are read: a C handler forwards
-    cleanups.push(native.forwardSignals(pidfd, FORWARDED.map((sig) => constants.signals[sig])));
+    cleanups.push(
+      native.forwardSignals(
+        pidfd,
+        FORWARDED.map((sig) => constants.signals[sig]),
+      ),
+    );
   } else {
     for (const sig of FORWARDED) {
       const h = () => native.pidfdSignal(pidfd, constants.signals[sig]);

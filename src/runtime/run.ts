@@ -10,12 +10,8 @@ import type { LaunchPlan } from '../sys/ops.js';
 import * as native from '../sys/native.js';
 import { MONITOR_EVENT, readEvent } from '../sys/events.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
-import {
-  EventReader, opFailedFirst, placeInit, readyEarly, spawnMonitor, superviseForeground, type Event,
-} from './launch.js';
-import {
-  containerDirs, releaseName, reserveName, writeState, type Prepared,
-} from './container.js';
+import { EventReader, opFailedFirst, placeInit, readyEarly, spawnMonitor, superviseForeground, type Event } from './launch.js';
+import { containerDirs, releaseName, reserveName, writeState, type Prepared } from './container.js';
 import { finishContainerDir, makeContainerDir, startRemovingContainerDir } from './container-dir.js';
 import { bootId, readProcStart } from './proc.js';
 import { Reverter } from '../util/revert.js';
@@ -24,7 +20,6 @@ import { writeEtcFiles } from './network/etc-files.js';
 import { formatIp } from './network/ipam.js';
 import { trace } from '../util/trace.js';
 import { isoTime } from '../util/time.js';
-
 
 function formatBytes(n: number): string {
   if (n % (1 << 30) === 0) return `${n / (1 << 30)} GiB`;
@@ -187,12 +182,32 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
  * unless the monitor failed to make it (NB_STAGE_CGROUP: it removed what it made, and
  * an existing cgroup of that path is someone else's).
  */
-async function stopMonitor(sp: native.SpawnResult, events: EventReader | undefined, cgroup: CgroupHandle, firstRead?: Promise<Event | null>): Promise<void> {
-  if (sp.goFd >= 0) try { closeSync(sp.goFd); } catch { /* already closed */ }
+async function stopMonitor(
+  sp: native.SpawnResult,
+  events: EventReader | undefined,
+  cgroup: CgroupHandle,
+  firstRead?: Promise<Event | null>,
+): Promise<void> {
+  if (sp.goFd >= 0)
+    try {
+      closeSync(sp.goFd);
+    } catch {
+      /* already closed */
+    }
   sp.goFd = -1;
-  if (sp.consoleFd >= 0) try { closeSync(sp.consoleFd); } catch { /* already closed */ }
+  if (sp.consoleFd >= 0)
+    try {
+      closeSync(sp.consoleFd);
+    } catch {
+      /* already closed */
+    }
   sp.consoleFd = -1;
-  if (sp.opsFd >= 0) try { closeSync(sp.opsFd); } catch { /* already closed */ }
+  if (sp.opsFd >= 0)
+    try {
+      closeSync(sp.opsFd);
+    } catch {
+      /* already closed */
+    }
   sp.opsFd = -1;
   let last: Event[];
   if (events) {

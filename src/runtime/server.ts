@@ -16,7 +16,13 @@ import { rmTree } from '../util/rmtree.js';
 import type { ImageConfig } from '../model/records.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
 import {
-  DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_RLIMITS, INIT_NAME, clampRlimits, parseHardLimits, planLaunch,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_PATH,
+  DEFAULT_RLIMITS,
+  INIT_NAME,
+  clampRlimits,
+  parseHardLimits,
+  planLaunch,
   type ContainerSpec,
 } from './plan/index.js';
 import { bootId, isSameProcess, readProcStart } from './proc.js';
@@ -82,7 +88,6 @@ export function serverCommand(config: ImageConfig): string[] {
   return cmd.length ? [INIT_NAME, '--', ...cmd] : [INIT_NAME];
 }
 
-
 /** A line of novabox's own in the console log, so it is never empty and shows each start/stop. */
 export function logLine(id: string, text: string): void {
   try {
@@ -101,7 +106,11 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
     hostname: l.hostname,
     rootfs: l.ephemeral
       ? {
-          mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: join(d.eph, 'upper'), workDir: join(d.eph, 'work'), readOnly: false,
+          mergedDir: d.merged,
+          lowerDirs: l.image.layerDirs,
+          upperDir: join(d.eph, 'upper'),
+          workDir: join(d.eph, 'work'),
+          readOnly: false,
           tmpfs: { dir: d.eph, sizeBytes: l.ephemeral.sizeBytes },
         }
       : { mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false },
@@ -251,7 +260,6 @@ function signalInit(f: ServerFacts, signal: number): boolean {
   }
 }
 
-
 export type StopStep = 'not running' | 'signal' | 'kill';
 
 /**
@@ -323,8 +331,12 @@ export async function execInServer(
   if (!isRunning(f)) throw new NovaboxError('conflict', 'the server is not running');
   const user = resolveUser(req.user ?? l.image.config.user ?? '', l.image.layerDirs);
   const env = dedupeEnv([
-    `PATH=${DEFAULT_PATH}`, ...l.image.config.env, `HOSTNAME=${l.hostname}`, `HOME=${user.home}`,
-    ...(req.tty ? ['TERM=xterm'] : []), ...req.env,
+    `PATH=${DEFAULT_PATH}`,
+    ...l.image.config.env,
+    `HOSTNAME=${l.hostname}`,
+    `HOME=${user.home}`,
+    ...(req.tty ? ['TERM=xterm'] : []),
+    ...req.env,
   ]);
   const namespaces: Namespace[] = ['mount', 'uts', 'ipc', 'pid', 'cgroup'];
   if (l.network !== 'host') namespaces.push('net');

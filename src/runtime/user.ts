@@ -22,7 +22,10 @@ function readFromLayers(layerDirs: string[], path: string): string | undefined {
 }
 
 function table(text: string | undefined): string[][] {
-  return (text ?? '').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+  return (text ?? '')
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.split(':'));
 }
 
 const ID = /^\d{1,10}$/;
@@ -50,7 +53,10 @@ export function resolveUser(spec: string, layerDirs: string[]): ResolvedUser {
   if (uid > 0xfffffffe || gid > 0xfffffffe) throw new BadRequest(`invalid user "${spec}": id out of range`);
   const name = entry?.[0];
   const additionalGids = name
-    ? groups.filter((x) => (x[3] ?? '').split(',').includes(name)).map((x) => Number(x[2])).filter((x) => x !== gid)
+    ? groups
+        .filter((x) => (x[3] ?? '').split(',').includes(name))
+        .map((x) => Number(x[2]))
+        .filter((x) => x !== gid)
     : [];
   return { uid, gid, additionalGids, home: entry?.[5] || (uid === 0 ? '/root' : '/') };
 }

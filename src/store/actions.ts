@@ -41,11 +41,8 @@ export class ActionRepo {
    */
   event(actionId: number, eventName: string): (result: EventResult, traceback?: string) => void {
     const id = Number(
-      this.sql('INSERT INTO instance_action_events (action_id, event, start_time) VALUES (?, ?, ?)').run(
-        actionId,
-        eventName,
-        nowIso(),
-      ).lastInsertRowid,
+      this.sql('INSERT INTO instance_action_events (action_id, event, start_time) VALUES (?, ?, ?)').run(actionId, eventName, nowIso())
+        .lastInsertRowid,
     );
     return (result, traceback) =>
       this.tx(() => {
@@ -65,17 +62,15 @@ export class ActionRepo {
 
   /** Newest first. */
   list(serverId: string): InstanceAction[] {
-    return this.sql<InstanceAction>(`SELECT ${ACTION_COLUMNS} FROM instance_actions WHERE server_id = ? ORDER BY id DESC`).all(
-      serverId,
-    );
+    return this.sql<InstanceAction>(`SELECT ${ACTION_COLUMNS} FROM instance_actions WHERE server_id = ? ORDER BY id DESC`).all(serverId);
   }
 
   /** The newest action of a server, optionally of one kind (`create`). */
   latest(serverId: string, action?: string): InstanceAction | undefined {
     return action === undefined
-      ? this.sql<InstanceAction>(
-          `SELECT ${ACTION_COLUMNS} FROM instance_actions WHERE server_id = ? ORDER BY id DESC LIMIT 1`,
-        ).get(serverId)
+      ? this.sql<InstanceAction>(`SELECT ${ACTION_COLUMNS} FROM instance_actions WHERE server_id = ? ORDER BY id DESC LIMIT 1`).get(
+          serverId,
+        )
       : this.sql<InstanceAction>(
           `SELECT ${ACTION_COLUMNS} FROM instance_actions WHERE server_id = ? AND action = ? ORDER BY id DESC LIMIT 1`,
         ).get(serverId, action);

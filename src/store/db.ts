@@ -148,11 +148,9 @@ function migrate(db: Database, tx: Tx): void {
   const v = version();
   if (v === MIGRATIONS.length) return;
   if (v > MIGRATIONS.length) {
-    throw new NovaboxError(
-      'internal',
-      `database schema version ${v} is newer than this novabox knows (${MIGRATIONS.length})`,
-      { hint: 'upgrade novabox' },
-    );
+    throw new NovaboxError('internal', `database schema version ${v} is newer than this novabox knows (${MIGRATIONS.length})`, {
+      hint: 'upgrade novabox',
+    });
   }
   for (let i = 0; i < MIGRATIONS.length; i++) {
     tx(() => {

@@ -133,7 +133,9 @@ export class FlavorRepo {
       params.push(opts.minDiskGiB);
     }
     const sql = `SELECT * FROM flavors ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id`;
-    return this.sql<FlavorRow>(sql).all(...params).map(fromRow);
+    return this.sql<FlavorRow>(sql)
+      .all(...params)
+      .map(fromRow);
   }
 
   /**
@@ -162,13 +164,22 @@ export class FlavorRepo {
       }
       try {
         this.sql(
-            `INSERT INTO flavors (id, name, vcpus, ram_mib, disk_gib, swap_mib, ephemeral_gib, rxtx_factor,
+          `INSERT INTO flavors (id, name, vcpus, ram_mib, disk_gib, swap_mib, ephemeral_gib, rxtx_factor,
                is_public, disabled, extra_specs, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(
-            id, f.name, f.vcpus, f.ramMiB, f.diskGiB, f.swapMiB ?? 0, f.ephemeralGiB ?? 0, f.rxtxFactor ?? 1,
-            f.isPublic === false ? 0 : 1, f.disabled ? 1 : 0, JSON.stringify(f.extraSpecs ?? {}), nowIso(),
-          );
+        ).run(
+          id,
+          f.name,
+          f.vcpus,
+          f.ramMiB,
+          f.diskGiB,
+          f.swapMiB ?? 0,
+          f.ephemeralGiB ?? 0,
+          f.rxtxFactor ?? 1,
+          f.isPublic === false ? 0 : 1,
+          f.disabled ? 1 : 0,
+          JSON.stringify(f.extraSpecs ?? {}),
+          nowIso(),
+        );
       } catch (err) {
         if (isConstraint(err, 'UNIQUE') || isConstraint(err, 'PRIMARYKEY')) {
           throw new Conflict(`flavor "${f.name}" (id "${id}") already exists`, { cause: err });
@@ -224,8 +235,7 @@ export class FlavorRepo {
   removeAccess(flavorId: string, projectId: string): FlavorAccess[] {
     return this.tx(() => {
       this.byId(flavorId);
-      const gone = this.sql('DELETE FROM flavor_access WHERE flavor_id = ? AND project_id = ?')
-        .run(flavorId, projectId).changes;
+      const gone = this.sql('DELETE FROM flavor_access WHERE flavor_id = ? AND project_id = ?').run(flavorId, projectId).changes;
       if (gone === 0) throw new NotFound(`project "${projectId}" has no access to flavor "${flavorId}"`);
       return this.listAccess(flavorId);
     });
@@ -235,8 +245,8 @@ export class FlavorRepo {
   listAccess(flavorId: string): FlavorAccess[] {
     if (this.byId(flavorId).isPublic) throw new NotFound(`flavor "${flavorId}" is public: it has no access list`);
     return this.sql<{ flavor_id: string; project_id: string }>(
-        'SELECT flavor_id, project_id FROM flavor_access WHERE flavor_id = ? ORDER BY project_id',
-      )
+      'SELECT flavor_id, project_id FROM flavor_access WHERE flavor_id = ? ORDER BY project_id',
+    )
       .all(flavorId)
       .map((r) => ({ flavorId: r.flavor_id, projectId: r.project_id }));
   }

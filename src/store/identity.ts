@@ -32,18 +32,39 @@ export function newId(): string {
   return randomUUID().replaceAll('-', '');
 }
 
-interface ProjectRow { id: string; name: string; domain_id: string; description: string; enabled: number }
+interface ProjectRow {
+  id: string;
+  name: string;
+  domain_id: string;
+  description: string;
+  enabled: number;
+}
 interface UserRow {
-  id: string; name: string; domain_id: string; default_project_id: string | null; email: string | null;
-  description: string; enabled: number; password_hash: string | null;
+  id: string;
+  name: string;
+  domain_id: string;
+  default_project_id: string | null;
+  email: string | null;
+  description: string;
+  enabled: number;
+  password_hash: string | null;
 }
 
 const project = (r: ProjectRow): Project => ({
-  id: r.id, name: r.name, domainId: r.domain_id, description: r.description, enabled: r.enabled !== 0,
+  id: r.id,
+  name: r.name,
+  domainId: r.domain_id,
+  description: r.description,
+  enabled: r.enabled !== 0,
 });
 const user = (r: UserRow): User => ({
-  id: r.id, name: r.name, domainId: r.domain_id, defaultProjectId: r.default_project_id, email: r.email,
-  description: r.description, enabled: r.enabled !== 0,
+  id: r.id,
+  name: r.name,
+  domainId: r.domain_id,
+  defaultProjectId: r.default_project_id,
+  email: r.email,
+  description: r.description,
+  enabled: r.enabled !== 0,
 });
 
 export class IdentityRepo {
@@ -59,9 +80,9 @@ export class IdentityRepo {
   // ---- projects --------------------------------------------------------------------
 
   listProjects(filter: { name?: string; domainId?: string } = {}): Project[] {
-    return this.sql<ProjectRow>(
-      `SELECT * FROM projects WHERE (@a IS NULL OR name = @a) AND (@b IS NULL OR domain_id = @b) ORDER BY name`,
-    ).all({ a: filter.name ?? null, b: filter.domainId ?? null }).map(project);
+    return this.sql<ProjectRow>(`SELECT * FROM projects WHERE (@a IS NULL OR name = @a) AND (@b IS NULL OR domain_id = @b) ORDER BY name`)
+      .all({ a: filter.name ?? null, b: filter.domainId ?? null })
+      .map(project);
   }
 
   getProject(id: string): Project | undefined {
@@ -78,7 +99,12 @@ export class IdentityRepo {
     const id = p.id ?? newId();
     try {
       this.sql('INSERT INTO projects (id, name, domain_id, description, enabled, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-        id, p.name, p.domainId ?? DEFAULT_DOMAIN.id, p.description ?? '', p.enabled === false ? 0 : 1, nowIso(),
+        id,
+        p.name,
+        p.domainId ?? DEFAULT_DOMAIN.id,
+        p.description ?? '',
+        p.enabled === false ? 0 : 1,
+        nowIso(),
       );
     } catch (err) {
       if (isConstraint(err, 'UNIQUE') || isConstraint(err, 'PRIMARYKEY')) {
@@ -95,7 +121,10 @@ export class IdentityRepo {
     const next = { ...cur, ...patch };
     try {
       this.sql('UPDATE projects SET name = ?, description = ?, enabled = ? WHERE id = ?').run(
-        next.name, next.description, next.enabled ? 1 : 0, id,
+        next.name,
+        next.description,
+        next.enabled ? 1 : 0,
+        id,
       );
     } catch (err) {
       if (isConstraint(err, 'UNIQUE')) throw new Conflict(`a project named "${next.name}" already exists`, { cause: err });
@@ -111,9 +140,9 @@ export class IdentityRepo {
   // ---- users -----------------------------------------------------------------------
 
   listUsers(filter: { name?: string; domainId?: string } = {}): User[] {
-    return this.sql<UserRow>(
-      `SELECT * FROM users WHERE (@a IS NULL OR name = @a) AND (@b IS NULL OR domain_id = @b) ORDER BY name`,
-    ).all({ a: filter.name ?? null, b: filter.domainId ?? null }).map(user);
+    return this.sql<UserRow>(`SELECT * FROM users WHERE (@a IS NULL OR name = @a) AND (@b IS NULL OR domain_id = @b) ORDER BY name`)
+      .all({ a: filter.name ?? null, b: filter.domainId ?? null })
+      .map(user);
   }
 
   getUser(id: string): User | undefined {
@@ -137,8 +166,15 @@ export class IdentityRepo {
         `INSERT INTO users (id, name, domain_id, default_project_id, email, description, enabled, password_hash, created_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ).run(
-        id, u.name, u.domainId ?? DEFAULT_DOMAIN.id, u.defaultProjectId ?? null, u.email ?? null, u.description ?? '',
-        u.enabled === false ? 0 : 1, u.passwordHash ?? null, nowIso(),
+        id,
+        u.name,
+        u.domainId ?? DEFAULT_DOMAIN.id,
+        u.defaultProjectId ?? null,
+        u.email ?? null,
+        u.description ?? '',
+        u.enabled === false ? 0 : 1,
+        u.passwordHash ?? null,
+        nowIso(),
       );
     } catch (err) {
       if (isConstraint(err, 'UNIQUE') || isConstraint(err, 'PRIMARYKEY')) {
@@ -149,13 +185,21 @@ export class IdentityRepo {
     return this.getUser(id)!;
   }
 
-  updateUser(id: string, patch: Partial<Pick<User, 'name' | 'description' | 'enabled' | 'email' | 'defaultProjectId'>> & { passwordHash?: string }): User {
+  updateUser(
+    id: string,
+    patch: Partial<Pick<User, 'name' | 'description' | 'enabled' | 'email' | 'defaultProjectId'>> & { passwordHash?: string },
+  ): User {
     const cur = this.getUser(id);
     if (!cur) throw new NotFound(`Could not find user: ${id}.`);
     const next = { ...cur, ...patch };
     try {
       this.sql('UPDATE users SET name = ?, description = ?, enabled = ?, email = ?, default_project_id = ? WHERE id = ?').run(
-        next.name, next.description, next.enabled ? 1 : 0, next.email, next.defaultProjectId, id,
+        next.name,
+        next.description,
+        next.enabled ? 1 : 0,
+        next.email,
+        next.defaultProjectId,
+        id,
       );
       if (patch.passwordHash !== undefined) {
         this.sql('UPDATE users SET password_hash = ? WHERE id = ?').run(patch.passwordHash, id);
@@ -205,16 +249,22 @@ export class IdentityRepo {
   // ---- assignments -----------------------------------------------------------------
 
   grant(projectId: string, userId: string, roleId: string): boolean {
-    return this.sql('INSERT OR IGNORE INTO role_assignments (project_id, user_id, role_id) VALUES (?, ?, ?)').run(
-      projectId, userId, roleId,
-    ).changes === 1;
+    return (
+      this.sql('INSERT OR IGNORE INTO role_assignments (project_id, user_id, role_id) VALUES (?, ?, ?)').run(projectId, userId, roleId)
+        .changes === 1
+    );
   }
 
   revoke(projectId: string, userId: string, roleId: string): void {
     const n = this.sql('DELETE FROM role_assignments WHERE project_id = ? AND user_id = ? AND role_id = ?').run(
-      projectId, userId, roleId,
+      projectId,
+      userId,
+      roleId,
     ).changes;
-    if (n === 0) throw new NotFound(`Could not find role assignment with role: ${roleId}, user or group: ${userId}, project, domain, or system: ${projectId}.`);
+    if (n === 0)
+      throw new NotFound(
+        `Could not find role assignment with role: ${roleId}, user or group: ${userId}, project, domain, or system: ${projectId}.`,
+      );
   }
 
   rolesOn(projectId: string, userId: string): Role[] {
@@ -228,7 +278,9 @@ export class IdentityRepo {
   projectsOf(userId: string): Project[] {
     return this.sql<ProjectRow>(
       `SELECT DISTINCT p.* FROM projects p JOIN role_assignments a ON a.project_id = p.id WHERE a.user_id = ? ORDER BY p.name`,
-    ).all(userId).map(project);
+    )
+      .all(userId)
+      .map(project);
   }
 
   assignments(filter: { projectId?: string; userId?: string; roleId?: string } = {}): Assignment[] {
@@ -253,13 +305,26 @@ export class IdentityRepo {
 
   /** A token that exists and is not revoked (expiry is the caller's check). */
   token(hash: string): TokenRecord | undefined {
-    const r = this.sql<{ user_id: string; project_id: string | null; domain_id: string | null; methods: string; audit_id: string; issued_at: string; expires_at: string }>(
-      'SELECT * FROM tokens WHERE hash = ? AND revoked = 0',
-    ).get(hash);
-    return r && {
-      userId: r.user_id, projectId: r.project_id, domainId: r.domain_id, methods: JSON.parse(r.methods) as string[], auditId: r.audit_id,
-      issuedAt: r.issued_at, expiresAt: r.expires_at,
-    };
+    const r = this.sql<{
+      user_id: string;
+      project_id: string | null;
+      domain_id: string | null;
+      methods: string;
+      audit_id: string;
+      issued_at: string;
+      expires_at: string;
+    }>('SELECT * FROM tokens WHERE hash = ? AND revoked = 0').get(hash);
+    return (
+      r && {
+        userId: r.user_id,
+        projectId: r.project_id,
+        domainId: r.domain_id,
+        methods: JSON.parse(r.methods) as string[],
+        auditId: r.audit_id,
+        issuedAt: r.issued_at,
+        expiresAt: r.expires_at,
+      }
+    );
   }
 
   revokeToken(hash: string): boolean {

@@ -27,7 +27,12 @@ export class KeypairRepo {
   insert(k: Omit<Keypair, 'id' | 'createdAt'>): Keypair {
     try {
       this.sql('INSERT INTO keypairs (user_id, name, type, public_key, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-        k.userId, k.name, k.type, k.publicKey, k.fingerprint, nowIso(),
+        k.userId,
+        k.name,
+        k.type,
+        k.publicKey,
+        k.fingerprint,
+        nowIso(),
       );
     } catch (err) {
       if (isConstraint(err, 'UNIQUE')) throw new Conflict(`Key pair '${k.name}' already exists.`, { cause: err });

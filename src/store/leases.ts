@@ -23,7 +23,10 @@ const COLUMNS = 'network, address, mac, owner_kind AS ownerKind, owner_id AS own
 export class LeaseRepo {
   private readonly sql: ReturnType<typeof statementCache>;
 
-  constructor(db: Database, private readonly tx: Tx) {
+  constructor(
+    db: Database,
+    private readonly tx: Tx,
+  ) {
     this.sql = statementCache(db);
   }
 
@@ -49,8 +52,14 @@ export class LeaseRepo {
         });
       }
       const lease: Lease = { network, address: formatIp(addr), mac: macFor(addr), ownerKind, ownerId, createdAt: nowIso() };
-      this.sql('INSERT INTO network_leases (network, address, mac, owner_kind, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(lease.network, lease.address, lease.mac, lease.ownerKind, lease.ownerId, lease.createdAt);
+      this.sql('INSERT INTO network_leases (network, address, mac, owner_kind, owner_id, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+        lease.network,
+        lease.address,
+        lease.mac,
+        lease.ownerKind,
+        lease.ownerId,
+        lease.createdAt,
+      );
       return lease;
     });
   }
@@ -74,9 +83,10 @@ export class LeaseRepo {
   }
 
   list(network?: string): Lease[] {
-    const rows = network === undefined
-      ? this.sql<Lease>(`SELECT ${COLUMNS} FROM network_leases`).all()
-      : this.sql<Lease>(`SELECT ${COLUMNS} FROM network_leases WHERE network = ?`).all(network);
+    const rows =
+      network === undefined
+        ? this.sql<Lease>(`SELECT ${COLUMNS} FROM network_leases`).all()
+        : this.sql<Lease>(`SELECT ${COLUMNS} FROM network_leases WHERE network = ?`).all(network);
     return rows.sort((a, b) => (parseIp(a.address) ?? 0) - (parseIp(b.address) ?? 0));
   }
 

@@ -41,23 +41,40 @@ export class ResizeRepo {
     this.sql = statementCache(db);
   }
 
-  insert(r: Pick<Resize, 'serverId' | 'projectId' | 'status' | 'oldFlavorId' | 'newFlavorId' | 'preVmState' | 'host'> & Partial<Pick<Resize, 'oldFlavor' | 'newFlavor'>>): Resize {
+  insert(
+    r: Pick<Resize, 'serverId' | 'projectId' | 'status' | 'oldFlavorId' | 'newFlavorId' | 'preVmState' | 'host'> &
+      Partial<Pick<Resize, 'oldFlavor' | 'newFlavor'>>,
+  ): Resize {
     const now = nowIso();
     const rowid = (id: string) => this.sql<{ r: number }>('SELECT rowid AS r FROM flavors WHERE id = ?').get(id)?.r ?? 0;
     const id = Number(
       this.sql(
         `INSERT INTO server_migrations (server_id, project_id, status, old_flavor_id, new_flavor_id, old_flavor_int, new_flavor_int,
            pre_vm_state, host, created_at, updated_at, old_flavor, new_flavor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(r.serverId, r.projectId, r.status, r.oldFlavorId, r.newFlavorId, rowid(r.oldFlavorId), rowid(r.newFlavorId), r.preVmState, r.host, now, now,
-        r.oldFlavor ? JSON.stringify(r.oldFlavor) : null, r.newFlavor ? JSON.stringify(r.newFlavor) : null)
-        .lastInsertRowid,
+      ).run(
+        r.serverId,
+        r.projectId,
+        r.status,
+        r.oldFlavorId,
+        r.newFlavorId,
+        rowid(r.oldFlavorId),
+        rowid(r.newFlavorId),
+        r.preVmState,
+        r.host,
+        now,
+        now,
+        r.oldFlavor ? JSON.stringify(r.oldFlavor) : null,
+        r.newFlavor ? JSON.stringify(r.newFlavor) : null,
+      ).lastInsertRowid,
     );
     return parsed(this.sql<Resize>(`SELECT ${COLS} FROM server_migrations WHERE id = ?`).get(id))!;
   }
 
   /** The resize a VERIFY_RESIZE server waits on. */
   pending(serverId: string): Resize {
-    const r = this.sql<Resize>(`SELECT ${COLS} FROM server_migrations WHERE server_id = ? AND status = 'finished' ORDER BY id DESC LIMIT 1`).get(serverId);
+    const r = this.sql<Resize>(
+      `SELECT ${COLS} FROM server_migrations WHERE server_id = ? AND status = 'finished' ORDER BY id DESC LIMIT 1`,
+    ).get(serverId);
     if (!r) throw new NotFound(`Migration for instance ${serverId} could not be found`);
     return parsed(r)!;
   }
@@ -69,6 +86,8 @@ export class ResizeRepo {
   list(filter: { projectId?: string; serverId?: string } = {}): Resize[] {
     return this.sql<Resize>(
       `SELECT ${COLS} FROM server_migrations WHERE (@p IS NULL OR project_id = @p) AND (@s IS NULL OR server_id = @s) ORDER BY id DESC`,
-    ).all({ p: filter.projectId ?? null, s: filter.serverId ?? null }).map((r) => parsed(r)!);
+    )
+      .all({ p: filter.projectId ?? null, s: filter.serverId ?? null })
+      .map((r) => parsed(r)!);
   }
 }

@@ -22,7 +22,12 @@ export class ServerGroupRepo {
 
   insert(g: Omit<ServerGroup, 'createdAt'>): ServerGroup {
     this.sql('INSERT INTO server_groups (id, name, project_id, user_id, policy, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
-      g.id, g.name, g.projectId, g.userId, g.policy, nowIso(),
+      g.id,
+      g.name,
+      g.projectId,
+      g.userId,
+      g.policy,
+      nowIso(),
     );
     return this.get(g.id)!;
   }
@@ -32,7 +37,9 @@ export class ServerGroupRepo {
   }
 
   list(projectId?: string): ServerGroup[] {
-    return this.sql<ServerGroup>(`SELECT ${COLS} FROM server_groups WHERE (@p IS NULL OR project_id = @p) ORDER BY created_at, id`).all({ p: projectId ?? null });
+    return this.sql<ServerGroup>(`SELECT ${COLS} FROM server_groups WHERE (@p IS NULL OR project_id = @p) ORDER BY created_at, id`).all({
+      p: projectId ?? null,
+    });
   }
 
   remove(id: string): void {
@@ -47,6 +54,8 @@ export class ServerGroupRepo {
   members(groupId: string): string[] {
     return this.sql<{ id: string }>(
       'SELECT m.server_id AS id FROM server_group_members m JOIN servers s ON s.id = m.server_id WHERE m.group_id = ? AND s.deleted = 0 ORDER BY s.created_at, s.id',
-    ).all(groupId).map((r) => r.id);
+    )
+      .all(groupId)
+      .map((r) => r.id);
   }
 }

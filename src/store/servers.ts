@@ -155,19 +155,14 @@ export class ServerRepo {
   find(nameOrId: string, projectId?: string): Server {
     const scope = projectId === undefined ? '' : ' AND project_id = ?';
     const args = projectId === undefined ? [] : [projectId];
-    const byId = this.sql<Record<string, unknown>>(`SELECT * FROM servers WHERE id = ? AND deleted = 0${scope}`).get(
-      nameOrId,
-      ...args,
-    );
+    const byId = this.sql<Record<string, unknown>>(`SELECT * FROM servers WHERE id = ? AND deleted = 0${scope}`).get(nameOrId, ...args);
     if (byId) return fromRow(byId);
     const rows = this.sql<Record<string, unknown>>(
       `SELECT * FROM servers WHERE name = ? AND deleted = 0${scope} ORDER BY created_at, id`,
     ).all(nameOrId, ...args);
     if (rows.length === 0) throw new NotFound(`server "${nameOrId}" not found`);
     if (rows.length > 1) {
-      throw new Conflict(
-        `more than one server is named "${nameOrId}": ${rows.map((r) => r.id as string).join(', ')}; use the id`,
-      );
+      throw new Conflict(`more than one server is named "${nameOrId}": ${rows.map((r) => r.id as string).join(', ')}; use the id`);
     }
     return fromRow(rows[0]!);
   }
@@ -218,9 +213,9 @@ export class ServerRepo {
       where.push('(created_at > ? OR (created_at = ? AND id > ?))');
       params.push(m.created_at, m.created_at, filters.marker);
     }
-    const rows = this.sql<Record<string, unknown>>(
-      `SELECT * FROM servers WHERE ${where.join(' AND ')} ORDER BY created_at, id`,
-    ).all(...params);
+    const rows = this.sql<Record<string, unknown>>(`SELECT * FROM servers WHERE ${where.join(' AND ')} ORDER BY created_at, id`).all(
+      ...params,
+    );
     const status = filters.status?.toUpperCase();
     const out: Server[] = [];
     for (const row of rows) {
@@ -236,8 +231,9 @@ export class ServerRepo {
 
   /** A server by id, deleted ones too (Nova resolves a deleted server as a list marker). */
   getAny(id: string, projectId?: string): Server | undefined {
-    const row = this.sql<Record<string, unknown>>(`SELECT * FROM servers WHERE id = ?${projectId === undefined ? '' : ' AND project_id = ?'}`)
-      .get(id, ...(projectId === undefined ? [] : [projectId]));
+    const row = this.sql<Record<string, unknown>>(
+      `SELECT * FROM servers WHERE id = ?${projectId === undefined ? '' : ' AND project_id = ?'}`,
+    ).get(id, ...(projectId === undefined ? [] : [projectId]));
     return row ? fromRow(row) : undefined;
   }
 
@@ -245,12 +241,16 @@ export class ServerRepo {
   existedBetween(start: string, end: string, projectId?: string): Server[] {
     return this.sql<Record<string, unknown>>(
       `SELECT * FROM servers WHERE created_at < ? AND (deleted = 0 OR terminated_at IS NULL OR terminated_at >= ?)${projectId === undefined ? '' : ' AND project_id = ?'} ORDER BY created_at, id`,
-    ).all(end, start, ...(projectId === undefined ? [] : [projectId])).map(fromRow);
+    )
+      .all(end, start, ...(projectId === undefined ? [] : [projectId]))
+      .map(fromRow);
   }
 
   /** The copy of a flavor some server keeps (the flavor itself may be deleted). */
   flavorCopy(flavorId: string): Flavor | undefined {
-    const r = this.sql<{ flavor: string }>('SELECT flavor FROM servers WHERE flavor_id = ? AND flavor IS NOT NULL ORDER BY updated_at DESC LIMIT 1').get(flavorId);
+    const r = this.sql<{ flavor: string }>(
+      'SELECT flavor FROM servers WHERE flavor_id = ? AND flavor IS NOT NULL ORDER BY updated_at DESC LIMIT 1',
+    ).get(flavorId);
     return r ? (JSON.parse(r.flavor) as Flavor) : undefined;
   }
 
@@ -261,9 +261,7 @@ export class ServerRepo {
 
   /** Applies patch and bumps updated_at (unless the patch sets it); returns the new row. */
   update(id: string, patch: Partial<Server>): Server {
-    const fields = (Object.keys(patch) as (keyof Server)[]).filter(
-      (f) => f !== 'id' && f in COLUMNS && patch[f] !== undefined,
-    );
+    const fields = (Object.keys(patch) as (keyof Server)[]).filter((f) => f !== 'id' && f in COLUMNS && patch[f] !== undefined);
     const values = { ...patch, updatedAt: patch.updatedAt ?? nowIso() };
     if (!fields.includes('updatedAt')) fields.push('updatedAt');
     const set = fields.map((f) => `${COLUMNS[f][0]} = ?`).join(', ');

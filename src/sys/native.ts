@@ -78,8 +78,25 @@ export interface Bindings {
   nb_recv_fd: (sock: number) => number;
   nb_cgroup_devices: (dir: string) => number;
   nb_abi_version: () => number;
-  nb_layer_pack_hashed: ((src: string, tarFd: number, mirror: string | null, syncfs: number, digest: Buffer, err: Buffer, errLen: number) => number | bigint) & {
-    async: (src: string, tarFd: number, mirror: string | null, syncfs: number, digest: Buffer, err: Buffer, errLen: number, cb: (e: unknown, n: number | bigint) => void) => void;
+  nb_layer_pack_hashed: ((
+    src: string,
+    tarFd: number,
+    mirror: string | null,
+    syncfs: number,
+    digest: Buffer,
+    err: Buffer,
+    errLen: number,
+  ) => number | bigint) & {
+    async: (
+      src: string,
+      tarFd: number,
+      mirror: string | null,
+      syncfs: number,
+      digest: Buffer,
+      err: Buffer,
+      errLen: number,
+      cb: (e: unknown, n: number | bigint) => void,
+    ) => void;
   };
   nb_sha256: (data: Buffer, len: number, out: Buffer) => void;
   nb_layer_whiteout: (path: string) => number;
@@ -179,7 +196,10 @@ function bind(): Bindings {
     nb_recv_fd: () => lib.func('int nb_recv_fd(int sock)'),
     nb_cgroup_devices: () => lib.func('int nb_cgroup_devices(const char *dir)'),
     nb_abi_version: () => abi,
-    nb_layer_pack_hashed: () => lib.func('int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen)'),
+    nb_layer_pack_hashed: () =>
+      lib.func(
+        'int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen)',
+      ),
     nb_sha256: () => lib.func('void nb_sha256(const uint8_t *data, size_t len, uint8_t *out)'),
     nb_layer_whiteout: () => lib.func('int nb_layer_whiteout(const char *path)'),
     nb_layer_set_opaque: () => lib.func('int nb_layer_set_opaque(const char *dir)'),
@@ -203,7 +223,16 @@ function bind(): Bindings {
  */
 interface StartCalls {
   abi: () => number;
-  spawn: (plan: Uint8Array, monitorPath: string, tag: string, in0: number, out1: number, err2: number, tty: number, result: Int32Array) => number;
+  spawn: (
+    plan: Uint8Array,
+    monitorPath: string,
+    tag: string,
+    in0: number,
+    out1: number,
+    err2: number,
+    tty: number,
+    result: Int32Array,
+  ) => number;
   waitpid: (pid: number, options: number, status: Int32Array) => number;
   pidfdOpen: (pid: number) => number;
   pidfdSignal: (pidfd: number, signal: number) => number;
@@ -298,7 +327,12 @@ function startCalls(): StartCalls {
     abi: () => b.nb_abi_version(),
     spawn: (plan, monitorPath, tag, in0, out1, err2, tty, result) => {
       const out: Record<string, number> = {};
-      const rc = b.nb_spawn(plan as Buffer, plan.length, { monitor_path: monitorPath, monitor_tag: tag, stdio: [in0, out1, err2], tty }, out);
+      const rc = b.nb_spawn(
+        plan as Buffer,
+        plan.length,
+        { monitor_path: monitorPath, monitor_tag: tag, stdio: [in0, out1, err2], tty },
+        out,
+      );
       result.set([out.monitor_pid, out.init_pid, out.events_fd, out.go_fd, out.console_fd, out.stage, out.ops_fd]);
       return rc;
     },
@@ -410,7 +444,10 @@ export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; pl
           hint: 'another container uses it, or a crash left it behind: remove it or pick another name',
         });
       }
-      throw new NovaboxError('sys', `cannot set up the container's cgroup: ${describeCgroupStep(step)}: ${errnoText(errno)} (${errnoName(errno)})`);
+      throw new NovaboxError(
+        'sys',
+        `cannot set up the container's cgroup: ${describeCgroupStep(step)}: ${errnoText(errno)} (${errnoName(errno)})`,
+      );
     }
     const what = STAGES[e.a] ?? 'spawn the container';
     throw new SysError('nb_spawn', errnoName(errno), undefined, `cannot ${what}: ${errnoText(errno)}`);

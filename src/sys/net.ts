@@ -55,7 +55,12 @@ function macBytes(mac: string): number[] {
 /** Create the bridge if missing (with its gateway address), bring it up. true: created now. */
 export function netBridge(a: { name: string; gateway: number; prefixLen: number; mac: string; mtu?: number }): boolean {
   const rc = bindNet().nb_net_bridge({
-    name: a.name, addr: beU32(a.gateway), prefix_len: a.prefixLen, mtu: a.mtu ?? 0, mac: macBytes(a.mac), pad: [0, 0],
+    name: a.name,
+    addr: beU32(a.gateway),
+    prefix_len: a.prefixLen,
+    mtu: a.mtu ?? 0,
+    mac: macBytes(a.mac),
+    pad: [0, 0],
   });
   if (rc < 0) throw new SysError('rtnetlink (bridge)', errnoName(rc), a.name, `cannot set up bridge ${a.name}: ${errnoText(rc)}`);
   return rc === 1;
@@ -89,8 +94,16 @@ export function netAttach(a: NetAttach): void {
   const stage = [0];
   const rc = bindNet().nb_net_attach(
     {
-      bridge: a.bridge, host_if: a.hostIf, alias: a.alias ?? null, pid: a.pid, addr: beU32(a.address),
-      gateway: beU32(a.gateway), prefix_len: a.prefixLen, mtu: a.mtu ?? 0, mac: macBytes(a.mac), pad: [0, 0],
+      bridge: a.bridge,
+      host_if: a.hostIf,
+      alias: a.alias ?? null,
+      pid: a.pid,
+      addr: beU32(a.address),
+      gateway: beU32(a.gateway),
+      prefix_len: a.prefixLen,
+      mtu: a.mtu ?? 0,
+      mac: macBytes(a.mac),
+      pad: [0, 0],
     },
     stage,
   );

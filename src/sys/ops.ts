@@ -5,8 +5,19 @@
  */
 
 export type MountFlag =
-  | 'rdonly' | 'nosuid' | 'nodev' | 'noexec' | 'remount' | 'bind' | 'rec'
-  | 'private' | 'slave' | 'shared' | 'relatime' | 'strictatime' | 'noatime';
+  | 'rdonly'
+  | 'nosuid'
+  | 'nodev'
+  | 'noexec'
+  | 'remount'
+  | 'bind'
+  | 'rec'
+  | 'private'
+  | 'slave'
+  | 'shared'
+  | 'relatime'
+  | 'strictatime'
+  | 'noatime';
 
 /** linux/mount.h */
 export const MOUNT_FLAGS: Record<MountFlag, number> = {
@@ -40,20 +51,69 @@ export const CLONE_FLAGS: Record<Namespace, number> = {
 
 /** sys/resource.h */
 export const RLIMITS = {
-  cpu: 0, fsize: 1, data: 2, stack: 3, core: 4, rss: 5, nproc: 6, nofile: 7,
-  memlock: 8, as: 9, locks: 10, sigpending: 11, msgqueue: 12, nice: 13, rtprio: 14, rttime: 15,
+  cpu: 0,
+  fsize: 1,
+  data: 2,
+  stack: 3,
+  core: 4,
+  rss: 5,
+  nproc: 6,
+  nofile: 7,
+  memlock: 8,
+  as: 9,
+  locks: 10,
+  sigpending: 11,
+  msgqueue: 12,
+  nice: 13,
+  rtprio: 14,
+  rttime: 15,
 } as const;
 export type Rlimit = keyof typeof RLIMITS;
 export const RLIM_INFINITY = 0xffffffffffffffffn;
 
 /** linux/capability.h */
 export const CAPABILITIES = [
-  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID',
-  'SETPCAP', 'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW',
-  'IPC_LOCK', 'IPC_OWNER', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT',
-  'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE', 'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD',
-  'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP', 'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG',
-  'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF', 'CHECKPOINT_RESTORE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'DAC_READ_SEARCH',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'SETGID',
+  'SETUID',
+  'SETPCAP',
+  'LINUX_IMMUTABLE',
+  'NET_BIND_SERVICE',
+  'NET_BROADCAST',
+  'NET_ADMIN',
+  'NET_RAW',
+  'IPC_LOCK',
+  'IPC_OWNER',
+  'SYS_MODULE',
+  'SYS_RAWIO',
+  'SYS_CHROOT',
+  'SYS_PTRACE',
+  'SYS_PACCT',
+  'SYS_ADMIN',
+  'SYS_BOOT',
+  'SYS_NICE',
+  'SYS_RESOURCE',
+  'SYS_TIME',
+  'SYS_TTY_CONFIG',
+  'MKNOD',
+  'LEASE',
+  'AUDIT_WRITE',
+  'AUDIT_CONTROL',
+  'SETFCAP',
+  'MAC_OVERRIDE',
+  'MAC_ADMIN',
+  'SYSLOG',
+  'WAKE_ALARM',
+  'BLOCK_SUSPEND',
+  'AUDIT_READ',
+  'PERFMON',
+  'BPF',
+  'CHECKPOINT_RESTORE',
 ] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
@@ -142,41 +202,70 @@ export function describeOp(op: Op): string {
       if (op.flags.includes('bind')) return `bind ${op.source} on ${shown(op.target, op.inRoot)}`;
       if (!op.fstype) return `set propagation of ${op.target}`;
       return `mount ${op.fstype} on ${shown(op.target, op.inRoot)}`;
-    case 'mkdir': return `mkdir ${shown(op.path, op.inRoot)}`;
-    case 'mknod': return `mknod ${shown(op.path, op.inRoot)}`;
-    case 'symlink': return `symlink ${shown(op.path, op.inRoot)} -> ${op.target}`;
-    case 'mask': return `mask ${op.path}`;
-    case 'readonly': return `make ${op.path} read-only`;
-    case 'remount-ro': return `remount ${op.path} read-only`;
-    case 'set-root': return `open rootfs ${op.path}`;
-    case 'pivot-root': return 'pivot_root';
-    case 'sethostname': return `sethostname ${op.hostname}`;
-    case 'setrlimit': return `setrlimit ${op.resource}`;
-    case 'unshare': return `unshare ${op.namespaces.join(',')}`;
-    case 'cap-bound': return 'drop capabilities from the bounding set';
-    case 'setgroups': return `setgroups ${op.gids.join(',')}`;
-    case 'setgid': return `setgid ${op.gid}`;
-    case 'setuid': return `setuid ${op.uid}`;
-    case 'capset': return 'capset';
-    case 'no-new-privs': return 'set no_new_privs';
-    case 'seccomp': return 'load the seccomp filter';
-    case 'cgroup-join': return `join cgroup ${op.path.replace(/\/tasks$/, '')}`;
-    case 'chdir': return `chdir ${op.path}`;
-    case 'console': return op.path ? `attach a terminal on /${op.path}` : 'open a terminal';
-    case 'exec': return op.sealed ? `exec ${op.file} (sealed copy)` : `exec ${JSON.stringify(op.file)}`;
+    case 'mkdir':
+      return `mkdir ${shown(op.path, op.inRoot)}`;
+    case 'mknod':
+      return `mknod ${shown(op.path, op.inRoot)}`;
+    case 'symlink':
+      return `symlink ${shown(op.path, op.inRoot)} -> ${op.target}`;
+    case 'mask':
+      return `mask ${op.path}`;
+    case 'readonly':
+      return `make ${op.path} read-only`;
+    case 'remount-ro':
+      return `remount ${op.path} read-only`;
+    case 'set-root':
+      return `open rootfs ${op.path}`;
+    case 'pivot-root':
+      return 'pivot_root';
+    case 'sethostname':
+      return `sethostname ${op.hostname}`;
+    case 'setrlimit':
+      return `setrlimit ${op.resource}`;
+    case 'unshare':
+      return `unshare ${op.namespaces.join(',')}`;
+    case 'cap-bound':
+      return 'drop capabilities from the bounding set';
+    case 'setgroups':
+      return `setgroups ${op.gids.join(',')}`;
+    case 'setgid':
+      return `setgid ${op.gid}`;
+    case 'setuid':
+      return `setuid ${op.uid}`;
+    case 'capset':
+      return 'capset';
+    case 'no-new-privs':
+      return 'set no_new_privs';
+    case 'seccomp':
+      return 'load the seccomp filter';
+    case 'cgroup-join':
+      return `join cgroup ${op.path.replace(/\/tasks$/, '')}`;
+    case 'chdir':
+      return `chdir ${op.path}`;
+    case 'console':
+      return op.path ? `attach a terminal on /${op.path}` : 'open a terminal';
+    case 'exec':
+      return op.sealed ? `exec ${op.file} (sealed copy)` : `exec ${JSON.stringify(op.file)}`;
   }
 }
 
 /** One line for error messages: `write "0" to /sys/fs/cgroup/x/memory.max`. */
 export function describeCgroupStep(s: CgroupStep): string {
   switch (s.step) {
-    case 'mkdir': return `mkdir ${s.path}`;
-    case 'enable': return `enable ${s.controllers.join(', ')} in ${s.path}`;
-    case 'inherit': return `copy ${s.from} to ${s.path}`;
-    case 'write': return `write "${s.value}" to ${s.path}`;
-    case 'devices': return `attach the device filter to ${s.path}`;
-    case 'oom-count': return `read ${s.key} from ${s.path}`;
-    case 'rmdir': return `rmdir ${s.path}`;
+    case 'mkdir':
+      return `mkdir ${s.path}`;
+    case 'enable':
+      return `enable ${s.controllers.join(', ')} in ${s.path}`;
+    case 'inherit':
+      return `copy ${s.from} to ${s.path}`;
+    case 'write':
+      return `write "${s.value}" to ${s.path}`;
+    case 'devices':
+      return `attach the device filter to ${s.path}`;
+    case 'oom-count':
+      return `read ${s.key} from ${s.path}`;
+    case 'rmdir':
+      return `rmdir ${s.path}`;
   }
 }
 
@@ -195,14 +284,39 @@ const OPF_IN_ROOT = 0x1;
 const OPF_SEALED = 0x2;
 
 const KIND: Record<Op['op'], number> = {
-  mount: 1, mkdir: 2, mknod: 3, symlink: 4, mask: 5, readonly: 6, 'set-root': 7,
-  'pivot-root': 8, sethostname: 9, setrlimit: 10, unshare: 11, 'cap-bound': 12,
-  setgroups: 13, setgid: 14, setuid: 15, capset: 16, 'no-new-privs': 17, chdir: 18,
-  exec: 19, 'remount-ro': 20, console: 21, seccomp: 22, 'cgroup-join': 23,
+  mount: 1,
+  mkdir: 2,
+  mknod: 3,
+  symlink: 4,
+  mask: 5,
+  readonly: 6,
+  'set-root': 7,
+  'pivot-root': 8,
+  sethostname: 9,
+  setrlimit: 10,
+  unshare: 11,
+  'cap-bound': 12,
+  setgroups: 13,
+  setgid: 14,
+  setuid: 15,
+  capset: 16,
+  'no-new-privs': 17,
+  chdir: 18,
+  exec: 19,
+  'remount-ro': 20,
+  console: 21,
+  seccomp: 22,
+  'cgroup-join': 23,
 };
 
 const CG_KIND: Record<CgroupStep['step'], number> = {
-  mkdir: 1, enable: 2, inherit: 3, write: 4, devices: 5, 'oom-count': 6, rmdir: 7,
+  mkdir: 1,
+  enable: 2,
+  inherit: 3,
+  write: 4,
+  devices: 5,
+  'oom-count': 6,
+  rmdir: 7,
 };
 const CGF_EXCL = 0x1;
 const CGF_OPTIONAL = 0x2;
@@ -394,11 +508,22 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     w[at] = CG_KIND[s.step];
     str(s.path, at + 2);
     switch (s.step) {
-      case 'mkdir': if (s.exclusive) w[at + 1] = CGF_EXCL; break;
-      case 'enable': str(s.controllers.join(' '), at + 3); break;
-      case 'inherit': str(s.from, at + 3); break;
-      case 'write': if (s.optional) w[at + 1] = CGF_OPTIONAL; str(s.value, at + 3); break;
-      case 'oom-count': str(s.key, at + 3); break;
+      case 'mkdir':
+        if (s.exclusive) w[at + 1] = CGF_EXCL;
+        break;
+      case 'enable':
+        str(s.controllers.join(' '), at + 3);
+        break;
+      case 'inherit':
+        str(s.from, at + 3);
+        break;
+      case 'write':
+        if (s.optional) w[at + 1] = CGF_OPTIONAL;
+        str(s.value, at + 3);
+        break;
+      case 'oom-count':
+        str(s.key, at + 3);
+        break;
       case 'rmdir':
       case 'devices':
         break;
@@ -408,7 +533,11 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   w[1] = ABI;
   w[3] = nOps;
   w[4] = flagBits(plan.namespaces, CLONE_FLAGS);
-  w[6] = (plan.tty ? PLAN_TTY : 0) | (plan.logPath ? PLAN_LOG : 0) | (plan.plainClone ? PLAN_PLAIN_CLONE : 0) | (plan.lateOps ? PLAN_LATE_OPS : 0);
+  w[6] =
+    (plan.tty ? PLAN_TTY : 0) |
+    (plan.logPath ? PLAN_LOG : 0) |
+    (plan.plainClone ? PLAN_PLAIN_CLONE : 0) |
+    (plan.lateOps ? PLAN_LATE_OPS : 0);
   str(plan.logPath, 7);
   str(plan.statusPath, 8);
   w[9] = plan.logMaxBytes ?? 0;

@@ -8,8 +8,20 @@ export function isoTime(ms: number = Date.now()): string {
   const p2 = (n: number) => (n < 10 ? '0' : '') + n;
   const ms3 = d.getUTCMilliseconds();
   return (
-    String(d.getUTCFullYear()).padStart(4, '0') + '-' + p2(d.getUTCMonth() + 1) + '-' + p2(d.getUTCDate()) +
-    'T' + p2(d.getUTCHours()) + ':' + p2(d.getUTCMinutes()) + ':' + p2(d.getUTCSeconds()) +
-    '.' + (ms3 < 10 ? '00' : ms3 < 100 ? '0' : '') + ms3 + 'Z'
+    String(d.getUTCFullYear()).padStart(4, '0') +
+    '-' +
+    p2(d.getUTCMonth() + 1) +
+    '-' +
+    p2(d.getUTCDate()) +
+    'T' +
+    p2(d.getUTCHours()) +
+    ':' +
+    p2(d.getUTCMinutes()) +
+    ':' +
+    p2(d.getUTCSeconds()) +
+    '.' +
+    (ms3 < 10 ? '00' : ms3 < 100 ? '0' : '') +
+    ms3 +
+    'Z'
   );
 }

@@ -39,7 +39,9 @@ function rawPost(url: string, path: string, token: string, size: number, chunk: 
     s.on('error', (e: NodeJS.ErrnoException) => (error ??= e.code ?? e.message));
     s.on('close', () => done({ response, wroteAll, error, closedAfterMs: Date.now() - lastWrite }));
     s.on('connect', async () => {
-      s.write(`POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nX-Auth-Token: ${token}\r\nContent-Length: ${size}\r\n\r\n`);
+      s.write(
+        `POST ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nContent-Type: application/json\r\nX-Auth-Token: ${token}\r\nContent-Length: ${size}\r\n\r\n`,
+      );
       const block = Buffer.alloc(chunk, 'x');
       for (let sent = 0; sent < size && !s.destroyed; sent += chunk) {
         const piece = block.subarray(0, Math.min(chunk, size - sent));
@@ -77,7 +79,11 @@ describe.skipIf(!isRoot)('serve answers an oversized body with the 413 fault, wh
     const got: string[] = [];
     for (let i = 0; i < 30; i++) {
       try {
-        const r = await fetch(`${serve.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-auth-token': token }, body });
+        const r = await fetch(`${serve.url}${path}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-auth-token': token },
+          body,
+        });
         const j = (await r.json()) as { overLimit?: { code: number; message: string } };
         got.push(`${r.status} ${j.overLimit?.code} ${r.headers.get('connection')}`);
         expect(j.overLimit?.message).toMatch(/too large/i);
@@ -93,21 +99,27 @@ describe.skipIf(!isRoot)('serve answers an oversized body with the 413 fault, wh
   it.each([
     ['fast, 1 MiB writes', 1 * MiB, 0],
     ['slow, 64 KiB every 5 ms', 64 << 10, 5],
-  ])('a client that writes all 4 MiB before it reads (%s) gets the fault, then a clean close', async (_what, chunk, delayMs) => {
-    for (let i = 0; i < 3; i++) {
-      const r = await rawPost(serve.url, path, token, 4 * MiB, chunk, delayMs);
-      expect(r.error).toBeUndefined();
-      expect(r.wroteAll).toBe(true);
-      expect(r.response).toMatch(/^HTTP\/1\.1 413 /);
-      expect(r.response).toMatch(/\r\nconnection: close\r\n/i);
-      expect(JSON.parse(r.response.slice(r.response.indexOf('\r\n\r\n') + 4)).overLimit.code).toBe(413);
-      // closed when the body ended, not at the linger bound
-      expect(r.closedAfterMs).toBeLessThan(2000);
-    }
-  }, 60_000);
+  ])(
+    'a client that writes all 4 MiB before it reads (%s) gets the fault, then a clean close',
+    async (_what, chunk, delayMs) => {
+      for (let i = 0; i < 3; i++) {
+        const r = await rawPost(serve.url, path, token, 4 * MiB, chunk, delayMs);
+        expect(r.error).toBeUndefined();
+        expect(r.wroteAll).toBe(true);
+        expect(r.response).toMatch(/^HTTP\/1\.1 413 /);
+        expect(r.response).toMatch(/\r\nconnection: close\r\n/i);
+        expect(JSON.parse(r.response.slice(r.response.indexOf('\r\n\r\n') + 4)).overLimit.code).toBe(413);
+        // closed when the body ended, not at the linger bound
+        expect(r.closedAfterMs).toBeLessThan(2000);
+      }
+    },
+    60_000,
+  );
 
-  it.skipIf(!PY)('Python\'s http.client reads it too', async () => {
-    const script = `
+  it.skipIf(!PY)(
+    "Python's http.client reads it too",
+    async () => {
+      const script = `
 import http.client, json, sys
 c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]))
 for i in range(5):
@@ -116,9 +128,11 @@ for i in range(5):
     print(r.status, r.getheader('connection'), json.loads(r.read())['overLimit']['code'])
     c.close()
 `;
-    const { hostname, port } = new URL(serve.url);
-    const r = await run(PY!, ['-c', script, hostname, port, token], { PATH: process.env.PATH });
-    expect(r.stderr).toBe('');
-    expect(r.stdout.trim().split('\n')).toEqual(Array(5).fill('413 close 413'));
-  }, 60_000);
+      const { hostname, port } = new URL(serve.url);
+      const r = await run(PY!, ['-c', script, hostname, port, token], { PATH: process.env.PATH });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim().split('\n')).toEqual(Array(5).fill('413 close 413'));
+    },
+    60_000,
+  );
 });

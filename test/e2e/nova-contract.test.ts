@@ -36,7 +36,11 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     const r = await fetch(`${serve.url}${path}`, {
       method,
       headers: { 'x-auth-token': token, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-      body: (body === undefined ? undefined : typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body)) as RequestInit["body"],
+      body: (body === undefined
+        ? undefined
+        : typeof body === 'string' || body instanceof Uint8Array
+          ? body
+          : JSON.stringify(body)) as RequestInit['body'],
     });
     const text = await r.text();
     let parsed: unknown;
@@ -68,7 +72,14 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
   beforeAll(async () => {
     ({ root, remove: removeRoot } = tempRoot('nbx-e2e16-'));
     serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password });
-    adminEnv = { PATH: process.env.PATH, HOME: root, LANG: 'C.UTF-8', PYTHONWARNINGS: 'ignore', OS_CLIENT_CONFIG_FILE: join(root, 'clouds.yaml'), OS_CLOUD: 'novabox' };
+    adminEnv = {
+      PATH: process.env.PATH,
+      HOME: root,
+      LANG: 'C.UTF-8',
+      PYTHONWARNINGS: 'ignore',
+      OS_CLIENT_CONFIG_FILE: join(root, 'clouds.yaml'),
+      OS_CLOUD: 'novabox',
+    };
     before = census(root);
   }, 60_000);
 
@@ -86,7 +97,17 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     rootfsArchive = join(root, 'busybox-oci.tar');
     expect((await nb(['image', 'save', 'busybox', '--file', rootfsArchive])).exitCode).toBe(0);
     // Glance: POST + PUT file, with a name of capitals, spaces, punctuation and non-ASCII
-    const up = await json(['image', 'create', '--disk-format', 'raw', '--container-format', 'bare', '--file', rootfsArchive, 'Up / load: ₡ "1"']);
+    const up = await json([
+      'image',
+      'create',
+      '--disk-format',
+      'raw',
+      '--container-format',
+      'bare',
+      '--file',
+      rootfsArchive,
+      'Up / load: ₡ "1"',
+    ]);
     // (the client prints the record as created, before its upload)
     expect(await json(['image', 'show', up.id])).toMatchObject({ name: 'Up / load: ₡ "1"', status: 'active' });
     // createImage through the client (openstacksdk), and boot a server from it by that name
@@ -141,10 +162,13 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     expect(meta.status).toBe(200);
     expect(meta.json.metadata).toMatchObject({ purpose: 'disk' });
     expect((await api('GET', `/compute/v2.1/images/${img.id}/metadata/purpose`, t)).json).toEqual({ meta: { purpose: 'disk' } });
-    expect((await api('PUT', `/compute/v2.1/images/${img.id}/metadata/purpose`, t, { meta: { purpose: 'other' } })).json).toEqual({ meta: { purpose: 'other' } });
+    expect((await api('PUT', `/compute/v2.1/images/${img.id}/metadata/purpose`, t, { meta: { purpose: 'other' } })).json).toEqual({
+      meta: { purpose: 'other' },
+    });
     expect((await api('DELETE', `/compute/v2.1/images/${img.id}/metadata/purpose`, t)).status).toBe(204);
     expect((await api('GET', `/compute/v2.1/images/${img.id}/metadata/purpose`, t)).status).toBe(404);
-    const names = async (q: string) => (await api('GET', `/compute/v2.1/images/detail?${q}`, t)).json.images.map((i: { name: string }) => i.name).sort();
+    const names = async (q: string) =>
+      (await api('GET', `/compute/v2.1/images/detail?${q}`, t)).json.images.map((i: { name: string }) => i.name).sort();
     expect(await names('status=ACTIVE')).toEqual(['busybox', 'raw-disk']);
     expect(await names('name=raw-disk')).toEqual(['raw-disk']);
     expect(await names('status=SAVING')).toEqual([]);
@@ -164,9 +188,13 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     await ok(['image', 'delete', snap.id]);
     // 13: a bad upload's fault names the image, not a file of the host
     const q = await api('POST', '/image/v2/images', t, { name: 'again', disk_format: 'raw', container_format: 'bare' });
-    const put = await api('PUT', `/image/v2/images/${q.json.id}/file`, t, new Uint8Array([1, 2, 3]), { 'content-type': 'application/octet-stream' });
+    const put = await api('PUT', `/image/v2/images/${q.json.id}/file`, t, new Uint8Array([1, 2, 3]), {
+      'content-type': 'application/octet-stream',
+    });
     expect(put.status).toBe(204);
-    const twice = await api('PUT', `/image/v2/images/${q.json.id}/file`, t, new Uint8Array([1]), { 'content-type': 'application/octet-stream' });
+    const twice = await api('PUT', `/image/v2/images/${q.json.id}/file`, t, new Uint8Array([1]), {
+      'content-type': 'application/octet-stream',
+    });
     expect(twice.status).toBe(409);
     expect(twice.text).not.toContain(root);
     expect(twice.text).toContain(q.json.id);
@@ -177,8 +205,20 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     await ok(['image', 'delete', 'raw-disk', 'again']);
   }, 240_000);
 
-  it('3: booting on a flavor below the image\'s min_ram / min_disk is Nova\'s 400', async () => {
-    const img = await json(['image', 'create', '--disk-format', 'raw', '--container-format', 'bare', '--min-ram', '100000', '--file', rootfsArchive, 'big-ram']);
+  it("3: booting on a flavor below the image's min_ram / min_disk is Nova's 400", async () => {
+    const img = await json([
+      'image',
+      'create',
+      '--disk-format',
+      'raw',
+      '--container-format',
+      'bare',
+      '--min-ram',
+      '100000',
+      '--file',
+      rootfsArchive,
+      'big-ram',
+    ]);
     const r = await osc(['server', 'create', '--image', 'big-ram', '--flavor', 'm1.tiny', 'small']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Flavor's memory is too small for requested image\. \(HTTP 400\)/);
@@ -205,7 +245,11 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     userToken = await tokenFor(serve.url, 'u16', 'pw16', 'p16');
     await ok(['flavor', 'create', '--private', '--ram', '64', '--vcpus', '1', '--disk', '1', '--id', 'priv16', 'priv16']);
     const names = (list: { Name: string }[]) => list.map((f) => f.Name);
-    const [pub, priv, all] = await Promise.all([json(['flavor', 'list', '--public']), json(['flavor', 'list', '--private']), json(['flavor', 'list', '--all'])]);
+    const [pub, priv, all] = await Promise.all([
+      json(['flavor', 'list', '--public']),
+      json(['flavor', 'list', '--private']),
+      json(['flavor', 'list', '--all']),
+    ]);
     expect(names(pub)).not.toContain('priv16');
     expect(names(priv)).toEqual(['priv16']);
     expect(names(all)).toEqual(expect.arrayContaining(['priv16', 'm1.tiny']));
@@ -234,7 +278,9 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     const t = await adminToken();
     const servers = await api('GET', `/compute/v2.1/os-hypervisors/${encodeURIComponent(host)}/servers`, t);
     expect(servers.status).toBe(200);
-    expect(servers.json.hypervisors).toEqual([{ id: 1, hypervisor_hostname: host, state: 'up', status: 'enabled', servers: [{ uuid: webId, name: 'web16' }] }]);
+    expect(servers.json.hypervisors).toEqual([
+      { id: 1, hypervisor_hostname: host, state: 'up', status: 'enabled', servers: [{ uuid: webId, name: 'web16' }] },
+    ]);
     const search = await api('GET', `/compute/v2.1/os-hypervisors/${encodeURIComponent(host.slice(1, 4))}/search`, t);
     expect(search.json.hypervisors).toEqual([{ id: 1, hypervisor_hostname: host, state: 'up', status: 'enabled' }]);
     expect((await api('GET', '/compute/v2.1/os-hypervisors/no-such-host-16/search', t)).status).toBe(404);
@@ -258,12 +304,26 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     const show = await json(['usage', 'show', '--project', 'admin']);
     expect(count(show.Servers)).toBeGreaterThanOrEqual(2);
     const t = await adminToken();
-    const raw = await api('GET', `/compute/v2.1/os-simple-tenant-usage?detailed=1&start=2000-01-01T00:00:00&end=${new Date(Date.now() + 60_000).toISOString().slice(0, 19)}`, t);
+    const raw = await api(
+      'GET',
+      `/compute/v2.1/os-simple-tenant-usage?detailed=1&start=2000-01-01T00:00:00&end=${new Date(Date.now() + 60_000).toISOString().slice(0, 19)}`,
+      t,
+    );
     const usages = raw.json.tenant_usages[0].server_usages;
-    expect(usages.find((u: { instance_id: string }) => u.instance_id === gone.id)).toMatchObject({ state: 'terminated', flavor: 'c1.nano', ended_at: expect.any(String) });
-    expect(usages.find((u: { instance_id: string }) => u.instance_id === webId)).toMatchObject({ state: 'active', ended_at: null, flavor: 'm1.tiny' });
+    expect(usages.find((u: { instance_id: string }) => u.instance_id === gone.id)).toMatchObject({
+      state: 'terminated',
+      flavor: 'c1.nano',
+      ended_at: expect.any(String),
+    });
+    expect(usages.find((u: { instance_id: string }) => u.instance_id === webId)).toMatchObject({
+      state: 'active',
+      ended_at: null,
+      flavor: 'm1.tiny',
+    });
     expect((await api('GET', '/compute/v2.1/os-simple-tenant-usage?start=yesterday', t)).status).toBe(400);
-    expect((await api('GET', '/compute/v2.1/os-simple-tenant-usage?start=2030-01-01T00:00:00&end=2020-01-01T00:00:00', t)).status).toBe(400);
+    expect((await api('GET', '/compute/v2.1/os-simple-tenant-usage?start=2030-01-01T00:00:00&end=2020-01-01T00:00:00', t)).status).toBe(
+      400,
+    );
     expect((await api('GET', '/compute/v2.1/os-simple-tenant-usage', userToken)).status).toBe(403);
     const own = await api('GET', `/compute/v2.1/os-simple-tenant-usage/${(await json(['project', 'show', 'p16'])).id}`, userToken);
     expect(own).toMatchObject({ status: 200, json: { tenant_usage: {} } });
@@ -289,7 +349,7 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     // actions that Nova refuses in ERROR still refuse; rebuild works and ends ACTIVE
     expect((await osc(['server', 'start', srv.id])).stderr).toMatch(/HTTP 409/);
     await ok(['server', 'rebuild', '--image', 'busybox', '--wait', srv.id]);
-    expect((await server(srv.id))).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:power_state': 1 });
+    expect(await server(srv.id)).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:power_state': 1 });
     await ok(['server', 'delete', '--wait', srv.id]);
   }, 120_000);
 
@@ -345,14 +405,26 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     // microversions: the version document says 2.2, 2.2 has key pair types, above is 406
     const doc = await (await fetch(`${serve.url}/compute/v2.1`)).json();
     expect(doc.version).toMatchObject({ version: '2.2', min_version: '2.1' });
-    const k = await api('POST', '/compute/v2.1/os-keypairs', t, { keypair: { name: 'k22', type: 'ssh' } }, { 'OpenStack-API-Version': 'compute 2.2' });
+    const k = await api(
+      'POST',
+      '/compute/v2.1/os-keypairs',
+      t,
+      { keypair: { name: 'k22', type: 'ssh' } },
+      { 'OpenStack-API-Version': 'compute 2.2' },
+    );
     expect(k.status).toBe(200);
     expect(k.headers.get('openstack-api-version')).toBe('compute 2.2');
     expect(k.json.keypair).toMatchObject({ name: 'k22', type: 'ssh' });
-    expect((await api('GET', '/compute/v2.1/os-keypairs/k22', t, undefined, { 'X-OpenStack-Nova-API-Version': '2.2' })).json.keypair.type).toBe('ssh');
+    expect(
+      (await api('GET', '/compute/v2.1/os-keypairs/k22', t, undefined, { 'X-OpenStack-Nova-API-Version': '2.2' })).json.keypair.type,
+    ).toBe('ssh');
     expect((await api('GET', '/compute/v2.1/os-keypairs/k22', t)).json.keypair.type).toBeUndefined(); // 2.1
     expect((await api('GET', '/compute/v2.1/servers', t, undefined, { 'OpenStack-API-Version': 'compute 2.3' })).status).toBe(406);
-    expect((await api('GET', '/compute/v2.1/servers', t, undefined, { 'OpenStack-API-Version': 'compute latest' })).headers.get('x-openstack-nova-api-version')).toBe('2.2');
+    expect(
+      (await api('GET', '/compute/v2.1/servers', t, undefined, { 'OpenStack-API-Version': 'compute latest' })).headers.get(
+        'x-openstack-nova-api-version',
+      ),
+    ).toBe('2.2');
     // openstacksdk negotiates 2.2 from the version document: --type needs it
     await ok(['keypair', 'create', '--type', 'ssh', 'k22b']);
     expect((await json(['keypair', 'show', 'k22b'])).type).toBe('ssh');
@@ -362,8 +434,14 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     expect((await api('GET', `/compute/v2.1/servers/${webId}/os-volume_attachments`, t)).json).toEqual({ volumeAttachments: [] });
     // Keystone: a domain-scoped token, for an admin; used on the identity API
     const dom = await fetch(`${serve.url}/identity/v3/auth/tokens`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password } } }, scope: { domain: { name: 'Default' } } } }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        auth: {
+          identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password } } },
+          scope: { domain: { name: 'Default' } },
+        },
+      }),
     });
     expect(dom.status).toBe(201);
     const body = await dom.json();
@@ -374,8 +452,14 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     expect((await api('GET', '/identity/v3/projects', domTok)).status).toBe(200);
     expect((await api('GET', '/compute/v2.1/servers', domTok)).status).toBe(403);
     const member = await fetch(`${serve.url}/identity/v3/auth/tokens`, {
-      method: 'POST', headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'u16', domain: { name: 'Default' }, password: 'pw16' } } }, scope: { domain: { id: 'default' } } } }),
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        auth: {
+          identity: { methods: ['password'], password: { user: { name: 'u16', domain: { name: 'Default' }, password: 'pw16' } } },
+          scope: { domain: { id: 'default' } },
+        },
+      }),
     });
     expect(member.status).toBe(401);
   }, 180_000);
@@ -392,7 +476,15 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     expect(s).toMatchObject({ 'OS-EXT-STS:vm_state': 'suspended', 'OS-EXT-STS:power_state': 7, 'OS-EXT-STS:task_state': null });
     expect(frozen(webId)).toBe(true);
     const t = await adminToken();
-    for (const body of [{ 'os-stop': null }, { pause: null }, { reboot: { type: 'SOFT' } }, { resize: { flavorRef: '6' } }, { suspend: null }, { migrate: null }, { 'os-migrateLive': { host: null, block_migration: 'auto' } }]) {
+    for (const body of [
+      { 'os-stop': null },
+      { pause: null },
+      { reboot: { type: 'SOFT' } },
+      { resize: { flavorRef: '6' } },
+      { suspend: null },
+      { migrate: null },
+      { 'os-migrateLive': { host: null, block_migration: 'auto' } },
+    ]) {
       const r = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, body);
       expect([Object.keys(body)[0], r.status]).toEqual([Object.keys(body)[0], 409]);
     }
@@ -406,7 +498,9 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     s = await waitFor(webId, (x) => x.status === 'ACTIVE');
     expect(frozen(webId)).toBe(false);
     expect((await nb(['server', 'exec', webId, '--', 'true'])).exitCode).toBe(0);
-    const events = (await api('GET', `/compute/v2.1/servers/${webId}/os-instance-actions`, t)).json.instanceActions.map((a: { action: string }) => a.action);
+    const events = (await api('GET', `/compute/v2.1/servers/${webId}/os-instance-actions`, t)).json.instanceActions.map(
+      (a: { action: string }) => a.action,
+    );
     expect(events.slice(0, 3)).toEqual(['resume', 'createImage', 'suspend']);
     expect((await api('GET', `/compute/v2.1/servers/${webId}/action`, t)).status).not.toBe(501);
     // the novabox CLI, and delete of a suspended server
@@ -425,8 +519,9 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
   it('5: createBackup keeps `rotation` backups per backup_type; rotation 0 deletes all; server backup create in both CLIs', async () => {
     const t = await adminToken();
     const backups = async (type?: string) =>
-      (await api('GET', `/image/v2/images?instance_uuid=${webId}&image_type=backup${type ? `&backup_type=${type}` : ''}`, t)).json.images
-        .filter((i: { status: string }) => i.status === 'active');
+      (
+        await api('GET', `/image/v2/images?instance_uuid=${webId}&image_type=backup${type ? `&backup_type=${type}` : ''}`, t)
+      ).json.images.filter((i: { status: string }) => i.status === 'active');
     const backup = async (name: string, type: string, rotation: number) => {
       const r = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, { createBackup: { name, backup_type: type, rotation } });
       expect(r.status).toBe(202);
@@ -452,7 +547,9 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     expect(JSON.parse(cli.stdout).properties).toMatchObject({ image_type: 'backup', backup_type: 'weekly' });
     expect((await backups('weekly')).map((i: { name: string }) => i.name)).toEqual(['bk-osc', 'bk-osc']);
     expect((await nb(['server', 'backup', 'create', '--rotate', '-1', 'web16'])).exitCode).toBe(2);
-    const bad = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, { createBackup: { name: 'x', backup_type: 'daily', rotation: -1 } });
+    const bad = await api('POST', `/compute/v2.1/servers/${webId}/action`, t, {
+      createBackup: { name: 'x', backup_type: 'daily', rotation: -1 },
+    });
     expect(bad.status).toBe(400);
     // rotation 0: every backup of that type goes, the new one too
     await backup('gone', 'daily', 0);
@@ -509,8 +606,16 @@ describe.skipIf(!isRoot || !hasClient)('issue 16: the OpenStack contract, behavi
     expect(create.code).not.toBe(0);
     expect(create.stderr).toMatch(/HTTP 403/);
     const t = await adminToken();
-    expect((await api('GET', `/compute/v2.1/servers/${webId}/os-security-groups`, t)).json.security_groups.map((g: { name: string }) => g.name)).toEqual(['default']);
-    expect((await api('POST', '/compute/v2.1/os-security-group-rules', t, { security_group_rule: { parent_group_id: list[0].ID, ip_protocol: 'tcp', from_port: 22, to_port: 22, cidr: '0.0.0.0/0' } })).status).toBe(403);
+    expect(
+      (await api('GET', `/compute/v2.1/servers/${webId}/os-security-groups`, t)).json.security_groups.map((g: { name: string }) => g.name),
+    ).toEqual(['default']);
+    expect(
+      (
+        await api('POST', '/compute/v2.1/os-security-group-rules', t, {
+          security_group_rule: { parent_group_id: list[0].ID, ip_protocol: 'tcp', from_port: 22, to_port: 22, cidr: '0.0.0.0/0' },
+        })
+      ).status,
+    ).toBe(403);
     // another project's default is its own
     expect((await api('GET', '/compute/v2.1/os-security-groups', userToken)).json.security_groups[0].id).not.toBe(list[0].ID);
     expect((await api('GET', `/compute/v2.1/os-security-groups/${list[0].ID}`, userToken)).status).toBe(404);

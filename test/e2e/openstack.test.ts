@@ -30,11 +30,36 @@ const PY = (() => {
 
 /** Nova 2.1 server detail keys, admin view (tempest's schema, additionalProperties false). */
 const DETAIL_KEYS = [
-  'id', 'name', 'status', 'tenant_id', 'user_id', 'metadata', 'hostId', 'image', 'flavor', 'created', 'updated', 'addresses',
-  'accessIPv4', 'accessIPv6', 'links', 'OS-DCF:diskConfig', 'key_name', 'security_groups', 'OS-EXT-AZ:availability_zone',
-  'OS-SRV-USG:launched_at', 'OS-SRV-USG:terminated_at', 'OS-EXT-STS:vm_state', 'OS-EXT-STS:task_state', 'OS-EXT-STS:power_state',
-  'os-extended-volumes:volumes_attached', 'config_drive', 'OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
-  'OS-EXT-SRV-ATTR:instance_name', 'progress',
+  'id',
+  'name',
+  'status',
+  'tenant_id',
+  'user_id',
+  'metadata',
+  'hostId',
+  'image',
+  'flavor',
+  'created',
+  'updated',
+  'addresses',
+  'accessIPv4',
+  'accessIPv6',
+  'links',
+  'OS-DCF:diskConfig',
+  'key_name',
+  'security_groups',
+  'OS-EXT-AZ:availability_zone',
+  'OS-SRV-USG:launched_at',
+  'OS-SRV-USG:terminated_at',
+  'OS-EXT-STS:vm_state',
+  'OS-EXT-STS:task_state',
+  'OS-EXT-STS:power_state',
+  'os-extended-volumes:volumes_attached',
+  'config_drive',
+  'OS-EXT-SRV-ATTR:host',
+  'OS-EXT-SRV-ATTR:hypervisor_hostname',
+  'OS-EXT-SRV-ATTR:instance_name',
+  'progress',
 ].sort();
 
 /** The memory limit of a server's cgroup, v1 or v2. */
@@ -108,29 +133,49 @@ describe.skipIf(!isRoot)('openstack client against novabox serve (root, real con
     expect(serve.output()).not.toContain(password);
   });
 
-  it('creates a server with --wait that the CLI sees, and sees the CLI\'s server', async () => {
+  it("creates a server with --wait that the CLI sees, and sees the CLI's server", async () => {
     const [web, cli] = await Promise.all([
       json(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--property', 'role=web', '--wait', 'web1']),
       nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'cli1', '-f', 'json']),
     ]);
-    expect(web).toMatchObject({ name: 'web1', status: 'ACTIVE', 'OS-EXT-STS:vm_state': 'active', 'OS-EXT-STS:task_state': null, properties: { role: 'web' }, flavor: 'm1.tiny (1)' });
+    expect(web).toMatchObject({
+      name: 'web1',
+      status: 'ACTIVE',
+      'OS-EXT-STS:vm_state': 'active',
+      'OS-EXT-STS:task_state': null,
+      properties: { role: 'web' },
+      flavor: 'm1.tiny (1)',
+    });
     expect(web.adminPass).toMatch(/^\w{12}$/);
     webId = web.id;
     expect(cli.exitCode).toBe(0);
     const [oscList, cliList] = await Promise.all([json(['server', 'list']), nb(['server', 'list', '-f', 'json'])]);
     expect(oscList.map((s: { Name: string; Status: string }) => `${s.Name}:${s.Status}`).sort()).toEqual(['cli1:ACTIVE', 'web1:ACTIVE']);
-    expect(JSON.parse(cliList.stdout).map((s: { Name: string }) => s.Name).sort()).toEqual(['cli1', 'web1']);
+    expect(
+      JSON.parse(cliList.stdout)
+        .map((s: { Name: string }) => s.Name)
+        .sort(),
+    ).toEqual(['cli1', 'web1']);
     // the body against the contract: exactly the 2.1 fields (admin view)
     const t = await adminToken();
     const show = await api('GET', `/compute/v2.1/servers/${webId}`, t);
     expect(Object.keys(show.json.server).sort()).toEqual(DETAIL_KEYS);
     // the bridge network's fixed address, as Nova shows it, and the same through /ips and the client
     const [addr] = show.json.server.addresses.novabox;
-    expect(addr).toEqual({ version: 4, addr: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/), 'OS-EXT-IPS:type': 'fixed', 'OS-EXT-IPS-MAC:mac_addr': expect.stringMatching(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/) });
-    expect((await api('GET', `/compute/v2.1/servers/${webId}/ips`, t)).json).toEqual({ addresses: { novabox: [{ version: 4, addr: addr.addr }] } });
+    expect(addr).toEqual({
+      version: 4,
+      addr: expect.stringMatching(/^\d+\.\d+\.\d+\.\d+$/),
+      'OS-EXT-IPS:type': 'fixed',
+      'OS-EXT-IPS-MAC:mac_addr': expect.stringMatching(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/),
+    });
+    expect((await api('GET', `/compute/v2.1/servers/${webId}/ips`, t)).json).toEqual({
+      addresses: { novabox: [{ version: 4, addr: addr.addr }] },
+    });
     expect((await api('GET', `/compute/v2.1/servers/${webId}/ips/other`, t)).status).toBe(404);
     expect(oscList.find((x: { Name: string }) => x.Name === 'web1').Networks).toEqual({ novabox: [addr.addr] });
-    expect((await api('GET', `/compute/v2.1/servers?ip=${addr.addr.replaceAll('.', '\\.')}$`, t)).json.servers.map((x: { id: string }) => x.id)).toEqual([webId]);
+    expect(
+      (await api('GET', `/compute/v2.1/servers?ip=${addr.addr.replaceAll('.', '\\.')}$`, t)).json.servers.map((x: { id: string }) => x.id),
+    ).toEqual([webId]);
     expect(show.headers.get('x-compute-request-id')).toBe(show.headers.get('x-openstack-request-id'));
     expect(show.headers.get('content-type')).toBe('application/json; charset=utf-8');
   });
@@ -170,7 +215,20 @@ describe.skipIf(!isRoot)('openstack client against novabox serve (root, real con
     const lines = consoleOut.replace(/\n$/, '').split('\n');
     expect(lines.length).toBeLessThanOrEqual(3);
     expect(consoleOut).toMatch(/server (started|resumed|resized)/); // the last 3 lines of its log
-    expect(events.map((e: { Action: string }) => e.Action)).toEqual(['confirmResize', 'resize', 'resume', 'suspend', 'unlock', 'lock', 'unpause', 'pause', 'reboot', 'start', 'stop', 'create']);
+    expect(events.map((e: { Action: string }) => e.Action)).toEqual([
+      'confirmResize',
+      'resize',
+      'resume',
+      'suspend',
+      'unlock',
+      'lock',
+      'unpause',
+      'pause',
+      'reboot',
+      'start',
+      'stop',
+      'create',
+    ]);
     expect(shown.flavor).toBe('c1.nano (6)');
     // tempest: the create action's request id is the X-Compute-Request-Id of the POST
     const create = events.find((e: { Action: string }) => e.Action === 'create');
@@ -230,11 +288,18 @@ describe.skipIf(!isRoot)('openstack client against novabox serve (root, real con
     await ok(['image', 'delete', 'snap']);
     // createImage through the API: 202, Location, and an instance action under the request's id
     const t0 = await adminToken();
-    const ci = await api('POST', `/compute/v2.1/servers/${webId}/action`, t0, { createImage: { name: 'snap2', metadata: { image_type: 'test' } } });
+    const ci = await api('POST', `/compute/v2.1/servers/${webId}/action`, t0, {
+      createImage: { name: 'snap2', metadata: { image_type: 'test' } },
+    });
     expect(ci.status).toBe(202);
     const snap2 = ci.headers.get('location')!.split('/').pop()!;
-    for (let i = 0; i < 200 && (await api('GET', `/image/v2/images/${snap2}`, t0)).json.status !== 'active'; i++) await new Promise((r) => setTimeout(r, 50));
-    expect((await api('GET', `/image/v2/images/${snap2}`, t0)).json).toMatchObject({ status: 'active', image_type: 'test', instance_uuid: webId });
+    for (let i = 0; i < 200 && (await api('GET', `/image/v2/images/${snap2}`, t0)).json.status !== 'active'; i++)
+      await new Promise((r) => setTimeout(r, 50));
+    expect((await api('GET', `/image/v2/images/${snap2}`, t0)).json).toMatchObject({
+      status: 'active',
+      image_type: 'test',
+      instance_uuid: webId,
+    });
     const acts = (await api('GET', `/compute/v2.1/servers/${webId}/os-instance-actions`, t0)).json.instanceActions;
     expect(acts[0]).toMatchObject({ action: 'createImage', request_id: ci.headers.get('x-compute-request-id') });
     expect((await api('DELETE', `/image/v2/images/${snap2}`, t0)).status).toBe(204);
@@ -249,7 +314,7 @@ describe.skipIf(!isRoot)('openstack client against novabox serve (root, real con
     expect((await json(['image', 'list'])).map((i: { Name: string }) => i.Name)).toEqual(['busybox']);
   }, 120_000);
 
-  it('keeps projects apart: project B sees none of A, gets 404 on A\'s server, 403 for --all-projects', async () => {
+  it("keeps projects apart: project B sees none of A, gets 404 on A's server, 403 for --all-projects", async () => {
     await ok(['project', 'create', 'p2']);
     await ok(['user', 'create', '--project', 'p2', '--password', 'pw2', 'u2']);
     await ok(['role', 'add', '--project', 'p2', '--user', 'u2', 'member']);
@@ -277,7 +342,7 @@ describe.skipIf(!isRoot)('openstack client against novabox serve (root, real con
     expect(await statusOf(webId)).toBe('ACTIVE');
   }, 60_000);
 
-  it('a server the admin locked refuses its owner\'s state changes (409) until unlocked', async () => {
+  it("a server the admin locked refuses its owner's state changes (409) until unlocked", async () => {
     expect(extraClouds).not.toBe(''); // u2 of project p2, made by the test before
     const mine = await json(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', 'u2box'], 'u2');
     expect(mine.status).toBe('ACTIVE');
@@ -298,17 +363,27 @@ describe.skipIf(!isRoot)('openstack client against novabox serve (root, real con
     const t = await adminToken();
     const flavor = '1'; // m1.tiny
     const img = (await api('GET', '/image/v2/images?name=busybox', t)).json.images[0].id;
-    const none = await api('POST', '/compute/v2.1/servers', t, { server: { name: 'nonet', imageRef: img, flavorRef: flavor, networks: 'none' } });
+    const none = await api('POST', '/compute/v2.1/servers', t, {
+      server: { name: 'nonet', imageRef: img, flavorRef: flavor, networks: 'none' },
+    });
     expect(none.status, JSON.stringify(none.json)).toBe(202);
     // a free address of the bridge's subnet, past the ones in use
-    const used = (await api('GET', '/compute/v2.1/servers/detail', t)).json.servers.flatMap((x: { addresses: Record<string, { addr: string }[]> }) => Object.values(x.addresses).flat().map((a) => a.addr));
+    const used = (await api('GET', '/compute/v2.1/servers/detail', t)).json.servers.flatMap(
+      (x: { addresses: Record<string, { addr: string }[]> }) =>
+        Object.values(x.addresses)
+          .flat()
+          .map((a) => a.addr),
+    );
     const [a, b, c] = used[0].split('.');
     const fixed = `${a}.${b}.${c}.${200 + Math.floor(Math.random() * 50)}`;
     expect(used).not.toContain(fixed);
-    const withIp = await api('POST', '/compute/v2.1/servers', t, { server: { name: 'fixed', imageRef: img, flavorRef: flavor, networks: [{ fixed_ip: fixed }] } });
+    const withIp = await api('POST', '/compute/v2.1/servers', t, {
+      server: { name: 'fixed', imageRef: img, flavorRef: flavor, networks: [{ fixed_ip: fixed }] },
+    });
     expect(withIp.status, JSON.stringify(withIp.json)).toBe(202);
     const ids = [none.json.server.id, withIp.json.server.id];
-    for (let i = 0; i < 200 && (await Promise.all(ids.map(statusOf))).some((st) => st !== 'ACTIVE'); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && (await Promise.all(ids.map(statusOf))).some((st) => st !== 'ACTIVE'); i++)
+      await new Promise((r) => setTimeout(r, 50));
     const [n, f] = await Promise.all(ids.map(async (id) => (await api('GET', `/compute/v2.1/servers/${id}`, t)).json.server));
     expect(n).toMatchObject({ status: 'ACTIVE', addresses: {} });
     expect(f.status).toBe('ACTIVE');
@@ -316,10 +391,17 @@ describe.skipIf(!isRoot)('openstack client against novabox serve (root, real con
     expect((await nb(['server', 'exec', 'nonet', '--', 'ls', '/sys/class/net'])).stdout).toBe('lo\n');
     expect((await nb(['server', 'exec', 'fixed', '--', 'ip', '-4', '-o', 'addr', 'show', 'eth0'])).stdout).toContain(` ${fixed}/`);
     // the same address again: refused, nothing made
-    const clash = await api('POST', '/compute/v2.1/servers', t, { server: { name: 'clash', imageRef: img, flavorRef: flavor, networks: [{ fixed_ip: fixed }] } });
+    const clash = await api('POST', '/compute/v2.1/servers', t, {
+      server: { name: 'clash', imageRef: img, flavorRef: flavor, networks: [{ fixed_ip: fixed }] },
+    });
     expect(clash.status).toBe(409);
     for (const id of ids) expect((await api('DELETE', `/compute/v2.1/servers/${id}`, t)).status).toBe(204);
-    for (let i = 0; i < 200 && (await api('GET', '/compute/v2.1/servers', t)).json.servers.some((x: { id: string }) => ids.includes(x.id)); i++) await new Promise((r) => setTimeout(r, 50));
+    for (
+      let i = 0;
+      i < 200 && (await api('GET', '/compute/v2.1/servers', t)).json.servers.some((x: { id: string }) => ids.includes(x.id));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 50));
     expect((await api('GET', '/compute/v2.1/servers', t)).json.servers.map((x: { name: string }) => x.name)).not.toContain('fixed');
   }, 60_000);
 
@@ -334,7 +416,9 @@ describe.skipIf(!isRoot)('openstack client against novabox serve (root, real con
     const t = await adminToken();
     const Database = createRequire(import.meta.url)('better-sqlite3');
     const db = new Database(join(root, 'novabox.db'));
-    db.prepare("UPDATE tokens SET expires_at = '2000-01-01T00:00:00.000000' WHERE hash = ?").run(createHash('sha256').update(t).digest('hex'));
+    db.prepare("UPDATE tokens SET expires_at = '2000-01-01T00:00:00.000000' WHERE hash = ?").run(
+      createHash('sha256').update(t).digest('hex'),
+    );
     db.close();
     expect((await api('GET', '/compute/v2.1/flavors', t)).status).toBe(401);
   });
@@ -386,7 +470,13 @@ print(json.dumps({'names': names, 'stopped': stopped, 'snapshot': snap_status, '
     const r = await run(PY, ['-c', script], adminEnv, 100_000); // one process for the whole walk: 10-30 s
     expect(r.stderr.split('\n').filter((l) => /Error|Traceback/.test(l))).toEqual([]);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ names: ['cli1', 'sdk1', 'web1'], stopped: 'SHUTOFF', snapshot: 'active', left: ['cli1', 'web1'], images: ['busybox'] });
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({
+      names: ['cli1', 'sdk1', 'web1'],
+      stopped: 'SHUTOFF',
+      snapshot: 'active',
+      left: ['cli1', 'web1'],
+      images: ['busybox'],
+    });
   }, 120_000);
 
   it('deletes with --wait; the CLI deletes its own', async () => {

@@ -13,7 +13,10 @@ export interface Serve {
 
 export function startServe(root: string, env: NodeJS.ProcessEnv = {}, extraArgs: string[] = []): Promise<Serve> {
   return new Promise((done, fail) => {
-    const proc = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', ...extraArgs], { env: cliEnv(root, env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', ...extraArgs], {
+      env: cliEnv(root, env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let url: string | undefined;
     const timer = setTimeout(() => fail(new Error(`serve did not start in 20 s:\n${out}`)), 20_000);
@@ -75,9 +78,16 @@ export function cloudsFor(root: string, url: string, users: { cloud: string; use
   const lines = ['clouds:'];
   for (const u of users) {
     lines.push(
-      `  ${u.cloud}:`, '    auth:', `      auth_url: "${url}/identity/v3"`, `      username: "${u.user}"`, `      password: "${u.password}"`,
-      `      project_name: "${u.project}"`, '      user_domain_name: "Default"', '      project_domain_name: "Default"',
-      '    region_name: "RegionOne"', '    identity_api_version: 3',
+      `  ${u.cloud}:`,
+      '    auth:',
+      `      auth_url: "${url}/identity/v3"`,
+      `      username: "${u.user}"`,
+      `      password: "${u.password}"`,
+      `      project_name: "${u.project}"`,
+      '      user_domain_name: "Default"',
+      '      project_domain_name: "Default"',
+      '    region_name: "RegionOne"',
+      '    identity_api_version: 3',
     );
   }
   writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });

@@ -28,13 +28,36 @@ describe.skipIf(!isRoot)('novabox serve over TLS (root, real client)', () => {
   beforeAll(async () => {
     if (why) return;
     ({ root, remove: removeRoot } = tempRoot('nbx-tls-'));
-    const made = spawnSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1',
-      '-keyout', join(root, 'tls.key'), '-out', join(root, 'tls.crt'),
-    ], { encoding: 'utf8' });
+    const made = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(root, 'tls.key'),
+        '-out',
+        join(root, 'tls.crt'),
+      ],
+      { encoding: 'utf8' },
+    );
     expect(made.status, made.stderr).toBe(0);
-    serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password }, ['--tls-cert', join(root, 'tls.crt'), '--tls-key', join(root, 'tls.key')]);
+    serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password }, [
+      '--tls-cert',
+      join(root, 'tls.crt'),
+      '--tls-key',
+      join(root, 'tls.key'),
+    ]);
   }, 60_000);
 
   afterAll(async () => {
@@ -42,12 +65,19 @@ describe.skipIf(!isRoot)('novabox serve over TLS (root, real client)', () => {
     removeRoot?.();
   });
 
-  it('serves HTTPS that the real client trusts through clouds.yaml\'s cacert', async () => {
+  it("serves HTTPS that the real client trusts through clouds.yaml's cacert", async () => {
     expect(serve.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
     const clouds = readFileSync(join(root, 'clouds.yaml'), 'utf8');
     expect(clouds).toContain(`auth_url: "${serve.url}/identity/v3"`);
     expect(clouds).toContain(`cacert: "${join(root, 'tls.crt')}"`);
-    const env = { PATH: process.env.PATH, HOME: root, LANG: 'C.UTF-8', PYTHONWARNINGS: 'ignore', OS_CLIENT_CONFIG_FILE: join(root, 'clouds.yaml'), OS_CLOUD: 'novabox' };
+    const env = {
+      PATH: process.env.PATH,
+      HOME: root,
+      LANG: 'C.UTF-8',
+      PYTHONWARNINGS: 'ignore',
+      OS_CLIENT_CONFIG_FILE: join(root, 'clouds.yaml'),
+      OS_CLOUD: 'novabox',
+    };
     const [tok, flavors] = await Promise.all([
       run('openstack', ['token', 'issue', '-f', 'json'], env),
       run('openstack', ['flavor', 'list', '-f', 'json'], env),
@@ -61,7 +91,10 @@ describe.skipIf(!isRoot)('novabox serve over TLS (root, real client)', () => {
   }, 120_000);
 
   it('answers no API request in clear text, and a client that does not trust the certificate is refused', async () => {
-    const plain = await fetch(`${serve.url.replace('https:', 'http:')}/identity/v3`).then((r) => r.status, () => 'refused');
+    const plain = await fetch(`${serve.url.replace('https:', 'http:')}/identity/v3`).then(
+      (r) => r.status,
+      () => 'refused',
+    );
     expect(plain === 'refused' || plain === 400).toBe(true); // node's TLS server answers a plain request with 400 at most
     const untrusted = await new Promise<string>((done) => {
       const req = request(`${serve.url}/identity/v3`, (res) => done(`status ${res.statusCode}`));
@@ -75,7 +108,14 @@ describe.skipIf(!isRoot)('novabox serve over TLS (root, real client)', () => {
     const { root: r2, remove } = tempRoot('nbx-tls2-');
     try {
       const clouds = join(r2, 'clouds.yaml');
-      const env = { PATH: process.env.PATH, HOME: r2, LANG: 'C.UTF-8', PYTHONWARNINGS: 'ignore', OS_CLIENT_CONFIG_FILE: clouds, OS_CLOUD: 'novabox' };
+      const env = {
+        PATH: process.env.PATH,
+        HOME: r2,
+        LANG: 'C.UTF-8',
+        PYTHONWARNINGS: 'ignore',
+        OS_CLIENT_CONFIG_FILE: clouds,
+        OS_CLOUD: 'novabox',
+      };
       const plain = await startServe(r2, { NOVABOX_ADMIN_PASSWORD: password });
       await plain.stop();
       expect(readFileSync(clouds, 'utf8')).not.toContain('cacert');

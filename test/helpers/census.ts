@@ -64,7 +64,10 @@ export function nftTablesOf(bridge: string | undefined): string[] {
   try {
     const text = execFileSync('nft', ['list', 'tables'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     const mine = `novabox_${bridge.replace(/[^A-Za-z0-9_]/g, '_')}`;
-    return text.split('\n').filter((l) => l.trim().endsWith(` ${mine}`)).map((l) => l.trim());
+    return text
+      .split('\n')
+      .filter((l) => l.trim().endsWith(` ${mine}`))
+      .map((l) => l.trim());
   } catch {
     return [];
   }
@@ -77,8 +80,9 @@ export function leasesOf(stateRoot: string): string[] {
   try {
     const has = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'network_leases'").get();
     if (!has) return [];
-    return (db.prepare('SELECT address, owner_id FROM network_leases ORDER BY address').all() as { address: string; owner_id: string }[])
-      .map((r) => `${r.address} ${r.owner_id}`);
+    return (
+      db.prepare('SELECT address, owner_id FROM network_leases ORDER BY address').all() as { address: string; owner_id: string }[]
+    ).map((r) => `${r.address} ${r.owner_id}`);
   } finally {
     db.close();
   }
@@ -137,7 +141,12 @@ export function census(stateRoot: string, parent = cgroupParentFor(stateRoot)): 
     .filter((l) => l.includes(stateRoot) || l.includes('novabox'));
   const bridge = bridgeOf(stateRoot);
   return {
-    mounts, cgroups: cgroupDirs(parent), monitors: monitors(parent), stateFiles: stateFiles(stateRoot),
-    veths: vethsOf(bridge), nftTables: nftTablesOf(bridge), leases: leasesOf(stateRoot),
+    mounts,
+    cgroups: cgroupDirs(parent),
+    monitors: monitors(parent),
+    stateFiles: stateFiles(stateRoot),
+    veths: vethsOf(bridge),
+    nftTables: nftTablesOf(bridge),
+    leases: leasesOf(stateRoot),
   };
 }

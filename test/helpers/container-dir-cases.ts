@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { containerDirs } from '../../src/runtime/container.js';
 import {
-  finishContainerDir, makeContainerDir, startRemovingContainerDir as startNative, startRemovingContainerDirJs,
+  finishContainerDir,
+  makeContainerDir,
+  startRemovingContainerDir as startNative,
+  startRemovingContainerDirJs,
 } from '../../src/runtime/container-dir.js';
 
 export function containerDirRemovalCases(workWorkMode: number): void {
@@ -53,7 +56,7 @@ export function containerDirRemovalCases(workWorkMode: number): void {
       expect(readdirSync(join(root, 'containers'))).toEqual([]);
     });
 
-    it("removes what a volatile overlay mount adds: work/work/incompat/volatile/dirty", async () => {
+    it('removes what a volatile overlay mount adds: work/work/incompat/volatile/dirty', async () => {
       const d = containerDirs(id);
       makeContainerDir(d);
       used(d);

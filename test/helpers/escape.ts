@@ -7,7 +7,19 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync,
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,7 +56,9 @@ export function attackRootfs(dir: string, extra: Record<string, string> = {}): v
   for (const d of ['bin', 'etc', 'root', 'tmp', 'proc', 'sys', 'dev', 'run', 'var/tmp']) mkdirSync(join(dir, d), { recursive: true });
   copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
   chmodSync(join(dir, 'bin/busybox'), 0o755);
-  const applets = execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' }).split('\n').filter((a) => a && a !== 'busybox');
+  const applets = execFileSync('/bin/busybox', ['--list'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((a) => a && a !== 'busybox');
   for (const a of applets) symlinkSync('busybox', join(dir, 'bin', a));
   copyFileSync(attackerBinary(), join(dir, 'bin/nbx-escape'));
   chmodSync(join(dir, 'bin/nbx-escape'), 0o755);
@@ -67,7 +81,8 @@ export async function installAttacker(root: string, server: string, extra: Recor
   const fd = openSync(attackerBinary(), 'r');
   try {
     const r = await runCli(['server', 'exec', '-i', server, '--', 'sh', '-c', 'cat > /bin/nbx-escape && chmod 755 /bin/nbx-escape'], {
-      root, spawn: { stdio: [fd, 'pipe', 'pipe'] },
+      root,
+      spawn: { stdio: [fd, 'pipe', 'pipe'] },
     });
     if (r.exitCode !== 0) throw new Error(`installing the attacker into ${server}: ${r.exitCode} ${r.stderr}`);
   } finally {
@@ -109,20 +124,36 @@ export function ociOf(rootfs: string, layout: string, cmd: string[]): void {
     return { digest: `sha256:${d}`, size: Buffer.byteLength(b) };
   };
   const l = put(layer);
-  const config = put(JSON.stringify({
-    architecture: 'amd64', os: 'linux', config: { Cmd: cmd },
-    rootfs: { type: 'layers', diff_ids: [l.digest] },
-  }));
-  const manifest = put(JSON.stringify({
-    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l }],
-  }));
+  const config = put(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Cmd: cmd },
+      rootfs: { type: 'layers', diff_ids: [l.digest] },
+    }),
+  );
+  const manifest = put(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l }],
+    }),
+  );
   writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  writeFileSync(join(layout, 'index.json'), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }],
-  }));
+  writeFileSync(
+    join(layout, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
+        },
+      ],
+    }),
+  );
 }
 
 /** Import dir (a rootfs tar or an OCI layout) as image `name` of the state root. */
@@ -162,9 +193,15 @@ export function hostMarker(): HostMarker {
   const path = join(dir, base);
   const content = `host-secret-${randomBytes(8).toString('hex')}\n`;
   writeFileSync(path, content, { mode: 0o600 });
-  const written = () => readdirSync(dir).filter((f) => f.startsWith(`${base}.`)).map((f) => join(dir, f));
+  const written = () =>
+    readdirSync(dir)
+      .filter((f) => f.startsWith(`${base}.`))
+      .map((f) => join(dir, f));
   return {
-    name: path.slice(1), path, content, written,
+    name: path.slice(1),
+    path,
+    content,
+    written,
     intact: () => existsSync(path) && readFileSync(path, 'utf8') === content,
     remove: () => {
       rmSync(path, { force: true });
@@ -201,7 +238,11 @@ export function parseProbe(out: string): { findings: Finding[]; loops: number; p
 /** dev:ino of the host's novabox binaries and of node, as the attacker prints them. */
 export function hostBinaries(): Map<string, string> {
   const out = new Map<string, string>();
-  for (const f of [join(ROOT, 'native-bindings/build/novabox-monitor'), join(ROOT, 'native-bindings/build/novabox-init'), process.execPath]) {
+  for (const f of [
+    join(ROOT, 'native-bindings/build/novabox-monitor'),
+    join(ROOT, 'native-bindings/build/novabox-init'),
+    process.execPath,
+  ]) {
     if (!existsSync(f)) continue;
     const st = statSync(f);
     out.set(`${st.dev}:${st.ino}`, f);
@@ -220,8 +261,10 @@ export function breaches(findings: Finding[], marker: HostMarker, opts: { pid1?:
   const host = hostBinaries();
   const out: string[] = [];
   for (const f of findings) {
-    if (f.kind === 'READ' || f.kind === 'WROTE' || f.kind === 'SETNS' || f.kind === 'EXEWRITE') out.push(`${f.kind} pid ${f.pid} via ${f.how} ${f.detail}`);
-    if (f.kind === 'EXE' && host.has(f.how) && (f.pid !== 1 || opts.pid1)) out.push(`EXE pid ${f.pid}: opened the host's ${host.get(f.how)} through /proc/${f.pid}/exe`);
+    if (f.kind === 'READ' || f.kind === 'WROTE' || f.kind === 'SETNS' || f.kind === 'EXEWRITE')
+      out.push(`${f.kind} pid ${f.pid} via ${f.how} ${f.detail}`);
+    if (f.kind === 'EXE' && host.has(f.how) && (f.pid !== 1 || opts.pid1))
+      out.push(`EXE pid ${f.pid}: opened the host's ${host.get(f.how)} through /proc/${f.pid}/exe`);
   }
   for (const w of marker.written()) out.push(`created ${w} on the host`);
   if (!marker.intact()) out.push(`the host's ${marker.path} changed`);

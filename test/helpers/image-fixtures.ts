@@ -6,7 +6,19 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
@@ -16,7 +28,9 @@ export function sh(cmd: string, args: string[], opts: { cwd?: string } = {}): st
 
 // xattrs through libc (koffi, a dependency anyway): no attr or python3 needed, so the
 // snapshot tests also run in the QEMU guest, which has busybox and node only
-let xattrCalls: { set: (p: string, n: string, v: Buffer, l: number, f: number) => number; get: (p: string, n: string, v: Buffer, l: number) => number } | undefined;
+let xattrCalls:
+  | { set: (p: string, n: string, v: Buffer, l: number, f: number) => number; get: (p: string, n: string, v: Buffer, l: number) => number }
+  | undefined;
 function xattrLib() {
   if (!xattrCalls) {
     const koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
@@ -118,14 +132,29 @@ export function ociLayout(rootfs: string, layout: string, work: string, tag = 'v
   writeFileSync(join(work, 'extra/added'), 'from layer two\n');
   sh('umoci', ['insert', '--image', `${layout}:${tag}`, join(work, 'extra/added'), '/srv/added']);
   sh('umoci', ['insert', '--whiteout', '--image', `${layout}:${tag}`, '/srv/remove-me']);
-  sh('umoci', ['config', '--image', `${layout}:${tag}`, '--config.cmd', '/bin/sleep', '--config.cmd', '1000', '--config.env', 'GREETING=hi', '--config.workingdir', '/srv']);
+  sh('umoci', [
+    'config',
+    '--image',
+    `${layout}:${tag}`,
+    '--config.cmd',
+    '/bin/sleep',
+    '--config.cmd',
+    '1000',
+    '--config.env',
+    'GREETING=hi',
+    '--config.workingdir',
+    '/srv',
+  ]);
 }
 
 /** An LXC/Incus unified tarball: metadata.yaml + rootfs/, xz-compressed. */
 export function lxcTarball(rootfs: string, work: string, out: string): void {
   const d = join(work, 'lxc');
   mkdirSync(d, { recursive: true });
-  writeFileSync(join(d, 'metadata.yaml'), 'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  description: test image\n  os: busybox\n  release: "1"\n');
+  writeFileSync(
+    join(d, 'metadata.yaml'),
+    'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  description: test image\n  os: busybox\n  release: "1"\n',
+  );
   sh('cp', ['-a', rootfs, join(d, 'rootfs')]);
   sh('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-cJf', out, '-C', d, 'metadata.yaml', 'rootfs']);
 }

@@ -65,7 +65,11 @@ export function runCli(
  * random 10.x.y.0/24 that no host route (hence no other root's bridge) overlaps.
  */
 export function testNetwork(): { bridge: string; subnet: string } {
-  const routes = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 8);
+  const routes = readFileSync('/proc/net/route', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    .filter((f) => f.length >= 8);
   const le = (hex: string) => Buffer.from(hex, 'hex').reverse().readUInt32BE(0);
   for (;;) {
     const x = 100 + Math.floor(Math.random() * 150);
@@ -75,7 +79,7 @@ export function testNetwork(): { bridge: string; subnet: string } {
       const mask = le(f[7]);
       if (mask === 0) return false;
       const m = (mask & 0xffffff00) >>> 0; // the shorter of the two prefixes
-      return ((le(f[1]) & m) >>> 0) === ((base & m) >>> 0);
+      return (le(f[1]) & m) >>> 0 === (base & m) >>> 0;
     });
     if (!clash) return { bridge: `nbt${randomBytes(4).toString('hex')}`, subnet: `10.${x}.${y}.0/24` };
   }
@@ -89,10 +93,16 @@ export function removeNetwork(bridge: string | undefined): void {
 }
 
 /** A fresh NOVABOX_ROOT for one test file, with a bridge network of its own (testNetwork). */
-export function tempRoot(prefix = 'nbx-test-', network: { nat?: boolean; mtu?: number } = {}): { root: string; remove: () => void; bridge: string; subnet: string } {
+export function tempRoot(
+  prefix = 'nbx-test-',
+  network: { nat?: boolean; mtu?: number } = {},
+): { root: string; remove: () => void; bridge: string; subnet: string } {
   const root = mkdtempSync(join(process.env.NOVABOX_TEST_TMP ?? tmpdir(), prefix));
   const net = testNetwork();
-  writeFileSync(join(root, 'config.json'), JSON.stringify({ network: { ...net, nat: network.nat ?? false, ...(network.mtu ? { mtu: network.mtu } : {}) } }, null, 2) + '\n');
+  writeFileSync(
+    join(root, 'config.json'),
+    JSON.stringify({ network: { ...net, nat: network.nat ?? false, ...(network.mtu ? { mtu: network.mtu } : {}) } }, null, 2) + '\n',
+  );
   const remove = () => {
     removeNetwork(net.bridge);
     rmSync(root, { recursive: true, force: true });
@@ -122,7 +132,10 @@ function cgroupMounts(): string[] {
  * path. Fails if it exits or does not reach the point within `withinMs`.
  */
 export async function killCliAt(point: string, args: string[], root: string, withinMs = IN_GUEST ? 60_000 : 15_000): Promise<void> {
-  const child = spawn(process.execPath, [BIN, ...args], { env: cliEnv(root, { NOVABOX_TEST_PAUSE: point }), stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: cliEnv(root, { NOVABOX_TEST_PAUSE: point }),
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr?.on('data', (d) => (stderr += d));
   const closed = new Promise<void>((r) => child.on('close', () => r()));

@@ -75,7 +75,9 @@ async function exercise(driver: CgroupDriver): Promise<void> {
   // a shell that, once placed, fills a 2 MB variable (charged to the cgroup) and then
   // waits in read: one process, memory in use
   // biome-ignore lint/suspicious/noTemplateCurlyInString: ${#x} is the shell's, not a template
-  const child = spawn('sh', ['-c', 'read _; x=$(head -c 2000000 /dev/zero | tr "\\0" a); echo ${#x}; read _'], { stdio: ['pipe', 'pipe', 'ignore'] });
+  const child = spawn('sh', ['-c', 'read _; x=$(head -c 2000000 /dev/zero | tr "\\0" a); echo ${#x}; read _'], {
+    stdio: ['pipe', 'pipe', 'ignore'],
+  });
   cleanups.push(() => child.kill('SIGKILL'));
   const exited = new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));
   const filled = new Promise<string>((resolve) => child.stdout!.once('data', (d) => resolve(String(d).trim())));
@@ -140,7 +142,9 @@ async function exercise(driver: CgroupDriver): Promise<void> {
 
 describe.skipIf(process.getuid?.() !== 0)('cgroups on this host (root)', () => {
   it('detection follows the mount at /sys/fs/cgroup', () => {
-    const top = mountinfo().filter((m) => m.mountPoint === '/sys/fs/cgroup').at(-1);
+    const top = mountinfo()
+      .filter((m) => m.mountPoint === '/sys/fs/cgroup')
+      .at(-1);
     const driver = cgroupDriver();
     expect(driver.layout.kind).toBe(detectCgroups().kind);
     if (top?.fsType === 'cgroup2') {
@@ -202,7 +206,9 @@ describe.skipIf(process.getuid?.() !== 0)('cgroups on this host (root)', () => {
   });
 
   it('remove of a cgroup that never existed is a no-op', () => {
-    cgroupDriver().open(`${PREFIX}${randomBytes(4).toString('hex')}/none`).remove();
+    cgroupDriver()
+      .open(`${PREFIX}${randomBytes(4).toString('hex')}/none`)
+      .remove();
     expect(leftovers()).toEqual([]);
   });
 

@@ -20,13 +20,16 @@ import { readProcStart } from '../../src/runtime/proc.js';
 const isRoot = process.getuid?.() === 0;
 
 function monitors(): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'novabox-monitor';
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'novabox-monitor';
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** Every event left, up to the monitor's end; then the reader is closed. */
@@ -176,7 +179,10 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
       ],
     };
     const fine: LaunchPlan = { namespaces: ['pid'], tty: false, ops: [failing.ops[2]] };
-    for (const [plan, expected] of [[failing, /^mount tmpfs on .*missing\/target: no such file or directory \(op 2 of 3\)$/], [fine, undefined]] as const) {
+    for (const [plan, expected] of [
+      [failing, /^mount tmpfs on .*missing\/target: no such file or directory \(op 2 of 3\)$/],
+      [fine, undefined],
+    ] as const) {
       const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
       native.release(sp, 'R');
       native.awaitInit(sp);
@@ -265,7 +271,15 @@ describe.skipIf(!isRoot)('native executor (root)', () => {
     const plan: LaunchPlan = {
       namespaces: ['pid'],
       tty: false,
-      ops: [{ op: 'exec', file: 'sh', searchPath: '/usr/bin:/bin', argv: ['sh', '-c', 'trap "exit 7" USR2; while :; do sleep 0.05; done'], env: [] }],
+      ops: [
+        {
+          op: 'exec',
+          file: 'sh',
+          searchPath: '/usr/bin:/bin',
+          argv: ['sh', '-c', 'trap "exit 7" USR2; while :; do sleep 0.05; done'],
+          env: [],
+        },
+      ],
     };
     const sp = native.spawn(plan, { stdio: [0, 1, 2], tag: 'novabox-test/executor' });
     const { pid } = native.awaitInit(sp);
@@ -381,7 +395,9 @@ describe.skipIf(!isRoot)('monitor: placement without clone3 (NB_PLAN_PLAIN_CLONE
     expect(native.reap(sp.monitorPid)).toBe(0);
     expect(seen.map((e) => e.type)).toEqual([2, 4]);
     expect(native.waitStatusToExitCode(seen[1].a).code).toBe(0);
-    const cg2 = readFileSync(out, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const cg2 = readFileSync(out, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     expect(cg2).toBe(`0::/novabox-test-place-${process.pid}`);
   });
 

@@ -49,7 +49,8 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
     before = census(root);
   });
   afterEach(async () => {
-    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[]) await nb(['server', 'delete', '--force', s.ID]);
+    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[])
+      await nb(['server', 'delete', '--force', s.ID]);
     const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(strip(census(root))).toEqual(strip(before));
     expect(existsSync(`${root}/servers`) ? readdirSync(`${root}/servers`) : []).toEqual([]);
@@ -67,8 +68,14 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
       sh('umoci', ['init', '--layout', layout]);
       sh('umoci', ['new', '--image', `${layout}:v1`]);
       sh('umoci', ['insert', '--image', `${layout}:v1`, `${root}/layers/sha256/${layer}`, '/']);
-      sh('umoci', ['config', '--image', `${layout}:v1`, '--config.label', `io.novabox.server-cmd=${JSON.stringify(cmd)}`,
-        ...(stopSignal ? ['--config.stopsignal', stopSignal] : [])]);
+      sh('umoci', [
+        'config',
+        '--image',
+        `${layout}:v1`,
+        '--config.label',
+        `io.novabox.server-cmd=${JSON.stringify(cmd)}`,
+        ...(stopSignal ? ['--config.stopsignal', stopSignal] : []),
+      ]);
       const r = await nb(['image', 'create', '--file', layout, '--format', 'oci', name], 60_000);
       expect(r.exitCode, r.stderr).toBe(0);
     } finally {
@@ -77,68 +84,82 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
   }
   const noUmoci = missingCommands(['umoci']).length > 0;
 
-  it('stop: the stop signal, then SIGKILL of the cgroup after --timeout; an image\'s own stop signal is used', async (ctx) => {
-    ctx.skip(noUmoci, 'no umoci: the test images with a server command are made with it');
-    // ignores SIGTERM; exits on SIGUSR1
-    const script = 'trap "" TERM; trap "exit 0" USR1; while :; do sleep 0.1; done';
-    await imageWith('stubborn', ['/bin/sh', '-c', script]);
-    await imageWith('usr1', ['/bin/sh', '-c', script], 'SIGUSR1');
-    for (const [name, image] of [['st1', 'stubborn'], ['su1', 'usr1']]) {
-      expect((await nb(['server', 'create', '--image', image, '--flavor', 'c1.nano', name])).exitCode).toBe(0);
-    }
-    // SIGTERM (the default) is ignored: killed after --timeout 1
-    let t = Date.now();
-    const killed = await nb(['--debug', 'server', 'stop', '--timeout', '1', 'st1']);
-    const killedMs = Date.now() - t;
-    expect(killed.exitCode, killed.stderr).toBe(0);
-    expect(killed.stderr).toContain('novabox: st1: stopped by SIGKILL after the timeout');
-    expect(killedMs).toBeGreaterThanOrEqual(1000);
-    expect(killedMs).toBeLessThan(IN_GUEST ? 30_000 : 8_000);
-    expect(await show('st1')).toMatchObject({ status: 'SHUTOFF', pid: null });
-    // the image's SIGUSR1: it ends by itself well before a 30 s timeout
-    t = Date.now();
-    const signalled = await nb(['--debug', 'server', 'stop', '--timeout', '30', 'su1']);
-    expect(signalled.exitCode, signalled.stderr).toBe(0);
-    expect(signalled.stderr).toContain('novabox: su1: stopped by the stop signal');
-    expect(Date.now() - t).toBeLessThan(IN_GUEST ? 20_000 : 5_000);
-    expect(await show('su1')).toMatchObject({ status: 'SHUTOFF', pid: null });
-    for (const n of ['st1', 'su1']) expect((await nb(['server', 'delete', n])).exitCode).toBe(0);
-    for (const i of ['stubborn', 'usr1']) expect((await nb(['image', 'delete', i])).exitCode).toBe(0);
-  }, IN_GUEST ? 300_000 : 60_000);
-
-  it('reconcile after an OOM kill: the server whose command the kernel killed shows SHUTOFF (Crashed) with an event', async (ctx) => {
-    ctx.skip(noUmoci, 'no umoci: the test images with a server command are made with it');
-    // a 16 MiB flavor (swap off); a subshell's variable outgrows it and the kernel kills
-    // it; the command then lives 2 s more (its cgroup, and the kernel's oom_kill count in
-    // it, with it) and exits with the subshell's 137
-    expect((await nb(['flavor', 'create', '--vcpus', '1', '--ram', '16', 'feat.oom'])).exitCode).toBe(0);
-    await imageWith('hog', ['/bin/sh', '-c', 'sleep 0.3; (x=$(head -c 100000000 /dev/zero | tr "\\0" a)); st=$?; sleep 2; exit $st']);
-    expect((await nb(['server', 'create', '--image', 'hog', '--flavor', 'feat.oom', 'oom1'])).exitCode).toBe(0);
-    const { id, pid } = await show('oom1');
-    const oomFile = cgFile(id, 'memory', 'memory.oom_control', 'memory.events');
-    let oomKills = 0;
-    for (let i = 0; i < 1000 && oomKills === 0 && existsSync(`/proc/${pid}`); i++) {
-      try {
-        oomKills = Number(/^oom_kill (\d+)$/m.exec(read(oomFile.path))?.[1] ?? 0);
-      } catch {
-        /* the cgroup went with the server's end */
+  it(
+    "stop: the stop signal, then SIGKILL of the cgroup after --timeout; an image's own stop signal is used",
+    async (ctx) => {
+      ctx.skip(noUmoci, 'no umoci: the test images with a server command are made with it');
+      // ignores SIGTERM; exits on SIGUSR1
+      const script = 'trap "" TERM; trap "exit 0" USR1; while :; do sleep 0.1; done';
+      await imageWith('stubborn', ['/bin/sh', '-c', script]);
+      await imageWith('usr1', ['/bin/sh', '-c', script], 'SIGUSR1');
+      for (const [name, image] of [
+        ['st1', 'stubborn'],
+        ['su1', 'usr1'],
+      ]) {
+        expect((await nb(['server', 'create', '--image', image, '--flavor', 'c1.nano', name])).exitCode).toBe(0);
       }
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    let s = await show('oom1');
-    for (let i = 0; i < 200 && s.status === 'ACTIVE'; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      s = await show('oom1');
-    }
-    expect(oomKills, 'the kernel OOM-killed in the server\'s cgroup').toBeGreaterThan(0);
-    expect(s).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:power_state': 'Crashed', pid: null });
-    expect((await events('oom1'))[0]).toMatchObject({ Action: 'stop', Message: expect.stringMatching(/server stopped by itself: (killed by signal 9|exited with status 137)/) });
-    expect((await nb(['server', 'delete', 'oom1'])).exitCode).toBe(0);
-    expect((await nb(['image', 'delete', 'hog'])).exitCode).toBe(0);
-    expect((await nb(['flavor', 'delete', 'feat.oom'])).exitCode).toBe(0);
-  }, IN_GUEST ? 300_000 : 60_000);
+      // SIGTERM (the default) is ignored: killed after --timeout 1
+      let t = Date.now();
+      const killed = await nb(['--debug', 'server', 'stop', '--timeout', '1', 'st1']);
+      const killedMs = Date.now() - t;
+      expect(killed.exitCode, killed.stderr).toBe(0);
+      expect(killed.stderr).toContain('novabox: st1: stopped by SIGKILL after the timeout');
+      expect(killedMs).toBeGreaterThanOrEqual(1000);
+      expect(killedMs).toBeLessThan(IN_GUEST ? 30_000 : 8_000);
+      expect(await show('st1')).toMatchObject({ status: 'SHUTOFF', pid: null });
+      // the image's SIGUSR1: it ends by itself well before a 30 s timeout
+      t = Date.now();
+      const signalled = await nb(['--debug', 'server', 'stop', '--timeout', '30', 'su1']);
+      expect(signalled.exitCode, signalled.stderr).toBe(0);
+      expect(signalled.stderr).toContain('novabox: su1: stopped by the stop signal');
+      expect(Date.now() - t).toBeLessThan(IN_GUEST ? 20_000 : 5_000);
+      expect(await show('su1')).toMatchObject({ status: 'SHUTOFF', pid: null });
+      for (const n of ['st1', 'su1']) expect((await nb(['server', 'delete', n])).exitCode).toBe(0);
+      for (const i of ['stubborn', 'usr1']) expect((await nb(['image', 'delete', i])).exitCode).toBe(0);
+    },
+    IN_GUEST ? 300_000 : 60_000,
+  );
 
-  it('reconcile after a host reboot: a recorded boot id that is not this boot\'s means the server is not running', async () => {
+  it(
+    'reconcile after an OOM kill: the server whose command the kernel killed shows SHUTOFF (Crashed) with an event',
+    async (ctx) => {
+      ctx.skip(noUmoci, 'no umoci: the test images with a server command are made with it');
+      // a 16 MiB flavor (swap off); a subshell's variable outgrows it and the kernel kills
+      // it; the command then lives 2 s more (its cgroup, and the kernel's oom_kill count in
+      // it, with it) and exits with the subshell's 137
+      expect((await nb(['flavor', 'create', '--vcpus', '1', '--ram', '16', 'feat.oom'])).exitCode).toBe(0);
+      await imageWith('hog', ['/bin/sh', '-c', 'sleep 0.3; (x=$(head -c 100000000 /dev/zero | tr "\\0" a)); st=$?; sleep 2; exit $st']);
+      expect((await nb(['server', 'create', '--image', 'hog', '--flavor', 'feat.oom', 'oom1'])).exitCode).toBe(0);
+      const { id, pid } = await show('oom1');
+      const oomFile = cgFile(id, 'memory', 'memory.oom_control', 'memory.events');
+      let oomKills = 0;
+      for (let i = 0; i < 1000 && oomKills === 0 && existsSync(`/proc/${pid}`); i++) {
+        try {
+          oomKills = Number(/^oom_kill (\d+)$/m.exec(read(oomFile.path))?.[1] ?? 0);
+        } catch {
+          /* the cgroup went with the server's end */
+        }
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      let s = await show('oom1');
+      for (let i = 0; i < 200 && s.status === 'ACTIVE'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        s = await show('oom1');
+      }
+      expect(oomKills, "the kernel OOM-killed in the server's cgroup").toBeGreaterThan(0);
+      expect(s).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:power_state': 'Crashed', pid: null });
+      expect((await events('oom1'))[0]).toMatchObject({
+        Action: 'stop',
+        Message: expect.stringMatching(/server stopped by itself: (killed by signal 9|exited with status 137)/),
+      });
+      expect((await nb(['server', 'delete', 'oom1'])).exitCode).toBe(0);
+      expect((await nb(['image', 'delete', 'hog'])).exitCode).toBe(0);
+      expect((await nb(['flavor', 'delete', 'feat.oom'])).exitCode).toBe(0);
+    },
+    IN_GUEST ? 300_000 : 60_000,
+  );
+
+  it("reconcile after a host reboot: a recorded boot id that is not this boot's means the server is not running", async () => {
     expect((await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'rb1'])).exitCode).toBe(0);
     const { id, pid } = await show('rb1');
     const db = new Database(join(root, 'novabox.db'), { timeout: 10_000 });
@@ -153,7 +174,10 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
     }
     const s = await show('rb1');
     expect(s).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:power_state': 'Crashed', pid: null });
-    expect((await events('rb1'))[0]).toMatchObject({ Action: 'stop', Message: 'server stopped by itself: its processes are gone (host reboot?)' });
+    expect((await events('rb1'))[0]).toMatchObject({
+      Action: 'stop',
+      Message: 'server stopped by itself: its processes are gone (host reboot?)',
+    });
     // end the simulation: what a reboot would have ended, then a start on this boot
     for (const p of [monitor, pid!]) {
       try {
@@ -162,13 +186,30 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
         /* gone already */
       }
     }
-    for (let i = 0; i < 200 && [monitor, pid!].some((p) => existsSync(`/proc/${p}`) && !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))); i++) await new Promise((r) => setTimeout(r, 10));
+    for (
+      let i = 0;
+      i < 200 && [monitor, pid!].some((p) => existsSync(`/proc/${p}`) && !/\) Z /.test(readFileSync(`/proc/${p}/stat`, 'utf8')));
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 10));
     expect((await nb(['server', 'start', 'rb1'])).exitCode).toBe(0);
     expect((await show('rb1')).status).toBe('ACTIVE');
   });
 
   it('flavor extra specs and vcpus reach the live cgroup: CPU quota, cpu shares, pids limit, memory', async () => {
-    const f = await nb(['flavor', 'create', '--vcpus', '2', '--ram', '96', '--property', 'quota:cpu_shares=512', '--property', 'quota:pids_limit=77', 'feat.spec']);
+    const f = await nb([
+      'flavor',
+      'create',
+      '--vcpus',
+      '2',
+      '--ram',
+      '96',
+      '--property',
+      'quota:cpu_shares=512',
+      '--property',
+      'quota:pids_limit=77',
+      'feat.spec',
+    ]);
     expect(f.exitCode, f.stderr).toBe(0);
     expect((await nb(['server', 'create', '--image', 'busybox', '--flavor', 'feat.spec', 'fx1'])).exitCode).toBe(0);
     const { id } = await show('fx1');
@@ -188,9 +229,12 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
     expect((await nb(['flavor', 'delete', 'feat.spec'])).exitCode).toBe(0);
   });
 
-  it('an --ephemeral server\'s writable layer is a tmpfs of the flavor\'s disk size (1 GiB at least)', async () => {
+  it("an --ephemeral server's writable layer is a tmpfs of the flavor's disk size (1 GiB at least)", async () => {
     expect((await nb(['flavor', 'create', '--vcpus', '1', '--ram', '64', '--disk', '2', 'feat.eph'])).exitCode).toBe(0);
-    for (const [name, flavor, kib] of [['e2', 'feat.eph', 2 * 1024 * 1024], ['e0', 'c1.nano', 1024 * 1024]] as const) {
+    for (const [name, flavor, kib] of [
+      ['e2', 'feat.eph', 2 * 1024 * 1024],
+      ['e0', 'c1.nano', 1024 * 1024],
+    ] as const) {
       expect((await nb(['server', 'create', '--ephemeral', '--image', 'busybox', '--flavor', flavor, name])).exitCode).toBe(0);
       // the tmpfs (mounted in the server's mount namespace, under the overlay) holds the
       // writable layer: df of / reports its size
@@ -202,15 +246,22 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
   });
 
   it('exit status 5 and one sentence for a user who is not root; nothing changed', async () => {
-    const asNobody = (args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
-      const p = spawn(process.execPath, [BIN, ...args], { env: cliEnv(root), uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.on('close', (code) => done({ code, stdout, stderr }));
-    });
-    for (const args of [['server', 'list'], ['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'x'], ['image', 'list'], ['doctor'], ['run', '--rm', 'busybox', 'true']]) {
+    const asNobody = (args: string[]) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+        const p = spawn(process.execPath, [BIN, ...args], { env: cliEnv(root), uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d) => (stdout += d));
+        p.stderr.on('data', (d) => (stderr += d));
+        p.on('close', (code) => done({ code, stdout, stderr }));
+      });
+    for (const args of [
+      ['server', 'list'],
+      ['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'x'],
+      ['image', 'list'],
+      ['doctor'],
+      ['run', '--rm', 'busybox', 'true'],
+    ]) {
       const r = await asNobody(args);
       // `run` keeps podman's statuses (run --help): 1 for novabox's own errors
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(args[0] === 'run' ? 1 : 5);
@@ -220,14 +271,37 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
     expect(JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout)).toEqual([]);
   });
 
-  it('server list --long: the openstack client\'s long columns', async () => {
+  it("server list --long: the openstack client's long columns", async () => {
     expect((await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--property', 'k=v', 'lg1'])).exitCode).toBe(0);
     const short = JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout);
     const long = JSON.parse((await nb(['server', 'list', '--long', '-f', 'json'])).stdout);
     expect(Object.keys(short[0])).toEqual(['ID', 'Name', 'Status', 'Networks', 'Image', 'Flavor']);
-    expect(Object.keys(long[0])).toEqual(['ID', 'Name', 'Status', 'Task State', 'Power State', 'Networks', 'Image Name', 'Image ID', 'Flavor Name', 'Flavor ID', 'Availability Zone', 'Host', 'Properties']);
+    expect(Object.keys(long[0])).toEqual([
+      'ID',
+      'Name',
+      'Status',
+      'Task State',
+      'Power State',
+      'Networks',
+      'Image Name',
+      'Image ID',
+      'Flavor Name',
+      'Flavor ID',
+      'Availability Zone',
+      'Host',
+      'Properties',
+    ]);
     const { id } = await show('lg1');
-    expect(long[0]).toMatchObject({ ID: id, Name: 'lg1', Status: 'ACTIVE', 'Task State': null, 'Power State': 'Running', 'Image Name': 'busybox', 'Flavor Name': 'c1.nano', 'Availability Zone': 'nova' });
+    expect(long[0]).toMatchObject({
+      ID: id,
+      Name: 'lg1',
+      Status: 'ACTIVE',
+      'Task State': null,
+      'Power State': 'Running',
+      'Image Name': 'busybox',
+      'Flavor Name': 'c1.nano',
+      'Availability Zone': 'nova',
+    });
     expect(JSON.stringify(long[0].Properties)).toContain('k');
     const text = (await nb(['server', 'list', '--long'])).stdout;
     expect(text).toMatch(/\| Power State \|/);
@@ -236,7 +310,20 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
 
   it('image set/unset: name, properties, tags and protection; a protected image refuses deletion', async () => {
     const id = (await nb(['image', 'show', 'busybox', '-f', 'value', '-c', 'id'])).stdout.trim();
-    const set = await nb(['image', 'set', '--property', 'k1=v1', '--property', 'k2=v2', '--tag', 't1', '--name', 'bb2', '--protected', 'busybox']);
+    const set = await nb([
+      'image',
+      'set',
+      '--property',
+      'k1=v1',
+      '--property',
+      'k2=v2',
+      '--tag',
+      't1',
+      '--name',
+      'bb2',
+      '--protected',
+      'busybox',
+    ]);
     expect(set.exitCode, set.stderr).toBe(0);
     let img = JSON.parse((await nb(['image', 'show', id, '-f', 'json'])).stdout);
     expect(img).toMatchObject({ name: 'bb2', protected: true, tags: ['t1'], properties: expect.objectContaining({ k1: 'v1', k2: 'v2' }) });
@@ -259,14 +346,16 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
     expect(live).toHaveLength(1);
     // a lease of a server that no longer exists (its CLI died between the row and the lease's release)
     const [a, b, c] = live[0].split(' ')[0].split('.');
-    const ghost = `${a}.${b}.${c}.${(Number(live[0].split(' ')[0].split('.')[3]) + 100) % 250 + 2}`;
+    const ghost = `${a}.${b}.${c}.${((Number(live[0].split(' ')[0].split('.')[3]) + 100) % 250) + 2}`;
     const db = new Database(join(root, 'novabox.db'), { timeout: 10_000 });
     try {
       const cols = (db.prepare('PRAGMA table_info(network_leases)').all() as { name: string }[]).map((x) => x.name);
       const row = db.prepare('SELECT * FROM network_leases').get() as Record<string, unknown>;
       const ins = { ...row, address: ghost, owner_id: randomUUID() } as Record<string, unknown>;
       if ('mac' in ins && typeof ins.mac === 'string') ins.mac = ins.mac.replace(/..$/, 'ee');
-      db.prepare(`INSERT INTO network_leases (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).run(...cols.map((k) => ins[k]));
+      db.prepare(`INSERT INTO network_leases (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`).run(
+        ...cols.map((k) => ins[k]),
+      );
     } finally {
       db.close();
     }
@@ -285,17 +374,30 @@ describe.skipIf(!isRoot)('README features (root, real containers)', () => {
     const { root: r2, remove, bridge: b2 } = tempRoot('nbx-feat-auto-');
     try {
       writeFileSync(join(r2, 'config.json'), JSON.stringify({ network: { bridge: b2 } }));
-      const routes = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/)).filter((f) => f.length >= 8);
+      const routes = readFileSync('/proc/net/route', 'utf8')
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim().split(/\s+/))
+        .filter((f) => f.length >= 8);
       const le = (hex: string) => Buffer.from(hex, 'hex').reverse().readUInt32BE(0);
       const ip = (s: string) => s.split('.').reduce((n, x) => ((n << 8) | Number(x)) >>> 0, 0);
-      const candidates = ['10.89.0.0/16', '10.90.0.0/16', '10.91.0.0/16', '10.92.0.0/16', '10.93.0.0/16', '172.29.0.0/16', '172.30.0.0/16', '192.168.251.0/24'];
+      const candidates = [
+        '10.89.0.0/16',
+        '10.90.0.0/16',
+        '10.91.0.0/16',
+        '10.92.0.0/16',
+        '10.93.0.0/16',
+        '172.29.0.0/16',
+        '172.30.0.0/16',
+        '192.168.251.0/24',
+      ];
       const free = candidates.find((c) => {
         const [net, bits] = c.split('/');
         return !routes.some((f) => {
           const mask = le(f[7]);
           if (mask === 0) return false; // the default route overlaps nothing
           const m = (Math.min(mask, bits === '16' ? 0xffff0000 : 0xffffff00) & mask) >>> 0; // the shorter prefix
-          return ((le(f[1]) & m) >>> 0) === ((ip(net) & m) >>> 0);
+          return (le(f[1]) & m) >>> 0 === (ip(net) & m) >>> 0;
         });
       });
       expect(free).toBeDefined();

@@ -4,7 +4,19 @@
  * Each test leaves the census (mounts, cgroups, monitors, state files) as it found it.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -12,7 +24,16 @@ import { census, type Census } from '../helpers/census.js';
 import { skipEachIf } from '../helpers/skip.js';
 import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import {
-  fixtureToolsMissing, getXattr, hostileArchives, setXattr, lxcTarball, makeRootfs, ociLayout, sh, tarball, treeDigest,
+  fixtureToolsMissing,
+  getXattr,
+  hostileArchives,
+  setXattr,
+  lxcTarball,
+  makeRootfs,
+  ociLayout,
+  sh,
+  tarball,
+  treeDigest,
 } from '../helpers/image-fixtures.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -35,8 +56,11 @@ function userXattrs(): boolean {
 const noXattrs = isRoot && !missing.length && !userXattrs();
 
 describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
-  const why = missing.length ? `missing ${missing.join(', ')} to build the fixtures`
-    : noXattrs ? `no user.* xattrs on ${process.env.NOVABOX_TEST_TMP ?? tmpdir()} (tmpfs before Linux 6.6; set NOVABOX_TEST_TMP): the fixtures carry one` : undefined;
+  const why = missing.length
+    ? `missing ${missing.join(', ')} to build the fixtures`
+    : noXattrs
+      ? `no user.* xattrs on ${process.env.NOVABOX_TEST_TMP ?? tmpdir()} (tmpfs before Linux 6.6; set NOVABOX_TEST_TMP): the fixtures carry one`
+      : undefined;
   skipEachIf(why);
   let root: string;
   let removeRoot: () => void;
@@ -51,7 +75,8 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
   };
   const layersOf = async (name: string, r = root) => (await show(name, r)).properties.layers.split(',');
   const layerDir = (diffId: string, r = root) => join(r, 'layers/sha256', diffId.slice(7));
-  const images = async (r = root) => (JSON.parse((await nb(['image', 'list', '-f', 'json'], r)).stdout) as { Name: string; Status: string }[]);
+  const images = async (r = root) =>
+    JSON.parse((await nb(['image', 'list', '-f', 'json'], r)).stdout) as { Name: string; Status: string }[];
 
   beforeAll(async () => {
     if (why) return;
@@ -70,7 +95,8 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
   });
   afterEach(async () => {
     if (why) return;
-    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[]) await nb(['server', 'delete', '--force', s.ID]);
+    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[])
+      await nb(['server', 'delete', '--force', s.ID]);
     const after = census(root);
     const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(strip(after)).toEqual(strip(before));
@@ -87,7 +113,12 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
       expect(r.stderr).toBe('');
       expect(r.exitCode).toBe(0);
       const img = JSON.parse(r.stdout);
-      expect(img).toMatchObject({ name: `tb-${c}`, status: 'active', visibility: 'shared', properties: { comp: c, novabox_source: 'tar' } });
+      expect(img).toMatchObject({
+        name: `tb-${c}`,
+        status: 'active',
+        visibility: 'shared',
+        properties: { comp: c, novabox_source: 'tar' },
+      });
       const [diff] = img.properties.layers.split(',');
       first ??= diff;
       expect(diff).toBe(first); // same tar inside: same diff id, one layer stored
@@ -98,7 +129,15 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     expect(readdirSync(join(root, 'layers/sha256')).filter((d) => d === first!.slice(7))).toHaveLength(1);
     // a server boots from it and sees the files
     expect((await nb(['server', 'create', '--image', 'tb-zstd', '--flavor', 'm1.tiny', 'tb1'])).exitCode).toBe(0);
-    const e = await nb(['server', 'exec', 'tb1', '--', 'sh', '-c', 'cat /srv/data/hello; stat -c "%a %u:%g" /srv/data/suid /srv/data/owned']);
+    const e = await nb([
+      'server',
+      'exec',
+      'tb1',
+      '--',
+      'sh',
+      '-c',
+      'cat /srv/data/hello; stat -c "%a %u:%g" /srv/data/suid /srv/data/owned',
+    ]);
     expect(e.stdout).toBe('hello world\n4755 0:0\n640 1000:1000\n');
     for (const c of ['none', 'gzip', 'xz', 'bzip2']) expect((await nb(['image', 'delete', `tb-${c}`])).exitCode).toBe(0);
     const inUse = await nb(['image', 'delete', 'tb-zstd']);
@@ -125,7 +164,15 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     expect(getXattr(join(dir, 'srv/data/hello'), 'user.novabox.test')).toBe('kept');
     expect(treeDigest(rootfs)).toEqual(want); // the source directory is left as it was
     expect((await nb(['server', 'create', '--image', 'plaindir', '--flavor', 'c1.nano', 'pd1'])).exitCode).toBe(0);
-    const e = await nb(['server', 'exec', 'pd1', '--', 'sh', '-c', 'cat /srv/data/hello; stat -c "%a %u:%g" /srv/data/suid /srv/data/owned']);
+    const e = await nb([
+      'server',
+      'exec',
+      'pd1',
+      '--',
+      'sh',
+      '-c',
+      'cat /srv/data/hello; stat -c "%a %u:%g" /srv/data/suid /srv/data/owned',
+    ]);
     expect(e.stdout).toBe('hello world\n4755 0:0\n640 1000:1000\n');
     expect((await nb(['server', 'delete', 'pd1'])).exitCode).toBe(0);
     expect((await nb(['image', 'delete', 'plaindir'])).exitCode).toBe(0);
@@ -154,7 +201,15 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     expect(wh).toBe('character special file 0:0');
     // the config (cmd, env, workdir) comes along; the server runs the image command
     expect((await nb(['server', 'create', '--image', 'ociarc', '--flavor', 'm1.tiny', 'oc1'])).exitCode).toBe(0);
-    const e = await nb(['server', 'exec', 'oc1', '--', 'sh', '-c', 'pwd; echo $GREETING; cat /srv/added; test -e /srv/remove-me || echo gone; cat /srv/data/hello']);
+    const e = await nb([
+      'server',
+      'exec',
+      'oc1',
+      '--',
+      'sh',
+      '-c',
+      'pwd; echo $GREETING; cat /srv/added; test -e /srv/remove-me || echo gone; cat /srv/data/hello',
+    ]);
     expect(e.stdout).toBe('/srv\nhi\nfrom layer two\ngone\nhello world\n');
     expect((await nb(['server', 'delete', '--force', 'oc1'])).exitCode).toBe(0);
     for (const n of ['ocidir', 'ociarc', 'dockarc']) expect((await nb(['image', 'delete', n])).exitCode).toBe(0);
@@ -167,7 +222,13 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     const r = await nb(['image', 'create', '--file', file, 'lxcimg', '-f', 'json']);
     expect(r.stderr).toBe('');
     const img = JSON.parse(r.stdout);
-    expect(img.properties).toMatchObject({ novabox_source: 'lxc', architecture: 'x86_64', description: 'test image', os_distro: 'busybox', os_version: '1' });
+    expect(img.properties).toMatchObject({
+      novabox_source: 'lxc',
+      architecture: 'x86_64',
+      description: 'test image',
+      os_distro: 'busybox',
+      os_version: '1',
+    });
     expect(treeDigest(layerDir(img.properties.layers))).toEqual(treeDigest(rootfs));
     expect((await nb(['image', 'delete', 'lxcimg'])).exitCode).toBe(0);
   });
@@ -193,7 +254,10 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
       expect(await layersOf('rtdst', other.root)).toEqual(layers);
       expect(treeDigest(layerDir(layers[0], other.root))).toEqual(treeDigest(layerDir(layers[0])));
       // --file - streams the same bytes to stdout
-      const child = spawn(process.execPath, [BIN, 'image', 'save', '--file', '-', 'rtsrc'], { env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, 'image', 'save', '--file', '-', 'rtsrc'], {
+        env: cliEnv(root),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let bytes = 0;
       child.stdout.on('data', (b: Buffer) => (bytes += b.length));
       await new Promise((r2) => child.on('close', r2));
@@ -259,7 +323,9 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
     mkdirSync(join(layout, 'blobs/sha256'), { recursive: true });
     writeFileSync(join(layout, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
     const manifests = Array.from({ length: 10_000 }, (_, i) => ({
-      mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 1, digest: `sha256:${i.toString(16).padStart(64, '0')}`,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      size: 1,
+      digest: `sha256:${i.toString(16).padStart(64, '0')}`,
       annotations: { 'org.opencontainers.image.ref.name': `some/long/reference/name-${i}` },
       platform: { os: 'plan9', architecture: 'mips' },
     }));
@@ -314,7 +380,10 @@ describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
       const other = { projectId: 'p-other', userId: 'u-other', isAdmin: false };
       const file = join(work, 'upload.tar.gz');
       tarball(rootfs, file, 'gzip');
-      const rec = svc.createRecord({ name: 'glance1', diskFormat: 'raw', containerFormat: 'bare', properties: { os_distro: 'busybox' } }, admin);
+      const rec = svc.createRecord(
+        { name: 'glance1', diskFormat: 'raw', containerFormat: 'bare', properties: { os_distro: 'busybox' } },
+        admin,
+      );
       expect(rec.status).toBe('queued');
       expect(svc.list({ status: 'queued' }, admin).map((i) => i.id)).toContain(rec.id);
       // another project neither sees a shared image of ours nor may upload to it

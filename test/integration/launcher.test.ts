@@ -33,8 +33,12 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher code cache', () => {
     rmSync(state, { recursive: true, force: true });
   });
 
-  const cli = (...args: string[]) => spawnSync(process.execPath, [join(tree, 'bin/novabox'), ...args], { env: cliEnv(state), encoding: 'utf8' });
-  const caches = () => readdirSync(join(tree, 'dist')).filter((f) => f.endsWith('.cache')).sort();
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [join(tree, 'bin/novabox'), ...args], { env: cliEnv(state), encoding: 'utf8' });
+  const caches = () =>
+    readdirSync(join(tree, 'dist'))
+      .filter((f) => f.endsWith('.cache'))
+      .sort();
 
   it('writes none for help, version or a failed command', () => {
     expect(cli('ps', '--help').status).toBe(0);
@@ -77,7 +81,10 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
 
   const cli = (...args: string[]) =>
     spawnSync(process.execPath, [join(tree, 'bin/novabox'), ...args], { env: cliEnv(root), encoding: 'utf8', input: '' });
-  const caches = () => readdirSync(join(tree, 'dist')).filter((f) => f.endsWith('.cache')).sort();
+  const caches = () =>
+    readdirSync(join(tree, 'dist'))
+      .filter((f) => f.endsWith('.cache'))
+      .sort();
 
   it('help, a bad option and a dry run write no cache; help and errors read as before', () => {
     const help = cli('run', '--help');
@@ -119,7 +126,7 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
     expect(census(root)).toEqual(before);
   });
 
-  it('keeps the bridge network\'s runs in a cache of their own', () => {
+  it("keeps the bridge network's runs in a cache of their own", () => {
     // the first bridge run of this root makes its bridge: the census is taken after it
     const first = cli('run', '--rm', 'busybox', 'true');
     expect(first.status).toBe(0);
@@ -135,7 +142,7 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
     expect(census(root)).toEqual(before);
   });
 
-  it('hands a line the fast parser leaves (-ie VALUE) to the full CLI, whose cache is the `run` word\'s', () => {
+  it("hands a line the fast parser leaves (-ie VALUE) to the full CLI, whose cache is the `run` word's", () => {
     const before = census(root);
     const r = cli('run', '--rm', '--network', 'none', '-ie', 'FOO=bar', 'busybox', 'sh', '-c', 'echo $FOO');
     expect(r.status).toBe(0);

@@ -35,7 +35,9 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
   const show = async (name: string) => {
     const r = await nb(['server', 'show', name, '-f', 'json']);
     expect(r.stderr).toBe('');
-    return JSON.parse(r.stdout) as Record<string, unknown> & { addresses: Record<string, { addr: string; version: number; 'OS-EXT-IPS:type': string; 'OS-EXT-IPS-MAC:mac_addr': string }[]> };
+    return JSON.parse(r.stdout) as Record<string, unknown> & {
+      addresses: Record<string, { addr: string; version: number; 'OS-EXT-IPS:type': string; 'OS-EXT-IPS-MAC:mac_addr': string }[]>;
+    };
   };
   const addrOf = async (name: string) => (await show(name)).addresses.novabox[0].addr;
   const create = async (name: string, extra: string[] = []) => {
@@ -60,7 +62,9 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
   });
   afterEach(async () => {
     const list = await nb(['server', 'list', '-f', 'json']);
-    await Promise.all((JSON.parse(list.stdout || '[]') as { ID: string }[]).map((s) => nb(['server', 'delete', '--force', s.ID], { timeoutMs: 60_000 })));
+    await Promise.all(
+      (JSON.parse(list.stdout || '[]') as { ID: string }[]).map((s) => nb(['server', 'delete', '--force', s.ID], { timeoutMs: 60_000 })),
+    );
     const after = census(root);
     const noServerFiles = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(noServerFiles(after)).toEqual(noServerFiles(before));
@@ -68,7 +72,7 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect(after.leases).toEqual([]);
   }, 120_000);
 
-  it('servers get addresses in Nova\'s format, reach each other and the host reaches them', async () => {
+  it("servers get addresses in Nova's format, reach each other and the host reaches them", async () => {
     const a = await create('web1');
     expect(Object.keys(a.addresses)).toEqual(['novabox']);
     const [entry] = a.addresses.novabox;
@@ -83,7 +87,15 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
 
     // Inside: lo and eth0, the address, a default route via the gateway (.1 on the bridge).
     const gw = subnet.replace(/0\/24$/, '1');
-    const inside = await nb(['server', 'exec', 'web1', '--', 'sh', '-c', 'ls /sys/class/net; ip -4 -o addr show eth0; ip route; cat /sys/class/net/eth0/address']);
+    const inside = await nb([
+      'server',
+      'exec',
+      'web1',
+      '--',
+      'sh',
+      '-c',
+      'ls /sys/class/net; ip -4 -o addr show eth0; ip route; cat /sys/class/net/eth0/address',
+    ]);
     expect(inside.stdout).toContain(`inet ${a1}/24`);
     expect(inside.stdout).toContain(`default via ${gw} dev eth0`);
     expect(inside.stdout.split('\n').slice(0, 2)).toEqual(['eth0', 'lo']);
@@ -97,7 +109,15 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect(hostPing(a2)).toBe(true);
 
     // /etc/hosts, /etc/hostname, /etc/resolv.conf: novabox's, bound over the image's.
-    const etc = await nb(['server', 'exec', 'web1', '--', 'sh', '-c', 'cat /etc/hostname; grep web1 /etc/hosts; head -1 /etc/resolv.conf; grep " /etc/hosts " /proc/self/mountinfo | wc -l']);
+    const etc = await nb([
+      'server',
+      'exec',
+      'web1',
+      '--',
+      'sh',
+      '-c',
+      'cat /etc/hostname; grep web1 /etc/hosts; head -1 /etc/resolv.conf; grep " /etc/hosts " /proc/self/mountinfo | wc -l',
+    ]);
     expect(etc.stdout).toBe(`web1\n${a1}\tweb1\n# written by novabox\n1\n`);
 
     // The Networks column, and the network's own view.
@@ -112,14 +132,20 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect(readFileSync(`/sys/class/net/${bridge}/operstate`, 'utf8').trim()).toBe('up');
   });
 
-  it('--network none has only lo, --network host sees the host\'s interfaces; neither takes an address', async () => {
+  it("--network none has only lo, --network host sees the host's interfaces; neither takes an address", async () => {
     const none = await create('n1', ['--network', 'none']);
     expect(none.addresses).toEqual({});
     expect((await nb(['server', 'exec', 'n1', '--', 'ls', '/sys/class/net'])).stdout.trim().split(/\s+/)).toEqual(['lo']);
     const host = await create('h1', ['--network', 'host']);
     expect(host.addresses).toEqual({});
     const seen = (await nb(['server', 'exec', 'h1', '--', 'ls', '/sys/class/net'])).stdout.trim().split(/\s+/).sort();
-    expect(seen).toEqual(expect.arrayContaining(readdirSync('/sys/class/net').filter((n) => !n.startsWith('nbv')).sort()));
+    expect(seen).toEqual(
+      expect.arrayContaining(
+        readdirSync('/sys/class/net')
+          .filter((n) => !n.startsWith('nbv'))
+          .sort(),
+      ),
+    );
     expect(leasesOf(root)).toEqual([]);
   });
 
@@ -150,13 +176,43 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     const a = await create('fixed', ['--nic', `net-id=novabox,v4-fixed-ip=${fixed}`]);
     expect(a.addresses.novabox[0].addr).toBe(fixed);
     expect(hostPing(fixed)).toBe(true);
-    const taken = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--nic', `net-id=novabox,v4-fixed-ip=${fixed}`, 'again']);
+    const taken = await nb([
+      'server',
+      'create',
+      '--image',
+      'busybox',
+      '--flavor',
+      'c1.nano',
+      '--nic',
+      `net-id=novabox,v4-fixed-ip=${fixed}`,
+      'again',
+    ]);
     expect(taken.exitCode).toBe(4);
     expect(taken.stderr).toBe(`novabox: Fixed IP address ${fixed} is already in use on network novabox\n`);
-    const outside = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--nic', 'net-id=novabox,v4-fixed-ip=192.0.2.200', 'out']);
+    const outside = await nb([
+      'server',
+      'create',
+      '--image',
+      'busybox',
+      '--flavor',
+      'c1.nano',
+      '--nic',
+      'net-id=novabox,v4-fixed-ip=192.0.2.200',
+      'out',
+    ]);
     expect(outside.exitCode).toBe(2);
     expect(outside.stderr).toMatch(/is not in the subnet/);
-    const gw = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--nic', `net-id=novabox,v4-fixed-ip=${subnet.replace(/0\/24$/, '1')}`, 'gw']);
+    const gw = await nb([
+      'server',
+      'create',
+      '--image',
+      'busybox',
+      '--flavor',
+      'c1.nano',
+      '--nic',
+      `net-id=novabox,v4-fixed-ip=${subnet.replace(/0\/24$/, '1')}`,
+      'gw',
+    ]);
     expect(gw.exitCode).toBe(2);
     await create('other');
     const byIp = JSON.parse((await nb(['server', 'list', '--ip', `\\.77$`, '-f', 'json'])).stdout) as { Name: string }[];
@@ -167,7 +223,9 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
   const many = IN_GUEST ? 10 : 30;
   it(`${many} concurrent creates (${many} CLI processes) get ${many} distinct addresses; ${many} deletes release them all`, async () => {
     const creates = await Promise.all(
-      Array.from({ length: many }, (_, i) => nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', `c${i}`, '-f', 'json'], { timeoutMs: 60_000 })),
+      Array.from({ length: many }, (_, i) =>
+        nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', `c${i}`, '-f', 'json'], { timeoutMs: 60_000 }),
+      ),
     );
     for (const c of creates) expect(c.exitCode, c.stderr).toBe(0);
     const addrs = creates.map((c) => JSON.parse(c.stdout).addresses.novabox[0].addr as string);
@@ -214,7 +272,7 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     expect(vethsOf(bridge)).toEqual([]);
   });
 
-  it('doctor removes a veth left on this root\'s bridge and changes nothing else', async () => {
+  it("doctor removes a veth left on this root's bridge and changes nothing else", async () => {
     await create('alive');
     const live = vethsOf(bridge);
     expect(live).toHaveLength(1);
@@ -255,7 +313,10 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
   });
 
   it('refuses a subnet that overlaps a host route, in one line, and creates nothing', async ({ skip }) => {
-    const route = readFileSync('/proc/net/route', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+    const route = readFileSync('/proc/net/route', 'utf8')
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/))
       .find((f) => f.length >= 8 && f[7] !== '00000000' && !/^(nbt|novabox)/.test(f[0])); // not another test root's bridge: it may go away
     if (!route) return skip('this host has only a default route: nothing to clash with'); // reported as skipped, not passed
     const le = (hex: string) => Buffer.from(hex, 'hex').reverse();
@@ -271,14 +332,20 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
       const r = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'x'], { root });
       expect(r.exitCode).toBe(4);
       // one sentence, what to do in parentheses
-      expect(r.stderr).toMatch(new RegExp(`^novabox: subnet ${net}/${prefix} of bridge ${bridge} overlaps the host's route .* on ${route[0]} \\(set another "network.subnet" in [^\n]*\\)\n$`));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^novabox: subnet ${net}/${prefix} of bridge ${bridge} overlaps the host's route .* on ${route[0]} \\(set another "network.subnet" in [^\n]*\\)\n$`,
+        ),
+      );
       expect(JSON.parse((await runCli(['server', 'list', '-f', 'json'], { root })).stdout)).toEqual([]);
       expect(existsSync(`/sys/class/net/${bridge}`)).toBe(false);
       // A config that does not parse: one line naming the file and the key, exit 2, nothing made.
       writeFileSync(`${root}/config.json`, JSON.stringify({ network: { bridge, subnet: '10.1.2.3/24' } }));
       const bad = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'x'], { root });
       expect(bad.exitCode).toBe(2);
-      expect(bad.stderr).toBe(`novabox: invalid ${root}/config.json: "network.subnet": invalid subnet "10.1.2.3/24": host bits are set (did you mean 10.1.2.0/24?)\n`);
+      expect(bad.stderr).toBe(
+        `novabox: invalid ${root}/config.json: "network.subnet": invalid subnet "10.1.2.3/24": host bits are set (did you mean 10.1.2.0/24?)\n`,
+      );
       expect(JSON.parse((await runCli(['server', 'list', '-f', 'json'], { root })).stdout)).toEqual([]);
     } finally {
       // should the refusal ever fail, take the server it made down with the root
@@ -307,7 +374,7 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
     }
   });
 
-  it('NAT: novabox\'s own nftables table while configured, removed with the network; nothing sent out', async (ctx) => {
+  it("NAT: novabox's own nftables table while configured, removed with the network; nothing sent out", async (ctx) => {
     ctx.skip(!hasNft, 'no nft (nftables): novabox configures NAT with it');
     const { root, remove, bridge } = tempRoot('nbx-netnat-', { nat: true });
     // NAT turns on net.ipv4.ip_forward, as it must; the test puts the host back as it was.
@@ -327,7 +394,10 @@ describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () =
       expect(existsSync(`/sys/class/net/${bridge}`)).toBe(false);
       // NAT switched off with a table left over: doctor removes it.
       spawnSync('nft', ['add', 'table', 'ip', tables[0].split(' ').at(-1)!]);
-      writeFileSync(`${root}/config.json`, JSON.stringify({ network: { bridge, subnet: JSON.parse(readFileSync(`${root}/config.json`, 'utf8')).network.subnet, nat: false } }));
+      writeFileSync(
+        `${root}/config.json`,
+        JSON.stringify({ network: { bridge, subnet: JSON.parse(readFileSync(`${root}/config.json`, 'utf8')).network.subnet, nat: false } }),
+      );
       const doc = await runCli(['doctor', '-f', 'json'], { root });
       expect(JSON.parse(doc.stdout)).toEqual([expect.objectContaining({ Kind: 'nat', Fixed: true })]);
       expect(nftTablesOf(bridge)).toEqual([]);

@@ -94,7 +94,7 @@ describe.skipIf(!isRoot)('run: the monitor makes and removes the cgroup (root)',
   });
 
   it('a cgroup the kernel refuses: one sentence, exit 1, nothing left', async (ctx) => {
-    ctx.skip(!cgroup2Mount(), 'no cgroup2 hierarchy mounted: cgroup.max.descendants is cgroup2\'s');
+    ctx.skip(!cgroup2Mount(), "no cgroup2 hierarchy mounted: cgroup.max.descendants is cgroup2's");
     // cgroup.max.descendants = 0 on the parent: the container's mkdir fails with EAGAIN,
     // after the monitor made the levels of the hierarchies before it (v1), if any.
     const parent = join(cgroup2Mount()!, cgroupParentFor(root));
@@ -105,7 +105,9 @@ describe.skipIf(!isRoot)('run: the monitor makes and removes the cgroup (root)',
       expect(r.exitCode).toBe(1);
       expect(r.stdout).toBe('');
       expect(r.stderr).toMatch(
-        new RegExp(`^novabox: cannot set up the container's cgroup: mkdir ${parent}/[0-9a-f]+: resource temporarily unavailable \\(EAGAIN\\)\\n$`),
+        new RegExp(
+          `^novabox: cannot set up the container's cgroup: mkdir ${parent}/[0-9a-f]+: resource temporarily unavailable \\(EAGAIN\\)\\n$`,
+        ),
       );
       expect(readdirSync(join(root, 'containers'))).toEqual([]);
     } finally {

@@ -22,8 +22,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const layer = readdirSync(`${root}/layers/sha256`)[0];
     execFileSync('cp', ['-a', `${root}/layers/sha256/${layer}/.`, dir]);
   };
-  const run = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) =>
-    runCli(['run', ...args], { root, ...opts });
+  const run = (args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}) => runCli(['run', ...args], { root, ...opts });
 
   it('runs the command as pid 1 with its own hostname', async () => {
     const r = await run(['--rm', 'busybox', 'sh', '-c', 'echo $$; hostname']);
@@ -41,10 +40,13 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(pids.trim().split('\n').length).toBeLessThanOrEqual(3);
     expect(pids.trim().split('\n')).toContain('1');
     // No host mount point shows up inside; the container's own are all there is.
-    const points = (text: string) => text.trim().split('\n').map((l) => l.split(' ')[4]);
+    const points = (text: string) =>
+      text
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ')[4]);
     const inside = new Set(points(mounts));
-    const hostOnly = points(readFileSync('/proc/self/mountinfo', 'utf8'))
-      .filter((p) => !/^\/(proc|sys|dev)(\/|$)/.test(p) && p !== '/');
+    const hostOnly = points(readFileSync('/proc/self/mountinfo', 'utf8')).filter((p) => !/^\/(proc|sys|dev)(\/|$)/.test(p) && p !== '/');
     expect(hostOnly.length).toBeGreaterThan(0);
     for (const p of hostOnly) expect(inside.has(p)).toBe(false);
     expect(mounts.split('\n')[0]).toMatch(/ \/ \/ rw,.* - overlay overlay /);
@@ -52,8 +54,23 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
 
   it('applies hostname, env, workdir and limits together', async () => {
     const r = await run([
-      '--rm', '--hostname', 'web', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '64',
-      '-e', 'FOO=bar', '-w', '/tmp', 'busybox', 'sh', '-c', 'env; pwd; hostname',
+      '--rm',
+      '--hostname',
+      'web',
+      '--memory',
+      '64m',
+      '--cpus',
+      '0.5',
+      '--pids-limit',
+      '64',
+      '-e',
+      'FOO=bar',
+      '-w',
+      '/tmp',
+      'busybox',
+      'sh',
+      '-c',
+      'env; pwd; hostname',
     ]);
     expect(r.exitCode).toBe(0);
     const lines = r.stdout.trim().split('\n');
@@ -69,15 +86,21 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     // one the host has must be in the container, and read as empty
     const masked = ['/proc/keys', '/proc/timer_list', '/proc/kcore', '/proc/sched_debug'].filter((f) => existsSync(f));
     expect(masked.length).toBeGreaterThan(0);
-    const r = await run(['--rm', 'busybox', 'sh', '-c', [
-      `for f in ${masked.join(' ')}; do echo "$f:$(head -c 64 $f | wc -c)"; done`,
-      'echo acpi:$(ls -A /proc/acpi 2>/dev/null | wc -l)',
-      'touch /sys/x 2>&1 || true',
-      // the shell reports a failed redirection on its own stderr: a subshell's goes to stdout
-      '(echo 1 > /proc/sys/kernel/domainname) 2>&1 || true',
-      'cat /proc/sys/kernel/domainname',
-      'grep " /sys/fs/cgroup" /proc/self/mountinfo | grep -c " ro,"',
-    ].join('; ')]);
+    const r = await run([
+      '--rm',
+      'busybox',
+      'sh',
+      '-c',
+      [
+        `for f in ${masked.join(' ')}; do echo "$f:$(head -c 64 $f | wc -c)"; done`,
+        'echo acpi:$(ls -A /proc/acpi 2>/dev/null | wc -l)',
+        'touch /sys/x 2>&1 || true',
+        // the shell reports a failed redirection on its own stderr: a subshell's goes to stdout
+        '(echo 1 > /proc/sys/kernel/domainname) 2>&1 || true',
+        'cat /proc/sys/kernel/domainname',
+        'grep " /sys/fs/cgroup" /proc/self/mountinfo | grep -c " ro,"',
+      ].join('; '),
+    ]);
     expect(r.exitCode).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines.filter((l) => l.startsWith('/proc/'))).toEqual(masked.map((f) => `${f}:0`)); // masked: reads as empty
@@ -88,13 +111,23 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     expect(Number(lines.at(-1))).toBeGreaterThan(0);
   });
 
-  it('gets an ipc namespace of its own: another one than the host\'s and than another container\'s', async () => {
+  it("gets an ipc namespace of its own: another one than the host's and than another container's", async () => {
     const hostIpc = execFileSync('readlink', ['/proc/self/ns/ipc'], { encoding: 'utf8' }).trim();
     // A lives until B has read its own (a freed namespace's number can be reused): it waits
     // for a file the test makes in a bound host directory
     const dir = mkdtempSync(join(tmpdir(), 'nbx-ipc-'));
     try {
-      const pending = run(['--rm', '--network', 'none', '-v', `${dir}:/x`, 'busybox', 'sh', '-c', 'readlink /proc/self/ns/ipc > /x/a; while [ ! -e /x/go ]; do sleep 0.05; done; cat /x/a']);
+      const pending = run([
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        `${dir}:/x`,
+        'busybox',
+        'sh',
+        '-c',
+        'readlink /proc/self/ns/ipc > /x/a; while [ ! -e /x/go ]; do sleep 0.05; done; cat /x/a',
+      ]);
       for (let i = 0; i < 400 && !existsSync(join(dir, 'a')); i++) await new Promise((r) => setTimeout(r, 25));
       const b = await run(['--rm', '--network', 'none', 'busybox', 'readlink', '/proc/self/ns/ipc']);
       writeFileSync(join(dir, 'go'), '');
@@ -111,8 +144,15 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   });
 
   it('makes /dev with exactly its own nodes and links', async () => {
-    const r = await run(['--rm', '--network', 'none', 'busybox', 'sh', '-c',
-      'cd /dev; for f in $(ls -A); do if [ -L $f ]; then echo "$f -> $(readlink $f)"; elif [ -c $f ]; then echo "$f c $(stat -c "%t:%T %a" $f)"; elif [ -d $f ]; then echo "$f/ $(stat -c %a $f)"; else echo "$f ?"; fi; done; ls -A /dev/pts; ls -A /dev/shm; ls -A /dev/mqueue']);
+    const r = await run([
+      '--rm',
+      '--network',
+      'none',
+      'busybox',
+      'sh',
+      '-c',
+      'cd /dev; for f in $(ls -A); do if [ -L $f ]; then echo "$f -> $(readlink $f)"; elif [ -c $f ]; then echo "$f c $(stat -c "%t:%T %a" $f)"; elif [ -d $f ]; then echo "$f/ $(stat -c %a $f)"; else echo "$f ?"; fi; done; ls -A /dev/pts; ls -A /dev/shm; ls -A /dev/mqueue',
+    ]);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual([
       'core -> /proc/kcore',
@@ -147,8 +187,13 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   });
 
   it('loads the default seccomp filter: no user namespaces; ordinary forks still work', async () => {
-    const r = await run(['--rm', 'busybox', 'sh', '-c',
-      'grep -E "^Seccomp:" /proc/self/status; unshare -U true 2>&1; echo "rc=$?"; (sleep 0.01 & wait) && echo fork-ok']);
+    const r = await run([
+      '--rm',
+      'busybox',
+      'sh',
+      '-c',
+      'grep -E "^Seccomp:" /proc/self/status; unshare -U true 2>&1; echo "rc=$?"; (sleep 0.01 & wait) && echo fork-ok',
+    ]);
     expect(r.stdout).toMatch(/^Seccomp:\s+2$/m);
     expect(r.stdout).toMatch(/Operation not permitted/);
     expect(r.stdout).toMatch(/^rc=[1-9]/m);
@@ -165,8 +210,17 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     // (loop-control 10:237, else the first VT 4:1); /dev/null is on it.
     const dev = ['/dev/loop-control', '/dev/tty1'].find((d) => existsSync(d))!;
     execFileSync('sh', ['-c', `: < ${dev}`]); // the host can open it
-    const r = await run(['--rm', '-v', `${dev}:/mnt/dev`, '-v', '/dev/null:/mnt/null', 'busybox', 'sh', '-c',
-      'true < /mnt/dev && echo dev-open || echo dev-denied; echo x > /mnt/null && echo null-ok']);
+    const r = await run([
+      '--rm',
+      '-v',
+      `${dev}:/mnt/dev`,
+      '-v',
+      '/dev/null:/mnt/null',
+      'busybox',
+      'sh',
+      '-c',
+      'true < /mnt/dev && echo dev-open || echo dev-denied; echo x > /mnt/null && echo null-ok',
+    ]);
     expect(r.stdout).toBe('dev-denied\nnull-ok\n');
     expect(r.stderr).toMatch(/can't open \/mnt\/dev: Operation not permitted/);
   });
@@ -181,7 +235,10 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     child.stdout!.on('data', (d) => (out += d));
     const code = await new Promise((r) => child.on('close', r));
     expect(code).toBe(0);
-    const fds = out.split('\n').map((l) => /\s(\d+) -> (.*)$/.exec(l)).filter(Boolean) as RegExpExecArray[];
+    const fds = out
+      .split('\n')
+      .map((l) => /\s(\d+) -> (.*)$/.exec(l))
+      .filter(Boolean) as RegExpExecArray[];
     expect(fds.map((m) => m[1])).toEqual(['0', '1', '2']);
   });
 
@@ -192,8 +249,16 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     try {
       writeFileSync(join(vol, 'marker'), 'vol\n');
       const vs = Array.from({ length: 300 }, (_, i) => `-v ${vol}:/v/d${i}/m:ro`).join(' ');
-      const child = spawn('sh', ['-c', `ulimit -n 400 && exec "$0" "$1" run --rm ${vs} busybox sh -c 'cat /v/d0/m/marker /v/d299/m/marker; ls /proc/self/fd'`,
-        process.execPath, BIN], { env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(
+        'sh',
+        [
+          '-c',
+          `ulimit -n 400 && exec "$0" "$1" run --rm ${vs} busybox sh -c 'cat /v/d0/m/marker /v/d299/m/marker; ls /proc/self/fd'`,
+          process.execPath,
+          BIN,
+        ],
+        { env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'] },
+      );
       let out = '';
       let err = '';
       child.stdout!.on('data', (d) => (out += d));
@@ -257,7 +322,9 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   });
 
   it('is placed in its cgroup2 directory by the monitor when it cannot be cloned into it (no clone3)', async (ctx) => {
-    const cg2 = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => / - cgroup2 /.test(l));
+    const cg2 = readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => / - cgroup2 /.test(l));
     ctx.skip(!cg2, 'no cgroup2 hierarchy mounted (a v1-only host): nothing to be placed in');
     const pending = run(['--name', 'plain', '--rm', 'busybox', 'sleep', '30'], { env: { NOVABOX_TEST_PLAIN_CLONE: '1' } });
     let state: { initPid?: number; cgroupPath?: string } = {};
@@ -336,14 +403,28 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   });
 
   it('makes fork fail beyond --pids-limit', async () => {
-    const r = await run(['--rm', '--pids-limit', '16', 'busybox', 'sh', '-c',
-      'i=0; while [ $i -lt 30 ]; do sleep 3 & i=$((i+1)); done 2>&1; echo started; kill $(jobs -p) 2>/dev/null; true']);
+    const r = await run([
+      '--rm',
+      '--pids-limit',
+      '16',
+      'busybox',
+      'sh',
+      '-c',
+      'i=0; while [ $i -lt 30 ]; do sleep 3 & i=$((i+1)); done 2>&1; echo started; kill $(jobs -p) 2>/dev/null; true',
+    ]);
     expect(r.stdout + r.stderr).toMatch(/can't fork|Resource temporarily unavailable/);
   });
 
   it('writes the CPU quota from --cpus', async () => {
-    const r = await run(['--rm', '--cpus', '0.5', 'busybox', 'sh', '-c',
-      'cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us']);
+    const r = await run([
+      '--rm',
+      '--cpus',
+      '0.5',
+      'busybox',
+      'sh',
+      '-c',
+      'cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us',
+    ]);
     expect(r.exitCode).toBe(0);
     expect(r.stdout.trim().split(/\s+/)).toEqual(['50000', '100000']);
   });
@@ -378,8 +459,17 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
     try {
       writeFileSync(join(dir, 'in'), 'from-host\n');
-      const r = await run(['--rm', '-v', `${dir}:/data`, '-v', `${dir}:/ro:ro`, 'busybox', 'sh', '-c',
-        'cat /data/in; echo out > /data/out; echo x > /ro/x 2>&1 || echo ro-refused']);
+      const r = await run([
+        '--rm',
+        '-v',
+        `${dir}:/data`,
+        '-v',
+        `${dir}:/ro:ro`,
+        'busybox',
+        'sh',
+        '-c',
+        'cat /data/in; echo out > /data/out; echo x > /ro/x 2>&1 || echo ro-refused',
+      ]);
       expect(r.exitCode).toBe(0);
       expect(r.stdout).toContain('from-host');
       expect(r.stdout).toContain('ro-refused');
@@ -441,10 +531,22 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
       rmSync(join(img, 'etc/hosts'), { force: true });
       symlinkSync('../run/hosts-real', join(img, 'etc/hosts')); // a file mount point behind a symlink
       const r = await run([
-        '--rm', '--rootfs', img,
-        '-v', `${vol}:/a/b/c`, '-v', `${vol}:/a/b/d:ro`, '-v', `${vol}:/srv/lnk/x`, '-v', `${vol}:/srv/esc/y`,
-        '-v', `${join(vol, 'marker')}:/etc/hosts`,
-        'sh', '-c', 'cat /a/b/c/marker /a/b/d/marker /srv/real/x/marker /srv/esc/y/marker /run/hosts-real; touch /a/b/d/w 2>/dev/null || echo ro',
+        '--rm',
+        '--rootfs',
+        img,
+        '-v',
+        `${vol}:/a/b/c`,
+        '-v',
+        `${vol}:/a/b/d:ro`,
+        '-v',
+        `${vol}:/srv/lnk/x`,
+        '-v',
+        `${vol}:/srv/esc/y`,
+        '-v',
+        `${join(vol, 'marker')}:/etc/hosts`,
+        'sh',
+        '-c',
+        'cat /a/b/c/marker /a/b/d/marker /srv/real/x/marker /srv/esc/y/marker /run/hosts-real; touch /a/b/d/w 2>/dev/null || echo ro',
       ]);
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe('vol\nvol\nvol\nvol\nvol\nro\n');
@@ -482,13 +584,18 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   });
 
   it('forwards Ctrl-C (SIGINT) to the container and exits with its status', async () => {
-    const child = spawn(process.execPath, [BIN, 'run', '--rm', 'busybox', 'sh', '-c',
-      'trap "echo got-int; exit 130" INT; echo ready; while :; do sleep 0.1; done'], { env: cliEnv(root) });
+    const child = spawn(
+      process.execPath,
+      [BIN, 'run', '--rm', 'busybox', 'sh', '-c', 'trap "echo got-int; exit 130" INT; echo ready; while :; do sleep 0.1; done'],
+      { env: cliEnv(root) },
+    );
     let out = '';
-    await new Promise<void>((ready) => child.stdout.on('data', (d) => {
-      out += d;
-      if (out.includes('ready')) ready();
-    }));
+    await new Promise<void>((ready) =>
+      child.stdout.on('data', (d) => {
+        out += d;
+        if (out.includes('ready')) ready();
+      }),
+    );
     child.kill('SIGINT');
     const code = await new Promise((r) => child.on('close', r));
     expect(out).toContain('got-int');

@@ -32,9 +32,13 @@ function hostDir(): { dir: string; file: string; check: () => void; remove: () =
   const file = join(dir, 'canary');
   const content = `host canary ${randomBytes(6).toString('hex')}\n`;
   writeFileSync(file, content);
-  const mounted = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(dir));
+  const mounted = () =>
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4]?.startsWith(dir));
   return {
-    dir, file,
+    dir,
+    file,
     check: () => {
       expect(readdirSync(dir)).toEqual(['canary']);
       expect(readFileSync(file, 'utf8')).toBe(content);
@@ -61,8 +65,10 @@ describe.skipIf(!isRoot)('escape corpus: images with /proc, /dev, /sys, /etc or 
     before = census(root);
   });
   afterEach(async () => {
-    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[]) await nb(['server', 'delete', '--force', s.ID]);
-    for (const i of JSON.parse((await nb(['image', 'list', '-f', 'json'])).stdout || '[]') as { Name: string }[]) if (i.Name !== 'busybox') await nb(['image', 'delete', i.Name]);
+    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[])
+      await nb(['server', 'delete', '--force', s.ID]);
+    for (const i of JSON.parse((await nb(['image', 'list', '-f', 'json'])).stdout || '[]') as { Name: string }[])
+      if (i.Name !== 'busybox') await nb(['image', 'delete', i.Name]);
     host.check();
     host.remove();
     const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
@@ -70,71 +76,110 @@ describe.skipIf(!isRoot)('escape corpus: images with /proc, /dev, /sys, /etc or 
   }, 120_000);
 
   for (const path of PATHS) {
-    it.skipIf(!canImport)(`/${path} -> a host path, absolute and relative: run and a bridged server refuse or stay inside`, async () => {
-      const outcomes: string[] = [];
-      for (const form of ['absolute', 'relative'] as const) {
-        const work = scratch('nbx-seclink-img-');
-        const image = `link-${path.replace('/', '-')}-${form}`;
-        try {
-          const rootfs = join(work, 'rootfs');
-          attackRootfs(rootfs);
-          const at = join(rootfs, path);
-          rmSync(at, { recursive: true, force: true });
-          const target = isFile(path) ? host.file : host.dir;
-          symlinkSync(form === 'absolute' ? target : `${'../'.repeat(24)}${target.slice(1)}`, at);
-          tarOf(rootfs, join(work, 'image.tar'));
-          await importImage(root, image, join(work, 'image.tar'));
-        } finally {
-          rmSync(work, { recursive: true, force: true });
-        }
-        // Inside, write through the link: a file beside the canary, and over it.
-        const write = `for d in /${path} /${path}/..; do echo pwned > $d/pwned; echo pwned > $d/canary; done 2>/dev/null; echo pwned > /${path}; stat -c '%F %t:%T' /dev/null`;
-        const run = await nb(['run', '--rm', image, '/bin/sh', '-c', write]);
-        host.check();
-        const srv = await nb(['server', 'create', '--image', image, '--flavor', 'm1.tiny', '--wait', 'l', '-f', 'value', '-c', 'status']);
-        host.check();
-        let exec = '';
-        if (srv.exitCode === 0) {
-          const e = await nb(['server', 'exec', 'l', '--', '/bin/sh', '-c', write]);
-          exec = `, exec ${e.exitCode}`;
+    it.skipIf(!canImport)(
+      `/${path} -> a host path, absolute and relative: run and a bridged server refuse or stay inside`,
+      async () => {
+        const outcomes: string[] = [];
+        for (const form of ['absolute', 'relative'] as const) {
+          const work = scratch('nbx-seclink-img-');
+          const image = `link-${path.replace('/', '-')}-${form}`;
+          try {
+            const rootfs = join(work, 'rootfs');
+            attackRootfs(rootfs);
+            const at = join(rootfs, path);
+            rmSync(at, { recursive: true, force: true });
+            const target = isFile(path) ? host.file : host.dir;
+            symlinkSync(form === 'absolute' ? target : `${'../'.repeat(24)}${target.slice(1)}`, at);
+            tarOf(rootfs, join(work, 'image.tar'));
+            await importImage(root, image, join(work, 'image.tar'));
+          } finally {
+            rmSync(work, { recursive: true, force: true });
+          }
+          // Inside, write through the link: a file beside the canary, and over it.
+          const write = `for d in /${path} /${path}/..; do echo pwned > $d/pwned; echo pwned > $d/canary; done 2>/dev/null; echo pwned > /${path}; stat -c '%F %t:%T' /dev/null`;
+          const run = await nb(['run', '--rm', image, '/bin/sh', '-c', write]);
           host.check();
-          expect((await nb(['server', 'stop', '--wait', 'l'])).exitCode).toBe(0);
-          expect((await nb(['server', 'start', '--wait', 'l'])).exitCode).toBe(0);
+          const srv = await nb(['server', 'create', '--image', image, '--flavor', 'm1.tiny', '--wait', 'l', '-f', 'value', '-c', 'status']);
           host.check();
+          let exec = '';
+          if (srv.exitCode === 0) {
+            const e = await nb(['server', 'exec', 'l', '--', '/bin/sh', '-c', write]);
+            exec = `, exec ${e.exitCode}`;
+            host.check();
+            expect((await nb(['server', 'stop', '--wait', 'l'])).exitCode).toBe(0);
+            expect((await nb(['server', 'start', '--wait', 'l'])).exitCode).toBe(0);
+            host.check();
+          }
+          await nb(['server', 'delete', '--force', 'l']);
+          host.check();
+          // refused: one sentence and a non-zero status (run: 125, the container could not be set up)
+          // started: /dev is the container's own tmpfs with the real null device
+          if (run.exitCode === 0) expect(run.stdout).toBe('character special file 1:3\n');
+          if (run.exitCode !== 0) {
+            expect(run.exitCode).toBe(125);
+            expect(run.stderr.trim().split('\n')).toHaveLength(1);
+          }
+          if (srv.exitCode !== 0)
+            expect(
+              srv.stderr
+                .trim()
+                .split('\n')
+                .filter((l) => !l.startsWith('hint:')),
+            ).toHaveLength(1);
+          outcomes.push(
+            `${form}: run ${run.exitCode} ${run.stderr.trim()} | server ${srv.exitCode} ${srv.stdout.trim()}${srv.stderr.trim()}${exec}`,
+          );
         }
-        await nb(['server', 'delete', '--force', 'l']);
-        host.check();
-        // refused: one sentence and a non-zero status (run: 125, the container could not be set up)
-        // started: /dev is the container's own tmpfs with the real null device
-        if (run.exitCode === 0) expect(run.stdout).toBe('character special file 1:3\n');
-        if (run.exitCode !== 0) {
-          expect(run.exitCode).toBe(125);
-          expect(run.stderr.trim().split('\n')).toHaveLength(1);
-        }
-        if (srv.exitCode !== 0) expect(srv.stderr.trim().split('\n').filter((l) => !l.startsWith('hint:'))).toHaveLength(1);
-        outcomes.push(`${form}: run ${run.exitCode} ${run.stderr.trim()} | server ${srv.exitCode} ${srv.stdout.trim()}${srv.stderr.trim()}${exec}`);
-      }
-      console.log(`/${path}:\n  ${outcomes.join('\n  ')}`);
-    }, IN_GUEST ? 600_000 : 90_000);
+        console.log(`/${path}:\n  ${outcomes.join('\n  ')}`);
+      },
+      IN_GUEST ? 600_000 : 90_000,
+    );
   }
 
-  it('a server that replaces its own /etc with a link to a host directory, then restarts: the host directory is untouched', async () => {
-    const c = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'self', '-f', 'value', '-c', 'status']);
-    expect(c.stdout).toBe('ACTIVE\n');
-    // /proc, /sys and /dev are mount points (EBUSY); /etc is the writable layer's to replace
-    const r = await nb(['server', 'exec', 'self', '--', 'sh', '-c', `cp -a /etc /etc.old && rm -rf /etc && ln -s ${host.dir} /etc && ls -ld /etc`]);
-    expect(r.stderr).toBe('');
-    expect(r.stdout).toContain(`/etc -> ${host.dir}`);
-    expect((await nb(['server', 'stop', '--wait', 'self'])).exitCode).toBe(0);
-    const s = await nb(['server', 'start', '--wait', 'self']);
-    host.check();
-    if (s.exitCode === 0) {
-      const e = await nb(['server', 'exec', 'self', '--', 'sh', '-c', 'echo pwned > /etc/pwned; echo pwned > /etc/canary; true']);
-      expect(e.exitCode).toBe(0);
+  it(
+    'a server that replaces its own /etc with a link to a host directory, then restarts: the host directory is untouched',
+    async () => {
+      const c = await nb([
+        'server',
+        'create',
+        '--image',
+        'busybox',
+        '--flavor',
+        'm1.tiny',
+        '--network',
+        'none',
+        '--wait',
+        'self',
+        '-f',
+        'value',
+        '-c',
+        'status',
+      ]);
+      expect(c.stdout).toBe('ACTIVE\n');
+      // /proc, /sys and /dev are mount points (EBUSY); /etc is the writable layer's to replace
+      const r = await nb([
+        'server',
+        'exec',
+        'self',
+        '--',
+        'sh',
+        '-c',
+        `cp -a /etc /etc.old && rm -rf /etc && ln -s ${host.dir} /etc && ls -ld /etc`,
+      ]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toContain(`/etc -> ${host.dir}`);
+      expect((await nb(['server', 'stop', '--wait', 'self'])).exitCode).toBe(0);
+      const s = await nb(['server', 'start', '--wait', 'self']);
       host.check();
-    } else {
-      expect(s.stderr.trim().split('\n')).toHaveLength(1);
-    }
-    console.log(`a server's own /etc -> ${host.dir}: start ${s.exitCode} ${s.stderr.trim()}`);
-  }, IN_GUEST ? 300_000 : 60_000);
+      if (s.exitCode === 0) {
+        const e = await nb(['server', 'exec', 'self', '--', 'sh', '-c', 'echo pwned > /etc/pwned; echo pwned > /etc/canary; true']);
+        expect(e.exitCode).toBe(0);
+        host.check();
+      } else {
+        expect(s.stderr.trim().split('\n')).toHaveLength(1);
+      }
+      console.log(`a server's own /etc -> ${host.dir}: start ${s.exitCode} ${s.stderr.trim()}`);
+    },
+    IN_GUEST ? 300_000 : 60_000,
+  );
 });

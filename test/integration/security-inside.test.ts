@@ -76,7 +76,22 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
   let beforeServer: Census;
   beforeAll(async () => {
     beforeServer = census(root);
-    const c = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'in', '-f', 'value', '-c', 'status']);
+    const c = await nb([
+      'server',
+      'create',
+      '--image',
+      'busybox',
+      '--flavor',
+      'm1.tiny',
+      '--network',
+      'none',
+      '--wait',
+      'in',
+      '-f',
+      'value',
+      '-c',
+      'status',
+    ]);
     expect(c.stderr).toBe('');
     expect(c.stdout).toBe('ACTIVE\n');
     await installAttacker(root, 'in');
@@ -87,7 +102,9 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
   }, 120_000);
   const withServer = (fn: (name: string) => Promise<void>) => fn('in');
   const inside = (how: 'server' | 'run', cmd: string[]) =>
-    how === 'server' ? nb(['server', 'exec', 'in', '--', ...cmd]) : nb(['run', '--rm', '--network', 'none', '-v', `${dir}:/x:ro`, 'busybox', ...cmd]);
+    how === 'server'
+      ? nb(['server', 'exec', 'in', '--', ...cmd])
+      : nb(['run', '--rm', '--network', 'none', '-v', `${dir}:/x:ro`, 'busybox', ...cmd]);
   const within = async (how: 'server' | 'run', go: () => Promise<void>) => {
     if (how === 'server') await withServer(go);
     else {
@@ -106,7 +123,12 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
           const r = await inside(how, [bin(how), 'syscalls', marker.name, String(maj), String(min)]);
           expect(r.stderr).toBe('');
           expect(r.exitCode).toBe(0);
-          const got = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ') as [string, string]));
+          const got = Object.fromEntries(
+            r.stdout
+              .trim()
+              .split('\n')
+              .map((l) => l.split(' ') as [string, string]),
+          );
           // pid 1's binary: checked below, separately
           delete got['init-binary-write:/proc/1/exe'];
           delete got['init-binary-write:/dev/.novabox-init'];
@@ -151,7 +173,11 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
         // an executable opened for writing or a host binary seen, for pid 1 too
         expect(breaches(found, marker, { pid1: true })).toEqual([]);
         const w = await nb(['server', 'exec', name, '--', '/bin/nbx-escape', 'syscalls', marker.name, '0', '0']);
-        const line = (k: string) => w.stdout.split('\n').find((l) => l.startsWith(`${k} `))?.split(' ')[1];
+        const line = (k: string) =>
+          w.stdout
+            .split('\n')
+            .find((l) => l.startsWith(`${k} `))
+            ?.split(' ')[1];
         // a host binary: busy (ETXTBSY) or on a read-only mount (EROFS); a sealed memfd: EPERM on write
         expect(['ETXTBSY', 'EROFS', 'EPERM', 'EACCES']).toContain(line('init-binary-write:/proc/1/exe'));
         expect(['ETXTBSY', 'EROFS', 'ENOENT']).toContain(line('init-binary-write:/dev/.novabox-init'));
@@ -165,7 +191,18 @@ describe.skipIf(!isRoot)('escape corpus: classic escapes from inside (root, real
     attackerForRun();
     const marker = hostMarker();
     try {
-      const r = await nb(['run', '--rm', '--network', 'none', '-v', `${dir}:/x:ro`, 'busybox', '/bin/sh', '-c', `/x/nbx-escape probe ${marker.name} 0`]);
+      const r = await nb([
+        'run',
+        '--rm',
+        '--network',
+        'none',
+        '-v',
+        `${dir}:/x:ro`,
+        'busybox',
+        '/bin/sh',
+        '-c',
+        `/x/nbx-escape probe ${marker.name} 0`,
+      ]);
       expect(r.exitCode, r.stderr).toBe(0);
       const probe = parseProbe(r.stdout);
       expect(probe.loops).toBe(1);

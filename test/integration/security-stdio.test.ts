@@ -43,7 +43,9 @@ describe.skipIf(!isRoot)('escape corpus: a host file as stdio is relayed through
   });
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'nbx-stdio-'));
-    const r = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'stdio'], { root });
+    const r = await runCli(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'stdio'], {
+      root,
+    });
     expect(r.exitCode).toBe(0);
   });
   afterAll(async () => {
@@ -60,7 +62,8 @@ describe.skipIf(!isRoot)('escape corpus: a host file as stdio is relayed through
       writeFileSync(stdout, 'kept before\n');
       writeFileSync(stderr, '');
       const cmd = ['sh', '-c', `${PROBE}; cat; echo to-stderr >&2`];
-      const args = verb === 'run' ? ['run', '--rm', '-i', '--network', 'none', 'busybox', ...cmd] : ['server', 'exec', '-i', 'stdio', '--', ...cmd];
+      const args =
+        verb === 'run' ? ['run', '--rm', '-i', '--network', 'none', 'busybox', ...cmd] : ['server', 'exec', '-i', 'stdio', '--', ...cmd];
       expect(withFiles(root, args, { stdin, stdout, stderr })).toBe(0);
       const out = readFileSync(stdout, 'utf8');
       expect(out).toContain('fd0 fifo pipe:');

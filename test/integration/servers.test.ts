@@ -53,23 +53,47 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
   });
 
   it('walks the whole lifecycle, checking the state after every step', async () => {
-    const c = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--property', 'role=web', '--wait', 'web1', '-f', 'json']);
+    const c = await nb([
+      'server',
+      'create',
+      '--image',
+      'busybox',
+      '--flavor',
+      'm1.tiny',
+      '--property',
+      'role=web',
+      '--wait',
+      'web1',
+      '-f',
+      'json',
+    ]);
     expect(c.stderr).toBe('');
     expect(c.exitCode).toBe(0);
     const created = JSON.parse(c.stdout);
-    expect(created).toMatchObject({ name: 'web1', status: 'ACTIVE', 'OS-EXT-STS:vm_state': 'active', 'OS-EXT-STS:power_state': 'Running', 'OS-EXT-STS:task_state': null, properties: { role: 'web' } });
+    expect(created).toMatchObject({
+      name: 'web1',
+      status: 'ACTIVE',
+      'OS-EXT-STS:vm_state': 'active',
+      'OS-EXT-STS:power_state': 'Running',
+      'OS-EXT-STS:task_state': null,
+      properties: { role: 'web' },
+    });
     expect(created.pid).toBeGreaterThan(1);
     expect(readFileSync(`/proc/${created.pid}/comm`, 'utf8').trim()).toBe('novabox-init');
     // Placed in its cgroup in every hierarchy novabox uses (v1: by the init itself, "0" to
     // tasks; cgroup2: cloned into it), seen from the host.
-    const placedIn = readFileSync(`/proc/${created.pid}/cgroup`, 'utf8').trim().split('\n')
+    const placedIn = readFileSync(`/proc/${created.pid}/cgroup`, 'utf8')
+      .trim()
+      .split('\n')
       .map((l) => l.split(':'))
       .filter(([, ctl]) => ctl === '' || ctl.split(',').some((c) => V1_CONTROLLERS.includes(c)));
     expect(placedIn.length).toBeGreaterThan(0);
     for (const [, ctl, path] of placedIn) expect(`${ctl}:${path}`).toMatch(new RegExp(`^${ctl}:/novabox[^/]*/${created.id}$`));
 
     const list = JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout);
-    expect(list).toEqual([expect.objectContaining({ ID: created.id, Name: 'web1', Status: 'ACTIVE', Image: 'busybox', Flavor: 'm1.tiny' })]);
+    expect(list).toEqual([
+      expect.objectContaining({ ID: created.id, Name: 'web1', Status: 'ACTIVE', Image: 'busybox', Flavor: 'm1.tiny' }),
+    ]);
 
     const e = await nb(['server', 'exec', 'web1', '--', 'sh', '-c', 'echo hi > /root/f; hostname; echo $$']);
     expect(e.exitCode).toBe(0);
@@ -78,7 +102,11 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     // the exec'd process joined the server's cgroups (its view of them is their root)
     const cg = await nb(['server', 'exec', 'web1', '--', 'cat', '/proc/self/cgroup']);
     expect(cg.exitCode).toBe(0);
-    for (const line of cg.stdout.trim().split('\n').filter((l) => !l.includes('name=systemd'))) expect(line).toMatch(/:\/$/);
+    for (const line of cg.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => !l.includes('name=systemd')))
+      expect(line).toMatch(/:\/$/);
 
     expect((await nb(['server', 'stop', 'web1', '--wait'])).exitCode).toBe(0);
     expect(await show('web1')).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:power_state': 'Shutdown', pid: null });
@@ -106,7 +134,7 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(gone.stderr).toBe('novabox: server "web1" not found\n');
   });
 
-  it('exec with -t gets a pty of the server\'s own devpts, -i passes stdin, and the exit status comes back', async () => {
+  it("exec with -t gets a pty of the server's own devpts, -i passes stdin, and the exit status comes back", async () => {
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'tty1']);
     const t = await nb(['server', 'exec', '-t', 'tty1', '--', 'sh', '-c', 'tty; stty size; exit 5']);
     expect(t.exitCode).toBe(5);
@@ -115,7 +143,21 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(lines[1]).toBe('24 80');
     const i = await nb(['server', 'exec', '-i', 'tty1', '--', 'sh', '-c', 'read x; echo "got $x"'], { input: 'hello\n' });
     expect(i.stdout).toBe('got hello\n');
-    const u = await nb(['server', 'exec', '-u', '1000:1000', '-w', '/tmp', '-e', 'A=b', 'tty1', '--', 'sh', '-c', 'id -u; pwd; echo $A; grep -E "^(CapEff|Seccomp):" /proc/self/status']);
+    const u = await nb([
+      'server',
+      'exec',
+      '-u',
+      '1000:1000',
+      '-w',
+      '/tmp',
+      '-e',
+      'A=b',
+      'tty1',
+      '--',
+      'sh',
+      '-c',
+      'id -u; pwd; echo $A; grep -E "^(CapEff|Seccomp):" /proc/self/status',
+    ]);
     expect(u.stdout).toMatch(/^1000\n\/tmp\nb\nCapEff:\s+0000000000000000\nSeccomp:\s+2\n$/);
     const missing = await nb(['server', 'exec', 'tty1', '--', '/nope']);
     expect(missing.exitCode).toBe(127);
@@ -125,7 +167,11 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
   it('pause really freezes: a counter stops advancing until unpause', async () => {
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'p1']);
     // A counter in the server's /tmp, written every 50 ms.
-    const bg = spawn(process.execPath, [BIN, 'server', 'exec', 'p1', '--', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done'], { env: cliEnv(root), stdio: 'ignore' });
+    const bg = spawn(
+      process.execPath,
+      [BIN, 'server', 'exec', 'p1', '--', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done'],
+      { env: cliEnv(root), stdio: 'ignore' },
+    );
     const read = async () => Number((await nb(['server', 'exec', 'p1', '--', 'cat', '/tmp/n'])).stdout);
     const waitFor = async (cond: () => Promise<boolean>) => {
       for (let i = 0; i < 100 && !(await cond()); i++) await new Promise((r) => setTimeout(r, 100));
@@ -158,7 +204,7 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(await status('s1')).toBe('SHUTOFF');
   });
 
-  it('lock: shown as locked; the local CLI, an admin, may still change its state (Nova\'s admin override); unlock', async () => {
+  it("lock: shown as locked; the local CLI, an admin, may still change its state (Nova's admin override); unlock", async () => {
     // a non-admin owner is refused (409): test/e2e/openstack.test.ts, with a second project's user
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'l1']);
     expect((await nb(['server', 'lock', 'l1'])).exitCode).toBe(0);
@@ -229,7 +275,9 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
           } else {
             expect(r.exitCode, `${dir} ${network}`).toBe(1);
             expect(r.stderr, `${dir} ${network}`).toMatch(why);
-            expect((await show(`s${dir}${i}`)).fault).toMatchObject({ message: expect.stringMatching(new RegExp(`^mkdir /${dir}: not a directory`)) });
+            expect((await show(`s${dir}${i}`)).fault).toMatchObject({
+              message: expect.stringMatching(new RegExp(`^mkdir /${dir}: not a directory`)),
+            });
           }
           expect((await nb(['server', 'delete', `s${dir}${i}`])).exitCode).toBe(0);
         }
@@ -259,19 +307,25 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
   const many = IN_GUEST ? 8 : 20;
   // one create of the 20 at once: 2-7 s on a busy 2-CPU host; a hang fails, not a slow pass
   const perCommand = IN_GUEST ? 90_000 : 30_000;
-  it(`${many} concurrent creates give ${many} distinct ACTIVE servers; ${many} concurrent deletes leave nothing`, async () => {
-    const creates = await Promise.all(
-      Array.from({ length: many }, (_, i) => nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', `c${i}`, '-f', 'json'], { timeoutMs: perCommand })),
-    );
-    for (const c of creates) expect(c.exitCode, c.stderr).toBe(0);
-    const ids = new Set(creates.map((c) => JSON.parse(c.stdout).id));
-    expect(ids.size).toBe(many);
-    const list = JSON.parse((await nb(['server', 'list', '--status', 'ACTIVE', '-f', 'json'])).stdout);
-    expect(list).toHaveLength(many);
-    const deletes = await Promise.all([...ids].map((id) => nb(['server', 'delete', '--wait', id], { timeoutMs: perCommand })));
-    for (const d of deletes) expect(d.exitCode, d.stderr).toBe(0);
-    expect(JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout)).toEqual([]);
-  }, IN_GUEST ? 240_000 : 60_000); // 8 s for the 20 on a busy 2-CPU host; the TCG guest runs ~8× slower
+  it(
+    `${many} concurrent creates give ${many} distinct ACTIVE servers; ${many} concurrent deletes leave nothing`,
+    async () => {
+      const creates = await Promise.all(
+        Array.from({ length: many }, (_, i) =>
+          nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--wait', `c${i}`, '-f', 'json'], { timeoutMs: perCommand }),
+        ),
+      );
+      for (const c of creates) expect(c.exitCode, c.stderr).toBe(0);
+      const ids = new Set(creates.map((c) => JSON.parse(c.stdout).id));
+      expect(ids.size).toBe(many);
+      const list = JSON.parse((await nb(['server', 'list', '--status', 'ACTIVE', '-f', 'json'])).stdout);
+      expect(list).toHaveLength(many);
+      const deletes = await Promise.all([...ids].map((id) => nb(['server', 'delete', '--wait', id], { timeoutMs: perCommand })));
+      for (const d of deletes) expect(d.exitCode, d.stderr).toBe(0);
+      expect(JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout)).toEqual([]);
+    },
+    IN_GUEST ? 240_000 : 60_000,
+  ); // 8 s for the 20 on a busy 2-CPU host; the TCG guest runs ~8× slower
 
   it('-c selects columns and YAML output parses as mappings', async () => {
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'fmt']);

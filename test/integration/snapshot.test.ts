@@ -28,7 +28,10 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     return r.stdout;
   };
   const freezerState = (id: string): string | undefined => {
-    for (const p of [`/sys/fs/cgroup/freezer/${cliEnv(root).NOVABOX_CGROUP_PARENT}/${id}/freezer.state`, `/sys/fs/cgroup/${cliEnv(root).NOVABOX_CGROUP_PARENT}/${id}/cgroup.freeze`]) {
+    for (const p of [
+      `/sys/fs/cgroup/freezer/${cliEnv(root).NOVABOX_CGROUP_PARENT}/${id}/freezer.state`,
+      `/sys/fs/cgroup/${cliEnv(root).NOVABOX_CGROUP_PARENT}/${id}/cgroup.freeze`,
+    ]) {
       if (existsSync(p)) return readFileSync(p, 'utf8').trim();
     }
     return undefined;
@@ -43,8 +46,10 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     before = census(root);
   });
   afterEach(async () => {
-    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[]) await nb(['server', 'delete', '--force', s.ID]);
-    for (const i of JSON.parse((await nb(['image', 'list', '-f', 'json'])).stdout || '[]') as { Name: string }[]) if (i.Name !== 'busybox') await nb(['image', 'delete', i.Name]);
+    for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string }[])
+      await nb(['server', 'delete', '--force', s.ID]);
+    for (const i of JSON.parse((await nb(['image', 'list', '-f', 'json'])).stdout || '[]') as { Name: string }[])
+      if (i.Name !== 'busybox') await nb(['image', 'delete', i.Name]);
     const after = census(root);
     const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(strip(after)).toEqual(strip(before));
@@ -58,15 +63,21 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
   it('snapshots a running server; a server from the snapshot has the same files, deletions, owners, modes, xattrs and hard links', async () => {
     // --network none: the bridge network binds /etc/hosts, /etc/hostname (which differs per
     // server) and /etc/resolv.conf over the image's, and this test removes /etc/hosts.
-    expect((await nb(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', '--property', 'role=src', 'src1'])).exitCode).toBe(0);
-    await exec('src1', [
-      'mkdir -p /srv/app /srv/opq && echo hello > /srv/app/a && ln /srv/app/a /srv/app/a-link',
-      'dd if=/dev/urandom of=/srv/app/blob bs=1k count=300 2>/dev/null',
-      'echo x > /srv/app/suid && chown 1000:50 /srv/app/suid && chmod 4750 /srv/app/suid',
-      'rm /etc/hosts && rm -rf /var && rm /bin/vi',
-      'echo base > /srv/opq/keep',
-      'ln -s /srv/app/a /srv/app/sym && mkfifo /srv/app/fifo',
-    ].join(' && '));
+    expect(
+      (await nb(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', '--property', 'role=src', 'src1']))
+        .exitCode,
+    ).toBe(0);
+    await exec(
+      'src1',
+      [
+        'mkdir -p /srv/app /srv/opq && echo hello > /srv/app/a && ln /srv/app/a /srv/app/a-link',
+        'dd if=/dev/urandom of=/srv/app/blob bs=1k count=300 2>/dev/null',
+        'echo x > /srv/app/suid && chown 1000:50 /srv/app/suid && chmod 4750 /srv/app/suid',
+        'rm /etc/hosts && rm -rf /var && rm /bin/vi',
+        'echo base > /srv/opq/keep',
+        'ln -s /srv/app/a /srv/app/sym && mkfifo /srv/app/fifo',
+      ].join(' && '),
+    );
     setXattr(join(await upper('src1'), 'srv/app/a'), 'trusted.novabox.snap', 'yes');
     const want = await exec('src1', STATE);
     expect(want).toContain('/srv/app/a-link');
@@ -74,7 +85,12 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
     const img = JSON.parse(r.stdout);
-    expect(img).toMatchObject({ name: 'snap1', status: 'active', visibility: 'private', properties: { image_type: 'snapshot', base_image_name: 'busybox', novabox_source: 'snapshot' } });
+    expect(img).toMatchObject({
+      name: 'snap1',
+      status: 'active',
+      visibility: 'private',
+      properties: { image_type: 'snapshot', base_image_name: 'busybox', novabox_source: 'snapshot' },
+    });
     const layers = img.properties.layers.split(',');
     expect(layers).toHaveLength(2);
     expect(layers[0]).toBe(JSON.parse((await nb(['image', 'show', 'busybox', '-f', 'json'])).stdout).properties.layers);
@@ -121,7 +137,10 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
   it('is consistent while a writer runs inside, and the server keeps running', async () => {
     expect((await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'w1'])).exitCode).toBe(0);
     // each file is written under a temporary name and renamed: a complete file or none
-    await exec('w1', 'mkdir -p /w && (i=0; while [ $i -lt 200000 ]; do echo "$i $i $i $i" > /w/.tmp; mv /w/.tmp /w/$i; i=$((i+1)); done) >/dev/null 2>&1 </dev/null &');
+    await exec(
+      'w1',
+      'mkdir -p /w && (i=0; while [ $i -lt 200000 ]; do echo "$i $i $i $i" > /w/.tmp; mv /w/.tmp /w/$i; i=$((i+1)); done) >/dev/null 2>&1 </dev/null &',
+    );
     await new Promise((r) => setTimeout(r, 300));
     const r = await nb(['server', 'image', 'create', '--name', 'wsnap', 'w1']);
     expect(r.exitCode).toBe(0);
@@ -132,7 +151,11 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     await new Promise((r2) => setTimeout(r2, 200));
     expect(await count()).toBeGreaterThan(c1); // the writer still runs
     expect((await nb(['server', 'create', '--image', 'wsnap', '--flavor', 'm1.tiny', 'w2'])).exitCode).toBe(0);
-    const files = (await exec('w2', 'ls /w')).split('\n').filter((f) => /^\d+$/.test(f)).map(Number).sort((a, b) => a - b);
+    const files = (await exec('w2', 'ls /w'))
+      .split('\n')
+      .filter((f) => /^\d+$/.test(f))
+      .map(Number)
+      .sort((a, b) => a - b);
     expect(files.length).toBeGreaterThan(10);
     expect(files).toEqual(files.map((_, i) => i)); // 0..N-1, no holes
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion
@@ -186,7 +209,10 @@ describe.skipIf(!isRoot)('novabox server image create (root, real overlays)', ()
     sh('mkdir', ['-p', join(up, 'root')]);
     for (let i = 0; i < 6; i++) sh('dd', ['if=/dev/urandom', `of=${join(up, `root/big${i}`)}`, 'bs=1M', 'count=40', 'status=none']);
     writeFileSync(join(up, 'root/marker'), 'm\n');
-    const child = spawn(process.execPath, [BIN, 'server', 'image', 'create', '--name', 'ksnap', 'k1'], { env: cliEnv(root), stdio: 'ignore' });
+    const child = spawn(process.execPath, [BIN, 'server', 'image', 'create', '--name', 'ksnap', 'k1'], {
+      env: cliEnv(root),
+      stdio: 'ignore',
+    });
     // until the snapshot is under way: by the clock, since a cold CLI takes ~50 ms here and seconds in the TCG guest
     const deadline = Date.now() + 60_000;
     while (!(existsSync(join(root, 'tmp')) && readdirSync(join(root, 'tmp')).some((d) => d.startsWith('snap-')))) {

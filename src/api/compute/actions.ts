@@ -28,9 +28,10 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         await blocking.run({ op: 'stop', id: s.id, caller: c });
         return done();
       case 'reboot': {
-        if (!isObject(arg)) throw new BadRequest("Invalid input for field/attribute reboot. Expected {\"type\": \"SOFT\"|\"HARD\"}");
+        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute reboot. Expected {"type": "SOFT"|"HARD"}');
         const type = str(arg, 'type', { required: true });
-        if (type !== 'SOFT' && type !== 'HARD') throw new BadRequest(`Invalid input for field/attribute type. Value: ${type}. It must be SOFT or HARD`);
+        if (type !== 'SOFT' && type !== 'HARD')
+          throw new BadRequest(`Invalid input for field/attribute type. Value: ${type}. It must be SOFT or HARD`);
         await blocking.run({ op: 'reboot', id: s.id, caller: c, hard: type === 'HARD' });
         return done();
       }
@@ -63,12 +64,28 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         const meta = metadata(arg, 'metadata') ?? {};
         if (!deps.snapshot) throw new ApiError(501, 'createImage needs the image store');
         let imageId: string | undefined;
-        await claimed(deps.snapshot({ server: s.id, name, properties: meta, onRecord: (r) => (imageId = r.id) }, c), log, `createImage of ${s.id}`);
-        return reply.code(202).header('Location', `${baseUrl(req)}/image/v2/images/${imageId}`).send();
+        await claimed(
+          deps.snapshot({ server: s.id, name, properties: meta, onRecord: (r) => (imageId = r.id) }, c),
+          log,
+          `createImage of ${s.id}`,
+        );
+        return reply
+          .code(202)
+          .header('Location', `${baseUrl(req)}/image/v2/images/${imageId}`)
+          .send();
       }
       case 'rebuild': {
         if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute rebuild. Expected {"imageRef": "<image id>"}');
-        onlyKeys(arg, 'rebuild', ['imageRef', 'name', 'metadata', 'adminPass', 'accessIPv4', 'accessIPv6', 'OS-DCF:diskConfig', 'preserve_ephemeral']);
+        onlyKeys(arg, 'rebuild', [
+          'imageRef',
+          'name',
+          'metadata',
+          'adminPass',
+          'accessIPv4',
+          'accessIPv6',
+          'OS-DCF:diskConfig',
+          'preserve_ephemeral',
+        ]);
         const ref = str(arg, 'imageRef', { required: true, min: 1 })!;
         const image = imageOfRef(deps, ref, c);
         const name = str(arg, 'name', { min: 1, max: 255 });
@@ -84,7 +101,8 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         return reply.code(202).send({ server: { ...serverBasic(now, viewCtx(req, now)), adminPass } });
       }
       case 'createBackup': {
-        if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute createBackup. Expected {"name", "backup_type", "rotation"}');
+        if (!isObject(arg))
+          throw new BadRequest('Invalid input for field/attribute createBackup. Expected {"name", "backup_type", "rotation"}');
         onlyKeys(arg, 'createBackup', ['name', 'backup_type', 'rotation', 'metadata']);
         const name = str(arg, 'name', { required: true, min: 1, max: 255 })!;
         const type = str(arg, 'backup_type', { required: true })!;
@@ -92,7 +110,11 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         const meta = metadata(arg, 'metadata') ?? {};
         if (!deps.snapshot) throw new ApiError(501, 'createBackup needs the image store');
         let imageId: string | undefined;
-        await claimed(deps.snapshot({ server: s.id, name, properties: meta, backup: { type, rotation }, onRecord: (r) => (imageId = r.id) }, c), log, `createBackup of ${s.id}`);
+        await claimed(
+          deps.snapshot({ server: s.id, name, properties: meta, backup: { type, rotation }, onRecord: (r) => (imageId = r.id) }, c),
+          log,
+          `createBackup of ${s.id}`,
+        );
         // Nova: the new image's Location, unless rotation 0 deletes it at once
         if (rotation > 0) reply.header('Location', `${baseUrl(req)}/image/v2/images/${imageId}`);
         return reply.code(202).send();
@@ -100,7 +122,8 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
       case 'resize': {
         if (!isObject(arg)) throw new BadRequest('Invalid input for field/attribute resize. Expected {"flavorRef": "<flavor id>"}');
         const ref = arg.flavorRef;
-        if (typeof ref !== 'string' && typeof ref !== 'number') throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
+        if (typeof ref !== 'string' && typeof ref !== 'number')
+          throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
         const flavor = flavorFor(String(ref), c, true);
         compute.resize(s.id, flavor.id, c);
         return done();
@@ -131,7 +154,8 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
       case 'os-resetState': {
         requireAdmin(c, 'os_compute_api:os-admin-actions:reset_state');
         const state = isObject(arg) ? str(arg, 'state', { required: true }) : undefined;
-        if (state !== 'active' && state !== 'error') throw new BadRequest('Invalid input for field/attribute state: it must be "active" or "error"');
+        if (state !== 'active' && state !== 'error')
+          throw new BadRequest('Invalid input for field/attribute state: it must be "active" or "error"');
         compute.resetState(s.id, state, c);
         return done();
       }
@@ -143,7 +167,6 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
   function lockCheck(s: Server, c: Caller): void {
     if (s.locked && !c.isAdmin) throw new Conflict(`Instance ${s.id} is locked`);
   }
-
 }
 
 /** Nova: length -1/absent = all; else '\\n'.join(log.split('\\n')[-N:]). */

@@ -26,20 +26,48 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
     const fs = diskStats();
     return {
       ...base,
-      hypervisor_type: 'container', hypervisor_version: 1, host_ip: '127.0.0.1',
+      hypervisor_type: 'container',
+      hypervisor_version: 1,
+      host_ip: '127.0.0.1',
       cpu_info: JSON.stringify({ arch: process.arch, model: cpus()[0]?.model ?? '', topology: { cores: cpus().length } }),
-      vcpus: cpus().length, vcpus_used: vcpusUsed, memory_mb: Math.floor(totalmem() / 2 ** 20), memory_mb_used: ramUsed,
-      free_ram_mb: Math.floor(freemem() / 2 ** 20), local_gb: fs.total, local_gb_used: fs.total - fs.free, free_disk_gb: fs.free,
-      disk_available_least: fs.free, current_workload: 0, running_vms: running.length,
+      vcpus: cpus().length,
+      vcpus_used: vcpusUsed,
+      memory_mb: Math.floor(totalmem() / 2 ** 20),
+      memory_mb_used: ramUsed,
+      free_ram_mb: Math.floor(freemem() / 2 ** 20),
+      local_gb: fs.total,
+      local_gb_used: fs.total - fs.free,
+      free_disk_gb: fs.free,
+      disk_available_least: fs.free,
+      current_workload: 0,
+      running_vms: running.length,
       service: { host, id: 1, disabled_reason: null },
     };
   };
-  app.get('/v2.1/os-hypervisors', async (req: Req) => (requireAdmin(caller(req), 'os_compute_api:os-hypervisors:list'), { hypervisors: [hypervisor(false)] }));
-  app.get('/v2.1/os-hypervisors/detail', async (req: Req) => (requireAdmin(caller(req), 'os_compute_api:os-hypervisors:list-detail'), { hypervisors: [hypervisor(true)] }));
+  app.get(
+    '/v2.1/os-hypervisors',
+    async (req: Req) => (requireAdmin(caller(req), 'os_compute_api:os-hypervisors:list'), { hypervisors: [hypervisor(false)] }),
+  );
+  app.get(
+    '/v2.1/os-hypervisors/detail',
+    async (req: Req) => (requireAdmin(caller(req), 'os_compute_api:os-hypervisors:list-detail'), { hypervisors: [hypervisor(true)] }),
+  );
   app.get('/v2.1/os-hypervisors/statistics', async (req: Req) => {
     requireAdmin(caller(req), 'os_compute_api:os-hypervisors:statistics');
     const h = hypervisor(true) as Json;
-    const keys = ['current_workload', 'disk_available_least', 'free_disk_gb', 'free_ram_mb', 'local_gb', 'local_gb_used', 'memory_mb', 'memory_mb_used', 'running_vms', 'vcpus', 'vcpus_used'];
+    const keys = [
+      'current_workload',
+      'disk_available_least',
+      'free_disk_gb',
+      'free_ram_mb',
+      'local_gb',
+      'local_gb_used',
+      'memory_mb',
+      'memory_mb_used',
+      'running_vms',
+      'vcpus',
+      'vcpus_used',
+    ];
     return { hypervisor_statistics: { count: 1, ...Object.fromEntries(keys.map((k) => [k, h[k]])) } };
   });
   app.get('/v2.1/os-hypervisors/:id', async (req: Req) => {
@@ -59,7 +87,9 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
     if (!hostname().includes(pattern)) throw new NotFound(`No hypervisor matching '${pattern}' could be found.`);
     return hypervisor(false);
   };
-  app.get('/v2.1/os-hypervisors/:id/search', async (req: Req) => ({ hypervisors: [matching(req, 'os_compute_api:os-hypervisors:search')] }));
+  app.get('/v2.1/os-hypervisors/:id/search', async (req: Req) => ({
+    hypervisors: [matching(req, 'os_compute_api:os-hypervisors:search')],
+  }));
   app.get('/v2.1/os-hypervisors/:id/servers', async (req: Req) => {
     const h = matching(req, 'os_compute_api:os-hypervisors:servers');
     const servers = compute.list({}, compute.localCaller()).filter((s) => s.host === hostname() || s.host === '');
@@ -71,15 +101,29 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
   const usageOf = (projectId: string, start: Date, end: Date, list: ServerUsage[], detailed: boolean) => {
     const r2 = (n: number) => n;
     const rows = list.map((u) => ({
-      instance_id: u.server.id, name: u.server.name, hours: r2(u.hours), memory_mb: u.flavor?.ramMiB ?? 0, local_gb: u.flavor?.diskGiB ?? 0,
-      vcpus: u.flavor?.vcpus ?? 0, tenant_id: projectId, flavor: u.flavor?.name ?? '', started_at: usageTime(u.server.launchedAt ?? u.server.createdAt),
-      ended_at: u.endedAt === null ? null : usageTime(u.endedAt), state: u.server.deleted ? 'terminated' : u.server.vmState, uptime: u.uptimeSeconds,
+      instance_id: u.server.id,
+      name: u.server.name,
+      hours: r2(u.hours),
+      memory_mb: u.flavor?.ramMiB ?? 0,
+      local_gb: u.flavor?.diskGiB ?? 0,
+      vcpus: u.flavor?.vcpus ?? 0,
+      tenant_id: projectId,
+      flavor: u.flavor?.name ?? '',
+      started_at: usageTime(u.server.launchedAt ?? u.server.createdAt),
+      ended_at: u.endedAt === null ? null : usageTime(u.endedAt),
+      state: u.server.deleted ? 'terminated' : u.server.vmState,
+      uptime: u.uptimeSeconds,
     }));
     const sum = (f: (r: (typeof rows)[number]) => number) => rows.reduce((n, r) => n + f(r), 0);
     return {
-      tenant_id: projectId, start: usageTime(start.toISOString()), stop: usageTime(end.toISOString()),
-      total_hours: sum((r) => r.hours), total_vcpus_usage: sum((r) => r.vcpus * r.hours), total_memory_mb_usage: sum((r) => r.memory_mb * r.hours),
-      total_local_gb_usage: sum((r) => r.local_gb * r.hours), ...(detailed ? { server_usages: rows } : {}),
+      tenant_id: projectId,
+      start: usageTime(start.toISOString()),
+      stop: usageTime(end.toISOString()),
+      total_hours: sum((r) => r.hours),
+      total_vcpus_usage: sum((r) => r.vcpus * r.hours),
+      total_memory_mb_usage: sum((r) => r.memory_mb * r.hours),
+      total_local_gb_usage: sum((r) => r.local_gb * r.hours),
+      ...(detailed ? { server_usages: rows } : {}),
     };
   };
   const period = (req: Req): [Date, Date] => {
@@ -99,7 +143,8 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
   app.get('/v2.1/os-simple-tenant-usage/:id', async (req: Req) => {
     const c = caller(req);
     const projectId = req.params.id!;
-    if (!c.isAdmin && projectId !== c.projectId) throw new ApiError(403, "Policy doesn't allow os_compute_api:os-simple-tenant-usage:show to be performed.");
+    if (!c.isAdmin && projectId !== c.projectId)
+      throw new ApiError(403, "Policy doesn't allow os_compute_api:os-simple-tenant-usage:show to be performed.");
     const [start, end] = period(req);
     const list = compute.usage(start, end, projectId);
     return { tenant_usage: list.length ? usageOf(projectId, start, end, list, true) : {} };
@@ -113,23 +158,41 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
     if (q.status !== undefined) list = list.filter((m) => m.status === q.status);
     return {
       migrations: list.map((m) => ({
-        id: m.id, status: m.status, instance_uuid: m.serverId, source_node: m.host, source_compute: m.host, dest_node: m.host,
-        dest_compute: m.host, dest_host: '127.0.0.1', old_instance_type_id: m.oldFlavorInt, new_instance_type_id: m.newFlavorInt,
-        created_at: novaTime(m.createdAt), updated_at: novaTime(m.updatedAt),
+        id: m.id,
+        status: m.status,
+        instance_uuid: m.serverId,
+        source_node: m.host,
+        source_compute: m.host,
+        dest_node: m.host,
+        dest_compute: m.host,
+        dest_host: '127.0.0.1',
+        old_instance_type_id: m.oldFlavorInt,
+        new_instance_type_id: m.newFlavorInt,
+        created_at: novaTime(m.createdAt),
+        updated_at: novaTime(m.updatedAt),
       })),
     };
   });
-  app.get('/v2.1/os-availability-zone', async (req: Req) => (caller(req), { availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: null }] }));
+  app.get(
+    '/v2.1/os-availability-zone',
+    async (req: Req) => (caller(req), { availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: null }] }),
+  );
   app.get('/v2.1/os-availability-zone/detail', async (req: Req) => {
     requireAdmin(caller(req), 'os_compute_api:os-availability-zone:detail');
     const up = { available: true, active: true, updated_at: novaTime(new Date().toISOString().slice(0, 23) + '000') };
-    return { availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: { [hostname()]: { 'nova-compute': up } } }] };
+    return {
+      availabilityZoneInfo: [{ zoneName: 'nova', zoneState: { available: true }, hosts: { [hostname()]: { 'nova-compute': up } } }],
+    };
   });
 }
 
 /** Nova's usage times: ISO 8601 with microseconds and no zone. */
 function usageTime(iso: string): string {
-  return iso.replace(/Z$/, '').padEnd(26, '0').slice(0, 26).replace(/^(.{19})0{7}$/, '$1.000000');
+  return iso
+    .replace(/Z$/, '')
+    .padEnd(26, '0')
+    .slice(0, 26)
+    .replace(/^(.{19})0{7}$/, '$1.000000');
 }
 
 /** Nova's _parse_datetime: absent = now; %Y-%m-%dT%H:%M:%S[.%f] or with a space (UTC). */

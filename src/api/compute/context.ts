@@ -18,7 +18,9 @@ export type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: 
 export const background = new Set<Promise<unknown>>();
 
 export function inBackground(p: Promise<unknown>, log: ((l: string) => void) | undefined, what: string): void {
-  const tracked = p.catch((err: unknown) => log?.(`${what} failed: ${(err as Error)?.message ?? String(err)}`)).finally(() => background.delete(tracked));
+  const tracked = p
+    .catch((err: unknown) => log?.(`${what} failed: ${(err as Error)?.message ?? String(err)}`))
+    .finally(() => background.delete(tracked));
   background.add(tracked);
 }
 

@@ -28,18 +28,25 @@ export function registerFlavors(app: FastifyInstance, ctx: ComputeCtx): void {
   };
   app.get('/v2.1/flavors', async (req: Req) => listFlavors(req, false));
   app.get('/v2.1/flavors/detail', async (req: Req) => listFlavors(req, true));
-  app.get('/v2.1/flavors/:id', async (req: Req) => ({ flavor: flavorDetail(ctx.compute.showFlavor(req.params.id!, caller(req)), baseUrl(req)) }));
+  app.get('/v2.1/flavors/:id', async (req: Req) => ({
+    flavor: flavorDetail(ctx.compute.showFlavor(req.params.id!, caller(req)), baseUrl(req)),
+  }));
   app.post('/v2.1/flavors', async (req: Req) => {
     requireAdmin(caller(req), 'os_compute_api:os-flavor-manage:create');
     const f = wrapped(req.body, 'flavor');
-    const id = f.id === null || f.id === undefined ? undefined : typeof f.id === 'number' ? String(f.id) : str(f, 'id', { min: 1, max: 255, trimmed: true });
+    const id =
+      f.id === null || f.id === undefined
+        ? undefined
+        : typeof f.id === 'number'
+          ? String(f.id)
+          : str(f, 'id', { min: 1, max: 255, trimmed: true });
     const created = store.flavors.create({
       id,
       name: str(f, 'name', { required: true, min: 1, max: 255, trimmed: true })!,
       ramMiB: int(f, 'ram', { required: true, min: 1 })!,
       vcpus: int(f, 'vcpus', { required: true, min: 1 })!,
       diskGiB: int(f, 'disk', { required: true, min: 0 })!,
-      swapMiB: f.swap === '' ? 0 : int(f, 'swap', { min: 0 }) ?? 0,
+      swapMiB: f.swap === '' ? 0 : (int(f, 'swap', { min: 0 }) ?? 0),
       ephemeralGiB: int(f, 'OS-FLV-EXT-DATA:ephemeral', { min: 0 }) ?? 0,
       rxtxFactor: num(f, 'rxtx_factor', { min: 0, exclusiveMin: true }) ?? 1,
       isPublic: bool(f, 'os-flavor-access:is_public') ?? true,
@@ -68,7 +75,8 @@ export function registerFlavors(app: FastifyInstance, ctx: ComputeCtx): void {
     requireAdmin(caller(req), 'os_compute_api:os-flavor-extra-specs:update');
     const body = wrappedAny(req.body);
     const k = req.params.key!;
-    if (Object.keys(body).length !== 1 || !Object.hasOwn(body, k)) throw new BadRequest('Request body and URI mismatch: the body must hold exactly the key of the URL');
+    if (Object.keys(body).length !== 1 || !Object.hasOwn(body, k))
+      throw new BadRequest('Request body and URI mismatch: the body must hold exactly the key of the URL');
     const f = flavorFor(req.params.id!, caller(req));
     const specs = metadata({ s: body }, 's')!;
     store.flavors.setExtraSpecs(f.id, specs);
@@ -91,10 +99,10 @@ export function registerFlavors(app: FastifyInstance, ctx: ComputeCtx): void {
       throw new BadRequest('Expected {"addTenantAccess": {"tenant": ...}} or {"removeTenantAccess": {"tenant": ...}}');
     }
     const tenant = str(arg, 'tenant', { required: true, min: 1, max: 255 })!;
-    const list = action === 'addTenantAccess' ? store.flavors.addAccess(req.params.id!, tenant) : store.flavors.removeAccess(req.params.id!, tenant);
+    const list =
+      action === 'addTenantAccess' ? store.flavors.addAccess(req.params.id!, tenant) : store.flavors.removeAccess(req.params.id!, tenant);
     return { flavor_access: list.map((a) => ({ flavor_id: a.flavorId, tenant_id: a.projectId })) };
   });
-
 }
 
 const TRUE_STRINGS = ['1', 't', 'true', 'on', 'y', 'yes'];

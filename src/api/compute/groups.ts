@@ -33,7 +33,7 @@ export function registerGroups(app: FastifyInstance, ctx: ComputeCtx): void {
     const name = str(g, 'name', { required: true, min: 1, max: 255 })!;
     const policies = g.policies;
     if (!Array.isArray(policies) || policies.length !== 1 || typeof policies[0] !== 'string') {
-      throw new BadRequest("Invalid input for field/attribute policies: a list of exactly one policy, e.g. [\"anti-affinity\"]");
+      throw new BadRequest('Invalid input for field/attribute policies: a list of exactly one policy, e.g. ["anti-affinity"]');
     }
     return { server_group: view(groups.create(name, policies[0], caller(req))) };
   });
@@ -49,7 +49,16 @@ export function registerGroups(app: FastifyInstance, ctx: ComputeCtx): void {
     const host = hostname();
     const now = new Date().toISOString().slice(0, 19);
     const { state } = ctx.compute.serviceState();
-    const svc = { id: 1, binary: 'nova-compute', host, zone: 'nova', status: 'enabled', state, updated_at: `${now}.000000`, disabled_reason: null };
+    const svc = {
+      id: 1,
+      binary: 'nova-compute',
+      host,
+      zone: 'nova',
+      status: 'enabled',
+      state,
+      updated_at: `${now}.000000`,
+      disabled_reason: null,
+    };
     const keep = (q.host === undefined || q.host === host) && (q.binary === undefined || q.binary === 'nova-compute');
     return { services: keep ? [svc] : [] };
   });

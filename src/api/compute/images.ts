@@ -61,7 +61,10 @@ export function registerImageProxy(app: FastifyInstance, ctx: ComputeCtx): void 
       const limit = Number(q.limit);
       if (list.length > limit) {
         list = list.slice(0, limit);
-        if (limit > 0) body.images_links = [{ rel: 'next', href: `${base}/compute/v2.1/images${detail ? '/detail' : ''}?limit=${limit}&marker=${list.at(-1)!.id}` }];
+        if (limit > 0)
+          body.images_links = [
+            { rel: 'next', href: `${base}/compute/v2.1/images${detail ? '/detail' : ''}?limit=${limit}&marker=${list.at(-1)!.id}` },
+          ];
       }
     }
     return { images: list.map((i) => computeImage(i, base, detail)), ...body };
@@ -80,7 +83,8 @@ export function registerImageProxy(app: FastifyInstance, ctx: ComputeCtx): void 
     return metadata(body as Json, key, { required: true })!;
   };
   const checkCount = (m: Record<string, string>) => {
-    if (Object.keys(m).length > QUOTAS.metadata_items) throw new ApiError(403, `Quota exceeded for metadata_items: at most ${QUOTAS.metadata_items} properties`);
+    if (Object.keys(m).length > QUOTAS.metadata_items)
+      throw new ApiError(403, `Quota exceeded for metadata_items: at most ${QUOTAS.metadata_items} properties`);
   };
   app.get('/v2.1/images/:id/metadata', async (req: Req) => ({ metadata: { ...oneImage(req).properties } }));
   app.post('/v2.1/images/:id/metadata', async (req: Req) => {

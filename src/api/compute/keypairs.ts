@@ -12,14 +12,18 @@ export function registerKeypairs(app: FastifyInstance, ctx: ComputeCtx): void {
   const { compute, store, caller } = ctx;
   const keypairs = new KeypairService(store);
   // ---- keypairs
-  app.get('/v2.1/os-keypairs', async (req: Req) => ({ keypairs: keypairs.list(caller(req)).map((k) => ({ keypair: keypairBrief(k, microversionOf(req)) })) }));
-  app.get('/v2.1/os-keypairs/:name', async (req: Req) => ({ keypair: keypairShow(keypairs.get(req.params.name!, caller(req)), microversionOf(req)) }));
+  app.get('/v2.1/os-keypairs', async (req: Req) => ({
+    keypairs: keypairs.list(caller(req)).map((k) => ({ keypair: keypairBrief(k, microversionOf(req)) })),
+  }));
+  app.get('/v2.1/os-keypairs/:name', async (req: Req) => ({
+    keypair: keypairShow(keypairs.get(req.params.name!, caller(req)), microversionOf(req)),
+  }));
   app.post('/v2.1/os-keypairs', async (req: Req) => {
     const k = wrapped(req.body, 'keypair');
     const v = microversionOf(req);
     const withType = versionAtLeast(v, '2.2');
     onlyKeys(k, 'keypair', withType ? ['name', 'public_key', 'type'] : ['name', 'public_key']);
-    const made = await keypairs.create(k.name, k.public_key, caller(req), withType ? k.type ?? 'ssh' : 'ssh');
+    const made = await keypairs.create(k.name, k.public_key, caller(req), withType ? (k.type ?? 'ssh') : 'ssh');
     const body: Json = { ...keypairBrief(made, v), user_id: made.userId };
     if (made.privateKey !== undefined) body.private_key = made.privateKey;
     return { keypair: body };
@@ -45,5 +49,4 @@ export function registerKeypairs(app: FastifyInstance, ctx: ComputeCtx): void {
     return { quota_set: quotaSet(req.params.project!) };
   });
   app.get('/v2.1/os-quota-sets/:project/defaults', async (req: Req) => ({ quota_set: (caller(req), quotaSet(req.params.project!)) }));
-
 }

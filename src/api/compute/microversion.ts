@@ -30,4 +30,3 @@ export function parseMicroversion(headers: FastifyRequest['headers']): string {
 export function microversionOf(req: FastifyRequest): string {
   return parseMicroversion(req.headers);
 }
-

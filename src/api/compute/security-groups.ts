@@ -5,8 +5,19 @@ import type { ComputeCtx, Req } from './context.js';
 
 function view(g: SecurityGroup) {
   return {
-    id: g.id, name: g.name, description: g.description, tenant_id: g.projectId,
-    rules: g.rules.map((r) => ({ id: r.id, parent_group_id: g.id, ip_protocol: r.protocol, from_port: r.fromPort, to_port: r.toPort, ip_range: { cidr: r.cidr }, group: {} })),
+    id: g.id,
+    name: g.name,
+    description: g.description,
+    tenant_id: g.projectId,
+    rules: g.rules.map((r) => ({
+      id: r.id,
+      parent_group_id: g.id,
+      ip_protocol: r.protocol,
+      from_port: r.fromPort,
+      to_port: r.toPort,
+      ip_range: { cidr: r.cidr },
+      group: {},
+    })),
   };
 }
 
@@ -19,7 +30,9 @@ export function registerSecurityGroups(app: FastifyInstance, ctx: ComputeCtx): v
     const projects = all ? store.identity.listProjects().map((p: { id: string }) => p.id) : [c.projectId];
     return { security_groups: projects.map((p: string) => view(defaultGroup(p))) };
   });
-  app.get('/v2.1/os-security-groups/:id', async (req: Req) => ({ security_group: view(findGroup(req.params.id!, caller(req), projectOf)) }));
+  app.get('/v2.1/os-security-groups/:id', async (req: Req) => ({
+    security_group: view(findGroup(req.params.id!, caller(req), projectOf)),
+  }));
   app.get('/v2.1/servers/:id/os-security-groups', async (req: Req) => ({ security_groups: [view(defaultGroup(server(req).projectId))] }));
   app.post('/v2.1/os-security-groups', async (req: Req) => {
     caller(req);

@@ -23,7 +23,7 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const q = req.query;
     const allTenants = q.all_tenants !== undefined && !['0', 'false', 'False'].includes(q.all_tenants);
     if (allTenants) requireAdmin(c, 'os_compute_api:servers:detail:get_all_tenants');
-    const projectId = allTenants ? q.tenant_id ?? q.project_id : c.projectId;
+    const projectId = allTenants ? (q.tenant_id ?? q.project_id) : c.projectId;
     const limit = q.limit === undefined ? undefined : Number(q.limit);
     if (limit !== undefined && (!/^\d+$/.test(q.limit!) || !Number.isSafeInteger(limit))) {
       throw new BadRequest(`Invalid input for query parameter limit: "${q.limit}" is not a whole number >= 0`);
@@ -64,7 +64,10 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     if (limit !== undefined && list.length > limit) {
       list = list.slice(0, limit);
       const last = list.at(-1);
-      if (last) body.servers_links = [{ rel: 'next', href: `${base}/compute/v2.1/servers${detail ? '/detail' : ''}?limit=${limit}&marker=${last.id}` }];
+      if (last)
+        body.servers_links = [
+          { rel: 'next', href: `${base}/compute/v2.1/servers${detail ? '/detail' : ''}?limit=${limit}&marker=${last.id}` },
+        ];
     } else if (limit !== undefined) list = list.slice(0, limit);
     body.servers = list.map((s) => (detail ? serverDetail(s, viewCtx(req, s)) : serverBrief(s, base)));
     return body;
@@ -80,12 +83,14 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const c = caller(req);
     const b = wrapped(req.body, 'server');
     const name = str(b, 'name', { required: true, min: 1, max: 255 })!;
-    if (name.trim() === '') throw new BadRequest("Invalid input for field/attribute name. An empty name or one of only white space is not allowed");
+    if (name.trim() === '')
+      throw new BadRequest('Invalid input for field/attribute name. An empty name or one of only white space is not allowed');
     const imageRef = str(b, 'imageRef', { required: true, min: 1 })!;
     const image = imageOfRef(deps, imageRef, c);
     if (image.status !== 'active') throw new BadRequest(`Image ${image.id} is not active.`);
     const flavorRef = b.flavorRef;
-    if (typeof flavorRef !== 'string' && typeof flavorRef !== 'number') throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
+    if (typeof flavorRef !== 'string' && typeof flavorRef !== 'number')
+      throw new BadRequest("Invalid input for field/attribute flavorRef. 'flavorRef' is a required property");
     const flavor = flavorFor(String(flavorRef), c, true);
     const keyName = str(b, 'key_name', { nullable: true });
     if (keyName !== undefined) {
@@ -104,7 +109,7 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     if (maxCount < minCount) throw new BadRequest('Invalid input for field/attribute max_count: it is smaller than min_count');
     const userData = str(b, 'user_data', { nullable: true });
     if (userData !== undefined && (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(userData) || userData.length > 65535)) {
-      throw new BadRequest("Invalid input for field/attribute user_data. It must be base64 of at most 65535 bytes");
+      throw new BadRequest('Invalid input for field/attribute user_data. It must be base64 of at most 65535 bytes');
     }
     const v4 = ipAddress(b, 'accessIPv4', 4);
     const v6 = ipAddress(b, 'accessIPv6', 6);
@@ -112,15 +117,30 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     checkSecurityGroups(b.security_groups);
     const nets = networksOf(b.networks, maxCount);
     const az = str(b, 'availability_zone', { nullable: true });
-    if (az !== undefined && az !== 'nova') throw new BadRequest(`Invalid input for field/attribute availability_zone: "${az}" does not exist (only "nova")`);
+    if (az !== undefined && az !== 'nova')
+      throw new BadRequest(`Invalid input for field/attribute availability_zone: "${az}" does not exist (only "nova")`);
     const used = store.servers.count(c.projectId);
     if (QUOTAS.instances >= 0 && used + maxCount > QUOTAS.instances) {
-      throw new ApiError(403, `Quota exceeded for instances: Requested ${maxCount}, but already used ${used} of ${QUOTAS.instances} instances`);
+      throw new ApiError(
+        403,
+        `Quota exceeded for instances: Requested ${maxCount}, but already used ${used} of ${QUOTAS.instances} instances`,
+      );
     }
     const group = schedulerGroup(req.body);
     trace('create request checked');
     const { servers, started } = await compute.createRecorded(
-      { name, image: image.id, flavor: flavor.id, properties: meta, keyName, count: maxCount, accessIpv4: v4, accessIpv6: v6, ...nets, group },
+      {
+        name,
+        image: image.id,
+        flavor: flavor.id,
+        properties: meta,
+        keyName,
+        count: maxCount,
+        accessIpv4: v4,
+        accessIpv6: v6,
+        ...nets,
+        group,
+      },
       c,
     );
     inBackground(started, log, `create ${servers.map((s) => s.id).join(', ')}`);
@@ -144,8 +164,13 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const b = wrapped(req.body, 'server');
     onlyKeys(b, 'server', ['name', 'accessIPv4', 'accessIPv6', 'OS-DCF:diskConfig']);
     const name = str(b, 'name', { min: 1, max: 255 });
-    if (name !== undefined && name.trim() === '') throw new BadRequest('Invalid input for field/attribute name. An empty name is not allowed');
-    const patched = compute.rename(s.id, { name, accessIpv4: ipAddress(b, 'accessIPv4', 4), accessIpv6: ipAddress(b, 'accessIPv6', 6) }, caller(req));
+    if (name !== undefined && name.trim() === '')
+      throw new BadRequest('Invalid input for field/attribute name. An empty name is not allowed');
+    const patched = compute.rename(
+      s.id,
+      { name, accessIpv4: ipAddress(b, 'accessIPv4', 4), accessIpv6: ipAddress(b, 'accessIPv6', 6) },
+      caller(req),
+    );
     return { server: serverBasic(patched, viewCtx(req, patched)) };
   });
 
@@ -179,7 +204,8 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const s = server(req);
     const m = metadata(wrappedAny(req.body), 'meta', { required: true })!;
     const k = req.params.key!;
-    if (Object.keys(m).length !== 1 || !Object.hasOwn(m, k)) throw new BadRequest('Request body and URI mismatch: "meta" must hold exactly the key of the URL');
+    if (Object.keys(m).length !== 1 || !Object.hasOwn(m, k))
+      throw new BadRequest('Request body and URI mismatch: "meta" must hold exactly the key of the URL');
     checkMetaCount({ ...s.metadata, ...m });
     compute.setProperties(s.id, m, caller(req));
     return { meta: m };
@@ -195,7 +221,9 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
   // ---- addresses: the basic form, {version, addr}
   const ips = (req: Req) => {
     const s = server(req);
-    return Object.fromEntries(Object.entries(viewCtx(req, s).addresses).map(([net, l]) => [net, l.map((a) => ({ version: a.version, addr: a.addr }))]));
+    return Object.fromEntries(
+      Object.entries(viewCtx(req, s).addresses).map(([net, l]) => [net, l.map((a) => ({ version: a.version, addr: a.addr }))]),
+    );
   };
   app.get('/v2.1/servers/:id/ips', async (req: Req) => ({ addresses: ips(req) }));
   app.get('/v2.1/servers/:id/ips/:network', async (req: Req) => {
@@ -222,7 +250,6 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const a = store.actions.get(s.id, req.params.rid!);
     return { instanceAction: { ...actionView(a, s.id), events: a.events.map(eventView) } };
   });
-
 }
 
 /** The `group` scheduler hint (os:scheduler_hints, beside "server"): a server group's id. */
@@ -230,16 +257,17 @@ function schedulerGroup(body: unknown): string | undefined {
   if (!isObject(body)) return undefined;
   const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
   if (hints === undefined || hints === null) return undefined;
-  if (!isObject(hints)) throw new BadRequest("Invalid input for field/attribute os:scheduler_hints: it must be an object");
+  if (!isObject(hints)) throw new BadRequest('Invalid input for field/attribute os:scheduler_hints: it must be an object');
   const g = hints.group;
   if (g === undefined) return undefined;
-  if (typeof g !== 'string' || !isUuid(g)) throw new BadRequest(`Invalid input for field/attribute group. Value: ${JSON.stringify(g)}. It is not a 'uuid'`);
+  if (typeof g !== 'string' || !isUuid(g))
+    throw new BadRequest(`Invalid input for field/attribute group. Value: ${JSON.stringify(g)}. It is not a 'uuid'`);
   return g;
 }
 
 function checkSecurityGroups(v: unknown): void {
   if (v === undefined) return;
-  if (!Array.isArray(v)) throw new BadRequest("Invalid input for field/attribute security_groups: expected a list");
+  if (!Array.isArray(v)) throw new BadRequest('Invalid input for field/attribute security_groups: expected a list');
   for (const g of v) {
     if (!isObject(g) || g.name !== 'default') {
       throw new BadRequest(`Security group ${quote(isObject(g) ? g.name : g)} not found: novabox has only "default"`);
@@ -257,16 +285,19 @@ function networksOf(v: unknown, count: number): { network: 'none' | 'novabox'; f
   if (v === 'none') return { network: 'none' };
   if (!Array.isArray(v)) throw new BadRequest('Invalid input for field/attribute networks: expected a list, "auto" or "none"');
   if (v.length === 0) return { network: 'novabox' };
-  if (v.length > 1) throw new BadRequest('Invalid input for field/attribute networks: novabox has one network ("novabox"): give at most one entry');
+  if (v.length > 1)
+    throw new BadRequest('Invalid input for field/attribute networks: novabox has one network ("novabox"): give at most one entry');
   const n = v[0];
   if (!isObject(n)) throw new BadRequest('Invalid input for field/attribute networks: each entry must be an object');
   if (n.uuid !== undefined || n.port !== undefined) {
     const id = n.uuid ?? n.port;
-    if (typeof id !== 'string' || !isUuid(id)) throw new BadRequest(`Bad networks format: network uuid ${quote(id)} is not in proper format`);
+    if (typeof id !== 'string' || !isUuid(id))
+      throw new BadRequest(`Bad networks format: network uuid ${quote(id)} is not in proper format`);
     throw new BadRequest(`Network ${id} could not be found.`);
   }
   const ip = ipAddress(n, 'fixed_ip', 4);
   if (ip === undefined || ip === '') return { network: 'novabox' };
-  if (count > 1) throw new BadRequest('Invalid input for field/attribute networks: a fixed_ip is for one server, not min_count/max_count > 1');
+  if (count > 1)
+    throw new BadRequest('Invalid input for field/attribute networks: a fixed_ip is for one server, not min_count/max_count > 1');
   return { network: 'novabox', fixedIp: ip };
 }

@@ -33,8 +33,22 @@ export function novaTime(stored: string | null): string | null {
 
 export function versionDoc(base: string, id: 'v2.0' | 'v2.1') {
   return id === 'v2.0'
-    ? { id, status: 'SUPPORTED', version: '', min_version: '', updated: '2011-01-21T11:33:21Z', links: [{ rel: 'self', href: `${base}/compute/v2/` }] }
-    : { id, status: 'CURRENT', version: MAX_MICROVERSION, min_version: MICROVERSION, updated: '2013-07-23T11:33:21Z', links: [{ rel: 'self', href: `${base}/compute/v2.1/` }] };
+    ? {
+        id,
+        status: 'SUPPORTED',
+        version: '',
+        min_version: '',
+        updated: '2011-01-21T11:33:21Z',
+        links: [{ rel: 'self', href: `${base}/compute/v2/` }],
+      }
+    : {
+        id,
+        status: 'CURRENT',
+        version: MAX_MICROVERSION,
+        min_version: MICROVERSION,
+        updated: '2013-07-23T11:33:21Z',
+        links: [{ rel: 'self', href: `${base}/compute/v2.1/` }],
+      };
 }
 
 export function versionSingle(base: string, id: 'v2.0' | 'v2.1') {
@@ -57,7 +71,11 @@ export interface ServerViewContext {
 }
 
 function hostId(s: Server): string {
-  return s.host ? createHash('sha224').update(s.projectId + s.host).digest('hex') : '';
+  return s.host
+    ? createHash('sha224')
+        .update(s.projectId + s.host)
+        .digest('hex')
+    : '';
 }
 
 const PROGRESS_STATES = new Set(['ACTIVE', 'BUILD', 'REBUILD', 'RESIZE', 'VERIFY_RESIZE']);
@@ -77,14 +95,17 @@ export function serverBasic(s: Server, c: ServerViewContext): Record<string, unk
     flavor: { id: s.flavorId, links: [{ rel: 'bookmark', href: `${c.base}/compute/flavors/${s.flavorId}` }] },
     created: novaTime(s.createdAt),
     updated: novaTime(s.updatedAt),
-    addresses: Object.fromEntries(Object.entries(c.addresses).map(([net, list]) => [net, list.map((a) => ({ version: a.version, addr: a.addr }))])),
+    addresses: Object.fromEntries(
+      Object.entries(c.addresses).map(([net, list]) => [net, list.map((a) => ({ version: a.version, addr: a.addr }))]),
+    ),
     accessIPv4: s.accessIpv4,
     accessIPv6: s.accessIpv6,
     links: links(c.base, 'servers', s.id),
     'OS-DCF:diskConfig': 'MANUAL',
   };
   if (PROGRESS_STATES.has(status)) v.progress = status === 'ACTIVE' ? 100 : 0;
-  if (s.fault && (status === 'ERROR' || status === 'DELETED')) v.fault = { ...s.fault, message: withoutHostPaths(s.fault.message), created: novaTime(s.fault.created) };
+  if (s.fault && (status === 'ERROR' || status === 'DELETED'))
+    v.fault = { ...s.fault, message: withoutHostPaths(s.fault.message), created: novaTime(s.fault.created) };
   return v;
 }
 
@@ -143,19 +164,35 @@ export function keypairBrief(k: Keypair, version = MICROVERSION) {
 
 export function keypairShow(k: Keypair, version = MICROVERSION) {
   return {
-    ...keypairBrief(k, version), user_id: k.userId, deleted: false, created_at: novaTime(k.createdAt), updated_at: null, deleted_at: null, id: k.id,
+    ...keypairBrief(k, version),
+    user_id: k.userId,
+    deleted: false,
+    created_at: novaTime(k.createdAt),
+    updated_at: null,
+    deleted_at: null,
+    id: k.id,
   };
 }
 
 export function actionView(a: InstanceAction, serverId: string) {
   return {
-    action: a.action, request_id: a.requestId, user_id: a.userId, project_id: a.projectId,
-    start_time: novaTime(a.startTime), message: a.message, instance_uuid: serverId,
+    action: a.action,
+    request_id: a.requestId,
+    user_id: a.userId,
+    project_id: a.projectId,
+    start_time: novaTime(a.startTime),
+    message: a.message,
+    instance_uuid: serverId,
   };
 }
 
 export function eventView(e: ActionEvent) {
-  const v: Record<string, unknown> = { event: e.event, start_time: novaTime(e.startTime), finish_time: novaTime(e.finishTime), result: e.result };
+  const v: Record<string, unknown> = {
+    event: e.event,
+    start_time: novaTime(e.startTime),
+    finish_time: novaTime(e.finishTime),
+    result: e.result,
+  };
   if (e.traceback !== null) v.traceback = e.traceback;
   return v;
 }
@@ -184,9 +221,18 @@ export function computeImage(i: GlanceImage, base: string, detail: boolean) {
   ];
   if (!detail) return { id: i.id, name: i.name, links: l };
   const v: Record<string, unknown> = {
-    id: i.id, name: i.name, status: computeImageStatus(i.status), created: novaTime(i.createdAt), updated: novaTime(i.updatedAt),
-    minDisk: i.minDisk, minRam: i.minRam, progress: i.status === 'active' ? 100 : i.status === 'saving' ? 50 : 25,
-    metadata: { ...i.properties }, links: l, 'OS-EXT-IMG-SIZE:size': i.size, 'OS-DCF:diskConfig': 'MANUAL',
+    id: i.id,
+    name: i.name,
+    status: computeImageStatus(i.status),
+    created: novaTime(i.createdAt),
+    updated: novaTime(i.updatedAt),
+    minDisk: i.minDisk,
+    minRam: i.minRam,
+    progress: i.status === 'active' ? 100 : i.status === 'saving' ? 50 : 25,
+    metadata: { ...i.properties },
+    links: l,
+    'OS-EXT-IMG-SIZE:size': i.size,
+    'OS-DCF:diskConfig': 'MANUAL',
   };
   const server = i.properties.instance_uuid;
   if (server) v.server = { id: server, links: links(base, 'servers', server) };

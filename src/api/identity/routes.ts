@@ -54,19 +54,26 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
       str(u, 'password', { required: true });
       str(u, 'id');
       str(u, 'name');
-      if (u.id === undefined && u.name === undefined) throw new BadRequest("Invalid input for field 'identity/password/user': expected 'id' or 'name'");
+      if (u.id === undefined && u.name === undefined)
+        throw new BadRequest("Invalid input for field 'identity/password/user': expected 'id' or 'name'");
       const user = await ids.checkPassword({ user: u } as PasswordAuth);
       t = ids.issue(user, scope, ['password']);
     } else if (methods.includes('token')) {
       const tk = identity.token;
-      if (!isObject(tk) || typeof tk.id !== 'string') throw new BadRequest("Invalid input for field 'identity/token/id': expected a string");
+      if (!isObject(tk) || typeof tk.id !== 'string')
+        throw new BadRequest("Invalid input for field 'identity/token/id': expected a string");
       const old = ids.lookup(tk.id);
       if (!old) throw new Unauthorized();
       // Keystone: a token may rescope, but never outlive the one it came from
-      t = ids.issue(old.user, scope ?? (old.project ? { project: { id: old.project.id } } : undefined), [...new Set([...old.methods, 'token'])], {
-        expiresAt: old.expiresAt,
-        auditId: old.auditId,
-      });
+      t = ids.issue(
+        old.user,
+        scope ?? (old.project ? { project: { id: old.project.id } } : undefined),
+        [...new Set([...old.methods, 'token'])],
+        {
+          expiresAt: old.expiresAt,
+          auditId: old.auditId,
+        },
+      );
     } else {
       throw new Unauthorized(`Attempted to authenticate with an unsupported method: ${String(methods[0])}.`);
     }
@@ -106,7 +113,10 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/v3/auth/catalog', async (req) => {
     const t = auth(req);
     if (!t.project && !t.domainId) throw new Forbidden('The token is not scoped: it has no catalog.');
-    return { catalog: (tokenBody(t, baseUrl(req), true).token as Json).catalog, links: { self: `${baseUrl(req)}/identity/v3/auth/catalog` } };
+    return {
+      catalog: (tokenBody(t, baseUrl(req), true).token as Json).catalog,
+      links: { self: `${baseUrl(req)}/identity/v3/auth/catalog` },
+    };
   });
 
   // ---- domains: one, Default
@@ -133,21 +143,26 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
     const p = wrapped(req.body, 'project');
     checkDomain(str(p, 'domain_id'));
     const created = repo.createProject({
-      name: str(p, 'name', NAME)!, description: str(p, 'description', { max: 65535 }) ?? '', enabled: bool(p, 'enabled') ?? true,
+      name: str(p, 'name', NAME)!,
+      description: str(p, 'description', { max: 65535 }) ?? '',
+      enabled: bool(p, 'enabled') ?? true,
     });
     return reply.code(201).send({ project: projectView(created, baseUrl(req)) });
   });
   app.get('/v3/projects/:id', async (req: Req) => {
     const t = auth(req);
     const p = project(req.params.id!);
-    if (!t.isAdmin && !repo.projectsOf(t.user.id).some((x) => x.id === p.id)) throw new Forbidden('You are not authorized to see this project.');
+    if (!t.isAdmin && !repo.projectsOf(t.user.id).some((x) => x.id === p.id))
+      throw new Forbidden('You are not authorized to see this project.');
     return { project: projectView(p, baseUrl(req)) };
   });
   app.patch('/v3/projects/:id', async (req: Req) => {
     admin(req, 'identity:update_project');
     const p = wrapped(req.body, 'project');
     const patched = repo.updateProject(project(req.params.id!).id, {
-      name: str(p, 'name', { ...NAME, required: false }), description: str(p, 'description', { max: 65535 }), enabled: bool(p, 'enabled'),
+      name: str(p, 'name', { ...NAME, required: false }),
+      description: str(p, 'description', { max: 65535 }),
+      enabled: bool(p, 'enabled'),
     });
     return { project: projectView(patched, baseUrl(req)) };
   });
@@ -166,7 +181,10 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/v3/users', async (req: Req) => {
     admin(req, 'identity:list_users');
     checkDomain(req.query.domain_id);
-    return { users: repo.listUsers({ name: req.query.name }).map((u) => userView(u, baseUrl(req))), links: listLinks(baseUrl(req), '/v3/users') };
+    return {
+      users: repo.listUsers({ name: req.query.name }).map((u) => userView(u, baseUrl(req))),
+      links: listLinks(baseUrl(req), '/v3/users'),
+    };
   });
   app.post('/v3/users', async (req: Req, reply) => {
     admin(req, 'identity:create_user');
@@ -176,8 +194,12 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
     if (defaultProject !== undefined) project(defaultProject);
     const password = u.password === undefined || u.password === null ? undefined : await ids.passwordHashFor(u.password);
     const created = repo.createUser({
-      name: str(u, 'name', NAME)!, email: str(u, 'email', { max: 255 }) ?? null, description: str(u, 'description', { max: 65535 }) ?? '',
-      enabled: bool(u, 'enabled') ?? true, defaultProjectId: defaultProject ?? null, passwordHash: password ?? null,
+      name: str(u, 'name', NAME)!,
+      email: str(u, 'email', { max: 255 }) ?? null,
+      description: str(u, 'description', { max: 65535 }) ?? '',
+      enabled: bool(u, 'enabled') ?? true,
+      defaultProjectId: defaultProject ?? null,
+      passwordHash: password ?? null,
     });
     return reply.code(201).send({ user: userView(created, baseUrl(req)) });
   });
@@ -192,8 +214,12 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
     if (defaultProject !== undefined) project(defaultProject);
     const passwordHash = u.password === undefined ? undefined : await ids.passwordHashFor(u.password);
     const patched = repo.updateUser(user(req.params.id!).id, {
-      name: str(u, 'name', { ...NAME, required: false }), email: str(u, 'email', { max: 255 }), description: str(u, 'description', { max: 65535 }),
-      enabled: bool(u, 'enabled'), defaultProjectId: defaultProject, passwordHash,
+      name: str(u, 'name', { ...NAME, required: false }),
+      email: str(u, 'email', { max: 255 }),
+      description: str(u, 'description', { max: 65535 }),
+      enabled: bool(u, 'enabled'),
+      defaultProjectId: defaultProject,
+      passwordHash,
     });
     return { user: userView(patched, baseUrl(req)) };
   });
@@ -221,7 +247,10 @@ export function registerIdentity(app: FastifyInstance, deps: ApiDeps): void {
   // ---- roles
   app.get('/v3/roles', async (req: Req) => {
     auth(req);
-    return { roles: repo.listRoles({ name: req.query.name }).map((r) => roleView(r, baseUrl(req))), links: listLinks(baseUrl(req), '/v3/roles') };
+    return {
+      roles: repo.listRoles({ name: req.query.name }).map((r) => roleView(r, baseUrl(req))),
+      links: listLinks(baseUrl(req), '/v3/roles'),
+    };
   });
   app.post('/v3/roles', async (req: Req, reply) => {
     admin(req, 'identity:create_role');
@@ -298,7 +327,8 @@ function parseScope(scope: unknown, _nocatalog: unknown): Scope {
     const p = scope.project;
     str(p, 'id');
     str(p, 'name');
-    if (p.id === undefined && p.name === undefined) throw new BadRequest("Invalid input for field 'scope/project': expected 'id' or 'name'");
+    if (p.id === undefined && p.name === undefined)
+      throw new BadRequest("Invalid input for field 'scope/project': expected 'id' or 'name'");
     return { project: p as { id?: string; name?: string; domain?: { id?: string; name?: string } } };
   }
   if (isObject(scope.domain)) {
@@ -315,7 +345,8 @@ function parseScope(scope: unknown, _nocatalog: unknown): Scope {
 }
 
 function checkDomain(id: string | undefined): void {
-  if (id !== undefined && id !== DEFAULT_DOMAIN.id) throw new BadRequest(`Unknown domain_id "${id}": novabox has one domain, "${DEFAULT_DOMAIN.id}"`);
+  if (id !== undefined && id !== DEFAULT_DOMAIN.id)
+    throw new BadRequest(`Unknown domain_id "${id}": novabox has one domain, "${DEFAULT_DOMAIN.id}"`);
 }
 
 function notFound(kind: string, id: string): never {

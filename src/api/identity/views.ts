@@ -61,21 +61,39 @@ export function tokenBody(t: Token, base: string, withCatalog: boolean): Record<
 
 export function domainView(base: string) {
   return {
-    id: DEFAULT_DOMAIN.id, name: DEFAULT_DOMAIN.name, description: 'The default domain', enabled: true, tags: [], options: {},
+    id: DEFAULT_DOMAIN.id,
+    name: DEFAULT_DOMAIN.name,
+    description: 'The default domain',
+    enabled: true,
+    tags: [],
+    options: {},
     links: { self: `${base}/identity/v3/domains/${DEFAULT_DOMAIN.id}` },
   };
 }
 
 export function projectView(p: Project, base: string) {
   return {
-    id: p.id, name: p.name, domain_id: p.domainId, description: p.description, enabled: p.enabled, is_domain: false,
-    parent_id: p.domainId, tags: [], options: {}, links: { self: `${base}/identity/v3/projects/${p.id}` },
+    id: p.id,
+    name: p.name,
+    domain_id: p.domainId,
+    description: p.description,
+    enabled: p.enabled,
+    is_domain: false,
+    parent_id: p.domainId,
+    tags: [],
+    options: {},
+    links: { self: `${base}/identity/v3/projects/${p.id}` },
   };
 }
 
 export function userView(u: User, base: string) {
   const v: Record<string, unknown> = {
-    id: u.id, name: u.name, domain_id: u.domainId, enabled: u.enabled, password_expires_at: null, options: {},
+    id: u.id,
+    name: u.name,
+    domain_id: u.domainId,
+    enabled: u.enabled,
+    password_expires_at: null,
+    options: {},
     links: { self: `${base}/identity/v3/users/${u.id}` },
   };
   if (u.defaultProjectId) v.default_project_id = u.defaultProjectId;

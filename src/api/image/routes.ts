@@ -22,9 +22,42 @@ type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<
 const VISIBILITY = ['public', 'private', 'shared', 'community'] as const;
 const DISK_FORMATS = ['ami', 'ari', 'aki', 'vhd', 'vhdx', 'vmdk', 'raw', 'qcow2', 'vdi', 'iso', 'ploop'];
 const CONTAINER_FORMATS = ['ami', 'ari', 'aki', 'bare', 'ovf', 'ova', 'docker', 'compressed'];
-const LIST_PARAMS = new Set(['name', 'status', 'visibility', 'owner', 'limit', 'marker', 'sort_key', 'sort_dir', 'sort', 'member_status', 'tag', 'os_hidden', 'protected', 'id', 'container_format', 'disk_format']);
+const LIST_PARAMS = new Set([
+  'name',
+  'status',
+  'visibility',
+  'owner',
+  'limit',
+  'marker',
+  'sort_key',
+  'sort_dir',
+  'sort',
+  'member_status',
+  'tag',
+  'os_hidden',
+  'protected',
+  'id',
+  'container_format',
+  'disk_format',
+]);
 /** read-only or reserved: Glance refuses them in create and patch */
-const READ_ONLY = new Set(['id', 'status', 'size', 'virtual_size', 'checksum', 'os_hash_algo', 'os_hash_value', 'owner', 'created_at', 'updated_at', 'file', 'self', 'schema', 'direct_url', 'locations']);
+const READ_ONLY = new Set([
+  'id',
+  'status',
+  'size',
+  'virtual_size',
+  'checksum',
+  'os_hash_algo',
+  'os_hash_value',
+  'owner',
+  'created_at',
+  'updated_at',
+  'file',
+  'self',
+  'schema',
+  'direct_url',
+  'locations',
+]);
 
 export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
   const images = deps.images;
@@ -49,7 +82,8 @@ export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
     const q = req.query;
     const properties: Record<string, string> = {};
     for (const [k, v] of Object.entries(q)) if (!LIST_PARAMS.has(k) && v !== undefined) properties[k] = v;
-    if (q.visibility !== undefined && ![...VISIBILITY, 'all'].includes(q.visibility as never)) throw new BadRequest(`Invalid visibility value: ${q.visibility}`);
+    if (q.visibility !== undefined && ![...VISIBILITY, 'all'].includes(q.visibility as never))
+      throw new BadRequest(`Invalid visibility value: ${q.visibility}`);
     let list = images.list({ name: q.name, status: q.status, visibility: q.visibility as never, owner: q.owner, properties }, c);
     if (q.id !== undefined) list = list.filter((i) => q.id!.split(',').includes(i.id));
     if (q.container_format !== undefined) list = list.filter((i) => i.containerFormat === q.container_format);
@@ -94,7 +128,10 @@ export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
     r.tags = tags(b.tags);
     r.properties = customProperties(b);
     const made = images.createRecord(r, c);
-    return reply.code(201).header('Location', `${baseUrl(req)}/image/v2/images/${made.id}`).send(glanceImage(made));
+    return reply
+      .code(201)
+      .header('Location', `${baseUrl(req)}/image/v2/images/${made.id}`)
+      .send(glanceImage(made));
   });
 
   app.patch('/v2/images/:id', async (req: Req) => {
@@ -137,15 +174,22 @@ export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
     try {
       const file = staging.path('data');
       const md5 = createHash('md5');
-      await pipeline(stream, async function* (src: AsyncIterable<Buffer>) {
-        for await (const chunk of src) {
-          md5.update(chunk);
-          yield chunk;
-        }
-      }, createWriteStream(file, { mode: 0o600 }));
+      await pipeline(
+        stream,
+        async function* (src: AsyncIterable<Buffer>) {
+          for await (const chunk of src) {
+            md5.update(chunk);
+            yield chunk;
+          }
+        },
+        createWriteStream(file, { mode: 0o600 }),
+      );
       const out = createReadStream(file);
       reply.raw.on('close', () => staging.remove());
-      reply.header('Content-Type', 'application/octet-stream').header('Content-Length', String(statSync(file).size)).header('Content-MD5', md5.digest('hex'));
+      reply
+        .header('Content-Type', 'application/octet-stream')
+        .header('Content-Length', String(statSync(file).size))
+        .header('Content-MD5', md5.digest('hex'));
       return reply.send(out);
     } catch (err) {
       staging.remove();
@@ -154,13 +198,27 @@ export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.get('/v2/schemas/image', async () => imageSchema());
-  app.get('/v2/schemas/images', async () => ({ name: 'images', properties: { images: { type: 'array', items: imageSchema() }, schema: { type: 'string' }, first: { type: 'string' }, next: { type: 'string' } }, links: [{ rel: 'first', href: '{first}' }, { rel: 'next', href: '{next}' }, { rel: 'describedby', href: '{schema}' }] }));
+  app.get('/v2/schemas/images', async () => ({
+    name: 'images',
+    properties: {
+      images: { type: 'array', items: imageSchema() },
+      schema: { type: 'string' },
+      first: { type: 'string' },
+      next: { type: 'string' },
+    },
+    links: [
+      { rel: 'first', href: '{first}' },
+      { rel: 'next', href: '{next}' },
+      { rel: 'describedby', href: '{schema}' },
+    ],
+  }));
 }
 
 function enumField<T extends string>(b: Json, field: string, allowed: readonly T[]): T | undefined {
   const v = str(b, field, { nullable: true });
   if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) throw new BadRequest(`Invalid input for field '${field}': ${quote(v)} is not one of ${allowed.join(', ')}`);
+  if (!allowed.includes(v as T))
+    throw new BadRequest(`Invalid input for field '${field}': ${quote(v)} is not one of ${allowed.join(', ')}`);
   return v as T;
 }
 
@@ -215,15 +273,32 @@ export function patchOf(body: unknown, img: GlanceImage): ImagePatch {
     if (!('value' in op)) throw new BadRequest(`The "${op.op}" of ${op.path} needs a "value"`);
     const one: Json = { [key]: op.value };
     switch (key) {
-      case 'name': patch.name = str(one, 'name', { required: true, min: 1, max: 255 }); break;
-      case 'visibility': patch.visibility = enumField(one, 'visibility', VISIBILITY); break;
-      case 'protected': patch.protected = strictBool(one, 'protected'); break;
-      case 'min_disk': patch.minDisk = int(one, 'min_disk', { min: 0 }); break;
-      case 'min_ram': patch.minRam = int(one, 'min_ram', { min: 0 }); break;
-      case 'tags': patch.tags = tags(op.value); break;
-      case 'disk_format': patch.diskFormat = enumField(one, 'disk_format', DISK_FORMATS); break;
-      case 'container_format': patch.containerFormat = enumField(one, 'container_format', CONTAINER_FORMATS); break;
-      case 'os_hidden': break;
+      case 'name':
+        patch.name = str(one, 'name', { required: true, min: 1, max: 255 });
+        break;
+      case 'visibility':
+        patch.visibility = enumField(one, 'visibility', VISIBILITY);
+        break;
+      case 'protected':
+        patch.protected = strictBool(one, 'protected');
+        break;
+      case 'min_disk':
+        patch.minDisk = int(one, 'min_disk', { min: 0 });
+        break;
+      case 'min_ram':
+        patch.minRam = int(one, 'min_ram', { min: 0 });
+        break;
+      case 'tags':
+        patch.tags = tags(op.value);
+        break;
+      case 'disk_format':
+        patch.diskFormat = enumField(one, 'disk_format', DISK_FORMATS);
+        break;
+      case 'container_format':
+        patch.containerFormat = enumField(one, 'container_format', CONTAINER_FORMATS);
+        break;
+      case 'os_hidden':
+        break;
       default:
         if (typeof op.value !== 'string') throw new BadRequest(`Invalid input for property '${key}': custom properties are strings`);
         props[key] = op.value;
@@ -240,7 +315,18 @@ function sorted(list: GlanceImage[], key = 'created_at', dir = 'desc', sort?: st
     return sorted(list, k, d ?? 'desc');
   }
   if (!['asc', 'desc'].includes(dir)) throw new BadRequest(`Invalid sort direction: ${dir}`);
-  const field = ({ created_at: 'createdAt', updated_at: 'updatedAt', name: 'name', id: 'id', size: 'size', status: 'status', min_disk: 'minDisk', min_ram: 'minRam' } as Record<string, keyof GlanceImage>)[key];
+  const field = (
+    {
+      created_at: 'createdAt',
+      updated_at: 'updatedAt',
+      name: 'name',
+      id: 'id',
+      size: 'size',
+      status: 'status',
+      min_disk: 'minDisk',
+      min_ram: 'minRam',
+    } as Record<string, keyof GlanceImage>
+  )[key];
   if (!field) throw new BadRequest(`Invalid sort key: ${key}`);
   const sign = dir === 'asc' ? 1 : -1;
   return [...list].sort((a, b) => {

@@ -19,6 +19,12 @@ export function register(program: Command, ctx: CliContext): void {
       ctx.stdout('nothing to fix\n');
       return;
     }
-    ctx.stdout(formatList(['Kind', 'Name', 'Problem', 'Fixed'], findings.map((f) => ({ Kind: f.kind, Name: f.name, Problem: f.problem, Fixed: f.fixed })), out));
+    ctx.stdout(
+      formatList(
+        ['Kind', 'Name', 'Problem', 'Fixed'],
+        findings.map((f) => ({ Kind: f.kind, Name: f.name, Problem: f.problem, Fixed: f.fixed })),
+        out,
+      ),
+    );
   });
 }

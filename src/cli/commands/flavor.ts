@@ -15,9 +15,15 @@ function nonNegative(name: string) {
 export function register(program: Command, ctx: CliContext): void {
   const flavor = program
     .command('flavor')
-    .description('flavors: vcpus -> CPU quota, ram -> memory limit (swap off); disk sizes the tmpfs of --ephemeral servers, not yet a disk-backed writable layer');
+    .description(
+      'flavors: vcpus -> CPU quota, ram -> memory limit (swap off); disk sizes the tmpfs of --ephemeral servers, not yet a disk-backed writable layer',
+    );
 
-  const list = flavor.command('list').description('list flavors').option('--long', 'more columns').option('--all', 'include private flavors');
+  const list = flavor
+    .command('list')
+    .description('list flavors')
+    .option('--long', 'more columns')
+    .option('--all', 'include private flavors');
   addOutputOptions(list, 'list');
   list.action(async (o) => {
     const c = await ctx.compute();
@@ -47,7 +53,12 @@ export function register(program: Command, ctx: CliContext): void {
   create.action(async (name: string, o) => {
     const c = await ctx.compute();
     const f = c.store.flavors.create({
-      id: o.id, name, vcpus: o.vcpus, ramMiB: o.ram, diskGiB: o.disk, isPublic: !o.private,
+      id: o.id,
+      name,
+      vcpus: o.vcpus,
+      ramMiB: o.ram,
+      diskGiB: o.disk,
+      isPublic: !o.private,
     });
     const specs = keyValues(o.property);
     if (Object.keys(specs).length) c.store.flavors.setExtraSpecs(f.id, specs);

@@ -36,8 +36,17 @@ export function imageShow(i: ImageRecord): Record<string, unknown> {
 
 function imageRow(i: ImageRecord): Record<string, unknown> {
   return {
-    ID: i.id, Name: i.name, Status: i.status, 'Disk Format': i.diskFormat, 'Container Format': i.containerFormat, Size: i.size,
-    Checksum: i.checksum, Visibility: i.visibility, Protected: i.protected, Project: i.owner, Tags: i.tags.join(', '),
+    ID: i.id,
+    Name: i.name,
+    Status: i.status,
+    'Disk Format': i.diskFormat,
+    'Container Format': i.containerFormat,
+    Size: i.size,
+    Checksum: i.checksum,
+    Visibility: i.visibility,
+    Protected: i.protected,
+    Project: i.owner,
+    Tags: i.tags.join(', '),
   };
 }
 
@@ -63,7 +72,9 @@ export function progress(label: string): ((done: number, total: number) => void)
 }
 
 export function register(program: Command, ctx: CliContext): void {
-  const image = program.command('image').description('images: content-addressed layers, Glance-style records (openstack image ... grammar)');
+  const image = program
+    .command('image')
+    .description('images: content-addressed layers, Glance-style records (openstack image ... grammar)');
   const service = async () => {
     const c = await ctx.compute();
     const { ImageService } = await import('../../images/service.js');
@@ -88,7 +99,10 @@ export function register(program: Command, ctx: CliContext): void {
   list.action(async (o) => {
     const { s, caller } = await service();
     const visibility = o.public ? 'public' : o.private ? 'private' : o.shared ? 'shared' : o.community ? 'community' : undefined;
-    const rows = s.list({ name: o.name, status: o.status, visibility, properties: keyValues(o.property), limit: o.limit, marker: o.marker }, caller);
+    const rows = s.list(
+      { name: o.name, status: o.status, visibility, properties: keyValues(o.property), limit: o.limit, marker: o.marker },
+      caller,
+    );
     const cols = o.long
       ? ['ID', 'Name', 'Disk Format', 'Container Format', 'Size', 'Checksum', 'Status', 'Visibility', 'Protected', 'Project', 'Tags']
       : ['ID', 'Name', 'Status'];
@@ -104,10 +118,20 @@ export function register(program: Command, ctx: CliContext): void {
 
   const create = image
     .command('create')
-    .description('import an image from a rootfs tarball (tar, gz, zstd, xz), an OCI image layout (dir or tar), a `docker save` archive or an LXC/Incus unified tarball')
-    .argument('<name>', 'image name: any text of 1 to 255 characters, as in Glance (names may repeat; a repeated name must then be given as the id)')
+    .description(
+      'import an image from a rootfs tarball (tar, gz, zstd, xz), an OCI image layout (dir or tar), a `docker save` archive or an LXC/Incus unified tarball',
+    )
+    .argument(
+      '<name>',
+      'image name: any text of 1 to 255 characters, as in Glance (names may repeat; a repeated name must then be given as the id)',
+    )
     .requiredOption('--file <path>', 'the file or directory to import')
-    .option('-f, --format <format>', 'what the file is: auto (default), tar, oci, docker-archive, lxc; or the output format: table, json, yaml, value, shell (repeat to give both)', collect, [])
+    .option(
+      '-f, --format <format>',
+      'what the file is: auto (default), tar, oci, docker-archive, lxc; or the output format: table, json, yaml, value, shell (repeat to give both)',
+      collect,
+      [],
+    )
     .option('-c, --column <name>', 'output column(s) to include (repeatable)', collect, [])
     .option('--noindent', 'whether to disable indenting the JSON')
     .option('--prefix <prefix>', 'add a prefix to all variable names', '')
@@ -121,7 +145,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--trusted', 'allow device nodes in the archive (they are refused otherwise)')
     .option('--container-format <f>', 'Glance container_format to record', 'bare')
     .option('--disk-format <f>', 'Glance disk_format to record', 'raw')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Archives are checked entry by entry before anything is written: absolute paths, '..',
 writes through a symlink, hard links out of the image and device nodes (without
 --trusted) are refused with the name of the entry. Modes, owners, xattrs and setuid bits
@@ -131,12 +157,16 @@ Examples:
   novabox image create --file rootfs.tar.zst myimg
   novabox image create --file alpine-oci/ --format oci alpine
   novabox image create --file saved.tar --format docker-archive app
-  novabox image create --file debian.tar.xz --format lxc debian`);
+  novabox image create --file debian.tar.xz --format lxc debian`,
+    );
   create.action(async (name: string, o) => {
     const IMPORT = ['auto', 'tar', 'oci', 'docker-archive', 'lxc'];
     const formats = o.format as string[];
     const bad = formats.find((f) => !IMPORT.includes(f) && !OUTPUT_FORMATS.includes(f as OutputFormat));
-    if (bad) throw new BadRequest(`invalid --format ${JSON.stringify(bad)}: expected one of ${IMPORT.join(', ')} (import) or ${OUTPUT_FORMATS.join(', ')} (output)`);
+    if (bad)
+      throw new BadRequest(
+        `invalid --format ${JSON.stringify(bad)}: expected one of ${IMPORT.join(', ')} (import) or ${OUTPUT_FORMATS.join(', ')} (output)`,
+      );
     const importFormat = formats.filter((f) => IMPORT.includes(f)).pop() ?? 'auto';
     const outputFormat = formats.filter((f) => !IMPORT.includes(f)).pop() ?? 'table';
     const { s, caller } = await service();
@@ -145,8 +175,13 @@ Examples:
       const img = await s.importFile(
         o.file,
         {
-          name, properties: keyValues(o.property), tags: o.tag, visibility: o.public ? 'public' : o.private ? 'private' : o.visibility,
-          protected: Boolean(o.protected), containerFormat: o.containerFormat, diskFormat: o.diskFormat,
+          name,
+          properties: keyValues(o.property),
+          tags: o.tag,
+          visibility: o.public ? 'public' : o.private ? 'private' : o.visibility,
+          protected: Boolean(o.protected),
+          containerFormat: o.containerFormat,
+          diskFormat: o.diskFormat,
         },
         caller,
         { format: importFormat as 'auto', trusted: Boolean(o.trusted), ref: o.ref, onProgress: bar },
@@ -209,11 +244,19 @@ Examples:
     .action(async (ref: string, o) => {
       const { s, caller } = await service();
       const cur = s.show(ref, caller);
-      s.update(ref, {
-        name: o.name, properties: keyValues(o.property), visibility: o.visibility,
-        protected: o.protected ? true : o.unprotected ? false : undefined,
-        tags: o.tag.length ? [...new Set([...cur.tags, ...o.tag])] : undefined, minDisk: o.minDisk, minRam: o.minRam,
-      }, caller);
+      s.update(
+        ref,
+        {
+          name: o.name,
+          properties: keyValues(o.property),
+          visibility: o.visibility,
+          protected: o.protected ? true : o.unprotected ? false : undefined,
+          tags: o.tag.length ? [...new Set([...cur.tags, ...o.tag])] : undefined,
+          minDisk: o.minDisk,
+          minRam: o.minRam,
+        },
+        caller,
+      );
     });
 
   image

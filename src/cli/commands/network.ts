@@ -8,7 +8,10 @@ export function register(program: Command, ctx: CliContext): void {
     .command('network')
     .description('the bridge network servers get their fixed addresses on (settings: "network" in $NOVABOX_ROOT/config.json)');
 
-  const show = network.command('show').description('bridge name, subnet, gateway, NAT and the leases in use').argument('[network]', 'network name', 'novabox');
+  const show = network
+    .command('show')
+    .description('bridge name, subnet, gateway, NAT and the leases in use')
+    .argument('[network]', 'network name', 'novabox');
   addOutputOptions(show, 'show');
   show.action(async (name: string, o) => {
     const c = await ctx.compute();

@@ -16,9 +16,18 @@ export function register(program: Command, ctx: CliContext): void {
         return;
       }
       const { formatTable } = await import('../output.js');
-      ctx.stdout(formatTable(['ID', 'Name', 'Image', 'Command', 'Status', 'Created'], rows.map((r) => [
-        r.id.slice(0, 12), r.name, r.image, r.command.join(' '),
-        r.status === 'exited' ? `exited (${r.exitCode})` : r.status, r.created,
-      ])));
+      ctx.stdout(
+        formatTable(
+          ['ID', 'Name', 'Image', 'Command', 'Status', 'Created'],
+          rows.map((r) => [
+            r.id.slice(0, 12),
+            r.name,
+            r.image,
+            r.command.join(' '),
+            r.status === 'exited' ? `exited (${r.exitCode})` : r.status,
+            r.created,
+          ]),
+        ),
+      );
     });
 }

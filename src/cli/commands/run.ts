@@ -10,7 +10,8 @@ function collect(value: string, previous: string[]): string[] {
 
 function int(name: string, min: number) {
   return (v: string): number => {
-    if (!/^\d+$/.test(v) || Number(v) < min) throw new BadRequest(`invalid ${name} ${JSON.stringify(v)}: expected a whole number >= ${min}`);
+    if (!/^\d+$/.test(v) || Number(v) < min)
+      throw new BadRequest(`invalid ${name} ${JSON.stringify(v)}: expected a whole number >= ${min}`);
     return Number(v);
   };
 }
@@ -20,7 +21,7 @@ export function register(program: Command, ctx: CliContext): void {
     .command('run')
     .description('run a command in a new container in the foreground, like podman run / lxc-execute')
     .argument('[image]', 'image name (the built-in one is busybox); omitted with --rootfs')
-    .argument('[command...]', 'command and arguments (default: the image\'s)')
+    .argument('[command...]', "command and arguments (default: the image's)")
     .option('--rm', 'remove the container when it exits')
     .option('--name <name>', 'container name (default nb-<id>)')
     .option('--hostname <name>', 'hostname inside (default: the first 12 hex digits of the id)')
@@ -33,17 +34,27 @@ export function register(program: Command, ctx: CliContext): void {
     .option('-i, --interactive', 'keep stdin attached')
     .option('-t, --tty', 'allocate a pseudo-terminal')
     .addOption(
-      new Option('--network <network>', 'novabox: the bridge network with an address of its own; none: only lo (fastest start); host: the host\'s')
+      new Option(
+        '--network <network>',
+        "novabox: the bridge network with an address of its own; none: only lo (fastest start); host: the host's",
+      )
         .choices(['novabox', 'none', 'host'])
         .default('novabox'),
     )
     .option('--read-only', 'mount the root filesystem read-only (/tmp, /var/tmp and /run get a tmpfs)')
     .option('-v, --volume <src:dst[:ro]>', 'bind a host path into the container (repeatable)', collect, [])
-    .option('--security-opt <option>', 'seccomp=unconfined: no seccomp filter (the default filter denies user namespaces, the keyring, kexec, modules, bpf, mount ...)', collect, [])
+    .option(
+      '--security-opt <option>',
+      'seccomp=unconfined: no seccomp filter (the default filter denies user namespaces, the keyring, kexec, modules, bpf, mount ...)',
+      collect,
+      [],
+    )
     .option('--rootfs <dir>', 'use this directory as the root filesystem (read-only lower layer) instead of an image')
     .option('--dry-run', 'print the launch plan as JSON and do nothing')
     .passThroughOptions()
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Exit status: the command's own; 128+N when it was killed by signal N (137: SIGKILL,
 e.g. out of memory); 125 when the container could not be set up; 126 when the command
 cannot be executed; 127 when it is not found; 2 for bad input (an option, a volume);
@@ -52,6 +63,7 @@ cannot be executed; 127 when it is not found; 2 for bad input (an option, a volu
 Examples:
   novabox run --rm busybox sh -c 'echo $$; hostname'
   novabox run --rm --memory 64m --cpus 0.5 --pids-limit 64 -e FOO=bar -w /tmp busybox env
-  novabox run --rm -it busybox sh`)
+  novabox run --rm -it busybox sh`,
+    )
     .action((image: string | undefined, command: string[], o: RunCliOptions) => runAction(image, command, o, ctx));
 }

@@ -15,7 +15,9 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--tls-cert <file>', 'PEM certificate chain: serve HTTPS')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--no-access-log', 'do not print one line per request')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 On first start: creates the user "admin" in the project "admin" (roles admin, member,
 reader), with the password from NOVABOX_ADMIN_PASSWORD or a new random one, and writes
 $NOVABOX_ROOT/clouds.yaml (mode 0600, cloud "novabox"). Then:
@@ -24,7 +26,8 @@ $NOVABOX_ROOT/clouds.yaml (mode 0600, cloud "novabox"). Then:
 Servers are the same as the CLI's: \`novabox server list\` shows them too. Listening
 anywhere but loopback without --tls-cert/--tls-key prints a warning. SIGINT/SIGTERM stop
 it after background work (server starts) finishes; a server left in BUILD by a killed
-serve is reconciled on the next start.`)
+serve is reconciled on the next start.`,
+    )
     .action(async (o: { listen: string; tlsCert?: string; tlsKey?: string; accessLog: boolean }) => {
       requireRoot();
       const { serve } = await loadApi();
@@ -45,6 +48,7 @@ declare const NOVABOX_VERSION: string | undefined;
 
 /** Bundled: dist/novabox-api.cjs beside this bundle (required: the launcher's vm script has no import()). */
 async function loadApi(): Promise<typeof import('../../api/serve.js')> {
-  if (typeof NOVABOX_VERSION === 'string') return createRequire(import.meta.url)('./novabox-api.cjs') as typeof import('../../api/serve.js');
+  if (typeof NOVABOX_VERSION === 'string')
+    return createRequire(import.meta.url)('./novabox-api.cjs') as typeof import('../../api/serve.js');
   return import('../../api/serve.js');
 }

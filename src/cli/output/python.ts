@@ -49,7 +49,11 @@ export function normalize(v: unknown, seen: Set<object> = new Set()): PyValue {
   seen.add(o);
   try {
     if (Array.isArray(o) || o instanceof Set) return Array.from(o as Iterable<unknown>, (x) => normalize(x, seen));
-    if (o instanceof Map) return dictOf([...o.keys()].map(String), [...o.values()].map((x) => normalize(x, seen)));
+    if (o instanceof Map)
+      return dictOf(
+        [...o.keys()].map(String),
+        [...o.values()].map((x) => normalize(x, seen)),
+      );
     if (Buffer.isBuffer(o)) return o.toString('utf8');
     const toJSON = (o as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === 'function') return normalize(toJSON.call(o), seen);
@@ -101,7 +105,14 @@ export function hex(c: number, width: number): string {
 export function pyRepr(v: PyValue): string {
   if (typeof v === 'string') return pyStrRepr(v);
   if (Array.isArray(v)) return '[' + v.map(pyRepr).join(', ') + ']';
-  if (isDict(v)) return '{' + Object.entries(v).map(([k, x]) => `${pyStrRepr(k)}: ${pyRepr(x)}`).join(', ') + '}';
+  if (isDict(v))
+    return (
+      '{' +
+      Object.entries(v)
+        .map(([k, x]) => `${pyStrRepr(k)}: ${pyRepr(x)}`)
+        .join(', ') +
+      '}'
+    );
   return pyStr(v);
 }
 
@@ -154,7 +165,10 @@ export function codePointCompare(a: string, b: string): number {
 }
 
 function pyEq(a: PyValue, b: PyValue): boolean {
-  if ((typeof a === 'number' || typeof a === 'bigint' || typeof a === 'boolean') && (typeof b === 'number' || typeof b === 'bigint' || typeof b === 'boolean')) {
+  if (
+    (typeof a === 'number' || typeof a === 'bigint' || typeof a === 'boolean') &&
+    (typeof b === 'number' || typeof b === 'bigint' || typeof b === 'boolean')
+  ) {
     return Number(a) === Number(b);
   }
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => pyEq(x, b[i]));
@@ -233,7 +247,8 @@ export function csvWrite(header: string[], rows: PyValue[][], mode: QuoteMode): 
     let out = '';
     for (const ch of s) {
       if (ch === ',' || ch === '"' || ch === '\\' || ch === '\n' || ch === '\r') {
-        if (mode === 'none' || ch === '\\') out += '\\'; // escaped, not quoted
+        if (mode === 'none' || ch === '\\')
+          out += '\\'; // escaped, not quoted
         else {
           if (ch === '"') out += '"'; // doublequote
           quoted = true;

@@ -75,9 +75,7 @@ function justify(text: string, width: number, align: Align): string {
 export function prettyTable(headers: string[], rows: PyValue[][], o: { align: Align[]; printEmpty: boolean }): string {
   if (rows.length === 0 && !o.printEmpty) return '';
   const cells = rows.map((r) => r.map(cellText));
-  const widths = headers.map((h, i) =>
-    Math.max(displayWidth(h), ...cells.map((r) => Math.max(...r[i].split('\n').map(displayWidth)))),
-  );
+  const widths = headers.map((h, i) => Math.max(displayWidth(h), ...cells.map((r) => Math.max(...r[i].split('\n').map(displayWidth)))));
   const hrule = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
   const line = (parts: string[]) => '|' + parts.map((p, i) => ' ' + justify(p, widths[i], o.align[i] ?? 'l') + ' ').join('|') + '|';
   const lines = [hrule, headers.length ? line(headers) : '||', hrule];

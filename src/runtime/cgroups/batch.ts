@@ -103,7 +103,12 @@ export function levelSteps(root: string, segments: string[], beforeLevel?: (pare
 }
 
 /** levelSteps into `steps` (the drivers' planCreate: no array per hierarchy, no closure per level). */
-export function pushLevelSteps(steps: CgroupStep[], root: string, segments: string[], beforeLevel?: (parent: string) => CgroupStep[]): void {
+export function pushLevelSteps(
+  steps: CgroupStep[],
+  root: string,
+  segments: string[],
+  beforeLevel?: (parent: string) => CgroupStep[],
+): void {
   let dir = root;
   const last = segments.length - 1;
   for (let i = 0; i <= last; i++) {

@@ -141,8 +141,6 @@ export function applyWrites(writes: CgroupWrite[], dirOf: (controller: string) =
   }
 }
 
-
-
 /** Poll `done` with a growing pause (1 ms up to 20 ms) until it holds or `timeoutMs` passes. */
 export { waitFor };
 
@@ -230,11 +228,14 @@ function removeTree(dir: string, deadline: number, io: CgroupIo): void {
   }
   for (const child of children) removeTree(child, deadline, io);
 
-  const emptied = waitFor(() => {
-    const pids = readPids(dir);
-    for (const pid of pids) killPid(pid, 'SIGKILL', io);
-    return pids.length === 0;
-  }, Math.max(0, deadline - Date.now()));
+  const emptied = waitFor(
+    () => {
+      const pids = readPids(dir);
+      for (const pid of pids) killPid(pid, 'SIGKILL', io);
+      return pids.length === 0;
+    },
+    Math.max(0, deadline - Date.now()),
+  );
   if (!emptied) {
     throw new SysError('rmdir', 'EBUSY', dir, `processes ${readPids(dir).join(' ')} still inside after SIGKILL`);
   }

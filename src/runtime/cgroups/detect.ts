@@ -92,10 +92,7 @@ const readText = (path: string): string => readFileSync(path, 'utf8');
  * call, where a layout kept forever made every start fail until a restart. Checking
  * costs one read of mountinfo and a scan of it for " - cgroup", a few microseconds.
  */
-export function cachingDetector(
-  readMountinfo: () => string,
-  readFile: (path: string) => string = readText,
-): () => CgroupLayout {
+export function cachingDetector(readMountinfo: () => string, readFile: (path: string) => string = readText): () => CgroupLayout {
   let cached: { key: string; layout: CgroupLayout } | undefined;
   return () => {
     const lines = cgroupLines(readMountinfo());
@@ -112,10 +109,7 @@ const hostLayout = cachingDetector(() => readText('/proc/self/mountinfo'));
  * layout of a given mountinfo text. `readFile` reads `<v2 root>/cgroup.controllers` (a
  * fixture in unit tests).
  */
-export function detectCgroups(
-  mountinfo?: string,
-  readFile: (path: string) => string = readText,
-): CgroupLayout {
+export function detectCgroups(mountinfo?: string, readFile: (path: string) => string = readText): CgroupLayout {
   if (mountinfo !== undefined) return layoutFrom(cgroupLines(mountinfo), readFile);
   return hostLayout();
 }

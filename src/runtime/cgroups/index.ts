@@ -10,10 +10,8 @@ type V2Layout = Extract<CgroupLayout, { kind: 'v2' }>;
 
 const BACKENDS = {
   v1: (layout: V1Layout, opts?: DriverOptions) => new CgroupV1Driver(layout.mounts, opts),
-  hybrid: (layout: V1Layout, opts?: DriverOptions) =>
-    new CgroupV1Driver(layout.mounts, { ...opts, unified: layout.unified }),
-  v2: (layout: V2Layout, opts?: DriverOptions) =>
-    new CgroupV2Driver(layout.root, { ...opts, controllers: layout.controllers }),
+  hybrid: (layout: V1Layout, opts?: DriverOptions) => new CgroupV1Driver(layout.mounts, { ...opts, unified: layout.unified }),
+  v2: (layout: V2Layout, opts?: DriverOptions) => new CgroupV2Driver(layout.root, { ...opts, controllers: layout.controllers }),
 } satisfies Record<CgroupLayout['kind'], unknown>;
 
 export function cgroupDriver(layout: CgroupLayout = detectCgroups(), opts?: DriverOptions): CgroupDriver {

@@ -24,9 +24,7 @@ const MEMORY_UNITS: Record<string, number> = {
 export function parseMemory(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$/i.exec(text);
   if (!match) {
-    throw new BadRequest(
-      `invalid memory size "${text}": expected bytes or a number with a k, m, g or t suffix (e.g. 512m, 2g)`,
-    );
+    throw new BadRequest(`invalid memory size "${text}": expected bytes or a number with a k, m, g or t suffix (e.g. 512m, 2g)`);
   }
   const bytes = Math.floor(Number(match[1]) * MEMORY_UNITS[match[2].toLowerCase()]);
   if (!Number.isSafeInteger(bytes)) throw new BadRequest(`memory size "${text}" is too large`);
@@ -40,14 +38,12 @@ export function parseMemory(text: string): number {
 /** A CPU count as given (`--cpus 0.5`): a number greater than 0. */
 export function parseCpus(text: string): number {
   const cpus = /^\s*[0-9.eE+]+\s*$/.test(text) ? Number(text) : NaN;
-  if (!Number.isFinite(cpus) || cpus <= 0) throw new BadRequest(`invalid CPU count ${quote(text)}: expected a number greater than 0, e.g. 0.5`);
+  if (!Number.isFinite(cpus) || cpus <= 0)
+    throw new BadRequest(`invalid CPU count ${quote(text)}: expected a number greater than 0, e.g. 0.5`);
   return cpus;
 }
 
-export function cpusToQuota(
-  cpus: number,
-  periodUs: number = DEFAULT_CPU_PERIOD_US,
-): { quotaUs: number; periodUs: number } {
+export function cpusToQuota(cpus: number, periodUs: number = DEFAULT_CPU_PERIOD_US): { quotaUs: number; periodUs: number } {
   if (!Number.isFinite(cpus) || cpus <= 0) {
     throw new BadRequest(`invalid CPU count ${cpus}: must be a number greater than 0`);
   }

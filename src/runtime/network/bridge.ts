@@ -61,7 +61,11 @@ export function ensureBridge(spec: BridgeSpec): void {
   }
   if (!present) checkClash(spec);
   const created = nativeNet.netBridge({
-    name: spec.bridge, gateway: gatewayOf(spec.subnet), prefixLen: spec.subnet.prefixLen, mac: bridgeMac(spec.bridge), mtu: spec.mtu,
+    name: spec.bridge,
+    gateway: gatewayOf(spec.subnet),
+    prefixLen: spec.subnet.prefixLen,
+    mac: bridgeMac(spec.bridge),
+    mtu: spec.mtu,
   });
   // NAT follows the config when the bridge is made (and on `novabox doctor`), never per start.
   if (created) syncNat(spec);
@@ -72,8 +76,15 @@ export function ensureBridge(spec: BridgeSpec): void {
 export function attach(a: Attachment, pid: number): void {
   ensureBridge(a);
   nativeNet.netAttach({
-    bridge: a.bridge, hostIf: a.hostIf, alias: a.alias, pid, address: a.address,
-    gateway: gatewayOf(a.subnet), prefixLen: a.subnet.prefixLen, mac: a.mac, mtu: a.mtu,
+    bridge: a.bridge,
+    hostIf: a.hostIf,
+    alias: a.alias,
+    pid,
+    address: a.address,
+    gateway: gatewayOf(a.subnet),
+    prefixLen: a.subnet.prefixLen,
+    mac: a.mac,
+    mtu: a.mtu,
   });
   trace('veth attached');
 }
@@ -130,7 +141,8 @@ function nft(script: string, check = true): boolean {
   } catch (err) {
     if (!check) return false;
     const e = err as { code?: string; stderr?: Buffer };
-    if (e.code === 'ENOENT') throw new Conflict('NAT needs the nft command (Debian package nftables)', { hint: 'install nftables, or set "network.nat": false' });
+    if (e.code === 'ENOENT')
+      throw new Conflict('NAT needs the nft command (Debian package nftables)', { hint: 'install nftables, or set "network.nat": false' });
     throw new Conflict(`nft failed: ${e.stderr?.toString().trim() || (err as Error).message}`);
   }
 }
@@ -139,21 +151,23 @@ function nft(script: string, check = true): boolean {
 export function natScript(spec: Pick<BridgeSpec, 'bridge' | 'subnet'>): string {
   const t = natTable(spec.bridge);
   const net = formatSubnet(spec.subnet);
-  return [
-    `table ip ${t} {}`,
-    `delete table ip ${t}`,
-    `table ip ${t} {`,
-    '  chain postrouting {',
-    '    type nat hook postrouting priority srcnat; policy accept;',
-    `    ip saddr ${net} ip daddr != ${net} oifname != "${spec.bridge}" masquerade`,
-    '  }',
-    '  chain forward {',
-    '    type filter hook forward priority filter; policy accept;',
-    `    iifname "${spec.bridge}" accept`,
-    `    oifname "${spec.bridge}" ct state established,related accept`,
-    '  }',
-    '}',
-  ].join('\n') + '\n';
+  return (
+    [
+      `table ip ${t} {}`,
+      `delete table ip ${t}`,
+      `table ip ${t} {`,
+      '  chain postrouting {',
+      '    type nat hook postrouting priority srcnat; policy accept;',
+      `    ip saddr ${net} ip daddr != ${net} oifname != "${spec.bridge}" masquerade`,
+      '  }',
+      '  chain forward {',
+      '    type filter hook forward priority filter; policy accept;',
+      `    iifname "${spec.bridge}" accept`,
+      `    oifname "${spec.bridge}" ct state established,related accept`,
+      '  }',
+      '}',
+    ].join('\n') + '\n'
+  );
 }
 
 /** Make the kernel match the config: the table and ip_forward with NAT, no table without. */

@@ -16,12 +16,7 @@ export interface EtcFiles {
 }
 
 export function hostsText(hostname: string, address: string): string {
-  return [
-    '127.0.0.1\tlocalhost',
-    '::1\tlocalhost ip6-localhost ip6-loopback',
-    `${address}\t${hostname}`,
-    '',
-  ].join('\n');
+  return ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${address}\t${hostname}`, ''].join('\n');
 }
 
 /**

@@ -35,7 +35,9 @@ export function parseSubnet(s: string): Subnet {
     throw new BadRequest(`invalid subnet ${JSON.stringify(s)}: expected an IPv4 network like 10.89.0.0/16 (prefix 16 to 30)`);
   }
   if ((base & maskOf(prefixLen)) >>> 0 !== base) {
-    throw new BadRequest(`invalid subnet ${JSON.stringify(s)}: host bits are set (did you mean ${formatIp((base & maskOf(prefixLen)) >>> 0)}/${prefixLen}?)`);
+    throw new BadRequest(
+      `invalid subnet ${JSON.stringify(s)}: host bits are set (did you mean ${formatIp((base & maskOf(prefixLen)) >>> 0)}/${prefixLen}?)`,
+    );
   }
   return { base, prefixLen };
 }
@@ -45,14 +47,14 @@ export function formatSubnet(s: Subnet): string {
 }
 
 export function contains(s: Subnet, addr: number): boolean {
-  return ((addr & maskOf(s.prefixLen)) >>> 0) === s.base;
+  return (addr & maskOf(s.prefixLen)) >>> 0 === s.base;
 }
 
 /** Two networks overlap when one contains the other's base at the shorter prefix. */
 export function overlaps(a: Subnet, b: Subnet): boolean {
   const len = Math.min(a.prefixLen, b.prefixLen);
   const m = maskOf(len);
-  return ((a.base & m) >>> 0) === ((b.base & m) >>> 0);
+  return (a.base & m) >>> 0 === (b.base & m) >>> 0;
 }
 
 /** The gateway is the first host address, on the bridge (LXC's lxcbr0, podman, Incus do the same). */
@@ -137,8 +139,14 @@ export function findClash(s: Subnet, routes: Route[], ownBridge: string): Route 
 
 /** Default subnets to try, in order, when the config names none (podman's 10.88/16 left to podman). */
 export const DEFAULT_SUBNETS = [
-  '10.89.0.0/16', '10.90.0.0/16', '10.91.0.0/16', '10.92.0.0/16', '10.93.0.0/16',
-  '172.29.0.0/16', '172.30.0.0/16', '192.168.251.0/24',
+  '10.89.0.0/16',
+  '10.90.0.0/16',
+  '10.91.0.0/16',
+  '10.92.0.0/16',
+  '10.93.0.0/16',
+  '172.29.0.0/16',
+  '172.30.0.0/16',
+  '192.168.251.0/24',
 ];
 
 /** The first default subnet that clashes with no host route. */

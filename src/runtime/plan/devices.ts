@@ -23,16 +23,40 @@ const LINKS: [string, string][] = [
 export function planDev(tty: false | { rows: number; cols: number }): Op[] {
   const ops: Op[] = [
     { op: 'mkdir', path: 'dev', mode: 0o755, inRoot: true },
-    { op: 'mount', source: 'tmpfs', target: 'dev', fstype: 'tmpfs', flags: ['nosuid', 'strictatime'], data: 'mode=755,size=65536k', inRoot: true },
+    {
+      op: 'mount',
+      source: 'tmpfs',
+      target: 'dev',
+      fstype: 'tmpfs',
+      flags: ['nosuid', 'strictatime'],
+      data: 'mode=755,size=65536k',
+      inRoot: true,
+    },
   ];
   for (const d of DEVICES) {
     ops.push({ op: 'mknod', path: `dev/${d.name}`, mode: 0o666, type: 'c', major: d.major, minor: d.minor, inRoot: true });
   }
   ops.push(
     { op: 'mkdir', path: 'dev/pts', mode: 0o755, inRoot: true },
-    { op: 'mount', source: 'devpts', target: 'dev/pts', fstype: 'devpts', flags: ['nosuid', 'noexec'], data: 'newinstance,ptmxmode=0666,mode=0620,gid=5', inRoot: true },
+    {
+      op: 'mount',
+      source: 'devpts',
+      target: 'dev/pts',
+      fstype: 'devpts',
+      flags: ['nosuid', 'noexec'],
+      data: 'newinstance,ptmxmode=0666,mode=0620,gid=5',
+      inRoot: true,
+    },
     { op: 'mkdir', path: 'dev/shm', mode: 0o1777, inRoot: true },
-    { op: 'mount', source: 'shm', target: 'dev/shm', fstype: 'tmpfs', flags: ['nosuid', 'nodev', 'noexec'], data: 'mode=1777,size=65536k', inRoot: true },
+    {
+      op: 'mount',
+      source: 'shm',
+      target: 'dev/shm',
+      fstype: 'tmpfs',
+      flags: ['nosuid', 'nodev', 'noexec'],
+      data: 'mode=1777,size=65536k',
+      inRoot: true,
+    },
     { op: 'mkdir', path: 'dev/mqueue', mode: 0o755, inRoot: true },
     { op: 'mount', source: 'mqueue', target: 'dev/mqueue', fstype: 'mqueue', flags: ['nosuid', 'nodev', 'noexec'], inRoot: true },
   );

@@ -53,7 +53,11 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
   ops.push(
     { op: 'chdir', path: p.cwd },
     {
-      op: 'exec', file: p.args[0], searchPath: envValue(p.env, 'PATH') ?? DEFAULT_PATH, argv: p.args, env: p.env,
+      op: 'exec',
+      file: p.args[0],
+      searchPath: envValue(p.env, 'PATH') ?? DEFAULT_PATH,
+      argv: p.args,
+      env: p.env,
       ...(spec.initBinary ? { sealed: true } : {}),
     },
   );
@@ -77,10 +81,7 @@ export const DEFAULT_RLIMITS: ContainerSpec['rlimits'] = [
  * not grant even to root; lowering is always allowed. So never ask for more than the
  * caller's own hard limit (podman clamps the same way).
  */
-export function clampRlimits(
-  wanted: ContainerSpec['rlimits'],
-  current: Partial<Record<string, bigint>>,
-): ContainerSpec['rlimits'] {
+export function clampRlimits(wanted: ContainerSpec['rlimits'], current: Partial<Record<string, bigint>>): ContainerSpec['rlimits'] {
   return wanted.map((r) => {
     const cur = current[r.resource];
     if (cur === undefined || r.hard <= cur) return r;
@@ -99,7 +100,10 @@ export function parseHardLimits(text: string): Partial<Record<string, bigint>> {
     const at = all.indexOf(`\n${label} `);
     if (at < 0) continue;
     const end = all.indexOf('\n', at + 1);
-    const [, hard] = all.slice(at + 1 + label.length, end < 0 ? undefined : end).split(' ').filter(Boolean);
+    const [, hard] = all
+      .slice(at + 1 + label.length, end < 0 ? undefined : end)
+      .split(' ')
+      .filter(Boolean);
     if (hard !== undefined) out[name] = hard === 'unlimited' ? RLIM_INFINITY : BigInt(hard);
   }
   return out;

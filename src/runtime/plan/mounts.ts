@@ -26,7 +26,15 @@ export function planCgroupMounts(layout: CgroupLayout): Op[] {
     return [{ op: 'mount', source: 'cgroup2', target: 'sys/fs/cgroup', fstype: 'cgroup2', flags: RO_CGROUP, inRoot: true }];
   }
   const ops: Op[] = [
-    { op: 'mount', source: 'tmpfs', target: 'sys/fs/cgroup', fstype: 'tmpfs', flags: ['nosuid', 'nodev', 'noexec'], data: 'mode=755,size=64k', inRoot: true },
+    {
+      op: 'mount',
+      source: 'tmpfs',
+      target: 'sys/fs/cgroup',
+      fstype: 'tmpfs',
+      flags: ['nosuid', 'nodev', 'noexec'],
+      data: 'mode=755,size=64k',
+      inRoot: true,
+    },
   ];
   // Co-mounted controllers (cpu,cpuacct) share one hierarchy: group them by mount point,
   // kept in mount point order as they come (plain comparison: localeCompare would load
@@ -50,7 +58,15 @@ export function planCgroupMounts(layout: CgroupLayout): Op[] {
     const dir = `sys/fs/cgroup/${mountpoint.slice(mountpoint.lastIndexOf('/') + 1)}`;
     ops.push(
       { op: 'mkdir', path: dir, mode: 0o755, inRoot: true },
-      { op: 'mount', source: 'cgroup', target: dir, fstype: 'cgroup', flags: RO_CGROUP, data: controllers[k].sort().join(','), inRoot: true },
+      {
+        op: 'mount',
+        source: 'cgroup',
+        target: dir,
+        fstype: 'cgroup',
+        flags: RO_CGROUP,
+        data: controllers[k].sort().join(','),
+        inRoot: true,
+      },
     );
   }
   if (layout.unified) {
@@ -74,7 +90,11 @@ export function planMounts(spec: ContainerSpec): Op[] {
   if (rootfs.tmpfs) {
     ops.push(
       {
-        op: 'mount', source: 'tmpfs', target: rootfs.tmpfs.dir, fstype: 'tmpfs', flags: [],
+        op: 'mount',
+        source: 'tmpfs',
+        target: rootfs.tmpfs.dir,
+        fstype: 'tmpfs',
+        flags: [],
         data: `mode=0755${rootfs.tmpfs.sizeBytes ? `,size=${rootfs.tmpfs.sizeBytes}` : ''}`,
       },
       { op: 'mkdir', path: rootfs.upperDir, mode: 0o755 },
@@ -87,14 +107,25 @@ export function planMounts(spec: ContainerSpec): Op[] {
     { op: 'mkdir', path: 'proc', mode: 0o555, inRoot: true },
     { op: 'mount', source: 'proc', target: 'proc', fstype: 'proc', flags: ['nosuid', 'nodev', 'noexec', 'relatime'], inRoot: true },
     { op: 'mkdir', path: 'sys', mode: 0o555, inRoot: true },
-    { op: 'mount', source: 'sysfs', target: 'sys', fstype: 'sysfs', flags: ['rdonly', 'nosuid', 'nodev', 'noexec', 'relatime'], inRoot: true },
+    {
+      op: 'mount',
+      source: 'sysfs',
+      target: 'sys',
+      fstype: 'sysfs',
+      flags: ['rdonly', 'nosuid', 'nodev', 'noexec', 'relatime'],
+      inRoot: true,
+    },
   );
   for (const op of planCgroupMounts(spec.cgroups)) ops.push(op);
   for (const op of planDev(spec.process.tty)) ops.push(op);
   if (spec.etcFiles) {
     // Before the volumes: a user's -v onto /etc/hosts wins, as with podman.
     ops.push({ op: 'mkdir', path: 'etc', mode: 0o755, inRoot: true });
-    for (const [target, source] of [['etc/hosts', spec.etcFiles.hosts], ['etc/hostname', spec.etcFiles.hostname], ['etc/resolv.conf', spec.etcFiles.resolv]]) {
+    for (const [target, source] of [
+      ['etc/hosts', spec.etcFiles.hosts],
+      ['etc/hostname', spec.etcFiles.hostname],
+      ['etc/resolv.conf', spec.etcFiles.resolv],
+    ]) {
       ops.push(
         { op: 'mknod', path: target, mode: 0o644, type: 'file', major: 0, minor: 0, inRoot: true },
         { op: 'mount', source, target, flags: ['bind'], inRoot: true },

@@ -14,10 +14,4 @@ export const MASKED_PATHS = [
 ];
 
 /** runc's default read-only paths: kernel knobs a container must not turn. */
-export const READONLY_PATHS = [
-  '/proc/bus',
-  '/proc/fs',
-  '/proc/irq',
-  '/proc/sys',
-  '/proc/sysrq-trigger',
-];
+export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];

@@ -66,8 +66,17 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
  * matters on cgroup v2 where device access is not filtered by a controller file.
  */
 export const DEFAULT_CAPABILITIES: Capability[] = [
-  'CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'NET_BIND_SERVICE', 'SETFCAP',
-  'SETGID', 'SETPCAP', 'SETUID', 'SYS_CHROOT',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
 ];
 
 /** Namespaces in clone order; cgroup is unshared by the init itself once placed (see planLaunch). */

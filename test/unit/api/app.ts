@@ -22,8 +22,12 @@ export interface TestApi {
   imageId: string;
   /** a project-scoped token of user/password on project */
   token(user?: string, password?: string, project?: string | null): Promise<string>;
-  // biome-ignore lint/suspicious/noExplicitAny: the tests read any JSON body
-  req(method: string, url: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; json: any; headers: Record<string, unknown>; text: string }>;
+  req(
+    method: string,
+    url: string,
+    opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> },
+    // biome-ignore lint/suspicious/noExplicitAny: the tests read any JSON body
+  ): Promise<{ status: number; json: any; headers: Record<string, unknown>; text: string }>;
 }
 
 export function useApi(): () => TestApi {
@@ -41,8 +45,14 @@ export function useApi(): () => TestApi {
     const images = new ImageService(store);
     // an active image record (no layers: nothing here boots it; requests are only validated)
     const imageId = images.repo.insert({
-      id: randomUUID(), name: 'busybox', owner: compute.localCaller().projectId, status: 'active', visibility: 'public',
-      diskFormat: 'raw', containerFormat: 'bare', createdAt: '2024-01-01T00:00:00.000000',
+      id: randomUUID(),
+      name: 'busybox',
+      owner: compute.localCaller().projectId,
+      status: 'active',
+      visibility: 'public',
+      diskFormat: 'raw',
+      containerFormat: 'bare',
+      createdAt: '2024-01-01T00:00:00.000000',
     }).id;
     const app = await buildApp({ store, compute, identity, images, log: (l) => logLines.push(l) });
     const req: TestApi['req'] = async (method, url, opts = {}) => {

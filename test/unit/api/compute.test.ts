@@ -7,10 +7,34 @@ import { useApi } from './app.js';
 
 /** Nova 2.1's server detail keys (tempest's schema, admin view). */
 const DETAIL_KEYS = [
-  'id', 'name', 'status', 'tenant_id', 'user_id', 'metadata', 'hostId', 'image', 'flavor', 'created', 'updated', 'addresses',
-  'accessIPv4', 'accessIPv6', 'links', 'OS-DCF:diskConfig', 'key_name', 'security_groups', 'OS-EXT-AZ:availability_zone',
-  'OS-SRV-USG:launched_at', 'OS-SRV-USG:terminated_at', 'OS-EXT-STS:vm_state', 'OS-EXT-STS:task_state', 'OS-EXT-STS:power_state',
-  'os-extended-volumes:volumes_attached', 'config_drive', 'OS-EXT-SRV-ATTR:host', 'OS-EXT-SRV-ATTR:hypervisor_hostname',
+  'id',
+  'name',
+  'status',
+  'tenant_id',
+  'user_id',
+  'metadata',
+  'hostId',
+  'image',
+  'flavor',
+  'created',
+  'updated',
+  'addresses',
+  'accessIPv4',
+  'accessIPv6',
+  'links',
+  'OS-DCF:diskConfig',
+  'key_name',
+  'security_groups',
+  'OS-EXT-AZ:availability_zone',
+  'OS-SRV-USG:launched_at',
+  'OS-SRV-USG:terminated_at',
+  'OS-EXT-STS:vm_state',
+  'OS-EXT-STS:task_state',
+  'OS-EXT-STS:power_state',
+  'os-extended-volumes:volumes_attached',
+  'config_drive',
+  'OS-EXT-SRV-ATTR:host',
+  'OS-EXT-SRV-ATTR:hypervisor_hostname',
   'OS-EXT-SRV-ATTR:instance_name',
 ].sort();
 
@@ -107,13 +131,32 @@ describe('Nova 2.1 (in process)', () => {
     const pid = store.getSetting('local_project_id')!;
     const uid = store.getSetting('local_user_id')!;
     for (const [i, id] of ['11111111-1111-4111-8111-111111111111', '22222222-2222-4222-8222-222222222222'].entries()) {
-      store.servers.insert({ id, name: `s${i}`, projectId: pid, userId: uid, vmState: 'stopped', powerState: 4, imageName: 'busybox', imageRef: 'busybox', flavorId: '1', host: 'h1' });
+      store.servers.insert({
+        id,
+        name: `s${i}`,
+        projectId: pid,
+        userId: uid,
+        vmState: 'stopped',
+        powerState: 4,
+        imageName: 'busybox',
+        imageRef: 'busybox',
+        flavorId: '1',
+        host: 'h1',
+      });
     }
     const r = await req('GET', '/compute/v2.1/servers/11111111-1111-4111-8111-111111111111', { token: admin });
     expect(r.status).toBe(200);
     const s = r.json.server;
     expect(Object.keys(s).sort()).toEqual(DETAIL_KEYS);
-    expect(s).toMatchObject({ status: 'SHUTOFF', tenant_id: pid, user_id: uid, 'OS-EXT-STS:power_state': 4, 'OS-EXT-STS:vm_state': 'stopped', addresses: {}, config_drive: '' });
+    expect(s).toMatchObject({
+      status: 'SHUTOFF',
+      tenant_id: pid,
+      user_id: uid,
+      'OS-EXT-STS:power_state': 4,
+      'OS-EXT-STS:vm_state': 'stopped',
+      addresses: {},
+      config_drive: '',
+    });
     expect(s.image.id).toBe(api().imageId);
     expect(s.flavor).toEqual({ id: '1', links: [{ rel: 'bookmark', href: 'http://localhost:80/compute/flavors/1' }] });
     expect(s.created).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -134,7 +177,10 @@ describe('Nova 2.1 (in process)', () => {
     await req('PUT', `/identity/v3/projects/${p2.id}/users/${u2.id}/roles/${member.id}`, { token: admin });
     const t2 = await token('u2', 'pw', 'p2');
     expect((await req('GET', '/compute/v2.1/servers/11111111-1111-4111-8111-111111111111', { token: t2 })).status).toBe(404);
-    const act = await req('POST', '/compute/v2.1/servers/11111111-1111-4111-8111-111111111111/action', { token: t2, body: { 'os-start': null } });
+    const act = await req('POST', '/compute/v2.1/servers/11111111-1111-4111-8111-111111111111/action', {
+      token: t2,
+      body: { 'os-start': null },
+    });
     expect(act.status).toBe(404);
     expect((await req('DELETE', '/compute/v2.1/servers/11111111-1111-4111-8111-111111111111', { token: t2 })).status).toBe(404);
     expect((await req('GET', '/compute/v2.1/servers/detail', { token: t2 })).json.servers).toEqual([]);
@@ -149,33 +195,84 @@ describe('Nova 2.1 (in process)', () => {
     const { req, token, store } = api();
     const admin = await token();
     const pid = store.getSetting('local_project_id')!;
-    store.servers.insert({ id: '33333333-3333-4333-8333-333333333333', name: 'x', projectId: pid, userId: 'someone', vmState: 'stopped', powerState: 4, imageName: 'busybox', flavorId: '1' });
-    const r = await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { 'os-stop': null } });
+    store.servers.insert({
+      id: '33333333-3333-4333-8333-333333333333',
+      name: 'x',
+      projectId: pid,
+      userId: 'someone',
+      vmState: 'stopped',
+      powerState: 4,
+      imageName: 'busybox',
+      flavorId: '1',
+    });
+    const r = await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', {
+      token: admin,
+      body: { 'os-stop': null },
+    });
     expect(r.status).toBe(409);
     expect(r.json.conflictingRequest.message).toMatch(/Cannot 'stop' instance .* while it is in vm_state stopped/);
-    expect((await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { suspend: null } })).status).toBe(409); // suspend needs ACTIVE
-    expect((await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { lock: null } })).status).toBe(202);
-    const console = await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { 'os-getConsoleOutput': { length: 2 } } });
+    expect(
+      (await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { suspend: null } }))
+        .status,
+    ).toBe(409); // suspend needs ACTIVE
+    expect(
+      (await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', { token: admin, body: { lock: null } }))
+        .status,
+    ).toBe(202);
+    const console = await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/action', {
+      token: admin,
+      body: { 'os-getConsoleOutput': { length: 2 } },
+    });
     expect(console.status).toBe(200);
     expect(typeof console.json.output).toBe('string');
     const ev = await req('GET', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/os-instance-actions', { token: admin });
     expect(ev.json.instanceActions.map((a: { action: string }) => a.action)).toEqual(['lock']);
-    expect(Object.keys(ev.json.instanceActions[0]).sort()).toEqual(['action', 'instance_uuid', 'message', 'project_id', 'request_id', 'start_time', 'user_id']);
-    const one = await req('GET', `/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/os-instance-actions/${ev.json.instanceActions[0].request_id}`, { token: admin });
+    expect(Object.keys(ev.json.instanceActions[0]).sort()).toEqual([
+      'action',
+      'instance_uuid',
+      'message',
+      'project_id',
+      'request_id',
+      'start_time',
+      'user_id',
+    ]);
+    const one = await req(
+      'GET',
+      `/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/os-instance-actions/${ev.json.instanceActions[0].request_id}`,
+      { token: admin },
+    );
     expect(one.json.instanceAction.events).toEqual([]);
     // metadata round trip
-    const m = await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata', { token: admin, body: { metadata: { a: '1' } } });
+    const m = await req('POST', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata', {
+      token: admin,
+      body: { metadata: { a: '1' } },
+    });
     expect(m.json.metadata).toEqual({ a: '1' });
-    expect((await req('GET', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata/a', { token: admin })).json).toEqual({ meta: { a: '1' } });
-    expect((await req('DELETE', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata/a', { token: admin })).status).toBe(204);
-    expect((await req('DELETE', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata/a', { token: admin })).status).toBe(404);
+    expect((await req('GET', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata/a', { token: admin })).json).toEqual({
+      meta: { a: '1' },
+    });
+    expect((await req('DELETE', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata/a', { token: admin })).status).toBe(
+      204,
+    );
+    expect((await req('DELETE', '/compute/v2.1/servers/33333333-3333-4333-8333-333333333333/metadata/a', { token: admin })).status).toBe(
+      404,
+    );
   });
 
   it('resizes a stopped server: VERIFY_RESIZE, then revert or confirm; os-migrations records it', async () => {
     const { req, token, store } = api();
     const t = await token();
     const id = '55555555-5555-4555-8555-555555555555';
-    store.servers.insert({ id, name: 'rs', projectId: store.getSetting('local_project_id')!, userId: 'u', vmState: 'stopped', powerState: 4, imageName: 'busybox', flavorId: '1' });
+    store.servers.insert({
+      id,
+      name: 'rs',
+      projectId: store.getSetting('local_project_id')!,
+      userId: 'u',
+      vmState: 'stopped',
+      powerState: 4,
+      imageName: 'busybox',
+      flavorId: '1',
+    });
     const act = (body: unknown) => req('POST', `/compute/v2.1/servers/${id}/action`, { token: t, body });
     const show = async () => (await req('GET', `/compute/v2.1/servers/${id}`, { token: t })).json.server;
     expect((await act({ resize: { flavorRef: '1' } })).status).toBe(400); // same flavor
@@ -193,23 +290,72 @@ describe('Nova 2.1 (in process)', () => {
     const m = (await req('GET', '/compute/v2.1/os-migrations', { token: t })).json.migrations;
     expect(m.map((x: { status: string }) => x.status)).toEqual(['confirmed', 'reverted']);
     expect(m[0]).toMatchObject({ instance_uuid: id, old_instance_type_id: 1, new_instance_type_id: 6 });
-    const ev = (await req('GET', `/compute/v2.1/servers/${id}/os-instance-actions`, { token: t })).json.instanceActions.map((a: { action: string }) => a.action);
+    const ev = (await req('GET', `/compute/v2.1/servers/${id}/os-instance-actions`, { token: t })).json.instanceActions.map(
+      (a: { action: string }) => a.action,
+    );
     expect(ev).toEqual(['confirmResize', 'resize', 'revertResize', 'resize']);
   });
 
   it('manages flavors (numbers from strings; admin only), extra specs and access', async () => {
     const { req, token } = api();
     const admin = await token();
-    const f = await req('POST', '/compute/v2.1/flavors', { token: admin, body: { flavor: { name: 'small', ram: '128', vcpus: '1', disk: 1, id: '42', 'os-flavor-access:is_public': 'false', swap: 0, rxtx_factor: 1.0 } } });
+    const f = await req('POST', '/compute/v2.1/flavors', {
+      token: admin,
+      body: {
+        flavor: {
+          name: 'small',
+          ram: '128',
+          vcpus: '1',
+          disk: 1,
+          id: '42',
+          'os-flavor-access:is_public': 'false',
+          swap: 0,
+          rxtx_factor: 1.0,
+        },
+      },
+    });
     expect(f.status).toBe(200);
-    expect(f.json.flavor).toMatchObject({ id: '42', name: 'small', ram: 128, vcpus: 1, disk: 1, swap: '', 'os-flavor-access:is_public': false, 'OS-FLV-EXT-DATA:ephemeral': 0 });
-    expect(Object.keys(f.json.flavor).sort()).toEqual(['OS-FLV-DISABLED:disabled', 'OS-FLV-EXT-DATA:ephemeral', 'disk', 'id', 'links', 'name', 'os-flavor-access:is_public', 'ram', 'rxtx_factor', 'swap', 'vcpus']);
-    expect((await req('POST', '/compute/v2.1/flavors', { token: admin, body: { flavor: { name: 'small', ram: 1, vcpus: 1, disk: 1 } } })).status).toBe(409);
-    expect((await req('POST', '/compute/v2.1/flavors/42/os-extra_specs', { token: admin, body: { extra_specs: { 'quota:cpu_shares': '512' } } })).json).toEqual({ extra_specs: { 'quota:cpu_shares': '512' } });
+    expect(f.json.flavor).toMatchObject({
+      id: '42',
+      name: 'small',
+      ram: 128,
+      vcpus: 1,
+      disk: 1,
+      swap: '',
+      'os-flavor-access:is_public': false,
+      'OS-FLV-EXT-DATA:ephemeral': 0,
+    });
+    expect(Object.keys(f.json.flavor).sort()).toEqual([
+      'OS-FLV-DISABLED:disabled',
+      'OS-FLV-EXT-DATA:ephemeral',
+      'disk',
+      'id',
+      'links',
+      'name',
+      'os-flavor-access:is_public',
+      'ram',
+      'rxtx_factor',
+      'swap',
+      'vcpus',
+    ]);
+    expect(
+      (await req('POST', '/compute/v2.1/flavors', { token: admin, body: { flavor: { name: 'small', ram: 1, vcpus: 1, disk: 1 } } })).status,
+    ).toBe(409);
+    expect(
+      (await req('POST', '/compute/v2.1/flavors/42/os-extra_specs', { token: admin, body: { extra_specs: { 'quota:cpu_shares': '512' } } }))
+        .json,
+    ).toEqual({ extra_specs: { 'quota:cpu_shares': '512' } });
     expect((await req('PUT', '/compute/v2.1/flavors/42/os-extra_specs/k', { token: admin, body: { other: 'v' } })).status).toBe(400);
-    expect((await req('POST', '/compute/v2.1/flavors/42/action', { token: admin, body: { addTenantAccess: { tenant: 'p9' } } })).json.flavor_access).toEqual([{ flavor_id: '42', tenant_id: 'p9' }]);
-    expect((await req('GET', '/compute/v2.1/flavors/detail?is_public=None', { token: admin })).json.flavors.map((x: { id: string }) => x.id)).toContain('42');
-    expect((await req('GET', '/compute/v2.1/flavors/detail', { token: admin })).json.flavors.map((x: { id: string }) => x.id)).not.toContain('42');
+    expect(
+      (await req('POST', '/compute/v2.1/flavors/42/action', { token: admin, body: { addTenantAccess: { tenant: 'p9' } } })).json
+        .flavor_access,
+    ).toEqual([{ flavor_id: '42', tenant_id: 'p9' }]);
+    expect(
+      (await req('GET', '/compute/v2.1/flavors/detail?is_public=None', { token: admin })).json.flavors.map((x: { id: string }) => x.id),
+    ).toContain('42');
+    expect(
+      (await req('GET', '/compute/v2.1/flavors/detail', { token: admin })).json.flavors.map((x: { id: string }) => x.id),
+    ).not.toContain('42');
     expect((await req('DELETE', '/compute/v2.1/flavors/42', { token: admin })).status).toBe(202);
     expect((await req('GET', '/compute/v2.1/flavors/42', { token: admin })).status).toBe(404);
   });
@@ -223,14 +369,28 @@ describe('Nova 2.1 (in process)', () => {
     expect(k.json.keypair.public_key).toMatch(/^ssh-rsa AAAAB3NzaC1yc2E/);
     expect(k.json.keypair.fingerprint).toMatch(/^([0-9a-f]{2}:){15}[0-9a-f]{2}$/);
     const show = await req('GET', '/compute/v2.1/os-keypairs/k1', { token: t });
-    expect(Object.keys(show.json.keypair).sort()).toEqual(['created_at', 'deleted', 'deleted_at', 'fingerprint', 'id', 'name', 'public_key', 'updated_at', 'user_id']);
+    expect(Object.keys(show.json.keypair).sort()).toEqual([
+      'created_at',
+      'deleted',
+      'deleted_at',
+      'fingerprint',
+      'id',
+      'name',
+      'public_key',
+      'updated_at',
+      'user_id',
+    ]);
     expect(JSON.stringify(show.json)).not.toContain('PRIVATE');
     const ed = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEgkrtyGYPjRvLpaIxlKvZ1eYQ1nP7vLSA2xp9tk8b2m me@host';
     const imp = await req('POST', '/compute/v2.1/os-keypairs', { token: t, body: { keypair: { name: 'k2', public_key: ed } } });
     expect(imp.status).toBe(200);
     expect(imp.json.keypair.private_key).toBeUndefined();
-    expect((await req('GET', '/compute/v2.1/os-keypairs', { token: t })).json.keypairs.map((x: { keypair: { name: string } }) => x.keypair.name)).toEqual(['k1', 'k2']);
-    expect((await req('POST', '/compute/v2.1/os-keypairs', { token: t, body: { keypair: { name: 'k2', public_key: ed } } })).status).toBe(409);
+    expect(
+      (await req('GET', '/compute/v2.1/os-keypairs', { token: t })).json.keypairs.map((x: { keypair: { name: string } }) => x.keypair.name),
+    ).toEqual(['k1', 'k2']);
+    expect((await req('POST', '/compute/v2.1/os-keypairs', { token: t, body: { keypair: { name: 'k2', public_key: ed } } })).status).toBe(
+      409,
+    );
     expect((await req('DELETE', '/compute/v2.1/os-keypairs/k2', { token: t })).status).toBe(202);
     expect((await req('DELETE', '/compute/v2.1/os-keypairs/k2', { token: t })).status).toBe(404);
   });
@@ -240,9 +400,24 @@ describe('Nova 2.1 (in process)', () => {
     const r = await req('GET', '/compute/v2.1/limits', { token: await token() });
     expect(r.json.limits.rate).toEqual([]);
     expect(Object.keys(r.json.limits.absolute).sort()).toEqual([
-      'maxImageMeta', 'maxPersonality', 'maxPersonalitySize', 'maxSecurityGroupRules', 'maxSecurityGroups', 'maxServerGroupMembers',
-      'maxServerGroups', 'maxServerMeta', 'maxTotalCores', 'maxTotalFloatingIps', 'maxTotalInstances', 'maxTotalKeypairs',
-      'maxTotalRAMSize', 'totalCoresUsed', 'totalFloatingIpsUsed', 'totalInstancesUsed', 'totalRAMUsed', 'totalSecurityGroupsUsed',
+      'maxImageMeta',
+      'maxPersonality',
+      'maxPersonalitySize',
+      'maxSecurityGroupRules',
+      'maxSecurityGroups',
+      'maxServerGroupMembers',
+      'maxServerGroups',
+      'maxServerMeta',
+      'maxTotalCores',
+      'maxTotalFloatingIps',
+      'maxTotalInstances',
+      'maxTotalKeypairs',
+      'maxTotalRAMSize',
+      'totalCoresUsed',
+      'totalFloatingIpsUsed',
+      'totalInstancesUsed',
+      'totalRAMUsed',
+      'totalSecurityGroupsUsed',
       'totalServerGroupsUsed',
     ]);
   });
@@ -256,16 +431,56 @@ describe('Nova 2.1 (in process)', () => {
     ['POST', '/compute/v2.1/servers', `{"server": {"name": "  ", "imageRef": "${IMG}", "flavorRef": "1"}}`, /name/],
     ['POST', '/compute/v2.1/servers', `{"server": {"name": "${'x'.repeat(256)}", "imageRef": "${IMG}", "flavorRef": "1"}}`, /name/],
     ['POST', '/compute/v2.1/servers', '{"server": {"name": "a", "imageRef": "busybox", "flavorRef": "1"}}', /imageRef/],
-    ['POST', '/compute/v2.1/servers', '{"server": {"name": "a", "imageRef": "99999999-9999-4999-8999-999999999999", "flavorRef": "1"}}', /Image .* could not be found/],
-    ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "nope"}}`, /Flavor nope could not be found/],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      '{"server": {"name": "a", "imageRef": "99999999-9999-4999-8999-999999999999", "flavorRef": "1"}}',
+      /Image .* could not be found/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "nope"}}`,
+      /Flavor nope could not be found/,
+    ],
     ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "key_name": "nokey"}}`, /key_name/],
-    ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "metadata": {"": "v"}}}`, /metadata/],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "metadata": {"": "v"}}}`,
+      /metadata/,
+    ],
     ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "min_count": 0}}`, /min_count/],
-    ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "min_count": 3, "max_count": 2}}`, /max_count/],
-    ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "accessIPv4": "1.2.3"}}`, /accessIPv4/],
-    ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "user_data": "not base64!"}}`, /user_data/],
-    ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "security_groups": [{"name": "web"}]}}`, /Security group/],
-    ['POST', '/compute/v2.1/servers', `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "networks": [{"uuid": "x"}]}}`, /network/],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "min_count": 3, "max_count": 2}}`,
+      /max_count/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "accessIPv4": "1.2.3"}}`,
+      /accessIPv4/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "user_data": "not base64!"}}`,
+      /user_data/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "security_groups": [{"name": "web"}]}}`,
+      /Security group/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "networks": [{"uuid": "x"}]}}`,
+      /network/,
+    ],
     ['PUT', `/compute/v2.1/servers/${SID}`, '{"server": {"name": ""}}', /name/],
     ['PUT', `/compute/v2.1/servers/${SID}`, '{"server": {"color": "red"}}', /color/],
     ['POST', `/compute/v2.1/servers/${SID}/action`, '{"explode": null}', /no such action/],
@@ -285,22 +500,47 @@ describe('Nova 2.1 (in process)', () => {
   ])('%s %s %s → 400', async (method, url, raw, why) => {
     const { req, token, store } = api();
     const t = await token();
-    store.servers.insert({ id: SID, name: 'fixture', projectId: store.getSetting('local_project_id')!, userId: 'u', vmState: 'stopped', imageName: 'busybox', flavorId: '1' });
-    const before = JSON.stringify([store.servers.list({}), store.flavors.list({ includePrivate: true }), store.keypairs.list(store.getSetting('local_user_id')!)]);
+    store.servers.insert({
+      id: SID,
+      name: 'fixture',
+      projectId: store.getSetting('local_project_id')!,
+      userId: 'u',
+      vmState: 'stopped',
+      imageName: 'busybox',
+      flavorId: '1',
+    });
+    const before = JSON.stringify([
+      store.servers.list({}),
+      store.flavors.list({ includePrivate: true }),
+      store.keypairs.list(store.getSetting('local_user_id')!),
+    ]);
     const r = await req(method, url, { token: t, raw: raw.replaceAll('IMGID', api().imageId) });
     expect(r.status).toBe(400);
     expect(r.json.badRequest.code).toBe(400);
     expect(r.json.badRequest.message).toMatch(why);
-    expect(JSON.stringify([store.servers.list({}), store.flavors.list({ includePrivate: true }), store.keypairs.list(store.getSetting('local_user_id')!)])).toBe(before);
+    expect(
+      JSON.stringify([
+        store.servers.list({}),
+        store.flavors.list({ includePrivate: true }),
+        store.keypairs.list(store.getSetting('local_user_id')!),
+      ]),
+    ).toBe(before);
   });
 
   it('limits body sizes (413) and refuses bodies that are not JSON (415)', async () => {
     const { req, token } = api();
     const t = await token();
-    const big = await req('POST', '/compute/v2.1/os-keypairs', { token: t, raw: JSON.stringify({ keypair: { name: 'k', public_key: 'x'.repeat(2 << 20) } }) });
+    const big = await req('POST', '/compute/v2.1/os-keypairs', {
+      token: t,
+      raw: JSON.stringify({ keypair: { name: 'k', public_key: 'x'.repeat(2 << 20) } }),
+    });
     expect(big.status).toBe(413);
     expect(big.json.overLimit.code).toBe(413);
-    const xml = await req('POST', '/compute/v2.1/os-keypairs', { token: t, raw: '<keypair/>', headers: { 'content-type': 'application/xml' } });
+    const xml = await req('POST', '/compute/v2.1/os-keypairs', {
+      token: t,
+      raw: '<keypair/>',
+      headers: { 'content-type': 'application/xml' },
+    });
     expect(xml.status).toBe(415);
   });
 

@@ -42,7 +42,12 @@ describe('Keystone v3 (in process)', () => {
   it('issues a project-scoped token with roles and a compute/image/identity catalog, none for network', async () => {
     const { req } = api();
     const r = await req('POST', '/identity/v3/auth/tokens', {
-      body: { auth: { identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password: ADMIN_PASSWORD } } }, scope: { project: { name: 'admin', domain: { name: 'Default' } } } } },
+      body: {
+        auth: {
+          identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password: ADMIN_PASSWORD } } },
+          scope: { project: { name: 'admin', domain: { name: 'Default' } } },
+        },
+      },
     });
     expect(r.status).toBe(201);
     const id = r.headers['x-subject-token'] as string;
@@ -77,7 +82,11 @@ describe('Keystone v3 (in process)', () => {
     expect(s.status).toBe(403);
     expect(s.json.forbidden.message).toMatch(/not scoped/);
     // re-scoping the unscoped token with the token method
-    const r = await req('POST', '/identity/v3/auth/tokens', { body: { auth: { identity: { methods: ['token'], token: { id: t } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } } } });
+    const r = await req('POST', '/identity/v3/auth/tokens', {
+      body: {
+        auth: { identity: { methods: ['token'], token: { id: t } }, scope: { project: { name: 'admin', domain: { id: 'default' } } } },
+      },
+    });
     expect(r.status).toBe(201);
     expect(r.json.token.catalog).toHaveLength(3);
     expect((await req('GET', '/compute/v2.1/servers', { token: r.headers['x-subject-token'] as string })).status).toBe(200);
@@ -86,7 +95,14 @@ describe('Keystone v3 (in process)', () => {
   it('refuses wrong passwords, unknown users and projects without a role with the same 401', async () => {
     const { req, token } = api();
     const bad = async (user: string, password: string, project = 'admin') =>
-      req('POST', '/identity/v3/auth/tokens', { body: { auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { id: 'default' }, password } } }, scope: { project: { name: project, domain: { id: 'default' } } } } } });
+      req('POST', '/identity/v3/auth/tokens', {
+        body: {
+          auth: {
+            identity: { methods: ['password'], password: { user: { name: user, domain: { id: 'default' }, password } } },
+            scope: { project: { name: project, domain: { id: 'default' } } },
+          },
+        },
+      });
     for (const r of [await bad('admin', 'nope'), await bad('ghost', ADMIN_PASSWORD), await bad('admin', ADMIN_PASSWORD, 'nothere')]) {
       expect(r.status).toBe(401);
       expect(r.json.error).toMatchObject({ code: 401, title: 'Unauthorized' });
@@ -118,7 +134,8 @@ describe('Keystone v3 (in process)', () => {
     const { req, token, store, logLines } = api();
     const t = await token();
     await req('GET', '/compute/v2.1/servers', { token: t });
-    const dump = JSON.stringify(store.db.prepare('SELECT * FROM tokens').all()) + JSON.stringify(store.db.prepare('SELECT * FROM users').all());
+    const dump =
+      JSON.stringify(store.db.prepare('SELECT * FROM tokens').all()) + JSON.stringify(store.db.prepare('SELECT * FROM users').all());
     expect(dump).not.toContain(t);
     expect(dump).not.toContain(ADMIN_PASSWORD);
     const log = logLines.join('\n');
@@ -130,10 +147,16 @@ describe('Keystone v3 (in process)', () => {
   it('creates projects, users and role assignments (admin only); the new user gets a scoped token', async () => {
     const { req, token } = api();
     const admin = await token();
-    const p = await req('POST', '/identity/v3/projects', { token: admin, body: { project: { name: 'p2', description: 'two', domain_id: 'default' } } });
+    const p = await req('POST', '/identity/v3/projects', {
+      token: admin,
+      body: { project: { name: 'p2', description: 'two', domain_id: 'default' } },
+    });
     expect(p.status).toBe(201);
     expect(p.json.project).toMatchObject({ name: 'p2', domain_id: 'default', enabled: true, is_domain: false, description: 'two' });
-    const u = await req('POST', '/identity/v3/users', { token: admin, body: { user: { name: 'u2', password: 'pw2', default_project_id: p.json.project.id } } });
+    const u = await req('POST', '/identity/v3/users', {
+      token: admin,
+      body: { user: { name: 'u2', password: 'pw2', default_project_id: p.json.project.id } },
+    });
     expect(u.status).toBe(201);
     expect(u.json.user).toMatchObject({ name: 'u2', default_project_id: p.json.project.id, enabled: true });
     expect(JSON.stringify(u.json)).not.toContain('pw2');
@@ -143,17 +166,29 @@ describe('Keystone v3 (in process)', () => {
     const g = await req('PUT', `/identity/v3/projects/${p.json.project.id}/users/${u.json.user.id}/roles/${member.id}`, { token: admin });
     expect(g.status).toBe(204);
     const a = await req('GET', `/identity/v3/role_assignments?scope.project.id=${p.json.project.id}&include_names=1`, { token: admin });
-    expect(a.json.role_assignments).toEqual([expect.objectContaining({ role: { id: member.id, name: 'member' }, user: expect.objectContaining({ name: 'u2' }) })]);
+    expect(a.json.role_assignments).toEqual([
+      expect.objectContaining({ role: { id: member.id, name: 'member' }, user: expect.objectContaining({ name: 'u2' }) }),
+    ]);
     const t2 = await token('u2', 'pw2', 'p2');
     const v = await req('GET', '/identity/v3/auth/tokens', { token: t2, headers: { 'x-subject-token': t2 } });
     expect(v.json.token.roles.map((r: { name: string }) => r.name)).toEqual(['member']);
     // a user changes its own password: old tokens end, the new password works
-    const changed = await req('POST', `/identity/v3/users/${u.json.user.id}/password`, { token: t2, body: { user: { password: 'pw3', original_password: 'pw2' } } });
+    const changed = await req('POST', `/identity/v3/users/${u.json.user.id}/password`, {
+      token: t2,
+      body: { user: { password: 'pw3', original_password: 'pw2' } },
+    });
     expect(changed.status).toBe(204);
     expect((await req('GET', '/compute/v2.1/servers', { token: t2 })).status).toBe(401);
     await expect(token('u2', 'pw2', 'p2')).rejects.toThrow(/401/);
     const t3 = await token('u2', 'pw3', 'p2');
-    expect((await req('POST', `/identity/v3/users/${u.json.user.id}/password`, { token: t3, body: { user: { password: 'x', original_password: 'wrong' } } })).status).toBe(401);
+    expect(
+      (
+        await req('POST', `/identity/v3/users/${u.json.user.id}/password`, {
+          token: t3,
+          body: { user: { password: 'x', original_password: 'wrong' } },
+        })
+      ).status,
+    ).toBe(401);
     // non-admin: no identity administration
     const t2b = t3;
     expect((await req('POST', '/identity/v3/projects', { token: t2b, body: { project: { name: 'p3' } } })).status).toBe(403);
@@ -172,7 +207,12 @@ describe('Keystone v3 (in process)', () => {
     ['POST', '/identity/v3/auth/tokens', '{not json', /Malformed request body/],
     ['POST', '/identity/v3/auth/tokens', '{}', /auth/],
     ['POST', '/identity/v3/auth/tokens', '{"auth": {"identity": {"methods": []}}}', /methods/],
-    ['POST', '/identity/v3/auth/tokens', '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin"}}}}}', /password/],
+    [
+      'POST',
+      '/identity/v3/auth/tokens',
+      '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin"}}}}}',
+      /password/,
+    ],
     ['POST', '/identity/v3/projects', '{"project": {}}', /name/],
     ['POST', '/identity/v3/projects', '{"project": {"name": " x"}}', /name/],
     ['POST', '/identity/v3/projects', '{"project": {"name": "x", "domain_id": "other"}}', /domain_id/],

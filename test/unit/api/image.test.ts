@@ -4,20 +4,37 @@ import type { GlanceImage } from '../../../src/api/image/catalog.js';
 import { useApi } from './app.js';
 
 const IMG: GlanceImage = {
-  id: '11111111-2222-4333-8444-555555555555', name: 'busybox', status: 'active', visibility: 'public', protected: false, containerFormat: 'bare',
-  diskFormat: 'raw', size: null, checksum: null, minDisk: 0, minRam: 0, owner: 'p', createdAt: '2024-01-01T00:00:00.000000',
-  updatedAt: '2024-01-01T00:00:00.000000', properties: { image_type: 'snapshot' },
+  id: '11111111-2222-4333-8444-555555555555',
+  name: 'busybox',
+  status: 'active',
+  visibility: 'public',
+  protected: false,
+  containerFormat: 'bare',
+  diskFormat: 'raw',
+  size: null,
+  checksum: null,
+  minDisk: 0,
+  minRam: 0,
+  owner: 'p',
+  createdAt: '2024-01-01T00:00:00.000000',
+  updatedAt: '2024-01-01T00:00:00.000000',
+  properties: { image_type: 'snapshot' },
 };
 
 describe('Glance JSON patch', () => {
   it('maps add/replace/remove on top-level paths to one patch', () => {
-    expect(patchOf([
-      { op: 'replace', path: '/name', value: 'n2' },
-      { op: 'add', path: '/color', value: 'red' },
-      { op: 'replace', path: '/min_ram', value: 64 },
-      { op: 'replace', path: '/protected', value: true },
-      { op: 'remove', path: '/image_type' },
-    ], IMG)).toEqual({ name: 'n2', minRam: 64, protected: true, properties: { color: 'red' }, removeProperties: ['image_type'] });
+    expect(
+      patchOf(
+        [
+          { op: 'replace', path: '/name', value: 'n2' },
+          { op: 'add', path: '/color', value: 'red' },
+          { op: 'replace', path: '/min_ram', value: 64 },
+          { op: 'replace', path: '/protected', value: true },
+          { op: 'remove', path: '/image_type' },
+        ],
+        IMG,
+      ),
+    ).toEqual({ name: 'n2', minRam: 64, protected: true, properties: { color: 'red' }, removeProperties: ['image_type'] });
   });
 
   it.each([
@@ -45,8 +62,33 @@ describe('Glance v2 (in process)', () => {
     expect(list.json).toMatchObject({ first: '/v2/images', schema: '/v2/schemas/images' });
     expect(list.json.next).toBeUndefined();
     const img = list.json.images[0];
-    expect(img).toMatchObject({ id: imageId, name: 'busybox', status: 'active', visibility: 'public', disk_format: 'raw', container_format: 'bare', tags: [], file: `/v2/images/${imageId}/file` });
-    for (const k of ['protected', 'os_hidden', 'size', 'virtual_size', 'checksum', 'os_hash_algo', 'os_hash_value', 'min_disk', 'min_ram', 'owner', 'created_at', 'updated_at', 'self', 'schema']) expect(img).toHaveProperty(k);
+    expect(img).toMatchObject({
+      id: imageId,
+      name: 'busybox',
+      status: 'active',
+      visibility: 'public',
+      disk_format: 'raw',
+      container_format: 'bare',
+      tags: [],
+      file: `/v2/images/${imageId}/file`,
+    });
+    for (const k of [
+      'protected',
+      'os_hidden',
+      'size',
+      'virtual_size',
+      'checksum',
+      'os_hash_algo',
+      'os_hash_value',
+      'min_disk',
+      'min_ram',
+      'owner',
+      'created_at',
+      'updated_at',
+      'self',
+      'schema',
+    ])
+      expect(img).toHaveProperty(k);
     expect((await req('GET', `/image/v2/images/${img.id}`, { token: t })).json.name).toBe('busybox');
     expect((await req('GET', '/image/v2/images/busybox', { token: t })).status).toBe(404);
     expect((await req('GET', '/image/v2/images/00000000-0000-4000-8000-000000000000', { token: t })).status).toBe(404);
@@ -83,14 +125,21 @@ describe('Glance v2 (in process)', () => {
   it('creates a queued record (201 + Location), patches it, serves no data yet, deletes it; private to its project', async () => {
     const { req, token } = api();
     const admin = await token();
-    const c = await req('POST', '/image/v2/images', { token: admin, body: { name: 'img1', disk_format: 'raw', container_format: 'bare', color: 'blue', min_ram: 64 } });
+    const c = await req('POST', '/image/v2/images', {
+      token: admin,
+      body: { name: 'img1', disk_format: 'raw', container_format: 'bare', color: 'blue', min_ram: 64 },
+    });
     expect(c.status).toBe(201);
     expect(c.json).toMatchObject({ name: 'img1', status: 'queued', color: 'blue', min_ram: 64, size: null, checksum: null });
     expect(c.headers.location).toBe(`http://localhost:80/image/v2/images/${c.json.id}`);
     const id = c.json.id;
     const patch = await req('PATCH', `/image/v2/images/${id}`, {
       token: admin,
-      raw: JSON.stringify([{ op: 'replace', path: '/name', value: 'img2' }, { op: 'add', path: '/shape', value: 'round' }, { op: 'remove', path: '/color' }]),
+      raw: JSON.stringify([
+        { op: 'replace', path: '/name', value: 'img2' },
+        { op: 'add', path: '/shape', value: 'round' },
+        { op: 'remove', path: '/color' },
+      ]),
       headers: { 'content-type': 'application/openstack-images-v2.1-json-patch' },
     });
     expect(patch.status).toBe(200);

@@ -36,8 +36,22 @@ describe('issue 16 (pure parts)', () => {
 
   it("filters the compute image list as Nova's proxy does", () => {
     const img = (id: string, p: Partial<GlanceImage>): GlanceImage => ({
-      id, name: id, status: 'active', visibility: 'private', protected: false, containerFormat: 'bare', diskFormat: 'raw', size: 1, checksum: null,
-      minDisk: 0, minRam: 0, owner: 'p', createdAt: '2026-01-01T00:00:00.000000', updatedAt: '2026-01-01T00:00:00.000000', properties: {}, ...p,
+      id,
+      name: id,
+      status: 'active',
+      visibility: 'private',
+      protected: false,
+      containerFormat: 'bare',
+      diskFormat: 'raw',
+      size: 1,
+      checksum: null,
+      minDisk: 0,
+      minRam: 0,
+      owner: 'p',
+      createdAt: '2026-01-01T00:00:00.000000',
+      updatedAt: '2026-01-01T00:00:00.000000',
+      properties: {},
+      ...p,
     });
     const list = [
       img('a', {}),
@@ -60,8 +74,12 @@ describe('issue 16 (pure parts)', () => {
     const saved = process.env.NOVABOX_ROOT;
     process.env.NOVABOX_ROOT = '/var/lib/nbx-test';
     try {
-      expect(withoutHostPaths('/var/lib/nbx-test/tmp/upload-3113-899c43a4/data is not a tar archive')).toBe('(a file of novabox) is not a tar archive');
-      expect(withoutHostPaths('open /var/lib/nbx-test/layers/sha256/abc: ENOENT, and /var/lib/nbx-test/x')).toBe('open (a file of novabox): ENOENT, and (a file of novabox)');
+      expect(withoutHostPaths('/var/lib/nbx-test/tmp/upload-3113-899c43a4/data is not a tar archive')).toBe(
+        '(a file of novabox) is not a tar archive',
+      );
+      expect(withoutHostPaths('open /var/lib/nbx-test/layers/sha256/abc: ENOENT, and /var/lib/nbx-test/x')).toBe(
+        'open (a file of novabox): ENOENT, and (a file of novabox)',
+      );
       expect(withoutHostPaths('image "x" not found')).toBe('image "x" not found');
     } finally {
       if (saved === undefined) delete process.env.NOVABOX_ROOT;

@@ -73,7 +73,11 @@ describe('formatShow: every format', () => {
       {},
       'id="abc"\nname="web-1"\nflavor="None"\nlocked="False"\nvcpus="2"\nproperties="{\'b\': \'2\', \'a\': \'x\'}"\naddresses="[\'10.0.0.2\', \'::1\']"\n',
     ],
-    ['shell', { prefix: 'srv_' }, 'srv_id="abc"\nsrv_name="web-1"\nsrv_flavor="None"\nsrv_locked="False"\nsrv_vcpus="2"\nsrv_properties="{\'b\': \'2\', \'a\': \'x\'}"\nsrv_addresses="[\'10.0.0.2\', \'::1\']"\n'],
+    [
+      'shell',
+      { prefix: 'srv_' },
+      'srv_id="abc"\nsrv_name="web-1"\nsrv_flavor="None"\nsrv_locked="False"\nsrv_vcpus="2"\nsrv_properties="{\'b\': \'2\', \'a\': \'x\'}"\nsrv_addresses="[\'10.0.0.2\', \'::1\']"\n',
+    ],
     [
       'csv',
       {},
@@ -143,7 +147,11 @@ describe('formatList: every format', () => {
 
   it.each<[OutputFormat, Partial<OutputOptions>, string]>([
     ['table', {}, '\n'], // cliff: nothing but a newline unless --print-empty
-    ['table', { printEmpty: true }, '+----+------+------+------+\n| ID | Name | Size | Note |\n+----+------+------+------+\n+----+------+------+------+\n'],
+    [
+      'table',
+      { printEmpty: true },
+      '+----+------+------+------+\n| ID | Name | Size | Note |\n+----+------+------+------+\n+----+------+------+------+\n',
+    ],
     ['json', {}, '[]\n'],
     ['json', { noIndent: true }, '[]\n'],
     ['yaml', {}, '[]\n'],
@@ -183,7 +191,7 @@ describe('-c/--column selection', () => {
     expect(list(format, { columns: cols })).toBe(expected);
   });
 
-  it.each<OutputFormat>(['table', 'json', 'yaml', 'value'])('no recognized column is an error (%s), with cliff\'s message', (format) => {
+  it.each<OutputFormat>(['table', 'json', 'yaml', 'value'])("no recognized column is an error (%s), with cliff's message", (format) => {
     expect(() => show(format, { columns: ['nope'] })).toThrow(
       "No recognized column names in ['nope']. Recognized columns are ['id', 'name', 'flavor', 'locked', 'vcpus', 'properties', 'addresses'].",
     );
@@ -215,14 +223,35 @@ describe('values', () => {
     ['string', 'hello', 'hello', 'hello', '"hello"', 'hello'],
     ['empty string', '', '', '', '""', "''"],
     ['numeric string', '123', '123', '123', '"123"', "'123'"],
-    ['dict', { b: '2', a: 1 }, "a='1', b='2'", "{'b': '2', 'a': 1}", '{"b": "2", "a": 1}', '\n  a: 1\n  b: \'2\''],
-    ['nested dict', { x: { z: null, y: 'v' }, w: null }, "w=, x.y='v', x.z=", "{'x': {'z': None, 'y': 'v'}, 'w': None}", '{"x": {"z": null, "y": "v"}, "w": null}', '\n  w: null\n  x:\n    y: v\n    z: null'],
+    ['dict', { b: '2', a: 1 }, "a='1', b='2'", "{'b': '2', 'a': 1}", '{"b": "2", "a": 1}', "\n  a: 1\n  b: '2'"],
+    [
+      'nested dict',
+      { x: { z: null, y: 'v' }, w: null },
+      "w=, x.y='v', x.z=",
+      "{'x': {'z': None, 'y': 'v'}, 'w': None}",
+      '{"x": {"z": null, "y": "v"}, "w": null}',
+      '\n  w: null\n  x:\n    y: v\n    z: null',
+    ],
     ['empty dict', {}, '', '{}', '{}', '{}'],
     ['list', ['b', 'a', 3], 'b, a, 3', "['b', 'a', 3]", '["b", "a", 3]', '\n- b\n- a\n- 3'],
     ['empty list', [], '', '[]', '[]', '[]'],
-    ['list of dicts', [{ n: 'a' }, { n: 'b', m: 1 }], "n='a'\nm='1', n='b'", "[{'n': 'a'}, {'n': 'b', 'm': 1}]", '[{"n": "a"}, {"n": "b", "m": 1}]', '\n- n: a\n- m: 1\n  n: b'],
-    ['quotes', "it's \"x\"", 'it\'s "x"', 'it\'s "x"', '"it\'s \\"x\\""', 'it\'s "x"'],
-    ['date', new Date(Date.UTC(2024, 0, 2, 3, 4, 5)), '2024-01-02T03:04:05.000Z', '2024-01-02T03:04:05.000Z', '"2024-01-02T03:04:05.000Z"', "'2024-01-02T03:04:05.000Z'"],
+    [
+      'list of dicts',
+      [{ n: 'a' }, { n: 'b', m: 1 }],
+      "n='a'\nm='1', n='b'",
+      "[{'n': 'a'}, {'n': 'b', 'm': 1}]",
+      '[{"n": "a"}, {"n": "b", "m": 1}]',
+      '\n- n: a\n- m: 1\n  n: b',
+    ],
+    ['quotes', 'it\'s "x"', 'it\'s "x"', 'it\'s "x"', '"it\'s \\"x\\""', 'it\'s "x"'],
+    [
+      'date',
+      new Date(Date.UTC(2024, 0, 2, 3, 4, 5)),
+      '2024-01-02T03:04:05.000Z',
+      '2024-01-02T03:04:05.000Z',
+      '"2024-01-02T03:04:05.000Z"',
+      "'2024-01-02T03:04:05.000Z'",
+    ],
     ['non-ascii', 'café', 'café', 'café', '"caf\\u00e9"', '"caf\\xE9"'],
   ])('%s', (_name, v, table, value, json, yaml) => {
     const rec = { k: v };
@@ -257,11 +286,15 @@ describe('table layout', () => {
   });
 
   it('carriage returns become spaces, tabs expand to 8', () => {
-    expect(formatList(['a'], [{ a: 'x\ry\tz' }], { format: 'table' })).toBe('+-----------+\n| a         |\n+-----------+\n| x y     z |\n+-----------+\n');
+    expect(formatList(['a'], [{ a: 'x\ry\tz' }], { format: 'table' })).toBe(
+      '+-----------+\n| a         |\n+-----------+\n| x y     z |\n+-----------+\n',
+    );
   });
 
   it('wide characters take two cells', () => {
-    expect(formatList(['n'], [{ n: '中文' }, { n: 'ab' }], { format: 'table' })).toBe('+------+\n| n    |\n+------+\n| 中文 |\n| ab   |\n+------+\n');
+    expect(formatList(['n'], [{ n: '中文' }, { n: 'ab' }], { format: 'table' })).toBe(
+      '+------+\n| n    |\n+------+\n| 中文 |\n| ab   |\n+------+\n',
+    );
   });
 
   it('alignment follows the type of the first row, as cliff does', () => {
@@ -269,12 +302,18 @@ describe('table layout', () => {
       { n: 'x', v: 'text' },
       { n: 12345, v: 1 },
     ];
-    expect(formatList(['n', 'v'], rs, { format: 'table' })).toBe('+-------+------+\n| n     | v    |\n+-------+------+\n| x     | text |\n| 12345 | 1    |\n+-------+------+\n');
-    expect(formatList(['n', 'v'], [...rs].reverse(), { format: 'table' })).toBe('+-------+------+\n|     n |    v |\n+-------+------+\n| 12345 |    1 |\n|     x | text |\n+-------+------+\n');
+    expect(formatList(['n', 'v'], rs, { format: 'table' })).toBe(
+      '+-------+------+\n| n     | v    |\n+-------+------+\n| x     | text |\n| 12345 | 1    |\n+-------+------+\n',
+    );
+    expect(formatList(['n', 'v'], [...rs].reverse(), { format: 'table' })).toBe(
+      '+-------+------+\n|     n |    v |\n+-------+------+\n| 12345 |    1 |\n|     x | text |\n+-------+------+\n',
+    );
   });
 
   it('booleans are left-aligned (bool is not int for cliff)', () => {
-    expect(formatList(['enabled'], [{ enabled: true }], { format: 'table' })).toBe('+---------+\n| enabled |\n+---------+\n| True    |\n+---------+\n');
+    expect(formatList(['enabled'], [{ enabled: true }], { format: 'table' })).toBe(
+      '+---------+\n| enabled |\n+---------+\n| True    |\n+---------+\n',
+    );
   });
 });
 
@@ -285,7 +324,10 @@ describe('sorting (--sort-column)', () => {
     { id: 3, name: 'c', size: 1 },
     { id: 4, name: 'a', size: 1 },
   ];
-  const ids = (o: Partial<OutputOptions>) => formatList(['id', 'name', 'size'], data, { format: 'value', columns: ['id'], ...o }).split('\n').filter(Boolean);
+  const ids = (o: Partial<OutputOptions>) =>
+    formatList(['id', 'name', 'size'], data, { format: 'value', columns: ['id'], ...o })
+      .split('\n')
+      .filter(Boolean);
 
   it.each<[string[], 'asc' | 'desc' | undefined, string[]]>([
     [['name'], undefined, ['2', '4', '1', '3']],
@@ -376,12 +418,18 @@ describe('YAML scalars are quoted as PyYAML quotes them', () => {
 
   const words = Array(30).fill('word').join(' ');
   it.each<[string, string]>([
-    [words, 'k: word word word word word word word word word word word word word word word word\n  word word word word word word word word word word word word word word\n'],
+    [
+      words,
+      'k: word word word word word word word word word word word word word word word word\n  word word word word word word word word word word word word word word\n',
+    ],
     [
       `${words}\n${words}`,
       "k: 'word word word word word word word word word word word word word word word word\n  word word word word word word word word word word word word word word\n\n  word word word word word word word word word word word word word word word word\n  word word word word word word word word word word word word word word'\n",
     ],
-    [`it's ${words}`, "k: it's word word word word word word word word word word word word word word word\n  word word word word word word word word word word word word word word word\n"],
+    [
+      `it's ${words}`,
+      "k: it's word word word word word word word word word word word word word word word\n  word word word word word word word word word word word word word word word\n",
+    ],
     [
       `tab\t ${words}`,
       'k: "tab\\t word word word word word word word word word word word word word word word\\\n  \\ word word word word word word word word word word word word word word word"\n',
@@ -434,7 +482,25 @@ function readYamlScalar(doc: string): string {
   }
   if (body.startsWith('"')) {
     expect(body.endsWith('"')).toBe(true);
-    const esc: Record<string, string> = { '0': '\0', a: '\x07', b: '\b', t: '\t', n: '\n', v: '\v', f: '\f', r: '\r', e: '\x1b', ' ': ' ', '"': '"', '/': '/', '\\': '\\', N: '\x85', _: '\xa0', L: '\u2028', P: '\u2029' };
+    const esc: Record<string, string> = {
+      '0': '\0',
+      a: '\x07',
+      b: '\b',
+      t: '\t',
+      n: '\n',
+      v: '\v',
+      f: '\f',
+      r: '\r',
+      e: '\x1b',
+      ' ': ' ',
+      '"': '"',
+      '/': '/',
+      '\\': '\\',
+      N: '\x85',
+      _: '\xa0',
+      L: '\u2028',
+      P: '\u2029',
+    };
     return fold(body.slice(1, -1), true).replace(/\\(x[0-9A-Fa-f]{2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)/g, (_m, e: string) =>
       e.length > 1 ? String.fromCodePoint(parseInt(e.slice(1), 16)) : esc[e],
     );
@@ -443,7 +509,9 @@ function readYamlScalar(doc: string): string {
   expect(body).not.toMatch(/^[-?:,[\]{}#&*!|>'"%@` ]|: | #|:$/);
   const text = fold(body, false);
   expect(text).not.toMatch(/^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF|null|Null|NULL|~|)$/);
-  expect(text).not.toMatch(/^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$|^0o[0-7]+$|^0x[0-9a-fA-F]+$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$/);
+  expect(text).not.toMatch(
+    /^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?$|^0o[0-7]+$|^0x[0-9a-fA-F]+$|^[-+]?\.(?:inf|Inf|INF)$|^\.(?:nan|NaN|NAN)$/,
+  );
   return text;
 }
 
@@ -538,10 +606,7 @@ describe('shell format', () => {
 });
 
 function parse(kind: 'show' | 'list', args: string[]): OutputOptions {
-  const cmd = addOutputOptions(
-    new Command('x').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} }),
-    kind,
-  );
+  const cmd = addOutputOptions(new Command('x').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} }), kind);
   cmd.parse(args, { from: 'user' });
   return outputOptionsFrom(cmd.opts());
 }
@@ -605,6 +670,14 @@ describe('addOutputOptions / outputOptionsFrom', () => {
 
 describe('formatTable (used by ps)', () => {
   it('still prints a plain aligned table', () => {
-    expect(formatTable(['ID', 'Name'], [['1', 'alpha'], ['22', 'b']])).toBe('ID  Name\n1   alpha\n22  b\n');
+    expect(
+      formatTable(
+        ['ID', 'Name'],
+        [
+          ['1', 'alpha'],
+          ['22', 'b'],
+        ],
+      ),
+    ).toBe('ID  Name\n1   alpha\n22  b\n');
   });
 });

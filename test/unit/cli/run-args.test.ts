@@ -7,7 +7,13 @@ type Parsed = { image?: string; command: string[]; opts: Record<string, unknown>
 
 /** What commander makes of `novabox run <args>`: the action's arguments, or 'error'. */
 async function viaCommander(args: string[]): Promise<Parsed> {
-  const ctx: CliContext = { exitCode: 0, stdout: () => {}, stderr: () => {}, debug: false, compute: () => Promise.reject(new Error('unused')) };
+  const ctx: CliContext = {
+    exitCode: 0,
+    stdout: () => {},
+    stderr: () => {},
+    debug: false,
+    compute: () => Promise.reject(new Error('unused')),
+  };
   const program = buildProgram(ctx, ['run', ...args]);
   let got: Parsed = 'error';
   runCommand(program).action((image: string | undefined, command: string[], o: Record<string, unknown>) => {

@@ -47,7 +47,10 @@ describe('the run-only entry', () => {
     expect(err).toBe('novabox: invalid hostname "bad_host!"\n');
   });
 
-  it.each([['a file', '/etc/hostname'], ['a missing path', '/nonexistent/nbx-rootfs']])('refuses --rootfs on %s in one line', async (_what, path) => {
+  it.each([
+    ['a file', '/etc/hostname'],
+    ['a missing path', '/nonexistent/nbx-rootfs'],
+  ])('refuses --rootfs on %s in one line', async (_what, path) => {
     let err = '';
     vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
     expect(await main(['run', '--dry-run', '--rootfs', path, 'true'])).toBe(1);

@@ -32,7 +32,10 @@ describe('native layer packer digest', () => {
 
   const sha = (f: string) => `sha256:${createHash('sha256').update(readFileSync(f)).digest('hex')}`;
 
-  it.each([['SHA-NI where the CPU has it', '0'], ['portable C', '1']])('returns the sha256 of the tar it wrote (%s)', async (_label, portable) => {
+  it.each([
+    ['SHA-NI where the CPU has it', '0'],
+    ['portable C', '1'],
+  ])('returns the sha256 of the tar it wrote (%s)', async (_label, portable) => {
     process.env.NOVABOX_SHA256_PORTABLE = portable;
     try {
       const a = packLayer(src, join(dir, `a${portable}.tar`), null, false);
@@ -47,7 +50,10 @@ describe('native layer packer digest', () => {
     }
   });
 
-  it.each([['SHA-NI where the CPU has it', '0'], ['portable C', '1']])('hashes buffers as node:crypto does (%s)', (_label, portable) => {
+  it.each([
+    ['SHA-NI where the CPU has it', '0'],
+    ['portable C', '1'],
+  ])('hashes buffers as node:crypto does (%s)', (_label, portable) => {
     process.env.NOVABOX_SHA256_PORTABLE = portable;
     try {
       for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 262145]) {
@@ -60,6 +66,8 @@ describe('native layer packer digest', () => {
   });
 
   it('reports a missing source as an error, not a digest', async () => {
-    await expect(packLayerAsync(join(dir, 'nosuch'), join(dir, 'x.tar'), null, false)).rejects.toThrow(/cannot pack the layer: open .*nosuch/);
+    await expect(packLayerAsync(join(dir, 'nosuch'), join(dir, 'x.tar'), null, false)).rejects.toThrow(
+      /cannot pack the layer: open .*nosuch/,
+    );
   });
 });

@@ -5,7 +5,15 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import {
-  EntryChecker, TarValidator, normalizeName, parseHeader, parsePax, parseSparseExtension, unsafePath, whiteoutTarget, type TarEntry,
+  EntryChecker,
+  TarValidator,
+  normalizeName,
+  parseHeader,
+  parsePax,
+  parseSparseExtension,
+  unsafePath,
+  whiteoutTarget,
+  type TarEntry,
 } from '../../../src/images/tarstream.js';
 import { TarSource, fileHeader } from '../../../src/images/archive.js';
 
@@ -66,7 +74,14 @@ describe('EntryChecker', () => {
   const c = () => new EntryChecker({ trusted: false });
   it('accepts an ordinary rootfs', () => {
     const k = c();
-    for (const e of [entry('./', '5'), entry('./bin/', '5'), entry('./bin/busybox'), entry('./bin/sh', '1', { linkname: './bin/busybox' }), entry('./lib', '2', { linkname: '/usr/lib' })]) k.check(e);
+    for (const e of [
+      entry('./', '5'),
+      entry('./bin/', '5'),
+      entry('./bin/busybox'),
+      entry('./bin/sh', '1', { linkname: './bin/busybox' }),
+      entry('./lib', '2', { linkname: '/usr/lib' }),
+    ])
+      k.check(e);
     expect(k.entries).toBe(5);
   });
   it('refuses an entry written through a symlink of the archive', () => {
@@ -146,7 +161,11 @@ describe('TarValidator', () => {
     const v = new TarValidator({ trusted: false });
     v.onEntry = (e) => names.push(e.name);
     v.resume();
-    await new Promise<void>((resolve, reject) => { v.on('finish', resolve); v.on('error', reject); v.end(tar); });
+    await new Promise<void>((resolve, reject) => {
+      v.on('finish', resolve);
+      v.on('error', reject);
+      v.end(tar);
+    });
     expect(names).toEqual([`a/${'b'.repeat(200)}`]);
   });
   it('refuses truncated and non-tar input', async () => {
@@ -235,7 +254,10 @@ describe('GNU sparse files (tar --sparse --format=gnu, the old format)', () => {
       });
       expect(Buffer.concat(parts).subarray(0, made.tar.length).equals(made.tar)).toBe(true);
       const sparse = seen.filter((e) => e.sparse).map((e) => [normalizeName(e.name), e.sparse!.realSize, e.sparse!.map.length]);
-      expect(sparse.sort()).toEqual([['few.img', made.files['few.img'].length, 3], ['many.img', made.files['many.img'].length, 42]]);
+      expect(sparse.sort()).toEqual([
+        ['few.img', made.files['few.img'].length, 3],
+        ['many.img', made.files['many.img'].length, 42],
+      ]);
     }
   });
 
@@ -279,5 +301,11 @@ describe('GNU sparse files (tar --sparse --format=gnu, the old format)', () => {
 });
 
 function num(h: Buffer, at: number): number {
-  return parseInt(h.toString('latin1', at, at + 12).replace(/\0.*$/s, '').trim(), 8);
+  return parseInt(
+    h
+      .toString('latin1', at, at + 12)
+      .replace(/\0.*$/s, '')
+      .trim(),
+    8,
+  );
 }

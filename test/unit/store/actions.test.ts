@@ -15,8 +15,14 @@ describe('ActionRepo', () => {
     const list = s.actions.list(srv.id);
     expect(list.map((a) => a.action)).toEqual(['reboot', 'create']);
     expect(list[1]).toEqual({
-      id: create.id, serverId: srv.id, requestId: 'req-given', action: 'create', userId: 'u1', projectId: 'p1',
-      startTime: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/), message: null,
+      id: create.id,
+      serverId: srv.id,
+      requestId: 'req-given',
+      action: 'create',
+      userId: 'u1',
+      projectId: 'p1',
+      startTime: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/),
+      message: null,
     });
     expect(s.actions.latest(srv.id)?.action).toBe('reboot');
     expect(s.actions.latest(srv.id, 'create')?.id).toBe(create.id);

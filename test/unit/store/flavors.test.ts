@@ -17,7 +17,12 @@ describe('seeded flavors', () => {
       ['6', 'c1.nano', 1, 64, 1],
     ]);
     expect(s.flavors.get('1')).toMatchObject({
-      swapMiB: 0, ephemeralGiB: 0, rxtxFactor: 1, isPublic: true, disabled: false, extraSpecs: {},
+      swapMiB: 0,
+      ephemeralGiB: 0,
+      rxtxFactor: 1,
+      isPublic: true,
+      disabled: false,
+      extraSpecs: {},
     });
     expect(s.flavors.get('1').createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/);
   });
@@ -43,7 +48,13 @@ describe('FlavorRepo', () => {
   it('stores every field', () => {
     const s = t.open();
     const f = s.flavors.create({
-      ...small, id: 'big', swapMiB: 512, ephemeralGiB: 3, rxtxFactor: 2.5, isPublic: false, disabled: true,
+      ...small,
+      id: 'big',
+      swapMiB: 512,
+      ephemeralGiB: 3,
+      rxtxFactor: 2.5,
+      isPublic: false,
+      disabled: true,
       extraSpecs: { 'quota:cpu_shares': '512' },
     });
     expect(s.flavors.get('big')).toEqual(f);

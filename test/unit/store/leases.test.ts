@@ -8,7 +8,7 @@ const t = useTempDirs();
 describe('address leases', () => {
   const net = parseSubnet('10.9.9.0/29');
 
-  it('allocates lowest-first, keeps an owner\'s lease, reuses a released address, refuses when full', () => {
+  it("allocates lowest-first, keeps an owner's lease, reuses a released address, refuses when full", () => {
     const s = t.open();
     const a = s.leases.allocate('novabox', net, 'server', 'a');
     const b = s.leases.allocate('novabox', net, 'server', 'b');
@@ -31,7 +31,7 @@ describe('address leases', () => {
     expect(new Set(got).size).toBe(5);
   });
 
-  it('Nova\'s addresses view and the openstack client\'s Networks column', () => {
+  it("Nova's addresses view and the openstack client's Networks column", () => {
     const s = t.open();
     const l = s.leases.allocate('novabox', net, 'server', 'a');
     const view = novaAddresses([l]);
@@ -40,20 +40,29 @@ describe('address leases', () => {
     });
     expect(Object.keys(view.novabox[0])).toEqual(['addr', 'version', 'OS-EXT-IPS:type', 'OS-EXT-IPS-MAC:mac_addr']);
     expect(networksColumn(view)).toBe('novabox=10.9.9.2');
-    expect(networksColumn({ b: [view.novabox[0]], a: [{ ...view.novabox[0], addr: '10.9.9.9' }, view.novabox[0]] })).toBe('a=10.9.9.2, 10.9.9.9; b=10.9.9.2');
+    expect(networksColumn({ b: [view.novabox[0]], a: [{ ...view.novabox[0], addr: '10.9.9.9' }, view.novabox[0]] })).toBe(
+      'a=10.9.9.2, 10.9.9.9; b=10.9.9.2',
+    );
     expect(networksColumn({})).toBe('');
   });
 
   it('a wanted address is taken if free, refused if leased; the ip filter of server list follows leases', () => {
     const s = t.open();
-    expect(s.leases.allocate('novabox', net, 'server', 'a', (10 << 24 | 9 << 16 | 9 << 8 | 5) >>> 0).address).toBe('10.9.9.5');
-    expect(() => s.leases.allocate('novabox', net, 'server', 'b', (10 << 24 | 9 << 16 | 9 << 8 | 5) >>> 0)).toThrow(/10\.9\.9\.5 is already in use/);
+    expect(s.leases.allocate('novabox', net, 'server', 'a', ((10 << 24) | (9 << 16) | (9 << 8) | 5) >>> 0).address).toBe('10.9.9.5');
+    expect(() => s.leases.allocate('novabox', net, 'server', 'b', ((10 << 24) | (9 << 16) | (9 << 8) | 5) >>> 0)).toThrow(
+      /10\.9\.9\.5 is already in use/,
+    );
     const x = s.servers.insert(newServer());
     const y = s.servers.insert(newServer());
     s.leases.allocate('novabox', net, 'server', x.id);
     expect(s.servers.list({ ip: '^10\\.9\\.9\\.2$' }).map((r) => r.id)).toEqual([x.id]);
     expect(s.servers.list({ ip: '10\\.9' }).map((r) => r.id)).toEqual([x.id]);
-    expect(s.servers.list({}).map((r) => r.id).sort()).toEqual([x.id, y.id].sort());
+    expect(
+      s.servers
+        .list({})
+        .map((r) => r.id)
+        .sort(),
+    ).toEqual([x.id, y.id].sort());
     expect(() => s.servers.list({ ip: '(' })).toThrow(/invalid ip filter/);
   });
 });

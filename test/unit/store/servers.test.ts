@@ -4,7 +4,12 @@ import { newServer, useTempDirs } from './temp-store.js';
 const t = useTempDirs();
 
 const facts = {
-  monitorPid: 100, monitorStart: 5, initPid: 101, initStart: 6, bootId: 'b', cgroupPath: '/sys/fs/cgroup/x',
+  monitorPid: 100,
+  monitorStart: 5,
+  initPid: 101,
+  initStart: 6,
+  bootId: 'b',
+  cgroupPath: '/sys/fs/cgroup/x',
   startedAt: '2024-01-01T00:00:00.000000',
 };
 
@@ -15,9 +20,22 @@ describe('ServerRepo insert/get/find', () => {
     const got = s.servers.get(ins.id)!;
     expect(got).toEqual(ins);
     expect(got).toMatchObject({
-      name: 'web', vmState: 'active', taskState: null, powerState: 1, metadata: { a: 'b' }, keyName: null,
-      accessIpv4: '', accessIpv6: '', locked: false, lockedBy: null, fault: null, ephemeral: false, deleted: false,
-      network: 'none', launchedAt: null, terminatedAt: null,
+      name: 'web',
+      vmState: 'active',
+      taskState: null,
+      powerState: 1,
+      metadata: { a: 'b' },
+      keyName: null,
+      accessIpv4: '',
+      accessIpv6: '',
+      locked: false,
+      lockedBy: null,
+      fault: null,
+      ephemeral: false,
+      deleted: false,
+      network: 'none',
+      launchedAt: null,
+      terminatedAt: null,
     });
     expect(got.createdAt).toBe(got.updatedAt);
     expect(got.createdAt).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}$/);
@@ -62,9 +80,7 @@ describe('ServerRepo insert/get/find', () => {
     const b = s.servers.insert(newServer({ name: 'dup' }));
     s.servers.insert(newServer({ name: 'dup', projectId: 'p2' }));
     s.servers.insert(newServer({ name: 'dup', deleted: true }));
-    expect(() => s.servers.find('dup', 'p1')).toThrow(
-      `more than one server is named "dup": ${a.id}, ${b.id}; use the id`,
-    );
+    expect(() => s.servers.find('dup', 'p1')).toThrow(`more than one server is named "dup": ${a.id}, ${b.id}; use the id`);
     expect(() => s.servers.find('dup')).toThrow(expect.objectContaining({ code: 'conflict' }));
   });
 });
@@ -176,7 +192,9 @@ describe('ServerRepo.update / transition', () => {
     expect(b).toMatchObject({ vmState: 'active', taskState: 'powering-off' });
     expect(b.updatedAt > a.updatedAt).toBe(true);
     const c = s.servers.transition(a.id, {
-      from: ['active'], taskState: 'powering-off', action: 'stop',
+      from: ['active'],
+      taskState: 'powering-off',
+      action: 'stop',
       to: { vmState: 'stopped', taskState: null, powerState: 4 },
     });
     expect(s.servers.get(a.id)).toEqual(c);
@@ -205,9 +223,9 @@ describe('ServerRepo.update / transition', () => {
     expect(err?.code).toBe('conflict');
     expect(err?.message).toBe(`Cannot 'stop' instance ${a.id} while it is in task_state image_snapshot`);
     const b = s.servers.insert(newServer({ vmState: 'active' }));
-    expect(() =>
-      s.servers.transition(b.id, { from: ['active'], taskState: 'powering-off', action: 'stop', to: {} }),
-    ).toThrow(`Cannot 'stop' instance ${b.id} while it is in task_state None`);
+    expect(() => s.servers.transition(b.id, { from: ['active'], taskState: 'powering-off', action: 'stop', to: {} })).toThrow(
+      `Cannot 'stop' instance ${b.id} while it is in task_state None`,
+    );
     expect(
       s.servers.transition(a.id, { from: ['active'], allowTask: true, action: 'delete', to: { taskState: 'deleting' } }).taskState,
     ).toBe('deleting');

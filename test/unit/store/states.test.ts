@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
-  ALLOWED_FROM, POWER_STATE, POWER_STATE_NAMES, VM_STATES, statusOf, type TaskState, type VmState,
+  ALLOWED_FROM,
+  POWER_STATE,
+  POWER_STATE_NAMES,
+  VM_STATES,
+  statusOf,
+  type TaskState,
+  type VmState,
 } from '../../../src/model/states.js';
 
 // Every row of the contract's §3.2 mapping table, each task state it names spelled out.

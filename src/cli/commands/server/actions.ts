@@ -8,12 +8,12 @@ export function registerActions(server: Command, ctx: CliContext): void {
     for (const n of names) await fn(n);
   };
 
-  waitOption(
-    server.command('start').description('start stopped servers').argument('<server...>', 'names or ids'),
-  ).action(async (names: string[]) => {
-    const c = await ctx.compute();
-    await each(names, (n) => c.start(n, c.localCaller()));
-  });
+  waitOption(server.command('start').description('start stopped servers').argument('<server...>', 'names or ids')).action(
+    async (names: string[]) => {
+      const c = await ctx.compute();
+      await each(names, (n) => c.start(n, c.localCaller()));
+    },
+  );
 
   waitOption(
     server
@@ -25,7 +25,10 @@ export function registerActions(server: Command, ctx: CliContext): void {
     const c = await ctx.compute();
     await each(names, async (n) => {
       const { step } = await c.stop(n, c.localCaller(), { timeoutMs: o.timeout * 1000 });
-      if (ctx.debug) ctx.stderr(`novabox: ${n}: stopped by ${step === 'kill' ? 'SIGKILL after the timeout' : step === 'signal' ? 'the stop signal' : 'nothing (it was not running)'}\n`);
+      if (ctx.debug)
+        ctx.stderr(
+          `novabox: ${n}: stopped by ${step === 'kill' ? 'SIGKILL after the timeout' : step === 'signal' ? 'the stop signal' : 'nothing (it was not running)'}\n`,
+        );
     });
   });
 
@@ -66,13 +69,21 @@ pages come back as the processes touch them.
 Example:
   novabox server suspend web1 && novabox server resume web1`;
   waitOption(
-    server.command('suspend').description('suspend servers: freeze them and give their memory back to the host (see below)').argument('<server...>', 'names or ids').addHelpText('after', suspendHelp),
+    server
+      .command('suspend')
+      .description('suspend servers: freeze them and give their memory back to the host (see below)')
+      .argument('<server...>', 'names or ids')
+      .addHelpText('after', suspendHelp),
   ).action(async (names: string[]) => {
     const c = await ctx.compute();
     await each(names, (n) => c.suspend(n, c.localCaller()));
   });
   waitOption(
-    server.command('resume').description('resume suspended servers (thaw them)').argument('<server...>', 'names or ids').addHelpText('after', suspendHelp),
+    server
+      .command('resume')
+      .description('resume suspended servers (thaw them)')
+      .argument('<server...>', 'names or ids')
+      .addHelpText('after', suspendHelp),
   ).action(async (names: string[]) => {
     const c = await ctx.compute();
     await each(names, (n) => c.resume(n, c.localCaller()));

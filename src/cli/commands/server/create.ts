@@ -15,14 +15,20 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     .option('--property <key=value>', 'metadata property (repeatable)', collect, [])
     .option('--key-name <name>', 'keypair to record with the server')
     .addOption(
-      new Option('--network <network>', 'novabox: the bridge network, a fixed address (novabox network show); none: only lo; host: the host\'s')
+      new Option(
+        '--network <network>',
+        "novabox: the bridge network, a fixed address (novabox network show); none: only lo; host: the host's",
+      )
         .choices(['novabox', 'none', 'host'])
         .default('novabox'),
     )
     .option('--nic <spec>', 'net-id=novabox[,v4-fixed-ip=ADDR], none or auto (openstack client form of --network)')
     .option('--min <count>', 'create at least this many servers', positiveInt('--min'))
     .option('--max <count>', 'create at most this many servers', positiveInt('--max'))
-    .option('--ephemeral', 'writable layer on a tmpfs inside the server (at most the flavor disk), lost when it stops; cannot be snapshotted')
+    .option(
+      '--ephemeral',
+      'writable layer on a tmpfs inside the server (at most the flavor disk), lost when it stops; cannot be snapshotted',
+    )
     .option('--quiet', 'print only the ids of the new servers');
   waitOption(cmd);
   addOutputOptions(cmd, 'show');
@@ -39,8 +45,15 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     const caller = compute.localCaller();
     const servers = await compute.create(
       {
-        name, image: o.image, flavor: o.flavor, properties: keyValues(o.property), keyName: o.keyName,
-        network: network as 'novabox', fixedIp, count, ephemeral: Boolean(o.ephemeral),
+        name,
+        image: o.image,
+        flavor: o.flavor,
+        properties: keyValues(o.property),
+        keyName: o.keyName,
+        network: network as 'novabox',
+        fixedIp,
+        count,
+        ephemeral: Boolean(o.ephemeral),
       },
       caller,
     );
@@ -50,9 +63,25 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       ctx.stdout(servers.map((s) => s.id + '\n').join(''));
     } else if (servers.length === 1) {
       const s = servers[0];
-      ctx.stdout(formatShow(serverShow(s, compute.store.flavors.get(s.flavorId), compute.facts(s.id)?.initPid ?? null, addressesField(compute.addresses(s), out.format)), out));
+      ctx.stdout(
+        formatShow(
+          serverShow(
+            s,
+            compute.store.flavors.get(s.flavorId),
+            compute.facts(s.id)?.initPid ?? null,
+            addressesField(compute.addresses(s), out.format),
+          ),
+          out,
+        ),
+      );
     } else {
-      ctx.stdout(formatList(['ID', 'Name', 'Status'], servers.map((s) => ({ ID: s.id, Name: s.name, Status: s.vmState === 'error' ? 'ERROR' : 'ACTIVE' })), out));
+      ctx.stdout(
+        formatList(
+          ['ID', 'Name', 'Status'],
+          servers.map((s) => ({ ID: s.id, Name: s.name, Status: s.vmState === 'error' ? 'ERROR' : 'ACTIVE' })),
+          out,
+        ),
+      );
     }
     if (failed.length) {
       ctx.stderr(`novabox: ${failed.length} of ${servers.length} servers failed: ${failed[0].fault?.message ?? 'unknown error'}\n`);
@@ -73,7 +102,9 @@ export function parseNic(spec: string): { network: string; fixedIp?: string } {
     else throw new BadRequest(`invalid --nic ${JSON.stringify(spec)}: expected net-id=novabox[,v4-fixed-ip=ADDR], none or auto`);
   }
   if (out.network !== 'novabox') {
-    throw new NotFound(`invalid --nic ${JSON.stringify(spec)}: network "${out.network ?? ''}" not found (novabox has one network: "novabox")`);
+    throw new NotFound(
+      `invalid --nic ${JSON.stringify(spec)}: network "${out.network ?? ''}" not found (novabox has one network: "novabox")`,
+    );
   }
   return { network: out.network, fixedIp: out.fixedIp };
 }

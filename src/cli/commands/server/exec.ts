@@ -15,7 +15,10 @@ export function registerExec(server: Command, ctx: CliContext): void {
     .option('-w, --workdir <dir>', 'working directory')
     .option('-u, --user <uid[:gid]>', 'user and group')
     .passThroughOptions()
-    .addHelpText('after', '\nExit status: the command\'s own; 126 not executable; 127 not found.\n\nExample:\n  novabox server exec web1 -- sh -c \'echo hi > /root/f\'')
+    .addHelpText(
+      'after',
+      "\nExit status: the command's own; 126 not executable; 127 not found.\n\nExample:\n  novabox server exec web1 -- sh -c 'echo hi > /root/f'",
+    )
     .action(async (name: string, command: string[], o) => {
       if (command[0] === '--') command = command.slice(1);
       if (!command.length) throw new BadRequest('no command given: novabox server exec SERVER -- COMMAND [ARGS...]');

@@ -17,13 +17,16 @@ export function registerImage(server: Command, ctx: CliContext): void {
     .argument('<server>', 'name or id')
     .option('--name <name>', 'name of the new image, any text of 1 to 255 characters (default: the server name)')
     .option('--property <key=value>', 'image property (repeatable)', collect, [])
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 A running server is frozen (cgroup freezer) only while its writable layer is synced and
 packed, then thawed; a paused server stays paused. The cost grows with what the server
 changed, not with the image size. Ephemeral servers cannot be snapshotted.
 
 Example:
-  novabox server image create --name web1-snap --wait web1`);
+  novabox server image create --name web1-snap --wait web1`,
+    );
   waitOption(create);
   addOutputOptions(create, 'show');
   create.action(async (ref: string, o) => {
@@ -48,18 +51,26 @@ Example:
     .argument('<server>', 'name or id')
     .option('--name <name>', 'name of the backup image (default: the server name)')
     .option('--type <type>', 'backup type, e.g. daily or weekly (default: empty)', '')
-    .option('--rotate <count>', 'how many backups of this type to keep, the new one included (0 keeps none)', (v: string) => {
-      if (!/^\d+$/.test(v)) throw new BadRequest(`invalid --rotate ${JSON.stringify(v)}: expected a whole number >= 0`);
-      return Number(v);
-    }, 1)
+    .option(
+      '--rotate <count>',
+      'how many backups of this type to keep, the new one included (0 keeps none)',
+      (v: string) => {
+        if (!/^\d+$/.test(v)) throw new BadRequest(`invalid --rotate ${JSON.stringify(v)}: expected a whole number >= 0`);
+        return Number(v);
+      },
+      1,
+    )
     .option('--property <key=value>', 'image property (repeatable)', collect, [])
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 The backup is a snapshot (see "server image create") with the properties image_type=backup,
 backup_type and instance_uuid; after it is active, older backups of the same server and
 type beyond --rotate are deleted, oldest first (a backup a server boots from is kept).
 
 Example:
-  novabox server backup create --type daily --rotate 7 web1`);
+  novabox server backup create --type daily --rotate 7 web1`,
+    );
   waitOption(backup);
   addOutputOptions(backup, 'show');
   backup.action(async (ref: string, o) => {
@@ -69,7 +80,12 @@ Example:
     const images = new ImageService(compute.store);
     const caller = compute.localCaller();
     const name = o.name ?? compute.find(ref, caller).name;
-    const img = await snapshotServer(compute, images, { server: ref, name, properties: keyValues(o.property), inline: true, backup: { type: o.type, rotation: o.rotate } }, caller);
+    const img = await snapshotServer(
+      compute,
+      images,
+      { server: ref, name, properties: keyValues(o.property), inline: true, backup: { type: o.type, rotation: o.rotate } },
+      caller,
+    );
     const kept = images.repo.get(img.id);
     if (kept) ctx.stdout(formatShow(imageShow(kept), outputOptionsFrom(o)));
   });
@@ -78,7 +94,7 @@ Example:
     .command('rebuild')
     .description('rebuild a server on a fresh writable layer: same id, name, metadata, key and addresses; same power state')
     .argument('<server>', 'name or id')
-    .option('--image <image>', 'image name or id (default: the server\'s current image)')
+    .option('--image <image>', "image name or id (default: the server's current image)")
     .option('--timeout <seconds>', 'grace period of the stop', seconds('--timeout'), 10);
   waitOption(rebuild);
   addOutputOptions(rebuild, 'show');

@@ -31,10 +31,20 @@ export function registerList(server: Command, ctx: CliContext): void {
     const flavors = new Map(compute.store.flavors.list({ includePrivate: true }).map((f) => [f.id, f]));
     const addresses = compute.addressesOfMany(rows);
     const out = outputOptionsFrom(o);
-    ctx.stdout(formatList(o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS, rows.map((s) => serverRow(s, flavors, addresses.get(s.id), out.format)), out));
+    ctx.stdout(
+      formatList(
+        o.long ? SERVER_LIST_LONG_COLUMNS : SERVER_LIST_COLUMNS,
+        rows.map((s) => serverRow(s, flavors, addresses.get(s.id), out.format)),
+        out,
+      ),
+    );
   });
 
-  const show = server.command('show').description('show one server').argument('<server>', 'name or id').option('--quiet', 'print only its id');
+  const show = server
+    .command('show')
+    .description('show one server')
+    .argument('<server>', 'name or id')
+    .option('--quiet', 'print only its id');
   addOutputOptions(show, 'show');
   show.action(async (name: string, o) => {
     const compute = await ctx.compute();
@@ -50,6 +60,8 @@ export function registerList(server: Command, ctx: CliContext): void {
       flavor = undefined;
     }
     const out = outputOptionsFrom(o);
-    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null, addressesField(compute.addresses(s), out.format)), out));
+    ctx.stdout(
+      formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null, addressesField(compute.addresses(s), out.format)), out),
+    );
   });
 }

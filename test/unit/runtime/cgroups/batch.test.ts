@@ -29,7 +29,11 @@ describe('planCreate, pure cgroup v2', () => {
 
   it('enables controllers above each level, makes the levels (the last exclusively), limits, device filter', () => {
     const b = d.planCreate('novabox/abc', LIMITS);
-    const enable = (dir: string): CgroupStep => ({ step: 'enable', path: `${dir}/cgroup.subtree_control`, controllers: ['memory', 'cpu', 'pids'] });
+    const enable = (dir: string): CgroupStep => ({
+      step: 'enable',
+      path: `${dir}/cgroup.subtree_control`,
+      controllers: ['memory', 'cpu', 'pids'],
+    });
     expect(b.cgroup).toBe('novabox/abc');
     expect(b.create).toEqual([
       enable('/sys/fs/cgroup'),
@@ -141,7 +145,10 @@ describe('describeCgroupStep', () => {
   it.each<[CgroupStep, string]>([
     [{ step: 'mkdir', path: '/cg/a' }, 'mkdir /cg/a'],
     [{ step: 'write', path: '/cg/a/pids.max', value: '5' }, 'write "5" to /cg/a/pids.max'],
-    [{ step: 'enable', path: '/cg/cgroup.subtree_control', controllers: ['memory', 'pids'] }, 'enable memory, pids in /cg/cgroup.subtree_control'],
+    [
+      { step: 'enable', path: '/cg/cgroup.subtree_control', controllers: ['memory', 'pids'] },
+      'enable memory, pids in /cg/cgroup.subtree_control',
+    ],
     [{ step: 'inherit', path: '/c/a/cpuset.cpus', from: '/c/cpuset.cpus' }, 'copy /c/cpuset.cpus to /c/a/cpuset.cpus'],
     [{ step: 'devices', path: '/cg/a' }, 'attach the device filter to /cg/a'],
     [{ step: 'rmdir', path: '/cg/a' }, 'rmdir /cg/a'],

@@ -11,9 +11,7 @@ const noRead = (path: string): string => {
 
 describe('parseMountinfo', () => {
   it('reads mount point, root, type and super options, skipping optional fields', () => {
-    const [entry] = parseMountinfo(
-      '26 24 0:23 / /sys/fs/cgroup rw,nosuid shared:4 master:1 - cgroup2 cgroup2 rw,nsdelegate\n',
-    );
+    const [entry] = parseMountinfo('26 24 0:23 / /sys/fs/cgroup rw,nosuid shared:4 master:1 - cgroup2 cgroup2 rw,nsdelegate\n');
     expect(entry).toEqual({ root: '/', mountPoint: '/sys/fs/cgroup', fsType: 'cgroup2', superOptions: ['rw', 'nsdelegate'] });
   });
 
@@ -160,7 +158,10 @@ describe('the cached layout of a long-running process', () => {
   it("reads a pure v2 host's controllers again when they change with the table", () => {
     let controllers = 'cpu memory pids hugetlb\n';
     let table = '25 20 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw';
-    const detect = cachingDetector(() => table, () => controllers);
+    const detect = cachingDetector(
+      () => table,
+      () => controllers,
+    );
     expect(detect()).toEqual({ kind: 'v2', root: '/sys/fs/cgroup', controllers: ['cpu', 'memory', 'pids', 'hugetlb'] });
     controllers = 'cpu memory pids\n';
     table = `${table}\n90 25 0:60 / /mnt/hugetlb rw - cgroup cgroup rw,hugetlb`;

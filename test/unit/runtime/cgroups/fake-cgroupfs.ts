@@ -59,7 +59,9 @@ function fake(filesFor: (dir: string) => Files, prepare: (root: string) => void)
       walk(root, (dir) => {
         const procs = join(dir, 'cgroup.procs');
         if (!existsSync(procs)) return;
-        const left = readFileSync(procs, 'utf8').split('\n').filter((p) => p && Number(p) !== pid);
+        const left = readFileSync(procs, 'utf8')
+          .split('\n')
+          .filter((p) => p && Number(p) !== pid);
         writeFileSync(procs, left.map((p) => `${p}\n`).join(''));
       });
     },
@@ -182,4 +184,3 @@ export function fakeV1(opts: { hierarchies?: Record<string, string[]>; unified?:
   }
   return { ...fs, mounts, ...(opts.unified ? { unified: join(fs.root, 'unified') } : {}) };
 }
-

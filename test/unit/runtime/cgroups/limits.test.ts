@@ -20,11 +20,7 @@ describe('toCgroupWrites v2', () => {
   it.each<[string, CgroupLimits, CgroupWrite[]]>([
     ['nothing', {}, []],
     ['memory', { memoryBytes: 67108864 }, [v2('memory.max', '67108864')]],
-    [
-      'memory without swap',
-      { memoryBytes: 1024, swapOff: true },
-      [v2('memory.max', '1024'), v2('memory.swap.max', '0', true)],
-    ],
+    ['memory without swap', { memoryBytes: 1024, swapOff: true }, [v2('memory.max', '1024'), v2('memory.swap.max', '0', true)]],
     ['swap off alone', { swapOff: true }, [v2('memory.swap.max', '0', true)]],
     ['quota, default period', { cpuQuotaUs: 50000 }, [v2('cpu.max', '50000 100000')]],
     ['quota and period', { cpuQuotaUs: 20000, cpuPeriodUs: 10000 }, [v2('cpu.max', '20000 10000')]],
@@ -59,11 +55,7 @@ describe('toCgroupWrites v1', () => {
       [v1('memory', 'memory.limit_in_bytes', '4096'), v1('memory', 'memory.memsw.limit_in_bytes', '4096', true)],
     ],
     ['swap off without a memory limit: nothing to write', { swapOff: true }, []],
-    [
-      'quota: period first',
-      { cpuQuotaUs: 50000 },
-      [v1('cpu', 'cpu.cfs_period_us', '100000'), v1('cpu', 'cpu.cfs_quota_us', '50000')],
-    ],
+    ['quota: period first', { cpuQuotaUs: 50000 }, [v1('cpu', 'cpu.cfs_period_us', '100000'), v1('cpu', 'cpu.cfs_quota_us', '50000')]],
     [
       'quota and period: period first',
       { cpuQuotaUs: 5000, cpuPeriodUs: 10000 },
@@ -121,13 +113,10 @@ describe('parseMemory', () => {
     [' 8 k ', 8192],
   ])('%j -> %i', (text, bytes) => expect(parseMemory(text)).toBe(bytes));
 
-  it.each(['', 'm', 'abc', '-1m', '64x', '64mib', '1e3', '64 m b', '0x10', '1,5g', '99999999999t'])(
-    'rejects %j',
-    (text) => {
-      expect(() => parseMemory(text)).toThrow(BadRequest);
-      expect(() => parseMemory(text)).toThrow(/memory size/);
-    },
-  );
+  it.each(['', 'm', 'abc', '-1m', '64x', '64mib', '1e3', '64 m b', '0x10', '1,5g', '99999999999t'])('rejects %j', (text) => {
+    expect(() => parseMemory(text)).toThrow(BadRequest);
+    expect(() => parseMemory(text)).toThrow(/memory size/);
+  });
 });
 
 describe('cpusToQuota', () => {
@@ -155,7 +144,13 @@ describe('cpusToQuota', () => {
 });
 
 describe('parseCpus', () => {
-  it.each([['0.5', 0.5], ['2', 2], [' 1.5 ', 1.5], ['.25', 0.25], ['1e1', 10]])('reads %j', (text, want) => {
+  it.each([
+    ['0.5', 0.5],
+    ['2', 2],
+    [' 1.5 ', 1.5],
+    ['.25', 0.25],
+    ['1e1', 10],
+  ])('reads %j', (text, want) => {
     expect(parseCpus(text)).toBe(want);
   });
 

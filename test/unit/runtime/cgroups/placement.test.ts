@@ -4,8 +4,12 @@ import type { CgroupLayout } from '../../../../src/runtime/cgroups/types.js';
 import type { LaunchPlan } from '../../../../src/sys/ops.js';
 
 const v1Mounts = {
-  cpu: '/sys/fs/cgroup/cpu,cpuacct', cpuacct: '/sys/fs/cgroup/cpu,cpuacct', memory: '/sys/fs/cgroup/memory',
-  pids: '/sys/fs/cgroup/pids', freezer: '/sys/fs/cgroup/freezer', net_cls: '/sys/fs/cgroup/net_cls',
+  cpu: '/sys/fs/cgroup/cpu,cpuacct',
+  cpuacct: '/sys/fs/cgroup/cpu,cpuacct',
+  memory: '/sys/fs/cgroup/memory',
+  pids: '/sys/fs/cgroup/pids',
+  freezer: '/sys/fs/cgroup/freezer',
+  net_cls: '/sys/fs/cgroup/net_cls',
 };
 const LAYOUTS: Record<string, CgroupLayout> = {
   v2: { kind: 'v2', root: '/sys/fs/cgroup', controllers: ['cpu', 'memory', 'pids'] },
@@ -14,17 +18,36 @@ const LAYOUTS: Record<string, CgroupLayout> = {
 };
 const plan = (): LaunchPlan => ({
   namespaces: ['mount', 'cgroup'],
-  ops: [{ op: 'unshare', namespaces: ['cgroup'] }, { op: 'exec', file: 'true', searchPath: '/bin', argv: ['true'], env: [] }],
+  ops: [
+    { op: 'unshare', namespaces: ['cgroup'] },
+    { op: 'exec', file: 'true', searchPath: '/bin', argv: ['true'], env: [] },
+  ],
   tty: false,
 });
 
 describe('placementFor', () => {
   it.each([
     ['v2', '/sys/fs/cgroup/novabox/abc', []],
-    ['v1', undefined, ['/sys/fs/cgroup/cpu,cpuacct/novabox/abc/tasks', '/sys/fs/cgroup/memory/novabox/abc/tasks',
-      '/sys/fs/cgroup/freezer/novabox/abc/tasks', '/sys/fs/cgroup/pids/novabox/abc/tasks']],
-    ['hybrid', '/sys/fs/cgroup/unified/novabox/abc', ['/sys/fs/cgroup/cpu,cpuacct/novabox/abc/tasks',
-      '/sys/fs/cgroup/memory/novabox/abc/tasks', '/sys/fs/cgroup/freezer/novabox/abc/tasks', '/sys/fs/cgroup/pids/novabox/abc/tasks']],
+    [
+      'v1',
+      undefined,
+      [
+        '/sys/fs/cgroup/cpu,cpuacct/novabox/abc/tasks',
+        '/sys/fs/cgroup/memory/novabox/abc/tasks',
+        '/sys/fs/cgroup/freezer/novabox/abc/tasks',
+        '/sys/fs/cgroup/pids/novabox/abc/tasks',
+      ],
+    ],
+    [
+      'hybrid',
+      '/sys/fs/cgroup/unified/novabox/abc',
+      [
+        '/sys/fs/cgroup/cpu,cpuacct/novabox/abc/tasks',
+        '/sys/fs/cgroup/memory/novabox/abc/tasks',
+        '/sys/fs/cgroup/freezer/novabox/abc/tasks',
+        '/sys/fs/cgroup/pids/novabox/abc/tasks',
+      ],
+    ],
   ])('%s: clone into %s, join %j (each co-mounted hierarchy once, unused ones never)', (kind, cloneInto, selfJoin) => {
     expect(placementFor(LAYOUTS[kind], 'novabox/abc')).toEqual({ cloneInto, selfJoin });
   });

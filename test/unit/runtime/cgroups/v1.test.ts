@@ -23,9 +23,12 @@ describe('CgroupV1Driver', () => {
 
   it('create makes the directory once per hierarchy (co-mounts once), plus unified', () => {
     const cg = driver().create('novabox/web', {});
-    expect(cg.dirs().map((d) => d.slice(fs.root.length + 1)).sort()).toEqual(
-      [...HIERARCHY_DIRS, 'unified'].map((h) => `${h}/novabox/web`).sort(),
-    );
+    expect(
+      cg
+        .dirs()
+        .map((d) => d.slice(fs.root.length + 1))
+        .sort(),
+    ).toEqual([...HIERARCHY_DIRS, 'unified'].map((h) => `${h}/novabox/web`).sort());
     expect(fs.exists('systemd/novabox')).toBe(false);
   });
 

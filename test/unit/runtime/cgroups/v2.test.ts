@@ -189,9 +189,7 @@ describe('CgroupV2Driver', () => {
       throw Object.assign(new Error('EBUSY'), { code: 'EBUSY', syscall: 'rmdir', path });
     };
     const started = Date.now();
-    expect(() => new CgroupV2Driver(fs.root, { io: fs.io, removeTimeoutMs: 50 }).open('stuck').remove()).toThrow(
-      /rmdir .*stuck: EBUSY/,
-    );
+    expect(() => new CgroupV2Driver(fs.root, { io: fs.io, removeTimeoutMs: 50 }).open('stuck').remove()).toThrow(/rmdir .*stuck: EBUSY/);
     expect(Date.now() - started).toBeLessThan(1000);
   });
 

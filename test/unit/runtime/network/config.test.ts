@@ -51,7 +51,11 @@ describe('names', () => {
 
   it('the NAT script replaces the table atomically and masquerades only traffic leaving the subnet', () => {
     const s = natScript({ bridge: 'novabox0', subnet: parseSubnet('10.89.0.0/16') });
-    expect(s.split('\n').slice(0, 3)).toEqual(['table ip novabox_novabox0 {}', 'delete table ip novabox_novabox0', 'table ip novabox_novabox0 {']);
+    expect(s.split('\n').slice(0, 3)).toEqual([
+      'table ip novabox_novabox0 {}',
+      'delete table ip novabox_novabox0',
+      'table ip novabox_novabox0 {',
+    ]);
     expect(s).toContain('ip saddr 10.89.0.0/16 ip daddr != 10.89.0.0/16 oifname != "novabox0" masquerade');
   });
 });
@@ -61,7 +65,7 @@ describe('/etc files', () => {
     expect(hostsText('web1', '10.89.0.2')).toBe('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.89.0.2\tweb1\n');
   });
 
-  it('resolv.conf drops loopback name servers, falling back to systemd-resolved\'s upstream list', () => {
+  it("resolv.conf drops loopback name servers, falling back to systemd-resolved's upstream list", () => {
     expect(resolvText('nameserver 192.0.2.53\nsearch lab\n')).toBe('# written by novabox\nnameserver 192.0.2.53\nsearch lab\n');
     expect(resolvText('nameserver 127.0.0.53\noptions edns0\n', 'nameserver 192.0.2.9\n')).toBe(
       '# written by novabox\noptions edns0\nnameserver 192.0.2.9\n',

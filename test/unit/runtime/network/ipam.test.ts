@@ -1,7 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
-  bridgeMac, capacity, chooseDefaultSubnet, findClash, formatIp, formatSubnet, gatewayOf, macFor, overlaps, parseIp,
-  parseProcRoutes, parseSubnet, pickAddress,
+  bridgeMac,
+  capacity,
+  chooseDefaultSubnet,
+  findClash,
+  formatIp,
+  formatSubnet,
+  gatewayOf,
+  macFor,
+  overlaps,
+  parseIp,
+  parseProcRoutes,
+  parseSubnet,
+  pickAddress,
 } from '../../../../src/runtime/network/ipam.js';
 
 const ip = (s: string) => parseIp(s)!;
@@ -52,7 +63,12 @@ describe('address allocation order', () => {
     expect(formatIp(pickAddress(s, [])!)).toBe('10.5.5.2');
     expect(formatIp(pickAddress(s, [ip('10.5.5.2'), ip('10.5.5.3')])!)).toBe('10.5.5.4');
     expect(formatIp(pickAddress(s, [ip('10.5.5.2'), ip('10.5.5.4')])!)).toBe('10.5.5.3');
-    expect(pickAddress(s, ['2', '3', '4', '5', '6'].map((h) => ip(`10.5.5.${h}`)))).toBeUndefined();
+    expect(
+      pickAddress(
+        s,
+        ['2', '3', '4', '5', '6'].map((h) => ip(`10.5.5.${h}`)),
+      ),
+    ).toBeUndefined();
   });
 
   it('derives a stable locally administered unicast MAC from the address', () => {
@@ -77,7 +93,10 @@ describe('clash detection against the host routes', () => {
 
   it('reads /proc/net/route', () => {
     expect(routes.map((r) => `${r.iface} ${formatSubnet(r.subnet)}`)).toEqual([
-      'eth0 0.0.0.0/0', 'eth0 192.0.2.0/24', 'wg0 10.89.0.0/16', 'novabox0 10.90.0.0/16',
+      'eth0 0.0.0.0/0',
+      'eth0 192.0.2.0/24',
+      'wg0 10.89.0.0/16',
+      'novabox0 10.90.0.0/16',
     ]);
   });
 

@@ -22,10 +22,12 @@ describe('bridge network in the plan', () => {
   });
 
   it('binds the generated /etc files resolved inside the root, before the volumes, so a -v onto them wins', () => {
-    const ops = planLaunch(spec({
-      etcFiles: etcPaths('/s/c'),
-      volumes: [{ source: '/h/hosts', target: '/etc/hosts', readOnly: true, isDir: false }],
-    })).ops;
+    const ops = planLaunch(
+      spec({
+        etcFiles: etcPaths('/s/c'),
+        volumes: [{ source: '/h/hosts', target: '/etc/hosts', readOnly: true, isDir: false }],
+      }),
+    ).ops;
     const binds = ops.filter((o) => o.op === 'mount' && o.flags.includes('bind') && o.target.startsWith('etc/'));
     expect(binds).toEqual([
       { op: 'mount', source: '/s/c/etc/hosts', target: 'etc/hosts', flags: ['bind'], inRoot: true },

@@ -2,7 +2,13 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Op } from '../../../../src/sys/ops.js';
 import {
-  DEFAULT_CAPABILITIES, DEFAULT_RLIMITS, MASKED_PATHS, READONLY_PATHS, overlayOptions, planCgroupMounts, planLaunch,
+  DEFAULT_CAPABILITIES,
+  DEFAULT_RLIMITS,
+  MASKED_PATHS,
+  READONLY_PATHS,
+  overlayOptions,
+  planCgroupMounts,
+  planLaunch,
   type ContainerSpec,
 } from '../../../../src/runtime/plan/index.js';
 
@@ -11,7 +17,16 @@ function spec(over: Partial<ContainerSpec> = {}, proc: Partial<ContainerSpec['pr
     id: 'c0ffee',
     hostname: 'web',
     rootfs: { mergedDir: '/s/c/rootfs', lowerDirs: ['/s/l/b', '/s/l/a'], upperDir: '/s/c/upper', workDir: '/s/c/work', readOnly: false },
-    process: { args: ['sh', '-c', 'true'], env: ['PATH=/bin:/usr/bin'], cwd: '/tmp', uid: 0, gid: 0, additionalGids: [10], tty: false, ...proc },
+    process: {
+      args: ['sh', '-c', 'true'],
+      env: ['PATH=/bin:/usr/bin'],
+      cwd: '/tmp',
+      uid: 0,
+      gid: 0,
+      additionalGids: [10],
+      tty: false,
+      ...proc,
+    },
     network: 'none',
     cgroups: { kind: 'v2', root: '/sys/fs/cgroup', controllers: ['cpu', 'memory', 'pids'] },
     capabilities: DEFAULT_CAPABILITIES,
@@ -44,8 +59,19 @@ describe('planLaunch', () => {
 
   it('orders the steps as the kernel requires', () => {
     const order = [
-      'unshare', 'set-root', 'pivot-root', 'sethostname', 'cap-bound', 'setgroups', 'setgid', 'setuid',
-      'capset', 'no-new-privs', 'seccomp', 'chdir', 'exec',
+      'unshare',
+      'set-root',
+      'pivot-root',
+      'sethostname',
+      'cap-bound',
+      'setgroups',
+      'setgid',
+      'setuid',
+      'capset',
+      'no-new-privs',
+      'seccomp',
+      'chdir',
+      'exec',
     ];
     const at = order.map((k) => kinds(ops).indexOf(k as Op['op']));
     expect(at.every((v) => v >= 0)).toBe(true);
@@ -133,7 +159,13 @@ describe('planLaunch', () => {
   });
 
   it('searches the command in the container PATH and passes env and argv', () => {
-    expect(ops.at(-1)).toEqual({ op: 'exec', file: 'sh', searchPath: '/bin:/usr/bin', argv: ['sh', '-c', 'true'], env: ['PATH=/bin:/usr/bin'] });
+    expect(ops.at(-1)).toEqual({
+      op: 'exec',
+      file: 'sh',
+      searchPath: '/bin:/usr/bin',
+      argv: ['sh', '-c', 'true'],
+      env: ['PATH=/bin:/usr/bin'],
+    });
   });
 
   it('with --read-only remounts / read-only after pivot_root and gives tmpfs scratch dirs', () => {
@@ -170,8 +202,9 @@ describe('overlayOptions', () => {
   });
 
   it('adds volatile for a layer thrown away with the container', () => {
-    expect(overlayOptions({ lowerDirs: ['/a'], upperDir: '/u', workDir: '/w', mergedDir: '/m', readOnly: false, volatile: true }))
-      .toBe('lowerdir=/a,upperdir=/u,workdir=/w,volatile');
+    expect(overlayOptions({ lowerDirs: ['/a'], upperDir: '/u', workDir: '/w', mergedDir: '/m', readOnly: false, volatile: true })).toBe(
+      'lowerdir=/a,upperdir=/u,workdir=/w,volatile',
+    );
   });
 });
 
@@ -228,7 +261,14 @@ Max open files            20000                20000                files
 
 describe('volumes', () => {
   it('binds recursively inside the root, read-only when asked, before the masks', () => {
-    const ops = planLaunch(spec({ volumes: [{ source: '/h/a', target: '/data', readOnly: false, isDir: true }, { source: '/h/b', target: '/ro', readOnly: true, isDir: true }] })).ops;
+    const ops = planLaunch(
+      spec({
+        volumes: [
+          { source: '/h/a', target: '/data', readOnly: false, isDir: true },
+          { source: '/h/b', target: '/ro', readOnly: true, isDir: true },
+        ],
+      }),
+    ).ops;
     const at = (pred: (o: Op) => boolean) => ops.findIndex(pred);
     expect(ops).toContainEqual({ op: 'mount', source: '/h/a', target: 'data', flags: ['bind', 'rec'], inRoot: true });
     expect(ops).toContainEqual({ op: 'remount-ro', path: 'ro' });
