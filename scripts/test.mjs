@@ -24,6 +24,9 @@ const args = new Set(process.argv.slice(2));
 const inVm = args.has('--in-vm');
 const isRoot = process.getuid?.() === 0;
 const ci = /^(1|true|yes)$/i.test(process.env.CI ?? '');
+// The guest's whole run (emulated CPUs): about 17-20 min on a quiet 2-CPU host for the
+// integration suite with the escape corpus; a hang fails here, well inside CI's 90 min.
+const VM_TIMEOUT_S = Number(process.env.NOVABOX_VM_TIMEOUT || 2400);
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const cChecks = { passed: 0, failed: 0 };
 /** skip reason -> tests skipped for it */
@@ -151,7 +154,7 @@ function vmTests() {
   ].filter(Boolean);
   if (missing.length) return cannotRun(label, countIntegration(), missing.join(', '));
   section(label);
-  const r = spawnSync('bash', ['test/vm/run.sh', '--', 'node', 'scripts/test.mjs', '--in-vm'], {
+  const r = spawnSync('bash', ['test/vm/run.sh', '--timeout', String(VM_TIMEOUT_S), '--', 'node', 'scripts/test.mjs', '--in-vm'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env,
     maxBuffer: 64 << 20,

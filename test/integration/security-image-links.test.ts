@@ -80,7 +80,10 @@ describe.skipIf(!isRoot)('escape corpus: images with /proc, /dev, /sys, /etc or 
       `/${path} -> a host path, absolute and relative: run and a bridged server refuse or stay inside`,
       async () => {
         const outcomes: string[] = [];
-        for (const form of ['absolute', 'relative'] as const) {
+        // In the QEMU guest (CPUs emulated) only the relative form, the one that climbs out
+        // of the rootfs: both are resolved by the same RESOLVE_IN_ROOT walk, which the host
+        // run covers in both forms.
+        for (const form of IN_GUEST ? (['relative'] as const) : (['absolute', 'relative'] as const)) {
           const work = scratch('nbx-seclink-img-');
           const image = `link-${path.replace('/', '-')}-${form}`;
           try {
