@@ -17,7 +17,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { runGuards } from './guards.mjs';
 
 const args = new Set(process.argv.slice(2));
@@ -33,6 +33,8 @@ const cChecks = { passed: 0, failed: 0 };
 const skipReasons = new Map();
 /** sections that could not run at all: { label, tests, reason } */
 const notRun = [];
+/** every failed test, a line each, repeated in the summary (CI shows only the output's tail) */
+const failures = [];
 const env = { ...process.env };
 delete env.NODE_EXTRA_CA_CERTS;
 delete env.NODE_OPTIONS;
@@ -69,17 +71,38 @@ function vitestRun(paths, countOnly) {
       failed: j.numFailedTests + (j.numFailedTestSuites && !j.numFailedTests ? j.numFailedTestSuites : 0),
       skipped: j.numPendingTests + j.numTodoTests,
       skips: existsSync(skipsFile) ? JSON.parse(readFileSync(skipsFile, 'utf8')) : [],
+      failures: failedTests(j),
     };
   }
   rmSync(dir, { recursive: true, force: true });
-  if (!counts) return { total: 0, passed: 0, failed: 1, skipped: 0, skips: [] }; // vitest itself failed
+  if (!counts) return { total: 0, passed: 0, failed: 1, skipped: 0, skips: [], failures: ['vitest itself failed (no report)'] };
   if (r.status !== 0 && counts.failed === 0 && !countOnly) counts.failed = 1; // this section's, not the running total
   return counts;
+}
+
+/** "file > test: first line of the error" for each failed test or file that failed to load */
+function failedTests(j) {
+  const out = [];
+  const first = (msgs) =>
+    String(msgs?.[0] ?? '')
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim()
+      .slice(0, 300) ?? '';
+  for (const f of j.testResults ?? []) {
+    const file = relative(process.cwd(), f.name);
+    const failed = (f.assertionResults ?? []).filter((a) => a.status === 'failed');
+    for (const a of failed) out.push(`${file} > ${a.fullName ?? a.title}: ${first(a.failureMessages)}`);
+    if (!failed.length && f.status === 'failed') out.push(`${file}: ${first([f.message])}`);
+  }
+  return out;
 }
 
 function vitest(label, paths) {
   section(label);
   const c = vitestRun(paths, false);
+  for (const f of c.failures) failures.push(`${label}: ${f}`);
+  if (c.failed && !c.failures.length) failures.push(`${label}: vitest failed with no test named (see its output above)`);
   totals.passed += c.passed;
   totals.failed += c.failed;
   totals.skipped += c.skipped;
@@ -115,7 +138,9 @@ function countIntegration() {
 /** Type check, lint, layer check (scripts/guards.mjs): each one that fails fails the run. */
 function guards() {
   section('guards: type check, lint, layers');
-  totals.failed += runGuards(env).length;
+  const failed = runGuards(env);
+  totals.failed += failed.length;
+  for (const g of failed) failures.push(`guard: ${g}`);
 }
 
 function nativeTests() {
@@ -131,6 +156,7 @@ function nativeTests() {
   if (r.status !== 0 && failed === 0) failed = 1; // the build or a check program failed
   cChecks.failed += failed;
   totals.failed += failed;
+  if (failed) failures.push(`C checks: ${failed} failed (see the native-bindings section above)`);
   process.stdout.write(`C checks: ${cChecks.passed} passed, ${cChecks.failed} failed\n`);
 }
 
@@ -169,7 +195,9 @@ function vmTests() {
     totals.skipped += Number(last[3]);
     // the guest printed its reasons; carry them into this summary
     for (const m of out.slice(0, last.index).matchAll(/^ {2}(\d+) skipped: (.*)$/gm)) addSkips(`guest: ${m[2]}`, Number(m[1]));
+    for (const m of out.slice(0, last.index).matchAll(/^FAILED: (.*)$/gm)) failures.push(`guest: ${m[1]}`);
   }
+  if (!last) failures.push(`${label}: the guest printed no summary (exit ${r.status}${r.signal ? `, ${r.signal}` : ''})`);
   if (!last || (r.status !== 0 && failed === 0)) failed += 1;
   totals.failed += failed;
 }
@@ -207,6 +235,7 @@ section('summary');
 if (!inVm)
   process.stdout.write(`C checks: ${cChecks.passed} passed, ${cChecks.failed} failed (not in the counts below, but for failures)\n`);
 for (const [reason, n] of skipReasons) process.stdout.write(`  ${n} skipped: ${reason}\n`);
+for (const f of failures) process.stdout.write(`FAILED: ${f}\n`);
 for (const s of notRun) {
   process.stdout.write(
     `NOT RUN: ${s.label}, ${s.tests} tests: ${s.reason}${ci ? ' (CI=true: counted as failed)' : ' (counted as skipped)'}\n`,

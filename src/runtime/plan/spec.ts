@@ -51,8 +51,22 @@ export interface ContainerSpec {
   initBinary?: string;
   /** novabox's default seccomp filter (false: --security-opt seccomp=unconfined) */
   seccomp?: boolean;
+  /**
+   * A user namespace of its own: ids 0..size-1 inside are uidBase.. and gidBase.. on the
+   * host (an isolated range from root's /etc/subuid and /etc/subgid, allocated by the
+   * caller). Image layers are idmapped into it, never chowned; the writable layer holds
+   * host ids. Absent: --userns host, root inside is root on the host.
+   */
+  idmap?: Idmap;
   /** host directories or files bound into the container (-v SRC:DST[:ro]) */
   volumes?: { source: string; target: string; readOnly: boolean; isDir: boolean }[];
+}
+
+/** A container's id range: inside ids 0..size-1 are uidBase+i / gidBase+i on the host. */
+export interface Idmap {
+  uidBase: number;
+  gidBase: number;
+  size: number;
 }
 
 /** argv[0] of a server's pid 1 (it runs from a sealed memfd: there is no path to it) */
