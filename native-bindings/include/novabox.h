@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 5u
+#define NB_ABI_VERSION 6u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -65,7 +65,14 @@ enum nb_op_kind {
 	                         to the CLI on the console socket */
 	NB_OP_SECCOMP = 22,   /* load novabox's default seccomp filter (seccomp.c) */
 	NB_OP_CGROUP_JOIN = 23, /* s[1] a cgroup v1 `tasks` file: write "0" (this thread joins it) */
-	NB_OP_KIND_MAX = 23
+	NB_OP_USERNS = 24,    /* the plan's userns: ask the monitor for the rootfs ('M') and wait
+	                         for its word (the maps are written; it carries the rootfs mount
+	                         if it made one), then open the host sources of the later bind
+	                         mounts while host uid 0 may still reach them (the plan's own
+	                         setuid(0) then makes it the namespace's root) */
+	NB_OP_MOUNT_FD = 25,  /* s[1] path: attach there the rootfs mount NB_OP_USERNS received
+	                         (move_mount) */
+	NB_OP_KIND_MAX = 25
 };
 
 /* nb_op.op_flags */
@@ -102,8 +109,25 @@ struct nb_plan_header {
 	uint32_t exec_copy;   /* string offset: a host binary the monitor copies into a sealed memfd
 	                         before the clone (servers' novabox-init); NB_OP_EXEC with
 	                         NB_OPF_SEALED executes that copy. 0 = none */
-	uint32_t reserved;    /* header is 64 bytes */
+	uint32_t userns;      /* string list offset, with CLONE_NEWUSER in clone_flags: the
+	                         init's own user namespace (see below); 0 = none */
 };
+
+/*
+ * nb_plan_header.userns, a string list the monitor uses between the clone and NB_EV_PID:
+ *   [0] uid_map text, [1] gid_map text ("0 <host base> <count>\n"), written to
+ *       /proc/<init>/{uid,gid}_map by the monitor (host root: setgroups stays allowed);
+ *   [2] upperdir, [3] workdir: "" = no rootfs by the monitor; else it makes the overlay
+ *       itself, with host credentials (trusted.* xattrs, whiteouts and opaque dirs as
+ *       on any host overlay), over each lower layer idmapped into the init's namespace
+ *       (open_tree(OPEN_TREE_CLONE) + mount_setattr(MOUNT_ATTR_IDMAP)), and hands the
+ *       detached mount to the init for NB_OP_MOUNT_FD; nothing of the image is chowned;
+ *   [4] overlay flags, comma-separated ("volatile" or "");
+ *   [5] tmpfs options ("mode=0755,size=N") or "": the upper and work dirs are then made
+ *       in a new tmpfs owned by the range's root ([2] and [3] are names inside it);
+ *   [6..] the lower layers, topmost first (absolute host paths).
+ */
+#define NB_USERNS_LOWERS 6
 
 /*
  * The container's cgroup as steps the monitor runs on the host (cgroup.c), planned by
@@ -120,7 +144,9 @@ enum nb_cg_kind {
 	NB_CG_DEVICES = 5,   /* s0 cgroup v2 dir: attach the device allow-list (nb_cgroup_devices) */
 	NB_CG_OOM_COUNT = 6, /* s0 file, s1 key: "key N" -> N, sent as NB_EV_EXIT's c */
 	NB_CG_RMDIR = 7,     /* s0 dir: kill what is inside, rmdir (EBUSY retried, bounded) */
-	NB_CG_KIND_MAX = 7
+	NB_CG_CHOWN = 8,     /* s0 a cgroup2 dir or file, s1 "uid:gid": chown it (the delegated
+	                        subtree of a container's user namespace root) */
+	NB_CG_KIND_MAX = 8
 };
 
 #define NB_CGF_EXCL     0x1u
@@ -154,7 +180,11 @@ enum nb_event_type {
 
 enum nb_stage {
 	NB_STAGE_PLAN = 1, NB_STAGE_CLONE = 2, NB_STAGE_SYNC = 3, NB_STAGE_LOG = 4, NB_STAGE_JOIN = 5,
-	NB_STAGE_CGROUP = 6, NB_STAGE_PLACE = 7, NB_STAGE_EXEC_COPY = 8
+	NB_STAGE_CGROUP = 6, NB_STAGE_PLACE = 7, NB_STAGE_EXEC_COPY = 8,
+	NB_STAGE_USERNS = 9,  /* writing the id maps (c = 0), or the idmapped rootfs: c = 1 a
+	                         lower layer (open_tree, mount_setattr: EINVAL/ENOSYS = the
+	                         kernel or the layer's filesystem cannot idmap), 2 the overlay
+	                         (fsopen/fsconfig/fsmount), 3 the tmpfs, 4 handing it over */
 };
 
 struct nb_event {

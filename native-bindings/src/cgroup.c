@@ -191,6 +191,22 @@ static int create_once(const void *plan, int32_t *failed)
 		case NB_CG_DEVICES:
 			err = -nb_cgroup_devices(s0);
 			break;
+		case NB_CG_CHOWN: {
+			/* "uid:gid", both decimal: checked here, the plan validator only saw a string */
+			char *end;
+			unsigned long uid = strtoul(s1, &end, 10), gid;
+
+			if (end == s1 || *end != ':') {
+				err = EINVAL;
+				break;
+			}
+			gid = strtoul(end + 1, &end, 10);
+			if (*end || uid > 0xfffffffeul || gid > 0xfffffffeul)
+				err = EINVAL;
+			else if (chown(s0, (uid_t)uid, (gid_t)gid) < 0)
+				err = errno;
+			break;
+		}
 		default: /* removal steps */
 			break;
 		}

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "novabox.h"
 
 const struct nb_op *nb_plan_ops(const void *plan);
@@ -26,6 +27,13 @@ void nb_close_preopened(void);
 /* The monitor's sealed memfd copy of the plan's exec_copy binary (-1: none); NB_OP_EXEC
  * with NB_OPF_SEALED executes it with execveat(2), and the fd sweep before execve keeps it. */
 extern int nb_exec_copy_fd;
+/* userns.c, in the monitor: the init's id maps (0 or errno), then, once the init asks on
+ * sock, its idmapped rootfs and the answer (0, or errno with *step: 1 a layer, 2 the
+ * overlay, 3 the tmpfs, 4 the answer; -1 when nothing failed or the init never asked). */
+int nb_userns_maps(const void *plan, pid_t init);
+int nb_userns_serve(const void *plan, pid_t init, int sock, int *step);
+/* The init's end of the monitor's userns socket (NB_OP_USERNS reads it once); -1: none. */
+extern int nb_userns_sock;
 
 const struct nb_cg_step *nb_plan_cg_steps(const void *plan);
 

@@ -127,7 +127,17 @@ struct packer {
 	char target[PATH_MAX];
 	char xnames[16384];
 	char xvals[65536];
+	/* a writable layer of a container in its own user namespace holds host ids: those of
+	 * its range go back to the container's (id - base), any other to 65534 (nobody), as
+	 * the container itself saw them; count 0 = ids as they are */
+	uint32_t uid_base, gid_base, id_count;
 };
+
+static void shift_ids(const struct packer *p, struct stat *st) {
+	if (!p->id_count) return;
+	st->st_uid = st->st_uid >= p->uid_base && st->st_uid - p->uid_base < p->id_count ? st->st_uid - p->uid_base : 65534;
+	st->st_gid = st->st_gid >= p->gid_base && st->st_gid - p->gid_base < p->id_count ? st->st_gid - p->gid_base : 65534;
+}
 
 static int fail(struct packer *p, const char *path, const char *what, int e) {
 	snprintf(p->err, p->errlen, "%s %s: %s", what, path[0] ? path : ".", strerror(e));
@@ -417,6 +427,7 @@ static int pack_body(struct packer *p, int parent, const char *name, const char 
 static int pack_entry(struct packer *p, int parent, const char *name, const char *rel) {
 	struct stat st;
 	if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW)) return fail(p, rel, "stat", errno);
+	shift_ids(p, &st);
 	char *tname = p->tname;
 	const size_t tcap = sizeof p->tname;
 	if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0)) {
@@ -586,12 +597,24 @@ static void *run_syncfs(void *arg) {
  * Pack src into tarfd (written from offset 0) and, if mirror is set, copy it there; the
  * tar's sha256 goes to digest[32]. Returns the tar's size, or -1 with err filled.
  */
+NB_API int64_t nb_layer_pack_shifted(const char *src, int tarfd, const char *mirror, int do_syncfs, uint32_t uid_base, uint32_t gid_base,
+                                     uint32_t id_count, uint8_t *digest, char *err, uint32_t errlen);
+
 NB_API int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen) {
+	return nb_layer_pack_shifted(src, tarfd, mirror, do_syncfs, 0, 0, 0, digest, err, errlen);
+}
+
+/* The same, with a container's id range shifted back to its own ids (count 0: none). */
+NB_API int64_t nb_layer_pack_shifted(const char *src, int tarfd, const char *mirror, int do_syncfs, uint32_t uid_base, uint32_t gid_base,
+                                     uint32_t id_count, uint8_t *digest, char *err, uint32_t errlen) {
 	struct packer *pp = calloc(1, sizeof *pp);
 	if (!pp) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	pp->uid_base = uid_base;
+	pp->gid_base = gid_base;
+	pp->id_count = id_count;
 	pp->tarfd = tarfd;
 	pp->mirror = -1;
 	pp->err = err;
@@ -626,6 +649,7 @@ NB_API int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirr
 		struct stat st;
 		if (fstat(root, &st)) rc = fail(&p, src, "stat", errno);
 		else if (p.mirror >= 0) {
+			shift_ids(&p, &st);
 			if (fchown(p.mirror, st.st_uid, st.st_gid) || fchmod(p.mirror, st.st_mode & 07777)) rc = fail(&p, mirror, "set owner/mode of", errno);
 		}
 	}

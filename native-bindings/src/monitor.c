@@ -29,6 +29,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -486,6 +487,7 @@ int main(void)
 	struct log log = { .fd = -1 };
 	struct stat st;
 	int err_pipe[2], out_pipe[2] = { -1, -1 }, status = 0, null_fd, placed = 0, cg_fd = -1;
+	int userns_sock[2] = { -1, -1 }, userns_step = -1;
 	int32_t bad_op, msg[2];
 	void *plan;
 	char *stack;
@@ -583,6 +585,12 @@ int main(void)
 	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
 		return fail(NB_STAGE_CLONE, errno);
 	}
+	/* Our word to the init's NB_OP_USERNS: the maps are written (and its rootfs). */
+	if (h->userns) {
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, userns_sock) < 0)
+			return fail(NB_STAGE_CLONE, errno);
+		nb_userns_sock = userns_sock[1];
+	}
 	stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
 		     -1, 0);
 	if (stack == MAP_FAILED) {
@@ -607,6 +615,8 @@ int main(void)
 		ia.drop[ia.n_drop++] = relays[i].from;
 		ia.drop[ia.n_drop++] = relays[i].to;
 	}
+	if (userns_sock[0] >= 0)
+		ia.drop[ia.n_drop++] = userns_sock[0];
 	init = -1;
 	if (cg_fd >= 0 && !(h->flags & NB_PLAN_PLAIN_CLONE)) {
 		init = clone_into(h->clone_flags, cg_fd);
@@ -654,6 +664,19 @@ int main(void)
 	}
 	if (cg_fd >= 0)
 		close(cg_fd);
+	if (h->userns) {
+		int err;
+
+		close(userns_sock[1]);
+		if ((err = nb_userns_maps(plan, init))) {
+			kill(init, SIGKILL);
+			while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+				;
+			send_event3(NB_EV_ERROR, NB_STAGE_USERNS, err, 0);
+			remove_cgroup();
+			return 1;
+		}
+	}
 	nb_close_preopened();
 	if (nb_exec_copy_fd >= 0)
 		close(nb_exec_copy_fd);
@@ -673,9 +696,13 @@ int main(void)
 		close(null_fd);
 	}
 	send_event(NB_EV_PID, init, placed);
+	if (userns_sock[0] >= 0) {
+		nb_userns_serve(plan, init, userns_sock[0], &userns_step);
+		close(userns_sock[0]);
+	}
 
 	if (read_full(err_pipe[0], msg, sizeof(msg)) == sizeof(msg))
-		send_event(NB_EV_OPFAIL, msg[0], msg[1]);
+		send_event3(NB_EV_OPFAIL, msg[0], msg[1], userns_step + 1);
 	else
 		send_event(NB_EV_EXEC, 0, 0);
 	close(err_pipe[0]);

@@ -251,13 +251,23 @@ static int mount_on(const char *src, int fd, const char *type, unsigned long fla
 	return mount(src, p, type, flags, data);
 }
 
-static int op_mount(struct ctx *c, const struct nb_op *op)
+static int bind_src_fd[NB_PLAN_MAX_OPS];
+static int bind_src_opened;
+
+static int op_mount(struct ctx *c, const struct nb_op *op, uint32_t index)
 {
 	const char *src = nb_plan_str(c->plan, op->s[0]);
 	const char *target = nb_plan_str(c->plan, op->s[1]);
 	const char *type = nb_plan_str(c->plan, op->s[2]);
 	const char *data = nb_plan_str(c->plan, op->s[3]);
+	char src_path[64];
 	int fd, rc, child = 0, e;
+
+	/* a source NB_OP_USERNS opened while we could still reach it */
+	if (bind_src_opened && bind_src_fd[index] >= 0) {
+		fd_path(src_path, sizeof(src_path), bind_src_fd[index]);
+		src = src_path;
+	}
 
 	/* A host path the CLI chose (/, the overlay's merged dir): nothing to resolve. */
 	if (!(op->op_flags & NB_OPF_IN_ROOT)) {
@@ -739,6 +749,101 @@ static int op_chdir(struct ctx *c, const struct nb_op *op)
 }
 
 int nb_exec_copy_fd = -1;
+int nb_userns_sock = -1;
+static int rootfs_mount_fd = -1; /* what NB_OP_USERNS received, for NB_OP_MOUNT_FD */
+
+/*
+ * NB_OP_USERNS: ask the monitor for the rootfs ('M'); its answer says the id maps are
+ * written and carries the rootfs it made, if any (SCM_RIGHTS), or 'E' and an errno. Until then we are host uid 0 without
+ * a capability outside our namespace (the v1 cgroup joins before this op need just
+ * that: cgroup v1 lets uid 0 move itself). Then root of the namespace: these ids are
+ * the range's base on the host, so whatever the ops make from here on belongs to the
+ * container, and the capabilities we have stay (the namespace's root keeps them).
+ */
+/*
+ * The host paths later bind mounts take their source from (the /etc files in the
+ * container's directory, -v volumes, the host's device nodes), opened now, while we are
+ * still host uid 0: once the plan's setuid(0) makes us the namespace's root (the range's
+ * base on the host) the directories on the way may not let us through. The mount then
+ * goes through /proc/self/fd/N, as runc's mount sources do.
+ */
+static int preopen_bind_sources(struct ctx *c, uint32_t from)
+{
+	const struct nb_plan_header *h = c->plan;
+	const struct nb_op *ops = nb_plan_ops(c->plan);
+	uint32_t i;
+
+	for (i = 0; i < h->n_ops; i++)
+		bind_src_fd[i] = -1;
+	bind_src_opened = 1;
+	for (i = from + 1; i < h->n_ops; i++) {
+		const char *src = nb_plan_str(c->plan, ops[i].s[0]);
+
+		if (ops[i].kind != NB_OP_MOUNT || !(ops[i].flags & MS_BIND) || !src || src[0] != '/')
+			continue;
+		bind_src_fd[i] = open(src, O_PATH | O_CLOEXEC);
+		if (bind_src_fd[i] < 0 && errno != ENOENT)
+			return -1;
+		/* ENOENT: the mount op says so itself, with its own index */
+	}
+	return 0;
+}
+
+static int op_userns(struct ctx *c, uint32_t from)
+{
+	char word[1 + sizeof(int32_t)], ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec io = { .iov_base = word, .iov_len = sizeof(word) };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1, .msg_control = ctl,
+			    .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	/* 'M': our directories exist ('R' came): make the rootfs */
+	do
+		n = send(nb_userns_sock, "M", 1, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return -1;
+	do
+		n = recvmsg(nb_userns_sock, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	if (n == (ssize_t)sizeof(word) && word[0] == 'E') {
+		int32_t e;
+
+		memcpy(&e, word + 1, sizeof(e));
+		errno = e > 0 ? e : EIO; /* what the monitor could not do (it says which step) */
+		return -1;
+	}
+	if (n != 1 || word[0] != 'U') {
+		errno = EPROTO;
+		return -1;
+	}
+	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(&rootfs_mount_fd, CMSG_DATA(cm), sizeof(int));
+	close(nb_userns_sock);
+	nb_userns_sock = -1;
+	return preopen_bind_sources(c, from);
+}
+
+/* NB_OP_MOUNT_FD: the monitor's detached overlay goes on the (host) path s[1]. */
+static int op_mount_fd(struct ctx *c, const struct nb_op *op)
+{
+	int rc;
+
+	drop_caches(c);
+	if (rootfs_mount_fd < 0) {
+		errno = EBADF;
+		return -1;
+	}
+	rc = (int)syscall(SYS_move_mount, rootfs_mount_fd, "", AT_FDCWD, nb_plan_str(c->plan, op->s[1]),
+			  0x4 /* MOVE_MOUNT_F_EMPTY_PATH */);
+	put_fd(rootfs_mount_fd);
+	rootfs_mount_fd = -1;
+	return rc;
+}
 
 /* close_range(2) of every fd from 3 up except keep1 and keep2 (each -1 or >= 3). */
 static void sweep_fds(int keep1, int keep2)
@@ -890,7 +995,7 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		}
 		errno = 0;
 		switch (op->kind) {
-		case NB_OP_MOUNT: rc = op_mount(&c, op); break;
+		case NB_OP_MOUNT: rc = op_mount(&c, op, i); break;
 		case NB_OP_MKDIR: rc = op_mkdir(&c, op); break;
 		case NB_OP_MKNOD: rc = op_mknod(&c, op); break;
 		case NB_OP_SYMLINK: rc = op_symlink(&c, op); break;
@@ -921,6 +1026,8 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		case NB_OP_CONSOLE: drop_caches(&c); rc = op_console(&c, op); break;
 		case NB_OP_SECCOMP: rc = nb_load_seccomp(); break;
 		case NB_OP_CGROUP_JOIN: rc = op_cgroup_join(&c, op, i); break;
+		case NB_OP_USERNS: rc = op_userns(&c, i); break;
+		case NB_OP_MOUNT_FD: rc = op_mount_fd(&c, op); break;
 		default: errno = EINVAL; rc = -1; break;
 		}
 		if (rc < 0) {

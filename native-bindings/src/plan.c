@@ -6,6 +6,8 @@
 #include "novabox.h"
 #include "internal.h"
 
+#define CLONE_NEWUSER_BIT 0x10000000u /* <sched.h>'s CLONE_NEWUSER, without _GNU_SOURCE */
+
 static int str_ok(const char *base, uint32_t size, uint32_t off)
 {
 	if (off == 0)
@@ -31,6 +33,30 @@ static int list_ok(const char *base, uint32_t size, uint32_t off)
 		if (s == 0 || !str_ok(base, size, s))
 			return 0;
 	}
+	return 1;
+}
+
+/* The header's userns list (novabox.h): maps, then an optional rootfs with absolute lowers. */
+static int userns_ok(const char *base, uint32_t size)
+{
+	const struct nb_plan_header *h = (const void *)base;
+	uint32_t n, i;
+
+	if (h->userns == 0)
+		return 1;
+	if (!list_ok(base, size, h->userns) || !(h->clone_flags & CLONE_NEWUSER_BIT) || h->join_pid)
+		return 0;
+	n = nb_plan_list_len(base, h->userns);
+	if (n < NB_USERNS_LOWERS || !*nb_plan_list_item(base, h->userns, 0) || !*nb_plan_list_item(base, h->userns, 1))
+		return 0;
+	/* a rootfs needs an upper, a work dir and at least one lower; none needs none */
+	if (!*nb_plan_list_item(base, h->userns, 2))
+		return n == NB_USERNS_LOWERS && !*nb_plan_list_item(base, h->userns, 3);
+	if (!*nb_plan_list_item(base, h->userns, 3) || n == NB_USERNS_LOWERS)
+		return 0;
+	for (i = NB_USERNS_LOWERS; i < n; i++)
+		if (nb_plan_list_item(base, h->userns, i)[0] != '/')
+			return 0;
 	return 1;
 }
 
@@ -63,7 +89,7 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 	    sizeof(*h) + (uint64_t)h->n_ops * sizeof(struct nb_op) +
 			    (uint64_t)h->n_cg_steps * sizeof(struct nb_cg_step) > plan_len)
 		return -EINVAL;
-	if (h->reserved)
+	if (!userns_ok(base, plan_len))
 		return -EINVAL;
 	ops = nb_plan_ops(plan);
 	for (i = 0; i < h->n_ops; i++) {
@@ -72,6 +98,9 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		for (j = 0; ok && j < 4; j++)
 			ok = str_ok(base, plan_len, op->s[j]);
 		ok = ok && list_ok(base, plan_len, op->list) && list_ok(base, plan_len, op->list2);
+		/* The userns op waits on the monitor's word: only where it will come */
+		if (ok && (op->kind == NB_OP_USERNS || op->kind == NB_OP_MOUNT_FD))
+			ok = h->userns != 0 && (op->kind == NB_OP_USERNS || op->s[1] != 0);
 		/* The exec must be last: nothing runs after a successful execve. */
 		if (ok && op->kind == NB_OP_EXEC)
 			ok = i == h->n_ops - 1 && op->s[0] != 0 && op->list != 0 &&
@@ -88,7 +117,7 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 	for (i = 0; i < h->n_cg_steps; i++) {
 		const struct nb_cg_step *st = &nb_plan_cg_steps(plan)[i];
 		int needs_s1 = st->kind == NB_CG_ENABLE || st->kind == NB_CG_INHERIT ||
-			       st->kind == NB_CG_WRITE || st->kind == NB_CG_OOM_COUNT;
+			       st->kind == NB_CG_WRITE || st->kind == NB_CG_OOM_COUNT || st->kind == NB_CG_CHOWN;
 		/* cgroup files and directories are absolute host paths */
 		if (st->kind < 1 || st->kind > NB_CG_KIND_MAX || st->s0 == 0 ||
 		    !str_ok(base, plan_len, st->s0) || base[st->s0] != '/' ||

@@ -157,8 +157,8 @@ int main(void)
 	len = build();
 	CHECK("relative cgroup path", nb_plan_validate(buf, len, &bad) == -EINVAL && bad == 1);
 	len = build();
-	h->reserved = 1;
-	CHECK("the reserved word must be 0", nb_plan_validate(buf, len, &bad) == -EINVAL);
+	h->userns = 1;
+	CHECK("a userns list at a bad offset", nb_plan_validate(buf, len, &bad) == -EINVAL);
 
 	/* ---- execution on a directory that imitates cgroupfs ---- */
 	put("cgroup.subtree_control", "cpu memory\n");

@@ -418,10 +418,10 @@ export interface PackedLayer {
  * `mirror` as a lowerdir-ready copy. The diff id is the sha256 the packer computes over
  * every byte it writes, in the same pass (the tar is never read back).
  */
-export function packLayer(src: string, blobFile: string, mirror: string | null, syncfs: boolean): PackedLayer {
+export function packLayer(src: string, blobFile: string, mirror: string | null, syncfs: boolean, shift?: nativeLayer.IdShift): PackedLayer {
   const fd = openSync(blobFile, 'wx', 0o644);
   try {
-    const r = nativeLayer.layerPack(src, fd, mirror, syncfs);
+    const r = nativeLayer.layerPack(src, fd, mirror, syncfs, shift);
     trace('layer packed and hashed');
     return { diffId: `sha256:${r.sha256}`, blobFile, size: r.size };
   } finally {
@@ -440,12 +440,13 @@ export async function packLayerAsync(
   mirror: string | null,
   syncfs: boolean,
   between?: () => void,
+  shift?: nativeLayer.IdShift,
 ): Promise<PackedLayer> {
   const fd = openSync(blobFile, 'wx', 0o644);
   try {
     let r: nativeLayer.PackResult;
     try {
-      r = await nativeLayer.layerPackAsync(src, fd, mirror, syncfs);
+      r = await nativeLayer.layerPackAsync(src, fd, mirror, syncfs, shift);
     } finally {
       between?.();
     }

@@ -11,7 +11,7 @@
  * threads are started on first use, and that start then lands on the critical path
  * instead of in the idle wait for the exec event, for as much as the mkdirs saved.
  */
-import { mkdirSync, rmdir, unlink } from 'node:fs';
+import { chownSync, mkdirSync, rmdir, unlink } from 'node:fs';
 import { join } from 'node:path';
 import { rmTree } from '../util/rmtree.js';
 import { rmRunDir, rmRunDirSync } from '../sys/native.js';
@@ -23,9 +23,13 @@ function settle(start: (cb: (err: NodeJS.ErrnoException | null) => void) => void
   return new Promise((resolve) => start((err) => resolve(err)));
 }
 
-/** Make the container's directory with upper, work and rootfs (the overlay's). */
-export function makeContainerDir(d: Dirs): void {
+/**
+ * Make the container's directory with upper, work and rootfs (the overlay's). In its own
+ * user namespace the upper dir, the overlay's /, belongs to the range's root.
+ */
+export function makeContainerDir(d: Dirs, idmap?: { uidBase: number; gidBase: number }): void {
   mkdirSync(d.upper, { recursive: true, mode: 0o755 });
+  if (idmap) chownSync(d.upper, idmap.uidBase, idmap.gidBase);
   mkdirSync(d.work, { mode: 0o700 });
   mkdirSync(d.merged, { mode: 0o755 });
 }

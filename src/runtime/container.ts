@@ -18,6 +18,7 @@ import {
   parseHardLimits,
   planLaunch,
   type ContainerSpec,
+  type Idmap,
 } from './plan/index.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -55,6 +56,8 @@ export interface RunRequest {
   volumes?: string[];
   /** --security-opt seccomp=unconfined */
   seccomp?: boolean;
+  /** its own user namespace with this id range (--userns auto); absent: --userns host */
+  idmap?: Idmap;
 }
 
 export interface ContainerState {
@@ -196,6 +199,7 @@ export function prepare(
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     volumes: (req.volumes ?? []).map(parseVolume),
     seccomp: req.seccomp !== false,
+    ...(req.idmap ? { idmap: req.idmap } : {}),
   };
   const limits: CgroupLimits = {
     memoryBytes: req.memoryBytes,
@@ -340,8 +344,30 @@ export function destroyContainer(s: ContainerState, cgroup: CgroupHandle | undef
 const OPFAIL_PLAN = -2;
 
 /** An op failure from the init, explained with the plan that TypeScript made. */
-export function opFailure(plan: LaunchPlan, opIndex: number, errno: number): OpFailed {
+/** What the monitor was doing for the 'userns' op when it failed (NB_EV_OPFAIL's c - 1, userns.c). */
+const USERNS_STEPS = ['', 'idmap an image layer', 'mount the overlay', 'make its tmpfs', 'hand over its rootfs'];
+
+/**
+ * `monitorStep`: NB_EV_OPFAIL's c, 1 + the step of the monitor's own work for the op
+ * (the 'userns' op's rootfs), 0 when the op itself failed.
+ */
+export function opFailure(plan: LaunchPlan, opIndex: number, errno: number, monitorStep = 0): OpFailed {
   const name = errnoName(errno);
+  if (plan.ops[opIndex]?.op === 'userns' && monitorStep > 0) {
+    const step = monitorStep - 1;
+    if (step === 1 && (name === 'EINVAL' || name === 'ENOSYS' || name === 'EPERM' || name === 'EOPNOTSUPP')) {
+      return new OpFailed(
+        `cannot give the container its own user namespace: this kernel or the filesystem of the image's layers cannot idmap a mount (mount_setattr with MOUNT_ATTR_IDMAP, Linux 5.12; overlayfs over idmapped layers, Linux 5.19): ${errnoText(errno)}; use --userns host (root inside is then root on the host), or keep the state directory on ext4, xfs or btrfs`,
+        opIndex,
+        name,
+      );
+    }
+    return new OpFailed(
+      `cannot set up the container's user namespace: ${USERNS_STEPS[step] ?? 'its rootfs'}: ${errnoText(errno)}`,
+      opIndex,
+      name,
+    );
+  }
   if (opIndex === OPFAIL_PLAN) {
     return new OpFailed(`the container init refused its launch plan: ${errnoText(errno)}`, opIndex, name);
   }

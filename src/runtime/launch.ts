@@ -72,11 +72,11 @@ export async function goDetached(sp: native.SpawnResult, plan: LaunchPlan, event
   // EPIPE (false): the init is gone (an op failed: the event says which; else it was killed)
   if (!native.release(sp, 'G')) {
     const e = await events.next();
-    if (e?.type === MONITOR_EVENT.OPFAIL) throw opFailure(plan, e.a, e.b);
+    if (e?.type === MONITOR_EVENT.OPFAIL) throw opFailure(plan, e.a, e.b, e.c);
     throw new NovaboxError('internal', 'the server init exited before it started');
   }
   const first = await events.next();
-  if (first?.type === MONITOR_EVENT.OPFAIL) throw opFailure(plan, first.a, first.b);
+  if (first?.type === MONITOR_EVENT.OPFAIL) throw opFailure(plan, first.a, first.b, first.c);
   if (first?.type !== MONITOR_EVENT.EXEC) throw new NovaboxError('internal', 'the server monitor stopped before the server started');
 }
 
@@ -143,7 +143,7 @@ export async function opFailedFirst(
   sp.goFd = -1;
   const e = await next();
   if (e?.type !== MONITOR_EVENT.OPFAIL) return undefined;
-  return { failure: opFailure(plan, e.a, e.b), code: opFailureExitCode(plan, e.a, e.b) };
+  return { failure: opFailure(plan, e.a, e.b, e.c), code: opFailureExitCode(plan, e.a, e.b) };
 }
 
 export interface Outcome {
@@ -211,7 +211,7 @@ export async function superviseForeground(
   let failure: OpFailed | undefined;
   let failureCode = 0;
   if (first?.type === MONITOR_EVENT.OPFAIL) {
-    failure = opFailure(plan, first.a, first.b);
+    failure = opFailure(plan, first.a, first.b, first.c);
     failureCode = opFailureExitCode(plan, first.a, first.b);
   } else if (first?.type !== MONITOR_EVENT.EXEC) {
     throw new NovaboxError('internal', 'the container monitor stopped before the container started');

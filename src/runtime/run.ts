@@ -11,6 +11,7 @@ import * as native from '../sys/native.js';
 import { MONITOR_EVENT, readEvent } from '../sys/events.js';
 import type { CgroupDriver, CgroupHandle } from './cgroups/types.js';
 import { EventReader, opFailedFirst, placeInit, readyEarly, spawnMonitor, superviseForeground, type Event } from './launch.js';
+import { delegationSteps } from './cgroups/placement.js';
 import { containerDirs, releaseName, reserveName, writeState, type Prepared } from './container.js';
 import { finishContainerDir, makeContainerDir, startRemovingContainerDir } from './container-dir.js';
 import { bootId, readProcStart } from './proc.js';
@@ -63,7 +64,9 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   const net = p.network;
   try {
     const batch = driver.planCreate(state.cgroupPath, p.limits);
-    const plan: LaunchPlan = { ...p.plan, cgroupSteps: [...batch.create, ...batch.remove] };
+    const idmap = p.spec.idmap;
+    const delegated = idmap ? delegationSteps(driver.layout, state.cgroupPath, idmap.uidBase, idmap.gidBase) : [];
+    const plan: LaunchPlan = { ...p.plan, cgroupSteps: [...batch.create, ...delegated, ...batch.remove] };
     spawned = spawnMonitor(plan, [io.interactive ? 0 : 'null', 1, 2], { tty: plan.tty, tag: state.cgroupPath, lateOps: true });
     const sp = spawned;
     trace('monitor spawned');
@@ -80,12 +83,13 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     undo.add('container directory', async () => {
       if (!keep) await finishContainerDir(dirs, removing ?? startRemovingContainerDir(dirs, p.spec.rootfs.volatile === true));
     });
-    makeContainerDir(dirs);
+    makeContainerDir(dirs, idmap);
     trace('container dirs made');
     // The lease once the directory exists (a concurrent cleanup then counts us as alive).
     const attachment = net?.allocate();
     if (net) undo.add('address lease', net.release);
-    if (attachment) writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address));
+    if (attachment)
+      writeEtcFiles(dirs.dir, p.spec.hostname, formatIp(attachment.address), idmap && { uid: idmap.uidBase, gid: idmap.gidBase });
     if (net) trace('address leased');
     // The init may run its ops now (they need the directory and the /etc files only): they
     // overlap the rest of this side; its execve waits for GO (superviseForeground).

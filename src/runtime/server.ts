@@ -4,7 +4,7 @@
  * writable layer that survives stop/start, and exec through the monitor's join mode.
  * The compute layer decides when; this module knows how.
  */
-import { closeSync, mkdirSync, readFileSync, rmSync, appendFileSync } from 'node:fs';
+import { chownSync, closeSync, mkdirSync, readFileSync, rmSync, appendFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
@@ -24,11 +24,12 @@ import {
   parseHardLimits,
   planLaunch,
   type ContainerSpec,
+  type Idmap,
 } from './plan/index.js';
 import { bootId, isSameProcess, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, awaitPlacedInit, goDetached, opFailedFirst, readyEarly, spawnMonitor, superviseForeground } from './launch.js';
-import { placeLaunch } from './cgroups/placement.js';
+import { delegationSteps, placeLaunch } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
@@ -55,6 +56,8 @@ export interface ServerLaunch {
   logMaxBytes?: number;
   /** writable layer on a tmpfs inside the server (gone when it stops), at most this many bytes */
   ephemeral?: { sizeBytes: number };
+  /** its own user namespace with this id range (--userns auto); absent: --userns host */
+  idmap?: Idmap;
 }
 
 /**
@@ -124,13 +127,16 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
       tty: false,
     },
     network: l.network === 'novabox' ? 'bridge' : l.network,
-    etcFiles: l.attachment ? writeEtcFiles(d.dir, l.hostname, formatIp(l.attachment.address)) : undefined,
+    etcFiles: l.attachment
+      ? writeEtcFiles(d.dir, l.hostname, formatIp(l.attachment.address), l.idmap && { uid: l.idmap.uidBase, gid: l.idmap.gidBase })
+      : undefined,
     cgroups: layout,
     capabilities: SERVER_CAPABILITIES,
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     logPath: d.log,
     statusPath: d.status,
     initBinary: initBinary(),
+    ...(l.idmap ? { idmap: l.idmap } : {}),
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;
@@ -153,7 +159,13 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   const cgroupPath = cgroupPathOf(l.id);
   // The monitor makes the cgroup before it clones (as for `run`, docs/design-notes.md);
   // unlike run's, it outlives the start: no removal steps, stopServer removes it.
-  const plan: LaunchPlan = { ...planServer(l, layout), cgroupSteps: driver.planCreate(cgroupPath, l.limits).create };
+  const plan: LaunchPlan = {
+    ...planServer(l, layout),
+    cgroupSteps: [
+      ...driver.planCreate(cgroupPath, l.limits).create,
+      ...(l.idmap ? delegationSteps(layout, cgroupPath, l.idmap.uidBase, l.idmap.gidBase) : []),
+    ],
+  };
   // A cgroup left by a crash of an earlier start would make the creation fail: clear it.
   try {
     driver.open(cgroupPath).remove();
@@ -166,7 +178,9 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     sp = spawnMonitor(plan, ['null', 'null', 'null'], { tag: cgroupPath });
     // the server's directories while the monitor makes the cgroup and clones (the init
     // needs them from 'R' on)
-    mkdirSync(d.upper, { recursive: true, mode: 0o755 });
+    // in its own user namespace the writable layer's root belongs to the range's root
+    // (the overlay's / is the upper dir's root; the image's own is idmapped the same way)
+    if (mkdirSync(d.upper, { recursive: true, mode: 0o755 }) !== undefined && l.idmap) chownSync(d.upper, l.idmap.uidBase, l.idmap.gidBase);
     mkdirSync(d.work, { recursive: true, mode: 0o700 });
     mkdirSync(d.merged, { recursive: true, mode: 0o755 });
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
@@ -323,7 +337,7 @@ export interface ExecRequest {
 /** Run a command inside a running server, in the foreground; resolves to its exit code. */
 export async function execInServer(
   f: ServerFacts,
-  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network'>,
+  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network' | 'idmap'>,
   req: ExecRequest,
   driver: CgroupDriver,
   io: { stderr: (line: string) => void },
@@ -338,7 +352,9 @@ export async function execInServer(
     ...(req.tty ? ['TERM=xterm'] : []),
     ...req.env,
   ]);
-  const namespaces: Namespace[] = ['mount', 'uts', 'ipc', 'pid', 'cgroup'];
+  // its user namespace first (setns with a pidfd enters them in the kernel's order anyway):
+  // the ids of the setgid/setuid ops below are then the server's own, inside its range
+  const namespaces: Namespace[] = l.idmap ? ['user', 'mount', 'uts', 'ipc', 'pid', 'cgroup'] : ['mount', 'uts', 'ipc', 'pid', 'cgroup'];
   if (l.network !== 'host') namespaces.push('net');
   const out = process.stdout;
   const caps = user.uid === 0 ? SERVER_CAPABILITIES : [];

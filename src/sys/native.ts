@@ -78,11 +78,14 @@ export interface Bindings {
   nb_recv_fd: (sock: number) => number;
   nb_cgroup_devices: (dir: string) => number;
   nb_abi_version: () => number;
-  nb_layer_pack_hashed: ((
+  nb_layer_pack_shifted: ((
     src: string,
     tarFd: number,
     mirror: string | null,
     syncfs: number,
+    uidBase: number,
+    gidBase: number,
+    idCount: number,
     digest: Buffer,
     err: Buffer,
     errLen: number,
@@ -92,6 +95,9 @@ export interface Bindings {
       tarFd: number,
       mirror: string | null,
       syncfs: number,
+      uidBase: number,
+      gidBase: number,
+      idCount: number,
       digest: Buffer,
       err: Buffer,
       errLen: number,
@@ -108,7 +114,7 @@ export interface Bindings {
 }
 
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks */
-const NB_ABI = 5;
+const NB_ABI = 6;
 
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;
@@ -196,9 +202,9 @@ function bind(): Bindings {
     nb_recv_fd: () => lib.func('int nb_recv_fd(int sock)'),
     nb_cgroup_devices: () => lib.func('int nb_cgroup_devices(const char *dir)'),
     nb_abi_version: () => abi,
-    nb_layer_pack_hashed: () =>
+    nb_layer_pack_shifted: () =>
       lib.func(
-        'int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen)',
+        'int64_t nb_layer_pack_shifted(const char *src, int tarfd, const char *mirror, int do_syncfs, uint32_t uid_base, uint32_t gid_base, uint32_t id_count, uint8_t *digest, char *err, uint32_t errlen)',
       ),
     nb_sha256: () => lib.func('void nb_sha256(const uint8_t *data, size_t len, uint8_t *out)'),
     nb_layer_whiteout: () => lib.func('int nb_layer_whiteout(const char *path)'),
@@ -359,6 +365,7 @@ const STAGES: Record<number, string> = {
   6: "set up the container's cgroup",
   7: 'place the container init in its cgroup',
   8: 'copy novabox-init into a sealed memfd',
+  9: "write the uid and gid maps of the container's user namespace",
 };
 const STAGE_CGROUP = 6;
 

@@ -139,6 +139,12 @@ export type Op =
   | { op: 'seccomp' }
   /** cgroup v1: write "0" to this `tasks` file, moving the init (one thread) into that cgroup */
   | { op: 'cgroup-join'; path: string }
+  /** the plan's user namespace: wait for the monitor's word (maps written, the rootfs it
+   *  made) and open the host sources of the later bind mounts (a later setuid(0) makes the
+   *  init the namespace's root, the range's base on the host, which may not reach them) */
+  | { op: 'userns' }
+  /** attach the rootfs the monitor made (received by 'userns') on this host path */
+  | { op: 'mount-fd'; target: string }
   | { op: 'chdir'; path: string }
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   /** sealed: execute the plan's execCopy (the monitor's sealed memfd copy of it), not `file` */
@@ -162,7 +168,9 @@ export type CgroupStep =
   /** after the container, before its removal: read `key N` from this file (oom_kill) */
   | { step: 'oom-count'; path: string; key: string }
   /** after the container: rmdir (kill what is left inside first) */
-  | { step: 'rmdir'; path: string };
+  | { step: 'rmdir'; path: string }
+  /** cgroup v2: chown a directory or file to the container's root (a delegated subtree) */
+  | { step: 'chown'; path: string; uid: number; gid: number };
 
 export interface LaunchPlan {
   namespaces: Namespace[];
@@ -192,6 +200,23 @@ export interface LaunchPlan {
   execCopy?: string;
   /** exec into a running container: enter these namespaces of this process first */
   join?: { pid: number; namespaces: Namespace[] };
+  /** the init's own user namespace (namespaces has 'user'): the monitor writes these maps
+   *  ("0 <host base> <count>") between the clone and the 'userns' op, and makes the
+   *  rootfs: an overlay over each lower idmapped into the namespace (novabox.h) */
+  userns?: { uidMap: string; gidMap: string; rootfs?: UsernsRootfs };
+}
+
+/** The overlay the monitor makes for a container with its own user namespace. */
+export interface UsernsRootfs {
+  /** host paths, or with tmpfs: names inside the new tmpfs */
+  upper: string;
+  work: string;
+  /** overlay flags, comma-separated ('volatile' or '') */
+  flags: string;
+  /** tmpfs options ('mode=0755,size=N'): the writable layer is a new tmpfs */
+  tmpfs?: string;
+  /** the image layers, topmost first */
+  lowers: string[];
 }
 
 /** One line per op for error messages: `mount tmpfs on /dev`, `exec "/nope"`. */
@@ -240,6 +265,10 @@ export function describeOp(op: Op): string {
       return 'load the seccomp filter';
     case 'cgroup-join':
       return `join cgroup ${op.path.replace(/\/tasks$/, '')}`;
+    case 'userns':
+      return "enter the container's user namespace";
+    case 'mount-fd':
+      return `mount the idmapped root on ${op.target}`;
     case 'chdir':
       return `chdir ${op.path}`;
     case 'console':
@@ -266,6 +295,8 @@ export function describeCgroupStep(s: CgroupStep): string {
       return `read ${s.key} from ${s.path}`;
     case 'rmdir':
       return `rmdir ${s.path}`;
+    case 'chown':
+      return `chown ${s.uid}:${s.gid} ${s.path}`;
   }
 }
 
@@ -276,7 +307,9 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 5;
+const ABI = 6;
+/** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
+const USERNS_LOWERS = 6;
 const HEADER_BYTES = 64;
 const OP_BYTES = 64;
 const CG_STEP_BYTES = 16;
@@ -307,6 +340,8 @@ const KIND: Record<Op['op'], number> = {
   console: 21,
   seccomp: 22,
   'cgroup-join': 23,
+  userns: 24,
+  'mount-fd': 25,
 };
 
 const CG_KIND: Record<CgroupStep['step'], number> = {
@@ -317,6 +352,7 @@ const CG_KIND: Record<CgroupStep['step'], number> = {
   devices: 5,
   'oom-count': 6,
   rmdir: 7,
+  chown: 8,
 };
 const CGF_EXCL = 0x1;
 const CGF_OPTIONAL = 0x2;
@@ -390,6 +426,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     if (op.op === 'exec') listWords += 2 + op.argv.length + op.env.length;
     else if (op.op === 'setgroups') listWords += 1 + op.gids.length;
   }
+  if (plan.userns) listWords += 1 + USERNS_LOWERS + (plan.userns.rootfs?.lowers.length ?? 0);
   const w = new Uint32Array(fixedWords + listWords);
   const ids = new Map<string, number>();
   const uniq: string[] = [];
@@ -459,6 +496,10 @@ export function encodePlan(plan: LaunchPlan): Buffer {
       case 'pivot-root':
       case 'no-new-privs':
       case 'seccomp':
+      case 'userns':
+        break;
+      case 'mount-fd':
+        str(op.target, at + 11);
         break;
       case 'sethostname':
         str(op.hostname, at + 10);
@@ -524,6 +565,9 @@ export function encodePlan(plan: LaunchPlan): Buffer {
       case 'oom-count':
         str(s.key, at + 3);
         break;
+      case 'chown':
+        str(`${s.uid}:${s.gid}`, at + 3);
+        break;
       case 'rmdir':
       case 'devices':
         break;
@@ -546,6 +590,13 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   w[12] = plan.join ? flagBits(plan.join.namespaces, CLONE_FLAGS) : 0;
   w[13] = steps.length;
   str(plan.execCopy, 14);
+  if (plan.userns) {
+    const r = plan.userns.rootfs;
+    putList(
+      [plan.userns.uidMap, plan.userns.gidMap, r?.upper ?? '', r?.work ?? '', r?.flags ?? '', r?.tmpfs ?? '', ...(r?.lowers ?? [])],
+      15,
+    );
+  }
 
   // The strings: one NUL-separated block, written by one call. Offsets count UTF-16 units
   // when the block is ASCII (the usual case), else bytes, string by string.

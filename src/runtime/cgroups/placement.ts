@@ -17,7 +17,7 @@
  * cgroup.procs only for a plan that places nothing itself (see mustPlaceAfterClone), and
  * otherwise may let the init run its ops before NB_EV_PID (placesItself).
  */
-import type { LaunchPlan, Op } from '../../sys/ops.js';
+import type { CgroupStep, LaunchPlan, Op } from '../../sys/ops.js';
 import type { CgroupLayout } from './types.js';
 import { V1_CONTROLLERS } from './v1.js';
 import { sub } from './batch.js';
@@ -77,4 +77,21 @@ export function placesItself(plan: LaunchPlan): boolean {
 export function mustPlaceAfterClone(plan: LaunchPlan, clonedInto: boolean): boolean {
   if (clonedInto) return false;
   return plan.cgroupDir !== undefined || !plan.ops.some((op) => op.op === 'cgroup-join');
+}
+
+/**
+ * Pure cgroup v2: the container's root in its own user namespace owns its cgroup (the
+ * directory, cgroup.procs, cgroup.threads, cgroup.subtree_control), the delegation
+ * systemd's cgroups.md describes, so that a systemd inside may make its own subtree.
+ * cgroup v1 hierarchies stay the host's: the container cannot change its limits there.
+ */
+export function delegationSteps(layout: CgroupLayout, path: string, uid: number, gid: number): CgroupStep[] {
+  if (layout.kind !== 'v2') return [];
+  const dir = sub(layout.root, path);
+  return [dir, `${dir}/cgroup.procs`, `${dir}/cgroup.threads`, `${dir}/cgroup.subtree_control`].map((p) => ({
+    step: 'chown' as const,
+    path: p,
+    uid,
+    gid,
+  }));
 }

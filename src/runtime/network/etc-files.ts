@@ -5,7 +5,7 @@
  * (RESOLVE_IN_ROOT), so an image's symlink can never send the mount to the host. They
  * never land in the writable layer (nor in a snapshot), as with podman.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chownSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../util/fs.js';
 
@@ -49,11 +49,13 @@ export function etcPaths(dir: string): EtcFiles {
 }
 
 /** Write the three files under `dir/etc`; returns their host paths for the plan. */
-export function writeEtcFiles(dir: string, hostname: string, address: string): EtcFiles {
+/** `owner`: a container in its own user namespace, whose root may then edit them (as podman's). */
+export function writeEtcFiles(dir: string, hostname: string, address: string, owner?: { uid: number; gid: number }): EtcFiles {
   const files = etcPaths(dir);
   mkdirSync(join(dir, 'etc'), { recursive: true, mode: 0o755 });
   writeFileAtomic(files.hosts, hostsText(hostname, address), 0o644, false);
   writeFileAtomic(files.hostname, hostname + '\n', 0o644, false);
   writeFileAtomic(files.resolv, resolvText(readOr('/etc/resolv.conf'), readOr('/run/systemd/resolve/resolv.conf')), 0o644, false);
+  if (owner) for (const f of [files.hosts, files.hostname, files.resolv]) chownSync(f, owner.uid, owner.gid);
   return files;
 }

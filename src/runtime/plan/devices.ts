@@ -19,8 +19,13 @@ const LINKS: [string, string][] = [
   ['dev/ptmx', 'pts/ptmx'],
 ];
 
-/** /dev as a tmpfs with our own nodes, devpts (its own instance), shm, mqueue; console = the pty. */
-export function planDev(tty: false | { rows: number; cols: number }): Op[] {
+/**
+ * /dev as a tmpfs with our own nodes, devpts (its own instance), shm, mqueue; console = the pty.
+ * In a user namespace of its own (`bound`) no device node can be made (mknod needs
+ * CAP_MKNOD over the host's namespace): each is the host's node bound onto an empty file,
+ * as LXC and runc do for unprivileged containers.
+ */
+export function planDev(tty: false | { rows: number; cols: number }, bound = false): Op[] {
   const ops: Op[] = [
     { op: 'mkdir', path: 'dev', mode: 0o755, inRoot: true },
     {
@@ -34,7 +39,14 @@ export function planDev(tty: false | { rows: number; cols: number }): Op[] {
     },
   ];
   for (const d of DEVICES) {
-    ops.push({ op: 'mknod', path: `dev/${d.name}`, mode: 0o666, type: 'c', major: d.major, minor: d.minor, inRoot: true });
+    if (bound) {
+      ops.push(
+        { op: 'mknod', path: `dev/${d.name}`, mode: 0o666, type: 'file', major: 0, minor: 0, inRoot: true },
+        { op: 'mount', source: `/dev/${d.name}`, target: `dev/${d.name}`, flags: ['bind'], inRoot: true },
+      );
+    } else {
+      ops.push({ op: 'mknod', path: `dev/${d.name}`, mode: 0o666, type: 'c', major: d.major, minor: d.minor, inRoot: true });
+    }
   }
   ops.push(
     { op: 'mkdir', path: 'dev/pts', mode: 0o755, inRoot: true },

@@ -1,7 +1,7 @@
 import type { LaunchPlan, Op } from '../../sys/ops.js';
 import { RLIM_INFINITY } from '../../sys/ops.js';
 import { planMounts } from './mounts.js';
-import { DEFAULT_PATH, namespacesFor, type ContainerSpec } from './spec.js';
+import { DEFAULT_PATH, namespacesFor, type ContainerSpec, type Idmap } from './spec.js';
 
 export * from './spec.js';
 export { planMounts, planCgroupMounts, overlayOptions } from './mounts.js';
@@ -20,6 +20,25 @@ function envValue(env: string[], name: string): string | undefined {
   return hit?.slice(name.length + 1);
 }
 
+/** The maps and the rootfs the monitor makes for a container in its own user namespace. */
+export function usernsOf(spec: ContainerSpec, m: Idmap): NonNullable<LaunchPlan['userns']> {
+  const r = spec.rootfs;
+  const t = r.tmpfs;
+  // with a tmpfs, upper and work are names inside the monitor's new tmpfs
+  const inside = (p: string) => (t && p.startsWith(`${t.dir}/`) ? p.slice(t.dir.length + 1) : p);
+  return {
+    uidMap: `0 ${m.uidBase} ${m.size}\n`,
+    gidMap: `0 ${m.gidBase} ${m.size}\n`,
+    rootfs: {
+      upper: inside(r.upperDir),
+      work: inside(r.workDir),
+      flags: r.volatile ? 'volatile' : '',
+      ...(t ? { tmpfs: `mode=0755${t.sizeBytes ? `,size=${t.sizeBytes}` : ''}` } : {}),
+      lowers: r.lowerDirs,
+    },
+  };
+}
+
 /**
  * spec -> the ordered ops the init runs between 'R' and execve (which waits for 'G'). Pure.
  *
@@ -33,7 +52,12 @@ function envValue(env: string[], name: string): string | undefined {
  */
 export function planLaunch(spec: ContainerSpec): LaunchPlan {
   const p = spec.process;
-  const ops: Op[] = [{ op: 'unshare', namespaces: ['cgroup'] }];
+  // With a user namespace: first wait for the maps and become its root, so that whatever
+  // the ops make is the container's (the v1 cgroup joins placeLaunch puts before this
+  // still run as host uid 0, which cgroup v1 requires of a task moving itself).
+  const ops: Op[] = spec.idmap
+    ? [{ op: 'userns' }, { op: 'unshare', namespaces: ['cgroup'] }]
+    : [{ op: 'unshare', namespaces: ['cgroup'] }];
   for (const op of planMounts(spec)) ops.push(op);
   ops.push({ op: 'pivot-root' });
   if (spec.rootfs.readOnly) ops.push({ op: 'remount-ro', path: '/' });
@@ -63,6 +87,7 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
   );
   return {
     ...(spec.initBinary ? { execCopy: spec.initBinary } : {}),
+    ...(spec.idmap ? { userns: usernsOf(spec, spec.idmap) } : {}),
     namespaces: namespacesFor(spec),
     ops,
     tty: p.tty !== false,

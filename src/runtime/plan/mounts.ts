@@ -87,7 +87,11 @@ export function planCgroupMounts(layout: CgroupLayout): Op[] {
 export function planMounts(spec: ContainerSpec): Op[] {
   const { rootfs } = spec;
   const ops: Op[] = [{ op: 'mount', target: '/', flags: ['rec', 'private'] }];
-  if (rootfs.tmpfs) {
+  const userns = spec.idmap !== undefined;
+  if (userns) {
+    // the monitor made the overlay (and its tmpfs) over idmapped layers: attach it
+    ops.push({ op: 'mount-fd', target: rootfs.mergedDir });
+  } else if (rootfs.tmpfs) {
     ops.push(
       {
         op: 'mount',
@@ -101,23 +105,36 @@ export function planMounts(spec: ContainerSpec): Op[] {
       { op: 'mkdir', path: rootfs.workDir, mode: 0o700 },
     );
   }
+  if (!userns) {
+    ops.push({ op: 'mount', source: 'overlay', target: rootfs.mergedDir, fstype: 'overlay', flags: [], data: overlayOptions(rootfs) });
+  }
+  ops.push({ op: 'set-root', path: rootfs.mergedDir });
+  if (userns) {
+    // Root of the namespace from here on, host paths behind us (the bind sources were
+    // opened by the 'userns' op): what the ops make in the rootfs, /dev and the other new
+    // file systems is the container's, owned by ids its namespace maps.
+    ops.push({ op: 'setgroups', gids: [] }, { op: 'setgid', gid: 0 }, { op: 'setuid', uid: 0 });
+  }
   ops.push(
-    { op: 'mount', source: 'overlay', target: rootfs.mergedDir, fstype: 'overlay', flags: [], data: overlayOptions(rootfs) },
-    { op: 'set-root', path: rootfs.mergedDir },
     { op: 'mkdir', path: 'proc', mode: 0o555, inRoot: true },
     { op: 'mount', source: 'proc', target: 'proc', fstype: 'proc', flags: ['nosuid', 'nodev', 'noexec', 'relatime'], inRoot: true },
     { op: 'mkdir', path: 'sys', mode: 0o555, inRoot: true },
-    {
+  );
+  if (userns && spec.network === 'host') {
+    // a new sysfs needs a network namespace the user namespace owns; the host's is not
+    ops.push({ op: 'mount', source: '/sys', target: 'sys', flags: ['bind', 'rec'], inRoot: true }, { op: 'remount-ro', path: 'sys' });
+  } else {
+    ops.push({
       op: 'mount',
       source: 'sysfs',
       target: 'sys',
       fstype: 'sysfs',
       flags: ['rdonly', 'nosuid', 'nodev', 'noexec', 'relatime'],
       inRoot: true,
-    },
-  );
+    });
+  }
   for (const op of planCgroupMounts(spec.cgroups)) ops.push(op);
-  for (const op of planDev(spec.process.tty)) ops.push(op);
+  for (const op of planDev(spec.process.tty, userns)) ops.push(op);
   if (spec.etcFiles) {
     // Before the volumes: a user's -v onto /etc/hosts wins, as with podman.
     ops.push({ op: 'mkdir', path: 'etc', mode: 0o755, inRoot: true });

@@ -95,7 +95,8 @@ export const DEFAULT_CAPABILITIES: Capability[] = [
 
 /** Namespaces in clone order; cgroup is unshared by the init itself once placed (see planLaunch). */
 export function namespacesFor(spec: ContainerSpec): Namespace[] {
-  const ns: Namespace[] = ['mount', 'uts', 'ipc', 'pid'];
+  // the user namespace is made first by clone(2) whatever the order, and owns the others
+  const ns: Namespace[] = spec.idmap ? ['user', 'mount', 'uts', 'ipc', 'pid'] : ['mount', 'uts', 'ipc', 'pid'];
   if (spec.network !== 'host') ns.push('net');
   return ns;
 }

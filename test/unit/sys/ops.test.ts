@@ -24,7 +24,7 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 5,
+      abi: 6,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
@@ -38,10 +38,36 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(b.readUInt32LE(64 + 4)).toBe(0x2); // op_flags of ops[0]
     expect(cstr(b, b.readUInt32LE(56))).toBe('/opt/novabox-init'); // header.exec_copy
-    expect(b.readUInt32LE(60)).toBe(0); // header.reserved
+    expect(b.readUInt32LE(60)).toBe(0); // header.userns
     const plain = encodePlan({ namespaces: [], ops: [exec], tty: false });
     expect(plain.readUInt32LE(64 + 4)).toBe(0);
     expect(plain.readUInt32LE(56)).toBe(0);
+  });
+
+  it('encodes the userns list in the header (NB_USERNS_LOWERS = 6), the userns and mount-fd ops, and chown steps', () => {
+    const plan: LaunchPlan = {
+      namespaces: ['user', 'mount'],
+      ops: [{ op: 'userns' }, { op: 'mount-fd', target: '/c/rootfs' }, exec],
+      tty: false,
+      userns: {
+        uidMap: '0 100 65536\n',
+        gidMap: '0 200 65536\n',
+        rootfs: { upper: '/c/u', work: '/c/w', flags: 'volatile', lowers: ['/l/b', '/l/a'] },
+      },
+      cgroupSteps: [{ step: 'chown', path: '/cg/c', uid: 100, gid: 200 }],
+    };
+    const b = encodePlan(plan);
+    const list = b.readUInt32LE(60);
+    const n = b.readUInt32LE(list);
+    const items = Array.from({ length: n }, (_, i) => cstr(b, b.readUInt32LE(list + 4 + 4 * i)));
+    expect(items).toEqual(['0 100 65536\n', '0 200 65536\n', '/c/u', '/c/w', 'volatile', '', '/l/b', '/l/a']);
+    expect(b.readUInt32LE(64)).toBe(24);
+    expect(b.readUInt32LE(128)).toBe(25);
+    expect(cstr(b, b.readUInt32LE(128 + 44))).toBe('/c/rootfs');
+    const step = 64 + 3 * 64;
+    expect(b.readUInt32LE(step)).toBe(8);
+    expect(cstr(b, b.readUInt32LE(step + 12))).toBe('100:200');
+    expect(describeOp({ op: 'mount-fd', target: '/c/rootfs' })).toBe('mount the idmapped root on /c/rootfs');
   });
 
   it('encodes the cgroup steps after the ops (NB_CG_*, NB_CGF_*), counted in the header', () => {

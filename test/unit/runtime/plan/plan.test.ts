@@ -297,3 +297,91 @@ describe('volume mount points', () => {
     ]);
   });
 });
+
+describe('a user namespace of its own (spec.idmap)', () => {
+  const idmap = { uidBase: 1065536, gidBase: 2131072, size: 65536 };
+  const plan = planLaunch(
+    spec({
+      idmap,
+      network: 'bridge',
+      etcFiles: { hosts: '/s/c/etc/hosts', hostname: '/s/c/etc/hostname', resolv: '/s/c/etc/resolv.conf' },
+    }),
+  );
+  const ops = plan.ops;
+
+  it('clones a user namespace, and the maps and rootfs go to the monitor', () => {
+    expect(plan.namespaces[0]).toBe('user');
+    expect(plan.userns).toEqual({
+      uidMap: '0 1065536 65536\n',
+      gidMap: '0 2131072 65536\n',
+      rootfs: { upper: '/s/c/upper', work: '/s/c/work', flags: '', lowers: ['/s/l/b', '/s/l/a'] },
+    });
+  });
+
+  it("waits for the maps first, attaches the monitor's overlay, and mounts none itself", () => {
+    expect(ops[0]).toEqual({ op: 'userns' });
+    expect(ops.some((o) => o.op === 'mount' && o.fstype === 'overlay')).toBe(false);
+    const attach = index(ops, (o) => o.op === 'mount-fd');
+    expect(ops[attach]).toEqual({ op: 'mount-fd', target: '/s/c/rootfs' });
+    expect(index(ops, (o) => o.op === 'mount' && o.target === '/')).toBeLessThan(attach);
+  });
+
+  it("becomes the namespace's root right after set-root, before anything is made in the rootfs", () => {
+    const setRoot = index(ops, (o) => o.op === 'set-root');
+    expect(ops.slice(setRoot + 1, setRoot + 4)).toEqual([
+      { op: 'setgroups', gids: [] },
+      { op: 'setgid', gid: 0 },
+      { op: 'setuid', uid: 0 },
+    ]);
+    const firstMade = index(ops, (o) => o.op === 'mkdir' || o.op === 'mknod');
+    expect(firstMade).toBeGreaterThan(setRoot + 3);
+  });
+
+  it.each(['null', 'zero', 'full', 'random', 'urandom', 'tty'])(
+    "binds the host's /dev/%s onto an empty file (no mknod in a user namespace)",
+    (name) => {
+      const i = index(ops, (o) => o.op === 'mknod' && o.path === `dev/${name}`);
+      expect(ops[i]).toMatchObject({ type: 'file' });
+      expect(ops[i + 1]).toEqual({ op: 'mount', source: `/dev/${name}`, target: `dev/${name}`, flags: ['bind'], inRoot: true });
+    },
+  );
+
+  it("with --network host binds the host's /sys read-only (a new sysfs needs a network namespace it owns)", () => {
+    const host = planLaunch(spec({ idmap, network: 'host' })).ops;
+    expect(host.some((o) => o.op === 'mount' && o.fstype === 'sysfs')).toBe(false);
+    const i = index(host, (o) => o.op === 'mount' && o.target === 'sys');
+    expect(host[i]).toMatchObject({ source: '/sys', flags: ['bind', 'rec'] });
+    expect(host[i + 1]).toEqual({ op: 'remount-ro', path: 'sys' });
+  });
+
+  it('a tmpfs writable layer is made by the monitor: upper and work are names inside it', () => {
+    const eph = planLaunch(
+      spec({
+        idmap,
+        rootfs: {
+          mergedDir: '/s/c/rootfs',
+          lowerDirs: ['/s/l/a'],
+          upperDir: '/s/c/eph/upper',
+          workDir: '/s/c/eph/work',
+          readOnly: false,
+          tmpfs: { dir: '/s/c/eph', sizeBytes: 1 << 30 },
+          volatile: true,
+        },
+      }),
+    );
+    expect(eph.userns?.rootfs).toEqual({
+      upper: 'upper',
+      work: 'work',
+      flags: 'volatile',
+      tmpfs: `mode=0755,size=${1 << 30}`,
+      lowers: ['/s/l/a'],
+    });
+    expect(eph.ops.some((o) => o.op === 'mount' && o.fstype === 'tmpfs' && o.target === '/s/c/eph')).toBe(false);
+  });
+
+  it('without idmap nothing of it is planned', () => {
+    const p = planLaunch(spec());
+    expect(p.userns).toBeUndefined();
+    expect(p.ops.some((o) => o.op === 'userns' || o.op === 'mount-fd')).toBe(false);
+  });
+});

@@ -1,0 +1,275 @@
+/*
+ * A container's own user namespace, set up by the monitor (host root) between the clone
+ * and NB_EV_PID, while the init waits at NB_OP_USERNS (see spawn.c's handshake):
+ *
+ *   1. the id maps: /proc/<init>/uid_map and gid_map, "0 <base> <count>". Written by a
+ *      process with CAP_SETUID/CAP_SETGID over the parent namespace, so setgroups(2)
+ *      stays allowed inside (user_namespaces(7)): su, login and sshd need it.
+ *   2. the rootfs, when the plan asks for it: each image layer is cloned as a detached
+ *      mount (open_tree(OPEN_TREE_CLONE)) and idmapped into the init's namespace
+ *      (mount_setattr(MOUNT_ATTR_IDMAP)), so files stored as uid 0 read as the range's
+ *      base and nothing of the shared layer is ever chowned or walked. The overlay over
+ *      them is made here, with the host's credentials (fsopen/fsconfig/fsmount): its
+ *      trusted.overlay.* xattrs (opaque dirs) read as on any host overlay, which an
+ *      overlay mounted inside the namespace would not. The lowers are named through
+ *      /proc/self/fd/N: a detached mount has no other path. With a tmpfs for the
+ *      writable layer (`run`), the tmpfs is made here too, its upper dir owned by the
+ *      range's root.
+ *   3. the word: one byte 'U' on the socket, with the overlay's mount fd (SCM_RIGHTS)
+ *      for NB_OP_MOUNT_FD, which attaches it inside the init's mount namespace.
+ *
+ * The maps come before NB_EV_PID (nb_userns_maps: a failure is NB_EV_ERROR
+ * {NB_STAGE_USERNS, errno, 0}). The rootfs comes after it, when the init asks ('M', sent
+ * by NB_OP_USERNS once 'R' said the container's directories exist), so it overlaps the
+ * CLI's side as the other ops do (nb_userns_serve). A failure there is the answer
+ * 'E' + errno: the init's NB_OP_USERNS fails with it, and the monitor's NB_EV_OPFAIL
+ * says in c which step it was (1 + the step).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
+#include <linux/mount.h>
+
+#include "novabox.h"
+#include "internal.h"
+
+#define MAX_LOWERS 128 /* overlayfs takes up to 500; an image of more is refused at plan time */
+
+static int write_map(pid_t pid, const char *file, const char *map)
+{
+	char path[64];
+	size_t len = strlen(map);
+	int fd, err = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (write(fd, map, len) != (ssize_t)len)
+		err = errno ? errno : EIO;
+	close(fd);
+	return err;
+}
+
+/* "0 <base> <count>": the host id of the namespace's root, or -1. */
+static long map_base(const char *map)
+{
+	char *end;
+	long base;
+
+	if (strtol(map, &end, 10) != 0 || end == map)
+		return -1;
+	base = strtol(end, &end, 10);
+	return base > 0 ? base : -1;
+}
+
+static int fsconfig_str(int fs, const char *key, const char *value)
+{
+	return (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0);
+}
+
+/* A new tmpfs (detached) with upper/ and work/ in it; upper/ owned by the range's root. */
+static int make_tmpfs(const char *opts, const char *upper, const char *work, long uid, long gid, int *out)
+{
+	char buf[256], *tok, *save = NULL;
+	int fs, mnt = -1, err = 0;
+
+	if (strlen(opts) >= sizeof(buf))
+		return E2BIG;
+	strcpy(buf, opts);
+	fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+	if (fs < 0)
+		return errno;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+
+		if (!eq) {
+			err = EINVAL;
+			goto out;
+		}
+		*eq = '\0';
+		if (fsconfig_str(fs, tok, eq + 1) < 0) {
+			err = errno;
+			goto out;
+		}
+	}
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+	    (mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0)) < 0) {
+		err = errno;
+		goto out;
+	}
+	if (mkdirat(mnt, upper, 0755) < 0 || fchownat(mnt, upper, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    mkdirat(mnt, work, 0700) < 0) {
+		err = errno;
+		close(mnt);
+		mnt = -1;
+	}
+out:
+	close(fs);
+	*out = mnt;
+	return err;
+}
+
+/*
+ * The overlay of the plan's userns list, idmapped into userns_fd's namespace: its mount fd
+ * in *out, or errno with *step (1 a layer, 2 the overlay, 3 the tmpfs).
+ */
+static int make_rootfs(const void *plan, uint32_t list, int userns_fd, long uid, long gid, int *out, int *step)
+{
+	uint32_t n = nb_plan_list_len(plan, list), i, nlow = n - NB_USERNS_LOWERS;
+	const char *upper = nb_plan_list_item(plan, list, 2), *work = nb_plan_list_item(plan, list, 3);
+	const char *flags = nb_plan_list_item(plan, list, 4), *tmpfs = nb_plan_list_item(plan, list, 5);
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd };
+	int lowers[MAX_LOWERS], tmp = -1, fs = -1, mnt = -1, err = 0;
+	char lowerdir[MAX_LOWERS * 24], up[PATH_MAX], wk[PATH_MAX], fl[256], *tok, *save = NULL;
+	size_t at = 0;
+
+	*out = -1;
+	if (nlow > MAX_LOWERS) {
+		*step = 1;
+		return E2BIG;
+	}
+	for (i = 0; i < nlow; i++)
+		lowers[i] = -1;
+	for (i = 0; i < nlow; i++) {
+		lowers[i] = (int)syscall(SYS_open_tree, AT_FDCWD, nb_plan_list_item(plan, list, NB_USERNS_LOWERS + i),
+					 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (lowers[i] < 0 || syscall(SYS_mount_setattr, lowers[i], "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+			err = errno;
+			*step = 1;
+			goto out;
+		}
+		at += (size_t)snprintf(lowerdir + at, sizeof(lowerdir) - at, "%s/proc/self/fd/%d", i ? ":" : "", lowers[i]);
+	}
+	if (*tmpfs) {
+		*step = 3;
+		if ((err = make_tmpfs(tmpfs, upper, work, uid, gid, &tmp)))
+			goto out;
+		snprintf(up, sizeof(up), "/proc/self/fd/%d/%s", tmp, upper);
+		snprintf(wk, sizeof(wk), "/proc/self/fd/%d/%s", tmp, work);
+		upper = up;
+		work = wk;
+	}
+	*step = 2;
+	fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+	if (fs < 0 || fsconfig_str(fs, "source", "overlay") < 0 || fsconfig_str(fs, "lowerdir", lowerdir) < 0 || fsconfig_str(fs, "upperdir", upper) < 0 ||
+	    fsconfig_str(fs, "workdir", work) < 0) {
+		err = errno;
+		goto out;
+	}
+	if (strlen(flags) >= sizeof(fl)) {
+		err = E2BIG;
+		goto out;
+	}
+	strcpy(fl, flags);
+	for (tok = strtok_r(fl, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, tok, NULL, 0) < 0) {
+			err = errno;
+			goto out;
+		}
+	}
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+	    (mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0)) < 0) {
+		err = errno;
+		goto out;
+	}
+	*out = mnt;
+out:
+	/* the overlay holds its layers now: our handles on them go */
+	for (i = 0; i < nlow; i++)
+		if (lowers[i] >= 0)
+			close(lowers[i]);
+	if (tmp >= 0)
+		close(tmp);
+	if (fs >= 0)
+		close(fs);
+	return err;
+}
+
+static int send_word(int sock, const char *word, size_t len, int fd)
+{
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec io = { .iov_base = (void *)word, .iov_len = len };
+	struct msghdr m = { .msg_iov = &io, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (fd >= 0) {
+		memset(ctl, 0, sizeof(ctl));
+		m.msg_control = ctl;
+		m.msg_controllen = sizeof(ctl);
+		cm = CMSG_FIRSTHDR(&m);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	do
+		n = sendmsg(sock, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	return n == (ssize_t)len ? 0 : (errno ? errno : EIO);
+}
+
+int nb_userns_maps(const void *plan, pid_t init)
+{
+	const struct nb_plan_header *h = plan;
+	int err = write_map(init, "uid_map", nb_plan_list_item(plan, h->userns, 0));
+
+	return err ? err : write_map(init, "gid_map", nb_plan_list_item(plan, h->userns, 1));
+}
+
+int nb_userns_serve(const void *plan, pid_t init, int sock, int *step)
+{
+	const struct nb_plan_header *h = plan;
+	char ask = 0, path[64], reply[1 + sizeof(int32_t)];
+	int err = 0, userns_fd, mnt = -1;
+	ssize_t n;
+
+	*step = -1;
+	/* the init asks once its rootfs's directories exist ('R'); EOF: it is gone */
+	do
+		n = recv(sock, &ask, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || ask != 'M')
+		return 0;
+	if (*nb_plan_list_item(plan, h->userns, 2)) {
+		long uid = map_base(nb_plan_list_item(plan, h->userns, 0));
+		long gid = map_base(nb_plan_list_item(plan, h->userns, 1));
+
+		*step = 1;
+		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)init);
+		userns_fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (uid < 0 || gid < 0)
+			err = EINVAL;
+		else if (userns_fd < 0)
+			err = errno;
+		else
+			err = make_rootfs(plan, h->userns, userns_fd, uid, gid, &mnt, step);
+		if (userns_fd >= 0)
+			close(userns_fd);
+	}
+	if (err) {
+		int32_t e = err;
+
+		reply[0] = 'E';
+		memcpy(reply + 1, &e, sizeof(e));
+		send_word(sock, reply, sizeof(reply), -1);
+		return err;
+	}
+	*step = 4;
+	err = send_word(sock, "U", 1, mnt);
+	if (mnt >= 0)
+		close(mnt);
+	if (!err)
+		*step = -1;
+	return err;
+}
