@@ -587,6 +587,7 @@ int main(void)
 	}
 	/* Our word to the init's NB_OP_USERNS: the maps are written (and its rootfs). */
 	if (h->userns) {
+		nb_userns_stdio(plan);
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, userns_sock) < 0)
 			return fail(NB_STAGE_CLONE, errno);
 		nb_userns_sock = userns_sock[1];

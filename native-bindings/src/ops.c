@@ -254,6 +254,9 @@ static int mount_on(const char *src, int fd, const char *type, unsigned long fla
 static int bind_src_fd[NB_PLAN_MAX_OPS];
 static int bind_src_opened;
 
+static int op_mount_at(struct ctx *c, const struct nb_op *op, const char *src, const char *target, const char *type,
+		       const char *data);
+
 static int op_mount(struct ctx *c, const struct nb_op *op, uint32_t index)
 {
 	const char *src = nb_plan_str(c->plan, op->s[0]);
@@ -261,13 +264,26 @@ static int op_mount(struct ctx *c, const struct nb_op *op, uint32_t index)
 	const char *type = nb_plan_str(c->plan, op->s[2]);
 	const char *data = nb_plan_str(c->plan, op->s[3]);
 	char src_path[64];
-	int fd, rc, child = 0, e;
+	int rc;
 
-	/* a source NB_OP_USERNS opened while we could still reach it */
+	/* a source NB_OP_USERNS opened while we could still reach it (closed once mounted) */
 	if (bind_src_opened && bind_src_fd[index] >= 0) {
 		fd_path(src_path, sizeof(src_path), bind_src_fd[index]);
 		src = src_path;
+		rc = op_mount_at(c, op, src, target, type, data);
+		int e = errno;
+		close(bind_src_fd[index]);
+		bind_src_fd[index] = -1;
+		errno = e;
+		return rc;
 	}
+	return op_mount_at(c, op, src, target, type, data);
+}
+
+static int op_mount_at(struct ctx *c, const struct nb_op *op, const char *src, const char *target, const char *type,
+		       const char *data)
+{
+	int fd, rc, child = 0, e;
 
 	/* A host path the CLI chose (/, the overlay's merged dir): nothing to resolve. */
 	if (!(op->op_flags & NB_OPF_IN_ROOT)) {
@@ -782,9 +798,12 @@ static int preopen_bind_sources(struct ctx *c, uint32_t from)
 		if (ops[i].kind != NB_OP_MOUNT || !(ops[i].flags & MS_BIND) || !src || src[0] != '/')
 			continue;
 		bind_src_fd[i] = open(src, O_PATH | O_CLOEXEC);
+		/* out of fds (a plan of hundreds of volumes under a low limit): the rest are
+		 * mounted by path; ENOENT: the mount op says so itself, with its own index */
+		if (bind_src_fd[i] < 0 && (errno == EMFILE || errno == ENFILE))
+			break;
 		if (bind_src_fd[i] < 0 && errno != ENOENT)
 			return -1;
-		/* ENOENT: the mount op says so itself, with its own index */
 	}
 	return 0;
 }

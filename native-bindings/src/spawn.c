@@ -20,7 +20,9 @@
  *                                      (no clone3: clone, then cgroup.procs <-   (events, cgroup dir, log, relay
  *                                       init pid, then a byte on a hold pipe      ends) before anything else;
  *                                       the init reads before 'R')               waits for 'R' on the GO pipe
- *                                                                                (EOF: exit 125)
+ *                                     userns: /proc/<init>/uid_map, gid_map      (EOF: exit 125)
+ *                                      "0 <base> 65536" (host root writes them:
+ *                                      setgroups stays allowed inside)
  *  write 'R' on the GO pipe ────────────────────────────────────────────▶ late ops: map + validate the
  *                                                                       whole plan from fd 7 (refused:
  *                                                                       {-2, EINVAL} on the error pipe)
@@ -28,8 +30,20 @@
  *                                      what it made is removed first)
  *  pidfd, veth into the netns,                                      ops[0..n-2] meanwhile: joins of
  *  state.json, signal forwarding                                    the v1 cgroups ("0" > tasks, each
- *                                                                   fd closed at once), mounts,
- *                                                                   pivot_root, caps ...
+ *                                                                   fd closed at once, as host uid 0),
+ *                                     userns (userns.c): waits ◀─── NB_OP_USERNS: 'M' on the userns
+ *                                      for 'M'; each image layer    socket (the container dir exists)
+ *                                      open_tree(CLONE) +
+ *                                      mount_setattr(IDMAP, the
+ *                                      init's userns); the overlay
+ *                                      over them with host creds
+ *                                      (fsopen/fsmount) ───────────▶ 'U' + the overlay's fd (SCM_RIGHTS),
+ *                                      (or 'E' + errno: the op      or 'E': the op fails); opens the
+ *                                      fails, OPFAIL's c = step+1)  host sources of later binds
+ *                                                                   NB_OP_MOUNT_FD: move_mount onto the
+ *                                                                   rootfs dir; set-root; setuid(0) =
+ *                                                                   the range's base on the host; then
+ *                                                                   mounts, pivot_root, caps ...
  *  write 'G' on the GO pipe ─────────────────────────────────────────▶ reads 'G' (EOF: exit 125), closes
  *                                                                   every fd but stdio (close_range),
  *                                                                   execve (sealed: execveat of the memfd)

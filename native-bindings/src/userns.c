@@ -219,6 +219,31 @@ static int send_word(int sock, const char *word, size_t len, int fd)
 	return n == (ssize_t)len ? 0 : (errno ? errno : EIO);
 }
 
+/*
+ * The init's stdio, when it is a pipe or a socket of host root's (the CLI's, or our relay
+ * of a file): given to the range's root, or the container could not reopen it through
+ * /proc/self/fd/N or /dev/stdout (`echo x > /dev/stderr`), as runc's fixStdioPermissions.
+ * Terminals and /dev/null are left alone.
+ */
+void nb_userns_stdio(const void *plan)
+{
+	const struct nb_plan_header *h = plan;
+	long uid = map_base(nb_plan_list_item(plan, h->userns, 0));
+	long gid = map_base(nb_plan_list_item(plan, h->userns, 1));
+	struct stat st;
+	int fd;
+
+	if (uid < 0 || gid < 0)
+		return;
+	for (fd = 0; fd < 3; fd++) {
+		if (fstat(fd, &st) < 0 || !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) || st.st_uid != 0)
+			continue;
+		if (fchown(fd, (uid_t)uid, (gid_t)gid) < 0) {
+			/* best effort: the container still runs, only a reopen of it fails */
+		}
+	}
+}
+
 int nb_userns_maps(const void *plan, pid_t init)
 {
 	const struct nb_plan_header *h = plan;
