@@ -18,6 +18,7 @@ import {
   parseHardLimits,
   planLaunch,
   type ContainerSpec,
+  type Idmap,
 } from './plan/index.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { writeFileAtomic } from '../util/fs.js';
@@ -55,6 +56,10 @@ export interface RunRequest {
   volumes?: string[];
   /** --security-opt seccomp=unconfined */
   seccomp?: boolean;
+  /** the container's id, when chosen before (its id range lease names it) */
+  id?: string;
+  /** its own user namespace with this id range (its lease); none: --userns host */
+  idmap?: Idmap;
 }
 
 export interface ContainerState {
@@ -149,7 +154,7 @@ export function prepare(
   image: { name: string; layerDirs: string[]; config: ImageConfig },
   layout: CgroupLayout,
 ): Prepared {
-  const id = newId();
+  const id = req.id ?? newId();
   const name = req.name ?? `nb-${id.slice(0, 12)}`;
   const hostname = req.hostname ?? id.slice(0, 12);
   const command = req.command.length ? req.command : image.config.cmd;
@@ -196,6 +201,7 @@ export function prepare(
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     volumes: (req.volumes ?? []).map(parseVolume),
     seccomp: req.seccomp !== false,
+    idmap: req.idmap,
   };
   const limits: CgroupLimits = {
     memoryBytes: req.memoryBytes,

@@ -24,6 +24,7 @@ import {
   parseHardLimits,
   planLaunch,
   type ContainerSpec,
+  type Idmap,
 } from './plan/index.js';
 import { bootId, isSameProcess, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
@@ -55,6 +56,8 @@ export interface ServerLaunch {
   logMaxBytes?: number;
   /** writable layer on a tmpfs inside the server (gone when it stops), at most this many bytes */
   ephemeral?: { sizeBytes: number };
+  /** its own user namespace with this id range (the server's lease); none: --userns host */
+  idmap?: Idmap;
 }
 
 /**
@@ -131,6 +134,7 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
     logPath: d.log,
     statusPath: d.status,
     initBinary: initBinary(),
+    idmap: l.idmap,
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;
@@ -323,7 +327,7 @@ export interface ExecRequest {
 /** Run a command inside a running server, in the foreground; resolves to its exit code. */
 export async function execInServer(
   f: ServerFacts,
-  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network'>,
+  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network' | 'idmap'>,
   req: ExecRequest,
   driver: CgroupDriver,
   io: { stderr: (line: string) => void },
