@@ -105,14 +105,15 @@ let counter = 0;
  * without harm (EEXIST: the next one); throws the planner's sentence when none is left.
  */
 export function takeLease(kind: LeaseOwnerKind, ownerId: string, subid: SubidState, dir = leaseDir()): IdmapLease {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const base = { kind, ownerId, pid: process.pid, pidStart: selfStart(), boot: bootId() };
   for (let round = 0; ; round++) {
     const { slots, leases } = listLeases(dir);
+    // a few candidates: losing the lowest to a concurrent CLI is the common race
     const free = freeSlots(
       subid,
       slots,
       leases.map((l) => l.idmap),
+      16,
     );
     for (const { slot, idmap } of free) {
       const lease: IdmapLease = {
@@ -122,15 +123,25 @@ export function takeLease(kind: LeaseOwnerKind, ownerId: string, subid: SubidSta
         createdMs: Date.now(),
         nonce: `${process.pid}.${process.hrtime.bigint()}.${counter++}`,
       };
-      try {
-        symlinkSync(encode(lease), join(dir, String(slot)));
-        return lease;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
+      if (link(encode(lease), dir, slot)) return lease;
     }
     // every slot we saw free was taken meanwhile: look again (freeSlots throws when none is left)
     if (round > 1000) throw new Error(`cannot take an id range lease in ${dir}: too much contention`);
+  }
+}
+
+/** symlink(2) the lease; false when the slot is taken. The directory is made on the first lease of a state root. */
+function link(target: string, dir: string, slot: number): boolean {
+  for (let first = true; ; first = false) {
+    try {
+      symlinkSync(target, join(dir, String(slot)));
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (code !== 'ENOENT' || !first) throw err;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    }
   }
 }
 

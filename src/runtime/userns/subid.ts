@@ -78,11 +78,24 @@ export function rootEntries(entries: SubidEntry[], passwd: IdTable): SubidEntry[
   return entries.filter((e) => names.has(e.owner));
 }
 
-/** The bases of the slots of root's entries, in file order. */
+/** How many slots root's entries hold. */
+export function slotCount(root: SubidEntry[]): number {
+  return root.reduce((n, e) => n + Math.floor(e.count / RANGE_SIZE), 0);
+}
+
+/** The base of slot n of root's entries (file order), computed: an entry of 1e9 ids holds 15,258 slots. */
+export function slotBase(root: SubidEntry[], n: number): number {
+  for (const e of root) {
+    const k = Math.floor(e.count / RANGE_SIZE);
+    if (n < k) return e.start + n * RANGE_SIZE;
+    n -= k;
+  }
+  throw new RangeError(`no slot ${n}`);
+}
+
+/** The bases of every slot of root's entries, in file order. */
 export function slotBases(root: SubidEntry[]): number[] {
-  const out: number[] = [];
-  for (const e of root) for (let i = 0; (i + 1) * RANGE_SIZE <= e.count; i++) out.push(e.start + i * RANGE_SIZE);
-  return out;
+  return Array.from({ length: slotCount(root) }, (_, n) => slotBase(root, n));
 }
 
 export interface SubidState {
@@ -111,20 +124,18 @@ export interface Slot {
 }
 
 /**
- * The slots, lowest first, that may be handed out: inside root's entries of both files,
- * no real user's or group's id inside, not overlapping a range in use. `taken` are slot
- * numbers leased already; `used` their ranges (a lease made before /etc/subuid changed
- * keeps its ids, so its range is avoided whatever its slot number now means).
- * Throws the one sentence that explains why there is none.
+ * The slots, lowest first, that may be handed out (at most `max`): inside root's entries
+ * of both files, no real user's or group's id inside, not overlapping a range in use.
+ * `taken` are slot numbers leased already; `used` their ranges (a lease made before
+ * /etc/subuid changed keeps its ids, so its range is avoided whatever its slot number now
+ * means). Throws the one sentence that explains why there is none.
  */
-export function freeSlots(s: SubidState, taken: ReadonlySet<number>, used: UsedRange[]): Slot[] {
+export function freeSlots(s: SubidState, taken: ReadonlySet<number>, used: UsedRange[], max = Number.POSITIVE_INFINITY): Slot[] {
   const rootUid = rootEntries(s.subuid, s.passwd);
   const rootGid = rootEntries(s.subgid, s.passwd);
-  const uids = slotBases(rootUid);
-  const gids = slotBases(rootGid);
-  const total = Math.min(uids.length, gids.length);
+  const total = Math.min(slotCount(rootUid), slotCount(rootGid));
   if (total === 0) {
-    const [file, entries] = uids.length === 0 ? [s.paths.subuid, rootUid] : [s.paths.subgid, rootGid];
+    const [file, entries] = slotCount(rootUid) === 0 ? [s.paths.subuid, rootUid] : [s.paths.subgid, rootGid];
     const have = entries.map((e) => `root:${e.start}:${e.count}`).join(', ');
     throw new Conflict(
       `root's subordinate ids in ${file} (${have}) are fewer than one container's ${RANGE_SIZE}: ` +
@@ -133,9 +144,9 @@ export function freeSlots(s: SubidState, taken: ReadonlySet<number>, used: UsedR
   }
   const out: Slot[] = [];
   let clash: string | undefined;
-  for (let n = 0; n < total; n++) {
-    const uidBase = uids[n]!;
-    const gidBase = gids[n]!;
+  for (let n = 0; n < total && out.length < max; n++) {
+    const uidBase = slotBase(rootUid, n);
+    const gidBase = slotBase(rootGid, n);
     const user = realIdIn(s.passwd, uidBase);
     const group = realIdIn(s.group, gidBase);
     if (user || group) {
