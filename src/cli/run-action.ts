@@ -49,6 +49,7 @@ export async function runAction(image: string | undefined, command: string[], o:
       remove: Boolean(o.rm),
       volumes: o.volume,
       seccomp: securityOpts(o.securityOpt),
+      userns: o.userns,
       dryRun: Boolean(o.dryRun),
     },
     { stdout: ctx.stdout, stderr: ctx.stderr, network: async () => (await ctx.compute()).network },

@@ -30,6 +30,7 @@ export interface RunCliOptions {
   volume: string[];
   securityOpt: string[];
   rootfs?: string;
+  userns?: string;
   dryRun?: true;
 }
 
@@ -54,6 +55,7 @@ export const RUN_VALUE_FLAGS: Record<string, Key> = {
   '--volume': 'volume',
   '--security-opt': 'securityOpt',
   '--rootfs': 'rootfs',
+  '--userns': 'userns',
 };
 export const RUN_BOOLEAN_FLAGS: Record<string, Key> = {
   '--rm': 'rm',
@@ -66,6 +68,7 @@ export const RUN_BOOLEAN_FLAGS: Record<string, Key> = {
 };
 export const RUN_COLLECTED: ReadonlySet<Key> = new Set(['env', 'volume', 'securityOpt']);
 export const RUN_NETWORKS = ['novabox', 'none', 'host'];
+export const RUN_USERNS = ['auto', 'host'];
 
 /** argv after the word `run`: the image, the command and the options, or undefined */
 export function parseRunArgs(args: readonly string[]): { image?: string; command: string[]; opts: RunCliOptions } | undefined {
@@ -78,6 +81,9 @@ export function parseRunArgs(args: readonly string[]): { image?: string; command
     } else if (key === 'network') {
       if (!RUN_NETWORKS.includes(value)) return false;
       o.network = value;
+    } else if (key === 'userns') {
+      if (!RUN_USERNS.includes(value)) return false;
+      o.userns = value;
     } else (o as unknown as Record<string, string>)[key] = value;
     return true;
   };

@@ -79,6 +79,7 @@ export function serverShow(
   f: Flavor | undefined,
   pid: number | null,
   addresses: Record<string, NovaAddress[]> | string = {},
+  idmap?: string,
 ): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',
@@ -97,6 +98,8 @@ export function serverShow(
     created: s.createdAt,
     flavor: f ? `${f.name} (${f.id})` : s.flavorId,
     id: s.id,
+    // its id range as Incus shows volatile.idmap (ComputeService.idmapField)
+    ...(idmap === undefined ? {} : { idmap }),
     image: `${s.imageName} (${s.imageRef})`,
     key_name: s.keyName,
     locked: s.locked,

@@ -4,11 +4,13 @@ import { Conflict, NotFound } from '../errors.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { destroyContainer, listContainerIds, lookupName, readState, type ContainerState } from '../runtime/container.js';
 import { gcStale } from '../runtime/gc.js';
+import { gcContainerLeases, releaseOwner } from '../runtime/userns/index.js';
 import { isSameProcess } from '../runtime/proc.js';
 import { sleepSync } from '../util/fs.js';
 
 export function listContainers(all: boolean): ContainerState[] {
   gcStale(cgroupDriver());
+  gcContainerLeases();
   return listContainerIds()
     .map(readState)
     .filter((s): s is ContainerState => s !== undefined && (all || s.status !== 'exited'))
@@ -18,6 +20,7 @@ export function listContainers(all: boolean): ContainerState[] {
 export function removeContainer(nameOrId: string, force: boolean): void {
   const driver = cgroupDriver();
   gcStale(driver);
+  gcContainerLeases();
   const id = lookupName(nameOrId);
   const s = id ? readState(id) : undefined;
   if (!s) throw new NotFound(`no container named "${nameOrId}"`);
@@ -30,4 +33,5 @@ export function removeContainer(nameOrId: string, force: boolean): void {
   }
   const errors = destroyContainer(s, cg);
   if (errors.length) throw errors[0];
+  releaseOwner(s.id); // its writable layer is gone: so is the need for its id range
 }

@@ -13,15 +13,19 @@ import { imageOrBuiltin } from '../images/builtin.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { detectCgroups } from '../runtime/cgroups/detect.js';
 import { parseCpus, parseMemory, cpusToQuota } from '../runtime/cgroups/limits.js';
-import { isContainerLive, prepare, validateRequest, type RunRequest } from '../runtime/container.js';
+import { containerDirs, isContainerLive, newId, prepare, validateRequest, type RunRequest } from '../runtime/container.js';
+import { allocateIdmap, gcContainerLeases, releaseLease, usernsMode } from '../runtime/userns/index.js';
 import { gcStale } from '../runtime/gc.js';
 import { runForeground } from '../runtime/run.js';
 import { trace } from '../util/trace.js';
+import { testPause } from '../util/test-pause.js';
 import { runKind } from '../util/cache-hint.js';
 
-export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota'> {
+export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota' | 'id' | 'idmap'> {
   memory?: string;
   cpus?: string;
+  /** auto: a user namespace with an id range of its own; host: none. Default: config.json's "userns", else auto */
+  userns?: string;
   dryRun: boolean;
 }
 
@@ -61,6 +65,7 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
     throw new BadRequest(`memory limit ${o.memory} is too small: a container needs at least 6 MiB`);
   }
   const cpuQuota = o.cpus === undefined ? undefined : cpusToQuota(parseCpus(o.cpus));
+  const userns = usernsMode(o.userns);
   const image = await resolveImage(o);
   trace('image resolved');
   const layout = detectCgroups();
@@ -70,7 +75,29 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   if (bridged) runKind('net');
   const network = bridged ? await ctx.network() : undefined;
   network?.check();
-  const prepared = prepare({ ...o, memoryBytes, cpuQuota }, image, layout);
+  // The id range: its lease is the first thing of the container on disk, given back below
+  // unless the container is kept (no --rm: its writable layer holds ids of the range).
+  const id = newId();
+  const lease = userns === 'auto' && !o.dryRun ? allocateIdmap('container', id, (line) => ctx.stderr(`${line}\n`)) : undefined;
+  if (lease) trace('id range leased');
+  testPause('idmap-leased'); // its lease taken, nothing else of the container made yet
+  try {
+    return await runPrepared(o, ctx, { ...o, memoryBytes, cpuQuota, id, idmap: lease?.idmap }, image, layout, network, userns);
+  } finally {
+    if (lease && !existsSync(containerDirs(id).dir)) releaseLease(lease);
+  }
+}
+
+async function runPrepared(
+  o: RunOptions,
+  ctx: RunIo,
+  req: RunRequest,
+  image: Awaited<ReturnType<typeof resolveImage>>,
+  layout: ReturnType<typeof detectCgroups>,
+  network: NetworkService | undefined,
+  userns: string,
+): Promise<number> {
+  const prepared = prepare(req, image, layout);
   trace('planned');
   if (o.dryRun) {
     const { toCgroupWrites } = await import('../runtime/cgroups/limits.js');
@@ -78,6 +105,7 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
       JSON.stringify(
         {
           container: prepared.state,
+          userns,
           cgroup: {
             layout: layout.kind,
             path: prepared.state.cgroupPath,
@@ -98,6 +126,7 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
     gcStale(driver);
     // Leases of containers whose CLI died (gc above, or `ps`/`rm` before, cleaned the rest).
     network?.releaseGone('container', isContainerLive);
+    gcContainerLeases();
     trace('gc done');
   };
   if (network) {

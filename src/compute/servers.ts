@@ -44,6 +44,9 @@ import { ServerGroupService } from './server-groups.js';
 import { novaAddresses, type NovaAddress } from './addresses.js';
 import type { NetworkMode } from '../runtime/network/config.js';
 import { boundMessage } from '../util/text.js';
+import { IdmapService } from './idmap.js';
+import { formatIdmap, releaseOwner, usernsMode, type UsernsMode } from '../runtime/userns/index.js';
+import type { Idmap } from '../runtime/plan/spec.js';
 
 export interface CreateServerRequest {
   name: string;
@@ -63,6 +66,8 @@ export interface CreateServerRequest {
   ephemeral?: boolean;
   /** a server group to join (Nova's scheduler hint `group`) */
   group?: string;
+  /** auto: a user namespace with an id range of its own; host: none. Default: config.json's "userns", else auto */
+  userns?: UsernsMode | string;
 }
 
 export interface ServerUsage {
@@ -115,12 +120,40 @@ function stopSignalOf(config: ImageConfig): number {
 export class ComputeService {
   private driverCache: { layout: CgroupLayout; driver: CgroupDriver } | undefined;
   private networkCache: NetworkService | undefined;
+  private idmapCache: IdmapService | undefined;
 
   constructor(readonly store: Store) {}
 
   get network(): NetworkService {
     this.networkCache ??= new NetworkService(this.store);
     return this.networkCache;
+  }
+
+  /** Servers' id ranges (compute/idmap.ts). */
+  get idmaps(): IdmapService {
+    this.idmapCache ??= new IdmapService(this.store);
+    return this.idmapCache;
+  }
+
+  /** The id range a server runs in: its lease (taken if it has none), or none for --userns host. */
+  private idmapFor(s: Pick<Server, 'id' | 'userns'>): Idmap | undefined {
+    return s.userns === 'auto' ? this.idmaps.leaseFor(s.id) : undefined;
+  }
+
+  /** A server's id range as `server show` prints it: "uid 0 1065536 65536, gid 0 1065536 65536", "host", or "none" (auto, not taken yet). */
+  idmapField(s: Pick<Server, 'id' | 'userns'>): string {
+    if (s.userns === 'host') return 'host';
+    const m = this.idmaps.idmapOf(s.id);
+    return m ? formatIdmap(m) : 'none';
+  }
+
+  /** Give back a server's id range (delete, a failed build); the gc finds what this misses. */
+  private releaseIdmap(id: string): void {
+    try {
+      this.idmaps.release(id);
+    } catch {
+      /* the next gc frees it */
+    }
   }
 
   /** The attachment of a server on the bridge network (its lease allocated if it has none). */
@@ -189,6 +222,7 @@ export class ComputeService {
           // is derived from the id, so whatever it started can be found and stopped.
           this.killUnrecorded(cur.id);
           this.releaseNetwork(cur.id);
+          this.releaseIdmap(cur.id);
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
         }
         if (cur.taskState === 'image_snapshot' && running && cur.vmState === 'active') {
@@ -340,6 +374,8 @@ export class ComputeService {
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
     const network = req.network ?? 'novabox';
     if (network === 'novabox') this.network.check();
+    const userns = usernsMode(req.userns);
+    if (userns === 'auto') this.idmaps.gc();
     if (req.fixedIp !== undefined) {
       if (network !== 'novabox')
         throw new BadRequest(`a fixed IP needs the bridge network "${this.network.name}", not --network ${network}`);
@@ -350,42 +386,47 @@ export class ComputeService {
     const noHost = groups?.placement(req.group!, count, caller);
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
     const now = nowIso();
-    const rows: Server[] = this.store.tx(() =>
-      names.map((name) => {
-        const s: NewServer = {
-          id: randomUuid(),
-          name,
-          projectId: caller.projectId,
-          userId: caller.userId,
-          imageRef: image.id ?? image.name,
-          imageName: image.name,
-          flavorId: flavor.id,
-          flavor,
-          vmState: 'building',
-          taskState: 'spawning',
-          powerState: POWER_STATE.NOSTATE,
-          metadata: { ...(req.properties ?? {}) },
-          keyName: req.keyName ?? null,
-          accessIpv4: req.accessIpv4 ?? '',
-          accessIpv6: req.accessIpv6 ?? '',
-          locked: false,
-          lockedBy: null,
-          host: hostName(),
-          fault: null,
-          ephemeral: Boolean(req.ephemeral),
-          network,
-          createdAt: now,
-          updatedAt: now,
-          launchedAt: null,
-          terminatedAt: null,
-          ...this.owner(),
-        };
-        const row = this.store.servers.insert(s);
-        if (network === 'novabox' && noHost === undefined) this.network.allocate('server', s.id, req.fixedIp);
-        if (groups && noHost === undefined) groups.join(req.group!, s.id);
-        this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
-        return row;
-      }),
+    const ids = names.map(() => randomUuid());
+    const rows: Server[] = this.withLeasesUndone(ids, () =>
+      this.store.tx(() =>
+        names.map((name, i) => {
+          const s: NewServer = {
+            id: ids[i]!,
+            name,
+            projectId: caller.projectId,
+            userId: caller.userId,
+            imageRef: image.id ?? image.name,
+            imageName: image.name,
+            flavorId: flavor.id,
+            flavor,
+            vmState: 'building',
+            taskState: 'spawning',
+            powerState: POWER_STATE.NOSTATE,
+            metadata: { ...(req.properties ?? {}) },
+            keyName: req.keyName ?? null,
+            accessIpv4: req.accessIpv4 ?? '',
+            accessIpv6: req.accessIpv6 ?? '',
+            locked: false,
+            lockedBy: null,
+            host: hostName(),
+            fault: null,
+            ephemeral: Boolean(req.ephemeral),
+            network,
+            userns,
+            createdAt: now,
+            updatedAt: now,
+            launchedAt: null,
+            terminatedAt: null,
+            ...this.owner(),
+          };
+          const row = this.store.servers.insert(s);
+          if (network === 'novabox' && noHost === undefined) this.network.allocate('server', s.id, req.fixedIp);
+          if (userns === 'auto' && noHost === undefined && found.unbootable === undefined) this.idmaps.leaseFor(s.id);
+          if (groups && noHost === undefined) groups.join(req.group!, s.id);
+          this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+          return row;
+        }),
+      ),
     );
     const limits = flavorLimits(flavor);
     if (found.unbootable !== undefined || noHost !== undefined) {
@@ -432,7 +473,23 @@ export class ComputeService {
     return { image, row };
   }
 
-  /** A build that cannot start (the image does not boot): ERROR with Nova's fault, network given back. */
+  /** fn, or on its failure the id range links taken for these servers given back (their records rolled back with fn's transaction). */
+  private withLeasesUndone<T>(ids: string[], fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      for (const id of ids) {
+        try {
+          releaseOwner(id);
+        } catch {
+          /* the next gc frees it */
+        }
+      }
+      throw err;
+    }
+  }
+
+  /** A build that cannot start (the image does not boot): ERROR with Nova's fault, network and id range given back. */
   private failBuild(s: Server, why: string): Server {
     const action = this.store.actions.latest(s.id, 'create');
     if (action) this.store.actions.event(action.id, 'compute__do_build_and_run_instance')('Error', why);
@@ -442,6 +499,7 @@ export class ComputeService {
     } catch {
       /* doctor finds it */
     }
+    this.releaseIdmap(s.id);
     return this.fail(s, why);
   }
 
@@ -462,6 +520,7 @@ export class ComputeService {
           network: s.network,
           ephemeral: this.ephemeralOf(s),
           attachment: this.attachmentOf(s),
+          idmap: this.idmapFor(s),
         },
         this.driver,
       );
@@ -488,6 +547,7 @@ export class ComputeService {
       } catch {
         /* doctor finds it */
       }
+      this.releaseIdmap(s.id);
       return this.fail(s, (err as Error).message);
     }
   }
@@ -524,6 +584,7 @@ export class ComputeService {
         network: s.network,
         ephemeral: this.ephemeralOf(s),
         attachment: this.attachmentOf(s),
+        idmap: this.idmapFor(s),
       },
       this.driver,
     );
@@ -996,6 +1057,8 @@ export class ComputeService {
       this.driver.open(cgroupPathOf(s.id)).remove();
       this.releaseNetwork(s.id);
       removeServerFiles(s.id);
+      // after the files: its writable layer holds ids of the range until it is gone
+      this.idmaps.release(s.id);
       trace('files removed');
     } catch (err) {
       this.store.actions.event(a.id, 'compute_terminate_instance')('Error', (err as Error).message);
@@ -1023,7 +1086,13 @@ export class ComputeService {
     }
     const facts = this.facts(s.id);
     if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
-    return execInServer(facts, { hostname: hostnameOf(s.name), image: this.imageFor(s), network: s.network }, req, this.driver, io);
+    return execInServer(
+      facts,
+      { hostname: hostnameOf(s.name), image: this.imageFor(s), network: s.network, idmap: this.idmaps.idmapOf(s.id) },
+      req,
+      this.driver,
+      io,
+    );
   }
 
   /** Nova's `addresses` of a server (compute/addresses.ts), for the CLI and the API. */

@@ -19,7 +19,6 @@ import { isRunning, serverDirs } from '../runtime/server.js';
 import { selfStart } from '../runtime/proc.js';
 import * as native from '../sys/native.js';
 import { trace } from '../util/trace.js';
-import type { Idmap } from '../runtime/plan/spec.js';
 import { Staging, packLayer, packLayerAsync, removeStagingFile, stagingFile, type PackedLayer } from '../images/layers.js';
 import type { ImageRecord } from '../images/records.js';
 import type { ImageCaller, ImageService } from '../images/service.js';
@@ -138,7 +137,7 @@ export async function snapshotServer(
       const upper = serverDirs(s.id).upper;
       // a server in its own user namespace wrote host ids of its range: the image gets its
       // own ids back, so that it boots with the same owners in any range, or as --userns host
-      const idmap = (cur as { idmap?: Idmap | null }).idmap;
+      const idmap = cur.userns === 'auto' ? compute.idmaps.idmapOf(s.id) : undefined;
       const shift = idmap ? { uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size } : undefined;
       packed = req.inline ? packLayer(upper, blob, mirror, true, shift) : await packLayerAsync(upper, blob, mirror, true, thaw, shift);
     } finally {

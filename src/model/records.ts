@@ -37,6 +37,8 @@ export interface Server {
   fault: Fault | null;
   ephemeral: boolean;
   network: NetworkMode;
+  /** auto: a user namespace with an id range of its own (its lease: store/idmap-leases.ts); host: none */
+  userns: 'auto' | 'host';
   /** the process running the current task (pid + /proc start time), to spot a killed CLI */
   taskOwnerPid: number | null;
   taskOwnerStart: number | null;

@@ -56,7 +56,9 @@ export interface RunRequest {
   volumes?: string[];
   /** --security-opt seccomp=unconfined */
   seccomp?: boolean;
-  /** its own user namespace with this id range (--userns auto); absent: --userns host */
+  /** the container's id, when chosen before (its id range lease names it) */
+  id?: string;
+  /** its own user namespace with this id range (its lease); none: --userns host */
   idmap?: Idmap;
 }
 
@@ -152,7 +154,7 @@ export function prepare(
   image: { name: string; layerDirs: string[]; config: ImageConfig },
   layout: CgroupLayout,
 ): Prepared {
-  const id = newId();
+  const id = req.id ?? newId();
   const name = req.name ?? `nb-${id.slice(0, 12)}`;
   const hostname = req.hostname ?? id.slice(0, 12);
   const command = req.command.length ? req.command : image.config.cmd;
@@ -199,7 +201,7 @@ export function prepare(
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     volumes: (req.volumes ?? []).map(parseVolume),
     seccomp: req.seccomp !== false,
-    ...(req.idmap ? { idmap: req.idmap } : {}),
+    idmap: req.idmap,
   };
   const limits: CgroupLimits = {
     memoryBytes: req.memoryBytes,

@@ -56,7 +56,7 @@ export interface ServerLaunch {
   logMaxBytes?: number;
   /** writable layer on a tmpfs inside the server (gone when it stops), at most this many bytes */
   ephemeral?: { sizeBytes: number };
-  /** its own user namespace with this id range (--userns auto); absent: --userns host */
+  /** its own user namespace with this id range (the server's lease); none: --userns host */
   idmap?: Idmap;
 }
 
@@ -136,7 +136,7 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
     logPath: d.log,
     statusPath: d.status,
     initBinary: initBinary(),
-    ...(l.idmap ? { idmap: l.idmap } : {}),
+    idmap: l.idmap,
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;

@@ -19,6 +19,7 @@ import { IdentityRepo } from './identity.js';
 import { KeypairRepo } from './keypairs.js';
 import { ResizeRepo } from './resizes.js';
 import { LeaseRepo } from './leases.js';
+import { IdmapLeaseRepo } from './idmap-leases.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -33,6 +34,8 @@ export interface Store {
   readonly keypairs: KeypairRepo;
   readonly resizes: ResizeRepo;
   readonly leases: LeaseRepo;
+  /** servers' id ranges (the record; runtime/userns/leases.ts decides) */
+  readonly idmaps: IdmapLeaseRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -125,6 +128,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
       keypairs: new KeypairRepo(db),
       resizes: new ResizeRepo(db),
       leases: new LeaseRepo(db, tx),
+      idmaps: new IdmapLeaseRepo(db),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),

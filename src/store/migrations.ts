@@ -313,4 +313,25 @@ CREATE INDEX server_group_members_server ON server_group_members(server_id);
 ALTER TABLE tokens ADD COLUMN domain_id TEXT;
 `,
   },
+  {
+    // Issue 15: every server in a user namespace of its own. Servers from before are
+    // 'host' (root inside is root on the host) and have no range.
+    name: '006 user namespaces',
+    sql: `
+ALTER TABLE servers ADD COLUMN userns TEXT NOT NULL DEFAULT 'host' CHECK (userns IN ('auto', 'host'));
+
+-- A server's id range, as its lease $NOVABOX_ROOT/idmap/<slot> holds it (runtime/userns/leases.ts:
+-- the link decides, this row is the server's record of it, written with the server).
+CREATE TABLE idmap_leases (
+  slot       INTEGER PRIMARY KEY,
+  uid_base   INTEGER NOT NULL,
+  gid_base   INTEGER NOT NULL,
+  size       INTEGER NOT NULL,
+  owner_kind TEXT NOT NULL CHECK (owner_kind IN ('server', 'container')),
+  owner_id   TEXT NOT NULL UNIQUE,
+  nonce      TEXT NOT NULL,
+  created_at TEXT NOT NULL
+);
+`,
+  },
 ];

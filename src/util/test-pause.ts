@@ -4,7 +4,7 @@
  * integration test can kill it at a known place (the crash repair of a create:
  * test/integration/servers.test.ts, network.test.ts). Unset, it is one env lookup.
  */
-export type TestPausePoint = 'create-recorded' | 'server-started';
+export type TestPausePoint = 'create-recorded' | 'server-started' | 'idmap-leased';
 
 export function testPause(point: TestPausePoint): void {
   if (process.env.NOVABOX_TEST_PAUSE === point) process.kill(process.pid, 'SIGSTOP');

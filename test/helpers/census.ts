@@ -127,7 +127,7 @@ function monitors(parent: string): number[] {
 
 function stateFiles(root: string): string[] {
   const out: string[] = [];
-  for (const sub of ['containers', 'names', 'tmp']) {
+  for (const sub of ['containers', 'names', 'tmp', 'idmap']) {
     const d = join(root, sub);
     if (existsSync(d)) for (const e of readdirSync(d)) out.push(`${sub}/${e}`);
   }

@@ -41,6 +41,13 @@ export function register(program: Command, ctx: CliContext): void {
         .choices(['novabox', 'none', 'host'])
         .default('novabox'),
     )
+    .addOption(
+      new Option(
+        '--userns <mode>',
+        "auto: a user namespace with an id range of its own from root's /etc/subuid and /etc/subgid; " +
+          'host: none, root inside is root on the host (default: "userns" in $NOVABOX_ROOT/config.json, else auto)',
+      ).choices(['auto', 'host']),
+    )
     .option('--read-only', 'mount the root filesystem read-only (/tmp, /var/tmp and /run get a tmpfs)')
     .option('-v, --volume <src:dst[:ro]>', 'bind a host path into the container (repeatable)', collect, [])
     .option(

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram, type CliContext } from '../../../src/cli/main.js';
-import { parseRunArgs, RUN_BOOLEAN_FLAGS, RUN_COLLECTED, RUN_NETWORKS, RUN_VALUE_FLAGS } from '../../../src/cli/run-args.js';
+import { parseRunArgs, RUN_BOOLEAN_FLAGS, RUN_COLLECTED, RUN_NETWORKS, RUN_USERNS, RUN_VALUE_FLAGS } from '../../../src/cli/run-args.js';
 
 type Parsed = { image?: string; command: string[]; opts: Record<string, unknown> } | 'error';
 
@@ -52,6 +52,7 @@ const SAME: string[][] = [
   ['--read-only', '--dry-run', '-w', '/tmp', '-u', '1000:1000', 'busybox', 'id'],
   ['--name=a', '--name', 'b', 'busybox'],
   ['--network=host', '--network', 'none', 'busybox'],
+  ['--userns', 'host', '--userns=auto', 'busybox', 'true'],
   ['--pids-limit=7', 'busybox'],
   ['--pids-limit', '007', 'busybox'],
   ['--name', '--rm', 'busybox'],
@@ -77,6 +78,7 @@ const COMMANDER_ONLY: string[][] = [
   ['--pids-limit', 'x', 'busybox'],
   ['--pids-limit=-1', 'busybox'],
   ['--network', 'bridge', 'busybox'],
+  ['--userns', 'keep-id', 'busybox'],
   ['--rm=yes', 'busybox'],
   ['-ie', 'A=1', 'busybox'],
   ['-x', 'busybox'],
@@ -103,6 +105,7 @@ describe('run arguments without commander', () => {
       const kind = o.required ? (Array.isArray(o.defaultValue) ? 'collected' : 'value') : o.optional ? 'optional' : 'boolean';
       for (const flag of [o.short, o.long]) if (flag && flag !== '-h' && flag !== '--help') theirs[flag] = `${o.attributeName()} ${kind}`;
       if (o.attributeName() === 'network') expect(o.argChoices).toEqual(RUN_NETWORKS);
+      if (o.attributeName() === 'userns') expect(o.argChoices).toEqual(RUN_USERNS);
     }
     const mine: Record<string, string> = {};
     for (const [flag, key] of Object.entries(RUN_VALUE_FLAGS)) mine[flag] = `${key} ${RUN_COLLECTED.has(key) ? 'collected' : 'value'}`;

@@ -29,6 +29,13 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       '--ephemeral',
       'writable layer on a tmpfs inside the server (at most the flavor disk), lost when it stops; cannot be snapshotted',
     )
+    .addOption(
+      new Option(
+        '--userns <mode>',
+        "auto: a user namespace with an id range of its own from root's /etc/subuid and /etc/subgid; " +
+          'host: none, root inside is root on the host (default: "userns" in $NOVABOX_ROOT/config.json, else auto)',
+      ).choices(['auto', 'host']),
+    )
     .option('--quiet', 'print only the ids of the new servers');
   waitOption(cmd);
   addOutputOptions(cmd, 'show');
@@ -54,6 +61,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
         fixedIp,
         count,
         ephemeral: Boolean(o.ephemeral),
+        userns: o.userns,
       },
       caller,
     );
@@ -70,6 +78,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
             compute.store.flavors.get(s.flavorId),
             compute.facts(s.id)?.initPid ?? null,
             addressesField(compute.addresses(s), out.format),
+            compute.idmapField(s),
           ),
           out,
         ),

@@ -109,6 +109,8 @@ Example:
     } catch {
       flavor = undefined;
     }
-    ctx.stdout(formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null), outputOptionsFrom(o)));
+    ctx.stdout(
+      formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null, undefined, compute.idmapField(s)), outputOptionsFrom(o)),
+    );
   });
 }

@@ -61,7 +61,16 @@ export function registerList(server: Command, ctx: CliContext): void {
     }
     const out = outputOptionsFrom(o);
     ctx.stdout(
-      formatShow(serverShow(s, flavor, compute.facts(s.id)?.initPid ?? null, addressesField(compute.addresses(s), out.format)), out),
+      formatShow(
+        serverShow(
+          s,
+          flavor,
+          compute.facts(s.id)?.initPid ?? null,
+          addressesField(compute.addresses(s), out.format),
+          compute.idmapField(s),
+        ),
+        out,
+      ),
     );
   });
 }

@@ -1,0 +1,108 @@
+/**
+ * Servers' id ranges, allocated like their addresses: taken when the server is created
+ * (its lease link, runtime/userns/leases.ts, decides; the row in idmap_leases is the
+ * server's record of it, written in the same transaction), kept across stop, start,
+ * reboot and rebuild, given back on delete and on a failed build, and by the reconcile
+ * (gc) when the process that took it died before its server was recorded.
+ */
+import {
+  allocateIdmap,
+  gcContainerLeases,
+  leaseDir,
+  listLeases,
+  releaseLease,
+  takerAlive,
+  type IdmapLease,
+} from '../runtime/userns/index.js';
+import type { Idmap } from '../runtime/plan/spec.js';
+import type { Store } from '../store/db.js';
+import type { IdmapLeaseRow } from '../store/idmap-leases.js';
+
+/** a lease whose server is not recorded yet is left alone this long while its taker lives (serve) */
+const UNRECORDED_GRACE_MS = 60_000;
+
+export class IdmapService {
+  constructor(
+    private readonly store: Store,
+    private readonly notice: (line: string) => void = (line) => void process.stderr.write(`${line}\n`),
+  ) {}
+
+  /**
+   * The server's range, a lease taken if it has none (a server created with auto whose
+   * build failed gets a new one when it boots). Inside a transaction: the caller's, or one of its own.
+   */
+  leaseFor(serverId: string): Idmap {
+    return this.store.tx(() => {
+      const have = this.store.idmaps.ofOwner(serverId);
+      if (have) return toIdmap(have);
+      const lease = allocateIdmap('server', serverId, this.notice);
+      try {
+        this.store.idmaps.insert({
+          slot: lease.slot,
+          uidBase: lease.idmap.uidBase,
+          gidBase: lease.idmap.gidBase,
+          size: lease.idmap.size,
+          ownerKind: 'server',
+          ownerId: serverId,
+          nonce: lease.nonce,
+        });
+      } catch (err) {
+        releaseLease(lease);
+        throw err;
+      }
+      return lease.idmap;
+    });
+  }
+
+  /** The server's range, or undefined (--userns host, or none taken yet). */
+  idmapOf(serverId: string): Idmap | undefined {
+    const row = this.store.idmaps.ofOwner(serverId);
+    return row && toIdmap(row);
+  }
+
+  /**
+   * Give the server's range back: the record first (in the caller's transaction, when
+   * there is one), then the link. A crash in between leaves a link without a record,
+   * which gc() frees; never a record without its link.
+   */
+  release(serverId: string): void {
+    const row = this.store.idmaps.ofOwner(serverId);
+    if (!row) return;
+    this.store.idmaps.remove(serverId);
+    this.releaseLink(row);
+  }
+
+  private releaseLink(row: Pick<IdmapLeaseRow, 'slot' | 'nonce'>): void {
+    const lease = listLeases().leases.find((l) => l.slot === row.slot && l.nonce === row.nonce);
+    if (lease) releaseLease(lease);
+  }
+
+  /**
+   * The reconcile after a kill -9: server leases with no record (the creating process
+   * died before its transaction committed, or a delete stopped between record and link),
+   * records whose server is deleted, and `run` containers' leases whose container is gone.
+   */
+  gc(): IdmapLease[] {
+    const freed: IdmapLease[] = [];
+    this.store.tx(() => {
+      for (const row of this.store.idmaps.orphans()) {
+        this.store.idmaps.remove(row.ownerId);
+        this.releaseLink(row);
+      }
+    });
+    const recorded = new Set(this.store.idmaps.list().map((r) => r.nonce));
+    for (const l of listLeases(leaseDir()).leases) {
+      if (l.kind !== 'server' || recorded.has(l.nonce)) continue;
+      if (takerAlive(l) && Date.now() - l.createdMs < UNRECORDED_GRACE_MS) continue;
+      // judged again in a transaction: a record committed since the list is seen, one being written waits
+      const done = this.store.tx(() => this.store.idmaps.ofOwner(l.ownerId)?.nonce !== l.nonce && releaseLease(l));
+      if (done) freed.push(l);
+    }
+    freed.push(...gcContainerLeases());
+    return freed;
+  }
+}
+
+function toIdmap(r: Pick<IdmapLeaseRow, 'uidBase' | 'gidBase' | 'size'>): Idmap {
+  return { uidBase: r.uidBase, gidBase: r.gidBase, size: r.size };
+}

@@ -1,0 +1,225 @@
+/**
+ * Id range leases: the one place that decides which container owns which range.
+ *
+ * A lease is a symlink $NOVABOX_ROOT/idmap/<slot> whose target names its owner and the
+ * process that took it (the names/ reservations work the same way). symlink(2) creates
+ * it with its content in one step and fails with EEXIST when the slot is taken, so any
+ * number of CLIs allocate at once without a lock, and `novabox run` never opens the
+ * state database for it (a directory read, a few readlinks and one symlink). Servers
+ * also keep a copy of their lease in the database (store/idmap-leases.ts), written in
+ * the transaction that creates the server; the symlink alone decides.
+ *
+ * Removal is the delicate part: a slot freed by one process may be taken by another at
+ * once, so a remover must never unlink a lease newer than the one it judged. Each lease
+ * has a nonce; whoever removes it first creates `.rm-<slot>-<nonce>` with O_EXCL (only
+ * one remover per lease), reads the slot again and unlinks it only if it still holds
+ * that nonce: a newer lease can only appear after the old one was unlinked, which only
+ * the marker's holder does.
+ */
+import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, statSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { stateRoot } from '../../util/paths.js';
+import { bootId, isSameProcess, selfStart } from '../proc.js';
+import type { Idmap } from '../plan/spec.js';
+import { freeSlots, type SubidState } from './subid.js';
+
+export type LeaseOwnerKind = 'server' | 'container';
+
+export interface IdmapLease {
+  slot: number;
+  kind: LeaseOwnerKind;
+  ownerId: string;
+  idmap: Idmap;
+  /** the process that took it: a lease whose owner has no record yet is alive while it is */
+  pid: number;
+  pidStart: number;
+  boot: string;
+  createdMs: number;
+  nonce: string;
+}
+
+const FORMAT = 'nbidmap1';
+/** a marker of a remover that died between marking and unlinking is broken after this */
+const MARKER_STALE_MS = 60_000;
+
+export function leaseDir(root = stateRoot()): string {
+  return join(root, 'idmap');
+}
+
+function encode(l: IdmapLease): string {
+  return [FORMAT, l.kind, l.ownerId, l.idmap.uidBase, l.idmap.gidBase, l.idmap.size, l.pid, l.pidStart, l.boot, l.createdMs, l.nonce].join(
+    ' ',
+  );
+}
+
+export function decodeLease(slot: number, target: string): IdmapLease | undefined {
+  const f = target.split(' ');
+  if (f.length !== 11 || f[0] !== FORMAT || (f[1] !== 'server' && f[1] !== 'container')) return undefined;
+  const n = f.slice(3, 8).map(Number);
+  if (n.some((x) => !Number.isSafeInteger(x))) return undefined;
+  return {
+    slot,
+    kind: f[1],
+    ownerId: f[2]!,
+    idmap: { uidBase: n[0]!, gidBase: n[1]!, size: n[2]! },
+    pid: n[3]!,
+    pidStart: n[4]!,
+    boot: f[8]!,
+    createdMs: Number(f[9]),
+    nonce: f[10]!,
+  };
+}
+
+function readLease(dir: string, slot: number): IdmapLease | undefined {
+  try {
+    return decodeLease(slot, readlinkSync(join(dir, String(slot))));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every lease; a slot whose link cannot be read is still counted as taken (`undefined` lease). */
+export function listLeases(dir = leaseDir()): { slots: Set<number>; leases: IdmapLease[] } {
+  const slots = new Set<number>();
+  const leases: IdmapLease[] = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    /* none yet */
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    const slot = Number(name);
+    slots.add(slot);
+    const l = readLease(dir, slot);
+    if (l) leases.push(l);
+  }
+  return { slots, leases };
+}
+
+let counter = 0;
+
+/**
+ * Take the lowest free slot for an owner. Loses a race for a slot to another process
+ * without harm (EEXIST: the next one); throws the planner's sentence when none is left.
+ */
+export function takeLease(kind: LeaseOwnerKind, ownerId: string, subid: SubidState, dir = leaseDir()): IdmapLease {
+  const base = { kind, ownerId, pid: process.pid, pidStart: selfStart(), boot: bootId() };
+  for (let round = 0; ; round++) {
+    const { slots, leases } = listLeases(dir);
+    // a few candidates: losing the lowest to a concurrent CLI is the common race
+    const free = freeSlots(
+      subid,
+      slots,
+      leases.map((l) => l.idmap),
+      16,
+    );
+    for (const { slot, idmap } of free) {
+      const lease: IdmapLease = {
+        ...base,
+        slot,
+        idmap,
+        createdMs: Date.now(),
+        nonce: `${process.pid}.${process.hrtime.bigint()}.${counter++}`,
+      };
+      if (link(encode(lease), dir, slot)) return lease;
+    }
+    // every slot we saw free was taken meanwhile: look again (freeSlots throws when none is left)
+    if (round > 1000) throw new Error(`cannot take an id range lease in ${dir}: too much contention`);
+  }
+}
+
+/** symlink(2) the lease; false when the slot is taken. The directory is made on the first lease of a state root. */
+function link(target: string, dir: string, slot: number): boolean {
+  for (let first = true; ; first = false) {
+    try {
+      symlinkSync(target, join(dir, String(slot)));
+      return true;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (code !== 'ENOENT' || !first) throw err;
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    }
+  }
+}
+
+/** The owner's lease, if it has one. */
+export function leaseOf(ownerId: string, dir = leaseDir()): IdmapLease | undefined {
+  return listLeases(dir).leases.find((l) => l.ownerId === ownerId);
+}
+
+/** Remove exactly this lease (not a newer one of the same slot); false if it was gone already. */
+export function releaseLease(l: IdmapLease, dir = leaseDir()): boolean {
+  const marker = join(dir, `.rm-${l.slot}-${l.nonce}`);
+  let fd: number;
+  try {
+    fd = openSync(marker, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // another remover has it, or died holding it
+    if (!markerStale(marker)) return false;
+    try {
+      unlinkSync(marker);
+    } catch {
+      /* broken by another */
+    }
+    return releaseLease(l, dir);
+  }
+  try {
+    writeSync(fd, `${process.pid} ${selfStart()}\n`);
+    closeSync(fd);
+    const cur = readLease(dir, l.slot);
+    if (!cur || cur.nonce !== l.nonce) return false;
+    unlinkSync(join(dir, String(l.slot)));
+    return true;
+  } finally {
+    try {
+      unlinkSync(marker);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+function markerStale(marker: string): boolean {
+  try {
+    return Date.now() - statSync(marker).mtimeMs > MARKER_STALE_MS;
+  } catch {
+    return true;
+  }
+}
+
+/** Release every lease of an owner; returns how many there were. */
+export function releaseOwner(ownerId: string, dir = leaseDir()): number {
+  let n = 0;
+  for (const l of listLeases(dir).leases) if (l.ownerId === ownerId && releaseLease(l, dir)) n++;
+  return n;
+}
+
+/** Is the process that took the lease still running (the lease may not be recorded by its owner yet)? */
+export function takerAlive(l: IdmapLease): boolean {
+  return isSameProcess(l.pid, l.pidStart, l.boot);
+}
+
+/**
+ * Give back the leases `gone` says have no owner any more (the reconcile after a kill -9).
+ * Only leases of `kinds` are judged: `run` cannot tell a live server from a dead one.
+ */
+export function gcLeases(kinds: LeaseOwnerKind[], gone: (l: IdmapLease) => boolean, dir = leaseDir()): IdmapLease[] {
+  const freed: IdmapLease[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return freed;
+  }
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    const l = readLease(dir, Number(name));
+    if (!l || !kinds.includes(l.kind) || !gone(l)) continue;
+    if (releaseLease(l, dir)) freed.push(l);
+  }
+  return freed;
+}
