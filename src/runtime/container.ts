@@ -364,7 +364,11 @@ export function opFailure(plan: LaunchPlan, opIndex: number, errno: number, moni
         name,
       );
     }
-    return new OpFailed(`cannot set up the container's user namespace: ${USERNS_STEPS[step] ?? 'its rootfs'}: ${errnoText(errno)}`, opIndex, name);
+    return new OpFailed(
+      `cannot set up the container's user namespace: ${USERNS_STEPS[step] ?? 'its rootfs'}: ${errnoText(errno)}`,
+      opIndex,
+      name,
+    );
   }
   if (opIndex === OPFAIL_PLAN) {
     return new OpFailed(`the container init refused its launch plan: ${errnoText(errno)}`, opIndex, name);
