@@ -31,8 +31,11 @@ extern int nb_exec_copy_fd;
  * sock, its idmapped rootfs and the answer (0, or errno with *step: 1 a layer, 2 the
  * overlay, 3 the tmpfs, 4 the answer; -1 when nothing failed or the init never asked). */
 int nb_userns_maps(const void *plan, pid_t init);
-/* Before the clone: stdio pipes and sockets of host root's go to the range's root. */
-void nb_userns_stdio(const void *plan);
+/* Before the clone: stdio pipes and sockets of host root's go to the range's root (uid,
+ * gid on the host), read from the plan's maps or, for an exec, the server's. -1: none. */
+void nb_userns_stdio(long uid, long gid);
+long nb_userns_plan_base(const void *plan, int which);
+long nb_userns_proc_base(pid_t pid, const char *file);
 int nb_userns_serve(const void *plan, pid_t init, int sock, int *step);
 /* The init's end of the monitor's userns socket (NB_OP_USERNS reads it once); -1: none. */
 extern int nb_userns_sock;

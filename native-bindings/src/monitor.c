@@ -572,6 +572,10 @@ int main(void)
 		cg_fd = open(nb_plan_str(plan, h->cgroup_dir), O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (h->join_pid)
 		nb_preopen_cgroup_joins(plan);
+	/* an exec into a server in its own user namespace: its stdio pipes as the init's */
+	if (h->join_pid && (h->join_flags & CLONE_NEWUSER))
+		nb_userns_stdio(nb_userns_proc_base((pid_t)h->join_pid, "uid_map"),
+				nb_userns_proc_base((pid_t)h->join_pid, "gid_map"));
 	if (h->join_pid) {
 		/* setns(2) with a pidfd enters all the namespaces at once (Linux 5.8), and the
 		 * pidfd cannot name a recycled pid. Joining a mount namespace needs a
@@ -587,7 +591,7 @@ int main(void)
 	}
 	/* Our word to the init's NB_OP_USERNS: the maps are written (and its rootfs). */
 	if (h->userns) {
-		nb_userns_stdio(plan);
+		nb_userns_stdio(nb_userns_plan_base(plan, 0), nb_userns_plan_base(plan, 1));
 		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, userns_sock) < 0)
 			return fail(NB_STAGE_CLONE, errno);
 		nb_userns_sock = userns_sock[1];

@@ -225,11 +225,8 @@ static int send_word(int sock, const char *word, size_t len, int fd)
  * /proc/self/fd/N or /dev/stdout (`echo x > /dev/stderr`), as runc's fixStdioPermissions.
  * Terminals and /dev/null are left alone.
  */
-void nb_userns_stdio(const void *plan)
+void nb_userns_stdio(long uid, long gid)
 {
-	const struct nb_plan_header *h = plan;
-	long uid = map_base(nb_plan_list_item(plan, h->userns, 0));
-	long gid = map_base(nb_plan_list_item(plan, h->userns, 1));
 	struct stat st;
 	int fd;
 
@@ -242,6 +239,33 @@ void nb_userns_stdio(const void *plan)
 			/* best effort: the container still runs, only a reopen of it fails */
 		}
 	}
+}
+
+/* The host id of the namespace root of a plan's maps ([0] uid, [1] gid), or -1. */
+long nb_userns_plan_base(const void *plan, int which)
+{
+	const struct nb_plan_header *h = plan;
+
+	return map_base(nb_plan_list_item(plan, h->userns, (uint32_t)which));
+}
+
+/* The same for a running process's user namespace ("uid_map" or "gid_map"), or -1. */
+long nb_userns_proc_base(pid_t pid, const char *file)
+{
+	char path[64], buf[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return map_base(buf);
 }
 
 int nb_userns_maps(const void *plan, pid_t init)

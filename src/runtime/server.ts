@@ -22,7 +22,9 @@ import {
   INIT_NAME,
   clampRlimits,
   parseHardLimits,
+  planCredentials,
   planLaunch,
+  noNewPrivs,
   type ContainerSpec,
   type Idmap,
 } from './plan/index.js';
@@ -357,7 +359,6 @@ export async function execInServer(
   const namespaces: Namespace[] = l.idmap ? ['user', 'mount', 'uts', 'ipc', 'pid', 'cgroup'] : ['mount', 'uts', 'ipc', 'pid', 'cgroup'];
   if (l.network !== 'host') namespaces.push('net');
   const out = process.stdout;
-  const caps = user.uid === 0 ? SERVER_CAPABILITIES : [];
   const bare: LaunchPlan = {
     namespaces: [],
     tty: req.tty,
@@ -368,13 +369,8 @@ export async function execInServer(
       ...(req.tty
         ? [{ op: 'console' as const, ptmx: 'dev/pts/ptmx', rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 }]
         : []),
-      { op: 'cap-bound', keep: SERVER_CAPABILITIES },
-      { op: 'setgroups', gids: [...new Set([user.gid, ...user.additionalGids])] },
-      { op: 'setgid', gid: user.gid },
-      { op: 'setuid', uid: user.uid },
-      { op: 'capset', caps },
-      { op: 'no-new-privs' },
-      { op: 'seccomp' },
+      // as the server's own init: no_new_privs only for a server whose root is the host's
+      ...planCredentials(SERVER_CAPABILITIES, user, true, noNewPrivs(l)),
       { op: 'chdir', path: req.workdir ?? (l.image.config.workingDir || '/') },
       { op: 'exec', file: req.command[0], searchPath: env.find((e) => e.startsWith('PATH='))!.slice(5), argv: req.command, env },
     ],

@@ -4,7 +4,7 @@
  * match the one taken before it.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostname as hostHostname } from 'node:os';
@@ -115,7 +115,9 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const hostIpc = execFileSync('readlink', ['/proc/self/ns/ipc'], { encoding: 'utf8' }).trim();
     // A lives until B has read its own (a freed namespace's number can be reused): it waits
     // for a file the test makes in a bound host directory
+    // written from inside, by the container's root: an unprivileged id on the host
     const dir = mkdtempSync(join(tmpdir(), 'nbx-ipc-'));
+    chmodSync(dir, 0o777);
     try {
       const pending = run([
         '--rm',
@@ -174,16 +176,22 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     ]);
   });
 
-  it('drops capabilities to the allow-list and sets no_new_privs', async () => {
-    const s = await run(['--rm', 'busybox', 'cat', '/proc/self/status']);
-    const field = (n: string) => new RegExp(`^${n}:\\s+(\\S+)`, 'm').exec(s.stdout)?.[1];
-    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE SYS_CHROOT SETFCAP
-    expect(field('CapEff')).toBe('00000000800405fb');
-    expect(field('CapPrm')).toBe('00000000800405fb');
-    expect(field('CapBnd')).toBe('00000000800405fb');
-    expect(field('CapInh')).toBe('0000000000000000');
-    expect(field('CapAmb')).toBe('0000000000000000');
-    expect(field('NoNewPrivs')).toBe('1');
+  it('drops capabilities to the allow-list; sets no_new_privs only when root inside is host root (--userns host)', async () => {
+    for (const [userns, nnp] of [
+      ['auto', '0'],
+      ['host', '1'],
+    ]) {
+      const s = await run(['--rm', '--userns', userns, 'busybox', 'cat', '/proc/self/status']);
+      const field = (n: string) => new RegExp(`^${n}:\\s+(\\S+)`, 'm').exec(s.stdout)?.[1];
+      // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE SYS_CHROOT SETFCAP
+      expect(field('CapEff')).toBe('00000000800405fb');
+      expect(field('CapPrm')).toBe('00000000800405fb');
+      expect(field('CapBnd')).toBe('00000000800405fb');
+      expect(field('CapInh')).toBe('0000000000000000');
+      expect(field('CapAmb')).toBe('0000000000000000');
+      expect(field('NoNewPrivs'), userns).toBe(nnp);
+      expect(field('Seccomp'), userns).toBe('2');
+    }
   });
 
   it('loads the default seccomp filter: no user namespaces; ordinary forks still work', async () => {
@@ -210,8 +218,12 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     // (loop-control 10:237, else the first VT 4:1); /dev/null is on it.
     const dev = ['/dev/loop-control', '/dev/tty1'].find((d) => existsSync(d))!;
     execFileSync('sh', ['-c', `: < ${dev}`]); // the host can open it
+    // --userns host: root inside is host root, so only the device filter stands in the way
+    // (in a namespace of its own the node is host root's too: EACCES, checked below)
     const r = await run([
       '--rm',
+      '--userns',
+      'host',
       '-v',
       `${dev}:/mnt/dev`,
       '-v',
@@ -223,6 +235,9 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     ]);
     expect(r.stdout).toBe('dev-denied\nnull-ok\n');
     expect(r.stderr).toMatch(/can't open \/mnt\/dev: Operation not permitted/);
+    const own = await run(['--rm', '-v', `${dev}:/mnt/dev`, 'busybox', 'sh', '-c', 'true < /mnt/dev && echo dev-open || echo dev-denied']);
+    expect(own.stdout).toBe('dev-denied\n');
+    expect(own.stderr).toMatch(/can't open \/mnt\/dev: (Permission denied|Operation not permitted)/);
   });
 
   it('closes every fd beyond stdio before execve', async () => {
@@ -246,6 +261,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     // The executor leaves the fds it is done with to one close_range before execve, but
     // only below fd 256: 300 volumes hold ~1200 fds' worth of ops, the limit here is 400.
     const vol = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    chmodSync(vol, 0o755); // read inside by the container's root, an unprivileged id here
     try {
       writeFileSync(join(vol, 'marker'), 'vol\n');
       const vs = Array.from({ length: 300 }, (_, i) => `-v ${vol}:/v/d${i}/m:ro`).join(' ');
@@ -459,8 +475,12 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
     try {
       writeFileSync(join(dir, 'in'), 'from-host\n');
+      // --userns host: root inside writes as host root (test/integration/userns.test.ts
+      // shows a host directory staying host root's for a container in its own namespace)
       const r = await run([
         '--rm',
+        '--userns',
+        'host',
         '-v',
         `${dir}:/data`,
         '-v',
@@ -487,6 +507,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
   it('a hostile image cannot redirect mounts onto the host through symlinks', async () => {
     const host = mkdtempSync(join(tmpdir(), 'nbx-victim-'));
     const vol = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    chmodSync(vol, 0o755);
     const img = mkdtempSync(join(tmpdir(), 'nbx-evil-'));
     try {
       writeFileSync(join(vol, 'marker'), 'vol\n');
@@ -518,6 +539,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
     // (native-bindings/src/ops.c): a symlink at any depth must still resolve inside the root.
     const host = mkdtempSync(join(tmpdir(), 'nbx-victim-'));
     const vol = mkdtempSync(join(tmpdir(), 'nbx-vol-'));
+    chmodSync(vol, 0o755);
     const img = mkdtempSync(join(tmpdir(), 'nbx-links-'));
     try {
       writeFileSync(join(vol, 'marker'), 'vol\n');

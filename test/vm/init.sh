@@ -64,8 +64,26 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mount -t tmpfs -o mode=0755 tmpfs /run
-mount -t tmpfs -o mode=1777 tmpfs /tmp
-mount -t tmpfs -o mode=0711 tmpfs /var/lib/novabox
+# /tmp and /var/lib/novabox: ext4 on a loop device backed by a sparse file in RAM, as
+# on a user's disk; tmpfs before Linux 6.3 cannot be idmapped (a container's own user
+# namespace gets its image layers through idmapped mounts) nor hold user.* xattrs
+# before 6.6. Plain tmpfs when the host shipped no mke2fs.
+if [ -x /usr/local/bin/mke2fs ] && { [ -e /dev/loop-control ] || modprobe loop 2>/dev/null; }; then
+  mkdir -p /disk /disk-ram
+  mount -t tmpfs -o mode=0700,size=90% tmpfs /disk-ram
+  truncate -s 64G /disk-ram/disk.img
+  /usr/local/bin/mke2fs -q -t ext4 -O ^has_journal -E lazy_itable_init=1,nodiscard /disk-ram/disk.img >/dev/null 2>&1 &&
+    mount -o loop,noatime,discard /disk-ram/disk.img /disk && mkdir -p /disk/tmp /disk/novabox &&
+    chmod 1777 /disk/tmp && chmod 0711 /disk/novabox &&
+    mount --bind /disk/tmp /tmp && mount --bind /disk/novabox /var/lib/novabox || {
+      echo "guest: no ext4 disk, tmpfs instead" >&2
+      mount -t tmpfs -o mode=1777 tmpfs /tmp
+      mount -t tmpfs -o mode=0711 tmpfs /var/lib/novabox
+    }
+else
+  mount -t tmpfs -o mode=1777 tmpfs /tmp
+  mount -t tmpfs -o mode=0711 tmpfs /var/lib/novabox
+fi
 [ -e /dev/fd ] || ln -s /proc/self/fd /dev/fd
 ln -sf /proc/self/fd/0 /dev/stdin; ln -sf /proc/self/fd/1 /dev/stdout; ln -sf /proc/self/fd/2 /dev/stderr
 # the root mount is shared on systemd hosts; containers must cope with that

@@ -100,16 +100,19 @@ mapfile -t PROJECT_ELFS < <(find "$PROJECT_DIR" -path "$PROJECT_DIR/.git" -prune
   grep -v '/musl[_-]' || true)
 # The host tools the integration tests use, shipped when the host has them (a test that
 # needs a missing one skips and names it): nft (NAT), umoci and skopeo (OCI fixtures),
-# GNU tar (novabox extracts layers with it), zstd, xz, bzip2, and Debian's python3 with
-# its standard library (hostile tar fixtures). They go to /usr/local/bin, before
-# busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none.
+# GNU tar (novabox extracts layers with it), zstd, xz, bzip2, mke2fs (the guest's ext4
+# disk, below), and Debian's python3 with its standard library (hostile tar fixtures).
+# They go to /usr/local/bin, before busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none.
 is_elf() { [[ $(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
 TOOLS=()
-for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2}; do
+for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs}; do
   p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
 done
 # nft needs nf_tables at hand: the guest has no modules.alias for the kernel to load it on demand
 if [[ " ${TOOLS[*]%%=*} " == *' nft '* ]]; then LOAD_MODULES+=" nf_tables nft_chain_nat nft_masq nft_ct"; fi
+# /tmp and /var/lib/novabox on ext4 over a loop device (init.sh): tmpfs before Linux 6.3
+# cannot be idmapped (containers' own user namespaces) nor, before 6.6, hold user.* xattrs
+if [[ " ${TOOLS[*]%%=*} " == *' mke2fs '* ]]; then LOAD_MODULES+=" loop"; fi
 PYTHON= PYLIB=
 if [[ ${NOVABOX_VM_TOOLS-python3} == *python3* ]] && p=$(readlink -f /usr/bin/python3 2>/dev/null) && is_elf "$p" && [[ -d /usr/lib/${p##*/} ]]; then
   PYTHON=$p PYLIB=/usr/lib/${p##*/}

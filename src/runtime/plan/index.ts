@@ -20,6 +20,45 @@ function envValue(env: string[], name: string): string | undefined {
   return hit?.slice(name.length + 1);
 }
 
+/**
+ * no_new_privs: set for a container whose root is the host's (--userns host), so that no
+ * setuid binary in an image can give back what the bounding set took. In a user
+ * namespace of its own a setuid root binary gives the namespace's root, an unprivileged
+ * id on the host: setuid binaries (su, sudo, ping) work as on any system, as with LXC,
+ * Incus and podman's default.
+ */
+export function noNewPrivs(spec: Pick<ContainerSpec, 'idmap'>): boolean {
+  return spec.idmap === undefined;
+}
+
+/**
+ * Bounding set, ids, capabilities, no_new_privs and seccomp, in the kernel's order: the
+ * bounding set while CAP_SETPCAP is there; with no_new_privs the filter goes last (an
+ * unprivileged load needs it; our own ops stay unfiltered); without it, the filter needs
+ * CAP_SYS_ADMIN in the namespace, so it goes before setuid, which drops that for a
+ * non-root user, and capset (runc's order without noNewPrivileges). Root keeps the
+ * allow-list; anyone else ends with nothing effective, as with runc.
+ */
+export function planCredentials(
+  caps: ContainerSpec['capabilities'],
+  p: { uid: number; gid: number; additionalGids: number[] },
+  seccomp: boolean,
+  nnp: boolean,
+): Op[] {
+  const ops: Op[] = [{ op: 'cap-bound', keep: caps }];
+  if (seccomp && !nnp) ops.push({ op: 'seccomp' });
+  ops.push(
+    { op: 'setgroups', gids: groupsOf(p.gid, p.additionalGids) },
+    { op: 'setgid', gid: p.gid },
+    { op: 'setuid', uid: p.uid },
+    { op: 'capset', caps: p.uid === 0 ? caps : [] },
+  );
+  if (nnp) ops.push({ op: 'no-new-privs' });
+  // with no_new_privs last before chdir + execve: our own mounts and pivot_root are behind us
+  if (seccomp && nnp) ops.push({ op: 'seccomp' });
+  return ops;
+}
+
 /** The maps and the rootfs the monitor makes for a container in its own user namespace. */
 export function usernsOf(spec: ContainerSpec, m: Idmap): NonNullable<LaunchPlan['userns']> {
   const r = spec.rootfs;
@@ -63,17 +102,7 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
   if (spec.rootfs.readOnly) ops.push({ op: 'remount-ro', path: '/' });
   ops.push({ op: 'sethostname', hostname: spec.hostname });
   for (const r of spec.rlimits) ops.push({ op: 'setrlimit', resource: r.resource, soft: r.soft, hard: r.hard });
-  ops.push(
-    { op: 'cap-bound', keep: spec.capabilities },
-    { op: 'setgroups', gids: groupsOf(p.gid, p.additionalGids) },
-    { op: 'setgid', gid: p.gid },
-    { op: 'setuid', uid: p.uid },
-    // Root keeps the allow-list; anyone else ends with nothing effective, as with runc.
-    { op: 'capset', caps: p.uid === 0 ? spec.capabilities : [] },
-    { op: 'no-new-privs' },
-  );
-  // Last before chdir + execve: our own mounts and pivot_root are behind us.
-  if (spec.seccomp !== false) ops.push({ op: 'seccomp' });
+  for (const op of planCredentials(spec.capabilities, p, spec.seccomp !== false, noNewPrivs(spec))) ops.push(op);
   ops.push(
     { op: 'chdir', path: p.cwd },
     {

@@ -379,6 +379,25 @@ describe('a user namespace of its own (spec.idmap)', () => {
     expect(eph.ops.some((o) => o.op === 'mount' && o.fstype === 'tmpfs' && o.target === '/s/c/eph')).toBe(false);
   });
 
+  it('sets no no_new_privs (setuid binaries work, as root of the namespace only) and loads seccomp before setuid drops CAP_SYS_ADMIN', () => {
+    const user = planLaunch(spec({ idmap }, { uid: 1000, gid: 1000, additionalGids: [] })).ops;
+    expect(user.some((o) => o.op === 'no-new-privs')).toBe(false);
+    const tail = kinds(user).slice(index(user, (o) => o.op === 'cap-bound'));
+    expect(tail).toEqual(['cap-bound', 'seccomp', 'setgroups', 'setgid', 'setuid', 'capset', 'chdir', 'exec']);
+    const host = planLaunch(spec({}, { uid: 1000, gid: 1000, additionalGids: [] })).ops;
+    expect(kinds(host).slice(index(host, (o) => o.op === 'cap-bound'))).toEqual([
+      'cap-bound',
+      'setgroups',
+      'setgid',
+      'setuid',
+      'capset',
+      'no-new-privs',
+      'seccomp',
+      'chdir',
+      'exec',
+    ]);
+  });
+
   it('without idmap nothing of it is planned', () => {
     const p = planLaunch(spec());
     expect(p.userns).toBeUndefined();
