@@ -77,5 +77,14 @@ fi
 if [ -f "$S.crun.run.ms" ] && ! grep -q '^project \|^crun ' "$S.failed"; then
   echo "novabox above crun: $(paired "$P" "$S.crun.run.ms" diff) ms (median of paired differences)"
 fi
+# DIFF_AGAINST="A B": "A above B" for pairs of candidates (bench/userns.sh); "project" is novabox
+for pair in ${DIFF_AGAINST:-}; do
+  a=${pair%%/*} b=${pair#*/}
+  fa=$S.$a.run.ms fb=$S.$b.run.ms
+  if [ -f "$fa" ] && [ -f "$fb" ] && ! grep -q "^$a \|^$b " "$S.failed"; then
+    la=$a lb=$b; [ "$a" = project ] && la=novabox; [ "$b" = project ] && lb=novabox
+    echo "$la above $lb: $(paired "$fa" "$fb" diff) ms (median of paired differences), ratio $(paired "$fa" "$fb" ratio)"
+  fi
+done
 [ -s "$ASTATE/project.log" ] && { blog "novabox output (last lines):"; tail -n 3 "$ASTATE/project.log" | sed 's/^/#   /' >&2; }
 exit "$arc"
