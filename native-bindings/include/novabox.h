@@ -125,9 +125,12 @@ struct nb_plan_header {
  *   [4] overlay flags, comma-separated ("volatile" or "");
  *   [5] tmpfs options ("mode=0755,size=N") or "": the upper and work dirs are then made
  *       in a new tmpfs owned by the range's root ([2] and [3] are names inside it);
- *   [6..] the lower layers, topmost first (absolute host paths).
+ *   [6] the rootfs directory (the overlay's mount point): where the monitor, in the init's
+ *       mount namespace, attaches the layers for a kernel whose overlayfs takes no
+ *       detached layer (Linux 6.1), before it makes the overlay ("" without a rootfs);
+ *   [7..] the lower layers, topmost first (absolute host paths).
  */
-#define NB_USERNS_LOWERS 6
+#define NB_USERNS_LOWERS 7
 
 /*
  * The container's cgroup as steps the monitor runs on the host (cgroup.c), planned by

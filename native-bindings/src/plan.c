@@ -52,7 +52,7 @@ static int userns_ok(const char *base, uint32_t size)
 	/* a rootfs needs an upper, a work dir and at least one lower; none needs none */
 	if (!*nb_plan_list_item(base, h->userns, 2))
 		return n == NB_USERNS_LOWERS && !*nb_plan_list_item(base, h->userns, 3);
-	if (!*nb_plan_list_item(base, h->userns, 3) || n == NB_USERNS_LOWERS)
+	if (!*nb_plan_list_item(base, h->userns, 3) || nb_plan_list_item(base, h->userns, 6)[0] != '/' || n == NB_USERNS_LOWERS)
 		return 0;
 	for (i = NB_USERNS_LOWERS; i < n; i++)
 		if (nb_plan_list_item(base, h->userns, i)[0] != '/')

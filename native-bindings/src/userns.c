@@ -32,6 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -77,7 +80,7 @@ static int fsconfig_str(int fs, const char *key, const char *value)
 	return (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, key, value, 0);
 }
 
-/* A new tmpfs (detached) with upper/ and work/ in it; upper/ owned by the range's root. */
+/* A new tmpfs (detached) with upper/ and work/ in it (unless NULL); upper/ owned by the range's root. */
 static int make_tmpfs(const char *opts, const char *upper, const char *work, long uid, long gid, int *out)
 {
 	char buf[256], *tok, *save = NULL;
@@ -107,8 +110,8 @@ static int make_tmpfs(const char *opts, const char *upper, const char *work, lon
 		err = errno;
 		goto out;
 	}
-	if (mkdirat(mnt, upper, 0755) < 0 || fchownat(mnt, upper, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    mkdirat(mnt, work, 0700) < 0) {
+	if (upper && (mkdirat(mnt, upper, 0755) < 0 || fchownat(mnt, upper, (uid_t)uid, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+		      mkdirat(mnt, work, 0700) < 0)) {
 		err = errno;
 		close(mnt);
 		mnt = -1;
@@ -119,58 +122,24 @@ out:
 	return err;
 }
 
-/*
- * The overlay of the plan's userns list, idmapped into userns_fd's namespace: its mount fd
- * in *out, or errno with *step (1 a layer, 2 the overlay, 3 the tmpfs).
- */
-static int make_rootfs(const void *plan, uint32_t list, int userns_fd, long uid, long gid, int *out, int *step)
+/* An overlay over lowerdir (':'-separated), made with our (host) credentials: its fd. */
+static int make_overlay(const char *lowerdir, const char *upper, const char *work, const char *flags, int *out)
 {
-	uint32_t n = nb_plan_list_len(plan, list), i, nlow = n - NB_USERNS_LOWERS;
-	const char *upper = nb_plan_list_item(plan, list, 2), *work = nb_plan_list_item(plan, list, 3);
-	const char *flags = nb_plan_list_item(plan, list, 4), *tmpfs = nb_plan_list_item(plan, list, 5);
-	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd };
-	int lowers[MAX_LOWERS], tmp = -1, fs = -1, mnt = -1, err = 0;
-	char lowerdir[MAX_LOWERS * 24], up[PATH_MAX], wk[PATH_MAX], fl[256], *tok, *save = NULL;
-	size_t at = 0;
+	char fl[256], *tok, *save = NULL;
+	int fs, mnt, err = 0;
 
 	*out = -1;
-	if (nlow > MAX_LOWERS) {
-		*step = 1;
+	if (strlen(flags) >= sizeof(fl))
 		return E2BIG;
-	}
-	for (i = 0; i < nlow; i++)
-		lowers[i] = -1;
-	for (i = 0; i < nlow; i++) {
-		lowers[i] = (int)syscall(SYS_open_tree, AT_FDCWD, nb_plan_list_item(plan, list, NB_USERNS_LOWERS + i),
-					 OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-		if (lowers[i] < 0 || syscall(SYS_mount_setattr, lowers[i], "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
-			err = errno;
-			*step = 1;
-			goto out;
-		}
-		at += (size_t)snprintf(lowerdir + at, sizeof(lowerdir) - at, "%s/proc/self/fd/%d", i ? ":" : "", lowers[i]);
-	}
-	if (*tmpfs) {
-		*step = 3;
-		if ((err = make_tmpfs(tmpfs, upper, work, uid, gid, &tmp)))
-			goto out;
-		snprintf(up, sizeof(up), "/proc/self/fd/%d/%s", tmp, upper);
-		snprintf(wk, sizeof(wk), "/proc/self/fd/%d/%s", tmp, work);
-		upper = up;
-		work = wk;
-	}
-	*step = 2;
+	strcpy(fl, flags);
 	fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
-	if (fs < 0 || fsconfig_str(fs, "source", "overlay") < 0 || fsconfig_str(fs, "lowerdir", lowerdir) < 0 || fsconfig_str(fs, "upperdir", upper) < 0 ||
-	    fsconfig_str(fs, "workdir", work) < 0) {
+	if (fs < 0)
+		return errno;
+	if (fsconfig_str(fs, "source", "overlay") < 0 || fsconfig_str(fs, "lowerdir", lowerdir) < 0 ||
+	    fsconfig_str(fs, "upperdir", upper) < 0 || fsconfig_str(fs, "workdir", work) < 0) {
 		err = errno;
 		goto out;
 	}
-	if (strlen(flags) >= sizeof(fl)) {
-		err = E2BIG;
-		goto out;
-	}
-	strcpy(fl, flags);
 	for (tok = strtok_r(fl, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, tok, NULL, 0) < 0) {
 			err = errno;
@@ -184,14 +153,182 @@ static int make_rootfs(const void *plan, uint32_t list, int userns_fd, long uid,
 	}
 	*out = mnt;
 out:
-	/* the overlay holds its layers now: our handles on them go */
-	for (i = 0; i < nlow; i++)
-		if (lowers[i] >= 0)
-			close(lowers[i]);
+	close(fs);
+	return err;
+}
+
+struct rootfs {
+	const char *upper, *work, *flags, *tmpfs, *stage;
+	int lowers[MAX_LOWERS]; /* detached, idmapped clones of the layers */
+	uint32_t nlow;
+	long uid, gid;
+};
+
+/*
+ * The layers (and the tmpfs) as detached mounts, named /proc/self/fd/N: what overlayfs
+ * takes since it may clone a layer of another mount namespace (newer kernels).
+ */
+static int rootfs_detached(struct rootfs *r, int *out, int *step)
+{
+	char lowerdir[MAX_LOWERS * 24], up[PATH_MAX], wk[PATH_MAX];
+	const char *upper = r->upper, *work = r->work;
+	size_t at = 0;
+	int tmp = -1, err;
+
+	for (uint32_t i = 0; i < r->nlow; i++)
+		at += (size_t)snprintf(lowerdir + at, sizeof(lowerdir) - at, "%s/proc/self/fd/%d", i ? ":" : "", r->lowers[i]);
+	if (*r->tmpfs) {
+		*step = 3;
+		if ((err = make_tmpfs(r->tmpfs, r->upper, r->work, r->uid, r->gid, &tmp)))
+			return err;
+		snprintf(up, sizeof(up), "/proc/self/fd/%d/%s", tmp, r->upper);
+		snprintf(wk, sizeof(wk), "/proc/self/fd/%d/%s", tmp, r->work);
+		upper = up;
+		work = wk;
+	}
+	*step = 2;
+	err = make_overlay(lowerdir, upper, work, r->flags, out);
 	if (tmp >= 0)
 		close(tmp);
-	if (fs >= 0)
-		close(fs);
+	return err;
+}
+
+/*
+ * Older kernels (Linux 6.1's overlayfs: "failed to clone lowerpath") take only layers
+ * mounted in the mounter's namespace: we enter the init's (private since its first op,
+ * so nothing propagates to the host), attach a tmpfs on its rootfs directory (the
+ * writable layer's own, with a tmpfs), the layers in it, make the overlay, detach them
+ * all again (the overlay holds its own clones) and come back.
+ */
+static int rootfs_staged(struct rootfs *r, pid_t init, int *out, int *step)
+{
+	char path[PATH_MAX], lowerdir[MAX_LOWERS * (PATH_MAX / 8)], up[PATH_MAX], wk[PATH_MAX];
+	const char *upper = r->upper, *work = r->work;
+	int self, theirs, tmp = -1, err = 0;
+	uint32_t attached = 0;
+	size_t at = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)init);
+	self = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+	theirs = open(path, O_RDONLY | O_CLOEXEC);
+	if (self < 0 || theirs < 0 || setns(theirs, CLONE_NEWNS) < 0) {
+		err = errno;
+		goto close_ns;
+	}
+	*step = 3;
+	if ((err = make_tmpfs(*r->tmpfs ? r->tmpfs : "mode=0755,size=64k", *r->tmpfs ? r->upper : NULL,
+			      *r->tmpfs ? r->work : NULL, r->uid, r->gid, &tmp)))
+		goto back;
+	if (syscall(SYS_move_mount, tmp, "", AT_FDCWD, r->stage, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+		err = errno;
+		goto back;
+	}
+	*step = 1;
+	for (; attached < r->nlow; attached++) {
+		snprintf(path, sizeof(path), "%s/.l%u", r->stage, attached);
+		if (mkdir(path, 0700) < 0 ||
+		    syscall(SYS_move_mount, r->lowers[attached], "", AT_FDCWD, path, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+			err = errno;
+			goto detach;
+		}
+		at += (size_t)snprintf(lowerdir + at, sizeof(lowerdir) - at, "%s%s", attached ? ":" : "", path);
+		if (at >= sizeof(lowerdir)) {
+			err = E2BIG;
+			attached++;
+			goto detach;
+		}
+	}
+	if (*r->tmpfs) {
+		snprintf(up, sizeof(up), "%s/%s", r->stage, r->upper);
+		snprintf(wk, sizeof(wk), "%s/%s", r->stage, r->work);
+		upper = up;
+		work = wk;
+	}
+	*step = 2;
+	err = make_overlay(lowerdir, upper, work, r->flags, out);
+detach:
+	while (attached-- > 0) {
+		snprintf(path, sizeof(path), "%s/.l%u", r->stage, attached);
+		umount2(path, MNT_DETACH);
+	}
+	umount2(r->stage, MNT_DETACH);
+back:
+	if (setns(self, CLONE_NEWNS) < 0) {
+		/* never: we would stay in the container's mount namespace (and follow its
+		 * pivot_root); better no monitor than that one */
+		kill(init, SIGKILL);
+		_exit(1);
+	}
+close_ns:
+	if (tmp >= 0)
+		close(tmp);
+	if (self >= 0)
+		close(self);
+	if (theirs >= 0)
+		close(theirs);
+	return err;
+}
+
+/* <work>/work/incompat/volatile[/dirty]: what overlayfs leaves in a volatile mount's work dir */
+static void clear_volatile_mark(const char *work)
+{
+	char p[PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s/work/incompat/volatile/dirty", work);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/work/incompat/volatile", work);
+	rmdir(p);
+	snprintf(p, sizeof(p), "%s/work/incompat", work);
+	rmdir(p);
+}
+
+/*
+ * The overlay of the plan's userns list, idmapped into the init's namespace: its mount fd
+ * in *out, or errno with *step (1 a layer, 2 the overlay, 3 the tmpfs).
+ */
+static int make_rootfs(const void *plan, uint32_t list, pid_t init, int userns_fd, long uid, long gid, int *out, int *step)
+{
+	uint32_t n = nb_plan_list_len(plan, list), i;
+	struct mount_attr attr = { .attr_set = MOUNT_ATTR_IDMAP, .userns_fd = (uint64_t)userns_fd };
+	struct rootfs r = {
+		.upper = nb_plan_list_item(plan, list, 2),
+		.work = nb_plan_list_item(plan, list, 3),
+		.flags = nb_plan_list_item(plan, list, 4),
+		.tmpfs = nb_plan_list_item(plan, list, 5),
+		.stage = nb_plan_list_item(plan, list, 6),
+		.nlow = n - NB_USERNS_LOWERS,
+		.uid = uid,
+		.gid = gid,
+	};
+	int err = 0;
+
+	*out = -1;
+	*step = 1;
+	if (r.nlow > MAX_LOWERS)
+		return E2BIG;
+	for (i = 0; i < r.nlow; i++)
+		r.lowers[i] = -1;
+	for (i = 0; i < r.nlow; i++) {
+		r.lowers[i] = (int)syscall(SYS_open_tree, AT_FDCWD, nb_plan_list_item(plan, list, NB_USERNS_LOWERS + i),
+					   OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+		if (r.lowers[i] < 0 || syscall(SYS_mount_setattr, r.lowers[i], "", AT_EMPTY_PATH, &attr, sizeof(attr)) < 0) {
+			err = errno;
+			goto out;
+		}
+	}
+	err = rootfs_detached(&r, out, step);
+	if (err == EINVAL && *step == 2) {
+		/* the refused overlay may have marked its work dir volatile already (it checks
+		 * its layers after that), and a marked work dir refuses the next mount */
+		if (!*r.tmpfs && strstr(r.flags, "volatile"))
+			clear_volatile_mark(r.work);
+		err = rootfs_staged(&r, init, out, step);
+	}
+out:
+	/* the overlay holds its layers now: our handles on them go */
+	for (i = 0; i < r.nlow; i++)
+		if (r.lowers[i] >= 0)
+			close(r.lowers[i]);
 	return err;
 }
 
@@ -302,7 +439,7 @@ int nb_userns_serve(const void *plan, pid_t init, int sock, int *step)
 		else if (userns_fd < 0)
 			err = errno;
 		else
-			err = make_rootfs(plan, h->userns, userns_fd, uid, gid, &mnt, step);
+			err = make_rootfs(plan, h->userns, init, userns_fd, uid, gid, &mnt, step);
 		if (userns_fd >= 0)
 			close(userns_fd);
 	}

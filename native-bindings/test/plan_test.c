@@ -119,34 +119,39 @@ int main(void)
 
 	/* a user namespace: maps "0 1 2\n" at 144, "" at 152, "/l" at 154; the list at 160 */
 	{
-		uint32_t none[7] = { 6, 144, 144, 152, 152, 152, 152 };
-		uint32_t rootfs[8] = { 7, 144, 144, 154, 154, 152, 152, 154 };
+		uint32_t none[8] = { 7, 144, 144, 152, 152, 152, 152, 152 };
+		uint32_t rootfs[9] = { 8, 144, 144, 154, 154, 152, 152, 154, 154 };
 
 		good_plan();
 		memcpy(buf + 144, "0 1 2\n", 7);
 		memcpy(buf + 154, "/l", 3);
 		memcpy(buf + 160, none, sizeof(none));
-		h->size = 192;
+		h->size = 200;
 		h->userns = 160;
 		h->clone_flags = 0x10000000; /* CLONE_NEWUSER */
-		CHECK("a userns with maps and no rootfs", nb_plan_validate(buf, 192, &bad) == 0);
+		CHECK("a userns with maps and no rootfs", nb_plan_validate(buf, 200, &bad) == 0);
 		h->clone_flags = 0;
-		CHECK("a userns list without CLONE_NEWUSER", nb_plan_validate(buf, 192, &bad) == -EINVAL);
+		CHECK("a userns list without CLONE_NEWUSER", nb_plan_validate(buf, 200, &bad) == -EINVAL);
 		h->clone_flags = 0x10000000;
 		h->join_pid = 7;
-		CHECK("a userns list for an exec (join)", nb_plan_validate(buf, 192, &bad) == -EINVAL);
+		CHECK("a userns list for an exec (join)", nb_plan_validate(buf, 200, &bad) == -EINVAL);
 		h->join_pid = 0;
 		none[1] = 152;
 		memcpy(buf + 160, none, sizeof(none));
-		CHECK("a userns with an empty uid_map", nb_plan_validate(buf, 192, &bad) == -EINVAL);
+		CHECK("a userns with an empty uid_map", nb_plan_validate(buf, 200, &bad) == -EINVAL);
 		memcpy(buf + 160, rootfs, sizeof(rootfs));
-		CHECK("a userns rootfs with an upper, a work dir and a lower", nb_plan_validate(buf, 192, &bad) == 0);
-		rootfs[7] = 144; /* "0 1 2": not absolute */
+		CHECK("a userns rootfs with an upper, a work dir and a lower", nb_plan_validate(buf, 200, &bad) == 0);
+		rootfs[8] = 144; /* "0 1 2": not absolute */
 		memcpy(buf + 160, rootfs, sizeof(rootfs));
-		CHECK("a userns rootfs with a relative lower", nb_plan_validate(buf, 192, &bad) == -EINVAL);
-		rootfs[0] = 6;
+		CHECK("a userns rootfs with a relative lower", nb_plan_validate(buf, 200, &bad) == -EINVAL);
+		rootfs[8] = 154;
+		rootfs[7] = 144;
 		memcpy(buf + 160, rootfs, sizeof(rootfs));
-		CHECK("a userns rootfs without a lower", nb_plan_validate(buf, 192, &bad) == -EINVAL);
+		CHECK("a userns rootfs with a relative stage", nb_plan_validate(buf, 200, &bad) == -EINVAL);
+		rootfs[7] = 154;
+		rootfs[0] = 7;
+		memcpy(buf + 160, rootfs, sizeof(rootfs));
+		CHECK("a userns rootfs without a lower", nb_plan_validate(buf, 200, &bad) == -EINVAL);
 
 		good_plan();
 		op->kind = NB_OP_USERNS;

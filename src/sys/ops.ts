@@ -215,6 +215,9 @@ export interface UsernsRootfs {
   flags: string;
   /** tmpfs options ('mode=0755,size=N'): the writable layer is a new tmpfs */
   tmpfs?: string;
+  /** the overlay's mount point: where the monitor attaches the layers, in the init's mount
+   *  namespace, for a kernel whose overlayfs takes no detached layer (Linux 6.1) */
+  stage: string;
   /** the image layers, topmost first */
   lowers: string[];
 }
@@ -309,7 +312,7 @@ function shown(path: string, inRoot?: boolean): string {
 const MAGIC = 0x3150424e;
 const ABI = 6;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
-const USERNS_LOWERS = 6;
+const USERNS_LOWERS = 7;
 const HEADER_BYTES = 64;
 const OP_BYTES = 64;
 const CG_STEP_BYTES = 16;
@@ -593,7 +596,16 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   if (plan.userns) {
     const r = plan.userns.rootfs;
     putList(
-      [plan.userns.uidMap, plan.userns.gidMap, r?.upper ?? '', r?.work ?? '', r?.flags ?? '', r?.tmpfs ?? '', ...(r?.lowers ?? [])],
+      [
+        plan.userns.uidMap,
+        plan.userns.gidMap,
+        r?.upper ?? '',
+        r?.work ?? '',
+        r?.flags ?? '',
+        r?.tmpfs ?? '',
+        r?.stage ?? '',
+        ...(r?.lowers ?? []),
+      ],
       15,
     );
   }

@@ -73,6 +73,7 @@ export function usernsOf(spec: ContainerSpec, m: Idmap): NonNullable<LaunchPlan[
       work: inside(r.workDir),
       flags: r.volatile ? 'volatile' : '',
       ...(t ? { tmpfs: `mode=0755${t.sizeBytes ? `,size=${t.sizeBytes}` : ''}` } : {}),
+      stage: r.mergedDir,
       lowers: r.lowerDirs,
     },
   };
@@ -94,8 +95,9 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
   // With a user namespace: first wait for the maps and become its root, so that whatever
   // the ops make is the container's (the v1 cgroup joins placeLaunch puts before this
   // still run as host uid 0, which cgroup v1 requires of a task moving itself).
+  // Its mounts private first: the monitor may attach the layers in its mount namespace.
   const ops: Op[] = spec.idmap
-    ? [{ op: 'userns' }, { op: 'unshare', namespaces: ['cgroup'] }]
+    ? [{ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' }, { op: 'unshare', namespaces: ['cgroup'] }]
     : [{ op: 'unshare', namespaces: ['cgroup'] }];
   for (const op of planMounts(spec)) ops.push(op);
   ops.push({ op: 'pivot-root' });

@@ -86,8 +86,9 @@ export function planCgroupMounts(layout: CgroupLayout): Op[] {
  */
 export function planMounts(spec: ContainerSpec): Op[] {
   const { rootfs } = spec;
-  const ops: Op[] = [{ op: 'mount', target: '/', flags: ['rec', 'private'] }];
   const userns = spec.idmap !== undefined;
+  // (in a user namespace the plan made them private first: see planLaunch)
+  const ops: Op[] = userns ? [] : [{ op: 'mount', target: '/', flags: ['rec', 'private'] }];
   if (userns) {
     // the monitor made the overlay (and its tmpfs) over idmapped layers: attach it
     ops.push({ op: 'mount-fd', target: rootfs.mergedDir });

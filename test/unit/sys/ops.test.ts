@@ -44,7 +44,7 @@ describe('encodePlan', () => {
     expect(plain.readUInt32LE(56)).toBe(0);
   });
 
-  it('encodes the userns list in the header (NB_USERNS_LOWERS = 6), the userns and mount-fd ops, and chown steps', () => {
+  it('encodes the userns list in the header (NB_USERNS_LOWERS = 7), the userns and mount-fd ops, and chown steps', () => {
     const plan: LaunchPlan = {
       namespaces: ['user', 'mount'],
       ops: [{ op: 'userns' }, { op: 'mount-fd', target: '/c/rootfs' }, exec],
@@ -52,7 +52,7 @@ describe('encodePlan', () => {
       userns: {
         uidMap: '0 100 65536\n',
         gidMap: '0 200 65536\n',
-        rootfs: { upper: '/c/u', work: '/c/w', flags: 'volatile', lowers: ['/l/b', '/l/a'] },
+        rootfs: { upper: '/c/u', work: '/c/w', flags: 'volatile', stage: '/c/rootfs', lowers: ['/l/b', '/l/a'] },
       },
       cgroupSteps: [{ step: 'chown', path: '/cg/c', uid: 100, gid: 200 }],
     };
@@ -60,7 +60,7 @@ describe('encodePlan', () => {
     const list = b.readUInt32LE(60);
     const n = b.readUInt32LE(list);
     const items = Array.from({ length: n }, (_, i) => cstr(b, b.readUInt32LE(list + 4 + 4 * i)));
-    expect(items).toEqual(['0 100 65536\n', '0 200 65536\n', '/c/u', '/c/w', 'volatile', '', '/l/b', '/l/a']);
+    expect(items).toEqual(['0 100 65536\n', '0 200 65536\n', '/c/u', '/c/w', 'volatile', '', '/c/rootfs', '/l/b', '/l/a']);
     expect(b.readUInt32LE(64)).toBe(24);
     expect(b.readUInt32LE(128)).toBe(25);
     expect(cstr(b, b.readUInt32LE(128 + 44))).toBe('/c/rootfs');

@@ -314,16 +314,19 @@ describe('a user namespace of its own (spec.idmap)', () => {
     expect(plan.userns).toEqual({
       uidMap: '0 1065536 65536\n',
       gidMap: '0 2131072 65536\n',
-      rootfs: { upper: '/s/c/upper', work: '/s/c/work', flags: '', lowers: ['/s/l/b', '/s/l/a'] },
+      rootfs: { upper: '/s/c/upper', work: '/s/c/work', flags: '', stage: '/s/c/rootfs', lowers: ['/s/l/b', '/s/l/a'] },
     });
   });
 
   it("waits for the maps first, attaches the monitor's overlay, and mounts none itself", () => {
-    expect(ops[0]).toEqual({ op: 'userns' });
+    // its mounts private first (the monitor may attach the layers in its namespace), then the word
+    expect(ops[0]).toEqual({ op: 'mount', target: '/', flags: ['rec', 'private'] });
+    expect(ops[1]).toEqual({ op: 'userns' });
+    expect(ops.filter((o) => o.op === 'mount' && o.target === '/')).toHaveLength(1);
     expect(ops.some((o) => o.op === 'mount' && o.fstype === 'overlay')).toBe(false);
     const attach = index(ops, (o) => o.op === 'mount-fd');
     expect(ops[attach]).toEqual({ op: 'mount-fd', target: '/s/c/rootfs' });
-    expect(index(ops, (o) => o.op === 'mount' && o.target === '/')).toBeLessThan(attach);
+    expect(index(ops, (o) => o.op === 'userns')).toBeLessThan(attach);
   });
 
   it("becomes the namespace's root right after set-root, before anything is made in the rootfs", () => {
@@ -374,6 +377,7 @@ describe('a user namespace of its own (spec.idmap)', () => {
       work: 'work',
       flags: 'volatile',
       tmpfs: `mode=0755,size=${1 << 30}`,
+      stage: '/s/c/rootfs',
       lowers: ['/s/l/a'],
     });
     expect(eph.ops.some((o) => o.op === 'mount' && o.fstype === 'tmpfs' && o.target === '/s/c/eph')).toBe(false);
