@@ -128,7 +128,8 @@ export function glanceWantsJson(accept: string | undefined): boolean {
   return json > 0 && json > qOf('text/html');
 }
 
-const escapeHtml = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+// text content only: quotes stay as they are (clients that strip the tags show them as typed)
+const escapeHtml = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** webob's HTML page for a fault (what Glance sends a client that does not ask for JSON). */
 export function glanceHtmlFault(status: number, message: string): string {

@@ -12,7 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -78,12 +78,37 @@ interface Answer {
   url?: string;
   path?: string;
   errors?: string[];
+  pids?: number[];
 }
+
+/** Processes whose command line names `path` (Chromium's: its profile directory). */
+function processesNaming(path: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(path)) out.push(Number(pid));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 /** The browser bridge: one JSON command a line, one answer a line. */
 class Browser {
   private answers: ((a: Answer) => void)[] = [];
   private stderr = '';
+  /** chromedriver's pid (the first answer's) */
+  driverPid = 0;
   private constructor(readonly proc: ChildProcess) {
     createInterface({ input: proc.stdout! }).on('line', (l) => {
       const a = JSON.parse(l) as Answer;
@@ -92,13 +117,14 @@ class Browser {
     proc.stderr!.on('data', (d) => (this.stderr += d));
   }
 
-  static start(env: NodeJS.ProcessEnv): Promise<Browser> {
-    const proc = spawn(PY, [join(HERE, 'browser.py')], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  static start(env: NodeJS.ProcessEnv, profile: string): Promise<Browser> {
+    const proc = spawn(PY, [join(HERE, 'browser.py'), profile], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     const b = new Browser(proc);
     return new Promise((done, fail) => {
       const t = setTimeout(() => fail(new Error(`chromium did not start in 30 s: ${b.stderr}`)), 30_000);
       b.answers.push((a) => {
         clearTimeout(t);
+        b.driverPid = a.pids?.[0] ?? 0;
         if (a.ok) done(b);
         else fail(new Error(a.error));
       });
@@ -120,10 +146,17 @@ class Browser {
     });
   }
 
+  /** "quit": browser.py quits Chromium and chromedriver, then exits (SIGTERM after 15 s does the same). */
   async quit(): Promise<void> {
-    if (this.proc.exitCode !== null) return;
-    this.proc.stdin!.end(`${JSON.stringify({ op: 'quit' })}\n`);
-    await stopChild(this.proc, 15_000);
+    const p = this.proc;
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise<void>((r) => p.on('exit', () => r()));
+    p.stdin!.end(`${JSON.stringify({ op: 'quit' })}\n`);
+    const t = setTimeout(() => p.kill('SIGTERM'), 15_000);
+    const k = setTimeout(() => p.kill('SIGKILL'), 25_000);
+    await exited;
+    clearTimeout(t);
+    clearTimeout(k);
   }
 }
 
@@ -139,6 +172,7 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
   let browser: Browser;
   let before: Census;
   let shots: string;
+  let profile: string;
   let serverId = '';
   const password = randomBytes(12).toString('hex');
   const name = `hz-${randomBytes(3).toString('hex')}`;
@@ -205,7 +239,16 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
     process.stdout.write(`horizon e2e: screenshots in ${shots}\n`);
     serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password });
     before = census(root);
-    const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', HOME: root, LANG: 'C.UTF-8', PYTHONDONTWRITEBYTECODE: '1' };
+    // Chromium's profile and chromedriver's scratch dirs (TMPDIR) go under the test's root
+    profile = join(root, 'chromium-profile');
+    mkdirSync(join(root, 'tmp-browser'), { recursive: true });
+    const env = {
+      PATH: '/usr/sbin:/usr/bin:/sbin:/bin',
+      HOME: root,
+      TMPDIR: join(root, 'tmp-browser'),
+      LANG: 'C.UTF-8',
+      PYTHONDONTWRITEBYTECODE: '1',
+    };
     [horizon, browser] = await Promise.all([
       startChild(
         [join(HERE, 'dashboard.py'), '0', `${serve.url}/identity/v3`],
@@ -213,7 +256,7 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
         /horizon: listening on (http:\/\/127\.0\.0\.1:\d+)/,
         60_000,
       ),
-      Browser.start(env),
+      Browser.start(env, profile),
     ]);
     process.stdout.write(`horizon e2e: serve, Horizon and Chromium up in ${Date.now() - t0} ms\n`);
   }, 90_000);
@@ -318,9 +361,13 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
     expect((await api(`/compute/v2.1/servers/${serverId}`)).status).toBe(404);
   }, 90_000);
 
-  it("leaves nothing behind, and Horizon's log shows no server error but the Neutron ones", async () => {
+  it("leaves nothing behind (Chromium, chromedriver, Horizon, servers), and Horizon's log shows no server error but the Neutron ones", async () => {
     await browser.quit();
+    expect(browser.proc.exitCode).toBe(0);
+    expect(alive(browser.driverPid)).toBe(false);
+    expect(processesNaming(profile)).toEqual([]);
     await stopChild(horizon.proc);
+    expect(horizon.proc.signalCode ?? horizon.proc.exitCode).not.toBe('SIGKILL');
     const errors = horizon
       .out()
       .split('\n')

@@ -7,9 +7,13 @@ Commands: {"op": "open", "url"} | {"op": "fill", "xpath", "value"} | {"op": "cli
 | {"op": "text"} | {"op": "shot", "path"} | {"op": "url"} | {"op": "errors"} | {"op": "quit"}.
 Each answer is {"ok": true, ...} or {"ok": false, "error": "..."}; every wait is bounded.
 
-usage: /usr/bin/python3 browser.py
+On stdin's end, "quit" or SIGTERM it quits Chromium and chromedriver (they must not outlive
+it: the first answer names their pids, for the test's leak check).
+
+usage: /usr/bin/python3 browser.py PROFILE_DIR
 """
 import json
+import signal
 import sys
 import time
 
@@ -33,6 +37,7 @@ for a in (
     '--disable-default-apps',
     '--no-proxy-server',
     '--lang=en-US',
+    '--user-data-dir=%s' % sys.argv[1],
 ):
     opts.add_argument(a)
 opts.set_capability('goog:loggingPrefs', {'browser': 'SEVERE'})
@@ -113,7 +118,12 @@ def handle(cmd):
     raise ValueError('unknown op %s' % op)
 
 
-print(json.dumps({'ok': True, 'ready': True}), flush=True)
+def on_term(*_):
+    raise SystemExit(0)
+
+
+signal.signal(signal.SIGTERM, on_term)
+print(json.dumps({'ok': True, 'ready': True, 'pids': [driver.service.process.pid]}), flush=True)
 try:
     for line in sys.stdin:
         if not line.strip():
