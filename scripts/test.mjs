@@ -1,13 +1,15 @@
 #!/usr/bin/env node
 // npm test: the native C checks, the unit tests (no root), and as root the integration
 // tests on this host and the end-to-end tests (the real openstack client against
-// `novabox serve`); then, where QEMU and Debian's cloud kernel are installed, the
-// integration tests again inside a pure cgroup-v2 guest (test/vm/run.sh).
+// `novabox serve`; Debian's Horizon in headless Chromium against it); then, where QEMU and
+// Debian's cloud kernel are installed, the integration tests again inside a pure cgroup-v2
+// guest (test/vm/run.sh).
 //
 // Counts tests, not files: every test that did not run is counted as skipped, with its
 // reason (a test's `ctx.skip(cond, reason)`, or the whole section's: not root, no
-// openstack client, no qemu or kernel image). The C checks are counted on their own line
-// ("C checks: N passed, N failed"); a failed C check is also a failure on the last line.
+// openstack client, no Horizon or Chromium packages, no qemu or kernel image). The C checks
+// are counted on their own line ("C checks: N passed, N failed"); a failed C check is also
+// a failure on the last line.
 // With CI=true a section that could not run is a failure: its tests count as failed.
 // The last line is always "N passed, N failed, N skipped" (CI reads it).
 //
@@ -19,6 +21,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { runGuards } from './guards.mjs';
+import { horizonMissing } from './horizon-needs.mjs';
 
 const args = new Set(process.argv.slice(2));
 const inVm = args.has('--in-vm');
@@ -215,8 +218,19 @@ function e2eTests() {
     !client && 'no openstack client (python3-openstackclient)',
     !sdk && 'no openstacksdk (python3-openstacksdk)',
   ].filter(Boolean);
-  if (missing.length) return cannotRun(label, vitestRun(['test/e2e'], true).total, missing.join(', '));
-  vitest(label, ['test/e2e']);
+  const paths = ['--exclude', HORIZON_TEST, 'test/e2e'];
+  if (missing.length) return cannotRun(label, vitestRun(paths, true).total, missing.join(', '));
+  vitest(label, paths);
+}
+
+const HORIZON_TEST = 'test/e2e/horizon.test.ts';
+
+/** Horizon (Debian's openstack-dashboard) in headless Chromium against `novabox serve` (host only). */
+function horizonTests() {
+  const label = "end-to-end test of OpenStack's dashboard (Horizon in headless Chromium)";
+  const missing = horizonMissing();
+  if (missing) return cannotRun(label, vitestRun([HORIZON_TEST], true).total, missing);
+  vitest(label, [HORIZON_TEST]);
 }
 
 if (inVm) {
@@ -228,6 +242,7 @@ if (inVm) {
   if (isRoot) integrationCount = vitest('integration tests (this host)', ['test/integration']).total;
   else cannotRun('integration tests (this host)', countIntegration(), 'not root');
   e2eTests();
+  horizonTests();
   vmTests();
 }
 

@@ -1,8 +1,9 @@
 /**
  * Errors on the wire: one table from novabox's error codes to HTTP statuses, and the body
  * each service writes (Nova: {"<key>": {code, message}}; Keystone: {"error": {code, title,
- * message}}; Glance: {code, title, message}). 401 is Keystone-style on every service, as
- * keystonemiddleware writes it in a real cloud.
+ * message}}; Glance: {code, title, message} to a client that asks for JSON, else webob's HTML
+ * page, as Glance answers python-glanceclient, which sends no Accept and cannot parse the JSON
+ * form). 401 is Keystone-style on every service, as keystonemiddleware writes it in a real cloud.
  */
 import { NovaboxError, type ErrorCode } from '../errors.js';
 import { boundMessage } from '../util/text.js';
@@ -98,6 +99,42 @@ function plainFastifyMessage(e: { message?: string; code?: string }): string {
   if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return 'Request body is too large';
   if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return 'Unsupported Content-Type';
   return e.message ?? 'Bad request';
+}
+
+/**
+ * Glance's fault as webob negotiates it: JSON only where the client's Accept ranks
+ * application/json above text/html (webob offers text/html first, so `*\/*`, none, or a tie
+ * is HTML). python-glanceclient (Horizon's) sends no Accept and reads every top-level JSON
+ * value as an object, so a JSON fault breaks it; the HTML page is what it parses.
+ */
+export function glanceWantsJson(accept: string | undefined): boolean {
+  if (!accept?.trim()) return false;
+  const ranges = accept.split(',').map((part) => {
+    const [range = '', ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const n = q ? Number(q.slice(2)) : 1;
+    return { range: range.trim(), q: Number.isFinite(n) ? n : 0 };
+  });
+  // the q of an offer is the one of its most specific matching range (type/sub > type/* > */*)
+  const qOf = (offer: string) => {
+    const type = offer.split('/')[0];
+    for (const r of [offer, `${type}/*`, '*/*']) {
+      const hit = ranges.filter((x) => x.range === r);
+      if (hit.length) return Math.max(...hit.map((x) => x.q));
+    }
+    return 0;
+  };
+  const json = qOf('application/json');
+  return json > 0 && json > qOf('text/html');
+}
+
+// text content only: quotes stay as they are (clients that strip the tags show them as typed)
+const escapeHtml = (t: string) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** webob's HTML page for a fault (what Glance sends a client that does not ask for JSON). */
+export function glanceHtmlFault(status: number, message: string): string {
+  const line = `${status} ${TITLES[status] ?? (status >= 500 ? 'Internal Server Error' : 'Error')}`;
+  return `<html>\n <head>\n  <title>${line}</title>\n </head>\n <body>\n  <h1>${line}</h1>\n  ${escapeHtml(message)}<br /><br />\n\n\n\n </body>\n</html>`;
 }
 
 export function faultBody(service: Service, status: number, message: string): Record<string, unknown> {

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { BadRequest } from '../errors.js';
-import { faultBody, serviceOf, statusOf } from './faults.js';
+import { faultBody, glanceHtmlFault, glanceWantsJson, serviceOf, statusOf } from './faults.js';
 import { baseUrl, type ApiDeps } from './request.js';
 import { bodyUnread, lingerOnClose } from './linger.js';
 import { registerIdentity } from './identity/routes.js';
@@ -81,8 +81,7 @@ export async function buildApp(deps: ApiDeps, opts: AppOptions = {}): Promise<Fa
 
   app.setErrorHandler((err, req, reply) => sendFault(req, reply, err, log));
   app.setNotFoundHandler((req, reply) => {
-    const service = serviceOf(req.url);
-    void reply.code(404).send(faultBody(service, 404, `The resource could not be found: ${req.method} ${req.url.split('?')[0]}`));
+    void sendStatus(req, reply, 404, `The resource could not be found: ${req.method} ${req.url.split('?')[0]}`);
   });
 
   app.get('/', async (req, reply) => {
@@ -108,5 +107,14 @@ function sendFault(req: FastifyRequest, reply: FastifyReply, err: unknown, log?:
   const { status, message, internal } = statusOf(err);
   if (internal && log) log(`${req.id} error: ${(err as Error)?.stack ?? String(err)}`);
   if (status === 401) reply.header('WWW-Authenticate', `Keystone uri="${baseUrl(req)}/identity"`);
-  return reply.code(status).send(faultBody(serviceOf(req.url), status, message));
+  return sendStatus(req, reply, status, message);
+}
+
+/** A fault in the shape of the service the URL names (Glance's negotiated: faults.ts). */
+function sendStatus(req: FastifyRequest, reply: FastifyReply, status: number, message: string): FastifyReply {
+  const service = serviceOf(req.url);
+  if (service === 'image' && status !== 401 && !glanceWantsJson(req.headers.accept)) {
+    return reply.code(status).type('text/html; charset=UTF-8').send(glanceHtmlFault(status, message));
+  }
+  return reply.code(status).send(faultBody(service, status, message));
 }

@@ -212,6 +212,21 @@ export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
       { rel: 'describedby', href: '{schema}' },
     ],
   }));
+
+  // Metadata definitions (Horizon's "Update Metadata" and the launch workflow ask for them):
+  // novabox keeps no catalog of them, so the list is empty and any one namespace is unknown.
+  app.get('/v2/metadefs/namespaces', async (req: Req) => {
+    callerOf(req, deps);
+    return {
+      namespaces: [],
+      first: '/v2/metadefs/namespaces',
+      schema: '/v2/schemas/metadefs/namespaces',
+    };
+  });
+  app.get('/v2/metadefs/resource_types', async (req: Req) => {
+    callerOf(req, deps);
+    return { resource_types: [] };
+  });
 }
 
 function enumField<T extends string>(b: Json, field: string, allowed: readonly T[]): T | undefined {

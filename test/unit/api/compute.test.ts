@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { consoleTail, parseMicroversion } from '../../../src/api/compute/routes.js';
 import { compactIPv6, int, bool, metadata, str } from '../../../src/api/validate.js';
-import { faultBody, statusOf } from '../../../src/api/faults.js';
+import { faultBody, glanceWantsJson, statusOf } from '../../../src/api/faults.js';
 import { Conflict, NotFound } from '../../../src/errors.js';
 import { useApi } from './app.js';
 
@@ -88,6 +88,11 @@ describe('pure parts', () => {
     expect(faultBody('compute', 401, 'm')).toEqual({ error: { code: 401, title: 'Unauthorized', message: 'm' } });
     expect(faultBody('identity', 403, 'm')).toEqual({ error: { code: 403, title: 'Forbidden', message: 'm' } });
     expect(faultBody('image', 404, 'm')).toEqual({ code: 404, title: 'Not Found', message: 'm' });
+    // webob's negotiation between text/html (offered first) and application/json
+    for (const a of ['application/json', 'application/json, */*;q=0.1', 'application/*', 'text/html;q=0.2, application/json'])
+      expect(glanceWantsJson(a), a).toBe(true);
+    for (const a of [undefined, '', '*/*', 'text/html', 'application/json, */*', 'application/json;q=0, */*', 'text/plain'])
+      expect(glanceWantsJson(a), String(a)).toBe(false);
   });
 });
 

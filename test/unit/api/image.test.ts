@@ -117,9 +117,41 @@ describe('Glance v2 (in process)', () => {
     ['[]', 400, /JSON object/],
   ])('POST /v2/images %s → %i', async (raw, status, why) => {
     const { req, token } = api();
-    const r = await req('POST', '/image/v2/images', { token: await token(), raw });
+    const r = await req('POST', '/image/v2/images', { token: await token(), raw, headers: { accept: 'application/json' } });
     expect(r.status).toBe(status);
     expect(r.json.message).toMatch(why);
+  });
+
+  it('lists no metadata definitions (novabox keeps none): the shape glanceclient pages through', async () => {
+    const { req, token } = api();
+    const t = await token();
+    const r = await req('GET', '/image/v2/metadefs/namespaces?resource_types=OS%3A%3AGlance%3A%3AImage', { token: t });
+    expect(r.status).toBe(200);
+    expect(r.json).toEqual({ namespaces: [], first: '/v2/metadefs/namespaces', schema: '/v2/schemas/metadefs/namespaces' });
+    expect((await req('GET', '/image/v2/metadefs/resource_types', { token: t })).json).toEqual({ resource_types: [] });
+    expect((await req('GET', '/image/v2/metadefs/namespaces')).status).toBe(401);
+  });
+
+  it("answers a fault as Glance's webob does: JSON to a client that asks for it, else the HTML page glanceclient parses", async () => {
+    const { req, token } = api();
+    const t = await token();
+    const missing = '/image/v2/images/00000000-0000-4000-8000-000000000000';
+    const asJson = await req('GET', missing, { token: t, headers: { accept: 'application/json' } });
+    expect(asJson.status).toBe(404);
+    expect(asJson.json).toMatchObject({ code: 404, title: 'Not Found' });
+    for (const accept of [undefined, '*/*', 'text/html', 'application/json;q=0.5, text/html']) {
+      const r = await req('GET', missing, { token: t, headers: accept ? { accept } : {} });
+      expect(r.status).toBe(404);
+      expect(r.headers['content-type']).toMatch(/^text\/html/);
+      expect(r.text).toContain('<title>404 Not Found</title>');
+      expect(r.text).toContain('00000000-0000-4000-8000-000000000000');
+    }
+    // python-glanceclient's own parse of each top-level JSON value must not be what it gets
+    const bad = await req('POST', '/image/v2/images', { token: t, raw: '{"name": "<x>", "disk_format": "floppy"}' });
+    expect(bad.status).toBe(400);
+    expect(bad.text).not.toContain('<x>');
+    // 401 stays Keystone's JSON on every service
+    expect((await req('GET', '/image/v2/images')).json.error.code).toBe(401);
   });
 
   it('creates a queued record (201 + Location), patches it, serves no data yet, deletes it; private to its project', async () => {

@@ -1,0 +1,2 @@
+export const HORIZON_NEEDS: [string, string][];
+export function horizonMissing(): string | undefined;
