@@ -173,11 +173,13 @@ export class ComputeService {
     return this.driverCache.driver;
   }
 
-  localCaller(): Caller {
+  /** The local CLI: admin of its root, yet a locked server refuses it unless `overrideLock` (`--override-lock`). */
+  localCaller(opts: { overrideLock?: boolean } = {}): Caller {
     return {
       projectId: this.store.getSetting('local_project_id')!,
       userId: this.store.getSetting('local_user_id')!,
       isAdmin: true,
+      bypassLocks: opts.overrideLock === true,
     };
   }
 
@@ -338,9 +340,13 @@ export class ComputeService {
     return { taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 };
   }
 
-  /** Nova: a locked server refuses state changes, except from an admin. */
+  /** Nova: a locked server refuses state changes, except from an admin (the CLI only with --override-lock). */
   private checkLock(s: Server, caller: Caller): void {
-    if (s.locked && !caller.isAdmin) {
+    if (!s.locked) return;
+    if (caller.isAdmin && caller.bypassLocks === false) {
+      throw new Conflict(`server "${s.name}" is locked: unlock it first ("novabox server unlock ${s.name}") or pass --override-lock`);
+    }
+    if (!caller.isAdmin) {
       throw new Conflict(`Instance ${s.id} is locked`, { hint: `unlock it first ("novabox server unlock ${s.name}")` });
     }
   }

@@ -155,4 +155,10 @@ export interface Caller {
   userId: string;
   isAdmin: boolean;
   requestId?: string;
+  /**
+   * Whether an admin's request passes a lock (Nova: admins bypass locks). The API leaves it
+   * unset (true); the local CLI, admin of its root, sets it from `--override-lock`, so a lock
+   * means something there too.
+   */
+  bypassLocks?: boolean;
 }

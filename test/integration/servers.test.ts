@@ -204,15 +204,37 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     expect(await status('s1')).toBe('SHUTOFF');
   });
 
-  it("lock: shown as locked; the local CLI, an admin, may still change its state (Nova's admin override); unlock", async () => {
-    // a non-admin owner is refused (409): test/e2e/openstack.test.ts, with a second project's user
+  it('lock: shown as locked; the CLI refuses state changes and delete in one sentence, changing nothing, unless --override-lock; unlock', async () => {
+    // a non-admin owner is refused (409), an admin passes: test/e2e/openstack.test.ts, with a second project's user
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'l1']);
     expect((await nb(['server', 'lock', 'l1'])).exitCode).toBe(0);
     expect(await show('l1')).toMatchObject({ locked: true, status: 'ACTIVE' });
-    expect((await nb(['server', 'stop', 'l1'])).exitCode).toBe(0);
+    const events = async () => JSON.parse((await nb(['server', 'event', 'list', 'l1', '-f', 'json'])).stdout).length as number;
+    const actionsBefore = await events();
+    for (const args of [
+      ['server', 'stop', 'l1'],
+      ['server', 'reboot', '--hard', 'l1'],
+      ['server', 'pause', 'l1'],
+      ['server', 'set', '--property', 'a=1', 'l1'],
+      ['server', 'rebuild', 'l1'],
+      ['server', 'delete', 'l1'],
+      ['server', 'delete', '--force', 'l1'],
+    ]) {
+      const r = await nb(args);
+      expect(r.exitCode, args.join(' ')).toBe(4);
+      expect(r.stderr).toBe(
+        'novabox: server "l1" is locked: unlock it first ("novabox server unlock l1") or pass --override-lock\n',
+      );
+    }
+    expect(await show('l1')).toMatchObject({ locked: true, status: 'ACTIVE', properties: {} });
+    expect(await events()).toBe(actionsBefore);
+    expect((await nb(['server', 'stop', '--override-lock', 'l1'])).exitCode).toBe(0);
     expect(await show('l1')).toMatchObject({ locked: true, status: 'SHUTOFF' });
     expect((await nb(['server', 'unlock', 'l1'])).exitCode).toBe(0);
     expect((await show('l1')).locked).toBe(false);
+    expect((await nb(['server', 'lock', 'l1'])).exitCode).toBe(0);
+    expect((await nb(['server', 'delete', '--override-lock', 'l1'])).exitCode).toBe(0);
+    expect((await nb(['server', 'list', '-f', 'json'])).stdout).toBe('[]\n');
   });
 
   it('sets and unsets properties', async () => {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../../context.js';
-import { collect, keyValues, seconds, waitOption } from './common.js';
+import { collect, keyValues, lockOption, seconds, waitOption } from './common.js';
 
 /** Verbs that change a server's state; each takes one or more servers, like `openstack server stop`. */
 export function registerActions(server: Command, ctx: CliContext): void {
@@ -8,23 +8,25 @@ export function registerActions(server: Command, ctx: CliContext): void {
     for (const n of names) await fn(n);
   };
 
-  waitOption(server.command('start').description('start stopped servers').argument('<server...>', 'names or ids')).action(
-    async (names: string[]) => {
+  lockOption(waitOption(server.command('start').description('start stopped servers').argument('<server...>', 'names or ids'))).action(
+    async (names: string[], o) => {
       const c = await ctx.compute();
-      await each(names, (n) => c.start(n, c.localCaller()));
+      await each(names, (n) => c.start(n, c.localCaller({ overrideLock: o.overrideLock })));
     },
   );
 
-  waitOption(
-    server
-      .command('stop')
-      .description('stop servers: the stop signal, then SIGKILL after --timeout seconds')
-      .argument('<server...>', 'names or ids')
-      .option('--timeout <seconds>', 'grace period before everything is killed', seconds('--timeout'), 10),
+  lockOption(
+    waitOption(
+      server
+        .command('stop')
+        .description('stop servers: the stop signal, then SIGKILL after --timeout seconds')
+        .argument('<server...>', 'names or ids')
+        .option('--timeout <seconds>', 'grace period before everything is killed', seconds('--timeout'), 10),
+    ),
   ).action(async (names: string[], o) => {
     const c = await ctx.compute();
     await each(names, async (n) => {
-      const { step } = await c.stop(n, c.localCaller(), { timeoutMs: o.timeout * 1000 });
+      const { step } = await c.stop(n, c.localCaller({ overrideLock: o.overrideLock }), { timeoutMs: o.timeout * 1000 });
       if (ctx.debug)
         ctx.stderr(
           `novabox: ${n}: stopped by ${step === 'kill' ? 'SIGKILL after the timeout' : step === 'signal' ? 'the stop signal' : 'nothing (it was not running)'}\n`,
@@ -32,28 +34,34 @@ export function registerActions(server: Command, ctx: CliContext): void {
     });
   });
 
-  waitOption(
-    server
-      .command('reboot')
-      .description('reboot servers (soft: stop + start keeping the writable layer; --hard: kill + start)')
-      .argument('<server...>', 'names or ids')
-      .option('--hard', 'kill instead of a graceful stop')
-      .option('--soft', 'graceful stop (default)')
-      .option('--timeout <seconds>', 'grace period of a soft reboot', seconds('--timeout'), 10),
+  lockOption(
+    waitOption(
+      server
+        .command('reboot')
+        .description('reboot servers (soft: stop + start keeping the writable layer; --hard: kill + start)')
+        .argument('<server...>', 'names or ids')
+        .option('--hard', 'kill instead of a graceful stop')
+        .option('--soft', 'graceful stop (default)')
+        .option('--timeout <seconds>', 'grace period of a soft reboot', seconds('--timeout'), 10),
+    ),
   ).action(async (names: string[], o) => {
     const c = await ctx.compute();
-    await each(names, (n) => c.reboot(n, c.localCaller(), { hard: Boolean(o.hard), timeoutMs: o.timeout * 1000 }));
+    await each(names, (n) =>
+      c.reboot(n, c.localCaller({ overrideLock: o.overrideLock }), { hard: Boolean(o.hard), timeoutMs: o.timeout * 1000 }),
+    );
   });
 
   for (const [verb, desc] of [
     ['pause', 'freeze every process of servers (cgroup freezer)'],
     ['unpause', 'thaw paused servers'],
-    ['lock', 'lock servers: state changes are refused until unlock'],
+    ['lock', 'lock servers: state changes and delete are refused until unlock (or with --override-lock)'],
     ['unlock', 'unlock servers'],
   ] as const) {
-    waitOption(server.command(verb).description(desc).argument('<server...>', 'names or ids')).action(async (names: string[]) => {
+    const cmd = waitOption(server.command(verb).description(desc).argument('<server...>', 'names or ids'));
+    if (verb === 'pause' || verb === 'unpause') lockOption(cmd);
+    cmd.action(async (names: string[], o) => {
       const c = await ctx.compute();
-      await each(names, (n) => c[verb](n, c.localCaller()));
+      await each(names, (n) => c[verb](n, c.localCaller({ overrideLock: o.overrideLock })));
     });
   }
 
@@ -68,25 +76,29 @@ pages come back as the processes touch them.
 
 Example:
   novabox server suspend web1 && novabox server resume web1`;
-  waitOption(
-    server
-      .command('suspend')
-      .description('suspend servers: freeze them and give their memory back to the host (see below)')
-      .argument('<server...>', 'names or ids')
-      .addHelpText('after', suspendHelp),
-  ).action(async (names: string[]) => {
+  lockOption(
+    waitOption(
+      server
+        .command('suspend')
+        .description('suspend servers: freeze them and give their memory back to the host (see below)')
+        .argument('<server...>', 'names or ids')
+        .addHelpText('after', suspendHelp),
+    ),
+  ).action(async (names: string[], o) => {
     const c = await ctx.compute();
-    await each(names, (n) => c.suspend(n, c.localCaller()));
+    await each(names, (n) => c.suspend(n, c.localCaller({ overrideLock: o.overrideLock })));
   });
-  waitOption(
-    server
-      .command('resume')
-      .description('resume suspended servers (thaw them)')
-      .argument('<server...>', 'names or ids')
-      .addHelpText('after', suspendHelp),
-  ).action(async (names: string[]) => {
+  lockOption(
+    waitOption(
+      server
+        .command('resume')
+        .description('resume suspended servers (thaw them)')
+        .argument('<server...>', 'names or ids')
+        .addHelpText('after', suspendHelp),
+    ),
+  ).action(async (names: string[], o) => {
     const c = await ctx.compute();
-    await each(names, (n) => c.resume(n, c.localCaller()));
+    await each(names, (n) => c.resume(n, c.localCaller({ overrideLock: o.overrideLock })));
   });
 
   server
@@ -94,9 +106,10 @@ Example:
     .description('set properties (metadata) of a server')
     .argument('<server>', 'name or id')
     .option('--property <key=value>', 'property to set (repeatable)', collect, [])
+    .option('--override-lock', 'act on a locked server anyway (as an admin may through the API)')
     .action(async (name: string, o) => {
       const c = await ctx.compute();
-      c.setProperties(name, keyValues(o.property), c.localCaller());
+      c.setProperties(name, keyValues(o.property), c.localCaller({ overrideLock: o.overrideLock }));
     });
 
   server
@@ -104,20 +117,25 @@ Example:
     .description('remove properties of a server')
     .argument('<server>', 'name or id')
     .option('--property <key>', 'property to remove (repeatable)', collect, [])
+    .option('--override-lock', 'act on a locked server anyway (as an admin may through the API)')
     .action(async (name: string, o) => {
       const c = await ctx.compute();
-      c.unsetProperties(name, o.property, c.localCaller());
+      c.unsetProperties(name, o.property, c.localCaller({ overrideLock: o.overrideLock }));
     });
 
-  waitOption(
-    server
-      .command('delete')
-      .description('delete servers, stopping them first (Nova deletes running servers)')
-      .argument('<server...>', 'names or ids')
-      .option('--force', 'kill at once instead of a graceful stop')
-      .option('--timeout <seconds>', 'grace period of the stop', seconds('--timeout'), 10),
+  lockOption(
+    waitOption(
+      server
+        .command('delete')
+        .description('delete servers, stopping them first (Nova deletes running servers)')
+        .argument('<server...>', 'names or ids')
+        .option('--force', 'kill at once instead of a graceful stop')
+        .option('--timeout <seconds>', 'grace period of the stop', seconds('--timeout'), 10),
+    ),
   ).action(async (names: string[], o) => {
     const c = await ctx.compute();
-    await each(names, (n) => c.delete(n, c.localCaller(), { force: Boolean(o.force), timeoutMs: o.timeout * 1000 }));
+    await each(names, (n) =>
+      c.delete(n, c.localCaller({ overrideLock: o.overrideLock }), { force: Boolean(o.force), timeoutMs: o.timeout * 1000 }),
+    );
   });
 }

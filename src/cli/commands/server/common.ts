@@ -34,3 +34,8 @@ export function seconds(name: string) {
 export function waitOption(cmd: Command): Command {
   return cmd.option('--wait', 'wait for the action to complete (always the case: novabox has no daemon)');
 }
+
+/** `--override-lock` on every verb a lock refuses: the CLI is admin of its root, but acts on a locked server only when told to. */
+export function lockOption(cmd: Command): Command {
+  return cmd.option('--override-lock', 'act on a locked server anyway (as an admin may through the API)');
+}

@@ -6,7 +6,7 @@ import { addOutputOptions, formatShow, outputOptionsFrom } from '../../output.js
 import { imageShow } from '../image.js';
 import { serverShow } from '../../views.js';
 import { trace } from '../../../util/trace.js';
-import { collect, keyValues, seconds, waitOption } from './common.js';
+import { collect, keyValues, lockOption, seconds, waitOption } from './common.js';
 
 /** `server image create` (Nova createImage): snapshot a server's writable layer into a new image. */
 export function registerImage(server: Command, ctx: CliContext): void {
@@ -97,10 +97,11 @@ Example:
     .option('--image <image>', "image name or id (default: the server's current image)")
     .option('--timeout <seconds>', 'grace period of the stop', seconds('--timeout'), 10);
   waitOption(rebuild);
+  lockOption(rebuild);
   addOutputOptions(rebuild, 'show');
   rebuild.action(async (ref: string, o) => {
     const compute = await ctx.compute();
-    const caller = compute.localCaller();
+    const caller = compute.localCaller({ overrideLock: o.overrideLock });
     const image = o.image ?? compute.find(ref, caller).imageName;
     const s = await compute.rebuild(ref, image, caller, { timeoutMs: o.timeout * 1000 });
     let flavor: Flavor | undefined;
