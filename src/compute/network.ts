@@ -3,20 +3,26 @@
  * on first use), leases in the store, and the attachment the runtime turns into a veth.
  */
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { BadRequest, Conflict } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { Lease } from '../store/leases.js';
 import {
   checkClash,
+  checkOwner,
+  chooseBridge,
   detach,
   linkExists,
   listHostVeths,
+  bridgeOwner,
   natPresent,
   removeBridge,
+  syncNat,
   type Attachment,
   type BridgeSpec,
 } from '../runtime/network/bridge.js';
-import { readNetworkConfig, type NetworkConfig } from '../runtime/network/config.js';
+import { DEFAULT_BRIDGE, readNetworkConfig, updateNetworkConfig, type NetworkConfig } from '../runtime/network/config.js';
+import { stateRoot } from '../util/paths.js';
 import {
   broadcastOf,
   chooseDefaultSubnet,
@@ -33,10 +39,14 @@ import {
 import { hostIfName, vethAlias } from '../runtime/network/names.js';
 
 const SUBNET_SETTING = 'network.subnet';
+const BRIDGE_SETTING = 'network.bridge';
 
 export class NetworkService {
   private cfg: NetworkConfig | undefined;
   private chosen: Subnet | undefined;
+  private chosenBridge: string | undefined;
+  /** this root, as bridges name their owner */
+  readonly root = resolve(stateRoot());
 
   constructor(private readonly store: Store) {}
 
@@ -49,6 +59,31 @@ export class NetworkService {
     return this.config.name;
   }
 
+  /**
+   * The configured bridge, or the one chosen on first use (kept in the settings table):
+   * never a bridge another state root owns, so two roots never share an address space.
+   */
+  bridge(): string {
+    if (this.config.bridgeSet) return this.config.bridge;
+    if (this.chosenBridge) return this.chosenBridge;
+    const stored = this.store.getSetting(BRIDGE_SETTING);
+    if (stored) return (this.chosenBridge = stored);
+    this.chosenBridge = this.store.tx(() => {
+      const again = this.store.getSetting(BRIDGE_SETTING);
+      if (again) return again;
+      // A root from before bridges were chosen has used novabox0 since it chose its subnet.
+      const name = this.store.getSetting(SUBNET_SETTING) ? DEFAULT_BRIDGE : chooseBridge(this.root);
+      if (!name) {
+        throw new Conflict('novabox0 to novabox99 all belong to other novabox state roots', {
+          hint: `set "network.bridge" and "network.subnet" in ${this.config.file}`,
+        });
+      }
+      this.store.setSetting(BRIDGE_SETTING, name);
+      return name;
+    });
+    return this.chosenBridge;
+  }
+
   /** The configured subnet, or the one chosen on first use (kept in the settings table). */
   subnet(): Subnet {
     if (this.config.subnet) return this.config.subnet;
@@ -59,7 +94,7 @@ export class NetworkService {
       const again = this.store.getSetting(SUBNET_SETTING);
       if (again) return parseSubnet(again);
       const routes = parseProcRoutes(readFileSync('/proc/net/route', 'utf8'));
-      const s = chooseDefaultSubnet(routes, this.config.bridge);
+      const s = chooseDefaultSubnet(routes, this.bridge());
       if (!s) {
         throw new Conflict('every default subnet of the bridge network overlaps a host route', {
           hint: `set "network.subnet" in ${this.config.file}`,
@@ -72,13 +107,15 @@ export class NetworkService {
   }
 
   spec(): BridgeSpec {
-    return { bridge: this.config.bridge, subnet: this.subnet(), nat: this.config.nat, mtu: this.config.mtu, file: this.config.file };
+    const bridge = this.bridge();
+    return { bridge, subnet: this.subnet(), nat: this.config.nat, mtu: this.config.mtu, file: this.config.file, owner: this.root };
   }
 
   /** Before anything is recorded: the config parses and, if the bridge is still to be made, its subnet is free. */
   check(): void {
     const spec = this.spec();
     if (!linkExists(spec.bridge)) checkClash(spec);
+    else checkOwner(spec);
   }
 
   /** The owner's lease (kept across stop/start), allocated on first use; inside a caller's transaction or its own. */
@@ -168,6 +205,7 @@ export class NetworkService {
       mtu: spec.mtu ?? 1500,
       'nat table': natPresent(spec.bridge),
       'bridge present': linkExists(spec.bridge),
+      'bridge owner': bridgeOwner(spec.bridge) || null,
       capacity: capacity(spec.subnet),
       'leases in use': leases.length,
       leases: leases.map((l) => ({
@@ -182,6 +220,15 @@ export class NetworkService {
     };
   }
 
+  /** `network set --nat|--no-nat`: the config file, then the kernel (if the bridge is there and ours). */
+  setNat(on: boolean): void {
+    this.cfg = updateNetworkConfig({ nat: on });
+    const spec = this.spec();
+    if (!linkExists(spec.bridge)) return;
+    checkOwner(spec);
+    syncNat(spec);
+  }
+
   /** `network delete`: the bridge and its NAT table; refused while leases are in use. */
   deleteBridge(): boolean {
     const leases = this.store.leases.list(this.name);
@@ -192,6 +239,7 @@ export class NetworkService {
   }
 
   hostVeths() {
-    return listHostVeths().filter((v) => v.bridge === this.config.bridge || v.master === this.config.bridge);
+    const bridge = this.bridge();
+    return listHostVeths().filter((v) => v.bridge === bridge || v.master === bridge);
   }
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { NotFound } from '../../errors.js';
+import { BadRequest, NotFound } from '../../errors.js';
 import type { CliContext } from '../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../output.js';
 
@@ -26,6 +26,19 @@ export function register(program: Command, ctx: CliContext): void {
     const v = c.network.show();
     ctx.stdout(formatList(['ID', 'Name', 'Subnets'], [{ ID: v.name, Name: v.name, Subnets: v.subnet }], outputOptionsFrom(o)));
   });
+
+  network
+    .command('set')
+    .description("change the network's settings (kept in $NOVABOX_ROOT/config.json)")
+    .argument('[network]', 'network name', 'novabox')
+    .option('--nat', 'masquerade traffic from the subnet to the outside (the default)')
+    .option('--no-nat', 'no masquerade: servers reach the host and each other only')
+    .action(async (name: string, o: { nat?: boolean }) => {
+      const c = await ctx.compute();
+      checkName(c.network.name, name);
+      if (o.nat === undefined) throw new BadRequest('nothing to set: give --nat or --no-nat');
+      c.network.setNat(o.nat);
+    });
 
   network
     .command('delete')

@@ -21,6 +21,8 @@ export interface BridgeSpec {
   mtu?: number;
   /** the config file, named in messages */
   file: string;
+  /** the state root that owns the bridge (its ifalias says so); undefined: no ownership check */
+  owner?: string;
 }
 
 /** Everything one container's network needs; made by compute from its lease. */
@@ -48,9 +50,66 @@ export function checkClash(spec: BridgeSpec): void {
   }
 }
 
+// ---- ownership: one bridge, one state root ------------------------------------------
+
+const OWNER_PREFIX = 'novabox-root ';
+
+/** ifalias of a bridge: `novabox-root <state root>`. Pure. */
+export function ownerAlias(root: string): string {
+  return OWNER_PREFIX + root;
+}
+
+/**
+ * Who owns a bridge, from its ifalias: a state root, '' (a bridge without an owner: made
+ * by novabox before bridges had owners, or by someone else), undefined (no such link).
+ */
+export function bridgeOwner(name: string): string | undefined {
+  let alias: string;
+  try {
+    alias = readFileSync(`/sys/class/net/${name}/ifalias`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+  return alias.startsWith(OWNER_PREFIX) ? alias.slice(OWNER_PREFIX.length) : '';
+}
+
+function claimBridge(name: string, root: string): void {
+  writeFileSync(`/sys/class/net/${name}/ifalias`, `${ownerAlias(root)}\n`);
+}
+
+function ownedElsewhere(spec: BridgeSpec, other: string): Conflict {
+  return new Conflict(
+    `bridge ${spec.bridge} belongs to the novabox state root ${other}, not to ${spec.owner}; set another "network.bridge" and "network.subnet" in ${spec.file}`,
+  );
+}
+
+/**
+ * A bridge name for a root that names none: the first of novabox0, novabox1 … that does
+ * not exist or that this root owns. A bridge without an owner is skipped: it is another
+ * root's from before bridges had owners (that root keeps novabox0: compute/network.ts).
+ */
+export function chooseBridge(root: string, owner: (name: string) => string | undefined = bridgeOwner): string | undefined {
+  for (let i = 0; i < 100; i++) {
+    const name = `novabox${i}`;
+    const o = owner(name);
+    if (o === undefined || o === root) return name;
+  }
+  return undefined;
+}
+
+/** Refuse a bridge another state root owns (before anything is recorded). */
+export function checkOwner(spec: BridgeSpec): void {
+  if (!spec.owner) return;
+  const other = bridgeOwner(spec.bridge);
+  if (other && other !== spec.owner) throw ownedElsewhere(spec, other);
+}
+
 /**
  * The bridge, its gateway address, up: idempotent and cheap (a few netlink messages).
- * The route check runs only when the bridge is missing, i.e. on first use.
+ * The route check runs only when the bridge is missing, i.e. on first use. The maker
+ * writes its state root into the bridge's ifalias (the kernel takes no alias with
+ * RTM_NEWLINK's create); a root that finds the bridge owned by another refuses, one that
+ * finds it without an owner (made before bridges had owners) takes it.
  */
 export function ensureBridge(spec: BridgeSpec): void {
   const present = linkExists(spec.bridge);
@@ -67,7 +126,12 @@ export function ensureBridge(spec: BridgeSpec): void {
     mac: bridgeMac(spec.bridge),
     mtu: spec.mtu,
   });
-  // NAT follows the config when the bridge is made (and on `novabox doctor`), never per start.
+  if (spec.owner) {
+    const other = created ? '' : bridgeOwner(spec.bridge);
+    if (other && other !== spec.owner) throw ownedElsewhere(spec, other);
+    if (other !== spec.owner) claimBridge(spec.bridge, spec.owner);
+  }
+  // NAT follows the config when the bridge is made (and on `novabox doctor`, `network set`), never per start.
   if (created) syncNat(spec);
   trace('bridge ready');
 }

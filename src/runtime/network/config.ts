@@ -1,12 +1,14 @@
 /**
  * The bridge network's settings: `network` in $NOVABOX_ROOT/config.json, all optional:
  *
- *   { "network": { "bridge": "novabox0", "subnet": "10.89.0.0/16", "nat": false, "mtu": 1500 } }
+ *   { "network": { "bridge": "novabox0", "subnet": "10.89.0.0/16", "nat": true, "mtu": 1500 } }
  *
- * Without a subnet, the first of DEFAULT_SUBNETS that no host route overlaps is chosen
- * on first use and kept in the state database (leases depend on it).
+ * Without a bridge, the first of novabox0, novabox1 … that no other state root owns (its
+ * ifalias names the owner, runtime/network/bridge.ts) is chosen on first use; without a
+ * subnet, the first of DEFAULT_SUBNETS that no host route overlaps. Both are kept in the
+ * state database (leases depend on them). NAT is on unless "nat" is false.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest } from '../../errors.js';
 import { stateRoot } from '../../util/paths.js';
@@ -22,6 +24,8 @@ export const DEFAULT_BRIDGE = 'novabox0';
 export interface NetworkConfig {
   name: string;
   bridge: string;
+  /** "network.bridge" was set: use that name or refuse (no other is chosen) */
+  bridgeSet: boolean;
   /** as configured; undefined: chosen on first use */
   subnet?: Subnet;
   /** masquerade traffic from the subnet to the outside (nftables) */
@@ -42,7 +46,7 @@ export function configFile(root = stateRoot()): string {
 
 /** Parse the config text (pure): one clear error per problem. */
 export function parseNetworkConfig(text: string | undefined, file: string): NetworkConfig {
-  const cfg: NetworkConfig = { name: NETWORK_NAME, bridge: DEFAULT_BRIDGE, nat: false, file };
+  const cfg: NetworkConfig = { name: NETWORK_NAME, bridge: DEFAULT_BRIDGE, bridgeSet: false, nat: true, file };
   if (text === undefined) return cfg;
   let doc: unknown;
   try {
@@ -62,6 +66,7 @@ export function parseNetworkConfig(text: string | undefined, file: string): Netw
       throw new BadRequest(`invalid ${file}: "network.bridge" must be an interface name of 1 to 15 letters, digits, '_', '.' or '-'`);
     }
     cfg.bridge = n.bridge;
+    cfg.bridgeSet = true;
   }
   if (n.subnet !== undefined) {
     if (typeof n.subnet !== 'string') throw new BadRequest(`invalid ${file}: "network.subnet" must be a string like "10.89.0.0/16"`);
@@ -93,4 +98,26 @@ export function readNetworkConfig(root = stateRoot()): NetworkConfig {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   return parseNetworkConfig(text, file);
+}
+
+/**
+ * Set keys of "network" in the config file, keeping everything else in it; validated
+ * first (a bad file is refused and left as it is), written whole (rename).
+ */
+export function updateNetworkConfig(patch: { nat?: boolean }, root = stateRoot()): NetworkConfig {
+  const file = configFile(root);
+  let text: string | undefined;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  parseNetworkConfig(text, file);
+  const doc = (text === undefined ? {} : JSON.parse(text)) as { network?: Record<string, unknown> };
+  doc.network = { ...doc.network, ...patch };
+  const next = `${JSON.stringify(doc, null, 2)}\n`;
+  const cfg = parseNetworkConfig(next, file);
+  writeFileSync(`${file}.tmp`, next);
+  renameSync(`${file}.tmp`, file);
+  return cfg;
 }

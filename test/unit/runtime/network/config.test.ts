@@ -9,8 +9,9 @@ import { parseSubnet } from '../../../../src/runtime/network/ipam.js';
 const F = '/r/config.json';
 
 describe('network config', () => {
-  it('defaults: bridge novabox0, subnet chosen later, no NAT', () => {
-    expect(parseNetworkConfig(undefined, F)).toEqual({ name: 'novabox', bridge: 'novabox0', nat: false, file: F });
+  it('defaults: bridge novabox0 (or another chosen later), subnet chosen later, NAT on', () => {
+    expect(parseNetworkConfig(undefined, F)).toEqual({ name: 'novabox', bridge: 'novabox0', bridgeSet: false, nat: true, file: F });
+    expect(parseNetworkConfig('{"network": {"nat": false}}', F).nat).toBe(false);
     expect(parseNetworkConfig('{}', F).bridge).toBe('novabox0');
   });
 
@@ -18,6 +19,7 @@ describe('network config', () => {
     const c = parseNetworkConfig('{"network": {"bridge": "br-lab", "subnet": "10.7.0.0/24", "nat": true, "mtu": 1400}}', F);
     expect(c.mtu).toBe(1400);
     expect(c.bridge).toBe('br-lab');
+    expect(c.bridgeSet).toBe(true);
     expect(formatSubnet(c.subnet!)).toBe('10.7.0.0/24');
     expect(c.nat).toBe(true);
   });
@@ -71,5 +73,18 @@ describe('/etc files', () => {
       '# written by novabox\noptions edns0\nnameserver 192.0.2.9\n',
     );
     expect(resolvText('nameserver ::1\n')).toBe('# written by novabox\n');
+  });
+});
+
+describe('bridge owners', () => {
+  it('chooses the first novaboxN that is missing or this root own; skips other roots and owner-less bridges', async () => {
+    const { chooseBridge, ownerAlias } = await import('../../../../src/runtime/network/bridge.js');
+    const links: Record<string, string> = { novabox0: '/var/lib/novabox', novabox1: '', novabox2: '/r' };
+    const owner = (n: string) => links[n];
+    expect(chooseBridge('/r', owner)).toBe('novabox2');
+    expect(chooseBridge('/other', owner)).toBe('novabox3');
+    expect(chooseBridge('/var/lib/novabox', owner)).toBe('novabox0');
+    expect(chooseBridge('/r', () => '/x')).toBeUndefined();
+    expect(ownerAlias('/r')).toBe('novabox-root /r');
   });
 });
