@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 6u
+#define NB_ABI_VERSION 7u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -111,6 +111,13 @@ struct nb_plan_header {
 	                         NB_OPF_SEALED executes that copy. 0 = none */
 	uint32_t userns;      /* string list offset, with CLONE_NEWUSER in clone_flags: the
 	                         init's own user namespace (see below); 0 = none */
+	uint32_t on_exit;     /* string list offset: a program the monitor starts (fork + execve,
+	                         in a session of its own, no fds but 0..2 on /dev/null) once the
+	                         init is reaped, its status written and its cgroup removed, and
+	                         exits: argv, then "", then the environment (KEY=VALUE);
+	                         [0] an absolute path. A server's restart policy (novabox
+	                         `server _exited`); 0 = the monitor just exits */
+	uint32_t reserved;    /* 0 */
 };
 
 /*
@@ -162,7 +169,7 @@ struct nb_cg_step {
 	uint32_t s1;
 };
 
-_Static_assert(sizeof(struct nb_plan_header) == 64, "plan header ABI");
+_Static_assert(sizeof(struct nb_plan_header) == 72, "plan header ABI");
 _Static_assert(sizeof(struct nb_op) == 64, "op ABI");
 _Static_assert(sizeof(struct nb_cg_step) == 16, "cgroup step ABI");
 

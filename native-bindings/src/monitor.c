@@ -12,7 +12,8 @@
  * into it (or clones and places it, without clone3), reports its pid, relays "exec ok" or {op, errno} from the init's error
  * pipe, reaps it, writes the exit status file, appends the console output to a
  * size-bounded log (log -> log.1 rotation), and removes the cgroup when the plan has
- * removal steps (`run`; NB_EV_CGROUP says how it went). The CLI
+ * removal steps (`run`; NB_EV_CGROUP says how it went), and last starts the plan's on_exit
+ * program if it has one (a server's restart policy). The CLI
  * may be gone at any point: writes to the events pipe then fail with EPIPE,
  * which is ignored.
  */
@@ -480,6 +481,32 @@ static void relay_until_exit(pid_t init)
 		close(pidfd);
 }
 
+/* The plan's on_exit program (argv, "", environment) in a child of ours, so that we exit at
+ * once as without one (a stop waits for the monitor to go); the child is reparented. */
+static void exec_on_exit(const void *plan, uint32_t list)
+{
+	uint32_t n = nb_plan_list_len(plan, list), i, k = 0;
+	char **v = calloc((size_t)n + 2, sizeof(char *)), **envp;
+
+	if (!v)
+		return;
+	for (i = 0; i < n && nb_plan_list_item(plan, list, i)[0]; i++)
+		v[k++] = (char *)nb_plan_list_item(plan, list, i);
+	v[k++] = NULL;
+	envp = v + k;
+	for (i++; i < n; i++)
+		v[k++] = (char *)nb_plan_list_item(plan, list, i);
+	v[k] = NULL;
+	if (fork() == 0) {
+		/* nothing of ours (the events pipe, relays, the log) goes with it */
+		syscall(SYS_close_range, 3, ~0U, 0);
+		setsid();
+		execve(v[0], v, envp);
+		_exit(127);
+	}
+	free(v);
+}
+
 int main(void)
 {
 	struct nb_plan_header *h;
@@ -744,5 +771,7 @@ int main(void)
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
 	remove_cgroup();
+	if (h->on_exit)
+		exec_on_exit(plan, h->on_exit);
 	return 0;
 }

@@ -83,6 +83,9 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		return -EINVAL;
 	if (h->exec_copy && base[h->exec_copy] != '/')
 		return -EINVAL;
+	if (h->reserved || (h->on_exit && (!list_ok(base, plan_len, h->on_exit) || nb_plan_list_len(base, h->on_exit) == 0 ||
+					   nb_plan_list_item(base, h->on_exit, 0)[0] != '/')))
+		return -EINVAL;
 	if ((h->flags & NB_PLAN_LOG) && h->log_path == 0)
 		return -EINVAL;
 	if (h->n_cg_steps > NB_PLAN_MAX_CG_STEPS ||

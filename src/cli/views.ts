@@ -108,6 +108,8 @@ export function serverShow(
     progress: 0,
     project_id: s.projectId,
     properties: { ...s.metadata },
+    // novabox's: the restart policy and the restarts in a row so far (server create --restart)
+    restart: s.restart === 'no' ? 'no' : `${s.restart} (${s.restartCount} in a row)`,
     status: statusOf(s.vmState, s.taskState),
     updated: s.updatedAt,
     user_id: s.userId,

@@ -17,6 +17,8 @@ import {
   execInServer,
   freezeServer,
   isRunning,
+  exitHook,
+  novaboxCommand,
   logLine,
   recordedExit,
   removeServerFiles,
@@ -33,6 +35,7 @@ import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
 import { nowIso } from '../store/time.js';
+import { decideRestart, parseRestart } from './restart.js';
 import { cgroupPathOf } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
@@ -68,6 +71,8 @@ export interface CreateServerRequest {
   group?: string;
   /** auto: a user namespace with an id range of its own; host: none. Default: config.json's "userns", else auto */
   userns?: UsernsMode | string;
+  /** restart policy: no (default), always, on-failure[:N] (compute/restart.ts) */
+  restart?: string;
 }
 
 export interface ServerUsage {
@@ -378,6 +383,8 @@ export class ComputeService {
       created: found.row!.createdAt,
     };
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
+    const restart = req.restart ?? 'no';
+    parseRestart(restart);
     const network = req.network ?? 'novabox';
     if (network === 'novabox') this.network.check();
     const userns = usernsMode(req.userns);
@@ -419,6 +426,8 @@ export class ComputeService {
             ephemeral: Boolean(req.ephemeral),
             network,
             userns,
+            restart,
+            restartCount: 0,
             createdAt: now,
             updatedAt: now,
             launchedAt: null,
@@ -527,6 +536,7 @@ export class ComputeService {
           ephemeral: this.ephemeralOf(s),
           attachment: this.attachmentOf(s),
           idmap: this.idmapFor(s),
+          onExit: this.onExitOf(s),
         },
         this.driver,
       );
@@ -591,11 +601,115 @@ export class ComputeService {
         ephemeral: this.ephemeralOf(s),
         attachment: this.attachmentOf(s),
         idmap: this.idmapFor(s),
+        onExit: this.onExitOf(s),
       },
       this.driver,
     );
     this.store.servers.setRuntime(s.id, facts);
     logLine(s.id, 'server started');
+  }
+
+  /** A server with a restart policy: its monitor starts `novabox server _exited` after the init's exit. */
+  private onExitOf(s: Server) {
+    return s.restart && s.restart !== 'no' ? exitHook(s.id) : undefined;
+  }
+
+  /** a novabox command line for another process (the boot unit) */
+  novaboxCommand(): string[] {
+    return novaboxCommand();
+  }
+
+  /** `server set --restart`: from the server's next start on (its monitor has its plan). */
+  setRestart(nameOrId: string, restart: string, caller: Caller): Server {
+    parseRestart(restart);
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    return this.store.servers.update(s.id, { restart, restartCount: 0 });
+  }
+
+  /**
+   * `novabox server _exited <id>`, started by the server's monitor once its init was
+   * reaped (the plan's on_exit): record the exit (reconcile: a stop action "stopped by
+   * itself" with the status), then apply the restart policy: after the backoff, a
+   * `restart` action with the exit status and the count, and the start. Nothing when a
+   * stop, reboot or delete caused the exit (its task, or its stop action, is there).
+   */
+  async afterExit(id: string): Promise<Server | undefined> {
+    const row = this.store.servers.get(id);
+    if (!row) return undefined;
+    const s = this.reconcile(row);
+    if (s.taskState !== null || s.vmState !== 'stopped') return s;
+    const last = this.store.actions.latest(s.id);
+    if (last?.action !== 'stop' || !last.message?.startsWith('server stopped by itself')) return s;
+    const exit = recordedExit(s.id);
+    const failed = !exit || exit.signal !== undefined || exit.code !== 0;
+    // how long it ran: since the last action that started it
+    const began = this.store.actions.list(s.id).find((x) => ['create', 'start', 'restart', 'reboot', 'rebuild'].includes(x.action)); // newest first
+    const ran = began ? Date.now() - Date.parse(began.startTime) : 0;
+    const d = decideRestart(parseRestart(s.restart), failed, s.restartCount, ran);
+    if (!d.restart) {
+      logLine(s.id, `not restarted: ${d.reason}`);
+      return s;
+    }
+    await new Promise((r) => setTimeout(r, d.delayMs));
+    const how = last.message.slice('server stopped by itself: '.length);
+    return this.restartNow(s.id, `restart ${d.count}${this.capOf(s)} after: ${how}`, d.count);
+  }
+
+  private capOf(s: Server): string {
+    const p = parseRestart(s.restart);
+    return p.mode === 'on-failure' && p.max !== undefined ? ` of ${p.max}` : '';
+  }
+
+  /** A `restart` action (its message says why) and the start; refused quietly if the server moved meanwhile. */
+  private async restartNow(id: string, message: string, count: number): Promise<Server | undefined> {
+    const s = this.store.servers.get(id);
+    if (!s) return undefined;
+    const caller = { ...this.localCaller({ overrideLock: true }), userId: s.userId, projectId: s.projectId };
+    let a: { id: number };
+    try {
+      ({ a } = this.begin(s, caller, 'restart', ['stopped'], 'powering-on'));
+    } catch {
+      return s; // started, stopped for good or deleted meanwhile
+    }
+    this.store.actions.setMessage(a.id, message);
+    logLine(id, message);
+    const ev = this.store.actions.event(a.id, 'compute_start_instance');
+    try {
+      this.store.servers.update(id, { restartCount: count });
+      await this.boot({ ...s, restartCount: count });
+      ev('Success');
+      return this.finish(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      logLine(id, `restart failed: ${(err as Error).message}`);
+      return this.finish(id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
+    }
+  }
+
+  /**
+   * `novabox autostart run` (the boot unit): every server that was running when the host
+   * went down (reconcile records it stopped: its processes are gone) and whose policy is
+   * always or on-failure is started again, `parallel` at a time.
+   */
+  async autostart(parallel: number): Promise<{ started: string[]; failed: string[] }> {
+    const wanted = this.store.servers
+      .list({})
+      .filter((r) => r.restart !== 'no' && r.taskState === null && ['active', 'paused', 'suspended'].includes(r.vmState))
+      .map((r) => this.reconcile(r))
+      .filter((s) => s.vmState === 'stopped' && s.taskState === null);
+    const started: string[] = [];
+    const failed: string[] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < wanted.length) {
+        const s = wanted[next++]!;
+        const r = await this.restartNow(s.id, 'restart after the host rebooted (autostart)', 0);
+        (r?.vmState === 'active' ? started : failed).push(s.name);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(parallel, wanted.length)) }, worker));
+    return { started, failed };
   }
 
   /** An ephemeral server's tmpfs holds at most the flavor's disk. */

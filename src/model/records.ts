@@ -49,6 +49,10 @@ export interface Server {
   deleted: boolean;
   /** the flavor as it was when the server got it (Nova's instance.flavor); null for servers older than the copy */
   flavor: Flavor | null;
+  /** restart policy: 'no', 'always', 'on-failure' or 'on-failure:N' (compute/restart.ts) */
+  restart: string;
+  /** restarts since the server last ran long enough (the backoff's exponent, on-failure's count) */
+  restartCount: number;
 }
 
 export interface Flavor {

@@ -60,6 +60,25 @@ export interface ServerLaunch {
   ephemeral?: { sizeBytes: number };
   /** its own user namespace with this id range (the server's lease); none: --userns host */
   idmap?: Idmap;
+  /** what the monitor starts once the init is reaped (a restart policy: exitHook) */
+  onExit?: LaunchPlan['onExit'];
+}
+
+/**
+ * `novabox server _exited <id>`, as the monitor starts it after the init's exit: this
+ * node and bin/novabox, with the NOVABOX_* settings (the state root, test hooks) and PATH
+ * of the process that starts the server.
+ */
+export function exitHook(id: string): NonNullable<LaunchPlan['onExit']> {
+  const env = Object.entries(process.env)
+    .filter(([k, v]) => v !== undefined && (k.startsWith('NOVABOX_') || k === 'PATH'))
+    .map(([k, v]) => `${k}=${v}`);
+  return { argv: [...novaboxCommand(), 'server', '_exited', id], env };
+}
+
+/** This node and this build's bin/novabox: a novabox command line for another process. */
+export function novaboxCommand(): string[] {
+  return [process.execPath, join(native.projectRoot(), 'bin', 'novabox')];
 }
 
 /**
@@ -167,6 +186,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       ...driver.planCreate(cgroupPath, l.limits).create,
       ...(l.idmap ? delegationSteps(layout, cgroupPath, l.idmap.uidBase, l.idmap.gidBase) : []),
     ],
+    ...(l.onExit ? { onExit: l.onExit } : {}),
   };
   // A cgroup left by a crash of an earlier start would make the creation fail: clear it.
   try {

@@ -334,4 +334,13 @@ CREATE TABLE idmap_leases (
 );
 `,
   },
+  {
+    // Issue 20: restart policies (compute/restart.ts), applied by the server's monitor
+    // (it runs `novabox server _exited` after the init's exit) and by `autostart run`.
+    name: '007 restart policies',
+    sql: `
+ALTER TABLE servers ADD COLUMN restart TEXT NOT NULL DEFAULT 'no';
+ALTER TABLE servers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];

@@ -74,6 +74,8 @@ const COLUMNS: Record<keyof Server, [string, Kind]> = {
   terminatedAt: ['terminated_at', 'text'],
   deleted: ['deleted', 'bool'],
   flavor: ['flavor', 'json'],
+  restart: ['restart', 'text'],
+  restartCount: ['restart_count', 'int'],
 };
 const FIELDS = Object.keys(COLUMNS) as (keyof Server)[];
 
@@ -117,6 +119,8 @@ const DEFAULTS: Omit<Server, 'id' | 'name' | 'projectId' | 'userId' | 'vmState' 
   terminatedAt: null,
   deleted: false,
   flavor: null,
+  restart: 'no',
+  restartCount: 0,
 };
 
 export class ServerRepo {

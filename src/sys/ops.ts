@@ -204,6 +204,12 @@ export interface LaunchPlan {
    *  ("0 <host base> <count>") between the clone and the 'userns' op, and makes the
    *  rootfs: an overlay over each lower idmapped into the namespace (novabox.h) */
   userns?: { uidMap: string; gidMap: string; rootfs?: UsernsRootfs };
+  /**
+   * A program the monitor executes in its own place once the init is reaped, its status
+   * written and its cgroup removed (a server's restart policy: `novabox server _exited`):
+   * argv (argv[0] an absolute path) and the environment.
+   */
+  onExit?: { argv: string[]; env: string[] };
 }
 
 /** The overlay the monitor makes for a container with its own user namespace. */
@@ -310,10 +316,10 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 6;
+const ABI = 7;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
 const USERNS_LOWERS = 7;
-const HEADER_BYTES = 64;
+const HEADER_BYTES = 72;
 const OP_BYTES = 64;
 const CG_STEP_BYTES = 16;
 const OPF_IN_ROOT = 0x1;
@@ -430,6 +436,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     else if (op.op === 'setgroups') listWords += 1 + op.gids.length;
   }
   if (plan.userns) listWords += 1 + USERNS_LOWERS + (plan.userns.rootfs?.lowers.length ?? 0);
+  if (plan.onExit) listWords += 2 + plan.onExit.argv.length + plan.onExit.env.length;
   const w = new Uint32Array(fixedWords + listWords);
   const ids = new Map<string, number>();
   const uniq: string[] = [];
@@ -609,6 +616,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
       15,
     );
   }
+  if (plan.onExit) putList([...plan.onExit.argv, '', ...plan.onExit.env], 16);
 
   // The strings: one NUL-separated block, written by one call. Offsets count UTF-16 units
   // when the block is ASCII (the usual case), else bytes, string by string.

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { capMask, describeOp, encodePlan, type LaunchPlan, type Op } from '../../../src/sys/ops.js';
 
+/** sizeof(struct nb_plan_header) */
+const H = 72;
+
 const exec: Op = { op: 'exec', file: 'sh', searchPath: '/bin', argv: ['sh', '-c', 'true'], env: ['A=1'] };
 
 function header(b: Buffer) {
@@ -24,7 +27,7 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 6,
+      abi: 7,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
@@ -36,11 +39,11 @@ describe('encodePlan', () => {
   it('encodes a sealed exec (NB_OPF_SEALED) and the exec_copy path in the header', () => {
     const plan: LaunchPlan = { namespaces: [], ops: [{ ...exec, sealed: true }], tty: false, execCopy: '/opt/novabox-init' };
     const b = encodePlan(plan);
-    expect(b.readUInt32LE(64 + 4)).toBe(0x2); // op_flags of ops[0]
+    expect(b.readUInt32LE(H + 4)).toBe(0x2); // op_flags of ops[0]
     expect(cstr(b, b.readUInt32LE(56))).toBe('/opt/novabox-init'); // header.exec_copy
     expect(b.readUInt32LE(60)).toBe(0); // header.userns
     const plain = encodePlan({ namespaces: [], ops: [exec], tty: false });
-    expect(plain.readUInt32LE(64 + 4)).toBe(0);
+    expect(plain.readUInt32LE(H + 4)).toBe(0);
     expect(plain.readUInt32LE(56)).toBe(0);
   });
 
@@ -61,13 +64,28 @@ describe('encodePlan', () => {
     const n = b.readUInt32LE(list);
     const items = Array.from({ length: n }, (_, i) => cstr(b, b.readUInt32LE(list + 4 + 4 * i)));
     expect(items).toEqual(['0 100 65536\n', '0 200 65536\n', '/c/u', '/c/w', 'volatile', '', '/c/rootfs', '/l/b', '/l/a']);
-    expect(b.readUInt32LE(64)).toBe(24);
-    expect(b.readUInt32LE(128)).toBe(25);
-    expect(cstr(b, b.readUInt32LE(128 + 44))).toBe('/c/rootfs');
-    const step = 64 + 3 * 64;
+    expect(b.readUInt32LE(H)).toBe(24);
+    expect(b.readUInt32LE(H + 64)).toBe(25);
+    expect(cstr(b, b.readUInt32LE(H + 64 + 44))).toBe('/c/rootfs');
+    const step = H + 3 * 64;
     expect(b.readUInt32LE(step)).toBe(8);
     expect(cstr(b, b.readUInt32LE(step + 12))).toBe('100:200');
     expect(describeOp({ op: 'mount-fd', target: '/c/rootfs' })).toBe('mount the idmapped root on /c/rootfs');
+  });
+
+  it('encodes on_exit (argv, "", environment) as a string list in the header; none: 0', () => {
+    const plan: LaunchPlan = {
+      namespaces: [],
+      ops: [exec],
+      tty: false,
+      onExit: { argv: ['/usr/bin/node', '/nb/bin/novabox', 'server', '_exited', 'x'], env: ['NOVABOX_ROOT=/r'] },
+    };
+    const b = encodePlan(plan);
+    const list = b.readUInt32LE(64);
+    const items = Array.from({ length: b.readUInt32LE(list) }, (_, i) => cstr(b, b.readUInt32LE(list + 4 + 4 * i)));
+    expect(items).toEqual(['/usr/bin/node', '/nb/bin/novabox', 'server', '_exited', 'x', '', 'NOVABOX_ROOT=/r']);
+    expect(b.readUInt32LE(68)).toBe(0); // reserved
+    expect(encodePlan({ namespaces: [], ops: [exec], tty: false }).readUInt32LE(64)).toBe(0);
   });
 
   it('encodes the cgroup steps after the ops (NB_CG_*, NB_CGF_*), counted in the header', () => {
@@ -89,7 +107,7 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(b.readUInt32LE(52)).toBe(8);
     const step = (i: number) => {
-      const at = 64 + 64 + 16 * i;
+      const at = H + 64 + 16 * i;
       const s1 = b.readUInt32LE(at + 12);
       return [b.readUInt32LE(at), b.readUInt32LE(at + 4), cstr(b, b.readUInt32LE(at + 8)), s1 ? cstr(b, s1) : null];
     };
@@ -104,7 +122,7 @@ describe('encodePlan', () => {
       [7, 0, '/cg/n', null],
     ]);
     // the strings start after the steps
-    expect(cstr(b, 64 + 64 + 16 * 8)).not.toBe('');
+    expect(cstr(b, H + 64 + 16 * 8)).not.toBe('');
   });
 
   it("lateOps: the monitor's plan has no ops and says so (NB_PLAN_LATE_OPS); the cgroup steps stay", () => {
@@ -112,14 +130,14 @@ describe('encodePlan', () => {
     const frame = encodePlan({ ...plan, lateOps: true });
     expect(header(frame)).toMatchObject({ nOps: 0, flags: 0x1 | 0x8, size: frame.length });
     expect(frame.readUInt32LE(52)).toBe(1);
-    expect(cstr(frame, frame.readUInt32LE(64 + 8))).toBe('/cg/n/c');
+    expect(cstr(frame, frame.readUInt32LE(H + 8))).toBe('/cg/n/c');
     // the whole plan, as sendOps writes it
     expect(header(encodePlan(plan))).toMatchObject({ nOps: 1, flags: 0x1 });
   });
 
   it('encodes strings and string lists by offset', () => {
     const b = encodePlan({ namespaces: [], ops: [exec], tty: false });
-    const op = 64;
+    const op = H;
     expect(b.readUInt32LE(op)).toBe(19);
     expect(cstr(b, b.readUInt32LE(op + 40))).toBe('sh');
     expect(cstr(b, b.readUInt32LE(op + 44))).toBe('/bin');
@@ -137,8 +155,8 @@ describe('encodePlan', () => {
       exec,
     ];
     const b = encodePlan({ namespaces: [], ops, tty: false });
-    expect(b.readUInt32LE(64 + 44)).toBe(b.readUInt32LE(128 + 44));
-    expect(b.readUInt32LE(64 + 4)).toBe(1); // NB_OPF_IN_ROOT
+    expect(b.readUInt32LE(H + 44)).toBe(b.readUInt32LE(H + 64 + 44));
+    expect(b.readUInt32LE(H + 4)).toBe(1); // NB_OPF_IN_ROOT
   });
 
   it('encodes mount flags and rlimits as numbers', () => {
@@ -148,18 +166,18 @@ describe('encodePlan', () => {
       exec,
     ];
     const b = encodePlan({ namespaces: [], ops, tty: false });
-    expect(b.readBigUInt64LE(64 + 8)).toBe(0xen);
-    expect(b.readBigUInt64LE(128 + 16)).toBe(7n);
-    expect(b.readBigUInt64LE(128 + 24)).toBe(1024n);
-    expect(b.readBigUInt64LE(128 + 32)).toBe(0xffffffffffffffffn);
+    expect(b.readBigUInt64LE(H + 8)).toBe(0xen);
+    expect(b.readBigUInt64LE(H + 64 + 16)).toBe(7n);
+    expect(b.readBigUInt64LE(H + 64 + 24)).toBe(1024n);
+    expect(b.readBigUInt64LE(H + 64 + 32)).toBe(0xffffffffffffffffn);
   });
 
   it('lays out non-ASCII strings by their UTF-8 length', () => {
     const argv = ['echo', 'grüße €', '𝄞', 'plain'];
     const b = encodePlan({ namespaces: [], ops: [{ ...exec, argv, env: ['Z=ü'] }], tty: false, logPath: '/var/log/ß' });
-    const list = b.readUInt32LE(64 + 56);
+    const list = b.readUInt32LE(H + 56);
     expect(Array.from({ length: 4 }, (_, i) => cstr(b, b.readUInt32LE(list + 4 + 4 * i)))).toEqual(argv);
-    expect(cstr(b, b.readUInt32LE(b.readUInt32LE(64 + 60) + 4))).toBe('Z=ü');
+    expect(cstr(b, b.readUInt32LE(b.readUInt32LE(H + 60) + 4))).toBe('Z=ü');
     expect(cstr(b, b.readUInt32LE(28))).toBe('/var/log/ß');
     expect(b.readUInt32LE(24)).toBe(2); // NB_PLAN_LOG
   });

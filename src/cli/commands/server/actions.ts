@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { parseRestart } from '../../../compute/restart.js';
 import type { CliContext } from '../../context.js';
 import { collect, keyValues, lockOption, seconds, waitOption } from './common.js';
 
@@ -103,13 +104,27 @@ Example:
 
   server
     .command('set')
-    .description('set properties (metadata) of a server')
+    .description('set properties (metadata) or the restart policy of a server')
     .argument('<server>', 'name or id')
     .option('--property <key=value>', 'property to set (repeatable)', collect, [])
+    .option('--restart <policy>', 'no, always, on-failure or on-failure:N (see server create --help); from its next start on')
     .option('--override-lock', 'act on a locked server anyway (as an admin may through the API)')
     .action(async (name: string, o) => {
       const c = await ctx.compute();
-      c.setProperties(name, keyValues(o.property), c.localCaller({ overrideLock: o.overrideLock }));
+      const caller = c.localCaller({ overrideLock: o.overrideLock });
+      const props = keyValues(o.property);
+      if (o.restart !== undefined) parseRestart(o.restart); // bad input changes nothing
+      if (o.property.length || o.restart === undefined) c.setProperties(name, props, caller);
+      if (o.restart !== undefined) c.setRestart(name, o.restart, caller);
+    });
+
+  // what the monitor of a server with a restart policy runs after the server's command exited
+  server
+    .command('_exited', { hidden: true })
+    .argument('<id>')
+    .action(async (id: string) => {
+      const c = await ctx.compute();
+      await c.afterExit(id);
     });
 
   server

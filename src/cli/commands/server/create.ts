@@ -36,6 +36,11 @@ export function registerCreate(server: Command, ctx: CliContext): void {
           'host: none, root inside is root on the host (default: "userns" in $NOVABOX_ROOT/config.json, else auto)',
       ).choices(['auto', 'host']),
     )
+    .option(
+      '--restart <policy>',
+      "no (default), always, on-failure or on-failure:N: restart the server's command when it exits (always) or fails, " +
+        'after 0.1 s doubling up to 30 s (reset after 10 s of running); at most N times in a row; and at boot (novabox autostart)',
+    )
     .option('--quiet', 'print only the ids of the new servers');
   waitOption(cmd);
   addOutputOptions(cmd, 'show');
@@ -62,6 +67,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
         count,
         ephemeral: Boolean(o.ephemeral),
         userns: o.userns,
+        restart: o.restart,
       },
       caller,
     );
