@@ -222,9 +222,7 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
     ]) {
       const r = await nb(args);
       expect(r.exitCode, args.join(' ')).toBe(4);
-      expect(r.stderr).toBe(
-        'novabox: server "l1" is locked: unlock it first ("novabox server unlock l1") or pass --override-lock\n',
-      );
+      expect(r.stderr).toBe('novabox: server "l1" is locked: unlock it first ("novabox server unlock l1") or pass --override-lock\n');
     }
     expect(await show('l1')).toMatchObject({ locked: true, status: 'ACTIVE', properties: {} });
     expect(await events()).toBe(actionsBefore);
