@@ -3,7 +3,7 @@
  * the table must name every `server` verb, with the function that registers it, or a verb
  * would be missing from its own command line.
  */
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { newContext } from '../../../src/cli/context.js';
 import { buildProgram } from '../../../src/cli/main.js';
