@@ -23,6 +23,7 @@
 #
 # Run as root from anywhere:   bench/cli.sh          ROUNDS=40 bench/cli.sh
 # Knobs: ROUNDS (30), WARMUP (2), LIST_N (4), CANDIDATES (a subset, space-separated),
+#        NOVABOX_BIN (another build's bin/novabox, to compare two builds run by run),
 #        BENCH_STATE (tmpfs|disk, see README), SHARED_DIR, ANCHOR_DIR, KEEP_ROOTFS=1.
 # Everything runs under a private state root (/run/novabox-bench-cli.*), its own bridge and
 # /16 (bench/lib.sh private_network) and cgroup parent (novabox-bench-cli-<pid>); all of
@@ -41,6 +42,8 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$ANCHORS/lib.sh"
 need_root
 need jq crun runc lxc-ls lxc-info lxc-start
+# another build to time (its own checkout's bin/novabox, e.g. main's), same rounds and fixtures
+NOVABOX=${NOVABOX_BIN:-$NOVABOX}
 [ -x "$NOVABOX" ] || die "no $NOVABOX (npm run build)"
 
 ROUNDS=${ROUNDS:-30}
