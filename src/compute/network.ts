@@ -136,6 +136,11 @@ export class NetworkService {
   /** Veth and lease: what delete (and a failed build, as Nova deallocates) gives back. */
   release(ownerId: string): void {
     this.detach(ownerId);
+    this.releaseLease(ownerId);
+  }
+
+  /** The lease alone: a `run` undoes its veth in a step of its own (runtime/run.ts). */
+  releaseLease(ownerId: string): void {
     this.store.leases.release(ownerId);
   }
 

@@ -102,7 +102,7 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   };
   if (network) {
     const id = prepared.state.id;
-    prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.release(id) };
+    prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.releaseLease(id) };
   }
   return runForeground(prepared, driver, {
     interactive: o.interactive,
