@@ -290,7 +290,7 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
 
 describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () => {
   it('kill -9 of the CLI mid-create, its lease recorded and no veth yet: the next command marks it ERROR and releases the lease; delete leaves nothing', async () => {
-    const { root, remove, bridge } = tempRoot('nbx-netkill-');
+    const { root, remove } = tempRoot('nbx-netkill-');
     try {
       expect((await runCli(['run', '--rm', 'busybox', 'true'], { root })).exitCode).toBe(0);
       const before = census(root);

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { census, leasesOf, settledVeths, vethsOf, type Census } from '../helpers/census.js';
+import { census, leasesOf, settledVeths, type Census } from '../helpers/census.js';
 import { BIN, IN_GUEST, cliEnv, killCliAt, runCli, tempRoot } from '../helpers/run-cli.js';
 import { V1_CONTROLLERS } from '../../src/runtime/cgroups/v1.js';
 
@@ -340,7 +340,7 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
 
 describe.skipIf(!isRoot)('novabox server: a CLI killed mid-create (root)', () => {
   it('killed with its container running but not recorded: the next command marks it ERROR with a fault, stops the container, releases the lease; delete leaves nothing', async () => {
-    const { root, remove, bridge } = tempRoot('nbx-kill-');
+    const { root, remove } = tempRoot('nbx-kill-');
     try {
       expect((await runCli(['run', '--rm', 'busybox', 'true'], { root })).exitCode).toBe(0);
       const before = census(root);
