@@ -108,12 +108,16 @@ if (args[0] === 'run') {
 }
 if (!done) {
   const file = join(dist, 'novabox.cjs');
-  // One cache per command word: each holds the functions that command compiled (the first
-  // run of that word after a build writes it). `server image` (snapshots) has its own: its
-  // path (image store, packer, hashing) shares little with the other server verbs, and a
-  // `server create` run first would leave it compiling lazily on every snapshot (~5 ms).
+  // One cache per command, the group's verb included (`server-list`, `flavor-show`, `ps`):
+  // each holds the functions that command compiled (its first whole run after a build
+  // writes it). A cache written by another verb of the group (the first `server create`)
+  // left `server list` compiling its own path lazily on every start (the table, the
+  // views, reconcile), and `server image` (snapshots: image store, packer, hashing) shares
+  // little with the other server verbs. Only a run with exit status 0 writes one, so the
+  // files are one per real verb.
   const isWord = (w) => /^[a-z][a-z-]{0,20}$/.test(w ?? '');
-  const word = !isWord(args[0]) ? 'default' : args[0] === 'server' && args[1] === 'image' ? 'server-image' : args[0];
+  const group = /^(server|flavor|image|network|console)$/.test(args[0]) && isWord(args[1]);
+  const word = !isWord(args[0]) ? 'default' : group ? `${args[0]}-${args[1]}` : args[0];
   const cli = load(file, `${file}.${word}.cache`);
   finish(cli, cli.exports.main(args));
 }

@@ -3,6 +3,8 @@
  * (run-main.ts): the context, the root check, and errors turned into exit statuses.
  * Nothing here imports commander or a command module: the `run` bundle includes it.
  */
+// fs.writeSync, not a named import: unit tests capture a command's output by spying on it
+import fs from 'node:fs';
 import { NovaboxError, type ErrorCode } from '../errors.js';
 import { trace } from '../util/trace.js';
 import { boundMessage } from '../util/text.js';
@@ -77,23 +79,50 @@ function toleratePipeClose(stream: NodeJS.WriteStream): void {
   });
 }
 
-/** process.stdout is built (loading node:stream) on first touch: only when we print. */
-function writer(get: () => NodeJS.WriteStream): (s: string) => void {
+/**
+ * Output goes to the descriptor with write(2): process.stdout would be built on the first
+ * line printed (node:stream, and node:net or node:tty behind it), and Node writes to files,
+ * pipes and terminals synchronously anyway, so the bytes and their order are the same. A
+ * reader that went away (EPIPE) ends the output as above; a non-blocking descriptor that is
+ * full (EAGAIN: set so by another process sharing it) hands the rest to the stream, which
+ * waits for it.
+ */
+function writer(fd: 1 | 2, get: () => NodeJS.WriteStream): (s: string) => void {
   let stream: NodeJS.WriteStream | undefined;
+  let closed = false;
   return (s) => {
-    if (!stream) {
+    if (closed || s === '') return;
+    if (stream) {
+      stream.write(s);
+      return;
+    }
+    let buf: Buffer | undefined;
+    let done = 0;
+    try {
+      done = fs.writeSync(fd, s);
+      const total = Buffer.byteLength(s);
+      if (done === total) return;
+      buf = Buffer.from(s);
+      while (done < buf.length) done += fs.writeSync(fd, buf, done);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EPIPE') {
+        closed = true;
+        return;
+      }
+      if (code !== 'EAGAIN') throw err;
       stream = get();
       toleratePipeClose(stream);
+      stream.write((buf ?? Buffer.from(s)).subarray(done));
     }
-    stream.write(s);
   };
 }
 
 export function newContext(argv: readonly string[]): CliContext {
   return {
     exitCode: 0,
-    stdout: writer(() => process.stdout),
-    stderr: writer(() => process.stderr),
+    stdout: writer(1, () => process.stdout),
+    stderr: writer(2, () => process.stderr),
     debug: argv.includes('--debug'),
     compute: lazyCompute(),
   };

@@ -131,7 +131,7 @@ async function runPrepared(
   };
   if (network) {
     const id = prepared.state.id;
-    prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.release(id) };
+    prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.releaseLease(id) };
   }
   return runForeground(prepared, driver, {
     interactive: o.interactive,

@@ -60,6 +60,8 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
   let keep = false; // no --rm and the container ran: keep its writable layer and record
   let removing: Promise<NodeJS.ErrnoException | null> | undefined;
   let firstRead: Promise<Event | null> | undefined;
+  // the monitor saw the container end and its cgroup go: no process is left in its namespaces
+  let ended = false;
 
   const net = p.network;
   try {
@@ -115,7 +117,13 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       if (!early) native.release(sp, 'R');
       if (attachment) {
         attach(attachment, sp.initPid);
-        undo.add('veth', () => void detach(attachment.hostIf));
+        // Once the container ended, its network namespace goes and the kernel removes the
+        // pair with it, after we exit; deleting it here waited for the kernel's teardown
+        // (docs/design-notes.md). Deleted here only when the container may still run (the
+        // start failed, or its end was not confirmed).
+        undo.add('veth', () => {
+          if (!ended) detach(attachment.hostIf);
+        });
       }
       Object.assign(state, {
         status: 'running',
@@ -169,6 +177,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
     if (spawned) {
       try {
         await stopMonitor(spawned, events, driver.open(state.cgroupPath), firstRead);
+        ended = true;
       } catch (err) {
         errors.push(new Error(`undo monitor: ${(err as Error).message}`, { cause: err }));
       }

@@ -4,7 +4,7 @@
  * writable layer that survives stop/start, and exec through the monitor's join mode.
  * The compute layer decides when; this module knows how.
  */
-import { chownSync, closeSync, mkdirSync, readFileSync, rmSync, appendFileSync } from 'node:fs';
+import { appendFileSync, chownSync, closeSync, mkdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
@@ -12,7 +12,7 @@ import * as native from '../sys/native.js';
 import type { Capability, LaunchPlan, Namespace } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
-import { rmTree } from '../util/rmtree.js';
+import { rmFile, rmTree } from '../util/rmtree.js';
 import type { ImageConfig } from '../model/records.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
 import {
@@ -206,7 +206,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     mkdirSync(d.work, { recursive: true, mode: 0o700 });
     mkdirSync(d.merged, { recursive: true, mode: 0o755 });
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
-    rmSync(d.status, { force: true });
+    rmFile(d.status);
     // its ops may run now, while we attach the veth; its command waits for 'G'
     readyEarly(sp, plan);
     try {

@@ -5,10 +5,10 @@
  * takes the write lock before the read, so no two processes act on the same stale row.
  */
 import { randomUUID } from 'node:crypto';
-import { chmodSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { chmodSync, closeSync, constants, mkdirSync, openSync, statSync } from 'node:fs';
 import Sqlite from 'better-sqlite3';
 import { projectRoot } from '../sys/native.js';
+import { loadAddon } from '../sys/addon.js';
 import { dirname, join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import { stateRoot } from '../util/paths.js';
@@ -50,13 +50,12 @@ const BUSY_TIMEOUT_MS = 30_000;
 /**
  * better-sqlite3's JavaScript is bundled (and code-cached) with ours; this module itself
  * is only loaded by commands that use the database, never by `novabox run`. Its native
- * addon is handed over by path, which skips the `bindings` package's search of a dozen
- * directories on every open.
+ * addon is opened by path (src/sys/addon.ts), which skips the `bindings` package's search
+ * of a dozen directories and the module loader on every open.
  */
-function nativeBinding(): string | undefined {
+function nativeBinding(): unknown {
   try {
-    const file = join(projectRoot(), 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
-    return existsSync(file) ? file : undefined;
+    return loadAddon(join(projectRoot(), 'node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node'));
   } catch {
     return undefined; // laid out differently (another bundler): better-sqlite3 finds it itself
   }
@@ -87,30 +86,32 @@ function enableWal(db: Database): void {
  * made 0644 are fixed.
  */
 function makePrivate(path: string): void {
-  try {
-    closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
-    return;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  const st = statSync(path, { throwIfNoEntry: false });
+  // the database is fixed last (below): private, it says the -wal and -shm files are too
+  if (st && (st.mode & 0o077) === 0) return;
+  if (!st) {
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    try {
+      closeSync(openSync(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600));
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
   }
-  for (const f of [path, `${path}-wal`, `${path}-shm`]) {
-    const st = statSync(f, { throwIfNoEntry: false });
-    if (st && (st.mode & 0o077) !== 0) chmodSync(f, st.mode & 0o7700);
+  for (const f of [`${path}-wal`, `${path}-shm`, path]) {
+    const fst = statSync(f, { throwIfNoEntry: false });
+    if (fst && (fst.mode & 0o077) !== 0) chmodSync(f, fst.mode & 0o7700);
   }
 }
 
 export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store {
-  if (path !== ':memory:') {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    makePrivate(path);
-  }
+  if (path !== ':memory:') makePrivate(path);
   const binding = nativeBinding();
   const db = new (Sqlite as unknown as DatabaseConstructor)(path, {
     timeout: BUSY_TIMEOUT_MS,
-    ...(binding ? { nativeBinding: createRequire(binding)(binding) } : {}),
+    ...(binding ? { nativeBinding: binding } : {}),
   });
   try {
-    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     enableWal(db);
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');

@@ -24,12 +24,19 @@ export function sleepSync(ms: number): void {
   Atomics.wait((sleeper ??= new Int32Array(new SharedArrayBuffer(4))), 0, 0, ms);
 }
 
-/** Poll `done` with a backoff (1, 2, 4 … 20 ms) until it holds or timeoutMs passes. */
+/**
+ * Poll `done` until it holds or timeoutMs passes. The pause grows with the time waited
+ * (1 ms, up to 20 ms, never more than an eighth of the wait so far): what is waited for
+ * is most often over within a few milliseconds (a killed init reaped, a cgroup emptied),
+ * and a doubling pause (1, 2, 4, 8 …) overshot such an end by up to as long again.
+ */
 export function waitFor(done: () => boolean, timeoutMs: number): boolean {
-  const deadline = Date.now() + timeoutMs;
-  for (let pauseMs = 1; ; pauseMs = Math.min(pauseMs * 2, 20)) {
+  const start = Date.now();
+  const deadline = start + timeoutMs;
+  for (;;) {
     if (done()) return true;
-    if (Date.now() >= deadline) return false;
-    sleepSync(pauseMs);
+    const now = Date.now();
+    if (now >= deadline) return false;
+    sleepSync(Math.min(20, Math.max(1, (now - start) >> 3), deadline - now));
   }
 }

@@ -27,3 +27,12 @@ export function rmTree(path: string): void {
   }
   rmdirSync(path);
 }
+
+/** rm -f of one file: unlink, a missing file is fine (Node 20's rmSync would load and run its JS rimraf for it). */
+export function rmFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

@@ -134,6 +134,31 @@ function stateFiles(root: string): string[] {
   return out.sort();
 }
 
+/**
+ * The root's veths, once the kernel has removed those of containers that ended: a `run`
+ * leaves its veth to the kernel, which removes the pair with the container's network
+ * namespace shortly after the CLI exits (src/runtime/run.ts). A veth whose owner has no
+ * directory in the root any more (containers/<id>, servers/<id>) is waited for, up to 5 s;
+ * one still there then is a leak, and is counted.
+ */
+export function settledVeths(stateRoot: string, bridge = bridgeOf(stateRoot)): string[] {
+  const owned = (name: string) => {
+    let owner = '';
+    try {
+      owner = readFileSync(`/sys/class/net/${name}/ifalias`, 'utf8').trim().split(' ')[2] ?? '';
+    } catch {
+      return false; // gone meanwhile
+    }
+    return owner !== '' && (existsSync(join(stateRoot, 'containers', owner)) || existsSync(join(stateRoot, 'servers', owner)));
+  };
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const veths = vethsOf(bridge);
+    if (veths.every(owned) || Date.now() >= deadline) return vethsOf(bridge);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+  }
+}
+
 /** Everything of one state root; its cgroups live under the parent cliEnv() gives it. */
 export function census(stateRoot: string, parent = cgroupParentFor(stateRoot)): Census {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
@@ -145,7 +170,7 @@ export function census(stateRoot: string, parent = cgroupParentFor(stateRoot)): 
     cgroups: cgroupDirs(parent),
     monitors: monitors(parent),
     stateFiles: stateFiles(stateRoot),
-    veths: vethsOf(bridge),
+    veths: settledVeths(stateRoot, bridge),
     nftTables: nftTablesOf(bridge),
     leases: leasesOf(stateRoot),
   };

@@ -1,8 +1,8 @@
 /**
  * bin/novabox: which bundle a command line runs in (`run` in its own bundle when
  * run-args.ts takes the line, the local one without the store for `--network none|host`,
- * else the full CLI), and the code cache of each: one per bundle and command word,
- * written only by a run that did the command's whole work.
+ * else the full CLI), and the code cache of each: one per bundle and command (a group's
+ * verb included), written only by a run that did the command's whole work.
  * Runs a copy of the launcher and the bundles in a temp dir (the checkout's dist/ caches
  * are shared with everything else running the CLI).
  */
@@ -57,6 +57,13 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher code cache', () => {
     expect(again.stdout).toBe(first.stdout);
     // accepted, so not written again (a rejected cache is replaced)
     expect(statSync(join(tree, 'dist/novabox.cjs.ps.cache')).mtimeMs).toBe(written);
+  });
+
+  it("gives a group's verbs a cache each (a failed one writes none)", () => {
+    expect(cli('flavor', 'list').status).toBe(0);
+    expect(cli('flavor', 'show', 'c1.nano').status).toBe(0);
+    expect(cli('flavor', 'show', 'nope').status).toBe(3);
+    expect(caches()).toEqual(['novabox.cjs.flavor-list.cache', 'novabox.cjs.flavor-show.cache', 'novabox.cjs.ps.cache']);
   });
 });
 

@@ -8,7 +8,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { census, leasesOf, nftTablesOf, vethsOf, type Census } from '../helpers/census.js';
+import { census, leasesOf, nftTablesOf, settledVeths, vethsOf, type Census } from '../helpers/census.js';
 import { BIN, IN_GUEST, cliEnv, killCliAt, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -269,7 +269,7 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
     for (let i = 0; i < 200 && existsSync(`/proc/${state!.initPid}`); i++) await new Promise((r) => setTimeout(r, 10));
     expect((await nb(['run', '--rm', 'busybox', 'true'])).exitCode).toBe(0);
     expect(leasesOf(root)).toEqual([]);
-    expect(vethsOf(bridge)).toEqual([]);
+    expect(settledVeths(root)).toEqual([]);
   });
 
   it("doctor removes a veth left on this root's bridge and changes nothing else", async () => {
@@ -290,20 +290,20 @@ describe.skipIf(!isRoot)('bridge network (root, real veths)', () => {
 
 describe.skipIf(!isRoot)('bridge network: crashes, clashes and NAT (root)', () => {
   it('kill -9 of the CLI mid-create, its lease recorded and no veth yet: the next command marks it ERROR and releases the lease; delete leaves nothing', async () => {
-    const { root, remove, bridge } = tempRoot('nbx-netkill-');
+    const { root, remove } = tempRoot('nbx-netkill-');
     try {
       expect((await runCli(['run', '--rm', 'busybox', 'true'], { root })).exitCode).toBe(0);
       const before = census(root);
       // stopped (SIGSTOP) between the allocation and the veth, then killed (src/util/test-pause.ts)
       await killCliAt('create-recorded', ['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', 'victim'], root);
       expect(leasesOf(root)).toHaveLength(1);
-      expect(vethsOf(bridge)).toEqual([]);
+      expect(settledVeths(root)).toEqual([]);
       const s = JSON.parse((await runCli(['server', 'show', 'victim', '-f', 'json'], { root })).stdout);
       expect(s).toMatchObject({ status: 'ERROR', fault: { message: 'the command creating the server stopped during spawning' } });
       // Nova deallocates the network of a build that failed.
       expect(s.addresses).toEqual({});
       expect(leasesOf(root)).toEqual([]);
-      expect(vethsOf(bridge)).toEqual([]);
+      expect(settledVeths(root)).toEqual([]);
       expect((await runCli(['server', 'delete', 'victim'], { root })).exitCode).toBe(0);
       const after = census(root);
       expect({ ...after, stateFiles: [] }).toEqual({ ...before, stateFiles: [] });

@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { census, leasesOf, vethsOf, type Census } from '../helpers/census.js';
+import { census, leasesOf, settledVeths, type Census } from '../helpers/census.js';
 import { BIN, IN_GUEST, cliEnv, killCliAt, runCli, tempRoot } from '../helpers/run-cli.js';
 import { V1_CONTROLLERS } from '../../src/runtime/cgroups/v1.js';
 
@@ -360,7 +360,7 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
 
 describe.skipIf(!isRoot)('novabox server: a CLI killed mid-create (root)', () => {
   it('killed with its container running but not recorded: the next command marks it ERROR with a fault, stops the container, releases the lease; delete leaves nothing', async () => {
-    const { root, remove, bridge } = tempRoot('nbx-kill-');
+    const { root, remove } = tempRoot('nbx-kill-');
     try {
       expect((await runCli(['run', '--rm', 'busybox', 'true'], { root })).exitCode).toBe(0);
       const before = census(root);
@@ -370,7 +370,7 @@ describe.skipIf(!isRoot)('novabox server: a CLI killed mid-create (root)', () =>
       const running = census(root);
       expect(running.cgroups.length, 'the container runs when the CLI dies').toBeGreaterThan(before.cgroups.length);
       expect(leasesOf(root)).toHaveLength(1);
-      expect(vethsOf(bridge)).toHaveLength(1);
+      expect(settledVeths(root)).toHaveLength(1);
       const s = JSON.parse((await runCli(['server', 'show', 'victim', '-f', 'json'], { root })).stdout);
       expect(s).toMatchObject({ status: 'ERROR', 'OS-EXT-STS:task_state': null, addresses: {} });
       expect(s.fault).toMatchObject({ code: 500, message: 'the command creating the server stopped during spawning' });
@@ -378,7 +378,7 @@ describe.skipIf(!isRoot)('novabox server: a CLI killed mid-create (root)', () =>
       const repaired = census(root);
       expect({ ...repaired, stateFiles: [] }).toEqual({ ...before, stateFiles: [] });
       expect(leasesOf(root)).toEqual([]);
-      expect(vethsOf(bridge)).toEqual([]);
+      expect(settledVeths(root)).toEqual([]);
       expect((await runCli(['server', 'delete', 'victim'], { root })).exitCode).toBe(0);
       const after = census(root);
       expect({ ...after, stateFiles: [] }).toEqual({ ...before, stateFiles: [] });

@@ -3,11 +3,24 @@
  * accepts and gives every other line back (undefined) for bin/novabox to hand to the
  * full CLI. A dry run goes the whole way here without root or a native library.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import fs, { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/run-main.js';
+
+/** What the command writes to `fd` (src/cli/context.ts writes with fs.writeSync). */
+function capture(fd: 1 | 2): { text: string } {
+  const got = { text: '' };
+  const real = fs.writeSync.bind(fs) as (...a: unknown[]) => number;
+  vi.spyOn(fs, 'writeSync').mockImplementation(((f: number, ...rest: unknown[]) => {
+    if (f !== fd) return real(f, ...rest);
+    const s = String(rest[0]);
+    got.text += s;
+    return Buffer.byteLength(s);
+  }) as typeof fs.writeSync);
+  return got;
+}
 
 describe('the run-only entry', () => {
   const rootfs = mkdtempSync(join(tmpdir(), 'nbx-run-main-'));
@@ -30,30 +43,27 @@ describe('the run-only entry', () => {
   });
 
   it('runs a line it accepts: a dry run prints the plan and returns 0', async () => {
-    let out = '';
-    vi.spyOn(process.stdout, 'write').mockImplementation((s) => ((out += String(s)), true));
+    const out = capture(1);
     const code = await main(['run', '--dry-run', '--network', 'none', '--hostname', 'h1', '-e', 'A=1', '--rootfs', rootfs, 'echo', 'hi']);
     expect(code).toBe(0);
-    const plan = JSON.parse(out) as { container: { command: string[] }; plan: { ops: { op: string }[] } };
+    const plan = JSON.parse(out.text) as { container: { command: string[] }; plan: { ops: { op: string }[] } };
     expect(plan.container.command).toEqual(['echo', 'hi']);
     expect(plan.plan.ops.at(-1)?.op).toBe('exec');
   });
 
   it("maps a bad request to run's exit status 2 with one line on stderr", async () => {
-    let err = '';
-    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+    const err = capture(2);
     const code = await main(['run', '--dry-run', '--hostname', 'bad_host!', '--rootfs', rootfs, 'true']);
     expect(code).toBe(2);
-    expect(err).toBe('novabox: invalid hostname "bad_host!"\n');
+    expect(err.text).toBe('novabox: invalid hostname "bad_host!"\n');
   });
 
   it.each([
     ['a file', '/etc/hostname'],
     ['a missing path', '/nonexistent/nbx-rootfs'],
   ])('refuses --rootfs on %s in one line', async (_what, path) => {
-    let err = '';
-    vi.spyOn(process.stderr, 'write').mockImplementation((s) => ((err += String(s)), true));
+    const err = capture(2);
     expect(await main(['run', '--dry-run', '--rootfs', path, 'true'])).toBe(1);
-    expect(err).toBe(`novabox: rootfs ${path} is not a directory\n`);
+    expect(err.text).toBe(`novabox: rootfs ${path} is not a directory\n`);
   });
 });

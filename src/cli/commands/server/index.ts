@@ -7,25 +7,46 @@ import { registerExec } from './exec.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
 
+type Register = (server: Command, ctx: CliContext) => void;
+
 /**
- * `server image ...` / `server rebuild` build only their own verbs (registerImage): the
- * other verbs' commander options cost a cold snapshot ~2 ms. Any other word, or help,
- * gets the whole group. `argv` is the command line after `novabox`.
+ * Which function registers each verb. A command line naming one builds only that
+ * function's commands: every verb's commander options cost a cold start ~2 ms for the
+ * whole group. Help, or a word not here, builds them all (test/unit/cli/server-verbs.test.ts
+ * checks that this table names every verb, and the function that registers it).
  */
+export const SERVER_VERBS: Readonly<Record<string, Register>> = {
+  create: registerCreate,
+  list: registerList,
+  show: registerList,
+  start: registerActions,
+  stop: registerActions,
+  reboot: registerActions,
+  pause: registerActions,
+  unpause: registerActions,
+  lock: registerActions,
+  unlock: registerActions,
+  suspend: registerActions,
+  resume: registerActions,
+  set: registerActions,
+  unset: registerActions,
+  delete: registerActions,
+  exec: registerExec,
+  event: registerEvents,
+  image: registerImage,
+  backup: registerImage,
+  rebuild: registerImage,
+};
+
+const ALL: Register[] = [registerCreate, registerList, registerActions, registerExec, registerEvents, registerImage];
+
+/** `argv` is the command line after `novabox`. */
 export function register(program: Command, ctx: CliContext, argv: string[] = []): void {
   const server = program
     .command('server')
     .description('long-lived containers as OpenStack-Nova-style servers (openstack server ... grammar)');
   const words = argv.filter((a) => !a.startsWith('-'));
   const verb = words[0] === 'server' ? words[1] : undefined;
-  if ((verb === 'image' || verb === 'rebuild') && !argv.includes('--help') && !argv.includes('-h')) {
-    registerImage(server, ctx);
-    return;
-  }
-  registerCreate(server, ctx);
-  registerList(server, ctx);
-  registerActions(server, ctx);
-  registerExec(server, ctx);
-  registerEvents(server, ctx);
-  registerImage(server, ctx);
+  const only = verb !== undefined && Object.hasOwn(SERVER_VERBS, verb) && !argv.includes('--help') && !argv.includes('-h');
+  for (const r of only ? [SERVER_VERBS[verb]!] : ALL) r(server, ctx);
 }
