@@ -31,6 +31,7 @@ export const SERVER_VERBS: Readonly<Record<string, Register>> = {
   set: registerActions,
   unset: registerActions,
   delete: registerActions,
+  _exited: registerActions,
   exec: registerExec,
   event: registerEvents,
   image: registerImage,
