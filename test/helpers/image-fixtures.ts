@@ -115,9 +115,21 @@ export function treeDigest(dir: string, skip: (rel: string) => boolean = () => f
   return out;
 }
 
+/**
+ * GNU tar's plain archive of `files` in `dir`, compressed by the compressor itself (run
+ * without a shell): tar runs -J, -j and --zstd through /bin/sh, which in the QEMU guest is
+ * busybox, whose decompress-only xz applet would win over the real one on PATH.
+ */
+function compressedTar(dir: string, files: string[], out: string, compression: 'none' | 'gzip' | 'zstd' | 'xz' | 'bzip2'): void {
+  const plain = execFileSync('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-cf', '-', '-C', dir, ...files], {
+    maxBuffer: 1 << 30,
+  });
+  const tool = { none: undefined, gzip: ['gzip', '-c'], zstd: ['zstd', '-q', '-c'], xz: ['xz', '-c'], bzip2: ['bzip2', '-c'] }[compression];
+  writeFileSync(out, tool ? execFileSync(tool[0], tool.slice(1), { input: plain, maxBuffer: 1 << 30 }) : plain);
+}
+
 export function tarball(dir: string, out: string, compression: 'none' | 'gzip' | 'zstd' | 'xz' | 'bzip2'): void {
-  const flag = { none: [], gzip: ['-z'], zstd: ['--zstd'], xz: ['-J'], bzip2: ['-j'] }[compression];
-  sh('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', ...flag, '-cf', out, '-C', dir, '.']);
+  compressedTar(dir, ['.'], out, compression);
 }
 
 /**
@@ -156,7 +168,7 @@ export function lxcTarball(rootfs: string, work: string, out: string): void {
     'architecture: x86_64\ncreation_date: 1700000000\nproperties:\n  description: test image\n  os: busybox\n  release: "1"\n',
   );
   sh('cp', ['-a', rootfs, join(d, 'rootfs')]);
-  sh('tar', ['--xattrs', '--xattrs-include=*', '--numeric-owner', '-cJf', out, '-C', d, 'metadata.yaml', 'rootfs']);
+  compressedTar(d, ['metadata.yaml', 'rootfs'], out, 'xz');
 }
 
 /** Hostile archives, one per rule; each names the entry the refusal must mention. */

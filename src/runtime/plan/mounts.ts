@@ -134,6 +134,19 @@ export function planMounts(spec: ContainerSpec): Op[] {
       inRoot: true,
     });
   }
+  if (userns && spec.network === 'host' && spec.cgroups.kind === 'v2') {
+    // the host's /sys came with its cgroup2 mount, the superblock a new cgroup2 mount
+    // would get too: the kernel refuses one over the other (EBUSY on Linux 6.1)
+    ops.push({
+      op: 'mount',
+      source: 'tmpfs',
+      target: 'sys/fs/cgroup',
+      fstype: 'tmpfs',
+      flags: ['nosuid', 'nodev', 'noexec'],
+      data: 'mode=755,size=64k',
+      inRoot: true,
+    });
+  }
   for (const op of planCgroupMounts(spec.cgroups)) ops.push(op);
   for (const op of planDev(spec.process.tty, userns)) ops.push(op);
   if (spec.etcFiles) {
