@@ -29,6 +29,7 @@ import {
   type StopStep,
 } from '../runtime/server.js';
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
+import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
 import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
@@ -1110,7 +1111,73 @@ export class ComputeService {
     const s = this.find(nameOrId, caller);
     return readConsole(s.id, lines);
   }
+
+  /**
+   * `console log show --follow`: the last `lines` lines, then each line as it is written,
+   * across the log's rotation (runtime/console-tail.ts), until the server is no longer
+   * running and no action is under way on it (a stop's own last line is shown), or until
+   * `signal` aborts. The state is re-read at most every `checkMs / 4` on a wake-up and
+   * every `checkMs` regardless.
+   */
+  async followConsole(
+    nameOrId: string,
+    caller: Caller,
+    o: { lines?: number; write: (text: string) => void; signal?: AbortSignal; checkMs?: number },
+  ): Promise<void> {
+    if (o.lines !== undefined && (!Number.isInteger(o.lines) || o.lines < 0))
+      throw new BadRequest(`invalid --lines ${o.lines}: expected a whole number >= 0`);
+    const s = this.find(nameOrId, caller);
+    const tail = new ConsoleTail(serverDirs(s.id).log);
+    const checkMs = o.checkMs ?? 1000;
+    const ended = (): boolean => {
+      try {
+        const row = this.store.servers.get(s.id);
+        if (!row) return true; // deleted
+        const cur = this.reconcile(row);
+        return cur.taskState === null && !LIVE_VM_STATES.has(cur.vmState) && cur.powerState !== POWER_STATE.RUNNING;
+      } catch {
+        return true; // the database went away under us
+      }
+    };
+    try {
+      const backlog = lastLines(tail.backlog(), o.lines);
+      if (backlog) o.write(backlog);
+      if (o.signal?.aborted || ended()) return;
+      await new Promise<void>((resolve) => {
+        let lastCheck = Date.now();
+        let later: NodeJS.Timeout | undefined;
+        const finish = () => {
+          unwatch();
+          clearTimeout(later);
+          o.signal?.removeEventListener('abort', finish);
+          const rest = tail.read();
+          if (rest) o.write(rest);
+          resolve();
+        };
+        const check = () => {
+          later = undefined;
+          lastCheck = Date.now();
+          if (ended()) finish();
+        };
+        const wake = () => {
+          const text = tail.read();
+          if (text) o.write(text);
+          const due = lastCheck + checkMs / 4 - Date.now();
+          if (due <= 0) check();
+          else later ??= setTimeout(check, due);
+        };
+        const unwatch = watchConsole(tail.path, wake, checkMs);
+        o.signal?.addEventListener('abort', finish, { once: true });
+        wake(); // what was written between the backlog and the watch
+      });
+    } finally {
+      tail.close();
+    }
+  }
 }
+
+/** vm_states in which a server's processes run (or are frozen): a follower keeps following. */
+const LIVE_VM_STATES: ReadonlySet<VmState> = new Set<VmState>(['active', 'paused', 'suspended', 'building']);
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

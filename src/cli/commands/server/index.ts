@@ -4,6 +4,7 @@ import { registerCreate } from './create.js';
 import { registerList } from './list.js';
 import { registerActions } from './actions.js';
 import { registerExec } from './exec.js';
+import { registerLogs } from './logs.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
 
@@ -26,6 +27,7 @@ export function register(program: Command, ctx: CliContext, argv: string[] = [])
   registerList(server, ctx);
   registerActions(server, ctx);
   registerExec(server, ctx);
+  registerLogs(server, ctx);
   registerEvents(server, ctx);
   registerImage(server, ctx);
 }
