@@ -30,6 +30,7 @@ import {
 } from '../runtime/server.js';
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
+import { copyFiles as copyServerFiles, type CopyEnd, type ServerTree, type Skipped } from '../runtime/server-files.js';
 import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
@@ -1094,6 +1095,27 @@ export class ComputeService {
       this.driver,
       io,
     );
+  }
+
+  /**
+   * `server cp`: files between the host and a server, running (through its init's root)
+   * or stopped (its layers; a copy in lands in its writable layer). runtime/server-files.ts
+   * keeps every step inside the server's root. Returns the number of entries made.
+   */
+  copyFiles(nameOrId: string, from: CopyEnd, to: CopyEnd, caller: Caller, io: { skipped: Skipped }): number {
+    const s = this.find(nameOrId, caller);
+    const facts = this.facts(s.id);
+    const running = isRunning(facts);
+    if (s.taskState !== null || (!running && !['stopped', 'error'].includes(s.vmState)))
+      throw new Conflict(`cannot copy files ${to.server ? 'into' : 'from'} server "${s.name}": it is ${statusOf(s.vmState, s.taskState)}`, {
+        hint: 'wait for its action to finish',
+      });
+    const idmap = s.userns === 'auto' ? this.idmaps.idmapOf(s.id) : undefined;
+    const tree: ServerTree =
+      running && facts
+        ? { init: { pid: facts.initPid, isSame: () => isSameProcess(facts.initPid, facts.initStart, facts.bootId) }, lowers: [], idmap }
+        : { upper: s.ephemeral ? undefined : serverDirs(s.id).upper, lowers: this.imageFor(s).layerDirs, idmap };
+    return copyServerFiles(tree, from, to, io.skipped);
   }
 
   /** Nova's `addresses` of a server (compute/addresses.ts), for the CLI and the API. */

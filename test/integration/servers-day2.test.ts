@@ -4,7 +4,22 @@
  * configuration from the command line. Each test leaves the census as it found it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, readdirSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { census, type Census } from '../helpers/census.js';
@@ -128,6 +143,175 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
         expect(r.stderr).toMatch(msg);
         expect(r.stderr.trim().split('\n')).toHaveLength(1);
       }
+    });
+  });
+
+  describe('cp', () => {
+    let work: string;
+    beforeEach(() => {
+      work = mkdtempSync(join(tmpdir(), 'nbx-cp-'));
+    });
+    afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+    /** owner, mode and type of paths inside the server, as its processes see them */
+    const statInside = async (name: string, ...paths: string[]) => {
+      const r = await nb(['server', 'exec', name, '--', 'stat', '-c', '%n %u:%g %a %F', ...paths]);
+      expect(r.stderr).toBe('');
+      return r.stdout.trim().split('\n');
+    };
+    const baseOf = async (name: string) => {
+      const m = /^uid 0 (\d+) 65536, gid 0 (\d+) 65536$/.exec((await show(name)).idmap as string);
+      expect(m).not.toBeNull();
+      return { uid: Number(m![1]), gid: Number(m![2]) };
+    };
+    /** a host tree: d/sub/y (1000:1001 0640), d/run.sh (setuid, 1234:5678 04750), d/link -> /etc/passwd */
+    const hostTree = () => {
+      const d = join(work, 'd');
+      mkdirSync(join(d, 'sub'), { recursive: true });
+      writeFileSync(join(d, 'sub', 'y'), 'why\n');
+      chownSync(join(d, 'sub', 'y'), 1000, 1001);
+      chmodSync(join(d, 'sub', 'y'), 0o640);
+      writeFileSync(join(d, 'run.sh'), '#!/bin/sh\n');
+      chownSync(join(d, 'run.sh'), 1234, 5678);
+      chmodSync(join(d, 'run.sh'), 0o4750);
+      symlinkSync('/etc/passwd', join(d, 'link'));
+      chmodSync(d, 0o750);
+      return d;
+    };
+
+    it('copies a tree into a running server and back out, keeping modes, owners (shifted in the writable layer) and symlinks', async () => {
+      await create('c1');
+      const base = await baseOf('c1');
+      const id = (await show('c1')).id as string;
+      hostTree();
+      const r = await nb(['server', 'cp', join(work, 'd'), 'c1:/root/']);
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      expect(await statInside('c1', '/root/d', '/root/d/sub/y', '/root/d/run.sh', '/root/d/link')).toEqual([
+        '/root/d 0:0 750 directory',
+        '/root/d/sub/y 1000:1001 640 regular file',
+        '/root/d/run.sh 1234:5678 4750 regular file',
+        '/root/d/link 0:0 777 symbolic link',
+      ]);
+      expect((await nb(['server', 'exec', 'c1', '--', 'readlink', '/root/d/link'])).stdout).toBe('/etc/passwd\n');
+      // the writable layer holds host ids: base + the server's id
+      const upper = lstatSync(join(root, 'servers', id, 'upper', 'root', 'd', 'sub', 'y'));
+      expect([upper.uid, upper.gid]).toEqual([base.uid + 1000, base.gid + 1001]);
+
+      // out again: the server's ids, a file of the image (ids 0 through the idmapped layer), a file onto a path
+      const out = join(work, 'out');
+      expect((await nb(['server', 'cp', 'c1:/root/d', out])).exitCode).toBe(0);
+      const y = lstatSync(join(out, 'sub', 'y'));
+      expect([y.uid, y.gid, y.mode & 0o7777]).toEqual([1000, 1001, 0o640]);
+      const sh = lstatSync(join(out, 'run.sh'));
+      expect([sh.uid, sh.gid, sh.mode & 0o7777]).toEqual([1234, 5678, 0o4750]);
+      expect(readlinkSync(join(out, 'link'))).toBe('/etc/passwd');
+      expect((await nb(['server', 'cp', 'c1:/etc/passwd', join(work, 'passwd')])).exitCode).toBe(0);
+      expect(readFileSync(join(work, 'passwd'), 'utf8')).toBe((await nb(['server', 'exec', 'c1', '--', 'cat', '/etc/passwd'])).stdout);
+      expect(lstatSync(join(work, 'passwd')).uid).toBe(0);
+      // "SRC/." copies the contents; an existing directory receives the file under its name
+      expect((await nb(['server', 'cp', 'c1:/root/d/.', join(work, 'contents')])).exitCode).toBe(0);
+      expect(readdirSync(join(work, 'contents')).sort()).toEqual(['link', 'run.sh', 'sub']);
+      expect((await nb(['server', 'cp', 'c1:/etc/passwd', `${work}/`])).exitCode).toBe(0);
+    });
+
+    it('a stopped server: reads its layers merged (whiteouts respected), writes into its writable layer only, seen after start', async () => {
+      await create('c2');
+      const id = (await show('c2')).id as string;
+      const base = await baseOf('c2');
+      expect(
+        (await nb(['server', 'exec', 'c2', '--', 'sh', '-c', 'rm /etc/group; mkdir /root/kept; echo k > /root/kept/k'])).exitCode,
+      ).toBe(0);
+      expect((await nb(['server', 'stop', 'c2'])).exitCode).toBe(0);
+      const layersBefore = readdirSync(join(root, 'layers', 'sha256')).map((l) => [
+        l,
+        readdirSync(join(root, 'layers', 'sha256', l)).length,
+      ]);
+
+      // out: a file of the writable layer (container ids), one of the image, a whited-out one is gone
+      expect((await nb(['server', 'cp', 'c2:/root/kept/k', join(work, 'k')])).exitCode).toBe(0);
+      expect(readFileSync(join(work, 'k'), 'utf8')).toBe('k\n');
+      expect(lstatSync(join(work, 'k')).uid).toBe(0);
+      expect((await nb(['server', 'cp', 'c2:/etc/passwd', join(work, 'passwd')])).exitCode).toBe(0);
+      expect(readFileSync(join(work, 'passwd'), 'utf8')).toMatch(/^root:/);
+      const gone = await nb(['server', 'cp', 'c2:/etc/group', join(work, 'group')]);
+      expect(gone.exitCode).toBe(3);
+      expect(gone.stderr).toMatch(/no such file or directory/);
+      expect(existsSync(join(work, 'group'))).toBe(false);
+
+      // in: a tree under /var (a directory of the image: copied up), a file over the whiteout
+      hostTree();
+      expect((await nb(['server', 'cp', join(work, 'd'), 'c2:/var/d'])).exitCode).toBe(0);
+      writeFileSync(join(work, 'group'), 'root:x:0:\n');
+      expect((await nb(['server', 'cp', join(work, 'group'), 'c2:/etc/group'])).exitCode).toBe(0);
+      const y = lstatSync(join(root, 'servers', id, 'upper', 'var', 'd', 'sub', 'y'));
+      expect([y.uid, y.gid]).toEqual([base.uid + 1000, base.gid + 1001]);
+      const v = lstatSync(join(root, 'servers', id, 'upper', 'var'));
+      expect([v.uid, v.gid]).toEqual([base.uid, base.gid]); // copied up as the image has it: root's
+      // the image's layers are untouched
+      expect(readdirSync(join(root, 'layers', 'sha256')).map((l) => [l, readdirSync(join(root, 'layers', 'sha256', l)).length])).toEqual(
+        layersBefore,
+      );
+
+      expect((await nb(['server', 'start', 'c2'])).exitCode).toBe(0);
+      expect(await statInside('c2', '/var', '/var/d/sub/y', '/var/d/run.sh', '/etc/group')).toEqual([
+        '/var 0:0 755 directory',
+        '/var/d/sub/y 1000:1001 640 regular file',
+        '/var/d/run.sh 1234:5678 4750 regular file',
+        '/etc/group 0:0 644 regular file',
+      ]);
+      expect((await nb(['server', 'exec', 'c2', '--', 'cat', '/etc/group'])).stdout).toBe('root:x:0:\n');
+    });
+
+    it('never leaves the root: symlinks out of it resolve inside, running or stopped; a symlink in the way of a write is refused', async () => {
+      await create('c3');
+      const hostDir = join(work, 'host-side');
+      mkdirSync(hostDir);
+      writeFileSync(join(work, 'f'), 'payload\n');
+      const links = `ln -s /../../../../etc /root/up; ln -s ${hostDir} /root/hostdir; ln -s ${hostDir}/x /root/hostfile; ln -s / /root/slash`;
+      expect((await nb(['server', 'exec', 'c3', '--', 'sh', '-c', links])).exitCode).toBe(0);
+      const inside = (await nb(['server', 'exec', 'c3', '--', 'cat', '/etc/passwd'])).stdout;
+      for (const state of ['running', 'stopped']) {
+        if (state === 'stopped') expect((await nb(['server', 'stop', 'c3'])).exitCode).toBe(0);
+        for (const via of ['/root/up/passwd', '/root/slash/etc/passwd', '/root/slash/../../etc/passwd']) {
+          const out = join(work, `p-${state}`);
+          const r = await nb(['server', 'cp', `c3:${via}`, out]);
+          expect(r.exitCode, `${state} ${via}: ${r.stderr}`).toBe(0);
+          expect(readFileSync(out, 'utf8')).toBe(inside); // the server's passwd, never the host's
+          rmSync(out);
+        }
+        // writes through a symlink naming a host directory: inside the root it does not exist
+        const into = await nb(['server', 'cp', join(work, 'f'), 'c3:/root/hostdir/']);
+        expect(into.exitCode).toBe(3);
+        const onto = await nb(['server', 'cp', join(work, 'f'), 'c3:/root/hostfile']);
+        expect(onto.exitCode).toBe(4);
+        expect(onto.stderr).toMatch(/symbolic link/);
+        expect(readdirSync(hostDir)).toEqual([]);
+      }
+    });
+
+    it('bad input: one line, a distinct exit status, nothing made on either side', async () => {
+      await create('c4');
+      const cases: [string[], number, RegExp][] = [
+        [['server', 'cp', 'c4:/../etc/passwd', join(work, 'x')], 2, /escapes the server's root/],
+        [['server', 'cp', 'c4:/etc/passwd', 'c4:/root/x'], 2, /one of them must be a host path/],
+        [['server', 'cp', join(work, 'a'), join(work, 'x')], 2, /neither SRC nor DST names a server/],
+        [['server', 'cp', 'ghost:/etc/passwd', join(work, 'x')], 3, /server "ghost" not found/],
+        [['server', 'cp', 'c4:/nope', join(work, 'x')], 3, /no such file or directory/],
+        [['server', 'cp', join(work, 'nope'), 'c4:/root/x'], 3, /no such file or directory/],
+        [['server', 'cp', 'c4:/etc/passwd', join(work, 'no', 'such', 'dir')], 3, /no such file or directory/],
+        [['server', 'cp', 'c4:/etc', join(work, 'file')], 4, /cannot copy a directory onto the file/],
+      ];
+      writeFileSync(join(work, 'file'), 'keep');
+      for (const [args, code, msg] of cases) {
+        const r = await nb(args);
+        expect(r.exitCode, args.join(' ')).toBe(code);
+        expect(r.stderr).toMatch(msg);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      }
+      expect(readdirSync(work)).toEqual(['file']);
+      expect(readFileSync(join(work, 'file'), 'utf8')).toBe('keep');
+      expect((await nb(['server', 'exec', 'c4', '--', 'ls', '/root'])).stdout).toBe('');
     });
   });
 });

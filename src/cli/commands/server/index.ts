@@ -5,6 +5,7 @@ import { registerList } from './list.js';
 import { registerActions } from './actions.js';
 import { registerExec } from './exec.js';
 import { registerLogs } from './logs.js';
+import { registerCp } from './cp.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
 
@@ -28,6 +29,7 @@ export function register(program: Command, ctx: CliContext, argv: string[] = [])
   registerActions(server, ctx);
   registerExec(server, ctx);
   registerLogs(server, ctx);
+  registerCp(server, ctx);
   registerEvents(server, ctx);
   registerImage(server, ctx);
 }
