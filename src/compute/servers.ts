@@ -30,6 +30,7 @@ import {
 } from '../runtime/server.js';
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
+import { sample, toServerStats, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
 import { copyFiles as copyServerFiles, type CopyEnd, type ServerTree, type Skipped } from '../runtime/server-files.js';
 import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
@@ -1116,6 +1117,51 @@ export class ComputeService {
         ? { init: { pid: facts.initPid, isSame: () => isSameProcess(facts.initPid, facts.initStart, facts.bootId) }, lowers: [], idmap }
         : { upper: s.ephemeral ? undefined : serverDirs(s.id).upper, lowers: this.imageFor(s).layerDirs, idmap };
     return copyServerFiles(tree, from, to, io.skipped);
+  }
+
+  /**
+   * `server stats`: the usage of the named servers (every running one when none is named),
+   * CPU % over `sampleMs` between two samples; with `previous` (a stream's last round) over
+   * the time since then, without waiting.
+   */
+  async stats(
+    names: string[],
+    caller: Caller,
+    opts: { sampleMs?: number; previous?: Map<string, StatsSample> } = {},
+  ): Promise<{ stats: ServerStats[]; samples: Map<string, StatsSample> }> {
+    const running = (s: Server) => isRunning(this.facts(s.id));
+    const servers = names.length
+      ? names.map((n) => {
+          const s = this.find(n, caller);
+          if (!running(s)) throw new Conflict(`server "${s.name}" is not running: it is ${statusOf(s.vmState, s.taskState)}`);
+          return s;
+        })
+      : this.list({}, caller).filter(running);
+    const targets: StatsTarget[] = servers.map((s) => ({
+      id: s.id,
+      name: s.name,
+      network: s.network,
+      cgroup: this.driver.open(cgroupPathOf(s.id)),
+    }));
+    let before = opts.previous;
+    if (!before) {
+      before = new Map();
+      for (const t of targets) {
+        const x = sample(t);
+        if (x) before.set(t.id, x);
+      }
+      await new Promise((r) => setTimeout(r, opts.sampleMs ?? 100));
+    }
+    const samples = new Map<string, StatsSample>();
+    const stats: ServerStats[] = [];
+    for (const t of targets) {
+      const after = sample(t);
+      if (!after) continue;
+      samples.set(t.id, after);
+      const prev = before.get(t.id);
+      stats.push(toServerStats(t, prev ?? after, after));
+    }
+    return { stats, samples };
   }
 
   /** Nova's `addresses` of a server (compute/addresses.ts), for the CLI and the API. */

@@ -314,4 +314,63 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
       expect((await nb(['server', 'exec', 'c4', '--', 'ls', '/root'])).stdout).toBe('');
     });
   });
+
+  describe('stats', () => {
+    it('CPU, memory against the flavor, pids and veth traffic of running servers; raw numbers in JSON', async () => {
+      const c = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'busy']);
+      expect(c.exitCode).toBe(0);
+      await create('idle');
+      // a busy loop in the background, and traffic through the veth (a ping of the gateway)
+      const gw = (await nb(['server', 'exec', 'busy', '--', 'sh', '-c', "ip route | awk '/default/ {print $3}'"])).stdout.trim();
+      expect((await nb(['server', 'exec', 'busy', '--', 'ping', '-c', '2', '-i', '0.2', gw])).exitCode).toBe(0);
+      expect(
+        (await nb(['server', 'exec', 'busy', '--', 'sh', '-c', '(while :; do :; done) >/dev/null 2>&1 & echo started'])).exitCode,
+      ).toBe(0);
+      const r = await nb(['server', 'stats', '--no-stream', '-f', 'json']);
+      expect(r.stderr).toBe('');
+      expect(r.exitCode).toBe(0);
+      const rows = JSON.parse(r.stdout) as Record<string, number | string | null>[];
+      expect(rows.map((x) => x.Name).sort()).toEqual(['busy', 'idle']);
+      const busy = rows.find((x) => x.Name === 'busy')!;
+      const idle = rows.find((x) => x.Name === 'idle')!;
+      expect(busy['CPU %']).toBeGreaterThan(IN_GUEST ? 5 : 30);
+      expect(idle['CPU %']).toBeLessThan(10);
+      expect(busy['Mem Limit']).toBe(512 * 1024 * 1024); // m1.tiny
+      expect(idle['Mem Limit']).toBe(64 * 1024 * 1024); // c1.nano
+      expect(busy['Mem Usage']).toBeGreaterThan(0);
+      expect(busy['Mem %']).toBeCloseTo(((busy['Mem Usage'] as number) / (busy['Mem Limit'] as number)) * 100, 1);
+      expect(busy.PIDs).toBeGreaterThanOrEqual(2);
+      expect(busy['Net RX']).toBeGreaterThan(100); // the ping replies
+      expect(busy['Net TX']).toBeGreaterThan(100);
+      expect(idle['Net RX']).toBeNull(); // --network none: no veth
+      expect(typeof busy['Block Read']).toBe('number');
+
+      // one server by name, as a table; a stream ends on SIGTERM with status 0
+      const t = await nb(['server', 'stats', '--no-stream', 'idle']);
+      expect(t.stdout).toMatch(/\| ID +\| Name +\| CPU % +\| Mem Usage/);
+      expect(t.stdout).toMatch(/\| idle +\| [\d.]+% +\| [\d.]+[KM]iB +\| 64\.0MiB/);
+      const s = startCli(['server', 'stats', '--interval', '0.2', '-f', 'json', 'idle'], root);
+      await s.until(() => (s.out.stdout.match(/"Name": "idle"/g) ?? []).length >= 2);
+      s.child.kill('SIGTERM');
+      expect(await s.ended).toEqual({ code: 0, signal: null });
+    });
+
+    it('bad input: one line, a distinct exit status', async () => {
+      await create('st1');
+      expect((await nb(['server', 'stop', 'st1'])).exitCode).toBe(0);
+      const cases: [string[], number, RegExp][] = [
+        [['server', 'stats', '--no-stream', 'ghost'], 3, /server "ghost" not found/],
+        [['server', 'stats', '--no-stream', 'st1'], 4, /server "st1" is not running: it is SHUTOFF/],
+        [['server', 'stats', '--interval', 'x'], 2, /--interval/],
+      ];
+      for (const [args, code, msg] of cases) {
+        const r = await nb(args);
+        expect(r.exitCode, args.join(' ')).toBe(code);
+        expect(r.stderr).toMatch(msg);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      }
+      // no running server: an empty list
+      expect(JSON.parse((await nb(['server', 'stats', '--no-stream', '-f', 'json'])).stdout)).toEqual([]);
+    });
+  });
 });

@@ -6,6 +6,7 @@ import { registerActions } from './actions.js';
 import { registerExec } from './exec.js';
 import { registerLogs } from './logs.js';
 import { registerCp } from './cp.js';
+import { registerStats } from './stats.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
 
@@ -30,6 +31,7 @@ export function register(program: Command, ctx: CliContext, argv: string[] = [])
   registerExec(server, ctx);
   registerLogs(server, ctx);
   registerCp(server, ctx);
+  registerStats(server, ctx);
   registerEvents(server, ctx);
   registerImage(server, ctx);
 }
