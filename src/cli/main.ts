@@ -16,6 +16,7 @@ import { register as registerNetwork } from './commands/network.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerImage } from './commands/image.js';
 import { register as registerServe } from './commands/serve.js';
+import { register as registerEvent } from './commands/event.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
 export { cacheable } from '../util/cache-hint.js';
@@ -38,6 +39,7 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext, argv: string[])
   doctor: registerDoctor,
   image: registerImage,
   serve: registerServe,
+  event: registerEvent,
 };
 
 /**

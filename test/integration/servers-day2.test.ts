@@ -373,4 +373,64 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
       expect(JSON.parse((await nb(['server', 'stats', '--no-stream', '-f', 'json'])).stdout)).toEqual([]);
     });
   });
+
+  describe('event list', () => {
+    /** a follower is ready once it watches the database (its inotify fd is made after its cursor) */
+    const watching = (pid: number) => {
+      try {
+        return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+          try {
+            return readlinkSync(`/proc/${pid}/fd/${fd}`) === 'anon_inode:inotify';
+          } catch {
+            return false;
+          }
+        });
+      } catch {
+        return false;
+      }
+    };
+
+    it('--follow -f json streams the actions of every server as JSON lines as they happen, with results; SIGTERM ends it', async () => {
+      await create('ev0'); // before the follower: not in its stream
+      const f = startCli(['event', 'list', '--follow', '-f', 'json'], root);
+      await f.until(() => watching(f.child.pid!));
+      await create('ev1');
+      await create('ev2');
+      expect((await nb(['server', 'stop', 'ev1'])).exitCode).toBe(0);
+      process.kill((await show('ev2')).pid as number, 'SIGKILL');
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await show('ev2')).status).toBe('SHUTOFF'); // reconciled: a stop action with an Error event
+      const records = () =>
+        f.out.stdout
+          .split('\n')
+          .filter((l) => l)
+          .map((l) => JSON.parse(l) as Record<string, string | null>);
+      await f.until(() => records().filter((r) => r.server_name === 'ev2' && r.action === 'stop' && r.status === 'Error').length === 1);
+      const seen = records().map((r) => `${r.server_name} ${r.action} ${r.status}`);
+      expect(seen).toEqual([
+        'ev1 create started',
+        'ev1 create Success',
+        'ev2 create started',
+        'ev2 create Success',
+        'ev1 stop started',
+        'ev1 stop Success',
+        'ev2 stop started',
+        'ev2 stop Error',
+      ]);
+      expect(records()[5]).toMatchObject({ event: 'compute_stop_instance', request_id: expect.stringMatching(/^req-/) });
+      f.child.kill('SIGTERM');
+      expect(await f.ended).toEqual({ code: 0, signal: null });
+      expect(f.out.stderr).toBe('');
+
+      // without --follow: the whole history, ev0 included
+      const all = JSON.parse((await nb(['event', 'list', '-f', 'json'])).stdout) as { Server: string; Action: string; Status: string }[];
+      expect(all.filter((r) => r.Server === 'ev0').map((r) => `${r.Action} ${r.Status}`)).toEqual(['create started', 'create Success']);
+    });
+
+    it('bad input: one line, exit 2', async () => {
+      const r = await nb(['event', 'list', '--follow', '-f', 'csv']);
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual(['novabox: --follow prints json, table or value, not csv']);
+    });
+  });
 });
