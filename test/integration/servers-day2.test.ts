@@ -433,4 +433,93 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
       expect(r.stderr.trim().split('\n')).toEqual(['novabox: --follow prints json, table or value, not csv']);
     });
   });
+
+  describe('image configuration from the CLI', () => {
+    it('image create/set --command --env --workdir --user --stop-signal --entrypoint: servers and run use them', async () => {
+      const work = mkdtempSync(join(tmpdir(), 'nbx-imgcfg-'));
+      try {
+        expect((await nb(['image', 'save', '--file', join(work, 'bb.tar'), 'busybox'])).exitCode).toBe(0);
+        const script = 'trap "echo got INT; exit 0" INT; echo "served by $GREETING from $(pwd) as $(id -u)"; while :; do sleep 0.1; done';
+        const c = await nb([
+          'image',
+          'create',
+          '--file',
+          join(work, 'bb.tar'),
+          '--format',
+          'oci',
+          '--command',
+          JSON.stringify(['sh', '-c', script]),
+          '--env',
+          'GREETING=hello',
+          '--workdir',
+          '/tmp',
+          '--stop-signal',
+          'INT',
+          'appimg',
+          '-f',
+          'json',
+        ]);
+        expect(c.stderr).toBe('');
+        expect(c.exitCode).toBe(0);
+        expect(JSON.parse(c.stdout).config).toMatchObject({
+          command: ['sh', '-c', script],
+          env: expect.arrayContaining(['GREETING=hello']),
+          workdir: '/tmp',
+          stop_signal: 'SIGINT',
+        });
+
+        const r = await nb(['server', 'create', '--image', 'appimg', '--flavor', 'c1.nano', '--network', 'none', 'app1']);
+        expect(r.exitCode).toBe(0);
+        const log = async () => (await nb(['console', 'log', 'show', 'app1'])).stdout;
+        const until = async (re: RegExp) => {
+          for (let i = 0; i < 200 && !re.test(await log()); i++) await new Promise((res) => setTimeout(res, 25));
+          expect(await log()).toMatch(re);
+        };
+        await until(/served by hello from \/tmp as 0/);
+        expect((await nb(['server', 'stop', 'app1'])).exitCode).toBe(0);
+        expect(await log()).toMatch(/got INT/); // the image's stop signal, not SIGTERM
+
+        // set: a server picks the change up at its next start; the OCI label round-trips through save
+        const set = await nb(['image', 'set', '--env', 'GREETING=bye', '--user', '1000:1000', 'appimg']);
+        expect(set.stderr).toBe('');
+        expect(set.exitCode).toBe(0);
+        expect((await nb(['server', 'start', 'app1'])).exitCode).toBe(0);
+        await until(/served by bye from \/tmp as 1000/);
+        expect((await nb(['image', 'save', '--file', join(work, 'app.tar'), 'appimg'])).exitCode).toBe(0);
+        const back = await nb(['image', 'create', '--file', join(work, 'app.tar'), '--format', 'oci', 'appimg2', '-f', 'json']);
+        expect(JSON.parse(back.stdout).config).toMatchObject({ command: ['sh', '-c', script], user: '1000:1000', stop_signal: 'SIGINT' });
+
+        // --entrypoint: `run IMAGE ARGS` runs it with ARGS; with no ARGS, its default (cleared by the new entrypoint)
+        expect((await nb(['image', 'set', '--entrypoint', '["echo", "E"]', '--user', '0', 'appimg2'])).exitCode).toBe(0);
+        expect((await nb(['run', '--rm', '--network', 'none', 'appimg2', 'x', 'y'])).stdout).toBe('E x y\n');
+        expect((await nb(['run', '--rm', '--network', 'none', 'appimg2'])).stdout).toBe('E\n');
+        expect((await nb(['image', 'set', '--cmd', '["dflt"]', 'appimg2'])).exitCode).toBe(0);
+        expect((await nb(['run', '--rm', '--network', 'none', 'appimg2'])).stdout).toBe('E dflt\n');
+
+        // bad input: one sentence, exit 2, the configuration and the image list unchanged
+        const before = (await nb(['image', 'show', 'appimg', '-f', 'json', '-c', 'config'])).stdout;
+        const images = (await nb(['image', 'list', '-f', 'value', '-c', 'Name'])).stdout;
+        const cases: [string[], RegExp][] = [
+          [['image', 'set', '--workdir', 'srv', 'appimg'], /--workdir/],
+          [['image', 'set', '--stop-signal', 'NOPE', 'appimg'], /--stop-signal/],
+          [['image', 'set', '--command', '[1, 2]', 'appimg'], /--command/],
+          [['image', 'set', '--env', '=x', 'appimg'], /--env/],
+          [['image', 'set', '--user', 'a b', '--env', 'OK=1', 'appimg'], /--user/],
+          [['image', 'create', '--file', join(work, 'bb.tar'), '--format', 'oci', '--workdir', 'rel', 'appimg3'], /--workdir/],
+        ];
+        for (const [args, msg] of cases) {
+          const b = await nb(args);
+          expect(b.exitCode, args.join(' ')).toBe(2);
+          expect(b.stderr).toMatch(msg);
+          expect(b.stderr.trim().split('\n')).toHaveLength(1);
+        }
+        expect((await nb(['image', 'show', 'appimg', '-f', 'json', '-c', 'config'])).stdout).toBe(before);
+        expect((await nb(['image', 'list', '-f', 'value', '-c', 'Name'])).stdout).toBe(images);
+      } finally {
+        await nb(['server', 'delete', '--force', 'app1']);
+        for (const i of ['appimg', 'appimg2']) await nb(['image', 'delete', i]);
+        rmSync(work, { recursive: true, force: true });
+      }
+    });
+  });
 });
