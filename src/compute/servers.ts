@@ -1164,6 +1164,25 @@ export class ComputeService {
     return { stats, samples };
   }
 
+  /** `server show`'s usage: one read of the cgroup and the veth (no CPU %: that takes two samples); null when not running. */
+  usageOf(s: Server): Record<string, number | null> | null {
+    if (!isRunning(this.facts(s.id))) return null;
+    const x = sample({ id: s.id, name: s.name, network: s.network, cgroup: this.driver.open(cgroupPathOf(s.id)) });
+    if (!x) return null;
+    return {
+      cpu_seconds: Math.round(x.cg.cpuUsageUs / 1000) / 1000,
+      memory_bytes: x.cg.memoryCurrentBytes,
+      memory_peak_bytes: x.cg.memoryPeakBytes,
+      memory_limit_bytes: x.cg.memoryLimitBytes ?? null,
+      pids: x.cg.pidsCurrent,
+      oom_kills: x.cg.oomKills,
+      net_rx_bytes: x.net?.rxBytes ?? null,
+      net_tx_bytes: x.net?.txBytes ?? null,
+      block_read_bytes: x.cg.ioReadBytes ?? null,
+      block_write_bytes: x.cg.ioWriteBytes ?? null,
+    };
+  }
+
   /** Nova's `addresses` of a server (compute/addresses.ts), for the CLI and the API. */
   addresses(s: Pick<Server, 'id'>): Record<string, NovaAddress[]> {
     return novaAddresses(this.store.leases.ofOwner(s.id));

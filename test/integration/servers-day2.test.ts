@@ -345,6 +345,15 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
       expect(idle['Net RX']).toBeNull(); // --network none: no veth
       expect(typeof busy['Block Read']).toBe('number');
 
+      // server show: the same figures from one read (no CPU %)
+      expect((await show('busy')).usage).toMatchObject({
+        memory_limit_bytes: 512 * 1024 * 1024,
+        pids: expect.any(Number),
+        net_rx_bytes: expect.any(Number),
+        cpu_seconds: expect.any(Number),
+      });
+      expect(((await show('busy')).usage as { cpu_seconds: number }).cpu_seconds).toBeGreaterThan(0.05);
+
       // one server by name, as a table; a stream ends on SIGTERM with status 0
       const t = await nb(['server', 'stats', '--no-stream', 'idle']);
       expect(t.stdout).toMatch(/\| ID +\| Name +\| CPU % +\| Mem Usage/);
@@ -369,6 +378,7 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
         expect(r.stderr).toMatch(msg);
         expect(r.stderr.trim().split('\n')).toHaveLength(1);
       }
+      expect((await show('st1')).usage).toBeNull();
       // no running server: an empty list
       expect(JSON.parse((await nb(['server', 'stats', '--no-stream', '-f', 'json'])).stdout)).toEqual([]);
     });
