@@ -1137,6 +1137,7 @@ export class ComputeService {
           return s;
         })
       : this.list({}, caller).filter(running);
+    trace('stats: servers listed');
     const targets: StatsTarget[] = servers.map((s) => ({
       id: s.id,
       name: s.name,
@@ -1150,7 +1151,8 @@ export class ComputeService {
         const x = sample(t);
         if (x) before.set(t.id, x);
       }
-      await new Promise((r) => setTimeout(r, opts.sampleMs ?? 100));
+      trace('stats: first sample');
+      await new Promise((r) => setTimeout(r, opts.sampleMs ?? 50));
     }
     const samples = new Map<string, StatsSample>();
     const stats: ServerStats[] = [];
@@ -1161,6 +1163,7 @@ export class ComputeService {
       const prev = before.get(t.id);
       stats.push(toServerStats(t, prev ?? after, after));
     }
+    trace('stats: second sample');
     return { stats, samples };
   }
 

@@ -48,7 +48,7 @@ export function registerStats(server: Command, ctx: CliContext): void {
       'after',
       `
 CPU % is the CPU time used over the wall time between two samples (100% = one CPU busy;
-one answer samples over 0.1 s). Memory and pids come from the server's cgroup, block I/O
+one answer samples over 0.05 s). Memory and pids come from the server's cgroup, block I/O
 from its io.stat (v2) or blkio throttle counters (v1), network from the host end of its
 veth ("--" for --network none|host). -f json|yaml|csv|value prints raw numbers (bytes).
 Streaming ends with Ctrl-C.
