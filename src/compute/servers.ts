@@ -1169,10 +1169,13 @@ export class ComputeService {
 
   /** `server show`'s usage: one read of the cgroup and the veth (no CPU %: that takes two samples); null when not running. */
   usageOf(s: Server): Record<string, number | null> | null {
-    if (!isRunning(this.facts(s.id))) return null;
+    const facts = this.facts(s.id);
+    if (!facts || !isRunning(facts)) return null;
     const x = sample({ id: s.id, name: s.name, network: s.network, cgroup: this.driver.open(cgroupPathOf(s.id)) });
     if (!x) return null;
+    const started = Date.parse(facts.startedAt.endsWith('Z') ? facts.startedAt : `${facts.startedAt}Z`);
     return {
+      uptime_seconds: Number.isFinite(started) ? Math.max(0, Math.round((Date.now() - started) / 1000)) : null,
       cpu_seconds: Math.round(x.cg.cpuUsageUs / 1000) / 1000,
       memory_bytes: x.cg.memoryCurrentBytes,
       memory_peak_bytes: x.cg.memoryPeakBytes,
