@@ -219,9 +219,9 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
       await create('c2');
       const id = (await show('c2')).id as string;
       const base = await baseOf('c2');
-      expect(
-        (await nb(['server', 'exec', 'c2', '--', 'sh', '-c', 'rm /etc/group; mkdir /root/kept; echo k > /root/kept/k'])).exitCode,
-      ).toBe(0);
+      // a whiteout (/etc/group), an opaque directory (/sbin made anew), a directory whited out (/usr)
+      const changes = 'rm /etc/group; mkdir /root/kept; echo k > /root/kept/k; rm -rf /sbin /usr; mkdir /sbin; echo o > /sbin/only';
+      expect((await nb(['server', 'exec', 'c2', '--', '/bin/sh', '-c', changes])).exitCode).toBe(0);
       expect((await nb(['server', 'stop', 'c2'])).exitCode).toBe(0);
       const layersBefore = readdirSync(join(root, 'layers', 'sha256')).map((l) => [
         l,
@@ -239,11 +239,18 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
       expect(gone.stderr).toMatch(/no such file or directory/);
       expect(existsSync(join(work, 'group'))).toBe(false);
 
-      // in: a tree under /var (a directory of the image: copied up), a file over the whiteout
+      // the opaque /sbin shows only what was made in it, none of the image's applets
+      expect((await nb(['server', 'cp', 'c2:/sbin/.', join(work, 'sbin')])).exitCode).toBe(0);
+      expect(readdirSync(join(work, 'sbin'))).toEqual(['only']);
+      expect((await nb(['server', 'cp', 'c2:/usr', join(work, 'usr')])).exitCode).toBe(3);
+
+      // in: a tree under /var (a directory of the image: copied up), a file over the whiteout,
+      // a directory where /usr was whited out (opaque: the image's /usr stays hidden)
       hostTree();
       expect((await nb(['server', 'cp', join(work, 'd'), 'c2:/var/d'])).exitCode).toBe(0);
       writeFileSync(join(work, 'group'), 'root:x:0:\n');
       expect((await nb(['server', 'cp', join(work, 'group'), 'c2:/etc/group'])).exitCode).toBe(0);
+      expect((await nb(['server', 'cp', join(work, 'd'), 'c2:/usr'])).exitCode).toBe(0);
       const y = lstatSync(join(root, 'servers', id, 'upper', 'var', 'd', 'sub', 'y'));
       expect([y.uid, y.gid]).toEqual([base.uid + 1000, base.gid + 1001]);
       const v = lstatSync(join(root, 'servers', id, 'upper', 'var'));
@@ -261,6 +268,7 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
         '/etc/group 0:0 644 regular file',
       ]);
       expect((await nb(['server', 'exec', 'c2', '--', 'cat', '/etc/group'])).stdout).toBe('root:x:0:\n');
+      expect((await nb(['server', 'exec', 'c2', '--', 'ls', '/usr', '/sbin'])).stdout).toBe('/sbin:\nonly\n\n/usr:\nlink\nrun.sh\nsub\n');
     });
 
     it('never leaves the root: symlinks out of it resolve inside, running or stopped; a symlink in the way of a write is refused', async () => {
