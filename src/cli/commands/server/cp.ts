@@ -26,7 +26,8 @@ One side is SERVER:PATH, the other a host path. The server may be running or sto
 (then its writable layer is read and written directly). Paths in the server are resolved
 inside its root: a symlink there never leads out of it; one in the way of a write is
 refused. A directory is copied whole; "SRC/." copies its contents. Owners are the
-server's own ids on both sides (a copy out shows them; a copy in is owned by them inside).
+server's own ids on both sides (a copy out shows them; a copy in is owned by them inside;
+a host id beyond the server's range becomes its root).
 Device nodes, FIFOs and sockets are skipped with a warning; hard links become copies.
 
 Examples:
