@@ -236,6 +236,11 @@ NB_API int nb_recv_fd(int32_t sock);
 /* cgroup v2: attach the device allow-list (an eBPF program) to this cgroup dir. 0 or -errno. */
 NB_API int nb_cgroup_devices(const char *cgroup_dir);
 
+/* `server cp` (layer.c): path opened with openat2 RESOLVE_IN_ROOT below root_fd, fd or -errno;
+ * whether an overlay layer dir is opaque, 1/0 or -errno. */
+NB_API int nb_open_in_root(int root_fd, const char *path, int oflags);
+NB_API int nb_layer_is_opaque(const char *dir);
+
 /* Window size of a pty master. 0 or -errno. */
 NB_API int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols);
 

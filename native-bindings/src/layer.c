@@ -18,6 +18,8 @@
  */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -683,4 +685,24 @@ NB_API int nb_layer_whiteout(const char *path) {
 NB_API int nb_layer_set_opaque(const char *dir) {
 	if (lsetxattr(dir, "trusted.overlay.opaque", "y", 1, 0)) return -errno;
 	return 0;
+}
+
+/*
+ * `server cp`: open path inside the tree whose root is root_fd, as the ops do
+ * (openat2(2) RESOLVE_IN_ROOT: "..", absolute symlinks and absolute paths stay below the
+ * root; RESOLVE_NO_MAGICLINKS: no /proc/<pid>/fd jump out of it). With O_NOFOLLOW the last
+ * component is not followed either. fd, or -errno.
+ */
+NB_API int nb_open_in_root(int root_fd, const char *path, int oflags) {
+	struct open_how how = { .flags = (uint64_t)(oflags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+	int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+	return fd < 0 ? -errno : fd;
+}
+
+/* Whether an overlay layer's directory is opaque (it hides the layers below): 1, 0 or -errno. */
+NB_API int nb_layer_is_opaque(const char *dir) {
+	char v[2];
+	ssize_t n = lgetxattr(dir, "trusted.overlay.opaque", v, sizeof(v));
+	if (n < 0) return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
+	return n == 1 && v[0] == 'y';
 }

@@ -17,6 +17,7 @@ import { register as registerDoctor } from './commands/doctor.js';
 import { register as registerImage } from './commands/image.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerAutostart } from './commands/autostart.js';
+import { register as registerEvent } from './commands/event.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
 export { cacheable } from '../util/cache-hint.js';
@@ -40,6 +41,7 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext, argv: string[])
   image: registerImage,
   serve: registerServe,
   autostart: registerAutostart,
+  event: registerEvent,
 };
 
 /**

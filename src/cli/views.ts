@@ -80,6 +80,7 @@ export function serverShow(
   pid: number | null,
   addresses: Record<string, NovaAddress[]> | string = {},
   idmap?: string,
+  usage?: Record<string, number | null> | null,
 ): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',
@@ -112,6 +113,8 @@ export function serverShow(
     restart: s.restart === 'no' ? 'no' : `${s.restart} (${s.restartCount} in a row)`,
     status: statusOf(s.vmState, s.taskState),
     updated: s.updatedAt,
+    // live figures from its cgroup and veth (server show only; `server stats` for CPU %)
+    ...(usage === undefined ? {} : { usage }),
     user_id: s.userId,
   };
   if (s.fault) view.fault = s.fault;

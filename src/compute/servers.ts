@@ -31,6 +31,9 @@ import {
   type StopStep,
 } from '../runtime/server.js';
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
+import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
+import { sample, toServerStats, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
+import { copyFiles as copyServerFiles, type CopyEnd, type ServerTree, type Skipped } from '../runtime/server-files.js';
 import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
@@ -1215,6 +1218,97 @@ export class ComputeService {
     );
   }
 
+  /**
+   * `server cp`: files between the host and a server, running (through its init's root)
+   * or stopped (its layers; a copy in lands in its writable layer). runtime/server-files.ts
+   * keeps every step inside the server's root. Returns the number of entries made.
+   */
+  copyFiles(nameOrId: string, from: CopyEnd, to: CopyEnd, caller: Caller, io: { skipped: Skipped }): number {
+    const s = this.find(nameOrId, caller);
+    const facts = this.facts(s.id);
+    const running = isRunning(facts);
+    if (s.taskState !== null || (!running && !['stopped', 'error'].includes(s.vmState)))
+      throw new Conflict(`cannot copy files ${to.server ? 'into' : 'from'} server "${s.name}": it is ${statusOf(s.vmState, s.taskState)}`, {
+        hint: 'wait for its action to finish',
+      });
+    const idmap = s.userns === 'auto' ? this.idmaps.idmapOf(s.id) : undefined;
+    const tree: ServerTree =
+      running && facts
+        ? { init: { pid: facts.initPid, isSame: () => isSameProcess(facts.initPid, facts.initStart, facts.bootId) }, lowers: [], idmap }
+        : { upper: s.ephemeral ? undefined : serverDirs(s.id).upper, lowers: this.imageFor(s).layerDirs, idmap };
+    return copyServerFiles(tree, from, to, io.skipped);
+  }
+
+  /**
+   * `server stats`: the usage of the named servers (every running one when none is named),
+   * CPU % over `sampleMs` between two samples; with `previous` (a stream's last round) over
+   * the time since then, without waiting.
+   */
+  async stats(
+    names: string[],
+    caller: Caller,
+    opts: { sampleMs?: number; previous?: Map<string, StatsSample> } = {},
+  ): Promise<{ stats: ServerStats[]; samples: Map<string, StatsSample> }> {
+    const running = (s: Server) => isRunning(this.facts(s.id));
+    const servers = names.length
+      ? names.map((n) => {
+          const s = this.find(n, caller);
+          if (!running(s)) throw new Conflict(`server "${s.name}" is not running: it is ${statusOf(s.vmState, s.taskState)}`);
+          return s;
+        })
+      : this.list({}, caller).filter(running);
+    trace('stats: servers listed');
+    const targets: StatsTarget[] = servers.map((s) => ({
+      id: s.id,
+      name: s.name,
+      network: s.network,
+      cgroup: this.driver.open(cgroupPathOf(s.id)),
+    }));
+    let before = opts.previous;
+    if (!before) {
+      before = new Map();
+      for (const t of targets) {
+        const x = sample(t);
+        if (x) before.set(t.id, x);
+      }
+      trace('stats: first sample');
+      await new Promise((r) => setTimeout(r, opts.sampleMs ?? 50));
+    }
+    const samples = new Map<string, StatsSample>();
+    const stats: ServerStats[] = [];
+    for (const t of targets) {
+      const after = sample(t);
+      if (!after) continue;
+      samples.set(t.id, after);
+      const prev = before.get(t.id);
+      stats.push(toServerStats(t, prev ?? after, after));
+    }
+    trace('stats: second sample');
+    return { stats, samples };
+  }
+
+  /** `server show`'s usage: one read of the cgroup and the veth (no CPU %: that takes two samples); null when not running. */
+  usageOf(s: Server): Record<string, number | null> | null {
+    const facts = this.facts(s.id);
+    if (!facts || !isRunning(facts)) return null;
+    const x = sample({ id: s.id, name: s.name, network: s.network, cgroup: this.driver.open(cgroupPathOf(s.id)) });
+    if (!x) return null;
+    const started = Date.parse(facts.startedAt.endsWith('Z') ? facts.startedAt : `${facts.startedAt}Z`);
+    return {
+      uptime_seconds: Number.isFinite(started) ? Math.max(0, Math.round((Date.now() - started) / 1000)) : null,
+      cpu_seconds: Math.round(x.cg.cpuUsageUs / 1000) / 1000,
+      memory_bytes: x.cg.memoryCurrentBytes,
+      memory_peak_bytes: x.cg.memoryPeakBytes,
+      memory_limit_bytes: x.cg.memoryLimitBytes ?? null,
+      pids: x.cg.pidsCurrent,
+      oom_kills: x.cg.oomKills,
+      net_rx_bytes: x.net?.rxBytes ?? null,
+      net_tx_bytes: x.net?.txBytes ?? null,
+      block_read_bytes: x.cg.ioReadBytes ?? null,
+      block_write_bytes: x.cg.ioWriteBytes ?? null,
+    };
+  }
+
   /** Nova's `addresses` of a server (compute/addresses.ts), for the CLI and the API. */
   addresses(s: Pick<Server, 'id'>): Record<string, NovaAddress[]> {
     return novaAddresses(this.store.leases.ofOwner(s.id));
@@ -1230,7 +1324,73 @@ export class ComputeService {
     const s = this.find(nameOrId, caller);
     return readConsole(s.id, lines);
   }
+
+  /**
+   * `console log show --follow`: the last `lines` lines, then each line as it is written,
+   * across the log's rotation (runtime/console-tail.ts), until the server is no longer
+   * running and no action is under way on it (a stop's own last line is shown), or until
+   * `signal` aborts. The state is re-read at most every `checkMs / 4` on a wake-up and
+   * every `checkMs` regardless.
+   */
+  async followConsole(
+    nameOrId: string,
+    caller: Caller,
+    o: { lines?: number; write: (text: string) => void; signal?: AbortSignal; checkMs?: number },
+  ): Promise<void> {
+    if (o.lines !== undefined && (!Number.isInteger(o.lines) || o.lines < 0))
+      throw new BadRequest(`invalid --lines ${o.lines}: expected a whole number >= 0`);
+    const s = this.find(nameOrId, caller);
+    const tail = new ConsoleTail(serverDirs(s.id).log);
+    const checkMs = o.checkMs ?? 1000;
+    const ended = (): boolean => {
+      try {
+        const row = this.store.servers.get(s.id);
+        if (!row) return true; // deleted
+        const cur = this.reconcile(row);
+        return cur.taskState === null && !LIVE_VM_STATES.has(cur.vmState) && cur.powerState !== POWER_STATE.RUNNING;
+      } catch {
+        return true; // the database went away under us
+      }
+    };
+    try {
+      const backlog = lastLines(tail.backlog(), o.lines);
+      if (backlog) o.write(backlog);
+      if (o.signal?.aborted || ended()) return;
+      await new Promise<void>((resolve) => {
+        let lastCheck = Date.now();
+        let later: NodeJS.Timeout | undefined;
+        const finish = () => {
+          unwatch();
+          clearTimeout(later);
+          o.signal?.removeEventListener('abort', finish);
+          const rest = tail.read();
+          if (rest) o.write(rest);
+          resolve();
+        };
+        const check = () => {
+          later = undefined;
+          lastCheck = Date.now();
+          if (ended()) finish();
+        };
+        const wake = () => {
+          const text = tail.read();
+          if (text) o.write(text);
+          const due = lastCheck + checkMs / 4 - Date.now();
+          if (due <= 0) check();
+          else later ??= setTimeout(check, due);
+        };
+        const unwatch = watchConsole(tail.path, wake, checkMs);
+        o.signal?.addEventListener('abort', finish, { once: true });
+        wake(); // what was written between the backlog and the watch
+      });
+    } finally {
+      tail.close();
+    }
+  }
 }
+
+/** vm_states in which a server's processes run (or are frozen): a follower keeps following. */
+const LIVE_VM_STATES: ReadonlySet<VmState> = new Set<VmState>(['active', 'paused', 'suspended', 'building']);
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 

@@ -135,6 +135,7 @@ export function parseImageConfig(c: unknown): { config: ImageConfig; diffIds: st
   return {
     config: {
       cmd: [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])],
+      ...(cfg.Entrypoint?.length ? { entrypoint: cfg.Entrypoint } : {}),
       env: cfg.Env ?? [],
       workingDir: cfg.WorkingDir || '/',
       user: cfg.User ?? '',

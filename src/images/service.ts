@@ -56,7 +56,8 @@ import {
   type Compression,
 } from './layers.js';
 import { ImageRepo, type ImageRecord, type NewImage, type Visibility } from './records.js';
-import { checkImageName, ensureLayers, removeImageRef, republishName, writeImage, type ImageConfig } from './store.js';
+import { checkImageName, ensureLayers, removeImageRef, republishConfig, republishName, writeImage, type ImageConfig } from './store.js';
+import { applyConfigPatch, type ConfigPatch } from './config-edit.js';
 import { firstEntries } from './tarstream.js';
 import { BUSYBOX_CONFIG, buildBusyboxLayer } from './busybox.js';
 import { quote } from '../util/text.js';
@@ -110,6 +111,8 @@ export type ImagePatch = Partial<
 > & {
   properties?: Record<string, string>;
   removeProperties?: string[];
+  /** the runtime configuration (images/config-edit.ts), checked already */
+  config?: ConfigPatch;
 };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -553,6 +556,8 @@ export class ImageService {
     for (const [k, v] of Object.entries(patch.properties ?? {})) checkProperty(k, v);
     if (patch.visibility === 'public' && !caller.isAdmin)
       throw new NovaboxError('permission', 'only an administrator may publish public images');
+    if (patch.config && isDataImage(img))
+      throw new BadRequest(`image "${img.name}" holds data, not a root filesystem: it has no command or environment to set`);
     return this.store.tx(() => {
       const cur = this.repo.get(img.id)!;
       const props = { ...cur.properties, ...(patch.properties ?? {}) };
@@ -560,8 +565,11 @@ export class ImageService {
         if (!(k in props)) throw new NotFound(`image "${cur.name}" has no property "${k}"`);
         delete props[k];
       }
-      const { removeProperties: _r, ...rest } = patch;
-      const updated = this.repo.update(img.id, { ...rest, properties: props });
+      const { removeProperties: _r, config: configPatch, ...rest } = patch;
+      const config = configPatch ? applyConfigPatch(cur.config, configPatch) : undefined;
+      const updated = this.repo.update(img.id, { ...rest, properties: props, ...(config ? { config } : {}) });
+      if (config && cur.status === 'active')
+        republishConfig({ id: cur.id, name: updated.name, layers: updated.layers, config, created: updated.createdAt });
       if (patch.name !== undefined && patch.name !== cur.name && cur.status === 'active' && !isDataImage(cur)) {
         removeImageRef(cur.name, cur.id);
         this.republish(cur.name);
@@ -873,7 +881,8 @@ export function ociDocuments(
       os: 'linux',
       config: {
         ...(c.env.length ? { Env: c.env } : {}),
-        ...(c.cmd.length ? { Cmd: c.cmd } : {}),
+        ...(c.entrypoint?.length ? { Entrypoint: c.entrypoint } : {}),
+        ...(c.cmd.length > (c.entrypoint?.length ?? 0) ? { Cmd: c.cmd.slice(c.entrypoint?.length ?? 0) } : {}),
         WorkingDir: c.workingDir || '/',
         ...(c.user ? { User: c.user } : {}),
         ...(c.stopSignal ? { StopSignal: c.stopSignal } : {}),
@@ -913,3 +922,4 @@ export function ociDocuments(
 }
 
 export { MEDIA_TAR_GZIP, MEDIA_TAR_ZSTD };
+export { checkConfigFlags, isEmptyPatch, type ConfigFlags, type ConfigPatch } from './config-edit.js';

@@ -127,3 +127,11 @@ export function republishName(name: string, image: Image | undefined): void {
   if (image) writeJson(nameFile(name), image);
   else rmSync(nameFile(name), { force: true });
 }
+
+/** A published image whose config changed: its id file, and its name file if the name points at it. */
+export function republishConfig(image: Image & { id: string }): void {
+  checkImageName(image.name);
+  writeJson(idFile(image.id), image);
+  const cur = readJson(nameFile(image.name));
+  if (cur && (cur.id === undefined || cur.id === image.id)) writeJson(nameFile(image.name), image);
+}

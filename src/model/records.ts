@@ -128,7 +128,10 @@ export interface Role {
 }
 
 export interface ImageConfig {
+  /** the default command: the OCI Entrypoint followed by Cmd */
   cmd: string[];
+  /** the OCI Entrypoint: `run IMAGE ARGS` runs it with ARGS (cmd's other words are replaced) */
+  entrypoint?: string[];
   env: string[];
   workingDir: string;
   user: string;

@@ -157,7 +157,7 @@ export function prepare(
   const id = req.id ?? newId();
   const name = req.name ?? `nb-${id.slice(0, 12)}`;
   const hostname = req.hostname ?? id.slice(0, 12);
-  const command = req.command.length ? req.command : image.config.cmd;
+  const command = req.command.length ? [...(image.config.entrypoint ?? []), ...req.command] : image.config.cmd;
   if (!command.length) throw new BadRequest(`image "${image.name}" has no default command: give one`);
 
   const user = resolveUser(req.user ?? image.config.user ?? '', image.layerDirs);

@@ -87,4 +87,44 @@ export class ActionRepo {
     ).all(a.id);
     return { ...a, events };
   }
+
+  /** The newest action id and event id (a follower starts after them). */
+  cursor(): { actionId: number; eventId: number } {
+    const r = this.sql<{ a: number | null; e: number | null }>(
+      'SELECT (SELECT MAX(id) FROM instance_actions) AS a, (SELECT MAX(id) FROM instance_action_events) AS e',
+    ).get();
+    return { actionId: r?.a ?? 0, eventId: r?.e ?? 0 };
+  }
+
+  /** Actions of every server after `actionId`, oldest first, with the server's name (`event list`). */
+  since(actionId: number, projectId?: string, limit = 1000): (InstanceAction & { serverName: string | null })[] {
+    return this.sql<InstanceAction & { serverName: string | null }>(
+      `SELECT a.id, a.server_id AS serverId, a.request_id AS requestId, a.action, a.user_id AS userId,
+         a.project_id AS projectId, a.start_time AS startTime, a.message, s.name AS serverName
+       FROM instance_actions a LEFT JOIN servers s ON s.id = a.server_id
+       WHERE a.id > ? AND (? IS NULL OR a.project_id = ?) ORDER BY a.id LIMIT ?`,
+    ).all(actionId, projectId ?? null, projectId ?? null, limit);
+  }
+
+  /** Events finished among `ids` or started after `afterId`, with their action's id. */
+  eventsSince(afterId: number, ids: number[]): (ActionEvent & { id: number; actionId: number })[] {
+    const cols = `id, action_id AS actionId, event, start_time AS startTime, finish_time AS finishTime, result, traceback`;
+    const newer = this.sql<ActionEvent & { id: number; actionId: number }>(
+      `SELECT ${cols} FROM instance_action_events WHERE id > ? ORDER BY id`,
+    ).all(afterId);
+    if (!ids.length) return newer;
+    const pending = this.sql<ActionEvent & { id: number; actionId: number }>(
+      `SELECT ${cols} FROM instance_action_events WHERE id IN (SELECT value FROM json_each(?)) AND finish_time IS NOT NULL ORDER BY id`,
+    ).all(JSON.stringify(ids));
+    return [...pending, ...newer];
+  }
+
+  /** One action by its row id, with the server's name. */
+  byId(id: number): (InstanceAction & { serverName: string | null }) | undefined {
+    return this.sql<InstanceAction & { serverName: string | null }>(
+      `SELECT a.id, a.server_id AS serverId, a.request_id AS requestId, a.action, a.user_id AS userId,
+         a.project_id AS projectId, a.start_time AS startTime, a.message, s.name AS serverName
+       FROM instance_actions a LEFT JOIN servers s ON s.id = a.server_id WHERE a.id = ?`,
+    ).get(id);
+  }
 }

@@ -150,6 +150,49 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
     return { tenant_usage: list.length ? usageOf(projectId, start, end, list, true) : {} };
   });
 
+  // ---- os-server-diagnostics (2.48's standard form): live figures of a running server
+  app.get('/v2.1/servers/:id/diagnostics', async (req: Req) => {
+    const c = caller(req);
+    requireAdmin(c, 'os_compute_api:os-server-diagnostics');
+    const s = compute.find(req.params.id!, c);
+    const u = compute.usageOf(s);
+    if (!u) throw new ApiError(409, `Cannot 'get_diagnostics' instance ${s.id} while it is in vm_state ${s.vmState}`);
+    const f = compute.flavorOfSafe(s);
+    const nics = Object.values(compute.addresses(s)).flat();
+    return {
+      state: 'running',
+      driver: 'novabox',
+      hypervisor: 'container',
+      hypervisor_os: 'linux',
+      uptime: u.uptime_seconds ?? 0,
+      config_drive: false,
+      num_cpus: f?.vcpus ?? 1,
+      num_disks: 1,
+      num_nics: nics.length,
+      memory_details: {
+        maximum: u.memory_limit_bytes === null ? (f?.ramMiB ?? 0) : Math.round(u.memory_limit_bytes / 2 ** 20),
+        used: Math.round((u.memory_bytes ?? 0) / 2 ** 20),
+      },
+      cpu_details: [{ id: 0, time: Math.round((u.cpu_seconds ?? 0) * 1e9), utilisation: null }],
+      disk_details: [
+        { read_bytes: u.block_read_bytes, read_requests: null, write_bytes: u.block_write_bytes, write_requests: null, errors_count: null },
+      ],
+      nic_details: nics.map((n) => ({
+        mac_address: n['OS-EXT-IPS-MAC:mac_addr'],
+        rx_octets: u.net_rx_bytes,
+        tx_octets: u.net_tx_bytes,
+        rx_drop: null,
+        rx_errors: null,
+        rx_packets: null,
+        rx_rate: null,
+        tx_drop: null,
+        tx_errors: null,
+        tx_packets: null,
+        tx_rate: null,
+      })),
+    };
+  });
+
   app.get('/v2.1/os-aggregates', async (req: Req) => (caller(req), { aggregates: [] }));
   app.get('/v2.1/os-migrations', async (req: Req) => {
     requireAdmin(caller(req), 'os_compute_api:os-migrations:index');

@@ -4,13 +4,14 @@ import { pipeline } from 'node:stream/promises';
 import { BadRequest } from '../../errors.js';
 import type { CliContext } from '../context.js';
 import { OUTPUT_FORMATS, addOutputOptions, formatList, formatShow, outputOptionsFrom, type OutputFormat } from '../output.js';
-import type { ImageRecord } from '../../images/service.js';
+import type { ConfigFlags, ImageRecord } from '../../images/service.js';
 import { collect, keyValues, positiveInt } from './server/common.js';
 
 /** Glance's field names, as `openstack image show` prints them. */
 export function imageShow(i: ImageRecord): Record<string, unknown> {
   return {
     checksum: i.checksum,
+    config: configView(i.config),
     container_format: i.containerFormat,
     created_at: `${i.createdAt.slice(0, 19)}Z`,
     disk_format: i.diskFormat,
@@ -31,6 +32,54 @@ export function imageShow(i: ImageRecord): Record<string, unknown> {
     updated_at: `${i.updatedAt.slice(0, 19)}Z`,
     virtual_size: i.virtualSize,
     visibility: i.visibility,
+  };
+}
+
+/** The runtime configuration as `image show` prints it (the names `image set` takes). */
+function configView(c: ImageRecord['config']): Record<string, unknown> {
+  return {
+    command: c.serverCmd ?? null,
+    entrypoint: c.entrypoint ?? null,
+    cmd: c.cmd.slice(c.entrypoint?.length ?? 0),
+    env: c.env,
+    workdir: c.workingDir || '/',
+    user: c.user || null,
+    stop_signal: c.stopSignal ?? null,
+  };
+}
+
+const CONFIG_HELP = `
+Runtime configuration (--command, --entrypoint, --cmd, --env, --workdir, --user,
+--stop-signal; shown by "image show" as config): --command is the server command, what
+"server create" runs under novabox-init (stored as the OCI label io.novabox.server-cmd;
+"" = none: the init idles, as a system container). --entrypoint and --cmd are the OCI
+Entrypoint and Cmd that "run" uses: "run IMAGE ARGS" runs the entrypoint with ARGS; a new
+entrypoint clears the Cmd unless --cmd is given. A command is a JSON array
+('["nginx", "-g", "daemon off;"]') or a string run by /bin/sh -c. --env NAME=VALUE is
+repeatable and replaces NAME. --stop-signal is what "server stop" sends first (SIGTERM,
+TERM or a number). Servers use the new configuration from their next start.`;
+
+/** The runtime configuration flags of `image set` and `image create`. */
+function configOptions(cmd: Command): Command {
+  return cmd
+    .option('--command <cmd>', "the server command: JSON array or a /bin/sh -c string ('' for none)")
+    .option('--entrypoint <cmd>', "the OCI entrypoint: JSON array or a /bin/sh -c string ('' for none)")
+    .option('--cmd <cmd>', 'the OCI Cmd (default arguments of the entrypoint, or the default command)')
+    .option('--env <NAME=VALUE>', 'environment variable (repeatable)', collect, [])
+    .option('--workdir <dir>', 'working directory (absolute)')
+    .option('--user <user[:group]>', 'user and group, names or ids')
+    .option('--stop-signal <signal>', 'signal "server stop" sends first');
+}
+
+function configFlags(o: Record<string, unknown>): ConfigFlags {
+  return {
+    command: o.command as string | undefined,
+    entrypoint: o.entrypoint as string | undefined,
+    cmd: o.cmd as string | undefined,
+    env: o.env as string[],
+    workdir: o.workdir as string | undefined,
+    user: o.user as string | undefined,
+    stopSignal: o.stopSignal as string | undefined,
   };
 }
 
@@ -77,9 +126,14 @@ export function register(program: Command, ctx: CliContext): void {
     .description('images: content-addressed layers, Glance-style records (openstack image ... grammar)');
   const service = async () => {
     const c = await ctx.compute();
-    const { ImageService } = await import('../../images/service.js');
+    const { ImageService, checkConfigFlags, isEmptyPatch } = await import('../../images/service.js');
     const s = new ImageService(c.store);
-    return { s, caller: s.localCaller(), compute: c };
+    /** the runtime configuration flags checked (one sentence for a bad one), undefined when none is given */
+    const configPatch = (f: ConfigFlags) => {
+      const p = checkConfigFlags(f);
+      return isEmptyPatch(p) ? undefined : p;
+    };
+    return { s, caller: s.localCaller(), compute: c, configPatch };
   };
 
   const list = image
@@ -144,10 +198,10 @@ export function register(program: Command, ctx: CliContext): void {
     .option('--protected', 'refuse deletion until unset')
     .option('--trusted', 'allow device nodes in the archive (they are refused otherwise)')
     .option('--container-format <f>', 'Glance container_format to record', 'bare')
-    .option('--disk-format <f>', 'Glance disk_format to record', 'raw')
-    .addHelpText(
-      'after',
-      `
+    .option('--disk-format <f>', 'Glance disk_format to record', 'raw');
+  configOptions(create).addHelpText(
+    'after',
+    `
 Archives are checked entry by entry before anything is written: absolute paths, '..',
 writes through a symlink, hard links out of the image and device nodes (without
 --trusted) are refused with the name of the entry. Modes, owners, xattrs and setuid bits
@@ -157,8 +211,10 @@ Examples:
   novabox image create --file rootfs.tar.zst myimg
   novabox image create --file alpine-oci/ --format oci alpine
   novabox image create --file saved.tar --format docker-archive app
-  novabox image create --file debian.tar.xz --format lxc debian`,
-    );
+  novabox image create --file debian.tar.xz --format lxc debian
+  novabox image create --file site.tar --command '["httpd", "-f"]' --workdir /srv site
+${CONFIG_HELP}`,
+  );
   create.action(async (name: string, o) => {
     const IMPORT = ['auto', 'tar', 'oci', 'docker-archive', 'lxc'];
     const formats = o.format as string[];
@@ -169,7 +225,8 @@ Examples:
       );
     const importFormat = formats.filter((f) => IMPORT.includes(f)).pop() ?? 'auto';
     const outputFormat = formats.filter((f) => !IMPORT.includes(f)).pop() ?? 'table';
-    const { s, caller } = await service();
+    const { s, caller, configPatch } = await service();
+    const config = configPatch(configFlags(o));
     const bar = progress(`importing ${name}`);
     try {
       const img = await s.importFile(
@@ -187,7 +244,8 @@ Examples:
         { format: importFormat as 'auto', trusted: Boolean(o.trusted), ref: o.ref, onProgress: bar },
       );
       bar.end();
-      ctx.stdout(formatShow(imageShow(img), outputOptionsFrom({ ...o, format: outputFormat })));
+      const shown = config ? s.update(img.id, { config }, caller) : img;
+      ctx.stdout(formatShow(imageShow(shown), outputOptionsFrom({ ...o, format: outputFormat })));
     } finally {
       bar.end();
     }
@@ -229,9 +287,9 @@ Examples:
       for (const r of refs) s.delete(r, caller);
     });
 
-  image
+  const set = image
     .command('set')
-    .description('change an image record')
+    .description('change an image record, or its runtime configuration (command, env, workdir, user, stop signal)')
     .argument('<image>', 'name or id')
     .option('--name <name>', 'new name')
     .option('--property <key=value>', 'property to set (repeatable)', collect, [])
@@ -240,9 +298,19 @@ Examples:
     .option('--protected', 'refuse deletion')
     .option('--unprotected', 'allow deletion')
     .option('--min-disk <GiB>', 'minimum disk', positiveInt('--min-disk'))
-    .option('--min-ram <MiB>', 'minimum RAM', positiveInt('--min-ram'))
+    .option('--min-ram <MiB>', 'minimum RAM', positiveInt('--min-ram'));
+  configOptions(set)
+    .addHelpText(
+      'after',
+      `${CONFIG_HELP}
+
+Examples:
+  novabox image set --command '["httpd", "-f", "-p", "80"]' --stop-signal SIGINT web
+  novabox image set --env LANG=C.UTF-8 --workdir /srv --user www-data web`,
+    )
     .action(async (ref: string, o) => {
-      const { s, caller } = await service();
+      const { s, caller, configPatch } = await service();
+      const config = configPatch(configFlags(o));
       const cur = s.show(ref, caller);
       s.update(
         ref,
@@ -254,6 +322,7 @@ Examples:
           tags: o.tag.length ? [...new Set([...cur.tags, ...o.tag])] : undefined,
           minDisk: o.minDisk,
           minRam: o.minRam,
+          config,
         },
         caller,
       );
@@ -265,9 +334,19 @@ Examples:
     .argument('<image>', 'name or id')
     .option('--property <key>', 'property to remove (repeatable)', collect, [])
     .option('--tag <tag>', 'tag to remove (repeatable)', collect, [])
+    .option('--env <NAME>', 'environment variable to remove (repeatable)', collect, [])
     .action(async (ref: string, o) => {
-      const { s, caller } = await service();
+      const { s, caller, configPatch } = await service();
+      const config = configPatch({ unsetEnv: o.env });
       const cur = s.show(ref, caller);
-      s.update(ref, { removeProperties: o.property, tags: o.tag.length ? cur.tags.filter((t) => !o.tag.includes(t)) : undefined }, caller);
+      s.update(
+        ref,
+        {
+          removeProperties: o.property,
+          tags: o.tag.length ? cur.tags.filter((t) => !o.tag.includes(t)) : undefined,
+          config,
+        },
+        caller,
+      );
     });
 }

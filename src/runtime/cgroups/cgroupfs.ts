@@ -274,3 +274,37 @@ export function checkCgroupPath(path: string): string[] {
   }
   return segments;
 }
+
+/** Limits at or above this are "no limit" (v1 reports PAGE_COUNTER_MAX pages as bytes). */
+const NO_LIMIT = 2 ** 62;
+
+/** memory.max / memory.limit_in_bytes: bytes, or null for none. */
+export function parseLimit(text: string | undefined): number | null {
+  if (text === undefined || text.trim() === 'max') return null;
+  const n = toNumber(text);
+  return n === undefined || n >= NO_LIMIT ? null : n;
+}
+
+/** v2 io.stat ("8:0 rbytes=1 wbytes=2 …" per device): the sums. */
+export function parseIoStat(text: string | undefined): { read: number; write: number } | null {
+  if (text === undefined) return null;
+  let read = 0;
+  let write = 0;
+  for (const m of text.matchAll(/\b([rw])bytes=(\d+)/g)) {
+    if (m[1] === 'r') read += Number(m[2]);
+    else write += Number(m[2]);
+  }
+  return { read, write };
+}
+
+/** v1 blkio.throttle.io_service_bytes ("8:0 Read 1", "8:0 Write 2", …, "Total 3"): the sums over devices. */
+export function parseBlkioBytes(text: string | undefined): { read: number; write: number } | null {
+  if (text === undefined) return null;
+  let read = 0;
+  let write = 0;
+  for (const m of text.matchAll(/^\S+ (Read|Write) (\d+)$/gm)) {
+    if (m[1] === 'Read') read += Number(m[2]);
+    else write += Number(m[2]);
+  }
+  return { read, write };
+}

@@ -43,6 +43,11 @@ export interface CgroupStats {
   cpuUsageUs: number;
   pidsCurrent: number;
   oomKills: number;
+  /** the memory limit; null when there is none */
+  memoryLimitBytes?: number | null;
+  /** bytes read from and written to block devices (v2 io.stat, v1 blkio throttle counters); null when not accounted */
+  ioReadBytes?: number | null;
+  ioWriteBytes?: number | null;
 }
 
 export interface ReclaimResult {

@@ -16,6 +16,8 @@ import {
   isSigkill,
   readCgroupFile,
   readKeyed,
+  parseBlkioBytes,
+  parseLimit,
   readOptional,
   readPids,
   removeTrees,
@@ -193,6 +195,11 @@ export class CgroupV1 implements CgroupHandle {
     const read = (controller: string, file: string) =>
       this.used[controller] ? readCgroupFile(join(this.dirOf(controller), file)) : undefined;
     const usageNs = read('cpuacct', 'cpuacct.usage');
+    const optional = (controller: string, file: string) =>
+      this.used[controller] ? readOptional(join(this.dirOf(controller), file)) : undefined;
+    const io = parseBlkioBytes(
+      optional('blkio', 'blkio.throttle.io_service_bytes_recursive') ?? optional('blkio', 'blkio.throttle.io_service_bytes'),
+    );
     return {
       memoryCurrentBytes: toNumber(read('memory', 'memory.usage_in_bytes')) ?? 0,
       memoryPeakBytes: toNumber(read('memory', 'memory.max_usage_in_bytes')) ?? null,
@@ -201,6 +208,9 @@ export class CgroupV1 implements CgroupHandle {
       pidsCurrent: toNumber(read('pids', 'pids.current')) ?? 0,
       // the oom_kill line exists since Linux 4.13
       oomKills: readKeyed(read('memory', 'memory.oom_control'), 'oom_kill') ?? 0,
+      memoryLimitBytes: parseLimit(read('memory', 'memory.limit_in_bytes')),
+      ioReadBytes: io?.read ?? null,
+      ioWriteBytes: io?.write ?? null,
     };
   }
 

@@ -17,6 +17,8 @@ import {
   isSigkill,
   readCgroupFile,
   readKeyed,
+  parseIoStat,
+  parseLimit,
   readOptional,
   readPids,
   removeTrees,
@@ -129,6 +131,7 @@ class CgroupV2 implements CgroupHandle {
   stats(): CgroupStats {
     const file = (name: string) => readOptional(join(this.dir, name));
     const peak = toNumber(file('memory.peak'));
+    const io = parseIoStat(file('io.stat'));
     return {
       memoryCurrentBytes: toNumber(file('memory.current')) ?? 0,
       memoryPeakBytes: peak ?? null,
@@ -136,6 +139,9 @@ class CgroupV2 implements CgroupHandle {
       cpuUsageUs: readKeyed(readCgroupFile(join(this.dir, 'cpu.stat')), 'usage_usec') ?? 0,
       pidsCurrent: toNumber(file('pids.current')) ?? 0,
       oomKills: readKeyed(file('memory.events'), 'oom_kill') ?? 0,
+      memoryLimitBytes: parseLimit(file('memory.max')),
+      ioReadBytes: io?.read ?? null,
+      ioWriteBytes: io?.write ?? null,
     };
   }
 

@@ -95,6 +95,7 @@ describe('OCI manifests', () => {
     });
     expect(cfg.config).toEqual({
       cmd: ['/init', '-v'],
+      entrypoint: ['/init'], // `run IMAGE ARGS` runs /init ARGS
       env: ['A=1'],
       workingDir: '/srv',
       user: '1000',

@@ -4,6 +4,9 @@ import { registerCreate } from './create.js';
 import { registerList } from './list.js';
 import { registerActions } from './actions.js';
 import { registerExec } from './exec.js';
+import { registerLogs } from './logs.js';
+import { registerCp } from './cp.js';
+import { registerStats } from './stats.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
 
@@ -33,13 +36,26 @@ export const SERVER_VERBS: Readonly<Record<string, Register>> = {
   delete: registerActions,
   _exited: registerActions,
   exec: registerExec,
+  logs: registerLogs,
+  cp: registerCp,
+  stats: registerStats,
   event: registerEvents,
   image: registerImage,
   backup: registerImage,
   rebuild: registerImage,
 };
 
-const ALL: Register[] = [registerCreate, registerList, registerActions, registerExec, registerEvents, registerImage];
+const ALL: Register[] = [
+  registerCreate,
+  registerList,
+  registerActions,
+  registerExec,
+  registerLogs,
+  registerCp,
+  registerStats,
+  registerEvents,
+  registerImage,
+];
 
 /** `argv` is the command line after `novabox`. */
 export function register(program: Command, ctx: CliContext, argv: string[] = []): void {

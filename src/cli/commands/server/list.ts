@@ -68,6 +68,7 @@ export function registerList(server: Command, ctx: CliContext): void {
           compute.facts(s.id)?.initPid ?? null,
           addressesField(compute.addresses(s), out.format),
           compute.idmapField(s),
+          compute.usageOf(s),
         ),
         out,
       ),

@@ -129,12 +129,17 @@ describe('CgroupV1Driver', () => {
     fs.write('cpu,cpuacct/c/cpuacct.usage', '123456789012345678\n');
     fs.write('pids/c/pids.current', '2\n');
     fs.write('memory/c/memory.oom_control', 'oom_kill_disable 0\nunder_oom 0\noom_kill 5\n');
+    fs.write('memory/c/memory.limit_in_bytes', '9223372036854771712\n');
+    fs.write('blkio/c/blkio.throttle.io_service_bytes', '8:0 Read 7\n8:0 Write 9\n8:0 Total 16\nTotal 16\n');
     expect(cg.stats()).toEqual({
       memoryCurrentBytes: 1000,
       memoryPeakBytes: 3000,
       cpuUsageUs: 123456789012345,
       pidsCurrent: 2,
       oomKills: 5,
+      memoryLimitBytes: null,
+      ioReadBytes: 7,
+      ioWriteBytes: 9,
     });
   });
 

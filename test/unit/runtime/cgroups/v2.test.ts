@@ -117,12 +117,17 @@ describe('CgroupV2Driver', () => {
     fs.write('c/cpu.stat', 'usage_usec 777\nuser_usec 700\nsystem_usec 77\n');
     fs.write('c/pids.current', '3\n');
     fs.write('c/memory.events', 'low 0\nhigh 0\nmax 4\noom 2\noom_kill 1\n');
+    fs.write('c/memory.max', '4096\n');
+    fs.write('c/io.stat', '8:0 rbytes=10 wbytes=20 rios=1 wios=1 dbytes=0 dios=0\n');
     expect(cg.stats()).toEqual({
       memoryCurrentBytes: 1000,
       memoryPeakBytes: 2000,
       cpuUsageUs: 777,
       pidsCurrent: 3,
       oomKills: 1,
+      memoryLimitBytes: 4096,
+      ioReadBytes: 10,
+      ioWriteBytes: 20,
     });
   });
 
