@@ -105,17 +105,21 @@ export function tempRoot(
   );
   const remove = () => {
     removeNetwork(net.bridge);
-    rmSync(root, { recursive: true, force: true });
-    // The per-root cgroup parent, in every hierarchy (only if empty: a leak stays visible).
-    for (const m of cgroupMounts()) {
-      try {
-        rmdirSync(join(m, cgroupParentFor(root)));
-      } catch {
-        /* absent, or not empty */
-      }
-    }
+    removeRoot(root);
   };
   return { root, remove, ...net };
+}
+
+/** A test root's directory and its cgroup parent, in every hierarchy (only if empty: a leak stays visible). */
+export function removeRoot(root: string): void {
+  rmSync(root, { recursive: true, force: true });
+  for (const m of cgroupMounts()) {
+    try {
+      rmdirSync(join(m, cgroupParentFor(root)));
+    } catch {
+      /* absent, or not empty */
+    }
+  }
 }
 
 function cgroupMounts(): string[] {

@@ -4,12 +4,12 @@
  * one sentence naming that root. NAT: on by default, `network set --no-nat|--nat`.
  * Nothing here sends a packet.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { census } from '../helpers/census.js';
-import { removeNetwork, runCli, tempRoot } from '../helpers/run-cli.js';
+import { removeNetwork, removeRoot, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -23,7 +23,15 @@ describe.skipIf(!isRoot)('network: one bridge, one owner (root)', () => {
   const bareRoot = (prefix: string) => {
     const root = mkdtempSync(join(process.env.NOVABOX_TEST_TMP ?? tmpdir(), prefix));
     writeFileSync(join(root, 'config.json'), '{ "network": { "nat": false } }\n');
-    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    cleanups.push(() => {
+      // the bridge this root chose (recorded in its config on first use), then the root
+      try {
+        removeNetwork(JSON.parse(readFileSync(join(root, 'config.json'), 'utf8')).network?.bridge);
+      } catch {
+        /* no config left */
+      }
+      removeRoot(root);
+    });
     return root;
   };
   const show = async (root: string) => JSON.parse((await runCli(['network', 'show', '-f', 'json'], { root })).stdout);
