@@ -79,7 +79,11 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
       properties: { role: 'web' },
     });
     expect(created.pid).toBeGreaterThan(1);
-    expect(readFileSync(`/proc/${created.pid}/comm`, 'utf8').trim()).toBe('novabox-init');
+    // execve of the sealed memfd names it "memfd:novabox-i" until novabox-init's first act
+    // (PR_SET_NAME); --wait returns once the execve succeeded, which may be before that
+    const comm = () => readFileSync(`/proc/${created.pid}/comm`, 'utf8').trim();
+    for (let i = 0; i < 200 && comm() !== 'novabox-init'; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(comm()).toBe('novabox-init');
     // Placed in its cgroup in every hierarchy novabox uses (v1: by the init itself, "0" to
     // tasks; cgroup2: cloned into it), seen from the host.
     const placedIn = readFileSync(`/proc/${created.pid}/cgroup`, 'utf8')
