@@ -182,6 +182,9 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
   const name = `hz-${randomBytes(3).toString('hex')}`;
   const snap = `${name}-snap`;
   let snapId = '';
+  /** set once the dashboard's deletes are confirmed: afterAll deletes what is left */
+  let serverGone = false;
+  let snapGone = false;
   const step = { n: 0 };
 
   const adminToken = () => tokenFor(serve.url, 'admin', password, 'admin');
@@ -270,9 +273,23 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
   afterAll(async () => {
     await browser?.quit();
     await stopChild(horizon?.proc);
+    if ((serverId && !serverGone) || (snapId && !snapGone)) {
+      // a step failed before the dashboard deleted them: delete the server and the snapshot
+      // through the API (a serve on the same root if the last step stopped it), so that no
+      // container outlives the test's root
+      if (serve.proc.exitCode !== null || serve.proc.signalCode !== null)
+        serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password });
+      const del = async (path: string) => {
+        await fetch(`${serve.url}${path}`, { method: 'DELETE', headers: { 'x-auth-token': await adminToken() } });
+        const end = Date.now() + 60_000;
+        while ((await api(path)).status !== 404 && Date.now() < end) await new Promise((r) => setTimeout(r, 250));
+      };
+      if (serverId && !serverGone) await del(`/compute/v2.1/servers/${serverId}`);
+      if (snapId && !snapGone) await del(`/image/v2/images/${snapId}`);
+    }
     await serve?.stop();
     removeRoot?.();
-  });
+  }, 180_000);
 
   it("logs in through novabox's Keystone v3 and shows the project's overview", async () => {
     await b({ op: 'open', url: `${horizon.url}/auth/login/` });
@@ -399,12 +416,14 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
   }, 240_000);
 
   it('deletes it: the table empties and the API answers 404', async () => {
+    await b({ op: 'open', url: `${horizon.url}/project/instances/` });
     await rowAction('delete', 'Delete Instance');
     await b({ op: 'wait_text', text: `Info: Scheduled deletion of Instance: ${name}` });
     await b({ op: 'wait_text', text: 'No items to display.', timeout: 60 });
     const text = await shot('instance-deleted');
     expect(text).toMatch(/Instance Name\s+Image Name[^\n]*\nNo items to display\./);
     expect((await api(`/compute/v2.1/servers/${serverId}`)).status).toBe(404);
+    serverGone = true;
   }, 90_000);
 
   it("deletes the snapshot from the Images page's Delete Image action: gone from the table and the API", async () => {
@@ -424,6 +443,7 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
     expect(errorsShown(text)).toEqual([]);
     expect((await api(`/image/v2/images/${snapId}`)).status).toBe(404);
     expect((await api(`/image/v2/images?name=${snap}`)).json.images).toEqual([]);
+    snapGone = true;
   }, 90_000);
 
   it("leaves nothing behind (Chromium, chromedriver, Horizon, servers), and Horizon's log shows no server error but the Neutron ones", async () => {
