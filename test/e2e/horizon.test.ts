@@ -5,10 +5,14 @@
  * headless Chromium through chromium-driver and python3-selenium (horizon/browser.py, one
  * command a line). Logs in through novabox's Keystone v3, sees the overview and the images,
  * launches busybox from the (Angular) Launch Instance workflow, sees it ACTIVE in the
- * Instances table, shuts it off, starts it, soft-reboots it and deletes it: a screenshot per
- * step into a temp directory (its path is printed), page content asserted at each step and
- * the server's state checked through the API too. Horizon's own log must show no server error
- * except the Neutron ones it makes without a network service (novabox has none: see below).
+ * Instances table, shuts it off, starts it, soft-reboots it, snapshots it (the row's Create
+ * Snapshot form; the snapshot goes Active on the Images page, with image_type=snapshot and
+ * instance_uuid in Glance), deletes it, and deletes the snapshot from the Images page's
+ * Delete Image action: a screenshot per step into a temp directory (its path is printed),
+ * page content asserted at each step and the server's and image's state checked through the
+ * API too. Horizon's own log must show no server error
+ * except the Neutron ones it makes without a network service (novabox has none: see below),
+ * and no 404 from an API it called.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -176,6 +180,11 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
   let serverId = '';
   const password = randomBytes(12).toString('hex');
   const name = `hz-${randomBytes(3).toString('hex')}`;
+  const snap = `${name}-snap`;
+  let snapId = '';
+  /** set once the dashboard's deletes are confirmed: afterAll deletes what is left */
+  let serverGone = false;
+  let snapGone = false;
   const step = { n: 0 };
 
   const adminToken = () => tokenFor(serve.url, 'admin', password, 'admin');
@@ -264,9 +273,23 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
   afterAll(async () => {
     await browser?.quit();
     await stopChild(horizon?.proc);
+    if ((serverId && !serverGone) || (snapId && !snapGone)) {
+      // a step failed before the dashboard deleted them: delete the server and the snapshot
+      // through the API (a serve on the same root if the last step stopped it), so that no
+      // container outlives the test's root
+      if (serve.proc.exitCode !== null || serve.proc.signalCode !== null)
+        serve = await startServe(root, { NOVABOX_ADMIN_PASSWORD: password });
+      const del = async (path: string) => {
+        await fetch(`${serve.url}${path}`, { method: 'DELETE', headers: { 'x-auth-token': await adminToken() } });
+        const end = Date.now() + 60_000;
+        while ((await api(path)).status !== 404 && Date.now() < end) await new Promise((r) => setTimeout(r, 250));
+      };
+      if (serverId && !serverGone) await del(`/compute/v2.1/servers/${serverId}`);
+      if (snapId && !snapGone) await del(`/image/v2/images/${snapId}`);
+    }
     await serve?.stop();
     removeRoot?.();
-  });
+  }, 180_000);
 
   it("logs in through novabox's Keystone v3 and shows the project's overview", async () => {
     await b({ op: 'open', url: `${horizon.url}/auth/login/` });
@@ -352,13 +375,75 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
     expect(actions).toEqual(expect.arrayContaining(['create', 'stop', 'start', 'reboot']));
   }, 120_000);
 
+  it("snapshots it from the row's Create Snapshot action: Horizon's message, Active on the Images page and in the API", async () => {
+    const t0 = Date.now();
+    await rowAction('snapshot', undefined);
+    await b({ op: 'fill', xpath: "//form[@id='create_snapshot_form']//input[@id='id_name']", value: snap });
+    let text = await shot('snapshot-form');
+    expect(text).toMatch(/Create Snapshot[\s\S]*Snapshot Name/);
+    await b({ op: 'click', xpath: "//form[@id='create_snapshot_form']//*[@type='submit']" });
+    await b({ op: 'wait_text', text: `Success: Snapshot "${snap}" created for instance "${name}"`, timeout: 60 });
+    expect((await b({ op: 'url' })).url).toMatch(new RegExp(`^${horizon.url}/project/images/?$`));
+    // the Angular Images table does not poll: reload until the snapshot's row says Active
+    const activeRow = `//tr[.//a[normalize-space()=${lit(snap)}]]/td[normalize-space()='Active']`;
+    const end = Date.now() + 120_000;
+    for (;;) {
+      await b({ op: 'wait_xpath', xpath: `//tr[.//a[normalize-space()=${lit(snap)}]]`, timeout: 30 });
+      if ((await browser.send({ op: 'wait_xpath', xpath: activeRow, timeout: 2 })).ok) break;
+      if (Date.now() > end) throw new Error(`snapshot ${snap} not Active on the Images page in 120 s`);
+      await b({ op: 'open', url: `${horizon.url}/project/images/` });
+    }
+    text = await shot('snapshot-images');
+    expect(text).toMatch(new RegExp(`${snap}\\s+Snapshot\\s+Active\\s+Private\\s+No\\s+RAW`));
+    expect(text).toMatch(/busybox\s+Image\s+Active\s+Public\s+No\s+RAW/);
+    expect(text).toContain('Displaying 2 items');
+    expect(errorsShown(text)).toEqual([]);
+    const images = (await api(`/image/v2/images?name=${snap}`)).json.images;
+    expect(images).toHaveLength(1);
+    snapId = images[0].id;
+    expect(images[0]).toMatchObject({ name: snap, status: 'active', image_type: 'snapshot', instance_uuid: serverId });
+    // the detail page, with the instance it was taken from
+    await b({ op: 'open', url: `${horizon.url}/ngdetails/OS::Glance::Image/${snapId}` });
+    await b({ op: 'wait_text', text: snapId });
+    text = await shot('snapshot-detail');
+    expect(text).toContain(snap);
+    expect(text).toMatch(/Status\s+Active/);
+    expect(errorsShown(text)).toEqual([]);
+    process.stdout.write(`horizon e2e: snapshot created and Active in ${Date.now() - t0} ms\n`);
+    await b({ op: 'open', url: `${horizon.url}/project/instances/` });
+    await rowStatus('Active');
+    expect(errorsShown(await shot('instance-after-snapshot'))).toEqual([]);
+  }, 240_000);
+
   it('deletes it: the table empties and the API answers 404', async () => {
+    await b({ op: 'open', url: `${horizon.url}/project/instances/` });
     await rowAction('delete', 'Delete Instance');
     await b({ op: 'wait_text', text: `Info: Scheduled deletion of Instance: ${name}` });
     await b({ op: 'wait_text', text: 'No items to display.', timeout: 60 });
     const text = await shot('instance-deleted');
     expect(text).toMatch(/Instance Name\s+Image Name[^\n]*\nNo items to display\./);
     expect((await api(`/compute/v2.1/servers/${serverId}`)).status).toBe(404);
+    serverGone = true;
+  }, 90_000);
+
+  it("deletes the snapshot from the Images page's Delete Image action: gone from the table and the API", async () => {
+    await b({ op: 'open', url: `${horizon.url}/project/images/` });
+    const snapRow = `//tr[.//a[normalize-space()=${lit(snap)}]]`;
+    await b({ op: 'click', xpath: `${snapRow}//*[contains(@class,'dropdown-toggle')]`, timeout: 30 });
+    await b({ op: 'click', xpath: `${snapRow}//a[normalize-space()='Delete Image']` });
+    await b({ op: 'wait_text', text: 'Confirm Delete Image' });
+    expect(await shot('snapshot-delete-confirm')).toContain(`You have selected "${snap}"`);
+    await b({ op: 'click', xpath: "//div[contains(@class,'modal-footer')]//button[normalize-space()='Delete Image']" });
+    await b({ op: 'wait_text', text: `Success: Deleted Image: ${snap}.`, timeout: 60 });
+    await b({ op: 'wait_text', text: 'Displaying 1 item', timeout: 30 });
+    const text = await shot('snapshot-deleted');
+    // only the toast still names it
+    expect(text.split('\n').filter((l) => l.includes(snap))).toEqual([`Success: Deleted Image: ${snap}.`]);
+    expect(text).toMatch(/busybox\s+Image\s+Active\s+Public\s+No\s+RAW/);
+    expect(errorsShown(text)).toEqual([]);
+    expect((await api(`/image/v2/images/${snapId}`)).status).toBe(404);
+    expect((await api(`/image/v2/images?name=${snap}`)).json.images).toEqual([]);
+    snapGone = true;
   }, 90_000);
 
   it("leaves nothing behind (Chromium, chromedriver, Horizon, servers), and Horizon's log shows no server error but the Neutron ones", async () => {
@@ -374,6 +459,13 @@ describe("issue 16: Horizon (Debian's openstack-dashboard) in headless Chromium 
       .filter((l) => /^Internal Server Error: /.test(l))
       .filter((l) => !/^Internal Server Error: \/api\/network\//.test(l));
     expect(errors).toEqual([]);
+    // nor any API call novabox answered 404 (Django logs "Not Found: <path>" for each)
+    expect(
+      horizon
+        .out()
+        .split('\n')
+        .filter((l) => /^Not Found: /.test(l)),
+    ).toEqual([]);
     expect(await serve.stop('SIGTERM')).toBe(0);
     const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(strip(census(root))).toEqual(strip(before));

@@ -14,7 +14,7 @@ import { ApiError } from '../faults.js';
 import { baseUrl, callerOf, type ApiDeps } from '../request.js';
 import { bool, int, isObject, isUuid, str, type Json } from '../validate.js';
 import type { CreateImageRequest, GlanceImage, ImagePatch } from './catalog.js';
-import { glanceImage, imageSchema, imageVersions, CORE_KEYS } from './views.js';
+import { glanceImage, imageSchema, imageVersions, metadefsSchema, CORE_KEYS } from './views.js';
 import { quote } from '../../util/text.js';
 
 type Req = FastifyRequest<{ Params: Record<string, string>; Querystring: Record<string, string | undefined> }>;
@@ -222,6 +222,12 @@ export function registerImage(app: FastifyInstance, deps: ApiDeps): void {
       first: '/v2/metadefs/namespaces',
       schema: '/v2/schemas/metadefs/namespaces',
     };
+  });
+  app.get('/v2/schemas/metadefs/:name', async (req: Req) => {
+    const name = req.params.name!;
+    const schema = metadefsSchema(name);
+    if (!schema) throw new NotFound(`No schema metadefs/${name}.`);
+    return schema;
   });
   app.get('/v2/metadefs/resource_types', async (req: Req) => {
     callerOf(req, deps);

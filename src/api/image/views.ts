@@ -106,3 +106,67 @@ export function imageSchema() {
     ],
   };
 }
+
+/**
+ * Glance's metadata-definition schemas, trimmed to their fields: glanceclient fetches
+ * `/v2/schemas/metadefs/<name>` to build its model before any metadefs listing (Horizon's
+ * Images page and Update Metadata list the namespaces), so without them the list fails.
+ */
+export function metadefsSchema(name: string): Record<string, unknown> | undefined {
+  const str = { type: 'string' };
+  const time = { type: 'string', format: 'date-time' };
+  const resourceType = {
+    name: 'resource_type_association',
+    properties: {
+      name: { ...str, maxLength: 80 },
+      prefix: { ...str, maxLength: 80 },
+      properties_target: { ...str, maxLength: 80 },
+      created_at: time,
+      updated_at: time,
+    },
+    required: ['name'],
+    additionalProperties: false,
+  };
+  const namespace = {
+    name: 'namespace',
+    properties: {
+      namespace: { ...str, maxLength: 80 },
+      display_name: { ...str, maxLength: 80 },
+      description: { ...str, maxLength: 500 },
+      visibility: { ...str, enum: ['public', 'private'] },
+      protected: { type: 'boolean' },
+      owner: { ...str, maxLength: 255 },
+      created_at: time,
+      updated_at: time,
+      schema: { ...str, readOnly: true },
+      self: { ...str, readOnly: true },
+      resource_type_associations: { type: 'array', items: resourceType.properties },
+      properties: { type: 'object' },
+      objects: { type: 'array' },
+      tags: { type: 'array' },
+    },
+    required: ['namespace'],
+    additionalProperties: false,
+  };
+  const list = (of: string, items: Record<string, unknown>) => ({
+    name: `${of}s`,
+    properties: {
+      [`${of}s`]: { type: 'array', items },
+      first: str,
+      next: str,
+      schema: str,
+    },
+    links: [
+      { rel: 'first', href: '{first}' },
+      { rel: 'next', href: '{next}' },
+      { rel: 'describedby', href: '{schema}' },
+    ],
+  });
+  const schemas: Record<string, Record<string, unknown>> = {
+    namespace,
+    namespaces: list('namespace', namespace),
+    resource_type: { ...resourceType, name: 'resource_type' },
+    resource_types: { name: 'resource_types', properties: { resource_types: { type: 'array', items: resourceType } } },
+  };
+  return Object.hasOwn(schemas, name) ? schemas[name] : undefined;
+}

@@ -132,6 +132,27 @@ describe('Glance v2 (in process)', () => {
     expect((await req('GET', '/image/v2/metadefs/namespaces')).status).toBe(401);
   });
 
+  it("serves the metadefs schemas glanceclient builds its model from before listing (Horizon's Images page)", async () => {
+    const { req } = api();
+    const ns = await req('GET', '/image/v2/schemas/metadefs/namespace');
+    expect(ns.status).toBe(200);
+    expect(ns.json).toMatchObject({ name: 'namespace', required: ['namespace'], additionalProperties: false });
+    expect(ns.json.properties.visibility.enum).toEqual(['public', 'private']);
+    expect(ns.json.properties.resource_type_associations.type).toBe('array');
+    const list = await req('GET', '/image/v2/schemas/metadefs/namespaces');
+    expect(list.json.name).toBe('namespaces');
+    expect(list.json.properties.namespaces.items).toEqual(ns.json);
+    expect((await req('GET', '/image/v2/schemas/metadefs/resource_type')).json).toMatchObject({
+      name: 'resource_type',
+      required: ['name'],
+    });
+    expect((await req('GET', '/image/v2/schemas/metadefs/resource_types')).json.name).toBe('resource_types');
+    for (const bad of ['property', 'toString', '__proto__']) {
+      const r = await req('GET', `/image/v2/schemas/metadefs/${bad}`, { headers: { accept: 'application/json' } });
+      expect(r.status).toBe(404);
+    }
+  });
+
   it("answers a fault as Glance's webob does: JSON to a client that asks for it, else the HTML page glanceclient parses", async () => {
     const { req, token } = api();
     const t = await token();
