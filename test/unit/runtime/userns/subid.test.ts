@@ -173,13 +173,12 @@ describe('adding root entry and leasing slots (temp files)', () => {
     expect(readdirSync(dir).sort()).toEqual(['group', 'passwd']);
   });
 
-  it.skipIf(process.getuid?.() === 0)('refuses a read-only directory (not as root)', () => {
-    chmodSync(dir, 0o555);
-    try {
-      expect(() => loadSubids(() => {}, paths())).toThrow(/EACCES/);
-    } finally {
-      chmodSync(dir, 0o755);
-    }
+  it('refuses a path whose parent is a file (ENOTDIR), whoever runs it, and leaves nothing', () => {
+    writeFileSync(join(dir, 'a-file'), '');
+    const p = { ...paths(), subgid: join(dir, 'a-file', 'subgid') };
+    expect(() => loadSubids((l) => notices.push(l), p)).toThrow(/^cannot read .*\/a-file\/subgid/);
+    expect(notices).toEqual([]);
+    expect(readdirSync(dir).sort()).toEqual(['a-file', 'group', 'passwd']);
   });
 
   it('takes the lowest free slot, releases exactly its own lease, and gc frees only what it is told', () => {
