@@ -152,6 +152,15 @@ export function leaseOf(ownerId: string, dir = leaseDir()): IdmapLease | undefin
 
 /** Remove exactly this lease (not a newer one of the same slot); false if it was gone already. */
 export function releaseLease(l: IdmapLease, dir = leaseDir()): boolean {
+  // A container's lease we took, while we live: nothing else removes it (its gc frees only
+  // a dead taker's), so the readlink and the unlink need no marker: two syscalls on every
+  // `run --rm` exit. (A server's may be freed by another's gc once a minute old.)
+  if (l.kind === 'container' && l.pid === process.pid && l.pidStart === selfStart()) {
+    const cur = readLease(dir, l.slot);
+    if (!cur || cur.nonce !== l.nonce) return false;
+    unlinkSync(join(dir, String(l.slot)));
+    return true;
+  }
   const marker = join(dir, `.rm-${l.slot}-${l.nonce}`);
   let fd: number;
   try {
