@@ -695,7 +695,12 @@ NB_API int nb_layer_set_opaque(const char *dir) {
  */
 NB_API int nb_open_in_root(int root_fd, const char *path, int oflags) {
 	struct open_how how = { .flags = (uint64_t)(oflags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-	int fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+	int fd;
+	/* EAGAIN: a rename or mount on the host during a walk through "..": retry (bounded) */
+	for (int tries = 0;; tries++) {
+		fd = (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
+		if (fd >= 0 || errno != EAGAIN || tries >= 256) break;
+	}
 	return fd < 0 ? -errno : fd;
 }
 

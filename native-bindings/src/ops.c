@@ -117,8 +117,14 @@ static int resolve(struct ctx *c, const struct nb_op *op, const char *path, int 
 	if (root_fd(c) < 0)
 		return -1;
 	how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-	fd = (int)syscall(SYS_openat2, c->root_fd, path, &how, sizeof(how));
-	return fd;
+	/* EAGAIN: a rename or a mount anywhere on the host during a walk through ".." (an
+	 * image's ../run/hosts-real), and the kernel could not vouch the walk stayed inside:
+	 * openat2(2) says retry. Busy hosts (other containers starting) hit it; bounded. */
+	for (int tries = 0;; tries++) {
+		fd = (int)syscall(SYS_openat2, c->root_fd, path, &how, sizeof(how));
+		if (fd >= 0 || errno != EAGAIN || tries >= 256)
+			return fd;
+	}
 }
 
 /* name, if it is one plain component ("a", not "", ".", ".." or "a/b"). */
