@@ -2,9 +2,11 @@
  * The default seccomp filter (seccomp(2), classic BPF), in the spirit of Docker's and
  * Podman's default profiles but as a short denylist: system calls that reach kernel
  * state no container should touch, or that open a large attack surface, fail with
- * EPERM; everything else is allowed. Loaded by NB_OP_SECCOMP just before execve (after
- * no_new_privs, which an unprivileged seccomp load requires; we are still root then, but
- * the order also keeps the filter off our own ops).
+ * EPERM; everything else is allowed. Loaded by NB_OP_SECCOMP: with no_new_privs (a
+ * container whose root is the host's) just before execve, which keeps the filter off our
+ * own ops; without it (a container in its own user namespace) before setuid, while the
+ * init still holds CAP_SYS_ADMIN in its namespace, which a load without no_new_privs
+ * requires (runtime/plan planCredentials).
  *
  * - user namespaces (clone/clone3/unshare with CLONE_NEWUSER): a fresh user namespace
  *   hands out every capability over new namespaces of its own, the door to most
