@@ -14,7 +14,7 @@ import { cgroupDriver } from '../runtime/cgroups/index.js';
 import { detectCgroups } from '../runtime/cgroups/detect.js';
 import { parseCpus, parseMemory, cpusToQuota } from '../runtime/cgroups/limits.js';
 import { containerDirs, isContainerLive, newId, prepare, validateRequest, type RunRequest } from '../runtime/container.js';
-import { allocateIdmap, gcContainerLeases, releaseLease, usernsMode } from '../runtime/userns/index.js';
+import { allocateIdmap, gcContainerLeases, releaseLease, usernsMode, type IdmapLease } from '../runtime/userns/index.js';
 import { gcStale } from '../runtime/gc.js';
 import { runForeground } from '../runtime/run.js';
 import { trace } from '../util/trace.js';
@@ -78,11 +78,21 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   // The id range: its lease is the first thing of the container on disk, given back below
   // unless the container is kept (no --rm: its writable layer holds ids of the range).
   const id = newId();
-  const lease = userns === 'auto' && !o.dryRun ? allocateIdmap('container', id, (line) => ctx.stderr(`${line}\n`)) : undefined;
+  const seen: IdmapLease[] = []; // what the lease read, for the gc meanwhile
+  const lease = userns === 'auto' && !o.dryRun ? allocateIdmap('container', id, (line) => ctx.stderr(`${line}\n`), seen) : undefined;
   if (lease) trace('id range leased');
   testPause('idmap-leased'); // its lease taken, nothing else of the container made yet
   try {
-    return await runPrepared(o, ctx, { ...o, memoryBytes, cpuQuota, id, idmap: lease?.idmap }, image, layout, network, userns);
+    return await runPrepared(
+      o,
+      ctx,
+      { ...o, memoryBytes, cpuQuota, id, idmap: lease?.idmap },
+      image,
+      layout,
+      network,
+      userns,
+      lease ? seen : undefined,
+    );
   } finally {
     if (lease && !existsSync(containerDirs(id).dir)) releaseLease(lease);
   }
@@ -96,6 +106,7 @@ async function runPrepared(
   layout: ReturnType<typeof detectCgroups>,
   network: NetworkService | undefined,
   userns: string,
+  seenLeases: IdmapLease[] | undefined,
 ): Promise<number> {
   const prepared = prepare(req, image, layout);
   trace('planned');
@@ -126,7 +137,7 @@ async function runPrepared(
     gcStale(driver);
     // Leases of containers whose CLI died (gc above, or `ps`/`rm` before, cleaned the rest).
     network?.releaseGone('container', isContainerLive);
-    gcContainerLeases();
+    gcContainerLeases(seenLeases);
     trace('gc done');
   };
   if (network) {

@@ -9,8 +9,8 @@ export { usernsMode, readUsernsDefault } from './config.js';
 export { leaseDir, leaseOf, listLeases, releaseLease, releaseOwner, takerAlive, type IdmapLease } from './leases.js';
 
 /** A lease for a new owner, root's /etc/subuid and /etc/subgid entry added on first use. */
-export function allocateIdmap(kind: LeaseOwnerKind, ownerId: string, notice: (line: string) => void): IdmapLease {
-  return takeLease(kind, ownerId, loadSubids(notice));
+export function allocateIdmap(kind: LeaseOwnerKind, ownerId: string, notice: (line: string) => void, seen?: IdmapLease[]): IdmapLease {
+  return takeLease(kind, ownerId, loadSubids(notice), undefined, seen);
 }
 
 /**
@@ -19,6 +19,6 @@ export function allocateIdmap(kind: LeaseOwnerKind, ownerId: string, notice: (li
  * container (no --rm) keeps its range until `novabox rm`, as its writable layer holds
  * ids of that range.
  */
-export function gcContainerLeases(): IdmapLease[] {
-  return gcLeases(['container'], (l) => !takerAlive(l) && !existsSync(paths.container(l.ownerId)));
+export function gcContainerLeases(seen?: IdmapLease[]): IdmapLease[] {
+  return gcLeases(['container'], (l) => !takerAlive(l) && !existsSync(paths.container(l.ownerId)), undefined, seen);
 }

@@ -104,10 +104,12 @@ let counter = 0;
  * Take the lowest free slot for an owner. Loses a race for a slot to another process
  * without harm (EEXIST: the next one); throws the planner's sentence when none is left.
  */
-export function takeLease(kind: LeaseOwnerKind, ownerId: string, subid: SubidState, dir = leaseDir()): IdmapLease {
+export function takeLease(kind: LeaseOwnerKind, ownerId: string, subid: SubidState, dir = leaseDir(), seen?: IdmapLease[]): IdmapLease {
   const base = { kind, ownerId, pid: process.pid, pidStart: selfStart(), boot: bootId() };
   for (let round = 0; ; round++) {
     const { slots, leases } = listLeases(dir);
+    // the caller's gc may use what we read (`seen`): no second walk of the directory
+    if (seen) seen.splice(0, seen.length, ...leases);
     // a few candidates: losing the lowest to a concurrent CLI is the common race
     const free = freeSlots(
       subid,
@@ -216,18 +218,14 @@ export function takerAlive(l: IdmapLease): boolean {
  * Give back the leases `gone` says have no owner any more (the reconcile after a kill -9).
  * Only leases of `kinds` are judged: `run` cannot tell a live server from a dead one.
  */
-export function gcLeases(kinds: LeaseOwnerKind[], gone: (l: IdmapLease) => boolean, dir = leaseDir()): IdmapLease[] {
+/**
+ * `seen`: the leases a takeLease of this process just read, instead of a walk of its own
+ * (a lease taken since is a live taker's; one freed since fails releaseLease's nonce check).
+ */
+export function gcLeases(kinds: LeaseOwnerKind[], gone: (l: IdmapLease) => boolean, dir = leaseDir(), seen?: IdmapLease[]): IdmapLease[] {
   const freed: IdmapLease[] = [];
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch {
-    return freed;
-  }
-  for (const name of names) {
-    if (!/^\d+$/.test(name)) continue;
-    const l = readLease(dir, Number(name));
-    if (!l || !kinds.includes(l.kind) || !gone(l)) continue;
+  for (const l of seen ?? listLeases(dir).leases) {
+    if (!kinds.includes(l.kind) || !gone(l)) continue;
     if (releaseLease(l, dir)) freed.push(l);
   }
   return freed;
