@@ -597,16 +597,11 @@ static void *run_syncfs(void *arg) {
 
 /*
  * Pack src into tarfd (written from offset 0) and, if mirror is set, copy it there; the
- * tar's sha256 goes to digest[32]. Returns the tar's size, or -1 with err filled.
+ * tar's sha256 goes to digest[32]. Ids in [uid_base, uid_base + id_count) (and the gid
+ * range) go back to the container's own, 0.., as a snapshot of a container in its own user
+ * namespace needs; id_count 0 keeps them as they are. Returns the tar's size, or -1 with
+ * err filled.
  */
-NB_API int64_t nb_layer_pack_shifted(const char *src, int tarfd, const char *mirror, int do_syncfs, uint32_t uid_base, uint32_t gid_base,
-                                     uint32_t id_count, uint8_t *digest, char *err, uint32_t errlen);
-
-NB_API int64_t nb_layer_pack_hashed(const char *src, int tarfd, const char *mirror, int do_syncfs, uint8_t *digest, char *err, uint32_t errlen) {
-	return nb_layer_pack_shifted(src, tarfd, mirror, do_syncfs, 0, 0, 0, digest, err, errlen);
-}
-
-/* The same, with a container's id range shifted back to its own ids (count 0: none). */
 NB_API int64_t nb_layer_pack_shifted(const char *src, int tarfd, const char *mirror, int do_syncfs, uint32_t uid_base, uint32_t gid_base,
                                      uint32_t id_count, uint8_t *digest, char *err, uint32_t errlen) {
 	struct packer *pp = calloc(1, sizeof *pp);
