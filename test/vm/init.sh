@@ -112,6 +112,11 @@ for m in $(cat /lib/modules/"$(uname -r)"/novabox-vm.load 2>/dev/null); do
 done
 
 t modules
+# read-only disks handed in by run.sh --drive NAME=FILE, found by their serial
+mkdir -p /run/novabox-vm/drives
+for b in /sys/block/vd*; do
+  serial=$(cat "$b/serial" 2>/dev/null) && [ -n "$serial" ] && ln -s "/dev/${b##*/}" "/run/novabox-vm/drives/$serial"
+done
 unset NOVABOX_STAGE
 export HOME=/root TERM=dumb LANG=C.UTF-8 USER=root LOGNAME=root
 . /novabox-vm/env

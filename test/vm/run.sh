@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a command inside a throwaway QEMU VM with a pure cgroup v2 kernel.
 #
-#   test/vm/run.sh [--timeout SECONDS] [--mem MiB] [--smp N] -- COMMAND [ARGS...]
+#   test/vm/run.sh [--timeout SECONDS] [--mem MiB] [--smp N] [--drive NAME=FILE]... -- COMMAND [ARGS...]
 #   test/vm/run.sh --check [--vitest]   # self-test: cgroup2, node, overlay, namespaces, pivot_root, veth
 #
 # The command runs as root in /novabox (a fresh copy of the project tree, .git
@@ -16,7 +16,9 @@ MEM=${MEM:-${NOVABOX_VM_MEM:-2048}}
 SMP=${NOVABOX_VM_SMP:-2}
 WORK=${NOVABOX_VM_DIR:-/var/tmp/novabox-vm}
 CHECK=0
-BASE_VERSION=4   # bump when the layout of the base archive changes
+# files handed to the guest as read-only virtio disks: NAME=FILE, space-separated
+read -r -a DRIVES <<<"${NOVABOX_VM_DRIVES:-}"
+BASE_VERSION=5   # bump when the layout of the base archive changes
 
 die() { echo "vm: $*" >&2; exit 99; }
 usage() { sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2; }
@@ -31,6 +33,8 @@ while (($#)); do
     --smp=*) SMP=${1#*=}; shift ;;
     --check) CHECK=1; shift ;;
     --vitest) export NOVABOX_VM_CHECK_VITEST=1; shift ;;   # with --check: also run vitest once
+    --drive) DRIVES+=("${2:?}"); shift 2 ;;
+    --drive=*) DRIVES+=("${1#*=}"); shift ;;
     -h|--help) usage ;;
     --) shift; break ;;
     *) break ;;
@@ -42,6 +46,19 @@ if ((CHECK)); then
 fi
 (($#)) || usage
 [[ $TIMEOUT =~ ^[0-9]+$ && $MEM =~ ^[0-9]+$ && $SMP =~ ^[0-9]+$ ]] || die "--timeout, --mem and --smp take whole numbers"
+
+# --drive NAME=FILE: the guest finds FILE's bytes at /run/novabox-vm/drives/NAME (a block
+# device, read-only) and its size in bytes in NOVABOX_VM_DRIVE_<NAME>_SIZE (a block device
+# ends on a 512-byte boundary; the file need not)
+DRIVE_ARGS=()
+for d in "${DRIVES[@]}"; do
+  name=${d%%=*} file=${d#*=}
+  [[ $d == *=* && $name =~ ^[a-z][a-z0-9_]{0,19}$ ]] || die "--drive takes NAME=FILE, NAME in [a-z0-9_] (at most 20): $d"
+  [[ -f $file && -r $file ]] || die "--drive $name: $file is not a readable file"
+  DRIVE_ARGS+=(-drive "file=$(readlink -f "$file"),format=raw,if=none,id=drive_$name,readonly=on,cache=unsafe"
+    -device "virtio-blk-pci,drive=drive_$name,serial=$name")
+  export "NOVABOX_VM_DRIVE_${name^^}_SIZE=$(stat -L -c %s "$file")"
+done
 
 PROJECT_DIR=${PROJECT_DIR:-$(git -C "$HERE" rev-parse --show-toplevel 2>/dev/null || (cd "$HERE/../.." && pwd))}
 PROJECT_DIR=$(cd "$PROJECT_DIR" && pwd -P)
@@ -63,7 +80,7 @@ MODDIR=/lib/modules/$KVER
 [[ -r $MODDIR/modules.dep ]] || die "$MODDIR/modules.dep missing"
 
 # Modules loaded at boot, and further ones only shipped (modprobe-able in the guest).
-LOAD_MODULES=${NOVABOX_VM_MODULES:-overlay veth bridge}
+LOAD_MODULES=${NOVABOX_VM_MODULES:-overlay veth bridge virtio_pci virtio_blk}
 SHIP_MODULES="tun loop nf_tables nft_chain_nat nft_masq nft_ct nft_compat nft_fib_inet nf_nat nf_conntrack
   xt_MASQUERADE xt_conntrack xt_addrtype iptable_nat iptable_filter ip6table_nat ip6table_filter"
 
@@ -277,7 +294,7 @@ timeout --foreground -k 10 "$TIMEOUT" "$QEMU" \
   -M "$MACHINE" -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "$MEM" \
   -nodefaults -no-user-config -nographic -no-reboot -serial stdio -monitor none \
   -fw_cfg name=etc/sercon-port,string=0 \
-  -kernel "$KERNEL" -initrd "$RUN/initrd.cpio" \
+  -kernel "$KERNEL" -initrd "$RUN/initrd.cpio" "${DRIVE_ARGS[@]}" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1 oops=panic mitigations=off random.trust_cpu=on ${NOVABOX_VM_APPEND:-}" \
   </dev/null 2>&1 |
   while IFS= read -r line || [[ -n $line ]]; do
