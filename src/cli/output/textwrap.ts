@@ -25,6 +25,7 @@ function split(text: string): string[] {
 export function wrap(text: string, width: number): string[] {
   if (width <= 0) throw new RangeError(`invalid width ${width} (must be > 0)`);
   // _munge_whitespace: tabs expanded by the caller (PrettyTable's cells are), each whitespace character a space
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: Python's whitespace set is what it replaces
   const chunks = split(text.replace(/[\t\n\x0b\x0c\r]/g, ' ')).reverse();
   const lines: string[] = [];
   while (chunks.length) {
