@@ -18,6 +18,7 @@ import { register as registerImage } from './commands/image.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerAutostart } from './commands/autostart.js';
 import { register as registerEvent } from './commands/event.js';
+import { register as registerCompletion } from './commands/completion.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
 export { cacheable } from '../util/cache-hint.js';
@@ -42,6 +43,7 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext, argv: string[])
   serve: registerServe,
   autostart: registerAutostart,
   event: registerEvent,
+  completion: registerCompletion,
 };
 
 /**
@@ -64,7 +66,9 @@ export function buildProgram(ctx: CliContext, argv: string[] = []): Command {
     ctx.debug = Boolean(cmd.opts().debug);
   });
   const word = argv.find((a) => !a.startsWith('-'));
-  const only = word !== undefined && GROUPS[word] && !argv.includes('--help') && !argv.includes('-h') ? word : undefined;
+  // completion describes every group: it builds them all, as help does
+  const only =
+    word !== undefined && word !== 'completion' && GROUPS[word] && !argv.includes('--help') && !argv.includes('-h') ? word : undefined;
   for (const [name, register] of Object.entries(GROUPS)) if (!only || name === only) register(program, ctx, argv);
   program.addHelpText(
     'after',

@@ -23,6 +23,7 @@
  * This file holds the options and the two entry points; the formats live by concern in
  * output/: python.ts (values, str/repr, sorting, json, csv, shell), table.ts, yaml.ts.
  */
+import { isatty } from 'node:tty';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { BadRequest } from '../errors.js';
 import {
@@ -39,7 +40,7 @@ import {
   type PyValue,
   type QuoteMode,
 } from './output/python.js';
-import { prettyTable, type Align } from './output/table.js';
+import { fitWidths, prettyTable, type Align, type TableOptions } from './output/table.js';
 import { yamlDump } from './output/yaml.js';
 
 /** Plain text table, as the openstack client prints with -f table (but without borders). */
@@ -77,6 +78,12 @@ export interface OutputOptions {
   noIndent?: boolean;
   /** table --print-empty: an empty list prints its header instead of nothing */
   printEmpty?: boolean;
+  /** table --max-width (or CLIFF_MAX_TERM_WIDTH): wrap columns to fit this width; < 1: none */
+  maxWidth?: number;
+  /** table --fit-width (or CLIFF_FIT_WIDTH=1): wrap columns to fit the terminal's width */
+  fitWidth?: boolean;
+  /** the width to fit with fitWidth (tests); else the terminal's, when stdout is one */
+  termWidth?: number;
   /** list --sort-column, repeatable: first one has priority, unknown ones are ignored */
   sortColumns?: string[];
   /** list --sort-ascending (default) / --sort-descending */
@@ -102,11 +109,17 @@ export function addOutputOptions(cmd: Command, kind: 'show' | 'list'): Command {
     opts.push(new Option('--prefix <prefix>', 'add a prefix to all variable names').default(''));
   }
   opts.push(
-    new Option('--max-width <integer>', 'maximum display width, <1 to disable (accepted, not applied)').argParser((v: string) => {
+    new Option(
+      '--max-width <integer>',
+      'maximum display width, <1 to disable; the CLIFF_MAX_TERM_WIDTH environment variable too, the option takes precedence',
+    ).argParser((v: string) => {
       if (!/^-?\d+$/.test(v.trim())) throw new InvalidArgumentError(`invalid int value: '${v}'`);
       return Number.parseInt(v, 10);
     }),
-    new Option('--fit-width', 'fit the table to the display width (accepted, not applied)'),
+    new Option(
+      '--fit-width',
+      "fit the table to the terminal's width (the default when stdout is a terminal; CLIFF_FIT_WIDTH=0 turns the default off, =1 as the option)",
+    ),
     new Option('--print-empty', 'print empty table if there is no data to show'),
   );
   if (kind === 'list') {
@@ -141,9 +154,46 @@ export function outputOptionsFrom(opts: Record<string, unknown>): OutputOptions 
     printEmpty: Boolean(opts.printEmpty),
     sortColumns: strings(opts.sortColumn),
     sortDirection: opts.sortDescending ? 'desc' : 'asc',
+    ...tableWidth(opts),
   };
   if (opts.noTruncate !== undefined || opts.noTrunc !== undefined) out.noTruncate = Boolean(opts.noTruncate ?? opts.noTrunc);
   return out;
+}
+
+/**
+ * cliff's --max-width and --fit-width with their environment variables. One difference,
+ * made on purpose: fitting is on by default when stdout is a terminal (cliff needs
+ * CLIFF_FIT_WIDTH=1), so tables fit a narrow terminal; output to a pipe or file is never
+ * fitted unless --max-width says so, and is byte for byte openstackclient's.
+ */
+function tableWidth(opts: Record<string, unknown>): Pick<OutputOptions, 'maxWidth' | 'fitWidth'> {
+  const env = process.env;
+  const envMax = /^-?\d+$/.test(env.CLIFF_MAX_TERM_WIDTH ?? '') ? Number.parseInt(env.CLIFF_MAX_TERM_WIDTH!, 10) : 0;
+  const maxWidth = typeof opts.maxWidth === 'number' ? opts.maxWidth : envMax;
+  const envFit = env.CLIFF_FIT_WIDTH;
+  const fitWidth = Boolean(opts.fitWidth) || (envFit !== undefined && envFit !== '' ? envFit !== '0' : true);
+  return { maxWidth, fitWidth };
+}
+
+/** cliff's utils.terminal_width(stdout): the terminal's columns, undefined when stdout is not one. */
+function terminalWidth(): number | undefined {
+  // isatty(1) first: process.stdout (a stream, ~1 ms to set up) only for a terminal
+  if (!isatty(1)) return undefined;
+  const cols = process.stdout.columns;
+  return cols > 0 ? cols : undefined;
+}
+
+/** The width a table must fit, or undefined for none (cliff's _assign_max_widths, first lines). */
+function fitTo(opts: OutputOptions): number | undefined {
+  if ((opts.maxWidth ?? 0) > 0) return opts.maxWidth;
+  if (!opts.fitWidth) return undefined;
+  return opts.termWidth ?? terminalWidth();
+}
+
+function table(headers: string[], rows: PyValue[][], o: TableOptions, opts: OutputOptions, minWidth: number): string {
+  const width = fitTo(opts);
+  const maxWidths = width === undefined ? undefined : fitWidths(headers, rows, o, width, minWidth);
+  return prettyTable(headers, rows, maxWidths ? { ...o, maxWidths } : o);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -157,10 +207,12 @@ export function formatShow(record: Record<string, unknown>, opts: OutputOptions)
   switch (opts.format) {
     case 'table':
       return (
-        prettyTable(
+        table(
           ['Field', 'Value'],
           names.map((n, i) => [n, values[i]]),
           { align: ['l', 'l'], printEmpty: false },
+          opts,
+          16,
         ) + '\n'
       );
     case 'json':
@@ -193,7 +245,7 @@ export function formatList(columns: string[], rows: Record<string, unknown>[], o
   switch (opts.format) {
     case 'table': {
       const align: Align[] = names.map((_, i) => (data.length && isNumber(data[0][i]) ? 'r' : 'l'));
-      return prettyTable(names, data, { align, printEmpty: Boolean(opts.printEmpty) }) + '\n';
+      return table(names, data, { align, printEmpty: Boolean(opts.printEmpty) }, opts, 8) + '\n';
     }
     case 'json':
       return (

@@ -1,5 +1,6 @@
 /** PrettyTable as cliff configures it, for `-f table` (cli/output.ts). */
 import { type PyValue, humanReadable } from './python.js';
+import { fill } from './textwrap.js';
 
 // ---------------------------------------------------------------------------------------
 // Table (PrettyTable as cliff configures it: padding 1, frame border, top valign)
@@ -76,13 +77,39 @@ function justify(text: string, width: number, align: Align): string {
   return len % 2 ? ' '.repeat(half) + text + ' '.repeat(half + 1) : ' '.repeat(half + 1) + text + ' '.repeat(half);
 }
 
+/** The widest line of a cell. */
+function blockWidth(text: string): number {
+  return Math.max(...text.split('\n').map(displayWidth));
+}
+
+export interface TableOptions {
+  align: Align[];
+  printEmpty: boolean;
+  /** PrettyTable's max_width per column (cliff sets them to fit a width: fitWidths) */
+  maxWidths?: (number | undefined)[];
+}
+
 /** PrettyTable.get_string() without the trailing newline ('' for no rows unless printEmpty). */
-export function prettyTable(headers: string[], rows: PyValue[][], o: { align: Align[]; printEmpty: boolean }): string {
+export function prettyTable(headers: string[], rows: PyValue[][], o: TableOptions): string {
   if (rows.length === 0 && !o.printEmpty) return '';
-  const cells = rows.map((r) => r.map(cellText));
-  const widths = headers.map((h, i) => Math.max(displayWidth(h), ...cells.map((r) => Math.max(...r[i].split('\n').map(displayWidth)))));
+  let cells = rows.map((r) => r.map(cellText));
+  // _compute_widths: a column is as wide as its header, and its cells up to its max width
+  const widths = headers.map((h, i) =>
+    Math.max(displayWidth(h), ...cells.map((r) => Math.min(blockWidth(r[i]!), o.maxWidths?.[i] ?? Number.POSITIVE_INFINITY))),
+  );
+  // _stringify_row: each line of a cell wider than its column is wrapped (textwrap.fill)
+  if (o.maxWidths?.some((m) => m !== undefined)) {
+    cells = cells.map((r) =>
+      r.map((c, i) =>
+        c
+          .split('\n')
+          .map((l) => (displayWidth(l) > widths[i]! ? fill(l, widths[i]!) : l))
+          .join('\n'),
+      ),
+    );
+  }
   const hrule = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
-  const line = (parts: string[]) => '|' + parts.map((p, i) => ' ' + justify(p, widths[i], o.align[i] ?? 'l') + ' ').join('|') + '|';
+  const line = (parts: string[]) => '|' + parts.map((p, i) => ' ' + justify(p, widths[i]!, o.align[i] ?? 'l') + ' ').join('|') + '|';
   const lines = [hrule, headers.length ? line(headers) : '||', hrule];
   for (const r of cells) {
     const split = r.map((c) => c.split('\n'));
@@ -91,4 +118,43 @@ export function prettyTable(headers: string[], rows: PyValue[][], o: { align: Al
   }
   lines.push(hrule);
   return lines.join('\n');
+}
+
+/**
+ * cliff's TableFormatter._assign_max_widths: when the table is wider than `termWidth`,
+ * the columns wider than an equal share get max widths that split what the narrower ones
+ * leave, none below `minWidth` (8 for lists, 16 for show: a table overflows rather than
+ * wrap a column narrower than that). undefined: the table fits as it is.
+ */
+export function fitWidths(
+  headers: string[],
+  rows: PyValue[][],
+  o: TableOptions,
+  termWidth: number,
+  minWidth: number,
+): (number | undefined)[] | undefined {
+  const first = prettyTable(headers, rows, { ...o, maxWidths: undefined }).split('\n')[0];
+  if (first === undefined || first === '' || first.length <= termWidth) return undefined;
+  const widths = first
+    .split('+')
+    .slice(1, -1)
+    .map((seg) => Math.max(0, seg.length - 2));
+  const n = headers.length;
+  const usable = Math.max(0, termWidth - 1 - 3 * n);
+  const optimal = n === 0 ? 0 : Math.max(0, Math.floor(usable / n));
+  const shrink: number[] = [];
+  let remaining = usable;
+  widths.forEach((w, i) => {
+    if (w <= optimal) remaining -= w;
+    else shrink.push(i);
+  });
+  if (shrink.length === 0) return undefined;
+  const max: (number | undefined)[] = headers.map(() => undefined);
+  const shrinkTo = Math.floor(remaining / shrink.length);
+  for (const i of shrink.slice(0, -1)) {
+    max[i] = Math.max(minWidth, shrinkTo);
+    remaining -= shrinkTo;
+  }
+  max[shrink[shrink.length - 1]!] = Math.max(minWidth, remaining);
+  return max;
 }

@@ -628,8 +628,28 @@ describe('addOutputOptions / outputOptionsFrom', () => {
       printEmpty: false,
       sortColumns: [],
       sortDirection: 'asc',
+      maxWidth: 0,
+      fitWidth: true,
     });
     expect(parse('show', []).format).toBe('table');
+  });
+
+  it("cliff's environment: CLIFF_MAX_TERM_WIDTH, CLIFF_FIT_WIDTH=0 (the option takes precedence)", () => {
+    const saved = { max: process.env.CLIFF_MAX_TERM_WIDTH, fit: process.env.CLIFF_FIT_WIDTH };
+    try {
+      process.env.CLIFF_MAX_TERM_WIDTH = '70';
+      process.env.CLIFF_FIT_WIDTH = '0';
+      expect(parse('list', [])).toMatchObject({ maxWidth: 70, fitWidth: false });
+      expect(parse('list', ['--max-width', '90', '--fit-width'])).toMatchObject({ maxWidth: 90, fitWidth: true });
+    } finally {
+      for (const [k, v] of [
+        ['CLIFF_MAX_TERM_WIDTH', saved.max],
+        ['CLIFF_FIT_WIDTH', saved.fit],
+      ] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
   });
 
   it.each<['show' | 'list', string[], Partial<OutputOptions>]>([
@@ -639,7 +659,7 @@ describe('addOutputOptions / outputOptionsFrom', () => {
     ['list', ['-f', 'csv', '--quote', 'minimal'], { format: 'csv', quoteMode: 'minimal' }],
     ['list', ['--sort-column', 'a', '--sort-column', 'b', '--sort-descending'], { sortColumns: ['a', 'b'], sortDirection: 'desc' }],
     ['list', ['--sort-ascending'], { sortDirection: 'asc' }],
-    ['list', ['--print-empty', '--max-width', '80', '--fit-width'], { printEmpty: true }],
+    ['list', ['--print-empty', '--max-width', '80', '--fit-width'], { printEmpty: true, maxWidth: 80, fitWidth: true }],
   ])('%s %j', (kind, args, expected) => {
     expect(parse(kind, args)).toMatchObject(expected);
   });
