@@ -104,6 +104,8 @@ export interface ImportOptions {
   ref?: string;
   /** progress: bytes read so far, of total */
   onProgress?: (done: number, total: number) => void;
+  /** novabox_source to record (default: the format read, as `oci`) */
+  source?: string;
 }
 
 export type ImagePatch = Partial<
@@ -330,7 +332,7 @@ export class ImageService {
       else if (format === 'oci' || format === 'docker-archive') result = await this.importLayout(file, format, staging, opts, onBytes);
       else if (format === 'lxc') result = await this.importLxc(file, staging, Boolean(opts.trusted));
       else result = await this.importRootfsDir(file, staging);
-      return this.activate(img.id, result.layers, result.config, result.properties, format);
+      return this.activate(img.id, result.layers, result.config, result.properties, opts.source ?? format);
     } catch (err) {
       if (onFail === 'remove') this.store.tx(() => this.repo.remove(img.id));
       else if (onFail === 'kill') this.killIfSaving(img.id);

@@ -1,0 +1,122 @@
+/**
+ * `image pull`: an image from a registry (or an OCI layout, an archive) through skopeo
+ * into an OCI layout in a staging dir, then the ordinary importer (layers are
+ * content-addressed: one the store holds already is not unpacked again).
+ *
+ * Idempotent as `podman pull` is: the reference's manifest digest is asked first (one
+ * small request); when an image of the name holds that digest already, it is the answer
+ * and nothing is copied. A name that holds another image (the tag moved, or an image
+ * made otherwise) is refused with a sentence: the user deletes it or picks --name, and a
+ * server booted from the old image keeps it.
+ *
+ * Provenance: `novabox_source=pull`, `novabox_pull_ref` (the reference as given, the tag
+ * explicit) and `novabox_pull_digest` (the manifest's, or the index's for a multi-platform
+ * image: what `docker://HOST/REPO@DIGEST` pulls again). The copy is pinned to that digest,
+ * so a tag pushed meanwhile cannot make the record lie.
+ *
+ * Every way out removes the staging dir; an abort (the CLI's SIGINT) kills skopeo, or
+ * fails the import (its record goes with it), or deletes the image it just made.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { BadRequest, Conflict, NotFound } from '../errors.js';
+import { Staging } from '../images/layers.js';
+import type { ImageRecord } from '../images/records.js';
+import { defaultImageName, formatPullReference, parsePullReference, pinnedReference } from '../images/reference.js';
+import type { ImageCaller, ImageService } from '../images/service.js';
+import { copyToLayout, inspectRaw, writeAuthFile, type RegistryAuth } from '../images/skopeo.js';
+import { checkImageName } from '../images/store.js';
+import { quote } from '../util/text.js';
+
+export interface PullRequest {
+  /** `docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]`, `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]` */
+  reference: string;
+  /** the image's name (default: defaultImageName) */
+  name?: string;
+  creds?: string;
+  authfile?: string;
+  tlsVerify: boolean;
+}
+
+export interface PullIo {
+  /** aborts the pull: nothing of it is kept */
+  signal?: AbortSignal;
+  /** a terminal for skopeo's progress (else it runs quietly) */
+  progressFd?: number;
+  /** the import's progress */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface PullResult {
+  image: ImageRecord;
+  /** the manifest digest the reference named */
+  digest: string;
+  /** true when an image of the name held that digest already: nothing was copied */
+  upToDate: boolean;
+}
+
+const LIVE = ['queued', 'saving', 'active', 'deactivated'];
+const LAYOUT_REF = 'pulled';
+
+export async function pullImage(images: ImageService, caller: ImageCaller, req: PullRequest, io: PullIo = {}): Promise<PullResult> {
+  const ref = parsePullReference(req.reference);
+  const name = req.name ?? defaultImageName(ref);
+  checkImageName(name);
+  if (req.creds !== undefined && req.authfile !== undefined) throw new BadRequest('give --creds or --authfile, not both');
+  if (req.creds !== undefined && ref.transport !== 'docker')
+    throw new BadRequest(`--creds is for a registry (docker://), not ${ref.transport}:`);
+  if (req.creds !== undefined && !/^[^:]+:/.test(req.creds)) throw new BadRequest('invalid --creds: expected USER:PASSWORD');
+  if (req.authfile !== undefined && !existsSync(req.authfile)) throw new NotFound(`no such auth file: ${req.authfile}`);
+  const auth: RegistryAuth = { creds: req.creds, authfile: req.authfile, tlsVerify: req.tlsVerify };
+  const aborted = () => {
+    if (io.signal?.aborted) throw io.signal.reason;
+  };
+
+  const staging = new Staging('pull');
+  try {
+    let authFile = req.authfile;
+    if (req.creds !== undefined && ref.transport === 'docker') {
+      authFile = staging.path('auth.json');
+      writeAuthFile(authFile, ref.registry, req.creds);
+    }
+    const raw = await inspectRaw(ref, auth, authFile, { signal: io.signal });
+    const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+    aborted();
+
+    const named = images.list({ name }, caller).filter((i) => LIVE.includes(i.status));
+    const same = named.find((i) => i.status === 'active' && i.properties.novabox_pull_digest === digest);
+    if (same) return { image: same, digest, upToDate: true };
+    if (named.length) {
+      const old = named[0];
+      const from = old.properties.novabox_pull_digest
+        ? `it holds ${old.properties.novabox_pull_digest} of ${old.properties.novabox_pull_ref}, the reference now names ${digest}`
+        : `image ${old.id} was not pulled`;
+      throw new Conflict(`an image named ${quote(name)} exists already (${from}): delete it or pull with --name`);
+    }
+
+    const layout = staging.path('layout');
+    await copyToLayout(pinnedReference(ref, digest), layout, LAYOUT_REF, auth, authFile, { signal: io.signal, progressFd: io.progressFd });
+    aborted();
+    const image = await images.importFile(
+      layout,
+      { name, properties: { novabox_pull_ref: formatPullReference(ref), novabox_pull_digest: digest } },
+      caller,
+      {
+        format: 'oci',
+        ref: LAYOUT_REF,
+        source: 'pull',
+        onProgress: (done, total) => {
+          aborted(); // thrown into the import: it removes its record and staged layers
+          io.onProgress?.(done, total);
+        },
+      },
+    );
+    if (io.signal?.aborted) {
+      images.delete(image.id, caller);
+      throw io.signal.reason;
+    }
+    return { image, digest, upToDate: false };
+  } finally {
+    staging.remove();
+  }
+}
