@@ -42,7 +42,7 @@ export interface SkopeoRun {
   progressFd?: number;
 }
 
-function skopeo(args: string[], what: PullReference, opts: SkopeoRun): Promise<Buffer> {
+function skopeo(args: string[], what: PullReference, withCreds: boolean, opts: SkopeoRun): Promise<Buffer> {
   return new Promise((done, fail) => {
     const child = spawn('skopeo', args, {
       stdio: ['ignore', opts.progressFd ?? 'pipe', 'pipe'],
@@ -63,14 +63,16 @@ function skopeo(args: string[], what: PullReference, opts: SkopeoRun): Promise<B
     child.on('close', (code, signal) => {
       if (opts.signal?.aborted) return fail(opts.signal.reason);
       if (code === 0) return done(Buffer.concat(out));
-      fail(explainSkopeoError(err, what, signal ?? undefined));
+      fail(explainSkopeoError(err, what, { withCreds, signal: signal ?? undefined }));
     });
   });
 }
 
 /** The manifest (or index) the reference names, as the registry stores it: its sha256 is the digest. */
 export function inspectRaw(r: PullReference, auth: RegistryAuth, authFile: string | undefined, opts: SkopeoRun = {}): Promise<Buffer> {
-  return skopeo(['inspect', '--raw', ...authArgs(r, auth, authFile, ''), formatPullReference(r)], r, { signal: opts.signal });
+  return skopeo(['inspect', '--raw', ...authArgs(r, auth, authFile, ''), formatPullReference(r)], r, authFile !== undefined, {
+    signal: opts.signal,
+  });
 }
 
 /** Copy the image into an OCI layout at `dir`, named `refName` in its index (the host's platform of an index). */
@@ -83,14 +85,20 @@ export async function copyToLayout(
   opts: SkopeoRun = {},
 ): Promise<void> {
   const quiet = opts.progressFd === undefined ? ['--quiet'] : [];
-  await skopeo(['copy', ...quiet, ...authArgs(r, auth, authFile, 'src-'), formatPullReference(r), `oci:${dir}:${refName}`], r, opts);
+  await skopeo(
+    ['copy', ...quiet, ...authArgs(r, auth, authFile, 'src-'), formatPullReference(r), `oci:${dir}:${refName}`],
+    r,
+    authFile !== undefined,
+    opts,
+  );
 }
 
 /**
  * One sentence for skopeo's failure. Its message is `time=… level=fatal msg="…"`; the
  * causes are matched on the words of containers/image and distribution's error codes.
  */
-export function explainSkopeoError(stderr: string, r: PullReference, signal?: string): NovaboxError {
+export function explainSkopeoError(stderr: string, r: PullReference, how: { withCreds?: boolean; signal?: string } = {}): NovaboxError {
+  const { signal } = how;
   const what = formatPullReference(r);
   const where = r.transport === 'docker' ? `registry ${r.registry}` : what;
   const msg = lastMessage(stderr);
@@ -106,7 +114,9 @@ export function explainSkopeoError(stderr: string, r: PullReference, signal?: st
     return new BadRequest(`${where} has a certificate this host does not trust: pass --tls-verify=false for a local registry`);
   if (has(/unauthorized|authentication required|invalid username\/password/)) {
     return new BadRequest(
-      `${where} refused the credentials for ${what}${r.transport === 'docker' ? ' (unauthorized): check --creds or --authfile' : ''}`,
+      how.withCreds
+        ? `${where} refused the credentials for ${what}: check --creds or --authfile`
+        : `${where} requires credentials for ${what}: pass --creds USER:PASSWORD or --authfile FILE`,
     );
   }
   if (has(/denied/)) return new BadRequest(`${where} denies access to ${what}`);
