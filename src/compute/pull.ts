@@ -79,7 +79,8 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
       authFile = staging.path('auth.json');
       writeAuthFile(authFile, ref.registry, req.creds);
     }
-    const raw = await inspectRaw(ref, auth, authFile, { signal: io.signal });
+    const tmpDir = staging.newDir('tmp');
+    const raw = await inspectRaw(ref, auth, authFile, { signal: io.signal, tmpDir });
     const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
     aborted();
 
@@ -95,7 +96,11 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
     }
 
     const layout = staging.path('layout');
-    await copyToLayout(pinnedReference(ref, digest), layout, LAYOUT_REF, auth, authFile, { signal: io.signal, progressFd: io.progressFd });
+    await copyToLayout(pinnedReference(ref, digest), layout, LAYOUT_REF, auth, authFile, {
+      signal: io.signal,
+      progressFd: io.progressFd,
+      tmpDir,
+    });
     aborted();
     const image = await images.importFile(
       layout,

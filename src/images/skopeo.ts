@@ -40,6 +40,11 @@ export interface SkopeoRun {
   signal?: AbortSignal;
   /** skopeo's progress goes to this fd (a terminal); otherwise it runs --quiet */
   progressFd?: number;
+  /**
+   * skopeo's temporary files (an archive unpacked, a blob being written) go here, inside
+   * the caller's staging dir: a skopeo killed by an abort leaves nothing in /var/tmp
+   */
+  tmpDir?: string;
 }
 
 function skopeo(args: string[], what: PullReference, withCreds: boolean, opts: SkopeoRun): Promise<Buffer> {
@@ -48,6 +53,7 @@ function skopeo(args: string[], what: PullReference, withCreds: boolean, opts: S
       stdio: ['ignore', opts.progressFd ?? 'pipe', 'pipe'],
       signal: opts.signal,
       killSignal: 'SIGKILL',
+      env: opts.tmpDir ? { ...process.env, TMPDIR: opts.tmpDir } : process.env,
     });
     const out: Buffer[] = [];
     let err = '';
@@ -72,6 +78,7 @@ function skopeo(args: string[], what: PullReference, withCreds: boolean, opts: S
 export function inspectRaw(r: PullReference, auth: RegistryAuth, authFile: string | undefined, opts: SkopeoRun = {}): Promise<Buffer> {
   return skopeo(['inspect', '--raw', ...authArgs(r, auth, authFile, ''), formatPullReference(r)], r, authFile !== undefined, {
     signal: opts.signal,
+    tmpDir: opts.tmpDir,
   });
 }
 
