@@ -110,10 +110,8 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
         format: 'oci',
         ref: LAYOUT_REF,
         source: 'pull',
-        onProgress: (done, total) => {
-          aborted(); // thrown into the import: it removes its record and staged layers
-          io.onProgress?.(done, total);
-        },
+        onProgress: io.onProgress,
+        signal: io.signal, // an abort fails the import: it removes its record and staged layers
       },
     );
     if (io.signal?.aborted) {

@@ -106,6 +106,8 @@ export interface ImportOptions {
   onProgress?: (done: number, total: number) => void;
   /** novabox_source to record (default: the format read, as `oci`) */
   source?: string;
+  /** stops an OCI layout's import between and inside layers; nothing of it is kept */
+  signal?: AbortSignal;
 }
 
 export type ImagePatch = Partial<
@@ -332,6 +334,7 @@ export class ImageService {
       else if (format === 'oci' || format === 'docker-archive') result = await this.importLayout(file, format, staging, opts, onBytes);
       else if (format === 'lxc') result = await this.importLxc(file, staging, Boolean(opts.trusted));
       else result = await this.importRootfsDir(file, staging);
+      opts.signal?.throwIfAborted();
       return this.activate(img.id, result.layers, result.config, result.properties, opts.source ?? format);
     } catch (err) {
       if (onFail === 'remove') this.store.tx(() => this.repo.remove(img.id));
@@ -526,6 +529,7 @@ export class ImageService {
     const layers: Layered[] = [];
     for (let i = 0; i < layerFiles.length; i++) {
       const lf = layerFiles[i];
+      opts.signal?.throwIfAborted();
       const have = this.known(parsed.diffIds[i]);
       if (have) {
         layers.push(have);
@@ -539,6 +543,7 @@ export class ImageService {
         expectDiffId: parsed.diffIds[i],
         expectBlobDigest: lf.digest,
         onBytes,
+        signal: opts.signal,
       });
       layers.push({ ...x, dir });
     }

@@ -6,7 +6,7 @@
  * no staging dir, no image row, no layer, no skopeo process. Nothing but 127.0.0.1 is contacted.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, type ServerResponse, createServer, request } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
@@ -295,6 +295,31 @@ describe.skipIf(!isRoot)('novabox image pull (root, a real registry on 127.0.0.1
     const run = await nb(['run', '--rm', '--network', 'none', 'other', 'sh', '-c', 'echo $FLAVOUR']);
     expect(run.stdout).toBe('other\n');
     expect((await nb(['image', 'delete', 'other'])).exitCode).toBe(0);
+  });
+
+  it('keeps nothing when interrupted while the layers are unpacked (SIGINT)', async () => {
+    // a 64 MiB layer: SIGINT once the import's staging dir exists, mid-extraction (or, on a
+    // fast disk, after it: the image just made is deleted); either way nothing is kept
+    const fs = join(work, 'bigfs');
+    mkdirSync(join(fs, 'data'), { recursive: true });
+    writeFileSync(join(fs, 'data/blob'), randomBytes(64 << 20));
+    expect((await nb(['image', 'create', '--file', fs, 'big'], src.root)).exitCode).toBe(0);
+    const big = join(work, 'big.tar');
+    expect((await nb(['image', 'save', 'big', '--file', big], src.root)).exitCode).toBe(0);
+    rmSync(fs, { recursive: true });
+    const child = spawn(process.execPath, [BIN, 'image', 'pull', `oci-archive:${big}`], {
+      env: cliEnv(root),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((ok) => child.on('close', (code) => ok(code)));
+    while (!readdirSync(join(root, 'tmp')).some((d) => d.startsWith('import-'))) await new Promise((ok) => setTimeout(ok, 5));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/^novabox: image pull of .* interrupted by SIGINT: nothing was kept\n$/);
+    expect(await store()).toEqual(beforeStore);
+    rmSync(big);
   });
 
   it('keeps nothing when interrupted while skopeo copies (SIGINT)', async () => {
