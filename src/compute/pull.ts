@@ -7,7 +7,9 @@
  * small request); when an image of the name holds that digest already, it is the answer
  * and nothing is copied. A name that holds another image (the tag moved, or an image
  * made otherwise) is refused with a sentence: the user deletes it or picks --name, and a
- * server booted from the old image keeps it.
+ * server booted from the old image keeps it. The record is made before the copy (Glance's
+ * queued, saving, active), so two pulls of one name at once see each other: the one whose
+ * record is newer removes it and waits for the older one's outcome.
  *
  * Provenance: `novabox_source=pull`, `novabox_pull_ref` (the reference as given, the tag
  * explicit) and `novabox_pull_digest` (the manifest's, or the index's for a multi-platform
@@ -19,6 +21,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { Staging } from '../images/layers.js';
 import type { ImageRecord } from '../images/records.js';
@@ -26,6 +29,7 @@ import { defaultImageName, formatPullReference, parsePullReference, pinnedRefere
 import type { ImageCaller, ImageService } from '../images/service.js';
 import { copyToLayout, inspectRaw, writeAuthFile, type RegistryAuth } from '../images/skopeo.js';
 import { checkImageName } from '../images/store.js';
+import { isSameProcess } from '../runtime/proc.js';
 import { quote } from '../util/text.js';
 
 export interface PullRequest {
@@ -84,36 +88,45 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
     const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
     aborted();
 
-    const named = images.list({ name }, caller).filter((i) => LIVE.includes(i.status));
-    const same = named.find((i) => i.status === 'active' && i.properties.novabox_pull_digest === digest);
-    if (same) return { image: same, digest, upToDate: true };
-    if (named.length) {
-      const old = named[0];
-      const from = old.properties.novabox_pull_digest
-        ? `it holds ${old.properties.novabox_pull_digest} of ${old.properties.novabox_pull_ref}, the reference now names ${digest}`
-        : `image ${old.id} was not pulled`;
-      throw new Conflict(`an image named ${quote(name)} exists already (${from}): delete it or pull with --name`);
-    }
+    const live = () =>
+      images
+        .list({ name }, caller)
+        .filter((i) => LIVE.includes(i.status))
+        .sort(older);
+    const named = live();
+    const existing = named.find((i) => i.properties.novabox_pull_digest === digest) ?? named[0];
+    if (existing) return settle(images, existing, name, digest, io.signal);
 
-    const layout = staging.path('layout');
-    await copyToLayout(pinnedReference(ref, digest), layout, LAYOUT_REF, auth, authFile, {
-      signal: io.signal,
-      progressFd: io.progressFd,
-      tmpDir,
-    });
-    aborted();
-    const image = await images.importFile(
-      layout,
+    // the record first (queued, then saving, then active: `image list` shows the pull);
+    // a pull of the same name that made its record meanwhile is older or newer: the newer yields
+    const rec = images.beginImport(
       { name, properties: { novabox_pull_ref: formatPullReference(ref), novabox_pull_digest: digest } },
       caller,
-      {
-        format: 'oci',
-        ref: LAYOUT_REF,
-        source: 'pull',
-        onProgress: io.onProgress,
-        signal: io.signal, // an abort fails the import: it removes its record and staged layers
-      },
     );
+    const first = live()[0];
+    if (first && first.id !== rec.id) {
+      images.removeRecord(rec.id);
+      return settle(images, first, name, digest, io.signal);
+    }
+    const layout = staging.path('layout');
+    try {
+      await copyToLayout(pinnedReference(ref, digest), layout, LAYOUT_REF, auth, authFile, {
+        signal: io.signal,
+        progressFd: io.progressFd,
+        tmpDir,
+      });
+      aborted();
+    } catch (err) {
+      images.removeRecord(rec.id);
+      throw err;
+    }
+    const image = await images.importOwned(rec.id, layout, {
+      format: 'oci',
+      ref: LAYOUT_REF,
+      source: 'pull',
+      onProgress: io.onProgress,
+      signal: io.signal, // an abort fails the import: it removes its record and staged layers
+    });
     if (io.signal?.aborted) {
       images.delete(image.id, caller);
       throw io.signal.reason;
@@ -121,5 +134,30 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
     return { image, digest, upToDate: false };
   } finally {
     staging.remove();
+  }
+}
+
+/** Oldest first: of two pulls of one name, the one whose record came first goes on. */
+function older(a: ImageRecord, b: ImageRecord): number {
+  return a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+/**
+ * The name is taken: by this digest (the answer, once another pull of it is done), or by
+ * another image (refused).
+ */
+async function settle(images: ImageService, img: ImageRecord, name: string, digest: string, signal?: AbortSignal): Promise<PullResult> {
+  if (img.properties.novabox_pull_digest !== digest) {
+    const from = img.properties.novabox_pull_digest
+      ? `it holds ${img.properties.novabox_pull_digest} of ${img.properties.novabox_pull_ref}, the reference now names ${digest}`
+      : `image ${img.id} was not pulled`;
+    throw new Conflict(`an image named ${quote(name)} exists already (${from}): delete it or pull with --name`);
+  }
+  for (let cur: ImageRecord | undefined = img; ; cur = images.repo.get(img.id)) {
+    if (cur?.status === 'active') return { image: cur, digest, upToDate: true };
+    const owner = cur && cur.taskOwnerPid !== null && isSameProcess(cur.taskOwnerPid, cur.taskOwnerStart);
+    if (!cur || (cur.status !== 'queued' && cur.status !== 'saving') || !owner)
+      throw new Conflict(`another pull of ${quote(name)} failed meanwhile (image ${img.id}): pull again`);
+    await sleep(100, undefined, { signal });
   }
 }

@@ -249,9 +249,21 @@ export class ImageService {
   /** `image create --file`: record + data in one go; on failure nothing is left. */
   async importFile(file: string, req: CreateImageRequest, caller: ImageCaller, opts: ImportOptions = {}): Promise<ImageRecord> {
     if (!existsSync(file)) throw new NotFound(`no such file or directory: ${file}`);
+    const img = this.beginImport(req, caller);
+    return this.importInto(img, file, opts, 'remove');
+  }
+
+  /** A queued record owned by this process (`image pull` makes it before the copy); importOwned fills it. */
+  beginImport(req: CreateImageRequest, caller: ImageCaller): ImageRecord {
     const img = this.createRecord(req, caller);
-    this.repo.update(img.id, { taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 });
-    return this.importInto(this.repo.get(img.id)!, file, opts, 'remove');
+    return this.repo.update(img.id, { taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 });
+  }
+
+  /** The data of a record beginImport made; on failure the record is removed. */
+  async importOwned(id: string, file: string, opts: ImportOptions = {}): Promise<ImageRecord> {
+    const img = this.repo.get(id);
+    if (!img) throw new NotFound(`image ${id} not found`);
+    return this.importInto(img, file, opts, 'remove');
   }
 
   /**

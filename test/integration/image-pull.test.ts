@@ -283,6 +283,22 @@ describe.skipIf(!isRoot)('novabox image pull (root, a real registry on 127.0.0.1
     );
   });
 
+  it('makes one image of pulls of one name at once', async () => {
+    const pulls = await Promise.all(
+      [1, 2, 3].map(() =>
+        nb(['image', 'pull', '--tls-verify=false', '--name', 'concurrent', reg(open, 'test/other:1'), '-f', 'value', '-c', 'id']),
+      ),
+    );
+    for (const p of pulls) {
+      expect(p.stderr).toBe('');
+      expect(p.exitCode).toBe(0);
+    }
+    expect(new Set(pulls.map((p) => p.stdout)).size).toBe(1);
+    const rows = JSON.parse((await nb(['image', 'list', '--name', 'concurrent', '-f', 'json'])).stdout) as { Status: string }[];
+    expect(rows.map((r) => r.Status)).toEqual(['active']);
+    expect((await nb(['image', 'delete', 'concurrent'])).exitCode).toBe(0);
+  });
+
   it('pulls from a local OCI archive too', async () => {
     const r = await nb(['image', 'pull', `oci-archive:${join(work, 'other.tar')}`, '-f', 'json']);
     expect(r.stderr).toBe('');
