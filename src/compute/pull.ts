@@ -31,6 +31,7 @@ import { copyToLayout, inspectRaw, writeAuthFile, type RegistryAuth } from '../i
 import { checkImageName } from '../images/store.js';
 import { isSameProcess } from '../runtime/proc.js';
 import { quote } from '../util/text.js';
+import { trace } from '../util/trace.js';
 
 export interface PullRequest {
   /** `docker://HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]`, `oci:DIR[:REF]`, `oci-archive:FILE[:REF]`, `docker-archive:FILE[:REF]` */
@@ -86,6 +87,7 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
     const tmpDir = staging.newDir('tmp');
     const raw = await inspectRaw(ref, auth, authFile, { signal: io.signal, tmpDir });
     const digest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+    trace('pull: manifest digest');
     aborted();
 
     const live = () =>
@@ -116,6 +118,7 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
         tmpDir,
       });
       aborted();
+      trace('pull: copied');
     } catch (err) {
       images.removeRecord(rec.id);
       throw err;
