@@ -71,6 +71,7 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
   if (req.creds !== undefined && ref.transport !== 'docker')
     throw new BadRequest(`--creds is for a registry (docker://), not ${ref.transport}:`);
   if (req.creds !== undefined && !/^[^:]+:/.test(req.creds)) throw new BadRequest('invalid --creds: expected USER:PASSWORD');
+  if (ref.transport !== 'docker' && !existsSync(ref.path)) throw new NotFound(`no such file or directory: ${ref.path}`);
   if (req.authfile !== undefined && !existsSync(req.authfile)) throw new NotFound(`no such auth file: ${req.authfile}`);
   const auth: RegistryAuth = { creds: req.creds, authfile: req.authfile, tlsVerify: req.tlsVerify };
   const aborted = () => {

@@ -127,8 +127,16 @@ export function explainSkopeoError(stderr: string, r: PullReference, how: { with
     );
   }
   if (has(/denied/)) return new BadRequest(`${where} denies access to ${what}`);
+  if (r.transport !== 'docker' && has(/no such file or directory|file does not exist/)) {
+    if (has(/index\.json/))
+      return new BadRequest(`${r.path} is not an OCI ${r.transport === 'oci' ? 'layout' : 'archive'}: it has no index.json`);
+    if (has(/manifest\.json/)) return new BadRequest(`${r.path} is not a docker archive: it has no manifest.json`);
+    return new NotFound(`no such file or directory: ${r.path}`);
+  }
+  if (r.transport !== 'docker' && has(/untarring|invalid tar header|unexpected EOF/)) {
+    return new BadRequest(`${r.path} is not a tar archive`);
+  }
   if (has(/manifest unknown|name unknown|not found/)) return new NotFound(`image ${what} not found in ${where}`);
-  if (has(/no such file or directory/)) return new NotFound(`no such file or directory: ${r.transport === 'docker' ? what : r.path}`);
   if (has(/choosing an image from manifest list|no image found in (image index|manifest list) for architecture/))
     return new BadRequest(`${what} has no image for this host's platform`);
   return new NovaboxError('sys', `skopeo could not read ${what}: ${clip(msg || 'it failed without a message', 300)}`);

@@ -275,6 +275,10 @@ describe.skipIf(!isRoot)('novabox image pull (root, a real registry on 127.0.0.1
     await refused([`http://127.0.0.1:${open.port}/test/busybox`], 2, /^novabox: unknown transport "http" in/m);
     await refused(['--tls-verify=maybe', reg(open, 'test/busybox:1.0')], 2, /invalid --tls-verify "maybe"/);
     await refused(['oci-archive:/nonexistent/busybox.tar'], 3, /no such file or directory: \/nonexistent\/busybox\.tar/);
+    const notOci = join(work, 'docker.tar');
+    skopeo('copy', '--quiet', '--src-tls-verify=false', reg(open, 'test/busybox:1.0'), `docker-archive:${notOci}`);
+    await refused([`oci-archive:${notOci}`], 2, /^novabox: \S+docker\.tar is not an OCI archive: it has no index\.json$/m);
+    await refused([`oci-archive:${join(work, 'open.yml')}`], 2, /^novabox: \S+open\.yml is not a tar archive$/m);
     // the name holds another image (the tag moved): refused, the old one kept
     await refused(
       ['--tls-verify=false', '--name', 'busybox:1.0', reg(open, 'test/other:1')],

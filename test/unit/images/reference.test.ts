@@ -134,5 +134,17 @@ describe('explainSkopeoError', () => {
       'no such file or directory: /nope.tar',
     );
     expect(explainSkopeoError('', r, { signal: 'SIGKILL' }).message).toMatch(/killed by SIGKILL/);
+    const notOci = parsePullReference('oci-archive:d.tar');
+    const err = explainSkopeoError(fatal('open /var/tmp/oci6307178/index.json: no such file or directory'), notOci);
+    expect(err).toBeInstanceOf(BadRequest);
+    expect(err.message).toBe('d.tar is not an OCI archive: it has no index.json');
+    const notDocker = parsePullReference('docker-archive:o.tar');
+    expect(explainSkopeoError(fatal('loading tar component manifest.json: file does not exist'), notDocker).message).toBe(
+      'o.tar is not a docker archive: it has no manifest.json',
+    );
+    const notTar = parsePullReference('oci-archive:/etc/hostname');
+    expect(
+      explainSkopeoError(fatal('creating temp directory: untarring file "/var/tmp/oci1210730714": unexpected EOF'), notTar).message,
+    ).toBe('/etc/hostname is not a tar archive');
   });
 });
