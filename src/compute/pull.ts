@@ -8,8 +8,8 @@
  * and nothing is copied. A name that holds another image (the tag moved, or an image
  * made otherwise) is refused with a sentence: the user deletes it or picks --name, and a
  * server booted from the old image keeps it. The record is made before the copy (Glance's
- * queued, saving, active), so two pulls of one name at once see each other: the one whose
- * record is newer removes it and waits for the older one's outcome.
+ * queued, saving, active) in the transaction that found the name free, so of two pulls of
+ * one name at once the second finds the first's record and waits for its outcome.
  *
  * Provenance: `novabox_source=pull`, `novabox_pull_ref` (the reference as given, the tag
  * explicit) and `novabox_pull_digest` (the manifest's, or the index's for a multi-platform
@@ -91,25 +91,24 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
     trace('pull: manifest digest');
     aborted();
 
-    const live = () =>
-      images
-        .list({ name }, caller)
-        .filter((i) => LIVE.includes(i.status))
-        .sort(older);
-    const named = live();
-    const existing = named.find((i) => i.properties.novabox_pull_digest === digest) ?? named[0];
-    if (existing) return settle(images, existing, name, digest, io.signal);
-
-    // the record first (queued, then saving, then active: `image list` shows the pull);
-    // a pull of the same name that made its record meanwhile is older or newer: the newer yields
-    const rec = images.beginImport(
-      { name, properties: { novabox_pull_ref: formatPullReference(ref), novabox_pull_digest: digest } },
-      caller,
-    );
-    const first = live()[0];
-    if (first && first.id !== rec.id) {
-      images.removeRecord(rec.id);
-      return settle(images, first, name, digest, io.signal);
+    // the record first (queued, then saving, then active: `image list` shows the pull), made
+    // in the transaction that found the name free: a pull of the same name at once finds it
+    // and waits for this one's outcome (and tries again if it fails)
+    let rec: ImageRecord | undefined;
+    for (let attempt = 0; !rec; attempt++) {
+      const claim = images.store.tx(() => {
+        const named = images.list({ name }, caller).filter((i) => LIVE.includes(i.status));
+        const existing = named.find((i) => i.properties.novabox_pull_digest === digest) ?? named[0];
+        if (existing) return { existing };
+        const props = { novabox_pull_ref: formatPullReference(ref), novabox_pull_digest: digest };
+        return { rec: images.beginImport({ name, properties: props }, caller) };
+      });
+      if (claim.rec) rec = claim.rec;
+      else {
+        const done = await settle(images, claim.existing, name, digest, io.signal);
+        if (done) return done;
+        if (attempt >= 2) throw new Conflict(`other pulls of ${quote(name)} failed meanwhile: pull again`);
+      }
     }
     const layout = staging.path('layout');
     try {
@@ -141,16 +140,17 @@ export async function pullImage(images: ImageService, caller: ImageCaller, req: 
   }
 }
 
-/** Oldest first: of two pulls of one name, the one whose record came first goes on. */
-function older(a: ImageRecord, b: ImageRecord): number {
-  return a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
 /**
- * The name is taken: by this digest (the answer, once another pull of it is done), or by
- * another image (refused).
+ * The name is taken: by this digest (the answer, once another pull of it is done;
+ * undefined when that pull failed), or by another image (refused).
  */
-async function settle(images: ImageService, img: ImageRecord, name: string, digest: string, signal?: AbortSignal): Promise<PullResult> {
+async function settle(
+  images: ImageService,
+  img: ImageRecord,
+  name: string,
+  digest: string,
+  signal?: AbortSignal,
+): Promise<PullResult | undefined> {
   if (img.properties.novabox_pull_digest !== digest) {
     const from = img.properties.novabox_pull_digest
       ? `it holds ${img.properties.novabox_pull_digest} of ${img.properties.novabox_pull_ref}, the reference now names ${digest}`
@@ -160,8 +160,7 @@ async function settle(images: ImageService, img: ImageRecord, name: string, dige
   for (let cur: ImageRecord | undefined = img; ; cur = images.repo.get(img.id)) {
     if (cur?.status === 'active') return { image: cur, digest, upToDate: true };
     const owner = cur && cur.taskOwnerPid !== null && isSameProcess(cur.taskOwnerPid, cur.taskOwnerStart);
-    if (!cur || (cur.status !== 'queued' && cur.status !== 'saving') || !owner)
-      throw new Conflict(`another pull of ${quote(name)} failed meanwhile (image ${img.id}): pull again`);
+    if (!cur || (cur.status !== 'queued' && cur.status !== 'saving') || !owner) return undefined;
     await sleep(100, undefined, { signal });
   }
 }

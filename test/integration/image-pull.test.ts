@@ -289,7 +289,7 @@ describe.skipIf(!isRoot)('novabox image pull (root, a real registry on 127.0.0.1
 
   it('makes one image of pulls of one name at once', async () => {
     const pulls = await Promise.all(
-      [1, 2, 3].map(() =>
+      [1, 2, 3, 4].map(() =>
         nb(['image', 'pull', '--tls-verify=false', '--name', 'concurrent', reg(open, 'test/other:1'), '-f', 'value', '-c', 'id']),
       ),
     );
