@@ -264,6 +264,8 @@ export interface ExtractOptions {
   expectDiffId?: string;
   expectBlobDigest?: string;
   onBytes?: (n: number) => void;
+  /** stops the extraction (GNU tar killed); the caller removes its staging dir */
+  signal?: AbortSignal;
 }
 
 /**
@@ -337,7 +339,7 @@ export async function extractLayer(
     const dec = decompressor(compression);
     if (dec) stages.push(dec);
     stages.push(plain, validator, sink);
-    await (pipeline as (...s: unknown[]) => Promise<void>)(...stages).catch((err) => {
+    await (pipeline as (...s: unknown[]) => Promise<void>)(...stages, ...(opts.signal ? [{ signal: opts.signal }] : [])).catch((err) => {
       tar?.kill('SIGKILL');
       throw err;
     });

@@ -104,6 +104,10 @@ export interface ImportOptions {
   ref?: string;
   /** progress: bytes read so far, of total */
   onProgress?: (done: number, total: number) => void;
+  /** novabox_source to record (default: the format read, as `oci`) */
+  source?: string;
+  /** stops an OCI layout's import between and inside layers; nothing of it is kept */
+  signal?: AbortSignal;
 }
 
 export type ImagePatch = Partial<
@@ -245,9 +249,21 @@ export class ImageService {
   /** `image create --file`: record + data in one go; on failure nothing is left. */
   async importFile(file: string, req: CreateImageRequest, caller: ImageCaller, opts: ImportOptions = {}): Promise<ImageRecord> {
     if (!existsSync(file)) throw new NotFound(`no such file or directory: ${file}`);
+    const img = this.beginImport(req, caller);
+    return this.importInto(img, file, opts, 'remove');
+  }
+
+  /** A queued record owned by this process (`image pull` makes it before the copy); importOwned fills it. */
+  beginImport(req: CreateImageRequest, caller: ImageCaller): ImageRecord {
     const img = this.createRecord(req, caller);
-    this.repo.update(img.id, { taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 });
-    return this.importInto(this.repo.get(img.id)!, file, opts, 'remove');
+    return this.repo.update(img.id, { taskOwnerPid: process.pid, taskOwnerStart: readProcStart(process.pid) ?? 0 });
+  }
+
+  /** The data of a record beginImport made; on failure the record is removed. */
+  async importOwned(id: string, file: string, opts: ImportOptions = {}): Promise<ImageRecord> {
+    const img = this.repo.get(id);
+    if (!img) throw new NotFound(`image ${id} not found`);
+    return this.importInto(img, file, opts, 'remove');
   }
 
   /**
@@ -330,7 +346,8 @@ export class ImageService {
       else if (format === 'oci' || format === 'docker-archive') result = await this.importLayout(file, format, staging, opts, onBytes);
       else if (format === 'lxc') result = await this.importLxc(file, staging, Boolean(opts.trusted));
       else result = await this.importRootfsDir(file, staging);
-      return this.activate(img.id, result.layers, result.config, result.properties, format);
+      opts.signal?.throwIfAborted();
+      return this.activate(img.id, result.layers, result.config, result.properties, opts.source ?? format);
     } catch (err) {
       if (onFail === 'remove') this.store.tx(() => this.repo.remove(img.id));
       else if (onFail === 'kill') this.killIfSaving(img.id);
@@ -524,6 +541,7 @@ export class ImageService {
     const layers: Layered[] = [];
     for (let i = 0; i < layerFiles.length; i++) {
       const lf = layerFiles[i];
+      opts.signal?.throwIfAborted();
       const have = this.known(parsed.diffIds[i]);
       if (have) {
         layers.push(have);
@@ -537,6 +555,7 @@ export class ImageService {
         expectDiffId: parsed.diffIds[i],
         expectBlobDigest: lf.digest,
         onBytes,
+        signal: opts.signal,
       });
       layers.push({ ...x, dir });
     }
