@@ -6,6 +6,7 @@ import type { CliContext } from '../context.js';
 import { OUTPUT_FORMATS, addOutputOptions, formatList, formatShow, outputOptionsFrom, type OutputFormat } from '../output.js';
 import type { ConfigFlags, ImageRecord } from '../../images/service.js';
 import { collect, keyValues, positiveInt } from './server/common.js';
+import { registerBuild } from './image-build.js';
 
 /** Glance's field names, as `openstack image show` prints them. */
 export function imageShow(i: ImageRecord): Record<string, unknown> {
@@ -250,6 +251,8 @@ ${CONFIG_HELP}`,
       bar.end();
     }
   });
+
+  registerBuild(image, ctx, imageShow);
 
   image
     .command('save')
