@@ -9,21 +9,28 @@ import { addOutputOptions, formatShow, outputOptionsFrom } from '../output.js';
 import type { ImageRecord } from '../../images/service.js';
 import { collect } from './server/common.js';
 
-/** A one-line status on stderr when it is a terminal, with the seconds spent; nothing otherwise. */
+/** A one-line status on stderr when it is a terminal, with the seconds spent (ticking); nothing otherwise. */
 function statusLine(label: string): ((text: string) => void) & { end: () => void } {
   const tty = process.stderr.isTTY;
   const t0 = Date.now();
-  let shown = false;
+  let last = '';
+  let timer: NodeJS.Timeout | undefined;
+  const draw = () => {
+    const width = Math.max(20, (process.stderr.columns || 80) - 1);
+    const line = `${label} [${Math.round((Date.now() - t0) / 1000)}s] ${last}`;
+    process.stderr.write(`\r${line.length > width ? `${line.slice(0, width - 1)}…` : line}\x1b[K`);
+  };
   const f = ((text: string) => {
     if (!tty) return;
-    const width = Math.max(20, (process.stderr.columns ?? 80) - 1);
-    const line = `${label} [${Math.round((Date.now() - t0) / 1000)}s] ${text}`;
-    process.stderr.write(`\r${line.length > width ? `${line.slice(0, width - 1)}…` : line}\x1b[K`);
-    shown = true;
+    last = text;
+    draw();
+    timer ??= setInterval(draw, 1000).unref();
   }) as ((text: string) => void) & { end: () => void };
   f.end = () => {
-    if (tty && shown) process.stderr.write('\r\x1b[K');
-    shown = false;
+    if (!timer) return;
+    clearInterval(timer);
+    timer = undefined;
+    process.stderr.write('\r\x1b[K');
   };
   return f;
 }
@@ -64,8 +71,8 @@ lists, /var/log's files, the machine id (left empty), ssh host keys (a drop-in o
 ssh.service runs ssh-keygen -A before sshd), the host's hostname and resolv.conf, and the
 device nodes of /dev (a server's /dev is novabox's own).
 
-A one-line status is shown on stderr when it is a terminal. SIGINT stops debootstrap and
-removes everything the build made.
+A one-line status is shown on stderr when it is a terminal. SIGINT, SIGTERM or SIGHUP
+stops debootstrap and removes everything the build made (exit 130, 143, 129).
 
 Examples:
   novabox image build debian --release bookworm
@@ -86,8 +93,8 @@ Examples:
       signalName = sig;
       abort.abort();
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const sig of SIGNALS) process.on(sig, onSignal);
     try {
       const r = await s.buildDebian(
         { release: o.release, variant: o.variant, include: o.include, mirror: o.mirror, name: o.name },
@@ -100,13 +107,12 @@ Examples:
       status.end();
       if (err instanceof Interrupted) {
         ctx.stderr(`novabox: ${err.message} (${signalName || 'signal'})\n`);
-        ctx.exitCode = signalName === 'SIGTERM' ? 143 : 130;
+        ctx.exitCode = 128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as Record<string, number>)[signalName || 'SIGINT'];
         return;
       }
       throw err;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const sig of SIGNALS) process.off(sig, onSignal);
     }
   });
 }
