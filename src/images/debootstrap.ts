@@ -271,7 +271,7 @@ export async function debianRootfs(b: DebianBuild, cacheDir: string, noCache: bo
     if (io.signal?.aborted) throw new Interrupted('the build');
     const meta = { ...b, name: undefined, key, properties, builtAt: new Date().toISOString() };
     writeFileSync(staging.path('meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
-    const stored = storeInCache(staging, cacheDir, key);
+    const stored = storeInCache(staging, cacheDir, key, noCache);
     staging.remove();
     return { rootfs: join(stored, 'rootfs'), cached: false, key };
   } catch (err) {
@@ -418,7 +418,7 @@ function removeFilesUnder(dir: string): void {
 }
 
 /** Move the staged result into the cache (`<cache>/<key>/{rootfs,meta.json}`, copied across filesystems). */
-function storeInCache(staging: Staging, cacheDir: string, key: string): string {
+function storeInCache(staging: Staging, cacheDir: string, key: string, replace: boolean): string {
   const entry = join(cacheDir, key);
   try {
     mkdirSync(cacheDir, { recursive: true, mode: 0o755 });
@@ -427,14 +427,20 @@ function storeInCache(staging: Staging, cacheDir: string, key: string): string {
       renameSync(staging.dir, tmp);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-      // another filesystem: copied (owners, modes, xattrs, hard links), the staging dir stays for the import
+      // another filesystem: copied (owners, modes, xattrs, hard links); the staging dir is removed by the caller
       const r = spawnSync('cp', ['-a', '--reflink=auto', '--', staging.dir, tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
       if (r.status !== 0) {
         rmTree(tmp);
         throw new Error(r.stderr?.toString().trim().split('\n')[0] || `cp: exit status ${r.status}`);
       }
     }
-    // replace an older entry (--no-cache): out of the way first, then in
+    // an entry that appeared meanwhile (a build of the same set at the same time) is kept,
+    // unless this is --no-cache, which replaces it: out of the way first, then in
+    if (existsSync(entry) && !replace) {
+      rmTree(tmp);
+      if (!existsSync(staging.dir)) mkdirSync(staging.dir, { mode: 0o700 });
+      return entry;
+    }
     if (existsSync(entry)) {
       const old = join(cacheDir, `tmp-${process.pid}-${randomBytesSync(4).toString('hex')}`);
       renameSync(entry, old);
