@@ -15,6 +15,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, type Hash } from 'node:crypto';
 import {
+  type Dirent,
   closeSync,
   createReadStream,
   existsSync,
@@ -260,6 +261,8 @@ export interface ExtractedLayer {
 
 export interface ExtractOptions {
   trusted: boolean;
+  /** where the rootfs's /dev is in the archive (tarstream.ts CheckOptions) */
+  devDir?: string;
   /** expected digests (OCI manifests, docker archives): refused when they differ */
   expectDiffId?: string;
   expectBlobDigest?: string;
@@ -289,7 +292,7 @@ export async function extractLayer(
     const raw = new Tap(keepRaw ? blobFd : undefined);
     if (opts.onBytes) raw.on('data', (c: Buffer) => opts.onBytes!(c.length));
     const plain = new Tap(keepRaw ? undefined : blobFd);
-    const validator = new TarValidator({ trusted: opts.trusted });
+    const validator = new TarValidator({ trusted: opts.trusted, devDir: opts.devDir });
     const args = [
       '-x',
       '-f',
@@ -404,6 +407,30 @@ export function applyWhiteouts(root: string, whiteouts: string[], opaques: strin
     rmSync(target, { recursive: true, force: true });
     nativeLayer.layerWhiteout(target);
   }
+}
+
+/**
+ * Remove the device nodes under a rootfs's /dev (`dev` is that directory), at any depth:
+ * a server's /dev is novabox's own. Directories, symlinks and other files stay. The
+ * directory form of the import path; archives leave them out entry by entry (tarstream.ts).
+ */
+export function dropDeviceNodes(dev: string): number {
+  let n = 0;
+  let entries: Dirent[];
+  try {
+    entries = readdirSync(dev, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  for (const e of entries) {
+    const p = join(dev, e.name);
+    // a 0/0 character device is an overlay whiteout, kept as the archives' path keeps it
+    if (e.isBlockDevice() || (e.isCharacterDevice() && lstatSync(p).rdev !== 0)) {
+      unlinkSync(p);
+      n++;
+    } else if (e.isDirectory()) n += dropDeviceNodes(p);
+  }
+  return n;
 }
 
 // ---- packing -----------------------------------------------------------------------

@@ -45,6 +45,7 @@ import {
   blobPath,
   compressionOf,
   decompressor,
+  dropDeviceNodes,
   extractLayer,
   fileStream,
   installLayer,
@@ -59,11 +60,34 @@ import { ImageRepo, type ImageRecord, type NewImage, type Visibility } from './r
 import { checkImageName, ensureLayers, removeImageRef, republishConfig, republishName, writeImage, type ImageConfig } from './store.js';
 import { applyConfigPatch, type ConfigPatch } from './config-edit.js';
 import { firstEntries } from './tarstream.js';
+import {
+  type BuildIo,
+  type DebianBuildInput,
+  Interrupted,
+  checkDebianBuild,
+  debianRootfs,
+  debootstrapScripts,
+  rootfsProperties,
+} from './debootstrap.js';
 import { BUSYBOX_CONFIG, buildBusyboxLayer } from './busybox.js';
 import { quote } from '../util/text.js';
 
 /** The image tier's inner pieces a front end uses: this module is the tier's one door for them. */
 export { Staging } from './layers.js';
+export { DEFAULT_CACHE_DIR, DEFAULT_MIRROR, DEFAULT_PACKAGES, Interrupted, VARIANTS } from './debootstrap.js';
+
+export interface DebianBuildOptions extends BuildIo {
+  cacheDir: string;
+  noCache: boolean;
+}
+
+export interface DebianBuildResult {
+  image: ImageRecord;
+  /** the rootfs came from the cache */
+  cached: boolean;
+  key: string;
+  seconds: number;
+}
 export type { ImageRecord } from './records.js';
 
 export interface ImageCaller {
@@ -448,6 +472,8 @@ export class ImageService {
   private async importRootfsDir(src: string, staging: Staging) {
     const dir = staging.newDir();
     const packed = packLayer(src, staging.path('blob'), dir, false);
+    // the layer as a server sees it has no /dev nodes; the blob (what export gives) is the directory as given
+    dropDeviceNodes(join(dir, 'dev'));
     return {
       layers: [
         {
@@ -472,7 +498,10 @@ export class ImageService {
       return { ...r, properties: parseLxcMetadata(metadata) };
     }
     const whole = staging.newDir('lxc');
-    await extractLayer(fileStream(file), compressionOf(readHead(file)), whole, staging.path('lxc-blob'), { trusted });
+    await extractLayer(fileStream(file), compressionOf(readHead(file)), whole, staging.path('lxc-blob'), {
+      trusted,
+      devDir: 'rootfs/dev/',
+    });
     root = join(whole, 'rootfs');
     if (!existsSync(root)) throw new BadRequest('not an LXC/Incus image: it has no rootfs/ directory');
     metadata = readText(join(whole, 'metadata.yaml'));
@@ -564,6 +593,33 @@ export class ImageService {
       config: parsed.config,
       properties: { architecture: parsed.architecture ?? hostArch(), os_type: parsed.os ?? 'linux' },
     };
+  }
+
+  // ---- build -------------------------------------------------------------------------
+
+  /**
+   * `image build debian`: debootstrap's rootfs (debootstrap.ts: cached, or built in a
+   * staging dir and then cached), imported as a directory with the image properties of a
+   * Debian system container. The name must be free (a rebuild would make it ambiguous).
+   * On any failure or an abort, no record, staging dir or new cache entry is left.
+   */
+  async buildDebian(input: DebianBuildInput, caller: ImageCaller, opts: DebianBuildOptions): Promise<DebianBuildResult> {
+    const b = checkDebianBuild(input, debootstrapScripts());
+    checkImageName(b.name);
+    if (this.repo.allByName(b.name).some((i) => LIVE.includes(i.status) && this.visible(i, caller)))
+      throw new Conflict(`an image named ${JSON.stringify(b.name)} exists already`, {
+        hint: 'delete it first, or give this one another --name',
+      });
+    const t0 = Date.now();
+    const built = await debianRootfs(b, opts.cacheDir, opts.noCache, opts);
+    if (opts.signal?.aborted) throw new Interrupted('the build');
+    opts.onStatus?.(`importing ${b.name}`);
+    const image = await this.importFile(built.rootfs, { name: b.name, properties: rootfsProperties(built.rootfs, b) }, caller, {});
+    if (opts.signal?.aborted) {
+      this.delete(image.id, caller);
+      throw new Interrupted('the build');
+    }
+    return { image, cached: built.cached, key: built.key, seconds: (Date.now() - t0) / 1000 };
   }
 
   // ---- update / delete -----------------------------------------------------------------

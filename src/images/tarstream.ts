@@ -180,6 +180,17 @@ export function whiteoutTarget(name: string): { opaqueDir: string } | { hides: s
 export interface CheckOptions {
   /** device nodes allowed (other than the 0/0 whiteout) */
   trusted: boolean;
+  /**
+   * where the rootfs's /dev is in the archive ('dev/', default; 'rootfs/dev/' in an LXC
+   * tarball): device nodes there are dropped, trusted or not, since a server's /dev is
+   * novabox's own (debootstrap and distribution tarballs ship some)
+   */
+  devDir?: string;
+}
+
+/** Whether an entry is a device node (not the 0/0 overlay whiteout). */
+function isDevice(e: TarEntry): boolean {
+  return (e.type === '3' || e.type === '4') && !(e.type === '3' && e.devMajor === 0 && e.devMinor === 0);
 }
 
 /**
@@ -190,6 +201,8 @@ export interface CheckOptions {
 export class EntryChecker {
   private readonly symlinks = new Set<string>();
   private readonly seen = new Set<string>();
+  /** device nodes under /dev left out, and how many */
+  private readonly dropped = new Set<string>();
   /** OCI whiteouts met: `dir/.wh.NAME` paths, and opaque markers' dirs */
   readonly whiteouts: string[] = [];
   readonly opaques: string[] = [];
@@ -197,7 +210,8 @@ export class EntryChecker {
 
   constructor(private readonly opts: CheckOptions) {}
 
-  check(e: TarEntry): void {
+  /** Throws for an entry that may not be written; false for one to leave out (a device node under /dev). */
+  check(e: TarEntry): boolean {
     const raw = e.name;
     const name = normalizeName(raw);
     const bad = (why: string): never => {
@@ -214,6 +228,17 @@ export class EntryChecker {
       const prefix = parts.slice(0, i).join('/');
       if (this.symlinks.has(prefix)) bad(`it would be written through the symlink "${prefix}"`);
     }
+    const underDev = name.startsWith(this.opts.devDir ?? 'dev/') && name.length > (this.opts.devDir ?? 'dev/').length;
+    if (e.type === '1' && this.dropped.has(normalizeName(e.linkname))) {
+      // a hard link to a device node left out is that device node
+      if (!underDev) bad(`hard link to the device node ${quote(e.linkname)} outside /dev`);
+      this.dropped.add(name);
+      return false;
+    }
+    if (isDevice(e) && underDev) {
+      this.dropped.add(name);
+      return false;
+    }
     if (e.type === '1') {
       const target = normalizeName(e.linkname);
       if (!e.linkname || unsafePath(e.linkname) || unsafePath(target) || target === '')
@@ -225,7 +250,7 @@ export class EntryChecker {
       }
       if (!this.seen.has(target)) bad(`hard link to ${quote(e.linkname)}, which is not earlier in the archive`);
     }
-    if ((e.type === '3' || e.type === '4') && !(e.type === '3' && e.devMajor === 0 && e.devMinor === 0) && !this.opts.trusted) {
+    if (isDevice(e) && !this.opts.trusted) {
       bad(`device node (${e.type === '3' ? 'character' : 'block'} ${e.devMajor}:${e.devMinor}); import with --trusted to allow devices`);
     }
     if (e.type === '2') this.symlinks.add(name);
@@ -237,6 +262,8 @@ export class EntryChecker {
       if (wh && 'opaqueDir' in wh) this.opaques.push(wh.opaqueDir);
       else if (wh) this.whiteouts.push(name);
     }
+    this.dropped.delete(name);
+    return true;
   }
 }
 
@@ -365,7 +392,12 @@ export class TarValidator extends Transform {
     if (this.pax.size !== undefined) h.size = Number(this.pax.size);
     this.pax = {};
     this.longName = this.longLink = undefined;
-    this.checker.check(h);
+    if (!this.checker.check(h)) {
+      // left out: its extension headers and its header go nowhere (a device node has no data)
+      this.held = [];
+      this.dataLeft = this.padding = 0;
+      return;
+    }
     if (h.sparse?.extended) {
       // its map goes on in the next blocks: hold the header until the map is whole
       this.held.push(Buffer.from(block));

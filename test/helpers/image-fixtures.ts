@@ -190,7 +190,7 @@ make('absolute', [(canary + '-abs',)])
 make('dotdot', [('a/../../' + canary.lstrip('/') + '-dotdot',)])
 make('symlink', [('escape', 'sym', b'', canary.rsplit('/', 1)[0]), ('escape/' + canary.rsplit('/', 1)[1] + '-sym',)])
 make('hardlink', [('h', 'hard', b'', '/etc/shadow')])
-make('device', [('dev/mem', 'chr', b'', '', 1, 1)])
+make('device', [('lib/mem', 'chr', b'', '', 1, 1)])
 `;
   sh('python3', ['-c', py, dir, canary]);
   const base = canary.slice(canary.lastIndexOf('/') + 1);
@@ -199,6 +199,6 @@ make('device', [('dev/mem', 'chr', b'', '', 1, 1)])
     { file: join(dir, 'dotdot.tar'), entry: 'a/../../', why: /'\.\.' in the path/ },
     { file: join(dir, 'symlink.tar'), entry: `escape/${base}-sym`, why: /through the symlink "escape"/ },
     { file: join(dir, 'hardlink.tar'), entry: 'h', why: /outside the layer/ },
-    { file: join(dir, 'device.tar'), entry: 'dev/mem', why: /device node/ },
+    { file: join(dir, 'device.tar'), entry: 'lib/mem', why: /device node/ },
   ];
 }

@@ -7,6 +7,7 @@ import { OUTPUT_FORMATS, addOutputOptions, formatList, formatShow, outputOptions
 import type { ConfigFlags, ImageRecord } from '../../images/service.js';
 import { collect, keyValues, positiveInt } from './server/common.js';
 import { registerPull } from './image-pull.js';
+import { registerBuild } from './image-build.js';
 
 /** Glance's field names, as `openstack image show` prints them. */
 export function imageShow(i: ImageRecord): Record<string, unknown> {
@@ -253,6 +254,7 @@ ${CONFIG_HELP}`,
   });
 
   registerPull(image, ctx, { imageShow, progress });
+  registerBuild(image, ctx, imageShow);
 
   image
     .command('save')

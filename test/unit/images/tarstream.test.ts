@@ -103,11 +103,34 @@ describe('EntryChecker', () => {
     k.check(entry('l', '2', { linkname: '/etc' }));
     expect(() => k.check(entry('x', '1', { linkname: 'l/shadow' }))).toThrow(/through the symlink "l"/);
   });
-  it('refuses device nodes unless trusted, but allows whiteout devices', () => {
-    expect(() => c().check(entry('dev/sda', '4', { devMajor: 8, devMinor: 0 }))).toThrow(/device node \(block 8:0\).*--trusted/);
-    expect(() => c().check(entry('dev/mem', '3', { devMajor: 1, devMinor: 1 }))).toThrow(/device node/);
-    expect(() => c().check(entry('gone', '3'))).not.toThrow();
-    expect(() => new EntryChecker({ trusted: true }).check(entry('dev/null', '3', { devMajor: 1, devMinor: 3 }))).not.toThrow();
+  it('refuses device nodes outside /dev unless trusted, but allows whiteout devices', () => {
+    expect(() => c().check(entry('lib/sda', '4', { devMajor: 8, devMinor: 0 }))).toThrow(/device node \(block 8:0\).*--trusted/);
+    expect(() => c().check(entry('mem', '3', { devMajor: 1, devMinor: 1 }))).toThrow(/device node/);
+    expect(() => c().check(entry('devices/mem', '3', { devMajor: 1, devMinor: 1 }))).toThrow(/device node/);
+    expect(() => c().check(entry('rootfs/dev/mem', '3', { devMajor: 1, devMinor: 1 }))).toThrow(/device node/);
+    expect(c().check(entry('gone', '3'))).toBe(true);
+    expect(new EntryChecker({ trusted: true }).check(entry('lib/null', '3', { devMajor: 1, devMinor: 3 }))).toBe(true);
+  });
+  it('leaves out device nodes under /dev, trusted or not; the rest of /dev stays', () => {
+    for (const trusted of [false, true]) {
+      const k = new EntryChecker({ trusted });
+      expect(k.check(entry('./dev/', '5'))).toBe(true);
+      expect(k.check(entry('./dev/null', '3', { devMajor: 1, devMinor: 3 }))).toBe(false);
+      expect(k.check(entry('dev/sda', '4', { devMajor: 8, devMinor: 0 }))).toBe(false);
+      expect(k.check(entry('dev/pts/ptmx', '3', { devMajor: 5, devMinor: 2 }))).toBe(false);
+      expect(k.check(entry('dev/fd', '2', { linkname: '/proc/self/fd' }))).toBe(true);
+      expect(k.check(entry('dev/shm', '5'))).toBe(true);
+      expect(k.check(entry('dev/.wh.gone', '0'))).toBe(true);
+      // a hard link to a node left out is that node: left out under /dev, refused elsewhere
+      expect(k.check(entry('dev/null2', '1', { linkname: 'dev/null' }))).toBe(false);
+      expect(() => k.check(entry('etc/null', '1', { linkname: './dev/null' }))).toThrow(/hard link to the device node/);
+      // the path rules still hold under /dev
+      expect(() => k.check(entry('dev/../../x', '3', { devMajor: 1, devMinor: 3 }))).toThrow(/'\.\.'/);
+    }
+    // an LXC tarball's rootfs/dev
+    const lxc = new EntryChecker({ trusted: false, devDir: 'rootfs/dev/' });
+    expect(lxc.check(entry('rootfs/dev/null', '3', { devMajor: 1, devMinor: 3 }))).toBe(false);
+    expect(() => lxc.check(entry('dev/null', '3', { devMajor: 1, devMinor: 3 }))).toThrow(/device node/);
   });
   it('records OCI whiteouts and opaque markers', () => {
     const k = c();
@@ -167,6 +190,31 @@ describe('TarValidator', () => {
       v.end(tar);
     });
     expect(names).toEqual([`a/${'b'.repeat(200)}`]);
+  });
+  it('leaves /dev device nodes out of the stream, with their PAX headers, in any chunking', async () => {
+    const paxBody = Buffer.from('20 path=dev/console\n');
+    const dir = header('dev/', '5');
+    const link = header('dev/fd', '2', { linkname: '/proc/self/fd' });
+    const data = Buffer.from('x');
+    const file = Buffer.concat([header('etc/f', '0', { size: 1 }), pad(data)]);
+    const tar = Buffer.concat([
+      dir,
+      header('dev/null', '3', { major: 1, minor: 3 }),
+      header('PaxHeaders/c', 'x', { size: paxBody.length }),
+      pad(paxBody),
+      header('c', '3', { major: 5, minor: 1 }),
+      link,
+      header('dev/sda', '4', { major: 8 }),
+      file,
+      Buffer.alloc(1024),
+    ]);
+    for (const size of [1, 100, 512, tar.length]) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < tar.length; i += size) chunks.push(tar.subarray(i, i + size));
+      const r = await run(chunks);
+      expect(r.err).toBeUndefined();
+      expect(r.out.equals(Buffer.concat([dir, link, file, Buffer.alloc(1024)]))).toBe(true);
+    }
   });
   it('refuses truncated and non-tar input', async () => {
     const tar = Buffer.concat([header('f', '0', { size: 2000 }), Buffer.alloc(600)]);
