@@ -17,7 +17,7 @@
 //   node scripts/test.mjs --no-vm    skip the guest (counted as skipped, by choice)
 //   node scripts/test.mjs --in-vm    what the guest runs: integration tests only
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { runGuards } from './guards.mjs';
@@ -183,11 +183,20 @@ function vmTests() {
   ].filter(Boolean);
   if (missing.length) return cannotRun(label, countIntegration(), missing.join(', '));
   section(label);
-  const r = spawnSync('bash', ['test/vm/run.sh', '--timeout', String(VM_TIMEOUT_S), '--', 'node', 'scripts/test.mjs', '--in-vm'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env,
-    maxBuffer: 64 << 20,
-  });
+  // the host's `image build debian` result goes in as a read-only disk (the guest has no
+  // network), with the memory to unpack and import it
+  const debian = debianDrive();
+  const drive = debian ? ['--drive', `debian=${debian}`, '--mem', String(Math.max(4096, Number(process.env.NOVABOX_VM_MEM || 0)))] : [];
+  if (!debian) process.stdout.write('(no `image build debian` cache entry on this host: the guest skips the system container tests)\n');
+  const r = spawnSync(
+    'bash',
+    ['test/vm/run.sh', '--timeout', String(VM_TIMEOUT_S), ...drive, '--', 'node', 'scripts/test.mjs', '--in-vm'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env,
+      maxBuffer: 64 << 20,
+    },
+  );
   const out = r.stdout.toString();
   process.stdout.write(out);
   const last = [...out.matchAll(/^(\d+) passed, (\d+) failed, (\d+) skipped\s*$/gm)].at(-1);
@@ -203,6 +212,46 @@ function vmTests() {
   if (!last) failures.push(`${label}: the guest printed no summary (exit ${r.status}${r.signal ? `, ${r.signal}` : ''})`);
   if (!last || (r.status !== 0 && failed === 0)) failed += 1;
   totals.failed += failed;
+}
+
+/**
+ * The cache entry of `novabox image build debian --release bookworm` (the host's
+ * integration tests made it: test/helpers/debian-image.ts) packed for the guest as
+ * <entry>.tar.zst under the VM's work dir, remade when the entry is newer; undefined
+ * when there is none. Of several entries, the one with the fewest packages (the default
+ * set: the tests build no other).
+ */
+function debianDrive() {
+  const cache = process.env.NOVABOX_CACHE ? join(process.env.NOVABOX_CACHE, 'debootstrap') : '/var/cache/novabox/debootstrap';
+  const entries = (existsSync(cache) ? readdirSync(cache) : [])
+    .filter((e) => e.startsWith('bookworm-minbase-') && existsSync(join(cache, e, 'meta.json')))
+    .map((e) => {
+      let n = Number.POSITIVE_INFINITY;
+      try {
+        n = JSON.parse(readFileSync(join(cache, e, 'meta.json'), 'utf8')).packages.length;
+      } catch {
+        /* unreadable: last */
+      }
+      return { e, n, mtime: statSync(join(cache, e, 'meta.json')).mtimeMs };
+    })
+    .sort((a, b) => a.n - b.n || b.mtime - a.mtime);
+  if (!entries.length) return undefined;
+  const { e, mtime } = entries[0];
+  const dir = process.env.NOVABOX_VM_DIR || '/var/tmp/novabox-vm';
+  const out = join(dir, `debian-${e}.tar.zst`);
+  if (existsSync(out) && statSync(out).mtimeMs >= mtime) return out;
+  mkdirSync(dir, { recursive: true });
+  const tmp = `${out}.${process.pid}`;
+  const r = spawnSync('sh', ['-c', `tar -C "$1" -cf - "$2" | zstd -q -T0 -3 -o "$3" -f`, 'sh', cache, e, tmp], { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    rmSync(tmp, { force: true });
+    return undefined;
+  }
+  renameSync(tmp, out);
+  // older packs of other entries go
+  for (const f of readdirSync(dir))
+    if (f.startsWith('debian-') && f.endsWith('.tar.zst') && join(dir, f) !== out) rmSync(join(dir, f), { force: true });
+  return out;
 }
 
 /** The real `openstack` client and openstacksdk against `novabox serve` (host only). */
