@@ -11,13 +11,12 @@
  * An image without cloud-init gets key_name's public key from novabox itself: appended to
  * root's authorized_keys in the writable layer before the server's first boot.
  */
-import { chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import { copyFiles } from '../runtime/server-files.js';
 import { resolveUser } from '../runtime/user.js';
-import { writeFileAtomic } from '../util/fs.js';
 import { rmTree } from '../util/rmtree.js';
 
 /** Where cloud-init's NoCloud datasource looks for a seed without a label or a command line. */
@@ -158,23 +157,33 @@ export function parseResolv(text: string): { nameservers: string[]; search: stri
 }
 
 /**
- * Write the seed under `dir` (replaced whole: a rename or new metadata shows at the next
- * boot; instance-id stays, so cloud-init's per-instance modules do not run again).
- * Owned by the server's root when it has an id range.
+ * Write the seed under `dir` (at each start: a rename or new metadata shows at the next
+ * boot; instance-id stays, so cloud-init's per-instance modules do not run again). A file
+ * whose content is unchanged is left alone, so a start usually only reads. Plain writes,
+ * no rename: nothing reads the seed while the server is down. Owned by the server's root
+ * when it has an id range.
  */
 export function writeSeed(dir: string, d: InstanceData, idmap: Idmap | undefined): void {
-  rmTree(dir);
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
   const own = (p: string) => idmap && chownSync(p, idmap.uidBase, idmap.gidBase);
-  own(dir);
-  for (const f of renderSeed(d)) {
-    const p = join(dir, f.path);
-    if (f.path.includes('/')) {
-      mkdirSync(join(dir, 'openstack', 'latest'), { recursive: true, mode: 0o755 });
-      own(join(dir, 'openstack'));
-      own(join(dir, 'openstack', 'latest'));
+  if (mkdirSync(dir, { recursive: true, mode: 0o755 }) !== undefined) own(dir);
+  const files = renderSeed(d);
+  if (!d.configDrive) rmTree(join(dir, 'openstack'));
+  else
+    for (const sub of ['openstack', 'openstack/latest']) {
+      if (mkdirSync(join(dir, sub), { recursive: true, mode: 0o755 }) !== undefined) own(join(dir, sub));
     }
-    writeFileAtomic(p, f.data, f.mode, false);
+  for (const f of files) {
+    const p = join(dir, f.path);
+    let old: Buffer | undefined;
+    try {
+      old = readFileSync(p);
+    } catch {
+      /* a new file */
+    }
+    if (old?.equals(Buffer.from(f.data))) continue;
+    // a new inode, not a truncated one: ext4 flushes a file rewritten in place at close (auto_da_alloc)
+    if (old) unlinkSync(p);
+    writeFileSync(p, f.data, { mode: f.mode, flag: 'wx' });
     own(p);
   }
 }

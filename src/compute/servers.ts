@@ -654,6 +654,7 @@ export class ComputeService {
    * rebuild, whose writable layer is new, removes it).
    */
   private instanceData(s: Server, layers: string[], attachment: Attachment | undefined, idmap: Idmap | undefined) {
+    trace('instance data');
     const d = serverDirs(s.id);
     const resolv = attachment ? parseResolv(serverResolvText()) : undefined;
     writeSeed(
@@ -689,6 +690,7 @@ export class ComputeService {
       injectKey({ upper: d.upper, lowers: layers, idmap }, s.keyData, paths.tmp());
       writeFileSync(marker, '');
     }
+    trace('instance data written');
     return { source: d.seed, target: SEED_TARGET };
   }
 
