@@ -86,6 +86,13 @@ export function renderMetaData(d: InstanceData): string {
 export const EMPTY_CLOUD_CONFIG = '#cloud-config\n{}\n';
 
 /**
+ * The provider's defaults, below the user's user-data: root logs in with key_name's key
+ * (`ssh root@ADDRESS`, as on an image without cloud-init), where Debian's cloud.cfg has
+ * `disable_root: true` (a "log in as debian" stub in root's authorized_keys).
+ */
+export const VENDOR_DATA = '#cloud-config\ndisable_root: false\n';
+
+/**
  * Network config v1: eth0 as novabox made it (the address, the gateway, the name servers of
  * the server's resolv.conf). `control: manual`: ifupdown (cloud-init's eni renderer on
  * Debian) leaves eth0 alone at `ifup -a`, so cloud-init applying it never takes down or
@@ -134,7 +141,7 @@ export function renderSeed(d: InstanceData): { path: string; data: string | Buff
   const files: { path: string; data: string | Buffer; mode: number }[] = [
     { path: 'meta-data', data: renderMetaData(d), mode: 0o644 },
     { path: 'user-data', data: d.userData ?? EMPTY_CLOUD_CONFIG, mode: 0o600 },
-    { path: 'vendor-data', data: EMPTY_CLOUD_CONFIG, mode: 0o644 },
+    { path: 'vendor-data', data: VENDOR_DATA, mode: 0o644 },
     { path: 'network-config', data: renderNetworkConfig(d.network), mode: 0o644 },
   ];
   if (d.configDrive) {

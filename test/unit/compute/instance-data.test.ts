@@ -60,13 +60,13 @@ describe('NoCloud seed rendering', () => {
     expect(renderMetaData({ ...base, publicKey: null, metadata: {} })).not.toMatch(/public-keys|meta:/);
   });
 
-  it('user-data verbatim, an empty #cloud-config without; vendor-data empty; modes keep user data to root', () => {
+  it('user-data verbatim, an empty #cloud-config without; vendor-data lets root log in; modes keep user data to root', () => {
     const ud = Buffer.from([0x1f, 0x8b, 0, 1, 2]); // gzip'd user data stays bytes
     const files = Object.fromEntries(renderSeed({ ...base, userData: ud }).map((f) => [f.path, f]));
     expect(Object.keys(files).sort()).toEqual(['meta-data', 'network-config', 'user-data', 'vendor-data']);
     expect(files['user-data']!.data).toEqual(ud);
     expect(files['user-data']!.mode).toBe(0o600);
-    expect(files['vendor-data']!.data).toBe('#cloud-config\n{}\n');
+    expect(files['vendor-data']!.data).toBe('#cloud-config\ndisable_root: false\n');
     expect(renderSeed(base).find((f) => f.path === 'user-data')!.data).toBe('#cloud-config\n{}\n');
   });
 
