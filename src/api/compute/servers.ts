@@ -307,6 +307,12 @@ function schedulerGroup(body: unknown): string | undefined {
   const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
   if (hints === undefined || hints === null) return undefined;
   if (!isObject(hints)) throw new BadRequest('Invalid input for field/attribute os:scheduler_hints: it must be an object');
+  // one host: same_host always holds; any other hint would be dropped, so it is refused
+  for (const k of Object.keys(hints))
+    if (k !== 'group' && k !== 'same_host')
+      throw new BadRequest(
+        `Invalid input for field/attribute os:scheduler_hints: novabox has one host and cannot honour the hint ${quote(k)}`,
+      );
   const g = hints.group;
   if (g === undefined) return undefined;
   if (typeof g !== 'string' || !isUuid(g))
