@@ -112,6 +112,11 @@ describe.skipIf(!isRoot)('instance data: keypairs, user data, NoCloud seed (root
     expect(await inside('seeded', 'cat /root/.ssh/authorized_keys')).toBe(`${pub}\n`);
     expect(await inside('seeded', `cat ${SEED}/user-data`)).toBe(userData);
 
+    // a rebuild's new writable layer gets the key again, once
+    await ok(['server', 'exec', 'seeded', '--', 'touch', '/root/mark']);
+    await ok(['server', 'rebuild', '--image', 'busybox', 'seeded']);
+    expect(await inside('seeded', 'ls -A /root; cat /root/.ssh/authorized_keys')).toBe(`.ssh\n${pub}\n`);
+
     // the server keeps its copy of the key when the keypair goes (as Nova's instance does)
     await ok(['keypair', 'delete', 'me']);
     await ok(['server', 'delete', 'seeded']);
@@ -124,6 +129,38 @@ describe.skipIf(!isRoot)('instance data: keypairs, user data, NoCloud seed (root
     expect(await inside('bare', `ls -A ${SEED}`)).toBe('meta-data\nnetwork-config\nuser-data\nvendor-data\n');
     expect((await nb(['server', 'exec', 'bare', '--', 'ls', '/root/.ssh'])).exitCode).not.toBe(0);
     await ok(['server', 'delete', 'bare']);
+  }, 60_000);
+
+  it('--userns host: the seed and the key belong to the host root, who is the server root', async () => {
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'host@test', '-f', join(files, 'hostkey')]);
+    await ok(['keypair', 'create', 'hk', '--public-key', join(files, 'hostkey.pub')]);
+    const id = (
+      await ok([
+        'server',
+        'create',
+        '--image',
+        'busybox',
+        '--flavor',
+        'm1.tiny',
+        '--userns',
+        'host',
+        '--key-name',
+        'hk',
+        '--wait',
+        'hosted',
+        '-f',
+        'value',
+        '-c',
+        'id',
+      ])
+    ).trim();
+    expect(await inside('hosted', 'stat -c "%a %u" /root/.ssh/authorized_keys; cat /root/.ssh/authorized_keys')).toMatch(
+      /^600 0\nssh-ed25519 \S+ host@test\n$/,
+    );
+    const st = statSync(join(root, 'servers', id, 'upper', 'root', '.ssh', 'authorized_keys'));
+    expect([st.uid, st.mode & 0o777]).toEqual([0, 0o600]);
+    expect(statSync(join(root, 'servers', id, 'seed', 'meta-data')).uid).toBe(0);
+    await ok(['server', 'delete', 'hosted']);
   }, 60_000);
 
   it('refuses bad input in one sentence and makes nothing', async () => {
