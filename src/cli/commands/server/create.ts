@@ -22,7 +22,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     )
     .option(
       '--user-data <file>',
-      'user data for cloud-init (e.g. a #cloud-config file), at most 48 KiB (Nova: 65535 characters of base64); ' +
+      'user data for cloud-init (e.g. a #cloud-config file), at most 49149 bytes (Nova: 65535 characters of base64); ' +
         'inside the server at /var/lib/cloud/seed/nocloud/user-data',
     )
     .option(
