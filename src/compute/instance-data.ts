@@ -94,10 +94,12 @@ export const VENDOR_DATA = '#cloud-config\ndisable_root: false\n';
 
 /**
  * Network config v1: eth0 as novabox made it (the address, the gateway, the name servers of
- * the server's resolv.conf). `control: manual`: ifupdown (cloud-init's eni renderer on
- * Debian) leaves eth0 alone at `ifup -a`, so cloud-init applying it never takes down or
- * re-adds what novabox configured ("RTNETLINK answers: File exists" would fail the
- * networking unit); networkd and netplan renderers apply the same address, gateway and DNS.
+ * the server's resolv.conf). `control: manual`, for lo too: ifupdown (cloud-init's eni
+ * renderer on Debian) then brings nothing up at `ifup -a` (no `auto` line), so cloud-init
+ * applying it never re-adds what novabox configured, nor needs CAP_NET_ADMIN, which a
+ * server does not have (the renderer's default `auto lo` fails `ifup -a` with EPERM, and
+ * with it the networking unit); networkd and netplan renderers apply the same address,
+ * gateway and DNS.
  * Without a bridge address: `config: disabled` (with --network host cloud-init would
  * otherwise configure the host's own interfaces).
  */
@@ -106,6 +108,11 @@ export function renderNetworkConfig(n: InstanceNetwork | undefined): string {
   const lines = [
     'version: 1',
     'config:',
+    '  - type: physical',
+    '    name: lo',
+    '    subnets:',
+    '      - type: loopback',
+    '        control: manual',
     '  - type: physical',
     '    name: eth0',
     `    mac_address: ${q(n.mac)}`,

@@ -84,6 +84,7 @@ describe('NoCloud seed rendering', () => {
       expect(parsed).toEqual({
         version: 1,
         config: [
+          { type: 'physical', name: 'lo', subnets: [{ type: 'loopback', control: 'manual' }] },
           {
             type: 'physical',
             name: 'eth0',
