@@ -648,14 +648,21 @@ export class ComputeService {
   }
 
   /**
-   * Before each boot: the server's NoCloud seed written (compute/instance-data.ts), and on
-   * its first boot, for an image without cloud-init, key_name's public key put into root's
-   * authorized_keys by novabox (a marker in the server's directory says it was done; a
-   * rebuild, whose writable layer is new, removes it).
+   * Before each boot: the server's NoCloud seed written (compute/instance-data.ts) when its
+   * image has cloud-init or it was given instance data (a key, user data, a config drive);
+   * a server with neither gets no seed and no mount. On its first boot, for an image
+   * without cloud-init, key_name's public key goes into root's authorized_keys by novabox
+   * (a marker in the server's directory says it was done; a rebuild, whose writable layer
+   * is new, removes it). Returns the bind of the seed, if any.
    */
   private instanceData(s: Server, layers: string[], attachment: Attachment | undefined, idmap: Idmap | undefined) {
     trace('instance data');
     const d = serverDirs(s.id);
+    const cloudInit = hasCloudInit(layers);
+    if (!cloudInit && s.userData === null && s.keyData === null && !s.configDrive) {
+      rmTree(d.seed); // a rebuild onto an image without cloud-init
+      return undefined;
+    }
     const resolv = attachment ? parseResolv(serverResolvText()) : undefined;
     writeSeed(
       d.seed,
@@ -683,7 +690,7 @@ export class ComputeService {
       idmap,
     );
     const marker = join(d.dir, 'key-injected');
-    if (s.keyData && !s.ephemeral && !existsSync(marker) && !hasCloudInit(layers)) {
+    if (s.keyData && !s.ephemeral && !cloudInit && !existsSync(marker)) {
       mkdirSync(d.upper, { recursive: true, mode: 0o755 });
       if (idmap) chownSync(d.upper, idmap.uidBase, idmap.gidBase);
       mkdirSync(paths.tmp(), { recursive: true, mode: 0o700 });

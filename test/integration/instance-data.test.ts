@@ -124,11 +124,49 @@ describe.skipIf(!isRoot)('instance data: keypairs, user data, NoCloud seed (root
   }, 120_000);
 
   it('--network none: network-config disables cloud-init networking; no user data is an empty #cloud-config', async () => {
-    await ok(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'bare']);
+    await ok([
+      'server',
+      'create',
+      '--image',
+      'busybox',
+      '--flavor',
+      'm1.tiny',
+      '--network',
+      'none',
+      '--config-drive',
+      'True',
+      '--wait',
+      'bare',
+    ]);
     expect(await inside('bare', `cat ${SEED}/network-config ${SEED}/user-data`)).toBe('config: disabled\n#cloud-config\n{}\n');
-    expect(await inside('bare', `ls -A ${SEED}`)).toBe('meta-data\nnetwork-config\nuser-data\nvendor-data\n');
+    expect(await inside('bare', `ls -A ${SEED}`)).toBe('meta-data\nnetwork-config\nopenstack\nuser-data\nvendor-data\n');
     expect((await nb(['server', 'exec', 'bare', '--', 'ls', '/root/.ssh'])).exitCode).not.toBe(0);
     await ok(['server', 'delete', 'bare']);
+  }, 60_000);
+
+  it('an image without cloud-init and a server given no instance data: no seed, no mount, nothing in its writable layer', async () => {
+    const id = (
+      await ok([
+        'server',
+        'create',
+        '--image',
+        'busybox',
+        '--flavor',
+        'm1.tiny',
+        '--network',
+        'none',
+        '--wait',
+        'plain',
+        '-f',
+        'value',
+        '-c',
+        'id',
+      ])
+    ).trim();
+    expect(await inside('plain', 'test -e /var/lib/cloud && echo seed; grep -c /var/lib/cloud /proc/mounts || true')).toBe('0\n');
+    expect(existsSync(join(root, 'servers', id, 'seed'))).toBe(false);
+    expect(existsSync(join(root, 'servers', id, 'upper', 'var'))).toBe(false);
+    await ok(['server', 'delete', 'plain']);
   }, 60_000);
 
   it('--userns host: the seed and the key belong to the host root, who is the server root', async () => {
