@@ -27,8 +27,8 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     )
     .option(
       '--config-drive <bool>',
-      'True: the seed also holds the config drive layout openstack/latest/ (meta_data.json, user_data); ' +
-        'the NoCloud seed is there either way',
+      'True: the server gets its NoCloud seed at /var/lib/cloud/seed/nocloud even without cloud-init, a key or user data, ' +
+        'with the config drive layout openstack/latest/ (meta_data.json, user_data) in it',
       configDriveValue,
     )
     .addOption(
