@@ -11,6 +11,7 @@ import { register as registerPs } from './commands/ps.js';
 import { register as registerRm } from './commands/rm.js';
 import { register as registerServer } from './commands/server/index.js';
 import { register as registerFlavor } from './commands/flavor.js';
+import { register as registerKeypair } from './commands/keypair.js';
 import { register as registerConsole } from './commands/console.js';
 import { register as registerNetwork } from './commands/network.js';
 import { register as registerDoctor } from './commands/doctor.js';
@@ -36,6 +37,7 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext, argv: string[])
   rm: registerRm,
   server: registerServer,
   flavor: registerFlavor,
+  keypair: registerKeypair,
   console: registerConsole,
   network: registerNetwork,
   doctor: registerDoctor,

@@ -95,7 +95,7 @@ export function serverShow(
     accessIPv4: s.accessIpv4,
     accessIPv6: s.accessIpv6,
     addresses,
-    config_drive: '',
+    config_drive: s.configDrive ? 'True' : '',
     created: s.createdAt,
     flavor: f ? `${f.name} (${f.id})` : s.flavorId,
     id: s.id,

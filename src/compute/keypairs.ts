@@ -2,7 +2,7 @@
  * Nova's keypairs: per user; imported (an OpenSSH public key, checked by decoding it) or
  * generated (RSA 2048 as Nova at 2.1: the private half is returned once, never stored).
  */
-import { X509Certificate, createHash, createPublicKey, generateKeyPair } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey, generateKeyPair, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { BadRequest } from '../errors.js';
 import type { Store } from '../store/db.js';
 import type { Keypair } from '../store/keypairs.js';
@@ -78,6 +78,8 @@ export function parseCertificate(text: unknown): { publicKey: string; fingerprin
 
 export function parsePublicKey(text: unknown): { publicKey: string; fingerprint: string } {
   if (typeof text !== 'string' || text.trim() === '') throw new BadRequest('Keypair data is invalid: the public key is empty');
+  if (text.includes('PRIVATE KEY-----'))
+    throw new BadRequest('Keypair data is invalid: this is a private key; give its public half (the .pub file)');
   const [type, b64] = text.trim().split(/\s+/);
   const bad = () => new BadRequest(`Keypair data is invalid: failed to generate fingerprint (not an OpenSSH public key of a known type)`);
   if (!type || !b64 || !KEY_PARTS[type] || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw bad();
@@ -115,6 +117,47 @@ export async function generateRsa(comment: string): Promise<{ publicKey: string;
   return { publicKey: `ssh-rsa ${blob.toString('base64')} ${comment}`, privateKey, fingerprint: fingerprintOf(blob) };
 }
 
+/**
+ * A new Ed25519 pair in OpenSSH's own formats: the public key line and an unencrypted
+ * "OPENSSH PRIVATE KEY" (openssh-key-v1, PROTOCOL.key in OpenSSH's sources), as
+ * `ssh-keygen -t ed25519 -N ''` writes them.
+ */
+export function generateEd25519(comment: string): { publicKey: string; privateKey: string; fingerprint: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const pub = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+  const seed = Buffer.from(privateKey.export({ format: 'jwk' }).d!, 'base64url');
+  const type = Buffer.from('ssh-ed25519');
+  const blob = Buffer.concat([sshString(type), sshString(pub)]);
+  const check = randomBytes(4);
+  let secret = Buffer.concat([
+    check,
+    check,
+    sshString(type),
+    sshString(pub),
+    sshString(Buffer.concat([seed, pub])),
+    sshString(Buffer.from(comment)),
+  ]);
+  const pad = (8 - (secret.length % 8)) % 8;
+  secret = Buffer.concat([secret, Buffer.from(Array.from({ length: pad }, (_, i) => i + 1))]);
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(1);
+  const body = Buffer.concat([
+    Buffer.from('openssh-key-v1\0'),
+    sshString(Buffer.from('none')),
+    sshString(Buffer.from('none')),
+    sshString(Buffer.alloc(0)),
+    count,
+    sshString(blob),
+    sshString(secret),
+  ]);
+  const lines = body.toString('base64').match(/.{1,70}/g)!;
+  return {
+    publicKey: `ssh-ed25519 ${blob.toString('base64')} ${comment}`,
+    privateKey: ['-----BEGIN OPENSSH PRIVATE KEY-----', ...lines, '-----END OPENSSH PRIVATE KEY-----', ''].join('\n'),
+    fingerprint: fingerprintOf(blob),
+  };
+}
+
 export const MAX_KEYPAIRS = 100;
 
 export class KeypairService {
@@ -130,7 +173,14 @@ export class KeypairService {
 
   /** Imports `publicKey`, or generates a pair and returns its private half once. */
   /** `type` (microversion 2.2): ssh, or x509 (a PEM certificate to import; novabox generates ssh keys only). */
-  async create(name: unknown, publicKey: unknown, caller: Caller, type: unknown = 'ssh'): Promise<Keypair & { privateKey?: string }> {
+  /** `generate`: the algorithm of a generated pair (the API: RSA as Nova; the CLI: Ed25519, as ssh-keygen's default). */
+  async create(
+    name: unknown,
+    publicKey: unknown,
+    caller: Caller,
+    type: unknown = 'ssh',
+    generate: 'rsa' | 'ed25519' = 'rsa',
+  ): Promise<Keypair & { privateKey?: string }> {
     const n = checkKeypairName(name);
     if (type !== 'ssh' && type !== 'x509')
       throw new BadRequest(`Invalid input for field/attribute type. Value: ${JSON.stringify(type)}. It must be 'ssh' or 'x509'`);
@@ -146,7 +196,7 @@ export class KeypairService {
       const k = parsePublicKey(publicKey);
       return this.store.keypairs.insert({ userId: caller.userId, name: n, type: 'ssh', ...k });
     }
-    const g = await generateRsa(`Generated-by-novabox`);
+    const g = generate === 'ed25519' ? generateEd25519('Generated-by-novabox') : await generateRsa('Generated-by-novabox');
     const k = this.store.keypairs.insert({
       userId: caller.userId,
       name: n,

@@ -4,7 +4,8 @@
  * record. Daemonless: every action runs to completion in the calling process, and
  * reconcile() repairs what a killed process left behind.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { constants, hostname as osHostname } from 'node:os';
 import { BadRequest, Conflict, NovaboxError, NotFound } from '../errors.js';
 import { cgroupDriver, detectCgroups } from '../runtime/cgroups/index.js';
@@ -39,7 +40,7 @@ import type { NewServer, Server } from '../store/servers.js';
 import type { Flavor } from '../store/flavors.js';
 import { nowIso } from '../store/time.js';
 import { decideRestart, parseRestart } from './restart.js';
-import { cgroupPathOf } from '../util/paths.js';
+import { cgroupPathOf, paths } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
 import { testPause } from '../util/test-pause.js';
@@ -53,6 +54,10 @@ import { boundMessage } from '../util/text.js';
 import { IdmapService } from './idmap.js';
 import { formatIdmap, releaseOwner, usernsMode, type UsernsMode } from '../runtime/userns/index.js';
 import type { Idmap } from '../runtime/plan/spec.js';
+import { decodeUserData, hasCloudInit, injectKey, parseResolv, SEED_TARGET, writeSeed } from './instance-data.js';
+import { serverResolvText } from '../runtime/network/etc-files.js';
+import { formatIp, gatewayOf } from '../runtime/network/ipam.js';
+import type { Attachment } from '../runtime/network/bridge.js';
 
 export interface CreateServerRequest {
   name: string;
@@ -76,6 +81,10 @@ export interface CreateServerRequest {
   userns?: UsernsMode | string;
   /** restart policy: no (default), always, on-failure[:N] (compute/restart.ts) */
   restart?: string;
+  /** Nova's user_data: base64 (at most 65535 characters), given to the server in its NoCloud seed */
+  userData?: string;
+  /** Nova's config_drive: the seed also gets the openstack/latest/ layout */
+  configDrive?: boolean;
 }
 
 export interface ServerUsage {
@@ -386,6 +395,12 @@ export class ComputeService {
       created: found.row!.createdAt,
     };
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
+    const userData = decodeUserData(req.userData);
+    const keyData = req.keyName === undefined || req.keyName === null ? null : this.publicKeyOf(req.keyName, caller);
+    if (keyData && req.ephemeral && image.layers.length && !hasCloudInit(layerDirs(image)))
+      throw new BadRequest(
+        `cannot give key pair "${req.keyName}" to an ephemeral server of image "${image.name}": without cloud-init novabox writes the key into the writable layer before the first boot, and an ephemeral one is made at each start`,
+      );
     const restart = req.restart ?? 'no';
     parseRestart(restart);
     const network = req.network ?? 'novabox';
@@ -420,6 +435,9 @@ export class ComputeService {
             powerState: POWER_STATE.NOSTATE,
             metadata: { ...(req.properties ?? {}) },
             keyName: req.keyName ?? null,
+            keyData,
+            userData: userData ? userData.toString('base64') : null,
+            configDrive: Boolean(req.configDrive),
             accessIpv4: req.accessIpv4 ?? '',
             accessIpv6: req.accessIpv6 ?? '',
             locked: false,
@@ -529,6 +547,8 @@ export class ComputeService {
       logLine(s.id, 'server created');
       trace('create recorded');
       testPause('create-recorded'); // its lease recorded, no veth, no container yet
+      const attachment = this.attachmentOf(s);
+      const idmap = this.idmapFor(s);
       const facts = await startServer(
         {
           id: s.id,
@@ -537,9 +557,10 @@ export class ComputeService {
           limits,
           network: s.network,
           ephemeral: this.ephemeralOf(s),
-          attachment: this.attachmentOf(s),
-          idmap: this.idmapFor(s),
+          attachment,
+          idmap,
           onExit: this.onExitOf(s),
+          seed: this.instanceData(s, image.layerDirs, attachment, idmap),
         },
         this.driver,
       );
@@ -594,22 +615,90 @@ export class ComputeService {
     const flavor = this.flavorOf(s);
     const image = readImageById(s.imageRef, s.imageName);
     if (image) await ensureLayers(image);
+    const booted = this.imageFor(s);
+    const attachment = this.attachmentOf(s);
+    const idmap = this.idmapFor(s);
     const facts = await startServer(
       {
         id: s.id,
         hostname: hostnameOf(s.name),
-        image: this.imageFor(s),
+        image: booted,
         limits: flavorLimits(flavor),
         network: s.network,
         ephemeral: this.ephemeralOf(s),
-        attachment: this.attachmentOf(s),
-        idmap: this.idmapFor(s),
+        attachment,
+        idmap,
         onExit: this.onExitOf(s),
+        seed: this.instanceData(s, booted.layerDirs, attachment, idmap),
       },
       this.driver,
     );
     this.store.servers.setRuntime(s.id, facts);
     logLine(s.id, 'server started');
+  }
+
+  /** key_name's public key (the caller's keypair), copied into the server's record as Nova does */
+  private publicKeyOf(keyName: string, caller: Caller): string {
+    try {
+      return this.store.keypairs.get(caller.userId, keyName).publicKey;
+    } catch (err) {
+      if (err instanceof NotFound) throw new BadRequest(`Invalid key_name provided: there is no key pair "${keyName}"`, { cause: err });
+      throw err;
+    }
+  }
+
+  /**
+   * Before each boot: the server's NoCloud seed written (compute/instance-data.ts) when its
+   * image has cloud-init or it was given instance data (a key, user data, a config drive);
+   * a server with neither gets no seed and no mount. On its first boot, for an image
+   * without cloud-init, key_name's public key goes into root's authorized_keys by novabox
+   * (a marker in the server's directory says it was done; a rebuild, whose writable layer
+   * is new, removes it). Returns the bind of the seed, if any.
+   */
+  private instanceData(s: Server, layers: string[], attachment: Attachment | undefined, idmap: Idmap | undefined) {
+    trace('instance data');
+    const d = serverDirs(s.id);
+    const cloudInit = hasCloudInit(layers);
+    if (!cloudInit && s.userData === null && s.keyData === null && !s.configDrive) {
+      rmTree(d.seed); // a rebuild onto an image without cloud-init
+      return undefined;
+    }
+    const resolv = attachment ? parseResolv(serverResolvText()) : undefined;
+    writeSeed(
+      d.seed,
+      {
+        id: s.id,
+        name: s.name,
+        hostname: hostnameOf(s.name),
+        metadata: s.metadata,
+        keyName: s.keyName,
+        publicKey: s.keyData,
+        userData: s.userData === null ? undefined : Buffer.from(s.userData, 'base64'),
+        configDrive: s.configDrive,
+        network:
+          attachment && resolv
+            ? {
+                address: formatIp(attachment.address),
+                prefixLen: attachment.subnet.prefixLen,
+                gateway: formatIp(gatewayOf(attachment.subnet)),
+                mac: attachment.mac,
+                mtu: attachment.mtu,
+                ...resolv,
+              }
+            : undefined,
+      },
+      idmap,
+    );
+    const marker = join(d.dir, 'key-injected');
+    if (s.keyData && !s.ephemeral && !cloudInit && !existsSync(marker)) {
+      mkdirSync(d.upper, { recursive: true, mode: 0o755 });
+      if (idmap) chownSync(d.upper, idmap.uidBase, idmap.gidBase);
+      mkdirSync(paths.tmp(), { recursive: true, mode: 0o700 });
+      injectKey({ upper: d.upper, lowers: layers, idmap }, s.keyData, paths.tmp());
+      writeFileSync(marker, '');
+    }
+    trace('instance data written');
+    return { source: d.seed, target: SEED_TARGET };
   }
 
   /** A server with a restart policy: its monitor starts `novabox server _exited` after the init's exit. */
@@ -742,6 +831,7 @@ export class ComputeService {
       const d = serverDirs(s.id);
       rmTree(d.upper);
       rmTree(d.work);
+      rmSync(join(d.dir, 'key-injected'), { force: true });
       const cur = this.store.servers.update(s.id, {
         imageRef: image.id ?? image.name,
         imageName: image.name,

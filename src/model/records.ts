@@ -53,6 +53,12 @@ export interface Server {
   restart: string;
   /** restarts since the server last ran long enough (the backoff's exponent, on-failure's count) */
   restartCount: number;
+  /** Nova's user_data: base64 as given at create (at most 65535 characters), or null */
+  userData: string | null;
+  /** the public key of key_name as it was at create (Nova's copy with the instance), or null */
+  keyData: string | null;
+  /** config_drive as asked at create (the NoCloud seed is there either way) */
+  configDrive: boolean;
 }
 
 export interface Flavor {

@@ -62,6 +62,8 @@ export interface ServerLaunch {
   idmap?: Idmap;
   /** what the monitor starts once the init is reaped (a restart policy: exitHook) */
   onExit?: LaunchPlan['onExit'];
+  /** host directory bound read-only at `target` (the instance data's NoCloud seed) */
+  seed?: { source: string; target: string };
 }
 
 /**
@@ -97,6 +99,8 @@ export function serverDirs(id: string) {
     merged: join(dir, 'rootfs'),
     /** ephemeral servers: mount point of their tmpfs (inside the server's mount namespace only) */
     eph: join(dir, 'eph'),
+    /** the NoCloud seed (compute/instance-data.ts), bound read-only at /var/lib/cloud/seed/nocloud */
+    seed: join(dir, 'seed'),
     log: join(dir, 'console.log'),
     status: join(dir, 'exit-status'),
   };
@@ -158,6 +162,7 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
     statusPath: d.status,
     initBinary: initBinary(),
     idmap: l.idmap,
+    volumes: l.seed ? [{ source: l.seed.source, target: l.seed.target, readOnly: true, isDir: true }] : undefined,
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;

@@ -343,4 +343,15 @@ ALTER TABLE servers ADD COLUMN restart TEXT NOT NULL DEFAULT 'no';
 ALTER TABLE servers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    // Issue 17: instance data. Nova keeps user_data (base64, as given) and a copy of the
+    // keypair's public key with the instance (deleting the keypair later changes nothing);
+    // both go into the server's NoCloud seed (compute/instance-data.ts).
+    name: '008 instance data',
+    sql: `
+ALTER TABLE servers ADD COLUMN user_data TEXT;
+ALTER TABLE servers ADD COLUMN key_data TEXT;
+ALTER TABLE servers ADD COLUMN config_drive INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];

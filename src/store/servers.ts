@@ -76,6 +76,9 @@ const COLUMNS: Record<keyof Server, [string, Kind]> = {
   flavor: ['flavor', 'json'],
   restart: ['restart', 'text'],
   restartCount: ['restart_count', 'int'],
+  userData: ['user_data', 'text'],
+  keyData: ['key_data', 'text'],
+  configDrive: ['config_drive', 'bool'],
 };
 const FIELDS = Object.keys(COLUMNS) as (keyof Server)[];
 
@@ -121,6 +124,9 @@ const DEFAULTS: Omit<Server, 'id' | 'name' | 'projectId' | 'userId' | 'vmState' 
   flavor: null,
   restart: 'no',
   restartCount: 0,
+  userData: null,
+  keyData: null,
+  configDrive: false,
 };
 
 export class ServerRepo {

@@ -1,6 +1,7 @@
 /** Nova servers: list, show, create (202, BUILD), update, delete, metadata, addresses, instance actions. */
 import type { FastifyInstance } from 'fastify';
 import { KeypairService } from '../../compute/keypairs.js';
+import { decodeUserData } from '../../compute/instance-data.js';
 import { BadRequest, NotFound } from '../../errors.js';
 import { trace } from '../../util/trace.js';
 import { ApiError } from '../faults.js';
@@ -82,6 +83,8 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     trace('POST /servers');
     const c = caller(req);
     const b = wrapped(req.body, 'server');
+    onlyKeys(b, 'server', CREATE_KEYS);
+    refuseUnhonoured(b);
     const name = str(b, 'name', { required: true, min: 1, max: 255 })!;
     if (name.trim() === '')
       throw new BadRequest('Invalid input for field/attribute name. An empty name or one of only white space is not allowed');
@@ -107,10 +110,9 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
     const minCount = int(b, 'min_count', { min: 1 }) ?? 1;
     const maxCount = int(b, 'max_count', { min: 1 }) ?? minCount;
     if (maxCount < minCount) throw new BadRequest('Invalid input for field/attribute max_count: it is smaller than min_count');
-    const userData = str(b, 'user_data', { nullable: true });
-    if (userData !== undefined && (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(userData) || userData.length > 65535)) {
-      throw new BadRequest('Invalid input for field/attribute user_data. It must be base64 of at most 65535 bytes');
-    }
+    const userData = str(b, 'user_data', { nullable: true }) ?? undefined;
+    decodeUserData(userData); // Nova's 400 before anything is made
+    const configDrive = bool(b, 'config_drive');
     const v4 = ipAddress(b, 'accessIPv4', 4);
     const v6 = ipAddress(b, 'accessIPv6', 6);
     const adminPass = str(b, 'adminPass') ?? newAdminPass();
@@ -134,7 +136,9 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
         image: image.id,
         flavor: flavor.id,
         properties: meta,
-        keyName,
+        keyName: keyName ?? undefined,
+        userData,
+        configDrive,
         count: maxCount,
         accessIpv4: v4,
         accessIpv6: v6,
@@ -253,11 +257,62 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
 }
 
 /** The `group` scheduler hint (os:scheduler_hints, beside "server"): a server group's id. */
+/** Nova 2.1's server create schema (additionalProperties: false); the same words for anything else. */
+const CREATE_KEYS = [
+  'name',
+  'imageRef',
+  'flavorRef',
+  'adminPass',
+  'metadata',
+  'networks',
+  'OS-DCF:diskConfig',
+  'accessIPv4',
+  'accessIPv6',
+  'personality',
+  'key_name',
+  'user_data',
+  'availability_zone',
+  'block_device_mapping',
+  'block_device_mapping_v2',
+  'security_groups',
+  'config_drive',
+  'min_count',
+  'max_count',
+  'return_reservation_id',
+];
+
+/**
+ * Fields Nova takes that a container cannot honour: refused with a 400, never dropped.
+ * adminPass is echoed, as Nova does, and not set (as Nova's libvirt driver without
+ * inject_password); diskConfig has no partition to resize.
+ */
+function refuseUnhonoured(b: Json): void {
+  const p = b.personality;
+  if (p !== undefined && p !== null && !(Array.isArray(p) && p.length === 0))
+    throw new BadRequest(
+      'Invalid input for field/attribute personality: novabox does not inject personality files; pass them in user_data',
+    );
+  for (const k of ['block_device_mapping', 'block_device_mapping_v2']) {
+    const v = b[k];
+    if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0))
+      throw new BadRequest(`Invalid input for field/attribute ${k}: novabox servers have no block devices (boot from an image)`);
+  }
+  const dc = b['OS-DCF:diskConfig'];
+  if (dc !== undefined && dc !== 'MANUAL' && dc !== 'AUTO')
+    throw new BadRequest(`Invalid input for field/attribute OS-DCF:diskConfig. Value: ${quote(dc)}. It is not one of 'AUTO', 'MANUAL'`);
+}
+
 function schedulerGroup(body: unknown): string | undefined {
   if (!isObject(body)) return undefined;
   const hints = body['os:scheduler_hints'] ?? body['OS-SCH-HNT:scheduler_hints'];
   if (hints === undefined || hints === null) return undefined;
   if (!isObject(hints)) throw new BadRequest('Invalid input for field/attribute os:scheduler_hints: it must be an object');
+  // one host: same_host always holds; any other hint would be dropped, so it is refused
+  for (const k of Object.keys(hints))
+    if (k !== 'group' && k !== 'same_host')
+      throw new BadRequest(
+        `Invalid input for field/attribute os:scheduler_hints: novabox has one host and cannot honour the hint ${quote(k)}`,
+      );
   const g = hints.group;
   if (g === undefined) return undefined;
   if (typeof g !== 'string' || !isUuid(g))

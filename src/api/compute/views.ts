@@ -123,7 +123,7 @@ export function serverDetail(s: Server, c: ServerViewContext): Record<string, un
     'OS-EXT-STS:task_state': s.taskState,
     'OS-EXT-STS:power_state': s.powerState,
     'os-extended-volumes:volumes_attached': [],
-    config_drive: '',
+    config_drive: s.configDrive ? 'True' : '',
   });
   if (c.isAdmin) {
     v['OS-EXT-SRV-ATTR:host'] = s.host || null;

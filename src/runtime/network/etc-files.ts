@@ -42,6 +42,11 @@ function readOr(path: string): string {
   }
 }
 
+/** A container's resolv.conf: the host's, without loopback name servers. */
+export function serverResolvText(): string {
+  return resolvText(readOr('/etc/resolv.conf'), readOr('/run/systemd/resolve/resolv.conf'));
+}
+
 /** Where a container's files live: `dir/etc/...` (pure). */
 export function etcPaths(dir: string): EtcFiles {
   const etc = join(dir, 'etc');
@@ -55,7 +60,7 @@ export function writeEtcFiles(dir: string, hostname: string, address: string, ow
   mkdirSync(join(dir, 'etc'), { recursive: true, mode: 0o755 });
   writeFileAtomic(files.hosts, hostsText(hostname, address), 0o644, false);
   writeFileAtomic(files.hostname, hostname + '\n', 0o644, false);
-  writeFileAtomic(files.resolv, resolvText(readOr('/etc/resolv.conf'), readOr('/run/systemd/resolve/resolv.conf')), 0o644, false);
+  writeFileAtomic(files.resolv, serverResolvText(), 0o644, false);
   if (owner) for (const f of [files.hosts, files.hostname, files.resolv]) chownSync(f, owner.uid, owner.gid);
   return files;
 }

@@ -477,6 +477,42 @@ describe('Nova 2.1 (in process)', () => {
     [
       'POST',
       '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "user_data": "${'A'.repeat(65536)}"}}`,
+      /user_data.*is too long/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "personality": [{"path": "/x", "contents": "eA=="}]}}`,
+      /personality/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "block_device_mapping_v2": [{"boot_index": 0}]}}`,
+      /block devices/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "description": "d"}}`,
+      /'description' was unexpected/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "config_drive": "maybe"}}`,
+      /config_drive/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
+      `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1"}, "os:scheduler_hints": {"different_host": ["${SID}"]}}`,
+      /cannot honour the hint "different_host"/,
+    ],
+    [
+      'POST',
+      '/compute/v2.1/servers',
       `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "security_groups": [{"name": "web"}]}}`,
       /Security group/,
     ],

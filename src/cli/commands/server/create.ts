@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { BadRequest, NotFound } from '../../../errors.js';
+import { USER_DATA_MAX } from '../../../compute/instance-data.js';
 import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
 import { serverShow, addressesField } from '../../views.js';
@@ -13,7 +15,22 @@ export function registerCreate(server: Command, ctx: CliContext): void {
     .requiredOption('--image <image>', 'image name (built-in: busybox)')
     .requiredOption('--flavor <flavor>', 'flavor name or id (novabox flavor list)')
     .option('--property <key=value>', 'metadata property (repeatable)', collect, [])
-    .option('--key-name <name>', 'keypair to record with the server')
+    .option(
+      '--key-name <name>',
+      "keypair (novabox keypair list) whose public key the server gets: in its NoCloud seed's meta-data for cloud-init, " +
+        "and, for an image without cloud-init, in root's ~/.ssh/authorized_keys before its first boot",
+    )
+    .option(
+      '--user-data <file>',
+      'user data for cloud-init (e.g. a #cloud-config file), at most 49149 bytes (Nova: 65535 characters of base64); ' +
+        'inside the server at /var/lib/cloud/seed/nocloud/user-data',
+    )
+    .option(
+      '--config-drive <bool>',
+      'True: the server gets its NoCloud seed at /var/lib/cloud/seed/nocloud even without cloud-init, a key or user data, ' +
+        'with the config drive layout openstack/latest/ (meta_data.json, user_data) in it',
+      configDriveValue,
+    )
     .addOption(
       new Option(
         '--network <network>',
@@ -53,6 +70,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       if (cmd.getOptionValueSource('network') !== 'default') throw new BadRequest('give --nic or --network, not both');
       ({ network, fixedIp } = parseNic(o.nic));
     }
+    const userData = o.userData === undefined ? undefined : readUserData(o.userData);
     const compute = await ctx.compute();
     const caller = compute.localCaller();
     const servers = await compute.create(
@@ -68,6 +86,8 @@ export function registerCreate(server: Command, ctx: CliContext): void {
         ephemeral: Boolean(o.ephemeral),
         userns: o.userns,
         restart: o.restart,
+        userData,
+        configDrive: o.configDrive,
       },
       caller,
     );
@@ -103,6 +123,30 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       ctx.exitCode = 1;
     }
   });
+}
+
+/** `--config-drive True|False` (the openstack client's words; a volume name means nothing here) */
+function configDriveValue(v: string): boolean {
+  if (/^(true|1|yes)$/i.test(v)) return true;
+  if (/^(false|0|no)$/i.test(v)) return false;
+  throw new BadRequest(`invalid --config-drive ${JSON.stringify(v)}: expected True or False (novabox has no config drive volumes)`);
+}
+
+/** The file's bytes as Nova's user_data (base64); the size is checked by compute. */
+function readUserData(file: string): string {
+  try {
+    const b64 = readFileSync(file).toString('base64');
+    if (b64.length > USER_DATA_MAX)
+      throw new BadRequest(
+        `--user-data ${file} is too big: Nova takes at most ${Math.floor(USER_DATA_MAX / 4) * 3} bytes (${USER_DATA_MAX} characters of base64)`,
+      );
+    return b64;
+  } catch (err) {
+    if (err instanceof BadRequest) throw err;
+    throw new BadRequest(`cannot read --user-data ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, {
+      cause: err,
+    });
+  }
 }
 
 /** `--nic none|auto|net-id=NAME[,v4-fixed-ip=ADDR]`, as the openstack client takes it. */
