@@ -264,6 +264,8 @@ export interface ExtractOptions {
   expectDiffId?: string;
   expectBlobDigest?: string;
   onBytes?: (n: number) => void;
+  /** a stage between the checked tar and GNU tar (the server stream's id shift: id-shift.ts) */
+  transform?: Transform;
 }
 
 /**
@@ -336,7 +338,7 @@ export async function extractLayer(
     const stages: (NodeJS.ReadableStream | NodeJS.WritableStream)[] = [input, raw];
     const dec = decompressor(compression);
     if (dec) stages.push(dec);
-    stages.push(plain, validator, sink);
+    stages.push(plain, validator, ...(opts.transform ? [opts.transform] : []), sink);
     await (pipeline as (...s: unknown[]) => Promise<void>)(...stages).catch((err) => {
       tar?.kill('SIGKILL');
       throw err;
