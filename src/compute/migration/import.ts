@@ -259,7 +259,9 @@ export async function commitStaged(
         if (!lease) {
           lease = compute.network.allocate('server', id);
           if (want)
-            notice(`the fixed IP ${want} is not free in this host's subnet: server "${name}" has the address ${lease.address} here`);
+            notice(
+              `the fixed IP ${want} cannot be kept here (outside this host's subnet, or taken): server "${name}" has the address ${lease.address} here`,
+            );
         }
       }
       if (userns === 'auto') compute.idmaps.leaseFor(id);

@@ -94,7 +94,7 @@ describe('server stream frames', () => {
     );
     await expect(readAll(Readable.from([Buffer.from('NB')]))).rejects.toThrow(/not a novabox server stream: it is too short/);
     expect(() => checkHeader(undefined)).toThrow(/it is empty/);
-    const f = async (meta: object) => readFrame(new ByteReader(Readable.from([encodeFrame('H', meta)])));
+    const f = async (meta: Record<string, unknown>) => readFrame(new ByteReader(Readable.from([encodeFrame('H', meta)])));
     expect(checkHeader(await f(header), 'x64').serverId).toBe('x');
     expect(() => checkHeader(undefined)).toThrow(/empty/);
     await expect(f({ ...header, version: 2 }).then((x) => checkHeader(x, 'x64'))).rejects.toThrow(

@@ -9,7 +9,7 @@ import { registerCp } from './cp.js';
 import { registerStats } from './stats.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
-import { registerMigration } from './migration.js';
+import { registerMigrate, registerMigration } from './migration.js';
 
 type Register = (server: Command, ctx: CliContext) => void;
 
@@ -46,6 +46,8 @@ export const SERVER_VERBS: Readonly<Record<string, Register>> = {
   rebuild: registerImage,
   export: registerMigration,
   import: registerMigration,
+  migrate: registerMigrate,
+  receive: registerMigrate,
 };
 
 const ALL: Register[] = [
@@ -59,6 +61,7 @@ const ALL: Register[] = [
   registerEvents,
   registerImage,
   registerMigration,
+  registerMigrate,
 ];
 
 /** `argv` is the command line after `novabox`. */

@@ -117,3 +117,52 @@ Examples:
     }
   });
 }
+
+/** `server migrate` and the hidden `server receive` it talks to. */
+export function registerMigrate(server: Command, ctx: CliContext): void {
+  server
+    .command('migrate')
+    .description('cold-migrate a server to another host: stop, send what the target lacks, start there, delete here')
+    .argument('<server>', 'name or id')
+    .requiredOption('--to <target>', 'ssh://[USER@]HOST[:PORT], or exec:COMMAND (a command reaching "novabox server receive")')
+    .addHelpText(
+      'after',
+      `
+An ACTIVE server is stopped, sent, started on the target and only then deleted here; a
+SHUTOFF server arrives SHUTOFF. The target first says which image layers it has: only the
+others are sent, then the writable layer. If anything fails before the target confirms,
+the target keeps nothing and the server here runs again as before. --debug reports the
+bytes sent and the downtime. Both hosts record a "migrate" instance action.
+
+Examples:
+  novabox server migrate web --to ssh://root@hostb
+  novabox server migrate web --to 'exec:ip netns exec hostb novabox server receive'`,
+    )
+    .action(async (ref: string, o: { to: string }) => {
+      const compute = await ctx.compute();
+      const { ImageService } = await import('../../../images/service.js');
+      const { migrateServer } = await import('../../../compute/migration/migrate.js');
+      const images = new ImageService(compute.store);
+      const r = await migrateServer(compute, images, ref, compute.localCaller(), { to: o.to });
+      for (const n of r.notices) ctx.stderr(`novabox: ${n}\n`);
+      if (ctx.debug) {
+        ctx.stderr(
+          `novabox: ${r.target.name}: ${r.bytes} bytes sent (writable layer ${r.writableBytes}, ${r.layersSkipped} image layers already there)${
+            r.downtimeMs === null ? '' : `, downtime ${r.downtimeMs} ms`
+          }\n`,
+        );
+      }
+    });
+
+  server
+    .command('receive', { hidden: true })
+    .description('the target side of "server migrate": speaks its protocol on standard input and output')
+    .action(async () => {
+      const compute = await ctx.compute();
+      const { ImageService } = await import('../../../images/service.js');
+      const { receiveServer } = await import('../../../compute/migration/receive.js');
+      const { ByteReader } = await import('../../../compute/migration/stream.js');
+      const images = new ImageService(compute.store);
+      await receiveServer(compute, images, new ByteReader(process.stdin), process.stdout, compute.localCaller());
+    });
+}
