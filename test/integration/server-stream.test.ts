@@ -20,7 +20,7 @@ const isRoot = process.getuid?.() === 0;
 
 /** what a root's database and layer store hold */
 function rows(root: string) {
-  const db = new Database(join(root, 'novabox.db'), { readonly: true, timeout: 10_000 });
+  const db = new Database(join(root, 'novabox.db'), { timeout: 10_000 });
   const ls = (d: string) => (existsSync(join(root, d)) ? readdirSync(join(root, d)).sort() : []);
   try {
     return {
@@ -41,7 +41,7 @@ function rows(root: string) {
 }
 
 function actionsOf(root: string, serverId: string): string[] {
-  const db = new Database(join(root, 'novabox.db'), { readonly: true, timeout: 10_000 });
+  const db = new Database(join(root, 'novabox.db'), { timeout: 10_000 });
   try {
     return (db.prepare('SELECT action FROM instance_actions WHERE server_id = ? ORDER BY id').all(serverId) as { action: string }[]).map(
       (r) => r.action,
