@@ -316,3 +316,4 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(await exec(nbA, 'stay', 'ls -la /data | wc -l')).toBe('1\n');
   }, 240_000);
 });
+
