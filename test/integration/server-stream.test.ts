@@ -5,6 +5,7 @@
  * leaves the target as it was: the leak census, the database rows, the layer store, the
  * staging dir and the leases are compared before and after.
  */
+import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { getXattr, setXattr } from '../helpers/image-fixtures.js';
-import { BIN, runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const Database = Sqlite as unknown as DatabaseConstructor;
 const isRoot = process.getuid?.() === 0;
@@ -314,6 +315,19 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
       expect({ ...after, actions: 0 }, to).toEqual({ ...rowsFree, actions: 0 });
     }
     expect(await exec(nbA, 'stay', 'ls -la /data | wc -l')).toBe('1\n');
+    // the sender is killed (SIGTERM) while it waits for a slow receiver: it gives up as on a failure
+    const sender = spawn(process.execPath, [BIN, 'server', 'migrate', 'stay', '--to', `exec:sleep 3; ${receiver()}`], {
+      env: cliEnv(a.root),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    sender.stderr.on('data', (d) => (err += d));
+    const closed = new Promise<number | null>((resolve) => sender.on('close', (code) => resolve(code)));
+    await new Promise((r) => setTimeout(r, 2000));
+    sender.kill('SIGTERM');
+    expect(await closed).not.toBe(0);
+    expect(err).toBe('novabox: the migration of server "stay" was interrupted\n');
+    expect(await show(nbA, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+    expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
   }, 240_000);
 });
-

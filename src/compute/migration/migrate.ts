@@ -24,6 +24,8 @@ export interface MigrateOptions {
   to: string;
   /** how long to wait for the receiver to exit once its input is closed */
   exitTimeoutMs?: number;
+  /** SIGINT/SIGTERM of the CLI: give up as on a failure (the server here runs again) unless the target already committed */
+  signal?: AbortSignal;
 }
 
 export interface MigrateResult {
@@ -104,13 +106,25 @@ export async function migrateServer(
     return result;
   };
   let result: MigrateResult;
+  let committed = false;
+  const onAbort = () => {
+    if (committed) return;
+    child?.stdin?.destroy();
+    child?.stdout?.destroy();
+  };
+  opts.signal?.addEventListener('abort', onAbort);
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw new NovaboxError('sys', `the migration of server "${first.name}" was interrupted`);
+  };
   try {
     if (wasActive) {
       stoppedAt = performance.now();
       await compute.stop(first.id, caller);
     }
+    checkAbort();
     const s = claimForExport(compute, first.id, caller, 'migrate');
     parts = prepareExport(compute, images, s, { start: wasActive });
+    checkAbort();
     step('Success');
     step = store.actions.event(action.id, 'compute_resize_instance');
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -132,6 +146,7 @@ export async function migrateServer(
     const r = new ByteReader(proc.stdout!);
     const answer = async (what: string): Promise<Meta> => {
       const f = await readFrame(r).catch(() => undefined);
+      checkAbort();
       if (!f || f.kind !== 'A') {
         await exited;
         throw new NovaboxError('sys', why(what));
@@ -155,6 +170,7 @@ export async function migrateServer(
     const downtimeMs = wasActive ? Math.round(performance.now() - stoppedAt) : null;
     await w.frame('Q', { commit: true });
     await answer('before it confirmed the migration');
+    committed = true;
     proc.stdin!.end();
     await exited;
     step('Success');
@@ -169,7 +185,11 @@ export async function migrateServer(
     parts.staging.remove();
     parts = undefined;
     releaseClaim(compute, first.id);
-  } catch (err) {
+  } catch (caught) {
+    const err =
+      opts.signal?.aborted && !(caught instanceof Conflict)
+        ? new NovaboxError('sys', `the migration of server "${first.name}" was interrupted`)
+        : caught;
     step('Error', (err as Error).message);
     // the receiver takes everything back when its input ends; wait for it
     if (child) {
@@ -194,6 +214,8 @@ export async function migrateServer(
       }
     }
     throw err;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
   }
   return confirm(result);
 }

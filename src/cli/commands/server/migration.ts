@@ -143,7 +143,18 @@ Examples:
       const { ImageService } = await import('../../../images/service.js');
       const { migrateServer } = await import('../../../compute/migration/migrate.js');
       const images = new ImageService(compute.store);
-      const r = await migrateServer(compute, images, ref, compute.localCaller(), { to: o.to });
+      // Ctrl-C or a kill: the migration gives up as on a failure (the server runs here again)
+      const abort = new AbortController();
+      const stop = () => abort.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      let r: Awaited<ReturnType<typeof migrateServer>>;
+      try {
+        r = await migrateServer(compute, images, ref, compute.localCaller(), { to: o.to, signal: abort.signal });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
       for (const n of r.notices) ctx.stderr(`novabox: ${n}\n`);
       if (ctx.debug) {
         ctx.stderr(
