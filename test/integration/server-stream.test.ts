@@ -272,9 +272,20 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'mover', '-f', 'json'])));
     await exec(nbA, 'mover', 'dd if=/dev/urandom of=/data bs=1M count=4 2>/dev/null && md5sum /data');
     const sum = await exec(nbA, 'mover', 'md5sum /data');
+    // a writer keeps changing the writable layer during the pre-copy: a counter renamed into
+    // place, a file made and its predecessor deleted, each round
+    await exec(
+      nbA,
+      'mover',
+      'i=0; (while :; do i=$((i+1)); echo $i > /cnt.tmp; mv /cnt.tmp /cnt; touch /old.$i; rm -f /old.$((i-1)); sleep 0.002; done) >/dev/null 2>&1 & sleep 0.2; cat /cnt',
+    );
+    const counted = Number(await exec(nbA, 'mover', 'cat /cnt'));
     const r = await nbA(['--debug', 'server', 'migrate', 'mover', '--to', `exec:${receiver()}`]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const m = /novabox: mover: (\d+) bytes sent \(writable layer (\d+), 1 image layers already there\), downtime (\d+) ms/.exec(r.stderr);
+    const m =
+      /novabox: mover: (\d+) bytes sent \(writable layer (\d+), 1 image layers already there\), a delta of (\d+) bytes after the stop, frozen (\d+) ms while packed, downtime (\d+) ms/.exec(
+        r.stderr,
+      );
     expect(m, r.stderr).not.toBeNull();
     const [sent, writable] = [Number(m![1]), Number(m![2])];
     expect(writable).toBeGreaterThan(4 << 20);
@@ -284,8 +295,25 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     const there = await show(nbB, 'mover');
     expect(there).toMatchObject({ id: created.id, status: 'ACTIVE' });
     expect(await exec(nbB, 'mover', 'md5sum /data')).toBe(sum);
+    // what the writer did after the pre-copy arrived with the delta: the counter went on,
+    // the file it had when the pre-copy began is deleted, and of its files only the newest
+    // one or two are left (the stop may fall between a touch and an rm)
+    const out = (await exec(nbB, 'mover', 'cat /cnt; ls / | grep "^old\\." | sort -t. -k2 -n')).trim().split('\n');
+    const cnt = Number(out[0]);
+    expect(cnt).toBeGreaterThan(counted + 2);
+    expect(out.slice(1)).not.toContain(`old.${counted}`);
+    expect([[`old.${cnt}`], [`old.${cnt - 1}`], [`old.${cnt - 1}`, `old.${cnt}`]]).toContainEqual(out.slice(1));
     expect(actionsOf(a.root, created.id)).toEqual(['create', 'migrate', 'stop', 'delete']);
     expect(actionsOf(b.root, created.id)).toEqual(['migrate', 'start']);
+    // and back, stopped before anything is sent (--no-precopy): the deleted record it left
+    // on A is replaced by the live one
+    const back = `exec:env NOVABOX_ROOT=${a.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(a.root)} ${process.execPath} ${BIN} server receive`;
+    const r2 = await nbB(['--debug', 'server', 'migrate', 'mover', '--no-precopy', '--to', back]);
+    expect(r2.exitCode, r2.stderr).toBe(0);
+    expect(r2.stderr).toMatch(/novabox: mover: \d+ bytes sent \(writable layer \d+, 1 image layers already there\), downtime \d+ ms\n$/);
+    expect(await show(nbA, 'mover')).toMatchObject({ id: created.id, status: 'ACTIVE' });
+    expect(await exec(nbA, 'mover', 'md5sum /data')).toBe(sum);
+    expect(actionsOf(a.root, created.id)).toEqual(['migrate', 'start']);
   }, 180_000);
 
   it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut)', async () => {

@@ -135,19 +135,20 @@ export class FrameWriter {
  * Claim a SHUTOFF server for sending (task `migrating`): the caller clears it with
  * `release` whatever happens.
  */
-export function claimForExport(compute: ComputeService, ref: string, caller: Caller, action: string): Server {
+export function claimForExport(compute: ComputeService, ref: string, caller: Caller, action: string, running = false): Server {
   const s = compute.find(ref, caller);
   if (s.ephemeral) {
     throw new Conflict(`server "${s.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be exported`);
   }
-  if (s.vmState !== 'stopped' || s.taskState !== null) {
+  const from = running ? 'active' : 'stopped';
+  if (s.vmState !== from || s.taskState !== null) {
     throw new Conflict(
       `Cannot '${action}' instance ${s.id} while it is in vm_state ${s.vmState}${s.taskState ? ` (task_state ${s.taskState})` : ''}`,
       { hint: s.vmState === 'active' ? `stop it first ("novabox server stop ${s.name}"), or use "novabox server migrate"` : undefined },
     );
   }
   return compute.store.servers.transition(s.id, {
-    from: ['stopped'],
+    from: [from],
     action,
     to: { taskState: 'migrating', taskOwnerPid: process.pid, taskOwnerStart: selfStart() },
   });
@@ -161,7 +162,12 @@ export function releaseClaim(compute: ComputeService, id: string): void {
 }
 
 /** The parts of a claimed server's stream; its writable layer packed into a staging file. */
-export function prepareExport(compute: ComputeService, images: ImageService, s: Server, opts: { start?: boolean } = {}): ExportParts {
+export function prepareExport(
+  compute: ComputeService,
+  images: ImageService,
+  s: Server,
+  opts: { start?: boolean; aroundPack?: <T>(pack: () => T) => T } = {},
+): ExportParts {
   const rec =
     images.repo.get(s.imageRef) ?? images.repo.byName(s.imageName) ?? (s.imageName === 'busybox' ? images.ensureBuiltin() : undefined);
   if (!rec || rec.status !== 'active') {
@@ -188,7 +194,8 @@ export function prepareExport(compute: ComputeService, images: ImageService, s: 
     const idmap = s.userns === 'auto' ? compute.idmaps.idmapOf(s.id) : undefined;
     const shift = idmap ? { uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size } : undefined;
     const file = staging.path('writable.tar');
-    const packed = packLayer(serverDirs(s.id).upper, file, null, true, shift);
+    const pack = () => packLayer(serverDirs(s.id).upper, file, null, true, shift);
+    const packed = opts.aroundPack ? opts.aroundPack(pack) : pack();
     return {
       header: {
         format: FORMAT,
@@ -233,8 +240,8 @@ export function layerIds(p: ExportParts): string[] {
   return p.image.layers.map((l) => l.diffId);
 }
 
-/** Write the stream; layers in `skip` (the receiver has them) are left out. */
-export async function sendParts(w: FrameWriter, p: ExportParts, skip: ReadonlySet<string> = new Set()): Promise<void> {
+/** Write the stream; layers in `skip` (the receiver has them) are left out; `end: false` leaves the end frame to the caller (pre-copy's delta comes first). */
+export async function sendParts(w: FrameWriter, p: ExportParts, skip: ReadonlySet<string> = new Set(), end = true): Promise<void> {
   await w.frame('H', p.header as unknown as Meta);
   await w.frame('S', p.server as unknown as Meta);
   await w.frame('I', p.image as unknown as Meta);
@@ -245,7 +252,7 @@ export async function sendParts(w: FrameWriter, p: ExportParts, skip: ReadonlySe
     n++;
   }
   await w.frame('W', { diffId: p.writable.diffId, size: p.writable.size }, { file: p.writable.file, size: p.writable.size });
-  await w.frame('E', { frames: n + 2 });
+  if (end) await w.frame('E', { frames: n + 2 });
 }
 
 /** `novabox server export`: the whole stream of a SHUTOFF server to `out`. */

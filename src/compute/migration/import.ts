@@ -28,6 +28,7 @@ import type { ImageCaller, ImageService, Layered } from '../../images/service.js
 import { nowIso } from '../../store/time.js';
 import { checkServerName, type Caller, type ComputeService } from '../servers.js';
 import type { ImageMeta, ServerMeta, WritableMeta } from './export.js';
+import { applyDelta } from './precopy.js';
 import { type ByteReader, type FrameInfo, type StreamHeader, StreamCut, checkHeader, kindName, readFrame } from './stream.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -48,6 +49,8 @@ export interface StagedStream {
   image: ImageMeta;
   layers: Map<string, Layered>;
   writable: WritableMeta & { file: string };
+  /** pre-copy: what changed in the writable layer after it was sent (precopy.ts) */
+  delta?: { file: string; deleted: string[] };
   staging: Staging;
   /** bytes read from the input */
   bytes: number;
@@ -136,8 +139,29 @@ export async function readStream(
           // an empty payload never opened the file
           closeSync(openSync(file, 'wx', 0o600));
         }
-        expect(await readFrame(r), 'E');
-        return { header, server, image, layers, writable: { ...w, file }, staging, bytes: r.offset };
+        let delta: StagedStream['delta'];
+        const dfile = staging.path('delta.tar');
+        let dfd: number | undefined;
+        let next: FrameInfo | undefined;
+        try {
+          next = await readFrame(r, (info, c) => {
+            if (info.kind !== 'D') return;
+            dfd ??= openSync(dfile, 'wx', 0o600);
+            for (let off = 0; off < c.length; ) off += writeSync(dfd, c, off);
+          });
+        } finally {
+          if (dfd !== undefined) closeSync(dfd);
+        }
+        if (next?.kind === 'D') {
+          if (`sha256:${next.payloadSha256}` !== next.meta.diffId || !Array.isArray(next.meta.deleted)) {
+            throw new BadRequest('the server stream is corrupt: its writable layer delta does not match its digest');
+          }
+          if (dfd === undefined) closeSync(openSync(dfile, 'wx', 0o600));
+          delta = { file: dfile, deleted: (next.meta.deleted as unknown[]).map(String) };
+          next = await readFrame(r);
+        }
+        expect(next, 'E');
+        return { header, server, image, layers, writable: { ...w, file }, delta, staging, bytes: r.offset };
       }
       if (frame.kind !== 'L') throw new BadRequest(`the server stream is corrupt: a ${kindName(frame.kind)} frame among its layers`);
       if (wanted === undefined) continue;
@@ -301,6 +325,8 @@ export async function commitStaged(
       expectDiffId: st.writable.diffId,
       transform: idmap ? new TarIdShifter({ uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size }) : undefined,
     });
+    const shift = idmap ? { uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size } : undefined;
+    if (st.delta) await applyDelta(upper, st.delta.deleted, st.delta.file, shift);
     if (idmap) chownSync(upper, idmap.uidBase, idmap.gidBase);
     const d = serverDirs(id);
     mkdirSync(d.dir, { recursive: true, mode: 0o700 });

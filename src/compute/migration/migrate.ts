@@ -19,11 +19,30 @@ import type { ImageCaller, ImageService } from '../../images/service.js';
 import type { Caller, ComputeService } from '../servers.js';
 import { FrameWriter, claimForExport, layerIds, prepareExport, releaseClaim, sendParts, type ExportParts } from './export.js';
 import { ByteReader, type Meta, readFrame } from './stream.js';
+import { type Entry, listTree, packDelta, treeDelta } from './precopy.js';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { cgroupDriver } from '../../runtime/cgroups/index.js';
+import { isRunning, serverDirs } from '../../runtime/server.js';
+
+function hashFile(file: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.allocUnsafe(1 << 20);
+    for (let n = readSync(fd, b); n > 0; n = readSync(fd, b)) h.update(b.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
 
 export interface MigrateOptions {
   to: string;
   /** how long to wait for the receiver to exit once its input is closed */
   exitTimeoutMs?: number;
+  /** an ACTIVE server's writable layer is sent while it runs, then only what changed after the stop (default: true) */
+  precopy?: boolean;
   /** SIGINT/SIGTERM of the CLI: give up as on a failure (the server here runs again) unless the target already committed */
   signal?: AbortSignal;
 }
@@ -39,6 +58,10 @@ export interface MigrateResult {
   layersSkipped: number;
   /** from the stop here to the server ACTIVE on the target; null for a SHUTOFF server */
   downtimeMs: number | null;
+  /** pre-copy: how long the server was frozen while its writable layer was packed */
+  frozenMs: number | null;
+  /** pre-copy: bytes of the delta sent after the stop */
+  deltaBytes: number | null;
   /** what the target said it could not keep (the address) */
   notices: string[];
 }
@@ -107,6 +130,8 @@ export async function migrateServer(
   };
   let result: MigrateResult;
   let committed = false;
+  let frozenMs: number | null = null;
+  let deltaBytes: number | null = null;
   const onAbort = () => {
     if (committed) return;
     child?.stdin?.destroy();
@@ -117,13 +142,34 @@ export async function migrateServer(
     if (opts.signal?.aborted) throw new NovaboxError('sys', `the migration of server "${first.name}" was interrupted`);
   };
   try {
-    if (wasActive) {
+    const precopy = wasActive && opts.precopy !== false;
+    if (wasActive && !precopy) {
       stoppedAt = performance.now();
       await compute.stop(first.id, caller);
     }
     checkAbort();
-    const s = claimForExport(compute, first.id, caller, 'migrate');
-    parts = prepareExport(compute, images, s, { start: wasActive });
+    let s = claimForExport(compute, first.id, caller, 'migrate', precopy);
+    const upper = serverDirs(s.id).upper;
+    // pre-copy: the pack frozen (a file may not change under the packer), as a snapshot
+    // freezes; the listing the delta is taken against in the same freeze, so that it names
+    // exactly what the pack holds
+    let before: Map<string, Entry> | undefined;
+    const aroundPack = precopy
+      ? <T>(pack: () => T): T => {
+          const facts = compute.facts(s.id);
+          const cg = facts && isRunning(facts) ? cgroupDriver().open(facts.cgroupPath) : undefined;
+          const t = performance.now();
+          cg?.freeze();
+          try {
+            before = listTree(upper);
+            return pack();
+          } finally {
+            cg?.thaw();
+            frozenMs = Math.round(performance.now() - t);
+          }
+        }
+      : undefined;
+    parts = prepareExport(compute, images, s, { start: wasActive, aroundPack });
     checkAbort();
     step('Success');
     step = store.actions.event(action.id, 'compute_resize_instance');
@@ -161,7 +207,24 @@ export async function migrateServer(
     }
     const have = new Set(((await answer('before it said which layers it has')).have as string[]) ?? []);
     try {
-      await sendParts(w, parts, have);
+      await sendParts(w, parts, have, !precopy);
+      if (precopy) {
+        // the server ran meanwhile: stop it, then send only what changed
+        checkAbort();
+        releaseClaim(compute, s.id);
+        stoppedAt = performance.now();
+        await compute.stop(s.id, caller);
+        s = claimForExport(compute, s.id, caller, 'migrate');
+        const after = listTree(upper);
+        const d = treeDelta(before!, after);
+        const file = parts.staging.path('delta.tar');
+        const idmap = s.userns === 'auto' ? compute.idmaps.idmapOf(s.id) : undefined;
+        packDelta(upper, d.changed, file, after, idmap ? { uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size } : undefined);
+        const size = statSync(file).size;
+        deltaBytes = size;
+        await w.frame('D', { diffId: `sha256:${hashFile(file)}`, deleted: d.deleted, changed: d.changed.length }, { file, size });
+        await w.frame('E', {});
+      }
     } catch (err) {
       await answer('while the server was sent'); // its error, if it gave one
       throw err;
@@ -180,6 +243,8 @@ export async function migrateServer(
       writableBytes: parts.writable.size,
       layersSkipped: have.size,
       downtimeMs,
+      frozenMs,
+      deltaBytes,
       notices: (ok.notices as string[]) ?? [],
     };
     parts.staging.remove();

@@ -22,9 +22,9 @@ const DIGEST = 32;
 /** a frame's meta is a small JSON document; anything larger is no stream of ours */
 export const META_MAX = 4 << 20;
 
-/** H header, S server record, I image record, L layer blob, W writable layer, E end; Q/A: the receive protocol's messages */
-export type FrameKind = 'H' | 'S' | 'I' | 'L' | 'W' | 'E' | 'Q' | 'A';
-const KINDS = new Set<string>(['H', 'S', 'I', 'L', 'W', 'E', 'Q', 'A']);
+/** H header, S server record, I image record, L layer blob, W writable layer, D its pre-copy delta, E end; Q/A: the receive protocol's messages */
+export type FrameKind = 'H' | 'S' | 'I' | 'L' | 'W' | 'D' | 'E' | 'Q' | 'A';
+const KINDS = new Set<string>(['H', 'S', 'I', 'L', 'W', 'D', 'E', 'Q', 'A']);
 
 export type Meta = Record<string, unknown>;
 
@@ -183,7 +183,9 @@ export async function readFrame(
 }
 
 export function kindName(k: FrameKind): string {
-  return ({ H: 'header', S: 'server', I: 'image', L: 'layer', W: 'writable layer', E: 'end', Q: 'question', A: 'answer' } as const)[k];
+  return (
+    { H: 'header', S: 'server', I: 'image', L: 'layer', W: 'writable layer', D: 'delta', E: 'end', Q: 'question', A: 'answer' } as const
+  )[k];
 }
 
 /** The header frame's meta, checked: format, version, architecture. */

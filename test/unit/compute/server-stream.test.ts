@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ByteReader, FORMAT, FORMAT_VERSION, MAGIC, checkHeader, encodeFrame, readFrame } from '../../../src/compute/migration/stream.js';
 import { TarIdShifter, readTarNumber, writeTarNumber } from '../../../src/images/id-shift.js';
+import { type Entry, treeDelta } from '../../../src/compute/migration/precopy.js';
 
 /** the bytes handed over in chunks of the given sizes (the rest in one) */
 function chunked(b: Buffer, sizes: number[]): AsyncIterable<Buffer> {
@@ -160,5 +161,30 @@ describe('tar id shift', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('pre-copy delta', () => {
+  const e = (ino: number, ctime: number): Entry => ({ ino: BigInt(ino), ctimeNs: BigInt(ctime), uid: 0, gid: 0 });
+  const tree = (o: Record<string, [number, number]>) => new Map(Object.entries(o).map(([k, [i, c]]) => [k, e(i, c)]));
+
+  it('names new entries, entries of another inode or ctime, and the topmost gone paths', () => {
+    const before = tree({
+      a: [1, 1],
+      d: [2, 1],
+      'd/x': [3, 1],
+      'd/y': [4, 1],
+      gone: [5, 1],
+      'gone/sub': [6, 1],
+      'gone/sub/f': [7, 1],
+      same: [8, 1],
+    });
+    const after = tree({ a: [1, 2], d: [2, 3], 'd/x': [9, 1], same: [8, 1], fresh: [10, 1] });
+    expect(treeDelta(before, after)).toEqual({ changed: ['a', 'd', 'd/x', 'fresh'], deleted: ['d/y', 'gone'] });
+  });
+
+  it('nothing changed: an empty delta', () => {
+    const t = tree({ a: [1, 1], 'b/c': [2, 2] });
+    expect(treeDelta(t, new Map(t))).toEqual({ changed: [], deleted: [] });
   });
 });

@@ -125,11 +125,16 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .description('cold-migrate a server to another host: stop, send what the target lacks, start there, delete here')
     .argument('<server>', 'name or id')
     .requiredOption('--to <target>', 'ssh://[USER@]HOST[:PORT], or exec:COMMAND (a command reaching "novabox server receive")')
+    .option(
+      '--no-precopy',
+      'stop an ACTIVE server before sending anything (default: send its writable layer while it runs, then what changed)',
+    )
     .addHelpText(
       'after',
       `
-An ACTIVE server is stopped, sent, started on the target and only then deleted here; a
-SHUTOFF server arrives SHUTOFF. The target first says which image layers it has: only the
+An ACTIVE server's writable layer is sent while it runs (frozen only while it is packed,
+as a snapshot is); then it is stopped, only what changed since is sent, it is started on
+the target and only then deleted here. A SHUTOFF server arrives SHUTOFF. The target first says which image layers it has: only the
 others are sent, then the writable layer. If anything fails before the target confirms,
 the target keeps nothing and the server here runs again as before. --debug reports the
 bytes sent and the downtime. Both hosts record a "migrate" instance action.
@@ -138,7 +143,7 @@ Examples:
   novabox server migrate web --to ssh://root@hostb
   novabox server migrate web --to 'exec:ip netns exec hostb novabox server receive'`,
     )
-    .action(async (ref: string, o: { to: string }) => {
+    .action(async (ref: string, o: { to: string; precopy: boolean }) => {
       const compute = await ctx.compute();
       const { ImageService } = await import('../../../images/service.js');
       const { migrateServer } = await import('../../../compute/migration/migrate.js');
@@ -150,7 +155,7 @@ Examples:
       process.once('SIGTERM', stop);
       let r: Awaited<ReturnType<typeof migrateServer>>;
       try {
-        r = await migrateServer(compute, images, ref, compute.localCaller(), { to: o.to, signal: abort.signal });
+        r = await migrateServer(compute, images, ref, compute.localCaller(), { to: o.to, precopy: o.precopy, signal: abort.signal });
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
@@ -159,8 +164,8 @@ Examples:
       if (ctx.debug) {
         ctx.stderr(
           `novabox: ${r.target.name}: ${r.bytes} bytes sent (writable layer ${r.writableBytes}, ${r.layersSkipped} image layers already there)${
-            r.downtimeMs === null ? '' : `, downtime ${r.downtimeMs} ms`
-          }\n`,
+            r.deltaBytes === null ? '' : `, a delta of ${r.deltaBytes} bytes after the stop, frozen ${r.frozenMs} ms while packed`
+          }${r.downtimeMs === null ? '' : `, downtime ${r.downtimeMs} ms`}\n`,
         );
       }
     });
