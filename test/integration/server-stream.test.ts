@@ -191,6 +191,27 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     const renamed = await nbB(['server', 'import', '--file', f, '--name', 'web2']);
     expect(renamed.exitCode).toBe(4);
     expect(renamed.stderr).toMatch(/^novabox: server [0-9a-f-]{36} already exists on this host \(named "web"\)\n$/);
+    // through a pipe, as over ssh: export to stdout, import from stdin, under another name
+    await ok(nbB(['server', 'delete', '--force', 'web']));
+    const envB = `NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)}`;
+    const sh = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const c = spawn(
+        'sh',
+        ['-c', `"$NB" server export web | env ${envB} "$NB" server import --file - --name web-piped --start -f value -c status`],
+        {
+          env: { ...cliEnv(a.root), NB: BIN },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let out = '';
+      let err = '';
+      c.stdout.on('data', (d) => (out += d));
+      c.stderr.on('data', (d) => (err += d));
+      c.on('close', (code) => resolve({ code, out, err }));
+    });
+    expect(sh.code, sh.err).toBe(0);
+    expect(sh.out).toBe('ACTIVE\n');
+    expect(await exec(nbB, 'web-piped', 'cat /srv/app/a')).toBe('hello\n');
   }, 180_000);
 
   it("an ACTIVE server is not exported (Nova's state message), an ephemeral one neither; nothing changes", async () => {
