@@ -5,8 +5,8 @@
  * leaves the target as it was: the leak census, the database rows, the layer store, the
  * staging dir and the leases are compared before and after.
  */
-import { spawn } from 'node:child_process';
-import { randomInt } from 'node:crypto';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { getXattr, setXattr } from '../helpers/image-fixtures.js';
-import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const Database = Sqlite as unknown as DatabaseConstructor;
 const isRoot = process.getuid?.() === 0;
@@ -379,4 +379,78 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(await show(nbA, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
     expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
   }, 240_000);
+});
+
+/**
+ * The issue's rig: two "hosts" on one machine, each a network namespace of its own (joined
+ * by a veth pair) with its own state root, bridge and subnet; `test/helpers/in-netns.sh`
+ * runs the sender in one and, through `--to exec:`, the receiver in the other. The
+ * servers' bridges, veths and NAT tables live inside those namespaces: nothing reaches
+ * the host's network, and removing the namespaces removes them.
+ */
+describe.skipIf(!isRoot)('server migrate between two network namespaces (root)', () => {
+  const tag = randomBytes(3).toString('hex');
+  const nsA = `nbxm-a-${tag}`;
+  const nsB = `nbxm-b-${tag}`;
+  const IN_NS = join(ROOT, 'test/helpers/in-netns.sh');
+  let a: ReturnType<typeof tempRoot>;
+  let b: ReturnType<typeof tempRoot>;
+  const inNs = (ns: string, root: string, args: string[]) =>
+    new Promise<{ exitCode: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const c = spawn(IN_NS, [ns, process.execPath, BIN, ...args], { env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('error', reject);
+      c.on('close', (exitCode) => resolve({ exitCode, stdout, stderr }));
+    });
+
+  beforeAll(() => {
+    a = tempRoot('nbx-mig-nsa-');
+    b = tempRoot('nbx-mig-nsb-');
+    for (const ns of [nsA, nsB]) execFileSync('ip', ['netns', 'add', ns]);
+    execFileSync('ip', ['link', 'add', `nbxm${tag}a`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `nbxm${tag}b`, 'netns', nsB]);
+    for (const [ns, side, addr] of [
+      [nsA, 'a', '169.254.77.1/30'],
+      [nsB, 'b', '169.254.77.2/30'],
+    ] as const) {
+      execFileSync('ip', ['-n', ns, 'addr', 'add', addr, 'dev', `nbxm${tag}${side}`]);
+      execFileSync('ip', ['-n', ns, 'link', 'set', `nbxm${tag}${side}`, 'up']);
+    }
+  });
+  afterAll(async () => {
+    for (const [ns, r] of [
+      [nsA, a],
+      [nsB, b],
+    ] as const) {
+      if (!r) continue;
+      const list = await inNs(ns, r.root, ['server', 'list', '-f', 'value', '-c', 'ID']);
+      for (const id of list.stdout.split('\n').filter(Boolean)) await inNs(ns, r.root, ['server', 'delete', '--force', id]);
+      spawnSync('ip', ['netns', 'del', ns]);
+      r.remove();
+    }
+  });
+
+  it('an ACTIVE server moves from one namespace "host" to the other: bridge, address and veth made there', async () => {
+    const c = await inNs(nsA, a.root, ['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'nsweb', '-f', 'json']);
+    expect(c.stderr).toBe('');
+    const id = JSON.parse(c.stdout).id;
+    expect((await inNs(nsA, a.root, ['server', 'exec', 'nsweb', '--', 'sh', '-c', 'echo moved > /marker'])).exitCode).toBe(0);
+    // the bridge of A's root is in namespace A, not on the host
+    expect(existsSync(`/sys/class/net/${a.bridge}`)).toBe(false);
+    expect(execFileSync('ip', ['-n', nsA, '-br', 'link', 'show', 'master', a.bridge], { encoding: 'utf8' })).toMatch(/^nbv/);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await inNs(nsA, a.root, ['--debug', 'server', 'migrate', 'nsweb', '--to', to]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    expect(m.stderr).toMatch(/bytes sent .* downtime \d+ ms\n$/);
+    const there = JSON.parse((await inNs(nsB, b.root, ['server', 'show', 'nsweb', '-f', 'json'])).stdout);
+    expect(there).toMatchObject({ id, status: 'ACTIVE' });
+    expect(there.addresses.novabox[0].addr.startsWith(b.subnet.replace(/0\/24$/, ''))).toBe(true);
+    expect((await inNs(nsB, b.root, ['server', 'exec', 'nsweb', '--', 'cat', '/marker'])).stdout).toBe('moved\n');
+    // B's bridge and the server's veth are in namespace B; A's veth is gone with the server
+    expect(execFileSync('ip', ['-n', nsB, '-br', 'link', 'show', 'master', b.bridge], { encoding: 'utf8' })).toMatch(/^nbv/);
+    expect(execFileSync('ip', ['-n', nsA, '-br', 'link', 'show', 'master', a.bridge], { encoding: 'utf8' })).toBe('');
+    expect((await inNs(nsA, a.root, ['server', 'show', 'nsweb'])).exitCode).toBe(3);
+  }, 120_000);
 });
