@@ -81,6 +81,9 @@ Examples:
     );
   addOutputOptions(imp, 'show');
   imp.action(async (o: { file: string; name?: string; start?: boolean }) => {
+    if (o.file === '-' && process.stdin.isTTY) {
+      throw new BadRequest('refusing to read a server stream from a terminal: pass --file FILE or redirect standard input');
+    }
     const compute = await ctx.compute();
     const { ImageService } = await import('../../../images/service.js');
     const { importServer } = await import('../../../compute/migration/import.js');
@@ -132,16 +135,17 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .addHelpText(
       'after',
       `
-An ACTIVE server's writable layer is sent while it runs (frozen only while it is packed,
-as a snapshot is); then it is stopped, only what changed since is sent, it is started on
-the target and only then deleted here. A SHUTOFF server arrives SHUTOFF. The target first says which image layers it has: only the
-others are sent, then the writable layer. If anything fails before the target confirms,
-the target keeps nothing and the server here runs again as before. --debug reports the
-bytes sent and the downtime. Both hosts record a "migrate" instance action.
+The target first says which image layers it has: only the others are sent. An ACTIVE
+server's writable layer is sent while it runs (frozen only while it is packed, as for a
+snapshot); then it is stopped, only what changed since is sent, it is started on the
+target and only then deleted here. A SHUTOFF server arrives SHUTOFF. If anything fails
+before the target confirms (Ctrl-C included), the target keeps nothing and the server
+here runs again as before. --debug reports the bytes sent and the downtime. Both hosts
+record a "migrate" instance action. Format and protocol: docs/server-stream.md.
 
 Examples:
   novabox server migrate web --to ssh://root@hostb
-  novabox server migrate web --to 'exec:ip netns exec hostb novabox server receive'`,
+  novabox server migrate web --to 'exec:ssh -J bastion root@hostb novabox server receive'`,
     )
     .action(async (ref: string, o: { to: string; precopy: boolean }) => {
       const compute = await ctx.compute();
