@@ -94,7 +94,20 @@ function checkRel(p: string): string {
 
 /** On the target: remove what is gone, then extract the delta over the staged upper dir (its owners shifted into `shift`). */
 export async function applyDelta(root: string, deleted: string[], file: string, shift?: IdShift): Promise<void> {
-  for (const p of deleted) rmSync(join(root, checkRel(p)), { recursive: true, force: true });
+  for (const p of deleted) {
+    // never through a symbolic link: every component above the path must be a directory
+    const parts = checkRel(p).split('/');
+    let dir = root;
+    let real = true;
+    for (const c of parts.slice(0, -1)) {
+      dir = join(dir, c);
+      if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+        real = false;
+        break;
+      }
+    }
+    if (real) rmSync(join(root, p), { recursive: true, force: true });
+  }
   const tar = spawn(
     'tar',
     [
