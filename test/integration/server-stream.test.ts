@@ -337,7 +337,7 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(actionsOf(a.root, created.id)).toEqual(['migrate', 'start']);
   }, 180_000);
 
-  it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut)', async () => {
+  it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut, receiver or sender killed)', async () => {
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'stay', '-f', 'json'])));
     await exec(nbA, 'stay', 'dd if=/dev/urandom of=/data bs=1M count=2 2>/dev/null');
     await ok(nbB(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'stay']));
@@ -348,7 +348,7 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(refused.stderr).toBe('novabox: the target refused the server: a server named "stay" already exists on the target host\n');
     expect(rows(b.root)).toEqual(rowsTaken);
     await ok(nbB(['server', 'delete', '--force', 'stay']));
-    const rowsFree = rows(b.root);
+    let rowsFree = rows(b.root);
     for (const to of [
       'exec:true', // no receiver
       'exec:echo hello', // something else answers
@@ -364,6 +364,30 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
       expect({ ...after, actions: 0 }, to).toEqual({ ...rowsFree, actions: 0 });
     }
     expect(await exec(nbA, 'stay', 'ls -la /data | wc -l')).toBe('1\n');
+    // the receiver is killed (SIGTERM) at some moment of the exchange: either the server moved
+    // (the target confirmed first) or it runs here again and the target kept nothing
+    let moves = 0;
+    for (const delay of [0.03, 0.06, 0.09, 0.12, 0.15, 0.2, 0.3]) {
+      // (a background job's stdin is /dev/null unless it is handed over on another fd)
+      const to = `exec:exec 3<&0; ${receiver()} <&3 3<&- & p=$!; exec 3<&-; sleep ${delay}; kill -TERM $p; wait $p`;
+      const r = await nbA(['server', 'migrate', 'stay', '--to', to]);
+      const here = await nbA(['server', 'show', 'stay', '-f', 'json']);
+      if (r.exitCode === 0) {
+        // it moved: bring it back for the next round
+        expect(here.exitCode).toBe(3);
+        expect(await show(nbB, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE' });
+        const back = `exec:env NOVABOX_ROOT=${a.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(a.root)} ${process.execPath} ${BIN} server receive`;
+        const moved = await nbB(['server', 'migrate', 'stay', '--to', back]);
+        expect(moved.exitCode, moved.stderr).toBe(0);
+        moves++;
+        rowsFree = rows(b.root); // the image it brought and the record it left (deleted) stay
+      } else {
+        expect(r.stderr.split('\n').length, `${delay}: ${r.stderr}`).toBe(2);
+        expect(JSON.parse(here.stdout), `${delay}`).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+        expect({ ...rows(b.root), actions: 0 }, `${delay}`).toEqual({ ...rowsFree, actions: 0 });
+      }
+    }
+    expect(moves).toBeLessThan(7); // at least the first kills came before the commit
     // the sender is killed (SIGTERM) while it waits for a slow receiver: it gives up as on a failure
     const sender = spawn(process.execPath, [BIN, 'server', 'migrate', 'stay', '--to', `exec:sleep 3; ${receiver()}`], {
       env: cliEnv(a.root),

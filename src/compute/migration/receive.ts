@@ -30,11 +30,12 @@ export async function receiveServer(
   r: ByteReader,
   out: Writable,
   caller: Caller & ImageCaller,
+  signal?: AbortSignal,
 ): Promise<Server | undefined> {
   const w = new FrameWriter(out);
   const answerError = async (err: unknown) => {
     try {
-      await w.frame('A', { error: (err as Error).message });
+      await w.frame('A', { error: signal?.aborted ? 'the receiver was interrupted; it kept nothing' : (err as Error).message });
       await w.flush();
     } catch {
       /* the sender is gone */

@@ -183,6 +183,19 @@ Examples:
       const { receiveServer } = await import('../../../compute/migration/receive.js');
       const { ByteReader } = await import('../../../compute/migration/stream.js');
       const images = new ImageService(compute.store);
-      await receiveServer(compute, images, new ByteReader(process.stdin), process.stdout, compute.localCaller());
+      // a kill (not -9) ends the input: what was received is taken back, as on a cut link
+      const abort = new AbortController();
+      const stop = () => {
+        abort.abort();
+        process.stdin.destroy();
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        await receiveServer(compute, images, new ByteReader(process.stdin), process.stdout, compute.localCaller(), abort.signal);
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
     });
 }
