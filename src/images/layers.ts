@@ -269,6 +269,8 @@ export interface ExtractOptions {
   onBytes?: (n: number) => void;
   /** stops the extraction (GNU tar killed); the caller removes its staging dir */
   signal?: AbortSignal;
+  /** a stage between the checked tar and GNU tar (the server stream's id shift: id-shift.ts) */
+  transform?: Transform;
 }
 
 /**
@@ -341,7 +343,7 @@ export async function extractLayer(
     const stages: (NodeJS.ReadableStream | NodeJS.WritableStream)[] = [input, raw];
     const dec = decompressor(compression);
     if (dec) stages.push(dec);
-    stages.push(plain, validator, sink);
+    stages.push(plain, validator, ...(opts.transform ? [opts.transform] : []), sink);
     await (pipeline as (...s: unknown[]) => Promise<void>)(...stages, ...(opts.signal ? [{ signal: opts.signal }] : [])).catch((err) => {
       tar?.kill('SIGKILL');
       throw err;

@@ -878,7 +878,48 @@ export class ImageService {
   removeRecord(id: string): void {
     this.store.tx(() => this.repo.remove(id));
   }
+
+  // ---- the server stream (compute/migration) ---------------------------------------------
+
+  /** Whether a layer is here (its blob; the directory is made on first boot if missing). */
+  hasLayer(diffId: string): boolean {
+    return this.known(diffId) !== undefined;
+  }
+
+  /**
+   * An image of another host, under its own id: `staged` holds the layers the stream
+   * brought (extracted into a Staging), the others must be here. Active on return; inside
+   * the caller's transaction when there is one.
+   */
+  adoptImage(
+    img: Pick<
+      ImageRecord,
+      | 'id'
+      | 'name'
+      | 'visibility'
+      | 'diskFormat'
+      | 'containerFormat'
+      | 'minDisk'
+      | 'minRam'
+      | 'tags'
+      | 'properties'
+      | 'config'
+      | 'createdAt'
+    >,
+    diffIds: string[],
+    staged: ReadonlyMap<string, Layered>,
+    caller: ImageCaller,
+  ): ImageRecord {
+    checkImageName(img.name);
+    return this.store.tx(() => {
+      this.repo.insert({ ...img, owner: caller.projectId, status: 'saving', taskOwnerPid: process.pid, taskOwnerStart: selfStart() });
+      const layers = diffIds.map((d) => staged.get(d) ?? this.known(d) ?? missingLayer(d));
+      return this.activate(img.id, layers, img.config, {}, img.properties.novabox_source ?? 'stream');
+    });
+  }
 }
+
+export type { Layered };
 
 /** The media type of an image's data kept as given (activateData). */
 export const MEDIA_DATA = 'application/octet-stream';

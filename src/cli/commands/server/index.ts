@@ -9,6 +9,7 @@ import { registerCp } from './cp.js';
 import { registerStats } from './stats.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
+import { registerMigrate, registerMigration } from './migration.js';
 
 type Register = (server: Command, ctx: CliContext) => void;
 
@@ -43,6 +44,10 @@ export const SERVER_VERBS: Readonly<Record<string, Register>> = {
   image: registerImage,
   backup: registerImage,
   rebuild: registerImage,
+  export: registerMigration,
+  import: registerMigration,
+  migrate: registerMigrate,
+  receive: registerMigrate,
 };
 
 const ALL: Register[] = [
@@ -55,6 +60,8 @@ const ALL: Register[] = [
   registerStats,
   registerEvents,
   registerImage,
+  registerMigration,
+  registerMigrate,
 ];
 
 /** `argv` is the command line after `novabox`. */

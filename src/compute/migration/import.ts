@@ -1,0 +1,370 @@
+/**
+ * The receiving half of the server stream (docs/server-stream.md). Two phases:
+ *
+ *   read    every frame into a Staging dir under $NOVABOX_ROOT/tmp (layers the host lacks
+ *           extracted there, each checked against its frame digest, blob digest and diff
+ *           id; the writable layer's tar kept); nothing outside the Staging is touched, so
+ *           a cut or corrupt stream leaves only that dir, removed before the command
+ *           exits (and by the next command's sweep after a kill -9);
+ *   commit  one transaction: the image record if the host lacks it (its layers renamed
+ *           into the store), the server's record (same id; BUILD while it is made), its
+ *           address and id range leased as a create leases them, the instance action;
+ *           then the writable layer is unpacked (shifted into the new range) and renamed
+ *           into servers/<id>/upper, and the server is SHUTOFF. A failure here undoes
+ *           all of it (`undo`), which is also how `server receive` takes back a server
+ *           whose sender did not confirm.
+ */
+import { chownSync, closeSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { BadRequest, Conflict } from '../../errors.js';
+import { POWER_STATE } from '../../model/states.js';
+import type { Server } from '../../model/records.js';
+import { selfStart } from '../../runtime/proc.js';
+import { logLine, removeServerFiles, serverDirs } from '../../runtime/server.js';
+import { releaseOwner } from '../../runtime/userns/index.js';
+import { TarIdShifter } from '../../images/id-shift.js';
+import { MEDIA_TAR_GZIP, MEDIA_TAR_ZSTD, Staging, extractLayer, fileStream, hexOf, type Compression } from '../../images/layers.js';
+import type { ImageCaller, ImageService, Layered } from '../../images/service.js';
+import { nowIso } from '../../store/time.js';
+import { checkServerName, type Caller, type ComputeService } from '../servers.js';
+import type { ImageMeta, ServerMeta, WritableMeta } from './export.js';
+import { applyDelta } from './precopy.js';
+import { type ByteReader, type FrameInfo, type StreamHeader, StreamCut, checkHeader, kindName, readFrame } from './stream.js';
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface ImportOptions {
+  /** the server's name here (default: its name on the source) */
+  name?: string;
+  /** the instance action recorded here: import (default) or migrate */
+  action?: 'import' | 'migrate';
+  /** said once per notice (an address or image name that could not be kept) */
+  notice?: (line: string) => void;
+}
+
+/** A stream read into a Staging, nothing committed yet. */
+export interface StagedStream {
+  header: StreamHeader;
+  server: ServerMeta;
+  image: ImageMeta;
+  layers: Map<string, Layered>;
+  writable: WritableMeta & { file: string };
+  /** pre-copy: what changed in the writable layer after it was sent (precopy.ts) */
+  delta?: { file: string; deleted: string[] };
+  staging: Staging;
+  /** bytes read from the input */
+  bytes: number;
+}
+
+export interface Imported {
+  server: Server;
+  /** take the imported server back (records, leases, files; the image if this import made it) */
+  undo: () => void;
+}
+
+function compressionOf(mediaType: string): Compression {
+  return mediaType === MEDIA_TAR_GZIP ? 'gzip' : mediaType === MEDIA_TAR_ZSTD ? 'zstd' : 'none';
+}
+
+function expect(f: FrameInfo | undefined, kind: FrameInfo['kind']): FrameInfo {
+  if (!f) throw new StreamCut(`the server stream ends early (before its ${kindName(kind)} frame): it was cut; nothing was imported`);
+  if (f.kind !== kind)
+    throw new BadRequest(`the server stream is corrupt: a ${kindName(f.kind)} frame where its ${kindName(kind)} frame belongs`);
+  return f;
+}
+
+/** The source's server name is free here (or --name was given): checked early, and again at commit. */
+function checkNameFree(compute: ComputeService, name: string, renamed: boolean): void {
+  if (compute.store.servers.list({ name: `^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$` }).length > 0) {
+    throw new Conflict(
+      renamed
+        ? `a server named "${name}" already exists on this host: pick another --name`
+        : `a server named "${name}" already exists on this host: pass --name NEW to import it under another name`,
+    );
+  }
+}
+
+/**
+ * Read a whole stream (header to end frame) into a Staging. `onImage` runs once the image
+ * frame is in (the receive protocol answers there). Throws, having removed its Staging,
+ * on anything that is not a complete, intact stream.
+ */
+export async function readStream(
+  compute: ComputeService,
+  images: ImageService,
+  r: ByteReader,
+  opts: ImportOptions = {},
+): Promise<StagedStream> {
+  const header = checkHeader(await readFrame(r));
+  const server = expect(await readFrame(r), 'S').meta as unknown as ServerMeta;
+  const src = server.server;
+  if (!src || typeof src.id !== 'string' || !UUID_RE.test(src.id) || typeof src.name !== 'string' || !server.flavor) {
+    throw new BadRequest('the server stream is corrupt: its server record is incomplete');
+  }
+  const name = opts.name ?? src.name;
+  checkServerName(name);
+  checkNameFree(compute, name, opts.name !== undefined);
+  const image = expect(await readFrame(r), 'I').meta as unknown as ImageMeta;
+  if (!Array.isArray(image.layers) || typeof image.id !== 'string')
+    throw new BadRequest('the server stream is corrupt: its image record is incomplete');
+  for (const l of image.layers) {
+    hexOf(l.diffId);
+    hexOf(l.blobDigest);
+  }
+  const staging = new Staging('import');
+  try {
+    const layers = new Map<string, Layered>();
+    let k = 0;
+    for (;;) {
+      const file = staging.path(`part${k++}`);
+      let fd: number | undefined;
+      let wanted: string | undefined;
+      const f = await readFrame(r, (info, c) => {
+        if (info.kind !== 'L' && info.kind !== 'W') return;
+        if (fd === undefined) {
+          const diffId = String(info.meta.diffId);
+          // a layer here already (the file form carries every layer): read past it
+          if (info.kind === 'L' && (layers.has(diffId) || images.hasLayer(diffId))) return;
+          wanted = diffId;
+          fd = openSync(file, 'wx', 0o600);
+        }
+        for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
+      }).finally(() => fd !== undefined && closeSync(fd));
+      const frame = f ?? expect(f, 'W');
+      if (frame.kind === 'W') {
+        const w = frame.meta as unknown as WritableMeta;
+        if (`sha256:${frame.payloadSha256}` !== w.diffId)
+          throw new BadRequest('the server stream is corrupt: its writable layer does not match its digest');
+        if (fd === undefined) {
+          // an empty payload never opened the file
+          closeSync(openSync(file, 'wx', 0o600));
+        }
+        let delta: StagedStream['delta'];
+        const dfile = staging.path('delta.tar');
+        let dfd: number | undefined;
+        let next: FrameInfo | undefined;
+        try {
+          next = await readFrame(r, (info, c) => {
+            if (info.kind !== 'D') return;
+            dfd ??= openSync(dfile, 'wx', 0o600);
+            for (let off = 0; off < c.length; ) off += writeSync(dfd, c, off);
+          });
+        } finally {
+          if (dfd !== undefined) closeSync(dfd);
+        }
+        if (next?.kind === 'D') {
+          if (`sha256:${next.payloadSha256}` !== next.meta.diffId || !Array.isArray(next.meta.deleted)) {
+            throw new BadRequest('the server stream is corrupt: its writable layer delta does not match its digest');
+          }
+          if (dfd === undefined) closeSync(openSync(dfile, 'wx', 0o600));
+          delta = { file: dfile, deleted: (next.meta.deleted as unknown[]).map(String) };
+          next = await readFrame(r);
+        }
+        expect(next, 'E');
+        return { header, server, image, layers, writable: { ...w, file }, delta, staging, bytes: r.offset };
+      }
+      if (frame.kind !== 'L') throw new BadRequest(`the server stream is corrupt: a ${kindName(frame.kind)} frame among its layers`);
+      if (wanted === undefined) continue;
+      const l = frame.meta as unknown as ImageMeta['layers'][number];
+      if (!image.layers.some((x) => x.diffId === l.diffId))
+        throw new BadRequest(`the server stream is corrupt: layer ${l.diffId} is not one of its image's`);
+      if (`sha256:${frame.payloadSha256}` !== l.blobDigest)
+        throw new BadRequest(`the server stream is corrupt: layer ${l.diffId} does not match its digest`);
+      const dir = staging.newDir();
+      const ex = await extractLayer(fileStream(file), compressionOf(l.mediaType), dir, staging.path(`blob${k}`), {
+        trusted: true,
+        expectDiffId: l.diffId,
+        expectBlobDigest: l.blobDigest,
+      });
+      unlinkSync(file);
+      layers.set(l.diffId, { diffId: ex.diffId, blob: { ...ex.blob, mediaType: l.mediaType }, size: ex.size, dir });
+    }
+  } catch (err) {
+    staging.remove();
+    throw err;
+  }
+}
+
+/** The image the server boots from here: this host's copy (by id, else a same-named one with the same layers), or one to make. */
+function placeImage(images: ImageService, img: ImageMeta, notice: (l: string) => void): { id: string; name: string; create?: ImageMeta } {
+  const diffIds = img.layers.map((l) => l.diffId).join(',');
+  const byId = images.repo.get(img.id);
+  if (byId) {
+    if (byId.status !== 'active')
+      throw new Conflict(`image ${img.id} (${byId.name}) is ${byId.status} on this host: the server cannot use it`);
+    return { id: byId.id, name: byId.name };
+  }
+  const same = images.repo.allByName(img.name).find((i) => i.status === 'active');
+  if (same && same.layers.join(',') === diffIds) return { id: same.id, name: same.name };
+  if (!same) return { id: img.id, name: img.name, create: img };
+  const name = `${img.name}-${img.id.slice(0, 8)}`;
+  notice(`an image named "${img.name}" with other layers exists on this host: the server's image is recorded as "${name}"`);
+  return { id: img.id, name, create: { ...img, name } };
+}
+
+/** Commit a staged stream (see the top of the file); the server ends SHUTOFF. */
+export async function commitStaged(
+  compute: ComputeService,
+  images: ImageService,
+  st: StagedStream,
+  caller: Caller & ImageCaller,
+  opts: ImportOptions = {},
+): Promise<Imported> {
+  const notice = opts.notice ?? (() => {});
+  const store = compute.store;
+  const src = st.server.server;
+  const id = src.id;
+  const name = opts.name ?? src.name;
+  const network = src.network === 'novabox' ? 'novabox' : src.network === 'host' ? 'host' : 'none';
+  const userns = src.userns === 'auto' ? 'auto' : 'host';
+  const img = placeImage(images, st.image, notice);
+  if (network === 'novabox') compute.network.check();
+  let actionId = 0;
+  let madeImage = false;
+  const undo = () => {
+    removeServerFiles(id);
+    compute.network.release(id);
+    compute.idmaps.release(id);
+    store.tx(() => {
+      if (store.servers.getAny(id)) store.servers.remove(id);
+    });
+    if (madeImage) images.delete(img.id, { ...caller, isAdmin: true });
+  };
+  try {
+    store.tx(() => {
+      checkNameFree(compute, name, opts.name !== undefined);
+      const old = store.servers.getAny(id);
+      if (old && !old.deleted) throw new Conflict(`server ${id} already exists on this host (named "${old.name}")`);
+      if (old) store.servers.remove(id); // the tombstone of a server that left this host and comes back
+      if (img.create) {
+        images.adoptImage(
+          { ...img.create, visibility: img.create.visibility as 'private', config: img.create.config as never },
+          img.create.layers.map((l) => l.diffId),
+          st.layers,
+          caller,
+        );
+        madeImage = true;
+      }
+      const now = nowIso();
+      store.servers.insert({
+        ...src,
+        id,
+        name,
+        projectId: caller.projectId,
+        userId: caller.userId,
+        imageRef: img.id,
+        imageName: img.name,
+        flavorId: st.server.flavor.id,
+        flavor: st.server.flavor,
+        vmState: 'building',
+        taskState: 'spawning',
+        powerState: POWER_STATE.NOSTATE,
+        host: hostname(),
+        fault: null,
+        network,
+        userns,
+        taskOwnerPid: process.pid,
+        taskOwnerStart: selfStart(),
+        updatedAt: now,
+        terminatedAt: null,
+        deleted: false,
+        restartCount: 0,
+      });
+      if (network === 'novabox') {
+        const want = st.server.fixedIp;
+        let lease: { address: string } | undefined;
+        if (want) {
+          try {
+            lease = compute.network.allocate('server', id, want);
+          } catch {
+            /* not in this subnet, or taken: a new one */
+          }
+        }
+        if (!lease) {
+          lease = compute.network.allocate('server', id);
+          if (want)
+            notice(
+              `the fixed IP ${want} cannot be kept here (outside this host's subnet, or taken): server "${name}" has the address ${lease.address} here`,
+            );
+        }
+      }
+      if (userns === 'auto') compute.idmaps.leaseFor(id);
+      const key = st.server.key;
+      if (key && src.keyName) {
+        let have: { publicKey: string } | undefined;
+        try {
+          have = store.keypairs.get(caller.userId, key.name);
+        } catch {
+          store.keypairs.insert({
+            userId: caller.userId,
+            name: key.name,
+            type: key.type,
+            publicKey: key.publicKey,
+            fingerprint: key.fingerprint,
+          });
+        }
+        if (have && have.publicKey !== key.publicKey)
+          notice(`keypair "${key.name}" on this host holds another public key than the server's`);
+      }
+      actionId = store.actions.start(id, opts.action ?? 'import', { userId: caller.userId, projectId: caller.projectId }).id;
+    });
+  } catch (err) {
+    try {
+      releaseOwner(id); // an id range link taken before the transaction rolled back
+    } catch {
+      /* the next gc frees it */
+    }
+    throw err;
+  }
+  const ev = store.actions.event(actionId, opts.action === 'migrate' ? 'compute_finish_resize' : 'compute_import_instance');
+  try {
+    const upper = st.staging.newDir('upper');
+    const idmap = userns === 'auto' ? compute.idmaps.idmapOf(id) : undefined;
+    await extractLayer(fileStream(st.writable.file), 'none', upper, st.staging.path('writable.blob'), {
+      trusted: true,
+      expectDiffId: st.writable.diffId,
+      transform: idmap ? new TarIdShifter({ uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size }) : undefined,
+    });
+    const shift = idmap ? { uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size } : undefined;
+    if (st.delta) await applyDelta(upper, st.delta.deleted, st.delta.file, shift);
+    if (idmap) chownSync(upper, idmap.uidBase, idmap.gidBase);
+    const d = serverDirs(id);
+    mkdirSync(d.dir, { recursive: true, mode: 0o700 });
+    renameSync(upper, d.upper);
+    logLine(id, `server ${opts.action === 'migrate' ? 'migrated' : 'imported'} from host ${src.host || 'unknown'}`);
+    ev('Success');
+    const server = store.servers.update(id, {
+      vmState: 'stopped',
+      taskState: null,
+      powerState: POWER_STATE.SHUTDOWN,
+      taskOwnerPid: null,
+      taskOwnerStart: null,
+    });
+    return { server, undo };
+  } catch (err) {
+    undo();
+    throw err;
+  }
+}
+
+/** `novabox server import`: read, commit, and start when asked (a start that fails leaves the server SHUTOFF, and says so). */
+export async function importServer(
+  compute: ComputeService,
+  images: ImageService,
+  r: ByteReader,
+  caller: Caller & ImageCaller,
+  opts: ImportOptions & { start?: boolean } = {},
+): Promise<{ server: Server; bytes: number }> {
+  const st = await readStream(compute, images, r, opts);
+  try {
+    const { server } = await commitStaged(compute, images, st, caller, opts);
+    if (!opts.start) return { server, bytes: st.bytes };
+    try {
+      return { server: await compute.start(server.id, caller), bytes: st.bytes };
+    } catch (err) {
+      throw new Conflict(`server "${server.name}" was imported (SHUTOFF) but did not start: ${(err as Error).message}`, { cause: err });
+    }
+  } finally {
+    st.staging.remove();
+  }
+}

@@ -1,0 +1,288 @@
+/**
+ * `novabox server migrate SERVER --to exec:COMMAND | ssh://[USER@]HOST`: a cold migration
+ * over any byte pipe to `novabox server receive` on the other side (receive.ts draws
+ * the protocol). Steps, each an event of the source's `migrate` instance action:
+ *
+ *   compute_prep_resize     stop (if ACTIVE), claim (task migrating), pack the writable layer
+ *   compute_resize_instance offer the layer diff ids; send only those the target lacks,
+ *                           then the writable layer; the target imports and starts it
+ *   compute_confirm_resize  confirm; delete the server here
+ *
+ * On any failure before the target said it committed, the receiver takes everything back
+ * (it is told by the end of its input) and the server here is started again if it was
+ * ACTIVE: as it was before. The command waits for the receiver to exit either way.
+ */
+import { spawn } from 'node:child_process';
+import { BadRequest, Conflict, NovaboxError } from '../../errors.js';
+import type { Server } from '../../model/records.js';
+import type { ImageCaller, ImageService } from '../../images/service.js';
+import type { Caller, ComputeService } from '../servers.js';
+import { FrameWriter, claimForExport, layerIds, prepareExport, releaseClaim, sendParts, type ExportParts } from './export.js';
+import { ByteReader, type Meta, readFrame } from './stream.js';
+import { type Entry, listTree, packDelta, treeDelta } from './precopy.js';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { cgroupDriver } from '../../runtime/cgroups/index.js';
+import { isRunning, serverDirs } from '../../runtime/server.js';
+
+function hashFile(file: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.allocUnsafe(1 << 20);
+    for (let n = readSync(fd, b); n > 0; n = readSync(fd, b)) h.update(b.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+export interface MigrateOptions {
+  to: string;
+  /** how long to wait for the receiver to exit once its input is closed */
+  exitTimeoutMs?: number;
+  /** an ACTIVE server's writable layer is sent while it runs, then only what changed after the stop (default: true) */
+  precopy?: boolean;
+  /** SIGINT/SIGTERM of the CLI: give up as on a failure (the server here runs again) unless the target already committed */
+  signal?: AbortSignal;
+}
+
+export interface MigrateResult {
+  /** the server as the target reported it */
+  target: { id: string; name: string; vmState: string };
+  /** bytes written to the pipe (frames of the stream and the protocol) */
+  bytes: number;
+  /** size of the writable layer's tar */
+  writableBytes: number;
+  /** layers the target had (not sent) */
+  layersSkipped: number;
+  /** from the stop here to the server ACTIVE on the target; null for a SHUTOFF server */
+  downtimeMs: number | null;
+  /** pre-copy: how long the server was frozen while its writable layer was packed */
+  frozenMs: number | null;
+  /** pre-copy: bytes of the delta sent after the stop */
+  deltaBytes: number | null;
+  /** what the target said it could not keep (the address) */
+  notices: string[];
+}
+
+/** The command that reaches `novabox server receive` on the other side. */
+export function transportCommand(to: string): string[] {
+  if (to.startsWith('exec:')) {
+    const cmd = to.slice(5).trim();
+    if (!cmd) throw new BadRequest('invalid --to "exec:": expected exec:COMMAND');
+    return ['sh', '-c', cmd];
+  }
+  const m = /^ssh:\/\/([A-Za-z0-9._-]+@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:]+\])(?::(\d+))?$/.exec(to);
+  if (m) {
+    return ['ssh', '-o', 'BatchMode=yes', ...(m[3] ? ['-p', m[3]] : []), '--', `${m[1] ?? ''}${m[2]}`, 'novabox', 'server', 'receive'];
+  }
+  throw new BadRequest(`invalid --to ${JSON.stringify(to)}: expected ssh://[USER@]HOST[:PORT] or exec:COMMAND`);
+}
+
+export async function migrateServer(
+  compute: ComputeService,
+  images: ImageService,
+  ref: string,
+  caller: Caller & ImageCaller,
+  opts: MigrateOptions,
+): Promise<MigrateResult> {
+  const argv = transportCommand(opts.to);
+  const store = compute.store;
+  compute.checkMigratable(ref, caller, 'migrate');
+  const first = compute.find(ref, caller);
+  if (first.ephemeral) {
+    throw new Conflict(`server "${first.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be migrated`);
+  }
+  const wasActive = first.vmState === 'active';
+  const action = store.actions.start(first.id, 'migrate', {
+    requestId: caller.requestId,
+    userId: caller.userId,
+    projectId: caller.projectId,
+  });
+  let step = store.actions.event(action.id, 'compute_prep_resize');
+  let stoppedAt = 0;
+  let parts: ExportParts | undefined;
+  let child: ReturnType<typeof spawn> | undefined;
+  let exited: Promise<void> | undefined;
+  let stderr = '';
+  const why = (what: string) => {
+    const line = stderr
+      .split('\n')
+      .find((l) => l.trim())
+      ?.replace(/^novabox: /, '');
+    return `the receiving side ended ${what}${line ? `: ${line}` : ' (no answer)'}`;
+  };
+  // the target runs it now: only the copy here is left to delete
+  const confirm = (result: MigrateResult): MigrateResult => {
+    const done = store.actions.event(action.id, 'compute_confirm_resize');
+    try {
+      compute.delete(first.id, caller);
+      done('Success');
+    } catch (err) {
+      done('Error', (err as Error).message);
+      throw new NovaboxError(
+        'sys',
+        `server "${first.name}" runs on the target now, but its copy here could not be deleted: ${(err as Error).message}`,
+      );
+    }
+    return result;
+  };
+  let result: MigrateResult;
+  let committed = false;
+  let frozenMs: number | null = null;
+  let deltaBytes: number | null = null;
+  const onAbort = () => {
+    if (committed) return;
+    child?.stdin?.destroy();
+    child?.stdout?.destroy();
+  };
+  opts.signal?.addEventListener('abort', onAbort);
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw new NovaboxError('sys', `the migration of server "${first.name}" was interrupted`);
+  };
+  try {
+    const precopy = wasActive && opts.precopy !== false;
+    if (wasActive && !precopy) {
+      stoppedAt = performance.now();
+      await compute.stop(first.id, caller);
+    }
+    checkAbort();
+    let s = claimForExport(compute, first.id, caller, 'migrate', precopy);
+    const upper = serverDirs(s.id).upper;
+    // pre-copy: the pack frozen (a file may not change under the packer), as a snapshot
+    // freezes; the listing the delta is taken against in the same freeze, so that it names
+    // exactly what the pack holds
+    let before: Map<string, Entry> | undefined;
+    const aroundPack = precopy
+      ? <T>(pack: () => T): T => {
+          const facts = compute.facts(s.id);
+          const cg = facts && isRunning(facts) ? cgroupDriver().open(facts.cgroupPath) : undefined;
+          const t = performance.now();
+          cg?.freeze();
+          try {
+            before = listTree(upper);
+            return pack();
+          } finally {
+            cg?.thaw();
+            frozenMs = Math.round(performance.now() - t);
+          }
+        }
+      : undefined;
+    parts = prepareExport(compute, images, s, { start: wasActive, aroundPack });
+    checkAbort();
+    step('Success');
+    step = store.actions.event(action.id, 'compute_resize_instance');
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+    child = proc;
+    exited = new Promise<void>((resolve) => {
+      proc.on('close', () => resolve());
+      proc.on('error', (e) => {
+        stderr += `cannot run ${argv[0]}: ${e.message}\n`;
+        resolve();
+      });
+    });
+    proc.stderr!.on('data', (d: Buffer) => {
+      if (stderr.length < 65536) stderr += d.toString();
+    });
+    proc.stdin!.on('error', () => {
+      /* a broken pipe: the protocol's answer (or its absence) says why */
+    });
+    const w = new FrameWriter(proc.stdin!);
+    const r = new ByteReader(proc.stdout!);
+    const answer = async (what: string): Promise<Meta> => {
+      const f = await readFrame(r).catch(() => undefined);
+      checkAbort();
+      if (!f || f.kind !== 'A') {
+        await exited;
+        throw new NovaboxError('sys', why(what));
+      }
+      if (typeof f.meta.error === 'string') throw new Conflict(`the target refused the server: ${f.meta.error}`);
+      return f.meta;
+    };
+    try {
+      await w.frame('Q', { offer: layerIds(parts), name: s.name, serverId: s.id, arch: process.arch });
+    } catch {
+      /* a broken pipe: the answer's absence says it */
+    }
+    const have = new Set(((await answer('before it said which layers it has')).have as string[]) ?? []);
+    try {
+      await sendParts(w, parts, have, !precopy);
+      if (precopy) {
+        // the server ran meanwhile: stop it, then send only what changed
+        checkAbort();
+        releaseClaim(compute, s.id);
+        stoppedAt = performance.now();
+        await compute.stop(s.id, caller);
+        s = claimForExport(compute, s.id, caller, 'migrate');
+        const after = listTree(upper);
+        const d = treeDelta(before!, after);
+        const file = parts.staging.path('delta.tar');
+        const idmap = s.userns === 'auto' ? compute.idmaps.idmapOf(s.id) : undefined;
+        packDelta(upper, d.changed, file, after, idmap ? { uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size } : undefined);
+        const size = statSync(file).size;
+        deltaBytes = size;
+        await w.frame('D', { diffId: `sha256:${hashFile(file)}`, deleted: d.deleted, changed: d.changed.length }, { file, size });
+        await w.frame('E', {});
+      }
+    } catch (err) {
+      await answer('while the server was sent'); // its error, if it gave one
+      throw err;
+    }
+    const ok = await answer('before it confirmed the import');
+    const downtimeMs = wasActive ? Math.round(performance.now() - stoppedAt) : null;
+    await w.frame('Q', { commit: true });
+    await answer('before it confirmed the migration');
+    committed = true;
+    proc.stdin!.end();
+    await exited;
+    step('Success');
+    result = {
+      target: ok.server as MigrateResult['target'],
+      bytes: w.bytes,
+      writableBytes: parts.writable.size,
+      layersSkipped: have.size,
+      downtimeMs,
+      frozenMs,
+      deltaBytes,
+      notices: (ok.notices as string[]) ?? [],
+    };
+    parts.staging.remove();
+    parts = undefined;
+    releaseClaim(compute, first.id);
+  } catch (caught) {
+    const err =
+      opts.signal?.aborted && !(caught instanceof Conflict)
+        ? new NovaboxError('sys', `the migration of server "${first.name}" was interrupted`)
+        : caught;
+    step('Error', (err as Error).message);
+    // the receiver takes everything back when its input ends; wait for it
+    if (child) {
+      child.stdin?.end();
+      const timer = setTimeout(() => child!.kill('SIGKILL'), opts.exitTimeoutMs ?? 30_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    parts?.staging.remove();
+    releaseClaim(compute, first.id);
+    if (wasActive && compute.store.servers.get(first.id)?.vmState === 'stopped') {
+      try {
+        await compute.start(first.id, caller);
+      } catch (e) {
+        throw new NovaboxError(
+          'sys',
+          `${(err as Error).message}; and server "${first.name}" did not start again here: ${(e as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+    }
+    throw err;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  return confirm(result);
+}
+
+export type { Server };

@@ -1,0 +1,98 @@
+/**
+ * `novabox server receive`: the target's half of `server migrate`, speaking on stdin and
+ * stdout (docs/server-stream.md, "The receive protocol"):
+ *
+ *   sender                                   receiver
+ *   Q {offer: diff ids, name, serverId} ──▶  checks name, id, architecture
+ *                                       ◀──  A {have: diff ids here} | A {error}
+ *   H S I L(only those not had) W E     ──▶  reads into a Staging, checks every digest,
+ *                                            commits (SHUTOFF), starts if H says so
+ *                                       ◀──  A {ok, server} | A {error}
+ *   Q {commit}                          ──▶  keeps it
+ *                                       ◀──  A {committed}
+ *
+ * Anything else after `ok` (end of input, a broken pipe, a frame that is no commit) takes
+ * the server back: stopped, records, leases and files removed, the image too if this
+ * receive made it. So the target keeps nothing unless the sender heard `ok` and said so.
+ */
+import type { Writable } from 'node:stream';
+import { BadRequest, Conflict } from '../../errors.js';
+import type { Server } from '../../model/records.js';
+import type { ImageCaller, ImageService } from '../../images/service.js';
+import type { Caller, ComputeService } from '../servers.js';
+import { FrameWriter } from './export.js';
+import { commitStaged, readStream } from './import.js';
+import { type ByteReader, readFrame } from './stream.js';
+
+export async function receiveServer(
+  compute: ComputeService,
+  images: ImageService,
+  r: ByteReader,
+  out: Writable,
+  caller: Caller & ImageCaller,
+  signal?: AbortSignal,
+): Promise<Server | undefined> {
+  const w = new FrameWriter(out);
+  const answerError = async (err: unknown) => {
+    try {
+      await w.frame('A', { error: signal?.aborted ? 'the receiver was interrupted; it kept nothing' : (err as Error).message });
+      await w.flush();
+    } catch {
+      /* the sender is gone */
+    }
+  };
+  let notices: string[] = [];
+  try {
+    const q = await readFrame(r);
+    if (!q || q.kind !== 'Q' || !Array.isArray(q.meta.offer))
+      throw new BadRequest('the sender did not start with an offer: it is not a novabox server migrate');
+    if (q.meta.arch !== process.arch)
+      throw new BadRequest(`the server is of a linux/${String(q.meta.arch)} host; this host is linux/${process.arch}`);
+    const name = String(q.meta.name);
+    if (compute.store.servers.list({}).some((s) => s.name === name)) {
+      throw new Conflict(`a server named "${name}" already exists on the target host`);
+    }
+    const old = compute.store.servers.getAny(String(q.meta.serverId));
+    if (old && !old.deleted) throw new Conflict(`server ${old.id} already exists on the target host (named "${old.name}")`);
+    const have = (q.meta.offer as unknown[]).map(String).filter((d) => images.hasLayer(d));
+    await w.frame('A', { have });
+    await w.flush();
+  } catch (err) {
+    await answerError(err);
+    throw err;
+  }
+  let undo: (() => void) | undefined;
+  let server: Server | undefined;
+  try {
+    const st = await readStream(compute, images, r, { action: 'migrate' });
+    try {
+      const imp = await commitStaged(compute, images, st, caller, { action: 'migrate', notice: (l) => notices.push(l) });
+      undo = imp.undo;
+      server = imp.server;
+      if (st.header.start) server = await compute.start(server.id, caller);
+    } finally {
+      st.staging.remove();
+    }
+    await w.frame('A', { ok: true, server: { id: server.id, name: server.name, vmState: server.vmState }, notices });
+    await w.flush();
+    notices = [];
+    const c = await readFrame(r);
+    if (!c || c.kind !== 'Q' || c.meta.commit !== true)
+      throw new BadRequest('the sender did not confirm the migration: the server was taken back');
+    await w.frame('A', { committed: true });
+    await w.flush();
+    return server;
+  } catch (err) {
+    if (undo) {
+      try {
+        // a started server: its container, cgroup and veth go as a delete takes them
+        if (server && compute.store.servers.get(server.id)?.vmState !== 'stopped') compute.delete(server.id, caller, { force: true });
+      } catch {
+        /* undo removes what it can */
+      }
+      undo();
+    }
+    await answerError(err);
+    throw err;
+  }
+}
