@@ -81,6 +81,7 @@ export function serverShow(
   addresses: Record<string, NovaAddress[]> | string = {},
   idmap?: string,
   usage?: Record<string, number | null> | null,
+  ports?: string[],
 ): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',
@@ -106,6 +107,8 @@ export function serverShow(
     locked: s.locked,
     name: s.name,
     pid,
+    // published ports, `0.0.0.0:8080->80/tcp` (server create --publish)
+    ...(ports === undefined ? {} : { ports }),
     progress: 0,
     project_id: s.projectId,
     properties: { ...s.metadata },

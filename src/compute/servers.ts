@@ -51,6 +51,7 @@ import { novaAddresses, type NovaAddress } from './addresses.js';
 import type { NetworkMode } from '../runtime/network/config.js';
 import { boundMessage } from '../util/text.js';
 import { IdmapService } from './idmap.js';
+import { PortService } from './ports.js';
 import { formatIdmap, releaseOwner, usernsMode, type UsernsMode } from '../runtime/userns/index.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 
@@ -76,6 +77,8 @@ export interface CreateServerRequest {
   userns?: UsernsMode | string;
   /** restart policy: no (default), always, on-failure[:N] (compute/restart.ts) */
   restart?: string;
+  /** published ports, `[HOSTIP:]HOSTPORT:PORT[/tcp|udp]` each (compute/ports.ts) */
+  publish?: string[];
 }
 
 export interface ServerUsage {
@@ -129,12 +132,19 @@ export class ComputeService {
   private driverCache: { layout: CgroupLayout; driver: CgroupDriver } | undefined;
   private networkCache: NetworkService | undefined;
   private idmapCache: IdmapService | undefined;
+  private portCache: PortService | undefined;
 
   constructor(readonly store: Store) {}
 
   get network(): NetworkService {
     this.networkCache ??= new NetworkService(this.store);
     return this.networkCache;
+  }
+
+  /** Servers' published ports (compute/ports.ts). */
+  get ports(): PortService {
+    this.portCache ??= new PortService(this.store, this.network);
+    return this.portCache;
   }
 
   /** Servers' id ranges (compute/idmap.ts). */
@@ -231,6 +241,7 @@ export class ComputeService {
           // The creating CLI died: its container may run without a record. The cgroup path
           // is derived from the id, so whatever it started can be found and stopped.
           this.killUnrecorded(cur.id);
+          this.ports.unpublish(cur.id);
           this.releaseNetwork(cur.id);
           this.releaseIdmap(cur.id);
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
@@ -275,6 +286,7 @@ export class ComputeService {
             /* retried next time */
           }
           if (cur.network === 'novabox') this.detachQuietly(cur.id);
+          this.ports.unpublish(cur.id);
         }
         return this.store.servers.update(cur.id, { powerState: power });
       });
@@ -306,6 +318,7 @@ export class ComputeService {
           /* retried next time */
         }
         if (cur.network === 'novabox') this.detachQuietly(cur.id);
+        this.ports.unpublish(cur.id);
         return this.store.servers.update(cur.id, {
           vmState: 'stopped',
           powerState: crashed ? POWER_STATE.CRASHED : POWER_STATE.SHUTDOWN,
@@ -398,6 +411,7 @@ export class ComputeService {
       if (count !== 1) throw new BadRequest('a fixed IP can be given to one server only, not with --min/--max');
       this.network.checkFixedIp(req.fixedIp);
     }
+    const ports = this.ports.parse(req.publish ?? [], { network, count });
     const groups = req.group !== undefined ? new ServerGroupService(this.store) : undefined;
     const noHost = groups?.placement(req.group!, count, caller);
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
@@ -439,6 +453,7 @@ export class ComputeService {
           };
           const row = this.store.servers.insert(s);
           if (network === 'novabox' && noHost === undefined) this.network.allocate('server', s.id, req.fixedIp);
+          this.ports.record(s.id, ports);
           if (userns === 'auto' && noHost === undefined && found.unbootable === undefined) this.idmaps.leaseFor(s.id);
           if (groups && noHost === undefined) groups.join(req.group!, s.id);
           this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
@@ -529,6 +544,7 @@ export class ComputeService {
       logLine(s.id, 'server created');
       trace('create recorded');
       testPause('create-recorded'); // its lease recorded, no veth, no container yet
+      this.ports.publish(s.id);
       const facts = await startServer(
         {
           id: s.id,
@@ -543,6 +559,7 @@ export class ComputeService {
         },
         this.driver,
       );
+      this.ports.started(s.id);
       trace('server started');
       testPause('server-started'); // the container runs, its record still says BUILD
       ev?.('Success');
@@ -561,6 +578,7 @@ export class ComputeService {
     } catch (err) {
       ev?.('Error', (err as Error).message);
       logLine(s.id, `server failed to start: ${(err as Error).message}`);
+      this.ports.unpublish(s.id);
       try {
         this.releaseNetwork(s.id);
       } catch {
@@ -594,20 +612,28 @@ export class ComputeService {
     const flavor = this.flavorOf(s);
     const image = readImageById(s.imageRef, s.imageName);
     if (image) await ensureLayers(image);
-    const facts = await startServer(
-      {
-        id: s.id,
-        hostname: hostnameOf(s.name),
-        image: this.imageFor(s),
-        limits: flavorLimits(flavor),
-        network: s.network,
-        ephemeral: this.ephemeralOf(s),
-        attachment: this.attachmentOf(s),
-        idmap: this.idmapFor(s),
-        onExit: this.onExitOf(s),
-      },
-      this.driver,
-    );
+    this.ports.publish(s.id);
+    let facts: ServerFacts;
+    try {
+      facts = await startServer(
+        {
+          id: s.id,
+          hostname: hostnameOf(s.name),
+          image: this.imageFor(s),
+          limits: flavorLimits(flavor),
+          network: s.network,
+          ephemeral: this.ephemeralOf(s),
+          attachment: this.attachmentOf(s),
+          idmap: this.idmapFor(s),
+          onExit: this.onExitOf(s),
+        },
+        this.driver,
+      );
+    } catch (err) {
+      this.ports.unpublish(s.id);
+      throw err;
+    }
+    this.ports.started(s.id);
     this.store.servers.setRuntime(s.id, facts);
     logLine(s.id, 'server started');
   }
@@ -798,6 +824,7 @@ export class ComputeService {
     });
     this.store.servers.clearRuntime(s.id);
     if (s.network === 'novabox') this.detachQuietly(s.id);
+    this.ports.unpublish(s.id);
     const exit = recordedExit(s.id);
     logLine(
       s.id,
@@ -1178,7 +1205,9 @@ export class ComputeService {
       // Also what a killed CLI may have left without a record; an error here is not swallowed:
       // the server stays (ERROR, with the reason) rather than leaking a cgroup silently.
       this.driver.open(cgroupPathOf(s.id)).remove();
+      this.ports.unpublish(s.id);
       this.releaseNetwork(s.id);
+      this.ports.forget(s.id);
       removeServerFiles(s.id);
       // after the files: its writable layer holds ids of the range until it is gone
       this.idmaps.release(s.id);

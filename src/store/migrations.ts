@@ -343,4 +343,20 @@ ALTER TABLE servers ADD COLUMN restart TEXT NOT NULL DEFAULT 'no';
 ALTER TABLE servers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    // Issue 20: published ports, kept with the server from create to delete (compute/ports.ts);
+    // the DNAT rules are in the kernel while it runs (runtime/network/ports.ts).
+    name: '008 published ports',
+    sql: `
+CREATE TABLE server_ports (
+  server_id TEXT NOT NULL,
+  protocol  TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp')),
+  host_ip   TEXT NOT NULL,
+  host_port INTEGER NOT NULL CHECK (host_port BETWEEN 1 AND 65535),
+  port      INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+  PRIMARY KEY (protocol, host_port, host_ip)
+);
+CREATE INDEX server_ports_server ON server_ports(server_id);
+`,
+  },
 ];
