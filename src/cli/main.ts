@@ -18,6 +18,7 @@ import { register as registerImage } from './commands/image.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerAutostart } from './commands/autostart.js';
 import { register as registerEvent } from './commands/event.js';
+import { register as registerVolume } from './commands/volume.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
 export { cacheable } from '../util/cache-hint.js';
@@ -42,6 +43,7 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext, argv: string[])
   serve: registerServe,
   autostart: registerAutostart,
   event: registerEvent,
+  volume: registerVolume,
 };
 
 /**

@@ -82,6 +82,7 @@ export function serverShow(
   idmap?: string,
   usage?: Record<string, number | null> | null,
   ports?: string[],
+  volumes?: { id: string; name: string; path: string; read_only: boolean }[],
 ): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',
@@ -119,6 +120,8 @@ export function serverShow(
     // live figures from its cgroup and veth (server show only; `server stats` for CPU %)
     ...(usage === undefined ? {} : { usage }),
     user_id: s.userId,
+    // named volumes (server create --volume, server add volume)
+    ...(volumes === undefined ? {} : { volumes_attached: volumes }),
   };
   if (s.fault) view.fault = s.fault;
   return view;

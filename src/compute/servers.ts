@@ -52,6 +52,7 @@ import type { NetworkMode } from '../runtime/network/config.js';
 import { boundMessage } from '../util/text.js';
 import { IdmapService } from './idmap.js';
 import { PortService } from './ports.js';
+import { parseVolumeMount, VolumeService } from './volumes.js';
 import { formatIdmap, releaseOwner, usernsMode, type UsernsMode } from '../runtime/userns/index.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 
@@ -79,6 +80,8 @@ export interface CreateServerRequest {
   restart?: string;
   /** published ports, `[HOSTIP:]HOSTPORT:PORT[/tcp|udp]` each (compute/ports.ts) */
   publish?: string[];
+  /** named volumes to attach, `NAME:/path[:ro]` each (compute/volumes.ts) */
+  volumes?: string[];
 }
 
 export interface ServerUsage {
@@ -133,6 +136,7 @@ export class ComputeService {
   private networkCache: NetworkService | undefined;
   private idmapCache: IdmapService | undefined;
   private portCache: PortService | undefined;
+  private volumeCache: VolumeService | undefined;
 
   constructor(readonly store: Store) {}
 
@@ -145,6 +149,17 @@ export class ComputeService {
   get ports(): PortService {
     this.portCache ??= new PortService(this.store, this.network);
     return this.portCache;
+  }
+
+  /** A server's volumes as `server show` prints them. */
+  volumesField(serverId: string) {
+    return this.volumes.ofServer(serverId).map((v) => ({ id: v.id, name: v.name, path: v.mountPath!, read_only: v.readOnly }));
+  }
+
+  /** Named volumes (compute/volumes.ts). */
+  get volumes(): VolumeService {
+    this.volumeCache ??= new VolumeService(this.store);
+    return this.volumeCache;
   }
 
   /** Servers' id ranges (compute/idmap.ts). */
@@ -412,6 +427,7 @@ export class ComputeService {
       this.network.checkFixedIp(req.fixedIp);
     }
     const ports = this.ports.parse(req.publish ?? [], { network, count });
+    const volumes = this.volumes.resolve((req.volumes ?? []).map(parseVolumeMount), { count });
     const groups = req.group !== undefined ? new ServerGroupService(this.store) : undefined;
     const noHost = groups?.placement(req.group!, count, caller);
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
@@ -454,6 +470,7 @@ export class ComputeService {
           const row = this.store.servers.insert(s);
           if (network === 'novabox' && noHost === undefined) this.network.allocate('server', s.id, req.fixedIp);
           this.ports.record(s.id, ports);
+          for (const v of volumes) this.volumes.attachIn(s.id, v.row.id, v.mount.path, v.mount.readOnly);
           if (userns === 'auto' && noHost === undefined && found.unbootable === undefined) this.idmaps.leaseFor(s.id);
           if (groups && noHost === undefined) groups.join(req.group!, s.id);
           this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
@@ -556,6 +573,7 @@ export class ComputeService {
           attachment: this.attachmentOf(s),
           idmap: this.idmapFor(s),
           onExit: this.onExitOf(s),
+          volumes: this.volumes.mountsFor(s.id, this.idmapFor(s)),
         },
         this.driver,
       );
@@ -626,6 +644,7 @@ export class ComputeService {
           attachment: this.attachmentOf(s),
           idmap: this.idmapFor(s),
           onExit: this.onExitOf(s),
+          volumes: this.volumes.mountsFor(s.id, this.idmapFor(s)),
         },
         this.driver,
       );
@@ -1187,6 +1206,32 @@ export class ComputeService {
     });
   }
 
+  /**
+   * `server add volume`: the volume is mounted at the server's next start (a bind mount
+   * cannot be added to a running server's mount namespace from outside): SHUTOFF only.
+   */
+  addVolume(nameOrId: string, volume: string, path: string, opts: { readOnly?: boolean }, caller: Caller) {
+    const s = this.stoppedFor(nameOrId, caller, 'attach a volume to');
+    return this.volumes.attach(s.id, volume, path, Boolean(opts.readOnly));
+  }
+
+  /** `server remove volume`: SHUTOFF only, as add. */
+  removeVolume(nameOrId: string, volume: string, caller: Caller): void {
+    const s = this.stoppedFor(nameOrId, caller, 'detach a volume from');
+    this.volumes.detach(s.id, s.name, volume);
+  }
+
+  private stoppedFor(nameOrId: string, caller: Caller, what: string): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    if (s.taskState !== null || !['stopped', 'error'].includes(s.vmState) || isRunning(this.facts(s.id))) {
+      throw new Conflict(`cannot ${what} server "${s.name}": it is ${statusOf(s.vmState, s.taskState)}`, {
+        hint: `a volume is mounted when the server starts: stop it first ("novabox server stop ${s.name}")`,
+      });
+    }
+    return s;
+  }
+
   /** Nova deletes a running server (stopping it); --force skips the graceful stop. */
   delete(nameOrId: string, caller: Caller, opts: { force?: boolean; timeoutMs?: number } = {}): Server {
     const s = this.find(nameOrId, caller);
@@ -1208,6 +1253,7 @@ export class ComputeService {
       this.ports.unpublish(s.id);
       this.releaseNetwork(s.id);
       this.ports.forget(s.id);
+      this.volumes.detachAll(s.id);
       removeServerFiles(s.id);
       // after the files: its writable layer holds ids of the range until it is gone
       this.idmaps.release(s.id);

@@ -62,6 +62,8 @@ export interface ServerLaunch {
   idmap?: Idmap;
   /** what the monitor starts once the init is reaped (a restart policy: exitHook) */
   onExit?: LaunchPlan['onExit'];
+  /** bind mounts of its named volumes (compute/volumes.ts) */
+  volumes?: ContainerSpec['volumes'];
 }
 
 /**
@@ -158,6 +160,7 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
     statusPath: d.status,
     initBinary: initBinary(),
     idmap: l.idmap,
+    volumes: l.volumes,
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;

@@ -359,4 +359,27 @@ CREATE TABLE server_ports (
 CREATE INDEX server_ports_server ON server_ports(server_id);
 `,
   },
+  {
+    // Issue 20: named volumes (compute/volumes.ts): a directory under $NOVABOX_ROOT/volumes,
+    // attached to one server at a time (Cinder's non-multiattach), kept when it is deleted.
+    // uid_base/gid_base: the ids its files are stored in (0, or the range of the server
+    // that used it last: runtime/volumes.ts shifts them when another range takes it).
+    name: '009 volumes',
+    sql: `
+CREATE TABLE volumes (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  project_id  TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  uid_base    INTEGER NOT NULL DEFAULT 0,
+  gid_base    INTEGER NOT NULL DEFAULT 0,
+  server_id   TEXT,
+  mount_path  TEXT,
+  read_only   INTEGER NOT NULL DEFAULT 0,
+  created_at  TEXT NOT NULL,
+  attached_at TEXT
+);
+CREATE INDEX volumes_server ON volumes(server_id);
+`,
+  },
 ];

@@ -48,6 +48,12 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       collect,
       [],
     )
+    .option(
+      '-v, --volume <name:/path[:ro]>',
+      'mount the named volume (novabox volume create) at /path from every start on; :ro read-only (repeatable)',
+      collect,
+      [],
+    )
     .option('--quiet', 'print only the ids of the new servers');
   waitOption(cmd);
   addOutputOptions(cmd, 'show');
@@ -76,6 +82,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
         userns: o.userns,
         restart: o.restart,
         publish: o.publish,
+        volumes: o.volume,
       },
       caller,
     );
@@ -95,6 +102,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
             compute.idmapField(s),
             undefined,
             compute.ports.field(s.id),
+            compute.volumesField(s.id),
           ),
           out,
         ),

@@ -9,6 +9,7 @@ import { registerCp } from './cp.js';
 import { registerStats } from './stats.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
+import { registerVolume } from './volume.js';
 
 type Register = (server: Command, ctx: CliContext) => void;
 
@@ -43,6 +44,8 @@ export const SERVER_VERBS: Readonly<Record<string, Register>> = {
   image: registerImage,
   backup: registerImage,
   rebuild: registerImage,
+  add: registerVolume,
+  remove: registerVolume,
 };
 
 const ALL: Register[] = [
@@ -55,6 +58,7 @@ const ALL: Register[] = [
   registerStats,
   registerEvents,
   registerImage,
+  registerVolume,
 ];
 
 /** `argv` is the command line after `novabox`. */

@@ -70,6 +70,7 @@ export function registerList(server: Command, ctx: CliContext): void {
           compute.idmapField(s),
           compute.usageOf(s),
           compute.ports.field(s.id),
+          compute.volumesField(s.id),
         ),
         out,
       ),
