@@ -52,7 +52,12 @@ export async function runAction(image: string | undefined, command: string[], o:
       userns: o.userns,
       dryRun: Boolean(o.dryRun),
     },
-    { stdout: ctx.stdout, stderr: ctx.stderr, network: async () => (await ctx.compute()).network },
+    {
+      stdout: ctx.stdout,
+      stderr: ctx.stderr,
+      network: async () => (await ctx.compute()).network,
+      volumes: async () => (await ctx.compute()).volumes,
+    },
   );
 }
 

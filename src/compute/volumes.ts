@@ -6,45 +6,18 @@
  * never part of a snapshot. Deleting it is refused while it is attached.
  */
 import { BadRequest, Conflict, NotFound } from '../errors.js';
-import { makeVolumeDir, removeVolumeDir, shiftTree, volumeDir } from '../runtime/volumes.js';
+import { isContainerLive, readState } from '../runtime/container.js';
+import { checkMountPath, makeVolumeDir, removeVolumeDir, shiftTree, VOLUME_NAME, volumeDir, type VolumeMount } from '../runtime/volumes.js';
+
+export { checkMountPath, parseVolumeMount, type VolumeMount } from '../runtime/volumes.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import type { Store } from '../store/db.js';
 import { nowIso } from '../store/time.js';
 import type { VolumeRow } from '../store/volumes.js';
 import { randomUuid } from '../util/random.js';
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
-
-export interface VolumeMount {
-  /** the volume's name or id */
-  volume: string;
-  path: string;
-  readOnly: boolean;
-}
-
-/** `NAME:/path[:ro|rw]` (podman's -v with a named volume). Pure. */
-export function parseVolumeMount(spec: string): VolumeMount {
-  const parts = spec.split(':');
-  const mode = parts.length === 3 ? parts[2] : parts.length === 2 ? 'rw' : undefined;
-  if (mode === undefined || (mode !== 'ro' && mode !== 'rw') || !parts[0]) {
-    throw new BadRequest(`invalid --volume ${JSON.stringify(spec)}: expected NAME:/path[:ro]`);
-  }
-  return { volume: parts[0], path: checkMountPath(parts[1], `--volume ${JSON.stringify(spec)}`), readOnly: mode === 'ro' };
-}
-
-/** An absolute path inside the server, not its root, without `..`. Pure. */
-export function checkMountPath(path: string, what = `mount path ${JSON.stringify(path)}`): string {
-  if (!path.startsWith('/')) throw new BadRequest(`invalid ${what}: the path in the server must be absolute`);
-  const parts = path.split('/').filter(Boolean);
-  if (parts.includes('..') || parts.includes('.')) throw new BadRequest(`invalid ${what}: "." or ".." in the path in the server`);
-  if (!parts.length) throw new BadRequest(`invalid ${what}: a volume cannot be mounted on the server's root`);
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
-  if (/[\x00-\x1f]/.test(path)) throw new BadRequest(`invalid ${what}: control characters in the path`);
-  return `/${parts.join('/')}`;
-}
-
 export function checkVolumeName(name: string): void {
-  if (!NAME.test(name)) {
+  if (!VOLUME_NAME.test(name)) {
     throw new BadRequest(
       `invalid volume name ${JSON.stringify(name)}: use letters, digits, '_', '.' and '-' (at most 63, not starting with a symbol)`,
     );
@@ -80,13 +53,25 @@ export class VolumeService {
     return this.store.volumes.list();
   }
 
-  /** Cinder's status: in-use while attached. */
+  /** Cinder's status: in-use while attached (to a `run` container only while it lives). */
   statusOf(v: VolumeRow): 'available' | 'in-use' {
-    return v.serverId ? 'in-use' : 'available';
+    return this.attached(v) ? 'in-use' : 'available';
+  }
+
+  /** Attached: to a server, or to a `run` container that still lives (one killed with its CLI does not hold it). */
+  private attached(v: VolumeRow): boolean {
+    return Boolean(v.serverId && (v.ownerKind === 'server' || isContainerLive(v.serverId)));
   }
 
   serverName(v: VolumeRow): string | null {
-    return v.serverId ? (this.store.servers.get(v.serverId)?.name ?? v.serverId) : null;
+    if (!v.serverId) return null;
+    if (v.ownerKind === 'container') return readState(v.serverId)?.name ?? v.serverId.slice(0, 12);
+    return this.store.servers.get(v.serverId)?.name ?? v.serverId;
+  }
+
+  /** `server "web"`, `run container "x"`: who holds it, in messages. */
+  holder(v: VolumeRow): string {
+    return `${v.ownerKind === 'container' ? 'run container' : 'server'} "${this.serverName(v)}"`;
   }
 
   delete(nameOrId: string): void {
@@ -94,10 +79,13 @@ export class VolumeService {
     this.store.tx(() => {
       const cur = this.store.volumes.get(v.id);
       if (!cur) return;
-      if (cur.serverId) {
+      if (this.attached(cur)) {
         const server = this.serverName(cur);
-        throw new Conflict(`cannot delete volume "${cur.name}": it is in use by server "${server}" (at ${cur.mountPath})`, {
-          hint: `detach it first ("novabox server remove volume ${server} ${cur.name}") or delete the server`,
+        throw new Conflict(`cannot delete volume "${cur.name}": it is in use by ${this.holder(cur)} (at ${cur.mountPath})`, {
+          hint:
+            cur.ownerKind === 'server'
+              ? `detach it first ("novabox server remove volume ${server} ${cur.name}") or delete the server`
+              : 'it is free when the container ends',
         });
       }
       this.store.volumes.remove(cur.id);
@@ -121,9 +109,9 @@ export class VolumeService {
   }
 
   private checkFree(v: VolumeRow): void {
-    if (v.serverId) {
-      throw new Conflict(`volume "${v.name}" is in use by server "${this.serverName(v)}" (at ${v.mountPath})`, {
-        hint: 'a volume is attached to one server at a time',
+    if (this.attached(v)) {
+      throw new Conflict(`volume "${v.name}" is in use by ${this.holder(v)} (at ${v.mountPath})`, {
+        hint: 'a volume is attached to one server or container at a time',
       });
     }
   }
@@ -137,6 +125,25 @@ export class VolumeService {
       throw new Conflict(`the server has a volume on ${path} already`);
     }
     this.store.volumes.attach(v.id, serverId, path, readOnly, nowIso());
+  }
+
+  /**
+   * `run -v NAME:/path`: the volumes attached to the container (its id) for its life, and
+   * the bind mounts `run -v` takes (host paths), owners shifted to its range first.
+   */
+  attachContainer(containerId: string, mounts: VolumeMount[], idmap: Idmap | undefined): string[] {
+    if (!mounts.length) return [];
+    const rows = mounts.map((m) => this.get(m.volume));
+    this.store.tx(() => {
+      mounts.forEach((m, i) => {
+        if (mounts.findIndex((o) => this.get(o.volume).id === rows[i].id) !== i)
+          throw new BadRequest(`volume "${rows[i].name}" is named twice`);
+        const cur = this.store.volumes.get(rows[i].id)!;
+        this.checkFree(cur);
+        this.store.volumes.attach(cur.id, containerId, m.path, m.readOnly, nowIso(), 'container');
+      });
+    });
+    return this.mountsFor(containerId, idmap).map((b) => `${b.source}:${b.target}${b.readOnly ? ':ro' : ''}`);
   }
 
   /** `server add volume`. */

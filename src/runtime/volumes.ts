@@ -10,6 +10,7 @@
  */
 import { chmodSync, lchownSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { BadRequest } from '../errors.js';
 import { stateRoot } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 
@@ -64,4 +65,38 @@ export function shiftTree(dir: string, from: IdBase, to: IdBase, size = 65536): 
   };
   visit(dir);
   return n;
+}
+
+export interface VolumeMount {
+  /** the volume's name or id */
+  volume: string;
+  path: string;
+  readOnly: boolean;
+}
+
+/** A volume's name: letters, digits, '_', '.', '-', starting with a letter or digit, at most 63. */
+export const VOLUME_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** `NAME:/path[:ro|rw]` (podman's -v with a named volume). Pure. */
+export function parseVolumeMount(spec: string): VolumeMount {
+  const parts = spec.split(':');
+  const mode = parts.length === 3 ? parts[2] : parts.length === 2 ? 'rw' : undefined;
+  if (mode === undefined || (mode !== 'ro' && mode !== 'rw') || !parts[0]) {
+    throw new BadRequest(`invalid volume ${JSON.stringify(spec)}: expected NAME:/path[:ro]`);
+  }
+  if (!VOLUME_NAME.test(parts[0])) {
+    throw new BadRequest(`invalid volume ${JSON.stringify(spec)}: "${parts[0]}" is neither an absolute host path nor a volume name`);
+  }
+  return { volume: parts[0], path: checkMountPath(parts[1], `volume ${JSON.stringify(spec)}`), readOnly: mode === 'ro' };
+}
+
+/** An absolute path inside the server, not its root, without `..`. Pure. */
+export function checkMountPath(path: string, what = `mount path ${JSON.stringify(path)}`): string {
+  if (!path.startsWith('/')) throw new BadRequest(`invalid ${what}: the path in the server must be absolute`);
+  const parts = path.split('/').filter(Boolean);
+  if (parts.includes('..') || parts.includes('.')) throw new BadRequest(`invalid ${what}: "." or ".." in the path in the server`);
+  if (!parts.length) throw new BadRequest(`invalid ${what}: a volume cannot be mounted on the server's root`);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+  if (/[\x00-\x1f]/.test(path)) throw new BadRequest(`invalid ${what}: control characters in the path`);
+  return `/${parts.join('/')}`;
 }

@@ -361,7 +361,8 @@ CREATE INDEX server_ports_server ON server_ports(server_id);
   },
   {
     // Issue 20: named volumes (compute/volumes.ts): a directory under $NOVABOX_ROOT/volumes,
-    // attached to one server at a time (Cinder's non-multiattach), kept when it is deleted.
+    // attached to one server (or `run` container: owner_kind) at a time (Cinder's
+    // non-multiattach), kept when it is deleted.
     // uid_base/gid_base: the ids its files are stored in (0, or the range of the server
     // that used it last: runtime/volumes.ts shifts them when another range takes it).
     name: '009 volumes',
@@ -374,6 +375,7 @@ CREATE TABLE volumes (
   uid_base    INTEGER NOT NULL DEFAULT 0,
   gid_base    INTEGER NOT NULL DEFAULT 0,
   server_id   TEXT,
+  owner_kind  TEXT NOT NULL DEFAULT 'server' CHECK (owner_kind IN ('server', 'container')),
   mount_path  TEXT,
   read_only   INTEGER NOT NULL DEFAULT 0,
   created_at  TEXT NOT NULL,

@@ -13,7 +13,9 @@ export interface VolumeRow {
   /** the host ids its files are stored in: 0, or the base of the range that used it last */
   uidBase: number;
   gidBase: number;
+  /** the server (or `run` container: ownerKind) it is attached to */
   serverId: string | null;
+  ownerKind: 'server' | 'container';
   mountPath: string | null;
   readOnly: boolean;
   createdAt: string;
@@ -21,7 +23,7 @@ export interface VolumeRow {
 }
 
 const COLUMNS =
-  'id, name, project_id AS projectId, description, uid_base AS uidBase, gid_base AS gidBase, server_id AS serverId, ' +
+  'id, name, project_id AS projectId, description, uid_base AS uidBase, gid_base AS gidBase, server_id AS serverId, owner_kind AS ownerKind, ' +
   'mount_path AS mountPath, read_only AS readOnly, created_at AS createdAt, attached_at AS attachedAt';
 
 type Raw = Omit<VolumeRow, 'readOnly'> & { readOnly: number };
@@ -72,9 +74,17 @@ export class VolumeRepo {
       .map((r) => fromRaw(r)!);
   }
 
-  attach(id: string, serverId: string, mountPath: string, readOnly: boolean, at: string): void {
-    this.sql('UPDATE volumes SET server_id = ?, mount_path = ?, read_only = ?, attached_at = ? WHERE id = ?').run(
+  attach(
+    id: string,
+    serverId: string,
+    mountPath: string,
+    readOnly: boolean,
+    at: string,
+    ownerKind: VolumeRow['ownerKind'] = 'server',
+  ): void {
+    this.sql('UPDATE volumes SET server_id = ?, owner_kind = ?, mount_path = ?, read_only = ?, attached_at = ? WHERE id = ?').run(
       serverId,
+      ownerKind,
       mountPath,
       readOnly ? 1 : 0,
       at,
@@ -83,13 +93,15 @@ export class VolumeRepo {
   }
 
   detach(id: string): void {
-    this.sql('UPDATE volumes SET server_id = NULL, mount_path = NULL, read_only = 0, attached_at = NULL WHERE id = ?').run(id);
+    this.sql(
+      "UPDATE volumes SET server_id = NULL, owner_kind = 'server', mount_path = NULL, read_only = 0, attached_at = NULL WHERE id = ?",
+    ).run(id);
   }
 
   detachServer(serverId: string): number {
-    return this.sql('UPDATE volumes SET server_id = NULL, mount_path = NULL, read_only = 0, attached_at = NULL WHERE server_id = ?').run(
-      serverId,
-    ).changes;
+    return this.sql(
+      "UPDATE volumes SET server_id = NULL, owner_kind = 'server', mount_path = NULL, read_only = 0, attached_at = NULL WHERE server_id = ?",
+    ).run(serverId).changes;
   }
 
   setOwner(id: string, uidBase: number, gidBase: number): void {

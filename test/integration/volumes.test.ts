@@ -132,13 +132,39 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect(show.volumes_attached).toEqual([{ id: (await volume('ro')).id, name: 'ro', path: '/rw', read_only: false }]);
   });
 
+  it('run -v NAME:/path: the container holds the volume while it runs, in its own range; a server holding it refuses the run', async () => {
+    await ok(['volume', 'create', 'rv']);
+    const dir = (await volume('rv')).path;
+    const r = await nb(['run', '--rm', '--network', 'none', '-v', 'rv:/data', 'busybox', 'sh', '-c', 'echo from-run > /data/f && id -u']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('0\n');
+    expect(statSync(join(dir, 'f')).uid).not.toBe(0); // the container's range
+    expect((await volume('rv')).status).toBe('available'); // given back at its end
+    const ro = await nb(['run', '--rm', '--network', 'none', '-v', 'rv:/data:ro', 'busybox', 'sh', '-c', 'cat /data/f; echo x > /data/g']);
+    expect(ro.stdout).toBe('from-run\n');
+    expect(ro.stderr).toMatch(/Read-only file system/);
+    expect(ro.exitCode).not.toBe(0);
+
+    await create('holder', ['-v', 'rv:/data']);
+    expect((await inside('holder', 'cat /data/f')).stdout).toBe('from-run\n');
+    const refused = await nb(['run', '--rm', '--network', 'none', '-v', 'rv:/data', 'busybox', 'true']);
+    expect(refused.stderr).toBe(
+      'novabox: volume "rv" is in use by server "holder" (at /data); a volume is attached to one server or container at a time\n',
+    );
+    expect(refused.exitCode).not.toBe(0);
+    const missing = await nb(['run', '--rm', '--network', 'none', '-v', 'nosuch:/data', 'busybox', 'true']);
+    expect(missing.stderr).toBe('novabox: volume "nosuch" not found (novabox volume list)\n');
+  });
+
   it('one server at a time; deleting an attached volume is refused; bad input: one sentence, nothing changed', async () => {
     await ok(['volume', 'create', 'shared']);
     await create('a1', ['-v', 'shared:/s']);
     const listBefore = await ok(['server', 'list', '-f', 'value', '-c', 'Name']);
     const taken = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', '-v', 'shared:/s', 'a2']);
     expect(taken.exitCode).toBe(4);
-    expect(taken.stderr).toBe('novabox: volume "shared" is in use by server "a1" (at /s); a volume is attached to one server at a time\n');
+    expect(taken.stderr).toBe(
+      'novabox: volume "shared" is in use by server "a1" (at /s); a volume is attached to one server or container at a time\n',
+    );
     const del = await nb(['volume', 'delete', 'shared']);
     expect(del.exitCode).toBe(4);
     expect(del.stderr).toBe(
@@ -148,11 +174,11 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
 
     for (const [args, code, message] of [
       [['-v', 'nosuch:/x'], 3, 'volume "nosuch" not found (novabox volume list)'],
-      [['-v', 'shared'], 2, 'invalid --volume "shared": expected NAME:/path[:ro]'],
-      [['-v', 'shared:rel'], 2, 'invalid --volume "shared:rel": the path in the server must be absolute'],
-      [['-v', 'shared:/a/../b'], 2, 'invalid --volume "shared:/a/../b": "." or ".." in the path in the server'],
-      [['-v', 'shared:/'], 2, `invalid --volume "shared:/": a volume cannot be mounted on the server's root`],
-      [['-v', 'shared:/x:rx'], 2, 'invalid --volume "shared:/x:rx": expected NAME:/path[:ro]'],
+      [['-v', 'shared'], 2, 'invalid volume "shared": expected NAME:/path[:ro]'],
+      [['-v', 'shared:rel'], 2, 'invalid volume "shared:rel": the path in the server must be absolute'],
+      [['-v', 'shared:/a/../b'], 2, 'invalid volume "shared:/a/../b": "." or ".." in the path in the server'],
+      [['-v', 'shared:/'], 2, `invalid volume "shared:/": a volume cannot be mounted on the server's root`],
+      [['-v', 'shared:/x:rx'], 2, 'invalid volume "shared:/x:rx": expected NAME:/path[:ro]'],
     ] as [string[], number, string][]) {
       const r = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', ...args, 'bad']);
       expect(r.stderr).toBe(`novabox: ${message}\n`);

@@ -31,7 +31,7 @@ export function register(program: Command, ctx: CliContext): void {
           ID: v.id,
           Name: v.name,
           Status: c.volumes.statusOf(v),
-          'Attached to': v.serverId ? `${c.volumes.serverName(v)} on ${v.mountPath}${v.readOnly ? ' (ro)' : ''}` : '',
+          'Attached to': c.volumes.statusOf(v) === 'in-use' ? `${c.volumes.holder(v)} on ${v.mountPath}${v.readOnly ? ' (ro)' : ''}` : '',
         })),
         outputOptionsFrom(o),
       ),

@@ -13,15 +13,16 @@ describe('parseVolumeMount', () => {
   });
 
   it.each([
-    ['data', 'invalid --volume "data": expected NAME:/path[:ro]'],
-    [':/x', 'invalid --volume ":/x": expected NAME:/path[:ro]'],
-    ['data:/x:rx', 'invalid --volume "data:/x:rx": expected NAME:/path[:ro]'],
-    ['data:/x:ro:z', 'invalid --volume "data:/x:ro:z": expected NAME:/path[:ro]'],
-    ['data:x', 'invalid --volume "data:x": the path in the server must be absolute'],
-    ['data:/a/../etc', 'invalid --volume "data:/a/../etc": "." or ".." in the path in the server'],
-    ['data:/./a', 'invalid --volume "data:/./a": "." or ".." in the path in the server'],
-    ['data:/', `invalid --volume "data:/": a volume cannot be mounted on the server's root`],
-    ['data:///', `invalid --volume "data:///": a volume cannot be mounted on the server's root`],
+    ['data', 'invalid volume "data": expected NAME:/path[:ro]'],
+    [':/x', 'invalid volume ":/x": expected NAME:/path[:ro]'],
+    ['data:/x:rx', 'invalid volume "data:/x:rx": expected NAME:/path[:ro]'],
+    ['data:/x:ro:z', 'invalid volume "data:/x:ro:z": expected NAME:/path[:ro]'],
+    ['data:x', 'invalid volume "data:x": the path in the server must be absolute'],
+    ['./rel:/x', 'invalid volume "./rel:/x": "./rel" is neither an absolute host path nor a volume name'],
+    ['data:/a/../etc', 'invalid volume "data:/a/../etc": "." or ".." in the path in the server'],
+    ['data:/./a', 'invalid volume "data:/./a": "." or ".." in the path in the server'],
+    ['data:/', `invalid volume "data:/": a volume cannot be mounted on the server's root`],
+    ['data:///', `invalid volume "data:///": a volume cannot be mounted on the server's root`],
   ])('refuses %j', (spec, message) => {
     expect(() => parseVolumeMount(spec)).toThrow(message);
   });
