@@ -48,6 +48,7 @@ export async function runAction(image: string | undefined, command: string[], o:
       readOnly: Boolean(o.readOnly),
       remove: Boolean(o.rm),
       volumes: o.volume,
+      publish: o.publish,
       seccomp: securityOpts(o.securityOpt),
       userns: o.userns,
       dryRun: Boolean(o.dryRun),
@@ -57,6 +58,7 @@ export async function runAction(image: string | undefined, command: string[], o:
       stderr: ctx.stderr,
       network: async () => (await ctx.compute()).network,
       volumes: async () => (await ctx.compute()).volumes,
+      ports: async () => (await ctx.compute()).ports,
     },
   );
 }

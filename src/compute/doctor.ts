@@ -70,15 +70,19 @@ export function doctor(compute: ComputeService, opts: { dryRun?: boolean } = {})
       },
     );
   }
-  const running = (id: string) => serverRunning(id);
-  for (const r of compute.ports.orphans(running)) {
+  for (const r of compute.ports.orphans()) {
     fix(
       {
         kind: 'port',
         name: `${r.hostIp || '0.0.0.0'}:${r.hostPort}/${r.protocol}`,
-        problem: `published-port rule to ${r.address}:${r.port}, which no running server holds`,
+        problem: `published-port rule to ${r.address}:${r.port}, which no running server or container holds`,
       },
       () => compute.ports.remove(r),
+    );
+  }
+  for (const id of compute.ports.staleRecords()) {
+    fix({ kind: 'port', name: id.slice(0, 12), problem: `published ports of run container ${id.slice(0, 12)}, which is gone` }, () =>
+      compute.ports.forget(id),
     );
   }
   return out;

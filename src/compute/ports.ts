@@ -23,6 +23,8 @@ import {
   type PublishedRule,
 } from '../runtime/network/ports.js';
 import { hostIfName } from '../runtime/network/names.js';
+import { isContainerLive } from '../runtime/container.js';
+import { isRunning } from '../runtime/server.js';
 import type { Store } from '../store/db.js';
 import type { NetworkService } from './network.js';
 
@@ -58,6 +60,7 @@ export class PortService {
     }
     this.checkStored(ms);
     checkHostFree(ms);
+    this.dropStale();
     const kernel = listPublished();
     for (const m of ms) {
       const held = kernel.find((r) => overlaps(m, r));
@@ -69,15 +72,42 @@ export class PortService {
     return ms;
   }
 
-  /** Another server of this root holds the port (checked again inside the creating transaction). */
+  /**
+   * Another server of this root holds the port, or a `run` container while it lives
+   * (checked again inside the creating transaction).
+   */
   private checkStored(ms: PortMapping[]): void {
     for (const m of ms) {
-      const held = this.store.ports.onPort(m.protocol, m.hostPort).find((r) => overlaps(m, r));
-      if (held) {
-        const name = this.store.servers.get(held.serverId)?.name ?? held.serverId;
-        throw new Conflict(`host port ${m.hostPort}/${m.protocol} is already published by server "${name}" (${formatPort(held)})`);
+      for (const held of this.store.ports.onPort(m.protocol, m.hostPort).filter((r) => overlaps(m, r))) {
+        const server = this.store.servers.get(held.serverId);
+        if (!server && !isContainerLive(held.serverId)) {
+          this.store.ports.remove(held.serverId); // a container whose CLI was killed
+          continue;
+        }
+        const who = server ? `server "${server.name}"` : `run container ${held.serverId.slice(0, 12)}`;
+        throw new Conflict(`host port ${m.hostPort}/${m.protocol} is already published by ${who} (${formatPort(held)})`);
       }
     }
+  }
+
+  /**
+   * `run -p`, once its address is leased: recorded and in the kernel (one transaction for
+   * the record; the rules refused if another took the port meanwhile).
+   */
+  publishContainer(id: string, ms: PortMapping[]): void {
+    this.store.tx(() => this.record(id, ms));
+    try {
+      this.publish(id);
+    } catch (err) {
+      this.forget(id);
+      throw err;
+    }
+  }
+
+  /** Its end: the rules and the record. */
+  unpublishContainer(id: string): void {
+    this.unpublish(id);
+    this.forget(id);
   }
 
   /** Inside the creating transaction. */
@@ -107,6 +137,7 @@ export class PortService {
     if (!address) throw new Conflict('the server has published ports but no address on the bridge network');
     const spec = this.network.spec();
     checkHostFree(ms);
+    this.dropStale();
     publish(spec.bridge, spec.subnet, address, ms);
   }
 
@@ -132,22 +163,46 @@ export class PortService {
     this.store.ports.remove(serverId);
   }
 
+  /** A server that runs or has an action under way (it may be making its rules), or a `run` container that lives. */
+  private isHolderLive(id: string): boolean {
+    const s = this.store.servers.get(id);
+    if (s) return s.taskState !== null || isRunning(this.store.servers.getRuntime(id));
+    return isContainerLive(id);
+  }
+
+  /** Rules of this root that nobody holds any more (a `run` whose CLI was killed): out, so they never refuse a port. */
+  private dropStale(): void {
+    for (const r of this.orphans()) {
+      try {
+        removeRule(r);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+
   /**
-   * doctor: rules of this root's table that no running server of this root holds (a crash
-   * nobody reconciled, a CLI killed between its rules and its start).
+   * doctor: rules of this root's table that no running server or live `run` container of
+   * this root holds (a crash nobody reconciled, a CLI killed between its rules and its start).
    */
-  orphans(isRunning: (serverId: string) => boolean): PublishedRule[] {
+  orphans(isLive: (ownerId: string) => boolean = (id) => this.isHolderLive(id)): PublishedRule[] {
     const table = portsTable(this.network.bridge());
     const rules = listPublished().filter((r) => r.table === table);
     if (!rules.length) return [];
     const byAddress = new Map(this.store.leases.list(this.network.name).map((l) => [l.address, l.ownerId]));
     return rules.filter((r) => {
       const owner = byAddress.get(r.address);
-      if (!owner || !isRunning(owner)) return true;
+      if (!owner || !isLive(owner)) return true;
       return !this.of(owner).some(
         (m) => m.protocol === r.protocol && m.hostIp === r.hostIp && m.hostPort === r.hostPort && m.port === r.port,
       );
     });
+  }
+
+  /** doctor: records of `run` containers that are gone (their CLI was killed). */
+  staleRecords(): string[] {
+    const ids = new Set(this.store.ports.list().map((r) => r.serverId));
+    return [...ids].filter((id) => !this.store.servers.get(id) && !isContainerLive(id));
   }
 
   remove(r: PublishedRule): void {

@@ -9,6 +9,8 @@ import { resolve } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import type { NetworkService } from './network.js';
 import type { VolumeService } from './volumes.js';
+import type { PortService } from './ports.js';
+import type { PortMapping } from '../runtime/network/ports.js';
 import { parseVolumeMount, volumeDir, type VolumeMount } from '../runtime/volumes.js';
 import { readImageRef, layerDirs, checkImageName, ensureLayers, type ImageConfig } from '../images/store.js';
 import { imageOrBuiltin } from '../images/builtin.js';
@@ -24,6 +26,8 @@ import { testPause } from '../util/test-pause.js';
 import { runKind } from '../util/cache-hint.js';
 
 export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota' | 'id' | 'idmap'> {
+  /** published ports, `[HOSTIP:]HOSTPORT:PORT[/tcp|udp]` each (compute/ports.ts), while it runs */
+  publish?: string[];
   memory?: string;
   cpus?: string;
   /** auto: a user namespace with an id range of its own; host: none. Default: config.json's "userns", else auto */
@@ -59,6 +63,8 @@ export interface RunIo {
   network: () => Promise<NetworkService>;
   /** named volumes (the state database), asked for only by a `-v NAME:/path` */
   volumes?: () => Promise<VolumeService>;
+  /** published ports (the state database), asked for only by a `-p` */
+  ports?: () => Promise<PortService>;
 }
 
 /** `-v /host/path:/path` binds a host path; `-v NAME:/path` a named volume (novabox volume create). */
@@ -91,6 +97,9 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   if (bridged) runKind('net');
   const network = bridged ? await ctx.network() : undefined;
   network?.check();
+  // Published ports: checked before anything is made, taken with the address lease.
+  const portService = o.publish?.length && ctx.ports ? await ctx.ports() : undefined;
+  const ports = portService ? portService.parse(o.publish!, { network: o.network, count: 1 }) : [];
   // Named volumes are in the state database too (asked for before anything is made).
   const volumes = named.length && ctx.volumes ? await ctx.volumes() : undefined;
   if (named.length && !volumes) throw new BadRequest('named volumes need the state database');
@@ -115,6 +124,7 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
       network,
       userns,
       lease ? seen : undefined,
+      portService && { service: portService, ports },
     );
   } finally {
     if (lease && !existsSync(containerDirs(id).dir)) releaseLease(lease);
@@ -131,6 +141,7 @@ async function runPrepared(
   network: NetworkService | undefined,
   userns: string,
   seenLeases: IdmapLease[] | undefined,
+  published?: { service: PortService; ports: PortMapping[] },
 ): Promise<number> {
   const prepared = prepare(req, image, layout);
   trace('planned');
@@ -166,7 +177,20 @@ async function runPrepared(
   };
   if (network) {
     const id = prepared.state.id;
-    prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.releaseLease(id) };
+    prepared.network = published
+      ? {
+          allocate: () => {
+            const a = network.attachmentFor('container', id);
+            published.service.publishContainer(id, published.ports);
+            return a;
+          },
+          release: () => {
+            published.service.unpublishContainer(id);
+            network.releaseLease(id);
+          },
+          attached: () => published.service.started(id),
+        }
+      : { allocate: () => network.attachmentFor('container', id), release: () => network.releaseLease(id) };
   }
   return runForeground(prepared, driver, {
     interactive: o.interactive,

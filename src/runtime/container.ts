@@ -109,7 +109,7 @@ export interface Prepared {
    * bridge network: take the lease (called once the container's directory exists, so
    * that a concurrent cleanup counts the owner as alive), and give it back
    */
-  network?: { allocate: () => Attachment; release: () => void };
+  network?: { allocate: () => Attachment; release: () => void; attached?: () => void };
 }
 
 /** `-v SRC:DST[:ro|:rw]`: an existing absolute host path onto an absolute container path. */

@@ -205,6 +205,45 @@ describe.skipIf(!isRoot || !hasNft)('published ports (root, nftables)', () => {
     expect((await nb(['server', 'list', '-f', 'value', '-c', 'Name'])).stdout).toBe('');
   });
 
+  it('run -p: published while the container runs, gone at its end; a server holding the port refuses it', async () => {
+    const port = await freePort();
+    const r = runCli(
+      [
+        'run',
+        '--rm',
+        '-p',
+        `${port}:80`,
+        'busybox',
+        'sh',
+        '-c',
+        'mkdir /www && echo hello-run > /www/index.html && httpd -p 80 -h /www && sleep 3',
+      ],
+      { root },
+    );
+    expect(await getSoon(`http://127.0.0.1:${port}/`)).toBe('hello-run\n');
+    expect(elements()).toHaveLength(1);
+    const taken = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '-p', `${port}:80`, 'taker']);
+    expect(taken.exitCode).toBe(4);
+    expect(taken.stderr).toMatch(
+      new RegExp(
+        `^novabox: host port ${port}/tcp is already published by run container [0-9a-f]{12} \\(0\\.0\\.0\\.0:${port}->80/tcp\\)\n$`,
+      ),
+    );
+    const done = await r;
+    expect(done.stderr).toBe('');
+    expect(done.exitCode).toBe(0);
+    expect(elements()).toEqual([]);
+    expect(await get(`http://127.0.0.1:${port}/`)).toBeUndefined();
+
+    await create('holder', ['-p', `${port}:80`]);
+    const refused = await runCli(['run', '--rm', '-p', `${port}:80`, 'busybox', 'true'], { root });
+    expect(refused.stderr).toBe(`novabox: host port ${port}/tcp is already published by server "holder" (0.0.0.0:${port}->80/tcp)\n`);
+    expect(refused.exitCode).not.toBe(0);
+    const none = await runCli(['run', '--rm', '--network', 'none', '-p', `${port}:80`, 'busybox', 'true'], { root });
+    expect(none.stderr).toBe('novabox: --publish needs the bridge network "novabox", not --network none\n');
+    expect(none.exitCode).toBe(2);
+  });
+
   it('doctor removes a rule no running server holds, and keeps the rules of running servers', async () => {
     const port = await freePort();
     await create('kept', ['-p', `${port}:80`]);
@@ -224,7 +263,7 @@ describe.skipIf(!isRoot || !hasNft)('published ports (root, nftables)', () => {
       {
         Kind: 'port',
         Name: `0.0.0.0:${orphan}/udp`,
-        Problem: `published-port rule to ${subnet.replace(/\.0\/24$/, '.250')}:53, which no running server holds`,
+        Problem: `published-port rule to ${subnet.replace(/\.0\/24$/, '.250')}:53, which no running server or container holds`,
         Fixed: false,
       },
     ]);
