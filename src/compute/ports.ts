@@ -11,7 +11,9 @@ import {
   checkDistinct,
   checkHostFree,
   formatPort,
+  listPorts,
   listPublished,
+  type PortsListing,
   overlaps,
   parsePublish,
   portsTable,
@@ -60,8 +62,7 @@ export class PortService {
     }
     this.checkStored(ms);
     checkHostFree(ms);
-    this.dropStale();
-    const kernel = listPublished();
+    const kernel = this.dropStale(listPorts()).rules;
     for (const m of ms) {
       const held = kernel.find((r) => overlaps(m, r));
       if (held)
@@ -137,8 +138,7 @@ export class PortService {
     if (!address) throw new Conflict('the server has published ports but no address on the bridge network');
     const spec = this.network.spec();
     checkHostFree(ms);
-    this.dropStale();
-    publish(spec.bridge, spec.subnet, address, ms);
+    publish(spec.bridge, spec.subnet, address, ms, this.dropStale(listPorts()));
   }
 
   /** Once its veth is on the bridge: loopback sources routed out of the bridge, and hairpin. */
@@ -171,23 +171,25 @@ export class PortService {
   }
 
   /** Rules of this root that nobody holds any more (a `run` whose CLI was killed): out, so they never refuse a port. */
-  private dropStale(): void {
-    for (const r of this.orphans()) {
+  private dropStale(listing: PortsListing): PortsListing {
+    const stale = new Set(this.orphans(undefined, listing.rules));
+    for (const r of stale) {
       try {
         removeRule(r);
       } catch {
         /* gone meanwhile */
       }
     }
+    return { rules: listing.rules.filter((r) => !stale.has(r)), tables: listing.tables };
   }
 
   /**
    * doctor: rules of this root's table that no running server or live `run` container of
    * this root holds (a crash nobody reconciled, a CLI killed between its rules and its start).
    */
-  orphans(isLive: (ownerId: string) => boolean = (id) => this.isHolderLive(id)): PublishedRule[] {
+  orphans(isLive: (ownerId: string) => boolean = (id) => this.isHolderLive(id), listed = listPublished()): PublishedRule[] {
     const table = portsTable(this.network.bridge());
-    const rules = listPublished().filter((r) => r.table === table);
+    const rules = listed.filter((r) => r.table === table);
     if (!rules.length) return [];
     const byAddress = new Map(this.store.leases.list(this.network.name).map((l) => [l.address, l.ownerId]));
     return rules.filter((r) => {

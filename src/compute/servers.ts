@@ -1250,8 +1250,7 @@ export class ComputeService {
       // Also what a killed CLI may have left without a record; an error here is not swallowed:
       // the server stays (ERROR, with the reason) rather than leaking a cgroup silently.
       this.driver.open(cgroupPathOf(s.id)).remove();
-      this.ports.unpublish(s.id);
-      this.releaseNetwork(s.id);
+      this.releaseNetwork(s.id); // its rules went with halt (or the reconcile that found it stopped)
       this.ports.forget(s.id);
       this.volumes.detachAll(s.id);
       removeServerFiles(s.id);

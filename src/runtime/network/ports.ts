@@ -269,14 +269,31 @@ function nft(args: string[], input?: string): string {
   }
 }
 
-/** Every rule of novabox's ports tables on this host (every state root's). */
-export function listPublished(): PublishedRule[] {
+/** novabox's ports tables that `nft -j list maps ip` shows (their maps are listed, empty or not). Pure. */
+export function parsePortTables(json: string): Set<string> {
+  const doc = JSON.parse(json) as { nftables?: NftMap[] };
+  return new Set((doc.nftables ?? []).flatMap((i) => (i.map && /^novabox_.*_ports$/.test(i.map.table) ? [i.map.table] : [])));
+}
+
+/** What one `nft -j list maps ip` shows: every rule of novabox's ports tables on this host (every root's), and the tables. */
+export interface PortsListing {
+  rules: PublishedRule[];
+  tables: Set<string>;
+}
+
+export function listPorts(): PortsListing {
+  let json: string;
   try {
-    return parsePublished(nft(['-j', 'list', 'maps', 'ip']));
+    json = nft(['-j', 'list', 'maps', 'ip']);
   } catch (err) {
-    if ((err as { nftFailed?: boolean }).nftFailed) return [];
+    if ((err as { nftFailed?: boolean }).nftFailed) return { rules: [], tables: new Set() };
     throw err;
   }
+  return { rules: parsePublished(json), tables: parsePortTables(json) };
+}
+
+export function listPublished(): PublishedRule[] {
+  return listPorts().rules;
 }
 
 function portsTablePresent(bridge: string): boolean {
@@ -303,11 +320,11 @@ export function ensurePortsTable(bridge: string, subnet: Subnet): void {
  * Add a server's DNAT rules, after checking every novabox ports table of the host (other
  * state roots' too): a key taken by another address is refused in one sentence.
  */
-export function publish(bridge: string, subnet: Subnet, address: string, ms: PortMapping[]): void {
+export function publish(bridge: string, subnet: Subnet, address: string, ms: PortMapping[], listing: PortsListing = listPorts()): void {
   if (!ms.length) return;
-  ensurePortsTable(bridge, subnet);
-  const present = listPublished();
   const table = portsTable(bridge);
+  if (!listing.tables.has(table)) ensurePortsTable(bridge, subnet);
+  const present = listing.rules;
   const wanted: PortMapping[] = [];
   for (const m of ms) {
     const held = present.find((r) => overlaps(m, r));
@@ -330,6 +347,15 @@ export function publish(bridge: string, subnet: Subnet, address: string, ms: Por
 
 /** Remove the rules leading to `address` among `ms` (those another server holds stay). Returns how many went. */
 export function unpublish(bridge: string, address: string, ms?: Pick<PortMapping, 'protocol' | 'hostIp' | 'hostPort'>[]): number {
+  // The usual case in one nft call: every key is there (the root's record gives a key one holder).
+  if (ms?.length) {
+    try {
+      nft(['-f', '-'], deleteElementsScript(bridge, ms));
+      return ms.length;
+    } catch (err) {
+      if (!(err as { nftFailed?: boolean }).nftFailed) throw err;
+    }
+  }
   const table = portsTable(bridge);
   const present = listPublished().filter((r) => r.table === table && r.address === address);
   const gone = ms

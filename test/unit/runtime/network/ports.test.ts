@@ -8,6 +8,7 @@ import {
   overlaps,
   parseListeners,
   parsePublish,
+  parsePortTables,
   parsePublished,
   portsTable,
   portsTableScript,
@@ -170,6 +171,7 @@ describe('nft scripts', () => {
         { map: { family: 'ip', name: 'other', table: 'novabox_nb0_ports', elem: [[80, { concat: ['10.0.0.2', 80] }]] } },
       ],
     });
+    expect([...parsePortTables(json)].sort()).toEqual(['novabox_nb0_ports', 'novabox_nb1_ports', 'novabox_nb2_ports']);
     expect(parsePublished(json)).toEqual([
       { table: 'novabox_nb0_ports', protocol: 'tcp', hostIp: '127.0.0.1', hostPort: 18081, address: '10.89.0.2', port: 80 },
       { table: 'novabox_nb0_ports', protocol: 'tcp', hostIp: '', hostPort: 18080, address: '10.89.0.3', port: 81 },
