@@ -10,6 +10,7 @@ import { isContainerLive, readState } from '../runtime/container.js';
 import { checkMountPath, makeVolumeDir, removeVolumeDir, shiftTree, VOLUME_NAME, volumeDir, type VolumeMount } from '../runtime/volumes.js';
 
 export { checkMountPath, parseVolumeMount, type VolumeMount } from '../runtime/volumes.js';
+export type { VolumeRow } from '../store/volumes.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import type { Store } from '../store/db.js';
 import { nowIso } from '../store/time.js';

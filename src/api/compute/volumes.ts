@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { NotFound } from '../../errors.js';
-import type { VolumeRow } from '../../store/volumes.js';
+import type { VolumeRow } from '../../compute/volumes.js';
 import { onlyKeys, str, wrapped } from '../validate.js';
 import type { ComputeCtx, Req } from './context.js';
 
