@@ -128,6 +128,10 @@ describe.skipIf(!isRoot || !hasNft)('published ports (root, nftables)', () => {
     // hairpin: the server through the host's address to its own published port
     const h = await nb(['server', 'exec', 'web', '--', 'timeout', '5', 'wget', '-q', '-O', '-', `http://${gateway}:${any}/`]);
     expect(h.stdout).toBe('hello-web\n');
+    // another server through the host's address
+    await create('client', []);
+    const c = await nb(['server', 'exec', 'client', '--', 'timeout', '5', 'wget', '-q', '-O', '-', `http://${gateway}:${any}/`]);
+    expect(c.stdout).toBe('hello-web\n');
     // server show keeps them
     const show = await nb(['server', 'show', 'web', '-f', 'json']);
     expect(JSON.parse(show.stdout).ports).toEqual(s.ports);
