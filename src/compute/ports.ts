@@ -121,6 +121,11 @@ export class PortService {
     return this.store.ports.ofServer(serverId).map(({ protocol, hostIp, hostPort, port }) => ({ protocol, hostIp, hostPort, port }));
   }
 
+  /** Mappings as `ps` and `server show` print them. */
+  labels(ms: PortMapping[]): string[] {
+    return ms.map(formatPort);
+  }
+
   /** As `server show` prints them: `0.0.0.0:8080->80/tcp`. */
   field(serverId: string): string[] {
     return this.of(serverId).map(formatPort);

@@ -175,6 +175,7 @@ async function runPrepared(
     gcContainerLeases(seenLeases);
     trace('gc done');
   };
+  if (published?.ports.length) prepared.state.ports = published.service.labels(published.ports);
   if (network) {
     const id = prepared.state.id;
     prepared.network = published

@@ -78,6 +78,8 @@ export interface ContainerState {
   bootId?: string;
   exitCode?: number;
   finished?: string;
+  /** published ports, `0.0.0.0:8080->80/tcp` (run -p) */
+  ports?: string[];
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;

@@ -226,6 +226,9 @@ describe.skipIf(!isRoot || !hasNft)('published ports (root, nftables)', () => {
     );
     expect(await getSoon(`http://127.0.0.1:${port}/`)).toBe('hello-run\n');
     expect(elements()).toHaveLength(1);
+    const ps = await nb(['ps', '-f', 'json']);
+    expect((JSON.parse(ps.stdout) as { ports?: string[] }[]).map((c) => c.ports)).toEqual([[`0.0.0.0:${port}->80/tcp`]]);
+    expect((await nb(['ps'])).stdout).toContain(`0.0.0.0:${port}->80/tcp`);
     const taken = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '-p', `${port}:80`, 'taker']);
     expect(taken.exitCode).toBe(4);
     expect(taken.stderr).toMatch(
