@@ -20,6 +20,7 @@ import { register as registerServe } from './commands/serve.js';
 import { register as registerAutostart } from './commands/autostart.js';
 import { register as registerEvent } from './commands/event.js';
 import { register as registerCompletion } from './commands/completion.js';
+import { register as registerVolume } from './commands/volume.js';
 import { trace } from '../util/trace.js';
 export { exitNow } from '../util/exit.js';
 export { cacheable } from '../util/cache-hint.js';
@@ -46,6 +47,7 @@ const GROUPS: Record<string, (program: Command, ctx: CliContext, argv: string[])
   autostart: registerAutostart,
   event: registerEvent,
   completion: registerCompletion,
+  volume: registerVolume,
 };
 
 /**

@@ -48,11 +48,18 @@ export async function runAction(image: string | undefined, command: string[], o:
       readOnly: Boolean(o.readOnly),
       remove: Boolean(o.rm),
       volumes: o.volume,
+      publish: o.publish,
       seccomp: securityOpts(o.securityOpt),
       userns: o.userns,
       dryRun: Boolean(o.dryRun),
     },
-    { stdout: ctx.stdout, stderr: ctx.stderr, network: async () => (await ctx.compute()).network },
+    {
+      stdout: ctx.stdout,
+      stderr: ctx.stderr,
+      network: async () => (await ctx.compute()).network,
+      volumes: async () => (await ctx.compute()).volumes,
+      ports: async () => (await ctx.compute()).ports,
+    },
   );
 }
 

@@ -28,6 +28,7 @@ export interface RunCliOptions {
   network: string;
   readOnly?: true;
   volume: string[];
+  publish: string[];
   securityOpt: string[];
   rootfs?: string;
   userns?: string;
@@ -53,6 +54,8 @@ export const RUN_VALUE_FLAGS: Record<string, Key> = {
   '--network': 'network',
   '-v': 'volume',
   '--volume': 'volume',
+  '-p': 'publish',
+  '--publish': 'publish',
   '--security-opt': 'securityOpt',
   '--rootfs': 'rootfs',
   '--userns': 'userns',
@@ -66,13 +69,13 @@ export const RUN_BOOLEAN_FLAGS: Record<string, Key> = {
   '--read-only': 'readOnly',
   '--dry-run': 'dryRun',
 };
-export const RUN_COLLECTED: ReadonlySet<Key> = new Set(['env', 'volume', 'securityOpt']);
+export const RUN_COLLECTED: ReadonlySet<Key> = new Set(['env', 'volume', 'publish', 'securityOpt']);
 export const RUN_NETWORKS = ['novabox', 'none', 'host'];
 export const RUN_USERNS = ['auto', 'host'];
 
 /** argv after the word `run`: the image, the command and the options, or undefined */
 export function parseRunArgs(args: readonly string[]): { image?: string; command: string[]; opts: RunCliOptions } | undefined {
-  const o: RunCliOptions = { env: [], network: 'novabox', volume: [], securityOpt: [] };
+  const o: RunCliOptions = { env: [], network: 'novabox', volume: [], publish: [], securityOpt: [] };
   const set = (key: Key, value: string): boolean => {
     if (RUN_COLLECTED.has(key)) (o[key] as string[]).push(value);
     else if (key === 'pidsLimit') {

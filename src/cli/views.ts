@@ -81,6 +81,8 @@ export function serverShow(
   addresses: Record<string, NovaAddress[]> | string = {},
   idmap?: string,
   usage?: Record<string, number | null> | null,
+  ports?: string[],
+  volumes?: { id: string; name: string; path: string; read_only: boolean }[],
 ): Record<string, unknown> {
   const view: Record<string, unknown> = {
     'OS-DCF:diskConfig': 'MANUAL',
@@ -106,6 +108,8 @@ export function serverShow(
     locked: s.locked,
     name: s.name,
     pid,
+    // published ports, `0.0.0.0:8080->80/tcp` (server create --publish)
+    ...(ports === undefined ? {} : { ports }),
     progress: 0,
     project_id: s.projectId,
     properties: { ...s.metadata },
@@ -116,6 +120,8 @@ export function serverShow(
     // live figures from its cgroup and veth (server show only; `server stats` for CPU %)
     ...(usage === undefined ? {} : { usage }),
     user_id: s.userId,
+    // named volumes (server create --volume, server add volume)
+    ...(volumes === undefined ? {} : { volumes_attached: volumes }),
   };
   if (s.fault) view.fault = s.fault;
   return view;

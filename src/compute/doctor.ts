@@ -2,7 +2,8 @@
  * `novabox doctor`: find what crashes left of the bridge network and remove it. Every
  * kernel object carries a deterministic name (runtime/network/names.ts), so nothing can
  * hide: host veths `nbv…` whose ifalias names this state root's bridge, leases whose
- * owner is gone, and an nftables table that disagrees with the config.
+ * owner is gone, an nftables table that disagrees with the config, and published-port
+ * rules no running server holds.
  */
 import { isContainerLive } from '../runtime/container.js';
 import { isRunning } from '../runtime/server.js';
@@ -10,7 +11,7 @@ import { detach, natPresent, syncNat } from '../runtime/network/bridge.js';
 import type { ComputeService } from './servers.js';
 
 export interface Finding {
-  kind: 'veth' | 'lease' | 'nat';
+  kind: 'veth' | 'lease' | 'nat' | 'port';
   name: string;
   problem: string;
   fixed: boolean;
@@ -67,6 +68,21 @@ export function doctor(compute: ComputeService, opts: { dryRun?: boolean } = {})
       () => {
         syncNat(spec);
       },
+    );
+  }
+  for (const r of compute.ports.orphans()) {
+    fix(
+      {
+        kind: 'port',
+        name: `${r.hostIp || '0.0.0.0'}:${r.hostPort}/${r.protocol}`,
+        problem: `published-port rule to ${r.address}:${r.port}, which no running server or container holds`,
+      },
+      () => compute.ports.remove(r),
+    );
+  }
+  for (const id of compute.ports.staleRecords()) {
+    fix({ kind: 'port', name: id.slice(0, 12), problem: `published ports of run container ${id.slice(0, 12)}, which is gone` }, () =>
+      compute.ports.forget(id),
     );
   }
   return out;

@@ -8,6 +8,10 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
 import type { NetworkService } from './network.js';
+import type { VolumeService } from './volumes.js';
+import type { PortService } from './ports.js';
+import type { PortMapping } from '../runtime/network/ports.js';
+import { parseVolumeMount, volumeDir, type VolumeMount } from '../runtime/volumes.js';
 import { readImageRef, layerDirs, checkImageName, ensureLayers, type ImageConfig } from '../images/store.js';
 import { imageOrBuiltin } from '../images/builtin.js';
 import { cgroupDriver } from '../runtime/cgroups/index.js';
@@ -22,6 +26,8 @@ import { testPause } from '../util/test-pause.js';
 import { runKind } from '../util/cache-hint.js';
 
 export interface RunOptions extends Omit<RunRequest, 'memoryBytes' | 'cpuQuota' | 'id' | 'idmap'> {
+  /** published ports, `[HOSTIP:]HOSTPORT:PORT[/tcp|udp]` each (compute/ports.ts), while it runs */
+  publish?: string[];
   memory?: string;
   cpus?: string;
   /** auto: a user namespace with an id range of its own; host: none. Default: config.json's "userns", else auto */
@@ -55,11 +61,27 @@ export interface RunIo {
   stderr: (s: string) => void;
   /** the bridge network (leases in the state database), asked for only on `--network novabox` */
   network: () => Promise<NetworkService>;
+  /** named volumes (the state database), asked for only by a `-v NAME:/path` */
+  volumes?: () => Promise<VolumeService>;
+  /** published ports (the state database), asked for only by a `-p` */
+  ports?: () => Promise<PortService>;
+}
+
+/** `-v /host/path:/path` binds a host path; `-v NAME:/path` a named volume (novabox volume create). */
+function splitVolumes(specs: string[] | undefined): { host: string[]; named: VolumeMount[] } {
+  const host: string[] = [];
+  const named: VolumeMount[] = [];
+  for (const v of specs ?? []) {
+    if (v.startsWith('/')) host.push(v);
+    else named.push(parseVolumeMount(v));
+  }
+  return { host, named };
 }
 
 export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   trace('run-command loaded');
-  validateRequest(o);
+  const { host, named } = splitVolumes(o.volumes);
+  validateRequest({ ...o, volumes: host });
   const memoryBytes = o.memory === undefined ? undefined : parseMemory(o.memory);
   if (memoryBytes !== undefined && memoryBytes < 6 * 1024 * 1024) {
     throw new BadRequest(`memory limit ${o.memory} is too small: a container needs at least 6 MiB`);
@@ -75,6 +97,12 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   if (bridged) runKind('net');
   const network = bridged ? await ctx.network() : undefined;
   network?.check();
+  // Published ports: checked before anything is made, taken with the address lease.
+  const portService = o.publish?.length && ctx.ports ? await ctx.ports() : undefined;
+  const ports = portService ? portService.parse(o.publish!, { network: o.network, count: 1 }) : [];
+  // Named volumes are in the state database too (asked for before anything is made).
+  const volumes = named.length && ctx.volumes ? await ctx.volumes() : undefined;
+  if (named.length && !volumes) throw new BadRequest('named volumes need the state database');
   // The id range: its lease is the first thing of the container on disk, given back below
   // unless the container is kept (no --rm: its writable layer holds ids of the range).
   const id = newId();
@@ -83,18 +111,24 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   if (lease) trace('id range leased');
   testPause('idmap-leased'); // its lease taken, nothing else of the container made yet
   try {
+    // named volumes: attached to the container for its life (one holder at a time)
+    const binds = o.dryRun
+      ? named.map((m) => `${volumeDir(volumes!.get(m.volume).id)}:${m.path}${m.readOnly ? ':ro' : ''}`)
+      : (volumes?.attachContainer(id, named, lease?.idmap) ?? []);
     return await runPrepared(
       o,
       ctx,
-      { ...o, memoryBytes, cpuQuota, id, idmap: lease?.idmap },
+      { ...o, memoryBytes, cpuQuota, id, idmap: lease?.idmap, volumes: [...host, ...binds] },
       image,
       layout,
       network,
       userns,
       lease ? seen : undefined,
+      portService && { service: portService, ports },
     );
   } finally {
     if (lease && !existsSync(containerDirs(id).dir)) releaseLease(lease);
+    if (volumes && !o.dryRun) volumes.detachAll(id);
   }
 }
 
@@ -107,6 +141,7 @@ async function runPrepared(
   network: NetworkService | undefined,
   userns: string,
   seenLeases: IdmapLease[] | undefined,
+  published?: { service: PortService; ports: PortMapping[] },
 ): Promise<number> {
   const prepared = prepare(req, image, layout);
   trace('planned');
@@ -140,9 +175,23 @@ async function runPrepared(
     gcContainerLeases(seenLeases);
     trace('gc done');
   };
+  if (published?.ports.length) prepared.state.ports = published.service.labels(published.ports);
   if (network) {
     const id = prepared.state.id;
-    prepared.network = { allocate: () => network.attachmentFor('container', id), release: () => network.releaseLease(id) };
+    prepared.network = published
+      ? {
+          allocate: () => {
+            const a = network.attachmentFor('container', id);
+            published.service.publishContainer(id, published.ports);
+            return a;
+          },
+          release: () => {
+            published.service.unpublishContainer(id);
+            network.releaseLease(id);
+          },
+          attached: () => published.service.started(id),
+        }
+      : { allocate: () => network.attachmentFor('container', id), release: () => network.releaseLease(id) };
   }
   return runForeground(prepared, driver, {
     interactive: o.interactive,

@@ -52,6 +52,8 @@ import { novaAddresses, type NovaAddress } from './addresses.js';
 import type { NetworkMode } from '../runtime/network/config.js';
 import { boundMessage } from '../util/text.js';
 import { IdmapService } from './idmap.js';
+import { PortService } from './ports.js';
+import { parseVolumeMount, VolumeService } from './volumes.js';
 import { formatIdmap, releaseOwner, usernsMode, type UsernsMode } from '../runtime/userns/index.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import { decodeUserData, hasCloudInit, injectKey, parseResolv, SEED_TARGET, writeSeed } from './instance-data.js';
@@ -85,6 +87,10 @@ export interface CreateServerRequest {
   userData?: string;
   /** Nova's config_drive: the seed also gets the openstack/latest/ layout */
   configDrive?: boolean;
+  /** published ports, `[HOSTIP:]HOSTPORT:PORT[/tcp|udp]` each (compute/ports.ts) */
+  publish?: string[];
+  /** named volumes to attach, `NAME:/path[:ro]` each (compute/volumes.ts) */
+  volumes?: string[];
 }
 
 export interface ServerUsage {
@@ -138,12 +144,31 @@ export class ComputeService {
   private driverCache: { layout: CgroupLayout; driver: CgroupDriver } | undefined;
   private networkCache: NetworkService | undefined;
   private idmapCache: IdmapService | undefined;
+  private portCache: PortService | undefined;
+  private volumeCache: VolumeService | undefined;
 
   constructor(readonly store: Store) {}
 
   get network(): NetworkService {
     this.networkCache ??= new NetworkService(this.store);
     return this.networkCache;
+  }
+
+  /** Servers' published ports (compute/ports.ts). */
+  get ports(): PortService {
+    this.portCache ??= new PortService(this.store, this.network);
+    return this.portCache;
+  }
+
+  /** A server's volumes as `server show` prints them. */
+  volumesField(serverId: string) {
+    return this.volumes.ofServer(serverId).map((v) => ({ id: v.id, name: v.name, path: v.mountPath!, read_only: v.readOnly }));
+  }
+
+  /** Named volumes (compute/volumes.ts). */
+  get volumes(): VolumeService {
+    this.volumeCache ??= new VolumeService(this.store);
+    return this.volumeCache;
   }
 
   /** Servers' id ranges (compute/idmap.ts). */
@@ -240,6 +265,7 @@ export class ComputeService {
           // The creating CLI died: its container may run without a record. The cgroup path
           // is derived from the id, so whatever it started can be found and stopped.
           this.killUnrecorded(cur.id);
+          this.ports.unpublish(cur.id);
           this.releaseNetwork(cur.id);
           this.releaseIdmap(cur.id);
           return this.fail(cur, `the command creating the server stopped during ${cur.taskState}`);
@@ -284,6 +310,7 @@ export class ComputeService {
             /* retried next time */
           }
           if (cur.network === 'novabox') this.detachQuietly(cur.id);
+          this.ports.unpublish(cur.id);
         }
         return this.store.servers.update(cur.id, { powerState: power });
       });
@@ -315,6 +342,7 @@ export class ComputeService {
           /* retried next time */
         }
         if (cur.network === 'novabox') this.detachQuietly(cur.id);
+        this.ports.unpublish(cur.id);
         return this.store.servers.update(cur.id, {
           vmState: 'stopped',
           powerState: crashed ? POWER_STATE.CRASHED : POWER_STATE.SHUTDOWN,
@@ -413,6 +441,8 @@ export class ComputeService {
       if (count !== 1) throw new BadRequest('a fixed IP can be given to one server only, not with --min/--max');
       this.network.checkFixedIp(req.fixedIp);
     }
+    const ports = this.ports.parse(req.publish ?? [], { network, count });
+    const volumes = this.volumes.resolve((req.volumes ?? []).map(parseVolumeMount), { count });
     const groups = req.group !== undefined ? new ServerGroupService(this.store) : undefined;
     const noHost = groups?.placement(req.group!, count, caller);
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
@@ -457,6 +487,8 @@ export class ComputeService {
           };
           const row = this.store.servers.insert(s);
           if (network === 'novabox' && noHost === undefined) this.network.allocate('server', s.id, req.fixedIp);
+          this.ports.record(s.id, ports);
+          for (const v of volumes) this.volumes.attachIn(s.id, v.row.id, v.mount.path, v.mount.readOnly);
           if (userns === 'auto' && noHost === undefined && found.unbootable === undefined) this.idmaps.leaseFor(s.id);
           if (groups && noHost === undefined) groups.join(req.group!, s.id);
           this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
@@ -549,6 +581,7 @@ export class ComputeService {
       testPause('create-recorded'); // its lease recorded, no veth, no container yet
       const attachment = this.attachmentOf(s);
       const idmap = this.idmapFor(s);
+      this.ports.publish(s.id);
       const facts = await startServer(
         {
           id: s.id,
@@ -561,9 +594,11 @@ export class ComputeService {
           idmap,
           onExit: this.onExitOf(s),
           seed: this.instanceData(s, image.layerDirs, attachment, idmap),
+          volumes: this.volumes.mountsFor(s.id, idmap),
         },
         this.driver,
       );
+      this.ports.started(s.id);
       trace('server started');
       testPause('server-started'); // the container runs, its record still says BUILD
       ev?.('Success');
@@ -582,6 +617,7 @@ export class ComputeService {
     } catch (err) {
       ev?.('Error', (err as Error).message);
       logLine(s.id, `server failed to start: ${(err as Error).message}`);
+      this.ports.unpublish(s.id);
       try {
         this.releaseNetwork(s.id);
       } catch {
@@ -618,21 +654,30 @@ export class ComputeService {
     const booted = this.imageFor(s);
     const attachment = this.attachmentOf(s);
     const idmap = this.idmapFor(s);
-    const facts = await startServer(
-      {
-        id: s.id,
-        hostname: hostnameOf(s.name),
-        image: booted,
-        limits: flavorLimits(flavor),
-        network: s.network,
-        ephemeral: this.ephemeralOf(s),
-        attachment,
-        idmap,
-        onExit: this.onExitOf(s),
-        seed: this.instanceData(s, booted.layerDirs, attachment, idmap),
-      },
-      this.driver,
-    );
+    this.ports.publish(s.id);
+    let facts: ServerFacts;
+    try {
+      facts = await startServer(
+        {
+          id: s.id,
+          hostname: hostnameOf(s.name),
+          image: booted,
+          limits: flavorLimits(flavor),
+          network: s.network,
+          ephemeral: this.ephemeralOf(s),
+          attachment,
+          idmap,
+          onExit: this.onExitOf(s),
+          seed: this.instanceData(s, booted.layerDirs, attachment, idmap),
+          volumes: this.volumes.mountsFor(s.id, idmap),
+        },
+        this.driver,
+      );
+    } catch (err) {
+      this.ports.unpublish(s.id);
+      throw err;
+    }
+    this.ports.started(s.id);
     this.store.servers.setRuntime(s.id, facts);
     logLine(s.id, 'server started');
   }
@@ -888,6 +933,7 @@ export class ComputeService {
     });
     this.store.servers.clearRuntime(s.id);
     if (s.network === 'novabox') this.detachQuietly(s.id);
+    this.ports.unpublish(s.id);
     const exit = recordedExit(s.id);
     logLine(
       s.id,
@@ -1250,6 +1296,32 @@ export class ComputeService {
     });
   }
 
+  /**
+   * `server add volume`: the volume is mounted at the server's next start (a bind mount
+   * cannot be added to a running server's mount namespace from outside): SHUTOFF only.
+   */
+  addVolume(nameOrId: string, volume: string, path: string, opts: { readOnly?: boolean }, caller: Caller) {
+    const s = this.stoppedFor(nameOrId, caller, 'attach a volume to');
+    return this.volumes.attach(s.id, volume, path, Boolean(opts.readOnly));
+  }
+
+  /** `server remove volume`: SHUTOFF only, as add. */
+  removeVolume(nameOrId: string, volume: string, caller: Caller): void {
+    const s = this.stoppedFor(nameOrId, caller, 'detach a volume from');
+    this.volumes.detach(s.id, s.name, volume);
+  }
+
+  private stoppedFor(nameOrId: string, caller: Caller, what: string): Server {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    if (s.taskState !== null || !['stopped', 'error'].includes(s.vmState) || isRunning(this.facts(s.id))) {
+      throw new Conflict(`cannot ${what} server "${s.name}": it is ${statusOf(s.vmState, s.taskState)}`, {
+        hint: `a volume is mounted when the server starts: stop it first ("novabox server stop ${s.name}")`,
+      });
+    }
+    return s;
+  }
+
   /** Nova deletes a running server (stopping it); --force skips the graceful stop. */
   delete(nameOrId: string, caller: Caller, opts: { force?: boolean; timeoutMs?: number } = {}): Server {
     const s = this.find(nameOrId, caller);
@@ -1268,7 +1340,9 @@ export class ComputeService {
       // Also what a killed CLI may have left without a record; an error here is not swallowed:
       // the server stays (ERROR, with the reason) rather than leaking a cgroup silently.
       this.driver.open(cgroupPathOf(s.id)).remove();
-      this.releaseNetwork(s.id);
+      this.releaseNetwork(s.id); // its rules went with halt (or the reconcile that found it stopped)
+      this.ports.forget(s.id);
+      this.volumes.detachAll(s.id);
       removeServerFiles(s.id);
       // after the files: its writable layer holds ids of the range until it is gone
       this.idmaps.release(s.id);

@@ -78,6 +78,8 @@ export interface ContainerState {
   bootId?: string;
   exitCode?: number;
   finished?: string;
+  /** published ports, `0.0.0.0:8080->80/tcp` (run -p) */
+  ports?: string[];
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
@@ -109,7 +111,7 @@ export interface Prepared {
    * bridge network: take the lease (called once the container's directory exists, so
    * that a concurrent cleanup counts the owner as alive), and give it back
    */
-  network?: { allocate: () => Attachment; release: () => void };
+  network?: { allocate: () => Attachment; release: () => void; attached?: () => void };
 }
 
 /** `-v SRC:DST[:ro|:rw]`: an existing absolute host path onto an absolute container path. */

@@ -117,6 +117,7 @@ export async function runForeground(p: Prepared, driver: CgroupDriver, io: RunIO
       if (!early) native.release(sp, 'R');
       if (attachment) {
         attach(attachment, sp.initPid);
+        net?.attached?.();
         // Once the container ended, its network namespace goes and the kernel removes the
         // pair with it, after we exit; deleting it here waited for the kernel's teardown
         // (docs/design-notes.md). Deleted here only when the container may still run (the

@@ -64,6 +64,8 @@ export interface ServerLaunch {
   onExit?: LaunchPlan['onExit'];
   /** host directory bound read-only at `target` (the instance data's NoCloud seed) */
   seed?: { source: string; target: string };
+  /** bind mounts of its named volumes (compute/volumes.ts) */
+  volumes?: ContainerSpec['volumes'];
 }
 
 /**
@@ -162,7 +164,7 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
     statusPath: d.status,
     initBinary: initBinary(),
     idmap: l.idmap,
-    volumes: l.seed ? [{ source: l.seed.source, target: l.seed.target, readOnly: true, isDir: true }] : undefined,
+    volumes: l.volumes?.length || l.seed ? [...(l.volumes ?? []), ...(l.seed ? [{ source: l.seed.source, target: l.seed.target, readOnly: true, isDir: true }] : [])] : undefined,
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;

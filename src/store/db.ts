@@ -20,6 +20,8 @@ import { KeypairRepo } from './keypairs.js';
 import { ResizeRepo } from './resizes.js';
 import { LeaseRepo } from './leases.js';
 import { IdmapLeaseRepo } from './idmap-leases.js';
+import { PortRepo } from './ports.js';
+import { VolumeRepo } from './volumes.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -36,6 +38,10 @@ export interface Store {
   readonly leases: LeaseRepo;
   /** servers' id ranges (the record; runtime/userns/leases.ts decides) */
   readonly idmaps: IdmapLeaseRepo;
+  /** servers' published ports (the kernel's rules: runtime/network/ports.ts) */
+  readonly ports: PortRepo;
+  /** named volumes and their attachments (compute/volumes.ts) */
+  readonly volumes: VolumeRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -130,6 +136,8 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
       resizes: new ResizeRepo(db),
       leases: new LeaseRepo(db, tx),
       idmaps: new IdmapLeaseRepo(db),
+      ports: new PortRepo(db),
+      volumes: new VolumeRepo(db),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),

@@ -354,4 +354,45 @@ ALTER TABLE servers ADD COLUMN key_data TEXT;
 ALTER TABLE servers ADD COLUMN config_drive INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    // Issue 20: published ports, kept with the server from create to delete (compute/ports.ts);
+    // the DNAT rules are in the kernel while it runs (runtime/network/ports.ts).
+    name: '009 published ports',
+    sql: `
+CREATE TABLE server_ports (
+  server_id TEXT NOT NULL,
+  protocol  TEXT NOT NULL CHECK (protocol IN ('tcp', 'udp')),
+  host_ip   TEXT NOT NULL,
+  host_port INTEGER NOT NULL CHECK (host_port BETWEEN 1 AND 65535),
+  port      INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+  PRIMARY KEY (protocol, host_port, host_ip)
+);
+CREATE INDEX server_ports_server ON server_ports(server_id);
+`,
+  },
+  {
+    // Issue 20: named volumes (compute/volumes.ts): a directory under $NOVABOX_ROOT/volumes,
+    // attached to one server (or `run` container: owner_kind) at a time (Cinder's
+    // non-multiattach), kept when it is deleted.
+    // uid_base/gid_base: the ids its files are stored in (0, or the range of the server
+    // that used it last: runtime/volumes.ts shifts them when another range takes it).
+    name: '010 volumes',
+    sql: `
+CREATE TABLE volumes (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  project_id  TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  uid_base    INTEGER NOT NULL DEFAULT 0,
+  gid_base    INTEGER NOT NULL DEFAULT 0,
+  server_id   TEXT,
+  owner_kind  TEXT NOT NULL DEFAULT 'server' CHECK (owner_kind IN ('server', 'container')),
+  mount_path  TEXT,
+  read_only   INTEGER NOT NULL DEFAULT 0,
+  created_at  TEXT NOT NULL,
+  attached_at TEXT
+);
+CREATE INDEX volumes_server ON volumes(server_id);
+`,
+  },
 ];

@@ -66,7 +66,7 @@ export function nftTablesOf(bridge: string | undefined): string[] {
     const mine = `novabox_${bridge.replace(/[^A-Za-z0-9_]/g, '_')}`;
     return text
       .split('\n')
-      .filter((l) => l.trim().endsWith(` ${mine}`))
+      .filter((l) => l.trim().endsWith(` ${mine}`) || l.trim().endsWith(` ${mine}_ports`))
       .map((l) => l.trim());
   } catch {
     return [];

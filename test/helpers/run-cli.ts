@@ -89,6 +89,7 @@ export function testNetwork(): { bridge: string; subnet: string } {
 export function removeNetwork(bridge: string | undefined): void {
   if (!bridge) return;
   spawnSync('nft', ['delete', 'table', 'ip', `novabox_${bridge.replace(/[^A-Za-z0-9_]/g, '_')}`], { stdio: 'ignore' });
+  spawnSync('nft', ['delete', 'table', 'ip', `novabox_${bridge.replace(/[^A-Za-z0-9_]/g, '_')}_ports`], { stdio: 'ignore' });
   spawnSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
 }
 

@@ -494,7 +494,7 @@ describe.skipIf(!isRoot)('novabox run (root, real containers)', () => {
       expect(r.stdout).toContain('from-host');
       expect(r.stdout).toContain('ro-refused');
       expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('out\n');
-      for (const bad of ['relative:/x', `${dir}:rel`, `${dir}:/x:rx`, '/no/such/dir:/x', `${dir}:/a/../b`]) {
+      for (const bad of ['./relative:/x', `${dir}:rel`, `${dir}:/x:rx`, '/no/such/dir:/x', `${dir}:/a/../b`]) {
         const b = await run(['--rm', '-v', bad, 'busybox', 'true']);
         expect(b.exitCode, bad).toBe(2);
         expect(b.stderr).toMatch(/^novabox: invalid volume/);

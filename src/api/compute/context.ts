@@ -81,6 +81,7 @@ export function computeCtx(deps: ApiDeps): ComputeCtx {
       isAdmin: caller(req).isAdmin,
       imageId: imageIdOfServer(deps.images, s, caller(req)),
       addresses: novaAddresses(deps.store.leases.ofOwner(s.id)),
+      volumeIds: deps.store.volumes.ofServer(s.id).map((v) => v.id),
     }),
     flavorFor: (ref, c, forBoot = false) => {
       try {

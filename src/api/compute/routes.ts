@@ -16,6 +16,7 @@ import { registerImageProxy } from './images.js';
 import { registerAdmin } from './admin.js';
 import { registerGroups } from './groups.js';
 import { registerSecurityGroups } from './security-groups.js';
+import { registerVolumes } from './volumes.js';
 
 export { consoleTail };
 export { background } from './context.js';
@@ -47,4 +48,5 @@ export function registerCompute(app: FastifyInstance, deps: ApiDeps): void {
   registerAdmin(app, ctx);
   registerGroups(app, ctx);
   registerSecurityGroups(app, ctx);
+  registerVolumes(app, ctx);
 }

@@ -238,13 +238,6 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
   });
 
   // ---- instance actions
-  // no volumes here: Nova's answer for a server without any
-  app.get('/v2.1/servers/:id/os-volume_attachments', async (req: Req) => (server(req), { volumeAttachments: [] }));
-  app.get('/v2.1/servers/:id/os-volume_attachments/:vid', async (req: Req) => {
-    server(req);
-    throw new NotFound(`Volume attachment ${req.params.vid} could not be found.`);
-  });
-
   app.get('/v2.1/servers/:id/os-instance-actions', async (req: Req) => {
     const s = server(req);
     return { instanceActions: store.actions.list(s.id).map((a) => actionView(a, s.id)) };

@@ -68,6 +68,8 @@ export interface ServerViewContext {
   isAdmin: boolean;
   imageId: string;
   addresses: Record<string, NovaAddress[]>;
+  /** ids of its volumes (os-extended-volumes) */
+  volumeIds?: string[];
 }
 
 function hostId(s: Server): string {
@@ -122,7 +124,7 @@ export function serverDetail(s: Server, c: ServerViewContext): Record<string, un
     'OS-EXT-STS:vm_state': s.vmState,
     'OS-EXT-STS:task_state': s.taskState,
     'OS-EXT-STS:power_state': s.powerState,
-    'os-extended-volumes:volumes_attached': [],
+    'os-extended-volumes:volumes_attached': (c.volumeIds ?? []).map((id) => ({ id, delete_on_termination: false })),
     config_drive: s.configDrive ? 'True' : '',
   });
   if (c.isAdmin) {

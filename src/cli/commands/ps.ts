@@ -18,7 +18,7 @@ export function register(program: Command, ctx: CliContext): void {
       const { formatTable } = await import('../output.js');
       ctx.stdout(
         formatTable(
-          ['ID', 'Name', 'Image', 'Command', 'Status', 'Created'],
+          ['ID', 'Name', 'Image', 'Command', 'Status', 'Created', 'Ports'],
           rows.map((r) => [
             r.id.slice(0, 12),
             r.name,
@@ -26,6 +26,7 @@ export function register(program: Command, ctx: CliContext): void {
             r.command.join(' '),
             r.status === 'exited' ? `exited (${r.exitCode})` : r.status,
             r.created,
+            (r.ports ?? []).join(', '),
           ]),
         ),
       );

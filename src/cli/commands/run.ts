@@ -49,7 +49,18 @@ export function register(program: Command, ctx: CliContext): void {
       ).choices(['auto', 'host']),
     )
     .option('--read-only', 'mount the root filesystem read-only (/tmp, /var/tmp and /run get a tmpfs)')
-    .option('-v, --volume <src:dst[:ro]>', 'bind a host path into the container (repeatable)', collect, [])
+    .option(
+      '-p, --publish <[hostip:]hostport:port[/tcp|udp]>',
+      "publish the container's PORT on the host's HOSTPORT while it runs (see server create --help; bridge network only; repeatable)",
+      collect,
+      [],
+    )
+    .option(
+      '-v, --volume <src:dst[:ro]>',
+      'bind a host path (/host/path:/path) or a named volume (NAME:/path, novabox volume create; held by the container while it runs) into the container (repeatable)',
+      collect,
+      [],
+    )
     .option(
       '--security-opt <option>',
       'seccomp=unconfined: no seccomp filter (the default filter denies user namespaces, the keyring, kexec, modules, bpf, mount ...)',

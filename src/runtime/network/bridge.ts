@@ -12,6 +12,7 @@ import * as nativeNet from '../../sys/net.js';
 import { trace } from '../../util/trace.js';
 import { bridgeMac, findClash, formatSubnet, gatewayOf, parseProcRoutes, type Subnet } from './ipam.js';
 import { VETH_PREFIX, natTable, parseVethAlias } from './names.js';
+import { removePortsTable } from './ports.js';
 
 export interface BridgeSpec {
   bridge: string;
@@ -161,6 +162,7 @@ export function detach(hostIf: string): boolean {
 /** Remove the bridge and its NAT table (nothing may be attached any more). */
 export function removeBridge(spec: Pick<BridgeSpec, 'bridge'>): boolean {
   removeNat(spec.bridge);
+  removePortsTable(spec.bridge);
   return nativeNet.linkDel(spec.bridge);
 }
 

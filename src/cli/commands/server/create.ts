@@ -58,6 +58,19 @@ export function registerCreate(server: Command, ctx: CliContext): void {
       "no (default), always, on-failure or on-failure:N: restart the server's command when it exits (always) or fails, " +
         'after 0.1 s doubling up to 30 s (reset after 10 s of running); at most N times in a row; and at boot (novabox autostart)',
     )
+    .option(
+      '-p, --publish <[hostip:]hostport:port[/tcp|udp]>',
+      "publish the server's PORT on the host's HOSTPORT (every host address, or HOSTIP only; tcp by default), " +
+        'by DNAT in nftables while it runs; reachable from the host itself too (repeatable)',
+      collect,
+      [],
+    )
+    .option(
+      '-v, --volume <name:/path[:ro]>',
+      'mount the named volume (novabox volume create) at /path from every start on; :ro read-only (repeatable)',
+      collect,
+      [],
+    )
     .option('--quiet', 'print only the ids of the new servers');
   waitOption(cmd);
   addOutputOptions(cmd, 'show');
@@ -88,6 +101,8 @@ export function registerCreate(server: Command, ctx: CliContext): void {
         restart: o.restart,
         userData,
         configDrive: o.configDrive,
+        publish: o.publish,
+        volumes: o.volume,
       },
       caller,
     );
@@ -105,6 +120,9 @@ export function registerCreate(server: Command, ctx: CliContext): void {
             compute.facts(s.id)?.initPid ?? null,
             addressesField(compute.addresses(s), out.format),
             compute.idmapField(s),
+            undefined,
+            compute.ports.field(s.id),
+            compute.volumesField(s.id),
           ),
           out,
         ),

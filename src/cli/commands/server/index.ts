@@ -10,6 +10,7 @@ import { registerStats } from './stats.js';
 import { registerEvents } from './event.js';
 import { registerImage } from './image.js';
 import { registerMigrate, registerMigration } from './migration.js';
+import { registerVolume } from './volume.js';
 
 type Register = (server: Command, ctx: CliContext) => void;
 
@@ -48,6 +49,8 @@ export const SERVER_VERBS: Readonly<Record<string, Register>> = {
   import: registerMigration,
   migrate: registerMigrate,
   receive: registerMigrate,
+  add: registerVolume,
+  remove: registerVolume,
 };
 
 const ALL: Register[] = [
@@ -62,6 +65,7 @@ const ALL: Register[] = [
   registerImage,
   registerMigration,
   registerMigrate,
+  registerVolume,
 ];
 
 /** `argv` is the command line after `novabox`. */

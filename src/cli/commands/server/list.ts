@@ -69,6 +69,8 @@ export function registerList(server: Command, ctx: CliContext): void {
           addressesField(compute.addresses(s), out.format),
           compute.idmapField(s),
           compute.usageOf(s),
+          compute.ports.field(s.id),
+          compute.volumesField(s.id),
         ),
         out,
       ),

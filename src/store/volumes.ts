@@ -1,0 +1,114 @@
+/**
+ * Named volumes and their attachment: one server at a time (Cinder's default, not
+ * multiattach), recorded on the volume's row; the server's delete detaches, the volume
+ * stays. Attaching checks and writes in one transaction (BEGIN IMMEDIATE).
+ */
+import { statementCache, type Database } from './sqlite.js';
+
+export interface VolumeRow {
+  id: string;
+  name: string;
+  projectId: string;
+  description: string;
+  /** the host ids its files are stored in: 0, or the base of the range that used it last */
+  uidBase: number;
+  gidBase: number;
+  /** the server (or `run` container: ownerKind) it is attached to */
+  serverId: string | null;
+  ownerKind: 'server' | 'container';
+  mountPath: string | null;
+  readOnly: boolean;
+  createdAt: string;
+  attachedAt: string | null;
+}
+
+const COLUMNS =
+  'id, name, project_id AS projectId, description, uid_base AS uidBase, gid_base AS gidBase, server_id AS serverId, owner_kind AS ownerKind, ' +
+  'mount_path AS mountPath, read_only AS readOnly, created_at AS createdAt, attached_at AS attachedAt';
+
+type Raw = Omit<VolumeRow, 'readOnly'> & { readOnly: number };
+const fromRaw = (r: Raw | undefined): VolumeRow | undefined => (r ? { ...r, readOnly: r.readOnly === 1 } : undefined);
+
+export class VolumeRepo {
+  private readonly sql: ReturnType<typeof statementCache>;
+
+  constructor(db: Database) {
+    this.sql = statementCache(db);
+  }
+
+  insert(v: Pick<VolumeRow, 'id' | 'name' | 'projectId' | 'description' | 'createdAt'>): VolumeRow {
+    this.sql('INSERT INTO volumes (id, name, project_id, description, created_at) VALUES (?, ?, ?, ?, ?)').run(
+      v.id,
+      v.name,
+      v.projectId,
+      v.description,
+      v.createdAt,
+    );
+    return this.get(v.id)!;
+  }
+
+  get(id: string): VolumeRow | undefined {
+    return fromRaw(this.sql<Raw>(`SELECT ${COLUMNS} FROM volumes WHERE id = ?`).get(id));
+  }
+
+  /** By name, else by id. */
+  find(nameOrId: string): VolumeRow | undefined {
+    return fromRaw(
+      this.sql<Raw>(`SELECT ${COLUMNS} FROM volumes WHERE name = ? OR id = ? ORDER BY name = ? DESC LIMIT 1`).get(
+        nameOrId,
+        nameOrId,
+        nameOrId,
+      ),
+    );
+  }
+
+  list(): VolumeRow[] {
+    return this.sql<Raw>(`SELECT ${COLUMNS} FROM volumes ORDER BY name`)
+      .all()
+      .map((r) => fromRaw(r)!);
+  }
+
+  ofServer(serverId: string): VolumeRow[] {
+    return this.sql<Raw>(`SELECT ${COLUMNS} FROM volumes WHERE server_id = ? ORDER BY attached_at, name`)
+      .all(serverId)
+      .map((r) => fromRaw(r)!);
+  }
+
+  attach(
+    id: string,
+    serverId: string,
+    mountPath: string,
+    readOnly: boolean,
+    at: string,
+    ownerKind: VolumeRow['ownerKind'] = 'server',
+  ): void {
+    this.sql('UPDATE volumes SET server_id = ?, owner_kind = ?, mount_path = ?, read_only = ?, attached_at = ? WHERE id = ?').run(
+      serverId,
+      ownerKind,
+      mountPath,
+      readOnly ? 1 : 0,
+      at,
+      id,
+    );
+  }
+
+  detach(id: string): void {
+    this.sql(
+      "UPDATE volumes SET server_id = NULL, owner_kind = 'server', mount_path = NULL, read_only = 0, attached_at = NULL WHERE id = ?",
+    ).run(id);
+  }
+
+  detachServer(serverId: string): number {
+    return this.sql(
+      "UPDATE volumes SET server_id = NULL, owner_kind = 'server', mount_path = NULL, read_only = 0, attached_at = NULL WHERE server_id = ?",
+    ).run(serverId).changes;
+  }
+
+  setOwner(id: string, uidBase: number, gidBase: number): void {
+    this.sql('UPDATE volumes SET uid_base = ?, gid_base = ? WHERE id = ?').run(uidBase, gidBase, id);
+  }
+
+  remove(id: string): number {
+    return this.sql('DELETE FROM volumes WHERE id = ?').run(id).changes;
+  }
+}

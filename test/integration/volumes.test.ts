@@ -1,0 +1,232 @@
+/**
+ * Named volumes for real, through bin/novabox, as root: data that outlives a server's
+ * delete, read-only mounts, one attachment at a time, deletion refused while attached,
+ * a user-namespaced server's root writing to its volume (files stored in its range's ids,
+ * shifted when another range or --userns host takes the volume). Servers on --network
+ * none: no traffic. Each test leaves the census as it found it.
+ */
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { shiftTree } from '../../src/runtime/volumes.js';
+import { census, type Census } from '../helpers/census.js';
+import { runCli, tempRoot } from '../helpers/run-cli.js';
+
+const isRoot = process.getuid?.() === 0;
+
+describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
+  let root: string;
+  let removeRoot: () => void;
+  let before: Census;
+  const nb = (args: string[], opts: { timeoutMs?: number } = {}) => runCli(args, { root, ...opts });
+  const ok = async (args: string[]) => {
+    const r = await nb(args);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    return r.stdout;
+  };
+  const create = (name: string, extra: string[]) =>
+    ok(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', ...extra, name]);
+  const inside = (name: string, script: string) => nb(['server', 'exec', name, '--', 'sh', '-c', script]);
+  const volume = async (name: string) =>
+    JSON.parse(await ok(['volume', 'show', name, '-f', 'json'])) as Record<string, unknown> & { path: string };
+  const volumeDirs = () => (existsSync(join(root, 'volumes')) ? readdirSync(join(root, 'volumes')).sort() : []);
+
+  beforeAll(async () => {
+    ({ root, remove: removeRoot } = tempRoot('nbx-vol-'));
+    const r = await runCli(['run', '--rm', '--network', 'none', 'busybox', 'true'], { root }); // builds the image
+    expect(r.exitCode).toBe(0);
+  });
+  afterAll(() => removeRoot?.());
+  beforeEach(() => {
+    before = census(root);
+  });
+  afterEach(async () => {
+    const list = await nb(['server', 'list', '-f', 'json']);
+    for (const s of JSON.parse(list.stdout || '[]') as { ID: string }[])
+      await nb(['server', 'delete', '--force', s.ID], { timeoutMs: 60_000 });
+    const vols = await nb(['volume', 'list', '-f', 'json']);
+    for (const v of JSON.parse(vols.stdout || '[]') as { ID: string }[]) await ok(['volume', 'delete', v.ID]);
+    expect(volumeDirs()).toEqual([]);
+    const after = census(root);
+    const files = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/') && !f.startsWith('volumes')) });
+    expect(files(after)).toEqual(files(before));
+  }, 120_000);
+
+  it("persists across the server's delete and a new server; a user-namespaced root writes it, stored in its range's ids", async () => {
+    await ok(['volume', 'create', 'data']);
+    expect((await volume('data')).status).toBe('available');
+    const out = JSON.parse(await create('v1', ['-v', 'data:/srv/data', '-f', 'json'])) as {
+      id: string;
+      volumes_attached: unknown;
+      idmap: string;
+    };
+    expect(out.volumes_attached).toEqual([{ id: (await volume('data')).id, name: 'data', path: '/srv/data', read_only: false }]);
+    expect(out.idmap).toMatch(/^uid 0 \d+ 65536/);
+    const base = Number(/^uid 0 (\d+)/.exec(out.idmap)![1]);
+
+    const w = await inside(
+      'v1',
+      'id -u && mkdir /srv/data/dir && echo kept > /srv/data/dir/f && chown 1000:1000 /srv/data/dir/f && ls -ln /srv/data/dir',
+    );
+    expect(w.stderr).toBe('');
+    expect(w.stdout).toMatch(/^0\n.* 1000 +1000 .* f\n$/s);
+    const v = await volume('data');
+    expect(v.status).toBe('in-use');
+    expect(statSync(join(v.path, 'dir', 'f')).uid).toBe(base + 1000);
+    expect(statSync(v.path).uid).toBe(base);
+
+    // survives stop/start and a rebuild
+    await ok(['server', 'stop', 'v1']);
+    await ok(['server', 'start', 'v1']);
+    await ok(['server', 'rebuild', 'v1', '--image', 'busybox']);
+    expect((await inside('v1', 'cat /srv/data/dir/f')).stdout).toBe('kept\n');
+
+    await ok(['server', 'delete', 'v1']);
+    expect((await volume('data')).status).toBe('available');
+    // a new server with --userns host: the files move to host ids 0…
+    await create('v2', ['--userns', 'host', '--volume', 'data:/mnt/d']);
+    const r = await inside('v2', 'cat /mnt/d/dir/f && stat -c "%u %g" /mnt/d/dir/f && echo more >> /mnt/d/dir/f');
+    expect(r.stdout).toBe('kept\n1000 1000\n');
+    expect(statSync(join(v.path, 'dir', 'f')).uid).toBe(1000);
+    expect((await volume('data')).owner).toBe('host ids');
+  });
+
+  it('read-only is enforced; add and remove on a stopped server; refused while running', async () => {
+    await ok(['volume', 'create', 'ro']);
+    const dir = (await volume('ro')).path;
+    writeFileSync(join(dir, 'seed'), 'seed\n');
+    await create('r1', ['-v', 'ro:/ro:ro']);
+    const w = await inside('r1', 'cat /ro/seed; echo x > /ro/new');
+    expect(w.stdout).toBe('seed\n');
+    expect(w.stderr).toMatch(/Read-only file system/);
+    expect(w.exitCode).not.toBe(0);
+    expect(existsSync(join(dir, 'new'))).toBe(false);
+
+    const running = await nb(['server', 'remove', 'volume', 'r1', 'ro']);
+    expect(running.exitCode).toBe(4);
+    expect(running.stderr).toBe(
+      'novabox: cannot detach a volume from server "r1": it is ACTIVE (a volume is mounted when the server starts: stop it first ("novabox server stop r1"))\n',
+    );
+    await ok(['server', 'stop', 'r1']);
+    await ok(['server', 'remove', 'volume', 'r1', 'ro']);
+    await ok(['server', 'add', 'volume', 'r1', 'ro', '--mount-path', '/rw']);
+    await ok(['server', 'start', 'r1']);
+    // the old mount point stays, an empty directory of the server's own
+    expect((await inside('r1', 'echo y > /rw/new && ls /rw && ls -A /ro | wc -l')).stdout).toBe('new\nseed\n0\n');
+    const show = JSON.parse(await ok(['server', 'show', 'r1', '-f', 'json']));
+    expect(show.volumes_attached).toEqual([{ id: (await volume('ro')).id, name: 'ro', path: '/rw', read_only: false }]);
+  });
+
+  it('run -v NAME:/path: the container holds the volume while it runs, in its own range; a server holding it refuses the run', async () => {
+    await ok(['volume', 'create', 'rv']);
+    const dir = (await volume('rv')).path;
+    const r = await nb(['run', '--rm', '--network', 'none', '-v', 'rv:/data', 'busybox', 'sh', '-c', 'echo from-run > /data/f && id -u']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('0\n');
+    expect(statSync(join(dir, 'f')).uid).not.toBe(0); // the container's range
+    expect((await volume('rv')).status).toBe('available'); // given back at its end
+    const ro = await nb(['run', '--rm', '--network', 'none', '-v', 'rv:/data:ro', 'busybox', 'sh', '-c', 'cat /data/f; echo x > /data/g']);
+    expect(ro.stdout).toBe('from-run\n');
+    expect(ro.stderr).toMatch(/Read-only file system/);
+    expect(ro.exitCode).not.toBe(0);
+
+    await create('holder', ['-v', 'rv:/data']);
+    expect((await inside('holder', 'cat /data/f')).stdout).toBe('from-run\n');
+    const refused = await nb(['run', '--rm', '--network', 'none', '-v', 'rv:/data', 'busybox', 'true']);
+    expect(refused.stderr).toBe(
+      'novabox: volume "rv" is in use by server "holder" (at /data); a volume is attached to one server or container at a time\n',
+    );
+    expect(refused.exitCode).not.toBe(0);
+    const missing = await nb(['run', '--rm', '--network', 'none', '-v', 'nosuch:/data', 'busybox', 'true']);
+    expect(missing.stderr).toBe('novabox: volume "nosuch" not found (novabox volume list)\n');
+  });
+
+  it('one server at a time; deleting an attached volume is refused; bad input: one sentence, nothing changed', async () => {
+    await ok(['volume', 'create', 'shared']);
+    await create('a1', ['-v', 'shared:/s']);
+    const listBefore = await ok(['server', 'list', '-f', 'value', '-c', 'Name']);
+    const taken = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', '-v', 'shared:/s', 'a2']);
+    expect(taken.exitCode).toBe(4);
+    expect(taken.stderr).toBe(
+      'novabox: volume "shared" is in use by server "a1" (at /s); a volume is attached to one server or container at a time\n',
+    );
+    const del = await nb(['volume', 'delete', 'shared']);
+    expect(del.exitCode).toBe(4);
+    expect(del.stderr).toBe(
+      'novabox: cannot delete volume "shared": it is in use by server "a1" (at /s); detach it first ("novabox server remove volume a1 shared") or delete the server\n',
+    );
+    expect(volumeDirs()).toHaveLength(1);
+
+    for (const [args, code, message] of [
+      [['-v', 'nosuch:/x'], 3, 'volume "nosuch" not found (novabox volume list)'],
+      [['-v', 'shared'], 2, 'invalid volume "shared": expected NAME:/path[:ro]'],
+      [['-v', 'shared:rel'], 2, 'invalid volume "shared:rel": the path in the server must be absolute'],
+      [['-v', 'shared:/a/../b'], 2, 'invalid volume "shared:/a/../b": "." or ".." in the path in the server'],
+      [['-v', 'shared:/'], 2, `invalid volume "shared:/": a volume cannot be mounted on the server's root`],
+      [['-v', 'shared:/x:rx'], 2, 'invalid volume "shared:/x:rx": expected NAME:/path[:ro]'],
+    ] as [string[], number, string][]) {
+      const r = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', ...args, 'bad']);
+      expect(r.stderr).toBe(`novabox: ${message}\n`);
+      expect(r.exitCode).toBe(code);
+    }
+    const dup = await nb(['volume', 'create', 'shared']);
+    expect(dup.stderr).toBe('novabox: volume "shared" already exists\n');
+    expect(dup.exitCode).toBe(4);
+    const badName = await nb(['volume', 'create', '../x']);
+    expect(badName.exitCode).toBe(2);
+    expect(badName.stderr).toMatch(/^novabox: invalid volume name "..\/x": /);
+    expect(await ok(['server', 'list', '-f', 'value', '-c', 'Name'])).toBe(listBefore);
+    expect(volumeDirs()).toHaveLength(1);
+  });
+});
+
+describe.skipIf(!isRoot)('shiftTree (root: chown)', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'nbx-shift-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('moves owners from one range to another, keeps ids outside it, set-id bits and symlinks (never followed)', () => {
+    const outside = join(tmpdir(), `nbx-shift-target-${process.pid}`);
+    writeFileSync(outside, 'x');
+    try {
+      mkdirSync(join(dir, 'd'));
+      writeFileSync(join(dir, 'd', 'f'), 'f');
+      writeFileSync(join(dir, 'suid'), 's');
+      symlinkSync(outside, join(dir, 'link'));
+      chownSync(dir, 100000, 100000);
+      chownSync(join(dir, 'd'), 100005, 100007);
+      chownSync(join(dir, 'd', 'f'), 7, 7); // outside the range: kept
+      chownSync(join(dir, 'suid'), 100000, 100000);
+      chmodSync(join(dir, 'suid'), 0o6755);
+      lchownSync(join(dir, 'link'), 100001, 100001);
+      expect(shiftTree(dir, { uid: 100000, gid: 100000 }, { uid: 300000, gid: 400000 })).toBe(4);
+      expect(statSync(dir).uid).toBe(300000);
+      expect([statSync(join(dir, 'd')).uid, statSync(join(dir, 'd')).gid]).toEqual([300005, 400007]);
+      expect(statSync(join(dir, 'd', 'f')).uid).toBe(7);
+      expect(statSync(join(dir, 'suid')).mode & 0o7777).toBe(0o6755);
+      expect(statSync(join(dir, 'suid')).gid).toBe(400000);
+      expect(lstatSync(join(dir, 'link')).uid).toBe(300001);
+      expect(statSync(outside).uid).toBe(0);
+      expect(shiftTree(dir, { uid: 300000, gid: 400000 }, { uid: 300000, gid: 400000 })).toBe(0);
+    } finally {
+      rmSync(outside, { force: true });
+    }
+  });
+});
