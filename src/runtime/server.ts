@@ -164,7 +164,10 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
     statusPath: d.status,
     initBinary: initBinary(),
     idmap: l.idmap,
-    volumes: l.volumes?.length || l.seed ? [...(l.volumes ?? []), ...(l.seed ? [{ source: l.seed.source, target: l.seed.target, readOnly: true, isDir: true }] : [])] : undefined,
+    volumes:
+      l.volumes?.length || l.seed
+        ? [...(l.volumes ?? []), ...(l.seed ? [{ source: l.seed.source, target: l.seed.target, readOnly: true, isDir: true }] : [])]
+        : undefined,
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;
