@@ -15,6 +15,10 @@ import { ensureBusybox } from '../images/builtin.js';
 import { ImageRepo, type ImageRecord } from '../images/records.js';
 import {
   execInServer,
+  imageInit,
+  SERVER_INITS,
+  SIGRTMIN_3,
+  type ServerInit,
   freezeServer,
   isRunning,
   exitHook,
@@ -76,6 +80,8 @@ export interface CreateServerRequest {
   userns?: UsernsMode | string;
   /** restart policy: no (default), always, on-failure[:N] (compute/restart.ts) */
   restart?: string;
+  /** pid 1: 'novabox' (novabox-init) or 'systemd' (the image's); default: the image's os_init property or command */
+  init?: string;
 }
 
 export interface ServerUsage {
@@ -114,6 +120,19 @@ export function flavorLimits(f: Flavor): CgroupLimits {
   const pids = f.extraSpecs['quota:pids_limit'] ?? f.extraSpecs['novabox:pids_limit'];
   limits.pidsMax = pids !== undefined ? Number(pids) : 4096;
   return limits;
+}
+
+/** pid 1 of a new server: --init if given, else what the image says (runtime/server.ts imageInit). */
+export function serverInit(
+  flag: string | undefined,
+  properties: Record<string, string> | undefined,
+  config: Pick<ImageConfig, 'cmd' | 'serverCmd'>,
+): ServerInit {
+  if (flag === undefined || flag === '') return imageInit(properties, config);
+  if (!(SERVER_INITS as readonly string[]).includes(flag)) {
+    throw new BadRequest(`invalid init "${flag}": it must be ${SERVER_INITS.join(' or ')}`);
+  }
+  return flag as ServerInit;
 }
 
 function stopSignalOf(config: ImageConfig): number {
@@ -391,6 +410,12 @@ export class ComputeService {
     const network = req.network ?? 'novabox';
     if (network === 'novabox') this.network.check();
     const userns = usernsMode(req.userns);
+    const init = serverInit(req.init, found.row?.properties, image.config);
+    if (init === 'systemd' && userns === 'host') {
+      throw new BadRequest(
+        "systemd as pid 1 needs the server's own user namespace: --userns host would give it root and every capability over the host (drop --userns host, or --init novabox)",
+      );
+    }
     if (userns === 'auto') this.idmaps.gc();
     if (req.fixedIp !== undefined) {
       if (network !== 'novabox')
@@ -431,6 +456,7 @@ export class ComputeService {
             userns,
             restart,
             restartCount: 0,
+            init,
             createdAt: now,
             updatedAt: now,
             launchedAt: null,
@@ -540,6 +566,7 @@ export class ComputeService {
           attachment: this.attachmentOf(s),
           idmap: this.idmapFor(s),
           onExit: this.onExitOf(s),
+          init: s.init,
         },
         this.driver,
       );
@@ -605,6 +632,7 @@ export class ComputeService {
         attachment: this.attachmentOf(s),
         idmap: this.idmapFor(s),
         onExit: this.onExitOf(s),
+        init: s.init,
       },
       this.driver,
     );
@@ -794,7 +822,8 @@ export class ComputeService {
     const step = stopServer(facts, this.driver, {
       timeoutMs,
       force,
-      signal: stopSignalOf(this.imageForSafe(s)?.config ?? ({} as ImageConfig)),
+      // systemd halts on SIGRTMIN+3 (its shutdown, then exit: a container has no power to cut)
+      signal: s.init === 'systemd' ? SIGRTMIN_3 : stopSignalOf(this.imageForSafe(s)?.config ?? ({} as ImageConfig)),
     });
     this.store.servers.clearRuntime(s.id);
     if (s.network === 'novabox') this.detachQuietly(s.id);
@@ -1211,7 +1240,7 @@ export class ComputeService {
     if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
     return execInServer(
       facts,
-      { hostname: hostnameOf(s.name), image: this.imageFor(s), network: s.network, idmap: this.idmaps.idmapOf(s.id) },
+      { hostname: hostnameOf(s.name), image: this.imageFor(s), network: s.network, idmap: this.idmaps.idmapOf(s.id), init: s.init },
       req,
       this.driver,
       io,

@@ -53,6 +53,8 @@ export interface Server {
   restart: string;
   /** restarts since the server last ran long enough (the backoff's exponent, on-failure's count) */
   restartCount: number;
+  /** pid 1: novabox-init, or the image's systemd (a system container); chosen at create */
+  init: 'novabox' | 'systemd';
 }
 
 export interface Flavor {

@@ -4,12 +4,13 @@
  * writable layer that survives stop/start, and exec through the monitor's join mode.
  * The compute layer decides when; this module knows how.
  */
-import { appendFileSync, chownSync, closeSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
-import type { Capability, LaunchPlan, Namespace } from '../sys/ops.js';
+import { CAPABILITIES, type Capability, type LaunchPlan, type Namespace, type Op } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
 import { rmFile, rmTree } from '../util/rmtree.js';
@@ -31,7 +32,7 @@ import {
 import { bootId, isSameProcess, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, awaitPlacedInit, goDetached, opFailedFirst, readyEarly, spawnMonitor, superviseForeground } from './launch.js';
-import { delegationSteps, placeLaunch } from './cgroups/placement.js';
+import { delegationSteps, placeLaunch, systemDelegation } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
@@ -62,7 +63,45 @@ export interface ServerLaunch {
   idmap?: Idmap;
   /** what the monitor starts once the init is reaped (a restart policy: exitHook) */
   onExit?: LaunchPlan['onExit'];
+  /** pid 1: novabox-init (the default), or the image's systemd (a system container; needs idmap) */
+  init?: ServerInit;
 }
+
+/** Who is a server's pid 1: novabox's own init, or the image's systemd. */
+export type ServerInit = 'novabox' | 'systemd';
+export const SERVER_INITS: readonly ServerInit[] = ['novabox', 'systemd'];
+
+/** systemd's stop request: SIGRTMIN+3 (glibc's SIGRTMIN is 34), halt and exit in a container. */
+export const SIGRTMIN_3 = 37;
+
+/** The paths an image's systemd is started from when its command does not name one. */
+const SYSTEMD_PATHS = ['/sbin/init', '/lib/systemd/systemd', '/usr/lib/systemd/systemd'];
+
+/**
+ * Does an image boot systemd: its `os_init` property (set by `image build debian`), or its
+ * command is systemd (/sbin/init, /lib/systemd/systemd). Pure.
+ */
+export function imageInit(properties: Record<string, string> | undefined, config: Pick<ImageConfig, 'cmd' | 'serverCmd'>): ServerInit {
+  if (properties?.os_init === 'systemd') return 'systemd';
+  const cmd = config.serverCmd?.length ? config.serverCmd : config.cmd;
+  return cmd.length === 1 && SYSTEMD_PATHS.includes(cmd[0]) ? 'systemd' : 'novabox';
+}
+
+/** A system container's pid 1: the image's own systemd command, else /sbin/init. */
+export function systemdCommand(config: Pick<ImageConfig, 'cmd' | 'serverCmd'>): string[] {
+  const cmd = config.serverCmd?.length ? config.serverCmd : config.cmd;
+  return cmd.length > 0 && SYSTEMD_PATHS.includes(cmd[0]) ? cmd : ['/sbin/init'];
+}
+
+/**
+ * A system container's capabilities, in its own user namespace (so over nothing of the
+ * host's): all of them but those LXC's default configuration drops (common.conf:
+ * mac_admin, mac_override, sys_time, sys_module, sys_rawio); systemd and its units expect
+ * a whole machine's (sys_admin for their sandboxes, net_admin for networking, ...).
+ */
+export const SYSTEM_CAPABILITIES: Capability[] = CAPABILITIES.filter(
+  (c) => !['MAC_ADMIN', 'MAC_OVERRIDE', 'SYS_TIME', 'SYS_MODULE', 'SYS_RAWIO'].includes(c),
+);
 
 /**
  * `novabox server _exited <id>`, as the monitor starts it after the init's exit: this
@@ -99,7 +138,49 @@ export function serverDirs(id: string) {
     eph: join(dir, 'eph'),
     log: join(dir, 'console.log'),
     status: join(dir, 'exit-status'),
+    /** a system container's machine id (made once, kept for the server's life) */
+    machineId: join(dir, 'machine-id'),
   };
+}
+
+/**
+ * A system container's /etc/machine-id, per server and stable across its restarts: made
+ * once (random, as systemd-machine-id-setup does) and kept in the server's directory; it is
+ * written into the writable layer when the server's /etc has none of its own yet (the
+ * image's, made by debootstrap, would be every server's), owned by the server's root.
+ * It is also given as `container_uuid`, which systemd uses when /etc/machine-id is empty
+ * (an ephemeral server whose image ships an empty one). Returns the id.
+ */
+export function ensureMachineId(l: Pick<ServerLaunch, 'id' | 'ephemeral' | 'idmap'>): string {
+  const d = serverDirs(l.id);
+  let id: string;
+  try {
+    id = readFileSync(d.machineId, 'utf8').trim();
+  } catch {
+    id = randomBytes(16).toString('hex');
+    writeFileSync(d.machineId, `${id}\n`, { mode: 0o444 });
+  }
+  if (!l.ephemeral) {
+    const etc = join(d.upper, 'etc');
+    const file = join(etc, 'machine-id');
+    let present = false;
+    try {
+      present = lstatSync(file) !== undefined;
+    } catch {
+      /* none yet */
+    }
+    if (!present) {
+      const uid = l.idmap?.uidBase ?? 0;
+      const gid = l.idmap?.gidBase ?? 0;
+      if (!existsSync(etc)) {
+        mkdirSync(etc, { mode: 0o755 });
+        chownSync(etc, uid, gid);
+      }
+      writeFileSync(file, `${id}\n`, { mode: 0o444 });
+      chownSync(file, uid, gid);
+    }
+  }
+  return id;
 }
 
 export function initBinary(): string {
@@ -121,10 +202,15 @@ export function logLine(id: string, text: string): void {
   }
 }
 
-function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan {
+function planServer(l: ServerLaunch, layout: CgroupDriver['layout'], machineId?: string): LaunchPlan {
   const d = serverDirs(l.id);
-  const user = resolveUser(l.image.config.user ?? '', l.image.layerDirs);
-  const env = [`PATH=${DEFAULT_PATH}`, ...l.image.config.env, `HOSTNAME=${l.hostname}`, `HOME=${user.home}`];
+  const system = l.init === 'systemd';
+  // systemd starts as root whatever the image's user
+  const user = system ? { uid: 0, gid: 0, additionalGids: [], home: '/root' } : resolveUser(l.image.config.user ?? '', l.image.layerDirs);
+  const env = system
+    ? // what LXC gives its init; systemd sets up the rest of its units' environment itself
+      [`PATH=${DEFAULT_PATH}`, 'container=novabox', ...(machineId ? [`container_uuid=${machineId}`] : [])]
+    : [`PATH=${DEFAULT_PATH}`, ...l.image.config.env, `HOSTNAME=${l.hostname}`, `HOME=${user.home}`];
   const spec: ContainerSpec = {
     id: l.id,
     hostname: l.hostname,
@@ -139,35 +225,49 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
         }
       : { mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false },
     process: {
-      args: serverCommand(l.image.config),
+      args: system ? systemdCommand(l.image.config) : serverCommand(l.image.config),
       env: dedupeEnv(env),
-      cwd: l.image.config.workingDir || '/',
+      cwd: system ? '/' : l.image.config.workingDir || '/',
       uid: user.uid,
       gid: user.gid,
       additionalGids: user.additionalGids,
-      tty: false,
+      // systemd's /dev/console: a pty whose output the monitor writes into the console log
+      tty: system ? { rows: 24, cols: 80 } : false,
     },
     network: l.network === 'novabox' ? 'bridge' : l.network,
     etcFiles: l.attachment
       ? writeEtcFiles(d.dir, l.hostname, formatIp(l.attachment.address), l.idmap && { uid: l.idmap.uidBase, gid: l.idmap.gidBase })
       : undefined,
     cgroups: layout,
-    capabilities: SERVER_CAPABILITIES,
+    capabilities: system ? SYSTEM_CAPABILITIES : SERVER_CAPABILITIES,
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     logPath: d.log,
     statusPath: d.status,
-    initBinary: initBinary(),
+    ...(system ? { system: true } : { initBinary: initBinary() }),
     idmap: l.idmap,
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;
-  return placeLaunch(plan, layout, cgroupPathOf(l.id));
+  const placed = placeLaunch(plan, layout, cgroupPathOf(l.id));
+  if (!system || !l.idmap) return placed;
+  // its own directory in name=systemd (v1, hybrid), joined with the controllers' hierarchies
+  const joins: Op[] = systemDelegation(layout, cgroupPathOf(l.id), l.idmap.uidBase, l.idmap.gidBase).joins.map((path) => ({
+    op: 'cgroup-join',
+    path,
+  }));
+  return joins.length ? { ...placed, ops: [...joins, ...placed.ops] } : placed;
 }
 
 function dedupeEnv(entries: string[]): string[] {
   const m = new Map<string, string>();
   for (const e of entries) m.set(e.slice(0, e.indexOf('=')), e);
   return [...m.values()];
+}
+
+/** The machine id before the plan (its container_uuid); the file waits for the upper dir. */
+function ensureMachineIdEarly(l: ServerLaunch): string {
+  mkdirSync(serverDirs(l.id).dir, { recursive: true, mode: 0o700 });
+  return ensureMachineId({ ...l, ephemeral: { sizeBytes: 0 } });
 }
 
 /**
@@ -178,13 +278,18 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   const d = serverDirs(l.id);
   const layout = driver.layout;
   const cgroupPath = cgroupPathOf(l.id);
+  if (l.init === 'systemd' && !l.idmap) {
+    throw new NovaboxError('bad-request', "systemd as pid 1 needs the server's own user namespace (--userns auto), not --userns host");
+  }
+  const system = l.init === 'systemd' && l.idmap ? l.idmap : undefined;
   // The monitor makes the cgroup before it clones (as for `run`, docs/design-notes.md);
   // unlike run's, it outlives the start: no removal steps, stopServer removes it.
   const plan: LaunchPlan = {
-    ...planServer(l, layout),
+    ...planServer(l, layout, system ? ensureMachineIdEarly(l) : undefined),
     cgroupSteps: [
       ...driver.planCreate(cgroupPath, l.limits).create,
       ...(l.idmap ? delegationSteps(layout, cgroupPath, l.idmap.uidBase, l.idmap.gidBase) : []),
+      ...(system ? systemDelegation(layout, cgroupPath, system.uidBase, system.gidBase).steps : []),
     ],
     ...(l.onExit ? { onExit: l.onExit } : {}),
   };
@@ -206,6 +311,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     mkdirSync(d.work, { recursive: true, mode: 0o700 });
     mkdirSync(d.merged, { recursive: true, mode: 0o755 });
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
+    if (system) ensureMachineId(l);
     rmFile(d.status);
     // its ops may run now, while we attach the veth; its command waits for 'G'
     readyEarly(sp, plan);
@@ -359,7 +465,7 @@ export interface ExecRequest {
 /** Run a command inside a running server, in the foreground; resolves to its exit code. */
 export async function execInServer(
   f: ServerFacts,
-  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network' | 'idmap'>,
+  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network' | 'idmap' | 'init'>,
   req: ExecRequest,
   driver: CgroupDriver,
   io: { stderr: (line: string) => void },
@@ -390,7 +496,9 @@ export async function execInServer(
         ? [{ op: 'console' as const, ptmx: 'dev/pts/ptmx', rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 }]
         : []),
       // as the server's own init: no_new_privs only for a server whose root is the host's
-      ...planCredentials(SERVER_CAPABILITIES, user, true, noNewPrivs(l)),
+      ...(l.init === 'systemd'
+        ? planCredentials(SYSTEM_CAPABILITIES, user, true, noNewPrivs(l), true)
+        : planCredentials(SERVER_CAPABILITIES, user, true, noNewPrivs(l))),
       { op: 'chdir', path: req.workdir ?? (l.image.config.workingDir || '/') },
       { op: 'exec', file: req.command[0], searchPath: env.find((e) => e.startsWith('PATH='))!.slice(5), argv: req.command, env },
     ],

@@ -343,4 +343,12 @@ ALTER TABLE servers ADD COLUMN restart TEXT NOT NULL DEFAULT 'no';
 ALTER TABLE servers ADD COLUMN restart_count INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    // Issue 17: systemd as a server's pid 1 (a system container), chosen at create from
+    // the image's os_init property or `server create --init`.
+    name: '008 server init',
+    sql: `
+ALTER TABLE servers ADD COLUMN init TEXT NOT NULL DEFAULT 'novabox' CHECK (init IN ('novabox', 'systemd'));
+`,
+  },
 ];

@@ -76,6 +76,7 @@ const COLUMNS: Record<keyof Server, [string, Kind]> = {
   flavor: ['flavor', 'json'],
   restart: ['restart', 'text'],
   restartCount: ['restart_count', 'int'],
+  init: ['init', 'text'],
 };
 const FIELDS = Object.keys(COLUMNS) as (keyof Server)[];
 
@@ -121,6 +122,7 @@ const DEFAULTS: Omit<Server, 'id' | 'name' | 'projectId' | 'userId' | 'vmState' 
   flavor: null,
   restart: 'no',
   restartCount: 0,
+  init: 'novabox',
 };
 
 export class ServerRepo {

@@ -58,6 +58,14 @@ export interface ContainerSpec {
    * host ids. Absent: --userns host, root inside is root on the host.
    */
   idmap?: Idmap;
+  /**
+   * A system container: pid 1 is the image's own init (systemd), executed from the image
+   * (no novabox-init), with what systemd needs in a container as LXC and Incus give it
+   * (see planSystem in ./system.ts): /run and /run/lock tmpfs, a writable delegated cgroup
+   * subtree, /dev/console a pty whose output the monitor logs, the system seccomp variant.
+   * Only in a user namespace of its own (compute refuses it with --userns host).
+   */
+  system?: boolean;
   /** host directories or files bound into the container (-v SRC:DST[:ro]) */
   volumes?: { source: string; target: string; readOnly: boolean; isDir: boolean }[];
 }
