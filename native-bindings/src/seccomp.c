@@ -49,7 +49,9 @@ enum { ACT_EPERM, ACT_ENOSYS, ACT_NO_USERNS };
  * In a system container (a server whose pid 1 is the image's systemd, always in a user
  * namespace of its own) the mount family is allowed: systemd mounts its API file systems
  * and its units' sandboxes (PrivateTmp=, ProtectSystem=), which the kernel confines to
- * mounts the namespace's root may make; reboot(2) is allowed too (in a pid namespace it
+ * mounts the namespace's root may make; name_to_handle_at (systemd reads cgroup ids with
+ * it; its dangerous twin open_by_handle_at stays denied, as in LXC's profile) and
+ * reboot(2) are allowed too (in a pid namespace it
  * only ends that namespace's init, which is how systemd-shutdown ends a container); the
  * keyring calls fail with ENOSYS, as LXC's default profile does, so systemd takes its
  * fallback without a warning. Everything else of the list stays denied.
@@ -77,7 +79,7 @@ static const struct {
 	{ __NR_lookup_dcookie, ACT_EPERM, 0 },
 #endif
 	{ __NR_perf_event_open, ACT_EPERM, 0 }, { __NR_bpf, ACT_EPERM, 0 }, { __NR_userfaultfd, ACT_EPERM, 0 },
-	{ __NR_open_by_handle_at, ACT_EPERM, 0 }, { __NR_name_to_handle_at, ACT_EPERM, 0 },
+	{ __NR_open_by_handle_at, ACT_EPERM, 0 }, { __NR_name_to_handle_at, ACT_EPERM, SYS_ALLOW },
 	{ __NR_mount, ACT_EPERM, SYS_ALLOW }, { __NR_umount2, ACT_EPERM, SYS_ALLOW },
 	{ __NR_pivot_root, ACT_EPERM, SYS_ALLOW }, { __NR_move_mount, ACT_EPERM, SYS_ALLOW },
 	{ __NR_open_tree, ACT_EPERM, SYS_ALLOW }, { __NR_fsopen, ACT_EPERM, SYS_ALLOW },

@@ -41,7 +41,7 @@ static const struct {
 	{ __NR_lookup_dcookie, EPERM_, EPERM_, 0 },
 #endif
 	{ __NR_perf_event_open, EPERM_, EPERM_, 0 }, { __NR_bpf, EPERM_, EPERM_, 0 }, { __NR_userfaultfd, EPERM_, EPERM_, 0 },
-	{ __NR_open_by_handle_at, EPERM_, EPERM_, 0 }, { __NR_name_to_handle_at, EPERM_, EPERM_, 0 },
+	{ __NR_open_by_handle_at, EPERM_, EPERM_, 0 }, { __NR_name_to_handle_at, EPERM_, EPERM_, 1 },
 	{ __NR_mount, EPERM_, EPERM_, 1 }, { __NR_umount2, EPERM_, EPERM_, 1 }, { __NR_pivot_root, EPERM_, EPERM_, 1 },
 	{ __NR_move_mount, EPERM_, EPERM_, 1 }, { __NR_open_tree, EPERM_, EPERM_, 1 }, { __NR_fsopen, EPERM_, EPERM_, 1 },
 	{ __NR_fsconfig, EPERM_, EPERM_, 1 }, { __NR_fsmount, EPERM_, EPERM_, 1 }, { __NR_fspick, EPERM_, EPERM_, 1 },

@@ -160,27 +160,37 @@ export function ensureMachineId(l: Pick<ServerLaunch, 'id' | 'ephemeral' | 'idma
     id = randomBytes(16).toString('hex');
     writeFileSync(d.machineId, `${id}\n`, { mode: 0o444 });
   }
-  if (!l.ephemeral) {
-    const etc = join(d.upper, 'etc');
-    const file = join(etc, 'machine-id');
-    let present = false;
-    try {
-      present = lstatSync(file) !== undefined;
-    } catch {
-      /* none yet */
-    }
-    if (!present) {
-      const uid = l.idmap?.uidBase ?? 0;
-      const gid = l.idmap?.gidBase ?? 0;
-      if (!existsSync(etc)) {
-        mkdirSync(etc, { mode: 0o755 });
-        chownSync(etc, uid, gid);
-      }
-      writeFileSync(file, `${id}\n`, { mode: 0o444 });
-      chownSync(file, uid, gid);
-    }
-  }
+  if (!l.ephemeral) writeOnce(d.upper, 'etc/machine-id', `${id}\n`, 0o444, l.idmap);
   return id;
+}
+
+/**
+ * A system container's /etc/hostname when no host file is bound over it (--network none or
+ * host): the server's name, written into the writable layer on its first start (systemd
+ * sets the hostname from it; the image's is debootstrap's host's). Later changes inside stay.
+ */
+export function ensureHostname(l: Pick<ServerLaunch, 'id' | 'ephemeral' | 'idmap' | 'hostname'>): void {
+  if (!l.ephemeral) writeOnce(serverDirs(l.id).upper, 'etc/hostname', `${l.hostname}\n`, 0o644, l.idmap);
+}
+
+/** `rel` (etc/NAME) in a writable layer unless the layer has one: the server's root owns it. */
+function writeOnce(upper: string, rel: string, text: string, mode: number, idmap: Idmap | undefined): void {
+  const file = join(upper, rel);
+  try {
+    lstatSync(file);
+    return;
+  } catch {
+    /* none yet */
+  }
+  const uid = idmap?.uidBase ?? 0;
+  const gid = idmap?.gidBase ?? 0;
+  const dir = join(file, '..');
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { mode: 0o755 });
+    chownSync(dir, uid, gid);
+  }
+  writeFileSync(file, text, { mode });
+  chownSync(file, uid, gid);
 }
 
 export function initBinary(): string {
@@ -311,7 +321,10 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     mkdirSync(d.work, { recursive: true, mode: 0o700 });
     mkdirSync(d.merged, { recursive: true, mode: 0o755 });
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
-    if (system) ensureMachineId(l);
+    if (system) {
+      ensureMachineId(l);
+      if (!l.attachment) ensureHostname(l);
+    }
     rmFile(d.status);
     // its ops may run now, while we attach the veth; its command waits for 'G'
     readyEarly(sp, plan);
