@@ -25,6 +25,7 @@ import {
   novaboxCommand,
   logLine,
   recordedExit,
+  exitMeaning,
   removeServerFiles,
   startServer,
   stopServer,
@@ -299,13 +300,7 @@ export class ComputeService {
       });
     }
     if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused' || s.vmState === 'suspended') && !running) {
-      const exit = recordedExit(s.id);
-      const crashed = !exit || exit.signal !== undefined || exit.code !== 0;
-      const how = !exit
-        ? 'its processes are gone (host reboot?)'
-        : exit.signal
-          ? `killed by signal ${exit.signal}`
-          : `exited with status ${exit.code}`;
+      const { crashed, how } = exitMeaning(s.init, recordedExit(s.id));
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);
         if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused' || cur.vmState === 'suspended'))
@@ -642,7 +637,8 @@ export class ComputeService {
 
   /** A server with a restart policy: its monitor starts `novabox server _exited` after the init's exit. */
   private onExitOf(s: Server) {
-    return s.restart && s.restart !== 'no' ? exitHook(s.id) : undefined;
+    // systemd servers always: a `reboot` inside starts them again (afterExit)
+    return (s.restart && s.restart !== 'no') || s.init === 'systemd' ? exitHook(s.id) : undefined;
   }
 
   /** a novabox command line for another process (the boot unit) */
@@ -672,8 +668,10 @@ export class ComputeService {
     if (s.taskState !== null || s.vmState !== 'stopped') return s;
     const last = this.store.actions.latest(s.id);
     if (last?.action !== 'stop' || !last.message?.startsWith('server stopped by itself')) return s;
-    const exit = recordedExit(s.id);
-    const failed = !exit || exit.signal !== undefined || exit.code !== 0;
+    const meaning = exitMeaning(s.init, recordedExit(s.id));
+    // `reboot` inside a system container: started again, whatever the restart policy (LXC's way)
+    if (meaning.reboot) return this.restartNow(s.id, 'reboot from inside the server (systemd rebooted)', s.restartCount);
+    const failed = meaning.crashed;
     // how long it ran: since the last action that started it
     const began = this.store.actions.list(s.id).find((x) => ['create', 'start', 'restart', 'reboot', 'rebuild'].includes(x.action)); // newest first
     const ran = began ? Date.now() - Date.parse(began.startTime) : 0;
@@ -828,9 +826,11 @@ export class ComputeService {
     this.store.servers.clearRuntime(s.id);
     if (s.network === 'novabox') this.detachQuietly(s.id);
     const exit = recordedExit(s.id);
+    const clean = exit && s.init === 'systemd' ? exitMeaning(s.init, exit) : undefined;
+    const meaning = clean && !clean.crashed ? clean.how : undefined;
     logLine(
       s.id,
-      `server stopped (${step === 'kill' ? 'killed after the timeout' : step === 'signal' ? 'stop signal' : 'was not running'}${exit ? `, exit status ${exit.code}` : ''})`,
+      `server stopped (${step === 'kill' ? 'killed after the timeout' : step === 'signal' ? 'stop signal' : 'was not running'}${meaning ? `, ${meaning}` : exit ? `, exit status ${exit.code}` : ''})`,
     );
     return step;
   }

@@ -5,7 +5,7 @@
  * The compute layer decides when; this module knows how.
  */
 import { appendFileSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
@@ -74,6 +74,23 @@ export const SERVER_INITS: readonly ServerInit[] = ['novabox', 'systemd'];
 /** systemd's stop request: SIGRTMIN+3 (glibc's SIGRTMIN is 34), halt and exit in a container. */
 export const SIGRTMIN_3 = 37;
 
+/**
+ * What a server's exit means. A pid 1 that is systemd ends a container with reboot(2), which
+ * the kernel turns into a signal to the pid namespace's init (pid_namespaces(7)): SIGINT for
+ * a power-off or halt (`poweroff` inside, or our SIGRTMIN+3), SIGHUP for a reboot. Those
+ * are a clean end, not a crash; any other signal or a non-zero status is. Pure.
+ */
+export function exitMeaning(
+  init: ServerInit,
+  exit: { code: number; signal?: number } | undefined,
+): { crashed: boolean; reboot: boolean; how: string } {
+  if (!exit) return { crashed: true, reboot: false, how: 'its processes are gone (host reboot?)' };
+  if (init === 'systemd' && exit.signal === constants.signals.SIGINT) return { crashed: false, reboot: false, how: 'systemd halted' };
+  if (init === 'systemd' && exit.signal === constants.signals.SIGHUP) return { crashed: false, reboot: true, how: 'systemd rebooted' };
+  if (exit.signal !== undefined) return { crashed: true, reboot: false, how: `killed by signal ${exit.signal}` };
+  return { crashed: exit.code !== 0, reboot: false, how: `exited with status ${exit.code}` };
+}
+
 /** The paths an image's systemd is started from when its command does not name one. */
 const SYSTEMD_PATHS = ['/sbin/init', '/lib/systemd/systemd', '/usr/lib/systemd/systemd'];
 
@@ -140,6 +157,8 @@ export function serverDirs(id: string) {
     status: join(dir, 'exit-status'),
     /** a system container's machine id (made once, kept for the server's life) */
     machineId: join(dir, 'machine-id'),
+    /** a system container's boot id (new at each start) */
+    bootId: join(dir, 'boot-id'),
   };
 }
 
@@ -253,7 +272,7 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout'], machineId?:
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     logPath: d.log,
     statusPath: d.status,
-    ...(system ? { system: true } : { initBinary: initBinary() }),
+    ...(system ? { system: true, bootIdFile: d.bootId } : { initBinary: initBinary() }),
     idmap: l.idmap,
   };
   const plan = planLaunch(spec);
@@ -322,6 +341,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     mkdirSync(d.merged, { recursive: true, mode: 0o755 });
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
     if (system) {
+      writeFileSync(d.bootId, `${randomUUID()}\n`, { mode: 0o444 });
       ensureMachineId(l);
       if (!l.attachment) ensureHostname(l);
     }

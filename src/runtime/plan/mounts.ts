@@ -242,5 +242,11 @@ export function planMounts(spec: ContainerSpec): Op[] {
   }
   for (const path of MASKED_PATHS) ops.push({ op: 'mask', path });
   for (const path of READONLY_PATHS) ops.push({ op: 'readonly', path });
+  if (spec.bootIdFile) {
+    ops.push(
+      { op: 'mount', source: spec.bootIdFile, target: 'proc/sys/kernel/random/boot_id', flags: ['bind'], inRoot: true },
+      { op: 'remount-ro', path: 'proc/sys/kernel/random/boot_id' },
+    );
+  }
   return ops;
 }

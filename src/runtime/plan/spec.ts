@@ -66,6 +66,12 @@ export interface ContainerSpec {
    * Only in a user namespace of its own (compute refuses it with --userns host).
    */
   system?: boolean;
+  /**
+   * A system container's boot id: this host file (one random UUID, new at each start) is
+   * bound read-only over /proc/sys/kernel/random/boot_id, as LXC does, so that each start
+   * is a boot of its own to systemd and journald (`journalctl -b -1` is the last one).
+   */
+  bootIdFile?: string;
   /** host directories or files bound into the container (-v SRC:DST[:ro]) */
   volumes?: { source: string; target: string; readOnly: boolean; isDir: boolean }[];
 }
