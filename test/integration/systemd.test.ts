@@ -144,7 +144,20 @@ describe('systemd as pid 1 (root, a real Debian)', () => {
     expect(r.stderr).toMatch(/systemd as pid 1 needs the server's own user namespace/);
     expect((await nb(['server', 'show', 'd3'])).exitCode).not.toBe(0);
     // and --init novabox boots the same image under novabox-init instead
-    const n = await nb(['server', 'create', '--image', image, '--flavor', 'm1.tiny', '--init', 'novabox', '--network', 'none', '--wait', 'd3']);
+    const n = await nb([
+      'server',
+      'create',
+      '--image',
+      image,
+      '--flavor',
+      'm1.tiny',
+      '--init',
+      'novabox',
+      '--network',
+      'none',
+      '--wait',
+      'd3',
+    ]);
     expect(n.exitCode, n.stderr).toBe(0);
     expect((await exec('d3', ['sh', '-c', "tr '\\0' ' ' </proc/1/cmdline"])).out).toBe('novabox-init');
   }, 60_000);
