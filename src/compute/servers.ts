@@ -759,6 +759,13 @@ export class ComputeService {
     if (found.unbootable !== undefined) throw new BadRequest(found.unbootable);
     checkImageFits(found.row, this.flavorOf(s));
     const image = found.image!;
+    // pid 1 follows the new image (as at create without --init)
+    const init = imageInit(found.row?.properties, image.config);
+    if (init === 'systemd' && s.userns === 'host') {
+      throw new BadRequest(
+        `image "${image.name}" boots systemd, which needs the server's own user namespace; this server has --userns host`,
+      );
+    }
     const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
     const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');
     // Nova: a rebuild ends ACTIVE, except from SHUTOFF (from ERROR too: the server is booted)
@@ -771,6 +778,7 @@ export class ComputeService {
       const cur = this.store.servers.update(s.id, {
         imageRef: image.id ?? image.name,
         imageName: image.name,
+        init,
         taskState: 'rebuild_spawning',
       });
       logLine(s.id, `server rebuilt from image ${image.name}`);

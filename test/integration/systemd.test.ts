@@ -137,7 +137,7 @@ describe('systemd as pid 1 (root, a real Debian)', () => {
     expect(events.map((e) => e.Message)).toContain('server stopped by itself: systemd halted');
   }, 120_000);
 
-  it('refuses systemd with --userns host in one sentence, and leaves nothing', async () => {
+  it('refuses systemd with --userns host in one sentence; --init novabox; a rebuild follows the image', async () => {
     const r = await nb(['server', 'create', '--image', image, '--flavor', 'm1.tiny', '--userns', 'host', '--wait', 'd3']);
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
@@ -160,6 +160,12 @@ describe('systemd as pid 1 (root, a real Debian)', () => {
     ]);
     expect(n.exitCode, n.stderr).toBe(0);
     expect((await exec('d3', ['sh', '-c', "tr '\\0' ' ' </proc/1/cmdline"])).out).toBe('novabox-init');
+    expect((await nb(['server', 'show', 'd3', '-f', 'value', '-c', 'init'])).stdout.trim()).toBe('novabox');
+    // a rebuild takes the new image's init (this one's os_init=systemd)
+    const rb = await nb(['server', 'rebuild', '--image', image, '--wait', 'd3']);
+    expect(rb.exitCode, rb.stderr).toBe(0);
+    expect((await nb(['server', 'show', 'd3', '-f', 'value', '-c', 'init'])).stdout.trim()).toBe('systemd');
+    expect((await boot('d3')).state).toBe('running');
   }, 60_000);
 
   it('delete leaves nothing behind', async () => {
