@@ -495,6 +495,24 @@ export interface ExecRequest {
   tty: boolean;
 }
 
+/**
+ * Where `server exec` places its process in a system container on pure cgroup v2: a leaf
+ * of the server's cgroup (made on first use, as lxc-attach makes its `.lxc` leaf). systemd
+ * inside enables controllers in the server's cgroup for its own tree, and cgroup v2 then
+ * admits no process there (no internal processes); on v1 and hybrid hosts the server's
+ * own directories still take one. Returns the cgroup path to join.
+ */
+function execLeaf(layout: CgroupDriver['layout'], path: string): string {
+  if (layout.kind !== 'v2') return path;
+  const leaf = `${path}/novabox-exec`;
+  try {
+    mkdirSync(join(layout.root, leaf), { mode: 0o755 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return leaf;
+}
+
 /** Run a command inside a running server, in the foreground; resolves to its exit code. */
 export async function execInServer(
   f: ServerFacts,
@@ -539,13 +557,14 @@ export async function execInServer(
   // The new process joins the server's cgroups as its init did (runtime/cgroups/placement.ts):
   // the monitor opens the cgroup2 directory and the v1 tasks files before it enters the
   // server's namespaces, where those host paths do not resolve.
-  const plan = placeLaunch(bare, driver.layout, f.cgroupPath);
+  const cgroupPath = l.init === 'systemd' ? execLeaf(driver.layout, f.cgroupPath) : f.cgroupPath;
+  const plan = placeLaunch(bare, driver.layout, cgroupPath);
   const sp = spawnMonitor(plan, [req.interactive ? 0 : 'null', 1, 2], { tty: req.tty, tag: `${f.cgroupPath}/exec` });
   const events = new EventReader(sp.eventsFd);
   const cleanups: (() => void)[] = [];
   let pidfd = -1;
   try {
-    awaitPlacedInit(sp, plan, driver, f.cgroupPath);
+    awaitPlacedInit(sp, plan, driver, cgroupPath);
     pidfd = native.pidfdOpen(sp.initPid);
     const outcome = await superviseForeground(plan, sp, events, pidfd, req.interactive, cleanups);
     if (outcome.failure) {
