@@ -53,7 +53,7 @@ describe('systemd as pid 1 (root, a real Debian)', () => {
   }, 180_000 * SLOW);
   afterAll(async () => {
     if (missing) return;
-    for (const s of ['d1', 'd2', 'd3']) await nb(['server', 'delete', '--wait', s]);
+    for (const s of ['d1', 'd2', 'd3', 'd4']) await nb(['server', 'delete', '--wait', s]);
     remove?.(); // the image's ~20,000 files
   }, 120_000 * SLOW);
 
@@ -190,6 +190,24 @@ describe('systemd as pid 1 (root, a real Debian)', () => {
       expect((await boot('d3')).state).toBe('running');
     },
     60_000 * SLOW,
+  );
+
+  it(
+    'a snapshot boots systemd again, with a machine id of its own',
+    async () => {
+      const snap = await nb(['server', 'image', 'create', '--name', 'd1-snap', '--wait', 'd1']);
+      expect(snap.exitCode, snap.stderr).toBe(0);
+      const c = await nb(['server', 'create', '--image', 'd1-snap', '--flavor', 'm1.tiny', '--network', 'none', '--wait', 'd4']);
+      expect(c.exitCode, c.stderr).toBe(0);
+      expect((await boot('d4')).state).toBe('running');
+      expect((await exec('d4', ['hostname'])).out).toBe('d4');
+      const id = (await exec('d4', ['cat', '/etc/machine-id'])).out;
+      expect(id).toMatch(/^[0-9a-f]{32}$/);
+      expect(id).not.toBe((await exec('d1', ['cat', '/etc/machine-id'])).out);
+      expect((await nb(['server', 'delete', '--wait', 'd4'])).exitCode).toBe(0);
+      expect((await nb(['image', 'delete', 'd1-snap'])).exitCode).toBe(0);
+    },
+    120_000 * SLOW,
   );
 
   it(
