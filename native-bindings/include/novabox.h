@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 7u
+#define NB_ABI_VERSION 8u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -37,6 +37,10 @@
                                    a second, whole plan that the caller writes into the memfd
                                    of nb_spawn_result.ops_fd before 'R'; the init maps and
                                    validates it after 'R' (a refused one: NB_EV_OPFAIL a = -2) */
+#define NB_PLAN_CONSOLE_LOG 0x10u /* with NB_PLAN_TTY and NB_PLAN_LOG: the console socket is the
+                                   monitor's own; it keeps the pty master NB_OP_CONSOLE sends
+                                   and copies what the container writes to its console
+                                   (/dev/console: systemd as pid 1) into the log */
 
 enum nb_op_kind {
 	NB_OP_MOUNT = 1,      /* s[0] source, s[1] target, s[2] fstype, s[3] data; flags = mount flags */
@@ -63,7 +67,8 @@ enum nb_op_kind {
 	NB_OP_CONSOLE = 21,   /* s[0] ptmx, s[1] console file: new pty from the container's devpts,
 	                         slave bound on s[1] and made stdio + controlling tty, master sent
 	                         to the CLI on the console socket */
-	NB_OP_SECCOMP = 22,   /* load novabox's default seccomp filter (seccomp.c) */
+	NB_OP_SECCOMP = 22,   /* load novabox's default seccomp filter (seccomp.c); n[0] 1: a system
+	                         container's variant (the mount family and reboot allowed) */
 	NB_OP_CGROUP_JOIN = 23, /* s[1] a cgroup v1 `tasks` file: write "0" (this thread joins it) */
 	NB_OP_USERNS = 24,    /* the plan's userns: ask the monitor for the rootfs ('M') and wait
 	                         for its word (the maps are written; it carries the rootfs mount

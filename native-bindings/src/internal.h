@@ -50,10 +50,10 @@ int nb_cg_oom_count(const void *plan);
 int nb_cg_remove(const void *plan, int32_t *failed);
 
 /* The default seccomp filter; 0 or -1 with errno. */
-int nb_load_seccomp(void);
+int nb_load_seccomp(int system);
 /* Its instructions (struct sock_filter) into out: the count, or -1 if max is too small. */
 struct sock_filter;
-int nb_seccomp_program(struct sock_filter *out, size_t max);
+int nb_seccomp_program(struct sock_filter *out, size_t max, int system);
 
 /* fds the monitor receives from nb_spawn */
 #define NB_FD_PLAN 3

@@ -5,7 +5,8 @@
  *   fd 0..2  the init's stdio (with NB_PLAN_LOG: replaced by a pipe we drain)
  *   fd 3     memfd holding the plan          fd 4  events pipe to the CLI
  *   fd 5     GO pipe, read end (handed to the init: 'R' before its ops, 'G' before execve)
- *   fd 6     console socket, with NB_PLAN_TTY (handed to the init)
+ *   fd 6     console socket, with NB_PLAN_TTY (handed to the init); with NB_PLAN_CONSOLE_LOG
+ *            the monitor makes it itself and keeps the pty master for the console log
  *   fd 7     memfd of the ops plan, with NB_PLAN_LATE_OPS (handed to the init)
  *
  * It makes the container's cgroup from the plan's steps (cgroup.c), clones the init
@@ -274,6 +275,81 @@ static void log_write(struct log *l, const char *buf, size_t len)
 		l->size += len;
 }
 
+/* One fd sent with SCM_RIGHTS (the init's NB_OP_CONSOLE), or -1. */
+static int recv_one_fd(int sock)
+{
+	char data[1];
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = data, .iov_len = sizeof(data) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			      .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm;
+	int fd;
+	ssize_t n;
+
+	do
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return -1;
+	cm = CMSG_FIRSTHDR(&msg);
+	if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
+	return fd;
+}
+
+/* Console text into the log without the pty's carriage returns (ONLCR). */
+static void log_console(struct log *l, char *buf, size_t n)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (buf[i] != '\r')
+			buf[k++] = buf[i];
+	if (k)
+		log_write(l, buf, k);
+}
+
+/*
+ * NB_PLAN_CONSOLE_LOG: copy the container's console (the pty master) into the log until
+ * the init exits. We hold a slave open ourselves, so that a read never fails with EIO
+ * while no process inside has the console open (systemd opens and closes it), and watch
+ * the init through a pidfd: once it exits, what is left in the pty is read and we stop.
+ */
+static void console_until_exit(struct log *l, int master, pid_t init)
+{
+	char buf[16384];
+	int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	int pidfd = (int)syscall(SYS_pidfd_open, init, 0);
+	int done = 0;
+
+	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	while (!done) {
+		struct pollfd p[2] = { { .fd = master, .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
+		ssize_t n;
+
+		if (poll(p, pidfd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pidfd < 0 || p[1].revents)
+			done = 1;
+		while ((n = read(master, buf, sizeof(buf))) > 0)
+			log_console(l, buf, (size_t)n);
+		if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EIO)
+			break;
+		if (n < 0 && errno == EIO && slave < 0)
+			break;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	if (slave >= 0)
+		close(slave);
+	close(master);
+}
+
 
 /*
  * The sealed copy of the plan's exec_copy binary (servers' novabox-init): read from the
@@ -514,7 +590,7 @@ int main(void)
 	struct log log = { .fd = -1 };
 	struct stat st;
 	int err_pipe[2], out_pipe[2] = { -1, -1 }, status = 0, null_fd, placed = 0, cg_fd = -1;
-	int userns_sock[2] = { -1, -1 }, userns_step = -1;
+	int userns_sock[2] = { -1, -1 }, userns_step = -1, console_rx = -1;
 	int32_t bad_op, msg[2];
 	void *plan;
 	char *stack;
@@ -542,6 +618,23 @@ int main(void)
 	}
 	close(NB_FD_PLAN);
 	h = plan;
+
+	/* The console socket is ours: the init sends us the pty master, whose output we log.
+	 * First of all, while fd 6 is free and nothing of ours (the log) can be on it. */
+	if ((h->flags & NB_PLAN_CONSOLE_LOG) && (h->flags & NB_PLAN_TTY) && (h->flags & NB_PLAN_LOG)) {
+		int con[2];
+
+		/* fd 6 is free here (no console socket from nb_spawn): the pair may land on it */
+		if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, con) < 0 ||
+		    (console_rx = fcntl(con[0], F_DUPFD_CLOEXEC, 10)) < 0 ||
+		    (con[1] != NB_FD_CONSOLE && dup2(con[1], NB_FD_CONSOLE) < 0)) {
+			send_event(NB_EV_ERROR, NB_STAGE_LOG, errno);
+			return 1;
+		}
+		close(con[0]);
+		if (con[1] != NB_FD_CONSOLE)
+			close(con[1]);
+	}
 
 	if (h->flags & NB_PLAN_LOG) {
 		log.path = nb_plan_str(plan, h->log_path);
@@ -649,6 +742,8 @@ int main(void)
 	}
 	if (userns_sock[0] >= 0)
 		ia.drop[ia.n_drop++] = userns_sock[0];
+	if (console_rx >= 0)
+		ia.drop[ia.n_drop++] = console_rx;
 	init = -1;
 	if (cg_fd >= 0 && !(h->flags & NB_PLAN_PLAIN_CLONE)) {
 		init = clone_into(h->clone_flags, cg_fd);
@@ -739,6 +834,13 @@ int main(void)
 		send_event(NB_EV_EXEC, 0, 0);
 	close(err_pipe[0]);
 
+	if (console_rx >= 0) {
+		int master = recv_one_fd(console_rx);
+
+		close(console_rx);
+		if (master >= 0)
+			console_until_exit(&log, master, init);
+	}
 	if (n_relays)
 		relay_until_exit(init);
 	if (out_pipe[0] >= 0) {

@@ -1049,7 +1049,7 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		case NB_OP_CHDIR: rc = op_chdir(&c, op); break;
 		case NB_OP_EXEC: rc = op_exec(&c, op); break;
 		case NB_OP_CONSOLE: drop_caches(&c); rc = op_console(&c, op); break;
-		case NB_OP_SECCOMP: rc = nb_load_seccomp(); break;
+		case NB_OP_SECCOMP: rc = nb_load_seccomp(op->n[0] != 0); break;
 		case NB_OP_CGROUP_JOIN: rc = op_cgroup_join(&c, op, i); break;
 		case NB_OP_USERNS: rc = op_userns(&c, i); break;
 		case NB_OP_MOUNT_FD: rc = op_mount_fd(&c, op); break;

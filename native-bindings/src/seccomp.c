@@ -45,28 +45,46 @@
 /* What the filter does with one system call number. */
 enum { ACT_EPERM, ACT_ENOSYS, ACT_NO_USERNS };
 
+/*
+ * In a system container (a server whose pid 1 is the image's systemd, always in a user
+ * namespace of its own) the mount family is allowed: systemd mounts its API file systems
+ * and its units' sandboxes (PrivateTmp=, ProtectSystem=), which the kernel confines to
+ * mounts the namespace's root may make; name_to_handle_at (systemd reads cgroup ids with
+ * it; its dangerous twin open_by_handle_at stays denied, as in LXC's profile) and
+ * reboot(2) are allowed too (in a pid namespace it
+ * only ends that namespace's init, which is how systemd-shutdown ends a container); the
+ * keyring calls fail with ENOSYS, as LXC's default profile does, so systemd takes its
+ * fallback without a warning. Everything else of the list stays denied.
+ */
+#define SYS_ALLOW 1 /* allowed in a system container */
+#define SYS_NOSYS 2 /* ENOSYS in a system container */
+
 static const struct {
 	uint32_t nr;
 	int act;
+	int sys; /* SYS_ALLOW, SYS_NOSYS or 0: the same in a system container */
 } deny[] = {
 	/* unshare(flags) and clone(flags, ...): the low word of arg 0 holds the flags. */
-	{ __NR_unshare, ACT_NO_USERNS }, { __NR_clone, ACT_NO_USERNS },
-	{ __NR_clone3, ACT_ENOSYS },
-	{ __NR_keyctl, ACT_EPERM }, { __NR_add_key, ACT_EPERM }, { __NR_request_key, ACT_EPERM },
-	{ __NR_kexec_load, ACT_EPERM }, { __NR_kexec_file_load, ACT_EPERM }, { __NR_reboot, ACT_EPERM },
-	{ __NR_swapon, ACT_EPERM }, { __NR_swapoff, ACT_EPERM },
-	{ __NR_init_module, ACT_EPERM }, { __NR_finit_module, ACT_EPERM }, { __NR_delete_module, ACT_EPERM },
-	{ __NR_acct, ACT_EPERM }, { __NR_settimeofday, ACT_EPERM }, { __NR_clock_settime, ACT_EPERM },
-	{ __NR_adjtimex, ACT_EPERM }, { __NR_clock_adjtime, ACT_EPERM }, { __NR_syslog, ACT_EPERM },
-	{ __NR_quotactl, ACT_EPERM },
+	{ __NR_unshare, ACT_NO_USERNS, 0 }, { __NR_clone, ACT_NO_USERNS, 0 },
+	{ __NR_clone3, ACT_ENOSYS, 0 },
+	{ __NR_keyctl, ACT_EPERM, SYS_NOSYS }, { __NR_add_key, ACT_EPERM, SYS_NOSYS },
+	{ __NR_request_key, ACT_EPERM, SYS_NOSYS },
+	{ __NR_kexec_load, ACT_EPERM, 0 }, { __NR_kexec_file_load, ACT_EPERM, 0 }, { __NR_reboot, ACT_EPERM, SYS_ALLOW },
+	{ __NR_swapon, ACT_EPERM, 0 }, { __NR_swapoff, ACT_EPERM, 0 },
+	{ __NR_init_module, ACT_EPERM, 0 }, { __NR_finit_module, ACT_EPERM, 0 }, { __NR_delete_module, ACT_EPERM, 0 },
+	{ __NR_acct, ACT_EPERM, 0 }, { __NR_settimeofday, ACT_EPERM, 0 }, { __NR_clock_settime, ACT_EPERM, 0 },
+	{ __NR_adjtimex, ACT_EPERM, 0 }, { __NR_clock_adjtime, ACT_EPERM, 0 }, { __NR_syslog, ACT_EPERM, 0 },
+	{ __NR_quotactl, ACT_EPERM, 0 },
 #ifdef __NR_lookup_dcookie
-	{ __NR_lookup_dcookie, ACT_EPERM },
+	{ __NR_lookup_dcookie, ACT_EPERM, 0 },
 #endif
-	{ __NR_perf_event_open, ACT_EPERM }, { __NR_bpf, ACT_EPERM }, { __NR_userfaultfd, ACT_EPERM },
-	{ __NR_open_by_handle_at, ACT_EPERM }, { __NR_name_to_handle_at, ACT_EPERM },
-	{ __NR_mount, ACT_EPERM }, { __NR_umount2, ACT_EPERM }, { __NR_pivot_root, ACT_EPERM },
-	{ __NR_move_mount, ACT_EPERM }, { __NR_open_tree, ACT_EPERM }, { __NR_fsopen, ACT_EPERM },
-	{ __NR_fsconfig, ACT_EPERM }, { __NR_fsmount, ACT_EPERM }, { __NR_fspick, ACT_EPERM },
+	{ __NR_perf_event_open, ACT_EPERM, 0 }, { __NR_bpf, ACT_EPERM, 0 }, { __NR_userfaultfd, ACT_EPERM, 0 },
+	{ __NR_open_by_handle_at, ACT_EPERM, 0 }, { __NR_name_to_handle_at, ACT_EPERM, SYS_ALLOW },
+	{ __NR_mount, ACT_EPERM, SYS_ALLOW }, { __NR_umount2, ACT_EPERM, SYS_ALLOW },
+	{ __NR_pivot_root, ACT_EPERM, SYS_ALLOW }, { __NR_move_mount, ACT_EPERM, SYS_ALLOW },
+	{ __NR_open_tree, ACT_EPERM, SYS_ALLOW }, { __NR_fsopen, ACT_EPERM, SYS_ALLOW },
+	{ __NR_fsconfig, ACT_EPERM, SYS_ALLOW }, { __NR_fsmount, ACT_EPERM, SYS_ALLOW },
+	{ __NR_fspick, ACT_EPERM, SYS_ALLOW },
 };
 #define N_DENY (sizeof(deny) / sizeof(deny[0]))
 
@@ -114,13 +132,20 @@ static size_t action_len(int act)
  * it at all (seccomp's action cache, Linux 5.11), ~900 runs per load.
  * Returns the length emitted (count only when p->f is NULL).
  */
-static int tree(struct prog *p, const size_t *sorted, size_t lo, size_t hi)
+static int act_of(size_t k, int system)
+{
+	if (system && deny[k].sys == SYS_NOSYS)
+		return ACT_ENOSYS;
+	return deny[k].act;
+}
+
+static int tree(struct prog *p, const size_t *sorted, size_t lo, size_t hi, int system)
 {
 	size_t i;
 
 	if (hi - lo <= 3) {
 		for (i = lo; i < hi; i++) {
-			int act = deny[sorted[i]].act;
+			int act = act_of(sorted[i], system);
 			if (put(p, JUMP(BPF_JMP | BPF_JEQ | BPF_K, deny[sorted[i]].nr, 0,
 					    (unsigned char)action_len(act))) || action(p, act))
 				return -1;
@@ -130,26 +155,27 @@ static int tree(struct prog *p, const size_t *sorted, size_t lo, size_t hi)
 		size_t mid = lo + (hi - lo) / 2, jge = p->n, left;
 
 		if (put(p, JUMP(BPF_JMP | BPF_JGE | BPF_K, deny[sorted[mid]].nr, 0, 0)) ||
-		    tree(p, sorted, lo, mid))
+		    tree(p, sorted, lo, mid, system))
 			return -1;
 		left = p->n - jge - 1;
 		if (left > 255)
 			return -1;
 		p->f[jge].jt = (unsigned char)left; /* nr >= pivot: skip the left half */
-		if (tree(p, sorted, mid, hi))
+		if (tree(p, sorted, mid, hi, system))
 			return -1;
 	}
 	return 0;
 }
 
-int nb_seccomp_program(struct sock_filter *out, size_t max)
+int nb_seccomp_program(struct sock_filter *out, size_t max, int system)
 {
 	struct prog p = { .f = out, .n = 0, .max = max };
-	size_t sorted[N_DENY], i, j;
+	size_t sorted[N_DENY], i, j, n = 0;
 
 	for (i = 0; i < N_DENY; i++)
-		sorted[i] = i;
-	for (i = 1; i < N_DENY; i++) /* insertion sort by number: 36 entries */
+		if (!(system && deny[i].sys == SYS_ALLOW))
+			sorted[n++] = i;
+	for (i = 1; i < n; i++) /* insertion sort by number: 36 entries */
 		for (j = i; j > 0 && deny[sorted[j - 1]].nr > deny[sorted[j]].nr; j--) {
 			size_t t = sorted[j];
 			sorted[j] = sorted[j - 1];
@@ -166,16 +192,16 @@ int nb_seccomp_program(struct sock_filter *out, size_t max)
 	if (put(&p, JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1)) || put(&p, RET_ERRNO(EPERM)))
 		return -1;
 #endif
-	if (tree(&p, sorted, 0, N_DENY))
+	if (tree(&p, sorted, 0, n, system))
 		return -1;
 	return (int)p.n;
 }
 
-int nb_load_seccomp(void)
+int nb_load_seccomp(int system)
 {
 	struct sock_filter filter[256];
 	struct sock_fprog prog;
-	int n = nb_seccomp_program(filter, sizeof(filter) / sizeof(filter[0]));
+	int n = nb_seccomp_program(filter, sizeof(filter) / sizeof(filter[0]), system);
 
 	if (n < 0) {
 		errno = E2BIG;

@@ -49,6 +49,10 @@
  *                                                                   execve (sealed: execveat of the memfd)
  *                                     error pipe: EOF on execve,  ◀─── {op index, errno} on failure
  *    ◀── NB_EV_EXEC or NB_EV_OPFAIL ─
+ *                                     (NB_PLAN_CONSOLE_LOG, systemd as pid 1: the
+ *                                      console socket is the monitor's own; it keeps
+ *                                      the pty master NB_OP_CONSOLE sends and copies
+ *                                      /dev/console into the log until the init exits)
  *                                     waitpid(init); status file; console log;
  *                                     OOM kills read from the cgroup
  *    ◀── NB_EV_EXIT {status, oom} ───

@@ -104,6 +104,8 @@ export function serverShow(
     // its id range as Incus shows volatile.idmap (ComputeService.idmapField)
     ...(idmap === undefined ? {} : { idmap }),
     image: `${s.imageName} (${s.imageRef})`,
+    // novabox's: pid 1, novabox-init or the image's systemd (server create --init)
+    init: s.init,
     key_name: s.keyName,
     locked: s.locked,
     name: s.name,

@@ -16,12 +16,17 @@ import { ensureBusybox } from '../images/builtin.js';
 import { ImageRepo, type ImageRecord } from '../images/records.js';
 import {
   execInServer,
+  imageInit,
+  SERVER_INITS,
+  SIGRTMIN_3,
+  type ServerInit,
   freezeServer,
   isRunning,
   exitHook,
   novaboxCommand,
   logLine,
   recordedExit,
+  exitMeaning,
   removeServerFiles,
   startServer,
   stopServer,
@@ -91,6 +96,8 @@ export interface CreateServerRequest {
   publish?: string[];
   /** named volumes to attach, `NAME:/path[:ro]` each (compute/volumes.ts) */
   volumes?: string[];
+  /** pid 1: 'novabox' (novabox-init) or 'systemd' (the image's); default: the image's os_init property or command */
+  init?: string;
 }
 
 export interface ServerUsage {
@@ -129,6 +136,19 @@ export function flavorLimits(f: Flavor): CgroupLimits {
   const pids = f.extraSpecs['quota:pids_limit'] ?? f.extraSpecs['novabox:pids_limit'];
   limits.pidsMax = pids !== undefined ? Number(pids) : 4096;
   return limits;
+}
+
+/** pid 1 of a new server: --init if given, else what the image says (runtime/server.ts imageInit). */
+export function serverInit(
+  flag: string | undefined,
+  properties: Record<string, string> | undefined,
+  config: Pick<ImageConfig, 'cmd' | 'serverCmd'>,
+): ServerInit {
+  if (flag === undefined || flag === '') return imageInit(properties, config);
+  if (!(SERVER_INITS as readonly string[]).includes(flag)) {
+    throw new BadRequest(`invalid init "${flag}": it must be ${SERVER_INITS.join(' or ')}`);
+  }
+  return flag as ServerInit;
 }
 
 function stopSignalOf(config: ImageConfig): number {
@@ -316,13 +336,7 @@ export class ComputeService {
       });
     }
     if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused' || s.vmState === 'suspended') && !running) {
-      const exit = recordedExit(s.id);
-      const crashed = !exit || exit.signal !== undefined || exit.code !== 0;
-      const how = !exit
-        ? 'its processes are gone (host reboot?)'
-        : exit.signal
-          ? `killed by signal ${exit.signal}`
-          : `exited with status ${exit.code}`;
+      const { crashed, how } = exitMeaning(s.init, recordedExit(s.id));
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);
         if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused' || cur.vmState === 'suspended'))
@@ -434,6 +448,12 @@ export class ComputeService {
     const network = req.network ?? 'novabox';
     if (network === 'novabox') this.network.check();
     const userns = usernsMode(req.userns);
+    const init = serverInit(req.init, found.row?.properties, image.config);
+    if (init === 'systemd' && userns === 'host') {
+      throw new BadRequest(
+        "systemd as pid 1 needs the server's own user namespace: --userns host would give it root and every capability over the host (drop --userns host, or --init novabox)",
+      );
+    }
     if (userns === 'auto') this.idmaps.gc();
     if (req.fixedIp !== undefined) {
       if (network !== 'novabox')
@@ -479,6 +499,7 @@ export class ComputeService {
             userns,
             restart,
             restartCount: 0,
+            init,
             createdAt: now,
             updatedAt: now,
             launchedAt: null,
@@ -595,6 +616,7 @@ export class ComputeService {
           onExit: this.onExitOf(s),
           seed: this.instanceData(s, image.layerDirs, attachment, idmap),
           volumes: this.volumes.mountsFor(s.id, idmap),
+          init: s.init,
         },
         this.driver,
       );
@@ -670,6 +692,7 @@ export class ComputeService {
           onExit: this.onExitOf(s),
           seed: this.instanceData(s, booted.layerDirs, attachment, idmap),
           volumes: this.volumes.mountsFor(s.id, idmap),
+          init: s.init,
         },
         this.driver,
       );
@@ -748,7 +771,8 @@ export class ComputeService {
 
   /** A server with a restart policy: its monitor starts `novabox server _exited` after the init's exit. */
   private onExitOf(s: Server) {
-    return s.restart && s.restart !== 'no' ? exitHook(s.id) : undefined;
+    // systemd servers always: a `reboot` inside starts them again (afterExit)
+    return (s.restart && s.restart !== 'no') || s.init === 'systemd' ? exitHook(s.id) : undefined;
   }
 
   /** a novabox command line for another process (the boot unit) */
@@ -778,8 +802,10 @@ export class ComputeService {
     if (s.taskState !== null || s.vmState !== 'stopped') return s;
     const last = this.store.actions.latest(s.id);
     if (last?.action !== 'stop' || !last.message?.startsWith('server stopped by itself')) return s;
-    const exit = recordedExit(s.id);
-    const failed = !exit || exit.signal !== undefined || exit.code !== 0;
+    const meaning = exitMeaning(s.init, recordedExit(s.id));
+    // `reboot` inside a system container: started again, whatever the restart policy (LXC's way)
+    if (meaning.reboot) return this.restartNow(s.id, 'reboot from inside the server (systemd rebooted)', s.restartCount);
+    const failed = meaning.crashed;
     // how long it ran: since the last action that started it
     const began = this.store.actions.list(s.id).find((x) => ['create', 'start', 'restart', 'reboot', 'rebuild'].includes(x.action)); // newest first
     const ran = began ? Date.now() - Date.parse(began.startTime) : 0;
@@ -867,6 +893,13 @@ export class ComputeService {
     if (found.unbootable !== undefined) throw new BadRequest(found.unbootable);
     checkImageFits(found.row, this.flavorOf(s));
     const image = found.image!;
+    // pid 1 follows the new image (as at create without --init)
+    const init = imageInit(found.row?.properties, image.config);
+    if (init === 'systemd' && s.userns === 'host') {
+      throw new BadRequest(
+        `image "${image.name}" boots systemd, which needs the server's own user namespace; this server has --userns host`,
+      );
+    }
     const { a } = this.begin(s, caller, 'rebuild', ['active', 'stopped', 'error'], 'rebuilding');
     const ev = this.store.actions.event(a.id, 'compute_rebuild_instance');
     // Nova: a rebuild ends ACTIVE, except from SHUTOFF (from ERROR too: the server is booted)
@@ -880,6 +913,7 @@ export class ComputeService {
       const cur = this.store.servers.update(s.id, {
         imageRef: image.id ?? image.name,
         imageName: image.name,
+        init,
         taskState: 'rebuild_spawning',
       });
       logLine(s.id, `server rebuilt from image ${image.name}`);
@@ -929,15 +963,18 @@ export class ComputeService {
     const step = stopServer(facts, this.driver, {
       timeoutMs,
       force,
-      signal: stopSignalOf(this.imageForSafe(s)?.config ?? ({} as ImageConfig)),
+      // systemd halts on SIGRTMIN+3 (its shutdown, then exit: a container has no power to cut)
+      signal: s.init === 'systemd' ? SIGRTMIN_3 : stopSignalOf(this.imageForSafe(s)?.config ?? ({} as ImageConfig)),
     });
     this.store.servers.clearRuntime(s.id);
     if (s.network === 'novabox') this.detachQuietly(s.id);
     this.ports.unpublish(s.id);
     const exit = recordedExit(s.id);
+    const clean = exit && s.init === 'systemd' ? exitMeaning(s.init, exit) : undefined;
+    const meaning = clean && !clean.crashed ? clean.how : undefined;
     logLine(
       s.id,
-      `server stopped (${step === 'kill' ? 'killed after the timeout' : step === 'signal' ? 'stop signal' : 'was not running'}${exit ? `, exit status ${exit.code}` : ''})`,
+      `server stopped (${step === 'kill' ? 'killed after the timeout' : step === 'signal' ? 'stop signal' : 'was not running'}${meaning ? `, ${meaning}` : exit ? `, exit status ${exit.code}` : ''})`,
     );
     return step;
   }
@@ -1375,7 +1412,7 @@ export class ComputeService {
     if (!facts) throw new NovaboxError('conflict', `server "${s.name}" is not running`);
     return execInServer(
       facts,
-      { hostname: hostnameOf(s.name), image: this.imageFor(s), network: s.network, idmap: this.idmaps.idmapOf(s.id) },
+      { hostname: hostnameOf(s.name), image: this.imageFor(s), network: s.network, idmap: this.idmaps.idmapOf(s.id), init: s.init },
       req,
       this.driver,
       io,

@@ -101,7 +101,9 @@ export async function snapshotServer(
       requestId: (caller as { requestId?: string }).requestId,
     });
     const event = store.actions.event(action.id, 'compute_snapshot_instance');
-    const props = req.backup ? { ...(req.properties ?? {}), image_type: 'backup', backup_type: req.backup.type } : (req.properties ?? {});
+    // a systemd server's snapshot boots systemd too (its image's property, or its --init)
+    const own = { ...(cur.init === 'systemd' ? { os_init: 'systemd' } : {}), ...(req.properties ?? {}) };
+    const props = req.backup ? { ...own, image_type: 'backup', backup_type: req.backup.type } : own;
     const rec = images.snapshotRecord(req.name, base, cur, caller, props);
     images.markSaving(rec.id);
     return { cur, base, event, rec };

@@ -59,6 +59,8 @@ export interface Server {
   keyData: string | null;
   /** config_drive as asked at create (the NoCloud seed is there either way) */
   configDrive: boolean;
+  /** pid 1: novabox-init, or the image's systemd (a system container); chosen at create */
+  init: 'novabox' | 'systemd';
 }
 
 export interface Flavor {

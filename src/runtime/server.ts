@@ -4,12 +4,13 @@
  * writable layer that survives stop/start, and exec through the monitor's join mode.
  * The compute layer decides when; this module knows how.
  */
-import { appendFileSync, chownSync, closeSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
-import type { Capability, LaunchPlan, Namespace } from '../sys/ops.js';
+import { CAPABILITIES, type Capability, type LaunchPlan, type Namespace, type Op } from '../sys/ops.js';
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
 import { rmFile, rmTree } from '../util/rmtree.js';
@@ -31,7 +32,7 @@ import {
 import { bootId, isSameProcess, readProcStart } from './proc.js';
 import { resolveUser } from './user.js';
 import { EventReader, awaitPlacedInit, goDetached, opFailedFirst, readyEarly, spawnMonitor, superviseForeground } from './launch.js';
-import { delegationSteps, placeLaunch } from './cgroups/placement.js';
+import { delegationSteps, placeLaunch, systemDelegation } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
@@ -66,7 +67,62 @@ export interface ServerLaunch {
   seed?: { source: string; target: string };
   /** bind mounts of its named volumes (compute/volumes.ts) */
   volumes?: ContainerSpec['volumes'];
+  /** pid 1: novabox-init (the default), or the image's systemd (a system container; needs idmap) */
+  init?: ServerInit;
 }
+
+/** Who is a server's pid 1: novabox's own init, or the image's systemd. */
+export type ServerInit = 'novabox' | 'systemd';
+export const SERVER_INITS: readonly ServerInit[] = ['novabox', 'systemd'];
+
+/** systemd's stop request: SIGRTMIN+3 (glibc's SIGRTMIN is 34), halt and exit in a container. */
+export const SIGRTMIN_3 = 37;
+
+/**
+ * What a server's exit means. A pid 1 that is systemd ends a container with reboot(2), which
+ * the kernel turns into a signal to the pid namespace's init (pid_namespaces(7)): SIGINT for
+ * a power-off or halt (`poweroff` inside, or our SIGRTMIN+3), SIGHUP for a reboot. Those
+ * are a clean end, not a crash; any other signal or a non-zero status is. Pure.
+ */
+export function exitMeaning(
+  init: ServerInit,
+  exit: { code: number; signal?: number } | undefined,
+): { crashed: boolean; reboot: boolean; how: string } {
+  if (!exit) return { crashed: true, reboot: false, how: 'its processes are gone (host reboot?)' };
+  if (init === 'systemd' && exit.signal === constants.signals.SIGINT) return { crashed: false, reboot: false, how: 'systemd halted' };
+  if (init === 'systemd' && exit.signal === constants.signals.SIGHUP) return { crashed: false, reboot: true, how: 'systemd rebooted' };
+  if (exit.signal !== undefined) return { crashed: true, reboot: false, how: `killed by signal ${exit.signal}` };
+  return { crashed: exit.code !== 0, reboot: false, how: `exited with status ${exit.code}` };
+}
+
+/** The paths an image's systemd is started from when its command does not name one. */
+const SYSTEMD_PATHS = ['/sbin/init', '/lib/systemd/systemd', '/usr/lib/systemd/systemd'];
+
+/**
+ * Does an image boot systemd: its `os_init` property (set by `image build debian`), or its
+ * command is systemd (/sbin/init, /lib/systemd/systemd). Pure.
+ */
+export function imageInit(properties: Record<string, string> | undefined, config: Pick<ImageConfig, 'cmd' | 'serverCmd'>): ServerInit {
+  if (properties?.os_init === 'systemd') return 'systemd';
+  const cmd = config.serverCmd?.length ? config.serverCmd : config.cmd;
+  return cmd.length === 1 && SYSTEMD_PATHS.includes(cmd[0]) ? 'systemd' : 'novabox';
+}
+
+/** A system container's pid 1: the image's own systemd command, else /sbin/init. */
+export function systemdCommand(config: Pick<ImageConfig, 'cmd' | 'serverCmd'>): string[] {
+  const cmd = config.serverCmd?.length ? config.serverCmd : config.cmd;
+  return cmd.length > 0 && SYSTEMD_PATHS.includes(cmd[0]) ? cmd : ['/sbin/init'];
+}
+
+/**
+ * A system container's capabilities, in its own user namespace (so over nothing of the
+ * host's): all of them but those LXC's default configuration drops (common.conf:
+ * mac_admin, mac_override, sys_time, sys_module, sys_rawio); systemd and its units expect
+ * a whole machine's (sys_admin for their sandboxes, net_admin for networking, ...).
+ */
+export const SYSTEM_CAPABILITIES: Capability[] = CAPABILITIES.filter(
+  (c) => !['MAC_ADMIN', 'MAC_OVERRIDE', 'SYS_TIME', 'SYS_MODULE', 'SYS_RAWIO'].includes(c),
+);
 
 /**
  * `novabox server _exited <id>`, as the monitor starts it after the init's exit: this
@@ -105,7 +161,61 @@ export function serverDirs(id: string) {
     seed: join(dir, 'seed'),
     log: join(dir, 'console.log'),
     status: join(dir, 'exit-status'),
+    /** a system container's machine id (made once, kept for the server's life) */
+    machineId: join(dir, 'machine-id'),
+    /** a system container's boot id (new at each start) */
+    bootId: join(dir, 'boot-id'),
   };
+}
+
+/**
+ * A system container's /etc/machine-id, per server and stable across its restarts: made
+ * once (random, as systemd-machine-id-setup does) and kept in the server's directory; it is
+ * written into the writable layer when the server's /etc has none of its own yet (the
+ * image's, made by debootstrap, would be every server's), owned by the server's root.
+ * It is also given as `container_uuid`, which systemd uses when /etc/machine-id is empty
+ * (an ephemeral server whose image ships an empty one). Returns the id.
+ */
+export function ensureMachineId(l: Pick<ServerLaunch, 'id' | 'ephemeral' | 'idmap'>): string {
+  const d = serverDirs(l.id);
+  let id: string;
+  try {
+    id = readFileSync(d.machineId, 'utf8').trim();
+  } catch {
+    id = randomBytes(16).toString('hex');
+    writeFileSync(d.machineId, `${id}\n`, { mode: 0o444 });
+  }
+  if (!l.ephemeral) writeOnce(d.upper, 'etc/machine-id', `${id}\n`, 0o444, l.idmap);
+  return id;
+}
+
+/**
+ * A system container's /etc/hostname when no host file is bound over it (--network none or
+ * host): the server's name, written into the writable layer on its first start (systemd
+ * sets the hostname from it; the image's is debootstrap's host's). Later changes inside stay.
+ */
+export function ensureHostname(l: Pick<ServerLaunch, 'id' | 'ephemeral' | 'idmap' | 'hostname'>): void {
+  if (!l.ephemeral) writeOnce(serverDirs(l.id).upper, 'etc/hostname', `${l.hostname}\n`, 0o644, l.idmap);
+}
+
+/** `rel` (etc/NAME) in a writable layer unless the layer has one: the server's root owns it. */
+function writeOnce(upper: string, rel: string, text: string, mode: number, idmap: Idmap | undefined): void {
+  const file = join(upper, rel);
+  try {
+    lstatSync(file);
+    return;
+  } catch {
+    /* none yet */
+  }
+  const uid = idmap?.uidBase ?? 0;
+  const gid = idmap?.gidBase ?? 0;
+  const dir = join(file, '..');
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { mode: 0o755 });
+    chownSync(dir, uid, gid);
+  }
+  writeFileSync(file, text, { mode });
+  chownSync(file, uid, gid);
 }
 
 export function initBinary(): string {
@@ -127,10 +237,15 @@ export function logLine(id: string, text: string): void {
   }
 }
 
-function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan {
+function planServer(l: ServerLaunch, layout: CgroupDriver['layout'], machineId?: string): LaunchPlan {
   const d = serverDirs(l.id);
-  const user = resolveUser(l.image.config.user ?? '', l.image.layerDirs);
-  const env = [`PATH=${DEFAULT_PATH}`, ...l.image.config.env, `HOSTNAME=${l.hostname}`, `HOME=${user.home}`];
+  const system = l.init === 'systemd';
+  // systemd starts as root whatever the image's user
+  const user = system ? { uid: 0, gid: 0, additionalGids: [], home: '/root' } : resolveUser(l.image.config.user ?? '', l.image.layerDirs);
+  const env = system
+    ? // what LXC gives its init; systemd sets up the rest of its units' environment itself
+      [`PATH=${DEFAULT_PATH}`, 'container=novabox', ...(machineId ? [`container_uuid=${machineId}`] : [])]
+    : [`PATH=${DEFAULT_PATH}`, ...l.image.config.env, `HOSTNAME=${l.hostname}`, `HOME=${user.home}`];
   const spec: ContainerSpec = {
     id: l.id,
     hostname: l.hostname,
@@ -145,24 +260,25 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
         }
       : { mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false },
     process: {
-      args: serverCommand(l.image.config),
+      args: system ? systemdCommand(l.image.config) : serverCommand(l.image.config),
       env: dedupeEnv(env),
-      cwd: l.image.config.workingDir || '/',
+      cwd: system ? '/' : l.image.config.workingDir || '/',
       uid: user.uid,
       gid: user.gid,
       additionalGids: user.additionalGids,
-      tty: false,
+      // systemd's /dev/console: a pty whose output the monitor writes into the console log
+      tty: system ? { rows: 24, cols: 80 } : false,
     },
     network: l.network === 'novabox' ? 'bridge' : l.network,
     etcFiles: l.attachment
       ? writeEtcFiles(d.dir, l.hostname, formatIp(l.attachment.address), l.idmap && { uid: l.idmap.uidBase, gid: l.idmap.gidBase })
       : undefined,
     cgroups: layout,
-    capabilities: SERVER_CAPABILITIES,
+    capabilities: system ? SYSTEM_CAPABILITIES : SERVER_CAPABILITIES,
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     logPath: d.log,
     statusPath: d.status,
-    initBinary: initBinary(),
+    ...(system ? { system: true, bootIdFile: d.bootId } : { initBinary: initBinary() }),
     idmap: l.idmap,
     volumes:
       l.volumes?.length || l.seed
@@ -171,13 +287,26 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout']): LaunchPlan
   };
   const plan = planLaunch(spec);
   plan.logMaxBytes = l.logMaxBytes ?? 1 << 20;
-  return placeLaunch(plan, layout, cgroupPathOf(l.id));
+  const placed = placeLaunch(plan, layout, cgroupPathOf(l.id));
+  if (!system || !l.idmap) return placed;
+  // its own directory in name=systemd (v1, hybrid), joined with the controllers' hierarchies
+  const joins: Op[] = systemDelegation(layout, cgroupPathOf(l.id), l.idmap.uidBase, l.idmap.gidBase).joins.map((path) => ({
+    op: 'cgroup-join',
+    path,
+  }));
+  return joins.length ? { ...placed, ops: [...joins, ...placed.ops] } : placed;
 }
 
 function dedupeEnv(entries: string[]): string[] {
   const m = new Map<string, string>();
   for (const e of entries) m.set(e.slice(0, e.indexOf('=')), e);
   return [...m.values()];
+}
+
+/** The machine id before the plan (its container_uuid); the file waits for the upper dir. */
+function ensureMachineIdEarly(l: ServerLaunch): string {
+  mkdirSync(serverDirs(l.id).dir, { recursive: true, mode: 0o700 });
+  return ensureMachineId({ ...l, ephemeral: { sizeBytes: 0 } });
 }
 
 /**
@@ -188,13 +317,18 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   const d = serverDirs(l.id);
   const layout = driver.layout;
   const cgroupPath = cgroupPathOf(l.id);
+  if (l.init === 'systemd' && !l.idmap) {
+    throw new NovaboxError('bad-request', "systemd as pid 1 needs the server's own user namespace (--userns auto), not --userns host");
+  }
+  const system = l.init === 'systemd' && l.idmap ? l.idmap : undefined;
   // The monitor makes the cgroup before it clones (as for `run`, docs/design-notes.md);
   // unlike run's, it outlives the start: no removal steps, stopServer removes it.
   const plan: LaunchPlan = {
-    ...planServer(l, layout),
+    ...planServer(l, layout, system ? ensureMachineIdEarly(l) : undefined),
     cgroupSteps: [
       ...driver.planCreate(cgroupPath, l.limits).create,
       ...(l.idmap ? delegationSteps(layout, cgroupPath, l.idmap.uidBase, l.idmap.gidBase) : []),
+      ...(system ? systemDelegation(layout, cgroupPath, system.uidBase, system.gidBase).steps : []),
     ],
     ...(l.onExit ? { onExit: l.onExit } : {}),
   };
@@ -216,6 +350,11 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     mkdirSync(d.work, { recursive: true, mode: 0o700 });
     mkdirSync(d.merged, { recursive: true, mode: 0o755 });
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
+    if (system) {
+      writeFileSync(d.bootId, `${randomUUID()}\n`, { mode: 0o444 });
+      ensureMachineId(l);
+      if (!l.attachment) ensureHostname(l);
+    }
     rmFile(d.status);
     // its ops may run now, while we attach the veth; its command waits for 'G'
     readyEarly(sp, plan);
@@ -366,10 +505,28 @@ export interface ExecRequest {
   tty: boolean;
 }
 
+/**
+ * Where `server exec` places its process in a system container on pure cgroup v2: a leaf
+ * of the server's cgroup (made on first use, as lxc-attach makes its `.lxc` leaf). systemd
+ * inside enables controllers in the server's cgroup for its own tree, and cgroup v2 then
+ * admits no process there (no internal processes); on v1 and hybrid hosts the server's
+ * own directories still take one. Returns the cgroup path to join.
+ */
+function execLeaf(layout: CgroupDriver['layout'], path: string): string {
+  if (layout.kind !== 'v2') return path;
+  const leaf = `${path}/novabox-exec`;
+  try {
+    mkdirSync(join(layout.root, leaf), { mode: 0o755 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  return leaf;
+}
+
 /** Run a command inside a running server, in the foreground; resolves to its exit code. */
 export async function execInServer(
   f: ServerFacts,
-  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network' | 'idmap'>,
+  l: Pick<ServerLaunch, 'hostname' | 'image' | 'network' | 'idmap' | 'init'>,
   req: ExecRequest,
   driver: CgroupDriver,
   io: { stderr: (line: string) => void },
@@ -400,7 +557,9 @@ export async function execInServer(
         ? [{ op: 'console' as const, ptmx: 'dev/pts/ptmx', rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 }]
         : []),
       // as the server's own init: no_new_privs only for a server whose root is the host's
-      ...planCredentials(SERVER_CAPABILITIES, user, true, noNewPrivs(l)),
+      ...(l.init === 'systemd'
+        ? planCredentials(SYSTEM_CAPABILITIES, user, true, noNewPrivs(l), true)
+        : planCredentials(SERVER_CAPABILITIES, user, true, noNewPrivs(l))),
       { op: 'chdir', path: req.workdir ?? (l.image.config.workingDir || '/') },
       { op: 'exec', file: req.command[0], searchPath: env.find((e) => e.startsWith('PATH='))!.slice(5), argv: req.command, env },
     ],
@@ -408,13 +567,14 @@ export async function execInServer(
   // The new process joins the server's cgroups as its init did (runtime/cgroups/placement.ts):
   // the monitor opens the cgroup2 directory and the v1 tasks files before it enters the
   // server's namespaces, where those host paths do not resolve.
-  const plan = placeLaunch(bare, driver.layout, f.cgroupPath);
+  const cgroupPath = l.init === 'systemd' ? execLeaf(driver.layout, f.cgroupPath) : f.cgroupPath;
+  const plan = placeLaunch(bare, driver.layout, cgroupPath);
   const sp = spawnMonitor(plan, [req.interactive ? 0 : 'null', 1, 2], { tty: req.tty, tag: `${f.cgroupPath}/exec` });
   const events = new EventReader(sp.eventsFd);
   const cleanups: (() => void)[] = [];
   let pidfd = -1;
   try {
-    awaitPlacedInit(sp, plan, driver, f.cgroupPath);
+    awaitPlacedInit(sp, plan, driver, cgroupPath);
     pidfd = native.pidfdOpen(sp.initPid);
     const outcome = await superviseForeground(plan, sp, events, pidfd, req.interactive, cleanups);
     if (outcome.failure) {

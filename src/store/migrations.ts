@@ -395,4 +395,12 @@ CREATE TABLE volumes (
 CREATE INDEX volumes_server ON volumes(server_id);
 `,
   },
+  {
+    // Issue 17: systemd as a server's pid 1 (a system container), chosen at create from
+    // the image's os_init property or `server create --init`.
+    name: '011 server init',
+    sql: `
+ALTER TABLE servers ADD COLUMN init TEXT NOT NULL DEFAULT 'novabox' CHECK (init IN ('novabox', 'systemd'));
+`,
+  },
 ];

@@ -79,6 +79,7 @@ const COLUMNS: Record<keyof Server, [string, Kind]> = {
   userData: ['user_data', 'text'],
   keyData: ['key_data', 'text'],
   configDrive: ['config_drive', 'bool'],
+  init: ['init', 'text'],
 };
 const FIELDS = Object.keys(COLUMNS) as (keyof Server)[];
 
@@ -127,6 +128,7 @@ const DEFAULTS: Omit<Server, 'id' | 'name' | 'projectId' | 'userId' | 'vmState' 
   userData: null,
   keyData: null,
   configDrive: false,
+  init: 'novabox',
 };
 
 export class ServerRepo {

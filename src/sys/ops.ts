@@ -136,7 +136,8 @@ export type Op =
   | { op: 'setuid'; uid: number }
   | { op: 'capset'; caps: Capability[] }
   | { op: 'no-new-privs' }
-  | { op: 'seccomp' }
+  /** system: a system container's variant (systemd as pid 1): the mount family and reboot allowed */
+  | { op: 'seccomp'; system?: boolean }
   /** cgroup v1: write "0" to this `tasks` file, moving the init (one thread) into that cgroup */
   | { op: 'cgroup-join'; path: string }
   /** the plan's user namespace: wait for the monitor's word (maps written, the rootfs it
@@ -179,6 +180,9 @@ export interface LaunchPlan {
   tty: boolean;
   /** the monitor copies the init's stdout/stderr into this file (size-bounded) */
   logPath?: string;
+  /** with tty and logPath: the console socket is the monitor's own, and what the container
+   *  writes to its /dev/console (the pty the 'console' op makes) goes into the log */
+  consoleLog?: boolean;
   logMaxBytes?: number;
   /** the monitor writes "<wait status> <unix time>" here when the init exits */
   statusPath?: string;
@@ -271,7 +275,7 @@ export function describeOp(op: Op): string {
     case 'no-new-privs':
       return 'set no_new_privs';
     case 'seccomp':
-      return 'load the seccomp filter';
+      return op.system ? "load the system container's seccomp filter" : 'load the seccomp filter';
     case 'cgroup-join':
       return `join cgroup ${op.path.replace(/\/tasks$/, '')}`;
     case 'userns':
@@ -316,7 +320,7 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 7;
+const ABI = 8;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
 const USERNS_LOWERS = 7;
 const HEADER_BYTES = 72;
@@ -370,6 +374,7 @@ const PLAN_TTY = 0x1;
 const PLAN_LOG = 0x2;
 const PLAN_PLAIN_CLONE = 0x4;
 const PLAN_LATE_OPS = 0x8;
+const PLAN_CONSOLE_LOG = 0x10;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
@@ -503,9 +508,11 @@ export function encodePlan(plan: LaunchPlan): Buffer {
       case 'cgroup-join':
         str(op.path, at + 11);
         break;
+      case 'seccomp':
+        if (op.system) w[at + 4] = 1;
+        break;
       case 'pivot-root':
       case 'no-new-privs':
-      case 'seccomp':
       case 'userns':
         break;
       case 'mount-fd':
@@ -591,7 +598,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     (plan.tty ? PLAN_TTY : 0) |
     (plan.logPath ? PLAN_LOG : 0) |
     (plan.plainClone ? PLAN_PLAIN_CLONE : 0) |
-    (plan.lateOps ? PLAN_LATE_OPS : 0);
+    (plan.lateOps ? PLAN_LATE_OPS : 0) |
+    (plan.consoleLog ? PLAN_CONSOLE_LOG : 0);
   str(plan.logPath, 7);
   str(plan.statusPath, 8);
   w[9] = plan.logMaxBytes ?? 0;

@@ -9,8 +9,9 @@ type V1Layout = Exclude<CgroupLayout, { kind: 'v2' }>;
 type V2Layout = Extract<CgroupLayout, { kind: 'v2' }>;
 
 const BACKENDS = {
-  v1: (layout: V1Layout, opts?: DriverOptions) => new CgroupV1Driver(layout.mounts, opts),
-  hybrid: (layout: V1Layout, opts?: DriverOptions) => new CgroupV1Driver(layout.mounts, { ...opts, unified: layout.unified }),
+  v1: (layout: V1Layout, opts?: DriverOptions) => new CgroupV1Driver(layout.mounts, { ...opts, named: layout.named }),
+  hybrid: (layout: V1Layout, opts?: DriverOptions) =>
+    new CgroupV1Driver(layout.mounts, { ...opts, unified: layout.unified, named: layout.named }),
   v2: (layout: V2Layout, opts?: DriverOptions) => new CgroupV2Driver(layout.root, { ...opts, controllers: layout.controllers }),
 } satisfies Record<CgroupLayout['kind'], unknown>;
 

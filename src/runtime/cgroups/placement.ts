@@ -20,7 +20,7 @@
 import type { CgroupStep, LaunchPlan, Op } from '../../sys/ops.js';
 import type { CgroupLayout } from './types.js';
 import { V1_CONTROLLERS } from './v1.js';
-import { sub } from './batch.js';
+import { pushLevelSteps, sub } from './batch.js';
 
 export interface Placement {
   /** cgroup2 directory to clone the init into */
@@ -94,4 +94,36 @@ export function delegationSteps(layout: CgroupLayout, path: string, uid: number,
     uid,
     gid,
   }));
+}
+
+/**
+ * A system container (systemd as pid 1, in its own user namespace) on a cgroup v1 or
+ * hybrid host: what LXC gives an unprivileged container there. systemd manages its units
+ * in the named `name=systemd` hierarchy (and, on a hybrid host, in the cgroup2 mount beside
+ * it), so the server gets a directory of its own in each, owned by its root: the steps
+ * make and chown them (before the clone, with the rest of the cgroup), and `joins` are the
+ * `tasks` files its init writes "0" to with the other v1 joins. Pure v2 needs nothing more
+ * than delegationSteps. The controllers' hierarchies stay the host's (read-only inside).
+ */
+export function systemDelegation(layout: CgroupLayout, path: string, uid: number, gid: number): { steps: CgroupStep[]; joins: string[] } {
+  if (layout.kind === 'v2') return { steps: [], joins: [] };
+  const steps: CgroupStep[] = [];
+  const joins: string[] = [];
+  const chown = (p: string) => steps.push({ step: 'chown', path: p, uid, gid });
+  const named = layout.named?.systemd;
+  if (named) {
+    pushLevelSteps(steps, named, path.split('/'));
+    const dir = sub(named, path);
+    // the directory only: systemd makes its tree (init.scope, system.slice, ...) below it,
+    // owning what it makes; the server's own `tasks` stays host root's, for the init's join
+    // (it is host uid 0 then, with no capability over a file the range's root owns)
+    chown(dir);
+    joins.push(`${dir}/tasks`);
+  }
+  if (layout.unified) {
+    // made with the controllers' levels (CgroupV1Driver.planCreate); the init is born in it
+    const dir = sub(layout.unified, path);
+    for (const p of [dir, `${dir}/cgroup.procs`, `${dir}/cgroup.threads`, `${dir}/cgroup.subtree_control`]) chown(p);
+  }
+  return { steps, joins };
 }

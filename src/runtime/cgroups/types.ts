@@ -12,7 +12,7 @@ export type CgroupLayout =
       mounts: Record<string, string>;
       /** the cgroup2 mount of a hybrid host (/sys/fs/cgroup/unified), used for tracking only */
       unified?: string;
-      /** named hierarchies without controllers, e.g. systemd -> /sys/fs/cgroup/systemd (not used) */
+      /** named hierarchies without controllers, e.g. systemd -> /sys/fs/cgroup/systemd (system containers') */
       named?: Record<string, string>;
     };
 

@@ -63,10 +63,18 @@ export class CgroupV1Driver implements CgroupDriver {
   private readonly used: Record<string, string>;
   /** each mount once (co-mounted controllers share one), then the cgroup2 mount if hybrid */
   private readonly roots: string[];
+  /** the named hierarchies a system container's cgroup may have a directory in (name=systemd) */
+  private readonly namedRoots: string[];
 
-  /** `mounts`: controller -> mount point; `unified`: the cgroup2 mount of a hybrid host. */
-  constructor(mounts: Record<string, string>, opts: DriverOptions & { unified?: string } = {}) {
-    this.layout = opts.unified ? { kind: 'hybrid', mounts, unified: opts.unified } : { kind: 'v1', mounts };
+  /**
+   * `mounts`: controller -> mount point; `unified`: the cgroup2 mount of a hybrid host;
+   * `named`: the named hierarchies (name=systemd), where only system containers get a
+   * directory (placement.ts systemDelegation); removal looks there too.
+   */
+  constructor(mounts: Record<string, string>, opts: DriverOptions & { unified?: string; named?: Record<string, string> } = {}) {
+    const named = opts.named && Object.keys(opts.named).length > 0 ? { named: opts.named } : {};
+    this.layout = opts.unified ? { kind: 'hybrid', mounts, unified: opts.unified, ...named } : { kind: 'v1', mounts, ...named };
+    this.namedRoots = opts.named?.systemd ? [opts.named.systemd] : [];
     this.opts = resolveOptions(opts);
     this.used = Object.fromEntries(V1_CONTROLLERS.filter((c) => mounts[c]).map((c) => [c, mounts[c]]));
     this.roots = [...new Set(Object.values(this.used)), ...(opts.unified ? [opts.unified] : [])];
@@ -106,7 +114,7 @@ export class CgroupV1Driver implements CgroupDriver {
 
   open(path: string): CgroupV1 {
     checkCgroupPath(path);
-    return new CgroupV1(path, this.used, this.roots, this.opts);
+    return new CgroupV1(path, this.used, this.roots, this.opts, this.namedRoots);
   }
 }
 
@@ -128,14 +136,18 @@ function inheritCpuset(mount: string, segments: string[]): CgroupStep[] {
 
 export class CgroupV1 implements CgroupHandle {
   private readonly allDirs: string[];
+  /** its directories in named hierarchies, which only a system container has (may be absent) */
+  private readonly namedDirs: string[];
 
   constructor(
     readonly path: string,
     private readonly used: Record<string, string>,
     roots: string[],
     private readonly opts: ResolvedOptions,
+    namedRoots: string[] = [],
   ) {
     this.allDirs = roots.map((root) => sub(root, path));
+    this.namedDirs = namedRoots.map((root) => sub(root, path));
   }
 
   dirs(): string[] {
@@ -215,7 +227,7 @@ export class CgroupV1 implements CgroupHandle {
   }
 
   pids(): number[] {
-    return [...new Set(this.allDirs.flatMap(readPids))];
+    return [...new Set([...this.allDirs, ...this.namedDirs].flatMap(readPids))];
   }
 
   /**
@@ -232,9 +244,10 @@ export class CgroupV1 implements CgroupHandle {
 
   /** Signal first, then thaw: the kill is pending before anything frozen can run or fork. */
   remove(): void {
-    if (removeIfEmpty(this.allDirs, this.opts)) return;
+    const dirs = this.namedDirs.length ? [...this.allDirs, ...this.namedDirs] : this.allDirs;
+    if (removeIfEmpty(dirs, this.opts)) return;
     this.killAll('SIGKILL');
     if (this.used.freezer) thawTree(this.dirOf('freezer'));
-    removeTrees(this.allDirs, this.opts);
+    removeTrees(dirs, this.opts);
   }
 }

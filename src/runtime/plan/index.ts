@@ -4,7 +4,7 @@ import { planMounts } from './mounts.js';
 import { DEFAULT_PATH, namespacesFor, type ContainerSpec, type Idmap } from './spec.js';
 
 export * from './spec.js';
-export { planMounts, planCgroupMounts, overlayOptions } from './mounts.js';
+export { planMounts, planCgroupMounts, planRun, overlayOptions } from './mounts.js';
 export { planDev, DEVICES } from './devices.js';
 export { MASKED_PATHS, READONLY_PATHS } from './security.js';
 
@@ -44,9 +44,11 @@ export function planCredentials(
   p: { uid: number; gid: number; additionalGids: number[] },
   seccomp: boolean,
   nnp: boolean,
+  system = false,
 ): Op[] {
   const ops: Op[] = [{ op: 'cap-bound', keep: caps }];
-  if (seccomp && !nnp) ops.push({ op: 'seccomp' });
+  const filter: Op = system ? { op: 'seccomp', system: true } : { op: 'seccomp' };
+  if (seccomp && !nnp) ops.push(filter);
   ops.push(
     { op: 'setgroups', gids: groupsOf(p.gid, p.additionalGids) },
     { op: 'setgid', gid: p.gid },
@@ -55,7 +57,7 @@ export function planCredentials(
   );
   if (nnp) ops.push({ op: 'no-new-privs' });
   // with no_new_privs last before chdir + execve: our own mounts and pivot_root are behind us
-  if (seccomp && nnp) ops.push({ op: 'seccomp' });
+  if (seccomp && nnp) ops.push(filter);
   return ops;
 }
 
@@ -104,7 +106,7 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
   if (spec.rootfs.readOnly) ops.push({ op: 'remount-ro', path: '/' });
   ops.push({ op: 'sethostname', hostname: spec.hostname });
   for (const r of spec.rlimits) ops.push({ op: 'setrlimit', resource: r.resource, soft: r.soft, hard: r.hard });
-  for (const op of planCredentials(spec.capabilities, p, spec.seccomp !== false, noNewPrivs(spec))) ops.push(op);
+  for (const op of planCredentials(spec.capabilities, p, spec.seccomp !== false, noNewPrivs(spec), spec.system)) ops.push(op);
   ops.push(
     { op: 'chdir', path: p.cwd },
     {
@@ -122,6 +124,7 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
     namespaces: namespacesFor(spec),
     ops,
     tty: p.tty !== false,
+    ...(spec.system && p.tty !== false && spec.logPath ? { consoleLog: true } : {}),
     logPath: spec.logPath,
     statusPath: spec.statusPath,
   };

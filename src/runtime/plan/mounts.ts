@@ -18,12 +18,22 @@ export function overlayOptions(rootfs: ContainerSpec['rootfs']): string {
 }
 
 const RO_CGROUP: MountFlag[] = ['rdonly', 'nosuid', 'nodev', 'noexec', 'relatime'];
+const RW_CGROUP: MountFlag[] = ['nosuid', 'nodev', 'noexec', 'relatime'];
 
-/** /sys/fs/cgroup inside: the container's own subtree (cgroup namespace), read-only. */
-export function planCgroupMounts(layout: CgroupLayout): Op[] {
+/**
+ * /sys/fs/cgroup inside: the container's own subtree (cgroup namespace), read-only. For a
+ * system container (`writable`, systemd as pid 1) the trees systemd manages are writable,
+ * as LXC's cgroup:mixed with a cgroup namespace makes them: on cgroup v2 the whole mount
+ * (the server's delegated cgroup); on v1 and hybrid hosts the named `name=systemd`
+ * hierarchy and the cgroup2 mount beside it (the controllers stay read-only: the limits
+ * are the host's).
+ */
+export function planCgroupMounts(layout: CgroupLayout, writable = false): Op[] {
   // the ops share their flag arrays (the plan is data, never changed after planning)
   if (layout.kind === 'v2') {
-    return [{ op: 'mount', source: 'cgroup2', target: 'sys/fs/cgroup', fstype: 'cgroup2', flags: RO_CGROUP, inRoot: true }];
+    return [
+      { op: 'mount', source: 'cgroup2', target: 'sys/fs/cgroup', fstype: 'cgroup2', flags: writable ? RW_CGROUP : RO_CGROUP, inRoot: true },
+    ];
   }
   const ops: Op[] = [
     {
@@ -69,14 +79,57 @@ export function planCgroupMounts(layout: CgroupLayout): Op[] {
       },
     );
   }
+  if (writable && layout.named?.systemd) {
+    ops.push(
+      { op: 'mkdir', path: 'sys/fs/cgroup/systemd', mode: 0o755, inRoot: true },
+      {
+        op: 'mount',
+        source: 'cgroup',
+        target: 'sys/fs/cgroup/systemd',
+        fstype: 'cgroup',
+        flags: RW_CGROUP,
+        data: 'none,name=systemd',
+        inRoot: true,
+      },
+    );
+  }
   if (layout.unified) {
     ops.push(
       { op: 'mkdir', path: 'sys/fs/cgroup/unified', mode: 0o755, inRoot: true },
-      { op: 'mount', source: 'cgroup2', target: 'sys/fs/cgroup/unified', fstype: 'cgroup2', flags: RO_CGROUP, inRoot: true },
+      {
+        op: 'mount',
+        source: 'cgroup2',
+        target: 'sys/fs/cgroup/unified',
+        fstype: 'cgroup2',
+        flags: writable ? RW_CGROUP : RO_CGROUP,
+        inRoot: true,
+      },
     );
   }
   ops.push({ op: 'remount-ro', path: 'sys/fs/cgroup' });
   return ops;
+}
+
+/**
+ * A system container's /run and /run/lock: tmpfs, as systemd expects them in a container
+ * (systemd-nspawn, LXC and Incus all mount them before pid 1): systemd does not mount /run
+ * itself when it lacks a fresh one and refuses to start without it.
+ */
+export function planRun(): Op[] {
+  return [
+    { op: 'mkdir', path: 'run', mode: 0o755, inRoot: true },
+    { op: 'mount', source: 'tmpfs', target: 'run', fstype: 'tmpfs', flags: ['nosuid', 'nodev'], data: 'mode=755,size=20%', inRoot: true },
+    { op: 'mkdir', path: 'run/lock', mode: 0o1777, inRoot: true },
+    {
+      op: 'mount',
+      source: 'tmpfs',
+      target: 'run/lock',
+      fstype: 'tmpfs',
+      flags: ['nosuid', 'nodev', 'noexec'],
+      data: 'mode=1777,size=5120k',
+      inRoot: true,
+    },
+  ];
 }
 
 /**
@@ -147,8 +200,9 @@ export function planMounts(spec: ContainerSpec): Op[] {
       inRoot: true,
     });
   }
-  for (const op of planCgroupMounts(spec.cgroups)) ops.push(op);
+  for (const op of planCgroupMounts(spec.cgroups, spec.system)) ops.push(op);
   for (const op of planDev(spec.process.tty, userns)) ops.push(op);
+  if (spec.system) for (const op of planRun()) ops.push(op);
   if (spec.etcFiles) {
     // Before the volumes: a user's -v onto /etc/hosts wins, as with podman.
     ops.push({ op: 'mkdir', path: 'etc', mode: 0o755, inRoot: true });
@@ -188,5 +242,11 @@ export function planMounts(spec: ContainerSpec): Op[] {
   }
   for (const path of MASKED_PATHS) ops.push({ op: 'mask', path });
   for (const path of READONLY_PATHS) ops.push({ op: 'readonly', path });
+  if (spec.bootIdFile) {
+    ops.push(
+      { op: 'mount', source: spec.bootIdFile, target: 'proc/sys/kernel/random/boot_id', flags: ['bind'], inRoot: true },
+      { op: 'remount-ro', path: 'proc/sys/kernel/random/boot_id' },
+    );
+  }
   return ops;
 }

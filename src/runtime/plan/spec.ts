@@ -58,6 +58,20 @@ export interface ContainerSpec {
    * host ids. Absent: --userns host, root inside is root on the host.
    */
   idmap?: Idmap;
+  /**
+   * A system container: pid 1 is the image's own init (systemd), executed from the image
+   * (no novabox-init), with what systemd needs in a container as LXC and Incus give it
+   * (see planSystem in ./system.ts): /run and /run/lock tmpfs, a writable delegated cgroup
+   * subtree, /dev/console a pty whose output the monitor logs, the system seccomp variant.
+   * Only in a user namespace of its own (compute refuses it with --userns host).
+   */
+  system?: boolean;
+  /**
+   * A system container's boot id: this host file (one random UUID, new at each start) is
+   * bound read-only over /proc/sys/kernel/random/boot_id, as LXC does, so that each start
+   * is a boot of its own to systemd and journald (`journalctl -b -1` is the last one).
+   */
+  bootIdFile?: string;
   /** host directories or files bound into the container (-v SRC:DST[:ro]) */
   volumes?: { source: string; target: string; readOnly: boolean; isDir: boolean }[];
 }

@@ -27,7 +27,7 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 7,
+      abi: 8,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
@@ -133,6 +133,23 @@ describe('encodePlan', () => {
     expect(cstr(frame, frame.readUInt32LE(H + 8))).toBe('/cg/n/c');
     // the whole plan, as sendOps writes it
     expect(header(encodePlan(plan))).toMatchObject({ nOps: 1, flags: 0x1 });
+  });
+
+  it('consoleLog: NB_PLAN_CONSOLE_LOG (0x10) beside tty and the log; the system seccomp variant in n[0]', () => {
+    const plan: LaunchPlan = {
+      namespaces: [],
+      ops: [{ op: 'seccomp', system: true }, exec],
+      tty: true,
+      logPath: '/s/log',
+      consoleLog: true,
+    };
+    const b = encodePlan(plan);
+    expect(header(b).flags).toBe(0x1 | 0x2 | 0x10);
+    expect(b.readUInt32LE(H + 16)).toBe(1); // ops[0].n[0]
+    const plain = encodePlan({ namespaces: [], ops: [{ op: 'seccomp' }, exec], tty: false });
+    expect(header(plain).flags).toBe(0);
+    expect(plain.readUInt32LE(H + 16)).toBe(0);
+    expect(describeOp({ op: 'seccomp', system: true })).toBe("load the system container's seccomp filter");
   });
 
   it('encodes strings and string lists by offset', () => {

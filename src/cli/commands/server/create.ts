@@ -53,6 +53,14 @@ export function registerCreate(server: Command, ctx: CliContext): void {
           'host: none, root inside is root on the host (default: "userns" in $NOVABOX_ROOT/config.json, else auto)',
       ).choices(['auto', 'host']),
     )
+    .addOption(
+      new Option(
+        '--init <init>',
+        "pid 1: novabox (novabox's own init, running the image's command) or systemd (the image's own systemd, " +
+          "booted as a system container; needs --userns auto). Default: systemd when the image's os_init property " +
+          'is systemd or its command is /sbin/init or /lib/systemd/systemd, else novabox',
+      ).choices(['novabox', 'systemd']),
+    )
     .option(
       '--restart <policy>',
       "no (default), always, on-failure or on-failure:N: restart the server's command when it exits (always) or fails, " +
@@ -103,6 +111,7 @@ export function registerCreate(server: Command, ctx: CliContext): void {
         configDrive: o.configDrive,
         publish: o.publish,
         volumes: o.volume,
+        init: o.init,
       },
       caller,
     );
