@@ -88,9 +88,12 @@ export const EMPTY_CLOUD_CONFIG = '#cloud-config\n{}\n';
 /**
  * The provider's defaults, below the user's user-data: root logs in with key_name's key
  * (`ssh root@ADDRESS`, as on an image without cloud-init), where Debian's cloud.cfg has
- * `disable_root: true` (a "log in as debian" stub in root's authorized_keys).
+ * `disable_root: true` (a "log in as debian" stub in root's authorized_keys); and the
+ * locale is C.UTF-8, which glibc always has, where Debian's cloud.cfg asks for
+ * en_US.UTF-8: a minimal image has no `locales` to make it, cloud-init's locale module then
+ * fails and systemd says `degraded` (user-data's `locale:` still chooses).
  */
-export const VENDOR_DATA = '#cloud-config\ndisable_root: false\n';
+export const VENDOR_DATA = '#cloud-config\ndisable_root: false\nlocale: C.UTF-8\n';
 
 /**
  * Network config v1: eth0 as novabox made it (the address, the gateway, the name servers of

@@ -58,6 +58,8 @@ export const DEFAULT_PACKAGES = [
   'openssh-server',
   'cloud-init',
   'python3-cffi-backend',
+  // cloud-init's default user gets its rights through sudo, as on Debian's cloud images
+  'sudo',
 ];
 
 /** debootstrap's variants; `default` is debootstrap's own (priority important and up). */

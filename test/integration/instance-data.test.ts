@@ -88,7 +88,7 @@ describe.skipIf(!isRoot)('instance data: keypairs, user data, NoCloud seed (root
       `instance-id: "${id}"\nlocal-hostname: "seeded"\npublic-keys:\n  - ${JSON.stringify(pub)}\nmeta:\n  "role": "web"\n`,
     );
     expect(await inside('seeded', `cat ${SEED}/user-data`)).toBe(userData);
-    expect(await inside('seeded', `cat ${SEED}/vendor-data`)).toBe('#cloud-config\ndisable_root: false\n');
+    expect(await inside('seeded', `cat ${SEED}/vendor-data`)).toBe('#cloud-config\ndisable_root: false\nlocale: C.UTF-8\n');
     const addr = (await ok(['server', 'show', 'seeded', '-f', 'value', '-c', 'addresses'])).trim();
     const netcfg = await inside('seeded', `cat ${SEED}/network-config`);
     expect(netcfg).toMatch(/^version: 1\n/);

@@ -66,7 +66,7 @@ describe('NoCloud seed rendering', () => {
     expect(Object.keys(files).sort()).toEqual(['meta-data', 'network-config', 'user-data', 'vendor-data']);
     expect(files['user-data']!.data).toEqual(ud);
     expect(files['user-data']!.mode).toBe(0o600);
-    expect(files['vendor-data']!.data).toBe('#cloud-config\ndisable_root: false\n');
+    expect(files['vendor-data']!.data).toBe('#cloud-config\ndisable_root: false\nlocale: C.UTF-8\n');
     expect(renderSeed(base).find((f) => f.path === 'user-data')!.data).toBe('#cloud-config\n{}\n');
   });
 
