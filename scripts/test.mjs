@@ -17,7 +17,7 @@
 //   node scripts/test.mjs --no-vm    skip the guest (counted as skipped, by choice)
 //   node scripts/test.mjs --in-vm    what the guest runs: integration tests only
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { runGuards } from './guards.mjs';
@@ -215,40 +215,35 @@ function vmTests() {
 }
 
 /**
- * The cache entry of `novabox image build debian --release bookworm` (the host's
- * integration tests made it: test/helpers/debian-image.ts) packed for the guest as
- * <entry>.tar.zst under the VM's work dir, remade when the entry is newer; undefined
- * when there is none. Of several entries, the one with the fewest packages (the default
- * set: the tests build no other).
+ * The cache entry of `novabox image build debian --release bookworm` that the host's
+ * integration tests used (test/helpers/debian-image.ts notes its path in
+ * <VM dir>/debian-entry), packed for the guest as debian-<key>.tar.zst in the VM's work
+ * dir, remade when the entry is newer; undefined when there is none.
  */
 function debianDrive() {
-  const cache = process.env.NOVABOX_CACHE ? join(process.env.NOVABOX_CACHE, 'debootstrap') : '/var/cache/novabox/debootstrap';
-  const entries = (existsSync(cache) ? readdirSync(cache) : [])
-    .filter((e) => e.startsWith('bookworm-minbase-') && existsSync(join(cache, e, 'meta.json')))
-    .map((e) => {
-      let n = Number.POSITIVE_INFINITY;
-      try {
-        n = JSON.parse(readFileSync(join(cache, e, 'meta.json'), 'utf8')).packages.length;
-      } catch {
-        /* unreadable: last */
-      }
-      return { e, n, mtime: statSync(join(cache, e, 'meta.json')).mtimeMs };
-    })
-    .sort((a, b) => a.n - b.n || b.mtime - a.mtime);
-  if (!entries.length) return undefined;
-  const { e, mtime } = entries[0];
   const dir = process.env.NOVABOX_VM_DIR || '/var/tmp/novabox-vm';
-  const out = join(dir, `debian-${e}.tar.zst`);
+  let entry = '';
+  try {
+    entry = readFileSync(join(dir, 'debian-entry'), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+  if (!entry || !existsSync(join(entry, 'meta.json'))) return undefined;
+  const key = entry.split('/').pop();
+  const mtime = statSync(join(entry, 'meta.json')).mtimeMs;
+  const out = join(dir, `debian-${key}.tar.zst`);
   if (existsSync(out) && statSync(out).mtimeMs >= mtime) return out;
-  mkdirSync(dir, { recursive: true });
   const tmp = `${out}.${process.pid}`;
-  const r = spawnSync('sh', ['-c', `tar -C "$1" -cf - "$2" | zstd -q -T0 -3 -o "$3" -f`, 'sh', cache, e, tmp], { stdio: 'inherit', env });
+  const r = spawnSync('sh', ['-c', 'tar -C "$1" -cf - "$2" | zstd -q -T0 -3 -o "$3" -f', 'sh', join(entry, '..'), key, tmp], {
+    stdio: 'inherit',
+    env,
+  });
   if (r.status !== 0) {
     rmSync(tmp, { force: true });
     return undefined;
   }
   renameSync(tmp, out);
-  // older packs of other entries go
+  // packs of other entries go
   for (const f of readdirSync(dir))
     if (f.startsWith('debian-') && f.endsWith('.tar.zst') && join(dir, f) !== out) rmSync(join(dir, f), { force: true });
   return out;

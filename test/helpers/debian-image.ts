@@ -9,8 +9,9 @@
  * finds it there.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { buildKey, checkDebianBuild, DEFAULT_CACHE_DIR } from '../../src/images/debootstrap.js';
 import { IN_GUEST, runCli } from './run-cli.js';
 import { missingCommands } from './skip.js';
 
@@ -68,5 +69,19 @@ export async function debianImage(root: string, name = `debian-${DEBIAN_RELEASE}
     timeoutMs: 900_000,
   });
   if (r.exitCode !== 0) throw new Error(`image build debian (${name}): exit ${r.exitCode}: ${r.stderr.trim()}`);
+  if (!IN_GUEST) noteEntry();
   return name;
+}
+
+/**
+ * Where the build cache entry the tests used is, for scripts/test.mjs to hand to the guest:
+ * <VM dir>/debian-entry holds its path (the key of today's default package set).
+ */
+function noteEntry(): void {
+  const cache = process.env.NOVABOX_CACHE ? join(process.env.NOVABOX_CACHE, 'debootstrap') : DEFAULT_CACHE_DIR;
+  const entry = join(cache, buildKey(checkDebianBuild({ release: DEBIAN_RELEASE })));
+  if (!existsSync(join(entry, 'meta.json'))) return;
+  const dir = process.env.NOVABOX_VM_DIR || '/var/tmp/novabox-vm';
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'debian-entry'), `${entry}\n`);
 }
