@@ -8,6 +8,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -18,6 +19,8 @@ import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const Database = Sqlite as unknown as DatabaseConstructor;
 const isRoot = process.getuid?.() === 0;
+
+const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
 
 /** what a root's database and layer store hold */
 function rows(root: string) {
@@ -36,6 +39,20 @@ function rows(root: string) {
       serverDirs: ls('servers'),
       tmp: ls('tmp'),
     };
+  } finally {
+    db.close();
+  }
+}
+
+/** the migration records a root keeps of a server (os-migrations' rows) */
+function migrationsOf(root: string, serverId: string) {
+  const db = new Database(join(root, 'novabox.db'), { timeout: 10_000 });
+  try {
+    return db
+      .prepare(
+        'SELECT kind, status, host, dest_compute AS destCompute, dest_host AS destHost FROM server_migrations WHERE server_id = ? ORDER BY id',
+      )
+      .all(serverId);
   } finally {
     db.close();
   }
@@ -102,7 +119,6 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
         if (s.Name !== 'holder') await nb(['server', 'delete', '--force', s.ID]);
       expect(readdirSync(join(root, 'tmp'))).toEqual([]);
     }
-    const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(strip(census(a.root))).toEqual(strip(beforeA));
     expect(strip(census(b.root))).toEqual(strip(beforeB));
   });
@@ -326,6 +342,11 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect([[`old.${cnt}`], [`old.${cnt - 1}`], [`old.${cnt - 1}`, `old.${cnt}`]]).toContainEqual(out.slice(1));
     expect(actionsOf(a.root, created.id)).toEqual(['create', 'migrate', 'stop', 'delete']);
     expect(actionsOf(b.root, created.id)).toEqual(['migrate', 'start']);
+    // the source's migration record (os-migrations): this host to the target as it named itself
+    expect(migrationsOf(a.root, created.id)).toEqual([
+      { kind: 'migration', status: 'confirmed', host: hostname(), destCompute: hostname(), destHost: null },
+    ]);
+    expect(migrationsOf(b.root, created.id)).toEqual([]);
     // and back, stopped before anything is sent (--no-precopy): the deleted record it left
     // on A is replaced by the live one
     const back = `exec:env NOVABOX_ROOT=${a.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(a.root)} ${process.execPath} ${BIN} server receive`;
@@ -334,7 +355,8 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(r2.stderr).toMatch(/novabox: mover: \d+ bytes sent \(writable layer \d+, 1 image layers already there\), downtime \d+ ms\n$/);
     expect(await show(nbA, 'mover')).toMatchObject({ id: created.id, status: 'ACTIVE' });
     expect(await exec(nbA, 'mover', 'md5sum /data')).toBe(sum);
-    expect(actionsOf(a.root, created.id)).toEqual(['migrate', 'start']);
+    // (the record it left here comes back to life with its history, as Nova keeps one)
+    expect(actionsOf(a.root, created.id)).toEqual(['create', 'migrate', 'stop', 'delete', 'migrate', 'start']);
   }, 180_000);
 
   it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut, receiver or sender killed)', async () => {
@@ -364,6 +386,10 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
       expect({ ...after, actions: 0 }, to).toEqual({ ...rowsFree, actions: 0 });
     }
     expect(await exec(nbA, 'stay', 'ls -la /data | wc -l')).toBe('1\n');
+    // each failed migration is recorded on the source as Nova's status error
+    expect(migrationsOf(a.root, created.id)).toEqual(
+      Array.from({ length: 4 }, () => expect.objectContaining({ kind: 'migration', status: 'error', host: hostname() })),
+    );
     // the receiver is killed (SIGTERM) at some moment of the exchange: either the server moved
     // (the target confirmed first) or it runs here again and the target kept nothing
     let moves = 0;
@@ -402,6 +428,56 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(err).toBe('novabox: the migration of server "stay" was interrupted\n');
     expect(await show(nbA, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
     expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
+  }, 240_000);
+
+  it('the receiver killed with SIGKILL after it said ok: the source runs again, and the next command on the target takes the arrival back (a record it had from an earlier stay comes back as it was)', async () => {
+    const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'k9', '-f', 'json'])));
+    await exec(nbA, 'k9', 'echo kept > /mark');
+    const pidFile = join(b.root, '..', `k9-receiver-${process.pid}`);
+    files.push(pidFile);
+    // the receiver stops itself (SIGSTOP) right after its ok; $$ is the pid node gets by exec
+    const paused = `exec:echo $$ > ${pidFile}; exec env NOVABOX_TEST_PAUSE=receive-ok NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const killAfterOk = async () => {
+      rmSync(pidFile, { force: true });
+      const sender = nbA(['server', 'migrate', 'k9', '--to', paused]);
+      let pid = 0;
+      for (let i = 0; i < 600 && !pid; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const p = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+        if (p && /^\d+ \(.*\) T /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))) pid = p;
+      }
+      expect(pid, 'the receiver reached its pause').toBeGreaterThan(0);
+      // held there until the commit: task resize_finish, the server there running
+      const held = rows(b.root).servers.find((x) => (x as { id: string }).id === created.id);
+      expect(held).toMatchObject({ vm_state: 'active', deleted: 0 });
+      process.kill(pid, 'SIGKILL');
+      const r = await sender;
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toMatch(/^novabox: the receiving side ended before it confirmed the migration[^\n]*\n$/);
+      expect(await show(nbA, 'k9')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+      expect(await exec(nbA, 'k9', 'cat /mark')).toBe('kept\n');
+    };
+    const noImages = (x: ReturnType<typeof rows>) => ({ ...x, images: [], layers: [], layerDirs: [], blobs: [] });
+
+    // 1: a server new to the target
+    const fresh = rows(b.root);
+    await killAfterOk();
+    expect((await nbB(['server', 'list', '-f', 'json'])).stdout).not.toContain(created.id); // reconcile took it back
+    expect(noImages(rows(b.root))).toEqual(noImages(fresh));
+    expect(strip(census(b.root))).toEqual(strip(beforeB));
+
+    // 2: it was here before (moved here and back): its deleted record and history come back as they were
+    const back = `exec:env NOVABOX_ROOT=${a.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(a.root)} ${process.execPath} ${BIN} server receive`;
+    expect((await nbA(['server', 'migrate', 'k9', '--to', `exec:${receiver()}`])).exitCode).toBe(0);
+    expect((await nbB(['server', 'migrate', 'k9', '--to', back])).exitCode).toBe(0);
+    const before = rows(b.root);
+    const history = actionsOf(b.root, created.id);
+    expect(history).toEqual(['migrate', 'start', 'migrate', 'stop', 'delete']);
+    await killAfterOk();
+    expect((await nbB(['server', 'show', created.id])).exitCode).toBe(3);
+    expect(rows(b.root)).toEqual(before);
+    expect(actionsOf(b.root, created.id)).toEqual(history);
+    expect(strip(census(b.root))).toEqual(strip(beforeB));
   }, 240_000);
 });
 

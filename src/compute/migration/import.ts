@@ -221,12 +221,18 @@ export async function commitStaged(
   if (network === 'novabox') compute.network.check();
   let actionId = 0;
   let madeImage = false;
+  // the tombstone of a server that left this host and comes back: the import takes its row
+  // (and keeps its history); an undo puts it back as it was
+  let tombstone: Server | undefined;
   const undo = () => {
     removeServerFiles(id);
     compute.network.release(id);
     compute.idmaps.release(id);
     store.tx(() => {
-      if (store.servers.getAny(id)) store.servers.remove(id);
+      if (tombstone) {
+        if (actionId) store.actions.removeFrom(id, actionId);
+        store.servers.update(id, tombstone);
+      } else if (store.servers.getAny(id)) store.servers.remove(id);
     });
     if (madeImage) images.delete(img.id, { ...caller, isAdmin: true });
   };
@@ -235,7 +241,7 @@ export async function commitStaged(
       checkNameFree(compute, name, opts.name !== undefined);
       const old = store.servers.getAny(id);
       if (old && !old.deleted) throw new Conflict(`server ${id} already exists on this host (named "${old.name}")`);
-      if (old) store.servers.remove(id); // the tombstone of a server that left this host and comes back
+      tombstone = old;
       if (img.create) {
         images.adoptImage(
           { ...img.create, visibility: img.create.visibility as 'private', config: img.create.config as never },
@@ -246,7 +252,7 @@ export async function commitStaged(
         madeImage = true;
       }
       const now = nowIso();
-      store.servers.insert({
+      const record: Parameters<typeof store.servers.insert>[0] = {
         ...src,
         id,
         name,
@@ -269,7 +275,9 @@ export async function commitStaged(
         terminatedAt: null,
         deleted: false,
         restartCount: 0,
-      });
+      };
+      if (tombstone) store.servers.update(id, record);
+      else store.servers.insert(record);
       if (network === 'novabox') {
         const want = st.server.fixedIp;
         let lease: { address: string } | undefined;

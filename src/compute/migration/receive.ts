@@ -4,7 +4,7 @@
  *
  *   sender                                   receiver
  *   Q {offer: diff ids, name, serverId} ──▶  checks name, id, architecture
- *                                       ◀──  A {have: diff ids here} | A {error}
+ *                                       ◀──  A {have: diff ids here, host} | A {error}
  *   H S I L(only those not had) W E     ──▶  reads into a Staging, checks every digest,
  *                                            commits (SHUTOFF), starts if H says so
  *                                       ◀──  A {ok, server} | A {error}
@@ -14,7 +14,10 @@
  * Anything else after `ok` (end of input, a broken pipe, a frame that is no commit) takes
  * the server back: stopped, records, leases and files removed, the image too if this
  * receive made it. So the target keeps nothing unless the sender heard `ok` and said so.
+ * Until the commit the server is held (task resize_finish, owned by this process): if this
+ * process is killed outright, the next command's reconcile takes it back (but the image).
  */
+import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
 import { BadRequest, Conflict } from '../../errors.js';
 import type { Server } from '../../model/records.js';
@@ -23,6 +26,7 @@ import type { Caller, ComputeService } from '../servers.js';
 import { FrameWriter } from './export.js';
 import { commitStaged, readStream } from './import.js';
 import { type ByteReader, readFrame } from './stream.js';
+import { testPause } from '../../util/test-pause.js';
 
 export async function receiveServer(
   compute: ComputeService,
@@ -55,7 +59,7 @@ export async function receiveServer(
     const old = compute.store.servers.getAny(String(q.meta.serverId));
     if (old && !old.deleted) throw new Conflict(`server ${old.id} already exists on the target host (named "${old.name}")`);
     const have = (q.meta.offer as unknown[]).map(String).filter((d) => images.hasLayer(d));
-    await w.frame('A', { have });
+    await w.frame('A', { have, host: hostname() });
     await w.flush();
   } catch (err) {
     await answerError(err);
@@ -70,15 +74,19 @@ export async function receiveServer(
       undo = imp.undo;
       server = imp.server;
       if (st.header.start) server = await compute.start(server.id, caller);
+      // held until the commit: if this process dies first (kill -9), reconcile takes it back
+      server = compute.holdArrival(server.id);
     } finally {
       st.staging.remove();
     }
     await w.frame('A', { ok: true, server: { id: server.id, name: server.name, vmState: server.vmState }, notices });
     await w.flush();
+    testPause('receive-ok');
     notices = [];
     const c = await readFrame(r);
     if (!c || c.kind !== 'Q' || c.meta.commit !== true)
       throw new BadRequest('the sender did not confirm the migration: the server was taken back');
+    server = compute.settleArrival(server.id);
     await w.frame('A', { committed: true });
     await w.flush();
     return server;
