@@ -116,7 +116,7 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
       [nbB, b.root],
     ] as const) {
       for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string; Name: string }[])
-        if (s.Name !== 'holder') await nb(['server', 'delete', '--force', s.ID]);
+        if (s.Name !== 'holder') await nb(['server', 'delete', '--force', '--override-lock', s.ID]);
       expect(readdirSync(join(root, 'tmp'))).toEqual([]);
     }
     expect(strip(census(a.root))).toEqual(strip(beforeA));
@@ -429,6 +429,112 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(await show(nbA, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
     expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
   }, 240_000);
+
+  it('bad input to migrate, one sentence each, the source unchanged and the target clean: a state Nova refuses, no novabox there, another protocol version or architecture, no stream, no space there', async () => {
+    const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'odd', '-f', 'json'])));
+    await exec(nbA, 'odd', 'dd if=/dev/urandom of=/data bs=1M count=12 2>/dev/null');
+    const sum = await exec(nbA, 'odd', 'md5sum /data');
+    const targetRows = rows(b.root);
+    const unchanged = async (what: string) => {
+      expect(await show(nbA, 'odd'), what).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+      expect({ ...rows(b.root), actions: 0 }, what).toEqual({ ...targetRows, actions: 0 });
+    };
+    const to = `exec:${receiver()}`;
+    const records = () => migrationsOf(a.root, created.id).length;
+
+    // states Nova refuses (its words), checked before anything is recorded or sent
+    await ok(nbA(['server', 'pause', 'odd']));
+    expect(await nbA(['server', 'migrate', 'odd', '--to', to])).toMatchObject({
+      exitCode: 4,
+      stderr: `novabox: Cannot 'migrate' instance ${created.id} while it is in vm_state paused\n`,
+    });
+    await ok(nbA(['server', 'unpause', 'odd']));
+    await ok(nbA(['server', 'lock', 'odd']));
+    const locked = await nbA(['server', 'migrate', 'odd', '--to', to]);
+    expect(locked.exitCode).toBe(4);
+    expect(locked.stderr).toMatch(/^novabox: server "odd" is locked[^\n]*\n$/);
+    await ok(nbA(['server', 'unlock', 'odd']));
+    const db = new Database(join(a.root, 'novabox.db'), { timeout: 10_000 });
+    db.prepare("UPDATE servers SET vm_state = 'error' WHERE id = ?").run(created.id);
+    expect(await nbA(['server', 'migrate', 'odd', '--to', to])).toMatchObject({
+      exitCode: 4,
+      stderr: `novabox: Cannot 'migrate' instance ${created.id} while it is in vm_state error\n`,
+    });
+    db.prepare("UPDATE servers SET vm_state = 'active' WHERE id = ?").run(created.id);
+    db.close();
+    expect(records()).toBe(0);
+    await unchanged('refused states');
+
+    // a target without novabox: the shell there says so, and the sender quotes it
+    const none = await nbA(['server', 'migrate', 'odd', '--to', 'exec:nosuch-novabox server receive']);
+    expect(none.exitCode).not.toBe(0);
+    expect(none.stderr).toMatch(
+      /^novabox: the receiving side ended before it said which layers it has: sh: \d+: nosuch-novabox: not found\n$/,
+    );
+    await unchanged('no novabox');
+
+    // a receiver spoken to in another protocol version, from another architecture, or not at all
+    const { FrameWriter } = await import('../../src/compute/migration/export.js');
+    const { PassThrough } = await import('node:stream');
+    const offer = async (meta: Record<string, unknown>) => {
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (c: Buffer) => chunks.push(c));
+      await new FrameWriter(out).frame('Q', {
+        offer: [],
+        name: 'odd2',
+        serverId: randomBytes(16).toString('hex'),
+        arch: process.arch,
+        ...meta,
+      });
+      return Buffer.concat(chunks);
+    };
+    for (const [input, sentence] of [
+      [
+        await offer({ version: 2 }),
+        "the sender speaks version 2 of the migrate protocol and this host's novabox version 1: install the same novabox on both hosts",
+      ],
+      [await offer({ arch: 'mips64' }), `the server is of a linux/mips64 host; this host is linux/${process.arch}`],
+      [Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'the input is not a novabox server stream (it does not start with "NBX1")'],
+    ] as const) {
+      const r = spawnSync(process.execPath, [BIN, 'server', 'receive'], { env: cliEnv(b.root), input: input as Buffer, timeout: 30_000 });
+      expect(r.status, sentence).toBe(2);
+      expect(r.stderr.toString()).toBe(`novabox: ${sentence}\n`);
+      expect({ ...rows(b.root), actions: 0 }).toEqual({ ...targetRows, actions: 0 });
+    }
+
+    // no space on the target (a state root on an 8 MiB tmpfs): refused before the layers are sent
+    const full = tempRoot('nbx-mig-full-');
+    const config = readFileSync(join(full.root, 'config.json'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', full.root]);
+    try {
+      writeFileSync(join(full.root, 'config.json'), config);
+      const r = await nbA([
+        'server',
+        'migrate',
+        'odd',
+        '--to',
+        `exec:env NOVABOX_ROOT=${full.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(full.root)} ${process.execPath} ${BIN} server receive`,
+      ]);
+      expect(r.exitCode).toBe(4);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^novabox: the target refused the server: this host has \\d+ MiB free in ${full.root} and the server needs about \\d+ MiB\n$`,
+        ),
+      );
+      // nothing but its database and config (no layer, blob, server dir or staging dir)
+      const left = readdirSync(full.root).filter((f) => !f.startsWith('novabox.db') && f !== 'config.json');
+      expect(left.filter((f) => f !== 'tmp' || readdirSync(join(full.root, f)).length > 0)).toEqual([]);
+    } finally {
+      execFileSync('umount', [full.root]);
+      full.remove();
+    }
+    await unchanged('no space');
+    expect(await exec(nbA, 'odd', 'md5sum /data')).toBe(sum);
+    expect(migrationsOf(a.root, created.id)).toEqual(
+      Array.from({ length: 2 }, () => expect.objectContaining({ kind: 'migration', status: 'error' })),
+    );
+  }, 180_000);
 
   it('the receiver killed with SIGKILL after it said ok: the source runs again, and the next command on the target takes the arrival back (a record it had from an earlier stay comes back as it was)', async () => {
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'k9', '-f', 'json'])));

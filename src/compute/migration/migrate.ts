@@ -37,6 +37,9 @@ function hashFile(file: string): string {
   return h.digest('hex');
 }
 
+/** The receive protocol's version: a receiver refuses another one in a sentence. */
+export const PROTOCOL_VERSION = 1;
+
 export interface MigrateOptions {
   to: string;
   /** how long to wait for the receiver to exit once its input is closed */
@@ -217,7 +220,16 @@ export async function migrateServer(
       return f.meta;
     };
     try {
-      await w.frame('Q', { offer: layerIds(parts), name: s.name, serverId: s.id, arch: process.arch });
+      await w.frame('Q', {
+        version: PROTOCOL_VERSION,
+        offer: layerIds(parts),
+        name: s.name,
+        serverId: s.id,
+        arch: process.arch,
+        // what the target needs room for: each layer (blob and unpacked) and the writable layer
+        sizes: Object.fromEntries(parts.image.layers.map((l) => [l.diffId, l.blobSize + l.size])),
+        writable: parts.writable.size,
+      });
     } catch {
       /* a broken pipe: the answer's absence says it */
     }
