@@ -489,6 +489,9 @@ print(json.dumps({'names': names, 'stopped': stopped, 'snapshot': snap_status, '
     expect(refused.stderr).toContain(
       'No valid host was found. This novabox serve knows no other host to migrate to: on this host, run "novabox server migrate mig1 --to ssh://HOST". (HTTP 400)',
     );
+    const live = await osc(['server', 'migrate', '--live-migration', 'mig1']);
+    expect(live.code).not.toBe(0);
+    expect(live.stderr).toContain('No valid host was found. This novabox serve knows no other host to live-migrate to:');
     expect(await statusOf(created.id)).toBe('ACTIVE');
     // a second host: another state root, reached through `server receive`
     const other = tempRoot('nbx-e2e-b-');

@@ -301,7 +301,7 @@ describe('Nova 2.1 (in process)', () => {
     expect(ev).toEqual(['confirmResize', 'resize', 'revertResize', 'resize']);
   });
 
-  it("os-migrations lists the CLI's migrations to other hosts beside resizes; migrate and os-migrateLive answer Nova's No valid host", async () => {
+  it("os-migrations lists the CLI's migrations to other hosts beside resizes; migrate answers Nova's No valid host, os-migrateLive of a SHUTOFF server its state conflict", async () => {
     const { req, token, store } = api();
     const t = await token();
     const id = '66666666-6666-4666-8666-666666666666';
