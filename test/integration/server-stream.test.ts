@@ -430,7 +430,7 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
   }, 240_000);
 
-  it('bad input to migrate, one sentence each, the source unchanged and the target clean: a state Nova refuses, no novabox there, another protocol version or architecture, no stream, no space there', async () => {
+  it('bad input to migrate, one sentence each, the source unchanged and the target clean: a state Nova refuses, no novabox there, another protocol version or architecture, no stream, no space there (up front, or the disk filling meanwhile)', async () => {
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'odd', '-f', 'json'])));
     await exec(nbA, 'odd', 'dd if=/dev/urandom of=/data bs=1M count=12 2>/dev/null');
     const sum = await exec(nbA, 'odd', 'md5sum /data');
@@ -529,10 +529,38 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
       execFileSync('umount', [full.root]);
       full.remove();
     }
+    // a disk that fills while the server is received (something else writes there once the
+    // staging dir exists): the same clean refusal, in a sentence, from the receiver too
+    const filling = tempRoot('nbx-mig-filling-');
+    const config2 = readFileSync(join(filling.root, 'config.json'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', filling.root]);
+    try {
+      writeFileSync(join(filling.root, 'config.json'), config2);
+      const R = filling.root;
+      const filler = `(for i in $(seq 1 1000); do [ -n "$(ls ${R}/tmp 2>/dev/null)" ] && break; sleep 0.01; done; dd if=/dev/zero of=${R}/filler bs=64k 2>/dev/null) &`;
+      const r = await nbA([
+        'server',
+        'migrate',
+        'odd',
+        '--to',
+        `exec:${filler} exec env NOVABOX_ROOT=${R} NOVABOX_CGROUP_PARENT=${cgroupParentFor(R)} ${process.execPath} ${BIN} server receive 2>${R}/receiver.err`,
+      ]);
+      const sentence = `this host ran out of space in ${R} while it received the server; it kept nothing`;
+      expect(r).toMatchObject({ exitCode: 4, stderr: `novabox: the target refused the server: ${sentence}\n` });
+      expect(readFileSync(join(R, 'receiver.err'), 'utf8')).toBe(`novabox: ${sentence}\n`);
+      const left = readdirSync(R).filter((f) => !f.startsWith('novabox.db') && !['config.json', 'filler', 'receiver.err'].includes(f));
+      expect(left.filter((f) => f !== 'tmp' || readdirSync(join(R, f)).length > 0)).toEqual([]);
+      const tdb = new Database(join(R, 'novabox.db'), { timeout: 10_000 });
+      expect(tdb.prepare('SELECT count(*) AS n FROM servers').get()).toEqual({ n: 0 });
+      tdb.close();
+    } finally {
+      execFileSync('umount', [filling.root]);
+      filling.remove();
+    }
     await unchanged('no space');
     expect(await exec(nbA, 'odd', 'md5sum /data')).toBe(sum);
     expect(migrationsOf(a.root, created.id)).toEqual(
-      Array.from({ length: 2 }, () => expect.objectContaining({ kind: 'migration', status: 'error' })),
+      Array.from({ length: 3 }, () => expect.objectContaining({ kind: 'migration', status: 'error' })),
     );
   }, 180_000);
 

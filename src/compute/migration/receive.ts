@@ -20,7 +20,7 @@
 import { statfsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
-import { BadRequest, Conflict } from '../../errors.js';
+import { BadRequest, Conflict, NovaboxError } from '../../errors.js';
 import type { Server } from '../../model/records.js';
 import type { ImageCaller, ImageService } from '../../images/service.js';
 import type { Caller, ComputeService } from '../servers.js';
@@ -57,9 +57,16 @@ function checkRoom(meta: Record<string, unknown>, have: string[]): void {
 
 /** An error's sentence for the sender: a full disk said as such (the estimate above may fall short). */
 function sentence(err: unknown): string {
-  if ((err as NodeJS.ErrnoException).code === 'ENOSPC')
+  if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || /no space left on (the )?device/i.test((err as Error).message)) {
     return `this host ran out of space in ${stateRoot()} while it received the server; it kept nothing`;
+  }
   return (err as Error).message;
+}
+
+/** The receiver's own error (its stderr): the same sentence as the sender's for a full disk. */
+function said(err: unknown): unknown {
+  const s = sentence(err);
+  return s === (err as Error).message ? err : new NovaboxError('sys', s, { cause: err });
 }
 
 export async function receiveServer(
@@ -104,7 +111,7 @@ export async function receiveServer(
     await w.flush();
   } catch (err) {
     await answerError(err);
-    throw err;
+    throw said(err);
   }
   let undo: (() => void) | undefined;
   let server: Server | undefined;
@@ -142,6 +149,6 @@ export async function receiveServer(
       undo();
     }
     await answerError(err);
-    throw err;
+    throw said(err);
   }
 }
