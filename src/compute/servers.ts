@@ -381,12 +381,27 @@ export class ComputeService {
 
   /**
    * `server receive`: a migrated server is held (task resize_finish, owned by the receiver)
-   * from its arrival until the sender's commit; a receiver that dies meanwhile (kill -9)
-   * leaves it for reconcile to take back (dropArrival), while the sender, which never
-   * heard `committed`, starts its own copy again.
+   * from its record's first write (import.ts) until the sender's commit; a receiver that
+   * dies meanwhile (kill -9) leaves it for reconcile to take back (dropArrival), while the
+   * sender, which never heard `committed`, starts its own copy again. This starts it
+   * while it is held.
    */
-  holdArrival(id: string): Server {
-    return this.store.servers.update(id, { taskState: 'resize_finish', ...this.owner() });
+  async startArrival(id: string, caller: Caller): Promise<Server> {
+    const s = this.store.servers.get(id);
+    if (!s || s.taskState !== 'resize_finish' || s.taskOwnerPid !== process.pid) {
+      throw new Conflict(`server ${id} is not an arrival this process holds`);
+    }
+    const a = this.store.actions.start(id, 'start', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    const ev = this.store.actions.event(a.id, 'compute_start_instance');
+    try {
+      await this.boot(s);
+      ev('Success');
+      return this.store.servers.update(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.store.servers.update(id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
+      throw err;
+    }
   }
 
   /** The sender committed: the arrived server is this host's. */

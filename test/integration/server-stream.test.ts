@@ -566,7 +566,7 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
 
   it('the receiver killed with SIGKILL after it said ok: the source runs again, and the next command on the target takes the arrival back (a record it had from an earlier stay comes back as it was)', async () => {
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'k9', '-f', 'json'])));
-    await exec(nbA, 'k9', 'echo kept > /mark');
+    await exec(nbA, 'k9', 'echo kept > /mark && dd if=/dev/urandom of=/data bs=1M count=8 2>/dev/null');
     const pidFile = join(b.root, '..', `k9-receiver-${process.pid}`);
     files.push(pidFile);
     // the receiver stops itself (SIGSTOP) right after its ok; $$ is the pid node gets by exec
@@ -612,6 +612,34 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(rows(b.root)).toEqual(before);
     expect(actionsOf(b.root, created.id)).toEqual(history);
     expect(strip(census(b.root))).toEqual(strip(beforeB));
+
+    // 3: SIGKILL at other moments (while it reads, commits, starts): moved, or the source
+    // runs again and the target's next command leaves it as it was (the image aside)
+    let outcomes = '';
+    for (const delay of [0.1, 0.13, 0.16, 0.19, 0.22, 0.25, 0.3]) {
+      const was = noImages(rows(b.root));
+      const r = await nbA([
+        'server',
+        'migrate',
+        'k9',
+        '--to',
+        `exec:exec 3<&0; ${receiver()} <&3 3<&- & p=$!; exec 3<&-; sleep ${delay}; kill -KILL $p; wait $p`,
+      ]);
+      await nbB(['server', 'list']); // its reconcile
+      await nbB(['image', 'list']); // the sweep of a staging dir left by the kill (every image command's)
+      if (r.exitCode === 0) {
+        outcomes += 'm';
+        expect(await show(nbB, 'k9')).toMatchObject({ id: created.id, status: 'ACTIVE' });
+        expect((await nbB(['server', 'migrate', 'k9', '--to', back])).exitCode).toBe(0);
+      } else {
+        outcomes += 'f';
+        expect(r.stderr.split('\n').length, `${delay}: ${r.stderr}`).toBe(2);
+        expect(await show(nbA, 'k9'), `${delay}`).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+        expect(noImages(rows(b.root)), `${delay}: ${r.stderr}`).toEqual(was);
+      }
+      expect(strip(census(b.root)), `${delay}`).toEqual(strip(beforeB));
+    }
+    expect(outcomes).toContain('f');
   }, 240_000);
 });
 

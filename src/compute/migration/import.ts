@@ -221,6 +221,7 @@ export async function commitStaged(
   if (network === 'novabox') compute.network.check();
   let actionId = 0;
   let madeImage = false;
+  const hold = opts.action === 'migrate';
   // the tombstone of a server that left this host and comes back: the import takes its row
   // (and keeps its history); an undo puts it back as it was
   let tombstone: Server | undefined;
@@ -263,7 +264,9 @@ export async function commitStaged(
         flavorId: st.server.flavor.id,
         flavor: st.server.flavor,
         vmState: 'building',
-        taskState: 'spawning',
+        // an arrival by `server receive` is held until the sender's commit (reconcile takes
+        // it back if this process dies first: ComputeService.dropArrival)
+        taskState: hold ? 'resize_finish' : 'spawning',
         powerState: POWER_STATE.NOSTATE,
         host: hostname(),
         fault: null,
@@ -343,10 +346,8 @@ export async function commitStaged(
     ev('Success');
     const server = store.servers.update(id, {
       vmState: 'stopped',
-      taskState: null,
       powerState: POWER_STATE.SHUTDOWN,
-      taskOwnerPid: null,
-      taskOwnerStart: null,
+      ...(hold ? {} : { taskState: null, taskOwnerPid: null, taskOwnerStart: null }),
     });
     return { server, undo };
   } catch (err) {

@@ -121,9 +121,9 @@ export async function receiveServer(
       const imp = await commitStaged(compute, images, st, caller, { action: 'migrate', notice: (l) => notices.push(l) });
       undo = imp.undo;
       server = imp.server;
-      if (st.header.start) server = await compute.start(server.id, caller);
-      // held until the commit: if this process dies first (kill -9), reconcile takes it back
-      server = compute.holdArrival(server.id);
+      // held until the commit (task resize_finish): if this process dies first (kill -9),
+      // reconcile takes it back
+      if (st.header.start) server = await compute.startArrival(server.id, caller);
     } finally {
       st.staging.remove();
     }
