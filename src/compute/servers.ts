@@ -256,12 +256,15 @@ export class ComputeService {
   /** A server by name or id, reconciled with what is really running. */
   find(nameOrId: string, caller: Caller): Server {
     const s = this.store.servers.find(nameOrId, caller.isAdmin ? undefined : caller.projectId);
-    return this.reconcile(s);
+    const r = this.reconcile(s);
+    if (r.deleted) throw new NotFound(`server "${nameOrId}" not found`); // an arrival taken back
+    return r;
   }
 
   list(filters: Parameters<Store['servers']['list']>[0], caller: Caller): Server[] {
     const rows = this.store.servers.list({ ...filters, projectId: caller.isAdmin ? filters?.projectId : caller.projectId });
-    return rows.map((s) => this.reconcile(s));
+    // (an arrival reconcile took back is gone, unless deleted servers are listed too)
+    return rows.map((s) => this.reconcile(s)).filter((r, i) => !r.deleted || rows[i]!.deleted);
   }
 
   facts(id: string): ServerFacts | undefined {
@@ -277,6 +280,7 @@ export class ComputeService {
     const facts = this.facts(s.id);
     const running = isRunning(facts);
     const taskStale = s.taskState !== null && s.taskOwnerPid !== null && !isSameProcess(s.taskOwnerPid, s.taskOwnerStart);
+    if (taskStale && s.taskState === 'resize_finish') return this.dropArrival(s);
     if (taskStale) {
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);
@@ -373,6 +377,84 @@ export class ComputeService {
     } catch {
       /* gone already, or retried by doctor */
     }
+  }
+
+  /**
+   * `server receive`: a migrated server is held (task resize_finish, owned by the receiver)
+   * from its record's first write (import.ts) until the sender's commit; a receiver that
+   * dies meanwhile (kill -9) leaves it for reconcile to take back (dropArrival), while the
+   * sender, which never heard `committed`, starts its own copy again. This starts it
+   * while it is held.
+   */
+  async startArrival(id: string, caller: Caller): Promise<Server> {
+    const s = this.store.servers.get(id);
+    if (!s || s.taskState !== 'resize_finish' || s.taskOwnerPid !== process.pid) {
+      throw new Conflict(`server ${id} is not an arrival this process holds`);
+    }
+    const a = this.store.actions.start(id, 'start', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    const ev = this.store.actions.event(a.id, 'compute_start_instance');
+    try {
+      await this.boot(s);
+      ev('Success');
+      return this.store.servers.update(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.store.servers.update(id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
+      throw err;
+    }
+  }
+
+  /** The sender committed: the arrived server is this host's. */
+  settleArrival(id: string): Server {
+    return this.store.servers.update(id, { taskState: null, taskOwnerPid: null, taskOwnerStart: null });
+  }
+
+  /**
+   * A server that arrived by `server migrate` and whose receiver died before the sender
+   * committed: the sender runs its own copy again, so this one goes (container, cgroup,
+   * address, ports, files, id range), and its record goes back to what it was before the
+   * arrival: none, or the deleted record of its earlier stay here (without the actions of
+   * the arrival). The image it may have brought stays.
+   */
+  private dropArrival(s: Server): Server {
+    const cur = this.store.tx(() => {
+      const c = this.store.servers.get(s.id);
+      if (!c || c.taskState !== 'resize_finish' || c.taskOwnerPid === null || isSameProcess(c.taskOwnerPid, c.taskOwnerStart)) return c;
+      return this.store.servers.update(c.id, { taskState: 'deleting', ...this.owner() });
+    });
+    if (!cur || cur.taskState !== 'deleting' || cur.taskOwnerPid !== process.pid) return cur ?? { ...s, deleted: true };
+    this.halt(cur, 0, true);
+    try {
+      this.driver.open(cgroupPathOf(cur.id)).remove();
+    } catch {
+      /* nothing there */
+    }
+    this.store.servers.clearRuntime(cur.id);
+    this.releaseNetwork(cur.id);
+    this.ports.forget(cur.id);
+    this.volumes.detachAll(cur.id);
+    removeServerFiles(cur.id);
+    this.idmaps.release(cur.id);
+    return this.store.tx(() => {
+      const actions = this.store.actions.list(cur.id); // newest first
+      const arrival = actions.find((a) => a.action === 'migrate');
+      const earlier = arrival ? actions.filter((a) => a.id < arrival.id) : [];
+      if (!arrival || earlier.length === 0) {
+        this.store.servers.remove(cur.id);
+        return { ...cur, deleted: true, vmState: 'deleted' as VmState, taskState: null };
+      }
+      // it had been here before and left: its deleted record, as it was
+      this.store.actions.removeFrom(cur.id, arrival.id);
+      return this.store.servers.update(cur.id, {
+        deleted: true,
+        vmState: 'deleted',
+        taskState: null,
+        powerState: POWER_STATE.NOSTATE,
+        terminatedAt: earlier[0]!.startTime,
+        taskOwnerPid: null,
+        taskOwnerStart: null,
+      });
+    });
   }
 
   private killUnrecorded(id: string): void {

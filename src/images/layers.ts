@@ -241,7 +241,13 @@ class Tap extends Transform {
     this.hash.update(chunk);
     this.bytes += chunk.length;
     if (this.fd !== undefined) {
-      for (let off = 0; off < chunk.length; ) off += writeSync(this.fd, chunk, off);
+      try {
+        for (let off = 0; off < chunk.length; ) off += writeSync(this.fd, chunk, off);
+      } catch (err) {
+        // a full disk (ENOSPC) fails the pipeline like any stage: thrown here it would end the process
+        done(err as Error);
+        return;
+      }
     }
     done(null, chunk);
   }
@@ -351,6 +357,10 @@ export async function extractLayer(
     const code = await tarDone;
     if (code !== 0) {
       const line = tarErr.split('\n').find((l) => l.trim() && !/Exiting with failure/.test(l)) ?? `exit status ${code}`;
+      // GNU tar's short write is a full disk: not the layer's fault
+      if (/No space left on device|Wrote only \d+ of \d+ bytes/.test(tarErr)) {
+        throw new NovaboxError('sys', 'extracting the layer failed: no space left on the device');
+      }
       throw new BadRequest(`extracting the layer failed: ${line.replace(/^tar: /, '')}`);
     }
     const diffId = plain.digest();

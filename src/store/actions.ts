@@ -60,6 +60,11 @@ export class ActionRepo {
     this.sql('UPDATE instance_actions SET message = ? WHERE id = ?').run(message, actionId);
   }
 
+  /** Takes back a server's actions from one on (and their events): an import undone over a server's tombstone. */
+  removeFrom(serverId: string, actionId: number): void {
+    this.sql('DELETE FROM instance_actions WHERE server_id = ? AND id >= ?').run(serverId, actionId);
+  }
+
   /** Newest first. */
   list(serverId: string): InstanceAction[] {
     return this.sql<InstanceAction>(`SELECT ${ACTION_COLUMNS} FROM instance_actions WHERE server_id = ? ORDER BY id DESC`).all(serverId);

@@ -403,4 +403,13 @@ CREATE INDEX volumes_server ON volumes(server_id);
 ALTER TABLE servers ADD COLUMN init TEXT NOT NULL DEFAULT 'novabox' CHECK (init IN ('novabox', 'systemd'));
 `,
   },
+  {
+    // Issue 18: `server migrate` records its migration on the source (kind 'migration'),
+    // as Nova's migration record: os-migrations lists it with the target's host.
+    name: '012 migrations between hosts',
+    sql: `
+ALTER TABLE server_migrations ADD COLUMN dest_compute TEXT;
+ALTER TABLE server_migrations ADD COLUMN dest_host TEXT;
+`,
+  },
 ];

@@ -8,10 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
-import { runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, runCli, tempRoot } from '../helpers/run-cli.js';
 import { missingCommands, skipEachIf } from '../helpers/skip.js';
 import { cloudsFor, run, startServe, tokenFor, type Serve } from './serve.js';
 
@@ -477,6 +478,47 @@ print(json.dumps({'names': names, 'stopped': stopped, 'snapshot': snap_status, '
       left: ['cli1', 'web1'],
       images: ['busybox'],
     });
+  }, 120_000);
+
+  it("server migrate: serve answers Nova's No valid host; the CLI's migration to another host is in server migration list", async () => {
+    const created = JSON.parse(
+      (await nb(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'mig1', '-f', 'json'])).stdout,
+    );
+    const refused = await osc(['server', 'migrate', 'mig1']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(
+      'No valid host was found. This novabox serve knows no other host to migrate to: on this host, run "novabox server migrate mig1 --to ssh://HOST". (HTTP 400)',
+    );
+    const live = await osc(['server', 'migrate', '--live-migration', 'mig1']);
+    expect(live.code).not.toBe(0);
+    expect(live.stderr).toContain('No valid host was found. This novabox serve knows no other host to live-migrate to:');
+    expect(await statusOf(created.id)).toBe('ACTIVE');
+    // a second host: another state root, reached through `server receive`
+    const other = tempRoot('nbx-e2e-b-');
+    try {
+      const receive = `exec:env NOVABOX_ROOT=${other.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(other.root)} ${process.execPath} ${BIN} server receive`;
+      const moved = await nb(['server', 'migrate', 'mig1', '--to', receive]);
+      expect(moved.exitCode, moved.stderr).toBe(0);
+      const list = await json(['server', 'migration', 'list']);
+      const row = list.find((m: Record<string, unknown>) => m['Server UUID'] === created.id);
+      expect(row, JSON.stringify(list)).toMatchObject({
+        Status: 'confirmed',
+        'Source Compute': hostname(),
+        'Dest Compute': hostname(),
+        'Old Flavor': row['New Flavor'],
+      });
+      // (--server looks the server up: it is gone from this host)
+      const ids = async (status: string) =>
+        (await json(['server', 'migration', 'list', '--status', status])).map((m: Record<string, unknown>) => m['Server UUID']);
+      expect(await ids('confirmed')).toContain(created.id);
+      expect(await ids('error')).not.toContain(created.id);
+      expect((await api('GET', `/compute/v2.1/servers/${created.id}`, await adminToken())).status).toBe(404);
+    } finally {
+      // whatever arrived there goes before its root does
+      await runCli(['server', 'delete', '--force', created.id], { root: other.root });
+      expect((await runCli(['server', 'list', '-f', 'value'], { root: other.root })).stdout).toBe('');
+      other.remove();
+    }
   }, 120_000);
 
   it('deletes with --wait; the CLI deletes its own', async () => {

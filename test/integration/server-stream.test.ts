@@ -8,6 +8,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -18,6 +19,8 @@ import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const Database = Sqlite as unknown as DatabaseConstructor;
 const isRoot = process.getuid?.() === 0;
+
+const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
 
 /** what a root's database and layer store hold */
 function rows(root: string) {
@@ -36,6 +39,20 @@ function rows(root: string) {
       serverDirs: ls('servers'),
       tmp: ls('tmp'),
     };
+  } finally {
+    db.close();
+  }
+}
+
+/** the migration records a root keeps of a server (os-migrations' rows) */
+function migrationsOf(root: string, serverId: string) {
+  const db = new Database(join(root, 'novabox.db'), { timeout: 10_000 });
+  try {
+    return db
+      .prepare(
+        'SELECT kind, status, host, dest_compute AS destCompute, dest_host AS destHost FROM server_migrations WHERE server_id = ? ORDER BY id',
+      )
+      .all(serverId);
   } finally {
     db.close();
   }
@@ -99,10 +116,9 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
       [nbB, b.root],
     ] as const) {
       for (const s of JSON.parse((await nb(['server', 'list', '-f', 'json'])).stdout || '[]') as { ID: string; Name: string }[])
-        if (s.Name !== 'holder') await nb(['server', 'delete', '--force', s.ID]);
+        if (s.Name !== 'holder') await nb(['server', 'delete', '--force', '--override-lock', s.ID]);
       expect(readdirSync(join(root, 'tmp'))).toEqual([]);
     }
-    const strip = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/')) });
     expect(strip(census(a.root))).toEqual(strip(beforeA));
     expect(strip(census(b.root))).toEqual(strip(beforeB));
   });
@@ -326,6 +342,11 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect([[`old.${cnt}`], [`old.${cnt - 1}`], [`old.${cnt - 1}`, `old.${cnt}`]]).toContainEqual(out.slice(1));
     expect(actionsOf(a.root, created.id)).toEqual(['create', 'migrate', 'stop', 'delete']);
     expect(actionsOf(b.root, created.id)).toEqual(['migrate', 'start']);
+    // the source's migration record (os-migrations): this host to the target as it named itself
+    expect(migrationsOf(a.root, created.id)).toEqual([
+      { kind: 'migration', status: 'confirmed', host: hostname(), destCompute: hostname(), destHost: null },
+    ]);
+    expect(migrationsOf(b.root, created.id)).toEqual([]);
     // and back, stopped before anything is sent (--no-precopy): the deleted record it left
     // on A is replaced by the live one
     const back = `exec:env NOVABOX_ROOT=${a.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(a.root)} ${process.execPath} ${BIN} server receive`;
@@ -334,7 +355,8 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(r2.stderr).toMatch(/novabox: mover: \d+ bytes sent \(writable layer \d+, 1 image layers already there\), downtime \d+ ms\n$/);
     expect(await show(nbA, 'mover')).toMatchObject({ id: created.id, status: 'ACTIVE' });
     expect(await exec(nbA, 'mover', 'md5sum /data')).toBe(sum);
-    expect(actionsOf(a.root, created.id)).toEqual(['migrate', 'start']);
+    // (the record it left here comes back to life with its history, as Nova keeps one)
+    expect(actionsOf(a.root, created.id)).toEqual(['create', 'migrate', 'stop', 'delete', 'migrate', 'start']);
   }, 180_000);
 
   it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut, receiver or sender killed)', async () => {
@@ -364,6 +386,10 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
       expect({ ...after, actions: 0 }, to).toEqual({ ...rowsFree, actions: 0 });
     }
     expect(await exec(nbA, 'stay', 'ls -la /data | wc -l')).toBe('1\n');
+    // each failed migration is recorded on the source as Nova's status error
+    expect(migrationsOf(a.root, created.id)).toEqual(
+      Array.from({ length: 4 }, () => expect.objectContaining({ kind: 'migration', status: 'error', host: hostname() })),
+    );
     // the receiver is killed (SIGTERM) at some moment of the exchange: either the server moved
     // (the target confirmed first) or it runs here again and the target kept nothing
     let moves = 0;
@@ -402,6 +428,218 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(err).toBe('novabox: the migration of server "stay" was interrupted\n');
     expect(await show(nbA, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
     expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
+  }, 240_000);
+
+  it('bad input to migrate, one sentence each, the source unchanged and the target clean: a state Nova refuses, no novabox there, another protocol version or architecture, no stream, no space there (up front, or the disk filling meanwhile)', async () => {
+    const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'odd', '-f', 'json'])));
+    await exec(nbA, 'odd', 'dd if=/dev/urandom of=/data bs=1M count=12 2>/dev/null');
+    const sum = await exec(nbA, 'odd', 'md5sum /data');
+    const targetRows = rows(b.root);
+    const unchanged = async (what: string) => {
+      expect(await show(nbA, 'odd'), what).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+      expect({ ...rows(b.root), actions: 0 }, what).toEqual({ ...targetRows, actions: 0 });
+    };
+    const to = `exec:${receiver()}`;
+    const records = () => migrationsOf(a.root, created.id).length;
+
+    // states Nova refuses (its words), checked before anything is recorded or sent
+    await ok(nbA(['server', 'pause', 'odd']));
+    expect(await nbA(['server', 'migrate', 'odd', '--to', to])).toMatchObject({
+      exitCode: 4,
+      stderr: `novabox: Cannot 'migrate' instance ${created.id} while it is in vm_state paused\n`,
+    });
+    await ok(nbA(['server', 'unpause', 'odd']));
+    await ok(nbA(['server', 'lock', 'odd']));
+    const locked = await nbA(['server', 'migrate', 'odd', '--to', to]);
+    expect(locked.exitCode).toBe(4);
+    expect(locked.stderr).toMatch(/^novabox: server "odd" is locked[^\n]*\n$/);
+    await ok(nbA(['server', 'unlock', 'odd']));
+    const db = new Database(join(a.root, 'novabox.db'), { timeout: 10_000 });
+    db.prepare("UPDATE servers SET vm_state = 'error' WHERE id = ?").run(created.id);
+    expect(await nbA(['server', 'migrate', 'odd', '--to', to])).toMatchObject({
+      exitCode: 4,
+      stderr: `novabox: Cannot 'migrate' instance ${created.id} while it is in vm_state error\n`,
+    });
+    db.prepare("UPDATE servers SET vm_state = 'active' WHERE id = ?").run(created.id);
+    db.close();
+    expect(records()).toBe(0);
+    await unchanged('refused states');
+
+    // a target without novabox: the shell there says so, and the sender quotes it
+    const none = await nbA(['server', 'migrate', 'odd', '--to', 'exec:nosuch-novabox server receive']);
+    expect(none.exitCode).not.toBe(0);
+    expect(none.stderr).toMatch(
+      /^novabox: the receiving side ended before it said which layers it has: sh: \d+: nosuch-novabox: not found\n$/,
+    );
+    await unchanged('no novabox');
+
+    // a receiver spoken to in another protocol version, from another architecture, or not at all
+    const { FrameWriter } = await import('../../src/compute/migration/export.js');
+    const { PassThrough } = await import('node:stream');
+    const offer = async (meta: Record<string, unknown>) => {
+      const out = new PassThrough();
+      const chunks: Buffer[] = [];
+      out.on('data', (c: Buffer) => chunks.push(c));
+      await new FrameWriter(out).frame('Q', {
+        offer: [],
+        name: 'odd2',
+        serverId: randomBytes(16).toString('hex'),
+        arch: process.arch,
+        ...meta,
+      });
+      return Buffer.concat(chunks);
+    };
+    for (const [input, sentence] of [
+      [
+        await offer({ version: 2 }),
+        "the sender speaks version 2 of the migrate protocol and this host's novabox version 1: install the same novabox on both hosts",
+      ],
+      [await offer({ arch: 'mips64' }), `the server is of a linux/mips64 host; this host is linux/${process.arch}`],
+      [Buffer.from('GET / HTTP/1.1\r\n\r\n'), 'the input is not a novabox server stream (it does not start with "NBX1")'],
+    ] as const) {
+      const r = spawnSync(process.execPath, [BIN, 'server', 'receive'], { env: cliEnv(b.root), input: input as Buffer, timeout: 30_000 });
+      expect(r.status, sentence).toBe(2);
+      expect(r.stderr.toString()).toBe(`novabox: ${sentence}\n`);
+      expect({ ...rows(b.root), actions: 0 }).toEqual({ ...targetRows, actions: 0 });
+    }
+
+    // no space on the target (a state root on an 8 MiB tmpfs): refused before the layers are sent
+    const full = tempRoot('nbx-mig-full-');
+    const config = readFileSync(join(full.root, 'config.json'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', full.root]);
+    try {
+      writeFileSync(join(full.root, 'config.json'), config);
+      const r = await nbA([
+        'server',
+        'migrate',
+        'odd',
+        '--to',
+        `exec:env NOVABOX_ROOT=${full.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(full.root)} ${process.execPath} ${BIN} server receive`,
+      ]);
+      expect(r.exitCode).toBe(4);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^novabox: the target refused the server: this host has \\d+ MiB free in ${full.root} and the server needs about \\d+ MiB\n$`,
+        ),
+      );
+      // nothing but its database and config (no layer, blob, server dir or staging dir)
+      const left = readdirSync(full.root).filter((f) => !f.startsWith('novabox.db') && f !== 'config.json');
+      expect(left.filter((f) => f !== 'tmp' || readdirSync(join(full.root, f)).length > 0)).toEqual([]);
+    } finally {
+      execFileSync('umount', [full.root]);
+      full.remove();
+    }
+    // a disk that fills while the server is received (something else writes there once the
+    // staging dir exists): the same clean refusal, in a sentence, from the receiver too
+    const filling = tempRoot('nbx-mig-filling-');
+    const config2 = readFileSync(join(filling.root, 'config.json'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', filling.root]);
+    try {
+      writeFileSync(join(filling.root, 'config.json'), config2);
+      const R = filling.root;
+      const filler = `(for i in $(seq 1 1000); do [ -n "$(ls ${R}/tmp 2>/dev/null)" ] && break; sleep 0.01; done; dd if=/dev/zero of=${R}/filler bs=64k 2>/dev/null) &`;
+      const r = await nbA([
+        'server',
+        'migrate',
+        'odd',
+        '--to',
+        `exec:${filler} exec env NOVABOX_ROOT=${R} NOVABOX_CGROUP_PARENT=${cgroupParentFor(R)} ${process.execPath} ${BIN} server receive 2>${R}/receiver.err`,
+      ]);
+      const sentence = `this host ran out of space in ${R} while it received the server; it kept nothing`;
+      expect(r).toMatchObject({ exitCode: 4, stderr: `novabox: the target refused the server: ${sentence}\n` });
+      expect(readFileSync(join(R, 'receiver.err'), 'utf8')).toBe(`novabox: ${sentence}\n`);
+      const left = readdirSync(R).filter((f) => !f.startsWith('novabox.db') && !['config.json', 'filler', 'receiver.err'].includes(f));
+      expect(left.filter((f) => f !== 'tmp' || readdirSync(join(R, f)).length > 0)).toEqual([]);
+      const tdb = new Database(join(R, 'novabox.db'), { timeout: 10_000 });
+      expect(tdb.prepare('SELECT count(*) AS n FROM servers').get()).toEqual({ n: 0 });
+      tdb.close();
+    } finally {
+      execFileSync('umount', [filling.root]);
+      filling.remove();
+    }
+    await unchanged('no space');
+    expect(await exec(nbA, 'odd', 'md5sum /data')).toBe(sum);
+    expect(migrationsOf(a.root, created.id)).toEqual(
+      Array.from({ length: 3 }, () => expect.objectContaining({ kind: 'migration', status: 'error' })),
+    );
+  }, 180_000);
+
+  it('the receiver killed with SIGKILL after it said ok: the source runs again, and the next command on the target takes the arrival back (a record it had from an earlier stay comes back as it was)', async () => {
+    const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'k9', '-f', 'json'])));
+    await exec(nbA, 'k9', 'echo kept > /mark && dd if=/dev/urandom of=/data bs=1M count=8 2>/dev/null');
+    const pidFile = join(b.root, '..', `k9-receiver-${process.pid}`);
+    files.push(pidFile);
+    // the receiver stops itself (SIGSTOP) right after its ok; $$ is the pid node gets by exec
+    const paused = `exec:echo $$ > ${pidFile}; exec env NOVABOX_TEST_PAUSE=receive-ok NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const killAfterOk = async () => {
+      rmSync(pidFile, { force: true });
+      const sender = nbA(['server', 'migrate', 'k9', '--to', paused]);
+      let pid = 0;
+      for (let i = 0; i < 600 && !pid; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const p = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+        if (p && /^\d+ \(.*\) T /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))) pid = p;
+      }
+      expect(pid, 'the receiver reached its pause').toBeGreaterThan(0);
+      // held there until the commit: task resize_finish, the server there running
+      const held = rows(b.root).servers.find((x) => (x as { id: string }).id === created.id);
+      expect(held).toMatchObject({ vm_state: 'active', deleted: 0 });
+      process.kill(pid, 'SIGKILL');
+      const r = await sender;
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toMatch(/^novabox: the receiving side ended before it confirmed the migration[^\n]*\n$/);
+      expect(await show(nbA, 'k9')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+      expect(await exec(nbA, 'k9', 'cat /mark')).toBe('kept\n');
+    };
+    const noImages = (x: ReturnType<typeof rows>) => ({ ...x, images: [], layers: [], layerDirs: [], blobs: [] });
+
+    // 1: a server new to the target
+    const fresh = rows(b.root);
+    await killAfterOk();
+    expect((await nbB(['server', 'list', '-f', 'json'])).stdout).not.toContain(created.id); // reconcile took it back
+    expect(noImages(rows(b.root))).toEqual(noImages(fresh));
+    expect(strip(census(b.root))).toEqual(strip(beforeB));
+
+    // 2: it was here before (moved here and back): its deleted record and history come back as they were
+    const back = `exec:env NOVABOX_ROOT=${a.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(a.root)} ${process.execPath} ${BIN} server receive`;
+    expect((await nbA(['server', 'migrate', 'k9', '--to', `exec:${receiver()}`])).exitCode).toBe(0);
+    expect((await nbB(['server', 'migrate', 'k9', '--to', back])).exitCode).toBe(0);
+    const before = rows(b.root);
+    const history = actionsOf(b.root, created.id);
+    expect(history).toEqual(['migrate', 'start', 'migrate', 'stop', 'delete']);
+    await killAfterOk();
+    expect((await nbB(['server', 'show', created.id])).exitCode).toBe(3);
+    expect(rows(b.root)).toEqual(before);
+    expect(actionsOf(b.root, created.id)).toEqual(history);
+    expect(strip(census(b.root))).toEqual(strip(beforeB));
+
+    // 3: SIGKILL at other moments (while it reads, commits, starts): moved, or the source
+    // runs again and the target's next command leaves it as it was (the image aside)
+    let outcomes = '';
+    for (const delay of [0.1, 0.13, 0.16, 0.19, 0.22, 0.25, 0.3]) {
+      const was = noImages(rows(b.root));
+      const r = await nbA([
+        'server',
+        'migrate',
+        'k9',
+        '--to',
+        `exec:exec 3<&0; ${receiver()} <&3 3<&- & p=$!; exec 3<&-; sleep ${delay}; kill -KILL $p; wait $p`,
+      ]);
+      await nbB(['server', 'list']); // its reconcile
+      await nbB(['image', 'list']); // the sweep of a staging dir left by the kill (every image command's)
+      if (r.exitCode === 0) {
+        outcomes += 'm';
+        expect(await show(nbB, 'k9')).toMatchObject({ id: created.id, status: 'ACTIVE' });
+        expect((await nbB(['server', 'migrate', 'k9', '--to', back])).exitCode).toBe(0);
+      } else {
+        outcomes += 'f';
+        expect(r.stderr.split('\n').length, `${delay}: ${r.stderr}`).toBe(2);
+        expect(await show(nbA, 'k9'), `${delay}`).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+        expect(noImages(rows(b.root)), `${delay}: ${r.stderr}`).toEqual(was);
+      }
+      expect(strip(census(b.root)), `${delay}`).toEqual(strip(beforeB));
+    }
+    expect(outcomes).toContain('f');
   }, 240_000);
 });
 

@@ -147,7 +147,10 @@ export function registerActions(app: FastifyInstance, ctx: ComputeCtx): void {
         requireAdmin(c, `os_compute_api:os-migrate-server:${action}`);
         // Nova checks the server's state before scheduling: its own conflict comes first
         compute.checkMigratable(s.id, c, action);
-        throw new BadRequest('No valid host was found. novabox is a single host: there is nowhere to migrate to.');
+        // serve knows no other host (Nova's scheduler found none): the CLI moves servers between hosts
+        throw new BadRequest(
+          `No valid host was found. This novabox serve knows no other host to ${action === 'migrate' ? 'migrate' : 'live-migrate'} to: on this host, run "novabox server migrate ${s.name} --to ssh://HOST".`,
+        );
       case 'forceDelete':
       case 'restore':
         throw new Conflict(`Cannot '${action}' instance ${s.id} while it is in vm_state ${s.vmState}`);

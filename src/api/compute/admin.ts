@@ -199,16 +199,19 @@ export function registerAdmin(app: FastifyInstance, ctx: ComputeCtx): void {
     const q = req.query;
     let list = store.resizes.list({ serverId: q.instance_uuid });
     if (q.status !== undefined) list = list.filter((m) => m.status === q.status);
+    if (q.migration_type !== undefined) list = list.filter((m) => m.kind === q.migration_type);
+    if (q.source_compute !== undefined) list = list.filter((m) => m.host === q.source_compute);
     return {
+      // a resize stays on this host; a migration (`server migrate`) names the target as it named itself
       migrations: list.map((m) => ({
         id: m.id,
         status: m.status,
         instance_uuid: m.serverId,
         source_node: m.host,
         source_compute: m.host,
-        dest_node: m.host,
-        dest_compute: m.host,
-        dest_host: '127.0.0.1',
+        dest_node: m.kind === 'resize' ? m.host : m.destCompute,
+        dest_compute: m.kind === 'resize' ? m.host : m.destCompute,
+        dest_host: m.kind === 'resize' ? '127.0.0.1' : m.destHost,
         old_instance_type_id: m.oldFlavorInt,
         new_instance_type_id: m.newFlavorInt,
         created_at: novaTime(m.createdAt),

@@ -221,12 +221,19 @@ export async function commitStaged(
   if (network === 'novabox') compute.network.check();
   let actionId = 0;
   let madeImage = false;
+  const hold = opts.action === 'migrate';
+  // the tombstone of a server that left this host and comes back: the import takes its row
+  // (and keeps its history); an undo puts it back as it was
+  let tombstone: Server | undefined;
   const undo = () => {
     removeServerFiles(id);
     compute.network.release(id);
     compute.idmaps.release(id);
     store.tx(() => {
-      if (store.servers.getAny(id)) store.servers.remove(id);
+      if (tombstone) {
+        if (actionId) store.actions.removeFrom(id, actionId);
+        store.servers.update(id, tombstone);
+      } else if (store.servers.getAny(id)) store.servers.remove(id);
     });
     if (madeImage) images.delete(img.id, { ...caller, isAdmin: true });
   };
@@ -235,7 +242,7 @@ export async function commitStaged(
       checkNameFree(compute, name, opts.name !== undefined);
       const old = store.servers.getAny(id);
       if (old && !old.deleted) throw new Conflict(`server ${id} already exists on this host (named "${old.name}")`);
-      if (old) store.servers.remove(id); // the tombstone of a server that left this host and comes back
+      tombstone = old;
       if (img.create) {
         images.adoptImage(
           { ...img.create, visibility: img.create.visibility as 'private', config: img.create.config as never },
@@ -246,7 +253,7 @@ export async function commitStaged(
         madeImage = true;
       }
       const now = nowIso();
-      store.servers.insert({
+      const record: Parameters<typeof store.servers.insert>[0] = {
         ...src,
         id,
         name,
@@ -257,7 +264,9 @@ export async function commitStaged(
         flavorId: st.server.flavor.id,
         flavor: st.server.flavor,
         vmState: 'building',
-        taskState: 'spawning',
+        // an arrival by `server receive` is held until the sender's commit (reconcile takes
+        // it back if this process dies first: ComputeService.dropArrival)
+        taskState: hold ? 'resize_finish' : 'spawning',
         powerState: POWER_STATE.NOSTATE,
         host: hostname(),
         fault: null,
@@ -269,7 +278,9 @@ export async function commitStaged(
         terminatedAt: null,
         deleted: false,
         restartCount: 0,
-      });
+      };
+      if (tombstone) store.servers.update(id, record);
+      else store.servers.insert(record);
       if (network === 'novabox') {
         const want = st.server.fixedIp;
         let lease: { address: string } | undefined;
@@ -335,10 +346,8 @@ export async function commitStaged(
     ev('Success');
     const server = store.servers.update(id, {
       vmState: 'stopped',
-      taskState: null,
       powerState: POWER_STATE.SHUTDOWN,
-      taskOwnerPid: null,
-      taskOwnerStart: null,
+      ...(hold ? {} : { taskState: null, taskOwnerPid: null, taskOwnerStart: null }),
     });
     return { server, undo };
   } catch (err) {

@@ -37,6 +37,9 @@ function hashFile(file: string): string {
   return h.digest('hex');
 }
 
+/** The receive protocol's version: a receiver refuses another one in a sentence. */
+export const PROTOCOL_VERSION = 1;
+
 export interface MigrateOptions {
   to: string;
   /** how long to wait for the receiver to exit once its input is closed */
@@ -80,6 +83,12 @@ export function transportCommand(to: string): string[] {
   throw new BadRequest(`invalid --to ${JSON.stringify(to)}: expected ssh://[USER@]HOST[:PORT] or exec:COMMAND`);
 }
 
+/** The target's address as --to names it (Nova's dest_host): the ssh host; none for exec:. */
+export function targetHost(to: string): string | null {
+  const m = /^ssh:\/\/(?:[^@]+@)?([^:[\]]+|\[[0-9A-Fa-f:]+\])/.exec(to);
+  return m ? m[1]!.replace(/^\[|\]$/g, '') : null;
+}
+
 export async function migrateServer(
   compute: ComputeService,
   images: ImageService,
@@ -100,6 +109,16 @@ export async function migrateServer(
     userId: caller.userId,
     projectId: caller.projectId,
   });
+  // Nova's migration record, on the source: os-migrations lists it (confirmed, or error)
+  const record = store.resizes.insertMigration({
+    serverId: first.id,
+    projectId: first.projectId,
+    flavorId: first.flavorId,
+    preVmState: first.vmState,
+    host: first.host,
+    destHost: targetHost(opts.to),
+  });
+  let destCompute: string | null = null;
   let step = store.actions.event(action.id, 'compute_prep_resize');
   let stoppedAt = 0;
   let parts: ExportParts | undefined;
@@ -201,11 +220,22 @@ export async function migrateServer(
       return f.meta;
     };
     try {
-      await w.frame('Q', { offer: layerIds(parts), name: s.name, serverId: s.id, arch: process.arch });
+      await w.frame('Q', {
+        version: PROTOCOL_VERSION,
+        offer: layerIds(parts),
+        name: s.name,
+        serverId: s.id,
+        arch: process.arch,
+        // what the target needs room for: each layer (blob and unpacked) and the writable layer
+        sizes: Object.fromEntries(parts.image.layers.map((l) => [l.diffId, l.blobSize + l.size])),
+        writable: parts.writable.size,
+      });
     } catch {
       /* a broken pipe: the answer's absence says it */
     }
-    const have = new Set(((await answer('before it said which layers it has')).have as string[]) ?? []);
+    const offered = await answer('before it said which layers it has');
+    if (typeof offered.host === 'string') destCompute = offered.host;
+    const have = new Set((offered.have as string[]) ?? []);
     try {
       await sendParts(w, parts, have, !precopy);
       if (precopy) {
@@ -234,6 +264,7 @@ export async function migrateServer(
     await w.frame('Q', { commit: true });
     await answer('before it confirmed the migration');
     committed = true;
+    store.resizes.setStatus(record.id, 'confirmed', { compute: destCompute, host: null });
     proc.stdin!.end();
     await exited;
     step('Success');
@@ -256,6 +287,7 @@ export async function migrateServer(
         ? new NovaboxError('sys', `the migration of server "${first.name}" was interrupted`)
         : caught;
     step('Error', (err as Error).message);
+    store.resizes.setStatus(record.id, 'error', { compute: destCompute, host: null });
     // the receiver takes everything back when its input ends; wait for it
     if (child) {
       child.stdin?.end();

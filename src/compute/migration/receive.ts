@@ -4,7 +4,7 @@
  *
  *   sender                                   receiver
  *   Q {offer: diff ids, name, serverId} ──▶  checks name, id, architecture
- *                                       ◀──  A {have: diff ids here} | A {error}
+ *                                       ◀──  A {have: diff ids here, host} | A {error}
  *   H S I L(only those not had) W E     ──▶  reads into a Staging, checks every digest,
  *                                            commits (SHUTOFF), starts if H says so
  *                                       ◀──  A {ok, server} | A {error}
@@ -14,15 +14,60 @@
  * Anything else after `ok` (end of input, a broken pipe, a frame that is no commit) takes
  * the server back: stopped, records, leases and files removed, the image too if this
  * receive made it. So the target keeps nothing unless the sender heard `ok` and said so.
+ * Until the commit the server is held (task resize_finish, owned by this process): if this
+ * process is killed outright, the next command's reconcile takes it back (but the image).
  */
+import { statfsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
-import { BadRequest, Conflict } from '../../errors.js';
+import { BadRequest, Conflict, NovaboxError } from '../../errors.js';
 import type { Server } from '../../model/records.js';
 import type { ImageCaller, ImageService } from '../../images/service.js';
 import type { Caller, ComputeService } from '../servers.js';
 import { FrameWriter } from './export.js';
 import { commitStaged, readStream } from './import.js';
 import { type ByteReader, readFrame } from './stream.js';
+import { stateRoot } from '../../util/paths.js';
+import { testPause } from '../../util/test-pause.js';
+
+const MiB = 2 ** 20;
+
+/**
+ * Refuses a server the target has no room for, before anything is sent: the layers it
+ * lacks (blob and unpacked) and the writable layer twice (its tar staged, then unpacked),
+ * against the free space of the state root's file system.
+ */
+function checkRoom(meta: Record<string, unknown>, have: string[]): void {
+  const sizes = (meta.sizes ?? {}) as Record<string, unknown>;
+  let need = 2 * Number(meta.writable ?? 0) + MiB;
+  for (const [d, n] of Object.entries(sizes)) if (!have.includes(d)) need += Number(n) || 0;
+  let free: number;
+  try {
+    const st = statfsSync(stateRoot());
+    free = st.bavail * st.bsize;
+  } catch {
+    return;
+  }
+  if (need > free) {
+    throw new Conflict(
+      `this host has ${Math.floor(free / MiB)} MiB free in ${stateRoot()} and the server needs about ${Math.ceil(need / MiB)} MiB`,
+    );
+  }
+}
+
+/** An error's sentence for the sender: a full disk said as such (the estimate above may fall short). */
+function sentence(err: unknown): string {
+  if ((err as NodeJS.ErrnoException).code === 'ENOSPC' || /no space left on (the )?device/i.test((err as Error).message)) {
+    return `this host ran out of space in ${stateRoot()} while it received the server; it kept nothing`;
+  }
+  return (err as Error).message;
+}
+
+/** The receiver's own error (its stderr): the same sentence as the sender's for a full disk. */
+function said(err: unknown): unknown {
+  const s = sentence(err);
+  return s === (err as Error).message ? err : new NovaboxError('sys', s, { cause: err });
+}
 
 export async function receiveServer(
   compute: ComputeService,
@@ -35,7 +80,7 @@ export async function receiveServer(
   const w = new FrameWriter(out);
   const answerError = async (err: unknown) => {
     try {
-      await w.frame('A', { error: signal?.aborted ? 'the receiver was interrupted; it kept nothing' : (err as Error).message });
+      await w.frame('A', { error: signal?.aborted ? 'the receiver was interrupted; it kept nothing' : sentence(err) });
       await w.flush();
     } catch {
       /* the sender is gone */
@@ -46,6 +91,12 @@ export async function receiveServer(
     const q = await readFrame(r);
     if (!q || q.kind !== 'Q' || !Array.isArray(q.meta.offer))
       throw new BadRequest('the sender did not start with an offer: it is not a novabox server migrate');
+    const version = q.meta.version ?? 1;
+    if (version !== 1) {
+      throw new BadRequest(
+        `the sender speaks version ${String(version)} of the migrate protocol and this host's novabox version 1: install the same novabox on both hosts`,
+      );
+    }
     if (q.meta.arch !== process.arch)
       throw new BadRequest(`the server is of a linux/${String(q.meta.arch)} host; this host is linux/${process.arch}`);
     const name = String(q.meta.name);
@@ -55,11 +106,12 @@ export async function receiveServer(
     const old = compute.store.servers.getAny(String(q.meta.serverId));
     if (old && !old.deleted) throw new Conflict(`server ${old.id} already exists on the target host (named "${old.name}")`);
     const have = (q.meta.offer as unknown[]).map(String).filter((d) => images.hasLayer(d));
-    await w.frame('A', { have });
+    checkRoom(q.meta, have);
+    await w.frame('A', { have, host: hostname() });
     await w.flush();
   } catch (err) {
     await answerError(err);
-    throw err;
+    throw said(err);
   }
   let undo: (() => void) | undefined;
   let server: Server | undefined;
@@ -69,16 +121,20 @@ export async function receiveServer(
       const imp = await commitStaged(compute, images, st, caller, { action: 'migrate', notice: (l) => notices.push(l) });
       undo = imp.undo;
       server = imp.server;
-      if (st.header.start) server = await compute.start(server.id, caller);
+      // held until the commit (task resize_finish): if this process dies first (kill -9),
+      // reconcile takes it back
+      if (st.header.start) server = await compute.startArrival(server.id, caller);
     } finally {
       st.staging.remove();
     }
     await w.frame('A', { ok: true, server: { id: server.id, name: server.name, vmState: server.vmState }, notices });
     await w.flush();
+    testPause('receive-ok');
     notices = [];
     const c = await readFrame(r);
     if (!c || c.kind !== 'Q' || c.meta.commit !== true)
       throw new BadRequest('the sender did not confirm the migration: the server was taken back');
+    server = compute.settleArrival(server.id);
     await w.frame('A', { committed: true });
     await w.flush();
     return server;
@@ -93,6 +149,6 @@ export async function receiveServer(
       undo();
     }
     await answerError(err);
-    throw err;
+    throw said(err);
   }
 }

@@ -301,6 +301,90 @@ describe('Nova 2.1 (in process)', () => {
     expect(ev).toEqual(['confirmResize', 'resize', 'revertResize', 'resize']);
   });
 
+  it("os-migrations lists the CLI's migrations to other hosts beside resizes; migrate answers Nova's No valid host, os-migrateLive of a SHUTOFF server its state conflict", async () => {
+    const { req, token, store } = api();
+    const t = await token();
+    const id = '66666666-6666-4666-8666-666666666666';
+    const projectId = store.getSetting('local_project_id')!;
+    store.servers.insert({ id, name: 'mv', projectId, userId: 'u', vmState: 'active', powerState: 1, imageName: 'busybox', flavorId: '1' });
+    // (no container runs: the record is SHUTOFF, which migrate accepts and os-migrateLive refuses in Nova's words)
+    const mig = await req('POST', `/compute/v2.1/servers/${id}/action`, { token: t, body: { migrate: null } });
+    expect(mig.status).toBe(400);
+    expect(mig.json.badRequest.message).toBe(
+      'No valid host was found. This novabox serve knows no other host to migrate to: on this host, run "novabox server migrate mv --to ssh://HOST".',
+    );
+    const live = await req('POST', `/compute/v2.1/servers/${id}/action`, {
+      token: t,
+      body: { 'os-migrateLive': { host: null, block_migration: 'auto' } },
+    });
+    expect(live.status).toBe(409);
+    expect(live.json.conflictingRequest.message).toBe(`Cannot 'os-migrateLive' instance ${id} while it is in vm_state stopped`);
+    // what `server migrate` records on the source: migrating, then confirmed (or error) with the target's name
+    const ok = store.resizes.insertMigration({
+      serverId: id,
+      projectId,
+      flavorId: '1',
+      preVmState: 'active',
+      host: 'hosta',
+      destHost: 'hostb.example',
+    });
+    expect(ok).toMatchObject({ kind: 'migration', status: 'migrating', destCompute: null, destHost: 'hostb.example' });
+    store.resizes.setStatus(ok.id, 'confirmed', { compute: 'hostb', host: null });
+    const bad = store.resizes.insertMigration({
+      serverId: id,
+      projectId,
+      flavorId: '1',
+      preVmState: 'stopped',
+      host: 'hosta',
+      destHost: null,
+    });
+    store.resizes.setStatus(bad.id, 'error', { compute: null, host: null });
+    const m = (await req('GET', '/compute/v2.1/os-migrations', { token: t })).json.migrations;
+    expect(m).toHaveLength(2);
+    for (const row of m) {
+      // Nova 2.1's keys exactly (migration_type only from 2.23)
+      expect(Object.keys(row).sort()).toEqual(
+        [
+          'id',
+          'status',
+          'instance_uuid',
+          'source_node',
+          'source_compute',
+          'dest_node',
+          'dest_compute',
+          'dest_host',
+          'old_instance_type_id',
+          'new_instance_type_id',
+          'created_at',
+          'updated_at',
+        ].sort(),
+      );
+    }
+    expect(m[0]).toMatchObject({ id: bad.id, status: 'error', source_compute: 'hosta', dest_compute: null, dest_host: null });
+    expect(m[1]).toMatchObject({
+      id: ok.id,
+      status: 'confirmed',
+      instance_uuid: id,
+      source_node: 'hosta',
+      source_compute: 'hosta',
+      dest_node: 'hostb',
+      dest_compute: 'hostb',
+      dest_host: 'hostb.example',
+      old_instance_type_id: 1,
+      new_instance_type_id: 1,
+    });
+    expect(m[1].created_at).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}/);
+    expect(Date.parse(m[1].updated_at)).toBeGreaterThanOrEqual(Date.parse(m[1].created_at));
+    const q = async (query: string) =>
+      (await req('GET', `/compute/v2.1/os-migrations?${query}`, { token: t })).json.migrations.map((x: { id: number }) => x.id);
+    expect(await q('status=confirmed')).toEqual([ok.id]);
+    expect(await q('migration_type=migration')).toEqual([bad.id, ok.id]);
+    expect(await q('migration_type=resize')).toEqual([]);
+    expect(await q(`instance_uuid=${id}`)).toEqual([bad.id, ok.id]);
+    // a resize's confirm never takes a migration's record for its own
+    expect((await req('POST', `/compute/v2.1/servers/${id}/action`, { token: t, body: { confirmResize: null } })).status).toBe(409);
+  });
+
   it('manages flavors (numbers from strings; admin only), extra specs and access', async () => {
     const { req, token } = api();
     const admin = await token();

@@ -128,6 +128,7 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .description('cold-migrate a server to another host: stop, send what the target lacks, start there, delete here')
     .argument('<server>', 'name or id')
     .requiredOption('--to <target>', 'ssh://[USER@]HOST[:PORT], or exec:COMMAND (a command reaching "novabox server receive")')
+    .option('--override-lock', 'migrate a locked server anyway (as an admin may through the API)')
     .option(
       '--no-precopy',
       'stop an ACTIVE server before sending anything (default: send its writable layer while it runs, then what changed)',
@@ -147,7 +148,7 @@ Examples:
   novabox server migrate web --to ssh://root@hostb
   novabox server migrate web --to 'exec:ssh -J bastion root@hostb novabox server receive'`,
     )
-    .action(async (ref: string, o: { to: string; precopy: boolean }) => {
+    .action(async (ref: string, o: { to: string; precopy: boolean; overrideLock?: boolean }) => {
       const compute = await ctx.compute();
       const { ImageService } = await import('../../../images/service.js');
       const { migrateServer } = await import('../../../compute/migration/migrate.js');
@@ -159,7 +160,11 @@ Examples:
       process.once('SIGTERM', stop);
       let r: Awaited<ReturnType<typeof migrateServer>>;
       try {
-        r = await migrateServer(compute, images, ref, compute.localCaller(), { to: o.to, precopy: o.precopy, signal: abort.signal });
+        r = await migrateServer(compute, images, ref, compute.localCaller({ overrideLock: o.overrideLock }), {
+          to: o.to,
+          precopy: o.precopy,
+          signal: abort.signal,
+        });
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
