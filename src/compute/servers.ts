@@ -30,6 +30,7 @@ import {
   removeServerFiles,
   startServer,
   stopServer,
+  systemdCommand,
   thawServer,
   serverDirs,
   type ExecRequest,
@@ -37,6 +38,7 @@ import {
   type StopStep,
 } from '../runtime/server.js';
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
+import { imageHasFile } from '../runtime/server-files.js';
 import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
 import { sample, toServerStats, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
 import { copyFiles as copyServerFiles, type CopyEnd, type ServerTree, type Skipped } from '../runtime/server-files.js';
@@ -535,6 +537,14 @@ export class ComputeService {
       throw new BadRequest(
         "systemd as pid 1 needs the server's own user namespace: --userns host would give it root and every capability over the host (drop --userns host, or --init novabox)",
       );
+    }
+    if (init === 'systemd' && image.layers.length) {
+      const boot = systemdCommand(image.config)[0]!;
+      if (!imageHasFile(layerDirs(image), boot)) {
+        throw new BadRequest(
+          `image "${image.name}" has no init to boot: ${boot} is not in it (a system container runs the image's own systemd; --init novabox runs novabox's)`,
+        );
+      }
     }
     if (userns === 'auto') this.idmaps.gc();
     if (req.fixedIp !== undefined) {

@@ -423,6 +423,31 @@ export function resolveUnion(root: UnionDir, path: string): { dir: UnionDir; nam
   return { dir: stack[stack.length - 1], name: rest[0] };
 }
 
+/**
+ * Whether `path` is a regular file in an image's merged layers (top first), every symlink
+ * followed as execve(2) would, whiteouts and opaque directories respected: the check that
+ * an image has the init a system container is to boot.
+ */
+export function imageHasFile(lowers: string[], path: string): boolean {
+  const root = unionRoot(undefined, lowers, idView(undefined));
+  let p = path;
+  for (let links = 0; links <= MAX_LINKS; links++) {
+    let r: { dir: UnionDir; name: string | undefined };
+    try {
+      r = resolveUnion(root, p);
+    } catch {
+      return false;
+    }
+    const e = r.name === undefined ? undefined : r.dir.entry(r.name);
+    if (!e) return false;
+    if (!e.st.isSymbolicLink()) return e.st.isFile();
+    const target = readlinkSync(r.dir.path(r.name!));
+    // a relative target from the link's directory, walked by resolveUnion (".." included)
+    p = target.startsWith('/') ? target : `/${r.dir.rel}/${target}`;
+  }
+  return false;
+}
+
 /** The merged tree of a stopped server: upper over the image's layers (top first). */
 export function unionRoot(upper: string | undefined, lowers: string[], ids: IdView): UnionDir {
   const dirs: Layer[] = [...(upper ? [{ dir: upper, upper: true }] : []), ...lowers.map((dir) => ({ dir, upper: false }))];

@@ -6,6 +6,8 @@
  * journal of the last boot says so), start, reboot, `reboot` and `poweroff` inside,
  * setuid tools without no_new_privs, --userns host refused, and nothing left after delete.
  */
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { census, type Census } from '../helpers/census.js';
 import { debianImage, debianImageMissing } from '../helpers/debian-image.js';
@@ -225,6 +227,43 @@ describe('systemd as pid 1 (root, a real Debian)', () => {
         expect(r.exitCode, r.stderr).toBe(0);
       }
       expect(census(root)).toEqual(before);
+    },
+    60_000 * SLOW,
+  );
+});
+
+describe('an image without an init (root)', () => {
+  skipEachIf(isRoot ? undefined : 'needs root');
+  it(
+    'is refused for a system container in one sentence, and nothing is made',
+    async () => {
+      const { root, remove } = tempRoot('nbx-noinit-');
+      const dir = mkdtempSync(join(root, 'rootfs-'));
+      try {
+        mkdirSync(join(dir, 'bin'));
+        copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
+        symlinkSync('busybox', join(dir, 'bin/sh'));
+        const img = await runCli(['image', 'create', '--file', dir, 'noinit'], { root });
+        expect(img.exitCode, img.stderr).toBe(0);
+        const before = census(root);
+        for (const args of [
+          ['--init', 'systemd'],
+          ['--property', 'x=y', '--init', 'systemd'],
+        ]) {
+          const r = await runCli(
+            ['server', 'create', '--image', 'noinit', '--flavor', 'm1.tiny', '--network', 'none', ...args, '--wait', 'x'],
+            { root },
+          );
+          expect(r.exitCode).toBe(2);
+          expect(r.stderr.trim().split('\n')).toEqual([
+            'novabox: image "noinit" has no init to boot: /sbin/init is not in it (a system container runs the image\'s own systemd; --init novabox runs novabox\'s)',
+          ]);
+        }
+        expect((await runCli(['server', 'list', '-f', 'value'], { root })).stdout).toBe('');
+        expect(census(root)).toEqual(before);
+      } finally {
+        remove();
+      }
     },
     60_000 * SLOW,
   );
