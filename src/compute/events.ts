@@ -46,8 +46,17 @@ export class EventFeed {
     if (!fromStart) ({ actionId: this.actionId, eventId: this.eventId } = store.actions.cursor());
   }
 
-  /** What happened since the last call, oldest first. */
+  /**
+   * What happened since the last call, oldest first. Both reads in one read transaction
+   * (one snapshot): an action and its finished event committed between the two would
+   * otherwise give the event's record before the action's `started`, which the next poll
+   * then prints after it.
+   */
   poll(): ActivityRecord[] {
+    return this.store.db.transaction(() => this.read()).deferred();
+  }
+
+  private read(): ActivityRecord[] {
     const out: ActivityRecord[] = [];
     for (;;) {
       const rows = this.store.actions.since(this.actionId, this.projectId, PAGE);

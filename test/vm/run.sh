@@ -126,7 +126,8 @@ for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs}; do
   p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
 done
 # nft needs nf_tables at hand: the guest has no modules.alias for the kernel to load it on demand
-if [[ " ${TOOLS[*]%%=*} " == *' nft '* ]]; then LOAD_MODULES+=" nf_tables nft_chain_nat nft_masq nft_ct"; fi
+# (nft_nat and nft_fib_ipv4: published ports' dnat and `fib daddr type local`)
+if [[ " ${TOOLS[*]%%=*} " == *' nft '* ]]; then LOAD_MODULES+=" nf_tables nft_chain_nat nft_masq nft_ct nft_nat nft_fib nft_fib_ipv4"; fi
 # /tmp and /var/lib/novabox on ext4 over a loop device (init.sh): tmpfs before Linux 6.3
 # cannot be idmapped (containers' own user namespaces) nor, before 6.6, hold user.* xattrs
 if [[ " ${TOOLS[*]%%=*} " == *' mke2fs '* ]]; then LOAD_MODULES+=" loop"; fi
