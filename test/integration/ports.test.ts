@@ -126,12 +126,12 @@ describe.skipIf(!isRoot || !hasNft)('published ports (root, nftables)', () => {
     expect(await get(`http://127.0.0.1:${lo}/`)).toBe('hello-web\n');
     expect(await get(`http://${gateway}:${lo}/`)).toBeUndefined();
     // hairpin: the server through the host's address to its own published port
-    const h = await nb(['server', 'exec', 'web', '--', 'timeout', '5', 'wget', '-q', '-O', '-', `http://${gateway}:${any}/`]);
-    expect(h.stdout).toBe('hello-web\n');
+    const h = await nb(['server', 'exec', 'web', '--', 'timeout', '30', 'wget', '-q', '-O', '-', `http://${gateway}:${any}/`]);
+    expect(h.stdout, h.stderr).toBe('hello-web\n');
     // another server through the host's address
     await create('client', []);
-    const c = await nb(['server', 'exec', 'client', '--', 'timeout', '5', 'wget', '-q', '-O', '-', `http://${gateway}:${any}/`]);
-    expect(c.stdout).toBe('hello-web\n');
+    const c = await nb(['server', 'exec', 'client', '--', 'timeout', '30', 'wget', '-q', '-O', '-', `http://${gateway}:${any}/`]);
+    expect(c.stdout, c.stderr).toBe('hello-web\n');
     // server show keeps them
     const show = await nb(['server', 'show', 'web', '-f', 'json']);
     expect(JSON.parse(show.stdout).ports).toEqual(s.ports);

@@ -386,9 +386,15 @@ export function removePortsTable(bridge: string): boolean {
  * masquerades them), and hairpin mode on the server's bridge port: its own published port
  * through the host's address comes back out of the port it went in by, which the bridge
  * does only in hairpin mode when br_netfilter passes bridged frames through these hooks.
+ * And ip_forward, as Docker sets it for published ports (and the NAT table for its
+ * masquerade): a server's packet to a published port of the host's address is DNATed to
+ * a server, which the host then routes from the bridge back to the bridge; without NAT
+ * (`network set --no-nat`) nothing else turns forwarding on, and a host that never had it
+ * on dropped them (the pure cgroup v2 guest showed it).
  */
 export function afterAttach(bridge: string, hostIf: string): void {
   for (const [file, value] of [
+    ['/proc/sys/net/ipv4/ip_forward', '1'],
     [`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1'],
     [`/sys/class/net/${hostIf}/brport/hairpin_mode`, '1'],
   ]) {
