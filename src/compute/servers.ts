@@ -11,7 +11,7 @@ import { BadRequest, Conflict, NovaboxError, NotFound } from '../errors.js';
 import { cgroupDriver, detectCgroups } from '../runtime/cgroups/index.js';
 import type { CgroupDriver, CgroupLayout, CgroupLimits } from '../runtime/cgroups/types.js';
 import type { ImageConfig } from '../images/store.js';
-import { readImageById, readImageRef, layerDirs, ensureLayers, type Image } from '../images/store.js';
+import { readImageById, readImageRef, layerDirs, ensureLayers, presentLayerDirs, type Image } from '../images/store.js';
 import { ensureBusybox } from '../images/builtin.js';
 import { ImageRepo, type ImageRecord } from '../images/records.js';
 import {
@@ -523,7 +523,7 @@ export class ComputeService {
     for (const [k, v] of Object.entries(req.properties ?? {})) checkProperty(k, v);
     const userData = decodeUserData(req.userData);
     const keyData = req.keyName === undefined || req.keyName === null ? null : this.publicKeyOf(req.keyName, caller);
-    if (keyData && req.ephemeral && image.layers.length && !hasCloudInit(layerDirs(image)))
+    if (keyData && req.ephemeral && image.layers.length && !hasCloudInit(presentLayerDirs(image)))
       throw new BadRequest(
         `cannot give key pair "${req.keyName}" to an ephemeral server of image "${image.name}": without cloud-init novabox writes the key into the writable layer before the first boot, and an ephemeral one is made at each start`,
       );
@@ -540,7 +540,7 @@ export class ComputeService {
     }
     if (init === 'systemd' && image.layers.length) {
       const boot = systemdCommand(image.config)[0]!;
-      if (!imageHasFile(layerDirs(image), boot)) {
+      if (!imageHasFile(presentLayerDirs(image), boot)) {
         throw new BadRequest(
           `image "${image.name}" has no init to boot: ${boot} is not in it (a system container runs the image's own systemd; --init novabox runs novabox's)`,
         );

@@ -103,6 +103,18 @@ export function layerDirs(image: Image): string[] {
     .reverse();
 }
 
+/**
+ * The layer directories of an image that exist now, top first: a snapshot's top layer is
+ * made on the first boot from it, so before that its image is looked into without it (a
+ * file the snapshot deleted may still be seen; nothing it added is).
+ */
+export function presentLayerDirs(image: Image): string[] {
+  return image.layers
+    .map((digest) => paths.layer(digest.replace(/^sha256:/, '')))
+    .filter((dir) => existsSync(dir))
+    .reverse();
+}
+
 /** Whether every layer directory of the image exists (a snapshot's top layer is made on first boot). */
 export function layersReady(image: Image): boolean {
   return image.layers.every((digest) => existsSync(paths.layer(digest.replace(/^sha256:/, ''))));
