@@ -8,7 +8,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -538,18 +538,22 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     try {
       writeFileSync(join(filling.root, 'config.json'), config2);
       const R = filling.root;
+      // the receiver's stderr goes outside the disk it fills (a write there may find no room)
+      const errFile = join(tmpdir(), `nbx-mig-receiver-${process.pid}-${randomBytes(3).toString('hex')}.err`);
       const filler = `(for i in $(seq 1 1000); do [ -n "$(ls ${R}/tmp 2>/dev/null)" ] && break; sleep 0.01; done; dd if=/dev/zero of=${R}/filler bs=64k 2>/dev/null) &`;
       const r = await nbA([
         'server',
         'migrate',
         'odd',
         '--to',
-        `exec:${filler} exec env NOVABOX_ROOT=${R} NOVABOX_CGROUP_PARENT=${cgroupParentFor(R)} ${process.execPath} ${BIN} server receive 2>${R}/receiver.err`,
+        `exec:${filler} exec env NOVABOX_ROOT=${R} NOVABOX_CGROUP_PARENT=${cgroupParentFor(R)} ${process.execPath} ${BIN} server receive 2>${errFile}`,
       ]);
       const sentence = `this host ran out of space in ${R} while it received the server; it kept nothing`;
       expect(r).toMatchObject({ exitCode: 4, stderr: `novabox: the target refused the server: ${sentence}\n` });
-      expect(readFileSync(join(R, 'receiver.err'), 'utf8')).toBe(`novabox: ${sentence}\n`);
-      const left = readdirSync(R).filter((f) => !f.startsWith('novabox.db') && !['config.json', 'filler', 'receiver.err'].includes(f));
+      const received = readFileSync(errFile, 'utf8');
+      rmSync(errFile, { force: true });
+      expect(received).toBe(`novabox: ${sentence}\n`);
+      const left = readdirSync(R).filter((f) => !f.startsWith('novabox.db') && !['config.json', 'filler'].includes(f));
       expect(left.filter((f) => f !== 'tmp' || readdirSync(join(R, f)).length > 0)).toEqual([]);
       const tdb = new Database(join(R, 'novabox.db'), { timeout: 10_000 });
       expect(tdb.prepare('SELECT count(*) AS n FROM servers').get()).toEqual({ n: 0 });
