@@ -11,7 +11,7 @@
 #            the same memory limit; `lxc-attach -- systemctl is-system-running` until
 #            running or degraded; `lxc-stop`
 #
-#   ROUNDS=5 ROOTFS=/var/cache/novabox-dev/bookworm bench/systemd-boot.sh     (as root)
+#   ROUNDS=5 ROOTFS=/var/cache/novabox/debootstrap/<key>/rootfs bench/systemd-boot.sh     (as root)
 #
 # Per round and tool: boot = from the start command to the first running/degraded answer,
 # polled the same way for both, every 20 ms: `nsenter -t <pid 1> -a systemctl
@@ -29,7 +29,7 @@ ROUNDS=${ROUNDS:-5}
 SETTLE=${SETTLE:-3}
 ROOTFS=${ROOTFS:-/var/cache/novabox-dev/bookworm}
 [ "$(id -u)" = 0 ] || bdie "run as root"
-[ -x "$ROOTFS/lib/systemd/systemd" ] || bdie "no systemd in $ROOTFS (debootstrap a Debian with systemd-sysv there, or set ROOTFS)"
+[ -x "$ROOTFS/lib/systemd/systemd" ] || bdie "no systemd in $ROOTFS (set ROOTFS to a Debian rootfs with systemd-sysv, e.g. the cache entry of novabox image build debian: /var/cache/novabox/debootstrap/<key>/rootfs)"
 command -v lxc-start >/dev/null || bdie "lxc is not installed (apt-get install lxc)"
 MEM_MIB=2048
 
