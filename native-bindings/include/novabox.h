@@ -242,7 +242,7 @@ NB_API int nb_recv_fd(int32_t sock);
 NB_API int nb_cgroup_devices(const char *cgroup_dir);
 
 /* `server cp` (layer.c): path opened with openat2 RESOLVE_IN_ROOT below root_fd, fd or -errno;
- * whether an overlay layer dir is opaque, 1/0 or -errno. */
+ * whether an overlay layer dir is opaque, 1/0 or -errno (opaque.c, also in novabox.node). */
 NB_API int nb_open_in_root(int root_fd, const char *path, int oflags);
 NB_API int nb_layer_is_opaque(const char *dir);
 

@@ -699,10 +699,4 @@ NB_API int nb_open_in_root(int root_fd, const char *path, int oflags) {
 	return fd < 0 ? -errno : fd;
 }
 
-/* Whether an overlay layer's directory is opaque (it hides the layers below): 1, 0 or -errno. */
-NB_API int nb_layer_is_opaque(const char *dir) {
-	char v[2];
-	ssize_t n = lgetxattr(dir, "trusted.overlay.opaque", v, sizeof(v));
-	if (n < 0) return errno == ENODATA || errno == ENOTSUP ? 0 : -errno;
-	return n == 1 && v[0] == 'y';
-}
+/* nb_layer_is_opaque: src/opaque.c (also in novabox.node, where a server's create asks it) */

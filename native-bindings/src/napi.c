@@ -419,6 +419,12 @@ static napi_value js_rm_run_dir_sync(napi_env env, napi_callback_info info)
 	return path_call(env, info, nb_rm_run_dir);
 }
 
+/* layerIsOpaque(dir) -> 1 | 0 | -errno (opaque.c) */
+static napi_value js_layer_is_opaque(napi_env env, napi_callback_info info)
+{
+	return path_call(env, info, nb_layer_is_opaque);
+}
+
 /* exit(code): _exit(2), no atexit handlers (src/util/exit.ts says when that is right) */
 static napi_value js_exit(napi_env env, napi_callback_info info)
 {
@@ -453,6 +459,7 @@ NB_API napi_value napi_register_module_v1(napi_env env, napi_value exports)
 		{ "rmRunDir", js_rm_run_dir },
 		{ "rmRunDirSync", js_rm_run_dir_sync },
 		{ "forwardSignals", js_forward_signals },
+		{ "layerIsOpaque", js_layer_is_opaque },
 		{ "exit", js_exit },
 	};
 	size_t i;

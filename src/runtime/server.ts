@@ -5,7 +5,6 @@
  * The compute layer decides when; this module knows how.
  */
 import { appendFileSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
@@ -14,6 +13,8 @@ import { CAPABILITIES, type Capability, type LaunchPlan, type Namespace, type Op
 import { cgroupPathOf, paths } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
 import { rmFile, rmTree } from '../util/rmtree.js';
+import { trace } from '../util/trace.js';
+import { randomBytesSync, randomUuid } from '../util/random.js';
 import type { ImageConfig } from '../model/records.js';
 import type { CgroupDriver, CgroupHandle, CgroupLimits } from './cgroups/types.js';
 import {
@@ -182,7 +183,7 @@ export function ensureMachineId(l: Pick<ServerLaunch, 'id' | 'ephemeral' | 'idma
   try {
     id = readFileSync(d.machineId, 'utf8').trim();
   } catch {
-    id = randomBytes(16).toString('hex');
+    id = randomBytesSync(16).toString('hex');
     writeFileSync(d.machineId, `${id}\n`, { mode: 0o444 });
   }
   if (!l.ephemeral) writeOnce(d.upper, 'etc/machine-id', `${id}\n`, 0o444, l.idmap);
@@ -341,7 +342,9 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   let sp: native.SpawnResult | undefined;
   let events: EventReader | undefined;
   try {
+    trace('server planned');
     sp = spawnMonitor(plan, ['null', 'null', 'null'], { tag: cgroupPath });
+    trace('monitor spawned');
     // the server's directories while the monitor makes the cgroup and clones (the init
     // needs them from 'R' on)
     // in its own user namespace the writable layer's root belongs to the range's root
@@ -351,11 +354,12 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     mkdirSync(d.merged, { recursive: true, mode: 0o755 });
     if (l.ephemeral) mkdirSync(d.eph, { recursive: true, mode: 0o700 });
     if (system) {
-      writeFileSync(d.bootId, `${randomUUID()}\n`, { mode: 0o444 });
+      writeFileSync(d.bootId, `${randomUuid()}\n`, { mode: 0o444 });
       ensureMachineId(l);
       if (!l.attachment) ensureHostname(l);
     }
     rmFile(d.status);
+    trace('server dirs made');
     // its ops may run now, while we attach the veth; its command waits for 'G'
     readyEarly(sp, plan);
     try {
@@ -368,6 +372,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
       const failed = await opFailedFirst(plan, sp, () => events!.next());
       throw failed ? failed.failure : err;
     }
+    trace('init placed');
     const facts: ServerFacts = {
       monitorPid: sp.monitorPid,
       monitorStart: readProcStart(sp.monitorPid) ?? 0,
@@ -379,6 +384,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     };
     events = new EventReader(sp.eventsFd);
     await goDetached(sp, plan, events);
+    trace('init exec');
     return facts;
   } catch (err) {
     try {

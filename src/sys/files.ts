@@ -1,7 +1,7 @@
 /** Files inside a container's tree (native-bindings/src/layer.c): in-root opens for `server cp`, overlay opaque dirs. */
 import { SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
-import { library } from './native.js';
+import { layerIsOpaqueFast, library } from './native.js';
 
 interface FileBindings {
   nb_open_in_root: (rootFd: number, path: string, oflags: number) => number;
@@ -33,7 +33,7 @@ export function openInRoot(rootFd: number, path: string, oflags: number): number
 
 /** Whether an overlay layer's directory hides the layers below it (trusted.overlay.opaque). */
 export function isOpaqueDir(dir: string): boolean {
-  const rc = bindFiles().nb_layer_is_opaque(dir);
+  const rc = layerIsOpaqueFast(dir) ?? bindFiles().nb_layer_is_opaque(dir);
   if (rc < 0) throw new SysError('getxattr trusted.overlay.opaque', errnoName(rc), dir, errnoText(rc));
   return rc === 1;
 }

@@ -252,6 +252,8 @@ interface FastBindings extends StartCalls {
   rmRunDir?: (dir: string) => Promise<number>;
   rmRunDirSync?: (dir: string) => number;
   forwardSignals?: (pidfd: number, signals: Int32Array) => number;
+  /** a build older than opaque.c has none */
+  layerIsOpaque?: (dir: string) => number;
   exit: (code: number) => void;
 }
 
@@ -290,6 +292,15 @@ export function rmRunDir(dir: string): Promise<number> | undefined {
 /** rmRunDir's work on this thread: 0 or -errno; undefined without build/novabox.node. */
 export function rmRunDirSync(dir: string): number | undefined {
   return fast()?.rmRunDirSync?.(dir);
+}
+
+/**
+ * nb_layer_is_opaque through build/novabox.node (1, 0 or -errno), or undefined without it:
+ * a systemd server's create asks it of its image's layers, and the Node-API module is
+ * loaded on the start path anyway, koffi and libnovabox.so are not (~2-3 ms).
+ */
+export function layerIsOpaqueFast(dir: string): number | undefined {
+  return fast()?.layerIsOpaque?.(dir);
 }
 
 /**

@@ -3,11 +3,13 @@
  * module. Checked here without root: what each call returns (a value or -errno), that
  * wrong arguments throw instead of reaching C, and that src/sys uses it.
  */
-import { closeSync } from 'node:fs';
-import { constants } from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { nativeBuildDir, startPathFfi } from '../../../src/sys/native.js';
+import { isOpaqueDir } from '../../../src/sys/files.js';
+import { layerIsOpaqueFast, nativeBuildDir, startPathFfi } from '../../../src/sys/native.js';
 
 interface NovaboxNode {
   abi: () => number;
@@ -17,6 +19,7 @@ interface NovaboxNode {
   pidfdSignal: (fd: number, sig: number) => number;
   ptyResize: (fd: number, rows: number, cols: number) => number;
   cgroupDevices: (dir: string) => number;
+  layerIsOpaque: (dir: string) => number;
 }
 
 function load(): NovaboxNode {
@@ -58,6 +61,28 @@ describe('novabox.node', () => {
     expect(rc).toBe(-E.EINVAL);
     expect(out[0]).toBe(-1); // no monitor pid
     expect(out[5]).toBe(1); // NB_STAGE_PLAN
+  });
+
+  it('says whether an overlay layer dir is opaque (a create asks it without koffi), as libnovabox.so does', () => {
+    const base = mkdtempSync(join(tmpdir(), 'nb-napi-opaque-'));
+    try {
+      const plain = join(base, 'plain');
+      mkdirSync(plain);
+      expect(n.layerIsOpaque(plain)).toBe(0);
+      expect(n.layerIsOpaque(join(base, 'missing'))).toBe(-E.ENOENT);
+      expect(layerIsOpaqueFast(plain)).toBe(process.env.NOVABOX_FFI === 'koffi' ? undefined : 0);
+      expect(isOpaqueDir(plain)).toBe(false);
+      if (process.getuid?.() === 0) {
+        // trusted.* xattrs need CAP_SYS_ADMIN: as root, an opaque dir as overlayfs marks one
+        const opaque = join(base, 'opaque');
+        mkdirSync(opaque);
+        execFileSync('python3', ['-c', 'import os, sys; os.setxattr(sys.argv[1], "trusted.overlay.opaque", b"y")', opaque]);
+        expect(n.layerIsOpaque(opaque)).toBe(1);
+        expect(isOpaqueDir(opaque)).toBe(true);
+      }
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 
   it('throws a TypeError on wrong arguments instead of calling C', () => {
