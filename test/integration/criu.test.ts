@@ -44,54 +44,58 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
     r.remove();
   });
 
-  it('a server with a counter left by server exec is dumped while it runs (criu dump --leave-running) and keeps counting', async () => {
-    await ok(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'dumped']);
-    const images = mkdtempSync(join(tmpdir(), 'nbx-criu-img-'));
-    try {
-      await ok([
-        'server',
-        'exec',
-        'dumped',
-        '--',
-        'sh',
-        '-c',
-        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
-      ]);
-      const pid = (await ok(['server', 'show', 'dumped', '-f', 'value', '-c', 'pid'])).trim();
-      expect(pid).toMatch(/^\d+$/);
-      const d = spawnSync(
-        'criu',
-        [
-          'dump',
-          '-t',
-          pid,
-          '-D',
-          images,
-          '-o',
-          'dump.log',
-          '--leave-running',
-          '--manage-cgroups',
-          '--network-lock',
-          'nftables',
-          '--external',
-          'mnt[]',
-          '--shell-job',
-        ],
-        { encoding: 'utf8', timeout: 60_000 },
-      );
-      const log = existsSync(join(images, 'dump.log'))
-        ? spawnSync('grep', ['-E', 'Error', join(images, 'dump.log')], { encoding: 'utf8' }).stdout
-        : '';
-      expect(d.status, `${d.stderr}\n${log}`).toBe(0);
-      expect(existsSync(join(images, 'inventory.img'))).toBe(true);
-      const first = Number((await ok(['server', 'exec', 'dumped', '--', 'cat', '/cnt'])).trim());
-      await new Promise((res) => setTimeout(res, 500));
-      const later = Number((await ok(['server', 'exec', 'dumped', '--', 'cat', '/cnt'])).trim());
-      expect(later).toBeGreaterThan(first);
-      expect(await ok(['server', 'show', 'dumped', '-f', 'value', '-c', 'status'])).toBe('ACTIVE\n');
-    } finally {
-      rmSync(images, { recursive: true, force: true });
-      await nb(['server', 'delete', '--force', 'dumped']);
-    }
-  }, 120_000);
+  it.each(['auto', 'host'])(
+    'a server (--userns %s) with a counter left by server exec is dumped while it runs (criu dump --leave-running) and keeps counting',
+    async (userns) => {
+      await ok(['server', 'create', '--network', 'none', '--userns', userns, '--image', 'busybox', '--flavor', 'm1.tiny', 'dumped']);
+      const images = mkdtempSync(join(tmpdir(), 'nbx-criu-img-'));
+      try {
+        await ok([
+          'server',
+          'exec',
+          'dumped',
+          '--',
+          'sh',
+          '-c',
+          'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+        ]);
+        const pid = (await ok(['server', 'show', 'dumped', '-f', 'value', '-c', 'pid'])).trim();
+        expect(pid).toMatch(/^\d+$/);
+        const d = spawnSync(
+          'criu',
+          [
+            'dump',
+            '-t',
+            pid,
+            '-D',
+            images,
+            '-o',
+            'dump.log',
+            '--leave-running',
+            '--manage-cgroups',
+            '--network-lock',
+            'nftables',
+            '--external',
+            'mnt[]',
+            '--shell-job',
+          ],
+          { encoding: 'utf8', timeout: 60_000 },
+        );
+        const log = existsSync(join(images, 'dump.log'))
+          ? spawnSync('grep', ['-E', 'Error', join(images, 'dump.log')], { encoding: 'utf8' }).stdout
+          : '';
+        expect(d.status, `${d.stderr}\n${log}`).toBe(0);
+        expect(existsSync(join(images, 'inventory.img'))).toBe(true);
+        const first = Number((await ok(['server', 'exec', 'dumped', '--', 'cat', '/cnt'])).trim());
+        await new Promise((res) => setTimeout(res, 500));
+        const later = Number((await ok(['server', 'exec', 'dumped', '--', 'cat', '/cnt'])).trim());
+        expect(later).toBeGreaterThan(first);
+        expect(await ok(['server', 'show', 'dumped', '-f', 'value', '-c', 'status'])).toBe('ACTIVE\n');
+      } finally {
+        rmSync(images, { recursive: true, force: true });
+        await nb(['server', 'delete', '--force', 'dumped']);
+      }
+    },
+    120_000,
+  );
 });
