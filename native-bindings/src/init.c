@@ -15,10 +15,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +41,26 @@ int main(int argc, char **argv)
 	int stopping = 0;
 
 	prctl(PR_SET_NAME, "novabox-init", 0, 0, 0);
+	/* Pid 1 of the server leads its own session (a console already made it one: EPERM,
+	 * harmless): else its session is the monitor's, outside the server's pid namespace,
+	 * and CRIU refuses to dump the server ("a session leader ... is outside of its pid
+	 * namespace"). */
+	if (getpid() == 1) {
+		struct stat st;
+
+		setsid();
+		/* Standard input /dev/null as the monitor opened it lives on the host's /dev, a
+		 * mount outside the server that CRIU cannot dump: the server's own /dev/null (the
+		 * same device) takes its place. A console or a pipe stays. */
+		if (fstat(0, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+			int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+			if (fd >= 0) {
+				dup3(fd, 0, 0);
+				close(fd);
+			}
+		}
+	}
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, NULL);
 

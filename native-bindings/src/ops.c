@@ -917,6 +917,11 @@ static int op_exec(struct ctx *c, const struct nb_op *op)
 	c->root_fd = c->dir_fd = c->tgt_fd = c->mask_fd = -1; /* all swept below */
 	umask(c->umask);
 	sweep_fds(c->err_fd, (op->op_flags & NB_OPF_SEALED) ? nb_exec_copy_fd : -1);
+	/* a session of its own (a console's op made one already: EPERM, harmless): else its
+	 * session leader is the monitor, outside the container's pid namespace, and CRIU
+	 * refuses to dump a server with it in ("a session leader ... is outside of its pid
+	 * namespace"), a process `server exec` left running included */
+	(void)setsid();
 
 	if (op->op_flags & NB_OPF_SEALED) {
 		/* the sealed copy (monitor.c): /proc/1/exe inside is a memfd that cannot be

@@ -7,11 +7,12 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { criuCheck } from '../../src/runtime/criu.js';
 import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { getXattr, setXattr } from '../helpers/image-fixtures.js';
@@ -353,7 +354,9 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     const back = `exec:env NOVABOX_ROOT=${a.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(a.root)} ${process.execPath} ${BIN} server receive`;
     const r2 = await nbB(['--debug', 'server', 'migrate', 'mover', '--no-precopy', '--to', back]);
     expect(r2.exitCode, r2.stderr).toBe(0);
-    expect(r2.stderr).toMatch(/novabox: mover: \d+ bytes sent \(writable layer \d+, 1 image layers already there\), downtime \d+ ms\n$/);
+    expect(r2.stderr).toMatch(
+      /novabox: mover: \d+ bytes sent \(writable layer \d+, 1 image layers already there\), downtime \d+ ms, total \d+ ms\n$/,
+    );
     expect(await show(nbA, 'mover')).toMatchObject({ id: created.id, status: 'ACTIVE' });
     expect(await exec(nbA, 'mover', 'md5sum /data')).toBe(sum);
     // (the record it left here comes back to life with its history, as Nova keeps one)
@@ -430,6 +433,75 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(await show(nbA, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
     expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
   }, 240_000);
+
+  it('--live is refused in one sentence quoting the failing "criu check" (this host\'s or the target\'s, CRIU missing or a kernel it does not support); nothing changes', async () => {
+    const created = JSON.parse(
+      await ok(nbA(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'lively', '-f', 'json'])),
+    );
+    await exec(nbA, 'lively', 'echo 1 > /mark');
+    const targetRows = rows(b.root);
+    const unchanged = async (what: string) => {
+      expect(await show(nbA, 'lively'), what).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+      expect(await exec(nbA, 'lively', 'cat /mark'), what).toBe('1\n');
+      expect({ ...rows(b.root), actions: 0 }, what).toEqual({ ...targetRows, actions: 0 });
+    };
+    // stand-ins for criu on either side: one whose check passes, one that fails as criu does
+    const dir = mkdtempSync(join(tmpdir(), 'nbx-criu-'));
+    const good = join(dir, 'criu-good');
+    const bad = join(dir, 'criu-bad');
+    writeFileSync(good, '#!/bin/sh\necho "Looks good."\n', { mode: 0o755 });
+    writeFileSync(bad, '#!/bin/sh\necho "Error (criu/tun.c:77): tun: Unable to create tun: No such device" >&2\nexit 1\n', { mode: 0o755 });
+    const to = (criu: string) => `exec:env NOVABOX_CRIU=${criu} ${receiver()}`;
+    try {
+      // this host's own criu, as it is: where its check fails (Debian 12's CRIU on a newer
+      // kernel: "vdso: Unexpected rt vDSO area bounds"), its reason is quoted
+      const here = criuCheck();
+      if (!here.ok) {
+        const r = await nbA(['server', 'migrate', 'lively', '--live', '--to', to(good)]);
+        expect(r).toMatchObject({
+          exitCode: 4,
+          stderr: `novabox: live migration needs CRIU on both hosts, and "criu check" fails on this host: ${here.reason}\n`,
+        });
+        await unchanged("this host's criu");
+      }
+      // CRIU missing here: refused before anything is recorded or sent
+      const missing = await runCli(['server', 'migrate', 'lively', '--live', '--to', to(good)], {
+        root: a.root,
+        env: { NOVABOX_CRIU: join(dir, 'no-criu') },
+        timeoutMs: 60_000,
+      });
+      expect(missing).toMatchObject({
+        exitCode: 4,
+        stderr: `novabox: live migration needs CRIU on both hosts, and "criu check" fails on this host: CRIU is not installed (${join(dir, 'no-criu')} not found)\n`,
+      });
+      expect(migrationsOf(a.root, created.id)).toEqual([]);
+      await unchanged('criu missing here');
+      // passing here, failing on the target: the target's reason, quoted
+      const nbLive = (criu: string) =>
+        runCli(['server', 'migrate', 'lively', '--live', '--to', to(criu)], {
+          root: a.root,
+          env: { NOVABOX_CRIU: good },
+          timeoutMs: 60_000,
+        });
+      expect(await nbLive(bad)).toMatchObject({
+        exitCode: 4,
+        stderr:
+          'novabox: the target refused the server: live migration needs CRIU on both hosts, and "criu check" fails on the target host: tun: Unable to create tun: No such device\n',
+      });
+      await unchanged('criu failing there');
+      // passing on both: the dump and restore are not there yet, and it says so
+      const both = await nbLive(good);
+      expect(both.exitCode).toBe(4);
+      expect(both.stderr).toMatch(/^novabox: live migration with CRIU is not implemented yet[^\n]*\n$/);
+      await unchanged('criu passing on both');
+      expect(migrationsOf(a.root, created.id)).toEqual([
+        expect.objectContaining({ status: 'error' }),
+        expect.objectContaining({ status: 'error' }),
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('bad input to migrate, one sentence each, the source unchanged and the target clean: a state Nova refuses, no novabox there, another protocol version or architecture, no stream, no space there (up front, or the disk filling meanwhile)', async () => {
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'odd', '-f', 'json'])));
@@ -718,7 +790,7 @@ describe.skipIf(!isRoot)('server migrate between two network namespaces (root)',
     const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
     const m = await inNs(nsA, a.root, ['--debug', 'server', 'migrate', 'nsweb', '--to', to]);
     expect(m.exitCode, m.stderr).toBe(0);
-    expect(m.stderr).toMatch(/bytes sent .* downtime \d+ ms\n$/);
+    expect(m.stderr).toMatch(/bytes sent .* downtime \d+ ms, total \d+ ms\n$/);
     const there = JSON.parse((await inNs(nsB, b.root, ['server', 'show', 'nsweb', '-f', 'json'])).stdout);
     expect(there).toMatchObject({ id, status: 'ACTIVE' });
     expect(there.addresses.novabox[0].addr.startsWith(b.subnet.replace(/0\/24$/, ''))).toBe(true);

@@ -120,6 +120,8 @@ done
 unset NOVABOX_STAGE
 export HOME=/root TERM=dumb LANG=C.UTF-8 USER=root LOGNAME=root
 . /novabox-vm/env
+# criu's ip (run.sh): iproute2's, beside busybox's
+[ -x /usr/local/bin/criu-ip ] && export CR_IP_TOOL=/usr/local/bin/criu-ip
 # tests scale their heaviest loops and timeouts to the emulated CPU (test/helpers/run-cli.ts)
 export NOVABOX_IN_GUEST=1
 cd /novabox || { echo "init: no /novabox"; poweroff -f; }

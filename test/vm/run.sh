@@ -118,16 +118,25 @@ mapfile -t PROJECT_ELFS < <(find "$PROJECT_DIR" -path "$PROJECT_DIR/.git" -prune
 # The host tools the integration tests use, shipped when the host has them (a test that
 # needs a missing one skips and names it): nft (NAT), umoci and skopeo (OCI fixtures),
 # GNU tar (novabox extracts layers with it), zstd, xz, bzip2, mke2fs (the guest's ext4
-# disk, below), and Debian's python3 with its standard library (hostile tar fixtures).
+# disk, below), criu (live migration: Debian 12's CRIU passes "criu check" on the guest's
+# 6.1 kernel where it may fail on the host's), and Debian's python3 with its standard library (hostile tar fixtures).
 # They go to /usr/local/bin, before busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none.
 is_elf() { [[ $(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
 TOOLS=()
-for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs}; do
+for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu}; do
   p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
 done
+# criu saves and restores a network namespace's addresses and routes with iproute2's ip
+# (busybox's has no "ip addr save"): shipped as criu-ip, found through CR_IP_TOOL (init.sh),
+# so that busybox's ip stays the guest's ip
+if [[ " ${TOOLS[*]%%=*} " == *' criu '* ]] && p=$(readlink -f /usr/bin/ip 2>/dev/null || readlink -f /sbin/ip 2>/dev/null) && is_elf "$p"; then
+  TOOLS+=("criu-ip=$p")
+fi
 # nft needs nf_tables at hand: the guest has no modules.alias for the kernel to load it on demand
 # (nft_nat and nft_fib_ipv4: published ports' dnat and `fib daddr type local`)
 if [[ " ${TOOLS[*]%%=*} " == *' nft '* ]]; then LOAD_MODULES+=" nf_tables nft_chain_nat nft_masq nft_ct nft_nat nft_fib nft_fib_ipv4"; fi
+# criu check wants tun and nf_tables loaded (it probes both), a dump the sock_diag modules
+if [[ " ${TOOLS[*]%%=*} " == *' criu '* ]]; then LOAD_MODULES+=" tun nf_tables unix_diag netlink_diag af_packet_diag inet_diag tcp_diag udp_diag nf_conntrack_netlink"; fi
 # /tmp and /var/lib/novabox on ext4 over a loop device (init.sh): tmpfs before Linux 6.3
 # cannot be idmapped (containers' own user namespaces) nor, before 6.6, hold user.* xattrs
 if [[ " ${TOOLS[*]%%=*} " == *' mke2fs '* ]]; then LOAD_MODULES+=" loop"; fi

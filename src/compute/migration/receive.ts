@@ -29,6 +29,7 @@ import { commitStaged, readStream } from './import.js';
 import { type ByteReader, readFrame } from './stream.js';
 import { stateRoot } from '../../util/paths.js';
 import { testPause } from '../../util/test-pause.js';
+import { criuCheck } from '../../runtime/criu.js';
 
 const MiB = 2 ** 20;
 
@@ -99,6 +100,10 @@ export async function receiveServer(
     }
     if (q.meta.arch !== process.arch)
       throw new BadRequest(`the server is of a linux/${String(q.meta.arch)} host; this host is linux/${process.arch}`);
+    if (q.meta.live === true) {
+      const c = criuCheck();
+      if (!c.ok) throw new Conflict(`live migration needs CRIU on both hosts, and "criu check" fails on the target host: ${c.reason}`);
+    }
     const name = String(q.meta.name);
     if (compute.store.servers.list({}).some((s) => s.name === name)) {
       throw new Conflict(`a server named "${name}" already exists on the target host`);
