@@ -28,20 +28,23 @@ const DEFINE = {
  * executable subcommands, which novabox does not use), the image modules use GNU tar,
  * gunzip and pipeline() on import paths only, src/cli/commands/image.ts (part of the
  * bundle's top level) imports pipeline for `image save`, and `run` wants a tty only with -t.
+ * node:http and node:https (~3 ms with node:tls, node:crypto and node:net behind them) serve
+ * only `image build`'s downloads, yet src/images/debootstrap.ts is initialised with the image
+ * service, as by `image list`.
  * node:module (~0.4 ms: it loads the ES module loader) only serves createRequire on rare
  * paths; bin/novabox takes the loader's Module class from `module.constructor`. Every
  * importer gets a stand-in that loads the real module when one of its functions is first
  * used (but see SRC_ONLY). Named imports only (esbuild reads
  * `mod.fn` at the call), which is how src/ imports them.
  */
-const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream\/promises|tty|module|os)$/;
+const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream\/promises|tty|module|os|http|https)$/;
 /**
- * node:crypto (~1.5-2.5 ms: the store's modules import it for ids and password hashes) and
- * node:stream/promises (~1.5 ms, with the stream classes: cli/commands/image.ts is loaded
+ * node:crypto (~1.5-2.5 ms: the store's modules import it for ids and password hashes),
+ * node:http, node:https (fastify reads their non-function exports) and node:stream/promises (~1.5 ms, with the stream classes: cli/commands/image.ts is loaded
  * by every command) are stand-ins for novabox's own sources only: a dependency may use an
  * export that is not a function (crypto.webcrypto, crypto.constants).
  */
-const SRC_ONLY = /^(node:)?(crypto|stream\/promises|os)$/;
+const SRC_ONLY = /^(node:)?(crypto|stream\/promises|os|http|https)$/;
 /**
  * node:os (~0.2 ms to load) only gives `run` its `constants`: the signal numbers on every
  * run (the kernel's ABI, the same for every run of this build on this machine), so the
