@@ -129,6 +129,11 @@ const cli = { ...common, external: ['koffi', 'tar', '*.node'], minifyWhitespace:
 
 await build({
   ...cli,
+  // names too, as the run bundles (below): the file 644 -> 488 KB, its code cache ~6% smaller;
+  // ~0.5 ms less per start to read, deserialise and initialise it. Nothing in src/ reads a
+  // function's or class's name; commander names its errors after their classes
+  // (this.constructor.name), which novabox never prints (main.ts takes them by class).
+  minify: true,
   plugins: [lazyBuiltins, apiBundleApart],
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/novabox.cjs',
