@@ -8,6 +8,7 @@ import os from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { koffiNativePath } from './koffi-path.mjs';
+import { standInSource } from './lazy-builtins.mjs';
 import { shebangFor, writeLauncher } from './launcher.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -37,14 +38,14 @@ const DEFINE = {
  * used (but see SRC_ONLY). Named imports only (esbuild reads
  * `mod.fn` at the call), which is how src/ imports them.
  */
-const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream\/promises|tty|module|os|http|https)$/;
+const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream|stream\/promises|tty|module|os|http|https)$/;
 /**
  * node:crypto (~1.5-2.5 ms: the store's modules import it for ids and password hashes),
- * node:http, node:https (fastify reads their non-function exports) and node:stream/promises (~1.5 ms, with the stream classes: cli/commands/image.ts is loaded
+ * node:http, node:https (fastify reads their non-function exports), node:stream and node:stream/promises (~1.5 ms, with the stream classes: cli/commands/image.ts is loaded
  * by every command) are stand-ins for novabox's own sources only: a dependency may use an
  * export that is not a function (crypto.webcrypto, crypto.constants).
  */
-const SRC_ONLY = /^(node:)?(crypto|stream\/promises|os|http|https)$/;
+const SRC_ONLY = /^(node:)?(crypto|stream|stream\/promises|os|http|https)$/;
 /**
  * node:os (~0.2 ms to load) only gives `run` its `constants`: the signal numbers on every
  * run (the kernel's ABI, the same for every run of this build on this machine), so the
@@ -66,24 +67,10 @@ const lazyBuiltins = {
         ? { path: args.path, external: true }
         : { path: args.path.replace(/^node:/, ''), namespace: 'novabox-lazy' },
     );
-    // an ES module of one forwarding function per function the real module exports (its
-    // other exports are left out: importing one fails the build, it does not go wrong later)
+    // the stand-in: scripts/lazy-builtins.mjs
     b.onLoad({ filter: /.*/, namespace: 'novabox-lazy' }, (args) => {
       const real = createRequire(import.meta.url)(`node:${args.path}`);
-      const names = Object.keys(real).filter((k) => typeof real[k] === 'function' && /^[A-Za-z_$][\w$]*$/.test(k));
-      return {
-        contents:
-          `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
-          (BAKED[args.path] ?? '') +
-          // `new X()` constructs the real class (new.target is the stand-in itself then)
-          names
-            .map(
-              (k) =>
-                `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target === ${k} ? load().${k} : new.target) : load().${k}.apply(this, a); }`,
-            )
-            .join('\n'),
-        loader: 'js',
-      };
+      return { contents: standInSource(args.path, real, BAKED[args.path] ?? ''), loader: 'js' };
     });
   },
 };
