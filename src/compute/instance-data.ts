@@ -209,8 +209,10 @@ export function writeSeed(dir: string, d: InstanceData, idmap: Idmap | undefined
 export function hasCloudInit(layerDirs: string[]): boolean {
   for (const layer of layerDirs) {
     try {
-      const st = lstatSync(join(layer, 'usr/bin/cloud-init'));
-      return !(st.isCharacterDevice() && st.rdev === 0);
+      // undefined, not an exception, where it is not (every start of an image without it:
+      // a process's first exception costs ~0.2 ms more than a stat)
+      const st = lstatSync(join(layer, 'usr/bin/cloud-init'), { throwIfNoEntry: false });
+      if (st) return !(st.isCharacterDevice() && st.rdev === 0);
     } catch {
       /* not in this layer */
     }
