@@ -3,7 +3,7 @@
  * ends (cli/context.ts, api/serve.ts, the API's stop/delete worker) reach the store only
  * through here and through the services built on it.
  */
-import { openStore, type OpenOptions, type Store } from '../store/db.js';
+import { openStore, type OpenOptions } from '../store/db.js';
 import { ComputeService } from './servers.js';
 
 export { CLI_WAL_PAGES, openStore, type Store } from '../store/db.js';

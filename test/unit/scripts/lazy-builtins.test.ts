@@ -14,7 +14,7 @@ import { standInSource } from '../../../scripts/lazy-builtins.mjs';
 const realStream = createRequire(import.meta.url)('node:stream') as typeof Stream;
 
 /** The stand-in for node:`path` as the bundle has it (CommonJS), and how often it loaded the real module. */
-function standIn(path: string, real: object): { mod: Record<string, any>; loads: () => number } {
+function standIn(path: string, real: object): { mod: typeof Stream & Record<string, (...a: unknown[]) => unknown>; loads: () => number } {
   const { code } = transformSync(standInSource(path, real), { format: 'cjs', loader: 'js' });
   let n = 0;
   const req = (id: string) => {
@@ -22,7 +22,7 @@ function standIn(path: string, real: object): { mod: Record<string, any>; loads:
     n++;
     return real;
   };
-  const module = { exports: {} as Record<string, any> };
+  const module = { exports: {} as typeof Stream & Record<string, (...a: unknown[]) => unknown> };
   new Function('module', 'exports', 'require', code)(module, module.exports, req);
   return { mod: module.exports, loads: () => n };
 }
@@ -36,7 +36,7 @@ async function collect(r: NodeJS.ReadableStream): Promise<string> {
 describe('lazy built-in stand-ins', () => {
   it('node:stream: a subclass made before the load is a whole Transform; the module loads on first use', async () => {
     const { mod, loads } = standIn('stream', realStream);
-    class Upper extends (mod.Transform as typeof Stream.Transform) {
+    class Upper extends mod.Transform {
       override _transform(chunk: Buffer, _enc: BufferEncoding, cb: Stream.TransformCallback): void {
         cb(null, String(chunk).toUpperCase());
       }
@@ -48,7 +48,7 @@ describe('lazy built-in stand-ins', () => {
     expect(t).toBeInstanceOf(mod.Transform);
     expect(t).toBeInstanceOf(Upper);
     expect(new realStream.PassThrough()).not.toBeInstanceOf(Upper);
-    const src = mod.Readable.from(['ab', 'c']) as Stream.Readable;
+    const src = mod.Readable.from(['ab', 'c']);
     expect(src).toBeInstanceOf(realStream.Readable);
     expect(src).toBeInstanceOf(mod.Readable);
     expect({}).not.toBeInstanceOf(mod.Readable);
@@ -71,7 +71,7 @@ describe('lazy built-in stand-ins', () => {
     const { mod, loads } = standIn('fake', real);
     expect(Object.keys(mod)).toEqual(['twice']);
     expect(loads()).toBe(0);
-    expect(mod.twice(4)).toBe(8);
+    expect(mod.twice!(4)).toBe(8);
     expect(loads()).toBe(1);
   });
 });
