@@ -8,6 +8,7 @@ import os from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { koffiNativePath } from './koffi-path.mjs';
+import { standInSource } from './lazy-builtins.mjs';
 import { shebangFor, writeLauncher } from './launcher.mjs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
@@ -28,20 +29,23 @@ const DEFINE = {
  * executable subcommands, which novabox does not use), the image modules use GNU tar,
  * gunzip and pipeline() on import paths only, src/cli/commands/image.ts (part of the
  * bundle's top level) imports pipeline for `image save`, and `run` wants a tty only with -t.
+ * node:http and node:https (~3 ms with node:tls, node:crypto and node:net behind them) serve
+ * only `image build`'s downloads, yet src/images/debootstrap.ts is initialised with the image
+ * service, as by `image list`.
  * node:module (~0.4 ms: it loads the ES module loader) only serves createRequire on rare
  * paths; bin/novabox takes the loader's Module class from `module.constructor`. Every
  * importer gets a stand-in that loads the real module when one of its functions is first
  * used (but see SRC_ONLY). Named imports only (esbuild reads
  * `mod.fn` at the call), which is how src/ imports them.
  */
-const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream\/promises|tty|module|os)$/;
+const LAZY_BUILTINS = /^(node:)?(child_process|zlib|crypto|stream|stream\/promises|tty|module|os|http|https)$/;
 /**
- * node:crypto (~1.5-2.5 ms: the store's modules import it for ids and password hashes) and
- * node:stream/promises (~1.5 ms, with the stream classes: cli/commands/image.ts is loaded
+ * node:crypto (~1.5-2.5 ms: the store's modules import it for ids and password hashes),
+ * node:http, node:https (fastify reads their non-function exports), node:stream and node:stream/promises (~1.5 ms, with the stream classes: cli/commands/image.ts is loaded
  * by every command) are stand-ins for novabox's own sources only: a dependency may use an
  * export that is not a function (crypto.webcrypto, crypto.constants).
  */
-const SRC_ONLY = /^(node:)?(crypto|stream\/promises|os)$/;
+const SRC_ONLY = /^(node:)?(crypto|stream|stream\/promises|os|http|https)$/;
 /**
  * node:os (~0.2 ms to load) only gives `run` its `constants`: the signal numbers on every
  * run (the kernel's ABI, the same for every run of this build on this machine), so the
@@ -63,24 +67,10 @@ const lazyBuiltins = {
         ? { path: args.path, external: true }
         : { path: args.path.replace(/^node:/, ''), namespace: 'novabox-lazy' },
     );
-    // an ES module of one forwarding function per function the real module exports (its
-    // other exports are left out: importing one fails the build, it does not go wrong later)
+    // the stand-in: scripts/lazy-builtins.mjs
     b.onLoad({ filter: /.*/, namespace: 'novabox-lazy' }, (args) => {
       const real = createRequire(import.meta.url)(`node:${args.path}`);
-      const names = Object.keys(real).filter((k) => typeof real[k] === 'function' && /^[A-Za-z_$][\w$]*$/.test(k));
-      return {
-        contents:
-          `let real; const load = () => (real ??= require('node:${args.path}'));\n` +
-          (BAKED[args.path] ?? '') +
-          // `new X()` constructs the real class (new.target is the stand-in itself then)
-          names
-            .map(
-              (k) =>
-                `export function ${k}(...a) { return new.target ? Reflect.construct(load().${k}, a, new.target === ${k} ? load().${k} : new.target) : load().${k}.apply(this, a); }`,
-            )
-            .join('\n'),
-        loader: 'js',
-      };
+      return { contents: standInSource(args.path, real, BAKED[args.path] ?? ''), loader: 'js' };
     });
   },
 };
@@ -126,6 +116,13 @@ const cli = { ...common, external: ['koffi', 'tar', '*.node'], minifyWhitespace:
 
 await build({
   ...cli,
+  // names too, as the run bundles (below): the file 644 -> 488 KB, its code cache ~6% smaller;
+  // ~0.5 ms less per start to read, deserialise and initialise it. Nothing in src/ reads a
+  // function's or class's name; commander names its errors after their classes
+  // (this.constructor.name), which novabox never prints (main.ts takes them by class).
+  // NOVABOX_BUILD_NAMES=1 keeps the names (whitespace minified only): a --cpu-prof of a
+  // command then reads without the source map.
+  minify: process.env.NOVABOX_BUILD_NAMES !== '1',
   plugins: [lazyBuiltins, apiBundleApart],
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/novabox.cjs',

@@ -58,9 +58,9 @@ function lazyCompute(): CliContext['compute'] {
   return () => {
     svc ??= (async () => {
       requireRoot();
-      const { openCompute } = await import('../compute/open.js');
+      const { CLI_WAL_PAGES, openCompute } = await import('../compute/open.js');
       trace('compute loaded');
-      const svc = openCompute();
+      const svc = openCompute({ walPages: CLI_WAL_PAGES });
       trace('store open');
       return svc;
     })();

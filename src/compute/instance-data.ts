@@ -14,6 +14,7 @@
 import { chownSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, NotFound } from '../errors.js';
+import { USER_DATA_MAX } from '../model/records.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import { copyFiles } from '../runtime/server-files.js';
 import { resolveUser } from '../runtime/user.js';
@@ -22,8 +23,7 @@ import { rmTree } from '../util/rmtree.js';
 /** Where cloud-init's NoCloud datasource looks for a seed without a label or a command line. */
 export const SEED_TARGET = '/var/lib/cloud/seed/nocloud';
 
-/** Nova's limit on user_data: 65535 characters of base64 (nova/api/openstack/compute/schemas/servers.py). */
-export const USER_DATA_MAX = 65535;
+export { USER_DATA_MAX };
 
 export interface InstanceNetwork {
   /** dotted quad */
@@ -209,8 +209,10 @@ export function writeSeed(dir: string, d: InstanceData, idmap: Idmap | undefined
 export function hasCloudInit(layerDirs: string[]): boolean {
   for (const layer of layerDirs) {
     try {
-      const st = lstatSync(join(layer, 'usr/bin/cloud-init'));
-      return !(st.isCharacterDevice() && st.rdev === 0);
+      // undefined, not an exception, where it is not (every start of an image without it:
+      // a process's first exception costs ~0.2 ms more than a stat)
+      const st = lstatSync(join(layer, 'usr/bin/cloud-init'), { throwIfNoEntry: false });
+      if (st) return !(st.isCharacterDevice() && st.rdev === 0);
     } catch {
       /* not in this layer */
     }

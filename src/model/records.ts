@@ -112,6 +112,13 @@ export type EventResult = 'Success' | 'Error';
 
 export const DEFAULT_DOMAIN = { id: 'default', name: 'Default' } as const;
 
+/**
+ * Nova's limit on user_data: 65535 characters of base64 (nova/api/openstack/compute/schemas/servers.py).
+ * Here, not in compute/instance-data.ts: `server create`'s options check it, and importing that
+ * module from the command line's top level initialised it (and runtime/server-files.ts) on every start.
+ */
+export const USER_DATA_MAX = 65535;
+
 export interface Project {
   id: string;
   name: string;

@@ -551,7 +551,8 @@ export async function execInServer(
   // the ids of the setgid/setuid ops below are then the server's own, inside its range
   const namespaces: Namespace[] = l.idmap ? ['user', 'mount', 'uts', 'ipc', 'pid', 'cgroup'] : ['mount', 'uts', 'ipc', 'pid', 'cgroup'];
   if (l.network !== 'host') namespaces.push('net');
-  const out = process.stdout;
+  // process.stdout is a stream (node:stream, ~1 ms to build): only a terminal's size reads it
+  const out = req.tty ? process.stdout : undefined;
   const bare: LaunchPlan = {
     namespaces: [],
     tty: req.tty,
@@ -560,7 +561,7 @@ export async function execInServer(
       // After setns the monitor's / is the server's root: resolve paths inside it.
       { op: 'set-root', path: '/' },
       ...(req.tty
-        ? [{ op: 'console' as const, ptmx: 'dev/pts/ptmx', rows: (out.isTTY && out.rows) || 24, cols: (out.isTTY && out.columns) || 80 }]
+        ? [{ op: 'console' as const, ptmx: 'dev/pts/ptmx', rows: (out?.isTTY && out.rows) || 24, cols: (out?.isTTY && out.columns) || 80 }]
         : []),
       // as the server's own init: no_new_privs only for a server whose root is the host's
       ...(l.init === 'systemd'

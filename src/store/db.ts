@@ -110,7 +110,24 @@ function makePrivate(path: string): void {
   }
 }
 
-export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store {
+/**
+ * How many WAL frames (pages) a command-line process lets the log grow to before its commit
+ * checkpoints it (SQLite's default: 1000). A process that opens the database when no other
+ * has it open rebuilds the WAL index by reading every frame since the last checkpoint:
+ * ~1.5 ms per start at 500 frames here, what a cold `server list` paid on average (a write
+ * command adds 10-20 frames). At 128 that read stays under ~0.4 ms, and the write command
+ * that checkpoints (about one in eight) pays ~1.5 ms for it. The API server keeps the
+ * default: it opens the database once, and checkpoints (with their fsyncs) on its event
+ * loop would cost its throughput.
+ */
+export const CLI_WAL_PAGES = 128;
+
+export interface OpenOptions {
+  /** PRAGMA wal_autocheckpoint for this connection (CLI_WAL_PAGES); SQLite's default without */
+  walPages?: number;
+}
+
+export function openStore(path: string = join(stateRoot(), 'novabox.db'), opts: OpenOptions = {}): Store {
   if (path !== ':memory:') makePrivate(path);
   const binding = nativeBinding();
   const db = new (Sqlite as unknown as DatabaseConstructor)(path, {
@@ -121,6 +138,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db')): Store
     enableWal(db);
     db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
+    if (opts.walPages !== undefined) db.pragma(`wal_autocheckpoint = ${Math.trunc(opts.walPages)}`);
     const tx: Tx = (fn) => db.transaction(fn).immediate();
     migrate(db, tx);
     const setting = db.prepare<{ value: string }>('SELECT value FROM settings WHERE key = ?');

@@ -9,17 +9,23 @@ const WS = '\\t\\n\\x0b\\x0c\\r ';
 const WP = `[\\p{L}\\p{M}\\p{N}_!"'&.,?]`;
 const LT = '[\\p{L}\\p{M}_]';
 const WORD = '[\\p{L}\\p{M}\\p{N}_]';
-const WORDSEP = new RegExp(
-  `([${WS}]+` +
-    `|(?<=${WP})-{2,}(?=${WORD})` +
-    `|[^${WS}]+?(?:-(?:(?<=${LT}{2}-)|(?<=${LT}-${LT}-))(?=${LT}-?${LT})|(?=[${WS}]|$)|(?<=${WP})(?=-{2,}${WORD})))`,
-  'gu',
-);
+/**
+ * Made on first use: V8 builds the Unicode property classes when the pattern is compiled
+ * (~1 ms), and only a table fitted to a width wraps; this module is loaded by every command.
+ */
+let wordsep: RegExp | undefined;
+const WORDSEP = (): RegExp =>
+  (wordsep ??= new RegExp(
+    `([${WS}]+` +
+      `|(?<=${WP})-{2,}(?=${WORD})` +
+      `|[^${WS}]+?(?:-(?:(?<=${LT}{2}-)|(?<=${LT}-${LT}-))(?=${LT}-?${LT})|(?=[${WS}]|$)|(?<=${WP})(?=-{2,}${WORD})))`,
+    'gu',
+  ));
 
 /** textwrap's _split: the chunks (words, whitespace runs, hyphenated parts) of a line. */
 function split(text: string): string[] {
   // re.split with one capturing group: the separators (our chunks) with empty strings between
-  return text.split(WORDSEP).filter((c) => c !== '');
+  return text.split(WORDSEP()).filter((c) => c !== '');
 }
 
 export function wrap(text: string, width: number): string[] {

@@ -6,6 +6,7 @@ import {
   formatShow,
   formatTable,
   LIST_FORMATS,
+  maybeTerminal,
   OUTPUT_FORMATS,
   outputOptionsFrom,
   SHOW_FORMATS,
@@ -13,6 +14,7 @@ import {
   type OutputOptions,
   type QuoteMode,
 } from '../../../src/cli/output.js';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { NovaboxError } from '../../../src/errors.js';
 
 // Expected strings for json, yaml, csv and value were produced by Python's json, PyYAML
@@ -699,5 +701,28 @@ describe('formatTable (used by ps)', () => {
         ],
       ),
     ).toBe('ID  Name\n1   alpha\n22  b\n');
+  });
+});
+
+describe('maybeTerminal', () => {
+  it('rules out what cannot be a terminal without asking isatty (node:tty)', () => {
+    for (const path of ['/dev/null', '/dev/zero', '/proc/self/status']) {
+      const fd = openSync(path, 'r');
+      try {
+        expect(maybeTerminal(fd), path).toBe(false);
+      } finally {
+        closeSync(fd);
+      }
+    }
+    expect(maybeTerminal(987654)).toBe(false); // not open
+  });
+
+  it.skipIf(!existsSync('/dev/ptmx'))('leaves a terminal device to isatty', () => {
+    const fd = openSync('/dev/ptmx', 'r+');
+    try {
+      expect(maybeTerminal(fd)).toBe(true);
+    } finally {
+      closeSync(fd);
+    }
   });
 });

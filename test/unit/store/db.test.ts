@@ -1,7 +1,7 @@
 import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openStore } from '../../../src/store/db.js';
+import { CLI_WAL_PAGES, openStore } from '../../../src/store/db.js';
 import { MIGRATIONS } from '../../../src/store/migrations.js';
 import { nowIso, toStoredTime } from '../../../src/store/time.js';
 import { useTempDirs } from './temp-store.js';
@@ -18,6 +18,25 @@ describe('openStore', () => {
     expect(s.db.pragma('busy_timeout', { simple: true })).toBe(30000);
     expect(s.db.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
     expect(s.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+  });
+
+  it("keeps SQLite's checkpoint interval unless told (the CLI's is shorter: less WAL to read at each cold open)", () => {
+    const dir = t.dir();
+    const s = t.open(join(dir, 'novabox.db'));
+    expect(s.db.pragma('wal_autocheckpoint', { simple: true })).toBe(1000);
+    const cli = openStore(join(dir, 'novabox.db'), { walPages: CLI_WAL_PAGES });
+    try {
+      expect(cli.db.pragma('wal_autocheckpoint', { simple: true })).toBe(128);
+      // its commits checkpoint once the log passes that many frames
+      cli.tx(() => {
+        for (let i = 0; i < 400; i++) cli.setSetting(`k${i}`, 'x'.repeat(3000));
+      });
+      cli.setSetting('last', '1');
+      const [r] = cli.db.pragma('wal_checkpoint(PASSIVE)') as { log: number }[];
+      expect(r!.log).toBeLessThan(400);
+    } finally {
+      cli.close();
+    }
   });
 
   it('makes the database, its -wal and -shm 0600, and fixes files an older novabox made 0644', () => {

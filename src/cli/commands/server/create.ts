@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { BadRequest, NotFound } from '../../../errors.js';
-import { USER_DATA_MAX } from '../../../compute/instance-data.js';
+import { USER_DATA_MAX } from '../../../model/records.js';
 import type { CliContext } from '../../context.js';
 import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../../output.js';
 import { serverShow, addressesField } from '../../views.js';

@@ -1,0 +1,1 @@
+export function standInSource(path: string, real: object, extra?: string): string;
