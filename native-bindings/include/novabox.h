@@ -41,6 +41,14 @@
                                    monitor's own; it keeps the pty master NB_OP_CONSOLE sends
                                    and copies what the container writes to its console
                                    (/dev/console: systemd as pid 1) into the log */
+#define NB_PLAN_DETACH     0x20u /* the OCI create/start split (novabox-oci): the init holds a
+                                   writer of its own GO pipe once 'R' came (so the CLI that
+                                   created it may exit), says NB_EV_GATE when its ops are done
+                                   and it waits for 'G', which `start` writes through
+                                   /proc/<init>/fd/5; the monitor exits after NB_EV_GATE (or
+                                   after reaping an init whose op failed), so the init is
+                                   reparented to the caller's subreaper (the engine's shim),
+                                   which reaps it as it reaps runc's */
 
 enum nb_op_kind {
 	NB_OP_MOUNT = 1,      /* s[0] source, s[1] target, s[2] fstype, s[3] data; flags = mount flags */
@@ -189,8 +197,10 @@ enum nb_event_type {
 	                      NB_CG_OOM_COUNT, or -1 */
 	NB_EV_ERROR = 5,   /* the monitor failed: a = stage (NB_STAGE_*), b = errno,
 	                      c = the failing cgroup step with NB_STAGE_CGROUP */
-	NB_EV_CGROUP = 6   /* after NB_EV_EXIT (or NB_EV_ERROR), when the monitor made the
+	NB_EV_CGROUP = 6,  /* after NB_EV_EXIT (or NB_EV_ERROR), when the monitor made the
 	                      cgroup: its removal ended; a = 0 or errno, b = failing step or -1 */
+	NB_EV_GATE = 7     /* NB_PLAN_DETACH: the init ran its ops and waits for 'G'; the monitor
+	                      exits after it (the init is then the caller's subreaper's) */
 };
 
 enum nb_stage {

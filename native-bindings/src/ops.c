@@ -995,6 +995,15 @@ static void await_go(int fd)
 		_exit(125);
 }
 
+/* NB_PLAN_DETACH: tell the monitor the ops are done (it then exits; `start` sends 'G'). */
+static void announce_gate(int err_fd)
+{
+	int32_t msg[2] = { NB_OPFAIL_GATE, 0 };
+
+	if (write(err_fd, msg, sizeof(msg)) != sizeof(msg))
+		_exit(125);
+}
+
 int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 {
 	const struct nb_plan_header *h = plan;
@@ -1015,8 +1024,11 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		NB_STAMP(i);
 		if (op->kind == NB_OP_EXEC) {
 			NB_DUMP(plan, i);
-			if (gate_fd >= 0)
+			if (gate_fd >= 0) {
+				if (h->flags & NB_PLAN_DETACH)
+					announce_gate(err_fd);
 				await_go(gate_fd);
+			}
 		}
 		errno = 0;
 		switch (op->kind) {

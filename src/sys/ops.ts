@@ -183,6 +183,9 @@ export interface LaunchPlan {
   /** with tty and logPath: the console socket is the monitor's own, and what the container
    *  writes to its /dev/console (the pty the 'console' op makes) goes into the log */
   consoleLog?: boolean;
+  /** the OCI create/start split (NB_PLAN_DETACH): the init waits at its gate for a 'G' that
+   *  `start` writes through /proc/<init>/fd/5; the monitor exits at NB_EV_GATE */
+  detach?: boolean;
   logMaxBytes?: number;
   /** the monitor writes "<wait status> <unix time>" here when the init exits */
   statusPath?: string;
@@ -375,6 +378,7 @@ const PLAN_LOG = 0x2;
 const PLAN_PLAIN_CLONE = 0x4;
 const PLAN_LATE_OPS = 0x8;
 const PLAN_CONSOLE_LOG = 0x10;
+const PLAN_DETACH = 0x20;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
@@ -599,7 +603,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     (plan.logPath ? PLAN_LOG : 0) |
     (plan.plainClone ? PLAN_PLAIN_CLONE : 0) |
     (plan.lateOps ? PLAN_LATE_OPS : 0) |
-    (plan.consoleLog ? PLAN_CONSOLE_LOG : 0);
+    (plan.consoleLog ? PLAN_CONSOLE_LOG : 0) |
+    (plan.detach ? PLAN_DETACH : 0);
   str(plan.logPath, 7);
   str(plan.statusPath, 8);
   w[9] = plan.logMaxBytes ?? 0;
