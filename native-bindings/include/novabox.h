@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 8u
+#define NB_ABI_VERSION 9u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u

@@ -114,7 +114,7 @@ export interface Bindings {
 }
 
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks */
-const NB_ABI = 8;
+const NB_ABI = 9;
 
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;

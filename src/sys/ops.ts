@@ -323,7 +323,7 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 8;
+const ABI = 9;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
 const USERNS_LOWERS = 7;
 const HEADER_BYTES = 72;

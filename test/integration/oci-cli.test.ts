@@ -1,0 +1,266 @@
+/**
+ * novabox-oci as an engine calls it: the bare runc command line on a busybox bundle
+ * (create -> state -> start -> kill -> delete), bad input, and what is left afterwards.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildBusyboxLayer } from '../../src/images/busybox.js';
+import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
+import { ROOT } from '../helpers/run-cli.js';
+import { skipEachIf } from '../helpers/skip.js';
+
+const OCI = join(ROOT, 'bin/novabox-oci');
+const skip = process.getuid?.() !== 0 ? 'needs root' : !existsSync(OCI) ? 'bin/novabox-oci is not built (npm run build)' : undefined;
+
+let work: string;
+let stateRoot: string;
+let bundle: string;
+const tag = `t${randomBytes(3).toString('hex')}`;
+
+/**
+ * Run novabox-oci. The container's init keeps create's stdio (as runc's does: engines pass
+ * fifos), so a create writes into a file here, never into a pipe spawnSync would wait on.
+ */
+function oci(args: string[], stdio: { out?: number } = {}): { code: number | null; stdout: string; stderr: string } {
+  if (args[0] === 'create' && stdio.out === undefined) {
+    const file = join(work, `create-${randomBytes(4).toString('hex')}.out`);
+    const fd = openSync(file, 'w');
+    const r = oci(args, { out: fd });
+    closeSync(fd);
+    return { ...r, stderr: readFileSync(file, 'utf8') };
+  }
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  delete env.NODE_EXTRA_CA_CERTS;
+  const r = spawnSync(OCI, ['--root', stateRoot, ...args], {
+    encoding: 'utf8',
+    env,
+    timeout: 20_000,
+    stdio: ['ignore', stdio.out ?? 'pipe', stdio.out ?? 'pipe'],
+  });
+  return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+function state(id: string): { status: string; pid: number; bundle: string; id: string } {
+  const r = oci(['state', id]);
+  expect(r.stderr).toBe('');
+  return JSON.parse(r.stdout);
+}
+
+/** The container's cgroup directories (v1: one per hierarchy; v2: one), as the runtime names them. */
+function cgroupDirs(rel: string): string[] {
+  const layout = detectCgroups();
+  const roots = layout.kind === 'v2' ? [layout.root] : [...new Set(Object.values(layout.mounts))];
+  return roots.map((r) => join(r, rel));
+}
+
+/** Processes whose cgroup (any hierarchy) is below novabox-oci/<tag>-, and monitors tagged so. */
+function leftovers(): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cg = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (stat.slice(stat.lastIndexOf(')') + 2)[0] === 'Z') continue;
+      if (cg.includes(`/novabox-oci/${tag}-`)) out.push(`process ${pid}`);
+      if (readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(`novabox-oci/${tag}-`)) out.push(`monitor ${pid}`);
+    } catch {
+      /* gone */
+    }
+  }
+  for (const d of cgroupDirs('novabox-oci')) {
+    if (!existsSync(d)) continue;
+    for (const e of readdirSync(d)) if (e.startsWith(`${tag}-`)) out.push(`cgroup ${join(d, e)}`);
+  }
+  if (existsSync(stateRoot)) for (const e of readdirSync(stateRoot)) out.push(`state ${e}`);
+  return out;
+}
+
+function writeConfig(dir: string, patch: (c: Record<string, any>) => void): void {
+  const base = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+  patch(base);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(base));
+}
+
+function waitUntil(done: () => boolean, ms = 5000): boolean {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (done()) return true;
+    spawnSync('sleep', ['0.02']);
+  }
+  return done();
+}
+
+describe('novabox-oci: the runc command line', () => {
+  skipEachIf(skip);
+
+  beforeAll(() => {
+    if (skip) return;
+    work = mkdtempSync(join(tmpdir(), 'novabox-oci-'));
+    stateRoot = join(work, 'state');
+    bundle = join(work, 'bundle');
+    spawnSync('mkdir', ['-p', bundle]);
+    const rootfs = buildBusyboxLayer(work);
+    spawnSync('mv', [rootfs, join(bundle, 'rootfs')]);
+    const r = spawnSync(OCI, ['spec', '--bundle', bundle], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+  }, 60_000);
+
+  afterAll(() => {
+    if (skip || !work) return;
+    for (const e of existsSync(stateRoot) ? readdirSync(stateRoot) : []) oci(['delete', '--force', e]);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('create -> created, start -> running, kill -> stopped, delete -> nothing left', () => {
+    const id = `${tag}-life`;
+    const dir = join(work, 'life');
+    spawnSync('mkdir', ['-p', dir]);
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.hostname = 'oci-life';
+      c.process.args = [
+        'sh',
+        '-c',
+        'trap "exit 3" TERM; echo "hello from $(hostname) as $(id -u)"; cat /proc/self/cgroup; sleep 60 & wait',
+      ];
+      c.linux.resources.memory = { limit: 64 << 20 };
+      c.linux.resources.pids = { limit: 40 };
+    });
+    const out = join(work, 'life.out');
+    const fd = openSync(out, 'w');
+    const pidFile = join(work, 'life.pid');
+    const created = oci(['create', '--bundle', dir, '--pid-file', pidFile, id], { out: fd });
+    closeSync(fd);
+    expect(created.code).toBe(0);
+    const s1 = state(id);
+    expect(s1).toMatchObject({ id, status: 'created', bundle: dir });
+    expect(Number(readFileSync(pidFile, 'utf8'))).toBe(s1.pid);
+    // the init waits at its gate: nothing of the command ran yet, no novabox process stays
+    expect(readFileSync(out, 'utf8')).toBe('');
+    expect(readFileSync(`/proc/${s1.pid}/stat`, 'utf8')).toContain('(novabox-monitor)');
+    const memory = cgroupDirs(`novabox-oci/${id}`).find(
+      (d) => existsSync(join(d, 'memory.limit_in_bytes')) || existsSync(join(d, 'memory.max')),
+    );
+    expect(memory).toBeDefined();
+    const limit = existsSync(join(memory!, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes';
+    expect(readFileSync(join(memory!, limit), 'utf8').trim()).toBe(String(64 << 20));
+
+    expect(oci(['start', id]).code).toBe(0);
+    expect(state(id).status).toBe('running');
+    expect(waitUntil(() => readFileSync(out, 'utf8').includes('hello'))).toBe(true);
+    expect(readFileSync(out, 'utf8')).toContain('hello from oci-life as 0');
+    const again = oci(['start', id]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^novabox-oci: container ".*" is running, not created: it cannot be started\n$/);
+
+    const list = oci(['list', '--format', 'json']);
+    expect(JSON.parse(list.stdout).map((s: { id: string }) => s.id)).toContain(id);
+    expect(oci(['delete', id]).stderr).toMatch(/is running: stop it first or use delete --force/);
+
+    expect(oci(['kill', id, 'TERM']).code).toBe(0);
+    expect(waitUntil(() => state(id).status === 'stopped')).toBe(true);
+    expect(state(id).pid).toBe(0);
+    expect(oci(['delete', id]).code).toBe(0);
+    expect(oci(['state', id]).stderr).toBe(`novabox-oci: container "${id}" does not exist\n`);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('deletes a created container that never started, and kill --all reaches every process', () => {
+    const id = `${tag}-never`;
+    expect(oci(['create', '--bundle', bundle, id]).code).toBe(0);
+    const { pid } = state(id);
+    expect(oci(['delete', id]).code).toBe(0);
+    expect(waitUntil(() => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z'))).toBe(true);
+    expect(leftovers()).toEqual([]);
+
+    const all = `${tag}-all`;
+    const dir = join(work, 'all');
+    spawnSync('mkdir', ['-p', dir]);
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.process.args = ['sh', '-c', 'sleep 60 & sleep 60 & wait'];
+    });
+    expect(oci(['create', '--bundle', dir, all]).code).toBe(0);
+    expect(oci(['start', all]).code).toBe(0);
+    expect(oci(['kill', '--all', all, 'KILL']).code).toBe(0);
+    expect(waitUntil(() => state(all).status === 'stopped')).toBe(true);
+    expect(oci(['delete', all]).code).toBe(0);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('an op that fails at create is named, and nothing is left', () => {
+    const id = `${tag}-badcwd`;
+    const dir = join(work, 'badcwd');
+    spawnSync('mkdir', ['-p', dir]);
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.process.cwd = '/no/such/dir';
+    });
+    const r = oci(['create', '--bundle', dir, id]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^novabox-oci: chdir \/no\/such\/dir: .*\(op \d+ of \d+\)\n$/);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it.each<[string, (dir: string) => void, RegExp]>([
+    ['no config.json', () => {}, /^novabox-oci: the bundle .* has no config\.json\n$/],
+    [
+      'invalid JSON',
+      (dir) => writeFileSync(join(dir, 'config.json'), '{"ociVersion": '),
+      /^novabox-oci: .*config\.json is not valid JSON: .*\n$/,
+    ],
+    [
+      'an unknown ociVersion major',
+      (dir) => writeConfig(dir, (c) => (c.ociVersion = '2.0.0')),
+      /^novabox-oci: config\.json: ociVersion "2\.0\.0" is not a version novabox-oci reads \(1\.x\)\n$/,
+    ],
+    [
+      'a field novabox does not support',
+      (dir) => writeConfig(dir, (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ERRNO' })),
+      /^novabox-oci: config\.json: linux\.seccomp is not supported by novabox-oci\n$/,
+    ],
+  ])('create with %s: one sentence, exit 1, nothing left', (_what, make, message) => {
+    const dir = mkdtempSync(join(work, 'bad-'));
+    make(dir);
+    const log = join(work, 'bad.log');
+    rmSync(log, { force: true });
+    const r = oci(['--log', log, '--log-format', 'json', 'create', '--bundle', dir, `${tag}-bad`]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(message);
+    // containerd's go-runc reads the error back from the log's JSON lines
+    const lines = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines).toEqual([{ level: 'error', msg: r.stderr.slice('novabox-oci: '.length, -1), time: expect.any(String) }]);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('an id in use, a missing container, and refused globals: one sentence each', () => {
+    const id = `${tag}-dup`;
+    expect(oci(['create', '--bundle', bundle, id]).code).toBe(0);
+    const dup = oci(['create', '--bundle', bundle, id]);
+    expect(dup).toMatchObject({ code: 1, stderr: `novabox-oci: container id "${id}" is already in use\n` });
+    expect(state(id).status).toBe('created');
+    expect(oci(['delete', id]).code).toBe(0);
+    for (const verb of ['state', 'start', 'kill', 'delete']) {
+      expect(oci([verb, `${tag}-none`])).toMatchObject({ code: 1, stderr: `novabox-oci: container "${tag}-none" does not exist\n` });
+    }
+    expect(oci(['--systemd-cgroup', 'state', id]).stderr).toMatch(/^novabox-oci: --systemd-cgroup is not supported: .*\n$/);
+    expect(oci(['state', '../x']).stderr).toMatch(/^novabox-oci: invalid container id "\.\.\/x"/);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('features and spec print documents', () => {
+    const f = JSON.parse(oci(['features']).stdout);
+    expect(f).toMatchObject({ ociVersionMin: '1.0.0', linux: { cgroup: { systemd: false } } });
+    const again = oci(['spec', '--bundle', bundle]);
+    expect(again.stderr).toMatch(/^novabox-oci: spec: .*config\.json exists already\n$/);
+  });
+});

@@ -1,0 +1,210 @@
+import { describe, expect, it } from 'vitest';
+import type { Op } from '../../../../src/sys/ops.js';
+import type { CgroupLayout } from '../../../../src/runtime/cgroups/types.js';
+import { defaultSpec } from '../../../../src/runtime/oci/documents.js';
+import { ociCgroupPath, ociLimits, planOci, type OciConfig } from '../../../../src/runtime/oci/plan.js';
+
+const V2: CgroupLayout = { kind: 'v2', root: '/sys/fs/cgroup', controllers: ['memory', 'cpu', 'pids'] };
+const ctx = { id: 'c1', bundle: '/b', layout: V2, isDir: (p: string) => !p.endsWith('.conf') };
+
+function config(patch: (c: OciConfig) => void = () => {}): OciConfig {
+  const c = JSON.parse(JSON.stringify(defaultSpec())) as OciConfig;
+  patch(c);
+  return c;
+}
+
+function opsOf(c: OciConfig): Op[] {
+  return planOci(c, ctx).plan.ops;
+}
+
+describe('planOci', () => {
+  it('turns the default spec into a detached plan ending in chdir and exec', () => {
+    const { plan, cgroupPath, limits, hostname } = planOci(config(), ctx);
+    expect(plan.detach).toBe(true);
+    expect(plan.tty).toBe(false);
+    expect(plan.namespaces).toEqual(['pid', 'net', 'ipc', 'uts', 'mount']);
+    expect(plan.ops[0]).toEqual({ op: 'unshare', namespaces: ['cgroup'] });
+    expect(cgroupPath).toBe('novabox-oci/c1');
+    expect(limits).toEqual({});
+    expect(hostname).toBe('novabox');
+    const tail = plan.ops.slice(-2);
+    expect(tail[0]).toEqual({ op: 'chdir', path: '/' });
+    expect(tail[1]).toMatchObject({
+      op: 'exec',
+      file: 'sh',
+      argv: ['sh'],
+      searchPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    });
+  });
+
+  it('binds the root onto itself, relative to the bundle, and pivots after the mounts, masks and read-only paths', () => {
+    const ops = opsOf(config());
+    const kinds = ops.map((o) => o.op);
+    expect(ops).toContainEqual({ op: 'mount', source: '/b/rootfs', target: '/b/rootfs', flags: ['bind', 'rec'] });
+    expect(ops).toContainEqual({ op: 'set-root', path: '/b/rootfs' });
+    const pivot = kinds.indexOf('pivot-root');
+    expect(kinds.lastIndexOf('mount')).toBeLessThan(pivot);
+    expect(kinds.lastIndexOf('mask')).toBeLessThan(pivot);
+    expect(kinds.lastIndexOf('readonly')).toBeLessThan(pivot);
+    // root.readonly
+    expect(ops[pivot + 1]).toEqual({ op: 'remount-ro', path: '/' });
+    expect(ops).toContainEqual({ op: 'mask', path: '/proc/kcore' });
+    expect(ops).toContainEqual({ op: 'readonly', path: '/proc/sys' });
+  });
+
+  it('mounts in the config order with their options as flags and data', () => {
+    const ops = opsOf(config()).filter((o) => o.op === 'mount' && o.inRoot);
+    expect(ops.map((o) => (o.op === 'mount' ? o.target : ''))).toEqual([
+      'proc',
+      'dev',
+      'dev/pts',
+      'dev/shm',
+      'dev/mqueue',
+      'sys',
+      'sys/fs/cgroup',
+    ]);
+    expect(ops[1]).toEqual({
+      op: 'mount',
+      source: 'tmpfs',
+      target: 'dev',
+      fstype: 'tmpfs',
+      flags: ['nosuid', 'strictatime'],
+      data: 'mode=755,size=65536k',
+      inRoot: true,
+    });
+    expect(ops[5]).toMatchObject({ fstype: 'sysfs', flags: ['nosuid', 'noexec', 'nodev', 'rdonly'] });
+    expect(ops[6]).toMatchObject({ fstype: 'cgroup2', target: 'sys/fs/cgroup', flags: expect.arrayContaining(['rdonly']) });
+  });
+
+  it('makes the default devices in a new /dev tmpfs', () => {
+    const ops = opsOf(config());
+    expect(ops).toContainEqual({ op: 'mknod', path: 'dev/null', mode: 0o666, type: 'c', major: 1, minor: 3, inRoot: true });
+    expect(ops).toContainEqual({ op: 'symlink', target: '/proc/self/fd', path: 'dev/fd', inRoot: true });
+  });
+
+  it('binds a file or a directory from the bundle, with a remount for ro', () => {
+    const ops = opsOf(
+      config((c) => {
+        c.mounts.push({ destination: '/etc/app.conf', type: 'bind', source: 'app.conf', options: ['rbind', 'ro', 'rprivate'] });
+      }),
+    );
+    const at = ops.findIndex((o) => o.op === 'mknod' && o.path === 'etc/app.conf');
+    expect(ops.slice(at - 1, at + 4)).toEqual([
+      { op: 'mkdir', path: 'etc', mode: 0o755, inRoot: true },
+      { op: 'mknod', path: 'etc/app.conf', mode: 0o644, type: 'file', major: 0, minor: 0, inRoot: true },
+      { op: 'mount', source: '/b/app.conf', target: 'etc/app.conf', flags: ['bind', 'rec'], inRoot: true },
+      { op: 'mount', target: 'etc/app.conf', flags: ['remount', 'bind', 'rdonly'], inRoot: true },
+      { op: 'mount', target: 'etc/app.conf', flags: ['rec', 'private'], inRoot: true },
+    ]);
+  });
+
+  it('reads user, capabilities, rlimits and noNewPrivileges', () => {
+    const ops = opsOf(
+      config((c) => {
+        c.process.user = { uid: 0, gid: 10, additionalGids: [20, 10] };
+        c.process.capabilities = { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'] };
+        c.process.rlimits = [{ type: 'RLIMIT_NPROC', soft: 10, hard: 20 }];
+      }),
+    );
+    const at = ops.findIndex((o) => o.op === 'setrlimit');
+    expect(ops.slice(at, at + 8)).toEqual([
+      { op: 'setrlimit', resource: 'nproc', soft: 10n, hard: 20n },
+      { op: 'cap-bound', keep: ['KILL'] },
+      { op: 'setgroups', gids: [10, 20] },
+      { op: 'setgid', gid: 10 },
+      { op: 'setuid', uid: 0 },
+      { op: 'capset', caps: ['KILL'] },
+      { op: 'no-new-privs' },
+      { op: 'chdir', path: '/' },
+    ]);
+  });
+
+  it('gives a user namespace its maps and makes the init its root before the mounts', () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.linux.namespaces.push({ type: 'user' });
+        c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        c.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+        c.mounts = c.mounts.filter((m: { type: string }) => m.type !== 'sysfs');
+      }),
+      ctx,
+    );
+    expect(plan.namespaces[0]).toBe('user');
+    expect(plan.userns).toEqual({ uidMap: '0 100000 65536\n', gidMap: '0 200000 65536\n' });
+    expect(plan.ops.slice(0, 2)).toEqual([{ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' }]);
+  });
+
+  it.each<[string, (c: OciConfig) => void, RegExp]>([
+    ['an unknown major version', (c) => (c.ociVersion = '2.0.0'), /^config\.json: ociVersion "2\.0\.0" is not a version novabox-oci reads/],
+    ['no version', (c) => delete c.ociVersion, /ociVersion is missing/],
+    ['hooks', (c) => (c.hooks = { poststart: [] }), /config\.hooks is not supported/],
+    ['seccomp', (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' }), /linux\.seccomp is not supported/],
+    ['sysctl', (c) => (c.linux.sysctl = { 'net.ipv4.ip_forward': '1' }), /linux\.sysctl is not supported/],
+    [
+      'a namespace path',
+      (c) => (c.linux.namespaces[1] = { type: 'network', path: '/run/netns/x' }),
+      /linux\.namespaces\[1\]\.path joining/,
+    ],
+    ['a time namespace', (c) => c.linux.namespaces.push({ type: 'time' }), /linux\.namespaces\[6\]\.type "time" is not supported/],
+    ['a terminal', (c) => (c.process.terminal = true), /process\.terminal is not supported/],
+    ['oomScoreAdj', (c) => (c.process.oomScoreAdj = 100), /process\.oomScoreAdj is not supported/],
+    ['an apparmor profile', (c) => (c.process.apparmorProfile = 'x'), /process\.apparmorProfile is not supported/],
+    ['ambient capabilities', (c) => (c.process.capabilities.ambient = ['CAP_KILL']), /process\.capabilities\.ambient is not supported/],
+    ['an unknown capability', (c) => (c.process.capabilities.bounding = ['CAP_NOPE']), /unknown capability "CAP_NOPE"/],
+    ['no args', (c) => (c.process.args = []), /process\.args must name the program/],
+    ['a relative cwd', (c) => (c.process.cwd = 'x'), /process\.cwd must be an absolute path/],
+    ['an unknown mount option', (c) => (c.mounts[0].options = ['nosymfollow']), /mounts\[0\]\.options "nosymfollow" is not supported/],
+    [
+      'an unknown mount type',
+      (c) => c.mounts.push({ destination: '/x', type: 'nfs', source: 'h:/x' }),
+      /mounts\[7\]\.type "nfs" is not supported/,
+    ],
+    ['a mount over ..', (c) => c.mounts.push({ destination: '/x/../../y', type: 'tmpfs' }), /must not contain "\.\."/],
+    ['no mount namespace', (c) => (c.linux.namespaces = [{ type: 'pid' }]), /must have a mount namespace/],
+    [
+      'a block device',
+      (c) => (c.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }]),
+      /linux\.devices\[0\]\.type "b" is not supported/,
+    ],
+    [
+      'a device allow rule',
+      (c) => c.linux.resources.devices.push({ allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }),
+      /linux\.resources\.devices\[1\] is not supported/,
+    ],
+    ['blockIO', (c) => (c.linux.resources.blockIO = { weight: 10 }), /linux\.resources\.blockIO is not supported/],
+    ['a systemd cgroupsPath', (c) => (c.linux.cgroupsPath = 'system.slice:docker:abc'), /is a systemd slice path/],
+    ['no root', (c) => delete c.root, /root\.path is missing/],
+  ])('refuses %s in one sentence naming the field', (_what, patch, message) => {
+    expect(() => planOci(config(patch), ctx)).toThrow(message);
+  });
+});
+
+describe('ociLimits', () => {
+  it('reads memory, swap, cpu and pids', () => {
+    expect(
+      ociLimits({ memory: { limit: 64 << 20, swap: 64 << 20 }, cpu: { quota: 50000, period: 100000, shares: 512 }, pids: { limit: 32 } }),
+    ).toEqual({ memoryBytes: 64 << 20, swapOff: true, cpuQuotaUs: 50000, cpuPeriodUs: 100000, cpuShares: 512, pidsMax: 32 });
+  });
+
+  it('takes -1 and 0 as no limit', () => {
+    expect(ociLimits({ memory: { limit: -1, swap: -1 }, cpu: { quota: -1, shares: 0 }, pids: { limit: 0 } })).toEqual({});
+  });
+
+  it('refuses swap other than none', () => {
+    expect(() => ociLimits({ memory: { limit: 100, swap: 200 } })).toThrow(/linux\.resources\.memory\.swap/);
+  });
+});
+
+describe('ociCgroupPath', () => {
+  it.each([
+    [undefined, 'novabox-oci/c1'],
+    ['/default/c1', 'default/c1'],
+    ['mine/c1', 'novabox-oci/mine/c1'],
+  ])('%s -> %s', (input, out) => {
+    expect(ociCgroupPath(input, 'c1')).toBe(out);
+  });
+
+  it('refuses ..', () => {
+    expect(() => ociCgroupPath('/a/../b', 'c1')).toThrow(/is not a cgroup path/);
+  });
+});
