@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBusyboxLayer } from '../../src/images/busybox.js';
 import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
+import type { OciConfig } from '../../src/runtime/oci/plan.js';
 import { ROOT } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
 
@@ -80,7 +81,7 @@ function leftovers(): string[] {
   return out;
 }
 
-function writeConfig(dir: string, patch: (c: Record<string, any>) => void): void {
+function writeConfig(dir: string, patch: (c: OciConfig) => void): void {
   const base = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
   patch(base);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(base));
