@@ -326,8 +326,18 @@ export function killContainer(root: string, id: string, signal: NodeJS.Signals |
   }
 }
 
-/** `delete`: the cgroup and the state of a stopped (or created) container; `force` kills a running one first. */
+/** `delete`: the cgroup and the state of a stopped (or created) container; `force` kills a running one first
+ *  and is content when there is nothing to delete. */
 export function deleteContainer(root: string, id: string, force: boolean): void {
+  // --force of a container that is gone is done (as runc: containerd's shim deletes once
+  // more when it cleans up)
+  if (force) {
+    try {
+      statSync(dirOf(root, id));
+    } catch {
+      return;
+    }
+  }
   const r = mustExist(root, id);
   const status = statusOf(root, r);
   if ((status === 'running' || status === 'creating') && !force) {

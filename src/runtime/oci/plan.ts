@@ -285,6 +285,18 @@ function idMappings(v: unknown, field: string): string {
     .join('');
 }
 
+/** The character devices novabox's device cgroup allows (major:minor, '*' any minor). */
+const ALLOWED_DEVICES = ['1:3', '1:5', '1:7', '1:8', '1:9', '5:0', '5:1', '5:2', '136:*'];
+
+/** A device cgroup rule novabox's fixed allow-list already answers as asked. */
+function deviceRuleWithin(r: Record<string, unknown>, i: number): boolean {
+  if (r.allow === false) return i === 0 && (r.type === undefined || r.type === 'a') && r.major === undefined && r.minor === undefined;
+  if (r.allow !== true || r.type !== 'c' || typeof r.major !== 'number') return false;
+  if (typeof r.access === 'string' && /[^rwm]/.test(r.access)) return false;
+  const minor = r.minor === undefined || r.minor === null || r.minor === -1 ? '*' : String(r.minor);
+  return ALLOWED_DEVICES.includes(`${r.major}:${minor}`) || (minor !== '*' && ALLOWED_DEVICES.includes(`${r.major}:*`));
+}
+
 /** linux.resources -> novabox's cgroup limits. */
 export function ociLimits(res: unknown): CgroupLimits {
   if (res === undefined || res === null) return {};
@@ -292,15 +304,16 @@ export function ociLimits(res: unknown): CgroupLimits {
   onlyKnown(res, ['memory', 'cpu', 'pids', 'devices'], 'linux.resources');
   const limits: CgroupLimits = {};
   if (res.devices !== undefined && res.devices !== null) {
-    // novabox's device allow-list is always applied (the default devices); a config's
-    // first rule denying everything says the same, anything more is not supported yet
+    // novabox's device allow-list is always applied: deny all, then the default devices
+    // and the ptys (cgroups/v1.ts V1_DEVICE_RULES, devices.c). A config asking for no more
+    // than that says the same; anything beyond it is refused.
     const rules = res.devices;
     if (!Array.isArray(rules)) refuse('linux.resources.devices', 'must be a list');
     rules.forEach((r: unknown, i: number) => {
-      if (!isObject(r) || r.allow !== false || (r.type !== undefined && r.type !== 'a') || r.major !== undefined || r.minor !== undefined) {
+      if (!isObject(r) || !deviceRuleWithin(r, i)) {
         refuse(
           `linux.resources.devices[${i}]`,
-          'is not supported by novabox-oci (only a rule denying all devices; the default devices are allowed)',
+          'is not supported by novabox-oci (it allows only the default devices and the ptys, after a rule denying all)',
         );
       }
     });
