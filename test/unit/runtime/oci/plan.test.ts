@@ -167,8 +167,8 @@ describe('planOci', () => {
       /linux\.devices\[0\]\.type "b" is not supported/,
     ],
     [
-      'a device allow rule',
-      (c) => c.linux.resources.devices.push({ allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' }),
+      'a device allow rule beyond the default devices',
+      (c) => c.linux.resources.devices.push({ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }),
       /linux\.resources\.devices\[1\] is not supported/,
     ],
     ['blockIO', (c) => (c.linux.resources.blockIO = { weight: 10 }), /linux\.resources\.blockIO is not supported/],
@@ -180,6 +180,19 @@ describe('planOci', () => {
 });
 
 describe('ociLimits', () => {
+  it("takes device rules novabox's allow-list answers: deny all, then the default devices and the ptys", () => {
+    const devices = [
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+      { allow: true, type: 'c', major: 136, access: 'rwm' },
+      { allow: true, type: 'c', major: 5, minor: 2, access: 'rw' },
+    ];
+    expect(ociLimits({ devices })).toEqual({});
+    expect(() => ociLimits({ devices: [devices[1]] })).not.toThrow();
+    expect(() => ociLimits({ devices: [devices[0], { allow: true, type: 'b', major: 8, access: 'rwm' }] })).toThrow(/devices\[1\]/);
+    expect(() => ociLimits({ devices: [devices[0], devices[0]] })).toThrow(/devices\[1\]/);
+  });
+
   it('reads memory, swap, cpu and pids', () => {
     expect(
       ociLimits({ memory: { limit: 64 << 20, swap: 64 << 20 }, cpu: { quota: 50000, period: 100000, shares: 512 }, pids: { limit: 32 } }),
