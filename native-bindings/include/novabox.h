@@ -85,7 +85,12 @@ enum nb_op_kind {
 	                         setuid(0) then makes it the namespace's root) */
 	NB_OP_MOUNT_FD = 25,  /* s[1] path: attach there the rootfs mount NB_OP_USERNS received
 	                         (move_mount) */
-	NB_OP_KIND_MAX = 25
+	NB_OP_WRITE = 26,     /* s[1] an existing file (NB_OPF_IN_ROOT: below the root), s[0] what to
+	                         write, in one write(2): a sysctl under the container's /proc/sys,
+	                         /proc/self/oom_score_adj */
+	NB_OP_SETNS = 27,     /* s[1] a namespace file (a host path: /proc/<pid>/ns/net, /run/netns/x),
+	                         flags = its CLONE_NEW* type: setns(2) into it (OCI namespaces[].path) */
+	NB_OP_KIND_MAX = 27
 };
 
 /* nb_op.op_flags */

@@ -146,6 +146,10 @@ export type Op =
   | { op: 'userns' }
   /** attach the rootfs the monitor made (received by 'userns') on this host path */
   | { op: 'mount-fd'; target: string }
+  /** one write(2) of `data` into an existing file (a sysctl, /proc/self/oom_score_adj) */
+  | { op: 'write'; path: string; data: string; inRoot?: boolean }
+  /** setns(2) into the namespace file `path` (a host path), of this type */
+  | { op: 'setns'; path: string; namespace: Namespace }
   | { op: 'chdir'; path: string }
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   /** sealed: execute the plan's execCopy (the monitor's sealed memfd copy of it), not `file` */
@@ -285,6 +289,10 @@ export function describeOp(op: Op): string {
       return "enter the container's user namespace";
     case 'mount-fd':
       return `mount the idmapped root on ${op.target}`;
+    case 'write':
+      return `write ${JSON.stringify(op.data)} to ${shown(op.path, op.inRoot)}`;
+    case 'setns':
+      return `join the ${op.namespace} namespace ${op.path}`;
     case 'chdir':
       return `chdir ${op.path}`;
     case 'console':
@@ -358,6 +366,8 @@ const KIND: Record<Op['op'], number> = {
   'cgroup-join': 23,
   userns: 24,
   'mount-fd': 25,
+  write: 26,
+  setns: 27,
 };
 
 const CG_KIND: Record<CgroupStep['step'], number> = {
@@ -524,6 +534,15 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'sethostname':
         str(op.hostname, at + 10);
+        break;
+      case 'write':
+        if (op.inRoot) w[at + 1] = OPF_IN_ROOT;
+        str(op.data, at + 10);
+        str(op.path, at + 11);
+        break;
+      case 'setns':
+        w[at + 2] = CLONE_FLAGS[op.namespace];
+        str(op.path, at + 11);
         break;
       case 'setrlimit':
         w[at + 4] = RLIMITS[op.resource];

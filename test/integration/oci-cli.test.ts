@@ -4,7 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -193,6 +193,52 @@ describe('novabox-oci: the runc command line', () => {
     expect(waitUntil(() => state(all).status === 'stopped')).toBe(true);
     expect(oci(['delete', all]).code).toBe(0);
     expect(leftovers()).toEqual([]);
+  });
+
+  it('sysctl, oomScoreAdj and a network namespace joined by path, seen from inside', () => {
+    const a = `${tag}-neta`;
+    const b = `${tag}-netb`;
+    const dirA = join(work, 'neta');
+    const dirB = join(work, 'netb');
+    spawnSync('mkdir', ['-p', dirA, dirB]);
+    writeConfig(dirA, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shm_rmid_forced': '1' };
+      c.process.oomScoreAdj = 123;
+      c.process.args = [
+        'sh',
+        '-c',
+        'cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shm_rmid_forced /proc/self/oom_score_adj; readlink /proc/self/ns/net; sleep 60 & wait',
+      ];
+    });
+    const outA = join(work, 'neta.out');
+    let fd = openSync(outA, 'w');
+    expect(oci(['create', '--bundle', dirA, a], { out: fd }).code).toBe(0);
+    closeSync(fd);
+    const pidA = state(a).pid;
+    writeConfig(dirB, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+        n.type === 'network' ? { type: 'network', path: `/proc/${pidA}/ns/net` } : n,
+      );
+      c.process.args = ['sh', '-c', 'readlink /proc/self/ns/net'];
+    });
+    const outB = join(work, 'netb.out');
+    fd = openSync(outB, 'w');
+    expect(oci(['create', '--bundle', dirB, b], { out: fd }).code).toBe(0);
+    closeSync(fd);
+    expect(oci(['start', a]).code).toBe(0);
+    expect(oci(['start', b]).code).toBe(0);
+    expect(waitUntil(() => readFileSync(outA, 'utf8').includes('net:[') && readFileSync(outB, 'utf8').includes('net:['))).toBe(true);
+    const [forward, rmid, score, netA] = readFileSync(outA, 'utf8').trim().split('\n');
+    expect([forward, rmid, score]).toEqual(['1', '1', '123']);
+    expect(netA).toBe(readlinkSync(`/proc/${pidA}/ns/net`));
+    expect(netA).not.toBe(readlinkSync('/proc/self/ns/net'));
+    expect(readFileSync(outB, 'utf8').trim()).toBe(netA);
+    expect(oci(['delete', '--force', a]).code).toBe(0);
+    expect(waitUntil(() => state(b).status === 'stopped')).toBe(true);
+    expect(oci(['delete', b]).code).toBe(0);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
   });
 
   it('an op that fails at create is named, and nothing is left', () => {

@@ -352,6 +352,50 @@ export function ociLimits(res: unknown): CgroupLimits {
   return limits;
 }
 
+/** Namespaces the init may join by path (setns of a single-threaded process, for itself). */
+const JOINABLE: Namespace[] = ['net', 'ipc', 'uts', 'cgroup'];
+
+/** The ipc namespace's sysctls (runc's validator: they are per namespace). */
+const IPC_SYSCTLS = [
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+];
+
+/**
+ * linux.sysctl: writes under the container's /proc/sys, after the mounts. Only the
+ * sysctls a namespace of the container's own holds: any other would change the host.
+ */
+export function planSysctl(v: unknown, ns: { namespaces: Namespace[]; joins: Namespace[]; hasProc: boolean }): Op[] {
+  if (v === undefined || v === null) return [];
+  if (!isObject(v)) refuse('linux.sysctl', 'must be an object');
+  const ops: Op[] = [];
+  for (const [key, value] of Object.entries(v)) {
+    const field = `linux.sysctl["${key}"]`;
+    if (typeof value !== 'string') refuse(field, 'must be a string');
+    if (!/^[a-z0-9_-]+([./][a-z0-9_-]+)+$/i.test(key)) refuse(field, 'is not a sysctl name');
+    const name = key.replace(/\//g, '.');
+    const own = (t: Namespace) => ns.namespaces.includes(t) || ns.joins.includes(t);
+    const namespaced =
+      IPC_SYSCTLS.includes(name) || name.startsWith('fs.mqueue.')
+        ? own('ipc')
+        : name === 'kernel.hostname' || name === 'kernel.domainname'
+          ? own('uts')
+          : name.startsWith('net.')
+            ? own('net')
+            : false;
+    if (!namespaced) refuse(field, "is not a sysctl of a namespace the container has of its own (it would change the host's)");
+    if (!ns.hasProc) refuse(field, 'needs a proc mount on /proc');
+    ops.push({ op: 'write', path: `proc/sys/${name.replace(/\./g, '/')}`, data: value, inRoot: true });
+  }
+  return ops;
+}
+
 /** cgroupsPath: "/a/b" is that path from the hierarchies' root, "a/b" and none are below novabox-oci. */
 export function ociCgroupPath(v: unknown, id: string): string {
   if (v === undefined || v === null || v === '') return `${OCI_CGROUP_PARENT}/${id}`;
@@ -387,6 +431,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
       'readonlyPaths',
       'devices',
       'rootfsPropagation',
+      'sysctl',
     ],
     'linux',
   );
@@ -394,15 +439,24 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   // namespaces
   if (!Array.isArray(linux.namespaces)) refuse('linux.namespaces', 'must be a list');
   const namespaces: Namespace[] = [];
+  const joins: Extract<Op, { op: 'setns' }>[] = [];
   let cgroupNs = false;
   linux.namespaces.forEach((n: unknown, i: number) => {
     if (!isObject(n) || typeof n.type !== 'string') refuse(`linux.namespaces[${i}]`, 'must have a type');
     const ns = NS_TYPES[n.type];
     if (!ns) refuse(`linux.namespaces[${i}].type`, `"${n.type}" is not supported by novabox-oci`);
-    if (n.path !== undefined && n.path !== '')
-      refuse(`linux.namespaces[${i}].path`, 'joining an existing namespace is not supported by novabox-oci yet');
-    if (namespaces.includes(ns) || (ns === 'cgroup' && cgroupNs)) refuse(`linux.namespaces[${i}]`, `lists ${n.type} twice`);
-    if (ns === 'cgroup') cgroupNs = true;
+    if (namespaces.includes(ns) || joins.some((j) => j.namespace === ns) || (ns === 'cgroup' && cgroupNs)) {
+      refuse(`linux.namespaces[${i}]`, `lists ${n.type} twice`);
+    }
+    if (n.path !== undefined && n.path !== '') {
+      // setns(2) by the init itself: a pid namespace would be its children's only, a mount
+      // or user namespace asks more of the caller; novabox joins the ones engines hand
+      // over (CNI, netavark: the network)
+      if (!JOINABLE.includes(ns))
+        refuse(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported by novabox-oci`);
+      if (typeof n.path !== 'string' || !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be an absolute path');
+      joins.push({ op: 'setns', path: n.path, namespace: ns });
+    } else if (ns === 'cgroup') cgroupNs = true;
     else namespaces.push(ns);
   });
   if (!namespaces.includes('mount')) refuse('linux.namespaces', 'must have a mount namespace (novabox-oci pivots into root.path)');
@@ -421,7 +475,13 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     'process',
   );
   if (p.terminal === true) refuse('process.terminal', 'is not supported by novabox-oci yet (run without a terminal)');
-  if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) refuse('process.oomScoreAdj', 'is not supported by novabox-oci yet');
+  let oomScoreAdj: number | undefined;
+  if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
+    const adj = p.oomScoreAdj;
+    if (typeof adj !== 'number' || !Number.isInteger(adj) || adj < -1000 || adj > 1000)
+      refuse('process.oomScoreAdj', 'must be a whole number from -1000 to 1000');
+    oomScoreAdj = adj;
+  }
   const args = stringList(p.args, 'process.args');
   if (args.length === 0) refuse('process.args', 'must name the program to run');
   const env = stringList(p.env, 'process.env');
@@ -462,7 +522,9 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const propagation = linux.rootfsPropagation ?? 'rprivate';
   if (typeof propagation !== 'string' || !PROPAGATION[propagation])
     refuse('linux.rootfsPropagation', `"${String(propagation)}" is not supported by novabox-oci`);
-  const ops: Op[] = [];
+  // the joins and the score first, as host root, while host paths resolve
+  const ops: Op[] = [...joins];
+  if (oomScoreAdj !== undefined) ops.push({ op: 'write', path: '/proc/self/oom_score_adj', data: String(oomScoreAdj) });
   if (userns) ops.push({ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' });
   if (cgroupNs) ops.push({ op: 'unshare', namespaces: ['cgroup'] });
   if (!userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] });
@@ -477,6 +539,8 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     if (isObject(m) && m.destination === '/dev' && m.type === 'tmpfs') devTmpfs = true;
   });
   if (devTmpfs) for (const op of planDefaultDevices(userns)) ops.push(op);
+  const hasProc = mounts.some((m: unknown) => isObject(m) && m.destination === '/proc' && m.type === 'proc');
+  for (const op of planSysctl(linux.sysctl, { namespaces, joins: joins.map((j) => j.namespace), hasProc })) ops.push(op);
   for (const op of planDevices(linux.devices, userns)) ops.push(op);
   for (const path of stringList(linux.maskedPaths, 'linux.maskedPaths')) ops.push({ op: 'mask', path });
   for (const path of stringList(linux.readonlyPaths, 'linux.readonlyPaths')) ops.push({ op: 'readonly', path });

@@ -134,20 +134,68 @@ describe('planOci', () => {
     expect(plan.ops.slice(0, 2)).toEqual([{ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' }]);
   });
 
+  it('joins namespaces by path first, and sets the OOM score, before anything else', () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.linux.namespaces[1] = { type: 'network', path: '/run/netns/cni-1' };
+        c.process.oomScoreAdj = 500;
+      }),
+      ctx,
+    );
+    expect(plan.namespaces).toEqual(['pid', 'ipc', 'uts', 'mount']);
+    expect(plan.ops.slice(0, 3)).toEqual([
+      { op: 'setns', path: '/run/netns/cni-1', namespace: 'net' },
+      { op: 'write', path: '/proc/self/oom_score_adj', data: '500' },
+      { op: 'unshare', namespaces: ['cgroup'] },
+    ]);
+  });
+
+  it("writes the sysctls of the container's own namespaces under its /proc/sys, before the read-only paths", () => {
+    const ops = opsOf(
+      config((c) => {
+        c.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shm_rmid_forced': '1', 'fs/mqueue/msg_max': '20' };
+      }),
+    );
+    const writes = ops.filter((o) => o.op === 'write');
+    expect(writes).toEqual([
+      { op: 'write', path: 'proc/sys/net/ipv4/ip_forward', data: '1', inRoot: true },
+      { op: 'write', path: 'proc/sys/kernel/shm_rmid_forced', data: '1', inRoot: true },
+      { op: 'write', path: 'proc/sys/fs/mqueue/msg_max', data: '20', inRoot: true },
+    ]);
+    expect(ops.findIndex((o) => o.op === 'write')).toBeLessThan(ops.findIndex((o) => o.op === 'readonly'));
+  });
+
   it.each<[string, (c: OciConfig) => void, RegExp]>([
+    [
+      'a host sysctl',
+      (c) => (c.linux.sysctl = { 'vm.swappiness': '10' }),
+      /linux\.sysctl\["vm\.swappiness"\] is not a sysctl of a namespace the container has/,
+    ],
+    [
+      'a net sysctl without a network namespace',
+      (c) => {
+        c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'network');
+        c.linux.sysctl = { 'net.ipv4.ip_forward': '1' };
+      },
+      /linux\.sysctl\["net\.ipv4\.ip_forward"\] is not a sysctl of a namespace/,
+    ],
+    ['a sysctl name with ..', (c) => (c.linux.sysctl = { 'net/../../x': '1' }), /is not a sysctl name/],
+    [
+      'joining a pid namespace',
+      (c) => (c.linux.namespaces[0] = { type: 'pid', path: '/proc/1/ns/pid' }),
+      /linux\.namespaces\[0\]\.path joining an existing pid namespace/,
+    ],
+    [
+      'an oomScoreAdj out of range',
+      (c) => (c.process.oomScoreAdj = 2000),
+      /process\.oomScoreAdj must be a whole number from -1000 to 1000/,
+    ],
     ['an unknown major version', (c) => (c.ociVersion = '2.0.0'), /^config\.json: ociVersion "2\.0\.0" is not a version novabox-oci reads/],
     ['no version', (c) => delete c.ociVersion, /ociVersion is missing/],
     ['hooks', (c) => (c.hooks = { poststart: [] }), /config\.hooks is not supported/],
     ['seccomp', (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' }), /linux\.seccomp is not supported/],
-    ['sysctl', (c) => (c.linux.sysctl = { 'net.ipv4.ip_forward': '1' }), /linux\.sysctl is not supported/],
-    [
-      'a namespace path',
-      (c) => (c.linux.namespaces[1] = { type: 'network', path: '/run/netns/x' }),
-      /linux\.namespaces\[1\]\.path joining/,
-    ],
     ['a time namespace', (c) => c.linux.namespaces.push({ type: 'time' }), /linux\.namespaces\[6\]\.type "time" is not supported/],
     ['a terminal', (c) => (c.process.terminal = true), /process\.terminal is not supported/],
-    ['oomScoreAdj', (c) => (c.process.oomScoreAdj = 100), /process\.oomScoreAdj is not supported/],
     ['an apparmor profile', (c) => (c.process.apparmorProfile = 'x'), /process\.apparmorProfile is not supported/],
     ['ambient capabilities', (c) => (c.process.capabilities.ambient = ['CAP_KILL']), /process\.capabilities\.ambient is not supported/],
     ['an unknown capability', (c) => (c.process.capabilities.bounding = ['CAP_NOPE']), /unknown capability "CAP_NOPE"/],
