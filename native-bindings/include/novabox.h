@@ -252,6 +252,9 @@ NB_API int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op
 
 /* Receive one fd sent with SCM_RIGHTS (the pty master). fd, or -errno (-EPIPE at EOF). */
 NB_API int nb_recv_fd(int32_t sock);
+/* Connect to the unix socket at sock_path and send fd with SCM_RIGHTS, `name` as the bytes
+ * (an OCI engine's --console-socket: the pty master, named by its slave's path). 0 or -errno. */
+NB_API int nb_send_fd(const char *sock_path, int32_t fd, const char *name);
 
 /* cgroup v2: attach the device allow-list (an eBPF program) to this cgroup dir. 0 or -errno. */
 NB_API int nb_cgroup_devices(const char *cgroup_dir);

@@ -38,7 +38,8 @@ const HELP = `usage: novabox-oci [global options] <command> [options] <container
 An OCI runtime (runc's command line) on novabox's executor.
 
 commands:
-  create --bundle DIR [--pid-file FILE] ID   the container's init waits for start
+  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] ID
+                                             the container's init waits for start
   start ID                                   run the container's process
   state ID                                   the OCI state (JSON)
   kill [--all] ID [SIGNAL]                   signal the init (default SIGTERM)
@@ -123,14 +124,18 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         verb,
       );
       const id = oneId(rest, verb);
-      if (opts['console-socket'] !== undefined)
-        throw new BadRequest('create: --console-socket is not supported by novabox-oci yet (a container without a terminal needs none)');
       if (opts['preserve-fds'] !== undefined && opts['preserve-fds'] !== '0')
         throw new BadRequest('create: --preserve-fds is not supported by novabox-oci yet');
       if (opts['no-pivot'] === true) throw new BadRequest('create: --no-pivot is not supported: novabox-oci always uses pivot_root');
       // --no-new-keyring: novabox never makes a session keyring (the container keeps the caller's), which is what it asks for
       const bundle = resolve(String(opts.bundle ?? opts.b ?? '.'));
-      createContainer({ root: g.root, id, bundle, pidFile: typeof opts['pid-file'] === 'string' ? resolve(opts['pid-file']) : undefined });
+      createContainer({
+        root: g.root,
+        id,
+        bundle,
+        pidFile: typeof opts['pid-file'] === 'string' ? resolve(opts['pid-file']) : undefined,
+        consoleSocket: typeof opts['console-socket'] === 'string' ? resolve(opts['console-socket']) : undefined,
+      });
       return;
     }
     case 'start': {

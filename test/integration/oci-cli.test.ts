@@ -2,7 +2,7 @@
  * novabox-oci as an engine calls it: the bare runc command line on a busybox bundle
  * (create -> state -> start -> kill -> delete), bad input, and what is left afterwards.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -239,6 +239,38 @@ describe('novabox-oci: the runc command line', () => {
     expect(waitUntil(() => state(b).status === 'stopped')).toBe(true);
     expect(oci(['delete', b]).code).toBe(0);
     expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+  });
+
+  it('a terminal: the pty master goes to the console socket, the process writes on the pty', async () => {
+    const id = `${tag}-tty`;
+    const dir = join(work, 'tty');
+    spawnSync('mkdir', ['-p', dir]);
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.process.terminal = true;
+      c.process.args = ['sh', '-c', 'test -t 0 && test -t 1 && echo "a tty: $(tty)"'];
+    });
+    const sock = join(work, 'console.sock');
+    const receiver = spawn('python3', [join(ROOT, 'test/fixtures/console-socket.py'), sock], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    receiver.stdout.on('data', (d) => (out += d));
+    receiver.stderr.on('data', (d) => (err += d));
+    const exited = new Promise((r) => receiver.on('close', r));
+    await new Promise<void>((r) => receiver.stdout.once('data', () => r()));
+    const noSocket = oci(['create', '--bundle', dir, id]);
+    expect(noSocket).toMatchObject({
+      code: 1,
+      stderr: 'novabox-oci: process.terminal needs --console-socket: the pty master goes to the engine there\n',
+    });
+    expect(oci(['create', '--bundle', dir, '--console-socket', sock, id]).code).toBe(0);
+    expect(oci(['start', id]).code).toBe(0);
+    await exited;
+    expect(err).toBe('name=/dev/ptmx fds=1\n');
+    expect(out).toMatch(/^ready\na tty: \/dev\/pts\/0\r?\n$/);
+    expect(waitUntil(() => state(id).status === 'stopped')).toBe(true);
+    expect(oci(['delete', id]).code).toBe(0);
+    expect(leftovers()).toEqual([]);
   });
 
   it('an op that fails at create is named, and nothing is left', () => {

@@ -198,6 +198,8 @@ export interface CreateRequest {
   id: string;
   bundle: string;
   pidFile?: string;
+  /** the engine's unix socket for the pty master (process.terminal) */
+  consoleSocket?: string;
 }
 
 /**
@@ -216,6 +218,10 @@ export function createContainer(req: CreateRequest): OciRecord {
   } catch {
     throw new BadRequest(`config.json: root.path ${rootPath} is not a directory`);
   }
+  if (planned.plan.tty && !req.consoleSocket)
+    throw new BadRequest('process.terminal needs --console-socket: the pty master goes to the engine there');
+  if (!planned.plan.tty && req.consoleSocket)
+    throw new BadRequest('--console-socket is for a container with a terminal, and config.json has process.terminal false');
   const batch = driver.planCreate(planned.cgroupPath, planned.limits);
   const plan = placeLaunch({ ...planned.plan, cgroupSteps: batch.create }, driver.layout, planned.cgroupPath);
 
@@ -243,7 +249,7 @@ export function createContainer(req: CreateRequest): OciRecord {
   writeFileAtomic(stateFile, JSON.stringify(record), 0o600, false);
   let sp: native.SpawnResult | undefined;
   try {
-    sp = spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath });
+    sp = spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty });
     readyEarly(sp, plan);
     awaitPlacedInit(sp, plan, driver, planned.cgroupPath);
     if (!sp.ready) native.release(sp, 'R');
@@ -252,6 +258,15 @@ export function createContainer(req: CreateRequest): OciRecord {
     if (e === 'eof' || e.type !== MONITOR_EVENT.GATE) {
       while (e !== 'eof' && e.type !== MONITOR_EVENT.EXIT) e = readEvent(sp.eventsFd);
       throw new NovaboxError('internal', 'the container init exited before it was created');
+    }
+    if (plan.tty && req.consoleSocket) {
+      // the console op ran (the init is at its gate): its master is on our socket
+      const master = native.recvFd(sp.consoleFd);
+      try {
+        native.sendFd(req.consoleSocket, master, '/dev/ptmx');
+      } finally {
+        closeSync(master);
+      }
     }
     record.pid = sp.initPid;
     record.pidStart = readProcStart(sp.initPid) ?? 0;
@@ -272,6 +287,7 @@ export function createContainer(req: CreateRequest): OciRecord {
   } finally {
     if (sp) {
       if (sp.goFd >= 0) closeSync(sp.goFd);
+      if (sp.consoleFd >= 0) closeSync(sp.consoleFd);
       closeSync(sp.eventsFd);
       native.reap(sp.monitorPid);
     }

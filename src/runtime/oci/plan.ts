@@ -474,7 +474,6 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     ['args', 'env', 'cwd', 'user', 'capabilities', 'rlimits', 'noNewPrivileges', 'terminal', 'oomScoreAdj', 'consoleSize'],
     'process',
   );
-  if (p.terminal === true) refuse('process.terminal', 'is not supported by novabox-oci yet (run without a terminal)');
   let oomScoreAdj: number | undefined;
   if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
     const adj = p.oomScoreAdj;
@@ -542,6 +541,25 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const hasProc = mounts.some((m: unknown) => isObject(m) && m.destination === '/proc' && m.type === 'proc');
   for (const op of planSysctl(linux.sysctl, { namespaces, joins: joins.map((j) => j.namespace), hasProc })) ops.push(op);
   for (const op of planDevices(linux.devices, userns)) ops.push(op);
+  const terminal = p.terminal === true;
+  if (terminal) {
+    // a pty of the container's own devpts: its stdio and /dev/console; the master goes to
+    // the engine's console socket (runtime/oci/container.ts)
+    if (!mounts.some((m: unknown) => isObject(m) && m.destination === '/dev/pts' && m.type === 'devpts')) {
+      refuse('process.terminal', 'needs a devpts mount on /dev/pts');
+    }
+    const size = isObject(p.consoleSize) ? p.consoleSize : {};
+    ops.push(
+      { op: 'mknod', path: 'dev/console', mode: 0o620, type: 'file', major: 0, minor: 0, inRoot: true },
+      {
+        op: 'console',
+        ptmx: 'dev/pts/ptmx',
+        path: 'dev/console',
+        rows: size.height === undefined ? 24 : uint(size.height, 'process.consoleSize.height') & 0xffff,
+        cols: size.width === undefined ? 80 : uint(size.width, 'process.consoleSize.width') & 0xffff,
+      },
+    );
+  }
   for (const path of stringList(linux.maskedPaths, 'linux.maskedPaths')) ops.push({ op: 'mask', path });
   for (const path of stringList(linux.readonlyPaths, 'linux.readonlyPaths')) ops.push({ op: 'readonly', path });
   ops.push({ op: 'pivot-root' });
@@ -562,7 +580,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const plan: LaunchPlan = {
     namespaces: userns ? ['user', ...namespaces.filter((n) => n !== 'user')] : namespaces,
     ops,
-    tty: false,
+    tty: terminal,
     detach: true,
     ...(userMaps ? { userns: userMaps } : {}),
   };

@@ -98,6 +98,23 @@ describe('planOci', () => {
     ]);
   });
 
+  it('gives a terminal: a pty of the container devpts as /dev/console, its size from consoleSize', () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.process.terminal = true;
+        c.process.consoleSize = { height: 40, width: 120 };
+      }),
+      ctx,
+    );
+    expect(plan.tty).toBe(true);
+    const at = plan.ops.findIndex((o) => o.op === 'console');
+    expect(plan.ops.slice(at - 1, at + 1)).toEqual([
+      { op: 'mknod', path: 'dev/console', mode: 0o620, type: 'file', major: 0, minor: 0, inRoot: true },
+      { op: 'console', ptmx: 'dev/pts/ptmx', path: 'dev/console', rows: 40, cols: 120 },
+    ]);
+    expect(at).toBeLessThan(plan.ops.findIndex((o) => o.op === 'pivot-root'));
+  });
+
   it('reads user, capabilities, rlimits and noNewPrivileges', () => {
     const ops = opsOf(
       config((c) => {
@@ -195,7 +212,14 @@ describe('planOci', () => {
     ['hooks', (c) => (c.hooks = { poststart: [] }), /config\.hooks is not supported/],
     ['seccomp', (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' }), /linux\.seccomp is not supported/],
     ['a time namespace', (c) => c.linux.namespaces.push({ type: 'time' }), /linux\.namespaces\[6\]\.type "time" is not supported/],
-    ['a terminal', (c) => (c.process.terminal = true), /process\.terminal is not supported/],
+    [
+      'a terminal without devpts',
+      (c) => {
+        c.process.terminal = true;
+        c.mounts = c.mounts.filter((m: { type: string }) => m.type !== 'devpts');
+      },
+      /process\.terminal needs a devpts mount on \/dev\/pts/,
+    ],
     ['an apparmor profile', (c) => (c.process.apparmorProfile = 'x'), /process\.apparmorProfile is not supported/],
     ['ambient capabilities', (c) => (c.process.capabilities.ambient = ['CAP_KILL']), /process\.capabilities\.ambient is not supported/],
     ['an unknown capability', (c) => (c.process.capabilities.bounding = ['CAP_NOPE']), /unknown capability "CAP_NOPE"/],
