@@ -4,7 +4,18 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -271,6 +282,38 @@ describe('novabox-oci: the runc command line', () => {
     expect(waitUntil(() => state(id).status === 'stopped')).toBe(true);
     expect(oci(['delete', id]).code).toBe(0);
     expect(leftovers()).toEqual([]);
+  });
+
+  it('a user namespace of uidMappings and gidMappings: root inside is the range on the host', () => {
+    const id = `${tag}-userns`;
+    const dir = join(work, 'userns');
+    spawnSync('mkdir', ['-p', dir]);
+    // the range's root owns its rootfs (novabox-oci does not shift the bundle's files)
+    expect(spawnSync('cp', ['-a', join(bundle, 'rootfs'), join(dir, 'rootfs')]).status).toBe(0);
+    expect(spawnSync('chown', ['-R', '200000:200000', join(dir, 'rootfs')]).status).toBe(0);
+    writeConfig(dir, (c) => {
+      c.root = { path: 'rootfs', readonly: false };
+      c.linux.namespaces.push({ type: 'user' });
+      c.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      // a new sysfs needs a network namespace its user namespace owns: not read yet
+      c.mounts = c.mounts.filter((m: { type: string }) => m.type !== 'sysfs');
+      c.process.args = ['sh', '-c', 'id -u; cat /proc/self/uid_map; touch /made-inside; sleep 60 & wait'];
+    });
+    const out = join(work, 'userns.out');
+    const fd = openSync(out, 'w');
+    expect(oci(['create', '--bundle', dir, id], { out: fd }).code).toBe(0);
+    closeSync(fd);
+    const { pid } = state(id);
+    expect(readFileSync(`/proc/${pid}/uid_map`, 'utf8').trim().split(/\s+/)).toEqual(['0', '200000', '65536']);
+    expect(oci(['start', id]).code).toBe(0);
+    expect(waitUntil(() => existsSync(join(dir, 'rootfs/made-inside')))).toBe(true);
+    const [uid, map] = readFileSync(out, 'utf8').split('\n');
+    expect(uid).toBe('0');
+    expect(map.trim().split(/\s+/)).toEqual(['0', '200000', '65536']);
+    expect(statSync(join(dir, 'rootfs/made-inside')).uid).toBe(200000);
+    expect(oci(['delete', '--force', id]).code).toBe(0);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
   });
 
   it('an op that fails at create is named, and nothing is left', () => {
