@@ -16,8 +16,11 @@ import {
   checkId,
   createContainer,
   deleteContainer,
+  containerPids,
   killContainer,
   listStates,
+  pauseContainer,
+  resumeContainer,
   ociState,
   startContainer,
 } from '../runtime/oci/container.js';
@@ -44,6 +47,8 @@ commands:
   state ID                                   the OCI state (JSON)
   kill [--all] ID [SIGNAL]                   signal the init (default SIGTERM)
   delete [--force] ID                        remove a stopped (or created) container
+  pause ID, resume ID                        freeze and thaw its processes (cgroup freezer)
+  ps [--format table|json] ID                the host pids of its processes
   list [--format table|json] [--quiet]       the containers under --root
   spec [--bundle DIR]                        write a default config.json
   features                                   the OCI features document (JSON)
@@ -157,6 +162,22 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
     case 'delete': {
       const { opts, rest } = parseVerb(args, [], ['force', 'f'], verb);
       deleteContainer(g.root, oneId(rest, verb), opts.force === true || opts.f === true);
+      return;
+    }
+    case 'pause':
+    case 'resume': {
+      const { rest } = parseVerb(args, [], [], verb);
+      (verb === 'pause' ? pauseContainer : resumeContainer)(g.root, oneId(rest, verb));
+      return;
+    }
+    case 'ps': {
+      const { opts, rest } = parseVerb(args, ['format', 'f'], [], verb);
+      const id = oneId(rest, verb);
+      const format = String(opts.format ?? opts.f ?? 'table');
+      const pids = containerPids(g.root, id);
+      if (format === 'json') process.stdout.write(`${JSON.stringify(pids)}\n`);
+      else if (format === 'table') process.stdout.write(`PID\n${pids.map((p) => `${p}\n`).join('')}`);
+      else throw new BadRequest(`ps: --format must be table or json, not "${format}"`);
       return;
     }
     case 'list': {

@@ -170,6 +170,17 @@ describe('novabox-oci: the runc command line', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^novabox-oci: container ".*" is running, not created: it cannot be started\n$/);
 
+    // pause and resume (the cgroup freezer), ps (the cgroup's processes)
+    const pids = JSON.parse(oci(['ps', '--format', 'json', id]).stdout) as number[];
+    expect(pids).toContain(s1.pid);
+    expect(pids.length).toBeGreaterThanOrEqual(2); // sh and its sleep
+    expect(oci(['pause', id]).code).toBe(0);
+    expect(state(id).status).toBe('paused');
+    expect(oci(['pause', id]).stderr).toMatch(/is paused, not running: it cannot be paused\n$/);
+    expect(oci(['resume', id]).code).toBe(0);
+    expect(state(id).status).toBe('running');
+    expect(oci(['resume', id]).stderr).toMatch(/is running, not paused: it cannot be resumed\n$/);
+
     const list = oci(['list', '--format', 'json']);
     expect(JSON.parse(list.stdout).map((s: { id: string }) => s.id)).toContain(id);
     expect(oci(['delete', id]).stderr).toMatch(/is running: stop it first or use delete --force/);

@@ -153,7 +153,7 @@ describe('novabox-oci under containerd (ctr run --runc-binary)', () => {
     expect(leftovers()).toEqual([]);
   });
 
-  it('a detached task: its memory limit in its cgroup, kill, delete, nothing left', () => {
+  it('a detached task: its memory limit in its cgroup, pause, resume, ps, kill, delete, nothing left', () => {
     const run = ctr(['run', '-d', '--memory-limit', String(48 << 20), '--runc-binary', OCI, IMAGE, 'long', 'sleep', '60']);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
@@ -163,6 +163,13 @@ describe('novabox-oci under containerd (ctr run --runc-binary)', () => {
     expect(memory).toBeDefined();
     const file = existsSync(join(memory!, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes';
     expect(readFileSync(join(memory!, file), 'utf8').trim()).toBe(String(48 << 20));
+    expect(ctr(['task', 'pause', 'long']).code).toBe(0);
+    expect(ctr(['task', 'list']).stdout).toMatch(/long\s+\d+\s+PAUSED/);
+    expect(ctr(['task', 'resume', 'long']).code).toBe(0);
+    expect(ctr(['task', 'list']).stdout).toMatch(/long\s+\d+\s+RUNNING/);
+    // ctr task ps: the shim asks `ps --format json`
+    const ps = ctr(['task', 'ps', 'long']);
+    expect(ps.stdout).toMatch(/^PID\s+INFO\n\d+\s+-\n$/);
     expect(ctr(['task', 'kill', '--signal', 'SIGKILL', 'long']).code).toBe(0);
     expect(waitUntil(() => /long\s+\d+\s+STOPPED/.test(ctr(['task', 'list']).stdout))).toBe(true);
     expect(ctr(['task', 'delete', 'long']).code).toBe(0);

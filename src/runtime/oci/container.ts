@@ -19,6 +19,8 @@
  */
 import {
   closeSync,
+  existsSync,
+  rmSync,
   constants as fsConstants,
   fstatSync,
   mkdirSync,
@@ -43,7 +45,7 @@ import { awaitPlacedInit, readyEarly, spawnMonitor } from '../launch.js';
 import { readProcStart, readProcState } from '../proc.js';
 import { OCI_VERSION, planOci, type OciConfig } from './plan.js';
 
-export type OciStatus = 'creating' | 'created' | 'running' | 'stopped';
+export type OciStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
 /** What `create` records in <root>/<id>/state.json. */
 export interface OciRecord {
@@ -125,12 +127,8 @@ function alive(pid: number, start: number): boolean {
 export function statusOf(root: string, r: OciRecord): OciStatus {
   if (r.pid === 0) return r.creator > 0 && alive(r.creator, r.creatorStart) ? 'creating' : 'stopped';
   if (!alive(r.pid, r.pidStart)) return 'stopped';
-  try {
-    statSync(join(root, r.id, 'started'));
-    return 'running';
-  } catch {
-    return 'created';
-  }
+  if (!existsSync(join(root, r.id, 'started'))) return 'created';
+  return existsSync(join(root, r.id, 'paused')) ? 'paused' : 'running';
 }
 
 export function ociState(root: string, id: string): OciState {
@@ -324,6 +322,34 @@ export function startContainer(root: string, id: string): void {
   } finally {
     if (fd >= 0) closeSync(fd);
   }
+}
+
+/** `pause`: freeze every process of a running container (the `paused` marker says so). */
+export function pauseContainer(root: string, id: string): void {
+  const r = mustExist(root, id);
+  const status = statusOf(root, r);
+  if (status !== 'running') throw new Conflict(`container "${id}" is ${status}, not running: it cannot be paused`);
+  cgroupDriver().open(r.cgroupPath).freeze();
+  writeFileAtomic(join(root, id, 'paused'), '', 0o600, false);
+}
+
+/** `resume`: thaw a paused container. */
+export function resumeContainer(root: string, id: string): void {
+  const r = mustExist(root, id);
+  const status = statusOf(root, r);
+  if (status !== 'paused') throw new Conflict(`container "${id}" is ${status}, not paused: it cannot be resumed`);
+  cgroupDriver().open(r.cgroupPath).thaw();
+  rmSync(join(root, id, 'paused'), { force: true });
+}
+
+/** `ps`: the host pids of the container's processes (its cgroup's). */
+export function containerPids(root: string, id: string): number[] {
+  const r = mustExist(root, id);
+  if (!r.cgroupPath) return [];
+  return cgroupDriver()
+    .open(r.cgroupPath)
+    .pids()
+    .sort((a, b) => a - b);
 }
 
 /** `kill`: a signal to the init, or with `all` to every process of its cgroup. */
