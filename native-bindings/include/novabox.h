@@ -48,7 +48,9 @@
                                    /proc/<init>/fd/5; the monitor exits after NB_EV_GATE (or
                                    after reaping an init whose op failed), so the init is
                                    reparented to the caller's subreaper (the engine's shim),
-                                   which reaps it as it reaps runc's */
+                                   which reaps it as it reaps runc's. With join_pid (an exec,
+                                   `exec --detach`): the CLI sends 'G' itself and the monitor
+                                   exits after NB_EV_GATE and NB_EV_EXEC (or NB_EV_OPFAIL) */
 
 enum nb_op_kind {
 	NB_OP_MOUNT = 1,      /* s[0] source, s[1] target, s[2] fstype, s[3] data; flags = mount flags */

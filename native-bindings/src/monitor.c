@@ -169,7 +169,8 @@ static int init_main(void *p)
 	/* NB_PLAN_DETACH: a writer of our own GO pipe, so that the CLI that created us may exit
 	 * without EOF aborting us; `start` writes 'G' through /proc/<pid>/fd/5 (host root only:
 	 * we are non-dumpable). Opened through the host's /proc while it is still ours to see. */
-	if (((const struct nb_plan_header *)a->plan)->flags & NB_PLAN_DETACH) {
+	if ((((const struct nb_plan_header *)a->plan)->flags & NB_PLAN_DETACH) &&
+	    !((const struct nb_plan_header *)a->plan)->join_pid) {
 		char self[32];
 
 		snprintf(self, sizeof(self), "/proc/self/fd/%d", a->go_r);
@@ -842,7 +843,13 @@ int main(void)
 		if (msg[0] == NB_OPFAIL_GATE && (h->flags & NB_PLAN_DETACH)) {
 			/* the init waits for `start`: it is the caller's subreaper's to reap */
 			send_event(NB_EV_GATE, init, 0);
-			return 0;
+			if (!h->join_pid)
+				return 0;
+			/* an exec (`exec --detach`): its execve's outcome first, then the same */
+			if (read_full(err_pipe[0], msg, sizeof(msg)) != sizeof(msg)) {
+				send_event(NB_EV_EXEC, 0, 0);
+				return 0;
+			}
 		}
 		send_event3(NB_EV_OPFAIL, msg[0], msg[1], userns_step + 1);
 	} else

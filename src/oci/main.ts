@@ -8,13 +8,15 @@
  * Errors: one sentence on stderr, and the same line in --log (JSON lines with
  * --log-format json, which go-runc reads back when a command fails), exit status 1.
  */
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { constants } from 'node:os';
 import { BadRequest, NovaboxError } from '../errors.js';
 import {
   checkId,
+  configProcess,
   createContainer,
+  execContainer,
   deleteContainer,
   containerPids,
   killContainer,
@@ -25,6 +27,14 @@ import {
   startContainer,
 } from '../runtime/oci/container.js';
 import { defaultSpec, features } from '../runtime/oci/documents.js';
+import { readProcess } from '../runtime/oci/plan.js';
+
+/** A command's own exit status (exec without --detach): not an error of novabox-oci's. */
+class ExitStatus extends Error {
+  constructor(readonly code: number) {
+    super(`exit status ${code}`);
+  }
+}
 
 declare const NOVABOX_VERSION: string;
 const VERSION = typeof NOVABOX_VERSION === 'string' ? NOVABOX_VERSION : '0.0.0-dev';
@@ -47,6 +57,9 @@ commands:
   state ID                                   the OCI state (JSON)
   kill [--all] ID [SIGNAL]                   signal the init (default SIGTERM)
   delete [--force] ID                        remove a stopped (or created) container
+  exec [--process FILE | ID COMMAND...] [--detach] [--pid-file F] [--tty --console-socket S]
+       [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--cap CAP]...
+                                             a process in a running container
   pause ID, resume ID                        freeze and thaw its processes (cgroup freezer)
   ps [--format table|json] ID                the host pids of its processes
   list [--format table|json] [--quiet]       the containers under --root
@@ -68,8 +81,12 @@ function parseVerb(
   valued: string[],
   flags: string[],
   verb: string,
-): { opts: Record<string, string | boolean>; rest: string[] } {
+  repeated: string[] = [],
+  /** stop at this many positionals (exec: the command's own options follow) */
+  stopAfter = Number.POSITIVE_INFINITY,
+): { opts: Record<string, string | boolean>; rest: string[]; lists: Record<string, string[]> } {
   const opts: Record<string, string | boolean> = {};
+  const lists: Record<string, string[]> = {};
   const rest: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -79,11 +96,19 @@ function parseVerb(
     }
     if (!a.startsWith('-') || a === '-') {
       rest.push(a);
+      if (rest.length >= stopAfter) {
+        rest.push(...args.slice(i + 1));
+        break;
+      }
       continue;
     }
     const eq = a.indexOf('=');
     const name = a.replace(/^--?/, '').slice(0, eq < 0 ? undefined : eq - (a.startsWith('--') ? 2 : 1));
-    if (valued.includes(name)) {
+    if (repeated.includes(name)) {
+      const v = eq >= 0 ? a.slice(eq + 1) : args[++i];
+      if (v === undefined) throw new BadRequest(`${verb}: --${name} needs a value`);
+      (lists[name] ??= []).push(v);
+    } else if (valued.includes(name)) {
       const v = eq >= 0 ? a.slice(eq + 1) : args[++i];
       if (v === undefined) throw new BadRequest(`${verb}: --${name} needs a value`);
       opts[name] = v;
@@ -93,7 +118,7 @@ function parseVerb(
       throw new BadRequest(`${verb}: unknown option ${a}`);
     }
   }
-  return { opts, rest };
+  return { opts, rest, lists };
 }
 
 function oneId(rest: string[], verb: string, more = 0): string {
@@ -162,6 +187,60 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
     case 'delete': {
       const { opts, rest } = parseVerb(args, [], ['force', 'f'], verb);
       deleteContainer(g.root, oneId(rest, verb), opts.force === true || opts.f === true);
+      return;
+    }
+    case 'exec': {
+      const { opts, rest, lists } = parseVerb(
+        args,
+        ['process', 'p', 'pid-file', 'console-socket', 'cwd', 'user', 'u', 'preserve-fds', 'process-label', 'apparmor'],
+        ['detach', 'd', 'tty', 't', 'no-new-privs'],
+        verb,
+        ['env', 'e', 'cap', 'c', 'additional-gids', 'g'],
+        1,
+      );
+      const id = oneId(rest.slice(0, 1), verb);
+      for (const o of ['process-label', 'apparmor'])
+        if (opts[o] !== undefined) throw new BadRequest(`exec: --${o} is not supported by novabox-oci`);
+      if (opts['preserve-fds'] !== undefined && opts['preserve-fds'] !== '0')
+        throw new BadRequest('exec: --preserve-fds is not supported by novabox-oci yet');
+      const file = opts.process ?? opts.p;
+      let raw: Record<string, unknown>;
+      if (typeof file === 'string') {
+        if (rest.length > 1) throw new BadRequest('exec: give the command in --process or on the line, not both');
+        try {
+          raw = JSON.parse(readFileSync(file === '-' ? 0 : file, 'utf8'));
+        } catch (err) {
+          throw new BadRequest(`exec: --process ${file} is not a readable JSON process: ${(err as Error).message}`);
+        }
+      } else {
+        if (rest.length < 2) throw new BadRequest('exec: the command is missing (after the container id, or in --process)');
+        raw = configProcess(g.root, id);
+        raw.args = rest.slice(1);
+        raw.terminal = opts.tty === true || opts.t === true;
+        if (typeof opts.cwd === 'string') raw.cwd = opts.cwd;
+        raw.env = [...((raw.env as string[] | undefined) ?? []), ...(lists.env ?? []), ...(lists.e ?? [])];
+        const user = (opts.user ?? opts.u) as string | undefined;
+        const gids = [...(lists['additional-gids'] ?? []), ...(lists.g ?? [])].map(Number);
+        if (user !== undefined || gids.length) {
+          const base = (raw.user as { uid?: number; gid?: number } | undefined) ?? {};
+          const [uid, gid] = user === undefined ? [base.uid, base.gid] : user.split(':').map(Number);
+          raw.user = { uid, gid: gid ?? 0, ...(gids.length ? { additionalGids: gids } : {}) };
+        }
+        const caps = [...(lists.cap ?? []), ...(lists.c ?? [])];
+        if (caps.length) {
+          const c = (raw.capabilities as Record<string, string[]> | undefined) ?? {};
+          const add = (l: string[] | undefined) => [...new Set([...(l ?? []), ...caps])];
+          raw.capabilities = { ...c, bounding: add(c.bounding), effective: add(c.effective), permitted: add(c.permitted) };
+        }
+        if (opts['no-new-privs'] === true) raw.noNewPrivileges = true;
+      }
+      const code = await execContainer(g.root, id, {
+        process: readProcess(raw, 'process'),
+        detach: opts.detach === true || opts.d === true,
+        pidFile: typeof opts['pid-file'] === 'string' ? resolve(opts['pid-file']) : undefined,
+        consoleSocket: typeof opts['console-socket'] === 'string' ? resolve(opts['console-socket']) : undefined,
+      });
+      if (code !== 0) throw new ExitStatus(code);
       return;
     }
     case 'pause':
@@ -268,6 +347,7 @@ export async function main(argv: string[]): Promise<number> {
     await runVerb(g, verb, argv.slice(i + 1));
     return 0;
   } catch (err) {
+    if (err instanceof ExitStatus) return err.code;
     const msg = err instanceof NovaboxError ? err.message : err instanceof Error ? err.message : String(err);
     const hint = err instanceof NovaboxError && err.hint ? ` (${err.hint})` : '';
     logLine(g, 'error', msg + hint);

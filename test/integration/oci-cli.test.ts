@@ -170,9 +170,21 @@ describe('novabox-oci: the runc command line', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^novabox-oci: container ".*" is running, not created: it cannot be started\n$/);
 
+    // exec: in the container's namespaces and cgroup; its exit status, or detached its pid
+    const ex = oci(['exec', '--env', 'X=y', id, 'sh', '-c', 'echo "$X in $(hostname) as $(id -u)"; exit 5']);
+    expect(ex).toMatchObject({ code: 5, stdout: 'y in oci-life as 0\n', stderr: '' });
+    const execPid = join(work, 'exec.pid');
+    expect(oci(['exec', '--detach', '--pid-file', execPid, id, 'sleep', '60']).code).toBe(0);
+    const detached = Number(readFileSync(execPid, 'utf8'));
+    expect(readlinkSync(`/proc/${detached}/ns/pid`)).toBe(readlinkSync(`/proc/${s1.pid}/ns/pid`));
+    expect(oci(['exec', id, '/no/such/program']).stderr).toMatch(
+      /^novabox-oci: exec "\/no\/such\/program": no such file or directory \(op \d+ of \d+\)\n$/,
+    );
+
     // pause and resume (the cgroup freezer), ps (the cgroup's processes)
     const pids = JSON.parse(oci(['ps', '--format', 'json', id]).stdout) as number[];
     expect(pids).toContain(s1.pid);
+    expect(pids).toContain(detached);
     expect(pids.length).toBeGreaterThanOrEqual(2); // sh and its sleep
     expect(oci(['pause', id]).code).toBe(0);
     expect(state(id).status).toBe('paused');

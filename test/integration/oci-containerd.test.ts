@@ -167,6 +167,9 @@ describe('novabox-oci under containerd (ctr run --runc-binary)', () => {
     expect(ctr(['task', 'list']).stdout).toMatch(/long\s+\d+\s+PAUSED/);
     expect(ctr(['task', 'resume', 'long']).code).toBe(0);
     expect(ctr(['task', 'list']).stdout).toMatch(/long\s+\d+\s+RUNNING/);
+    // ctr task exec: the shim's `exec --process --detach --pid-file`, its exit status reaped by the shim
+    const ex = ctr(['task', 'exec', '--exec-id', 'e1', 'long', 'sh', '-c', 'echo "exec as $(id -u)"; exit 3']);
+    expect(ex).toMatchObject({ code: 3, stdout: 'exec as 0\n', stderr: '' });
     // ctr task ps: the shim asks `ps --format json`
     const ps = ctr(['task', 'ps', 'long']);
     expect(ps.stdout).toMatch(/^PID\s+INFO\n\d+\s+-\n$/);

@@ -43,7 +43,8 @@ import { placeLaunch } from '../cgroups/placement.js';
 import { opFailure } from '../container.js';
 import { awaitPlacedInit, readyEarly, spawnMonitor } from '../launch.js';
 import { readProcStart, readProcState } from '../proc.js';
-import { OCI_VERSION, planOci, type OciConfig } from './plan.js';
+import type { Namespace } from '../../sys/ops.js';
+import { OCI_VERSION, planOci, planOciExec, type OciConfig, type OciProcess } from './plan.js';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
@@ -415,4 +416,88 @@ export function waitStopped(pid: number, start: number, timeoutMs: number): bool
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
   }
   return false;
+}
+
+const NS_FILES: [string, Namespace][] = [
+  ['user', 'user'],
+  ['mnt', 'mount'],
+  ['uts', 'uts'],
+  ['ipc', 'ipc'],
+  ['pid', 'pid'],
+  ['net', 'net'],
+  ['cgroup', 'cgroup'],
+];
+
+/** The namespaces of `pid` that are not ours: the ones an exec enters. */
+function namespacesOf(pid: number): Namespace[] {
+  const out: Namespace[] = [];
+  for (const [file, ns] of NS_FILES) {
+    try {
+      if (readlinkSync(`/proc/${pid}/ns/${file}`) !== readlinkSync(`/proc/self/ns/${file}`)) out.push(ns);
+    } catch {
+      /* a kernel without it */
+    }
+  }
+  return out;
+}
+
+export interface ExecRequest {
+  process: OciProcess;
+  /** leave the process to the caller's subreaper (the engine's shim) once it runs */
+  detach: boolean;
+  pidFile?: string;
+  consoleSocket?: string;
+}
+
+/**
+ * `exec`: a process in a running container's namespaces and cgroup. Detached, it returns
+ * once the process runs (the monitor exits: the engine's shim reaps it); else it waits and
+ * returns its exit status.
+ */
+export async function execContainer(root: string, id: string, req: ExecRequest): Promise<number> {
+  const r = mustExist(root, id);
+  const status = statusOf(root, r);
+  if (status !== 'running') throw new Conflict(`container "${id}" is ${status}, not running: nothing can be executed in it`);
+  if (req.process.terminal && !req.consoleSocket)
+    throw new BadRequest('a terminal needs --console-socket: the pty master goes to the engine there');
+  if (!req.process.terminal && req.consoleSocket) throw new BadRequest('--console-socket is for a process with a terminal (--tty)');
+  const driver = cgroupDriver();
+  const bare = { ...planOciExec(req.process, { pid: r.pid, namespaces: namespacesOf(r.pid) }), detach: req.detach };
+  const plan = placeLaunch(bare, driver.layout, r.cgroupPath);
+  const sp = spawnMonitor(plan, [0, 1, 2], { tty: plan.tty, tag: `${r.cgroupPath}/exec` });
+  try {
+    awaitPlacedInit(sp, plan, driver, r.cgroupPath);
+    native.release(sp, 'G');
+    if (plan.tty && req.consoleSocket) {
+      const master = native.recvFd(sp.consoleFd);
+      try {
+        native.sendFd(req.consoleSocket, master, '/dev/ptmx');
+      } finally {
+        closeSync(master);
+      }
+    }
+    let e = readEvent(sp.eventsFd);
+    if (e !== 'eof' && e.type === MONITOR_EVENT.GATE) e = readEvent(sp.eventsFd);
+    if (e !== 'eof' && e.type === MONITOR_EVENT.OPFAIL) throw opFailure(plan, e.a, e.b, e.c);
+    if (e === 'eof' || e.type !== MONITOR_EVENT.EXEC)
+      throw new NovaboxError('internal', 'the exec monitor stopped before the process started');
+    if (req.pidFile) writeFileAtomic(req.pidFile, String(sp.initPid), 0o644, false);
+    if (req.detach) return 0;
+    do e = readEvent(sp.eventsFd);
+    while (e !== 'eof' && e.type !== MONITOR_EVENT.EXIT);
+    if (e === 'eof') throw new NovaboxError('internal', 'the exec monitor stopped without reporting an exit status');
+    return native.waitStatusToExitCode(e.a).code;
+  } finally {
+    if (sp.goFd >= 0) closeSync(sp.goFd);
+    if (sp.consoleFd >= 0) closeSync(sp.consoleFd);
+    closeSync(sp.eventsFd);
+    native.reap(sp.monitorPid);
+  }
+}
+
+/** The process of the container's own config.json: what `exec` without --process starts from. */
+export function configProcess(root: string, id: string): Record<string, unknown> {
+  const r = mustExist(root, id);
+  const p = readConfig(r.bundle).process;
+  return typeof p === 'object' && p !== null ? { ...p } : {};
 }

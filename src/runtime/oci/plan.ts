@@ -407,6 +407,70 @@ export function ociCgroupPath(v: unknown, id: string): string {
   return v.startsWith('/') ? rel.join('/') : `${OCI_CGROUP_PARENT}/${rel.join('/')}`;
 }
 
+/** A process object (config.json's, or `exec --process`'s), checked field by field. */
+export interface OciProcess {
+  raw: Record<string, unknown> & { cwd: string };
+  args: string[];
+  env: string[];
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  caps: Capability[];
+  nnp: boolean;
+  oomScoreAdj?: number;
+  terminal: boolean;
+}
+
+export function readProcess(p: unknown, field: string): OciProcess {
+  if (!isObject(p)) refuse(field, 'is missing');
+
+  onlyKnown(
+    p,
+    ['args', 'env', 'cwd', 'user', 'capabilities', 'rlimits', 'noNewPrivileges', 'terminal', 'oomScoreAdj', 'consoleSize'],
+    field,
+  );
+  let oomScoreAdj: number | undefined;
+  if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
+    const adj = p.oomScoreAdj;
+    if (typeof adj !== 'number' || !Number.isInteger(adj) || adj < -1000 || adj > 1000)
+      refuse(`${field}.oomScoreAdj`, 'must be a whole number from -1000 to 1000');
+    oomScoreAdj = adj;
+  }
+  const args = stringList(p.args, `${field}.args`);
+  if (args.length === 0) refuse(`${field}.args`, 'must name the program to run');
+  const env = stringList(p.env, `${field}.env`);
+  if (typeof p.cwd !== 'string' || !p.cwd.startsWith('/')) refuse(`${field}.cwd`, 'must be an absolute path');
+  const user = isObject(p.user) ? p.user : refuse(`${field}.user`, 'is missing');
+  onlyKnown(user, ['uid', 'gid', 'additionalGids', 'umask'], `${field}.user`);
+  if (user.umask !== undefined && user.umask !== null) refuse(`${field}.user.umask`, 'is not supported by novabox-oci');
+  const uid = uint(user.uid, `${field}.user.uid`);
+  const gid = uint(user.gid, `${field}.user.gid`);
+  const additionalGids = ((user.additionalGids as unknown[] | undefined) ?? []).map((g, i) =>
+    uint(g, `${field}.user.additionalGids[${i}]`),
+  );
+  let caps: Capability[] = [];
+  if (p.capabilities !== undefined && p.capabilities !== null) {
+    const c = isObject(p.capabilities) ? p.capabilities : refuse(`${field}.capabilities`, 'must be an object');
+    onlyKnown(c, ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'], `${field}.capabilities`);
+    const bounding = capList(c.bounding, `${field}.capabilities.bounding`);
+    const effective = capList(c.effective, `${field}.capabilities.effective`);
+    const permitted = capList(c.permitted, `${field}.capabilities.permitted`);
+    if (capList(c.inheritable, `${field}.capabilities.inheritable`).length)
+      refuse(`${field}.capabilities.inheritable`, 'is not supported by novabox-oci');
+    if (capList(c.ambient, `${field}.capabilities.ambient`).length)
+      refuse(`${field}.capabilities.ambient`, 'is not supported by novabox-oci');
+    if (!sameSet(effective, permitted))
+      refuse(`${field}.capabilities.effective`, 'must equal process.capabilities.permitted in novabox-oci');
+    if (!sameSet(bounding, permitted)) refuse(`${field}.capabilities.bounding`, 'must equal process.capabilities.permitted in novabox-oci');
+    if (uid !== 0 && permitted.length)
+      refuse(`${field}.capabilities`, 'for a user other than root (uid 0) are not supported by novabox-oci');
+    caps = permitted;
+  }
+  const nnp = p.noNewPrivileges === true;
+
+  return { raw: p as OciProcess['raw'], args, env, uid, gid, additionalGids, caps, nnp, oomScoreAdj, terminal: p.terminal === true };
+}
+
 /**
  * config.json -> the launch plan (without its cgroup steps and placement, which the caller
  * adds: runtime/oci/container.ts). Order as runtime/plan's planLaunch: namespaces and
@@ -467,49 +531,9 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   else if (linux.uidMappings || linux.gidMappings) refuse('linux.uidMappings', 'needs a user namespace in linux.namespaces');
 
   // process
-  const p = config.process;
-  if (!isObject(p)) refuse('process', 'is missing');
-  onlyKnown(
-    p,
-    ['args', 'env', 'cwd', 'user', 'capabilities', 'rlimits', 'noNewPrivileges', 'terminal', 'oomScoreAdj', 'consoleSize'],
-    'process',
-  );
-  let oomScoreAdj: number | undefined;
-  if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
-    const adj = p.oomScoreAdj;
-    if (typeof adj !== 'number' || !Number.isInteger(adj) || adj < -1000 || adj > 1000)
-      refuse('process.oomScoreAdj', 'must be a whole number from -1000 to 1000');
-    oomScoreAdj = adj;
-  }
-  const args = stringList(p.args, 'process.args');
-  if (args.length === 0) refuse('process.args', 'must name the program to run');
-  const env = stringList(p.env, 'process.env');
-  if (typeof p.cwd !== 'string' || !p.cwd.startsWith('/')) refuse('process.cwd', 'must be an absolute path');
-  const user = isObject(p.user) ? p.user : refuse('process.user', 'is missing');
-  onlyKnown(user, ['uid', 'gid', 'additionalGids', 'umask'], 'process.user');
-  if (user.umask !== undefined && user.umask !== null) refuse('process.user.umask', 'is not supported by novabox-oci');
-  const uid = uint(user.uid, 'process.user.uid');
-  const gid = uint(user.gid, 'process.user.gid');
-  const additionalGids = ((user.additionalGids as unknown[] | undefined) ?? []).map((g, i) => uint(g, `process.user.additionalGids[${i}]`));
-  let caps: Capability[] = [];
-  if (p.capabilities !== undefined && p.capabilities !== null) {
-    const c = isObject(p.capabilities) ? p.capabilities : refuse('process.capabilities', 'must be an object');
-    onlyKnown(c, ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'], 'process.capabilities');
-    const bounding = capList(c.bounding, 'process.capabilities.bounding');
-    const effective = capList(c.effective, 'process.capabilities.effective');
-    const permitted = capList(c.permitted, 'process.capabilities.permitted');
-    if (capList(c.inheritable, 'process.capabilities.inheritable').length)
-      refuse('process.capabilities.inheritable', 'is not supported by novabox-oci');
-    if (capList(c.ambient, 'process.capabilities.ambient').length)
-      refuse('process.capabilities.ambient', 'is not supported by novabox-oci');
-    if (!sameSet(effective, permitted))
-      refuse('process.capabilities.effective', 'must equal process.capabilities.permitted in novabox-oci');
-    if (!sameSet(bounding, permitted)) refuse('process.capabilities.bounding', 'must equal process.capabilities.permitted in novabox-oci');
-    if (uid !== 0 && permitted.length)
-      refuse('process.capabilities', 'for a user other than root (uid 0) are not supported by novabox-oci');
-    caps = permitted;
-  }
-  const nnp = p.noNewPrivileges === true;
+  const proc = readProcess(config.process, 'process');
+  const { args, env, uid, gid, additionalGids, caps, nnp, oomScoreAdj } = proc;
+  const p = proc.raw;
 
   // root
   const root = config.root;
@@ -585,4 +609,30 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     ...(userMaps ? { userns: userMaps } : {}),
   };
   return { plan, cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id), limits: ociLimits(linux.resources), hostname };
+}
+
+/**
+ * `exec`: a process into a running container. The monitor enters the init's namespaces
+ * (`join`) and clones it there; the ops make it the process the object describes.
+ */
+export function planOciExec(p: OciProcess, join: { pid: number; namespaces: Namespace[] }): LaunchPlan {
+  const ops: Op[] = [
+    // after setns the monitor's / is the container's root: resolve paths inside it
+    { op: 'set-root', path: '/' },
+  ];
+  if (p.oomScoreAdj !== undefined) ops.push({ op: 'write', path: '/proc/self/oom_score_adj', data: String(p.oomScoreAdj) });
+  if (p.terminal) {
+    const size = isObject(p.raw.consoleSize) ? p.raw.consoleSize : {};
+    ops.push({
+      op: 'console',
+      ptmx: 'dev/pts/ptmx',
+      rows: size.height === undefined ? 24 : uint(size.height, 'process.consoleSize.height') & 0xffff,
+      cols: size.width === undefined ? 80 : uint(size.width, 'process.consoleSize.width') & 0xffff,
+    });
+  }
+  for (const op of planRlimits(p.raw.rlimits)) ops.push(op);
+  for (const op of planCredentials(p.caps, p, false, p.nnp)) ops.push(op);
+  const path = p.env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+  ops.push({ op: 'chdir', path: p.raw.cwd }, { op: 'exec', file: p.args[0], searchPath: path, argv: p.args, env: p.env });
+  return { namespaces: [], join, ops, tty: p.terminal, detach: true };
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Op } from '../../../../src/sys/ops.js';
 import type { CgroupLayout } from '../../../../src/runtime/cgroups/types.js';
 import { defaultSpec } from '../../../../src/runtime/oci/documents.js';
-import { ociCgroupPath, ociLimits, planOci, type OciConfig } from '../../../../src/runtime/oci/plan.js';
+import { ociCgroupPath, ociLimits, planOci, planOciExec, readProcess, type OciConfig } from '../../../../src/runtime/oci/plan.js';
 
 const V2: CgroupLayout = { kind: 'v2', root: '/sys/fs/cgroup', controllers: ['memory', 'cpu', 'pids'] };
 const ctx = { id: 'c1', bundle: '/b', layout: V2, isDir: (p: string) => !p.endsWith('.conf') };
@@ -291,5 +291,33 @@ describe('ociCgroupPath', () => {
 
   it('refuses ..', () => {
     expect(() => ociCgroupPath('/a/../b', 'c1')).toThrow(/is not a cgroup path/);
+  });
+});
+
+describe('planOciExec', () => {
+  it('joins the init, resolves inside its root, then credentials, chdir and exec', () => {
+    const p = readProcess(
+      { args: ['sh', '-c', 'id'], env: ['PATH=/bin'], cwd: '/tmp', user: { uid: 1000, gid: 1000 }, noNewPrivileges: true, terminal: true },
+      'process',
+    );
+    const plan = planOciExec(p, { pid: 42, namespaces: ['mount', 'pid'] });
+    expect(plan).toMatchObject({ namespaces: [], join: { pid: 42, namespaces: ['mount', 'pid'] }, tty: true, detach: true });
+    expect(plan.ops.map((o) => o.op)).toEqual([
+      'set-root',
+      'console',
+      'cap-bound',
+      'setgroups',
+      'setgid',
+      'setuid',
+      'capset',
+      'no-new-privs',
+      'chdir',
+      'exec',
+    ]);
+    expect(plan.ops.at(-1)).toMatchObject({ file: 'sh', searchPath: '/bin', argv: ['sh', '-c', 'id'] });
+  });
+
+  it('names the process field it refuses', () => {
+    expect(() => readProcess({ args: [], cwd: '/', user: { uid: 0, gid: 0 } }, 'process')).toThrow(/process\.args must name the program/);
   });
 });
