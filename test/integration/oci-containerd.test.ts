@@ -180,6 +180,16 @@ describe('novabox-oci under containerd (ctr run --runc-binary)', () => {
     expect(waitUntil(() => leftovers().length === 0)).toBe(true);
   });
 
+  it('ctr run -t: the container gets a pty through the console socket (script(1) gives ctr its terminal)', (ctx) => {
+    ctx.skip(missingCommands(['script']).length > 0, 'no script(1) (util-linux) to give ctr a terminal');
+    const line = `ctr -a ${sock} -n ${ns} run --rm -t --runc-binary ${OCI} ${IMAGE} tty sh -c 'tty; echo tty ok'`;
+    const r = spawnSync('script', ['-qec', line, '/dev/null'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(0);
+    // as with runc on this host: ctr writes a NUL first, the pty turns \n into \r\n
+    expect(r.stdout.replace(/^\^@|\0/g, '')).toBe('/dev/pts/0\r\r\ntty ok\r\r\n');
+    expect(leftovers()).toEqual([]);
+  });
+
   it('a config novabox-oci refuses reaches ctr as its one sentence, and nothing is left', () => {
     // --seccomp: containerd's default profile, which novabox-oci does not read yet
     const r = ctr(['run', '--rm', '--seccomp', '--runc-binary', OCI, IMAGE, 'refused', 'true']);
