@@ -112,7 +112,7 @@ describe('novabox-oci: the runc command line', () => {
 
   beforeAll(() => {
     if (skip) return;
-    work = mkdtempSync(join(tmpdir(), 'novabox-oci-'));
+    work = mkdtempSync(join(tmpdir(), 'oci-cli-'));
     stateRoot = join(work, 'state');
     bundle = join(work, 'bundle');
     spawnSync('mkdir', ['-p', bundle]);
