@@ -25,6 +25,7 @@ import {
   resumeContainer,
   ociState,
   startContainer,
+  updateContainer,
 } from '../runtime/oci/container.js';
 import { defaultSpec, features } from '../runtime/oci/documents.js';
 import { readProcess } from '../runtime/oci/plan.js';
@@ -60,6 +61,7 @@ commands:
   exec [--process FILE | ID COMMAND...] [--detach] [--pid-file F] [--tty --console-socket S]
        [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--cap CAP]...
                                              a process in a running container
+  update [--resources FILE|-] ID             new memory, cpu and pids limits (linux.resources JSON)
   pause ID, resume ID                        freeze and thaw its processes (cgroup freezer)
   ps [--format table|json] ID                the host pids of its processes
   list [--format table|json] [--quiet]       the containers under --root
@@ -241,6 +243,39 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         consoleSocket: typeof opts['console-socket'] === 'string' ? resolve(opts['console-socket']) : undefined,
       });
       if (code !== 0) throw new ExitStatus(code);
+      return;
+    }
+    case 'update': {
+      const { opts, rest } = parseVerb(
+        args,
+        ['resources', 'r', 'memory', 'm', 'memory-swap', 'cpu-quota', 'cpu-period', 'cpu-share', 'pids-limit'],
+        [],
+        verb,
+      );
+      const id = oneId(rest, verb);
+      const file = opts.resources ?? opts.r;
+      let resources: Record<string, unknown>;
+      if (typeof file === 'string') {
+        try {
+          resources = JSON.parse(readFileSync(file === '-' ? 0 : file, 'utf8'));
+        } catch (err) {
+          throw new BadRequest(`update: --resources ${file} is not readable JSON: ${(err as Error).message}`);
+        }
+      } else {
+        const num = (name: string) => {
+          const v = opts[name];
+          if (v === undefined) return undefined;
+          const n = Number(v);
+          if (!Number.isInteger(n)) throw new BadRequest(`update: --${name} must be a whole number, not "${String(v)}"`);
+          return n;
+        };
+        resources = {
+          memory: { limit: num('memory') ?? num('m'), swap: num('memory-swap') },
+          cpu: { quota: num('cpu-quota'), period: num('cpu-period'), shares: num('cpu-share') },
+          pids: { limit: num('pids-limit') },
+        };
+      }
+      updateContainer(g.root, id, resources);
       return;
     }
     case 'pause':

@@ -164,6 +164,15 @@ describe('novabox-oci: the runc command line', () => {
 
     expect(oci(['start', id]).code).toBe(0);
     expect(state(id).status).toBe('running');
+    // update: new limits on the live cgroup, from linux.resources JSON
+    const resources = join(work, 'resources.json');
+    writeFileSync(resources, JSON.stringify({ memory: { limit: 32 << 20 }, pids: { limit: 30 } }));
+    expect(oci(['update', '--resources', resources, id])).toMatchObject({ code: 0, stderr: '' });
+    expect(readFileSync(join(memory!, limit), 'utf8').trim()).toBe(String(32 << 20));
+    writeFileSync(resources, JSON.stringify({ blockIO: { weight: 10 } }));
+    expect(oci(['update', '--resources', resources, id]).stderr).toBe(
+      'novabox-oci: config.json: linux.resources.blockIO is not supported by novabox-oci\n',
+    );
     expect(waitUntil(() => readFileSync(out, 'utf8').includes('hello'))).toBe(true);
     expect(readFileSync(out, 'utf8')).toContain('hello from oci-life as 0');
     const again = oci(['start', id]);

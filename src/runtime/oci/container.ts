@@ -44,7 +44,7 @@ import { opFailure } from '../container.js';
 import { awaitPlacedInit, readyEarly, spawnMonitor } from '../launch.js';
 import { readProcStart, readProcState } from '../proc.js';
 import type { Namespace } from '../../sys/ops.js';
-import { OCI_VERSION, planOci, planOciExec, type OciConfig, type OciProcess } from './plan.js';
+import { OCI_VERSION, ociLimits, planOci, planOciExec, type OciConfig, type OciProcess } from './plan.js';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
@@ -500,4 +500,12 @@ export function configProcess(root: string, id: string): Record<string, unknown>
   const r = mustExist(root, id);
   const p = readConfig(r.bundle).process;
   return typeof p === 'object' && p !== null ? { ...p } : {};
+}
+
+/** `update --resources`: new limits (linux.resources' memory, cpu, pids) on a live container's cgroup. */
+export function updateContainer(root: string, id: string, resources: unknown): void {
+  const r = mustExist(root, id);
+  const status = statusOf(root, r);
+  if (status === 'stopped' || status === 'creating') throw new Conflict(`container "${id}" is ${status}: there is no cgroup to update`);
+  cgroupDriver().open(r.cgroupPath).setLimits(ociLimits(resources));
 }
