@@ -348,6 +348,39 @@ describe('novabox-oci: the runc command line', () => {
     expect(waitUntil(() => leftovers().length === 0)).toBe(true);
   });
 
+  it('a create killed before its init was recorded leaves a stopped container that delete removes', () => {
+    // what `create` has written when a kill -9 stops it before the init reached its gate:
+    // the record without an init, its creator (now dead), and the cgroup it was making
+    const id = `${tag}-killed`;
+    const dead = spawnSync('true').pid!;
+    const cgroupPath = `novabox-oci/${id}`;
+    const layout = detectCgroups();
+    const made = layout.kind === 'v2' ? [join(layout.root, cgroupPath)] : ['memory', 'pids'].map((c) => join(layout.mounts[c], cgroupPath));
+    for (const d of made) spawnSync('mkdir', ['-p', d]);
+    spawnSync('mkdir', ['-p', join(stateRoot, id)]);
+    writeFileSync(
+      join(stateRoot, id, 'state.json'),
+      JSON.stringify({
+        id,
+        bundle,
+        rootfs: '',
+        pid: 0,
+        pidStart: 0,
+        creator: dead,
+        creatorStart: 1,
+        cgroupPath,
+        gate: '',
+        created: '',
+        annotations: {},
+      }),
+    );
+    expect(state(id)).toMatchObject({ status: 'stopped', pid: 0 });
+    expect(oci(['start', id]).stderr).toBe(`novabox-oci: container "${id}" is stopped, not created: it cannot be started\n`);
+    expect(oci(['delete', id]).code).toBe(0);
+    for (const d of made) expect(existsSync(d)).toBe(false);
+    expect(leftovers()).toEqual([]);
+  });
+
   it('an op that fails at create is named, and nothing is left', () => {
     const id = `${tag}-badcwd`;
     const dir = join(work, 'badcwd');
