@@ -381,6 +381,39 @@ describe('novabox-oci: the runc command line', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('hooks: createRuntime before the first op, poststart after start, poststop at delete, each with the state', () => {
+    const id = `${tag}-hooks`;
+    const dir = join(work, 'hooks');
+    spawnSync('mkdir', ['-p', dir]);
+    const hook = join(dir, 'hook.sh');
+    writeFileSync(hook, `#!/bin/sh\ncat > "${dir}/$1.json"\n`, { mode: 0o755 });
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.process.args = ['sleep', '60'];
+      c.hooks = {
+        createRuntime: [{ path: hook, args: ['hook.sh', 'createRuntime'] }],
+        poststart: [{ path: hook, args: ['hook.sh', 'poststart'] }],
+        poststop: [{ path: hook, args: ['hook.sh', 'poststop'] }],
+      };
+    });
+    expect(oci(['create', '--bundle', dir, id]).code).toBe(0);
+    const { pid } = state(id);
+    const seen = (k: string) => JSON.parse(readFileSync(join(dir, `${k}.json`), 'utf8'));
+    expect(seen('createRuntime')).toMatchObject({ id, status: 'creating', pid, bundle: dir });
+    expect(existsSync(join(dir, 'poststart.json'))).toBe(false);
+    expect(oci(['start', id]).code).toBe(0);
+    expect(seen('poststart')).toMatchObject({ id, status: 'running', pid });
+    expect(oci(['delete', '--force', id]).code).toBe(0);
+    expect(seen('poststop')).toMatchObject({ id, status: 'stopped', pid: 0 });
+    expect(leftovers()).toEqual([]);
+
+    // a createRuntime hook that fails fails the create, and nothing is left
+    writeFileSync(hook, '#!/bin/sh\necho "no network for you" >&2\nexit 3\n', { mode: 0o755 });
+    const r = oci(['create', '--bundle', dir, id]);
+    expect(r).toMatchObject({ code: 1, stderr: `novabox-oci: the createRuntime hook ${hook} failed: exit status 3: no network for you\n` });
+    expect(leftovers()).toEqual([]);
+  });
+
   it('an op that fails at create is named, and nothing is left', () => {
     const id = `${tag}-badcwd`;
     const dir = join(work, 'badcwd');

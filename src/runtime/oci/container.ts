@@ -44,7 +44,8 @@ import { opFailure } from '../container.js';
 import { awaitPlacedInit, readyEarly, spawnMonitor } from '../launch.js';
 import { readProcStart, readProcState } from '../proc.js';
 import type { Namespace } from '../../sys/ops.js';
-import { OCI_VERSION, ociLimits, planOci, planOciExec, type OciConfig, type OciProcess } from './plan.js';
+import { OCI_VERSION, ociLimits, planOci, planOciExec, type OciConfig, type OciHook, type OciHooks, type OciProcess } from './plan.js';
+import { spawnSync } from 'node:child_process';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
@@ -64,6 +65,8 @@ export interface OciRecord {
   gate: string;
   created: string;
   annotations: Record<string, string>;
+  /** poststart and poststop, run by `start` and `delete` */
+  hooks?: Pick<OciHooks, 'poststart' | 'poststop'>;
 }
 
 /** The OCI state (runtime-spec "State"), as `state` prints it. */
@@ -243,14 +246,28 @@ export function createContainer(req: CreateRequest): OciRecord {
     gate: '',
     created: new Date().toISOString(),
     annotations: typeof config.annotations === 'object' && config.annotations ? config.annotations : {},
+    hooks: { poststart: planned.hooks.poststart, poststop: planned.hooks.poststop },
   };
   const stateFile = join(dir, 'state.json');
   writeFileAtomic(stateFile, JSON.stringify(record), 0o600, false);
   let sp: native.SpawnResult | undefined;
   try {
     sp = spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty });
-    readyEarly(sp, plan);
+    // with createRuntime hooks the init waits for them before its first op
+    const hooks = planned.hooks.createRuntime;
+    if (!hooks.length) readyEarly(sp, plan);
     awaitPlacedInit(sp, plan, driver, planned.cgroupPath);
+    if (hooks.length) {
+      const s = {
+        ociVersion: OCI_VERSION,
+        id: req.id,
+        status: 'creating',
+        pid: sp.initPid,
+        bundle: req.bundle,
+        annotations: record.annotations,
+      };
+      for (const h of hooks) runHook(h, s, 'createRuntime');
+    }
     if (!sp.ready) native.release(sp, 'R');
     let e = readEvent(sp.eventsFd);
     if (e !== 'eof' && e.type === MONITOR_EVENT.OPFAIL) throw opFailure(plan, e.a, e.b, e.c);
@@ -323,6 +340,8 @@ export function startContainer(root: string, id: string): void {
   } finally {
     if (fd >= 0) closeSync(fd);
   }
+  const s = ociState(root, id);
+  for (const h of r.hooks?.poststart ?? []) runHook(h, s, 'poststart');
 }
 
 /** `pause`: freeze every process of a running container (the `paused` marker says so). */
@@ -404,7 +423,48 @@ export function deleteContainer(root: string, id: string, force: boolean): void 
       }
     }
   }
+  // poststop: after the container is gone, before its record goes; a failure is reported,
+  // the deletion still done (runtime-spec: warned, not fatal)
+  let failed: unknown;
+  if (r.hooks?.poststop.length) {
+    const s = { ...ociState(root, id), status: 'stopped' as const, pid: 0 };
+    for (const h of r.hooks.poststop) {
+      try {
+        runHook(h, s, 'poststop');
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  }
   rmTree(join(root, id));
+  if (failed) throw failed;
+}
+
+/** Run one hook with the state on its stdin; a non-zero exit, a signal or its timeout is an error naming it. */
+export function runHook(h: OciHook, state: object, kind: string): void {
+  const env: Record<string, string> = {};
+  for (const e of h.env) {
+    const eq = e.indexOf('=');
+    if (eq > 0) env[e.slice(0, eq)] = e.slice(eq + 1);
+  }
+  const r = spawnSync(h.path, h.args.slice(1), {
+    argv0: h.args[0],
+    env,
+    input: JSON.stringify(state),
+    stdio: ['pipe', 'ignore', 'pipe'],
+    timeout: h.timeoutS ? h.timeoutS * 1000 : undefined,
+    encoding: 'utf8',
+  });
+  // a hook need not read its stdin (EPIPE: it exited first); its status says how it went
+  const error = r.error && (r.error as NodeJS.ErrnoException).code !== 'EPIPE' ? r.error : undefined;
+  const why = error
+    ? error.message
+    : r.signal
+      ? `killed by ${r.signal}${h.timeoutS ? ` (timeout ${h.timeoutS} s)` : ''}`
+      : r.status !== 0
+        ? `exit status ${r.status}${r.stderr ? `: ${r.stderr.trim().split('\n').pop()}` : ''}`
+        : undefined;
+  if (why) throw new NovaboxError('op-failed', `the ${kind} hook ${h.path} failed: ${why}`);
 }
 
 /** Wait (bounded) until the init is gone or a zombie: a SIGKILLed init is reaped by its subreaper. */

@@ -31,8 +31,61 @@ export interface OciPlan {
   /** relative cgroup path (the driver's) */
   cgroupPath: string;
   limits: CgroupLimits;
-  /** the config's mounts and namespaces need the host's /dev nodes made in a fresh /dev */
   hostname?: string;
+  hooks: OciHooks;
+}
+
+/** One hook: a host program run with the container's state on its stdin. */
+export interface OciHook {
+  path: string;
+  args: string[];
+  env: string[];
+  timeoutS?: number;
+}
+
+/**
+ * The hooks novabox-oci runs, all in the runtime's namespaces: prestart and createRuntime
+ * once the container's namespaces exist, before its init runs its first op; poststart
+ * after `start`; poststop at `delete`.
+ */
+export interface OciHooks {
+  createRuntime: OciHook[];
+  poststart: OciHook[];
+  poststop: OciHook[];
+}
+
+/** config.hooks: createContainer and startContainer (run inside the container) are refused. */
+export function readHooks(v: unknown): OciHooks {
+  const out: OciHooks = { createRuntime: [], poststart: [], poststop: [] };
+  if (v === undefined || v === null) return out;
+  if (!isObject(v)) refuse('hooks', 'must be an object');
+  onlyKnown(v, ['prestart', 'createRuntime', 'poststart', 'poststop'], 'hooks');
+  const list = (name: string): OciHook[] => {
+    const l = v[name];
+    if (l === undefined || l === null) return [];
+    if (!Array.isArray(l)) refuse(`hooks.${name}`, 'must be a list');
+    return l.map((h: unknown, i: number) => {
+      const field = `hooks.${name}[${i}]`;
+      if (!isObject(h)) refuse(field, 'must be an object');
+      onlyKnown(h, ['path', 'args', 'env', 'timeout'], field);
+      if (typeof h.path !== 'string' || !h.path.startsWith('/')) refuse(`${field}.path`, 'must be an absolute path');
+      if (h.timeout !== undefined && (typeof h.timeout !== 'number' || !Number.isInteger(h.timeout) || h.timeout <= 0)) {
+        refuse(`${field}.timeout`, 'must be a positive whole number of seconds');
+      }
+      const args = stringList(h.args, `${field}.args`);
+      return {
+        path: h.path,
+        args: args.length ? args : [h.path],
+        env: stringList(h.env, `${field}.env`),
+        ...(h.timeout ? { timeoutS: h.timeout as number } : {}),
+      };
+    });
+  };
+  // prestart (deprecated) runs as createRuntime does, before it
+  out.createRuntime = [...list('prestart'), ...list('createRuntime')];
+  out.poststart = list('poststart');
+  out.poststop = list('poststop');
+  return out;
 }
 
 export interface OciContext {
@@ -479,7 +532,8 @@ export function readProcess(p: unknown, field: string): OciProcess {
 export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   if (!isObject(config)) refuse('', 'must be a JSON object');
   checkVersion(config);
-  onlyKnown(config, ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations', 'domainname'], 'config');
+  onlyKnown(config, ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations', 'domainname', 'hooks'], 'config');
+  const hooks = readHooks(config.hooks);
   if (config.domainname !== undefined && config.domainname !== '') refuse('domainname', 'is not supported by novabox-oci');
   const linux: unknown = config.linux ?? {};
   if (!isObject(linux)) refuse('linux', 'must be an object');
@@ -608,7 +662,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     detach: true,
     ...(userMaps ? { userns: userMaps } : {}),
   };
-  return { plan, cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id), limits: ociLimits(linux.resources), hostname };
+  return { plan, cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id), limits: ociLimits(linux.resources), hostname, hooks };
 }
 
 /**

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import type { Op } from '../../../../src/sys/ops.js';
 import type { CgroupLayout } from '../../../../src/runtime/cgroups/types.js';
 import { defaultSpec } from '../../../../src/runtime/oci/documents.js';
-import { ociCgroupPath, ociLimits, planOci, planOciExec, readProcess, type OciConfig } from '../../../../src/runtime/oci/plan.js';
+import {
+  ociCgroupPath,
+  ociLimits,
+  planOci,
+  planOciExec,
+  readHooks,
+  readProcess,
+  type OciConfig,
+} from '../../../../src/runtime/oci/plan.js';
 
 const V2: CgroupLayout = { kind: 'v2', root: '/sys/fs/cgroup', controllers: ['memory', 'cpu', 'pids'] };
 const ctx = { id: 'c1', bundle: '/b', layout: V2, isDir: (p: string) => !p.endsWith('.conf') };
@@ -209,7 +217,8 @@ describe('planOci', () => {
     ],
     ['an unknown major version', (c) => (c.ociVersion = '2.0.0'), /^config\.json: ociVersion "2\.0\.0" is not a version novabox-oci reads/],
     ['no version', (c) => delete c.ociVersion, /ociVersion is missing/],
-    ['hooks', (c) => (c.hooks = { poststart: [] }), /config\.hooks is not supported/],
+    ['a hook inside the container', (c) => (c.hooks = { createContainer: [{ path: '/x' }] }), /hooks\.createContainer is not supported/],
+    ['a relative hook path', (c) => (c.hooks = { poststop: [{ path: 'x' }] }), /hooks\.poststop\[0\]\.path must be an absolute path/],
     ['seccomp', (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' }), /linux\.seccomp is not supported/],
     ['a time namespace', (c) => c.linux.namespaces.push({ type: 'time' }), /linux\.namespaces\[6\]\.type "time" is not supported/],
     [
@@ -248,6 +257,25 @@ describe('planOci', () => {
     ['no root', (c) => delete c.root, /root\.path is missing/],
   ])('refuses %s in one sentence naming the field', (_what, patch, message) => {
     expect(() => planOci(config(patch), ctx)).toThrow(message);
+  });
+});
+
+describe('readHooks', () => {
+  it('runs prestart before createRuntime; argv defaults to the path', () => {
+    expect(
+      readHooks({
+        createRuntime: [{ path: '/b', args: ['b', '-x'], env: ['A=1'], timeout: 5 }],
+        prestart: [{ path: '/a' }],
+        poststop: [{ path: '/c' }],
+      }),
+    ).toEqual({
+      createRuntime: [
+        { path: '/a', args: ['/a'], env: [] },
+        { path: '/b', args: ['b', '-x'], env: ['A=1'], timeoutS: 5 },
+      ],
+      poststart: [],
+      poststop: [{ path: '/c', args: ['/c'], env: [] }],
+    });
   });
 });
 
