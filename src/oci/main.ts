@@ -15,6 +15,7 @@ import { BadRequest, NovaboxError } from '../errors.js';
 import {
   checkId,
   configProcess,
+  containerStats,
   createContainer,
   execContainer,
   deleteContainer,
@@ -62,6 +63,7 @@ commands:
        [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--cap CAP]...
                                              a process in a running container
   update [--resources FILE|-] ID             new memory, cpu and pids limits (linux.resources JSON)
+  events --stats ID                          one sample of its cgroup's cpu, memory and pids (JSON)
   pause ID, resume ID                        freeze and thaw its processes (cgroup freezer)
   ps [--format table|json] ID                the host pids of its processes
   list [--format table|json] [--quiet]       the containers under --root
@@ -276,6 +278,14 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         };
       }
       updateContainer(g.root, id, resources);
+      return;
+    }
+    case 'events': {
+      const { opts, rest } = parseVerb(args, ['interval'], ['stats'], verb);
+      const id = oneId(rest, verb);
+      if (opts.stats !== true)
+        throw new BadRequest('events: only --stats (one sample) is supported by novabox-oci; the event stream is not');
+      process.stdout.write(`${JSON.stringify(containerStats(g.root, id))}\n`);
       return;
     }
     case 'pause':

@@ -190,6 +190,17 @@ describe('novabox-oci: the runc command line', () => {
       /^novabox-oci: exec "\/no\/such\/program": no such file or directory \(op \d+ of \d+\)\n$/,
     );
 
+    // events --stats: one sample of the cgroup
+    const stats = JSON.parse(oci(['events', '--stats', id]).stdout);
+    expect(stats).toMatchObject({
+      type: 'stats',
+      id,
+      data: { memory: { usage: { limit: 32 << 20 } }, pids: { current: expect.any(Number) } },
+    });
+    expect(stats.data.memory.usage.usage).toBeGreaterThan(0);
+    expect(stats.data.pids.current).toBeGreaterThanOrEqual(2);
+    expect(oci(['events', id]).stderr).toMatch(/^novabox-oci: events: only --stats/);
+
     // pause and resume (the cgroup freezer), ps (the cgroup's processes)
     const pids = JSON.parse(oci(['ps', '--format', 'json', id]).stdout) as number[];
     expect(pids).toContain(s1.pid);

@@ -569,3 +569,27 @@ export function updateContainer(root: string, id: string, resources: unknown): v
   if (status === 'stopped' || status === 'creating') throw new Conflict(`container "${id}" is ${status}: there is no cgroup to update`);
   cgroupDriver().open(r.cgroupPath).setLimits(ociLimits(resources));
 }
+
+/** `events --stats`: one sample of the container's cgroup, in runc's shape (the fields novabox reads). */
+export function containerStats(root: string, id: string): object {
+  const r = mustExist(root, id);
+  const status = statusOf(root, r);
+  if (status === 'stopped' || status === 'creating') throw new Conflict(`container "${id}" is ${status}: it has no statistics`);
+  const s = cgroupDriver().open(r.cgroupPath).stats();
+  return {
+    type: 'stats',
+    id,
+    data: {
+      cpu: { usage: { total: s.cpuUsageUs * 1000 } },
+      memory: {
+        usage: {
+          usage: s.memoryCurrentBytes,
+          ...(s.memoryPeakBytes !== null ? { max: s.memoryPeakBytes } : {}),
+          ...(s.memoryLimitBytes ? { limit: s.memoryLimitBytes } : {}),
+        },
+        ...(s.oomKills ? { oom_kill: s.oomKills } : {}),
+      },
+      pids: { current: s.pidsCurrent },
+    },
+  };
+}
