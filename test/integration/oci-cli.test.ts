@@ -66,7 +66,9 @@ function state(id: string): { status: string; pid: number; bundle: string; id: s
 /** The container's cgroup directories (v1: one per hierarchy; v2: one), as the runtime names them. */
 function cgroupDirs(rel: string): string[] {
   const layout = detectCgroups();
-  const roots = layout.kind === 'v2' ? [layout.root] : [...new Set(Object.values(layout.mounts))];
+  // v1: every hierarchy, and a hybrid host's cgroup2 mount beside them (the driver tracks containers there too)
+  const roots =
+    layout.kind === 'v2' ? [layout.root] : [...new Set([...Object.values(layout.mounts), ...(layout.unified ? [layout.unified] : [])])];
   return roots.map((r) => join(r, rel));
 }
 

@@ -40,7 +40,9 @@ function ctr(args: string[], timeoutMs = 30_000): { code: number | null; stdout:
 
 function cgroupDirs(rel: string): string[] {
   const layout = detectCgroups();
-  const roots = layout.kind === 'v2' ? [layout.root] : [...new Set(Object.values(layout.mounts))];
+  // v1: every hierarchy, and a hybrid host's cgroup2 mount beside them (the driver tracks containers there too)
+  const roots =
+    layout.kind === 'v2' ? [layout.root] : [...new Set([...Object.values(layout.mounts), ...(layout.unified ? [layout.unified] : [])])];
   return roots.map((r) => join(r, rel));
 }
 
