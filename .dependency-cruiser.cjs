@@ -1,7 +1,8 @@
 /**
  * The layer check (`npm run depcheck`, part of `npm test`): imports point down.
  *
- *   cli, api                      front ends (cli may start the API: cli/commands/serve.ts)
+ *   cli, api, oci                 front ends (cli may start the API: cli/commands/serve.ts;
+ *                                 oci, novabox-oci, drives runtime directly: not a Nova server)
  *     -> compute, identity        use cases: the Nova model, Keystone
  *       -> images, runtime, store the image store, one container on one host, the database
  *         -> sys, util, model,    the kernel's door (the only FFI user), helpers, the records
@@ -16,7 +17,7 @@
  * by the linter (scripts/lint/ffi-only-in-sys.grit).
  */
 const tiers = [
-  { name: 'front', path: '^src/(cli|api)/' },
+  { name: 'front', path: '^src/(cli|api|oci)/' },
   { name: 'usecase', path: '^src/(compute|identity)/' },
   { name: 'service', path: '^src/(images|runtime|store)/' },
   { name: 'base', path: '^src/(sys|util|model)/|^src/errors\\.ts$' },
@@ -37,8 +38,15 @@ module.exports = {
       name: 'front-ends-through-use-cases',
       comment: 'cli and api reach runtime, store and sys only through compute (or identity), and images only through its service (Glance)',
       severity: 'error',
-      from: { path: tiers[0].path },
+      from: { path: '^src/(cli|api)/' },
       to: { path: '^src/(images|runtime|store|sys)/', pathNot: '^src/images/service\\.ts$' },
+    },
+    {
+      name: 'oci-drives-runtime',
+      comment: 'novabox-oci (an OCI container is not a Nova server) drives runtime directly, never the store, images, compute or the other front ends',
+      severity: 'error',
+      from: { path: '^src/oci/' },
+      to: { path: '^src/(cli|api|compute|identity|images|store|sys)/' },
     },
     {
       name: 'runtime-knows-no-database',

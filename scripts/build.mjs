@@ -192,6 +192,23 @@ const LOCAL_FORBIDDEN = new RegExp(
 );
 await buildRunBundle('dist/novabox-run-local.cjs', [lazyBuiltins, leaveOut], LOCAL_FORBIDDEN);
 
+/**
+ * novabox-oci (src/oci/main.ts): the OCI runtime command line, a bundle of its own with
+ * nothing of the CLI, the API, the store or the image store in it.
+ */
+await buildRunBundleLike(
+  'dist/novabox-oci.cjs',
+  'src/oci/main.ts',
+  /node_modules\/(commander|fastify|@fastify|better-sqlite3)\/|src\/(cli|api|compute|store|images)\//,
+);
+
+async function buildRunBundleLike(outfile, entry, forbidden) {
+  const r = await build({ ...cli, plugins: [lazyBuiltins], entryPoints: [entry], outfile, metafile: true });
+  const strays = Object.keys(r.metafile.inputs).filter((f) => forbidden.test(f));
+  if (strays.length) throw new Error(`${outfile} must not contain: ${strays.join(', ')}`);
+}
+
 // bin/novabox: bin/launcher.cjs with this node's absolute path as its #! line (scripts/launcher.mjs)
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 writeLauncher(here('../bin/launcher.cjs'), here('../bin/novabox'), shebangFor(process.execPath));
+writeLauncher(here('../bin/oci-launcher.cjs'), here('../bin/novabox-oci'), shebangFor(process.execPath));

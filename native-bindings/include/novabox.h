@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 8u
+#define NB_ABI_VERSION 9u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -41,6 +41,16 @@
                                    monitor's own; it keeps the pty master NB_OP_CONSOLE sends
                                    and copies what the container writes to its console
                                    (/dev/console: systemd as pid 1) into the log */
+#define NB_PLAN_DETACH     0x20u /* the OCI create/start split (novabox-oci): the init holds a
+                                   writer of its own GO pipe once 'R' came (so the CLI that
+                                   created it may exit), says NB_EV_GATE when its ops are done
+                                   and it waits for 'G', which `start` writes through
+                                   /proc/<init>/fd/5; the monitor exits after NB_EV_GATE (or
+                                   after reaping an init whose op failed), so the init is
+                                   reparented to the caller's subreaper (the engine's shim),
+                                   which reaps it as it reaps runc's. With join_pid (an exec,
+                                   `exec --detach`): the CLI sends 'G' itself and the monitor
+                                   exits after NB_EV_GATE and NB_EV_EXEC (or NB_EV_OPFAIL) */
 
 enum nb_op_kind {
 	NB_OP_MOUNT = 1,      /* s[0] source, s[1] target, s[2] fstype, s[3] data; flags = mount flags */
@@ -77,7 +87,12 @@ enum nb_op_kind {
 	                         setuid(0) then makes it the namespace's root) */
 	NB_OP_MOUNT_FD = 25,  /* s[1] path: attach there the rootfs mount NB_OP_USERNS received
 	                         (move_mount) */
-	NB_OP_KIND_MAX = 25
+	NB_OP_WRITE = 26,     /* s[1] an existing file (NB_OPF_IN_ROOT: below the root), s[0] what to
+	                         write, in one write(2): a sysctl under the container's /proc/sys,
+	                         /proc/self/oom_score_adj */
+	NB_OP_SETNS = 27,     /* s[1] a namespace file (a host path: /proc/<pid>/ns/net, /run/netns/x),
+	                         flags = its CLONE_NEW* type: setns(2) into it (OCI namespaces[].path) */
+	NB_OP_KIND_MAX = 27
 };
 
 /* nb_op.op_flags */
@@ -189,8 +204,10 @@ enum nb_event_type {
 	                      NB_CG_OOM_COUNT, or -1 */
 	NB_EV_ERROR = 5,   /* the monitor failed: a = stage (NB_STAGE_*), b = errno,
 	                      c = the failing cgroup step with NB_STAGE_CGROUP */
-	NB_EV_CGROUP = 6   /* after NB_EV_EXIT (or NB_EV_ERROR), when the monitor made the
+	NB_EV_CGROUP = 6,  /* after NB_EV_EXIT (or NB_EV_ERROR), when the monitor made the
 	                      cgroup: its removal ended; a = 0 or errno, b = failing step or -1 */
+	NB_EV_GATE = 7     /* NB_PLAN_DETACH: the init ran its ops and waits for 'G'; the monitor
+	                      exits after it (the init is then the caller's subreaper's) */
 };
 
 enum nb_stage {
@@ -237,6 +254,9 @@ NB_API int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op
 
 /* Receive one fd sent with SCM_RIGHTS (the pty master). fd, or -errno (-EPIPE at EOF). */
 NB_API int nb_recv_fd(int32_t sock);
+/* Connect to the unix socket at sock_path and send fd with SCM_RIGHTS, `name` as the bytes
+ * (an OCI engine's --console-socket: the pty master, named by its slave's path). 0 or -errno. */
+NB_API int nb_send_fd(const char *sock_path, int32_t fd, const char *name);
 
 /* cgroup v2: attach the device allow-list (an eBPF program) to this cgroup dir. 0 or -errno. */
 NB_API int nb_cgroup_devices(const char *cgroup_dir);

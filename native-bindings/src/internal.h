@@ -61,6 +61,7 @@ int nb_seccomp_program(struct sock_filter *out, size_t max, int system);
 #define NB_FD_GO 5
 #define NB_FD_CONSOLE 6 /* only with NB_PLAN_TTY */
 #define NB_FD_OPS 7     /* only with NB_PLAN_LATE_OPS: the memfd the ops plan is written to */
+#define NB_OPFAIL_GATE (-3) /* NB_PLAN_DETACH: the init's ops are done, it waits for 'G' */
 #define NB_OPFAIL_PLAN (-2) /* the init's "failed op" when the late ops plan is refused */
 
 #endif

@@ -166,6 +166,17 @@ static int init_main(void *p)
 	 * cgroup), so the ops run while the CLI finishes its side; 'G', read by nb_run_ops
 	 * just before execve, says the CLI is done. EOF at either gate = abort. */
 	await_byte(a->go_r, 'R');
+	/* NB_PLAN_DETACH: a writer of our own GO pipe, so that the CLI that created us may exit
+	 * without EOF aborting us; `start` writes 'G' through /proc/<pid>/fd/5 (host root only:
+	 * we are non-dumpable). Opened through the host's /proc while it is still ours to see. */
+	if ((((const struct nb_plan_header *)a->plan)->flags & NB_PLAN_DETACH) &&
+	    !((const struct nb_plan_header *)a->plan)->join_pid) {
+		char self[32];
+
+		snprintf(self, sizeof(self), "/proc/self/fd/%d", a->go_r);
+		if (open(self, O_WRONLY | O_CLOEXEC) < 0)
+			_exit(125);
+	}
 	if (a->late_ops) {
 		a->plan = map_ops_plan();
 		if (!a->plan) {
@@ -659,7 +670,7 @@ int main(void)
 	}
 	/* A regular file as stdio becomes a pipe the monitor relays (not with a console:
 	 * the init's stdio is then the pty's slave). */
-	if (!(h->flags & NB_PLAN_TTY)) {
+	if (!(h->flags & (NB_PLAN_TTY | NB_PLAN_DETACH))) {
 		for (int fd = 0; fd < 3; fd++) {
 			int err;
 
@@ -828,9 +839,20 @@ int main(void)
 		close(userns_sock[0]);
 	}
 
-	if (read_full(err_pipe[0], msg, sizeof(msg)) == sizeof(msg))
+	if (read_full(err_pipe[0], msg, sizeof(msg)) == sizeof(msg)) {
+		if (msg[0] == NB_OPFAIL_GATE && (h->flags & NB_PLAN_DETACH)) {
+			/* the init waits for `start`: it is the caller's subreaper's to reap */
+			send_event(NB_EV_GATE, init, 0);
+			if (!h->join_pid)
+				return 0;
+			/* an exec (`exec --detach`): its execve's outcome first, then the same */
+			if (read_full(err_pipe[0], msg, sizeof(msg)) != sizeof(msg)) {
+				send_event(NB_EV_EXEC, 0, 0);
+				return 0;
+			}
+		}
 		send_event3(NB_EV_OPFAIL, msg[0], msg[1], userns_step + 1);
-	else
+	} else
 		send_event(NB_EV_EXEC, 0, 0);
 	close(err_pipe[0]);
 

@@ -233,6 +233,19 @@ static napi_value js_recv_fd(napi_env env, napi_callback_info info)
 	return c.bad ? NULL : ret(&c, nb_recv_fd(sock));
 }
 
+/* sendFd(socketPath, fd, name) -> 0 | -errno */
+static napi_value js_send_fd(napi_env env, napi_callback_info info)
+{
+	char path[PATH_MAX], name[PATH_MAX];
+	struct call c;
+
+	call_init(&c, env, info, 3);
+	const char *p = arg_str(&c, 0, path);
+	int fd = arg_int(&c, 1);
+	const char *n = arg_str(&c, 2, name);
+	return c.bad ? NULL : ret(&c, nb_send_fd(p, fd, n));
+}
+
 /* ptyResize(fd, rows, cols) -> 0 | -errno */
 static napi_value js_pty_resize(napi_env env, napi_callback_info info)
 {
@@ -454,6 +467,7 @@ NB_API napi_value napi_register_module_v1(napi_env env, napi_value exports)
 		{ "pidfdOpen", js_pidfd_open },
 		{ "pidfdSignal", js_pidfd_signal },
 		{ "recvFd", js_recv_fd },
+		{ "sendFd", js_send_fd },
 		{ "ptyResize", js_pty_resize },
 		{ "cgroupDevices", js_cgroup_devices },
 		{ "rmRunDir", js_rm_run_dir },

@@ -1000,6 +1000,52 @@ static void await_go(int fd)
 		_exit(125);
 }
 
+/* NB_PLAN_DETACH: tell the monitor the ops are done (it then exits; `start` sends 'G'). */
+static void announce_gate(int err_fd)
+{
+	int32_t msg[2] = { NB_OPFAIL_GATE, 0 };
+
+	if (write(err_fd, msg, sizeof(msg)) != sizeof(msg))
+		_exit(125);
+}
+
+static int op_write(struct ctx *c, const struct nb_op *op)
+{
+	const char *data = nb_plan_str(c->plan, op->s[0]);
+	size_t len = strlen(data);
+	ssize_t n;
+	int fd, e;
+
+	drop_caches(c);
+	fd = resolve(c, op, nb_plan_str(c->plan, op->s[1]), O_WRONLY | O_NOFOLLOW);
+	if (fd < 0)
+		return -1;
+	do
+		n = write(fd, data, len);
+	while (n < 0 && errno == EINTR);
+	e = errno;
+	close(fd);
+	if (n >= 0 && (size_t)n != len)
+		e = EIO;
+	errno = e;
+	return n >= 0 && (size_t)n == len ? 0 : -1;
+}
+
+static int op_setns(struct ctx *c, const struct nb_op *op)
+{
+	int fd, rc, e;
+
+	drop_caches(c);
+	fd = open(nb_plan_str(c->plan, op->s[1]), O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	rc = setns(fd, (int)op->flags);
+	e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
 int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 {
 	const struct nb_plan_header *h = plan;
@@ -1020,8 +1066,11 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		NB_STAMP(i);
 		if (op->kind == NB_OP_EXEC) {
 			NB_DUMP(plan, i);
-			if (gate_fd >= 0)
+			if (gate_fd >= 0) {
+				if (h->flags & NB_PLAN_DETACH)
+					announce_gate(err_fd);
 				await_go(gate_fd);
+			}
 		}
 		errno = 0;
 		switch (op->kind) {
@@ -1058,6 +1107,8 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		case NB_OP_CGROUP_JOIN: rc = op_cgroup_join(&c, op, i); break;
 		case NB_OP_USERNS: rc = op_userns(&c, i); break;
 		case NB_OP_MOUNT_FD: rc = op_mount_fd(&c, op); break;
+		case NB_OP_WRITE: rc = op_write(&c, op); break;
+		case NB_OP_SETNS: rc = op_setns(&c, op); break;
 		default: errno = EINVAL; rc = -1; break;
 		}
 		if (rc < 0) {

@@ -94,6 +94,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -155,6 +156,42 @@ int nb_recv_fd(int32_t sock)
 		return -EPROTO;
 	memcpy(&fd, CMSG_DATA(cm), sizeof(fd));
 	return fd;
+}
+
+int nb_send_fd(const char *sock_path, int32_t fd, const char *name)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = (void *)name, .iov_len = strlen(name) };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+			      .msg_controllen = sizeof(ctl) };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int sock, e;
+
+	if (strlen(sock_path) >= sizeof(addr.sun_path) || iov.iov_len == 0)
+		return -EINVAL;
+	strcpy(addr.sun_path, sock_path);
+	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sock < 0)
+		return -errno;
+	if (connect(sock, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		e = errno;
+		close(sock);
+		return -e;
+	}
+	memset(ctl, 0, sizeof(ctl));
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do
+		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	e = n < 0 ? errno : 0;
+	close(sock);
+	return -e;
 }
 
 int nb_pty_resize(int32_t master_fd, uint16_t rows, uint16_t cols)

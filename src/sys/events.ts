@@ -18,6 +18,8 @@ export const MONITOR_EVENT = {
   ERROR: 5,
   /** after EXIT or ERROR: a = 0 when the monitor removed the cgroup it made */
   CGROUP: 6,
+  /** NB_PLAN_DETACH: the init ran its ops and waits for 'G' (a = its pid); the monitor exits */
+  GATE: 7,
 } as const;
 export type MonitorEventType = (typeof MONITOR_EVENT)[keyof typeof MONITOR_EVENT];
 

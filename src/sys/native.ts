@@ -76,6 +76,7 @@ export interface Bindings {
   nb_spawn: (plan: Buffer, len: number, args: object, out: Record<string, number>) => number;
   nb_pty_resize: (fd: number, rows: number, cols: number) => number;
   nb_recv_fd: (sock: number) => number;
+  nb_send_fd: (path: string, fd: number, name: string) => number;
   nb_cgroup_devices: (dir: string) => number;
   nb_abi_version: () => number;
   nb_layer_pack_shifted: ((
@@ -114,7 +115,7 @@ export interface Bindings {
 }
 
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks */
-const NB_ABI = 8;
+const NB_ABI = 9;
 
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;
@@ -200,6 +201,7 @@ function bind(): Bindings {
     },
     nb_pty_resize: () => lib.func('int nb_pty_resize(int fd, uint16_t rows, uint16_t cols)'),
     nb_recv_fd: () => lib.func('int nb_recv_fd(int sock)'),
+    nb_send_fd: () => lib.func('int nb_send_fd(const char *path, int fd, const char *name)'),
     nb_cgroup_devices: () => lib.func('int nb_cgroup_devices(const char *dir)'),
     nb_abi_version: () => abi,
     nb_layer_pack_shifted: () =>
@@ -243,6 +245,7 @@ interface StartCalls {
   pidfdOpen: (pid: number) => number;
   pidfdSignal: (pidfd: number, signal: number) => number;
   recvFd: (sock: number) => number;
+  sendFd: (path: string, fd: number, name: string) => number;
   ptyResize: (fd: number, rows: number, cols: number) => number;
   cgroupDevices: (dir: string) => number;
 }
@@ -357,6 +360,7 @@ function startCalls(): StartCalls {
     pidfdOpen: (pid) => orErrno(b.syscall2(SYS_PIDFD_OPEN, pid, 0)),
     pidfdSignal: (pidfd, signal) => orErrno(b.syscall4(SYS_PIDFD_SEND_SIGNAL, pidfd, signal, 0, 0)),
     recvFd: (sock) => b.nb_recv_fd(sock),
+    sendFd: (path, fd, name) => b.nb_send_fd(path, fd, name),
     ptyResize: (fd, rows, cols) => b.nb_pty_resize(fd, rows, cols),
     cgroupDevices: (dir) => b.nb_cgroup_devices(dir),
   });
@@ -505,6 +509,12 @@ export function recvFd(sock: number): number {
   const fd = startCalls().recvFd(sock);
   if (fd < 0) throw new SysError('recvmsg', errnoName(fd), undefined, 'the container closed its console socket');
   return fd;
+}
+
+/** Send fd (with SCM_RIGHTS, `name` as the message) to the unix socket at `path`: an OCI engine's console socket. */
+export function sendFd(path: string, fd: number, name: string): void {
+  const rc = startCalls().sendFd(path, fd, name);
+  if (rc < 0) throw new SysError('sendmsg (console socket)', errnoName(rc), path, errnoText(rc));
 }
 
 export function ptyResize(fd: number, rows: number, cols: number): void {

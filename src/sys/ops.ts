@@ -146,6 +146,10 @@ export type Op =
   | { op: 'userns' }
   /** attach the rootfs the monitor made (received by 'userns') on this host path */
   | { op: 'mount-fd'; target: string }
+  /** one write(2) of `data` into an existing file (a sysctl, /proc/self/oom_score_adj) */
+  | { op: 'write'; path: string; data: string; inRoot?: boolean }
+  /** setns(2) into the namespace file `path` (a host path), of this type */
+  | { op: 'setns'; path: string; namespace: Namespace }
   | { op: 'chdir'; path: string }
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   /** sealed: execute the plan's execCopy (the monitor's sealed memfd copy of it), not `file` */
@@ -183,6 +187,9 @@ export interface LaunchPlan {
   /** with tty and logPath: the console socket is the monitor's own, and what the container
    *  writes to its /dev/console (the pty the 'console' op makes) goes into the log */
   consoleLog?: boolean;
+  /** the OCI create/start split (NB_PLAN_DETACH): the init waits at its gate for a 'G' that
+   *  `start` writes through /proc/<init>/fd/5; the monitor exits at NB_EV_GATE */
+  detach?: boolean;
   logMaxBytes?: number;
   /** the monitor writes "<wait status> <unix time>" here when the init exits */
   statusPath?: string;
@@ -282,6 +289,10 @@ export function describeOp(op: Op): string {
       return "enter the container's user namespace";
     case 'mount-fd':
       return `mount the idmapped root on ${op.target}`;
+    case 'write':
+      return `write ${JSON.stringify(op.data)} to ${shown(op.path, op.inRoot)}`;
+    case 'setns':
+      return `join the ${op.namespace} namespace ${op.path}`;
     case 'chdir':
       return `chdir ${op.path}`;
     case 'console':
@@ -320,7 +331,7 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 8;
+const ABI = 9;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
 const USERNS_LOWERS = 7;
 const HEADER_BYTES = 72;
@@ -355,6 +366,8 @@ const KIND: Record<Op['op'], number> = {
   'cgroup-join': 23,
   userns: 24,
   'mount-fd': 25,
+  write: 26,
+  setns: 27,
 };
 
 const CG_KIND: Record<CgroupStep['step'], number> = {
@@ -375,6 +388,7 @@ const PLAN_LOG = 0x2;
 const PLAN_PLAIN_CLONE = 0x4;
 const PLAN_LATE_OPS = 0x8;
 const PLAN_CONSOLE_LOG = 0x10;
+const PLAN_DETACH = 0x20;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
@@ -521,6 +535,15 @@ export function encodePlan(plan: LaunchPlan): Buffer {
       case 'sethostname':
         str(op.hostname, at + 10);
         break;
+      case 'write':
+        if (op.inRoot) w[at + 1] = OPF_IN_ROOT;
+        str(op.data, at + 10);
+        str(op.path, at + 11);
+        break;
+      case 'setns':
+        w[at + 2] = CLONE_FLAGS[op.namespace];
+        str(op.path, at + 11);
+        break;
       case 'setrlimit':
         w[at + 4] = RLIMITS[op.resource];
         putU64(w, at + 6, op.soft);
@@ -599,7 +622,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     (plan.logPath ? PLAN_LOG : 0) |
     (plan.plainClone ? PLAN_PLAIN_CLONE : 0) |
     (plan.lateOps ? PLAN_LATE_OPS : 0) |
-    (plan.consoleLog ? PLAN_CONSOLE_LOG : 0);
+    (plan.consoleLog ? PLAN_CONSOLE_LOG : 0) |
+    (plan.detach ? PLAN_DETACH : 0);
   str(plan.logPath, 7);
   str(plan.statusPath, 8);
   w[9] = plan.logMaxBytes ?? 0;

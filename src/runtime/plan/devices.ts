@@ -10,7 +10,7 @@ export const DEVICES = [
   { name: 'tty', major: 5, minor: 0 },
 ] as const;
 
-const LINKS: [string, string][] = [
+export const DEV_LINKS: [string, string][] = [
   ['dev/fd', '/proc/self/fd'],
   ['dev/stdin', '/proc/self/fd/0'],
   ['dev/stdout', '/proc/self/fd/1'],
@@ -72,7 +72,7 @@ export function planDev(tty: false | { rows: number; cols: number }, bound = fal
     { op: 'mkdir', path: 'dev/mqueue', mode: 0o755, inRoot: true },
     { op: 'mount', source: 'mqueue', target: 'dev/mqueue', fstype: 'mqueue', flags: ['nosuid', 'nodev', 'noexec'], inRoot: true },
   );
-  for (const [path, target] of LINKS) ops.push({ op: 'symlink', target, path, inRoot: true });
+  for (const [path, target] of DEV_LINKS) ops.push({ op: 'symlink', target, path, inRoot: true });
   if (tty) {
     // A pty of the container's own devpts becomes stdio and /dev/console (see ops.c op_console).
     ops.push(

@@ -1,0 +1,88 @@
+/** The documents novabox-oci prints: `spec`'s default config.json and `features` (runtime-spec features.md). */
+import { CAPABILITIES } from '../../sys/ops.js';
+import { MASKED_PATHS, READONLY_PATHS } from '../plan/security.js';
+import { DEFAULT_CAPABILITIES, DEFAULT_PATH } from '../plan/spec.js';
+import { OCI_VERSION } from './plan.js';
+
+const caps = () => DEFAULT_CAPABILITIES.map((c) => `CAP_${c}`);
+
+/** `spec`: a config.json for a bundle whose root is ./rootfs, running `sh` (runc's template, novabox's defaults). */
+export function defaultSpec(): object {
+  return {
+    ociVersion: OCI_VERSION,
+    process: {
+      terminal: false,
+      user: { uid: 0, gid: 0 },
+      args: ['sh'],
+      env: [`PATH=${DEFAULT_PATH}`, 'TERM=xterm'],
+      cwd: '/',
+      capabilities: { bounding: caps(), effective: caps(), permitted: caps() },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
+      noNewPrivileges: true,
+    },
+    root: { path: 'rootfs', readonly: true },
+    hostname: 'novabox',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      {
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+      },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    ],
+    linux: {
+      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
+      maskedPaths: MASKED_PATHS,
+      readonlyPaths: READONLY_PATHS,
+    },
+  };
+}
+
+/** `features`: what this runtime reads of a config.json. */
+export function features(): object {
+  return {
+    ociVersionMin: '1.0.0',
+    ociVersionMax: OCI_VERSION,
+    hooks: ['prestart', 'createRuntime', 'poststart', 'poststop'],
+    mountOptions: [
+      'ro',
+      'rw',
+      'nosuid',
+      'suid',
+      'nodev',
+      'dev',
+      'noexec',
+      'exec',
+      'relatime',
+      'strictatime',
+      'noatime',
+      'atime',
+      'defaults',
+      'async',
+      'bind',
+      'rbind',
+      'private',
+      'rprivate',
+      'slave',
+      'rslave',
+      'shared',
+      'rshared',
+    ],
+    linux: {
+      namespaces: ['cgroup', 'ipc', 'mount', 'network', 'pid', 'user', 'uts'],
+      capabilities: CAPABILITIES.map((c) => `CAP_${c}`),
+      cgroup: { v1: true, v2: true, systemd: false, systemdUser: false },
+      seccomp: { enabled: false },
+      apparmor: { enabled: false },
+      selinux: { enabled: false },
+    },
+    annotations: { 'org.opencontainers.runtime-spec.features.novabox': 'novabox-oci' },
+  };
+}

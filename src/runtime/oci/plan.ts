@@ -1,0 +1,692 @@
+/**
+ * An OCI runtime-spec config.json (the bundle's) read into novabox's own launch plan: the
+ * same ops the C executor runs for `run` and servers. Pure: the bundle's files are asked
+ * about through `isDir`, so every rule is unit-tested without root.
+ *
+ * The common subset engines use (containerd, Docker, Podman) is read; anything else the
+ * config asks for is refused with one sentence naming the field, never ignored.
+ */
+import { BadRequest } from '../../errors.js';
+import type { Capability, LaunchPlan, MountFlag, Namespace, Op, Rlimit } from '../../sys/ops.js';
+import { CAPABILITIES, RLIMITS } from '../../sys/ops.js';
+import type { CgroupLayout, CgroupLimits } from '../cgroups/types.js';
+import { DEV_LINKS, DEVICES } from '../plan/devices.js';
+import { planCredentials } from '../plan/index.js';
+import { planCgroupMounts } from '../plan/mounts.js';
+import { DEFAULT_PATH } from '../plan/spec.js';
+
+/** The runtime-spec major version this reads (1.x.y). */
+export const OCI_MAJOR = 1;
+export const OCI_VERSION = '1.0.2';
+
+/** The parent of containers whose cgroupsPath is relative or absent. */
+export const OCI_CGROUP_PARENT = 'novabox-oci';
+
+/** A config.json as parsed JSON; fields are checked where they are read. */
+// biome-ignore lint/suspicious/noExplicitAny: untrusted JSON, checked field by field below
+export type OciConfig = Record<string, any>;
+
+export interface OciPlan {
+  plan: LaunchPlan;
+  /** relative cgroup path (the driver's) */
+  cgroupPath: string;
+  limits: CgroupLimits;
+  hostname?: string;
+  hooks: OciHooks;
+}
+
+/** One hook: a host program run with the container's state on its stdin. */
+export interface OciHook {
+  path: string;
+  args: string[];
+  env: string[];
+  timeoutS?: number;
+}
+
+/**
+ * The hooks novabox-oci runs, all in the runtime's namespaces: prestart and createRuntime
+ * once the container's namespaces exist, before its init runs its first op; poststart
+ * after `start`; poststop at `delete`.
+ */
+export interface OciHooks {
+  createRuntime: OciHook[];
+  poststart: OciHook[];
+  poststop: OciHook[];
+}
+
+/** config.hooks: createContainer and startContainer (run inside the container) are refused. */
+export function readHooks(v: unknown): OciHooks {
+  const out: OciHooks = { createRuntime: [], poststart: [], poststop: [] };
+  if (v === undefined || v === null) return out;
+  if (!isObject(v)) refuse('hooks', 'must be an object');
+  onlyKnown(v, ['prestart', 'createRuntime', 'poststart', 'poststop'], 'hooks');
+  const list = (name: string): OciHook[] => {
+    const l = v[name];
+    if (l === undefined || l === null) return [];
+    if (!Array.isArray(l)) refuse(`hooks.${name}`, 'must be a list');
+    return l.map((h: unknown, i: number) => {
+      const field = `hooks.${name}[${i}]`;
+      if (!isObject(h)) refuse(field, 'must be an object');
+      onlyKnown(h, ['path', 'args', 'env', 'timeout'], field);
+      if (typeof h.path !== 'string' || !h.path.startsWith('/')) refuse(`${field}.path`, 'must be an absolute path');
+      if (h.timeout !== undefined && (typeof h.timeout !== 'number' || !Number.isInteger(h.timeout) || h.timeout <= 0)) {
+        refuse(`${field}.timeout`, 'must be a positive whole number of seconds');
+      }
+      const args = stringList(h.args, `${field}.args`);
+      return {
+        path: h.path,
+        args: args.length ? args : [h.path],
+        env: stringList(h.env, `${field}.env`),
+        ...(h.timeout ? { timeoutS: h.timeout as number } : {}),
+      };
+    });
+  };
+  // prestart (deprecated) runs as createRuntime does, before it
+  out.createRuntime = [...list('prestart'), ...list('createRuntime')];
+  out.poststart = list('poststart');
+  out.poststop = list('poststop');
+  return out;
+}
+
+export interface OciContext {
+  id: string;
+  bundle: string;
+  layout: CgroupLayout;
+  /** whether a bind mount's host source is a directory (false: a file, made as an empty file) */
+  isDir: (path: string) => boolean;
+}
+
+const NS_TYPES: Record<string, Namespace> = {
+  pid: 'pid',
+  network: 'net',
+  mount: 'mount',
+  ipc: 'ipc',
+  uts: 'uts',
+  user: 'user',
+  cgroup: 'cgroup',
+};
+
+/** mount(8) option -> flag set; the clearing options (rw, suid, ...) are the default. */
+const FLAG_OPTIONS: Record<string, MountFlag[]> = {
+  ro: ['rdonly'],
+  nosuid: ['nosuid'],
+  nodev: ['nodev'],
+  noexec: ['noexec'],
+  relatime: ['relatime'],
+  strictatime: ['strictatime'],
+  noatime: ['noatime'],
+  bind: ['bind'],
+  rbind: ['bind', 'rec'],
+};
+const CLEARING_OPTIONS = new Set(['rw', 'suid', 'dev', 'exec', 'atime', 'defaults', 'async']);
+const PROPAGATION: Record<string, MountFlag[]> = {
+  private: ['private'],
+  rprivate: ['rec', 'private'],
+  slave: ['slave'],
+  rslave: ['rec', 'slave'],
+  shared: ['shared'],
+  rshared: ['rec', 'shared'],
+};
+/** options without '=' that are file system data, not flags */
+const DATA_WORDS = new Set(['newinstance', 'nr_inodes', 'mpol']);
+const FSTYPES = new Set(['proc', 'sysfs', 'tmpfs', 'mqueue', 'devpts', 'cgroup', 'cgroup2', 'bind', 'none']);
+
+function refuse(field: string, why: string): never {
+  throw new BadRequest(`config.json: ${field} ${why}`);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function stringList(v: unknown, field: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) refuse(field, 'must be a list of strings');
+  return v as string[];
+}
+
+function uint(v: unknown, field: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
+    refuse(field, 'must be a whole number from 0 to 4294967295');
+  return v;
+}
+
+/** Fields of `obj` beyond `known`: each one is something this runtime would otherwise ignore. */
+function onlyKnown(obj: Record<string, unknown>, known: string[], field: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!known.includes(k) && obj[k] !== undefined && obj[k] !== null) refuse(`${field}.${k}`, 'is not supported by novabox-oci');
+  }
+}
+
+/** "1.0.2", "1.1.0-rc.1": major 1 only. */
+export function checkVersion(config: OciConfig): void {
+  const v = config.ociVersion;
+  if (typeof v !== 'string') refuse('ociVersion', 'is missing');
+  const major = Number(v.split('.')[0]);
+  if (major !== OCI_MAJOR) refuse('ociVersion', `"${v}" is not a version novabox-oci reads (${OCI_MAJOR}.x)`);
+}
+
+function joinPath(base: string, p: string): string {
+  return p.startsWith('/') ? p : `${base.replace(/\/+$/, '')}/${p}`;
+}
+
+/** "/a/b/" -> "a/b"; refuses ".." so nothing resolves outside the root (RESOLVE_IN_ROOT keeps it in anyway). */
+function inside(p: string, field: string): string {
+  const parts = p.split('/').filter((s) => s !== '' && s !== '.');
+  if (parts.includes('..')) refuse(field, `"${p}" must not contain ".."`);
+  return parts.join('/');
+}
+
+/** mkdir of each parent of `rel`, then the mount point itself (a directory, or an empty file). */
+function mountPoint(rel: string, dir: boolean): Op[] {
+  const parts = rel.split('/');
+  const ops: Op[] = [];
+  for (let i = 1; i < parts.length; i++) ops.push({ op: 'mkdir', path: parts.slice(0, i).join('/'), mode: 0o755, inRoot: true });
+  ops.push(
+    dir
+      ? { op: 'mkdir', path: rel, mode: 0o755, inRoot: true }
+      : { op: 'mknod', path: rel, mode: 0o644, type: 'file', major: 0, minor: 0, inRoot: true },
+  );
+  return ops;
+}
+
+/** One entry of `mounts`, in the config's order. */
+export function planOciMount(m: unknown, i: number, ctx: OciContext, userns: boolean): Op[] {
+  const field = `mounts[${i}]`;
+  if (!isObject(m)) refuse(field, 'must be an object');
+  onlyKnown(m, ['destination', 'type', 'source', 'options'], field);
+  if (typeof m.destination !== 'string' || !m.destination.startsWith('/')) refuse(`${field}.destination`, 'must be an absolute path');
+  const target = inside(m.destination, `${field}.destination`);
+  if (target === '') refuse(`${field}.destination`, 'must not be / (root.path is the root)');
+  const options = stringList(m.options, `${field}.options`);
+  let flags: MountFlag[] = [];
+  const propagation: MountFlag[][] = [];
+  const data: string[] = [];
+  for (const o of options) {
+    if (FLAG_OPTIONS[o]) flags = [...flags, ...FLAG_OPTIONS[o].filter((f) => !flags.includes(f))];
+    else if (PROPAGATION[o]) propagation.push(PROPAGATION[o]);
+    else if (CLEARING_OPTIONS.has(o)) continue;
+    else if (o.includes('=') || DATA_WORDS.has(o)) data.push(o);
+    else refuse(`${field}.options`, `"${o}" is not supported by novabox-oci`);
+  }
+  const type = m.type === undefined ? 'none' : m.type;
+  if (typeof type !== 'string' || !FSTYPES.has(type)) refuse(`${field}.type`, `"${String(type)}" is not supported by novabox-oci`);
+  const isBind = flags.includes('bind');
+  if (!isBind && (type === 'bind' || type === 'none')) refuse(`${field}.options`, 'must say bind or rbind for a mount of type bind');
+  const ops: Op[] = [];
+  if (isBind) {
+    if (typeof m.source !== 'string' || m.source === '') refuse(`${field}.source`, 'is needed for a bind mount');
+    if (data.length) refuse(`${field}.options`, `"${data[0]}" is not an option of a bind mount`);
+    const source = joinPath(ctx.bundle, m.source);
+    ops.push(...mountPoint(target, ctx.isDir(source)));
+    ops.push({ op: 'mount', source, target, flags: flags.filter((f) => f === 'bind' || f === 'rec'), inRoot: true });
+    // a bind takes no other flag at first: they come with a remount of the new mount
+    const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
+    if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
+  } else if (type === 'cgroup' || type === 'cgroup2') {
+    // the container's own subtree (its cgroup namespace): novabox's cgroup mounts for this host
+    const cg = planCgroupMounts(ctx.layout, !flags.includes('rdonly'));
+    ops.push(...mountPoint(target, true));
+    for (const op of cg) ops.push(retarget(op, 'sys/fs/cgroup', target));
+  } else {
+    if (userns && type === 'sysfs') refuse(`${field}.type`, 'sysfs in a user namespace is not supported by novabox-oci yet');
+    ops.push(...mountPoint(target, true));
+    ops.push({
+      op: 'mount',
+      source: typeof m.source === 'string' && m.source !== '' ? m.source : type,
+      target,
+      fstype: type,
+      flags,
+      ...(data.length ? { data: data.join(',') } : {}),
+      inRoot: true,
+    });
+  }
+  for (const p of propagation) ops.push({ op: 'mount', target, flags: p, inRoot: true });
+  return ops;
+}
+
+function retarget(op: Op, from: string, to: string): Op {
+  const move = (p: string) => (p === from ? to : p.startsWith(`${from}/`) ? to + p.slice(from.length) : p);
+  if (op.op === 'mount') return { ...op, target: move(op.target) };
+  if (op.op === 'mkdir' || op.op === 'remount-ro') return { ...op, path: move(op.path) };
+  return op;
+}
+
+/** The default devices (runtime-spec "Default Devices") and /dev's links, when /dev is a new tmpfs. */
+function planDefaultDevices(userns: boolean): Op[] {
+  const ops: Op[] = [];
+  for (const d of DEVICES) {
+    if (userns) {
+      ops.push(
+        { op: 'mknod', path: `dev/${d.name}`, mode: 0o666, type: 'file', major: 0, minor: 0, inRoot: true },
+        { op: 'mount', source: `/dev/${d.name}`, target: `dev/${d.name}`, flags: ['bind'], inRoot: true },
+      );
+    } else {
+      ops.push({ op: 'mknod', path: `dev/${d.name}`, mode: 0o666, type: 'c', major: d.major, minor: d.minor, inRoot: true });
+    }
+  }
+  for (const [path, target] of DEV_LINKS) ops.push({ op: 'symlink', target, path, inRoot: true });
+  return ops;
+}
+
+function planDevices(list: unknown, userns: boolean): Op[] {
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) refuse('linux.devices', 'must be a list');
+  const ops: Op[] = [];
+  list.forEach((d: unknown, i: number) => {
+    const field = `linux.devices[${i}]`;
+    if (!isObject(d)) refuse(field, 'must be an object');
+    onlyKnown(d, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid'], field);
+    if (d.type !== 'c' && d.type !== 'u')
+      refuse(`${field}.type`, `"${String(d.type)}" is not supported by novabox-oci (character devices only)`);
+    if (userns) refuse(field, 'cannot be made in a user namespace by novabox-oci');
+    if ((d.uid !== undefined && d.uid !== 0) || (d.gid !== undefined && d.gid !== 0))
+      refuse(field, 'owned by another user than root is not supported by novabox-oci');
+    if (typeof d.path !== 'string' || !d.path.startsWith('/dev/')) refuse(`${field}.path`, 'must be a path under /dev');
+    const rel = inside(d.path, `${field}.path`);
+    const parts = rel.split('/');
+    for (let k = 2; k < parts.length; k++) ops.push({ op: 'mkdir', path: parts.slice(0, k).join('/'), mode: 0o755, inRoot: true });
+    ops.push({
+      op: 'mknod',
+      path: rel,
+      mode: d.fileMode === undefined ? 0o666 : uint(d.fileMode, `${field}.fileMode`) & 0o7777,
+      type: 'c',
+      major: uint(d.major, `${field}.major`),
+      minor: uint(d.minor, `${field}.minor`),
+      inRoot: true,
+    });
+  });
+  return ops;
+}
+
+function capList(v: unknown, field: string): Capability[] {
+  return stringList(v, field).map((name) => {
+    const cap = name.replace(/^CAP_/, '') as Capability;
+    if (!CAPABILITIES.includes(cap)) refuse(field, `names an unknown capability "${name}"`);
+    return cap;
+  });
+}
+
+function sameSet(a: Capability[], b: Capability[]): boolean {
+  return a.length === b.length && a.every((c) => b.includes(c));
+}
+
+function planRlimits(list: unknown): Op[] {
+  if (list === undefined || list === null) return [];
+  if (!Array.isArray(list)) refuse('process.rlimits', 'must be a list');
+  return list.map((r: unknown, i: number) => {
+    const field = `process.rlimits[${i}]`;
+    if (!isObject(r) || typeof r.type !== 'string') refuse(field, 'must have a type such as RLIMIT_NOFILE');
+    const name = r.type.replace(/^RLIMIT_/, '').toLowerCase() as Rlimit;
+    if (!(name in RLIMITS)) refuse(`${field}.type`, `"${r.type}" is not a resource limit`);
+    const n = (v: unknown, f: string): bigint => {
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) refuse(`${field}.${f}`, 'must be a whole number');
+      // JSON numbers above 2^53 (RLIM_INFINITY written as 18446744073709551615) read as infinity
+      return v >= 2 ** 63 ? 0xffffffffffffffffn : BigInt(v);
+    };
+    return { op: 'setrlimit', resource: name, soft: n(r.soft, 'soft'), hard: n(r.hard, 'hard') } satisfies Op;
+  });
+}
+
+function idMappings(v: unknown, field: string): string {
+  if (!Array.isArray(v) || v.length === 0) refuse(field, 'is needed with a user namespace');
+  return v
+    .map((m: unknown, i: number) => {
+      if (!isObject(m)) refuse(`${field}[${i}]`, 'must be an object');
+      return `${uint(m.containerID, `${field}[${i}].containerID`)} ${uint(m.hostID, `${field}[${i}].hostID`)} ${uint(m.size, `${field}[${i}].size`)}\n`;
+    })
+    .join('');
+}
+
+/** The character devices novabox's device cgroup allows (major:minor, '*' any minor). */
+const ALLOWED_DEVICES = ['1:3', '1:5', '1:7', '1:8', '1:9', '5:0', '5:1', '5:2', '136:*'];
+
+/** A device cgroup rule novabox's fixed allow-list already answers as asked. */
+function deviceRuleWithin(r: Record<string, unknown>, i: number): boolean {
+  if (r.allow === false) return i === 0 && (r.type === undefined || r.type === 'a') && r.major === undefined && r.minor === undefined;
+  if (r.allow !== true || r.type !== 'c' || typeof r.major !== 'number') return false;
+  if (typeof r.access === 'string' && /[^rwm]/.test(r.access)) return false;
+  const minor = r.minor === undefined || r.minor === null || r.minor === -1 ? '*' : String(r.minor);
+  return ALLOWED_DEVICES.includes(`${r.major}:${minor}`) || (minor !== '*' && ALLOWED_DEVICES.includes(`${r.major}:*`));
+}
+
+/** linux.resources -> novabox's cgroup limits. */
+export function ociLimits(res: unknown): CgroupLimits {
+  if (res === undefined || res === null) return {};
+  if (!isObject(res)) refuse('linux.resources', 'must be an object');
+  onlyKnown(res, ['memory', 'cpu', 'pids', 'devices'], 'linux.resources');
+  const limits: CgroupLimits = {};
+  if (res.devices !== undefined && res.devices !== null) {
+    // novabox's device allow-list is always applied: deny all, then the default devices
+    // and the ptys (cgroups/v1.ts V1_DEVICE_RULES, devices.c). A config asking for no more
+    // than that says the same; anything beyond it is refused.
+    const rules = res.devices;
+    if (!Array.isArray(rules)) refuse('linux.resources.devices', 'must be a list');
+    rules.forEach((r: unknown, i: number) => {
+      if (!isObject(r) || !deviceRuleWithin(r, i)) {
+        refuse(
+          `linux.resources.devices[${i}]`,
+          'is not supported by novabox-oci (it allows only the default devices and the ptys, after a rule denying all)',
+        );
+      }
+    });
+  }
+  if (isObject(res.memory)) {
+    const m = res.memory;
+    onlyKnown(m, ['limit', 'swap', 'reservation', 'swappiness', 'disableOOMKiller'], 'linux.resources.memory');
+    if (m.reservation !== undefined && m.reservation !== null)
+      refuse('linux.resources.memory.reservation', 'is not supported by novabox-oci');
+    if (m.disableOOMKiller === true) refuse('linux.resources.memory.disableOOMKiller', 'is not supported by novabox-oci');
+    if (m.limit !== undefined && m.limit !== null && m.limit !== -1) {
+      if (typeof m.limit !== 'number' || m.limit <= 0) refuse('linux.resources.memory.limit', 'must be a positive number of bytes');
+      limits.memoryBytes = m.limit;
+      if (m.swap !== undefined && m.swap !== null && m.swap !== -1) {
+        if (m.swap !== m.limit)
+          refuse('linux.resources.memory.swap', 'other than the memory limit (no swap) or -1 is not supported by novabox-oci');
+        limits.swapOff = true;
+      }
+    } else if (m.swap !== undefined && m.swap !== null && m.swap !== -1) {
+      refuse('linux.resources.memory.swap', 'needs a memory limit');
+    }
+  }
+  if (isObject(res.cpu)) {
+    const c = res.cpu;
+    onlyKnown(c, ['shares', 'quota', 'period'], 'linux.resources.cpu');
+    if (c.quota !== undefined && c.quota !== null && c.quota !== -1) {
+      limits.cpuQuotaUs = uint(c.quota, 'linux.resources.cpu.quota');
+      if (c.period !== undefined && c.period !== null) limits.cpuPeriodUs = uint(c.period, 'linux.resources.cpu.period');
+    }
+    if (c.shares !== undefined && c.shares !== null && c.shares !== 0) limits.cpuShares = uint(c.shares, 'linux.resources.cpu.shares');
+  }
+  if (isObject(res.pids)) {
+    const l = res.pids.limit;
+    if (typeof l === 'number' && l > 0) limits.pidsMax = uint(l, 'linux.resources.pids.limit');
+  }
+  return limits;
+}
+
+/** Namespaces the init may join by path (setns of a single-threaded process, for itself). */
+const JOINABLE: Namespace[] = ['net', 'ipc', 'uts', 'cgroup'];
+
+/** The ipc namespace's sysctls (runc's validator: they are per namespace). */
+const IPC_SYSCTLS = [
+  'kernel.msgmax',
+  'kernel.msgmnb',
+  'kernel.msgmni',
+  'kernel.sem',
+  'kernel.shmall',
+  'kernel.shmmax',
+  'kernel.shmmni',
+  'kernel.shm_rmid_forced',
+];
+
+/**
+ * linux.sysctl: writes under the container's /proc/sys, after the mounts. Only the
+ * sysctls a namespace of the container's own holds: any other would change the host.
+ */
+export function planSysctl(v: unknown, ns: { namespaces: Namespace[]; joins: Namespace[]; hasProc: boolean }): Op[] {
+  if (v === undefined || v === null) return [];
+  if (!isObject(v)) refuse('linux.sysctl', 'must be an object');
+  const ops: Op[] = [];
+  for (const [key, value] of Object.entries(v)) {
+    const field = `linux.sysctl["${key}"]`;
+    if (typeof value !== 'string') refuse(field, 'must be a string');
+    if (!/^[a-z0-9_-]+([./][a-z0-9_-]+)+$/i.test(key)) refuse(field, 'is not a sysctl name');
+    const name = key.replace(/\//g, '.');
+    const own = (t: Namespace) => ns.namespaces.includes(t) || ns.joins.includes(t);
+    const namespaced =
+      IPC_SYSCTLS.includes(name) || name.startsWith('fs.mqueue.')
+        ? own('ipc')
+        : name === 'kernel.hostname' || name === 'kernel.domainname'
+          ? own('uts')
+          : name.startsWith('net.')
+            ? own('net')
+            : false;
+    if (!namespaced) refuse(field, "is not a sysctl of a namespace the container has of its own (it would change the host's)");
+    if (!ns.hasProc) refuse(field, 'needs a proc mount on /proc');
+    ops.push({ op: 'write', path: `proc/sys/${name.replace(/\./g, '/')}`, data: value, inRoot: true });
+  }
+  return ops;
+}
+
+/** cgroupsPath: "/a/b" is that path from the hierarchies' root, "a/b" and none are below novabox-oci. */
+export function ociCgroupPath(v: unknown, id: string): string {
+  if (v === undefined || v === null || v === '') return `${OCI_CGROUP_PARENT}/${id}`;
+  if (typeof v !== 'string') refuse('linux.cgroupsPath', 'must be a string');
+  if (v.includes(':'))
+    refuse('linux.cgroupsPath', `"${v}" is a systemd slice path, which novabox-oci does not support (cgroupfs paths only)`);
+  const rel = v.split('/').filter(Boolean);
+  if (rel.length === 0 || rel.some((s) => s === '.' || s === '..')) refuse('linux.cgroupsPath', `"${v}" is not a cgroup path`);
+  return v.startsWith('/') ? rel.join('/') : `${OCI_CGROUP_PARENT}/${rel.join('/')}`;
+}
+
+/** A process object (config.json's, or `exec --process`'s), checked field by field. */
+export interface OciProcess {
+  raw: Record<string, unknown> & { cwd: string };
+  args: string[];
+  env: string[];
+  uid: number;
+  gid: number;
+  additionalGids: number[];
+  caps: Capability[];
+  nnp: boolean;
+  oomScoreAdj?: number;
+  terminal: boolean;
+}
+
+export function readProcess(p: unknown, field: string): OciProcess {
+  if (!isObject(p)) refuse(field, 'is missing');
+
+  onlyKnown(
+    p,
+    ['args', 'env', 'cwd', 'user', 'capabilities', 'rlimits', 'noNewPrivileges', 'terminal', 'oomScoreAdj', 'consoleSize'],
+    field,
+  );
+  let oomScoreAdj: number | undefined;
+  if (p.oomScoreAdj !== undefined && p.oomScoreAdj !== null) {
+    const adj = p.oomScoreAdj;
+    if (typeof adj !== 'number' || !Number.isInteger(adj) || adj < -1000 || adj > 1000)
+      refuse(`${field}.oomScoreAdj`, 'must be a whole number from -1000 to 1000');
+    oomScoreAdj = adj;
+  }
+  const args = stringList(p.args, `${field}.args`);
+  if (args.length === 0) refuse(`${field}.args`, 'must name the program to run');
+  const env = stringList(p.env, `${field}.env`);
+  if (typeof p.cwd !== 'string' || !p.cwd.startsWith('/')) refuse(`${field}.cwd`, 'must be an absolute path');
+  const user = isObject(p.user) ? p.user : refuse(`${field}.user`, 'is missing');
+  onlyKnown(user, ['uid', 'gid', 'additionalGids', 'umask'], `${field}.user`);
+  if (user.umask !== undefined && user.umask !== null) refuse(`${field}.user.umask`, 'is not supported by novabox-oci');
+  const uid = uint(user.uid, `${field}.user.uid`);
+  const gid = uint(user.gid, `${field}.user.gid`);
+  const additionalGids = ((user.additionalGids as unknown[] | undefined) ?? []).map((g, i) =>
+    uint(g, `${field}.user.additionalGids[${i}]`),
+  );
+  let caps: Capability[] = [];
+  if (p.capabilities !== undefined && p.capabilities !== null) {
+    const c = isObject(p.capabilities) ? p.capabilities : refuse(`${field}.capabilities`, 'must be an object');
+    onlyKnown(c, ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'], `${field}.capabilities`);
+    const bounding = capList(c.bounding, `${field}.capabilities.bounding`);
+    const effective = capList(c.effective, `${field}.capabilities.effective`);
+    const permitted = capList(c.permitted, `${field}.capabilities.permitted`);
+    if (capList(c.inheritable, `${field}.capabilities.inheritable`).length)
+      refuse(`${field}.capabilities.inheritable`, 'is not supported by novabox-oci');
+    if (capList(c.ambient, `${field}.capabilities.ambient`).length)
+      refuse(`${field}.capabilities.ambient`, 'is not supported by novabox-oci');
+    if (!sameSet(effective, permitted))
+      refuse(`${field}.capabilities.effective`, 'must equal process.capabilities.permitted in novabox-oci');
+    if (!sameSet(bounding, permitted)) refuse(`${field}.capabilities.bounding`, 'must equal process.capabilities.permitted in novabox-oci');
+    if (uid !== 0 && permitted.length)
+      refuse(`${field}.capabilities`, 'for a user other than root (uid 0) are not supported by novabox-oci');
+    caps = permitted;
+  }
+  const nnp = p.noNewPrivileges === true;
+
+  return { raw: p as OciProcess['raw'], args, env, uid, gid, additionalGids, caps, nnp, oomScoreAdj, terminal: p.terminal === true };
+}
+
+/**
+ * config.json -> the launch plan (without its cgroup steps and placement, which the caller
+ * adds: runtime/oci/container.ts). Order as runtime/plan's planLaunch: namespaces and
+ * mounts, pivot_root, hostname, rlimits, credentials, chdir, execve (behind the gate).
+ */
+export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
+  if (!isObject(config)) refuse('', 'must be a JSON object');
+  checkVersion(config);
+  onlyKnown(config, ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations', 'domainname', 'hooks'], 'config');
+  const hooks = readHooks(config.hooks);
+  if (config.domainname !== undefined && config.domainname !== '') refuse('domainname', 'is not supported by novabox-oci');
+  const linux: unknown = config.linux ?? {};
+  if (!isObject(linux)) refuse('linux', 'must be an object');
+  onlyKnown(
+    linux,
+    [
+      'namespaces',
+      'uidMappings',
+      'gidMappings',
+      'resources',
+      'cgroupsPath',
+      'maskedPaths',
+      'readonlyPaths',
+      'devices',
+      'rootfsPropagation',
+      'sysctl',
+    ],
+    'linux',
+  );
+
+  // namespaces
+  if (!Array.isArray(linux.namespaces)) refuse('linux.namespaces', 'must be a list');
+  const namespaces: Namespace[] = [];
+  const joins: Extract<Op, { op: 'setns' }>[] = [];
+  let cgroupNs = false;
+  linux.namespaces.forEach((n: unknown, i: number) => {
+    if (!isObject(n) || typeof n.type !== 'string') refuse(`linux.namespaces[${i}]`, 'must have a type');
+    const ns = NS_TYPES[n.type];
+    if (!ns) refuse(`linux.namespaces[${i}].type`, `"${n.type}" is not supported by novabox-oci`);
+    if (namespaces.includes(ns) || joins.some((j) => j.namespace === ns) || (ns === 'cgroup' && cgroupNs)) {
+      refuse(`linux.namespaces[${i}]`, `lists ${n.type} twice`);
+    }
+    if (n.path !== undefined && n.path !== '') {
+      // setns(2) by the init itself: a pid namespace would be its children's only, a mount
+      // or user namespace asks more of the caller; novabox joins the ones engines hand
+      // over (CNI, netavark: the network)
+      if (!JOINABLE.includes(ns))
+        refuse(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported by novabox-oci`);
+      if (typeof n.path !== 'string' || !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be an absolute path');
+      joins.push({ op: 'setns', path: n.path, namespace: ns });
+    } else if (ns === 'cgroup') cgroupNs = true;
+    else namespaces.push(ns);
+  });
+  if (!namespaces.includes('mount')) refuse('linux.namespaces', 'must have a mount namespace (novabox-oci pivots into root.path)');
+  const userns = namespaces.includes('user');
+  let userMaps: { uidMap: string; gidMap: string } | undefined;
+  if (userns)
+    userMaps = { uidMap: idMappings(linux.uidMappings, 'linux.uidMappings'), gidMap: idMappings(linux.gidMappings, 'linux.gidMappings') };
+  else if (linux.uidMappings || linux.gidMappings) refuse('linux.uidMappings', 'needs a user namespace in linux.namespaces');
+
+  // process
+  const proc = readProcess(config.process, 'process');
+  const { args, env, uid, gid, additionalGids, caps, nnp, oomScoreAdj } = proc;
+  const p = proc.raw;
+
+  // root
+  const root = config.root;
+  if (!isObject(root) || typeof root.path !== 'string' || root.path === '') refuse('root.path', 'is missing');
+  onlyKnown(root, ['path', 'readonly'], 'root');
+  const rootPath = joinPath(ctx.bundle, root.path).replace(/\/+$/, '');
+
+  // mounts and the rest of the file system
+  const propagation = linux.rootfsPropagation ?? 'rprivate';
+  if (typeof propagation !== 'string' || !PROPAGATION[propagation])
+    refuse('linux.rootfsPropagation', `"${String(propagation)}" is not supported by novabox-oci`);
+  // the joins and the score first, as host root, while host paths resolve
+  const ops: Op[] = [...joins];
+  if (oomScoreAdj !== undefined) ops.push({ op: 'write', path: '/proc/self/oom_score_adj', data: String(oomScoreAdj) });
+  if (userns) ops.push({ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' });
+  if (cgroupNs) ops.push({ op: 'unshare', namespaces: ['cgroup'] });
+  if (!userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] });
+  // the root a mount of its own, so that pivot_root takes it (a plain directory is refused)
+  ops.push({ op: 'mount', source: rootPath, target: rootPath, flags: ['bind', 'rec'] }, { op: 'set-root', path: rootPath });
+  if (userns) ops.push({ op: 'setgroups', gids: [] }, { op: 'setgid', gid: 0 }, { op: 'setuid', uid: 0 });
+  const mounts = config.mounts ?? [];
+  if (!Array.isArray(mounts)) refuse('mounts', 'must be a list');
+  let devTmpfs = false;
+  mounts.forEach((m: unknown, i: number) => {
+    for (const op of planOciMount(m, i, ctx, userns)) ops.push(op);
+    if (isObject(m) && m.destination === '/dev' && m.type === 'tmpfs') devTmpfs = true;
+  });
+  if (devTmpfs) for (const op of planDefaultDevices(userns)) ops.push(op);
+  const hasProc = mounts.some((m: unknown) => isObject(m) && m.destination === '/proc' && m.type === 'proc');
+  for (const op of planSysctl(linux.sysctl, { namespaces, joins: joins.map((j) => j.namespace), hasProc })) ops.push(op);
+  for (const op of planDevices(linux.devices, userns)) ops.push(op);
+  const terminal = p.terminal === true;
+  if (terminal) {
+    // a pty of the container's own devpts: its stdio and /dev/console; the master goes to
+    // the engine's console socket (runtime/oci/container.ts)
+    if (!mounts.some((m: unknown) => isObject(m) && m.destination === '/dev/pts' && m.type === 'devpts')) {
+      refuse('process.terminal', 'needs a devpts mount on /dev/pts');
+    }
+    const size = isObject(p.consoleSize) ? p.consoleSize : {};
+    ops.push(
+      { op: 'mknod', path: 'dev/console', mode: 0o620, type: 'file', major: 0, minor: 0, inRoot: true },
+      {
+        op: 'console',
+        ptmx: 'dev/pts/ptmx',
+        path: 'dev/console',
+        rows: size.height === undefined ? 24 : uint(size.height, 'process.consoleSize.height') & 0xffff,
+        cols: size.width === undefined ? 80 : uint(size.width, 'process.consoleSize.width') & 0xffff,
+      },
+    );
+  }
+  for (const path of stringList(linux.maskedPaths, 'linux.maskedPaths')) ops.push({ op: 'mask', path });
+  for (const path of stringList(linux.readonlyPaths, 'linux.readonlyPaths')) ops.push({ op: 'readonly', path });
+  ops.push({ op: 'pivot-root' });
+  if (root.readonly === true) ops.push({ op: 'remount-ro', path: '/' });
+
+  let hostname: string | undefined;
+  if (config.hostname !== undefined && config.hostname !== '') {
+    if (typeof config.hostname !== 'string') refuse('hostname', 'must be a string');
+    if (!namespaces.includes('uts')) refuse('hostname', 'needs a uts namespace in linux.namespaces');
+    hostname = config.hostname;
+    ops.push({ op: 'sethostname', hostname });
+  }
+  for (const op of planRlimits(p.rlimits)) ops.push(op);
+  for (const op of planCredentials(caps, { uid, gid, additionalGids }, false, nnp)) ops.push(op);
+  const path = env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+  ops.push({ op: 'chdir', path: p.cwd }, { op: 'exec', file: args[0], searchPath: path, argv: args, env });
+
+  const plan: LaunchPlan = {
+    namespaces: userns ? ['user', ...namespaces.filter((n) => n !== 'user')] : namespaces,
+    ops,
+    tty: terminal,
+    detach: true,
+    ...(userMaps ? { userns: userMaps } : {}),
+  };
+  return { plan, cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id), limits: ociLimits(linux.resources), hostname, hooks };
+}
+
+/**
+ * `exec`: a process into a running container. The monitor enters the init's namespaces
+ * (`join`) and clones it there; the ops make it the process the object describes.
+ */
+export function planOciExec(p: OciProcess, join: { pid: number; namespaces: Namespace[] }): LaunchPlan {
+  const ops: Op[] = [
+    // after setns the monitor's / is the container's root: resolve paths inside it
+    { op: 'set-root', path: '/' },
+  ];
+  if (p.oomScoreAdj !== undefined) ops.push({ op: 'write', path: '/proc/self/oom_score_adj', data: String(p.oomScoreAdj) });
+  if (p.terminal) {
+    const size = isObject(p.raw.consoleSize) ? p.raw.consoleSize : {};
+    ops.push({
+      op: 'console',
+      ptmx: 'dev/pts/ptmx',
+      rows: size.height === undefined ? 24 : uint(size.height, 'process.consoleSize.height') & 0xffff,
+      cols: size.width === undefined ? 80 : uint(size.width, 'process.consoleSize.width') & 0xffff,
+    });
+  }
+  for (const op of planRlimits(p.raw.rlimits)) ops.push(op);
+  for (const op of planCredentials(p.caps, p, false, p.nnp)) ops.push(op);
+  const path = p.env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
+  ops.push({ op: 'chdir', path: p.raw.cwd }, { op: 'exec', file: p.args[0], searchPath: path, argv: p.args, env: p.env });
+  return { namespaces: [], join, ops, tty: p.terminal, detach: true };
+}

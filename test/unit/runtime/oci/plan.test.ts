@@ -1,0 +1,351 @@
+import { describe, expect, it } from 'vitest';
+import type { Op } from '../../../../src/sys/ops.js';
+import type { CgroupLayout } from '../../../../src/runtime/cgroups/types.js';
+import { defaultSpec } from '../../../../src/runtime/oci/documents.js';
+import {
+  ociCgroupPath,
+  ociLimits,
+  planOci,
+  planOciExec,
+  readHooks,
+  readProcess,
+  type OciConfig,
+} from '../../../../src/runtime/oci/plan.js';
+
+const V2: CgroupLayout = { kind: 'v2', root: '/sys/fs/cgroup', controllers: ['memory', 'cpu', 'pids'] };
+const ctx = { id: 'c1', bundle: '/b', layout: V2, isDir: (p: string) => !p.endsWith('.conf') };
+
+function config(patch: (c: OciConfig) => void = () => {}): OciConfig {
+  const c = JSON.parse(JSON.stringify(defaultSpec())) as OciConfig;
+  patch(c);
+  return c;
+}
+
+function opsOf(c: OciConfig): Op[] {
+  return planOci(c, ctx).plan.ops;
+}
+
+describe('planOci', () => {
+  it('turns the default spec into a detached plan ending in chdir and exec', () => {
+    const { plan, cgroupPath, limits, hostname } = planOci(config(), ctx);
+    expect(plan.detach).toBe(true);
+    expect(plan.tty).toBe(false);
+    expect(plan.namespaces).toEqual(['pid', 'net', 'ipc', 'uts', 'mount']);
+    expect(plan.ops[0]).toEqual({ op: 'unshare', namespaces: ['cgroup'] });
+    expect(cgroupPath).toBe('novabox-oci/c1');
+    expect(limits).toEqual({});
+    expect(hostname).toBe('novabox');
+    const tail = plan.ops.slice(-2);
+    expect(tail[0]).toEqual({ op: 'chdir', path: '/' });
+    expect(tail[1]).toMatchObject({
+      op: 'exec',
+      file: 'sh',
+      argv: ['sh'],
+      searchPath: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    });
+  });
+
+  it('binds the root onto itself, relative to the bundle, and pivots after the mounts, masks and read-only paths', () => {
+    const ops = opsOf(config());
+    const kinds = ops.map((o) => o.op);
+    expect(ops).toContainEqual({ op: 'mount', source: '/b/rootfs', target: '/b/rootfs', flags: ['bind', 'rec'] });
+    expect(ops).toContainEqual({ op: 'set-root', path: '/b/rootfs' });
+    const pivot = kinds.indexOf('pivot-root');
+    expect(kinds.lastIndexOf('mount')).toBeLessThan(pivot);
+    expect(kinds.lastIndexOf('mask')).toBeLessThan(pivot);
+    expect(kinds.lastIndexOf('readonly')).toBeLessThan(pivot);
+    // root.readonly
+    expect(ops[pivot + 1]).toEqual({ op: 'remount-ro', path: '/' });
+    expect(ops).toContainEqual({ op: 'mask', path: '/proc/kcore' });
+    expect(ops).toContainEqual({ op: 'readonly', path: '/proc/sys' });
+  });
+
+  it('mounts in the config order with their options as flags and data', () => {
+    const ops = opsOf(config()).filter((o) => o.op === 'mount' && o.inRoot);
+    expect(ops.map((o) => (o.op === 'mount' ? o.target : ''))).toEqual([
+      'proc',
+      'dev',
+      'dev/pts',
+      'dev/shm',
+      'dev/mqueue',
+      'sys',
+      'sys/fs/cgroup',
+    ]);
+    expect(ops[1]).toEqual({
+      op: 'mount',
+      source: 'tmpfs',
+      target: 'dev',
+      fstype: 'tmpfs',
+      flags: ['nosuid', 'strictatime'],
+      data: 'mode=755,size=65536k',
+      inRoot: true,
+    });
+    expect(ops[5]).toMatchObject({ fstype: 'sysfs', flags: ['nosuid', 'noexec', 'nodev', 'rdonly'] });
+    expect(ops[6]).toMatchObject({ fstype: 'cgroup2', target: 'sys/fs/cgroup', flags: expect.arrayContaining(['rdonly']) });
+  });
+
+  it('makes the default devices in a new /dev tmpfs', () => {
+    const ops = opsOf(config());
+    expect(ops).toContainEqual({ op: 'mknod', path: 'dev/null', mode: 0o666, type: 'c', major: 1, minor: 3, inRoot: true });
+    expect(ops).toContainEqual({ op: 'symlink', target: '/proc/self/fd', path: 'dev/fd', inRoot: true });
+  });
+
+  it('binds a file or a directory from the bundle, with a remount for ro', () => {
+    const ops = opsOf(
+      config((c) => {
+        c.mounts.push({ destination: '/etc/app.conf', type: 'bind', source: 'app.conf', options: ['rbind', 'ro', 'rprivate'] });
+      }),
+    );
+    const at = ops.findIndex((o) => o.op === 'mknod' && o.path === 'etc/app.conf');
+    expect(ops.slice(at - 1, at + 4)).toEqual([
+      { op: 'mkdir', path: 'etc', mode: 0o755, inRoot: true },
+      { op: 'mknod', path: 'etc/app.conf', mode: 0o644, type: 'file', major: 0, minor: 0, inRoot: true },
+      { op: 'mount', source: '/b/app.conf', target: 'etc/app.conf', flags: ['bind', 'rec'], inRoot: true },
+      { op: 'mount', target: 'etc/app.conf', flags: ['remount', 'bind', 'rdonly'], inRoot: true },
+      { op: 'mount', target: 'etc/app.conf', flags: ['rec', 'private'], inRoot: true },
+    ]);
+  });
+
+  it('gives a terminal: a pty of the container devpts as /dev/console, its size from consoleSize', () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.process.terminal = true;
+        c.process.consoleSize = { height: 40, width: 120 };
+      }),
+      ctx,
+    );
+    expect(plan.tty).toBe(true);
+    const at = plan.ops.findIndex((o) => o.op === 'console');
+    expect(plan.ops.slice(at - 1, at + 1)).toEqual([
+      { op: 'mknod', path: 'dev/console', mode: 0o620, type: 'file', major: 0, minor: 0, inRoot: true },
+      { op: 'console', ptmx: 'dev/pts/ptmx', path: 'dev/console', rows: 40, cols: 120 },
+    ]);
+    expect(at).toBeLessThan(plan.ops.findIndex((o) => o.op === 'pivot-root'));
+  });
+
+  it('reads user, capabilities, rlimits and noNewPrivileges', () => {
+    const ops = opsOf(
+      config((c) => {
+        c.process.user = { uid: 0, gid: 10, additionalGids: [20, 10] };
+        c.process.capabilities = { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'] };
+        c.process.rlimits = [{ type: 'RLIMIT_NPROC', soft: 10, hard: 20 }];
+      }),
+    );
+    const at = ops.findIndex((o) => o.op === 'setrlimit');
+    expect(ops.slice(at, at + 8)).toEqual([
+      { op: 'setrlimit', resource: 'nproc', soft: 10n, hard: 20n },
+      { op: 'cap-bound', keep: ['KILL'] },
+      { op: 'setgroups', gids: [10, 20] },
+      { op: 'setgid', gid: 10 },
+      { op: 'setuid', uid: 0 },
+      { op: 'capset', caps: ['KILL'] },
+      { op: 'no-new-privs' },
+      { op: 'chdir', path: '/' },
+    ]);
+  });
+
+  it('gives a user namespace its maps and makes the init its root before the mounts', () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.linux.namespaces.push({ type: 'user' });
+        c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+        c.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+        c.mounts = c.mounts.filter((m: { type: string }) => m.type !== 'sysfs');
+      }),
+      ctx,
+    );
+    expect(plan.namespaces[0]).toBe('user');
+    expect(plan.userns).toEqual({ uidMap: '0 100000 65536\n', gidMap: '0 200000 65536\n' });
+    expect(plan.ops.slice(0, 2)).toEqual([{ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' }]);
+  });
+
+  it('joins namespaces by path first, and sets the OOM score, before anything else', () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.linux.namespaces[1] = { type: 'network', path: '/run/netns/cni-1' };
+        c.process.oomScoreAdj = 500;
+      }),
+      ctx,
+    );
+    expect(plan.namespaces).toEqual(['pid', 'ipc', 'uts', 'mount']);
+    expect(plan.ops.slice(0, 3)).toEqual([
+      { op: 'setns', path: '/run/netns/cni-1', namespace: 'net' },
+      { op: 'write', path: '/proc/self/oom_score_adj', data: '500' },
+      { op: 'unshare', namespaces: ['cgroup'] },
+    ]);
+  });
+
+  it("writes the sysctls of the container's own namespaces under its /proc/sys, before the read-only paths", () => {
+    const ops = opsOf(
+      config((c) => {
+        c.linux.sysctl = { 'net.ipv4.ip_forward': '1', 'kernel.shm_rmid_forced': '1', 'fs/mqueue/msg_max': '20' };
+      }),
+    );
+    const writes = ops.filter((o) => o.op === 'write');
+    expect(writes).toEqual([
+      { op: 'write', path: 'proc/sys/net/ipv4/ip_forward', data: '1', inRoot: true },
+      { op: 'write', path: 'proc/sys/kernel/shm_rmid_forced', data: '1', inRoot: true },
+      { op: 'write', path: 'proc/sys/fs/mqueue/msg_max', data: '20', inRoot: true },
+    ]);
+    expect(ops.findIndex((o) => o.op === 'write')).toBeLessThan(ops.findIndex((o) => o.op === 'readonly'));
+  });
+
+  it.each<[string, (c: OciConfig) => void, RegExp]>([
+    [
+      'a host sysctl',
+      (c) => (c.linux.sysctl = { 'vm.swappiness': '10' }),
+      /linux\.sysctl\["vm\.swappiness"\] is not a sysctl of a namespace the container has/,
+    ],
+    [
+      'a net sysctl without a network namespace',
+      (c) => {
+        c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'network');
+        c.linux.sysctl = { 'net.ipv4.ip_forward': '1' };
+      },
+      /linux\.sysctl\["net\.ipv4\.ip_forward"\] is not a sysctl of a namespace/,
+    ],
+    ['a sysctl name with ..', (c) => (c.linux.sysctl = { 'net/../../x': '1' }), /is not a sysctl name/],
+    [
+      'joining a pid namespace',
+      (c) => (c.linux.namespaces[0] = { type: 'pid', path: '/proc/1/ns/pid' }),
+      /linux\.namespaces\[0\]\.path joining an existing pid namespace/,
+    ],
+    [
+      'an oomScoreAdj out of range',
+      (c) => (c.process.oomScoreAdj = 2000),
+      /process\.oomScoreAdj must be a whole number from -1000 to 1000/,
+    ],
+    ['an unknown major version', (c) => (c.ociVersion = '2.0.0'), /^config\.json: ociVersion "2\.0\.0" is not a version novabox-oci reads/],
+    ['no version', (c) => delete c.ociVersion, /ociVersion is missing/],
+    ['a hook inside the container', (c) => (c.hooks = { createContainer: [{ path: '/x' }] }), /hooks\.createContainer is not supported/],
+    ['a relative hook path', (c) => (c.hooks = { poststop: [{ path: 'x' }] }), /hooks\.poststop\[0\]\.path must be an absolute path/],
+    ['seccomp', (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' }), /linux\.seccomp is not supported/],
+    ['a time namespace', (c) => c.linux.namespaces.push({ type: 'time' }), /linux\.namespaces\[6\]\.type "time" is not supported/],
+    [
+      'a terminal without devpts',
+      (c) => {
+        c.process.terminal = true;
+        c.mounts = c.mounts.filter((m: { type: string }) => m.type !== 'devpts');
+      },
+      /process\.terminal needs a devpts mount on \/dev\/pts/,
+    ],
+    ['an apparmor profile', (c) => (c.process.apparmorProfile = 'x'), /process\.apparmorProfile is not supported/],
+    ['ambient capabilities', (c) => (c.process.capabilities.ambient = ['CAP_KILL']), /process\.capabilities\.ambient is not supported/],
+    ['an unknown capability', (c) => (c.process.capabilities.bounding = ['CAP_NOPE']), /unknown capability "CAP_NOPE"/],
+    ['no args', (c) => (c.process.args = []), /process\.args must name the program/],
+    ['a relative cwd', (c) => (c.process.cwd = 'x'), /process\.cwd must be an absolute path/],
+    ['an unknown mount option', (c) => (c.mounts[0].options = ['nosymfollow']), /mounts\[0\]\.options "nosymfollow" is not supported/],
+    [
+      'an unknown mount type',
+      (c) => c.mounts.push({ destination: '/x', type: 'nfs', source: 'h:/x' }),
+      /mounts\[7\]\.type "nfs" is not supported/,
+    ],
+    ['a mount over ..', (c) => c.mounts.push({ destination: '/x/../../y', type: 'tmpfs' }), /must not contain "\.\."/],
+    ['no mount namespace', (c) => (c.linux.namespaces = [{ type: 'pid' }]), /must have a mount namespace/],
+    [
+      'a block device',
+      (c) => (c.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }]),
+      /linux\.devices\[0\]\.type "b" is not supported/,
+    ],
+    [
+      'a device allow rule beyond the default devices',
+      (c) => c.linux.resources.devices.push({ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }),
+      /linux\.resources\.devices\[1\] is not supported/,
+    ],
+    ['blockIO', (c) => (c.linux.resources.blockIO = { weight: 10 }), /linux\.resources\.blockIO is not supported/],
+    ['a systemd cgroupsPath', (c) => (c.linux.cgroupsPath = 'system.slice:docker:abc'), /is a systemd slice path/],
+    ['no root', (c) => delete c.root, /root\.path is missing/],
+  ])('refuses %s in one sentence naming the field', (_what, patch, message) => {
+    expect(() => planOci(config(patch), ctx)).toThrow(message);
+  });
+});
+
+describe('readHooks', () => {
+  it('runs prestart before createRuntime; argv defaults to the path', () => {
+    expect(
+      readHooks({
+        createRuntime: [{ path: '/b', args: ['b', '-x'], env: ['A=1'], timeout: 5 }],
+        prestart: [{ path: '/a' }],
+        poststop: [{ path: '/c' }],
+      }),
+    ).toEqual({
+      createRuntime: [
+        { path: '/a', args: ['/a'], env: [] },
+        { path: '/b', args: ['b', '-x'], env: ['A=1'], timeoutS: 5 },
+      ],
+      poststart: [],
+      poststop: [{ path: '/c', args: ['/c'], env: [] }],
+    });
+  });
+});
+
+describe('ociLimits', () => {
+  it("takes device rules novabox's allow-list answers: deny all, then the default devices and the ptys", () => {
+    const devices = [
+      { allow: false, access: 'rwm' },
+      { allow: true, type: 'c', major: 1, minor: 3, access: 'rwm' },
+      { allow: true, type: 'c', major: 136, access: 'rwm' },
+      { allow: true, type: 'c', major: 5, minor: 2, access: 'rw' },
+    ];
+    expect(ociLimits({ devices })).toEqual({});
+    expect(() => ociLimits({ devices: [devices[1]] })).not.toThrow();
+    expect(() => ociLimits({ devices: [devices[0], { allow: true, type: 'b', major: 8, access: 'rwm' }] })).toThrow(/devices\[1\]/);
+    expect(() => ociLimits({ devices: [devices[0], devices[0]] })).toThrow(/devices\[1\]/);
+  });
+
+  it('reads memory, swap, cpu and pids', () => {
+    expect(
+      ociLimits({ memory: { limit: 64 << 20, swap: 64 << 20 }, cpu: { quota: 50000, period: 100000, shares: 512 }, pids: { limit: 32 } }),
+    ).toEqual({ memoryBytes: 64 << 20, swapOff: true, cpuQuotaUs: 50000, cpuPeriodUs: 100000, cpuShares: 512, pidsMax: 32 });
+  });
+
+  it('takes -1 and 0 as no limit', () => {
+    expect(ociLimits({ memory: { limit: -1, swap: -1 }, cpu: { quota: -1, shares: 0 }, pids: { limit: 0 } })).toEqual({});
+  });
+
+  it('refuses swap other than none', () => {
+    expect(() => ociLimits({ memory: { limit: 100, swap: 200 } })).toThrow(/linux\.resources\.memory\.swap/);
+  });
+});
+
+describe('ociCgroupPath', () => {
+  it.each([
+    [undefined, 'novabox-oci/c1'],
+    ['/default/c1', 'default/c1'],
+    ['mine/c1', 'novabox-oci/mine/c1'],
+  ])('%s -> %s', (input, out) => {
+    expect(ociCgroupPath(input, 'c1')).toBe(out);
+  });
+
+  it('refuses ..', () => {
+    expect(() => ociCgroupPath('/a/../b', 'c1')).toThrow(/is not a cgroup path/);
+  });
+});
+
+describe('planOciExec', () => {
+  it('joins the init, resolves inside its root, then credentials, chdir and exec', () => {
+    const p = readProcess(
+      { args: ['sh', '-c', 'id'], env: ['PATH=/bin'], cwd: '/tmp', user: { uid: 1000, gid: 1000 }, noNewPrivileges: true, terminal: true },
+      'process',
+    );
+    const plan = planOciExec(p, { pid: 42, namespaces: ['mount', 'pid'] });
+    expect(plan).toMatchObject({ namespaces: [], join: { pid: 42, namespaces: ['mount', 'pid'] }, tty: true, detach: true });
+    expect(plan.ops.map((o) => o.op)).toEqual([
+      'set-root',
+      'console',
+      'cap-bound',
+      'setgroups',
+      'setgid',
+      'setuid',
+      'capset',
+      'no-new-privs',
+      'chdir',
+      'exec',
+    ]);
+    expect(plan.ops.at(-1)).toMatchObject({ file: 'sh', searchPath: '/bin', argv: ['sh', '-c', 'id'] });
+  });
+
+  it('names the process field it refuses', () => {
+    expect(() => readProcess({ args: [], cwd: '/', user: { uid: 0, gid: 0 } }, 'process')).toThrow(/process\.args must name the program/);
+  });
+});
