@@ -7,7 +7,18 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
@@ -16,7 +27,7 @@ import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { getXattr, setXattr } from '../helpers/image-fixtures.js';
 import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
-import { skipEachIf } from '../helpers/skip.js';
+import { missingCommands, skipEachIf } from '../helpers/skip.js';
 
 const Database = Sqlite as unknown as DatabaseConstructor;
 const isRoot = process.getuid?.() === 0;
@@ -727,5 +738,113 @@ describe.skipIf(!isRoot)('server migrate between two network namespaces (root)',
     expect(execFileSync('ip', ['-n', nsB, '-br', 'link', 'show', 'master', b.bridge], { encoding: 'utf8' })).toMatch(/^nbv/);
     expect(execFileSync('ip', ['-n', nsA, '-br', 'link', 'show', 'master', a.bridge], { encoding: 'utf8' })).toBe('');
     expect((await inNs(nsA, a.root, ['server', 'show', 'nsweb'])).exitCode).toBe(3);
+  }, 120_000);
+
+  it('migrate --to ssh://: through an sshd of its own in the target namespace (a throwaway host key and client key, --ssh-option)', async (ctx) => {
+    const missing = missingCommands(['ssh', 'ssh-keygen', '/usr/sbin/sshd']);
+    ctx.skip(missing.length > 0, `no ${missing.join(', ')} here (apt-get install openssh-client openssh-server)`);
+    // sshd's StrictModes wants every directory above its files owned by root and not
+    // group- or world-writable: a dir under /run, not /tmp
+    const d = mkdtempSync('/run/nbx-sshd-');
+    const madePrivsep = !existsSync('/run/sshd'); // sshd's compiled-in privilege separation dir
+    let sshd: ReturnType<typeof spawn> | undefined;
+    try {
+      if (madePrivsep) mkdirSync('/run/sshd', { mode: 0o755 });
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'novabox-test-host', '-f', join(d, 'host')]);
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'novabox-test-client', '-f', join(d, 'id')]);
+      writeFileSync(join(d, 'authorized_keys'), readFileSync(join(d, 'id.pub')), { mode: 0o600 });
+      writeFileSync(join(d, 'known_hosts'), `169.254.77.2 ${readFileSync(join(d, 'host.pub'), 'utf8')}`);
+      // the remote side's `novabox` is this checkout, on B's state root
+      mkdirSync(join(d, 'bin'));
+      writeFileSync(join(d, 'bin', 'novabox'), `#!/bin/sh\nexec ${process.execPath} ${BIN} "$@"\n`, { mode: 0o755 });
+      writeFileSync(
+        join(d, 'sshd_config'),
+        [
+          'ListenAddress 169.254.77.2:22',
+          `HostKey ${join(d, 'host')}`,
+          `PidFile ${join(d, 'sshd.pid')}`,
+          `AuthorizedKeysFile ${join(d, 'authorized_keys')}`,
+          'StrictModes yes',
+          'PermitRootLogin prohibit-password',
+          'PasswordAuthentication no',
+          'KbdInteractiveAuthentication no',
+          'UsePAM no',
+          `SetEnv PATH=${join(d, 'bin')}:/usr/sbin:/usr/bin:/sbin:/bin NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)}`,
+          '',
+        ].join('\n'),
+      );
+      const proc = spawn(IN_NS, [nsB, '/usr/sbin/sshd', '-D', '-e', '-f', join(d, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      sshd = proc;
+      let log = '';
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`sshd did not listen: ${log}`)), 10_000);
+        proc.stderr!.on('data', (c) => {
+          log += c;
+          if (/Server listening on 169\.254\.77\.2 port 22/.test(log)) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+        proc.on('close', () => reject(new Error(`sshd ended: ${log}`)));
+      });
+      // not on the host: its listening socket is in namespace B only
+      expect(execFileSync('ss', ['-Hltn', 'src', '169.254.77.2'], { encoding: 'utf8' })).toBe('');
+      const c = await inNs(nsA, a.root, ['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'sshweb', '-f', 'json']);
+      expect(c.stderr).toBe('');
+      const id = JSON.parse(c.stdout).id;
+      expect((await inNs(nsA, a.root, ['server', 'exec', 'sshweb', '--', 'sh', '-c', 'echo over-ssh > /marker'])).exitCode).toBe(0);
+      const opts = [
+        `IdentityFile=${join(d, 'id')}`,
+        `UserKnownHostsFile=${join(d, 'known_hosts')}`,
+        'StrictHostKeyChecking=yes',
+        'GlobalKnownHostsFile=/dev/null',
+      ];
+      // a wrong key: ssh's own sentence, the source still running
+      const refused = await inNs(nsA, a.root, [
+        'server',
+        'migrate',
+        'sshweb',
+        '--to',
+        'ssh://root@169.254.77.2',
+        ...[`IdentityFile=${join(d, 'host')}`, ...opts.slice(1)].flatMap((o) => ['--ssh-option', o]),
+      ]);
+      expect(refused.exitCode).not.toBe(0);
+      expect(refused.stderr).toMatch(/^novabox: the receiving side ended before it said which layers it has: .*Permission denied/);
+      expect(JSON.parse((await inNs(nsA, a.root, ['server', 'show', 'sshweb', '-f', 'json'])).stdout)).toMatchObject({
+        id,
+        status: 'ACTIVE',
+      });
+      const m = await inNs(nsA, a.root, [
+        '--debug',
+        'server',
+        'migrate',
+        'sshweb',
+        '--to',
+        'ssh://root@169.254.77.2:22',
+        ...opts.flatMap((o) => ['--ssh-option', o]),
+      ]);
+      expect(m.exitCode, m.stderr).toBe(0);
+      expect(m.stderr).toMatch(/bytes sent .* downtime \d+ ms\n$/);
+      expect(JSON.parse((await inNs(nsB, b.root, ['server', 'show', 'sshweb', '-f', 'json'])).stdout)).toMatchObject({
+        id,
+        status: 'ACTIVE',
+      });
+      expect((await inNs(nsB, b.root, ['server', 'exec', 'sshweb', '--', 'cat', '/marker'])).stdout).toBe('over-ssh\n');
+      expect((await inNs(nsA, a.root, ['server', 'show', 'sshweb'])).exitCode).toBe(3);
+      // Nova's dest_host is the address ssh reached
+      expect(migrationsOf(a.root, id)).toEqual([
+        { kind: 'migration', status: 'error', host: hostname(), destCompute: null, destHost: '169.254.77.2' },
+        { kind: 'migration', status: 'confirmed', host: hostname(), destCompute: hostname(), destHost: '169.254.77.2' },
+      ]);
+    } finally {
+      if (sshd && sshd.exitCode === null) {
+        const gone = new Promise((resolve) => sshd!.on('close', resolve));
+        sshd.kill('SIGTERM');
+        await gone;
+      }
+      rmSync(d, { recursive: true, force: true });
+      if (madePrivsep) rmSync('/run/sshd', { recursive: true, force: true });
+    }
+    expect(existsSync(d)).toBe(false);
   }, 120_000);
 });

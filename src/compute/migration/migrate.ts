@@ -42,6 +42,8 @@ export const PROTOCOL_VERSION = 1;
 
 export interface MigrateOptions {
   to: string;
+  /** `-o` options for ssh (an ssh:// target only), e.g. `IdentityFile=/root/.ssh/k` */
+  sshOptions?: string[];
   /** how long to wait for the receiver to exit once its input is closed */
   exitTimeoutMs?: number;
   /** an ACTIVE server's writable layer is sent while it runs, then only what changed after the stop (default: true) */
@@ -70,15 +72,34 @@ export interface MigrateResult {
 }
 
 /** The command that reaches `novabox server receive` on the other side. */
-export function transportCommand(to: string): string[] {
+export function transportCommand(to: string, sshOptions: string[] = []): string[] {
+  for (const o of sshOptions) {
+    // ssh's own form, KEYWORD=VALUE (ssh_config(5)): nothing that ssh could read as another flag
+    if (!/^[A-Za-z][A-Za-z0-9]*=\S/.test(o))
+      throw new BadRequest(
+        `invalid --ssh-option ${JSON.stringify(o)}: expected KEYWORD=VALUE as in ssh_config(5), e.g. IdentityFile=/root/.ssh/id_ed25519`,
+      );
+  }
   if (to.startsWith('exec:')) {
+    if (sshOptions.length) throw new BadRequest('--ssh-option applies to an ssh:// target only (an exec: command carries its own options)');
     const cmd = to.slice(5).trim();
     if (!cmd) throw new BadRequest('invalid --to "exec:": expected exec:COMMAND');
     return ['sh', '-c', cmd];
   }
   const m = /^ssh:\/\/([A-Za-z0-9._-]+@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:]+\])(?::(\d+))?$/.exec(to);
   if (m) {
-    return ['ssh', '-o', 'BatchMode=yes', ...(m[3] ? ['-p', m[3]] : []), '--', `${m[1] ?? ''}${m[2]}`, 'novabox', 'server', 'receive'];
+    return [
+      'ssh',
+      '-o',
+      'BatchMode=yes',
+      ...sshOptions.flatMap((o) => ['-o', o]),
+      ...(m[3] ? ['-p', m[3]] : []),
+      '--',
+      `${m[1] ?? ''}${m[2]}`,
+      'novabox',
+      'server',
+      'receive',
+    ];
   }
   throw new BadRequest(`invalid --to ${JSON.stringify(to)}: expected ssh://[USER@]HOST[:PORT] or exec:COMMAND`);
 }
@@ -96,7 +117,7 @@ export async function migrateServer(
   caller: Caller & ImageCaller,
   opts: MigrateOptions,
 ): Promise<MigrateResult> {
-  const argv = transportCommand(opts.to);
+  const argv = transportCommand(opts.to, opts.sshOptions);
   const store = compute.store;
   compute.checkMigratable(ref, caller, 'migrate');
   const first = compute.find(ref, caller);

@@ -130,6 +130,12 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .requiredOption('--to <target>', 'ssh://[USER@]HOST[:PORT], or exec:COMMAND (a command reaching "novabox server receive")')
     .option('--override-lock', 'migrate a locked server anyway (as an admin may through the API)')
     .option(
+      '--ssh-option <KEYWORD=VALUE>',
+      'an option for ssh (its -o, ssh_config(5)) with an ssh:// target; repeatable',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option(
       '--no-precopy',
       'stop an ACTIVE server before sending anything (default: send its writable layer while it runs, then what changed)',
     )
@@ -146,9 +152,10 @@ record a "migrate" instance action. Format and protocol: docs/server-stream.md.
 
 Examples:
   novabox server migrate web --to ssh://root@hostb
+  novabox server migrate web --to ssh://root@hostb:2222 --ssh-option IdentityFile=/root/.ssh/migrate
   novabox server migrate web --to 'exec:ssh -J bastion root@hostb novabox server receive'`,
     )
-    .action(async (ref: string, o: { to: string; precopy: boolean; overrideLock?: boolean }) => {
+    .action(async (ref: string, o: { to: string; precopy: boolean; overrideLock?: boolean; sshOption: string[] }) => {
       const compute = await ctx.compute();
       const { ImageService } = await import('../../../images/service.js');
       const { migrateServer } = await import('../../../compute/migration/migrate.js');
@@ -162,6 +169,7 @@ Examples:
       try {
         r = await migrateServer(compute, images, ref, compute.localCaller({ overrideLock: o.overrideLock }), {
           to: o.to,
+          sshOptions: o.sshOption,
           precopy: o.precopy,
           signal: abort.signal,
         });
