@@ -17,8 +17,9 @@ export function registerMigration(server: Command, ctx: CliContext): void {
       'after',
       `
 The server must be SHUTOFF (stop it first, or use "server migrate", which stops it). The
-stream holds the server's record (id, name, flavor, properties, key, metadata), its image's
-record and layers, and its writable layer packed as a snapshot packs it. Every part carries
+stream holds the server's record (id, name, flavor, properties, key, metadata, published
+ports), its image's record and layers, its writable layer packed as a snapshot packs it,
+and the files of its named volumes. Every part carries
 its sha256 digest; "server import" checks them all before it records anything.
 Format: docs/server-stream.md. --debug says how many bytes were written.
 
@@ -147,7 +148,9 @@ server's writable layer is sent while it runs (frozen only while it is packed, a
 snapshot); then it is stopped, only what changed since is sent, it is started on the
 target and only then deleted here. A SHUTOFF server arrives SHUTOFF. If anything fails
 before the target confirms (Ctrl-C included), the target keeps nothing and the server
-here runs again as before. --debug reports the bytes sent and the downtime. Both hosts
+here runs again as before. Its published ports and named volumes go with it (refused up
+front if a port or a volume name is taken there; the volumes here are deleted once it
+runs there). --debug reports the bytes sent and the downtime. Both hosts
 record a "migrate" instance action. Format and protocol: docs/server-stream.md.
 
 Examples:
