@@ -46,9 +46,12 @@ function rows(root: string) {
       actions: db.prepare('SELECT count(*) AS n FROM instance_actions').get(),
       keypairs: db.prepare('SELECT name FROM keypairs ORDER BY name').all(),
       idmaps: db.prepare('SELECT owner_id FROM idmap_leases ORDER BY owner_id').all(),
+      volumes: db.prepare('SELECT id, name, server_id FROM volumes ORDER BY id').all(),
+      ports: db.prepare('SELECT server_id, host_port FROM server_ports ORDER BY server_id').all(),
       layerDirs: ls('layers/sha256'),
       blobs: ls('blobs/sha256'),
       serverDirs: ls('servers'),
+      volumeDirs: ls('volumes'),
       tmp: ls('tmp'),
     };
   } finally {
@@ -372,8 +375,13 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
   }, 180_000);
 
   it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut, receiver or sender killed)', async () => {
-    const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'stay', '-f', 'json'])));
-    await exec(nbA, 'stay', 'dd if=/dev/urandom of=/data bs=1M count=2 2>/dev/null');
+    // with a volume: a failure takes it back on the target too, and leaves it here
+    await ok(nbA(['volume', 'create', 'vstay']));
+    const created = JSON.parse(
+      await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--volume', 'vstay:/vol', 'stay', '-f', 'json'])),
+    );
+    await exec(nbA, 'stay', 'dd if=/dev/urandom of=/data bs=1M count=2 2>/dev/null; echo kept > /vol/f');
+    const volumesA = rows(a.root).volumes;
     await ok(nbB(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'stay']));
     const rowsTaken = rows(b.root);
     // the name is taken on the target: refused there, in one sentence
@@ -440,6 +448,10 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(err).toBe('novabox: the migration of server "stay" was interrupted\n');
     expect(await show(nbA, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
     expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
+    expect(rows(a.root).volumes).toEqual(volumesA);
+    expect(await exec(nbA, 'stay', 'cat /vol/f')).toBe('kept\n');
+    await ok(nbA(['server', 'delete', 'stay']));
+    await ok(nbA(['volume', 'delete', 'vstay']));
   }, 240_000);
 
   it('bad input to migrate, one sentence each, the source unchanged and the target clean: a state Nova refuses, no novabox there, another protocol version or architecture, no stream, no space there (up front, or the disk filling meanwhile)', async () => {

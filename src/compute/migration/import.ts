@@ -287,6 +287,7 @@ export async function commitStaged(
   let tombstone: Server | undefined;
   const vols = st.server.volumes ?? [];
   const madeVolumes: string[] = [];
+  const recordedVolumes: string[] = [];
   const undo = () => {
     removeServerFiles(id);
     compute.network.release(id);
@@ -294,7 +295,11 @@ export async function commitStaged(
     for (const v of madeVolumes) removeVolumeDir(v);
     store.tx(() => {
       store.ports.remove(id);
-      for (const v of vols) if (store.volumes.get(v.id)?.serverId === id) store.volumes.remove(v.id);
+      // the volumes it recorded (a delete of the started server detached them first)
+      for (const v of recordedVolumes) {
+        const row = store.volumes.get(v);
+        if (row && (row.serverId === id || row.serverId === null)) store.volumes.remove(v);
+      }
       if (tombstone) {
         if (actionId) store.actions.removeFrom(id, actionId);
         store.servers.update(id, tombstone);
@@ -370,6 +375,7 @@ export async function commitStaged(
       for (const v of vols) {
         checkVolumeFree(compute, v);
         store.volumes.insert({ id: v.id, name: v.name, projectId: caller.projectId, description: v.description ?? '', createdAt: now });
+        recordedVolumes.push(v.id);
         compute.volumes.attachIn(id, v.id, v.mountPath, Boolean(v.readOnly));
       }
       const key = st.server.key;
