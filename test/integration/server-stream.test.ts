@@ -844,11 +844,11 @@ describe.skipIf(!isRoot)('server migrate between two network namespaces (root)',
     const id = JSON.parse(c.stdout).id;
     const sh = (ns: string, root: string, script: string) => inNs(ns, root, ['server', 'exec', 'nsport', '--', 'sh', '-c', script]);
     expect((await sh(nsA, a.root, 'echo before > /data/a; mkdir /data/d; echo gone > /data/d/x; chown 5:6 /data/a')).exitCode).toBe(0);
-    // a writer keeps changing the volume while the pre-copy runs
+    // a writer keeps changing the volume while the pre-copy runs (a counter renamed into place)
     await sh(
       nsA,
       a.root,
-      'i=0; (while :; do i=$((i+1)); echo $i > /data/last; sleep 0.005; done) >/dev/null 2>&1 & rm -r /data/d; sleep 0.1',
+      'i=0; (while :; do i=$((i+1)); echo $i > /data/.next; mv /data/.next /data/last; sleep 0.005; done) >/dev/null 2>&1 & rm -r /data/d; while [ ! -s /data/last ]; do sleep 0.01; done',
     );
     const counted = Number((await sh(nsA, a.root, 'cat /data/last')).stdout);
     expect(counted).toBeGreaterThan(0);
