@@ -19,11 +19,15 @@
 #   downtime          ROUNDS (10) cold migrations back and forth with pre-copy, the median of
 #                     the downtime --debug reports (stop here -> ACTIVE there), and the
 #                     wall time of each
+#   downtime_noimage  NOIMAGE_ROUNDS (5) migrations A->B with pre-copy to a B that lacks the
+#                     image (deleted there before each; the server comes back to A between
+#                     them, not counted): the downtime should not depend on the image
 #
-# Run as root:  bench/migrate.sh     Knobs: IMAGE_MIB (300), CHANGE_MIB (10), ROUNDS (10),
+# Run as root:  bench/migrate.sh     Knobs: IMAGE_MIB (300), CHANGE_MIB (10), ROUNDS (10), NOIMAGE_ROUNDS (5),
 #               WORK (/var/tmp, where the state roots and the LXC dirs go)
 # Everything is removed at exit. Output lines: "migrate <what> bytes=N wall_ms=N" and
-# "migrate_downtime n= median= min= max= (ms)" and "migrate_wall n= median=".
+# "migrate_downtime n= median= min= max= (ms)", "migrate_wall n= median=" and
+# "migrate_downtime_noimage n= median= min= max= (ms)".
 set -eo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -32,6 +36,7 @@ unset NODE_EXTRA_CA_CERTS NODE_OPTIONS
 IMAGE_MIB=${IMAGE_MIB:-300}
 CHANGE_MIB=${CHANGE_MIB:-10}
 ROUNDS=${ROUNDS:-10}
+NOIMAGE_ROUNDS=${NOIMAGE_ROUNDS:-5}
 [ "$(id -u)" = 0 ] || { echo "# run as root" >&2; exit 1; }
 for c in rsync lxc-copy busybox; do command -v $c >/dev/null || { echo "# needs $c (apt-get install -y ${c/lxc-copy/lxc})" >&2; exit 1; }; done
 
@@ -130,3 +135,14 @@ exec 3>&-
 n=$(wc -l <"$W/rounds")
 echo "migrate_downtime n=$n median=$(cut -d' ' -f1 "$W/rounds" | median) min=$(cut -d' ' -f1 "$W/rounds" | sort -n | head -1) max=$(cut -d' ' -f1 "$W/rounds" | sort -n | tail -1) (ms)"
 echo "migrate_wall n=$n median=$(cut -d' ' -f2 "$W/rounds" | median) (ms)"
+
+# ---- downtime when the target lacks the image: its layers go before the stop
+nbA server show migsrv >/dev/null 2>&1 || run_mig nbB "$TO_A" "" 3>/dev/null
+exec 3>>"$W/noimage"
+for r in $(seq 1 "$NOIMAGE_ROUNDS"); do
+  nbB image delete migbase >/dev/null
+  run_mig nbA "$TO_B" ""
+  run_mig nbB "$TO_A" "" 3>/dev/null
+done
+exec 3>&-
+echo "migrate_downtime_noimage n=$(wc -l <"$W/noimage") median=$(cut -d' ' -f1 "$W/noimage" | median) min=$(cut -d' ' -f1 "$W/noimage" | sort -n | head -1) max=$(cut -d' ' -f1 "$W/noimage" | sort -n | tail -1) (ms)"

@@ -57,6 +57,28 @@ export class PortService {
     }
     if (opts.count !== 1) throw new BadRequest('a port can be published by one server only, not with --min/--max');
     checkDistinct(ms);
+    this.checkFree(ms);
+    return ms;
+  }
+
+  /**
+   * A migrating server's ports, on the target (`server receive`, `server import`): the
+   * same mappings, which must be free here as for a create (on an address of this host,
+   * no process listening, no rule or server of any root holding them).
+   */
+  checkArrival(ports: unknown): PortMapping[] {
+    if (ports === undefined) return [];
+    if (!Array.isArray(ports)) throw new BadRequest('the server stream is corrupt: its published ports are not a list');
+    const ms = ports.map((p: Partial<PortMapping>) =>
+      parsePublish(`${p?.hostIp ? `${p.hostIp}:` : ''}${String(p?.hostPort)}:${String(p?.port)}/${String(p?.protocol)}`),
+    );
+    if (!ms.length) return ms;
+    checkDistinct(ms);
+    this.checkFree(ms);
+    return ms;
+  }
+
+  private checkFree(ms: PortMapping[]): void {
     for (const m of ms) {
       if (m.hostIp && !isHostAddress(m.hostIp)) throw new BadRequest(`cannot publish on ${m.hostIp}: it is not an address of this host`);
     }
@@ -70,7 +92,6 @@ export class PortService {
           `host port ${m.hostPort}/${m.protocol} is already published (to ${held.address}:${held.port}, nftables table ${held.table})`,
         );
     }
-    return ms;
   }
 
   /**

@@ -7,7 +7,18 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
@@ -17,7 +28,7 @@ import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { getXattr, setXattr } from '../helpers/image-fixtures.js';
 import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
-import { skipEachIf } from '../helpers/skip.js';
+import { missingCommands, skipEachIf } from '../helpers/skip.js';
 
 const Database = Sqlite as unknown as DatabaseConstructor;
 const isRoot = process.getuid?.() === 0;
@@ -36,9 +47,12 @@ function rows(root: string) {
       actions: db.prepare('SELECT count(*) AS n FROM instance_actions').get(),
       keypairs: db.prepare('SELECT name FROM keypairs ORDER BY name').all(),
       idmaps: db.prepare('SELECT owner_id FROM idmap_leases ORDER BY owner_id').all(),
+      volumes: db.prepare('SELECT id, name, server_id FROM volumes ORDER BY id').all(),
+      ports: db.prepare('SELECT server_id, host_port FROM server_ports ORDER BY server_id').all(),
       layerDirs: ls('layers/sha256'),
       blobs: ls('blobs/sha256'),
       serverDirs: ls('servers'),
+      volumeDirs: ls('volumes'),
       tmp: ls('tmp'),
     };
   } finally {
@@ -364,8 +378,13 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
   }, 180_000);
 
   it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut, receiver or sender killed)', async () => {
-    const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'stay', '-f', 'json'])));
-    await exec(nbA, 'stay', 'dd if=/dev/urandom of=/data bs=1M count=2 2>/dev/null');
+    // with a volume: a failure takes it back on the target too, and leaves it here
+    await ok(nbA(['volume', 'create', 'vstay']));
+    const created = JSON.parse(
+      await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--volume', 'vstay:/vol', 'stay', '-f', 'json'])),
+    );
+    await exec(nbA, 'stay', 'dd if=/dev/urandom of=/data bs=1M count=2 2>/dev/null; echo kept > /vol/f');
+    const volumesA = rows(a.root).volumes;
     await ok(nbB(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'stay']));
     const rowsTaken = rows(b.root);
     // the name is taken on the target: refused there, in one sentence
@@ -432,6 +451,10 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(err).toBe('novabox: the migration of server "stay" was interrupted\n');
     expect(await show(nbA, 'stay')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
     expect({ ...rows(b.root), actions: 0 }).toEqual({ ...rowsFree, actions: 0 });
+    expect(rows(a.root).volumes).toEqual(volumesA);
+    expect(await exec(nbA, 'stay', 'cat /vol/f')).toBe('kept\n');
+    await ok(nbA(['server', 'delete', 'stay']));
+    await ok(nbA(['volume', 'delete', 'vstay']));
   }, 240_000);
 
   it('--live is refused in one sentence quoting the failing "criu check" (this host\'s or the target\'s, CRIU missing or a kernel it does not support); nothing changes', async () => {
@@ -641,6 +664,69 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     );
   }, 180_000);
 
+  it('a published port or a volume name taken on the target: refused in one sentence before anything is sent, the source running, the target clean; export and import carry them', async () => {
+    const port = 19000 + randomInt(1000);
+    await ok(nbA(['volume', 'create', 'vtaken']));
+    await ok(nbB(['volume', 'create', 'vtaken']));
+    await ok(nbA(['volume', 'create', 'vfree']));
+    beforeB = census(b.root);
+    rowsB = rows(b.root);
+    const created = JSON.parse(
+      await ok(
+        nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', '--publish', `127.0.0.1:${port}:80`, 'porty', '-f', 'json']),
+      ),
+    );
+    // both roots are in this network namespace: the source's own rule holds the port there
+    const r = await nbA(['server', 'migrate', 'porty', '--to', `exec:${receiver()}`]);
+    expect(r.stderr).toBe(
+      `novabox: the target refused the server: host port ${port}/tcp is already published (to ${(await show(nbA, 'porty')).addresses.novabox[0].addr}:80, nftables table novabox_${a.bridge}_ports)\n`,
+    );
+    expect(r.exitCode).toBe(4);
+    expect(await show(nbA, 'porty')).toMatchObject({ id: created.id, status: 'ACTIVE', ports: [`127.0.0.1:${port}->80/tcp`] });
+    expect(rows(b.root)).toEqual(rowsB);
+    await ok(nbA(['server', 'delete', 'porty']));
+    // a volume of the same name there
+    await ok(nbA(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', '--volume', 'vtaken:/v', 'vol1']));
+    const v = await nbA(['server', 'migrate', 'vol1', '--to', `exec:${receiver()}`]);
+    expect(v).toMatchObject({
+      exitCode: 4,
+      stderr:
+        'novabox: the target refused the server: the server\'s volume "vtaken" cannot come here: a volume named "vtaken" exists on this host\n',
+    });
+    expect(await show(nbA, 'vol1')).toMatchObject({ status: 'ACTIVE', volumes_attached: [{ name: 'vtaken', path: '/v' }] });
+    expect(rows(b.root)).toEqual(rowsB);
+    await ok(nbA(['server', 'delete', 'vol1']));
+    // export, import: the volume's files arrive in a volume of its own there (read-only kept)
+    await ok(
+      nbA(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', '--volume', 'vfree:/v:ro', 'vol2']),
+    );
+    await ok(nbA(['server', 'stop', 'vol2']));
+    writeFileSync(join(a.root, 'volumes', JSON.parse(await ok(nbA(['volume', 'show', 'vfree', '-f', 'json']))).id, 'f'), 'in the volume\n');
+    const f = file('vol2');
+    files.push(f);
+    await ok(nbA(['server', 'export', 'vol2', '--file', f]));
+    expect((await nbB(['server', 'import', '--file', f, '--start'])).exitCode).toBe(0);
+    expect(await show(nbB, 'vol2')).toMatchObject({ status: 'ACTIVE', volumes_attached: [{ name: 'vfree', path: '/v', read_only: true }] });
+    expect(await exec(nbB, 'vol2', 'cat /v/f')).toBe('in the volume\n');
+    // a second import of it: the volume is there now, so it is refused and nothing changes
+    const again = await nbB(['server', 'import', '--file', f, '--name', 'vol3']);
+    expect(again).toMatchObject({
+      exitCode: 4,
+      stderr: 'novabox: the server\'s volume "vfree" cannot come here: a volume named "vfree" exists on this host\n',
+    });
+    await ok(nbB(['server', 'delete', 'vol2']));
+    await ok(nbA(['server', 'delete', 'vol2']));
+    for (const [nb, names] of [
+      [nbA, ['vtaken', 'vfree']],
+      [nbB, ['vtaken', 'vfree']],
+    ] as const)
+      for (const n of names) await ok(nb(['volume', 'delete', n]));
+    // A's ports table stays once made (a root's table, emptied by the delete: no element of the port left)
+    expect(execFileSync('nft', ['list', 'table', 'ip', `novabox_${a.bridge}_ports`], { encoding: 'utf8' })).not.toContain(`${port}`);
+    beforeA = census(a.root);
+    beforeB = census(b.root);
+  }, 180_000);
+
   it('the receiver killed with SIGKILL after it said ok: the source runs again, and the next command on the target takes the arrival back (a record it had from an earlier stay comes back as it was)', async () => {
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'k9', '-f', 'json'])));
     await exec(nbA, 'k9', 'echo kept > /mark && dd if=/dev/urandom of=/data bs=1M count=8 2>/dev/null');
@@ -799,5 +885,193 @@ describe.skipIf(!isRoot)('server migrate between two network namespaces (root)',
     expect(execFileSync('ip', ['-n', nsB, '-br', 'link', 'show', 'master', b.bridge], { encoding: 'utf8' })).toMatch(/^nbv/);
     expect(execFileSync('ip', ['-n', nsA, '-br', 'link', 'show', 'master', a.bridge], { encoding: 'utf8' })).toBe('');
     expect((await inNs(nsA, a.root, ['server', 'show', 'nsweb'])).exitCode).toBe(3);
+  }, 120_000);
+
+  it("published ports and volumes move with the server: the rules made in the target namespace, the volume's files there (what changed after the pre-copy too), both gone here", async () => {
+    const port = 18000 + randomInt(1000);
+    for (const [ns, r] of [
+      [nsA, a],
+      [nsB, b],
+    ] as const)
+      expect((await inNs(ns, r.root, ['volume', 'create', `keep-${ns}`])).exitCode).toBe(0);
+    expect((await inNs(nsA, a.root, ['volume', 'create', 'nsdata'])).exitCode).toBe(0);
+    const c = await inNs(nsA, a.root, [
+      'server',
+      'create',
+      '--image',
+      'busybox',
+      '--flavor',
+      'm1.tiny',
+      '--publish',
+      `${port}:8080`,
+      '--volume',
+      'nsdata:/data',
+      '--userns',
+      'auto',
+      'nsport',
+      '-f',
+      'json',
+    ]);
+    expect(c.stderr).toBe('');
+    const id = JSON.parse(c.stdout).id;
+    const sh = (ns: string, root: string, script: string) => inNs(ns, root, ['server', 'exec', 'nsport', '--', 'sh', '-c', script]);
+    expect((await sh(nsA, a.root, 'echo before > /data/a; mkdir /data/d; echo gone > /data/d/x; chown 5:6 /data/a')).exitCode).toBe(0);
+    // a writer keeps changing the volume while the pre-copy runs (a counter renamed into place)
+    await sh(
+      nsA,
+      a.root,
+      'i=0; (while :; do i=$((i+1)); echo $i > /data/.next; mv /data/.next /data/last; sleep 0.005; done) >/dev/null 2>&1 & rm -r /data/d; while [ ! -s /data/last ]; do sleep 0.01; done',
+    );
+    const counted = Number((await sh(nsA, a.root, 'cat /data/last')).stdout);
+    expect(counted).toBeGreaterThan(0);
+    const rules = (ns: string) => execFileSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' });
+    expect(rules(nsA)).toContain(`${port} : `);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await inNs(nsA, a.root, ['--debug', 'server', 'migrate', 'nsport', '--to', to]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const there = JSON.parse((await inNs(nsB, b.root, ['server', 'show', 'nsport', '-f', 'json'])).stdout);
+    expect(there).toMatchObject({ id, status: 'ACTIVE', ports: [`0.0.0.0:${port}->8080/tcp`] });
+    expect(there.volumes_attached).toMatchObject([{ name: 'nsdata', path: '/data', read_only: false }]);
+    // its files, owners in the server's ids, what the writer did up to the stop, the deleted dir gone
+    const out = (await sh(nsB, b.root, 'cat /data/a; stat -c %u:%g /data/a; ls /data; cat /data/last')).stdout.trim().split('\n');
+    expect(out.slice(0, 3)).toEqual(['before', '5:6', 'a']);
+    expect(out[3]).toBe('last');
+    expect(Number(out[4])).toBeGreaterThan(counted);
+    // the rules are in namespace B (none left in A), and the traffic reaches the server there
+    expect(rules(nsB)).toContain(`${port} : `);
+    expect(rules(nsA)).not.toContain(`${port} : `);
+    expect((await sh(nsB, b.root, 'httpd -p 8080 -h /data')).exitCode).toBe(0);
+    expect(
+      execFileSync('ip', ['netns', 'exec', nsB, 'curl', '-sS', '--max-time', '5', `http://169.254.77.2:${port}/a`], { encoding: 'utf8' }),
+    ).toBe('before\n');
+    // here: the server, its ports and its volume are gone; the other volumes stay on both sides
+    expect((await inNs(nsA, a.root, ['server', 'show', 'nsport'])).exitCode).toBe(3);
+    expect((await inNs(nsA, a.root, ['volume', 'list', '-f', 'value', '-c', 'Name'])).stdout).toBe(`keep-${nsA}\n`);
+    expect((await inNs(nsB, b.root, ['volume', 'list', '-f', 'value', '-c', 'Name'])).stdout.split('\n').sort()).toEqual([
+      '',
+      `keep-${nsB}`,
+      'nsdata',
+    ]);
+    // and back: the port and the volume are free again on A
+    const back = `exec:${IN_NS} ${nsA} env NOVABOX_ROOT=${a.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(a.root)} ${process.execPath} ${BIN} server receive`;
+    const m2 = await inNs(nsB, b.root, ['server', 'migrate', 'nsport', '--to', back]);
+    expect(m2.exitCode, m2.stderr).toBe(0);
+    expect((await sh(nsA, a.root, 'cat /data/a')).stdout).toBe('before\n');
+    expect((await inNs(nsA, a.root, ['server', 'delete', 'nsport'])).exitCode).toBe(0);
+    for (const [ns, r] of [
+      [nsA, a],
+      [nsB, b],
+    ] as const)
+      for (const v of (await inNs(ns, r.root, ['volume', 'list', '-f', 'value', '-c', 'Name'])).stdout.split('\n').filter(Boolean))
+        expect((await inNs(ns, r.root, ['volume', 'delete', v])).exitCode).toBe(0);
+    for (const r of [a, b]) expect(existsSync(join(r.root, 'volumes')) ? readdirSync(join(r.root, 'volumes')) : []).toEqual([]);
+  }, 120_000);
+
+  it('migrate --to ssh://: through an sshd of its own in the target namespace (a throwaway host key and client key, --ssh-option)', async (ctx) => {
+    const missing = missingCommands(['ssh', 'ssh-keygen', '/usr/sbin/sshd']);
+    ctx.skip(missing.length > 0, `no ${missing.join(', ')} here (apt-get install openssh-client openssh-server)`);
+    // sshd's StrictModes wants every directory above its files owned by root and not
+    // group- or world-writable: a dir under /run, not /tmp
+    const d = mkdtempSync('/run/nbx-sshd-');
+    const madePrivsep = !existsSync('/run/sshd'); // sshd's compiled-in privilege separation dir
+    let sshd: ReturnType<typeof spawn> | undefined;
+    try {
+      if (madePrivsep) mkdirSync('/run/sshd', { mode: 0o755 });
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'novabox-test-host', '-f', join(d, 'host')]);
+      execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'novabox-test-client', '-f', join(d, 'id')]);
+      writeFileSync(join(d, 'authorized_keys'), readFileSync(join(d, 'id.pub')), { mode: 0o600 });
+      writeFileSync(join(d, 'known_hosts'), `169.254.77.2 ${readFileSync(join(d, 'host.pub'), 'utf8')}`);
+      // the remote side's `novabox` is this checkout, on B's state root
+      mkdirSync(join(d, 'bin'));
+      writeFileSync(join(d, 'bin', 'novabox'), `#!/bin/sh\nexec ${process.execPath} ${BIN} "$@"\n`, { mode: 0o755 });
+      writeFileSync(
+        join(d, 'sshd_config'),
+        [
+          'ListenAddress 169.254.77.2:22',
+          `HostKey ${join(d, 'host')}`,
+          `PidFile ${join(d, 'sshd.pid')}`,
+          `AuthorizedKeysFile ${join(d, 'authorized_keys')}`,
+          'StrictModes yes',
+          'PermitRootLogin prohibit-password',
+          'PasswordAuthentication no',
+          'KbdInteractiveAuthentication no',
+          'UsePAM no',
+          `SetEnv PATH=${join(d, 'bin')}:/usr/sbin:/usr/bin:/sbin:/bin NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)}`,
+          '',
+        ].join('\n'),
+      );
+      const proc = spawn(IN_NS, [nsB, '/usr/sbin/sshd', '-D', '-e', '-f', join(d, 'sshd_config')], { stdio: ['ignore', 'ignore', 'pipe'] });
+      sshd = proc;
+      let log = '';
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`sshd did not listen: ${log}`)), 10_000);
+        proc.stderr!.on('data', (c) => {
+          log += c;
+          if (/Server listening on 169\.254\.77\.2 port 22/.test(log)) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+        proc.on('close', () => reject(new Error(`sshd ended: ${log}`)));
+      });
+      // not on the host: its listening socket is in namespace B only
+      expect(execFileSync('ss', ['-Hltn', 'src', '169.254.77.2'], { encoding: 'utf8' })).toBe('');
+      const c = await inNs(nsA, a.root, ['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'sshweb', '-f', 'json']);
+      expect(c.stderr).toBe('');
+      const id = JSON.parse(c.stdout).id;
+      expect((await inNs(nsA, a.root, ['server', 'exec', 'sshweb', '--', 'sh', '-c', 'echo over-ssh > /marker'])).exitCode).toBe(0);
+      const opts = [
+        `IdentityFile=${join(d, 'id')}`,
+        `UserKnownHostsFile=${join(d, 'known_hosts')}`,
+        'StrictHostKeyChecking=yes',
+        'GlobalKnownHostsFile=/dev/null',
+      ];
+      // a wrong key: ssh's own sentence, the source still running
+      const refused = await inNs(nsA, a.root, [
+        'server',
+        'migrate',
+        'sshweb',
+        '--to',
+        'ssh://root@169.254.77.2',
+        ...[`IdentityFile=${join(d, 'host')}`, ...opts.slice(1)].flatMap((o) => ['--ssh-option', o]),
+      ]);
+      expect(refused.exitCode).not.toBe(0);
+      expect(refused.stderr).toMatch(/^novabox: the receiving side ended before it said which layers it has: .*Permission denied/);
+      expect(JSON.parse((await inNs(nsA, a.root, ['server', 'show', 'sshweb', '-f', 'json'])).stdout)).toMatchObject({
+        id,
+        status: 'ACTIVE',
+      });
+      const m = await inNs(nsA, a.root, [
+        '--debug',
+        'server',
+        'migrate',
+        'sshweb',
+        '--to',
+        'ssh://root@169.254.77.2:22',
+        ...opts.flatMap((o) => ['--ssh-option', o]),
+      ]);
+      expect(m.exitCode, m.stderr).toBe(0);
+      expect(m.stderr).toMatch(/bytes sent .* downtime \d+ ms\n$/);
+      expect(JSON.parse((await inNs(nsB, b.root, ['server', 'show', 'sshweb', '-f', 'json'])).stdout)).toMatchObject({
+        id,
+        status: 'ACTIVE',
+      });
+      expect((await inNs(nsB, b.root, ['server', 'exec', 'sshweb', '--', 'cat', '/marker'])).stdout).toBe('over-ssh\n');
+      expect((await inNs(nsA, a.root, ['server', 'show', 'sshweb'])).exitCode).toBe(3);
+      // Nova's dest_host is the address ssh reached
+      expect(migrationsOf(a.root, id)).toEqual([
+        { kind: 'migration', status: 'error', host: hostname(), destCompute: null, destHost: '169.254.77.2' },
+        { kind: 'migration', status: 'confirmed', host: hostname(), destCompute: hostname(), destHost: '169.254.77.2' },
+      ]);
+    } finally {
+      if (sshd && sshd.exitCode === null) {
+        const gone = new Promise((resolve) => sshd!.on('close', resolve));
+        sshd.kill('SIGTERM');
+        await gone;
+      }
+      rmSync(d, { recursive: true, force: true });
+      if (madePrivsep) rmSync('/run/sshd', { recursive: true, force: true });
+    }
+    expect(existsSync(d)).toBe(false);
   }, 120_000);
 });

@@ -8,13 +8,15 @@
  * it meanwhile (reconcile clears the task of a killed export). `server migrate` stops an
  * ACTIVE server first.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { Conflict, NotFound } from '../../errors.js';
 import { POWER_STATE } from '../../model/states.js';
 import type { Flavor, Server } from '../../model/records.js';
 import { selfStart } from '../../runtime/proc.js';
 import { serverDirs } from '../../runtime/server.js';
+import { volumeDir } from '../../runtime/volumes.js';
+import type { PortMapping } from '../../runtime/network/ports.js';
 import { Staging, blobPath, packLayer } from '../../images/layers.js';
 import type { ImageCaller, ImageService } from '../../images/service.js';
 import type { Caller, ComputeService } from '../servers.js';
@@ -50,6 +52,23 @@ export interface ServerMeta {
   flavor: Flavor;
   key: { name: string; type: string; publicKey: string; fingerprint: string } | null;
   fixedIp: string | null;
+  /** published ports, made again on the target (absent in a stream of an older novabox) */
+  ports?: PortMapping[];
+  /** named volumes attached to the server; each one's files follow in a `V` frame */
+  volumes?: VolumeMeta[];
+}
+
+export interface VolumeMeta {
+  id: string;
+  name: string;
+  description: string;
+  mountPath: string;
+  readOnly: boolean;
+  /** the mode of its top directory (the tar holds only what is below it) */
+  mode: number;
+  /** sha256 of its tar (packed as a writable layer is, owners in the container's ids) */
+  diffId: string;
+  size: number;
 }
 
 export interface WritableMeta {
@@ -64,6 +83,8 @@ export interface ExportParts {
   server: ServerMeta;
   image: ImageMeta;
   writable: WritableMeta & { file: string };
+  /** the tar of each volume, by id */
+  volumeFiles: Map<string, string>;
   staging: Staging;
 }
 
@@ -194,7 +215,30 @@ export function prepareExport(
     const idmap = s.userns === 'auto' ? compute.idmaps.idmapOf(s.id) : undefined;
     const shift = idmap ? { uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size } : undefined;
     const file = staging.path('writable.tar');
-    const pack = () => packLayer(serverDirs(s.id).upper, file, null, true, shift);
+    const rows = compute.volumes.ofServer(s.id);
+    const volumeFiles = new Map<string, string>();
+    const volumes: VolumeMeta[] = [];
+    const pack = () => {
+      const w = packLayer(serverDirs(s.id).upper, file, null, true, shift);
+      for (const v of rows) {
+        // its files are in the ids of the range that used it last (volumes.mountsFor)
+        const vf = staging.path(`volume-${v.id}.tar`);
+        const vs = v.uidBase || v.gidBase ? { uidBase: v.uidBase, gidBase: v.gidBase, count: 65536 } : undefined;
+        const p = packLayer(volumeDir(v.id), vf, null, false, vs);
+        volumeFiles.set(v.id, vf);
+        volumes.push({
+          id: v.id,
+          name: v.name,
+          description: v.description,
+          mountPath: v.mountPath!,
+          readOnly: v.readOnly,
+          mode: statSync(volumeDir(v.id)).mode & 0o7777,
+          diffId: p.diffId,
+          size: p.size,
+        });
+      }
+      return w;
+    };
     const packed = opts.aroundPack ? opts.aroundPack(pack) : pack();
     return {
       header: {
@@ -211,6 +255,8 @@ export function prepareExport(
         flavor: compute.flavorOf(s),
         key,
         fixedIp: compute.store.leases.ofOwner(s.id)[0]?.address ?? null,
+        ports: compute.ports.of(s.id),
+        volumes,
       },
       image: {
         id: rec.id,
@@ -227,6 +273,7 @@ export function prepareExport(
         layers,
       },
       writable: { diffId: packed.diffId, size: packed.size, file },
+      volumeFiles,
       staging,
     };
   } catch (err) {
@@ -249,6 +296,10 @@ export async function sendParts(w: FrameWriter, p: ExportParts, skip: ReadonlySe
   for (const l of p.image.layers) {
     if (skip.has(l.diffId)) continue;
     await w.frame('L', l as unknown as Meta, { file: blobPath(l.blobDigest), size: l.blobSize });
+    n++;
+  }
+  for (const v of p.server.volumes ?? []) {
+    await w.frame('V', { id: v.id, diffId: v.diffId, size: v.size }, { file: p.volumeFiles.get(v.id)!, size: v.size });
     n++;
   }
   await w.frame('W', { diffId: p.writable.diffId, size: p.writable.size }, { file: p.writable.file, size: p.writable.size });

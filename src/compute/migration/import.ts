@@ -14,7 +14,7 @@
  *           all of it (`undo`), which is also how `server receive` takes back a server
  *           whose sender did not confirm.
  */
-import { chownSync, closeSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { BadRequest, Conflict } from '../../errors.js';
 import { POWER_STATE } from '../../model/states.js';
@@ -22,12 +22,15 @@ import type { Server } from '../../model/records.js';
 import { selfStart } from '../../runtime/proc.js';
 import { logLine, removeServerFiles, serverDirs } from '../../runtime/server.js';
 import { releaseOwner } from '../../runtime/userns/index.js';
+import { trace } from '../../util/trace.js';
 import { TarIdShifter } from '../../images/id-shift.js';
 import { MEDIA_TAR_GZIP, MEDIA_TAR_ZSTD, Staging, extractLayer, fileStream, hexOf, type Compression } from '../../images/layers.js';
 import type { ImageCaller, ImageService, Layered } from '../../images/service.js';
 import { nowIso } from '../../store/time.js';
 import { checkServerName, type Caller, type ComputeService } from '../servers.js';
-import type { ImageMeta, ServerMeta, WritableMeta } from './export.js';
+import type { ImageMeta, ServerMeta, VolumeMeta, WritableMeta } from './export.js';
+import { checkVolumeName } from '../volumes.js';
+import { checkMountPath, removeVolumeDir, volumeDir, volumesDir } from '../../runtime/volumes.js';
 import { applyDelta } from './precopy.js';
 import { type ByteReader, type FrameInfo, type StreamHeader, StreamCut, checkHeader, kindName, readFrame } from './stream.js';
 
@@ -40,6 +43,8 @@ export interface ImportOptions {
   action?: 'import' | 'migrate';
   /** said once per notice (an address or image name that could not be kept) */
   notice?: (line: string) => void;
+  /** `receive`, pre-copy: every layer and the writable layer are staged (only the delta and the end are to come) */
+  onWritable?: () => Promise<void>;
 }
 
 /** A stream read into a Staging, nothing committed yet. */
@@ -51,6 +56,8 @@ export interface StagedStream {
   writable: WritableMeta & { file: string };
   /** pre-copy: what changed in the writable layer after it was sent (precopy.ts) */
   delta?: { file: string; deleted: string[] };
+  /** each volume's tar (and its pre-copy delta), by id; the records are in `server.volumes` */
+  volumes: Map<string, { file: string; delta?: { file: string; deleted: string[] } }>;
   staging: Staging;
   /** bytes read from the input */
   bytes: number;
@@ -71,6 +78,30 @@ function expect(f: FrameInfo | undefined, kind: FrameInfo['kind']): FrameInfo {
   if (f.kind !== kind)
     throw new BadRequest(`the server stream is corrupt: a ${kindName(f.kind)} frame where its ${kindName(kind)} frame belongs`);
   return f;
+}
+
+/** The stream's volumes: well-formed, and no volume of the same name or id here (checked again at commit). */
+function checkVolumes(compute: ComputeService, list: unknown): Map<string, VolumeMeta> {
+  const out = new Map<string, VolumeMeta>();
+  if (list === undefined) return out;
+  if (!Array.isArray(list)) throw new BadRequest('the server stream is corrupt: its volumes are not a list');
+  for (const v of list as VolumeMeta[]) {
+    if (!v || typeof v.id !== 'string' || !UUID_RE.test(v.id) || typeof v.name !== 'string' || typeof v.diffId !== 'string')
+      throw new BadRequest('the server stream is corrupt: a volume record is incomplete');
+    checkVolumeName(v.name);
+    checkMountPath(v.mountPath);
+    checkVolumeFree(compute, v);
+    out.set(v.id, v);
+  }
+  return out;
+}
+
+export function checkVolumeFree(compute: ComputeService, v: Pick<VolumeMeta, 'id' | 'name'>): void {
+  const here = compute.store.volumes.find(v.name) ?? compute.store.volumes.get(v.id);
+  if (here)
+    throw new Conflict(
+      `the server's volume "${v.name}" cannot come here: a volume ${here.name === v.name ? `named "${v.name}"` : `with its id (named "${here.name}")`} exists on this host`,
+    );
 }
 
 /** The source's server name is free here (or --name was given): checked early, and again at commit. */
@@ -104,6 +135,8 @@ export async function readStream(
   const name = opts.name ?? src.name;
   checkServerName(name);
   checkNameFree(compute, name, opts.name !== undefined);
+  const wantVolumes = checkVolumes(compute, server.volumes);
+  compute.ports.checkArrival(server.ports);
   const image = expect(await readFrame(r), 'I').meta as unknown as ImageMeta;
   if (!Array.isArray(image.layers) || typeof image.id !== 'string')
     throw new BadRequest('the server stream is corrupt: its image record is incomplete');
@@ -114,13 +147,14 @@ export async function readStream(
   const staging = new Staging('import');
   try {
     const layers = new Map<string, Layered>();
+    const volumes: StagedStream['volumes'] = new Map();
     let k = 0;
     for (;;) {
       const file = staging.path(`part${k++}`);
       let fd: number | undefined;
       let wanted: string | undefined;
       const f = await readFrame(r, (info, c) => {
-        if (info.kind !== 'L' && info.kind !== 'W') return;
+        if (info.kind !== 'L' && info.kind !== 'W' && info.kind !== 'V') return;
         if (fd === undefined) {
           const diffId = String(info.meta.diffId);
           // a layer here already (the file form carries every layer): read past it
@@ -131,7 +165,18 @@ export async function readStream(
         for (let off = 0; off < c.length; ) off += writeSync(fd, c, off);
       }).finally(() => fd !== undefined && closeSync(fd));
       const frame = f ?? expect(f, 'W');
+      if (frame.kind === 'V') {
+        const v = wantVolumes.get(String(frame.meta.id));
+        if (!v || volumes.has(v.id)) throw new BadRequest('the server stream is corrupt: a volume frame of no volume of its server');
+        if (`sha256:${frame.payloadSha256}` !== v.diffId)
+          throw new BadRequest(`the server stream is corrupt: volume "${v.name}" does not match its digest`);
+        if (fd === undefined) closeSync(openSync(file, 'wx', 0o600));
+        volumes.set(v.id, { file });
+        continue;
+      }
       if (frame.kind === 'W') {
+        if (volumes.size !== wantVolumes.size)
+          throw new BadRequest('the server stream is corrupt: a volume of its server is missing before its writable layer');
         const w = frame.meta as unknown as WritableMeta;
         if (`sha256:${frame.payloadSha256}` !== w.diffId)
           throw new BadRequest('the server stream is corrupt: its writable layer does not match its digest');
@@ -139,29 +184,41 @@ export async function readStream(
           // an empty payload never opened the file
           closeSync(openSync(file, 'wx', 0o600));
         }
+        await opts.onWritable?.();
         let delta: StagedStream['delta'];
-        const dfile = staging.path('delta.tar');
-        let dfd: number | undefined;
-        let next: FrameInfo | undefined;
-        try {
-          next = await readFrame(r, (info, c) => {
-            if (info.kind !== 'D') return;
-            dfd ??= openSync(dfile, 'wx', 0o600);
-            for (let off = 0; off < c.length; ) off += writeSync(dfd, c, off);
-          });
-        } finally {
-          if (dfd !== undefined) closeSync(dfd);
-        }
-        if (next?.kind === 'D') {
+        // the deltas (pre-copy): the writable layer's, and a volume's (meta.volume), then the end
+        for (let n = 0; ; n++) {
+          const dfile = staging.path(`delta${n}.tar`);
+          let dfd: number | undefined;
+          let next: FrameInfo | undefined;
+          try {
+            next = await readFrame(r, (info, c) => {
+              if (info.kind !== 'D') return;
+              dfd ??= openSync(dfile, 'wx', 0o600);
+              for (let off = 0; off < c.length; ) off += writeSync(dfd, c, off);
+            });
+          } finally {
+            if (dfd !== undefined) closeSync(dfd);
+          }
+          if (next?.kind !== 'D') {
+            expect(next, 'E');
+            break;
+          }
           if (`sha256:${next.payloadSha256}` !== next.meta.diffId || !Array.isArray(next.meta.deleted)) {
             throw new BadRequest('the server stream is corrupt: its writable layer delta does not match its digest');
           }
           if (dfd === undefined) closeSync(openSync(dfile, 'wx', 0o600));
-          delta = { file: dfile, deleted: (next.meta.deleted as unknown[]).map(String) };
-          next = await readFrame(r);
+          const d = { file: dfile, deleted: (next.meta.deleted as unknown[]).map(String) };
+          if (next.meta.volume === undefined) {
+            if (delta) throw new BadRequest('the server stream is corrupt: two deltas of its writable layer');
+            delta = d;
+          } else {
+            const v = volumes.get(String(next.meta.volume));
+            if (!v || v.delta) throw new BadRequest('the server stream is corrupt: a delta of no volume of its server');
+            v.delta = d;
+          }
         }
-        expect(next, 'E');
-        return { header, server, image, layers, writable: { ...w, file }, delta, staging, bytes: r.offset };
+        return { header, server, image, layers, writable: { ...w, file }, delta, volumes, staging, bytes: r.offset };
       }
       if (frame.kind !== 'L') throw new BadRequest(`the server stream is corrupt: a ${kindName(frame.kind)} frame among its layers`);
       if (wanted === undefined) continue;
@@ -219,17 +276,30 @@ export async function commitStaged(
   const userns = src.userns === 'auto' ? 'auto' : 'host';
   const img = placeImage(images, st.image, notice);
   if (network === 'novabox') compute.network.check();
+  const ports = compute.ports.checkArrival(st.server.ports);
+  if (ports.length && network !== 'novabox')
+    throw new BadRequest('the server stream is corrupt: published ports on a server without the bridge network');
   let actionId = 0;
   let madeImage = false;
   const hold = opts.action === 'migrate';
   // the tombstone of a server that left this host and comes back: the import takes its row
   // (and keeps its history); an undo puts it back as it was
   let tombstone: Server | undefined;
+  const vols = st.server.volumes ?? [];
+  const madeVolumes: string[] = [];
+  const recordedVolumes: string[] = [];
   const undo = () => {
     removeServerFiles(id);
     compute.network.release(id);
     compute.idmaps.release(id);
+    for (const v of madeVolumes) removeVolumeDir(v);
     store.tx(() => {
+      store.ports.remove(id);
+      // the volumes it recorded (a delete of the started server detached them first)
+      for (const v of recordedVolumes) {
+        const row = store.volumes.get(v);
+        if (row && (row.serverId === id || row.serverId === null)) store.volumes.remove(v);
+      }
       if (tombstone) {
         if (actionId) store.actions.removeFrom(id, actionId);
         store.servers.update(id, tombstone);
@@ -300,6 +370,14 @@ export async function commitStaged(
         }
       }
       if (userns === 'auto') compute.idmaps.leaseFor(id);
+      // its published ports (their rules are made at its start) and volumes, as a create records them
+      compute.ports.record(id, ports);
+      for (const v of vols) {
+        checkVolumeFree(compute, v);
+        store.volumes.insert({ id: v.id, name: v.name, projectId: caller.projectId, description: v.description ?? '', createdAt: now });
+        recordedVolumes.push(v.id);
+        compute.volumes.attachIn(id, v.id, v.mountPath, Boolean(v.readOnly));
+      }
       const key = st.server.key;
       if (key && src.keyName) {
         let have: { publicKey: string } | undefined;
@@ -327,6 +405,7 @@ export async function commitStaged(
     }
     throw err;
   }
+  trace('import: recorded');
   const ev = store.actions.event(actionId, opts.action === 'migrate' ? 'compute_finish_resize' : 'compute_import_instance');
   try {
     const upper = st.staging.newDir('upper');
@@ -337,8 +416,26 @@ export async function commitStaged(
       transform: idmap ? new TarIdShifter({ uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size }) : undefined,
     });
     const shift = idmap ? { uidBase: idmap.uidBase, gidBase: idmap.gidBase, count: idmap.size } : undefined;
+    trace('import: writable layer unpacked');
     if (st.delta) await applyDelta(upper, st.delta.deleted, st.delta.file, shift);
     if (idmap) chownSync(upper, idmap.uidBase, idmap.gidBase);
+    for (const v of vols) {
+      // unpacked as the writable layer is (into the server's ids), then renamed into place
+      const staged = st.volumes.get(v.id)!;
+      const dir = st.staging.newDir(`volume-${v.id}`);
+      await extractLayer(fileStream(staged.file), 'none', dir, st.staging.path(`volume-${v.id}.blob`), {
+        trusted: true,
+        expectDiffId: v.diffId,
+        transform: shift ? new TarIdShifter(shift) : undefined,
+      });
+      if (staged.delta) await applyDelta(dir, staged.delta.deleted, staged.delta.file, shift);
+      chownSync(dir, shift?.uidBase ?? 0, shift?.gidBase ?? 0);
+      chmodSync(dir, typeof v.mode === 'number' ? v.mode & 0o7777 : 0o755);
+      mkdirSync(volumesDir(), { recursive: true, mode: 0o700 });
+      renameSync(dir, volumeDir(v.id));
+      madeVolumes.push(v.id);
+      if (shift) store.volumes.setOwner(v.id, shift.uidBase, shift.gidBase);
+    }
     const d = serverDirs(id);
     mkdirSync(d.dir, { recursive: true, mode: 0o700 });
     renameSync(upper, d.upper);

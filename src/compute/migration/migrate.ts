@@ -12,7 +12,7 @@
  * (it is told by the end of its input) and the server here is started again if it was
  * ACTIVE: as it was before. The command waits for the receiver to exit either way.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { BadRequest, Conflict, NovaboxError } from '../../errors.js';
 import type { Server } from '../../model/records.js';
 import type { ImageCaller, ImageService } from '../../images/service.js';
@@ -25,6 +25,8 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { cgroupDriver } from '../../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../../runtime/server.js';
 import { criuCheck } from '../../runtime/criu.js';
+import { volumeDir } from '../../runtime/volumes.js';
+import { trace } from '../../util/trace.js';
 
 function hashFile(file: string): string {
   const h = createHash('sha256');
@@ -38,11 +40,18 @@ function hashFile(file: string): string {
   return h.digest('hex');
 }
 
+/** syncfs(2) of the file system holding `path` (coreutils' `sync -f`); a failure only costs downtime. */
+function syncFs(path: string): void {
+  spawnSync('sync', ['-f', path], { stdio: 'ignore' });
+}
+
 /** The receive protocol's version: a receiver refuses another one in a sentence. */
 export const PROTOCOL_VERSION = 1;
 
 export interface MigrateOptions {
   to: string;
+  /** `-o` options for ssh (an ssh:// target only), e.g. `IdentityFile=/root/.ssh/k` */
+  sshOptions?: string[];
   /** how long to wait for the receiver to exit once its input is closed */
   exitTimeoutMs?: number;
   /** an ACTIVE server's writable layer is sent while it runs, then only what changed after the stop (default: true) */
@@ -75,15 +84,34 @@ export interface MigrateResult {
 }
 
 /** The command that reaches `novabox server receive` on the other side. */
-export function transportCommand(to: string): string[] {
+export function transportCommand(to: string, sshOptions: string[] = []): string[] {
+  for (const o of sshOptions) {
+    // ssh's own form, KEYWORD=VALUE (ssh_config(5)): nothing that ssh could read as another flag
+    if (!/^[A-Za-z][A-Za-z0-9]*=\S/.test(o))
+      throw new BadRequest(
+        `invalid --ssh-option ${JSON.stringify(o)}: expected KEYWORD=VALUE as in ssh_config(5), e.g. IdentityFile=/root/.ssh/id_ed25519`,
+      );
+  }
   if (to.startsWith('exec:')) {
+    if (sshOptions.length) throw new BadRequest('--ssh-option applies to an ssh:// target only (an exec: command carries its own options)');
     const cmd = to.slice(5).trim();
     if (!cmd) throw new BadRequest('invalid --to "exec:": expected exec:COMMAND');
     return ['sh', '-c', cmd];
   }
   const m = /^ssh:\/\/([A-Za-z0-9._-]+@)?([A-Za-z0-9._-]+|\[[0-9A-Fa-f:]+\])(?::(\d+))?$/.exec(to);
   if (m) {
-    return ['ssh', '-o', 'BatchMode=yes', ...(m[3] ? ['-p', m[3]] : []), '--', `${m[1] ?? ''}${m[2]}`, 'novabox', 'server', 'receive'];
+    return [
+      'ssh',
+      '-o',
+      'BatchMode=yes',
+      ...sshOptions.flatMap((o) => ['-o', o]),
+      ...(m[3] ? ['-p', m[3]] : []),
+      '--',
+      `${m[1] ?? ''}${m[2]}`,
+      'novabox',
+      'server',
+      'receive',
+    ];
   }
   throw new BadRequest(`invalid --to ${JSON.stringify(to)}: expected ssh://[USER@]HOST[:PORT] or exec:COMMAND`);
 }
@@ -102,7 +130,7 @@ export async function migrateServer(
   opts: MigrateOptions,
 ): Promise<MigrateResult> {
   const began = performance.now();
-  const argv = transportCommand(opts.to);
+  const argv = transportCommand(opts.to, opts.sshOptions);
   const store = compute.store;
   compute.checkMigratable(ref, caller, opts.live ? 'os-migrateLive' : 'migrate');
   if (opts.live) {
@@ -147,6 +175,16 @@ export async function migrateServer(
     const done = store.actions.event(action.id, 'compute_confirm_resize');
     try {
       compute.delete(first.id, caller);
+      // its volumes went with it: the copies here (detached by the delete) go too
+      for (const v of carried) {
+        try {
+          compute.volumes.delete(v.id);
+        } catch (err) {
+          result.notices.push(
+            `volume "${v.name}" moved with the server, but its copy here could not be deleted: ${(err as Error).message}`,
+          );
+        }
+      }
       done('Success');
     } catch (err) {
       done('Error', (err as Error).message);
@@ -158,6 +196,7 @@ export async function migrateServer(
     return result;
   };
   let result: MigrateResult;
+  let carried: { id: string; name: string }[] = [];
   let committed = false;
   let frozenMs: number | null = null;
   let deltaBytes: number | null = null;
@@ -183,6 +222,7 @@ export async function migrateServer(
     // freezes; the listing the delta is taken against in the same freeze, so that it names
     // exactly what the pack holds
     let before: Map<string, Entry> | undefined;
+    const volumesBefore = new Map<string, Map<string, Entry>>();
     const aroundPack = precopy
       ? <T>(pack: () => T): T => {
           const facts = compute.facts(s.id);
@@ -191,6 +231,7 @@ export async function migrateServer(
           cg?.freeze();
           try {
             before = listTree(upper);
+            for (const v of compute.volumes.ofServer(s.id)) volumesBefore.set(v.id, listTree(volumeDir(v.id)));
             return pack();
           } finally {
             cg?.thaw();
@@ -238,8 +279,14 @@ export async function migrateServer(
         arch: process.arch,
         // what the target needs room for: each layer (blob and unpacked) and the writable layer
         sizes: Object.fromEntries(parts.image.layers.map((l) => [l.diffId, l.blobSize + l.size])),
-        writable: parts.writable.size,
+        // the writable layer and the volumes, each staged then unpacked there
+        writable: parts.writable.size + (parts.server.volumes ?? []).reduce((a, v) => a + v.size, 0),
+        // refused up front there when taken: its published ports, its volumes' names and ids
+        ports: parts.server.ports ?? [],
+        volumes: (parts.server.volumes ?? []).map((v) => ({ id: v.id, name: v.name })),
         ...(opts.live ? { live: true } : {}),
+        // pre-copy: "say when all but the delta is staged" (see below)
+        ...(precopy ? { staged: true } : {}),
       });
     } catch {
       /* a broken pipe: the answer's absence says it */
@@ -258,11 +305,19 @@ export async function migrateServer(
     try {
       await sendParts(w, parts, have, !precopy);
       if (precopy) {
+        // the target unpacks the layers it lacked as they come: the stop waits until it
+        // has staged everything but the delta, so the downtime does not depend on the image
+        if (offered.staged === true && (await answer('before it staged the server')).staged !== true)
+          throw new NovaboxError('sys', 'the receiving side answered out of turn: it did not say it staged the server');
+        // and this host's file system writes back now, while the server runs, what its
+        // stop (the unmount) would otherwise write back during the downtime
+        syncFs(upper);
         // the server ran meanwhile: stop it, then send only what changed
         checkAbort();
         releaseClaim(compute, s.id);
         stoppedAt = performance.now();
         await compute.stop(s.id, caller);
+        trace('migrate: stopped');
         s = claimForExport(compute, s.id, caller, 'migrate');
         const after = listTree(upper);
         const d = treeDelta(before!, after);
@@ -272,13 +327,32 @@ export async function migrateServer(
         const size = statSync(file).size;
         deltaBytes = size;
         await w.frame('D', { diffId: `sha256:${hashFile(file)}`, deleted: d.deleted, changed: d.changed.length }, { file, size });
+        // and each volume's (its files in the ids of the range that used it last)
+        for (const v of parts.server.volumes ?? []) {
+          const row = store.volumes.get(v.id)!;
+          const dir = volumeDir(v.id);
+          const now = listTree(dir);
+          const vd = treeDelta(volumesBefore.get(v.id)!, now);
+          const vf = parts.staging.path(`delta-${v.id}.tar`);
+          const vs = row.uidBase || row.gidBase ? { uidBase: row.uidBase, gidBase: row.gidBase, count: 65536 } : undefined;
+          packDelta(dir, vd.changed, vf, now, vs);
+          const n = statSync(vf).size;
+          deltaBytes += n;
+          await w.frame(
+            'D',
+            { volume: v.id, diffId: `sha256:${hashFile(vf)}`, deleted: vd.deleted, changed: vd.changed.length },
+            { file: vf, size: n },
+          );
+        }
         await w.frame('E', {});
+        trace('migrate: delta sent');
       }
     } catch (err) {
       await answer('while the server was sent'); // its error, if it gave one
       throw err;
     }
     const ok = await answer('before it confirmed the import');
+    trace('migrate: target ACTIVE');
     const downtimeMs = wasActive ? Math.round(performance.now() - stoppedAt) : null;
     await w.frame('Q', { commit: true });
     await answer('before it confirmed the migration');
@@ -298,6 +372,7 @@ export async function migrateServer(
       notices: (ok.notices as string[]) ?? [],
       totalMs: Math.round(performance.now() - began),
     };
+    carried = parts.server.volumes ?? [];
     parts.staging.remove();
     parts = undefined;
     releaseClaim(compute, first.id);

@@ -25,11 +25,12 @@ import type { Server } from '../../model/records.js';
 import type { ImageCaller, ImageService } from '../../images/service.js';
 import type { Caller, ComputeService } from '../servers.js';
 import { FrameWriter } from './export.js';
-import { commitStaged, readStream } from './import.js';
+import { checkVolumeFree, commitStaged, readStream } from './import.js';
 import { type ByteReader, readFrame } from './stream.js';
 import { stateRoot } from '../../util/paths.js';
 import { testPause } from '../../util/test-pause.js';
 import { criuCheck } from '../../runtime/criu.js';
+import { trace } from '../../util/trace.js';
 
 const MiB = 2 ** 20;
 
@@ -88,6 +89,7 @@ export async function receiveServer(
     }
   };
   let notices: string[] = [];
+  let staged = false;
   try {
     const q = await readFrame(r);
     if (!q || q.kind !== 'Q' || !Array.isArray(q.meta.offer))
@@ -110,9 +112,18 @@ export async function receiveServer(
     }
     const old = compute.store.servers.getAny(String(q.meta.serverId));
     if (old && !old.deleted) throw new Conflict(`server ${old.id} already exists on the target host (named "${old.name}")`);
+    // its published ports free here, no volume of its volumes' names or ids here
+    compute.ports.checkArrival(q.meta.ports);
+    if (q.meta.volumes !== undefined && !Array.isArray(q.meta.volumes))
+      throw new BadRequest("the sender's offer is corrupt: its volumes are not a list");
+    for (const v of (q.meta.volumes ?? []) as { id: string; name: string }[])
+      checkVolumeFree(compute, { id: String(v?.id), name: String(v?.name) });
     const have = (q.meta.offer as unknown[]).map(String).filter((d) => images.hasLayer(d));
     checkRoom(q.meta, have);
-    await w.frame('A', { have, host: hostname() });
+    // pre-copy: the sender stops its server only once this host has staged all but the
+    // delta (a layer still being unpacked here would otherwise count in the downtime)
+    staged = q.meta.staged === true;
+    await w.frame('A', { have, host: hostname(), ...(staged ? { staged: true } : {}) });
     await w.flush();
   } catch (err) {
     await answerError(err);
@@ -121,14 +132,25 @@ export async function receiveServer(
   let undo: (() => void) | undefined;
   let server: Server | undefined;
   try {
-    const st = await readStream(compute, images, r, { action: 'migrate' });
+    const st = await readStream(compute, images, r, {
+      action: 'migrate',
+      onWritable: staged
+        ? async () => {
+            await w.frame('A', { staged: true });
+            await w.flush();
+          }
+        : undefined,
+    });
+    trace('receive: stream read');
     try {
       const imp = await commitStaged(compute, images, st, caller, { action: 'migrate', notice: (l) => notices.push(l) });
       undo = imp.undo;
       server = imp.server;
       // held until the commit (task resize_finish): if this process dies first (kill -9),
       // reconcile takes it back
+      trace('receive: committed');
       if (st.header.start) server = await compute.startArrival(server.id, caller);
+      trace('receive: started');
     } finally {
       st.staging.remove();
     }

@@ -23,8 +23,8 @@ const DIGEST = 32;
 export const META_MAX = 4 << 20;
 
 /** H header, S server record, I image record, L layer blob, W writable layer, D its pre-copy delta, E end; Q/A: the receive protocol's messages */
-export type FrameKind = 'H' | 'S' | 'I' | 'L' | 'W' | 'D' | 'E' | 'Q' | 'A';
-const KINDS = new Set<string>(['H', 'S', 'I', 'L', 'W', 'D', 'E', 'Q', 'A']);
+export type FrameKind = 'H' | 'S' | 'I' | 'L' | 'V' | 'W' | 'D' | 'E' | 'Q' | 'A';
+const KINDS = new Set<string>(['H', 'S', 'I', 'L', 'V', 'W', 'D', 'E', 'Q', 'A']);
 
 export type Meta = Record<string, unknown>;
 
@@ -184,7 +184,18 @@ export async function readFrame(
 
 export function kindName(k: FrameKind): string {
   return (
-    { H: 'header', S: 'server', I: 'image', L: 'layer', W: 'writable layer', D: 'delta', E: 'end', Q: 'question', A: 'answer' } as const
+    {
+      H: 'header',
+      S: 'server',
+      I: 'image',
+      L: 'layer',
+      V: 'volume',
+      W: 'writable layer',
+      D: 'delta',
+      E: 'end',
+      Q: 'question',
+      A: 'answer',
+    } as const
   )[k];
 }
 

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { ByteReader, FORMAT, FORMAT_VERSION, MAGIC, checkHeader, encodeFrame, readFrame } from '../../../src/compute/migration/stream.js';
 import { TarIdShifter, readTarNumber, writeTarNumber } from '../../../src/images/id-shift.js';
 import { type Entry, treeDelta } from '../../../src/compute/migration/precopy.js';
+import { targetHost, transportCommand } from '../../../src/compute/migration/migrate.js';
 
 /** the bytes handed over in chunks of the given sizes (the rest in one) */
 function chunked(b: Buffer, sizes: number[]): AsyncIterable<Buffer> {
@@ -186,5 +187,55 @@ describe('pre-copy delta', () => {
   it('nothing changed: an empty delta', () => {
     const t = tree({ a: [1, 1], 'b/c': [2, 2] });
     expect(treeDelta(t, new Map(t))).toEqual({ changed: [], deleted: [] });
+  });
+});
+
+describe('migrate --to', () => {
+  it.each([
+    ['ssh://hostb', [], ['ssh', '-o', 'BatchMode=yes', '--', 'hostb', 'novabox', 'server', 'receive']],
+    [
+      'ssh://root@10.0.0.2:2222',
+      ['IdentityFile=/k', 'UserKnownHostsFile=/kh'],
+      [
+        'ssh',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'IdentityFile=/k',
+        '-o',
+        'UserKnownHostsFile=/kh',
+        '-p',
+        '2222',
+        '--',
+        'root@10.0.0.2',
+        'novabox',
+        'server',
+        'receive',
+      ],
+    ],
+    ['exec:ip netns exec b novabox server receive', [], ['sh', '-c', 'ip netns exec b novabox server receive']],
+  ])('%s %j runs %j', (to, opts, argv) => {
+    expect(transportCommand(to, opts)).toEqual(argv);
+  });
+  it.each([
+    ['ftp://hostb', [], 'invalid --to "ftp://hostb": expected ssh://[USER@]HOST[:PORT] or exec:COMMAND'],
+    ['exec:', [], 'invalid --to "exec:": expected exec:COMMAND'],
+    ['exec:true', ['IdentityFile=/k'], '--ssh-option applies to an ssh:// target only (an exec: command carries its own options)'],
+    [
+      'ssh://h',
+      ['-oProxyCommand=x'],
+      'invalid --ssh-option "-oProxyCommand=x": expected KEYWORD=VALUE as in ssh_config(5), e.g. IdentityFile=/root/.ssh/id_ed25519',
+    ],
+    [
+      'ssh://h',
+      ['Port'],
+      'invalid --ssh-option "Port": expected KEYWORD=VALUE as in ssh_config(5), e.g. IdentityFile=/root/.ssh/id_ed25519',
+    ],
+  ])('%s %j is refused in one sentence', (to, opts, msg) => {
+    expect(() => transportCommand(to, opts)).toThrow(msg);
+  });
+  it("names the ssh host as Nova's dest_host", () => {
+    expect(targetHost('ssh://root@[fe80::1]:22')).toBe('fe80::1');
+    expect(targetHost('exec:true')).toBeNull();
   });
 });

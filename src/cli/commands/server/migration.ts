@@ -17,8 +17,9 @@ export function registerMigration(server: Command, ctx: CliContext): void {
       'after',
       `
 The server must be SHUTOFF (stop it first, or use "server migrate", which stops it). The
-stream holds the server's record (id, name, flavor, properties, key, metadata), its image's
-record and layers, and its writable layer packed as a snapshot packs it. Every part carries
+stream holds the server's record (id, name, flavor, properties, key, metadata, published
+ports), its image's record and layers, its writable layer packed as a snapshot packs it,
+and the files of its named volumes. Every part carries
 its sha256 digest; "server import" checks them all before it records anything.
 Format: docs/server-stream.md. --debug says how many bytes were written.
 
@@ -131,6 +132,12 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .option('--override-lock', 'migrate a locked server anyway (as an admin may through the API)')
     .option('--live', 'live migration with CRIU: refused, with "criu check"\'s reason, unless it passes on both hosts')
     .option(
+      '--ssh-option <KEYWORD=VALUE>',
+      'an option for ssh (its -o, ssh_config(5)) with an ssh:// target; repeatable',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
+    .option(
       '--no-precopy',
       'stop an ACTIVE server before sending anything (default: send its writable layer while it runs, then what changed)',
     )
@@ -142,7 +149,9 @@ server's writable layer is sent while it runs (frozen only while it is packed, a
 snapshot); then it is stopped, only what changed since is sent, it is started on the
 target and only then deleted here. A SHUTOFF server arrives SHUTOFF. If anything fails
 before the target confirms (Ctrl-C included), the target keeps nothing and the server
-here runs again as before. --debug reports the bytes sent and the downtime. Both hosts
+here runs again as before. Its published ports and named volumes go with it (refused up
+front if a port or a volume name is taken there; the volumes here are deleted once it
+runs there). --debug reports the bytes sent and the downtime. Both hosts
 record a "migrate" instance action. Format and protocol: docs/server-stream.md.
 
 --live asks for a live migration with CRIU: it is refused in one sentence quoting the
@@ -152,9 +161,10 @@ dump and restore of a server's process tree is not implemented yet.
 
 Examples:
   novabox server migrate web --to ssh://root@hostb
+  novabox server migrate web --to ssh://root@hostb:2222 --ssh-option IdentityFile=/root/.ssh/migrate
   novabox server migrate web --to 'exec:ssh -J bastion root@hostb novabox server receive'`,
     )
-    .action(async (ref: string, o: { to: string; precopy: boolean; overrideLock?: boolean; live?: boolean }) => {
+    .action(async (ref: string, o: { to: string; precopy: boolean; overrideLock?: boolean; live?: boolean; sshOption: string[] }) => {
       const compute = await ctx.compute();
       const { ImageService } = await import('../../../images/service.js');
       const { migrateServer } = await import('../../../compute/migration/migrate.js');
@@ -168,6 +178,7 @@ Examples:
       try {
         r = await migrateServer(compute, images, ref, compute.localCaller({ overrideLock: o.overrideLock }), {
           to: o.to,
+          sshOptions: o.sshOption,
           precopy: o.precopy,
           live: o.live,
           signal: abort.signal,
