@@ -40,7 +40,7 @@ import {
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import { imageHasFile } from '../runtime/server-files.js';
 import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
-import { sample, toServerStats, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
+import { cpuSample, sample, toServerStats, type CpuSample, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
 import { copyFiles as copyServerFiles, type CopyEnd, type ServerTree, type Skipped } from '../runtime/server-files.js';
 import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
@@ -1540,7 +1540,7 @@ export class ComputeService {
   async stats(
     names: string[],
     caller: Caller,
-    opts: { sampleMs?: number; previous?: Map<string, StatsSample> } = {},
+    opts: { sampleMs?: number; previous?: Map<string, CpuSample> } = {},
   ): Promise<{ stats: ServerStats[]; samples: Map<string, StatsSample> }> {
     const running = (s: Server) => isRunning(this.facts(s.id));
     const servers = names.length
@@ -1559,13 +1559,17 @@ export class ComputeService {
     }));
     let before = opts.previous;
     if (!before) {
+      // each server's window runs from its first read to its second, both in the same
+      // order: the wait is what is left of the window after the first pass
+      const t0 = performance.now();
       before = new Map();
       for (const t of targets) {
-        const x = sample(t);
+        const x = cpuSample(t);
         if (x) before.set(t.id, x);
       }
       trace('stats: first sample');
-      await new Promise((r) => setTimeout(r, opts.sampleMs ?? 50));
+      const left = (opts.sampleMs ?? 50) - (performance.now() - t0);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
     }
     const samples = new Map<string, StatsSample>();
     const stats: ServerStats[] = [];

@@ -2,7 +2,8 @@
  * `server stats`: live usage of running servers from their cgroups (CPU, memory, pids,
  * block I/O) and the host end of their veth (network), as `podman stats` shows it. CPU %
  * is the CPU time used between two samples over the wall time between them (100 % = one
- * CPU busy), so one answer samples twice.
+ * CPU busy), so one answer samples twice: the first sample reads cpu.stat alone, the
+ * second everything.
  */
 import type { CgroupHandle, CgroupStats } from '../runtime/cgroups/types.js';
 import { hostIfName } from '../runtime/network/names.js';
@@ -28,6 +29,12 @@ export interface StatsSample {
   net: { rxBytes: number; txBytes: number } | null;
 }
 
+/** What the first of two samples needs: the CPU time and when it was read. */
+export interface CpuSample {
+  atUs: number;
+  cg: Pick<CgroupStats, 'cpuUsageUs'>;
+}
+
 export interface StatsTarget {
   id: string;
   name: string;
@@ -44,8 +51,18 @@ export function sample(t: StatsTarget): StatsSample | null {
   }
 }
 
+/** The CPU time alone (one file), for the start of a CPU % window; null when stopped. */
+export function cpuSample(t: StatsTarget): CpuSample | null {
+  try {
+    const cpuUsageUs = t.cgroup.cpuUsageUs();
+    return { atUs: Number(process.hrtime.bigint() / 1000n), cg: { cpuUsageUs } };
+  } catch {
+    return null;
+  }
+}
+
 /** The figures from two samples of one server (pure). */
-export function toServerStats(t: Pick<StatsTarget, 'id' | 'name'>, before: StatsSample, after: StatsSample): ServerStats {
+export function toServerStats(t: Pick<StatsTarget, 'id' | 'name'>, before: CpuSample, after: StatsSample): ServerStats {
   const dt = after.atUs - before.atUs;
   const cpu = dt > 0 ? ((after.cg.cpuUsageUs - before.cg.cpuUsageUs) / dt) * 100 : 0;
   const limit = after.cg.memoryLimitBytes ?? null;

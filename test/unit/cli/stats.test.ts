@@ -18,7 +18,7 @@ describe('toServerStats', () => {
   it('CPU % is CPU time over wall time between the samples; memory % of the limit', () => {
     const s = toServerStats(
       { id: 'i', name: 'n' },
-      { atUs: 1_000_000, cg: cg(0), net: { rxBytes: 1, txBytes: 2 } },
+      { atUs: 1_000_000, cg: { cpuUsageUs: 0 } }, // the first sample: CPU time alone
       { atUs: 1_100_000, cg: cg(150_000), net: { rxBytes: 5, txBytes: 7 } },
     );
     expect(s).toEqual({
@@ -57,7 +57,7 @@ describe('stats output', () => {
     [null, '--'],
   ])('humanBytes(%j) = %j', (n, s) => expect(humanBytes(n)).toBe(s));
   it('a table row has units, other formats raw numbers', () => {
-    const s = toServerStats({ id: 'i', name: 'n' }, { atUs: 0, cg: cg(0), net: null }, { atUs: 100, cg: cg(50), net: null });
+    const s = toServerStats({ id: 'i', name: 'n' }, { atUs: 0, cg: { cpuUsageUs: 0 } }, { atUs: 100, cg: cg(50), net: null });
     expect(statsRow(s, true)).toMatchObject({ 'CPU %': '50.00%', 'Mem Usage': '50.0MiB', 'Net RX': '--', 'Mem %': '25.00%' });
     expect(statsRow(s, false)).toMatchObject({ 'CPU %': 50, 'Mem Usage': 50 << 20, 'Net RX': null, 'Mem %': 25 });
   });
