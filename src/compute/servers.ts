@@ -695,23 +695,28 @@ export class ComputeService {
       const attachment = this.attachmentOf(s);
       const idmap = this.idmapFor(s);
       this.ports.publish(s.id);
-      const facts = await startServer(
-        {
-          id: s.id,
-          hostname: hostnameOf(s.name),
-          image,
-          limits,
-          network: s.network,
-          ephemeral: this.ephemeralOf(s),
-          attachment,
-          idmap,
-          onExit: this.onExitOf(s),
-          seed: this.instanceData(s, image.layerDirs, attachment, idmap),
-          volumes: this.volumes.mountsFor(s.id, idmap),
-          init: s.init,
-        },
-        this.driver,
-      );
+      let facts: ServerFacts;
+      try {
+        facts = await startServer(
+          {
+            id: s.id,
+            hostname: hostnameOf(s.name),
+            image,
+            limits,
+            network: s.network,
+            ephemeral: this.ephemeralOf(s),
+            attachment,
+            idmap,
+            onExit: this.onExitOf(s),
+            seed: this.instanceData(s, image.layerDirs, attachment, idmap),
+            volumes: this.volumes.mountsFor(s.id, idmap),
+            init: s.init,
+          },
+          this.driver,
+        );
+      } finally {
+        this.volumes.unstage(s.id); // sized volumes: the server's mount namespace holds them now
+      }
       this.ports.started(s.id);
       trace('server started');
       testPause('server-started'); // the container runs, its record still says BUILD
@@ -791,6 +796,8 @@ export class ComputeService {
     } catch (err) {
       this.ports.unpublish(s.id);
       throw err;
+    } finally {
+      this.volumes.unstage(s.id); // sized volumes: the server's mount namespace holds them now
     }
     this.ports.started(s.id);
     this.store.servers.setRuntime(s.id, facts);

@@ -14,11 +14,13 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -192,6 +194,98 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect(badName.stderr).toMatch(/^novabox: invalid volume name "..\/x": /);
     expect(await ok(['server', 'list', '-f', 'value', '-c', 'Name'])).toBe(listBefore);
     expect(volumeDirs()).toHaveLength(1);
+  });
+
+  /** the loop devices backed by a file (losetup -j): none once no server runs with it */
+  const loops = (file: string) => execFileSync('losetup', ['-j', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const loopsOfRoot = () =>
+    execFileSync('losetup', ['-l', '-n', '-O', 'BACK-FILE'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(root));
+  const mountedUnder = (dir: string) =>
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4]?.startsWith(dir));
+  const until = async (what: () => boolean, ms = 10_000) => {
+    const end = Date.now() + ms;
+    while (!what()) {
+      if (Date.now() > end) throw new Error('timed out');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  it('a sized volume: an ext4 image, full at its size, loop-mounted only while its server runs (stop, crash, run, delete)', async () => {
+    const shown = JSON.parse(await ok(['volume', 'create', '--size', '32M', 'sized', '-f', 'json'])) as Record<string, string>;
+    expect(shown).toMatchObject({ kind: 'ext4 image', size: '32MiB', status: 'available' });
+    const img = shown.path;
+    expect(img).toBe(join(root, 'volumes', `${shown.id}.img`));
+    expect(statSync(img).size).toBe(32 << 20);
+    expect(statSync(img).blocks * 512).toBeLessThan(32 << 20); // sparse
+    expect(loops(img)).toEqual([]);
+    expect((await ok(['volume', 'list', '-f', 'value', '-c', 'Name', '-c', 'Size'])).trim()).toBe('sized 32MiB');
+
+    await create('z1', ['-v', 'sized:/data']);
+    const w = await inside(
+      'z1',
+      'df -k /data | tail -1; echo kept > /data/f; dd if=/dev/zero of=/data/big bs=1M count=64 2>&1 | grep -o "No space left on device"; rm /data/big; id -u; stat -c "%u" /data/f',
+    );
+    const total = Number(w.stdout.split('\n')[0]!.trim().split(/\s+/)[1]);
+    expect(total).toBeGreaterThan(20_000);
+    expect(total).toBeLessThanOrEqual(32 * 1024);
+    expect(w.stdout).toMatch(/No space left on device\n0\n0\n$/);
+    // one loop device, held by the server alone: nothing mounted on the host for it
+    expect(loops(img)).toHaveLength(1);
+    expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+
+    await ok(['server', 'stop', 'z1']);
+    await until(() => loops(img).length === 0);
+    await ok(['server', 'start', 'z1']);
+    expect((await inside('z1', 'cat /data/f')).stdout).toBe('kept\n');
+    expect(loops(img)).toHaveLength(1);
+    // its command killed: the namespace goes, and the loop device with it
+    process.kill((JSON.parse(await ok(['server', 'show', 'z1', '-f', 'json'])) as { pid: number }).pid, 'SIGKILL');
+    await until(() => loops(img).length === 0);
+
+    // a start killed half-way left the image mounted on the host: the next start detaches it
+    const stage = join(root, 'volumes', `${shown.id}.mnt`);
+    mkdirSync(stage);
+    execFileSync('mount', ['-o', 'loop', img, stage]);
+    await ok(['server', 'start', 'z1']);
+    expect((await inside('z1', 'cat /data/f')).stdout).toBe('kept\n');
+    expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+    expect(existsSync(stage)).toBe(false);
+    await ok(['server', 'delete', 'z1']);
+    await until(() => loops(img).length === 0);
+
+    // run -v: the same, for the container's life
+    const r = await nb(['run', '--rm', '--network', 'none', '-v', 'sized:/d', 'busybox', 'cat', '/d/f']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('kept\n');
+    await until(() => loops(img).length === 0);
+    expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+
+    await ok(['volume', 'delete', 'sized']);
+    expect(existsSync(img)).toBe(false);
+    expect(loopsOfRoot()).toEqual([]);
+  }, 120_000);
+
+  it('sized volumes: bad sizes are one sentence and make nothing', async () => {
+    for (const [size, message] of [
+      ['0', 'invalid volume size "0": a sized volume is at least 16MiB'],
+      ['1M', 'invalid volume size "1M": a sized volume is at least 16MiB'],
+      ['ten', 'invalid volume size "ten": expected a number of GiB or a size with a unit (512M, 2G, 1T)'],
+      ['-5', 'invalid volume size "-5": expected a number of GiB or a size with a unit (512M, 2G, 1T)'],
+      ['2P', 'invalid volume size "2P": at most 1PiB'],
+    ]) {
+      const r = await nb(['volume', 'create', '--size', size, 'bad']);
+      expect(r.stderr).toBe(`novabox: ${message}\n`);
+      expect(r.exitCode).toBe(2);
+    }
+    const huge = await nb(['volume', 'create', '--size', '1000T', 'bad']);
+    expect(huge.stderr).toMatch(/^novabox: a 1000TiB volume does not fit: the filesystem of \/\S+ is [\d.]+[GT]iB in all\n$/);
+    expect(huge.exitCode).toBe(2);
+    expect((await ok(['volume', 'list', '-f', 'value'])).trim()).toBe('');
+    expect(volumeDirs()).toEqual([]);
   });
 });
 
