@@ -20,13 +20,13 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { shiftTree } from '../../src/runtime/volumes.js';
 import { census, type Census } from '../helpers/census.js';
-import { runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -268,6 +268,76 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect(existsSync(img)).toBe(false);
     expect(loopsOfRoot()).toEqual([]);
   }, 120_000);
+
+  it("Nova's block_device_mapping_v2 at POST /servers attaches a volume (a sized one here) at device_name", async () => {
+    const vol = JSON.parse(await ok(['volume', 'create', '--size', '16M', 'apivol', '-f', 'json'])) as { id: string; path: string };
+    const imageId = (JSON.parse(await ok(['image', 'show', 'busybox', '-f', 'json'])) as { id: string }).id;
+    const srv = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--no-access-log'], {
+      env: cliEnv(root, { NOVABOX_ADMIN_PASSWORD: 'pw-bdm' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let said = '';
+      srv.stdout?.on('data', (d) => (said += d));
+      for (let i = 0; i < 400 && !/listening on http:\/\/[\d.:]+/.test(said); i++) await new Promise((r) => setTimeout(r, 25));
+      const base = /listening on (http:\/\/[\d.:]+)/.exec(said)![1];
+      const auth = await fetch(`${base}/identity/v3/auth/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          auth: {
+            identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password: 'pw-bdm' } } },
+            scope: { project: { name: 'admin', domain: { id: 'default' } } },
+          },
+        }),
+      });
+      const headers = { 'x-auth-token': auth.headers.get('x-subject-token')!, 'content-type': 'application/json' };
+      const bdm = [{ source_type: 'volume', destination_type: 'volume', uuid: vol.id, device_name: '/srv/api', boot_index: -1 }];
+      const r = await fetch(`${base}/compute/v2.1/servers`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          server: { name: 'bdm1', imageRef: imageId, flavorRef: '1', networks: 'none', block_device_mapping_v2: bdm },
+        }),
+      });
+      expect(r.status).toBe(202);
+      const id = ((await r.json()) as { server: { id: string } }).server.id;
+      await until(
+        () =>
+          /ACTIVE|ERROR/.test(
+            execFileSync(process.execPath, [BIN, 'server', 'show', id, '-f', 'value', '-c', 'status'], {
+              env: cliEnv(root),
+              encoding: 'utf8',
+            }),
+          ),
+        30_000,
+      );
+      expect((await inside('bdm1', 'echo via-api > /srv/api/f && df -k /srv/api | tail -1')).stdout).toMatch(/^\S+ +1\d{4} /);
+      const att = await fetch(`${base}/compute/v2.1/servers/${id}/os-volume_attachments`, { headers });
+      expect(((await att.json()) as { volumeAttachments: unknown[] }).volumeAttachments).toEqual([
+        { id: vol.id, volumeId: vol.id, serverId: id, device: '/srv/api', tag: null, delete_on_termination: false },
+      ]);
+      // the same volume again: in use, Nova's 400, and no server made
+      const again = await fetch(`${base}/compute/v2.1/servers`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          server: { name: 'bdm2', imageRef: imageId, flavorRef: '1', networks: 'none', block_device_mapping_v2: bdm },
+        }),
+      });
+      expect(again.status).toBe(400);
+      expect(((await again.json()) as { badRequest: { message: string } }).badRequest.message).toBe(
+        `Invalid volume: volume ${vol.id} status must be available, but it is in-use (server "bdm1")`,
+      );
+    } finally {
+      srv.kill('SIGTERM');
+      await new Promise((r) => srv.on('close', r));
+      rmSync(join(root, 'clouds.yaml'), { force: true });
+    }
+    expect(await ok(['server', 'list', '-f', 'value', '-c', 'Name'])).toBe('bdm1\n');
+    await ok(['server', 'delete', 'bdm1']);
+    await until(() => loops(vol.path).length === 0);
+  }, 90_000);
 
   it('sized volumes: bad sizes are one sentence and make nothing', async () => {
     for (const [size, message] of [
