@@ -1433,18 +1433,35 @@ export class ComputeService {
   }
 
   /**
-   * `server add volume`: the volume is mounted at the server's next start (a bind mount
-   * cannot be added to a running server's mount namespace from outside): SHUTOFF only.
+   * `server add volume`: recorded, and mounted at each start; on an ACTIVE server also
+   * mounted into its running mount namespace at once (runtime/volumes.ts mountVolumeLive).
+   * Other states (busy, paused, suspended) are refused.
    */
   addVolume(nameOrId: string, volume: string, path: string, opts: { readOnly?: boolean }, caller: Caller) {
+    const live = this.liveFor(nameOrId, caller);
+    if (live) {
+      const { s, init } = live;
+      return this.volumes.attachRunning(s.id, s.name, volume, path, Boolean(opts.readOnly), init, this.idmapFor(s));
+    }
     const s = this.stoppedFor(nameOrId, caller, 'attach a volume to');
     return this.volumes.attach(s.id, volume, path, Boolean(opts.readOnly));
   }
 
-  /** `server remove volume`: SHUTOFF only, as add. */
+  /** `server remove volume`: an ACTIVE server's mount is detached inside it; else SHUTOFF only. */
   removeVolume(nameOrId: string, volume: string, caller: Caller): void {
+    const live = this.liveFor(nameOrId, caller);
+    if (live) return this.volumes.detach(live.s.id, live.s.name, volume, live.init);
     const s = this.stoppedFor(nameOrId, caller, 'detach a volume from');
     this.volumes.detach(s.id, s.name, volume);
+  }
+
+  /** An ACTIVE server with no task, running: its pid 1 (for a mount into its namespace). */
+  private liveFor(nameOrId: string, caller: Caller): { s: Server; init: { pid: number; start: number } } | undefined {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    const facts = this.facts(s.id);
+    if (s.vmState !== 'active' || s.taskState !== null || !facts || !isRunning(facts)) return undefined;
+    return { s, init: { pid: facts.initPid, start: facts.initStart } };
   }
 
   private stoppedFor(nameOrId: string, caller: Caller, what: string): Server {
@@ -1452,7 +1469,7 @@ export class ComputeService {
     this.checkLock(s, caller);
     if (s.taskState !== null || !['stopped', 'error'].includes(s.vmState) || isRunning(this.facts(s.id))) {
       throw new Conflict(`cannot ${what} server "${s.name}": it is ${statusOf(s.vmState, s.taskState)}`, {
-        hint: `a volume is mounted when the server starts: stop it first ("novabox server stop ${s.name}")`,
+        hint: `a volume is attached to a stopped or running server: wait for it, or unpause it`,
       });
     }
     return s;

@@ -17,10 +17,12 @@ import {
   checkMountPath,
   makeVolumeDir,
   makeVolumeImage,
+  mountVolumeLive,
   removeVolume,
   shiftTree,
   sizeText,
   stageVolume,
+  unmountVolumeLive,
   unstageVolume,
   VOLUME_NAME,
   volumeDir,
@@ -177,10 +179,49 @@ export class VolumeService {
     return this.store.volumes.get(v.id)!;
   }
 
-  /** `server remove volume`. */
-  detach(serverId: string, serverName: string, nameOrId: string): void {
+  /**
+   * `server add volume` on a running server (`init`: its pid 1): recorded as for a stopped
+   * one, then mounted into its mount namespace; a mount that fails takes the record back.
+   */
+  attachRunning(
+    serverId: string,
+    serverName: string,
+    nameOrId: string,
+    path: string,
+    readOnly: boolean,
+    init: { pid: number; start: number },
+    idmap: Idmap | undefined,
+  ): VolumeRow {
+    const v = this.attach(serverId, nameOrId, path, readOnly);
+    const to = { uid: idmap?.uidBase ?? 0, gid: idmap?.gidBase ?? 0 };
+    try {
+      mountVolumeLive(v.id, init, v.mountPath!, {
+        readOnly,
+        ...to,
+        shift: (dir) => {
+          if (v.uidBase === to.uid && v.gidBase === to.gid) return;
+          shiftTree(dir, { uid: v.uidBase, gid: v.gidBase }, to);
+          this.store.volumes.setOwner(v.id, to.uid, to.gid);
+        },
+      });
+    } catch (err) {
+      this.store.volumes.detach(v.id);
+      throw new Conflict(`cannot attach volume "${v.name}" to running server "${serverName}": ${(err as Error).message}`);
+    }
+    return this.store.volumes.get(v.id)!;
+  }
+
+  /** `server remove volume`; with `init` (a running server) unmounted inside it first. */
+  detach(serverId: string, serverName: string, nameOrId: string, init?: { pid: number; start: number }): void {
     const v = this.get(nameOrId);
     if (v.serverId !== serverId) throw new Conflict(`volume "${v.name}" is not attached to server "${serverName}"`);
+    if (init) {
+      try {
+        unmountVolumeLive(init, v.mountPath!);
+      } catch (err) {
+        throw new Conflict(`cannot detach volume "${v.name}" from running server "${serverName}": ${(err as Error).message}`);
+      }
+    }
     this.store.volumes.detach(v.id);
   }
 

@@ -38,6 +38,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, Conflict, type NovaboxError } from '../errors.js';
+import { type InitProcess, mountInto, unmountFrom } from '../sys/mountin.js';
 import { stateRoot } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 
@@ -196,6 +197,37 @@ export function stageVolume(id: string): string {
     throw toolError(`cannot mount the volume's image ${volumeImage(id)}`, err);
   }
   return dir;
+}
+
+/**
+ * A volume attached to a running server (`server add volume` on an ACTIVE server): its
+ * directory, or its image loop-mounted on the stage, is cloned into the server's mount
+ * namespace at `target` (native-bindings/src/mountin.c), its files first shifted to the
+ * server's ids by the caller; the stage is detached again at once, as after a start.
+ */
+export function mountVolumeLive(
+  id: string,
+  init: InitProcess,
+  target: string,
+  opts: { readOnly: boolean; uid: number; gid: number; shift?: (dir: string) => void },
+): void {
+  const sized = volumeSize(id) !== null;
+  const source = sized ? stageVolume(id) : volumeDir(id);
+  try {
+    opts.shift?.(source);
+    mountInto(init, source, target, opts);
+  } finally {
+    if (sized) unstageVolume(id);
+  }
+}
+
+/** `server remove volume` on a running server: the mount at `target` inside it detached (nothing mounted there is no error). */
+export function unmountVolumeLive(init: InitProcess, target: string): void {
+  try {
+    unmountFrom(init, target);
+  } catch (err) {
+    if (!/Invalid argument/.test((err as Error).message)) throw err;
+  }
 }
 
 /** A volume's data, either kind, on the host (unstaged: its image file). */
