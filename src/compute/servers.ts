@@ -40,6 +40,7 @@ import {
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import { imageHasFile } from '../runtime/server-files.js';
 import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
+import { allVethTraffic } from '../runtime/network/counters.js';
 import { cpuSample, sample, toServerStats, type CpuSample, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
 import { copyFiles as copyServerFiles, type CopyEnd, type ServerTree, type Skipped } from '../runtime/server-files.js';
 import type { Store } from '../store/db.js';
@@ -1597,8 +1598,9 @@ export class ComputeService {
     }
     const samples = new Map<string, StatsSample>();
     const stats: ServerStats[] = [];
+    const net = targets.some((t) => t.network === 'novabox') ? allVethTraffic() : undefined;
     for (const t of targets) {
-      const after = sample(t);
+      const after = sample(t, net);
       if (!after) continue;
       samples.set(t.id, after);
       const prev = before.get(t.id);

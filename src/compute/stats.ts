@@ -7,7 +7,7 @@
  */
 import type { CgroupHandle, CgroupStats } from '../runtime/cgroups/types.js';
 import { hostIfName } from '../runtime/network/names.js';
-import { vethTraffic } from '../runtime/network/counters.js';
+import { allVethTraffic, type Traffic } from '../runtime/network/counters.js';
 
 export interface ServerStats {
   id: string;
@@ -42,10 +42,15 @@ export interface StatsTarget {
   cgroup: CgroupHandle;
 }
 
-export function sample(t: StatsTarget): StatsSample | null {
+/**
+ * One server's figures now. `net`: the host's interface counters (allVethTraffic, one read
+ * for every server of a sample); read here when not given.
+ */
+export function sample(t: StatsTarget, net?: Map<string, Traffic>): StatsSample | null {
   try {
     const cg = t.cgroup.stats();
-    return { atUs: Number(process.hrtime.bigint() / 1000n), cg, net: t.network === 'novabox' ? vethTraffic(hostIfName(t.id)) : null };
+    const counters = t.network === 'novabox' ? ((net ?? allVethTraffic()).get(hostIfName(t.id)) ?? null) : null;
+    return { atUs: Number(process.hrtime.bigint() / 1000n), cg, net: counters };
   } catch {
     return null; // stopped between the list and the read
   }

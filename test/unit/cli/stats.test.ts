@@ -1,3 +1,4 @@
+import { parseNetDev } from '../../../src/runtime/network/counters.js';
 import { describe, expect, it } from 'vitest';
 import { humanBytes, statsRow } from '../../../src/cli/commands/server/stats.js';
 import { toServerStats, type StatsSample } from '../../../src/compute/stats.js';
@@ -60,5 +61,21 @@ describe('stats output', () => {
     const s = toServerStats({ id: 'i', name: 'n' }, { atUs: 0, cg: { cpuUsageUs: 0 } }, { atUs: 100, cg: cg(50), net: null });
     expect(statsRow(s, true)).toMatchObject({ 'CPU %': '50.00%', 'Mem Usage': '50.0MiB', 'Net RX': '--', 'Mem %': '25.00%' });
     expect(statsRow(s, false)).toMatchObject({ 'CPU %': 50, 'Mem Usage': 50 << 20, 'Net RX': null, 'Mem %': 25 });
+  });
+});
+
+describe('parseNetDev', () => {
+  it("reads /proc/net/dev's counters as the server at the other end sees them (rx and tx swapped)", () => {
+    const text = [
+      'Inter-|   Receive                                                |  Transmit',
+      ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed',
+      '    lo:  123456     100    0    0    0     0          0         0   123456     100    0    0    0     0       0          0',
+      'nbv0a1b2c3d4e5: 1500 10 0 0 0 0 0 0 98765 20 0 0 0 0 0 0',
+      '',
+    ].join('\n');
+    const m = parseNetDev(text);
+    expect(m.get('nbv0a1b2c3d4e5')).toEqual({ rxBytes: 98765, txBytes: 1500 });
+    expect(m.get('lo')).toEqual({ rxBytes: 123456, txBytes: 123456 });
+    expect(m.size).toBe(2);
   });
 });
