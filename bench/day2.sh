@@ -9,12 +9,13 @@
 #   3. boot    the boot unit's command after a simulated host reboot, REBOOTS times: every
 #              monitor and server process of the N servers (all `--restart always`) killed,
 #              the recorded boot id changed (as test/integration/restart.test.ts does),
+#              with NETWORK=novabox the private bridge and its nftables tables deleted,
 #              then `autostart run` (its default --parallel, as the unit runs it) timed
 #              until it exits with all N ACTIVE (target: under 2 s for N=100);
 #              DROP_CACHES=1 drops the page cache first (a real boot starts cold)
 #
 # Run as root from anywhere:  bench/day2.sh          N=100 ROUNDS=20 LINES=30 REBOOTS=3
-# Knobs: N, ROUNDS, LINES, REBOOTS, NETWORK (none; "novabox" adds the bridge and a veth
+# Knobs: PHASES ("stats follow boot"), N, ROUNDS, LINES, REBOOTS, NETWORK (none; "novabox" adds the bridge and a veth
 # per server), PARALLEL (the unit's --parallel; default: autostart run's own), IMAGE
 # (busybox), FLAVOR (c1.nano), DROP_CACHES, BENCH_STATE (tmpfs|disk, see README), WAIT_QUIET.
 #
@@ -29,6 +30,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 [ "$(id -u)" = 0 ] || bdie "run as root"
 command -v jq >/dev/null || bdie "needs jq"
+PHASES=${PHASES:-stats follow boot}
 N=${N:-100}
 ROUNDS=${ROUNDS:-20}
 LINES=${LINES:-30}
@@ -87,6 +89,7 @@ trap 'blog interrupted; exit 130' INT TERM HUP
 
 wait_quiet
 new_root day2
+BRIDGE=$(jq -r '.network.bridge' "$NB_ROOT/config.json")
 blog "NOVABOX_ROOT=$NB_ROOT ($NB_ROOT_FS) cgroup parent $PARENT; N=$N network=$NETWORK; host: $(busy_note)"
 
 blog "creating $N servers (--restart always)"
@@ -97,7 +100,10 @@ echo "create n=$N network=$NETWORK ms=$(ms_since "$t0")"
 active=$(nb server list -f value -c Status | grep -c '^ACTIVE$')
 [ "$active" = "$N" ] || bdie "$active of $N servers ACTIVE after create"
 
+phase() { case " $PHASES " in *" $1 "*) return 0 ;; esac; return 1; }
+
 # ---- 1. stats ---------------------------------------------------------------------
+if phase stats; then
 nb server stats --no-stream >/dev/null # warm the page cache once
 : >"$TMP/stats"
 for ((r = 0; r < ROUNDS; r++)); do
@@ -108,15 +114,19 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 read -r med p90 < <(sample_stats "$TMP/stats")
 echo "stats_no_stream n=$N rounds=$ROUNDS median_ms=$med p90_ms=$p90 max_ms=$(grep -v fail "$TMP/stats" | sort -g | tail -1) target_ms=200"
+fi
 
 # ---- 2. follow --------------------------------------------------------------------
+if phase follow; then
 pid=$(nb server show d2-1 -f json | jq -r '.pid // empty')
 [ -n "$pid" ] || bdie "no pid for d2-1"
 node "$HERE/follow-latency.mjs" "$NOVABOX" d2-1 "$pid" "$LINES" >"$TMP/follow" || bdie "follow-latency.mjs failed"
 read -r med p90 < <(sample_stats "$TMP/follow")
 echo "follow_line n=$LINES median_ms=$med p90_ms=$p90 max_ms=$(grep -v fail "$TMP/follow" | sort -g | tail -1) missed=$(grep -c fail "$TMP/follow") target_ms=50"
+fi
 
 # ---- 3. boot ----------------------------------------------------------------------
+if phase boot; then
 : >"$TMP/boot"
 for ((r = 0; r < REBOOTS; r++)); do
   node -e '
@@ -129,6 +139,12 @@ for ((r = 0; r < REBOOTS; r++)); do
     db.close();' "$REPO/node_modules/better-sqlite3" "$NB_ROOT/novabox.db" || bdie "the simulated reboot failed"
   # the killed processes are gone (their cgroups empty) before the clock starts
   for ((i = 0; i < 100; i++)); do [ -z "$(our_pids)" ] && break; sleep 0.1; done
+  # a reboot takes the bridge and its nftables tables too (the veths went with the servers)
+  if [ "$NETWORK" = novabox ]; then
+    ip link del "$BRIDGE" 2>/dev/null
+    nft delete table ip "novabox_$BRIDGE" 2>/dev/null
+    nft delete table ip "novabox_${BRIDGE}_ports" 2>/dev/null
+  fi
   [ -n "${DROP_CACHES:-}" ] && { sync; echo 3 >/proc/sys/vm/drop_caches; }
   t0=$EPOCHREALTIME
   started=$(NB_TIMEOUT=300 nb autostart run ${PARALLEL:+--parallel "$PARALLEL"} 2>"$TMP/boot.err" | grep -c '^started ')
@@ -139,4 +155,5 @@ for ((r = 0; r < REBOOTS; r++)); do
 done
 read -r med p90 < <(sample_stats "$TMP/boot")
 echo "autostart_after_reboot n=$N parallel=${PARALLEL:-default} drop_caches=${DROP_CACHES:-0} rounds=$REBOOTS median_ms=$med max_ms=$(grep -v fail "$TMP/boot" | sort -g | tail -1) failed=$(grep -c fail "$TMP/boot") target_ms=2000"
+fi
 blog "host after: $(busy_note)"
