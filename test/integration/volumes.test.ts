@@ -293,6 +293,26 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
       await until(() => loops(img).length === 0);
       expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
 
+      // a start that fails after the image was mounted (the mount point is a file): nothing left
+      const failed = await nb([
+        'server',
+        'create',
+        '--image',
+        'busybox',
+        '--flavor',
+        'c1.nano',
+        '--network',
+        'none',
+        '-v',
+        'sized:/etc/passwd',
+        'zf',
+      ]);
+      expect(failed.exitCode).toBe(1);
+      expect(failed.stderr).toMatch(/mkdir \/etc\/passwd: not a directory/);
+      await until(() => loops(img).length === 0);
+      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+      await ok(['server', 'delete', 'zf']);
+
       // attached to a running server and detached again: the loop device lives in between only
       await create('z2', []);
       await ok(['server', 'add', 'volume', 'z2', 'sized', '--mount-path', '/hot', '--read-only']);
