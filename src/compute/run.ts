@@ -128,7 +128,10 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
     );
   } finally {
     if (lease && !existsSync(containerDirs(id).dir)) releaseLease(lease);
-    if (volumes && !o.dryRun) volumes.detachAll(id);
+    if (volumes && !o.dryRun) {
+      volumes.unstage(id);
+      volumes.detachAll(id);
+    }
   }
 }
 

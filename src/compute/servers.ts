@@ -40,7 +40,8 @@ import {
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import { imageHasFile } from '../runtime/server-files.js';
 import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
-import { sample, toServerStats, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
+import { allVethTraffic } from '../runtime/network/counters.js';
+import { cpuSample, sample, toServerStats, type CpuSample, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
 import { copyFiles as copyServerFiles, type CopyEnd, type ServerTree, type Skipped } from '../runtime/server-files.js';
 import type { Store } from '../store/db.js';
 import type { NewServer, Server } from '../store/servers.js';
@@ -695,23 +696,28 @@ export class ComputeService {
       const attachment = this.attachmentOf(s);
       const idmap = this.idmapFor(s);
       this.ports.publish(s.id);
-      const facts = await startServer(
-        {
-          id: s.id,
-          hostname: hostnameOf(s.name),
-          image,
-          limits,
-          network: s.network,
-          ephemeral: this.ephemeralOf(s),
-          attachment,
-          idmap,
-          onExit: this.onExitOf(s),
-          seed: this.instanceData(s, image.layerDirs, attachment, idmap),
-          volumes: this.volumes.mountsFor(s.id, idmap),
-          init: s.init,
-        },
-        this.driver,
-      );
+      let facts: ServerFacts;
+      try {
+        facts = await startServer(
+          {
+            id: s.id,
+            hostname: hostnameOf(s.name),
+            image,
+            limits,
+            network: s.network,
+            ephemeral: this.ephemeralOf(s),
+            attachment,
+            idmap,
+            onExit: this.onExitOf(s),
+            seed: this.instanceData(s, image.layerDirs, attachment, idmap),
+            volumes: this.volumes.mountsFor(s.id, idmap),
+            init: s.init,
+          },
+          this.driver,
+        );
+      } finally {
+        this.volumes.unstage(s.id); // sized volumes: the server's mount namespace holds them now
+      }
       this.ports.started(s.id);
       trace('server started');
       testPause('server-started'); // the container runs, its record still says BUILD
@@ -791,6 +797,8 @@ export class ComputeService {
     } catch (err) {
       this.ports.unpublish(s.id);
       throw err;
+    } finally {
+      this.volumes.unstage(s.id); // sized volumes: the server's mount namespace holds them now
     }
     this.ports.started(s.id);
     this.store.servers.setRuntime(s.id, facts);
@@ -1426,18 +1434,35 @@ export class ComputeService {
   }
 
   /**
-   * `server add volume`: the volume is mounted at the server's next start (a bind mount
-   * cannot be added to a running server's mount namespace from outside): SHUTOFF only.
+   * `server add volume`: recorded, and mounted at each start; on an ACTIVE server also
+   * mounted into its running mount namespace at once (runtime/volumes.ts mountVolumeLive).
+   * Other states (busy, paused, suspended) are refused.
    */
   addVolume(nameOrId: string, volume: string, path: string, opts: { readOnly?: boolean }, caller: Caller) {
+    const live = this.liveFor(nameOrId, caller);
+    if (live) {
+      const { s, init } = live;
+      return this.volumes.attachRunning(s.id, s.name, volume, path, Boolean(opts.readOnly), init, this.idmapFor(s));
+    }
     const s = this.stoppedFor(nameOrId, caller, 'attach a volume to');
     return this.volumes.attach(s.id, volume, path, Boolean(opts.readOnly));
   }
 
-  /** `server remove volume`: SHUTOFF only, as add. */
+  /** `server remove volume`: an ACTIVE server's mount is detached inside it; else SHUTOFF only. */
   removeVolume(nameOrId: string, volume: string, caller: Caller): void {
+    const live = this.liveFor(nameOrId, caller);
+    if (live) return this.volumes.detach(live.s.id, live.s.name, volume, live.init);
     const s = this.stoppedFor(nameOrId, caller, 'detach a volume from');
     this.volumes.detach(s.id, s.name, volume);
+  }
+
+  /** An ACTIVE server with no task, running: its pid 1 (for a mount into its namespace). */
+  private liveFor(nameOrId: string, caller: Caller): { s: Server; init: { pid: number; start: number } } | undefined {
+    const s = this.find(nameOrId, caller);
+    this.checkLock(s, caller);
+    const facts = this.facts(s.id);
+    if (s.vmState !== 'active' || s.taskState !== null || !facts || !isRunning(facts)) return undefined;
+    return { s, init: { pid: facts.initPid, start: facts.initStart } };
   }
 
   private stoppedFor(nameOrId: string, caller: Caller, what: string): Server {
@@ -1445,7 +1470,7 @@ export class ComputeService {
     this.checkLock(s, caller);
     if (s.taskState !== null || !['stopped', 'error'].includes(s.vmState) || isRunning(this.facts(s.id))) {
       throw new Conflict(`cannot ${what} server "${s.name}": it is ${statusOf(s.vmState, s.taskState)}`, {
-        hint: `a volume is mounted when the server starts: stop it first ("novabox server stop ${s.name}")`,
+        hint: `a volume is attached to a stopped or running server: wait for it, or unpause it`,
       });
     }
     return s;
@@ -1540,7 +1565,7 @@ export class ComputeService {
   async stats(
     names: string[],
     caller: Caller,
-    opts: { sampleMs?: number; previous?: Map<string, StatsSample> } = {},
+    opts: { sampleMs?: number; previous?: Map<string, CpuSample> } = {},
   ): Promise<{ stats: ServerStats[]; samples: Map<string, StatsSample> }> {
     const running = (s: Server) => isRunning(this.facts(s.id));
     const servers = names.length
@@ -1559,18 +1584,23 @@ export class ComputeService {
     }));
     let before = opts.previous;
     if (!before) {
+      // each server's window runs from its first read to its second, both in the same
+      // order: the wait is what is left of the window after the first pass
+      const t0 = performance.now();
       before = new Map();
       for (const t of targets) {
-        const x = sample(t);
+        const x = cpuSample(t);
         if (x) before.set(t.id, x);
       }
       trace('stats: first sample');
-      await new Promise((r) => setTimeout(r, opts.sampleMs ?? 50));
+      const left = (opts.sampleMs ?? 50) - (performance.now() - t0);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
     }
     const samples = new Map<string, StatsSample>();
     const stats: ServerStats[] = [];
+    const net = targets.some((t) => t.network === 'novabox') ? allVethTraffic() : undefined;
     for (const t of targets) {
-      const after = sample(t);
+      const after = sample(t, net);
       if (!after) continue;
       samples.set(t.id, after);
       const prev = before.get(t.id);

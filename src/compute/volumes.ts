@@ -4,12 +4,34 @@
  * to `server remove volume` or the server's delete; it is mounted at the server's starts
  * (a bind mount, `:ro` read-only), so it survives stop/start, reboot and rebuild, and is
  * never part of a snapshot. Deleting it is refused while it is attached.
+ *
+ * A volume is a directory, or with `--size` an ext4 image of that size (runtime/volumes.ts):
+ * loop-mounted on the host for the start of the server that has it, then held by the
+ * server's mount namespace alone, so its loop device goes when the server's last process
+ * does. `mountsFor` stages the images; `unstage` (in a finally around the start) detaches
+ * the host's mounts again.
  */
 import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { isContainerLive, readState } from '../runtime/container.js';
-import { checkMountPath, makeVolumeDir, removeVolumeDir, shiftTree, VOLUME_NAME, volumeDir, type VolumeMount } from '../runtime/volumes.js';
+import {
+  checkMountPath,
+  makeVolumeDir,
+  makeVolumeImage,
+  mountVolumeLive,
+  removeVolume,
+  shiftTree,
+  sizeText,
+  stageVolume,
+  unmountVolumeLive,
+  unstageVolume,
+  VOLUME_NAME,
+  volumeDir,
+  volumeImage,
+  volumeSize,
+  type VolumeMount,
+} from '../runtime/volumes.js';
 
-export { checkMountPath, parseVolumeMount, type VolumeMount } from '../runtime/volumes.js';
+export { checkMountPath, parseVolumeMount, parseVolumeSize, type VolumeMount } from '../runtime/volumes.js';
 export type { VolumeRow } from '../store/volumes.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import type { Store } from '../store/db.js';
@@ -28,18 +50,20 @@ export function checkVolumeName(name: string): void {
 export class VolumeService {
   constructor(private readonly store: Store) {}
 
-  create(name: string, opts: { projectId: string; description?: string }): VolumeRow {
+  /** A directory volume, or with `sizeBytes` (parseVolumeSize) an ext4 image of that size. */
+  create(name: string, opts: { projectId: string; description?: string; sizeBytes?: number }): VolumeRow {
     checkVolumeName(name);
     if (this.store.volumes.find(name)) throw new Conflict(`volume "${name}" already exists`);
     const id = randomUuid();
-    makeVolumeDir(id);
+    if (opts.sizeBytes !== undefined) makeVolumeImage(id, opts.sizeBytes);
+    else makeVolumeDir(id);
     try {
       return this.store.tx(() => {
         if (this.store.volumes.find(name)) throw new Conflict(`volume "${name}" already exists`);
         return this.store.volumes.insert({ id, name, projectId: opts.projectId, description: opts.description ?? '', createdAt: nowIso() });
       });
     } catch (err) {
-      removeVolumeDir(id);
+      removeVolume(id);
       throw err;
     }
   }
@@ -91,7 +115,7 @@ export class VolumeService {
       }
       this.store.volumes.remove(cur.id);
     });
-    removeVolumeDir(v.id);
+    removeVolume(v.id);
   }
 
   /** The volumes a create names, found and free (before its transaction). */
@@ -155,10 +179,49 @@ export class VolumeService {
     return this.store.volumes.get(v.id)!;
   }
 
-  /** `server remove volume`. */
-  detach(serverId: string, serverName: string, nameOrId: string): void {
+  /**
+   * `server add volume` on a running server (`init`: its pid 1): recorded as for a stopped
+   * one, then mounted into its mount namespace; a mount that fails takes the record back.
+   */
+  attachRunning(
+    serverId: string,
+    serverName: string,
+    nameOrId: string,
+    path: string,
+    readOnly: boolean,
+    init: { pid: number; start: number },
+    idmap: Idmap | undefined,
+  ): VolumeRow {
+    const v = this.attach(serverId, nameOrId, path, readOnly);
+    const to = { uid: idmap?.uidBase ?? 0, gid: idmap?.gidBase ?? 0 };
+    try {
+      mountVolumeLive(v.id, init, v.mountPath!, {
+        readOnly,
+        ...to,
+        shift: (dir) => {
+          if (v.uidBase === to.uid && v.gidBase === to.gid) return;
+          shiftTree(dir, { uid: v.uidBase, gid: v.gidBase }, to);
+          this.store.volumes.setOwner(v.id, to.uid, to.gid);
+        },
+      });
+    } catch (err) {
+      this.store.volumes.detach(v.id);
+      throw new Conflict(`cannot attach volume "${v.name}" to running server "${serverName}": ${(err as Error).message}`);
+    }
+    return this.store.volumes.get(v.id)!;
+  }
+
+  /** `server remove volume`; with `init` (a running server) unmounted inside it first. */
+  detach(serverId: string, serverName: string, nameOrId: string, init?: { pid: number; start: number }): void {
     const v = this.get(nameOrId);
     if (v.serverId !== serverId) throw new Conflict(`volume "${v.name}" is not attached to server "${serverName}"`);
+    if (init) {
+      try {
+        unmountVolumeLive(init, v.mountPath!);
+      } catch (err) {
+        throw new Conflict(`cannot detach volume "${v.name}" from running server "${serverName}": ${(err as Error).message}`);
+      }
+    }
     this.store.volumes.detach(v.id);
   }
 
@@ -177,17 +240,41 @@ export class VolumeService {
    */
   mountsFor(serverId: string, idmap: Idmap | undefined): { source: string; target: string; readOnly: boolean; isDir: boolean }[] {
     const to = { uid: idmap?.uidBase ?? 0, gid: idmap?.gidBase ?? 0 };
-    return this.ofServer(serverId).map((v) => {
-      if (v.uidBase !== to.uid || v.gidBase !== to.gid) {
-        shiftTree(volumeDir(v.id), { uid: v.uidBase, gid: v.gidBase }, to);
-        this.store.volumes.setOwner(v.id, to.uid, to.gid);
+    const rows = this.ofServer(serverId);
+    try {
+      return rows.map((v) => {
+        // a sized volume: its image loop-mounted on the host until unstage()
+        const source = volumeSize(v.id) === null ? volumeDir(v.id) : stageVolume(v.id);
+        if (v.uidBase !== to.uid || v.gidBase !== to.gid) {
+          shiftTree(source, { uid: v.uidBase, gid: v.gidBase }, to);
+          this.store.volumes.setOwner(v.id, to.uid, to.gid);
+        }
+        return { source, target: v.mountPath!, readOnly: v.readOnly, isDir: true };
+      });
+    } catch (err) {
+      this.unstage(serverId);
+      throw err;
+    }
+  }
+
+  /**
+   * After a start (it ran or failed): the host's mounts of the holder's sized volumes
+   * detached; a running server keeps its own. Never throws (a failure leaves a mount the
+   * next stage or delete of the volume detaches).
+   */
+  unstage(holderId: string): void {
+    for (const v of this.ofServer(holderId)) {
+      try {
+        unstageVolume(v.id);
+      } catch {
+        /* the next stageVolume() detaches it */
       }
-      return { source: volumeDir(v.id), target: v.mountPath!, readOnly: v.readOnly, isDir: true };
-    });
+    }
   }
 
   /** `volume show` / `volume list --long`. */
   view(v: VolumeRow): Record<string, unknown> {
+    const size = volumeSize(v.id);
     return {
       attachments: v.serverId
         ? [{ server_id: v.serverId, server: this.serverName(v), path: v.mountPath, read_only: v.readOnly, attached_at: v.attachedAt }]
@@ -195,10 +282,12 @@ export class VolumeService {
       created_at: v.createdAt,
       description: v.description,
       id: v.id,
+      kind: size === null ? 'directory' : 'ext4 image',
       name: v.name,
       owner: v.uidBase === 0 && v.gidBase === 0 ? 'host ids' : `ids from ${v.uidBase}:${v.gidBase}`,
-      path: volumeDir(v.id),
+      path: size === null ? volumeDir(v.id) : volumeImage(v.id),
       project_id: v.projectId,
+      size: size === null ? null : sizeText(size),
       status: this.statusOf(v),
     };
   }

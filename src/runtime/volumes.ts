@@ -7,10 +7,38 @@
  * volume where it cannot idmap the mount. Ids outside the old range stay as they are.
  * The shift runs only while no server has the volume mounted (at a start, one attachment
  * at a time), so nothing inside can swap a path under it; it never follows a symlink.
+ *
+ * A sized volume (`volume create --size`) is an ext4 image instead, `volumes/<id>.img`
+ * (sparse: its blocks are taken as they are written). At a start it is loop-mounted on
+ * `volumes/<id>.mnt` (util-linux's `mount -o loop` sets the loop device to clear itself
+ * when its filesystem is unmounted) and the server's bind mount is made from there; once
+ * the server runs that host mount is detached again, so the filesystem lives in the
+ * server's mount namespace alone: when the server's last process is gone, the kernel
+ * unmounts it and gives the loop device back, whatever way the server ended (stop, crash,
+ * kill, host reboot). Nothing is left for novabox to undo, except a `.mnt` mount of a
+ * start that was killed half-way, which the next mount of the volume (or its delete)
+ * detaches first.
  */
-import { chmodSync, lchownSync, lstatSync, mkdirSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  lchownSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statfsSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
-import { BadRequest } from '../errors.js';
+import { BadRequest, Conflict, type NovaboxError } from '../errors.js';
+import { type InitProcess, mountInto, unmountFrom } from '../sys/mountin.js';
 import { stateRoot } from '../util/paths.js';
 import { rmTree } from '../util/rmtree.js';
 
@@ -32,6 +60,181 @@ export function makeVolumeDir(id: string): string {
 
 export function removeVolumeDir(id: string): void {
   rmTree(volumeDir(id));
+}
+
+// ---- sized volumes: an ext4 image, loop-mounted while a server starts with it ----------
+
+export function volumeImage(id: string): string {
+  return join(volumesDir(), `${id}.img`);
+}
+
+/** Where a sized volume is mounted on the host while a server starts with it. */
+export function volumeStage(id: string): string {
+  return join(volumesDir(), `${id}.mnt`);
+}
+
+/** The image's size in bytes, or null for a directory volume. */
+export function volumeSize(id: string): number | null {
+  try {
+    return statSync(volumeImage(id)).size;
+  } catch {
+    return null;
+  }
+}
+
+export const MIN_VOLUME_BYTES = 16 * 1024 * 1024;
+const UNITS: Record<string, number> = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40, P: 2 ** 50 };
+
+/** `--size`: GiB as a bare number (openstack volume create --size), or with a unit: 512M, 1.5G, 2GiB, 1T. Pure. */
+export function parseVolumeSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(?:([KMGTP])(?:i?B)?|(B))?$/i.exec(text.trim());
+  if (!m)
+    throw new BadRequest(`invalid volume size ${JSON.stringify(text)}: expected a number of GiB or a size with a unit (512M, 2G, 1T)`);
+  const unit = m[3] ? 1 : m[2] ? UNITS[m[2].toUpperCase()]! : UNITS.G!;
+  const bytes = Math.floor(Number(m[1]) * unit);
+  if (bytes < MIN_VOLUME_BYTES) throw new BadRequest(`invalid volume size ${JSON.stringify(text)}: a sized volume is at least 16MiB`);
+  // ext4's limit with 4 KiB blocks and 64-bit block numbers is far above; 1 PiB is absurd here
+  if (bytes > 2 ** 50) throw new BadRequest(`invalid volume size ${JSON.stringify(text)}: at most 1PiB`);
+  return bytes - (bytes % 4096);
+}
+
+/** 1536 MiB -> "1.5GiB" (for messages). Pure. */
+export function sizeText(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1).replace(/\.0$/, '')}${units[i]}`;
+}
+
+/** Sized volumes need loop devices and mkfs.ext4: one sentence when the host lacks either. */
+function checkLoopSupport(): void {
+  if (!existsSync('/dev/loop-control')) {
+    throw new Conflict('sized volumes need loop devices, and this host has none (/dev/loop-control is missing: modprobe loop)');
+  }
+}
+
+function toolError(what: string, err: unknown): NovaboxError {
+  const e = err as { stderr?: Buffer | string; code?: string; message: string };
+  if (e.code === 'ENOENT')
+    return new Conflict(`${what}: ${what.startsWith('cannot make') ? 'mkfs.ext4' : 'mount'} is not installed (e2fsprogs, util-linux)`);
+  const text =
+    String(e.stderr ?? '')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .at(-1) ?? e.message;
+  return new Conflict(`${what}: ${text}`);
+}
+
+/**
+ * A new sparse image of `bytes` with an empty ext4 on it (root directory owned by host
+ * root, mode 0755, no reserved blocks). Refused when it is larger than the whole
+ * filesystem the state root is on.
+ */
+export function makeVolumeImage(id: string, bytes: number): string {
+  checkLoopSupport();
+  const fs = statfsSync(stateRoot());
+  const total = fs.blocks * fs.bsize;
+  if (bytes > total) {
+    throw new BadRequest(`a ${sizeText(bytes)} volume does not fit: the filesystem of ${stateRoot()} is ${sizeText(total)} in all`);
+  }
+  mkdirSync(volumesDir(), { recursive: true, mode: 0o700 });
+  const file = volumeImage(id);
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    ftruncateSync(fd, bytes);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    execFileSync('mkfs.ext4', ['-q', '-F', '-m', '0', '-E', 'root_owner=0:0,nodiscard', '-L', id.slice(0, 16), file], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+  } catch (err) {
+    rmSync(file, { force: true });
+    throw toolError(`cannot make the volume's filesystem`, err);
+  }
+  return file;
+}
+
+/** Is `dir` a mount point in this mount namespace? */
+export function isMountPoint(dir: string): boolean {
+  const want = dir.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    if (line.split(' ')[4] === want) return true;
+  }
+  return false;
+}
+
+/** Detach the host's mount of a sized volume (if any) and remove its mount point. Idempotent. */
+export function unstageVolume(id: string): void {
+  const dir = volumeStage(id);
+  if (!existsSync(dir)) return;
+  for (let i = 0; i < 8 && isMountPoint(dir); i++) {
+    try {
+      execFileSync('umount', ['-l', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      throw toolError(`cannot unmount ${dir}`, err);
+    }
+  }
+  rmdirSync(dir);
+}
+
+/** Loop-mount a sized volume's image on its stage (a stale mount of a killed start detached first); returns the stage. */
+export function stageVolume(id: string): string {
+  checkLoopSupport();
+  unstageVolume(id);
+  const dir = volumeStage(id);
+  mkdirSync(dir, { mode: 0o700 });
+  try {
+    execFileSync('mount', ['-t', 'ext4', '-o', 'loop,nodev', volumeImage(id), dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    rmdirSync(dir);
+    throw toolError(`cannot mount the volume's image ${volumeImage(id)}`, err);
+  }
+  return dir;
+}
+
+/**
+ * A volume attached to a running server (`server add volume` on an ACTIVE server): its
+ * directory, or its image loop-mounted on the stage, is cloned into the server's mount
+ * namespace at `target` (native-bindings/src/mountin.c), its files first shifted to the
+ * server's ids by the caller; the stage is detached again at once, as after a start.
+ */
+export function mountVolumeLive(
+  id: string,
+  init: InitProcess,
+  target: string,
+  opts: { readOnly: boolean; uid: number; gid: number; shift?: (dir: string) => void },
+): void {
+  const sized = volumeSize(id) !== null;
+  const source = sized ? stageVolume(id) : volumeDir(id);
+  try {
+    opts.shift?.(source);
+    mountInto(init, source, target, opts);
+  } finally {
+    if (sized) unstageVolume(id);
+  }
+}
+
+/** `server remove volume` on a running server: the mount at `target` inside it detached (nothing mounted there is no error). */
+export function unmountVolumeLive(init: InitProcess, target: string): void {
+  try {
+    unmountFrom(init, target);
+  } catch (err) {
+    if (!/Invalid argument/.test((err as Error).message)) throw err;
+  }
+}
+
+/** A volume's data, either kind, on the host (unstaged: its image file). */
+export function removeVolume(id: string): void {
+  unstageVolume(id);
+  rmSync(volumeImage(id), { force: true });
+  removeVolumeDir(id);
 }
 
 export interface IdBase {

@@ -14,19 +14,24 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { shiftTree } from '../../src/runtime/volumes.js';
 import { census, type Census } from '../helpers/census.js';
-import { runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const isRoot = process.getuid?.() === 0;
+/** sized volumes need loop devices and mkfs.ext4 (a guest kernel may have neither) */
+const canLoop =
+  existsSync('/dev/loop-control') && ['/usr/sbin/mkfs.ext4', '/sbin/mkfs.ext4', '/usr/bin/mkfs.ext4'].some((p) => existsSync(p));
 
 describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
   let root: string;
@@ -106,7 +111,7 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect((await volume('data')).owner).toBe('host ids');
   });
 
-  it('read-only is enforced; add and remove on a stopped server; refused while running', async () => {
+  it('read-only is enforced; add and remove on a running server (into its mount namespace) and a stopped one; refused while paused', async () => {
     await ok(['volume', 'create', 'ro']);
     const dir = (await volume('ro')).path;
     writeFileSync(join(dir, 'seed'), 'seed\n');
@@ -117,19 +122,43 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect(w.exitCode).not.toBe(0);
     expect(existsSync(join(dir, 'new'))).toBe(false);
 
-    const running = await nb(['server', 'remove', 'volume', 'r1', 'ro']);
-    expect(running.exitCode).toBe(4);
-    expect(running.stderr).toBe(
-      'novabox: cannot detach a volume from server "r1": it is ACTIVE (a volume is mounted when the server starts: stop it first ("novabox server stop r1"))\n',
+    // running: detached inside at once, then attached elsewhere (the directories made), writable
+    await ok(['server', 'remove', 'volume', 'r1', 'ro']);
+    expect((await inside('r1', 'grep -c " /ro " /proc/mounts; ls -A /ro | wc -l')).stdout).toBe('0\n0\n');
+    await ok(['server', 'add', 'volume', 'r1', 'ro', '--mount-path', '/rw/deep']);
+    const hot = await inside('r1', 'echo y > /rw/deep/new && ls /rw/deep && stat -c "%u" /rw /rw/deep/new');
+    expect(hot.stderr).toBe('');
+    expect(hot.stdout).toBe('new\nseed\n0\n0\n'); // the new directory is the server root's
+    expect(existsSync(join(dir, 'new'))).toBe(true);
+    const show = JSON.parse(await ok(['server', 'show', 'r1', '-f', 'json']));
+    expect(show.volumes_attached).toEqual([{ id: (await volume('ro')).id, name: 'ro', path: '/rw/deep', read_only: false }]);
+    // a path that cannot be a mount point: one sentence, nothing recorded
+    expect((await inside('r1', 'touch /afile')).exitCode).toBe(0);
+    await ok(['volume', 'create', 'other']);
+    const notDir = await nb(['server', 'add', 'volume', 'r1', 'other', '--mount-path', '/afile']);
+    expect(notDir.exitCode).toBe(4);
+    expect(notDir.stderr).toBe(
+      'novabox: cannot attach volume "other" to running server "r1": the mount path in the server: Not a directory\n',
     );
+    expect((await volume('other')).status).toBe('available');
+
+    // kept across a stop and start; stopped: detached and attached for the next start
+    await ok(['server', 'stop', 'r1']);
+    await ok(['server', 'start', 'r1']);
+    expect((await inside('r1', 'cat /rw/deep/new')).stdout).toBe('y\n');
     await ok(['server', 'stop', 'r1']);
     await ok(['server', 'remove', 'volume', 'r1', 'ro']);
-    await ok(['server', 'add', 'volume', 'r1', 'ro', '--mount-path', '/rw']);
+    await ok(['server', 'add', 'volume', 'r1', 'ro', '--mount-path', '/again', '--read-only']);
     await ok(['server', 'start', 'r1']);
-    // the old mount point stays, an empty directory of the server's own
-    expect((await inside('r1', 'echo y > /rw/new && ls /rw && ls -A /ro | wc -l')).stdout).toBe('new\nseed\n0\n');
-    const show = JSON.parse(await ok(['server', 'show', 'r1', '-f', 'json']));
-    expect(show.volumes_attached).toEqual([{ id: (await volume('ro')).id, name: 'ro', path: '/rw', read_only: false }]);
+    expect((await inside('r1', 'ls /again; ls -A /rw/deep | wc -l')).stdout).toBe('new\nseed\n0\n');
+
+    await ok(['server', 'pause', 'r1']);
+    const paused = await nb(['server', 'remove', 'volume', 'r1', 'ro']);
+    expect(paused.exitCode).toBe(4);
+    expect(paused.stderr).toBe(
+      'novabox: cannot detach a volume from server "r1": it is PAUSED (a volume is attached to a stopped or running server: wait for it, or unpause it)\n',
+    );
+    await ok(['server', 'unpause', 'r1']);
   });
 
   it('run -v NAME:/path: the container holds the volume while it runs, in its own range; a server holding it refuses the run', async () => {
@@ -192,6 +221,204 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect(badName.stderr).toMatch(/^novabox: invalid volume name "..\/x": /);
     expect(await ok(['server', 'list', '-f', 'value', '-c', 'Name'])).toBe(listBefore);
     expect(volumeDirs()).toHaveLength(1);
+  });
+
+  /** the loop devices backed by a file (losetup -j): none once no server runs with it */
+  const loops = (file: string) => execFileSync('losetup', ['-j', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  const loopsOfRoot = () =>
+    execFileSync('losetup', ['-l', '-n', '-O', 'BACK-FILE'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(root));
+  const mountedUnder = (dir: string) =>
+    readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .filter((l) => l.split(' ')[4]?.startsWith(dir));
+  const until = async (what: () => boolean, ms = 10_000) => {
+    const end = Date.now() + ms;
+    while (!what()) {
+      if (Date.now() > end) throw new Error('timed out');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  it.skipIf(!canLoop)(
+    'a sized volume: an ext4 image, full at its size, loop-mounted only while its server runs (stop, crash, run, delete)',
+    async () => {
+      const shown = JSON.parse(await ok(['volume', 'create', '--size', '32M', 'sized', '-f', 'json'])) as Record<string, string>;
+      expect(shown).toMatchObject({ kind: 'ext4 image', size: '32MiB', status: 'available' });
+      const img = shown.path;
+      expect(img).toBe(join(root, 'volumes', `${shown.id}.img`));
+      expect(statSync(img).size).toBe(32 << 20);
+      expect(statSync(img).blocks * 512).toBeLessThan(32 << 20); // sparse
+      expect(loops(img)).toEqual([]);
+      expect((await ok(['volume', 'list', '-f', 'value', '-c', 'Name', '-c', 'Size'])).trim()).toBe('sized 32MiB');
+
+      await create('z1', ['-v', 'sized:/data']);
+      const w = await inside(
+        'z1',
+        'df -k /data | tail -1; echo kept > /data/f; dd if=/dev/zero of=/data/big bs=1M count=64 2>&1 | grep -o "No space left on device"; rm /data/big; id -u; stat -c "%u" /data/f',
+      );
+      const total = Number(w.stdout.split('\n')[0]!.trim().split(/\s+/)[1]);
+      expect(total).toBeGreaterThan(20_000);
+      expect(total).toBeLessThanOrEqual(32 * 1024);
+      expect(w.stdout).toMatch(/No space left on device\n0\n0\n$/);
+      // one loop device, held by the server alone: nothing mounted on the host for it
+      expect(loops(img)).toHaveLength(1);
+      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+
+      await ok(['server', 'stop', 'z1']);
+      await until(() => loops(img).length === 0);
+      await ok(['server', 'start', 'z1']);
+      expect((await inside('z1', 'cat /data/f')).stdout).toBe('kept\n');
+      expect(loops(img)).toHaveLength(1);
+      // its command killed: the namespace goes, and the loop device with it
+      process.kill((JSON.parse(await ok(['server', 'show', 'z1', '-f', 'json'])) as { pid: number }).pid, 'SIGKILL');
+      await until(() => loops(img).length === 0);
+
+      // a start killed half-way left the image mounted on the host: the next start detaches it
+      const stage = join(root, 'volumes', `${shown.id}.mnt`);
+      mkdirSync(stage);
+      execFileSync('mount', ['-o', 'loop', img, stage]);
+      await ok(['server', 'start', 'z1']);
+      expect((await inside('z1', 'cat /data/f')).stdout).toBe('kept\n');
+      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+      expect(existsSync(stage)).toBe(false);
+      await ok(['server', 'delete', 'z1']);
+      await until(() => loops(img).length === 0);
+
+      // run -v: the same, for the container's life
+      const r = await nb(['run', '--rm', '--network', 'none', '-v', 'sized:/d', 'busybox', 'cat', '/d/f']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('kept\n');
+      await until(() => loops(img).length === 0);
+      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+
+      // a start that fails after the image was mounted (the mount point is a file): nothing left
+      const failed = await nb([
+        'server',
+        'create',
+        '--image',
+        'busybox',
+        '--flavor',
+        'c1.nano',
+        '--network',
+        'none',
+        '-v',
+        'sized:/etc/passwd',
+        'zf',
+      ]);
+      expect(failed.exitCode).toBe(1);
+      expect(failed.stderr).toMatch(/mkdir \/etc\/passwd: not a directory/);
+      await until(() => loops(img).length === 0);
+      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+      await ok(['server', 'delete', 'zf']);
+
+      // attached to a running server and detached again: the loop device lives in between only
+      await create('z2', []);
+      await ok(['server', 'add', 'volume', 'z2', 'sized', '--mount-path', '/hot', '--read-only']);
+      expect(loops(img)).toHaveLength(1);
+      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+      const ro = await inside('z2', 'cat /hot/f; touch /hot/x');
+      expect(ro.stdout).toBe('kept\n');
+      expect(ro.stderr).toMatch(/Read-only file system/);
+      await ok(['server', 'remove', 'volume', 'z2', 'sized']);
+      await until(() => loops(img).length === 0);
+      await ok(['server', 'delete', 'z2']);
+
+      await ok(['volume', 'delete', 'sized']);
+      expect(existsSync(img)).toBe(false);
+      expect(loopsOfRoot()).toEqual([]);
+    },
+    120_000,
+  );
+
+  it("Nova's block_device_mapping_v2 at POST /servers attaches a volume at device_name", async () => {
+    const vol = JSON.parse(await ok(['volume', 'create', 'apivol', '-f', 'json'])) as { id: string; path: string };
+    const imageId = (JSON.parse(await ok(['image', 'show', 'busybox', '-f', 'json'])) as { id: string }).id;
+    const srv = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', '--no-access-log'], {
+      env: cliEnv(root, { NOVABOX_ADMIN_PASSWORD: 'pw-bdm' }),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      let said = '';
+      srv.stdout?.on('data', (d) => (said += d));
+      for (let i = 0; i < 400 && !/listening on http:\/\/[\d.:]+/.test(said); i++) await new Promise((r) => setTimeout(r, 25));
+      const base = /listening on (http:\/\/[\d.:]+)/.exec(said)![1];
+      const auth = await fetch(`${base}/identity/v3/auth/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          auth: {
+            identity: { methods: ['password'], password: { user: { name: 'admin', domain: { name: 'Default' }, password: 'pw-bdm' } } },
+            scope: { project: { name: 'admin', domain: { id: 'default' } } },
+          },
+        }),
+      });
+      const headers = { 'x-auth-token': auth.headers.get('x-subject-token')!, 'content-type': 'application/json' };
+      const bdm = [{ source_type: 'volume', destination_type: 'volume', uuid: vol.id, device_name: '/srv/api', boot_index: -1 }];
+      const r = await fetch(`${base}/compute/v2.1/servers`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          server: { name: 'bdm1', imageRef: imageId, flavorRef: '1', networks: 'none', block_device_mapping_v2: bdm },
+        }),
+      });
+      expect(r.status).toBe(202);
+      const id = ((await r.json()) as { server: { id: string } }).server.id;
+      await until(
+        () =>
+          /ACTIVE|ERROR/.test(
+            execFileSync(process.execPath, [BIN, 'server', 'show', id, '-f', 'value', '-c', 'status'], {
+              env: cliEnv(root),
+              encoding: 'utf8',
+            }),
+          ),
+        30_000,
+      );
+      expect((await inside('bdm1', 'echo via-api > /srv/api/f && grep -c " /srv/api " /proc/mounts')).stdout).toBe('1\n');
+      expect(readFileSync(join(vol.path, 'f'), 'utf8')).toBe('via-api\n');
+      const att = await fetch(`${base}/compute/v2.1/servers/${id}/os-volume_attachments`, { headers });
+      expect(((await att.json()) as { volumeAttachments: unknown[] }).volumeAttachments).toEqual([
+        { id: vol.id, volumeId: vol.id, serverId: id, device: '/srv/api', tag: null, delete_on_termination: false },
+      ]);
+      // the same volume again: in use, Nova's 400, and no server made
+      const again = await fetch(`${base}/compute/v2.1/servers`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({
+          server: { name: 'bdm2', imageRef: imageId, flavorRef: '1', networks: 'none', block_device_mapping_v2: bdm },
+        }),
+      });
+      expect(again.status).toBe(400);
+      expect(((await again.json()) as { badRequest: { message: string } }).badRequest.message).toBe(
+        `Invalid volume: volume ${vol.id} status must be available, but it is in-use (server "bdm1")`,
+      );
+    } finally {
+      srv.kill('SIGTERM');
+      await new Promise((r) => srv.on('close', r));
+      rmSync(join(root, 'clouds.yaml'), { force: true });
+    }
+    expect(await ok(['server', 'list', '-f', 'value', '-c', 'Name'])).toBe('bdm1\n');
+    await ok(['server', 'delete', 'bdm1']);
+  }, 90_000);
+
+  it.skipIf(!canLoop)('sized volumes: bad sizes are one sentence and make nothing', async () => {
+    for (const [size, message] of [
+      ['0', 'invalid volume size "0": a sized volume is at least 16MiB'],
+      ['1M', 'invalid volume size "1M": a sized volume is at least 16MiB'],
+      ['ten', 'invalid volume size "ten": expected a number of GiB or a size with a unit (512M, 2G, 1T)'],
+      ['-5', 'invalid volume size "-5": expected a number of GiB or a size with a unit (512M, 2G, 1T)'],
+      ['2P', 'invalid volume size "2P": at most 1PiB'],
+    ]) {
+      const r = await nb(['volume', 'create', '--size', size, 'bad']);
+      expect(r.stderr).toBe(`novabox: ${message}\n`);
+      expect(r.exitCode).toBe(2);
+    }
+    const huge = await nb(['volume', 'create', '--size', '1000T', 'bad']);
+    expect(huge.stderr).toMatch(/^novabox: a 1000TiB volume does not fit: the filesystem of \/\S+ is [\d.]+[GT]iB in all\n$/);
+    expect(huge.exitCode).toBe(2);
+    expect((await ok(['volume', 'list', '-f', 'value'])).trim()).toBe('');
+    expect(volumeDirs()).toEqual([]);
   });
 });
 

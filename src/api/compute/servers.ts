@@ -1,6 +1,7 @@
 /** Nova servers: list, show, create (202, BUILD), update, delete, metadata, addresses, instance actions. */
 import type { FastifyInstance } from 'fastify';
 import { KeypairService } from '../../compute/keypairs.js';
+import { checkMountPath } from '../../compute/volumes.js';
 import { decodeUserData } from '../../compute/instance-data.js';
 import { BadRequest, NotFound } from '../../errors.js';
 import { trace } from '../../util/trace.js';
@@ -129,6 +130,12 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
       );
     }
     const group = schedulerGroup(req.body);
+    const volumes = bdmVolumes(b.block_device_mapping_v2, (id) => {
+      const v = compute.volumes.list().find((x) => x.id === id && (x.projectId === c.projectId || c.isAdmin));
+      return v && { status: compute.volumes.statusOf(v), holder: compute.volumes.holder(v) };
+    });
+    if (volumes.length && maxCount > 1)
+      throw new BadRequest('Block Device Mapping is Invalid: a volume can be attached to one server only, not with max_count > 1');
     trace('create request checked');
     const { servers, started } = await compute.createRecorded(
       {
@@ -144,6 +151,7 @@ export function registerServers(app: FastifyInstance, ctx: ComputeCtx): void {
         accessIpv6: v6,
         ...nets,
         group,
+        volumes,
       },
       c,
     );
@@ -285,14 +293,89 @@ function refuseUnhonoured(b: Json): void {
     throw new BadRequest(
       'Invalid input for field/attribute personality: novabox does not inject personality files; pass them in user_data',
     );
-  for (const k of ['block_device_mapping', 'block_device_mapping_v2']) {
-    const v = b[k];
-    if (v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0))
-      throw new BadRequest(`Invalid input for field/attribute ${k}: novabox servers have no block devices (boot from an image)`);
-  }
+  const v1 = b.block_device_mapping;
+  if (v1 !== undefined && v1 !== null && !(Array.isArray(v1) && v1.length === 0))
+    throw new BadRequest(
+      'Invalid input for field/attribute block_device_mapping: novabox servers have no block devices (boot from an image; attach volumes with block_device_mapping_v2)',
+    );
   const dc = b['OS-DCF:diskConfig'];
   if (dc !== undefined && dc !== 'MANUAL' && dc !== 'AUTO')
     throw new BadRequest(`Invalid input for field/attribute OS-DCF:diskConfig. Value: ${quote(dc)}. It is not one of 'AUTO', 'MANUAL'`);
+}
+
+const BDM_KEYS = [
+  'source_type',
+  'destination_type',
+  'uuid',
+  'device_name',
+  'boot_index',
+  'delete_on_termination',
+  'tag',
+  'device_type',
+  'disk_bus',
+  'guest_format',
+  'volume_size',
+  'volume_type',
+  'no_device',
+];
+
+/**
+ * Nova's `block_device_mapping_v2` at create, where it fits novabox's volumes: entries
+ * with `source_type` and `destination_type` "volume" name a volume (`uuid`) to attach, at
+ * `device_name`, which is the path inside the server (as os-volume_attachments' `device`:
+ * a volume is a filesystem mounted in the server, not a block device). Anything else (a
+ * boot volume, an image, snapshot or blank source, a local disk, delete_on_termination)
+ * is Nova's 400 with the reason. Returns `uuid:/path` for the create's volumes.
+ */
+export function bdmVolumes(v: unknown, volume: (id: string) => { status: string; holder: string } | undefined): string[] {
+  if (v === undefined || v === null) return [];
+  const field = 'Invalid input for field/attribute block_device_mapping_v2';
+  if (!Array.isArray(v)) throw new BadRequest(`${field}: expected a list`);
+  const out: string[] = [];
+  for (const e of v) {
+    if (!isObject(e)) throw new BadRequest(`${field}: each entry must be an object`);
+    for (const k of Object.keys(e)) {
+      if (!BDM_KEYS.includes(k)) throw new BadRequest(`${field}: Additional properties are not allowed ('${k}' was unexpected)`);
+    }
+    const src = e.source_type ?? null;
+    const dst = e.destination_type ?? (src === 'volume' ? 'volume' : null);
+    if (src !== 'volume' || dst !== 'volume') {
+      throw new BadRequest(
+        `Block Device Mapping is Invalid: source_type ${quote(src)} with destination_type ${quote(dst)} is not supported: novabox servers boot from imageRef and attach existing volumes only (source_type and destination_type "volume")`,
+      );
+    }
+    const boot = e.boot_index;
+    if (boot !== undefined && boot !== null && boot !== 'none' && !(Number(boot) < 0)) {
+      throw new BadRequest(
+        `Block Device Mapping is Invalid: a volume cannot be the boot device (boot_index ${quote(boot)}): novabox servers boot from imageRef; give boot_index -1 or none`,
+      );
+    }
+    if (e.delete_on_termination === true || e.delete_on_termination === 'true' || e.delete_on_termination === 'True') {
+      throw new BadRequest(
+        'Block Device Mapping is Invalid: delete_on_termination true is not supported: a novabox volume outlives its server (delete it on its own)',
+      );
+    }
+    if (e.no_device) throw new BadRequest('Block Device Mapping is Invalid: no_device is not supported');
+    if (typeof e.uuid !== 'string' || !isUuid(e.uuid))
+      throw new BadRequest(`Invalid input for field/attribute uuid. Value: ${JSON.stringify(e.uuid ?? null)}. It is not a 'uuid'`);
+    const path = e.device_name;
+    if (typeof path !== 'string' || !path.startsWith('/') || path === '/dev' || path.startsWith('/dev/')) {
+      throw new BadRequest(
+        `Block Device Mapping is Invalid: device_name ${quote(path ?? null)} must be the absolute path the volume is mounted at inside the server (e.g. /srv/data), not a device: novabox volumes are filesystems`,
+      );
+    }
+    try {
+      checkMountPath(path, `device_name ${quote(path)}`);
+    } catch (err) {
+      throw new BadRequest(`Block Device Mapping is Invalid: ${(err as Error).message}`);
+    }
+    const found = volume(e.uuid);
+    if (!found) throw new BadRequest(`Block Device Mapping is Invalid: failed to get volume ${e.uuid}.`);
+    if (found.status !== 'available')
+      throw new BadRequest(`Invalid volume: volume ${e.uuid} status must be available, but it is ${found.status} (${found.holder})`);
+    out.push(`${e.uuid}:${path}`);
+  }
+  return out;
 }
 
 function schedulerGroup(body: unknown): string | undefined {

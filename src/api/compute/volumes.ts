@@ -1,8 +1,9 @@
 /**
  * Nova's os-volume_attachments over novabox's named volumes (compute/volumes.ts): list,
- * show, attach and detach. A volume is a directory, not a block device: `device` is the
- * path it is mounted at inside the server (required to attach), and attaching or
- * detaching takes a SHUTOFF server, as `server add volume` does (409 otherwise).
+ * show, attach and detach. A volume is a filesystem (a directory or an ext4 image), not
+ * a block device: `device` is the path it is mounted at inside the server (required to
+ * attach). Attaching or detaching takes a SHUTOFF server or an ACTIVE one (mounted into or
+ * unmounted from its namespace at once), as `server add volume` does (409 otherwise).
  */
 import type { FastifyInstance } from 'fastify';
 import { NotFound } from '../../errors.js';

@@ -73,6 +73,8 @@ export interface CgroupHandle {
    */
   reclaim?(): ReclaimResult;
   stats(): CgroupStats;
+  /** stats().cpuUsageUs alone: one file read (the first of `server stats`' two samples) */
+  cpuUsageUs(): number;
   /** pids currently in the cgroup (all hierarchies, deduplicated) */
   pids(): number[];
   killAll(signal?: NodeJS.Signals | number): void;

@@ -203,6 +203,12 @@ export class CgroupV1 implements CgroupHandle {
     writeCgroupFile(join(this.dirOf('freezer'), 'freezer.state'), 'THAWED');
   }
 
+  cpuUsageUs(): number {
+    if (!this.used.cpuacct) return 0;
+    const usageNs = readCgroupFile(join(this.dirOf('cpuacct'), 'cpuacct.usage'));
+    return usageNs ? Number(BigInt(usageNs.trim()) / 1000n) : 0;
+  }
+
   stats(): CgroupStats {
     const read = (controller: string, file: string) =>
       this.used[controller] ? readCgroupFile(join(this.dirOf(controller), file)) : undefined;

@@ -145,6 +145,10 @@ class CgroupV2 implements CgroupHandle {
     };
   }
 
+  cpuUsageUs(): number {
+    return readKeyed(readCgroupFile(join(this.dir, 'cpu.stat')), 'usage_usec') ?? 0;
+  }
+
   pids(): number[] {
     return readPids(this.dir);
   }

@@ -58,9 +58,15 @@ export function etcPaths(dir: string): EtcFiles {
 export function writeEtcFiles(dir: string, hostname: string, address: string, owner?: { uid: number; gid: number }): EtcFiles {
   const files = etcPaths(dir);
   mkdirSync(join(dir, 'etc'), { recursive: true, mode: 0o755 });
-  writeFileAtomic(files.hosts, hostsText(hostname, address), 0o644, false);
-  writeFileAtomic(files.hostname, hostname + '\n', 0o644, false);
-  writeFileAtomic(files.resolv, serverResolvText(), 0o644, false);
+  // At a restart they are as a rule what the last start wrote: left alone then. Renaming
+  // over an existing file makes ext4 (auto_da_alloc) write the new one out first, ~1 ms
+  // each: a third of the boot unit's time for 100 servers.
+  const put = (path: string, text: string) => {
+    if (readOr(path) !== text) writeFileAtomic(path, text, 0o644, false);
+  };
+  put(files.hosts, hostsText(hostname, address));
+  put(files.hostname, hostname + '\n');
+  put(files.resolv, serverResolvText());
   if (owner) for (const f of [files.hosts, files.hostname, files.resolv]) chownSync(f, owner.uid, owner.gid);
   return files;
 }

@@ -574,7 +574,7 @@ describe('Nova 2.1 (in process)', () => {
       'POST',
       '/compute/v2.1/servers',
       `{"server": {"name": "a", "imageRef": "${IMG}", "flavorRef": "1", "block_device_mapping_v2": [{"boot_index": 0}]}}`,
-      /block devices/,
+      /source_type null with destination_type null is not supported/,
     ],
     [
       'POST',

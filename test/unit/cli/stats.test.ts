@@ -1,3 +1,4 @@
+import { parseNetDev } from '../../../src/runtime/network/counters.js';
 import { describe, expect, it } from 'vitest';
 import { humanBytes, statsRow } from '../../../src/cli/commands/server/stats.js';
 import { toServerStats, type StatsSample } from '../../../src/compute/stats.js';
@@ -18,7 +19,7 @@ describe('toServerStats', () => {
   it('CPU % is CPU time over wall time between the samples; memory % of the limit', () => {
     const s = toServerStats(
       { id: 'i', name: 'n' },
-      { atUs: 1_000_000, cg: cg(0), net: { rxBytes: 1, txBytes: 2 } },
+      { atUs: 1_000_000, cg: { cpuUsageUs: 0 } }, // the first sample: CPU time alone
       { atUs: 1_100_000, cg: cg(150_000), net: { rxBytes: 5, txBytes: 7 } },
     );
     expect(s).toEqual({
@@ -57,8 +58,24 @@ describe('stats output', () => {
     [null, '--'],
   ])('humanBytes(%j) = %j', (n, s) => expect(humanBytes(n)).toBe(s));
   it('a table row has units, other formats raw numbers', () => {
-    const s = toServerStats({ id: 'i', name: 'n' }, { atUs: 0, cg: cg(0), net: null }, { atUs: 100, cg: cg(50), net: null });
+    const s = toServerStats({ id: 'i', name: 'n' }, { atUs: 0, cg: { cpuUsageUs: 0 } }, { atUs: 100, cg: cg(50), net: null });
     expect(statsRow(s, true)).toMatchObject({ 'CPU %': '50.00%', 'Mem Usage': '50.0MiB', 'Net RX': '--', 'Mem %': '25.00%' });
     expect(statsRow(s, false)).toMatchObject({ 'CPU %': 50, 'Mem Usage': 50 << 20, 'Net RX': null, 'Mem %': 25 });
+  });
+});
+
+describe('parseNetDev', () => {
+  it("reads /proc/net/dev's counters as the server at the other end sees them (rx and tx swapped)", () => {
+    const text = [
+      'Inter-|   Receive                                                |  Transmit',
+      ' face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed',
+      '    lo:  123456     100    0    0    0     0          0         0   123456     100    0    0    0     0       0          0',
+      'nbv0a1b2c3d4e5: 1500 10 0 0 0 0 0 0 98765 20 0 0 0 0 0 0',
+      '',
+    ].join('\n');
+    const m = parseNetDev(text);
+    expect(m.get('nbv0a1b2c3d4e5')).toEqual({ rxBytes: 98765, txBytes: 1500 });
+    expect(m.get('lo')).toEqual({ rxBytes: 123456, txBytes: 123456 });
+    expect(m.size).toBe(2);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkMountPath, checkVolumeName, parseVolumeMount } from '../../../src/compute/volumes.js';
-import { shiftId } from '../../../src/runtime/volumes.js';
+import { parseVolumeSize, shiftId, sizeText } from '../../../src/runtime/volumes.js';
 
 describe('parseVolumeMount', () => {
   it.each([
@@ -51,5 +51,31 @@ describe('shiftId', () => {
     [301000, 300000, 0, 1000],
   ])('%i from %i to %i: %i', (id, from, to, want) => {
     expect(shiftId(id, from, to, 65536)).toBe(want);
+  });
+});
+
+describe('parseVolumeSize / sizeText', () => {
+  it.each([
+    ['10', 10 * 2 ** 30],
+    ['1.5', 1.5 * 2 ** 30],
+    ['512M', 512 * 2 ** 20],
+    ['512MiB', 512 * 2 ** 20],
+    ['2gb', 2 * 2 ** 30],
+    ['1T', 2 ** 40],
+    ['16M', 16 * 2 ** 20],
+    ['20000000B', 20_000_000 - (20_000_000 % 4096)],
+  ])('%j is %d bytes (a multiple of 4 KiB)', (text, bytes) => expect(parseVolumeSize(text)).toBe(bytes));
+  it.each([
+    ['0', 'a sized volume is at least 16MiB'],
+    ['15M', 'a sized volume is at least 16MiB'],
+    ['2P', 'at most 1PiB'],
+    ['', 'expected a number of GiB or a size with a unit (512M, 2G, 1T)'],
+    ['1X', 'expected a number of GiB or a size with a unit (512M, 2G, 1T)'],
+    ['-1', 'expected a number of GiB or a size with a unit (512M, 2G, 1T)'],
+  ])('%j is refused: %s', (text, why) =>
+    expect(() => parseVolumeSize(text)).toThrow(`invalid volume size ${JSON.stringify(text)}: ${why}`),
+  );
+  it('sizeText', () => {
+    expect([sizeText(32 << 20), sizeText(1.5 * 2 ** 30), sizeText(512), sizeText(2 ** 40)]).toEqual(['32MiB', '1.5GiB', '512B', '1TiB']);
   });
 });

@@ -7,7 +7,9 @@ export function registerVolume(server: Command, ctx: CliContext): void {
     .command('add')
     .description('attach things to a server')
     .command('volume')
-    .description('attach a named volume to a stopped server: mounted at --mount-path from its next start on')
+    .description(
+      'attach a named volume to a server at --mount-path: a running one at once (into its mount namespace), a stopped one from its next start on',
+    )
     .argument('<server>', 'name or id')
     .argument('<volume>', 'volume name or id (novabox volume list)')
     .requiredOption('--mount-path <path>', 'absolute path inside the server')
@@ -21,7 +23,7 @@ export function registerVolume(server: Command, ctx: CliContext): void {
     .command('remove')
     .description('detach things from a server')
     .command('volume')
-    .description('detach a named volume from a stopped server (the volume and its data stay)')
+    .description('detach a named volume from a stopped or running server (unmounted inside at once; the volume and its data stay)')
     .argument('<server>', 'name or id')
     .argument('<volume>', 'volume name or id')
     .option('--override-lock', 'act on a locked server anyway (as an admin may through the API)')
