@@ -402,6 +402,29 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     await ok(['server', 'delete', 'bdm1']);
   }, 90_000);
 
+  it.skipIf(!canLoop)(
+    'a server with a sized volume is refused by export and migrate in one sentence, nothing claimed or written',
+    async () => {
+      await ok(['volume', 'create', '--size', '16M', 'img1']);
+      await create('sz1', ['--volume', 'img1:/data']);
+      const sentence = (verb: string) =>
+        `novabox: server "sz1" has the sized volume "img1" (an ext4 image) attached, and a server stream carries only directory volumes: it cannot be ${verb}; detach it first ("novabox server remove volume sz1 img1")\n`;
+      const mig = await nb(['server', 'migrate', 'sz1', '--to', 'exec:false']);
+      expect(mig.stderr).toBe(sentence('migrated'));
+      expect(mig.exitCode).toBe(4);
+      await ok(['server', 'stop', 'sz1']);
+      const out = join(root, 'sz1.stream');
+      const exp = await nb(['server', 'export', 'sz1', '--file', out]);
+      expect(exp.stderr).toBe(sentence('exported'));
+      expect(exp.exitCode).toBe(4);
+      expect(existsSync(out)).toBe(false);
+      const shown = JSON.parse(await ok(['server', 'show', 'sz1', '-f', 'json']));
+      expect(shown).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:task_state': null });
+      await ok(['server', 'delete', 'sz1']);
+    },
+    90_000,
+  );
+
   it.skipIf(!canLoop)('sized volumes: bad sizes are one sentence and make nothing', async () => {
     for (const [size, message] of [
       ['0', 'invalid volume size "0": a sized volume is at least 16MiB'],

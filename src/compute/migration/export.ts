@@ -15,7 +15,7 @@ import { POWER_STATE } from '../../model/states.js';
 import type { Flavor, Server } from '../../model/records.js';
 import { selfStart } from '../../runtime/proc.js';
 import { serverDirs } from '../../runtime/server.js';
-import { volumeDir } from '../../runtime/volumes.js';
+import { volumeDir, volumeSize } from '../../runtime/volumes.js';
 import type { PortMapping } from '../../runtime/network/ports.js';
 import { Staging, blobPath, packLayer } from '../../images/layers.js';
 import type { ImageCaller, ImageService } from '../../images/service.js';
@@ -161,6 +161,7 @@ export function claimForExport(compute: ComputeService, ref: string, caller: Cal
   if (s.ephemeral) {
     throw new Conflict(`server "${s.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be exported`);
   }
+  refuseSizedVolumes(compute, s, 'exported');
   const from = running ? 'active' : 'stopped';
   if (s.vmState !== from || s.taskState !== null) {
     throw new Conflict(
@@ -173,6 +174,20 @@ export function claimForExport(compute: ComputeService, ref: string, caller: Cal
     action,
     to: { taskState: 'migrating', taskOwnerPid: process.pid, taskOwnerStart: selfStart() },
   });
+}
+
+/**
+ * The stream carries directory volumes only: a sized volume (an ext4 image) is refused up
+ * front, before anything is claimed or sent, naming the volume and what to do.
+ */
+export function refuseSizedVolumes(compute: ComputeService, s: Server, verb: 'exported' | 'migrated'): void {
+  for (const v of compute.volumes.ofServer(s.id)) {
+    if (volumeSize(v.id) !== null) {
+      throw new Conflict(
+        `server "${s.name}" has the sized volume "${v.name}" (an ext4 image) attached, and a server stream carries only directory volumes: it cannot be ${verb}; detach it first ("novabox server remove volume ${s.name} ${v.name}")`,
+      );
+    }
+  }
 }
 
 export function releaseClaim(compute: ComputeService, id: string): void {

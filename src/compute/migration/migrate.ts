@@ -17,7 +17,16 @@ import { BadRequest, Conflict, NovaboxError } from '../../errors.js';
 import type { Server } from '../../model/records.js';
 import type { ImageCaller, ImageService } from '../../images/service.js';
 import type { Caller, ComputeService } from '../servers.js';
-import { FrameWriter, claimForExport, layerIds, prepareExport, releaseClaim, sendParts, type ExportParts } from './export.js';
+import {
+  FrameWriter,
+  claimForExport,
+  layerIds,
+  prepareExport,
+  refuseSizedVolumes,
+  releaseClaim,
+  sendParts,
+  type ExportParts,
+} from './export.js';
 import { ByteReader, type Meta, readFrame } from './stream.js';
 import { type Entry, listTree, packDelta, treeDelta } from './precopy.js';
 import { createHash } from 'node:crypto';
@@ -141,6 +150,7 @@ export async function migrateServer(
   if (first.ephemeral) {
     throw new Conflict(`server "${first.name}" is ephemeral: its writable layer lives on a tmpfs inside the server and cannot be migrated`);
   }
+  refuseSizedVolumes(compute, first, 'migrated');
   const wasActive = first.vmState === 'active';
   const action = store.actions.start(first.id, 'migrate', {
     requestId: caller.requestId,
