@@ -1,12 +1,22 @@
 /** Isolated id ranges for user namespaces: planned in subid.ts, leased in leases.ts. */
-import { existsSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { paths } from '../../util/paths.js';
 import { loadSubids } from './files.js';
-import { gcLeases, takeLease, takerAlive, type IdmapLease, type LeaseOwnerKind } from './leases.js';
+import { gcLeases, ownedBy, takeLease, takerAlive, type IdmapLease, type LeaseOwnerKind } from './leases.js';
 
 export { formatIdmap, parseUserns, RANGE_SIZE, USERNS_MODES, type UsernsMode } from './subid.js';
 export { usernsMode, readUsernsDefault } from './config.js';
-export { leaseDir, leaseOf, listLeases, releaseLease, releaseOwner, takerAlive, type IdmapLease } from './leases.js';
+export {
+  leaseCreatedMs,
+  leaseDir,
+  leaseOf,
+  listLeases,
+  ownedBy,
+  releaseLease,
+  releaseOwner,
+  takerAlive,
+  type IdmapLease,
+} from './leases.js';
 
 /** A lease for a new owner, root's /etc/subuid and /etc/subgid entry added on first use. */
 export function allocateIdmap(kind: LeaseOwnerKind, ownerId: string, notice: (line: string) => void, seen?: IdmapLease[]): IdmapLease {
@@ -20,5 +30,16 @@ export function allocateIdmap(kind: LeaseOwnerKind, ownerId: string, notice: (li
  * ids of that range.
  */
 export function gcContainerLeases(seen?: IdmapLease[]): IdmapLease[] {
-  return gcLeases(['container'], (l) => !takerAlive(l) && !existsSync(paths.container(l.ownerId)), undefined, seen);
+  // a lease names its container by a prefix of its id: the directory is looked for among
+  // all (read once, for the first lease whose taker is dead)
+  let ids: string[] | undefined;
+  const containerExists = (l: IdmapLease): boolean => {
+    try {
+      ids ??= readdirSync(paths.containers());
+    } catch {
+      ids = [];
+    }
+    return ids.some((id) => ownedBy(l, id));
+  };
+  return gcLeases(['container'], (l) => !takerAlive(l) && !containerExists(l), undefined, seen);
 }
