@@ -2,7 +2,9 @@
 import { readdirSync } from 'node:fs';
 import { paths } from '../../util/paths.js';
 import { loadSubids } from './files.js';
-import { gcLeases, ownedBy, takeLease, takerAlive, type IdmapLease, type LeaseOwnerKind } from './leases.js';
+import { idmapTake } from '../../sys/native.js';
+import { subidPaths } from './subid.js';
+import { gcLeases, leaseDir, leaseFromNative, ownedBy, takeLease, takerAlive, type IdmapLease, type LeaseOwnerKind } from './leases.js';
 
 export { formatIdmap, parseUserns, RANGE_SIZE, USERNS_MODES, type UsernsMode } from './subid.js';
 export { usernsMode, readUsernsDefault } from './config.js';
@@ -18,8 +20,24 @@ export {
   type IdmapLease,
 } from './leases.js';
 
-/** A lease for a new owner, root's /etc/subuid and /etc/subgid entry added on first use. */
-export function allocateIdmap(kind: LeaseOwnerKind, ownerId: string, notice: (line: string) => void, seen?: IdmapLease[]): IdmapLease {
+/**
+ * A lease for a new owner, root's /etc/subuid and /etc/subgid entry added on first use.
+ * `fast`: try the C taker first (native-bindings/src/idmap.c: `run`'s start path, where
+ * this in JavaScript cost ~1 ms of cold code); whatever it leaves to us (first use, bad
+ * input, none free) takeLease decides, with its sentences.
+ */
+export function allocateIdmap(
+  kind: LeaseOwnerKind,
+  ownerId: string,
+  notice: (line: string) => void,
+  seen?: IdmapLease[],
+  fast = false,
+): IdmapLease {
+  if (fast && !ownerId.includes(' ')) {
+    const p = subidPaths();
+    const text = idmapTake(leaseDir(), [p.subuid, p.subgid, p.passwd, p.group], `${kind === 'server' ? 's' : 'c'}${ownerId}`);
+    if (text !== undefined) return leaseFromNative(kind, ownerId, text, seen);
+  }
   return takeLease(kind, ownerId, loadSubids(notice), undefined, seen);
 }
 

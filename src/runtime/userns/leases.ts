@@ -37,7 +37,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { stateRoot } from '../../util/paths.js';
-import { bootId, isSameProcess, selfStart } from '../proc.js';
+import { bootId, isSameProcess, knowSelf, selfStart } from '../proc.js';
 import type { Idmap } from '../plan/spec.js';
 import { freeSlots, RANGE_SIZE, type SubidState } from './subid.js';
 
@@ -201,6 +201,35 @@ export function takeLease(kind: LeaseOwnerKind, ownerId: string, subid: SubidSta
   }
 }
 
+/**
+ * The lease a C taker made (native-bindings/src/idmap.c, the rules of takeLease): its
+ * line "slot uidBase gidBase start bootid nonce", then "slot target" per link it read.
+ * `seen` gets those links' leases, as takeLease's listing would give them.
+ */
+export function leaseFromNative(kind: LeaseOwnerKind, ownerId: string, text: string, seen?: IdmapLease[]): IdmapLease {
+  const lines = text.split('\n');
+  const [slot, uidBase, gidBase, start, boot, nonce] = lines[0]!.split(' ');
+  knowSelf(Number(start), boot!);
+  if (seen) {
+    seen.length = 0;
+    for (let i = 1; i < lines.length; i++) {
+      const sp = lines[i]!.indexOf(' ');
+      const l = sp > 0 ? decodeLease(Number(lines[i]!.slice(0, sp)), lines[i]!.slice(sp + 1)) : undefined;
+      if (l) seen.push(l);
+    }
+  }
+  return {
+    slot: Number(slot),
+    kind,
+    owner: ownerId.slice(0, OWNER_CHARS),
+    idmap: { uidBase: Number(uidBase), gidBase: Number(gidBase), size: RANGE_SIZE },
+    pid: process.pid,
+    pidStart: Number(start),
+    boot: boot!.slice(0, BOOT_CHARS),
+    nonce: nonce!,
+  };
+}
+
 /** symlink(2) the lease; false when the slot is taken. The directory is made on the first lease of a state root. */
 function link(target: string, dir: string, slot: number): boolean {
   for (let first = true; ; first = false) {
@@ -227,9 +256,16 @@ export function releaseLease(l: IdmapLease, dir = leaseDir()): boolean {
   // a dead taker's), so the readlink and the unlink need no marker: two syscalls on every
   // `run --rm` exit. (A server's may be freed by another's gc once a minute old.)
   if (l.kind === 'container' && l.pid === process.pid && l.pidStart === selfStart()) {
-    const cur = readLease(dir, l.slot);
-    if (!cur || cur.nonce !== l.nonce) return false;
-    unlinkSync(join(dir, String(l.slot)));
+    const path = join(dir, String(l.slot));
+    let cur: string;
+    try {
+      cur = readlinkSync(path);
+    } catch {
+      return false;
+    }
+    // the nonce ends the link in both formats: no decoding on the exit path
+    if (!cur.endsWith(` ${l.nonce}`)) return false;
+    unlinkSync(path);
     return true;
   }
   const marker = join(dir, `.rm-${l.slot}-${l.nonce}`);
