@@ -54,7 +54,8 @@ export function gcContainerLeases(seen?: IdmapLease[]): IdmapLease[] {
   const containerExists = (l: IdmapLease): boolean => {
     try {
       ids ??= readdirSync(paths.containers());
-    } catch {
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return true; // unsure: the lease stays
       ids = [];
     }
     return ids.some((id) => ownedBy(l, id));
