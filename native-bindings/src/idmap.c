@@ -65,7 +65,8 @@ static char *read_text(const char *path)
 	while (buf && (r = read(fd, buf + n, (size_t)st.st_size + 1 - n)) > 0)
 		n += (size_t)r;
 	close(fd);
-	if (!buf || r < 0 || n > (size_t)st.st_size) {
+	/* a NUL inside: JavaScript reads past it, C strings would not */
+	if (!buf || r < 0 || n > (size_t)st.st_size || memchr(buf, '\0', n)) {
 		free(buf);
 		return NULL;
 	}

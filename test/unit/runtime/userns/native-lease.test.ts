@@ -116,6 +116,7 @@ describe.skipIf(!built)('C id range lease (novabox.node idmapTake; skipped: not 
       ['root:1000000:65536\n', 'root:1000000:65536\n', { '007': 'cx 1 = 1 1 ab n' }], // a slot name JavaScript reads as 7
       ['root:1000000:65536\n', 'root:1000000:65536\n', { '1': 'nbidmap1 server a 1e3 2 3 4 5 boot 6 n' }], // Number('1e3')
       ['root\u00a0:1000000:65536\n', 'root:1000000:65536\n'], // a space only JavaScript's trim() knows
+      ['root:1000000:65536\n\0root:2000000:65536\n', 'root:1000000:131072\n'], // a NUL: C strings would stop there
     ];
     for (const [subuid, subgid, links] of cases) {
       const [c] = setup(subuid, subgid, links);
