@@ -64,4 +64,14 @@ int nb_seccomp_program(struct sock_filter *out, size_t max, int system);
 #define NB_OPFAIL_GATE (-3) /* NB_PLAN_DETACH: the init's ops are done, it waits for 'G' */
 #define NB_OPFAIL_PLAN (-2) /* the init's "failed op" when the late ops plan is refused */
 
+/*
+ * An id range lease, taken the way src/runtime/userns/leases.ts takes one (idmap.c): in
+ * `dir`, from files {subuid, subgid, passwd, group}, for kind 'c' or 's' and the owner's
+ * id (its first 16 characters are kept). The length of what was written to out
+ * ("slot uidBase gidBase start bootid nonce\n", then "slot target\n" per link read), or
+ * NB_IDMAP_ASK_JS: nothing made, the JavaScript decides (first use, bad input, none free).
+ */
+#define NB_IDMAP_ASK_JS 0
+int nb_idmap_take(const char *dir, const char *const files[4], char kind, const char *owner, char *out, size_t out_len);
+
 #endif

@@ -8,6 +8,7 @@
 import {
   allocateIdmap,
   gcContainerLeases,
+  leaseCreatedMs,
   leaseDir,
   listLeases,
   releaseLease,
@@ -91,11 +92,12 @@ export class IdmapService {
       }
     });
     const recorded = new Set(this.store.idmaps.list().map((r) => r.nonce));
-    for (const l of listLeases(leaseDir()).leases) {
+    const dir = leaseDir();
+    for (const l of listLeases(dir).leases) {
       if (l.kind !== 'server' || recorded.has(l.nonce)) continue;
-      if (takerAlive(l) && Date.now() - l.createdMs < UNRECORDED_GRACE_MS) continue;
+      if (takerAlive(l) && Date.now() - leaseCreatedMs(l, dir) < UNRECORDED_GRACE_MS) continue;
       // judged again in a transaction: a record committed since the list is seen, one being written waits
-      const done = this.store.tx(() => this.store.idmaps.ofOwner(l.ownerId)?.nonce !== l.nonce && releaseLease(l));
+      const done = this.store.tx(() => !this.store.idmaps.ofNonce(l.nonce) && releaseLease(l, dir));
       if (done) freed.push(l);
     }
     freed.push(...gcContainerLeases());

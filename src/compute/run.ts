@@ -107,7 +107,7 @@ export async function runCommand(o: RunOptions, ctx: RunIo): Promise<number> {
   // unless the container is kept (no --rm: its writable layer holds ids of the range).
   const id = newId();
   const seen: IdmapLease[] = []; // what the lease read, for the gc meanwhile
-  const lease = userns === 'auto' && !o.dryRun ? allocateIdmap('container', id, (line) => ctx.stderr(`${line}\n`), seen) : undefined;
+  const lease = userns === 'auto' && !o.dryRun ? allocateIdmap('container', id, (line) => ctx.stderr(`${line}\n`), seen, true) : undefined;
   if (lease) trace('id range leased');
   testPause('idmap-leased'); // its lease taken, nothing else of the container made yet
   try {

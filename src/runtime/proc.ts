@@ -87,6 +87,12 @@ export function selfStart(): number {
   return selfStartTime;
 }
 
+/** What another reader of /proc found (the C lease, native-bindings/src/idmap.c): no second read. */
+export function knowSelf(start: number, boot: string): void {
+  selfStartTime ??= start;
+  cachedBootId ??= boot;
+}
+
 let cachedBootId: string | undefined;
 export function bootId(): string {
   cachedBootId ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();

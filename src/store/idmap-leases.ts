@@ -44,6 +44,11 @@ export class IdmapLeaseRepo {
     return this.sql<IdmapLeaseRow>(`SELECT ${COLUMNS} FROM idmap_leases WHERE owner_id = ?`).get(ownerId);
   }
 
+  /** The record of the lease with this nonce (a lease's link names its owner by a prefix of its id). */
+  ofNonce(nonce: string): IdmapLeaseRow | undefined {
+    return this.sql<IdmapLeaseRow>(`SELECT ${COLUMNS} FROM idmap_leases WHERE nonce = ?`).get(nonce);
+  }
+
   list(): IdmapLeaseRow[] {
     return this.sql<IdmapLeaseRow>(`SELECT ${COLUMNS} FROM idmap_leases ORDER BY slot`).all();
   }

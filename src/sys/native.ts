@@ -251,6 +251,8 @@ interface StartCalls {
 }
 
 interface FastBindings extends StartCalls {
+  /** a build older than idmap.c has none */
+  idmapTake?: (dir: string, subuid: string, subgid: string, passwd: string, group: string, kindOwner: string) => string | number;
   /** a build older than rundir.c has none */
   rmRunDir?: (dir: string) => Promise<number>;
   rmRunDirSync?: (dir: string) => number;
@@ -290,6 +292,17 @@ function fast(): FastBindings | null {
  */
 export function rmRunDir(dir: string): Promise<number> | undefined {
   return fast()?.rmRunDir?.(dir);
+}
+
+/**
+ * An id range lease taken in C (native-bindings/src/idmap.c, the rules of
+ * runtime/userns/leases.ts): its line and the links read, or undefined when the caller's
+ * own takeLease must decide (nothing was made: first use, bad input, none free, an old
+ * build, or koffi). `kindOwner`: 'c' or 's', then the owner's id.
+ */
+export function idmapTake(dir: string, files: [string, string, string, string], kindOwner: string): string | undefined {
+  const r = fast()?.idmapTake?.(dir, ...files, kindOwner);
+  return typeof r === 'string' ? r : undefined;
 }
 
 /** rmRunDir's work on this thread: 0 or -errno; undefined without build/novabox.node. */

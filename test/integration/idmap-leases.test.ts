@@ -97,7 +97,7 @@ describe.skipIf(!isRoot)('id range leases (root, real CLIs)', () => {
     expect(s.stdout).toBe('host\n');
     const a = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', '--userns', 'auto', 'a']);
     expect(a.exitCode).toBe(0);
-    expect(leases().map((l) => l.ownerId)).toHaveLength(1);
+    expect(leases().map((l) => l.owner)).toHaveLength(1);
     expect((await nb(['server', 'delete', 'h', 'a'])).exitCode).toBe(0);
     expect(files('idmap')).toEqual([]);
   }, 60_000);

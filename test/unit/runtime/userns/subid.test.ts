@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -15,7 +15,17 @@ import {
 } from '../../../../src/runtime/userns/subid.js';
 import { parseUsernsDefault } from '../../../../src/runtime/userns/config.js';
 import { loadSubids } from '../../../../src/runtime/userns/files.js';
-import { decodeLease, gcLeases, listLeases, releaseLease, releaseOwner, takeLease } from '../../../../src/runtime/userns/leases.js';
+import {
+  decodeLease,
+  encodeLease,
+  gcLeases,
+  leaseCreatedMs,
+  listLeases,
+  ownedBy,
+  releaseLease,
+  releaseOwner,
+  takeLease,
+} from '../../../../src/runtime/userns/leases.js';
 
 const PATHS = { subuid: '/etc/subuid', subgid: '/etc/subgid', passwd: '/etc/passwd', group: '/etc/group' };
 const PASSWD = parseIdTable('root:x:0:0:root:/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\nnobody:x:65534:65534::/:/sbin/nologin\n');
@@ -191,8 +201,9 @@ describe('adding root entry and leasing slots (temp files)', () => {
     expect([a.slot, b.slot]).toEqual([0, 1]);
     expect(b.idmap).toEqual({ uidBase: 1065536, gidBase: 2065536, size: 65536 });
     expect(decodeLease(0, `nbidmap1 server a 1 2 3 4 5 boot 6 n`)).toMatchObject({
-      ownerId: 'a',
+      owner: 'a',
       idmap: { uidBase: 1, gidBase: 2, size: 3 },
+      createdMs: 6,
     });
     expect(releaseLease(a, leases)).toBe(true);
     const c = takeLease('container', 'c', s, leases);
@@ -200,11 +211,11 @@ describe('adding root entry and leasing slots (temp files)', () => {
     expect(releaseLease(a, leases)).toBe(false); // a's generation is gone: c's lease of the same slot stays
     expect(
       listLeases(leases)
-        .leases.map((l) => l.ownerId)
+        .leases.map((l) => l.owner)
         .sort(),
     ).toEqual(['b', 'c']);
     expect(gcLeases(['server'], () => true, leases)).toEqual([]); // only containers' here
-    expect(gcLeases(['container'], (l) => l.ownerId === 'b', leases).map((l) => l.ownerId)).toEqual(['b']);
+    expect(gcLeases(['container'], (l) => l.owner === 'b', leases).map((l) => l.owner)).toEqual(['b']);
     expect([takeLease('container', 'd', s, leases).slot, takeLease('container', 'e', s, leases).slot]).toEqual([1, 2]);
     expect(() => takeLease('container', 'f', s, leases)).toThrow(/^all 3 id ranges of root's entries in .* are in use/);
     expect(releaseOwner('c', leases) + releaseOwner('d', leases) + releaseOwner('e', leases)).toBe(3);
@@ -212,5 +223,42 @@ describe('adding root entry and leasing slots (temp files)', () => {
     expect(existsSync(join(dir, 'idmap'))).toBe(true);
     mkdirSync(join(leases, 'x'));
     expect(listLeases(leases).slots.size).toBe(0);
+  });
+  it('writes a link ext4 keeps in its inode (at most 59 bytes), naming the owner by a prefix of its id', () => {
+    writeFileSync(join(dir, 'subuid'), 'root:1000000:1000000000\n');
+    writeFileSync(join(dir, 'subgid'), 'root:1000000:1000000000\n');
+    const leases = join(dir, 'idmap');
+    const s = loadSubids(() => {}, paths());
+    const id = 'f'.repeat(64);
+    const l = takeLease('container', id, s, leases);
+    const target = readlinkSync(join(leases, String(l.slot)));
+    expect(target.length).toBeLessThanOrEqual(59);
+    expect(decodeLease(l.slot, target)).toEqual(l);
+    expect(l.owner).toBe('f'.repeat(16));
+    expect([ownedBy(l, id), ownedBy(l, 'f'.repeat(16)), ownedBy(l, `${'f'.repeat(15)}e`)]).toEqual([true, true, false]);
+    expect(Math.abs(leaseCreatedMs(l, leases) - Date.now())).toBeLessThan(60_000);
+    // the longest: the highest ids, pid and start time a link may hold, a server's uuid
+    const worst = encodeLease({
+      kind: 'server',
+      owner: '01234567-89ab-4cde-8f01-23456789abcd'.slice(0, 16),
+      idmap: { uidBase: 4_294_901_760, gidBase: 4_294_836_224, size: 65536 },
+      pid: 4_194_304,
+      pidStart: 36 ** 6, // 252 days of uptime at 100 ticks a second
+      boot: '0123abcd',
+      nonce: 'zzzzzzzz',
+    });
+    expect(worst.length).toBeLessThanOrEqual(65); // past 59 only on hosts up that long with ids that high: a slower link, same meaning
+    expect(decodeLease(3, worst)).toMatchObject({
+      kind: 'server',
+      idmap: { uidBase: 4_294_901_760, gidBase: 4_294_836_224 },
+      pid: 4_194_304,
+    });
+    expect(decodeLease(3, 'c0123 1 = 1 1 ab n')).toMatchObject({ owner: '0123', idmap: { uidBase: 1, gidBase: 1, size: 65536 } });
+    expect([decodeLease(3, 'x0123 1 = 1 1 ab n'), decodeLease(3, 'c0123 1 = 1 1 ab'), decodeLease(3, 'c0123 1 = 1 1 AB n')]).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(releaseLease(l, leases)).toBe(true);
   });
 });
