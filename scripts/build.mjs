@@ -203,7 +203,8 @@ await buildRunBundleLike(
 );
 
 async function buildRunBundleLike(outfile, entry, forbidden) {
-  const r = await build({ ...cli, plugins: [lazyBuiltins], entryPoints: [entry], outfile, metafile: true });
+  // minified whole, names too, as the run bundles: `create` reads and deserialises it once per container
+  const r = await build({ ...runCli, plugins: [lazyBuiltins], entryPoints: [entry], outfile, metafile: true });
   const strays = Object.keys(r.metafile.inputs).filter((f) => forbidden.test(f));
   if (strays.length) throw new Error(`${outfile} must not contain: ${strays.join(', ')}`);
 }
