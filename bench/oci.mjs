@@ -8,7 +8,8 @@
 //     oci-containerd.test.ts starts one) and novabox's busybox image imported into it.
 // Run as root, NODE_EXTRA_CA_CERTS unset.
 //   node bench/oci.mjs [ROUNDS]      (default 30; RUNTIMES="novabox-oci runc" for a subset;
-//                                     CTR=0 skips the containerd part)
+//                                     CTR=0 skips the containerd part; OCI_BIN, RUNC_BIN: other
+//                                     executables, e.g. a wrapper timing each call)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   existsSync,
@@ -28,7 +29,7 @@ import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
 const rounds = Number(process.argv[2] ?? 30);
-const all = { 'novabox-oci': join(ROOT, 'bin/novabox-oci'), runc: 'runc', crun: 'crun' };
+const all = { 'novabox-oci': process.env.OCI_BIN ?? join(ROOT, 'bin/novabox-oci'), runc: 'runc', crun: 'crun' };
 const names = (process.env.RUNTIMES ?? Object.keys(all).join(' ')).split(' ').filter((n) => n in all);
 const work = mkdtempSync(join(tmpdir(), 'bench-oci-'));
 const env = { ...process.env };
@@ -64,6 +65,15 @@ function run(cmd, args) {
 }
 
 const times = Object.fromEntries(names.map((n) => [n, []]));
+/** CPU time of this process's reaped children (/proc/self/stat cutime + cstime, in ms): the runtime's own work,
+ *  which the host's load does not inflate as it does the wall time (the container's init is not counted) */
+const ticks = 100; // USER_HZ
+function childCpuMs() {
+  const stat = readFileSync('/proc/self/stat', 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[13]) + Number(f[14])) * 1000) / ticks;
+}
+const cpu = Object.fromEntries(names.map((n) => [n, 0]));
 try {
   for (let i = 0; i < rounds; i++) {
     for (const n of names) {
@@ -71,27 +81,33 @@ try {
       const id = `bench-${i}`;
       const pidFile = join(work, `${n}.pid`);
       const t0 = process.hrtime.bigint();
+      const c0 = childCpuMs();
       run(all[n], ['--root', root, 'create', '--bundle', bundle, '--pid-file', pidFile, id]);
       const pid = Number(readFileSync(pidFile, 'utf8'));
       run(all[n], ['--root', root, 'start', id]);
       while (!gone(pid)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
       run(all[n], ['--root', root, 'delete', id]);
       times[n].push(Number(process.hrtime.bigint() - t0) / 1e6);
+      cpu[n] += childCpuMs() - c0;
     }
   }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-function report(title, t) {
+function report(title, t, cpuMs) {
   const base = t.runc ? median(t.runc) : undefined;
-  console.log(`${title}, ${rounds} rounds, medians:`);
+  console.log(`${title}, ${rounds} rounds, medians${cpuMs ? " (and the CLI processes' CPU time per container, mean)" : ''}:`);
   for (const n of names) {
     const m = median(t[n]);
-    console.log(`  ${n.padEnd(12)} ${m.toFixed(1).padStart(7)} ms${base ? `   ${(m / base).toFixed(2)}x runc` : ''}`);
+    const c = cpuMs
+      ? `   cpu ${(cpuMs[n] / rounds).toFixed(1).padStart(5)} ms${cpuMs.runc ? ` ${(cpuMs[n] / cpuMs.runc).toFixed(2)}x` : ''}`
+      : '';
+    console.log(`  ${n.padEnd(12)} ${m.toFixed(1).padStart(7)} ms${base ? `   ${(m / base).toFixed(2)}x runc` : ''}${c}`);
   }
 }
-report('create -> start -> exit -> delete of /bin/true', times);
+console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+report('create -> start -> exit -> delete of /bin/true', times, cpu);
 
 if (process.env.CTR !== '0') await underContainerd();
 
@@ -123,7 +139,7 @@ async function underContainerd() {
     const imp = ctr(['images', 'import', '--base-name', 'docker.io/library/busybox', archive]);
     if (imp.status !== 0) throw new Error(`ctr images import: ${imp.stderr}`);
     const image = 'docker.io/library/busybox:busybox';
-    const bins = { ...all, runc: execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim() };
+    const bins = { ...all, runc: process.env.RUNC_BIN ?? execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim() };
     if (names.includes('crun')) bins.crun = execFileSync('sh', ['-c', 'command -v crun'], { encoding: 'utf8' }).trim();
     for (let i = 0; i < rounds; i++) {
       for (const n of names) {
