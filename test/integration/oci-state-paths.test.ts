@@ -180,6 +180,36 @@ describe('novabox-oci: the C verbs and the JS front end on one state format', ()
     expect(existsSync(join(root, 'old', 'state.json'))).toBe(true);
   });
 
+  it("start: the C's own sentence once its started marker exists (fd 5 is not a pipe), on stderr and as a JSON log line", () => {
+    const file = join(work, 'not-a-pipe');
+    writeFileSync(file, '');
+    const holder = spawn('sh', ['-c', `exec 5<>"${file}"; exec sleep 60`], { stdio: 'ignore' });
+    children.push(holder);
+    const pid = holder.pid!;
+    let gate = '';
+    const until = Date.now() + 5000;
+    while (Date.now() < until && gate !== file) gate = spawnSync('readlink', [`/proc/${pid}/fd/5`], { encoding: 'utf8' }).stdout.trim();
+    expect(gate).toBe(file);
+    fixture('np', { pid, pidStart: procStart(pid), gate });
+    const log = join(work, 'np.log');
+    const r = run(alone, ['--log', log, '--log-format', 'json', 'start', 'np']);
+    expect(r).toMatchObject({ code: 1, stdout: '', stderr: 'novabox-oci: container "np" is not waiting to be started\n' });
+    const line = JSON.parse(readFileSync(log, 'utf8'));
+    expect(line).toEqual({ level: 'error', msg: 'container "np" is not waiting to be started', time: expect.any(String) });
+    expect(new Date(line.time).toISOString()).toBe(line.time);
+    expect(readFileSync(file, 'utf8')).toBe('');
+    // the marker stays: the JS refuses a second start in its own words
+    expect(existsSync(join(root, 'np', 'started'))).toBe(true);
+    expect(run(C, ['start', 'np']).stderr).toBe('novabox-oci: container "np" is running, not created: it cannot be started\n');
+    // and text logs as the JS writes them
+    const text = join(work, 'np.txt');
+    rmSync(join(root, 'np', 'started'));
+    expect(run(alone, ['--log', text, 'start', 'np']).code).toBe(1);
+    expect(readFileSync(text, 'utf8')).toMatch(
+      /^time="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z" level=error msg="container \\"np\\" is not waiting to be started"\n$/,
+    );
+  });
+
   it('start: the C writes G into the recorded gate once; a second start is refused', () => {
     // a fifo reader standing in for an init at its gate: fd 5 of a shell reading one byte
     const fifo = join(work, 'gate');
