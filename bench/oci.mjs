@@ -1,11 +1,18 @@
 #!/usr/bin/env node
-// novabox-oci beside runc and crun on one bundle, round-robin in the same run: per
-// container, create -> start -> the init's exit -> delete of /bin/true (issue 19's bare
-// CLI sequence). The exit is seen the same way for all three (/proc/<pid>/stat gone or a
-// zombie: the init's parent, the creating CLI, has exited). Run as root.
-//   node bench/oci.mjs [ROUNDS]      (default 30; RUNTIMES="novabox-oci runc" for a subset)
-import { execFileSync, spawnSync } from 'node:child_process';
+// novabox-oci beside runc and crun, round-robin in the same run (issue 19's speed section):
+//  1. the bare CLI sequence on one bundle: per container, create -> start -> the init's
+//     exit -> delete of /bin/true. The exit is seen the same way for all three
+//     (/proc/<pid>/stat gone or a zombie: the init's parent, the creating CLI, has exited).
+//  2. end to end under containerd: `ctr run --rm --runc-binary RUNTIME busybox true`, with
+//     a private containerd (its own socket, root and state, as test/integration/
+//     oci-containerd.test.ts starts one) and novabox's busybox image imported into it.
+// Run as root, NODE_EXTRA_CA_CERTS unset.
+//   node bench/oci.mjs [ROUNDS]      (default 30; RUNTIMES="novabox-oci runc" for a subset;
+//                                     CTR=0 skips the containerd part; OCI_BIN, RUNC_BIN: other
+//                                     executables, e.g. a wrapper timing each call)
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
+  existsSync,
   closeSync,
   mkdirSync,
   openSync,
@@ -22,7 +29,7 @@ import { join } from 'node:path';
 
 const ROOT = join(import.meta.dirname, '..');
 const rounds = Number(process.argv[2] ?? 30);
-const all = { 'novabox-oci': join(ROOT, 'bin/novabox-oci'), runc: 'runc', crun: 'crun' };
+const all = { 'novabox-oci': process.env.OCI_BIN ?? join(ROOT, 'bin/novabox-oci'), runc: 'runc', crun: 'crun' };
 const names = (process.env.RUNTIMES ?? Object.keys(all).join(' ')).split(' ').filter((n) => n in all);
 const work = mkdtempSync(join(tmpdir(), 'bench-oci-'));
 const env = { ...process.env };
@@ -58,6 +65,15 @@ function run(cmd, args) {
 }
 
 const times = Object.fromEntries(names.map((n) => [n, []]));
+/** CPU time of this process's reaped children (/proc/self/stat cutime + cstime, in ms): the runtime's own work,
+ *  which the host's load does not inflate as it does the wall time (the container's init is not counted) */
+const ticks = 100; // USER_HZ
+function childCpuMs() {
+  const stat = readFileSync('/proc/self/stat', 'latin1');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[13]) + Number(f[14])) * 1000) / ticks;
+}
+const cpu = Object.fromEntries(names.map((n) => [n, 0]));
 try {
   for (let i = 0; i < rounds; i++) {
     for (const n of names) {
@@ -65,21 +81,82 @@ try {
       const id = `bench-${i}`;
       const pidFile = join(work, `${n}.pid`);
       const t0 = process.hrtime.bigint();
+      const c0 = childCpuMs();
       run(all[n], ['--root', root, 'create', '--bundle', bundle, '--pid-file', pidFile, id]);
       const pid = Number(readFileSync(pidFile, 'utf8'));
       run(all[n], ['--root', root, 'start', id]);
       while (!gone(pid)) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
       run(all[n], ['--root', root, 'delete', id]);
       times[n].push(Number(process.hrtime.bigint() - t0) / 1e6);
+      cpu[n] += childCpuMs() - c0;
     }
   }
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
 const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-const base = times.runc ? median(times.runc) : undefined;
-console.log(`create -> start -> exit -> delete of /bin/true, ${rounds} rounds, medians:`);
-for (const n of names) {
-  const m = median(times[n]);
-  console.log(`  ${n.padEnd(12)} ${m.toFixed(1).padStart(7)} ms${base ? `   ${(m / base).toFixed(2)}x runc` : ''}`);
+function report(title, t, cpuMs) {
+  const base = t.runc ? median(t.runc) : undefined;
+  console.log(`${title}, ${rounds} rounds, medians${cpuMs ? " (and the CLI processes' CPU time per container, mean)" : ''}:`);
+  for (const n of names) {
+    const m = median(t[n]);
+    const c = cpuMs
+      ? `   cpu ${(cpuMs[n] / rounds).toFixed(1).padStart(5)} ms${cpuMs.runc ? ` ${(cpuMs[n] / cpuMs.runc).toFixed(2)}x` : ''}`
+      : '';
+    console.log(`  ${n.padEnd(12)} ${m.toFixed(1).padStart(7)} ms${base ? `   ${(m / base).toFixed(2)}x runc` : ''}${c}`);
+  }
+}
+console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+report('create -> start -> exit -> delete of /bin/true', times, cpu);
+
+if (process.env.CTR !== '0') await underContainerd();
+
+/** `ctr run --rm` with each runtime, in paired rounds, on a containerd of the bench's own. */
+async function underContainerd() {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-ctr-'));
+  const sock = join(dir, 'containerd.sock');
+  const ns = `bench-${process.pid}`;
+  const ctr = (args) => spawnSync('ctr', ['-a', sock, '-n', ns, ...args], { encoding: 'utf8', env, timeout: 60_000 });
+  const archive = join(dir, 'busybox.tar');
+  const save = spawnSync(join(ROOT, 'bin/novabox'), ['image', 'save', 'busybox', '--file', archive], {
+    env: { ...env, NOVABOX_ROOT: join(dir, 'nb') },
+    encoding: 'utf8',
+  });
+  if (save.status !== 0) throw new Error(`novabox image save: ${save.stderr}`);
+  mkdirSync(join(dir, 'c'));
+  writeFileSync(
+    join(dir, 'c/config.toml'),
+    `version = 2\nroot = "${dir}/c/root"\nstate = "${dir}/c/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${sock}"\n[ttrpc]\n  address = "${sock}.ttrpc"\n`,
+  );
+  const daemon = spawn('containerd', ['--config', join(dir, 'c/config.toml')], { stdio: 'ignore' });
+  const t = Object.fromEntries(names.map((n) => [n, []]));
+  try {
+    const until = Date.now() + 20_000;
+    while (!(existsSync(sock) && ctr(['version']).status === 0)) {
+      if (Date.now() > until) throw new Error('containerd did not start');
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+    const imp = ctr(['images', 'import', '--base-name', 'docker.io/library/busybox', archive]);
+    if (imp.status !== 0) throw new Error(`ctr images import: ${imp.stderr}`);
+    const image = 'docker.io/library/busybox:busybox';
+    const bins = { ...all, runc: process.env.RUNC_BIN ?? execFileSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).trim() };
+    if (names.includes('crun')) bins.crun = execFileSync('sh', ['-c', 'command -v crun'], { encoding: 'utf8' }).trim();
+    for (let i = 0; i < rounds; i++) {
+      for (const n of names) {
+        const t0 = process.hrtime.bigint();
+        const r = ctr(['run', '--rm', '--runc-binary', bins[n], image, `b-${n}-${i}`, 'true']);
+        if (r.status !== 0) throw new Error(`ctr run with ${n}: ${r.stderr}`);
+        t[n].push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }
+  } finally {
+    daemon.kill('SIGTERM');
+    await new Promise((r) => daemon.once('exit', r));
+    spawnSync('sh', ['-c', `grep -o '${dir}/[^ ]*' /proc/self/mountinfo | xargs -r -n1 umount -l`]);
+    rmSync(dir, { recursive: true, force: true });
+    // the namespace's parent cgroups (containerd makes /<namespace>/ in each hierarchy)
+    spawnSync('sh', ['-c', `rmdir /sys/fs/cgroup/*/${ns} /sys/fs/cgroup/${ns} 2>/dev/null`]);
+    rmSync(join('/run/containerd/runc', ns), { recursive: true, force: true });
+  }
+  report('ctr run --rm busybox true (containerd 1.6, runc shim v2)', t);
 }

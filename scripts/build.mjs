@@ -2,7 +2,7 @@
 // compiles TypeScript at run time. One CommonJS file starts faster than ESM chunks
 // (no ESM loader, no resolution per chunk), and bin/novabox adds a V8 code cache.
 import { build } from 'esbuild';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
@@ -203,7 +203,8 @@ await buildRunBundleLike(
 );
 
 async function buildRunBundleLike(outfile, entry, forbidden) {
-  const r = await build({ ...cli, plugins: [lazyBuiltins], entryPoints: [entry], outfile, metafile: true });
+  // minified whole, names too, as the run bundles: `create` reads and deserialises it once per container
+  const r = await build({ ...runCli, plugins: [lazyBuiltins], entryPoints: [entry], outfile, metafile: true });
   const strays = Object.keys(r.metafile.inputs).filter((f) => forbidden.test(f));
   if (strays.length) throw new Error(`${outfile} must not contain: ${strays.join(', ')}`);
 }
@@ -211,4 +212,16 @@ async function buildRunBundleLike(outfile, entry, forbidden) {
 // bin/novabox: bin/launcher.cjs with this node's absolute path as its #! line (scripts/launcher.mjs)
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 writeLauncher(here('../bin/launcher.cjs'), here('../bin/novabox'), shebangFor(process.execPath));
-writeLauncher(here('../bin/oci-launcher.cjs'), here('../bin/novabox-oci'), shebangFor(process.execPath));
+// bin/novabox-oci: the C executable (native-bindings/src/oci.c), which execs bin/novabox-oci-js
+// (bin/oci-launcher.cjs with the same #! line) for what it does not do itself
+writeLauncher(here('../bin/oci-launcher.cjs'), here('../bin/novabox-oci-js'), shebangFor(process.execPath));
+// (without the native build, e.g. `node scripts/build.mjs` alone: the JS front end serves every verb, slower)
+if (existsSync(here('../native-bindings/build/novabox-oci'))) {
+  const ociTmp = here(`../bin/novabox-oci.${process.pid}`);
+  copyFileSync(here('../native-bindings/build/novabox-oci'), ociTmp);
+  chmodSync(ociTmp, 0o755);
+  renameSync(ociTmp, here('../bin/novabox-oci'));
+} else {
+  console.warn('native-bindings/build/novabox-oci is not built (make -C native-bindings): bin/novabox-oci is the JS front end alone');
+  writeLauncher(here('../bin/oci-launcher.cjs'), here('../bin/novabox-oci'), shebangFor(process.execPath));
+}

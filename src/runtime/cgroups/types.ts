@@ -62,6 +62,8 @@ export interface CgroupHandle {
   readonly path: string;
   /** absolute directories this cgroup occupies (one on v2, one per hierarchy on v1) */
   dirs(): string[];
+  /** every directory remove() removes, in its order (v1: named hierarchies' too) */
+  removalDirs(): string[];
   place(pid: number): void;
   setLimits(limits: CgroupLimits): void;
   freeze(): void;

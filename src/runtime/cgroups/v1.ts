@@ -154,6 +154,10 @@ export class CgroupV1 implements CgroupHandle {
     return [...this.allDirs];
   }
 
+  removalDirs(): string[] {
+    return this.namedDirs.length ? [...this.allDirs, ...this.namedDirs] : [...this.allDirs];
+  }
+
   /** The cgroup's directory in the hierarchy carrying `controller`. */
   dirOf(controller: string): string {
     const mount = this.used[controller];
@@ -250,7 +254,7 @@ export class CgroupV1 implements CgroupHandle {
 
   /** Signal first, then thaw: the kill is pending before anything frozen can run or fork. */
   remove(): void {
-    const dirs = this.namedDirs.length ? [...this.allDirs, ...this.namedDirs] : this.allDirs;
+    const dirs = this.removalDirs();
     if (removeIfEmpty(dirs, this.opts)) return;
     this.killAll('SIGKILL');
     if (this.used.freezer) thawTree(this.dirOf('freezer'));

@@ -91,6 +91,10 @@ class CgroupV2 implements CgroupHandle {
     return [this.dir];
   }
 
+  removalDirs(): string[] {
+    return [this.dir];
+  }
+
   place(pid: number): void {
     writeCgroupFile(join(this.dir, 'cgroup.procs'), String(pid));
   }

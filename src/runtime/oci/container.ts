@@ -61,6 +61,10 @@ export interface OciRecord {
   creator: number;
   creatorStart: number;
   cgroupPath: string;
+  /** every directory of the cgroup (the driver's removalDirs()), and with a relative
+   *  cgroupsPath its novabox-oci parents: what bin/novabox-oci's `delete` removes in C */
+  cgroupDirs?: string[];
+  cgroupParents?: string[];
   /** readlink of the init's GO pipe (/proc/<pid>/fd/5): `start` writes into that pipe only */
   gate: string;
   created: string;
@@ -243,6 +247,8 @@ export function createContainer(req: CreateRequest): OciRecord {
     creator: process.pid,
     creatorStart: readProcStart(process.pid) ?? 0,
     cgroupPath: planned.cgroupPath,
+    cgroupDirs: driver.open(planned.cgroupPath).removalDirs(),
+    cgroupParents: planned.cgroupPath.startsWith('novabox-oci/') ? driver.open('novabox-oci').dirs() : [],
     gate: '',
     created: new Date().toISOString(),
     annotations: typeof config.annotations === 'object' && config.annotations ? config.annotations : {},
