@@ -163,7 +163,9 @@ export function settledVeths(stateRoot: string, bridge = bridgeOf(stateRoot)): s
 export function census(stateRoot: string, parent = cgroupParentFor(stateRoot)): Census {
   const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .filter((l) => l.includes(stateRoot) || l.includes('novabox'));
+    // novabox's own mounts outside the root are under a path segment named novabox…
+    // (/run/novabox…, /tmp/novabox…); a container another engine named b-novabox-oci-3 is not
+    .filter((l) => l.includes(stateRoot) || /\/novabox/.test(l));
   const bridge = bridgeOf(stateRoot);
   return {
     mounts,

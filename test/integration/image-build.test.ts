@@ -81,10 +81,12 @@ describe.skipIf(!isRoot)('novabox image build debian (root, debootstrap from Deb
     ({ root, remove: removeRoot } = tempRoot('nbx-build-'));
     work = mkdtempSync(join(process.env.NOVABOX_TEST_TMP ?? tmpdir(), 'nbx-buildwork-'));
   });
+  // a built Debian tree is tens of thousands of files: its removal outlasts the 30 s default
+  // on a loaded host
   afterAll(() => {
     removeRoot?.();
     if (work) rmSync(work, { recursive: true, force: true });
-  });
+  }, 180_000);
   beforeEach(() => {
     if (root) before = census(root);
   });

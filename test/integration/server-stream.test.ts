@@ -1051,7 +1051,7 @@ describe.skipIf(!isRoot)('server migrate between two network namespaces (root)',
         ...opts.flatMap((o) => ['--ssh-option', o]),
       ]);
       expect(m.exitCode, m.stderr).toBe(0);
-      expect(m.stderr).toMatch(/bytes sent .* downtime \d+ ms\n$/);
+      expect(m.stderr).toMatch(/bytes sent .* downtime \d+ ms, total \d+ ms\n$/);
       expect(JSON.parse((await inNs(nsB, b.root, ['server', 'show', 'sshweb', '-f', 'json'])).stdout)).toMatchObject({
         id,
         status: 'ACTIVE',

@@ -87,13 +87,15 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
       const f = startCli(['server', 'logs', '-f', 'f1'], root);
       await f.until(() => f.out.stdout.includes('server started'));
 
-      // a line of novabox's own (as logLine writes it) shows within 50 ms
+      // a line of novabox's own (as logLine writes it) shows at once: the 50 ms is
+      // bench/day2.sh's figure (median 0.5 ms); here a bound a loaded CI host keeps (a run at
+      // load 11 took 53 ms once), still far below a polling follower's 1 s
       const logPath = join(root, 'servers', id, 'console.log');
       const t0 = performance.now();
       appendFileSync(logPath, 'marker-1\n');
       await f.until(() => f.out.stdout.includes('marker-1\n'));
       const latencyMs = performance.now() - t0;
-      expect(latencyMs).toBeLessThan(IN_GUEST ? 1000 : 50);
+      expect(latencyMs).toBeLessThan(IN_GUEST ? 1000 : 250);
 
       // 1.29 MB through the server's console: the monitor rotates console.log at 1 MiB
       const w = await nb(['server', 'exec', 'f1', '--', 'sh', '-c', 'seq 1 200000 > /proc/1/fd/1']);

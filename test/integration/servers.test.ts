@@ -170,10 +170,20 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
 
   it('pause really freezes: a counter stops advancing until unpause', async () => {
     await nb(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'p1']);
-    // A counter in the server's /tmp, written every 50 ms.
+    // A counter in the server's /tmp, written every 50 ms, renamed into place: a read never
+    // sees the file between its truncation and its write (which read as 0)
     const bg = spawn(
       process.execPath,
-      [BIN, 'server', 'exec', 'p1', '--', 'sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done'],
+      [
+        BIN,
+        'server',
+        'exec',
+        'p1',
+        '--',
+        'sh',
+        '-c',
+        'i=0; while :; do i=$((i+1)); echo $i > /tmp/n.new; mv /tmp/n.new /tmp/n; sleep 0.05; done',
+      ],
       { env: cliEnv(root), stdio: 'ignore' },
     );
     const read = async () => Number((await nb(['server', 'exec', 'p1', '--', 'cat', '/tmp/n'])).stdout);
