@@ -344,6 +344,36 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     await ok(['volume', 'delete', 'data']);
   }, 180_000);
 
+  it("volume snapshot of a paused server's volume leaves it paused; of a server in a task (a start, a stop): refused, nothing made", async () => {
+    await ok(['volume', 'create', 'pv']);
+    const id = (JSON.parse(await create('p1', ['-v', 'pv:/p', '-f', 'json'])) as { id: string }).id;
+    await inside('p1', 'echo x > /p/f');
+    await ok(['server', 'pause', 'p1']);
+    await ok(['volume', 'snapshot', 'create', '--volume', 'pv', 'ps']);
+    expect((JSON.parse(await ok(['server', 'show', 'p1', '-f', 'json'])) as { status: string }).status).toBe('PAUSED');
+    await ok(['server', 'unpause', 'p1']);
+    const files = snapshotFiles();
+    expect(files).toHaveLength(1);
+
+    const { openStore } = await import('../../src/store/db.js');
+    const store = openStore(join(root, 'novabox.db'));
+    try {
+      store.servers.update(id, { taskState: 'powering-off' }); // as a stop in progress holds it
+      const r = await nb(['volume', 'snapshot', 'create', '--volume', 'pv', 'ps2']);
+      expect(r.stderr).toBe('novabox: cannot snapshot volume "pv": server "p1" is busy (powering-off); try again when it is done\n');
+      expect(r.exitCode).toBe(4);
+      const c = await nb(['volume', 'create', '--source', 'pv', 'pv2']);
+      expect(c.stderr).toBe('novabox: cannot clone volume "pv": server "p1" is busy (powering-off); try again when it is done\n');
+      expect(c.exitCode).toBe(4);
+    } finally {
+      store.servers.update(id, { taskState: null });
+      store.close();
+    }
+    expect(snapshotFiles()).toEqual(files);
+    expect(volumeDirs()).toHaveLength(1);
+    expect((await ok(['volume', 'snapshot', 'list', '-f', 'value', '-c', 'Name'])).trim()).toBe('ps');
+  }, 120_000);
+
   it.skipIf(!canLoop)(
     'a sized volume snapshot: its image copied sparse, synced from the running server; a volume from it mounts',
     async () => {
