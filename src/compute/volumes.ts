@@ -57,6 +57,7 @@ import type { Store } from '../store/db.js';
 import { nowIso } from '../store/time.js';
 import type { VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
 import { randomUuid } from '../util/random.js';
+import { trace } from '../util/trace.js';
 
 export function checkVolumeName(name: string): void {
   if (!VOLUME_NAME.test(name)) {
@@ -158,11 +159,15 @@ export class VolumeService {
     const inServer = h.root && volumeSize(v.id) !== null ? join(h.root, v.mountPath!) : undefined;
     if (inServer) syncFilesystem(inServer); // the bulk of the writeback before the freeze
     const thaw = h.freeze();
+    trace('volume: server frozen');
     try {
       if (inServer) syncFilesystem(inServer);
-      return fn();
+      const out = fn();
+      trace('volume: copied');
+      return out;
     } finally {
       thaw();
+      trace('volume: server thawed');
     }
   }
 

@@ -37,7 +37,7 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
   let root: string;
   let removeRoot: () => void;
   let before: Census;
-  const nb = (args: string[], opts: { timeoutMs?: number } = {}) => runCli(args, { root, ...opts });
+  const nb = (args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}) => runCli(args, { root, ...opts });
   const ok = async (args: string[]) => {
     const r = await nb(args);
     expect(r.stderr).toBe('');
@@ -245,10 +245,11 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     // a writer runs in the server while the copy is made
     await inside('s1', 'while [ ! -e /tmp/stop ]; do date >> /srv/data/log; done > /dev/null 2>&1 &');
 
-    const snap = JSON.parse(await ok(['volume', 'snapshot', 'create', '--volume', 'data', 'snap1', '-f', 'json'])) as Record<
-      string,
-      string
-    >;
+    const made = await nb(['volume', 'snapshot', 'create', '--volume', 'data', 'snap1', '-f', 'json'], { env: { NOVABOX_TRACE: '1' } });
+    expect(made.exitCode).toBe(0);
+    // the copy is made inside the server's freeze, thawed after
+    expect(made.stderr.match(/volume: [a-z ]+/g)).toEqual(['volume: server frozen', 'volume: copied', 'volume: server thawed']);
+    const snap = JSON.parse(made.stdout) as Record<string, string>;
     expect(snap).toMatchObject({
       name: 'snap1',
       volume: 'data',
@@ -349,7 +350,9 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     const id = (JSON.parse(await create('p1', ['-v', 'pv:/p', '-f', 'json'])) as { id: string }).id;
     await inside('p1', 'echo x > /p/f');
     await ok(['server', 'pause', 'p1']);
-    await ok(['volume', 'snapshot', 'create', '--volume', 'pv', 'ps']);
+    const paused = await nb(['volume', 'snapshot', 'create', '--volume', 'pv', 'ps'], { env: { NOVABOX_TRACE: '1' } });
+    expect(paused.exitCode).toBe(0);
+    expect(paused.stderr).not.toMatch(/volume: server frozen/); // nothing runs in it: no freeze of ours, no thaw
     expect((JSON.parse(await ok(['server', 'show', 'p1', '-f', 'json'])) as { status: string }).status).toBe('PAUSED');
     await ok(['server', 'unpause', 'p1']);
     const files = snapshotFiles();
