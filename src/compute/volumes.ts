@@ -109,11 +109,16 @@ export class VolumeService {
     } else if (opts.source !== undefined) {
       const src = this.get(opts.source);
       const sized = volumeSize(src.id) !== null;
-      this.quietly(src, `clone volume "${src.name}"`, () => {
-        this.copyInto(id, sized ? volumeImage(src.id) : volumeDir(src.id), sized, `volume "${name}"`);
-        const cur = this.store.volumes.get(src.id);
-        owner = { uid: cur?.uidBase ?? src.uidBase, gid: cur?.gidBase ?? src.gidBase };
-      });
+      try {
+        this.quietly(src, `clone volume "${src.name}"`, () => {
+          this.copyInto(id, sized ? volumeImage(src.id) : volumeDir(src.id), sized, `volume "${name}"`);
+          const cur = this.store.volumes.get(src.id);
+          owner = { uid: cur?.uidBase ?? src.uidBase, gid: cur?.gidBase ?? src.gidBase };
+        });
+      } catch (err) {
+        removeVolume(id); // a copy refused after it was made
+        throw err;
+      }
     } else if (opts.sizeBytes !== undefined) makeVolumeImage(id, opts.sizeBytes);
     else makeVolumeDir(id);
     try {
@@ -150,12 +155,12 @@ export class VolumeService {
    * start that may be shifting its owners, a stop) or a `run` container has it.
    */
   private quietly<T>(v: VolumeRow, what: string, fn: () => T): T {
-    if (!this.attached(v)) return fn();
+    if (!this.attached(v)) return this.unchanged(v, what, fn);
     if (v.ownerKind === 'container')
       throw new Conflict(`cannot ${what}: it is in use by ${this.holder(v)}; copy it when the container has ended`);
     const h = this.holderState?.(v.serverId!);
     if (h?.task) throw new Conflict(`cannot ${what}: ${this.holder(v)} is busy (${h.task}); try again when it is done`);
-    if (!h?.freeze) return fn();
+    if (!h?.freeze) return this.unchanged(v, what, fn);
     const inServer = h.root && volumeSize(v.id) !== null ? join(h.root, v.mountPath!) : undefined;
     if (inServer) syncFilesystem(inServer); // the bulk of the writeback before the freeze
     const thaw = h.freeze();
@@ -169,6 +174,29 @@ export class VolumeService {
       thaw();
       trace('volume: server thawed');
     }
+  }
+
+  /**
+   * `fn` on a volume no running server has: refused after it if the volume was attached,
+   * or its server started or took a task, meanwhile (the copy may be torn; the caller
+   * removes it).
+   */
+  private unchanged<T>(v: VolumeRow, what: string, fn: () => T): T {
+    const before = this.holding(v.id);
+    const out = fn();
+    if (this.holding(v.id) !== before) {
+      throw new Conflict(`cannot ${what}: it was attached, or its server started, while it was copied; try again`);
+    }
+    return out;
+  }
+
+  /** Who holds the volume now and in what state, as a string to compare. */
+  private holding(id: string): string {
+    const cur = this.store.volumes.get(id);
+    if (!cur || !this.attached(cur)) return 'free';
+    if (cur.ownerKind === 'container') return `container ${cur.serverId}`;
+    const h = this.holderState?.(cur.serverId!);
+    return `server ${cur.serverId} ${h?.task ?? '-'} ${h?.freeze ? 'running' : 'still'}`;
   }
 
   // ---- snapshots ------------------------------------------------------------------
