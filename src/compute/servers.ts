@@ -190,7 +190,21 @@ export class ComputeService {
 
   /** Named volumes (compute/volumes.ts). */
   get volumes(): VolumeService {
-    this.volumeCache ??= new VolumeService(this.store);
+    this.volumeCache ??= new VolumeService(this.store, (id) => {
+      // a volume's copy (snapshot, clone): the server it is attached to, frozen while it runs
+      const s = this.store.servers.get(id);
+      if (!s) return undefined;
+      const facts = this.facts(id);
+      if (!facts || !isRunning(facts) || s.vmState === 'paused') return { task: s.taskState };
+      return {
+        task: s.taskState,
+        root: `/proc/${facts.initPid}/root`,
+        freeze: () => {
+          freezeServer(facts, this.driver);
+          return () => thawServer(facts, this.driver);
+        },
+      };
+    });
     return this.volumeCache;
   }
 

@@ -10,16 +10,34 @@
  * server's mount namespace alone, so its loop device goes when the server's last process
  * does. `mountsFor` stages the images; `unstage` (in a finally around the start) detaches
  * the host's mounts again.
+ *
+ * Snapshots are taken only when asked (`volume snapshot create`, as Cinder's): a copy of
+ * the directory (`cp -a`) or of the image (sparse), under $NOVABOX_ROOT/volume-snapshots.
+ * A volume a running server has is copied with the server's cgroup frozen (and a sized
+ * one's filesystem synced inside it first), thawed in a finally, as a server snapshot
+ * freezes; a server in the middle of a task (a start, a stop) is not copied from. A new
+ * volume is made from a snapshot (`volume create --snapshot`) or from another volume
+ * (`--source`, the same frozen copy). A volume with snapshots is not deleted (Cinder).
  */
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { isContainerLive, readState } from '../runtime/container.js';
 import {
+  allocatedBytes,
   checkMountPath,
+  checkSpace,
+  copyVolumeData,
   makeVolumeDir,
   makeVolumeImage,
   mountVolumeLive,
+  removeSnapshotData,
   removeVolume,
   shiftTree,
+  snapshotData,
+  snapshotPath,
+  snapshotsDir,
+  syncFilesystem,
   sizeText,
   stageVolume,
   unmountVolumeLive,
@@ -27,17 +45,19 @@ import {
   VOLUME_NAME,
   volumeDir,
   volumeImage,
+  volumesDir,
   volumeSize,
   type VolumeMount,
 } from '../runtime/volumes.js';
 
 export { checkMountPath, parseVolumeMount, parseVolumeSize, type VolumeMount } from '../runtime/volumes.js';
-export type { VolumeRow } from '../store/volumes.js';
+export type { VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import type { Store } from '../store/db.js';
 import { nowIso } from '../store/time.js';
-import type { VolumeRow } from '../store/volumes.js';
+import type { VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
 import { randomUuid } from '../util/random.js';
+import { trace } from '../util/trace.js';
 
 export function checkVolumeName(name: string): void {
   if (!VOLUME_NAME.test(name)) {
@@ -47,25 +67,222 @@ export function checkVolumeName(name: string): void {
   }
 }
 
-export class VolumeService {
-  constructor(private readonly store: Store) {}
+/** What a copy of a volume needs from the server it is attached to (compute/servers.ts). */
+export interface HolderState {
+  /** the server's task in progress (a start, a stop, …), or null */
+  task: string | null;
+  /** when it runs: freezes its cgroup and returns the thaw (absent when stopped or paused: nothing writes) */
+  freeze?: () => () => void;
+  /** when it runs: its root as the host sees it (/proc/PID/root) */
+  root?: string;
+}
 
-  /** A directory volume, or with `sizeBytes` (parseVolumeSize) an ext4 image of that size. */
-  create(name: string, opts: { projectId: string; description?: string; sizeBytes?: number }): VolumeRow {
+export class VolumeService {
+  constructor(
+    private readonly store: Store,
+    private readonly holderState?: (serverId: string) => HolderState | undefined,
+  ) {}
+
+  /**
+   * A directory volume, or with `sizeBytes` (parseVolumeSize) an ext4 image of that size;
+   * with `snapshot` a copy of that snapshot, with `source` a copy (clone) of that volume.
+   */
+  create(
+    name: string,
+    opts: { projectId: string; description?: string; sizeBytes?: number; snapshot?: string; source?: string },
+  ): VolumeRow {
     checkVolumeName(name);
+    if (opts.snapshot !== undefined && opts.source !== undefined)
+      throw new BadRequest('a volume is made from a snapshot or from a volume, not both (--snapshot, --source)');
+    if (opts.sizeBytes !== undefined && (opts.snapshot !== undefined || opts.source !== undefined))
+      throw new BadRequest('--size cannot be given with --snapshot or --source: the new volume is the size of what it copies');
     if (this.store.volumes.find(name)) throw new Conflict(`volume "${name}" already exists`);
     const id = randomUuid();
-    if (opts.sizeBytes !== undefined) makeVolumeImage(id, opts.sizeBytes);
+    let owner = { uid: 0, gid: 0 };
+    if (opts.snapshot !== undefined) {
+      const snap = this.getSnapshot(opts.snapshot);
+      const data = snapshotData(snap.id);
+      if (snap.status !== 'available' || !data)
+        throw new Conflict(`volume snapshot "${snap.name}" is not available (${snap.status}): its copy is not whole`);
+      this.copyInto(id, data.path, data.sized, `volume "${name}"`);
+      owner = { uid: snap.uidBase, gid: snap.gidBase };
+    } else if (opts.source !== undefined) {
+      const src = this.get(opts.source);
+      const sized = volumeSize(src.id) !== null;
+      try {
+        this.quietly(src, `clone volume "${src.name}"`, () => {
+          this.copyInto(id, sized ? volumeImage(src.id) : volumeDir(src.id), sized, `volume "${name}"`);
+          const cur = this.store.volumes.get(src.id);
+          owner = { uid: cur?.uidBase ?? src.uidBase, gid: cur?.gidBase ?? src.gidBase };
+        });
+      } catch (err) {
+        removeVolume(id); // a copy refused after it was made
+        throw err;
+      }
+    } else if (opts.sizeBytes !== undefined) makeVolumeImage(id, opts.sizeBytes);
     else makeVolumeDir(id);
     try {
       return this.store.tx(() => {
         if (this.store.volumes.find(name)) throw new Conflict(`volume "${name}" already exists`);
-        return this.store.volumes.insert({ id, name, projectId: opts.projectId, description: opts.description ?? '', createdAt: nowIso() });
+        const v = this.store.volumes.insert({
+          id,
+          name,
+          projectId: opts.projectId,
+          description: opts.description ?? '',
+          createdAt: nowIso(),
+        });
+        if (owner.uid !== 0 || owner.gid !== 0) this.store.volumes.setOwner(id, owner.uid, owner.gid);
+        return this.store.volumes.get(v.id)!;
       });
     } catch (err) {
       removeVolume(id);
       throw err;
     }
+  }
+
+  /** A copy of `src` as the data of the new volume `id` (refused when the host's filesystem has no room). */
+  private copyInto(id: string, src: string, sized: boolean, what: string): void {
+    mkdirSync(volumesDir(), { recursive: true, mode: 0o700 });
+    checkSpace(volumesDir(), allocatedBytes(src), what);
+    copyVolumeData(src, sized ? volumeImage(id) : volumeDir(id), sized);
+  }
+
+  /**
+   * `fn` (a copy of the volume's data) while nothing writes to it: a volume attached to a
+   * running server is copied with the server's cgroup frozen, thawed always; a sized
+   * one's filesystem is synced inside the server before and during the freeze, so the
+   * image file holds what the server wrote. Refused while its server is in a task (a
+   * start that may be shifting its owners, a stop) or a `run` container has it.
+   */
+  private quietly<T>(v: VolumeRow, what: string, fn: () => T): T {
+    if (!this.attached(v)) return this.unchanged(v, what, fn);
+    if (v.ownerKind === 'container')
+      throw new Conflict(`cannot ${what}: it is in use by ${this.holder(v)}; copy it when the container has ended`);
+    const h = this.holderState?.(v.serverId!);
+    if (h?.task) throw new Conflict(`cannot ${what}: ${this.holder(v)} is busy (${h.task}); try again when it is done`);
+    if (!h?.freeze) return this.unchanged(v, what, fn);
+    const inServer = h.root && volumeSize(v.id) !== null ? join(h.root, v.mountPath!) : undefined;
+    if (inServer) syncFilesystem(inServer); // the bulk of the writeback before the freeze
+    const thaw = h.freeze();
+    trace('volume: server frozen');
+    try {
+      if (inServer) syncFilesystem(inServer);
+      const out = fn();
+      trace('volume: copied');
+      return out;
+    } finally {
+      thaw();
+      trace('volume: server thawed');
+    }
+  }
+
+  /**
+   * `fn` on a volume no running server has: refused after it if the volume was attached,
+   * or its server started or took a task, meanwhile (the copy may be torn; the caller
+   * removes it).
+   */
+  private unchanged<T>(v: VolumeRow, what: string, fn: () => T): T {
+    const before = this.holding(v.id);
+    const out = fn();
+    if (this.holding(v.id) !== before) {
+      throw new Conflict(`cannot ${what}: it was attached, or its server started, while it was copied; try again`);
+    }
+    return out;
+  }
+
+  /** Who holds the volume now and in what state, as a string to compare. */
+  private holding(id: string): string {
+    const cur = this.store.volumes.get(id);
+    if (!cur || !this.attached(cur)) return 'free';
+    if (cur.ownerKind === 'container') return `container ${cur.serverId}`;
+    const h = this.holderState?.(cur.serverId!);
+    return `server ${cur.serverId} ${h?.task ?? '-'} ${h?.freeze ? 'running' : 'still'}`;
+  }
+
+  // ---- snapshots ------------------------------------------------------------------
+
+  /** `volume snapshot create --volume VOL NAME`: a point-in-time copy of the volume. */
+  snapshot(volume: string, name: string, opts: { projectId: string; description?: string }): VolumeSnapshotRow {
+    if (!VOLUME_NAME.test(name)) {
+      throw new BadRequest(
+        `invalid volume snapshot name ${JSON.stringify(name)}: use letters, digits, '_', '.' and '-' (at most 63, not starting with a symbol)`,
+      );
+    }
+    const v = this.get(volume);
+    if (this.store.volumeSnapshots.find(name)) throw new Conflict(`volume snapshot "${name}" already exists`);
+    const sized = volumeSize(v.id) !== null;
+    const src = sized ? volumeImage(v.id) : volumeDir(v.id);
+    mkdirSync(snapshotsDir(), { recursive: true, mode: 0o700 });
+    checkSpace(snapshotsDir(), allocatedBytes(src), `a snapshot of volume "${v.name}"`);
+    const id = randomUuid();
+    // recorded first ('creating'): the name is taken at once, and a copy whose CLI was
+    // killed leaves a record that `volume snapshot delete` removes with its data
+    const row = this.store.tx(() => {
+      if (this.store.volumeSnapshots.find(name)) throw new Conflict(`volume snapshot "${name}" already exists`);
+      const cur = this.store.volumes.get(v.id);
+      if (!cur) throw new NotFound(`volume "${v.name}" not found`);
+      return this.store.volumeSnapshots.insert({
+        id,
+        name,
+        volumeId: cur.id,
+        projectId: opts.projectId,
+        description: opts.description ?? '',
+        uidBase: cur.uidBase,
+        gidBase: cur.gidBase,
+        createdAt: nowIso(),
+      });
+    });
+    try {
+      this.quietly(this.store.volumes.get(v.id) ?? v, `snapshot volume "${v.name}"`, () =>
+        copyVolumeData(src, snapshotPath(id, sized), sized),
+      );
+    } catch (err) {
+      this.store.volumeSnapshots.remove(id);
+      removeSnapshotData(id);
+      throw err;
+    }
+    // deleted while it was copied: its data goes too
+    if (!this.store.volumeSnapshots.setAvailable(id)) {
+      removeSnapshotData(id);
+      throw new NotFound(`volume snapshot "${name}" was deleted while it was made`);
+    }
+    return this.store.volumeSnapshots.get(row.id)!;
+  }
+
+  getSnapshot(nameOrId: string): VolumeSnapshotRow {
+    const s = this.store.volumeSnapshots.find(nameOrId);
+    if (!s) throw new NotFound(`volume snapshot "${nameOrId}" not found`);
+    return s;
+  }
+
+  listSnapshots(volume?: string): VolumeSnapshotRow[] {
+    return this.store.volumeSnapshots.list(volume === undefined ? undefined : this.get(volume).id);
+  }
+
+  deleteSnapshot(nameOrId: string): void {
+    const s = this.getSnapshot(nameOrId);
+    this.store.volumeSnapshots.remove(s.id);
+    removeSnapshotData(s.id);
+  }
+
+  /** `volume snapshot show` / `list --long`. */
+  snapshotView(s: VolumeSnapshotRow): Record<string, unknown> {
+    const data = snapshotData(s.id);
+    const bytes = data?.sized ? volumeSizeOf(data.path) : null;
+    return {
+      created_at: s.createdAt,
+      description: s.description,
+      id: s.id,
+      kind: data ? (data.sized ? 'ext4 image' : 'directory') : null,
+      name: s.name,
+      owner: s.uidBase === 0 && s.gidBase === 0 ? 'host ids' : `ids from ${s.uidBase}:${s.gidBase}`,
+      path: data?.path ?? null,
+      project_id: s.projectId,
+      size: bytes === null ? null : sizeText(bytes),
+      status: s.status,
+      volume: this.store.volumes.get(s.volumeId)?.name ?? null,
+      volume_id: s.volumeId,
+    };
   }
 
   get(nameOrId: string): VolumeRow {
@@ -111,6 +328,12 @@ export class VolumeService {
             cur.ownerKind === 'server'
               ? `detach it first ("novabox server remove volume ${server} ${cur.name}") or delete the server`
               : 'it is free when the container ends',
+        });
+      }
+      const snaps = this.store.volumeSnapshots.list(cur.id);
+      if (snaps.length) {
+        throw new Conflict(`cannot delete volume "${cur.name}": it has snapshots (${snaps.map((s) => s.name).join(', ')})`, {
+          hint: `delete them first ("novabox volume snapshot delete ${snaps.map((s) => s.name).join(' ')}")`,
         });
       }
       this.store.volumes.remove(cur.id);
@@ -290,5 +513,13 @@ export class VolumeService {
       size: size === null ? null : sizeText(size),
       status: this.statusOf(v),
     };
+  }
+}
+
+function volumeSizeOf(path: string): number | null {
+  try {
+    return statSync(path).size;
+  } catch {
+    return null;
   }
 }

@@ -303,3 +303,78 @@ export function checkMountPath(path: string, what = `mount path ${JSON.stringify
   if (/[\x00-\x1f]/.test(path)) throw new BadRequest(`invalid ${what}: control characters in the path`);
   return `/${parts.join('/')}`;
 }
+
+// ---- copies: snapshots (`volume snapshot create`) and new volumes made from them -------
+
+export function snapshotsDir(): string {
+  return join(stateRoot(), 'volume-snapshots');
+}
+
+/** Where a snapshot's copy is: a directory, or for a sized volume's an image file. */
+export function snapshotPath(id: string, sized: boolean): string {
+  return join(snapshotsDir(), sized ? `${id}.img` : id);
+}
+
+/** A snapshot's copy on disk: its path and whether it is an image, or null when it has none. */
+export function snapshotData(id: string): { path: string; sized: boolean } | null {
+  for (const sized of [true, false]) {
+    const path = snapshotPath(id, sized);
+    if (existsSync(path)) return { path, sized };
+  }
+  return null;
+}
+
+/** The bytes a copy of `path` takes at most (its allocated blocks: a sparse image's holes are not counted). */
+export function allocatedBytes(path: string): number {
+  let n = 0;
+  const visit = (p: string) => {
+    const st = lstatSync(p);
+    n += st.blocks * 512;
+    if (st.isDirectory()) for (const name of readdirSync(p)) visit(join(p, name));
+  };
+  visit(path);
+  return n;
+}
+
+/** Refused in one sentence when the filesystem of `dir` has less free than `bytes` (`what`: "the snapshot of volume "x""). */
+export function checkSpace(dir: string, bytes: number, what: string): void {
+  const fs = statfsSync(dir);
+  const free = fs.bavail * fs.bsize;
+  if (bytes > free) {
+    throw new Conflict(`no space for ${what}: it takes up to ${sizeText(bytes)} and ${dir} has ${sizeText(free)} free`);
+  }
+}
+
+/**
+ * `src` (a volume's directory or image, or a snapshot's) copied to `dst`, which must not
+ * exist: a tree with owners, modes, timestamps, xattrs, ACLs, hard links and special files
+ * kept (`cp -a`), an image sparse (`cp --sparse=always`), both shared with the source where
+ * the filesystem can (`--reflink=auto`: btrfs, xfs). A copy that fails is removed.
+ */
+export function copyVolumeData(src: string, dst: string, sized: boolean): void {
+  const args = sized
+    ? ['--sparse=always', '--reflink=auto', '--no-target-directory', src, dst]
+    : ['-a', '--reflink=auto', '--no-target-directory', src, dst];
+  try {
+    execFileSync('cp', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (sized) chmodSync(dst, 0o600);
+  } catch (err) {
+    rmTree(dst);
+    rmSync(dst, { force: true });
+    throw toolError(`cannot copy ${src}`, err);
+  }
+}
+
+/** `syncfs(2)` on the filesystem at `path` (coreutils `sync -f`): a loop-mounted image's writes reach its file. */
+export function syncFilesystem(path: string): void {
+  try {
+    execFileSync('sync', ['-f', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    throw toolError(`cannot sync ${path}`, err);
+  }
+}
+
+export function removeSnapshotData(id: string): void {
+  rmSync(snapshotPath(id, true), { force: true });
+  rmTree(snapshotPath(id, false));
+}

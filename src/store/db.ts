@@ -21,7 +21,7 @@ import { ResizeRepo } from './resizes.js';
 import { LeaseRepo } from './leases.js';
 import { IdmapLeaseRepo } from './idmap-leases.js';
 import { PortRepo } from './ports.js';
-import { VolumeRepo } from './volumes.js';
+import { VolumeRepo, VolumeSnapshotRepo } from './volumes.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -42,6 +42,8 @@ export interface Store {
   readonly ports: PortRepo;
   /** named volumes and their attachments (compute/volumes.ts) */
   readonly volumes: VolumeRepo;
+  /** volume snapshots (`volume snapshot …`) */
+  readonly volumeSnapshots: VolumeSnapshotRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -156,6 +158,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db'), opts: 
       idmaps: new IdmapLeaseRepo(db),
       ports: new PortRepo(db),
       volumes: new VolumeRepo(db),
+      volumeSnapshots: new VolumeSnapshotRepo(db),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),

@@ -412,4 +412,25 @@ ALTER TABLE server_migrations ADD COLUMN dest_compute TEXT;
 ALTER TABLE server_migrations ADD COLUMN dest_host TEXT;
 `,
   },
+  {
+    // Issue 20: volume snapshots (`volume snapshot create`, Cinder's snapshots): a
+    // point-in-time copy of a volume under $NOVABOX_ROOT/volume-snapshots, kept with the
+    // ids its files were stored in. 'creating' until its copy is whole. A volume with
+    // snapshots is not deleted (no foreign key: the refusal names them).
+    name: '013 volume snapshots',
+    sql: `
+CREATE TABLE volume_snapshots (
+  id          TEXT PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  volume_id   TEXT NOT NULL,
+  project_id  TEXT NOT NULL,
+  description TEXT NOT NULL DEFAULT '',
+  status      TEXT NOT NULL DEFAULT 'creating' CHECK (status IN ('creating', 'available')),
+  uid_base    INTEGER NOT NULL DEFAULT 0,
+  gid_base    INTEGER NOT NULL DEFAULT 0,
+  created_at  TEXT NOT NULL
+);
+CREATE INDEX volume_snapshots_volume ON volume_snapshots(volume_id);
+`,
+  },
 ];

@@ -112,3 +112,63 @@ export class VolumeRepo {
     return this.sql('DELETE FROM volumes WHERE id = ?').run(id).changes;
   }
 }
+
+/** A volume's point-in-time copy (`volume snapshot create`). */
+export interface VolumeSnapshotRow {
+  id: string;
+  name: string;
+  volumeId: string;
+  projectId: string;
+  description: string;
+  status: 'creating' | 'available';
+  /** the ids the copied files are stored in (the volume's at the copy) */
+  uidBase: number;
+  gidBase: number;
+  createdAt: string;
+}
+
+const SNAP_COLUMNS =
+  'id, name, volume_id AS volumeId, project_id AS projectId, description, status, uid_base AS uidBase, gid_base AS gidBase, created_at AS createdAt';
+
+export class VolumeSnapshotRepo {
+  private readonly sql: ReturnType<typeof statementCache>;
+
+  constructor(db: Database) {
+    this.sql = statementCache(db);
+  }
+
+  insert(s: Omit<VolumeSnapshotRow, 'status'>): VolumeSnapshotRow {
+    this.sql(
+      'INSERT INTO volume_snapshots (id, name, volume_id, project_id, description, uid_base, gid_base, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(s.id, s.name, s.volumeId, s.projectId, s.description, s.uidBase, s.gidBase, s.createdAt);
+    return this.get(s.id)!;
+  }
+
+  get(id: string): VolumeSnapshotRow | undefined {
+    return this.sql<VolumeSnapshotRow>(`SELECT ${SNAP_COLUMNS} FROM volume_snapshots WHERE id = ?`).get(id);
+  }
+
+  /** By name, else by id. */
+  find(nameOrId: string): VolumeSnapshotRow | undefined {
+    return this.sql<VolumeSnapshotRow>(
+      `SELECT ${SNAP_COLUMNS} FROM volume_snapshots WHERE name = ? OR id = ? ORDER BY name = ? DESC LIMIT 1`,
+    ).get(nameOrId, nameOrId, nameOrId);
+  }
+
+  list(volumeId?: string): VolumeSnapshotRow[] {
+    return volumeId === undefined
+      ? this.sql<VolumeSnapshotRow>(`SELECT ${SNAP_COLUMNS} FROM volume_snapshots ORDER BY created_at, name`).all()
+      : this.sql<VolumeSnapshotRow>(`SELECT ${SNAP_COLUMNS} FROM volume_snapshots WHERE volume_id = ? ORDER BY created_at, name`).all(
+          volumeId,
+        );
+  }
+
+  /** False when the record is gone (deleted while it was copied). */
+  setAvailable(id: string): boolean {
+    return this.sql("UPDATE volume_snapshots SET status = 'available' WHERE id = ?").run(id).changes === 1;
+  }
+
+  remove(id: string): number {
+    return this.sql('DELETE FROM volume_snapshots WHERE id = ?').run(id).changes;
+  }
+}

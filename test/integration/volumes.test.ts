@@ -37,7 +37,7 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
   let root: string;
   let removeRoot: () => void;
   let before: Census;
-  const nb = (args: string[], opts: { timeoutMs?: number } = {}) => runCli(args, { root, ...opts });
+  const nb = (args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}) => runCli(args, { root, ...opts });
   const ok = async (args: string[]) => {
     const r = await nb(args);
     expect(r.stderr).toBe('');
@@ -49,6 +49,7 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
   const inside = (name: string, script: string) => nb(['server', 'exec', name, '--', 'sh', '-c', script]);
   const volume = async (name: string) =>
     JSON.parse(await ok(['volume', 'show', name, '-f', 'json'])) as Record<string, unknown> & { path: string };
+  const snapshotFiles = () => (existsSync(join(root, 'volume-snapshots')) ? readdirSync(join(root, 'volume-snapshots')).sort() : []);
   const volumeDirs = () => (existsSync(join(root, 'volumes')) ? readdirSync(join(root, 'volumes')).sort() : []);
 
   beforeAll(async () => {
@@ -64,11 +65,17 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     const list = await nb(['server', 'list', '-f', 'json']);
     for (const s of JSON.parse(list.stdout || '[]') as { ID: string }[])
       await nb(['server', 'delete', '--force', s.ID], { timeoutMs: 60_000 });
+    const snaps = await nb(['volume', 'snapshot', 'list', '-f', 'json']);
+    for (const v of JSON.parse(snaps.stdout || '[]') as { ID: string }[]) await ok(['volume', 'snapshot', 'delete', v.ID]);
+    expect(snapshotFiles()).toEqual([]);
     const vols = await nb(['volume', 'list', '-f', 'json']);
     for (const v of JSON.parse(vols.stdout || '[]') as { ID: string }[]) await ok(['volume', 'delete', v.ID]);
     expect(volumeDirs()).toEqual([]);
     const after = census(root);
-    const files = (c: Census) => ({ ...c, stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/') && !f.startsWith('volumes')) });
+    const files = (c: Census) => ({
+      ...c,
+      stateFiles: c.stateFiles.filter((f) => !f.startsWith('servers/') && !f.startsWith('volumes') && !f.startsWith('volume-snapshots')),
+    });
     expect(files(after)).toEqual(files(before));
   }, 120_000);
 
@@ -222,6 +229,182 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect(await ok(['server', 'list', '-f', 'value', '-c', 'Name'])).toBe(listBefore);
     expect(volumeDirs()).toHaveLength(1);
   });
+
+  it('volume snapshot: a copy taken only when asked (a running server frozen for it), volumes made from it and cloned; a server image leaves volumes out; bad input', async () => {
+    await ok(['volume', 'create', 'data']);
+    const out = JSON.parse(await create('s1', ['-v', 'data:/srv/data', '-f', 'json'])) as { idmap: string };
+    const base = Number(/^uid 0 (\d+)/.exec(out.idmap)![1]);
+    const w = await inside(
+      's1',
+      'mkdir /srv/data/d && echo one > /srv/data/d/f && ln /srv/data/d/f /srv/data/d/hard && ln -s f /srv/data/d/sym && mkfifo /srv/data/d/fifo && chown 1000:1001 /srv/data/d/f && chmod 640 /srv/data/d/f',
+    );
+    expect(w.stderr).toBe('');
+    const vpath = (await volume('data')).path;
+    mknod(join(vpath, 'd', 'null'));
+    const xattr = setXattr(join(vpath, 'd', 'f'), 'user.novabox', 'kept');
+    // a writer runs in the server while the copy is made
+    await inside('s1', 'while [ ! -e /tmp/stop ]; do date >> /srv/data/log; done > /dev/null 2>&1 &');
+
+    const made = await nb(['volume', 'snapshot', 'create', '--volume', 'data', 'snap1', '-f', 'json'], { env: { NOVABOX_TRACE: '1' } });
+    expect(made.exitCode).toBe(0);
+    // the copy is made inside the server's freeze, thawed after
+    expect(made.stderr.match(/volume: [a-z ]+/g)).toEqual(['volume: server frozen', 'volume: copied', 'volume: server thawed']);
+    const snap = JSON.parse(made.stdout) as Record<string, string>;
+    expect(snap).toMatchObject({
+      name: 'snap1',
+      volume: 'data',
+      status: 'available',
+      kind: 'directory',
+      owner: `ids from ${base}:${base}`,
+    });
+    expect(snap.path).toBe(join(root, 'volume-snapshots', snap.id));
+    // thawed: the server runs on, its writer too
+    expect((JSON.parse(await ok(['server', 'show', 's1', '-f', 'json'])) as { status: string }).status).toBe('ACTIVE');
+    const n1 = (await inside('s1', 'wc -l < /srv/data/log')).stdout;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(Number((await inside('s1', 'wc -l < /srv/data/log')).stdout)).toBeGreaterThan(Number(n1));
+    expect((await ok(['volume', 'snapshot', 'list', '-f', 'value', '-c', 'Name', '-c', 'Volume', '-c', 'Status'])).trim()).toBe(
+      'snap1 data available',
+    );
+    expect((await ok(['volume', 'snapshot', 'list', '--volume', 'data', '-f', 'value', '-c', 'Name'])).trim()).toBe('snap1');
+
+    // the volume changes after; the snapshot does not
+    await inside('s1', 'echo two > /srv/data/d/f');
+    await ok(['volume', 'create', '--snapshot', 'snap1', 'restored']);
+    const r = await volume('restored');
+    expect(r).toMatchObject({ status: 'available', kind: 'directory', owner: `ids from ${base}:${base}` });
+    const f = lstatSync(join(r.path, 'd', 'f'));
+    expect(readFileSync(join(r.path, 'd', 'f'), 'utf8')).toBe('one\n');
+    expect([f.uid, f.gid, f.mode & 0o7777, f.nlink]).toEqual([base + 1000, base + 1001, 0o640, 2]);
+    expect(lstatSync(join(r.path, 'd', 'hard')).ino).toBe(f.ino);
+    expect(lstatSync(join(r.path, 'd', 'sym')).isSymbolicLink()).toBe(true);
+    expect(lstatSync(join(r.path, 'd', 'fifo')).isFIFO()).toBe(true);
+    expect(lstatSync(join(r.path, 'd', 'null')).isCharacterDevice()).toBe(true);
+    if (xattr) expect(getXattr(join(r.path, 'd', 'f'), 'user.novabox')).toBe('kept');
+    // a clone of the volume as it is now (the server frozen for it)
+    await ok(['volume', 'create', '--source', 'data', 'clone']);
+    expect(readFileSync(join((await volume('clone')).path, 'd', 'f'), 'utf8')).toBe('two\n');
+    // the restored volume in a server of another range: shifted there as any volume
+    await create('s2', ['-v', 'restored:/r']);
+    expect((await inside('s2', 'cat /r/d/f; stat -c "%u %g" /r/d/f')).stdout).toBe('one\n1000 1001\n');
+
+    // a server snapshot leaves its volumes out: they are mounts, not its writable layer
+    await inside('s1', 'echo layer > /etc/in-layer; touch /tmp/stop');
+    await ok(['server', 'image', 'create', '--name', 's1-img', '--wait', 's1']);
+    await ok(['server', 'create', '--image', 's1-img', '--flavor', 'c1.nano', '--network', 'none', 's3']);
+    expect((await inside('s3', 'cat /etc/in-layer; ls -A /srv/data 2>/dev/null | wc -l')).stdout).toBe('layer\n0\n');
+    await ok(['server', 'delete', 's3']);
+    await ok(['image', 'delete', 's1-img']);
+
+    // deleting a volume with snapshots is refused, naming them (Cinder)
+    const files = snapshotFiles();
+    const del = await nb(['volume', 'delete', 'data']);
+    expect(del.stderr).toBe(
+      'novabox: cannot delete volume "data": it is in use by server "s1" (at /srv/data); detach it first ("novabox server remove volume s1 data") or delete the server\n',
+    );
+    await ok(['server', 'delete', 's1']);
+    const del2 = await nb(['volume', 'delete', 'data']);
+    expect(del2.exitCode).toBe(4);
+    expect(del2.stderr).toBe(
+      'novabox: cannot delete volume "data": it has snapshots (snap1); delete them first ("novabox volume snapshot delete snap1")\n',
+    );
+
+    // bad input: one sentence, nothing changed
+    for (const [args, code, message] of [
+      [['volume', 'snapshot', 'create', '--volume', 'nosuch', 'x'], 3, 'volume "nosuch" not found (novabox volume list)'],
+      [['volume', 'snapshot', 'create', '--volume', 'data', 'snap1'], 4, 'volume snapshot "snap1" already exists'],
+      [
+        ['volume', 'snapshot', 'create', '--volume', 'data', '../x'],
+        2,
+        "invalid volume snapshot name \"../x\": use letters, digits, '_', '.' and '-' (at most 63, not starting with a symbol)",
+      ],
+      [['volume', 'create', '--snapshot', 'nosuch', 'x'], 3, 'volume snapshot "nosuch" not found'],
+      [['volume', 'create', '--source', 'nosuch', 'x'], 3, 'volume "nosuch" not found (novabox volume list)'],
+      [['volume', 'create', '--snapshot', 'snap1', 'clone'], 4, 'volume "clone" already exists'],
+      [
+        ['volume', 'create', '--snapshot', 'snap1', '--size', '1', 'x'],
+        2,
+        '--size cannot be given with --snapshot or --source: the new volume is the size of what it copies',
+      ],
+      [
+        ['volume', 'create', '--snapshot', 'snap1', '--source', 'data', 'x'],
+        2,
+        'a volume is made from a snapshot or from a volume, not both (--snapshot, --source)',
+      ],
+      [['volume', 'snapshot', 'delete', 'nosuch'], 3, 'volume snapshot "nosuch" not found'],
+    ] as [string[], number, string][]) {
+      const b = await nb(args);
+      expect(b.stderr).toBe(`novabox: ${message}\n`);
+      expect(b.exitCode).toBe(code);
+    }
+    expect(snapshotFiles()).toEqual(files);
+    expect(volumeDirs()).toHaveLength(3);
+
+    await ok(['volume', 'snapshot', 'delete', 'snap1']);
+    expect(snapshotFiles()).toEqual([]);
+    await ok(['volume', 'delete', 'data']);
+  }, 180_000);
+
+  it("volume snapshot of a paused server's volume leaves it paused; of a server in a task (a start, a stop): refused, nothing made", async () => {
+    await ok(['volume', 'create', 'pv']);
+    const id = (JSON.parse(await create('p1', ['-v', 'pv:/p', '-f', 'json'])) as { id: string }).id;
+    await inside('p1', 'echo x > /p/f');
+    await ok(['server', 'pause', 'p1']);
+    const paused = await nb(['volume', 'snapshot', 'create', '--volume', 'pv', 'ps'], { env: { NOVABOX_TRACE: '1' } });
+    expect(paused.exitCode).toBe(0);
+    expect(paused.stderr).not.toMatch(/volume: server frozen/); // nothing runs in it: no freeze of ours, no thaw
+    expect((JSON.parse(await ok(['server', 'show', 'p1', '-f', 'json'])) as { status: string }).status).toBe('PAUSED');
+    await ok(['server', 'unpause', 'p1']);
+    const files = snapshotFiles();
+    expect(files).toHaveLength(1);
+
+    const { openStore } = await import('../../src/store/db.js');
+    const store = openStore(join(root, 'novabox.db'));
+    try {
+      store.servers.update(id, { taskState: 'powering-off' }); // as a stop in progress holds it
+      const r = await nb(['volume', 'snapshot', 'create', '--volume', 'pv', 'ps2']);
+      expect(r.stderr).toBe('novabox: cannot snapshot volume "pv": server "p1" is busy (powering-off); try again when it is done\n');
+      expect(r.exitCode).toBe(4);
+      const c = await nb(['volume', 'create', '--source', 'pv', 'pv2']);
+      expect(c.stderr).toBe('novabox: cannot clone volume "pv": server "p1" is busy (powering-off); try again when it is done\n');
+      expect(c.exitCode).toBe(4);
+    } finally {
+      store.servers.update(id, { taskState: null });
+      store.close();
+    }
+    expect(snapshotFiles()).toEqual(files);
+    expect(volumeDirs()).toHaveLength(1);
+    expect((await ok(['volume', 'snapshot', 'list', '-f', 'value', '-c', 'Name'])).trim()).toBe('ps');
+  }, 120_000);
+
+  it.skipIf(!canLoop)(
+    'a sized volume snapshot: its image copied sparse, synced from the running server; a volume from it mounts',
+    async () => {
+      await ok(['volume', 'create', '--size', '32M', 'sz']);
+      await create('z1', ['-v', 'sz:/data']);
+      // written without a sync: the snapshot syncs the server's filesystem before its copy
+      expect((await inside('z1', 'echo one > /data/f')).stderr).toBe('');
+      const snap = JSON.parse(await ok(['volume', 'snapshot', 'create', '--volume', 'sz', 'zs', '-f', 'json'])) as Record<string, string>;
+      expect(snap).toMatchObject({ kind: 'ext4 image', size: '32MiB', status: 'available' });
+      expect(snap.path).toBe(join(root, 'volume-snapshots', `${snap.id}.img`));
+      expect(statSync(snap.path).size).toBe(32 << 20);
+      expect(statSync(snap.path).blocks * 512).toBeLessThan(32 << 20); // sparse
+      expect(loops(snap.path)).toEqual([]);
+      expect(mountedUnder(root)).toEqual([]);
+
+      await ok(['volume', 'create', '--snapshot', 'zs', 'sz2']);
+      await ok(['volume', 'create', '--source', 'sz', 'sz3']);
+      expect((await volume('sz2')).kind).toBe('ext4 image');
+      await ok(['server', 'add', 'volume', 'z1', 'sz2', '--mount-path', '/copy']);
+      await ok(['server', 'add', 'volume', 'z1', 'sz3', '--mount-path', '/clone']);
+      expect((await inside('z1', 'cat /copy/f /clone/f')).stdout).toBe('one\none\n');
+      await ok(['server', 'delete', 'z1']);
+      await until(() => loopsOfRoot().length === 0);
+      await ok(['volume', 'snapshot', 'delete', 'zs']);
+      expect(snapshotFiles()).toEqual([]);
+    },
+    120_000,
+  );
 
   /** the loop devices backed by a file (losetup -j): none once no server runs with it */
   const loops = (file: string) => execFileSync('losetup', ['-j', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
@@ -480,3 +663,26 @@ describe.skipIf(!isRoot)('shiftTree (root: chown)', () => {
     }
   });
 });
+
+/** A character device like /dev/null (host root may mknod in a volume). */
+function mknod(path: string): void {
+  execFileSync('mknod', [path, 'c', '1', '3']);
+}
+
+/** A user xattr set with Python's os.setxattr; false where the filesystem has none. */
+function setXattr(path: string, name: string, value: string): boolean {
+  try {
+    execFileSync('python3', ['-c', 'import os,sys; os.setxattr(sys.argv[1], sys.argv[2], sys.argv[3].encode())', path, name, value], {
+      stdio: 'ignore',
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function getXattr(path: string, name: string): string {
+  return execFileSync('python3', ['-c', 'import os,sys; print(os.getxattr(sys.argv[1], sys.argv[2]).decode(), end="")', path, name], {
+    encoding: 'utf8',
+  });
+}

@@ -23,6 +23,8 @@ export function registerImage(server: Command, ctx: CliContext): void {
 A running server is frozen (cgroup freezer) only while its writable layer is synced and
 packed, then thawed; a paused server stays paused. The cost grows with what the server
 changed, not with the image size. Ephemeral servers cannot be snapshotted.
+Volumes are not in the image: they are mounts, not the writable layer (copy a volume
+with "novabox volume snapshot create --volume VOL NAME").
 
 Example:
   novabox server image create --name web1-snap --wait web1`,
