@@ -9,11 +9,11 @@
  * mount outside the server is refused).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { criuCheck } from '../../src/runtime/criu.js';
+import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
 import { census, type Census } from '../helpers/census.js';
 import { runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
@@ -98,4 +98,106 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
     },
     120_000,
   );
+
+  it('a server (--userns host) with a counter and an open file: pre-dumped while it runs, dumped, restored under its root mounted again: pid 1 is novabox-init again, the counter goes on from where it was, the file is still open', async () => {
+    await ok(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'moved']);
+    const base = mkdtempSync(join(tmpdir(), 'nbx-criu-img-'));
+    const root = mkdtempSync(join(tmpdir(), 'nbx-criu-root-'));
+    let restored = 0;
+    let cgroup = '';
+    try {
+      await ok([
+        'server',
+        'exec',
+        'moved',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]);
+      const id = (await ok(['server', 'show', 'moved', '-f', 'value', '-c', 'id'])).trim();
+      const pid = Number((await ok(['server', 'show', 'moved', '-f', 'value', '-c', 'pid'])).trim());
+      expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/dev/.novabox-init');
+      // its root as the target rebuilds it: the same layers and writable layer
+      const rootLine = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .find((l) => l.split(' ')[4] === '/');
+      const fields = rootLine?.split(' ') ?? [];
+      const overlay = fields[fields.indexOf('-') + 3];
+      expect(overlay).toMatch(/lowerdir=.*upperdir=.*workdir=/);
+      mkdirSync(join(base, '1'));
+      mkdirSync(join(base, '2'));
+      const t0 = performance.now();
+      const pre = runCriu(criuDumpArgs(pid, { images: join(base, '1'), pre: true, log: 'pre.log' }), join(base, '1'), 'pre.log');
+      expect(pre, pre.ok ? '' : pre.reason).toMatchObject({ ok: true });
+      // still running after the pre-dump
+      const a = Number((await ok(['server', 'exec', 'moved', '--', 'cat', '/cnt'])).trim());
+      await new Promise((res) => setTimeout(res, 300));
+      expect(Number((await ok(['server', 'exec', 'moved', '--', 'cat', '/cnt'])).trim())).toBeGreaterThan(a);
+      const down = performance.now();
+      const dump = runCriu(criuDumpArgs(pid, { images: join(base, '2'), prev: '../1' }), join(base, '2'), 'dump.log');
+      expect(dump, dump.ok ? '' : dump.reason).toMatchObject({ ok: true });
+      const upper = /upperdir=([^,]+)/.exec(overlay)![1];
+      const atDump = Number(readFileSync(join(upper, 'cnt'), 'utf8').trim());
+      // the source's monitor saw its tree go (on another host that is the source's business)
+      for (let i = 0; i < 100 && (await ok(['server', 'show', 'moved', '-f', 'value', '-c', 'status'])) !== 'SHUTOFF\n'; i++)
+        await new Promise((res) => setTimeout(res, 100));
+      const waited = performance.now();
+      expect(spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', overlay, root]).status).toBe(0);
+      const pidfile = join(base, '2', 'restored.pid');
+      const res = runCriu(criuRestoreArgs({ images: join(base, '2'), root, pidfile }), join(base, '2'), 'restore.log');
+      expect(res, res.ok ? '' : res.reason).toMatchObject({ ok: true });
+      const up = performance.now();
+      restored = Number(readFileSync(pidfile, 'utf8').trim());
+      cgroup = readFileSync(`/proc/${restored}/cgroup`, 'utf8').trim().split('::')[1] ?? '';
+      expect(cgroup).toContain(id);
+      // downtime: the final dump, the root mounted again and the restore (the wait for the
+      // source's monitor above is this one-host test's, not a migration's)
+      const downtime = dump.ms + (up - waited);
+      console.log(
+        `criu (guest): pre-dump ${pre.ms.toFixed(0)} ms, dump ${dump.ms.toFixed(0)} ms, restore ${res.ms.toFixed(0)} ms; downtime ${downtime.toFixed(0)} ms, total ${(down - t0 + downtime).toFixed(0)} ms`,
+      );
+      expect(readlinkSync(`/proc/${restored}/exe`)).toBe('/dev/.novabox-init');
+      expect(readFileSync(`/proc/${restored}/comm`, 'utf8')).toBe('novabox-init\n');
+      const cnt = () => Number(readFileSync(`/proc/${restored}/root/cnt`, 'utf8').trim());
+      const first = cnt();
+      expect(first).toBeGreaterThanOrEqual(atDump);
+      expect(first).toBeLessThan(atDump + 30);
+      await new Promise((res) => setTimeout(res, 500));
+      expect(cnt()).toBeGreaterThan(first);
+      // the counter's fd 3 is still /tmp/open, in the restored pid namespace
+      const ns = readlinkSync(`/proc/${restored}/ns/pid`);
+      const open = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readlinkSync(`/proc/${p}/ns/pid`) === ns && readlinkSync(`/proc/${p}/fd/3`) === '/tmp/open';
+          } catch {
+            return false;
+          }
+        });
+      expect(open.length).toBeGreaterThan(0);
+      const lines = readFileSync(`/proc/${restored}/root/tmp/open`, 'utf8').trim().split('\n').map(Number);
+      expect(lines.at(-1)).toBeGreaterThan(atDump);
+    } finally {
+      if (restored) {
+        // the restored tree has no monitor yet: end it by hand, its cgroup too
+        spawnSync('kill', ['-KILL', String(restored)]);
+        for (let i = 0; i < 100 && existsSync(`/proc/${restored}`); i++) await new Promise((res) => setTimeout(res, 50));
+        for (let i = 0; cgroup && i < 50; i++) {
+          try {
+            rmdirSync(join('/sys/fs/cgroup', cgroup));
+            break;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
+            await new Promise((res) => setTimeout(res, 50));
+          }
+        }
+      }
+      spawnSync('umount', [root]);
+      rmSync(root, { recursive: true, force: true });
+      rmSync(base, { recursive: true, force: true });
+      await nb(['server', 'delete', '--force', 'moved']);
+    }
+  }, 180_000);
 });
