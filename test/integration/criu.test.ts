@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
-import { census, type Census } from '../helpers/census.js';
+import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
 
@@ -198,6 +198,115 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       rmSync(root, { recursive: true, force: true });
       rmSync(base, { recursive: true, force: true });
       await nb(['server', 'delete', '--force', 'moved']);
+    }
+  }, 180_000);
+
+  it("between two state roots: the server pre-dumped and dumped on A, its stream exported from A and imported on B, its images restored on B under B's root and cgroup: the counter goes on, the file is still open", async () => {
+    const b = tempRoot('nbx-criu-b-');
+    const beforeB = census(b.root);
+    const nbB = (args: string[]) => runCli(args, { root: b.root, timeoutMs: 60_000 });
+    const base = mkdtempSync(join(tmpdir(), 'nbx-criu-img-'));
+    const root = mkdtempSync(join(tmpdir(), 'nbx-criu-root-'));
+    const stream = join(base, 'server.nbx');
+    let restored = 0;
+    let cgroup = '';
+    try {
+      await ok(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'mover']);
+      await ok([
+        'server',
+        'exec',
+        'mover',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]);
+      const id = (await ok(['server', 'show', 'mover', '-f', 'value', '-c', 'id'])).trim();
+      const pid = Number((await ok(['server', 'show', 'mover', '-f', 'value', '-c', 'pid'])).trim());
+      const fields =
+        readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+          .split('\n')
+          .find((l) => l.split(' ')[4] === '/')
+          ?.split(' ') ?? [];
+      const overlayA = fields[fields.indexOf('-') + 3];
+      mkdirSync(join(base, '1'));
+      mkdirSync(join(base, '2'));
+      const pre = runCriu(criuDumpArgs(pid, { images: join(base, '1'), pre: true, log: 'pre.log' }), join(base, '1'), 'pre.log');
+      expect(pre, pre.ok ? '' : pre.reason).toMatchObject({ ok: true });
+      const dump = runCriu(criuDumpArgs(pid, { images: join(base, '2'), prev: '../1' }), join(base, '2'), 'dump.log');
+      expect(dump, dump.ok ? '' : dump.reason).toMatchObject({ ok: true });
+      const atDump = Number(readFileSync(join(/upperdir=([^,]+)/.exec(overlayA)![1], 'cnt'), 'utf8').trim());
+      for (let i = 0; i < 100 && (await ok(['server', 'show', 'mover', '-f', 'value', '-c', 'status'])) !== 'SHUTOFF\n'; i++)
+        await new Promise((res) => setTimeout(res, 100));
+      // the writable layer as it was at the dump, through novabox's own stream
+      await ok(['server', 'export', 'mover', '--file', stream]);
+      const imported = await nbB(['server', 'import', '--file', stream, '-f', 'value', '-c', 'id']);
+      expect(imported.stderr).toBe('');
+      expect(imported.stdout.trim()).toBe(id);
+      // B's root for it: B's copies of the layers (content-addressed: the same names) and
+      // B's writable layer of the server
+      const overlayB = overlayA.split(r.root).join(b.root);
+      expect(overlayB).not.toContain(r.root);
+      for (const m of overlayB.matchAll(/(?:lowerdir|upperdir)=([^,]+)/g))
+        for (const d of m[1].split(':')) expect(existsSync(d), d).toBe(true);
+      mkdirSync(/workdir=([^,]+)/.exec(overlayB)![1], { recursive: true });
+      expect(spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', overlayB, root]).status).toBe(0);
+      // B's cgroup for the server, not A's
+      const cgB = `/${cgroupParentFor(b.root)}/${id}`;
+      const pidfile = join(base, '2', 'restored.pid');
+      const res = runCriu(
+        [...criuRestoreArgs({ images: join(base, '2'), root, pidfile }), '--cgroup-root', cgB],
+        join(base, '2'),
+        'restore.log',
+      );
+      expect(res, res.ok ? '' : res.reason).toMatchObject({ ok: true });
+      restored = Number(readFileSync(pidfile, 'utf8').trim());
+      cgroup = readFileSync(`/proc/${restored}/cgroup`, 'utf8').trim().split('::')[1] ?? '';
+      expect(cgroup).toBe(cgB);
+      console.log(
+        `criu (guest, A to B): pre-dump ${pre.ms.toFixed(0)} ms, dump ${dump.ms.toFixed(0)} ms, restore on B ${res.ms.toFixed(0)} ms`,
+      );
+      expect(readlinkSync(`/proc/${restored}/exe`)).toBe('/dev/.novabox-init');
+      const cnt = () => Number(readFileSync(`/proc/${restored}/root/cnt`, 'utf8').trim());
+      const first = cnt();
+      expect(first).toBeGreaterThanOrEqual(atDump);
+      expect(first).toBeLessThan(atDump + 30);
+      await new Promise((res) => setTimeout(res, 500));
+      expect(cnt()).toBeGreaterThan(first);
+      // B's writable layer is the one written now
+      expect(Number(readFileSync(join(/upperdir=([^,]+)/.exec(overlayB)![1], 'cnt'), 'utf8').trim())).toBeGreaterThan(atDump);
+      const ns = readlinkSync(`/proc/${restored}/ns/pid`);
+      const open = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readlinkSync(`/proc/${p}/ns/pid`) === ns && readlinkSync(`/proc/${p}/fd/3`) === '/tmp/open';
+          } catch {
+            return false;
+          }
+        });
+      expect(open.length).toBeGreaterThan(0);
+    } finally {
+      if (restored) {
+        spawnSync('kill', ['-KILL', String(restored)]);
+        for (let i = 0; i < 100 && existsSync(`/proc/${restored}`); i++) await new Promise((res) => setTimeout(res, 50));
+        for (let i = 0; cgroup && i < 50; i++) {
+          try {
+            rmdirSync(join('/sys/fs/cgroup', cgroup));
+            break;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
+            await new Promise((res) => setTimeout(res, 50));
+          }
+        }
+      }
+      spawnSync('umount', [root]);
+      rmSync(root, { recursive: true, force: true });
+      rmSync(base, { recursive: true, force: true });
+      await nb(['server', 'delete', '--force', 'mover']);
+      await nbB(['server', 'delete', '--force', 'mover']);
+      expect(census(b.root)).toEqual(beforeB);
+      b.remove();
     }
   }, 180_000);
 });
