@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { INIT_PATH } from './plan/spec.js';
 
 export type CriuCheck = { ok: true } | { ok: false; reason: string };
 
@@ -62,19 +63,34 @@ export function criuDumpArgs(
     '--manage-cgroups',
     '--network-lock',
     'nftables',
+    // pid 1's binary under a name of its own, for the target to bind its own copy there
+    '--external',
+    `mnt[${INIT_PATH}]:${INIT_KEY}`,
     '--external',
     'mnt[]',
     '--shell-job',
   ];
 }
 
+/** The key under which a dump records pid 1's binary's mount (criuDumpArgs). */
+export const INIT_KEY = 'novabox-init';
+
 /**
  * `criu restore` of those images under `root` (the server's root file system, mounted
  * again on this host from its layers and writable layer), detached: the restored pid 1's
  * host pid goes into pidfile (pure). The host-bound mounts come back from the same host
- * paths (--ext-mount-map auto), the cgroup as it was.
+ * paths (--ext-mount-map auto), but pid 1's binary from this host's own copy (initCopy: its
+ * path differs between hosts with different state roots), the cgroup as it was or under
+ * cgroupRoot (this host's cgroup for the server).
  */
-export function criuRestoreArgs(o: { images: string; root: string; pidfile: string; log?: string }): string[] {
+export function criuRestoreArgs(o: {
+  images: string;
+  root: string;
+  pidfile: string;
+  initCopy: string;
+  cgroupRoot?: string;
+  log?: string;
+}): string[] {
   return [
     'restore',
     '-d',
@@ -85,8 +101,11 @@ export function criuRestoreArgs(o: { images: string; root: string; pidfile: stri
     '--root',
     o.root,
     '--ext-mount-map',
+    `${INIT_KEY}:${o.initCopy}`,
+    '--ext-mount-map',
     'auto',
     '--manage-cgroups',
+    ...(o.cgroupRoot ? ['--cgroup-root', o.cgroupRoot] : []),
     '--shell-job',
     '--pidfile',
     o.pidfile,

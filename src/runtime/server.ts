@@ -244,9 +244,9 @@ export function initBinary(): string {
  * root enters. Made once per build of novabox-init (a stat and an lstat per start after
  * that); a copy that is not what it should be (owner, mode, size) is made again.
  */
-export function initCopy(src = initBinary()): string {
+export function initCopy(src = initBinary(), root = stateRoot()): string {
   const st = statSync(src, { bigint: true });
-  const dir = join(stateRoot(), 'init');
+  const dir = join(root, 'init');
   const file = join(dir, `novabox-init.${st.size}.${st.mtimeNs}`);
   const have = lstatSync(file, { throwIfNoEntry: false, bigint: true });
   if (have?.isFile() && have.uid === 0n && (have.mode & 0o7777n) === 0o555n && have.size === st.size) return file;

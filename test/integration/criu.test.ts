@@ -9,11 +9,12 @@
  * mount outside the server is refused).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
+import { initCopy } from '../../src/runtime/server.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
@@ -145,7 +146,11 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       const waited = performance.now();
       expect(spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', overlay, root]).status).toBe(0);
       const pidfile = join(base, '2', 'restored.pid');
-      const res = runCriu(criuRestoreArgs({ images: join(base, '2'), root, pidfile }), join(base, '2'), 'restore.log');
+      const res = runCriu(
+        criuRestoreArgs({ images: join(base, '2'), root, pidfile, initCopy: initCopy(undefined, r.root) }),
+        join(base, '2'),
+        'restore.log',
+      );
       expect(res, res.ok ? '' : res.reason).toMatchObject({ ok: true });
       const up = performance.now();
       restored = Number(readFileSync(pidfile, 'utf8').trim());
@@ -201,7 +206,7 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
     }
   }, 180_000);
 
-  it("between two state roots: the server pre-dumped and dumped on A, its stream exported from A and imported on B, its images restored on B under B's root and cgroup: the counter goes on, the file is still open", async () => {
+  it("between two state roots: a server with a counter and an open file pre-dumped and dumped on A, its stream exported from A and imported on B, its images restored on B under B's root and cgroup: the counter goes on, the file is still open", async () => {
     const b = tempRoot('nbx-criu-b-');
     const beforeB = census(b.root);
     const nbB = (args: string[]) => runCli(args, { root: b.root, timeoutMs: 60_000 });
@@ -254,8 +259,9 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       // B's cgroup for the server, not A's
       const cgB = `/${cgroupParentFor(b.root)}/${id}`;
       const pidfile = join(base, '2', 'restored.pid');
+      const copyB = initCopy(undefined, b.root);
       const res = runCriu(
-        [...criuRestoreArgs({ images: join(base, '2'), root, pidfile }), '--cgroup-root', cgB],
+        criuRestoreArgs({ images: join(base, '2'), root, pidfile, initCopy: copyB, cgroupRoot: cgB }),
         join(base, '2'),
         'restore.log',
       );
@@ -263,6 +269,9 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       restored = Number(readFileSync(pidfile, 'utf8').trim());
       cgroup = readFileSync(`/proc/${restored}/cgroup`, 'utf8').trim().split('::')[1] ?? '';
       expect(cgroup).toBe(cgB);
+      // pid 1 runs from B's own copy of novabox-init now, not A's
+      const exe = statSync(`/proc/${restored}/exe`);
+      expect([exe.dev, exe.ino]).toEqual([statSync(copyB).dev, statSync(copyB).ino]);
       console.log(
         `criu (guest, A to B): pre-dump ${pre.ms.toFixed(0)} ms, dump ${dump.ms.toFixed(0)} ms, restore on B ${res.ms.toFixed(0)} ms`,
       );

@@ -38,16 +38,27 @@ describe('criuDumpArgs and criuRestoreArgs: a server as live migration dumps and
     for (const a of ['--manage-cgroups', '--shell-job']) expect(last).toContain(a);
     expect(last.join(' ')).toContain('--network-lock nftables');
     expect(last.join(' ')).toContain('--external mnt[]');
+    // pid 1's binary under a key of its own, before the autodetected rest
+    expect(last.join(' ')).toContain('--external mnt[/dev/.novabox-init]:novabox-init --external mnt[]');
     expect(criuDumpArgs(42, { images: '/i', leaveRunning: true })).toContain('--leave-running');
   });
 
   it('restores detached under the rebuilt root, host-bound mounts from the same paths, the pid in a file', () => {
-    const r = criuRestoreArgs({ images: '/i/2', root: '/srv/root', pidfile: '/i/2/pid' });
+    const r = criuRestoreArgs({
+      images: '/i/2',
+      root: '/srv/root',
+      pidfile: '/i/2/pid',
+      initCopy: '/var/lib/novabox/init/novabox-init.1.2',
+    });
     expect(r.slice(0, 4)).toEqual(['restore', '-d', '-D', '/i/2']);
     expect(r.join(' ')).toContain('--root /srv/root');
     expect(r.join(' ')).toContain('--ext-mount-map auto');
     expect(r.join(' ')).toContain('--pidfile /i/2/pid');
+    expect(r.join(' ')).toContain('--ext-mount-map novabox-init:/var/lib/novabox/init/novabox-init.1.2');
+    expect(r).not.toContain('--cgroup-root');
     expect(r).not.toContain('--network-lock'); // criu ignores it on restore, with a warning
+    const b = criuRestoreArgs({ images: '/i', root: '/r', pidfile: '/p', initCopy: '/c', cgroupRoot: '/novabox/ID' });
+    expect(b.join(' ')).toContain('--cgroup-root /novabox/ID');
   });
 });
 
