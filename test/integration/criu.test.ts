@@ -20,6 +20,22 @@ import { runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
 
 const isRoot = process.getuid?.() === 0;
+
+/** The counter's last whole line in its open file (appended to, so never caught empty). */
+function lastCount(file: string): number {
+  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  return Number(lines.at(-1));
+}
+
+/** The counter's /cnt: `echo > /cnt` truncates first, so an empty read is a moment between; read again. */
+async function readCount(file: string): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const t = readFileSync(file, 'utf8').trim();
+    if (t) return Number(t);
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  throw new Error(`${file} stayed empty`);
+}
 const check = isRoot ? criuCheck() : ({ ok: false, reason: 'not root' } as const);
 
 describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" passes)', () => {
@@ -139,7 +155,7 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       const dump = runCriu(criuDumpArgs(pid, { images: join(base, '2'), prev: '../1' }), join(base, '2'), 'dump.log');
       expect(dump, dump.ok ? '' : dump.reason).toMatchObject({ ok: true });
       const upper = /upperdir=([^,]+)/.exec(overlay)![1];
-      const atDump = Number(readFileSync(join(upper, 'cnt'), 'utf8').trim());
+      const atDump = lastCount(join(upper, 'tmp/open'));
       // the source's monitor saw its tree go (on another host that is the source's business)
       for (let i = 0; i < 100 && (await ok(['server', 'show', 'moved', '-f', 'value', '-c', 'status'])) !== 'SHUTOFF\n'; i++)
         await new Promise((res) => setTimeout(res, 100));
@@ -164,12 +180,12 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       );
       expect(readlinkSync(`/proc/${restored}/exe`)).toBe('/dev/.novabox-init');
       expect(readFileSync(`/proc/${restored}/comm`, 'utf8')).toBe('novabox-init\n');
-      const cnt = () => Number(readFileSync(`/proc/${restored}/root/cnt`, 'utf8').trim());
-      const first = cnt();
+      const cnt = () => readCount(`/proc/${restored}/root/cnt`);
+      const first = await cnt();
       expect(first).toBeGreaterThanOrEqual(atDump);
       expect(first).toBeLessThan(atDump + 30);
       await new Promise((res) => setTimeout(res, 500));
-      expect(cnt()).toBeGreaterThan(first);
+      expect(await cnt()).toBeGreaterThan(first);
       // the counter's fd 3 is still /tmp/open, in the restored pid namespace
       const ns = readlinkSync(`/proc/${restored}/ns/pid`);
       const open = readdirSync('/proc')
@@ -182,8 +198,12 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
           }
         });
       expect(open.length).toBeGreaterThan(0);
-      const lines = readFileSync(`/proc/${restored}/root/tmp/open`, 'utf8').trim().split('\n').map(Number);
-      expect(lines.at(-1)).toBeGreaterThan(atDump);
+      // and it is written through: its last line is past the dump's
+      const text = readFileSync(`/proc/${restored}/root/tmp/open`, 'utf8');
+      const st = statSync(`/proc/${restored}/root/tmp/open`);
+      expect(lastCount(`/proc/${restored}/root/tmp/open`), `size ${st.size}, tail ${JSON.stringify(text.slice(-60))}`).toBeGreaterThan(
+        atDump,
+      );
     } finally {
       if (restored) {
         // the restored tree has no monitor yet: end it by hand, its cgroup too
@@ -240,7 +260,7 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       expect(pre, pre.ok ? '' : pre.reason).toMatchObject({ ok: true });
       const dump = runCriu(criuDumpArgs(pid, { images: join(base, '2'), prev: '../1' }), join(base, '2'), 'dump.log');
       expect(dump, dump.ok ? '' : dump.reason).toMatchObject({ ok: true });
-      const atDump = Number(readFileSync(join(/upperdir=([^,]+)/.exec(overlayA)![1], 'cnt'), 'utf8').trim());
+      const atDump = lastCount(join(/upperdir=([^,]+)/.exec(overlayA)![1], 'tmp/open'));
       for (let i = 0; i < 100 && (await ok(['server', 'show', 'mover', '-f', 'value', '-c', 'status'])) !== 'SHUTOFF\n'; i++)
         await new Promise((res) => setTimeout(res, 100));
       // the writable layer as it was at the dump, through novabox's own stream
@@ -276,14 +296,14 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
         `criu (guest, A to B): pre-dump ${pre.ms.toFixed(0)} ms, dump ${dump.ms.toFixed(0)} ms, restore on B ${res.ms.toFixed(0)} ms`,
       );
       expect(readlinkSync(`/proc/${restored}/exe`)).toBe('/dev/.novabox-init');
-      const cnt = () => Number(readFileSync(`/proc/${restored}/root/cnt`, 'utf8').trim());
-      const first = cnt();
+      const cnt = () => readCount(`/proc/${restored}/root/cnt`);
+      const first = await cnt();
       expect(first).toBeGreaterThanOrEqual(atDump);
       expect(first).toBeLessThan(atDump + 30);
       await new Promise((res) => setTimeout(res, 500));
-      expect(cnt()).toBeGreaterThan(first);
+      expect(await cnt()).toBeGreaterThan(first);
       // B's writable layer is the one written now
-      expect(Number(readFileSync(join(/upperdir=([^,]+)/.exec(overlayB)![1], 'cnt'), 'utf8').trim())).toBeGreaterThan(atDump);
+      expect(await readCount(join(/upperdir=([^,]+)/.exec(overlayB)![1], 'cnt'))).toBeGreaterThan(atDump);
       const ns = readlinkSync(`/proc/${restored}/ns/pid`);
       const open = readdirSync('/proc')
         .filter((p) => /^\d+$/.test(p))
