@@ -1,7 +1,7 @@
 /*
- * novabox-init: pid 1 of a server (a long-lived container), executed from the monitor's
- * sealed memfd copy of this binary (nothing of it is mounted inside), in the spirit of
- * tini and catatonit.
+ * novabox-init: pid 1 of a server (a long-lived container), executed from a per-host copy
+ * of this binary bound read-only at /dev/.novabox-init (runtime/server.ts, initCopy), in
+ * the spirit of tini and catatonit.
  *
  *   novabox-init                 idle: keep the server up, reap orphans
  *   novabox-init -- CMD ARGS...  run CMD as a child; the server lives as long as it does

@@ -4,6 +4,9 @@
  * Debian 12's CRIU 3.17.1 on a 6.18 kernel says "vdso: Unexpected rt vDSO area bounds".
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { INIT_PATH } from './plan/spec.js';
 
 export type CriuCheck = { ok: true } | { ok: false; reason: string };
 
@@ -31,4 +34,113 @@ export function criuCheck(criu = process.env.NOVABOX_CRIU || 'criu'): CriuCheck 
   }
   const reason = criuCheckReason(`${r.stdout ?? ''}\n${r.stderr ?? ''}`, r.status);
   return reason === null ? { ok: true } : { ok: false, reason };
+}
+
+/**
+ * One `criu dump` (or `pre-dump`) of a server's tree, pid 1 as seen from the host, as a
+ * live migration takes it (pure). What a novabox server needs of it: its cgroup
+ * (--manage-cgroups), its network frozen meanwhile (nftables), the mounts bound from the
+ * host (its /dev nodes, pid 1's binary at /dev/.novabox-init, volumes) left out of the
+ * images as external (`mnt[]`: found again by path on restore), and its processes' session
+ * kept (--shell-job). A pre-dump (--track-mem) leaves the server running and is the parent
+ * of the next round (prev: that round's directory, relative to images, as criu wants it).
+ */
+export function criuDumpArgs(
+  pid: number,
+  o: { images: string; pre?: boolean; prev?: string; leaveRunning?: boolean; log?: string },
+): string[] {
+  return [
+    o.pre ? 'pre-dump' : 'dump',
+    '-t',
+    String(pid),
+    '-D',
+    o.images,
+    '-o',
+    o.log ?? 'dump.log',
+    '--track-mem',
+    ...(o.prev ? ['--prev-images-dir', o.prev] : []),
+    ...(o.leaveRunning && !o.pre ? ['--leave-running'] : []),
+    '--manage-cgroups',
+    '--network-lock',
+    'nftables',
+    // pid 1's binary under a name of its own, for the target to bind its own copy there
+    '--external',
+    `mnt[${INIT_PATH}]:${INIT_KEY}`,
+    '--external',
+    'mnt[]',
+    '--shell-job',
+  ];
+}
+
+/** The key under which a dump records pid 1's binary's mount (criuDumpArgs). */
+export const INIT_KEY = 'novabox-init';
+
+/**
+ * `criu restore` of those images under `root` (the server's root file system, mounted
+ * again on this host from its layers and writable layer), detached: the restored pid 1's
+ * host pid goes into pidfile (pure). The host-bound mounts come back from the same host
+ * paths (--ext-mount-map auto), but pid 1's binary from this host's own copy (initCopy: its
+ * path differs between hosts with different state roots), the cgroup as it was or under
+ * cgroupRoot (this host's cgroup for the server).
+ */
+export function criuRestoreArgs(o: {
+  images: string;
+  root: string;
+  pidfile: string;
+  initCopy: string;
+  cgroupRoot?: string;
+  log?: string;
+}): string[] {
+  return [
+    'restore',
+    '-d',
+    '-D',
+    o.images,
+    '-o',
+    o.log ?? 'restore.log',
+    '--root',
+    o.root,
+    '--ext-mount-map',
+    `${INIT_KEY}:${o.initCopy}`,
+    '--ext-mount-map',
+    'auto',
+    '--manage-cgroups',
+    ...(o.cgroupRoot ? ['--cgroup-root', o.cgroupRoot] : []),
+    '--shell-job',
+    '--pidfile',
+    o.pidfile,
+  ];
+}
+
+/**
+ * Why a dump or restore failed, from its log (pure): the last error criu wrote before its
+ * "FAILED" line, without its source location; the iptables probes it logs as errors on a
+ * host without iptables (a dump still succeeds) are not the reason.
+ */
+export function criuLogReason(log: string): string | null {
+  const errors = log
+    .split('\n')
+    .map((l) => l.trim().replace(/^\d+:\s*/, ''))
+    .filter((l) => /^Error\b/.test(l))
+    .map((l) => l.replace(/^Error\s*(\([^)]*\))?:\s*/, '').trim())
+    .filter((l) => !/FAILED\.?$/.test(l) && !/ip6?tables(-legacy)?-save|^exited, status=/.test(l));
+  return errors.at(-1) ?? null;
+}
+
+export type CriuRun = { ok: true; ms: number } | { ok: false; ms: number; reason: string };
+
+/** Runs criu with these arguments (as root); its log is `log` in `images`. */
+export function runCriu(args: string[], images: string, log: string, criu = process.env.NOVABOX_CRIU || 'criu'): CriuRun {
+  const t0 = performance.now();
+  const r = spawnSync(criu, args, { encoding: 'utf8', timeout: 120_000 });
+  const ms = performance.now() - t0;
+  if (r.status === 0) return { ok: true, ms };
+  let text = '';
+  try {
+    text = readFileSync(join(images, log), 'utf8');
+  } catch {
+    /* no log: criu did not start */
+  }
+  const reason = criuLogReason(text) ?? r.error?.message ?? (`${r.stderr ?? ''}`.trim() || `criu exited with status ${r.status}`);
+  return { ok: false, ms, reason };
 }

@@ -4,13 +4,28 @@
  * writable layer that survives stop/start, and exec through the monitor's join mode.
  * The compute layer decides when; this module knows how.
  */
-import { appendFileSync, chownSync, closeSync, existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
 import { CAPABILITIES, type Capability, type LaunchPlan, type Namespace, type Op } from '../sys/ops.js';
-import { cgroupPathOf, paths } from '../util/paths.js';
+import { cgroupPathOf, paths, stateRoot } from '../util/paths.js';
 import { waitFor } from '../util/fs.js';
 import { rmFile, rmTree } from '../util/rmtree.js';
 import { trace } from '../util/trace.js';
@@ -223,6 +238,34 @@ export function initBinary(): string {
   return join(native.nativeBuildDir(), 'novabox-init');
 }
 
+/**
+ * The per-host copy of novabox-init a server's pid 1 runs from (spec.ts, initCopy):
+ * STATE_ROOT/init/novabox-init.SIZE.MTIME, host root's, mode 0555, in a directory only
+ * root enters. Made once per build of novabox-init (a stat and an lstat per start after
+ * that); a copy that is not what it should be (owner, mode, size) is made again.
+ */
+export function initCopy(src = initBinary(), root = stateRoot()): string {
+  const st = statSync(src, { bigint: true });
+  const dir = join(root, 'init');
+  const file = join(dir, `novabox-init.${st.size}.${st.mtimeNs}`);
+  const have = lstatSync(file, { throwIfNoEntry: false, bigint: true });
+  if (have?.isFile() && have.uid === 0n && (have.mode & 0o7777n) === 0o555n && have.size === st.size) return file;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    copyFileSync(src, tmp);
+    chownSync(tmp, 0, 0);
+    chmodSync(tmp, 0o555);
+    renameSync(tmp, file);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  // older builds' copies: a running server keeps its own through its mount
+  for (const f of readdirSync(dir)) if (join(dir, f) !== file && !f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
+  return file;
+}
+
 /** The server's pid 1: novabox-init, running the image's server command or idling. */
 export function serverCommand(config: ImageConfig): string[] {
   const cmd = config.serverCmd ?? config.cmd;
@@ -279,7 +322,7 @@ function planServer(l: ServerLaunch, layout: CgroupDriver['layout'], machineId?:
     rlimits: clampRlimits(DEFAULT_RLIMITS, parseHardLimits(readFileSync('/proc/self/limits', 'utf8'))),
     logPath: d.log,
     statusPath: d.status,
-    ...(system ? { system: true, bootIdFile: d.bootId } : { initBinary: initBinary() }),
+    ...(system ? { system: true, bootIdFile: d.bootId } : { initCopy: initCopy() }),
     idmap: l.idmap,
     volumes:
       l.volumes?.length || l.seed

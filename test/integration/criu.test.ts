@@ -9,16 +9,33 @@
  * mount outside the server is refused).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { criuCheck } from '../../src/runtime/criu.js';
-import { census, type Census } from '../helpers/census.js';
+import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
+import { initCopy } from '../../src/runtime/server.js';
+import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
 
 const isRoot = process.getuid?.() === 0;
+
+/** The counter's last whole line in its open file (appended to, so never caught empty). */
+function lastCount(file: string): number {
+  const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  return Number(lines.at(-1));
+}
+
+/** The counter's /cnt: `echo > /cnt` truncates first, so an empty read is a moment between; read again. */
+async function readCount(file: string): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const t = readFileSync(file, 'utf8').trim();
+    if (t) return Number(t);
+    await new Promise((res) => setTimeout(res, 10));
+  }
+  throw new Error(`${file} stayed empty`);
+}
 const check = isRoot ? criuCheck() : ({ ok: false, reason: 'not root' } as const);
 
 describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" passes)', () => {
@@ -98,4 +115,227 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
     },
     120_000,
   );
+
+  it('a server (--userns host) with a counter and an open file: pre-dumped while it runs, dumped, restored under its root mounted again: pid 1 is novabox-init again, the counter goes on from where it was, the file is still open', async () => {
+    await ok(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'moved']);
+    const base = mkdtempSync(join(tmpdir(), 'nbx-criu-img-'));
+    const root = mkdtempSync(join(tmpdir(), 'nbx-criu-root-'));
+    let restored = 0;
+    let cgroup = '';
+    try {
+      await ok([
+        'server',
+        'exec',
+        'moved',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]);
+      const id = (await ok(['server', 'show', 'moved', '-f', 'value', '-c', 'id'])).trim();
+      const pid = Number((await ok(['server', 'show', 'moved', '-f', 'value', '-c', 'pid'])).trim());
+      expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/dev/.novabox-init');
+      // its root as the target rebuilds it: the same layers and writable layer
+      const rootLine = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .find((l) => l.split(' ')[4] === '/');
+      const fields = rootLine?.split(' ') ?? [];
+      const overlay = fields[fields.indexOf('-') + 3];
+      expect(overlay).toMatch(/lowerdir=.*upperdir=.*workdir=/);
+      mkdirSync(join(base, '1'));
+      mkdirSync(join(base, '2'));
+      const t0 = performance.now();
+      const pre = runCriu(criuDumpArgs(pid, { images: join(base, '1'), pre: true, log: 'pre.log' }), join(base, '1'), 'pre.log');
+      expect(pre, pre.ok ? '' : pre.reason).toMatchObject({ ok: true });
+      // still running after the pre-dump
+      const a = Number((await ok(['server', 'exec', 'moved', '--', 'cat', '/cnt'])).trim());
+      await new Promise((res) => setTimeout(res, 300));
+      expect(Number((await ok(['server', 'exec', 'moved', '--', 'cat', '/cnt'])).trim())).toBeGreaterThan(a);
+      const down = performance.now();
+      const dump = runCriu(criuDumpArgs(pid, { images: join(base, '2'), prev: '../1' }), join(base, '2'), 'dump.log');
+      expect(dump, dump.ok ? '' : dump.reason).toMatchObject({ ok: true });
+      const upper = /upperdir=([^,]+)/.exec(overlay)![1];
+      const atDump = lastCount(join(upper, 'tmp/open'));
+      // the source's monitor saw its tree go (on another host that is the source's business)
+      for (let i = 0; i < 100 && (await ok(['server', 'show', 'moved', '-f', 'value', '-c', 'status'])) !== 'SHUTOFF\n'; i++)
+        await new Promise((res) => setTimeout(res, 100));
+      const waited = performance.now();
+      expect(spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', overlay, root]).status).toBe(0);
+      const pidfile = join(base, '2', 'restored.pid');
+      const res = runCriu(
+        criuRestoreArgs({ images: join(base, '2'), root, pidfile, initCopy: initCopy(undefined, r.root) }),
+        join(base, '2'),
+        'restore.log',
+      );
+      expect(res, res.ok ? '' : res.reason).toMatchObject({ ok: true });
+      const up = performance.now();
+      restored = Number(readFileSync(pidfile, 'utf8').trim());
+      cgroup = readFileSync(`/proc/${restored}/cgroup`, 'utf8').trim().split('::')[1] ?? '';
+      expect(cgroup).toContain(id);
+      // downtime: the final dump, the root mounted again and the restore (the wait for the
+      // source's monitor above is this one-host test's, not a migration's)
+      const downtime = dump.ms + (up - waited);
+      console.log(
+        `criu (guest): pre-dump ${pre.ms.toFixed(0)} ms, dump ${dump.ms.toFixed(0)} ms, restore ${res.ms.toFixed(0)} ms; downtime ${downtime.toFixed(0)} ms, total ${(down - t0 + downtime).toFixed(0)} ms`,
+      );
+      expect(readlinkSync(`/proc/${restored}/exe`)).toBe('/dev/.novabox-init');
+      expect(readFileSync(`/proc/${restored}/comm`, 'utf8')).toBe('novabox-init\n');
+      const cnt = () => readCount(`/proc/${restored}/root/cnt`);
+      const first = await cnt();
+      expect(first).toBeGreaterThanOrEqual(atDump);
+      expect(first).toBeLessThan(atDump + 30);
+      await new Promise((res) => setTimeout(res, 500));
+      expect(await cnt()).toBeGreaterThan(first);
+      // the counter's fd 3 is still /tmp/open, in the restored pid namespace
+      const ns = readlinkSync(`/proc/${restored}/ns/pid`);
+      const open = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readlinkSync(`/proc/${p}/ns/pid`) === ns && readlinkSync(`/proc/${p}/fd/3`) === '/tmp/open';
+          } catch {
+            return false;
+          }
+        });
+      expect(open.length).toBeGreaterThan(0);
+      // and it is written through: its last line is past the dump's
+      const text = readFileSync(`/proc/${restored}/root/tmp/open`, 'utf8');
+      const st = statSync(`/proc/${restored}/root/tmp/open`);
+      expect(lastCount(`/proc/${restored}/root/tmp/open`), `size ${st.size}, tail ${JSON.stringify(text.slice(-60))}`).toBeGreaterThan(
+        atDump,
+      );
+    } finally {
+      if (restored) {
+        // the restored tree has no monitor yet: end it by hand, its cgroup too
+        spawnSync('kill', ['-KILL', String(restored)]);
+        for (let i = 0; i < 100 && existsSync(`/proc/${restored}`); i++) await new Promise((res) => setTimeout(res, 50));
+        for (let i = 0; cgroup && i < 50; i++) {
+          try {
+            rmdirSync(join('/sys/fs/cgroup', cgroup));
+            break;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
+            await new Promise((res) => setTimeout(res, 50));
+          }
+        }
+      }
+      spawnSync('umount', [root]);
+      rmSync(root, { recursive: true, force: true });
+      rmSync(base, { recursive: true, force: true });
+      await nb(['server', 'delete', '--force', 'moved']);
+    }
+  }, 180_000);
+
+  it("between two state roots: a server with a counter and an open file pre-dumped and dumped on A, its stream exported from A and imported on B, its images restored on B under B's root and cgroup: the counter goes on, the file is still open", async () => {
+    const b = tempRoot('nbx-criu-b-');
+    const beforeB = census(b.root);
+    const nbB = (args: string[]) => runCli(args, { root: b.root, timeoutMs: 60_000 });
+    const base = mkdtempSync(join(tmpdir(), 'nbx-criu-img-'));
+    const root = mkdtempSync(join(tmpdir(), 'nbx-criu-root-'));
+    const stream = join(base, 'server.nbx');
+    let restored = 0;
+    let cgroup = '';
+    try {
+      await ok(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'mover']);
+      await ok([
+        'server',
+        'exec',
+        'mover',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]);
+      const id = (await ok(['server', 'show', 'mover', '-f', 'value', '-c', 'id'])).trim();
+      const pid = Number((await ok(['server', 'show', 'mover', '-f', 'value', '-c', 'pid'])).trim());
+      const fields =
+        readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+          .split('\n')
+          .find((l) => l.split(' ')[4] === '/')
+          ?.split(' ') ?? [];
+      const overlayA = fields[fields.indexOf('-') + 3];
+      mkdirSync(join(base, '1'));
+      mkdirSync(join(base, '2'));
+      const pre = runCriu(criuDumpArgs(pid, { images: join(base, '1'), pre: true, log: 'pre.log' }), join(base, '1'), 'pre.log');
+      expect(pre, pre.ok ? '' : pre.reason).toMatchObject({ ok: true });
+      const dump = runCriu(criuDumpArgs(pid, { images: join(base, '2'), prev: '../1' }), join(base, '2'), 'dump.log');
+      expect(dump, dump.ok ? '' : dump.reason).toMatchObject({ ok: true });
+      const atDump = lastCount(join(/upperdir=([^,]+)/.exec(overlayA)![1], 'tmp/open'));
+      for (let i = 0; i < 100 && (await ok(['server', 'show', 'mover', '-f', 'value', '-c', 'status'])) !== 'SHUTOFF\n'; i++)
+        await new Promise((res) => setTimeout(res, 100));
+      // the writable layer as it was at the dump, through novabox's own stream
+      await ok(['server', 'export', 'mover', '--file', stream]);
+      const imported = await nbB(['server', 'import', '--file', stream, '-f', 'value', '-c', 'id']);
+      expect(imported.stderr).toBe('');
+      expect(imported.stdout.trim()).toBe(id);
+      // B's root for it: B's copies of the layers (content-addressed: the same names) and
+      // B's writable layer of the server
+      const overlayB = overlayA.split(r.root).join(b.root);
+      expect(overlayB).not.toContain(r.root);
+      for (const m of overlayB.matchAll(/(?:lowerdir|upperdir)=([^,]+)/g))
+        for (const d of m[1].split(':')) expect(existsSync(d), d).toBe(true);
+      mkdirSync(/workdir=([^,]+)/.exec(overlayB)![1], { recursive: true });
+      expect(spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', overlayB, root]).status).toBe(0);
+      // B's cgroup for the server, not A's
+      const cgB = `/${cgroupParentFor(b.root)}/${id}`;
+      const pidfile = join(base, '2', 'restored.pid');
+      const copyB = initCopy(undefined, b.root);
+      const res = runCriu(
+        criuRestoreArgs({ images: join(base, '2'), root, pidfile, initCopy: copyB, cgroupRoot: cgB }),
+        join(base, '2'),
+        'restore.log',
+      );
+      expect(res, res.ok ? '' : res.reason).toMatchObject({ ok: true });
+      restored = Number(readFileSync(pidfile, 'utf8').trim());
+      cgroup = readFileSync(`/proc/${restored}/cgroup`, 'utf8').trim().split('::')[1] ?? '';
+      expect(cgroup).toBe(cgB);
+      // pid 1 runs from B's own copy of novabox-init now, not A's
+      const exe = statSync(`/proc/${restored}/exe`);
+      expect([exe.dev, exe.ino]).toEqual([statSync(copyB).dev, statSync(copyB).ino]);
+      console.log(
+        `criu (guest, A to B): pre-dump ${pre.ms.toFixed(0)} ms, dump ${dump.ms.toFixed(0)} ms, restore on B ${res.ms.toFixed(0)} ms`,
+      );
+      expect(readlinkSync(`/proc/${restored}/exe`)).toBe('/dev/.novabox-init');
+      const cnt = () => readCount(`/proc/${restored}/root/cnt`);
+      const first = await cnt();
+      expect(first).toBeGreaterThanOrEqual(atDump);
+      expect(first).toBeLessThan(atDump + 30);
+      await new Promise((res) => setTimeout(res, 500));
+      expect(await cnt()).toBeGreaterThan(first);
+      // B's writable layer is the one written now
+      expect(await readCount(join(/upperdir=([^,]+)/.exec(overlayB)![1], 'cnt'))).toBeGreaterThan(atDump);
+      const ns = readlinkSync(`/proc/${restored}/ns/pid`);
+      const open = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return readlinkSync(`/proc/${p}/ns/pid`) === ns && readlinkSync(`/proc/${p}/fd/3`) === '/tmp/open';
+          } catch {
+            return false;
+          }
+        });
+      expect(open.length).toBeGreaterThan(0);
+    } finally {
+      if (restored) {
+        spawnSync('kill', ['-KILL', String(restored)]);
+        for (let i = 0; i < 100 && existsSync(`/proc/${restored}`); i++) await new Promise((res) => setTimeout(res, 50));
+        for (let i = 0; cgroup && i < 50; i++) {
+          try {
+            rmdirSync(join('/sys/fs/cgroup', cgroup));
+            break;
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') break;
+            await new Promise((res) => setTimeout(res, 50));
+          }
+        }
+      }
+      spawnSync('umount', [root]);
+      rmSync(root, { recursive: true, force: true });
+      rmSync(base, { recursive: true, force: true });
+      await nb(['server', 'delete', '--force', 'mover']);
+      await nbB(['server', 'delete', '--force', 'mover']);
+      expect(census(b.root)).toEqual(beforeB);
+      b.remove();
+    }
+  }, 180_000);
 });

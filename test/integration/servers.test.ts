@@ -79,7 +79,7 @@ describe.skipIf(!isRoot)('novabox server (root, real containers)', () => {
       properties: { role: 'web' },
     });
     expect(created.pid).toBeGreaterThan(1);
-    // execve of the sealed memfd names it "memfd:novabox-i" until novabox-init's first act
+    // execve of /dev/.novabox-init names it ".novabox-init" until novabox-init's first act
     // (PR_SET_NAME); --wait returns once the execve succeeded, which may be before that
     const comm = () => readFileSync(`/proc/${created.pid}/comm`, 'utf8').trim();
     for (let i = 0; i < 200 && comm() !== 'novabox-init'; i++) await new Promise((r) => setTimeout(r, 10));

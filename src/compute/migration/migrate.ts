@@ -305,9 +305,9 @@ export async function migrateServer(
     if (typeof offered.host === 'string') destCompute = offered.host;
     const have = new Set((offered.have as string[]) ?? []);
     if (opts.live) {
-      // both hosts pass `criu check`; a server can be dumped, but not restored yet (CRIU
-      // 3.17.1 cannot restore a memfd executable, pid 1's; the restored tree needs a monitor
-      // as parent): the server stays here, untouched (docs/server-stream.md)
+      // both hosts pass `criu check`; a server can be dumped and (--userns host) restored
+      // by hand, but the restored tree has no monitor as its parent yet and the frames for
+      // the images are not there: the server stays here, untouched (docs/server-stream.md)
       throw new Conflict(
         `live migration with CRIU is not implemented yet (both hosts pass "criu check"): migrate server "${first.name}" without --live (its writable layer is pre-copied while it runs)`,
       );

@@ -1,7 +1,7 @@
 import type { LaunchPlan, Op } from '../../sys/ops.js';
 import { RLIM_INFINITY } from '../../sys/ops.js';
 import { planMounts } from './mounts.js';
-import { DEFAULT_PATH, namespacesFor, type ContainerSpec, type Idmap } from './spec.js';
+import { DEFAULT_PATH, INIT_PATH, namespacesFor, type ContainerSpec, type Idmap } from './spec.js';
 
 export * from './spec.js';
 export { planMounts, planCgroupMounts, planRun, overlayOptions } from './mounts.js';
@@ -111,15 +111,15 @@ export function planLaunch(spec: ContainerSpec): LaunchPlan {
     { op: 'chdir', path: p.cwd },
     {
       op: 'exec',
-      file: p.args[0],
+      file: spec.initCopy ? INIT_PATH : p.args[0],
       searchPath: envValue(p.env, 'PATH') ?? DEFAULT_PATH,
       argv: p.args,
       env: p.env,
-      ...(spec.initBinary ? { sealed: true } : {}),
+      ...(spec.initBinary && !spec.initCopy ? { sealed: true } : {}),
     },
   );
   return {
-    ...(spec.initBinary ? { execCopy: spec.initBinary } : {}),
+    ...(spec.initBinary && !spec.initCopy ? { execCopy: spec.initBinary } : {}),
     ...(spec.idmap ? { userns: usernsOf(spec, spec.idmap) } : {}),
     namespaces: namespacesFor(spec),
     ops,

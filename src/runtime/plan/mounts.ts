@@ -1,6 +1,6 @@
 import type { MountFlag, Op } from '../../sys/ops.js';
 import type { CgroupLayout } from '../cgroups/types.js';
-import type { ContainerSpec } from './spec.js';
+import { type ContainerSpec, INIT_PATH } from './spec.js';
 import { planDev } from './devices.js';
 import { MASKED_PATHS, READONLY_PATHS } from './security.js';
 
@@ -202,6 +202,15 @@ export function planMounts(spec: ContainerSpec): Op[] {
   }
   for (const op of planCgroupMounts(spec.cgroups, spec.system)) ops.push(op);
   for (const op of planDev(spec.process.tty, userns)) ops.push(op);
+  if (spec.initCopy) {
+    // pid 1's binary: the host's copy, read-only (spec.ts, initCopy)
+    const target = INIT_PATH.slice(1);
+    ops.push(
+      { op: 'mknod', path: target, mode: 0o555, type: 'file', major: 0, minor: 0, inRoot: true },
+      { op: 'mount', source: spec.initCopy, target, flags: ['bind'], inRoot: true },
+      { op: 'remount-ro', path: target },
+    );
+  }
   if (spec.system) for (const op of planRun()) ops.push(op);
   if (spec.etcFiles) {
     // Before the volumes: a user's -v onto /etc/hosts wins, as with podman.

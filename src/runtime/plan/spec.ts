@@ -46,9 +46,17 @@ export interface ContainerSpec {
   rlimits: { resource: 'nofile' | 'nproc' | 'core'; soft: bigint; hard: bigint }[];
   logPath?: string;
   statusPath?: string;
-  /** the host's novabox-init: pid 1 of a server, executed from the monitor's sealed memfd
-   *  copy of this file (nothing of it is mounted inside) */
+  /** the host's novabox-init: pid 1 executed from the monitor's sealed memfd copy of this
+   *  file (nothing of it is mounted inside); servers use initCopy instead (CRIU) */
   initBinary?: string;
+  /**
+   * A per-host copy of novabox-init (host root's, mode 0555, not a file the host runs),
+   * bound read-only at /dev/.novabox-init and executed from there (initBinary is then
+   * ignored): a file CRIU can restore pid 1 from (3.17.1 cannot restore a memfd
+   * executable), still one the server cannot write (a read-only mount; under --userns auto
+   * not its owner either) and never the host's own binary (CVE-2019-5736).
+   */
+  initCopy?: string;
   /** novabox's default seccomp filter (false: --security-opt seccomp=unconfined) */
   seccomp?: boolean;
   /**
@@ -83,8 +91,11 @@ export interface Idmap {
   size: number;
 }
 
-/** argv[0] of a server's pid 1 (it runs from a sealed memfd: there is no path to it) */
+/** argv[0] of a server's pid 1 */
 export const INIT_NAME = 'novabox-init';
+
+/** Where a server's pid 1 runs from with initCopy: the copy, bound read-only. */
+export const INIT_PATH = '/dev/.novabox-init';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

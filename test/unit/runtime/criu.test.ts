@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { criuCheckReason } from '../../../src/runtime/criu.js';
+import { criuCheckReason, criuDumpArgs, criuLogReason, criuRestoreArgs } from '../../../src/runtime/criu.js';
 
 describe('criuCheckReason: why `criu check` fails, in its own words', () => {
   it('passes on "Looks good." with status 0', () => {
@@ -21,5 +21,59 @@ describe('criuCheckReason: why `criu check` fails, in its own words', () => {
     expect(criuCheckReason('Warn  (criu/cr-check.c:1): something\nUnsupported: tun\n', 1)).toBe('Unsupported: tun');
     expect(criuCheckReason('', 1)).toBe('it exited with status 1 and said nothing');
     expect(criuCheckReason('Looks good.\n', 1)).toBe('Looks good.');
+  });
+});
+
+describe('criuDumpArgs and criuRestoreArgs: a server as live migration dumps and restores it', () => {
+  it('a pre-dump round tracks memory and never stops the server; the final dump names its parent round', () => {
+    const pre = criuDumpArgs(42, { images: '/i/1', pre: true, leaveRunning: true });
+    expect(pre.slice(0, 5)).toEqual(['pre-dump', '-t', '42', '-D', '/i/1']);
+    expect(pre).toContain('--track-mem');
+    expect(pre).not.toContain('--leave-running');
+    const last = criuDumpArgs(42, { images: '/i/2', prev: '../1' });
+    expect(last[0]).toBe('dump');
+    expect(last.join(' ')).toContain('--prev-images-dir ../1');
+    expect(last).not.toContain('--leave-running');
+    // what a novabox server needs: its cgroup, the network frozen, host-bound mounts external, its sessions
+    for (const a of ['--manage-cgroups', '--shell-job']) expect(last).toContain(a);
+    expect(last.join(' ')).toContain('--network-lock nftables');
+    expect(last.join(' ')).toContain('--external mnt[]');
+    // pid 1's binary under a key of its own, before the autodetected rest
+    expect(last.join(' ')).toContain('--external mnt[/dev/.novabox-init]:novabox-init --external mnt[]');
+    expect(criuDumpArgs(42, { images: '/i', leaveRunning: true })).toContain('--leave-running');
+  });
+
+  it('restores detached under the rebuilt root, host-bound mounts from the same paths, the pid in a file', () => {
+    const r = criuRestoreArgs({
+      images: '/i/2',
+      root: '/srv/root',
+      pidfile: '/i/2/pid',
+      initCopy: '/var/lib/novabox/init/novabox-init.1.2',
+    });
+    expect(r.slice(0, 4)).toEqual(['restore', '-d', '-D', '/i/2']);
+    expect(r.join(' ')).toContain('--root /srv/root');
+    expect(r.join(' ')).toContain('--ext-mount-map auto');
+    expect(r.join(' ')).toContain('--pidfile /i/2/pid');
+    expect(r.join(' ')).toContain('--ext-mount-map novabox-init:/var/lib/novabox/init/novabox-init.1.2');
+    expect(r).not.toContain('--cgroup-root');
+    expect(r).not.toContain('--network-lock'); // criu ignores it on restore, with a warning
+    const b = criuRestoreArgs({ images: '/i', root: '/r', pidfile: '/p', initCopy: '/c', cgroupRoot: '/novabox/ID' });
+    expect(b.join(' ')).toContain('--cgroup-root /novabox/ID');
+  });
+});
+
+describe('criuLogReason: why a dump or restore failed, from its log', () => {
+  it('the last error before FAILED, not the iptables probes a dump logs and survives', () => {
+    const log = [
+      'Warn  (criu/config.c:1051): --network-lock will be ignored in restore command',
+      'Error (criu/util.c:627): execvp("iptables-save", ...) failed: No such file or directory',
+      'Error (criu/util.c:642): exited, status=1',
+      'Error (criu/util.c:1567): iptables-save -V failed',
+      '     1: Error (criu/image.c:475): Unable to open tty-info.img: Permission denied',
+      'Error (criu/cr-restore.c:2537): Restoring FAILED.',
+    ].join('\n');
+    expect(criuLogReason(log)).toBe('Unable to open tty-info.img: Permission denied');
+    expect(criuLogReason('Error (criu/util.c:1567): ip6tables-legacy-save -V failed\n')).toBeNull();
+    expect(criuLogReason('')).toBeNull();
   });
 });

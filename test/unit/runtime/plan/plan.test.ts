@@ -186,6 +186,33 @@ describe('planLaunch', () => {
     expect(ops.at(-1)).not.toHaveProperty('sealed');
   });
 
+  it("runs a server's novabox-init from the host's copy bound read-only at /dev/.novabox-init (a file CRIU can restore), not a memfd", () => {
+    const p = planLaunch(
+      spec(
+        { initBinary: '/opt/nb/novabox-init', initCopy: '/var/lib/nb/init/novabox-init.1.2' },
+        { args: ['novabox-init', '--', 'httpd'] },
+      ),
+    );
+    expect(p.execCopy).toBeUndefined();
+    expect(p.ops.at(-1)).toMatchObject({ op: 'exec', file: '/dev/.novabox-init', argv: ['novabox-init', '--', 'httpd'] });
+    expect(p.ops.at(-1)).not.toHaveProperty('sealed');
+    const at = p.ops.findIndex((o) => o.op === 'mount' && o.source === '/var/lib/nb/init/novabox-init.1.2');
+    expect(p.ops[at]).toEqual({
+      op: 'mount',
+      source: '/var/lib/nb/init/novabox-init.1.2',
+      target: 'dev/.novabox-init',
+      flags: ['bind'],
+      inRoot: true,
+    });
+    expect(p.ops[at - 1]).toMatchObject({ op: 'mknod', path: 'dev/.novabox-init', type: 'file' });
+    expect(p.ops[at + 1]).toEqual({ op: 'remount-ro', path: 'dev/.novabox-init' });
+    // after /dev is made, before pivot_root
+    expect(at).toBeGreaterThan(p.ops.findIndex((o) => o.op === 'mount' && o.target === 'dev'));
+    expect(at).toBeLessThan(p.ops.findIndex((o) => o.op === 'pivot-root'));
+    // never the host's own binary
+    expect(p.ops.some((o) => o.op === 'mount' && o.source === '/opt/nb/novabox-init')).toBe(false);
+  });
+
   it('sets the hostname and the rlimits', () => {
     expect(ops).toContainEqual({ op: 'sethostname', hostname: 'web' });
     expect(ops).toContainEqual({ op: 'setrlimit', resource: 'nofile', soft: 1024n, hard: 524288n });
