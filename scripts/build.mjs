@@ -2,7 +2,7 @@
 // compiles TypeScript at run time. One CommonJS file starts faster than ESM chunks
 // (no ESM loader, no resolution per chunk), and bin/novabox adds a V8 code cache.
 import { build } from 'esbuild';
-import { linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
@@ -203,7 +203,11 @@ for (const [word, keep] of commandBundles) {
   const key = [...keep].sort().join('\n');
   const out = `dist/verbs/${word}.cjs`;
   if (built.has(key)) {
-    linkSync(built.get(key), out);
+    try {
+      linkSync(built.get(key), out);
+    } catch {
+      copyFileSync(built.get(key), out); // a filesystem without hard links
+    }
     continue;
   }
   await build({
