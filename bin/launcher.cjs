@@ -45,14 +45,14 @@ function readWhole(path) {
  * has no relative require), saving a createRequire per start. `kind`: the kind of run the
  * cache file is for, checked by the bundle before the cache is written.
  */
-function load(file, cacheFile, req = Module.createRequire(file), kind) {
+function load(file, cacheFile, req = Module.createRequire(file), kind, source = readFileSync(file, 'utf8')) {
   let cachedData;
   try {
     cachedData = readWhole(cacheFile);
   } catch {
     /* first run of this command */
   }
-  const script = new Script(Module.wrap(readFileSync(file, 'utf8')), { filename: file, cachedData });
+  const script = new Script(Module.wrap(source), { filename: file, cachedData });
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, req, mod, file, dist);
   // V8 caches what this run compiled: only a run that did its command's whole work (exit 0,
@@ -75,11 +75,12 @@ function load(file, cacheFile, req = Module.createRequire(file), kind) {
   return { exports: mod.exports, saveCache };
 }
 
-function finish(bundle, done) {
+function finish(bundle, done, fallback) {
   done.then((code) => {
-    // the local run bundle left out a module this line needs (the image's first use, a
-    // bridge network): nothing was done yet; the whole run bundle runs the line again
-    if (code === 'full') return void (runWith(runBundle, 'net') || process.exit(1)); // same parser: it takes the line
+    // the bundle left out a module this line needs (the local run bundle: the image's first
+    // use, a bridge network; a command's bundle: help, another command): nothing was done
+    // yet; the fuller bundle runs the line again
+    if (code === 'full') return void fallback();
     bundle.saveCache(code);
     // libc _exit when the command loaded the native code (src/util/exit.ts), unless Node has output
     // of its own to write at teardown (profiles, coverage, reports)
@@ -94,7 +95,8 @@ const runBundle = join(dist, 'novabox-run.cjs');
 function runWith(file, kind) {
   const run = load(file, `${file}${kind === 'net' ? '.net' : ''}.cache`, require, kind);
   const done = run.exports.main(args);
-  if (done) finish(run, done);
+  // the whole run bundle has the same parser: it takes the line
+  if (done) finish(run, done, () => runWith(runBundle, 'net') || process.exit(1));
   return done !== undefined;
 }
 
@@ -106,8 +108,14 @@ if (args[0] === 'run') {
   const local = args.some((a, i) => /^--network=(none|host)$/.test(a) || (a === '--network' && /^(none|host)$/.test(args[i + 1])));
   done = local ? runWith(join(dist, 'novabox-run-local.cjs'), 'local') : runWith(runBundle, 'net');
 }
-if (!done) {
+/** The full CLI (every command) for the line. */
+function fullCli(word) {
   const file = join(dist, 'novabox.cjs');
+  const cli = load(file, `${file}.${word}.cache`);
+  finish(cli, cli.exports.main(args), () => process.exit(1)); // it has every module
+}
+
+if (!done) {
   // One cache per command, the group's verb included (`server-list`, `flavor-show`, `ps`):
   // each holds the functions that command compiled (its first whole run after a build
   // writes it). A cache written by another verb of the group (the first `server create`)
@@ -118,6 +126,18 @@ if (!done) {
   const isWord = (w) => /^[a-z][a-z-]{0,20}$/.test(w ?? '');
   const group = /^(server|flavor|image|network|console)$/.test(args[0]) && isWord(args[1]);
   const word = !isWord(args[0]) ? 'default' : group ? `${args[0]}-${args[1]}` : args[0];
-  const cli = load(file, `${file}.${word}.cache`);
-  finish(cli, cli.exports.main(args));
+  // One bundle per command (dist/verbs/<server-verb or group>.cjs, scripts/build.mjs): the
+  // full CLI without the other commands' modules. Help and version describe every command.
+  const own = !args.some((a) => /^(-h|--help|-V|--version)$/.test(a)) && isWord(args[0]) && (args[0] !== 'server' || group);
+  let source;
+  const file = own && join(dist, 'verbs', `${args[0] === 'server' ? word : args[0]}.cjs`);
+  try {
+    source = own && readFileSync(file, 'utf8');
+  } catch {
+    /* no bundle of its own: the full CLI */
+  }
+  if (source) {
+    const cli = load(file, join(dist, 'verbs', `${word}.cache`), undefined, undefined, source);
+    finish(cli, cli.exports.main(args), () => fullCli(word));
+  } else fullCli(word);
 }

@@ -2,7 +2,7 @@
 // compiles TypeScript at run time. One CommonJS file starts faster than ESM chunks
 // (no ESM loader, no resolution per chunk), and bin/novabox adds a V8 code cache.
 import { build } from 'esbuild';
-import { chmodSync, copyFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { dirname, resolve as resolvePath } from 'node:path';
@@ -127,6 +127,99 @@ await build({
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/novabox.cjs',
 });
+
+/**
+ * One bundle per command (dist/verbs/<word>.cjs, <word> the launcher's: `server-list`,
+ * `flavor`, `ps`): the full CLI's entry with every other command's module left out, so a
+ * cold `server list` reads, deserialises and initialises neither create's nor `image
+ * build`'s code. The command tree's two dispatch tables (src/cli/main.ts's GROUPS,
+ * src/cli/commands/server/index.ts's SERVER_VERBS) name each command's register function;
+ * here, an import from one of those two files of another command's module gets a stand-in
+ * whose every export throws NOVABOX_FULL_BUNDLE. Those functions run only while commander's
+ * program is built (help, an unknown verb, completion build them all), before any command
+ * acted: main() then returns 'full' and bin/novabox runs the line with dist/novabox.cjs.
+ * Verbs one register function serves (list and show, the actions) share one file, linked.
+ */
+const MAIN_TS = resolvePath('src/cli/main.ts');
+const SERVER_TS = resolvePath('src/cli/commands/server/index.ts');
+/** A dispatch table's entries: word -> the module (absolute .ts path) that registers it. */
+function dispatchTable(file, table) {
+  const src = readFileSync(file, 'utf8');
+  const from = new Map();
+  for (const m of src.matchAll(/import \{([^}]*)\} from '(\.[^']+)\.js'/g))
+    for (const n of m[1].split(',')) from.set(n.trim().replace(/^.* as /, ''), resolvePath(dirname(file), `${m[2]}.ts`));
+  const body = src.slice(src.indexOf(table)).match(/\{([^}]*)\}/)[1];
+  const words = new Map();
+  for (const m of body.matchAll(/^\s*([\w-]+):\s*(\w+),/gm)) {
+    if (!from.has(m[2])) throw new Error(`${file}: ${m[1]}'s ${m[2]} is not imported by name`);
+    words.set(m[1], from.get(m[2]));
+  }
+  if (words.size < 2) throw new Error(`${file}: no ${table} table found`);
+  return words;
+}
+/** The names a module exports (esbuild fails the build on an import the stand-in lacks). */
+function exportNames(file) {
+  const src = readFileSync(file, 'utf8');
+  const names = [...src.matchAll(/^export (?:async )?(?:function\*?|const|let|class) ([\w$]+)/gm)].map((m) => m[1]);
+  for (const m of src.matchAll(/^export \{([^}]*)\}/gm)) for (const n of m[1].split(',')) names.push(n.trim().replace(/^.* as /, ''));
+  return names.filter(Boolean);
+}
+function leaveOutCommands(keep) {
+  return {
+    name: 'leave-out-commands',
+    setup(b) {
+      b.onResolve({ filter: /\.js$/ }, (args) => {
+        if (args.importer !== MAIN_TS && args.importer !== SERVER_TS) return undefined;
+        const ts = resolvePath(dirname(args.importer), args.path.replace(/\.js$/, '.ts'));
+        if (keep.has(ts) || !/[\\/]src[\\/]cli[\\/]commands[\\/]/.test(ts)) return undefined;
+        return { path: ts, namespace: 'novabox-other-command' };
+      });
+      b.onLoad({ filter: /.*/, namespace: 'novabox-other-command' }, (args) => ({
+        contents: exportNames(args.path)
+          .map(
+            (n) =>
+              `export function ${n}() { throw Object.assign(new Error(${JSON.stringify(`${args.path}: not in this bundle`)}), { code: 'NOVABOX_FULL_BUNDLE' }); }\n`,
+          )
+          .join(''),
+        loader: 'js',
+      }));
+    },
+  };
+}
+const groups = dispatchTable(MAIN_TS, 'GROUPS');
+const serverVerbs = dispatchTable(SERVER_TS, 'SERVER_VERBS');
+/** word -> the modules kept; completion describes every command (the full bundle). */
+const commandBundles = new Map();
+for (const [group, mod] of groups) {
+  // completion describes every command; serve loads dist/novabox-api.cjs beside its own file
+  if (group === 'completion' || group === 'serve') continue;
+  if (group !== 'server') commandBundles.set(group, new Set([mod]));
+}
+for (const [verb, mod] of serverVerbs)
+  if (!verb.startsWith('_')) commandBundles.set(`server-${verb}`, new Set([groups.get('server'), mod]));
+mkdirSync('dist/verbs');
+const built = new Map(); // the kept modules -> the file built for them
+for (const [word, keep] of commandBundles) {
+  const key = [...keep].sort().join('\n');
+  const out = `dist/verbs/${word}.cjs`;
+  if (built.has(key)) {
+    try {
+      linkSync(built.get(key), out);
+    } catch {
+      copyFileSync(built.get(key), out); // a filesystem without hard links
+    }
+    continue;
+  }
+  await build({
+    ...cli,
+    minify: process.env.NOVABOX_BUILD_NAMES !== '1',
+    sourcemap: false,
+    plugins: [lazyBuiltins, apiBundleApart, leaveOutCommands(keep)],
+    entryPoints: ['src/cli/main.ts'],
+    outfile: out,
+  });
+  built.set(key, out);
+}
 
 /**
  * `novabox run`'s own bundle (src/cli/run-main.ts): bin/novabox loads it for a `run` line

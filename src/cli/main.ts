@@ -84,10 +84,16 @@ name in use); 5 not root; 1 anything else. \`run\` returns the container's own s
   return program;
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Runs the command line; FULL_BUNDLE when this is one command's bundle (dist/verbs/, see
+ * scripts/build.mjs) and the line wanted another command's module while the program was
+ * built (help, an unknown verb): nothing was done or printed, bin/novabox runs the line
+ * again with the full CLI.
+ */
+export async function main(argv: string[]): Promise<number | typeof FULL_BUNDLE> {
   // `run` with an ordinary command line skips building commander's program (run-args.ts)
   const fast = runParsedLine(argv);
-  // this bundle has every module: a stand-in's FULL_BUNDLE cannot come from it
+  // this bundle has every module `run` reaches: a stand-in's FULL_BUNDLE cannot come from it
   if (fast) return fast.then((code) => (code === FULL_BUNDLE ? 1 : code));
   const ctx = newContext(argv);
   try {
@@ -96,6 +102,8 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
   } catch (err) {
+    // only buildProgram reaches the stand-ins (the dispatch tables' register functions)
+    if ((err as { code?: unknown } | null)?.code === 'NOVABOX_FULL_BUNDLE') return FULL_BUNDLE;
     if (err instanceof CommanderError) {
       // help and version end here with exit code 0; usage errors were already printed
       return err.exitCode === 0 ? 0 : 2;

@@ -85,12 +85,15 @@ export class IdmapService {
    */
   gc(): IdmapLease[] {
     const freed: IdmapLease[] = [];
-    this.store.tx(() => {
-      for (const row of this.store.idmaps.orphans()) {
-        this.store.idmaps.remove(row.ownerId);
-        this.releaseLink(row);
-      }
-    });
+    // every create with --userns auto runs this: the write lock (BEGIN IMMEDIATE and its
+    // commit) only when there is a record to remove, judged again inside
+    if (this.store.idmaps.orphans().length)
+      this.store.tx(() => {
+        for (const row of this.store.idmaps.orphans()) {
+          this.store.idmaps.remove(row.ownerId);
+          this.releaseLink(row);
+        }
+      });
     const recorded = new Set(this.store.idmaps.list().map((r) => r.nonce));
     const dir = leaseDir();
     for (const l of listLeases(dir).leases) {

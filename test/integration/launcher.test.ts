@@ -7,7 +7,7 @@
  * are shared with everything else running the CLI).
  */
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -156,5 +156,85 @@ describe.skipIf(process.getuid?.() !== 0)('the launcher: the run bundle or the f
     expect(r.stdout).toBe('bar\n');
     expect(caches()).toEqual(['novabox-run.cjs.net.cache', 'novabox.cjs.run.cache']);
     expect(census(root)).toEqual(before);
+  });
+});
+
+describe.skipIf(process.getuid?.() !== 0)("the launcher: a command's own bundle (dist/verbs/)", () => {
+  let tree: string;
+  let state: string;
+  beforeAll(() => {
+    tree = mkdtempSync(join(tmpdir(), 'nbx-launcher-verbs-'));
+    state = mkdtempSync(join(tmpdir(), 'nbx-launcher-verbs-root-'));
+    mkdirSync(join(tree, 'dist', 'verbs'), { recursive: true });
+    cpSync(join(ROOT, 'bin'), join(tree, 'bin'), { recursive: true });
+    cpSync(join(ROOT, 'dist/novabox.cjs'), join(tree, 'dist/novabox.cjs'));
+    for (const f of ['server-list.cjs', 'server-show.cjs', 'flavor.cjs']) cpSync(join(ROOT, 'dist/verbs', f), join(tree, 'dist/verbs', f));
+    // a bundle without keypair's module, where keypair's would be: every line of it falls back
+    cpSync(join(ROOT, 'dist/verbs/flavor.cjs'), join(tree, 'dist/verbs/keypair.cjs'));
+    symlinkSync(join(ROOT, 'native-bindings'), join(tree, 'native-bindings'));
+    symlinkSync(join(ROOT, 'node_modules'), join(tree, 'node_modules'));
+  });
+  afterAll(() => {
+    rmSync(tree, { recursive: true, force: true });
+    rmSync(state, { recursive: true, force: true });
+  });
+
+  const cli = (...args: string[]) =>
+    spawnSync(process.execPath, [join(tree, 'bin/novabox'), ...args], { env: cliEnv(state), encoding: 'utf8' });
+  const caches = (dir: string) =>
+    readdirSync(join(tree, dir))
+      .filter((f) => f.endsWith('.cache'))
+      .sort();
+  /** the same line with the full CLI only: the command's bundle moved away for it */
+  const full = (...args: string[]) => {
+    renameSync(join(tree, 'dist/verbs'), join(tree, 'dist/verbs-away'));
+    try {
+      return cli(...args);
+    } finally {
+      renameSync(join(tree, 'dist/verbs-away'), join(tree, 'dist/verbs'));
+    }
+  };
+
+  it('runs a verb in its own bundle, with its own cache, printing what the full CLI prints', () => {
+    for (const f of ['json', 'value', 'csv', 'yaml', 'table']) {
+      const own = cli('flavor', 'list', '-f', f);
+      expect(own.status).toBe(0);
+      expect(own.stdout).toBe(full('flavor', 'list', '-f', f).stdout);
+    }
+    const shell = cli('flavor', 'show', 'm1.tiny', '-f', 'shell');
+    expect(shell.status).toBe(0);
+    expect(shell.stdout).toBe(full('flavor', 'show', 'm1.tiny', '-f', 'shell').stdout);
+    expect(cli('server', 'list').status).toBe(0);
+    expect(caches('dist/verbs')).toEqual(['flavor-list.cache', 'flavor-show.cache', 'server-list.cache']);
+    // the full CLI's caches are written by the full runs only
+    expect(caches('dist')).toEqual(['novabox.cjs.flavor-list.cache', 'novabox.cjs.flavor-show.cache']);
+    const bad = cli('flavor', 'show', 'nope');
+    expect(bad.status).toBe(3);
+    expect(bad.stderr).toBe(full('flavor', 'show', 'nope').stderr);
+    expect(cli('server', 'show', 'nope').status).toBe(3);
+    expect(caches('dist/verbs')).toEqual(['flavor-list.cache', 'flavor-show.cache', 'server-list.cache']);
+  });
+
+  it("runs a line its bundle lacks the command's module for in the full CLI, once", () => {
+    const r = cli('keypair', 'list', '-f', 'json');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(full('keypair', 'list', '-f', 'json').stdout);
+    const bad = cli('keypair', 'show', 'nope');
+    expect(bad.status).toBe(3);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    // not the stand-in's bundle's cache: it did none of the work
+    expect(caches('dist/verbs')).not.toContain('keypair.cache');
+  });
+
+  it('gives help to the full CLI (it describes every command)', () => {
+    const help = cli('server', 'list', '--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('Usage: novabox server list');
+    const group = cli('flavor', '-h');
+    expect(group.status).toBe(0);
+    expect(group.stdout).toBe(full('flavor', '-h').stdout);
+    // help writes no cache (the verbs' are the first test's)
+    expect(caches('dist/verbs')).toEqual(['flavor-list.cache', 'flavor-show.cache', 'server-list.cache']);
   });
 });
