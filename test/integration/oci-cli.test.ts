@@ -455,8 +455,13 @@ describe('novabox-oci: the runc command line', () => {
     ],
     [
       'a field novabox does not support',
-      (dir) => writeConfig(dir, (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ERRNO' })),
-      /^novabox-oci: config\.json: linux\.seccomp is not supported by novabox-oci\n$/,
+      (dir) => writeConfig(dir, (c) => (c.linux.intelRdt = { closID: 'x' })),
+      /^novabox-oci: config\.json: linux\.intelRdt is not supported by novabox-oci\n$/,
+    ],
+    [
+      'a seccomp agent',
+      (dir) => writeConfig(dir, (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/agent.sock' })),
+      /^novabox-oci: config\.json: linux\.seccomp\.listenerPath is not supported by novabox-oci \(no seccomp agent\)\n$/,
     ],
   ])('create with %s: one sentence, exit 1, nothing left', (_what, make, message) => {
     const dir = mkdtempSync(join(work, 'bad-'));
