@@ -13,9 +13,10 @@
  * x86_64 and 32-bit x86 (SCMP_ARCH_X86) rules are compiled, SCMP_ARCH_X32 is accepted
  * in the list and its calls killed.
  *
- * The program: the architecture test, then per architecture a binary search over the
- * syscall numbers with rules (JGE on a pivot, JA over the lower half), leaves of a few
- * JEQs; a syscall whose rules have conditions jumps to a block after the tree. Every
+ * The program: the architecture test, then per architecture a binary search (JGE on a
+ * pivot, JA over the lower half) over runs of syscall numbers that share one action; a
+ * syscall whose rules have conditions is a run of its own, which jumps to a block after
+ * the tree. Every
  * conditional jump goes to one of the next two instructions, far targets through a JA
  * (32-bit offset), so no program is limited by the 8-bit jump offsets.
  */
@@ -266,19 +267,15 @@ class Asm {
     this.ja(l);
   }
   bytes(): Buffer {
-    const out = Buffer.alloc(this.insns.length * 8);
-    this.insns.forEach((ins, pc) => {
-      let k = ins.k;
-      if (ins.to) {
-        if (ins.to.at < 0) throw new Error('seccomp: a label was never placed');
-        k = ins.to.at - (pc + 1);
-      }
-      out.writeUInt16LE(ins.code, pc * 8);
-      out.writeUInt8(ins.jt, pc * 8 + 2);
-      out.writeUInt8(ins.jf, pc * 8 + 3);
-      out.writeUInt32LE(k >>> 0, pc * 8 + 4);
-    });
-    return out;
+    // sock_filter: u16 code, u8 jt, u8 jf, u32 k; little-endian hosts (x86-64) only
+    const w = new Uint32Array(this.insns.length * 2);
+    for (let pc = 0; pc < this.insns.length; pc++) {
+      const ins = this.insns[pc];
+      if (ins.to && ins.to.at < 0) throw new Error('seccomp: a label was never placed');
+      w[pc * 2] = ins.code | (ins.jt << 16) | (ins.jf << 24);
+      w[pc * 2 + 1] = ins.to ? ins.to.at - (pc + 1) : ins.k;
+    }
+    return Buffer.from(w.buffer, w.byteOffset, w.byteLength);
   }
 }
 
@@ -349,29 +346,51 @@ function block(a: Asm, rules: Rule[], defaultAction: number): void {
   a.ret(plain ? plain.action : defaultAction);
 }
 
-/** The binary search over sorted syscall numbers, entered with the number in A. */
-function tree(a: Asm, nrs: number[], rules: Map<number, Rule[]>, defaultAction: number, blocks: [Label, Rule[]][]): void {
-  if (nrs.length <= 3) {
-    for (const nr of nrs) {
-      const r = rules.get(nr) as Rule[];
-      if (r.every((x) => x.conds.length === 0)) {
-        a.emit(BPF_JEQ_K, nr, 0, 1);
-        a.ret(r[0].action);
-      } else {
-        const l = a.label();
-        blocks.push([l, r]);
-        a.ifTrue(BPF_JEQ_K, nr, l);
-      }
-    }
-    a.ret(defaultAction);
+/** A run of syscall numbers from `lo` up to the next run's start: one constant action, or a block of rules. */
+interface Run {
+  lo: number;
+  action?: number;
+  rules?: Rule[];
+}
+
+/**
+ * The number line cut into runs: consecutive numbers with the same constant action are one
+ * run, the gaps between them the default's. Docker's ~350 allowed calls are a few dozen runs.
+ */
+function runsOf(rules: Map<number, Rule[]>, defaultAction: number): Run[] {
+  const runs: Run[] = [{ lo: 0, action: defaultAction }];
+  const push = (r: Run) => {
+    const last = runs[runs.length - 1];
+    if (last.lo === r.lo) runs.pop();
+    const prev = runs[runs.length - 1];
+    if (prev && r.action !== undefined && prev.action === r.action) return;
+    runs.push(r);
+  };
+  for (const nr of [...rules.keys()].sort((x, y) => x - y)) {
+    const r = rules.get(nr) as Rule[];
+    push(r.every((x) => x.conds.length === 0) ? { lo: nr, action: r[0].action } : { lo: nr, rules: r });
+    push({ lo: nr + 1, action: defaultAction });
+  }
+  return runs;
+}
+
+/** The binary search over the runs, entered with the syscall number in A. */
+function tree(a: Asm, runs: Run[], blocks: [Label, Rule[]][]): void {
+  if (runs.length === 1) {
+    const r = runs[0];
+    if (r.rules) {
+      const l = a.label();
+      blocks.push([l, r.rules]);
+      a.ja(l);
+    } else a.ret(r.action as number);
     return;
   }
-  const mid = nrs.length >> 1;
+  const mid = runs.length >> 1;
   const upper = a.label();
-  a.ifTrue(BPF_JGE_K, nrs[mid], upper);
-  tree(a, nrs.slice(0, mid), rules, defaultAction, blocks);
+  a.ifTrue(BPF_JGE_K, runs[mid].lo, upper);
+  tree(a, runs.slice(0, mid), blocks);
   a.bind(upper);
-  tree(a, nrs.slice(mid), rules, defaultAction, blocks);
+  tree(a, runs.slice(mid), blocks);
 }
 
 /** linux.seccomp -> the filter; one sentence naming the field for what novabox-oci cannot do. */
@@ -392,8 +411,7 @@ export function compileSeccomp(s: unknown, arch: string = process.arch): Seccomp
       a.emit(BPF_JGE_K, X32_BIT, 0, 1);
       a.ret(RET_KILL_PROCESS);
     }
-    const nrs = [...arch.rules.keys()].sort((x, y) => x - y);
-    tree(a, nrs, arch.rules, p.defaultAction, blocks);
+    tree(a, runsOf(arch.rules, p.defaultAction), blocks);
   });
   for (const [l, rules] of blocks) {
     a.bind(l);
