@@ -375,14 +375,16 @@ describe('novabox-oci under Docker (dockerd --add-runtime, a one-node Swarm)', (
       docker(['ps', '--filter', 'label=com.docker.swarm.service.name=sleepers', '--filter', 'status=running', '-q'])
         .stdout.split('\n')
         .filter(Boolean);
-    expect(waitUntil(() => running().length === 3, 60_000)).toBe(true);
+    waitUntil(() => running().length === 3, 60_000);
+    expect(running().length, `${docker(['service', 'ps', '--no-trunc', 'sleepers']).stdout}\n${daemonLog.slice(-4000)}`).toBe(3);
     for (const id of running()) {
       const full = docker(['inspect', '-f', '{{.Id}} {{.HostConfig.Runtime}}', id]).stdout.trim().split(' ');
       expect(full[1]).toBe('novabox');
       expect(ociState(full[0]).status).toBe('running');
     }
     expect(docker(['service', 'rm', 'sleepers']).code).toBe(0);
-    expect(waitUntil(() => docker(['ps', '-aq']).stdout.trim() === '', 60_000)).toBe(true);
+    waitUntil(() => docker(['ps', '-aq']).stdout.trim() === '', 60_000);
+    expect(docker(['ps', '-a']).stdout.trim().split('\n'), daemonLog.slice(-4000)).toHaveLength(1);
     expect(docker(['swarm', 'leave', '--force']).code).toBe(0);
     expect(docker(['network', 'rm', 'docker_gwbridge']).code).toBe(0);
     waitUntil(() => leftovers().length === 0);
