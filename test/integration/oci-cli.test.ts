@@ -23,6 +23,7 @@ import { buildBusyboxLayer } from '../../src/images/busybox.js';
 import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
 import type { OciConfig } from '../../src/runtime/oci/plan.js';
 import { ROOT } from '../helpers/run-cli.js';
+import { dockerProfile, podmanProfile } from '../helpers/seccomp-profiles.js';
 import { skipEachIf } from '../helpers/skip.js';
 
 const OCI = join(ROOT, 'bin/novabox-oci');
@@ -334,6 +335,30 @@ describe('novabox-oci: the runc command line', () => {
     const ex = oci(['exec', id, 'sh', '-c', 'mkdir /dev/y 2>&1; grep Seccomp: /proc/self/status']);
     expect(ex.stdout).toMatch(/Disk quota exceeded\nSeccomp:\s+2\n/);
     expect(oci(['delete', '--force', id]).code).toBe(0);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+  });
+
+  it.each([
+    ['Docker 20.10', dockerProfile],
+    ['Podman 4.3', podmanProfile],
+  ])("%s's default seccomp profile: the kernel takes the filter and a shell runs under it", (_engine, profile) => {
+    const id = `${tag}-profile`;
+    const dir = join(work, 'profile');
+    spawnSync('mkdir', ['-p', dir]);
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.linux.seccomp = profile();
+      c.process.args = ['sh', '-c', 'grep Seccomp: /proc/self/status; ls / >/dev/null; echo ls=$?'];
+    });
+    const out = join(work, 'profile.out');
+    const fd = openSync(out, 'w');
+    expect(oci(['create', '--bundle', dir, id], { out: fd }).code).toBe(0);
+    closeSync(fd);
+    expect(oci(['start', id]).code).toBe(0);
+    expect(waitUntil(() => readFileSync(out, 'utf8').includes('ls='))).toBe(true);
+    expect(readFileSync(out, 'utf8')).toMatch(/^Seccomp:\s+2\nls=0\n$/);
+    expect(waitUntil(() => state(id).status === 'stopped')).toBe(true);
+    expect(oci(['delete', id]).code).toBe(0);
     expect(waitUntil(() => leftovers().length === 0)).toBe(true);
   });
 

@@ -4,16 +4,15 @@
  * argument, with no privilege (nothing is loaded). Docker 20.10's default profile is the
  * one dockerd wrote into a bundle's config.json on this host (test/fixtures).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AUDIT_ARCH, compileSeccomp, MAX_INSNS, runSeccomp, SECCOMP_RET } from '../../../../src/runtime/oci/seccomp.js';
 import { syscallsI386, syscallsX86_64 } from '../../../../src/runtime/oci/syscalls.js';
+import { dockerProfile, podmanProfile } from '../../../helpers/seccomp-profiles.js';
 
 const NR = syscallsX86_64();
 const NR32 = syscallsI386();
 const ERRNO = (e: number) => SECCOMP_RET.ERRNO | e;
-const docker = JSON.parse(readFileSync(join(__dirname, '../../../fixtures/docker-20.10-seccomp.json'), 'utf8'));
+const docker = dockerProfile();
 
 function ret(profile: unknown, name: string, args: (number | bigint)[] = [], arch = AUDIT_ARCH.X86_64): number {
   const table = arch === AUDIT_ARCH.I386 ? NR32 : NR;
@@ -65,6 +64,22 @@ describe('seccomp profiles compiled to BPF', () => {
     expect(ret(docker, 'mount', [], AUDIT_ARCH.I386)).toBe(ERRNO(1));
     expect(runSeccomp(f.program, { nr: 0x40000000 + 83 }).ret).toBe(SECCOMP_RET.KILL_PROCESS);
     expect(runSeccomp(f.program, { nr: 0, arch: 0xc00000b7 /* aarch64 */ }).ret).toBe(SECCOMP_RET.KILL_PROCESS);
+  });
+
+  it("Podman 4.3 default: ENOSYS for the unknown, EPERM for a capability's calls, the audit socket EINVAL", () => {
+    const podman = podmanProfile();
+    const f = compileSeccomp(podman, 'x64');
+    expect(f.length).toBeLessThan(1000);
+    for (const name of ['read', 'openat', 'execve', 'clone', 'clone3', 'chroot', 'setresuid'])
+      expect(ret(podman, name), name).toBe(SECCOMP_RET.ALLOW);
+    for (const name of ['bpf', 'init_module', 'acct', 'settimeofday']) expect(ret(podman, name), name).toBe(ERRNO(1));
+    for (const name of ['add_key', 'io_uring_setup', 'create_module']) expect(ret(podman, name), name).toBe(ERRNO(38));
+    // socket(AF_NETLINK, *, NETLINK_AUDIT) without CAP_AUDIT_WRITE: EINVAL; any other socket: allowed
+    expect(ret(podman, 'socket', [16, 3, 9])).toBe(ERRNO(22));
+    expect(ret(podman, 'socket', [16, 3, 0])).toBe(SECCOMP_RET.ALLOW);
+    expect(ret(podman, 'socket', [2, 1, 9])).toBe(SECCOMP_RET.ALLOW);
+    expect(ret(podman, 'personality', [8])).toBe(SECCOMP_RET.ALLOW);
+    expect(ret(podman, 'personality', [1])).toBe(ERRNO(38));
   });
 
   it('a call is decided in a few dozen instructions (a binary search, not a list)', () => {
