@@ -181,7 +181,9 @@ describe('novabox-oci under Docker (dockerd --add-runtime, a one-node Swarm)', (
     if (ids.length) docker(['rm', '-f', ...ids]);
     docker(['network', 'rm', 'docker_gwbridge']);
     await stopDaemon();
-    // the daemon's own leftovers: its network namespaces' mounts, its cgroup parent
+    // the daemon's own leftovers: the swarm's gateway bridge if a failed test left it, its
+    // network namespaces' mounts, its cgroup parent
+    if (existsSync(`/sys/class/net/nbgw${rand}`)) spawnSync('ip', ['link', 'del', `nbgw${rand}`]);
     const netns = join(work, 'exec/netns');
     for (const e of existsSync(netns) ? readdirSync(netns) : []) spawnSync('umount', ['-l', join(netns, e)]);
     for (const d of cgroupDirs(parent)) {
@@ -387,6 +389,7 @@ describe('novabox-oci under Docker (dockerd --add-runtime, a one-node Swarm)', (
     expect(docker(['ps', '-a']).stdout.trim().split('\n'), daemonLog.slice(-4000)).toHaveLength(1);
     expect(docker(['swarm', 'leave', '--force']).code).toBe(0);
     expect(docker(['network', 'rm', 'docker_gwbridge']).code).toBe(0);
+    expect(existsSync(`/sys/class/net/nbgw${rand}`)).toBe(false);
     waitUntil(() => leftovers().length === 0);
     expect(leftovers()).toEqual([]);
     expect(daemonLog).not.toMatch(/level=(error|fatal).*novabox-oci/);
