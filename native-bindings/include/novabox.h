@@ -92,7 +92,10 @@ enum nb_op_kind {
 	                         /proc/self/oom_score_adj */
 	NB_OP_SETNS = 27,     /* s[1] a namespace file (a host path: /proc/<pid>/ns/net, /run/netns/x),
 	                         flags = its CLONE_NEW* type: setns(2) into it (OCI namespaces[].path) */
-	NB_OP_KIND_MAX = 27
+	NB_OP_SECCOMP_PROGRAM = 28, /* s[0] a classic BPF seccomp program as hex (8 bytes an
+	                         instruction: an OCI profile compiled by runtime/oci/seccomp.ts),
+	                         n[1] SECCOMP_FILTER_FLAG_* bits: load it in place of NB_OP_SECCOMP's */
+	NB_OP_KIND_MAX = 28
 };
 
 /* nb_op.op_flags */

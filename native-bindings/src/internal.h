@@ -51,6 +51,8 @@ int nb_cg_remove(const void *plan, int32_t *failed);
 
 /* The default seccomp filter; 0 or -1 with errno. */
 int nb_load_seccomp(int system);
+/* A filter of the plan's (NB_OP_SECCOMP_PROGRAM): hex, 16 digits an instruction; 0 or -1 with errno. */
+int nb_load_seccomp_program(const char *hex, unsigned int flags);
 /* Its instructions (struct sock_filter) into out: the count, or -1 if max is too small. */
 struct sock_filter;
 int nb_seccomp_program(struct sock_filter *out, size_t max, int system);

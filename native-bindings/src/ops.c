@@ -1104,6 +1104,9 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		case NB_OP_EXEC: rc = op_exec(&c, op); break;
 		case NB_OP_CONSOLE: drop_caches(&c); rc = op_console(&c, op); break;
 		case NB_OP_SECCOMP: rc = nb_load_seccomp(op->n[0] != 0); break;
+		case NB_OP_SECCOMP_PROGRAM:
+			rc = nb_load_seccomp_program(nb_plan_str(plan, op->s[0]), (unsigned int)op->n[1]);
+			break;
 		case NB_OP_CGROUP_JOIN: rc = op_cgroup_join(&c, op, i); break;
 		case NB_OP_USERNS: rc = op_userns(&c, i); break;
 		case NB_OP_MOUNT_FD: rc = op_mount_fd(&c, op); break;

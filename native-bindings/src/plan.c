@@ -104,6 +104,8 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		/* The userns op waits on the monitor's word: only where it will come */
 		if (ok && (op->kind == NB_OP_USERNS || op->kind == NB_OP_MOUNT_FD))
 			ok = h->userns != 0 && (op->kind == NB_OP_USERNS || op->s[1] != 0);
+		if (ok && op->kind == NB_OP_SECCOMP_PROGRAM)
+			ok = op->s[0] != 0;
 		/* The exec must be last: nothing runs after a successful execve. */
 		if (ok && op->kind == NB_OP_EXEC)
 			ok = i == h->n_ops - 1 && op->s[0] != 0 && op->list != 0 &&

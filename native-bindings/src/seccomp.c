@@ -28,6 +28,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -210,4 +211,42 @@ int nb_load_seccomp(int system)
 	prog.len = (unsigned short)n;
 	prog.filter = filter;
 	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/*
+ * An OCI profile's filter, compiled by runtime/oci/seccomp.ts: decoded from hex (the
+ * plan's strings are NUL-terminated) into a buffer of at most BPF_MAXINSNS instructions
+ * and loaded as it is; the kernel verifies it.
+ */
+int nb_load_seccomp_program(const char *hex, unsigned int flags)
+{
+	static struct sock_filter filter[BPF_MAXINSNS];
+	unsigned char *b = (unsigned char *)filter;
+	struct sock_fprog prog;
+	size_t len = strlen(hex), i;
+
+	if (len == 0 || len % 16 || len / 16 > BPF_MAXINSNS) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = 0; i < len / 2; i++) {
+		int h = hexval(hex[2 * i]), l = hexval(hex[2 * i + 1]);
+		if (h < 0 || l < 0) {
+			errno = EINVAL;
+			return -1;
+		}
+		b[i] = (unsigned char)(h << 4 | l); /* sock_filter is little-endian u16, u8, u8, u32 here */
+	}
+	prog.len = (unsigned short)(len / 16);
+	prog.filter = filter;
+	return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
 }

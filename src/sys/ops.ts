@@ -138,6 +138,9 @@ export type Op =
   | { op: 'no-new-privs' }
   /** system: a system container's variant (systemd as pid 1): the mount family and reboot allowed */
   | { op: 'seccomp'; system?: boolean }
+  /** a seccomp filter of the caller's (an OCI profile compiled by runtime/oci/seccomp.ts):
+   *  the sock_filter array as hex, seccomp(2)'s SECCOMP_FILTER_FLAG_* bits */
+  | { op: 'seccomp-program'; program: string; flags: number }
   /** cgroup v1: write "0" to this `tasks` file, moving the init (one thread) into that cgroup */
   | { op: 'cgroup-join'; path: string }
   /** the plan's user namespace: wait for the monitor's word (maps written, the rootfs it
@@ -283,6 +286,8 @@ export function describeOp(op: Op): string {
       return 'set no_new_privs';
     case 'seccomp':
       return op.system ? "load the system container's seccomp filter" : 'load the seccomp filter';
+    case 'seccomp-program':
+      return "load config.json's seccomp filter";
     case 'cgroup-join':
       return `join cgroup ${op.path.replace(/\/tasks$/, '')}`;
     case 'userns':
@@ -363,6 +368,7 @@ const KIND: Record<Op['op'], number> = {
   'remount-ro': 20,
   console: 21,
   seccomp: 22,
+  'seccomp-program': 28,
   'cgroup-join': 23,
   userns: 24,
   'mount-fd': 25,
@@ -524,6 +530,10 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'seccomp':
         if (op.system) w[at + 4] = 1;
+        break;
+      case 'seccomp-program':
+        w[at + 6] = op.flags;
+        str(op.program, at + 10);
         break;
       case 'pivot-root':
       case 'no-new-privs':

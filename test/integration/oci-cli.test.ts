@@ -23,6 +23,7 @@ import { buildBusyboxLayer } from '../../src/images/busybox.js';
 import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
 import type { OciConfig } from '../../src/runtime/oci/plan.js';
 import { ROOT } from '../helpers/run-cli.js';
+import { dockerProfile, podmanProfile } from '../helpers/seccomp-profiles.js';
 import { skipEachIf } from '../helpers/skip.js';
 
 const OCI = join(ROOT, 'bin/novabox-oci');
@@ -173,7 +174,7 @@ describe('novabox-oci: the runc command line', () => {
     expect(readFileSync(join(memory!, limit), 'utf8').trim()).toBe(String(32 << 20));
     writeFileSync(resources, JSON.stringify({ blockIO: { weight: 10 } }));
     expect(oci(['update', '--resources', resources, id]).stderr).toBe(
-      'novabox-oci: config.json: linux.resources.blockIO is not supported by novabox-oci\n',
+      'novabox-oci: config.json: linux.resources.blockIO.weight is not supported by novabox-oci\n',
     );
     expect(waitUntil(() => readFileSync(out, 'utf8').includes('hello'))).toBe(true);
     expect(readFileSync(out, 'utf8')).toContain('hello from oci-life as 0');
@@ -294,6 +295,70 @@ describe('novabox-oci: the runc command line', () => {
     expect(oci(['delete', '--force', a]).code).toBe(0);
     expect(waitUntil(() => state(b).status === 'stopped')).toBe(true);
     expect(oci(['delete', b]).code).toBe(0);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+  });
+
+  it("linux.seccomp: a denied call fails with the profile's errno inside, by name and by argument, in exec too", () => {
+    const id = `${tag}-seccomp`;
+    const dir = join(work, 'seccomp');
+    spawnSync('mkdir', ['-p', dir]);
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.linux.seccomp = {
+        defaultAction: 'SCMP_ACT_ALLOW',
+        architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+        syscalls: [
+          // EDQUOT: an errno nothing else here would give
+          { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 122 },
+          { names: ['chmod'], action: 'SCMP_ACT_ERRNO', args: [{ index: 1, value: 0o777, op: 'SCMP_CMP_EQ' }] },
+          { names: ['fchmodat'], action: 'SCMP_ACT_ERRNO', args: [{ index: 2, value: 0o777, op: 'SCMP_CMP_EQ' }] },
+        ],
+      };
+      c.process.args = [
+        'sh',
+        '-c',
+        'mkdir /dev/x; echo mkdir=$?; touch /dev/f; chmod 755 /dev/f; echo c755=$?; chmod 777 /dev/f; echo c777=$?; sleep 60 & wait',
+      ];
+    });
+    const out = join(work, 'seccomp.out');
+    const fd = openSync(out, 'w');
+    expect(oci(['create', '--bundle', dir, id], { out: fd }).code).toBe(0);
+    closeSync(fd);
+    expect(oci(['start', id]).code).toBe(0);
+    expect(waitUntil(() => readFileSync(out, 'utf8').includes('c777='))).toBe(true);
+    const text = readFileSync(out, 'utf8');
+    expect(text).toMatch(/mkdir: can't create directory '\/dev\/x': Disk quota exceeded\nmkdir=1\n/);
+    expect(text).toContain('c755=0\n');
+    expect(text).toMatch(/chmod: \/dev\/f: Operation not permitted\nc777=1\n/);
+    // the filter is the kernel's: the init's status says mode 2 (filter)
+    expect(readFileSync(`/proc/${state(id).pid}/status`, 'utf8')).toMatch(/^Seccomp:\s+2$/m);
+    const ex = oci(['exec', id, 'sh', '-c', 'mkdir /dev/y 2>&1; grep Seccomp: /proc/self/status']);
+    expect(ex.stdout).toMatch(/Disk quota exceeded\nSeccomp:\s+2\n/);
+    expect(oci(['delete', '--force', id]).code).toBe(0);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+  });
+
+  it.each([
+    ['Docker 20.10', dockerProfile],
+    ['Podman 4.3', podmanProfile],
+  ])("%s's default seccomp profile: the kernel takes the filter and a shell runs under it", (_engine, profile) => {
+    const id = `${tag}-profile`;
+    const dir = join(work, 'profile');
+    spawnSync('mkdir', ['-p', dir]);
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.linux.seccomp = profile();
+      c.process.args = ['sh', '-c', 'grep Seccomp: /proc/self/status; ls / >/dev/null; echo ls=$?'];
+    });
+    const out = join(work, 'profile.out');
+    const fd = openSync(out, 'w');
+    expect(oci(['create', '--bundle', dir, id], { out: fd }).code).toBe(0);
+    closeSync(fd);
+    expect(oci(['start', id]).code).toBe(0);
+    expect(waitUntil(() => readFileSync(out, 'utf8').includes('ls='))).toBe(true);
+    expect(readFileSync(out, 'utf8')).toMatch(/^Seccomp:\s+2\nls=0\n$/);
+    expect(waitUntil(() => state(id).status === 'stopped')).toBe(true);
+    expect(oci(['delete', id]).code).toBe(0);
     expect(waitUntil(() => leftovers().length === 0)).toBe(true);
   });
 
@@ -455,8 +520,13 @@ describe('novabox-oci: the runc command line', () => {
     ],
     [
       'a field novabox does not support',
-      (dir) => writeConfig(dir, (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ERRNO' })),
-      /^novabox-oci: config\.json: linux\.seccomp is not supported by novabox-oci\n$/,
+      (dir) => writeConfig(dir, (c) => (c.linux.intelRdt = { closID: 'x' })),
+      /^novabox-oci: config\.json: linux\.intelRdt is not supported by novabox-oci\n$/,
+    ],
+    [
+      'a seccomp agent',
+      (dir) => writeConfig(dir, (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/run/agent.sock' })),
+      /^novabox-oci: config\.json: linux\.seccomp\.listenerPath is not supported by novabox-oci \(no seccomp agent\)\n$/,
     ],
   ])('create with %s: one sentence, exit 1, nothing left', (_what, make, message) => {
     const dir = mkdtempSync(join(work, 'bad-'));

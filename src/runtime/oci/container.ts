@@ -44,7 +44,17 @@ import { opFailure } from '../container.js';
 import { awaitPlacedInit, readyEarly, spawnMonitor } from '../launch.js';
 import { readProcStart, readProcState } from '../proc.js';
 import type { Namespace } from '../../sys/ops.js';
-import { OCI_VERSION, ociLimits, planOci, planOciExec, type OciConfig, type OciHook, type OciHooks, type OciProcess } from './plan.js';
+import {
+  OCI_VERSION,
+  ociLimits,
+  planOci,
+  planOciExec,
+  seccompOp,
+  type OciConfig,
+  type OciHook,
+  type OciHooks,
+  type OciProcess,
+} from './plan.js';
 import { spawnSync } from 'node:child_process';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
@@ -528,7 +538,11 @@ export async function execContainer(root: string, id: string, req: ExecRequest):
     throw new BadRequest('a terminal needs --console-socket: the pty master goes to the engine there');
   if (!req.process.terminal && req.consoleSocket) throw new BadRequest('--console-socket is for a process with a terminal (--tty)');
   const driver = cgroupDriver();
-  const bare = { ...planOciExec(req.process, { pid: r.pid, namespaces: namespacesOf(r.pid) }), detach: req.detach };
+  // the container's seccomp profile holds for what runs in it (runc's rule): compiled again
+  // from the bundle's config.json, which the engine keeps until `delete`
+  const linux = readConfig(r.bundle).linux;
+  const seccomp = seccompOp(typeof linux === 'object' && linux !== null ? linux.seccomp : undefined);
+  const bare = { ...planOciExec(req.process, { pid: r.pid, namespaces: namespacesOf(r.pid) }, seccomp), detach: req.detach };
   const plan = placeLaunch(bare, driver.layout, r.cgroupPath);
   const sp = spawnMonitor(plan, [0, 1, 2], { tty: plan.tty, tag: `${r.cgroupPath}/exec` });
   try {

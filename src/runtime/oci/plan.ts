@@ -14,6 +14,7 @@ import { DEV_LINKS, DEVICES } from '../plan/devices.js';
 import { planCredentials } from '../plan/index.js';
 import { planCgroupMounts } from '../plan/mounts.js';
 import { DEFAULT_PATH } from '../plan/spec.js';
+import { compileSeccomp } from './seccomp.js';
 
 /** The runtime-spec major version this reads (1.x.y). */
 export const OCI_MAJOR = 1;
@@ -33,6 +34,8 @@ export interface OciPlan {
   limits: CgroupLimits;
   hostname?: string;
   hooks: OciHooks;
+  /** linux.seccomp compiled: what `exec` loads too */
+  seccomp?: Extract<Op, { op: 'seccomp-program' }>;
 }
 
 /** One hook: a host program run with the container's state on its stdin. */
@@ -343,7 +346,13 @@ const ALLOWED_DEVICES = ['1:3', '1:5', '1:7', '1:8', '1:9', '5:0', '5:1', '5:2',
 
 /** A device cgroup rule novabox's fixed allow-list already answers as asked. */
 function deviceRuleWithin(r: Record<string, unknown>, i: number): boolean {
-  if (r.allow === false) return i === 0 && (r.type === undefined || r.type === 'a') && r.major === undefined && r.minor === undefined;
+  if (r.allow === false) {
+    if (i === 0) return (r.type === undefined || r.type === 'a') && r.major === undefined && r.minor === undefined;
+    // a later deny (Docker's of 10:229, fuse) of a device the list does not allow says the same
+    if (r.type === 'b') return true;
+    if (r.type !== 'c' || typeof r.major !== 'number' || typeof r.minor !== 'number' || r.minor < 0) return false;
+    return !ALLOWED_DEVICES.includes(`${r.major}:${r.minor}`) && !ALLOWED_DEVICES.includes(`${r.major}:*`);
+  }
   if (r.allow !== true || r.type !== 'c' || typeof r.major !== 'number') return false;
   if (typeof r.access === 'string' && /[^rwm]/.test(r.access)) return false;
   const minor = r.minor === undefined || r.minor === null || r.minor === -1 ? '*' : String(r.minor);
@@ -354,8 +363,16 @@ function deviceRuleWithin(r: Record<string, unknown>, i: number): boolean {
 export function ociLimits(res: unknown): CgroupLimits {
   if (res === undefined || res === null) return {};
   if (!isObject(res)) refuse('linux.resources', 'must be an object');
-  onlyKnown(res, ['memory', 'cpu', 'pids', 'devices'], 'linux.resources');
+  onlyKnown(res, ['memory', 'cpu', 'pids', 'devices', 'blockIO'], 'linux.resources');
   const limits: CgroupLimits = {};
+  if (res.blockIO !== undefined && res.blockIO !== null) {
+    // Docker writes {"weight": 0} (no weight): a blockIO asking for nothing is accepted
+    if (!isObject(res.blockIO)) refuse('linux.resources.blockIO', 'must be an object');
+    for (const [k, v] of Object.entries(res.blockIO)) {
+      if (v !== undefined && v !== null && v !== 0 && !(Array.isArray(v) && v.length === 0))
+        refuse(`linux.resources.blockIO.${k}`, 'is not supported by novabox-oci');
+    }
+  }
   if (res.devices !== undefined && res.devices !== null) {
     // novabox's device allow-list is always applied: deny all, then the default devices
     // and the ptys (cgroups/v1.ts V1_DEVICE_RULES, devices.c). A config asking for no more
@@ -550,6 +567,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
       'devices',
       'rootfsPropagation',
       'sysctl',
+      'seccomp',
     ],
     'linux',
   );
@@ -651,7 +669,8 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     ops.push({ op: 'sethostname', hostname });
   }
   for (const op of planRlimits(p.rlimits)) ops.push(op);
-  for (const op of planCredentials(caps, { uid, gid, additionalGids }, false, nnp)) ops.push(op);
+  const seccomp = seccompOp(linux.seccomp);
+  for (const op of planCredentials(caps, { uid, gid, additionalGids }, seccomp ?? false, nnp)) ops.push(op);
   const path = env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   ops.push({ op: 'chdir', path: p.cwd }, { op: 'exec', file: args[0], searchPath: path, argv: args, env });
 
@@ -662,14 +681,32 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     detach: true,
     ...(userMaps ? { userns: userMaps } : {}),
   };
-  return { plan, cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id), limits: ociLimits(linux.resources), hostname, hooks };
+  return {
+    plan,
+    cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id),
+    limits: ociLimits(linux.resources),
+    hostname,
+    hooks,
+    ...(seccomp ? { seccomp } : {}),
+  };
+}
+
+/** linux.seccomp -> the op that loads it (none without a profile: no filter, as runc). */
+export function seccompOp(v: unknown): Extract<Op, { op: 'seccomp-program' }> | undefined {
+  if (v === undefined || v === null) return undefined;
+  const f = compileSeccomp(v);
+  return { op: 'seccomp-program', program: f.program, flags: f.flags };
 }
 
 /**
  * `exec`: a process into a running container. The monitor enters the init's namespaces
  * (`join`) and clones it there; the ops make it the process the object describes.
  */
-export function planOciExec(p: OciProcess, join: { pid: number; namespaces: Namespace[] }): LaunchPlan {
+export function planOciExec(
+  p: OciProcess,
+  join: { pid: number; namespaces: Namespace[] },
+  seccomp?: Extract<Op, { op: 'seccomp-program' }>,
+): LaunchPlan {
   const ops: Op[] = [
     // after setns the monitor's / is the container's root: resolve paths inside it
     { op: 'set-root', path: '/' },
@@ -685,7 +722,7 @@ export function planOciExec(p: OciProcess, join: { pid: number; namespaces: Name
     });
   }
   for (const op of planRlimits(p.raw.rlimits)) ops.push(op);
-  for (const op of planCredentials(p.caps, p, false, p.nnp)) ops.push(op);
+  for (const op of planCredentials(p.caps, p, seccomp ?? false, p.nnp)) ops.push(op);
   const path = p.env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   ops.push({ op: 'chdir', path: p.raw.cwd }, { op: 'exec', file: p.args[0], searchPath: path, argv: p.args, env: p.env });
   return { namespaces: [], join, ops, tty: p.terminal, detach: true };

@@ -42,12 +42,13 @@ export function noNewPrivs(spec: Pick<ContainerSpec, 'idmap'>): boolean {
 export function planCredentials(
   caps: ContainerSpec['capabilities'],
   p: { uid: number; gid: number; additionalGids: number[] },
-  seccomp: boolean,
+  seccomp: boolean | Extract<Op, { op: 'seccomp-program' }>,
   nnp: boolean,
   system = false,
 ): Op[] {
   const ops: Op[] = [{ op: 'cap-bound', keep: caps }];
-  const filter: Op = system ? { op: 'seccomp', system: true } : { op: 'seccomp' };
+  // an object: a filter of the caller's (novabox-oci's, from config.json) in place of ours
+  const filter: Op = typeof seccomp === 'object' ? seccomp : system ? { op: 'seccomp', system: true } : { op: 'seccomp' };
   if (seccomp && !nnp) ops.push(filter);
   ops.push(
     { op: 'setgroups', gids: groupsOf(p.gid, p.additionalGids) },

@@ -219,7 +219,11 @@ describe('planOci', () => {
     ['no version', (c) => delete c.ociVersion, /ociVersion is missing/],
     ['a hook inside the container', (c) => (c.hooks = { createContainer: [{ path: '/x' }] }), /hooks\.createContainer is not supported/],
     ['a relative hook path', (c) => (c.hooks = { poststop: [{ path: 'x' }] }), /hooks\.poststop\[0\]\.path must be an absolute path/],
-    ['seccomp', (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW' }), /linux\.seccomp is not supported/],
+    [
+      'a seccomp agent',
+      (c) => (c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/a.sock' }),
+      /linux\.seccomp\.listenerPath is not supported by novabox-oci \(no seccomp agent\)/,
+    ],
     ['a time namespace', (c) => c.linux.namespaces.push({ type: 'time' }), /linux\.namespaces\[6\]\.type "time" is not supported/],
     [
       'a terminal without devpts',
@@ -252,7 +256,7 @@ describe('planOci', () => {
       (c) => c.linux.resources.devices.push({ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }),
       /linux\.resources\.devices\[1\] is not supported/,
     ],
-    ['blockIO', (c) => (c.linux.resources.blockIO = { weight: 10 }), /linux\.resources\.blockIO is not supported/],
+    ['a blockIO weight', (c) => (c.linux.resources.blockIO = { weight: 10 }), /linux\.resources\.blockIO\.weight is not supported/],
     ['a systemd cgroupsPath', (c) => (c.linux.cgroupsPath = 'system.slice:docker:abc'), /is a systemd slice path/],
     ['no root', (c) => delete c.root, /root\.path is missing/],
   ])('refuses %s in one sentence naming the field', (_what, patch, message) => {
@@ -279,6 +283,40 @@ describe('readHooks', () => {
   });
 });
 
+describe('linux.seccomp in the plan', () => {
+  const profile = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mkdir'], action: 'SCMP_ACT_ERRNO' }] };
+  const kinds = (ops: Op[]) => ops.map((o) => o.op).filter((k) => ['seccomp-program', 'setuid', 'no-new-privs', 'exec'].includes(k));
+
+  it('without noNewPrivileges the filter is loaded before setuid (it needs CAP_SYS_ADMIN)', () => {
+    const c = config((c) => {
+      c.linux.seccomp = profile;
+      c.process.noNewPrivileges = false;
+    });
+    const { plan, seccomp } = planOci(c, ctx);
+    expect(kinds(plan.ops)).toEqual(['seccomp-program', 'setuid', 'exec']);
+    expect(seccomp).toMatchObject({ op: 'seccomp-program', flags: 0 });
+    expect(seccomp?.program).toMatch(/^([0-9a-f]{16})+$/);
+  });
+
+  it('with noNewPrivileges it is the last thing before exec', () => {
+    const c = config((c) => {
+      c.linux.seccomp = profile;
+      c.process.noNewPrivileges = true;
+    });
+    expect(kinds(opsOf(c))).toEqual(['setuid', 'no-new-privs', 'seccomp-program', 'exec']);
+  });
+
+  it('no profile: no filter (as runc); an exec gets the container’s filter', () => {
+    expect(kinds(opsOf(config())).includes('seccomp-program')).toBe(false);
+    const { seccomp } = planOci(
+      config((c) => (c.linux.seccomp = profile)),
+      ctx,
+    );
+    const exec = planOciExec(readProcess(config().process, 'process'), { pid: 1, namespaces: [] }, seccomp);
+    expect(kinds(exec.ops)).toContain('seccomp-program');
+  });
+});
+
 describe('ociLimits', () => {
   it("takes device rules novabox's allow-list answers: deny all, then the default devices and the ptys", () => {
     const devices = [
@@ -291,6 +329,17 @@ describe('ociLimits', () => {
     expect(() => ociLimits({ devices: [devices[1]] })).not.toThrow();
     expect(() => ociLimits({ devices: [devices[0], { allow: true, type: 'b', major: 8, access: 'rwm' }] })).toThrow(/devices\[1\]/);
     expect(() => ociLimits({ devices: [devices[0], devices[0]] })).toThrow(/devices\[1\]/);
+    // Docker's deny of fuse (10:229) after the allows: novabox does not allow it either
+    expect(() => ociLimits({ devices: [devices[0], { allow: false, type: 'c', major: 10, minor: 229, access: 'rwm' }] })).not.toThrow();
+    // a deny of a device novabox allows would be weaker than asked
+    expect(() => ociLimits({ devices: [devices[0], { allow: false, type: 'c', major: 1, minor: 3, access: 'rwm' }] })).toThrow(
+      /devices\[1\]/,
+    );
+  });
+
+  it("takes Docker's blockIO that asks for nothing", () => {
+    expect(ociLimits({ blockIO: { weight: 0 } })).toEqual({});
+    expect(ociLimits({ blockIO: { weight: 0, weightDevice: [] } })).toEqual({});
   });
 
   it('reads memory, swap, cpu and pids', () => {
