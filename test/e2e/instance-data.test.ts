@@ -139,7 +139,11 @@ describe.skipIf(!isRoot)('openstack keypair and server create --key-name --user-
     expect(big.stderr).toMatch(/user_data.* is too long .*\(HTTP 400\)/);
     for (const [field, value, re] of [
       ['personality', [{ path: '/etc/x', contents: 'eA==' }], /personality/],
-      ['block_device_mapping_v2', [{ boot_index: 0, uuid: img, source_type: 'image', destination_type: 'volume' }], /^Block Device Mapping is Invalid: source_type "image" with destination_type "volume" is not supported/],
+      [
+        'block_device_mapping_v2',
+        [{ boot_index: 0, uuid: img, source_type: 'image', destination_type: 'volume' }],
+        /^Block Device Mapping is Invalid: source_type "image" with destination_type "volume" is not supported/,
+      ],
       ['description', 'x', /Additional properties are not allowed \('description' was unexpected\)/],
       ['config_drive', 'maybe', /config_drive/],
       ['key_name', 'nokey', /^Invalid key_name provided\.$/],

@@ -6,6 +6,13 @@
 import { execFileSync } from 'node:child_process';
 import { beforeEach } from 'vitest';
 
+/**
+ * Why a test runs on the host only, not in the pure cgroup v2 guest (test/vm): what it
+ * checks does not depend on the cgroup version or the guest's kernel, and the guest's
+ * emulated CPUs make it take minutes there (CI's time budget).
+ */
+export const HOST_ONLY = 'not cgroup-specific, run on the host: the emulated CPUs of the guest make it take minutes there';
+
 /** Skip every test of the enclosing describe when `reason` is set. */
 export function skipEachIf(reason: string | undefined): void {
   beforeEach((ctx) => ctx.skip(reason !== undefined, reason));

@@ -21,8 +21,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { census, type Census } from '../helpers/census.js';
-import { skipEachIf } from '../helpers/skip.js';
-import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { HOST_ONLY, skipEachIf } from '../helpers/skip.js';
+import { BIN, IN_GUEST, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import {
   fixtureToolsMissing,
   getXattr,
@@ -56,11 +56,13 @@ function userXattrs(): boolean {
 const noXattrs = isRoot && !missing.length && !userXattrs();
 
 describe.skipIf(!isRoot)('novabox image (root, real layers)', () => {
-  const why = missing.length
-    ? `missing ${missing.join(', ')} to build the fixtures`
-    : noXattrs
-      ? `no user.* xattrs on ${process.env.NOVABOX_TEST_TMP ?? tmpdir()} (tmpfs before Linux 6.6; set NOVABOX_TEST_TMP): the fixtures carry one`
-      : undefined;
+  const why = IN_GUEST
+    ? HOST_ONLY
+    : missing.length
+      ? `missing ${missing.join(', ')} to build the fixtures`
+      : noXattrs
+        ? `no user.* xattrs on ${process.env.NOVABOX_TEST_TMP ?? tmpdir()} (tmpfs before Linux 6.6; set NOVABOX_TEST_TMP): the fixtures carry one`
+        : undefined;
   skipEachIf(why);
   let root: string;
   let removeRoot: () => void;

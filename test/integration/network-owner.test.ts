@@ -9,11 +9,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { census } from '../helpers/census.js';
-import { removeNetwork, removeRoot, runCli, tempRoot } from '../helpers/run-cli.js';
+import { IN_GUEST, removeNetwork, removeRoot, runCli, tempRoot } from '../helpers/run-cli.js';
+import { HOST_ONLY, skipEachIf } from '../helpers/skip.js';
 
 const isRoot = process.getuid?.() === 0;
 
 describe.skipIf(!isRoot)('network: one bridge, one owner (root)', () => {
+  skipEachIf(IN_GUEST ? HOST_ONLY : undefined);
   const cleanups: (() => void)[] = [];
   afterAll(() => {
     for (const c of cleanups.reverse()) c();

@@ -198,7 +198,9 @@ describe('novabox-oci under containerd (ctr run --runc-binary)', () => {
     // --with-ns pid:PATH: joining an existing pid namespace, which novabox-oci refuses
     const r = ctr(['run', '--rm', '--with-ns', 'pid:/proc/1/ns/pid', '--runc-binary', OCI, IMAGE, 'refused', 'true']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(/config\.json: linux\.namespaces\[\d+\]\.path joining an existing pid namespace is not supported by novabox-oci/);
+    expect(r.stderr).toMatch(
+      /config\.json: linux\.namespaces\[\d+\]\.path joining an existing pid namespace is not supported by novabox-oci/,
+    );
     ctr(['containers', 'delete', 'refused']);
     expect(leftovers()).toEqual([]);
   });

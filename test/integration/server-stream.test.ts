@@ -27,8 +27,8 @@ import { criuCheck } from '../../src/runtime/criu.js';
 import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { getXattr, setXattr } from '../helpers/image-fixtures.js';
-import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
-import { missingCommands, skipEachIf } from '../helpers/skip.js';
+import { BIN, IN_GUEST, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { HOST_ONLY, missingCommands, skipEachIf } from '../helpers/skip.js';
 
 const Database = Sqlite as unknown as DatabaseConstructor;
 const isRoot = process.getuid?.() === 0;
@@ -377,7 +377,8 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(actionsOf(a.root, created.id)).toEqual(['create', 'migrate', 'stop', 'delete', 'migrate', 'start']);
   }, 180_000);
 
-  it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut, receiver or sender killed)', async () => {
+  it('a failed migration leaves the source running as before and the target clean (refused, receiver gone, link cut, receiver or sender killed)', async (ctx) => {
+    ctx.skip(IN_GUEST, HOST_ONLY);
     // with a volume: a failure takes it back on the target too, and leaves it here
     await ok(nbA(['volume', 'create', 'vstay']));
     const created = JSON.parse(
@@ -526,7 +527,8 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     }
   }, 120_000);
 
-  it('bad input to migrate, one sentence each, the source unchanged and the target clean: a state Nova refuses, no novabox there, another protocol version or architecture, no stream, no space there (up front, or the disk filling meanwhile)', async () => {
+  it('bad input to migrate, one sentence each, the source unchanged and the target clean: a state Nova refuses, no novabox there, another protocol version or architecture, no stream, no space there (up front, or the disk filling meanwhile)', async (ctx) => {
+    ctx.skip(IN_GUEST, HOST_ONLY);
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'odd', '-f', 'json'])));
     await exec(nbA, 'odd', 'dd if=/dev/urandom of=/data bs=1M count=12 2>/dev/null');
     const sum = await exec(nbA, 'odd', 'md5sum /data');
@@ -664,7 +666,8 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     );
   }, 180_000);
 
-  it('a published port or a volume name taken on the target: refused in one sentence before anything is sent, the source running, the target clean; export and import carry them', async () => {
+  it('a published port or a volume name taken on the target: refused in one sentence before anything is sent, the source running, the target clean; export and import carry them', async (ctx) => {
+    ctx.skip(IN_GUEST, HOST_ONLY);
     const port = 19000 + randomInt(1000);
     await ok(nbA(['volume', 'create', 'vtaken']));
     await ok(nbB(['volume', 'create', 'vtaken']));
@@ -727,7 +730,8 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     beforeB = census(b.root);
   }, 180_000);
 
-  it('the receiver killed with SIGKILL after it said ok: the source runs again, and the next command on the target takes the arrival back (a record it had from an earlier stay comes back as it was)', async () => {
+  it('the receiver killed with SIGKILL after it said ok: the source runs again, and the next command on the target takes the arrival back (a record it had from an earlier stay comes back as it was)', async (ctx) => {
+    ctx.skip(IN_GUEST, HOST_ONLY);
     const created = JSON.parse(await ok(nbA(['server', 'create', '--image', 'busybox', '--flavor', 'm1.tiny', 'k9', '-f', 'json'])));
     await exec(nbA, 'k9', 'echo kept > /mark && dd if=/dev/urandom of=/data bs=1M count=8 2>/dev/null');
     const pidFile = join(b.root, '..', `k9-receiver-${process.pid}`);

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { census, type Census } from '../helpers/census.js';
 import { BIN, IN_GUEST, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { HOST_ONLY, skipEachIf } from '../helpers/skip.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -81,6 +82,7 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
   }, 120_000);
 
   describe('logs --follow', () => {
+    skipEachIf(IN_GUEST ? HOST_ONLY : undefined);
     it('shows each line as written, across the log rotation, in order and once, and ends when the server stops', async () => {
       await create('f1');
       const id = (await show('f1')).id as string;
@@ -149,6 +151,7 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
   });
 
   describe('cp', () => {
+    skipEachIf(IN_GUEST ? HOST_ONLY : undefined);
     let work: string;
     beforeEach(() => {
       work = mkdtempSync(join(tmpdir(), 'nbx-cp-'));
@@ -498,6 +501,7 @@ describe.skipIf(!isRoot)('novabox server day-two tools (root, real servers)', ()
   });
 
   describe('image configuration from the CLI', () => {
+    skipEachIf(IN_GUEST ? HOST_ONLY : undefined);
     it('image create/set --command --env --workdir --user --stop-signal --entrypoint: servers and run use them', async () => {
       const work = mkdtempSync(join(tmpdir(), 'nbx-imgcfg-'));
       try {

@@ -32,6 +32,7 @@ const isRoot = process.getuid?.() === 0;
 /** sized volumes need loop devices and mkfs.ext4 (a guest kernel may have neither) */
 const canLoop =
   existsSync('/dev/loop-control') && ['/usr/sbin/mkfs.ext4', '/sbin/mkfs.ext4', '/usr/bin/mkfs.ext4'].some((p) => existsSync(p));
+const NO_LOOP = `sized volumes need ${existsSync('/dev/loop-control') ? 'mkfs.ext4 (apt-get install e2fsprogs)' : 'loop devices (/dev/loop-control: modprobe loop)'}`;
 
 describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
   let root: string;
@@ -377,34 +378,31 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect((await ok(['volume', 'snapshot', 'list', '-f', 'value', '-c', 'Name'])).trim()).toBe('ps');
   }, 120_000);
 
-  it.skipIf(!canLoop)(
-    'a sized volume snapshot: its image copied sparse, synced from the running server; a volume from it mounts',
-    async () => {
-      await ok(['volume', 'create', '--size', '32M', 'sz']);
-      await create('z1', ['-v', 'sz:/data']);
-      // written without a sync: the snapshot syncs the server's filesystem before its copy
-      expect((await inside('z1', 'echo one > /data/f')).stderr).toBe('');
-      const snap = JSON.parse(await ok(['volume', 'snapshot', 'create', '--volume', 'sz', 'zs', '-f', 'json'])) as Record<string, string>;
-      expect(snap).toMatchObject({ kind: 'ext4 image', size: '32MiB', status: 'available' });
-      expect(snap.path).toBe(join(root, 'volume-snapshots', `${snap.id}.img`));
-      expect(statSync(snap.path).size).toBe(32 << 20);
-      expect(statSync(snap.path).blocks * 512).toBeLessThan(32 << 20); // sparse
-      expect(loops(snap.path)).toEqual([]);
-      expect(mountedUnder(root)).toEqual([]);
+  it('a sized volume snapshot: its image copied sparse, synced from the running server; a volume from it mounts', async (ctx) => {
+    ctx.skip(!canLoop, NO_LOOP);
+    await ok(['volume', 'create', '--size', '32M', 'sz']);
+    await create('z1', ['-v', 'sz:/data']);
+    // written without a sync: the snapshot syncs the server's filesystem before its copy
+    expect((await inside('z1', 'echo one > /data/f')).stderr).toBe('');
+    const snap = JSON.parse(await ok(['volume', 'snapshot', 'create', '--volume', 'sz', 'zs', '-f', 'json'])) as Record<string, string>;
+    expect(snap).toMatchObject({ kind: 'ext4 image', size: '32MiB', status: 'available' });
+    expect(snap.path).toBe(join(root, 'volume-snapshots', `${snap.id}.img`));
+    expect(statSync(snap.path).size).toBe(32 << 20);
+    expect(statSync(snap.path).blocks * 512).toBeLessThan(32 << 20); // sparse
+    expect(loops(snap.path)).toEqual([]);
+    expect(mountedUnder(root)).toEqual([]);
 
-      await ok(['volume', 'create', '--snapshot', 'zs', 'sz2']);
-      await ok(['volume', 'create', '--source', 'sz', 'sz3']);
-      expect((await volume('sz2')).kind).toBe('ext4 image');
-      await ok(['server', 'add', 'volume', 'z1', 'sz2', '--mount-path', '/copy']);
-      await ok(['server', 'add', 'volume', 'z1', 'sz3', '--mount-path', '/clone']);
-      expect((await inside('z1', 'cat /copy/f /clone/f')).stdout).toBe('one\none\n');
-      await ok(['server', 'delete', 'z1']);
-      await until(() => loopsOfRoot().length === 0);
-      await ok(['volume', 'snapshot', 'delete', 'zs']);
-      expect(snapshotFiles()).toEqual([]);
-    },
-    120_000,
-  );
+    await ok(['volume', 'create', '--snapshot', 'zs', 'sz2']);
+    await ok(['volume', 'create', '--source', 'sz', 'sz3']);
+    expect((await volume('sz2')).kind).toBe('ext4 image');
+    await ok(['server', 'add', 'volume', 'z1', 'sz2', '--mount-path', '/copy']);
+    await ok(['server', 'add', 'volume', 'z1', 'sz3', '--mount-path', '/clone']);
+    expect((await inside('z1', 'cat /copy/f /clone/f')).stdout).toBe('one\none\n');
+    await ok(['server', 'delete', 'z1']);
+    await until(() => loopsOfRoot().length === 0);
+    await ok(['volume', 'snapshot', 'delete', 'zs']);
+    expect(snapshotFiles()).toEqual([]);
+  }, 120_000);
 
   /** the loop devices backed by a file (losetup -j): none once no server runs with it */
   const loops = (file: string) => execFileSync('losetup', ['-j', file], { encoding: 'utf8' }).split('\n').filter(Boolean);
@@ -424,96 +422,93 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     }
   };
 
-  it.skipIf(!canLoop)(
-    'a sized volume: an ext4 image, full at its size, loop-mounted only while its server runs (stop, crash, run, delete)',
-    async () => {
-      const shown = JSON.parse(await ok(['volume', 'create', '--size', '32M', 'sized', '-f', 'json'])) as Record<string, string>;
-      expect(shown).toMatchObject({ kind: 'ext4 image', size: '32MiB', status: 'available' });
-      const img = shown.path;
-      expect(img).toBe(join(root, 'volumes', `${shown.id}.img`));
-      expect(statSync(img).size).toBe(32 << 20);
-      expect(statSync(img).blocks * 512).toBeLessThan(32 << 20); // sparse
-      expect(loops(img)).toEqual([]);
-      expect((await ok(['volume', 'list', '-f', 'value', '-c', 'Name', '-c', 'Size'])).trim()).toBe('sized 32MiB');
+  it('a sized volume: an ext4 image, full at its size, loop-mounted only while its server runs (stop, crash, run, delete)', async (ctx) => {
+    ctx.skip(!canLoop, NO_LOOP);
+    const shown = JSON.parse(await ok(['volume', 'create', '--size', '32M', 'sized', '-f', 'json'])) as Record<string, string>;
+    expect(shown).toMatchObject({ kind: 'ext4 image', size: '32MiB', status: 'available' });
+    const img = shown.path;
+    expect(img).toBe(join(root, 'volumes', `${shown.id}.img`));
+    expect(statSync(img).size).toBe(32 << 20);
+    expect(statSync(img).blocks * 512).toBeLessThan(32 << 20); // sparse
+    expect(loops(img)).toEqual([]);
+    expect((await ok(['volume', 'list', '-f', 'value', '-c', 'Name', '-c', 'Size'])).trim()).toBe('sized 32MiB');
 
-      await create('z1', ['-v', 'sized:/data']);
-      const w = await inside(
-        'z1',
-        'df -k /data | tail -1; echo kept > /data/f; dd if=/dev/zero of=/data/big bs=1M count=64 2>&1 | grep -o "No space left on device"; rm /data/big; id -u; stat -c "%u" /data/f',
-      );
-      const total = Number(w.stdout.split('\n')[0]!.trim().split(/\s+/)[1]);
-      expect(total).toBeGreaterThan(20_000);
-      expect(total).toBeLessThanOrEqual(32 * 1024);
-      expect(w.stdout).toMatch(/No space left on device\n0\n0\n$/);
-      // one loop device, held by the server alone: nothing mounted on the host for it
-      expect(loops(img)).toHaveLength(1);
-      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+    await create('z1', ['-v', 'sized:/data']);
+    const w = await inside(
+      'z1',
+      'df -k /data | tail -1; echo kept > /data/f; dd if=/dev/zero of=/data/big bs=1M count=64 2>&1 | grep -o "No space left on device"; rm /data/big; id -u; stat -c "%u" /data/f',
+    );
+    const total = Number(w.stdout.split('\n')[0]!.trim().split(/\s+/)[1]);
+    expect(total).toBeGreaterThan(20_000);
+    expect(total).toBeLessThanOrEqual(32 * 1024);
+    expect(w.stdout).toMatch(/No space left on device\n0\n0\n$/);
+    // one loop device, held by the server alone: nothing mounted on the host for it
+    expect(loops(img)).toHaveLength(1);
+    expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
 
-      await ok(['server', 'stop', 'z1']);
-      await until(() => loops(img).length === 0);
-      await ok(['server', 'start', 'z1']);
-      expect((await inside('z1', 'cat /data/f')).stdout).toBe('kept\n');
-      expect(loops(img)).toHaveLength(1);
-      // its command killed: the namespace goes, and the loop device with it
-      process.kill((JSON.parse(await ok(['server', 'show', 'z1', '-f', 'json'])) as { pid: number }).pid, 'SIGKILL');
-      await until(() => loops(img).length === 0);
+    await ok(['server', 'stop', 'z1']);
+    await until(() => loops(img).length === 0);
+    await ok(['server', 'start', 'z1']);
+    expect((await inside('z1', 'cat /data/f')).stdout).toBe('kept\n');
+    expect(loops(img)).toHaveLength(1);
+    // its command killed: the namespace goes, and the loop device with it
+    process.kill((JSON.parse(await ok(['server', 'show', 'z1', '-f', 'json'])) as { pid: number }).pid, 'SIGKILL');
+    await until(() => loops(img).length === 0);
 
-      // a start killed half-way left the image mounted on the host: the next start detaches it
-      const stage = join(root, 'volumes', `${shown.id}.mnt`);
-      mkdirSync(stage);
-      execFileSync('mount', ['-o', 'loop', img, stage]);
-      await ok(['server', 'start', 'z1']);
-      expect((await inside('z1', 'cat /data/f')).stdout).toBe('kept\n');
-      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
-      expect(existsSync(stage)).toBe(false);
-      await ok(['server', 'delete', 'z1']);
-      await until(() => loops(img).length === 0);
+    // a start killed half-way left the image mounted on the host: the next start detaches it
+    const stage = join(root, 'volumes', `${shown.id}.mnt`);
+    mkdirSync(stage);
+    execFileSync('mount', ['-o', 'loop', img, stage]);
+    await ok(['server', 'start', 'z1']);
+    expect((await inside('z1', 'cat /data/f')).stdout).toBe('kept\n');
+    expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+    expect(existsSync(stage)).toBe(false);
+    await ok(['server', 'delete', 'z1']);
+    await until(() => loops(img).length === 0);
 
-      // run -v: the same, for the container's life
-      const r = await nb(['run', '--rm', '--network', 'none', '-v', 'sized:/d', 'busybox', 'cat', '/d/f']);
-      expect(r.stderr).toBe('');
-      expect(r.stdout).toBe('kept\n');
-      await until(() => loops(img).length === 0);
-      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+    // run -v: the same, for the container's life
+    const r = await nb(['run', '--rm', '--network', 'none', '-v', 'sized:/d', 'busybox', 'cat', '/d/f']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('kept\n');
+    await until(() => loops(img).length === 0);
+    expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
 
-      // a start that fails after the image was mounted (the mount point is a file): nothing left
-      const failed = await nb([
-        'server',
-        'create',
-        '--image',
-        'busybox',
-        '--flavor',
-        'c1.nano',
-        '--network',
-        'none',
-        '-v',
-        'sized:/etc/passwd',
-        'zf',
-      ]);
-      expect(failed.exitCode).toBe(1);
-      expect(failed.stderr).toMatch(/mkdir \/etc\/passwd: not a directory/);
-      await until(() => loops(img).length === 0);
-      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
-      await ok(['server', 'delete', 'zf']);
+    // a start that fails after the image was mounted (the mount point is a file): nothing left
+    const failed = await nb([
+      'server',
+      'create',
+      '--image',
+      'busybox',
+      '--flavor',
+      'c1.nano',
+      '--network',
+      'none',
+      '-v',
+      'sized:/etc/passwd',
+      'zf',
+    ]);
+    expect(failed.exitCode).toBe(1);
+    expect(failed.stderr).toMatch(/mkdir \/etc\/passwd: not a directory/);
+    await until(() => loops(img).length === 0);
+    expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+    await ok(['server', 'delete', 'zf']);
 
-      // attached to a running server and detached again: the loop device lives in between only
-      await create('z2', []);
-      await ok(['server', 'add', 'volume', 'z2', 'sized', '--mount-path', '/hot', '--read-only']);
-      expect(loops(img)).toHaveLength(1);
-      expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
-      const ro = await inside('z2', 'cat /hot/f; touch /hot/x');
-      expect(ro.stdout).toBe('kept\n');
-      expect(ro.stderr).toMatch(/Read-only file system/);
-      await ok(['server', 'remove', 'volume', 'z2', 'sized']);
-      await until(() => loops(img).length === 0);
-      await ok(['server', 'delete', 'z2']);
+    // attached to a running server and detached again: the loop device lives in between only
+    await create('z2', []);
+    await ok(['server', 'add', 'volume', 'z2', 'sized', '--mount-path', '/hot', '--read-only']);
+    expect(loops(img)).toHaveLength(1);
+    expect(mountedUnder(join(root, 'volumes'))).toEqual([]);
+    const ro = await inside('z2', 'cat /hot/f; touch /hot/x');
+    expect(ro.stdout).toBe('kept\n');
+    expect(ro.stderr).toMatch(/Read-only file system/);
+    await ok(['server', 'remove', 'volume', 'z2', 'sized']);
+    await until(() => loops(img).length === 0);
+    await ok(['server', 'delete', 'z2']);
 
-      await ok(['volume', 'delete', 'sized']);
-      expect(existsSync(img)).toBe(false);
-      expect(loopsOfRoot()).toEqual([]);
-    },
-    120_000,
-  );
+    await ok(['volume', 'delete', 'sized']);
+    expect(existsSync(img)).toBe(false);
+    expect(loopsOfRoot()).toEqual([]);
+  }, 120_000);
 
   it("Nova's block_device_mapping_v2 at POST /servers attaches a volume at device_name", async () => {
     const vol = JSON.parse(await ok(['volume', 'create', 'apivol', '-f', 'json'])) as { id: string; path: string };
@@ -585,30 +580,28 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     await ok(['server', 'delete', 'bdm1']);
   }, 90_000);
 
-  it.skipIf(!canLoop)(
-    'a server with a sized volume is refused by export and migrate in one sentence, nothing claimed or written',
-    async () => {
-      await ok(['volume', 'create', '--size', '16M', 'img1']);
-      await create('sz1', ['--volume', 'img1:/data']);
-      const sentence = (verb: string) =>
-        `novabox: server "sz1" has the sized volume "img1" (an ext4 image) attached, and a server stream carries only directory volumes: it cannot be ${verb}; detach it first ("novabox server remove volume sz1 img1")\n`;
-      const mig = await nb(['server', 'migrate', 'sz1', '--to', 'exec:false']);
-      expect(mig.stderr).toBe(sentence('migrated'));
-      expect(mig.exitCode).toBe(4);
-      await ok(['server', 'stop', 'sz1']);
-      const out = join(root, 'sz1.stream');
-      const exp = await nb(['server', 'export', 'sz1', '--file', out]);
-      expect(exp.stderr).toBe(sentence('exported'));
-      expect(exp.exitCode).toBe(4);
-      expect(existsSync(out)).toBe(false);
-      const shown = JSON.parse(await ok(['server', 'show', 'sz1', '-f', 'json']));
-      expect(shown).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:task_state': null });
-      await ok(['server', 'delete', 'sz1']);
-    },
-    90_000,
-  );
+  it('a server with a sized volume is refused by export and migrate in one sentence, nothing claimed or written', async (ctx) => {
+    ctx.skip(!canLoop, NO_LOOP);
+    await ok(['volume', 'create', '--size', '16M', 'img1']);
+    await create('sz1', ['--volume', 'img1:/data']);
+    const sentence = (verb: string) =>
+      `novabox: server "sz1" has the sized volume "img1" (an ext4 image) attached, and a server stream carries only directory volumes: it cannot be ${verb}; detach it first ("novabox server remove volume sz1 img1")\n`;
+    const mig = await nb(['server', 'migrate', 'sz1', '--to', 'exec:false']);
+    expect(mig.stderr).toBe(sentence('migrated'));
+    expect(mig.exitCode).toBe(4);
+    await ok(['server', 'stop', 'sz1']);
+    const out = join(root, 'sz1.stream');
+    const exp = await nb(['server', 'export', 'sz1', '--file', out]);
+    expect(exp.stderr).toBe(sentence('exported'));
+    expect(exp.exitCode).toBe(4);
+    expect(existsSync(out)).toBe(false);
+    const shown = JSON.parse(await ok(['server', 'show', 'sz1', '-f', 'json']));
+    expect(shown).toMatchObject({ status: 'SHUTOFF', 'OS-EXT-STS:task_state': null });
+    await ok(['server', 'delete', 'sz1']);
+  }, 90_000);
 
-  it.skipIf(!canLoop)('sized volumes: bad sizes are one sentence and make nothing', async () => {
+  it('sized volumes: bad sizes are one sentence and make nothing', async (ctx) => {
+    ctx.skip(!canLoop, NO_LOOP);
     for (const [size, message] of [
       ['0', 'invalid volume size "0": a sized volume is at least 16MiB'],
       ['1M', 'invalid volume size "1M": a sized volume is at least 16MiB'],
