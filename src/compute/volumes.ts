@@ -18,11 +18,18 @@
  * freezes; a server in the middle of a task (a start, a stop) is not copied from. A new
  * volume is made from a snapshot (`volume create --snapshot`) or from another volume
  * (`--source`, the same frozen copy). A volume with snapshots is not deleted (Cinder).
+ *
+ * A snapshot is `creating` until its copy is whole, recorded with the process making it
+ * (pid and start time) and the server it froze. One whose process is gone (a CLI killed
+ * with SIGKILL) is swept by the next `volume` command, or by `doctor` (reconcileSnapshots):
+ * its record and partial copy removed, and the server it froze thawed, as a killed
+ * `server image create` is reconciled (compute/servers.ts).
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { isContainerLive, readState } from '../runtime/container.js';
+import { isSameProcess, selfStart } from '../runtime/proc.js';
 import {
   allocatedBytes,
   checkMountPath,
@@ -57,6 +64,7 @@ import type { Store } from '../store/db.js';
 import { nowIso } from '../store/time.js';
 import type { VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
 import { randomUuid } from '../util/random.js';
+import { testPause } from '../util/test-pause.js';
 import { trace } from '../util/trace.js';
 
 export function checkVolumeName(name: string): void {
@@ -75,6 +83,8 @@ export interface HolderState {
   freeze?: () => () => void;
   /** when it runs: its root as the host sees it (/proc/PID/root) */
   root?: string;
+  /** when it runs and is not paused: thaws its cgroup (a freeze a killed copy left) */
+  thaw?: () => void;
 }
 
 export class VolumeService {
@@ -154,7 +164,7 @@ export class VolumeService {
    * image file holds what the server wrote. Refused while its server is in a task (a
    * start that may be shifting its owners, a stop) or a `run` container has it.
    */
-  private quietly<T>(v: VolumeRow, what: string, fn: () => T): T {
+  private quietly<T>(v: VolumeRow, what: string, fn: () => T, onFreeze?: (serverId: string | null) => void): T {
     if (!this.attached(v)) return this.unchanged(v, what, fn);
     if (v.ownerKind === 'container')
       throw new Conflict(`cannot ${what}: it is in use by ${this.holder(v)}; copy it when the container has ended`);
@@ -163,6 +173,7 @@ export class VolumeService {
     if (!h?.freeze) return this.unchanged(v, what, fn);
     const inServer = h.root && volumeSize(v.id) !== null ? join(h.root, v.mountPath!) : undefined;
     if (inServer) syncFilesystem(inServer); // the bulk of the writeback before the freeze
+    onFreeze?.(v.serverId); // recorded before the freeze: a kill after it leaves the server to thaw
     const thaw = h.freeze();
     trace('volume: server frozen');
     try {
@@ -172,6 +183,7 @@ export class VolumeService {
       return out;
     } finally {
       thaw();
+      onFreeze?.(null);
       trace('volume: server thawed');
     }
   }
@@ -230,11 +242,19 @@ export class VolumeService {
         uidBase: cur.uidBase,
         gidBase: cur.gidBase,
         createdAt: nowIso(),
+        ownerPid: process.pid,
+        ownerStart: selfStart(),
       });
     });
     try {
-      this.quietly(this.store.volumes.get(v.id) ?? v, `snapshot volume "${v.name}"`, () =>
-        copyVolumeData(src, snapshotPath(id, sized), sized),
+      this.quietly(
+        this.store.volumes.get(v.id) ?? v,
+        `snapshot volume "${v.name}"`,
+        () => {
+          copyVolumeData(src, snapshotPath(id, sized), sized);
+          testPause('volume-copied');
+        },
+        (serverId) => this.store.volumeSnapshots.setFrozen(id, serverId),
       );
     } catch (err) {
       this.store.volumeSnapshots.remove(id);
@@ -247,6 +267,40 @@ export class VolumeService {
       throw new NotFound(`volume snapshot "${name}" was deleted while it was made`);
     }
     return this.store.volumeSnapshots.get(row.id)!;
+  }
+
+  /** Snapshots left `creating` by a process that is gone (a killed `volume snapshot create`). */
+  staleSnapshots(): VolumeSnapshotRow[] {
+    return this.store.volumeSnapshots.creating().filter((s) => !isSameProcess(s.ownerPid, s.ownerStart));
+  }
+
+  /**
+   * One stale snapshot swept: the server it froze thawed (unless it is in a task, paused,
+   * stopped, or another live copy froze it too), its record and partial copy removed.
+   */
+  sweepSnapshot(s: VolumeSnapshotRow): void {
+    if (s.frozenServer) {
+      const others = this.store.volumeSnapshots
+        .creating()
+        .some((o) => o.id !== s.id && o.frozenServer === s.frozenServer && isSameProcess(o.ownerPid, o.ownerStart));
+      const h = others ? undefined : this.holderState?.(s.frozenServer);
+      if (h && !h.task && h.thaw) {
+        h.thaw();
+        trace('volume: server thawed (left frozen by a killed snapshot)');
+      }
+    }
+    const gone = this.store.tx(() => {
+      const cur = this.store.volumeSnapshots.get(s.id);
+      if (!cur || cur.status !== 'creating' || cur.ownerPid !== s.ownerPid || cur.ownerStart !== s.ownerStart) return false;
+      this.store.volumeSnapshots.remove(s.id);
+      return true;
+    });
+    if (gone) removeSnapshotData(s.id);
+  }
+
+  /** The next `volume` command's repair: every stale snapshot swept. */
+  reconcileSnapshots(): void {
+    for (const s of this.staleSnapshots()) this.sweepSnapshot(s);
   }
 
   getSnapshot(nameOrId: string): VolumeSnapshotRow {

@@ -433,4 +433,15 @@ CREATE TABLE volume_snapshots (
 CREATE INDEX volume_snapshots_volume ON volume_snapshots(volume_id);
 `,
   },
+  {
+    // Issue 20: a `creating` volume snapshot records the process making it (pid and start
+    // time) and the server it froze for the copy, so that the next `volume` command
+    // (or doctor) removes one whose CLI was killed, its partial copy, and thaws the server.
+    name: '014 volume snapshot owner',
+    sql: `
+ALTER TABLE volume_snapshots ADD COLUMN owner_pid INTEGER;
+ALTER TABLE volume_snapshots ADD COLUMN owner_start INTEGER;
+ALTER TABLE volume_snapshots ADD COLUMN frozen_server TEXT;
+`,
+  },
 ];

@@ -125,10 +125,15 @@ export interface VolumeSnapshotRow {
   uidBase: number;
   gidBase: number;
   createdAt: string;
+  /** while `creating`: the process making it (pid, start time), and the server it froze for the copy */
+  ownerPid: number | null;
+  ownerStart: number | null;
+  frozenServer: string | null;
 }
 
 const SNAP_COLUMNS =
-  'id, name, volume_id AS volumeId, project_id AS projectId, description, status, uid_base AS uidBase, gid_base AS gidBase, created_at AS createdAt';
+  'id, name, volume_id AS volumeId, project_id AS projectId, description, status, uid_base AS uidBase, gid_base AS gidBase, created_at AS createdAt, ' +
+  'owner_pid AS ownerPid, owner_start AS ownerStart, frozen_server AS frozenServer';
 
 export class VolumeSnapshotRepo {
   private readonly sql: ReturnType<typeof statementCache>;
@@ -137,10 +142,10 @@ export class VolumeSnapshotRepo {
     this.sql = statementCache(db);
   }
 
-  insert(s: Omit<VolumeSnapshotRow, 'status'>): VolumeSnapshotRow {
+  insert(s: Omit<VolumeSnapshotRow, 'status' | 'frozenServer'>): VolumeSnapshotRow {
     this.sql(
-      'INSERT INTO volume_snapshots (id, name, volume_id, project_id, description, uid_base, gid_base, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ).run(s.id, s.name, s.volumeId, s.projectId, s.description, s.uidBase, s.gidBase, s.createdAt);
+      'INSERT INTO volume_snapshots (id, name, volume_id, project_id, description, uid_base, gid_base, created_at, owner_pid, owner_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(s.id, s.name, s.volumeId, s.projectId, s.description, s.uidBase, s.gidBase, s.createdAt, s.ownerPid, s.ownerStart);
     return this.get(s.id)!;
   }
 
@@ -165,7 +170,21 @@ export class VolumeSnapshotRepo {
 
   /** False when the record is gone (deleted while it was copied). */
   setAvailable(id: string): boolean {
-    return this.sql("UPDATE volume_snapshots SET status = 'available' WHERE id = ?").run(id).changes === 1;
+    return (
+      this.sql(
+        "UPDATE volume_snapshots SET status = 'available', owner_pid = NULL, owner_start = NULL, frozen_server = NULL WHERE id = ?",
+      ).run(id).changes === 1
+    );
+  }
+
+  /** The server frozen for its copy (null: thawed again). */
+  setFrozen(id: string, serverId: string | null): void {
+    this.sql('UPDATE volume_snapshots SET frozen_server = ? WHERE id = ?').run(serverId, id);
+  }
+
+  /** Those still `creating`, with the process making them. */
+  creating(): VolumeSnapshotRow[] {
+    return this.sql<VolumeSnapshotRow>(`SELECT ${SNAP_COLUMNS} FROM volume_snapshots WHERE status = 'creating'`).all();
   }
 
   remove(id: string): number {

@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { shiftTree } from '../../src/runtime/volumes.js';
 import { census, type Census } from '../helpers/census.js';
-import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, cliEnv, killCliAt, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const isRoot = process.getuid?.() === 0;
 /** sized volumes need loop devices and mkfs.ext4 (a guest kernel may have neither) */
@@ -376,6 +376,57 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect(snapshotFiles()).toEqual(files);
     expect(volumeDirs()).toHaveLength(1);
     expect((await ok(['volume', 'snapshot', 'list', '-f', 'value', '-c', 'Name'])).trim()).toBe('ps');
+  }, 120_000);
+
+  it('a volume snapshot create killed (kill -9) mid-copy, its server frozen: the next volume command (or doctor) thaws the server and removes the creating record and its partial copy', async () => {
+    await ok(['volume', 'create', 'kv']);
+    const id = (JSON.parse(await create('k1', ['-v', 'kv:/k', '-f', 'json'])) as { id: string }).id;
+    expect((await inside('k1', 'mkdir /k/d && echo one > /k/d/f')).stderr).toBe('');
+    const pid = (JSON.parse(await ok(['server', 'show', 'k1', '-f', 'json'])) as { pid: number }).pid;
+    // its freezer: cgroup v2's cgroup.events, or a v1 hierarchy's freezer.state (a hybrid host)
+    const cgroups = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    const v1 = /^\d+:freezer:(.*)$/m.exec(cgroups)?.[1];
+    const frozen = () =>
+      v1 !== undefined
+        ? readFileSync(join('/sys/fs/cgroup/freezer', v1, 'freezer.state'), 'utf8').trim() !== 'THAWED'
+        : /^frozen 1$/m.test(readFileSync(join('/sys/fs/cgroup', /^0::(.*)$/m.exec(cgroups)![1], 'cgroup.events'), 'utf8'));
+    const { openStore } = await import('../../src/store/db.js');
+    const killed = async (name: string) => {
+      // stopped with the copy made and the server still frozen, then SIGKILLed
+      await killCliAt('volume-copied', ['volume', 'snapshot', 'create', '--volume', 'kv', name], root);
+      expect(frozen()).toBe(true);
+      expect(snapshotFiles()).toHaveLength(1);
+      const store = openStore(join(root, 'novabox.db'));
+      try {
+        expect(store.volumeSnapshots.find(name)).toMatchObject({ status: 'creating', frozenServer: id });
+        expect(store.volumeSnapshots.find(name)!.ownerPid).toBeGreaterThan(0);
+      } finally {
+        store.close();
+      }
+    };
+    const thawed = async () => {
+      await expect.poll(frozen).toBe(false);
+      expect(snapshotFiles()).toEqual([]);
+      expect((JSON.parse(await ok(['server', 'show', 'k1', '-f', 'json'])) as { status: string }).status).toBe('ACTIVE');
+      expect((await inside('k1', 'cat /k/d/f')).stdout).toBe('one\n'); // it runs again
+    };
+
+    await killed('ks');
+    // the next volume command sweeps it: no creating record, no partial copy, the server thawed
+    expect(JSON.parse(await ok(['volume', 'snapshot', 'list', '-f', 'json']))).toEqual([]);
+    await thawed();
+
+    // doctor finds it too
+    await killed('ks2');
+    const found = (JSON.parse(await ok(['doctor', '-f', 'json'])) as { Kind: string; Name: string; Fixed: boolean }[]).filter(
+      (f) => f.Kind === 'volume-snapshot',
+    );
+    expect(found).toEqual([expect.objectContaining({ Kind: 'volume-snapshot', Name: 'ks2', Fixed: true })]);
+    await thawed();
+    expect(JSON.parse(await ok(['volume', 'snapshot', 'list', '-f', 'json']))).toEqual([]);
+    // and a snapshot after it is made whole
+    await ok(['volume', 'snapshot', 'create', '--volume', 'kv', 'ks']);
+    expect((await ok(['volume', 'snapshot', 'list', '-f', 'value', '-c', 'Name', '-c', 'Status'])).trim()).toBe('ks available');
   }, 120_000);
 
   it('a sized volume snapshot: its image copied sparse, synced from the running server; a volume from it mounts', async (ctx) => {
