@@ -20,10 +20,12 @@
  * (`--source`, the same frozen copy). A volume with snapshots is not deleted (Cinder).
  *
  * A snapshot is `creating` until its copy is whole, recorded with the process making it
- * (pid and start time) and the server it froze. One whose process is gone (a CLI killed
- * with SIGKILL) is swept by the next `volume` command, or by `doctor` (reconcileSnapshots):
- * its record and partial copy removed, and the server it froze thawed, as a killed
- * `server image create` is reconciled (compute/servers.ts).
+ * (pid and start time) and the server it froze; a volume being copied (a clone, or one
+ * from a snapshot) has no row until its copy is whole and is recorded the same way in
+ * volume_copies. One whose process is gone (a CLI killed with SIGKILL) is swept by the
+ * next `volume` command, or by `doctor` (reconcileCopies): its record and partial copy
+ * removed, and the server it froze thawed, as a killed `server image create` is
+ * reconciled (compute/servers.ts).
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,7 +64,7 @@ export type { VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import type { Store } from '../store/db.js';
 import { nowIso } from '../store/time.js';
-import type { VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
+import type { VolumeCopyRow, VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
 import { randomUuid } from '../util/random.js';
 import { testPause } from '../util/test-pause.js';
 import { trace } from '../util/trace.js';
@@ -109,28 +111,52 @@ export class VolumeService {
     if (this.store.volumes.find(name)) throw new Conflict(`volume "${name}" already exists`);
     const id = randomUuid();
     let owner = { uid: 0, gid: 0 };
-    if (opts.snapshot !== undefined) {
-      const snap = this.getSnapshot(opts.snapshot);
-      const data = snapshotData(snap.id);
-      if (snap.status !== 'available' || !data)
-        throw new Conflict(`volume snapshot "${snap.name}" is not available (${snap.status}): its copy is not whole`);
-      this.copyInto(id, data.path, data.sized, `volume "${name}"`);
-      owner = { uid: snap.uidBase, gid: snap.gidBase };
-    } else if (opts.source !== undefined) {
-      const src = this.get(opts.source);
-      const sized = volumeSize(src.id) !== null;
-      try {
-        this.quietly(src, `clone volume "${src.name}"`, () => {
-          this.copyInto(id, sized ? volumeImage(src.id) : volumeDir(src.id), sized, `volume "${name}"`);
-          const cur = this.store.volumes.get(src.id);
-          owner = { uid: cur?.uidBase ?? src.uidBase, gid: cur?.gidBase ?? src.gidBase };
-        });
-      } catch (err) {
-        removeVolume(id); // a copy refused after it was made
-        throw err;
-      }
-    } else if (opts.sizeBytes !== undefined) makeVolumeImage(id, opts.sizeBytes);
-    else makeVolumeDir(id);
+    const snap = opts.snapshot !== undefined ? this.getSnapshot(opts.snapshot) : undefined;
+    const data = snap ? snapshotData(snap.id) : undefined;
+    if (snap && (snap.status !== 'available' || !data))
+      throw new Conflict(`volume snapshot "${snap.name}" is not available (${snap.status}): its copy is not whole`);
+    const src = opts.source !== undefined ? this.get(opts.source) : undefined;
+    // a copy is recorded while it is made (its process, the server it froze): one whose
+    // CLI is killed is swept by the next volume command or doctor (reconcileCopies)
+    const copying = snap !== undefined || src !== undefined;
+    if (copying) {
+      this.store.volumeCopies.insert({
+        volumeId: id,
+        name,
+        source: snap ? `snapshot "${snap.name}"` : `volume "${src!.name}"`,
+        ownerPid: process.pid,
+        ownerStart: selfStart(),
+        createdAt: nowIso(),
+      });
+    }
+    const undo = () => {
+      removeVolume(id);
+      if (copying) this.store.volumeCopies.remove(id);
+    };
+    try {
+      if (snap && data) {
+        this.copyInto(id, data.path, data.sized, `volume "${name}"`);
+        testPause('volume-copied');
+        owner = { uid: snap.uidBase, gid: snap.gidBase };
+      } else if (src) {
+        const sized = volumeSize(src.id) !== null;
+        this.quietly(
+          src,
+          `clone volume "${src.name}"`,
+          () => {
+            this.copyInto(id, sized ? volumeImage(src.id) : volumeDir(src.id), sized, `volume "${name}"`);
+            testPause('volume-copied');
+            const cur = this.store.volumes.get(src.id);
+            owner = { uid: cur?.uidBase ?? src.uidBase, gid: cur?.gidBase ?? src.gidBase };
+          },
+          (serverId) => this.store.volumeCopies.setFrozen(id, serverId),
+        );
+      } else if (opts.sizeBytes !== undefined) makeVolumeImage(id, opts.sizeBytes);
+      else makeVolumeDir(id);
+    } catch (err) {
+      undo(); // a copy that failed, or was refused after it was made
+      throw err;
+    }
     try {
       return this.store.tx(() => {
         if (this.store.volumes.find(name)) throw new Conflict(`volume "${name}" already exists`);
@@ -142,10 +168,11 @@ export class VolumeService {
           createdAt: nowIso(),
         });
         if (owner.uid !== 0 || owner.gid !== 0) this.store.volumes.setOwner(id, owner.uid, owner.gid);
+        this.store.volumeCopies.remove(id); // whole: a volume now
         return this.store.volumes.get(v.id)!;
       });
     } catch (err) {
-      removeVolume(id);
+      undo();
       throw err;
     }
   }
@@ -274,21 +301,33 @@ export class VolumeService {
     return this.store.volumeSnapshots.creating().filter((s) => !isSameProcess(s.ownerPid, s.ownerStart));
   }
 
+  /** Volume copies (`volume create --source`/`--snapshot`) whose process is gone (a killed CLI). */
+  staleCopies(): VolumeCopyRow[] {
+    return this.store.volumeCopies.list().filter((c) => !isSameProcess(c.ownerPid, c.ownerStart));
+  }
+
   /**
-   * One stale snapshot swept: the server it froze thawed (unless it is in a task, paused,
-   * stopped, or another live copy froze it too), its record and partial copy removed.
+   * The server a killed copy left frozen, thawed: unless it is in a task, paused, stopped,
+   * or another copy still running (a snapshot or a clone, `self` aside) froze it too.
+   */
+  private thawLeft(serverId: string, self: string): void {
+    const live = (pid: number | null, start: number | null) => isSameProcess(pid, start);
+    const others =
+      this.store.volumeSnapshots.creating().some((o) => o.id !== self && o.frozenServer === serverId && live(o.ownerPid, o.ownerStart)) ||
+      this.store.volumeCopies.list().some((o) => o.volumeId !== self && o.frozenServer === serverId && live(o.ownerPid, o.ownerStart));
+    const h = others ? undefined : this.holderState?.(serverId);
+    if (h && !h.task && h.thaw) {
+      h.thaw();
+      trace('volume: server thawed (left frozen by a killed copy)');
+    }
+  }
+
+  /**
+   * One stale snapshot swept: the server it froze thawed (thawLeft), its record and
+   * partial copy removed.
    */
   sweepSnapshot(s: VolumeSnapshotRow): void {
-    if (s.frozenServer) {
-      const others = this.store.volumeSnapshots
-        .creating()
-        .some((o) => o.id !== s.id && o.frozenServer === s.frozenServer && isSameProcess(o.ownerPid, o.ownerStart));
-      const h = others ? undefined : this.holderState?.(s.frozenServer);
-      if (h && !h.task && h.thaw) {
-        h.thaw();
-        trace('volume: server thawed (left frozen by a killed snapshot)');
-      }
-    }
+    if (s.frozenServer) this.thawLeft(s.frozenServer, s.id);
     const gone = this.store.tx(() => {
       const cur = this.store.volumeSnapshots.get(s.id);
       if (!cur || cur.status !== 'creating' || cur.ownerPid !== s.ownerPid || cur.ownerStart !== s.ownerStart) return false;
@@ -298,9 +337,22 @@ export class VolumeService {
     if (gone) removeSnapshotData(s.id);
   }
 
-  /** The next `volume` command's repair: every stale snapshot swept. */
-  reconcileSnapshots(): void {
+  /**
+   * One stale volume copy swept: the server it froze thawed (thawLeft), its partial data
+   * removed, then its record (a sweep killed in between finds it again).
+   */
+  sweepCopy(c: VolumeCopyRow): void {
+    if (c.frozenServer) this.thawLeft(c.frozenServer, c.volumeId);
+    const cur = this.store.volumeCopies.get(c.volumeId);
+    if (!cur || cur.ownerPid !== c.ownerPid || cur.ownerStart !== c.ownerStart) return;
+    if (!this.store.volumes.get(c.volumeId)) removeVolume(c.volumeId);
+    this.store.volumeCopies.remove(c.volumeId);
+  }
+
+  /** The next `volume` command's repair: every stale snapshot and volume copy swept. */
+  reconcileCopies(): void {
     for (const s of this.staleSnapshots()) this.sweepSnapshot(s);
+    for (const c of this.staleCopies()) this.sweepCopy(c);
   }
 
   getSnapshot(nameOrId: string): VolumeSnapshotRow {

@@ -191,3 +191,59 @@ export class VolumeSnapshotRepo {
     return this.sql('DELETE FROM volume_snapshots WHERE id = ?').run(id).changes;
   }
 }
+
+/**
+ * A volume being copied (`volume create --source` / `--snapshot`): it has no row until its
+ * copy is whole, so the copy in progress is recorded here with the process making it and
+ * the server it froze; the volume's insert removes the record in the same transaction.
+ */
+export interface VolumeCopyRow {
+  /** the new volume's id (its data: runtime/volumes.ts volumeDir/volumeImage) */
+  volumeId: string;
+  name: string;
+  /** what it copies: `volume NAME` or `snapshot NAME` */
+  source: string;
+  ownerPid: number;
+  ownerStart: number;
+  frozenServer: string | null;
+  createdAt: string;
+}
+
+const COPY_COLUMNS =
+  'volume_id AS volumeId, name, source, owner_pid AS ownerPid, owner_start AS ownerStart, frozen_server AS frozenServer, created_at AS createdAt';
+
+export class VolumeCopyRepo {
+  private readonly sql: ReturnType<typeof statementCache>;
+
+  constructor(db: Database) {
+    this.sql = statementCache(db);
+  }
+
+  insert(c: Omit<VolumeCopyRow, 'frozenServer'>): void {
+    this.sql('INSERT INTO volume_copies (volume_id, name, source, owner_pid, owner_start, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      c.volumeId,
+      c.name,
+      c.source,
+      c.ownerPid,
+      c.ownerStart,
+      c.createdAt,
+    );
+  }
+
+  get(volumeId: string): VolumeCopyRow | undefined {
+    return this.sql<VolumeCopyRow>(`SELECT ${COPY_COLUMNS} FROM volume_copies WHERE volume_id = ?`).get(volumeId);
+  }
+
+  list(): VolumeCopyRow[] {
+    return this.sql<VolumeCopyRow>(`SELECT ${COPY_COLUMNS} FROM volume_copies`).all();
+  }
+
+  /** The server frozen for its copy (null: thawed again). */
+  setFrozen(volumeId: string, serverId: string | null): void {
+    this.sql('UPDATE volume_copies SET frozen_server = ? WHERE volume_id = ?').run(serverId, volumeId);
+  }
+
+  remove(volumeId: string): number {
+    return this.sql('DELETE FROM volume_copies WHERE volume_id = ?').run(volumeId).changes;
+  }
+}

@@ -6,7 +6,7 @@ export function register(program: Command, ctx: CliContext): void {
   const cmd = program
     .command('doctor')
     .description(
-      'find and remove what crashes left behind: veths, address leases, NAT tables, published-port rules, volume snapshots a killed command left creating',
+      'find and remove what crashes left behind: veths, address leases, NAT tables, published-port rules, volume snapshots and clones a killed command left half-copied',
     )
     .option('--dry-run', 'only report');
   addOutputOptions(cmd, 'list');

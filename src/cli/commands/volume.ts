@@ -10,10 +10,11 @@ export function register(program: Command, ctx: CliContext): void {
     .description(
       'named volumes: directories, or ext4 images of a fixed size, under $NOVABOX_ROOT/volumes that outlive servers (openstack volume ... grammar)',
     );
-  // every volume command first sweeps the snapshots a killed `volume snapshot create` left
-  // creating (their partial copies; a server they left frozen is thawed)
+  // every volume command first sweeps the copies a killed `volume snapshot create` or
+  // `volume create --source/--snapshot` left (their partial data; a server they left
+  // frozen is thawed)
   volume.hook('preAction', async () => {
-    (await ctx.compute()).volumes.reconcileSnapshots();
+    (await ctx.compute()).volumes.reconcileCopies();
   });
 
   const create = volume
