@@ -11,7 +11,7 @@ import { detach, natPresent, syncNat } from '../runtime/network/bridge.js';
 import type { ComputeService } from './servers.js';
 
 export interface Finding {
-  kind: 'veth' | 'lease' | 'nat' | 'port';
+  kind: 'veth' | 'lease' | 'nat' | 'port' | 'volume-snapshot' | 'volume-copy';
   name: string;
   problem: string;
   fixed: boolean;
@@ -83,6 +83,26 @@ export function doctor(compute: ComputeService, opts: { dryRun?: boolean } = {})
   for (const id of compute.ports.staleRecords()) {
     fix({ kind: 'port', name: id.slice(0, 12), problem: `published ports of run container ${id.slice(0, 12)}, which is gone` }, () =>
       compute.ports.forget(id),
+    );
+  }
+  for (const s of compute.volumes.staleSnapshots()) {
+    fix(
+      {
+        kind: 'volume-snapshot',
+        name: s.name,
+        problem: `left creating by process ${s.ownerPid}, which is gone${s.frozenServer ? ` (server ${s.frozenServer} frozen for its copy)` : ''}`,
+      },
+      () => compute.volumes.sweepSnapshot(s),
+    );
+  }
+  for (const c of compute.volumes.staleCopies()) {
+    fix(
+      {
+        kind: 'volume-copy',
+        name: c.name,
+        problem: `a copy of ${c.source} left by process ${c.ownerPid}, which is gone${c.frozenServer ? ` (server ${c.frozenServer} frozen for it)` : ''}`,
+      },
+      () => compute.volumes.sweepCopy(c),
     );
   }
   return out;

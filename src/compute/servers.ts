@@ -203,6 +203,7 @@ export class ComputeService {
           freezeServer(facts, this.driver);
           return () => thawServer(facts, this.driver);
         },
+        ...(s.vmState === 'active' ? { thaw: () => thawServer(facts, this.driver) } : {}),
       };
     });
     return this.volumeCache;

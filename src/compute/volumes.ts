@@ -18,11 +18,20 @@
  * freezes; a server in the middle of a task (a start, a stop) is not copied from. A new
  * volume is made from a snapshot (`volume create --snapshot`) or from another volume
  * (`--source`, the same frozen copy). A volume with snapshots is not deleted (Cinder).
+ *
+ * A snapshot is `creating` until its copy is whole, recorded with the process making it
+ * (pid and start time) and the server it froze; a volume being copied (a clone, or one
+ * from a snapshot) has no row until its copy is whole and is recorded the same way in
+ * volume_copies. One whose process is gone (a CLI killed with SIGKILL) is swept by the
+ * next `volume` command, or by `doctor` (reconcileCopies): its record and partial copy
+ * removed, and the server it froze thawed, as a killed `server image create` is
+ * reconciled (compute/servers.ts).
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BadRequest, Conflict, NotFound } from '../errors.js';
 import { isContainerLive, readState } from '../runtime/container.js';
+import { isSameProcess, selfStart } from '../runtime/proc.js';
 import {
   allocatedBytes,
   checkMountPath,
@@ -55,8 +64,9 @@ export type { VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import type { Store } from '../store/db.js';
 import { nowIso } from '../store/time.js';
-import type { VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
+import type { VolumeCopyRow, VolumeRow, VolumeSnapshotRow } from '../store/volumes.js';
 import { randomUuid } from '../util/random.js';
+import { testPause } from '../util/test-pause.js';
 import { trace } from '../util/trace.js';
 
 export function checkVolumeName(name: string): void {
@@ -75,6 +85,8 @@ export interface HolderState {
   freeze?: () => () => void;
   /** when it runs: its root as the host sees it (/proc/PID/root) */
   root?: string;
+  /** when it runs and is not paused: thaws its cgroup (a freeze a killed copy left) */
+  thaw?: () => void;
 }
 
 export class VolumeService {
@@ -99,28 +111,52 @@ export class VolumeService {
     if (this.store.volumes.find(name)) throw new Conflict(`volume "${name}" already exists`);
     const id = randomUuid();
     let owner = { uid: 0, gid: 0 };
-    if (opts.snapshot !== undefined) {
-      const snap = this.getSnapshot(opts.snapshot);
-      const data = snapshotData(snap.id);
-      if (snap.status !== 'available' || !data)
-        throw new Conflict(`volume snapshot "${snap.name}" is not available (${snap.status}): its copy is not whole`);
-      this.copyInto(id, data.path, data.sized, `volume "${name}"`);
-      owner = { uid: snap.uidBase, gid: snap.gidBase };
-    } else if (opts.source !== undefined) {
-      const src = this.get(opts.source);
-      const sized = volumeSize(src.id) !== null;
-      try {
-        this.quietly(src, `clone volume "${src.name}"`, () => {
-          this.copyInto(id, sized ? volumeImage(src.id) : volumeDir(src.id), sized, `volume "${name}"`);
-          const cur = this.store.volumes.get(src.id);
-          owner = { uid: cur?.uidBase ?? src.uidBase, gid: cur?.gidBase ?? src.gidBase };
-        });
-      } catch (err) {
-        removeVolume(id); // a copy refused after it was made
-        throw err;
-      }
-    } else if (opts.sizeBytes !== undefined) makeVolumeImage(id, opts.sizeBytes);
-    else makeVolumeDir(id);
+    const snap = opts.snapshot !== undefined ? this.getSnapshot(opts.snapshot) : undefined;
+    const data = snap ? snapshotData(snap.id) : undefined;
+    if (snap && (snap.status !== 'available' || !data))
+      throw new Conflict(`volume snapshot "${snap.name}" is not available (${snap.status}): its copy is not whole`);
+    const src = opts.source !== undefined ? this.get(opts.source) : undefined;
+    // a copy is recorded while it is made (its process, the server it froze): one whose
+    // CLI is killed is swept by the next volume command or doctor (reconcileCopies)
+    const copying = snap !== undefined || src !== undefined;
+    if (copying) {
+      this.store.volumeCopies.insert({
+        volumeId: id,
+        name,
+        source: snap ? `snapshot "${snap.name}"` : `volume "${src!.name}"`,
+        ownerPid: process.pid,
+        ownerStart: selfStart(),
+        createdAt: nowIso(),
+      });
+    }
+    const undo = () => {
+      removeVolume(id);
+      if (copying) this.store.volumeCopies.remove(id);
+    };
+    try {
+      if (snap && data) {
+        this.copyInto(id, data.path, data.sized, `volume "${name}"`);
+        testPause('volume-copied');
+        owner = { uid: snap.uidBase, gid: snap.gidBase };
+      } else if (src) {
+        const sized = volumeSize(src.id) !== null;
+        this.quietly(
+          src,
+          `clone volume "${src.name}"`,
+          () => {
+            this.copyInto(id, sized ? volumeImage(src.id) : volumeDir(src.id), sized, `volume "${name}"`);
+            testPause('volume-copied');
+            const cur = this.store.volumes.get(src.id);
+            owner = { uid: cur?.uidBase ?? src.uidBase, gid: cur?.gidBase ?? src.gidBase };
+          },
+          (serverId) => this.store.volumeCopies.setFrozen(id, serverId),
+        );
+      } else if (opts.sizeBytes !== undefined) makeVolumeImage(id, opts.sizeBytes);
+      else makeVolumeDir(id);
+    } catch (err) {
+      undo(); // a copy that failed, or was refused after it was made
+      throw err;
+    }
     try {
       return this.store.tx(() => {
         if (this.store.volumes.find(name)) throw new Conflict(`volume "${name}" already exists`);
@@ -132,10 +168,11 @@ export class VolumeService {
           createdAt: nowIso(),
         });
         if (owner.uid !== 0 || owner.gid !== 0) this.store.volumes.setOwner(id, owner.uid, owner.gid);
+        this.store.volumeCopies.remove(id); // whole: a volume now
         return this.store.volumes.get(v.id)!;
       });
     } catch (err) {
-      removeVolume(id);
+      undo();
       throw err;
     }
   }
@@ -154,7 +191,7 @@ export class VolumeService {
    * image file holds what the server wrote. Refused while its server is in a task (a
    * start that may be shifting its owners, a stop) or a `run` container has it.
    */
-  private quietly<T>(v: VolumeRow, what: string, fn: () => T): T {
+  private quietly<T>(v: VolumeRow, what: string, fn: () => T, onFreeze?: (serverId: string | null) => void): T {
     if (!this.attached(v)) return this.unchanged(v, what, fn);
     if (v.ownerKind === 'container')
       throw new Conflict(`cannot ${what}: it is in use by ${this.holder(v)}; copy it when the container has ended`);
@@ -163,6 +200,7 @@ export class VolumeService {
     if (!h?.freeze) return this.unchanged(v, what, fn);
     const inServer = h.root && volumeSize(v.id) !== null ? join(h.root, v.mountPath!) : undefined;
     if (inServer) syncFilesystem(inServer); // the bulk of the writeback before the freeze
+    onFreeze?.(v.serverId); // recorded before the freeze: a kill after it leaves the server to thaw
     const thaw = h.freeze();
     trace('volume: server frozen');
     try {
@@ -172,6 +210,7 @@ export class VolumeService {
       return out;
     } finally {
       thaw();
+      onFreeze?.(null);
       trace('volume: server thawed');
     }
   }
@@ -230,11 +269,19 @@ export class VolumeService {
         uidBase: cur.uidBase,
         gidBase: cur.gidBase,
         createdAt: nowIso(),
+        ownerPid: process.pid,
+        ownerStart: selfStart(),
       });
     });
     try {
-      this.quietly(this.store.volumes.get(v.id) ?? v, `snapshot volume "${v.name}"`, () =>
-        copyVolumeData(src, snapshotPath(id, sized), sized),
+      this.quietly(
+        this.store.volumes.get(v.id) ?? v,
+        `snapshot volume "${v.name}"`,
+        () => {
+          copyVolumeData(src, snapshotPath(id, sized), sized);
+          testPause('volume-copied');
+        },
+        (serverId) => this.store.volumeSnapshots.setFrozen(id, serverId),
       );
     } catch (err) {
       this.store.volumeSnapshots.remove(id);
@@ -247,6 +294,65 @@ export class VolumeService {
       throw new NotFound(`volume snapshot "${name}" was deleted while it was made`);
     }
     return this.store.volumeSnapshots.get(row.id)!;
+  }
+
+  /** Snapshots left `creating` by a process that is gone (a killed `volume snapshot create`). */
+  staleSnapshots(): VolumeSnapshotRow[] {
+    return this.store.volumeSnapshots.creating().filter((s) => !isSameProcess(s.ownerPid, s.ownerStart));
+  }
+
+  /** Volume copies (`volume create --source`/`--snapshot`) whose process is gone (a killed CLI). */
+  staleCopies(): VolumeCopyRow[] {
+    return this.store.volumeCopies.list().filter((c) => !isSameProcess(c.ownerPid, c.ownerStart));
+  }
+
+  /**
+   * The server a killed copy left frozen, thawed: unless it is in a task, paused, stopped,
+   * or another copy still running (a snapshot or a clone, `self` aside) froze it too.
+   */
+  private thawLeft(serverId: string, self: string): void {
+    const live = (pid: number | null, start: number | null) => isSameProcess(pid, start);
+    const others =
+      this.store.volumeSnapshots.creating().some((o) => o.id !== self && o.frozenServer === serverId && live(o.ownerPid, o.ownerStart)) ||
+      this.store.volumeCopies.list().some((o) => o.volumeId !== self && o.frozenServer === serverId && live(o.ownerPid, o.ownerStart));
+    const h = others ? undefined : this.holderState?.(serverId);
+    if (h && !h.task && h.thaw) {
+      h.thaw();
+      trace('volume: server thawed (left frozen by a killed copy)');
+    }
+  }
+
+  /**
+   * One stale snapshot swept: the server it froze thawed (thawLeft), its record and
+   * partial copy removed.
+   */
+  sweepSnapshot(s: VolumeSnapshotRow): void {
+    if (s.frozenServer) this.thawLeft(s.frozenServer, s.id);
+    const gone = this.store.tx(() => {
+      const cur = this.store.volumeSnapshots.get(s.id);
+      if (!cur || cur.status !== 'creating' || cur.ownerPid !== s.ownerPid || cur.ownerStart !== s.ownerStart) return false;
+      this.store.volumeSnapshots.remove(s.id);
+      return true;
+    });
+    if (gone) removeSnapshotData(s.id);
+  }
+
+  /**
+   * One stale volume copy swept: the server it froze thawed (thawLeft), its partial data
+   * removed, then its record (a sweep killed in between finds it again).
+   */
+  sweepCopy(c: VolumeCopyRow): void {
+    if (c.frozenServer) this.thawLeft(c.frozenServer, c.volumeId);
+    const cur = this.store.volumeCopies.get(c.volumeId);
+    if (!cur || cur.ownerPid !== c.ownerPid || cur.ownerStart !== c.ownerStart) return;
+    if (!this.store.volumes.get(c.volumeId)) removeVolume(c.volumeId);
+    this.store.volumeCopies.remove(c.volumeId);
+  }
+
+  /** The next `volume` command's repair: every stale snapshot and volume copy swept. */
+  reconcileCopies(): void {
+    for (const s of this.staleSnapshots()) this.sweepSnapshot(s);
+    for (const c of this.staleCopies()) this.sweepCopy(c);
   }
 
   getSnapshot(nameOrId: string): VolumeSnapshotRow {

@@ -355,8 +355,12 @@ export function copyVolumeData(src: string, dst: string, sized: boolean): void {
   const args = sized
     ? ['--sparse=always', '--reflink=auto', '--no-target-directory', src, dst]
     : ['-a', '--reflink=auto', '--no-target-directory', src, dst];
+  // under setpriv --pdeathsig: a cp whose CLI is killed (kill -9) dies with it, and does not
+  // write on into a copy the next command's sweep removes (compute/volumes.ts)
+  const setpriv = SETPRIV.find((p) => existsSync(p));
   try {
-    execFileSync('cp', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    if (setpriv) execFileSync(setpriv, ['--pdeathsig', 'KILL', '--', 'cp', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    else execFileSync('cp', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     if (sized) chmodSync(dst, 0o600);
   } catch (err) {
     rmTree(dst);
@@ -364,6 +368,8 @@ export function copyVolumeData(src: string, dst: string, sized: boolean): void {
     throw toolError(`cannot copy ${src}`, err);
   }
 }
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
 
 /** `syncfs(2)` on the filesystem at `path` (coreutils `sync -f`): a loop-mounted image's writes reach its file. */
 export function syncFilesystem(path: string): void {

@@ -21,7 +21,7 @@ import { ResizeRepo } from './resizes.js';
 import { LeaseRepo } from './leases.js';
 import { IdmapLeaseRepo } from './idmap-leases.js';
 import { PortRepo } from './ports.js';
-import { VolumeRepo, VolumeSnapshotRepo } from './volumes.js';
+import { VolumeCopyRepo, VolumeRepo, VolumeSnapshotRepo } from './volumes.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
 import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
@@ -44,6 +44,8 @@ export interface Store {
   readonly volumes: VolumeRepo;
   /** volume snapshots (`volume snapshot …`) */
   readonly volumeSnapshots: VolumeSnapshotRepo;
+  /** volumes being copied (`volume create --source`/`--snapshot`), until their row is inserted */
+  readonly volumeCopies: VolumeCopyRepo;
   /** Runs fn in one BEGIN IMMEDIATE transaction; nested calls become savepoints. */
   tx<T>(fn: () => T): T;
   getSetting(key: string): string | undefined;
@@ -159,6 +161,7 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db'), opts: 
       ports: new PortRepo(db),
       volumes: new VolumeRepo(db),
       volumeSnapshots: new VolumeSnapshotRepo(db),
+      volumeCopies: new VolumeCopyRepo(db),
       tx,
       getSetting: (key) => setting.get(key)?.value,
       setSetting: (key, value) => void put.run(key, value),

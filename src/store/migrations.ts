@@ -433,4 +433,27 @@ CREATE TABLE volume_snapshots (
 CREATE INDEX volume_snapshots_volume ON volume_snapshots(volume_id);
 `,
   },
+  {
+    // Issue 20: a `creating` volume snapshot records the process making it (pid and start
+    // time) and the server it froze for the copy, so that the next `volume` command
+    // (or doctor) removes one whose CLI was killed, its partial copy, and thaws the server.
+    // A volume being copied from another (`volume create --source`) or from a snapshot
+    // (`--snapshot`) has no row until its copy is whole: volume_copies records it the same
+    // way (its id, the process, the server frozen) while it is copied.
+    name: '014 volume snapshot owner',
+    sql: `
+ALTER TABLE volume_snapshots ADD COLUMN owner_pid INTEGER;
+ALTER TABLE volume_snapshots ADD COLUMN owner_start INTEGER;
+ALTER TABLE volume_snapshots ADD COLUMN frozen_server TEXT;
+CREATE TABLE volume_copies (
+  volume_id     TEXT PRIMARY KEY,
+  name          TEXT NOT NULL,
+  source        TEXT NOT NULL,
+  owner_pid     INTEGER NOT NULL,
+  owner_start   INTEGER NOT NULL,
+  frozen_server TEXT,
+  created_at    TEXT NOT NULL
+);
+`,
+  },
 ];

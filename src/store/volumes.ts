@@ -125,10 +125,15 @@ export interface VolumeSnapshotRow {
   uidBase: number;
   gidBase: number;
   createdAt: string;
+  /** while `creating`: the process making it (pid, start time), and the server it froze for the copy */
+  ownerPid: number | null;
+  ownerStart: number | null;
+  frozenServer: string | null;
 }
 
 const SNAP_COLUMNS =
-  'id, name, volume_id AS volumeId, project_id AS projectId, description, status, uid_base AS uidBase, gid_base AS gidBase, created_at AS createdAt';
+  'id, name, volume_id AS volumeId, project_id AS projectId, description, status, uid_base AS uidBase, gid_base AS gidBase, created_at AS createdAt, ' +
+  'owner_pid AS ownerPid, owner_start AS ownerStart, frozen_server AS frozenServer';
 
 export class VolumeSnapshotRepo {
   private readonly sql: ReturnType<typeof statementCache>;
@@ -137,10 +142,10 @@ export class VolumeSnapshotRepo {
     this.sql = statementCache(db);
   }
 
-  insert(s: Omit<VolumeSnapshotRow, 'status'>): VolumeSnapshotRow {
+  insert(s: Omit<VolumeSnapshotRow, 'status' | 'frozenServer'>): VolumeSnapshotRow {
     this.sql(
-      'INSERT INTO volume_snapshots (id, name, volume_id, project_id, description, uid_base, gid_base, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-    ).run(s.id, s.name, s.volumeId, s.projectId, s.description, s.uidBase, s.gidBase, s.createdAt);
+      'INSERT INTO volume_snapshots (id, name, volume_id, project_id, description, uid_base, gid_base, created_at, owner_pid, owner_start) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(s.id, s.name, s.volumeId, s.projectId, s.description, s.uidBase, s.gidBase, s.createdAt, s.ownerPid, s.ownerStart);
     return this.get(s.id)!;
   }
 
@@ -165,10 +170,80 @@ export class VolumeSnapshotRepo {
 
   /** False when the record is gone (deleted while it was copied). */
   setAvailable(id: string): boolean {
-    return this.sql("UPDATE volume_snapshots SET status = 'available' WHERE id = ?").run(id).changes === 1;
+    return (
+      this.sql(
+        "UPDATE volume_snapshots SET status = 'available', owner_pid = NULL, owner_start = NULL, frozen_server = NULL WHERE id = ?",
+      ).run(id).changes === 1
+    );
+  }
+
+  /** The server frozen for its copy (null: thawed again). */
+  setFrozen(id: string, serverId: string | null): void {
+    this.sql('UPDATE volume_snapshots SET frozen_server = ? WHERE id = ?').run(serverId, id);
+  }
+
+  /** Those still `creating`, with the process making them. */
+  creating(): VolumeSnapshotRow[] {
+    return this.sql<VolumeSnapshotRow>(`SELECT ${SNAP_COLUMNS} FROM volume_snapshots WHERE status = 'creating'`).all();
   }
 
   remove(id: string): number {
     return this.sql('DELETE FROM volume_snapshots WHERE id = ?').run(id).changes;
+  }
+}
+
+/**
+ * A volume being copied (`volume create --source` / `--snapshot`): it has no row until its
+ * copy is whole, so the copy in progress is recorded here with the process making it and
+ * the server it froze; the volume's insert removes the record in the same transaction.
+ */
+export interface VolumeCopyRow {
+  /** the new volume's id (its data: runtime/volumes.ts volumeDir/volumeImage) */
+  volumeId: string;
+  name: string;
+  /** what it copies: `volume NAME` or `snapshot NAME` */
+  source: string;
+  ownerPid: number;
+  ownerStart: number;
+  frozenServer: string | null;
+  createdAt: string;
+}
+
+const COPY_COLUMNS =
+  'volume_id AS volumeId, name, source, owner_pid AS ownerPid, owner_start AS ownerStart, frozen_server AS frozenServer, created_at AS createdAt';
+
+export class VolumeCopyRepo {
+  private readonly sql: ReturnType<typeof statementCache>;
+
+  constructor(db: Database) {
+    this.sql = statementCache(db);
+  }
+
+  insert(c: Omit<VolumeCopyRow, 'frozenServer'>): void {
+    this.sql('INSERT INTO volume_copies (volume_id, name, source, owner_pid, owner_start, created_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      c.volumeId,
+      c.name,
+      c.source,
+      c.ownerPid,
+      c.ownerStart,
+      c.createdAt,
+    );
+  }
+
+  get(volumeId: string): VolumeCopyRow | undefined {
+    return this.sql<VolumeCopyRow>(`SELECT ${COPY_COLUMNS} FROM volume_copies WHERE volume_id = ?`).get(volumeId);
+  }
+
+  list(): VolumeCopyRow[] {
+    return this.sql<VolumeCopyRow>(`SELECT ${COPY_COLUMNS} FROM volume_copies`).all();
+  }
+
+  /** The server frozen for its copy (null: thawed again). */
+  setFrozen(volumeId: string, serverId: string | null): void {
+    this.sql('UPDATE volume_copies SET frozen_server = ? WHERE volume_id = ?').run(serverId, volumeId);
+  }
+
+  remove(volumeId: string): number {
+    return this.sql('DELETE FROM volume_copies WHERE volume_id = ?').run(volumeId).changes;
   }
 }

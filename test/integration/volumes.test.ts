@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { shiftTree } from '../../src/runtime/volumes.js';
 import { census, type Census } from '../helpers/census.js';
-import { BIN, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, cliEnv, killCliAt, runCli, tempRoot } from '../helpers/run-cli.js';
 
 const isRoot = process.getuid?.() === 0;
 /** sized volumes need loop devices and mkfs.ext4 (a guest kernel may have neither) */
@@ -52,6 +52,16 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     JSON.parse(await ok(['volume', 'show', name, '-f', 'json'])) as Record<string, unknown> & { path: string };
   const snapshotFiles = () => (existsSync(join(root, 'volume-snapshots')) ? readdirSync(join(root, 'volume-snapshots')).sort() : []);
   const volumeDirs = () => (existsSync(join(root, 'volumes')) ? readdirSync(join(root, 'volumes')).sort() : []);
+  /** Whether the server's cgroup is frozen: cgroup v2's cgroup.events, or a v1 hierarchy's freezer.state (a hybrid host). */
+  const freezer = async (server: string) => {
+    const pid = (JSON.parse(await ok(['server', 'show', server, '-f', 'json'])) as { pid: number }).pid;
+    const cgroups = readFileSync(`/proc/${pid}/cgroup`, 'utf8');
+    const v1 = /^\d+:freezer:(.*)$/m.exec(cgroups)?.[1];
+    return () =>
+      v1 !== undefined
+        ? readFileSync(join('/sys/fs/cgroup/freezer', v1, 'freezer.state'), 'utf8').trim() !== 'THAWED'
+        : /^frozen 1$/m.test(readFileSync(join('/sys/fs/cgroup', /^0::(.*)$/m.exec(cgroups)![1], 'cgroup.events'), 'utf8'));
+  };
 
   beforeAll(async () => {
     ({ root, remove: removeRoot } = tempRoot('nbx-vol-'));
@@ -376,6 +386,110 @@ describe.skipIf(!isRoot)('named volumes (root, real servers)', () => {
     expect(snapshotFiles()).toEqual(files);
     expect(volumeDirs()).toHaveLength(1);
     expect((await ok(['volume', 'snapshot', 'list', '-f', 'value', '-c', 'Name'])).trim()).toBe('ps');
+  }, 120_000);
+
+  it('a volume snapshot create killed (kill -9) mid-copy, its server frozen: the next volume command (or doctor) thaws the server and removes the creating record and its partial copy', async () => {
+    await ok(['volume', 'create', 'kv']);
+    const id = (JSON.parse(await create('k1', ['-v', 'kv:/k', '-f', 'json'])) as { id: string }).id;
+    expect((await inside('k1', 'mkdir /k/d && echo one > /k/d/f')).stderr).toBe('');
+    const frozen = await freezer('k1');
+    const { openStore } = await import('../../src/store/db.js');
+    const killed = async (name: string) => {
+      // stopped with the copy made and the server still frozen, then SIGKILLed
+      await killCliAt('volume-copied', ['volume', 'snapshot', 'create', '--volume', 'kv', name], root);
+      expect(frozen()).toBe(true);
+      expect(snapshotFiles()).toHaveLength(1);
+      const store = openStore(join(root, 'novabox.db'));
+      try {
+        expect(store.volumeSnapshots.find(name)).toMatchObject({ status: 'creating', frozenServer: id });
+        expect(store.volumeSnapshots.find(name)!.ownerPid).toBeGreaterThan(0);
+      } finally {
+        store.close();
+      }
+    };
+    const thawed = async () => {
+      await expect.poll(frozen).toBe(false);
+      expect(snapshotFiles()).toEqual([]);
+      expect((JSON.parse(await ok(['server', 'show', 'k1', '-f', 'json'])) as { status: string }).status).toBe('ACTIVE');
+      expect((await inside('k1', 'cat /k/d/f')).stdout).toBe('one\n'); // it runs again
+    };
+
+    await killed('ks');
+    // the next volume command sweeps it: no creating record, no partial copy, the server thawed
+    expect(JSON.parse(await ok(['volume', 'snapshot', 'list', '-f', 'json']))).toEqual([]);
+    await thawed();
+
+    // doctor finds it too
+    await killed('ks2');
+    const found = (JSON.parse(await ok(['doctor', '-f', 'json'])) as { Kind: string; Name: string; Fixed: boolean }[]).filter(
+      (f) => f.Kind === 'volume-snapshot',
+    );
+    expect(found).toEqual([expect.objectContaining({ Kind: 'volume-snapshot', Name: 'ks2', Fixed: true })]);
+    await thawed();
+    expect(JSON.parse(await ok(['volume', 'snapshot', 'list', '-f', 'json']))).toEqual([]);
+    // and a snapshot after it is made whole
+    await ok(['volume', 'snapshot', 'create', '--volume', 'kv', 'ks']);
+    expect((await ok(['volume', 'snapshot', 'list', '-f', 'value', '-c', 'Name', '-c', 'Status'])).trim()).toBe('ks available');
+  }, 120_000);
+
+  it('a volume create --source killed (kill -9) mid-copy, its server frozen, or --snapshot: the next volume command (or doctor) thaws the server and removes the partial volume and its record', async () => {
+    await ok(['volume', 'create', 'cv']);
+    const id = (JSON.parse(await create('c1', ['-v', 'cv:/c', '-f', 'json'])) as { id: string }).id;
+    expect((await inside('c1', 'mkdir /c/d && echo one > /c/d/f')).stderr).toBe('');
+    const cvId = (await volume('cv')).id as string;
+    const frozen = await freezer('c1');
+    const { openStore } = await import('../../src/store/db.js');
+    const copies = () => {
+      const store = openStore(join(root, 'novabox.db'));
+      try {
+        return store.volumeCopies.list();
+      } finally {
+        store.close();
+      }
+    };
+    const killed = async (args: string[], name: string, frozenServer: string | null) => {
+      // stopped with the copy made (the server still frozen for a clone), then SIGKILLed
+      await killCliAt('volume-copied', ['volume', 'create', ...args, name], root);
+      expect(frozen()).toBe(frozenServer !== null);
+      const partial = volumeDirs().filter((d) => d !== cvId);
+      expect(partial).toHaveLength(1);
+      expect(readFileSync(join(root, 'volumes', partial[0]!, 'd', 'f'), 'utf8')).toBe('one\n');
+      expect(copies()).toEqual([expect.objectContaining({ volumeId: partial[0], name, frozenServer })]);
+      expect(copies()[0]!.ownerPid).toBeGreaterThan(0);
+    };
+    const swept = async () => {
+      await expect.poll(frozen).toBe(false);
+      expect(volumeDirs()).toEqual([cvId]);
+      expect(copies()).toEqual([]);
+      expect((JSON.parse(await ok(['server', 'show', 'c1', '-f', 'json'])) as { status: string }).status).toBe('ACTIVE');
+      expect((await inside('c1', 'cat /c/d/f')).stdout).toBe('one\n'); // it runs again
+    };
+
+    await killed(['--source', 'cv'], 'cc', id);
+    // the next volume command sweeps it: no partial volume, no record, the server thawed
+    expect((await ok(['volume', 'list', '-f', 'value', '-c', 'Name'])).trim()).toBe('cv');
+    await swept();
+
+    // doctor finds it too
+    await killed(['--source', 'cv'], 'cc2', id);
+    const found = (JSON.parse(await ok(['doctor', '-f', 'json'])) as { Kind: string; Name: string; Fixed: boolean }[]).filter((f) =>
+      f.Kind.startsWith('volume-'),
+    );
+    expect(found).toEqual([expect.objectContaining({ Kind: 'volume-copy', Name: 'cc2', Fixed: true })]);
+    await swept();
+
+    // a volume from a snapshot (no freeze) killed mid-copy: swept the same way
+    await ok(['volume', 'snapshot', 'create', '--volume', 'cv', 'cs']);
+    await killed(['--snapshot', 'cs'], 'cc3', null);
+    expect((await ok(['volume', 'list', '-f', 'value', '-c', 'Name'])).trim()).toBe('cv');
+    await swept();
+
+    // and a clone after it is made whole, its record gone
+    await ok(['volume', 'create', '--source', 'cv', 'cc']);
+    expect((await ok(['volume', 'list', '-f', 'value', '-c', 'Name'])).trim().split('\n').sort()).toEqual(['cc', 'cv']);
+    expect(readFileSync(join((await volume('cc')).path, 'd', 'f'), 'utf8')).toBe('one\n');
+    expect(copies()).toEqual([]);
+    expect(frozen()).toBe(false);
   }, 120_000);
 
   it('a sized volume snapshot: its image copied sparse, synced from the running server; a volume from it mounts', async (ctx) => {

@@ -5,7 +5,9 @@ import { addOutputOptions, formatList, outputOptionsFrom } from '../output.js';
 export function register(program: Command, ctx: CliContext): void {
   const cmd = program
     .command('doctor')
-    .description('find and remove what crashes left behind: veths, address leases, NAT tables, published-port rules')
+    .description(
+      'find and remove what crashes left behind: veths, address leases, NAT tables, published-port rules, volume snapshots and clones a killed command left half-copied',
+    )
     .option('--dry-run', 'only report');
   addOutputOptions(cmd, 'list');
   cmd.action(async (o) => {

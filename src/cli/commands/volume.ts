@@ -10,6 +10,12 @@ export function register(program: Command, ctx: CliContext): void {
     .description(
       'named volumes: directories, or ext4 images of a fixed size, under $NOVABOX_ROOT/volumes that outlive servers (openstack volume ... grammar)',
     );
+  // every volume command first sweeps the copies a killed `volume snapshot create` or
+  // `volume create --source/--snapshot` left (their partial data; a server they left
+  // frozen is thawed)
+  volume.hook('preAction', async () => {
+    (await ctx.compute()).volumes.reconcileCopies();
+  });
 
   const create = volume
     .command('create')
