@@ -357,7 +357,7 @@ export function copyVolumeData(src: string, dst: string, sized: boolean): void {
     : ['-a', '--reflink=auto', '--no-target-directory', src, dst];
   // under setpriv --pdeathsig: a cp whose CLI is killed (kill -9) dies with it, and does not
   // write on into a copy the next command's sweep removes (compute/volumes.ts)
-  const setpriv = SETPRIV.find((p) => existsSync(p));
+  const setpriv = deathSignalSetpriv();
   try {
     if (setpriv) execFileSync(setpriv, ['--pdeathsig', 'KILL', '--', 'cp', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     else execFileSync('cp', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -370,6 +370,24 @@ export function copyVolumeData(src: string, dst: string, sized: boolean): void {
 }
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'];
+let setprivProbe: string | null | undefined;
+
+/** util-linux's setpriv, where it is and takes --pdeathsig (busybox's setpriv does not: a plain cp then). */
+function deathSignalSetpriv(): string | null {
+  if (setprivProbe !== undefined) return setprivProbe;
+  setprivProbe = null;
+  for (const p of SETPRIV) {
+    if (!existsSync(p)) continue;
+    try {
+      execFileSync(p, ['--pdeathsig', 'KILL', '--', 'true'], { stdio: 'ignore' });
+      setprivProbe = p;
+    } catch {
+      // busybox's setpriv, or a broken one: cp runs without the death signal
+    }
+    break;
+  }
+  return setprivProbe;
+}
 
 /** `syncfs(2)` on the filesystem at `path` (coreutils `sync -f`): a loop-mounted image's writes reach its file. */
 export function syncFilesystem(path: string): void {
