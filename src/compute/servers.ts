@@ -112,10 +112,19 @@ export interface ServerUsage {
   endedAt: string | null;
 }
 
-import type { Caller } from '../model/records.js';
+import type { Caller, EventResult } from '../model/records.js';
 export type { Caller } from '../model/records.js';
 
 const NAME_MAX = 255;
+
+/** Nova's event for a build (compute.manager's _do_build_and_run_instance). */
+const BUILD_EVENT = 'compute__do_build_and_run_instance';
+
+/** A server's create action and its build event, recorded with the server. */
+interface BuildEvent {
+  actionId: number;
+  eventId: number;
+}
 
 export function checkServerName(name: string): void {
   if (name.length === 0 || name.length > NAME_MAX) {
@@ -576,6 +585,7 @@ export class ComputeService {
     const names = count === 1 ? [req.name] : Array.from({ length: count }, (_, i) => `${req.name}-${i + 1}`);
     const now = nowIso();
     const ids = names.map(() => randomUuid());
+    const builds = new Map<string, BuildEvent>();
     const rows: Server[] = this.withLeasesUndone(ids, () =>
       this.store.tx(() =>
         names.map((name, i) => {
@@ -620,7 +630,13 @@ export class ComputeService {
           for (const v of volumes) this.volumes.attachIn(s.id, v.row.id, v.mount.path, v.mount.readOnly);
           if (userns === 'auto' && noHost === undefined && found.unbootable === undefined) this.idmaps.leaseFor(s.id);
           if (groups && noHost === undefined) groups.join(req.group!, s.id);
-          this.store.actions.start(s.id, 'create', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+          const a = this.store.actions.start(s.id, 'create', {
+            requestId: caller.requestId,
+            userId: caller.userId,
+            projectId: caller.projectId,
+          });
+          // the build's event in the same commit (one write lock per create, not one more per server)
+          builds.set(s.id, { actionId: a.id, eventId: this.store.actions.startEvent(a.id, BUILD_EVENT) });
           return row;
         }),
       ),
@@ -629,14 +645,16 @@ export class ComputeService {
     if (found.unbootable !== undefined || noHost !== undefined) {
       // Nova accepts the request; the build fails: every server ERROR with the reason as its fault
       const why = (noHost ?? found.unbootable)!;
-      const started = new Promise<void>((r) => setImmediate(r)).then(() => rows.map((s) => this.failBuild(s, why)));
+      const started = new Promise<void>((r) => setImmediate(r)).then(() => rows.map((s) => this.failBuild(s, why, builds.get(s.id))));
       return { servers: rows, started };
     }
     await ensureLayers(image);
     const config = { name: image.name, layerDirs: layerDirs(image), config: image.config };
     // Containers are independent: start them concurrently (the kernel work overlaps).
     // Started on the next turn of the event loop: an API caller answers 202 first.
-    const started = new Promise<void>((r) => setImmediate(r)).then(() => Promise.all(rows.map((s) => this.spawn(s, config, limits))));
+    const started = new Promise<void>((r) => setImmediate(r)).then(() =>
+      Promise.all(rows.map((s) => this.spawn(s, config, limits, builds.get(s.id)))),
+    );
     return { servers: rows, started };
   }
 
@@ -687,9 +705,8 @@ export class ComputeService {
   }
 
   /** A build that cannot start (the image does not boot): ERROR with Nova's fault, network and id range given back. */
-  private failBuild(s: Server, why: string): Server {
-    const action = this.store.actions.latest(s.id, 'create');
-    if (action) this.store.actions.event(action.id, 'compute__do_build_and_run_instance')('Error', why);
+  private failBuild(s: Server, why: string, build: BuildEvent | undefined): Server {
+    this.endBuild(build, 'Error', why);
     logLine(s.id, `server failed to build: ${why}`);
     try {
       this.releaseNetwork(s.id);
@@ -700,9 +717,17 @@ export class ComputeService {
     return this.fail(s, why);
   }
 
-  private async spawn(s: Server, image: { name: string; layerDirs: string[]; config: ImageConfig }, limits: CgroupLimits): Promise<Server> {
-    const action = this.store.actions.latest(s.id, 'create');
-    const ev = action ? this.store.actions.event(action.id, 'compute__do_build_and_run_instance') : undefined;
+  /** A build's event ended on its own (a failed build: the server's ERROR follows in its own write). */
+  private endBuild(build: BuildEvent | undefined, result: EventResult, traceback?: string): void {
+    if (build) this.store.tx(() => this.store.actions.finishEvent(build.actionId, build.eventId, result, traceback));
+  }
+
+  private async spawn(
+    s: Server,
+    image: { name: string; layerDirs: string[]; config: ImageConfig },
+    limits: CgroupLimits,
+    build: BuildEvent | undefined,
+  ): Promise<Server> {
     try {
       mkdirSync(serverDirs(s.id).dir, { recursive: true, mode: 0o700 });
       logLine(s.id, 'server created');
@@ -736,9 +761,10 @@ export class ComputeService {
       this.ports.started(s.id);
       trace('server started');
       testPause('server-started'); // the container runs, its record still says BUILD
-      ev?.('Success');
       logLine(s.id, 'server started');
+      // ACTIVE, its runtime facts and the build's event's end: one commit
       return this.store.tx(() => {
+        if (build) this.store.actions.finishEvent(build.actionId, build.eventId, 'Success');
         this.store.servers.setRuntime(s.id, facts);
         return this.store.servers.update(s.id, {
           vmState: 'active',
@@ -750,7 +776,7 @@ export class ComputeService {
         });
       });
     } catch (err) {
-      ev?.('Error', (err as Error).message);
+      this.endBuild(build, 'Error', (err as Error).message);
       logLine(s.id, `server failed to start: ${(err as Error).message}`);
       this.ports.unpublish(s.id);
       try {
@@ -950,20 +976,25 @@ export class ComputeService {
     const s = this.store.servers.get(id);
     if (!s) return undefined;
     const caller = { ...this.localCaller({ overrideLock: true }), userId: s.userId, projectId: s.projectId };
-    let a: { id: number };
+    let ev: ReturnType<Store['actions']['event']>;
     try {
-      ({ a } = this.begin(s, caller, 'restart', ['stopped'], 'powering-on'));
+      // the claim, its action (why), its event and the count in one commit, the outcome in another
+      ev = this.store.tx(() => {
+        const { a } = this.begin(s, caller, 'restart', ['stopped'], 'powering-on');
+        this.store.actions.setMessage(a.id, message);
+        this.store.servers.update(id, { restartCount: count });
+        return this.store.actions.event(a.id, 'compute_start_instance');
+      });
     } catch {
       return s; // started, stopped for good or deleted meanwhile
     }
-    this.store.actions.setMessage(a.id, message);
     logLine(id, message);
-    const ev = this.store.actions.event(a.id, 'compute_start_instance');
     try {
-      this.store.servers.update(id, { restartCount: count });
       await this.boot({ ...s, restartCount: count });
-      ev('Success');
-      return this.finish(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+      return this.store.tx(() => {
+        ev('Success');
+        return this.finish(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+      });
     } catch (err) {
       ev('Error', (err as Error).message);
       logLine(id, `restart failed: ${(err as Error).message}`);
@@ -1055,12 +1086,17 @@ export class ComputeService {
 
   async start(nameOrId: string, caller: Caller): Promise<Server> {
     const s = this.find(nameOrId, caller);
-    const { a } = this.begin(s, caller, 'start', ['stopped'], 'powering-on');
-    const ev = this.store.actions.event(a.id, 'compute_start_instance');
+    // the claim, its action and event in one commit, the outcome in another
+    const ev = this.store.tx(() => {
+      const { a } = this.begin(s, caller, 'start', ['stopped'], 'powering-on');
+      return this.store.actions.event(a.id, 'compute_start_instance');
+    });
     try {
       await this.boot(s);
-      ev('Success');
-      return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+      return this.store.tx(() => {
+        ev('Success');
+        return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+      });
     } catch (err) {
       ev('Error', (err as Error).message);
       this.finish(s.id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
@@ -1070,11 +1106,16 @@ export class ComputeService {
 
   async stop(nameOrId: string, caller: Caller, opts: { timeoutMs?: number } = {}): Promise<{ server: Server; step: StopStep }> {
     const s = this.find(nameOrId, caller);
-    const { a } = this.begin(s, caller, 'stop', ['active', 'error'], 'powering-off');
-    const ev = this.store.actions.event(a.id, 'compute_stop_instance');
+    const ev = this.store.tx(() => {
+      const { a } = this.begin(s, caller, 'stop', ['active', 'error'], 'powering-off');
+      return this.store.actions.event(a.id, 'compute_stop_instance');
+    });
     const step = this.halt(s, opts.timeoutMs ?? 10_000, false);
-    ev('Success');
-    return { server: this.finish(s.id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN }), step };
+    const server = this.store.tx(() => {
+      ev('Success');
+      return this.finish(s.id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
+    });
+    return { server, step };
   }
 
   /** Stop the container if it runs; returns how it ended. */
@@ -1112,14 +1153,18 @@ export class ComputeService {
     const s = this.find(nameOrId, caller);
     const hard = Boolean(opts.hard);
     const from: VmState[] = hard ? ['active', 'stopped', 'paused', 'suspended', 'error'] : ['active'];
-    const { a } = this.begin(s, caller, 'reboot', from, hard ? 'rebooting_hard' : 'rebooting');
-    const ev = this.store.actions.event(a.id, 'compute_reboot_instance');
+    const ev = this.store.tx(() => {
+      const { a } = this.begin(s, caller, 'reboot', from, hard ? 'rebooting_hard' : 'rebooting');
+      return this.store.actions.event(a.id, 'compute_reboot_instance');
+    });
     try {
       this.store.servers.update(s.id, { taskState: hard ? 'reboot_started_hard' : 'reboot_started' });
       this.halt(s, opts.timeoutMs ?? 10_000, hard);
       await this.boot(s);
-      ev('Success');
-      return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+      return this.store.tx(() => {
+        ev('Success');
+        return this.finish(s.id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+      });
     } catch (err) {
       ev('Error', (err as Error).message);
       this.fail(s, `reboot failed: ${(err as Error).message}`);

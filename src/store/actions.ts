@@ -40,20 +40,27 @@ export class ActionRepo {
    * when it ends. An Error result marks the action's message `Error`, as Nova does.
    */
   event(actionId: number, eventName: string): (result: EventResult, traceback?: string) => void {
-    const id = Number(
+    const id = this.startEvent(actionId, eventName);
+    return (result, traceback) => this.tx(() => this.finishEvent(actionId, id, result, traceback));
+  }
+
+  /** An event started in the caller's transaction (a create's, with its records); returns its id for finishEvent. */
+  startEvent(actionId: number, eventName: string): number {
+    return Number(
       this.sql('INSERT INTO instance_action_events (action_id, event, start_time) VALUES (?, ?, ?)').run(actionId, eventName, nowIso())
         .lastInsertRowid,
     );
-    return (result, traceback) =>
-      this.tx(() => {
-        this.sql('UPDATE instance_action_events SET finish_time = ?, result = ?, traceback = ? WHERE id = ?').run(
-          nowIso(),
-          result,
-          traceback ?? null,
-          id,
-        );
-        if (result === 'Error') this.setMessage(actionId, 'Error');
-      });
+  }
+
+  /** Ends an event in the caller's transaction; an Error result marks the action's message `Error`, as Nova does. */
+  finishEvent(actionId: number, eventId: number, result: EventResult, traceback?: string): void {
+    this.sql('UPDATE instance_action_events SET finish_time = ?, result = ?, traceback = ? WHERE id = ?').run(
+      nowIso(),
+      result,
+      traceback ?? null,
+      eventId,
+    );
+    if (result === 'Error') this.setMessage(actionId, 'Error');
   }
 
   setMessage(actionId: number, message: string | null): void {
