@@ -69,7 +69,8 @@ function podman(args: string[], timeoutMs = 60_000): { code: number | null; stdo
       'log-format=json',
       ...args,
     ],
-    { encoding: 'utf8', timeout: timeoutMs, env },
+    // cwd: conmon writes a file "oom" into its working directory when a container is OOM-killed
+    { encoding: 'utf8', timeout: timeoutMs, env, cwd: work },
   );
   return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
@@ -233,6 +234,8 @@ describe('novabox-oci under Podman (podman --runtime)', () => {
         join(work, 'tmp'),
         '--storage-driver',
         'overlay',
+        '--runtime',
+        OCI,
         'load',
         '--signature-policy',
         join(work, 'policy.json'),
