@@ -72,7 +72,8 @@ commands:
 
 global options:
   --root DIR            state directory (default /run/novabox-oci)
-  --log FILE            also write errors (and --debug lines) here
+  --log FILE            also write errors, warnings (an rlimit lowered to what the
+                        host allows) and --debug lines here
   --log-format FORMAT   text or json
   --debug               more in the log
   --systemd-cgroup      refused: cgroupfs paths only
@@ -169,6 +170,7 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         bundle,
         pidFile: typeof opts['pid-file'] === 'string' ? resolve(opts['pid-file']) : undefined,
         consoleSocket: typeof opts['console-socket'] === 'string' ? resolve(opts['console-socket']) : undefined,
+        warn: (msg) => logLine(g, 'warning', msg),
       });
       return;
     }
@@ -243,6 +245,7 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         detach: opts.detach === true || opts.d === true,
         pidFile: typeof opts['pid-file'] === 'string' ? resolve(opts['pid-file']) : undefined,
         consoleSocket: typeof opts['console-socket'] === 'string' ? resolve(opts['console-socket']) : undefined,
+        warn: (msg) => logLine(g, 'warning', msg),
       });
       if (code !== 0) throw new ExitStatus(code);
       return;
@@ -337,7 +340,12 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
   }
 }
 
-function logLine(g: Globals, level: 'error' | 'debug', msg: string): void {
+/**
+ * A line in --log (nowhere without it: under conmon and containerd's shim the runtime's
+ * stderr is the container's own). Warnings say what novabox-oci changed of the config
+ * (an rlimit this host refuses, clamped: runtime/oci/plan.ts planRlimits).
+ */
+function logLine(g: Globals, level: 'error' | 'warning' | 'debug', msg: string): void {
   if (!g.log) return;
   const time = new Date().toISOString();
   const line = g.logFormat === 'json' ? JSON.stringify({ level, msg, time }) : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;

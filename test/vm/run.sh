@@ -119,11 +119,13 @@ mapfile -t PROJECT_ELFS < <(find "$PROJECT_DIR" -path "$PROJECT_DIR/.git" -prune
 # needs a missing one skips and names it): nft (NAT), umoci and skopeo (OCI fixtures),
 # GNU tar (novabox extracts layers with it), zstd, xz, bzip2, mke2fs (the guest's ext4
 # disk, below), criu (live migration: Debian 12's CRIU passes "criu check" on the guest's
-# 6.1 kernel where it may fail on the host's), and Debian's python3 with its standard library (hostile tar fixtures).
+# 6.1 kernel where it may fail on the host's), podman and conmon (novabox-oci under Podman: its
+# CNI backend with --network none needs no other helper; ~39 MB of the base archive), and Debian's
+# python3 with its standard library (hostile tar fixtures).
 # They go to /usr/local/bin, before busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none.
 is_elf() { [[ $(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
 TOOLS=()
-for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu}; do
+for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu podman conmon}; do
   p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
 done
 # criu saves and restores a network namespace's addresses and routes with iproute2's ip

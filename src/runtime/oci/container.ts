@@ -44,7 +44,9 @@ import { opFailure } from '../container.js';
 import { awaitPlacedInit, readyEarly, spawnMonitor } from '../launch.js';
 import { readProcStart, readProcState } from '../proc.js';
 import type { Namespace } from '../../sys/ops.js';
+import { ALL_LIMIT_NAMES, parseHardLimits } from '../plan/index.js';
 import {
+  type HostRlimits,
   OCI_VERSION,
   ociLimits,
   planOci,
@@ -216,6 +218,42 @@ export interface CreateRequest {
   pidFile?: string;
   /** the engine's unix socket for the pty master (process.terminal) */
   consoleSocket?: string;
+  /** a sentence on what novabox-oci changed (an rlimit clamped): the caller's --log */
+  warn?: (msg: string) => void;
+}
+
+/** CAP_SYS_RESOURCE (linux/capability.h) */
+const CAP_SYS_RESOURCE = 24n;
+
+/** What this host lets a container's init set as its resource limits (HostRlimits). */
+export function hostRlimits(): HostRlimits {
+  const status = readFileSync('/proc/self/status', 'utf8');
+  const eff = /^CapEff:\s*([0-9a-f]+)$/m.exec(status)?.[1];
+  let nrOpen: bigint | undefined;
+  try {
+    nrOpen = BigInt(readFileSync('/proc/sys/fs/nr_open', 'utf8').trim());
+  } catch {
+    /* no procfs sysctl: no ceiling of its own */
+  }
+  return {
+    hard: parseHardLimits(readFileSync('/proc/self/limits', 'utf8'), ALL_LIMIT_NAMES),
+    canRaise: eff !== undefined && ((BigInt(`0x${eff}`) >> CAP_SYS_RESOURCE) & 1n) === 1n,
+    ...(nrOpen !== undefined ? { nrOpen } : {}),
+  };
+}
+
+/**
+ * native.spawn with the caller's umask set to `umask` (process.user.umask): the monitor
+ * and its init inherit it, and the init gives it to the process before execve.
+ */
+function spawnWithUmask(umask: number | undefined, spawn: () => native.SpawnResult): native.SpawnResult {
+  if (umask === undefined) return spawn();
+  const old = process.umask(umask);
+  try {
+    return spawn();
+  } finally {
+    process.umask(old);
+  }
 }
 
 /**
@@ -226,7 +264,7 @@ export function createContainer(req: CreateRequest): OciRecord {
   const dir = dirOf(req.root, req.id);
   const config = readConfig(req.bundle);
   const driver = cgroupDriver();
-  const planned = planOci(config, { id: req.id, bundle: req.bundle, layout: driver.layout, isDir });
+  const planned = planOci(config, { id: req.id, bundle: req.bundle, layout: driver.layout, isDir, hostRlimits });
   const rootfs = planned.plan.ops.find((op) => op.op === 'set-root');
   const rootPath = rootfs?.op === 'set-root' ? rootfs.path : '';
   try {
@@ -268,7 +306,7 @@ export function createContainer(req: CreateRequest): OciRecord {
   writeFileAtomic(stateFile, JSON.stringify(record), 0o600, false);
   let sp: native.SpawnResult | undefined;
   try {
-    sp = spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty });
+    sp = spawnWithUmask(planned.umask, () => spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty }));
     // with createRuntime hooks the init waits for them before its first op
     const hooks = planned.hooks.createRuntime;
     if (!hooks.length) readyEarly(sp, plan);
@@ -307,6 +345,7 @@ export function createContainer(req: CreateRequest): OciRecord {
     record.creatorStart = 0;
     writeFileAtomic(stateFile, JSON.stringify(record), 0o600, false);
     if (req.pidFile) writeFileAtomic(req.pidFile, String(sp.initPid), 0o644, false);
+    for (const w of planned.warnings) req.warn?.(w);
     return record;
   } catch (err) {
     try {
@@ -523,6 +562,8 @@ export interface ExecRequest {
   detach: boolean;
   pidFile?: string;
   consoleSocket?: string;
+  /** as CreateRequest's */
+  warn?: (msg: string) => void;
 }
 
 /**
@@ -542,9 +583,13 @@ export async function execContainer(root: string, id: string, req: ExecRequest):
   // from the bundle's config.json, which the engine keeps until `delete`
   const linux = readConfig(r.bundle).linux;
   const seccomp = seccompOp(typeof linux === 'object' && linux !== null ? linux.seccomp : undefined);
-  const bare = { ...planOciExec(req.process, { pid: r.pid, namespaces: namespacesOf(r.pid) }, seccomp), detach: req.detach };
+  const warnings: string[] = [];
+  const host = req.process.raw.rlimits ? hostRlimits() : undefined;
+  const join = { pid: r.pid, namespaces: namespacesOf(r.pid) };
+  const bare = { ...planOciExec(req.process, join, seccomp, host, warnings), detach: req.detach };
   const plan = placeLaunch(bare, driver.layout, r.cgroupPath);
-  const sp = spawnMonitor(plan, [0, 1, 2], { tty: plan.tty, tag: `${r.cgroupPath}/exec` });
+  const sp = spawnWithUmask(req.process.umask, () => spawnMonitor(plan, [0, 1, 2], { tty: plan.tty, tag: `${r.cgroupPath}/exec` }));
+  for (const w of warnings) req.warn?.(w);
   try {
     awaitPlacedInit(sp, plan, driver, r.cgroupPath);
     native.release(sp, 'G');

@@ -8,7 +8,7 @@
  */
 import { BadRequest } from '../../errors.js';
 import type { Capability, LaunchPlan, MountFlag, Namespace, Op, Rlimit } from '../../sys/ops.js';
-import { CAPABILITIES, RLIMITS } from '../../sys/ops.js';
+import { CAPABILITIES, RLIM_INFINITY, RLIMITS } from '../../sys/ops.js';
 import type { CgroupLayout, CgroupLimits } from '../cgroups/types.js';
 import { DEV_LINKS, DEVICES } from '../plan/devices.js';
 import { planCredentials } from '../plan/index.js';
@@ -36,6 +36,10 @@ export interface OciPlan {
   hooks: OciHooks;
   /** linux.seccomp compiled: what `exec` loads too */
   seccomp?: Extract<Op, { op: 'seccomp-program' }>;
+  /** process.user.umask: the caller's umask while it spawns the monitor (the init keeps it) */
+  umask?: number;
+  /** what novabox-oci changed and says so in --log (an rlimit clamped to what the host allows) */
+  warnings: string[];
 }
 
 /** One hook: a host program run with the container's state on its stdin. */
@@ -97,6 +101,22 @@ export interface OciContext {
   layout: CgroupLayout;
   /** whether a bind mount's host source is a directory (false: a file, made as an empty file) */
   isDir: (path: string) => boolean;
+  /** what this host lets the init set (asked only when config.json has process.rlimits) */
+  hostRlimits?: () => HostRlimits;
+}
+
+/**
+ * The resource limits novabox-oci may give a container here: raising a hard limit above
+ * the caller's own needs CAP_SYS_RESOURCE (in the initial user namespace: never from a
+ * container's own), and RLIMIT_NOFILE never goes above fs.nr_open, even with it.
+ */
+export interface HostRlimits {
+  /** the caller's hard limits (/proc/self/limits) */
+  hard: Partial<Record<Rlimit, bigint>>;
+  /** CAP_SYS_RESOURCE in the caller's effective set */
+  canRaise: boolean;
+  /** /proc/sys/fs/nr_open */
+  nrOpen?: bigint;
 }
 
 const NS_TYPES: Record<string, Namespace> = {
@@ -314,7 +334,13 @@ function sameSet(a: Capability[], b: Capability[]): boolean {
   return a.length === b.length && a.every((c) => b.includes(c));
 }
 
-function planRlimits(list: unknown): Op[] {
+/**
+ * process.rlimits -> setrlimit ops. A hard limit the kernel would refuse (above what the
+ * host lets the init raise to: HostRlimits) is lowered to that ceiling, its soft limit
+ * with it, and a sentence in `warnings` says so (engines ask for more than a restricted
+ * host gives: podman's RLIMIT_NOFILE 1048576); without `host` the limits go as asked.
+ */
+export function planRlimits(list: unknown, host?: HostRlimits, userns = false, warnings: string[] = []): Op[] {
   if (list === undefined || list === null) return [];
   if (!Array.isArray(list)) refuse('process.rlimits', 'must be a list');
   return list.map((r: unknown, i: number) => {
@@ -325,10 +351,38 @@ function planRlimits(list: unknown): Op[] {
     const n = (v: unknown, f: string): bigint => {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) refuse(`${field}.${f}`, 'must be a whole number');
       // JSON numbers above 2^53 (RLIM_INFINITY written as 18446744073709551615) read as infinity
-      return v >= 2 ** 63 ? 0xffffffffffffffffn : BigInt(v);
+      return v >= 2 ** 63 ? RLIM_INFINITY : BigInt(v);
     };
-    return { op: 'setrlimit', resource: name, soft: n(r.soft, 'soft'), hard: n(r.hard, 'hard') } satisfies Op;
+    let soft = n(r.soft, 'soft');
+    let hard = n(r.hard, 'hard');
+    if (soft > hard) refuse(`${field}.soft`, `(${soft}) must not be above its hard limit (${hard})`);
+    const ceiling = host ? rlimitCeiling(name, host, userns) : undefined;
+    if (ceiling !== undefined && hard > ceiling.limit) {
+      hard = ceiling.limit;
+      if (soft > hard) soft = hard;
+      warnings.push(
+        `${field}: ${r.type} hard limit ${limitText(n(r.hard, 'hard'))} is above what novabox-oci can set here (${ceiling.why}): ` +
+          `set to soft ${limitText(soft)}, hard ${limitText(hard)}`,
+      );
+    }
+    return { op: 'setrlimit', resource: name, soft, hard } satisfies Op;
   });
+}
+
+/** The highest hard limit of `name` the init can set, and why; undefined: no ceiling known. */
+export function rlimitCeiling(name: Rlimit, host: HostRlimits, userns: boolean): { limit: bigint; why: string } | undefined {
+  const own = host.hard[name];
+  const nrOpen = name === 'nofile' ? host.nrOpen : undefined;
+  if (own !== undefined && (!host.canRaise || userns)) {
+    const why = userns ? 'a user namespace cannot raise a hard limit' : 'no CAP_SYS_RESOURCE';
+    const limit = nrOpen !== undefined && nrOpen < own ? nrOpen : own;
+    return { limit, why: limit === own ? `its own hard limit is ${limitText(own)}, ${why}` : `fs.nr_open is ${nrOpen}` };
+  }
+  return nrOpen === undefined ? undefined : { limit: nrOpen, why: `fs.nr_open is ${nrOpen}` };
+}
+
+function limitText(v: bigint): string {
+  return v === RLIM_INFINITY ? 'unlimited' : String(v);
 }
 
 function idMappings(v: unknown, field: string): string {
@@ -489,6 +543,8 @@ export interface OciProcess {
   nnp: boolean;
   oomScoreAdj?: number;
   terminal: boolean;
+  /** process.user.umask */
+  umask?: number;
 }
 
 export function readProcess(p: unknown, field: string): OciProcess {
@@ -512,7 +568,11 @@ export function readProcess(p: unknown, field: string): OciProcess {
   if (typeof p.cwd !== 'string' || !p.cwd.startsWith('/')) refuse(`${field}.cwd`, 'must be an absolute path');
   const user = isObject(p.user) ? p.user : refuse(`${field}.user`, 'is missing');
   onlyKnown(user, ['uid', 'gid', 'additionalGids', 'umask'], `${field}.user`);
-  if (user.umask !== undefined && user.umask !== null) refuse(`${field}.user.umask`, 'is not supported by novabox-oci');
+  let umask: number | undefined;
+  if (user.umask !== undefined && user.umask !== null) {
+    umask = uint(user.umask, `${field}.user.umask`);
+    if (umask > 0o777) refuse(`${field}.user.umask`, 'must be a file mode mask from 0 to 0777 (511)');
+  }
   const uid = uint(user.uid, `${field}.user.uid`);
   const gid = uint(user.gid, `${field}.user.gid`);
   const additionalGids = ((user.additionalGids as unknown[] | undefined) ?? []).map((g, i) =>
@@ -538,7 +598,19 @@ export function readProcess(p: unknown, field: string): OciProcess {
   }
   const nnp = p.noNewPrivileges === true;
 
-  return { raw: p as OciProcess['raw'], args, env, uid, gid, additionalGids, caps, nnp, oomScoreAdj, terminal: p.terminal === true };
+  return {
+    raw: p as OciProcess['raw'],
+    args,
+    env,
+    uid,
+    gid,
+    additionalGids,
+    caps,
+    nnp,
+    oomScoreAdj,
+    terminal: p.terminal === true,
+    ...(umask !== undefined ? { umask } : {}),
+  };
 }
 
 /**
@@ -668,7 +740,9 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     hostname = config.hostname;
     ops.push({ op: 'sethostname', hostname });
   }
-  for (const op of planRlimits(p.rlimits)) ops.push(op);
+  const warnings: string[] = [];
+  const hasRlimits = Array.isArray(p.rlimits) && p.rlimits.length > 0;
+  for (const op of planRlimits(p.rlimits, hasRlimits ? ctx.hostRlimits?.() : undefined, userns, warnings)) ops.push(op);
   const seccomp = seccompOp(linux.seccomp);
   for (const op of planCredentials(caps, { uid, gid, additionalGids }, seccomp ?? false, nnp)) ops.push(op);
   const path = env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
@@ -688,6 +762,8 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     hostname,
     hooks,
     ...(seccomp ? { seccomp } : {}),
+    ...(proc.umask !== undefined ? { umask: proc.umask } : {}),
+    warnings,
   };
 }
 
@@ -706,6 +782,9 @@ export function planOciExec(
   p: OciProcess,
   join: { pid: number; namespaces: Namespace[] },
   seccomp?: Extract<Op, { op: 'seccomp-program' }>,
+  /** as planOci's: rlimits above these are lowered, with a sentence in `warnings` */
+  host?: HostRlimits,
+  warnings: string[] = [],
 ): LaunchPlan {
   const ops: Op[] = [
     // after setns the monitor's / is the container's root: resolve paths inside it
@@ -721,7 +800,9 @@ export function planOciExec(
       cols: size.width === undefined ? 80 : uint(size.width, 'process.consoleSize.width') & 0xffff,
     });
   }
-  for (const op of planRlimits(p.raw.rlimits)) ops.push(op);
+  // the container's user namespace, if it has one, is joined by the monitor: no raising there either
+  const userns = join.namespaces.includes('user');
+  for (const op of planRlimits(p.raw.rlimits, host, userns, warnings)) ops.push(op);
   for (const op of planCredentials(p.caps, p, seccomp ?? false, p.nnp)) ops.push(op);
   const path = p.env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   ops.push({ op: 'chdir', path: p.raw.cwd }, { op: 'exec', file: p.args[0], searchPath: path, argv: p.args, env: p.env });

@@ -151,12 +151,32 @@ export function clampRlimits(wanted: ContainerSpec['rlimits'], current: Partial<
 
 const LIMIT_NAMES: Record<string, string> = { 'Max open files': 'nofile', 'Max processes': 'nproc', 'Max core file size': 'core' };
 
-/** Hard limits from /proc/self/limits text. */
-export function parseHardLimits(text: string): Partial<Record<string, bigint>> {
+/** Every line of /proc/<pid>/limits (fs/proc/base.c's lnames), by its resource. */
+export const ALL_LIMIT_NAMES: Record<string, string> = {
+  'Max cpu time': 'cpu',
+  'Max file size': 'fsize',
+  'Max data size': 'data',
+  'Max stack size': 'stack',
+  'Max core file size': 'core',
+  'Max resident set': 'rss',
+  'Max processes': 'nproc',
+  'Max open files': 'nofile',
+  'Max locked memory': 'memlock',
+  'Max address space': 'as',
+  'Max file locks': 'locks',
+  'Max pending signals': 'sigpending',
+  'Max msgqueue size': 'msgqueue',
+  'Max nice priority': 'nice',
+  'Max realtime priority': 'rtprio',
+  'Max realtime timeout': 'rttime',
+};
+
+/** Hard limits from /proc/self/limits text (those of `names`: nofile, nproc and core unless told). */
+export function parseHardLimits(text: string, names: Record<string, string> = LIMIT_NAMES): Partial<Record<string, bigint>> {
   const out: Partial<Record<string, bigint>> = {};
   // only the lines we want, by their label (no regular expression per line on the start path)
   const all = '\n' + text;
-  for (const [label, name] of Object.entries(LIMIT_NAMES)) {
+  for (const [label, name] of Object.entries(names)) {
     const at = all.indexOf(`\n${label} `);
     if (at < 0) continue;
     const end = all.indexOf('\n', at + 1);

@@ -7,8 +7,11 @@ import {
   ociLimits,
   planOci,
   planOciExec,
+  planRlimits,
   readHooks,
   readProcess,
+  rlimitCeiling,
+  type HostRlimits,
   type OciConfig,
 } from '../../../../src/runtime/oci/plan.js';
 
@@ -259,6 +262,12 @@ describe('planOci', () => {
     ['a blockIO weight', (c) => (c.linux.resources.blockIO = { weight: 10 }), /linux\.resources\.blockIO\.weight is not supported/],
     ['a systemd cgroupsPath', (c) => (c.linux.cgroupsPath = 'system.slice:docker:abc'), /is a systemd slice path/],
     ['no root', (c) => delete c.root, /root\.path is missing/],
+    ['a umask beyond 0777', (c) => (c.process.user.umask = 0o1000), /process\.user\.umask must be a file mode mask from 0 to 0777/],
+    [
+      'a soft rlimit above its hard one',
+      (c) => (c.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 5 }]),
+      /process\.rlimits\[0\]\.soft \(10\) must not be above its hard limit \(5\)/,
+    ],
   ])('refuses %s in one sentence naming the field', (_what, patch, message) => {
     expect(() => planOci(config(patch), ctx)).toThrow(message);
   });
@@ -368,6 +377,123 @@ describe('ociCgroupPath', () => {
 
   it('refuses ..', () => {
     expect(() => ociCgroupPath('/a/../b', 'c1')).toThrow(/is not a cgroup path/);
+  });
+});
+
+describe('process.rlimits where the host refuses a raise (planRlimits)', () => {
+  // the CI host: root without CAP_SYS_RESOURCE, hard RLIMIT_NOFILE 20000, RLIMIT_NPROC 96367
+  const restricted: HostRlimits = { hard: { nofile: 20000n, nproc: 96367n, core: 0xffffffffffffffffn }, canRaise: false, nrOpen: 1048576n };
+  const podman = [
+    { type: 'RLIMIT_NOFILE', hard: 1048576, soft: 1048576 },
+    { type: 'RLIMIT_NPROC', hard: 32768, soft: 32768 },
+  ];
+
+  it("lowers podman's RLIMIT_NOFILE to the caller's hard limit, says so, and keeps what can be set", () => {
+    const warnings: string[] = [];
+    expect(planRlimits(podman, restricted, false, warnings)).toEqual([
+      { op: 'setrlimit', resource: 'nofile', soft: 20000n, hard: 20000n },
+      { op: 'setrlimit', resource: 'nproc', soft: 32768n, hard: 32768n },
+    ]);
+    expect(warnings).toEqual([
+      'process.rlimits[0]: RLIMIT_NOFILE hard limit 1048576 is above what novabox-oci can set here ' +
+        '(its own hard limit is 20000, no CAP_SYS_RESOURCE): set to soft 20000, hard 20000',
+    ]);
+  });
+
+  it('keeps a soft limit below the ceiling; unlimited asked of a finite ceiling is lowered too', () => {
+    // RLIM_INFINITY as config.json writes it (18446744073709551615), as JSON.parse reads it
+    const unlimited = JSON.parse('18446744073709551615');
+    const warnings: string[] = [];
+    expect(
+      planRlimits(
+        [
+          { type: 'RLIMIT_NOFILE', hard: 65536, soft: 1024 },
+          { type: 'RLIMIT_NPROC', hard: unlimited, soft: unlimited },
+          { type: 'RLIMIT_CORE', hard: unlimited, soft: 0 },
+        ],
+        restricted,
+        false,
+        warnings,
+      ),
+    ).toEqual([
+      { op: 'setrlimit', resource: 'nofile', soft: 1024n, hard: 20000n },
+      { op: 'setrlimit', resource: 'nproc', soft: 96367n, hard: 96367n },
+      { op: 'setrlimit', resource: 'core', soft: 0n, hard: 0xffffffffffffffffn },
+    ]);
+    expect(warnings).toHaveLength(2);
+    expect(warnings[1]).toMatch(/^process\.rlimits\[1\]: RLIMIT_NPROC hard limit unlimited is above .*: set to soft 96367, hard 96367$/);
+  });
+
+  it('with CAP_SYS_RESOURCE only fs.nr_open bounds RLIMIT_NOFILE; a user namespace can never raise', () => {
+    const root: HostRlimits = { ...restricted, canRaise: true };
+    const warnings: string[] = [];
+    expect(planRlimits(podman, root, false, warnings).map((o) => o.op === 'setrlimit' && o.hard)).toEqual([1048576n, 32768n]);
+    expect(warnings).toEqual([]);
+    expect(rlimitCeiling('nofile', root, false)).toEqual({ limit: 1048576n, why: 'fs.nr_open is 1048576' });
+    expect(rlimitCeiling('nproc', root, false)).toBeUndefined();
+    expect(rlimitCeiling('nofile', root, true)).toEqual({
+      limit: 20000n,
+      why: 'its own hard limit is 20000, a user namespace cannot raise a hard limit',
+    });
+    expect(planRlimits([{ type: 'RLIMIT_NOFILE', hard: 2000000, soft: 1 }], root, false, warnings)).toEqual([
+      { op: 'setrlimit', resource: 'nofile', soft: 1n, hard: 1048576n },
+    ]);
+    expect(warnings).toEqual([
+      'process.rlimits[0]: RLIMIT_NOFILE hard limit 2000000 is above what novabox-oci can set here (fs.nr_open is 1048576): set to soft 1, hard 1048576',
+    ]);
+  });
+
+  it('planOci asks the host only when there are rlimits, and returns the sentences', () => {
+    let asked = 0;
+    const hostRlimits = () => {
+      asked++;
+      return restricted;
+    };
+    const none = planOci(
+      config((c) => delete c.process.rlimits),
+      { ...ctx, hostRlimits },
+    );
+    expect([asked, none.warnings]).toEqual([0, []]);
+    const p = planOci(
+      config((c) => (c.process.rlimits = podman)),
+      { ...ctx, hostRlimits },
+    );
+    expect(asked).toBe(1);
+    expect(p.warnings).toHaveLength(1);
+    expect(p.plan.ops).toContainEqual({ op: 'setrlimit', resource: 'nofile', soft: 20000n, hard: 20000n });
+    // without a host to ask (unit callers), the limits go as written
+    expect(
+      planOci(
+        config((c) => (c.process.rlimits = podman)),
+        ctx,
+      ).plan.ops,
+    ).toContainEqual({
+      op: 'setrlimit',
+      resource: 'nofile',
+      soft: 1048576n,
+      hard: 1048576n,
+    });
+  });
+
+  it('an exec is lowered the same way', () => {
+    const p = readProcess({ args: ['true'], cwd: '/', user: { uid: 0, gid: 0 }, rlimits: podman }, 'process');
+    const warnings: string[] = [];
+    const plan = planOciExec(p, { pid: 42, namespaces: ['mount'] }, undefined, restricted, warnings);
+    expect(plan.ops).toContainEqual({ op: 'setrlimit', resource: 'nofile', soft: 20000n, hard: 20000n });
+    expect(warnings).toHaveLength(1);
+  });
+});
+
+describe('process.user.umask', () => {
+  it("is read into the plan (the caller's umask while it spawns: the init keeps it for the process)", () => {
+    expect(
+      planOci(
+        config((c) => (c.process.user.umask = 0o22)),
+        ctx,
+      ).umask,
+    ).toBe(0o22);
+    expect(planOci(config(), ctx).umask).toBeUndefined();
+    expect(readProcess({ args: ['true'], cwd: '/', user: { uid: 0, gid: 0, umask: 0o77 } }, 'process').umask).toBe(0o77);
   });
 });
 

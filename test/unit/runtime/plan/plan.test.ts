@@ -257,7 +257,7 @@ describe('planCgroupMounts', () => {
   });
 });
 
-import { clampRlimits, parseHardLimits } from '../../../../src/runtime/plan/index.js';
+import { ALL_LIMIT_NAMES, clampRlimits, parseHardLimits } from '../../../../src/runtime/plan/index.js';
 
 describe('rlimits', () => {
   const limits = `Limit                     Soft Limit           Hard Limit           Units
@@ -275,6 +275,28 @@ Max open files            20000                20000                files
     for (const v of Object.values(own)) expect(typeof v).toBe('bigint');
     expect(parseHardLimits('Max open files            1024                 4096                 files     ')).toEqual({ nofile: 4096n });
     expect(parseHardLimits('Max open filesystems      1                    2                    x\n')).toEqual({});
+  });
+
+  it('reads every limit of /proc/self/limits with ALL_LIMIT_NAMES (novabox-oci: any process.rlimits type)', () => {
+    const own = parseHardLimits(readFileSync('/proc/self/limits', 'utf8'), ALL_LIMIT_NAMES);
+    expect(Object.keys(own).sort()).toEqual([
+      'as',
+      'core',
+      'cpu',
+      'data',
+      'fsize',
+      'locks',
+      'memlock',
+      'msgqueue',
+      'nice',
+      'nofile',
+      'nproc',
+      'rss',
+      'rtprio',
+      'rttime',
+      'sigpending',
+      'stack',
+    ]);
   });
 
   it.each([
