@@ -43,7 +43,7 @@ function get(url: string): Promise<string | undefined> {
 
 /** A GET that retries while httpd starts (bounded: 3 s). */
 async function getSoon(url: string): Promise<string | undefined> {
-  const end = Date.now() + 3000;
+  const end = Date.now() + 15_000; // the guest's emulated CPUs start a container in seconds
   for (;;) {
     const body = await get(url);
     if (body !== undefined || Date.now() > end) return body;
@@ -220,7 +220,12 @@ describe.skipIf(!isRoot || !hasNft)('published ports (root, nftables)', () => {
         'busybox',
         'sh',
         '-c',
-        'mkdir /www && echo hello-run > /www/index.html && httpd -p 80 -h /www && sleep 3',
+        // it runs until the test asks for /cgi-bin/stop (at most 60 s): no window that a slow
+        // host (the guest's emulated CPUs) can outlast before the refusal is checked
+        'mkdir -p /www/cgi-bin && echo hello-run > /www/index.html && ' +
+          "echo '#!/bin/sh' > /www/cgi-bin/stop && echo 'printf \"Content-Type: text/plain\\r\\n\\r\\nbye\\n\"; touch /tmp/stop' >> /www/cgi-bin/stop && " +
+          'chmod +x /www/cgi-bin/stop && httpd -p 80 -h /www && ' +
+          'i=0; while [ ! -e /tmp/stop ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done',
       ],
       { root },
     );
@@ -236,6 +241,7 @@ describe.skipIf(!isRoot || !hasNft)('published ports (root, nftables)', () => {
         `^novabox: host port ${port}/tcp is already published by run container [0-9a-f]{12} \\(0\\.0\\.0\\.0:${port}->80/tcp\\)\n$`,
       ),
     );
+    expect(await get(`http://127.0.0.1:${port}/cgi-bin/stop`)).toBe('bye\n');
     const done = await r;
     expect(done.stderr).toBe('');
     expect(done.exitCode).toBe(0);
