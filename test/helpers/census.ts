@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import Sqlite from 'better-sqlite3';
 import type { DatabaseConstructor } from '../../src/store/sqlite.js';
+import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
 
 const Database = Sqlite as unknown as DatabaseConstructor;
 import { basename, join } from 'node:path';
@@ -86,6 +87,18 @@ export function leasesOf(stateRoot: string): string[] {
   } finally {
     db.close();
   }
+}
+
+/**
+ * `rel` in every cgroup hierarchy a runtime places containers in: on v1 each controller's
+ * and a hybrid host's cgroup2 mount beside them (the driver tracks containers there too);
+ * on v2 the one.
+ */
+export function cgroupHierarchyDirs(rel: string): string[] {
+  const layout = detectCgroups();
+  const roots =
+    layout.kind === 'v2' ? [layout.root] : [...new Set([...Object.values(layout.mounts), ...(layout.unified ? [layout.unified] : [])])];
+  return roots.map((r) => join(r, rel));
 }
 
 function cgroupDirs(parent: string): string[] {

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildBusyboxLayer } from '../../src/images/busybox.js';
 import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
+import { cgroupHierarchyDirs } from '../helpers/census.js';
 import type { OciConfig } from '../../src/runtime/oci/plan.js';
 import { ROOT } from '../helpers/run-cli.js';
 import { dockerProfile, podmanProfile } from '../helpers/seccomp-profiles.js';
@@ -64,15 +65,6 @@ function state(id: string): { status: string; pid: number; bundle: string; id: s
   return JSON.parse(r.stdout);
 }
 
-/** The container's cgroup directories (v1: one per hierarchy; v2: one), as the runtime names them. */
-function cgroupDirs(rel: string): string[] {
-  const layout = detectCgroups();
-  // v1: every hierarchy, and a hybrid host's cgroup2 mount beside them (the driver tracks containers there too)
-  const roots =
-    layout.kind === 'v2' ? [layout.root] : [...new Set([...Object.values(layout.mounts), ...(layout.unified ? [layout.unified] : [])])];
-  return roots.map((r) => join(r, rel));
-}
-
 /** Processes whose cgroup (any hierarchy) is below novabox-oci/<tag>-, and monitors tagged so. */
 function leftovers(): string[] {
   const out: string[] = [];
@@ -87,7 +79,7 @@ function leftovers(): string[] {
       /* gone */
     }
   }
-  for (const d of cgroupDirs('novabox-oci')) {
+  for (const d of cgroupHierarchyDirs('novabox-oci')) {
     if (!existsSync(d)) continue;
     for (const e of readdirSync(d)) if (e.startsWith(`${tag}-`)) out.push(`cgroup ${join(d, e)}`);
   }
@@ -158,7 +150,7 @@ describe('novabox-oci: the runc command line', () => {
     // the init waits at its gate: nothing of the command ran yet, no novabox process stays
     expect(readFileSync(out, 'utf8')).toBe('');
     expect(readFileSync(`/proc/${s1.pid}/stat`, 'utf8')).toContain('(novabox-monitor)');
-    const memory = cgroupDirs(`novabox-oci/${id}`).find(
+    const memory = cgroupHierarchyDirs(`novabox-oci/${id}`).find(
       (d) => existsSync(join(d, 'memory.limit_in_bytes')) || existsSync(join(d, 'memory.max')),
     );
     expect(memory).toBeDefined();

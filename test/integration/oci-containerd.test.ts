@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
+import { cgroupHierarchyDirs } from '../helpers/census.js';
 import { BIN, cliEnv, ROOT } from '../helpers/run-cli.js';
 import { missingCommands, skipEachIf } from '../helpers/skip.js';
 
@@ -38,18 +38,10 @@ function ctr(args: string[], timeoutMs = 30_000): { code: number | null; stdout:
   return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
-function cgroupDirs(rel: string): string[] {
-  const layout = detectCgroups();
-  // v1: every hierarchy, and a hybrid host's cgroup2 mount beside them (the driver tracks containers there too)
-  const roots =
-    layout.kind === 'v2' ? [layout.root] : [...new Set([...Object.values(layout.mounts), ...(layout.unified ? [layout.unified] : [])])];
-  return roots.map((r) => join(r, rel));
-}
-
 /** What a container of this namespace may leave: its cgroups, processes in them, the shim's runtime state, records. */
 function leftovers(): string[] {
   const out: string[] = [];
-  for (const d of cgroupDirs(ns)) {
+  for (const d of cgroupHierarchyDirs(ns)) {
     if (!existsSync(d)) continue;
     for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) out.push(`cgroup ${join(d, e.name)}`);
   }
@@ -125,7 +117,7 @@ describe('novabox-oci under containerd (ctr run --runc-binary)', () => {
       daemon.kill('SIGTERM');
       await new Promise((r) => daemon?.once('exit', r));
     }
-    for (const d of cgroupDirs(ns)) {
+    for (const d of cgroupHierarchyDirs(ns)) {
       try {
         rmdirSync(d);
       } catch {
@@ -163,7 +155,9 @@ describe('novabox-oci under containerd (ctr run --runc-binary)', () => {
     expect(run.code).toBe(0);
     const tasks = ctr(['task', 'list']).stdout;
     expect(tasks).toMatch(/long\s+\d+\s+RUNNING/);
-    const memory = cgroupDirs(`${ns}/long`).find((d) => existsSync(join(d, 'memory.max')) || existsSync(join(d, 'memory.limit_in_bytes')));
+    const memory = cgroupHierarchyDirs(`${ns}/long`).find(
+      (d) => existsSync(join(d, 'memory.max')) || existsSync(join(d, 'memory.limit_in_bytes')),
+    );
     expect(memory).toBeDefined();
     const file = existsSync(join(memory!, 'memory.max')) ? 'memory.max' : 'memory.limit_in_bytes';
     expect(readFileSync(join(memory!, file), 'utf8').trim()).toBe(String(48 << 20));

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
+import { cgroupHierarchyDirs } from '../helpers/census.js';
 import { BIN, cliEnv, ROOT } from '../helpers/run-cli.js';
 import { missingCommands, skipEachIf } from '../helpers/skip.js';
 
@@ -51,17 +52,10 @@ function ociState(id: string): { status: string; pid: number } {
   return JSON.parse(r.stdout);
 }
 
-function cgroupDirs(rel: string): string[] {
-  const layout = detectCgroups();
-  const roots =
-    layout.kind === 'v2' ? [layout.root] : [...new Set([...Object.values(layout.mounts), ...(layout.unified ? [layout.unified] : [])])];
-  return roots.map((r) => join(r, rel));
-}
-
 /** What a removed container may leave: cgroups, processes in them, rootfs mounts, novabox-oci's state. */
 function leftovers(): string[] {
   const out: string[] = [];
-  for (const d of cgroupDirs(parent)) {
+  for (const d of cgroupHierarchyDirs(parent)) {
     if (!existsSync(d)) continue;
     for (const e of readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) out.push(`cgroup ${join(d, e.name)}`);
   }
@@ -186,7 +180,7 @@ describe('novabox-oci under Docker (dockerd --add-runtime, a one-node Swarm)', (
     if (existsSync(`/sys/class/net/nbgw${rand}`)) spawnSync('ip', ['link', 'del', `nbgw${rand}`]);
     const netns = join(work, 'exec/netns');
     for (const e of existsSync(netns) ? readdirSync(netns) : []) spawnSync('umount', ['-l', join(netns, e)]);
-    for (const d of cgroupDirs(parent)) {
+    for (const d of cgroupHierarchyDirs(parent)) {
       try {
         rmdirSync(d);
       } catch {

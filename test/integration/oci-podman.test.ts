@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
+import { cgroupHierarchyDirs } from '../helpers/census.js';
 import { BIN, cliEnv, ROOT } from '../helpers/run-cli.js';
 import { missingCommands, skipEachIf } from '../helpers/skip.js';
 
@@ -96,18 +97,10 @@ function ociLog(): { level: string; msg: string }[] {
     .map((l) => JSON.parse(l));
 }
 
-/** <hierarchy>/<parent> of every cgroup hierarchy (v1: each controller's, and a hybrid host's cgroup2) */
-function cgroupDirs(rel: string): string[] {
-  const layout = detectCgroups();
-  const roots =
-    layout.kind === 'v2' ? [layout.root] : [...new Set([...Object.values(layout.mounts), ...(layout.unified ? [layout.unified] : [])])];
-  return roots.map((r) => join(r, rel));
-}
-
 /** What a removed container may leave: cgroups, processes in them, rootfs mounts, novabox-oci's state, podman's records. */
 function leftovers(): string[] {
   const out: string[] = [];
-  for (const d of cgroupDirs(parent)) {
+  for (const d of cgroupHierarchyDirs(parent)) {
     if (!existsSync(d)) continue;
     // conmon's own cgroup (<parent>/conmon) is podman's, kept between containers: removed at the end
     for (const e of readdirSync(d, { withFileTypes: true }))
@@ -271,7 +264,7 @@ describe('novabox-oci under Podman (podman --runtime)', () => {
         if (!isCgroupMount(join('/sys/fs/cgroup', h))) rmSync(d, { recursive: true, force: true });
       }
     }
-    for (const d of cgroupDirs(parent)) {
+    for (const d of cgroupHierarchyDirs(parent)) {
       for (const c of [join(d, 'conmon'), d]) {
         try {
           rmdirSync(c);
