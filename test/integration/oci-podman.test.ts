@@ -46,24 +46,31 @@ let work: string;
 let env: NodeJS.ProcessEnv;
 let ociRootExisted = true;
 
+/** this test's private storage, state and tmp, and novabox-oci as the runtime: every podman call's first flags */
+function storageArgs(): string[] {
+  return [
+    '--root',
+    join(work, 'root'),
+    '--runroot',
+    join(work, 'runroot'),
+    '--tmpdir',
+    join(work, 'tmp'),
+    '--storage-driver',
+    'overlay',
+    '--runtime',
+    OCI,
+  ];
+}
+
 function podman(args: string[], timeoutMs = 60_000): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(
     'podman',
     [
-      '--root',
-      join(work, 'root'),
-      '--runroot',
-      join(work, 'runroot'),
-      '--tmpdir',
-      join(work, 'tmp'),
-      '--storage-driver',
-      'overlay',
+      ...storageArgs(),
       '--cgroup-manager',
       'cgroupfs',
       '--events-backend',
       'file',
-      '--runtime',
-      OCI,
       '--runtime-flag',
       `log=${join(work, 'oci.log')}`,
       '--runtime-flag',
@@ -219,16 +226,7 @@ describe('novabox-oci under Podman (podman --runtime)', () => {
           'mount -t tmpfs podman-tmp /var/tmp && exec "$@"',
         'sh',
         'podman',
-        '--root',
-        join(work, 'root'),
-        '--runroot',
-        join(work, 'runroot'),
-        '--tmpdir',
-        join(work, 'tmp'),
-        '--storage-driver',
-        'overlay',
-        '--runtime',
-        OCI,
+        ...storageArgs(),
         'load',
         '--signature-policy',
         join(work, 'policy.json'),
