@@ -11,7 +11,7 @@ import type { Capability, LaunchPlan, MountFlag, Namespace, Op, Rlimit } from '.
 import { CAPABILITIES, RLIM_INFINITY, RLIMITS } from '../../sys/ops.js';
 import type { CgroupLayout, CgroupLimits } from '../cgroups/types.js';
 import { DEV_LINKS, DEVICES } from '../plan/devices.js';
-import { planCredentials } from '../plan/index.js';
+import { clampRlimits, planCredentials } from '../plan/index.js';
 import { planCgroupMounts } from '../plan/mounts.js';
 import { DEFAULT_PATH } from '../plan/spec.js';
 import { compileSeccomp } from './seccomp.js';
@@ -353,19 +353,18 @@ export function planRlimits(list: unknown, host?: HostRlimits, userns = false, w
       // JSON numbers above 2^53 (RLIM_INFINITY written as 18446744073709551615) read as infinity
       return v >= 2 ** 63 ? RLIM_INFINITY : BigInt(v);
     };
-    let soft = n(r.soft, 'soft');
-    let hard = n(r.hard, 'hard');
-    if (soft > hard) refuse(`${field}.soft`, `(${soft}) must not be above its hard limit (${hard})`);
+    const asked = { resource: name, soft: n(r.soft, 'soft'), hard: n(r.hard, 'hard') };
+    if (asked.soft > asked.hard) refuse(`${field}.soft`, `(${asked.soft}) must not be above its hard limit (${asked.hard})`);
     const ceiling = host ? rlimitCeiling(name, host, userns) : undefined;
-    if (ceiling !== undefined && hard > ceiling.limit) {
-      hard = ceiling.limit;
-      if (soft > hard) soft = hard;
+    // the same clamp as run's and servers' (never above what the init may set), with a ceiling of our own
+    const [set] = ceiling ? clampRlimits([asked], { [name]: ceiling.limit }) : [asked];
+    if (ceiling && set!.hard !== asked.hard) {
       warnings.push(
-        `${field}: ${r.type} hard limit ${limitText(n(r.hard, 'hard'))} is above what novabox-oci can set here (${ceiling.why}): ` +
-          `set to soft ${limitText(soft)}, hard ${limitText(hard)}`,
+        `${field}: ${r.type} hard limit ${limitText(asked.hard)} is above what novabox-oci can set here (${ceiling.why}): ` +
+          `set to soft ${limitText(set!.soft)}, hard ${limitText(set!.hard)}`,
       );
     }
-    return { op: 'setrlimit', resource: name, soft, hard } satisfies Op;
+    return { op: 'setrlimit', ...set! } satisfies Op;
   });
 }
 

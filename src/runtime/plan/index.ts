@@ -141,7 +141,10 @@ export const DEFAULT_RLIMITS: ContainerSpec['rlimits'] = [
  * not grant even to root; lowering is always allowed. So never ask for more than the
  * caller's own hard limit (podman clamps the same way).
  */
-export function clampRlimits(wanted: ContainerSpec['rlimits'], current: Partial<Record<string, bigint>>): ContainerSpec['rlimits'] {
+export function clampRlimits<R extends { resource: string; soft: bigint; hard: bigint }>(
+  wanted: readonly R[],
+  current: Partial<Record<string, bigint>>,
+): R[] {
   return wanted.map((r) => {
     const cur = current[r.resource];
     if (cur === undefined || r.hard <= cur) return r;
