@@ -3,7 +3,8 @@
  * (its lease link, runtime/userns/leases.ts, decides; the row in idmap_leases is the
  * server's record of it, written in the same transaction), kept across stop, start,
  * reboot and rebuild, given back on delete and on a failed build, and by the reconcile
- * (gc) when the process that took it died before its server was recorded.
+ * (gc: every `server list`, every create with --userns auto) when the process that took
+ * it died before its server was recorded.
  */
 import {
   allocateIdmap,
@@ -16,6 +17,7 @@ import {
   type IdmapLease,
 } from '../runtime/userns/index.js';
 import type { Idmap } from '../runtime/plan/spec.js';
+import { testPause } from '../util/test-pause.js';
 import type { Store } from '../store/db.js';
 import type { IdmapLeaseRow } from '../store/idmap-leases.js';
 
@@ -51,6 +53,7 @@ export class IdmapService {
         releaseLease(lease);
         throw err;
       }
+      testPause('server-idmap-leased'); // its link taken, its record written in a transaction not committed yet
       return lease.idmap;
     });
   }

@@ -291,7 +291,11 @@ export class ComputeService {
   list(filters: Parameters<Store['servers']['list']>[0], caller: Caller): Server[] {
     const rows = this.store.servers.list({ ...filters, projectId: caller.isAdmin ? filters?.projectId : caller.projectId });
     // (an arrival reconcile took back is gone, unless deleted servers are listed too)
-    return rows.map((s) => this.reconcile(s)).filter((r, i) => !r.deleted || rows[i]!.deleted);
+    const out = rows.map((s) => this.reconcile(s)).filter((r, i) => !r.deleted || rows[i]!.deleted);
+    // a range whose taker was killed inside the transaction that records its server (a
+    // create, an import, a receive) has a link and no record: the listing frees it
+    this.idmaps.gc();
+    return out;
   }
 
   facts(id: string): ServerFacts | undefined {

@@ -5,7 +5,7 @@
  * test/integration/servers.test.ts, network.test.ts; a receiver that said ok:
  * server-stream.test.ts; a volume snapshot copied with its server frozen: volumes.test.ts). Unset, it is one env lookup.
  */
-export type TestPausePoint = 'create-recorded' | 'server-started' | 'idmap-leased' | 'receive-ok' | 'volume-copied';
+export type TestPausePoint = 'create-recorded' | 'server-started' | 'idmap-leased' | 'server-idmap-leased' | 'receive-ok' | 'volume-copied';
 
 export function testPause(point: TestPausePoint): void {
   if (process.env.NOVABOX_TEST_PAUSE === point) process.kill(process.pid, 'SIGSTOP');

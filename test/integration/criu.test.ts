@@ -103,9 +103,12 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
           : '';
         expect(d.status, `${d.stderr}\n${log}`).toBe(0);
         expect(existsSync(join(images, 'inventory.img'))).toBe(true);
-        const first = Number((await ok(['server', 'exec', 'dumped', '--', 'cat', '/cnt'])).trim());
+        // the appended file's last line, never /cnt, which `echo > /cnt` truncates before each count
+        const count = async () => Number((await ok(['server', 'exec', 'dumped', '--', 'tail', '-n', '1', '/tmp/open'])).trim());
+        const first = await count();
+        expect(first).toBeGreaterThan(0);
         await new Promise((res) => setTimeout(res, 500));
-        const later = Number((await ok(['server', 'exec', 'dumped', '--', 'cat', '/cnt'])).trim());
+        const later = await count();
         expect(later).toBeGreaterThan(first);
         expect(await ok(['server', 'show', 'dumped', '-f', 'value', '-c', 'status'])).toBe('ACTIVE\n');
       } finally {
@@ -148,9 +151,12 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       const pre = runCriu(criuDumpArgs(pid, { images: join(base, '1'), pre: true, log: 'pre.log' }), join(base, '1'), 'pre.log');
       expect(pre, pre.ok ? '' : pre.reason).toMatchObject({ ok: true });
       // still running after the pre-dump
-      const a = Number((await ok(['server', 'exec', 'moved', '--', 'cat', '/cnt'])).trim());
+      // the appended file's last line, never /cnt, which `echo > /cnt` truncates before each count
+      const count = async () => Number((await ok(['server', 'exec', 'moved', '--', 'tail', '-n', '1', '/tmp/open'])).trim());
+      const a = await count();
+      expect(a).toBeGreaterThan(0);
       await new Promise((res) => setTimeout(res, 300));
-      expect(Number((await ok(['server', 'exec', 'moved', '--', 'cat', '/cnt'])).trim())).toBeGreaterThan(a);
+      expect(await count()).toBeGreaterThan(a);
       const down = performance.now();
       const dump = runCriu(criuDumpArgs(pid, { images: join(base, '2'), prev: '../1' }), join(base, '2'), 'dump.log');
       expect(dump, dump.ok ? '' : dump.reason).toMatchObject({ ok: true });

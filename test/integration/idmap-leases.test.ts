@@ -124,6 +124,19 @@ describe.skipIf(!isRoot)('id range leases (root, real CLIs)', () => {
     expect((await nb(['server', 'delete', 'victim'])).exitCode).toBe(0);
   }, 60_000);
 
+  it('kill -9 of server create inside the transaction that records its range: the link stays, the next server list frees it', async () => {
+    await killCliAt(
+      'server-idmap-leased',
+      ['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', 'torn'],
+      root,
+    );
+    expect(leases()).toHaveLength(1);
+    const list = await nb(['server', 'list', '-f', 'value', '-c', 'Name']);
+    expect(list.exitCode).toBe(0);
+    expect(list.stdout).not.toContain('torn'); // the transaction rolled back: no record
+    expect(leases()).toEqual([]);
+  }, 60_000);
+
   it('a failed build gives its range back', async () => {
     expect((await nb(['run', '--rm', '--network', 'none', 'busybox', 'true'])).exitCode).toBe(0);
     const work = mkdtempSync(join(tmpdir(), 'nbx-badimg-'));

@@ -736,27 +736,35 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     await exec(nbA, 'k9', 'echo kept > /mark && dd if=/dev/urandom of=/data bs=1M count=8 2>/dev/null');
     const pidFile = join(b.root, '..', `k9-receiver-${process.pid}`);
     files.push(pidFile);
-    // the receiver stops itself (SIGSTOP) right after its ok; $$ is the pid node gets by exec
-    const paused = `exec:echo $$ > ${pidFile}; exec env NOVABOX_TEST_PAUSE=receive-ok NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
-    const killAfterOk = async () => {
+    // the receiver stops itself (SIGSTOP) at a pause point; $$ is the pid node gets by exec
+    const paused = (point: string) =>
+      `exec:echo $$ > ${pidFile}; exec env NOVABOX_TEST_PAUSE=${point} NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const killReceiverAt = async (point: string, atPause: () => void) => {
       rmSync(pidFile, { force: true });
-      const sender = nbA(['server', 'migrate', 'k9', '--to', paused]);
+      const sender = nbA(['server', 'migrate', 'k9', '--to', paused(point)]);
       let pid = 0;
       for (let i = 0; i < 600 && !pid; i++) {
         await new Promise((r) => setTimeout(r, 100));
         const p = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
         if (p && /^\d+ \(.*\) T /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))) pid = p;
       }
-      expect(pid, 'the receiver reached its pause').toBeGreaterThan(0);
-      // held there until the commit: task resize_finish, the server there running
-      const held = rows(b.root).servers.find((x) => (x as { id: string }).id === created.id);
-      expect(held).toMatchObject({ vm_state: 'active', deleted: 0 });
+      expect(pid, `the receiver reached its pause at ${point}`).toBeGreaterThan(0);
+      atPause();
       process.kill(pid, 'SIGKILL');
       const r = await sender;
       expect(r.exitCode).not.toBe(0);
-      expect(r.stderr).toMatch(/^novabox: the receiving side ended before it confirmed the migration[^\n]*\n$/);
+      expect(r.stderr.split('\n')).toHaveLength(2);
       expect(await show(nbA, 'k9')).toMatchObject({ id: created.id, status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
       expect(await exec(nbA, 'k9', 'cat /mark')).toBe('kept\n');
+      return r;
+    };
+    const killAfterOk = async () => {
+      const r = await killReceiverAt('receive-ok', () => {
+        // held there until the commit: task resize_finish, the server there running
+        const held = rows(b.root).servers.find((x) => (x as { id: string }).id === created.id);
+        expect(held).toMatchObject({ vm_state: 'active', deleted: 0 });
+      });
+      expect(r.stderr).toMatch(/^novabox: the receiving side ended before it confirmed the migration[^\n]*\n$/);
     };
     const noImages = (x: ReturnType<typeof rows>) => ({ ...x, images: [], layers: [], layerDirs: [], blobs: [] });
 
@@ -780,7 +788,18 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     expect(actionsOf(b.root, created.id)).toEqual(history);
     expect(strip(census(b.root))).toEqual(strip(beforeB));
 
-    // 3: SIGKILL at other moments (while it reads, commits, starts): moved, or the source
+    // 3: SIGKILL inside the transaction that records the arrival, its id range's link taken:
+    // nothing recorded, and the next server list frees the range
+    const noRange = rows(b.root);
+    await killReceiverAt('server-idmap-leased', () => {
+      expect(readdirSync(join(b.root, 'idmap'))).toHaveLength(1 + strip(beforeB).stateFiles.filter((f) => f.startsWith('idmap/')).length);
+    });
+    expect((await nbB(['server', 'list', '-f', 'json'])).stdout).not.toContain(created.id);
+    await nbB(['image', 'list']); // the sweep of its staging dir (every image command's)
+    expect(noImages(rows(b.root))).toEqual(noImages(noRange));
+    expect(strip(census(b.root))).toEqual(strip(beforeB));
+
+    // 4: SIGKILL at other moments (while it reads, commits, starts): moved, or the source
     // runs again and the target's next command leaves it as it was (the image aside)
     let outcomes = '';
     for (const delay of [0.1, 0.13, 0.16, 0.19, 0.22, 0.25, 0.3]) {
