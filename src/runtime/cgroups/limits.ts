@@ -3,7 +3,7 @@
  * the driver at apply time; nothing here touches the file system.
  */
 import { BadRequest } from '../../errors.js';
-import type { CgroupLimits, CgroupWrite } from './types.js';
+import type { BlockIoThrottle, CgroupLimits, CgroupWrite } from './types.js';
 import { quote } from '../../util/text.js';
 
 export const DEFAULT_CPU_PERIOD_US = 100_000;
@@ -82,7 +82,30 @@ const CHECKS: Check[] = [
       ? undefined
       : `CPU shares ${l.cpuShares} must be between ${CPU_SHARES_RANGE[0]} and ${CPU_SHARES_RANGE[1]}`,
   (l) => (inRange(l.pidsMax, 1) ? undefined : `pids limit ${l.pidsMax} must be a positive whole number`),
+  (l) => {
+    for (const t of l.blockIoThrottles ?? []) {
+      if (!inRange(t.major, 0, 0xfff) || !inRange(t.minor, 0, 0xfffff)) return `block device ${t.major}:${t.minor} is not a device number`;
+      for (const k of THROTTLE_KEYS)
+        if (!inRange(t[k], 1)) return `block I/O ${k} ${t[k]} of device ${t.major}:${t.minor} must be a positive whole number`;
+    }
+    return undefined;
+  },
 ];
+
+const THROTTLE_KEYS = ['readBps', 'writeBps', 'readIops', 'writeIops'] as const;
+/** v2 io.max's keys and v1's blkio.throttle files, in THROTTLE_KEYS' order */
+const IO_MAX_KEYS = ['rbps', 'wbps', 'riops', 'wiops'];
+const BLKIO_FILES = ['read_bps_device', 'write_bps_device', 'read_iops_device', 'write_iops_device'];
+
+/** Whether the limits need the block I/O controller (io on v2, blkio on v1). */
+export function needsBlockIo(l: CgroupLimits): boolean {
+  return (l.blockIoThrottles?.length ?? 0) > 0;
+}
+
+/** io.max's line for one device: every key, "max" where there is no limit (a line replaces the device's). */
+function ioMaxLine(t: BlockIoThrottle): string {
+  return `${t.major}:${t.minor} ${THROTTLE_KEYS.map((k, i) => `${IO_MAX_KEYS[i]}=${t[k] ?? 'max'}`).join(' ')}`;
+}
 
 export function validateLimits(limits: CgroupLimits): void {
   for (const check of CHECKS) {
@@ -110,6 +133,7 @@ function v2Writes(l: CgroupLimits): CgroupWrite[] {
   }
   if (l.cpuShares !== undefined) add('cpu.weight', sharesToWeight(l.cpuShares));
   if (l.pidsMax !== undefined) add('pids.max', l.pidsMax);
+  for (const t of l.blockIoThrottles ?? []) add('io.max', ioMaxLine(t));
   return writes;
 }
 
@@ -130,5 +154,8 @@ function v1Writes(l: CgroupLimits): CgroupWrite[] {
   if (l.cpuQuotaUs !== undefined) add('cpu', 'cpu.cfs_quota_us', l.cpuQuotaUs);
   if (l.cpuShares !== undefined) add('cpu', 'cpu.shares', l.cpuShares);
   if (l.pidsMax !== undefined) add('pids', 'pids.max', l.pidsMax);
+  // one file per kind, one device per write; 0 removes a device's limit
+  for (const t of l.blockIoThrottles ?? [])
+    THROTTLE_KEYS.forEach((k, i) => add('blkio', `blkio.throttle.${BLKIO_FILES[i]}`, `${t.major}:${t.minor} ${t[k] ?? 0}`));
   return writes;
 }

@@ -26,6 +26,18 @@ export interface CgroupLimits {
   /** relative weight, v1 cpu.shares scale (2..262144, default 1024); v2 converts to cpu.weight */
   cpuShares?: number;
   pidsMax?: number;
+  /** block I/O throttles, per whole-disk device (v2 io.max, v1 blkio.throttle.*_device) */
+  blockIoThrottles?: BlockIoThrottle[];
+}
+
+/** One device's throttles: bytes or I/O operations per second; undefined = no limit. */
+export interface BlockIoThrottle {
+  major: number;
+  minor: number;
+  readBps?: number;
+  writeBps?: number;
+  readIops?: number;
+  writeIops?: number;
 }
 
 export interface CgroupWrite {

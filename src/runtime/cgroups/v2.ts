@@ -5,7 +5,7 @@
  * ("no internal processes"): novabox/<id> holds the container, novabox itself none.
  */
 import { join } from 'node:path';
-import { SysError } from '../../errors.js';
+import { BadRequest, SysError } from '../../errors.js';
 import {
   type DriverOptions,
   type ResolvedOptions,
@@ -28,7 +28,7 @@ import {
   waitFor,
   writeCgroupFile,
 } from './cgroupfs.js';
-import { toCgroupWrites } from './limits.js';
+import { needsBlockIo, toCgroupWrites } from './limits.js';
 import { type CgroupBatch, type CgroupStep, executeCreate, pushLevelSteps, pushRemovalSteps, sub, writeStep } from './batch.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats, ReclaimResult } from './types.js';
 
@@ -62,8 +62,9 @@ export class CgroupV2Driver implements CgroupDriver {
   planCreate(path: string, limits: CgroupLimits): CgroupBatch {
     const segments = checkCgroupPath(path);
     const dir = sub(this.layout.root, path);
+    const controllers = needsBlockIo(limits) ? [...this.enable, this.blockIo()] : this.enable;
     const enable = (parent: string): CgroupStep[] =>
-      this.enable.length ? [{ step: 'enable', path: sub(parent, 'cgroup.subtree_control'), controllers: this.enable }] : [];
+      controllers.length ? [{ step: 'enable', path: sub(parent, 'cgroup.subtree_control'), controllers }] : [];
     const create: CgroupStep[] = [];
     pushLevelSteps(create, this.layout.root, segments, enable);
     for (const w of toCgroupWrites('v2', limits)) create.push(writeStep(sub(dir, w.file), w.value, w.optional));
@@ -76,7 +77,14 @@ export class CgroupV2Driver implements CgroupDriver {
 
   open(path: string): CgroupHandle {
     checkCgroupPath(path);
-    return new CgroupV2(path, join(this.layout.root, path), this.opts);
+    return new CgroupV2(path, join(this.layout.root, path), this.opts, this.layout.root, () => this.blockIo());
+  }
+
+  /** The io controller, enabled only for a cgroup whose limits throttle block I/O. */
+  private blockIo(): string {
+    if (!this.layout.controllers.includes('io'))
+      throw new BadRequest(`block I/O limits need the io controller, which ${this.layout.root}/cgroup.controllers does not list`);
+    return 'io';
   }
 }
 
@@ -85,6 +93,8 @@ class CgroupV2 implements CgroupHandle {
     readonly path: string,
     private readonly dir: string,
     private readonly opts: ResolvedOptions,
+    private readonly root = '',
+    private readonly blockIo: () => string = () => 'io',
   ) {}
 
   dirs(): string[] {
@@ -100,7 +110,18 @@ class CgroupV2 implements CgroupHandle {
   }
 
   setLimits(limits: CgroupLimits): void {
-    applyWrites(toCgroupWrites('v2', limits), () => this.dir);
+    const writes = toCgroupWrites('v2', limits);
+    if (needsBlockIo(limits) && this.root) {
+      // a cgroup made without block I/O limits: the io controller from the root down to its parent
+      const io = this.blockIo();
+      let parent = this.root;
+      for (const segment of checkCgroupPath(this.path)) {
+        const control = join(parent, 'cgroup.subtree_control');
+        if (!readCgroupFile(control).split(/\s+/).includes(io)) writeCgroupFile(control, `+${io}`);
+        parent = join(parent, segment);
+      }
+    }
+    applyWrites(writes, () => this.dir);
   }
 
   freeze(): void {

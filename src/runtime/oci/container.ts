@@ -264,7 +264,7 @@ export function createContainer(req: CreateRequest): OciRecord {
   const dir = dirOf(req.root, req.id);
   const config = readConfig(req.bundle);
   const driver = cgroupDriver();
-  const planned = planOci(config, { id: req.id, bundle: req.bundle, layout: driver.layout, isDir, hostRlimits });
+  const planned = planOci(config, { id: req.id, bundle: req.bundle, layout: driver.layout, isDir, hostRlimits, blockDevice });
   const rootfs = planned.plan.ops.find((op) => op.op === 'set-root');
   const rootPath = rootfs?.op === 'set-root' ? rootfs.path : '';
   try {
@@ -627,12 +627,23 @@ export function configProcess(root: string, id: string): Record<string, unknown>
   return typeof p === 'object' && p !== null ? { ...p } : {};
 }
 
-/** `update --resources`: new limits (linux.resources' memory, cpu, pids) on a live container's cgroup. */
+/**
+ * A block I/O throttle's device: on this host, and a whole disk (the kernel throttles per
+ * disk; its write of a partition's number fails with ENODEV).
+ */
+function blockDevice(major: number, minor: number): string | undefined {
+  const sys = `/sys/dev/block/${major}:${minor}`;
+  if (!existsSync(sys)) return `names block device ${major}:${minor}, which this host does not have`;
+  if (existsSync(`${sys}/partition`)) return `names ${major}:${minor}, a partition: block I/O throttles apply to whole disks`;
+  return undefined;
+}
+
+/** `update --resources`: new limits (linux.resources' memory, cpu, pids, block I/O throttles) on a live container's cgroup. */
 export function updateContainer(root: string, id: string, resources: unknown): void {
   const r = mustExist(root, id);
   const status = statusOf(root, r);
   if (status === 'stopped' || status === 'creating') throw new Conflict(`container "${id}" is ${status}: there is no cgroup to update`);
-  cgroupDriver().open(r.cgroupPath).setLimits(ociLimits(resources));
+  cgroupDriver().open(r.cgroupPath).setLimits(ociLimits(resources, blockDevice));
 }
 
 /** `events --stats`: one sample of the container's cgroup, in runc's shape (the fields novabox reads). */

@@ -9,7 +9,7 @@
 import { BadRequest } from '../../errors.js';
 import type { Capability, LaunchPlan, MountFlag, Namespace, Op, Rlimit } from '../../sys/ops.js';
 import { CAPABILITIES, RLIM_INFINITY, RLIMITS } from '../../sys/ops.js';
-import type { CgroupLayout, CgroupLimits } from '../cgroups/types.js';
+import type { BlockIoThrottle, CgroupLayout, CgroupLimits } from '../cgroups/types.js';
 import { DEV_LINKS, DEVICES } from '../plan/devices.js';
 import { clampRlimits, planCredentials } from '../plan/index.js';
 import { planCgroupMounts } from '../plan/mounts.js';
@@ -103,6 +103,8 @@ export interface OciContext {
   isDir: (path: string) => boolean;
   /** what this host lets the init set (asked only when config.json has process.rlimits) */
   hostRlimits?: () => HostRlimits;
+  /** whether a block I/O throttle's device can be throttled here (asked only for linux.resources.blockIO's) */
+  blockDevice?: BlockDeviceCheck;
 }
 
 /**
@@ -412,19 +414,64 @@ function deviceRuleWithin(r: Record<string, unknown>, i: number): boolean {
   return ALLOWED_DEVICES.includes(`${r.major}:${minor}`) || (minor !== '*' && ALLOWED_DEVICES.includes(`${r.major}:*`));
 }
 
+/** linux.resources.blockIO's throttle lists, each device's limits merged into one. */
+const THROTTLE_FIELDS = {
+  throttleReadBpsDevice: 'readBps',
+  throttleWriteBpsDevice: 'writeBps',
+  throttleReadIOPSDevice: 'readIops',
+  throttleWriteIOPSDevice: 'writeIops',
+} as const;
+
+/**
+ * The throttles (io.max on v2, blkio.throttle.* on v1). Weights are refused: they need a
+ * proportional I/O scheduler (BFQ) this host's block layer may not have. Docker writes
+ * {"weight": 0} (no weight): a field asking for nothing is accepted.
+ */
+/** What is wrong with a block device for a throttle (it is not on this host, a partition), or undefined. */
+export type BlockDeviceCheck = (major: number, minor: number) => string | undefined;
+
+function blockIoThrottles(b: unknown, deviceProblem: BlockDeviceCheck): BlockIoThrottle[] {
+  if (!isObject(b)) refuse('linux.resources.blockIO', 'must be an object');
+  const byDevice = new Map<string, BlockIoThrottle>();
+  for (const [k, v] of Object.entries(b)) {
+    const field = `linux.resources.blockIO.${k}`;
+    const kind = THROTTLE_FIELDS[k as keyof typeof THROTTLE_FIELDS];
+    if (!kind) {
+      if (v !== undefined && v !== null && v !== 0 && !(Array.isArray(v) && v.length === 0))
+        refuse(field, 'is not supported by novabox-oci (only the throttle*Device lists are)');
+      continue;
+    }
+    if (v === undefined || v === null) continue;
+    if (!Array.isArray(v)) refuse(field, 'must be a list');
+    v.forEach((d: unknown, i: number) => {
+      if (!isObject(d)) refuse(`${field}[${i}]`, 'must be an object');
+      onlyKnown(d, ['major', 'minor', 'rate'], `${field}[${i}]`);
+      const major = uint(d.major, `${field}[${i}].major`);
+      const minor = uint(d.minor, `${field}[${i}].minor`);
+      const rate = d.rate;
+      if (typeof rate !== 'number' || !Number.isSafeInteger(rate) || rate < 0)
+        refuse(`${field}[${i}].rate`, 'must be a whole number of bytes or operations per second');
+      const problem = deviceProblem(major, minor);
+      if (problem) refuse(`${field}[${i}]`, problem);
+      const key = `${major}:${minor}`;
+      const t = byDevice.get(key) ?? { major, minor };
+      // a rate of 0 is no limit, as runc reads it
+      if (rate > 0) t[kind] = rate;
+      byDevice.set(key, t);
+    });
+  }
+  return [...byDevice.values()].filter((t) => Object.keys(t).length > 2);
+}
+
 /** linux.resources -> novabox's cgroup limits. */
-export function ociLimits(res: unknown): CgroupLimits {
+export function ociLimits(res: unknown, deviceProblem: BlockDeviceCheck = () => undefined): CgroupLimits {
   if (res === undefined || res === null) return {};
   if (!isObject(res)) refuse('linux.resources', 'must be an object');
   onlyKnown(res, ['memory', 'cpu', 'pids', 'devices', 'blockIO'], 'linux.resources');
   const limits: CgroupLimits = {};
   if (res.blockIO !== undefined && res.blockIO !== null) {
-    // Docker writes {"weight": 0} (no weight): a blockIO asking for nothing is accepted
-    if (!isObject(res.blockIO)) refuse('linux.resources.blockIO', 'must be an object');
-    for (const [k, v] of Object.entries(res.blockIO)) {
-      if (v !== undefined && v !== null && v !== 0 && !(Array.isArray(v) && v.length === 0))
-        refuse(`linux.resources.blockIO.${k}`, 'is not supported by novabox-oci');
-    }
+    const throttles = blockIoThrottles(res.blockIO, deviceProblem);
+    if (throttles.length) limits.blockIoThrottles = throttles;
   }
   if (res.devices !== undefined && res.devices !== null) {
     // novabox's device allow-list is always applied: deny all, then the default devices
@@ -757,7 +804,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   return {
     plan,
     cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id),
-    limits: ociLimits(linux.resources),
+    limits: ociLimits(linux.resources, ctx.blockDevice),
     hostname,
     hooks,
     ...(seccomp ? { seccomp } : {}),

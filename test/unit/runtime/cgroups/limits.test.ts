@@ -69,6 +69,43 @@ describe('toCgroupWrites v1', () => {
   });
 });
 
+describe('toCgroupWrites: block I/O throttles', () => {
+  const throttles = {
+    blockIoThrottles: [
+      { major: 7, minor: 3, writeBps: 1048576 },
+      { major: 8, minor: 0, readBps: 10, readIops: 20, writeIops: 30 },
+    ],
+  };
+
+  it('v2: one io.max line per device, every key, max where there is no limit', () => {
+    expect(toCgroupWrites('v2', throttles)).toEqual([
+      v2('io.max', '7:3 rbps=max wbps=1048576 riops=max wiops=max'),
+      v2('io.max', '8:0 rbps=10 wbps=max riops=20 wiops=30'),
+    ]);
+  });
+
+  it('v1: each throttle file per device, 0 (no limit) where there is none', () => {
+    expect(toCgroupWrites('v1', { blockIoThrottles: [throttles.blockIoThrottles[0]!] })).toEqual([
+      v1('blkio', 'blkio.throttle.read_bps_device', '7:3 0'),
+      v1('blkio', 'blkio.throttle.write_bps_device', '7:3 1048576'),
+      v1('blkio', 'blkio.throttle.read_iops_device', '7:3 0'),
+      v1('blkio', 'blkio.throttle.write_iops_device', '7:3 0'),
+    ]);
+  });
+
+  it.each<[string, CgroupLimits, RegExp]>([
+    [
+      'a rate of 0',
+      { blockIoThrottles: [{ major: 7, minor: 3, readBps: 0 }] },
+      /block I\/O readBps 0 of device 7:3 must be a positive whole number/,
+    ],
+    ['a fractional rate', { blockIoThrottles: [{ major: 7, minor: 3, writeIops: 1.5 }] }, /writeIops 1\.5/],
+    ['a major beyond 4095', { blockIoThrottles: [{ major: 4096, minor: 0, readBps: 1 }] }, /block device 4096:0 is not a device number/],
+  ])('refuses %s', (_, limits, message) => {
+    expect(() => toCgroupWrites('v2', limits)).toThrow(message);
+  });
+});
+
 describe('toCgroupWrites rejects', () => {
   it.each<[CgroupLimits, RegExp]>([
     [{ memoryBytes: 0 }, /memory limit 0/],

@@ -349,6 +349,76 @@ describe('ociLimits', () => {
   it("takes Docker's blockIO that asks for nothing", () => {
     expect(ociLimits({ blockIO: { weight: 0 } })).toEqual({});
     expect(ociLimits({ blockIO: { weight: 0, weightDevice: [] } })).toEqual({});
+    expect(ociLimits({ blockIO: { throttleReadBpsDevice: [{ major: 7, minor: 0, rate: 0 }] } })).toEqual({});
+  });
+
+  it("reads blockIO's throttle lists, one entry per device", () => {
+    expect(
+      ociLimits({
+        blockIO: {
+          weight: 0,
+          throttleReadBpsDevice: [{ major: 7, minor: 0, rate: 1048576 }],
+          throttleWriteBpsDevice: [
+            { major: 7, minor: 0, rate: 2097152 },
+            { major: 8, minor: 16, rate: 6e9 },
+          ],
+          throttleReadIOPSDevice: [{ major: 8, minor: 16, rate: 100 }],
+          throttleWriteIOPSDevice: [],
+        },
+      }),
+    ).toEqual({
+      blockIoThrottles: [
+        { major: 7, minor: 0, readBps: 1048576, writeBps: 2097152 },
+        { major: 8, minor: 16, writeBps: 6e9, readIops: 100 },
+      ],
+    });
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    [
+      'a weight device',
+      { weightDevice: [{ major: 8, minor: 0, weight: 100 }] },
+      /blockIO\.weightDevice is not supported by novabox-oci \(only the throttle\*Device lists are\)/,
+    ],
+    ['a leaf weight', { leafWeight: 10 }, /blockIO\.leafWeight is not supported/],
+    ['a throttle that is no list', { throttleReadBpsDevice: { major: 8 } }, /blockIO\.throttleReadBpsDevice must be a list/],
+    [
+      'a throttle without its minor',
+      { throttleReadBpsDevice: [{ major: 8, rate: 1 }] },
+      /throttleReadBpsDevice\[0\]\.minor must be a whole number/,
+    ],
+    [
+      'a negative rate',
+      { throttleWriteIOPSDevice: [{ major: 8, minor: 0, rate: -1 }] },
+      /throttleWriteIOPSDevice\[0\]\.rate must be a whole number of bytes or operations per second/,
+    ],
+    [
+      'an unknown key in a throttle',
+      { throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1, burst: 2 }] },
+      /throttleReadBpsDevice\[0\]\.burst/,
+    ],
+  ])('refuses %s in blockIO in one sentence naming the field', (_, blockIO, message) => {
+    expect(() => ociLimits({ blockIO })).toThrow(message);
+  });
+
+  it("refuses a throttle of a device the host's check finds wanting, naming the entry", () => {
+    const check = (major: number, minor: number) => (major === 8 && minor === 1 ? 'names 8:1, a partition' : undefined);
+    expect(() =>
+      ociLimits(
+        {
+          blockIO: {
+            throttleWriteBpsDevice: [
+              { major: 8, minor: 0, rate: 1 },
+              { major: 8, minor: 1, rate: 1 },
+            ],
+          },
+        },
+        check,
+      ),
+    ).toThrow(/linux\.resources\.blockIO\.throttleWriteBpsDevice\[1\] names 8:1, a partition/);
+    expect(ociLimits({ blockIO: { throttleWriteBpsDevice: [{ major: 8, minor: 0, rate: 1 }] } }, check)).toEqual({
+      blockIoThrottles: [{ major: 8, minor: 0, writeBps: 1 }],
+    });
   });
 
   it('reads memory, swap, cpu and pids', () => {
