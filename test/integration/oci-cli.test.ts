@@ -23,6 +23,7 @@ import { buildBusyboxLayer } from '../../src/images/busybox.js';
 import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
 import { cgroupHierarchyDirs } from '../helpers/census.js';
 import type { OciConfig } from '../../src/runtime/oci/plan.js';
+import { loopDisk } from '../helpers/loop-disk.js';
 import { ROOT } from '../helpers/run-cli.js';
 import { dockerProfile, podmanProfile } from '../helpers/seccomp-profiles.js';
 import { skipEachIf } from '../helpers/skip.js';
@@ -291,27 +292,11 @@ describe('novabox-oci: the runc command line', () => {
   });
 
   it('linux.resources.blockIO: a write throttle on a loop device holds direct writes to its rate, and update lifts it', (ctx) => {
-    // a file system of its own on a loop device: util-linux's or busybox's losetup, mkfs.ext4 or busybox's mke2fs
-    const img = join(work, 'disk.img');
-    const mnt = join(work, 'disk');
-    spawnSync('mkdir', ['-p', mnt]);
-    spawnSync('truncate', ['-s', '64M', img]);
-    let loop = spawnSync('losetup', ['--find', '--show', img], { encoding: 'utf8' }).stdout?.trim() ?? '';
-    if (!loop.startsWith('/dev/loop')) {
-      loop = spawnSync('losetup', ['-f'], { encoding: 'utf8' }).stdout?.trim() ?? '';
-      if (!loop.startsWith('/dev/loop') || spawnSync('losetup', [loop, img]).status !== 0) loop = '';
-    }
-    if (!loop) return ctx.skip('no loop device here (losetup failed)');
+    const disk = loopDisk(work);
+    if ('skip' in disk) return ctx.skip(disk.skip);
+    const { major, minor, mount: mnt } = disk;
     const id = `${tag}-blkio`;
     try {
-      const mkfs =
-        spawnSync('mkfs.ext4', ['-q', '-F', loop]).status === 0 || spawnSync('mke2fs', ['-F', loop], { stdio: 'ignore' }).status === 0;
-      expect(mkfs, 'mkfs.ext4 or mke2fs').toBe(true);
-      expect(spawnSync('mount', [loop, mnt]).status).toBe(0);
-      const [major, minor] = readFileSync(`/sys/class/block/${loop.slice('/dev/'.length)}/dev`, 'utf8')
-        .trim()
-        .split(':')
-        .map(Number);
       const dir = join(work, 'blkio');
       spawnSync('mkdir', ['-p', dir]);
       writeConfig(dir, (c) => {
@@ -358,9 +343,7 @@ describe('novabox-oci: the runc command line', () => {
       expect(waitUntil(() => leftovers().length === 0)).toBe(true);
     } finally {
       if (existsSync(join(stateRoot, id))) oci(['delete', '--force', id]);
-      spawnSync('umount', [mnt]);
-      spawnSync('losetup', ['-d', loop]);
-      rmSync(img, { force: true });
+      disk.remove();
     }
   });
 

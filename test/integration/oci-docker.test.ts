@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectCgroups } from '../../src/runtime/cgroups/detect.js';
 import { cgroupHierarchyDirs } from '../helpers/census.js';
+import { loopDisk } from '../helpers/loop-disk.js';
 import { BIN, cliEnv, ROOT } from '../helpers/run-cli.js';
 import { missingCommands, skipEachIf } from '../helpers/skip.js';
 
@@ -288,6 +289,47 @@ describe('novabox-oci under Docker (dockerd --add-runtime, a one-node Swarm)', (
         : join(layout.mounts.memory ?? '', parent, id, 'memory.limit_in_bytes');
     expect(readFileSync(file, 'utf8').trim()).toBe(String(32 << 20));
     expect(docker(['rm', '-f', id]).code).toBe(0);
+    waitUntil(() => leftovers().length === 0);
+    expect(leftovers()).toEqual([]);
+  }, 120_000);
+
+  it("--device-write-bps: the throttle is the cgroup's, and direct writes to that disk keep to it", (ctx) => {
+    const disk = loopDisk(work);
+    if ('skip' in disk) return ctx.skip(disk.skip);
+    try {
+      const d = docker([
+        'run',
+        '-d',
+        '--runtime',
+        'novabox',
+        '--network',
+        'none',
+        '--device-write-bps',
+        `${disk.device}:1mb`,
+        '-v',
+        `${disk.mount}:/disk`,
+        'busybox',
+        'sleep',
+        '600',
+      ]);
+      expect(d.stderr).toBe('');
+      const id = d.stdout.trim();
+      const layout = detectCgroups();
+      const v2 = layout.kind === 'v2';
+      const file = v2
+        ? join(layout.root, parent, id, 'io.max')
+        : join(layout.mounts.blkio ?? '', parent, id, 'blkio.throttle.write_bps_device');
+      const dev = `${disk.major}:${disk.minor}`;
+      expect(readFileSync(file, 'utf8').trim()).toBe(v2 ? `${dev} rbps=max wbps=1048576 riops=max wiops=max` : `${dev} 1048576`);
+      // 2 MiB past the page cache at 1 MiB/s: about 2 s
+      const t0 = performance.now();
+      const w = docker(['exec', id, 'dd', 'if=/dev/zero', 'of=/disk/f', 'bs=64k', 'count=32', 'oflag=direct']);
+      expect(w.code, w.stderr).toBe(0);
+      expect(performance.now() - t0).toBeGreaterThan(1400);
+      expect(docker(['rm', '-f', id]).code).toBe(0);
+    } finally {
+      disk.remove();
+    }
     waitUntil(() => leftovers().length === 0);
     expect(leftovers()).toEqual([]);
   }, 120_000);

@@ -12,7 +12,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TIMEOUT=${NOVABOX_VM_TIMEOUT:-900}
-MEM=${MEM:-${NOVABOX_VM_MEM:-2048}}
+MEM=${MEM:-${NOVABOX_VM_MEM:-3072}}
 SMP=${NOVABOX_VM_SMP:-2}
 WORK=${NOVABOX_VM_DIR:-/var/tmp/novabox-vm}
 CHECK=0
@@ -120,12 +120,14 @@ mapfile -t PROJECT_ELFS < <(find "$PROJECT_DIR" -path "$PROJECT_DIR/.git" -prune
 # GNU tar (novabox extracts layers with it), zstd, xz, bzip2, mke2fs (the guest's ext4
 # disk, below), criu (live migration: Debian 12's CRIU passes "criu check" on the guest's
 # 6.1 kernel where it may fail on the host's), podman and conmon (novabox-oci under Podman: its
-# CNI backend with --network none needs no other helper; ~39 MB of the base archive), and Debian's
+# CNI backend with --network none needs no other helper; ~39 MB of the base archive), containerd,
+# ctr and containerd-shim-runc-v2 (novabox-oci under containerd; ~83 MB) with util-linux's script
+# (a terminal for ctr run -t), and Debian's
 # python3 with its standard library (hostile tar fixtures).
 # They go to /usr/local/bin, before busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none.
 is_elf() { [[ $(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
 TOOLS=()
-for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu podman conmon}; do
+for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu podman conmon containerd ctr containerd-shim-runc-v2 script}; do
   p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
 done
 # criu saves and restores a network namespace's addresses and routes with iproute2's ip
