@@ -6,9 +6,11 @@
 //  2. end to end under containerd: `ctr run --rm --runc-binary RUNTIME busybox true`, with
 //     a private containerd (its own socket, root and state, as test/integration/
 //     oci-containerd.test.ts starts one) and novabox's busybox image imported into it.
+//  3. end to end under Docker (where dockerd is installed): `docker run --rm --runtime X
+//     --network none busybox true`, with a private dockerd (test/integration/oci-docker.test.ts's).
 // Run as root, NODE_EXTRA_CA_CERTS unset.
 //   node bench/oci.mjs [ROUNDS]      (default 30; RUNTIMES="novabox-oci runc" for a subset;
-//                                     CTR=0 skips the containerd part; OCI_BIN, RUNC_BIN: other
+//                                     CTR=0, DOCKER=0 skip the containerd and Docker parts; OCI_BIN, RUNC_BIN: other
 //                                     executables, e.g. a wrapper timing each call)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
@@ -110,6 +112,104 @@ console.log(`load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').sli
 report('create -> start -> exit -> delete of /bin/true', times, cpu);
 
 if (process.env.CTR !== '0') await underContainerd();
+if (process.env.DOCKER !== '0' && spawnSync('sh', ['-c', 'command -v dockerd']).status === 0) await underDocker();
+
+/** The busybox image as `novabox image save` writes it (an OCI archive), into `dir`. */
+function saveBusybox(dir) {
+  const archive = join(dir, 'busybox.tar');
+  const save = spawnSync(join(ROOT, 'bin/novabox'), ['image', 'save', 'busybox', '--file', archive], {
+    env: { ...env, NOVABOX_ROOT: join(dir, 'nb') },
+    encoding: 'utf8',
+  });
+  if (save.status !== 0) throw new Error(`novabox image save: ${save.stderr}`);
+  return archive;
+}
+
+function waitFor(done, what, ms = 30_000) {
+  const until = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > until) throw new Error(`${what} did not start`);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+  }
+}
+
+/**
+ * `docker run --rm --runtime X --network none busybox true` with each runtime, in paired
+ * rounds, on a dockerd of the bench's own (its own socket, data and exec roots, no bridge,
+ * no iptables; cgroupfs under a parent of its own), as test/integration/oci-docker.test.ts
+ * starts one. Docker 20.10 loads the image from `novabox image save`'s archive with the
+ * manifest.json it reads added.
+ */
+async function underDocker() {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-dk-'));
+  const sock = join(dir, 'docker.sock');
+  const docker = (args) => spawnSync('docker', ['-H', `unix://${sock}`, ...args], { encoding: 'utf8', env, timeout: 120_000 });
+  const parent = `bench-dk-${process.pid}`;
+  const runDockerExisted = existsSync('/run/docker');
+  const x = join(dir, 'x');
+  mkdirSync(x);
+  execFileSync('tar', ['-xf', saveBusybox(dir), '-C', x]);
+  const blob = (digest) => `blobs/sha256/${digest.split(':')[1]}`;
+  const index = JSON.parse(readFileSync(join(x, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(readFileSync(join(x, blob(index.manifests[0].digest)), 'utf8'));
+  writeFileSync(
+    join(x, 'manifest.json'),
+    JSON.stringify([
+      { Config: blob(manifest.config.digest), RepoTags: ['busybox:latest'], Layers: manifest.layers.map((l) => blob(l.digest)) },
+    ]),
+  );
+  execFileSync('tar', ['-cf', join(dir, 'busybox-docker.tar'), '-C', x, '.']);
+  const runtimes = names
+    .filter((n) => n !== 'runc')
+    .flatMap((n) => [
+      '--add-runtime',
+      `${n}=${n === 'crun' ? execFileSync('sh', ['-c', 'command -v crun'], { encoding: 'utf8' }).trim() : all[n]}`,
+    ]);
+  const daemon = spawn(
+    'dockerd',
+    [
+      '--data-root',
+      join(dir, 'data'),
+      '--exec-root',
+      join(dir, 'exec'),
+      '--pidfile',
+      join(dir, 'dockerd.pid'),
+      '-H',
+      `unix://${sock}`,
+      '--bridge=none',
+      '--iptables=false',
+      '--ip-masq=false',
+      '--exec-opt',
+      'native.cgroupdriver=cgroupfs',
+      '--cgroup-parent',
+      `/${parent}`,
+      ...runtimes,
+    ],
+    { stdio: 'ignore' },
+  );
+  const t = Object.fromEntries(names.map((n) => [n, []]));
+  try {
+    waitFor(() => existsSync(sock) && docker(['version']).status === 0, 'dockerd', 60_000);
+    const load = docker(['load', '-i', join(dir, 'busybox-docker.tar')]);
+    if (load.status !== 0) throw new Error(`docker load: ${load.stderr}`);
+    for (let i = 0; i < rounds; i++) {
+      for (const n of names) {
+        const t0 = process.hrtime.bigint();
+        const r = docker(['run', '--rm', '--runtime', n, '--network', 'none', 'busybox', 'true']);
+        if (r.status !== 0) throw new Error(`docker run with ${n}: ${r.stderr}`);
+        t[n].push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+    }
+  } finally {
+    daemon.kill('SIGTERM');
+    await new Promise((r) => daemon.once('exit', r));
+    spawnSync('sh', ['-c', `grep -o '${dir}/[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l`]);
+    rmSync(dir, { recursive: true, force: true });
+    spawnSync('sh', ['-c', `rmdir /sys/fs/cgroup/*/${parent} /sys/fs/cgroup/${parent} 2>/dev/null`]);
+    if (!runDockerExisted) rmSync('/run/docker', { recursive: true, force: true });
+  }
+  report('docker run --rm --network none busybox true (Docker 20.10)', t);
+}
 
 /** `ctr run --rm` with each runtime, in paired rounds, on a containerd of the bench's own. */
 async function underContainerd() {
@@ -117,12 +217,7 @@ async function underContainerd() {
   const sock = join(dir, 'containerd.sock');
   const ns = `bench-${process.pid}`;
   const ctr = (args) => spawnSync('ctr', ['-a', sock, '-n', ns, ...args], { encoding: 'utf8', env, timeout: 60_000 });
-  const archive = join(dir, 'busybox.tar');
-  const save = spawnSync(join(ROOT, 'bin/novabox'), ['image', 'save', 'busybox', '--file', archive], {
-    env: { ...env, NOVABOX_ROOT: join(dir, 'nb') },
-    encoding: 'utf8',
-  });
-  if (save.status !== 0) throw new Error(`novabox image save: ${save.stderr}`);
+  const archive = saveBusybox(dir);
   mkdirSync(join(dir, 'c'));
   writeFileSync(
     join(dir, 'c/config.toml'),
@@ -131,11 +226,7 @@ async function underContainerd() {
   const daemon = spawn('containerd', ['--config', join(dir, 'c/config.toml')], { stdio: 'ignore' });
   const t = Object.fromEntries(names.map((n) => [n, []]));
   try {
-    const until = Date.now() + 20_000;
-    while (!(existsSync(sock) && ctr(['version']).status === 0)) {
-      if (Date.now() > until) throw new Error('containerd did not start');
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-    }
+    waitFor(() => existsSync(sock) && ctr(['version']).status === 0, 'containerd', 20_000);
     const imp = ctr(['images', 'import', '--base-name', 'docker.io/library/busybox', archive]);
     if (imp.status !== 0) throw new Error(`ctr images import: ${imp.stderr}`);
     const image = 'docker.io/library/busybox:busybox';
