@@ -62,7 +62,7 @@ commands:
   exec [--process FILE | ID COMMAND...] [--detach] [--pid-file F] [--tty --console-socket S]
        [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--cap CAP]...
                                              a process in a running container
-  update [--resources FILE|-] ID             new memory, cpu, pids and block I/O limits (linux.resources JSON)
+  update [--resources FILE|-] ID             new memory, cpu, pids, block I/O and huge page limits (linux.resources JSON)
   events --stats ID                          one sample of its cgroup's cpu, memory and pids (JSON)
   pause ID, resume ID                        freeze and thaw its processes (cgroup freezer)
   ps [--format table|json] ID                the host pids of its processes

@@ -541,6 +541,45 @@ describe('novabox-oci: the runc command line', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it("linux.resources.hugepageLimits: hugetlb.<size>.max on cgroup v2 (0 for kubelet's unasked sizes), update changes it; on v1 one sentence and nothing left", () => {
+    const id = `${tag}-huge`;
+    const dir = join(work, 'huge');
+    spawnSync('mkdir', ['-p', dir]);
+    const sizes = readdirSync('/sys/kernel/mm/hugepages')
+      .map((n) => Number(/^hugepages-(\d+)kB$/.exec(n)?.[1]))
+      .map((kb) => (kb >= 1 << 20 ? `${kb >> 20}GB` : kb >= 1 << 10 ? `${kb >> 10}MB` : `${kb}KB`));
+    expect(sizes).toContain('2MB');
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.linux.resources.hugepageLimits = sizes.map((pageSize) => ({ pageSize, limit: pageSize === '2MB' ? 8 << 20 : 0 }));
+      c.process.args = ['sleep', '120'];
+    });
+    const layout = detectCgroups();
+    const created = oci(['create', '--bundle', dir, id]);
+    if (layout.kind !== 'v2') {
+      expect(created).toMatchObject({
+        code: 1,
+        stderr: 'novabox-oci: huge page limits are set on cgroup v2 only, and this host has cgroup v1 hierarchies\n',
+      });
+      expect(leftovers()).toEqual([]);
+      return;
+    }
+    expect(created).toMatchObject({ code: 0, stderr: '' });
+    const cg = join(layout.root, 'novabox-oci', id);
+    for (const size of sizes)
+      expect(readFileSync(join(cg, `hugetlb.${size}.max`), 'utf8').trim()).toBe(size === '2MB' ? String(8 << 20) : '0');
+    const resources = join(work, 'huge-resources.json');
+    writeFileSync(resources, JSON.stringify({ hugepageLimits: [{ pageSize: '2MB', limit: 4 << 20 }] }));
+    expect(oci(['update', '--resources', resources, id])).toMatchObject({ code: 0, stderr: '' });
+    expect(readFileSync(join(cg, 'hugetlb.2MB.max'), 'utf8').trim()).toBe(String(4 << 20));
+    writeFileSync(resources, JSON.stringify({ hugepageLimits: [{ pageSize: '3MB', limit: 0 }] }));
+    expect(oci(['update', '--resources', resources, id]).stderr).toBe(
+      `novabox-oci: config.json: linux.resources.hugepageLimits[0].pageSize 3MB is not a huge page size of this host (it has ${sizes.join(', ')})\n`,
+    );
+    expect(oci(['delete', '--force', id]).code).toBe(0);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+  });
+
   it('an op that fails at create is named, and nothing is left', () => {
     const id = `${tag}-badcwd`;
     const dir = join(work, 'badcwd');

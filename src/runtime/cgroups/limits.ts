@@ -83,6 +83,13 @@ const CHECKS: Check[] = [
       : `CPU shares ${l.cpuShares} must be between ${CPU_SHARES_RANGE[0]} and ${CPU_SHARES_RANGE[1]}`,
   (l) => (inRange(l.pidsMax, 1) ? undefined : `pids limit ${l.pidsMax} must be a positive whole number`),
   (l) => {
+    for (const h of l.hugetlb ?? []) {
+      if (!HUGE_PAGE_SIZE.test(h.pageSize)) return `huge page size ${quote(h.pageSize)} is not a size such as 2MB or 1GB`;
+      if (!inRange(h.limitBytes, 0)) return `huge page limit ${h.limitBytes} of ${h.pageSize} pages must be a whole number of bytes`;
+    }
+    return undefined;
+  },
+  (l) => {
     for (const t of l.blockIoThrottles ?? []) {
       if (!inRange(t.major, 0, 0xfff) || !inRange(t.minor, 0, 0xfffff)) return `block device ${t.major}:${t.minor} is not a device number`;
       for (const k of THROTTLE_KEYS)
@@ -91,6 +98,14 @@ const CHECKS: Check[] = [
     return undefined;
   },
 ];
+
+/** the kernel's names of huge page sizes in cgroup files (mm/hugetlb_cgroup.c mem_fmt): 2MB, 1GB, 64KB */
+export const HUGE_PAGE_SIZE = /^[1-9]\d*[KMG]B$/;
+
+/** Whether the limits need the hugetlb controller. */
+export function needsHugetlb(l: CgroupLimits): boolean {
+  return (l.hugetlb?.length ?? 0) > 0;
+}
 
 const THROTTLE_KEYS = ['readBps', 'writeBps', 'readIops', 'writeIops'] as const;
 /** v2 io.max's keys and v1's blkio.throttle files, in THROTTLE_KEYS' order */
@@ -134,6 +149,11 @@ function v2Writes(l: CgroupLimits): CgroupWrite[] {
   if (l.cpuShares !== undefined) add('cpu.weight', sharesToWeight(l.cpuShares));
   if (l.pidsMax !== undefined) add('pids.max', l.pidsMax);
   for (const t of l.blockIoThrottles ?? []) add('io.max', ioMaxLine(t));
+  // the reservations' limit too where the kernel has it (5.7+), as runc sets both
+  for (const h of l.hugetlb ?? []) {
+    add(`hugetlb.${h.pageSize}.max`, h.limitBytes);
+    add(`hugetlb.${h.pageSize}.rsvd.max`, h.limitBytes, true);
+  }
   return writes;
 }
 
@@ -154,6 +174,7 @@ function v1Writes(l: CgroupLimits): CgroupWrite[] {
   if (l.cpuQuotaUs !== undefined) add('cpu', 'cpu.cfs_quota_us', l.cpuQuotaUs);
   if (l.cpuShares !== undefined) add('cpu', 'cpu.shares', l.cpuShares);
   if (l.pidsMax !== undefined) add('pids', 'pids.max', l.pidsMax);
+  if (needsHugetlb(l)) throw new BadRequest('huge page limits are set on cgroup v2 only, and this host has cgroup v1 hierarchies');
   // one file per kind, one device per write; 0 removes a device's limit
   for (const t of l.blockIoThrottles ?? [])
     THROTTLE_KEYS.forEach((k, i) => add('blkio', `blkio.throttle.${BLKIO_FILES[i]}`, `${t.major}:${t.minor} ${t[k] ?? 0}`));

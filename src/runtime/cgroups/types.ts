@@ -28,6 +28,8 @@ export interface CgroupLimits {
   pidsMax?: number;
   /** block I/O throttles, per whole-disk device (v2 io.max, v1 blkio.throttle.*_device) */
   blockIoThrottles?: BlockIoThrottle[];
+  /** huge page limits in bytes by page size ("2MB", "1GB"): v2 hugetlb.<size>.max (0: none may be used) */
+  hugetlb?: { pageSize: string; limitBytes: number }[];
 }
 
 /** One device's throttles: bytes or I/O operations per second; undefined = no limit. */

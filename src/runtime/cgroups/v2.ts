@@ -28,7 +28,7 @@ import {
   waitFor,
   writeCgroupFile,
 } from './cgroupfs.js';
-import { needsBlockIo, toCgroupWrites } from './limits.js';
+import { needsBlockIo, needsHugetlb, toCgroupWrites } from './limits.js';
 import { type CgroupBatch, type CgroupStep, executeCreate, pushLevelSteps, pushRemovalSteps, sub, writeStep } from './batch.js';
 import type { CgroupDriver, CgroupHandle, CgroupLayout, CgroupLimits, CgroupStats, ReclaimResult } from './types.js';
 
@@ -62,7 +62,8 @@ export class CgroupV2Driver implements CgroupDriver {
   planCreate(path: string, limits: CgroupLimits): CgroupBatch {
     const segments = checkCgroupPath(path);
     const dir = sub(this.layout.root, path);
-    const controllers = needsBlockIo(limits) ? [...this.enable, this.blockIo()] : this.enable;
+    const extra = this.extraControllers(limits);
+    const controllers = extra.length ? [...this.enable, ...extra] : this.enable;
     const enable = (parent: string): CgroupStep[] =>
       controllers.length ? [{ step: 'enable', path: sub(parent, 'cgroup.subtree_control'), controllers }] : [];
     const create: CgroupStep[] = [];
@@ -77,14 +78,22 @@ export class CgroupV2Driver implements CgroupDriver {
 
   open(path: string): CgroupHandle {
     checkCgroupPath(path);
-    return new CgroupV2(path, join(this.layout.root, path), this.opts, this.layout.root, () => this.blockIo());
+    return new CgroupV2(path, join(this.layout.root, path), this.opts, this.layout.root, (l) => this.extraControllers(l));
   }
 
-  /** The io controller, enabled only for a cgroup whose limits throttle block I/O. */
-  private blockIo(): string {
-    if (!this.layout.controllers.includes('io'))
-      throw new BadRequest(`block I/O limits need the io controller, which ${this.layout.root}/cgroup.controllers does not list`);
-    return 'io';
+  /**
+   * The controllers enabled only for a cgroup whose limits need them: io (block I/O
+   * throttles) and hugetlb (huge page limits); refused in one sentence where the tree lacks one.
+   */
+  private extraControllers(limits: CgroupLimits): string[] {
+    const want = [
+      ...(needsBlockIo(limits) ? [['io', 'block I/O limits']] : []),
+      ...(needsHugetlb(limits) ? [['hugetlb', 'huge page limits']] : []),
+    ];
+    for (const [c, what] of want)
+      if (!this.layout.controllers.includes(c!))
+        throw new BadRequest(`${what} need the ${c} controller, which ${this.layout.root}/cgroup.controllers does not list`);
+    return want.map(([c]) => c!);
   }
 }
 
@@ -94,7 +103,7 @@ class CgroupV2 implements CgroupHandle {
     private readonly dir: string,
     private readonly opts: ResolvedOptions,
     private readonly root = '',
-    private readonly blockIo: () => string = () => 'io',
+    private readonly extraControllers: (limits: CgroupLimits) => string[] = () => [],
   ) {}
 
   dirs(): string[] {
@@ -111,13 +120,15 @@ class CgroupV2 implements CgroupHandle {
 
   setLimits(limits: CgroupLimits): void {
     const writes = toCgroupWrites('v2', limits);
-    if (needsBlockIo(limits) && this.root) {
-      // a cgroup made without block I/O limits: the io controller from the root down to its parent
-      const io = this.blockIo();
+    const extra = this.root ? this.extraControllers(limits) : [];
+    if (extra.length) {
+      // a cgroup made without such limits: the controllers from the root down to its parent
       let parent = this.root;
       for (const segment of checkCgroupPath(this.path)) {
         const control = join(parent, 'cgroup.subtree_control');
-        if (!readCgroupFile(control).split(/\s+/).includes(io)) writeCgroupFile(control, `+${io}`);
+        const on = readCgroupFile(control).split(/\s+/);
+        const missing = extra.filter((c) => !on.includes(c));
+        if (missing.length) writeCgroupFile(control, missing.map((c) => `+${c}`).join(' '));
         parent = join(parent, segment);
       }
     }

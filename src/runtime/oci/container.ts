@@ -264,7 +264,7 @@ export function createContainer(req: CreateRequest): OciRecord {
   const dir = dirOf(req.root, req.id);
   const config = readConfig(req.bundle);
   const driver = cgroupDriver();
-  const planned = planOci(config, { id: req.id, bundle: req.bundle, layout: driver.layout, isDir, hostRlimits, blockDevice });
+  const planned = planOci(config, { id: req.id, bundle: req.bundle, layout: driver.layout, isDir, hostRlimits, host: HOST_CHECKS });
   const rootfs = planned.plan.ops.find((op) => op.op === 'set-root');
   const rootPath = rootfs?.op === 'set-root' ? rootfs.path : '';
   try {
@@ -638,12 +638,34 @@ function blockDevice(major: number, minor: number): string | undefined {
   return undefined;
 }
 
-/** `update --resources`: new limits (linux.resources' memory, cpu, pids, block I/O throttles) on a live container's cgroup. */
+/**
+ * This host's huge page sizes as cgroup files name them: /sys/kernel/mm/hugepages/hugepages-2048kB
+ * is 2MB (mm/hugetlb_cgroup.c: KB below 1 MB, MB below 1 GB, else GB).
+ */
+function hugePageSizes(): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync('/sys/kernel/mm/hugepages');
+  } catch {
+    /* no huge pages */
+  }
+  return names
+    .map((n) => /^hugepages-(\d+)kB$/.exec(n)?.[1])
+    .filter((kb): kb is string => kb !== undefined)
+    .map((text) => {
+      const kb = Number(text);
+      return kb >= 1 << 20 ? `${kb >> 20}GB` : kb >= 1 << 10 ? `${kb >> 10}MB` : `${kb}KB`;
+    });
+}
+
+const HOST_CHECKS = { blockDevice, hugePageSizes };
+
+/** `update --resources`: new limits (linux.resources' memory, cpu, pids, block I/O throttles, huge pages) on a live container's cgroup. */
 export function updateContainer(root: string, id: string, resources: unknown): void {
   const r = mustExist(root, id);
   const status = statusOf(root, r);
   if (status === 'stopped' || status === 'creating') throw new Conflict(`container "${id}" is ${status}: there is no cgroup to update`);
-  cgroupDriver().open(r.cgroupPath).setLimits(ociLimits(resources, blockDevice));
+  cgroupDriver().open(r.cgroupPath).setLimits(ociLimits(resources, HOST_CHECKS));
 }
 
 /** `events --stats`: one sample of the container's cgroup, in runc's shape (the fields novabox reads). */

@@ -9,6 +9,7 @@
 import { BadRequest } from '../../errors.js';
 import type { Capability, LaunchPlan, MountFlag, Namespace, Op, Rlimit } from '../../sys/ops.js';
 import { CAPABILITIES, RLIM_INFINITY, RLIMITS } from '../../sys/ops.js';
+import { HUGE_PAGE_SIZE } from '../cgroups/limits.js';
 import type { BlockIoThrottle, CgroupLayout, CgroupLimits } from '../cgroups/types.js';
 import { DEV_LINKS, DEVICES } from '../plan/devices.js';
 import { clampRlimits, planCredentials } from '../plan/index.js';
@@ -103,8 +104,15 @@ export interface OciContext {
   isDir: (path: string) => boolean;
   /** what this host lets the init set (asked only when config.json has process.rlimits) */
   hostRlimits?: () => HostRlimits;
-  /** whether a block I/O throttle's device can be throttled here (asked only for linux.resources.blockIO's) */
+  /** whether a block I/O throttle's device can be throttled here, the huge page sizes of this host (asked only when linux.resources has them) */
+  host?: OciHostChecks;
+}
+
+/** What linux.resources is checked against on this host (none: taken as asked, for unit tests). */
+export interface OciHostChecks {
   blockDevice?: BlockDeviceCheck;
+  /** the huge page sizes this host has, as cgroup files name them ("2MB", "1GB") */
+  hugePageSizes?: () => string[];
 }
 
 /**
@@ -463,15 +471,46 @@ function blockIoThrottles(b: unknown, deviceProblem: BlockDeviceCheck): BlockIoT
   return [...byDevice.values()].filter((t) => Object.keys(t).length > 2);
 }
 
+/**
+ * linux.resources.hugepageLimits: a limit per page size (hugetlb.<size>.max on cgroup v2).
+ * Kubelet, through containerd's CRI, sends one for every size the host has, 0 for those the
+ * pod did not ask for: 0 is a limit (no huge pages of that size), not "none".
+ */
+function hugepageLimits(v: unknown, sizes: (() => string[]) | undefined): { pageSize: string; limitBytes: number }[] {
+  const field = 'linux.resources.hugepageLimits';
+  if (!Array.isArray(v)) refuse(field, 'must be a list');
+  const seen = new Set<string>();
+  let have: string[] | undefined;
+  return v.map((h: unknown, i: number) => {
+    if (!isObject(h)) refuse(`${field}[${i}]`, 'must be an object');
+    onlyKnown(h, ['pageSize', 'limit'], `${field}[${i}]`);
+    const size = h.pageSize;
+    if (typeof size !== 'string' || !HUGE_PAGE_SIZE.test(size)) refuse(`${field}[${i}].pageSize`, 'must be a size such as 2MB or 1GB');
+    if (seen.has(size)) refuse(`${field}[${i}]`, `lists page size ${size} twice`);
+    seen.add(size);
+    have ??= sizes?.();
+    if (have && !have.includes(size))
+      refuse(`${field}[${i}].pageSize`, `${size} is not a huge page size of this host (it has ${have.length ? have.join(', ') : 'none'})`);
+    const limit = h.limit;
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0)
+      refuse(`${field}[${i}].limit`, 'must be a whole number of bytes');
+    return { pageSize: size, limitBytes: limit };
+  });
+}
+
 /** linux.resources -> novabox's cgroup limits. */
-export function ociLimits(res: unknown, deviceProblem: BlockDeviceCheck = () => undefined): CgroupLimits {
+export function ociLimits(res: unknown, host: OciHostChecks = {}): CgroupLimits {
   if (res === undefined || res === null) return {};
   if (!isObject(res)) refuse('linux.resources', 'must be an object');
-  onlyKnown(res, ['memory', 'cpu', 'pids', 'devices', 'blockIO'], 'linux.resources');
+  onlyKnown(res, ['memory', 'cpu', 'pids', 'devices', 'blockIO', 'hugepageLimits'], 'linux.resources');
   const limits: CgroupLimits = {};
   if (res.blockIO !== undefined && res.blockIO !== null) {
-    const throttles = blockIoThrottles(res.blockIO, deviceProblem);
+    const throttles = blockIoThrottles(res.blockIO, host.blockDevice ?? (() => undefined));
     if (throttles.length) limits.blockIoThrottles = throttles;
+  }
+  if (res.hugepageLimits !== undefined && res.hugepageLimits !== null) {
+    const pages = hugepageLimits(res.hugepageLimits, host.hugePageSizes);
+    if (pages.length) limits.hugetlb = pages;
   }
   if (res.devices !== undefined && res.devices !== null) {
     // novabox's device allow-list is always applied: deny all, then the default devices
@@ -804,7 +843,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   return {
     plan,
     cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id),
-    limits: ociLimits(linux.resources, ctx.blockDevice),
+    limits: ociLimits(linux.resources, ctx.host),
     hostname,
     hooks,
     ...(seccomp ? { seccomp } : {}),

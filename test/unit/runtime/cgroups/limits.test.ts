@@ -106,6 +106,36 @@ describe('toCgroupWrites: block I/O throttles', () => {
   });
 });
 
+describe('toCgroupWrites: huge page limits', () => {
+  it('v2: hugetlb.<size>.max and, where the kernel has it, rsvd.max', () => {
+    expect(
+      toCgroupWrites('v2', {
+        hugetlb: [
+          { pageSize: '2MB', limitBytes: 0 },
+          { pageSize: '1GB', limitBytes: 1 << 30 },
+        ],
+      }),
+    ).toEqual([
+      v2('hugetlb.2MB.max', '0'),
+      v2('hugetlb.2MB.rsvd.max', '0', true),
+      v2('hugetlb.1GB.max', String(1 << 30)),
+      v2('hugetlb.1GB.rsvd.max', String(1 << 30), true),
+    ]);
+  });
+
+  it('v1: refused in one sentence', () => {
+    expect(() => toCgroupWrites('v1', { hugetlb: [{ pageSize: '2MB', limitBytes: 0 }] })).toThrow(
+      'huge page limits are set on cgroup v2 only, and this host has cgroup v1 hierarchies',
+    );
+  });
+
+  it('refuses a page size that is no size', () => {
+    expect(() => toCgroupWrites('v2', { hugetlb: [{ pageSize: '2MB/../x', limitBytes: 0 }] })).toThrow(
+      /huge page size "2MB\/\.\.\/x" is not a size/,
+    );
+  });
+});
+
 describe('toCgroupWrites rejects', () => {
   it.each<[CgroupLimits, RegExp]>([
     [{ memoryBytes: 0 }, /memory limit 0/],

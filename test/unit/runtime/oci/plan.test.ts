@@ -413,12 +413,54 @@ describe('ociLimits', () => {
             ],
           },
         },
-        check,
+        { blockDevice: check },
       ),
     ).toThrow(/linux\.resources\.blockIO\.throttleWriteBpsDevice\[1\] names 8:1, a partition/);
-    expect(ociLimits({ blockIO: { throttleWriteBpsDevice: [{ major: 8, minor: 0, rate: 1 }] } }, check)).toEqual({
+    expect(ociLimits({ blockIO: { throttleWriteBpsDevice: [{ major: 8, minor: 0, rate: 1 }] } }, { blockDevice: check })).toEqual({
       blockIoThrottles: [{ major: 8, minor: 0, writeBps: 1 }],
     });
+  });
+
+  it("reads hugepageLimits, 0 as a limit (kubelet's for sizes a pod did not ask for)", () => {
+    const sizes = () => ['2MB', '1GB'];
+    expect(
+      ociLimits(
+        {
+          hugepageLimits: [
+            { pageSize: '2MB', limit: 4 << 20 },
+            { pageSize: '1GB', limit: 0 },
+          ],
+        },
+        { hugePageSizes: sizes },
+      ),
+    ).toEqual({
+      hugetlb: [
+        { pageSize: '2MB', limitBytes: 4 << 20 },
+        { pageSize: '1GB', limitBytes: 0 },
+      ],
+    });
+    expect(ociLimits({ hugepageLimits: [] })).toEqual({});
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['no list', { pageSize: '2MB', limit: 1 }, /hugepageLimits must be a list/],
+    ['a size with no unit', [{ pageSize: '2048', limit: 1 }], /hugepageLimits\[0\]\.pageSize must be a size such as 2MB or 1GB/],
+    [
+      'a size this host lacks',
+      [{ pageSize: '16GB', limit: 1 }],
+      /hugepageLimits\[0\]\.pageSize 16GB is not a huge page size of this host \(it has 2MB, 1GB\)/,
+    ],
+    [
+      'a size twice',
+      [
+        { pageSize: '2MB', limit: 1 },
+        { pageSize: '2MB', limit: 2 },
+      ],
+      /hugepageLimits\[1\] lists page size 2MB twice/,
+    ],
+    ['a negative limit', [{ pageSize: '2MB', limit: -1 }], /hugepageLimits\[0\]\.limit must be a whole number of bytes/],
+  ])('refuses hugepageLimits with %s, naming the field', (_, hugepageLimits, message) => {
+    expect(() => ociLimits({ hugepageLimits }, { hugePageSizes: () => ['2MB', '1GB'] })).toThrow(message);
   });
 
   it('reads memory, swap, cpu and pids', () => {
