@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 9u
+#define NB_ABI_VERSION 10u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -95,8 +95,17 @@ enum nb_op_kind {
 	NB_OP_SECCOMP_PROGRAM = 28, /* s[0] a classic BPF seccomp program as hex (8 bytes an
 	                         instruction: an OCI profile compiled by runtime/oci/seccomp.ts),
 	                         n[1] SECCOMP_FILTER_FLAG_* bits: load it in place of NB_OP_SECCOMP's */
-	NB_OP_KIND_MAX = 28
+	NB_OP_HOOK = 29,      /* s[0] a program (resolved where the init is: an OCI createContainer
+	                         hook runs before pivot_root), list argv, list2 envp, s[1] the OCI
+	                         state JSON for its stdin, n[0] its timeout in seconds (0: none):
+	                         fork, exec, wait; exit status 0 or the op fails with
+	                         NB_HOOK_EXITED | status, NB_HOOK_KILLED | signal or ETIMEDOUT */
+	NB_OP_KIND_MAX = 29
 };
+
+/* NB_OP_HOOK's failures other than an errno (errno values stay below 4096) */
+#define NB_HOOK_EXITED 0x10000
+#define NB_HOOK_KILLED 0x20000
 
 /* nb_op.op_flags */
 #define NB_OPF_IN_ROOT 0x1u /* s[1] is relative to the NB_OP_SET_ROOT dir, resolved with RESOLVE_IN_ROOT */

@@ -28,7 +28,9 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
+#include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +44,7 @@
 #include <termios.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "novabox.h"
@@ -1046,6 +1049,107 @@ static int op_setns(struct ctx *c, const struct nb_op *op)
 	return rc;
 }
 
+/*
+ * NB_OP_HOOK: the program forked and executed with its argv and envp (no other variable),
+ * the state JSON on its stdin through a pipe, the init's stdout and stderr, no other fd of
+ * ours, default signal handling and mask; waited for, within its timeout (a pidfd polled;
+ * then killed). Its exit status 0 is success.
+ */
+static int op_hook(struct ctx *c, const struct nb_op *op)
+{
+	const char *file = nb_plan_str(c->plan, op->s[0]);
+	const char *state = nb_plan_str(c->plan, op->s[1]);
+	uint32_t argc = nb_plan_list_len(c->plan, op->list);
+	uint32_t envc = op->list2 ? nb_plan_list_len(c->plan, op->list2) : 0;
+	char **argv = calloc(argc + 1, sizeof(char *)), **envp = calloc(envc + 1, sizeof(char *));
+	int in[2], status = 0, e;
+	size_t len = state ? strlen(state) : 0, at = 0;
+	pid_t pid;
+	uint32_t i;
+
+	if (!argv || !envp)
+		goto nomem;
+	for (i = 0; i < argc; i++)
+		argv[i] = (char *)nb_plan_list_item(c->plan, op->list, i);
+	for (i = 0; i < envc; i++)
+		envp[i] = (char *)nb_plan_list_item(c->plan, op->list2, i);
+	/* a missing or unexecutable program is said as such, not as its child's status 127 */
+	if (access(file, X_OK) < 0 || pipe2(in, O_CLOEXEC) < 0)
+		goto fail;
+	pid = fork();
+	if (pid < 0) {
+		e = errno;
+		close(in[0]);
+		close(in[1]);
+		errno = e;
+		goto fail;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int sig;
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
+		if (dup2(in[0], 0) < 0)
+			_exit(126);
+		syscall(SYS_close_range, 3, ~0U, 0);
+		execve(file, argv, envp);
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	close(in[0]);
+	while (at < len) {
+		ssize_t n = write(in[1], state + at, len - at);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break; /* the hook did not read its state (EPIPE): its exit status says the rest */
+		at += (size_t)n;
+	}
+	close(in[1]);
+	if (op->n[0]) {
+		int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+		if (pfd >= 0) {
+			struct pollfd p = { .fd = pfd, .events = POLLIN };
+			int r;
+			long long ms = (long long)op->n[0] * 1000;
+
+			do
+				r = poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms);
+			while (r < 0 && errno == EINTR);
+			close(pfd);
+			if (r == 0) {
+				kill(pid, SIGKILL);
+				while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+					;
+				free(argv);
+				free(envp);
+				errno = ETIMEDOUT;
+				return -1;
+			}
+		}
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			goto fail;
+	}
+	free(argv);
+	free(envp);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return 0;
+	errno = WIFEXITED(status) ? NB_HOOK_EXITED | WEXITSTATUS(status) : NB_HOOK_KILLED | WTERMSIG(status);
+	return -1;
+nomem:
+	errno = ENOMEM;
+fail:
+	e = errno;
+	free(argv);
+	free(envp);
+	errno = e;
+	return -1;
+}
+
 int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 {
 	const struct nb_plan_header *h = plan;
@@ -1112,6 +1216,7 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		case NB_OP_MOUNT_FD: rc = op_mount_fd(&c, op); break;
 		case NB_OP_WRITE: rc = op_write(&c, op); break;
 		case NB_OP_SETNS: rc = op_setns(&c, op); break;
+		case NB_OP_HOOK: rc = op_hook(&c, op); break;
 		default: errno = EINVAL; rc = -1; break;
 		}
 		if (rc < 0) {

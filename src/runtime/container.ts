@@ -380,6 +380,19 @@ export function opFailure(plan: LaunchPlan, opIndex: number, errno: number, moni
   }
   const op = plan.ops[opIndex];
   const what = op ? describeOp(op) : `op ${opIndex}`;
+  if (op?.op === 'hook') {
+    // native-bindings/include/novabox.h NB_HOOK_EXITED, NB_HOOK_KILLED
+    // worded as the createRuntime hooks' failures are (runtime/oci/container.ts runHook)
+    const why =
+      errno >= 0x20000
+        ? `killed by signal ${errno & 0xffff}`
+        : errno >= 0x10000
+          ? `exit status ${errno & 0xffff}`
+          : name === 'ETIMEDOUT'
+            ? `it did not end within its timeout of ${op.timeoutS} s, and was killed`
+            : errnoText(errno);
+    return new OpFailed(`${what} failed: ${why}`, opIndex, errno >= 0x10000 ? 'EHOOK' : name);
+  }
   return new OpFailed(`${what}: ${errnoText(errno)} (op ${opIndex + 1} of ${plan.ops.length})`, opIndex, name);
 }
 

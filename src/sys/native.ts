@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Conflict, NovaboxError, SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
-import { describeCgroupStep, encodePlan, type LaunchPlan } from './ops.js';
+import { ABI as NB_ABI, describeCgroupStep, encodePlan, type LaunchPlan } from './ops.js';
 import { trace } from '../util/trace.js';
 import { MONITOR_EVENT, readEvent } from './events.js';
 import { setExitHook } from '../util/exit.js';
@@ -113,9 +113,6 @@ export interface Bindings {
   syscall4: (nr: number, a: number, b: number, c: number, d: number) => number;
   errno: () => number;
 }
-
-/** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks */
-const NB_ABI = 9;
 
 let bound: Bindings | undefined;
 let koffiLib: { koffi: Koffi; lib: ReturnType<Koffi['load']> } | undefined;

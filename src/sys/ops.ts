@@ -156,7 +156,9 @@ export type Op =
   | { op: 'chdir'; path: string }
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   /** sealed: execute the plan's execCopy (the monitor's sealed memfd copy of it), not `file` */
-  | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[]; sealed?: boolean };
+  | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[]; sealed?: boolean }
+  /** an OCI hook run by the init where it is (createContainer: before pivot_root), the state on its stdin */
+  | { op: 'hook'; hook: 'createContainer'; path: string; args: string[]; env: string[]; state: string; timeoutS: number };
 
 /**
  * The container's cgroup as steps the monitor runs on the host (native-bindings/src/cgroup.c),
@@ -304,6 +306,8 @@ export function describeOp(op: Op): string {
       return op.path ? `attach a terminal on /${op.path}` : 'open a terminal';
     case 'exec':
       return op.sealed ? `exec ${op.file} (sealed copy)` : `exec ${JSON.stringify(op.file)}`;
+    case 'hook':
+      return `the ${op.hook} hook ${op.path}`;
   }
 }
 
@@ -336,7 +340,8 @@ function shown(path: string, inRoot?: boolean): string {
 // ---- encoding (see novabox.h) ------------------------------------------------
 
 const MAGIC = 0x3150424e;
-const ABI = 9;
+/** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks (the plan's and the library's) */
+export const ABI = 10;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
 const USERNS_LOWERS = 7;
 const HEADER_BYTES = 72;
@@ -374,6 +379,7 @@ const KIND: Record<Op['op'], number> = {
   'mount-fd': 25,
   write: 26,
   setns: 27,
+  hook: 29,
 };
 
 const CG_KIND: Record<CgroupStep['step'], number> = {
@@ -458,6 +464,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   for (let i = 0; i < nOps; i++) {
     const op = ops[i];
     if (op.op === 'exec') listWords += 2 + op.argv.length + op.env.length;
+    else if (op.op === 'hook') listWords += 2 + op.args.length + op.env.length;
     else if (op.op === 'setgroups') listWords += 1 + op.gids.length;
   }
   if (plan.userns) listWords += 1 + USERNS_LOWERS + (plan.userns.rootfs?.lowers.length ?? 0);
@@ -589,6 +596,13 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         str(op.file, at + 10);
         str(op.searchPath, at + 11);
         putList(op.argv, at + 14);
+        putList(op.env, at + 15);
+        break;
+      case 'hook':
+        w[at + 4] = op.timeoutS;
+        str(op.path, at + 10);
+        str(op.state, at + 11);
+        putList(op.args, at + 14);
         putList(op.env, at + 15);
         break;
     }

@@ -541,6 +541,68 @@ describe('novabox-oci: the runc command line', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('createContainer hooks: run by the init in its namespaces, its mounts made, before pivot_root, with the state; a failure fails the create and leaves nothing', () => {
+    const id = `${tag}-cchooks`;
+    const dir = join(work, 'cchooks');
+    spawnSync('mkdir', ['-p', dir]);
+    const hook = join(dir, 'hook.sh');
+    const rootfs = join(bundle, 'rootfs');
+    // what the hook sees: its state, its namespaces, the container's proc mounted in the rootfs, its environment
+    writeFileSync(
+      hook,
+      `#!/bin/sh\ncat > "${dir}/$1.json"\n{ readlink /proc/self/ns/mnt; readlink /proc/self/ns/pid; test -d "${rootfs}/proc/self" && echo proc; echo "$K"; } > "${dir}/$1.seen"\n`,
+      { mode: 0o755 },
+    );
+    writeConfig(dir, (c) => {
+      c.root.path = rootfs;
+      c.process.args = ['sleep', '60'];
+      c.hooks = {
+        createContainer: [
+          { path: hook, args: ['hook.sh', 'first'], env: ['K=v1'] },
+          { path: hook, args: ['hook.sh', 'second'], env: ['K=v2'], timeout: 10 },
+        ],
+      };
+    });
+    expect(oci(['create', '--bundle', dir, id])).toMatchObject({ code: 0, stderr: '' });
+    const { pid } = state(id);
+    for (const [k, v] of [
+      ['first', 'v1'],
+      ['second', 'v2'],
+    ] as const) {
+      expect(JSON.parse(readFileSync(join(dir, `${k}.json`), 'utf8'))).toMatchObject({ id, status: 'creating', pid, bundle: dir });
+      const [mnt, pidNs, proc, env] = readFileSync(join(dir, `${k}.seen`), 'utf8')
+        .trim()
+        .split('\n');
+      expect(mnt).toBe(readlinkSync(`/proc/${pid}/ns/mnt`));
+      expect(mnt).not.toBe(readlinkSync('/proc/self/ns/mnt'));
+      expect(pidNs).toBe(readlinkSync(`/proc/${pid}/ns/pid`));
+      expect([proc, env]).toEqual(['proc', v]);
+    }
+    expect(oci(['delete', '--force', id]).code).toBe(0);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+
+    // one that fails, one that is missing, one that outlives its timeout: the create fails in one sentence, nothing left
+    const fail = (hooks: unknown, stderr: string) => {
+      writeConfig(dir, (c) => {
+        c.root.path = rootfs;
+        c.process.args = ['true'];
+        c.hooks = { createContainer: hooks };
+      });
+      expect(oci(['create', '--bundle', dir, id])).toMatchObject({ code: 1, stderr });
+      expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+    };
+    writeFileSync(hook, '#!/bin/sh\nexit 3\n', { mode: 0o755 });
+    fail([{ path: hook }], `novabox-oci: the createContainer hook ${hook} failed: exit status 3\n`);
+    fail([{ path: `${dir}/none` }], `novabox-oci: the createContainer hook ${dir}/none failed: no such file or directory\n`);
+    writeFileSync(hook, '#!/bin/sh\nexec sleep 30\n', { mode: 0o755 });
+    const t0 = performance.now();
+    fail(
+      [{ path: hook, timeout: 1 }],
+      `novabox-oci: the createContainer hook ${hook} failed: it did not end within its timeout of 1 s, and was killed\n`,
+    );
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+
   it("linux.resources.hugepageLimits: hugetlb.<size>.max on cgroup v2 (0 for kubelet's unasked sizes), update changes it; on v1 one sentence and nothing left", () => {
     const id = `${tag}-huge`;
     const dir = join(work, 'huge');

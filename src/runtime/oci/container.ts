@@ -306,21 +306,29 @@ export function createContainer(req: CreateRequest): OciRecord {
   writeFileAtomic(stateFile, JSON.stringify(record), 0o600, false);
   let sp: native.SpawnResult | undefined;
   try {
-    sp = spawnWithUmask(planned.umask, () => spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty }));
+    // createContainer hooks are ops of the init's, with the state (the init's pid) on their
+    // stdin: its ops are sent once that pid is known (lateOps)
+    const inside = planned.hooks.createContainer.length > 0;
+    const spawned = spawnWithUmask(planned.umask, () =>
+      spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty, lateOps: inside }),
+    );
+    sp = spawned;
     // with createRuntime hooks the init waits for them before its first op
     const hooks = planned.hooks.createRuntime;
-    if (!hooks.length) readyEarly(sp, plan);
+    if (!hooks.length && !inside) readyEarly(sp, plan);
     awaitPlacedInit(sp, plan, driver, planned.cgroupPath);
-    if (hooks.length) {
-      const s = {
-        ociVersion: OCI_VERSION,
-        id: req.id,
-        status: 'creating',
-        pid: sp.initPid,
-        bundle: req.bundle,
-        annotations: record.annotations,
-      };
-      for (const h of hooks) runHook(h, s, 'createRuntime');
+    const s = {
+      ociVersion: OCI_VERSION,
+      id: req.id,
+      status: 'creating',
+      pid: sp.initPid,
+      bundle: req.bundle,
+      annotations: record.annotations,
+    };
+    for (const h of hooks) runHook(h, s, 'createRuntime');
+    if (inside) {
+      const state = JSON.stringify(s);
+      native.sendOps(spawned, { ...plan, ops: plan.ops.map((op) => (op.op === 'hook' ? { ...op, state } : op)) });
     }
     if (!sp.ready) native.release(sp, 'R');
     let e = readEvent(sp.eventsFd);

@@ -58,16 +58,18 @@ export interface OciHook {
  */
 export interface OciHooks {
   createRuntime: OciHook[];
+  /** run by the init itself, in the container's namespaces after its mounts, before pivot_root (ops 'hook') */
+  createContainer: OciHook[];
   poststart: OciHook[];
   poststop: OciHook[];
 }
 
-/** config.hooks: createContainer and startContainer (run inside the container) are refused. */
+/** config.hooks: startContainer (run inside the container after `start`) is refused. */
 export function readHooks(v: unknown): OciHooks {
-  const out: OciHooks = { createRuntime: [], poststart: [], poststop: [] };
+  const out: OciHooks = { createRuntime: [], createContainer: [], poststart: [], poststop: [] };
   if (v === undefined || v === null) return out;
   if (!isObject(v)) refuse('hooks', 'must be an object');
-  onlyKnown(v, ['prestart', 'createRuntime', 'poststart', 'poststop'], 'hooks');
+  onlyKnown(v, ['prestart', 'createRuntime', 'createContainer', 'poststart', 'poststop'], 'hooks');
   const list = (name: string): OciHook[] => {
     const l = v[name];
     if (l === undefined || l === null) return [];
@@ -91,6 +93,7 @@ export function readHooks(v: unknown): OciHooks {
   };
   // prestart (deprecated) runs as createRuntime does, before it
   out.createRuntime = [...list('prestart'), ...list('createRuntime')];
+  out.createContainer = list('createContainer');
   out.poststart = list('poststart');
   out.poststop = list('poststop');
   return out;
@@ -815,6 +818,11 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   }
   for (const path of stringList(linux.maskedPaths, 'linux.maskedPaths')) ops.push({ op: 'mask', path });
   for (const path of stringList(linux.readonlyPaths, 'linux.readonlyPaths')) ops.push({ op: 'readonly', path });
+  // createContainer hooks: in the container's namespaces, its mounts made, before pivot_root
+  // (host paths, as runc runs them); the state on their stdin is filled in once the init's
+  // pid is known (runtime/oci/container.ts: the ops are sent late)
+  for (const h of hooks.createContainer)
+    ops.push({ op: 'hook', hook: 'createContainer', path: h.path, args: h.args, env: h.env, state: '', timeoutS: h.timeoutS ?? 0 });
   ops.push({ op: 'pivot-root' });
   if (root.readonly === true) ops.push({ op: 'remount-ro', path: '/' });
 

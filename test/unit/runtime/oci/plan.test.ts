@@ -220,7 +220,11 @@ describe('planOci', () => {
     ],
     ['an unknown major version', (c) => (c.ociVersion = '2.0.0'), /^config\.json: ociVersion "2\.0\.0" is not a version novabox-oci reads/],
     ['no version', (c) => delete c.ociVersion, /ociVersion is missing/],
-    ['a hook inside the container', (c) => (c.hooks = { createContainer: [{ path: '/x' }] }), /hooks\.createContainer is not supported/],
+    [
+      'a hook inside the container after start',
+      (c) => (c.hooks = { startContainer: [{ path: '/x' }] }),
+      /hooks\.startContainer is not supported/,
+    ],
     ['a relative hook path', (c) => (c.hooks = { poststop: [{ path: 'x' }] }), /hooks\.poststop\[0\]\.path must be an absolute path/],
     [
       'a seccomp agent',
@@ -286,9 +290,27 @@ describe('readHooks', () => {
         { path: '/a', args: ['/a'], env: [] },
         { path: '/b', args: ['b', '-x'], env: ['A=1'], timeoutS: 5 },
       ],
+      createContainer: [],
       poststart: [],
       poststop: [{ path: '/c', args: ['/c'], env: [] }],
     });
+  });
+
+  it('plans createContainer hooks as ops of the init, after its mounts and before pivot_root, the state left to fill', () => {
+    const ops = opsOf(
+      config((c) => {
+        c.hooks = {
+          createContainer: [{ path: '/usr/bin/ldconfig-hook', args: ['h', 'x'], env: ['K=v'], timeout: 7 }, { path: '/bin/other' }],
+        };
+      }),
+    );
+    const at = ops.findIndex((op) => op.op === 'hook');
+    expect(ops.slice(at, at + 3)).toEqual([
+      { op: 'hook', hook: 'createContainer', path: '/usr/bin/ldconfig-hook', args: ['h', 'x'], env: ['K=v'], state: '', timeoutS: 7 },
+      { op: 'hook', hook: 'createContainer', path: '/bin/other', args: ['/bin/other'], env: [], state: '', timeoutS: 0 },
+      { op: 'pivot-root' },
+    ]);
+    expect(ops.findIndex((op) => op.op === 'mount')).toBeLessThan(at);
   });
 });
 
