@@ -96,10 +96,13 @@ enum nb_op_kind {
 	                         instruction: an OCI profile compiled by runtime/oci/seccomp.ts),
 	                         n[1] SECCOMP_FILTER_FLAG_* bits: load it in place of NB_OP_SECCOMP's */
 	NB_OP_HOOK = 29,      /* s[0] a program (resolved where the init is: an OCI createContainer
-	                         hook runs before pivot_root), list argv, list2 envp, s[1] the OCI
-	                         state JSON for its stdin, n[0] its timeout in seconds (0: none):
-	                         fork, exec, wait; exit status 0 or the op fails with
-	                         NB_HOOK_EXITED | status, NB_HOOK_KILLED | signal or ETIMEDOUT */
+	                         hook runs before pivot_root, a startContainer one after it), list
+	                         argv, list2 envp, s[1] the OCI state JSON for its stdin, n[0] its
+	                         timeout in seconds (0: none): fork, exec, wait; exit status 0 or
+	                         the op fails with NB_HOOK_EXITED | status, NB_HOOK_KILLED | signal
+	                         or ETIMEDOUT. NB_OPF_AFTER_START: run once the gate opened (the
+	                         gate is awaited before it, not before the exec); a failure is then
+	                         said on the init's stderr and ends it with status 125 */
 	NB_OP_KIND_MAX = 29
 };
 
@@ -109,6 +112,7 @@ enum nb_op_kind {
 
 /* nb_op.op_flags */
 #define NB_OPF_IN_ROOT 0x1u /* s[1] is relative to the NB_OP_SET_ROOT dir, resolved with RESOLVE_IN_ROOT */
+#define NB_OPF_AFTER_START 0x4u /* NB_OP_HOOK: after the gate (OCI startContainer) */
 #define NB_OPF_SEALED  0x2u /* NB_OP_EXEC: execveat the monitor's sealed copy of exec_copy; no host
                                file of that binary is ever reachable from inside */
 

@@ -22,6 +22,7 @@
  * are used as they are.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1150,6 +1151,34 @@ fail:
 	return -1;
 }
 
+/*
+ * A startContainer hook failed: `start` has returned and the monitor of a detached init is
+ * gone, so no one reads the error pipe. Said on the init's stderr (the container's, which
+ * the engine logs), worded as the CLI words the createContainer hooks' failures
+ * (src/runtime/container.ts opFailure); the container ends with status 125.
+ */
+__attribute__((noreturn)) static void hook_failed_after_start(const void *plan, const struct nb_op *op)
+{
+	int e = errno;
+	const char *file = nb_plan_str(plan, op->s[0]);
+
+	if (e & NB_HOOK_KILLED)
+		dprintf(2, "novabox-oci: the startContainer hook %s failed: killed by signal %d\n", file, e & 0xffff);
+	else if (e & NB_HOOK_EXITED)
+		dprintf(2, "novabox-oci: the startContainer hook %s failed: exit status %d\n", file, e & 0xffff);
+	else if (e == ETIMEDOUT)
+		dprintf(2, "novabox-oci: the startContainer hook %s failed: it did not end within its timeout of %llu s, and was killed\n",
+			file, (unsigned long long)op->n[0]);
+	else {
+		char why[128];
+
+		snprintf(why, sizeof why, "%s", strerror(e));
+		why[0] = (char)tolower((unsigned char)why[0]); /* "no such file or directory", as the CLI says it */
+		dprintf(2, "novabox-oci: the startContainer hook %s failed: %s\n", file, why);
+	}
+	_exit(125);
+}
+
 int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 {
 	const struct nb_plan_header *h = plan;
@@ -1157,7 +1186,7 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 	struct ctx c = { .plan = plan, .root_fd = -1, .err_fd = err_fd, .dir_fd = -1, .tgt_fd = -1,
 			 .mask_fd = -1 };
 	uint32_t i;
-	int rc = 0;
+	int rc = 0, gated = 0;
 
 	/* Modes in the plan are the modes made (no fchmodat after each mknod); the command
 	 * gets the caller's umask back in op_exec. */
@@ -1168,8 +1197,11 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		struct rlimit rl;
 
 		NB_STAMP(i);
-		if (op->kind == NB_OP_EXEC) {
+		if (op->kind == NB_OP_EXEC)
 			NB_DUMP(plan, i);
+		/* the gate: before the exec, or before the first hook that runs after `start` */
+		if (!gated && (op->kind == NB_OP_EXEC || (op->kind == NB_OP_HOOK && (op->op_flags & NB_OPF_AFTER_START)))) {
+			gated = 1;
 			if (gate_fd >= 0) {
 				if (h->flags & NB_PLAN_DETACH)
 					announce_gate(err_fd);
@@ -1216,7 +1248,11 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		case NB_OP_MOUNT_FD: rc = op_mount_fd(&c, op); break;
 		case NB_OP_WRITE: rc = op_write(&c, op); break;
 		case NB_OP_SETNS: rc = op_setns(&c, op); break;
-		case NB_OP_HOOK: rc = op_hook(&c, op); break;
+		case NB_OP_HOOK:
+			rc = op_hook(&c, op);
+			if (rc < 0 && (op->op_flags & NB_OPF_AFTER_START))
+				hook_failed_after_start(plan, op); /* does not return */
+			break;
 		default: errno = EINVAL; rc = -1; break;
 		}
 		if (rc < 0) {

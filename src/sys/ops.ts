@@ -157,8 +157,19 @@ export type Op =
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   /** sealed: execute the plan's execCopy (the monitor's sealed memfd copy of it), not `file` */
   | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[]; sealed?: boolean }
-  /** an OCI hook run by the init where it is (createContainer: before pivot_root), the state on its stdin */
-  | { op: 'hook'; hook: 'createContainer'; path: string; args: string[]; env: string[]; state: string; timeoutS: number };
+  /**
+   * An OCI hook run by the init where it is, the state on its stdin: createContainer before
+   * pivot_root; startContainer once `start` opened the gate, right before the exec.
+   */
+  | {
+      op: 'hook';
+      hook: 'createContainer' | 'startContainer';
+      path: string;
+      args: string[];
+      env: string[];
+      state: string;
+      timeoutS: number;
+    };
 
 /**
  * The container's cgroup as steps the monitor runs on the host (native-bindings/src/cgroup.c),
@@ -349,6 +360,7 @@ const OP_BYTES = 64;
 const CG_STEP_BYTES = 16;
 const OPF_IN_ROOT = 0x1;
 const OPF_SEALED = 0x2;
+const OPF_AFTER_START = 0x4;
 
 const KIND: Record<Op['op'], number> = {
   mount: 1,
@@ -599,6 +611,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         putList(op.env, at + 15);
         break;
       case 'hook':
+        if (op.hook === 'startContainer') w[at + 1] = OPF_AFTER_START;
         w[at + 4] = op.timeoutS;
         str(op.path, at + 10);
         str(op.state, at + 11);

@@ -603,6 +603,58 @@ describe('novabox-oci: the runc command line', () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
+  it('startContainer hooks: run by the init after start, in the container, before the process; a failure ends the container and says why on its stderr', () => {
+    const id = `${tag}-schooks`;
+    const dir = join(work, 'schooks');
+    const out = join(dir, 'out');
+    spawnSync('mkdir', ['-p', out]);
+    const rootfs = join(bundle, 'rootfs');
+    const inRoot = join(rootfs, 'start-hook.sh');
+    const create = (hookScript: string, hooks: unknown) => {
+      writeFileSync(inRoot, hookScript, { mode: 0o755 });
+      rmSync(join(out, 'order'), { force: true });
+      writeConfig(dir, (c) => {
+        c.root.path = rootfs;
+        c.mounts.push({ destination: '/out', type: 'bind', source: out, options: ['rbind', 'rw'] });
+        c.process.args = ['sh', '-c', 'echo process >> /out/order; sleep 60'];
+        c.hooks = { startContainer: hooks };
+      });
+      const log = join(dir, 'container.log');
+      const fd = openSync(log, 'w');
+      const r = oci(['create', '--bundle', dir, id], { out: fd });
+      closeSync(fd);
+      expect(r.code).toBe(0);
+      return log;
+    };
+    try {
+      create(
+        '#!/bin/sh\ncat > /out/state.json\n{ echo "$K"; test -e /start-hook.sh && echo in-root; } > /out/seen\necho hook >> /out/order\n',
+        [{ path: '/start-hook.sh', env: ['K=v'], timeout: 10 }],
+      );
+      const { pid } = state(id);
+      expect(existsSync(join(out, 'order'))).toBe(false); // not before start
+      expect(oci(['start', id]).code).toBe(0);
+      expect(waitUntil(() => existsSync(join(out, 'order')) && readFileSync(join(out, 'order'), 'utf8').includes('process'))).toBe(true);
+      expect(readFileSync(join(out, 'order'), 'utf8')).toBe('hook\nprocess\n');
+      expect(JSON.parse(readFileSync(join(out, 'state.json'), 'utf8'))).toMatchObject({ id, status: 'created', pid, bundle: dir });
+      expect(readFileSync(join(out, 'seen'), 'utf8')).toBe('v\nin-root\n');
+      expect(oci(['delete', '--force', id]).code).toBe(0);
+      expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+
+      // a failure: `start` has returned (as runc's), the container ends before its process runs, its stderr says why
+      const log = create('#!/bin/sh\nexit 3\n', [{ path: '/start-hook.sh' }]);
+      expect(oci(['start', id]).code).toBe(0);
+      expect(waitUntil(() => state(id).status === 'stopped')).toBe(true);
+      expect(readFileSync(log, 'utf8')).toBe('novabox-oci: the startContainer hook /start-hook.sh failed: exit status 3\n');
+      expect(existsSync(join(out, 'order'))).toBe(false);
+      expect(oci(['delete', id]).code).toBe(0);
+      expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+    } finally {
+      if (existsSync(join(stateRoot, id))) oci(['delete', '--force', id]);
+      rmSync(inRoot, { force: true });
+    }
+  });
+
   it("linux.resources.hugepageLimits: hugetlb.<size>.max on cgroup v2 (0 for kubelet's unasked sizes), update changes it; on v1 one sentence and nothing left", () => {
     const id = `${tag}-huge`;
     const dir = join(work, 'huge');

@@ -308,7 +308,7 @@ export function createContainer(req: CreateRequest): OciRecord {
   try {
     // createContainer hooks are ops of the init's, with the state (the init's pid) on their
     // stdin: its ops are sent once that pid is known (lateOps)
-    const inside = planned.hooks.createContainer.length > 0;
+    const inside = planned.hooks.createContainer.length + planned.hooks.startContainer.length > 0;
     const spawned = spawnWithUmask(planned.umask, () =>
       spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty, lateOps: inside }),
     );
@@ -327,8 +327,9 @@ export function createContainer(req: CreateRequest): OciRecord {
     };
     for (const h of hooks) runHook(h, s, 'createRuntime');
     if (inside) {
-      const state = JSON.stringify(s);
-      native.sendOps(spawned, { ...plan, ops: plan.ops.map((op) => (op.op === 'hook' ? { ...op, state } : op)) });
+      // a startContainer hook runs after `start`: the state of a created container
+      const state = { createContainer: JSON.stringify(s), startContainer: JSON.stringify({ ...s, status: 'created' }) };
+      native.sendOps(spawned, { ...plan, ops: plan.ops.map((op) => (op.op === 'hook' ? { ...op, state: state[op.hook] } : op)) });
     }
     if (!sp.ready) native.release(sp, 'R');
     let e = readEvent(sp.eventsFd);

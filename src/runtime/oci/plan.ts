@@ -60,16 +60,18 @@ export interface OciHooks {
   createRuntime: OciHook[];
   /** run by the init itself, in the container's namespaces after its mounts, before pivot_root (ops 'hook') */
   createContainer: OciHook[];
+  /** run by the init itself once `start` opened its gate, right before the exec, with the container's paths and credentials */
+  startContainer: OciHook[];
   poststart: OciHook[];
   poststop: OciHook[];
 }
 
-/** config.hooks: startContainer (run inside the container after `start`) is refused. */
+/** config.hooks, every kind of the runtime-spec's. */
 export function readHooks(v: unknown): OciHooks {
-  const out: OciHooks = { createRuntime: [], createContainer: [], poststart: [], poststop: [] };
+  const out: OciHooks = { createRuntime: [], createContainer: [], startContainer: [], poststart: [], poststop: [] };
   if (v === undefined || v === null) return out;
   if (!isObject(v)) refuse('hooks', 'must be an object');
-  onlyKnown(v, ['prestart', 'createRuntime', 'createContainer', 'poststart', 'poststop'], 'hooks');
+  onlyKnown(v, ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'], 'hooks');
   const list = (name: string): OciHook[] => {
     const l = v[name];
     if (l === undefined || l === null) return [];
@@ -94,6 +96,7 @@ export function readHooks(v: unknown): OciHooks {
   // prestart (deprecated) runs as createRuntime does, before it
   out.createRuntime = [...list('prestart'), ...list('createRuntime')];
   out.createContainer = list('createContainer');
+  out.startContainer = list('startContainer');
   out.poststart = list('poststart');
   out.poststop = list('poststop');
   return out;
@@ -839,7 +842,12 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const seccomp = seccompOp(linux.seccomp);
   for (const op of planCredentials(caps, { uid, gid, additionalGids }, seccomp ?? false, nnp)) ops.push(op);
   const path = env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
-  ops.push({ op: 'chdir', path: p.cwd }, { op: 'exec', file: args[0], searchPath: path, argv: args, env });
+  ops.push({ op: 'chdir', path: p.cwd });
+  // startContainer hooks: once `start` opened the gate, in the container (its paths, its
+  // credentials and seccomp filter, as runc runs them), right before the exec
+  for (const h of hooks.startContainer)
+    ops.push({ op: 'hook', hook: 'startContainer', path: h.path, args: h.args, env: h.env, state: '', timeoutS: h.timeoutS ?? 0 });
+  ops.push({ op: 'exec', file: args[0], searchPath: path, argv: args, env });
 
   const plan: LaunchPlan = {
     namespaces: userns ? ['user', ...namespaces.filter((n) => n !== 'user')] : namespaces,

@@ -57,6 +57,9 @@ describe('novabox-oci command line (no root: nothing reaches the kernel)', () =>
     expect(out).toMatch(/^novabox-oci version \S+\nspec: 1\.0\.2\n$/);
     out = '';
     expect(await main(['features'])).toBe(0);
-    expect(JSON.parse(out)).toMatchObject({ ociVersionMax: '1.0.2', hooks: ['prestart', 'createRuntime', 'poststart', 'poststop'] });
+    expect(JSON.parse(out)).toMatchObject({
+      ociVersionMax: '1.0.2',
+      hooks: ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'],
+    });
   });
 });

@@ -220,11 +220,7 @@ describe('planOci', () => {
     ],
     ['an unknown major version', (c) => (c.ociVersion = '2.0.0'), /^config\.json: ociVersion "2\.0\.0" is not a version novabox-oci reads/],
     ['no version', (c) => delete c.ociVersion, /ociVersion is missing/],
-    [
-      'a hook inside the container after start',
-      (c) => (c.hooks = { startContainer: [{ path: '/x' }] }),
-      /hooks\.startContainer is not supported/,
-    ],
+    ['a hook of no kind the spec has', (c) => (c.hooks = { prestop: [{ path: '/x' }] }), /hooks\.prestop is not supported/],
     ['a relative hook path', (c) => (c.hooks = { poststop: [{ path: 'x' }] }), /hooks\.poststop\[0\]\.path must be an absolute path/],
     [
       'a seccomp agent',
@@ -291,6 +287,7 @@ describe('readHooks', () => {
         { path: '/b', args: ['b', '-x'], env: ['A=1'], timeoutS: 5 },
       ],
       createContainer: [],
+      startContainer: [],
       poststart: [],
       poststop: [{ path: '/c', args: ['/c'], env: [] }],
     });
@@ -311,6 +308,19 @@ describe('readHooks', () => {
       { op: 'pivot-root' },
     ]);
     expect(ops.findIndex((op) => op.op === 'mount')).toBeLessThan(at);
+  });
+
+  it('plans startContainer hooks as ops of the init right before its exec, after its credentials', () => {
+    const ops = opsOf(
+      config((c) => {
+        c.hooks = { startContainer: [{ path: '/sbin/ldconfig', timeout: 3 }] };
+      }),
+    );
+    expect(ops.slice(-2)).toEqual([
+      { op: 'hook', hook: 'startContainer', path: '/sbin/ldconfig', args: ['/sbin/ldconfig'], env: [], state: '', timeoutS: 3 },
+      expect.objectContaining({ op: 'exec' }),
+    ]);
+    expect(ops.findIndex((op) => op.op === 'setuid')).toBeLessThan(ops.length - 2);
   });
 });
 
