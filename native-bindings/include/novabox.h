@@ -153,7 +153,10 @@ struct nb_plan_header {
 	                         exits: argv, then "", then the environment (KEY=VALUE);
 	                         [0] an absolute path. A server's restart policy (novabox
 	                         `server _exited`); 0 = the monitor just exits */
-	uint32_t reserved;    /* 0 */
+	uint32_t pid_ns;      /* string offset: a pid namespace file (OCI namespaces[].path of type
+	                         pid: /proc/<pid>/ns/pid) the monitor enters (setns) before the
+	                         clone, so that the init is born in it; without CLONE_NEWPID in
+	                         clone_flags and without join_pid. 0 = none */
 };
 
 /*
@@ -233,6 +236,7 @@ enum nb_stage {
 	                         lower layer (open_tree, mount_setattr: EINVAL/ENOSYS = the
 	                         kernel or the layer's filesystem cannot idmap), 2 the overlay
 	                         (fsopen/fsconfig/fsmount), 3 the tmpfs, 4 handing it over */
+	NB_STAGE_PID_NS = 10, /* entering the header's pid_ns */
 };
 
 struct nb_event {

@@ -717,6 +717,14 @@ int main(void)
 		}
 		close(pidfd);
 	}
+	if (h->pid_ns) {
+		/* an existing pid namespace (a pod's): setns(2) sets the one our children are born
+		 * in, ours stays; the init is cloned into it below */
+		int fd = open(nb_plan_str(plan, h->pid_ns), O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || setns(fd, CLONE_NEWPID) < 0)
+			return fail(NB_STAGE_PID_NS, errno);
+		close(fd);
+	}
 	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
 		return fail(NB_STAGE_CLONE, errno);
 	}

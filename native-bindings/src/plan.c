@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #define CLONE_NEWUSER_BIT 0x10000000u /* <sched.h>'s CLONE_NEWUSER, without _GNU_SOURCE */
+#define CLONE_NEWPID_BIT 0x20000000u  /* and its CLONE_NEWPID */
 
 static int str_ok(const char *base, uint32_t size, uint32_t off)
 {
@@ -83,7 +84,10 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		return -EINVAL;
 	if (h->exec_copy && base[h->exec_copy] != '/')
 		return -EINVAL;
-	if (h->reserved || (h->on_exit && (!list_ok(base, plan_len, h->on_exit) || nb_plan_list_len(base, h->on_exit) == 0 ||
+	if (!str_ok(base, plan_len, h->pid_ns) ||
+	    (h->pid_ns && (base[h->pid_ns] != '/' || (h->clone_flags & CLONE_NEWPID_BIT) || h->join_pid)))
+		return -EINVAL;
+	if ((h->on_exit && (!list_ok(base, plan_len, h->on_exit) || nb_plan_list_len(base, h->on_exit) == 0 ||
 					   nb_plan_list_item(base, h->on_exit, 0)[0] != '/')))
 		return -EINVAL;
 	if ((h->flags & NB_PLAN_LOG) && h->log_path == 0)

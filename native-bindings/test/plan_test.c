@@ -167,8 +167,8 @@ int main(void)
 	h->on_exit = 148;
 	CHECK("an on_exit list out of place", nb_plan_validate(buf, 152, &bad) == -EINVAL);
 	h->on_exit = 0;
-	h->reserved = 1;
-	CHECK("reserved header word set", nb_plan_validate(buf, 152, &bad) == -EINVAL);
+	h->pid_ns = 1;
+	CHECK("a pid namespace path inside the header", nb_plan_validate(buf, 152, &bad) == -EINVAL);
 
 	CHECK("abi version", nb_abi_version() == NB_ABI_VERSION);
 

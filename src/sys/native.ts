@@ -391,6 +391,7 @@ const STAGES: Record<number, string> = {
   7: 'place the container init in its cgroup',
   8: 'copy novabox-init into a sealed memfd',
   9: "write the uid and gid maps of the container's user namespace",
+  10: 'enter the pid namespace the container joins (linux.namespaces, type pid)',
 };
 const STAGE_CGROUP = 6;
 

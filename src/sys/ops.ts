@@ -227,6 +227,9 @@ export interface LaunchPlan {
   execCopy?: string;
   /** exec into a running container: enter these namespaces of this process first */
   join?: { pid: number; namespaces: Namespace[] };
+  /** an existing pid namespace's file (OCI namespaces[].path): the monitor enters it before
+   *  the clone, so that the init is born there (namespaces then has no 'pid') */
+  pidNamespace?: string;
   /** the init's own user namespace (namespaces has 'user'): the monitor writes these maps
    *  ("0 <host base> <count>") between the clone and the 'userns' op, and makes the
    *  rootfs: an overlay over each lower idmapped into the namespace (novabox.h) */
@@ -686,6 +689,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     );
   }
   if (plan.onExit) putList([...plan.onExit.argv, '', ...plan.onExit.env], 16);
+  str(plan.pidNamespace, 17);
 
   // The strings: one NUL-separated block, written by one call. Offsets count UTF-16 units
   // when the block is ASCII (the usual case), else bytes, string by string.

@@ -347,6 +347,52 @@ describe('novabox-oci: the runc command line', () => {
     }
   });
 
+  it("a pid namespace joined by path (a pod's shared one): the init is born in it, not its pid 1, and sees the other container's processes", () => {
+    const a = `${tag}-pida`;
+    const b = `${tag}-pidb`;
+    const dirA = join(work, 'pida');
+    const dirB = join(work, 'pidb');
+    spawnSync('mkdir', ['-p', dirA, dirB]);
+    writeConfig(dirA, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.process.args = ['sleep', '60'];
+    });
+    expect(oci(['create', '--bundle', dirA, a]).code).toBe(0);
+    expect(oci(['start', a]).code).toBe(0);
+    const pidA = state(a).pid;
+    writeConfig(dirB, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+        n.type === 'pid' ? { type: 'pid', path: `/proc/${pidA}/ns/pid` } : n,
+      );
+      c.process.args = ['sh', '-c', 'readlink /proc/self/ns/pid; echo $$; cat /proc/1/cmdline | tr "\\0" " "; echo'];
+    });
+    const outB = join(work, 'pidb.out');
+    const fd = openSync(outB, 'w');
+    expect(oci(['create', '--bundle', dirB, b], { out: fd }).code).toBe(0);
+    closeSync(fd);
+    expect(readlinkSync(`/proc/${state(b).pid}/ns/pid`)).toBe(readlinkSync(`/proc/${pidA}/ns/pid`));
+    expect(oci(['start', b]).code).toBe(0);
+    expect(waitUntil(() => state(b).status === 'stopped')).toBe(true);
+    const [ns, self, one] = readFileSync(outB, 'utf8').trim().split('\n');
+    expect(ns).toBe(readlinkSync(`/proc/${pidA}/ns/pid`));
+    expect(Number(self)).toBeGreaterThan(1);
+    expect(one?.trim()).toBe('sleep 60'); // pid 1 there is the other container's init
+    // a path that is no pid namespace: the create fails in one sentence, nothing left
+    writeConfig(dirB, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+        n.type === 'pid' ? { type: 'pid', path: '/proc/self/ns/net' } : n,
+      );
+    });
+    expect(oci(['delete', b]).code).toBe(0);
+    const bad = oci(['create', '--bundle', dirB, b]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.split('\n')).toHaveLength(2);
+    expect(oci(['delete', '--force', a]).code).toBe(0);
+    expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+  });
+
   it("linux.seccomp: a denied call fails with the profile's errno inside, by name and by argument, in exec too", () => {
     const id = `${tag}-seccomp`;
     const dir = join(work, 'seccomp');

@@ -740,21 +740,24 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const namespaces: Namespace[] = [];
   const joins: Extract<Op, { op: 'setns' }>[] = [];
   let cgroupNs = false;
+  let pidNamespace: string | undefined;
   linux.namespaces.forEach((n: unknown, i: number) => {
     if (!isObject(n) || typeof n.type !== 'string') refuse(`linux.namespaces[${i}]`, 'must have a type');
     const ns = NS_TYPES[n.type];
     if (!ns) refuse(`linux.namespaces[${i}].type`, `"${n.type}" is not supported by novabox-oci`);
-    if (namespaces.includes(ns) || joins.some((j) => j.namespace === ns) || (ns === 'cgroup' && cgroupNs)) {
+    if (namespaces.includes(ns) || joins.some((j) => j.namespace === ns) || (ns === 'cgroup' && cgroupNs) || (ns === 'pid' && pidNamespace)) {
       refuse(`linux.namespaces[${i}]`, `lists ${n.type} twice`);
     }
     if (n.path !== undefined && n.path !== '') {
-      // setns(2) by the init itself: a pid namespace would be its children's only, a mount
-      // or user namespace asks more of the caller; novabox joins the ones engines hand
-      // over (CNI, netavark: the network)
-      if (!JOINABLE.includes(ns))
+      // setns(2) by the init itself (the network CNI and netavark hand over, ipc, uts,
+      // cgroup); a pid namespace by the monitor before the clone (a setns into one is its
+      // caller's children's only: a pod's shared pid namespace); a mount or user namespace
+      // asks more of the caller than novabox-oci does
+      if (!JOINABLE.includes(ns) && ns !== 'pid')
         refuse(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported by novabox-oci`);
       if (typeof n.path !== 'string' || !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be an absolute path');
-      joins.push({ op: 'setns', path: n.path, namespace: ns });
+      if (ns === 'pid') pidNamespace = n.path;
+      else joins.push({ op: 'setns', path: n.path, namespace: ns });
     } else if (ns === 'cgroup') cgroupNs = true;
     else namespaces.push(ns);
   });
@@ -855,6 +858,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     tty: terminal,
     detach: true,
     ...(userMaps ? { userns: userMaps } : {}),
+    ...(pidNamespace ? { pidNamespace } : {}),
   };
   return {
     plan,

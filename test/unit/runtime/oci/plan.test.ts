@@ -209,9 +209,12 @@ describe('planOci', () => {
     ],
     ['a sysctl name with ..', (c) => (c.linux.sysctl = { 'net/../../x': '1' }), /is not a sysctl name/],
     [
-      'joining a pid namespace',
-      (c) => (c.linux.namespaces[0] = { type: 'pid', path: '/proc/1/ns/pid' }),
-      /linux\.namespaces\[0\]\.path joining an existing pid namespace/,
+      'joining a mount namespace',
+      (c) =>
+        (c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+          n.type === 'mount' ? { type: 'mount', path: '/proc/1/ns/mnt' } : n,
+        )),
+      /linux\.namespaces\[\d\]\.path joining an existing mount namespace/,
     ],
     [
       'an oomScoreAdj out of range',
@@ -308,6 +311,20 @@ describe('readHooks', () => {
       { op: 'pivot-root' },
     ]);
     expect(ops.findIndex((op) => op.op === 'mount')).toBeLessThan(at);
+  });
+
+  it("joins a pid namespace by path through the monitor (the plan's pidNamespace), not by a setns op", () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+          n.type === 'pid' ? { type: 'pid', path: '/proc/7/ns/pid' } : n,
+        );
+      }),
+      ctx,
+    );
+    expect(plan.pidNamespace).toBe('/proc/7/ns/pid');
+    expect(plan.namespaces).not.toContain('pid');
+    expect(plan.ops.some((op) => op.op === 'setns')).toBe(false);
   });
 
   it('plans startContainer hooks as ops of the init right before its exec, after its credentials', () => {
