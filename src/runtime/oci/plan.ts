@@ -745,7 +745,12 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     if (!isObject(n) || typeof n.type !== 'string') refuse(`linux.namespaces[${i}]`, 'must have a type');
     const ns = NS_TYPES[n.type];
     if (!ns) refuse(`linux.namespaces[${i}].type`, `"${n.type}" is not supported by novabox-oci`);
-    if (namespaces.includes(ns) || joins.some((j) => j.namespace === ns) || (ns === 'cgroup' && cgroupNs) || (ns === 'pid' && pidNamespace)) {
+    if (
+      namespaces.includes(ns) ||
+      joins.some((j) => j.namespace === ns) ||
+      (ns === 'cgroup' && cgroupNs) ||
+      (ns === 'pid' && pidNamespace)
+    ) {
       refuse(`linux.namespaces[${i}]`, `lists ${n.type} twice`);
     }
     if (n.path !== undefined && n.path !== '') {
