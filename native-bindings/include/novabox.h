@@ -72,6 +72,7 @@ enum nb_op_kind {
 	NB_OP_NO_NEW_PRIVS = 17,
 	NB_OP_CHDIR = 18,     /* s[1] path; re-checked with getcwd (CVE-2024-21626) */
 	NB_OP_EXEC = 19,      /* s[0] file (searched in s[1] = PATH if it has no '/'), list argv, list2 envp;
+	                         n[0] fds the process gets as 3 .. 3+n-1 from NB_FD_PRESERVE..;
 	                         NB_OPF_SEALED: execute the header's exec_copy (a sealed memfd) instead */
 	NB_OP_REMOUNT_RO = 20,/* s[1] path: remount an existing mount read-only, keeping its flags */
 	NB_OP_CONSOLE = 21,   /* s[0] ptmx, s[1] console file: new pty from the container's devpts,
@@ -251,6 +252,9 @@ struct nb_spawn_args {
 	const char *monitor_tag;  /* its argv[1], for ps and leak checks: the cgroup path */
 	int32_t stdio[3];         /* fds the init gets as 0, 1, 2 (NB_OP_CONSOLE replaces them) */
 	int32_t tty;              /* 1: pass a console socket (NB_PLAN_TTY) */
+	int32_t preserve_fds;     /* the caller's fds 3 .. 3+n-1 go to the monitor as
+	                             NB_FD_PRESERVE.., and the init's exec makes them its 3.. (OCI
+	                             --preserve-fds; the exec op's n[0] says the same n) */
 };
 
 struct nb_spawn_result {

@@ -63,6 +63,10 @@ int nb_seccomp_program(struct sock_filter *out, size_t max, int system);
 #define NB_FD_GO 5
 #define NB_FD_CONSOLE 6 /* only with NB_PLAN_TTY */
 #define NB_FD_OPS 7     /* only with NB_PLAN_LATE_OPS: the memfd the ops plan is written to */
+#define NB_FD_PRESERVE 8 /* nb_spawn_args.preserve_fds: the caller's fds 3.. from here on */
+#define NB_MAX_PRESERVE 200
+#define NB_FD_HIGH 256   /* the monitor's error pipe, above every preserved fd (the init's
+                            exec moves those to 3.. and must not overwrite it) */
 #define NB_OPFAIL_GATE (-3) /* NB_PLAN_DETACH: the init's ops are done, it waits for 'G' */
 #define NB_OPFAIL_PLAN (-2) /* the init's "failed op" when the late ops plan is refused */
 

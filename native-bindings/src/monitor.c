@@ -8,6 +8,9 @@
  *   fd 6     console socket, with NB_PLAN_TTY (handed to the init); with NB_PLAN_CONSOLE_LOG
  *            the monitor makes it itself and keeps the pty master for the console log
  *   fd 7     memfd of the ops plan, with NB_PLAN_LATE_OPS (handed to the init)
+ *   fd 8..   the caller's fds 3.. with nb_spawn_args.preserve_fds (OCI --preserve-fds), handed
+ *            to the init, whose exec moves them to 3..; our error pipe sits at NB_FD_HIGH
+ *            or above, out of their way
  *
  * It makes the container's cgroup from the plan's steps (cgroup.c), clones the init
  * into it (or clones and places it, without clone3), reports its pid, relays "exec ok" or {op, errno} from the init's error
@@ -594,6 +597,19 @@ static void exec_on_exit(const void *plan, uint32_t list)
 	free(v);
 }
 
+/* An fd of ours moved to NB_FD_HIGH or above (close-on-exec), the old number closed;
+ * left where it is under an RLIMIT_NOFILE too low for that (EINVAL). */
+static int high_fd(int *fd)
+{
+	int to = fcntl(*fd, F_DUPFD_CLOEXEC, NB_FD_HIGH);
+
+	if (to < 0)
+		return errno == EINVAL ? 0 : -1;
+	close(*fd);
+	*fd = to;
+	return 0;
+}
+
 int main(void)
 {
 	struct nb_plan_header *h;
@@ -725,7 +741,7 @@ int main(void)
 			return fail(NB_STAGE_PID_NS, errno);
 		close(fd);
 	}
-	if (pipe2(err_pipe, O_CLOEXEC) < 0) {
+	if (pipe2(err_pipe, O_CLOEXEC) < 0 || high_fd(&err_pipe[0]) < 0 || high_fd(&err_pipe[1]) < 0) {
 		return fail(NB_STAGE_CLONE, errno);
 	}
 	/* Our word to the init's NB_OP_USERNS: the maps are written (and its rootfs). */

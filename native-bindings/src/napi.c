@@ -61,7 +61,7 @@ napi_status napi_create_promise(napi_env, napi_deferred *, napi_value *);
 napi_status napi_resolve_deferred(napi_env, napi_deferred, napi_value);
 napi_status napi_create_string_latin1(napi_env, const char *, size_t, napi_value *);
 
-#define MAX_ARGS 8
+#define MAX_ARGS 9
 
 struct call {
 	napi_env env;
@@ -141,7 +141,7 @@ static napi_value js_abi(napi_env env, napi_callback_info info)
 	return ret(&c, (int32_t)NB_ABI_VERSION);
 }
 
-/* spawn(plan, monitorPath, tag, stdin, stdout, stderr, tty, out Int32Array(7)) -> 0 | -errno;
+/* spawn(plan, monitorPath, tag, stdin, stdout, stderr, tty, preserveFds, out Int32Array(7)) -> 0 | -errno;
  * out = monitor_pid, init_pid, events_fd, go_fd, console_fd, stage, ops_fd (struct nb_spawn_result) */
 static napi_value js_spawn(napi_env env, napi_callback_info info)
 {
@@ -154,14 +154,15 @@ static napi_value js_spawn(napi_env env, napi_callback_info info)
 	struct call c;
 	int rc, i;
 
-	call_init(&c, env, info, 8);
+	call_init(&c, env, info, 9);
 	plan = arg_bytes(&c, 0, &plan_len);
 	a.monitor_path = arg_str(&c, 1, path);
 	a.monitor_tag = arg_str(&c, 2, tag);
 	for (i = 0; i < 3; i++)
 		a.stdio[i] = arg_int(&c, 3 + (size_t)i);
 	a.tty = arg_int(&c, 6);
-	out = arg_bytes(&c, 7, &out_len);
+	a.preserve_fds = arg_int(&c, 7);
+	out = arg_bytes(&c, 8, &out_len);
 	if (c.bad)
 		return NULL;
 	if (out_len < sizeof(r) || plan_len > UINT32_MAX) {

@@ -875,9 +875,8 @@ static int op_mount_fd(struct ctx *c, const struct nb_op *op)
 }
 
 /* close_range(2) of every fd from 3 up except keep1 and keep2 (each -1 or >= 3). */
-static void sweep_fds(int keep1, int keep2)
+static void sweep_fds(unsigned int from, int keep1, int keep2)
 {
-	unsigned int from = 3;
 	int keep[2], i;
 
 	if (keep2 >= 0 && (keep1 < 0 || keep2 < keep1)) {
@@ -916,11 +915,31 @@ static int op_exec(struct ctx *c, const struct nb_op *op)
 	for (i = 0; i < envc; i++)
 		envp[i] = (char *)nb_plan_list_item(c->plan, op->list2, i);
 
-	/* Nothing of ours may reach the container: every fd but stdio, the close-on-exec
-	 * error pipe and the sealed binary (close-on-exec too) goes now (close_range(2)). */
+	/* --preserve-fds: the engine's fds (NB_FD_PRESERVE..) become 3.. in ascending order (a
+	 * target 3+i is never a source still to move: sources are 5 above their targets); the
+	 * error pipe and the sealed binary move above them first */
+	unsigned int keep = (unsigned int)op->n[0];
+	if (keep) {
+		int *mv[2] = { &c->err_fd, &nb_exec_copy_fd };
+		for (i = 0; i < 2; i++) {
+			if (*mv[i] >= 0 && (unsigned int)*mv[i] < NB_FD_PRESERVE + keep) {
+				int to = fcntl(*mv[i], F_DUPFD_CLOEXEC, (int)(NB_FD_PRESERVE + keep));
+				if (to < 0)
+					return -1;
+				*mv[i] = to;
+			}
+		}
+		for (i = 0; i < keep; i++) {
+			if (dup2((int)(NB_FD_PRESERVE + i), (int)(3 + i)) < 0)
+				return -1;
+		}
+	}
+	/* Nothing of ours may reach the container: every fd but stdio (and the preserved ones),
+	 * the close-on-exec error pipe and the sealed binary (close-on-exec too) goes now
+	 * (close_range(2)). */
 	c->root_fd = c->dir_fd = c->tgt_fd = c->mask_fd = -1; /* all swept below */
 	umask(c->umask);
-	sweep_fds(c->err_fd, (op->op_flags & NB_OPF_SEALED) ? nb_exec_copy_fd : -1);
+	sweep_fds(3 + keep, c->err_fd, (op->op_flags & NB_OPF_SEALED) ? nb_exec_copy_fd : -1);
 	/* a session of its own (a console's op made one already: EPERM, harmless): else its
 	 * session leader is the monitor, outside the container's pid namespace, and CRIU
 	 * refuses to dump a server with it in ("a session leader ... is outside of its pid

@@ -205,7 +205,7 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	     struct nb_spawn_result *out)
 {
 	int memfd = -1, opsfd = -1, ev[2] = { -1, -1 }, go[2] = { -1, -1 }, con[2] = { -1, -1 };
-	int src[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+	int src[8] = { -1, -1, -1, -1, -1, -1, -1, -1 }, *keep = NULL, n_keep = args->preserve_fds;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -262,6 +262,28 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 		}
 	}
 
+	/* --preserve-fds: our 3.. (the engine's, inherited) as the monitor's NB_FD_PRESERVE.. */
+	if (n_keep < 0 || n_keep > NB_MAX_PRESERVE) {
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (n_keep > 0) {
+		keep = calloc((size_t)n_keep, sizeof(int));
+		if (!keep) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		for (i = 0; i < n_keep; i++)
+			keep[i] = -1;
+		for (i = 0; i < n_keep; i++) {
+			/* above every target NB_FD_PRESERVE + i, so no dup2 below overwrites a source */
+			if ((keep[i] = fcntl(3 + i, F_DUPFD_CLOEXEC, NB_FD_PRESERVE + n_keep + 64)) < 0) {
+				rc = -errno;
+				goto fail;
+			}
+		}
+	}
+
 	if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
 		rc = -rc;
 		goto fail;
@@ -269,6 +291,12 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	fa_ok = 1;
 	for (i = 0; i < 8; i++) {
 		if (src[i] >= 0 && (rc = posix_spawn_file_actions_adddup2(&fa, src[i], i)) != 0) {
+			rc = -rc;
+			goto fail;
+		}
+	}
+	for (i = 0; i < n_keep; i++) {
+		if ((rc = posix_spawn_file_actions_adddup2(&fa, keep[i], NB_FD_PRESERVE + i)) != 0) {
 			rc = -rc;
 			goto fail;
 		}
@@ -299,6 +327,9 @@ int nb_spawn(const void *plan, uint32_t plan_len, const struct nb_spawn_args *ar
 	close_if(&con[1]);
 	for (i = 0; i < 8; i++)
 		close_if(&src[i]);
+	for (i = 0; i < n_keep; i++)
+		close_if(&keep[i]);
+	free(keep);
 
 	out->stage = 0;
 	out->ops_fd = opsfd;
@@ -324,5 +355,8 @@ fail:
 	close_if(&opsfd);
 	for (i = 0; i < 8; i++)
 		close_if(&src[i]);
+	for (i = 0; keep && i < n_keep; i++)
+		close_if(&keep[i]);
+	free(keep);
 	return rc;
 }

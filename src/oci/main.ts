@@ -8,7 +8,7 @@
  * Errors: one sentence on stderr, and the same line in --log (JSON lines with
  * --log-format json, which go-runc reads back when a command fails), exit status 1.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, fstatSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { constants } from 'node:os';
 import { BadRequest, NovaboxError } from '../errors.js';
@@ -53,14 +53,14 @@ const HELP = `usage: novabox-oci [global options] <command> [options] <container
 An OCI runtime (runc's command line) on novabox's executor.
 
 commands:
-  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] ID
+  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] ID
                                              the container's init waits for start
   start ID                                   run the container's process
   state ID                                   the OCI state (JSON)
   kill [--all] ID [SIGNAL]                   signal the init (default SIGTERM)
   delete [--force] ID                        remove a stopped (or created) container
   exec [--process FILE | ID COMMAND...] [--detach] [--pid-file F] [--tty --console-socket S]
-       [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--cap CAP]...
+       [--cwd DIR] [--env K=V]... [--user UID[:GID]] [--cap CAP]... [--preserve-fds N]
                                              a process in a running container
   update [--resources FILE|-] ID             new memory, cpu, pids, block I/O and huge page limits (linux.resources JSON)
   events --stats ID                          one sample of its cgroup's cpu, memory and pids (JSON)
@@ -145,6 +145,24 @@ function parseSignal(text: string | undefined): NodeJS.Signals | number {
   return name;
 }
 
+/**
+ * --preserve-fds N: fds 3 .. 3+N-1 of this process (the engine's) go to the container
+ * process as its own 3 .. 3+N-1 (systemd socket activation: LISTEN_FDS). Each must be open.
+ */
+function preserveCount(v: string | boolean | undefined, verb: string): number {
+  if (v === undefined) return 0;
+  const n = typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 0 && n <= 200)) throw new BadRequest(`${verb}: --preserve-fds must be a number of fds from 0 to 200`);
+  for (let fd = 3; fd < 3 + n; fd++) {
+    try {
+      fstatSync(fd);
+    } catch {
+      throw new BadRequest(`${verb}: --preserve-fds ${n}: fd ${fd} is not open`);
+    }
+  }
+  return n;
+}
+
 function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
@@ -159,8 +177,7 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         verb,
       );
       const id = oneId(rest, verb);
-      if (opts['preserve-fds'] !== undefined && opts['preserve-fds'] !== '0')
-        throw new BadRequest('create: --preserve-fds is not supported by novabox-oci yet');
+      const preserveFds = preserveCount(opts['preserve-fds'], verb);
       if (opts['no-pivot'] === true) throw new BadRequest('create: --no-pivot is not supported: novabox-oci always uses pivot_root');
       // --no-new-keyring: novabox never makes a session keyring (the container keeps the caller's), which is what it asks for
       const bundle = resolve(String(opts.bundle ?? opts.b ?? '.'));
@@ -171,6 +188,7 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         pidFile: typeof opts['pid-file'] === 'string' ? resolve(opts['pid-file']) : undefined,
         consoleSocket: typeof opts['console-socket'] === 'string' ? resolve(opts['console-socket']) : undefined,
         warn: (msg) => logLine(g, 'warning', msg),
+        preserveFds,
       });
       return;
     }
@@ -207,8 +225,7 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
       const id = oneId(rest.slice(0, 1), verb);
       for (const o of ['process-label', 'apparmor'])
         if (opts[o] !== undefined) throw new BadRequest(`exec: --${o} is not supported by novabox-oci`);
-      if (opts['preserve-fds'] !== undefined && opts['preserve-fds'] !== '0')
-        throw new BadRequest('exec: --preserve-fds is not supported by novabox-oci yet');
+      const preserveFds = preserveCount(opts['preserve-fds'], verb);
       const file = opts.process ?? opts.p;
       let raw: Record<string, unknown>;
       if (typeof file === 'string') {
@@ -246,6 +263,7 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         pidFile: typeof opts['pid-file'] === 'string' ? resolve(opts['pid-file']) : undefined,
         consoleSocket: typeof opts['console-socket'] === 'string' ? resolve(opts['console-socket']) : undefined,
         warn: (msg) => logLine(g, 'warning', msg),
+        preserveFds,
       });
       if (code !== 0) throw new ExitStatus(code);
       return;

@@ -70,6 +70,8 @@ export interface SpawnOptions {
    * meanwhile); sendOps() gives the init the whole plan, before release(sp, 'R').
    */
   lateOps?: boolean;
+  /** OCI --preserve-fds: this process's fds 3 .. 3+n-1 become the container process's (the plan's exec op has the same n) */
+  preserveFds?: number;
 }
 
 export interface Bindings {
@@ -184,6 +186,7 @@ function bind(): Bindings {
         monitor_tag: 'const char *',
         stdio: koffi.array('int32_t', 3),
         tty: 'int32_t',
+        preserve_fds: 'int32_t',
       });
       koffi.struct('nb_spawn_result', {
         monitor_pid: 'int32_t',
@@ -236,6 +239,7 @@ interface StartCalls {
     out1: number,
     err2: number,
     tty: number,
+    preserveFds: number,
     result: Int32Array,
   ) => number;
   waitpid: (pid: number, options: number, status: Int32Array) => number;
@@ -355,12 +359,12 @@ function startCalls(): StartCalls {
   const orErrno = (r: number) => (r < 0 ? -b.errno() : r);
   return (koffiCalls = {
     abi: () => b.nb_abi_version(),
-    spawn: (plan, monitorPath, tag, in0, out1, err2, tty, result) => {
+    spawn: (plan, monitorPath, tag, in0, out1, err2, tty, preserveFds, result) => {
       const out: Record<string, number> = {};
       const rc = b.nb_spawn(
         plan as Buffer,
         plan.length,
-        { monitor_path: monitorPath, monitor_tag: tag, stdio: [in0, out1, err2], tty },
+        { monitor_path: monitorPath, monitor_tag: tag, stdio: [in0, out1, err2], tty, preserve_fds: preserveFds },
         out,
       );
       result.set([out.monitor_pid, out.init_pid, out.events_fd, out.go_fd, out.console_fd, out.stage, out.ops_fd]);
@@ -406,7 +410,17 @@ export function spawn(plan: LaunchPlan, opts: SpawnOptions): SpawnResult {
   const bytes = encodePlan(test || opts.lateOps ? { ...plan, plainClone: test || plan.plainClone, lateOps: opts.lateOps } : plan);
   trace(opts.lateOps ? 'monitor plan encoded' : 'plan encoded');
   const out = new Int32Array(7); // struct nb_spawn_result
-  const rc = calls.spawn(bytes, monitorPath(), opts.tag, opts.stdio[0], opts.stdio[1], opts.stdio[2], opts.tty ? 1 : 0, out);
+  const rc = calls.spawn(
+    bytes,
+    monitorPath(),
+    opts.tag,
+    opts.stdio[0],
+    opts.stdio[1],
+    opts.stdio[2],
+    opts.tty ? 1 : 0,
+    opts.preserveFds ?? 0,
+    out,
+  );
   const [monitorPid, , eventsFd, goFd, consoleFd, stage, opsFd] = out;
   if (rc < 0) {
     const what = STAGES[stage] ?? 'spawn the container';

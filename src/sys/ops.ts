@@ -156,7 +156,7 @@ export type Op =
   | { op: 'chdir'; path: string }
   | { op: 'console'; ptmx: string; path?: string; rows: number; cols: number }
   /** sealed: execute the plan's execCopy (the monitor's sealed memfd copy of it), not `file` */
-  | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[]; sealed?: boolean }
+  | { op: 'exec'; file: string; searchPath: string; argv: string[]; env: string[]; sealed?: boolean; preserveFds?: number }
   /**
    * An OCI hook run by the init where it is, the state on its stdin: createContainer before
    * pivot_root; startContainer once `start` opened the gate, right before the exec.
@@ -608,6 +608,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'exec':
         if (op.sealed) w[at + 1] = OPF_SEALED;
+        if (op.preserveFds) w[at + 4] = op.preserveFds;
         str(op.file, at + 10);
         str(op.searchPath, at + 11);
         putList(op.argv, at + 14);

@@ -393,6 +393,64 @@ describe('novabox-oci: the runc command line', () => {
     expect(waitUntil(() => leftovers().length === 0)).toBe(true);
   });
 
+  it("--preserve-fds: the caller's fds 3.. become the process's own, at create and at exec; a bad count is one sentence", () => {
+    const id = `${tag}-pfds`;
+    const dir = join(work, 'pfds');
+    spawnSync('mkdir', ['-p', dir]);
+    writeConfig(dir, (c) => {
+      c.root.path = join(bundle, 'rootfs');
+      // fd 3 written to, fd 4 read from, nothing more of ours (the shell saves fds from 10 up)
+      c.process.args = [
+        'sh',
+        '-c',
+        'echo hi >&3; cat <&4 >&3; for f in 5 6 7 8 9; do [ -e /proc/$$/fd/$f ] && echo "fd $f" >&3; done; sleep 60',
+      ];
+    });
+    writeFileSync(join(dir, 'in'), 'from the engine\n');
+    const env = { ...process.env };
+    delete env.NODE_OPTIONS;
+    delete env.NODE_EXTRA_CA_CERTS;
+    const withFds = (args: string[], fds: number[]) => {
+      const log = openSync(join(dir, 'log'), 'w');
+      const r = spawnSync(OCI, ['--root', stateRoot, ...args], {
+        encoding: 'utf8',
+        env,
+        timeout: 20_000,
+        stdio: ['ignore', log, log, ...fds],
+      });
+      closeSync(log);
+      return { code: r.status, stderr: readFileSync(join(dir, 'log'), 'utf8') };
+    };
+    const out = openSync(join(dir, 'out'), 'w');
+    const input = openSync(join(dir, 'in'), 'r');
+    try {
+      expect(withFds(['create', '--preserve-fds', '2', '--bundle', dir, id], [out, input])).toEqual({ code: 0, stderr: '' });
+      const { pid } = state(id);
+      expect(oci(['start', id]).code).toBe(0);
+      // the shell sleeping: its fds are exactly stdio and the two it was given
+      const fds = () => readdirSync(`/proc/${pid}/fd`).sort().join(' ');
+      expect(waitUntil(() => readFileSync(join(dir, 'out'), 'utf8').includes('engine') && fds() === '0 1 2 3 4')).toBe(true);
+      expect(readFileSync(join(dir, 'out'), 'utf8')).toBe('hi\nfrom the engine\n');
+      expect([readlinkSync(`/proc/${pid}/fd/3`), readlinkSync(`/proc/${pid}/fd/4`)]).toEqual([join(dir, 'out'), join(dir, 'in')]);
+      // exec: one fd for the process exec starts
+      const ex = openSync(join(dir, 'exec-out'), 'w');
+      const script = 'echo exec >&3; for f in 4 5 6 7 8 9; do [ -e /proc/$$/fd/$f ] && echo "fd $f" >&3; done; true';
+      expect(withFds(['exec', '--preserve-fds', '1', id, 'sh', '-c', script], [ex])).toEqual({ code: 0, stderr: '' });
+      closeSync(ex);
+      expect(readFileSync(join(dir, 'exec-out'), 'utf8')).toBe('exec\n');
+      expect(withFds(['exec', '--preserve-fds', 'two', id, 'true'], [])).toEqual({
+        code: 1,
+        stderr: 'novabox-oci: exec: --preserve-fds must be a number of fds from 0 to 200\n',
+      });
+      expect(oci(['delete', '--force', id]).code).toBe(0);
+      expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+    } finally {
+      closeSync(out);
+      closeSync(input);
+      if (existsSync(join(stateRoot, id))) oci(['delete', '--force', id]);
+    }
+  });
+
   it("linux.seccomp: a denied call fails with the profile's errno inside, by name and by argument, in exec too", () => {
     const id = `${tag}-seccomp`;
     const dir = join(work, 'seccomp');

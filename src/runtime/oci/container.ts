@@ -43,7 +43,7 @@ import { placeLaunch } from '../cgroups/placement.js';
 import { opFailure } from '../container.js';
 import { awaitPlacedInit, readyEarly, spawnMonitor } from '../launch.js';
 import { readProcStart, readProcState } from '../proc.js';
-import type { Namespace } from '../../sys/ops.js';
+import type { LaunchPlan, Namespace } from '../../sys/ops.js';
 import { ALL_LIMIT_NAMES, parseHardLimits } from '../plan/index.js';
 import {
   type HostRlimits,
@@ -220,6 +220,14 @@ export interface CreateRequest {
   consoleSocket?: string;
   /** a sentence on what novabox-oci changed (an rlimit clamped): the caller's --log */
   warn?: (msg: string) => void;
+  /** --preserve-fds: this process's fds 3 .. 3+n-1 become the container process's 3.. */
+  preserveFds?: number;
+}
+
+/** The plan whose exec gets the caller's fds 3 .. 3+n-1 as its own (--preserve-fds). */
+function withPreservedFds(plan: LaunchPlan, n: number | undefined): LaunchPlan {
+  if (!n) return plan;
+  return { ...plan, ops: plan.ops.map((op) => (op.op === 'exec' ? { ...op, preserveFds: n } : op)) };
 }
 
 /** CAP_SYS_RESOURCE (linux/capability.h) */
@@ -277,7 +285,10 @@ export function createContainer(req: CreateRequest): OciRecord {
   if (!planned.plan.tty && req.consoleSocket)
     throw new BadRequest('--console-socket is for a container with a terminal, and config.json has process.terminal false');
   const batch = driver.planCreate(planned.cgroupPath, planned.limits);
-  const plan = placeLaunch({ ...planned.plan, cgroupSteps: batch.create }, driver.layout, planned.cgroupPath);
+  const plan = withPreservedFds(
+    placeLaunch({ ...planned.plan, cgroupSteps: batch.create }, driver.layout, planned.cgroupPath),
+    req.preserveFds,
+  );
 
   mkdirSync(req.root, { recursive: true, mode: 0o700 });
   try {
@@ -310,7 +321,7 @@ export function createContainer(req: CreateRequest): OciRecord {
     // stdin: its ops are sent once that pid is known (lateOps)
     const inside = planned.hooks.createContainer.length + planned.hooks.startContainer.length > 0;
     const spawned = spawnWithUmask(planned.umask, () =>
-      spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty, lateOps: inside }),
+      spawnMonitor(plan, [0, 1, 2], { tag: planned.cgroupPath, tty: plan.tty, lateOps: inside, preserveFds: req.preserveFds }),
     );
     sp = spawned;
     // with createRuntime hooks the init waits for them before its first op
@@ -573,6 +584,7 @@ export interface ExecRequest {
   consoleSocket?: string;
   /** as CreateRequest's */
   warn?: (msg: string) => void;
+  preserveFds?: number;
 }
 
 /**
@@ -596,8 +608,10 @@ export async function execContainer(root: string, id: string, req: ExecRequest):
   const host = req.process.raw.rlimits ? hostRlimits() : undefined;
   const join = { pid: r.pid, namespaces: namespacesOf(r.pid) };
   const bare = { ...planOciExec(req.process, join, seccomp, host, warnings), detach: req.detach };
-  const plan = placeLaunch(bare, driver.layout, r.cgroupPath);
-  const sp = spawnWithUmask(req.process.umask, () => spawnMonitor(plan, [0, 1, 2], { tty: plan.tty, tag: `${r.cgroupPath}/exec` }));
+  const plan = withPreservedFds(placeLaunch(bare, driver.layout, r.cgroupPath), req.preserveFds);
+  const sp = spawnWithUmask(req.process.umask, () =>
+    spawnMonitor(plan, [0, 1, 2], { tty: plan.tty, tag: `${r.cgroupPath}/exec`, preserveFds: req.preserveFds }),
+  );
   for (const w of warnings) req.warn?.(w);
   try {
     awaitPlacedInit(sp, plan, driver, r.cgroupPath);

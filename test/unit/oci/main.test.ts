@@ -32,7 +32,7 @@ describe('novabox-oci command line (no root: nothing reaches the kernel)', () =>
     [['kill', '--bogus', 'x'], 'kill: unknown option --bogus'],
     [['kill', 'x', 'NOSUCH'], 'kill: "NOSUCH" is not a signal'],
     [['create', '--no-pivot', 'x'], 'create: --no-pivot is not supported'],
-    [['create', '--preserve-fds', '2', 'x'], 'create: --preserve-fds is not supported'],
+    [['create', '--preserve-fds', 'all', 'x'], 'create: --preserve-fds must be a number of fds from 0 to 200'],
     [['events', 'x'], 'events: only --stats (one sample) is supported'],
     [['state', '../etc'], 'invalid container id "../etc"'],
   ])('%j: one sentence, exit 1', async (argv, message) => {

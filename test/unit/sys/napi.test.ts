@@ -57,7 +57,7 @@ describe('novabox.node', () => {
 
   it('refuses a malformed plan before starting anything (stage 1: check the plan)', () => {
     const out = new Int32Array(7);
-    const rc = n.spawn(new Uint8Array(64), '/nonexistent/novabox-monitor', 'test', 0, 1, 2, 0, out);
+    const rc = n.spawn(new Uint8Array(64), '/nonexistent/novabox-monitor', 'test', 0, 1, 2, 0, 0, out);
     expect(rc).toBe(-E.EINVAL);
     expect(out[0]).toBe(-1); // no monitor pid
     expect(out[5]).toBe(1); // NB_STAGE_PLAN
@@ -89,7 +89,7 @@ describe('novabox.node', () => {
     expect(() => n.waitpid('1' as unknown as number, 0, new Int32Array(1))).toThrow(/expected a number/);
     expect(() => n.waitpid(1, 0, [] as unknown as Int32Array)).toThrow(/expected a typed array/);
     expect(() => n.spawn()).toThrow(/wrong number of arguments/);
-    expect(() => n.spawn(new Uint8Array(64), 'm', 't', 0, 1, 2, 0, new Int32Array(2))).toThrow(/Int32Array\(7\)/);
+    expect(() => n.spawn(new Uint8Array(64), 'm', 't', 0, 1, 2, 0, 0, new Int32Array(2))).toThrow(/Int32Array\(7\)/);
     expect(() => n.cgroupDevices('x'.repeat(5000))).toThrow(/PATH_MAX/);
   });
 });
