@@ -16,7 +16,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -331,6 +342,42 @@ describe('novabox-oci under Podman (podman --runtime)', () => {
     expect(waitUntil(() => podman(['inspect', '-f', '{{.State.Status}}', 'victim']).stdout.trim() === 'exited')).toBe(true);
     expect(podman(['inspect', '-f', '{{.State.ExitCode}}', 'victim']).stdout.trim()).toBe('137');
     expect(podman(['rm', 'victim']).code).toBe(0);
+    waitUntil(() => leftovers().length === 0);
+    expect(leftovers()).toEqual([]);
+  }, 120_000);
+
+  it("podman run --preserve-fds 1: the fd podman was given is the process's fd 3", () => {
+    const file = join(work, 'preserved');
+    const fd = openSync(file, 'w');
+    try {
+      const r = spawnSync(
+        'podman',
+        [
+          ...storageArgs(),
+          '--cgroup-manager',
+          'cgroupfs',
+          '--events-backend',
+          'file',
+          'run',
+          '--rm',
+          '--network',
+          'none',
+          '--cgroup-parent',
+          `/${parent}`,
+          '--preserve-fds',
+          '1',
+          IMAGE,
+          'sh',
+          '-c',
+          'echo through podman >&3',
+        ],
+        { encoding: 'utf8', timeout: 60_000, env, cwd: work, stdio: ['ignore', 'pipe', 'pipe', fd] },
+      );
+      expect(r.status, r.stderr).toBe(0);
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(file, 'utf8')).toBe('through podman\n');
     waitUntil(() => leftovers().length === 0);
     expect(leftovers()).toEqual([]);
   }, 120_000);
