@@ -114,6 +114,9 @@ enum nb_op_kind {
 /* nb_op.op_flags */
 #define NB_OPF_IN_ROOT 0x1u /* s[1] is relative to the NB_OP_SET_ROOT dir, resolved with RESOLVE_IN_ROOT */
 #define NB_OPF_AFTER_START 0x4u /* NB_OP_HOOK: after the gate (OCI startContainer) */
+#define NB_OPF_NO_PIVOT 0x8u    /* NB_OP_PIVOT_ROOT: move the root mount onto / and chroot into
+                                   it instead (OCI --no-pivot: a rootfs on a ramdisk, where
+                                   pivot_root fails) */
 #define NB_OPF_SEALED  0x2u /* NB_OP_EXEC: execveat the monitor's sealed copy of exec_copy; no host
                                file of that binary is ever reachable from inside */
 

@@ -618,7 +618,7 @@ static int op_set_root(struct ctx *c, const struct nb_op *op)
 }
 
 /* pivot_root(".", ".") then detach the old root: needs no put_old directory (pivot_root(2)). */
-static int op_pivot_root(struct ctx *c)
+static int op_pivot_root(struct ctx *c, const struct nb_op *op)
 {
 	if (c->root_fd < 0) {
 		errno = EBADF;
@@ -626,6 +626,16 @@ static int op_pivot_root(struct ctx *c)
 	}
 	if (fchdir(c->root_fd) < 0) /* an O_PATH fd will do (open(2)) */
 		return -1;
+	if (op->op_flags & NB_OPF_NO_PIVOT) {
+		/* runc's --no-pivot: the root mount moved over /, then chroot into it; the old
+		 * root's mounts stay underneath, hidden (a process with CAP_SYS_CHROOT may climb
+		 * out, which is why pivot_root is the default) */
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0)
+			return -1;
+		drop_fd(&c->root_fd);
+		c->pivoted = 1;
+		return 0;
+	}
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
 		return -1;
 	/* Keep the old root's unmount from propagating to the host. */
@@ -1237,7 +1247,7 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		case NB_OP_READONLY: rc = op_readonly(&c, op, 0); break;
 		case NB_OP_REMOUNT_RO: rc = op_readonly(&c, op, 1); break;
 		case NB_OP_SET_ROOT: drop_caches(&c); rc = op_set_root(&c, op); break;
-		case NB_OP_PIVOT_ROOT: drop_caches(&c); rc = op_pivot_root(&c); break;
+		case NB_OP_PIVOT_ROOT: drop_caches(&c); rc = op_pivot_root(&c, op); break;
 		case NB_OP_SETHOSTNAME: {
 			const char *name = nb_plan_str(plan, op->s[0]);
 			rc = sethostname(name, strlen(name));

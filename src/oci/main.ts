@@ -53,7 +53,7 @@ const HELP = `usage: novabox-oci [global options] <command> [options] <container
 An OCI runtime (runc's command line) on novabox's executor.
 
 commands:
-  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] ID
+  create --bundle DIR [--pid-file FILE] [--console-socket SOCK] [--preserve-fds N] [--no-pivot] ID
                                              the container's init waits for start
   start ID                                   run the container's process
   state ID                                   the OCI state (JSON)
@@ -178,7 +178,6 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
       );
       const id = oneId(rest, verb);
       const preserveFds = preserveCount(opts['preserve-fds'], verb);
-      if (opts['no-pivot'] === true) throw new BadRequest('create: --no-pivot is not supported: novabox-oci always uses pivot_root');
       // --no-new-keyring: novabox never makes a session keyring (the container keeps the caller's), which is what it asks for
       const bundle = resolve(String(opts.bundle ?? opts.b ?? '.'));
       createContainer({
@@ -189,6 +188,7 @@ async function runVerb(g: Globals, verb: string, args: string[]): Promise<void> 
         consoleSocket: typeof opts['console-socket'] === 'string' ? resolve(opts['console-socket']) : undefined,
         warn: (msg) => logLine(g, 'warning', msg),
         preserveFds,
+        noPivot: opts['no-pivot'] === true,
       });
       return;
     }

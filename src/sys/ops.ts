@@ -126,7 +126,8 @@ export type Op =
   | { op: 'readonly'; path: string }
   | { op: 'remount-ro'; path: string }
   | { op: 'set-root'; path: string }
-  | { op: 'pivot-root' }
+  /** noPivot: move the root mount over / and chroot instead (OCI --no-pivot) */
+  | { op: 'pivot-root'; noPivot?: boolean }
   | { op: 'sethostname'; hostname: string }
   | { op: 'setrlimit'; resource: Rlimit; soft: bigint; hard: bigint }
   | { op: 'unshare'; namespaces: Namespace[] }
@@ -281,7 +282,7 @@ export function describeOp(op: Op): string {
     case 'set-root':
       return `open rootfs ${op.path}`;
     case 'pivot-root':
-      return 'pivot_root';
+      return op.noPivot ? 'move the root over / and chroot (--no-pivot)' : 'pivot_root';
     case 'sethostname':
       return `sethostname ${op.hostname}`;
     case 'setrlimit':
@@ -364,6 +365,7 @@ const CG_STEP_BYTES = 16;
 const OPF_IN_ROOT = 0x1;
 const OPF_SEALED = 0x2;
 const OPF_AFTER_START = 0x4;
+const OPF_NO_PIVOT = 0x8;
 
 const KIND: Record<Op['op'], number> = {
   mount: 1,
@@ -558,6 +560,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         str(op.program, at + 10);
         break;
       case 'pivot-root':
+        if (op.noPivot) w[at + 1] = OPF_NO_PIVOT;
+        break;
       case 'no-new-privs':
       case 'userns':
         break;

@@ -451,6 +451,36 @@ describe('novabox-oci: the runc command line', () => {
     }
   });
 
+  it('--no-pivot (for a host whose root is a ramdisk, where pivot_root fails): the root mount moved over / and chrooted into; the process sees its rootfs, nothing left', () => {
+    const id = `${tag}-nopivot`;
+    const dir = join(work, 'nopivot');
+    spawnSync('mkdir', ['-p', dir]);
+    // a rootfs on a tmpfs of its own, as a ramdisk's would be
+    const rootfs = join(dir, 'rootfs');
+    spawnSync('mkdir', ['-p', rootfs]);
+    expect(spawnSync('mount', ['-t', 'tmpfs', 'tmpfs', rootfs]).status).toBe(0);
+    try {
+      spawnSync('cp', ['-a', `${join(bundle, 'rootfs')}/.`, rootfs]);
+      writeFileSync(join(rootfs, 'marker'), 'in the ramdisk\n');
+      writeConfig(dir, (c) => {
+        c.root.path = rootfs;
+        c.process.args = ['sh', '-c', 'cat /marker; ls /proc/self/ns/mnt >/dev/null && echo ok'];
+      });
+      const out = join(dir, 'out');
+      const fd = openSync(out, 'w');
+      expect(oci(['create', '--no-pivot', '--bundle', dir, id], { out: fd }).code).toBe(0);
+      closeSync(fd);
+      expect(oci(['start', id]).code).toBe(0);
+      expect(waitUntil(() => state(id).status === 'stopped')).toBe(true);
+      expect(readFileSync(out, 'utf8')).toBe('in the ramdisk\nok\n');
+      expect(oci(['delete', id]).code).toBe(0);
+      expect(waitUntil(() => leftovers().length === 0)).toBe(true);
+    } finally {
+      if (existsSync(join(stateRoot, id))) oci(['delete', '--force', id]);
+      spawnSync('umount', [rootfs]);
+    }
+  });
+
   it("linux.seccomp: a denied call fails with the profile's errno inside, by name and by argument, in exec too", () => {
     const id = `${tag}-seccomp`;
     const dir = join(work, 'seccomp');

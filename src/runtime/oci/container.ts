@@ -222,6 +222,8 @@ export interface CreateRequest {
   warn?: (msg: string) => void;
   /** --preserve-fds: this process's fds 3 .. 3+n-1 become the container process's 3.. */
   preserveFds?: number;
+  /** --no-pivot: the root mount moved over / and chrooted into, not pivot_root (a ramdisk rootfs) */
+  noPivot?: boolean;
 }
 
 /** The plan whose exec gets the caller's fds 3 .. 3+n-1 as its own (--preserve-fds). */
@@ -286,7 +288,15 @@ export function createContainer(req: CreateRequest): OciRecord {
     throw new BadRequest('--console-socket is for a container with a terminal, and config.json has process.terminal false');
   const batch = driver.planCreate(planned.cgroupPath, planned.limits);
   const plan = withPreservedFds(
-    placeLaunch({ ...planned.plan, cgroupSteps: batch.create }, driver.layout, planned.cgroupPath),
+    placeLaunch(
+      {
+        ...planned.plan,
+        ops: req.noPivot ? planned.plan.ops.map((op) => (op.op === 'pivot-root' ? { ...op, noPivot: true } : op)) : planned.plan.ops,
+        cgroupSteps: batch.create,
+      },
+      driver.layout,
+      planned.cgroupPath,
+    ),
     req.preserveFds,
   );
 

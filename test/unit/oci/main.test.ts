@@ -31,7 +31,6 @@ describe('novabox-oci command line (no root: nothing reaches the kernel)', () =>
     [['state', 'a', 'b'], 'state: unexpected argument "b"'],
     [['kill', '--bogus', 'x'], 'kill: unknown option --bogus'],
     [['kill', 'x', 'NOSUCH'], 'kill: "NOSUCH" is not a signal'],
-    [['create', '--no-pivot', 'x'], 'create: --no-pivot is not supported'],
     [['create', '--preserve-fds', 'all', 'x'], 'create: --preserve-fds must be a number of fds from 0 to 200'],
     [['events', 'x'], 'events: only --stats (one sample) is supported'],
     [['state', '../etc'], 'invalid container id "../etc"'],
