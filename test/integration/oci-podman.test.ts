@@ -73,7 +73,8 @@ function storageArgs(): string[] {
   ];
 }
 
-function podman(args: string[], timeoutMs = 60_000): { code: number | null; stdout: string; stderr: string } {
+/** `fds`: more fds for podman, as its 3, 4, … (`--preserve-fds`) */
+function podman(args: string[], timeoutMs = 60_000, fds: number[] = []): { code: number | null; stdout: string; stderr: string } {
   const r = spawnSync(
     'podman',
     [
@@ -89,14 +90,14 @@ function podman(args: string[], timeoutMs = 60_000): { code: number | null; stdo
       ...args,
     ],
     // cwd: conmon writes a file "oom" into its working directory when a container is OOM-killed
-    { encoding: 'utf8', timeout: timeoutMs, env, cwd: work },
+    { encoding: 'utf8', timeout: timeoutMs, env, cwd: work, stdio: ['pipe', 'pipe', 'pipe', ...fds] },
   );
   return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
 /** `podman run` with what every container here gets: novabox-oci's, no network, our cgroup parent */
-function run(args: string[], timeoutMs?: number) {
-  return podman(['run', '--network', 'none', '--cgroup-parent', `/${parent}`, ...args], timeoutMs);
+function run(args: string[], timeoutMs?: number, fds?: number[]) {
+  return podman(['run', '--network', 'none', '--cgroup-parent', `/${parent}`, ...args], timeoutMs, fds);
 }
 
 function ociState(id: string): { status: string; pid: number } {
@@ -350,30 +351,8 @@ describe('novabox-oci under Podman (podman --runtime)', () => {
     const file = join(work, 'preserved');
     const fd = openSync(file, 'w');
     try {
-      const r = spawnSync(
-        'podman',
-        [
-          ...storageArgs(),
-          '--cgroup-manager',
-          'cgroupfs',
-          '--events-backend',
-          'file',
-          'run',
-          '--rm',
-          '--network',
-          'none',
-          '--cgroup-parent',
-          `/${parent}`,
-          '--preserve-fds',
-          '1',
-          IMAGE,
-          'sh',
-          '-c',
-          'echo through podman >&3',
-        ],
-        { encoding: 'utf8', timeout: 60_000, env, cwd: work, stdio: ['ignore', 'pipe', 'pipe', fd] },
-      );
-      expect(r.status, r.stderr).toBe(0);
+      const r = run(['--rm', '--preserve-fds', '1', IMAGE, 'sh', '-c', 'echo through podman >&3'], undefined, [fd]);
+      expect(r.code, r.stderr).toBe(0);
     } finally {
       closeSync(fd);
     }
