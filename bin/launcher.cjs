@@ -21,7 +21,7 @@ const args = process.argv.slice(2);
  * A file's bytes. readFileSync(path) without an encoding runs fstat and its JS read loop,
  * whose first use costs ~0.2 ms more per start than open + read into a buffer larger than
  * any cache (only the pages read into are touched); the bundle's text goes through
- * readFileSync's native utf8 path instead.
+ * readFileSync's native utf8 path instead (without novabox.node: bundleSource).
  */
 function readWhole(path) {
   const fd = openSync(path, 'r');
@@ -39,20 +39,68 @@ function readWhole(path) {
 }
 
 /**
+ * novabox.node's file mapping (native-bindings/src/napi.c mapScript, mapFile), or null:
+ * not built, or a build older than them. Commands that use the module anyway
+ * (src/sys/native.ts) open it again: the same handle.
+ */
+let mapper;
+function nativeMapper() {
+  if (mapper !== undefined) return mapper;
+  mapper = null;
+  const mod = { exports: {} };
+  try {
+    process.dlopen(mod, join(process.env.NOVABOX_NATIVE_DIR ?? join(__dirname, '..', 'native-bindings', 'build'), 'novabox.node'));
+    if (typeof mod.exports.mapScript === 'function' && typeof mod.exports.mapFile === 'function') mapper = mod.exports;
+  } catch {
+    /* not built: Node reads the files */
+  }
+  return mapper;
+}
+
+/**
+ * A bundle's source, or undefined when there is no such file. scripts/build.mjs wrote it
+ * in a function expression of the module wrapper's parameters, all ASCII: novabox.node
+ * maps it and hands V8 the pages as a string outside the JavaScript heap (~1 ms less per
+ * start than readFileSync and Module.wrap: they put two copies of the bundle on the young
+ * heap, decoded and concatenated, and brought its first scavenge nearer).
+ */
+function bundleSource(file) {
+  const code = nativeMapper()?.mapScript(file);
+  if (typeof code === 'string') return code;
+  if (code === -2) return undefined; // -ENOENT
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** A code cache's bytes (mapped when novabox.node is there), or undefined: the first run of its command. */
+function cacheBytes(file) {
+  const m = nativeMapper();
+  if (m) {
+    const b = m.mapFile(file);
+    return typeof b === 'number' ? undefined : new Uint8Array(b);
+  }
+  try {
+    return readWhole(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Load a bundle through its code cache; returns its exports and a function that writes the
  * cache. `req`: the bundle's require; the run bundle takes this file's own (it resolves
  * node: builtins and packages from bin/ as from dist/, and scripts/build.mjs checks that it
  * has no relative require), saving a createRequire per start. `kind`: the kind of run the
  * cache file is for, checked by the bundle before the cache is written.
  */
-function load(file, cacheFile, req = Module.createRequire(file), kind, source = readFileSync(file, 'utf8')) {
-  let cachedData;
-  try {
-    cachedData = readWhole(cacheFile);
-  } catch {
-    /* first run of this command */
-  }
-  const script = new Script(Module.wrap(source), { filename: file, cachedData });
+function load(file, cacheFile, req = Module.createRequire(file), kind, source = bundleSource(file)) {
+  if (source === undefined) throw Object.assign(new Error(`${file} is missing: build novabox (npm run build)`), { code: 'ENOENT' });
+  const cachedData = cacheBytes(cacheFile);
+  const script = new Script(source, { filename: file, cachedData });
   const mod = { exports: {} };
   script.runInThisContext()(mod.exports, req, mod, file, dist);
   // V8 caches what this run compiled: only a run that did its command's whole work (exit 0,
@@ -129,13 +177,9 @@ if (!done) {
   // One bundle per command (dist/verbs/<server-verb or group>.cjs, scripts/build.mjs): the
   // full CLI without the other commands' modules. Help and version describe every command.
   const own = !args.some((a) => /^(-h|--help|-V|--version)$/.test(a)) && isWord(args[0]) && (args[0] !== 'server' || group);
-  let source;
   const file = own && join(dist, 'verbs', `${args[0] === 'server' ? word : args[0]}.cjs`);
-  try {
-    source = own && readFileSync(file, 'utf8');
-  } catch {
-    /* no bundle of its own: the full CLI */
-  }
+  // undefined: no bundle of its own, the full CLI
+  const source = own ? bundleSource(file) : undefined;
   if (source) {
     const cli = load(file, join(dist, 'verbs', `${word}.cache`), undefined, undefined, source);
     finish(cli, cli.exports.main(args), () => fullCli(word));

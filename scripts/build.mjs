@@ -114,6 +114,36 @@ await build({
  */
 const cli = { ...common, external: ['koffi', 'tar', '*.node'], minifyWhitespace: true };
 
+/**
+ * What bin/novabox loads (the full CLI, the command bundles, the run bundles) is written
+ * already in a function expression of Node's module wrapper's parameters, and ASCII
+ * (esbuild escapes everything else; checked by `launcherBundle`): the launcher maps the
+ * file and hands V8 its pages as the script's source (native-bindings/src/napi.c
+ * mapScript), with no copy, decoding or concatenation on the JavaScript heap. Such a file
+ * is not a module: nothing require()s it.
+ */
+const WRAP_OPEN = '(function (exports, require, module, __filename, __dirname) {';
+const launched = {
+  banner: { js: `${WRAP_OPEN}${common.banner.js}` },
+  footer: { js: '})' },
+  charset: 'ascii',
+};
+/** Check a bundle bin/novabox maps: its function expression, and nothing but ASCII. */
+function launcherBundle(file) {
+  const buf = readFileSync(file);
+  if (
+    !buf.subarray(0, WRAP_OPEN.length).equals(Buffer.from(WRAP_OPEN)) ||
+    !buf
+      .toString('latin1')
+      .replace(/\n\/\/# sourceMappingURL=\S+\s*$/, '')
+      .trimEnd()
+      .endsWith('})')
+  )
+    throw new Error(`${file}: not in the launcher's function expression`);
+  const at = buf.findIndex((b) => b > 0x7f);
+  if (at >= 0) throw new Error(`${file}: byte ${at} is not ASCII (bin/novabox maps it as Latin-1)`);
+}
+
 await build({
   ...cli,
   // names too, as the run bundles (below): the file 644 -> 488 KB, its code cache ~6% smaller;
@@ -122,11 +152,13 @@ await build({
   // (this.constructor.name), which novabox never prints (main.ts takes them by class).
   // NOVABOX_BUILD_NAMES=1 keeps the names (whitespace minified only): a --cpu-prof of a
   // command then reads without the source map.
+  ...launched,
   minify: process.env.NOVABOX_BUILD_NAMES !== '1',
   plugins: [lazyBuiltins, apiBundleApart],
   entryPoints: ['src/cli/main.ts'],
   outfile: 'dist/novabox.cjs',
 });
+launcherBundle('dist/novabox.cjs');
 
 /**
  * One bundle per command (dist/verbs/<word>.cjs, <word> the launcher's: `server-list`,
@@ -212,12 +244,14 @@ for (const [word, keep] of commandBundles) {
   }
   await build({
     ...cli,
+    ...launched,
     minify: process.env.NOVABOX_BUILD_NAMES !== '1',
     sourcemap: false,
     plugins: [lazyBuiltins, apiBundleApart, leaveOutCommands(keep)],
     entryPoints: ['src/cli/main.ts'],
     outfile: out,
   });
+  launcherBundle(out);
   built.set(key, out);
 }
 
@@ -244,10 +278,11 @@ const runCli = { ...cli, minify: true };
  * require, which resolves from bin/, not dist/). Returns the metafile.
  */
 async function buildRunBundle(outfile, plugins, forbidden) {
-  const r = await build({ ...runCli, plugins, entryPoints: ['src/cli/run-main.ts'], outfile, metafile: true });
+  const r = await build({ ...runCli, ...launched, plugins, entryPoints: ['src/cli/run-main.ts'], outfile, metafile: true });
   const strays = Object.keys(r.metafile.inputs).filter((f) => forbidden.test(f));
   if (strays.length) throw new Error(`${outfile} must not contain: ${strays.join(', ')}`);
   if (/\brequire\(["']\.\.?\//.test(readFileSync(outfile, 'utf8'))) throw new Error(`${outfile} must not require a relative path`);
+  launcherBundle(outfile);
   return r.metafile;
 }
 

@@ -7,9 +7,10 @@
  * start. The calls every container start makes (spawn the monitor, wait, pidfd, the
  * console, exit) are therefore also exported here, wrapping the same C functions
  * (spawn.c, devices.c, rundir.c) compiled into this module; loading it costs ~0.2 ms.
- * Three exist only here: the container directory's removal as async work, signal
- * forwarding from a C handler (forwardSignals), which koffi cannot offer, and `run`'s id
- * range lease (idmapTake, idmap.c; without it the JavaScript takes it, ~1 ms slower). Every
+ * Four exist only here: the container directory's removal as async work, signal
+ * forwarding from a C handler (forwardSignals), which koffi cannot offer, `run`'s id
+ * range lease (idmapTake, idmap.c; without it the JavaScript takes it, ~1 ms slower), and
+ * bin/launcher.cjs's reading of a bundle and its code cache (mapScript, mapFile). Every
  * function returns what its C counterpart returns (a value, or -errno): no errno state.
  *
  * Node-API is a stable C ABI: the few declarations below are the ones from Node's
@@ -19,13 +20,17 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -60,6 +65,11 @@ napi_status napi_delete_async_work(napi_env, napi_async_work);
 napi_status napi_create_promise(napi_env, napi_deferred *, napi_value *);
 napi_status napi_resolve_deferred(napi_env, napi_deferred, napi_value);
 napi_status napi_create_string_latin1(napi_env, const char *, size_t, napi_value *);
+typedef void (*napi_finalize)(napi_env env, void *data, void *hint);
+napi_status napi_create_external_arraybuffer(napi_env, void *, size_t, napi_finalize, void *, napi_value *);
+/* Node 20.4 and later (experimental there, stable in 22): weak, so an older Node loads this module and copies */
+napi_status node_api_create_external_string_latin1(napi_env, char *, size_t, napi_finalize, void *, napi_value *, bool *)
+	__attribute__((weak));
 
 #define MAX_ARGS 9
 
@@ -471,6 +481,110 @@ static napi_value js_idmap_take(napi_env env, napi_callback_info info)
 	return r;
 }
 
+/* a finalizer: the mapping's length is its hint */
+static void unmap(napi_env env, void *data, void *hint)
+{
+	(void)env;
+	munmap(data, (size_t)(uintptr_t)hint);
+}
+
+/*
+ * A regular file mapped read-only and private; *len its size. 0 or -errno (-ENODATA: it
+ * is empty). The launcher's files are replaced, never rewritten in place (scripts/build.mjs
+ * removes dist/ first; a code cache is written to a temporary name and renamed), so a
+ * mapping keeps the bytes it was made with.
+ */
+static int map_file(struct call *c, char **out, size_t *len)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	void *p;
+	int fd, err;
+
+	arg_str(c, 0, path);
+	if (c->bad)
+		return -EINVAL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		err = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+		close(fd);
+		return err;
+	}
+	if (st.st_size == 0) {
+		close(fd);
+		return -ENODATA;
+	}
+	p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	err = p == MAP_FAILED ? -errno : 0;
+	close(fd);
+	if (err)
+		return err;
+	*out = p;
+	*len = (size_t)st.st_size;
+	return 0;
+}
+
+/*
+ * mapScript(path) -> string | -errno: an ASCII file as a V8 string over its mapping,
+ * outside the JavaScript heap (bin/launcher.cjs: a bundle that scripts/build.mjs wrote in a
+ * function expression and checked to be ASCII, for vm.Script with its code cache).
+ * readFileSync and Module.wrap made two copies of a bundle on the young heap (~0.8 MB for
+ * a 0.4 MB bundle), decoding its UTF-8 and flattening the concatenation; V8 reads only the
+ * pages it compiles from.
+ */
+static napi_value js_map_script(napi_env env, napi_callback_info info)
+{
+	napi_value r = NULL;
+	bool copied = false;
+	struct call c;
+	size_t len = 0;
+	char *p;
+	int rc;
+
+	call_init(&c, env, info, 1);
+	rc = map_file(&c, &p, &len);
+	if (c.bad)
+		return NULL;
+	if (rc < 0)
+		return ret(&c, rc);
+	if (!node_api_create_external_string_latin1) {
+		rc = napi_create_string_latin1(env, p, len, &r);
+		munmap(p, len);
+		return rc == 0 ? r : ret(&c, -ENOMEM);
+	}
+	/* copied: Node made a string of its own and has unmapped the file already */
+	if (node_api_create_external_string_latin1(env, p, len, unmap, (void *)(uintptr_t)len, &r, &copied) != 0) {
+		if (!copied)
+			munmap(p, len);
+		return ret(&c, -ENOMEM);
+	}
+	return r;
+}
+
+/* mapFile(path) -> ArrayBuffer | -errno: a file's bytes over its mapping (a code cache) */
+static napi_value js_map_file(napi_env env, napi_callback_info info)
+{
+	napi_value r = NULL;
+	struct call c;
+	size_t len = 0;
+	char *p;
+	int rc;
+
+	call_init(&c, env, info, 1);
+	rc = map_file(&c, &p, &len);
+	if (c.bad)
+		return NULL;
+	if (rc < 0)
+		return ret(&c, rc);
+	if (napi_create_external_arraybuffer(env, p, len, unmap, (void *)(uintptr_t)len, &r) != 0) {
+		munmap(p, len);
+		return ret(&c, -ENOMEM);
+	}
+	return r;
+}
+
 /* exit(code): _exit(2), no atexit handlers (src/util/exit.ts says when that is right) */
 static napi_value js_exit(napi_env env, napi_callback_info info)
 {
@@ -509,6 +623,8 @@ NB_API napi_value napi_register_module_v1(napi_env env, napi_value exports)
 		{ "layerIsOpaque", js_layer_is_opaque },
 		{ "exit", js_exit },
 		{ "idmapTake", js_idmap_take },
+		{ "mapScript", js_map_script },
+		{ "mapFile", js_map_file },
 	};
 	size_t i;
 

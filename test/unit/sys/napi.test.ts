@@ -4,7 +4,7 @@
  * wrong arguments throw instead of reaching C, and that src/sys uses it.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -20,6 +20,8 @@ interface NovaboxNode {
   ptyResize: (fd: number, rows: number, cols: number) => number;
   cgroupDevices: (dir: string) => number;
   layerIsOpaque: (dir: string) => number;
+  mapScript: (path: string) => string | number;
+  mapFile: (path: string) => ArrayBuffer | number;
 }
 
 function load(): NovaboxNode {
@@ -43,6 +45,30 @@ describe('novabox.node', () => {
     expect(n.pidfdOpen(0x3fffffff)).toBe(-E.ESRCH);
     expect(n.ptyResize(0x7fff, 24, 80)).toBe(-E.EBADF);
     expect(n.ptyResize(0, 70000, 80)).toBe(-E.EINVAL);
+  });
+
+  it("maps bin/launcher.cjs's files: a bundle as a string, a code cache as bytes, -errno otherwise", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nb-map-'));
+    try {
+      const text = `(function (exports) {exports.x = ${JSON.stringify('a'.repeat(70_000))};})`;
+      writeFileSync(join(dir, 'b.cjs'), text);
+      expect(n.mapScript(join(dir, 'b.cjs'))).toBe(text);
+      const bytes = Buffer.from([0, 1, 2, 0xff, 0x80, 7]);
+      writeFileSync(join(dir, 'c.cache'), bytes);
+      const ab = n.mapFile(join(dir, 'c.cache'));
+      expect(ab).toBeInstanceOf(ArrayBuffer);
+      expect(Buffer.from(ab as ArrayBuffer).equals(bytes)).toBe(true);
+      writeFileSync(join(dir, 'empty'), '');
+      expect(n.mapScript(join(dir, 'empty'))).toBe(-E.ENODATA);
+      expect(n.mapFile(join(dir, 'nope'))).toBe(-E.ENOENT);
+      expect(n.mapScript(dir)).toBe(-E.EINVAL);
+      expect(() => n.mapScript(1 as unknown as string)).toThrow(TypeError);
+      // the real thing: a bundle the launcher maps reads as the file's text
+      const bundle = join(nativeBuildDir(), '..', '..', 'dist', 'verbs', 'server-list.cjs');
+      expect(n.mapScript(bundle)).toBe(readFileSync(bundle, 'latin1'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('opens and signals a pidfd', () => {
