@@ -34,11 +34,11 @@ export class IdmapService {
    * The server's range, a lease taken if it has none (a server created with auto whose
    * build failed gets a new one when it boots). Inside a transaction: the caller's, or one of its own.
    */
-  leaseFor(serverId: string): Idmap {
+  leaseFor(serverId: string, seen?: IdmapLease[]): Idmap {
     return this.store.tx(() => {
       const have = this.store.idmaps.ofOwner(serverId);
       if (have) return toIdmap(have);
-      const lease = allocateIdmap('server', serverId, this.notice);
+      const lease = this.allocate(serverId, seen);
       try {
         this.store.idmaps.insert({
           slot: lease.slot,
@@ -56,6 +56,20 @@ export class IdmapService {
       testPause('server-idmap-leased'); // its link taken, its record written in a transaction not committed yet
       return lease.idmap;
     });
+  }
+
+  /**
+   * A new lease, taken in C when novabox.node is there (runtime/userns; `seen`: the links
+   * it read, for a gc() after). When none is left, the ranges of takers that died are freed
+   * and it is tried once more: the create that runs into them pays for that, not every one.
+   */
+  private allocate(serverId: string, seen?: IdmapLease[]): IdmapLease {
+    try {
+      return allocateIdmap('server', serverId, this.notice, seen, true);
+    } catch (err) {
+      if (!this.gc().length) throw err;
+      return allocateIdmap('server', serverId, this.notice, seen, true);
+    }
   }
 
   /** The server's range, or undefined (--userns host, or none taken yet). */
@@ -85,28 +99,33 @@ export class IdmapService {
    * The reconcile after a kill -9: server leases with no record (the creating process
    * died before its transaction committed, or a delete stopped between record and link),
    * records whose server is deleted, and `run` containers' leases whose container is gone.
+   * `seen`: the links as a lease just taken read them (no second walk of the directory).
    */
-  gc(): IdmapLease[] {
+  gc(seen?: IdmapLease[]): IdmapLease[] {
     const freed: IdmapLease[] = [];
-    // every create with --userns auto runs this: the write lock (BEGIN IMMEDIATE and its
-    // commit) only when there is a record to remove, judged again inside
-    if (this.store.idmaps.orphans().length)
+    // every `server list` and create with --userns auto runs this: one read, and the write
+    // lock (BEGIN IMMEDIATE and its commit) only when there is a record to remove, judged
+    // again inside
+    let { nonces: recorded, orphans } = this.store.idmaps.nonces();
+    if (orphans) {
       this.store.tx(() => {
         for (const row of this.store.idmaps.orphans()) {
           this.store.idmaps.remove(row.ownerId);
           this.releaseLink(row);
         }
       });
-    const recorded = new Set(this.store.idmaps.list().map((r) => r.nonce));
+      recorded = this.store.idmaps.nonces().nonces;
+    }
     const dir = leaseDir();
-    for (const l of listLeases(dir).leases) {
+    const leases = seen ?? listLeases(dir).leases;
+    for (const l of leases) {
       if (l.kind !== 'server' || recorded.has(l.nonce)) continue;
       if (takerAlive(l) && Date.now() - leaseCreatedMs(l, dir) < UNRECORDED_GRACE_MS) continue;
       // judged again in a transaction: a record committed since the list is seen, one being written waits
       const done = this.store.tx(() => !this.store.idmaps.ofNonce(l.nonce) && releaseLease(l, dir));
       if (done) freed.push(l);
     }
-    freed.push(...gcContainerLeases());
+    freed.push(...gcContainerLeases(leases));
     return freed;
   }
 }

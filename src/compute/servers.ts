@@ -62,7 +62,7 @@ import { boundMessage } from '../util/text.js';
 import { IdmapService } from './idmap.js';
 import { PortService } from './ports.js';
 import { parseVolumeMount, VolumeService } from './volumes.js';
-import { formatIdmap, releaseOwner, usernsMode, type UsernsMode } from '../runtime/userns/index.js';
+import { formatIdmap, releaseOwner, usernsMode, type IdmapLease, type UsernsMode } from '../runtime/userns/index.js';
 import type { Idmap } from '../runtime/plan/spec.js';
 import { decodeUserData, hasCloudInit, injectKey, parseResolv, SEED_TARGET, writeSeed } from './instance-data.js';
 import { serverResolvText } from '../runtime/network/etc-files.js';
@@ -575,7 +575,6 @@ export class ComputeService {
         );
       }
     }
-    if (userns === 'auto') this.idmaps.gc();
     if (req.fixedIp !== undefined) {
       if (network !== 'novabox')
         throw new BadRequest(`a fixed IP needs the bridge network "${this.network.name}", not --network ${network}`);
@@ -590,6 +589,7 @@ export class ComputeService {
     const now = nowIso();
     const ids = names.map(() => randomUuid());
     const builds = new Map<string, BuildEvent>();
+    const seen: IdmapLease[] = []; // the lease links read when the last range was taken
     const rows: Server[] = this.withLeasesUndone(ids, () =>
       this.store.tx(() =>
         names.map((name, i) => {
@@ -632,7 +632,7 @@ export class ComputeService {
           if (network === 'novabox' && noHost === undefined) this.network.allocate('server', s.id, req.fixedIp);
           this.ports.record(s.id, ports);
           for (const v of volumes) this.volumes.attachIn(s.id, v.row.id, v.mount.path, v.mount.readOnly);
-          if (userns === 'auto' && noHost === undefined && found.unbootable === undefined) this.idmaps.leaseFor(s.id);
+          if (userns === 'auto' && noHost === undefined && found.unbootable === undefined) this.idmaps.leaseFor(s.id, seen);
           if (groups && noHost === undefined) groups.join(req.group!, s.id);
           const a = this.store.actions.start(s.id, 'create', {
             requestId: caller.requestId,
@@ -645,6 +645,15 @@ export class ComputeService {
         }),
       ),
     );
+    // the ranges of takers that died before recording their server, from the links the
+    // last lease read (a create that finds none left frees them first: IdmapService.allocate)
+    if (seen.length) {
+      try {
+        this.idmaps.gc(seen);
+      } catch {
+        /* the next `server list` frees them */
+      }
+    }
     const limits = flavorLimits(flavor);
     if (found.unbootable !== undefined || noHost !== undefined) {
       // Nova accepts the request; the build fails: every server ERROR with the reason as its fault

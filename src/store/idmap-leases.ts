@@ -57,6 +57,17 @@ export class IdmapLeaseRepo {
     return this.sql('DELETE FROM idmap_leases WHERE owner_id = ?').run(ownerId).changes;
   }
 
+  /**
+   * The nonces of every record, and whether any is an orphan (below): the reconcile's one
+   * read when there is nothing to repair.
+   */
+  nonces(): { nonces: Set<string>; orphans: boolean } {
+    const rows = this.sql<{ nonce: string; orphan: number }>(
+      `SELECT nonce, owner_kind = 'server' AND owner_id NOT IN (SELECT id FROM servers WHERE deleted = 0) AS orphan FROM idmap_leases`,
+    ).all();
+    return { nonces: new Set(rows.map((r) => r.nonce)), orphans: rows.some((r) => r.orphan === 1) };
+  }
+
   /** Rows whose server is deleted or gone (a delete that stopped half way). */
   orphans(): IdmapLeaseRow[] {
     return this.sql<IdmapLeaseRow>(

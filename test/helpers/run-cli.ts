@@ -136,9 +136,15 @@ function cgroupMounts(): string[] {
  * it stopped itself there, and kill -9 it: a CLI killed at a known point of the real code
  * path. Fails if it exits or does not reach the point within `withinMs`.
  */
-export async function killCliAt(point: string, args: string[], root: string, withinMs = IN_GUEST ? 60_000 : 15_000): Promise<void> {
+export async function killCliAt(
+  point: string,
+  args: string[],
+  root: string,
+  withinMs = IN_GUEST ? 60_000 : 15_000,
+  env: NodeJS.ProcessEnv = {},
+): Promise<void> {
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: cliEnv(root, { NOVABOX_TEST_PAUSE: point }),
+    env: cliEnv(root, { ...env, NOVABOX_TEST_PAUSE: point }),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -137,6 +137,29 @@ describe.skipIf(!isRoot)('id range leases (root, real CLIs)', () => {
     expect(leases()).toEqual([]);
   }, 60_000);
 
+  it('one range in all, held by a create killed before its record: the next create frees it and takes it', async () => {
+    writeFileSync(join(ids, 'subuid'), 'root:1000000:65536\n');
+    writeFileSync(join(ids, 'subgid'), 'root:1000000:65536\n');
+    await killCliAt(
+      'server-idmap-leased',
+      ['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', 'torn'],
+      root,
+      undefined,
+      env,
+    );
+    const torn = leases();
+    expect(torn).toHaveLength(1);
+    const r = await nb(['server', 'create', '--image', 'busybox', '--flavor', 'c1.nano', '--network', 'none', 'next']);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    const now = leases();
+    expect(now).toHaveLength(1);
+    expect(now[0]!.slot).toBe(torn[0]!.slot);
+    expect(now[0]!.nonce).not.toBe(torn[0]!.nonce);
+    expect((await nb(['server', 'delete', '--force', 'next'])).exitCode).toBe(0);
+    expect(leases()).toEqual([]);
+  }, 60_000);
+
   it('a failed build gives its range back', async () => {
     expect((await nb(['run', '--rm', '--network', 'none', 'busybox', 'true'])).exitCode).toBe(0);
     const work = mkdtempSync(join(tmpdir(), 'nbx-badimg-'));
