@@ -291,7 +291,8 @@ export class ComputeService {
   list(filters: Parameters<Store['servers']['list']>[0], caller: Caller): Server[] {
     const rows = this.store.servers.list({ ...filters, projectId: caller.isAdmin ? filters?.projectId : caller.projectId });
     // (an arrival reconcile took back is gone, unless deleted servers are listed too)
-    const out = rows.map((s) => this.reconcile(s)).filter((r, i) => !r.deleted || rows[i]!.deleted);
+    const runtime = rows.length > 1 ? this.store.servers.runtimeOfAll() : undefined;
+    const out = rows.map((s) => this.reconcile(s, runtime)).filter((r, i) => !r.deleted || rows[i]!.deleted);
     // a range whose taker was killed inside the transaction that records its server (a
     // create, an import, a receive) has a link and no record: the listing frees it
     this.idmaps.gc();
@@ -307,8 +308,8 @@ export class ComputeService {
    * OOM, host reboot) becomes SHUTOFF, CRASHED when it did not exit cleanly, with an
    * action that says so. A task left half done by a killed CLI is finished or failed.
    */
-  reconcile(s: Server): Server {
-    const facts = this.facts(s.id);
+  reconcile(s: Server, runtime?: Map<string, ServerFacts>): Server {
+    const facts = runtime ? runtime.get(s.id) : this.facts(s.id);
     const running = isRunning(facts);
     const taskStale = s.taskState !== null && s.taskOwnerPid !== null && !isSameProcess(s.taskOwnerPid, s.taskOwnerStart);
     if (taskStale && s.taskState === 'resize_finish') return this.dropArrival(s);

@@ -333,6 +333,18 @@ export class ServerRepo {
     ).get(id);
   }
 
+  /** Every server's runtime facts by id: one read for a listing (a row per running server). */
+  runtimeOfAll(): Map<string, RuntimeFacts> {
+    const rows = this.sql<RuntimeFacts & { id: string }>(
+      `SELECT server_id AS id, monitor_pid AS monitorPid, monitor_start AS monitorStart, init_pid AS initPid,
+         init_start AS initStart, boot_id AS bootId, cgroup_path AS cgroupPath, started_at AS startedAt
+       FROM server_runtime`,
+    ).all();
+    const out = new Map<string, RuntimeFacts>();
+    for (const { id, ...facts } of rows) out.set(id, facts);
+    return out;
+  }
+
   clearRuntime(id: string): void {
     this.sql('DELETE FROM server_runtime WHERE server_id = ?').run(id);
   }
