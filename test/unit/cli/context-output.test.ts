@@ -3,9 +3,8 @@
  * went away (EPIPE) ends the output without failing the command; a full non-blocking
  * descriptor (EAGAIN) hands the rest to process.stdout; a short write is finished.
  */
-import fs from 'node:fs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { newContext } from '../../../src/cli/context.js';
+import { newContext, output } from '../../../src/cli/context.js';
 
 const errno = (code: string) => Object.assign(new Error(code), { code });
 
@@ -14,10 +13,10 @@ describe('command output', () => {
 
   it('writes the whole text to its descriptor', () => {
     const calls: [number, string][] = [];
-    vi.spyOn(fs, 'writeSync').mockImplementation(((fd: number, s: string) => {
+    vi.spyOn(output, 'writeSync').mockImplementation(((fd: number, s: string) => {
       calls.push([fd, String(s)]);
       return Buffer.byteLength(String(s));
-    }) as typeof fs.writeSync);
+    }) as typeof output.writeSync);
     const ctx = newContext([]);
     ctx.stdout('tête\n');
     ctx.stderr('oops\n');
@@ -30,19 +29,19 @@ describe('command output', () => {
 
   it('finishes a short write from where it stopped', () => {
     const got: Buffer[] = [];
-    vi.spyOn(fs, 'writeSync').mockImplementation(((_fd: number, data: string | Buffer, offset?: number) => {
+    vi.spyOn(output, 'writeSync').mockImplementation(((_fd: number, data: string | Buffer, offset?: number) => {
       if (typeof data === 'string') return 3; // "tê" is 3 bytes: a short write
       got.push(data.subarray(offset));
       return data.length - (offset ?? 0);
-    }) as typeof fs.writeSync);
+    }) as typeof output.writeSync);
     newContext([]).stdout('tête\n');
     expect(Buffer.concat(got).toString()).toBe('te\n');
   });
 
   it('drops the rest of the output once the reader is gone (EPIPE), without an error', () => {
-    const write = vi.spyOn(fs, 'writeSync').mockImplementation((() => {
+    const write = vi.spyOn(output, 'writeSync').mockImplementation((() => {
       throw errno('EPIPE');
-    }) as typeof fs.writeSync);
+    }) as typeof output.writeSync);
     const ctx = newContext([]);
     expect(() => ctx.stdout('a\n')).not.toThrow();
     ctx.stdout('b\n');
@@ -50,9 +49,9 @@ describe('command output', () => {
   });
 
   it('hands a full non-blocking descriptor (EAGAIN) to the stream', () => {
-    vi.spyOn(fs, 'writeSync').mockImplementation((() => {
+    vi.spyOn(output, 'writeSync').mockImplementation((() => {
       throw errno('EAGAIN');
-    }) as typeof fs.writeSync);
+    }) as typeof output.writeSync);
     const out: string[] = [];
     vi.spyOn(process.stdout, 'write').mockImplementation((s) => (out.push(String(s)), true));
     const ctx = newContext([]);
@@ -62,9 +61,9 @@ describe('command output', () => {
   });
 
   it('lets other errors through', () => {
-    vi.spyOn(fs, 'writeSync').mockImplementation((() => {
+    vi.spyOn(output, 'writeSync').mockImplementation((() => {
       throw errno('EIO');
-    }) as typeof fs.writeSync);
+    }) as typeof output.writeSync);
     expect(() => newContext([]).stdout('a\n')).toThrow('EIO');
   });
 });

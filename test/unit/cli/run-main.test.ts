@@ -3,22 +3,23 @@
  * accepts and gives every other line back (undefined) for bin/novabox to hand to the
  * full CLI. A dry run goes the whole way here without root or a native library.
  */
-import fs, { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { output } from '../../../src/cli/context.js';
 import { main } from '../../../src/cli/run-main.js';
 
-/** What the command writes to `fd` (src/cli/context.ts writes with fs.writeSync). */
+/** What the command writes to `fd` (src/cli/context.ts writes with output.writeSync). */
 function capture(fd: 1 | 2): { text: string } {
   const got = { text: '' };
-  const real = fs.writeSync.bind(fs) as (...a: unknown[]) => number;
-  vi.spyOn(fs, 'writeSync').mockImplementation(((f: number, ...rest: unknown[]) => {
+  const real = writeSync as (...a: unknown[]) => number;
+  vi.spyOn(output, 'writeSync').mockImplementation(((f: number, ...rest: unknown[]) => {
     if (f !== fd) return real(f, ...rest);
     const s = String(rest[0]);
     got.text += s;
     return Buffer.byteLength(s);
-  }) as typeof fs.writeSync);
+  }) as typeof output.writeSync);
   return got;
 }
 
