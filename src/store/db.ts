@@ -24,7 +24,7 @@ import { PortRepo } from './ports.js';
 import { VolumeCopyRepo, VolumeRepo, VolumeSnapshotRepo } from './volumes.js';
 import { MIGRATIONS } from './migrations.js';
 import { ServerRepo } from './servers.js';
-import type { Database, DatabaseConstructor, Tx } from './sqlite.js';
+import { statementCache, type Database, type DatabaseConstructor, type Tx } from './sqlite.js';
 
 export interface Store {
   readonly path: string;
@@ -140,13 +140,13 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db'), opts: 
   });
   try {
     enableWal(db);
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
-    if (opts.walPages !== undefined) db.pragma(`wal_autocheckpoint = ${Math.trunc(opts.walPages)}`);
+    // one call for the connection's settings (each pragma() prepares a statement of its own)
+    db.exec(
+      `PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON${opts.walPages !== undefined ? `; PRAGMA wal_autocheckpoint = ${Math.trunc(opts.walPages)}` : ''}`,
+    );
     const tx: Tx = (fn) => db.transaction(fn).immediate();
     migrate(db, tx);
-    const setting = db.prepare<{ value: string }>('SELECT value FROM settings WHERE key = ?');
-    const put = db.prepare('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+    const sql = statementCache(db);
     const store: Store = {
       path,
       db,
@@ -163,8 +163,9 @@ export function openStore(path: string = join(stateRoot(), 'novabox.db'), opts: 
       volumeSnapshots: new VolumeSnapshotRepo(db),
       volumeCopies: new VolumeCopyRepo(db),
       tx,
-      getSetting: (key) => setting.get(key)?.value,
-      setSetting: (key, value) => void put.run(key, value),
+      getSetting: (key) => sql<{ value: string }>('SELECT value FROM settings WHERE key = ?').get(key)?.value,
+      setSetting: (key, value) =>
+        void sql('INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value),
       close: () => void db.close(),
     };
     seedIdentity(db, tx);
@@ -200,9 +201,9 @@ function migrate(db: Database, tx: Tx): void {
 
 /** The CLI acts as one local user in one local project; ids in Keystone's form (32 hex). */
 function seedIdentity(db: Database, tx: Tx): void {
+  const have = db.prepare<{ n: number }>("SELECT count(*) AS n FROM settings WHERE key IN ('local_project_id', 'local_user_id')").get();
+  if (have?.n === 2) return;
   const add = db.prepare('INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)');
-  const has = db.prepare('SELECT 1 FROM settings WHERE key = ?');
-  if (has.get('local_project_id') && has.get('local_user_id')) return;
   tx(() => {
     add.run('local_project_id', randomUUID().replaceAll('-', ''));
     add.run('local_user_id', randomUUID().replaceAll('-', ''));
