@@ -6,7 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { INIT_PATH } from './plan/spec.js';
+import type { LaunchPlan } from '../sys/ops.js';
+import { DEFAULT_PATH, INIT_PATH } from './plan/spec.js';
 
 export type CriuCheck = { ok: true } | { ok: false; reason: string };
 
@@ -90,6 +91,8 @@ export function criuRestoreArgs(o: {
   initCopy: string;
   cgroupRoot?: string;
   log?: string;
+  /** `--inherit-fd` values: fd[N]:RESOURCE, as `fd[1]:pipe:[1234]` (the server's log pipe) */
+  inheritFds?: string[];
 }): string[] {
   return [
     'restore',
@@ -109,7 +112,51 @@ export function criuRestoreArgs(o: {
     '--shell-job',
     '--pidfile',
     o.pidfile,
+    ...(o.inheritFds ?? []).flatMap((f) => ['--inherit-fd', f]),
   ];
+}
+
+/**
+ * The restored server's stdio pipe (pure): pid 1's fd 1 as /proc names it at the dump
+ * (`pipe:[1234]`, its log pipe to the source's monitor) becomes the target monitor's log
+ * pipe, criu's own fd 1 there (--inherit-fd, as runc restore hands it its stdio pipes).
+ * Anything else (a file, /dev/null) has nothing to inherit.
+ */
+export function inheritedStdio(fd1Link: string | undefined): string[] {
+  return fd1Link && /^pipe:\[\d+\]$/.test(fd1Link) ? [`fd[1]:${fd1Link}`] : [];
+}
+
+/**
+ * The plan of a server's restore (pure): the monitor clones `criu restore` (NB_PLAN_RESTORE)
+ * in a mount namespace of its own, where the server's root is mounted again from its layers
+ * and writable layer for --root (gone with criu's namespace once the tree has its own), and
+ * adopts the restored tree as its init. Stdio: the monitor's log pipe (inheritedStdio).
+ */
+export function planRestore(o: {
+  criu?: string;
+  args: string[];
+  pidfile: string;
+  merged: string;
+  overlay: string;
+  logPath: string;
+  statusPath: string;
+  logMaxBytes?: number;
+}): LaunchPlan {
+  const criu = o.criu ?? 'criu';
+  return {
+    namespaces: ['mount'],
+    ops: [
+      // criu's mounts stay in its own namespace, never the host's
+      { op: 'mount', target: '/', flags: ['rec', 'private'] },
+      { op: 'mount', source: 'overlay', target: o.merged, fstype: 'overlay', flags: [], data: o.overlay },
+      { op: 'exec', file: criu, searchPath: DEFAULT_PATH, argv: [criu, ...o.args], env: [`PATH=${DEFAULT_PATH}`] },
+    ],
+    tty: false,
+    logPath: o.logPath,
+    logMaxBytes: o.logMaxBytes ?? 1 << 20,
+    statusPath: o.statusPath,
+    restorePidfile: o.pidfile,
+  };
 }
 
 /**
