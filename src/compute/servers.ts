@@ -468,6 +468,8 @@ export class ComputeService {
     if (!s || s.taskState !== 'migrating' || s.taskOwnerPid !== process.pid)
       throw new Conflict(`server ${id} is not claimed by this process`);
     const f = this.store.servers.getRuntime(id);
+    // a tree the dump did not end (it failed before) runs on: nothing to restore
+    if (f && isSameProcess(f.initPid, f.initStart)) return s;
     for (let i = 0; f && i < 100 && isSameProcess(f.monitorPid, f.monitorStart); i++) await new Promise((r) => setTimeout(r, 50));
     await this.restoreTree(s, images, stdio);
     return this.store.servers.update(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });

@@ -23,6 +23,11 @@ export function criuCheckReason(output: string, status: number | null): string |
   return said || `it exited with status ${status ?? 'unknown'} and said nothing`;
 }
 
+/** The environment criu takes from its caller that a restore under the monitor must keep. */
+export function criuEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return env.CR_IP_TOOL ? [`CR_IP_TOOL=${env.CR_IP_TOOL}`] : [];
+}
+
 /** Runs `criu check` (as root; a few hundred milliseconds). */
 export function criuCheck(criu = process.env.NOVABOX_CRIU || 'criu'): CriuCheck {
   const r = spawnSync(criu, ['check'], { encoding: 'utf8', timeout: 30_000 });
@@ -141,6 +146,8 @@ export function planRestore(o: {
   logPath: string;
   statusPath: string;
   logMaxBytes?: number;
+  /** criu's environment besides PATH (CR_IP_TOOL: the iproute2 ip it restores a network namespace with) */
+  env?: string[];
 }): LaunchPlan {
   const criu = o.criu ?? 'criu';
   return {
@@ -149,7 +156,7 @@ export function planRestore(o: {
       // criu's mounts stay in its own namespace, never the host's
       { op: 'mount', target: '/', flags: ['rec', 'private'] },
       { op: 'mount', source: 'overlay', target: o.merged, fstype: 'overlay', flags: [], data: o.overlay },
-      { op: 'exec', file: criu, searchPath: DEFAULT_PATH, argv: [criu, ...o.args], env: [`PATH=${DEFAULT_PATH}`] },
+      { op: 'exec', file: criu, searchPath: DEFAULT_PATH, argv: [criu, ...o.args], env: [`PATH=${DEFAULT_PATH}`, ...(o.env ?? [])] },
     ],
     tty: false,
     logPath: o.logPath,

@@ -53,7 +53,7 @@ import type { NetworkMode } from './network/config.js';
 import { attach, detach, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
 import { formatIp } from './network/ipam.js';
-import { criuLogReason, criuRestoreArgs, inheritedStdio, planRestore } from './criu.js';
+import { criuEnv, criuLogReason, criuRestoreArgs, inheritedStdio, planRestore } from './criu.js';
 import { overlayOptions } from './plan/mounts.js';
 import { MONITOR_EVENT } from '../sys/events.js';
 
@@ -499,6 +499,7 @@ export async function restoreServer(
         logPath: d.log,
         statusPath: d.status,
         logMaxBytes: l.logMaxBytes,
+        env: criuEnv(),
       }),
       driver.layout,
       cgroupPath,

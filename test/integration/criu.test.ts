@@ -8,7 +8,8 @@
  * namespace is refused), and pid 1's /dev/null stdin is the server's own (a file on a host
  * mount outside the server is refused).
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
 import { initCopy } from '../../src/runtime/server.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
-import { runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -344,4 +345,129 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       b.remove();
     }
   }, 180_000);
+});
+
+/** `ip netns`: iproute2's ip, or in the guest (whose ip is busybox's) the copy shipped for criu */
+function netnsTool(): string | undefined {
+  for (const ip of ['ip', process.env.CR_IP_TOOL].filter((x): x is string => !!x))
+    if (spawnSync(ip, ['netns', 'list'], { stdio: 'ignore' }).status === 0) return ip;
+  return undefined;
+}
+
+describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (root, where "criu check" passes)', () => {
+  const ip = isRoot ? netnsTool() : undefined;
+  skipEachIf(!check.ok ? `"criu check" fails here: ${check.reason}` : ip ? undefined : 'no `ip netns` here (iproute2)');
+  const tag = randomBytes(3).toString('hex');
+  const nsA = `nbxl-a-${tag}`;
+  const nsB = `nbxl-b-${tag}`;
+  const IN_NS = join(ROOT, 'test/helpers/in-netns.sh');
+  let a: ReturnType<typeof tempRoot>;
+  let b: ReturnType<typeof tempRoot>;
+  let beforeA: Census;
+  let beforeB: Census;
+  const inNs = (ns: string, root: string, args: string[]) =>
+    new Promise<{ exitCode: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const c = spawn(IN_NS, [ns, process.execPath, BIN, ...args], { env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('error', reject);
+      c.on('close', (exitCode) => resolve({ exitCode, stdout, stderr }));
+    });
+  const onA = (args: string[]) => inNs(nsA, a.root, args);
+  const onB = (args: string[]) => inNs(nsB, b.root, args);
+  const ok = async (p: Promise<{ exitCode: number | null; stdout: string; stderr: string }>) => {
+    const r = await p;
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    return r.stdout;
+  };
+
+  beforeAll(() => {
+    if (!check.ok || !ip) return;
+    a = tempRoot('nbx-live-a-');
+    b = tempRoot('nbx-live-b-');
+    beforeA = census(a.root);
+    beforeB = census(b.root);
+    for (const ns of [nsA, nsB]) execFileSync(ip, ['netns', 'add', ns]);
+  });
+  afterAll(async () => {
+    for (const [ns, r] of [
+      [nsA, a],
+      [nsB, b],
+    ] as const) {
+      if (!r) continue;
+      const list = await inNs(ns, r.root, ['server', 'list', '-f', 'value', '-c', 'ID']);
+      for (const id of list.stdout.split('\n').filter(Boolean)) await inNs(ns, r.root, ['server', 'delete', '--force', id]);
+      if (ip) spawnSync(ip, ['netns', 'del', ns]);
+    }
+    if (a) expect(census(a.root)).toEqual(beforeA);
+    if (b) expect(census(b.root)).toEqual(beforeB);
+    a?.remove();
+    b?.remove();
+  });
+
+  it("a --network none --userns host server with a counter and an open file moves live: ACTIVE on B and gone from A, the counter goes on from where it was, the file still open, pid 1 adopted by B's monitor (stop and delete work there), nothing left on either", async () => {
+    const id = JSON.parse(
+      await ok(
+        onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lm', '-f', 'json']),
+      ),
+    ).id;
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lm',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lm', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count(onA);
+    expect(before).toBeGreaterThan(0);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await onA(['--debug', 'server', 'migrate', 'lm', '--live', '--to', to]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const said = /downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
+    expect(said, m.stderr).not.toBeNull();
+    expect(m.stderr).toMatch(/pre-dump \d+ ms \(\d+ bytes\), final dump \d+ ms \(\d+ bytes\)/);
+    console.log(`live migrate (guest): downtime ${said![1]} ms, total ${said![2]} ms`);
+    // gone from A, ACTIVE on B under its id
+    const gone = await onA(['server', 'show', 'lm']);
+    expect(gone.exitCode).not.toBe(0);
+    expect(JSON.parse(await ok(onB(['server', 'show', 'lm', '-f', 'json'])))).toMatchObject({ id, status: 'ACTIVE' });
+    // the counter went on from where it was (not from 0), and keeps counting
+    const after = await count(onB);
+    expect(after).toBeGreaterThan(before);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(await count(onB)).toBeGreaterThan(after);
+    // pid 1 is novabox-init, restored, a child of B's monitor; the counter's fd 3 is still /tmp/open
+    const pid = Number((await ok(onB(['server', 'show', 'lm', '-f', 'value', '-c', 'pid']))).trim());
+    expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/dev/.novabox-init');
+    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+    expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`${cgroupParentFor(b.root)}/${id}`);
+    const ns = readlinkSync(`/proc/${pid}/ns/pid`);
+    const open = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readlinkSync(`/proc/${p}/ns/pid`) === ns && readlinkSync(`/proc/${p}/fd/3`) === '/tmp/open';
+        } catch {
+          return false;
+        }
+      });
+    expect(open.length).toBeGreaterThan(0);
+    // the source's migration record and B's instance actions
+    await ok(onB(['server', 'stop', 'lm']));
+    expect(JSON.parse(await ok(onB(['server', 'show', 'lm', '-f', 'json'])))).toMatchObject({ status: 'SHUTOFF' });
+    expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(false);
+    await ok(onB(['server', 'delete', 'lm']));
+    expect((await onB(['server', 'show', 'lm'])).exitCode).not.toBe(0);
+    expect(census(a.root)).toEqual(beforeA);
+    expect(census(b.root)).toEqual(beforeB);
+  }, 300_000);
 });

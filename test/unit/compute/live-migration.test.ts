@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { type LiveCandidate, liveRefusal } from '../../../src/compute/migration/live.js';
+
+const ok: LiveCandidate = { name: 'web', vmState: 'active', network: 'none', userns: 'host', init: 'novabox', volumes: 0, seed: false };
+
+describe('liveRefusal: which servers move live, and why not in one sentence', () => {
+  it('an ACTIVE --network none --userns host server with novabox-init, no volumes, no seed moves', () => {
+    expect(liveRefusal(ok)).toBeNull();
+  });
+
+  it.each<[string, Partial<LiveCandidate>, RegExp]>([
+    ['SHUTOFF', { vmState: 'stopped' }, /it is not ACTIVE \(vm_state stopped\), and only a running process tree can be dumped/],
+    ['PAUSED', { vmState: 'paused' }, /it is not ACTIVE \(vm_state paused\)/],
+    ['--userns auto', { userns: 'auto' }, /its own user namespace \(--userns auto\), whose idmapped root/],
+    ['systemd', { init: 'systemd' }, /systemd is its pid 1/],
+    ['the bridge network', { network: 'novabox' }, /the bridge network, whose veth and address/],
+    ['--network host', { network: 'host' }, /shares this host's network namespace \(--network host\)/],
+    ['volumes', { volumes: 1 }, /it has volumes attached/],
+    ['a seed', { seed: true }, /its instance data \(a NoCloud seed\)/],
+  ])('%s is refused', (_what, change, why) => {
+    const said = liveRefusal({ ...ok, ...change });
+    expect(said).toMatch(/^server "web" cannot be migrated live: /);
+    expect(said).toMatch(why);
+    expect(said).toMatch(/; migrate it without --live \(its writable layer is pre-copied while it runs\)$/);
+    expect(said?.split('. ').length).toBe(1);
+  });
+});
