@@ -17,7 +17,9 @@
  * pipe, reaps it, writes the exit status file, appends the console output to a
  * size-bounded log (log -> log.1 rotation), and removes the cgroup when the plan has
  * removal steps (`run`; NB_EV_CGROUP says how it went), and last starts the plan's on_exit
- * program if it has one (a server's restart policy). The CLI
+ * program if it has one (a server's restart policy). With NB_PLAN_RESTORE the init execs
+ * `criu restore -d`: once criu exited, the restored root (reparented to us, a subreaper) is
+ * the init from then on (NB_EV_RESTORED). The CLI
  * may be gone at any point: writes to the events pipe then fail with EPIPE,
  * which is ignored.
  */

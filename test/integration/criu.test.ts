@@ -10,7 +10,18 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -347,6 +358,14 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
   }, 180_000);
 });
 
+function readlinkOr(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
 /** `ip netns`: iproute2's ip, or in the guest (whose ip is busybox's) the copy shipped for criu */
 function netnsTool(): string | undefined {
   for (const ip of ['ip', process.env.CR_IP_TOOL].filter((x): x is string => !!x))
@@ -431,10 +450,12 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
     const m = await onA(['--debug', 'server', 'migrate', 'lm', '--live', '--to', to]);
     expect(m.exitCode, m.stderr).toBe(0);
-    const said = /downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
+    const said = /pre-dump (\d+) ms \((\d+) bytes\), final dump (\d+) ms \((\d+) bytes\), downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
     expect(said, m.stderr).not.toBeNull();
-    expect(m.stderr).toMatch(/pre-dump \d+ ms \(\d+ bytes\), final dump \d+ ms \(\d+ bytes\)/);
-    console.log(`live migrate (guest): downtime ${said![1]} ms, total ${said![2]} ms`);
+    const [, pre, preBytes, dump, dumpBytes, downtime, total] = said!;
+    console.log(
+      `live migrate (guest): pre-dump ${pre} ms (${preBytes} bytes), final dump ${dump} ms (${dumpBytes} bytes), downtime ${downtime} ms, total ${total} ms`,
+    );
     // gone from A, ACTIVE on B under its id
     const gone = await onA(['server', 'show', 'lm']);
     expect(gone.exitCode).not.toBe(0);
@@ -449,6 +470,10 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/dev/.novabox-init');
     const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
     expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+    // its stdout is the log pipe B's monitor reads (criu --inherit-fd), not a pipe criu made up
+    const out = readlinkSync(`/proc/${pid}/fd/1`);
+    expect(out).toMatch(/^pipe:\[\d+\]$/);
+    expect(readdirSync(`/proc/${ppid}/fd`).map((fd) => readlinkOr(`/proc/${ppid}/fd/${fd}`))).toContain(out);
     expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`${cgroupParentFor(b.root)}/${id}`);
     const ns = readlinkSync(`/proc/${pid}/ns/pid`);
     const open = readdirSync('/proc')
@@ -469,5 +494,51 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect((await onB(['server', 'show', 'lm'])).exitCode).not.toBe(0);
     expect(census(a.root)).toEqual(beforeA);
     expect(census(b.root)).toEqual(beforeB);
+  }, 300_000);
+
+  it("the target's restore fails after the final dump: the command fails in one sentence, the server runs again on A from that dump (the counter goes on), B keeps nothing", async () => {
+    await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lf']));
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lf',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async () => Number((await ok(onA(['server', 'exec', 'lf', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count();
+    const bin = mkdtempSync(join(tmpdir(), 'nbx-live-criu-'));
+    try {
+      // B's criu passes its check and fails every restore
+      const criu = join(bin, 'criu-norestore');
+      writeFileSync(criu, '#!/bin/sh\n[ "$1" = restore ] && { echo "injected: no restore here" >&2; exit 1; }\nexec criu "$@"\n', {
+        mode: 0o755,
+      });
+      const to = `exec:${IN_NS} ${nsB} env NOVABOX_CRIU=${criu} NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const m = await onA(['server', 'migrate', 'lf', '--live', '--to', to]);
+      expect(m.exitCode).toBe(4);
+      expect(m.stderr).toMatch(/^novabox: the target refused the server: criu restore of server [0-9a-f-]+ failed \(wait status 256\)\n$/);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+    expect(JSON.parse(await ok(onA(['server', 'show', 'lf', '-f', 'json'])))).toMatchObject({
+      status: 'ACTIVE',
+      'OS-EXT-STS:task_state': null,
+    });
+    const pid = Number((await ok(onA(['server', 'show', 'lf', '-f', 'value', '-c', 'pid']))).trim());
+    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+    const after = await count();
+    expect(after).toBeGreaterThan(before);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(await count()).toBeGreaterThan(after);
+    expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
+    expect(census(b.root)).toEqual(beforeB);
+    await ok(onA(['server', 'delete', 'lf']));
+    expect(census(a.root)).toEqual(beforeA);
   }, 300_000);
 });
