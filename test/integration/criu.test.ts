@@ -24,7 +24,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Sqlite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
 import { initCopy } from '../../src/runtime/server.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
@@ -32,6 +34,7 @@ import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
 
 const isRoot = process.getuid?.() === 0;
+const Database = Sqlite as unknown as DatabaseConstructor;
 
 /** The counter's last whole line in its open file (appended to, so never caught empty). */
 function lastCount(file: string): number {
@@ -358,6 +361,16 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
   }, 180_000);
 });
 
+/** the migration records a root keeps of a server (os-migrations' rows) */
+function migrationsOf(root: string, serverId: string) {
+  const db = new Database(join(root, 'novabox.db'), { timeout: 10_000 });
+  try {
+    return db.prepare('SELECT kind, status FROM server_migrations WHERE server_id = ? ORDER BY id').all(serverId);
+  } finally {
+    db.close();
+  }
+}
+
 function readlinkOr(path: string): string | undefined {
   try {
     return readlinkSync(path);
@@ -456,6 +469,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     console.log(
       `live migrate (guest): pre-dump ${pre} ms (${preBytes} bytes), final dump ${dump} ms (${dumpBytes} bytes), downtime ${downtime} ms, total ${total} ms`,
     );
+    expect(migrationsOf(a.root, id)).toEqual([{ kind: 'live-migration', status: 'confirmed' }]);
     // gone from A, ACTIVE on B under its id
     const gone = await onA(['server', 'show', 'lm']);
     expect(gone.exitCode).not.toBe(0);

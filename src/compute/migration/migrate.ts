@@ -176,6 +176,7 @@ export async function migrateServer(
     preVmState: first.vmState,
     host: first.host,
     destHost: targetHost(opts.to),
+    ...(opts.live ? { kind: 'live-migration' as const } : {}),
   });
   let destCompute: string | null = null;
   let step = store.actions.event(action.id, 'compute_prep_resize');

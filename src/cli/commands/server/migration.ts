@@ -130,7 +130,10 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .argument('<server>', 'name or id')
     .requiredOption('--to <target>', 'ssh://[USER@]HOST[:PORT], or exec:COMMAND (a command reaching "novabox server receive")')
     .option('--override-lock', 'migrate a locked server anyway (as an admin may through the API)')
-    .option('--live', 'live migration with CRIU: refused, with "criu check"\'s reason, unless it passes on both hosts')
+    .option(
+      '--live',
+      'move the running processes with CRIU (pre-dump, dump, restore there): needs "criu check" to pass on both hosts, and an ACTIVE --network none --userns host server',
+    )
     .option(
       '--ssh-option <KEYWORD=VALUE>',
       'an option for ssh (its -o, ssh_config(5)) with an ssh:// target; repeatable',
