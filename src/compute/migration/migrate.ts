@@ -11,6 +11,11 @@
  * On any failure before the target said it committed, the receiver takes everything back
  * (it is told by the end of its input) and the server here is started again if it was
  * ACTIVE: as it was before. The command waits for the receiver to exit either way.
+ *
+ * `--live` (live.ts): in place of the stop, a CRIU pre-dump round while the server runs and
+ * the final dump, each sent as a `C` frame (the final one after the delta); the target
+ * restores the tree under its own monitor. After the final dump a failure restores the
+ * server here from the same images (else starts it again).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { BadRequest, Conflict, NovaboxError } from '../../errors.js';
