@@ -555,4 +555,53 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     await ok(onA(['server', 'delete', 'lf']));
     expect(census(a.root)).toEqual(beforeA);
   }, 300_000);
+
+  it('the receiver killed with SIGKILL after it restored the server and said ok: the server runs again on A from its final dump (the counter goes on), and the next command on B takes the restored arrival back', async () => {
+    await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lk']));
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lk',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async () => Number((await ok(onA(['server', 'exec', 'lk', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count();
+    const pidFile = join(tmpdir(), `nbx-live-receiver-${process.pid}-${tag}`);
+    try {
+      // the receiver stops itself (SIGSTOP) once it said ok; $$ is the pid node gets by exec
+      const to = `exec:${IN_NS} ${nsB} sh -c 'echo $$ > ${pidFile}; exec env NOVABOX_TEST_PAUSE=receive-ok NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive'`;
+      const sender = onA(['server', 'migrate', 'lk', '--live', '--to', to]);
+      let pid = 0;
+      for (let i = 0; i < 1200 && !pid; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const p = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+        if (p && /^\d+ \(.*\) T /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))) pid = p;
+      }
+      expect(pid, 'the receiver reached its pause after ok').toBeGreaterThan(0);
+      process.kill(pid, 'SIGKILL');
+      const r = await sender;
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toMatch(/^novabox: the receiving side ended before it confirmed the migration[^\n]*\n$/);
+    } finally {
+      rmSync(pidFile, { force: true });
+    }
+    expect(JSON.parse(await ok(onA(['server', 'show', 'lk', '-f', 'json'])))).toMatchObject({
+      status: 'ACTIVE',
+      'OS-EXT-STS:task_state': null,
+    });
+    const after = await count();
+    expect(after).toBeGreaterThan(before);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(await count()).toBeGreaterThan(after);
+    // B's next command finds the arrival's receiver dead and takes it back: the restored tree, its monitor, its cgroup
+    expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
+    expect(census(b.root)).toEqual(beforeB);
+    await ok(onA(['server', 'delete', 'lk']));
+    expect(census(a.root)).toEqual(beforeA);
+  }, 300_000);
 });
