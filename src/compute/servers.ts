@@ -477,7 +477,14 @@ export class ComputeService {
 
   private async restoreTree(s: Server, images: string, stdio: string | undefined): Promise<void> {
     const facts = await restoreServer(
-      { id: s.id, image: this.imageFor(s), limits: flavorLimits(this.flavorOf(s)), onExit: this.onExitOf(s) },
+      {
+        id: s.id,
+        hostname: hostnameOf(s.name),
+        image: this.imageFor(s),
+        limits: flavorLimits(this.flavorOf(s)),
+        onExit: this.onExitOf(s),
+        attachment: this.attachmentOf(s),
+      },
       this.driver,
       { images, stdio },
     );

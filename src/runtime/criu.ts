@@ -23,6 +23,33 @@ export function criuCheckReason(output: string, status: number | null): string |
   return said || `it exited with status ${status ?? 'unknown'} and said nothing`;
 }
 
+/**
+ * The tables in `nft list tables` output that are CRIU's network lock (pure): `CRIU-<pid>`,
+ * named after the pid the tree's root had at the dump.
+ */
+export function lockTables(listing: string): string[] {
+  return listing
+    .split('\n')
+    .map((l) => /^table (inet|ip|ip6) (CRIU-\d+)\s*$/.exec(l.trim()))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${m[1]} ${m[2]}`);
+}
+
+/**
+ * A restored tree's network namespace unlocked: the dump's `--network-lock nftables` table
+ * comes back with the namespace's rules, and CRIU 3.17.1's restore, which looks for a table
+ * named after the root's new pid, leaves it (every packet dropped: sendto says EPERM).
+ */
+export function unlockNetwork(pid: number): void {
+  const nft = (args: string[]) => spawnSync('nsenter', ['-t', String(pid), '-n', 'nft', ...args], { encoding: 'utf8' });
+  const l = nft(['list', 'tables']);
+  if (l.status !== 0) return; // no nft here: nothing of criu's nftables lock either
+  for (const t of lockTables(l.stdout)) {
+    const d = nft(['delete', 'table', ...t.split(' ')]);
+    if (d.status !== 0) throw new Error(`cannot remove CRIU's network lock (table ${t}) of the restored server: ${d.stderr.trim()}`);
+  }
+}
+
 /** The environment criu takes from its caller that a restore under the monitor must keep. */
 export function criuEnv(env: NodeJS.ProcessEnv = process.env): string[] {
   return env.CR_IP_TOOL ? [`CR_IP_TOOL=${env.CR_IP_TOOL}`] : [];
@@ -53,7 +80,7 @@ export function criuCheck(criu = process.env.NOVABOX_CRIU || 'criu'): CriuCheck 
  */
 export function criuDumpArgs(
   pid: number,
-  o: { images: string; pre?: boolean; prev?: string; leaveRunning?: boolean; log?: string },
+  o: { images: string; pre?: boolean; prev?: string; leaveRunning?: boolean; log?: string; etcFiles?: boolean },
 ): string[] {
   return [
     o.pre ? 'pre-dump' : 'dump',
@@ -72,11 +99,16 @@ export function criuDumpArgs(
     // pid 1's binary under a name of its own, for the target to bind its own copy there
     '--external',
     `mnt[${INIT_PATH}]:${INIT_KEY}`,
+    // a bridged server's /etc files, bound from this host's state root: each under a key
+    ...(o.etcFiles ? Object.entries(ETC_KEYS).flatMap(([path, key]) => ['--external', `mnt[${path}]:${key}`]) : []),
     '--external',
     'mnt[]',
     '--shell-job',
   ];
 }
+
+/** A bridged server's /etc files (bound from its directory on the host) and their keys in a dump. */
+export const ETC_KEYS = { '/etc/hosts': 'etc-hosts', '/etc/hostname': 'etc-hostname', '/etc/resolv.conf': 'etc-resolv' } as const;
 
 /** The key under which a dump records pid 1's binary's mount (criuDumpArgs). */
 export const INIT_KEY = 'novabox-init';
@@ -98,6 +130,9 @@ export function criuRestoreArgs(o: {
   log?: string;
   /** `--inherit-fd` values: fd[N]:RESOURCE, as `fd[1]:pipe:[1234]` (the server's log pipe) */
   inheritFds?: string[];
+  /** a bridged server: its eth0's peer made as hostIf on this host's bridge, its /etc files this host's */
+  veth?: { hostIf: string; bridge: string };
+  etcFiles?: { hosts: string; hostname: string; resolv: string };
 }): string[] {
   return [
     'restore',
@@ -110,8 +145,16 @@ export function criuRestoreArgs(o: {
     o.root,
     '--ext-mount-map',
     `${INIT_KEY}:${o.initCopy}`,
+    ...(o.etcFiles
+      ? [
+          ['etc-hosts', o.etcFiles.hosts],
+          ['etc-hostname', o.etcFiles.hostname],
+          ['etc-resolv', o.etcFiles.resolv],
+        ].flatMap(([key, file]) => ['--ext-mount-map', `${key}:${file}`])
+      : []),
     '--ext-mount-map',
     'auto',
+    ...(o.veth ? ['--external', `veth[eth0]:${o.veth.hostIf}@${o.veth.bridge}`] : []),
     '--manage-cgroups',
     ...(o.cgroupRoot ? ['--cgroup-root', o.cgroupRoot] : []),
     '--shell-job',

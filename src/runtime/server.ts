@@ -50,10 +50,10 @@ import { resolveUser } from './user.js';
 import { EventReader, awaitPlacedInit, goDetached, opFailedFirst, readyEarly, spawnMonitor, superviseForeground } from './launch.js';
 import { delegationSteps, placeLaunch, systemDelegation } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
-import { attach, detach, type Attachment } from './network/bridge.js';
+import { attach, detach, ensureBridge, readdress, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
 import { formatIp } from './network/ipam.js';
-import { criuEnv, criuLogReason, criuRestoreArgs, inheritedStdio, planRestore } from './criu.js';
+import { criuEnv, criuLogReason, criuRestoreArgs, inheritedStdio, planRestore, unlockNetwork } from './criu.js';
 import { overlayOptions } from './plan/mounts.js';
 import { MONITOR_EVENT } from '../sys/events.js';
 
@@ -471,7 +471,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
  * as for a started server. Its writable layer must hold what it held at the dump.
  */
 export async function restoreServer(
-  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes'>,
+  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname'>,
   driver: CgroupDriver,
   r: { images: string; stdio?: string },
 ): Promise<ServerFacts> {
@@ -480,6 +480,8 @@ export async function restoreServer(
   const pidfile = join(r.images, 'restored.pid');
   rmFile(pidfile);
   const criu = process.env.NOVABOX_CRIU || 'criu';
+  const a = l.attachment;
+  if (a) ensureBridge(a);
   const args = criuRestoreArgs({
     images: r.images,
     root: d.merged,
@@ -487,6 +489,7 @@ export async function restoreServer(
     initCopy: initCopy(),
     cgroupRoot: `/${cgroupPath}`,
     inheritFds: inheritedStdio(r.stdio),
+    ...(a ? { veth: { hostIf: a.hostIf, bridge: a.bridge }, etcFiles: writeEtcFiles(d.dir, l.hostname, formatIp(a.address)) } : {}),
   });
   const plan: LaunchPlan = {
     ...placeLaunch(
@@ -543,6 +546,8 @@ export async function restoreServer(
         `criu restore of server ${l.id} failed${why ? `: ${why}` : e?.type === MONITOR_EVENT.RESTORED ? ` (wait status ${e.b})` : ''}`,
       );
     }
+    unlockNetwork(e.a);
+    if (a) readdress(a, e.a);
     return {
       monitorPid: sp.monitorPid,
       monitorStart: readProcStart(sp.monitorPid) ?? 0,
@@ -563,6 +568,13 @@ export async function restoreServer(
         driver.open(cgroupPath).remove();
       } catch {
         /* reported by the next reconcile */
+      }
+    }
+    if (a) {
+      try {
+        detach(a.hostIf);
+      } catch {
+        /* gone with the restored namespace */
       }
     }
     throw err;

@@ -482,6 +482,8 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     // pid 1 is novabox-init, restored, a child of B's monitor; the counter's fd 3 is still /tmp/open
     const pid = Number((await ok(onB(['server', 'show', 'lm', '-f', 'value', '-c', 'pid']))).trim());
     expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/dev/.novabox-init');
+    // its network namespace is its own again: CRIU's lock table (--network-lock nftables) is gone
+    expect(execFileSync('nsenter', ['-t', String(pid), '-n', 'nft', 'list', 'tables'], { encoding: 'utf8' })).not.toContain('CRIU-');
     const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
     expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
     // its stdout is the log pipe B's monitor reads (criu --inherit-fd), not a pipe criu made up
@@ -603,5 +605,41 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect(census(b.root)).toEqual(beforeB);
     await ok(onA(['server', 'delete', 'lk']));
     expect(census(a.root)).toEqual(beforeA);
+  }, 300_000);
+
+  it("a server on the bridge network moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), the counter goes on, it reaches B's gateway; delete removes its veth", async () => {
+    await ok(onA(['server', 'create', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lb']));
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lb',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count(onA);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await onA(['server', 'migrate', 'lb', '--live', '--to', to]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const shown = JSON.parse(await ok(onB(['server', 'show', 'lb', '-f', 'json'])));
+    expect(shown).toMatchObject({ status: 'ACTIVE' });
+    const addr = /(\d+\.\d+\.\d+)\.(\d+)/.exec(JSON.stringify(shown.addresses));
+    expect(addr, JSON.stringify(shown.addresses)).not.toBeNull();
+    expect(`${addr![1]}.0/24`).toBe(b.subnet);
+    expect(await count(onB)).toBeGreaterThan(before);
+    expect(await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']))).toContain(`inet ${addr![0]}/24`);
+    await ok(onB(['server', 'exec', 'lb', '--', 'ping', '-c', '1', '-W', '5', `${addr![1]}.1`]));
+    const hostEnds = (ns: string) => execFileSync(ip!, ['-n', ns, '-o', 'link', 'show'], { encoding: 'utf8' }).match(/ nbv\S*?[@:]/g) ?? [];
+    expect(hostEnds(nsB)).toHaveLength(1);
+    await ok(onB(['server', 'delete', 'lb']));
+    expect((await onB(['server', 'list', '-f', 'value', '-c', 'ID'])).stdout.trim()).toBe('');
+    expect(hostEnds(nsB)).toEqual([]);
+    expect(hostEnds(nsA)).toEqual([]);
+    expect(census(a.root)).toEqual(beforeA);
+    expect(census(b.root)).toEqual(beforeB);
   }, 300_000);
 });

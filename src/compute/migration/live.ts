@@ -23,12 +23,15 @@ export interface LiveCandidate {
   volumes: number;
   /** an instance-data seed (NoCloud) bound into it */
   seed: boolean;
+  /** published ports */
+  ports: number;
 }
 
 /**
  * Why this server cannot move live, in one sentence, or null (pure). A restore rebuilds
- * the tree's namespaces from its images; what still names this host (a bridge's veth and
- * lease, the host's network namespace, bind mounts of this state root's directories, the
+ * the tree's namespaces from its images (a bridged server's veth made on the target's
+ * bridge, its address readdressed); what still names this host (its published ports, the
+ * host's network namespace, bind mounts of this state root's volumes and seed, the
  * idmapped root the monitor makes) is not carried yet.
  */
 export function liveRefusal(s: LiveCandidate): string | null {
@@ -39,9 +42,9 @@ export function liveRefusal(s: LiveCandidate): string | null {
   if (s.userns === 'auto')
     return `${not}: it runs in its own user namespace (--userns auto), whose idmapped root the target does not rebuild under a CRIU restore yet; ${cold}`;
   if (s.init === 'systemd') return `${not}: systemd is its pid 1, which needs its own user namespace; ${cold}`;
-  if (s.network === 'novabox')
-    return `${not}: it is on the bridge network, whose veth and address the target does not recreate under a CRIU restore yet (only --network none moves live); ${cold}`;
-  if (s.network !== 'none')
+  if (s.network === 'novabox' && s.ports > 0)
+    return `${not}: it has published ports, which the target does not publish again under a CRIU restore yet; ${cold}`;
+  if (s.network !== 'none' && s.network !== 'novabox')
     return `${not}: it shares this host's network namespace (--network ${s.network}), whose sockets cannot move to another host; ${cold}`;
   if (s.volumes > 0)
     return `${not}: it has volumes attached, whose bind mounts name this host's directories, which a CRIU restore on the target cannot map yet; ${cold}`;
@@ -75,11 +78,16 @@ export interface DumpRound {
  * sentence with criu's reason (a failed dump leaves the tree running, as criu resumes it;
  * onDumped says when a dump succeeded, which ends the tree).
  */
-export function dumpRound(pid: number, base: string, dir: string, o: { pre?: boolean; prev?: string; onDumped?: () => void }): DumpRound {
+export function dumpRound(
+  pid: number,
+  base: string,
+  dir: string,
+  o: { pre?: boolean; prev?: string; onDumped?: () => void; etcFiles?: boolean },
+): DumpRound {
   const images = join(base, dir);
   mkdirSync(images, { recursive: true, mode: 0o700 });
   const log = o.pre ? 'pre-dump.log' : 'dump.log';
-  const r = runCriu(criuDumpArgs(pid, { images, pre: o.pre, prev: o.prev, log }), images, log);
+  const r = runCriu(criuDumpArgs(pid, { images, pre: o.pre, prev: o.prev, log, etcFiles: o.etcFiles }), images, log);
   if (!r.ok) throw new NovaboxError('sys', `criu ${o.pre ? 'pre-dump' : 'dump'} of the server failed: ${r.reason}`);
   o.onDumped?.();
   const file = `${images}.tar`;

@@ -159,6 +159,7 @@ export async function migrateServer(
       ...s,
       volumes: compute.volumes.ofServer(s.id).length,
       seed: existsSync(serverDirs(s.id).seed),
+      ports: compute.ports.of(s.id).length,
     });
     if (refused) throw new Conflict(refused);
   }
@@ -341,12 +342,13 @@ export async function migrateServer(
           // which ends the tree here: only the pages dirtied since go in it
           const pid = compute.facts(s.id)!.initPid;
           stdio = readlinkOr(`/proc/${pid}/fd/1`);
-          live.pre = dumpRound(pid, live.base, '1', { pre: true });
+          const etcFiles = s.network === 'novabox';
+          live.pre = dumpRound(pid, live.base, '1', { pre: true, etcFiles });
           await w.frame('C', live.pre.meta, live.pre.payload);
           trace('migrate: pre-dump sent');
           stoppedAt = performance.now();
           const l = live;
-          live.final = dumpRound(pid, live.base, '2', { prev: '../1', onDumped: () => (l.dumped = true) });
+          live.final = dumpRound(pid, live.base, '2', { prev: '../1', etcFiles, onDumped: () => (l.dumped = true) });
           trace('migrate: dumped');
         } else {
           // the server ran meanwhile: stop it, then send only what changed

@@ -6,6 +6,7 @@ import {
   criuEnv,
   criuRestoreArgs,
   inheritedStdio,
+  lockTables,
   planRestore,
 } from '../../../src/runtime/criu.js';
 import { encodePlan } from '../../../src/sys/ops.js';
@@ -130,5 +131,15 @@ describe('criuLogReason: why a dump or restore failed, from its log', () => {
     expect(criuLogReason(log)).toBe('Unable to open tty-info.img: Permission denied');
     expect(criuLogReason('Error (criu/util.c:1567): ip6tables-legacy-save -V failed\n')).toBeNull();
     expect(criuLogReason('')).toBeNull();
+  });
+});
+
+describe("lockTables: CRIU's network lock among a namespace's nft tables", () => {
+  it('names only the CRIU-<pid> tables, with their family', () => {
+    expect(lockTables('table inet CRIU-4242\ntable ip novabox_nbt1\ntable ip6 CRIU-7\ntable inet CRIUX\n')).toEqual([
+      'inet CRIU-4242',
+      'ip6 CRIU-7',
+    ]);
+    expect(lockTables('')).toEqual([]);
   });
 });

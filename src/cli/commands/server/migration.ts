@@ -132,7 +132,7 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .option('--override-lock', 'migrate a locked server anyway (as an admin may through the API)')
     .option(
       '--live',
-      'move the running processes with CRIU (pre-dump, dump, restore there): needs "criu check" to pass on both hosts, and an ACTIVE --network none --userns host server',
+      'move the running processes with CRIU (pre-dump, dump, restore there): needs "criu check" to pass on both hosts, and an ACTIVE --userns host server without ports or volumes',
     )
     .option(
       '--ssh-option <KEYWORD=VALUE>',
@@ -160,8 +160,9 @@ record a "migrate" instance action. Format and protocol: docs/server-stream.md.
 --live moves the running process tree with CRIU: its writable layer is pre-copied, its
 memory pre-dumped while it runs, then the final dump ends it here and the target restores
 it under a monitor of its own (the processes keep their state and open files). It works
-for an ACTIVE server with --network none and --userns host, without volumes or instance
-data; any other server is refused in one sentence naming why, and so is a host where
+for an ACTIVE --userns host server with --network none or on the bridge network (where
+it gets the target's address), without published ports, volumes or instance data; any
+other server is refused in one sentence naming why, and so is a host where
 "criu check" fails (quoting it), before anything changes. A failure after the final dump
 restores the server here from the same images.
 
