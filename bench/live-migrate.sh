@@ -2,7 +2,7 @@
 # bench/live-migrate.sh - live migration with CRIU, in the pure cgroup v2 QEMU guest (where
 # Debian 12's CRIU 3.17.1 passes `criu check`; this host's kernel fails it): the real
 # `novabox --debug server migrate NAME --live --to exec:...` of
-# test/integration/criu.test.ts ("moves live") ROUNDS times in one guest boot, each a
+# test/integration/criu.test.ts ("... open file moves live") ROUNDS times in one guest boot, each a
 # `--network none --userns host` busybox server with a counter and an open file, between
 # two namespaced "hosts" (network namespaces with their own state roots) in the guest.
 # The command reports, and this script collects:
@@ -24,7 +24,7 @@ OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
 cd "$REPO"
 test/vm/run.sh --timeout $((300 + ROUNDS * 120)) -- sh -c \
-  "i=0; while [ \$i -lt $ROUNDS ]; do i=\$((i+1)); node node_modules/vitest/vitest.mjs run test/integration/criu.test.ts -t 'moves live' || exit 1; done" |
+  "i=0; while [ \$i -lt $ROUNDS ]; do i=\$((i+1)); node node_modules/vitest/vitest.mjs run test/integration/criu.test.ts -t 'open file moves live' || exit 1; done" |
   tee "$OUT" | grep -E '^live migrate \(guest' || true
 stat_line() { # NAME: values on stdin, one a line
   sort -n | awk -v n="$1" '{ v[NR] = $1 } END {

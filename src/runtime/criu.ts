@@ -147,9 +147,9 @@ export function criuRestoreArgs(o: {
     `${INIT_KEY}:${o.initCopy}`,
     ...(o.etcFiles
       ? [
-          ['etc-hosts', o.etcFiles.hosts],
-          ['etc-hostname', o.etcFiles.hostname],
-          ['etc-resolv', o.etcFiles.resolv],
+          [ETC_KEYS['/etc/hosts'], o.etcFiles.hosts],
+          [ETC_KEYS['/etc/hostname'], o.etcFiles.hostname],
+          [ETC_KEYS['/etc/resolv.conf'], o.etcFiles.resolv],
         ].flatMap(([key, file]) => ['--ext-mount-map', `${key}:${file}`])
       : []),
     '--ext-mount-map',

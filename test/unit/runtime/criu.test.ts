@@ -143,3 +143,25 @@ describe("lockTables: CRIU's network lock among a namespace's nft tables", () =>
     expect(lockTables('')).toEqual([]);
   });
 });
+
+describe('a bridged server: its /etc files and its veth across a dump and a restore', () => {
+  it("the dump names the /etc binds under keys, before the autodetected rest; the restore maps those keys to this host's files and makes eth0's peer on its bridge", () => {
+    const d = criuDumpArgs(42, { images: '/i/2', etcFiles: true }).join(' ');
+    expect(d).toContain(
+      '--external mnt[/etc/hosts]:etc-hosts --external mnt[/etc/hostname]:etc-hostname --external mnt[/etc/resolv.conf]:etc-resolv --external mnt[]',
+    );
+    expect(criuDumpArgs(42, { images: '/i/2' }).join(' ')).not.toContain('etc-hosts');
+    const r = criuRestoreArgs({
+      images: '/i',
+      root: '/r',
+      pidfile: '/p',
+      initCopy: '/c',
+      veth: { hostIf: 'nbv1234', bridge: 'nbt0' },
+      etcFiles: { hosts: '/s/etc/hosts', hostname: '/s/etc/hostname', resolv: '/s/etc/resolv.conf' },
+    }).join(' ');
+    expect(r).toContain(
+      '--ext-mount-map etc-hosts:/s/etc/hosts --ext-mount-map etc-hostname:/s/etc/hostname --ext-mount-map etc-resolv:/s/etc/resolv.conf --ext-mount-map auto',
+    );
+    expect(r).toContain('--external veth[eth0]:nbv1234@nbt0');
+  });
+});
