@@ -6,7 +6,8 @@
  *   Q {offer: diff ids, name, serverId} ──▶  checks name, id, architecture
  *                                       ◀──  A {have: diff ids here, host} | A {error}
  *   H S I L(only those not had) W E     ──▶  reads into a Staging, checks every digest,
- *                                            commits (SHUTOFF), starts if H says so
+ *     (live: W C D C E, the CRIU images)     commits (SHUTOFF), starts if H says so
+ *                                            (live: restores the final dump instead)
  *                                       ◀──  A {ok, server} | A {error}
  *   Q {commit}                          ──▶  keeps it
  *                                       ◀──  A {committed}
