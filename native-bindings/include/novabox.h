@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 10u
+#define NB_ABI_VERSION 11u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -51,6 +51,12 @@
                                    which reaps it as it reaps runc's. With join_pid (an exec,
                                    `exec --detach`): the CLI sends 'G' itself and the monitor
                                    exits after NB_EV_GATE and NB_EV_EXEC (or NB_EV_OPFAIL) */
+#define NB_PLAN_RESTORE    0x40u /* live migration's target: the init's exec is `criu restore
+                                   --restore-detached --pidfile <restore_pidfile>`. Once it
+                                   exited, the restored tree's root (reparented to us, its
+                                   subreaper) is the init from then on: NB_EV_RESTORED says its
+                                   pid (or criu's failure), and the monitor reaps it, logs its
+                                   stdio pipe (criu's --inherit-fd) and writes its status */
 
 enum nb_op_kind {
 	NB_OP_MOUNT = 1,      /* s[0] source, s[1] target, s[2] fstype, s[3] data; flags = mount flags */
@@ -161,6 +167,9 @@ struct nb_plan_header {
 	                         pid: /proc/<pid>/ns/pid) the monitor enters (setns) before the
 	                         clone, so that the init is born in it; without CLONE_NEWPID in
 	                         clone_flags and without join_pid. 0 = none */
+	uint32_t restore_pidfile; /* string offset, with NB_PLAN_RESTORE: where criu writes the
+	                         restored root's pid (its host pid); 0 otherwise */
+	uint32_t reserved;    /* 0 */
 };
 
 /*
@@ -212,7 +221,7 @@ struct nb_cg_step {
 	uint32_t s1;
 };
 
-_Static_assert(sizeof(struct nb_plan_header) == 72, "plan header ABI");
+_Static_assert(sizeof(struct nb_plan_header) == 80, "plan header ABI");
 _Static_assert(sizeof(struct nb_op) == 64, "op ABI");
 _Static_assert(sizeof(struct nb_cg_step) == 16, "cgroup step ABI");
 
@@ -229,8 +238,11 @@ enum nb_event_type {
 	                      c = the failing cgroup step with NB_STAGE_CGROUP */
 	NB_EV_CGROUP = 6,  /* after NB_EV_EXIT (or NB_EV_ERROR), when the monitor made the
 	                      cgroup: its removal ended; a = 0 or errno, b = failing step or -1 */
-	NB_EV_GATE = 7     /* NB_PLAN_DETACH: the init ran its ops and waits for 'G'; the monitor
+	NB_EV_GATE = 7,    /* NB_PLAN_DETACH: the init ran its ops and waits for 'G'; the monitor
 	                      exits after it (the init is then the caller's subreaper's) */
+	NB_EV_RESTORED = 8 /* NB_PLAN_RESTORE, after NB_EV_EXEC: criu exited; a = the restored
+	                      root's pid (the init from now on), or -1 with b = criu's wait status
+	                      (the monitor then exits after NB_EV_EXIT of criu) */
 };
 
 enum nb_stage {

@@ -17,7 +17,9 @@
  * pipe, reaps it, writes the exit status file, appends the console output to a
  * size-bounded log (log -> log.1 rotation), and removes the cgroup when the plan has
  * removal steps (`run`; NB_EV_CGROUP says how it went), and last starts the plan's on_exit
- * program if it has one (a server's restart policy). The CLI
+ * program if it has one (a server's restart policy). With NB_PLAN_RESTORE the init execs
+ * `criu restore -d`: once criu exited, the restored root (reparented to us, a subreaper) is
+ * the init from then on (NB_EV_RESTORED). The CLI
  * may be gone at any point: writes to the events pipe then fail with EPIPE,
  * which is ignored.
  */
@@ -571,6 +573,43 @@ static void relay_until_exit(pid_t init)
 		close(pidfd);
 }
 
+/*
+ * NB_PLAN_RESTORE: criu, our init so far, restores the tree detached and exits; its root
+ * is reparented to us (PR_SET_CHILD_SUBREAPER) before criu's exit is reported, so once
+ * waitpid says criu exited with 0, the pid in the pidfile is a child of ours. The root's
+ * pid, or -1 with criu's wait status in *status.
+ */
+static pid_t restored_root(pid_t criu, const char *pidfile, int *status)
+{
+	char buf[32] = { 0 };
+	long pid;
+	int fd;
+
+	while (waitpid(criu, status, 0) < 0) {
+		if (errno != EINTR) {
+			*status = 255 << 8;
+			return -1;
+		}
+	}
+	if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0)
+		return -1;
+	fd = open(pidfile, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || read(fd, buf, sizeof(buf) - 1) <= 0) {
+		if (fd >= 0)
+			close(fd);
+		*status = 254 << 8;
+		return -1;
+	}
+	close(fd);
+	pid = strtol(buf, NULL, 10);
+	if (pid <= 1 || waitpid((pid_t)pid, NULL, WNOHANG) < 0) {
+		/* not a child of ours (ECHILD): not the tree criu said it restored */
+		*status = 254 << 8;
+		return -1;
+	}
+	return (pid_t)pid;
+}
+
 /* The plan's on_exit program (argv, "", environment) in a child of ours, so that we exit at
  * once as without one (a stop waits for the monitor to go); the child is reparented. */
 static void exec_on_exit(const void *plan, uint32_t list)
@@ -879,6 +918,22 @@ int main(void)
 	} else
 		send_event(NB_EV_EXEC, 0, 0);
 	close(err_pipe[0]);
+
+	if (h->flags & NB_PLAN_RESTORE) {
+		pid_t root = restored_root(init, nb_plan_str(plan, h->restore_pidfile), &status);
+
+		if (root < 0) {
+			send_event(NB_EV_RESTORED, -1, status);
+			write_status(nb_plan_str(plan, h->status_path), status);
+			send_event3(NB_EV_EXIT, status, 0, -1);
+			while (waitpid(-1, NULL, WNOHANG) > 0)
+				;
+			remove_cgroup();
+			return 1;
+		}
+		init = root;
+		send_event(NB_EV_RESTORED, root, 0);
+	}
 
 	if (console_rx >= 0) {
 		int master = recv_one_fd(console_rx);

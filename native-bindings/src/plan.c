@@ -92,6 +92,10 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		return -EINVAL;
 	if ((h->flags & NB_PLAN_LOG) && h->log_path == 0)
 		return -EINVAL;
+	if (!str_ok(base, plan_len, h->restore_pidfile) || h->reserved ||
+	    ((h->flags & NB_PLAN_RESTORE) != 0) != (h->restore_pidfile != 0) ||
+	    (h->restore_pidfile && (base[h->restore_pidfile] != '/' || h->join_pid)))
+		return -EINVAL;
 	if (h->n_cg_steps > NB_PLAN_MAX_CG_STEPS ||
 	    sizeof(*h) + (uint64_t)h->n_ops * sizeof(struct nb_op) +
 			    (uint64_t)h->n_cg_steps * sizeof(struct nb_cg_step) > plan_len)

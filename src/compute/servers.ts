@@ -36,6 +36,7 @@ import {
   type ExecRequest,
   type ServerFacts,
   type StopStep,
+  restoreServer,
 } from '../runtime/server.js';
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import { imageHasFile } from '../runtime/server-files.js';
@@ -434,6 +435,62 @@ export class ComputeService {
       this.store.servers.update(id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
       throw err;
     }
+  }
+
+  /**
+   * Live migration: the arrival's tree restored from the source's CRIU images (`images`,
+   * the final dump's directory; `stdio`: pid 1's log pipe as /proc named it there) in
+   * place of startArrival's boot. The server stays held until the commit, as an arrival.
+   */
+  async restoreArrival(id: string, caller: Caller, images: string, stdio?: string): Promise<Server> {
+    const s = this.store.servers.get(id);
+    if (!s || s.taskState !== 'resize_finish' || s.taskOwnerPid !== process.pid) {
+      throw new Conflict(`server ${id} is not an arrival this process holds`);
+    }
+    const a = this.store.actions.start(id, 'start', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
+    const ev = this.store.actions.event(a.id, 'compute_start_instance');
+    try {
+      await this.restoreTree(s, images, stdio);
+      ev('Success');
+      return this.store.servers.update(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+    } catch (err) {
+      ev('Error', (err as Error).message);
+      this.store.servers.update(id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
+      throw err;
+    }
+  }
+
+  /**
+   * Live migration's source taken back: the server its migrate holds (task migrating), whose
+   * tree the final dump ended, restored here from that dump, once its old monitor is gone.
+   */
+  async restoreClaimed(id: string, images: string, stdio?: string): Promise<Server> {
+    const s = this.store.servers.get(id);
+    if (!s || s.taskState !== 'migrating' || s.taskOwnerPid !== process.pid)
+      throw new Conflict(`server ${id} is not claimed by this process`);
+    const f = this.store.servers.getRuntime(id);
+    // a tree the dump did not end (it failed before) runs on: nothing to restore
+    if (f && isSameProcess(f.initPid, f.initStart)) return s;
+    for (let i = 0; f && i < 100 && isSameProcess(f.monitorPid, f.monitorStart); i++) await new Promise((r) => setTimeout(r, 50));
+    await this.restoreTree(s, images, stdio);
+    return this.store.servers.update(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
+  }
+
+  private async restoreTree(s: Server, images: string, stdio: string | undefined): Promise<void> {
+    const facts = await restoreServer(
+      {
+        id: s.id,
+        hostname: hostnameOf(s.name),
+        image: this.imageFor(s),
+        limits: flavorLimits(this.flavorOf(s)),
+        onExit: this.onExitOf(s),
+        attachment: this.attachmentOf(s),
+      },
+      this.driver,
+      { images, stdio },
+    );
+    this.store.servers.setRuntime(s.id, facts);
+    logLine(s.id, "server restored from a live migration's dump (criu restore)");
   }
 
   /** The sender committed: the arrived server is this host's. */

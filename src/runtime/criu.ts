@@ -6,7 +6,8 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { INIT_PATH } from './plan/spec.js';
+import type { LaunchPlan } from '../sys/ops.js';
+import { DEFAULT_PATH, INIT_PATH } from './plan/spec.js';
 
 export type CriuCheck = { ok: true } | { ok: false; reason: string };
 
@@ -20,6 +21,38 @@ export function criuCheckReason(output: string, status: number | null): string |
   const err = lines.find((l) => /^Error\b/.test(l)) ?? lines.find((l) => !/^Warn\b/.test(l)) ?? lines[0];
   const said = err?.replace(/^Error\s*(\([^)]*\))?:\s*/, '').trim();
   return said || `it exited with status ${status ?? 'unknown'} and said nothing`;
+}
+
+/**
+ * The tables in `nft list tables` output that are CRIU's network lock (pure): `CRIU-<pid>`,
+ * named after the pid the tree's root had at the dump.
+ */
+export function lockTables(listing: string): string[] {
+  return listing
+    .split('\n')
+    .map((l) => /^table (inet|ip|ip6) (CRIU-\d+)\s*$/.exec(l.trim()))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => `${m[1]} ${m[2]}`);
+}
+
+/**
+ * A restored tree's network namespace unlocked: the dump's `--network-lock nftables` table
+ * comes back with the namespace's rules, and CRIU 3.17.1's restore, which looks for a table
+ * named after the root's new pid, leaves it (every packet dropped: sendto says EPERM).
+ */
+export function unlockNetwork(pid: number): void {
+  const nft = (args: string[]) => spawnSync('nsenter', ['-t', String(pid), '-n', 'nft', ...args], { encoding: 'utf8' });
+  const l = nft(['list', 'tables']);
+  if (l.status !== 0) return; // no nft here: nothing of criu's nftables lock either
+  for (const t of lockTables(l.stdout)) {
+    const d = nft(['delete', 'table', ...t.split(' ')]);
+    if (d.status !== 0) throw new Error(`cannot remove CRIU's network lock (table ${t}) of the restored server: ${d.stderr.trim()}`);
+  }
+}
+
+/** The environment criu takes from its caller that a restore under the monitor must keep. */
+export function criuEnv(env: NodeJS.ProcessEnv = process.env): string[] {
+  return env.CR_IP_TOOL ? [`CR_IP_TOOL=${env.CR_IP_TOOL}`] : [];
 }
 
 /** Runs `criu check` (as root; a few hundred milliseconds). */
@@ -47,7 +80,7 @@ export function criuCheck(criu = process.env.NOVABOX_CRIU || 'criu'): CriuCheck 
  */
 export function criuDumpArgs(
   pid: number,
-  o: { images: string; pre?: boolean; prev?: string; leaveRunning?: boolean; log?: string },
+  o: { images: string; pre?: boolean; prev?: string; leaveRunning?: boolean; log?: string; etcFiles?: boolean },
 ): string[] {
   return [
     o.pre ? 'pre-dump' : 'dump',
@@ -66,11 +99,16 @@ export function criuDumpArgs(
     // pid 1's binary under a name of its own, for the target to bind its own copy there
     '--external',
     `mnt[${INIT_PATH}]:${INIT_KEY}`,
+    // a bridged server's /etc files, bound from this host's state root: each under a key
+    ...(o.etcFiles ? Object.entries(ETC_KEYS).flatMap(([path, key]) => ['--external', `mnt[${path}]:${key}`]) : []),
     '--external',
     'mnt[]',
     '--shell-job',
   ];
 }
+
+/** A bridged server's /etc files (bound from its directory on the host) and their keys in a dump. */
+export const ETC_KEYS = { '/etc/hosts': 'etc-hosts', '/etc/hostname': 'etc-hostname', '/etc/resolv.conf': 'etc-resolv' } as const;
 
 /** The key under which a dump records pid 1's binary's mount (criuDumpArgs). */
 export const INIT_KEY = 'novabox-init';
@@ -90,6 +128,11 @@ export function criuRestoreArgs(o: {
   initCopy: string;
   cgroupRoot?: string;
   log?: string;
+  /** `--inherit-fd` values: fd[N]:RESOURCE, as `fd[1]:pipe:[1234]` (the server's log pipe) */
+  inheritFds?: string[];
+  /** a bridged server: its eth0's peer made as hostIf on this host's bridge, its /etc files this host's */
+  veth?: { hostIf: string; bridge: string };
+  etcFiles?: { hosts: string; hostname: string; resolv: string };
 }): string[] {
   return [
     'restore',
@@ -102,14 +145,68 @@ export function criuRestoreArgs(o: {
     o.root,
     '--ext-mount-map',
     `${INIT_KEY}:${o.initCopy}`,
+    ...(o.etcFiles
+      ? [
+          [ETC_KEYS['/etc/hosts'], o.etcFiles.hosts],
+          [ETC_KEYS['/etc/hostname'], o.etcFiles.hostname],
+          [ETC_KEYS['/etc/resolv.conf'], o.etcFiles.resolv],
+        ].flatMap(([key, file]) => ['--ext-mount-map', `${key}:${file}`])
+      : []),
     '--ext-mount-map',
     'auto',
+    ...(o.veth ? ['--external', `veth[eth0]:${o.veth.hostIf}@${o.veth.bridge}`] : []),
     '--manage-cgroups',
     ...(o.cgroupRoot ? ['--cgroup-root', o.cgroupRoot] : []),
     '--shell-job',
     '--pidfile',
     o.pidfile,
+    ...(o.inheritFds ?? []).flatMap((f) => ['--inherit-fd', f]),
   ];
+}
+
+/**
+ * The restored server's stdio pipe (pure): pid 1's fd 1 as /proc names it at the dump
+ * (`pipe:[1234]`, its log pipe to the source's monitor) becomes the target monitor's log
+ * pipe, criu's own fd 1 there (--inherit-fd, as runc restore hands it its stdio pipes).
+ * Anything else (a file, /dev/null) has nothing to inherit.
+ */
+export function inheritedStdio(fd1Link: string | undefined): string[] {
+  return fd1Link && /^pipe:\[\d+\]$/.test(fd1Link) ? [`fd[1]:${fd1Link}`] : [];
+}
+
+/**
+ * The plan of a server's restore (pure): the monitor clones `criu restore` (NB_PLAN_RESTORE)
+ * in a mount namespace of its own, where the server's root is mounted again from its layers
+ * and writable layer for --root (gone with criu's namespace once the tree has its own), and
+ * adopts the restored tree as its init. Stdio: the monitor's log pipe (inheritedStdio).
+ */
+export function planRestore(o: {
+  criu?: string;
+  args: string[];
+  pidfile: string;
+  merged: string;
+  overlay: string;
+  logPath: string;
+  statusPath: string;
+  logMaxBytes?: number;
+  /** criu's environment besides PATH (CR_IP_TOOL: the iproute2 ip it restores a network namespace with) */
+  env?: string[];
+}): LaunchPlan {
+  const criu = o.criu ?? 'criu';
+  return {
+    namespaces: ['mount'],
+    ops: [
+      // criu's mounts stay in its own namespace, never the host's
+      { op: 'mount', target: '/', flags: ['rec', 'private'] },
+      { op: 'mount', source: 'overlay', target: o.merged, fstype: 'overlay', flags: [], data: o.overlay },
+      { op: 'exec', file: criu, searchPath: DEFAULT_PATH, argv: [criu, ...o.args], env: [`PATH=${DEFAULT_PATH}`, ...(o.env ?? [])] },
+    ],
+    tty: false,
+    logPath: o.logPath,
+    logMaxBytes: o.logMaxBytes ?? 1 << 20,
+    statusPath: o.statusPath,
+    restorePidfile: o.pidfile,
+  };
 }
 
 /**

@@ -50,9 +50,12 @@ import { resolveUser } from './user.js';
 import { EventReader, awaitPlacedInit, goDetached, opFailedFirst, readyEarly, spawnMonitor, superviseForeground } from './launch.js';
 import { delegationSteps, placeLaunch, systemDelegation } from './cgroups/placement.js';
 import type { NetworkMode } from './network/config.js';
-import { attach, detach, type Attachment } from './network/bridge.js';
+import { attach, detach, ensureBridge, readdress, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
 import { formatIp } from './network/ipam.js';
+import { criuEnv, criuLogReason, criuRestoreArgs, inheritedStdio, planRestore, unlockNetwork } from './criu.js';
+import { overlayOptions } from './plan/mounts.js';
+import { MONITOR_EVENT } from '../sys/events.js';
 
 export interface ServerFacts {
   monitorPid: number;
@@ -456,6 +459,126 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
   } finally {
     // The monitor keeps running without us: stop listening. A CLI exits and init adopts it;
     // a process that lives on (serve) reaps it when it exits (reaper.ts).
+    events?.close();
+    if (sp && !events) closeSync(sp.eventsFd);
+  }
+}
+
+/**
+ * A server's tree restored from CRIU images (live migration's target, or its source taken
+ * back): the monitor makes the cgroup, runs `criu restore` (criu.ts planRestore) and adopts
+ * the restored pid 1 as its init, so stop, delete, the exit status and the console log work
+ * as for a started server. Its writable layer must hold what it held at the dump.
+ */
+export async function restoreServer(
+  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname'>,
+  driver: CgroupDriver,
+  r: { images: string; stdio?: string },
+): Promise<ServerFacts> {
+  const d = serverDirs(l.id);
+  const cgroupPath = cgroupPathOf(l.id);
+  const pidfile = join(r.images, 'restored.pid');
+  rmFile(pidfile);
+  const criu = process.env.NOVABOX_CRIU || 'criu';
+  const a = l.attachment;
+  if (a) ensureBridge(a);
+  const args = criuRestoreArgs({
+    images: r.images,
+    root: d.merged,
+    pidfile,
+    initCopy: initCopy(),
+    cgroupRoot: `/${cgroupPath}`,
+    inheritFds: inheritedStdio(r.stdio),
+    ...(a ? { veth: { hostIf: a.hostIf, bridge: a.bridge }, etcFiles: writeEtcFiles(d.dir, l.hostname, formatIp(a.address)) } : {}),
+  });
+  const plan: LaunchPlan = {
+    ...placeLaunch(
+      planRestore({
+        criu,
+        args,
+        pidfile,
+        merged: d.merged,
+        overlay: overlayOptions({ mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false }),
+        logPath: d.log,
+        statusPath: d.status,
+        logMaxBytes: l.logMaxBytes,
+        env: criuEnv(),
+      }),
+      driver.layout,
+      cgroupPath,
+    ),
+    cgroupSteps: driver.planCreate(cgroupPath, l.limits).create,
+    ...(l.onExit ? { onExit: l.onExit } : {}),
+  };
+  try {
+    driver.open(cgroupPath).remove();
+  } catch {
+    /* nothing there */
+  }
+  mkdirSync(d.upper, { recursive: true, mode: 0o755 });
+  mkdirSync(d.work, { recursive: true, mode: 0o700 });
+  mkdirSync(d.merged, { recursive: true, mode: 0o755 });
+  rmFile(d.status);
+  let sp: native.SpawnResult | undefined;
+  let events: EventReader | undefined;
+  try {
+    sp = spawnMonitor(plan, ['null', 'null', 'null'], { tag: cgroupPath });
+    readyEarly(sp, plan);
+    try {
+      awaitPlacedInit(sp, plan, driver, cgroupPath);
+    } catch (err) {
+      events = new EventReader(sp.eventsFd);
+      const failed = await opFailedFirst(plan, sp, () => events!.next());
+      throw failed ? failed.failure : err;
+    }
+    events = new EventReader(sp.eventsFd);
+    await goDetached(sp, plan, events);
+    const e = await events.next();
+    if (e?.type !== MONITOR_EVENT.RESTORED || e.a <= 0) {
+      let why = '';
+      try {
+        why = criuLogReason(readFileSync(join(r.images, 'restore.log'), 'utf8')) ?? '';
+      } catch {
+        /* no log: criu did not start */
+      }
+      throw new NovaboxError(
+        'sys',
+        `criu restore of server ${l.id} failed${why ? `: ${why}` : e?.type === MONITOR_EVENT.RESTORED ? ` (wait status ${e.b})` : ''}`,
+      );
+    }
+    unlockNetwork(e.a);
+    if (a) readdress(a, e.a);
+    return {
+      monitorPid: sp.monitorPid,
+      monitorStart: readProcStart(sp.monitorPid) ?? 0,
+      initPid: e.a,
+      initStart: readProcStart(e.a) ?? 0,
+      bootId: bootId(),
+      cgroupPath,
+      startedAt: new Date().toISOString(),
+    };
+  } catch (err) {
+    try {
+      if (sp && sp.goFd >= 0) closeSync(sp.goFd);
+    } catch {
+      /* already closed */
+    }
+    if (!sp?.cgroupRefused) {
+      try {
+        driver.open(cgroupPath).remove();
+      } catch {
+        /* reported by the next reconcile */
+      }
+    }
+    if (a) {
+      try {
+        detach(a.hostIf);
+      } catch {
+        /* gone with the restored namespace */
+      }
+    }
+    throw err;
+  } finally {
     events?.close();
     if (sp && !events) closeSync(sp.eventsFd);
   }

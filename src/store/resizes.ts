@@ -104,15 +104,29 @@ export class ResizeRepo {
     preVmState: string;
     host: string;
     destHost: string | null;
+    /** Nova's migration_type: `live-migration` for `--live` */
+    kind?: 'migration' | 'live-migration';
   }): Resize {
     const now = nowIso();
     const flavorInt = this.sql<{ r: number }>('SELECT rowid AS r FROM flavors WHERE id = ?').get(r.flavorId)?.r ?? 0;
     const id = Number(
       this.sql(
         `INSERT INTO server_migrations (server_id, project_id, kind, status, old_flavor_id, new_flavor_id, old_flavor_int, new_flavor_int,
-           pre_vm_state, host, dest_host, created_at, updated_at) VALUES (?, ?, 'migration', 'migrating', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(r.serverId, r.projectId, r.flavorId, r.flavorId, flavorInt, flavorInt, r.preVmState, r.host, r.destHost, now, now)
-        .lastInsertRowid,
+           pre_vm_state, host, dest_host, created_at, updated_at) VALUES (?, ?, ?, 'migrating', ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        r.serverId,
+        r.projectId,
+        r.kind ?? 'migration',
+        r.flavorId,
+        r.flavorId,
+        flavorInt,
+        flavorInt,
+        r.preVmState,
+        r.host,
+        r.destHost,
+        now,
+        now,
+      ).lastInsertRowid,
     );
     return parsed(this.sql<Resize>(`SELECT ${COLS} FROM server_migrations WHERE id = ?`).get(id))!;
   }

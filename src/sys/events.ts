@@ -20,6 +20,8 @@ export const MONITOR_EVENT = {
   CGROUP: 6,
   /** NB_PLAN_DETACH: the init ran its ops and waits for 'G' (a = its pid); the monitor exits */
   GATE: 7,
+  /** NB_PLAN_RESTORE, after EXEC: a = the restored root's pid (the init from now on), or -1 with b = criu's wait status */
+  RESTORED: 8,
 } as const;
 export type MonitorEventType = (typeof MONITOR_EVENT)[keyof typeof MONITOR_EVENT];
 

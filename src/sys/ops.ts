@@ -241,6 +241,12 @@ export interface LaunchPlan {
    * argv (argv[0] an absolute path) and the environment.
    */
   onExit?: { argv: string[]; env: string[] };
+  /**
+   * Live migration's target (NB_PLAN_RESTORE): the init's exec is `criu restore
+   * --restore-detached --pidfile <this>`; once criu exited, the restored root is the init
+   * the monitor reaps (NB_EV_RESTORED says its pid).
+   */
+  restorePidfile?: string;
 }
 
 /** The overlay the monitor makes for a container with its own user namespace. */
@@ -356,10 +362,10 @@ function shown(path: string, inRoot?: boolean): string {
 
 const MAGIC = 0x3150424e;
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks (the plan's and the library's) */
-export const ABI = 10;
+export const ABI = 11;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
 const USERNS_LOWERS = 7;
-const HEADER_BYTES = 72;
+const HEADER_BYTES = 80;
 const OP_BYTES = 64;
 const CG_STEP_BYTES = 16;
 const OPF_IN_ROOT = 0x1;
@@ -418,6 +424,7 @@ const PLAN_PLAIN_CLONE = 0x4;
 const PLAN_LATE_OPS = 0x8;
 const PLAN_CONSOLE_LOG = 0x10;
 const PLAN_DETACH = 0x20;
+const PLAN_RESTORE = 0x40;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
 
@@ -668,7 +675,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
     (plan.plainClone ? PLAN_PLAIN_CLONE : 0) |
     (plan.lateOps ? PLAN_LATE_OPS : 0) |
     (plan.consoleLog ? PLAN_CONSOLE_LOG : 0) |
-    (plan.detach ? PLAN_DETACH : 0);
+    (plan.detach ? PLAN_DETACH : 0) |
+    (plan.restorePidfile ? PLAN_RESTORE : 0);
   str(plan.logPath, 7);
   str(plan.statusPath, 8);
   w[9] = plan.logMaxBytes ?? 0;
@@ -695,6 +703,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   }
   if (plan.onExit) putList([...plan.onExit.argv, '', ...plan.onExit.env], 16);
   str(plan.pidNamespace, 17);
+  str(plan.restorePidfile, 18);
 
   // The strings: one NUL-separated block, written by one call. Offsets count UTF-16 units
   // when the block is ASCII (the usual case), else bytes, string by string.

@@ -8,18 +8,33 @@
  * namespace is refused), and pid 1's /dev/null stdin is the server's own (a file on a host
  * mount outside the server is refused).
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Sqlite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
 import { initCopy } from '../../src/runtime/server.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
-import { runCli, tempRoot } from '../helpers/run-cli.js';
+import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
 
 const isRoot = process.getuid?.() === 0;
+const Database = Sqlite as unknown as DatabaseConstructor;
 
 /** The counter's last whole line in its open file (appended to, so never caught empty). */
 function lastCount(file: string): number {
@@ -344,4 +359,287 @@ describe.skipIf(!isRoot)('CRIU dumps a running server (root, where "criu check" 
       b.remove();
     }
   }, 180_000);
+});
+
+/** the migration records a root keeps of a server (os-migrations' rows) */
+function migrationsOf(root: string, serverId: string) {
+  const db = new Database(join(root, 'novabox.db'), { timeout: 10_000 });
+  try {
+    return db.prepare('SELECT kind, status FROM server_migrations WHERE server_id = ? ORDER BY id').all(serverId);
+  } finally {
+    db.close();
+  }
+}
+
+function readlinkOr(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `ip netns`: iproute2's ip, or in the guest (whose ip is busybox's) the copy shipped for criu */
+function netnsTool(): string | undefined {
+  for (const ip of ['ip', process.env.CR_IP_TOOL].filter((x): x is string => !!x))
+    if (spawnSync(ip, ['netns', 'list'], { stdio: 'ignore' }).status === 0) return ip;
+  return undefined;
+}
+
+describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (root, where "criu check" passes)', () => {
+  const ip = isRoot ? netnsTool() : undefined;
+  skipEachIf(!check.ok ? `"criu check" fails here: ${check.reason}` : ip ? undefined : 'no `ip netns` here (iproute2)');
+  const tag = randomBytes(3).toString('hex');
+  const nsA = `nbxl-a-${tag}`;
+  const nsB = `nbxl-b-${tag}`;
+  const IN_NS = join(ROOT, 'test/helpers/in-netns.sh');
+  let a: ReturnType<typeof tempRoot>;
+  let b: ReturnType<typeof tempRoot>;
+  let beforeA: Census;
+  let beforeB: Census;
+  const inNs = (ns: string, root: string, args: string[]) =>
+    new Promise<{ exitCode: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const c = spawn(IN_NS, [ns, process.execPath, BIN, ...args], { env: cliEnv(root), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.stderr.on('data', (d) => (stderr += d));
+      c.on('error', reject);
+      c.on('close', (exitCode) => resolve({ exitCode, stdout, stderr }));
+    });
+  const onA = (args: string[]) => inNs(nsA, a.root, args);
+  const onB = (args: string[]) => inNs(nsB, b.root, args);
+  const ok = async (p: Promise<{ exitCode: number | null; stdout: string; stderr: string }>) => {
+    const r = await p;
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
+    return r.stdout;
+  };
+
+  beforeAll(() => {
+    if (!check.ok || !ip) return;
+    a = tempRoot('nbx-live-a-');
+    b = tempRoot('nbx-live-b-');
+    beforeA = census(a.root);
+    beforeB = census(b.root);
+    for (const ns of [nsA, nsB]) execFileSync(ip, ['netns', 'add', ns]);
+  });
+  afterAll(async () => {
+    for (const [ns, r] of [
+      [nsA, a],
+      [nsB, b],
+    ] as const) {
+      if (!r) continue;
+      const list = await inNs(ns, r.root, ['server', 'list', '-f', 'value', '-c', 'ID']);
+      for (const id of list.stdout.split('\n').filter(Boolean)) await inNs(ns, r.root, ['server', 'delete', '--force', id]);
+      if (ip) spawnSync(ip, ['netns', 'del', ns]);
+    }
+    if (a) expect(census(a.root)).toEqual(beforeA);
+    if (b) expect(census(b.root)).toEqual(beforeB);
+    a?.remove();
+    b?.remove();
+  });
+
+  it("a --network none --userns host server with a counter and an open file moves live: ACTIVE on B and gone from A, the counter goes on from where it was, the file still open, pid 1 adopted by B's monitor (stop and delete work there), nothing left on either", async () => {
+    const id = JSON.parse(
+      await ok(
+        onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lm', '-f', 'json']),
+      ),
+    ).id;
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lm',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lm', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count(onA);
+    expect(before).toBeGreaterThan(0);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await onA(['--debug', 'server', 'migrate', 'lm', '--live', '--to', to]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const said = /pre-dump (\d+) ms \((\d+) bytes\), final dump (\d+) ms \((\d+) bytes\), downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
+    expect(said, m.stderr).not.toBeNull();
+    const [, pre, preBytes, dump, dumpBytes, downtime, total] = said!;
+    console.log(
+      `live migrate (guest): pre-dump ${pre} ms (${preBytes} bytes), final dump ${dump} ms (${dumpBytes} bytes), downtime ${downtime} ms, total ${total} ms`,
+    );
+    expect(migrationsOf(a.root, id)).toEqual([{ kind: 'live-migration', status: 'confirmed' }]);
+    // gone from A, ACTIVE on B under its id
+    const gone = await onA(['server', 'show', 'lm']);
+    expect(gone.exitCode).not.toBe(0);
+    expect(JSON.parse(await ok(onB(['server', 'show', 'lm', '-f', 'json'])))).toMatchObject({ id, status: 'ACTIVE' });
+    // the counter went on from where it was (not from 0), and keeps counting
+    const after = await count(onB);
+    expect(after).toBeGreaterThan(before);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(await count(onB)).toBeGreaterThan(after);
+    // pid 1 is novabox-init, restored, a child of B's monitor; the counter's fd 3 is still /tmp/open
+    const pid = Number((await ok(onB(['server', 'show', 'lm', '-f', 'value', '-c', 'pid']))).trim());
+    expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/dev/.novabox-init');
+    // its network namespace is its own again: CRIU's lock table (--network-lock nftables) is gone
+    expect(execFileSync('nsenter', ['-t', String(pid), '-n', 'nft', 'list', 'tables'], { encoding: 'utf8' })).not.toContain('CRIU-');
+    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+    // its stdout is the log pipe B's monitor reads (criu --inherit-fd), not a pipe criu made up
+    const out = readlinkSync(`/proc/${pid}/fd/1`);
+    expect(out).toMatch(/^pipe:\[\d+\]$/);
+    expect(readdirSync(`/proc/${ppid}/fd`).map((fd) => readlinkOr(`/proc/${ppid}/fd/${fd}`))).toContain(out);
+    expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`${cgroupParentFor(b.root)}/${id}`);
+    const ns = readlinkSync(`/proc/${pid}/ns/pid`);
+    const open = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readlinkSync(`/proc/${p}/ns/pid`) === ns && readlinkSync(`/proc/${p}/fd/3`) === '/tmp/open';
+        } catch {
+          return false;
+        }
+      });
+    expect(open.length).toBeGreaterThan(0);
+    // the source's migration record and B's instance actions
+    await ok(onB(['server', 'stop', 'lm']));
+    expect(JSON.parse(await ok(onB(['server', 'show', 'lm', '-f', 'json'])))).toMatchObject({ status: 'SHUTOFF' });
+    expect(existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z')).toBe(false);
+    await ok(onB(['server', 'delete', 'lm']));
+    expect((await onB(['server', 'show', 'lm'])).exitCode).not.toBe(0);
+    expect(census(a.root)).toEqual(beforeA);
+    expect(census(b.root)).toEqual(beforeB);
+  }, 300_000);
+
+  it("the target's restore fails after the final dump: the command fails in one sentence, the server runs again on A from that dump (the counter goes on), B keeps nothing", async () => {
+    await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lf']));
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lf',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async () => Number((await ok(onA(['server', 'exec', 'lf', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count();
+    const bin = mkdtempSync(join(tmpdir(), 'nbx-live-criu-'));
+    try {
+      // B's criu passes its check and fails every restore
+      const criu = join(bin, 'criu-norestore');
+      writeFileSync(criu, '#!/bin/sh\n[ "$1" = restore ] && { echo "injected: no restore here" >&2; exit 1; }\nexec criu "$@"\n', {
+        mode: 0o755,
+      });
+      const to = `exec:${IN_NS} ${nsB} env NOVABOX_CRIU=${criu} NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const m = await onA(['server', 'migrate', 'lf', '--live', '--to', to]);
+      expect(m.exitCode).toBe(4);
+      expect(m.stderr).toMatch(/^novabox: the target refused the server: criu restore of server [0-9a-f-]+ failed \(wait status 256\)\n$/);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+    expect(JSON.parse(await ok(onA(['server', 'show', 'lf', '-f', 'json'])))).toMatchObject({
+      status: 'ACTIVE',
+      'OS-EXT-STS:task_state': null,
+    });
+    const pid = Number((await ok(onA(['server', 'show', 'lf', '-f', 'value', '-c', 'pid']))).trim());
+    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+    const after = await count();
+    expect(after).toBeGreaterThan(before);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(await count()).toBeGreaterThan(after);
+    expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
+    expect(census(b.root)).toEqual(beforeB);
+    await ok(onA(['server', 'delete', 'lf']));
+    expect(census(a.root)).toEqual(beforeA);
+  }, 300_000);
+
+  it('the receiver killed with SIGKILL after it restored the server and said ok: the server runs again on A from its final dump (the counter goes on), and the next command on B takes the restored arrival back', async () => {
+    await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lk']));
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lk',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async () => Number((await ok(onA(['server', 'exec', 'lk', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count();
+    const pidFile = join(tmpdir(), `nbx-live-receiver-${process.pid}-${tag}`);
+    try {
+      // the receiver stops itself (SIGSTOP) once it said ok; $$ is the pid node gets by exec
+      const to = `exec:${IN_NS} ${nsB} sh -c 'echo $$ > ${pidFile}; exec env NOVABOX_TEST_PAUSE=receive-ok NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive'`;
+      const sender = onA(['server', 'migrate', 'lk', '--live', '--to', to]);
+      let pid = 0;
+      for (let i = 0; i < 1200 && !pid; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const p = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+        if (p && /^\d+ \(.*\) T /.test(readFileSync(`/proc/${p}/stat`, 'utf8'))) pid = p;
+      }
+      expect(pid, 'the receiver reached its pause after ok').toBeGreaterThan(0);
+      process.kill(pid, 'SIGKILL');
+      const r = await sender;
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toMatch(/^novabox: the receiving side ended before it confirmed the migration[^\n]*\n$/);
+    } finally {
+      rmSync(pidFile, { force: true });
+    }
+    expect(JSON.parse(await ok(onA(['server', 'show', 'lk', '-f', 'json'])))).toMatchObject({
+      status: 'ACTIVE',
+      'OS-EXT-STS:task_state': null,
+    });
+    const after = await count();
+    expect(after).toBeGreaterThan(before);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(await count()).toBeGreaterThan(after);
+    // B's next command finds the arrival's receiver dead and takes it back: the restored tree, its monitor, its cgroup
+    expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
+    expect(census(b.root)).toEqual(beforeB);
+    await ok(onA(['server', 'delete', 'lk']));
+    expect(census(a.root)).toEqual(beforeA);
+  }, 300_000);
+
+  it("a server on the bridge network moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), the counter goes on, it reaches B's gateway; delete removes its veth", async () => {
+    await ok(onA(['server', 'create', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lb']));
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lb',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count(onA);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await onA(['server', 'migrate', 'lb', '--live', '--to', to]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const shown = JSON.parse(await ok(onB(['server', 'show', 'lb', '-f', 'json'])));
+    expect(shown).toMatchObject({ status: 'ACTIVE' });
+    const addr = /(\d+\.\d+\.\d+)\.(\d+)/.exec(JSON.stringify(shown.addresses));
+    expect(addr, JSON.stringify(shown.addresses)).not.toBeNull();
+    expect(`${addr![1]}.0/24`).toBe(b.subnet);
+    expect(await count(onB)).toBeGreaterThan(before);
+    expect(await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']))).toContain(`inet ${addr![0]}/24`);
+    await ok(onB(['server', 'exec', 'lb', '--', 'ping', '-c', '1', '-W', '5', `${addr![1]}.1`]));
+    const hostEnds = (ns: string) => execFileSync(ip!, ['-n', ns, '-o', 'link', 'show'], { encoding: 'utf8' }).match(/ nbv\S*?[@:]/g) ?? [];
+    expect(hostEnds(nsB)).toHaveLength(1);
+    await ok(onB(['server', 'delete', 'lb']));
+    expect((await onB(['server', 'list', '-f', 'value', '-c', 'ID'])).stdout.trim()).toBe('');
+    expect(hostEnds(nsB)).toEqual([]);
+    expect(hostEnds(nsA)).toEqual([]);
+    expect(census(a.root)).toEqual(beforeA);
+    expect(census(b.root)).toEqual(beforeB);
+  }, 300_000);
 });

@@ -58,9 +58,20 @@ export interface StagedStream {
   delta?: { file: string; deleted: string[] };
   /** each volume's tar (and its pre-copy delta), by id; the records are in `server.volumes` */
   volumes: Map<string, { file: string; delta?: { file: string; deleted: string[] } }>;
+  /** live migration: the CRIU image directories as tars (`C` frames), pre-dump rounds first, the final dump last */
+  criu: CriuPart[];
   staging: Staging;
   /** bytes read from the input */
   bytes: number;
+}
+
+/** A `C` frame: one CRIU image directory (`dir`, named as the dump's --prev-images-dir names it) as a tar. */
+export interface CriuPart {
+  file: string;
+  dir: string;
+  final: boolean;
+  /** the final dump's: pid 1's fd 1 as /proc named it on the source (`pipe:[N]`) */
+  stdio?: string;
 }
 
 export interface Imported {
@@ -186,19 +197,30 @@ export async function readStream(
         }
         await opts.onWritable?.();
         let delta: StagedStream['delta'];
-        // the deltas (pre-copy): the writable layer's, and a volume's (meta.volume), then the end
+        const criu: CriuPart[] = [];
+        // the deltas (pre-copy): the writable layer's, and a volume's (meta.volume); live
+        // migration's CRIU images among them; then the end
         for (let n = 0; ; n++) {
           const dfile = staging.path(`delta${n}.tar`);
           let dfd: number | undefined;
           let next: FrameInfo | undefined;
           try {
             next = await readFrame(r, (info, c) => {
-              if (info.kind !== 'D') return;
+              if (info.kind !== 'D' && info.kind !== 'C') return;
               dfd ??= openSync(dfile, 'wx', 0o600);
               for (let off = 0; off < c.length; ) off += writeSync(dfd, c, off);
             });
           } finally {
             if (dfd !== undefined) closeSync(dfd);
+          }
+          if (next?.kind === 'C') {
+            const dir = String(next.meta.dir);
+            if (`sha256:${next.payloadSha256}` !== next.meta.digest || !/^[0-9]+$/.test(dir) || criu.at(-1)?.final)
+              throw new BadRequest('the server stream is corrupt: its CRIU images do not match their digest');
+            if (dfd === undefined) closeSync(openSync(dfile, 'wx', 0o600));
+            const stdio = typeof next.meta.stdio === 'string' ? next.meta.stdio : undefined;
+            criu.push({ file: dfile, dir, final: next.meta.final === true, ...(stdio ? { stdio } : {}) });
+            continue;
           }
           if (next?.kind !== 'D') {
             expect(next, 'E');
@@ -218,7 +240,7 @@ export async function readStream(
             v.delta = d;
           }
         }
-        return { header, server, image, layers, writable: { ...w, file }, delta, volumes, staging, bytes: r.offset };
+        return { header, server, image, layers, writable: { ...w, file }, delta, volumes, criu, staging, bytes: r.offset };
       }
       if (frame.kind !== 'L') throw new BadRequest(`the server stream is corrupt: a ${kindName(frame.kind)} frame among its layers`);
       if (wanted === undefined) continue;

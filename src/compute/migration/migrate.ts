@@ -11,6 +11,11 @@
  * On any failure before the target said it committed, the receiver takes everything back
  * (it is told by the end of its input) and the server here is started again if it was
  * ACTIVE: as it was before. The command waits for the receiver to exit either way.
+ *
+ * `--live` (live.ts): in place of the stop, a CRIU pre-dump round while the server runs and
+ * the final dump, each sent as a `C` frame (the final one after the delta); the target
+ * restores the tree under its own monitor. After the final dump a failure restores the
+ * server here from the same images (else starts it again).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { BadRequest, Conflict, NovaboxError } from '../../errors.js';
@@ -30,10 +35,12 @@ import {
 import { ByteReader, type Meta, readFrame } from './stream.js';
 import { type Entry, listTree, packDelta, treeDelta } from './precopy.js';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { cgroupDriver } from '../../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../../runtime/server.js';
 import { criuCheck } from '../../runtime/criu.js';
+import { type DumpRound, dumpRound, liveRefusal, readlinkOr } from './live.js';
 import { volumeDir } from '../../runtime/volumes.js';
 import { trace } from '../../util/trace.js';
 
@@ -90,6 +97,8 @@ export interface MigrateResult {
   notices: string[];
   /** from the command's start to the target's confirmation */
   totalMs: number;
+  /** live: criu's pre-dump and final dump times, and the bytes of their images (tars) */
+  criu?: { predumpMs: number; dumpMs: number; predumpBytes: number; dumpBytes: number };
 }
 
 /** The command that reaches `novabox server receive` on the other side. */
@@ -145,6 +154,14 @@ export async function migrateServer(
   if (opts.live) {
     const c = criuCheck();
     if (!c.ok) throw new Conflict(`live migration needs CRIU on both hosts, and "criu check" fails on this host: ${c.reason}`);
+    const s = compute.find(ref, caller);
+    const refused = liveRefusal({
+      ...s,
+      volumes: compute.volumes.ofServer(s.id).length,
+      seed: existsSync(serverDirs(s.id).seed),
+      ports: compute.ports.of(s.id).length,
+    });
+    if (refused) throw new Conflict(refused);
   }
   const first = compute.find(ref, caller);
   if (first.ephemeral) {
@@ -165,6 +182,7 @@ export async function migrateServer(
     preVmState: first.vmState,
     host: first.host,
     destHost: targetHost(opts.to),
+    ...(opts.live ? { kind: 'live-migration' as const } : {}),
   });
   let destCompute: string | null = null;
   let step = store.actions.event(action.id, 'compute_prep_resize');
@@ -210,6 +228,9 @@ export async function migrateServer(
   let committed = false;
   let frozenMs: number | null = null;
   let deltaBytes: number | null = null;
+  // live: the CRIU rounds (the final one ends the tree here: from then on a failure restores it)
+  let live: { base: string; pre?: DumpRound; final?: DumpRound; dumped: boolean } | undefined;
+  let stdio: string | undefined;
   const onAbort = () => {
     if (committed) return;
     child?.stdin?.destroy();
@@ -220,7 +241,7 @@ export async function migrateServer(
     if (opts.signal?.aborted) throw new NovaboxError('sys', `the migration of server "${first.name}" was interrupted`);
   };
   try {
-    const precopy = wasActive && opts.precopy !== false;
+    const precopy = wasActive && (opts.precopy !== false || opts.live === true);
     if (wasActive && !precopy) {
       stoppedAt = performance.now();
       await compute.stop(first.id, caller);
@@ -250,6 +271,7 @@ export async function migrateServer(
         }
       : undefined;
     parts = prepareExport(compute, images, s, { start: wasActive, aroundPack });
+    if (opts.live) live = { base: parts.staging.path('criu'), dumped: false };
     checkAbort();
     step('Success');
     step = store.actions.event(action.id, 'compute_resize_instance');
@@ -304,14 +326,6 @@ export async function migrateServer(
     const offered = await answer('before it said which layers it has');
     if (typeof offered.host === 'string') destCompute = offered.host;
     const have = new Set((offered.have as string[]) ?? []);
-    if (opts.live) {
-      // both hosts pass `criu check`; a server can be dumped and (--userns host) restored
-      // by hand, but the restored tree has no monitor as its parent yet and the frames for
-      // the images are not there: the server stays here, untouched (docs/server-stream.md)
-      throw new Conflict(
-        `live migration with CRIU is not implemented yet (both hosts pass "criu check"): migrate server "${first.name}" without --live (its writable layer is pre-copied while it runs)`,
-      );
-    }
     try {
       await sendParts(w, parts, have, !precopy);
       if (precopy) {
@@ -322,13 +336,28 @@ export async function migrateServer(
         // and this host's file system writes back now, while the server runs, what its
         // stop (the unmount) would otherwise write back during the downtime
         syncFs(upper);
-        // the server ran meanwhile: stop it, then send only what changed
         checkAbort();
-        releaseClaim(compute, s.id);
-        stoppedAt = performance.now();
-        await compute.stop(s.id, caller);
-        trace('migrate: stopped');
-        s = claimForExport(compute, s.id, caller, 'migrate');
+        if (live) {
+          // live: a pre-dump while it runs (its memory, sent meanwhile), then the final dump,
+          // which ends the tree here: only the pages dirtied since go in it
+          const pid = compute.facts(s.id)!.initPid;
+          stdio = readlinkOr(`/proc/${pid}/fd/1`);
+          const etcFiles = s.network === 'novabox';
+          live.pre = dumpRound(pid, live.base, '1', { pre: true, etcFiles });
+          await w.frame('C', live.pre.meta, live.pre.payload);
+          trace('migrate: pre-dump sent');
+          stoppedAt = performance.now();
+          const l = live;
+          live.final = dumpRound(pid, live.base, '2', { prev: '../1', etcFiles, onDumped: () => (l.dumped = true) });
+          trace('migrate: dumped');
+        } else {
+          // the server ran meanwhile: stop it, then send only what changed
+          releaseClaim(compute, s.id);
+          stoppedAt = performance.now();
+          await compute.stop(s.id, caller);
+          trace('migrate: stopped');
+          s = claimForExport(compute, s.id, caller, 'migrate');
+        }
         const after = listTree(upper);
         const d = treeDelta(before!, after);
         const file = parts.staging.path('delta.tar');
@@ -354,6 +383,7 @@ export async function migrateServer(
             { file: vf, size: n },
           );
         }
+        if (live?.final) await w.frame('C', { ...live.final.meta, final: true, ...(stdio ? { stdio } : {}) }, live.final.payload);
         await w.frame('E', {});
         trace('migrate: delta sent');
       }
@@ -381,6 +411,16 @@ export async function migrateServer(
       deltaBytes,
       notices: (ok.notices as string[]) ?? [],
       totalMs: Math.round(performance.now() - began),
+      ...(live?.pre && live.final
+        ? {
+            criu: {
+              predumpMs: live.pre.ms,
+              dumpMs: live.final.ms,
+              predumpBytes: live.pre.payload.size,
+              dumpBytes: live.final.payload.size,
+            },
+          }
+        : {}),
     };
     carried = parts.server.volumes ?? [];
     parts.staging.remove();
@@ -402,8 +442,31 @@ export async function migrateServer(
       await exited;
       clearTimeout(timer);
     }
+    let back: Error | undefined;
+    if (live?.dumped) {
+      // the final dump ended the tree here: the same images bring it back, as it was
+      try {
+        await compute.restoreClaimed(first.id, join(live.base, '2'), stdio);
+      } catch (e) {
+        back = e as Error;
+      }
+    }
     parts?.staging.remove();
     releaseClaim(compute, first.id);
+    if (back) {
+      // not restored: started again from its writable layer, as a cold migration's failure does
+      try {
+        // a dead tree reads as SHUTOFF already (reconcile); else the stop ends what is left
+        if (compute.find(first.id, caller).vmState !== 'stopped') await compute.stop(first.id, caller);
+        await compute.start(first.id, caller);
+      } catch (e) {
+        throw new NovaboxError(
+          'sys',
+          `${(err as Error).message}; and server "${first.name}" could not be restored here (${back.message}) nor started again: ${(e as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
     if (wasActive && compute.store.servers.get(first.id)?.vmState === 'stopped') {
       try {
         await compute.start(first.id, caller);

@@ -6,7 +6,8 @@
  *   Q {offer: diff ids, name, serverId} ──▶  checks name, id, architecture
  *                                       ◀──  A {have: diff ids here, host} | A {error}
  *   H S I L(only those not had) W E     ──▶  reads into a Staging, checks every digest,
- *                                            commits (SHUTOFF), starts if H says so
+ *     (live: W C D C E, the CRIU images)     commits (SHUTOFF), starts if H says so
+ *                                            (live: restores the final dump instead)
  *                                       ◀──  A {ok, server} | A {error}
  *   Q {commit}                          ──▶  keeps it
  *                                       ◀──  A {committed}
@@ -17,7 +18,9 @@
  * Until the commit the server is held (task resize_finish, owned by this process): if this
  * process is killed outright, the next command's reconcile takes it back (but the image).
  */
-import { statfsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, statfsSync } from 'node:fs';
+import { join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Writable } from 'node:stream';
 import { BadRequest, Conflict, NovaboxError } from '../../errors.js';
@@ -25,7 +28,7 @@ import type { Server } from '../../model/records.js';
 import type { ImageCaller, ImageService } from '../../images/service.js';
 import type { Caller, ComputeService } from '../servers.js';
 import { FrameWriter } from './export.js';
-import { checkVolumeFree, commitStaged, readStream } from './import.js';
+import { type StagedStream, checkVolumeFree, commitStaged, readStream } from './import.js';
 import { type ByteReader, readFrame } from './stream.js';
 import { stateRoot } from '../../util/paths.js';
 import { testPause } from '../../util/test-pause.js';
@@ -33,6 +36,22 @@ import { criuCheck } from '../../runtime/criu.js';
 import { trace } from '../../util/trace.js';
 
 const MiB = 2 ** 20;
+
+/**
+ * The CRIU image directories of a live migration unpacked side by side under the staging
+ * dir (each tar holds its directory, as the dump's --prev-images-dir links them: `2/parent`
+ * is `../1`); the final dump's directory.
+ */
+function unpackCriu(st: StagedStream): string {
+  const base = st.staging.path('criu');
+  mkdirSync(base, { mode: 0o700 });
+  for (const p of st.criu) {
+    const r = spawnSync('tar', ['-x', '-f', p.file, '-C', base, '--no-same-owner', '--', p.dir], { encoding: 'utf8' });
+    if (r.status !== 0)
+      throw new NovaboxError('sys', `cannot unpack the CRIU images ${p.dir}: ${(r.stderr || r.error?.message || '').trim()}`);
+  }
+  return join(base, st.criu.at(-1)!.dir);
+}
 
 /**
  * Refuses a server the target has no room for, before anything is sent: the layers it
@@ -90,6 +109,7 @@ export async function receiveServer(
   };
   let notices: string[] = [];
   let staged = false;
+  let live = false;
   try {
     const q = await readFrame(r);
     if (!q || q.kind !== 'Q' || !Array.isArray(q.meta.offer))
@@ -103,6 +123,7 @@ export async function receiveServer(
     if (q.meta.arch !== process.arch)
       throw new BadRequest(`the server is of a linux/${String(q.meta.arch)} host; this host is linux/${process.arch}`);
     if (q.meta.live === true) {
+      live = true;
       const c = criuCheck();
       if (!c.ok) throw new Conflict(`live migration needs CRIU on both hosts, and "criu check" fails on the target host: ${c.reason}`);
     }
@@ -149,7 +170,11 @@ export async function receiveServer(
       // held until the commit (task resize_finish): if this process dies first (kill -9),
       // reconcile takes it back
       trace('receive: committed');
-      if (st.header.start) server = await compute.startArrival(server.id, caller);
+      if (live) {
+        const final = st.criu.at(-1);
+        if (!final?.final) throw new BadRequest("the sender's live migration carries no final CRIU dump: the server was taken back");
+        server = await compute.restoreArrival(server.id, caller, unpackCriu(st), final.stdio);
+      } else if (st.header.start) server = await compute.startArrival(server.id, caller);
       trace('receive: started');
     } finally {
       st.staging.remove();

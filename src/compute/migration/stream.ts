@@ -22,9 +22,9 @@ const DIGEST = 32;
 /** a frame's meta is a small JSON document; anything larger is no stream of ours */
 export const META_MAX = 4 << 20;
 
-/** H header, S server record, I image record, L layer blob, W writable layer, D its pre-copy delta, E end; Q/A: the receive protocol's messages */
-export type FrameKind = 'H' | 'S' | 'I' | 'L' | 'V' | 'W' | 'D' | 'E' | 'Q' | 'A';
-const KINDS = new Set<string>(['H', 'S', 'I', 'L', 'V', 'W', 'D', 'E', 'Q', 'A']);
+/** H header, S server record, I image record, L layer blob, W writable layer, D its pre-copy delta, C CRIU images (live migration), E end; Q/A: the receive protocol's messages */
+export type FrameKind = 'H' | 'S' | 'I' | 'L' | 'V' | 'W' | 'D' | 'C' | 'E' | 'Q' | 'A';
+const KINDS = new Set<string>(['H', 'S', 'I', 'L', 'V', 'W', 'D', 'C', 'E', 'Q', 'A']);
 
 export type Meta = Record<string, unknown>;
 
@@ -192,6 +192,7 @@ export function kindName(k: FrameKind): string {
       V: 'volume',
       W: 'writable layer',
       D: 'delta',
+      C: 'CRIU images',
       E: 'end',
       Q: 'question',
       A: 'answer',

@@ -4,13 +4,13 @@
  * per-container veth pair (net.c does the kernel work over rtnetlink).
  */
 // node:child_process is loaded on first call (NAT only) by the bundle's stand-in (scripts/build.mjs)
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Conflict } from '../../errors.js';
 import * as nativeNet from '../../sys/net.js';
 import { trace } from '../../util/trace.js';
-import { bridgeMac, findClash, formatSubnet, gatewayOf, parseProcRoutes, type Subnet } from './ipam.js';
+import { bridgeMac, findClash, formatIp, formatSubnet, gatewayOf, parseProcRoutes, type Subnet } from './ipam.js';
 import { VETH_PREFIX, natTable, parseVethAlias } from './names.js';
 import { removePortsTable } from './ports.js';
 
@@ -152,6 +152,30 @@ export function attach(a: Attachment, pid: number): void {
     mtu: a.mtu,
   });
   trace('veth attached');
+}
+
+/**
+ * A restored server's eth0 (CRIU made the pair, its peer `hostIf` on the bridge, and gave
+ * eth0 the addresses it had on the source): this host's lease and gateway when they differ
+ * (connections to the old address are lost then), and the host end's alias, by which
+ * novabox knows its owner.
+ */
+export function readdress(a: Attachment, pid: number): void {
+  const inNs = (args: string[]) => {
+    const r = spawnSync('nsenter', ['-t', String(pid), '-n', 'ip', ...args], { encoding: 'utf8' });
+    if (r.status !== 0)
+      throw new Conflict(
+        `ip ${args.join(' ')} in the restored server's network namespace failed: ${(r.stderr || r.error?.message || '').trim()}`,
+      );
+    return r.stdout;
+  };
+  const want = `${formatIp(a.address)}/${a.subnet.prefixLen}`;
+  if (!inNs(['addr', 'show', 'dev', 'eth0']).includes(`inet ${want} `)) {
+    inNs(['addr', 'flush', 'dev', 'eth0']);
+    inNs(['addr', 'add', want, 'dev', 'eth0']);
+    inNs(['route', 'replace', 'default', 'via', formatIp(gatewayOf(a.subnet)), 'dev', 'eth0']);
+  }
+  writeFileSync(`/sys/class/net/${a.hostIf}/ifalias`, a.alias);
 }
 
 /** Remove a container's host end (and with it the peer). false: it was already gone. */

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { criuCheckReason, criuDumpArgs, criuLogReason, criuRestoreArgs } from '../../../src/runtime/criu.js';
+import {
+  criuCheckReason,
+  criuDumpArgs,
+  criuLogReason,
+  criuEnv,
+  criuRestoreArgs,
+  inheritedStdio,
+  lockTables,
+  planRestore,
+} from '../../../src/runtime/criu.js';
+import { encodePlan } from '../../../src/sys/ops.js';
 
 describe('criuCheckReason: why `criu check` fails, in its own words', () => {
   it('passes on "Looks good." with status 0', () => {
@@ -59,6 +69,52 @@ describe('criuDumpArgs and criuRestoreArgs: a server as live migration dumps and
     expect(r).not.toContain('--network-lock'); // criu ignores it on restore, with a warning
     const b = criuRestoreArgs({ images: '/i', root: '/r', pidfile: '/p', initCopy: '/c', cgroupRoot: '/novabox/ID' });
     expect(b.join(' ')).toContain('--cgroup-root /novabox/ID');
+    const c = criuRestoreArgs({ images: '/i', root: '/r', pidfile: '/p', initCopy: '/c', inheritFds: ['fd[1]:pipe:[77]'] });
+    expect(c.slice(-2)).toEqual(['--inherit-fd', 'fd[1]:pipe:[77]']);
+  });
+});
+
+describe("inheritedStdio: pid 1's log pipe handed to the restore", () => {
+  it.each([
+    ['pipe:[4242]', ['fd[1]:pipe:[4242]']],
+    ['/dev/null', []],
+    ['socket:[1]', []],
+    [undefined, []],
+  ])('%s -> %j', (link, want) => {
+    expect(inheritedStdio(link)).toEqual(want);
+  });
+});
+
+describe("planRestore: the monitor's plan of a restore (NB_PLAN_RESTORE)", () => {
+  it('criu in a mount namespace of its own, the root mounted again there (never on the host), then criu restore as the init; the pidfile in the header', () => {
+    const p = planRestore({
+      criu: 'criu',
+      args: ['restore', '-d'],
+      pidfile: '/i/2/restored.pid',
+      merged: '/s/rootfs',
+      overlay: 'lowerdir=/l,upperdir=/u,workdir=/w',
+      logPath: '/s/console.log',
+      statusPath: '/s/exit-status',
+    });
+    expect(p.namespaces).toEqual(['mount']);
+    expect(p.ops).toEqual([
+      { op: 'mount', target: '/', flags: ['rec', 'private'] },
+      { op: 'mount', source: 'overlay', target: '/s/rootfs', fstype: 'overlay', flags: [], data: 'lowerdir=/l,upperdir=/u,workdir=/w' },
+      expect.objectContaining({ op: 'exec', file: 'criu', argv: ['criu', 'restore', '-d'] }),
+    ]);
+    expect(p).toMatchObject({ tty: false, logPath: '/s/console.log', statusPath: '/s/exit-status', restorePidfile: '/i/2/restored.pid' });
+    expect(encodePlan(p).readUInt32LE(24) & 0x42).toBe(0x42); // NB_PLAN_RESTORE and NB_PLAN_LOG
+    const withIp = planRestore({
+      args: [],
+      pidfile: '/p',
+      merged: '/m',
+      overlay: 'o',
+      logPath: '/l',
+      statusPath: '/s',
+      env: criuEnv({ CR_IP_TOOL: '/usr/local/bin/criu-ip' }),
+    });
+    expect(withIp.ops.at(-1)).toMatchObject({ env: [expect.stringMatching(/^PATH=/), 'CR_IP_TOOL=/usr/local/bin/criu-ip'] });
+    expect(criuEnv({})).toEqual([]);
   });
 });
 
@@ -75,5 +131,37 @@ describe('criuLogReason: why a dump or restore failed, from its log', () => {
     expect(criuLogReason(log)).toBe('Unable to open tty-info.img: Permission denied');
     expect(criuLogReason('Error (criu/util.c:1567): ip6tables-legacy-save -V failed\n')).toBeNull();
     expect(criuLogReason('')).toBeNull();
+  });
+});
+
+describe("lockTables: CRIU's network lock among a namespace's nft tables", () => {
+  it('names only the CRIU-<pid> tables, with their family', () => {
+    expect(lockTables('table inet CRIU-4242\ntable ip novabox_nbt1\ntable ip6 CRIU-7\ntable inet CRIUX\n')).toEqual([
+      'inet CRIU-4242',
+      'ip6 CRIU-7',
+    ]);
+    expect(lockTables('')).toEqual([]);
+  });
+});
+
+describe('a bridged server: its /etc files and its veth across a dump and a restore', () => {
+  it("the dump names the /etc binds under keys, before the autodetected rest; the restore maps those keys to this host's files and makes eth0's peer on its bridge", () => {
+    const d = criuDumpArgs(42, { images: '/i/2', etcFiles: true }).join(' ');
+    expect(d).toContain(
+      '--external mnt[/etc/hosts]:etc-hosts --external mnt[/etc/hostname]:etc-hostname --external mnt[/etc/resolv.conf]:etc-resolv --external mnt[]',
+    );
+    expect(criuDumpArgs(42, { images: '/i/2' }).join(' ')).not.toContain('etc-hosts');
+    const r = criuRestoreArgs({
+      images: '/i',
+      root: '/r',
+      pidfile: '/p',
+      initCopy: '/c',
+      veth: { hostIf: 'nbv1234', bridge: 'nbt0' },
+      etcFiles: { hosts: '/s/etc/hosts', hostname: '/s/etc/hostname', resolv: '/s/etc/resolv.conf' },
+    }).join(' ');
+    expect(r).toContain(
+      '--ext-mount-map etc-hosts:/s/etc/hosts --ext-mount-map etc-hostname:/s/etc/hostname --ext-mount-map etc-resolv:/s/etc/resolv.conf --ext-mount-map auto',
+    );
+    expect(r).toContain('--external veth[eth0]:nbv1234@nbt0');
   });
 });

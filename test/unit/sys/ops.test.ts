@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { capMask, describeOp, encodePlan, type LaunchPlan, type Op } from '../../../src/sys/ops.js';
 
 /** sizeof(struct nb_plan_header) */
-const H = 72;
+const H = 80;
 
 const exec: Op = { op: 'exec', file: 'sh', searchPath: '/bin', argv: ['sh', '-c', 'true'], env: ['A=1'] };
 
@@ -27,13 +27,21 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 10,
+      abi: 11,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
       flags: 1,
     });
     expect(b.byteOffset % 8).toBe(0);
+  });
+
+  it('restorePidfile: NB_PLAN_RESTORE (0x40) and the pidfile at header word 18 (byte 72), word 19 reserved', () => {
+    const b = encodePlan({ namespaces: ['mount'], ops: [exec], tty: false, restorePidfile: '/run/r.pid' });
+    expect(header(b).flags).toBe(0x40);
+    expect(cstr(b, b.readUInt32LE(72))).toBe('/run/r.pid');
+    expect(b.readUInt32LE(76)).toBe(0);
+    expect(encodePlan({ namespaces: [], ops: [exec], tty: false }).readUInt32LE(72)).toBe(0);
   });
 
   it('encodes a sealed exec (NB_OPF_SEALED) and the exec_copy path in the header', () => {

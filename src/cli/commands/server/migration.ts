@@ -130,7 +130,10 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .argument('<server>', 'name or id')
     .requiredOption('--to <target>', 'ssh://[USER@]HOST[:PORT], or exec:COMMAND (a command reaching "novabox server receive")')
     .option('--override-lock', 'migrate a locked server anyway (as an admin may through the API)')
-    .option('--live', 'live migration with CRIU: refused, with "criu check"\'s reason, unless it passes on both hosts')
+    .option(
+      '--live',
+      'move the running processes with CRIU (pre-dump, dump, restore there): needs "criu check" to pass on both hosts, and an ACTIVE --userns host server without ports or volumes',
+    )
     .option(
       '--ssh-option <KEYWORD=VALUE>',
       'an option for ssh (its -o, ssh_config(5)) with an ssh:// target; repeatable',
@@ -154,10 +157,14 @@ front if a port or a volume name is taken there; the volumes here are deleted on
 runs there). --debug reports the bytes sent and the downtime. Both hosts
 record a "migrate" instance action. Format and protocol: docs/server-stream.md.
 
---live asks for a live migration with CRIU: it is refused in one sentence quoting the
-failing "criu check" of either host (CRIU missing, or a kernel it does not support), and
-nothing changes. Where both hosts pass the check it is refused as well for now: the
-dump and restore of a server's process tree is not implemented yet.
+--live moves the running process tree with CRIU: its writable layer is pre-copied, its
+memory pre-dumped while it runs, then the final dump ends it here and the target restores
+it under a monitor of its own (the processes keep their state and open files). It works
+for an ACTIVE --userns host server with --network none or on the bridge network (where
+it gets the target's address), without published ports, volumes or instance data; any
+other server is refused in one sentence naming why, and so is a host where
+"criu check" fails (quoting it), before anything changes. A failure after the final dump
+restores the server here from the same images.
 
 Examples:
   novabox server migrate web --to ssh://root@hostb
@@ -192,6 +199,10 @@ Examples:
         ctx.stderr(
           `novabox: ${r.target.name}: ${r.bytes} bytes sent (writable layer ${r.writableBytes}, ${r.layersSkipped} image layers already there)${
             r.deltaBytes === null ? '' : `, a delta of ${r.deltaBytes} bytes after the stop, frozen ${r.frozenMs} ms while packed`
+          }${
+            r.criu
+              ? `, pre-dump ${r.criu.predumpMs} ms (${r.criu.predumpBytes} bytes), final dump ${r.criu.dumpMs} ms (${r.criu.dumpBytes} bytes)`
+              : ''
           }${r.downtimeMs === null ? '' : `, downtime ${r.downtimeMs} ms`}, total ${r.totalMs} ms\n`,
         );
       }

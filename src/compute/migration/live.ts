@@ -1,0 +1,107 @@
+/**
+ * Live migration with CRIU (`server migrate --live`), the parts migrate.ts adds to a
+ * pre-copy migration: which servers it can move (liveRefusal, pure: checked before
+ * anything is recorded), and one dump round of a server's tree as a `C` frame's payload
+ * (dumpRound). The target restores the final round under a monitor of its own
+ * (runtime/server.ts restoreServer); docs/server-stream.md draws the exchange.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { NovaboxError } from '../../errors.js';
+import { criuDumpArgs, runCriu } from '../../runtime/criu.js';
+
+/** What liveRefusal looks at: the server's record and what it has attached. */
+export interface LiveCandidate {
+  name: string;
+  vmState: string;
+  network: string;
+  userns: 'auto' | 'host';
+  init: 'novabox' | 'systemd';
+  /** directory volumes attached */
+  volumes: number;
+  /** an instance-data seed (NoCloud) bound into it */
+  seed: boolean;
+  /** published ports */
+  ports: number;
+}
+
+/**
+ * Why this server cannot move live, in one sentence, or null (pure). A restore rebuilds
+ * the tree's namespaces from its images (a bridged server's veth made on the target's
+ * bridge, its address readdressed); what still names this host (its published ports, the
+ * host's network namespace, bind mounts of this state root's volumes and seed, the
+ * idmapped root the monitor makes) is not carried yet.
+ */
+export function liveRefusal(s: LiveCandidate): string | null {
+  const not = `server "${s.name}" cannot be migrated live`;
+  const cold = `migrate it without --live (its writable layer is pre-copied while it runs)`;
+  if (s.vmState !== 'active')
+    return `${not}: it is not ACTIVE (vm_state ${s.vmState}), and only a running process tree can be dumped; ${cold}`;
+  if (s.userns === 'auto')
+    return `${not}: it runs in its own user namespace (--userns auto), whose idmapped root the target does not rebuild under a CRIU restore yet; ${cold}`;
+  if (s.init === 'systemd') return `${not}: systemd is its pid 1, which needs its own user namespace; ${cold}`;
+  if (s.network === 'novabox' && s.ports > 0)
+    return `${not}: it has published ports, which the target does not publish again under a CRIU restore yet; ${cold}`;
+  if (s.network !== 'none' && s.network !== 'novabox')
+    return `${not}: it shares this host's network namespace (--network ${s.network}), whose sockets cannot move to another host; ${cold}`;
+  if (s.volumes > 0)
+    return `${not}: it has volumes attached, whose bind mounts name this host's directories, which a CRIU restore on the target cannot map yet; ${cold}`;
+  if (s.seed)
+    return `${not}: its instance data (a NoCloud seed) is bound from this host's state directory, which a CRIU restore on the target cannot map yet; ${cold}`;
+  return null;
+}
+
+function hashFile(file: string): string {
+  const h = createHash('sha256');
+  const fd = openSync(file, 'r');
+  try {
+    const b = Buffer.allocUnsafe(1 << 20);
+    for (let n = readSync(fd, b); n > 0; n = readSync(fd, b)) h.update(b.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return h.digest('hex');
+}
+
+export interface DumpRound {
+  /** the `C` frame's meta: its directory's name, the tar's digest, criu's time */
+  meta: { dir: string; digest: string; ms: number };
+  payload: { file: string; size: number };
+  ms: number;
+}
+
+/**
+ * One `criu pre-dump` (pre) or `dump` of the tree whose root is `pid` into base/dir, packed
+ * as base/dir.tar (the directory itself inside, its `parent` link kept); a failure is one
+ * sentence with criu's reason (a failed dump leaves the tree running, as criu resumes it;
+ * onDumped says when a dump succeeded, which ends the tree).
+ */
+export function dumpRound(
+  pid: number,
+  base: string,
+  dir: string,
+  o: { pre?: boolean; prev?: string; onDumped?: () => void; etcFiles?: boolean },
+): DumpRound {
+  const images = join(base, dir);
+  mkdirSync(images, { recursive: true, mode: 0o700 });
+  const log = o.pre ? 'pre-dump.log' : 'dump.log';
+  const r = runCriu(criuDumpArgs(pid, { images, pre: o.pre, prev: o.prev, log, etcFiles: o.etcFiles }), images, log);
+  if (!r.ok) throw new NovaboxError('sys', `criu ${o.pre ? 'pre-dump' : 'dump'} of the server failed: ${r.reason}`);
+  o.onDumped?.();
+  const file = `${images}.tar`;
+  const t = spawnSync('tar', ['-c', '-f', file, '-C', base, '--', dir], { encoding: 'utf8' });
+  if (t.status !== 0) throw new NovaboxError('sys', `cannot pack the CRIU images: ${(t.stderr || t.error?.message || '').trim()}`);
+  const ms = Math.round(r.ms);
+  return { meta: { dir, digest: `sha256:${hashFile(file)}`, ms }, payload: { file, size: statSync(file).size }, ms };
+}
+
+/** readlink(2), or undefined (a process gone, an fd closed). */
+export function readlinkOr(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
