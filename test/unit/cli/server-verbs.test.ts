@@ -29,6 +29,13 @@ describe('server verbs', () => {
     expect(got.length).toBeLessThan(all.length);
   });
 
+  it.each(['list', 'show', 'start', 'stop', 'reboot', 'pause', 'unpause', 'lock', 'unlock', 'suspend', 'resume', 'set', 'unset', 'delete'])(
+    'a line naming %s builds that verb alone, though its function registers others too',
+    (verb) => {
+      expect(verbsOf(buildProgram(newContext([]), ['server', verb, 'x']), 'server')).toEqual([verb]);
+    },
+  );
+
   it.each([[['server', 'list', '--help']], [['server', 'lst']], [['server']]])(
     '%j builds the whole group (help, a suggestion for a typo)',
     (argv) => {

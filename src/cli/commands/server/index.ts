@@ -12,7 +12,8 @@ import { registerImage } from './image.js';
 import { registerMigrate, registerMigration } from './migration.js';
 import { registerVolume } from './volume.js';
 
-type Register = (server: Command, ctx: CliContext) => void;
+/** `verb`: the one verb of the command line; a function serving several builds only that one's command (all without it) */
+type Register = (server: Command, ctx: CliContext, verb?: string) => void;
 
 /**
  * Which function registers each verb. A command line naming one builds only that
@@ -76,5 +77,6 @@ export function register(program: Command, ctx: CliContext, argv: string[] = [])
   const words = argv.filter((a) => !a.startsWith('-'));
   const verb = words[0] === 'server' ? words[1] : undefined;
   const only = verb !== undefined && Object.hasOwn(SERVER_VERBS, verb) && !argv.includes('--help') && !argv.includes('-h');
-  for (const r of only ? [SERVER_VERBS[verb]!] : ALL) r(server, ctx);
+  if (only) SERVER_VERBS[verb]!(server, ctx, verb);
+  else for (const r of ALL) r(server, ctx);
 }

@@ -5,7 +5,13 @@ import { addOutputOptions, formatList, formatShow, outputOptionsFrom } from '../
 import { SERVER_LIST_COLUMNS, SERVER_LIST_LONG_COLUMNS, serverRow, serverShow, addressesField } from '../../views.js';
 import { positiveInt } from './common.js';
 
-export function registerList(server: Command, ctx: CliContext): void {
+/** `server list` and `server show`; `only`: the one the command line names (index.ts), the other is not built. */
+export function registerList(server: Command, ctx: CliContext, only?: string): void {
+  if (only !== 'show') registerListVerb(server, ctx);
+  if (only !== 'list') registerShowVerb(server, ctx);
+}
+
+function registerListVerb(server: Command, ctx: CliContext): void {
   const list = server
     .command('list')
     .description('list servers')
@@ -39,7 +45,9 @@ export function registerList(server: Command, ctx: CliContext): void {
       ),
     );
   });
+}
 
+function registerShowVerb(server: Command, ctx: CliContext): void {
   const show = server
     .command('show')
     .description('show one server')
