@@ -134,8 +134,10 @@ export type Op =
   | { op: 'cap-bound'; keep: Capability[] }
   | { op: 'setgroups'; gids: number[] }
   | { op: 'setgid'; gid: number }
-  | { op: 'setuid'; uid: number }
-  | { op: 'capset'; caps: Capability[] }
+  /** keepCaps: the permitted set survives the change to a uid other than 0 (PR_SET_KEEPCAPS), for the capset after it */
+  | { op: 'setuid'; uid: number; keepCaps?: boolean }
+  /** caps: the effective and permitted sets; inheritable; ambient (raised after, each in both) */
+  | { op: 'capset'; caps: Capability[]; inheritable?: Capability[]; ambient?: Capability[] }
   | { op: 'no-new-privs' }
   /** system: a system container's variant (systemd as pid 1): the mount family and reboot allowed */
   | { op: 'seccomp'; system?: boolean }
@@ -356,7 +358,7 @@ function shown(path: string, inRoot?: boolean): string {
 
 const MAGIC = 0x3150424e;
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks (the plan's and the library's) */
-export const ABI = 10;
+export const ABI = 11;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
 const USERNS_LOWERS = 7;
 const HEADER_BYTES = 72;
@@ -366,6 +368,7 @@ const OPF_IN_ROOT = 0x1;
 const OPF_SEALED = 0x2;
 const OPF_AFTER_START = 0x4;
 const OPF_NO_PIVOT = 0x8;
+const OPF_KEEP_CAPS = 0x10;
 
 const KIND: Record<Op['op'], number> = {
   mount: 1,
@@ -593,6 +596,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'capset':
         putCaps(w, at + 4, op.caps);
+        if (op.inheritable) putCaps(w, at + 6, op.inheritable);
+        if (op.ambient) putCaps(w, at + 8, op.ambient);
         break;
       case 'setgroups':
         putList(op.gids.map(String), at + 14);
@@ -602,6 +607,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'setuid':
         w[at + 4] = op.uid;
+        if (op.keepCaps) w[at + 1] = OPF_KEEP_CAPS;
         break;
       case 'console':
         w[at + 1] = OPF_IN_ROOT;

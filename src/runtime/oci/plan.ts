@@ -631,6 +631,8 @@ export interface OciProcess {
   gid: number;
   additionalGids: number[];
   caps: Capability[];
+  /** process.capabilities.inheritable and .ambient (caps is effective = permitted = bounding) */
+  capSets: { inheritable: Capability[]; ambient: Capability[] };
   nnp: boolean;
   oomScoreAdj?: number;
   terminal: boolean;
@@ -670,21 +672,28 @@ export function readProcess(p: unknown, field: string): OciProcess {
     uint(g, `${field}.user.additionalGids[${i}]`),
   );
   let caps: Capability[] = [];
+  let inheritable: Capability[] = [];
+  let ambient: Capability[] = [];
   if (p.capabilities !== undefined && p.capabilities !== null) {
     const c = isObject(p.capabilities) ? p.capabilities : refuse(`${field}.capabilities`, 'must be an object');
     onlyKnown(c, ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'], `${field}.capabilities`);
     const bounding = capList(c.bounding, `${field}.capabilities.bounding`);
     const effective = capList(c.effective, `${field}.capabilities.effective`);
     const permitted = capList(c.permitted, `${field}.capabilities.permitted`);
-    if (capList(c.inheritable, `${field}.capabilities.inheritable`).length)
-      refuse(`${field}.capabilities.inheritable`, 'is not supported by novabox-oci');
-    if (capList(c.ambient, `${field}.capabilities.ambient`).length)
-      refuse(`${field}.capabilities.ambient`, 'is not supported by novabox-oci');
+    inheritable = capList(c.inheritable, `${field}.capabilities.inheritable`);
+    ambient = capList(c.ambient, `${field}.capabilities.ambient`);
     if (!sameSet(effective, permitted))
       refuse(`${field}.capabilities.effective`, 'must equal process.capabilities.permitted in novabox-oci');
     if (!sameSet(bounding, permitted)) refuse(`${field}.capabilities.bounding`, 'must equal process.capabilities.permitted in novabox-oci');
-    if (uid !== 0 && permitted.length)
-      refuse(`${field}.capabilities`, 'for a user other than root (uid 0) are not supported by novabox-oci');
+    // the kernel raises an ambient capability only if it is permitted and inheritable
+    const outside = ambient.find((a) => !permitted.includes(a) || !inheritable.includes(a));
+    if (outside) refuse(`${field}.capabilities.ambient`, `has ${outside}, which is not in both permitted and inheritable`);
+    // a user other than root keeps through execve its ambient set only (no file capabilities)
+    if (uid !== 0 && permitted.length && !sameSet(permitted, ambient))
+      refuse(
+        `${field}.capabilities`,
+        'of a user other than root (uid 0) must be its ambient set too in novabox-oci (the only set it keeps through execve)',
+      );
     caps = permitted;
   }
   const nnp = p.noNewPrivileges === true;
@@ -697,6 +706,7 @@ export function readProcess(p: unknown, field: string): OciProcess {
     gid,
     additionalGids,
     caps,
+    capSets: { inheritable, ambient },
     nnp,
     oomScoreAdj,
     terminal: p.terminal === true,
@@ -775,7 +785,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
 
   // process
   const proc = readProcess(config.process, 'process');
-  const { args, env, uid, gid, additionalGids, caps, nnp, oomScoreAdj } = proc;
+  const { args, env, uid, gid, additionalGids, caps, capSets, nnp, oomScoreAdj } = proc;
   const p = proc.raw;
 
   // root
@@ -848,7 +858,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const hasRlimits = Array.isArray(p.rlimits) && p.rlimits.length > 0;
   for (const op of planRlimits(p.rlimits, hasRlimits ? ctx.hostRlimits?.() : undefined, userns, warnings)) ops.push(op);
   const seccomp = seccompOp(linux.seccomp);
-  for (const op of planCredentials(caps, { uid, gid, additionalGids }, seccomp ?? false, nnp)) ops.push(op);
+  for (const op of planCredentials(caps, { uid, gid, additionalGids }, seccomp ?? false, nnp, false, capSets)) ops.push(op);
   const path = env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   ops.push({ op: 'chdir', path: p.cwd });
   // startContainer hooks: once `start` opened the gate, in the container (its paths, its
@@ -913,7 +923,7 @@ export function planOciExec(
   // the container's user namespace, if it has one, is joined by the monitor: no raising there either
   const userns = join.namespaces.includes('user');
   for (const op of planRlimits(p.raw.rlimits, host, userns, warnings)) ops.push(op);
-  for (const op of planCredentials(p.caps, p, seccomp ?? false, p.nnp)) ops.push(op);
+  for (const op of planCredentials(p.caps, p, seccomp ?? false, p.nnp, false, p.capSets)) ops.push(op);
   const path = p.env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   ops.push({ op: 'chdir', path: p.raw.cwd }, { op: 'exec', file: p.args[0], searchPath: path, argv: p.args, env: p.env });
   return { namespaces: [], join, ops, tty: p.terminal, detach: true };

@@ -27,7 +27,7 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 10,
+      abi: 11,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),

@@ -147,6 +147,34 @@ describe('planOci', () => {
     ]);
   });
 
+  it('sets the inheritable and ambient sets, and keeps the permitted set through setuid for a user other than root', () => {
+    const sets = { bounding: ['CAP_KILL', 'CAP_CHOWN'], effective: ['CAP_KILL', 'CAP_CHOWN'], permitted: ['CAP_KILL', 'CAP_CHOWN'] };
+    const root = opsOf(
+      config((c) => {
+        c.process.capabilities = { ...sets, inheritable: ['CAP_KILL', 'CAP_CHOWN'], ambient: ['CAP_KILL'] };
+      }),
+    );
+    expect(root).toContainEqual({ op: 'setuid', uid: 0 });
+    expect(root).toContainEqual({ op: 'capset', caps: ['KILL', 'CHOWN'], inheritable: ['KILL', 'CHOWN'], ambient: ['KILL'] });
+    const user = opsOf(
+      config((c) => {
+        c.process.user = { uid: 10, gid: 10 };
+        c.process.capabilities = { ...sets, inheritable: ['CAP_KILL', 'CAP_CHOWN'], ambient: ['CAP_KILL', 'CAP_CHOWN'] };
+      }),
+    );
+    const at = user.findIndex((o) => o.op === 'setuid');
+    expect(user.slice(at, at + 2)).toEqual([
+      { op: 'setuid', uid: 10, keepCaps: true },
+      { op: 'capset', caps: ['KILL', 'CHOWN'], inheritable: ['KILL', 'CHOWN'], ambient: ['KILL', 'CHOWN'] },
+    ]);
+    // none asked: the capset clears them as before
+    const none = config((c) => {
+      c.process.user = { uid: 10, gid: 10 };
+      c.process.capabilities = {};
+    });
+    expect(opsOf(none)).toContainEqual({ op: 'capset', caps: [] });
+  });
+
   it('gives a user namespace its maps and makes the init its root before the mounts', () => {
     const { plan } = planOci(
       config((c) => {
@@ -240,7 +268,16 @@ describe('planOci', () => {
       /process\.terminal needs a devpts mount on \/dev\/pts/,
     ],
     ['an apparmor profile', (c) => (c.process.apparmorProfile = 'x'), /process\.apparmorProfile is not supported/],
-    ['ambient capabilities', (c) => (c.process.capabilities.ambient = ['CAP_KILL']), /process\.capabilities\.ambient is not supported/],
+    [
+      'an ambient capability not inheritable',
+      (c) => (c.process.capabilities.ambient = ['CAP_KILL']),
+      /process\.capabilities\.ambient has KILL, which is not in both permitted and inheritable/,
+    ],
+    [
+      'capabilities of a user other than root that are not ambient',
+      (c) => (c.process.user = { uid: 10, gid: 10 }),
+      /process\.capabilities of a user other than root \(uid 0\) must be its ambient set too/,
+    ],
     ['an unknown capability', (c) => (c.process.capabilities.bounding = ['CAP_NOPE']), /unknown capability "CAP_NOPE"/],
     ['no args', (c) => (c.process.args = []), /process\.args must name the program/],
     ['a relative cwd', (c) => (c.process.cwd = 'x'), /process\.cwd must be an absolute path/],
