@@ -15,6 +15,7 @@ export type MountFlag =
   | 'private'
   | 'slave'
   | 'shared'
+  | 'unbindable'
   | 'relatime'
   | 'strictatime'
   | 'noatime';
@@ -32,6 +33,7 @@ export const MOUNT_FLAGS: Record<MountFlag, number> = {
   private: 0x40000,
   slave: 0x80000,
   shared: 0x100000,
+  unbindable: 0x20000,
   relatime: 0x200000,
   strictatime: 0x1000000,
 };
@@ -120,7 +122,8 @@ export type Capability = (typeof CAPABILITIES)[number];
 export type Op =
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: MountFlag[]; data?: string; inRoot?: boolean }
   | { op: 'mkdir'; path: string; mode: number; inRoot?: boolean }
-  | { op: 'mknod'; path: string; mode: number; type: 'c' | 'file'; major: number; minor: number; inRoot?: boolean }
+  /** type: a character or block device, a fifo, or an empty file (a mount point) */
+  | { op: 'mknod'; path: string; mode: number; type: 'c' | 'b' | 'p' | 'file'; major: number; minor: number; inRoot?: boolean }
   | { op: 'symlink'; target: string; path: string; inRoot?: boolean }
   | { op: 'mask'; path: string }
   | { op: 'readonly'; path: string }
@@ -423,6 +426,8 @@ const PLAN_CONSOLE_LOG = 0x10;
 const PLAN_DETACH = 0x20;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
 
 export function capMask(caps: readonly Capability[]): bigint {
   let m = 0n;
@@ -534,7 +539,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'mknod':
         if (op.inRoot) w[at + 1] = OPF_IN_ROOT;
-        w[at + 4] = (op.type === 'c' ? S_IFCHR : S_IFREG) | op.mode;
+        w[at + 4] = (op.type === 'c' ? S_IFCHR : op.type === 'b' ? S_IFBLK : op.type === 'p' ? S_IFIFO : S_IFREG) | op.mode;
         w[at + 6] = op.major;
         w[at + 8] = op.minor;
         str(op.path, at + 11);

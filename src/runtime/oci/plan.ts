@@ -165,6 +165,8 @@ const PROPAGATION: Record<string, MountFlag[]> = {
   rslave: ['rec', 'slave'],
   shared: ['shared'],
   rshared: ['rec', 'shared'],
+  unbindable: ['unbindable'],
+  runbindable: ['rec', 'unbindable'],
 };
 /** options without '=' that are file system data, not flags */
 const DATA_WORDS = new Set(['newinstance', 'nr_inodes', 'mpol']);
@@ -230,7 +232,15 @@ function mountPoint(rel: string, dir: boolean): Op[] {
 }
 
 /** One entry of `mounts`, in the config's order. */
-export function planOciMount(m: unknown, i: number, ctx: OciContext, userns: boolean): Op[] {
+export function planOciMount(
+  m: unknown,
+  i: number,
+  ctx: OciContext,
+  userns: boolean,
+  /** the container has a network namespace of its own (sysfs in a user namespace needs one) */
+  ownNet = true,
+  warnings: string[] = [],
+): Op[] {
   const field = `mounts[${i}]`;
   if (!isObject(m)) refuse(field, 'must be an object');
   onlyKnown(m, ['destination', 'type', 'source', 'options'], field);
@@ -255,7 +265,9 @@ export function planOciMount(m: unknown, i: number, ctx: OciContext, userns: boo
   const ops: Op[] = [];
   if (isBind) {
     if (typeof m.source !== 'string' || m.source === '') refuse(`${field}.source`, 'is needed for a bind mount');
-    if (data.length) refuse(`${field}.options`, `"${data[0]}" is not an option of a bind mount`);
+    // mount(2) ignores the data of a bind, as runc and crun pass it: said in --log, not refused
+    if (data.length)
+      warnings.push(`${field}.options ${data.map((d) => `"${d}"`).join(', ')} ignored: a bind mount takes no file system data`);
     const source = joinPath(ctx.bundle, m.source);
     ops.push(...mountPoint(target, ctx.isDir(source)));
     ops.push({ op: 'mount', source, target, flags: flags.filter((f) => f === 'bind' || f === 'rec'), inRoot: true });
@@ -268,8 +280,16 @@ export function planOciMount(m: unknown, i: number, ctx: OciContext, userns: boo
     ops.push(...mountPoint(target, true));
     for (const op of cg) ops.push(retarget(op, 'sys/fs/cgroup', target));
   } else {
-    if (userns && type === 'sysfs') refuse(`${field}.type`, 'sysfs in a user namespace is not supported by novabox-oci yet');
     ops.push(...mountPoint(target, true));
+    if (userns && type === 'sysfs' && !ownNet) {
+      // sysfs mounts only for the user namespace that owns the network namespace: without a
+      // network namespace of its own the container gets the host's /sys, bound (as runc does)
+      ops.push({ op: 'mount', source: '/sys', target, flags: ['bind', 'rec'], inRoot: true });
+      const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
+      if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
+      for (const p of propagation) ops.push({ op: 'mount', target, flags: p, inRoot: true });
+      return ops;
+    }
     ops.push({
       op: 'mount',
       source: typeof m.source === 'string' && m.source !== '' ? m.source : type,
@@ -316,8 +336,8 @@ function planDevices(list: unknown, userns: boolean): Op[] {
     const field = `linux.devices[${i}]`;
     if (!isObject(d)) refuse(field, 'must be an object');
     onlyKnown(d, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid'], field);
-    if (d.type !== 'c' && d.type !== 'u')
-      refuse(`${field}.type`, `"${String(d.type)}" is not supported by novabox-oci (character devices only)`);
+    if (d.type !== 'c' && d.type !== 'u' && d.type !== 'b' && d.type !== 'p')
+      refuse(`${field}.type`, `"${String(d.type)}" is not a device type (c, u, b or p)`);
     if (userns) refuse(field, 'cannot be made in a user namespace by novabox-oci');
     if ((d.uid !== undefined && d.uid !== 0) || (d.gid !== undefined && d.gid !== 0))
       refuse(field, 'owned by another user than root is not supported by novabox-oci');
@@ -329,9 +349,9 @@ function planDevices(list: unknown, userns: boolean): Op[] {
       op: 'mknod',
       path: rel,
       mode: d.fileMode === undefined ? 0o666 : uint(d.fileMode, `${field}.fileMode`) & 0o7777,
-      type: 'c',
-      major: uint(d.major, `${field}.major`),
-      minor: uint(d.minor, `${field}.minor`),
+      type: d.type === 'u' ? 'c' : d.type,
+      major: d.type === 'p' ? 0 : uint(d.major, `${field}.major`),
+      minor: d.type === 'p' ? 0 : uint(d.minor, `${field}.minor`),
       inRoot: true,
     });
   });
@@ -426,6 +446,19 @@ function deviceRuleWithin(r: Record<string, unknown>, i: number): boolean {
   if (typeof r.access === 'string' && /[^rwm]/.test(r.access)) return false;
   const minor = r.minor === undefined || r.minor === null || r.minor === -1 ? '*' : String(r.minor);
   return ALLOWED_DEVICES.includes(`${r.major}:${minor}`) || (minor !== '*' && ALLOWED_DEVICES.includes(`${r.major}:*`));
+}
+
+/** linux.devices beyond the default allow-list are allowed in the device cgroup (as runc does). */
+function withDevices(limits: CgroupLimits, list: unknown): CgroupLimits {
+  if (!Array.isArray(list)) return limits;
+  const allow: string[] = [];
+  for (const d of list as Record<string, unknown>[]) {
+    if (d.type === 'p') continue; // a fifo is no device
+    const type = d.type === 'u' ? 'c' : String(d.type);
+    if (type === 'c' && (ALLOWED_DEVICES.includes(`${d.major}:${d.minor}`) || ALLOWED_DEVICES.includes(`${d.major}:*`))) continue;
+    allow.push(`${type} ${d.major}:${d.minor} rwm`);
+  }
+  return allow.length ? { ...limits, deviceAllow: allow } : limits;
 }
 
 /** linux.resources.blockIO's throttle lists, each device's limits merged into one. */
@@ -553,7 +586,14 @@ export function ociLimits(res: unknown, host: OciHostChecks = {}): CgroupLimits 
   }
   if (isObject(res.cpu)) {
     const c = res.cpu;
-    onlyKnown(c, ['shares', 'quota', 'period'], 'linux.resources.cpu');
+    onlyKnown(c, ['shares', 'quota', 'period', 'cpus', 'mems'], 'linux.resources.cpu');
+    for (const k of ['cpus', 'mems'] as const) {
+      const v = c[k];
+      if (v === undefined || v === null || v === '') continue;
+      if (typeof v !== 'string' || !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) refuse(`linux.resources.cpu.${k}`, 'must be a list like "0-3,5"');
+      if (k === 'cpus') limits.cpusetCpus = v;
+      else limits.cpusetMems = v;
+    }
     if (c.quota !== undefined && c.quota !== null && c.quota !== -1) {
       limits.cpuQuotaUs = uint(c.quota, 'linux.resources.cpu.quota');
       if (c.period !== undefined && c.period !== null) limits.cpuPeriodUs = uint(c.period, 'linux.resources.cpu.period');
@@ -803,15 +843,19 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   if (oomScoreAdj !== undefined) ops.push({ op: 'write', path: '/proc/self/oom_score_adj', data: String(oomScoreAdj) });
   if (userns) ops.push({ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' });
   if (cgroupNs) ops.push({ op: 'unshare', namespaces: ['cgroup'] });
-  if (!userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] });
+  // pivot_root refuses a shared root or parent: a shared propagation is made rslave until
+  // the pivot and the new root made so after it, as crun does
+  const shared = PROPAGATION[propagation].includes('shared');
+  if (!userns) ops.push({ op: 'mount', target: '/', flags: shared ? ['rec', 'slave'] : PROPAGATION[propagation] });
   // the root a mount of its own, so that pivot_root takes it (a plain directory is refused)
   ops.push({ op: 'mount', source: rootPath, target: rootPath, flags: ['bind', 'rec'] }, { op: 'set-root', path: rootPath });
   if (userns) ops.push({ op: 'setgroups', gids: [] }, { op: 'setgid', gid: 0 }, { op: 'setuid', uid: 0 });
+  const warnings: string[] = [];
   const mounts = config.mounts ?? [];
   if (!Array.isArray(mounts)) refuse('mounts', 'must be a list');
   let devTmpfs = false;
   mounts.forEach((m: unknown, i: number) => {
-    for (const op of planOciMount(m, i, ctx, userns)) ops.push(op);
+    for (const op of planOciMount(m, i, ctx, userns, namespaces.includes('net'), warnings)) ops.push(op);
     if (isObject(m) && m.destination === '/dev' && m.type === 'tmpfs') devTmpfs = true;
   });
   if (devTmpfs) for (const op of planDefaultDevices(userns)) ops.push(op);
@@ -845,16 +889,18 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   for (const h of hooks.createContainer)
     ops.push({ op: 'hook', hook: 'createContainer', path: h.path, args: h.args, env: h.env, state: '', timeoutS: h.timeoutS ?? 0 });
   ops.push({ op: 'pivot-root' });
+  if (shared && !userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] });
   if (root.readonly === true) ops.push({ op: 'remount-ro', path: '/' });
 
   let hostname: string | undefined;
   if (config.hostname !== undefined && config.hostname !== '') {
     if (typeof config.hostname !== 'string') refuse('hostname', 'must be a string');
-    if (!namespaces.includes('uts')) refuse('hostname', 'needs a uts namespace in linux.namespaces');
+    // its own uts namespace, or one joined by path (as runc: the joined one's name is set)
+    if (!namespaces.includes('uts') && !joins.some((j) => j.namespace === 'uts'))
+      refuse('hostname', 'needs a uts namespace in linux.namespaces');
     hostname = config.hostname;
     ops.push({ op: 'sethostname', hostname });
   }
-  const warnings: string[] = [];
   const hasRlimits = Array.isArray(p.rlimits) && p.rlimits.length > 0;
   for (const op of planRlimits(p.rlimits, hasRlimits ? ctx.hostRlimits?.() : undefined, userns, warnings)) ops.push(op);
   const seccomp = seccompOp(linux.seccomp);
@@ -878,7 +924,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   return {
     plan,
     cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id),
-    limits: ociLimits(linux.resources, ctx.host),
+    limits: withDevices(ociLimits(linux.resources, ctx.host), linux.devices),
     hostname,
     hooks,
     ...(seccomp ? { seccomp } : {}),

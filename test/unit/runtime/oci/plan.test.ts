@@ -175,6 +175,48 @@ describe('planOci', () => {
     expect(opsOf(none)).toContainEqual({ op: 'capset', caps: [] });
   });
 
+  it('makes block devices and fifos, and allows the devices beyond the default list in the device cgroup', () => {
+    const { plan, limits } = planOci(
+      config((c) => {
+        c.linux.devices = [
+          { path: '/dev/test1', type: 'c', major: 10, minor: 666, fileMode: 0o660 },
+          { path: '/dev/test2', type: 'b', major: 8, minor: 666 },
+          { path: '/dev/test3', type: 'p', major: 8, minor: 666 },
+          { path: '/dev/null2', type: 'c', major: 1, minor: 3 },
+        ];
+      }),
+      ctx,
+    );
+    expect(plan.ops).toContainEqual({ op: 'mknod', path: 'dev/test1', mode: 0o660, type: 'c', major: 10, minor: 666, inRoot: true });
+    expect(plan.ops).toContainEqual({ op: 'mknod', path: 'dev/test2', mode: 0o666, type: 'b', major: 8, minor: 666, inRoot: true });
+    expect(plan.ops).toContainEqual({ op: 'mknod', path: 'dev/test3', mode: 0o666, type: 'p', major: 0, minor: 0, inRoot: true });
+    expect(limits.deviceAllow).toEqual(['c 10:666 rwm', 'b 8:666 rwm']);
+  });
+
+  it('reads the cpuset lists', () => {
+    const { limits } = planOci(
+      config((c) => (c.linux.resources = { cpu: { shares: 1024, cpus: '0-1,3', mems: '0' } })),
+      ctx,
+    );
+    expect(limits).toEqual({ cpuShares: 1024, cpusetCpus: '0-1,3', cpusetMems: '0' });
+  });
+
+  it('keeps the root rslave until the pivot and makes it shared after, for a shared rootfsPropagation', () => {
+    const ops = opsOf(config((c) => (c.linux.rootfsPropagation = 'rshared')));
+    const pivot = ops.findIndex((o) => o.op === 'pivot-root');
+    expect(ops).toContainEqual({ op: 'mount', target: '/', flags: ['rec', 'slave'] });
+    expect(ops[pivot + 1]).toEqual({ op: 'mount', target: '/', flags: ['rec', 'shared'] });
+  });
+
+  it('ignores file system data on a bind mount and says so, and takes unbindable', () => {
+    const { plan, warnings } = planOci(
+      config((c) => c.mounts.push({ destination: '/mnt', source: '/etc', options: ['rbind', 'mode=755', 'runbindable'] })),
+      ctx,
+    );
+    expect(warnings).toEqual(['mounts[7].options "mode=755" ignored: a bind mount takes no file system data']);
+    expect(plan.ops).toContainEqual({ op: 'mount', target: 'mnt', flags: ['rec', 'unbindable'], inRoot: true });
+  });
+
   it('gives a user namespace its maps and makes the init its root before the mounts', () => {
     const { plan } = planOci(
       config((c) => {
@@ -290,10 +332,11 @@ describe('planOci', () => {
     ['a mount over ..', (c) => c.mounts.push({ destination: '/x/../../y', type: 'tmpfs' }), /must not contain "\.\."/],
     ['no mount namespace', (c) => (c.linux.namespaces = [{ type: 'pid' }]), /must have a mount namespace/],
     [
-      'a block device',
-      (c) => (c.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }]),
-      /linux\.devices\[0\]\.type "b" is not supported/,
+      'a device of no type',
+      (c) => (c.linux.devices = [{ path: '/dev/sda', type: 's', major: 8, minor: 0 }]),
+      /linux\.devices\[0\]\.type "s" is not a device type/,
     ],
+    ['a cpuset list that is none', (c) => (c.linux.resources.cpu = { cpus: 'all' }), /linux\.resources\.cpu\.cpus must be a list/],
     [
       'a device allow rule beyond the default devices',
       (c) => c.linux.resources.devices.push({ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }),
