@@ -168,6 +168,7 @@ const PROPAGATION: Record<string, MountFlag[]> = {
   unbindable: ['unbindable'],
   runbindable: ['rec', 'unbindable'],
 };
+const PROPAGATION_FLAGS = new Set<MountFlag>(['rec', 'private', 'slave', 'shared', 'unbindable']);
 /** options without '=' that are file system data, not flags */
 const DATA_WORDS = new Set(['newinstance', 'nr_inodes', 'mpol']);
 const FSTYPES = new Set(['proc', 'sysfs', 'tmpfs', 'mqueue', 'devpts', 'cgroup', 'cgroup2', 'bind', 'none']);
@@ -607,8 +608,12 @@ export function ociLimits(res: unknown, host: OciHostChecks = {}): CgroupLimits 
   return limits;
 }
 
-/** Namespaces the init may join by path (setns of a single-threaded process, for itself). */
-const JOINABLE: Namespace[] = ['net', 'ipc', 'uts', 'cgroup'];
+/**
+ * Namespaces the init may join by path (setns of a single-threaded process, for itself).
+ * A mount namespace too, first: the rootfs is then set up in it (as runc does), so the
+ * container shares that namespace's mounts and adds its own there.
+ */
+const JOINABLE: Namespace[] = ['mount', 'net', 'ipc', 'uts', 'cgroup'];
 
 /** The ipc namespace's sysctls (runc's validator: they are per namespace). */
 const IPC_SYSCTLS = [
@@ -725,7 +730,10 @@ export function readProcess(p: unknown, field: string): OciProcess {
     if (!sameSet(effective, permitted))
       refuse(`${field}.capabilities.effective`, 'must equal process.capabilities.permitted in novabox-oci');
     if (!sameSet(bounding, permitted)) refuse(`${field}.capabilities.bounding`, 'must equal process.capabilities.permitted in novabox-oci');
-    // the kernel raises an ambient capability only if it is permitted and inheritable
+    // the kernel keeps the inheritable set within the bounding set, and raises an ambient
+    // capability only if it is permitted and inheritable
+    const unbounded = inheritable.find((a) => !bounding.includes(a));
+    if (unbounded) refuse(`${field}.capabilities.inheritable`, `has ${unbounded}, which is not in bounding`);
     const outside = ambient.find((a) => !permitted.includes(a) || !inheritable.includes(a));
     if (outside) refuse(`${field}.capabilities.ambient`, `has ${outside}, which is not in both permitted and inheritable`);
     // a user other than root keeps through execve its ambient set only (no file capabilities)
@@ -804,10 +812,10 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
       refuse(`linux.namespaces[${i}]`, `lists ${n.type} twice`);
     }
     if (n.path !== undefined && n.path !== '') {
-      // setns(2) by the init itself (the network CNI and netavark hand over, ipc, uts,
-      // cgroup); a pid namespace by the monitor before the clone (a setns into one is its
-      // caller's children's only: a pod's shared pid namespace); a mount or user namespace
-      // asks more of the caller than novabox-oci does
+      // setns(2) by the init itself (the network CNI and netavark hand over, mount, ipc,
+      // uts, cgroup); a pid namespace by the monitor before the clone (a setns into one is
+      // its caller's children's only: a pod's shared pid namespace); a user namespace asks
+      // the monitor to make the cgroup and the maps outside it, which novabox-oci does not
       if (!JOINABLE.includes(ns) && ns !== 'pid')
         refuse(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported by novabox-oci`);
       if (typeof n.path !== 'string' || !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be an absolute path');
@@ -816,8 +824,15 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     } else if (ns === 'cgroup') cgroupNs = true;
     else namespaces.push(ns);
   });
-  if (!namespaces.includes('mount')) refuse('linux.namespaces', 'must have a mount namespace (novabox-oci pivots into root.path)');
+  const mountJoined = joins.some((j) => j.namespace === 'mount');
+  if (!namespaces.includes('mount') && !mountJoined)
+    refuse('linux.namespaces', 'must have a mount namespace (novabox-oci pivots into root.path)');
   const userns = namespaces.includes('user');
+  // the init joins before it leaves the host's user namespace's privileges behind: a mount
+  // namespace owned by the host's cannot be entered from a user namespace of its own
+  if (userns && mountJoined) refuse('linux.namespaces', 'cannot join a mount namespace by path and have a user namespace of its own');
+  // the joined mount namespace first, so that the other paths resolve in it
+  joins.sort((a, b) => Number(b.namespace === 'mount') - Number(a.namespace === 'mount'));
   let userMaps: { uidMap: string; gidMap: string } | undefined;
   if (userns)
     userMaps = { uidMap: idMappings(linux.uidMappings, 'linux.uidMappings'), gidMap: idMappings(linux.gidMappings, 'linux.gidMappings') };
@@ -854,8 +869,13 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const mounts = config.mounts ?? [];
   if (!Array.isArray(mounts)) refuse('mounts', 'must be a list');
   let devTmpfs = false;
+  // each mount's own propagation, again after a shared root's (recursive) one
+  const mountPropagation: Op[] = [];
   mounts.forEach((m: unknown, i: number) => {
-    for (const op of planOciMount(m, i, ctx, userns, namespaces.includes('net'), warnings)) ops.push(op);
+    for (const op of planOciMount(m, i, ctx, userns, namespaces.includes('net'), warnings)) {
+      ops.push(op);
+      if (op.op === 'mount' && op.source === undefined && op.flags.every((f) => PROPAGATION_FLAGS.has(f))) mountPropagation.push(op);
+    }
     if (isObject(m) && m.destination === '/dev' && m.type === 'tmpfs') devTmpfs = true;
   });
   if (devTmpfs) for (const op of planDefaultDevices(userns)) ops.push(op);
@@ -889,7 +909,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   for (const h of hooks.createContainer)
     ops.push({ op: 'hook', hook: 'createContainer', path: h.path, args: h.args, env: h.env, state: '', timeoutS: h.timeoutS ?? 0 });
   ops.push({ op: 'pivot-root' });
-  if (shared && !userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] });
+  if (shared && !userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] }, ...mountPropagation);
   if (root.readonly === true) ops.push({ op: 'remount-ro', path: '/' });
 
   let hostname: string | undefined;

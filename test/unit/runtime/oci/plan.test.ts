@@ -208,6 +208,24 @@ describe('planOci', () => {
     expect(ops[pivot + 1]).toEqual({ op: 'mount', target: '/', flags: ['rec', 'shared'] });
   });
 
+  it('joins a mount namespace by path first, and sets the rootfs up in it', () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+          n.type === 'mount' ? { type: 'mount', path: '/proc/9/ns/mnt' } : n.type === 'uts' ? { type: 'uts', path: '/proc/9/ns/uts' } : n,
+        );
+      }),
+      ctx,
+    );
+    expect(plan.namespaces).not.toContain('mount');
+    expect(plan.ops.slice(0, 2)).toEqual([
+      { op: 'setns', path: '/proc/9/ns/mnt', namespace: 'mount' },
+      { op: 'setns', path: '/proc/9/ns/uts', namespace: 'uts' },
+    ]);
+    expect(plan.ops).toContainEqual({ op: 'pivot-root' });
+    expect(plan.ops).toContainEqual({ op: 'sethostname', hostname: 'novabox' });
+  });
+
   it('ignores file system data on a bind mount and says so, and takes unbindable', () => {
     const { plan, warnings } = planOci(
       config((c) => c.mounts.push({ destination: '/mnt', source: '/etc', options: ['rbind', 'mode=755', 'runbindable'] })),
@@ -279,12 +297,9 @@ describe('planOci', () => {
     ],
     ['a sysctl name with ..', (c) => (c.linux.sysctl = { 'net/../../x': '1' }), /is not a sysctl name/],
     [
-      'joining a mount namespace',
-      (c) =>
-        (c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
-          n.type === 'mount' ? { type: 'mount', path: '/proc/1/ns/mnt' } : n,
-        )),
-      /linux\.namespaces\[\d\]\.path joining an existing mount namespace/,
+      'joining a user namespace',
+      (c) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' }),
+      /linux\.namespaces\[\d\]\.path joining an existing user namespace/,
     ],
     [
       'an oomScoreAdj out of range',
@@ -310,6 +325,11 @@ describe('planOci', () => {
       /process\.terminal needs a devpts mount on \/dev\/pts/,
     ],
     ['an apparmor profile', (c) => (c.process.apparmorProfile = 'x'), /process\.apparmorProfile is not supported/],
+    [
+      'an inheritable capability not in bounding',
+      (c) => (c.process.capabilities.inheritable = ['CAP_SYS_ADMIN']),
+      /process\.capabilities\.inheritable has SYS_ADMIN, which is not in bounding/,
+    ],
     [
       'an ambient capability not inheritable',
       (c) => (c.process.capabilities.ambient = ['CAP_KILL']),
