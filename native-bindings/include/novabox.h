@@ -118,6 +118,9 @@ enum nb_op_kind {
 #define NB_OPF_NO_PIVOT 0x8u    /* NB_OP_PIVOT_ROOT: move the root mount onto / and chroot into
                                    it instead (OCI --no-pivot: a rootfs on a ramdisk, where
                                    pivot_root fails) */
+#define NB_OPF_CHROOT 0x20u     /* NB_OP_PIVOT_ROOT: chroot into the root instead, no mount
+                                   moved: a container without a mount namespace of its own (OCI
+                                   linux.namespaces without "mount"), or an exec into one */
 #define NB_OPF_KEEP_CAPS 0x10u  /* NB_OP_SETUID: PR_SET_KEEPCAPS around it, so a uid other than
                                    0 keeps the permitted set for the capset that follows (OCI
                                    ambient capabilities of a non-root process) */

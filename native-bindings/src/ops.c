@@ -626,6 +626,14 @@ static int op_pivot_root(struct ctx *c, const struct nb_op *op)
 	}
 	if (fchdir(c->root_fd) < 0) /* an O_PATH fd will do (open(2)) */
 		return -1;
+	if (op->op_flags & NB_OPF_CHROOT) {
+		/* no mount namespace of its own: the host's mounts are not ours to move */
+		if (chroot(".") < 0 || chdir("/") < 0)
+			return -1;
+		drop_fd(&c->root_fd);
+		c->pivoted = 1;
+		return 0;
+	}
 	if (op->op_flags & NB_OPF_NO_PIVOT) {
 		/* runc's --no-pivot: the root mount moved over /, then chroot into it; the old
 		 * root's mounts stay underneath, hidden (a process with CAP_SYS_CHROOT may climb

@@ -130,7 +130,8 @@ export type Op =
   | { op: 'remount-ro'; path: string }
   | { op: 'set-root'; path: string }
   /** noPivot: move the root mount over / and chroot instead (OCI --no-pivot) */
-  | { op: 'pivot-root'; noPivot?: boolean }
+  /** chroot: no mount moved, a chroot only (no mount namespace of the container's own) */
+  | { op: 'pivot-root'; noPivot?: boolean; chroot?: boolean }
   | { op: 'sethostname'; hostname: string }
   | { op: 'setrlimit'; resource: Rlimit; soft: bigint; hard: bigint }
   | { op: 'unshare'; namespaces: Namespace[] }
@@ -287,7 +288,7 @@ export function describeOp(op: Op): string {
     case 'set-root':
       return `open rootfs ${op.path}`;
     case 'pivot-root':
-      return op.noPivot ? 'move the root over / and chroot (--no-pivot)' : 'pivot_root';
+      return op.chroot ? 'chroot' : op.noPivot ? 'move the root over / and chroot (--no-pivot)' : 'pivot_root';
     case 'sethostname':
       return `sethostname ${op.hostname}`;
     case 'setrlimit':
@@ -372,6 +373,7 @@ const OPF_SEALED = 0x2;
 const OPF_AFTER_START = 0x4;
 const OPF_NO_PIVOT = 0x8;
 const OPF_KEEP_CAPS = 0x10;
+const OPF_CHROOT = 0x20;
 
 const KIND: Record<Op['op'], number> = {
   mount: 1,
@@ -568,7 +570,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         str(op.program, at + 10);
         break;
       case 'pivot-root':
-        if (op.noPivot) w[at + 1] = OPF_NO_PIVOT;
+        if (op.chroot) w[at + 1] = OPF_CHROOT;
+        else if (op.noPivot) w[at + 1] = OPF_NO_PIVOT;
         break;
       case 'no-new-privs':
       case 'userns':

@@ -259,6 +259,53 @@ describe('novabox-oci: what the OCI validation suite asks', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it("no namespaces at all: the host's, chrooted into the rootfs; its mounts made in the host's namespace are gone after delete, exec runs in its root", () => {
+    const id = `${tag}-nons`;
+    const dir = join(work, 'nons');
+    const rootfs = join(work, 'nons-rootfs');
+    spawnSync('mkdir', ['-p', dir]);
+    expect(spawnSync('cp', ['-a', join(bundle, 'rootfs'), rootfs]).status).toBe(0);
+    writeFileSync(join(rootfs, 'marker'), 'inside\n');
+    const base = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+    base.root = { path: rootfs };
+    delete base.linux.namespaces;
+    delete base.hostname;
+    delete base.linux.maskedPaths;
+    delete base.linux.readonlyPaths;
+    base.process.args = ['sh', '-c', 'cat /marker; readlink /proc/self/ns/mnt; sleep 60 & wait'];
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(base));
+    const mounted = () =>
+      readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.split(' ')[4]?.startsWith(`${rootfs}/`)).length;
+    const outFile = join(work, 'nons.out');
+    const fd = openSync(outFile, 'w');
+    expect(oci(['create', '--bundle', dir, id], fd).code).toBe(0);
+    closeSync(fd);
+    const { pid } = JSON.parse(oci(['state', id]).stdout);
+    for (const ns of ['mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup'])
+      expect(readlinkSync(`/proc/${pid}/ns/${ns}`)).toBe(readlinkSync(`/proc/self/ns/${ns}`));
+    // the config's mounts (proc, /dev and its own, sysfs) are the host's while it lives
+    expect(mounted()).toBeGreaterThanOrEqual(5);
+    expect(oci(['start', id]).code).toBe(0);
+    expect(waitUntil(() => readFileSync(outFile, 'utf8').includes('mnt:['))).toBe(true);
+    expect(readFileSync(outFile, 'utf8').trim().split('\n')).toEqual(['inside', readlinkSync('/proc/self/ns/mnt')]);
+    expect(oci(['exec', id, 'cat', '/marker'])).toMatchObject({ code: 0, stdout: 'inside\n' });
+    expect(oci(['exec', '--detach', id, 'true'])).toMatchObject({ code: 0, stderr: '' });
+    expect(oci(['delete', '--force', id])).toMatchObject({ code: 0, stderr: '' });
+    expect(mounted()).toBe(0);
+    // what would change the host without a mount namespace: one sentence, nothing made
+    base.linux.maskedPaths = ['/proc/kcore'];
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(base));
+    expect(oci(['create', '--bundle', dir, id])).toMatchObject({
+      code: 1,
+      stderr:
+        'novabox-oci: config.json: linux.maskedPaths needs a mount namespace in linux.namespaces (without one it would change the host)\n',
+    });
+    expect(mounted()).toBe(0);
+    expect(leftovers()).toEqual([]);
+  });
+
   it('refuses a mount namespace joined by path together with a user namespace of its own, in one sentence', () => {
     const id = `${tag}-nsjoin-userns`;
     const dir = join(work, 'nsjoin-userns');

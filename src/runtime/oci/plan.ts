@@ -41,6 +41,12 @@ export interface OciPlan {
   umask?: number;
   /** what novabox-oci changed and says so in --log (an rlimit clamped to what the host allows) */
   warnings: string[];
+  /**
+   * no mount namespace of its own (none in linux.namespaces, none joined): the init
+   * chroots, and its mounts are made in the host's namespace, under the rootfs, where
+   * `delete` undoes them (runtime/oci/container.ts)
+   */
+  hostMounts?: boolean;
 }
 
 /** One hook: a host program run with the container's state on its stdin. */
@@ -794,6 +800,8 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   );
 
   // namespaces
+  // none listed: every namespace the host's (runtime-spec: a type not listed is inherited)
+  if (linux.namespaces === undefined || linux.namespaces === null) linux.namespaces = [];
   if (!Array.isArray(linux.namespaces)) refuse('linux.namespaces', 'must be a list');
   const namespaces: Namespace[] = [];
   const joins: Extract<Op, { op: 'setns' }>[] = [];
@@ -825,9 +833,17 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     else namespaces.push(ns);
   });
   const mountJoined = joins.some((j) => j.namespace === 'mount');
-  if (!namespaces.includes('mount') && !mountJoined)
-    refuse('linux.namespaces', 'must have a mount namespace (novabox-oci pivots into root.path)');
+  // none: the host's, as runc does; chroot instead of pivot_root, mounts on the host
+  const hostMounts = !namespaces.includes('mount') && !mountJoined;
   const userns = namespaces.includes('user');
+  if (hostMounts) {
+    const without = 'needs a mount namespace in linux.namespaces (without one it would change the host)';
+    if (userns) refuse('linux.namespaces', 'with a user namespace must have a mount namespace too');
+    if (stringList(linux.maskedPaths, 'linux.maskedPaths').length) refuse('linux.maskedPaths', without);
+    if (stringList(linux.readonlyPaths, 'linux.readonlyPaths').length) refuse('linux.readonlyPaths', without);
+    if (isObject(config.root) && config.root.readonly === true) refuse('root.readonly', without);
+    if (linux.rootfsPropagation !== undefined && linux.rootfsPropagation !== '') refuse('linux.rootfsPropagation', without);
+  }
   // the init joins before it leaves the host's user namespace's privileges behind: a mount
   // namespace owned by the host's cannot be entered from a user namespace of its own
   if (userns && mountJoined) refuse('linux.namespaces', 'cannot join a mount namespace by path and have a user namespace of its own');
@@ -861,9 +877,10 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   // pivot_root refuses a shared root or parent: a shared propagation is made rslave until
   // the pivot and the new root made so after it, as crun does
   const shared = PROPAGATION[propagation].includes('shared');
-  if (!userns) ops.push({ op: 'mount', target: '/', flags: shared ? ['rec', 'slave'] : PROPAGATION[propagation] });
+  if (!userns && !hostMounts) ops.push({ op: 'mount', target: '/', flags: shared ? ['rec', 'slave'] : PROPAGATION[propagation] });
   // the root a mount of its own, so that pivot_root takes it (a plain directory is refused)
-  ops.push({ op: 'mount', source: rootPath, target: rootPath, flags: ['bind', 'rec'] }, { op: 'set-root', path: rootPath });
+  if (!hostMounts) ops.push({ op: 'mount', source: rootPath, target: rootPath, flags: ['bind', 'rec'] });
+  ops.push({ op: 'set-root', path: rootPath });
   if (userns) ops.push({ op: 'setgroups', gids: [] }, { op: 'setgid', gid: 0 }, { op: 'setuid', uid: 0 });
   const warnings: string[] = [];
   const mounts = config.mounts ?? [];
@@ -908,7 +925,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   // pid is known (runtime/oci/container.ts: the ops are sent late)
   for (const h of hooks.createContainer)
     ops.push({ op: 'hook', hook: 'createContainer', path: h.path, args: h.args, env: h.env, state: '', timeoutS: h.timeoutS ?? 0 });
-  ops.push({ op: 'pivot-root' });
+  ops.push(hostMounts ? { op: 'pivot-root', chroot: true } : { op: 'pivot-root' });
   if (shared && !userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] }, ...mountPropagation);
   if (root.readonly === true) ops.push({ op: 'remount-ro', path: '/' });
 
@@ -950,6 +967,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     ...(seccomp ? { seccomp } : {}),
     ...(proc.umask !== undefined ? { umask: proc.umask } : {}),
     warnings,
+    ...(hostMounts ? { hostMounts } : {}),
   };
 }
 

@@ -226,6 +226,25 @@ describe('planOci', () => {
     expect(plan.ops).toContainEqual({ op: 'sethostname', hostname: 'novabox' });
   });
 
+  it("without namespaces: the host's, no bind of the root, no propagation change, a chroot in place of pivot_root", () => {
+    const planned = planOci(
+      config((c) => {
+        delete c.linux.namespaces;
+        delete c.linux.maskedPaths;
+        delete c.linux.readonlyPaths;
+        delete c.hostname;
+        c.root.readonly = false;
+      }),
+      ctx,
+    );
+    expect(planned.hostMounts).toBe(true);
+    expect(planned.plan.namespaces).toEqual([]);
+    expect(planned.plan.ops.filter((o) => o.op === 'mount' && o.target === '/b/rootfs')).toEqual([]);
+    expect(planned.plan.ops.filter((o) => o.op === 'mount' && o.target === '/')).toEqual([]);
+    expect(planned.plan.ops).toContainEqual({ op: 'pivot-root', chroot: true });
+    expect(planned.plan.ops).toContainEqual({ op: 'set-root', path: '/b/rootfs' });
+  });
+
   it('ignores file system data on a bind mount and says so, and takes unbindable', () => {
     const { plan, warnings } = planOci(
       config((c) => c.mounts.push({ destination: '/mnt', source: '/etc', options: ['rbind', 'mode=755', 'runbindable'] })),
@@ -350,7 +369,16 @@ describe('planOci', () => {
       /mounts\[7\]\.type "nfs" is not supported/,
     ],
     ['a mount over ..', (c) => c.mounts.push({ destination: '/x/../../y', type: 'tmpfs' }), /must not contain "\.\."/],
-    ['no mount namespace', (c) => (c.linux.namespaces = [{ type: 'pid' }]), /must have a mount namespace/],
+    [
+      'a user namespace without a mount namespace',
+      (c) => (c.linux.namespaces = [{ type: 'user' }]),
+      /linux\.namespaces with a user namespace must have a mount namespace too/,
+    ],
+    [
+      'masked paths without a mount namespace',
+      (c) => (c.linux.namespaces = [{ type: 'pid' }]),
+      /linux\.maskedPaths needs a mount namespace in linux\.namespaces \(without one it would change the host\)/,
+    ],
     [
       'a device of no type',
       (c) => (c.linux.devices = [{ path: '/dev/sda', type: 's', major: 8, minor: 0 }]),
