@@ -191,6 +191,12 @@ describe('novabox-oci: what the OCI validation suite asks', () => {
     const mnt = out.split('\n').find((l) => l.split(' ')[4] === '/mnt');
     expect(root).toMatch(/ shared:\d+/);
     expect(mnt).toMatch(/ unbindable /);
+    // an unbindable root: made so after the pivot (the root could not be bound onto itself)
+    const unbindable = runToEnd('propagation-unbindable', (c) => {
+      c.linux.rootfsPropagation = 'unbindable';
+      c.process.args = ['sh', '-c', 'awk \'$5 == "/"\' /proc/self/mountinfo'];
+    });
+    expect(unbindable).toMatch(/ unbindable /);
     expect(leftovers()).toEqual([]);
   });
 

@@ -874,9 +874,10 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   if (oomScoreAdj !== undefined) ops.push({ op: 'write', path: '/proc/self/oom_score_adj', data: String(oomScoreAdj) });
   if (userns) ops.push({ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' });
   if (cgroupNs) ops.push({ op: 'unshare', namespaces: ['cgroup'] });
-  // pivot_root refuses a shared root or parent: a shared propagation is made rslave until
+  // pivot_root refuses a shared root or parent, and an unbindable root cannot be bound
+  // onto itself: such a propagation is made rslave until
   // the pivot and the new root made so after it, as crun does
-  const shared = PROPAGATION[propagation].includes('shared');
+  const shared = PROPAGATION[propagation].includes('shared') || PROPAGATION[propagation].includes('unbindable');
   if (!userns && !hostMounts) ops.push({ op: 'mount', target: '/', flags: shared ? ['rec', 'slave'] : PROPAGATION[propagation] });
   // the root a mount of its own, so that pivot_root takes it (a plain directory is refused)
   if (!hostMounts) ops.push({ op: 'mount', source: rootPath, target: rootPath, flags: ['bind', 'rec'] });
@@ -886,7 +887,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const mounts = config.mounts ?? [];
   if (!Array.isArray(mounts)) refuse('mounts', 'must be a list');
   let devTmpfs = false;
-  // each mount's own propagation, again after a shared root's (recursive) one
+  // each mount's own propagation, again after a shared or unbindable root's (recursive) one
   const mountPropagation: Op[] = [];
   mounts.forEach((m: unknown, i: number) => {
     for (const op of planOciMount(m, i, ctx, userns, namespaces.includes('net'), warnings)) {

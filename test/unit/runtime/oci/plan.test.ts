@@ -206,6 +206,10 @@ describe('planOci', () => {
     const pivot = ops.findIndex((o) => o.op === 'pivot-root');
     expect(ops).toContainEqual({ op: 'mount', target: '/', flags: ['rec', 'slave'] });
     expect(ops[pivot + 1]).toEqual({ op: 'mount', target: '/', flags: ['rec', 'shared'] });
+    // unbindable too: the root could not be bound onto itself
+    const unbindable = opsOf(config((c) => (c.linux.rootfsPropagation = 'unbindable')));
+    expect(unbindable).toContainEqual({ op: 'mount', target: '/', flags: ['rec', 'slave'] });
+    expect(unbindable[unbindable.findIndex((o) => o.op === 'pivot-root') + 1]).toEqual({ op: 'mount', target: '/', flags: ['unbindable'] });
   });
 
   it('joins a mount namespace by path first, and sets the rootfs up in it', () => {
