@@ -312,6 +312,27 @@ describe('novabox-oci: what the OCI validation suite asks', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('a top-level property the runtime-spec does not have: ignored, with a line in --log', () => {
+    const log = join(work, 'unknown.log');
+    const out = runToEnd('unknown', (c) => {
+      (c as Record<string, unknown>).unknown = 'unknown';
+      c.process.args = ['echo', 'ran'];
+    });
+    expect(out).toBe('ran\n');
+    // the line goes to --log (the runtime's stderr is the container's own under a shim)
+    const id = `${tag}-unknown-log`;
+    const dir = join(work, 'unknown');
+    const fd = openSync(join(work, 'unknown-log.out'), 'w');
+    expect(oci(['--log', log, '--log-format', 'json', 'create', '--bundle', dir, id], fd).code).toBe(0);
+    closeSync(fd);
+    expect(oci(['delete', '--force', id]).code).toBe(0);
+    expect(JSON.parse(readFileSync(log, 'utf8').trim().split('\n')[0])).toMatchObject({
+      level: 'warning',
+      msg: 'config.json: unknown is not a runtime-spec property: ignored',
+    });
+    expect(leftovers()).toEqual([]);
+  });
+
   it('refuses a mount namespace joined by path together with a user namespace of its own, in one sentence', () => {
     const id = `${tag}-nsjoin-userns`;
     const dir = join(work, 'nsjoin-userns');

@@ -621,6 +621,24 @@ export function ociLimits(res: unknown, host: OciHostChecks = {}): CgroupLimits 
  */
 const JOINABLE: Namespace[] = ['mount', 'net', 'ipc', 'uts', 'cgroup'];
 
+/** config.json's top-level properties in the runtime-spec (config.md and its platform sections) */
+const SPEC_TOP_LEVEL = [
+  'ociVersion',
+  'process',
+  'root',
+  'hostname',
+  'domainname',
+  'mounts',
+  'hooks',
+  'annotations',
+  'linux',
+  'solaris',
+  'windows',
+  'vm',
+  'zos',
+  'freebsd',
+];
+
 /** The ipc namespace's sysctls (runc's validator: they are per namespace). */
 const IPC_SYSCTLS = [
   'kernel.msgmax',
@@ -776,7 +794,16 @@ export function readProcess(p: unknown, field: string): OciProcess {
 export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   if (!isObject(config)) refuse('', 'must be a JSON object');
   checkVersion(config);
-  onlyKnown(config, ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations', 'domainname', 'hooks'], 'config');
+  const warnings: string[] = [];
+  // the runtime-spec's own properties that novabox-oci does not do are refused; one the
+  // spec does not have is ignored (runtime-spec: an unknown property is no error), said in --log
+  const unknown = Object.keys(config).filter((k) => !SPEC_TOP_LEVEL.includes(k));
+  onlyKnown(
+    config,
+    ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations', 'domainname', 'hooks', ...unknown],
+    'config',
+  );
+  for (const k of unknown) warnings.push(`config.json: ${k} is not a runtime-spec property: ignored`);
   const hooks = readHooks(config.hooks);
   if (config.domainname !== undefined && config.domainname !== '') refuse('domainname', 'is not supported by novabox-oci');
   const linux: unknown = config.linux ?? {};
@@ -883,7 +910,6 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   if (!hostMounts) ops.push({ op: 'mount', source: rootPath, target: rootPath, flags: ['bind', 'rec'] });
   ops.push({ op: 'set-root', path: rootPath });
   if (userns) ops.push({ op: 'setgroups', gids: [] }, { op: 'setgid', gid: 0 }, { op: 'setuid', uid: 0 });
-  const warnings: string[] = [];
   const mounts = config.mounts ?? [];
   if (!Array.isArray(mounts)) refuse('mounts', 'must be a list');
   let devTmpfs = false;

@@ -249,6 +249,22 @@ describe('planOci', () => {
     expect(planned.plan.ops).toContainEqual({ op: 'set-root', path: '/b/rootfs' });
   });
 
+  it("ignores a top-level property the runtime-spec does not have, and says so; refuses the spec's platforms it does not run", () => {
+    const { warnings } = planOci(
+      config((c) => {
+        (c as Record<string, unknown>).unknown = 'unknown';
+      }),
+      ctx,
+    );
+    expect(warnings).toEqual(['config.json: unknown is not a runtime-spec property: ignored']);
+    expect(() =>
+      planOci(
+        config((c) => ((c as Record<string, unknown>).windows = { layerFolders: [] })),
+        ctx,
+      ),
+    ).toThrow('config.json: config.windows is not supported by novabox-oci');
+  });
+
   it('ignores file system data on a bind mount and says so, and takes unbindable', () => {
     const { plan, warnings } = planOci(
       config((c) => c.mounts.push({ destination: '/mnt', source: '/etc', options: ['rbind', 'mode=755', 'runbindable'] })),
