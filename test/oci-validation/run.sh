@@ -14,7 +14,8 @@
 # Environment:
 #   RUNTIMES   runtimes to run, default "runc crun novabox-oci" (names on PATH or paths;
 #              novabox-oci defaults to this worktree's bin/novabox-oci)
-#   OUT        where the TAP logs go, one directory per runtime (default /tmp/novabox-oci-validation)
+#   OUT        where the TAP logs go (<test>.tap, .stderr and the exit status .rc), one
+#              directory per runtime (default /tmp/novabox-oci-validation)
 #   WORK       build directory (default $OUT/build); the source tree is copied there, not written
 #   TEST_TIMEOUT  seconds per test file (default 120)
 # Arguments: test names (validation/<name>), default all.
@@ -100,6 +101,7 @@ for rt in $RUNTIMES; do
     RUNTIME="$path" timeout -k 5 "$TEST_TIMEOUT" "./validation/$t/$t.t" >"$log" 2>"$OUT/$tag/$t.stderr" </dev/null
     rc=$?
     set -e
+    echo "$rc" >"$OUT/$tag/$t.rc"
     # a file passes when it exits 0 with no top-level "not ok" (the *_fail tests print no
     # TAP at all when the runtime refuses their config, as it must; util.Fatal exits 1)
     if [ $rc = 0 ] && ! grep -q '^not ok' "$log"; then
