@@ -92,6 +92,18 @@ export interface OciRecord {
   hostMountsBefore?: string[];
 }
 
+/**
+ * A relative cgroupsPath's parents, from the leaf's up to `novabox-oci`, each one's
+ * directories (every hierarchy): what `delete` removes once empty. An absolute one: none.
+ */
+function parentDirs(cgroupPath: string): string[] {
+  if (!cgroupPath.startsWith('novabox-oci/')) return [];
+  const segments = cgroupPath.split('/');
+  const out: string[] = [];
+  for (let n = segments.length - 1; n >= 1; n--) out.push(...cgroupDriver().open(segments.slice(0, n).join('/')).dirs());
+  return out;
+}
+
 /** The mount points below `dir` in this mount namespace, in mountinfo's order (parents first). */
 function mountsUnder(dir: string): string[] {
   const out: string[] = [];
@@ -358,7 +370,7 @@ export function createContainer(req: CreateRequest): OciRecord {
     creatorStart: readProcStart(process.pid) ?? 0,
     cgroupPath: planned.cgroupPath,
     cgroupDirs: driver.open(planned.cgroupPath).removalDirs(),
-    cgroupParents: planned.cgroupPath.startsWith('novabox-oci/') ? driver.open('novabox-oci').dirs() : [],
+    cgroupParents: parentDirs(planned.cgroupPath),
     gate: '',
     created: new Date().toISOString(),
     annotations: typeof config.annotations === 'object' && config.annotations ? config.annotations : {},
@@ -424,6 +436,13 @@ export function createContainer(req: CreateRequest): OciRecord {
       driver.open(planned.cgroupPath).remove();
     } catch {
       /* the monitor removed what it made, or nothing was made */
+    }
+    for (const d of record.cgroupParents ?? []) {
+      try {
+        rmdirSync(d);
+      } catch {
+        /* another container's, or not made */
+      }
     }
     if (record.hostMountsBefore) undoHostMounts(rootPath, record.hostMountsBefore);
     rmTree(dir);
@@ -542,9 +561,9 @@ export function deleteContainer(root: string, id: string, force: boolean): void 
   }
   if (r.cgroupPath) cgroupDriver().open(r.cgroupPath).remove();
   if (r.hostMountsBefore) undoHostMounts(r.rootfs, r.hostMountsBefore);
-  // a relative cgroupsPath's parent, once empty
+  // a relative cgroupsPath's parents, deepest first, once empty
   if (r.cgroupPath.startsWith('novabox-oci/')) {
-    for (const dir of cgroupDriver().open('novabox-oci').dirs()) {
+    for (const dir of r.cgroupParents ?? parentDirs(r.cgroupPath)) {
       try {
         rmdirSync(dir);
       } catch {
