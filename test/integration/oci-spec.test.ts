@@ -333,6 +333,30 @@ describe('novabox-oci: what the OCI validation suite asks', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it('a relative cgroupsPath of several levels: every level gone after delete, in C (stopped) and in JS (--force)', () => {
+    const levels = () => cgroupHierarchyDirs('novabox-oci').filter((d) => existsSync(join(d, `${tag}-lvl`)));
+    runToEnd(
+      'lvl',
+      (c) => {
+        c.linux.cgroupsPath = `${tag}-lvl/a/b`;
+        c.process.args = ['true'];
+      },
+      (pid) => {
+        expect(readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`/novabox-oci/${tag}-lvl/a/b`);
+        expect(levels().length).toBeGreaterThan(0);
+      },
+    );
+    expect(levels()).toEqual([]);
+    const id = `${tag}-lvl-force`;
+    const fd = openSync(join(work, 'lvl-force.out'), 'w');
+    expect(oci(['create', '--bundle', join(work, 'lvl'), id], fd).code).toBe(0);
+    closeSync(fd);
+    expect(levels().length).toBeGreaterThan(0);
+    expect(oci(['delete', '--force', id])).toMatchObject({ code: 0, stderr: '' });
+    expect(levels()).toEqual([]);
+    expect(leftovers()).toEqual([]);
+  });
+
   it('refuses a mount namespace joined by path together with a user namespace of its own, in one sentence', () => {
     const id = `${tag}-nsjoin-userns`;
     const dir = join(work, 'nsjoin-userns');
