@@ -73,8 +73,9 @@ enum nb_op_kind {
 	NB_OP_CAP_BOUND = 12, /* n[0] mask of capabilities to KEEP in the bounding set */
 	NB_OP_SETGROUPS = 13, /* list = decimal gid strings */
 	NB_OP_SETGID = 14,    /* n[0] gid */
-	NB_OP_SETUID = 15,    /* n[0] uid */
-	NB_OP_CAPSET = 16,    /* n[0] effective=permitted mask; inheritable and ambient cleared */
+	NB_OP_SETUID = 15,    /* n[0] uid; NB_OPF_KEEP_CAPS: the permitted set kept through it */
+	NB_OP_CAPSET = 16,    /* n[0] effective=permitted mask, n[1] inheritable, n[2] ambient
+	                         (raised after the capset; each must be in n[0] and n[1]) */
 	NB_OP_NO_NEW_PRIVS = 17,
 	NB_OP_CHDIR = 18,     /* s[1] path; re-checked with getcwd (CVE-2024-21626) */
 	NB_OP_EXEC = 19,      /* s[0] file (searched in s[1] = PATH if it has no '/'), list argv, list2 envp;
@@ -123,6 +124,12 @@ enum nb_op_kind {
 #define NB_OPF_NO_PIVOT 0x8u    /* NB_OP_PIVOT_ROOT: move the root mount onto / and chroot into
                                    it instead (OCI --no-pivot: a rootfs on a ramdisk, where
                                    pivot_root fails) */
+#define NB_OPF_CHROOT 0x20u     /* NB_OP_PIVOT_ROOT: chroot into the root instead, no mount
+                                   moved: a container without a mount namespace of its own (OCI
+                                   linux.namespaces without "mount"), or an exec into one */
+#define NB_OPF_KEEP_CAPS 0x10u  /* NB_OP_SETUID: PR_SET_KEEPCAPS around it, so a uid other than
+                                   0 keeps the permitted set for the capset that follows (OCI
+                                   ambient capabilities of a non-root process) */
 #define NB_OPF_SEALED  0x2u /* NB_OP_EXEC: execveat the monitor's sealed copy of exec_copy; no host
                                file of that binary is ever reachable from inside */
 

@@ -208,6 +208,8 @@ struct record {
   long long pid, pid_start, creator, creator_start;
   char *gate;
   int has_poststart, has_poststop;
+  /* hostMountsBefore recorded: a container without a mount namespace, whose mounts the JS undoes */
+  int host_mounts;
   /* cgroupDirs, cgroupParents: NULL-terminated, or NULL when not recorded */
   char **dirs, **parents;
 };
@@ -278,6 +280,8 @@ static int read_record(const char *dir, struct record *r) {
   const char *hend, *hooks = member(buf, "hooks", &hend);
   r->has_poststart = hooks && nonempty_list(hooks, "poststart");
   r->has_poststop = hooks && nonempty_list(hooks, "poststop");
+  const char *mend;
+  r->host_mounts = member(buf, "hostMountsBefore", &mend) != NULL;
   r->dirs = strings(buf, "cgroupDirs");
   r->parents = strings(buf, "cgroupParents");
   if (!ok || !r->bundle || *r->bundle != '"' || !r->rootfs || *r->rootfs != '"' || !r->created || *r->created != '"' ||
@@ -446,7 +450,7 @@ static int do_kill(const char *dir, struct record *r, const char *signal) {
 
 /* deleteContainer of a stopped container without poststop hooks */
 static int do_delete(const char *dir, struct record *r) {
-  if (r->has_poststop || !r->dirs || !r->parents || status_of(dir, r) != STOPPED) to_js();
+  if (r->has_poststop || r->host_mounts || !r->dirs || !r->parents || status_of(dir, r) != STOPPED) to_js();
   /* removeIfEmpty: a cgroup that is not empty (or anything odd) is the JS's to kill and remove */
   for (char **d = r->dirs; *d; d++)
     if (rmdir(*d) != 0 && errno != ENOENT) to_js();

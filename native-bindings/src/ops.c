@@ -626,6 +626,14 @@ static int op_pivot_root(struct ctx *c, const struct nb_op *op)
 	}
 	if (fchdir(c->root_fd) < 0) /* an O_PATH fd will do (open(2)) */
 		return -1;
+	if (op->op_flags & NB_OPF_CHROOT) {
+		/* no mount namespace of its own: the host's mounts are not ours to move */
+		if (chroot(".") < 0 || chdir("/") < 0)
+			return -1;
+		drop_fd(&c->root_fd);
+		c->pivoted = 1;
+		return 0;
+	}
 	if (op->op_flags & NB_OPF_NO_PIVOT) {
 		/* runc's --no-pivot: the root mount moved over /, then chroot into it; the old
 		 * root's mounts stay underneath, hidden (a process with CAP_SYS_CHROOT may climb
@@ -672,12 +680,35 @@ static int op_capset(const struct nb_op *op)
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct data[2];
 
+	int cap;
+
 	memset(data, 0, sizeof(data));
 	data[0].effective = data[0].permitted = (uint32_t)op->n[0];
 	data[1].effective = data[1].permitted = (uint32_t)(op->n[0] >> 32);
+	data[0].inheritable = (uint32_t)op->n[1];
+	data[1].inheritable = (uint32_t)(op->n[1] >> 32);
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
 		return -1;
-	return (int)syscall(SYS_capset, &hdr, data);
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		return -1;
+	/* ambient: what a process other than root keeps through its execve */
+	for (cap = 0; cap < 64; cap++)
+		if ((op->n[2] & (1ull << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0)
+			return -1;
+	return 0;
+}
+
+static int op_setuid(const struct nb_op *op)
+{
+	uid_t uid = (uid_t)op->n[0];
+	int keep = (op->op_flags & NB_OPF_KEEP_CAPS) != 0, rc;
+
+	if (keep && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+		return -1;
+	rc = setresuid(uid, uid, uid);
+	if (keep && prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
+		return -1;
+	return rc;
 }
 
 static int op_setgroups(struct ctx *c, const struct nb_op *op)
@@ -1262,7 +1293,7 @@ int nb_run_ops(const void *plan, int err_fd, int gate_fd, int32_t *failed_op)
 		case NB_OP_CAP_BOUND: rc = op_cap_bound(op); break;
 		case NB_OP_SETGROUPS: rc = op_setgroups(&c, op); break;
 		case NB_OP_SETGID: rc = setresgid((gid_t)op->n[0], (gid_t)op->n[0], (gid_t)op->n[0]); break;
-		case NB_OP_SETUID: rc = setresuid((uid_t)op->n[0], (uid_t)op->n[0], (uid_t)op->n[0]); break;
+		case NB_OP_SETUID: rc = op_setuid(op); break;
 		case NB_OP_CAPSET: rc = op_capset(op); break;
 		case NB_OP_NO_NEW_PRIVS: rc = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); break;
 		case NB_OP_CHDIR: rc = op_chdir(&c, op); break;

@@ -119,8 +119,10 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 			ok = op->s[0] != 0 && base[op->s[0]] == '/' && op->list != 0 && nb_plan_list_len(base, op->list) > 0;
 		if (ok && (op->op_flags & NB_OPF_AFTER_START))
 			ok = op->kind == NB_OP_HOOK;
-		if (ok && (op->op_flags & NB_OPF_NO_PIVOT))
+		if (ok && (op->op_flags & (NB_OPF_NO_PIVOT | NB_OPF_CHROOT)))
 			ok = op->kind == NB_OP_PIVOT_ROOT;
+		if (ok && (op->op_flags & NB_OPF_KEEP_CAPS))
+			ok = op->kind == NB_OP_SETUID;
 		/* The exec must be last: nothing runs after a successful execve. */
 		if (ok && op->kind == NB_OP_EXEC)
 			ok = i == h->n_ops - 1 && op->s[0] != 0 && op->list != 0 &&

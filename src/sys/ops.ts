@@ -15,6 +15,7 @@ export type MountFlag =
   | 'private'
   | 'slave'
   | 'shared'
+  | 'unbindable'
   | 'relatime'
   | 'strictatime'
   | 'noatime';
@@ -32,6 +33,7 @@ export const MOUNT_FLAGS: Record<MountFlag, number> = {
   private: 0x40000,
   slave: 0x80000,
   shared: 0x100000,
+  unbindable: 0x20000,
   relatime: 0x200000,
   strictatime: 0x1000000,
 };
@@ -120,22 +122,26 @@ export type Capability = (typeof CAPABILITIES)[number];
 export type Op =
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: MountFlag[]; data?: string; inRoot?: boolean }
   | { op: 'mkdir'; path: string; mode: number; inRoot?: boolean }
-  | { op: 'mknod'; path: string; mode: number; type: 'c' | 'file'; major: number; minor: number; inRoot?: boolean }
+  /** type: a character or block device, a fifo, or an empty file (a mount point) */
+  | { op: 'mknod'; path: string; mode: number; type: 'c' | 'b' | 'p' | 'file'; major: number; minor: number; inRoot?: boolean }
   | { op: 'symlink'; target: string; path: string; inRoot?: boolean }
   | { op: 'mask'; path: string }
   | { op: 'readonly'; path: string }
   | { op: 'remount-ro'; path: string }
   | { op: 'set-root'; path: string }
   /** noPivot: move the root mount over / and chroot instead (OCI --no-pivot) */
-  | { op: 'pivot-root'; noPivot?: boolean }
+  /** chroot: no mount moved, a chroot only (no mount namespace of the container's own) */
+  | { op: 'pivot-root'; noPivot?: boolean; chroot?: boolean }
   | { op: 'sethostname'; hostname: string }
   | { op: 'setrlimit'; resource: Rlimit; soft: bigint; hard: bigint }
   | { op: 'unshare'; namespaces: Namespace[] }
   | { op: 'cap-bound'; keep: Capability[] }
   | { op: 'setgroups'; gids: number[] }
   | { op: 'setgid'; gid: number }
-  | { op: 'setuid'; uid: number }
-  | { op: 'capset'; caps: Capability[] }
+  /** keepCaps: the permitted set survives the change to a uid other than 0 (PR_SET_KEEPCAPS), for the capset after it */
+  | { op: 'setuid'; uid: number; keepCaps?: boolean }
+  /** caps: the effective and permitted sets; inheritable; ambient (raised after, each in both) */
+  | { op: 'capset'; caps: Capability[]; inheritable?: Capability[]; ambient?: Capability[] }
   | { op: 'no-new-privs' }
   /** system: a system container's variant (systemd as pid 1): the mount family and reboot allowed */
   | { op: 'seccomp'; system?: boolean }
@@ -288,7 +294,7 @@ export function describeOp(op: Op): string {
     case 'set-root':
       return `open rootfs ${op.path}`;
     case 'pivot-root':
-      return op.noPivot ? 'move the root over / and chroot (--no-pivot)' : 'pivot_root';
+      return op.chroot ? 'chroot' : op.noPivot ? 'move the root over / and chroot (--no-pivot)' : 'pivot_root';
     case 'sethostname':
       return `sethostname ${op.hostname}`;
     case 'setrlimit':
@@ -372,6 +378,8 @@ const OPF_IN_ROOT = 0x1;
 const OPF_SEALED = 0x2;
 const OPF_AFTER_START = 0x4;
 const OPF_NO_PIVOT = 0x8;
+const OPF_KEEP_CAPS = 0x10;
+const OPF_CHROOT = 0x20;
 
 const KIND: Record<Op['op'], number> = {
   mount: 1,
@@ -427,6 +435,8 @@ const PLAN_DETACH = 0x20;
 const PLAN_RESTORE = 0x40;
 const S_IFCHR = 0o020000;
 const S_IFREG = 0o100000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
 
 export function capMask(caps: readonly Capability[]): bigint {
   let m = 0n;
@@ -538,7 +548,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'mknod':
         if (op.inRoot) w[at + 1] = OPF_IN_ROOT;
-        w[at + 4] = (op.type === 'c' ? S_IFCHR : S_IFREG) | op.mode;
+        w[at + 4] = (op.type === 'c' ? S_IFCHR : op.type === 'b' ? S_IFBLK : op.type === 'p' ? S_IFIFO : S_IFREG) | op.mode;
         w[at + 6] = op.major;
         w[at + 8] = op.minor;
         str(op.path, at + 11);
@@ -567,7 +577,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         str(op.program, at + 10);
         break;
       case 'pivot-root':
-        if (op.noPivot) w[at + 1] = OPF_NO_PIVOT;
+        if (op.chroot) w[at + 1] = OPF_CHROOT;
+        else if (op.noPivot) w[at + 1] = OPF_NO_PIVOT;
         break;
       case 'no-new-privs':
       case 'userns':
@@ -600,6 +611,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'capset':
         putCaps(w, at + 4, op.caps);
+        if (op.inheritable) putCaps(w, at + 6, op.inheritable);
+        if (op.ambient) putCaps(w, at + 8, op.ambient);
         break;
       case 'setgroups':
         putList(op.gids.map(String), at + 14);
@@ -609,6 +622,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
         break;
       case 'setuid':
         w[at + 4] = op.uid;
+        if (op.keepCaps) w[at + 1] = OPF_KEEP_CAPS;
         break;
       case 'console':
         w[at + 1] = OPF_IN_ROOT;

@@ -178,6 +178,14 @@ describe('novabox-oci: the C verbs and the JS front end on one state format', ()
     fixture('old', { pid: 999_999_999, pidStart: 1, cgroupDirs: undefined });
     expect(run(alone, ['delete', 'old']).code).toBe(1);
     expect(existsSync(join(root, 'old', 'state.json'))).toBe(true);
+    // so is one without a mount namespace (its mounts in the host's are the JS's to undo)
+    const hm = join(cg, 'hm');
+    mkdirSync(hm);
+    fixture('hm', { pid: 999_999_999, pidStart: 1, cgroupDirs: [hm], cgroupParents: [], hostMountsBefore: [] });
+    expect(run(alone, ['delete', 'hm']).code).toBe(1);
+    expect(existsSync(join(root, 'hm', 'state.json'))).toBe(true);
+    expect(run(C, ['delete', 'hm'])).toMatchObject({ code: 0, stderr: '' });
+    expect(existsSync(join(root, 'hm'))).toBe(false);
   });
 
   it("start: the C's own sentence once its started marker exists (fd 5 is not a pipe), on stderr and as a JSON log line", () => {

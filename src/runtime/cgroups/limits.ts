@@ -149,6 +149,10 @@ function v2Writes(l: CgroupLimits): CgroupWrite[] {
   if (l.cpuShares !== undefined) add('cpu.weight', sharesToWeight(l.cpuShares));
   if (l.pidsMax !== undefined) add('pids.max', l.pidsMax);
   for (const t of l.blockIoThrottles ?? []) add('io.max', ioMaxLine(t));
+  if (l.cpusetCpus !== undefined) add('cpuset.cpus', l.cpusetCpus);
+  if (l.cpusetMems !== undefined) add('cpuset.mems', l.cpusetMems);
+  if (l.deviceAllow?.length)
+    throw new BadRequest("devices beyond the default ones are allowed on cgroup v1 only, and this host's cgroup is v2");
   // the reservations' limit too where the kernel has it (5.7+), as runc sets both
   for (const h of l.hugetlb ?? []) {
     add(`hugetlb.${h.pageSize}.max`, h.limitBytes);
@@ -174,6 +178,10 @@ function v1Writes(l: CgroupLimits): CgroupWrite[] {
   if (l.cpuQuotaUs !== undefined) add('cpu', 'cpu.cfs_quota_us', l.cpuQuotaUs);
   if (l.cpuShares !== undefined) add('cpu', 'cpu.shares', l.cpuShares);
   if (l.pidsMax !== undefined) add('pids', 'pids.max', l.pidsMax);
+  // after the cpuset inheritance (the driver's steps), which a new cpuset needs first
+  if (l.cpusetCpus !== undefined) add('cpuset', 'cpuset.cpus', l.cpusetCpus);
+  if (l.cpusetMems !== undefined) add('cpuset', 'cpuset.mems', l.cpusetMems);
+  for (const d of l.deviceAllow ?? []) add('devices', 'devices.allow', d);
   if (needsHugetlb(l)) throw new BadRequest('huge page limits are set on cgroup v2 only, and this host has cgroup v1 hierarchies');
   // one file per kind, one device per write; 0 removes a device's limit
   for (const t of l.blockIoThrottles ?? [])

@@ -30,6 +30,14 @@ export interface CgroupLimits {
   blockIoThrottles?: BlockIoThrottle[];
   /** huge page limits in bytes by page size ("2MB", "1GB"): v2 hugetlb.<size>.max (0: none may be used) */
   hugetlb?: { pageSize: string; limitBytes: number }[];
+  /** cpuset.cpus / cpuset.mems lists ("0-3,5"); unset: the parent's */
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  /**
+   * devices allowed beyond the default allow-list, as v1 devices.allow lines ("c 10:200 rwm",
+   * "b 8:0 rwm"): novabox-oci's linux.devices. v1 only (v2's device program is fixed).
+   */
+  deviceAllow?: string[];
 }
 
 /** One device's throttles: bytes or I/O operations per second; undefined = no limit. */

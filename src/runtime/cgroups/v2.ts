@@ -89,6 +89,7 @@ export class CgroupV2Driver implements CgroupDriver {
     const want = [
       ...(needsBlockIo(limits) ? [['io', 'block I/O limits']] : []),
       ...(needsHugetlb(limits) ? [['hugetlb', 'huge page limits']] : []),
+      ...(limits.cpusetCpus !== undefined || limits.cpusetMems !== undefined ? [['cpuset', 'cpuset lists']] : []),
     ];
     for (const [c, what] of want)
       if (!this.layout.controllers.includes(c!))

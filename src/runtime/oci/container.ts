@@ -28,6 +28,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  realpathSync,
   rmdirSync,
   statSync,
   writeSync,
@@ -57,7 +58,7 @@ import {
   type OciHooks,
   type OciProcess,
 } from './plan.js';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 
 export type OciStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
@@ -83,6 +84,56 @@ export interface OciRecord {
   annotations: Record<string, string>;
   /** poststart and poststop, run by `start` and `delete` */
   hooks?: Pick<OciHooks, 'poststart' | 'poststop'>;
+  /**
+   * a container without a mount namespace of its own: the mount points under its rootfs
+   * before `create` (the engine's), which `delete` keeps while it detaches every other
+   * mount there (the ones its init made in the host's namespace)
+   */
+  hostMountsBefore?: string[];
+}
+
+/**
+ * A relative cgroupsPath's parents, from the leaf's up to `novabox-oci`, each one's
+ * directories (every hierarchy): what `delete` removes once empty. An absolute one: none.
+ */
+function parentDirs(cgroupPath: string): string[] {
+  if (!cgroupPath.startsWith('novabox-oci/')) return [];
+  const segments = cgroupPath.split('/');
+  const out: string[] = [];
+  for (let n = segments.length - 1; n >= 1; n--) out.push(...cgroupDriver().open(segments.slice(0, n).join('/')).dirs());
+  return out;
+}
+
+/** The mount points below `dir` in this mount namespace, in mountinfo's order (parents first). */
+function mountsUnder(dir: string): string[] {
+  const out: string[] = [];
+  let real: string;
+  try {
+    real = realpathSync(dir); // mountinfo names the real path ("bundle/." or a symlink resolved)
+  } catch {
+    return out;
+  }
+  if (real === '/') return out; // refused by create: the host's own mounts are not the container's
+  const prefix = `${real}/`;
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const at = line.split(' ')[4];
+    if (!at) continue;
+    const path = at.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+    if (path.startsWith(prefix)) out.push(path);
+  }
+  return out;
+}
+
+/** Detach the mounts a container without a mount namespace made under its rootfs, last first. */
+function undoHostMounts(rootfs: string, before: string[]): void {
+  const made = mountsUnder(rootfs).filter((m) => !before.includes(m));
+  for (const m of made.reverse()) {
+    try {
+      execFileSync('umount', ['-l', m], { stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch {
+      /* gone with its parent's detach */
+    }
+  }
 }
 
 /** The OCI state (runtime-spec "State"), as `state` prints it. */
@@ -282,6 +333,8 @@ export function createContainer(req: CreateRequest): OciRecord {
   } catch {
     throw new BadRequest(`config.json: root.path ${rootPath} is not a directory`);
   }
+  if (planned.hostMounts && realpathSync(rootPath) === '/')
+    throw new BadRequest("config.json: root.path / needs a mount namespace in linux.namespaces (its mounts would be the host's own)");
   if (planned.plan.tty && !req.consoleSocket)
     throw new BadRequest('process.terminal needs --console-socket: the pty master goes to the engine there');
   if (!planned.plan.tty && req.consoleSocket)
@@ -317,11 +370,12 @@ export function createContainer(req: CreateRequest): OciRecord {
     creatorStart: readProcStart(process.pid) ?? 0,
     cgroupPath: planned.cgroupPath,
     cgroupDirs: driver.open(planned.cgroupPath).removalDirs(),
-    cgroupParents: planned.cgroupPath.startsWith('novabox-oci/') ? driver.open('novabox-oci').dirs() : [],
+    cgroupParents: parentDirs(planned.cgroupPath),
     gate: '',
     created: new Date().toISOString(),
     annotations: typeof config.annotations === 'object' && config.annotations ? config.annotations : {},
     hooks: { poststart: planned.hooks.poststart, poststop: planned.hooks.poststop },
+    ...(planned.hostMounts ? { hostMountsBefore: mountsUnder(rootPath) } : {}),
   };
   const stateFile = join(dir, 'state.json');
   writeFileAtomic(stateFile, JSON.stringify(record), 0o600, false);
@@ -383,6 +437,14 @@ export function createContainer(req: CreateRequest): OciRecord {
     } catch {
       /* the monitor removed what it made, or nothing was made */
     }
+    for (const d of record.cgroupParents ?? []) {
+      try {
+        rmdirSync(d);
+      } catch {
+        /* another container's, or not made */
+      }
+    }
+    if (record.hostMountsBefore) undoHostMounts(rootPath, record.hostMountsBefore);
     rmTree(dir);
     throw err;
   } finally {
@@ -498,9 +560,10 @@ export function deleteContainer(root: string, id: string, force: boolean): void 
     }
   }
   if (r.cgroupPath) cgroupDriver().open(r.cgroupPath).remove();
-  // a relative cgroupsPath's parent, once empty
+  if (r.hostMountsBefore) undoHostMounts(r.rootfs, r.hostMountsBefore);
+  // a relative cgroupsPath's parents, deepest first, once empty
   if (r.cgroupPath.startsWith('novabox-oci/')) {
-    for (const dir of cgroupDriver().open('novabox-oci').dirs()) {
+    for (const dir of r.cgroupParents ?? parentDirs(r.cgroupPath)) {
       try {
         rmdirSync(dir);
       } catch {
@@ -617,7 +680,18 @@ export async function execContainer(root: string, id: string, req: ExecRequest):
   const warnings: string[] = [];
   const host = req.process.raw.rlimits ? hostRlimits() : undefined;
   const join = { pid: r.pid, namespaces: namespacesOf(r.pid) };
-  const bare = { ...planOciExec(req.process, join, seccomp, host, warnings), detach: req.detach };
+  const planned = planOciExec(req.process, join, seccomp, host, warnings);
+  // in the host's mount namespace (the container has none of its own): its root is the
+  // init's, chrooted into, not the host's /
+  if (!join.namespaces.includes('mount')) {
+    const [setRoot, ...rest] = planned.ops;
+    if (setRoot.op !== 'set-root') throw new NovaboxError('internal', 'an exec plan starts with its root');
+    planned.ops = [{ op: 'set-root', path: `/proc/${r.pid}/root` }, { op: 'pivot-root', chroot: true }, ...rest];
+    // every namespace the host's: the monitor's join mode still, entering the init's uts
+    // namespace (its own: no change), so that exec runs as with any other container
+    if (join.namespaces.length === 0) planned.join = { ...join, namespaces: ['uts'] };
+  }
+  const bare = { ...planned, detach: req.detach };
   const plan = withPreservedFds(placeLaunch(bare, driver.layout, r.cgroupPath), req.preserveFds);
   const sp = spawnWithUmask(req.process.umask, () =>
     spawnMonitor(plan, [0, 1, 2], { tty: plan.tty, tag: `${r.cgroupPath}/exec`, preserveFds: req.preserveFds }),

@@ -41,6 +41,12 @@ export interface OciPlan {
   umask?: number;
   /** what novabox-oci changed and says so in --log (an rlimit clamped to what the host allows) */
   warnings: string[];
+  /**
+   * no mount namespace of its own (none in linux.namespaces, none joined): the init
+   * chroots, and its mounts are made in the host's namespace, under the rootfs, where
+   * `delete` undoes them (runtime/oci/container.ts)
+   */
+  hostMounts?: boolean;
 }
 
 /** One hook: a host program run with the container's state on its stdin. */
@@ -165,7 +171,10 @@ const PROPAGATION: Record<string, MountFlag[]> = {
   rslave: ['rec', 'slave'],
   shared: ['shared'],
   rshared: ['rec', 'shared'],
+  unbindable: ['unbindable'],
+  runbindable: ['rec', 'unbindable'],
 };
+const PROPAGATION_FLAGS = new Set<MountFlag>(['rec', 'private', 'slave', 'shared', 'unbindable']);
 /** options without '=' that are file system data, not flags */
 const DATA_WORDS = new Set(['newinstance', 'nr_inodes', 'mpol']);
 const FSTYPES = new Set(['proc', 'sysfs', 'tmpfs', 'mqueue', 'devpts', 'cgroup', 'cgroup2', 'bind', 'none']);
@@ -230,7 +239,15 @@ function mountPoint(rel: string, dir: boolean): Op[] {
 }
 
 /** One entry of `mounts`, in the config's order. */
-export function planOciMount(m: unknown, i: number, ctx: OciContext, userns: boolean): Op[] {
+export function planOciMount(
+  m: unknown,
+  i: number,
+  ctx: OciContext,
+  userns: boolean,
+  /** the container has a network namespace of its own (sysfs in a user namespace needs one) */
+  ownNet = true,
+  warnings: string[] = [],
+): Op[] {
   const field = `mounts[${i}]`;
   if (!isObject(m)) refuse(field, 'must be an object');
   onlyKnown(m, ['destination', 'type', 'source', 'options'], field);
@@ -255,7 +272,9 @@ export function planOciMount(m: unknown, i: number, ctx: OciContext, userns: boo
   const ops: Op[] = [];
   if (isBind) {
     if (typeof m.source !== 'string' || m.source === '') refuse(`${field}.source`, 'is needed for a bind mount');
-    if (data.length) refuse(`${field}.options`, `"${data[0]}" is not an option of a bind mount`);
+    // mount(2) ignores the data of a bind, as runc and crun pass it: said in --log, not refused
+    if (data.length)
+      warnings.push(`${field}.options ${data.map((d) => `"${d}"`).join(', ')} ignored: a bind mount takes no file system data`);
     const source = joinPath(ctx.bundle, m.source);
     ops.push(...mountPoint(target, ctx.isDir(source)));
     ops.push({ op: 'mount', source, target, flags: flags.filter((f) => f === 'bind' || f === 'rec'), inRoot: true });
@@ -268,8 +287,16 @@ export function planOciMount(m: unknown, i: number, ctx: OciContext, userns: boo
     ops.push(...mountPoint(target, true));
     for (const op of cg) ops.push(retarget(op, 'sys/fs/cgroup', target));
   } else {
-    if (userns && type === 'sysfs') refuse(`${field}.type`, 'sysfs in a user namespace is not supported by novabox-oci yet');
     ops.push(...mountPoint(target, true));
+    if (userns && type === 'sysfs' && !ownNet) {
+      // sysfs mounts only for the user namespace that owns the network namespace: without a
+      // network namespace of its own the container gets the host's /sys, bound (as runc does)
+      ops.push({ op: 'mount', source: '/sys', target, flags: ['bind', 'rec'], inRoot: true });
+      const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
+      if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
+      for (const p of propagation) ops.push({ op: 'mount', target, flags: p, inRoot: true });
+      return ops;
+    }
     ops.push({
       op: 'mount',
       source: typeof m.source === 'string' && m.source !== '' ? m.source : type,
@@ -316,8 +343,8 @@ function planDevices(list: unknown, userns: boolean): Op[] {
     const field = `linux.devices[${i}]`;
     if (!isObject(d)) refuse(field, 'must be an object');
     onlyKnown(d, ['path', 'type', 'major', 'minor', 'fileMode', 'uid', 'gid'], field);
-    if (d.type !== 'c' && d.type !== 'u')
-      refuse(`${field}.type`, `"${String(d.type)}" is not supported by novabox-oci (character devices only)`);
+    if (d.type !== 'c' && d.type !== 'u' && d.type !== 'b' && d.type !== 'p')
+      refuse(`${field}.type`, `"${String(d.type)}" is not a device type (c, u, b or p)`);
     if (userns) refuse(field, 'cannot be made in a user namespace by novabox-oci');
     if ((d.uid !== undefined && d.uid !== 0) || (d.gid !== undefined && d.gid !== 0))
       refuse(field, 'owned by another user than root is not supported by novabox-oci');
@@ -329,9 +356,9 @@ function planDevices(list: unknown, userns: boolean): Op[] {
       op: 'mknod',
       path: rel,
       mode: d.fileMode === undefined ? 0o666 : uint(d.fileMode, `${field}.fileMode`) & 0o7777,
-      type: 'c',
-      major: uint(d.major, `${field}.major`),
-      minor: uint(d.minor, `${field}.minor`),
+      type: d.type === 'u' ? 'c' : d.type,
+      major: d.type === 'p' ? 0 : uint(d.major, `${field}.major`),
+      minor: d.type === 'p' ? 0 : uint(d.minor, `${field}.minor`),
       inRoot: true,
     });
   });
@@ -426,6 +453,19 @@ function deviceRuleWithin(r: Record<string, unknown>, i: number): boolean {
   if (typeof r.access === 'string' && /[^rwm]/.test(r.access)) return false;
   const minor = r.minor === undefined || r.minor === null || r.minor === -1 ? '*' : String(r.minor);
   return ALLOWED_DEVICES.includes(`${r.major}:${minor}`) || (minor !== '*' && ALLOWED_DEVICES.includes(`${r.major}:*`));
+}
+
+/** linux.devices beyond the default allow-list are allowed in the device cgroup (as runc does). */
+function withDevices(limits: CgroupLimits, list: unknown): CgroupLimits {
+  if (!Array.isArray(list)) return limits;
+  const allow: string[] = [];
+  for (const d of list as Record<string, unknown>[]) {
+    if (d.type === 'p') continue; // a fifo is no device
+    const type = d.type === 'u' ? 'c' : String(d.type);
+    if (type === 'c' && (ALLOWED_DEVICES.includes(`${d.major}:${d.minor}`) || ALLOWED_DEVICES.includes(`${d.major}:*`))) continue;
+    allow.push(`${type} ${d.major}:${d.minor} rwm`);
+  }
+  return allow.length ? { ...limits, deviceAllow: allow } : limits;
 }
 
 /** linux.resources.blockIO's throttle lists, each device's limits merged into one. */
@@ -553,7 +593,14 @@ export function ociLimits(res: unknown, host: OciHostChecks = {}): CgroupLimits 
   }
   if (isObject(res.cpu)) {
     const c = res.cpu;
-    onlyKnown(c, ['shares', 'quota', 'period'], 'linux.resources.cpu');
+    onlyKnown(c, ['shares', 'quota', 'period', 'cpus', 'mems'], 'linux.resources.cpu');
+    for (const k of ['cpus', 'mems'] as const) {
+      const v = c[k];
+      if (v === undefined || v === null || v === '') continue;
+      if (typeof v !== 'string' || !/^\d+(-\d+)?(,\d+(-\d+)?)*$/.test(v)) refuse(`linux.resources.cpu.${k}`, 'must be a list like "0-3,5"');
+      if (k === 'cpus') limits.cpusetCpus = v;
+      else limits.cpusetMems = v;
+    }
     if (c.quota !== undefined && c.quota !== null && c.quota !== -1) {
       limits.cpuQuotaUs = uint(c.quota, 'linux.resources.cpu.quota');
       if (c.period !== undefined && c.period !== null) limits.cpuPeriodUs = uint(c.period, 'linux.resources.cpu.period');
@@ -567,8 +614,30 @@ export function ociLimits(res: unknown, host: OciHostChecks = {}): CgroupLimits 
   return limits;
 }
 
-/** Namespaces the init may join by path (setns of a single-threaded process, for itself). */
-const JOINABLE: Namespace[] = ['net', 'ipc', 'uts', 'cgroup'];
+/**
+ * Namespaces the init may join by path (setns of a single-threaded process, for itself).
+ * A mount namespace too, first: the rootfs is then set up in it (as runc does), so the
+ * container shares that namespace's mounts and adds its own there.
+ */
+const JOINABLE: Namespace[] = ['mount', 'net', 'ipc', 'uts', 'cgroup'];
+
+/** config.json's top-level properties in the runtime-spec (config.md and its platform sections) */
+const SPEC_TOP_LEVEL = [
+  'ociVersion',
+  'process',
+  'root',
+  'hostname',
+  'domainname',
+  'mounts',
+  'hooks',
+  'annotations',
+  'linux',
+  'solaris',
+  'windows',
+  'vm',
+  'zos',
+  'freebsd',
+];
 
 /** The ipc namespace's sysctls (runc's validator: they are per namespace). */
 const IPC_SYSCTLS = [
@@ -631,6 +700,8 @@ export interface OciProcess {
   gid: number;
   additionalGids: number[];
   caps: Capability[];
+  /** process.capabilities.inheritable and .ambient (caps is effective = permitted = bounding) */
+  capSets: { inheritable: Capability[]; ambient: Capability[] };
   nnp: boolean;
   oomScoreAdj?: number;
   terminal: boolean;
@@ -670,21 +741,31 @@ export function readProcess(p: unknown, field: string): OciProcess {
     uint(g, `${field}.user.additionalGids[${i}]`),
   );
   let caps: Capability[] = [];
+  let inheritable: Capability[] = [];
+  let ambient: Capability[] = [];
   if (p.capabilities !== undefined && p.capabilities !== null) {
     const c = isObject(p.capabilities) ? p.capabilities : refuse(`${field}.capabilities`, 'must be an object');
     onlyKnown(c, ['bounding', 'effective', 'permitted', 'inheritable', 'ambient'], `${field}.capabilities`);
     const bounding = capList(c.bounding, `${field}.capabilities.bounding`);
     const effective = capList(c.effective, `${field}.capabilities.effective`);
     const permitted = capList(c.permitted, `${field}.capabilities.permitted`);
-    if (capList(c.inheritable, `${field}.capabilities.inheritable`).length)
-      refuse(`${field}.capabilities.inheritable`, 'is not supported by novabox-oci');
-    if (capList(c.ambient, `${field}.capabilities.ambient`).length)
-      refuse(`${field}.capabilities.ambient`, 'is not supported by novabox-oci');
+    inheritable = capList(c.inheritable, `${field}.capabilities.inheritable`);
+    ambient = capList(c.ambient, `${field}.capabilities.ambient`);
     if (!sameSet(effective, permitted))
       refuse(`${field}.capabilities.effective`, 'must equal process.capabilities.permitted in novabox-oci');
     if (!sameSet(bounding, permitted)) refuse(`${field}.capabilities.bounding`, 'must equal process.capabilities.permitted in novabox-oci');
-    if (uid !== 0 && permitted.length)
-      refuse(`${field}.capabilities`, 'for a user other than root (uid 0) are not supported by novabox-oci');
+    // the kernel keeps the inheritable set within the bounding set, and raises an ambient
+    // capability only if it is permitted and inheritable
+    const unbounded = inheritable.find((a) => !bounding.includes(a));
+    if (unbounded) refuse(`${field}.capabilities.inheritable`, `has ${unbounded}, which is not in bounding`);
+    const outside = ambient.find((a) => !permitted.includes(a) || !inheritable.includes(a));
+    if (outside) refuse(`${field}.capabilities.ambient`, `has ${outside}, which is not in both permitted and inheritable`);
+    // a user other than root keeps through execve its ambient set only (no file capabilities)
+    if (uid !== 0 && permitted.length && !sameSet(permitted, ambient))
+      refuse(
+        `${field}.capabilities`,
+        'of a user other than root (uid 0) must be its ambient set too in novabox-oci (the only set it keeps through execve)',
+      );
     caps = permitted;
   }
   const nnp = p.noNewPrivileges === true;
@@ -697,6 +778,7 @@ export function readProcess(p: unknown, field: string): OciProcess {
     gid,
     additionalGids,
     caps,
+    capSets: { inheritable, ambient },
     nnp,
     oomScoreAdj,
     terminal: p.terminal === true,
@@ -712,7 +794,16 @@ export function readProcess(p: unknown, field: string): OciProcess {
 export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   if (!isObject(config)) refuse('', 'must be a JSON object');
   checkVersion(config);
-  onlyKnown(config, ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations', 'domainname', 'hooks'], 'config');
+  const warnings: string[] = [];
+  // the runtime-spec's own properties that novabox-oci does not do are refused; one the
+  // spec does not have is ignored (runtime-spec: an unknown property is no error), said in --log
+  const unknown = Object.keys(config).filter((k) => !SPEC_TOP_LEVEL.includes(k));
+  onlyKnown(
+    config,
+    ['ociVersion', 'process', 'root', 'hostname', 'mounts', 'linux', 'annotations', 'domainname', 'hooks', ...unknown],
+    'config',
+  );
+  for (const k of unknown) warnings.push(`config.json: ${k} is not a runtime-spec property: ignored`);
   const hooks = readHooks(config.hooks);
   if (config.domainname !== undefined && config.domainname !== '') refuse('domainname', 'is not supported by novabox-oci');
   const linux: unknown = config.linux ?? {};
@@ -736,6 +827,8 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   );
 
   // namespaces
+  // none listed: every namespace the host's (runtime-spec: a type not listed is inherited)
+  if (linux.namespaces === undefined || linux.namespaces === null) linux.namespaces = [];
   if (!Array.isArray(linux.namespaces)) refuse('linux.namespaces', 'must be a list');
   const namespaces: Namespace[] = [];
   const joins: Extract<Op, { op: 'setns' }>[] = [];
@@ -754,10 +847,10 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
       refuse(`linux.namespaces[${i}]`, `lists ${n.type} twice`);
     }
     if (n.path !== undefined && n.path !== '') {
-      // setns(2) by the init itself (the network CNI and netavark hand over, ipc, uts,
-      // cgroup); a pid namespace by the monitor before the clone (a setns into one is its
-      // caller's children's only: a pod's shared pid namespace); a mount or user namespace
-      // asks more of the caller than novabox-oci does
+      // setns(2) by the init itself (the network CNI and netavark hand over, mount, ipc,
+      // uts, cgroup); a pid namespace by the monitor before the clone (a setns into one is
+      // its caller's children's only: a pod's shared pid namespace); a user namespace asks
+      // the monitor to make the cgroup and the maps outside it, which novabox-oci does not
       if (!JOINABLE.includes(ns) && ns !== 'pid')
         refuse(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported by novabox-oci`);
       if (typeof n.path !== 'string' || !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be an absolute path');
@@ -766,8 +859,23 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
     } else if (ns === 'cgroup') cgroupNs = true;
     else namespaces.push(ns);
   });
-  if (!namespaces.includes('mount')) refuse('linux.namespaces', 'must have a mount namespace (novabox-oci pivots into root.path)');
+  const mountJoined = joins.some((j) => j.namespace === 'mount');
+  // none: the host's, as runc does; chroot instead of pivot_root, mounts on the host
+  const hostMounts = !namespaces.includes('mount') && !mountJoined;
   const userns = namespaces.includes('user');
+  if (hostMounts) {
+    const without = 'needs a mount namespace in linux.namespaces (without one it would change the host)';
+    if (userns) refuse('linux.namespaces', 'with a user namespace must have a mount namespace too');
+    if (stringList(linux.maskedPaths, 'linux.maskedPaths').length) refuse('linux.maskedPaths', without);
+    if (stringList(linux.readonlyPaths, 'linux.readonlyPaths').length) refuse('linux.readonlyPaths', without);
+    if (isObject(config.root) && config.root.readonly === true) refuse('root.readonly', without);
+    if (linux.rootfsPropagation !== undefined && linux.rootfsPropagation !== '') refuse('linux.rootfsPropagation', without);
+  }
+  // the init joins before it leaves the host's user namespace's privileges behind: a mount
+  // namespace owned by the host's cannot be entered from a user namespace of its own
+  if (userns && mountJoined) refuse('linux.namespaces', 'cannot join a mount namespace by path and have a user namespace of its own');
+  // the joined mount namespace first, so that the other paths resolve in it
+  joins.sort((a, b) => Number(b.namespace === 'mount') - Number(a.namespace === 'mount'));
   let userMaps: { uidMap: string; gidMap: string } | undefined;
   if (userns)
     userMaps = { uidMap: idMappings(linux.uidMappings, 'linux.uidMappings'), gidMap: idMappings(linux.gidMappings, 'linux.gidMappings') };
@@ -775,7 +883,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
 
   // process
   const proc = readProcess(config.process, 'process');
-  const { args, env, uid, gid, additionalGids, caps, nnp, oomScoreAdj } = proc;
+  const { args, env, uid, gid, additionalGids, caps, capSets, nnp, oomScoreAdj } = proc;
   const p = proc.raw;
 
   // root
@@ -793,15 +901,25 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   if (oomScoreAdj !== undefined) ops.push({ op: 'write', path: '/proc/self/oom_score_adj', data: String(oomScoreAdj) });
   if (userns) ops.push({ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' });
   if (cgroupNs) ops.push({ op: 'unshare', namespaces: ['cgroup'] });
-  if (!userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] });
+  // pivot_root refuses a shared root or parent, and an unbindable root cannot be bound
+  // onto itself: such a propagation is made rslave until
+  // the pivot and the new root made so after it, as crun does
+  const shared = PROPAGATION[propagation].includes('shared') || PROPAGATION[propagation].includes('unbindable');
+  if (!userns && !hostMounts) ops.push({ op: 'mount', target: '/', flags: shared ? ['rec', 'slave'] : PROPAGATION[propagation] });
   // the root a mount of its own, so that pivot_root takes it (a plain directory is refused)
-  ops.push({ op: 'mount', source: rootPath, target: rootPath, flags: ['bind', 'rec'] }, { op: 'set-root', path: rootPath });
+  if (!hostMounts) ops.push({ op: 'mount', source: rootPath, target: rootPath, flags: ['bind', 'rec'] });
+  ops.push({ op: 'set-root', path: rootPath });
   if (userns) ops.push({ op: 'setgroups', gids: [] }, { op: 'setgid', gid: 0 }, { op: 'setuid', uid: 0 });
   const mounts = config.mounts ?? [];
   if (!Array.isArray(mounts)) refuse('mounts', 'must be a list');
   let devTmpfs = false;
+  // each mount's own propagation, again after a shared or unbindable root's (recursive) one
+  const mountPropagation: Op[] = [];
   mounts.forEach((m: unknown, i: number) => {
-    for (const op of planOciMount(m, i, ctx, userns)) ops.push(op);
+    for (const op of planOciMount(m, i, ctx, userns, namespaces.includes('net'), warnings)) {
+      ops.push(op);
+      if (op.op === 'mount' && op.source === undefined && op.flags.every((f) => PROPAGATION_FLAGS.has(f))) mountPropagation.push(op);
+    }
     if (isObject(m) && m.destination === '/dev' && m.type === 'tmpfs') devTmpfs = true;
   });
   if (devTmpfs) for (const op of planDefaultDevices(userns)) ops.push(op);
@@ -834,21 +952,23 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   // pid is known (runtime/oci/container.ts: the ops are sent late)
   for (const h of hooks.createContainer)
     ops.push({ op: 'hook', hook: 'createContainer', path: h.path, args: h.args, env: h.env, state: '', timeoutS: h.timeoutS ?? 0 });
-  ops.push({ op: 'pivot-root' });
+  ops.push(hostMounts ? { op: 'pivot-root', chroot: true } : { op: 'pivot-root' });
+  if (shared && !userns) ops.push({ op: 'mount', target: '/', flags: PROPAGATION[propagation] }, ...mountPropagation);
   if (root.readonly === true) ops.push({ op: 'remount-ro', path: '/' });
 
   let hostname: string | undefined;
   if (config.hostname !== undefined && config.hostname !== '') {
     if (typeof config.hostname !== 'string') refuse('hostname', 'must be a string');
-    if (!namespaces.includes('uts')) refuse('hostname', 'needs a uts namespace in linux.namespaces');
+    // its own uts namespace, or one joined by path (as runc: the joined one's name is set)
+    if (!namespaces.includes('uts') && !joins.some((j) => j.namespace === 'uts'))
+      refuse('hostname', 'needs a uts namespace in linux.namespaces');
     hostname = config.hostname;
     ops.push({ op: 'sethostname', hostname });
   }
-  const warnings: string[] = [];
   const hasRlimits = Array.isArray(p.rlimits) && p.rlimits.length > 0;
   for (const op of planRlimits(p.rlimits, hasRlimits ? ctx.hostRlimits?.() : undefined, userns, warnings)) ops.push(op);
   const seccomp = seccompOp(linux.seccomp);
-  for (const op of planCredentials(caps, { uid, gid, additionalGids }, seccomp ?? false, nnp)) ops.push(op);
+  for (const op of planCredentials(caps, { uid, gid, additionalGids }, seccomp ?? false, nnp, false, capSets)) ops.push(op);
   const path = env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   ops.push({ op: 'chdir', path: p.cwd });
   // startContainer hooks: once `start` opened the gate, in the container (its paths, its
@@ -868,12 +988,13 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   return {
     plan,
     cgroupPath: ociCgroupPath(linux.cgroupsPath, ctx.id),
-    limits: ociLimits(linux.resources, ctx.host),
+    limits: withDevices(ociLimits(linux.resources, ctx.host), linux.devices),
     hostname,
     hooks,
     ...(seccomp ? { seccomp } : {}),
     ...(proc.umask !== undefined ? { umask: proc.umask } : {}),
     warnings,
+    ...(hostMounts ? { hostMounts } : {}),
   };
 }
 
@@ -913,7 +1034,7 @@ export function planOciExec(
   // the container's user namespace, if it has one, is joined by the monitor: no raising there either
   const userns = join.namespaces.includes('user');
   for (const op of planRlimits(p.raw.rlimits, host, userns, warnings)) ops.push(op);
-  for (const op of planCredentials(p.caps, p, seccomp ?? false, p.nnp)) ops.push(op);
+  for (const op of planCredentials(p.caps, p, seccomp ?? false, p.nnp, false, p.capSets)) ops.push(op);
   const path = p.env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? DEFAULT_PATH;
   ops.push({ op: 'chdir', path: p.raw.cwd }, { op: 'exec', file: p.args[0], searchPath: path, argv: p.args, env: p.env });
   return { namespaces: [], join, ops, tty: p.terminal, detach: true };

@@ -1,4 +1,4 @@
-import type { LaunchPlan, Op } from '../../sys/ops.js';
+import type { Capability, LaunchPlan, Op } from '../../sys/ops.js';
 import { RLIM_INFINITY } from '../../sys/ops.js';
 import { planMounts } from './mounts.js';
 import { DEFAULT_PATH, INIT_PATH, namespacesFor, type ContainerSpec, type Idmap } from './spec.js';
@@ -45,16 +45,24 @@ export function planCredentials(
   seccomp: boolean | Extract<Op, { op: 'seccomp-program' }>,
   nnp: boolean,
   system = false,
+  /** novabox-oci's process.capabilities inheritable and ambient sets (servers have none) */
+  sets?: { inheritable: Capability[]; ambient: Capability[] },
 ): Op[] {
   const ops: Op[] = [{ op: 'cap-bound', keep: caps }];
   // an object: a filter of the caller's (novabox-oci's, from config.json) in place of ours
   const filter: Op = typeof seccomp === 'object' ? seccomp : system ? { op: 'seccomp', system: true } : { op: 'seccomp' };
   if (seccomp && !nnp) ops.push(filter);
+  // a user other than root with ambient or inheritable capabilities keeps the permitted set
+  // through setuid (PR_SET_KEEPCAPS) for the capset that sets them
+  const keepCaps = p.uid !== 0 && ((sets?.ambient.length ?? 0) > 0 || (sets?.inheritable.length ?? 0) > 0);
+  const capset: Op = { op: 'capset', caps: p.uid === 0 || keepCaps ? caps : [] };
+  if (sets?.inheritable.length) capset.inheritable = sets.inheritable;
+  if (sets?.ambient.length) capset.ambient = sets.ambient;
   ops.push(
     { op: 'setgroups', gids: groupsOf(p.gid, p.additionalGids) },
     { op: 'setgid', gid: p.gid },
-    { op: 'setuid', uid: p.uid },
-    { op: 'capset', caps: p.uid === 0 ? caps : [] },
+    keepCaps ? { op: 'setuid', uid: p.uid, keepCaps } : { op: 'setuid', uid: p.uid },
+    capset,
   );
   if (nnp) ops.push({ op: 'no-new-privs' });
   // with no_new_privs last before chdir + execve: our own mounts and pivot_root are behind us

@@ -147,6 +147,133 @@ describe('planOci', () => {
     ]);
   });
 
+  it('sets the inheritable and ambient sets, and keeps the permitted set through setuid for a user other than root', () => {
+    const sets = { bounding: ['CAP_KILL', 'CAP_CHOWN'], effective: ['CAP_KILL', 'CAP_CHOWN'], permitted: ['CAP_KILL', 'CAP_CHOWN'] };
+    const root = opsOf(
+      config((c) => {
+        c.process.capabilities = { ...sets, inheritable: ['CAP_KILL', 'CAP_CHOWN'], ambient: ['CAP_KILL'] };
+      }),
+    );
+    expect(root).toContainEqual({ op: 'setuid', uid: 0 });
+    expect(root).toContainEqual({ op: 'capset', caps: ['KILL', 'CHOWN'], inheritable: ['KILL', 'CHOWN'], ambient: ['KILL'] });
+    const user = opsOf(
+      config((c) => {
+        c.process.user = { uid: 10, gid: 10 };
+        c.process.capabilities = { ...sets, inheritable: ['CAP_KILL', 'CAP_CHOWN'], ambient: ['CAP_KILL', 'CAP_CHOWN'] };
+      }),
+    );
+    const at = user.findIndex((o) => o.op === 'setuid');
+    expect(user.slice(at, at + 2)).toEqual([
+      { op: 'setuid', uid: 10, keepCaps: true },
+      { op: 'capset', caps: ['KILL', 'CHOWN'], inheritable: ['KILL', 'CHOWN'], ambient: ['KILL', 'CHOWN'] },
+    ]);
+    // none asked: the capset clears them as before
+    const none = config((c) => {
+      c.process.user = { uid: 10, gid: 10 };
+      c.process.capabilities = {};
+    });
+    expect(opsOf(none)).toContainEqual({ op: 'capset', caps: [] });
+  });
+
+  it('makes block devices and fifos, and allows the devices beyond the default list in the device cgroup', () => {
+    const { plan, limits } = planOci(
+      config((c) => {
+        c.linux.devices = [
+          { path: '/dev/test1', type: 'c', major: 10, minor: 666, fileMode: 0o660 },
+          { path: '/dev/test2', type: 'b', major: 8, minor: 666 },
+          { path: '/dev/test3', type: 'p', major: 8, minor: 666 },
+          { path: '/dev/null2', type: 'c', major: 1, minor: 3 },
+        ];
+      }),
+      ctx,
+    );
+    expect(plan.ops).toContainEqual({ op: 'mknod', path: 'dev/test1', mode: 0o660, type: 'c', major: 10, minor: 666, inRoot: true });
+    expect(plan.ops).toContainEqual({ op: 'mknod', path: 'dev/test2', mode: 0o666, type: 'b', major: 8, minor: 666, inRoot: true });
+    expect(plan.ops).toContainEqual({ op: 'mknod', path: 'dev/test3', mode: 0o666, type: 'p', major: 0, minor: 0, inRoot: true });
+    expect(limits.deviceAllow).toEqual(['c 10:666 rwm', 'b 8:666 rwm']);
+  });
+
+  it('reads the cpuset lists', () => {
+    const { limits } = planOci(
+      config((c) => (c.linux.resources = { cpu: { shares: 1024, cpus: '0-1,3', mems: '0' } })),
+      ctx,
+    );
+    expect(limits).toEqual({ cpuShares: 1024, cpusetCpus: '0-1,3', cpusetMems: '0' });
+  });
+
+  it('keeps the root rslave until the pivot and makes it shared after, for a shared rootfsPropagation', () => {
+    const ops = opsOf(config((c) => (c.linux.rootfsPropagation = 'rshared')));
+    const pivot = ops.findIndex((o) => o.op === 'pivot-root');
+    expect(ops).toContainEqual({ op: 'mount', target: '/', flags: ['rec', 'slave'] });
+    expect(ops[pivot + 1]).toEqual({ op: 'mount', target: '/', flags: ['rec', 'shared'] });
+    // unbindable too: the root could not be bound onto itself
+    const unbindable = opsOf(config((c) => (c.linux.rootfsPropagation = 'unbindable')));
+    expect(unbindable).toContainEqual({ op: 'mount', target: '/', flags: ['rec', 'slave'] });
+    expect(unbindable[unbindable.findIndex((o) => o.op === 'pivot-root') + 1]).toEqual({ op: 'mount', target: '/', flags: ['unbindable'] });
+  });
+
+  it('joins a mount namespace by path first, and sets the rootfs up in it', () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+          n.type === 'mount' ? { type: 'mount', path: '/proc/9/ns/mnt' } : n.type === 'uts' ? { type: 'uts', path: '/proc/9/ns/uts' } : n,
+        );
+      }),
+      ctx,
+    );
+    expect(plan.namespaces).not.toContain('mount');
+    expect(plan.ops.slice(0, 2)).toEqual([
+      { op: 'setns', path: '/proc/9/ns/mnt', namespace: 'mount' },
+      { op: 'setns', path: '/proc/9/ns/uts', namespace: 'uts' },
+    ]);
+    expect(plan.ops).toContainEqual({ op: 'pivot-root' });
+    expect(plan.ops).toContainEqual({ op: 'sethostname', hostname: 'novabox' });
+  });
+
+  it("without namespaces: the host's, no bind of the root, no propagation change, a chroot in place of pivot_root", () => {
+    const planned = planOci(
+      config((c) => {
+        delete c.linux.namespaces;
+        delete c.linux.maskedPaths;
+        delete c.linux.readonlyPaths;
+        delete c.hostname;
+        c.root.readonly = false;
+      }),
+      ctx,
+    );
+    expect(planned.hostMounts).toBe(true);
+    expect(planned.plan.namespaces).toEqual([]);
+    expect(planned.plan.ops.filter((o) => o.op === 'mount' && o.target === '/b/rootfs')).toEqual([]);
+    expect(planned.plan.ops.filter((o) => o.op === 'mount' && o.target === '/')).toEqual([]);
+    expect(planned.plan.ops).toContainEqual({ op: 'pivot-root', chroot: true });
+    expect(planned.plan.ops).toContainEqual({ op: 'set-root', path: '/b/rootfs' });
+  });
+
+  it("ignores a top-level property the runtime-spec does not have, and says so; refuses the spec's platforms it does not run", () => {
+    const { warnings } = planOci(
+      config((c) => {
+        (c as Record<string, unknown>).unknown = 'unknown';
+      }),
+      ctx,
+    );
+    expect(warnings).toEqual(['config.json: unknown is not a runtime-spec property: ignored']);
+    expect(() =>
+      planOci(
+        config((c) => ((c as Record<string, unknown>).windows = { layerFolders: [] })),
+        ctx,
+      ),
+    ).toThrow('config.json: config.windows is not supported by novabox-oci');
+  });
+
+  it('ignores file system data on a bind mount and says so, and takes unbindable', () => {
+    const { plan, warnings } = planOci(
+      config((c) => c.mounts.push({ destination: '/mnt', source: '/etc', options: ['rbind', 'mode=755', 'runbindable'] })),
+      ctx,
+    );
+    expect(warnings).toEqual(['mounts[7].options "mode=755" ignored: a bind mount takes no file system data']);
+    expect(plan.ops).toContainEqual({ op: 'mount', target: 'mnt', flags: ['rec', 'unbindable'], inRoot: true });
+  });
+
   it('gives a user namespace its maps and makes the init its root before the mounts', () => {
     const { plan } = planOci(
       config((c) => {
@@ -209,12 +336,9 @@ describe('planOci', () => {
     ],
     ['a sysctl name with ..', (c) => (c.linux.sysctl = { 'net/../../x': '1' }), /is not a sysctl name/],
     [
-      'joining a mount namespace',
-      (c) =>
-        (c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
-          n.type === 'mount' ? { type: 'mount', path: '/proc/1/ns/mnt' } : n,
-        )),
-      /linux\.namespaces\[\d\]\.path joining an existing mount namespace/,
+      'joining a user namespace',
+      (c) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' }),
+      /linux\.namespaces\[\d\]\.path joining an existing user namespace/,
     ],
     [
       'an oomScoreAdj out of range',
@@ -240,7 +364,21 @@ describe('planOci', () => {
       /process\.terminal needs a devpts mount on \/dev\/pts/,
     ],
     ['an apparmor profile', (c) => (c.process.apparmorProfile = 'x'), /process\.apparmorProfile is not supported/],
-    ['ambient capabilities', (c) => (c.process.capabilities.ambient = ['CAP_KILL']), /process\.capabilities\.ambient is not supported/],
+    [
+      'an inheritable capability not in bounding',
+      (c) => (c.process.capabilities.inheritable = ['CAP_SYS_ADMIN']),
+      /process\.capabilities\.inheritable has SYS_ADMIN, which is not in bounding/,
+    ],
+    [
+      'an ambient capability not inheritable',
+      (c) => (c.process.capabilities.ambient = ['CAP_KILL']),
+      /process\.capabilities\.ambient has KILL, which is not in both permitted and inheritable/,
+    ],
+    [
+      'capabilities of a user other than root that are not ambient',
+      (c) => (c.process.user = { uid: 10, gid: 10 }),
+      /process\.capabilities of a user other than root \(uid 0\) must be its ambient set too/,
+    ],
     ['an unknown capability', (c) => (c.process.capabilities.bounding = ['CAP_NOPE']), /unknown capability "CAP_NOPE"/],
     ['no args', (c) => (c.process.args = []), /process\.args must name the program/],
     ['a relative cwd', (c) => (c.process.cwd = 'x'), /process\.cwd must be an absolute path/],
@@ -251,12 +389,22 @@ describe('planOci', () => {
       /mounts\[7\]\.type "nfs" is not supported/,
     ],
     ['a mount over ..', (c) => c.mounts.push({ destination: '/x/../../y', type: 'tmpfs' }), /must not contain "\.\."/],
-    ['no mount namespace', (c) => (c.linux.namespaces = [{ type: 'pid' }]), /must have a mount namespace/],
     [
-      'a block device',
-      (c) => (c.linux.devices = [{ path: '/dev/sda', type: 'b', major: 8, minor: 0 }]),
-      /linux\.devices\[0\]\.type "b" is not supported/,
+      'a user namespace without a mount namespace',
+      (c) => (c.linux.namespaces = [{ type: 'user' }]),
+      /linux\.namespaces with a user namespace must have a mount namespace too/,
     ],
+    [
+      'masked paths without a mount namespace',
+      (c) => (c.linux.namespaces = [{ type: 'pid' }]),
+      /linux\.maskedPaths needs a mount namespace in linux\.namespaces \(without one it would change the host\)/,
+    ],
+    [
+      'a device of no type',
+      (c) => (c.linux.devices = [{ path: '/dev/sda', type: 's', major: 8, minor: 0 }]),
+      /linux\.devices\[0\]\.type "s" is not a device type/,
+    ],
+    ['a cpuset list that is none', (c) => (c.linux.resources.cpu = { cpus: 'all' }), /linux\.resources\.cpu\.cpus must be a list/],
     [
       'a device allow rule beyond the default devices',
       (c) => c.linux.resources.devices.push({ allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }),
