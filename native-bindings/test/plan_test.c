@@ -175,9 +175,9 @@ int main(void)
 	/* op flags only on the ops that take them: the one op here is the exec */
 	good_plan();
 	((struct nb_op *)(buf + sizeof(*h)))->op_flags = NB_OPF_KEEP_CAPS;
-	CHECK("keep-caps on an op other than setuid", nb_plan_validate(buf, 152, &bad) == -EINVAL && bad == 0);
+	CHECK("keep-caps on an op other than setuid", nb_plan_validate(buf, (B + 16), &bad) == -EINVAL && bad == 0);
 	((struct nb_op *)(buf + sizeof(*h)))->op_flags = NB_OPF_CHROOT;
-	CHECK("chroot on an op other than pivot_root", nb_plan_validate(buf, 152, &bad) == -EINVAL && bad == 0);
+	CHECK("chroot on an op other than pivot_root", nb_plan_validate(buf, (B + 16), &bad) == -EINVAL && bad == 0);
 
 	CHECK("abi version", nb_abi_version() == NB_ABI_VERSION);
 
