@@ -18,25 +18,47 @@
 #              directory per runtime (default /tmp/novabox-oci-validation)
 #   WORK       build directory (default $OUT/build); the source tree is copied there, not written
 #   TEST_TIMEOUT  seconds per test file (default 120)
+#   PACK       build only, then write the built suite (runtimetest, the rootfs, each test
+#              program) to this tar file and stop: what test/oci-validation/guest.sh hands
+#              the QEMU guest, which has no Go
+#   PREBUILT   run a suite PACK wrote, unpacked in this directory: no Go, no source tree
 # Arguments: test names (validation/<name>), default all.
 # Prints per runtime: test files passed / failed, assertions ok / not ok / skipped, and the
 # table of files whose result differs between runtimes.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/../.." && pwd)"
 src="${RUNTIME_TOOLS_SRC:-}"
+if [ "$(id -u)" != 0 ] && [ -z "${PACK:-}" ]; then
+  echo "run.sh: the validation suite runs containers and must run as root." >&2
+  exit 2
+fi
+OUT="${OUT:-/tmp/novabox-oci-validation}"
+TEST_TIMEOUT="${TEST_TIMEOUT:-120}"
+RUNTIMES="${RUNTIMES:-runc crun novabox-oci}"
+tests=()
+if [ -n "${PREBUILT:-}" ]; then
+  [ -x "$PREBUILT/runtimetest" ] && [ -d "$PREBUILT/validation" ] || {
+    echo "run.sh: PREBUILT=$PREBUILT holds no built suite (runtimetest, validation/): unpack what PACK wrote there." >&2
+    exit 2
+  }
+  cd "$PREBUILT"
+  for f in validation/*/*.t; do
+    name="$(basename "$(dirname "$f")")"
+    if [ $# -gt 0 ]; then
+      keep=
+      for a in "$@"; do [ "$a" = "$name" ] && keep=1; done
+      [ -n "$keep" ] || continue
+    fi
+    tests+=("$name")
+  done
+  mkdir -p "$OUT"
+else
 if [ -z "$src" ] || [ ! -d "$src/validation" ] || [ ! -d "$src/vendor" ]; then
   echo "run.sh: RUNTIME_TOOLS_SRC must name a runtime-tools source tree with validation/ and vendor/." >&2
   exit 2
 fi
-if [ "$(id -u)" != 0 ]; then
-  echo "run.sh: the validation suite runs containers and must run as root." >&2
-  exit 2
-fi
 command -v go >/dev/null || { echo "run.sh: no go on PATH (Debian: apt-get install golang-go)." >&2; exit 2; }
-OUT="${OUT:-/tmp/novabox-oci-validation}"
 WORK="${WORK:-$OUT/build}"
-TEST_TIMEOUT="${TEST_TIMEOUT:-120}"
-RUNTIMES="${RUNTIMES:-runc crun novabox-oci}"
 arch="$(go env GOARCH)"
 
 # the Go the tree asks for against the one here, in one sentence rather than a compile error
@@ -71,7 +93,6 @@ fi
 echo "building runtimetest and the validation tests (offline, $(go env GOVERSION))" >&2
 go build -tags "netgo osusergo" -ldflags "-extldflags -static" -o runtimetest ./cmd/runtimetest
 mapfile -t all < <(find validation -mindepth 2 -maxdepth 2 -name '*.go' | grep -v '^validation/util/' | sort)
-tests=()
 for f in "${all[@]}"; do
   name="$(basename "$(dirname "$f")")"
   if [ $# -gt 0 ]; then
@@ -82,6 +103,14 @@ for f in "${all[@]}"; do
   go build -o "${f%.go}.t" "$f"
   tests+=("$name")
 done
+if [ -n "${PACK:-}" ]; then
+  progs=()
+  for t in "${tests[@]}"; do progs+=("validation/$t/$t.t"); done
+  tar -cf "$PACK" runtimetest "rootfs-$arch.tar.gz" "${progs[@]}"
+  echo "run.sh: the built suite is in $PACK (${#tests[@]} tests)" >&2
+  exit 0
+fi
+fi
 
 resolve() {
   case "$1" in

@@ -124,10 +124,11 @@ mapfile -t PROJECT_ELFS < <(find "$PROJECT_DIR" -path "$PROJECT_DIR/.git" -prune
 # ctr and containerd-shim-runc-v2 (novabox-oci under containerd; ~83 MB) with util-linux's script
 # (a terminal for ctr run -t), and Debian's
 # python3 with its standard library (hostile tar fixtures).
-# They go to /usr/local/bin, before busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none.
+# They go to /usr/local/bin, before busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none;
+# NOVABOX_VM_EXTRA_TOOLS adds to them (test/oci-validation/guest.sh: bash, runc, crun).
 is_elf() { [[ $(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
 TOOLS=()
-for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu podman conmon containerd ctr containerd-shim-runc-v2 script}; do
+for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu podman conmon containerd ctr containerd-shim-runc-v2 script} ${NOVABOX_VM_EXTRA_TOOLS:-}; do
   p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
 done
 # criu saves and restores a network namespace's addresses and routes with iproute2's ip
