@@ -41,6 +41,7 @@ import {
   parseHardLimits,
   planCredentials,
   planLaunch,
+  usernsOf,
   noNewPrivs,
   type ContainerSpec,
   type Idmap,
@@ -471,7 +472,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
  * as for a started server. Its writable layer must hold what it held at the dump.
  */
 export async function restoreServer(
-  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname'>,
+  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname' | 'idmap'>,
   driver: CgroupDriver,
   r: { images: string; stdio?: string },
 ): Promise<ServerFacts> {
@@ -489,8 +490,14 @@ export async function restoreServer(
     initCopy: initCopy(),
     cgroupRoot: `/${cgroupPath}`,
     inheritFds: inheritedStdio(r.stdio),
-    ...(a ? { veth: { hostIf: a.hostIf, bridge: a.bridge }, etcFiles: writeEtcFiles(d.dir, l.hostname, formatIp(a.address)) } : {}),
+    ...(a
+      ? {
+          veth: { hostIf: a.hostIf, bridge: a.bridge },
+          etcFiles: writeEtcFiles(d.dir, l.hostname, formatIp(a.address), l.idmap && { uid: l.idmap.uidBase, gid: l.idmap.gidBase }),
+        }
+      : {}),
   });
+  const rootfs = { mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false };
   const plan: LaunchPlan = {
     ...placeLaunch(
       planRestore({
@@ -498,16 +505,22 @@ export async function restoreServer(
         args,
         pidfile,
         merged: d.merged,
-        overlay: overlayOptions({ mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false }),
+        overlay: overlayOptions(rootfs),
         logPath: d.log,
         statusPath: d.status,
         logMaxBytes: l.logMaxBytes,
         env: criuEnv(),
+        // the same range the dump's user namespace has (the caller leased it): the rootfs
+        // idmapped as a start makes it
+        ...(l.idmap ? { userns: usernsOf({ rootfs }, l.idmap) } : {}),
       }),
       driver.layout,
       cgroupPath,
     ),
-    cgroupSteps: driver.planCreate(cgroupPath, l.limits).create,
+    cgroupSteps: [
+      ...driver.planCreate(cgroupPath, l.limits).create,
+      ...(l.idmap ? delegationSteps(driver.layout, cgroupPath, l.idmap.uidBase, l.idmap.gidBase) : []),
+    ],
     ...(l.onExit ? { onExit: l.onExit } : {}),
   };
   try {

@@ -28,6 +28,7 @@ import Sqlite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
+import { morePreDumps, PREDUMP_ROUNDS } from '../../src/compute/migration/live.js';
 import { initCopy } from '../../src/runtime/server.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
@@ -463,12 +464,22 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
     const m = await onA(['--debug', 'server', 'migrate', 'lm', '--live', '--to', to]);
     expect(m.exitCode, m.stderr).toBe(0);
-    const said = /pre-dump (\d+) ms \((\d+) bytes\), final dump (\d+) ms \((\d+) bytes\), downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
+    const said =
+      /pre-dump (\d+) ms \((\d+) bytes\) in (\d+) rounds? \(pages ([\d/]+) bytes\), final dump (\d+) ms \((\d+) bytes, pages (\d+) bytes\), downtime (\d+) ms, total (\d+) ms/.exec(
+        m.stderr,
+      );
     expect(said, m.stderr).not.toBeNull();
-    const [, pre, preBytes, dump, dumpBytes, downtime, total] = said!;
+    const [, pre, preBytes, rounds, pages, dump, dumpBytes, dumpPages, downtime, total] = said!;
     console.log(
-      `live migrate (guest): pre-dump ${pre} ms (${preBytes} bytes), final dump ${dump} ms (${dumpBytes} bytes), downtime ${downtime} ms, total ${total} ms`,
+      `live migrate (guest): pre-dump ${pre} ms (${preBytes} bytes) in ${rounds} rounds (pages ${pages}), final dump ${dump} ms (${dumpBytes} bytes, pages ${dumpPages}), downtime ${downtime} ms, total ${total} ms`,
     );
+    // the pre-dump rounds (at most 3 by default) went on exactly while the dirty set shrank
+    const dirty = pages.split('/').map(Number);
+    expect(dirty.length).toBe(Number(rounds));
+    expect(dirty.length).toBeGreaterThanOrEqual(1);
+    expect(dirty.length).toBeLessThanOrEqual(PREDUMP_ROUNDS);
+    for (let i = 0; i < dirty.length; i++) expect(morePreDumps(dirty.slice(0, i), PREDUMP_ROUNDS)).toBe(true);
+    expect(morePreDumps(dirty, PREDUMP_ROUNDS)).toBe(false);
     expect(migrationsOf(a.root, id)).toEqual([{ kind: 'live-migration', status: 'confirmed' }]);
     // gone from A, ACTIVE on B under its id
     const gone = await onA(['server', 'show', 'lm']);

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type LiveCandidate, liveRefusal } from '../../../src/compute/migration/live.js';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type LiveCandidate, liveRefusal, morePreDumps, PREDUMP_SMALL, pagesIn } from '../../../src/compute/migration/live.js';
 
 const ok: LiveCandidate = {
   name: 'web',
@@ -33,5 +36,45 @@ describe('liveRefusal: which servers move live, and why not in one sentence', ()
     expect(said).toMatch(why);
     expect(said).toMatch(/; migrate it without --live \(its writable layer is pre-copied while it runs\)$/);
     expect(said?.split('. ').length).toBe(1);
+  });
+});
+
+describe('morePreDumps: pre-dump rounds while the dirty set shrinks, at most N', () => {
+  const big = 8 * PREDUMP_SMALL;
+  it('always a first round when rounds are allowed, none when 0', () => {
+    expect(morePreDumps([], 3)).toBe(true);
+    expect(morePreDumps([], 0)).toBe(false);
+  });
+  it('a second round after any first that is not small; more only while each is smaller than the one before', () => {
+    expect(morePreDumps([big], 3)).toBe(true);
+    expect(morePreDumps([big, big / 2], 3)).toBe(true);
+    expect(morePreDumps([big, big], 3)).toBe(false);
+    expect(morePreDumps([big, big * 2], 3)).toBe(false);
+  });
+  it('never more than max rounds', () => {
+    expect(morePreDumps([big * 4, big * 2, big], 3)).toBe(false);
+    expect(morePreDumps([big * 4], 1)).toBe(false);
+    expect(morePreDumps([big * 4, big * 2, big], 5)).toBe(true);
+  });
+  it('a small dirty set is left to the final dump', () => {
+    expect(morePreDumps([PREDUMP_SMALL], 3)).toBe(false);
+    expect(morePreDumps([big, PREDUMP_SMALL], 3)).toBe(false);
+  });
+});
+
+describe('pagesIn: the memory pages a CRIU round wrote', () => {
+  it('sums the pages-N.img files only (not pagemap, not other images, not the parent link)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'nbx-pages-'));
+    try {
+      mkdirSync(join(d, 'sub'));
+      writeFileSync(join(d, 'pages-1.img'), Buffer.alloc(8192));
+      writeFileSync(join(d, 'pages-12.img'), Buffer.alloc(4096));
+      writeFileSync(join(d, 'pagemap-1.img'), Buffer.alloc(100));
+      writeFileSync(join(d, 'core-1.img'), Buffer.alloc(100));
+      symlinkSync('../1', join(d, 'parent'));
+      expect(pagesIn(d)).toBe(12288);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
