@@ -198,6 +198,11 @@ export function planRestore(o: {
    * the init attaches on `merged` ('userns', 'mount-fd') in place of the plain overlay.
    */
   userns?: LaunchPlan['userns'];
+  /**
+   * Host files criu must reach from inside the restored user namespace: a tmpfs (0755) on
+   * `dir` in criu's mount namespace, each [source, target] bound on a file made there.
+   */
+  external?: { dir: string; binds: [string, string][] };
 }): LaunchPlan {
   const criu = o.criu ?? 'criu';
   return {
@@ -205,6 +210,22 @@ export function planRestore(o: {
     ops: [
       // criu's mounts stay in its own namespace, never the host's
       { op: 'mount', target: '/', flags: ['rec', 'private'] },
+      ...(o.external
+        ? ([
+            {
+              op: 'mount',
+              source: 'tmpfs',
+              target: o.external.dir,
+              fstype: 'tmpfs',
+              flags: ['nosuid', 'nodev'],
+              data: 'mode=0755,size=64k',
+            },
+            ...o.external.binds.flatMap(([source, target]): Op[] => [
+              { op: 'mknod', path: target, mode: 0o444, type: 'file', major: 0, minor: 0 },
+              { op: 'mount', source, target, flags: ['bind'] },
+            ]),
+          ] satisfies Op[])
+        : []),
       ...(o.userns
         ? ([{ op: 'userns' }, { op: 'mount-fd', target: o.merged }] satisfies Op[])
         : ([{ op: 'mount', source: 'overlay', target: o.merged, fstype: 'overlay', flags: [], data: o.overlay }] satisfies Op[])),

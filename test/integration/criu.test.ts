@@ -523,6 +523,91 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect(census(b.root)).toEqual(beforeB);
   }, 300_000);
 
+  it('a default (--userns auto) server with a counter and an open file moves live: B leases the same id range (CRIU restores its user namespace with the dumped maps) and idmaps its root as a start does; the counter goes on, the file still open, stop and delete work on B; the range is released on A and held on B, nothing left on either', async () => {
+    const created = JSON.parse(
+      await ok(onA(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'lu', '-f', 'json'])),
+    );
+    const id = created.id;
+    const shown = JSON.parse(await ok(onA(['server', 'show', 'lu', '-f', 'json'])));
+    expect(shown.idmap).toMatch(/^uid 0 \d+ 65536, gid 0 \d+ 65536$/);
+    const range = shown.idmap as string;
+    await ok(
+      onA([
+        'server',
+        'exec',
+        'lu',
+        '--',
+        'sh',
+        '-c',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+      ]),
+    );
+    const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lu', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count(onA);
+    expect(before).toBeGreaterThan(0);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await onA(['--debug', 'server', 'migrate', 'lu', '--live', '--to', to]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const said = /downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
+    expect(said, m.stderr).not.toBeNull();
+    console.log(`live migrate --userns auto (guest): downtime ${said![1]} ms, total ${said![2]} ms`);
+    expect((await onA(['server', 'show', 'lu'])).exitCode).not.toBe(0);
+    const onb = JSON.parse(await ok(onB(['server', 'show', 'lu', '-f', 'json'])));
+    expect(onb).toMatchObject({ id, status: 'ACTIVE', idmap: range });
+    // the range: released on A (no lease link left), held on B (one, the server's)
+    expect(existsSync(join(a.root, 'idmap')) ? readdirSync(join(a.root, 'idmap')) : []).toEqual([]);
+    expect(readdirSync(join(b.root, 'idmap')).filter((f) => /^\d+$/.test(f))).toHaveLength(1);
+    const after = await count(onB);
+    expect(after).toBeGreaterThan(before);
+    await new Promise((res) => setTimeout(res, 500));
+    expect(await count(onB)).toBeGreaterThan(after);
+    const pid = Number((await ok(onB(['server', 'show', 'lu', '-f', 'value', '-c', 'pid']))).trim());
+    expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/dev/.novabox-init');
+    // its user namespace has the range's maps, and its root reads the layers' files as its own root's
+    const base = Number(/^uid 0 (\d+)/.exec(range)![1]);
+    expect(readFileSync(`/proc/${pid}/uid_map`, 'utf8').trim().split(/\s+/).map(Number)).toEqual([0, base, 65536]);
+    expect((await ok(onB(['server', 'exec', 'lu', '--', 'stat', '-c', '%u:%g', '/bin/busybox']))).trim()).toBe('0:0');
+    expect((await ok(onB(['server', 'exec', 'lu', '--', 'stat', '-c', '%u', '/cnt']))).trim()).toBe('0');
+    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+    const ns = readlinkSync(`/proc/${pid}/ns/pid`);
+    const open = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readlinkSync(`/proc/${p}/ns/pid`) === ns && readlinkSync(`/proc/${p}/fd/3`) === '/tmp/open';
+        } catch {
+          return false;
+        }
+      });
+    expect(open.length).toBeGreaterThan(0);
+    await ok(onB(['server', 'stop', 'lu']));
+    expect(JSON.parse(await ok(onB(['server', 'show', 'lu', '-f', 'json'])))).toMatchObject({ status: 'SHUTOFF' });
+    await ok(onB(['server', 'delete', 'lu']));
+    expect(readdirSync(join(b.root, 'idmap')).filter((f) => /^\d+$/.test(f))).toEqual([]);
+    expect(census(a.root)).toEqual(beforeA);
+    expect(census(b.root)).toEqual(beforeB);
+  }, 300_000);
+
+  it('a --userns auto server whose id range is leased on B is refused before anything changes, in one sentence naming the range: it runs on A as before, B has only its own server', async () => {
+    // the same lowest slot on both hosts (one subuid file): B's own server holds it
+    await ok(onB(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'holder']));
+    await ok(onA(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'lt']));
+    const rangeA = JSON.parse(await ok(onA(['server', 'show', 'lt', '-f', 'json']))).idmap;
+    expect(JSON.parse(await ok(onB(['server', 'show', 'holder', '-f', 'json']))).idmap).toBe(rangeA);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await onA(['server', 'migrate', 'lt', '--live', '--to', to]);
+    expect(m.exitCode).not.toBe(0);
+    expect(m.stderr).toMatch(/cannot be migrated live: its id range \(uids \d+-\d+, gids \d+-\d+\) is not free on the target host/);
+    expect(m.stderr.trim().split('\n')).toHaveLength(1);
+    expect(JSON.parse(await ok(onA(['server', 'show', 'lt', '-f', 'json'])))).toMatchObject({ status: 'ACTIVE', idmap: rangeA });
+    expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'Name']))).trim()).toBe('holder');
+    await ok(onA(['server', 'delete', 'lt']));
+    await ok(onB(['server', 'delete', 'holder']));
+    expect(census(a.root)).toEqual(beforeA);
+    expect(census(b.root)).toEqual(beforeB);
+  }, 120_000);
+
   it("the target's restore fails after the final dump: the command fails in one sentence, the server runs again on A from that dump (the counter goes on), B keeps nothing", async () => {
     await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lf']));
     await ok(

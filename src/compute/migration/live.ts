@@ -31,17 +31,17 @@ export interface LiveCandidate {
  * Why this server cannot move live, in one sentence, or null (pure). A restore rebuilds
  * the tree's namespaces from its images (a bridged server's veth made on the target's
  * bridge, its address readdressed); what still names this host (its published ports, the
- * host's network namespace, bind mounts of this state root's volumes and seed, the
- * idmapped root the monitor makes) is not carried yet.
+ * host's network namespace, bind mounts of this state root's volumes and seed, systemd's
+ * delegated cgroup tree) is not carried yet. A server in its own user namespace moves: the
+ * target leases the same range (receive.ts) and the monitor idmaps its root as for a start.
  */
 export function liveRefusal(s: LiveCandidate): string | null {
   const not = `server "${s.name}" cannot be migrated live`;
   const cold = `migrate it without --live (its writable layer is pre-copied while it runs)`;
   if (s.vmState !== 'active')
     return `${not}: it is not ACTIVE (vm_state ${s.vmState}), and only a running process tree can be dumped; ${cold}`;
-  if (s.userns === 'auto')
-    return `${not}: it runs in its own user namespace (--userns auto), whose idmapped root the target does not rebuild under a CRIU restore yet; ${cold}`;
-  if (s.init === 'systemd') return `${not}: systemd is its pid 1, which needs its own user namespace; ${cold}`;
+  if (s.init === 'systemd')
+    return `${not}: systemd is its pid 1, whose delegated cgroup tree and mounts the target does not rebuild under a CRIU restore yet; ${cold}`;
   if (s.network === 'novabox' && s.ports > 0)
     return `${not}: it has published ports, which the target does not publish again under a CRIU restore yet; ${cold}`;
   if (s.network !== 'none' && s.network !== 'novabox')

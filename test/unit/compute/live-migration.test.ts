@@ -16,16 +16,17 @@ const ok: LiveCandidate = {
 };
 
 describe('liveRefusal: which servers move live, and why not in one sentence', () => {
-  it('an ACTIVE --userns host server with novabox-init, no volumes, no seed moves, with --network none or on the bridge without published ports', () => {
+  it('an ACTIVE server (--userns host or auto) with novabox-init, no volumes, no seed moves, with --network none or on the bridge without published ports', () => {
     expect(liveRefusal(ok)).toBeNull();
     expect(liveRefusal({ ...ok, network: 'novabox' })).toBeNull();
+    expect(liveRefusal({ ...ok, userns: 'auto' })).toBeNull();
+    expect(liveRefusal({ ...ok, userns: 'auto', network: 'novabox' })).toBeNull();
   });
 
   it.each<[string, Partial<LiveCandidate>, RegExp]>([
     ['SHUTOFF', { vmState: 'stopped' }, /it is not ACTIVE \(vm_state stopped\), and only a running process tree can be dumped/],
     ['PAUSED', { vmState: 'paused' }, /it is not ACTIVE \(vm_state paused\)/],
-    ['--userns auto', { userns: 'auto' }, /its own user namespace \(--userns auto\), whose idmapped root/],
-    ['systemd', { init: 'systemd' }, /systemd is its pid 1/],
+    ['systemd', { init: 'systemd' }, /systemd is its pid 1, whose delegated cgroup tree/],
     ['published ports', { network: 'novabox', ports: 1 }, /it has published ports, which the target does not publish again/],
     ['--network host', { network: 'host' }, /shares this host's network namespace \(--network host\)/],
     ['volumes', { volumes: 1 }, /it has volumes attached/],

@@ -132,7 +132,7 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .option('--override-lock', 'migrate a locked server anyway (as an admin may through the API)')
     .option(
       '--live',
-      'move the running processes with CRIU (pre-dump, dump, restore there): needs "criu check" to pass on both hosts, and an ACTIVE --userns host server without ports or volumes',
+      'move the running processes with CRIU (pre-dumps, dump, restore there): needs "criu check" to pass on both hosts, and an ACTIVE server without ports or volumes',
     )
     .option(
       '--predump-rounds <n>',
@@ -167,8 +167,10 @@ memory pre-dumped while it runs (round after round, each only the pages dirtied 
 one before, while that shrinks: at most --predump-rounds), then the final dump (only what
 was dirtied since the last round) ends it here and the target restores
 it under a monitor of its own (the processes keep their state and open files). It works
-for an ACTIVE --userns host server with --network none or on the bridge network (where
-it gets the target's address), without published ports, volumes or instance data; any
+for an ACTIVE server with --network none or on the bridge network (where it gets the
+target's address), without published ports, volumes or instance data; one in its own user
+namespace (--userns auto, the default) needs its id range free on the target (CRIU
+restores it with the same ids), else it is refused before anything changes; any
 other server is refused in one sentence naming why, and so is a host where
 "criu check" fails (quoting it), before anything changes. A failure after the final dump
 restores the server here from the same images.
