@@ -703,39 +703,46 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect(census(a.root)).toEqual(beforeA);
   }, 300_000);
 
-  it("a server on the bridge network moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), the counter goes on, it reaches B's gateway; delete removes its veth", async () => {
-    await ok(onA(['server', 'create', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lb']));
-    await ok(
-      onA([
-        'server',
-        'exec',
-        'lb',
-        '--',
-        'sh',
-        '-c',
-        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
-      ]),
-    );
-    const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
-    const before = await count(onA);
-    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
-    const m = await onA(['server', 'migrate', 'lb', '--live', '--to', to]);
-    expect(m.exitCode, m.stderr).toBe(0);
-    const shown = JSON.parse(await ok(onB(['server', 'show', 'lb', '-f', 'json'])));
-    expect(shown).toMatchObject({ status: 'ACTIVE' });
-    const addr = /(\d+\.\d+\.\d+)\.(\d+)/.exec(JSON.stringify(shown.addresses));
-    expect(addr, JSON.stringify(shown.addresses)).not.toBeNull();
-    expect(`${addr![1]}.0/24`).toBe(b.subnet);
-    expect(await count(onB)).toBeGreaterThan(before);
-    expect(await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']))).toContain(`inet ${addr![0]}/24`);
-    await ok(onB(['server', 'exec', 'lb', '--', 'ping', '-c', '1', '-W', '5', `${addr![1]}.1`]));
-    const hostEnds = (ns: string) => execFileSync(ip!, ['-n', ns, '-o', 'link', 'show'], { encoding: 'utf8' }).match(/ nbv\S*?[@:]/g) ?? [];
-    expect(hostEnds(nsB)).toHaveLength(1);
-    await ok(onB(['server', 'delete', 'lb']));
-    expect((await onB(['server', 'list', '-f', 'value', '-c', 'ID'])).stdout.trim()).toBe('');
-    expect(hostEnds(nsB)).toEqual([]);
-    expect(hostEnds(nsA)).toEqual([]);
-    expect(census(a.root)).toEqual(beforeA);
-    expect(census(b.root)).toEqual(beforeB);
-  }, 300_000);
+  it.each(['host', 'auto'])(
+    "a --userns %s server on the bridge network moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), its /etc files B's, the counter goes on, it reaches B's gateway; delete removes its veth",
+    async (userns) => {
+      await ok(onA(['server', 'create', '--userns', userns, '--image', 'busybox', '--flavor', 'm1.tiny', 'lb']));
+      await ok(
+        onA([
+          'server',
+          'exec',
+          'lb',
+          '--',
+          'sh',
+          '-c',
+          'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+        ]),
+      );
+      const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+      const before = await count(onA);
+      const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const m = await onA(['server', 'migrate', 'lb', '--live', '--to', to]);
+      expect(m.exitCode, m.stderr).toBe(0);
+      const shown = JSON.parse(await ok(onB(['server', 'show', 'lb', '-f', 'json'])));
+      expect(shown).toMatchObject({ status: 'ACTIVE' });
+      const addr = /(\d+\.\d+\.\d+)\.(\d+)/.exec(JSON.stringify(shown.addresses));
+      expect(addr, JSON.stringify(shown.addresses)).not.toBeNull();
+      expect(`${addr![1]}.0/24`).toBe(b.subnet);
+      expect(await count(onB)).toBeGreaterThan(before);
+      expect(await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']))).toContain(`inet ${addr![0]}/24`);
+      await ok(onB(['server', 'exec', 'lb', '--', 'ping', '-c', '1', '-W', '5', `${addr![1]}.1`]));
+      // its /etc/hosts is B's file (bound from B's state root), naming B's address
+      expect(await ok(onB(['server', 'exec', 'lb', '--', 'cat', '/etc/hosts']))).toContain(addr![0]);
+      const hostEnds = (ns: string) =>
+        execFileSync(ip!, ['-n', ns, '-o', 'link', 'show'], { encoding: 'utf8' }).match(/ nbv\S*?[@:]/g) ?? [];
+      expect(hostEnds(nsB)).toHaveLength(1);
+      await ok(onB(['server', 'delete', 'lb']));
+      expect((await onB(['server', 'list', '-f', 'value', '-c', 'ID'])).stdout.trim()).toBe('');
+      expect(hostEnds(nsB)).toEqual([]);
+      expect(hostEnds(nsA)).toEqual([]);
+      expect(census(a.root)).toEqual(beforeA);
+      expect(census(b.root)).toEqual(beforeB);
+    },
+    300_000,
+  );
 });
