@@ -608,51 +608,60 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect(census(b.root)).toEqual(beforeB);
   }, 120_000);
 
-  it("the target's restore fails after the final dump: the command fails in one sentence, the server runs again on A from that dump (the counter goes on), B keeps nothing", async () => {
-    await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lf']));
-    await ok(
-      onA([
-        'server',
-        'exec',
-        'lf',
-        '--',
-        'sh',
-        '-c',
-        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
-      ]),
-    );
-    const count = async () => Number((await ok(onA(['server', 'exec', 'lf', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
-    const before = await count();
-    const bin = mkdtempSync(join(tmpdir(), 'nbx-live-criu-'));
-    try {
-      // B's criu passes its check and fails every restore
-      const criu = join(bin, 'criu-norestore');
-      writeFileSync(criu, '#!/bin/sh\n[ "$1" = restore ] && { echo "injected: no restore here" >&2; exit 1; }\nexec criu "$@"\n', {
-        mode: 0o755,
+  it.each(['host', 'auto'])(
+    "the target's restore fails after the final dump of a --userns %s server: the command fails in one sentence, the server runs again on A from that dump (the counter goes on; its id range kept), B keeps nothing (no range either)",
+    async (userns) => {
+      await ok(onA(['server', 'create', '--network', 'none', '--userns', userns, '--image', 'busybox', '--flavor', 'm1.tiny', 'lf']));
+      const range = JSON.parse(await ok(onA(['server', 'show', 'lf', '-f', 'json']))).idmap;
+      await ok(
+        onA([
+          'server',
+          'exec',
+          'lf',
+          '--',
+          'sh',
+          '-c',
+          'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+        ]),
+      );
+      const count = async () => Number((await ok(onA(['server', 'exec', 'lf', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+      const before = await count();
+      const bin = mkdtempSync(join(tmpdir(), 'nbx-live-criu-'));
+      try {
+        // B's criu passes its check and fails every restore
+        const criu = join(bin, 'criu-norestore');
+        writeFileSync(criu, '#!/bin/sh\n[ "$1" = restore ] && { echo "injected: no restore here" >&2; exit 1; }\nexec criu "$@"\n', {
+          mode: 0o755,
+        });
+        const to = `exec:${IN_NS} ${nsB} env NOVABOX_CRIU=${criu} NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+        const m = await onA(['server', 'migrate', 'lf', '--live', '--to', to]);
+        expect(m.exitCode).toBe(4);
+        expect(m.stderr).toMatch(
+          /^novabox: the target refused the server: criu restore of server [0-9a-f-]+ failed \(wait status 256\)\n$/,
+        );
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
+      expect(JSON.parse(await ok(onA(['server', 'show', 'lf', '-f', 'json'])))).toMatchObject({
+        status: 'ACTIVE',
+        'OS-EXT-STS:task_state': null,
+        idmap: range,
       });
-      const to = `exec:${IN_NS} ${nsB} env NOVABOX_CRIU=${criu} NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
-      const m = await onA(['server', 'migrate', 'lf', '--live', '--to', to]);
-      expect(m.exitCode).toBe(4);
-      expect(m.stderr).toMatch(/^novabox: the target refused the server: criu restore of server [0-9a-f-]+ failed \(wait status 256\)\n$/);
-    } finally {
-      rmSync(bin, { recursive: true, force: true });
-    }
-    expect(JSON.parse(await ok(onA(['server', 'show', 'lf', '-f', 'json'])))).toMatchObject({
-      status: 'ACTIVE',
-      'OS-EXT-STS:task_state': null,
-    });
-    const pid = Number((await ok(onA(['server', 'show', 'lf', '-f', 'value', '-c', 'pid']))).trim());
-    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
-    expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
-    const after = await count();
-    expect(after).toBeGreaterThan(before);
-    await new Promise((res) => setTimeout(res, 500));
-    expect(await count()).toBeGreaterThan(after);
-    expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
-    expect(census(b.root)).toEqual(beforeB);
-    await ok(onA(['server', 'delete', 'lf']));
-    expect(census(a.root)).toEqual(beforeA);
-  }, 300_000);
+      expect(existsSync(join(b.root, 'idmap')) ? readdirSync(join(b.root, 'idmap')) : []).toEqual([]);
+      const pid = Number((await ok(onA(['server', 'show', 'lf', '-f', 'value', '-c', 'pid']))).trim());
+      const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+      expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+      const after = await count();
+      expect(after).toBeGreaterThan(before);
+      await new Promise((res) => setTimeout(res, 500));
+      expect(await count()).toBeGreaterThan(after);
+      expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
+      expect(census(b.root)).toEqual(beforeB);
+      await ok(onA(['server', 'delete', 'lf']));
+      expect(census(a.root)).toEqual(beforeA);
+    },
+    300_000,
+  );
 
   it('the receiver killed with SIGKILL after it restored the server and said ok: the server runs again on A from its final dump (the counter goes on), and the next command on B takes the restored arrival back', async () => {
     await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lk']));
