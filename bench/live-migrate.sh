@@ -3,7 +3,8 @@
 # Debian 12's CRIU 3.17.1 passes `criu check`; this host's kernel fails it): the real
 # `novabox --debug server migrate NAME --live --to exec:...` of
 # test/integration/criu.test.ts ("... open file moves live") ROUNDS times in one guest boot, each a
-# `--network none --userns host` busybox server with a counter and an open file, between
+# `--network none --userns host` busybox server with a counter and an open file (and one
+# of the default kind, --userns auto: the "live migrate --userns auto" lines), between
 # two namespaced "hosts" (network namespaces with their own state roots) in the guest.
 # The command reports, and this script collects:
 #   downtime   from the final `criu dump` on A to the server ACTIVE (restored) on B
@@ -25,7 +26,7 @@ trap 'rm -f "$OUT"' EXIT
 cd "$REPO"
 test/vm/run.sh --timeout $((300 + ROUNDS * 120)) -- sh -c \
   "i=0; while [ \$i -lt $ROUNDS ]; do i=\$((i+1)); node node_modules/vitest/vitest.mjs run test/integration/criu.test.ts -t 'open file moves live' || exit 1; done" |
-  tee "$OUT" | grep -E '^live migrate \(guest' || true
+  tee "$OUT" | grep -E '^live migrate (--userns auto )?\(guest' || true
 stat_line() { # NAME: values on stdin, one a line
   sort -n | awk -v n="$1" '{ v[NR] = $1 } END {
     if (!NR) { print "live_" n " n=0"; exit }
@@ -36,6 +37,9 @@ grep -E '^live migrate \(guest\):' "$OUT" | sed -E 's/.*pre-dump ([0-9]+) ms.*/\
 grep -E '^live migrate \(guest\):' "$OUT" | sed -E 's/.*final dump ([0-9]+) ms.*/\1/' | stat_line dump
 grep -E '^live migrate \(guest\):' "$OUT" | sed -E 's/.*downtime ([0-9]+) ms.*/\1/' | stat_line downtime
 grep -E '^live migrate \(guest\):' "$OUT" | sed -E 's/.*total ([0-9]+) ms.*/\1/' | stat_line total
+# the default kind, --userns auto (the same id range leased on B, its root idmapped there)
+grep -E '^live migrate --userns auto \(guest\):' "$OUT" | sed -E 's/.*downtime ([0-9]+) ms.*/\1/' | stat_line auto_downtime
+grep -E '^live migrate --userns auto \(guest\):' "$OUT" | sed -E 's/.*total ([0-9]+) ms.*/\1/' | stat_line auto_total
 if grep -q 'Tests .*failed' "$OUT" || ! grep -q '^live migrate (guest):' "$OUT"; then
   grep -E 'FAIL|Error|expected|✗|×' "$OUT" | head -40 >&2
   echo "live-migrate.sh: a round failed" >&2

@@ -36,7 +36,8 @@ int nb_userns_maps(const void *plan, pid_t init);
 void nb_userns_stdio(long uid, long gid);
 long nb_userns_plan_base(const void *plan, int which);
 long nb_userns_proc_base(pid_t pid, const char *file);
-int nb_userns_serve(const void *plan, pid_t init, int sock, int *step);
+int nb_userns_serve(const void *plan, pid_t init, pid_t ns_pid, int sock, int *step);
+pid_t nb_userns_scratch(int *hold);
 /* The init's end of the monitor's userns socket (NB_OP_USERNS reads it once); -1: none. */
 extern int nb_userns_sock;
 

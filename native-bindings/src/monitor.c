@@ -656,7 +656,8 @@ int main(void)
 	struct log log = { .fd = -1 };
 	struct stat st;
 	int err_pipe[2], out_pipe[2] = { -1, -1 }, status = 0, null_fd, placed = 0, cg_fd = -1;
-	int userns_sock[2] = { -1, -1 }, userns_step = -1, console_rx = -1;
+	int userns_sock[2] = { -1, -1 }, userns_step = -1, console_rx = -1, scratch_hold = -1;
+	pid_t userns_pid = -1;
 	int32_t bad_op, msg[2];
 	void *plan;
 	char *stack;
@@ -869,7 +870,16 @@ int main(void)
 		int err;
 
 		close(userns_sock[1]);
-		if ((err = nb_userns_maps(plan, init))) {
+		userns_pid = init;
+		if (h->flags & NB_PLAN_RESTORE)
+			userns_pid = nb_userns_scratch(&scratch_hold);
+		err = userns_pid < 0 ? errno : nb_userns_maps(plan, userns_pid);
+		if (err && scratch_hold >= 0) {
+			close(scratch_hold);
+			while (waitpid(userns_pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
+		if (err) {
 			kill(init, SIGKILL);
 			while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
 				;
@@ -898,8 +908,14 @@ int main(void)
 	}
 	send_event(NB_EV_PID, init, placed);
 	if (userns_sock[0] >= 0) {
-		nb_userns_serve(plan, init, userns_sock[0], &userns_step);
+		nb_userns_serve(plan, init, userns_pid, userns_sock[0], &userns_step);
 		close(userns_sock[0]);
+		if (scratch_hold >= 0) {
+			/* the overlay holds its idmapped layers: the scratch namespace's process goes */
+			close(scratch_hold);
+			while (waitpid(userns_pid, NULL, 0) < 0 && errno == EINTR)
+				;
+		}
 	}
 
 	if (read_full(err_pipe[0], msg, sizeof(msg)) == sizeof(msg)) {

@@ -45,7 +45,10 @@ static int userns_ok(const char *base, uint32_t size)
 
 	if (h->userns == 0)
 		return 1;
-	if (!list_ok(base, size, h->userns) || !(h->clone_flags & CLONE_NEWUSER_BIT) || h->join_pid)
+	/* the init's own namespace; a restore's init (criu) stays in ours, and the rootfs is
+	 * idmapped into a scratch namespace of the same maps (userns.c nb_userns_scratch) */
+	if (!list_ok(base, size, h->userns) || h->join_pid ||
+	    !(h->flags & NB_PLAN_RESTORE) != !!(h->clone_flags & CLONE_NEWUSER_BIT))
 		return 0;
 	n = nb_plan_list_len(base, h->userns);
 	if (n < NB_USERNS_LOWERS || !*nb_plan_list_item(base, h->userns, 0) || !*nb_plan_list_item(base, h->userns, 1))

@@ -413,7 +413,42 @@ int nb_userns_maps(const void *plan, pid_t init)
 	return err ? err : write_map(init, "gid_map", nb_plan_list_item(plan, h->userns, 1));
 }
 
-int nb_userns_serve(const void *plan, pid_t init, int sock, int *step)
+/*
+ * A restore (NB_PLAN_RESTORE): criu, the init, stays in the host's user namespace and makes
+ * the tree's own later from its images, with the dumped maps (the same range: the lease
+ * this host took for it). The rootfs is idmapped into a namespace of those maps we make
+ * here: a child cloned into a new user namespace, which waits on a pipe until *hold (its
+ * write end) is closed, then exits (the caller reaps it). Its pid, or -1 with errno.
+ */
+pid_t nb_userns_scratch(int *hold)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -1;
+	pid = (pid_t)syscall(SYS_clone, (unsigned long)(CLONE_NEWUSER | SIGCHLD), NULL, NULL, NULL, NULL);
+	if (pid < 0) {
+		int e = errno;
+
+		close(p[0]);
+		close(p[1]);
+		errno = e;
+		return -1;
+	}
+	if (pid == 0) {
+		close(p[1]);
+		while (read(p[0], &c, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	close(p[0]);
+	*hold = p[1];
+	return pid;
+}
+
+int nb_userns_serve(const void *plan, pid_t init, pid_t ns_pid, int sock, int *step)
 {
 	const struct nb_plan_header *h = plan;
 	char ask = 0, path[64], reply[1 + sizeof(int32_t)];
@@ -432,7 +467,7 @@ int nb_userns_serve(const void *plan, pid_t init, int sock, int *step)
 		long gid = map_base(nb_plan_list_item(plan, h->userns, 1));
 
 		*step = 1;
-		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)init);
+		snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)ns_pid);
 		userns_fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (uid < 0 || gid < 0)
 			err = EINVAL;

@@ -134,6 +134,14 @@ int main(void)
 		CHECK("a userns with maps and no rootfs", nb_plan_validate(buf, (B + 72), &bad) == 0);
 		h->clone_flags = 0;
 		CHECK("a userns list without CLONE_NEWUSER", nb_plan_validate(buf, (B + 72), &bad) == -EINVAL);
+		/* a restore's: criu stays in our namespace, the rootfs is idmapped into a scratch one */
+		h->flags |= NB_PLAN_RESTORE;
+		h->restore_pidfile = (B + 26);
+		CHECK("a restore's userns list without CLONE_NEWUSER", nb_plan_validate(buf, (B + 72), &bad) == 0);
+		h->clone_flags = 0x10000000;
+		CHECK("a restore's userns list with CLONE_NEWUSER", nb_plan_validate(buf, (B + 72), &bad) == -EINVAL);
+		h->flags &= ~NB_PLAN_RESTORE;
+		h->restore_pidfile = 0;
 		h->clone_flags = 0x10000000;
 		h->join_pid = 7;
 		CHECK("a userns list for an exec (join)", nb_plan_validate(buf, (B + 72), &bad) == -EINVAL);

@@ -8,6 +8,8 @@
  */
 import {
   allocateIdmap,
+  allocateIdmapOf,
+  idmapFree,
   gcContainerLeases,
   leaseCreatedMs,
   leaseDir,
@@ -56,6 +58,41 @@ export class IdmapService {
       testPause('server-idmap-leased'); // its link taken, its record written in a transaction not committed yet
       return lease.idmap;
     });
+  }
+
+  /**
+   * The server's range when it must be exactly `want` (a live migration's arrival: CRIU
+   * restores its user namespace with the dumped maps): that range leased and recorded, or
+   * false when it is not free on this host (nothing taken then). A server that has a range
+   * already keeps it only if it is that one.
+   */
+  leaseExactly(serverId: string, want: { uidBase: number; gidBase: number }): Idmap | false {
+    return this.store.tx(() => {
+      const have = this.store.idmaps.ofOwner(serverId);
+      if (have) return have.uidBase === want.uidBase && have.gidBase === want.gidBase ? toIdmap(have) : false;
+      const lease = allocateIdmapOf('server', serverId, want, this.notice);
+      if (!lease) return false;
+      try {
+        this.store.idmaps.insert({
+          slot: lease.slot,
+          uidBase: lease.idmap.uidBase,
+          gidBase: lease.idmap.gidBase,
+          size: lease.idmap.size,
+          ownerKind: 'server',
+          ownerId: serverId,
+          nonce: lease.nonce,
+        });
+      } catch (err) {
+        releaseLease(lease);
+        throw err;
+      }
+      return lease.idmap;
+    });
+  }
+
+  /** Whether a server arriving live could lease exactly this range here (nothing taken). */
+  isFree(want: { uidBase: number; gidBase: number }): boolean {
+    return idmapFree(want, this.notice);
   }
 
   /**

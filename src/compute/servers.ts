@@ -485,6 +485,9 @@ export class ComputeService {
         limits: flavorLimits(this.flavorOf(s)),
         onExit: this.onExitOf(s),
         attachment: this.attachmentOf(s),
+        // the range the dump's user namespace has: on the target the one the arrival leased
+        // (receive.ts leases the source's), on the source its own
+        idmap: this.idmapFor(s),
       },
       this.driver,
       { images, stdio },

@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LaunchPlan } from '../sys/ops.js';
+import type { LaunchPlan, Op } from '../sys/ops.js';
 import { DEFAULT_PATH, INIT_PATH } from './plan/spec.js';
 
 export type CriuCheck = { ok: true } | { ok: false; reason: string };
@@ -191,6 +191,18 @@ export function planRestore(o: {
   logMaxBytes?: number;
   /** criu's environment besides PATH (CR_IP_TOOL: the iproute2 ip it restores a network namespace with) */
   env?: string[];
+  /**
+   * A server in its own user namespace (--userns auto): its maps (the range this host
+   * leased for it, the dump's) and its rootfs, which the monitor makes as for a start (each
+   * layer idmapped, into a scratch namespace of those maps: criu makes the tree's own) and
+   * the init attaches on `merged` ('userns', 'mount-fd') in place of the plain overlay.
+   */
+  userns?: LaunchPlan['userns'];
+  /**
+   * Host files criu must reach from inside the restored user namespace: a tmpfs (0755) on
+   * `dir` in criu's mount namespace, each [source, target] bound on a file made there.
+   */
+  external?: { dir: string; binds: [string, string][] };
 }): LaunchPlan {
   const criu = o.criu ?? 'criu';
   return {
@@ -198,9 +210,28 @@ export function planRestore(o: {
     ops: [
       // criu's mounts stay in its own namespace, never the host's
       { op: 'mount', target: '/', flags: ['rec', 'private'] },
-      { op: 'mount', source: 'overlay', target: o.merged, fstype: 'overlay', flags: [], data: o.overlay },
+      ...(o.external
+        ? ([
+            {
+              op: 'mount',
+              source: 'tmpfs',
+              target: o.external.dir,
+              fstype: 'tmpfs',
+              flags: ['nosuid', 'nodev'],
+              data: 'mode=0755,size=64k',
+            },
+            ...o.external.binds.flatMap(([source, target]): Op[] => [
+              { op: 'mknod', path: target, mode: 0o444, type: 'file', major: 0, minor: 0 },
+              { op: 'mount', source, target, flags: ['bind'] },
+            ]),
+          ] satisfies Op[])
+        : []),
+      ...(o.userns
+        ? ([{ op: 'userns' }, { op: 'mount-fd', target: o.merged }] satisfies Op[])
+        : ([{ op: 'mount', source: 'overlay', target: o.merged, fstype: 'overlay', flags: [], data: o.overlay }] satisfies Op[])),
       { op: 'exec', file: criu, searchPath: DEFAULT_PATH, argv: [criu, ...o.args], env: [`PATH=${DEFAULT_PATH}`, ...(o.env ?? [])] },
     ],
+    ...(o.userns ? { userns: o.userns } : {}),
     tty: false,
     logPath: o.logPath,
     logMaxBytes: o.logMaxBytes ?? 1 << 20,

@@ -11,6 +11,7 @@ import {
   closeSync,
   copyFileSync,
   existsSync,
+  lchownSync,
   lstatSync,
   mkdirSync,
   readdirSync,
@@ -21,7 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { constants } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { NovaboxError } from '../errors.js';
 import * as native from '../sys/native.js';
 import { CAPABILITIES, type Capability, type LaunchPlan, type Namespace, type Op } from '../sys/ops.js';
@@ -41,6 +42,7 @@ import {
   parseHardLimits,
   planCredentials,
   planLaunch,
+  usernsOf,
   noNewPrivs,
   type ContainerSpec,
   type Idmap,
@@ -53,7 +55,7 @@ import type { NetworkMode } from './network/config.js';
 import { attach, detach, ensureBridge, readdress, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
 import { formatIp } from './network/ipam.js';
-import { criuEnv, criuLogReason, criuRestoreArgs, inheritedStdio, planRestore, unlockNetwork } from './criu.js';
+import { criuEnv, criuLogReason, criuRestoreArgs, ETC_KEYS, INIT_KEY, inheritedStdio, planRestore, unlockNetwork } from './criu.js';
 import { overlayOptions } from './plan/mounts.js';
 import { MONITOR_EVENT } from '../sys/events.js';
 
@@ -471,7 +473,7 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
  * as for a started server. Its writable layer must hold what it held at the dump.
  */
 export async function restoreServer(
-  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname'>,
+  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname' | 'idmap'>,
   driver: CgroupDriver,
   r: { images: string; stdio?: string },
 ): Promise<ServerFacts> {
@@ -482,15 +484,43 @@ export async function restoreServer(
   const criu = process.env.NOVABOX_CRIU || 'criu';
   const a = l.attachment;
   if (a) ensureBridge(a);
+  const etc = a && writeEtcFiles(d.dir, l.hostname, formatIp(a.address), l.idmap && { uid: l.idmap.uidBase, gid: l.idmap.gidBase });
+  // In its own user namespace criu takes the host-bound mounts (pid 1's binary, the /etc
+  // files) from inside it, as the range's root, who may not pass this state root's 0700
+  // directories: each is bound, in criu's mount namespace only, on a file of a tmpfs on a
+  // directory of /run made for this restore (removed after it), and criu named that.
+  const ext = l.idmap ? `/run/novabox-restore.${l.id}` : undefined;
+  const binds: [string, string][] = [];
+  const via = (key: string, file: string) => {
+    if (!ext) return file;
+    binds.push([file, join(ext, key)]);
+    return join(ext, key);
+  };
   const args = criuRestoreArgs({
     images: r.images,
     root: d.merged,
     pidfile,
-    initCopy: initCopy(),
+    initCopy: via(INIT_KEY, initCopy()),
     cgroupRoot: `/${cgroupPath}`,
     inheritFds: inheritedStdio(r.stdio),
-    ...(a ? { veth: { hostIf: a.hostIf, bridge: a.bridge }, etcFiles: writeEtcFiles(d.dir, l.hostname, formatIp(a.address)) } : {}),
+    ...(a && etc
+      ? {
+          veth: { hostIf: a.hostIf, bridge: a.bridge },
+          etcFiles: {
+            hosts: via(ETC_KEYS['/etc/hosts'], etc.hosts),
+            hostname: via(ETC_KEYS['/etc/hostname'], etc.hostname),
+            resolv: via(ETC_KEYS['/etc/resolv.conf'], etc.resolv),
+          },
+        }
+      : {}),
   });
+  if (ext) mkdirSync(ext, { recursive: true, mode: 0o700 });
+  const rootfs = { mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false };
+  // criu opens images from inside the restored user namespace too: before its maps are
+  // written (still host uid 0: "timens-0.img") and after (the range's root: "tty-info.img"),
+  // so host root's 0700/0600 images say EACCES to the latter. Every round's (the final
+  // dump's parent chain) stay host root's, in the range's root group, readable by it only.
+  if (l.idmap) shareImages(dirname(r.images), l.idmap.gidBase);
   const plan: LaunchPlan = {
     ...placeLaunch(
       planRestore({
@@ -498,16 +528,23 @@ export async function restoreServer(
         args,
         pidfile,
         merged: d.merged,
-        overlay: overlayOptions({ mergedDir: d.merged, lowerDirs: l.image.layerDirs, upperDir: d.upper, workDir: d.work, readOnly: false }),
+        overlay: overlayOptions(rootfs),
         logPath: d.log,
         statusPath: d.status,
         logMaxBytes: l.logMaxBytes,
         env: criuEnv(),
+        // the same range the dump's user namespace has (the caller leased it): the rootfs
+        // idmapped as a start makes it
+        ...(l.idmap ? { userns: usernsOf({ rootfs }, l.idmap) } : {}),
+        ...(ext ? { external: { dir: ext, binds } } : {}),
       }),
       driver.layout,
       cgroupPath,
     ),
-    cgroupSteps: driver.planCreate(cgroupPath, l.limits).create,
+    cgroupSteps: [
+      ...driver.planCreate(cgroupPath, l.limits).create,
+      ...(l.idmap ? delegationSteps(driver.layout, cgroupPath, l.idmap.uidBase, l.idmap.gidBase) : []),
+    ],
     ...(l.onExit ? { onExit: l.onExit } : {}),
   };
   try {
@@ -581,6 +618,21 @@ export async function restoreServer(
   } finally {
     events?.close();
     if (sp && !events) closeSync(sp.eventsFd);
+    if (ext) rmSync(ext, { recursive: true, force: true }); // empty here: its tmpfs was criu's
+  }
+}
+
+/** A live migration's image directories (all rounds side by side): group gid, 0750 and 0640 (links left alone). */
+function shareImages(base: string, gid: number): void {
+  lchownSync(base, 0, gid);
+  chmodSync(base, 0o750);
+  for (const e of readdirSync(base, { withFileTypes: true })) {
+    const p = join(base, e.name);
+    if (e.isDirectory()) shareImages(p, gid);
+    else if (e.isFile()) {
+      lchownSync(p, 0, gid);
+      chmodSync(p, 0o640);
+    }
   }
 }
 

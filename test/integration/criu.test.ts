@@ -28,6 +28,7 @@ import Sqlite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
+import { morePreDumps, PREDUMP_ROUNDS } from '../../src/compute/migration/live.js';
 import { initCopy } from '../../src/runtime/server.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
@@ -463,12 +464,22 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
     const m = await onA(['--debug', 'server', 'migrate', 'lm', '--live', '--to', to]);
     expect(m.exitCode, m.stderr).toBe(0);
-    const said = /pre-dump (\d+) ms \((\d+) bytes\), final dump (\d+) ms \((\d+) bytes\), downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
+    const said =
+      /pre-dump (\d+) ms \((\d+) bytes\) in (\d+) rounds? \(pages ([\d/]+) bytes\), final dump (\d+) ms \((\d+) bytes, pages (\d+) bytes\), downtime (\d+) ms, total (\d+) ms/.exec(
+        m.stderr,
+      );
     expect(said, m.stderr).not.toBeNull();
-    const [, pre, preBytes, dump, dumpBytes, downtime, total] = said!;
+    const [, pre, preBytes, rounds, pages, dump, dumpBytes, dumpPages, downtime, total] = said!;
     console.log(
-      `live migrate (guest): pre-dump ${pre} ms (${preBytes} bytes), final dump ${dump} ms (${dumpBytes} bytes), downtime ${downtime} ms, total ${total} ms`,
+      `live migrate (guest): pre-dump ${pre} ms (${preBytes} bytes) in ${rounds} rounds (pages ${pages}), final dump ${dump} ms (${dumpBytes} bytes, pages ${dumpPages}), downtime ${downtime} ms, total ${total} ms`,
     );
+    // the pre-dump rounds (at most 3 by default) went on exactly while the dirty set shrank
+    const dirty = pages.split('/').map(Number);
+    expect(dirty.length).toBe(Number(rounds));
+    expect(dirty.length).toBeGreaterThanOrEqual(1);
+    expect(dirty.length).toBeLessThanOrEqual(PREDUMP_ROUNDS);
+    for (let i = 0; i < dirty.length; i++) expect(morePreDumps(dirty.slice(0, i), PREDUMP_ROUNDS)).toBe(true);
+    expect(morePreDumps(dirty, PREDUMP_ROUNDS)).toBe(false);
     expect(migrationsOf(a.root, id)).toEqual([{ kind: 'live-migration', status: 'confirmed' }]);
     // gone from A, ACTIVE on B under its id
     const gone = await onA(['server', 'show', 'lm']);
@@ -512,51 +523,145 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect(census(b.root)).toEqual(beforeB);
   }, 300_000);
 
-  it("the target's restore fails after the final dump: the command fails in one sentence, the server runs again on A from that dump (the counter goes on), B keeps nothing", async () => {
-    await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lf']));
+  it('a default (--userns auto) server with a counter and an open file moves live: B leases the same id range (CRIU restores its user namespace with the dumped maps) and idmaps its root as a start does; the counter goes on, the file still open, stop and delete work on B; the range is released on A and held on B, nothing left on either', async () => {
+    const created = JSON.parse(
+      await ok(onA(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'lu', '-f', 'json'])),
+    );
+    const id = created.id;
+    const shown = JSON.parse(await ok(onA(['server', 'show', 'lu', '-f', 'json'])));
+    expect(shown.idmap).toMatch(/^uid 0 \d+ 65536, gid 0 \d+ 65536$/);
+    const range = shown.idmap as string;
     await ok(
       onA([
         'server',
         'exec',
-        'lf',
+        'lu',
         '--',
         'sh',
         '-c',
-        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i > /cnt; echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
       ]),
     );
-    const count = async () => Number((await ok(onA(['server', 'exec', 'lf', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
-    const before = await count();
-    const bin = mkdtempSync(join(tmpdir(), 'nbx-live-criu-'));
-    try {
-      // B's criu passes its check and fails every restore
-      const criu = join(bin, 'criu-norestore');
-      writeFileSync(criu, '#!/bin/sh\n[ "$1" = restore ] && { echo "injected: no restore here" >&2; exit 1; }\nexec criu "$@"\n', {
-        mode: 0o755,
-      });
-      const to = `exec:${IN_NS} ${nsB} env NOVABOX_CRIU=${criu} NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
-      const m = await onA(['server', 'migrate', 'lf', '--live', '--to', to]);
-      expect(m.exitCode).toBe(4);
-      expect(m.stderr).toMatch(/^novabox: the target refused the server: criu restore of server [0-9a-f-]+ failed \(wait status 256\)\n$/);
-    } finally {
-      rmSync(bin, { recursive: true, force: true });
-    }
-    expect(JSON.parse(await ok(onA(['server', 'show', 'lf', '-f', 'json'])))).toMatchObject({
-      status: 'ACTIVE',
-      'OS-EXT-STS:task_state': null,
-    });
-    const pid = Number((await ok(onA(['server', 'show', 'lf', '-f', 'value', '-c', 'pid']))).trim());
-    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
-    expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
-    const after = await count();
+    const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lu', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const before = await count(onA);
+    expect(before).toBeGreaterThan(0);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await onA(['--debug', 'server', 'migrate', 'lu', '--live', '--to', to]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const said = /downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
+    expect(said, m.stderr).not.toBeNull();
+    console.log(`live migrate --userns auto (guest): downtime ${said![1]} ms, total ${said![2]} ms`);
+    expect((await onA(['server', 'show', 'lu'])).exitCode).not.toBe(0);
+    const onb = JSON.parse(await ok(onB(['server', 'show', 'lu', '-f', 'json'])));
+    expect(onb).toMatchObject({ id, status: 'ACTIVE', idmap: range });
+    // the range: released on A (no lease link left), held on B (one, the server's)
+    expect(existsSync(join(a.root, 'idmap')) ? readdirSync(join(a.root, 'idmap')) : []).toEqual([]);
+    expect(readdirSync(join(b.root, 'idmap')).filter((f) => /^\d+$/.test(f))).toHaveLength(1);
+    const after = await count(onB);
     expect(after).toBeGreaterThan(before);
     await new Promise((res) => setTimeout(res, 500));
-    expect(await count()).toBeGreaterThan(after);
-    expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
-    expect(census(b.root)).toEqual(beforeB);
-    await ok(onA(['server', 'delete', 'lf']));
+    expect(await count(onB)).toBeGreaterThan(after);
+    const pid = Number((await ok(onB(['server', 'show', 'lu', '-f', 'value', '-c', 'pid']))).trim());
+    expect(readlinkSync(`/proc/${pid}/exe`)).toBe('/dev/.novabox-init');
+    // its user namespace has the range's maps, and its root reads the layers' files as its own root's
+    const base = Number(/^uid 0 (\d+)/.exec(range)![1]);
+    expect(readFileSync(`/proc/${pid}/uid_map`, 'utf8').trim().split(/\s+/).map(Number)).toEqual([0, base, 65536]);
+    expect((await ok(onB(['server', 'exec', 'lu', '--', 'stat', '-c', '%u:%g', '/bin/busybox']))).trim()).toBe('0:0');
+    expect((await ok(onB(['server', 'exec', 'lu', '--', 'stat', '-c', '%u', '/cnt']))).trim()).toBe('0');
+    const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+    const ns = readlinkSync(`/proc/${pid}/ns/pid`);
+    const open = readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return readlinkSync(`/proc/${p}/ns/pid`) === ns && readlinkSync(`/proc/${p}/fd/3`) === '/tmp/open';
+        } catch {
+          return false;
+        }
+      });
+    expect(open.length).toBeGreaterThan(0);
+    await ok(onB(['server', 'stop', 'lu']));
+    expect(JSON.parse(await ok(onB(['server', 'show', 'lu', '-f', 'json'])))).toMatchObject({ status: 'SHUTOFF' });
+    await ok(onB(['server', 'delete', 'lu']));
+    expect(readdirSync(join(b.root, 'idmap')).filter((f) => /^\d+$/.test(f))).toEqual([]);
     expect(census(a.root)).toEqual(beforeA);
+    expect(census(b.root)).toEqual(beforeB);
   }, 300_000);
+
+  it('a --userns auto server whose id range is leased on B is refused before anything changes, in one sentence naming the range: it runs on A as before, B has only its own server', async () => {
+    // the same lowest slot on both hosts (one subuid file): B's own server holds it
+    await ok(onB(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'holder']));
+    await ok(onA(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'lt']));
+    const rangeA = JSON.parse(await ok(onA(['server', 'show', 'lt', '-f', 'json']))).idmap;
+    expect(JSON.parse(await ok(onB(['server', 'show', 'holder', '-f', 'json']))).idmap).toBe(rangeA);
+    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const m = await onA(['server', 'migrate', 'lt', '--live', '--to', to]);
+    expect(m.exitCode).not.toBe(0);
+    expect(m.stderr).toMatch(/cannot be migrated live: its id range \(uids \d+-\d+, gids \d+-\d+\) is not free on the target host/);
+    expect(m.stderr.trim().split('\n')).toHaveLength(1);
+    expect(JSON.parse(await ok(onA(['server', 'show', 'lt', '-f', 'json'])))).toMatchObject({ status: 'ACTIVE', idmap: rangeA });
+    expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'Name']))).trim()).toBe('holder');
+    await ok(onA(['server', 'delete', 'lt']));
+    await ok(onB(['server', 'delete', 'holder']));
+    expect(census(a.root)).toEqual(beforeA);
+    expect(census(b.root)).toEqual(beforeB);
+  }, 120_000);
+
+  it.each(['host', 'auto'])(
+    "the target's restore fails after the final dump of a --userns %s server: the command fails in one sentence, the server runs again on A from that dump (the counter goes on; its id range kept), B keeps nothing (no range either)",
+    async (userns) => {
+      await ok(onA(['server', 'create', '--network', 'none', '--userns', userns, '--image', 'busybox', '--flavor', 'm1.tiny', 'lf']));
+      const range = JSON.parse(await ok(onA(['server', 'show', 'lf', '-f', 'json']))).idmap;
+      await ok(
+        onA([
+          'server',
+          'exec',
+          'lf',
+          '--',
+          'sh',
+          '-c',
+          'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+        ]),
+      );
+      const count = async () => Number((await ok(onA(['server', 'exec', 'lf', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+      const before = await count();
+      const bin = mkdtempSync(join(tmpdir(), 'nbx-live-criu-'));
+      try {
+        // B's criu passes its check and fails every restore
+        const criu = join(bin, 'criu-norestore');
+        writeFileSync(criu, '#!/bin/sh\n[ "$1" = restore ] && { echo "injected: no restore here" >&2; exit 1; }\nexec criu "$@"\n', {
+          mode: 0o755,
+        });
+        const to = `exec:${IN_NS} ${nsB} env NOVABOX_CRIU=${criu} NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+        const m = await onA(['server', 'migrate', 'lf', '--live', '--to', to]);
+        expect(m.exitCode).toBe(4);
+        expect(m.stderr).toMatch(
+          /^novabox: the target refused the server: criu restore of server [0-9a-f-]+ failed \(wait status 256\)\n$/,
+        );
+      } finally {
+        rmSync(bin, { recursive: true, force: true });
+      }
+      expect(JSON.parse(await ok(onA(['server', 'show', 'lf', '-f', 'json'])))).toMatchObject({
+        status: 'ACTIVE',
+        'OS-EXT-STS:task_state': null,
+        idmap: range,
+      });
+      expect(existsSync(join(b.root, 'idmap')) ? readdirSync(join(b.root, 'idmap')) : []).toEqual([]);
+      const pid = Number((await ok(onA(['server', 'show', 'lf', '-f', 'value', '-c', 'pid']))).trim());
+      const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+      expect(readFileSync(`/proc/${ppid}/comm`, 'utf8')).toBe('novabox-monitor\n');
+      const after = await count();
+      expect(after).toBeGreaterThan(before);
+      await new Promise((res) => setTimeout(res, 500));
+      expect(await count()).toBeGreaterThan(after);
+      expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
+      expect(census(b.root)).toEqual(beforeB);
+      await ok(onA(['server', 'delete', 'lf']));
+      expect(census(a.root)).toEqual(beforeA);
+    },
+    300_000,
+  );
 
   it('the receiver killed with SIGKILL after it restored the server and said ok: the server runs again on A from its final dump (the counter goes on), and the next command on B takes the restored arrival back', async () => {
     await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lk']));
@@ -607,39 +712,46 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect(census(a.root)).toEqual(beforeA);
   }, 300_000);
 
-  it("a server on the bridge network moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), the counter goes on, it reaches B's gateway; delete removes its veth", async () => {
-    await ok(onA(['server', 'create', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lb']));
-    await ok(
-      onA([
-        'server',
-        'exec',
-        'lb',
-        '--',
-        'sh',
-        '-c',
-        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
-      ]),
-    );
-    const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
-    const before = await count(onA);
-    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
-    const m = await onA(['server', 'migrate', 'lb', '--live', '--to', to]);
-    expect(m.exitCode, m.stderr).toBe(0);
-    const shown = JSON.parse(await ok(onB(['server', 'show', 'lb', '-f', 'json'])));
-    expect(shown).toMatchObject({ status: 'ACTIVE' });
-    const addr = /(\d+\.\d+\.\d+)\.(\d+)/.exec(JSON.stringify(shown.addresses));
-    expect(addr, JSON.stringify(shown.addresses)).not.toBeNull();
-    expect(`${addr![1]}.0/24`).toBe(b.subnet);
-    expect(await count(onB)).toBeGreaterThan(before);
-    expect(await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']))).toContain(`inet ${addr![0]}/24`);
-    await ok(onB(['server', 'exec', 'lb', '--', 'ping', '-c', '1', '-W', '5', `${addr![1]}.1`]));
-    const hostEnds = (ns: string) => execFileSync(ip!, ['-n', ns, '-o', 'link', 'show'], { encoding: 'utf8' }).match(/ nbv\S*?[@:]/g) ?? [];
-    expect(hostEnds(nsB)).toHaveLength(1);
-    await ok(onB(['server', 'delete', 'lb']));
-    expect((await onB(['server', 'list', '-f', 'value', '-c', 'ID'])).stdout.trim()).toBe('');
-    expect(hostEnds(nsB)).toEqual([]);
-    expect(hostEnds(nsA)).toEqual([]);
-    expect(census(a.root)).toEqual(beforeA);
-    expect(census(b.root)).toEqual(beforeB);
-  }, 300_000);
+  it.each(['host', 'auto'])(
+    "a --userns %s server on the bridge network moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), its /etc files B's, the counter goes on, it reaches B's gateway; delete removes its veth",
+    async (userns) => {
+      await ok(onA(['server', 'create', '--userns', userns, '--image', 'busybox', '--flavor', 'm1.tiny', 'lb']));
+      await ok(
+        onA([
+          'server',
+          'exec',
+          'lb',
+          '--',
+          'sh',
+          '-c',
+          'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+        ]),
+      );
+      const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+      const before = await count(onA);
+      const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const m = await onA(['server', 'migrate', 'lb', '--live', '--to', to]);
+      expect(m.exitCode, m.stderr).toBe(0);
+      const shown = JSON.parse(await ok(onB(['server', 'show', 'lb', '-f', 'json'])));
+      expect(shown).toMatchObject({ status: 'ACTIVE' });
+      const addr = /(\d+\.\d+\.\d+)\.(\d+)/.exec(JSON.stringify(shown.addresses));
+      expect(addr, JSON.stringify(shown.addresses)).not.toBeNull();
+      expect(`${addr![1]}.0/24`).toBe(b.subnet);
+      expect(await count(onB)).toBeGreaterThan(before);
+      expect(await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']))).toContain(`inet ${addr![0]}/24`);
+      await ok(onB(['server', 'exec', 'lb', '--', 'ping', '-c', '1', '-W', '5', `${addr![1]}.1`]));
+      // its /etc/hosts is B's file (bound from B's state root), naming B's address
+      expect(await ok(onB(['server', 'exec', 'lb', '--', 'cat', '/etc/hosts']))).toContain(addr![0]);
+      const hostEnds = (ns: string) =>
+        execFileSync(ip!, ['-n', ns, '-o', 'link', 'show'], { encoding: 'utf8' }).match(/ nbv\S*?[@:]/g) ?? [];
+      expect(hostEnds(nsB)).toHaveLength(1);
+      await ok(onB(['server', 'delete', 'lb']));
+      expect((await onB(['server', 'list', '-f', 'value', '-c', 'ID'])).stdout.trim()).toBe('');
+      expect(hostEnds(nsB)).toEqual([]);
+      expect(hostEnds(nsA)).toEqual([]);
+      expect(census(a.root)).toEqual(beforeA);
+      expect(census(b.root)).toEqual(beforeB);
+    },
+    300_000,
+  );
 });

@@ -45,6 +45,8 @@ export interface ImportOptions {
   notice?: (line: string) => void;
   /** `receive`, pre-copy: every layer and the writable layer are staged (only the delta and the end are to come) */
   onWritable?: () => Promise<void>;
+  /** a live arrival in its own user namespace: exactly this range is leased (the dump's maps) */
+  idmap?: { uidBase: number; gidBase: number };
 }
 
 /** A stream read into a Staging, nothing committed yet. */
@@ -391,7 +393,13 @@ export async function commitStaged(
             );
         }
       }
-      if (userns === 'auto') compute.idmaps.leaseFor(id);
+      if (userns === 'auto' && opts.idmap) {
+        // a live arrival: the range its dump's user namespace has, or nothing
+        if (!compute.idmaps.leaseExactly(id, opts.idmap))
+          throw new Conflict(
+            `server "${name}" cannot be migrated live: its id range (uids ${opts.idmap.uidBase}-${opts.idmap.uidBase + 65535}) was leased on the target host meanwhile; migrate it without --live`,
+          );
+      } else if (userns === 'auto') compute.idmaps.leaseFor(id);
       // its published ports (their rules are made at its start) and volumes, as a create records them
       compute.ports.record(id, ports);
       for (const v of vols) {

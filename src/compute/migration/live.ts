@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NovaboxError } from '../../errors.js';
 import { criuDumpArgs, runCriu } from '../../runtime/criu.js';
@@ -31,17 +31,17 @@ export interface LiveCandidate {
  * Why this server cannot move live, in one sentence, or null (pure). A restore rebuilds
  * the tree's namespaces from its images (a bridged server's veth made on the target's
  * bridge, its address readdressed); what still names this host (its published ports, the
- * host's network namespace, bind mounts of this state root's volumes and seed, the
- * idmapped root the monitor makes) is not carried yet.
+ * host's network namespace, bind mounts of this state root's volumes and seed, systemd's
+ * delegated cgroup tree) is not carried yet. A server in its own user namespace moves: the
+ * target leases the same range (receive.ts) and the monitor idmaps its root as for a start.
  */
 export function liveRefusal(s: LiveCandidate): string | null {
   const not = `server "${s.name}" cannot be migrated live`;
   const cold = `migrate it without --live (its writable layer is pre-copied while it runs)`;
   if (s.vmState !== 'active')
     return `${not}: it is not ACTIVE (vm_state ${s.vmState}), and only a running process tree can be dumped; ${cold}`;
-  if (s.userns === 'auto')
-    return `${not}: it runs in its own user namespace (--userns auto), whose idmapped root the target does not rebuild under a CRIU restore yet; ${cold}`;
-  if (s.init === 'systemd') return `${not}: systemd is its pid 1, which needs its own user namespace; ${cold}`;
+  if (s.init === 'systemd')
+    return `${not}: systemd is its pid 1, whose delegated cgroup tree and mounts the target does not rebuild under a CRIU restore yet; ${cold}`;
   if (s.network === 'novabox' && s.ports > 0)
     return `${not}: it has published ports, which the target does not publish again under a CRIU restore yet; ${cold}`;
   if (s.network !== 'none' && s.network !== 'novabox')
@@ -70,6 +70,33 @@ export interface DumpRound {
   meta: { dir: string; digest: string; ms: number };
   payload: { file: string; size: number };
   ms: number;
+  /** bytes of memory pages the round wrote (its `pages-*.img`): all of it in the first, then what was dirtied since */
+  pages: number;
+}
+
+/** The most pre-dump rounds `migrate --live` takes before its final dump, unless told otherwise. */
+export const PREDUMP_ROUNDS = 3;
+
+/** A dirty set this small (bytes) is left to the final dump: another round would cost more than it saves. */
+export const PREDUMP_SMALL = 64 * 1024;
+
+/**
+ * Whether another pre-dump round is worth it after rounds that wrote these bytes of pages
+ * (pure): at most `max` rounds, and only while the dirty set shrinks (each round's pages
+ * are those dirtied during the one before) and is not already small.
+ */
+export function morePreDumps(pages: number[], max: number): boolean {
+  const last = pages.at(-1);
+  if (last === undefined) return max > 0;
+  if (pages.length >= max || last <= PREDUMP_SMALL) return false;
+  return pages.length === 1 || last < pages.at(-2)!;
+}
+
+/** The bytes of memory pages in a CRIU image directory (its `pages-*.img` files). */
+export function pagesIn(images: string): number {
+  let n = 0;
+  for (const f of readdirSync(images)) if (/^pages-\d+\.img$/.test(f)) n += statSync(join(images, f)).size;
+  return n;
 }
 
 /**
@@ -94,7 +121,12 @@ export function dumpRound(
   const t = spawnSync('tar', ['-c', '-f', file, '-C', base, '--', dir], { encoding: 'utf8' });
   if (t.status !== 0) throw new NovaboxError('sys', `cannot pack the CRIU images: ${(t.stderr || t.error?.message || '').trim()}`);
   const ms = Math.round(r.ms);
-  return { meta: { dir, digest: `sha256:${hashFile(file)}`, ms }, payload: { file, size: statSync(file).size }, ms };
+  return {
+    meta: { dir, digest: `sha256:${hashFile(file)}`, ms },
+    payload: { file, size: statSync(file).size },
+    ms,
+    pages: pagesIn(images),
+  };
 }
 
 /** readlink(2), or undefined (a process gone, an fd closed). */

@@ -12,8 +12,9 @@
  * (it is told by the end of its input) and the server here is started again if it was
  * ACTIVE: as it was before. The command waits for the receiver to exit either way.
  *
- * `--live` (live.ts): in place of the stop, a CRIU pre-dump round while the server runs and
- * the final dump, each sent as a `C` frame (the final one after the delta); the target
+ * `--live` (live.ts): in place of the stop, CRIU pre-dump rounds while the server runs (while
+ * the dirty set shrinks, at most predumpRounds) and the final dump, each sent as a `C` frame
+ * (the final one after the delta); the target
  * restores the tree under its own monitor. After the final dump a failure restores the
  * server here from the same images (else starts it again).
  */
@@ -40,7 +41,7 @@ import { join } from 'node:path';
 import { cgroupDriver } from '../../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../../runtime/server.js';
 import { criuCheck } from '../../runtime/criu.js';
-import { type DumpRound, dumpRound, liveRefusal, readlinkOr } from './live.js';
+import { type DumpRound, dumpRound, liveRefusal, morePreDumps, PREDUMP_ROUNDS, readlinkOr } from './live.js';
 import { volumeDir } from '../../runtime/volumes.js';
 import { trace } from '../../util/trace.js';
 
@@ -76,6 +77,8 @@ export interface MigrateOptions {
   signal?: AbortSignal;
   /** live migration with CRIU: refused (nothing changes) unless `criu check` passes on both hosts */
   live?: boolean;
+  /** live: the most pre-dump rounds before the final dump (default PREDUMP_ROUNDS; fewer once the dirty set stops shrinking) */
+  predumpRounds?: number;
 }
 
 export interface MigrateResult {
@@ -97,8 +100,25 @@ export interface MigrateResult {
   notices: string[];
   /** from the command's start to the target's confirmation */
   totalMs: number;
-  /** live: criu's pre-dump and final dump times, and the bytes of their images (tars) */
-  criu?: { predumpMs: number; dumpMs: number; predumpBytes: number; dumpBytes: number };
+  /**
+   * live: criu's pre-dump (all rounds) and final dump times, and the bytes of their images
+   * (tars); each pre-dump round's time, tar bytes and memory pages written (bytes)
+   */
+  criu?: {
+    predumpMs: number;
+    dumpMs: number;
+    predumpBytes: number;
+    dumpBytes: number;
+    rounds: { ms: number; bytes: number; pages: number }[];
+    dumpPages: number;
+  };
+}
+
+/** The source's range of a server in its own user namespace, as a live offer names it. */
+function idmapWanted(compute: ComputeService, id: string): { uidBase: number; gidBase: number } {
+  const m = compute.idmaps.idmapOf(id);
+  if (!m) throw new NovaboxError('sys', `server ${id} runs with --userns auto but has no id range recorded here`);
+  return { uidBase: m.uidBase, gidBase: m.gidBase };
 }
 
 /** The command that reaches `novabox server receive` on the other side. */
@@ -229,7 +249,7 @@ export async function migrateServer(
   let frozenMs: number | null = null;
   let deltaBytes: number | null = null;
   // live: the CRIU rounds (the final one ends the tree here: from then on a failure restores it)
-  let live: { base: string; pre?: DumpRound; final?: DumpRound; dumped: boolean } | undefined;
+  let live: { base: string; pre: DumpRound[]; final?: DumpRound; dumped: boolean } | undefined;
   let stdio: string | undefined;
   const onAbort = () => {
     if (committed) return;
@@ -271,7 +291,7 @@ export async function migrateServer(
         }
       : undefined;
     parts = prepareExport(compute, images, s, { start: wasActive, aroundPack });
-    if (opts.live) live = { base: parts.staging.path('criu'), dumped: false };
+    if (opts.live) live = { base: parts.staging.path('criu'), pre: [], dumped: false };
     checkAbort();
     step('Success');
     step = store.actions.event(action.id, 'compute_resize_instance');
@@ -317,6 +337,9 @@ export async function migrateServer(
         ports: parts.server.ports ?? [],
         volumes: (parts.server.volumes ?? []).map((v) => ({ id: v.id, name: v.name })),
         ...(opts.live ? { live: true } : {}),
+        // live, in its own user namespace: CRIU restores it with these maps, so the target
+        // must lease exactly this range (refused up front there when it cannot)
+        ...(opts.live && s.userns === 'auto' ? { idmap: idmapWanted(compute, s.id) } : {}),
         // pre-copy: "say when all but the delta is staged" (see below)
         ...(precopy ? { staged: true } : {}),
       });
@@ -343,12 +366,30 @@ export async function migrateServer(
           const pid = compute.facts(s.id)!.initPid;
           stdio = readlinkOr(`/proc/${pid}/fd/1`);
           const etcFiles = s.network === 'novabox';
-          live.pre = dumpRound(pid, live.base, '1', { pre: true, etcFiles });
-          await w.frame('C', live.pre.meta, live.pre.payload);
-          trace('migrate: pre-dump sent');
+          // rounds 1..k while the dirty set shrinks (each the parent of the next), each sent
+          // as it is taken; the final dump is round k+1
+          const max = opts.predumpRounds ?? PREDUMP_ROUNDS;
+          while (
+            morePreDumps(
+              live.pre.map((p) => p.pages),
+              max,
+            )
+          ) {
+            const k = live.pre.length;
+            const round = dumpRound(pid, live.base, String(k + 1), { pre: true, prev: k ? `../${k}` : undefined, etcFiles });
+            live.pre.push(round);
+            await w.frame('C', round.meta, round.payload);
+            trace(`migrate: pre-dump ${k + 1} sent (${round.pages} bytes of pages)`);
+            checkAbort();
+          }
           stoppedAt = performance.now();
           const l = live;
-          live.final = dumpRound(pid, live.base, '2', { prev: '../1', etcFiles, onDumped: () => (l.dumped = true) });
+          const k = live.pre.length;
+          live.final = dumpRound(pid, live.base, String(k + 1), {
+            prev: k ? `../${k}` : undefined,
+            etcFiles,
+            onDumped: () => (l.dumped = true),
+          });
           trace('migrate: dumped');
         } else {
           // the server ran meanwhile: stop it, then send only what changed
@@ -411,13 +452,15 @@ export async function migrateServer(
       deltaBytes,
       notices: (ok.notices as string[]) ?? [],
       totalMs: Math.round(performance.now() - began),
-      ...(live?.pre && live.final
+      ...(live?.final
         ? {
             criu: {
-              predumpMs: live.pre.ms,
+              predumpMs: live.pre.reduce((n, p) => n + p.ms, 0),
               dumpMs: live.final.ms,
-              predumpBytes: live.pre.payload.size,
+              predumpBytes: live.pre.reduce((n, p) => n + p.payload.size, 0),
               dumpBytes: live.final.payload.size,
+              rounds: live.pre.map((p) => ({ ms: p.ms, bytes: p.payload.size, pages: p.pages })),
+              dumpPages: live.final.pages,
             },
           }
         : {}),
@@ -446,7 +489,7 @@ export async function migrateServer(
     if (live?.dumped) {
       // the final dump ended the tree here: the same images bring it back, as it was
       try {
-        await compute.restoreClaimed(first.id, join(live.base, '2'), stdio);
+        await compute.restoreClaimed(first.id, join(live.base, live.final!.meta.dir), stdio);
       } catch (e) {
         back = e as Error;
       }

@@ -39,8 +39,8 @@ const MiB = 2 ** 20;
 
 /**
  * The CRIU image directories of a live migration unpacked side by side under the staging
- * dir (each tar holds its directory, as the dump's --prev-images-dir links them: `2/parent`
- * is `../1`); the final dump's directory.
+ * dir (each tar holds its directory, as the dump's --prev-images-dir links them: `k+1/parent`
+ * is `../k`); the final dump's directory.
  */
 function unpackCriu(st: StagedStream): string {
   const base = st.staging.path('criu');
@@ -110,6 +110,7 @@ export async function receiveServer(
   let notices: string[] = [];
   let staged = false;
   let live = false;
+  let want: { uidBase: number; gidBase: number } | undefined;
   try {
     const q = await readFrame(r);
     if (!q || q.kind !== 'Q' || !Array.isArray(q.meta.offer))
@@ -128,6 +129,18 @@ export async function receiveServer(
       if (!c.ok) throw new Conflict(`live migration needs CRIU on both hosts, and "criu check" fails on the target host: ${c.reason}`);
     }
     const name = String(q.meta.name);
+    // live in its own user namespace: restored with the dumped maps, so only that range
+    // will do here (no other one to fall back on, as an address has)
+    if (live && q.meta.idmap !== undefined) {
+      const m = q.meta.idmap as { uidBase?: unknown; gidBase?: unknown } | null;
+      if (!m || !Number.isSafeInteger(m.uidBase) || !Number.isSafeInteger(m.gidBase))
+        throw new BadRequest("the sender's offer is corrupt: its id range is not a pair of numbers");
+      want = { uidBase: m.uidBase as number, gidBase: m.gidBase as number };
+      if (!compute.idmaps.isFree(want))
+        throw new Conflict(
+          `server "${name}" cannot be migrated live: its id range (uids ${want.uidBase}-${want.uidBase + 65535}, gids ${want.gidBase}-${want.gidBase + 65535}) is not free on the target host (leased there, or not in root's /etc/subuid and /etc/subgid), and CRIU restores its user namespace with exactly those ids; migrate it without --live`,
+        );
+    }
     if (compute.store.servers.list({}).some((s) => s.name === name)) {
       throw new Conflict(`a server named "${name}" already exists on the target host`);
     }
@@ -164,7 +177,11 @@ export async function receiveServer(
     });
     trace('receive: stream read');
     try {
-      const imp = await commitStaged(compute, images, st, caller, { action: 'migrate', notice: (l) => notices.push(l) });
+      const imp = await commitStaged(compute, images, st, caller, {
+        action: 'migrate',
+        notice: (l) => notices.push(l),
+        ...(want ? { idmap: want } : {}),
+      });
       undo = imp.undo;
       server = imp.server;
       // held until the commit (task resize_finish): if this process dies first (kill -9),

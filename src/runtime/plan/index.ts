@@ -71,7 +71,7 @@ export function planCredentials(
 }
 
 /** The maps and the rootfs the monitor makes for a container in its own user namespace. */
-export function usernsOf(spec: ContainerSpec, m: Idmap): NonNullable<LaunchPlan['userns']> {
+export function usernsOf(spec: Pick<ContainerSpec, 'rootfs'>, m: Idmap): NonNullable<LaunchPlan['userns']> {
   const r = spec.rootfs;
   const t = r.tmpfs;
   // with a tmpfs, upper and work are names inside the monitor's new tmpfs

@@ -4,7 +4,18 @@ import { paths } from '../../util/paths.js';
 import { loadSubids } from './files.js';
 import { idmapTake } from '../../sys/native.js';
 import { subidPaths } from './subid.js';
-import { gcLeases, leaseDir, leaseFromNative, ownedBy, takeLease, takerAlive, type IdmapLease, type LeaseOwnerKind } from './leases.js';
+import {
+  gcLeases,
+  leaseDir,
+  leaseFromNative,
+  ownedBy,
+  takeLease,
+  freeSlotOf,
+  takeLeaseOf,
+  takerAlive,
+  type IdmapLease,
+  type LeaseOwnerKind,
+} from './leases.js';
 
 export { formatIdmap, parseUserns, RANGE_SIZE, USERNS_MODES, type UsernsMode } from './subid.js';
 export { usernsMode, readUsernsDefault } from './config.js';
@@ -39,6 +50,21 @@ export function allocateIdmap(
     if (text !== undefined) return leaseFromNative(kind, ownerId, text, seen);
   }
   return takeLease(kind, ownerId, loadSubids(notice), undefined, seen);
+}
+
+/** Whether exactly this range could be leased here now (a live migration's offer; nothing taken). */
+export function idmapFree(want: { uidBase: number; gidBase: number }, notice: (line: string) => void): boolean {
+  return freeSlotOf(loadSubids(notice), want) !== undefined;
+}
+
+/** The lease of exactly this range (a live migration's target), or undefined when it is not free here (leases.ts takeLeaseOf). */
+export function allocateIdmapOf(
+  kind: LeaseOwnerKind,
+  ownerId: string,
+  want: { uidBase: number; gidBase: number },
+  notice: (line: string) => void,
+): IdmapLease | undefined {
+  return takeLeaseOf(kind, ownerId, loadSubids(notice), want);
 }
 
 /**

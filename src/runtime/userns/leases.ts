@@ -201,6 +201,44 @@ export function takeLease(kind: LeaseOwnerKind, ownerId: string, subid: SubidSta
   }
 }
 
+/** The free slot whose range is exactly `want` on this host, or undefined (takeLeaseOf; nothing taken). */
+export function freeSlotOf(
+  subid: SubidState,
+  want: { uidBase: number; gidBase: number },
+  dir = leaseDir(),
+): { slot: number; idmap: IdmapLease['idmap'] } | undefined {
+  const { slots, leases } = listLeases(dir);
+  try {
+    return freeSlots(
+      subid,
+      slots,
+      leases.map((l) => l.idmap),
+    ).find((f) => f.idmap.uidBase === want.uidBase && f.idmap.gidBase === want.gidBase);
+  } catch {
+    return undefined; // none free at all (freeSlots' sentence is about a new lease)
+  }
+}
+
+/**
+ * Take the slot whose range is exactly `want` (uid and gid bases) for an owner: a live
+ * migration's target, whose restored user namespace has the dumped maps. undefined when
+ * this host's subordinate ids have no free slot of that range (not root's here, holding a
+ * real id, overlapping a lease, or taken, a race lost included); nothing is taken then.
+ */
+export function takeLeaseOf(
+  kind: LeaseOwnerKind,
+  ownerId: string,
+  subid: SubidState,
+  want: { uidBase: number; gidBase: number },
+  dir = leaseDir(),
+): IdmapLease | undefined {
+  const hit = freeSlotOf(subid, want, dir);
+  if (!hit) return undefined;
+  const base = { kind, owner: ownerId.slice(0, OWNER_CHARS), pid: process.pid, pidStart: selfStart(), boot: bootId().slice(0, BOOT_CHARS) };
+  const lease: IdmapLease = { ...base, slot: hit.slot, idmap: hit.idmap, nonce: newNonce() };
+  return link(encodeLease(lease), dir, hit.slot) ? lease : undefined;
+}
+
 /**
  * The lease a C taker made (native-bindings/src/idmap.c, the rules of takeLease): its
  * line "slot uidBase gidBase start bootid nonce", then "slot target" per link it read.

@@ -116,6 +116,41 @@ describe("planRestore: the monitor's plan of a restore (NB_PLAN_RESTORE)", () =>
     expect(withIp.ops.at(-1)).toMatchObject({ env: [expect.stringMatching(/^PATH=/), 'CR_IP_TOOL=/usr/local/bin/criu-ip'] });
     expect(criuEnv({})).toEqual([]);
   });
+
+  it("a server in its own user namespace: the rootfs is the monitor's idmapped overlay ('userns', 'mount-fd'), the host files criu reaches from inside bound on a tmpfs of /run first", () => {
+    const p = planRestore({
+      args: ['restore'],
+      pidfile: '/i/2/restored.pid',
+      merged: '/s/rootfs',
+      overlay: 'unused',
+      logPath: '/s/console.log',
+      statusPath: '/s/exit-status',
+      userns: {
+        uidMap: '0 1065536 65536\n',
+        gidMap: '0 1065536 65536\n',
+        rootfs: { upper: '/s/upper', work: '/s/work', flags: '', stage: '/s/rootfs', lowers: ['/l1', '/l2'] },
+      },
+      external: { dir: '/run/novabox-restore.x', binds: [['/st/init/novabox-init.1.2', '/run/novabox-restore.x/novabox-init']] },
+    });
+    expect(p.namespaces).toEqual(['mount']);
+    expect(p.ops).toEqual([
+      { op: 'mount', target: '/', flags: ['rec', 'private'] },
+      {
+        op: 'mount',
+        source: 'tmpfs',
+        target: '/run/novabox-restore.x',
+        fstype: 'tmpfs',
+        flags: ['nosuid', 'nodev'],
+        data: 'mode=0755,size=64k',
+      },
+      { op: 'mknod', path: '/run/novabox-restore.x/novabox-init', mode: 0o444, type: 'file', major: 0, minor: 0 },
+      { op: 'mount', source: '/st/init/novabox-init.1.2', target: '/run/novabox-restore.x/novabox-init', flags: ['bind'] },
+      { op: 'userns' },
+      { op: 'mount-fd', target: '/s/rootfs' },
+      expect.objectContaining({ op: 'exec', file: 'criu' }),
+    ]);
+    expect(p.userns?.uidMap).toBe('0 1065536 65536\n');
+  });
 });
 
 describe('criuLogReason: why a dump or restore failed, from its log', () => {

@@ -132,7 +132,12 @@ export function registerMigrate(server: Command, ctx: CliContext): void {
     .option('--override-lock', 'migrate a locked server anyway (as an admin may through the API)')
     .option(
       '--live',
-      'move the running processes with CRIU (pre-dump, dump, restore there): needs "criu check" to pass on both hosts, and an ACTIVE --userns host server without ports or volumes',
+      'move the running processes with CRIU (pre-dumps, dump, restore there): needs "criu check" to pass on both hosts, and an ACTIVE server without ports or volumes',
+    )
+    .option(
+      '--predump-rounds <n>',
+      'with --live: at most this many CRIU pre-dump rounds while it runs, fewer once its dirty memory stops shrinking (0-10)',
+      '3',
     )
     .option(
       '--ssh-option <KEYWORD=VALUE>',
@@ -158,10 +163,14 @@ runs there). --debug reports the bytes sent and the downtime. Both hosts
 record a "migrate" instance action. Format and protocol: docs/server-stream.md.
 
 --live moves the running process tree with CRIU: its writable layer is pre-copied, its
-memory pre-dumped while it runs, then the final dump ends it here and the target restores
+memory pre-dumped while it runs (round after round, each only the pages dirtied since the
+one before, while that shrinks: at most --predump-rounds), then the final dump (only what
+was dirtied since the last round) ends it here and the target restores
 it under a monitor of its own (the processes keep their state and open files). It works
-for an ACTIVE --userns host server with --network none or on the bridge network (where
-it gets the target's address), without published ports, volumes or instance data; any
+for an ACTIVE server with --network none or on the bridge network (where it gets the
+target's address), without published ports, volumes or instance data; one in its own user
+namespace (--userns auto, the default) needs its id range free on the target (CRIU
+restores it with the same ids), else it is refused before anything changes; any
 other server is refused in one sentence naming why, and so is a host where
 "criu check" fails (quoting it), before anything changes. A failure after the final dump
 restores the server here from the same images.
@@ -171,42 +180,52 @@ Examples:
   novabox server migrate web --to ssh://root@hostb:2222 --ssh-option IdentityFile=/root/.ssh/migrate
   novabox server migrate web --to 'exec:ssh -J bastion root@hostb novabox server receive'`,
     )
-    .action(async (ref: string, o: { to: string; precopy: boolean; overrideLock?: boolean; live?: boolean; sshOption: string[] }) => {
-      const compute = await ctx.compute();
-      const { ImageService } = await import('../../../images/service.js');
-      const { migrateServer } = await import('../../../compute/migration/migrate.js');
-      const images = new ImageService(compute.store);
-      // Ctrl-C or a kill: the migration gives up as on a failure (the server runs here again)
-      const abort = new AbortController();
-      const stop = () => abort.abort();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
-      let r: Awaited<ReturnType<typeof migrateServer>>;
-      try {
-        r = await migrateServer(compute, images, ref, compute.localCaller({ overrideLock: o.overrideLock }), {
-          to: o.to,
-          sshOptions: o.sshOption,
-          precopy: o.precopy,
-          live: o.live,
-          signal: abort.signal,
-        });
-      } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-      }
-      for (const n of r.notices) ctx.stderr(`novabox: ${n}\n`);
-      if (ctx.debug) {
-        ctx.stderr(
-          `novabox: ${r.target.name}: ${r.bytes} bytes sent (writable layer ${r.writableBytes}, ${r.layersSkipped} image layers already there)${
-            r.deltaBytes === null ? '' : `, a delta of ${r.deltaBytes} bytes after the stop, frozen ${r.frozenMs} ms while packed`
-          }${
-            r.criu
-              ? `, pre-dump ${r.criu.predumpMs} ms (${r.criu.predumpBytes} bytes), final dump ${r.criu.dumpMs} ms (${r.criu.dumpBytes} bytes)`
-              : ''
-          }${r.downtimeMs === null ? '' : `, downtime ${r.downtimeMs} ms`}, total ${r.totalMs} ms\n`,
-        );
-      }
-    });
+    .action(
+      async (
+        ref: string,
+        o: { to: string; precopy: boolean; overrideLock?: boolean; live?: boolean; sshOption: string[]; predumpRounds: string },
+      ) => {
+        if (!/^(10|[0-9])$/.test(o.predumpRounds))
+          throw new BadRequest(`invalid --predump-rounds ${JSON.stringify(o.predumpRounds)}: expected a whole number from 0 to 10`);
+        const compute = await ctx.compute();
+        const { ImageService } = await import('../../../images/service.js');
+        const { migrateServer } = await import('../../../compute/migration/migrate.js');
+        const images = new ImageService(compute.store);
+        // Ctrl-C or a kill: the migration gives up as on a failure (the server runs here again)
+        const abort = new AbortController();
+        const stop = () => abort.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        let r: Awaited<ReturnType<typeof migrateServer>>;
+        try {
+          r = await migrateServer(compute, images, ref, compute.localCaller({ overrideLock: o.overrideLock }), {
+            to: o.to,
+            sshOptions: o.sshOption,
+            precopy: o.precopy,
+            live: o.live,
+            predumpRounds: Number(o.predumpRounds),
+            signal: abort.signal,
+          });
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        }
+        for (const n of r.notices) ctx.stderr(`novabox: ${n}\n`);
+        if (ctx.debug) {
+          ctx.stderr(
+            `novabox: ${r.target.name}: ${r.bytes} bytes sent (writable layer ${r.writableBytes}, ${r.layersSkipped} image layers already there)${
+              r.deltaBytes === null ? '' : `, a delta of ${r.deltaBytes} bytes after the stop, frozen ${r.frozenMs} ms while packed`
+            }${
+              r.criu
+                ? `, pre-dump ${r.criu.predumpMs} ms (${r.criu.predumpBytes} bytes) in ${r.criu.rounds.length} round${
+                    r.criu.rounds.length === 1 ? '' : 's'
+                  } (pages ${r.criu.rounds.map((x) => x.pages).join('/') || '-'} bytes), final dump ${r.criu.dumpMs} ms (${r.criu.dumpBytes} bytes, pages ${r.criu.dumpPages} bytes)`
+                : ''
+            }${r.downtimeMs === null ? '' : `, downtime ${r.downtimeMs} ms`}, total ${r.totalMs} ms\n`,
+          );
+        }
+      },
+    );
 
   server
     .command('receive', { hidden: true })

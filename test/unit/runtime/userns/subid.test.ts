@@ -24,7 +24,9 @@ import {
   ownedBy,
   releaseLease,
   releaseOwner,
+  freeSlotOf,
   takeLease,
+  takeLeaseOf,
 } from '../../../../src/runtime/userns/leases.js';
 
 const PATHS = { subuid: '/etc/subuid', subgid: '/etc/subgid', passwd: '/etc/passwd', group: '/etc/group' };
@@ -189,6 +191,31 @@ describe('adding root entry and leasing slots (temp files)', () => {
     expect(() => loadSubids((l) => notices.push(l), p)).toThrow(/^cannot read .*\/a-file\/subgid/);
     expect(notices).toEqual([]);
     expect(readdirSync(dir).sort()).toEqual(['a-file', 'group', 'passwd']);
+  });
+
+  it("takes exactly a given range (a live migration's arrival) or nothing: not when leased, overlapped, or not a slot of root's entries here", () => {
+    writeFileSync(join(dir, 'subuid'), 'root:1000000:196608\n');
+    writeFileSync(join(dir, 'subgid'), 'root:2000000:196608\n');
+    const leases = join(dir, 'idmap');
+    const s = loadSubids(() => {}, paths());
+    const want = { uidBase: 1065536, gidBase: 2065536 };
+    expect(freeSlotOf(s, want, leases)).toEqual({ slot: 1, idmap: { ...want, size: 65536 } });
+    const l = takeLeaseOf('server', 'mover', s, want, leases);
+    expect(l).toMatchObject({ slot: 1, owner: 'mover', idmap: { ...want, size: 65536 } });
+    expect(listLeases(leases).leases.map((x) => [x.slot, x.owner])).toEqual([[1, 'mover']]);
+    // taken now: nothing more is taken
+    expect(freeSlotOf(s, want, leases)).toBeUndefined();
+    expect(takeLeaseOf('server', 'other', s, want, leases)).toBeUndefined();
+    // not a slot here: a uid base off the slots, uid and gid of different slots, beyond the entries
+    expect(takeLeaseOf('server', 'x', s, { uidBase: 1000001, gidBase: 2000000 }, leases)).toBeUndefined();
+    expect(takeLeaseOf('server', 'x', s, { uidBase: 1000000, gidBase: 2065536 }, leases)).toBeUndefined();
+    expect(takeLeaseOf('server', 'x', s, { uidBase: 1196608, gidBase: 2196608 }, leases)).toBeUndefined();
+    expect(readdirSync(leases)).toEqual(['1']);
+    // the next ordinary lease goes around it
+    expect(takeLease('container', 'c', s, leases).slot).toBe(0);
+    expect(releaseOwner('mover', leases) + releaseOwner('c', leases)).toBe(2);
+    expect(takeLeaseOf('server', 'mover', s, want, leases)?.slot).toBe(1);
+    expect(releaseOwner('mover', leases)).toBe(1);
   });
 
   it('takes the lowest free slot, releases exactly its own lease, and gc frees only what it is told', () => {
