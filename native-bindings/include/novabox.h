@@ -210,7 +210,8 @@ enum nb_cg_kind {
 	NB_CG_ENABLE = 2,    /* s0 cgroup.subtree_control, s1 "memory cpu pids": "+c" for those not listed */
 	NB_CG_INHERIT = 3,   /* s0 a file, s1 the parent's: copied when s0 is empty (v1 cpuset) */
 	NB_CG_WRITE = 4,     /* s0 file, s1 value, one write(2); NB_CGF_OPTIONAL: ENOENT skipped */
-	NB_CG_DEVICES = 5,   /* s0 cgroup v2 dir: attach the device allow-list (nb_cgroup_devices) */
+	NB_CG_DEVICES = 5,   /* s0 cgroup v2 dir: attach the device allow-list; s1 (or 0) devices
+	                        beyond it, devices.allow lines (nb_cgroup_devices_allow) */
 	NB_CG_OOM_COUNT = 6, /* s0 file, s1 key: "key N" -> N, sent as NB_EV_EXIT's c */
 	NB_CG_RMDIR = 7,     /* s0 dir: kill what is inside, rmdir (EBUSY retried, bounded) */
 	NB_CG_CHOWN = 8,     /* s0 a cgroup2 dir or file, s1 "uid:gid": chown it (the delegated
@@ -306,6 +307,8 @@ NB_API int nb_send_fd(const char *sock_path, int32_t fd, const char *name);
 
 /* cgroup v2: attach the device allow-list (an eBPF program) to this cgroup dir. 0 or -errno. */
 NB_API int nb_cgroup_devices(const char *cgroup_dir);
+/* the same list plus `extra`: v1 devices.allow lines ("b 8:0 rwm"), newline- or comma-separated */
+NB_API int nb_cgroup_devices_allow(const char *cgroup_dir, const char *extra);
 
 /* `server cp` (layer.c): path opened with openat2 RESOLVE_IN_ROOT below root_fd, fd or -errno;
  * whether an overlay layer dir is opaque, 1/0 or -errno (opaque.c, also in novabox.node). */

@@ -189,7 +189,7 @@ static int create_once(const void *plan, int32_t *failed)
 				err = 0;
 			break;
 		case NB_CG_DEVICES:
-			err = -nb_cgroup_devices(s0);
+			err = -nb_cgroup_devices_allow(s0, s1);
 			break;
 		case NB_CG_CHOWN: {
 			/* "uid:gid", both decimal: checked here, the plan validator only saw a string */

@@ -285,9 +285,18 @@ static napi_value path_call(napi_env env, napi_callback_info info, int (*fn)(con
 }
 
 /* cgroupDevices(dir) -> 0 | -errno */
+/* cgroupDevices(dir, extra) -> 0 | -errno: extra, devices.allow lines beyond the fixed list ("" none) */
 static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
 {
-	return path_call(env, info, nb_cgroup_devices);
+	char dir[PATH_MAX], extra[PATH_MAX];
+	struct call c;
+
+	call_init(&c, env, info, 2);
+	arg_str(&c, 0, dir);
+	arg_str(&c, 1, extra);
+	if (c.bad)
+		return NULL;
+	return ret(&c, nb_cgroup_devices_allow(dir, extra));
 }
 
 /* rmRunDir(dir) -> Promise<0 | -errno>: nb_rm_run_dir's two parts as two jobs in the

@@ -79,7 +79,7 @@ export interface Bindings {
   nb_pty_resize: (fd: number, rows: number, cols: number) => number;
   nb_recv_fd: (sock: number) => number;
   nb_send_fd: (path: string, fd: number, name: string) => number;
-  nb_cgroup_devices: (dir: string) => number;
+  nb_cgroup_devices_allow: (dir: string, extra: string) => number;
   nb_abi_version: () => number;
   nb_layer_pack_shifted: ((
     src: string,
@@ -202,7 +202,7 @@ function bind(): Bindings {
     nb_pty_resize: () => lib.func('int nb_pty_resize(int fd, uint16_t rows, uint16_t cols)'),
     nb_recv_fd: () => lib.func('int nb_recv_fd(int sock)'),
     nb_send_fd: () => lib.func('int nb_send_fd(const char *path, int fd, const char *name)'),
-    nb_cgroup_devices: () => lib.func('int nb_cgroup_devices(const char *dir)'),
+    nb_cgroup_devices_allow: () => lib.func('int nb_cgroup_devices_allow(const char *dir, const char *extra)'),
     nb_abi_version: () => abi,
     nb_layer_pack_shifted: () =>
       lib.func(
@@ -248,7 +248,8 @@ interface StartCalls {
   recvFd: (sock: number) => number;
   sendFd: (path: string, fd: number, name: string) => number;
   ptyResize: (fd: number, rows: number, cols: number) => number;
-  cgroupDevices: (dir: string) => number;
+  /** extra: devices.allow lines beyond the fixed list, newline-separated ('' none) */
+  cgroupDevices: (dir: string, extra: string) => number;
 }
 
 interface FastBindings extends StartCalls {
@@ -376,7 +377,7 @@ function startCalls(): StartCalls {
     recvFd: (sock) => b.nb_recv_fd(sock),
     sendFd: (path, fd, name) => b.nb_send_fd(path, fd, name),
     ptyResize: (fd, rows, cols) => b.nb_pty_resize(fd, rows, cols),
-    cgroupDevices: (dir) => b.nb_cgroup_devices(dir),
+    cgroupDevices: (dir, extra) => b.nb_cgroup_devices_allow(dir, extra),
   });
 }
 
@@ -505,8 +506,8 @@ export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; pl
 }
 
 /** cgroup v2: attach the device allow-list (eBPF) to a cgroup directory. */
-export function cgroupDevices(dir: string): void {
-  const rc = startCalls().cgroupDevices(dir);
+export function cgroupDevices(dir: string, allow: readonly string[] = []): void {
+  const rc = startCalls().cgroupDevices(dir, allow.join('\n'));
   if (rc < 0) throw new SysError('bpf (device filter)', errnoName(rc), dir, errnoText(rc));
 }
 

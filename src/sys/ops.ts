@@ -192,7 +192,7 @@ export type CgroupStep =
   /** one write(2) of `value`; `optional`: skip when the file does not exist */
   | { step: 'write'; path: string; value: string; optional?: boolean }
   /** cgroup v2: attach the device allow-list (eBPF, native-bindings/src/devices.c) */
-  | { step: 'devices'; path: string }
+  | { step: 'devices'; path: string; allow?: string[] }
   /** after the container, before its removal: read `key N` from this file (oom_kill) */
   | { step: 'oom-count'; path: string; key: string }
   /** after the container: rmdir (kill what is left inside first) */
@@ -350,7 +350,7 @@ export function describeCgroupStep(s: CgroupStep): string {
     case 'write':
       return `write "${s.value}" to ${s.path}`;
     case 'devices':
-      return `attach the device filter to ${s.path}`;
+      return `attach the device filter${s.allow?.length ? ` (and ${s.allow.join(', ')})` : ''} to ${s.path}`;
     case 'oom-count':
       return `read ${s.key} from ${s.path}`;
     case 'rmdir':
@@ -674,8 +674,10 @@ export function encodePlan(plan: LaunchPlan): Buffer {
       case 'chown':
         str(`${s.uid}:${s.gid}`, at + 3);
         break;
-      case 'rmdir':
       case 'devices':
+        if (s.allow?.length) str(s.allow.join('\n'), at + 3);
+        break;
+      case 'rmdir':
         break;
     }
   }

@@ -78,7 +78,7 @@ function runStep(s: CgroupStep, opts: ExecuteOptions, created: string[]): void {
       }
       return;
     case 'devices':
-      opts.io.devices(s.path);
+      opts.io.devices(s.path, s.allow);
       return;
     case 'rmdir':
     case 'oom-count':

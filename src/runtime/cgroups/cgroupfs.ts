@@ -16,7 +16,8 @@ export interface CgroupIo {
   rmdir(path: string): void;
   kill(pid: number, signal: NodeJS.Signals | number): void;
   /** cgroup v2: attach the device allow-list (eBPF) to this directory */
-  devices(dir: string): void;
+  /** `allow`: devices.allow lines beyond the fixed list (novabox-oci's linux.devices) */
+  devices(dir: string, allow?: readonly string[]): void;
 }
 
 export interface DriverOptions {
@@ -37,7 +38,7 @@ export const realIo: CgroupIo = {
   mkdir: (path) => mkdirSync(path),
   rmdir: (path) => rmdirSync(path),
   kill: (pid, signal) => process.kill(pid, signal),
-  devices: (dir) => cgroupDevices(dir),
+  devices: (dir, allow) => cgroupDevices(dir, allow),
 };
 
 export function resolveOptions(opts: DriverOptions = {}): ResolvedOptions {

@@ -151,8 +151,7 @@ function v2Writes(l: CgroupLimits): CgroupWrite[] {
   for (const t of l.blockIoThrottles ?? []) add('io.max', ioMaxLine(t));
   if (l.cpusetCpus !== undefined) add('cpuset.cpus', l.cpusetCpus);
   if (l.cpusetMems !== undefined) add('cpuset.mems', l.cpusetMems);
-  if (l.deviceAllow?.length)
-    throw new BadRequest("devices beyond the default ones are allowed on cgroup v1 only, and this host's cgroup is v2");
+  // l.deviceAllow: v2 has no devices.allow file; the device program takes them (v2.ts)
   // the reservations' limit too where the kernel has it (5.7+), as runc sets both
   for (const h of l.hugetlb ?? []) {
     add(`hugetlb.${h.pageSize}.max`, h.limitBytes);

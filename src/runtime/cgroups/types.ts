@@ -35,7 +35,8 @@ export interface CgroupLimits {
   cpusetMems?: string;
   /**
    * devices allowed beyond the default allow-list, as v1 devices.allow lines ("c 10:200 rwm",
-   * "b 8:0 rwm"): novabox-oci's linux.devices. v1 only (v2's device program is fixed).
+   * "b 8:0 rwm"): novabox-oci's linux.devices. v1 writes them to devices.allow; on v2 the
+   * device program allows them too (native-bindings/src/devices.c).
    */
   deviceAllow?: string[];
 }

@@ -69,7 +69,7 @@ export class CgroupV2Driver implements CgroupDriver {
     const create: CgroupStep[] = [];
     pushLevelSteps(create, this.layout.root, segments, enable);
     for (const w of toCgroupWrites('v2', limits)) create.push(writeStep(sub(dir, w.file), w.value, w.optional));
-    create.push({ step: 'devices', path: dir });
+    create.push({ step: 'devices', path: dir, ...(limits.deviceAllow?.length ? { allow: limits.deviceAllow } : {}) });
     const remove: CgroupStep[] = [];
     if (this.enable.includes('memory')) remove.push({ step: 'oom-count', path: sub(dir, 'memory.events'), key: 'oom_kill' });
     pushRemovalSteps(remove, [dir]);

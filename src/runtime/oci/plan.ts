@@ -281,6 +281,14 @@ export function planOciMount(
     // a bind takes no other flag at first: they come with a remount of the new mount
     const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
     if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
+  } else if ((type === 'cgroup' || type === 'cgroup2') && userns && !ownNet) {
+    // in a user namespace without a network namespace of its own, /sys is the host's, bound
+    // (above), and cgroup2 cannot be mounted again where the host has it (EBUSY): the host's
+    // cgroup file system, bound, as runc falls back to
+    ops.push(...mountPoint(target, true));
+    ops.push({ op: 'mount', source: '/sys/fs/cgroup', target, flags: ['bind', 'rec'], inRoot: true });
+    const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
+    if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
   } else if (type === 'cgroup' || type === 'cgroup2') {
     // the container's own subtree (its cgroup namespace): novabox's cgroup mounts for this host
     const cg = planCgroupMounts(ctx.layout, !flags.includes('rdonly'));

@@ -18,7 +18,7 @@ interface NovaboxNode {
   pidfdOpen: (pid: number) => number;
   pidfdSignal: (fd: number, sig: number) => number;
   ptyResize: (fd: number, rows: number, cols: number) => number;
-  cgroupDevices: (dir: string) => number;
+  cgroupDevices: (dir: string, extra: string) => number;
   layerIsOpaque: (dir: string) => number;
   mapScript: (path: string) => string | number;
   mapFile: (path: string) => ArrayBuffer | number;
@@ -116,6 +116,9 @@ describe('novabox.node', () => {
     expect(() => n.waitpid(1, 0, [] as unknown as Int32Array)).toThrow(/expected a typed array/);
     expect(() => n.spawn()).toThrow(/wrong number of arguments/);
     expect(() => n.spawn(new Uint8Array(64), 'm', 't', 0, 1, 2, 0, 0, new Int32Array(2))).toThrow(/Int32Array\(7\)/);
-    expect(() => n.cgroupDevices('x'.repeat(5000))).toThrow(/PATH_MAX/);
+    expect(() => n.cgroupDevices('x'.repeat(5000), '')).toThrow(/PATH_MAX/);
+    // the rules beyond the fixed list are read before anything is loaded: a bad one is -EINVAL
+    for (const bad of ['x 1:2', 'c 1', 'c a:1', 'b 7:0 rwx', 'c -1:3', 'c 1:2rw'])
+      expect(n.cgroupDevices('/nonexistent', bad), bad).toBe(-E.EINVAL);
   });
 });
