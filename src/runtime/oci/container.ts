@@ -254,6 +254,17 @@ export function readConfig(bundle: string): OciConfig {
   }
 }
 
+/** Whether `path` is the mount namespace this process runs in (the same nsfs inode). */
+function ownMountNamespace(path: string): boolean {
+  try {
+    const them = statSync(path);
+    const us = statSync('/proc/self/ns/mnt');
+    return them.dev === us.dev && them.ino === us.ino;
+  } catch {
+    return false; // not there: the join fails with its own sentence
+  }
+}
+
 function isDir(path: string): boolean {
   try {
     return statSync(path).isDirectory();
@@ -325,7 +336,15 @@ export function createContainer(req: CreateRequest): OciRecord {
   const dir = dirOf(req.root, req.id);
   const config = readConfig(req.bundle);
   const driver = cgroupDriver();
-  const planned = planOci(config, { id: req.id, bundle: req.bundle, layout: driver.layout, isDir, hostRlimits, host: HOST_CHECKS });
+  const planned = planOci(config, {
+    id: req.id,
+    bundle: req.bundle,
+    layout: driver.layout,
+    isDir,
+    ownMountNamespace,
+    hostRlimits,
+    host: HOST_CHECKS,
+  });
   const rootfs = planned.plan.ops.find((op) => op.op === 'set-root');
   const rootPath = rootfs?.op === 'set-root' ? rootfs.path : '';
   try {

@@ -114,6 +114,8 @@ export interface OciContext {
   layout: CgroupLayout;
   /** whether a bind mount's host source is a directory (false: a file, made as an empty file) */
   isDir: (path: string) => boolean;
+  /** whether a namespace path names the mount namespace novabox-oci itself runs in */
+  ownMountNamespace?: (path: string) => boolean;
   /** what this host lets the init set (asked only when config.json has process.rlimits) */
   hostRlimits?: () => HostRlimits;
   /** whether a block I/O throttle's device can be throttled here, the huge page sizes of this host (asked only when linux.resources has them) */
@@ -862,6 +864,13 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
       if (!JOINABLE.includes(ns) && ns !== 'pid')
         refuse(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported by novabox-oci`);
       if (typeof n.path !== 'string' || !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be an absolute path');
+      // its rootfs is set up in the namespace it joins, and pivot_root there would move the
+      // root of every process in it: the host's, when that is novabox-oci's own
+      if (ns === 'mount' && ctx.ownMountNamespace?.(n.path))
+        refuse(
+          `linux.namespaces[${i}].path`,
+          "is the mount namespace novabox-oci runs in: the container's pivot_root there would move the root of every process in it",
+        );
       if (ns === 'pid') pidNamespace = n.path;
       else joins.push({ op: 'setns', path: n.path, namespace: ns });
     } else if (ns === 'cgroup') cgroupNs = true;

@@ -16,7 +16,13 @@ import {
 } from '../../../../src/runtime/oci/plan.js';
 
 const V2: CgroupLayout = { kind: 'v2', root: '/sys/fs/cgroup', controllers: ['memory', 'cpu', 'pids'] };
-const ctx = { id: 'c1', bundle: '/b', layout: V2, isDir: (p: string) => !p.endsWith('.conf') };
+const ctx = {
+  id: 'c1',
+  bundle: '/b',
+  layout: V2,
+  isDir: (p: string) => !p.endsWith('.conf'),
+  ownMountNamespace: (p: string) => p === '/proc/self/ns/mnt',
+};
 
 function config(patch: (c: OciConfig) => void = () => {}): OciConfig {
   const c = JSON.parse(JSON.stringify(defaultSpec())) as OciConfig;
@@ -335,6 +341,15 @@ describe('planOci', () => {
       /linux\.sysctl\["net\.ipv4\.ip_forward"\] is not a sysctl of a namespace/,
     ],
     ['a sysctl name with ..', (c) => (c.linux.sysctl = { 'net/../../x': '1' }), /is not a sysctl name/],
+    [
+      "joining novabox-oci's own mount namespace",
+      (c) => {
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+          n.type === 'mount' ? { type: 'mount', path: '/proc/self/ns/mnt' } : n,
+        );
+      },
+      /linux\.namespaces\[\d\]\.path is the mount namespace novabox-oci runs in: the container's pivot_root there would move the root of every process in it/,
+    ],
     [
       'joining a user namespace',
       (c) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' }),
