@@ -370,23 +370,53 @@ describe('novabox-oci: what the OCI validation suite asks', () => {
     expect(leftovers()).toEqual([]);
   });
 
-  it('refuses a mount namespace joined by path together with a user namespace of its own, in one sentence', () => {
-    const id = `${tag}-nsjoin-userns`;
-    const dir = join(work, 'nsjoin-userns');
+  it('refuses to join the mount namespace novabox-oci runs in, in one sentence (pivot_root there would move the host root)', () => {
+    const id = `${tag}-nsjoin-own`;
+    const dir = join(work, 'nsjoin-own');
     spawnSync('mkdir', ['-p', dir]);
     const base = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
     base.root.path = join(bundle, 'rootfs');
     base.linux.namespaces = base.linux.namespaces.map((n: { type: string }) =>
-      n.type === 'mount' ? { type: 'mount', path: '/proc/1/ns/mnt' } : n,
+      n.type === 'mount' ? { type: 'mount', path: `/proc/${process.pid}/ns/mnt` } : n,
     );
-    base.linux.namespaces.push({ type: 'user' });
-    base.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
-    base.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
     writeFileSync(join(dir, 'config.json'), JSON.stringify(base));
     expect(oci(['create', '--bundle', dir, id])).toMatchObject({
       code: 1,
-      stderr: 'novabox-oci: config.json: linux.namespaces cannot join a mount namespace by path and have a user namespace of its own\n',
+      stderr: expect.stringMatching(
+        /^novabox-oci: config\.json: linux\.namespaces\[\d+\]\.path is the mount namespace novabox-oci runs in: the container's pivot_root there would move the root of every process in it\n$/,
+      ),
     });
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('refuses a mount namespace joined by path together with a user namespace of its own, in one sentence', () => {
+    const id = `${tag}-nsjoin-userns`;
+    const dir = join(work, 'nsjoin-userns');
+    spawnSync('mkdir', ['-p', dir]);
+    // a mount namespace of its own to name (novabox-oci's own is refused for another reason)
+    const holder = spawn('unshare', ['--mount', '--fork', 'sleep', '60'], { stdio: 'ignore', detached: true });
+    try {
+      const child = () => {
+        const kids = readFileSync(`/proc/${holder.pid}/task/${holder.pid}/children`, 'utf8').trim();
+        return kids ? Number(kids.split(' ')[0]) : 0;
+      };
+      expect(waitUntil(() => child() > 0 && readlinkSync(`/proc/${child()}/ns/mnt`) !== readlinkSync('/proc/self/ns/mnt'))).toBe(true);
+      const base = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+      base.root.path = join(bundle, 'rootfs');
+      base.linux.namespaces = base.linux.namespaces.map((n: { type: string }) =>
+        n.type === 'mount' ? { type: 'mount', path: `/proc/${child()}/ns/mnt` } : n,
+      );
+      base.linux.namespaces.push({ type: 'user' });
+      base.linux.uidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      base.linux.gidMappings = [{ containerID: 0, hostID: 200000, size: 65536 }];
+      writeFileSync(join(dir, 'config.json'), JSON.stringify(base));
+      expect(oci(['create', '--bundle', dir, id])).toMatchObject({
+        code: 1,
+        stderr: 'novabox-oci: config.json: linux.namespaces cannot join a mount namespace by path and have a user namespace of its own\n',
+      });
+    } finally {
+      if (holder.pid) process.kill(-holder.pid, 'SIGKILL');
+    }
     expect(leftovers()).toEqual([]);
   });
 });
