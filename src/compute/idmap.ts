@@ -41,20 +41,7 @@ export class IdmapService {
       const have = this.store.idmaps.ofOwner(serverId);
       if (have) return toIdmap(have);
       const lease = this.allocate(serverId, seen);
-      try {
-        this.store.idmaps.insert({
-          slot: lease.slot,
-          uidBase: lease.idmap.uidBase,
-          gidBase: lease.idmap.gidBase,
-          size: lease.idmap.size,
-          ownerKind: 'server',
-          ownerId: serverId,
-          nonce: lease.nonce,
-        });
-      } catch (err) {
-        releaseLease(lease);
-        throw err;
-      }
+      this.record(serverId, lease);
       testPause('server-idmap-leased'); // its link taken, its record written in a transaction not committed yet
       return lease.idmap;
     });
@@ -72,22 +59,27 @@ export class IdmapService {
       if (have) return have.uidBase === want.uidBase && have.gidBase === want.gidBase ? toIdmap(have) : false;
       const lease = allocateIdmapOf('server', serverId, want, this.notice);
       if (!lease) return false;
-      try {
-        this.store.idmaps.insert({
-          slot: lease.slot,
-          uidBase: lease.idmap.uidBase,
-          gidBase: lease.idmap.gidBase,
-          size: lease.idmap.size,
-          ownerKind: 'server',
-          ownerId: serverId,
-          nonce: lease.nonce,
-        });
-      } catch (err) {
-        releaseLease(lease);
-        throw err;
-      }
+      this.record(serverId, lease);
       return lease.idmap;
     });
+  }
+
+  /** A lease just taken, recorded as the server's; the link given back when the record fails. */
+  private record(serverId: string, lease: IdmapLease): void {
+    try {
+      this.store.idmaps.insert({
+        slot: lease.slot,
+        uidBase: lease.idmap.uidBase,
+        gidBase: lease.idmap.gidBase,
+        size: lease.idmap.size,
+        ownerKind: 'server',
+        ownerId: serverId,
+        nonce: lease.nonce,
+      });
+    } catch (err) {
+      releaseLease(lease);
+      throw err;
+    }
   }
 
   /** Whether a server arriving live could lease exactly this range here (nothing taken). */

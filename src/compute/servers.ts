@@ -420,21 +420,7 @@ export class ComputeService {
    * while it is held.
    */
   async startArrival(id: string, caller: Caller): Promise<Server> {
-    const s = this.store.servers.get(id);
-    if (!s || s.taskState !== 'resize_finish' || s.taskOwnerPid !== process.pid) {
-      throw new Conflict(`server ${id} is not an arrival this process holds`);
-    }
-    const a = this.store.actions.start(id, 'start', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
-    const ev = this.store.actions.event(a.id, 'compute_start_instance');
-    try {
-      await this.boot(s);
-      ev('Success');
-      return this.store.servers.update(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
-    } catch (err) {
-      ev('Error', (err as Error).message);
-      this.store.servers.update(id, { vmState: 'stopped', powerState: POWER_STATE.SHUTDOWN });
-      throw err;
-    }
+    return this.bringUpArrival(id, caller, (s) => this.boot(s));
   }
 
   /**
@@ -443,6 +429,11 @@ export class ComputeService {
    * place of startArrival's boot. The server stays held until the commit, as an arrival.
    */
   async restoreArrival(id: string, caller: Caller, images: string, stdio?: string): Promise<Server> {
+    return this.bringUpArrival(id, caller, (s) => this.restoreTree(s, images, stdio));
+  }
+
+  /** An arrival this process holds, brought up by `up` under a start action: ACTIVE, or SHUTOFF and the error. */
+  private async bringUpArrival(id: string, caller: Caller, up: (s: Server) => Promise<unknown>): Promise<Server> {
     const s = this.store.servers.get(id);
     if (!s || s.taskState !== 'resize_finish' || s.taskOwnerPid !== process.pid) {
       throw new Conflict(`server ${id} is not an arrival this process holds`);
@@ -450,7 +441,7 @@ export class ComputeService {
     const a = this.store.actions.start(id, 'start', { requestId: caller.requestId, userId: caller.userId, projectId: caller.projectId });
     const ev = this.store.actions.event(a.id, 'compute_start_instance');
     try {
-      await this.restoreTree(s, images, stdio);
+      await up(s);
       ev('Success');
       return this.store.servers.update(id, { vmState: 'active', powerState: POWER_STATE.RUNNING, fault: null });
     } catch (err) {

@@ -435,34 +435,41 @@ export async function startServer(l: ServerLaunch, driver: CgroupDriver): Promis
     trace('init exec');
     return facts;
   } catch (err) {
-    try {
-      if (sp && sp.goFd >= 0) closeSync(sp.goFd);
-    } catch {
-      /* already closed */
-    }
-    // Not when the monitor could not make it: it removed what it made, and an existing
-    // cgroup of that path is not ours.
-    if (!sp?.cgroupRefused) {
-      try {
-        // the init, if any, exits at the closed GO; remove() kills it otherwise
-        driver.open(cgroupPath).remove();
-      } catch {
-        /* reported by the next reconcile */
-      }
-    }
-    if (l.attachment) {
-      try {
-        detach(l.attachment.hostIf);
-      } catch {
-        /* the kernel removes it with the namespace */
-      }
-    }
+    undoStart(sp, driver, cgroupPath, l.attachment);
     throw err;
   } finally {
     // The monitor keeps running without us: stop listening. A CLI exits and init adopts it;
     // a process that lives on (serve) reaps it when it exits (reaper.ts).
     events?.close();
     if (sp && !events) closeSync(sp.eventsFd);
+  }
+}
+
+/**
+ * A start or restore that failed, undone: the GO pipe closed (the init, if any, exits at
+ * it), the cgroup removed (remove() kills what is left; not when the monitor could not make
+ * it: it removed what it made, and an existing cgroup of that path is not ours), the veth
+ * detached (the kernel removes it with the namespace otherwise).
+ */
+function undoStart(sp: native.SpawnResult | undefined, driver: CgroupDriver, cgroupPath: string, attachment: Attachment | undefined): void {
+  try {
+    if (sp && sp.goFd >= 0) closeSync(sp.goFd);
+  } catch {
+    /* already closed */
+  }
+  if (!sp?.cgroupRefused) {
+    try {
+      driver.open(cgroupPath).remove();
+    } catch {
+      /* reported by the next reconcile */
+    }
+  }
+  if (attachment) {
+    try {
+      detach(attachment.hostIf);
+    } catch {
+      /* gone with the namespace */
+    }
   }
 }
 
@@ -595,25 +602,7 @@ export async function restoreServer(
       startedAt: new Date().toISOString(),
     };
   } catch (err) {
-    try {
-      if (sp && sp.goFd >= 0) closeSync(sp.goFd);
-    } catch {
-      /* already closed */
-    }
-    if (!sp?.cgroupRefused) {
-      try {
-        driver.open(cgroupPath).remove();
-      } catch {
-        /* reported by the next reconcile */
-      }
-    }
-    if (a) {
-      try {
-        detach(a.hostIf);
-      } catch {
-        /* gone with the restored namespace */
-      }
-    }
+    undoStart(sp, driver, cgroupPath, a);
     throw err;
   } finally {
     events?.close();
