@@ -157,6 +157,22 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
         const r = await nb(['server', 'exec', 't', '--', 'sh', '-c', '/bin/start-probe </dev/null >/dev/null 2>&1 &']);
         expect(r.exitCode, r.stderr).toBe(0);
       };
+      // A stop must find the prober catching SIGTERM (it then writes its SUMMARY): before
+      // that, the server's command is a shell, which as pid 1 ignores SIGTERM, and the stop
+      // ends in a SIGKILL after its timeout. `server start --wait` returns once the server
+      // is ACTIVE, not once its command has got that far.
+      const armed = async () => {
+        const sh =
+          "for p in $(pidof nbx-escape); do m=$(awk '/^SigCgt:/ {print $2}' /proc/$p/status); [ $(( 0x$m & 0x4000 )) -ne 0 ] && echo armed && exit 0; done; echo not yet";
+        const deadline = Date.now() + (IN_GUEST ? 120_000 : 30_000);
+        for (;;) {
+          const r = await nb(['server', 'exec', 't', '--', 'sh', '-c', sh]);
+          expect(r.exitCode, r.stderr).toBe(0);
+          if (r.stdout.trim() === 'armed') return;
+          expect(Date.now(), 'the prober never caught SIGTERM').toBeLessThan(deadline);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      };
       if (!cmdImage) await installAttacker(root, 't', { '/bin/start-probe': START_SH });
       await started();
       expect(
@@ -172,6 +188,7 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
           ])
         ).exitCode,
       ).toBe(0);
+      await armed();
       const snapshots: string[] = [];
       for (let c = 0; c < CYCLES; c++) {
         const s = await nb(['server', 'image', 'create', '--name', `snap${c}`, '--wait', 't', '-f', 'json'], { timeoutMs: 120_000 });
@@ -180,6 +197,7 @@ describe.skipIf(!isRoot)('escape corpus: races against exec, start, snapshot and
         expect((await nb(['server', 'stop', '--wait', 't'])).exitCode).toBe(0);
         expect((await nb(['server', 'start', '--wait', 't'])).exitCode).toBe(0);
         await started();
+        await armed();
       }
       expect((await nb(['server', 'stop', '--wait', 't'])).exitCode).toBe(0);
 
