@@ -23,7 +23,7 @@
 #define NB_API __attribute__((visibility("default")))
 
 #define NB_PLAN_MAGIC 0x3150424eu /* "NBP1" little-endian */
-#define NB_ABI_VERSION 11u
+#define NB_ABI_VERSION 12u
 #define NB_PLAN_MAX_BYTES (4u << 20)
 #define NB_PLAN_MAX_OPS 4096u
 #define NB_PLAN_MAX_CG_STEPS 256u
@@ -176,7 +176,16 @@ struct nb_plan_header {
 	                         clone_flags and without join_pid. 0 = none */
 	uint32_t restore_pidfile; /* string offset, with NB_PLAN_RESTORE: where criu writes the
 	                         restored root's pid (its host pid); 0 otherwise */
-	uint32_t reserved;    /* 0 */
+	uint32_t user_ns;     /* string list offset: a user namespace joined by path (OCI
+	                         namespaces[].path of type user: a Kubernetes pod's sandbox's):
+	                         [0] its file; [1] uid_map, [2] gid_map text ("" = not checked),
+	                         compared with the namespace's own maps once the init is in it.
+	                         The monitor stays outside (host root: the cgroup, the status);
+	                         a short-lived child of it enters the namespace (then pid_ns, if
+	                         any, which is then that namespace's) and clones the init as the
+	                         monitor's child (CLONE_PARENT), so that every namespace the init
+	                         makes is owned by the joined one. Without CLONE_NEWUSER in
+	                         clone_flags, without userns and join_pid. 0 = none */
 };
 
 /*
@@ -261,6 +270,8 @@ enum nb_stage {
 	                         kernel or the layer's filesystem cannot idmap), 2 the overlay
 	                         (fsopen/fsconfig/fsmount), 3 the tmpfs, 4 handing it over */
 	NB_STAGE_PID_NS = 10, /* entering the header's pid_ns */
+	NB_STAGE_USER_NS = 11, /* the header's user_ns: entering it (c = 0), or its maps are not
+	                          the ones the plan names (c = 1, errno EINVAL) */
 };
 
 struct nb_event {

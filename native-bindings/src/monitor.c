@@ -239,6 +239,115 @@ static pid_t clone_into(uint64_t flags, int cgroup_fd)
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));
 }
 
+/*
+ * The header's user_ns (a user namespace joined by path): a short-lived child enters it,
+ * then the header's pid_ns if any (owned by that namespace), and clones the init as our
+ * child (CLONE_PARENT), so that the namespaces the init makes are the joined one's while
+ * we stay host root. Returns the init's pid (in our pid namespace: the child's own, until
+ * it enters pid_ns, which changes only its children's), or -1 with errno.
+ */
+static pid_t clone_in_userns(const void *plan, struct init_args *ia, char *stack_top)
+{
+	const struct nb_plan_header *h = plan;
+	int report[2], user_fd, pid_fd = -1, err = 0;
+	int32_t msg[2] = { 0, -1 };
+	pid_t helper;
+
+	user_fd = open(nb_plan_list_item(plan, h->user_ns, 0), O_RDONLY | O_CLOEXEC);
+	if (user_fd < 0)
+		return -1;
+	if (h->pid_ns && (pid_fd = open(nb_plan_str(plan, h->pid_ns), O_RDONLY | O_CLOEXEC)) < 0)
+		err = errno;
+	if (!err && pipe2(report, O_CLOEXEC) < 0)
+		err = errno;
+	if (err) {
+		close(user_fd);
+		if (pid_fd >= 0)
+			close(pid_fd);
+		errno = err;
+		return -1;
+	}
+	helper = fork();
+	if (helper == 0) {
+		close(report[0]);
+		if (setns(user_fd, CLONE_NEWUSER) < 0 || (pid_fd >= 0 && setns(pid_fd, CLONE_NEWPID) < 0))
+			msg[0] = errno;
+		else if ((msg[1] = clone(init_main, stack_top, (int)h->clone_flags | CLONE_PARENT, ia)) < 0)
+			msg[0] = errno;
+		_exit(write(report[1], msg, sizeof(msg)) == sizeof(msg) ? 0 : 1);
+	}
+	err = helper < 0 ? errno : 0;
+	close(report[1]);
+	close(user_fd);
+	if (pid_fd >= 0)
+		close(pid_fd);
+	if (helper > 0) {
+		if (read_full(report[0], msg, sizeof(msg)) != sizeof(msg))
+			msg[0] = EPROTO;
+		while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+			;
+		err = msg[0];
+	}
+	close(report[0]);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return (pid_t)msg[1];
+}
+
+/* Map texts as triples of numbers, in order: the plan's ("0 1000 1\n") and the kernel's
+ * (padded columns) say the same map when these are equal. */
+static int same_map(const char *a, const char *b)
+{
+	for (;;) {
+		char *ea, *eb;
+		unsigned long long x, y;
+
+		while (*a == ' ' || *a == '\t' || *a == '\n')
+			a++;
+		while (*b == ' ' || *b == '\t' || *b == '\n')
+			b++;
+		if (!*a || !*b)
+			return !*a && !*b;
+		x = strtoull(a, &ea, 10);
+		y = strtoull(b, &eb, 10);
+		if (ea == a || eb == b || x != y)
+			return 0;
+		a = ea;
+		b = eb;
+	}
+}
+
+/* The init's maps, as the plan's user_ns names them ("": not checked): 1 if they match. */
+static int user_ns_maps_match(const void *plan, pid_t init)
+{
+	const struct nb_plan_header *h = plan;
+	static const char *const files[2] = { "uid_map", "gid_map" };
+
+	for (uint32_t i = 0; i < 2; i++) {
+		const char *want = nb_plan_list_item(plan, h->user_ns, i + 1);
+		char path[64], buf[4096];
+		ssize_t n;
+		int fd;
+
+		if (!*want)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)init, files[i]);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return 0;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n < 0)
+			return 0;
+		buf[n] = '\0';
+		if (!same_map(want, buf))
+			return 0;
+	}
+	return 1;
+}
+
 static void write_status(const char *path, int status)
 {
 	char tmp[4096], buf[64];
@@ -773,9 +882,10 @@ int main(void)
 		}
 		close(pidfd);
 	}
-	if (h->pid_ns) {
+	if (h->pid_ns && !h->user_ns) {
 		/* an existing pid namespace (a pod's): setns(2) sets the one our children are born
-		 * in, ours stays; the init is cloned into it below */
+		 * in, ours stays; the init is cloned into it below (with user_ns, by
+		 * clone_in_userns: after the user namespace, which owns it) */
 		int fd = open(nb_plan_str(plan, h->pid_ns), O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || setns(fd, CLONE_NEWPID) < 0)
 			return fail(NB_STAGE_PID_NS, errno);
@@ -820,7 +930,7 @@ int main(void)
 	if (console_rx >= 0)
 		ia.drop[ia.n_drop++] = console_rx;
 	init = -1;
-	if (cg_fd >= 0 && !(h->flags & NB_PLAN_PLAIN_CLONE)) {
+	if (cg_fd >= 0 && !(h->flags & NB_PLAN_PLAIN_CLONE) && !h->user_ns) {
 		init = clone_into(h->clone_flags, cg_fd);
 		if (init == 0)
 			init_main(&ia); /* never returns */
@@ -846,9 +956,26 @@ int main(void)
 			return fail(NB_STAGE_CLONE, errno);
 		ia.hold_r = hold[0];
 		ia.hold_w = hold[1];
-		init = clone(init_main, stack + stack_size, (int)h->clone_flags | SIGCHLD, &ia);
-		if (init < 0)
-			return fail(NB_STAGE_CLONE, errno);
+		if (h->user_ns) {
+			init = clone_in_userns(plan, &ia, stack + stack_size);
+			if (init < 0)
+				return fail(NB_STAGE_USER_NS, errno);
+		} else {
+			init = clone(init_main, stack + stack_size, (int)h->clone_flags | SIGCHLD, &ia);
+			if (init < 0)
+				return fail(NB_STAGE_CLONE, errno);
+		}
+		if (h->user_ns && !user_ns_maps_match(plan, init)) {
+			kill(init, SIGKILL);
+			while (waitpid(init, NULL, 0) < 0 && errno == EINTR)
+				;
+			send_event3(NB_EV_ERROR, NB_STAGE_USER_NS, EINVAL, 1);
+			remove_cgroup();
+			return 1;
+		}
+		/* its stdio pipes as the namespace's root's, as for a user namespace of its own */
+		if (h->user_ns)
+			nb_userns_stdio(nb_userns_proc_base(init, "uid_map"), nb_userns_proc_base(init, "gid_map"));
 		if (cg_fd >= 0) {
 			int err = place_init(cg_fd, init);
 

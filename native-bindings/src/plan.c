@@ -95,7 +95,11 @@ int nb_plan_validate(const void *plan, uint32_t plan_len, int32_t *bad_op)
 		return -EINVAL;
 	if ((h->flags & NB_PLAN_LOG) && h->log_path == 0)
 		return -EINVAL;
-	if (!str_ok(base, plan_len, h->restore_pidfile) || h->reserved ||
+	if (h->user_ns && (!list_ok(base, plan_len, h->user_ns) || nb_plan_list_len(base, h->user_ns) != 3 ||
+			   nb_plan_list_item(base, h->user_ns, 0)[0] != '/' || (h->clone_flags & CLONE_NEWUSER_BIT) ||
+			   h->userns || h->join_pid || (h->flags & NB_PLAN_RESTORE)))
+		return -EINVAL;
+	if (!str_ok(base, plan_len, h->restore_pidfile) ||
 	    ((h->flags & NB_PLAN_RESTORE) != 0) != (h->restore_pidfile != 0) ||
 	    (h->restore_pidfile && (base[h->restore_pidfile] != '/' || h->join_pid)))
 		return -EINVAL;

@@ -163,6 +163,31 @@ int main(void)
 		memcpy(buf + (B + 32), rootfs, sizeof(rootfs));
 		CHECK("a userns rootfs without a lower", nb_plan_validate(buf, (B + 72), &bad) == -EINVAL);
 
+		/* a user namespace joined by path: {"/l", "0 1 2\n", ""} */
+		{
+			uint32_t joined[4] = { 3, (B + 26), (B + 16), (B + 24) };
+
+			h->userns = 0;
+			h->clone_flags = 0;
+			memcpy(buf + (B + 32), joined, sizeof(joined));
+			h->user_ns = (B + 32);
+			CHECK("a user namespace joined by path", nb_plan_validate(buf, (B + 72), &bad) == 0);
+			h->clone_flags = 0x10000000;
+			CHECK("a user namespace joined with CLONE_NEWUSER", nb_plan_validate(buf, (B + 72), &bad) == -EINVAL);
+			h->clone_flags = 0;
+			h->join_pid = 7;
+			CHECK("a user namespace joined by an exec", nb_plan_validate(buf, (B + 72), &bad) == -EINVAL);
+			h->join_pid = 0;
+			joined[1] = (B + 16);
+			memcpy(buf + (B + 32), joined, sizeof(joined));
+			CHECK("a user namespace joined by a relative path", nb_plan_validate(buf, (B + 72), &bad) == -EINVAL);
+			joined[0] = 2;
+			joined[1] = (B + 26);
+			memcpy(buf + (B + 32), joined, sizeof(joined));
+			CHECK("a user namespace joined without its two maps", nb_plan_validate(buf, (B + 72), &bad) == -EINVAL);
+			h->user_ns = 0;
+		}
+
 		good_plan();
 		op->kind = NB_OP_USERNS;
 		CHECK("NB_OP_USERNS without the header's userns", nb_plan_validate(buf, (B + 16), &bad) == -EINVAL && bad == 0);

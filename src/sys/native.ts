@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { closeSync, existsSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Conflict, NovaboxError, SysError } from '../errors.js';
+import { BadRequest, Conflict, NovaboxError, SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
 import { ABI as NB_ABI, describeCgroupStep, encodePlan, type LaunchPlan } from './ops.js';
 import { trace } from '../util/trace.js';
@@ -397,7 +397,9 @@ const STAGES: Record<number, string> = {
   8: 'copy novabox-init into a sealed memfd',
   9: "write the uid and gid maps of the container's user namespace",
   10: 'enter the pid namespace the container joins (linux.namespaces, type pid)',
+  11: 'enter the user namespace the container joins (linux.namespaces, type user)',
 };
+const STAGE_USER_NS = 11;
 const STAGE_CGROUP = 6;
 
 /**
@@ -497,6 +499,10 @@ export function awaitInit(sp: SpawnResult, plan?: LaunchPlan): { pid: number; pl
         `cannot set up the container's cgroup: ${describeCgroupStep(step)}: ${errnoText(errno)} (${errnoName(errno)})`,
       );
     }
+    if (e.a === STAGE_USER_NS && e.c === 1)
+      throw new BadRequest(
+        'linux.uidMappings and linux.gidMappings are not the maps of the user namespace the container joins (linux.namespaces, type user)',
+      );
     const what = STAGES[e.a] ?? 'spawn the container';
     throw new SysError('nb_spawn', errnoName(errno), undefined, `cannot ${what}: ${errnoText(errno)}`);
   }

@@ -237,6 +237,11 @@ export interface LaunchPlan {
   /** an existing pid namespace's file (OCI namespaces[].path): the monitor enters it before
    *  the clone, so that the init is born there (namespaces then has no 'pid') */
   pidNamespace?: string;
+  /** a user namespace joined by path (OCI namespaces[].path of type user; namespaces then
+   *  has no 'user'): a child of the monitor enters it (and pidNamespace after it) and
+   *  clones the init, so that the namespaces the init makes are owned by it; the maps,
+   *  when given, must be the namespace's own (else NB_STAGE_USER_NS, c = 1) */
+  userNamespace?: { path: string; uidMap?: string; gidMap?: string };
   /** the init's own user namespace (namespaces has 'user'): the monitor writes these maps
    *  ("0 <host base> <count>") between the clone and the 'userns' op, and makes the
    *  rootfs: an overlay over each lower idmapped into the namespace (novabox.h) */
@@ -368,7 +373,7 @@ function shown(path: string, inRoot?: boolean): string {
 
 const MAGIC = 0x3150424e;
 /** NB_ABI_VERSION of native-bindings/include/novabox.h that this code speaks (the plan's and the library's) */
-export const ABI = 11;
+export const ABI = 12;
 /** the userns list's first lower layer (novabox.h NB_USERNS_LOWERS) */
 const USERNS_LOWERS = 7;
 const HEADER_BYTES = 80;
@@ -503,6 +508,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   }
   if (plan.userns) listWords += 1 + USERNS_LOWERS + (plan.userns.rootfs?.lowers.length ?? 0);
   if (plan.onExit) listWords += 2 + plan.onExit.argv.length + plan.onExit.env.length;
+  if (plan.userNamespace) listWords += 4;
   const w = new Uint32Array(fixedWords + listWords);
   const ids = new Map<string, number>();
   const uniq: string[] = [];
@@ -720,6 +726,8 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   if (plan.onExit) putList([...plan.onExit.argv, '', ...plan.onExit.env], 16);
   str(plan.pidNamespace, 17);
   str(plan.restorePidfile, 18);
+  if (plan.userNamespace)
+    putList([plan.userNamespace.path, plan.userNamespace.uidMap ?? '', plan.userNamespace.gidMap ?? ''], 19);
 
   // The strings: one NUL-separated block, written by one call. Offsets count UTF-16 units
   // when the block is ASCII (the usual case), else bytes, string by string.

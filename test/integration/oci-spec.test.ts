@@ -278,6 +278,92 @@ describe('novabox-oci: what the OCI validation suite asks', () => {
     expect(leftovers()).toEqual([]);
   });
 
+  it("a user namespace joined by path with a network namespace it owns (a Kubernetes pod sandbox's): the namespaces the container makes are the joined one's, its root is the range's, exec enters it; maps other than the namespace's are refused", () => {
+    const dir = join(work, 'userns-join-rootfs');
+    expect(spawnSync('cp', ['-a', join(bundle, 'rootfs'), dir]).status).toBe(0);
+    expect(spawnSync('chown', ['-R', '210000:210000', dir]).status).toBe(0);
+    // the sandbox: a user namespace and a network namespace it owns, its maps written by host root
+    const holder = spawn('unshare', ['--user', '--net', 'sleep', '60'], { stdio: 'ignore', detached: true });
+    const pid = holder.pid ?? 0;
+    const ns = (p: number | string, type: string) => readlinkSync(`/proc/${p}/ns/${type}`);
+    try {
+      expect(waitUntil(() => ns(pid, 'user') !== ns('self', 'user'))).toBe(true);
+      writeFileSync(`/proc/${pid}/uid_map`, '0 210000 65536\n');
+      writeFileSync(`/proc/${pid}/gid_map`, '0 210000 65536\n');
+      const joined = (c: OciConfig, hostID: number) => {
+        c.root.path = dir;
+        c.hostname = 'in-the-pod';
+        c.linux.namespaces = c.linux.namespaces.map((n: { type: string }) =>
+          n.type === 'network' ? { type: 'network', path: `/proc/${pid}/ns/net` } : n,
+        );
+        c.linux.namespaces.push({ type: 'user', path: `/proc/${pid}/ns/user` });
+        c.linux.uidMappings = [{ containerID: 0, hostID, size: 65536 }];
+        c.linux.gidMappings = [{ containerID: 0, hostID, size: 65536 }];
+      };
+      const out = runToEnd(
+        'userns-join',
+        (c) => {
+          joined(c, 210000);
+          c.process.args = [
+            'sh',
+            '-c',
+            'readlink /proc/self/ns/user; readlink /proc/self/ns/net; cat /proc/self/uid_map; id -u; stat -c %u /bin/busybox; hostname',
+          ];
+        },
+        (init) => {
+          // born in the joined user namespace: every namespace it made is owned by that one
+          expect(ns(init, 'user')).toBe(ns(pid, 'user'));
+          const owners = spawnSync('lsns', ['-p', String(init), '-n', '-o', 'TYPE,NS,ONS'], { encoding: 'utf8' })
+            .stdout.trim()
+            .split('\n')
+            .map((l) => l.trim().split(/\s+/));
+          const userInode = ns(pid, 'user').replace(/\D/g, '');
+          for (const type of ['mnt', 'pid', 'uts', 'ipc', 'net']) {
+            const row = owners.find((r) => r[0] === type);
+            expect(row?.[1], type).not.toBe(ns('self', type).replace(/\D/g, ''));
+            expect(row?.[2], `the owner of its ${type} namespace`).toBe(userInode);
+          }
+        },
+      );
+      expect(
+        out
+          .trim()
+          .split('\n')
+          .map((l) => l.trim().replace(/\s+/g, ' ')),
+      ).toEqual([ns(pid, 'user'), ns(pid, 'net'), '0 210000 65536', '0', '0', 'in-the-pod']);
+
+      // exec enters it too
+      const id = `${tag}-userns-join-exec`;
+      const edir = join(work, 'userns-join-exec');
+      spawnSync('mkdir', ['-p', edir]);
+      const base = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+      joined(base, 210000);
+      base.process.args = ['sleep', '30'];
+      writeFileSync(join(edir, 'config.json'), JSON.stringify(base));
+      expect(oci(['create', '--bundle', edir, id])).toMatchObject({ code: 0, stderr: '' });
+      expect(oci(['start', id]).code).toBe(0);
+      const e = oci(['exec', id, 'sh', '-c', 'readlink /proc/self/ns/user; id -u']);
+      expect(e).toMatchObject({ code: 0, stdout: `${ns(pid, 'user')}\n0\n` });
+      expect(oci(['delete', '--force', id])).toMatchObject({ code: 0, stderr: '' });
+
+      // maps that are not the namespace's: one sentence, nothing made
+      const bad = `${tag}-userns-join-bad`;
+      const bdir = join(work, 'userns-join-bad');
+      spawnSync('mkdir', ['-p', bdir]);
+      const wrong = JSON.parse(readFileSync(join(bundle, 'config.json'), 'utf8'));
+      joined(wrong, 300000);
+      writeFileSync(join(bdir, 'config.json'), JSON.stringify(wrong));
+      expect(oci(['create', '--bundle', bdir, bad])).toMatchObject({
+        code: 1,
+        stderr:
+          'novabox-oci: linux.uidMappings and linux.gidMappings are not the maps of the user namespace the container joins (linux.namespaces, type user)\n',
+      });
+    } finally {
+      if (pid) process.kill(pid, 'SIGKILL');
+    }
+    expect(leftovers()).toEqual([]);
+  });
+
   it("no namespaces at all: the host's, chrooted into the rootfs; its mounts made in the host's namespace are gone after delete, exec runs in its root", () => {
     const id = `${tag}-nons`;
     const dir = join(work, 'nons');

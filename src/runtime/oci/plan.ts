@@ -844,6 +844,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const joins: Extract<Op, { op: 'setns' }>[] = [];
   let cgroupNs = false;
   let pidNamespace: string | undefined;
+  let userNamespace: string | undefined;
   linux.namespaces.forEach((n: unknown, i: number) => {
     if (!isObject(n) || typeof n.type !== 'string') refuse(`linux.namespaces[${i}]`, 'must have a type');
     const ns = NS_TYPES[n.type];
@@ -852,16 +853,18 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
       namespaces.includes(ns) ||
       joins.some((j) => j.namespace === ns) ||
       (ns === 'cgroup' && cgroupNs) ||
-      (ns === 'pid' && pidNamespace)
+      (ns === 'pid' && pidNamespace) ||
+      (ns === 'user' && userNamespace)
     ) {
       refuse(`linux.namespaces[${i}]`, `lists ${n.type} twice`);
     }
     if (n.path !== undefined && n.path !== '') {
       // setns(2) by the init itself (the network CNI and netavark hand over, mount, ipc,
       // uts, cgroup); a pid namespace by the monitor before the clone (a setns into one is
-      // its caller's children's only: a pod's shared pid namespace); a user namespace asks
-      // the monitor to make the cgroup and the maps outside it, which novabox-oci does not
-      if (!JOINABLE.includes(ns) && ns !== 'pid')
+      // its caller's children's only: a pod's shared pid namespace); a user namespace (a
+      // Kubernetes pod's sandbox's) by a child of the monitor, which clones the init in it,
+      // so that the namespaces the init makes are owned by it
+      if (!JOINABLE.includes(ns) && ns !== 'pid' && ns !== 'user')
         refuse(`linux.namespaces[${i}].path`, `joining an existing ${n.type} namespace is not supported by novabox-oci`);
       if (typeof n.path !== 'string' || !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be an absolute path');
       // its rootfs is set up in the namespace it joins, and pivot_root there would move the
@@ -872,6 +875,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
           "is the mount namespace novabox-oci runs in: the container's pivot_root there would move the root of every process in it",
         );
       if (ns === 'pid') pidNamespace = n.path;
+      else if (ns === 'user') userNamespace = n.path;
       else joins.push({ op: 'setns', path: n.path, namespace: ns });
     } else if (ns === 'cgroup') cgroupNs = true;
     else namespaces.push(ns);
@@ -879,7 +883,9 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   const mountJoined = joins.some((j) => j.namespace === 'mount');
   // none: the host's, as runc does; chroot instead of pivot_root, mounts on the host
   const hostMounts = !namespaces.includes('mount') && !mountJoined;
-  const userns = namespaces.includes('user');
+  // in a user namespace: one of its own (the maps are written for it) or one joined
+  const ownUserns = namespaces.includes('user');
+  const userns = ownUserns || userNamespace !== undefined;
   if (hostMounts) {
     const without = 'needs a mount namespace in linux.namespaces (without one it would change the host)';
     if (userns) refuse('linux.namespaces', 'with a user namespace must have a mount namespace too');
@@ -890,13 +896,22 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   }
   // the init joins before it leaves the host's user namespace's privileges behind: a mount
   // namespace owned by the host's cannot be entered from a user namespace of its own
-  if (userns && mountJoined) refuse('linux.namespaces', 'cannot join a mount namespace by path and have a user namespace of its own');
+  if (ownUserns && mountJoined)
+    refuse('linux.namespaces', 'cannot join a mount namespace by path and have a user namespace of its own');
   // the joined mount namespace first, so that the other paths resolve in it
   joins.sort((a, b) => Number(b.namespace === 'mount') - Number(a.namespace === 'mount'));
   let userMaps: { uidMap: string; gidMap: string } | undefined;
-  if (userns)
+  if (ownUserns)
     userMaps = { uidMap: idMappings(linux.uidMappings, 'linux.uidMappings'), gidMap: idMappings(linux.gidMappings, 'linux.gidMappings') };
-  else if (linux.uidMappings || linux.gidMappings) refuse('linux.uidMappings', 'needs a user namespace in linux.namespaces');
+  else if (userNamespace !== undefined) {
+    // containerd's CRI names the sandbox's maps too: they must be the joined namespace's
+    // own (the monitor compares them with the init's, once it is in it), never written
+    if (linux.uidMappings !== undefined || linux.gidMappings !== undefined)
+      userMaps = {
+        uidMap: linux.uidMappings === undefined ? '' : idMappings(linux.uidMappings, 'linux.uidMappings'),
+        gidMap: linux.gidMappings === undefined ? '' : idMappings(linux.gidMappings, 'linux.gidMappings'),
+      };
+  } else if (linux.uidMappings || linux.gidMappings) refuse('linux.uidMappings', 'needs a user namespace in linux.namespaces');
 
   // process
   const proc = readProcess(config.process, 'process');
@@ -916,7 +931,8 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   // the joins and the score first, as host root, while host paths resolve
   const ops: Op[] = [...joins];
   if (oomScoreAdj !== undefined) ops.push({ op: 'write', path: '/proc/self/oom_score_adj', data: String(oomScoreAdj) });
-  if (userns) ops.push({ op: 'mount', target: '/', flags: ['rec', 'private'] }, { op: 'userns' });
+  if (userns) ops.push({ op: 'mount', target: '/', flags: ['rec', 'private'] });
+  if (ownUserns) ops.push({ op: 'userns' });
   if (cgroupNs) ops.push({ op: 'unshare', namespaces: ['cgroup'] });
   // pivot_root refuses a shared root or parent, and an unbindable root cannot be bound
   // onto itself: such a propagation is made rslave until
@@ -995,11 +1011,12 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   ops.push({ op: 'exec', file: args[0], searchPath: path, argv: args, env });
 
   const plan: LaunchPlan = {
-    namespaces: userns ? ['user', ...namespaces.filter((n) => n !== 'user')] : namespaces,
+    namespaces: ownUserns ? ['user', ...namespaces.filter((n) => n !== 'user')] : namespaces,
     ops,
     tty: terminal,
     detach: true,
-    ...(userMaps ? { userns: userMaps } : {}),
+    ...(ownUserns && userMaps ? { userns: userMaps } : {}),
+    ...(userNamespace !== undefined ? { userNamespace: { path: userNamespace, ...userMaps } } : {}),
     ...(pidNamespace ? { pidNamespace } : {}),
   };
   return {

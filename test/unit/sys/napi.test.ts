@@ -36,7 +36,7 @@ describe('novabox.node', () => {
   const n = load();
 
   it('speaks the ABI of the header, and src/sys takes it for the start path', () => {
-    expect(n.abi()).toBe(11);
+    expect(n.abi()).toBe(12);
     expect(startPathFfi()).toBe(process.env.NOVABOX_FFI === 'koffi' ? 'koffi' : 'node-api');
   });
 

@@ -27,7 +27,7 @@ describe('encodePlan', () => {
     const b = encodePlan(plan);
     expect(header(b)).toEqual({
       magic: 0x3150424e,
-      abi: 11,
+      abi: 12,
       size: b.length,
       nOps: 1,
       clone: BigInt(0x00020000 | 0x20000000 | 0x40000000),
@@ -36,7 +36,16 @@ describe('encodePlan', () => {
     expect(b.byteOffset % 8).toBe(0);
   });
 
-  it('restorePidfile: NB_PLAN_RESTORE (0x40) and the pidfile at header word 18 (byte 72), word 19 reserved', () => {
+  it('userNamespace: its path and maps as a string list at header word 19 (byte 76), nothing in clone_flags', () => {
+    const b = encodePlan({ namespaces: ['mount'], ops: [exec], tty: false, userNamespace: { path: '/proc/7/ns/user', uidMap: '0 9 1\n' } });
+    const list = b.readUInt32LE(76);
+    expect(b.readUInt32LE(list)).toBe(3);
+    expect([0, 1, 2].map((i) => cstr(b, b.readUInt32LE(list + 4 + 4 * i)))).toEqual(['/proc/7/ns/user', '0 9 1\n', '']);
+    expect(b.readUInt32LE(60)).toBe(0); // header.userns
+    expect(b.readUInt32LE(16) & 0x10000000).toBe(0);
+  });
+
+  it('restorePidfile: NB_PLAN_RESTORE (0x40) and the pidfile at header word 18 (byte 72), word 19 (user_ns) 0', () => {
     const b = encodePlan({ namespaces: ['mount'], ops: [exec], tty: false, restorePidfile: '/run/r.pid' });
     expect(header(b).flags).toBe(0x40);
     expect(cstr(b, b.readUInt32LE(72))).toBe('/run/r.pid');

@@ -351,9 +351,22 @@ describe('planOci', () => {
       /linux\.namespaces\[\d\]\.path is the mount namespace novabox-oci runs in: the container's pivot_root there would move the root of every process in it/,
     ],
     [
-      'joining a user namespace',
-      (c) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' }),
-      /linux\.namespaces\[\d\]\.path joining an existing user namespace/,
+      'a user namespace joined by path without a mount namespace',
+      (c) => {
+        c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'mount');
+        c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' });
+      },
+      /linux\.namespaces with a user namespace must have a mount namespace too/,
+    ],
+    [
+      'a user namespace both joined and made',
+      (c) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' }, { type: 'user' }),
+      /linux\.namespaces\[\d\] lists user twice/,
+    ],
+    [
+      'a relative user namespace path',
+      (c) => c.linux.namespaces.push({ type: 'user', path: 'proc/1/ns/user' }),
+      /linux\.namespaces\[\d\]\.path must be an absolute path/,
     ],
     [
       'an oomScoreAdj out of range',
@@ -488,6 +501,29 @@ describe('readHooks', () => {
     expect(plan.pidNamespace).toBe('/proc/7/ns/pid');
     expect(plan.namespaces).not.toContain('pid');
     expect(plan.ops.some((op) => op.op === 'setns')).toBe(false);
+  });
+
+  it("joins a user namespace by path through the monitor (the plan's userNamespace): no maps written, no userns op, the namespace's root as for one of its own", () => {
+    const { plan } = planOci(
+      config((c) => {
+        c.linux.namespaces.push({ type: 'user', path: '/proc/7/ns/user' });
+        c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      }),
+      ctx,
+    );
+    expect(plan.userNamespace).toEqual({ path: '/proc/7/ns/user', uidMap: '0 100000 65536\n', gidMap: '' });
+    expect(plan.userns).toBeUndefined();
+    expect(plan.namespaces).not.toContain('user');
+    expect(plan.ops.some((op) => op.op === 'userns' || op.op === 'setns')).toBe(false);
+    const root = plan.ops.findIndex((op) => op.op === 'setuid' && op.uid === 0);
+    expect(root).toBeGreaterThan(-1);
+    expect(root).toBeLessThan(plan.ops.findIndex((op) => op.op === 'pivot-root'));
+    // without maps: nothing to compare
+    const bare = planOci(
+      config((c) => c.linux.namespaces.push({ type: 'user', path: '/proc/7/ns/user' })),
+      ctx,
+    ).plan;
+    expect(bare.userNamespace).toEqual({ path: '/proc/7/ns/user' });
   });
 
   it('plans startContainer hooks as ops of the init right before its exec, after its credentials', () => {
