@@ -726,8 +726,7 @@ export function encodePlan(plan: LaunchPlan): Buffer {
   if (plan.onExit) putList([...plan.onExit.argv, '', ...plan.onExit.env], 16);
   str(plan.pidNamespace, 17);
   str(plan.restorePidfile, 18);
-  if (plan.userNamespace)
-    putList([plan.userNamespace.path, plan.userNamespace.uidMap ?? '', plan.userNamespace.gidMap ?? ''], 19);
+  if (plan.userNamespace) putList([plan.userNamespace.path, plan.userNamespace.uidMap ?? '', plan.userNamespace.gidMap ?? ''], 19);
 
   // The strings: one NUL-separated block, written by one call. Offsets count UTF-16 units
   // when the block is ASCII (the usual case), else bytes, string by string.

@@ -896,8 +896,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   }
   // the init joins before it leaves the host's user namespace's privileges behind: a mount
   // namespace owned by the host's cannot be entered from a user namespace of its own
-  if (ownUserns && mountJoined)
-    refuse('linux.namespaces', 'cannot join a mount namespace by path and have a user namespace of its own');
+  if (ownUserns && mountJoined) refuse('linux.namespaces', 'cannot join a mount namespace by path and have a user namespace of its own');
   // the joined mount namespace first, so that the other paths resolve in it
   joins.sort((a, b) => Number(b.namespace === 'mount') - Number(a.namespace === 'mount'));
   let userMaps: { uidMap: string; gidMap: string } | undefined;
