@@ -429,7 +429,16 @@ export class ComputeService {
    * place of startArrival's boot. The server stays held until the commit, as an arrival.
    */
   async restoreArrival(id: string, caller: Caller, images: string, stdio?: string): Promise<Server> {
-    return this.bringUpArrival(id, caller, (s) => this.restoreTree(s, images, stdio));
+    return this.bringUpArrival(id, caller, async (s) => {
+      // its published ports, for the address it has here, before its sockets listen again (as a boot's)
+      this.ports.publish(s.id);
+      try {
+        await this.restoreTree(s, images, stdio);
+      } catch (err) {
+        this.ports.unpublish(s.id);
+        throw err;
+      }
+    });
   }
 
   /** An arrival this process holds, brought up by `up` under a start action: ACTIVE, or SHUTOFF and the error. */
@@ -483,6 +492,8 @@ export class ComputeService {
       this.driver,
       { images, stdio },
     );
+    // its veth is a new one: loopback sources and hairpin for its published ports again
+    this.ports.started(s.id);
     this.store.servers.setRuntime(s.id, facts);
     logLine(s.id, "server restored from a live migration's dump (criu restore)");
   }

@@ -9,7 +9,7 @@
  * mount outside the server is refused).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import {
   existsSync,
   mkdirSync,
@@ -713,9 +713,12 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
   }, 300_000);
 
   it.each(['host', 'auto'])(
-    "a --userns %s server on the bridge network moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), its /etc files B's, the counter goes on, it reaches B's gateway; delete removes its veth",
+    "a --userns %s server on the bridge network with a published port moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), its /etc files B's, the counter goes on, it reaches B's gateway, its listening httpd answers on B's published port (the rule made in B, gone from A); delete removes its veth",
     async (userns) => {
-      await ok(onA(['server', 'create', '--userns', userns, '--image', 'busybox', '--flavor', 'm1.tiny', 'lb']));
+      const port = 18000 + randomInt(1000);
+      await ok(
+        onA(['server', 'create', '--userns', userns, '--image', 'busybox', '--flavor', 'm1.tiny', '--publish', `${port}:8080`, 'lb']),
+      );
       await ok(
         onA([
           'server',
@@ -724,9 +727,21 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
           '--',
           'sh',
           '-c',
-          'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+          'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & mkdir -p /srv; echo moved > /srv/index.html; httpd -p 8080 -h /srv; sleep 0.3',
         ]),
       );
+      // a client on each "host": its own address on the bridge (the gateway), the published port
+      for (const ns of [nsA, nsB]) execFileSync(ip!, ['-n', ns, 'link', 'set', 'lo', 'up']);
+      const fetch = (ns: string, gateway: string) =>
+        spawnSync(ip!, ['netns', 'exec', ns, 'busybox', 'wget', '-q', '-T', '5', '-O', '-', `http://${gateway}:${port}/`], {
+          encoding: 'utf8',
+          timeout: 20_000,
+        });
+      const rules = (ns: string) => spawnSync(ip!, ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout ?? '';
+      const addrA = /(\d+\.\d+\.\d+)\.(\d+)/.exec(
+        JSON.stringify(JSON.parse(await ok(onA(['server', 'show', 'lb', '-f', 'json']))).addresses),
+      );
+      expect(fetch(nsA, `${addrA![1]}.1`).stdout).toBe('moved\n');
       const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
       const before = await count(onA);
       const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
@@ -740,6 +755,11 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
       expect(await count(onB)).toBeGreaterThan(before);
       expect(await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']))).toContain(`inet ${addr![0]}/24`);
       await ok(onB(['server', 'exec', 'lb', '--', 'ping', '-c', '1', '-W', '5', `${addr![1]}.1`]));
+      // the listening socket came with it, and B publishes the port for B's address
+      const got = fetch(nsB, `${addr![1]}.1`);
+      expect(got.stdout, got.stderr).toBe('moved\n');
+      expect(rules(nsB)).toContain(`${port} : `);
+      expect(rules(nsA)).not.toContain(`${port} : `);
       // its /etc/hosts is B's file (bound from B's state root), naming B's address
       expect(await ok(onB(['server', 'exec', 'lb', '--', 'cat', '/etc/hosts']))).toContain(addr![0]);
       const hostEnds = (ns: string) =>

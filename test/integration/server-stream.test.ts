@@ -458,7 +458,7 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
     await ok(nbA(['volume', 'delete', 'vstay']));
   }, 240_000);
 
-  it('--live is refused in one sentence quoting the failing "criu check" (this host\'s or the target\'s, CRIU missing or a kernel it does not support), and for a server it cannot move live yet (published ports; --userns auto whose id range the target has leased) naming why; nothing changes', async () => {
+  it('--live is refused in one sentence quoting the failing "criu check" (this host\'s or the target\'s, CRIU missing or a kernel it does not support), and for a server it cannot move live yet (volumes; --userns auto whose id range the target has leased) naming why; nothing changes', async () => {
     const created = JSON.parse(
       await ok(
         nbA([
@@ -532,35 +532,24 @@ describe.skipIf(!isRoot)('server export, import and migrate between two state ro
       // passing on both: a server of a kind that cannot move live yet is refused here,
       // naming why, before anything is recorded or sent
       expect(migrationsOf(a.root, created.id)).toEqual([expect.objectContaining({ status: 'error' })]);
-      const port = 17000 + randomInt(1000);
+      await ok(nbA(['volume', 'create', 'livevol']));
       await ok(
-        nbA([
-          'server',
-          'create',
-          '--userns',
-          'host',
-          '--image',
-          'busybox',
-          '--flavor',
-          'm1.tiny',
-          '--publish',
-          `127.0.0.1:${port}:80`,
-          'porty',
-        ]),
+        nbA(['server', 'create', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', '--volume', 'livevol:/data', 'voly']),
       );
-      const porty = await runCli(['server', 'migrate', 'porty', '--live', '--to', to(good)], {
+      const voly = await runCli(['server', 'migrate', 'voly', '--live', '--to', to(good)], {
         root: a.root,
         env: { NOVABOX_CRIU: good },
         timeoutMs: 60_000,
       });
-      expect(porty).toMatchObject({
+      expect(voly).toMatchObject({
         exitCode: 4,
         stderr:
-          'novabox: server "porty" cannot be migrated live: it has published ports, which the target does not publish again under a CRIU restore yet; migrate it without --live (its writable layer is pre-copied while it runs)\n',
+          'novabox: server "voly" cannot be migrated live: it has volumes attached, whose bind mounts name this host\'s directories, which a CRIU restore on the target cannot map yet; migrate it without --live (its writable layer is pre-copied while it runs)\n',
       });
-      expect(await show(nbA, 'porty')).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
-      await ok(nbA(['server', 'delete', 'porty']));
-      await unchanged('criu passing on both, published ports');
+      expect(await show(nbA, 'voly')).toMatchObject({ status: 'ACTIVE', 'OS-EXT-STS:task_state': null });
+      await ok(nbA(['server', 'delete', 'voly']));
+      await ok(nbA(['volume', 'delete', 'livevol']));
+      await unchanged('criu passing on both, a volume');
       // --userns auto moves live only into the same id range (CRIU restores the dumped maps):
       // where the target has leased it, the target refuses before anything changes there
       await ok(nbA(['server', 'create', '--network', 'none', '--userns', 'auto', '--image', 'busybox', '--flavor', 'm1.tiny', 'autons']));

@@ -23,16 +23,15 @@ export interface LiveCandidate {
   volumes: number;
   /** an instance-data seed (NoCloud) bound into it */
   seed: boolean;
-  /** published ports */
-  ports: number;
 }
 
 /**
  * Why this server cannot move live, in one sentence, or null (pure). A restore rebuilds
  * the tree's namespaces from its images (a bridged server's veth made on the target's
- * bridge, its address readdressed); what still names this host (its published ports, the
- * host's network namespace, bind mounts of this state root's volumes and seed, systemd's
- * delegated cgroup tree) is not carried yet. A server in its own user namespace moves: the
+ * bridge, its address readdressed, its published ports made there again for that address,
+ * listening sockets restored); what still names this host (the host's network namespace,
+ * bind mounts of this state root's volumes and seed, systemd's delegated cgroup tree) is
+ * not carried yet. A server in its own user namespace moves: the
  * target leases the same range (receive.ts) and the monitor idmaps its root as for a start.
  */
 export function liveRefusal(s: LiveCandidate): string | null {
@@ -42,8 +41,6 @@ export function liveRefusal(s: LiveCandidate): string | null {
     return `${not}: it is not ACTIVE (vm_state ${s.vmState}), and only a running process tree can be dumped; ${cold}`;
   if (s.init === 'systemd')
     return `${not}: systemd is its pid 1, whose delegated cgroup tree and mounts the target does not rebuild under a CRIU restore yet; ${cold}`;
-  if (s.network === 'novabox' && s.ports > 0)
-    return `${not}: it has published ports, which the target does not publish again under a CRIU restore yet; ${cold}`;
   if (s.network !== 'none' && s.network !== 'novabox')
     return `${not}: it shares this host's network namespace (--network ${s.network}), whose sockets cannot move to another host; ${cold}`;
   if (s.volumes > 0)

@@ -179,7 +179,6 @@ export async function migrateServer(
       ...s,
       volumes: compute.volumes.ofServer(s.id).length,
       seed: existsSync(serverDirs(s.id).seed),
-      ports: compute.ports.of(s.id).length,
     });
     if (refused) throw new Conflict(refused);
   }
