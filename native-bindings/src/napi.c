@@ -10,7 +10,9 @@
  * Four exist only here: the container directory's removal as async work, signal
  * forwarding from a C handler (forwardSignals), which koffi cannot offer, `run`'s id
  * range lease (idmapTake, idmap.c; without it the JavaScript takes it, ~1 ms slower), and
- * bin/launcher.cjs's reading of a bundle and its code cache (mapScript, mapFile). Every
+ * bin/launcher.cjs's reading of a bundle and its code cache (mapScript, mapFile). The
+ * bridge network's calls (net.c: netBridge, netAttach, netLinkDel) are here too, so that
+ * a start on the bridge never loads koffi either (~1.2-1.7 ms in the trace). Every
  * function returns what its C counterpart returns (a value, or -errno): no errno state.
  *
  * Node-API is a stable C ABI: the few declarations below are the ones from Node's
@@ -71,7 +73,7 @@ napi_status napi_create_external_arraybuffer(napi_env, void *, size_t, napi_fina
 napi_status node_api_create_external_string_latin1(napi_env, char *, size_t, napi_finalize, void *, napi_value *, bool *)
 	__attribute__((weak));
 
-#define MAX_ARGS 9
+#define MAX_ARGS 10
 
 struct call {
 	napi_env env;
@@ -297,6 +299,82 @@ static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
 	if (c.bad)
 		return NULL;
 	return ret(&c, nb_cgroup_devices_allow(dir, extra));
+}
+
+/* A MAC address argument: a typed array of 6 bytes. */
+static void arg_mac(struct call *c, size_t i, uint8_t mac[6])
+{
+	size_t n = 0;
+	const uint8_t *b = arg_bytes(c, i, &n);
+
+	if (c->bad)
+		return;
+	if (n != 6) {
+		c->bad = 1;
+		napi_throw_type_error(c->env, NULL, "novabox.node: expected 6 bytes of a MAC address");
+		return;
+	}
+	memcpy(mac, b, 6);
+}
+
+/* netBridge(name, addr, prefixLen, mtu, mac) -> 1 (made now) | 0 | -errno (net.c); addr in
+ * network byte order, as a 32-bit number (its bits: an int32 argument) */
+static napi_value js_net_bridge(napi_env env, napi_callback_info info)
+{
+	char name[PATH_MAX];
+	struct nb_net_bridge_args a;
+	struct call c;
+
+	memset(&a, 0, sizeof(a));
+	call_init(&c, env, info, 5);
+	a.name = arg_str(&c, 0, name);
+	a.addr = (uint32_t)arg_int(&c, 1);
+	a.prefix_len = (uint32_t)arg_int(&c, 2);
+	a.mtu = (uint32_t)arg_int(&c, 3);
+	arg_mac(&c, 4, a.mac);
+	return c.bad ? NULL : ret(&c, nb_net_bridge(&a));
+}
+
+/* netAttach(bridge, hostIf, alias ("" none), pid, addr, gateway, prefixLen, mtu, mac, stage)
+ * -> 0 | -errno (net.c); stage: an Int32Array whose [0] names the failing step */
+static napi_value js_net_attach(napi_env env, napi_callback_info info)
+{
+	char bridge[PATH_MAX], host_if[PATH_MAX], alias[PATH_MAX];
+	struct nb_net_args a;
+	struct call c;
+	size_t n = 0;
+	int32_t *stage;
+
+	memset(&a, 0, sizeof(a));
+	call_init(&c, env, info, 10);
+	a.bridge = arg_str(&c, 0, bridge);
+	a.host_if = arg_str(&c, 1, host_if);
+	a.alias = arg_str(&c, 2, alias);
+	a.pid = arg_int(&c, 3);
+	a.addr = (uint32_t)arg_int(&c, 4);
+	a.gateway = (uint32_t)arg_int(&c, 5);
+	a.prefix_len = (uint32_t)arg_int(&c, 6);
+	a.mtu = (uint32_t)arg_int(&c, 7);
+	arg_mac(&c, 8, a.mac);
+	stage = arg_bytes(&c, 9, &n);
+	if (c.bad)
+		return NULL;
+	if (!a.alias[0])
+		a.alias = NULL;
+	{
+		int32_t st = 0;
+		int rc = nb_net_attach(&a, &st);
+
+		if (n >= 4)
+			stage[0] = st;
+		return ret(&c, rc);
+	}
+}
+
+/* netLinkDel(name) -> 0 | -ENODEV | -errno */
+static napi_value js_net_link_del(napi_env env, napi_callback_info info)
+{
+	return path_call(env, info, nb_net_link_del);
 }
 
 /* rmRunDir(dir) -> Promise<0 | -errno>: nb_rm_run_dir's two parts as two jobs in the
@@ -626,6 +704,9 @@ NB_API napi_value napi_register_module_v1(napi_env env, napi_value exports)
 		{ "sendFd", js_send_fd },
 		{ "ptyResize", js_pty_resize },
 		{ "cgroupDevices", js_cgroup_devices },
+		{ "netBridge", js_net_bridge },
+		{ "netAttach", js_net_attach },
+		{ "netLinkDel", js_net_link_del },
 		{ "rmRunDir", js_rm_run_dir },
 		{ "rmRunDirSync", js_rm_run_dir_sync },
 		{ "forwardSignals", js_forward_signals },

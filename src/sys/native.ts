@@ -262,6 +262,27 @@ interface FastBindings extends StartCalls {
   /** a build older than opaque.c has none */
   layerIsOpaque?: (dir: string) => number;
   exit: (code: number) => void;
+  /** net.c (a build older than ABI 12 has none): addresses are network-order u32 bits */
+  netBridge?: (name: string, addr: number, prefixLen: number, mtu: number, mac: Uint8Array) => number;
+  netAttach?: (
+    bridge: string,
+    hostIf: string,
+    alias: string,
+    pid: number,
+    addr: number,
+    gateway: number,
+    prefixLen: number,
+    mtu: number,
+    mac: Uint8Array,
+    stage: Int32Array,
+  ) => number;
+  netLinkDel?: (name: string) => number;
+}
+
+/** The bridge network's calls through build/novabox.node, or undefined (koffi: sys/net.ts binds them). */
+export function fastNet(): Pick<FastBindings, 'netBridge' | 'netAttach' | 'netLinkDel'> | undefined {
+  const f = fast();
+  return f?.netAttach ? f : undefined;
 }
 
 let fastBound: FastBindings | null | undefined;

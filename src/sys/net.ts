@@ -1,7 +1,7 @@
 /** Networking in C (native-bindings/src/net.c): the bridge, the veth pair into a container, link removal. */
 import { SysError } from '../errors.js';
 import { errnoName, errnoText } from './errno.js';
-import { library } from './native.js';
+import { fastNet, library } from './native.js';
 
 interface NetBindings {
   nb_net_bridge: (args: object) => number;
@@ -54,14 +54,18 @@ function macBytes(mac: string): number[] {
 
 /** Create the bridge if missing (with its gateway address), bring it up. true: created now. */
 export function netBridge(a: { name: string; gateway: number; prefixLen: number; mac: string; mtu?: number }): boolean {
-  const rc = bindNet().nb_net_bridge({
-    name: a.name,
-    addr: beU32(a.gateway),
-    prefix_len: a.prefixLen,
-    mtu: a.mtu ?? 0,
-    mac: macBytes(a.mac),
-    pad: [0, 0],
-  });
+  // through build/novabox.node where it is built: a start on the bridge never loads koffi
+  const f = fastNet();
+  const rc = f?.netBridge
+    ? f.netBridge(a.name, beU32(a.gateway) | 0, a.prefixLen, a.mtu ?? 0, Uint8Array.from(macBytes(a.mac)))
+    : bindNet().nb_net_bridge({
+        name: a.name,
+        addr: beU32(a.gateway),
+        prefix_len: a.prefixLen,
+        mtu: a.mtu ?? 0,
+        mac: macBytes(a.mac),
+        pad: [0, 0],
+      });
   if (rc < 0) throw new SysError('rtnetlink (bridge)', errnoName(rc), a.name, `cannot set up bridge ${a.name}: ${errnoText(rc)}`);
   return rc === 1;
 }
@@ -91,22 +95,43 @@ export interface NetAttach {
 
 /** The veth pair into the init's namespace, configured (see net.c). Leaves nothing on failure. */
 export function netAttach(a: NetAttach): void {
-  const stage = [0];
-  const rc = bindNet().nb_net_attach(
-    {
-      bridge: a.bridge,
-      host_if: a.hostIf,
-      alias: a.alias ?? null,
-      pid: a.pid,
-      addr: beU32(a.address),
-      gateway: beU32(a.gateway),
-      prefix_len: a.prefixLen,
-      mtu: a.mtu ?? 0,
-      mac: macBytes(a.mac),
-      pad: [0, 0],
-    },
-    stage,
-  );
+  const f = fastNet();
+  let rc: number;
+  let stage: ArrayLike<number>;
+  if (f?.netAttach) {
+    const st = new Int32Array(1);
+    stage = st;
+    rc = f.netAttach(
+      a.bridge,
+      a.hostIf,
+      a.alias ?? '',
+      a.pid,
+      beU32(a.address) | 0,
+      beU32(a.gateway) | 0,
+      a.prefixLen,
+      a.mtu ?? 0,
+      Uint8Array.from(macBytes(a.mac)),
+      st,
+    );
+  } else {
+    const st = [0];
+    stage = st;
+    rc = bindNet().nb_net_attach(
+      {
+        bridge: a.bridge,
+        host_if: a.hostIf,
+        alias: a.alias ?? null,
+        pid: a.pid,
+        addr: beU32(a.address),
+        gateway: beU32(a.gateway),
+        prefix_len: a.prefixLen,
+        mtu: a.mtu ?? 0,
+        mac: macBytes(a.mac),
+        pad: [0, 0],
+      },
+      st,
+    );
+  }
   if (rc < 0) {
     const what = NET_STAGES[stage[0]] ?? 'set up the network';
     throw new SysError('rtnetlink', errnoName(rc), a.hostIf, `cannot ${what} (${a.hostIf} on ${a.bridge}): ${errnoText(rc)}`);
@@ -115,7 +140,8 @@ export function netAttach(a: NetAttach): void {
 
 /** Remove a network link by name. false: there was none. */
 export function linkDel(name: string): boolean {
-  const rc = bindNet().nb_net_link_del(name);
+  const f = fastNet();
+  const rc = f?.netLinkDel ? f.netLinkDel(name) : bindNet().nb_net_link_del(name);
   if (rc === 0) return true;
   if (errnoName(rc) === 'ENODEV') return false;
   throw new SysError('rtnetlink (delete link)', errnoName(rc), name, `cannot remove ${name}: ${errnoText(rc)}`);

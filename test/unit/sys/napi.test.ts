@@ -22,6 +22,9 @@ interface NovaboxNode {
   layerIsOpaque: (dir: string) => number;
   mapScript: (path: string) => string | number;
   mapFile: (path: string) => ArrayBuffer | number;
+  netBridge: (name: string, addr: number, prefixLen: number, mtu: number, mac: Uint8Array) => number;
+  netAttach: (...a: unknown[]) => number;
+  netLinkDel: (name: string) => number;
 }
 
 function load(): NovaboxNode {
@@ -38,6 +41,18 @@ describe('novabox.node', () => {
   it('speaks the ABI of the header, and src/sys takes it for the start path', () => {
     expect(n.abi()).toBe(12);
     expect(startPathFfi()).toBe(process.env.NOVABOX_FFI === 'koffi' ? 'koffi' : 'node-api');
+  });
+
+  it("has the bridge network's calls (net.c), which check their arguments before C does anything", () => {
+    const mac = Uint8Array.from([2, 0, 0, 0, 0, 1]);
+    // a name too long for a link: refused by net.c before any netlink message
+    expect(n.netBridge('x'.repeat(40), 0x0100000a, 24, 0, mac)).toBe(-E.EINVAL);
+    expect(n.netLinkDel('x'.repeat(40))).toBe(-E.EINVAL);
+    const stage = new Int32Array(1);
+    expect(n.netAttach('br', 'x'.repeat(40), '', 1, 0x0200000a, 0x0100000a, 24, 0, mac, stage)).toBe(-E.EINVAL);
+    expect(stage[0]).toBe(1); // NB_NET_STAGE_ARGS
+    expect(() => n.netBridge('br', 1, 24, 0, Uint8Array.from([1, 2]))).toThrow(/6 bytes of a MAC address/);
+    expect(() => n.netAttach('br', 'h')).toThrow(TypeError);
   });
 
   it('returns -errno from failed calls', () => {
