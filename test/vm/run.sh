@@ -122,13 +122,13 @@ mapfile -t PROJECT_ELFS < <(find "$PROJECT_DIR" -path "$PROJECT_DIR/.git" -prune
 # 6.1 kernel where it may fail on the host's), podman and conmon (novabox-oci under Podman: its
 # CNI backend with --network none needs no other helper; ~39 MB of the base archive), containerd,
 # ctr and containerd-shim-runc-v2 (novabox-oci under containerd; ~83 MB) with util-linux's script
-# (a terminal for ctr run -t), and Debian's
+# (a terminal for ctr run -t) and lsns (the owner of a namespace: oci-spec.test.ts), and Debian's
 # python3 with its standard library (hostile tar fixtures).
 # They go to /usr/local/bin, before busybox's applets on PATH. NOVABOX_VM_TOOLS='' ships none;
 # NOVABOX_VM_EXTRA_TOOLS adds to them (test/oci-validation/guest.sh: bash, runc, crun).
 is_elf() { [[ $(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ') == '177ELF' ]]; }
 TOOLS=()
-for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu podman conmon containerd ctr containerd-shim-runc-v2 script} ${NOVABOX_VM_EXTRA_TOOLS:-}; do
+for t in ${NOVABOX_VM_TOOLS-nft umoci skopeo tar zstd xz bzip2 mke2fs criu podman conmon containerd ctr containerd-shim-runc-v2 script lsns} ${NOVABOX_VM_EXTRA_TOOLS:-}; do
   p=$(PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin command -v "$t" 2>/dev/null) && p=$(readlink -f "$p") && is_elf "$p" && TOOLS+=("$t=$p")
 done
 # criu saves and restores a network namespace's addresses and routes with iproute2's ip
