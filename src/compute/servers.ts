@@ -477,17 +477,22 @@ export class ComputeService {
   }
 
   private async restoreTree(s: Server, images: string, stdio: string | undefined): Promise<void> {
+    const image = this.imageFor(s);
+    const attachment = this.attachmentOf(s);
+    // the range the dump's user namespace has: on the target the one the arrival leased
+    // (receive.ts leases the source's), on the source its own
+    const idmap = this.idmapFor(s);
     const facts = await restoreServer(
       {
         id: s.id,
         hostname: hostnameOf(s.name),
-        image: this.imageFor(s),
+        image,
         limits: flavorLimits(this.flavorOf(s)),
         onExit: this.onExitOf(s),
-        attachment: this.attachmentOf(s),
-        // the range the dump's user namespace has: on the target the one the arrival leased
-        // (receive.ts leases the source's), on the source its own
-        idmap: this.idmapFor(s),
+        attachment,
+        idmap,
+        // its seed written here as a start writes it (this host's address in its network config), bound in its place
+        seed: this.instanceData(s, image.layerDirs, attachment, idmap),
       },
       this.driver,
       { images, stdio },

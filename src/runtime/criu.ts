@@ -80,7 +80,16 @@ export function criuCheck(criu = process.env.NOVABOX_CRIU || 'criu'): CriuCheck 
  */
 export function criuDumpArgs(
   pid: number,
-  o: { images: string; pre?: boolean; prev?: string; leaveRunning?: boolean; log?: string; etcFiles?: boolean },
+  o: {
+    images: string;
+    pre?: boolean;
+    prev?: string;
+    leaveRunning?: boolean;
+    log?: string;
+    etcFiles?: boolean;
+    /** where its instance data's seed is bound inside (a directory of this host's state root): recorded under SEED_KEY */
+    seed?: string;
+  },
 ): string[] {
   return [
     o.pre ? 'pre-dump' : 'dump',
@@ -101,6 +110,7 @@ export function criuDumpArgs(
     `mnt[${INIT_PATH}]:${INIT_KEY}`,
     // a bridged server's /etc files, bound from this host's state root: each under a key
     ...(o.etcFiles ? Object.entries(ETC_KEYS).flatMap(([path, key]) => ['--external', `mnt[${path}]:${key}`]) : []),
+    ...(o.seed ? ['--external', `mnt[${o.seed}]:${SEED_KEY}`] : []),
     '--external',
     'mnt[]',
     '--shell-job',
@@ -112,6 +122,9 @@ export const ETC_KEYS = { '/etc/hosts': 'etc-hosts', '/etc/hostname': 'etc-hostn
 
 /** The key under which a dump records pid 1's binary's mount (criuDumpArgs). */
 export const INIT_KEY = 'novabox-init';
+
+/** The key under which a dump records the instance data's seed mount (a directory bound from the state root). */
+export const SEED_KEY = 'nocloud-seed';
 
 /**
  * `criu restore` of those images under `root` (the server's root file system, mounted
@@ -133,6 +146,8 @@ export function criuRestoreArgs(o: {
   /** a bridged server: its eth0's peer made as hostIf on this host's bridge, its /etc files this host's */
   veth?: { hostIf: string; bridge: string };
   etcFiles?: { hosts: string; hostname: string; resolv: string };
+  /** the instance data's seed directory on this host (written for the arrival as a start writes it) */
+  seed?: string;
 }): string[] {
   return [
     'restore',
@@ -152,6 +167,7 @@ export function criuRestoreArgs(o: {
           [ETC_KEYS['/etc/resolv.conf'], o.etcFiles.resolv],
         ].flatMap(([key, file]) => ['--ext-mount-map', `${key}:${file}`])
       : []),
+    ...(o.seed ? ['--ext-mount-map', `${SEED_KEY}:${o.seed}`] : []),
     '--ext-mount-map',
     'auto',
     ...(o.veth ? ['--external', `veth[eth0]:${o.veth.hostIf}@${o.veth.bridge}`] : []),
@@ -199,10 +215,11 @@ export function planRestore(o: {
    */
   userns?: LaunchPlan['userns'];
   /**
-   * Host files criu must reach from inside the restored user namespace: a tmpfs (0755) on
-   * `dir` in criu's mount namespace, each [source, target] bound on a file made there.
+   * Host files and directories criu must reach from inside the restored user namespace: a
+   * tmpfs (0755) on `dir` in criu's mount namespace, each [source, target, 'dir' if a
+   * directory] bound on a file or directory made there.
    */
-  external?: { dir: string; binds: [string, string][] };
+  external?: { dir: string; binds: [string, string, 'dir'?][] };
 }): LaunchPlan {
   const criu = o.criu ?? 'criu';
   return {
@@ -220,8 +237,10 @@ export function planRestore(o: {
               flags: ['nosuid', 'nodev'],
               data: 'mode=0755,size=64k',
             },
-            ...o.external.binds.flatMap(([source, target]): Op[] => [
-              { op: 'mknod', path: target, mode: 0o444, type: 'file', major: 0, minor: 0 },
+            ...o.external.binds.flatMap(([source, target, kind]): Op[] => [
+              kind === 'dir'
+                ? { op: 'mkdir', path: target, mode: 0o555 }
+                : { op: 'mknod', path: target, mode: 0o444, type: 'file', major: 0, minor: 0 },
               { op: 'mount', source, target, flags: ['bind'] },
             ]),
           ] satisfies Op[])

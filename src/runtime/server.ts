@@ -55,7 +55,17 @@ import type { NetworkMode } from './network/config.js';
 import { attach, detach, ensureBridge, readdress, type Attachment } from './network/bridge.js';
 import { writeEtcFiles } from './network/etc-files.js';
 import { formatIp } from './network/ipam.js';
-import { criuEnv, criuLogReason, criuRestoreArgs, ETC_KEYS, INIT_KEY, inheritedStdio, planRestore, unlockNetwork } from './criu.js';
+import {
+  criuEnv,
+  criuLogReason,
+  criuRestoreArgs,
+  ETC_KEYS,
+  INIT_KEY,
+  inheritedStdio,
+  planRestore,
+  SEED_KEY,
+  unlockNetwork,
+} from './criu.js';
 import { overlayOptions } from './plan/mounts.js';
 import { MONITOR_EVENT } from '../sys/events.js';
 
@@ -480,7 +490,7 @@ function undoStart(sp: native.SpawnResult | undefined, driver: CgroupDriver, cgr
  * as for a started server. Its writable layer must hold what it held at the dump.
  */
 export async function restoreServer(
-  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname' | 'idmap'>,
+  l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname' | 'idmap' | 'seed'>,
   driver: CgroupDriver,
   r: { images: string; stdio?: string },
 ): Promise<ServerFacts> {
@@ -497,10 +507,10 @@ export async function restoreServer(
   // directories: each is bound, in criu's mount namespace only, on a file of a tmpfs on a
   // directory of /run made for this restore (removed after it), and criu named that.
   const ext = l.idmap ? `/run/novabox-restore.${l.id}` : undefined;
-  const binds: [string, string][] = [];
-  const via = (key: string, file: string) => {
+  const binds: [string, string, 'dir'?][] = [];
+  const via = (key: string, file: string, dir?: 'dir') => {
     if (!ext) return file;
-    binds.push([file, join(ext, key)]);
+    binds.push(dir ? [file, join(ext, key), dir] : [file, join(ext, key)]);
     return join(ext, key);
   };
   const args = criuRestoreArgs({
@@ -510,6 +520,7 @@ export async function restoreServer(
     initCopy: via(INIT_KEY, initCopy()),
     cgroupRoot: `/${cgroupPath}`,
     inheritFds: inheritedStdio(r.stdio),
+    ...(l.seed ? { seed: via(SEED_KEY, l.seed.source, 'dir') } : {}),
     ...(a && etc
       ? {
           veth: { hostIf: a.hostIf, bridge: a.bridge },

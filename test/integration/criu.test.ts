@@ -589,6 +589,70 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     expect(census(b.root)).toEqual(beforeB);
   }, 300_000);
 
+  it.each(['host', 'auto'])(
+    "a --userns %s server with instance data (user data, a NoCloud seed bound from A's state root) moves live: B writes its seed and binds it in its place, the server reads its user data there, its process keeps counting; nothing left on either",
+    async (userns) => {
+      const userData = join(tmpdir(), `nbx-live-ud-${tag}-${userns}.txt`);
+      writeFileSync(userData, '#cloud-config\nruncmd: [moved live]\n');
+      const created = JSON.parse(
+        await ok(
+          onA([
+            'server',
+            'create',
+            '--network',
+            'none',
+            '--userns',
+            userns,
+            '--user-data',
+            userData,
+            '--image',
+            'busybox',
+            '--flavor',
+            'm1.tiny',
+            'ls',
+            '-f',
+            'json',
+          ]),
+        ),
+      );
+      const seedOf = async (on: typeof onA) => ok(on(['server', 'exec', 'ls', '--', 'cat', '/var/lib/cloud/seed/nocloud/user-data']));
+      expect(await seedOf(onA)).toBe('#cloud-config\nruncmd: [moved live]\n');
+      await ok(
+        onA([
+          'server',
+          'exec',
+          'ls',
+          '--',
+          'sh',
+          '-c',
+          'i=0; (while :; do i=$((i+1)); echo $i > /cnt; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+        ]),
+      );
+      const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'ls', '--', 'cat', '/cnt']))).trim());
+      const before = await count(onA);
+      const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const m = await onA(['server', 'migrate', 'ls', '--live', '--to', to]);
+      expect(m.exitCode, m.stderr).toBe(0);
+      expect(JSON.parse(await ok(onB(['server', 'show', 'ls', '-f', 'json'])))).toMatchObject({ id: created.id, status: 'ACTIVE' });
+      expect(await count(onB)).toBeGreaterThan(before);
+      expect(await seedOf(onB)).toBe('#cloud-config\nruncmd: [moved live]\n');
+      expect(await ok(onB(['server', 'exec', 'ls', '--', 'cat', '/var/lib/cloud/seed/nocloud/meta-data']))).toContain(created.id);
+      // the mount is B's seed directory, written by B
+      const pid = Number((await ok(onB(['server', 'show', 'ls', '-f', 'value', '-c', 'pid']))).trim());
+      const line = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .find((l) => l.split(' ')[4] === '/var/lib/cloud/seed/nocloud');
+      expect(line?.split(' ')[3]).toContain(`/servers/${created.id}/seed`);
+      expect(existsSync(join(b.root, 'servers', created.id, 'seed', 'user-data'))).toBe(true);
+      expect(existsSync(join(a.root, 'servers', created.id))).toBe(false);
+      await ok(onB(['server', 'delete', 'ls']));
+      rmSync(userData);
+      expect(census(a.root)).toEqual(beforeA);
+      expect(census(b.root)).toEqual(beforeB);
+    },
+    300_000,
+  );
+
   it('a --userns auto server whose id range is leased on B is refused before anything changes, in one sentence naming the range: it runs on A as before, B has only its own server', async () => {
     // the same lowest slot on both hosts (one subuid file): B's own server holds it
     await ok(onB(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'holder']));

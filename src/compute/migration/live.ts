@@ -21,17 +21,15 @@ export interface LiveCandidate {
   init: 'novabox' | 'systemd';
   /** directory volumes attached */
   volumes: number;
-  /** an instance-data seed (NoCloud) bound into it */
-  seed: boolean;
 }
 
 /**
  * Why this server cannot move live, in one sentence, or null (pure). A restore rebuilds
  * the tree's namespaces from its images (a bridged server's veth made on the target's
  * bridge, its address readdressed, its published ports made there again for that address,
- * listening sockets restored); what still names this host (the host's network namespace,
- * bind mounts of this state root's volumes and seed, systemd's delegated cgroup tree) is
- * not carried yet. A server in its own user namespace moves: the
+ * listening sockets restored; its instance data's seed written there and bound again in
+ * its place); what still names this host (the host's network namespace, bind mounts of
+ * this state root's volumes, systemd's delegated cgroup tree) is not carried yet. A server in its own user namespace moves: the
  * target leases the same range (receive.ts) and the monitor idmaps its root as for a start.
  */
 export function liveRefusal(s: LiveCandidate): string | null {
@@ -45,8 +43,6 @@ export function liveRefusal(s: LiveCandidate): string | null {
     return `${not}: it shares this host's network namespace (--network ${s.network}), whose sockets cannot move to another host; ${cold}`;
   if (s.volumes > 0)
     return `${not}: it has volumes attached, whose bind mounts name this host's directories, which a CRIU restore on the target cannot map yet; ${cold}`;
-  if (s.seed)
-    return `${not}: its instance data (a NoCloud seed) is bound from this host's state directory, which a CRIU restore on the target cannot map yet; ${cold}`;
   return null;
 }
 
@@ -106,12 +102,12 @@ export function dumpRound(
   pid: number,
   base: string,
   dir: string,
-  o: { pre?: boolean; prev?: string; onDumped?: () => void; etcFiles?: boolean },
+  o: { pre?: boolean; prev?: string; onDumped?: () => void; etcFiles?: boolean; seed?: string },
 ): DumpRound {
   const images = join(base, dir);
   mkdirSync(images, { recursive: true, mode: 0o700 });
   const log = o.pre ? 'pre-dump.log' : 'dump.log';
-  const r = runCriu(criuDumpArgs(pid, { images, pre: o.pre, prev: o.prev, log, etcFiles: o.etcFiles }), images, log);
+  const r = runCriu(criuDumpArgs(pid, { images, pre: o.pre, prev: o.prev, log, etcFiles: o.etcFiles, seed: o.seed }), images, log);
   if (!r.ok) throw new NovaboxError('sys', `criu ${o.pre ? 'pre-dump' : 'dump'} of the server failed: ${r.reason}`);
   o.onDumped?.();
   const file = `${images}.tar`;

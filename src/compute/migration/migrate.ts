@@ -40,6 +40,7 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { cgroupDriver } from '../../runtime/cgroups/index.js';
 import { isRunning, serverDirs } from '../../runtime/server.js';
+import { SEED_TARGET } from '../instance-data.js';
 import { criuCheck } from '../../runtime/criu.js';
 import { type DumpRound, dumpRound, liveRefusal, morePreDumps, PREDUMP_ROUNDS, readlinkOr } from './live.js';
 import { volumeDir } from '../../runtime/volumes.js';
@@ -178,7 +179,6 @@ export async function migrateServer(
     const refused = liveRefusal({
       ...s,
       volumes: compute.volumes.ofServer(s.id).length,
-      seed: existsSync(serverDirs(s.id).seed),
     });
     if (refused) throw new Conflict(refused);
   }
@@ -365,6 +365,8 @@ export async function migrateServer(
           const pid = compute.facts(s.id)!.initPid;
           stdio = readlinkOr(`/proc/${pid}/fd/1`);
           const etcFiles = s.network === 'novabox';
+          // its instance data's seed, bound from this host's state root: keyed, for the target to bind its own
+          const seed = existsSync(serverDirs(s.id).seed) ? SEED_TARGET : undefined;
           // rounds 1..k while the dirty set shrinks (each the parent of the next), each sent
           // as it is taken; the final dump is round k+1
           const max = opts.predumpRounds ?? PREDUMP_ROUNDS;
@@ -375,7 +377,7 @@ export async function migrateServer(
             )
           ) {
             const k = live.pre.length;
-            const round = dumpRound(pid, live.base, String(k + 1), { pre: true, prev: k ? `../${k}` : undefined, etcFiles });
+            const round = dumpRound(pid, live.base, String(k + 1), { pre: true, prev: k ? `../${k}` : undefined, etcFiles, seed });
             live.pre.push(round);
             await w.frame('C', round.meta, round.payload);
             trace(`migrate: pre-dump ${k + 1} sent (${round.pages} bytes of pages)`);
@@ -387,6 +389,7 @@ export async function migrateServer(
           live.final = dumpRound(pid, live.base, String(k + 1), {
             prev: k ? `../${k}` : undefined,
             etcFiles,
+            seed,
             onDumped: () => (l.dumped = true),
           });
           trace('migrate: dumped');

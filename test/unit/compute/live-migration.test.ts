@@ -11,11 +11,10 @@ const ok: LiveCandidate = {
   userns: 'host',
   init: 'novabox',
   volumes: 0,
-  seed: false,
 };
 
 describe('liveRefusal: which servers move live, and why not in one sentence', () => {
-  it('an ACTIVE server (--userns host or auto) with novabox-init, no volumes, no seed moves, with --network none or on the bridge', () => {
+  it('an ACTIVE server (--userns host or auto) with novabox-init and no volumes moves (instance data too), with --network none or on the bridge', () => {
     expect(liveRefusal(ok)).toBeNull();
     expect(liveRefusal({ ...ok, network: 'novabox' })).toBeNull();
     expect(liveRefusal({ ...ok, userns: 'auto' })).toBeNull();
@@ -28,7 +27,6 @@ describe('liveRefusal: which servers move live, and why not in one sentence', ()
     ['systemd', { init: 'systemd' }, /systemd is its pid 1, whose delegated cgroup tree/],
     ['--network host', { network: 'host' }, /shares this host's network namespace \(--network host\)/],
     ['volumes', { volumes: 1 }, /it has volumes attached/],
-    ['a seed', { seed: true }, /its instance data \(a NoCloud seed\)/],
   ])('%s is refused', (_what, change, why) => {
     const said = liveRefusal({ ...ok, ...change });
     expect(said).toMatch(/^server "web" cannot be migrated live: /);

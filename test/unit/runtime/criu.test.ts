@@ -130,7 +130,13 @@ describe("planRestore: the monitor's plan of a restore (NB_PLAN_RESTORE)", () =>
         gidMap: '0 1065536 65536\n',
         rootfs: { upper: '/s/upper', work: '/s/work', flags: '', stage: '/s/rootfs', lowers: ['/l1', '/l2'] },
       },
-      external: { dir: '/run/novabox-restore.x', binds: [['/st/init/novabox-init.1.2', '/run/novabox-restore.x/novabox-init']] },
+      external: {
+        dir: '/run/novabox-restore.x',
+        binds: [
+          ['/st/init/novabox-init.1.2', '/run/novabox-restore.x/novabox-init'],
+          ['/st/servers/x/seed', '/run/novabox-restore.x/nocloud-seed', 'dir'],
+        ],
+      },
     });
     expect(p.namespaces).toEqual(['mount']);
     expect(p.ops).toEqual([
@@ -145,6 +151,8 @@ describe("planRestore: the monitor's plan of a restore (NB_PLAN_RESTORE)", () =>
       },
       { op: 'mknod', path: '/run/novabox-restore.x/novabox-init', mode: 0o444, type: 'file', major: 0, minor: 0 },
       { op: 'mount', source: '/st/init/novabox-init.1.2', target: '/run/novabox-restore.x/novabox-init', flags: ['bind'] },
+      { op: 'mkdir', path: '/run/novabox-restore.x/nocloud-seed', mode: 0o555 },
+      { op: 'mount', source: '/st/servers/x/seed', target: '/run/novabox-restore.x/nocloud-seed', flags: ['bind'] },
       { op: 'userns' },
       { op: 'mount-fd', target: '/s/rootfs' },
       expect.objectContaining({ op: 'exec', file: 'criu' }),
@@ -198,5 +206,15 @@ describe('a bridged server: its /etc files and its veth across a dump and a rest
       '--ext-mount-map etc-hosts:/s/etc/hosts --ext-mount-map etc-hostname:/s/etc/hostname --ext-mount-map etc-resolv:/s/etc/resolv.conf --ext-mount-map auto',
     );
     expect(r).toContain('--external veth[eth0]:nbv1234@nbt0');
+  });
+
+  it("the dump names the instance data's seed mount under a key; the restore binds this host's seed directory there", () => {
+    expect(criuDumpArgs(42, { images: '/i/2', seed: '/var/lib/cloud/seed/nocloud' }).join(' ')).toContain(
+      '--external mnt[/var/lib/cloud/seed/nocloud]:nocloud-seed --external mnt[]',
+    );
+    expect(criuDumpArgs(42, { images: '/i/2' }).join(' ')).not.toContain('nocloud-seed');
+    expect(criuRestoreArgs({ images: '/i', root: '/r', pidfile: '/p', initCopy: '/c', seed: '/s/seed' }).join(' ')).toContain(
+      '--ext-mount-map nocloud-seed:/s/seed --ext-mount-map auto',
+    );
   });
 });
