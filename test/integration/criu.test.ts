@@ -796,16 +796,26 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
       );
       // a client on each "host": its own address on the bridge (the gateway), the published port
       for (const ns of [nsA, nsB]) execFileSync(ip!, ['-n', ns, 'link', 'set', 'lo', 'up']);
+      // node as the client: busybox-static's wget crashes (a static glibc's resolver)
       const fetch = (ns: string, gateway: string) =>
-        spawnSync(ip!, ['netns', 'exec', ns, 'busybox', 'wget', '-q', '-T', '5', '-O', '-', `http://${gateway}:${port}/`], {
-          encoding: 'utf8',
-          timeout: 20_000,
-        });
+        spawnSync(
+          ip!,
+          [
+            'netns',
+            'exec',
+            ns,
+            process.execPath,
+            '-e',
+            `require('http').get('http://${gateway}:${port}/', { timeout: 5000 }, (r) => r.pipe(process.stdout)).on('error', (e) => { console.error(e.message); process.exit(1); })`,
+          ],
+          { encoding: 'utf8', timeout: 20_000 },
+        );
       const rules = (ns: string) => spawnSync(ip!, ['netns', 'exec', ns, 'nft', 'list', 'ruleset'], { encoding: 'utf8' }).stdout ?? '';
       const addrA = /(\d+\.\d+\.\d+)\.(\d+)/.exec(
         JSON.stringify(JSON.parse(await ok(onA(['server', 'show', 'lb', '-f', 'json']))).addresses),
       );
-      expect(fetch(nsA, `${addrA![1]}.1`).stdout).toBe('moved\n');
+      const first = fetch(nsA, `${addrA![1]}.1`);
+      expect(first.stdout, first.stderr).toBe('moved\n');
       const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
       const before = await count(onA);
       const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;

@@ -83,7 +83,8 @@ describe('systemd as pid 1 (root, a real Debian)', () => {
 
   it(
     'has the server name as hostname and a machine id of its own, kept across restarts',
-    async () => {
+    async (ctx) => {
+      ctx.skip(IN_GUEST, HOST_ONLY);
       expect((await exec('d1', ['hostname'])).out).toBe('d1');
       const id1 = (await exec('d1', ['cat', '/etc/machine-id'])).out;
       expect(id1).toMatch(/^[0-9a-f]{32}$/);
@@ -221,7 +222,7 @@ describe('systemd as pid 1 (root, a real Debian)', () => {
     'delete leaves nothing behind',
     async () => {
       const made = (await nb(['server', 'list', '-f', 'value', '-c', 'Name'])).stdout.split('\n').filter(Boolean);
-      expect(made).toEqual(expect.arrayContaining(['d1', 'd2']));
+      expect(made).toEqual(expect.arrayContaining(IN_GUEST ? ['d1'] : ['d1', 'd2']));
       for (const s of made) {
         const r = await nb(['server', 'delete', '--wait', s]);
         expect(r.exitCode, r.stderr).toBe(0);
