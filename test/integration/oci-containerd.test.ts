@@ -189,12 +189,10 @@ describe('novabox-oci under containerd (ctr run --runc-binary)', () => {
   });
 
   it('a config novabox-oci refuses reaches ctr as its one sentence, and nothing is left', () => {
-    // --with-ns user:PATH: joining an existing user namespace, which novabox-oci refuses
-    const r = ctr(['run', '--rm', '--with-ns', 'user:/proc/1/ns/user', '--runc-binary', OCI, IMAGE, 'refused', 'true']);
+    // --apparmor-profile NAME: process.apparmorProfile, which novabox-oci refuses (it has no AppArmor)
+    const r = ctr(['run', '--rm', '--apparmor-profile', 'nbx-none', '--runc-binary', OCI, IMAGE, 'refused', 'true']);
     expect(r.code).not.toBe(0);
-    expect(r.stderr).toMatch(
-      /config\.json: linux\.namespaces\[\d+\]\.path joining an existing user namespace is not supported by novabox-oci/,
-    );
+    expect(r.stderr).toMatch(/config\.json: process\.apparmorProfile is not supported by novabox-oci/);
     ctr(['containers', 'delete', 'refused']);
     expect(leftovers()).toEqual([]);
   });

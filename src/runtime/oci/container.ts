@@ -254,11 +254,11 @@ export function readConfig(bundle: string): OciConfig {
   }
 }
 
-/** Whether `path` is the mount namespace this process runs in (the same nsfs inode). */
-function ownMountNamespace(path: string): boolean {
+/** Whether `path` is the namespace of this type this process runs in (the same nsfs inode). */
+function ownNamespace(path: string, type: 'mnt' | 'user'): boolean {
   try {
     const them = statSync(path);
-    const us = statSync('/proc/self/ns/mnt');
+    const us = statSync(`/proc/self/ns/${type}`);
     return them.dev === us.dev && them.ino === us.ino;
   } catch {
     return false; // not there: the join fails with its own sentence
@@ -341,7 +341,8 @@ export function createContainer(req: CreateRequest): OciRecord {
     bundle: req.bundle,
     layout: driver.layout,
     isDir,
-    ownMountNamespace,
+    ownMountNamespace: (path) => ownNamespace(path, 'mnt'),
+    ownUserNamespace: (path) => ownNamespace(path, 'user'),
     hostRlimits,
     host: HOST_CHECKS,
   });

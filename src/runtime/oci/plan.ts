@@ -116,6 +116,8 @@ export interface OciContext {
   isDir: (path: string) => boolean;
   /** whether a namespace path names the mount namespace novabox-oci itself runs in */
   ownMountNamespace?: (path: string) => boolean;
+  /** the same for its user namespace (the host's: `ctr run --with-ns user:/proc/1/ns/user`) */
+  ownUserNamespace?: (path: string) => boolean;
   /** what this host lets the init set (asked only when config.json has process.rlimits) */
   hostRlimits?: () => HostRlimits;
   /** whether a block I/O throttle's device can be throttled here, the huge page sizes of this host (asked only when linux.resources has them) */
@@ -845,6 +847,7 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
   let cgroupNs = false;
   let pidNamespace: string | undefined;
   let userNamespace: string | undefined;
+  let ownUserJoined = false;
   linux.namespaces.forEach((n: unknown, i: number) => {
     if (!isObject(n) || typeof n.type !== 'string') refuse(`linux.namespaces[${i}]`, 'must have a type');
     const ns = NS_TYPES[n.type];
@@ -875,7 +878,11 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
           "is the mount namespace novabox-oci runs in: the container's pivot_root there would move the root of every process in it",
         );
       if (ns === 'pid') pidNamespace = n.path;
-      else if (ns === 'user') userNamespace = n.path;
+      else if (ns === 'user' && ctx.ownUserNamespace?.(n.path)) {
+        // the container is in it already: setns(2) refuses to enter one's own user namespace
+        ownUserJoined = true;
+        warnings.push(`linux.namespaces[${i}].path is the user namespace novabox-oci runs in: the container stays in it, nothing to join`);
+      } else if (ns === 'user') userNamespace = n.path;
       else joins.push({ op: 'setns', path: n.path, namespace: ns });
     } else if (ns === 'cgroup') cgroupNs = true;
     else namespaces.push(ns);
@@ -910,7 +917,12 @@ export function planOci(config: OciConfig, ctx: OciContext): OciPlan {
         uidMap: linux.uidMappings === undefined ? '' : idMappings(linux.uidMappings, 'linux.uidMappings'),
         gidMap: linux.gidMappings === undefined ? '' : idMappings(linux.gidMappings, 'linux.gidMappings'),
       };
-  } else if (linux.uidMappings || linux.gidMappings) refuse('linux.uidMappings', 'needs a user namespace in linux.namespaces');
+  } else if (ownUserJoined && (linux.uidMappings || linux.gidMappings))
+    refuse(
+      'linux.uidMappings',
+      'cannot map ids in the user namespace novabox-oci runs in, which the container joins (linux.namespaces, type user)',
+    );
+  else if (linux.uidMappings || linux.gidMappings) refuse('linux.uidMappings', 'needs a user namespace in linux.namespaces');
 
   // process
   const proc = readProcess(config.process, 'process');

@@ -526,6 +526,26 @@ describe('readHooks', () => {
     expect(bare.userNamespace).toEqual({ path: '/proc/7/ns/user' });
   });
 
+  it("a user namespace path that is novabox-oci's own: nothing to join (a line in --log); maps with it are refused", () => {
+    const own = { ...ctx, ownUserNamespace: (p: string) => p === '/proc/1/ns/user' };
+    const r = planOci(
+      config((c) => c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' })),
+      own,
+    );
+    expect(r.plan.userNamespace).toBeUndefined();
+    expect(r.plan.namespaces).not.toContain('user');
+    expect(r.warnings).toContainEqual(expect.stringMatching(/is the user namespace novabox-oci runs in: the container stays in it/));
+    expect(() =>
+      planOci(
+        config((c) => {
+          c.linux.namespaces.push({ type: 'user', path: '/proc/1/ns/user' });
+          c.linux.uidMappings = [{ containerID: 0, hostID: 0, size: 1 }];
+        }),
+        own,
+      ),
+    ).toThrow(/linux\.uidMappings cannot map ids in the user namespace novabox-oci runs in/);
+  });
+
   it('plans startContainer hooks as ops of the init right before its exec, after its credentials', () => {
     const ops = opsOf(
       config((c) => {
