@@ -168,7 +168,8 @@ one before, while that shrinks: at most --predump-rounds), then the final dump (
 was dirtied since the last round) ends it here and the target restores
 it under a monitor of its own (the processes keep their state and open files). It works
 for an ACTIVE server with --network none or on the bridge network (where it gets the
-target's address), without published ports, volumes or instance data; one in its own user
+target's address, and its published ports are made there again), with its instance data
+(the target writes its seed), without volumes or systemd as pid 1; one in its own user
 namespace (--userns auto, the default) needs its id range free on the target (CRIU
 restores it with the same ids), else it is refused before anything changes; any
 other server is refused in one sentence naming why, and so is a host where
