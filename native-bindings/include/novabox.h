@@ -316,9 +316,9 @@ NB_API int nb_recv_fd(int32_t sock);
  * (an OCI engine's --console-socket: the pty master, named by its slave's path). 0 or -errno. */
 NB_API int nb_send_fd(const char *sock_path, int32_t fd, const char *name);
 
-/* cgroup v2: attach the device allow-list (an eBPF program) to this cgroup dir. 0 or -errno. */
-NB_API int nb_cgroup_devices(const char *cgroup_dir);
-/* the same list plus `extra`: v1 devices.allow lines ("b 8:0 rwm"), newline- or comma-separated */
+/* cgroup v2: attach the device allow-list (an eBPF program) to this cgroup dir, plus `extra`
+ * (NULL or "" none): v1 devices.allow lines ("b 8:0 rwm"), newline- or comma-separated.
+ * 0 or -errno (-EINVAL for a malformed rule). */
 NB_API int nb_cgroup_devices_allow(const char *cgroup_dir, const char *extra);
 
 /* `server cp` (layer.c): path opened with openat2 RESOLVE_IN_ROOT below root_fd, fd or -errno;

@@ -102,11 +102,6 @@ static int add_rule(const char *rule, struct bpf_insn *prog, size_t *n)
 	return 0;
 }
 
-int nb_cgroup_devices(const char *cgroup_dir)
-{
-	return nb_cgroup_devices_allow(cgroup_dir, NULL);
-}
-
 /*
  * The allow-list above, plus `extra`: rules separated by newlines or commas, as v1's
  * devices.allow lines ("b 8:0 rwm"); NULL or "" for none. -EINVAL for a malformed rule.

@@ -286,7 +286,6 @@ static napi_value path_call(napi_env env, napi_callback_info info, int (*fn)(con
 	return c.bad ? NULL : ret(&c, fn(p));
 }
 
-/* cgroupDevices(dir) -> 0 | -errno */
 /* cgroupDevices(dir, extra) -> 0 | -errno: extra, devices.allow lines beyond the fixed list ("" none) */
 static napi_value js_cgroup_devices(napi_env env, napi_callback_info info)
 {
@@ -361,14 +360,11 @@ static napi_value js_net_attach(napi_env env, napi_callback_info info)
 		return NULL;
 	if (!a.alias[0])
 		a.alias = NULL;
-	{
-		int32_t st = 0;
-		int rc = nb_net_attach(&a, &st);
-
-		if (n >= 4)
-			stage[0] = st;
-		return ret(&c, rc);
+	if (n < sizeof(*stage)) {
+		napi_throw_type_error(env, NULL, "novabox.node: expected an Int32Array for the stage");
+		return NULL;
 	}
+	return ret(&c, nb_net_attach(&a, stage));
 }
 
 /* netLinkDel(name) -> 0 | -ENODEV | -errno */

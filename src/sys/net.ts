@@ -5,7 +5,7 @@ import { fastNet, library } from './native.js';
 
 interface NetBindings {
   nb_net_bridge: (args: object) => number;
-  nb_net_attach: (args: object, stage: number[]) => number;
+  nb_net_attach: (args: object, stage: Int32Array) => number;
   nb_net_link_del: (name: string) => number;
 }
 
@@ -95,43 +95,30 @@ export interface NetAttach {
 
 /** The veth pair into the init's namespace, configured (see net.c). Leaves nothing on failure. */
 export function netAttach(a: NetAttach): void {
+  const addr = beU32(a.address);
+  const gateway = beU32(a.gateway);
+  const mac = macBytes(a.mac);
+  const mtu = a.mtu ?? 0;
+  // through build/novabox.node where it is built (as netBridge), else koffi
   const f = fastNet();
-  let rc: number;
-  let stage: ArrayLike<number>;
-  if (f?.netAttach) {
-    const st = new Int32Array(1);
-    stage = st;
-    rc = f.netAttach(
-      a.bridge,
-      a.hostIf,
-      a.alias ?? '',
-      a.pid,
-      beU32(a.address) | 0,
-      beU32(a.gateway) | 0,
-      a.prefixLen,
-      a.mtu ?? 0,
-      Uint8Array.from(macBytes(a.mac)),
-      st,
-    );
-  } else {
-    const st = [0];
-    stage = st;
-    rc = bindNet().nb_net_attach(
-      {
-        bridge: a.bridge,
-        host_if: a.hostIf,
-        alias: a.alias ?? null,
-        pid: a.pid,
-        addr: beU32(a.address),
-        gateway: beU32(a.gateway),
-        prefix_len: a.prefixLen,
-        mtu: a.mtu ?? 0,
-        mac: macBytes(a.mac),
-        pad: [0, 0],
-      },
-      st,
-    );
-  }
+  const stage = new Int32Array(1);
+  const rc = f?.netAttach
+    ? f.netAttach(a.bridge, a.hostIf, a.alias ?? '', a.pid, addr | 0, gateway | 0, a.prefixLen, mtu, Uint8Array.from(mac), stage)
+    : bindNet().nb_net_attach(
+        {
+          bridge: a.bridge,
+          host_if: a.hostIf,
+          alias: a.alias ?? null,
+          pid: a.pid,
+          addr,
+          gateway,
+          prefix_len: a.prefixLen,
+          mtu,
+          mac,
+          pad: [0, 0],
+        },
+        stage,
+      );
   if (rc < 0) {
     const what = NET_STAGES[stage[0]] ?? 'set up the network';
     throw new SysError('rtnetlink', errnoName(rc), a.hostIf, `cannot ${what} (${a.hostIf} on ${a.bridge}): ${errnoText(rc)}`);

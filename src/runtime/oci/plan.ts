@@ -280,19 +280,20 @@ export function planOciMount(
     if (data.length)
       warnings.push(`${field}.options ${data.map((d) => `"${d}"`).join(', ')} ignored: a bind mount takes no file system data`);
     const source = joinPath(ctx.bundle, m.source);
-    ops.push(...mountPoint(target, ctx.isDir(source)));
-    ops.push({ op: 'mount', source, target, flags: flags.filter((f) => f === 'bind' || f === 'rec'), inRoot: true });
-    // a bind takes no other flag at first: they come with a remount of the new mount
-    const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
-    if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
+    ops.push(
+      ...mountPoint(target, ctx.isDir(source)),
+      ...bindOps(
+        source,
+        target,
+        flags.filter((f) => f === 'bind' || f === 'rec'),
+        flags,
+      ),
+    );
   } else if ((type === 'cgroup' || type === 'cgroup2') && userns && !ownNet) {
     // in a user namespace without a network namespace of its own, /sys is the host's, bound
     // (above), and cgroup2 cannot be mounted again where the host has it (EBUSY): the host's
     // cgroup file system, bound, as runc falls back to
-    ops.push(...mountPoint(target, true));
-    ops.push({ op: 'mount', source: '/sys/fs/cgroup', target, flags: ['bind', 'rec'], inRoot: true });
-    const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
-    if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
+    ops.push(...mountPoint(target, true), ...bindOps('/sys/fs/cgroup', target, ['bind', 'rec'], flags));
   } else if (type === 'cgroup' || type === 'cgroup2') {
     // the container's own subtree (its cgroup namespace): novabox's cgroup mounts for this host
     const cg = planCgroupMounts(ctx.layout, !flags.includes('rdonly'));
@@ -303,23 +304,30 @@ export function planOciMount(
     if (userns && type === 'sysfs' && !ownNet) {
       // sysfs mounts only for the user namespace that owns the network namespace: without a
       // network namespace of its own the container gets the host's /sys, bound (as runc does)
-      ops.push({ op: 'mount', source: '/sys', target, flags: ['bind', 'rec'], inRoot: true });
-      const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
-      if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
-      for (const p of propagation) ops.push({ op: 'mount', target, flags: p, inRoot: true });
-      return ops;
-    }
-    ops.push({
-      op: 'mount',
-      source: typeof m.source === 'string' && m.source !== '' ? m.source : type,
-      target,
-      fstype: type,
-      flags,
-      ...(data.length ? { data: data.join(',') } : {}),
-      inRoot: true,
-    });
+      ops.push(...bindOps('/sys', target, ['bind', 'rec'], flags));
+    } else
+      ops.push({
+        op: 'mount',
+        source: typeof m.source === 'string' && m.source !== '' ? m.source : type,
+        target,
+        fstype: type,
+        flags,
+        ...(data.length ? { data: data.join(',') } : {}),
+        inRoot: true,
+      });
   }
   for (const p of propagation) ops.push({ op: 'mount', target, flags: p, inRoot: true });
+  return ops;
+}
+
+/**
+ * A bind of `source` on `target` with `bind` (its bind and rec flags), then the mount's
+ * other flags: a bind takes none at first, they come with a remount of the new mount.
+ */
+function bindOps(source: string, target: string, bind: MountFlag[], flags: MountFlag[]): Op[] {
+  const ops: Op[] = [{ op: 'mount', source, target, flags: bind, inRoot: true }];
+  const rest = flags.filter((f) => f !== 'bind' && f !== 'rec');
+  if (rest.length) ops.push({ op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true });
   return ops;
 }
 

@@ -7,6 +7,7 @@ import {
   ociLimits,
   planOci,
   planOciExec,
+  planOciMount,
   planRlimits,
   readHooks,
   readProcess,
@@ -449,6 +450,36 @@ describe('planOci', () => {
     ],
   ])('refuses %s in one sentence naming the field', (_what, patch, message) => {
     expect(() => planOci(config(patch), ctx)).toThrow(message);
+  });
+});
+
+describe('planOciMount: binds, and what a user namespace without a network namespace of its own binds instead', () => {
+  const mounts = (m: object, userns: boolean, ownNet: boolean) => planOciMount(m, 0, ctx, userns, ownNet).filter((op) => op.op === 'mount');
+  it("a bind: bind and rec first, the mount's other flags with a remount of it", () => {
+    expect(mounts({ destination: '/data', type: 'bind', source: '/host/data', options: ['rbind', 'ro', 'nosuid'] }, false, true)).toEqual([
+      { op: 'mount', source: '/host/data', target: 'data', flags: ['bind', 'rec'], inRoot: true },
+      { op: 'mount', target: 'data', flags: ['remount', 'bind', 'rdonly', 'nosuid'], inRoot: true },
+    ]);
+  });
+  it("sysfs and cgroup: the host's /sys and /sys/fs/cgroup bound, their flags with a remount", () => {
+    const sys = { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] };
+    const cg = {
+      destination: '/sys/fs/cgroup',
+      type: 'cgroup',
+      source: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+    };
+    for (const [m, source, target, rest] of [
+      [sys, '/sys', 'sys', ['nosuid', 'noexec', 'nodev', 'rdonly']],
+      [cg, '/sys/fs/cgroup', 'sys/fs/cgroup', ['nosuid', 'noexec', 'nodev', 'relatime', 'rdonly']],
+    ] as const) {
+      expect(mounts(m, true, false)).toEqual([
+        { op: 'mount', source, target, flags: ['bind', 'rec'], inRoot: true },
+        { op: 'mount', target, flags: ['remount', 'bind', ...rest], inRoot: true },
+      ]);
+    }
+    // with a network namespace of its own: sysfs mounted, not bound
+    expect(mounts(sys, true, true)).toEqual([expect.objectContaining({ source: 'sysfs', fstype: 'sysfs', target: 'sys' })]);
   });
 });
 
