@@ -482,21 +482,27 @@ export class ComputeService {
     // the range the dump's user namespace has: on the target the one the arrival leased
     // (receive.ts leases the source's), on the source its own
     const idmap = this.idmapFor(s);
-    const facts = await restoreServer(
-      {
-        id: s.id,
-        hostname: hostnameOf(s.name),
-        image,
-        limits: flavorLimits(this.flavorOf(s)),
-        onExit: this.onExitOf(s),
-        attachment,
-        idmap,
-        // its seed written here as a start writes it (this host's address in its network config), bound in its place
-        seed: this.instanceData(s, image.layerDirs, attachment, idmap),
-      },
-      this.driver,
-      { images, stdio },
-    );
+    let facts: ServerFacts;
+    try {
+      facts = await restoreServer(
+        {
+          id: s.id,
+          hostname: hostnameOf(s.name),
+          image,
+          limits: flavorLimits(this.flavorOf(s)),
+          onExit: this.onExitOf(s),
+          attachment,
+          idmap,
+          // its seed written here as a start writes it (this host's address in its network config), bound in its place
+          seed: this.instanceData(s, image.layerDirs, attachment, idmap),
+        },
+        this.driver,
+        // its volumes' directories here (the arrival's import placed them), in its ids as for a start
+        { images, stdio, volumes: this.volumes.mountsFor(s.id, idmap).map((v) => ({ id: v.id, source: v.source })) },
+      );
+    } finally {
+      this.volumes.unstage(s.id);
+    }
     // its veth is a new one: loopback sources and hairpin for its published ports again
     this.ports.started(s.id);
     this.store.servers.setRuntime(s.id, facts);
@@ -511,7 +517,7 @@ export class ComputeService {
   /**
    * A server that arrived by `server migrate` and whose receiver died before the sender
    * committed: the sender runs its own copy again, so this one goes (container, cgroup,
-   * address, ports, files, id range), and its record goes back to what it was before the
+   * address, ports, files, volumes, id range), and its record goes back to what it was before the
    * arrival: none, or the deleted record of its earlier stay here (without the actions of
    * the arrival). The image it may have brought stays.
    */
@@ -531,7 +537,17 @@ export class ComputeService {
     this.store.servers.clearRuntime(cur.id);
     this.releaseNetwork(cur.id);
     this.ports.forget(cur.id);
+    // the volumes it brought go too (the sender keeps its own copies): an arrival's volumes
+    // are all its import's, which refused any of their names or ids already here
+    const brought = this.volumes.ofServer(cur.id);
     this.volumes.detachAll(cur.id);
+    for (const v of brought) {
+      try {
+        this.volumes.delete(v.id);
+      } catch {
+        /* snapshotted meanwhile: a volume of this host's now, left as it is */
+      }
+    }
     removeServerFiles(cur.id);
     this.idmaps.release(cur.id);
     return this.store.tx(() => {

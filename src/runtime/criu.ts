@@ -73,8 +73,9 @@ export function criuCheck(criu = process.env.NOVABOX_CRIU || 'criu'): CriuCheck 
  * One `criu dump` (or `pre-dump`) of a server's tree, pid 1 as seen from the host, as a
  * live migration takes it (pure). What a novabox server needs of it: its cgroup
  * (--manage-cgroups), its network frozen meanwhile (nftables), the mounts bound from the
- * host (its /dev nodes, pid 1's binary at /dev/.novabox-init, volumes) left out of the
- * images as external (`mnt[]`: found again by path on restore), and its processes' session
+ * host (its /dev nodes, pid 1's binary at /dev/.novabox-init) left out of the images as
+ * external (`mnt[]`: found again by path on restore; those whose host path differs between
+ * hosts under a key each: pid 1's binary, the /etc files, the seed, each volume), and its processes' session
  * kept (--shell-job). A pre-dump (--track-mem) leaves the server running and is the parent
  * of the next round (prev: that round's directory, relative to images, as criu wants it).
  */
@@ -89,6 +90,8 @@ export function criuDumpArgs(
     etcFiles?: boolean;
     /** where its instance data's seed is bound inside (a directory of this host's state root): recorded under SEED_KEY */
     seed?: string;
+    /** its directory volumes: each one's mount point inside, recorded under volumeKey(id) */
+    volumes?: { id: string; target: string }[];
   },
 ): string[] {
   return [
@@ -111,6 +114,7 @@ export function criuDumpArgs(
     // a bridged server's /etc files, bound from this host's state root: each under a key
     ...(o.etcFiles ? Object.entries(ETC_KEYS).flatMap(([path, key]) => ['--external', `mnt[${path}]:${key}`]) : []),
     ...(o.seed ? ['--external', `mnt[${o.seed}]:${SEED_KEY}`] : []),
+    ...(o.volumes ?? []).flatMap((v) => ['--external', `mnt[${v.target}]:${volumeKey(v.id)}`]),
     '--external',
     'mnt[]',
     '--shell-job',
@@ -127,11 +131,20 @@ export const INIT_KEY = 'novabox-init';
 export const SEED_KEY = 'nocloud-seed';
 
 /**
+ * The key under which a dump records a volume's bind mount: its id, which the volume keeps
+ * on the target (the stream carries it), whose directory there is under another state root.
+ */
+export function volumeKey(id: string): string {
+  return `volume-${id}`;
+}
+
+/**
  * `criu restore` of those images under `root` (the server's root file system, mounted
  * again on this host from its layers and writable layer), detached: the restored pid 1's
  * host pid goes into pidfile (pure). The host-bound mounts come back from the same host
  * paths (--ext-mount-map auto), but pid 1's binary from this host's own copy (initCopy: its
- * path differs between hosts with different state roots), the cgroup as it was or under
+ * path differs between hosts with different state roots), and the keyed ones (the /etc
+ * files, the seed, the volumes) from this host's state root, the cgroup as it was or under
  * cgroupRoot (this host's cgroup for the server).
  */
 export function criuRestoreArgs(o: {
@@ -148,6 +161,8 @@ export function criuRestoreArgs(o: {
   etcFiles?: { hosts: string; hostname: string; resolv: string };
   /** the instance data's seed directory on this host (written for the arrival as a start writes it) */
   seed?: string;
+  /** its volumes' directories on this host, by volume id (the import placed their contents) */
+  volumes?: { id: string; source: string }[];
 }): string[] {
   return [
     'restore',
@@ -168,6 +183,7 @@ export function criuRestoreArgs(o: {
         ].flatMap(([key, file]) => ['--ext-mount-map', `${key}:${file}`])
       : []),
     ...(o.seed ? ['--ext-mount-map', `${SEED_KEY}:${o.seed}`] : []),
+    ...(o.volumes ?? []).flatMap((v) => ['--ext-mount-map', `${volumeKey(v.id)}:${v.source}`]),
     '--ext-mount-map',
     'auto',
     ...(o.veth ? ['--external', `veth[eth0]:${o.veth.hostIf}@${o.veth.bridge}`] : []),

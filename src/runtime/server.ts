@@ -64,6 +64,7 @@ import {
   inheritedStdio,
   planRestore,
   SEED_KEY,
+  volumeKey,
   unlockNetwork,
 } from './criu.js';
 import { overlayOptions } from './plan/mounts.js';
@@ -487,12 +488,14 @@ function undoStart(sp: native.SpawnResult | undefined, driver: CgroupDriver, cgr
  * A server's tree restored from CRIU images (live migration's target, or its source taken
  * back): the monitor makes the cgroup, runs `criu restore` (criu.ts planRestore) and adopts
  * the restored pid 1 as its init, so stop, delete, the exit status and the console log work
- * as for a started server. Its writable layer must hold what it held at the dump.
+ * as for a started server. Its writable layer must hold what it held at the dump, and so
+ * must its volumes (r.volumes: each one's directory here, bound where the dump's key for its
+ * id names it).
  */
 export async function restoreServer(
   l: Pick<ServerLaunch, 'id' | 'image' | 'limits' | 'onExit' | 'logMaxBytes' | 'attachment' | 'hostname' | 'idmap' | 'seed'>,
   driver: CgroupDriver,
-  r: { images: string; stdio?: string },
+  r: { images: string; stdio?: string; volumes?: { id: string; source: string }[] },
 ): Promise<ServerFacts> {
   const d = serverDirs(l.id);
   const cgroupPath = cgroupPathOf(l.id);
@@ -521,6 +524,7 @@ export async function restoreServer(
     cgroupRoot: `/${cgroupPath}`,
     inheritFds: inheritedStdio(r.stdio),
     ...(l.seed ? { seed: via(SEED_KEY, l.seed.source, 'dir') } : {}),
+    ...(r.volumes?.length ? { volumes: r.volumes.map((v) => ({ id: v.id, source: via(volumeKey(v.id), v.source, 'dir') })) } : {}),
     ...(a && etc
       ? {
           veth: { hostIf: a.hostIf, bridge: a.bridge },

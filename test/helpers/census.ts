@@ -140,7 +140,7 @@ function monitors(parent: string): number[] {
 
 function stateFiles(root: string): string[] {
   const out: string[] = [];
-  for (const sub of ['containers', 'names', 'tmp', 'idmap']) {
+  for (const sub of ['containers', 'names', 'tmp', 'idmap', 'volumes']) {
     const d = join(root, sub);
     if (existsSync(d)) for (const e of readdirSync(d)) out.push(`${sub}/${e}`);
   }

@@ -653,6 +653,103 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     300_000,
   );
 
+  it.each(['host', 'auto'])(
+    "a --userns %s server with a volume moves live: its files go with it (the last delta taken under the final dump), B binds its own copy of the volume where A's was, a writer holding a file of it open keeps appending there, no line lost or doubled; the volume is B's and gone from A; nothing left on either",
+    async (userns) => {
+      const vol = `lvol-${userns}`;
+      const name = `lv-${userns}`;
+      await ok(onA(['volume', 'create', vol]));
+      const volId = JSON.parse(await ok(onA(['volume', 'show', vol, '-f', 'json']))).id as string;
+      const created = JSON.parse(
+        await ok(
+          onA([
+            'server',
+            'create',
+            '--network',
+            'none',
+            '--userns',
+            userns,
+            '--volume',
+            `${vol}:/data`,
+            '--image',
+            'busybox',
+            '--flavor',
+            'm1.tiny',
+            name,
+            '-f',
+            'json',
+          ]),
+        ),
+      );
+      // a file written before, and a writer that holds /data/log open (fd 3) and appends a line per tick
+      await ok(
+        onA([
+          'server',
+          'exec',
+          name,
+          '--',
+          'sh',
+          '-c',
+          'echo before > /data/kept; (exec 3>>/data/log; i=0; while :; do i=$((i+1)); echo $i >&3; sleep 0.1 3>&-; done) >/dev/null 2>&1 & sleep 0.3',
+        ]),
+      );
+      const lines = async (on: typeof onA) =>
+        (await ok(on(['server', 'exec', name, '--', 'cat', '/data/log']))).trim().split('\n').map(Number);
+      const before = await lines(onA);
+      expect(before.length).toBeGreaterThan(0);
+      const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const m = await onA(['server', 'migrate', name, '--live', '--to', to]);
+      expect(m.exitCode, m.stderr).toBe(0);
+      expect(JSON.parse(await ok(onB(['server', 'show', name, '-f', 'json'])))).toMatchObject({ id: created.id, status: 'ACTIVE' });
+      await new Promise((res) => setTimeout(res, 400));
+      const after = await lines(onB);
+      // 1, 2, 3, … with no gap and no repeat: the delta under the dump and the writer's file offset agree
+      expect(after).toEqual(after.map((_, i) => i + 1));
+      expect(after.length).toBeGreaterThan(before.length + 2);
+      expect(await ok(onB(['server', 'exec', name, '--', 'cat', '/data/kept']))).toBe('before\n');
+      // the writer is the same process, in the server's pid namespace on B, the volume's file still
+      // open in it (at fd 3, or while its `sleep` runs at the fd ash saved 3 to)
+      const pid = Number((await ok(onB(['server', 'show', name, '-f', 'value', '-c', 'pid']))).trim());
+      const pidNs = readlinkSync(`/proc/${pid}/ns/pid`);
+      // a `sleep` of the writer's loop may end between two reads: gone is not a match
+      const commOf = (p: string) => {
+        try {
+          return readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+        } catch {
+          return undefined;
+        }
+      };
+      const fdsOf = (p: string) => {
+        try {
+          return readdirSync(`/proc/${p}/fd`).map((fd) => readlinkOr(`/proc/${p}/fd/${fd}`));
+        } catch {
+          return [];
+        }
+      };
+      const writers = readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p) && readlinkOr(`/proc/${p}/ns/pid`) === pidNs && commOf(p) === 'sh')
+        .filter((p) => fdsOf(p).includes('/data/log'));
+      expect(writers).toHaveLength(1);
+      // /data is B's directory of the volume (the mount's root names its path under B's state root)
+      const line = readFileSync(`/proc/${pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .find((l) => l.split(' ')[4] === '/data');
+      expect(line?.split(' ')[3]).toMatch(new RegExp(`/${b.root.split('/').pop()}/volumes/${volId}$`));
+      expect(readFileSync(join(b.root, 'volumes', volId, 'kept'), 'utf8')).toBe('before\n');
+      expect(existsSync(join(a.root, 'volumes', volId))).toBe(false);
+      expect(JSON.parse(await ok(onB(['volume', 'show', vol, '-f', 'json'])))).toMatchObject({
+        id: volId,
+        attachments: [expect.objectContaining({ server_id: created.id, path: '/data' })],
+      });
+      expect((await onA(['volume', 'show', vol])).exitCode).not.toBe(0);
+      await ok(onB(['server', 'delete', name]));
+      await ok(onB(['volume', 'delete', vol]));
+      expect(census(a.root)).toEqual(beforeA);
+      expect(census(b.root)).toEqual(beforeB);
+    },
+    300_000,
+  );
+
   it('a --userns auto server whose id range is leased on B is refused before anything changes, in one sentence naming the range: it runs on A as before, B has only its own server', async () => {
     // the same lowest slot on both hosts (one subuid file): B's own server holds it
     await ok(onB(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'holder']));
@@ -727,8 +824,25 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     300_000,
   );
 
-  it('the receiver killed with SIGKILL after it restored the server and said ok: the server runs again on A from its final dump (the counter goes on), and the next command on B takes the restored arrival back', async () => {
-    await ok(onA(['server', 'create', '--network', 'none', '--userns', 'host', '--image', 'busybox', '--flavor', 'm1.tiny', 'lk']));
+  it("the receiver killed with SIGKILL after it restored the server and said ok: the server runs again on A from its final dump (the counter, writing to a volume's file it holds open, goes on), and the next command on B takes the restored arrival back (and its copy of the volume)", async () => {
+    await ok(onA(['volume', 'create', 'lkv']));
+    await ok(
+      onA([
+        'server',
+        'create',
+        '--network',
+        'none',
+        '--userns',
+        'host',
+        '--volume',
+        'lkv:/data',
+        '--image',
+        'busybox',
+        '--flavor',
+        'm1.tiny',
+        'lk',
+      ]),
+    );
     await ok(
       onA([
         'server',
@@ -737,10 +851,10 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
         '--',
         'sh',
         '-c',
-        'i=0; (exec 3>/tmp/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
+        'i=0; (exec 3>/data/open; while :; do i=$((i+1)); echo $i >&3; sleep 0.1; done) >/dev/null 2>&1 & sleep 0.3',
       ]),
     );
-    const count = async () => Number((await ok(onA(['server', 'exec', 'lk', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
+    const count = async () => Number((await ok(onA(['server', 'exec', 'lk', '--', 'tail', '-n', '1', '/data/open']))).trim());
     const before = await count();
     const pidFile = join(tmpdir(), `nbx-live-receiver-${process.pid}-${tag}`);
     try {
@@ -772,7 +886,9 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     // B's next command finds the arrival's receiver dead and takes it back: the restored tree, its monitor, its cgroup
     expect((await ok(onB(['server', 'list', '-f', 'value', '-c', 'ID']))).trim()).toBe('');
     expect(census(b.root)).toEqual(beforeB);
+    expect(existsSync(join(b.root, 'volumes')) ? readdirSync(join(b.root, 'volumes')) : []).toEqual([]);
     await ok(onA(['server', 'delete', 'lk']));
+    await ok(onA(['volume', 'delete', 'lkv']));
     expect(census(a.root)).toEqual(beforeA);
   }, 300_000);
 

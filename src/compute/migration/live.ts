@@ -19,8 +19,6 @@ export interface LiveCandidate {
   network: string;
   userns: 'auto' | 'host';
   init: 'novabox' | 'systemd';
-  /** directory volumes attached */
-  volumes: number;
 }
 
 /**
@@ -28,9 +26,11 @@ export interface LiveCandidate {
  * the tree's namespaces from its images (a bridged server's veth made on the target's
  * bridge, its address readdressed, its published ports made there again for that address,
  * listening sockets restored; its instance data's seed written there and bound again in
- * its place); what still names this host (the host's network namespace, bind mounts of
- * this state root's volumes, systemd's delegated cgroup tree) is not carried yet. A server in its own user namespace moves: the
- * target leases the same range (receive.ts) and the monitor idmaps its root as for a start.
+ * its place; its volumes, whose contents the stream carries as the writable layer's, bound
+ * again from the target's copies by their ids); what still names this host (the host's
+ * network namespace, systemd's delegated cgroup tree) is not carried yet. A server in its
+ * own user namespace moves: the target leases the same range (receive.ts) and the monitor
+ * idmaps its root as for a start.
  */
 export function liveRefusal(s: LiveCandidate): string | null {
   const not = `server "${s.name}" cannot be migrated live`;
@@ -41,8 +41,6 @@ export function liveRefusal(s: LiveCandidate): string | null {
     return `${not}: systemd is its pid 1, whose delegated cgroup tree and mounts the target does not rebuild under a CRIU restore yet; ${cold}`;
   if (s.network !== 'none' && s.network !== 'novabox')
     return `${not}: it shares this host's network namespace (--network ${s.network}), whose sockets cannot move to another host; ${cold}`;
-  if (s.volumes > 0)
-    return `${not}: it has volumes attached, whose bind mounts name this host's directories, which a CRIU restore on the target cannot map yet; ${cold}`;
   return null;
 }
 
@@ -102,12 +100,23 @@ export function dumpRound(
   pid: number,
   base: string,
   dir: string,
-  o: { pre?: boolean; prev?: string; onDumped?: () => void; etcFiles?: boolean; seed?: string },
+  o: {
+    pre?: boolean;
+    prev?: string;
+    onDumped?: () => void;
+    etcFiles?: boolean;
+    seed?: string;
+    volumes?: { id: string; target: string }[];
+  },
 ): DumpRound {
   const images = join(base, dir);
   mkdirSync(images, { recursive: true, mode: 0o700 });
   const log = o.pre ? 'pre-dump.log' : 'dump.log';
-  const r = runCriu(criuDumpArgs(pid, { images, pre: o.pre, prev: o.prev, log, etcFiles: o.etcFiles, seed: o.seed }), images, log);
+  const r = runCriu(
+    criuDumpArgs(pid, { images, pre: o.pre, prev: o.prev, log, etcFiles: o.etcFiles, seed: o.seed, volumes: o.volumes }),
+    images,
+    log,
+  );
   if (!r.ok) throw new NovaboxError('sys', `criu ${o.pre ? 'pre-dump' : 'dump'} of the server failed: ${r.reason}`);
   o.onDumped?.();
   const file = `${images}.tar`;

@@ -176,10 +176,7 @@ export async function migrateServer(
     const c = criuCheck();
     if (!c.ok) throw new Conflict(`live migration needs CRIU on both hosts, and "criu check" fails on this host: ${c.reason}`);
     const s = compute.find(ref, caller);
-    const refused = liveRefusal({
-      ...s,
-      volumes: compute.volumes.ofServer(s.id).length,
-    });
+    const refused = liveRefusal(s);
     if (refused) throw new Conflict(refused);
   }
   const first = compute.find(ref, caller);
@@ -367,6 +364,8 @@ export async function migrateServer(
           const etcFiles = s.network === 'novabox';
           // its instance data's seed, bound from this host's state root: keyed, for the target to bind its own
           const seed = existsSync(serverDirs(s.id).seed) ? SEED_TARGET : undefined;
+          // and its volumes, bound from this host's: keyed by id, for the target to bind its copies
+          const volumes = compute.volumes.ofServer(s.id).map((v) => ({ id: v.id, target: v.mountPath! }));
           // rounds 1..k while the dirty set shrinks (each the parent of the next), each sent
           // as it is taken; the final dump is round k+1
           const max = opts.predumpRounds ?? PREDUMP_ROUNDS;
@@ -377,7 +376,7 @@ export async function migrateServer(
             )
           ) {
             const k = live.pre.length;
-            const round = dumpRound(pid, live.base, String(k + 1), { pre: true, prev: k ? `../${k}` : undefined, etcFiles, seed });
+            const round = dumpRound(pid, live.base, String(k + 1), { pre: true, prev: k ? `../${k}` : undefined, etcFiles, seed, volumes });
             live.pre.push(round);
             await w.frame('C', round.meta, round.payload);
             trace(`migrate: pre-dump ${k + 1} sent (${round.pages} bytes of pages)`);
@@ -390,6 +389,7 @@ export async function migrateServer(
             prev: k ? `../${k}` : undefined,
             etcFiles,
             seed,
+            volumes,
             onDumped: () => (l.dumped = true),
           });
           trace('migrate: dumped');

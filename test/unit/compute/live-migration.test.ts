@@ -10,11 +10,10 @@ const ok: LiveCandidate = {
   network: 'none',
   userns: 'host',
   init: 'novabox',
-  volumes: 0,
 };
 
 describe('liveRefusal: which servers move live, and why not in one sentence', () => {
-  it('an ACTIVE server (--userns host or auto) with novabox-init and no volumes moves (instance data too), with --network none or on the bridge', () => {
+  it('an ACTIVE server (--userns host or auto) with novabox-init moves (instance data and volumes too), with --network none or on the bridge', () => {
     expect(liveRefusal(ok)).toBeNull();
     expect(liveRefusal({ ...ok, network: 'novabox' })).toBeNull();
     expect(liveRefusal({ ...ok, userns: 'auto' })).toBeNull();
@@ -26,7 +25,6 @@ describe('liveRefusal: which servers move live, and why not in one sentence', ()
     ['PAUSED', { vmState: 'paused' }, /it is not ACTIVE \(vm_state paused\)/],
     ['systemd', { init: 'systemd' }, /systemd is its pid 1, whose delegated cgroup tree/],
     ['--network host', { network: 'host' }, /shares this host's network namespace \(--network host\)/],
-    ['volumes', { volumes: 1 }, /it has volumes attached/],
   ])('%s is refused', (_what, change, why) => {
     const said = liveRefusal({ ...ok, ...change });
     expect(said).toMatch(/^server "web" cannot be migrated live: /);

@@ -8,6 +8,7 @@ import {
   inheritedStdio,
   lockTables,
   planRestore,
+  volumeKey,
 } from '../../../src/runtime/criu.js';
 import { encodePlan } from '../../../src/sys/ops.js';
 
@@ -216,5 +217,27 @@ describe('a bridged server: its /etc files and its veth across a dump and a rest
     expect(criuRestoreArgs({ images: '/i', root: '/r', pidfile: '/p', initCopy: '/c', seed: '/s/seed' }).join(' ')).toContain(
       '--ext-mount-map nocloud-seed:/s/seed --ext-mount-map auto',
     );
+  });
+
+  it("the dump names each volume's mount under a key of its id (the id it keeps on the target); the restore binds that host's directory of the volume there", () => {
+    const vols = [
+      { id: '0b6c1a5e-1111-4222-8333-944445555666', target: '/data' },
+      { id: '7d1f3c2a-aaaa-4bbb-8ccc-dddddddddddd', target: '/srv/cache' },
+    ];
+    expect(criuDumpArgs(42, { images: '/i/2', seed: '/var/lib/cloud/seed/nocloud', volumes: vols }).join(' ')).toContain(
+      '--external mnt[/var/lib/cloud/seed/nocloud]:nocloud-seed --external mnt[/data]:volume-0b6c1a5e-1111-4222-8333-944445555666 --external mnt[/srv/cache]:volume-7d1f3c2a-aaaa-4bbb-8ccc-dddddddddddd --external mnt[]',
+    );
+    expect(criuDumpArgs(42, { images: '/i/2' }).join(' ')).not.toContain('volume-');
+    const r = criuRestoreArgs({
+      images: '/i',
+      root: '/r',
+      pidfile: '/p',
+      initCopy: '/c',
+      volumes: vols.map((v) => ({ id: v.id, source: `/b/volumes/${v.id}` })),
+    }).join(' ');
+    expect(r).toContain(
+      '--ext-mount-map volume-0b6c1a5e-1111-4222-8333-944445555666:/b/volumes/0b6c1a5e-1111-4222-8333-944445555666 --ext-mount-map volume-7d1f3c2a-aaaa-4bbb-8ccc-dddddddddddd:/b/volumes/7d1f3c2a-aaaa-4bbb-8ccc-dddddddddddd --ext-mount-map auto',
+    );
+    expect(volumeKey(vols[0]!.id)).toBe('volume-0b6c1a5e-1111-4222-8333-944445555666');
   });
 });

@@ -169,7 +169,8 @@ was dirtied since the last round) ends it here and the target restores
 it under a monitor of its own (the processes keep their state and open files). It works
 for an ACTIVE server with --network none or on the bridge network (where it gets the
 target's address, and its published ports are made there again), with its instance data
-(the target writes its seed), without volumes or systemd as pid 1; one in its own user
+(the target writes its seed) and its directory volumes (their files go as the writable
+layer's, open files stay open), but not with systemd as pid 1; one in its own user
 namespace (--userns auto, the default) needs its id range free on the target (CRIU
 restores it with the same ids), else it is refused before anything changes; any
 other server is refused in one sentence naming why, and so is a host where
