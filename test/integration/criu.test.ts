@@ -30,6 +30,7 @@ import type { DatabaseConstructor } from '../../src/store/sqlite.js';
 import { criuCheck, criuDumpArgs, criuRestoreArgs, runCriu } from '../../src/runtime/criu.js';
 import { morePreDumps, PREDUMP_ROUNDS } from '../../src/compute/migration/live.js';
 import { initCopy } from '../../src/runtime/server.js';
+import { macFor, parseIp } from '../../src/runtime/network/ipam.js';
 import { census, cgroupParentFor, type Census } from '../helpers/census.js';
 import { BIN, ROOT, cliEnv, runCli, tempRoot } from '../helpers/run-cli.js';
 import { skipEachIf } from '../helpers/skip.js';
@@ -893,7 +894,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
   }, 300_000);
 
   it.each(['host', 'auto'])(
-    "a --userns %s server on the bridge network with a published port moves live: its eth0 restored on B's bridge with B's lease and gateway (A's subnet is not B's), its /etc files B's, the counter goes on, it reaches B's gateway, its listening httpd answers on B's published port (the rule made in B, gone from A); delete removes its veth",
+    "a --userns %s server on the bridge network with a published port moves live: its eth0 restored on B's bridge with B's lease, that address's MAC and B's gateway (A's subnet is not B's), its /etc files B's, the counter goes on, it reaches B's gateway, its listening httpd answers on B's published port (the rule made in B, gone from A); delete removes its veth",
     async (userns) => {
       const port = 18000 + randomInt(1000);
       await ok(
@@ -943,7 +944,10 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
       expect(addr, JSON.stringify(shown.addresses)).not.toBeNull();
       expect(`${addr![1]}.0/24`).toBe(b.subnet);
       expect(await count(onB)).toBeGreaterThan(before);
-      expect(await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']))).toContain(`inet ${addr![0]}/24`);
+      const eth0 = await ok(onB(['server', 'exec', 'lb', '--', 'ip', 'addr', 'show', 'dev', 'eth0']));
+      expect(eth0).toContain(`inet ${addr![0]}/24`);
+      // and the MAC of that address, as a start on B gives it (A's went with A's address)
+      expect(eth0).toContain(`link/ether ${macFor(parseIp(addr![0])!)} `);
       await ok(onB(['server', 'exec', 'lb', '--', 'ping', '-c', '1', '-W', '5', `${addr![1]}.1`]));
       // the listening socket came with it, and B publishes the port for B's address
       const got = fetch(nsB, `${addr![1]}.1`);

@@ -156,8 +156,9 @@ export function attach(a: Attachment, pid: number): void {
 
 /**
  * A restored server's eth0 (CRIU made the pair, its peer `hostIf` on the bridge, and gave
- * eth0 the addresses it had on the source): this host's lease and gateway when they differ
- * (connections to the old address are lost then), and the host end's alias, by which
+ * eth0 the addresses and MAC it had on the source): this host's lease, the MAC of that
+ * address and its gateway when they differ (connections to the old address are lost then),
+ * and the host end's alias, by which
  * novabox knows its owner.
  */
 export function readdress(a: Attachment, pid: number): void {
@@ -171,6 +172,9 @@ export function readdress(a: Attachment, pid: number): void {
   };
   const want = `${formatIp(a.address)}/${a.subnet.prefixLen}`;
   if (!inNs(['addr', 'show', 'dev', 'eth0']).includes(`inet ${want} `)) {
+    // its MAC goes with its address (macFor), as a start on this host gives it: no peer knows
+    // the new address yet, so no neighbour cache holds the old MAC for it
+    inNs(['link', 'set', 'dev', 'eth0', 'address', a.mac]);
     inNs(['addr', 'flush', 'dev', 'eth0']);
     inNs(['addr', 'add', want, 'dev', 'eth0']);
     inNs(['route', 'replace', 'default', 'via', formatIp(gatewayOf(a.subnet)), 'dev', 'eth0']);
