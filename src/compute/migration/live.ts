@@ -28,7 +28,11 @@ export interface LiveCandidate {
  * listening sockets restored; its instance data's seed written there and bound again in
  * its place; its volumes, whose contents the stream carries as the writable layer's, bound
  * again from the target's copies by their ids); what still names this host (the host's
- * network namespace, systemd's delegated cgroup tree) is not carried yet. A server in its
+ * network namespace) cannot be carried, nor can a systemd system: CRIU (Debian 12's 3.17)
+ * refuses its services' nested UTS namespaces ("Can't dump nested uts namespace", from
+ * ProtectHostname=), and with those turned off, the inotify watches of systemd and its
+ * services on the overlay root, whose file handles overlayfs does not open ("fsnotify: Can't
+ * dump that handle"; both seen in the guest, docs/server-stream.md). A server in its
  * own user namespace moves: the target leases the same range (receive.ts) and the monitor
  * idmaps its root as for a start.
  */
@@ -38,7 +42,7 @@ export function liveRefusal(s: LiveCandidate): string | null {
   if (s.vmState !== 'active')
     return `${not}: it is not ACTIVE (vm_state ${s.vmState}), and only a running process tree can be dumped; ${cold}`;
   if (s.init === 'systemd')
-    return `${not}: systemd is its pid 1, whose delegated cgroup tree and mounts the target does not rebuild under a CRIU restore yet; ${cold}`;
+    return `${not}: systemd is its pid 1, and CRIU cannot dump a systemd system (its services' UTS namespaces of their own, from ProtectHostname=, and its inotify watches on the overlay root file system); ${cold}`;
   if (s.network !== 'none' && s.network !== 'novabox')
     return `${not}: it shares this host's network namespace (--network ${s.network}), whose sockets cannot move to another host; ${cold}`;
   return null;

@@ -23,7 +23,11 @@ describe('liveRefusal: which servers move live, and why not in one sentence', ()
   it.each<[string, Partial<LiveCandidate>, RegExp]>([
     ['SHUTOFF', { vmState: 'stopped' }, /it is not ACTIVE \(vm_state stopped\), and only a running process tree can be dumped/],
     ['PAUSED', { vmState: 'paused' }, /it is not ACTIVE \(vm_state paused\)/],
-    ['systemd', { init: 'systemd' }, /systemd is its pid 1, whose delegated cgroup tree/],
+    [
+      'systemd',
+      { init: 'systemd' },
+      /systemd is its pid 1, and CRIU cannot dump a systemd system \(its services' UTS namespaces of their own, from ProtectHostname=/,
+    ],
     ['--network host', { network: 'host' }, /shares this host's network namespace \(--network host\)/],
   ])('%s is refused', (_what, change, why) => {
     const said = liveRefusal({ ...ok, ...change });

@@ -170,7 +170,8 @@ it under a monitor of its own (the processes keep their state and open files). I
 for an ACTIVE server with --network none or on the bridge network (where it gets the
 target's address, and its published ports are made there again), with its instance data
 (the target writes its seed) and its directory volumes (their files go as the writable
-layer's, open files stay open), but not with systemd as pid 1; one in its own user
+layer's, open files stay open), not with systemd as pid 1 (CRIU cannot dump a
+systemd system); one in its own user
 namespace (--userns auto, the default) needs its id range free on the target (CRIU
 restores it with the same ids), else it is refused before anything changes; any
 other server is refused in one sentence naming why, and so is a host where
