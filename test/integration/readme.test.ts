@@ -213,11 +213,18 @@ describe.skipIf(!isRoot)('README examples, run as written (root, a network names
       expect(failures, failures.join('\n')).toEqual([]);
       expect(ran).toBeGreaterThan(40);
 
-      // everything the examples made goes with the servers
+      // everything else the examples made goes with the servers
       const list = await spawnLine('novabox server list -f value -c ID');
       const ids = list.out.split('\n').filter((l) => /^[0-9a-f-]{36}$/.test(l));
       expect((await spawnLine(`novabox server delete --force --override-lock ${ids.join(' ')}`)).code).toBe(0);
       expect(psIds((await spawnLine('novabox ps -a -f json')).out)).toEqual([]);
+      // the volumes outlive their servers by design (their data stays): the examples' go as a user removes them
+      const ofList = (out: string) => out.split('\n').filter((l) => /^[0-9a-f-]{36}$/.test(l));
+      const snaps = ofList((await spawnLine('novabox volume snapshot list -f value -c ID')).out);
+      if (snaps.length) expect((await spawnLine(`novabox volume snapshot delete ${snaps.join(' ')}`)).code).toBe(0);
+      const vols = ofList((await spawnLine('novabox volume list -f value -c ID')).out);
+      if (vols.length) expect((await spawnLine(`novabox volume delete ${vols.join(' ')}`)).code).toBe(0);
+      expect(vols.length).toBeGreaterThan(0);
       expect((await spawnLine('novabox network delete')).code).toBe(0);
       expect(execFileSync('ip', ['-n', ns, '-br', 'link'], { encoding: 'utf8' }).trim().split('\n')).toEqual([
         expect.stringMatching(/^lo\s/),
