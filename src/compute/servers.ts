@@ -40,6 +40,7 @@ import {
 } from '../runtime/server.js';
 import { isSameProcess, readProcStart } from '../runtime/proc.js';
 import { imageHasFile } from '../runtime/server-files.js';
+import { volumeDir } from '../runtime/volumes.js';
 import { ConsoleTail, lastLines, watchConsole } from '../runtime/console-tail.js';
 import { allVethTraffic } from '../runtime/network/counters.js';
 import { cpuSample, sample, toServerStats, type CpuSample, type ServerStats, type StatsSample, type StatsTarget } from './stats.js';
@@ -482,27 +483,23 @@ export class ComputeService {
     // the range the dump's user namespace has: on the target the one the arrival leased
     // (receive.ts leases the source's), on the source its own
     const idmap = this.idmapFor(s);
-    let facts: ServerFacts;
-    try {
-      facts = await restoreServer(
-        {
-          id: s.id,
-          hostname: hostnameOf(s.name),
-          image,
-          limits: flavorLimits(this.flavorOf(s)),
-          onExit: this.onExitOf(s),
-          attachment,
-          idmap,
-          // its seed written here as a start writes it (this host's address in its network config), bound in its place
-          seed: this.instanceData(s, image.layerDirs, attachment, idmap),
-        },
-        this.driver,
-        // its volumes' directories here (the arrival's import placed them), in its ids as for a start
-        { images, stdio, volumes: this.volumes.mountsFor(s.id, idmap).map((v) => ({ id: v.id, source: v.source })) },
-      );
-    } finally {
-      this.volumes.unstage(s.id);
-    }
+    const facts = await restoreServer(
+      {
+        id: s.id,
+        hostname: hostnameOf(s.name),
+        image,
+        limits: flavorLimits(this.flavorOf(s)),
+        onExit: this.onExitOf(s),
+        attachment,
+        idmap,
+        // its seed written here as a start writes it (this host's address in its network config), bound in its place
+        seed: this.instanceData(s, image.layerDirs, attachment, idmap),
+      },
+      this.driver,
+      // its volumes' directories here: directory volumes only (a migration refuses sized ones),
+      // their files already in its ids (the arrival's import shifted them; the source's are its own)
+      { images, stdio, volumes: this.volumes.ofServer(s.id).map((v) => ({ id: v.id, source: volumeDir(v.id) })) },
+    );
     // its veth is a new one: loopback sources and hairpin for its published ports again
     this.ports.started(s.id);
     this.store.servers.setRuntime(s.id, facts);

@@ -567,10 +567,7 @@ export class VolumeService {
    * At a start: the bind mounts of the server's volumes, each volume's files first given
    * the ids of the server's range (host ids 0… for --userns host) if another range's.
    */
-  mountsFor(
-    serverId: string,
-    idmap: Idmap | undefined,
-  ): { id: string; source: string; target: string; readOnly: boolean; isDir: boolean }[] {
+  mountsFor(serverId: string, idmap: Idmap | undefined): { source: string; target: string; readOnly: boolean; isDir: boolean }[] {
     const to = { uid: idmap?.uidBase ?? 0, gid: idmap?.gidBase ?? 0 };
     const rows = this.ofServer(serverId);
     try {
@@ -581,7 +578,7 @@ export class VolumeService {
           shiftTree(source, { uid: v.uidBase, gid: v.gidBase }, to);
           this.store.volumes.setOwner(v.id, to.uid, to.gid);
         }
-        return { id: v.id, source, target: v.mountPath!, readOnly: v.readOnly, isDir: true };
+        return { source, target: v.mountPath!, readOnly: v.readOnly, isDir: true };
       });
     } catch (err) {
       this.unstage(serverId);
