@@ -69,6 +69,20 @@ export function criuCheck(criu = process.env.NOVABOX_CRIU || 'criu'): CriuCheck 
   return reason === null ? { ok: true } : { ok: false, reason };
 }
 
+/** One dump round's options (criuDumpArgs). */
+export interface DumpOptions {
+  images: string;
+  pre?: boolean;
+  prev?: string;
+  leaveRunning?: boolean;
+  log?: string;
+  etcFiles?: boolean;
+  /** where its instance data's seed is bound inside (a directory of this host's state root): recorded under SEED_KEY */
+  seed?: string;
+  /** its directory volumes: each one's mount point inside, recorded under volumeKey(id) */
+  volumes?: { id: string; target: string }[];
+}
+
 /**
  * One `criu dump` (or `pre-dump`) of a server's tree, pid 1 as seen from the host, as a
  * live migration takes it (pure). What a novabox server needs of it: its cgroup
@@ -79,21 +93,7 @@ export function criuCheck(criu = process.env.NOVABOX_CRIU || 'criu'): CriuCheck 
  * kept (--shell-job). A pre-dump (--track-mem) leaves the server running and is the parent
  * of the next round (prev: that round's directory, relative to images, as criu wants it).
  */
-export function criuDumpArgs(
-  pid: number,
-  o: {
-    images: string;
-    pre?: boolean;
-    prev?: string;
-    leaveRunning?: boolean;
-    log?: string;
-    etcFiles?: boolean;
-    /** where its instance data's seed is bound inside (a directory of this host's state root): recorded under SEED_KEY */
-    seed?: string;
-    /** its directory volumes: each one's mount point inside, recorded under volumeKey(id) */
-    volumes?: { id: string; target: string }[];
-  },
-): string[] {
+export function criuDumpArgs(pid: number, o: DumpOptions): string[] {
   return [
     o.pre ? 'pre-dump' : 'dump',
     '-t',

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NovaboxError } from '../../errors.js';
-import { criuDumpArgs, runCriu } from '../../runtime/criu.js';
+import { criuDumpArgs, type DumpOptions, runCriu } from '../../runtime/criu.js';
 
 /** What liveRefusal looks at: the server's record and what it has attached. */
 export interface LiveCandidate {
@@ -104,25 +104,15 @@ export function dumpRound(
   pid: number,
   base: string,
   dir: string,
-  o: {
-    pre?: boolean;
-    prev?: string;
-    onDumped?: () => void;
-    etcFiles?: boolean;
-    seed?: string;
-    volumes?: { id: string; target: string }[];
-  },
+  o: Omit<DumpOptions, 'images' | 'log' | 'leaveRunning'> & { onDumped?: () => void },
 ): DumpRound {
   const images = join(base, dir);
   mkdirSync(images, { recursive: true, mode: 0o700 });
   const log = o.pre ? 'pre-dump.log' : 'dump.log';
-  const r = runCriu(
-    criuDumpArgs(pid, { images, pre: o.pre, prev: o.prev, log, etcFiles: o.etcFiles, seed: o.seed, volumes: o.volumes }),
-    images,
-    log,
-  );
+  const { onDumped, ...dump } = o;
+  const r = runCriu(criuDumpArgs(pid, { ...dump, images, log }), images, log);
   if (!r.ok) throw new NovaboxError('sys', `criu ${o.pre ? 'pre-dump' : 'dump'} of the server failed: ${r.reason}`);
-  o.onDumped?.();
+  onDumped?.();
   const file = `${images}.tar`;
   const t = spawnSync('tar', ['-c', '-f', file, '-C', base, '--', dir], { encoding: 'utf8' });
   if (t.status !== 0) throw new NovaboxError('sys', `cannot pack the CRIU images: ${(t.stderr || t.error?.message || '').trim()}`);
