@@ -409,6 +409,9 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
       c.on('error', reject);
       c.on('close', (exitCode) => resolve({ exitCode, stdout, stderr }));
     });
+  /** `--to` for B's `server receive`, in B's namespace and state root (`env`: more of its environment, as `VAR=x `) */
+  const toB = (env = '') =>
+    `exec:${IN_NS} ${nsB} env ${env}NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
   const onA = (args: string[]) => inNs(nsA, a.root, args);
   const onB = (args: string[]) => inNs(nsB, b.root, args);
   const ok = async (p: Promise<{ exitCode: number | null; stdout: string; stderr: string }>) => {
@@ -462,7 +465,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lm', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
     const before = await count(onA);
     expect(before).toBeGreaterThan(0);
-    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const to = toB();
     const m = await onA(['--debug', 'server', 'migrate', 'lm', '--live', '--to', to]);
     expect(m.exitCode, m.stderr).toBe(0);
     const said =
@@ -546,7 +549,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lu', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
     const before = await count(onA);
     expect(before).toBeGreaterThan(0);
-    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const to = toB();
     const m = await onA(['--debug', 'server', 'migrate', 'lu', '--live', '--to', to]);
     expect(m.exitCode, m.stderr).toBe(0);
     const said = /downtime (\d+) ms, total (\d+) ms/.exec(m.stderr);
@@ -631,7 +634,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
       );
       const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'ls', '--', 'cat', '/cnt']))).trim());
       const before = await count(onA);
-      const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const to = toB();
       const m = await onA(['server', 'migrate', 'ls', '--live', '--to', to]);
       expect(m.exitCode, m.stderr).toBe(0);
       expect(JSON.parse(await ok(onB(['server', 'show', 'ls', '-f', 'json'])))).toMatchObject({ id: created.id, status: 'ACTIVE' });
@@ -698,7 +701,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
         (await ok(on(['server', 'exec', name, '--', 'cat', '/data/log']))).trim().split('\n').map(Number);
       const before = await lines(onA);
       expect(before.length).toBeGreaterThan(0);
-      const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const to = toB();
       const m = await onA(['server', 'migrate', name, '--live', '--to', to]);
       expect(m.exitCode, m.stderr).toBe(0);
       expect(JSON.parse(await ok(onB(['server', 'show', name, '-f', 'json'])))).toMatchObject({ id: created.id, status: 'ACTIVE' });
@@ -757,7 +760,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
     await ok(onA(['server', 'create', '--network', 'none', '--image', 'busybox', '--flavor', 'm1.tiny', 'lt']));
     const rangeA = JSON.parse(await ok(onA(['server', 'show', 'lt', '-f', 'json']))).idmap;
     expect(JSON.parse(await ok(onB(['server', 'show', 'holder', '-f', 'json']))).idmap).toBe(rangeA);
-    const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+    const to = toB();
     const m = await onA(['server', 'migrate', 'lt', '--live', '--to', to]);
     expect(m.exitCode).not.toBe(0);
     expect(m.stderr).toMatch(/cannot be migrated live: its id range \(uids \d+-\d+, gids \d+-\d+\) is not free on the target host/);
@@ -795,7 +798,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
         writeFileSync(criu, '#!/bin/sh\n[ "$1" = restore ] && { echo "injected: no restore here" >&2; exit 1; }\nexec criu "$@"\n', {
           mode: 0o755,
         });
-        const to = `exec:${IN_NS} ${nsB} env NOVABOX_CRIU=${criu} NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+        const to = toB(`NOVABOX_CRIU=${criu} `);
         const m = await onA(['server', 'migrate', 'lf', '--live', '--to', to]);
         expect(m.exitCode).toBe(4);
         expect(m.stderr).toMatch(
@@ -935,7 +938,7 @@ describe.skipIf(!isRoot)('server migrate --live between two namespaced "hosts" (
       expect(first.stdout, first.stderr).toBe('moved\n');
       const count = async (on: typeof onA) => Number((await ok(on(['server', 'exec', 'lb', '--', 'tail', '-n', '1', '/tmp/open']))).trim());
       const before = await count(onA);
-      const to = `exec:${IN_NS} ${nsB} env NOVABOX_ROOT=${b.root} NOVABOX_CGROUP_PARENT=${cgroupParentFor(b.root)} ${process.execPath} ${BIN} server receive`;
+      const to = toB();
       const m = await onA(['server', 'migrate', 'lb', '--live', '--to', to]);
       expect(m.exitCode, m.stderr).toBe(0);
       const shown = JSON.parse(await ok(onB(['server', 'show', 'lb', '-f', 'json'])));
