@@ -26,6 +26,7 @@ import {
   novaboxCommand,
   logLine,
   recordedExit,
+  settledExit,
   exitMeaning,
   removeServerFiles,
   startServer,
@@ -374,7 +375,7 @@ export class ComputeService {
       });
     }
     if (s.taskState === null && (s.vmState === 'active' || s.vmState === 'paused' || s.vmState === 'suspended') && !running) {
-      const { crashed, how } = exitMeaning(s.init, recordedExit(s.id));
+      const { crashed, how } = exitMeaning(s.init, settledExit(s.id, facts));
       return this.store.tx(() => {
         const cur = this.store.servers.get(s.id);
         if (!cur || cur.taskState !== null || !(cur.vmState === 'active' || cur.vmState === 'paused' || cur.vmState === 'suspended'))

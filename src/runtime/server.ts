@@ -649,6 +649,24 @@ function monitorAlive(f: ServerFacts): boolean {
 }
 
 /** The init's wait status as the monitor recorded it, or undefined. */
+/**
+ * A dead server's exit once its monitor recorded it: the init is gone as soon as it exited
+ * (a zombie is not running), but its monitor writes the status only after it reaped it and
+ * drained the console pipe. While that monitor still lives, another process's reconcile
+ * waits for it (bounded) rather than read "no status" as the processes gone for good, which
+ * named the exit "its processes are gone (host reboot?)" and lost its status.
+ */
+export function settledExit(
+  id: string,
+  f: Pick<ServerFacts, 'monitorPid' | 'monitorStart'> | undefined,
+  withinMs = 2000,
+): ReturnType<typeof recordedExit> {
+  let exit = recordedExit(id);
+  if (!exit && f && isSameProcess(f.monitorPid, f.monitorStart))
+    waitFor(() => (exit = recordedExit(id)) !== undefined || !isSameProcess(f.monitorPid, f.monitorStart), withinMs);
+  return exit ?? recordedExit(id);
+}
+
 export function recordedExit(id: string): { status: number; code: number; signal?: number } | undefined {
   try {
     const [status] = readFileSync(serverDirs(id).status, 'utf8').trim().split(' ').map(Number);
